@@ -1,0 +1,26 @@
+//! Cryptographic vocabulary shared by every rampart crate.
+//!
+//! * [`Digest`]: a SHA-256 digest with a stable hex form, and [`sha256`] to make one.
+//! * [`SigningKey`] / [`PublicKey`]: ECDSA P-256 keys in PEM, the key type that OpenSSF
+//!   model-signing verifiers accept. A key's [`Fingerprint`] is the SHA-256 of its canonical
+//!   SubjectPublicKeyInfo PEM text, which is exactly the `publicKey.hint` that model-signing
+//!   writes into its bundles, so a bundle names the key that signed it.
+//! * [`AgeIdentity`]: an age X25519 identity in the format `age-keygen` writes.
+//!
+//! Private material lives in zeroizing types and never implements `Debug` with its contents.
+//!
+//! ```
+//! use rampart_crypto::SigningKey;
+//! let key = SigningKey::generate();
+//! let sig = key.sign(b"hello");
+//! assert!(key.public_key().verify(b"hello", &sig).is_ok());
+//! assert!(key.public_key().verify(b"hellO", &sig).is_err());
+//! ```
+
+mod age_identity;
+mod digest;
+mod ecdsa;
+
+pub use age_identity::AgeIdentity;
+pub use digest::{Digest, DigestParseError, Sha256Hasher, sha256};
+pub use ecdsa::{Fingerprint, KeyError, PublicKey, SignatureError, SigningKey};

@@ -1,0 +1,358 @@
+//! The home directory: where it is, how it is created, and how keys are loaded from it.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use rampart_crypto::{AgeIdentity, PublicKey, SigningKey};
+use zeroize::Zeroizing;
+
+use crate::HomeError;
+use crate::env::{ENV_AGE_IDENTITY, ENV_AGE_IDENTITY_FILE, ENV_HOME};
+use crate::env::{ENV_SIGNING_KEY, ENV_SIGNING_KEY_FILE};
+use crate::policy::{self, Policy, TrustedKey};
+use crate::secure_fs;
+
+/// Where a private key was loaded from (never the key itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// A key file.
+    File(PathBuf),
+    /// An environment variable holding the key.
+    Env(&'static str),
+}
+
+impl fmt::Display for KeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File(p) => write!(f, "{}", p.display()),
+            Self::Env(var) => write!(f, "environment variable {var}"),
+        }
+    }
+}
+
+/// What `init` created.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct InitReport {
+    /// The home directory.
+    pub root: PathBuf,
+    /// Fingerprint of the new signing key.
+    pub signing_fingerprint: rampart_crypto::Fingerprint,
+    /// The new age recipient.
+    pub age_recipient: String,
+    /// Whether `rampart.toml` was written (false when one already existed and was kept).
+    pub policy_written: bool,
+}
+
+/// A rampart home directory.
+#[derive(Debug, Clone)]
+pub struct Home {
+    root: PathBuf,
+}
+
+impl Home {
+    /// The home named by `flag`, else `$RAMPART_HOME`, else `./.rampart`.
+    #[must_use]
+    pub fn resolve(flag: Option<&Path>) -> Self {
+        let root = flag.map(Path::to_path_buf).unwrap_or_else(|| {
+            std::env::var_os(ENV_HOME)
+                .filter(|v| !v.is_empty())
+                .map_or_else(|| PathBuf::from(".rampart"), PathBuf::from)
+        });
+        Self { root }
+    }
+
+    /// A home at exactly this path.
+    #[must_use]
+    pub fn at(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The home directory.
+    #[must_use]
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    /// `rampart.toml`.
+    #[must_use]
+    pub fn policy_path(&self) -> PathBuf {
+        self.root.join("rampart.toml")
+    }
+    /// `keys/`.
+    #[must_use]
+    pub fn keys_dir(&self) -> PathBuf {
+        self.root.join("keys")
+    }
+    /// `keys/signing.key.pem`.
+    #[must_use]
+    pub fn signing_key_path(&self) -> PathBuf {
+        self.keys_dir().join("signing.key.pem")
+    }
+    /// `keys/signing.pub.pem`.
+    #[must_use]
+    pub fn signing_public_key_path(&self) -> PathBuf {
+        self.keys_dir().join("signing.pub.pem")
+    }
+    /// `keys/age.key`.
+    #[must_use]
+    pub fn age_identity_path(&self) -> PathBuf {
+        self.keys_dir().join("age.key")
+    }
+    /// `keys/age.pub`.
+    #[must_use]
+    pub fn age_recipient_path(&self) -> PathBuf {
+        self.keys_dir().join("age.pub")
+    }
+    /// `audit/`.
+    #[must_use]
+    pub fn audit_dir(&self) -> PathBuf {
+        self.root.join("audit")
+    }
+
+    /// Whether the home has been initialised (its policy file exists).
+    #[must_use]
+    pub fn exists(&self) -> bool {
+        self.policy_path().is_file()
+    }
+
+    /// Fails with [`HomeError::NotInitialised`] unless the home exists.
+    ///
+    /// # Errors
+    /// When there is no policy file.
+    pub fn require(&self) -> Result<(), HomeError> {
+        if self.exists() {
+            Ok(())
+        } else {
+            Err(HomeError::NotInitialised {
+                home: self.root.clone(),
+            })
+        }
+    }
+
+    /// Creates the home: directories (0700), a P-256 signing key and an age identity (0600,
+    /// never overwritten), their public halves, and the default `rampart.toml` trusting the new
+    /// signing key (an existing policy file is kept).
+    ///
+    /// # Errors
+    /// [`HomeError::AlreadyInitialised`] if any key file exists — nothing is changed then.
+    pub fn init(&self) -> Result<InitReport, HomeError> {
+        for existing in [self.signing_key_path(), self.age_identity_path()] {
+            if existing.exists() || existing.is_symlink() {
+                return Err(HomeError::AlreadyInitialised {
+                    home: self.root.clone(),
+                    existing,
+                });
+            }
+        }
+        secure_fs::create_private_dir(&self.root)?;
+        secure_fs::create_private_dir(&self.keys_dir())?;
+        secure_fs::create_private_dir(&self.audit_dir())?;
+
+        let signing = SigningKey::generate();
+        let age = AgeIdentity::generate();
+        let created = now_rfc3339();
+        self.create_key(
+            &self.signing_key_path(),
+            &signing.to_pkcs8_pem().map_err(|source| HomeError::Key {
+                source_name: "a new key".into(),
+                source,
+            })?,
+        )?;
+        self.create_key(&self.age_identity_path(), &age.to_text(&created))?;
+
+        let public = signing.public_key();
+        secure_fs::atomic_write(
+            &self.signing_public_key_path(),
+            public.to_pem().as_bytes(),
+            0o644,
+        )?;
+        secure_fs::atomic_write(
+            &self.age_recipient_path(),
+            format!("{}\n", age.recipient()).as_bytes(),
+            0o644,
+        )?;
+        let policy_written = !self.policy_path().exists();
+        if policy_written {
+            secure_fs::atomic_write(
+                &self.policy_path(),
+                policy::default_policy_text(&public).as_bytes(),
+                0o644,
+            )?;
+        }
+        Ok(InitReport {
+            root: self.root.clone(),
+            signing_fingerprint: public.fingerprint(),
+            age_recipient: age.recipient(),
+            policy_written,
+        })
+    }
+
+    fn create_key(&self, path: &Path, pem: &Zeroizing<String>) -> Result<(), HomeError> {
+        secure_fs::create_private_file(path, pem.as_bytes()).map_err(|e| match e {
+            HomeError::Io { ref source, .. }
+                if source.kind() == std::io::ErrorKind::AlreadyExists =>
+            {
+                HomeError::AlreadyInitialised {
+                    home: self.root.clone(),
+                    existing: path.into(),
+                }
+            }
+            other => other,
+        })
+    }
+
+    /// Reads and validates `rampart.toml`.
+    ///
+    /// # Errors
+    /// [`HomeError::NotInitialised`] if it is missing, else parse and validation errors.
+    pub fn load_policy(&self) -> Result<Policy, HomeError> {
+        self.require()?;
+        let path = self.policy_path();
+        let text = secure_fs::read_small_file(&path)?;
+        Policy::parse(&text, &path)
+    }
+
+    /// The signing key: `$RAMPART_SIGNING_KEY` (PEM text), else the file named by
+    /// `$RAMPART_SIGNING_KEY_FILE`, else `keys/signing.key.pem`. Key files must be 0600.
+    ///
+    /// # Errors
+    /// Missing key, loose permissions, or unparseable key.
+    pub fn signing_key(&self) -> Result<(SigningKey, KeySource), HomeError> {
+        let (text, source) = load_secret(
+            ENV_SIGNING_KEY,
+            ENV_SIGNING_KEY_FILE,
+            self.signing_key_path(),
+            "signing key",
+        )?;
+        SigningKey::from_pem(&text)
+            .map(|k| (k, source.clone()))
+            .map_err(|e| HomeError::Key {
+                source_name: source.to_string(),
+                source: e,
+            })
+    }
+
+    /// The age identity: `$RAMPART_AGE_IDENTITY`, else `$RAMPART_AGE_IDENTITY_FILE`, else
+    /// `keys/age.key`. Key files must be 0600.
+    ///
+    /// # Errors
+    /// Missing key, loose permissions, or unparseable identity.
+    pub fn age_identity(&self) -> Result<(AgeIdentity, KeySource), HomeError> {
+        let (text, source) = load_secret(
+            ENV_AGE_IDENTITY,
+            ENV_AGE_IDENTITY_FILE,
+            self.age_identity_path(),
+            "age identity",
+        )?;
+        AgeIdentity::from_text(&text)
+            .map(|k| (k, source.clone()))
+            .map_err(|e| HomeError::Key {
+                source_name: source.to_string(),
+                source: e,
+            })
+    }
+
+    /// The home's public signing key, from `keys/signing.pub.pem` (no secret needed).
+    ///
+    /// # Errors
+    /// When the file is missing or not a P-256 public key.
+    pub fn signing_public_key(&self) -> Result<PublicKey, HomeError> {
+        let path = self.signing_public_key_path();
+        let text = secure_fs::read_small_file(&path)?;
+        PublicKey::from_pem(&text).map_err(|source| HomeError::Key {
+            source_name: path.display().to_string(),
+            source,
+        })
+    }
+
+    /// Adds a trusted key to `rampart.toml` (comments kept, written atomically).
+    ///
+    /// # Errors
+    /// When the name or fingerprint is already trusted, or the policy cannot be read/written.
+    pub fn trust_add(&self, name: &str, key: &PublicKey) -> Result<TrustedKey, HomeError> {
+        self.require()?;
+        let path = self.policy_path();
+        let text = secure_fs::read_small_file(&path)?;
+        let (out, entry) = policy::add_trusted_key(&text, &path, name, key)?;
+        secure_fs::atomic_write(&path, out.as_bytes(), 0o644)?;
+        Ok(entry)
+    }
+
+    /// Removes a trusted key by name or fingerprint.
+    ///
+    /// # Errors
+    /// When no key matches, or the policy cannot be read/written.
+    pub fn trust_remove(&self, what: &str) -> Result<TrustedKey, HomeError> {
+        self.require()?;
+        let path = self.policy_path();
+        let text = secure_fs::read_small_file(&path)?;
+        let (out, entry) = policy::remove_trusted_key(&text, &path, what)?;
+        secure_fs::atomic_write(&path, out.as_bytes(), 0o644)?;
+        Ok(entry)
+    }
+}
+
+fn load_secret(
+    env_value: &'static str,
+    env_file: &'static str,
+    default_path: PathBuf,
+    what: &'static str,
+) -> Result<(Zeroizing<String>, KeySource), HomeError> {
+    if let Ok(value) = std::env::var(env_value)
+        && !value.trim().is_empty()
+    {
+        return Ok((Zeroizing::new(value), KeySource::Env(env_value)));
+    }
+    let path = std::env::var_os(env_file)
+        .filter(|v| !v.is_empty())
+        .map_or(default_path, PathBuf::from);
+    if !path.exists() {
+        return Err(HomeError::MissingKey {
+            what,
+            path,
+            var: env_file,
+        });
+    }
+    let text = secure_fs::read_private_file(&path)?;
+    Ok((text, KeySource::File(path)))
+}
+
+/// Now, UTC, RFC 3339.
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn init_creates_private_layout_and_refuses_second_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path().join("h"));
+        let report = home.init().unwrap();
+        assert!(report.policy_written);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(home.root()), 0o700);
+        assert_eq!(mode(&home.keys_dir()), 0o700);
+        assert_eq!(mode(&home.signing_key_path()), 0o600);
+        assert_eq!(mode(&home.age_identity_path()), 0o600);
+        let policy = home.load_policy().unwrap();
+        assert_eq!(
+            policy.trusted_keys()[0].1.fingerprint(),
+            report.signing_fingerprint
+        );
+        assert_eq!(
+            home.signing_public_key().unwrap().fingerprint(),
+            report.signing_fingerprint
+        );
+
+        let before = std::fs::read(home.signing_key_path()).unwrap();
+        let err = home.init().unwrap_err();
+        assert!(matches!(err, HomeError::AlreadyInitialised { .. }));
+        assert_eq!(std::fs::read(home.signing_key_path()).unwrap(), before);
+    }
+}

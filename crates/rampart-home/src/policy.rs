@@ -1,0 +1,553 @@
+//! `rampart.toml`: the policy. Parsed strictly (unknown keys are errors: a typo in a security
+//! policy must not silently weaken it), validated (trusted keys parse and match their
+//! fingerprints), and refused outright if it contains private key material.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use rampart_crypto::PublicKey;
+use serde::{Deserialize, Serialize};
+
+use crate::HomeError;
+
+/// Markers of private key material that must never appear in the policy file.
+const SECRET_MARKERS: &[&str] = &["PRIVATE KEY", "AGE-SECRET-KEY-"];
+
+/// The parsed policy.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Policy {
+    /// Format version of the policy file.
+    #[serde(default = "one")]
+    pub version: u32,
+    /// Where datasets may come from.
+    #[serde(default)]
+    pub data: DataPolicy,
+    /// Which public keys rampart trusts.
+    #[serde(default)]
+    pub trust: TrustPolicy,
+    /// Audit log settings.
+    #[serde(default)]
+    pub audit: AuditPolicy,
+    /// Promotion gates for the registry.
+    #[serde(default)]
+    pub gates: GatesPolicy,
+}
+
+const fn one() -> u32 {
+    1
+}
+
+/// Authorised data locations.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct DataPolicy {
+    /// Directories datasets may be read from. Empty authorises nothing.
+    #[serde(default)]
+    pub roots: Vec<PathBuf>,
+}
+
+/// Trusted verifier keys.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct TrustPolicy {
+    /// The keys, by name.
+    #[serde(default)]
+    pub keys: Vec<TrustedKey>,
+}
+
+/// One trusted public key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct TrustedKey {
+    /// A human name, unique in the policy.
+    pub name: String,
+    /// `sha256:` + hex SHA-256 of the canonical public key PEM (the model-signing key hint).
+    pub fingerprint: String,
+    /// The public key: base64 of its SubjectPublicKeyInfo DER (the PEM body on one line).
+    pub public_key: String,
+}
+
+impl TrustedKey {
+    /// Parses the stored key.
+    ///
+    /// # Errors
+    /// When the stored text is not a P-256 public key.
+    pub fn parse(&self) -> Result<PublicKey, rampart_crypto::KeyError> {
+        PublicKey::from_pem(&spki_base64_to_pem(&self.public_key))
+    }
+}
+
+/// Audit log settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct AuditPolicy {
+    /// Long-running processes write a signed checkpoint every this many records (every command
+    /// also writes one when it ends).
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: u64,
+}
+
+const fn default_checkpoint_every() -> u64 {
+    100
+}
+
+impl Default for AuditPolicy {
+    fn default() -> Self {
+        Self {
+            checkpoint_every: default_checkpoint_every(),
+        }
+    }
+}
+
+/// Gates per target stage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(from = "RawGates")]
+#[non_exhaustive]
+pub struct GatesPolicy {
+    /// Conditions for entering staging.
+    pub staging: GatePolicy,
+    /// Conditions for entering production.
+    pub production: GatePolicy,
+}
+
+impl Default for GatesPolicy {
+    fn default() -> Self {
+        Self {
+            staging: GatePolicy::staging(),
+            production: GatePolicy::production(),
+        }
+    }
+}
+
+/// What a model version must show to enter a stage. Fields left out of the file keep the
+/// stage's safe default; turning a check off has to be written down.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct GatePolicy {
+    /// A signature by a trusted key.
+    pub require_signature: bool,
+    /// A clean scan of every file.
+    pub require_scan_clean: bool,
+    /// Provenance present and naming this digest.
+    pub require_provenance: bool,
+    /// The dataset lineage in the provenance verifies.
+    pub require_lineage: bool,
+    /// Minimum metric values, e.g. `{ accuracy = 0.9 }`.
+    pub min_metrics: BTreeMap<String, f64>,
+    /// Signed approvals needed.
+    pub approvals: u32,
+    /// Whether the registrant is barred from approving their own version.
+    pub two_person_rule: bool,
+}
+
+impl GatePolicy {
+    /// The staging defaults: signature, scan and provenance.
+    #[must_use]
+    pub fn staging() -> Self {
+        Self {
+            require_signature: true,
+            require_scan_clean: true,
+            require_provenance: true,
+            require_lineage: false,
+            min_metrics: BTreeMap::new(),
+            approvals: 0,
+            two_person_rule: false,
+        }
+    }
+
+    /// The production defaults: staging's plus one approval.
+    #[must_use]
+    pub fn production() -> Self {
+        Self {
+            approvals: 1,
+            ..Self::staging()
+        }
+    }
+
+    fn merged(mut self, raw: RawGate) -> Self {
+        self.require_signature = raw.require_signature.unwrap_or(self.require_signature);
+        self.require_scan_clean = raw.require_scan_clean.unwrap_or(self.require_scan_clean);
+        self.require_provenance = raw.require_provenance.unwrap_or(self.require_provenance);
+        self.require_lineage = raw.require_lineage.unwrap_or(self.require_lineage);
+        self.min_metrics = raw.min_metrics.unwrap_or(self.min_metrics);
+        self.approvals = raw.approvals.unwrap_or(self.approvals);
+        self.two_person_rule = raw.two_person_rule.unwrap_or(self.two_person_rule);
+        self
+    }
+}
+
+/// The file form of `[gates]`: every field optional, merged onto the stage's defaults.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGates {
+    #[serde(default)]
+    staging: Option<RawGate>,
+    #[serde(default)]
+    production: Option<RawGate>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawGate {
+    require_signature: Option<bool>,
+    require_scan_clean: Option<bool>,
+    require_provenance: Option<bool>,
+    require_lineage: Option<bool>,
+    min_metrics: Option<BTreeMap<String, f64>>,
+    approvals: Option<u32>,
+    two_person_rule: Option<bool>,
+}
+
+impl From<RawGates> for GatesPolicy {
+    fn from(raw: RawGates) -> Self {
+        Self {
+            staging: GatePolicy::staging().merged(raw.staging.unwrap_or_default()),
+            production: GatePolicy::production().merged(raw.production.unwrap_or_default()),
+        }
+    }
+}
+
+impl Policy {
+    /// Parses and validates policy text. `path` is used in messages only.
+    ///
+    /// # Errors
+    /// [`HomeError::SecretInPolicy`] when private key material appears anywhere in the text,
+    /// [`HomeError::Policy`] for syntax errors, unknown keys, bad or mismatched trusted keys and
+    /// duplicate names.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, HomeError> {
+        if let Some(marker) = SECRET_MARKERS.iter().find(|m| text.contains(*m)) {
+            return Err(HomeError::SecretInPolicy {
+                path: path.into(),
+                marker,
+            });
+        }
+        let policy: Self = toml::from_str(text).map_err(|e| HomeError::Policy {
+            path: path.into(),
+            reason: e.to_string().trim().replace('\n', " "),
+        })?;
+        policy.validate(path)?;
+        Ok(policy)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), HomeError> {
+        let bad = |reason: String| HomeError::Policy {
+            path: path.into(),
+            reason,
+        };
+        if self.version != 1 {
+            return Err(bad(format!(
+                "version {} is not supported (this rampart reads version 1)",
+                self.version
+            )));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for key in &self.trust.keys {
+            if !names.insert(key.name.as_str()) {
+                return Err(bad(format!(
+                    "trusted key name {:?} appears twice",
+                    key.name
+                )));
+            }
+            let public = key
+                .parse()
+                .map_err(|e| bad(format!("trusted key {:?}: {e}", key.name)))?;
+            if public.fingerprint().to_string() != key.fingerprint {
+                return Err(bad(format!(
+                    "trusted key {:?}: fingerprint {} does not match its public key ({})",
+                    key.name,
+                    key.fingerprint,
+                    public.fingerprint()
+                )));
+            }
+        }
+        if self.audit.checkpoint_every == 0 {
+            return Err(bad("audit.checkpoint_every must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// The trusted public keys with their names.
+    #[must_use]
+    pub fn trusted_keys(&self) -> Vec<(String, PublicKey)> {
+        // Keys were validated in `parse`; a key that fails here cannot be trusted anyway.
+        self.trust
+            .keys
+            .iter()
+            .filter_map(|k| k.parse().ok().map(|p| (k.name.clone(), p)))
+            .collect()
+    }
+}
+
+/// The one-line form stored in the policy: the PEM body without armour or line breaks.
+#[must_use]
+pub(crate) fn public_key_to_spki_base64(key: &PublicKey) -> String {
+    key.to_pem()
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect()
+}
+
+fn spki_base64_to_pem(b64: &str) -> String {
+    let body: String = b64.chars().filter(|c| !c.is_whitespace()).collect();
+    let mut pem = String::from("-----BEGIN PUBLIC KEY-----\n");
+    let mut rest = body.as_str();
+    while !rest.is_empty() {
+        let cut = rest.char_indices().nth(64).map_or(rest.len(), |(i, _)| i);
+        let (line, tail) = rest.split_at(cut);
+        pem.push_str(line);
+        pem.push('\n');
+        rest = tail;
+    }
+    pem.push_str("-----END PUBLIC KEY-----\n");
+    pem
+}
+
+/// The commented default policy written by `rampart init`, trusting the home's own key.
+pub(crate) fn default_policy_text(home_key: &PublicKey) -> String {
+    format!(
+        r#"# rampart policy. Secrets never go here: private keys live in keys/ (mode 0600) or come
+# from RAMPART_* environment variables (a .env file in the working directory is read too).
+# Unknown keys are errors, so a typo cannot silently weaken the policy.
+version = 1
+
+[data]
+# Directories datasets may be read from (`rampart data roots add DIR`). Empty authorises nothing.
+roots = []
+
+[audit]
+# Long-running processes (the gateway) sign a checkpoint every N records; every command signs
+# one when it ends.
+checkpoint_every = 100
+
+# Promotion gates. Left out, a field keeps the safe default shown here.
+[gates.staging]
+# require_signature = true
+# require_scan_clean = true
+# require_provenance = true
+# require_lineage = false
+# min_metrics = {{ accuracy = 0.9 }}
+# approvals = 0
+
+[gates.production]
+# require_signature = true
+# require_scan_clean = true
+# require_provenance = true
+# require_lineage = false
+# approvals = 1
+# two_person_rule = false
+
+# Public keys whose signatures rampart accepts (`rampart trust add|list|remove`).
+# `public_key` is the base64 SubjectPublicKeyInfo (the PEM body on one line).
+[[trust.keys]]
+name = "home"
+fingerprint = "{fingerprint}"
+public_key = "{public_key}"
+"#,
+        fingerprint = home_key.fingerprint(),
+        public_key = public_key_to_spki_base64(home_key),
+    )
+}
+
+/// Adds a trusted key to the policy text, keeping comments and layout.
+pub(crate) fn add_trusted_key(
+    text: &str,
+    path: &Path,
+    name: &str,
+    key: &PublicKey,
+) -> Result<(String, TrustedKey), HomeError> {
+    let policy = Policy::parse(text, path)?;
+    let fingerprint = key.fingerprint().to_string();
+    if policy
+        .trust
+        .keys
+        .iter()
+        .any(|k| k.name == name || k.fingerprint == fingerprint)
+    {
+        return Err(HomeError::TrustExists {
+            path: path.into(),
+            name: name.into(),
+            fingerprint,
+        });
+    }
+    let mut doc = parse_doc(text, path)?;
+    let trust = doc
+        .entry("trust")
+        .or_insert_with(|| toml_edit::Item::Table(toml_edit::Table::new()));
+    let trust = trust.as_table_mut().ok_or_else(|| HomeError::Policy {
+        path: path.into(),
+        reason: "`trust` must be a table".into(),
+    })?;
+    let keys = trust
+        .entry("keys")
+        .or_insert_with(|| toml_edit::Item::ArrayOfTables(toml_edit::ArrayOfTables::new()));
+    let keys = keys
+        .as_array_of_tables_mut()
+        .ok_or_else(|| HomeError::Policy {
+            path: path.into(),
+            reason: "`trust.keys` must be an array of tables ([[trust.keys]])".into(),
+        })?;
+    let entry = TrustedKey {
+        name: name.into(),
+        fingerprint,
+        public_key: public_key_to_spki_base64(key),
+    };
+    let mut table = toml_edit::Table::new();
+    table.insert("name", toml_edit::value(entry.name.clone()));
+    table.insert("fingerprint", toml_edit::value(entry.fingerprint.clone()));
+    table.insert("public_key", toml_edit::value(entry.public_key.clone()));
+    keys.push(table);
+    let out = doc.to_string();
+    Policy::parse(&out, path)?;
+    Ok((out, entry))
+}
+
+/// Removes the trusted key with this name or fingerprint (`sha256:…` or bare hex).
+pub(crate) fn remove_trusted_key(
+    text: &str,
+    path: &Path,
+    what: &str,
+) -> Result<(String, TrustedKey), HomeError> {
+    let policy = Policy::parse(text, path)?;
+    let wanted_fp = rampart_crypto::Fingerprint::from_hex(what)
+        .ok()
+        .map(|f| f.to_string());
+    let index = policy
+        .trust
+        .keys
+        .iter()
+        .position(|k| k.name == what || Some(&k.fingerprint) == wanted_fp.as_ref())
+        .ok_or_else(|| HomeError::TrustNotFound {
+            path: path.into(),
+            what: what.into(),
+        })?;
+    let removed =
+        policy
+            .trust
+            .keys
+            .get(index)
+            .cloned()
+            .ok_or_else(|| HomeError::TrustNotFound {
+                path: path.into(),
+                what: what.into(),
+            })?;
+    let mut doc = parse_doc(text, path)?;
+    if let Some(keys) = doc
+        .get_mut("trust")
+        .and_then(|t| t.get_mut("keys"))
+        .and_then(toml_edit::Item::as_array_of_tables_mut)
+    {
+        keys.remove(index);
+    }
+    let out = doc.to_string();
+    Policy::parse(&out, path)?;
+    Ok((out, removed))
+}
+
+fn parse_doc(text: &str, path: &Path) -> Result<toml_edit::DocumentMut, HomeError> {
+    text.parse::<toml_edit::DocumentMut>()
+        .map_err(|e| HomeError::Policy {
+            path: path.into(),
+            reason: e.to_string().trim().replace('\n', " "),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rampart_crypto::SigningKey;
+
+    fn p() -> &'static Path {
+        Path::new("rampart.toml")
+    }
+
+    #[test]
+    fn default_text_parses_with_safe_defaults() {
+        let key = SigningKey::generate().public_key();
+        let text = default_policy_text(&key);
+        let policy = Policy::parse(&text, p()).unwrap();
+        assert!(policy.data.roots.is_empty());
+        assert_eq!(policy.trusted_keys().len(), 1);
+        assert_eq!(policy.trusted_keys()[0].1, key);
+        assert!(policy.gates.staging.require_signature);
+        assert_eq!(policy.gates.staging.approvals, 0);
+        assert_eq!(policy.gates.production.approvals, 1);
+        assert!(!policy.gates.production.two_person_rule);
+    }
+
+    #[test]
+    fn partial_gate_keeps_other_defaults() {
+        let policy = Policy::parse(
+            "[gates.production]\nmin_metrics = { accuracy = 0.9 }\n",
+            p(),
+        )
+        .unwrap();
+        assert_eq!(policy.gates.production.approvals, 1);
+        assert!(policy.gates.production.require_scan_clean);
+        assert_eq!(policy.gates.production.min_metrics["accuracy"], 0.9);
+    }
+
+    #[test]
+    fn typos_and_secrets_are_refused() {
+        let err = Policy::parse("[gates.staging]\nrequire_signatur = false\n", p()).unwrap_err();
+        assert!(err.to_string().contains("require_signatur"), "{err}");
+        let err = Policy::parse("# -----BEGIN PRIVATE KEY-----\nversion = 1\n", p()).unwrap_err();
+        assert!(matches!(
+            err,
+            HomeError::SecretInPolicy {
+                marker: "PRIVATE KEY",
+                ..
+            }
+        ));
+        let err = Policy::parse("x = \"AGE-SECRET-KEY-1ABC\"\n", p()).unwrap_err();
+        assert!(matches!(err, HomeError::SecretInPolicy { .. }));
+        assert!(!err.to_string().contains("1ABC"));
+    }
+
+    #[test]
+    fn mismatched_fingerprint_is_refused() {
+        let key = SigningKey::generate().public_key();
+        let other = SigningKey::generate().public_key();
+        let text = default_policy_text(&key).replace(
+            &key.fingerprint().to_string(),
+            &other.fingerprint().to_string(),
+        );
+        let err = Policy::parse(&text, p()).unwrap_err();
+        assert!(err.to_string().contains("does not match"), "{err}");
+    }
+
+    #[test]
+    fn add_and_remove_keep_comments() {
+        let home = SigningKey::generate().public_key();
+        let alice = SigningKey::generate().public_key();
+        let text = default_policy_text(&home);
+        let (text, added) = add_trusted_key(&text, p(), "alice", &alice).unwrap();
+        assert!(text.contains("# Promotion gates."));
+        assert_eq!(added.fingerprint, alice.fingerprint().to_string());
+        let policy = Policy::parse(&text, p()).unwrap();
+        assert_eq!(policy.trusted_keys().len(), 2);
+        assert!(matches!(
+            add_trusted_key(&text, p(), "alice", &SigningKey::generate().public_key()),
+            Err(HomeError::TrustExists { .. })
+        ));
+        assert!(matches!(
+            add_trusted_key(&text, p(), "bob", &alice),
+            Err(HomeError::TrustExists { .. })
+        ));
+        let (text, removed) =
+            remove_trusted_key(&text, p(), &alice.fingerprint().to_hex()).unwrap();
+        assert_eq!(removed.name, "alice");
+        let (text, _) = remove_trusted_key(&text, p(), "home").unwrap();
+        assert!(Policy::parse(&text, p()).unwrap().trusted_keys().is_empty());
+        assert!(text.contains("# Promotion gates."));
+        assert!(matches!(
+            remove_trusted_key(&text, p(), "home"),
+            Err(HomeError::TrustNotFound { .. })
+        ));
+    }
+}

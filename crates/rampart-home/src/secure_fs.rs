@@ -1,0 +1,199 @@
+//! File helpers that keep the invariants: private files are 0600 from the moment they exist,
+//! writes are atomic (temp file, fsync, rename, fsync of the directory), and key files are only
+//! read when their permissions are tight.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read as _, Write as _};
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::path::Path;
+
+use zeroize::Zeroizing;
+
+use crate::HomeError;
+
+/// The largest key or policy file rampart will read.
+pub const MAX_SMALL_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Creates a directory (and parents) and sets the leaf to mode 0700.
+///
+/// # Errors
+/// On any filesystem failure.
+pub fn create_private_dir(path: &Path) -> Result<(), HomeError> {
+    fs::create_dir_all(path).map_err(HomeError::io("cannot create directory", path))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o700))
+        .map_err(HomeError::io("cannot set permissions on", path))
+}
+
+/// Creates a new file with mode 0600 and the given contents; fails if it exists (never
+/// overwrites). The file is fsynced, and so is its directory.
+///
+/// # Errors
+/// [`HomeError::Io`] with `ErrorKind::AlreadyExists` when the file exists.
+pub fn create_private_file(path: &Path, contents: &[u8]) -> Result<(), HomeError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(HomeError::io("cannot create", path))?;
+    file.write_all(contents)
+        .and_then(|()| file.sync_all())
+        .map_err(HomeError::io("cannot write", path))?;
+    sync_parent(path)
+}
+
+/// Replaces (or creates) `path` atomically: a temp file in the same directory, written,
+/// fsynced, given `mode`, renamed over the target, then the directory fsynced. A crash leaves
+/// either the old or the new contents, never a mix.
+///
+/// # Errors
+/// On any filesystem failure; the target is then untouched.
+pub fn atomic_write(path: &Path, contents: &[u8], mode: u32) -> Result<(), HomeError> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".rampart-tmp-")
+        .tempfile_in(dir)
+        .map_err(HomeError::io("cannot create a temporary file in", dir))?;
+    tmp.write_all(contents)
+        .and_then(|()| {
+            tmp.as_file()
+                .set_permissions(fs::Permissions::from_mode(mode))
+        })
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(HomeError::io("cannot write", tmp.path()))?;
+    tmp.persist(path)
+        .map_err(|e| HomeError::io("cannot replace", path)(e.error))?;
+    sync_parent(path)
+}
+
+fn sync_parent(path: &Path) -> Result<(), HomeError> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(HomeError::io("cannot sync directory", dir))
+}
+
+/// Reads a private key file after checking, on the opened file, that it is a regular file,
+/// owned by this user or root, and not accessible by group or others (like ssh).
+///
+/// # Errors
+/// [`HomeError::LoosePermissions`], [`HomeError::ForeignOwner`], [`HomeError::NotRegularFile`],
+/// or I/O errors.
+pub fn read_private_file(path: &Path) -> Result<Zeroizing<String>, HomeError> {
+    let file = File::open(path).map_err(HomeError::io("cannot open", path))?;
+    let meta = file
+        .metadata()
+        .map_err(HomeError::io("cannot stat", path))?;
+    if !meta.is_file() {
+        return Err(HomeError::NotRegularFile { path: path.into() });
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(HomeError::LoosePermissions {
+            path: path.into(),
+            mode,
+        });
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(HomeError::ForeignOwner {
+            path: path.into(),
+            owner: meta.uid(),
+        });
+    }
+    read_bounded(file, path).map(Zeroizing::new)
+}
+
+/// Reads a small public file (policy, public key), at most [`MAX_SMALL_FILE_BYTES`].
+///
+/// # Errors
+/// On I/O failure, a non-UTF-8 file or one over the size limit.
+pub fn read_small_file(path: &Path) -> Result<String, HomeError> {
+    let file = File::open(path).map_err(HomeError::io("cannot open", path))?;
+    read_bounded(file, path)
+}
+
+fn read_bounded(file: File, path: &Path) -> Result<String, HomeError> {
+    let mut bytes = Zeroizing::new(Vec::new());
+    file.take(MAX_SMALL_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(HomeError::io("cannot read", path))?;
+    if bytes.len() as u64 > MAX_SMALL_FILE_BYTES {
+        return Err(HomeError::Io {
+            action: "refusing to read (larger than 1 MiB)",
+            path: path.into(),
+            source: std::io::Error::from(std::io::ErrorKind::FileTooLarge),
+        });
+    }
+    String::from_utf8(std::mem::take(&mut *bytes)).map_err(|e| {
+        // Zeroize the rejected bytes too.
+        drop(Zeroizing::new(e.into_bytes()));
+        HomeError::Io {
+            action: "refusing to read (not UTF-8 text)",
+            path: path.into(),
+            source: std::io::Error::from(std::io::ErrorKind::InvalidData),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_file_is_0600_and_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        create_private_file(&path, b"secret").unwrap();
+        let mode = fs::metadata(&path).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let again = create_private_file(&path, b"other").unwrap_err();
+        assert!(
+            matches!(again, HomeError::Io { ref source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists)
+        );
+        assert_eq!(&*read_private_file(&path).unwrap(), "secret");
+    }
+
+    #[test]
+    fn loose_permissions_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        create_private_file(&path, b"secret").unwrap();
+        for mode in [0o640, 0o604, 0o644, 0o660] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+            let err = read_private_file(&path).unwrap_err();
+            assert!(
+                matches!(err, HomeError::LoosePermissions { mode: m, .. } if m == mode),
+                "{mode:o}"
+            );
+            assert!(err.to_string().contains("chmod 600"));
+        }
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o400)).unwrap();
+        assert!(read_private_file(&path).is_ok());
+    }
+
+    #[test]
+    fn directories_are_not_key_files() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(matches!(
+            read_private_file(dir.path()),
+            Err(HomeError::NotRegularFile { .. })
+        ));
+    }
+
+    #[test]
+    fn atomic_write_replaces_whole_file_with_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        atomic_write(&path, b"one", 0o644).unwrap();
+        atomic_write(&path, b"two", 0o600).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+        // No temporary files left behind.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

@@ -1,0 +1,148 @@
+//! The command line, as clap sees it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// A secure machine-learning pipeline: verified data in, signed models out, every step audited.
+#[derive(Debug, Parser)]
+#[command(
+    name = "rampart",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The rampart home (default: $RAMPART_HOME, else ./.rampart).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// Output format for results.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Format of diagnostic logs on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    /// More log output (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+/// Result output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Text for people.
+    Human,
+    /// JSON for programs.
+    Json,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Text for people.
+    Human,
+    /// JSON Lines.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a rampart home: policy, signing key, age identity, audit log.
+    Init(InitArgs),
+    /// Show or export the home's public keys.
+    Keys(KeysArgs),
+    /// Manage the public keys rampart trusts (stored in rampart.toml).
+    Trust(TrustArgs),
+    /// Verify or read the tamper-evident audit log.
+    Audit(AuditArgs),
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {}
+
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    #[command(subcommand)]
+    pub command: KeysCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Fingerprints and locations of the home's keys (never private material).
+    Show,
+    /// Print (or write) the public signing key in PEM, or the age recipient with --age.
+    ExportPublic {
+        /// Export the age recipient (age1…) instead of the signing key.
+        #[arg(long)]
+        age: bool,
+        /// Write to this file instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct TrustArgs {
+    #[command(subcommand)]
+    pub command: TrustCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrustCommand {
+    /// Trust a P-256 public key (PEM) for verifying signatures, checkpoints and approvals.
+    Add {
+        /// The public key file (SubjectPublicKeyInfo PEM).
+        pubkey: PathBuf,
+        /// A name for it (default: the file name without extension).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List trusted keys.
+    List,
+    /// Stop trusting a key, by name or fingerprint.
+    Remove {
+        /// Name or fingerprint (sha256:…).
+        key: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain and the signed checkpoints; exit 1 naming the first bad seq.
+    Verify,
+    /// Print records (JSON Lines with --format json).
+    Show {
+        /// Only this action, or actions under it (`trust` matches `trust.add`).
+        #[arg(long)]
+        action: Option<String>,
+        /// Only records at or after this time (RFC 3339, or a date YYYY-MM-DD, UTC).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: clap_complete::Shell,
+}

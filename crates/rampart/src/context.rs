@@ -1,0 +1,92 @@
+//! What every command shares: the home, the output format, and the audit log, which is opened
+//! on first use and sealed with a signed checkpoint when the command ends.
+
+use std::cell::{Cell, OnceCell};
+
+use rampart_audit::{AuditLog, Event, Outcome};
+use rampart_home::Home;
+
+use crate::cli::{Format, GlobalArgs};
+use crate::error::CliError;
+
+pub struct Ctx {
+    pub home: Home,
+    pub format: Format,
+    actor: String,
+    audit: OnceCell<Option<AuditLog>>,
+    /// Set when this command found the log damaged: signing a new checkpoint then would vouch
+    /// for a tampered chain.
+    seal: Cell<bool>,
+}
+
+impl Ctx {
+    pub fn new(global: &GlobalArgs) -> Self {
+        Self {
+            home: Home::resolve(global.home.as_deref()),
+            format: global.format,
+            actor: rampart_home::os_user(),
+            audit: OnceCell::new(),
+            seal: Cell::new(true),
+        }
+    }
+
+    /// The audit log, if the home exists.
+    pub fn audit_log(&self) -> Result<Option<&AuditLog>, CliError> {
+        if let Some(log) = self.audit.get() {
+            return Ok(log.as_ref());
+        }
+        let log = if self.home.exists() {
+            Some(AuditLog::open(&self.home.audit_dir())?)
+        } else {
+            None
+        };
+        Ok(self.audit.get_or_init(|| log).as_ref())
+    }
+
+    /// A new event attributed to the user running this command.
+    pub fn event(&self, action: &str, outcome: Outcome) -> Event {
+        Event::new(self.actor.clone(), action, outcome)
+    }
+
+    /// Appends an event. An action that cannot be audited fails (fail closed).
+    pub fn audit(&self, event: Event) -> Result<(), CliError> {
+        if let Some(log) = self.audit_log()? {
+            log.append(event)?;
+        }
+        Ok(())
+    }
+
+    /// Audits a refusal; the refusal's own error stays the one the user sees.
+    pub fn audit_refusal(&self, event: Event) {
+        if let Err(e) = self.audit(event) {
+            tracing::warn!("could not audit a refusal: {}", e_message(&e));
+        }
+    }
+
+    pub fn dont_seal(&self) {
+        self.seal.set(false);
+    }
+
+    /// Signs a checkpoint over what this command appended.
+    pub fn finish(&self) {
+        let Some(Some(log)) = self.audit.get() else {
+            return;
+        };
+        if !self.seal.get() {
+            tracing::warn!("no audit checkpoint signed: the log failed verification");
+            return;
+        }
+        match self.home.signing_key() {
+            Ok((key, _)) => {
+                if let Err(e) = log.checkpoint(&key) {
+                    tracing::warn!("could not sign an audit checkpoint: {e}");
+                }
+            }
+            Err(e) => tracing::warn!("no audit checkpoint signed: {e}"),
+        }
+    }
+}
+
+fn e_message(e: &CliError) -> String {
+    format!("{e:?}")
+}

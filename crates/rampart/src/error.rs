@@ -1,0 +1,115 @@
+//! Errors as the user sees them: one line (the cause chain), an optional hint, an exit code.
+
+use std::fmt::Write as _;
+
+use crate::cli::Format;
+
+/// How a command that ran ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Exit 0.
+    Ok,
+    /// Exit 1: findings, or a verification failed.
+    Findings,
+}
+
+/// A command that could not do its job.
+#[derive(Debug)]
+pub struct CliError {
+    code: u8,
+    error: anyhow::Error,
+    hint: Option<String>,
+}
+
+impl CliError {
+    /// Exit 2: bad usage or input.
+    pub fn input(error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            code: 2,
+            error: error.into(),
+            hint: None,
+        }
+    }
+
+    /// Exit 3: an internal or environment failure.
+    pub fn internal(error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            code: 3,
+            error: error.into(),
+            hint: None,
+        }
+    }
+
+    /// Adds a hint (what to do next).
+    #[must_use]
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub const fn code(&self) -> u8 {
+        self.code
+    }
+
+    pub fn is_broken_pipe(&self) -> bool {
+        self.error.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+        })
+    }
+
+    fn message(&self) -> String {
+        let mut out = String::new();
+        for (i, cause) in self.error.chain().enumerate() {
+            if i > 0 {
+                out.push_str(": ");
+            }
+            let _ = write!(out, "{cause}");
+        }
+        out
+    }
+
+    /// Prints the error to stderr, as one line plus a hint, or as JSON.
+    pub fn report(&self, format: Format) {
+        let message = self.message();
+        match format {
+            Format::Json => {
+                let value = serde_json::json!({
+                    "error": message,
+                    "hint": self.hint,
+                    "exit_code": self.code,
+                });
+                eprintln!("{value}");
+            }
+            Format::Human => {
+                eprintln!("error: {message}");
+                if let Some(hint) = &self.hint {
+                    eprintln!("hint: {hint}");
+                }
+            }
+        }
+    }
+}
+
+impl From<rampart_home::HomeError> for CliError {
+    fn from(e: rampart_home::HomeError) -> Self {
+        let code = if e.is_user_error() { 2 } else { 3 };
+        Self {
+            code,
+            error: e.into(),
+            hint: None,
+        }
+    }
+}
+
+impl From<rampart_audit::AuditError> for CliError {
+    fn from(e: rampart_audit::AuditError) -> Self {
+        Self::internal(e)
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> Self {
+        Self::internal(e)
+    }
+}

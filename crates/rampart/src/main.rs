@@ -1,0 +1,59 @@
+//! `rampart`: the command-line front end. It parses flags, calls the library crates, formats
+//! their results and picks the exit code; it holds no domain logic.
+//!
+//! Exit codes: 0 ok · 1 findings or verification failed · 2 bad usage or input · 3 internal error.
+
+mod cli;
+mod cmd;
+mod context;
+mod error;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+use crate::cli::{Cli, Command};
+use crate::context::Ctx;
+use crate::error::{CliError, Status};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    output::init_logging(&cli.global);
+    let format = cli.global.format;
+    match run(cli) {
+        Ok(Status::Ok) => ExitCode::SUCCESS,
+        Ok(Status::Findings) => ExitCode::from(1),
+        Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
+        Err(e) => {
+            e.report(format);
+            ExitCode::from(e.code())
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<Status, CliError> {
+    if let Ok(dir) = std::env::current_dir() {
+        rampart_home::load_dotenv(&dir).map_err(CliError::from)?;
+    }
+    if let Command::Completions(args) = &cli.command {
+        return cmd::completions::run(args);
+    }
+    let ctx = Ctx::new(&cli.global);
+    let result = match cli.command {
+        Command::Init(args) => cmd::init::run(&ctx, &args),
+        Command::Keys(args) => cmd::keys::run(&ctx, &args),
+        Command::Trust(args) => cmd::trust::run(&ctx, &args),
+        Command::Audit(args) => cmd::audit::run(&ctx, &args),
+        Command::Completions(_) => Ok(Status::Ok),
+    };
+    ctx.finish();
+    result
+}

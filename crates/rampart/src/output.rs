@@ -1,0 +1,48 @@
+//! Writing results to stdout and logs to stderr.
+
+use std::io::{IsTerminal as _, Write as _};
+
+use crate::cli::{GlobalArgs, LogFormat};
+use crate::error::CliError;
+
+/// Whether colour may be used on stderr: a terminal, and `NO_COLOR` unset or empty.
+pub fn color_allowed() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
+/// Sets up `tracing` on stderr: human or JSON Lines, level from -q / -v (or RAMPART_LOG).
+pub fn init_logging(global: &GlobalArgs) {
+    let level = if global.quiet {
+        "error"
+    } else {
+        match global.verbose {
+            0 => "warn",
+            1 => "info",
+            2 => "debug",
+            _ => "trace",
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RAMPART_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let _ = match global.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Human => builder.with_ansi(color_allowed()).without_time().try_init(),
+    };
+}
+
+/// Writes text to stdout; a closed pipe becomes a quiet exit, not a panic.
+pub fn print(text: &str) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(CliError::internal)
+}
+
+/// Writes one JSON value and a newline to stdout.
+pub fn print_json(value: &serde_json::Value) -> Result<(), CliError> {
+    print(&format!("{value}\n"))
+}
