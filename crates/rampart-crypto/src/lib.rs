@@ -19,7 +19,10 @@
 
 mod age_identity;
 mod digest;
+pub mod dsse;
 mod ecdsa;
+pub mod oms;
+pub mod provenance;
 
 pub use age_identity::AgeIdentity;
 pub use digest::{Digest, DigestParseError, Sha256Hasher, sha256};

@@ -67,6 +67,12 @@ pub enum Command {
     Trust(TrustArgs),
     /// Verify or read the tamper-evident audit log.
     Audit(AuditArgs),
+    /// Sign a model or dataset (file or directory) in the OpenSSF model-signing format.
+    Sign(SignArgs),
+    /// Verify a model or dataset against its OpenSSF model-signing signature.
+    Verify(VerifyArgs),
+    /// Verify signed attestations (in-toto / SLSA provenance).
+    Attest(AttestArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
 }
@@ -145,4 +151,83 @@ pub enum AuditCommand {
 pub struct CompletionsArgs {
     /// The shell.
     pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The file or directory to sign.
+    pub path: PathBuf,
+    /// The private key (PEM, mode 0600); default: the home's signing key.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Where to write the signature (default: DIR/model.sig, or FILE.sig).
+    #[arg(long, value_name = "OUT")]
+    pub sig: Option<PathBuf>,
+    /// Leave this path out of the signature (repeatable; relative to the working directory
+    /// or, failing that, to the model).
+    #[arg(long = "ignore", alias = "ignore-paths", value_name = "PATH")]
+    pub ignore: Vec<PathBuf>,
+    /// Sign the top-level .git, .github, .gitignore and .gitattributes too.
+    #[arg(long)]
+    pub no_ignore_git: bool,
+    /// Follow symlinks (hashing their targets) instead of refusing them.
+    #[arg(long)]
+    pub allow_symlinks: bool,
+    /// Hash fixed-size shards in parallel (faster on large files; verifiable by rampart and
+    /// the model_signing API, not by the model_signing CLI).
+    #[arg(long)]
+    pub sharded: bool,
+    /// Shard size in bytes, with --sharded.
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = 1_000_000_000,
+        requires = "sharded"
+    )]
+    pub shard_size: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The file or directory to verify.
+    pub path: PathBuf,
+    /// The signature (default: DIR/model.sig, or FILE.sig).
+    #[arg(long, value_name = "FILE")]
+    pub sig: Option<PathBuf>,
+    /// A public key (PEM) to verify with (repeatable); default: the keys trusted in rampart.toml.
+    #[arg(long, value_name = "PUB.pem")]
+    pub key: Vec<PathBuf>,
+    /// Leave this path out of the check (repeatable).
+    #[arg(long = "ignore-paths", alias = "ignore", value_name = "PATH")]
+    pub ignore: Vec<PathBuf>,
+    /// Tolerate files the signature does not cover.
+    #[arg(long)]
+    pub ignore_unsigned_files: bool,
+    /// Check the top-level git paths too.
+    #[arg(long)]
+    pub no_ignore_git: bool,
+    /// Follow symlinks even if the signer did not.
+    #[arg(long)]
+    pub allow_symlinks: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AttestArgs {
+    #[command(subcommand)]
+    pub command: AttestCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AttestCommand {
+    /// Verify a signed attestation; exit 1 if it does not verify.
+    Verify {
+        /// The attestation bundle.
+        file: PathBuf,
+        /// A public key (PEM) to verify with (repeatable); default: the trusted keys.
+        #[arg(long, value_name = "PUB.pem")]
+        key: Vec<PathBuf>,
+        /// Also require that this file's SHA-256 is one of the attestation's subjects.
+        #[arg(long, value_name = "FILE")]
+        subject: Option<PathBuf>,
+    },
 }

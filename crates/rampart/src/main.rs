@@ -52,6 +52,9 @@ fn run(cli: Cli) -> Result<Status, CliError> {
         Command::Keys(args) => cmd::keys::run(&ctx, &args),
         Command::Trust(args) => cmd::trust::run(&ctx, &args),
         Command::Audit(args) => cmd::audit::run(&ctx, &args),
+        Command::Sign(args) => cmd::sign::run(&ctx, &args, cli.global.quiet),
+        Command::Verify(args) => cmd::verify::run(&ctx, &args, cli.global.quiet),
+        Command::Attest(args) => cmd::attest::run(&ctx, &args),
         Command::Completions(_) => Ok(Status::Ok),
     };
     ctx.finish();

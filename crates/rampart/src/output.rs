@@ -46,3 +46,23 @@ pub fn print(text: &str) -> Result<(), CliError> {
 pub fn print_json(value: &serde_json::Value) -> Result<(), CliError> {
     print(&format!("{value}\n"))
 }
+
+/// A byte-count progress bar on stderr, only when stderr is a terminal and not `-q`.
+pub fn progress(quiet: bool, message: &'static str) -> Option<indicatif::ProgressBar> {
+    if quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new_spinner().with_message(message);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{spinner} {msg} {bytes} ({bytes_per_sec})")
+    {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    Some(bar)
+}
+
+/// Human-readable byte count.
+pub fn bytes(n: u64) -> String {
+    indicatif::HumanBytes(n).to_string()
+}

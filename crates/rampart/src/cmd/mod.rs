@@ -1,7 +1,10 @@
 //! One file per subcommand.
 
+pub mod attest;
 pub mod audit;
 pub mod completions;
 pub mod init;
 pub mod keys;
+pub mod sign;
 pub mod trust;
+pub mod verify;

@@ -10,6 +10,8 @@
 mod audit;
 mod conventions;
 mod home;
+mod interop;
+mod sign;
 mod trust;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,477 @@
+//! OpenSSF Model Signing (OMS): sign and verify a model file or directory, interoperable with
+//! the `model_signing` 1.1.1 tool (private-key method).
+//!
+//! A signature is a Sigstore bundle ([`crate::dsse`]) around an in-toto Statement v1 whose
+//! predicate (`https://model_signing/signature/v1.0`) lists every file's SHA-256 (files
+//! method) or every shard's (shards method), and whose subject digest is the SHA-256 of those
+//! digests in listed order. What rampart writes, model_signing verifies; what model_signing
+//! writes (and the OMS v1.0 spec's forms where they differ), rampart verifies.
+//!
+//! ```no_run
+//! use rampart_crypto::{SigningKey, oms};
+//! let key = SigningKey::generate();
+//! let opts = oms::SignOptions::new("model/model.sig");
+//! let signed = oms::sign_model("model".as_ref(), &key, &opts, &|_| {})?;
+//! std::fs::write("model/model.sig", &signed.bundle).unwrap();
+//! let verified = oms::verify_model("model".as_ref(), &signed.bundle, &[key.public_key()],
+//!     &oms::VerifyOptions::new("model/model.sig"), &|_| {})?;
+//! # Ok::<(), oms::OmsError>(())
+//! ```
+
+mod hashing;
+mod statement;
+mod tree;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+pub use hashing::{CHUNK_BYTES, DEFAULT_SHARD_SIZE, Method, Resource, root_digest};
+pub use statement::{PREDICATE_TYPE, STATEMENT_TYPE, SignedManifest, SignedResource};
+pub use tree::{GIT_IGNORES, IgnoreSet, MAX_DEPTH, MAX_FILES, ModelFile, component_order};
+
+use crate::dsse::{self, BundleError, UnverifiedBundle};
+use crate::{Digest, Fingerprint, PublicKey, SigningKey};
+
+/// Why signing or verifying could not complete, or what verification found wrong.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OmsError {
+    /// A filesystem operation failed.
+    #[error("{action} {path}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// On which path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A symlink in the model, and symlinks are not allowed.
+    #[error("{path} is a symlink; pass --allow-symlinks to follow symlinks")]
+    Symlink {
+        /// The link.
+        path: PathBuf,
+    },
+    /// Not a regular file or directory (a FIFO, socket, device, or a link to a directory).
+    #[error("{path} is not a regular file")]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A file name that is not UTF-8.
+    #[error("{path}: file names must be UTF-8 to be signed")]
+    NonUtf8Name {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A file changed size while it was being hashed.
+    #[error("{path} changed while it was being hashed")]
+    Changed {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A size or count limit was exceeded.
+    #[error("limit exceeded: {0}")]
+    Limit(String),
+    /// An empty model (OMS requires at least one file).
+    #[error("{path} has no files to sign")]
+    Empty {
+        /// The model path.
+        path: PathBuf,
+    },
+    /// Hashing was cancelled after another task failed.
+    #[error("hashing cancelled")]
+    Cancelled,
+    /// The signature bundle is unusable or does not verify.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    /// The signed statement is not a valid OMS manifest.
+    #[error("the signed manifest is invalid: {0}")]
+    Manifest(String),
+    /// The subject digest does not match the listed resources.
+    #[error(
+        "the signed manifest is inconsistent: its subject digest {subject} is not the digest of its resources ({computed})"
+    )]
+    Inconsistent {
+        /// The subject digest.
+        subject: Digest,
+        /// What the resources hash to.
+        computed: Digest,
+    },
+    /// The model on disk differs from the signed manifest.
+    #[error("{}", describe_mismatch(modified, added, removed))]
+    Mismatch {
+        /// Files whose contents (or size) differ.
+        modified: Vec<String>,
+        /// Files on disk that the signature does not cover.
+        added: Vec<String>,
+        /// Signed files missing from disk.
+        removed: Vec<String>,
+    },
+}
+
+fn describe_mismatch(modified: &[String], added: &[String], removed: &[String]) -> String {
+    let mut parts = Vec::new();
+    for (what, list) in [
+        ("modified", modified),
+        ("added", added),
+        ("removed", removed),
+    ] {
+        if !list.is_empty() {
+            parts.push(format!("{what}: {}", list.join(", ")));
+        }
+    }
+    format!(
+        "the model does not match its signature ({})",
+        parts.join("; ")
+    )
+}
+
+impl OmsError {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::Io {
+            action,
+            path,
+            source,
+        }
+    }
+}
+
+/// How to sign.
+#[derive(Debug, Clone)]
+pub struct SignOptions {
+    /// Files or shards.
+    pub method: Method,
+    /// Paths to leave out (absolute, or relative to the working directory, or — when that
+    /// lands outside the model — relative to the model). Recorded in the manifest.
+    pub ignore: Vec<PathBuf>,
+    /// Where the signature will be written; ignored if it lies inside the model.
+    pub signature_path: PathBuf,
+    /// Ignore the top-level `.git`, `.github`, `.gitignore`, `.gitattributes`.
+    pub ignore_git_paths: bool,
+    /// Follow symlinks instead of refusing them.
+    pub allow_symlinks: bool,
+}
+
+impl SignOptions {
+    /// Defaults: files method, git paths ignored, no symlinks.
+    #[must_use]
+    pub fn new(signature_path: impl Into<PathBuf>) -> Self {
+        Self {
+            method: Method::Files,
+            ignore: Vec::new(),
+            signature_path: signature_path.into(),
+            ignore_git_paths: true,
+            allow_symlinks: false,
+        }
+    }
+}
+
+/// How to verify.
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    /// Extra paths to leave out (as in [`SignOptions::ignore`]).
+    pub ignore: Vec<PathBuf>,
+    /// The signature file; ignored if it lies inside the model.
+    pub signature_path: PathBuf,
+    /// Ignore the top-level git paths.
+    pub ignore_git_paths: bool,
+    /// Tolerate files the signature does not list (signed files must still all match).
+    pub ignore_unsigned_files: bool,
+    /// Override the manifest's `allow_symlinks`.
+    pub allow_symlinks: Option<bool>,
+}
+
+impl VerifyOptions {
+    /// Defaults matching `model_signing verify`.
+    #[must_use]
+    pub fn new(signature_path: impl Into<PathBuf>) -> Self {
+        Self {
+            ignore: Vec::new(),
+            signature_path: signature_path.into(),
+            ignore_git_paths: true,
+            ignore_unsigned_files: false,
+            allow_symlinks: None,
+        }
+    }
+}
+
+/// A model's manifest as computed from disk.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// The subject name (the model's directory or file name).
+    pub subject_name: String,
+    /// The root digest.
+    pub root: Digest,
+    /// The method used.
+    pub method: Method,
+    /// Every resource, in model_signing's order.
+    pub resources: Vec<Resource>,
+    /// The ignore list applied (model-relative).
+    pub ignored: Vec<String>,
+    /// Files hashed.
+    pub files: usize,
+    /// Bytes hashed.
+    pub bytes: u64,
+    /// Whether symlinks were followed.
+    pub allow_symlinks: bool,
+}
+
+fn build_ignores(model: &Path, user: &[PathBuf], signature: &Path, git: bool) -> IgnoreSet {
+    let mut set = IgnoreSet::default();
+    if git {
+        for g in GIT_IGNORES {
+            set.add(g);
+        }
+    }
+    for path in user.iter().map(PathBuf::as_path).chain([signature]) {
+        if let Some(rel) = tree::relative_to_root(model, path) {
+            set.add(&rel);
+        } else if path.is_relative() && model.is_dir() {
+            // Relative to the working directory it lies outside the model: read it as
+            // model-relative (`--ignore tokenizer` from anywhere).
+            if let Some(rel) = tree::relative_to_root(model, &model.join(path)) {
+                set.add(&rel);
+            }
+        }
+    }
+    set
+}
+
+/// Computes a model's manifest: enumerate, then hash in parallel. The library API behind
+/// signing, also used to digest datasets and registry artifacts.
+///
+/// # Errors
+/// Enumeration and I/O errors.
+pub fn manifest(
+    model: &Path,
+    method: Method,
+    ignore: &IgnoreSet,
+    allow_symlinks: bool,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Manifest, OmsError> {
+    if let Method::Shards { shard_size: 0 } = method {
+        return Err(OmsError::Limit("shard size must be positive".into()));
+    }
+    let files = tree::enumerate(model, ignore, allow_symlinks)?;
+    let tasks = hashing::plan(&files, method);
+    let resources = hashing::run(&tasks, progress)?;
+    Ok(Manifest {
+        subject_name: tree::model_name(model),
+        root: root_digest(resources.iter().map(|r| &r.digest)),
+        method,
+        ignored: ignore.to_strings(),
+        files: files.len(),
+        bytes: files.iter().map(|f| f.size).sum(),
+        resources,
+        allow_symlinks,
+    })
+}
+
+/// The result of signing.
+#[derive(Debug, Clone)]
+pub struct Signed {
+    /// The bundle JSON to write to the signature file.
+    pub bundle: Vec<u8>,
+    /// The manifest that was signed.
+    pub manifest: Manifest,
+    /// The signing key's fingerprint.
+    pub key: Fingerprint,
+}
+
+/// Signs a model file or directory.
+///
+/// # Errors
+/// Enumeration/I/O errors and [`OmsError::Empty`].
+pub fn sign_model(
+    model: &Path,
+    key: &SigningKey,
+    opts: &SignOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Signed, OmsError> {
+    let ignore = build_ignores(
+        model,
+        &opts.ignore,
+        &opts.signature_path,
+        opts.ignore_git_paths,
+    );
+    let manifest = manifest(model, opts.method, &ignore, opts.allow_symlinks, progress)?;
+    if manifest.files == 0 {
+        return Err(OmsError::Empty { path: model.into() });
+    }
+    let payload = statement::encode(&manifest);
+    Ok(Signed {
+        bundle: dsse::sign_bundle(key, &payload),
+        key: key.public_key().fingerprint(),
+        manifest,
+    })
+}
+
+/// A model that verified.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The key that signed it.
+    pub key: Fingerprint,
+    /// The signed manifest.
+    pub signed: SignedManifest,
+    /// Files checked.
+    pub files: usize,
+    /// Bytes hashed.
+    pub bytes: u64,
+    /// The ignore list that applied (model-relative), for the report.
+    pub ignored: Vec<String>,
+}
+
+/// Verifies a model against a bundle: the signature with one of `keys`, the manifest's
+/// consistency, then the files — names and sizes first (no hashing when they already differ),
+/// then contents.
+///
+/// # Errors
+/// [`OmsError::Bundle`], [`OmsError::Manifest`], [`OmsError::Inconsistent`],
+/// [`OmsError::Mismatch`] naming every modified, added and removed file, or I/O errors.
+pub fn verify_model(
+    model: &Path,
+    bundle: &[u8],
+    keys: &[PublicKey],
+    opts: &VerifyOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Verified, OmsError> {
+    let verified = UnverifiedBundle::parse(bundle)?.verify(keys)?;
+    let mut signed = statement::decode(&verified.payload)?;
+    let computed = root_digest(signed.resources.iter().map(|r| &r.digest));
+    if computed != signed.subject_digest {
+        return Err(OmsError::Inconsistent {
+            subject: signed.subject_digest,
+            computed,
+        });
+    }
+    let is_file = std::fs::metadata(model)
+        .map_err(OmsError::io("cannot read", model))?
+        .is_file();
+    if is_file {
+        // model_signing names a single file ".", the OMS spec by its basename: accept both.
+        let base = tree::model_name(model);
+        for r in &mut signed.resources {
+            if r.file == base {
+                r.file = ".".into();
+                r.name = match signed.method {
+                    Method::Files => ".".into(),
+                    Method::Shards { .. } => format!(".:{}:{}", r.start, r.end),
+                };
+            }
+        }
+    }
+    let mut ignore = build_ignores(
+        model,
+        &opts.ignore,
+        &opts.signature_path,
+        opts.ignore_git_paths,
+    );
+    for p in &signed.ignore_paths {
+        ignore.add(p);
+    }
+    let allow_symlinks = opts.allow_symlinks.unwrap_or(signed.allow_symlinks);
+    let files = tree::enumerate(model, &ignore, allow_symlinks)?;
+
+    // 1. Names and sizes, before any hashing.
+    let expected_files: BTreeMap<&str, Option<u64>> = expected_file_sizes(&signed);
+    let actual: BTreeMap<&str, &ModelFile> = files
+        .iter()
+        .filter(|f| !(matches!(signed.method, Method::Shards { .. }) && f.size == 0))
+        .map(|f| (f.name.as_str(), f))
+        .collect();
+    let mut removed: Vec<String> = expected_files
+        .keys()
+        .filter(|n| !actual.contains_key(*n))
+        .map(|n| (*n).to_owned())
+        .collect();
+    let mut added: Vec<String> = if opts.ignore_unsigned_files {
+        Vec::new()
+    } else {
+        actual
+            .keys()
+            .filter(|n| !expected_files.contains_key(*n))
+            .map(|n| (*n).to_owned())
+            .collect()
+    };
+    let mut modified: Vec<String> = expected_files
+        .iter()
+        .filter_map(|(name, size)| {
+            let f = actual.get(name)?;
+            (size.is_some_and(|s| s != f.size)).then(|| (*name).to_owned())
+        })
+        .collect();
+    if !(modified.is_empty() && added.is_empty() && removed.is_empty()) {
+        for list in [&mut modified, &mut added, &mut removed] {
+            list.sort_by(|a, b| component_order(a, b));
+        }
+        return Err(OmsError::Mismatch {
+            modified,
+            added,
+            removed,
+        });
+    }
+
+    // 2. Contents.
+    let to_hash: Vec<ModelFile> = files
+        .into_iter()
+        .filter(|f| expected_files.contains_key(f.name.as_str()))
+        .collect();
+    let tasks = hashing::plan(&to_hash, signed.method);
+    let resources = hashing::run(&tasks, progress)?;
+    let got: BTreeMap<&str, &Digest> = resources
+        .iter()
+        .map(|r| (r.name.as_str(), &r.digest))
+        .collect();
+    let mut bad: BTreeSet<String> = BTreeSet::new();
+    for r in &signed.resources {
+        if got.get(r.name.as_str()) != Some(&&r.digest) {
+            bad.insert(r.file.clone());
+        }
+    }
+    // A shard layout that differs from the signed one (same size, other boundaries).
+    let signed_names: BTreeSet<&str> = signed.resources.iter().map(|r| r.name.as_str()).collect();
+    for r in &resources {
+        if !signed_names.contains(r.name.as_str()) {
+            bad.insert(r.file.clone());
+        }
+    }
+    if !bad.is_empty() {
+        let mut modified: Vec<String> = bad.into_iter().collect();
+        modified.sort_by(|a, b| component_order(a, b));
+        return Err(OmsError::Mismatch {
+            modified,
+            added: Vec::new(),
+            removed: Vec::new(),
+        });
+    }
+    Ok(Verified {
+        key: verified.key.fingerprint(),
+        files: to_hash.len(),
+        bytes: to_hash.iter().map(|f| f.size).sum(),
+        ignored: ignore.to_strings(),
+        signed,
+    })
+}
+
+/// Each signed file with its size when the manifest tells it (shards always do; files only
+/// with rampart's `size` extension).
+fn expected_file_sizes(signed: &SignedManifest) -> BTreeMap<&str, Option<u64>> {
+    let mut out: BTreeMap<&str, Option<u64>> = BTreeMap::new();
+    for r in &signed.resources {
+        let size = match signed.method {
+            Method::Files => r.size_hint,
+            Method::Shards { .. } => Some(r.end),
+        };
+        let entry = out.entry(r.file.as_str()).or_insert(size);
+        if let (Some(a), Some(b)) = (*entry, size) {
+            *entry = Some(a.max(b));
+        }
+    }
+    out
+}

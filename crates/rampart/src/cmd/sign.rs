@@ -1,0 +1,129 @@
+//! `rampart sign`.
+
+use std::path::{Path, PathBuf};
+
+use rampart_audit::Outcome;
+use rampart_crypto::SigningKey;
+use rampart_crypto::oms::{self, Method, OmsError, SignOptions};
+use serde_json::json;
+
+use crate::cli::{Format, SignArgs};
+use crate::context::Ctx;
+use crate::error::{CliError, Status};
+use crate::output;
+
+/// The signature path model_signing users expect: `DIR/model.sig` or `FILE.sig`.
+pub fn default_sig(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        path.join("model.sig")
+    } else {
+        let mut name = path.as_os_str().to_owned();
+        name.push(".sig");
+        PathBuf::from(name)
+    }
+}
+
+/// The signing key from `--key FILE` (permission-checked) or the home.
+fn load_key(ctx: &Ctx, key: Option<&Path>) -> Result<(SigningKey, String), CliError> {
+    if let Some(path) = key {
+        let text = rampart_home::secure_fs::read_private_file(path)?;
+        let key = SigningKey::from_pem(&text).map_err(|e| {
+            CliError::input(
+                anyhow::Error::new(e)
+                    .context(format!("cannot use {} as a signing key", path.display())),
+            )
+        })?;
+        return Ok((key, path.display().to_string()));
+    }
+    ctx.home.require().map_err(|e| {
+        CliError::from(e).hint("pass --key FILE, or create a home with `rampart init`")
+    })?;
+    let (key, source) = ctx.home.signing_key()?;
+    Ok((key, source.to_string()))
+}
+
+pub fn run(ctx: &Ctx, args: &SignArgs, quiet: bool) -> Result<Status, CliError> {
+    let (key, _source) = load_key(ctx, args.key.as_deref())?;
+    let sig = args.sig.clone().unwrap_or_else(|| default_sig(&args.path));
+    let mut opts = SignOptions::new(&sig);
+    opts.ignore.clone_from(&args.ignore);
+    opts.ignore_git_paths = !args.no_ignore_git;
+    opts.allow_symlinks = args.allow_symlinks;
+    if args.sharded {
+        if args.shard_size == 0 {
+            return Err(CliError::input(anyhow::anyhow!(
+                "--shard-size must be positive"
+            )));
+        }
+        opts.method = Method::Shards {
+            shard_size: args.shard_size,
+        };
+        tracing::warn!(
+            "sharded signatures verify with rampart and the model_signing Python API, not with the model_signing CLI"
+        );
+    }
+    let bar = output::progress(quiet, "hashing");
+    let result = oms::sign_model(&args.path, &key, &opts, &|n| {
+        if let Some(b) = &bar {
+            b.inc(n);
+        }
+    });
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let path_text = args.path.display().to_string();
+    let signed = match result {
+        Ok(s) => s,
+        Err(e) => {
+            ctx.audit_refusal(
+                ctx.event("sign", Outcome::Failed)
+                    .subject_path(&path_text)
+                    .detail("reason", e.to_string()),
+            );
+            let code_input = !matches!(e, OmsError::Io { ref source, .. } if !matches!(source.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied));
+            let err = anyhow::Error::new(e).context(format!("cannot sign {path_text}"));
+            return Err(if code_input {
+                CliError::input(err)
+            } else {
+                CliError::internal(err)
+            });
+        }
+    };
+    rampart_home::secure_fs::atomic_write(&sig, &signed.bundle, 0o644)?;
+    let m = &signed.manifest;
+    let method = match m.method {
+        Method::Files => "files".to_owned(),
+        Method::Shards { shard_size } => format!("shards:{shard_size}"),
+    };
+    ctx.audit(
+        ctx.event("sign", Outcome::Ok)
+            .subject_path(&path_text)
+            .subject_digest(format!("sha256:{}", m.root))
+            .detail("key", signed.key.to_string())
+            .detail("method", method.clone())
+            .detail("files", m.files)
+            .detail("bytes", m.bytes)
+            .detail("signature", sig.display().to_string()),
+    )?;
+    match ctx.format {
+        Format::Json => output::print_json(&json!({
+            "path": path_text,
+            "signature": sig,
+            "subject": {"name": m.subject_name, "sha256": m.root.to_hex()},
+            "key": signed.key.to_string(),
+            "method": method,
+            "files": m.files,
+            "bytes": m.bytes,
+            "ignored": m.ignored,
+        }))?,
+        Format::Human => output::print(&format!(
+            "signed {path_text}: {} files, {}, root sha256:{}\n  key        {}\n  signature  {}\n",
+            m.files,
+            output::bytes(m.bytes),
+            m.root,
+            signed.key,
+            sig.display()
+        ))?,
+    }
+    Ok(Status::Ok)
+}

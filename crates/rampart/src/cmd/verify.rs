@@ -1,0 +1,181 @@
+//! `rampart verify`.
+
+use std::path::PathBuf;
+
+use rampart_audit::Outcome;
+use rampart_crypto::PublicKey;
+use rampart_crypto::oms::{self, OmsError, VerifyOptions};
+use serde_json::json;
+
+use crate::cli::{Format, VerifyArgs};
+use crate::context::Ctx;
+use crate::error::{CliError, Status};
+use crate::output;
+
+/// Keys from `--key` files, or else the home's trusted keys.
+pub fn verifier_keys(ctx: &Ctx, files: &[PathBuf]) -> Result<Vec<PublicKey>, CliError> {
+    if !files.is_empty() {
+        return files
+            .iter()
+            .map(|f| {
+                let text = rampart_home::secure_fs::read_small_file(f)?;
+                PublicKey::from_pem(&text).map_err(|e| {
+                    CliError::input(
+                        anyhow::Error::new(e)
+                            .context(format!("cannot use {} as a public key", f.display())),
+                    )
+                })
+            })
+            .collect();
+    }
+    ctx.home.require().map_err(|e| {
+        CliError::from(e).hint("pass --key PUB.pem, or trust keys with `rampart trust add`")
+    })?;
+    let keys: Vec<PublicKey> = ctx
+        .home
+        .load_policy()?
+        .trusted_keys()
+        .into_iter()
+        .map(|(_, k)| k)
+        .collect();
+    if keys.is_empty() {
+        return Err(CliError::input(anyhow::anyhow!(
+            "no trusted keys in {}",
+            ctx.home.policy_path().display()
+        ))
+        .hint("trust a key with `rampart trust add KEY.pem`, or pass --key PUB.pem"));
+    }
+    Ok(keys)
+}
+
+pub fn run(ctx: &Ctx, args: &VerifyArgs, quiet: bool) -> Result<Status, CliError> {
+    let sig = args
+        .sig
+        .clone()
+        .unwrap_or_else(|| crate::cmd::sign::default_sig(&args.path));
+    if !args.path.exists() {
+        return Err(CliError::input(anyhow::anyhow!(
+            "{} does not exist",
+            args.path.display()
+        )));
+    }
+    let bundle = std::fs::read(&sig).map_err(|e| {
+        CliError::input(
+            anyhow::Error::new(e).context(format!("cannot read the signature {}", sig.display())),
+        )
+        .hint("pass the signature with --sig FILE")
+    })?;
+    let keys = verifier_keys(ctx, &args.key)?;
+    let mut opts = VerifyOptions::new(&sig);
+    opts.ignore.clone_from(&args.ignore);
+    opts.ignore_unsigned_files = args.ignore_unsigned_files;
+    opts.ignore_git_paths = !args.no_ignore_git;
+    opts.allow_symlinks = args.allow_symlinks.then_some(true);
+    let bar = output::progress(quiet, "verifying");
+    let result = oms::verify_model(&args.path, &bundle, &keys, &opts, &|n| {
+        if let Some(b) = &bar {
+            b.inc(n);
+        }
+    });
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let path_text = args.path.display().to_string();
+    match result {
+        Ok(v) => {
+            ctx.audit(
+                ctx.event("verify", Outcome::Ok)
+                    .subject_path(&path_text)
+                    .subject_digest(format!("sha256:{}", v.signed.subject_digest))
+                    .detail("key", v.key.to_string())
+                    .detail("files", v.files)
+                    .detail("signature", sig.display().to_string()),
+            )?;
+            match ctx.format {
+                Format::Json => output::print_json(&json!({
+                    "verified": true,
+                    "path": path_text,
+                    "subject": {"name": v.signed.subject_name, "sha256": v.signed.subject_digest.to_hex()},
+                    "key": v.key.to_string(),
+                    "files": v.files,
+                    "bytes": v.bytes,
+                    "ignored": v.ignored,
+                }))?,
+                Format::Human => output::print(&format!(
+                    "verified {path_text}: {} files, {}, signed by {}\n",
+                    v.files,
+                    output::bytes(v.bytes),
+                    v.key
+                ))?,
+            }
+            Ok(Status::Ok)
+        }
+        Err(OmsError::Io {
+            action,
+            path,
+            source,
+        }) if path != args.path || source.kind() != std::io::ErrorKind::NotFound => {
+            let e = OmsError::Io {
+                action,
+                path,
+                source,
+            };
+            ctx.audit_refusal(
+                ctx.event("verify", Outcome::Error)
+                    .subject_path(&path_text)
+                    .detail("reason", e.to_string()),
+            );
+            Err(CliError::input(
+                anyhow::Error::new(e).context(format!("cannot verify {path_text}")),
+            ))
+        }
+        Err(e) => {
+            let (modified, added, removed) = match &e {
+                OmsError::Mismatch {
+                    modified,
+                    added,
+                    removed,
+                } => (modified.clone(), added.clone(), removed.clone()),
+                _ => Default::default(),
+            };
+            ctx.audit(
+                ctx.event("verify", Outcome::Failed)
+                    .subject_path(&path_text)
+                    .detail("reason", e.to_string())
+                    .detail("signature", sig.display().to_string()),
+            )?;
+            match ctx.format {
+                Format::Json => output::print_json(&json!({
+                    "verified": false,
+                    "path": path_text,
+                    "error": e.to_string(),
+                    "modified": modified,
+                    "added": added,
+                    "removed": removed,
+                }))?,
+                Format::Human => {
+                    let mut text =
+                        format!("verification FAILED for {path_text}: {}\n", headline(&e));
+                    for (what, list) in [
+                        ("modified", &modified),
+                        ("added", &added),
+                        ("removed", &removed),
+                    ] {
+                        for name in list {
+                            text.push_str(&format!("  {what:<9} {name}\n"));
+                        }
+                    }
+                    output::print(&text)?;
+                }
+            }
+            Ok(Status::Findings)
+        }
+    }
+}
+
+fn headline(e: &OmsError) -> String {
+    match e {
+        OmsError::Mismatch { .. } => "the files do not match the signature".into(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,111 @@
+//! The reference tools the interop tests run, installed on first use into a venv under
+//! `target/` (never into the repository). A tool that cannot be installed fails the test with
+//! the reason: these tests never skip.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The venv with model-signing 1.1.1 (and pyopenssl, which it imports without declaring).
+pub fn model_signing_venv() -> &'static Path {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(|| {
+        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("venv-model-signing-1.1.1");
+        let marker = venv.join(".complete");
+        if marker.exists() {
+            return venv;
+        }
+        std::fs::create_dir_all(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        // Serialise with any other test process doing the same.
+        let lock = std::fs::File::create(format!("{}.lock", venv.display())).unwrap();
+        lock.lock().unwrap();
+        if !marker.exists() {
+            let ok = Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&venv)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(
+                ok,
+                "cannot create a Python venv at {} (python3 -m venv)",
+                venv.display()
+            );
+            let out = Command::new(venv.join("bin/pip"))
+                .args(["install", "--quiet", "model-signing==1.1.1", "pyopenssl"])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "cannot install model-signing==1.1.1 from PyPI into {}: {}",
+                venv.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::fs::write(&marker, "").unwrap();
+        }
+        venv
+    })
+}
+
+/// Runs `model_signing ARGS` in `dir`; returns (success, stdout + stderr).
+pub fn model_signing(dir: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(model_signing_venv().join("bin/model_signing"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Runs a Python snippet in the model-signing venv.
+pub fn python(dir: &Path, code: &str) -> (bool, String) {
+    let out = Command::new(model_signing_venv().join("bin/python"))
+        .current_dir(dir)
+        .args(["-c", code])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The shared model-signing vectors.
+pub fn vectors() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/interop/model-signing");
+    assert!(
+        dir.join("tiny-model/model.sig").is_file(),
+        "interop vectors missing at {}",
+        dir.display()
+    );
+    dir
+}
+
+/// A writable copy of the shared tiny model (without its signature unless `keep_sig`).
+pub fn tiny_copy(to: &Path, keep_sig: bool) -> PathBuf {
+    let dst = to.join("tiny-model");
+    copy_dir(&vectors().join("tiny-model"), &dst);
+    if !keep_sig {
+        std::fs::remove_file(dst.join("model.sig")).unwrap();
+    }
+    dst
+}
+
+fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let target = dst.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::write(&target, std::fs::read(entry.path()).unwrap()).unwrap();
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! `rampart sign | verify | attest verify`, including interop with model_signing 1.1.1 in both
+//! directions.
+
+use std::fs;
+
+use crate::Scratch;
+use crate::interop::{model_signing, python, tiny_copy, vectors};
+
+fn test_pub() -> String {
+    vectors()
+        .join("TEST-ONLY-p256-public-key.pem")
+        .display()
+        .to_string()
+}
+
+/// A scratch home whose key is the shared TEST key (so both tools share one key pair).
+fn with_test_key() -> (Scratch, String) {
+    let s = Scratch::new();
+    let key = s.path().join("test.key.pem");
+    fs::write(
+        &key,
+        fs::read(vectors().join("TEST-ONLY-p256-private-key.pem")).unwrap(),
+    )
+    .unwrap();
+    fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    (s, key.display().to_string())
+}
+
+#[test]
+fn rampart_signature_verifies_with_model_signing() {
+    let s = Scratch::init();
+    let model = tiny_copy(s.path(), false);
+    s.rampart(&["sign", "tiny-model"]).assert().success();
+    assert!(model.join("model.sig").is_file());
+    s.rampart(&["keys", "export-public", "-o", "home.pub.pem"])
+        .assert()
+        .success();
+    let (ok, out) = model_signing(
+        s.path(),
+        &[
+            "verify",
+            "key",
+            "tiny-model",
+            "--signature",
+            "tiny-model/model.sig",
+            "--public_key",
+            "home.pub.pem",
+        ],
+    );
+    assert!(ok && out.contains("Verification succeeded"), "{out}");
+    // And model_signing sees the same tampering rampart sees.
+    fs::write(model.join("tokenizer/vocab.txt"), "changed").unwrap();
+    let (ok, out) = model_signing(
+        s.path(),
+        &[
+            "verify",
+            "key",
+            "tiny-model",
+            "--signature",
+            "tiny-model/model.sig",
+            "--public_key",
+            "home.pub.pem",
+        ],
+    );
+    assert!(!ok && out.contains("tokenizer/vocab.txt"), "{out}");
+    let (code, out, _) = s.run(&["verify", "tiny-model"]);
+    assert_eq!(code, 1);
+    assert!(out.contains("modified  tokenizer/vocab.txt"), "{out}");
+}
+
+#[test]
+fn single_file_signature_verifies_with_model_signing() {
+    let s = Scratch::init();
+    fs::write(s.path().join("weights.bin"), vec![7u8; 4096]).unwrap();
+    s.rampart(&["sign", "weights.bin"]).assert().success();
+    assert!(s.path().join("weights.bin.sig").is_file());
+    s.rampart(&["keys", "export-public", "-o", "home.pub.pem"])
+        .assert()
+        .success();
+    let (ok, out) = model_signing(
+        s.path(),
+        &[
+            "verify",
+            "key",
+            "weights.bin",
+            "--signature",
+            "weights.bin.sig",
+            "--public_key",
+            "home.pub.pem",
+        ],
+    );
+    assert!(ok, "{out}");
+    s.rampart(&["verify", "weights.bin"]).assert().success();
+}
+
+#[test]
+fn model_signing_signatures_verify_with_rampart() {
+    let (s, key) = with_test_key();
+    let model = tiny_copy(s.path(), false);
+    let (ok, out) = model_signing(
+        s.path(),
+        &[
+            "sign",
+            "key",
+            "tiny-model",
+            "--private_key",
+            &key,
+            "--signature",
+            "tiny-model/model.sig",
+        ],
+    );
+    assert!(ok, "{out}");
+    let (code, out, err) = s.run(&["verify", "tiny-model", "--key", &test_pub()]);
+    assert_eq!(code, 0, "{out}{err}");
+    // Through the trust list instead of --key.
+    s.rampart(&["init"]).assert().success();
+    s.rampart(&["trust", "add", &test_pub(), "--name", "test"])
+        .assert()
+        .success();
+    s.rampart(&["verify", "tiny-model"]).assert().success();
+    fs::remove_file(model.join("config.json")).unwrap();
+    let (code, out, _) = s.run(&["verify", "tiny-model"]);
+    assert_eq!(code, 1);
+    assert!(out.contains("removed   config.json"), "{out}");
+}
+
+#[test]
+fn model_signing_sharded_api_signatures_verify_with_rampart() {
+    let (s, key) = with_test_key();
+    tiny_copy(s.path(), false);
+    // model_signing's API writes shard_size as a float; rampart must accept it.
+    let code = format!(
+        "import model_signing\n\
+         h = model_signing.hashing.Config().use_shard_serialization(shard_size=100)\n\
+         model_signing.signing.Config().use_elliptic_key_signer(private_key='{key}').set_hashing_config(h).sign('tiny-model', 'sharded.sig')\n"
+    );
+    let (ok, out) = python(s.path(), &code);
+    assert!(ok, "{out}");
+    let sig = fs::read_to_string(s.path().join("sharded.sig")).unwrap();
+    assert!(!sig.is_empty());
+    let (code, out, err) = s.run(&[
+        "verify",
+        "tiny-model",
+        "--sig",
+        "sharded.sig",
+        "--key",
+        &test_pub(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    // rampart's own sharded bundles verify with the model_signing API.
+    let (code, _, err) = s.run(&[
+        "sign",
+        "tiny-model",
+        "--key",
+        &key,
+        "--sharded",
+        "--shard-size",
+        "100",
+        "--sig",
+        "r-sharded.sig",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let check = "import model_signing\n\
+                 model_signing.verifying.Config().use_elliptic_key_verifier(public_key='PUB').verify('tiny-model', 'r-sharded.sig')\n\
+                 print('ok')\n"
+        .replace("PUB", &test_pub());
+    let (ok, out) = python(s.path(), &check);
+    assert!(ok && out.contains("ok"), "{out}");
+}
+
+#[test]
+fn the_shared_vector_and_its_tampered_variants() {
+    let s = Scratch::new();
+    let pubkey = test_pub();
+    let dir = vectors().join("tiny-model");
+    let (code, out, err) = s.run(&["verify", dir.to_str().unwrap(), "--key", &pubkey]);
+    assert_eq!(code, 0, "{out}{err}");
+
+    type Tamper = Box<dyn Fn(&std::path::Path)>;
+    let cases: Vec<(&str, Tamper, &str)> = vec![
+        (
+            "modified byte",
+            Box::new(|m| {
+                let p = m.join("model.safetensors");
+                let mut b = fs::read(&p).unwrap();
+                b[100] ^= 0x40;
+                fs::write(p, b).unwrap();
+            }),
+            "modified  model.safetensors",
+        ),
+        (
+            "added file",
+            Box::new(|m| fs::write(m.join("tokenizer/extra.txt"), "x").unwrap()),
+            "added     tokenizer/extra.txt",
+        ),
+        (
+            "removed file",
+            Box::new(|m| fs::remove_file(m.join("tokenizer-meta.json")).unwrap()),
+            "removed   tokenizer-meta.json",
+        ),
+        (
+            "renamed file",
+            Box::new(|m| fs::rename(m.join("config.json"), m.join("config.yaml")).unwrap()),
+            "removed   config.json",
+        ),
+    ];
+    for (what, tamper, expect) in cases {
+        let tmp = Scratch::new();
+        let model = tiny_copy(tmp.path(), true);
+        tamper(&model);
+        let (code, out, _) = tmp.run(&["verify", "tiny-model", "--key", &pubkey]);
+        assert_eq!(code, 1, "{what}: {out}");
+        assert!(out.contains(expect), "{what}: {out}");
+    }
+
+    // Wrong key.
+    let other = Scratch::init();
+    other
+        .rampart(&["keys", "export-public", "-o", "other.pem"])
+        .assert()
+        .success();
+    let (code, out, _) = s.run(&[
+        "verify",
+        dir.to_str().unwrap(),
+        "--key",
+        other.path().join("other.pem").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(out.contains("key mismatch"), "{out}");
+
+    // Edited signature JSON: payload re-encoded with another subject name, and a truncated file.
+    let text = fs::read_to_string(dir.join("model.sig")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let payload = v["dsseEnvelope"]["payload"].as_str().unwrap();
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let decoded = String::from_utf8(b64.decode(payload).unwrap()).unwrap();
+    let edited = text.replace(
+        payload,
+        &b64.encode(decoded.replace("tiny-model", "evil-model")),
+    );
+    for (name, bytes) in [
+        ("edited.sig", edited.as_str()),
+        ("truncated.sig", &text[..text.len() / 3]),
+        ("empty.sig", ""),
+    ] {
+        fs::write(s.path().join(name), bytes).unwrap();
+        let (code, out, err) = s.run(&[
+            "verify",
+            dir.to_str().unwrap(),
+            "--sig",
+            name,
+            "--key",
+            &pubkey,
+        ]);
+        assert_eq!(code, 1, "{name}: {out}{err}");
+        assert!(out.starts_with("verification FAILED"), "{name}: {out}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    // A missing signature file is an input error.
+    let (code, _, err) = s.run(&[
+        "verify",
+        dir.to_str().unwrap(),
+        "--sig",
+        "nope.sig",
+        "--key",
+        &pubkey,
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("nope.sig") && err.contains("hint:"), "{err}");
+}
+
+#[test]
+fn sign_and_verify_are_audited_with_digest_and_key() {
+    let s = Scratch::init();
+    tiny_copy(s.path(), false);
+    s.rampart(&["sign", "tiny-model"]).assert().success();
+    s.rampart(&["verify", "tiny-model"]).assert().success();
+    fs::write(s.path().join("tiny-model/new.txt"), "x").unwrap();
+    s.rampart(&["verify", "tiny-model"]).assert().code(1);
+    let (_, out, _) = s.run(&["--format", "json", "audit", "show"]);
+    let records: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let sign = records.iter().find(|r| r["action"] == "sign").unwrap();
+    assert_eq!(
+        sign["subject"]["digest"],
+        "sha256:293d5310856bfde9d8e5a0d199c428e5d4ae5d37d343b256f8260041e805f164"
+    );
+    assert!(
+        sign["details"]["key"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    let outcomes: Vec<_> = records
+        .iter()
+        .filter(|r| r["action"] == "verify")
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["ok", "failed"]);
+    s.rampart(&["audit", "verify"]).assert().success();
+}
+
+#[test]
+fn sign_refuses_loose_keys_symlinks_and_empty_models() {
+    let s = Scratch::init();
+    let (_keep, key) = with_test_key();
+    fs::create_dir_all(s.path().join("m")).unwrap();
+    let (code, _, err) = s.run(&["sign", "m"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no files"), "{err}");
+    fs::write(s.path().join("m/a"), "a").unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", s.path().join("m/link")).unwrap();
+    let (code, _, err) = s.run(&["sign", "m"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("symlink") && err.contains("--allow-symlinks"),
+        "{err}"
+    );
+    let loose = s.path().join("loose.pem");
+    fs::copy(&key, &loose).unwrap();
+    fs::set_permissions(&loose, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let (code, _, err) = s.run(&["sign", "weights", "--key", loose.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("too open"), "{err}");
+}
+
+#[test]
+fn attest_verify_checks_signature_and_subject() {
+    use rampart_crypto::provenance::{Artifact, Provenance};
+    let s = Scratch::init();
+    fs::write(s.path().join("model.safetensors"), b"weights").unwrap();
+    let key = rampart_crypto::SigningKey::from_pem(
+        &fs::read_to_string(s.home().join("keys/signing.key.pem")).unwrap(),
+    )
+    .unwrap();
+    let provenance = Provenance {
+        subjects: vec![Artifact::new(
+            "model.safetensors",
+            rampart_crypto::sha256(b"weights"),
+        )],
+        build_type: "https://rampart.dev/train/test/v1".into(),
+        external_parameters: serde_json::json!({"seed": 1}),
+        resolved_dependencies: vec![Artifact::new("data.csv", rampart_crypto::sha256(b"data"))],
+        builder_id: "https://rampart.dev/builder".into(),
+        builder_version: "0.1.0".into(),
+        invocation_id: "run".into(),
+        started_on: "2026-11-22T00:00:00Z".into(),
+        finished_on: "2026-11-22T00:00:01Z".into(),
+        byproducts: vec![],
+    };
+    fs::write(s.path().join("prov.json"), provenance.sign(&key)).unwrap();
+    let (code, out, err) = s.run(&[
+        "attest",
+        "verify",
+        "prov.json",
+        "--subject",
+        "model.safetensors",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("https://slsa.dev/provenance/v1") && out.contains("data.csv"),
+        "{out}"
+    );
+    fs::write(s.path().join("other.bin"), b"other").unwrap();
+    let (code, out, _) = s.run(&["attest", "verify", "prov.json", "--subject", "other.bin"]);
+    assert_eq!(code, 1);
+    assert!(out.contains("not a subject"), "{out}");
+    let mut bytes = fs::read(s.path().join("prov.json")).unwrap();
+    let n = bytes.len();
+    bytes.truncate(n - 5);
+    fs::write(s.path().join("bad.json"), bytes).unwrap();
+    s.rampart(&["attest", "verify", "bad.json"])
+        .assert()
+        .code(1);
+}
