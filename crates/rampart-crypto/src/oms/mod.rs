@@ -459,6 +459,15 @@ pub fn verify_model(
     })
 }
 
+/// Decodes and validates an OMS statement (the payload of a verified bundle). Exposed for
+/// tools and fuzzing; [`verify_model`] calls it after the signature check.
+///
+/// # Errors
+/// [`OmsError::Manifest`] for anything that is not a valid OMS statement.
+pub fn decode_statement(payload: &[u8]) -> Result<SignedManifest, OmsError> {
+    statement::decode(payload)
+}
+
 /// Each signed file with its size when the manifest tells it (shards always do; files only
 /// with rampart's `size` extension).
 fn expected_file_sizes(signed: &SignedManifest) -> BTreeMap<&str, Option<u64>> {

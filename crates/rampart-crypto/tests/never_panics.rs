@@ -1,0 +1,105 @@
+//! Property tests: hostile bundle and statement bytes give errors, never panics.
+
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, missing_docs)]
+
+use std::sync::OnceLock;
+
+use proptest::prelude::*;
+use rampart_crypto::{SigningKey, dsse, oms, provenance};
+
+fn key() -> &'static SigningKey {
+    static KEY: OnceLock<SigningKey> = OnceLock::new();
+    KEY.get_or_init(SigningKey::generate)
+}
+
+fn valid_bundle() -> Vec<u8> {
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/interop/model-signing/tiny-model/model.sig"
+    );
+    std::fs::read(dir).expect("shared vector")
+}
+
+/// Arbitrary JSON, biased towards the shapes the parsers look for.
+fn json() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(serde_json::Value::from),
+        prop_oneof![
+            Just("sha256".to_owned()),
+            Just("files".to_owned()),
+            Just("shards".to_owned()),
+            Just("a:0:1".to_owned()),
+            Just("https://in-toto.io/Statement/v1".to_owned()),
+            Just("https://model_signing/signature/v1.0".to_owned()),
+            Just("https://slsa.dev/provenance/v1".to_owned()),
+            "[a-f0-9]{64}",
+            ".{0,12}",
+        ]
+        .prop_map(serde_json::Value::from),
+    ];
+    leaf.prop_recursive(5, 64, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+            prop::collection::btree_map(
+                prop_oneof![
+                    Just("_type".to_owned()),
+                    Just("subject".to_owned()),
+                    Just("predicateType".to_owned()),
+                    Just("predicate".to_owned()),
+                    Just("serialization".to_owned()),
+                    Just("resources".to_owned()),
+                    Just("method".to_owned()),
+                    Just("hash_type".to_owned()),
+                    Just("shard_size".to_owned()),
+                    Just("allow_symlinks".to_owned()),
+                    Just("ignore_paths".to_owned()),
+                    Just("name".to_owned()),
+                    Just("digest".to_owned()),
+                    Just("algorithm".to_owned()),
+                    Just("sha256".to_owned()),
+                    Just("buildDefinition".to_owned()),
+                    Just("buildType".to_owned()),
+                    "[a-z]{1,6}",
+                ],
+                inner,
+                0..6,
+            )
+            .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
+        if let Ok(b) = dsse::UnverifiedBundle::parse(&bytes) {
+            let _ = b.verify(&[key().public_key()]);
+        }
+        let _ = oms::decode_statement(&bytes);
+    }
+
+    #[test]
+    fn mutated_valid_bundles_never_panic(pos in any::<prop::sample::Index>(), byte in any::<u8>(), cut in any::<prop::sample::Index>()) {
+        let mut bundle = valid_bundle();
+        let i = pos.index(bundle.len());
+        bundle[i] = byte;
+        let _ = dsse::UnverifiedBundle::parse(&bundle).map(|b| b.verify(&[key().public_key()]));
+        let c = cut.index(bundle.len());
+        let _ = dsse::UnverifiedBundle::parse(&bundle[..c]).map(|b| b.verify(&[key().public_key()]));
+    }
+
+    #[test]
+    fn signed_hostile_statements_never_panic(value in json()) {
+        let payload = serde_json::to_vec(&value).unwrap();
+        let _ = oms::decode_statement(&payload);
+        let bundle = dsse::sign_bundle(key(), &payload);
+        let _ = provenance::verify_attestation(&bundle, &[key().public_key()]);
+    }
+}
