@@ -37,5 +37,5 @@ pub use env::{ENV_SIGNING_KEY_FILE, load_dotenv, os_user};
 pub use error::HomeError;
 pub use home::{Home, InitReport, KeySource};
 pub use policy::{
-    AuditPolicy, DataPolicy, GatePolicy, GatesPolicy, Policy, TrustPolicy, TrustedKey,
+    AuditPolicy, DataPolicy, GatePolicy, GatesPolicy, Policy, ScanPolicy, TrustPolicy, TrustedKey,
 };

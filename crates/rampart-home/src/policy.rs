@@ -33,6 +33,36 @@ pub struct Policy {
     /// Promotion gates for the registry.
     #[serde(default)]
     pub gates: GatesPolicy,
+    /// Model-file scanning.
+    #[serde(default)]
+    pub scan: ScanPolicy,
+}
+
+/// Model-file scanning policy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ScanPolicy {
+    /// Imports allowed beyond the built-in allowlist (`module.name`, or `module.*`).
+    /// Dangerous imports cannot be allowed.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// The lowest severity that fails a scan: info, low, medium (unknown imports), high, critical.
+    #[serde(default = "default_fail_on")]
+    pub fail_on: String,
+}
+
+fn default_fail_on() -> String {
+    "medium".into()
+}
+
+impl Default for ScanPolicy {
+    fn default() -> Self {
+        Self {
+            allow: Vec::new(),
+            fail_on: default_fail_on(),
+        }
+    }
 }
 
 const fn one() -> u32 {
@@ -266,6 +296,25 @@ impl Policy {
                 )));
             }
         }
+        if !matches!(
+            self.scan.fail_on.as_str(),
+            "info" | "low" | "medium" | "unknown" | "high" | "critical" | "dangerous"
+        ) {
+            return Err(bad(format!(
+                "scan.fail_on {:?} is not one of info, low, medium, high, critical",
+                self.scan.fail_on
+            )));
+        }
+        if let Some(bad_entry) = self
+            .scan
+            .allow
+            .iter()
+            .find(|a| a.is_empty() || !a.contains('.'))
+        {
+            return Err(bad(format!(
+                "scan.allow entry {bad_entry:?} must be module.name or module.*"
+            )));
+        }
         if self.audit.checkpoint_every == 0 {
             return Err(bad("audit.checkpoint_every must be at least 1".into()));
         }
@@ -324,6 +373,14 @@ roots = []
 # Long-running processes (the gateway) sign a checkpoint every N records; every command signs
 # one when it ends.
 checkpoint_every = 100
+
+[scan]
+# Imports allowed in model pickles beyond the built-in allowlist ("module.name" or "module.*").
+# Dangerous imports (os, subprocess, eval, ...) can never be allowed.
+allow = []
+# The lowest severity that fails `rampart scan` and the registry's scan gate:
+# info, low, medium (anything not allowlisted), high, critical.
+fail_on = "medium"
 
 # Promotion gates. Left out, a field keeps the safe default shown here.
 [gates.staging]

@@ -46,6 +46,8 @@ pub enum Format {
     Human,
     /// JSON for programs.
     Json,
+    /// SARIF 2.1.0 (where a command reports findings: scan).
+    Sarif,
 }
 
 /// Log formats.
@@ -73,6 +75,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Verify signed attestations (in-toto / SLSA provenance).
     Attest(AttestArgs),
+    /// Scan model files for code-execution risks, without running anything.
+    Scan(ScanArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
 }
@@ -230,4 +234,22 @@ pub enum AttestCommand {
         #[arg(long, value_name = "FILE")]
         subject: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Files or directories (directories are walked).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// The lowest severity that fails the scan (default: the policy's, else medium — anything
+    /// not allowlisted).
+    #[arg(long, value_name = "SEVERITY", value_parser = ["info", "low", "medium", "unknown", "high", "critical", "dangerous"])]
+    pub fail_on: Option<String>,
+    /// Allow an import (module.name or module.*) beyond the allowlist; repeatable.
+    /// Dangerous imports cannot be allowed.
+    #[arg(long, value_name = "MODULE.NAME")]
+    pub allow: Vec<String>,
+    /// List every import (safe ones too) in the human output.
+    #[arg(long)]
+    pub imports: bool,
 }

@@ -73,7 +73,7 @@ impl CliError {
     pub fn report(&self, format: Format) {
         let message = self.message();
         match format {
-            Format::Json => {
+            Format::Json | Format::Sarif => {
                 let value = serde_json::json!({
                     "error": message,
                     "hint": self.hint,

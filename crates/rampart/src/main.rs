@@ -55,6 +55,7 @@ fn run(cli: Cli) -> Result<Status, CliError> {
         Command::Sign(args) => cmd::sign::run(&ctx, &args, cli.global.quiet),
         Command::Verify(args) => cmd::verify::run(&ctx, &args, cli.global.quiet),
         Command::Attest(args) => cmd::attest::run(&ctx, &args),
+        Command::Scan(args) => cmd::scan::run(&ctx, &args, cli.global.quiet),
         Command::Completions(_) => Ok(Status::Ok),
     };
     ctx.finish();

@@ -62,7 +62,7 @@ pub fn run(ctx: &Ctx, args: &AttestArgs) -> Result<Status, CliError> {
                     .detail("predicate_type", v.predicate_type.clone()),
             )?;
             match ctx.format {
-                Format::Json => output::print_json(&json!({
+                Format::Json | Format::Sarif => output::print_json(&json!({
                     "verified": true,
                     "key": v.key.to_string(),
                     "predicate_type": v.predicate_type,
@@ -97,7 +97,9 @@ pub fn run(ctx: &Ctx, args: &AttestArgs) -> Result<Status, CliError> {
                     .detail("reason", reason.clone()),
             )?;
             match ctx.format {
-                Format::Json => output::print_json(&json!({"verified": false, "error": reason}))?,
+                Format::Json | Format::Sarif => {
+                    output::print_json(&json!({"verified": false, "error": reason}))?;
+                }
                 Format::Human => {
                     output::print(&format!("verification FAILED for {file_text}: {reason}\n"))?;
                 }

@@ -56,7 +56,9 @@ fn verify(ctx: &Ctx, log: &AuditLog) -> Result<Status, CliError> {
         return Err(e);
     }
     match ctx.format {
-        Format::Json => output::print_json(&serde_json::to_value(&report).unwrap_or_default())?,
+        Format::Json | Format::Sarif => {
+            output::print_json(&serde_json::to_value(&report).unwrap_or_default())?;
+        }
         Format::Human => {
             let text = match &report.failure {
                 None => format!(
@@ -125,7 +127,7 @@ fn show(
     }
     for record in log.records()?.filter(wanted) {
         match ctx.format {
-            Format::Json => {
+            Format::Json | Format::Sarif => {
                 text.push_str(&record.to_line());
                 text.push('\n');
             }

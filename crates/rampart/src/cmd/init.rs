@@ -33,7 +33,7 @@ pub fn run(ctx: &Ctx, _args: &InitArgs) -> Result<Status, CliError> {
             .detail("policy_written", report.policy_written),
     )?;
     match ctx.format {
-        Format::Json => output::print_json(&json!({
+        Format::Json | Format::Sarif => output::print_json(&json!({
             "home": root,
             "signing_key": {
                 "fingerprint": report.signing_fingerprint.to_string(),

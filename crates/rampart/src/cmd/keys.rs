@@ -32,7 +32,7 @@ fn show(ctx: &Ctx) -> Result<Status, CliError> {
             .map(|s| s.trim().to_owned())
     });
     match ctx.format {
-        Format::Json => output::print_json(&json!({
+        Format::Json | Format::Sarif => output::print_json(&json!({
             "signing_key": {
                 "algorithm": "ecdsa-p256-sha256",
                 "fingerprint": public.fingerprint().to_string(),

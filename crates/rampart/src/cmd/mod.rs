@@ -5,6 +5,7 @@ pub mod audit;
 pub mod completions;
 pub mod init;
 pub mod keys;
+pub mod scan;
 pub mod sign;
 pub mod trust;
 pub mod verify;

@@ -106,7 +106,7 @@ pub fn run(ctx: &Ctx, args: &SignArgs, quiet: bool) -> Result<Status, CliError> 
             .detail("signature", sig.display().to_string()),
     )?;
     match ctx.format {
-        Format::Json => output::print_json(&json!({
+        Format::Json | Format::Sarif => output::print_json(&json!({
             "path": path_text,
             "signature": sig,
             "subject": {"name": m.subject_name, "sha256": m.root.to_hex()},

@@ -58,7 +58,7 @@ pub fn run(ctx: &Ctx, args: &TrustArgs) -> Result<Status, CliError> {
         TrustCommand::List => {
             let policy = ctx.home.load_policy()?;
             match ctx.format {
-                Format::Json => output::print_json(&json!({
+                Format::Json | Format::Sarif => output::print_json(&json!({
                     "keys": policy.trust.keys.iter().map(|k| json!({"name": k.name, "fingerprint": k.fingerprint})).collect::<Vec<_>>(),
                 }))?,
                 Format::Human => {
@@ -87,7 +87,7 @@ pub fn run(ctx: &Ctx, args: &TrustArgs) -> Result<Status, CliError> {
 
 fn print_one(ctx: &Ctx, verb: &str, entry: &rampart_home::TrustedKey) -> Result<(), CliError> {
     match ctx.format {
-        Format::Json => output::print_json(
+        Format::Json | Format::Sarif => output::print_json(
             &json!({verb: {"name": entry.name, "fingerprint": entry.fingerprint}}),
         ),
         Format::Human => output::print(&format!("{verb} {} {}\n", entry.name, entry.fingerprint)),

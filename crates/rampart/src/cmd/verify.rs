@@ -92,7 +92,7 @@ pub fn run(ctx: &Ctx, args: &VerifyArgs, quiet: bool) -> Result<Status, CliError
                     .detail("signature", sig.display().to_string()),
             )?;
             match ctx.format {
-                Format::Json => output::print_json(&json!({
+                Format::Json | Format::Sarif => output::print_json(&json!({
                     "verified": true,
                     "path": path_text,
                     "subject": {"name": v.signed.subject_name, "sha256": v.signed.subject_digest.to_hex()},
@@ -145,7 +145,7 @@ pub fn run(ctx: &Ctx, args: &VerifyArgs, quiet: bool) -> Result<Status, CliError
                     .detail("signature", sig.display().to_string()),
             )?;
             match ctx.format {
-                Format::Json => output::print_json(&json!({
+                Format::Json | Format::Sarif => output::print_json(&json!({
                     "verified": false,
                     "path": path_text,
                     "error": e.to_string(),

@@ -1,0 +1,714 @@
+//! The scan engine: sniff content, recurse into containers with depth and size limits, and
+//! turn analyses into findings.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::blob::Blob;
+use crate::finding::{Finding, Severity};
+use crate::formats::{keras, numpy, safetensors};
+use crate::pickle::{self, Class, ReadSource};
+use crate::sniff::{Kind, sniff};
+use crate::zip;
+
+/// Limits on the work one file may cause.
+#[derive(Debug, Clone)]
+pub struct ScanLimits {
+    /// Per-pickle limits.
+    pub pickle: pickle::Limits,
+    /// Container nesting (zip in gzip in zip …).
+    pub max_depth: usize,
+    /// Total bytes decompressed or extracted for one file.
+    pub max_extracted: u64,
+}
+
+impl Default for ScanLimits {
+    fn default() -> Self {
+        Self {
+            pickle: pickle::Limits::default(),
+            max_depth: 8,
+            max_extracted: 8 << 30,
+        }
+    }
+}
+
+/// What to allow and how hard to work.
+#[derive(Debug, Clone, Default)]
+pub struct ScanConfig {
+    /// Imports allowed in addition to the built-in allowlist (`module.name`, or `module.*`).
+    pub allow: Vec<String>,
+    /// Extension-registry codes → (module, name), as the loading application registers them.
+    pub extensions: HashMap<i64, (String, String)>,
+    /// Limits.
+    pub limits: ScanLimits,
+}
+
+/// One import seen in a pickle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImportRecord {
+    /// Container entries from the outside in.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub location: Vec<String>,
+    /// Byte offset of the importing opcode.
+    pub offset: u64,
+    /// The opcode.
+    pub opcode: &'static str,
+    /// `module.name`.
+    pub import: String,
+    /// The verdict.
+    pub class: Class,
+}
+
+/// The scan of one file.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileReport {
+    /// The path scanned.
+    pub path: PathBuf,
+    /// The detected format (`pytorch`, `pickle`, `safetensors`, …).
+    pub format: String,
+    /// Its size.
+    pub size: u64,
+    /// Findings, most severe first.
+    pub findings: Vec<Finding>,
+    /// Every import of every pickle in it.
+    pub imports: Vec<ImportRecord>,
+    /// Set when the file could not be scanned (a gate must treat it as not clean).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl FileReport {
+    /// The most severe finding's severity.
+    #[must_use]
+    pub fn max_severity(&self) -> Option<Severity> {
+        self.findings.iter().map(|f| f.severity).max()
+    }
+}
+
+/// Scans one file.
+#[must_use]
+pub fn scan_file(path: &Path, cfg: &ScanConfig) -> FileReport {
+    let mut report = FileReport {
+        path: path.to_path_buf(),
+        format: "unknown".into(),
+        size: 0,
+        findings: Vec::new(),
+        imports: Vec::new(),
+        error: None,
+    };
+    let opened = File::open(path).and_then(|f| {
+        let meta = f.metadata()?;
+        if meta.is_file() {
+            Ok((f, meta.len()))
+        } else {
+            Err(io::Error::other("not a regular file"))
+        }
+    });
+    let (file, len) = match opened {
+        Ok(x) => x,
+        Err(e) => {
+            report.error = Some(format!("cannot read {}: {e}", path.display()));
+            report.findings.push(Finding::new(
+                "file-unreadable",
+                format!("cannot read the file: {e}"),
+                &[],
+            ));
+            return report;
+        }
+    };
+    report.size = len;
+    let mut engine = Engine {
+        cfg,
+        findings: Vec::new(),
+        imports: Vec::new(),
+        extracted: 0,
+        format: None,
+    };
+    let mut blob = Blob::File(file, len);
+    if let Err(e) = engine.scan_blob(&mut blob, &mut Vec::new(), 0) {
+        report.error = Some(format!("error while scanning {}: {e}", path.display()));
+        engine.findings.push(Finding::new(
+            "file-unreadable",
+            format!("scanning stopped: {e}"),
+            &[],
+        ));
+    }
+    report.format = engine.format.unwrap_or_else(|| "unknown".into());
+    let mut findings = engine.findings;
+    findings.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| a.location.cmp(&b.location))
+            .then(a.offset.cmp(&b.offset))
+    });
+    report.findings = findings;
+    report.imports = engine.imports;
+    report
+}
+
+/// Scans a file, or every file under a directory (in parallel), sorted by path.
+///
+/// # Errors
+/// When the path cannot be listed.
+pub fn scan_path(
+    path: &Path,
+    cfg: &ScanConfig,
+    on_file: &(dyn Fn(&FileReport) + Sync),
+) -> io::Result<Vec<FileReport>> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_dir() {
+        let r = scan_file(path, cfg);
+        on_file(&r);
+        return Ok(vec![r]);
+    }
+    let mut files = Vec::new();
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let ft = entry.file_type()?;
+            if ft.is_dir() {
+                stack.push(entry.path());
+            } else if ft.is_file() {
+                files.push(entry.path());
+            }
+        }
+    }
+    files.sort();
+    Ok(files
+        .par_iter()
+        .map(|p| {
+            let r = scan_file(p, cfg);
+            on_file(&r);
+            r
+        })
+        .collect())
+}
+
+struct Engine<'a> {
+    cfg: &'a ScanConfig,
+    findings: Vec<Finding>,
+    imports: Vec<ImportRecord>,
+    extracted: u64,
+    format: Option<String>,
+}
+
+const HEAD: usize = 64 * 1024;
+
+impl Engine<'_> {
+    fn set_format(&mut self, depth: usize, name: &str) {
+        if depth == 0 || self.format.is_none() {
+            self.format = Some(name.to_owned());
+        }
+    }
+
+    fn scan_blob(
+        &mut self,
+        blob: &mut Blob,
+        loc: &mut Vec<String>,
+        depth: usize,
+    ) -> io::Result<()> {
+        if depth > self.cfg.limits.max_depth {
+            self.findings.push(Finding::new(
+                "archive-bomb",
+                format!(
+                    "nesting deeper than {} containers; the rest was not scanned",
+                    self.cfg.limits.max_depth
+                ),
+                loc,
+            ));
+            return Ok(());
+        }
+        let head = blob.read_range(0, HEAD)?;
+        let kind = sniff(&head, blob.len());
+        if depth == 0 || kind != Kind::Unknown {
+            self.set_format(depth, kind.name());
+        }
+        match kind {
+            Kind::Zip => self.scan_zip(blob, loc, depth),
+            Kind::Gzip | Kind::Bzip2 | Kind::Xz | Kind::Zstd | Kind::Zlib => {
+                self.scan_compressed(kind, blob, loc, depth)
+            }
+            Kind::Pickle => self.scan_pickles(blob, 0, loc),
+            Kind::Numpy => self.scan_numpy(blob, &head, loc),
+            Kind::Safetensors => {
+                let n = u64::from_le_bytes(
+                    head.get(..8)
+                        .and_then(|b| b.try_into().ok())
+                        .unwrap_or([0; 8]),
+                );
+                let header = if n <= safetensors::MAX_HEADER {
+                    blob.read_range(8, usize::try_from(n).unwrap_or(0))?
+                } else {
+                    Vec::new()
+                };
+                for (rule, message) in safetensors::check(n, &header, blob.len()) {
+                    self.findings.push(Finding::new(rule, message, loc));
+                }
+                Ok(())
+            }
+            Kind::Hdf5 => {
+                // Stream the file in windows that overlap by the needle length.
+                let mut at = 0;
+                let mut lambdas = 0;
+                while at < blob.len() {
+                    let window = blob.read_range(at, 1 << 20)?;
+                    lambdas += keras::h5_lambda_count(&window);
+                    at += (1 << 20) - 64;
+                }
+                if lambdas > 0 {
+                    self.set_format(depth, "keras-h5");
+                    self.findings.push(Finding::new("keras-lambda-layer", format!("{lambdas} Lambda layer(s) in the model config: marshalled Python bytecode runs when the model is loaded"), loc));
+                }
+                Ok(())
+            }
+            Kind::Gguf => {
+                self.findings.push(Finding::new("format-not-analysed", "GGUF metadata and chat templates are not analysed yet; the file is not known to be clean", loc));
+                Ok(())
+            }
+            Kind::SevenZ | Kind::Tar => {
+                self.findings.push(Finding::new("archive-not-analysed", format!("{} archives are not unpacked yet; their contents are not known to be clean", kind.name()), loc));
+                Ok(())
+            }
+            Kind::Unknown => {
+                if depth == 0 {
+                    self.findings.push(Finding::new("format-unrecognised", "not a model format the scanner knows; no pickle, archive or tensor container was found", loc));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn budget(&self) -> u64 {
+        self.cfg.limits.max_extracted.saturating_sub(self.extracted)
+    }
+
+    /// Captures a decoded stream into a blob within the extraction budget.
+    fn capture(&mut self, r: &mut dyn Read, loc: &[String]) -> io::Result<Blob> {
+        let (blob, more) = Blob::capture(r, self.budget())?;
+        self.extracted += blob.len();
+        if more {
+            self.findings.push(Finding::new(
+                "archive-bomb",
+                format!(
+                    "more than {} bytes extracted from this file; the rest was not scanned",
+                    self.cfg.limits.max_extracted
+                ),
+                loc,
+            ));
+        }
+        Ok(blob)
+    }
+
+    fn scan_compressed(
+        &mut self,
+        kind: Kind,
+        blob: &mut Blob,
+        loc: &mut Vec<String>,
+        depth: usize,
+    ) -> io::Result<()> {
+        let reader = blob.reader_from(0)?;
+        let label = format!("({})", kind.name());
+        let inner = match kind {
+            Kind::Gzip => self.capture(&mut flate2::bufread::MultiGzDecoder::new(reader), loc),
+            Kind::Zlib => self.capture(&mut flate2::bufread::ZlibDecoder::new(reader), loc),
+            Kind::Bzip2 => self.capture(&mut bzip2::bufread::MultiBzDecoder::new(reader), loc),
+            Kind::Zstd => match ruzstd::decoding::StreamingDecoder::new(reader) {
+                Ok(mut d) => self.capture(&mut d, loc),
+                Err(e) => Err(io::Error::other(e.to_string())),
+            },
+            _ => {
+                let mut reader = reader;
+                let budget = self.budget();
+                let mut sink = BoundedSpill::new(budget)?;
+                let result = lzma_rs::xz_decompress(&mut reader, &mut sink);
+                let (blob, more) = sink.finish()?;
+                self.extracted += blob.len();
+                if more {
+                    self.findings.push(Finding::new(
+                        "archive-bomb",
+                        "xz stream larger than the extraction limit; the rest was not scanned",
+                        loc,
+                    ));
+                } else if let Err(e) = result {
+                    return Err(io::Error::other(format!("xz: {e}")));
+                }
+                Ok(blob)
+            }
+        };
+        let mut inner = match inner {
+            Ok(b) => b,
+            Err(e) => {
+                self.findings.push(Finding::new(
+                    "file-unreadable",
+                    format!("cannot decompress the {} stream: {e}", kind.name()),
+                    loc,
+                ));
+                return Ok(());
+            }
+        };
+        loc.push(label);
+        let r = self.scan_blob(&mut inner, loc, depth + 1);
+        loc.pop();
+        r
+    }
+
+    fn scan_numpy(&mut self, blob: &mut Blob, head: &[u8], loc: &[String]) -> io::Result<()> {
+        match numpy::parse(head) {
+            Ok(h) if h.object => {
+                self.findings.push(Finding::new("numpy-object-array", format!("dtype {} holds Python objects: loading it (allow_pickle=True) unpickles the data", h.descr), loc));
+                self.scan_pickles(blob, h.data_offset, loc)
+            }
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.findings.push(Finding::new(
+                    "numpy-malformed",
+                    format!("invalid .npy header: {e}"),
+                    loc,
+                ));
+                Ok(())
+            }
+        }
+    }
+
+    fn scan_pickles(&mut self, blob: &mut Blob, start: u64, loc: &[String]) -> io::Result<()> {
+        let reader = blob.reader_from(start)?;
+        let mut src = ReadSource::new(reader);
+        let (analyses, trailing) = pickle::analyse_stream(
+            &mut src,
+            &self.cfg.limits.pickle,
+            &self.cfg.allow,
+            &self.cfg.extensions,
+        );
+        let mut joblib = false;
+        for a in &analyses {
+            self.report_analysis(a, start, loc);
+            joblib |= a.imports.iter().any(|i| i.module.starts_with("joblib."));
+        }
+        if joblib && self.format.as_deref() == Some("pickle") {
+            self.format = Some("joblib".into());
+        }
+        if analyses.len() >= 3
+            && self.format.as_deref() == Some("pickle")
+            && analyses
+                .iter()
+                .any(|a| a.imports.iter().any(|i| i.module.starts_with("torch")))
+        {
+            self.format = Some("pytorch-legacy".into());
+        }
+        if let Some(at) = trailing {
+            self.findings.push(
+                Finding::new(
+                    "pickle-trailing-data",
+                    format!(
+                        "{} pickle(s), then bytes that are not a pickle from offset {}",
+                        analyses.len(),
+                        at + start
+                    ),
+                    loc,
+                )
+                .at(at + start),
+            );
+        }
+        Ok(())
+    }
+
+    fn report_analysis(&mut self, a: &pickle::Analysis, base: u64, loc: &[String]) {
+        let mut grouped: HashMap<(Class, String), (u64, usize)> = HashMap::new();
+        for i in &a.imports {
+            self.imports.push(ImportRecord {
+                location: loc.to_vec(),
+                offset: i.offset + base,
+                opcode: i.opcode,
+                import: i.full_name(),
+                class: i.class,
+            });
+            if i.class != Class::Safe {
+                let e = grouped
+                    .entry((i.class, i.full_name()))
+                    .or_insert((i.offset + base, 0));
+                e.1 += 1;
+            }
+        }
+        let mut grouped: Vec<_> = grouped.into_iter().collect();
+        grouped.sort_by_key(|(_, (offset, _))| *offset);
+        for ((class, name), (offset, count)) in grouped {
+            let (rule, verdict) = if class == Class::Dangerous {
+                ("pickle-dangerous-import", "a dangerous callable")
+            } else {
+                (
+                    "pickle-unknown-import",
+                    "something not on the allowlist (allow it with --allow if you trust it)",
+                )
+            };
+            let times = if count > 1 {
+                format!(" ({count} times)")
+            } else {
+                String::new()
+            };
+            self.findings.push(
+                Finding::new(rule, format!("imports {name}: {verdict}{times}"), loc)
+                    .at(offset)
+                    .import(name),
+            );
+        }
+        for c in a
+            .calls
+            .iter()
+            .filter(|c| c.class == Class::Dangerous)
+            .take(50)
+        {
+            self.findings.push(
+                Finding::new(
+                    "pickle-dangerous-call",
+                    format!(
+                        "calls {}{} when loaded ({})",
+                        c.callee,
+                        if c.args.starts_with('(') {
+                            c.args.clone()
+                        } else {
+                            format!("({})", c.args)
+                        },
+                        c.opcode
+                    ),
+                    loc,
+                )
+                .at(c.offset + base)
+                .import(c.callee.clone()),
+            );
+        }
+        for an in &a.anomalies {
+            let rule = match an.kind {
+                "unresolved-import" => "pickle-unresolved-import",
+                "unknown-extension" => "pickle-unknown-extension",
+                "persistent-id" => "pickle-persistent-id",
+                "limit" => "pickle-limit",
+                _ => "pickle-malformed",
+            };
+            self.findings
+                .push(Finding::new(rule, an.message.clone(), loc).at(an.offset + base));
+        }
+    }
+
+    fn scan_zip(&mut self, blob: &mut Blob, loc: &mut Vec<String>, depth: usize) -> io::Result<()> {
+        let len = blob.len();
+        let listing = zip::list(blob, len)?;
+        for q in &listing.quirks {
+            self.findings
+                .push(Finding::new(q.rule, q.message.clone(), loc));
+        }
+        let names: Vec<&str> = listing.entries.iter().map(|e| e.name.as_str()).collect();
+        let is_torch = names
+            .iter()
+            .any(|n| *n == "data.pkl" || n.ends_with("/data.pkl"));
+        let is_keras = names.contains(&"config.json")
+            && (names.contains(&"metadata.json")
+                || names.iter().any(|n| n.ends_with(".weights.h5")));
+        let is_npz = !names.is_empty() && names.iter().all(|n| n.ends_with(".npy"));
+        self.set_format(
+            depth,
+            if is_torch {
+                "pytorch"
+            } else if is_keras {
+                "keras"
+            } else if is_npz {
+                "npz"
+            } else {
+                "zip"
+            },
+        );
+        let code: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| (n.contains("/code/") || n.starts_with("code/")) && !n.ends_with('/'))
+            .collect();
+        if is_torch && !code.is_empty() {
+            self.findings.push(Finding::new("torchscript-code", format!("TorchScript archive with {} code file(s) (e.g. {}) that run when torch.jit.load loads it", code.len(), code.first().unwrap_or(&"")), loc));
+        }
+        for entry in &listing.entries {
+            if entry.name.ends_with('/') && entry.compressed == 0 {
+                continue;
+            }
+            if entry.flags & 0x01 != 0 {
+                self.findings.push(Finding::new(
+                    "zip-encrypted-entry",
+                    format!("{:?} is encrypted", entry.name),
+                    loc,
+                ));
+                continue;
+            }
+            if !matches!(entry.method, 0 | 8 | 12 | 93) {
+                self.findings.push(Finding::new(
+                    "zip-unsupported-compression",
+                    format!("{:?} uses compression method {}", entry.name, entry.method),
+                    loc,
+                ));
+                continue;
+            }
+            let force_pickle = entry.name.ends_with(".pkl") || entry.name.ends_with(".pickle");
+            let keras_config = is_keras && entry.name == "config.json";
+            // Look at the start of every entry; extract only what needs analysis.
+            let head = {
+                let mut r = entry_reader(blob, entry)?;
+                let mut h = Vec::new();
+                if let Err(e) = r.by_ref().take(HEAD as u64).read_to_end(&mut h) {
+                    self.findings.push(Finding::new(
+                        "file-unreadable",
+                        format!("cannot decompress {:?}: {e}", entry.name),
+                        loc,
+                    ));
+                    continue;
+                }
+                h
+            };
+            let kind = sniff(&head, entry.uncompressed.max(head.len() as u64));
+            if kind == Kind::Unknown && !force_pickle && !keras_config {
+                continue;
+            }
+            let (mut inner, crc_ok) = {
+                let mut r = CrcReader {
+                    inner: entry_reader(blob, entry)?,
+                    crc: crc32fast::Hasher::new(),
+                };
+                let captured = self.capture(&mut r, loc);
+                let mut inner = match captured {
+                    Ok(b) => b,
+                    Err(e) => {
+                        self.findings.push(Finding::new(
+                            "file-unreadable",
+                            format!("cannot decompress {:?}: {e}", entry.name),
+                            loc,
+                        ));
+                        continue;
+                    }
+                };
+                let whole = inner.len() as u64 == entry.uncompressed || entry.flags & 0x08 != 0;
+                let ok = !whole || r.crc.clone().finalize() == entry.crc || entry.crc == 0;
+                inner.seek(SeekFrom::Start(0))?;
+                (inner, ok)
+            };
+            if !crc_ok {
+                self.findings.push(Finding::new(
+                    "zip-crc-mismatch",
+                    format!("{:?}: data does not match its CRC-32", entry.name),
+                    loc,
+                ));
+            }
+            loc.push(entry.name.clone());
+            if keras_config {
+                let text = inner.read_range(0, 64 << 20)?;
+                match serde_json::from_slice::<serde_json::Value>(&text) {
+                    Ok(v) => {
+                        let f = keras::check_config(&v);
+                        for l in &f.lambdas {
+                            self.findings.push(Finding::new("keras-lambda-layer", format!("Lambda layer {l:?}: marshalled Python bytecode runs when the model is loaded"), loc));
+                        }
+                        for m in &f.modules {
+                            self.findings.push(Finding::new("keras-custom-object", format!("loads objects from {m}, outside Keras: Keras imports that module when it loads the model"), loc));
+                        }
+                    }
+                    Err(e) => self.findings.push(Finding::new(
+                        "keras-invalid-config",
+                        format!("config.json is not JSON: {e}"),
+                        loc,
+                    )),
+                }
+            } else if force_pickle && kind == Kind::Unknown {
+                self.scan_pickles(&mut inner, 0, loc)?;
+            } else {
+                self.scan_blob(&mut inner, loc, depth + 1)?;
+            }
+            loc.pop();
+        }
+        Ok(())
+    }
+}
+
+fn entry_reader<'b>(blob: &'b mut Blob, e: &zip::Entry) -> io::Result<Box<dyn Read + 'b>> {
+    blob.seek(SeekFrom::Start(e.data_offset))?;
+    let raw = BufReader::new(Read::take(blob, e.compressed));
+    Ok(match e.method {
+        8 => Box::new(flate2::bufread::DeflateDecoder::new(raw)),
+        12 => Box::new(bzip2::bufread::MultiBzDecoder::new(raw)),
+        93 => match ruzstd::decoding::StreamingDecoder::new(raw) {
+            Ok(d) => Box::new(d),
+            Err(e) => return Err(io::Error::other(e.to_string())),
+        },
+        _ => Box::new(raw),
+    })
+}
+
+struct CrcReader<R> {
+    inner: R,
+    crc: crc32fast::Hasher,
+}
+
+impl<R: Read> Read for CrcReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.crc.update(buf.get(..n).unwrap_or_default());
+        Ok(n)
+    }
+}
+
+/// A `Write` that keeps at most `limit` bytes (memory, then a temporary file) and remembers
+/// whether more was offered — for decoders that only write (xz).
+struct BoundedSpill {
+    mem: Vec<u8>,
+    file: Option<File>,
+    written: u64,
+    limit: u64,
+    overflow: bool,
+}
+
+impl BoundedSpill {
+    fn new(limit: u64) -> io::Result<Self> {
+        Ok(Self {
+            mem: Vec::new(),
+            file: None,
+            written: 0,
+            limit,
+            overflow: false,
+        })
+    }
+
+    fn finish(self) -> io::Result<(Blob, bool)> {
+        Ok(match self.file {
+            Some(mut f) => {
+                f.seek(SeekFrom::Start(0))?;
+                (Blob::Temp(f, self.written), self.overflow)
+            }
+            None => (Blob::Mem(io::Cursor::new(self.mem)), self.overflow),
+        })
+    }
+}
+
+impl io::Write for BoundedSpill {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let room = usize::try_from(self.limit - self.written).unwrap_or(usize::MAX);
+        if buf.len() > room {
+            self.overflow = true;
+            return Err(io::Error::other("extraction limit reached"));
+        }
+        if self.file.is_none() && self.mem.len() + buf.len() > crate::blob::SPILL_BYTES {
+            let mut f = tempfile::tempfile()?;
+            f.write_all(&self.mem)?;
+            self.mem = Vec::new();
+            self.file = Some(f);
+        }
+        match &mut self.file {
+            Some(f) => f.write_all(buf)?,
+            None => self.mem.extend_from_slice(buf),
+        }
+        self.written += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

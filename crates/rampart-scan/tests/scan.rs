@@ -1,0 +1,146 @@
+//! The fixture corpus: every malicious fixture is flagged with its rules, every benign one is
+//! clean. Fixtures come from `fixtures/generate.py`; verdicts from `fixtures/corpus/expected.json`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    missing_docs
+)]
+
+use std::path::{Path, PathBuf};
+
+use rampart_scan::pickle::Class;
+use rampart_scan::{ScanConfig, Severity, scan_file};
+
+fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus")
+}
+
+fn config() -> ScanConfig {
+    let mut cfg = ScanConfig::default();
+    cfg.limits.max_extracted = 16 << 20;
+    cfg
+}
+
+#[test]
+fn every_fixture_gets_its_verdict() {
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(corpus().join("expected.json")).unwrap()).unwrap();
+    let expected = expected.as_object().unwrap();
+    assert!(expected.len() >= 60, "the corpus is incomplete");
+    let mut failures = Vec::new();
+    for (name, want) in expected {
+        let report = scan_file(&corpus().join(name), &config());
+        let flagged =
+            report.max_severity().is_some_and(|s| s >= Severity::Medium) || report.error.is_some();
+        let rules: Vec<&str> = report.findings.iter().map(|f| f.rule).collect();
+        if flagged != want["flagged"].as_bool().unwrap() {
+            failures.push(format!(
+                "{name}: flagged={flagged}, expected {}; findings: {:#?}",
+                want["flagged"], report.findings
+            ));
+        }
+        for rule in want["rules"].as_array().unwrap() {
+            if !rules.contains(&rule.as_str().unwrap()) {
+                failures.push(format!("{name}: missing rule {rule}; got {rules:?}"));
+            }
+        }
+        if let Some(format) = want["format"].as_str()
+            && report.format != format
+        {
+            failures.push(format!(
+                "{name}: format {} (expected {format})",
+                report.format
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} problem(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn imports_carry_offsets_and_verdicts() {
+    let r = scan_file(&corpus().join("pickle_reduce_os_system.pkl"), &config());
+    let os = r.imports.iter().find(|i| i.import == "os.system").unwrap();
+    assert_eq!(
+        (os.offset, os.opcode, os.class),
+        (2, "GLOBAL", Class::Dangerous)
+    );
+    let call = r
+        .findings
+        .iter()
+        .find(|f| f.rule == "pickle-dangerous-call")
+        .unwrap();
+    assert!(
+        call.message.contains("os.system(\"id\")"),
+        "{}",
+        call.message
+    );
+
+    let r = scan_file(&corpus().join("torch_zip_benign.pt"), &config());
+    assert!(
+        r.imports
+            .iter()
+            .any(|i| i.import == "torch._utils._rebuild_tensor_v2" && i.class == Class::Safe)
+    );
+    assert!(r.imports.iter().all(|i| i.location == ["archive/data.pkl"]));
+
+    // The payload before a deliberate parse error is still reported, with the error.
+    let r = scan_file(&corpus().join("pickle_payload_then_garbage.pkl"), &config());
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.rule == "pickle-dangerous-import")
+    );
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.rule == "pickle-malformed" && f.message.contains("unknown opcode"))
+    );
+}
+
+#[test]
+fn allowlisting_an_unknown_import_clears_it_but_never_a_dangerous_one() {
+    let mut cfg = config();
+    let path = corpus().join("pickle_unknown_main_class.pkl");
+    assert_eq!(
+        scan_file(&path, &cfg).max_severity(),
+        Some(Severity::Medium)
+    );
+    cfg.allow.push("__main__.MyModel".into());
+    assert!(scan_file(&path, &cfg).findings.is_empty());
+    cfg.allow.push("posix.system".into());
+    cfg.allow.push("os.system".into());
+    assert_eq!(
+        scan_file(&corpus().join("pickle_reduce_os_system.pkl"), &cfg).max_severity(),
+        Some(Severity::Critical)
+    );
+}
+
+#[test]
+fn registered_extension_codes_resolve() {
+    let mut cfg = config();
+    cfg.extensions.insert(7, ("os".into(), "system".into()));
+    let r = scan_file(&corpus().join("pickle_ext_code_unregistered.pkl"), &cfg);
+    assert!(
+        r.findings.iter().any(
+            |f| f.rule == "pickle-dangerous-import" && f.import.as_deref() == Some("os.system")
+        )
+    );
+}
+
+#[test]
+fn unreadable_files_are_not_clean() {
+    let r = scan_file(Path::new("/nonexistent/model.pt"), &config());
+    assert!(r.error.is_some());
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.rule == "file-unreadable" && f.severity == Severity::High)
+    );
+}

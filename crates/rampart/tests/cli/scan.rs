@@ -1,0 +1,164 @@
+//! `rampart scan`: exit codes, JSON and SARIF, allowlists from flags and policy, audit.
+
+use std::path::PathBuf;
+
+use crate::Scratch;
+
+fn fixture(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../rampart-scan/tests/fixtures/corpus")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn exit_codes_follow_the_verdict() {
+    let s = Scratch::new();
+    let (code, out, _) = s.run(&[
+        "scan",
+        &fixture("torch_zip_benign.pt"),
+        &fixture("safetensors_benign.safetensors"),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("clean") && out.contains("2 file(s) scanned, 0 flagged"),
+        "{out}"
+    );
+    let (code, out, _) = s.run(&["scan", &fixture("torch_zip_data_pkl_os_system.pt")]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("pickle-dangerous-call")
+            && out.contains("posix.system(\"id\")")
+            && out.contains("archive/data.pkl"),
+        "{out}"
+    );
+    // Unknown imports fail by default and pass with --fail-on high.
+    let unknown = fixture("pickle_unknown_main_class.pkl");
+    assert_eq!(s.run(&["scan", &unknown]).0, 1);
+    assert_eq!(s.run(&["scan", &unknown, "--fail-on", "high"]).0, 0);
+    assert_eq!(
+        s.run(&["scan", &unknown, "--allow", "__main__.MyModel"]).0,
+        0
+    );
+    // Dangerous imports cannot be allowed.
+    assert_eq!(
+        s.run(&[
+            "scan",
+            &fixture("pickle_reduce_os_system.pkl"),
+            "--allow",
+            "os.system"
+        ])
+        .0,
+        1
+    );
+    // Missing input: exit 2.
+    let (code, _, err) = s.run(&["scan", "no-such-model.pt"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no-such-model.pt"), "{err}");
+}
+
+#[test]
+fn directories_are_walked_and_unreadable_files_exit_2() {
+    let s = Scratch::new();
+    let dir = s.path().join("models");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::copy(fixture("torch_zip_benign.pt"), dir.join("a.pt")).unwrap();
+    std::fs::copy(
+        fixture("gzip_wrapped_pickle_payload.pkl.gz"),
+        dir.join("sub/b.bin"),
+    )
+    .unwrap();
+    let v: serde_json::Value = {
+        let (code, out, _) = s.run(&["--format", "json", "scan", "models"]);
+        assert_eq!(code, 1);
+        serde_json::from_str(&out).unwrap()
+    };
+    assert_eq!(v["schema"], 1);
+    assert_eq!(v["summary"]["files"], 2);
+    assert_eq!(v["summary"]["flagged"], 1);
+    assert_eq!(v["summary"]["max_severity"], "critical");
+    let b = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"].as_str().unwrap().ends_with("b.bin"))
+        .unwrap();
+    assert_eq!(b["format"], "gzip");
+    assert_eq!(b["findings"][0]["location"][0], "(gzip)");
+    assert_eq!(b["imports"][0]["class"], "dangerous");
+
+    std::os::unix::fs::symlink("/nonexistent/target", dir.join("dangling.pt")).unwrap();
+    // A dangling symlink is not a regular file and is skipped by the walk; an unreadable one is not.
+    let (code, _, _) = s.run(&["scan", "models"]);
+    assert_eq!(code, 1);
+    let (code, _, err) = s.run(&["scan", &dir.join("dangling.pt").display().to_string()]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn sarif_output_is_sarif_2_1_0() {
+    let s = Scratch::new();
+    let (code, out, _) = s.run(&[
+        "--format",
+        "sarif",
+        "scan",
+        &fixture("npz_object_array_payload.npz"),
+        &fixture("npz_benign.npz"),
+    ]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["version"], "2.1.0");
+    let run = &v["runs"][0];
+    let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
+    let results = run["results"].as_array().unwrap();
+    assert!(!results.is_empty());
+    for r in results {
+        let index = usize::try_from(r["ruleIndex"].as_u64().unwrap()).unwrap();
+        assert_eq!(rules[index]["id"], r["ruleId"]);
+        assert!(["error", "warning", "note"].contains(&r["level"].as_str().unwrap()));
+        assert!(
+            r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+                .as_str()
+                .unwrap()
+                .ends_with(".npz")
+        );
+    }
+    assert!(
+        results.iter().any(|r| r["ruleId"] == "numpy-object-array"
+            && r["properties"]["container_path"][0] == "b.npy")
+    );
+    assert_eq!(run["artifacts"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn policy_allowlist_and_threshold_apply_and_scans_are_audited() {
+    let s = Scratch::init();
+    let unknown = fixture("pickle_unknown_main_class.pkl");
+    assert_eq!(s.run(&["scan", &unknown]).0, 1);
+    let policy = s.home().join("rampart.toml");
+    let text = std::fs::read_to_string(&policy)
+        .unwrap()
+        .replace("allow = []", "allow = [\"__main__.*\"]");
+    std::fs::write(&policy, text).unwrap();
+    assert_eq!(s.run(&["scan", &unknown]).0, 0);
+    let text = std::fs::read_to_string(&policy)
+        .unwrap()
+        .replace("fail_on = \"medium\"", "fail_on = \"sometimes\"");
+    std::fs::write(&policy, text).unwrap();
+    let (code, _, err) = s.run(&["scan", &unknown]);
+    assert_eq!(code, 2);
+    assert!(err.contains("fail_on"), "{err}");
+    let (_, out, _) = s.run(&["--format", "json", "audit", "show", "--action", "scan"]);
+    let outcomes: Vec<String> = out
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["outcome"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(outcomes, ["failed", "ok"]);
+    assert!(out.contains("pickle-unknown-import"));
+}
