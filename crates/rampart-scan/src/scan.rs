@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::blob::Blob;
 use crate::finding::{Finding, Severity};
-use crate::formats::{keras, numpy, safetensors};
+use crate::formats::{gguf, keras, numpy, onnx, safetensors};
 use crate::pickle::{self, Class, ReadSource};
 use crate::sniff::{Kind, sniff};
 use crate::zip;
@@ -268,10 +268,23 @@ impl Engine<'_> {
                 Ok(())
             }
             Kind::Gguf => {
-                self.findings.push(Finding::new("format-not-analysed", "GGUF metadata and chat templates are not analysed yet; the file is not known to be clean", loc));
+                let len = blob.len();
+                let mut reader = blob.reader_from(0)?;
+                for (rule, message) in gguf::check(&mut reader, len) {
+                    self.findings.push(Finding::new(rule, message, loc));
+                }
                 Ok(())
             }
-            Kind::SevenZ | Kind::Tar => {
+            Kind::Onnx => {
+                let len = blob.len();
+                blob.seek(SeekFrom::Start(0))?;
+                for (rule, message) in onnx::check(blob, len) {
+                    self.findings.push(Finding::new(rule, message, loc));
+                }
+                Ok(())
+            }
+            Kind::Tar => self.scan_tar(blob, loc, depth),
+            Kind::SevenZ => {
                 self.findings.push(Finding::new("archive-not-analysed", format!("{} archives are not unpacked yet; their contents are not known to be clean", kind.name()), loc));
                 Ok(())
             }
@@ -493,6 +506,57 @@ impl Engine<'_> {
             self.findings
                 .push(Finding::new(rule, an.message.clone(), loc).at(an.offset + base));
         }
+    }
+
+    fn scan_tar(&mut self, blob: &mut Blob, loc: &mut Vec<String>, depth: usize) -> io::Result<()> {
+        let names: Vec<String>;
+        {
+            let reader = blob.reader_from(0)?;
+            let mut archive = tar::Archive::new(reader);
+            let mut found = Vec::new();
+            let mut entries: Vec<(String, Blob)> = Vec::new();
+            for entry in archive.entries()? {
+                let mut entry = match entry {
+                    Ok(e) => e,
+                    Err(e) => {
+                        self.findings.push(Finding::new(
+                            "file-unreadable",
+                            format!("corrupt tar archive: {e}"),
+                            loc,
+                        ));
+                        break;
+                    }
+                };
+                let name = entry
+                    .path()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if !entry.header().entry_type().is_file() {
+                    continue;
+                }
+                if name.starts_with('/') || name.split('/').any(|c| c == "..") {
+                    self.findings.push(Finding::new(
+                        "zip-path-traversal",
+                        format!("tar entry name {name:?} escapes the archive"),
+                        loc,
+                    ));
+                }
+                let inner = self.capture(&mut entry, loc)?;
+                found.push(name.clone());
+                entries.push((name, inner));
+            }
+            names = found;
+            let legacy = ["sys_info", "pickle", "storages", "tensors"]
+                .iter()
+                .all(|n| names.iter().any(|x| x == n));
+            self.set_format(depth, if legacy { "pytorch-legacy-tar" } else { "tar" });
+            for (name, mut inner) in entries {
+                loc.push(name);
+                self.scan_blob(&mut inner, loc, depth + 1)?;
+                loc.pop();
+            }
+        }
+        Ok(())
     }
 
     fn scan_zip(&mut self, blob: &mut Blob, loc: &mut Vec<String>, depth: usize) -> io::Result<()> {

@@ -29,6 +29,8 @@ pub enum Kind {
     Gguf,
     /// HDF5 (legacy Keras `.h5`).
     Hdf5,
+    /// ONNX (a protobuf `ModelProto`).
+    Onnx,
     /// Anything else.
     Unknown,
 }
@@ -51,6 +53,7 @@ impl Kind {
             Self::Safetensors => "safetensors",
             Self::Gguf => "gguf",
             Self::Hdf5 => "hdf5",
+            Self::Onnx => "onnx",
             Self::Unknown => "unknown",
         }
     }
@@ -88,6 +91,9 @@ pub fn sniff(head: &[u8], len: u64) -> Kind {
         && (0x7800u16 | u16::from(*flg)).is_multiple_of(31)
     {
         return Kind::Zlib;
+    }
+    if crate::formats::onnx::looks_like_onnx(head) {
+        return Kind::Onnx;
     }
     if crate::pickle::looks_like_pickle(head) {
         return Kind::Pickle;

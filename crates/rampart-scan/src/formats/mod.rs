@@ -1,5 +1,7 @@
 //! Checks for the non-pickle formats.
 
+pub mod gguf;
 pub mod keras;
 pub mod numpy;
+pub mod onnx;
 pub mod safetensors;
