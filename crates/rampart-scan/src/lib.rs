@@ -19,6 +19,7 @@
 //! named constant or a [`ScanLimits`] field; nothing here depends on another rampart crate.
 
 pub mod blob;
+pub mod convert;
 pub mod finding;
 pub mod formats;
 pub mod pickle;

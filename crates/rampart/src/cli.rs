@@ -77,6 +77,8 @@ pub enum Command {
     Attest(AttestArgs),
     /// Scan model files for code-execution risks, without running anything.
     Scan(ScanArgs),
+    /// Convert a PyTorch checkpoint to safetensors without running anything from it.
+    Convert(ConvertArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
 }
@@ -252,4 +254,16 @@ pub struct ScanArgs {
     /// List every import (safe ones too) in the human output.
     #[arg(long)]
     pub imports: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// The checkpoint (PyTorch zip or legacy layout).
+    pub input: PathBuf,
+    /// The safetensors file to write.
+    #[arg(short, long, value_name = "OUT.safetensors")]
+    pub output: PathBuf,
+    /// Replace OUT if it exists.
+    #[arg(long)]
+    pub force: bool,
 }

@@ -3,6 +3,7 @@
 pub mod attest;
 pub mod audit;
 pub mod completions;
+pub mod convert;
 pub mod init;
 pub mod keys;
 pub mod scan;

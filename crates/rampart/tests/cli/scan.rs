@@ -162,3 +162,57 @@ fn policy_allowlist_and_threshold_apply_and_scans_are_audited() {
     assert_eq!(outcomes, ["failed", "ok"]);
     assert!(out.contains("pickle-unknown-import"));
 }
+
+#[test]
+fn convert_writes_safetensors_or_refuses_with_exit_1() {
+    let s = Scratch::init();
+    let (code, out, err) = s.run(&[
+        "convert",
+        &fixture("convert_zip_all_dtypes.pt"),
+        "-o",
+        "m.safetensors",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("13 tensors") && out.contains("step"), "{out}");
+    assert_eq!(s.run(&["scan", "m.safetensors"]).0, 0);
+    // Never overwrites without --force.
+    let (code, _, err) = s.run(&[
+        "convert",
+        &fixture("convert_zip_all_dtypes.pt"),
+        "-o",
+        "m.safetensors",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--force"), "{err}");
+    let (code, out, _) = s.run(&[
+        "convert",
+        &fixture("torch_zip_data_pkl_os_system.pt"),
+        "-o",
+        "evil.safetensors",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("REFUSED") && out.contains("posix.system"),
+        "{out}"
+    );
+    assert!(!s.path().join("evil.safetensors").exists());
+    let (code, _, err) = s.run(&[
+        "convert",
+        &fixture("keras_benign.keras"),
+        "-o",
+        "k.safetensors",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("data.pkl"), "{err}");
+    let (_, audit, _) = s.run(&["--format", "json", "audit", "show", "--action", "convert"]);
+    let outcomes: Vec<String> = audit
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["outcome"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(outcomes, ["ok", "denied", "error"]);
+}

@@ -1,0 +1,93 @@
+//! `rampart convert`.
+
+use rampart_audit::Outcome;
+use rampart_scan::convert::{ConvertError, convert};
+use serde_json::json;
+
+use crate::cli::{ConvertArgs, Format};
+use crate::context::Ctx;
+use crate::error::{CliError, Status};
+use crate::output;
+
+pub fn run(ctx: &Ctx, args: &ConvertArgs) -> Result<Status, CliError> {
+    if !args.input.is_file() {
+        return Err(CliError::input(anyhow::anyhow!(
+            "{} is not a file",
+            args.input.display()
+        )));
+    }
+    if args.output.exists() && !args.force {
+        return Err(
+            CliError::input(anyhow::anyhow!("{} exists", args.output.display()))
+                .hint("pass --force to replace it"),
+        );
+    }
+    let input = args.input.display().to_string();
+    match convert(&args.input, &args.output) {
+        Ok(c) => {
+            ctx.audit(
+                ctx.event("convert", Outcome::Ok)
+                    .subject_path(&input)
+                    .detail("output", args.output.display().to_string())
+                    .detail("layout", c.layout.clone())
+                    .detail("tensors", c.tensors.len())
+                    .detail("bytes", c.bytes),
+            )?;
+            match ctx.format {
+                Format::Json | Format::Sarif => output::print_json(&json!({
+                    "input": input,
+                    "output": args.output,
+                    "layout": c.layout,
+                    "tensors": c.tensors.iter().map(|(n, d, s)| json!({"name": n, "dtype": d, "shape": s})).collect::<Vec<_>>(),
+                    "skipped": c.skipped,
+                    "bytes": c.bytes,
+                }))?,
+                Format::Human => {
+                    let mut text = format!(
+                        "converted {input} ({}) → {}: {} tensors, {}\n",
+                        c.layout,
+                        args.output.display(),
+                        c.tensors.len(),
+                        output::bytes(c.bytes)
+                    );
+                    if !c.skipped.is_empty() {
+                        text.push_str(&format!(
+                            "  left out (not tensors): {}\n",
+                            c.skipped.join(", ")
+                        ));
+                    }
+                    output::print(&text)?;
+                }
+            }
+            Ok(Status::Ok)
+        }
+        Err(e @ ConvertError::Refused { .. }) => {
+            ctx.audit(
+                ctx.event("convert", Outcome::Denied)
+                    .subject_path(&input)
+                    .detail("reason", e.to_string()),
+            )?;
+            match ctx.format {
+                Format::Json | Format::Sarif => output::print_json(
+                    &json!({"input": input, "converted": false, "error": e.to_string()}),
+                )?,
+                Format::Human => output::print(&format!("conversion REFUSED for {input}: {e}\n"))?,
+            }
+            Ok(Status::Findings)
+        }
+        Err(e) => {
+            ctx.audit_refusal(
+                ctx.event("convert", Outcome::Error)
+                    .subject_path(&input)
+                    .detail("reason", e.to_string()),
+            );
+            let io = matches!(e, ConvertError::Io { .. });
+            let err = anyhow::Error::new(e).context(format!("cannot convert {input}"));
+            Err(if io {
+                CliError::internal(err)
+            } else {
+                CliError::input(err).hint("`rampart scan` tells what the file is")
+            })
+        }
+    }
+}
