@@ -66,3 +66,43 @@ proptest! {
         scan_bytes(&bytes[..c]);
     }
 }
+
+/// Inputs that once crashed a fuzz target (`fuzz/regressions/TARGET/`), replayed through the
+/// same code path.
+#[test]
+fn fuzz_regressions_stay_fixed() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions");
+    let mut replayed = 0;
+    for target in std::fs::read_dir(&root).unwrap() {
+        let target = target.unwrap();
+        let name = target.file_name().into_string().unwrap();
+        for case in std::fs::read_dir(target.path()).unwrap() {
+            let data = std::fs::read(case.unwrap().path()).unwrap();
+            match name.as_str() {
+                "safetensors_header" if data.len() >= 16 => {
+                    let header_len = u64::from_le_bytes(data[..8].try_into().unwrap());
+                    let file_len = u64::from_le_bytes(data[8..16].try_into().unwrap());
+                    let _ = rampart_scan::formats::safetensors::check(
+                        header_len,
+                        &data[16..],
+                        file_len,
+                    );
+                }
+                "pickle" => {
+                    let mut src = ReadSource::new(&data[..]);
+                    let _ = analyse_stream(&mut src, &Limits::default(), &[], &Default::default());
+                }
+                "zip_walker" => {
+                    let _ = rampart_scan::zip::list(&mut Cursor::new(&data), data.len() as u64);
+                }
+                _ => scan_bytes(&data),
+            }
+            replayed += 1;
+        }
+    }
+    assert!(
+        replayed >= 1,
+        "no regression inputs found under {}",
+        root.display()
+    );
+}

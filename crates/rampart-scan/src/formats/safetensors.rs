@@ -56,10 +56,16 @@ impl<'de> serde::Deserialize<'de> for Entries {
 #[must_use]
 pub fn check(header_len: u64, header: &[u8], file_len: u64) -> Vec<Problem> {
     let mut problems = Vec::new();
-    if header_len > MAX_HEADER || header_len > file_len.saturating_sub(8) {
-        problems.push(("safetensors-header-too-large", format!("header length {header_len} exceeds the limit ({MAX_HEADER}) or the file ({file_len} bytes)")));
-        return problems;
-    }
+    let data_len = match file_len
+        .checked_sub(8)
+        .and_then(|rest| rest.checked_sub(header_len))
+    {
+        Some(n) if header_len <= MAX_HEADER => n,
+        _ => {
+            problems.push(("safetensors-header-too-large", format!("header length {header_len} exceeds the limit ({MAX_HEADER}) or the file ({file_len} bytes)")));
+            return problems;
+        }
+    };
     let mut de = serde_json::Deserializer::from_slice(header);
     let entries = match serde::Deserialize::deserialize(&mut de)
         .and_then(|e: Entries| de.end().map(|()| e))
@@ -83,7 +89,6 @@ pub fn check(header_len: u64, header: &[u8], file_len: u64) -> Vec<Problem> {
             }
         }
     };
-    let data_len = file_len - 8 - header_len;
     let mut seen = std::collections::HashSet::new();
     let mut ranges: Vec<(u64, u64, String)> = Vec::new();
     for (name, v) in &entries.0 {
