@@ -25,6 +25,11 @@ pub struct ScanLimits {
     pub max_depth: usize,
     /// Total bytes decompressed or extracted for one file.
     pub max_extracted: u64,
+    /// Decompression stops as a bomb once its output passes `ratio_after` bytes at more than
+    /// this many output bytes per input byte.
+    pub max_ratio: u64,
+    /// See `max_ratio`.
+    pub ratio_after: u64,
 }
 
 impl Default for ScanLimits {
@@ -33,9 +38,50 @@ impl Default for ScanLimits {
             pickle: pickle::Limits::default(),
             max_depth: 8,
             max_extracted: 8 << 30,
+            max_ratio: 250,
+            ratio_after: 1 << 20,
         }
     }
 }
+
+/// Counts the compressed bytes a decoder pulls.
+struct Counting<R> {
+    inner: R,
+    count: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.set(self.count.get() + n as u64);
+        Ok(n)
+    }
+}
+
+/// Ends a decoder's output early (as if at end of stream) when the compression ratio says bomb.
+struct RatioGuard<R> {
+    inner: R,
+    input: std::rc::Rc<std::cell::Cell<u64>>,
+    output: u64,
+    max_ratio: u64,
+    after: u64,
+    tripped: bool,
+}
+
+impl<R: Read> Read for RatioGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.output > self.after && self.output / self.input.get().max(1) > self.max_ratio {
+            self.tripped = true;
+            return Ok(0);
+        }
+        let n = self.inner.read(buf)?;
+        self.output += n as u64;
+        Ok(n)
+    }
+}
+
+/// Small input buffer, so the compressed-byte count follows what the decoder really consumed.
+const COMPRESSED_BUF: usize = 4 * 1024;
 
 /// What to allow and how hard to work.
 #[derive(Debug, Clone, Default)]
@@ -284,10 +330,7 @@ impl Engine<'_> {
                 Ok(())
             }
             Kind::Tar => self.scan_tar(blob, loc, depth),
-            Kind::SevenZ => {
-                self.findings.push(Finding::new("archive-not-analysed", format!("{} archives are not unpacked yet; their contents are not known to be clean", kind.name()), loc));
-                Ok(())
-            }
+            Kind::SevenZ => self.scan_7z(blob, loc, depth),
             Kind::Unknown => {
                 if depth == 0 {
                     self.findings.push(Finding::new("format-unrecognised", "not a model format the scanner knows; no pickle, archive or tensor container was found", loc));
@@ -318,6 +361,25 @@ impl Engine<'_> {
         Ok(blob)
     }
 
+    fn guarded<'r>(
+        &self,
+        decoder: Box<dyn Read + 'r>,
+        input: std::rc::Rc<std::cell::Cell<u64>>,
+    ) -> RatioGuard<Box<dyn Read + 'r>> {
+        RatioGuard {
+            inner: decoder,
+            input,
+            output: 0,
+            max_ratio: self.cfg.limits.max_ratio,
+            after: self.cfg.limits.ratio_after,
+            tripped: false,
+        }
+    }
+
+    fn ratio_finding(&mut self, what: &str, loc: &[String]) {
+        self.findings.push(Finding::new("archive-bomb", format!("{what} decompresses at more than {}:1; decompression stopped after {} MiB and the rest was not scanned", self.cfg.limits.max_ratio, self.cfg.limits.ratio_after >> 20), loc));
+    }
+
     fn scan_compressed(
         &mut self,
         kind: Kind,
@@ -325,33 +387,54 @@ impl Engine<'_> {
         loc: &mut Vec<String>,
         depth: usize,
     ) -> io::Result<()> {
-        let reader = blob.reader_from(0)?;
         let label = format!("({})", kind.name());
-        let inner = match kind {
-            Kind::Gzip => self.capture(&mut flate2::bufread::MultiGzDecoder::new(reader), loc),
-            Kind::Zlib => self.capture(&mut flate2::bufread::ZlibDecoder::new(reader), loc),
-            Kind::Bzip2 => self.capture(&mut bzip2::bufread::MultiBzDecoder::new(reader), loc),
-            Kind::Zstd => match ruzstd::decoding::StreamingDecoder::new(reader) {
-                Ok(mut d) => self.capture(&mut d, loc),
-                Err(e) => Err(io::Error::other(e.to_string())),
-            },
-            _ => {
-                let mut reader = reader;
-                let budget = self.budget();
-                let mut sink = BoundedSpill::new(budget)?;
-                let result = lzma_rs::xz_decompress(&mut reader, &mut sink);
-                let (blob, more) = sink.finish()?;
-                self.extracted += blob.len();
-                if more {
-                    self.findings.push(Finding::new(
-                        "archive-bomb",
-                        "xz stream larger than the extraction limit; the rest was not scanned",
-                        loc,
-                    ));
-                } else if let Err(e) = result {
-                    return Err(io::Error::other(format!("xz: {e}")));
-                }
+        let inner = if kind == Kind::Xz {
+            let mut reader = blob.reader_from(0)?;
+            let budget = self.budget();
+            let mut sink = BoundedSpill::new(budget)?;
+            let result = lzma_rs::xz_decompress(&mut reader, &mut sink);
+            let (blob, more) = sink.finish()?;
+            self.extracted += blob.len();
+            if more {
+                self.findings.push(Finding::new(
+                    "archive-bomb",
+                    "xz stream larger than the extraction limit; the rest was not scanned",
+                    loc,
+                ));
                 Ok(blob)
+            } else {
+                result
+                    .map(|()| blob)
+                    .map_err(|e| io::Error::other(format!("xz: {e}")))
+            }
+        } else {
+            let count = std::rc::Rc::new(std::cell::Cell::new(0u64));
+            blob.seek(SeekFrom::Start(0))?;
+            let reader = BufReader::with_capacity(
+                COMPRESSED_BUF,
+                Counting {
+                    inner: &mut *blob,
+                    count: count.clone(),
+                },
+            );
+            let decoder: io::Result<Box<dyn Read + '_>> = match kind {
+                Kind::Gzip => Ok(Box::new(flate2::bufread::MultiGzDecoder::new(reader))),
+                Kind::Zlib => Ok(Box::new(flate2::bufread::ZlibDecoder::new(reader))),
+                Kind::Bzip2 => Ok(Box::new(bzip2::bufread::MultiBzDecoder::new(reader))),
+                _ => ruzstd::decoding::StreamingDecoder::new(reader)
+                    .map(|d| Box::new(d) as Box<dyn Read + '_>)
+                    .map_err(|e| io::Error::other(e.to_string())),
+            };
+            match decoder {
+                Ok(d) => {
+                    let mut guard = self.guarded(d, count);
+                    let captured = self.capture(&mut guard, loc);
+                    if guard.tripped {
+                        self.ratio_finding(&format!("the {} stream", kind.name()), loc);
+                    }
+                    captured
+                }
+                Err(e) => Err(e),
             }
         };
         let mut inner = match inner {
@@ -508,6 +591,52 @@ impl Engine<'_> {
         }
     }
 
+    fn scan_7z(&mut self, blob: &mut Blob, loc: &mut Vec<String>, depth: usize) -> io::Result<()> {
+        blob.seek(SeekFrom::Start(0))?;
+        let mut budget = self.budget();
+        let mut entries: Vec<(String, Blob, bool)> = Vec::new();
+        let mut problem: Option<String> = None;
+        match sevenz_rust2::ArchiveReader::new(&mut *blob, sevenz_rust2::Password::empty()) {
+            Ok(mut archive) => {
+                let result = archive.for_each_entries(|entry, reader| {
+                    if entry.is_directory() {
+                        return Ok(true);
+                    }
+                    let (inner, more) = Blob::capture(reader, budget)?;
+                    budget = budget.saturating_sub(inner.len());
+                    entries.push((entry.name().to_owned(), inner, more));
+                    Ok(!more)
+                });
+                if let Err(e) = result {
+                    problem = Some(e.to_string());
+                }
+            }
+            Err(e) => problem = Some(e.to_string()),
+        }
+        self.set_format(depth, "7z");
+        if let Some(p) = problem {
+            // Encrypted or corrupt: what could not be read is not known to be clean.
+            self.findings.push(Finding::new("archive-not-analysed", format!("the 7z archive could not be fully read ({p}); its contents are not known to be clean"), loc));
+        }
+        for (name, mut inner, more) in entries {
+            self.extracted += inner.len();
+            if more {
+                self.findings.push(Finding::new(
+                    "archive-bomb",
+                    format!(
+                        "more than {} bytes extracted from this file; the rest was not scanned",
+                        self.cfg.limits.max_extracted
+                    ),
+                    loc,
+                ));
+            }
+            loc.push(name);
+            self.scan_blob(&mut inner, loc, depth + 1)?;
+            loc.pop();
+        }
+        Ok(())
+    }
+
     fn scan_tar(&mut self, blob: &mut Blob, loc: &mut Vec<String>, depth: usize) -> io::Result<()> {
         let names: Vec<String>;
         {
@@ -599,12 +728,13 @@ impl Engine<'_> {
                 continue;
             }
             if entry.flags & 0x01 != 0 {
+                // The flag alone proves nothing: some loaders ignore it, so an attacker can set
+                // it to make scanners skip a plain payload. Report it and scan the data anyway.
                 self.findings.push(Finding::new(
                     "zip-encrypted-entry",
-                    format!("{:?} is encrypted", entry.name),
+                    format!("{:?} is marked encrypted; its data was scanned as if it were not, and cannot be vouched for if it really is", entry.name),
                     loc,
                 ));
-                continue;
             }
             if !matches!(entry.method, 0 | 8 | 12 | 93) {
                 self.findings.push(Finding::new(
@@ -618,7 +748,7 @@ impl Engine<'_> {
             let keras_config = is_keras && entry.name == "config.json";
             // Look at the start of every entry; extract only what needs analysis.
             let head = {
-                let mut r = entry_reader(blob, entry)?;
+                let mut r = entry_reader(blob, entry, &self.cfg.limits)?;
                 let mut h = Vec::new();
                 if let Err(e) = r.by_ref().take(HEAD as u64).read_to_end(&mut h) {
                     self.findings.push(Finding::new(
@@ -636,10 +766,14 @@ impl Engine<'_> {
             }
             let (mut inner, crc_ok) = {
                 let mut r = CrcReader {
-                    inner: entry_reader(blob, entry)?,
+                    inner: entry_reader(blob, entry, &self.cfg.limits)?,
                     crc: crc32fast::Hasher::new(),
                 };
                 let captured = self.capture(&mut r, loc);
+                if r.inner.tripped {
+                    let what = format!("entry {:?}", entry.name);
+                    self.ratio_finding(&what, loc);
+                }
                 let mut inner = match captured {
                     Ok(b) => b,
                     Err(e) => {
@@ -693,10 +827,22 @@ impl Engine<'_> {
     }
 }
 
-fn entry_reader<'b>(blob: &'b mut Blob, e: &zip::Entry) -> io::Result<Box<dyn Read + 'b>> {
+/// An entry's decoded data, behind the compression-ratio guard.
+fn entry_reader<'b>(
+    blob: &'b mut Blob,
+    e: &zip::Entry,
+    limits: &ScanLimits,
+) -> io::Result<RatioGuard<Box<dyn Read + 'b>>> {
     blob.seek(SeekFrom::Start(e.data_offset))?;
-    let raw = BufReader::new(Read::take(blob, e.compressed));
-    Ok(match e.method {
+    let count = std::rc::Rc::new(std::cell::Cell::new(0u64));
+    let raw = BufReader::with_capacity(
+        COMPRESSED_BUF,
+        Counting {
+            inner: Read::take(blob, e.compressed),
+            count: count.clone(),
+        },
+    );
+    let inner: Box<dyn Read + 'b> = match e.method {
         8 => Box::new(flate2::bufread::DeflateDecoder::new(raw)),
         12 => Box::new(bzip2::bufread::MultiBzDecoder::new(raw)),
         93 => match ruzstd::decoding::StreamingDecoder::new(raw) {
@@ -704,6 +850,14 @@ fn entry_reader<'b>(blob: &'b mut Blob, e: &zip::Entry) -> io::Result<Box<dyn Re
             Err(e) => return Err(io::Error::other(e.to_string())),
         },
         _ => Box::new(raw),
+    };
+    Ok(RatioGuard {
+        inner,
+        input: count,
+        output: 0,
+        max_ratio: limits.max_ratio,
+        after: limits.ratio_after,
+        tripped: false,
     })
 }
 

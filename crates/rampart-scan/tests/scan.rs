@@ -144,3 +144,53 @@ fn unreadable_files_are_not_clean() {
             .any(|f| f.rule == "file-unreadable" && f.severity == Severity::High)
     );
 }
+
+/// 7z archives are unpacked (the fixture is built here: the corpus generator is stdlib-only).
+#[test]
+fn seven_zip_archives_are_unpacked_and_scanned() {
+    let dir = tempfile::tempdir().unwrap();
+    let make = |name: &str, entries: &[(&str, Vec<u8>)]| {
+        let path = dir.path().join(name);
+        let mut w = sevenz_rust2::ArchiveWriter::create(&path).unwrap();
+        for (entry, data) in entries {
+            w.push_archive_entry(sevenz_rust2::ArchiveEntry::new_file(entry), Some(&data[..]))
+                .unwrap();
+        }
+        w.finish().unwrap();
+        path
+    };
+    let evil = std::fs::read(corpus().join("pickle_reduce_os_system.pkl")).unwrap();
+    let good = std::fs::read(corpus().join("torch_zip_benign.pt")).unwrap();
+    let bad = make(
+        "evil.7z",
+        &[
+            ("readme.txt", b"hello".to_vec()),
+            ("model/weights.bin", evil),
+        ],
+    );
+    let r = scan_file(&bad, &config());
+    assert_eq!(r.format, "7z");
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.rule == "pickle-dangerous-import")
+        .unwrap();
+    assert_eq!(f.location, ["model/weights.bin"]);
+    let ok = make("good.7z", &[("model.pt", good)]);
+    let r = scan_file(&ok, &config());
+    assert!(
+        r.max_severity().is_none_or(|s| s < Severity::Medium),
+        "{:?}",
+        r.findings
+    );
+    // A truncated archive is reported, never passed.
+    let bytes = std::fs::read(&bad).unwrap();
+    let cut = dir.path().join("cut.7z");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let r = scan_file(&cut, &config());
+    assert!(
+        r.max_severity().is_some_and(|s| s >= Severity::High),
+        "{:?}",
+        r.findings
+    );
+}
