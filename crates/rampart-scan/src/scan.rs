@@ -380,6 +380,13 @@ impl Engine<'_> {
         self.findings.push(Finding::new("archive-bomb", format!("{what} decompresses at more than {}:1; decompression stopped after {} MiB and the rest was not scanned", self.cfg.limits.max_ratio, self.cfg.limits.ratio_after >> 20), loc));
     }
 
+    /// A declared uncompressed size (gzip's trailer, a zip entry's header) that already says
+    /// bomb. A stream that under-declares is still caught by the runtime ratio guard.
+    fn declared_bomb(&self, declared: u64, compressed: u64) -> bool {
+        declared > self.cfg.limits.ratio_after
+            && declared / compressed.max(1) > self.cfg.limits.max_ratio
+    }
+
     fn scan_compressed(
         &mut self,
         kind: Kind,
@@ -388,6 +395,16 @@ impl Engine<'_> {
         depth: usize,
     ) -> io::Result<()> {
         let label = format!("({})", kind.name());
+        if kind == Kind::Gzip && blob.len() >= 18 {
+            let tail = blob.read_range(blob.len() - 4, 4)?;
+            let declared = u64::from(u32::from_le_bytes(
+                tail.as_slice().try_into().unwrap_or([0; 4]),
+            ));
+            if self.declared_bomb(declared, blob.len()) {
+                self.findings.push(Finding::new("archive-bomb", format!("the gzip stream declares {declared} bytes from {} compressed (more than {}:1); it was not decompressed", blob.len(), self.cfg.limits.max_ratio), loc));
+                return Ok(());
+            }
+        }
         let inner = if kind == Kind::Xz {
             let mut reader = blob.reader_from(0)?;
             let budget = self.budget();
@@ -762,6 +779,15 @@ impl Engine<'_> {
             };
             let kind = sniff(&head, entry.uncompressed.max(head.len() as u64));
             if kind == Kind::Unknown && !force_pickle && !keras_config {
+                continue;
+            }
+            if entry.method != 0 && self.declared_bomb(entry.uncompressed, entry.compressed) {
+                let message = format!(
+                    "{:?} declares {} bytes from {} compressed (more than {}:1); it was not decompressed",
+                    entry.name, entry.uncompressed, entry.compressed, self.cfg.limits.max_ratio
+                );
+                self.findings
+                    .push(Finding::new("archive-bomb", message, loc));
                 continue;
             }
             let (mut inner, crc_ok) = {

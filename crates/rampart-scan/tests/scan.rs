@@ -194,3 +194,33 @@ fn seven_zip_archives_are_unpacked_and_scanned() {
         r.findings
     );
 }
+
+#[test]
+fn bombs_are_stopped_by_declared_size_or_by_the_ratio_guard() {
+    let cfg = ScanConfig::default();
+    let r = scan_file(&corpus().join("gzip_bomb_zeros.gz"), &cfg);
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.rule == "archive-bomb" && f.message.contains("declares")),
+        "{:?}",
+        r.findings
+    );
+    // The trailer lies: decoding starts and the ratio guard stops it.
+    let r = scan_file(&corpus().join("gzip_bomb_lying_trailer.gz"), &cfg);
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.rule == "archive-bomb" && f.message.contains("decompresses at more than")),
+        "{:?}",
+        r.findings
+    );
+    let r = scan_file(&corpus().join("zip_entry_bomb_declared.zip"), &cfg);
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.rule == "archive-bomb" && f.message.contains("archive/data.pkl")),
+        "{:?}",
+        r.findings
+    );
+}

@@ -79,6 +79,8 @@ pub enum Command {
     Scan(ScanArgs),
     /// Convert a PyTorch checkpoint to safetensors without running anything from it.
     Convert(ConvertArgs),
+    /// Built-in machine learning tools.
+    Ml(MlArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
 }
@@ -266,4 +268,41 @@ pub struct ConvertArgs {
     /// Replace OUT if it exists.
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MlArgs {
+    #[command(subcommand)]
+    pub command: MlCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MlCommand {
+    /// Differential privacy of DP-SGD: ε for a noise level, or the noise for a target ε
+    /// (RDP accountant for the sampled Gaussian mechanism).
+    Privacy(PrivacyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PrivacyArgs {
+    /// Poisson sampling rate q (batch size / dataset size).
+    #[arg(long, value_name = "Q")]
+    pub sample_rate: f64,
+    /// Noise multiplier σ (noise std / clipping norm).
+    #[arg(
+        long,
+        value_name = "S",
+        required_unless_present = "target_epsilon",
+        conflicts_with = "target_epsilon"
+    )]
+    pub noise: Option<f64>,
+    /// Print the noise multiplier that reaches this ε instead.
+    #[arg(long, value_name = "E")]
+    pub target_epsilon: Option<f64>,
+    /// Number of steps (iterations).
+    #[arg(long, value_name = "T")]
+    pub steps: u64,
+    /// δ.
+    #[arg(long, value_name = "D")]
+    pub delta: f64,
 }

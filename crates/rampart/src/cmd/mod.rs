@@ -6,6 +6,7 @@ pub mod completions;
 pub mod convert;
 pub mod init;
 pub mod keys;
+pub mod ml;
 pub mod scan;
 pub mod sign;
 pub mod trust;

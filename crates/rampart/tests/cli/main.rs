@@ -11,6 +11,7 @@ mod audit;
 mod conventions;
 mod home;
 mod interop;
+mod ml;
 mod scan;
 mod sign;
 mod trust;
