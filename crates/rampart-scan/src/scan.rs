@@ -44,17 +44,28 @@ impl Default for ScanLimits {
     }
 }
 
-/// Counts the compressed bytes a decoder pulls.
+/// Counts the compressed bytes a decoder has *consumed* (not merely buffered), so the ratio
+/// guard sees the true compression ratio from the first kilobyte on.
 struct Counting<R> {
     inner: R,
     count: std::rc::Rc<std::cell::Cell<u64>>,
 }
 
-impl<R: Read> Read for Counting<R> {
+impl<R: io::BufRead> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.count.set(self.count.get() + n as u64);
         Ok(n)
+    }
+}
+
+impl<R: io::BufRead> io::BufRead for Counting<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+    fn consume(&mut self, n: usize) {
+        self.count.set(self.count.get() + n as u64);
+        self.inner.consume(n);
     }
 }
 
@@ -74,14 +85,16 @@ impl<R: Read> Read for RatioGuard<R> {
             self.tripped = true;
             return Ok(0);
         }
-        let n = self.inner.read(buf)?;
+        // Small reads, so the ratio is checked every 64 KiB of output, not once per huge read.
+        let cap = buf.len().min(64 * 1024);
+        let n = self.inner.read(buf.get_mut(..cap).unwrap_or_default())?;
         self.output += n as u64;
         Ok(n)
     }
 }
 
-/// Small input buffer, so the compressed-byte count follows what the decoder really consumed.
-const COMPRESSED_BUF: usize = 4 * 1024;
+/// Input buffer for compressed streams.
+const COMPRESSED_BUF: usize = 64 * 1024;
 
 /// What to allow and how hard to work.
 #[derive(Debug, Clone, Default)]
@@ -427,13 +440,10 @@ impl Engine<'_> {
         } else {
             let count = std::rc::Rc::new(std::cell::Cell::new(0u64));
             blob.seek(SeekFrom::Start(0))?;
-            let reader = BufReader::with_capacity(
-                COMPRESSED_BUF,
-                Counting {
-                    inner: &mut *blob,
-                    count: count.clone(),
-                },
-            );
+            let reader = Counting {
+                inner: BufReader::with_capacity(COMPRESSED_BUF, &mut *blob),
+                count: count.clone(),
+            };
             let decoder: io::Result<Box<dyn Read + '_>> = match kind {
                 Kind::Gzip => Ok(Box::new(flate2::bufread::MultiGzDecoder::new(reader))),
                 Kind::Zlib => Ok(Box::new(flate2::bufread::ZlibDecoder::new(reader))),
@@ -861,13 +871,10 @@ fn entry_reader<'b>(
 ) -> io::Result<RatioGuard<Box<dyn Read + 'b>>> {
     blob.seek(SeekFrom::Start(e.data_offset))?;
     let count = std::rc::Rc::new(std::cell::Cell::new(0u64));
-    let raw = BufReader::with_capacity(
-        COMPRESSED_BUF,
-        Counting {
-            inner: Read::take(blob, e.compressed),
-            count: count.clone(),
-        },
-    );
+    let raw = Counting {
+        inner: BufReader::with_capacity(COMPRESSED_BUF, Read::take(blob, e.compressed)),
+        count: count.clone(),
+    };
     let inner: Box<dyn Read + 'b> = match e.method {
         8 => Box::new(flate2::bufread::DeflateDecoder::new(raw)),
         12 => Box::new(bzip2::bufread::MultiBzDecoder::new(raw)),
