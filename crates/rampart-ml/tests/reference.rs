@@ -1,6 +1,7 @@
-//! The accountant against Opacus's RDP analysis (`opacus/accountants/analysis/rdp.py`, which
-//! needs only numpy and scipy), loaded by path from `pip install --no-deps opacus` in a venv
-//! under target/. ε must agree within 1% over a grid of (q, σ, steps, δ).
+//! rampart-ml against reference implementations, in a venv under target/ (set up by .ci/run):
+//! the privacy accountant against Opacus's RDP analysis (`opacus/accountants/analysis/rdp.py`,
+//! which needs only numpy and scipy, loaded by path from `pip install --no-deps opacus`) — ε
+//! must agree within 1% over a grid of (q, σ, steps, δ) — and PSI against numpy.
 
 #![allow(
     clippy::unwrap_used,
@@ -130,4 +131,57 @@ fn calibrated_noise_reaches_the_target() {
             "σ={sigma}: opacus ε={want}, target {target}"
         );
     }
+}
+
+/// PSI's binning and arithmetic against numpy (same venv): deciles by `np.quantile` (linear),
+/// bins `(-inf, e1) [e1, e2) … [e9, inf)` via `np.searchsorted(edges, x, side="right")`,
+/// shares floored at 1e-4.
+#[test]
+fn psi_matches_numpy() {
+    // Deterministic data with ties and a shifted, rescaled current sample.
+    let reference: Vec<f64> = (0..5000u32)
+        .map(|i| f64::from((i * 7919) % 1000) / 10.0)
+        .collect();
+    let current: Vec<f64> = (0..3000u32)
+        .map(|i| f64::from((i * 104_729) % 1300) / 10.0 - 5.0)
+        .collect();
+    let script = r#"
+import json, sys
+import numpy as np
+ref, cur = (np.array(x, dtype=float) for x in json.load(sys.stdin))
+edges = np.quantile(ref, [i / 10 for i in range(1, 10)])
+def shares(x):
+    bins = np.searchsorted(edges, x, side="right")
+    return np.bincount(bins, minlength=10) / len(x)
+r, c = np.maximum(shares(ref), 1e-4), np.maximum(shares(cur), 1e-4)
+print(json.dumps({"edges": edges.tolist(), "psi": float(np.sum((c - r) * np.log(c / r)))}))
+"#;
+    let mut child = Command::new(venv().join("bin/python"))
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        &serde_json::to_vec(&(&reference, &current)).unwrap(),
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let edges = rampart_ml::drift::decile_edges(&reference);
+    for (a, b) in edges.iter().zip(v["edges"].as_array().unwrap()) {
+        assert!(
+            (a - b.as_f64().unwrap()).abs() < 1e-9,
+            "{edges:?} vs {}",
+            v["edges"]
+        );
+    }
+    let psi = rampart_ml::drift::psi(&reference, &current);
+    let want = v["psi"].as_f64().unwrap();
+    assert!(
+        (psi - want).abs() < 1e-9 * want.abs().max(1.0),
+        "rampart {psi} numpy {want}"
+    );
 }

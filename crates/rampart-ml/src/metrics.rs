@@ -1,0 +1,196 @@
+//! Classification metrics: accuracy, per-class and macro precision / recall / F1, confusion
+//! matrix, ROC AUC (binary, ties handled by the rank formula) and log loss.
+
+/// Metric input errors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MetricError {
+    /// Inputs of different lengths, or empty.
+    #[error("{0}")]
+    Shape(String),
+    /// A label outside `0..classes`.
+    #[error("label {0} is outside the {1} classes")]
+    Label(usize, usize),
+    /// ROC AUC needs both classes present.
+    #[error("ROC AUC is undefined when only one class is present")]
+    OneClass,
+}
+
+fn same_len(a: usize, b: usize) -> Result<(), MetricError> {
+    if a != b || a == 0 {
+        return Err(MetricError::Shape(format!(
+            "{a} labels vs {b} predictions (both must be equal and non-zero)"
+        )));
+    }
+    Ok(())
+}
+
+/// `matrix[true][predicted]` counts.
+///
+/// # Errors
+/// Mismatched lengths or labels out of range.
+pub fn confusion_matrix(
+    truth: &[usize],
+    pred: &[usize],
+    classes: usize,
+) -> Result<Vec<Vec<u64>>, MetricError> {
+    same_len(truth.len(), pred.len())?;
+    let mut m = vec![vec![0u64; classes]; classes];
+    for (&t, &p) in truth.iter().zip(pred) {
+        let cell = m
+            .get_mut(t)
+            .and_then(|row| row.get_mut(p))
+            .ok_or(MetricError::Label(t.max(p), classes))?;
+        *cell += 1;
+    }
+    Ok(m)
+}
+
+/// Fraction of correct predictions.
+///
+/// # Errors
+/// Mismatched lengths.
+pub fn accuracy(truth: &[usize], pred: &[usize]) -> Result<f64, MetricError> {
+    same_len(truth.len(), pred.len())?;
+    let correct = truth.iter().zip(pred).filter(|(t, p)| t == p).count();
+    #[allow(clippy::cast_precision_loss)]
+    Ok(correct as f64 / truth.len() as f64)
+}
+
+/// Per-class precision, recall and F1 (0 where undefined, as scikit-learn's `zero_division=0`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassScores {
+    /// Precision per class.
+    pub precision: Vec<f64>,
+    /// Recall per class.
+    pub recall: Vec<f64>,
+    /// F1 per class.
+    pub f1: Vec<f64>,
+    /// Unweighted mean of `f1`.
+    pub f1_macro: f64,
+}
+
+/// Precision, recall and F1 from a confusion matrix.
+#[must_use]
+#[allow(clippy::cast_precision_loss)]
+pub fn class_scores(matrix: &[Vec<u64>]) -> ClassScores {
+    let k = matrix.len();
+    let div = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let mut out = ClassScores {
+        precision: Vec::new(),
+        recall: Vec::new(),
+        f1: Vec::new(),
+        f1_macro: 0.0,
+    };
+    for c in 0..k {
+        let tp = matrix.get(c).and_then(|r| r.get(c)).copied().unwrap_or(0);
+        let predicted: u64 = matrix.iter().filter_map(|r| r.get(c)).sum();
+        let actual: u64 = matrix.get(c).map_or(0, |r| r.iter().sum());
+        let (p, r) = (div(tp, predicted), div(tp, actual));
+        out.precision.push(p);
+        out.recall.push(r);
+        out.f1.push(if p + r == 0.0 {
+            0.0
+        } else {
+            2.0 * p * r / (p + r)
+        });
+    }
+    out.f1_macro = if k == 0 {
+        0.0
+    } else {
+        out.f1.iter().sum::<f64>() / k as f64
+    };
+    out
+}
+
+/// Binary ROC AUC from scores of the positive class (the Mann–Whitney rank statistic, ties
+/// counted half).
+///
+/// # Errors
+/// Mismatched lengths, non-binary labels, or a single class.
+#[allow(clippy::cast_precision_loss)]
+pub fn roc_auc(truth: &[usize], score: &[f64]) -> Result<f64, MetricError> {
+    same_len(truth.len(), score.len())?;
+    if let Some(&bad) = truth.iter().find(|&&t| t > 1) {
+        return Err(MetricError::Label(bad, 2));
+    }
+    let mut order: Vec<usize> = (0..score.len()).collect();
+    order.sort_by(|&a, &b| {
+        score
+            .get(a)
+            .partial_cmp(&score.get(b))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    // Average ranks over ties.
+    let mut ranks = vec![0.0; score.len()];
+    let at = |k: usize| order.get(k).and_then(|&o| score.get(o));
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && at(j + 1) == at(i) {
+            j += 1;
+        }
+        let avg = (i + j) as f64 / 2.0 + 1.0;
+        for &idx in order.get(i..=j).unwrap_or_default() {
+            if let Some(r) = ranks.get_mut(idx) {
+                *r = avg;
+            }
+        }
+        i = j + 1;
+    }
+    let pos = truth.iter().filter(|&&t| t == 1).count() as f64;
+    let neg = truth.len() as f64 - pos;
+    if pos == 0.0 || neg == 0.0 {
+        return Err(MetricError::OneClass);
+    }
+    let rank_sum: f64 = truth
+        .iter()
+        .zip(&ranks)
+        .filter(|(t, _)| **t == 1)
+        .map(|(_, r)| r)
+        .sum();
+    Ok((rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg))
+}
+
+/// Mean negative log-likelihood of the true class, probabilities clipped to [1e-15, 1 − 1e-15].
+///
+/// # Errors
+/// Mismatched lengths or labels out of range.
+#[allow(clippy::cast_precision_loss)]
+pub fn log_loss(truth: &[usize], proba: &[Vec<f64>]) -> Result<f64, MetricError> {
+    same_len(truth.len(), proba.len())?;
+    let mut total = 0.0;
+    for (&t, row) in truth.iter().zip(proba) {
+        let p = *row.get(t).ok_or(MetricError::Label(t, row.len()))?;
+        total -= p.clamp(1e-15, 1.0 - 1e-15).ln();
+    }
+    Ok(total / truth.len() as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_values() {
+        let truth = [0, 0, 1, 1, 2, 2];
+        let pred = [0, 1, 1, 1, 2, 0];
+        let m = confusion_matrix(&truth, &pred, 3).unwrap();
+        assert_eq!(m, vec![vec![1, 1, 0], vec![0, 2, 0], vec![1, 0, 1]]);
+        assert!((accuracy(&truth, &pred).unwrap() - 4.0 / 6.0).abs() < 1e-12);
+        let s = class_scores(&m);
+        assert!((s.precision[1] - 2.0 / 3.0).abs() < 1e-12 && (s.recall[1] - 1.0).abs() < 1e-12);
+        assert!((s.f1[1] - 0.8).abs() < 1e-12);
+        assert!((s.f1_macro - (0.5 + 0.8 + 2.0 / 3.0) / 3.0).abs() < 1e-12);
+        // scikit-learn: roc_auc_score([0,0,1,1],[0.1,0.4,0.35,0.8]) == 0.75
+        assert!((roc_auc(&[0, 0, 1, 1], &[0.1, 0.4, 0.35, 0.8]).unwrap() - 0.75).abs() < 1e-12);
+        // Ties count half: all-equal scores give 0.5.
+        assert!((roc_auc(&[0, 1, 0, 1], &[0.3; 4]).unwrap() - 0.5).abs() < 1e-12);
+        assert_eq!(roc_auc(&[1, 1], &[0.2, 0.3]), Err(MetricError::OneClass));
+        // log_loss([0,1],[[0.9,0.1],[0.2,0.8]]) = -(ln 0.9 + ln 0.8)/2
+        let l = log_loss(&[0, 1], &[vec![0.9, 0.1], vec![0.2, 0.8]]).unwrap();
+        assert!((l + (0.9f64.ln() + 0.8f64.ln()) / 2.0).abs() < 1e-12);
+        assert!(confusion_matrix(&[3], &[0], 3).is_err());
+        assert!(accuracy(&[], &[]).is_err());
+    }
+}
