@@ -51,6 +51,25 @@ fn venv() -> PathBuf {
     venv
 }
 
+/// Runs a Python script in the reference venv with `input` as JSON on stdin; parses its JSON
+/// stdout.
+fn python_json<T: serde::de::DeserializeOwned>(script: &str, input: &impl serde::Serialize) -> T {
+    let mut child = Command::new(venv().join("bin/python"))
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        &serde_json::to_vec(input).unwrap(),
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "the reference script failed");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// Opacus's ε for each grid point, computed by its own functions.
 fn opacus(grid: &[(f64, f64, u64, f64)]) -> Vec<(f64, f64)> {
     let script = r#"
@@ -71,17 +90,7 @@ for q, sigma, steps, delta in grid:
     out.append([float(eps), float(order)])
 print(json.dumps(out))
 "#;
-    let mut child = Command::new(venv().join("bin/python"))
-        .args(["-c", script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let input = serde_json::to_vec(&(grid, DEFAULT_ORDERS)).unwrap();
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), &input).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "opacus reference failed");
-    serde_json::from_slice(&out.stdout).unwrap()
+    python_json(script, &(grid, DEFAULT_ORDERS))
 }
 
 #[test]
@@ -156,20 +165,7 @@ def shares(x):
 r, c = np.maximum(shares(ref), 1e-4), np.maximum(shares(cur), 1e-4)
 print(json.dumps({"edges": edges.tolist(), "psi": float(np.sum((c - r) * np.log(c / r)))}))
 "#;
-    let mut child = Command::new(venv().join("bin/python"))
-        .args(["-c", script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(
-        child.stdin.as_mut().unwrap(),
-        &serde_json::to_vec(&(&reference, &current)).unwrap(),
-    )
-    .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v: serde_json::Value = python_json(script, &(&reference, &current));
     let edges = rampart_ml::drift::decile_edges(&reference);
     for (a, b) in edges.iter().zip(v["edges"].as_array().unwrap()) {
         assert!(

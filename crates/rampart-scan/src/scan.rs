@@ -360,6 +360,12 @@ impl Engine<'_> {
     /// Captures a decoded stream into a blob within the extraction budget.
     fn capture(&mut self, r: &mut dyn Read, loc: &[String]) -> io::Result<Blob> {
         let (blob, more) = Blob::capture(r, self.budget())?;
+        self.account(&blob, more, loc);
+        Ok(blob)
+    }
+
+    /// Charges extracted content to the budget; `more` means the budget cut it short.
+    fn account(&mut self, blob: &Blob, more: bool, loc: &[String]) {
         self.extracted += blob.len();
         if more {
             self.findings.push(Finding::new(
@@ -371,7 +377,6 @@ impl Engine<'_> {
                 loc,
             ));
         }
-        Ok(blob)
     }
 
     fn guarded<'r>(
@@ -646,17 +651,7 @@ impl Engine<'_> {
             self.findings.push(Finding::new("archive-not-analysed", format!("the 7z archive could not be fully read ({p}); its contents are not known to be clean"), loc));
         }
         for (name, mut inner, more) in entries {
-            self.extracted += inner.len();
-            if more {
-                self.findings.push(Finding::new(
-                    "archive-bomb",
-                    format!(
-                        "more than {} bytes extracted from this file; the rest was not scanned",
-                        self.cfg.limits.max_extracted
-                    ),
-                    loc,
-                ));
-            }
+            self.account(&inner, more, loc);
             loc.push(name);
             self.scan_blob(&mut inner, loc, depth + 1)?;
             loc.pop();

@@ -8,6 +8,8 @@ use std::io::{Read, Seek, SeekFrom};
 
 /// Most entries read from one archive.
 pub const MAX_ENTRIES: usize = 200_000;
+/// The most central-directory bytes read into memory (200,000 entries need far less).
+pub const MAX_CENTRAL_BYTES: u64 = 32 << 20;
 /// Longest entry name.
 const MAX_NAME: usize = 65_535;
 
@@ -306,7 +308,17 @@ fn read_central<R: Read + Seek>(
         });
         return Ok(Vec::new());
     };
-    let cd = read_at(r, offset, usize::try_from(size.min(256 << 20)).unwrap_or(0))?;
+    if size > MAX_CENTRAL_BYTES {
+        quirks.push(Quirk {
+            rule: "zip-entry-hidden",
+            message: format!("the central directory claims {size} bytes; only the first {MAX_CENTRAL_BYTES} were read (the local-header walk still finds every entry)"),
+        });
+    }
+    let cd = read_at(
+        r,
+        offset,
+        usize::try_from(size.min(MAX_CENTRAL_BYTES)).unwrap_or(0),
+    )?;
     let mut out = Vec::new();
     let mut i = 0usize;
     while i + 46 <= cd.len() && out.len() < MAX_ENTRIES && (out.len() as u64) < count.max(1) * 2 {
@@ -371,4 +383,31 @@ fn find_signature<R: Read + Seek>(r: &mut R, from: u64, end: u64) -> std::io::Re
         pos += n as u64;
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_oversized_central_directory_is_capped_and_reported() {
+        // 33 MiB of padding, then an end record claiming all of it as central directory.
+        let size = MAX_CENTRAL_BYTES + (1 << 20);
+        let mut data = vec![0u8; usize::try_from(size).unwrap()];
+        data.extend_from_slice(&[0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0, 1, 0, 1, 0]);
+        data.extend_from_slice(&u32::try_from(size).unwrap().to_le_bytes());
+        data.extend_from_slice(&0u32.to_le_bytes());
+        data.extend_from_slice(&0u16.to_le_bytes());
+        let len = data.len() as u64;
+        let listing = list(&mut std::io::Cursor::new(data), len).unwrap();
+        assert!(
+            listing
+                .quirks
+                .iter()
+                .any(|q| q.message.contains("only the first")),
+            "{:?}",
+            listing.quirks
+        );
+        assert!(listing.entries.is_empty());
+    }
 }

@@ -46,9 +46,9 @@ pub fn model_signing_venv() -> &'static Path {
     })
 }
 
-/// Runs `model_signing ARGS` in `dir`; returns (success, stdout + stderr).
-pub fn model_signing(dir: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(model_signing_venv().join("bin/model_signing"))
+/// Runs a venv program in `dir`; returns (success, stdout + stderr).
+fn run_in_venv(program: &str, dir: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(model_signing_venv().join("bin").join(program))
         .current_dir(dir)
         .args(args)
         .output()
@@ -61,19 +61,14 @@ pub fn model_signing(dir: &Path, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// Runs `model_signing ARGS` in `dir`; returns (success, stdout + stderr).
+pub fn model_signing(dir: &Path, args: &[&str]) -> (bool, String) {
+    run_in_venv("model_signing", dir, args)
+}
+
 /// Runs a Python snippet in the model-signing venv.
 pub fn python(dir: &Path, code: &str) -> (bool, String) {
-    let out = Command::new(model_signing_venv().join("bin/python"))
-        .current_dir(dir)
-        .args(["-c", code])
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    run_in_venv("python", dir, &["-c", code])
 }
 
 /// The shared model-signing vectors.
