@@ -1,11 +1,16 @@
-//! Machine learning for rampart: models, privacy accounting, metrics.
+//! Machine learning for rampart: tabular models, privacy accounting, metrics and drift.
 //!
 //! This crate is pure computation — no I/O beyond the model codec, no dependency on another
-//! rampart crate. So far: [`metrics`] (accuracy, precision/recall/F1, ROC AUC, log loss,
-//! confusion matrix), [`split`] (seeded, stratified train/test splits), [`drift`] (PSI with
-//! stated binning), and the [`privacy`] accountant: Rényi differential privacy for the
-//! sampled Gaussian mechanism that DP-SGD uses, converting to (ε, δ) and calibrating the noise
-//! for a target ε.
+//! rampart crate.
+//!
+//! - Models: [`forest::RandomForest`] (histogram split search over binned features, trees
+//!   grown in parallel, flat-array inference), [`iforest::IsolationForest`] (scikit-learn's
+//!   scoring) and [`linear::LogisticRegression`] (SGD or DP-SGD), wrapped in
+//!   [`model::Model`] and stored as safetensors with validated loading.
+//! - [`privacy`]: Rényi differential privacy for the sampled Gaussian mechanism that DP-SGD
+//!   uses, converting to (ε, δ) and calibrating the noise for a target ε.
+//! - [`metrics`], [`split`] (seeded, stratified), [`drift`] (PSI and the two-sample
+//!   Kolmogorov–Smirnov test).
 //!
 //! ```
 //! use rampart_ml::privacy::{epsilon, DEFAULT_ORDERS};
@@ -13,7 +18,31 @@
 //! assert!(eps > 0.5 && eps < 10.0, "{eps} at order {order}");
 //! ```
 
+pub mod bins;
 pub mod drift;
+pub mod forest;
+pub mod iforest;
+pub mod ks;
+pub mod linear;
+pub mod matrix;
 pub mod metrics;
+pub mod model;
 pub mod privacy;
 pub mod split;
+mod tree;
+
+pub use matrix::Matrix;
+pub use model::{Estimator, Model, ModelKind, Prediction};
+pub use tree::TreeArrays;
+
+/// Errors from training, prediction and model loading.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MlError {
+    /// The caller's data or parameters are unusable.
+    #[error("{0}")]
+    Input(String),
+    /// A model file is malformed or hostile.
+    #[error("invalid model: {0}")]
+    Model(String),
+}

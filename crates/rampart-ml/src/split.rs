@@ -32,6 +32,17 @@ impl SplitMix64 {
         }
     }
 
+    /// Uniform in `[0, 1)` with 53 random bits.
+    #[allow(clippy::cast_precision_loss)]
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// Standard normal (Box–Muller).
+    pub fn normal(&mut self) -> f64 {
+        normal_from(|| self.next_f64())
+    }
+
     /// Fisher–Yates shuffle.
     pub fn shuffle<T>(&mut self, items: &mut [T]) {
         for i in (1..items.len()).rev() {
@@ -39,6 +50,13 @@ impl SplitMix64 {
             items.swap(i, j);
         }
     }
+}
+
+/// A standard normal from a source of uniforms in `[0, 1)` (Box–Muller).
+pub fn normal_from(mut uniform: impl FnMut() -> f64) -> f64 {
+    let u1 = 1.0 - uniform(); // (0, 1]: the logarithm stays finite
+    let u2 = uniform();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
 /// Row indices of a train/test split: `test_fraction` of the rows (rounded up, at least one

@@ -181,3 +181,71 @@ print(json.dumps({"edges": edges.tolist(), "psi": float(np.sum((c - r) * np.log(
         "rampart {psi} numpy {want}"
     );
 }
+
+/// The two-sample KS test against `scipy.stats.ks_2samp` (method "auto") across the regimes of
+/// its p-value: exact equal and unequal sizes, ties, and the asymptotic branch's Durbin matrix,
+/// Pomeranz, Pelz–Good and Smirnov cases.
+#[test]
+fn ks_matches_scipy() {
+    use rampart_ml::split::SplitMix64;
+    let configs: &[(usize, usize, f64, bool)] = &[
+        (5, 6, 0.5, false),
+        (30, 30, 0.3, false),
+        (100, 100, 0.0, false),
+        (200, 350, 0.2, false),
+        (1000, 999, 0.1, false),
+        (3000, 7000, 0.05, false),
+        (10_000, 10_000, 0.02, false),
+        (500, 800, 0.3, true),
+        (20_000, 100, 0.0, false),
+        (20_000, 100, 0.3, false),
+        (20_000, 100, 1.0, false),
+        (20_000, 130, 0.15, false),
+        (20_000, 5000, 0.0, false),
+        (20_000, 5000, 0.03, false),
+        (20_000, 5000, 0.1, false),
+        (50_000, 50_000, 0.01, false),
+        (300_000, 300_000, 0.0, false),
+        (300_000, 300_000, 0.005, false),
+    ];
+    let mut rng = SplitMix64::new(42);
+    let mut samples = Vec::new();
+    for &(n1, n2, shift, ties) in configs {
+        let mut draw = |n: usize, s: f64| -> Vec<f64> {
+            (0..n)
+                .map(|_| {
+                    let v = rng.normal() + s;
+                    if ties { (v * 3.0).round() } else { v }
+                })
+                .collect()
+        };
+        samples.push((draw(n1, 0.0), draw(n2, shift)));
+    }
+    let script = r#"
+import json, sys
+from scipy.stats import ks_2samp
+out = []
+for a, b in json.load(sys.stdin):
+    r = ks_2samp(a, b)
+    out.append([float(r.statistic), float(r.pvalue)])
+print(json.dumps(out))
+"#;
+    let want: Vec<(f64, f64)> = python_json(script, &samples);
+    for ((a, b), (d, p)) in samples.iter().zip(&want) {
+        let got = rampart_ml::ks::ks_2samp(a, b).unwrap();
+        let ctx = format!(
+            "n1={} n2={}: rampart D={} p={} ({:?}), scipy D={d} p={p}",
+            a.len(),
+            b.len(),
+            got.statistic,
+            got.p_value,
+            got.method
+        );
+        assert!((got.statistic - d).abs() < 1e-12, "{ctx}");
+        assert!(
+            (got.p_value - p).abs() <= 1e-7 * p.max(1e-300) || (got.p_value - p).abs() < 1e-14,
+            "{ctx}"
+        );
+        eprintln!("{ctx}");
+    }
+}

@@ -1,0 +1,281 @@
+//! Decision trees as flat arrays, shared by the random forest and the isolation forest.
+//!
+//! Nodes of every tree live in one array; a tree's children always come after their parent,
+//! which is what makes a loaded model acyclic and every walk finite. Model files store the same
+//! arrays with child indices local to their tree (see [`crate::model`]).
+
+use crate::MlError;
+
+/// One node: a split `x[feature] ≤ threshold → left, else right`, or a leaf.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Node {
+    pub feature: u32,
+    pub threshold: f32,
+    pub left: u32,
+    pub right: u32,
+}
+
+impl Node {
+    pub const LEAF: Self = Self {
+        feature: u32::MAX,
+        threshold: 0.0,
+        left: 0,
+        right: 0,
+    };
+
+    pub const fn is_leaf(&self) -> bool {
+        self.feature == u32::MAX
+    }
+}
+
+/// Trees with `k` leaf values per node.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TreeSet {
+    k: usize,
+    /// Start of each tree in `nodes`, plus the total at the end.
+    offsets: Vec<usize>,
+    /// Children are absolute indices into this array.
+    nodes: Vec<Node>,
+    values: Vec<f32>,
+}
+
+/// The arrays a tree set is stored as (children local to their tree, -1 for leaves).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TreeArrays {
+    /// Split feature per node, -1 for a leaf.
+    pub feature: Vec<i32>,
+    /// Split threshold per node (0 for a leaf).
+    pub threshold: Vec<f32>,
+    /// Left child (index within the tree), -1 for a leaf.
+    pub left: Vec<i32>,
+    /// Right child (index within the tree), -1 for a leaf.
+    pub right: Vec<i32>,
+    /// `k` values per node.
+    pub value: Vec<f32>,
+    /// Start of each tree, plus the node count at the end.
+    pub offsets: Vec<i64>,
+}
+
+impl TreeSet {
+    pub fn new(k: usize) -> Self {
+        Self {
+            k,
+            offsets: vec![0],
+            nodes: Vec::new(),
+            values: Vec::new(),
+        }
+    }
+
+    /// Appends a tree whose children are indices local to `nodes`.
+    pub fn push(&mut self, nodes: &[Node], values: &[f32]) {
+        let base = u32::try_from(self.nodes.len()).unwrap_or(u32::MAX);
+        self.nodes.extend(nodes.iter().map(|n| {
+            if n.is_leaf() {
+                *n
+            } else {
+                Node {
+                    left: n.left.saturating_add(base),
+                    right: n.right.saturating_add(base),
+                    ..*n
+                }
+            }
+        }));
+        self.values.extend_from_slice(values);
+        self.offsets.push(self.nodes.len());
+    }
+
+    pub fn len(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    pub fn n_nodes(&self) -> usize {
+        self.nodes.len()
+    }
+
+    fn root(&self, t: usize) -> usize {
+        self.offsets.get(t).copied().unwrap_or(usize::MAX)
+    }
+
+    /// The absolute leaf index `row` reaches in tree `t`, and its depth.
+    #[inline]
+    pub fn walk(&self, t: usize, row: &[f32]) -> (usize, usize) {
+        let mut i = self.root(t);
+        let mut depth = 0;
+        while let Some(n) = self.nodes.get(i) {
+            if n.is_leaf() {
+                break;
+            }
+            let x = row.get(n.feature as usize).copied().unwrap_or_default();
+            i = if x <= n.threshold { n.left } else { n.right } as usize;
+            depth += 1;
+        }
+        (i, depth)
+    }
+
+    /// The leaf of tree `t` that `row` reaches, as an index local to the tree.
+    #[cfg(test)]
+    pub fn leaf(&self, t: usize, row: &[f32]) -> usize {
+        self.walk(t, row).0 - self.root(t)
+    }
+
+    /// The depth of tree `t` (root = 0).
+    #[cfg(test)]
+    pub fn depth(&self, t: usize) -> usize {
+        let (s, e) = (self.root(t), self.root(t + 1));
+        let mut depth = vec![0usize; e - s];
+        let mut max = 0;
+        for i in s..e {
+            let n = self.nodes[i];
+            if !n.is_leaf() {
+                let d = depth[i - s] + 1;
+                depth[n.left as usize - s] = d;
+                depth[n.right as usize - s] = d;
+                max = max.max(d);
+            }
+        }
+        max
+    }
+
+    /// The `k` values of node `i`.
+    #[inline]
+    pub fn value(&self, i: usize) -> &[f32] {
+        self.values
+            .get(i * self.k..(i + 1) * self.k)
+            .unwrap_or_default()
+    }
+
+    /// The mean over trees of the leaf values `row` reaches, into `out` (`k` long).
+    pub fn mean_leaf_values(&self, row: &[f32], out: &mut [f64]) {
+        out.fill(0.0);
+        for t in 0..self.len() {
+            let (leaf, _) = self.walk(t, row);
+            for (o, v) in out.iter_mut().zip(self.value(leaf)) {
+                *o += f64::from(*v);
+            }
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let n = self.len().max(1) as f64;
+        for o in out {
+            *o /= n;
+        }
+    }
+
+    /// The storage form.
+    pub fn to_arrays(&self) -> TreeArrays {
+        let mut a = TreeArrays {
+            value: self.values.clone(),
+            offsets: self
+                .offsets
+                .iter()
+                .map(|&o| i64::try_from(o).unwrap_or(i64::MAX))
+                .collect(),
+            ..TreeArrays::default()
+        };
+        for t in 0..self.len() {
+            let base = self.root(t);
+            for n in self.nodes.get(base..self.root(t + 1)).unwrap_or_default() {
+                let local = |c: u32| i32::try_from(c as usize - base).unwrap_or(i32::MAX);
+                if n.is_leaf() {
+                    a.feature.push(-1);
+                    a.threshold.push(0.0);
+                    a.left.push(-1);
+                    a.right.push(-1);
+                } else {
+                    a.feature.push(i32::try_from(n.feature).unwrap_or(i32::MAX));
+                    a.threshold.push(n.threshold);
+                    a.left.push(local(n.left));
+                    a.right.push(local(n.right));
+                }
+            }
+        }
+        a
+    }
+
+    /// Rebuilds a tree set from stored arrays, refusing anything a hostile file could use to
+    /// misbehave: mismatched lengths, bad offsets, feature indices `≥ n_features`, non-finite
+    /// thresholds or values, and child indices that do not point forward inside their tree.
+    pub fn from_arrays(a: &TreeArrays, k: usize, n_features: usize) -> Result<Self, MlError> {
+        let bad = |m: String| Err(MlError::Model(m));
+        let n = a.feature.len();
+        if a.threshold.len() != n || a.left.len() != n || a.right.len() != n {
+            return bad(format!(
+                "tree arrays disagree in length: feature {n}, threshold {}, left {}, right {}",
+                a.threshold.len(),
+                a.left.len(),
+                a.right.len()
+            ));
+        }
+        if n.checked_mul(k) != Some(a.value.len()) {
+            return bad(format!(
+                "{} leaf values for {n} nodes of {k} values each",
+                a.value.len()
+            ));
+        }
+        if let Some(i) = a.value.iter().position(|v| !v.is_finite()) {
+            return bad(format!("node value {i} is not finite"));
+        }
+        let mut offsets = Vec::with_capacity(a.offsets.len());
+        for (t, &o) in a.offsets.iter().enumerate() {
+            let Ok(o) = usize::try_from(o) else {
+                return bad(format!("tree offset {t} is negative"));
+            };
+            if offsets.last().is_some_and(|&p| o <= p) || (t == 0 && o != 0) || o > n {
+                return bad(format!(
+                    "tree offsets must start at 0 and rise strictly to {n}; offset {t} is {o}"
+                ));
+            }
+            offsets.push(o);
+        }
+        if offsets.len() < 2 || offsets.last() != Some(&n) {
+            return bad(format!("tree offsets must end at the node count {n}"));
+        }
+        let mut nodes = Vec::with_capacity(n);
+        for w in offsets.windows(2) {
+            let &[s, e] = w else { continue };
+            for i in s..e {
+                let (f, th, l, r) = (
+                    a.feature.get(i).copied().unwrap_or(-1),
+                    a.threshold.get(i).copied().unwrap_or(0.0),
+                    a.left.get(i).copied().unwrap_or(-1),
+                    a.right.get(i).copied().unwrap_or(-1),
+                );
+                if f == -1 {
+                    if l != -1 || r != -1 {
+                        return bad(format!("node {i} is a leaf with children"));
+                    }
+                    nodes.push(Node::LEAF);
+                    continue;
+                }
+                let feature = usize::try_from(f).ok().filter(|&f| f < n_features);
+                let child = |c: i32| {
+                    usize::try_from(c)
+                        .ok()
+                        .map(|c| c + s)
+                        .filter(|&c| c > i && c < e)
+                        .and_then(|c| u32::try_from(c).ok())
+                };
+                let (Some(feature), Some(left), Some(right)) = (feature, child(l), child(r)) else {
+                    return bad(format!(
+                        "node {i}: feature {f} (of {n_features}) or children {l}, {r} out of range \
+                         (children must follow their parent inside the tree)"
+                    ));
+                };
+                if !th.is_finite() {
+                    return bad(format!("node {i}: threshold {th} is not finite"));
+                }
+                nodes.push(Node {
+                    feature: u32::try_from(feature).unwrap_or(u32::MAX),
+                    threshold: th,
+                    left,
+                    right,
+                });
+            }
+        }
+        Ok(Self {
+            k,
+            offsets,
+            nodes,
+            values: a.value.clone(),
+        })
+    }
+}
