@@ -4,7 +4,7 @@
 //!
 //! Loading trusts nothing: the safetensors header is checked by the `safetensors` crate, then
 //! every tensor's name, dtype and shape, the metadata's shape and limits, and the trees'
-//! structure (see [`crate::tree`]) — a hostile file gives [`MlError::Model`], never a panic or
+//! structure (children must follow their parent inside their tree) — a hostile file gives [`MlError::Model`], never a panic or
 //! an out-of-bounds read.
 
 use std::collections::HashMap;
