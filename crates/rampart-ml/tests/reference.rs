@@ -7,6 +7,7 @@
     clippy::unwrap_used,
     clippy::indexing_slicing,
     clippy::panic,
+    clippy::cast_precision_loss,
     missing_docs
 )]
 
@@ -16,7 +17,7 @@ use std::process::Command;
 use rampart_ml::privacy::{DEFAULT_ORDERS, epsilon, noise_for_epsilon};
 
 fn venv() -> PathBuf {
-    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("venv-opacus");
+    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("venv-ml-reference");
     if venv.join(".complete").exists() {
         return venv;
     }
@@ -44,8 +45,14 @@ fn venv() -> PathBuf {
                 String::from_utf8_lossy(&out.stderr)
             );
         };
-        pip(&["install", "--quiet", "numpy", "scipy"]);
-        pip(&["install", "--quiet", "--no-deps", "opacus"]);
+        pip(&[
+            "install",
+            "--quiet",
+            "numpy==2.4.6",
+            "scipy==1.17.1",
+            "scikit-learn==1.9.1",
+        ]);
+        pip(&["install", "--quiet", "--no-deps", "opacus==1.6.0"]);
         std::fs::write(venv.join(".complete"), "").unwrap();
     }
     venv
@@ -248,4 +255,218 @@ print(json.dumps(out))
         );
         eprintln!("{ctx}");
     }
+}
+
+/// Reads a numeric CSV written by the reference scripts: features, then an integer label.
+fn read_xy(path: &std::path::Path) -> (rampart_ml::Matrix, Vec<usize>) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let cols = lines.next().unwrap().split(',').count() - 1;
+    let (mut v, mut y) = (Vec::new(), Vec::new());
+    for line in lines {
+        let mut fields: Vec<&str> = line.split(',').collect();
+        y.push(fields.pop().unwrap().parse::<usize>().unwrap());
+        v.extend(fields.iter().map(|f| f.parse::<f32>().unwrap()));
+    }
+    (rampart_ml::Matrix::new(y.len(), cols, v).unwrap(), y)
+}
+
+fn forest_scores(
+    train: &(rampart_ml::Matrix, Vec<usize>),
+    test: &(rampart_ml::Matrix, Vec<usize>),
+    seed: u64,
+) -> (f64, f64) {
+    use rampart_ml::forest::{ForestParams, RandomForest, argmax};
+    let p = ForestParams {
+        seed,
+        ..ForestParams::default()
+    };
+    let rf = RandomForest::fit(&train.0, &train.1, 2, &p).unwrap();
+    let proba = rf.predict_proba(&test.0);
+    let pred: Vec<usize> = proba.iter().map(|p| argmax(p)).collect();
+    let score: Vec<f64> = proba.iter().map(|p| p[1]).collect();
+    (
+        rampart_ml::metrics::accuracy(&test.1, &pred).unwrap(),
+        rampart_ml::metrics::roc_auc(&test.1, &score).unwrap(),
+    )
+}
+
+/// Writes `train.csv` / `test.csv` for a dataset into `dir` and returns scikit-learn's
+/// RandomForestClassifier(n_estimators=100) accuracy and ROC AUC for each seed.
+fn sklearn_forest(dir: &std::path::Path, dataset: &str, seeds: u64) -> Vec<(f64, f64)> {
+    let script = r#"
+import json, sys
+import numpy as np
+from sklearn.datasets import load_breast_cancer, make_classification
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.metrics import accuracy_score, roc_auc_score
+from sklearn.model_selection import train_test_split
+out_dir, dataset, seeds = json.load(sys.stdin)
+if dataset == "breast-cancer":
+    X, y = load_breast_cancer(return_X_y=True)
+else:
+    X, y = make_classification(n_samples=50_000, n_features=20, n_informative=10,
+                               n_redundant=4, flip_y=0.03, class_sep=0.8, random_state=7)
+X = X.astype(np.float32)
+Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, random_state=42, stratify=y)
+for name, A, b in (("train", Xtr, ytr), ("test", Xte, yte)):
+    with open(f"{out_dir}/{name}.csv", "w") as f:
+        f.write(",".join(f"f{i}" for i in range(A.shape[1])) + ",label\n")
+        for row, label in zip(A, b):
+            f.write(",".join(repr(float(v)) for v in row) + f",{int(label)}\n")
+out = []
+for s in range(seeds):
+    m = RandomForestClassifier(n_estimators=100, random_state=s, n_jobs=-1).fit(Xtr, ytr)
+    out.append([accuracy_score(yte, m.predict(Xte)), roc_auc_score(yte, m.predict_proba(Xte)[:, 1])])
+print(json.dumps(out))
+"#;
+    python_json(script, &(dir, dataset, seeds))
+}
+
+fn mean(v: impl Iterator<Item = f64>) -> f64 {
+    let v: Vec<f64> = v.collect();
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+/// The issue's bar on scikit-learn's bundled breast-cancer data (test split of 114 rows, so
+/// one row is 0.88 points): the default seed reaches accuracy ≥ 0.956 and ROC AUC ≥ 0.992, and
+/// over ten seeds rampart's mean accuracy and AUC are within 0.5 points of scikit-learn's.
+#[test]
+fn random_forest_matches_sklearn_on_breast_cancer() {
+    let dir = tempfile::tempdir().unwrap();
+    let sk = sklearn_forest(dir.path(), "breast-cancer", 10);
+    let train = read_xy(&dir.path().join("train.csv"));
+    let test = read_xy(&dir.path().join("test.csv"));
+    assert_eq!((train.0.rows(), test.0.rows()), (455, 114));
+    let ours: Vec<(f64, f64)> = (0..10).map(|s| forest_scores(&train, &test, s)).collect();
+    let (acc, auc) = ours[0];
+    assert!(
+        acc >= 0.956 && auc >= 0.992,
+        "seed 0: accuracy {acc}, AUC {auc}"
+    );
+    let (ra, rb) = (
+        mean(ours.iter().map(|p| p.0)),
+        mean(ours.iter().map(|p| p.1)),
+    );
+    let (sa, sb) = (mean(sk.iter().map(|p| p.0)), mean(sk.iter().map(|p| p.1)));
+    eprintln!(
+        "breast cancer, 10 seeds: rampart acc {ra:.4} AUC {rb:.4}; sklearn acc {sa:.4} AUC {sb:.4}"
+    );
+    assert!(
+        ra >= sa - 0.005 && rb >= sb - 0.005,
+        "rampart {ra} {rb} vs sklearn {sa} {sb}"
+    );
+}
+
+/// Seeded 50k-row synthetic set (make_classification, 20 features), 80/20 split: accuracy and
+/// ROC AUC within 0.5 points of scikit-learn's (both with their default seed 0).
+#[test]
+fn random_forest_matches_sklearn_on_50k_synthetic() {
+    let dir = tempfile::tempdir().unwrap();
+    let sk = sklearn_forest(dir.path(), "synthetic", 1);
+    let train = read_xy(&dir.path().join("train.csv"));
+    let test = read_xy(&dir.path().join("test.csv"));
+    assert_eq!((train.0.rows(), test.0.rows()), (40_000, 10_000));
+    let (acc, auc) = forest_scores(&train, &test, 0);
+    let (sa, sb) = sk[0];
+    eprintln!("50k synthetic: rampart acc {acc:.4} AUC {auc:.4}; sklearn acc {sa:.4} AUC {sb:.4}");
+    assert!(
+        (acc - sa).abs() <= 0.005 && (auc - sb).abs() <= 0.005,
+        "rampart {acc} {auc} vs sklearn {sa} {sb}"
+    );
+}
+
+/// Isolation forest outlier detection on 5,000 Gaussian inliers (10 features) with 100
+/// uniform outliers in the bounding box and 100 shifted by 4σ in three features: rampart's
+/// ROC AUC is at least scikit-learn's (mean over five seeds each).
+#[test]
+fn isolation_forest_detects_outliers_at_least_as_well_as_sklearn() {
+    use rampart_ml::iforest::{IsolationForest, IsolationParams};
+    let dir = tempfile::tempdir().unwrap();
+    let script = r#"
+import json, sys
+import numpy as np
+from sklearn.ensemble import IsolationForest
+from sklearn.metrics import roc_auc_score
+out_dir, = json.load(sys.stdin)
+rng = np.random.default_rng(3)
+inl = rng.normal(size=(5000, 10))
+lo, hi = inl.min(axis=0), inl.max(axis=0)
+uni = rng.uniform(lo, hi, size=(100, 10))
+shifted = rng.normal(size=(100, 10)); shifted[:, :3] += 4.0
+X = np.vstack([inl, uni, shifted]).astype(np.float32)
+y = np.r_[np.zeros(5000), np.ones(200)].astype(int)
+with open(f"{out_dir}/data.csv", "w") as f:
+    f.write(",".join(f"f{i}" for i in range(10)) + ",label\n")
+    for row, label in zip(X, y):
+        f.write(",".join(repr(float(v)) for v in row) + f",{label}\n")
+aucs = [roc_auc_score(y, -IsolationForest(random_state=s).fit(X).score_samples(X)) for s in range(5)]
+print(json.dumps(aucs))
+"#;
+    let sk: Vec<f64> = python_json(script, &(dir.path(),));
+    let (x, y) = read_xy(&dir.path().join("data.csv"));
+    let ours: Vec<f64> = (0..5)
+        .map(|seed| {
+            let f = IsolationForest::fit(
+                &x,
+                &IsolationParams {
+                    seed,
+                    ..IsolationParams::default()
+                },
+            )
+            .unwrap();
+            rampart_ml::metrics::roc_auc(&y, &f.score(&x)).unwrap()
+        })
+        .collect();
+    let (r, s) = (mean(ours.iter().copied()), mean(sk.iter().copied()));
+    eprintln!("isolation forest AUC: rampart {ours:?} mean {r:.4}; sklearn {sk:?} mean {s:.4}");
+    assert!(r >= s, "rampart {r} < sklearn {s}");
+}
+
+/// DP-SGD logistic regression on the breast-cancer split at ε = 1, δ = 1e-5, clip 1: mean
+/// test accuracy over five noise draws, (a) with the CLI's defaults (10 expected epochs,
+/// expected batch 64, learning rate 0.5) and features scaled by the data's own min/max — a
+/// step outside the ε guarantee — and (b) with coarse public bounds (0 to the next power of
+/// ten of each feature's maximum, an order of magnitude a domain expert could state), which
+/// the guarantee covers, at 30 epochs and learning rate 2.
+#[test]
+fn dp_logistic_regression_accuracy_at_epsilon_one() {
+    use rampart_ml::forest::argmax;
+    use rampart_ml::linear::{DpParams, LogisticParams, LogisticRegression};
+    let dir = tempfile::tempdir().unwrap();
+    sklearn_forest(dir.path(), "breast-cancer", 0);
+    let (x, y) = read_xy(&dir.path().join("train.csv"));
+    let (xt, yt) = read_xy(&dir.path().join("test.csv"));
+    let bounds: Vec<(f64, f64)> = (0..x.cols())
+        .map(|j| {
+            let max = x.column(j).into_iter().fold(0.0f32, f32::max);
+            (0.0, 10f64.powf(f64::from(max).log10().ceil()))
+        })
+        .collect();
+    let run = |epochs: usize, learning_rate: f64, bounds: Option<Vec<(f64, f64)>>| {
+        mean((0..5).map(|seed| {
+            let p = LogisticParams {
+                epochs,
+                batch_size: 64,
+                learning_rate,
+                dp: Some(DpParams {
+                    epsilon: 1.0,
+                    delta: 1e-5,
+                    feature_bounds: bounds.clone(),
+                    insecure_noise_seed: Some(seed),
+                    ..DpParams::default()
+                }),
+                ..LogisticParams::default()
+            };
+            let m = LogisticRegression::fit(&x, &y, 2, &p).unwrap();
+            assert!(m.privacy().unwrap().epsilon <= 1.0);
+            let pred: Vec<usize> = m.predict_proba(&xt).iter().map(|p| argmax(p)).collect();
+            rampart_ml::metrics::accuracy(&yt, &pred).unwrap()
+        }))
+    };
+    let data = run(10, 0.5, None);
+    let public = run(30, 2.0, Some(bounds));
+    eprintln!("DP-SGD ε=1 breast cancer: data min/max {data:.4}, public bounds {public:.4}");
+    assert!(data >= 0.93, "data min/max: {data}");
+    assert!(public >= 0.83, "public bounds: {public}");
 }

@@ -281,6 +281,137 @@ pub enum MlCommand {
     /// Differential privacy of DP-SGD: ε for a noise level, or the noise for a target ε
     /// (RDP accountant for the sampled Gaussian mechanism).
     Privacy(PrivacyArgs),
+    /// Train a model on a CSV file and write it as safetensors.
+    Train(Box<TrainArgs>),
+    /// Score a model on a labelled CSV file.
+    Eval(EvalArgs),
+    /// Predict every row of a CSV file.
+    Predict(PredictArgs),
+}
+
+/// Built-in model kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModelChoice {
+    /// Random forest classifier.
+    RandomForest,
+    /// Isolation forest anomaly detector (no label).
+    IsolationForest,
+    /// Logistic regression classifier (SGD, or DP-SGD with --dp-epsilon).
+    Logistic,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Training data: CSV with a header row; every column but the label (and --ignore) is a
+    /// numeric feature.
+    #[arg(long, value_name = "CSV")]
+    pub data: PathBuf,
+    /// The label column (required for classifiers; for the isolation forest it is left out
+    /// of the features).
+    #[arg(long, value_name = "COL")]
+    pub label: Option<String>,
+    /// Columns to leave out of the features (ids, free text).
+    #[arg(long, value_name = "COL")]
+    pub ignore: Vec<String>,
+    /// Model kind.
+    #[arg(long = "model", value_enum)]
+    pub kind: ModelChoice,
+    /// Where to write the model.
+    #[arg(short, long, value_name = "PATH")]
+    pub output: PathBuf,
+    /// Replace an existing output file.
+    #[arg(long)]
+    pub force: bool,
+    /// Trees (forests).
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub trees: usize,
+    /// Seed: the same data, options and seed give the same model bytes (DP noise excepted).
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    pub seed: u64,
+    /// Deepest tree level (random forest; default: unlimited).
+    #[arg(long, value_name = "D")]
+    pub max_depth: Option<usize>,
+    /// Smallest leaf (random forest).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub min_samples_leaf: usize,
+    /// Smallest node to split (random forest).
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub min_samples_split: usize,
+    /// Features tried per split: sqrt, log2, all, a count, or a fraction in (0, 1].
+    #[arg(long, value_name = "F", default_value = "sqrt")]
+    pub max_features: String,
+    /// Split criterion (random forest).
+    #[arg(long, value_enum, default_value_t = CriterionChoice::Gini)]
+    pub criterion: CriterionChoice,
+    /// Weight classes inversely to their frequency (random forest).
+    #[arg(long)]
+    pub balanced: bool,
+    /// Train each tree on all rows instead of a bootstrap sample (random forest).
+    #[arg(long)]
+    pub no_bootstrap: bool,
+    /// Isolation forest: fraction of training rows flagged as anomalies, or `auto` (score >
+    /// 0.5).
+    #[arg(long, value_name = "F", default_value = "auto")]
+    pub contamination: String,
+    /// Isolation forest: rows per tree (default min(256, rows)).
+    #[arg(long, value_name = "N")]
+    pub max_samples: Option<usize>,
+    /// Logistic: passes over the data.
+    #[arg(long, value_name = "N")]
+    pub epochs: Option<usize>,
+    /// Logistic: batch size (expected batch size under DP-SGD).
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
+    /// Logistic: initial learning rate.
+    #[arg(long, value_name = "LR")]
+    pub learning_rate: Option<f64>,
+    /// Logistic: train with DP-SGD to this ε.
+    #[arg(long, value_name = "E", requires = "dp_delta")]
+    pub dp_epsilon: Option<f64>,
+    /// Logistic: δ for DP-SGD.
+    #[arg(long, value_name = "D", requires = "dp_epsilon")]
+    pub dp_delta: Option<f64>,
+    /// Logistic: per-example gradient clipping norm for DP-SGD.
+    #[arg(long, value_name = "C", default_value_t = 1.0)]
+    pub dp_clip: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CriterionChoice {
+    Gini,
+    Entropy,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The model file.
+    #[arg(long, value_name = "PATH")]
+    pub model: PathBuf,
+    /// Labelled CSV with the model's feature columns.
+    #[arg(long, value_name = "CSV")]
+    pub data: PathBuf,
+    /// The label column.
+    #[arg(long, value_name = "COL")]
+    pub label: String,
+    /// Isolation forest: the label value that marks an anomaly.
+    #[arg(long, value_name = "VALUE", default_value = "1")]
+    pub anomaly_label: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// The model file.
+    #[arg(long, value_name = "PATH")]
+    pub model: PathBuf,
+    /// CSV with the model's feature columns (others are passed through).
+    #[arg(long, value_name = "CSV")]
+    pub data: PathBuf,
+    /// Output CSV (`-` for standard output): the input rows plus the predictions.
+    #[arg(short, long, value_name = "PATH")]
+    pub output: PathBuf,
+    /// Replace an existing output file.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@ mod cmd;
 mod context;
 mod error;
 mod output;
+mod table;
 
 use std::process::ExitCode;
 

@@ -1,17 +1,458 @@
 //! `rampart ml …`.
 
-use rampart_ml::privacy::{DEFAULT_ORDERS, PrivacyError, epsilon, noise_for_epsilon};
-use serde_json::json;
+use std::path::Path;
+use std::time::Instant;
 
-use crate::cli::{Format, MlArgs, MlCommand, PrivacyArgs};
+use rampart_audit::Outcome;
+use rampart_ml::forest::{ClassWeight, Criterion, ForestParams, MaxFeatures, RandomForest};
+use rampart_ml::iforest::{Contamination, IsolationForest, IsolationParams, MaxSamples};
+use rampart_ml::linear::{DpParams, LogisticParams, LogisticRegression};
+use rampart_ml::privacy::{DEFAULT_ORDERS, PrivacyError, epsilon, noise_for_epsilon};
+use rampart_ml::{Estimator, Model, Prediction, metrics};
+use serde_json::{Value, json};
+
+use crate::cli::{
+    CriterionChoice, EvalArgs, Format, MlArgs, MlCommand, ModelChoice, PredictArgs, PrivacyArgs,
+    TrainArgs,
+};
 use crate::context::Ctx;
 use crate::error::{CliError, Status};
 use crate::output;
+use crate::table::{self, Spec};
+
+/// Largest model file `ml eval` / `ml predict` will read.
+pub const MAX_MODEL_BYTES: u64 = 8 << 30;
 
 pub fn run(ctx: &Ctx, args: &MlArgs) -> Result<Status, CliError> {
     match &args.command {
         MlCommand::Privacy(p) => privacy(ctx, p),
+        MlCommand::Train(t) => train(ctx, t),
+        MlCommand::Eval(e) => eval(ctx, e),
+        MlCommand::Predict(p) => predict(ctx, p),
     }
+}
+
+fn input_err(msg: impl std::fmt::Display) -> CliError {
+    CliError::input(anyhow::anyhow!("{msg}"))
+}
+
+fn max_features(text: &str) -> Result<MaxFeatures, CliError> {
+    Ok(match text {
+        "sqrt" => MaxFeatures::Sqrt,
+        "log2" => MaxFeatures::Log2,
+        "all" => MaxFeatures::All,
+        t => {
+            if let Ok(n) = t.parse::<usize>() {
+                MaxFeatures::Count(n)
+            } else if let Ok(f) = t.parse::<f64>()
+                && f > 0.0
+                && f <= 1.0
+            {
+                MaxFeatures::Fraction(f)
+            } else {
+                return Err(input_err(format!(
+                    "--max-features {t}: expected sqrt, log2, all, a count or a fraction in (0, 1]"
+                )));
+            }
+        }
+    })
+}
+
+fn check_output(path: &Path, force: bool) -> Result<(), CliError> {
+    if path != Path::new("-") && path.exists() && !force {
+        return Err(
+            input_err(format!("{} exists", path.display())).hint("pass --force to replace it")
+        );
+    }
+    Ok(())
+}
+
+fn train(ctx: &Ctx, a: &TrainArgs) -> Result<Status, CliError> {
+    check_output(&a.output, a.force)?;
+    let classifier = a.kind != ModelChoice::IsolationForest;
+    if classifier && a.label.is_none() {
+        return Err(input_err("a classifier needs --label COL").hint("name the column to predict"));
+    }
+    if a.dp_epsilon.is_some() && a.kind != ModelChoice::Logistic {
+        return Err(input_err("--dp-epsilon is only for --model logistic")
+            .hint("DP-SGD trains logistic regression; forests have no DP mode"));
+    }
+    let data = a.data.display().to_string();
+    let t = table::read(
+        &a.data,
+        &Spec {
+            label: a.label.as_deref(),
+            features: None,
+            ignore: &a.ignore,
+            keep_records: false,
+        },
+    )?;
+    let (classes, y) = match (&t.labels, classifier) {
+        (Some(l), true) => {
+            let classes = table::classes(l);
+            if classes.len() < 2 {
+                return Err(input_err(format!(
+                    "{data}: the label column has a single value; a classifier needs two classes"
+                )));
+            }
+            let y = table::encode(&a.data, l, &classes)?;
+            (classes, y)
+        }
+        _ => (Vec::new(), Vec::new()),
+    };
+    let started = Instant::now();
+    let (estimator, hyper) = match a.kind {
+        ModelChoice::RandomForest => {
+            let p = ForestParams {
+                n_trees: a.trees,
+                criterion: match a.criterion {
+                    CriterionChoice::Gini => Criterion::Gini,
+                    CriterionChoice::Entropy => Criterion::Entropy,
+                },
+                max_depth: a.max_depth,
+                min_samples_split: a.min_samples_split,
+                min_samples_leaf: a.min_samples_leaf,
+                max_features: max_features(&a.max_features)?,
+                bootstrap: !a.no_bootstrap,
+                class_weight: if a.balanced {
+                    ClassWeight::Balanced
+                } else {
+                    ClassWeight::None
+                },
+                max_bins: rampart_ml::bins::MAX_BINS,
+                seed: a.seed,
+            };
+            let m = RandomForest::fit(&t.x, &y, classes.len(), &p).map_err(input_err)?;
+            (Estimator::RandomForest(m), serde_json::to_value(&p))
+        }
+        ModelChoice::IsolationForest => {
+            let contamination = match a.contamination.as_str() {
+                "auto" => Contamination::Auto,
+                c => Contamination::Fraction(c.parse().map_err(|_| {
+                    input_err(format!("--contamination {c}: expected auto or a fraction"))
+                })?),
+            };
+            let p = IsolationParams {
+                n_trees: a.trees,
+                max_samples: a.max_samples.map_or(MaxSamples::Auto, MaxSamples::Count),
+                contamination,
+                seed: a.seed,
+            };
+            let m = IsolationForest::fit(&t.x, &p).map_err(input_err)?;
+            (Estimator::IsolationForest(m), serde_json::to_value(&p))
+        }
+        ModelChoice::Logistic => {
+            let dp = a
+                .dp_epsilon
+                .zip(a.dp_delta)
+                .map(|(epsilon, delta)| DpParams {
+                    epsilon,
+                    delta,
+                    clip_norm: a.dp_clip,
+                    ..DpParams::default()
+                });
+            let base = LogisticParams::default();
+            let p = LogisticParams {
+                epochs: a
+                    .epochs
+                    .unwrap_or(if dp.is_some() { 10 } else { base.epochs }),
+                batch_size: a.batch_size.unwrap_or(base.batch_size),
+                learning_rate: a.learning_rate.unwrap_or(if dp.is_some() {
+                    0.5
+                } else {
+                    base.learning_rate
+                }),
+                seed: a.seed,
+                dp,
+                ..base
+            };
+            let m = LogisticRegression::fit(&t.x, &y, classes.len(), &p).map_err(input_err)?;
+            (Estimator::LogisticRegression(m), serde_json::to_value(&p))
+        }
+    };
+    let fit_seconds = started.elapsed().as_secs_f64();
+    let hyper = hyper.map_err(CliError::internal)?;
+    let mut model = Model::new(estimator, &t.x, t.features.clone(), classes.clone(), hyper)
+        .map_err(input_err)?;
+    model.meta.label.clone_from(&a.label);
+    model.meta.training_data_digest = Some(t.digest.clone());
+    let bytes = model.to_bytes().map_err(CliError::internal)?;
+    let model_digest = format!("sha256:{}", rampart_crypto::sha256(&bytes).to_hex());
+    rampart_home::secure_fs::atomic_write(&a.output, &bytes, 0o644)
+        .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
+    let privacy = match &model.estimator {
+        Estimator::LogisticRegression(m) => m.privacy().cloned(),
+        _ => None,
+    };
+    let mut event = ctx
+        .event("ml.train", Outcome::Ok)
+        .subject_path(a.output.display().to_string())
+        .detail("model_digest", model_digest.clone())
+        .detail("kind", model.meta.kind.to_string())
+        .detail("data", data.clone())
+        .detail("data_digest", t.digest.clone())
+        .detail("rows", t.x.rows());
+    if let Some(p) = &privacy {
+        event = event
+            .detail("dp_epsilon", p.epsilon)
+            .detail("dp_delta", p.delta);
+    }
+    ctx.audit(event)?;
+    if privacy
+        .as_ref()
+        .is_some_and(|p| p.scaling == "data-min-max")
+    {
+        tracing::warn!(
+            "DP-SGD scaled features by the training data's min and max; those ranges are not \
+             covered by ε (pass public bounds through the library API to cover them)"
+        );
+    }
+    let nodes = match &model.estimator {
+        Estimator::RandomForest(m) => Some(m.n_nodes()),
+        _ => None,
+    };
+    let report = json!({
+        "model": a.output,
+        "model_digest": model_digest,
+        "kind": model.meta.kind.to_string(),
+        "rows": t.x.rows(),
+        "features": t.features,
+        "classes": classes,
+        "data_digest": t.digest,
+        "fit_seconds": fit_seconds,
+        "nodes": nodes,
+        "isolation": model.meta.isolation,
+        "privacy": privacy,
+        "bytes": bytes.len(),
+    });
+    match ctx.format {
+        Format::Json | Format::Sarif => output::print_json(&report)?,
+        Format::Human => {
+            let mut text = format!(
+                "trained {} on {} rows × {} features in {fit_seconds:.2} s → {} ({})\n",
+                model.meta.kind,
+                t.x.rows(),
+                t.features.len(),
+                a.output.display(),
+                output::bytes(bytes.len() as u64)
+            );
+            if let Some(p) = &privacy {
+                text.push_str(&format!(
+                    "  DP-SGD: ε = {:.4} at δ = {} (σ = {:.4}, q = {:.5}, {} steps, clip {})\n",
+                    p.epsilon, p.delta, p.noise, p.sample_rate, p.steps, p.clip_norm
+                ));
+            }
+            output::print(&text)?;
+        }
+    }
+    Ok(Status::Ok)
+}
+
+fn load_model(path: &Path) -> Result<Model, CliError> {
+    let bytes = table::read_model_file(&path.to_path_buf(), MAX_MODEL_BYTES)?;
+    Model::from_bytes(&bytes).map_err(|e| {
+        input_err(format!("{}: {e}", path.display()))
+            .hint("only models written by `rampart ml train` load here")
+    })
+}
+
+fn read_for(
+    model: &Model,
+    data: &Path,
+    label: Option<&str>,
+    keep: bool,
+) -> Result<table::Table, CliError> {
+    table::read(
+        data,
+        &Spec {
+            label,
+            features: Some(&model.meta.features),
+            ignore: &[],
+            keep_records: keep,
+        },
+    )
+}
+
+fn eval(ctx: &Ctx, a: &EvalArgs) -> Result<Status, CliError> {
+    let model = load_model(&a.model)?;
+    let t = read_for(&model, &a.data, Some(&a.label), false)?;
+    let labels = t.labels.clone().unwrap_or_default();
+    let preds = model.predict(&t.x).map_err(input_err)?;
+    let m = |e: metrics::MetricError| CliError::internal(anyhow::Error::new(e));
+    let report = if model.estimator.n_classes() == 0 {
+        let truth: Vec<usize> = labels
+            .iter()
+            .map(|l| usize::from(*l == a.anomaly_label))
+            .collect();
+        let (scores, flags): (Vec<f64>, Vec<usize>) = preds
+            .iter()
+            .map(|p| match p {
+                Prediction::Anomaly { score, is_anomaly } => (*score, usize::from(*is_anomaly)),
+                Prediction::Class { .. } => (0.0, 0),
+            })
+            .unzip();
+        let cm = metrics::confusion_matrix(&truth, &flags, 2).map_err(m)?;
+        json!({
+            "rows": t.x.rows(),
+            "roc_auc": metrics::roc_auc(&truth, &scores).ok(),
+            "accuracy": metrics::accuracy(&truth, &flags).map_err(m)?,
+            "f1_macro": metrics::class_scores(&cm).f1_macro,
+            "log_loss": Value::Null,
+            "confusion_matrix": cm,
+            "classes": ["normal", "anomaly"],
+        })
+    } else {
+        let truth = table::encode(&a.data, &labels, &model.meta.classes)?;
+        let (pred, proba): (Vec<usize>, Vec<Vec<f64>>) = preds
+            .into_iter()
+            .map(|p| match p {
+                Prediction::Class { class, proba } => (class, proba),
+                Prediction::Anomaly { .. } => (0, Vec::new()),
+            })
+            .unzip();
+        let k = model.meta.classes.len();
+        let cm = metrics::confusion_matrix(&truth, &pred, k).map_err(m)?;
+        let scores = metrics::class_scores(&cm);
+        // Binary: AUC of the second class; multi-class: macro one-vs-rest over the classes
+        // present.
+        let auc = if k == 2 {
+            let s: Vec<f64> = proba
+                .iter()
+                .map(|p| p.get(1).copied().unwrap_or(0.0))
+                .collect();
+            metrics::roc_auc(&truth, &s).ok()
+        } else {
+            let per: Vec<f64> = (0..k)
+                .filter_map(|c| {
+                    let tc: Vec<usize> = truth.iter().map(|&t| usize::from(t == c)).collect();
+                    let s: Vec<f64> = proba
+                        .iter()
+                        .map(|p| p.get(c).copied().unwrap_or(0.0))
+                        .collect();
+                    metrics::roc_auc(&tc, &s).ok()
+                })
+                .collect();
+            #[allow(clippy::cast_precision_loss)]
+            (!per.is_empty()).then(|| per.iter().sum::<f64>() / per.len() as f64)
+        };
+        json!({
+            "rows": t.x.rows(),
+            "accuracy": metrics::accuracy(&truth, &pred).map_err(m)?,
+            "roc_auc": auc,
+            "f1_macro": scores.f1_macro,
+            "precision": scores.precision,
+            "recall": scores.recall,
+            "log_loss": metrics::log_loss(&truth, &proba).map_err(m)?,
+            "confusion_matrix": cm,
+            "classes": model.meta.classes,
+        })
+    };
+    ctx.audit(
+        ctx.event("ml.eval", Outcome::Ok)
+            .subject_path(a.model.display().to_string())
+            .detail("data", a.data.display().to_string())
+            .detail("data_digest", t.digest.clone())
+            .detail(
+                "accuracy",
+                report.get("accuracy").cloned().unwrap_or_default(),
+            ),
+    )?;
+    match ctx.format {
+        Format::Json | Format::Sarif => output::print_json(&report)?,
+        Format::Human => {
+            let f = |k: &str| {
+                report
+                    .get(k)
+                    .and_then(Value::as_f64)
+                    .map_or("n/a".to_owned(), |v| format!("{v:.4}"))
+            };
+            output::print(&format!(
+                "{} rows: accuracy {}  ROC AUC {}  F1 (macro) {}  log loss {}\nconfusion matrix (rows: true {}, columns: predicted):\n{}\n",
+                t.x.rows(),
+                f("accuracy"),
+                f("roc_auc"),
+                f("f1_macro"),
+                f("log_loss"),
+                report.get("classes").cloned().unwrap_or_default(),
+                report
+                    .get("confusion_matrix")
+                    .and_then(Value::as_array)
+                    .map(|rows| rows
+                        .iter()
+                        .map(|r| format!("  {r}"))
+                        .collect::<Vec<_>>()
+                        .join("\n"))
+                    .unwrap_or_default()
+            ))?;
+        }
+    }
+    Ok(Status::Ok)
+}
+
+fn predict(ctx: &Ctx, a: &PredictArgs) -> Result<Status, CliError> {
+    check_output(&a.output, a.force)?;
+    let model = load_model(&a.model)?;
+    let t = read_for(&model, &a.data, None, true)?;
+    let preds = model.predict(&t.x).map_err(input_err)?;
+    let mut header: Vec<String> = t.header.clone();
+    let added: Vec<String> = if model.estimator.n_classes() == 0 {
+        vec!["anomaly_score".into(), "is_anomaly".into()]
+    } else {
+        std::iter::once("prediction".to_owned())
+            .chain(model.meta.classes.iter().map(|c| format!("proba_{c}")))
+            .collect()
+    };
+    if let Some(clash) = added.iter().find(|c| header.contains(c)) {
+        return Err(input_err(format!(
+            "{}: already has a column `{clash}`, which the output adds",
+            a.data.display()
+        ))
+        .hint("rename or drop that column first"));
+    }
+    header.extend(added);
+    let mut buf = Vec::new();
+    {
+        let mut w = csv::Writer::from_writer(&mut buf);
+        let werr = |e: csv::Error| CliError::internal(anyhow::Error::new(e));
+        w.write_record(&header).map_err(werr)?;
+        for (record, p) in t.records.iter().zip(&preds) {
+            let mut row: Vec<String> = record.iter().map(str::to_owned).collect();
+            match p {
+                Prediction::Class { class, proba } => {
+                    row.push(model.meta.classes.get(*class).cloned().unwrap_or_default());
+                    row.extend(proba.iter().map(ToString::to_string));
+                }
+                Prediction::Anomaly { score, is_anomaly } => {
+                    row.push(score.to_string());
+                    row.push(is_anomaly.to_string());
+                }
+            }
+            w.write_record(&row).map_err(werr)?;
+        }
+        w.flush()
+            .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
+    }
+    if a.output == Path::new("-") {
+        output::print(&String::from_utf8_lossy(&buf))?;
+    } else {
+        rampart_home::secure_fs::atomic_write(&a.output, &buf, 0o644)
+            .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
+    }
+    ctx.audit(
+        ctx.event("ml.predict", Outcome::Ok)
+            .subject_path(a.model.display().to_string())
+            .detail("data", a.data.display().to_string())
+            .detail("data_digest", t.digest.clone())
+            .detail("rows", t.x.rows()),
+    )?;
+    if a.output != Path::new("-") && ctx.format == Format::Human {
+        output::print(&format!(
+            "predicted {} rows → {}\n",
+            t.x.rows(),
+            a.output.display()
+        ))?;
+    }
+    Ok(Status::Ok)
 }
 
 fn input(e: PrivacyError) -> CliError {
