@@ -122,6 +122,9 @@ pub struct RandomForest {
     pub(crate) importances: Vec<f64>,
 }
 
+/// Rows per parallel prediction block.
+pub(crate) const PREDICT_BLOCK: usize = 2048;
+
 /// Nodes below this many rows are split by sorting rather than by histogram.
 const SORT_BELOW: usize = 96;
 
@@ -228,16 +231,26 @@ impl RandomForest {
         self.trees.mean_leaf_values(row, out);
     }
 
-    /// Class probabilities, one `Vec` per row.
+    /// Class probabilities, one `Vec` per row: blocks of rows in parallel, each block going
+    /// through one tree at a time while that tree is in cache.
     #[must_use]
     pub fn predict_proba(&self, x: &Matrix) -> Vec<Vec<f64>> {
-        let rows: Vec<&[f32]> = x.iter_rows().collect();
-        rows.par_iter()
-            .map(|r| {
-                let mut p = vec![0.0; self.n_classes];
-                self.predict_proba_into(r, &mut p);
-                p
-            })
+        let k = self.n_classes;
+        let d = x.cols();
+        let mut flat = vec![0.0; x.rows() * k];
+        flat.par_chunks_mut(PREDICT_BLOCK * k)
+            .zip(x.as_slice().par_chunks(PREDICT_BLOCK * d))
+            .for_each(|(out, rows)| {
+                self.trees.accumulate_batch(rows, d, out, k, |leaf, slot| {
+                    for (o, v) in slot.iter_mut().zip(self.trees.value(leaf)) {
+                        *o += f64::from(*v);
+                    }
+                });
+            });
+        #[allow(clippy::cast_precision_loss)]
+        let n = self.trees.len().max(1) as f64;
+        flat.chunks_exact(k)
+            .map(|p| p.iter().map(|v| v / n).collect())
             .collect()
     }
 }

@@ -64,6 +64,8 @@ pub struct IsolationForest {
     pub(crate) n_features: usize,
     pub(crate) max_samples: usize,
     pub(crate) threshold: f64,
+    /// Per node: its depth plus `c(rows in it)` — the path length of a row that ends there.
+    pub(crate) path: Vec<f64>,
 }
 
 /// `c(n)`: the average path length of an unsuccessful search in a binary search tree of `n`
@@ -113,18 +115,45 @@ impl IsolationForest {
         for (nodes, values) in &built {
             trees.push(nodes, values);
         }
-        let mut forest = Self {
-            trees,
-            n_features: x.cols(),
-            max_samples: psi,
-            threshold: 0.5,
-        };
+        let mut forest = Self::new(trees, x.cols(), psi, 0.5);
         if let Contamination::Fraction(c) = params.contamination {
             let mut s = forest.score(x);
             s.sort_unstable_by(f64::total_cmp);
             forest.threshold = crate::drift::quantile_sorted(&s, 1.0 - c);
         }
         Ok(forest)
+    }
+
+    pub(crate) fn new(
+        trees: TreeSet,
+        n_features: usize,
+        max_samples: usize,
+        threshold: f64,
+    ) -> Self {
+        let path = trees
+            .depths()
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| {
+                let n = trees.value(i).first().copied().unwrap_or(1.0);
+                f64::from(d) + average_path_length(f64::from(n))
+            })
+            .collect();
+        Self {
+            trees,
+            n_features,
+            max_samples,
+            threshold,
+            path,
+        }
+    }
+
+    fn score_from_total(&self, total: f64) -> f64 {
+        #[allow(clippy::cast_precision_loss)]
+        let mean = total / self.trees.len().max(1) as f64;
+        #[allow(clippy::cast_precision_loss)]
+        let c = average_path_length(self.max_samples as f64).max(f64::MIN_POSITIVE);
+        (-mean / c).exp2()
     }
 
     /// Number of input features.
@@ -149,26 +178,40 @@ impl IsolationForest {
     #[must_use]
     pub fn score_row(&self, row: &[f32]) -> f64 {
         let mut total = 0.0;
-        for t in 0..self.trees.len() {
-            let (leaf, depth) = self.trees.walk(t, row);
-            let n = self.trees.value(leaf).first().copied().unwrap_or(1.0);
-            #[allow(clippy::cast_precision_loss)]
-            {
-                total += depth as f64 + average_path_length(f64::from(n));
+        let mut roots = self.trees.roots().chunks_exact(8);
+        for c in roots.by_ref() {
+            if let Ok(starts) = <[usize; 8]>::try_from(c) {
+                for leaf in self.trees.leaves(starts, [row; 8]) {
+                    total += self.path.get(leaf).copied().unwrap_or_default();
+                }
             }
         }
-        #[allow(clippy::cast_precision_loss)]
-        let mean = total / self.trees.len().max(1) as f64;
-        #[allow(clippy::cast_precision_loss)]
-        let c = average_path_length(self.max_samples as f64).max(f64::MIN_POSITIVE);
-        (-mean / c).exp2()
+        for &r in roots.remainder() {
+            let [leaf] = self.trees.leaves([r], [row]);
+            total += self.path.get(leaf).copied().unwrap_or_default();
+        }
+        self.score_from_total(total)
     }
 
-    /// Anomaly scores of all rows.
+    /// Anomaly scores of all rows (blocks of rows in parallel, tree by tree).
     #[must_use]
     pub fn score(&self, x: &Matrix) -> Vec<f64> {
-        let rows: Vec<&[f32]> = x.iter_rows().collect();
-        rows.par_iter().map(|r| self.score_row(r)).collect()
+        let d = x.cols();
+        let mut totals = vec![0.0; x.rows()];
+        totals
+            .par_chunks_mut(crate::forest::PREDICT_BLOCK)
+            .zip(x.as_slice().par_chunks(crate::forest::PREDICT_BLOCK * d))
+            .for_each(|(out, rows)| {
+                self.trees.accumulate_batch(rows, d, out, 1, |leaf, slot| {
+                    if let Some(s) = slot.first_mut() {
+                        *s += self.path.get(leaf).copied().unwrap_or_default();
+                    }
+                });
+            });
+        totals
+            .into_iter()
+            .map(|t| self.score_from_total(t))
+            .collect()
     }
 
     /// Whether `score` is above the threshold.

@@ -49,6 +49,12 @@ impl Matrix {
         self.cols
     }
 
+    /// All values, row-major.
+    #[must_use]
+    pub fn as_slice(&self) -> &[f32] {
+        &self.data
+    }
+
     /// Row `i` (empty when out of range).
     #[must_use]
     pub fn row(&self, i: usize) -> &[f32] {

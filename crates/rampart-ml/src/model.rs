@@ -369,12 +369,12 @@ impl Model {
                     return Err(bad(format!("isolation metadata out of range: {iso:?}")));
                 }
                 let trees = TreeSet::from_arrays(&r.trees("if", 1)?, 1, d)?;
-                Estimator::IsolationForest(IsolationForest {
+                Estimator::IsolationForest(IsolationForest::new(
                     trees,
-                    n_features: d,
-                    max_samples: iso.max_samples,
-                    threshold: iso.threshold,
-                })
+                    d,
+                    iso.max_samples,
+                    iso.threshold,
+                ))
             }
             ModelKind::LogisticRegression => {
                 check_classes(k)?;
