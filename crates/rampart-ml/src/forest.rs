@@ -123,7 +123,7 @@ pub struct RandomForest {
 }
 
 /// Rows per parallel prediction block.
-pub(crate) const PREDICT_BLOCK: usize = 2048;
+pub(crate) const PREDICT_BLOCK: usize = 16384;
 
 /// Nodes below this many rows are split by sorting rather than by histogram.
 const SORT_BELOW: usize = 96;

@@ -178,18 +178,10 @@ impl IsolationForest {
     #[must_use]
     pub fn score_row(&self, row: &[f32]) -> f64 {
         let mut total = 0.0;
-        let mut roots = self.trees.roots().chunks_exact(8);
-        for c in roots.by_ref() {
-            if let Ok(starts) = <[usize; 8]>::try_from(c) {
-                for leaf in self.trees.leaves(starts, [row; 8]) {
-                    total += self.path.get(leaf).copied().unwrap_or_default();
-                }
-            }
-        }
-        for &r in roots.remainder() {
-            let [leaf] = self.trees.leaves([r], [row]);
+        let items = self.trees.roots().iter().map(|&r| (0, r, row));
+        self.trees.drain::<8>(items, |_, leaf| {
             total += self.path.get(leaf).copied().unwrap_or_default();
-        }
+        });
         self.score_from_total(total)
     }
 

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
 use crate::MlError;
@@ -282,38 +282,52 @@ impl Model {
     /// # Errors
     /// [`MlError::Model`] if serialisation fails.
     pub fn to_bytes(&self) -> Result<Vec<u8>, MlError> {
-        let mut t = Tensors::default();
+        safetensors::serialize(self.tensors(), Some(self.header_metadata()?))
+            .map_err(|e| MlError::Model(e.to_string()))
+    }
+
+    /// Writes the same bytes as [`Model::to_bytes`] to `path` (created or truncated), holding
+    /// only one tensor's bytes in memory at a time — a forest of 100 deep trees is hundreds of
+    /// megabytes. The caller makes it atomic (write to a temporary name, then rename).
+    ///
+    /// # Errors
+    /// [`MlError::Model`] if serialisation or the write fails.
+    pub fn write_file(&self, path: &std::path::Path) -> Result<(), MlError> {
+        safetensors::serialize_to_file(self.tensors(), Some(self.header_metadata()?), path)
+            .map_err(|e| MlError::Model(format!("cannot write {}: {e}", path.display())))
+    }
+
+    fn header_metadata(&self) -> Result<HashMap<String, String>, MlError> {
+        let meta = serde_json::to_string(&self.meta).map_err(|e| MlError::Model(e.to_string()))?;
+        Ok(HashMap::from([(METADATA_KEY.into(), meta)]))
+    }
+
+    fn tensors(&self) -> Vec<(String, Lazy<'_>)> {
+        let mut t = Vec::new();
+        let f64s = f64_tensor;
         match &self.estimator {
             Estimator::RandomForest(m) => {
-                t.trees("rf", &m.trees.to_arrays(), m.n_classes);
-                t.f64s(
+                tree_tensors(&mut t, "rf", &m.trees, m.n_classes);
+                f64s(
+                    &mut t,
                     "rf.feature_importances",
                     &m.importances,
                     vec![m.importances.len()],
                 );
             }
-            Estimator::IsolationForest(m) => t.trees("if", &m.trees.to_arrays(), 1),
+            Estimator::IsolationForest(m) => tree_tensors(&mut t, "if", &m.trees, 1),
             Estimator::LogisticRegression(m) => {
-                t.f64s("lr.weights", &m.weights, vec![m.k, m.d]);
-                t.f64s("lr.bias", &m.bias, vec![m.k]);
-                t.f64s("lr.shift", &m.shift, vec![m.d]);
-                t.f64s("lr.scale", &m.scale, vec![m.d]);
+                f64s(&mut t, "lr.weights", &m.weights, vec![m.k, m.d]);
+                f64s(&mut t, "lr.bias", &m.bias, vec![m.k]);
+                f64s(&mut t, "lr.shift", &m.shift, vec![m.d]);
+                f64s(&mut t, "lr.scale", &m.scale, vec![m.d]);
                 if let Some((lo, hi)) = &m.clamp {
-                    t.f64s("lr.clamp_low", lo, vec![m.d]);
-                    t.f64s("lr.clamp_high", hi, vec![m.d]);
+                    f64s(&mut t, "lr.clamp_low", lo, vec![m.d]);
+                    f64s(&mut t, "lr.clamp_high", hi, vec![m.d]);
                 }
             }
         }
-        let meta = serde_json::to_string(&self.meta).map_err(|e| MlError::Model(e.to_string()))?;
-        let views =
-            t.0.iter()
-                .map(|(name, dtype, shape, bytes)| {
-                    TensorView::new(*dtype, shape.clone(), bytes).map(|v| (name.clone(), v))
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| MlError::Model(e.to_string()))?;
-        safetensors::serialize(views, Some(HashMap::from([(METADATA_KEY.into(), meta)])))
-            .map_err(|e| MlError::Model(e.to_string()))
+        t
     }
 
     /// Parses and validates a model file's bytes.
@@ -465,73 +479,75 @@ fn check_meta(meta: &ModelMeta, est: &Estimator) -> Result<(), MlError> {
     Ok(())
 }
 
-/// Tensors to write: name, dtype, shape, little-endian bytes.
-#[derive(Default)]
-struct Tensors(Vec<(String, Dtype, Vec<usize>, Vec<u8>)>);
+/// Little-endian bytes of `v`.
+fn le_bytes<const N: usize, T: Copy>(v: &[T], le: impl Fn(T) -> [u8; N]) -> Vec<u8> {
+    v.iter().flat_map(|x| le(*x)).collect()
+}
 
-impl Tensors {
-    fn push<const N: usize, T: Copy>(
-        &mut self,
-        name: &str,
-        dtype: Dtype,
-        shape: Vec<usize>,
-        v: &[T],
-        le: impl Fn(T) -> [u8; N],
-    ) {
-        let bytes = v.iter().flat_map(|x| le(*x)).collect();
-        self.0.push((name.into(), dtype, shape, bytes));
+/// A tensor whose bytes are produced only when the serialiser asks for them.
+struct Lazy<'a> {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    bytes: Box<dyn Fn() -> Vec<u8> + 'a>,
+}
+
+impl<'a> Lazy<'a> {
+    fn new(dtype: Dtype, shape: Vec<usize>, bytes: impl Fn() -> Vec<u8> + 'a) -> Self {
+        Self {
+            dtype,
+            shape,
+            bytes: Box::new(bytes),
+        }
+    }
+}
+
+impl safetensors::View for Lazy<'_> {
+    fn dtype(&self) -> Dtype {
+        self.dtype
     }
 
-    fn f64s(&mut self, name: &str, v: &[f64], shape: Vec<usize>) {
-        self.push(name, Dtype::F64, shape, v, f64::to_le_bytes);
+    fn shape(&self) -> &[usize] {
+        &self.shape
     }
 
-    fn trees(&mut self, p: &str, a: &TreeArrays, k: usize) {
-        let n = a.feature.len();
-        self.push(
-            &format!("{p}.feature"),
-            Dtype::I32,
-            vec![n],
-            &a.feature,
-            i32::to_le_bytes,
-        );
-        self.push(
-            &format!("{p}.threshold"),
-            Dtype::F32,
-            vec![n],
-            &a.threshold,
-            f32::to_le_bytes,
-        );
-        self.push(
-            &format!("{p}.left"),
-            Dtype::I32,
-            vec![n],
-            &a.left,
-            i32::to_le_bytes,
-        );
-        self.push(
-            &format!("{p}.right"),
-            Dtype::I32,
-            vec![n],
-            &a.right,
-            i32::to_le_bytes,
-        );
-        self.push(
-            &format!("{p}.value"),
-            Dtype::F32,
-            vec![n, k],
-            &a.value,
-            f32::to_le_bytes,
-        );
-        let t = a.offsets.len();
-        self.push(
-            &format!("{p}.tree_offsets"),
-            Dtype::I64,
-            vec![t],
-            &a.offsets,
-            i64::to_le_bytes,
-        );
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        std::borrow::Cow::Owned((self.bytes)())
     }
+
+    fn data_len(&self) -> usize {
+        self.shape.iter().product::<usize>() * self.dtype.bitsize() / 8
+    }
+}
+
+fn f64_tensor<'a>(t: &mut Vec<(String, Lazy<'a>)>, name: &str, v: &'a [f64], shape: Vec<usize>) {
+    t.push((
+        name.to_owned(),
+        Lazy::new(Dtype::F64, shape, move || le_bytes(v, f64::to_le_bytes)),
+    ));
+}
+
+fn tree_tensors<'a>(t: &mut Vec<(String, Lazy<'a>)>, p: &str, trees: &'a TreeSet, k: usize) {
+    use crate::tree::Column;
+    let n = trees.n_nodes();
+    for (name, col, dtype) in [
+        ("feature", Column::Feature, Dtype::I32),
+        ("threshold", Column::Threshold, Dtype::F32),
+        ("left", Column::Left, Dtype::I32),
+        ("right", Column::Right, Dtype::I32),
+    ] {
+        t.push((
+            format!("{p}.{name}"),
+            Lazy::new(dtype, vec![n], move || trees.column_bytes(col)),
+        ));
+    }
+    t.push((
+        format!("{p}.value"),
+        Lazy::new(Dtype::F32, vec![n, k], || trees.value_bytes()),
+    ));
+    t.push((
+        format!("{p}.tree_offsets"),
+        Lazy::new(Dtype::I64, vec![trees.len() + 1], || trees.offset_bytes()),
+    ));
 }
 
 struct Reader<'a, 'd>(&'a SafeTensors<'d>);
@@ -665,6 +681,7 @@ mod tests {
     use crate::iforest::IsolationParams;
     use crate::linear::LogisticParams;
     use crate::split::SplitMix64;
+    use safetensors::tensor::TensorView;
 
     fn data() -> (Matrix, Vec<usize>) {
         let mut rng = SplitMix64::new(5);
@@ -746,6 +763,38 @@ mod tests {
             // The file is plain safetensors that any reader can list.
             let st = SafeTensors::deserialize(&bytes).unwrap();
             assert!(st.names().len() >= 4);
+        }
+    }
+
+    /// The fuzz seeds (one tiny model of each kind, written by `rampart ml train`) still load:
+    /// a format change that orphans them fails here, not silently in the fuzzer.
+    #[test]
+    fn fuzz_seeds_load() {
+        for (bytes, kind) in [
+            (
+                &include_bytes!("../../../fuzz/seeds/model_loader/random_forest.safetensors")[..],
+                ModelKind::RandomForest,
+            ),
+            (
+                include_bytes!("../../../fuzz/seeds/model_loader/isolation_forest.safetensors"),
+                ModelKind::IsolationForest,
+            ),
+            (
+                include_bytes!("../../../fuzz/seeds/model_loader/logistic.safetensors"),
+                ModelKind::LogisticRegression,
+            ),
+            (
+                include_bytes!("../../../fuzz/seeds/model_loader/logistic_dp.safetensors"),
+                ModelKind::LogisticRegression,
+            ),
+        ] {
+            let m = Model::from_bytes(bytes).unwrap();
+            assert_eq!(m.meta.kind, kind);
+            assert_eq!(
+                m.to_bytes().unwrap(),
+                bytes,
+                "{kind} re-serialises to the same bytes"
+            );
         }
     }
 

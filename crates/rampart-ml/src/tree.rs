@@ -6,6 +6,15 @@
 
 use crate::MlError;
 
+/// A per-node column of the stored form.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Column {
+    Feature,
+    Threshold,
+    Left,
+    Right,
+}
+
 /// Trees walked at once for a single row.
 const LANES: usize = 8;
 
@@ -113,11 +122,8 @@ impl TreeSet {
                     ..*n
                 }
             });
-            self.values.extend_from_slice(
-                values
-                    .get(i * self.k..(i + 1) * self.k)
-                    .unwrap_or_default(),
-            );
+            self.values
+                .extend_from_slice(values.get(i * self.k..(i + 1) * self.k).unwrap_or_default());
         }
         self.offsets.push(self.nodes.len());
     }
@@ -150,34 +156,57 @@ impl TreeSet {
         (i, depth)
     }
 
-    /// Walks `L` (node, row) pairs down to their leaves in lockstep: the lanes are independent,
-    /// so their memory loads overlap instead of waiting one after another — the difference
-    /// between a cache miss per level and a cache miss per level per `L` lanes.
-    #[inline]
-    pub fn leaves<const L: usize>(&self, mut idx: [usize; L], rows: [&[f32]; L]) -> [usize; L] {
-        loop {
-            let mut moved = false;
-            for (i, row) in idx.iter_mut().zip(rows) {
-                let Some(n) = self.nodes.get(*i) else { continue };
-                let x = row.get(n.feature as usize).copied().unwrap_or_default();
-                let next = if x <= n.threshold { n.left } else { n.right } as usize;
-                moved |= next != *i;
-                *i = next;
-            }
-            if !moved {
-                return idx;
-            }
-        }
-    }
-
     /// Start of each tree's nodes.
     pub fn roots(&self) -> &[usize] {
         self.offsets.get(..self.len()).unwrap_or_default()
     }
 
+    /// Walks every `(id, start node, row)` item to its leaf and calls `emit(id, leaf)`, keeping
+    /// `L` walks in flight: when one lane reaches its leaf it takes the next item at once, so
+    /// the memory system always has `L` independent loads to overlap (no lane idles while the
+    /// deepest one finishes).
+    #[inline]
+    pub fn drain<'r, const L: usize>(
+        &self,
+        mut items: impl Iterator<Item = (usize, usize, &'r [f32])>,
+        mut emit: impl FnMut(usize, usize),
+    ) {
+        let mut lanes: [(usize, usize, &[f32]); L] = [(0, usize::MAX, &[]); L];
+        let mut live = 0;
+        for lane in &mut lanes {
+            match items.next() {
+                Some(item) => {
+                    *lane = item;
+                    live += 1;
+                }
+                None => break,
+            }
+        }
+        while live > 0 {
+            for lane in &mut lanes {
+                let (id, i, row) = *lane;
+                let Some(n) = self.nodes.get(i) else { continue };
+                let x = row.get(n.feature as usize).copied().unwrap_or_default();
+                let next = if x <= n.threshold { n.left } else { n.right } as usize;
+                if next == i {
+                    emit(id, i);
+                    match items.next() {
+                        Some(item) => *lane = item,
+                        None => {
+                            lane.1 = usize::MAX;
+                            live -= 1;
+                        }
+                    }
+                } else {
+                    lane.1 = next;
+                }
+            }
+        }
+    }
+
     /// For every row of `x` (row-major, `d` wide), the sum over trees of `f(leaf)` added into
     /// `out` (`width` values per row). Tree-major in blocks of rows, so a tree stays in cache
-    /// while a block goes through it, with eight rows in lockstep.
+    /// while a block goes through it, with eight rows in flight.
     pub fn accumulate_batch(
         &self,
         x: &[f32],
@@ -186,28 +215,16 @@ impl TreeSet {
         width: usize,
         f: impl Fn(usize, &mut [f64]),
     ) {
-        let rows: Vec<&[f32]> = x.chunks_exact(d.max(1)).collect();
         for &root in self.roots() {
-            let mut chunks = rows.chunks_exact(8);
-            let mut o = 0;
-            for c in chunks.by_ref() {
-                let Ok(lanes) = <[&[f32]; 8]>::try_from(c) else {
-                    continue;
-                };
-                for leaf in self.leaves([root; 8], lanes) {
-                    if let Some(slot) = out.get_mut(o * width..(o + 1) * width) {
-                        f(leaf, slot);
-                    }
-                    o += 1;
-                }
-            }
-            for r in chunks.remainder() {
-                let [leaf] = self.leaves([root], [r]);
+            let items = x
+                .chunks_exact(d.max(1))
+                .enumerate()
+                .map(|(o, row)| (o, root, row));
+            self.drain::<LANES>(items, |o, leaf| {
                 if let Some(slot) = out.get_mut(o * width..(o + 1) * width) {
                     f(leaf, slot);
                 }
-                o += 1;
-            }
+            });
         }
     }
 
@@ -269,16 +286,8 @@ impl TreeSet {
                 *o += f64::from(*v);
             }
         };
-        let mut roots = self.roots().chunks_exact(LANES);
-        for c in roots.by_ref() {
-            if let Ok(starts) = <[usize; LANES]>::try_from(c) {
-                self.leaves(starts, [row; LANES]).into_iter().for_each(&mut add);
-            }
-        }
-        for &r in roots.remainder() {
-            let [leaf] = self.leaves([r], [row]);
-            add(leaf);
-        }
+        let items = self.roots().iter().map(|&r| (0, r, row));
+        self.drain::<LANES>(items, |_, leaf| add(leaf));
         #[allow(clippy::cast_precision_loss)]
         let n = self.len().max(1) as f64;
         for o in out {
@@ -286,41 +295,42 @@ impl TreeSet {
         }
     }
 
-    /// The storage form.
-    pub fn to_arrays(&self) -> TreeArrays {
-        let mut a = TreeArrays {
-            value: self.values.clone(),
-            offsets: self
-                .offsets
-                .iter()
-                .map(|&o| i64::try_from(o).unwrap_or(i64::MAX))
-                .collect(),
-            ..TreeArrays::default()
-        };
+    /// One stored column (children local to their tree, -1 and 0 for leaves), little-endian.
+    pub fn column_bytes(&self, col: Column) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.nodes.len() * 4);
         for t in 0..self.len() {
             let base = self.root(t);
-            for (i, n) in self
-                .nodes
-                .get(base..self.root(t + 1))
-                .unwrap_or_default()
-                .iter()
-                .enumerate()
-            {
+            let nodes = self.nodes.get(base..self.root(t + 1)).unwrap_or_default();
+            for (i, n) in nodes.iter().enumerate() {
+                let leaf = n.left as usize == base + i;
                 let local = |c: u32| i32::try_from(c as usize - base).unwrap_or(i32::MAX);
-                if n.left as usize == base + i {
-                    a.feature.push(-1);
-                    a.threshold.push(0.0);
-                    a.left.push(-1);
-                    a.right.push(-1);
-                } else {
-                    a.feature.push(i32::try_from(n.feature).unwrap_or(i32::MAX));
-                    a.threshold.push(n.threshold);
-                    a.left.push(local(n.left));
-                    a.right.push(local(n.right));
-                }
+                let bytes = match (col, leaf) {
+                    (Column::Threshold, true) => 0.0f32.to_le_bytes(),
+                    (Column::Threshold, false) => n.threshold.to_le_bytes(),
+                    (_, true) => (-1i32).to_le_bytes(),
+                    (Column::Feature, false) => {
+                        i32::try_from(n.feature).unwrap_or(i32::MAX).to_le_bytes()
+                    }
+                    (Column::Left, false) => local(n.left).to_le_bytes(),
+                    (Column::Right, false) => local(n.right).to_le_bytes(),
+                };
+                out.extend_from_slice(&bytes);
             }
         }
-        a
+        out
+    }
+
+    /// The node values, little-endian.
+    pub fn value_bytes(&self) -> Vec<u8> {
+        self.values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
+    /// The tree offsets as `i64`, little-endian.
+    pub fn offset_bytes(&self) -> Vec<u8> {
+        self.offsets
+            .iter()
+            .flat_map(|&o| i64::try_from(o).unwrap_or(i64::MAX).to_le_bytes())
+            .collect()
     }
 
     /// Rebuilds a tree set from stored arrays, refusing anything a hostile file could use to

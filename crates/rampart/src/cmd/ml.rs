@@ -78,7 +78,7 @@ fn train(ctx: &Ctx, a: &TrainArgs) -> Result<Status, CliError> {
             .hint("DP-SGD trains logistic regression; forests have no DP mode"));
     }
     let data = a.data.display().to_string();
-    let t = table::read(
+    let mut t = table::read(
         &a.data,
         &Spec {
             label: a.label.as_deref(),
@@ -87,15 +87,15 @@ fn train(ctx: &Ctx, a: &TrainArgs) -> Result<Status, CliError> {
             keep_records: false,
         },
     )?;
-    let (classes, y) = match (&t.labels, classifier) {
+    let (classes, y) = match (t.labels.take(), classifier) {
         (Some(l), true) => {
-            let classes = table::classes(l);
+            let classes = table::classes(&l);
             if classes.len() < 2 {
                 return Err(input_err(format!(
                     "{data}: the label column has a single value; a classifier needs two classes"
                 )));
             }
-            let y = table::encode(&a.data, l, &classes)?;
+            let y = table::encode(&a.data, &l, &classes)?;
             (classes, y)
         }
         _ => (Vec::new(), Vec::new()),
@@ -176,10 +176,10 @@ fn train(ctx: &Ctx, a: &TrainArgs) -> Result<Status, CliError> {
         .map_err(input_err)?;
     model.meta.label.clone_from(&a.label);
     model.meta.training_data_digest = Some(t.digest.clone());
-    let bytes = model.to_bytes().map_err(CliError::internal)?;
-    let model_digest = format!("sha256:{}", rampart_crypto::sha256(&bytes).to_hex());
-    rampart_home::secure_fs::atomic_write(&a.output, &bytes, 0o644)
-        .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
+    let rows = t.x.rows();
+    drop(t.x); // the data is no longer needed; a big forest is about to be written
+    drop(y);
+    let (model_digest, size) = write_model(&model, &a.output)?;
     let privacy = match &model.estimator {
         Estimator::LogisticRegression(m) => m.privacy().cloned(),
         _ => None,
@@ -191,7 +191,7 @@ fn train(ctx: &Ctx, a: &TrainArgs) -> Result<Status, CliError> {
         .detail("kind", model.meta.kind.to_string())
         .detail("data", data.clone())
         .detail("data_digest", t.digest.clone())
-        .detail("rows", t.x.rows());
+        .detail("rows", rows);
     if let Some(p) = &privacy {
         event = event
             .detail("dp_epsilon", p.epsilon)
@@ -215,7 +215,7 @@ fn train(ctx: &Ctx, a: &TrainArgs) -> Result<Status, CliError> {
         "model": a.output,
         "model_digest": model_digest,
         "kind": model.meta.kind.to_string(),
-        "rows": t.x.rows(),
+        "rows": rows,
         "features": t.features,
         "classes": classes,
         "data_digest": t.digest,
@@ -223,7 +223,7 @@ fn train(ctx: &Ctx, a: &TrainArgs) -> Result<Status, CliError> {
         "nodes": nodes,
         "isolation": model.meta.isolation,
         "privacy": privacy,
-        "bytes": bytes.len(),
+        "bytes": size,
     });
     match ctx.format {
         Format::Json | Format::Sarif => output::print_json(&report)?,
@@ -231,10 +231,10 @@ fn train(ctx: &Ctx, a: &TrainArgs) -> Result<Status, CliError> {
             let mut text = format!(
                 "trained {} on {} rows × {} features in {fit_seconds:.2} s → {} ({})\n",
                 model.meta.kind,
-                t.x.rows(),
+                rows,
                 t.features.len(),
                 a.output.display(),
-                output::bytes(bytes.len() as u64)
+                output::bytes(size)
             );
             if let Some(p) = &privacy {
                 text.push_str(&format!(
@@ -246,6 +246,36 @@ fn train(ctx: &Ctx, a: &TrainArgs) -> Result<Status, CliError> {
         }
     }
     Ok(Status::Ok)
+}
+
+/// Writes the model next to `out` under a temporary name, hashes it, syncs it and renames it
+/// into place: readers see the old file or the whole new one. Returns the digest and size.
+fn write_model(model: &Model, out: &Path) -> Result<(String, u64), CliError> {
+    let internal = |e: std::io::Error| {
+        CliError::internal(anyhow::Error::new(e).context(format!("cannot write {}", out.display())))
+    };
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
+    let tmp = tempfile::Builder::new()
+        .prefix(".rampart-model-")
+        .tempfile_in(dir)
+        .map_err(internal)?;
+    model
+        .write_file(tmp.path())
+        .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
+    let mut file = std::fs::File::open(tmp.path()).map_err(internal)?;
+    let mut hasher = rampart_crypto::Sha256Hasher::new();
+    let size = std::io::copy(&mut file, &mut hasher).map_err(internal)?;
+    file.sync_all().map_err(internal)?;
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .map_err(internal)?;
+    tmp.persist(out).map_err(|e| internal(e.error))?;
+    Ok((format!("sha256:{}", hasher.finish().to_hex()), size))
 }
 
 fn load_model(path: &Path) -> Result<Model, CliError> {
