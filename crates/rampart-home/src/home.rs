@@ -292,6 +292,48 @@ impl Home {
     }
 }
 
+impl Home {
+    /// Adds a directory to `data.roots`, stored as its canonical absolute path (so later
+    /// checks compare real paths). The directory must exist.
+    ///
+    /// # Errors
+    /// When it is not a directory, is already listed, or the policy cannot be read/written.
+    pub fn data_root_add(&self, dir: &Path) -> Result<PathBuf, HomeError> {
+        self.require()?;
+        let real = std::fs::canonicalize(dir).map_err(HomeError::io("cannot resolve", dir))?;
+        if !real.is_dir() {
+            return Err(HomeError::Policy {
+                path: self.policy_path(),
+                reason: format!("{} is not a directory", dir.display()),
+            });
+        }
+        let path = self.policy_path();
+        let text = secure_fs::read_small_file(&path)?;
+        let out = policy::add_data_root(&text, &path, &real)?;
+        secure_fs::atomic_write(&path, out.as_bytes(), 0o644)?;
+        Ok(real)
+    }
+
+    /// Removes a directory from `data.roots` (as listed, or by its canonical path).
+    ///
+    /// # Errors
+    /// When it is not listed, or the policy cannot be read/written.
+    pub fn data_root_remove(&self, dir: &Path) -> Result<PathBuf, HomeError> {
+        self.require()?;
+        let path = self.policy_path();
+        let text = secure_fs::read_small_file(&path)?;
+        let listed = self.load_policy()?.data.roots;
+        let target = if listed.iter().any(|r| r == dir) {
+            dir.to_path_buf()
+        } else {
+            std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
+        };
+        let out = policy::remove_data_root(&text, &path, &target)?;
+        secure_fs::atomic_write(&path, out.as_bytes(), 0o644)?;
+        Ok(target)
+    }
+}
+
 fn load_secret(
     env_value: &'static str,
     env_file: &'static str,

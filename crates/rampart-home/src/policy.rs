@@ -506,6 +506,68 @@ pub(crate) fn remove_trusted_key(
     Ok((out, removed))
 }
 
+/// `data.roots` with `dir` added (comments kept). `dir` should already be absolute and
+/// canonical; adding one that is listed is an error.
+pub(crate) fn add_data_root(text: &str, path: &Path, dir: &Path) -> Result<String, HomeError> {
+    let policy = Policy::parse(text, path)?;
+    if policy.data.roots.iter().any(|r| r == dir) {
+        return Err(HomeError::Policy {
+            path: path.into(),
+            reason: format!("{} is already a data root", dir.display()),
+        });
+    }
+    let dir_text = dir.to_str().ok_or_else(|| HomeError::Policy {
+        path: path.into(),
+        reason: format!("{} is not valid UTF-8", dir.display()),
+    })?;
+    let mut doc = parse_doc(text, path)?;
+    let not_table = || HomeError::Policy {
+        path: path.into(),
+        reason: "`data` must be a table with a `roots` array".into(),
+    };
+    let data = doc
+        .entry("data")
+        .or_insert_with(|| toml_edit::Item::Table(toml_edit::Table::new()))
+        .as_table_mut()
+        .ok_or_else(not_table)?;
+    let roots = data
+        .entry("roots")
+        .or_insert_with(|| toml_edit::value(toml_edit::Array::new()))
+        .as_array_mut()
+        .ok_or_else(not_table)?;
+    roots.push(dir_text);
+    let out = doc.to_string();
+    Policy::parse(&out, path)?;
+    Ok(out)
+}
+
+/// `data.roots` without `dir` (matched exactly as listed); removing one that is not listed
+/// is an error.
+pub(crate) fn remove_data_root(text: &str, path: &Path, dir: &Path) -> Result<String, HomeError> {
+    let mut doc = parse_doc(text, path)?;
+    let roots = doc
+        .get_mut("data")
+        .and_then(|d| d.get_mut("roots"))
+        .and_then(toml_edit::Item::as_array_mut);
+    let Some(roots) = roots else {
+        return Err(HomeError::Policy {
+            path: path.into(),
+            reason: format!("{} is not a data root (none are listed)", dir.display()),
+        });
+    };
+    let before = roots.len();
+    roots.retain(|v| v.as_str().map(Path::new) != Some(dir));
+    if roots.len() == before {
+        return Err(HomeError::Policy {
+            path: path.into(),
+            reason: format!("{} is not a data root", dir.display()),
+        });
+    }
+    let out = doc.to_string();
+    Policy::parse(&out, path)?;
+    Ok(out)
+}
+
 fn parse_doc(text: &str, path: &Path) -> Result<toml_edit::DocumentMut, HomeError> {
     text.parse::<toml_edit::DocumentMut>()
         .map_err(|e| HomeError::Policy {
@@ -518,6 +580,22 @@ fn parse_doc(text: &str, path: &Path) -> Result<toml_edit::DocumentMut, HomeErro
 mod tests {
     use super::*;
     use rampart_crypto::SigningKey;
+
+    #[test]
+    fn data_roots_are_added_and_removed_keeping_comments() {
+        let path = Path::new("rampart.toml");
+        let text = "version = 1\n\n[data]\n# where datasets live\nroots = []\n";
+        let out = add_data_root(text, path, Path::new("/srv/data")).unwrap();
+        assert!(out.contains("# where datasets live"), "{out}");
+        let policy = Policy::parse(&out, path).unwrap();
+        assert_eq!(policy.data.roots, vec![PathBuf::from("/srv/data")]);
+        assert!(add_data_root(&out, path, Path::new("/srv/data")).is_err());
+        let out = add_data_root(&out, path, Path::new("/mnt/x")).unwrap();
+        let out = remove_data_root(&out, path, Path::new("/srv/data")).unwrap();
+        let policy = Policy::parse(&out, path).unwrap();
+        assert_eq!(policy.data.roots, vec![PathBuf::from("/mnt/x")]);
+        assert!(remove_data_root(&out, path, Path::new("/srv/data")).is_err());
+    }
 
     fn p() -> &'static Path {
         Path::new("rampart.toml")

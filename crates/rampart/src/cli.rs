@@ -79,6 +79,8 @@ pub enum Command {
     Scan(ScanArgs),
     /// Convert a PyTorch checkpoint to safetensors without running anything from it.
     Convert(ConvertArgs),
+    /// Datasets: authorised locations.
+    Data(DataArgs),
     /// Built-in machine learning tools.
     Ml(MlArgs),
     /// Print a shell completion script.
@@ -268,6 +270,46 @@ pub struct ConvertArgs {
     /// Replace OUT if it exists.
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    #[command(subcommand)]
+    pub command: DataCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Manage the directories datasets may be read from (`data.roots` in rampart.toml).
+    Roots(RootsArgs),
+    /// Check that a path is an authorised dataset location (after resolving `..` and
+    /// symlinks, on the opened file).
+    Check {
+        /// File or directory.
+        path: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RootsArgs {
+    #[command(subcommand)]
+    pub command: RootsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RootsCommand {
+    /// Authorise a directory (stored as its real, absolute path).
+    Add {
+        /// An existing directory.
+        dir: PathBuf,
+    },
+    /// List the authorised directories.
+    List,
+    /// Stop authorising a directory.
+    Remove {
+        /// A listed directory.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -58,6 +58,7 @@ fn run(cli: Cli) -> Result<Status, CliError> {
         Command::Attest(args) => cmd::attest::run(&ctx, &args),
         Command::Scan(args) => cmd::scan::run(&ctx, &args, cli.global.quiet),
         Command::Convert(args) => cmd::convert::run(&ctx, &args),
+        Command::Data(args) => cmd::data::run(&ctx, &args),
         Command::Ml(args) => cmd::ml::run(&ctx, &args),
         Command::Completions(_) => Ok(Status::Ok),
     };

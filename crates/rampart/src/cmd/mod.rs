@@ -4,6 +4,7 @@ pub mod attest;
 pub mod audit;
 pub mod completions;
 pub mod convert;
+pub mod data;
 pub mod init;
 pub mod keys;
 pub mod ml;

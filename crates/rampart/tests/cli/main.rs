@@ -9,6 +9,7 @@
 
 mod audit;
 mod conventions;
+mod data;
 mod home;
 mod interop;
 mod ml;
