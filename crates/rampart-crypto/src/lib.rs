@@ -5,7 +5,8 @@
 //!   model-signing verifiers accept. A key's [`Fingerprint`] is the SHA-256 of its canonical
 //!   SubjectPublicKeyInfo PEM text, which is exactly the `publicKey.hint` that model-signing
 //!   writes into its bundles, so a bundle names the key that signed it.
-//! * [`AgeIdentity`]: an age X25519 identity in the format `age-keygen` writes.
+//! * [`AgeIdentity`]: an age X25519 identity in the format `age-keygen` writes, and
+//!   [`age_file`]: streaming encryption at rest in the age format.
 //!
 //! Private material lives in zeroizing types and never implements `Debug` with its contents.
 //!
@@ -17,6 +18,7 @@
 //! assert!(key.public_key().verify(b"hellO", &sig).is_err());
 //! ```
 
+pub mod age_file;
 mod age_identity;
 mod digest;
 pub mod dsse;

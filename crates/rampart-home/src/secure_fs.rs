@@ -66,6 +66,70 @@ pub fn atomic_write(path: &Path, contents: &[u8], mode: u32) -> Result<(), HomeE
     sync_parent(path)
 }
 
+/// A file written in place of `target` without ever exposing a partial result: the bytes go to
+/// a temporary file beside it (created with `mode`), and [`AtomicFile::commit`] fsyncs it and
+/// renames it over (or, without `replace`, next to a missing) target, then fsyncs the directory.
+/// Dropped without a commit, the temporary file is removed and the target is untouched.
+#[derive(Debug)]
+pub struct AtomicFile {
+    tmp: tempfile::NamedTempFile,
+    target: std::path::PathBuf,
+}
+
+impl AtomicFile {
+    /// Starts writing `target` (its directory must exist).
+    ///
+    /// # Errors
+    /// When the temporary file cannot be created.
+    pub fn create(target: &Path, mode: u32) -> Result<Self, HomeError> {
+        let dir = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let tmp = tempfile::Builder::new()
+            .prefix(".rampart-tmp-")
+            .permissions(fs::Permissions::from_mode(mode))
+            .tempfile_in(dir)
+            .map_err(HomeError::io("cannot create a temporary file in", dir))?;
+        Ok(Self {
+            tmp,
+            target: target.to_path_buf(),
+        })
+    }
+
+    /// The file being written.
+    #[must_use]
+    pub fn file(&mut self) -> &mut File {
+        self.tmp.as_file_mut()
+    }
+
+    /// Where the bytes are until the commit.
+    #[must_use]
+    pub fn temp_path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// Makes the written bytes the target. Without `replace`, an existing target is an error
+    /// (`ErrorKind::AlreadyExists`) and stays as it was.
+    ///
+    /// # Errors
+    /// On any filesystem failure; the target is then untouched.
+    pub fn commit(self, replace: bool) -> Result<(), HomeError> {
+        let target = self.target;
+        self.tmp
+            .as_file()
+            .sync_all()
+            .map_err(HomeError::io("cannot write", self.tmp.path()))?;
+        let persisted = if replace {
+            self.tmp.persist(&target)
+        } else {
+            self.tmp.persist_noclobber(&target)
+        };
+        persisted.map_err(|e| HomeError::io("cannot create", &target)(e.error))?;
+        sync_parent(&target)
+    }
+}
+
 fn sync_parent(path: &Path) -> Result<(), HomeError> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,

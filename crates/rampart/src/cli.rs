@@ -79,6 +79,13 @@ pub enum Command {
     Scan(ScanArgs),
     /// Convert a PyTorch checkpoint to safetensors without running anything from it.
     Convert(ConvertArgs),
+    /// Encrypt a file at rest in the age format (default recipient: the home's identity).
+    Encrypt(EncryptArgs),
+    /// Decrypt an age file (with the home's identity, -i files, or a passphrase).
+    Decrypt(DecryptArgs),
+    /// Re-encrypt an age file to new recipients; the old file is replaced only after the new
+    /// one is written and proven to decrypt to the same bytes.
+    Rekey(RekeyArgs),
     /// Datasets: authorised locations.
     Data(DataArgs),
     /// Built-in machine learning tools.
@@ -161,6 +168,81 @@ pub enum AuditCommand {
 pub struct CompletionsArgs {
     /// The shell.
     pub shell: clap_complete::Shell,
+}
+
+/// Recipients of an encryption, as `age` takes them.
+#[derive(Debug, Args)]
+pub struct RecipientArgs {
+    /// Encrypt to this age recipient (age1…), repeatable.
+    #[arg(short, long = "recipient", value_name = "RECIPIENT")]
+    pub recipients: Vec<String>,
+    /// Encrypt to the recipients listed in this file (one per line), repeatable.
+    #[arg(short = 'R', long = "recipients-file", value_name = "FILE")]
+    pub recipients_files: Vec<PathBuf>,
+    /// Encrypt with a passphrase (scrypt) instead, read from --passphrase-file or
+    /// $RAMPART_AGE_PASSPHRASE (for rekey: --new-passphrase-file or $RAMPART_AGE_NEW_PASSPHRASE).
+    #[arg(short, long, conflicts_with_all = ["recipients", "recipients_files"])]
+    pub passphrase: bool,
+    /// Write ASCII armor (PEM-like text) instead of binary.
+    #[arg(short, long)]
+    pub armor: bool,
+}
+
+/// Ways to open an age file.
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// An identity file (age-keygen format), repeatable; the home's identity is always tried.
+    #[arg(short, long = "identity", value_name = "FILE")]
+    pub identities: Vec<PathBuf>,
+    /// Read the passphrase of a passphrase-encrypted file from this file (mode 0600) instead
+    /// of $RAMPART_AGE_PASSPHRASE.
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct EncryptArgs {
+    /// The file to encrypt (- for standard input).
+    pub path: PathBuf,
+    #[command(flatten)]
+    pub to: RecipientArgs,
+    /// Read the passphrase from this file (mode 0600) instead of $RAMPART_AGE_PASSPHRASE.
+    #[arg(long, value_name = "FILE", requires = "passphrase")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Where to write (default: FILE.age; - for standard output).
+    #[arg(short, long, value_name = "OUT")]
+    pub output: Option<PathBuf>,
+    /// Replace OUT if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DecryptArgs {
+    /// The age file (- for standard input).
+    pub path: PathBuf,
+    #[command(flatten)]
+    pub unlock: UnlockArgs,
+    /// Where to write the plaintext (default: FILE without .age; - for standard output).
+    #[arg(short, long, value_name = "OUT")]
+    pub output: Option<PathBuf>,
+    /// Replace OUT if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RekeyArgs {
+    /// The age file to re-encrypt in place.
+    pub path: PathBuf,
+    #[command(flatten)]
+    pub unlock: UnlockArgs,
+    #[command(flatten)]
+    pub to: RecipientArgs,
+    /// With --passphrase: read the new passphrase from this file (mode 0600) instead of
+    /// $RAMPART_AGE_NEW_PASSPHRASE.
+    #[arg(long, value_name = "FILE", requires = "passphrase")]
+    pub new_passphrase_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -58,7 +58,7 @@ impl CliError {
         })
     }
 
-    fn message(&self) -> String {
+    pub fn message(&self) -> String {
         let mut out = String::new();
         for (i, cause) in self.error.chain().enumerate() {
             if i > 0 {

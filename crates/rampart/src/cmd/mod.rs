@@ -1,5 +1,6 @@
 //! One file per subcommand.
 
+pub mod age;
 pub mod attest;
 pub mod audit;
 pub mod completions;

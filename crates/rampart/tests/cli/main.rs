@@ -7,6 +7,7 @@
     clippy::panic
 )]
 
+mod age;
 mod audit;
 mod conventions;
 mod data;

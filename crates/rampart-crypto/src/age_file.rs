@@ -1,0 +1,477 @@
+//! Encryption at rest in the age format (<https://age-encryption.org/v1>), streaming.
+//!
+//! Files written here decrypt with the `age` command-line tool and files it writes (binary or
+//! ASCII-armored, X25519 or passphrase) decrypt here. Memory is bounded whatever the file size:
+//! age encrypts in 64 KiB chunks and every copy loop here uses a fixed buffer.
+//!
+//! A passphrase-encrypted file is protected by scrypt; decryption refuses work factors above
+//! [`MAX_SCRYPT_LOG_N`] so a hostile file cannot make us burn minutes of CPU and gigabytes of
+//! memory.
+
+use std::fmt;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::str::FromStr as _;
+
+pub use age::secrecy::SecretString;
+
+use crate::{Digest, Sha256Hasher};
+
+/// The largest scrypt work factor (log2 N) accepted when decrypting: 2^22 × r=8 is 4 GiB of
+/// memory, beyond that a file is an attack, not a passphrase.
+pub const MAX_SCRYPT_LOG_N: u8 = 22;
+
+/// Copy buffer size for the streaming loops.
+const BUFFER: usize = 1 << 20;
+
+/// What went wrong with an age file. Messages never contain key material.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgeError {
+    /// A recipient string is not an age X25519 recipient.
+    #[error("`{0}` is not an age recipient (expected age1…)")]
+    BadRecipient(String),
+    /// No recipients to encrypt to.
+    #[error("no recipients: give at least one age1… recipient or a passphrase")]
+    NoRecipients,
+    /// An identity file could not be parsed.
+    #[error("not an age identity file: {0}")]
+    BadIdentity(String),
+    /// The input is not an age file.
+    #[error("not an age file (no valid age header): {0}")]
+    NotAge(String),
+    /// None of the identities (or the passphrase) can open the file.
+    #[error("none of the given identities can decrypt this file")]
+    NoMatchingKey,
+    /// The file is passphrase-encrypted but no passphrase was given, or the reverse.
+    #[error("{0}")]
+    WrongMode(&'static str),
+    /// The passphrase is wrong.
+    #[error("the passphrase does not decrypt this file")]
+    BadPassphrase,
+    /// The scrypt work factor exceeds [`MAX_SCRYPT_LOG_N`].
+    #[error("the file asks for scrypt work factor 2^{0}, above the limit 2^{MAX_SCRYPT_LOG_N}")]
+    ExcessiveWork(u8),
+    /// Ciphertext was modified or truncated.
+    #[error("the encrypted data is corrupt or truncated: {0}")]
+    Corrupt(String),
+    /// Reading or writing failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// Whom a file is encrypted to.
+pub enum Recipients {
+    /// X25519 recipients (`age1…`).
+    Keys(Vec<age::x25519::Recipient>),
+    /// One passphrase (scrypt).
+    Passphrase(SecretString),
+}
+
+impl fmt::Debug for Recipients {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Keys(k) => f
+                .debug_tuple("Keys")
+                .field(&k.iter().map(ToString::to_string).collect::<Vec<_>>())
+                .finish(),
+            Self::Passphrase(_) => f.write_str("Passphrase(…)"),
+        }
+    }
+}
+
+impl Recipients {
+    /// Parses `age1…` recipient strings.
+    ///
+    /// # Errors
+    /// [`AgeError::BadRecipient`] naming the first bad one; [`AgeError::NoRecipients`] when empty.
+    pub fn parse<S: AsRef<str>>(list: &[S]) -> Result<Self, AgeError> {
+        if list.is_empty() {
+            return Err(AgeError::NoRecipients);
+        }
+        list.iter()
+            .map(|s| {
+                let s = s.as_ref().trim();
+                age::x25519::Recipient::from_str(s).map_err(|_| AgeError::BadRecipient(s.into()))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Self::Keys)
+    }
+
+    /// Parses a recipients file as `age -R` reads it: one recipient per line, `#` comments and
+    /// blank lines ignored.
+    ///
+    /// # Errors
+    /// As [`Recipients::parse`].
+    pub fn parse_file(text: &str) -> Result<Vec<String>, AgeError> {
+        let list: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect();
+        Self::parse(&list)?;
+        Ok(list)
+    }
+
+    /// The recipient strings (never the passphrase).
+    #[must_use]
+    pub fn describe(&self) -> Vec<String> {
+        match self {
+            Self::Keys(k) => k.iter().map(ToString::to_string).collect(),
+            Self::Passphrase(_) => vec!["passphrase (scrypt)".into()],
+        }
+    }
+}
+
+/// The keys at hand to open a file: identities for files encrypted to recipients, a passphrase
+/// for passphrase files. Which one is used is decided by the file's header.
+#[derive(Default)]
+pub struct Unlock {
+    /// X25519 identities (from identity files or the home).
+    pub identities: Vec<age::x25519::Identity>,
+    /// A passphrase, if one was given.
+    pub passphrase: Option<SecretString>,
+}
+
+impl fmt::Debug for Unlock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Unlock({} identities, passphrase: {})",
+            self.identities.len(),
+            self.passphrase.is_some()
+        )
+    }
+}
+
+impl Unlock {
+    /// Just these identities.
+    #[must_use]
+    pub fn identities(identities: Vec<age::x25519::Identity>) -> Self {
+        Self {
+            identities,
+            passphrase: None,
+        }
+    }
+
+    /// Just a passphrase.
+    #[must_use]
+    pub fn passphrase(passphrase: SecretString) -> Self {
+        Self {
+            identities: Vec::new(),
+            passphrase: Some(passphrase),
+        }
+    }
+
+    /// Whether any identity here opens a file encrypted to `recipient`.
+    #[must_use]
+    pub fn holds(&self, recipient: &str) -> bool {
+        self.identities
+            .iter()
+            .any(|i| i.to_public().to_string() == recipient)
+    }
+}
+
+/// Parses an identity file as `age -i` reads it (`age-keygen` output: comments and one or more
+/// `AGE-SECRET-KEY-1…` lines).
+///
+/// # Errors
+/// [`AgeError::BadIdentity`] naming the line number (never its content).
+pub fn parse_identities(text: &str) -> Result<Vec<age::x25519::Identity>, AgeError> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        out.push(
+            age::x25519::Identity::from_str(line)
+                .map_err(|_| AgeError::BadIdentity(format!("line {} is not an identity", n + 1)))?,
+        );
+    }
+    if out.is_empty() {
+        return Err(AgeError::BadIdentity("no AGE-SECRET-KEY-1 line".into()));
+    }
+    Ok(out)
+}
+
+/// Encrypts `input` to `to`, writing the age file to `output` (ASCII-armored when `armor`).
+/// Returns the plaintext byte count and its SHA-256.
+///
+/// # Errors
+/// I/O errors of either side.
+pub fn encrypt<W: Write>(
+    input: &mut dyn Read,
+    output: W,
+    to: &Recipients,
+    armor: bool,
+) -> Result<(u64, Digest), AgeError> {
+    let encryptor = match to {
+        Recipients::Keys(keys) if keys.is_empty() => return Err(AgeError::NoRecipients),
+        Recipients::Keys(keys) => {
+            age::Encryptor::with_recipients(keys.iter().map(|k| k as &dyn age::Recipient))
+                .map_err(|_| AgeError::NoRecipients)?
+        }
+        Recipients::Passphrase(p) => age::Encryptor::with_user_passphrase(p.clone()),
+    };
+    let format = if armor {
+        age::armor::Format::AsciiArmor
+    } else {
+        age::armor::Format::Binary
+    };
+    let armored = age::armor::ArmoredWriter::wrap_output(output, format)?;
+    let mut writer = encryptor.wrap_output(armored)?;
+    let (n, digest) = copy_hashing(input, &mut writer)?;
+    let armored = writer.finish()?;
+    let mut out = armored.finish()?;
+    out.flush()?;
+    Ok((n, digest))
+}
+
+/// Whether the file behind `input` is passphrase-encrypted, read from its header.
+///
+/// # Errors
+/// [`AgeError::NotAge`] when there is no age header.
+pub fn is_passphrase_file<R: Read>(input: R) -> Result<bool, AgeError> {
+    let d = age::Decryptor::new(age::armor::ArmoredReader::new(input)).map_err(header_error)?;
+    Ok(d.is_scrypt())
+}
+
+/// A reader of the plaintext of an age file (binary or armored). Reading it authenticates each
+/// 64 KiB chunk; a modified or truncated file fails with an I/O error of kind `InvalidData`.
+///
+/// # Errors
+/// [`AgeError::NotAge`], [`AgeError::NoMatchingKey`], [`AgeError::BadPassphrase`],
+/// [`AgeError::WrongMode`], [`AgeError::ExcessiveWork`].
+pub fn decrypting_reader<'a, R: Read + 'a>(
+    input: R,
+    with: &Unlock,
+) -> Result<Box<dyn Read + 'a>, AgeError> {
+    let decryptor =
+        age::Decryptor::new(age::armor::ArmoredReader::new(input)).map_err(header_error)?;
+    let reader = if decryptor.is_scrypt() {
+        let Some(p) = &with.passphrase else {
+            return Err(AgeError::WrongMode(
+                "this file is passphrase-encrypted: give the passphrase",
+            ));
+        };
+        let mut id = age::scrypt::Identity::new(p.clone());
+        id.set_max_work_factor(MAX_SCRYPT_LOG_N);
+        decryptor
+            .decrypt(std::iter::once(&id as &dyn age::Identity))
+            .map_err(|e| match open_error(e) {
+                AgeError::NoMatchingKey => AgeError::BadPassphrase,
+                other => other,
+            })?
+    } else {
+        if with.identities.is_empty() {
+            return Err(AgeError::WrongMode(
+                "this file is encrypted to recipients, not a passphrase: give an identity",
+            ));
+        }
+        decryptor
+            .decrypt(with.identities.iter().map(|i| i as &dyn age::Identity))
+            .map_err(open_error)?
+    };
+    Ok(Box::new(reader))
+}
+
+/// Decrypts `input` into `output`. Returns the plaintext byte count and its SHA-256.
+///
+/// # Errors
+/// As [`decrypting_reader`], plus [`AgeError::Corrupt`] for modified or truncated ciphertext.
+pub fn decrypt<R: Read>(
+    input: R,
+    output: &mut dyn Write,
+    with: &Unlock,
+) -> Result<(u64, Digest), AgeError> {
+    let mut reader = decrypting_reader(input, with)?;
+    let done = copy_hashing(&mut reader, output).and_then(|d| {
+        output.flush()?;
+        Ok(d)
+    });
+    done.map_err(|e| match e {
+        AgeError::Io(io) if io.kind() == io::ErrorKind::InvalidData => {
+            AgeError::Corrupt(io.to_string())
+        }
+        AgeError::Io(io) if io.kind() == io::ErrorKind::UnexpectedEof => {
+            AgeError::Corrupt("the file ends before its last chunk".into())
+        }
+        other => other,
+    })
+}
+
+/// Streams `input` to `output` with a fixed buffer, hashing what passes.
+fn copy_hashing(input: &mut dyn Read, output: &mut dyn Write) -> Result<(u64, Digest), AgeError> {
+    let mut buf = vec![0u8; BUFFER];
+    let mut hasher = Sha256Hasher::new();
+    let mut total = 0u64;
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let chunk = buf.get(..n).unwrap_or_default();
+        hasher.update(chunk);
+        output.write_all(chunk)?;
+        total += n as u64;
+    }
+    // No flush here: flushing age's armored writer mid-stream breaks its line layout; the
+    // callers finish (encrypt) or flush (decrypt) themselves.
+    Ok((total, hasher.finish()))
+}
+
+fn header_error(e: age::DecryptError) -> AgeError {
+    match e {
+        age::DecryptError::Io(io) => AgeError::NotAge(io.to_string()),
+        other => AgeError::NotAge(other.to_string()),
+    }
+}
+
+fn open_error(e: age::DecryptError) -> AgeError {
+    match e {
+        age::DecryptError::NoMatchingKeys | age::DecryptError::DecryptionFailed => {
+            AgeError::NoMatchingKey
+        }
+        age::DecryptError::ExcessiveWork { required, .. } => AgeError::ExcessiveWork(required),
+        age::DecryptError::Io(io) => AgeError::Io(io),
+        other => AgeError::NotAge(other.to_string()),
+    }
+}
+
+/// Whether `reader` starts like an age file (binary or armored), peeking without consuming.
+///
+/// # Errors
+/// I/O errors.
+pub fn looks_like_age<R: BufRead>(reader: &mut R) -> io::Result<bool> {
+    let head = reader.fill_buf()?;
+    Ok(head.starts_with(b"age-encryption.org/")
+        || head.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----"))
+}
+
+/// A buffered reader sized for the copy loops.
+pub fn buffered<R: Read>(r: R) -> BufReader<R> {
+    BufReader::with_capacity(BUFFER, r)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn pass(s: &str) -> SecretString {
+        SecretString::from(s.to_owned())
+    }
+
+    #[test]
+    fn round_trip_keys_binary_and_armored() {
+        let id = age::x25519::Identity::generate();
+        let to = Recipients::parse(&[id.to_public().to_string()]).unwrap();
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        for armor in [false, true] {
+            let mut ct = Vec::new();
+            let (n, d) = encrypt(&mut data.as_slice(), &mut ct, &to, armor).unwrap();
+            assert_eq!(n, data.len() as u64);
+            assert_eq!(ct.starts_with(b"-----BEGIN AGE"), armor);
+            let mut pt = Vec::new();
+            let unlock = Unlock::identities(vec![id.clone()]);
+            let (m, d2) = decrypt(ct.as_slice(), &mut pt, &unlock).unwrap();
+            assert_eq!((m, d2), (n, d));
+            assert_eq!(pt, data);
+        }
+    }
+
+    #[test]
+    fn wrong_key_tamper_truncation_and_mode_are_errors() {
+        let id = age::x25519::Identity::generate();
+        let other = age::x25519::Identity::generate();
+        let to = Recipients::parse(&[id.to_public().to_string()]).unwrap();
+        let data = vec![7u8; 150_000];
+        let mut ct = Vec::new();
+        encrypt(&mut data.as_slice(), &mut ct, &to, false).unwrap();
+        let mut sink = Vec::new();
+        let wrong = Unlock::identities(vec![other]);
+        assert!(matches!(
+            decrypt(ct.as_slice(), &mut sink, &wrong),
+            Err(AgeError::NoMatchingKey)
+        ));
+        let right = Unlock::identities(vec![id]);
+        let mut bad = ct.clone();
+        let last = bad.len() - 10;
+        bad[last] ^= 1;
+        assert!(matches!(
+            decrypt(bad.as_slice(), &mut Vec::new(), &right),
+            Err(AgeError::Corrupt(_))
+        ));
+        let cut = &ct[..ct.len() - 70_000];
+        assert!(matches!(
+            decrypt(cut, &mut Vec::new(), &right),
+            Err(AgeError::Corrupt(_))
+        ));
+        assert!(matches!(
+            decrypt(&b"hello world"[..], &mut Vec::new(), &right),
+            Err(AgeError::NotAge(_))
+        ));
+        assert!(matches!(
+            decrypt(
+                ct.as_slice(),
+                &mut Vec::new(),
+                &Unlock::passphrase(pass("x"))
+            ),
+            Err(AgeError::WrongMode(_))
+        ));
+        assert!(!is_passphrase_file(ct.as_slice()).unwrap());
+    }
+
+    #[test]
+    fn recipients_and_identities_parse_strictly() {
+        assert!(matches!(
+            Recipients::parse::<&str>(&[]),
+            Err(AgeError::NoRecipients)
+        ));
+        assert!(matches!(
+            Recipients::parse(&["age1nope"]),
+            Err(AgeError::BadRecipient(_))
+        ));
+        let id = age::x25519::Identity::generate();
+        let file = format!("# comment\n\n{}\n", id.to_public());
+        assert_eq!(Recipients::parse_file(&file).unwrap().len(), 1);
+        let Err(err) = parse_identities("# c\nAGE-SECRET-KEY-1XYZ\n") else {
+            panic!("a bad identity line parsed")
+        };
+        assert!(err.to_string().contains("line 2"));
+        assert!(!err.to_string().contains("XYZ"));
+    }
+
+    #[test]
+    fn passphrase_round_trip() {
+        let data = b"secret rows\n".repeat(1000);
+        let mut ct = Vec::new();
+        encrypt(
+            &mut data.as_slice(),
+            &mut ct,
+            &Recipients::Passphrase(pass("correct horse")),
+            false,
+        )
+        .unwrap();
+        assert!(is_passphrase_file(ct.as_slice()).unwrap());
+        let mut pt = Vec::new();
+        decrypt(
+            ct.as_slice(),
+            &mut pt,
+            &Unlock::passphrase(pass("correct horse")),
+        )
+        .unwrap();
+        assert_eq!(pt, data);
+        assert!(matches!(
+            decrypt(
+                ct.as_slice(),
+                &mut Vec::new(),
+                &Unlock::passphrase(pass("wrong"))
+            ),
+            Err(AgeError::BadPassphrase)
+        ));
+    }
+}

@@ -1,0 +1,382 @@
+//! `rampart encrypt | decrypt | rekey`: age files at rest, interoperable with the `age` CLI.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Seek as _, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use rampart_audit::Outcome;
+use rampart_crypto::age_file::SecretString;
+use rampart_crypto::age_file::{self, AgeError, Recipients, Unlock};
+use rampart_home::secure_fs::{self, AtomicFile};
+use serde_json::json;
+
+use crate::cli::{DecryptArgs, EncryptArgs, Format, RecipientArgs, RekeyArgs, UnlockArgs};
+use crate::context::Ctx;
+use crate::error::{CliError, Status};
+use crate::output;
+
+/// The environment variable holding a passphrase (the only place besides a 0600 file).
+pub const PASSPHRASE_ENV: &str = "RAMPART_AGE_PASSPHRASE";
+/// The new passphrase for `rekey --passphrase`.
+pub const NEW_PASSPHRASE_ENV: &str = "RAMPART_AGE_NEW_PASSPHRASE";
+/// Fault injection for the crash tests: `rekey:written` or `rekey:verified` makes `rekey`
+/// exit abruptly (code 86) at that step, as a crash or power cut would.
+const FAULT_ENV: &str = "RAMPART_FAULT_INJECT";
+
+fn is_stdio(p: &Path) -> bool {
+    p.as_os_str() == "-"
+}
+
+fn age_err(path: &Path, e: AgeError) -> CliError {
+    let hint = match &e {
+        AgeError::NoMatchingKey => Some(
+            "pass the identity the file was encrypted to with -i FILE (the home's identity is always tried)",
+        ),
+        AgeError::BadPassphrase | AgeError::WrongMode(_) => Some(
+            "set $RAMPART_AGE_PASSPHRASE or pass --passphrase-file FILE for passphrase files; -i FILE for the others",
+        ),
+        AgeError::NoRecipients | AgeError::BadRecipient(_) => {
+            Some("recipients look like age1…; `rampart keys export-public --age` prints the home's")
+        }
+        _ => None,
+    };
+    let err = CliError::input(anyhow::Error::new(e).context(path.display().to_string()));
+    match hint {
+        Some(h) => err.hint(h),
+        None => err,
+    }
+}
+
+/// A passphrase from a 0600 file or the environment, zeroized on drop.
+fn read_passphrase(file: Option<&Path>, env: &str) -> Result<Option<SecretString>, CliError> {
+    if let Some(f) = file {
+        let text = secure_fs::read_private_file(f)?;
+        let line = text.lines().next().unwrap_or_default();
+        if line.is_empty() {
+            return Err(CliError::input(anyhow::anyhow!(
+                "{}: the passphrase file is empty",
+                f.display()
+            )));
+        }
+        return Ok(Some(SecretString::from(line.to_owned())));
+    }
+    match std::env::var(env) {
+        Ok(p) if !p.is_empty() => Ok(Some(SecretString::from(p))),
+        _ => Ok(None),
+    }
+}
+
+fn required_passphrase(file: Option<&Path>, env: &str) -> Result<SecretString, CliError> {
+    read_passphrase(file, env)?.ok_or_else(|| {
+        CliError::input(anyhow::anyhow!("no passphrase given")).hint(format!(
+            "set ${env} or pass the passphrase file option (mode 0600)"
+        ))
+    })
+}
+
+/// Every key at hand: the home's identity (if there is a home), `-i` files, the passphrase.
+pub fn unlock(ctx: &Ctx, args: &UnlockArgs) -> Result<Unlock, CliError> {
+    let mut keys = Unlock {
+        identities: Vec::new(),
+        passphrase: read_passphrase(args.passphrase_file.as_deref(), PASSPHRASE_ENV)?,
+    };
+    if ctx.home.exists() || std::env::var_os("RAMPART_AGE_IDENTITY").is_some() {
+        let (id, _) = ctx.home.age_identity()?;
+        keys.identities.push(id.as_age().clone());
+    }
+    for f in &args.identities {
+        let text = secure_fs::read_private_file(f)?;
+        keys.identities
+            .extend(age_file::parse_identities(&text).map_err(|e| age_err(f, e))?);
+    }
+    Ok(keys)
+}
+
+fn recipients(
+    ctx: &Ctx,
+    args: &RecipientArgs,
+    passphrase_file: Option<&Path>,
+    passphrase_env: &str,
+    default_home: bool,
+) -> Result<Recipients, CliError> {
+    if args.passphrase {
+        return Ok(Recipients::Passphrase(required_passphrase(
+            passphrase_file,
+            passphrase_env,
+        )?));
+    }
+    let mut list = args.recipients.clone();
+    for f in &args.recipients_files {
+        let text = secure_fs::read_small_file(f)?;
+        list.extend(Recipients::parse_file(&text).map_err(|e| age_err(f, e))?);
+    }
+    if list.is_empty() && default_home {
+        ctx.home.require().map_err(|e| {
+            CliError::from(e).hint("pass -r age1… or --passphrase, or create a home")
+        })?;
+        list.push(ctx.home.age_identity()?.0.recipient());
+    }
+    Recipients::parse(&list).map_err(|e| age_err(Path::new("recipients"), e))
+}
+
+fn open_input(path: &Path) -> Result<Box<dyn Read>, CliError> {
+    if is_stdio(path) {
+        return Ok(Box::new(io::stdin().lock()));
+    }
+    let f = File::open(path).map_err(|e| {
+        CliError::input(anyhow::Error::new(e).context(format!("cannot open {}", path.display())))
+    })?;
+    Ok(Box::new(age_file::buffered(f)))
+}
+
+/// Runs `write` into OUT atomically (mode 0600), or into standard output for `-`.
+fn write_output<T>(
+    out: &Path,
+    force: bool,
+    write: impl FnOnce(&mut dyn Write) -> Result<T, CliError>,
+) -> Result<T, CliError> {
+    if is_stdio(out) {
+        let mut stdout = BufWriter::new(io::stdout().lock());
+        let value = write(&mut stdout)?;
+        stdout
+            .flush()
+            .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
+        return Ok(value);
+    }
+    if !force && out.exists() {
+        return Err(CliError::input(anyhow::anyhow!(
+            "{} exists; refusing to overwrite it",
+            out.display()
+        ))
+        .hint("pass --force to replace it, or -o another path"));
+    }
+    let mut file = AtomicFile::create(out, 0o600)?;
+    let value = {
+        let mut w = BufWriter::new(file.file());
+        let value = write(&mut w)?;
+        w.flush().map_err(|e| {
+            CliError::internal(
+                anyhow::Error::new(e).context(format!("cannot write {}", out.display())),
+            )
+        })?;
+        value
+    };
+    file.commit(force)?;
+    Ok(value)
+}
+
+pub fn encrypt(ctx: &Ctx, args: &EncryptArgs) -> Result<Status, CliError> {
+    let to = recipients(
+        ctx,
+        &args.to,
+        args.passphrase_file.as_deref(),
+        PASSPHRASE_ENV,
+        true,
+    )?;
+    let out = match &args.output {
+        Some(o) => o.clone(),
+        None if is_stdio(&args.path) => PathBuf::from("-"),
+        None => with_suffix(&args.path, ".age"),
+    };
+    let mut input = open_input(&args.path)?;
+    let (bytes, digest) = write_output(&out, args.force, |w| {
+        age_file::encrypt(&mut input, w, &to, args.to.armor).map_err(|e| age_err(&args.path, e))
+    })?;
+    ctx.audit(
+        ctx.event("encrypt", Outcome::Ok)
+            .subject_path(args.path.display().to_string())
+            .subject_digest(format!("sha256:{}", digest.to_hex()))
+            .detail("output", out.display().to_string())
+            .detail("recipients", to.describe().join(", "))
+            .detail("bytes", bytes),
+    )?;
+    report(ctx, "encrypted", &args.path, &out, bytes, &to.describe())
+}
+
+pub fn decrypt(ctx: &Ctx, args: &DecryptArgs) -> Result<Status, CliError> {
+    let keys = unlock(ctx, &args.unlock)?;
+    let out = match &args.output {
+        Some(o) => o.clone(),
+        None if is_stdio(&args.path) => PathBuf::from("-"),
+        None => strip_age(&args.path).ok_or_else(|| {
+            CliError::input(anyhow::anyhow!(
+                "{} does not end in .age: say where the plaintext goes",
+                args.path.display()
+            ))
+            .hint("pass -o OUT (or -o - for standard output)")
+        })?,
+    };
+    let input = open_input(&args.path)?;
+    let result = write_output(&out, args.force, |w| {
+        age_file::decrypt(input, w, &keys).map_err(|e| age_err(&args.path, e))
+    });
+    let (bytes, digest) = match result {
+        Ok(v) => v,
+        Err(e) => {
+            ctx.audit_refusal(
+                ctx.event("decrypt", Outcome::Failed)
+                    .subject_path(args.path.display().to_string())
+                    .detail("reason", e.message()),
+            );
+            return Err(e);
+        }
+    };
+    ctx.audit(
+        ctx.event("decrypt", Outcome::Ok)
+            .subject_path(args.path.display().to_string())
+            .subject_digest(format!("sha256:{}", digest.to_hex()))
+            .detail("output", out.display().to_string())
+            .detail("bytes", bytes),
+    )?;
+    report(ctx, "decrypted", &args.path, &out, bytes, &[])
+}
+
+pub fn rekey(ctx: &Ctx, args: &RekeyArgs) -> Result<Status, CliError> {
+    let keys = unlock(ctx, &args.unlock)?;
+    let to = recipients(
+        ctx,
+        &args.to,
+        args.new_passphrase_file.as_deref(),
+        NEW_PASSPHRASE_ENV,
+        false,
+    )
+    .map_err(|e| e.hint("name the new recipients with -r age1… / -R FILE, or --passphrase"))?;
+    // Proving the new file decrypts needs a key for it: the new passphrase, or an identity we
+    // hold for one of the new recipients.
+    let verifier = match &to {
+        Recipients::Passphrase(p) => Unlock::passphrase(p.clone()),
+        Recipients::Keys(_) => {
+            let held: Vec<_> = keys
+                .identities
+                .iter()
+                .filter(|i| to.describe().contains(&i.to_public().to_string()))
+                .cloned()
+                .collect();
+            if held.is_empty() {
+                return Err(CliError::input(anyhow::anyhow!(
+                    "cannot prove the re-encrypted {} decrypts: none of the identities at hand \
+                     belongs to a new recipient",
+                    args.path.display()
+                ))
+                .hint("pass the new identity with -i FILE so rekey can check the new file before replacing the old one"));
+            }
+            Unlock::identities(held)
+        }
+    };
+    let path = &args.path;
+    let source = File::open(path).map_err(|e| {
+        CliError::input(anyhow::Error::new(e).context(format!("cannot open {}", path.display())))
+    })?;
+    let mode = source
+        .metadata()
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
+        .unwrap_or(0o600);
+    let mut plain = age_file::decrypting_reader(age_file::buffered(source), &keys)
+        .map_err(|e| age_err(path, e))?;
+
+    // 1. Write the new file beside the old one.
+    let mut next = AtomicFile::create(path, mode)?;
+    let (bytes, digest) = {
+        let w = BufWriter::new(next.file());
+        age_file::encrypt(&mut plain, w, &to, args.to.armor).map_err(|e| match e {
+            AgeError::Io(io) if io.kind() == io::ErrorKind::InvalidData => age_err(
+                path,
+                AgeError::Corrupt(format!("{io}; the original is left as it was")),
+            ),
+            other => age_err(path, other),
+        })?
+    };
+    next.file()
+        .sync_all()
+        .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
+    fault("rekey:written");
+
+    // 2. Read it back from disk and check it decrypts to the same bytes.
+    let check = (|| {
+        let f = next.file();
+        f.seek(SeekFrom::Start(0))?;
+        age_file::decrypt(age_file::buffered(&*f), &mut io::sink(), &verifier)
+            .map_err(|e| io::Error::other(e.to_string()))
+    })();
+    match check {
+        Ok((n, d)) if n == bytes && d == digest => {}
+        Ok(_) | Err(_) => {
+            let why = check.err().map_or_else(
+                || "it decrypts to different bytes".to_owned(),
+                |e| e.to_string(),
+            );
+            ctx.audit_refusal(
+                ctx.event("rekey", Outcome::Failed)
+                    .subject_path(path.display().to_string())
+                    .detail("reason", why.clone()),
+            );
+            return Err(CliError::internal(anyhow::anyhow!(
+                "the re-encrypted {} did not verify ({why}); the original is unchanged",
+                path.display()
+            )));
+        }
+    }
+    fault("rekey:verified");
+
+    // 3. Replace atomically.
+    next.commit(true)?;
+    ctx.audit(
+        ctx.event("rekey", Outcome::Ok)
+            .subject_path(path.display().to_string())
+            .subject_digest(format!("sha256:{}", digest.to_hex()))
+            .detail("recipients", to.describe().join(", "))
+            .detail("bytes", bytes),
+    )?;
+    report(ctx, "re-encrypted", path, path, bytes, &to.describe())
+}
+
+fn fault(point: &str) {
+    if std::env::var(FAULT_ENV).is_ok_and(|v| v == point) {
+        eprintln!("rampart: fault injected at {point}");
+        std::process::exit(86);
+    }
+}
+
+fn report(
+    ctx: &Ctx,
+    what: &str,
+    input: &Path,
+    out: &Path,
+    bytes: u64,
+    recipients: &[String],
+) -> Result<Status, CliError> {
+    if is_stdio(out) {
+        return Ok(Status::Ok);
+    }
+    match ctx.format {
+        Format::Json | Format::Sarif => output::print_json(&json!({
+            what: input, "output": out, "bytes": bytes, "recipients": recipients,
+        }))?,
+        Format::Human => {
+            let to = if recipients.is_empty() {
+                String::new()
+            } else {
+                format!(" for {}", recipients.join(", "))
+            };
+            output::print(&format!(
+                "{what} {} → {} ({}){to}\n",
+                input.display(),
+                out.display(),
+                output::bytes(bytes)
+            ))?;
+        }
+    }
+    Ok(Status::Ok)
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+fn strip_age(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?.to_str()?;
+    let stem = name.strip_suffix(".age")?;
+    (!stem.is_empty()).then(|| path.with_file_name(stem))
+}
