@@ -1,7 +1,18 @@
-//! Dataset ingestion for rampart. So far: [`paths`] — a dataset is opened only from an
-//! authorised data root, checked on the opened file so that the check cannot race the read.
-//! Integrity, encryption at rest, schemas and quarantine follow (issue "Data ingestion").
+//! Dataset ingestion for rampart.
+//!
+//! * [`paths`]: a dataset is opened only from an authorised data root, checked on the opened
+//!   file so that the check cannot race the read.
+//! * [`csv`]: a strict streaming CSV record reader that reports malformed records one by one.
+//! * [`schema`]: TOML dataset schemas (types, nulls, ranges, allowed values, regexes,
+//!   uniqueness, the label and its classes).
+//! * [`infer`]: a schema proposed from a sample.
+//! * [`validate`]: every row checked against a schema, clean rows and quarantined rows to
+//!   their sinks, and a report whose counts reconcile.
 
+pub mod csv;
+pub mod infer;
 pub mod paths;
+pub mod schema;
+pub mod validate;
 
 pub use paths::{Authorised, PathError, open_authorised};

@@ -370,6 +370,51 @@ pub enum DataCommand {
         /// File or directory.
         path: PathBuf,
     },
+    /// Propose a schema (TOML) from a sample of a CSV file; review it before use.
+    InferSchema(InferSchemaArgs),
+    /// Check every row of a CSV file against a schema: clean rows to -o, rejected rows (with
+    /// row, line, column, rule and reason) to --quarantine. Exit 1 when any row is rejected.
+    Validate(ValidateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InferSchemaArgs {
+    /// The CSV file (.age files are decrypted in memory).
+    pub path: PathBuf,
+    /// How many data rows to sample.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub rows: u64,
+    /// The label column (its classes become the distinct values seen).
+    #[arg(long, value_name = "COLUMN")]
+    pub label: Option<String>,
+    /// Write the schema here instead of standard output.
+    #[arg(short, long, value_name = "OUT")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub unlock: UnlockArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The CSV file (.age files are decrypted in memory).
+    pub path: PathBuf,
+    /// The schema (TOML).
+    #[arg(long, value_name = "SCHEMA")]
+    pub schema: PathBuf,
+    /// Write the accepted rows here (CSV, mode 0600).
+    #[arg(short, long, value_name = "CLEAN")]
+    pub output: Option<PathBuf>,
+    /// Write the rejected rows here (CSV: row,line,columns,rules,reasons,record; mode 0600).
+    #[arg(long, value_name = "REJECTS")]
+    pub quarantine: Option<PathBuf>,
+    /// Longest accepted record in bytes; longer ones are rejected.
+    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+    pub max_row_bytes: usize,
+    /// Replace existing output files.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub unlock: UnlockArgs,
 }
 
 #[derive(Debug, Args)]

@@ -27,7 +27,7 @@ fn is_stdio(p: &Path) -> bool {
     p.as_os_str() == "-"
 }
 
-fn age_err(path: &Path, e: AgeError) -> CliError {
+pub fn age_err(path: &Path, e: AgeError) -> CliError {
     let hint = match &e {
         AgeError::NoMatchingKey => Some(
             "pass the identity the file was encrypted to with -i FILE (the home's identity is always tried)",

@@ -1,10 +1,21 @@
-//! `rampart data roots add | list | remove`, `rampart data check`.
+//! `rampart data roots add | list | remove`, `check`, `infer-schema`, `validate`.
+
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
 
 use rampart_audit::Outcome;
+use rampart_data::csv::ReaderOptions;
+use rampart_data::infer::infer_csv;
+use rampart_data::paths::Kind;
+use rampart_data::schema::Schema;
+use rampart_data::validate::{Report, Sinks, ValidateError, ValidateOptions, validate_csv};
 use rampart_data::{PathError, open_authorised};
+use rampart_home::secure_fs::AtomicFile;
 use serde_json::json;
 
-use crate::cli::{DataArgs, DataCommand, Format, RootsCommand};
+use crate::cli::{
+    DataArgs, DataCommand, Format, InferSchemaArgs, RootsCommand, UnlockArgs, ValidateArgs,
+};
 use crate::context::Ctx;
 use crate::error::{CliError, Status};
 use crate::output;
@@ -44,6 +55,8 @@ pub fn run(ctx: &Ctx, args: &DataArgs) -> Result<Status, CliError> {
                 }
             }
         },
+        DataCommand::InferSchema(a) => return infer_schema(ctx, a),
+        DataCommand::Validate(a) => return validate(ctx, a),
         DataCommand::Check { path } => {
             let roots = ctx.home.load_policy()?.data.roots;
             match open_authorised(path, &roots) {
@@ -66,28 +79,271 @@ pub fn run(ctx: &Ctx, args: &DataArgs) -> Result<Status, CliError> {
                         ))?,
                     }
                 }
-                Err(e) => {
-                    let (outcome, rule) = match &e {
-                        PathError::Refused { rule, .. } => (Outcome::Denied, *rule),
-                        _ => (Outcome::Error, "io"),
-                    };
-                    ctx.audit_refusal(
-                        ctx.event("data.access", outcome)
-                            .subject_path(path.display().to_string())
-                            .detail("rule", rule)
-                            .detail("reason", e.to_string()),
-                    );
-                    let hint = if rule == "data.roots" {
-                        "authorise its directory with `rampart data roots add DIR`"
-                    } else {
-                        "datasets are regular files or directories"
-                    };
-                    return Err(CliError::input(e).hint(hint));
-                }
+                Err(e) => return Err(refused(ctx, path, e)),
             }
         }
     }
     Ok(Status::Ok)
+}
+
+/// Audits a refused dataset path and turns it into the user's error (exit 2).
+fn refused(ctx: &Ctx, path: &Path, e: PathError) -> CliError {
+    let (outcome, rule) = match &e {
+        PathError::Refused { rule, .. } => (Outcome::Denied, *rule),
+        _ => (Outcome::Error, "io"),
+    };
+    ctx.audit_refusal(
+        ctx.event("data.access", outcome)
+            .subject_path(path.display().to_string())
+            .detail("rule", rule)
+            .detail("reason", e.to_string()),
+    );
+    let hint = if rule == "data.roots" {
+        "authorise its directory with `rampart data roots add DIR`"
+    } else {
+        "datasets are regular files or directories"
+    };
+    CliError::input(e).hint(hint)
+}
+
+/// A dataset file opened from an authorised root (the check made on the opened file), its
+/// access audited, and its plaintext as a stream: `.age` files (recognised by their header)
+/// are decrypted in memory with the keys at hand.
+pub struct Dataset {
+    pub reader: Box<dyn Read>,
+    pub real: PathBuf,
+}
+
+pub fn open_dataset(ctx: &Ctx, path: &Path, unlock: &UnlockArgs) -> Result<Dataset, CliError> {
+    let roots = ctx.home.load_policy()?.data.roots;
+    let a = open_authorised(path, &roots).map_err(|e| refused(ctx, path, e))?;
+    if a.kind != Kind::File {
+        return Err(CliError::input(anyhow::anyhow!(
+            "{} is a directory; this command reads one file",
+            path.display()
+        )));
+    }
+    let mut buffered = rampart_crypto::age_file::buffered(a.file);
+    let encrypted = rampart_crypto::age_file::looks_like_age(&mut buffered).map_err(|e| {
+        CliError::input(anyhow::Error::new(e).context(format!("cannot read {}", path.display())))
+    })?;
+    let reader: Box<dyn Read> = if encrypted {
+        let keys = crate::cmd::age::unlock(ctx, unlock)?;
+        match rampart_crypto::age_file::decrypting_reader(buffered, &keys) {
+            Ok(r) => r,
+            Err(e) => {
+                ctx.audit_refusal(
+                    ctx.event("data.access", Outcome::Failed)
+                        .subject_path(a.real.display().to_string())
+                        .detail("reason", e.to_string()),
+                );
+                return Err(crate::cmd::age::age_err(path, e));
+            }
+        }
+    } else {
+        Box::new(buffered)
+    };
+    ctx.audit(
+        ctx.event("data.access", Outcome::Ok)
+            .subject_path(a.real.display().to_string())
+            .detail("requested", path.display().to_string())
+            .detail("root", a.root.display().to_string())
+            .detail("encrypted", encrypted),
+    )?;
+    Ok(Dataset {
+        reader,
+        real: a.real,
+    })
+}
+
+fn data_err(path: &Path, e: ValidateError) -> CliError {
+    match e {
+        ValidateError::Header(_) => {
+            CliError::input(anyhow::Error::new(e).context(path.display().to_string()))
+                .hint("the header must name exactly the schema's columns (any order, each once)")
+        }
+        other => CliError::input(
+            anyhow::Error::new(other).context(format!("cannot read {}", path.display())),
+        ),
+    }
+}
+
+fn load_schema(path: &Path) -> Result<(Schema, String), CliError> {
+    let text = rampart_home::secure_fs::read_small_file(path)?;
+    let schema = Schema::from_toml(&text).map_err(|e| {
+        CliError::input(anyhow::Error::new(e).context(format!("schema {}", path.display())))
+    })?;
+    Ok((
+        schema,
+        format!(
+            "sha256:{}",
+            rampart_crypto::sha256(text.as_bytes()).to_hex()
+        ),
+    ))
+}
+
+fn infer_schema(ctx: &Ctx, args: &InferSchemaArgs) -> Result<Status, CliError> {
+    let data = open_dataset(ctx, &args.path, &args.unlock)?;
+    let got = infer_csv(
+        data.reader,
+        args.rows,
+        args.label.as_deref(),
+        ReaderOptions::default(),
+    )
+    .map_err(|e| data_err(&args.path, e))?;
+    let toml = got
+        .schema
+        .to_toml()
+        .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
+    let text = format!(
+        "# Proposed by `rampart data infer-schema` from {} rows of {} ({} malformed rows skipped).\n\
+         # Review every rule before use: bounds and categories are only what the sample showed.\n{toml}",
+        got.rows,
+        args.path.display(),
+        got.skipped
+    );
+    match &args.output {
+        Some(out) => {
+            rampart_home::secure_fs::atomic_write(out, text.as_bytes(), 0o644)?;
+            if ctx.format == Format::Human {
+                eprintln!(
+                    "wrote {} ({} columns, from {} rows)",
+                    out.display(),
+                    got.schema.columns.len(),
+                    got.rows
+                );
+            }
+        }
+        None => output::print(&text)?,
+    }
+    Ok(Status::Ok)
+}
+
+fn validate(ctx: &Ctx, args: &ValidateArgs) -> Result<Status, CliError> {
+    let (schema, schema_digest) = load_schema(&args.schema)?;
+    for out in [&args.output, &args.quarantine].into_iter().flatten() {
+        if !args.force && out.exists() {
+            return Err(CliError::input(anyhow::anyhow!(
+                "{} exists; refusing to overwrite it",
+                out.display()
+            ))
+            .hint("pass --force to replace it"));
+        }
+    }
+    let data = open_dataset(ctx, &args.path, &args.unlock)?;
+    let mut clean = args
+        .output
+        .as_deref()
+        .map(|p| AtomicFile::create(p, 0o600))
+        .transpose()?;
+    let mut quarantine = args
+        .quarantine
+        .as_deref()
+        .map(|p| AtomicFile::create(p, 0o600))
+        .transpose()?;
+    let report = {
+        let mut clean_w = clean
+            .as_mut()
+            .map(|f| BufWriter::with_capacity(1 << 20, f.file()));
+        let mut quarantine_w = quarantine.as_mut().map(|f| BufWriter::new(f.file()));
+        validate_csv(
+            data.reader,
+            &schema,
+            &ValidateOptions {
+                reader: ReaderOptions {
+                    max_record_bytes: args.max_row_bytes,
+                    ..ReaderOptions::default()
+                },
+            },
+            Sinks {
+                clean: clean_w.as_mut().map(|w| w as &mut dyn Write),
+                quarantine: quarantine_w.as_mut().map(|w| w as &mut dyn Write),
+            },
+        )
+        .map_err(|e| data_err(&args.path, e))?
+    };
+    for f in [clean, quarantine].into_iter().flatten() {
+        f.commit(args.force)?;
+    }
+    ctx.audit(
+        ctx.event(
+            "data.validate",
+            if report.rejected == 0 {
+                Outcome::Ok
+            } else {
+                Outcome::Failed
+            },
+        )
+        .subject_path(data.real.display().to_string())
+        .detail("schema", schema_digest.clone())
+        .detail("rows", report.rows_read)
+        .detail("accepted", report.accepted)
+        .detail("rejected", report.rejected),
+    )?;
+    print_report(
+        ctx,
+        &args.path,
+        &schema_digest,
+        &report,
+        args.output.as_deref(),
+        args.quarantine.as_deref(),
+    )?;
+    Ok(if report.rejected == 0 {
+        Status::Ok
+    } else {
+        Status::Findings
+    })
+}
+
+pub fn print_report(
+    ctx: &Ctx,
+    path: &Path,
+    schema_digest: &str,
+    report: &Report,
+    clean: Option<&Path>,
+    quarantine: Option<&Path>,
+) -> Result<(), CliError> {
+    match ctx.format {
+        Format::Json | Format::Sarif => output::print_json(&json!({
+            "file": path,
+            "schema": schema_digest,
+            "report": report,
+            "clean": clean,
+            "quarantine": quarantine,
+        })),
+        Format::Human => {
+            let mut text = format!(
+                "{}: {} rows read = {} accepted + {} rejected ({})\n",
+                path.display(),
+                report.rows_read,
+                report.accepted,
+                report.rejected,
+                if report.reconciled {
+                    "reconciled"
+                } else {
+                    "NOT RECONCILED"
+                }
+            );
+            if !report.by_column.is_empty() {
+                text.push_str("violations by column and rule:\n");
+                let width = report.by_column.keys().map(String::len).max().unwrap_or(0);
+                for (col, rules) in &report.by_column {
+                    for (rule, n) in rules {
+                        text.push_str(&format!("  {col:width$}  {rule:10} {n}\n"));
+                    }
+                }
+            }
+            if let Some(c) = clean {
+                text.push_str(&format!("clean rows → {}\n", c.display()));
+            }
+            if let Some(q) = quarantine {
+                text.push_str(&format!("rejected rows → {}\n", q.display()));
+            } else if report.rejected > 0 {
+                text.push_str("rejected rows were counted but not kept: pass --quarantine FILE to keep them\n");
+            }
+            output::print(&text)
+        }
+    }
 }
 
 fn say(ctx: &Ctx, what: &str, dir: &std::path::Path) -> Result<(), CliError> {

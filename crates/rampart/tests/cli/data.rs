@@ -85,3 +85,169 @@ fn roots_are_managed_and_checked_on_the_real_path() {
     let (code, ..) = s.run(&["data", "roots", "remove", "datasets"]);
     assert_eq!(code, 2, "removing what is not listed");
 }
+
+const SCHEMA: &str = "version = 1\n[label]\ncolumn = \"y\"\nclasses = [\"0\", \"1\"]\n\
+[[columns]]\nname = \"id\"\ntype = \"int\"\nunique = true\n\
+[[columns]]\nname = \"email\"\ntype = \"string\"\nregex = \"[a-z]+@[a-z]+\\\\.com\"\n\
+[[columns]]\nname = \"y\"\ntype = \"int\"\n";
+
+/// A home with `ds/` authorised, a schema, and a CSV with two bad rows of five.
+fn validation_scratch() -> Scratch {
+    let s = Scratch::init();
+    std::fs::create_dir_all(s.path().join("ds")).unwrap();
+    std::fs::write(s.path().join("schema.toml"), SCHEMA).unwrap();
+    std::fs::write(
+        s.path().join("ds/d.csv"),
+        "id,email,y\n1,a@b.com,0\n2,nope,1\n3,c@d.com,1\n3,e@f.com,0\n4,g@h.com,1\n",
+    )
+    .unwrap();
+    s.rampart(&["data", "roots", "add", "ds"])
+        .assert()
+        .success();
+    s
+}
+
+#[test]
+fn validate_splits_rows_and_reconciles() {
+    let s = validation_scratch();
+    let (code, out, err) = s.run(&[
+        "data",
+        "validate",
+        "ds/d.csv",
+        "--schema",
+        "schema.toml",
+        "-o",
+        "clean.csv",
+        "--quarantine",
+        "rejects.csv",
+    ]);
+    assert_eq!(code, 1, "rows were rejected: {err}");
+    assert!(
+        out.contains("5 rows read = 3 accepted + 2 rejected (reconciled)"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.path().join("clean.csv")).unwrap(),
+        "id,email,y\n1,a@b.com,0\n3,c@d.com,1\n4,g@h.com,1\n"
+    );
+    let q = std::fs::read_to_string(s.path().join("rejects.csv")).unwrap();
+    assert!(q.contains("\n2,3,email,regex,"), "{q}");
+    assert!(q.contains("\n4,5,id,unique,"), "{q}");
+    for f in ["clean.csv", "rejects.csv"] {
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(s.path().join(f)).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600, "{f}");
+    }
+    // Outputs are not overwritten without --force.
+    let (code, _, err) = s.run(&[
+        "data",
+        "validate",
+        "ds/d.csv",
+        "--schema",
+        "schema.toml",
+        "-o",
+        "clean.csv",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("refusing to overwrite"), "{err}");
+
+    let (_, out, _) = s.run(&[
+        "--format",
+        "json",
+        "data",
+        "validate",
+        "ds/d.csv",
+        "--schema",
+        "schema.toml",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["report"]["reconciled"], true);
+    assert_eq!(v["report"]["by_column"]["id"]["unique"], 1);
+    assert!(v["schema"].as_str().unwrap().starts_with("sha256:"));
+}
+
+#[test]
+fn validate_refuses_unauthorised_paths_and_bad_headers() {
+    let s = validation_scratch();
+    std::fs::write(s.path().join("elsewhere.csv"), "id,email,y\n").unwrap();
+    let (code, _, err) = s.run(&[
+        "data",
+        "validate",
+        "elsewhere.csv",
+        "--schema",
+        "schema.toml",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("data.roots"), "{err}");
+    let (_, log, _) = s.run(&[
+        "--format",
+        "json",
+        "audit",
+        "show",
+        "--action",
+        "data.access",
+    ]);
+    assert!(
+        log.contains("\"denied\"") || log.contains("Denied") || log.contains("denied"),
+        "{log}"
+    );
+
+    std::fs::write(s.path().join("ds/h.csv"), "id,mail,y\n1,a@b.com,0\n").unwrap();
+    let (code, _, err) = s.run(&["data", "validate", "ds/h.csv", "--schema", "schema.toml"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("`mail`") && err.contains("`email`"), "{err}");
+
+    std::fs::write(
+        s.path().join("bad.toml"),
+        "version = 1\n[[columns]]\nname = \"id\"\ntype = \"int\"\nregex = \"x\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = s.run(&["data", "validate", "ds/d.csv", "--schema", "bad.toml"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("column `id`: regex applies"), "{err}");
+}
+
+#[test]
+fn encrypted_datasets_are_validated_in_memory_and_schemas_inferred() {
+    let s = validation_scratch();
+    s.rampart(&["encrypt", "ds/d.csv", "-o", "ds/d.csv.age"])
+        .assert()
+        .success();
+    std::fs::remove_file(s.path().join("ds/d.csv")).unwrap();
+    let v = {
+        let (code, out, err) = s.run(&[
+            "--format",
+            "json",
+            "data",
+            "validate",
+            "ds/d.csv.age",
+            "--schema",
+            "schema.toml",
+        ]);
+        assert_eq!(code, 1, "{err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()
+    };
+    assert_eq!(v["report"]["accepted"], 3);
+    // Nothing but the encrypted file is in the dataset directory.
+    let names: Vec<_> = std::fs::read_dir(s.path().join("ds"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("d.csv.age")]);
+
+    let (code, out, err) = s.run(&["data", "infer-schema", "ds/d.csv.age", "--label", "y"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("# Proposed by"), "{out}");
+    std::fs::write(s.path().join("inferred.toml"), &out).unwrap();
+    let (code, _, err) = s.run(&[
+        "data",
+        "validate",
+        "ds/d.csv.age",
+        "--schema",
+        "inferred.toml",
+    ]);
+    // The sample repeats id 3 and has a non-email, so the proposal accepts all of it.
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("name = \"y\"\ntype = \"int\""), "{out}");
+}

@@ -1,0 +1,651 @@
+//! Row-by-row validation of a CSV stream against a [`Schema`]: clean rows to one sink,
+//! rejected rows (with row, line, columns, rules and reasons, and the original record) to
+//! another, and a [`Report`] whose counts reconcile exactly.
+//!
+//! Memory is bounded by the reader's window plus, for `unique` columns, the values seen so
+//! far: integer and date columns in a compressed bitmap (sequential ids cost almost nothing),
+//! other types as one 64-bit keyed hash per distinct value.
+
+use std::collections::{BTreeMap, HashSet};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::io::{self, Read, Write};
+
+use roaring::RoaringTreemap;
+use serde::Serialize;
+
+use crate::csv::{Next, ReaderOptions, RecordReader};
+use crate::schema::{Bound, ColumnType, Schema, full_match_regex, parse_date};
+
+/// The rules a row can break. Row-level rules (the record itself is malformed) have no column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Rule {
+    /// A quote out of place (see [`crate::csv::Malformed`]).
+    Quoting,
+    /// The record exceeds the size limit.
+    TooLong,
+    /// Not as many fields as the header.
+    Ragged,
+    /// A field that is not valid UTF-8.
+    Utf8,
+    /// A null in a column that is not nullable.
+    Null,
+    /// A value that does not parse as the column's type.
+    Type,
+    /// Below the minimum.
+    Min,
+    /// Above the maximum.
+    Max,
+    /// Not one of the allowed values.
+    Allowed,
+    /// Does not match the column's regex.
+    Regex,
+    /// Too short or too long.
+    Length,
+    /// A value an earlier accepted row already has.
+    Unique,
+    /// A label outside the schema's classes.
+    Label,
+}
+
+impl Rule {
+    /// The rule's name in reports.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Quoting => "quoting",
+            Self::TooLong => "too-long",
+            Self::Ragged => "ragged",
+            Self::Utf8 => "utf8",
+            Self::Null => "null",
+            Self::Type => "type",
+            Self::Min => "min",
+            Self::Max => "max",
+            Self::Allowed => "allowed",
+            Self::Regex => "regex",
+            Self::Length => "length",
+            Self::Unique => "unique",
+            Self::Label => "label",
+        }
+    }
+}
+
+/// The column name used in reports for row-level rules.
+pub const ROW_LEVEL: &str = "(record)";
+
+/// What a validation found.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Report {
+    /// Data records read (the header excluded).
+    pub rows_read: u64,
+    /// Records that passed every rule.
+    pub accepted: u64,
+    /// Records that broke at least one rule.
+    pub rejected: u64,
+    /// Whether `rows_read == accepted + rejected` (always, unless this code is wrong).
+    pub reconciled: bool,
+    /// Rule violations in total (a rejected row may break several).
+    pub violations: u64,
+    /// Violations per rule.
+    pub by_rule: BTreeMap<String, u64>,
+    /// Violations per column, then per rule ([`ROW_LEVEL`] for malformed records).
+    pub by_column: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Bytes of input read.
+    pub bytes_read: u64,
+}
+
+/// A file the validator cannot check row by row: its header does not fit the schema.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValidateError {
+    /// The header is missing, malformed or does not match the schema.
+    #[error("header (line 1): {0}")]
+    Header(String),
+    /// Reading the input or writing an output failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// Options.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ValidateOptions {
+    /// CSV reader limits.
+    pub reader: ReaderOptions,
+}
+
+/// Where clean and rejected rows go.
+pub struct Sinks<'a> {
+    /// Clean rows (with the header), byte for byte as read.
+    pub clean: Option<&'a mut dyn Write>,
+    /// Rejected rows as CSV: `row,line,columns,rules,reasons,record`.
+    pub quarantine: Option<&'a mut dyn Write>,
+}
+
+/// The quarantine file's header.
+pub const QUARANTINE_HEADER: &str = "row,line,columns,rules,reasons,record\n";
+
+#[derive(Default)]
+struct Identity(u64);
+impl Hasher for Identity {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+enum Seen {
+    /// Integers and dates, exactly.
+    Exact(RoaringTreemap),
+    /// Other values, as keyed 64-bit hashes.
+    Hashed(
+        HashSet<u64, BuildHasherDefault<Identity>>,
+        std::hash::RandomState,
+    ),
+}
+
+impl Seen {
+    fn for_type(kind: ColumnType) -> Self {
+        match kind {
+            ColumnType::Int | ColumnType::Date => Self::Exact(RoaringTreemap::new()),
+            _ => Self::Hashed(HashSet::default(), std::hash::RandomState::new()),
+        }
+    }
+}
+
+/// A parsed value, kept for the uniqueness check.
+#[derive(Clone, Copy)]
+enum Key {
+    None,
+    Exact(u64),
+    Hashed(u64),
+}
+
+/// Maps an i64 to a u64 preserving order (flips the sign bit).
+#[allow(clippy::cast_sign_loss)]
+const fn order_key(v: i64) -> u64 {
+    (v as u64) ^ (1 << 63)
+}
+
+struct Compiled {
+    name: String,
+    kind: ColumnType,
+    nullable: bool,
+    min_i: Option<i64>,
+    max_i: Option<i64>,
+    min_f: Option<f64>,
+    max_f: Option<f64>,
+    min_d: Option<i32>,
+    max_d: Option<i32>,
+    allowed: Option<HashSet<Vec<u8>>>,
+    allowed_int: Option<HashSet<i64>>,
+    classes: Option<HashSet<Vec<u8>>>,
+    regex: Option<regex::Regex>,
+    min_len: Option<usize>,
+    max_len: Option<usize>,
+    seen: Option<Seen>,
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn compile(schema: &Schema, name: &str) -> Option<Compiled> {
+    let c = schema.column(name)?;
+    let (mut min_i, mut max_i, mut min_f, mut max_f, mut min_d, mut max_d) =
+        (None, None, None, None, None, None);
+    for (b, is_min) in [(&c.min, true), (&c.max, false)] {
+        match (b, c.kind) {
+            (Some(Bound::Int(v)), ColumnType::Int) => {
+                *(if is_min { &mut min_i } else { &mut max_i }) = Some(*v);
+            }
+            (Some(Bound::Int(v)), ColumnType::Float) => {
+                *(if is_min { &mut min_f } else { &mut max_f }) = Some(*v as f64);
+            }
+            (Some(Bound::Float(v)), _) => {
+                *(if is_min { &mut min_f } else { &mut max_f }) = Some(*v);
+            }
+            (Some(Bound::Text(d)), _) => {
+                *(if is_min { &mut min_d } else { &mut max_d }) = parse_date(d.as_bytes());
+            }
+            _ => {}
+        }
+    }
+    let allowed = c
+        .allowed
+        .as_ref()
+        .filter(|_| c.kind != ColumnType::Int)
+        .map(|a| a.iter().map(|v| v.as_bytes().to_vec()).collect());
+    let allowed_int = c
+        .allowed
+        .as_ref()
+        .filter(|_| c.kind == ColumnType::Int)
+        .map(|a| a.iter().filter_map(|v| v.parse().ok()).collect());
+    let classes = schema
+        .label
+        .as_ref()
+        .filter(|l| l.column == name)
+        .map(|l| l.classes.iter().map(|v| v.as_bytes().to_vec()).collect());
+    Some(Compiled {
+        name: c.name.clone(),
+        kind: c.kind,
+        nullable: c.nullable,
+        min_i,
+        max_i,
+        min_f,
+        max_f,
+        min_d,
+        max_d,
+        allowed,
+        allowed_int,
+        classes,
+        regex: c.regex.as_deref().and_then(|r| full_match_regex(r).ok()),
+        min_len: c.min_length,
+        max_len: c.max_length,
+        seen: c.unique.then(|| Seen::for_type(c.kind)),
+    })
+}
+
+/// One broken rule in the current row.
+struct Violation {
+    column: Option<usize>,
+    rule: Rule,
+    reason: String,
+}
+
+/// Shows at most 40 characters of a value in a reason.
+fn show(v: &str) -> String {
+    let mut out: String = v.chars().take(40).collect();
+    if out.len() < v.len() {
+        out.push('…');
+    }
+    out
+}
+
+impl Compiled {
+    /// Checks one (non-null, UTF-8) value; on success returns its uniqueness key.
+    fn check(&self, v: &str) -> Result<Key, (Rule, String)> {
+        let mut key = Key::None;
+        match self.kind {
+            ColumnType::Int => {
+                let n: i64 = v
+                    .parse()
+                    .map_err(|_| (Rule::Type, format!("`{}` is not an integer", show(v))))?;
+                if let Some(lo) = self.min_i.filter(|lo| n < *lo) {
+                    return Err((Rule::Min, format!("{n} is below the minimum {lo}")));
+                }
+                if let Some(hi) = self.max_i.filter(|hi| n > *hi) {
+                    return Err((Rule::Max, format!("{n} is above the maximum {hi}")));
+                }
+                if let Some(a) = &self.allowed_int
+                    && !a.contains(&n)
+                {
+                    return Err((Rule::Allowed, format!("{n} is not an allowed value")));
+                }
+                key = Key::Exact(order_key(n));
+            }
+            ColumnType::Float => {
+                let x: f64 = v
+                    .parse()
+                    .ok()
+                    .filter(|x: &f64| x.is_finite())
+                    .ok_or_else(|| (Rule::Type, format!("`{}` is not a finite number", show(v))))?;
+                if let Some(lo) = self.min_f.filter(|lo| x < *lo) {
+                    return Err((Rule::Min, format!("{x} is below the minimum {lo}")));
+                }
+                if let Some(hi) = self.max_f.filter(|hi| x > *hi) {
+                    return Err((Rule::Max, format!("{x} is above the maximum {hi}")));
+                }
+                if self.seen.is_some() {
+                    // -0.0 and 0.0 are the same value.
+                    key = Key::Hashed((x + 0.0).to_bits());
+                }
+            }
+            ColumnType::Bool => {
+                let b = match v {
+                    "1" => true,
+                    "0" => false,
+                    _ if v.eq_ignore_ascii_case("true") => true,
+                    _ if v.eq_ignore_ascii_case("false") => false,
+                    _ => {
+                        return Err((
+                            Rule::Type,
+                            format!("`{}` is not a bool (true/false/1/0)", show(v)),
+                        ));
+                    }
+                };
+                key = Key::Hashed(u64::from(b));
+            }
+            ColumnType::Date => {
+                let d = parse_date(v.as_bytes()).ok_or_else(|| {
+                    (
+                        Rule::Type,
+                        format!("`{}` is not a YYYY-MM-DD date", show(v)),
+                    )
+                })?;
+                if self.min_d.is_some_and(|lo| d < lo) {
+                    return Err((Rule::Min, format!("{v} is before the minimum date")));
+                }
+                if self.max_d.is_some_and(|hi| d > hi) {
+                    return Err((Rule::Max, format!("{v} is after the maximum date")));
+                }
+                key = Key::Exact(order_key(i64::from(d)));
+            }
+            ColumnType::String | ColumnType::Category => {
+                if let Some(a) = &self.allowed
+                    && !a.contains(v.as_bytes())
+                {
+                    return Err((
+                        Rule::Allowed,
+                        format!("`{}` is not an allowed value", show(v)),
+                    ));
+                }
+                if self.min_len.is_some() || self.max_len.is_some() {
+                    let n = v.chars().count();
+                    if self.min_len.is_some_and(|lo| n < lo)
+                        || self.max_len.is_some_and(|hi| n > hi)
+                    {
+                        return Err((Rule::Length, format!("{n} characters is out of bounds")));
+                    }
+                }
+                if let Some(r) = &self.regex
+                    && !r.is_match(v)
+                {
+                    return Err((
+                        Rule::Regex,
+                        format!("`{}` does not match {}", show(v), r.as_str()),
+                    ));
+                }
+                if let Some(Seen::Hashed(_, state)) = &self.seen {
+                    key = Key::Hashed(state.hash_one(v));
+                }
+            }
+        }
+        if let Some(c) = &self.classes
+            && !c.contains(v.as_bytes())
+        {
+            return Err((
+                Rule::Label,
+                format!("`{}` is not one of the label classes", show(v)),
+            ));
+        }
+        if let (Some(Seen::Hashed(_, state)), Key::Hashed(h)) = (&self.seen, key)
+            && !matches!(self.kind, ColumnType::String | ColumnType::Category)
+        {
+            key = Key::Hashed(state.hash_one(h));
+        }
+        if self.is_duplicate(key) {
+            return Err((
+                Rule::Unique,
+                format!("`{}` repeats an earlier row", show(v)),
+            ));
+        }
+        Ok(key)
+    }
+
+    fn is_duplicate(&self, key: Key) -> bool {
+        match (&self.seen, key) {
+            (Some(Seen::Exact(set)), Key::Exact(k)) => set.contains(k),
+            (Some(Seen::Hashed(set, _)), Key::Hashed(h)) => set.contains(&h),
+            _ => false,
+        }
+    }
+
+    fn remember(&mut self, key: Key) {
+        match (&mut self.seen, key) {
+            (Some(Seen::Exact(set)), Key::Exact(k)) => {
+                set.insert(k);
+            }
+            (Some(Seen::Hashed(set, _)), Key::Hashed(h)) => {
+                set.insert(h);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Checks the header against the schema: every schema column present once, nothing else.
+fn match_header(header: &[String], schema: &Schema) -> Result<Vec<Compiled>, ValidateError> {
+    let mut seen = HashSet::new();
+    if let Some(d) = header.iter().find(|h| !seen.insert(h.as_str())) {
+        return Err(ValidateError::Header(format!("column `{d}` appears twice")));
+    }
+    let unknown: Vec<&str> = header
+        .iter()
+        .filter(|h| schema.column(h).is_none())
+        .map(String::as_str)
+        .collect();
+    let missing: Vec<&str> = schema
+        .columns
+        .iter()
+        .filter(|c| !seen.contains(c.name.as_str()))
+        .map(|c| c.name.as_str())
+        .collect();
+    if !unknown.is_empty() || !missing.is_empty() {
+        let mut parts = Vec::new();
+        if !unknown.is_empty() {
+            parts.push(format!(
+                "columns not in the schema: {}",
+                quote_list(&unknown)
+            ));
+        }
+        if !missing.is_empty() {
+            parts.push(format!(
+                "schema columns missing from the file: {}",
+                quote_list(&missing)
+            ));
+        }
+        return Err(ValidateError::Header(parts.join("; ")));
+    }
+    Ok(header.iter().filter_map(|h| compile(schema, h)).collect())
+}
+
+fn quote_list(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Writes `bytes` as one CSV field (quoted when needed).
+fn csv_field(out: &mut dyn Write, bytes: &[u8]) -> io::Result<()> {
+    if memchr::memchr3(b',', b'"', b'\n', bytes).is_none() && memchr::memchr(b'\r', bytes).is_none()
+    {
+        return out.write_all(bytes);
+    }
+    out.write_all(b"\"")?;
+    let mut rest = bytes;
+    while let Some(i) = memchr::memchr(b'"', rest) {
+        out.write_all(rest.get(..=i).unwrap_or_default())?;
+        out.write_all(b"\"")?;
+        rest = rest.get(i + 1..).unwrap_or_default();
+    }
+    out.write_all(rest)?;
+    out.write_all(b"\"")
+}
+
+/// Reads the header record: the column names, each valid UTF-8.
+///
+/// # Errors
+/// [`ValidateError::Header`] for an empty file or a malformed or non-UTF-8 header.
+pub fn read_header<R: Read>(reader: &mut RecordReader<R>) -> Result<Vec<String>, ValidateError> {
+    match reader.next_record()? {
+        Next::End => Err(ValidateError::Header("the file is empty".into())),
+        Next::Malformed(m) => Err(ValidateError::Header(m.message().into())),
+        Next::Record => (0..reader.len())
+            .map(|i| {
+                String::from_utf8(reader.field(i).to_vec()).map_err(|_| {
+                    ValidateError::Header(format!("column {} is not valid UTF-8", i + 1))
+                })
+            })
+            .collect(),
+    }
+}
+
+/// Validates a CSV stream. Clean rows go to `sinks.clean` (header first) exactly as read;
+/// rejected rows to `sinks.quarantine`.
+///
+/// # Errors
+/// [`ValidateError::Header`] when the header cannot be matched to the schema (no row is
+/// checked then); [`ValidateError::Io`] when reading or writing fails.
+pub fn validate_csv<R: Read>(
+    input: R,
+    schema: &Schema,
+    opts: &ValidateOptions,
+    sinks: Sinks<'_>,
+) -> Result<Report, ValidateError> {
+    let Sinks {
+        mut clean,
+        mut quarantine,
+    } = sinks;
+    let mut reader = RecordReader::new(input, opts.reader);
+    let header = read_header(&mut reader)?;
+    let mut cols = match_header(&header, schema)?;
+    if let Some(out) = clean.as_deref_mut() {
+        out.write_all(reader.raw())?;
+        out.write_all(b"\n")?;
+    }
+    if let Some(out) = quarantine.as_deref_mut() {
+        out.write_all(QUARANTINE_HEADER.as_bytes())?;
+    }
+    let nulls: Vec<Vec<u8>> = schema.nulls.iter().map(|n| n.as_bytes().to_vec()).collect();
+    let only_empty_null = nulls.len() == 1 && nulls.first().is_some_and(Vec::is_empty);
+    let is_null = |v: &[u8]| {
+        if only_empty_null {
+            v.is_empty()
+        } else {
+            nulls.iter().any(|n| n == v)
+        }
+    };
+
+    let mut report = Report::default();
+    let mut counts: BTreeMap<(Option<usize>, Rule), u64> = BTreeMap::new();
+    let mut violations: Vec<Violation> = Vec::new();
+    let mut keys: Vec<Key> = vec![Key::None; cols.len()];
+    loop {
+        violations.clear();
+        match reader.next_record()? {
+            Next::End => break,
+            Next::Malformed(m) => violations.push(Violation {
+                column: None,
+                rule: if m == crate::csv::Malformed::TooLong {
+                    Rule::TooLong
+                } else {
+                    Rule::Quoting
+                },
+                reason: m.message().into(),
+            }),
+            Next::Record if reader.len() != cols.len() => violations.push(Violation {
+                column: None,
+                rule: Rule::Ragged,
+                reason: format!(
+                    "{} fields where the header has {}",
+                    reader.len(),
+                    cols.len()
+                ),
+            }),
+            Next::Record => {
+                for (i, col) in cols.iter().enumerate() {
+                    if let Some(k) = keys.get_mut(i) {
+                        *k = Key::None;
+                    }
+                    let (raw, escaped) = reader.field_raw(i);
+                    let bytes: &[u8] = if escaped { reader.field(i) } else { raw };
+                    let Ok(text) = std::str::from_utf8(bytes) else {
+                        violations.push(Violation {
+                            column: Some(i),
+                            rule: Rule::Utf8,
+                            reason: "not valid UTF-8".into(),
+                        });
+                        continue;
+                    };
+                    if is_null(text.as_bytes()) {
+                        if !col.nullable {
+                            violations.push(Violation {
+                                column: Some(i),
+                                rule: Rule::Null,
+                                reason: "a null where a value is required".into(),
+                            });
+                        }
+                        continue;
+                    }
+                    match col.check(text) {
+                        Ok(k) => {
+                            if let Some(slot) = keys.get_mut(i) {
+                                *slot = k;
+                            }
+                        }
+                        Err((rule, reason)) => violations.push(Violation {
+                            column: Some(i),
+                            rule,
+                            reason,
+                        }),
+                    }
+                }
+            }
+        }
+        report.rows_read += 1;
+        if violations.is_empty() {
+            report.accepted += 1;
+            for (col, key) in cols.iter_mut().zip(&keys) {
+                col.remember(*key);
+            }
+            if let Some(out) = clean.as_deref_mut() {
+                out.write_all(reader.raw())?;
+                out.write_all(b"\n")?;
+            }
+            continue;
+        }
+        report.rejected += 1;
+        for v in &violations {
+            *counts.entry((v.column, v.rule)).or_default() += 1;
+        }
+        if let Some(out) = quarantine.as_deref_mut() {
+            let name = |v: &Violation| {
+                v.column
+                    .and_then(|c| cols.get(c))
+                    .map_or(ROW_LEVEL, |c| c.name.as_str())
+            };
+            let columns: Vec<&str> = violations.iter().map(name).collect();
+            let rules: Vec<&str> = violations.iter().map(|v| v.rule.name()).collect();
+            let reasons: Vec<String> = violations
+                .iter()
+                .map(|v| format!("{}: {}", name(v), v.reason))
+                .collect();
+            write!(out, "{},{},", report.rows_read, reader.line())?;
+            csv_field(out, columns.join(";").as_bytes())?;
+            out.write_all(b",")?;
+            csv_field(out, rules.join(";").as_bytes())?;
+            out.write_all(b",")?;
+            csv_field(out, reasons.join("; ").as_bytes())?;
+            out.write_all(b",")?;
+            csv_field(out, reader.raw())?;
+            out.write_all(b"\n")?;
+        }
+    }
+    for ((column, rule), n) in counts {
+        let col = column
+            .and_then(|c| cols.get(c))
+            .map_or(ROW_LEVEL, |c| c.name.as_str());
+        report.violations += n;
+        *report.by_rule.entry(rule.name().into()).or_default() += n;
+        *report
+            .by_column
+            .entry(col.into())
+            .or_default()
+            .entry(rule.name().into())
+            .or_default() += n;
+    }
+    report.reconciled = report.rows_read == report.accepted + report.rejected;
+    report.bytes_read = reader.bytes_read();
+    if let Some(out) = clean {
+        out.flush()?;
+    }
+    if let Some(out) = quarantine {
+        out.flush()?;
+    }
+    Ok(report)
+}
