@@ -243,10 +243,10 @@ pub fn is_passphrase_file<R: Read>(input: R) -> Result<bool, AgeError> {
 /// # Errors
 /// [`AgeError::NotAge`], [`AgeError::NoMatchingKey`], [`AgeError::BadPassphrase`],
 /// [`AgeError::WrongMode`], [`AgeError::ExcessiveWork`].
-pub fn decrypting_reader<'a, R: Read + 'a>(
+pub fn decrypting_reader<'a, R: Read + Send + 'a>(
     input: R,
     with: &Unlock,
-) -> Result<Box<dyn Read + 'a>, AgeError> {
+) -> Result<Box<dyn Read + Send + 'a>, AgeError> {
     let decryptor =
         age::Decryptor::new(age::armor::ArmoredReader::new(input)).map_err(header_error)?;
     let reader = if decryptor.is_scrypt() {
@@ -280,7 +280,7 @@ pub fn decrypting_reader<'a, R: Read + 'a>(
 ///
 /// # Errors
 /// As [`decrypting_reader`], plus [`AgeError::Corrupt`] for modified or truncated ciphertext.
-pub fn decrypt<R: Read>(
+pub fn decrypt<R: Read + Send>(
     input: R,
     output: &mut dyn Write,
     with: &Unlock,
@@ -301,26 +301,60 @@ pub fn decrypt<R: Read>(
     })
 }
 
-/// Streams `input` to `output` with a fixed buffer, hashing what passes.
+/// Streams `input` to `output` in fixed-size chunks, hashing what passes. The hashing runs on
+/// a second thread so that SHA-256 does not slow the copy (it cost a third of the time of an
+/// encryption when done inline); at most four chunks are in flight.
 fn copy_hashing(input: &mut dyn Read, output: &mut dyn Write) -> Result<(u64, Digest), AgeError> {
-    let mut buf = vec![0u8; BUFFER];
-    let mut hasher = Sha256Hasher::new();
-    let mut total = 0u64;
-    loop {
-        let n = match input.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e.into()),
-        };
-        let chunk = buf.get(..n).unwrap_or_default();
-        hasher.update(chunk);
-        output.write_all(chunk)?;
-        total += n as u64;
-    }
+    use std::sync::Arc;
+    use std::sync::mpsc::sync_channel;
+    const IN_FLIGHT: usize = 4;
+    std::thread::scope(|scope| {
+        let (to_hasher, chunks) = sync_channel::<Arc<Vec<u8>>>(IN_FLIGHT);
+        let (give_back, spare) = sync_channel::<Arc<Vec<u8>>>(IN_FLIGHT + 1);
+        let hasher = scope.spawn(move || {
+            let mut hasher = Sha256Hasher::new();
+            for chunk in chunks {
+                hasher.update(&chunk);
+                // The copier may have stopped; a full or closed return channel is fine.
+                let _ = give_back.try_send(chunk);
+            }
+            hasher.finish()
+        });
+        let mut total = 0u64;
+        let copied = (|| -> Result<(), AgeError> {
+            loop {
+                let mut buf = spare
+                    .try_recv()
+                    .ok()
+                    .and_then(|a| Arc::try_unwrap(a).ok())
+                    .unwrap_or_default();
+                buf.resize(BUFFER, 0);
+                let n = loop {
+                    match input.read(&mut buf) {
+                        Ok(n) => break n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                };
+                if n == 0 {
+                    return Ok(());
+                }
+                buf.truncate(n);
+                output.write_all(&buf)?;
+                total += n as u64;
+                if to_hasher.send(Arc::new(buf)).is_err() {
+                    return Err(AgeError::Io(io::Error::other("the hashing thread stopped")));
+                }
+            }
+        })();
+        drop(to_hasher);
+        let digest = hasher
+            .join()
+            .map_err(|_| AgeError::Io(io::Error::other("the hashing thread panicked")))?;
+        copied.map(|()| (total, digest))
+    })
     // No flush here: flushing age's armored writer mid-stream breaks its line layout; the
     // callers finish (encrypt) or flush (decrypt) themselves.
-    Ok((total, hasher.finish()))
 }
 
 fn header_error(e: age::DecryptError) -> AgeError {

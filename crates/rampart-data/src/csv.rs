@@ -108,6 +108,8 @@ pub struct RecordReader<R> {
     raw: Range<usize>,
     fields: Vec<Field>,
     unescaped: Vec<u8>,
+    /// Whether the record being parsed has a quoted field with a line break.
+    multiline: bool,
     /// The kept prefix of an over-long malformed record.
     spill: Vec<u8>,
     raw_spilled: bool,
@@ -133,6 +135,7 @@ impl<R: Read> RecordReader<R> {
             unescaped: Vec::new(),
             spill: Vec::new(),
             raw_spilled: false,
+            multiline: false,
             bytes_read: 0,
             started: false,
         }
@@ -202,6 +205,17 @@ impl<R: Read> RecordReader<R> {
         self.fields.get(i).map_or((&[][..], false), |f| {
             (self.buf.get(f.start..f.end).unwrap_or_default(), f.escaped)
         })
+    }
+
+    /// Field `i`'s byte range within [`RecordReader::raw`], and whether it needs unescaping.
+    #[must_use]
+    pub fn field_span(&self, i: usize) -> Option<(usize, usize, bool)> {
+        let f = self.fields.get(i)?;
+        Some((
+            f.start.checked_sub(self.raw.start)?,
+            f.end.checked_sub(self.raw.start)?,
+            f.escaped,
+        ))
     }
 
     /// Reads more input, keeping the bytes from `keep` on (moved to the front). Returns the
@@ -297,7 +311,12 @@ impl<R: Read> RecordReader<R> {
         self.raw_spilled = false;
         self.record_line = self.next_line;
         let consumed = self.buf.get(start..next).unwrap_or_default();
-        self.next_line += memchr::memchr_iter(b'\n', consumed).count() as u64;
+        // Only a quoted field can hold a line break; most records have one line.
+        self.next_line += if self.multiline || self.fields.is_empty() {
+            memchr::memchr_iter(b'\n', consumed).count() as u64
+        } else {
+            u64::from(consumed.last() == Some(&b'\n'))
+        };
         self.raw = start..end;
         self.pos = next;
     }
@@ -359,6 +378,7 @@ impl<R: Read> RecordReader<R> {
     /// Parses one record starting at `s` within the buffered bytes.
     fn parse_at(&mut self, s: usize) -> Parse {
         self.fields.clear();
+        self.multiline = false;
         let d = self.opts.delimiter;
         let buf = self.buf.get(..self.end).unwrap_or_default();
         let mut i = s;
@@ -391,6 +411,9 @@ impl<R: Read> RecordReader<R> {
                                 end: q,
                                 escaped,
                             });
+                            self.multiline |=
+                                memchr::memchr(b'\n', buf.get(open..q).unwrap_or_default())
+                                    .is_some();
                             match next {
                                 Some(&c) if c == d => {
                                     i = q + 2;

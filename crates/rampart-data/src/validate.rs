@@ -143,17 +143,34 @@ enum Seen {
     /// Integers and dates, exactly.
     Exact(RoaringTreemap),
     /// Other values, as keyed 64-bit hashes.
-    Hashed(
-        HashSet<u64, BuildHasherDefault<Identity>>,
-        std::hash::RandomState,
-    ),
+    Hashed(HashSet<u64, BuildHasherDefault<Identity>>),
 }
 
 impl Seen {
     fn for_type(kind: ColumnType) -> Self {
         match kind {
             ColumnType::Int | ColumnType::Date => Self::Exact(RoaringTreemap::new()),
-            _ => Self::Hashed(HashSet::default(), std::hash::RandomState::new()),
+            _ => Self::Hashed(HashSet::default()),
+        }
+    }
+
+    fn contains(&self, key: Key) -> bool {
+        match (self, key) {
+            (Self::Exact(set), Key::Exact(k)) => set.contains(k),
+            (Self::Hashed(set), Key::Hashed(h)) => set.contains(&h),
+            _ => false,
+        }
+    }
+
+    fn insert(&mut self, key: Key) {
+        match (self, key) {
+            (Self::Exact(set), Key::Exact(k)) => {
+                set.insert(k);
+            }
+            (Self::Hashed(set), Key::Hashed(h)) => {
+                set.insert(h);
+            }
+            _ => {}
         }
     }
 }
@@ -172,6 +189,32 @@ const fn order_key(v: i64) -> u64 {
     (v as u64) ^ (1 << 63)
 }
 
+/// A set of allowed texts: a linear scan for the few values of a typical category (faster than
+/// hashing), a hash set beyond that.
+enum ValueSet {
+    Few(Vec<String>),
+    Many(HashSet<String>),
+}
+
+impl ValueSet {
+    const FEW: usize = 16;
+
+    fn new(values: &[String]) -> Self {
+        if values.len() <= Self::FEW {
+            Self::Few(values.to_vec())
+        } else {
+            Self::Many(values.iter().cloned().collect())
+        }
+    }
+
+    fn contains(&self, v: &str) -> bool {
+        match self {
+            Self::Few(list) => list.iter().any(|x| x == v),
+            Self::Many(set) => set.contains(v),
+        }
+    }
+}
+
 struct Compiled {
     name: String,
     kind: ColumnType,
@@ -182,13 +225,15 @@ struct Compiled {
     max_f: Option<f64>,
     min_d: Option<i32>,
     max_d: Option<i32>,
-    allowed: Option<HashSet<Vec<u8>>>,
+    allowed: Option<ValueSet>,
     allowed_int: Option<HashSet<i64>>,
-    classes: Option<HashSet<Vec<u8>>>,
+    classes: Option<ValueSet>,
     regex: Option<regex::Regex>,
     min_len: Option<usize>,
     max_len: Option<usize>,
-    seen: Option<Seen>,
+    unique: bool,
+    /// Keys the uniqueness hashes.
+    state: std::hash::RandomState,
 }
 
 #[allow(clippy::cast_precision_loss)]
@@ -217,7 +262,7 @@ fn compile(schema: &Schema, name: &str) -> Option<Compiled> {
         .allowed
         .as_ref()
         .filter(|_| c.kind != ColumnType::Int)
-        .map(|a| a.iter().map(|v| v.as_bytes().to_vec()).collect());
+        .map(|a| ValueSet::new(a));
     let allowed_int = c
         .allowed
         .as_ref()
@@ -227,7 +272,7 @@ fn compile(schema: &Schema, name: &str) -> Option<Compiled> {
         .label
         .as_ref()
         .filter(|l| l.column == name)
-        .map(|l| l.classes.iter().map(|v| v.as_bytes().to_vec()).collect());
+        .map(|l| ValueSet::new(&l.classes));
     Some(Compiled {
         name: c.name.clone(),
         kind: c.kind,
@@ -244,7 +289,8 @@ fn compile(schema: &Schema, name: &str) -> Option<Compiled> {
         regex: c.regex.as_deref().and_then(|r| full_match_regex(r).ok()),
         min_len: c.min_length,
         max_len: c.max_length,
-        seen: c.unique.then(|| Seen::for_type(c.kind)),
+        unique: c.unique,
+        state: std::hash::RandomState::new(),
     })
 }
 
@@ -298,7 +344,7 @@ impl Compiled {
                 if let Some(hi) = self.max_f.filter(|hi| x > *hi) {
                     return Err((Rule::Max, format!("{x} is above the maximum {hi}")));
                 }
-                if self.seen.is_some() {
+                if self.unique {
                     // -0.0 and 0.0 are the same value.
                     key = Key::Hashed((x + 0.0).to_bits());
                 }
@@ -335,7 +381,7 @@ impl Compiled {
             }
             ColumnType::String | ColumnType::Category => {
                 if let Some(a) = &self.allowed
-                    && !a.contains(v.as_bytes())
+                    && !a.contains(v)
                 {
                     return Err((
                         Rule::Allowed,
@@ -358,51 +404,26 @@ impl Compiled {
                         format!("`{}` does not match {}", show(v), r.as_str()),
                     ));
                 }
-                if let Some(Seen::Hashed(_, state)) = &self.seen {
-                    key = Key::Hashed(state.hash_one(v));
+                if self.unique {
+                    key = Key::Hashed(self.state.hash_one(v));
                 }
             }
         }
         if let Some(c) = &self.classes
-            && !c.contains(v.as_bytes())
+            && !c.contains(v)
         {
             return Err((
                 Rule::Label,
                 format!("`{}` is not one of the label classes", show(v)),
             ));
         }
-        if let (Some(Seen::Hashed(_, state)), Key::Hashed(h)) = (&self.seen, key)
+        if let Key::Hashed(h) = key
+            && self.unique
             && !matches!(self.kind, ColumnType::String | ColumnType::Category)
         {
-            key = Key::Hashed(state.hash_one(h));
+            key = Key::Hashed(self.state.hash_one(h));
         }
-        if self.is_duplicate(key) {
-            return Err((
-                Rule::Unique,
-                format!("`{}` repeats an earlier row", show(v)),
-            ));
-        }
-        Ok(key)
-    }
-
-    fn is_duplicate(&self, key: Key) -> bool {
-        match (&self.seen, key) {
-            (Some(Seen::Exact(set)), Key::Exact(k)) => set.contains(k),
-            (Some(Seen::Hashed(set, _)), Key::Hashed(h)) => set.contains(&h),
-            _ => false,
-        }
-    }
-
-    fn remember(&mut self, key: Key) {
-        match (&mut self.seen, key) {
-            (Some(Seen::Exact(set)), Key::Exact(k)) => {
-                set.insert(k);
-            }
-            (Some(Seen::Hashed(set, _)), Key::Hashed(h)) => {
-                set.insert(h);
-            }
-            _ => {}
-        }
+        Ok(if self.unique { key } else { Key::None })
     }
 }
 
@@ -485,13 +506,205 @@ pub fn read_header<R: Read>(reader: &mut RecordReader<R>) -> Result<Vec<String>,
     }
 }
 
+/// Rows per batch handed from the parsing thread to the checkers.
+const BATCH_ROWS: usize = 8192;
+/// Rows per parallel check task.
+const TASK_ROWS: usize = 1024;
+
+/// What the parser saw of a record.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// As many fields as the header; they follow in `Batch::fields`.
+    Fields,
+    /// Malformed.
+    Malformed(crate::csv::Malformed),
+    /// Another number of fields.
+    Ragged(usize),
+}
+
+struct BatchRow {
+    raw: (usize, usize),
+    line: u64,
+    shape: Shape,
+    first_field: usize,
+}
+
+/// Parsed records, copied out of the reader so that they can be checked on other threads.
+/// Field ranges index `data`: inside the raw record, or (for escaped fields) an unescaped copy
+/// after it.
+#[derive(Default)]
+struct Batch {
+    data: Vec<u8>,
+    rows: Vec<BatchRow>,
+    fields: Vec<(usize, usize, bool)>,
+}
+
+impl Batch {
+    fn raw(&self, r: &BatchRow) -> &[u8] {
+        self.data.get(r.raw.0..r.raw.1).unwrap_or_default()
+    }
+
+    fn push<R: Read>(&mut self, reader: &mut RecordReader<R>, next: Next, columns: usize) {
+        let start = self.data.len();
+        self.data.extend_from_slice(reader.raw());
+        let raw = (start, self.data.len());
+        let line = reader.line();
+        let first_field = self.fields.len();
+        let shape = match next {
+            Next::Malformed(m) => Shape::Malformed(m),
+            _ if reader.len() != columns => Shape::Ragged(reader.len()),
+            _ => {
+                for i in 0..columns {
+                    let Some((a, b, escaped)) = reader.field_span(i) else {
+                        continue;
+                    };
+                    if escaped {
+                        let s = self.data.len();
+                        self.data.extend_from_slice(reader.field(i));
+                        self.fields.push((s, self.data.len(), true));
+                    } else {
+                        self.fields.push((start + a, start + b, false));
+                    }
+                }
+                Shape::Fields
+            }
+        };
+        self.rows.push(BatchRow {
+            raw,
+            line,
+            shape,
+            first_field,
+        });
+    }
+}
+
+/// The checks of one run of rows: violations by row (in order) and every field's key.
+struct Checked {
+    first_row: usize,
+    violations: Vec<(usize, Violation)>,
+    keys: Vec<Key>,
+}
+
+struct Checker<'a> {
+    cols: &'a [Compiled],
+    nulls: &'a [Vec<u8>],
+}
+
+impl Checker<'_> {
+    fn is_null(&self, v: &[u8]) -> bool {
+        match self.nulls {
+            [only] if only.is_empty() => v.is_empty(),
+            nulls => nulls.iter().any(|n| n == v),
+        }
+    }
+
+    /// The stateless rules (everything but uniqueness) for rows `range` of `batch`.
+    fn check(&self, batch: &Batch, range: std::ops::Range<usize>) -> Checked {
+        let n = self.cols.len();
+        let mut out = Checked {
+            first_row: range.start,
+            violations: Vec::new(),
+            keys: vec![Key::None; range.len() * n],
+        };
+        for (k, row) in batch
+            .rows
+            .get(range.clone())
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            let at = range.start + k;
+            match row.shape {
+                Shape::Malformed(m) => out.violations.push((
+                    at,
+                    Violation {
+                        column: None,
+                        rule: if m == crate::csv::Malformed::TooLong {
+                            Rule::TooLong
+                        } else {
+                            Rule::Quoting
+                        },
+                        reason: m.message().into(),
+                    },
+                )),
+                Shape::Ragged(got) => out.violations.push((
+                    at,
+                    Violation {
+                        column: None,
+                        rule: Rule::Ragged,
+                        reason: format!("{got} fields where the header has {n}"),
+                    },
+                )),
+                Shape::Fields => {
+                    let raw = batch.raw(row);
+                    // One UTF-8 check for the whole record; fields then slice it for free.
+                    let raw_str = std::str::from_utf8(raw).ok();
+                    for (i, col) in self.cols.iter().enumerate() {
+                        let Some(&(a, b, escaped)) = batch.fields.get(row.first_field + i) else {
+                            continue;
+                        };
+                        let text = match raw_str {
+                            Some(r) if !escaped => r.get(a - row.raw.0..b - row.raw.0),
+                            _ => std::str::from_utf8(batch.data.get(a..b).unwrap_or_default()).ok(),
+                        };
+                        let Some(text) = text else {
+                            out.violations.push((
+                                at,
+                                Violation {
+                                    column: Some(i),
+                                    rule: Rule::Utf8,
+                                    reason: "not valid UTF-8".into(),
+                                },
+                            ));
+                            continue;
+                        };
+                        if self.is_null(text.as_bytes()) {
+                            if !col.nullable {
+                                out.violations.push((
+                                    at,
+                                    Violation {
+                                        column: Some(i),
+                                        rule: Rule::Null,
+                                        reason: "a null where a value is required".into(),
+                                    },
+                                ));
+                            }
+                            continue;
+                        }
+                        match col.check(text) {
+                            Ok(key) => {
+                                if let Some(slot) = out.keys.get_mut(k * n + i) {
+                                    *slot = key;
+                                }
+                            }
+                            Err((rule, reason)) => out.violations.push((
+                                at,
+                                Violation {
+                                    column: Some(i),
+                                    rule,
+                                    reason,
+                                },
+                            )),
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
 /// Validates a CSV stream. Clean rows go to `sinks.clean` (header first) exactly as read;
 /// rejected rows to `sinks.quarantine`.
+///
+/// One thread parses records into batches; the rules are checked on the batches in parallel
+/// (rayon); uniqueness and the outputs are applied in file order, so results do not depend on
+/// scheduling.
 ///
 /// # Errors
 /// [`ValidateError::Header`] when the header cannot be matched to the schema (no row is
 /// checked then); [`ValidateError::Io`] when reading or writing fails.
-pub fn validate_csv<R: Read>(
+pub fn validate_csv<R: Read + Send>(
     input: R,
     schema: &Schema,
     opts: &ValidateOptions,
@@ -503,7 +716,7 @@ pub fn validate_csv<R: Read>(
     } = sinks;
     let mut reader = RecordReader::new(input, opts.reader);
     let header = read_header(&mut reader)?;
-    let mut cols = match_header(&header, schema)?;
+    let cols = match_header(&header, schema)?;
     if let Some(out) = clean.as_deref_mut() {
         out.write_all(reader.raw())?;
         out.write_all(b"\n")?;
@@ -512,120 +725,123 @@ pub fn validate_csv<R: Read>(
         out.write_all(QUARANTINE_HEADER.as_bytes())?;
     }
     let nulls: Vec<Vec<u8>> = schema.nulls.iter().map(|n| n.as_bytes().to_vec()).collect();
-    let only_empty_null = nulls.len() == 1 && nulls.first().is_some_and(Vec::is_empty);
-    let is_null = |v: &[u8]| {
-        if only_empty_null {
-            v.is_empty()
-        } else {
-            nulls.iter().any(|n| n == v)
-        }
+    let checker = Checker {
+        cols: &cols,
+        nulls: &nulls,
     };
+    let mut seen: Vec<Option<Seen>> = cols
+        .iter()
+        .map(|c| c.unique.then(|| Seen::for_type(c.kind)))
+        .collect();
+    let ncols = cols.len();
 
     let mut report = Report::default();
     let mut counts: BTreeMap<(Option<usize>, Rule), u64> = BTreeMap::new();
-    let mut violations: Vec<Violation> = Vec::new();
-    let mut keys: Vec<Key> = vec![Key::None; cols.len()];
-    loop {
-        violations.clear();
-        match reader.next_record()? {
-            Next::End => break,
-            Next::Malformed(m) => violations.push(Violation {
-                column: None,
-                rule: if m == crate::csv::Malformed::TooLong {
-                    Rule::TooLong
-                } else {
-                    Rule::Quoting
-                },
-                reason: m.message().into(),
-            }),
-            Next::Record if reader.len() != cols.len() => violations.push(Violation {
-                column: None,
-                rule: Rule::Ragged,
-                reason: format!(
-                    "{} fields where the header has {}",
-                    reader.len(),
-                    cols.len()
-                ),
-            }),
-            Next::Record => {
-                for (i, col) in cols.iter().enumerate() {
-                    if let Some(k) = keys.get_mut(i) {
-                        *k = Key::None;
-                    }
-                    let (raw, escaped) = reader.field_raw(i);
-                    let bytes: &[u8] = if escaped { reader.field(i) } else { raw };
-                    let Ok(text) = std::str::from_utf8(bytes) else {
-                        violations.push(Violation {
-                            column: Some(i),
-                            rule: Rule::Utf8,
-                            reason: "not valid UTF-8".into(),
-                        });
-                        continue;
-                    };
-                    if is_null(text.as_bytes()) {
-                        if !col.nullable {
-                            violations.push(Violation {
-                                column: Some(i),
-                                rule: Rule::Null,
-                                reason: "a null where a value is required".into(),
-                            });
+    let (to_checker, batches) = std::sync::mpsc::sync_channel::<Batch>(2);
+    let (give_back, spare) = std::sync::mpsc::channel::<Batch>();
+    let bytes_read = std::thread::scope(|scope| -> Result<u64, ValidateError> {
+        let parser = scope.spawn(move || -> io::Result<u64> {
+            loop {
+                let mut batch = spare.try_recv().unwrap_or_default();
+                batch.data.clear();
+                batch.rows.clear();
+                batch.fields.clear();
+                let mut done = false;
+                while batch.rows.len() < BATCH_ROWS {
+                    match reader.next_record()? {
+                        Next::End => {
+                            done = true;
+                            break;
                         }
-                        continue;
+                        next => batch.push(&mut reader, next, ncols),
                     }
-                    match col.check(text) {
-                        Ok(k) => {
-                            if let Some(slot) = keys.get_mut(i) {
-                                *slot = k;
+                }
+                if !batch.rows.is_empty() && to_checker.send(batch).is_err() {
+                    // The consumer stopped (an output failed); its error is the one reported.
+                    return Ok(reader.bytes_read());
+                }
+                if done {
+                    return Ok(reader.bytes_read());
+                }
+            }
+        });
+
+        for batch in batches {
+            let tasks: Vec<std::ops::Range<usize>> = (0..batch.rows.len())
+                .step_by(TASK_ROWS)
+                .map(|s| s..(s + TASK_ROWS).min(batch.rows.len()))
+                .collect();
+            let checked: Vec<Checked> = {
+                use rayon::prelude::*;
+                tasks
+                    .into_par_iter()
+                    .map(|r| checker.check(&batch, r))
+                    .collect()
+            };
+            for part in checked {
+                let mut pending = part.violations.into_iter().peekable();
+                let rows = part.keys.len() / ncols.max(1);
+                for k in 0..rows {
+                    let at = part.first_row + k;
+                    let mut violations: Vec<Violation> = Vec::new();
+                    while let Some((_, v)) = pending.next_if(|(r, _)| *r == at) {
+                        violations.push(v);
+                    }
+                    let keys = part
+                        .keys
+                        .get(k * ncols..(k + 1) * ncols)
+                        .unwrap_or_default();
+                    if violations.is_empty() {
+                        for (i, (set, key)) in seen.iter().zip(keys).enumerate() {
+                            if set.as_ref().is_some_and(|s| s.contains(*key)) {
+                                violations.push(Violation {
+                                    column: Some(i),
+                                    rule: Rule::Unique,
+                                    reason: "repeats the value of an earlier accepted row".into(),
+                                });
                             }
                         }
-                        Err((rule, reason)) => violations.push(Violation {
-                            column: Some(i),
-                            rule,
-                            reason,
-                        }),
+                    }
+                    let Some(row) = batch.rows.get(at) else {
+                        continue;
+                    };
+                    report.rows_read += 1;
+                    if violations.is_empty() {
+                        report.accepted += 1;
+                        for (set, key) in seen.iter_mut().zip(keys) {
+                            if let Some(set) = set {
+                                set.insert(*key);
+                            }
+                        }
+                        if let Some(out) = clean.as_deref_mut() {
+                            out.write_all(batch.raw(row))?;
+                            out.write_all(b"\n")?;
+                        }
+                        continue;
+                    }
+                    report.rejected += 1;
+                    for v in &violations {
+                        *counts.entry((v.column, v.rule)).or_default() += 1;
+                    }
+                    if let Some(out) = quarantine.as_deref_mut() {
+                        write_rejected(
+                            out,
+                            &cols,
+                            report.rows_read,
+                            row.line,
+                            &violations,
+                            batch.raw(row),
+                        )?;
                     }
                 }
             }
+            let _ = give_back.send(batch);
         }
-        report.rows_read += 1;
-        if violations.is_empty() {
-            report.accepted += 1;
-            for (col, key) in cols.iter_mut().zip(&keys) {
-                col.remember(*key);
-            }
-            if let Some(out) = clean.as_deref_mut() {
-                out.write_all(reader.raw())?;
-                out.write_all(b"\n")?;
-            }
-            continue;
-        }
-        report.rejected += 1;
-        for v in &violations {
-            *counts.entry((v.column, v.rule)).or_default() += 1;
-        }
-        if let Some(out) = quarantine.as_deref_mut() {
-            let name = |v: &Violation| {
-                v.column
-                    .and_then(|c| cols.get(c))
-                    .map_or(ROW_LEVEL, |c| c.name.as_str())
-            };
-            let columns: Vec<&str> = violations.iter().map(name).collect();
-            let rules: Vec<&str> = violations.iter().map(|v| v.rule.name()).collect();
-            let reasons: Vec<String> = violations
-                .iter()
-                .map(|v| format!("{}: {}", name(v), v.reason))
-                .collect();
-            write!(out, "{},{},", report.rows_read, reader.line())?;
-            csv_field(out, columns.join(";").as_bytes())?;
-            out.write_all(b",")?;
-            csv_field(out, rules.join(";").as_bytes())?;
-            out.write_all(b",")?;
-            csv_field(out, reasons.join("; ").as_bytes())?;
-            out.write_all(b",")?;
-            csv_field(out, reader.raw())?;
-            out.write_all(b"\n")?;
-        }
-    }
+        parser
+            .join()
+            .map_err(|_| ValidateError::Io(io::Error::other("the CSV parsing thread panicked")))?
+            .map_err(ValidateError::Io)
+    })?;
     for ((column, rule), n) in counts {
         let col = column
             .and_then(|c| cols.get(c))
@@ -640,7 +856,7 @@ pub fn validate_csv<R: Read>(
             .or_default() += n;
     }
     report.reconciled = report.rows_read == report.accepted + report.rejected;
-    report.bytes_read = reader.bytes_read();
+    report.bytes_read = bytes_read;
     if let Some(out) = clean {
         out.flush()?;
     }
@@ -648,4 +864,35 @@ pub fn validate_csv<R: Read>(
         out.flush()?;
     }
     Ok(report)
+}
+
+/// One quarantine line: `row,line,columns,rules,reasons,record`.
+fn write_rejected(
+    out: &mut dyn Write,
+    cols: &[Compiled],
+    row: u64,
+    line: u64,
+    violations: &[Violation],
+    raw: &[u8],
+) -> io::Result<()> {
+    let name = |v: &Violation| {
+        v.column
+            .and_then(|c| cols.get(c))
+            .map_or(ROW_LEVEL, |c| c.name.as_str())
+    };
+    let columns: Vec<&str> = violations.iter().map(name).collect();
+    let rules: Vec<&str> = violations.iter().map(|v| v.rule.name()).collect();
+    let reasons: Vec<String> = violations
+        .iter()
+        .map(|v| format!("{}: {}", name(v), v.reason))
+        .collect();
+    write!(out, "{row},{line},")?;
+    csv_field(out, columns.join(";").as_bytes())?;
+    out.write_all(b",")?;
+    csv_field(out, rules.join(";").as_bytes())?;
+    out.write_all(b",")?;
+    csv_field(out, reasons.join("; ").as_bytes())?;
+    out.write_all(b",")?;
+    csv_field(out, raw)?;
+    out.write_all(b"\n")
 }

@@ -119,9 +119,9 @@ fn recipients(
     Recipients::parse(&list).map_err(|e| age_err(Path::new("recipients"), e))
 }
 
-fn open_input(path: &Path) -> Result<Box<dyn Read>, CliError> {
+fn open_input(path: &Path) -> Result<Box<dyn Read + Send>, CliError> {
     if is_stdio(path) {
-        return Ok(Box::new(io::stdin().lock()));
+        return Ok(Box::new(io::stdin()));
     }
     let f = File::open(path).map_err(|e| {
         CliError::input(anyhow::Error::new(e).context(format!("cannot open {}", path.display())))
@@ -129,7 +129,58 @@ fn open_input(path: &Path) -> Result<Box<dyn Read>, CliError> {
     Ok(Box::new(age_file::buffered(f)))
 }
 
-/// Runs `write` into OUT atomically (mode 0600), or into standard output for `-`.
+/// Where an output goes: a regular file written atomically (mode 0600), or, for an existing
+/// device or FIFO such as `/dev/null`, straight into it (renaming over a device would replace
+/// it).
+pub enum Sink {
+    Atomic(AtomicFile),
+    Direct(File),
+}
+
+impl Sink {
+    /// Opens OUT, refusing to replace an existing regular file unless `force`.
+    pub fn open(out: &Path, force: bool) -> Result<Self, CliError> {
+        match std::fs::metadata(out) {
+            Ok(m) if !m.is_file() && !m.is_dir() => {
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(out)
+                    .map_err(|e| {
+                        CliError::input(
+                            anyhow::Error::new(e).context(format!("cannot open {}", out.display())),
+                        )
+                    })?;
+                return Ok(Self::Direct(f));
+            }
+            Ok(_) if !force => {
+                return Err(CliError::input(anyhow::anyhow!(
+                    "{} exists; refusing to overwrite it",
+                    out.display()
+                ))
+                .hint("pass --force to replace it, or -o another path"));
+            }
+            _ => {}
+        }
+        Ok(Self::Atomic(AtomicFile::create(out, 0o600)?))
+    }
+
+    pub fn file(&mut self) -> &mut File {
+        match self {
+            Self::Atomic(a) => a.file(),
+            Self::Direct(f) => f,
+        }
+    }
+
+    /// Makes the output visible (atomic rename for regular files).
+    pub fn commit(self, force: bool) -> Result<(), CliError> {
+        match self {
+            Self::Atomic(a) => Ok(a.commit(force)?),
+            Self::Direct(_) => Ok(()),
+        }
+    }
+}
+
+/// Runs `write` into OUT (see [`Sink`]), or into standard output for `-`.
 fn write_output<T>(
     out: &Path,
     force: bool,
@@ -143,16 +194,9 @@ fn write_output<T>(
             .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
         return Ok(value);
     }
-    if !force && out.exists() {
-        return Err(CliError::input(anyhow::anyhow!(
-            "{} exists; refusing to overwrite it",
-            out.display()
-        ))
-        .hint("pass --force to replace it, or -o another path"));
-    }
-    let mut file = AtomicFile::create(out, 0o600)?;
+    let mut sink = Sink::open(out, force)?;
     let value = {
-        let mut w = BufWriter::new(file.file());
+        let mut w = BufWriter::new(sink.file());
         let value = write(&mut w)?;
         w.flush().map_err(|e| {
             CliError::internal(
@@ -161,7 +205,7 @@ fn write_output<T>(
         })?;
         value
     };
-    file.commit(force)?;
+    sink.commit(force)?;
     Ok(value)
 }
 

@@ -3,6 +3,7 @@
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
+use crate::cmd::age::Sink;
 use rampart_audit::Outcome;
 use rampart_data::csv::ReaderOptions;
 use rampart_data::infer::infer_csv;
@@ -10,7 +11,6 @@ use rampart_data::paths::Kind;
 use rampart_data::schema::Schema;
 use rampart_data::validate::{Report, Sinks, ValidateError, ValidateOptions, validate_csv};
 use rampart_data::{PathError, open_authorised};
-use rampart_home::secure_fs::AtomicFile;
 use serde_json::json;
 
 use crate::cli::{
@@ -110,7 +110,7 @@ fn refused(ctx: &Ctx, path: &Path, e: PathError) -> CliError {
 /// access audited, and its plaintext as a stream: `.age` files (recognised by their header)
 /// are decrypted in memory with the keys at hand.
 pub struct Dataset {
-    pub reader: Box<dyn Read>,
+    pub reader: Box<dyn Read + Send>,
     pub real: PathBuf,
 }
 
@@ -127,7 +127,7 @@ pub fn open_dataset(ctx: &Ctx, path: &Path, unlock: &UnlockArgs) -> Result<Datas
     let encrypted = rampart_crypto::age_file::looks_like_age(&mut buffered).map_err(|e| {
         CliError::input(anyhow::Error::new(e).context(format!("cannot read {}", path.display())))
     })?;
-    let reader: Box<dyn Read> = if encrypted {
+    let reader: Box<dyn Read + Send> = if encrypted {
         let keys = crate::cmd::age::unlock(ctx, unlock)?;
         match rampart_crypto::age_file::decrypting_reader(buffered, &keys) {
             Ok(r) => r,
@@ -221,25 +221,16 @@ fn infer_schema(ctx: &Ctx, args: &InferSchemaArgs) -> Result<Status, CliError> {
 
 fn validate(ctx: &Ctx, args: &ValidateArgs) -> Result<Status, CliError> {
     let (schema, schema_digest) = load_schema(&args.schema)?;
-    for out in [&args.output, &args.quarantine].into_iter().flatten() {
-        if !args.force && out.exists() {
-            return Err(CliError::input(anyhow::anyhow!(
-                "{} exists; refusing to overwrite it",
-                out.display()
-            ))
-            .hint("pass --force to replace it"));
-        }
-    }
     let data = open_dataset(ctx, &args.path, &args.unlock)?;
     let mut clean = args
         .output
         .as_deref()
-        .map(|p| AtomicFile::create(p, 0o600))
+        .map(|p| Sink::open(p, args.force))
         .transpose()?;
     let mut quarantine = args
         .quarantine
         .as_deref()
-        .map(|p| AtomicFile::create(p, 0o600))
+        .map(|p| Sink::open(p, args.force))
         .transpose()?;
     let report = {
         let mut clean_w = clean
