@@ -195,6 +195,61 @@ pub fn parse_identities(text: &str) -> Result<Vec<age::x25519::Identity>, AgeErr
     Ok(out)
 }
 
+/// A writer producing an age file: what is written to it is encrypted into the inner writer.
+/// [`EncryptingWriter::finish`] must be called to write the final chunk; without it the file
+/// is truncated and will not decrypt.
+pub struct EncryptingWriter<W: Write> {
+    inner: age::stream::StreamWriter<age::armor::ArmoredWriter<W>>,
+}
+
+impl<W: Write> EncryptingWriter<W> {
+    /// Starts an age file to `to` in `output` (ASCII-armored when `armor`).
+    ///
+    /// # Errors
+    /// [`AgeError::NoRecipients`], or I/O errors writing the header.
+    pub fn new(output: W, to: &Recipients, armor: bool) -> Result<Self, AgeError> {
+        let encryptor = match to {
+            Recipients::Keys(keys) if keys.is_empty() => return Err(AgeError::NoRecipients),
+            Recipients::Keys(keys) => {
+                age::Encryptor::with_recipients(keys.iter().map(|k| k as &dyn age::Recipient))
+                    .map_err(|_| AgeError::NoRecipients)?
+            }
+            Recipients::Passphrase(p) => age::Encryptor::with_user_passphrase(p.clone()),
+        };
+        let format = if armor {
+            age::armor::Format::AsciiArmor
+        } else {
+            age::armor::Format::Binary
+        };
+        let armored = age::armor::ArmoredWriter::wrap_output(output, format)?;
+        Ok(Self {
+            inner: encryptor.wrap_output(armored)?,
+        })
+    }
+
+    /// Writes the last chunk (and the armor's end line); returns the inner writer, flushed.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn finish(self) -> io::Result<W> {
+        let mut out = self.inner.finish()?.finish()?;
+        out.flush()?;
+        Ok(out)
+    }
+}
+
+impl<W: Write> Write for EncryptingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+
+    /// Does nothing: flushing age's armored writer mid-stream breaks its line layout, and
+    /// [`EncryptingWriter::finish`] flushes everything.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Encrypts `input` to `to`, writing the age file to `output` (ASCII-armored when `armor`).
 /// Returns the plaintext byte count and its SHA-256.
 ///
@@ -206,25 +261,9 @@ pub fn encrypt<W: Write>(
     to: &Recipients,
     armor: bool,
 ) -> Result<(u64, Digest), AgeError> {
-    let encryptor = match to {
-        Recipients::Keys(keys) if keys.is_empty() => return Err(AgeError::NoRecipients),
-        Recipients::Keys(keys) => {
-            age::Encryptor::with_recipients(keys.iter().map(|k| k as &dyn age::Recipient))
-                .map_err(|_| AgeError::NoRecipients)?
-        }
-        Recipients::Passphrase(p) => age::Encryptor::with_user_passphrase(p.clone()),
-    };
-    let format = if armor {
-        age::armor::Format::AsciiArmor
-    } else {
-        age::armor::Format::Binary
-    };
-    let armored = age::armor::ArmoredWriter::wrap_output(output, format)?;
-    let mut writer = encryptor.wrap_output(armored)?;
+    let mut writer = EncryptingWriter::new(output, to, armor)?;
     let (n, digest) = copy_hashing(input, &mut writer)?;
-    let armored = writer.finish()?;
-    let mut out = armored.finish()?;
-    out.flush()?;
+    writer.finish()?;
     Ok((n, digest))
 }
 

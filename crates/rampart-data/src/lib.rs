@@ -5,12 +5,14 @@
 //! * [`csv`]: a strict streaming CSV record reader that reports malformed records one by one.
 //! * [`schema`]: TOML dataset schemas (types, nulls, ranges, allowed values, regexes,
 //!   uniqueness, the label and its classes).
+//! * [`integrity`]: signatures and pinned digests checked on the bytes actually read.
 //! * [`infer`]: a schema proposed from a sample.
 //! * [`validate`]: every row checked against a schema, clean rows and quarantined rows to
 //!   their sinks, and a report whose counts reconcile.
 
 pub mod csv;
 pub mod infer;
+pub mod integrity;
 pub mod paths;
 pub mod schema;
 pub mod validate;

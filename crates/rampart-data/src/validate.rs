@@ -112,6 +112,19 @@ pub struct ValidateOptions {
     pub reader: ReaderOptions,
 }
 
+impl ValidateOptions {
+    /// The defaults, with records longer than `bytes` rejected.
+    #[must_use]
+    pub fn max_record_bytes(bytes: usize) -> Self {
+        Self {
+            reader: ReaderOptions {
+                max_record_bytes: bytes,
+                ..ReaderOptions::default()
+            },
+        }
+    }
+}
+
 /// Where clean and rejected rows go.
 pub struct Sinks<'a> {
     /// Clean rows (with the header), byte for byte as read.

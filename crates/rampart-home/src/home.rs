@@ -314,6 +314,40 @@ impl Home {
         Ok(real)
     }
 
+    /// The content-addressed dataset store: `store/datasets/<sha256 of the clean CSV>/`.
+    #[must_use]
+    pub fn dataset_store(&self) -> PathBuf {
+        self.root.join("store").join("datasets")
+    }
+
+    /// Pins a dataset digest (`sha256:` + hex) in `data.pins`: that exact content is accepted
+    /// without a signature.
+    ///
+    /// # Errors
+    /// When it is already pinned, malformed, or the policy cannot be read/written.
+    pub fn data_pin_add(&self, digest: &str) -> Result<(), HomeError> {
+        self.edit_policy(|text, path| policy::add_data_pin(text, path, digest))
+    }
+
+    /// Removes a pinned digest.
+    ///
+    /// # Errors
+    /// When it is not pinned, or the policy cannot be read/written.
+    pub fn data_pin_remove(&self, digest: &str) -> Result<(), HomeError> {
+        self.edit_policy(|text, path| policy::remove_data_pin(text, path, digest))
+    }
+
+    fn edit_policy(
+        &self,
+        edit: impl FnOnce(&str, &Path) -> Result<String, HomeError>,
+    ) -> Result<(), HomeError> {
+        self.require()?;
+        let path = self.policy_path();
+        let text = secure_fs::read_small_file(&path)?;
+        let out = edit(&text, &path)?;
+        secure_fs::atomic_write(&path, out.as_bytes(), 0o644)
+    }
+
     /// Removes a directory from `data.roots` (as listed, or by its canonical path).
     ///
     /// # Errors

@@ -77,6 +77,9 @@ pub struct DataPolicy {
     /// Directories datasets may be read from. Empty authorises nothing.
     #[serde(default)]
     pub roots: Vec<PathBuf>,
+    /// Dataset digests (`sha256:` + hex of the file's bytes) accepted without a signature.
+    #[serde(default)]
+    pub pins: Vec<String>,
 }
 
 /// Trusted verifier keys.
@@ -275,6 +278,16 @@ impl Policy {
                 "version {} is not supported (this rampart reads version 1)",
                 self.version
             )));
+        }
+        for pin in &self.data.pins {
+            let ok = pin
+                .strip_prefix("sha256:")
+                .is_some_and(|h| rampart_crypto::Digest::from_hex(h).is_ok());
+            if !ok {
+                return Err(bad(format!(
+                    "data.pins: {pin:?} is not sha256: followed by 64 hex digits"
+                )));
+            }
         }
         let mut names = std::collections::BTreeSet::new();
         for key in &self.trust.keys {
@@ -506,62 +519,100 @@ pub(crate) fn remove_trusted_key(
     Ok((out, removed))
 }
 
-/// `data.roots` with `dir` added (comments kept). `dir` should already be absolute and
-/// canonical; adding one that is listed is an error.
+/// `data.roots` with `dir` added (keeping the file's comments and layout); adding one that is
+/// already listed is an error.
 pub(crate) fn add_data_root(text: &str, path: &Path, dir: &Path) -> Result<String, HomeError> {
-    let policy = Policy::parse(text, path)?;
-    if policy.data.roots.iter().any(|r| r == dir) {
-        return Err(HomeError::Policy {
-            path: path.into(),
-            reason: format!("{} is already a data root", dir.display()),
-        });
-    }
     let dir_text = dir.to_str().ok_or_else(|| HomeError::Policy {
         path: path.into(),
         reason: format!("{} is not valid UTF-8", dir.display()),
     })?;
+    add_to_data_list(text, path, "roots", dir_text, "a data root")
+}
+
+/// `data.roots` without `dir` (matched exactly as listed); removing one that is not listed
+/// is an error.
+pub(crate) fn remove_data_root(text: &str, path: &Path, dir: &Path) -> Result<String, HomeError> {
+    let dir_text = dir.to_str().unwrap_or_default();
+    remove_from_data_list(text, path, "roots", dir_text, "a data root").map_err(|e| match e {
+        HomeError::Policy { path, reason } => HomeError::Policy {
+            path,
+            reason: reason.replace(dir_text, &dir.display().to_string()),
+        },
+        other => other,
+    })
+}
+
+/// `data.pins` with `digest` (`sha256:` + hex) added.
+pub(crate) fn add_data_pin(text: &str, path: &Path, digest: &str) -> Result<String, HomeError> {
+    add_to_data_list(text, path, "pins", digest, "pinned")
+}
+
+/// `data.pins` without `digest`.
+pub(crate) fn remove_data_pin(text: &str, path: &Path, digest: &str) -> Result<String, HomeError> {
+    remove_from_data_list(text, path, "pins", digest, "pinned")
+}
+
+fn add_to_data_list(
+    text: &str,
+    path: &Path,
+    key: &str,
+    value: &str,
+    what: &str,
+) -> Result<String, HomeError> {
     let mut doc = parse_doc(text, path)?;
     let not_table = || HomeError::Policy {
         path: path.into(),
-        reason: "`data` must be a table with a `roots` array".into(),
+        reason: format!("`data` must be a table with a `{key}` array"),
     };
     let data = doc
         .entry("data")
         .or_insert_with(|| toml_edit::Item::Table(toml_edit::Table::new()))
         .as_table_mut()
         .ok_or_else(not_table)?;
-    let roots = data
-        .entry("roots")
+    let list = data
+        .entry(key)
         .or_insert_with(|| toml_edit::value(toml_edit::Array::new()))
         .as_array_mut()
         .ok_or_else(not_table)?;
-    roots.push(dir_text);
+    if list.iter().any(|v| v.as_str() == Some(value)) {
+        return Err(HomeError::Policy {
+            path: path.into(),
+            reason: format!("{value} is already {what}"),
+        });
+    }
+    list.push(value);
     let out = doc.to_string();
     Policy::parse(&out, path)?;
     Ok(out)
 }
 
-/// `data.roots` without `dir` (matched exactly as listed); removing one that is not listed
-/// is an error.
-pub(crate) fn remove_data_root(text: &str, path: &Path, dir: &Path) -> Result<String, HomeError> {
+fn remove_from_data_list(
+    text: &str,
+    path: &Path,
+    key: &str,
+    value: &str,
+    what: &str,
+) -> Result<String, HomeError> {
     let mut doc = parse_doc(text, path)?;
-    let roots = doc
+    let list = doc
         .get_mut("data")
-        .and_then(|d| d.get_mut("roots"))
+        .and_then(|d| d.get_mut(key))
         .and_then(toml_edit::Item::as_array_mut);
-    let Some(roots) = roots else {
-        return Err(HomeError::Policy {
-            path: path.into(),
-            reason: format!("{} is not a data root (none are listed)", dir.display()),
-        });
+    let not_listed = |none: bool| HomeError::Policy {
+        path: path.into(),
+        reason: if none {
+            format!("{value} is not {what} (none are listed)")
+        } else {
+            format!("{value} is not {what}")
+        },
     };
-    let before = roots.len();
-    roots.retain(|v| v.as_str().map(Path::new) != Some(dir));
-    if roots.len() == before {
-        return Err(HomeError::Policy {
-            path: path.into(),
-            reason: format!("{} is not a data root", dir.display()),
-        });
+    let Some(list) = list else {
+        return Err(not_listed(true));
+    };
+    let before = list.len();
+    list.retain(|v| v.as_str() != Some(value));
+    if list.len() == before {
+        return Err(not_listed(false));
     }
     let out = doc.to_string();
     Policy::parse(&out, path)?;

@@ -109,6 +109,16 @@ impl AtomicFile {
         self.tmp.path()
     }
 
+    /// Like [`AtomicFile::commit`], to another path in the same directory (for content-addressed
+    /// names known only once the bytes are written).
+    ///
+    /// # Errors
+    /// As [`AtomicFile::commit`].
+    pub fn commit_to(mut self, target: &Path, replace: bool) -> Result<(), HomeError> {
+        self.target = target.to_path_buf();
+        self.commit(replace)
+    }
+
     /// Makes the written bytes the target. Without `replace`, an existing target is an error
     /// (`ErrorKind::AlreadyExists`) and stays as it was.
     ///

@@ -375,6 +375,45 @@ pub enum DataCommand {
     /// Check every row of a CSV file against a schema: clean rows to -o, rejected rows (with
     /// row, line, column, rule and reason) to --quarantine. Exit 1 when any row is rejected.
     Validate(ValidateArgs),
+    /// Ingest a dataset: authorised location, signature or pinned digest checked on the bytes
+    /// read, .age decrypted in memory, every row validated; the clean rows are stored encrypted
+    /// in the home's content-addressed store with a manifest, the rejected rows beside them.
+    Ingest(IngestArgs),
+    /// Pin a dataset file's SHA-256 in rampart.toml (`data.pins`): that exact content may be
+    /// ingested without a signature.
+    Pin {
+        /// The dataset file.
+        path: PathBuf,
+    },
+    /// Remove a pinned digest (`sha256:…`, or the file whose digest it is).
+    Unpin {
+        /// The digest or the file.
+        what: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// The dataset file: CSV, or CSV encrypted with age.
+    pub path: PathBuf,
+    /// The schema (TOML).
+    #[arg(long, value_name = "SCHEMA")]
+    pub schema: PathBuf,
+    /// The dataset's OMS signature (default: FILE.sig).
+    #[arg(long, value_name = "SIG")]
+    pub sig: Option<PathBuf>,
+    /// Ingest even without a signature or a pinned digest (warned about and audited).
+    #[arg(long)]
+    pub allow_unsigned: bool,
+    /// Refuse the dataset (nothing stored, exit 1) when more than this fraction of rows is
+    /// rejected.
+    #[arg(long, value_name = "FRACTION", default_value_t = 1.0)]
+    pub max_reject_rate: f64,
+    /// Longest accepted record in bytes; longer ones are rejected.
+    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+    pub max_row_bytes: usize,
+    #[command(flatten)]
+    pub unlock: UnlockArgs,
 }
 
 #[derive(Debug, Args)]

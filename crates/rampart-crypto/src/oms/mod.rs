@@ -459,6 +459,95 @@ pub fn verify_model(
     })
 }
 
+/// Verifies a bundle's signature with one of `keys` and the manifest's consistency, without
+/// reading the signed files: for callers that hash a file as they consume it (so that what is
+/// checked is exactly what is used, with no window to swap the file in between).
+///
+/// # Errors
+/// [`OmsError::Bundle`], [`OmsError::Manifest`] or [`OmsError::Inconsistent`].
+pub fn verify_bundle(
+    bundle: &[u8],
+    keys: &[PublicKey],
+) -> Result<(SignedManifest, Fingerprint), OmsError> {
+    let verified = UnverifiedBundle::parse(bundle)?.verify(keys)?;
+    let signed = statement::decode(&verified.payload)?;
+    let computed = root_digest(signed.resources.iter().map(|r| &r.digest));
+    if computed != signed.subject_digest {
+        return Err(OmsError::Inconsistent {
+            subject: signed.subject_digest,
+            computed,
+        });
+    }
+    Ok((signed, verified.key.fingerprint()))
+}
+
+/// What a signed manifest says about one signed file (named `.` by model_signing, or by its
+/// basename): its whole-file digest (files method), or its shard size and shard digests in
+/// order (shards method).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileExpectation {
+    /// SHA-256 of the whole file.
+    Whole(Digest),
+    /// SHA-256 of each `shard_size` slice, in order; the last may be shorter.
+    Shards {
+        /// The shard size.
+        shard_size: u64,
+        /// The digests.
+        digests: Vec<Digest>,
+        /// The file size.
+        size: u64,
+    },
+}
+
+/// The expectation for a single-file subject called `file_name`.
+///
+/// # Errors
+/// [`OmsError::Manifest`] when the manifest covers other files too (a directory signature) or
+/// does not cover this one, or its shards do not tile the file.
+pub fn single_file_expectation(
+    signed: &SignedManifest,
+    file_name: &str,
+) -> Result<FileExpectation, OmsError> {
+    let bad = |m: String| OmsError::Manifest(m);
+    if let Some(other) = signed
+        .resources
+        .iter()
+        .find(|r| r.file != "." && r.file != file_name)
+    {
+        return Err(bad(format!(
+            "the signature covers {} too: it signs a directory, not the file {file_name}",
+            other.file
+        )));
+    }
+    match signed.method {
+        Method::Files => match signed.resources.as_slice() {
+            [one] => Ok(FileExpectation::Whole(one.digest)),
+            _ => Err(bad(format!(
+                "the signature lists {} entries for one file",
+                signed.resources.len()
+            ))),
+        },
+        Method::Shards { shard_size } => {
+            let mut shards: Vec<&SignedResource> = signed.resources.iter().collect();
+            shards.sort_by_key(|r| r.start);
+            let mut at = 0;
+            for r in &shards {
+                let full = r.end.checked_sub(r.start) == Some(shard_size);
+                let last = std::ptr::eq(*r, *shards.last().unwrap_or(r));
+                if r.start != at || r.end <= r.start || (!full && !last) {
+                    return Err(bad("the signed shards do not tile the file".into()));
+                }
+                at = r.end;
+            }
+            Ok(FileExpectation::Shards {
+                shard_size,
+                digests: shards.iter().map(|r| r.digest).collect(),
+                size: at,
+            })
+        }
+    }
+}
+
 /// Decodes and validates an OMS statement (the payload of a verified bundle). Exposed for
 /// tools and fuzzing; [`verify_model`] calls it after the signature check.
 ///

@@ -57,6 +57,30 @@ pub fn run(ctx: &Ctx, args: &DataArgs) -> Result<Status, CliError> {
         },
         DataCommand::InferSchema(a) => return infer_schema(ctx, a),
         DataCommand::Validate(a) => return validate(ctx, a),
+        DataCommand::Ingest(a) => return crate::cmd::ingest::run(ctx, a),
+        DataCommand::Pin { path } => {
+            let digest = crate::cmd::ingest::file_digest(path)?;
+            ctx.home.data_pin_add(&digest)?;
+            ctx.audit(
+                ctx.event("data.pin", Outcome::Ok)
+                    .subject_path(path.display().to_string())
+                    .subject_digest(digest.clone()),
+            )?;
+            say(ctx, "pinned", Path::new(&digest))?;
+        }
+        DataCommand::Unpin { what } => {
+            let digest = if what.starts_with("sha256:") {
+                what.clone()
+            } else {
+                crate::cmd::ingest::file_digest(Path::new(what))?
+            };
+            ctx.home.data_pin_remove(&digest)?;
+            ctx.audit(
+                ctx.event("data.unpin", Outcome::Ok)
+                    .subject_digest(digest.clone()),
+            )?;
+            say(ctx, "unpinned", Path::new(&digest))?;
+        }
         DataCommand::Check { path } => {
             let roots = ctx.home.load_policy()?.data.roots;
             match open_authorised(path, &roots) {
@@ -87,7 +111,7 @@ pub fn run(ctx: &Ctx, args: &DataArgs) -> Result<Status, CliError> {
 }
 
 /// Audits a refused dataset path and turns it into the user's error (exit 2).
-fn refused(ctx: &Ctx, path: &Path, e: PathError) -> CliError {
+pub fn refused(ctx: &Ctx, path: &Path, e: PathError) -> CliError {
     let (outcome, rule) = match &e {
         PathError::Refused { rule, .. } => (Outcome::Denied, *rule),
         _ => (Outcome::Error, "io"),
@@ -156,7 +180,7 @@ pub fn open_dataset(ctx: &Ctx, path: &Path, unlock: &UnlockArgs) -> Result<Datas
     })
 }
 
-fn data_err(path: &Path, e: ValidateError) -> CliError {
+pub fn data_err(path: &Path, e: ValidateError) -> CliError {
     match e {
         ValidateError::Header(_) => {
             CliError::input(anyhow::Error::new(e).context(path.display().to_string()))
@@ -168,7 +192,7 @@ fn data_err(path: &Path, e: ValidateError) -> CliError {
     }
 }
 
-fn load_schema(path: &Path) -> Result<(Schema, String), CliError> {
+pub fn load_schema(path: &Path) -> Result<(Schema, String), CliError> {
     let text = rampart_home::secure_fs::read_small_file(path)?;
     let schema = Schema::from_toml(&text).map_err(|e| {
         CliError::input(anyhow::Error::new(e).context(format!("schema {}", path.display())))
@@ -240,12 +264,7 @@ fn validate(ctx: &Ctx, args: &ValidateArgs) -> Result<Status, CliError> {
         validate_csv(
             data.reader,
             &schema,
-            &ValidateOptions {
-                reader: ReaderOptions {
-                    max_record_bytes: args.max_row_bytes,
-                    ..ReaderOptions::default()
-                },
-            },
+            &ValidateOptions::max_record_bytes(args.max_row_bytes),
             Sinks {
                 clean: clean_w.as_mut().map(|w| w as &mut dyn Write),
                 quarantine: quarantine_w.as_mut().map(|w| w as &mut dyn Write),

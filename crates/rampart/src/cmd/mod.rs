@@ -6,6 +6,7 @@ pub mod audit;
 pub mod completions;
 pub mod convert;
 pub mod data;
+pub mod ingest;
 pub mod init;
 pub mod keys;
 pub mod ml;

@@ -12,6 +12,7 @@ mod audit;
 mod conventions;
 mod data;
 mod home;
+mod ingest;
 mod interop;
 mod ml;
 mod scan;
