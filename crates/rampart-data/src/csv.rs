@@ -283,22 +283,26 @@ impl<R: Read> RecordReader<R> {
                     self.finish(self.pos, end, next);
                     return Ok(Next::Record);
                 }
-                Parse::Bad { kind, at } => {
+                // Whatever the parse concluded, a record whose deciding byte lies beyond the
+                // limit is too long: the same verdict however the input was split into reads.
+                Parse::Bad { decided, .. } if decided - self.pos > self.opts.max_record_bytes => {
+                    self.malformed(self.pos)?;
+                    return Ok(Next::Malformed(Malformed::TooLong));
+                }
+                Parse::Bad { kind, at, .. } => {
                     self.malformed(at)?;
                     return Ok(Next::Malformed(kind));
                 }
                 Parse::NeedMore { open_quote } => {
                     let start = self.pos;
-                    if self.end - start >= self.opts.max_record_bytes || self.eof {
-                        let kind = if self.eof {
-                            Malformed::UnterminatedQuote
-                        } else {
-                            Malformed::TooLong
-                        };
+                    if self.end - start > self.opts.max_record_bytes {
+                        self.malformed(start)?;
+                        return Ok(Next::Malformed(Malformed::TooLong));
+                    }
+                    if self.eof {
                         // Resume after the line on which the open quote (or the record) began.
-                        let from = open_quote.unwrap_or(start);
-                        self.malformed(from)?;
-                        return Ok(Next::Malformed(kind));
+                        self.malformed(open_quote.unwrap_or(start))?;
+                        return Ok(Next::Malformed(Malformed::UnterminatedQuote));
                     }
                     self.refill(start)?;
                 }
@@ -324,7 +328,7 @@ impl<R: Read> RecordReader<R> {
     /// Reports the record starting at `self.pos` as malformed, its extent running to the end of
     /// the line containing `at`, and skips past it (reading more input if the line is long).
     fn malformed(&mut self, at: usize) -> io::Result<()> {
-        let start = self.pos;
+        let mut start = self.pos;
         self.fields.clear();
         let mut at = at;
         loop {
@@ -351,8 +355,10 @@ impl<R: Read> RecordReader<R> {
                 self.raw_spilled = true;
                 return self.skip_line(start);
             }
+            // The refill moves the record to the front of the buffer.
             let (shift, _) = self.refill(start)?;
             at -= shift;
+            start -= shift;
         }
     }
 
@@ -460,6 +466,7 @@ impl<R: Read> RecordReader<R> {
                             return Parse::Bad {
                                 kind: Malformed::QuoteInUnquotedField,
                                 at,
+                                decided: at,
                             };
                         }
                         Some(&b'\n') => {
@@ -515,13 +522,25 @@ fn bad_close(buf: &[u8], open: usize, q: usize) -> Parse {
     Parse::Bad {
         kind: Malformed::TextAfterClosingQuote,
         at: if spans_lines { open } else { q + 1 },
+        decided: q + 1,
     }
 }
 
 enum Parse {
-    Done { end: usize, next: usize },
-    Bad { kind: Malformed, at: usize },
-    NeedMore { open_quote: Option<usize> },
+    Done {
+        end: usize,
+        next: usize,
+    },
+    /// `at`: where to resume from (the end of its line); `decided`: the byte that made the
+    /// record malformed.
+    Bad {
+        kind: Malformed,
+        at: usize,
+        decided: usize,
+    },
+    NeedMore {
+        open_quote: Option<usize>,
+    },
 }
 
 #[cfg(test)]
@@ -628,6 +647,41 @@ mod tests {
         );
         assert_eq!(rows[5], (6, ok(&["5", "z"])));
         assert_eq!(rows.len(), 6);
+    }
+
+    #[test]
+    fn a_bad_last_record_without_a_line_end_keeps_its_bytes() {
+        // Found by the csv_validate fuzz target: the refill that discovers the end of the
+        // input moves the record, and the record's start must move with it.
+        let rows = read(b"a,b\n2,\"x\"y");
+        assert_eq!(
+            rows[1],
+            (
+                2,
+                Err((Malformed::TextAfterClosingQuote, "2,\"x\"y".into()))
+            )
+        );
+    }
+
+    #[test]
+    fn the_length_verdict_does_not_depend_on_read_sizes() {
+        // Found by the csv_validate fuzz target: a quoted field that spans lines and then
+        // breaks past the limit was "quoting" when read whole and "too long" when read in
+        // pieces. Records of exactly the limit pass either way.
+        let opts = ReaderOptions {
+            max_record_bytes: 16,
+            ..ReaderOptions::default()
+        };
+        let input = b"a,b\n1,\"xxxxxx\nyyyyyyyyyy\"z,2\n0123456789abcdef\n3,4\n\"open,5";
+        let whole = read_with(input, opts, usize::MAX);
+        for chunk in 1..40 {
+            assert_eq!(read_with(input, opts, chunk), whole, "chunk {chunk}");
+        }
+        assert!(
+            matches!(whole[1], (2, Err((Malformed::TooLong, _)))),
+            "{whole:?}"
+        );
+        assert_eq!(whole.iter().filter(|r| r.1.is_ok()).count(), 3, "{whole:?}");
     }
 
     #[test]

@@ -162,6 +162,78 @@ impl Stats {
     }
 }
 
+/// The columns being sampled.
+struct Sampler {
+    stats: Vec<Stats>,
+    label_idx: Option<usize>,
+    email: regex::Regex,
+}
+
+impl Sampler {
+    fn new(header: &[String], label: Option<&str>) -> Result<Self, ValidateError> {
+        let mut seen = HashSet::new();
+        if let Some(d) = header.iter().find(|h| !seen.insert(h.as_str())) {
+            return Err(ValidateError::Header(format!("column `{d}` appears twice")));
+        }
+        let label_idx = match label {
+            Some(l) => Some(header.iter().position(|h| h == l).ok_or_else(|| {
+                ValidateError::Header(format!("the label column `{l}` is not in the header"))
+            })?),
+            None => None,
+        };
+        Ok(Self {
+            stats: header.iter().cloned().map(Stats::new).collect(),
+            label_idx,
+            email: crate::schema::full_match_regex(EMAIL_REGEX)
+                .map_err(|e| ValidateError::Header(e.to_string()))?,
+        })
+    }
+
+    fn add(&mut self, column: usize, value: &str) {
+        let keep = if Some(column) == self.label_idx {
+            MAX_CLASSES + 1
+        } else {
+            MAX_CATEGORIES + 1
+        };
+        if let Some(s) = self.stats.get_mut(column) {
+            s.add(value, &self.email, keep);
+        }
+    }
+
+    fn finish(self, rows: u64, skipped: u64) -> Result<Inferred, ValidateError> {
+        let columns: Vec<Column> = self.stats.iter().map(Stats::column).collect();
+        let label = match self.label_idx.and_then(|i| self.stats.get(i)) {
+            Some(s) => {
+                let classes = s.distinct.as_ref().ok_or_else(|| {
+                    ValidateError::Header(format!(
+                        "the label column `{}` has more than {MAX_CLASSES} distinct values",
+                        s.name
+                    ))
+                })?;
+                Some(Label {
+                    column: s.name.clone(),
+                    classes: classes.iter().cloned().collect(),
+                })
+            }
+            None => None,
+        };
+        let schema = Schema {
+            version: SCHEMA_VERSION,
+            nulls: vec![String::new()],
+            label,
+            columns,
+        };
+        schema
+            .check()
+            .map_err(|e| ValidateError::Header(format!("the proposal does not check: {e}")))?;
+        Ok(Inferred {
+            schema,
+            rows,
+            skipped,
+        })
+    }
+}
+
 /// Proposes a schema from the first `sample_rows` records of a CSV stream. With `label`, that
 /// column becomes the label, its classes the distinct values seen.
 ///
@@ -176,70 +248,76 @@ pub fn infer_csv<R: Read>(
 ) -> Result<Inferred, ValidateError> {
     let mut reader = RecordReader::new(input, opts);
     let header = crate::validate::read_header(&mut reader)?;
-    let mut seen = HashSet::new();
-    if let Some(d) = header.iter().find(|h| !seen.insert(h.as_str())) {
-        return Err(ValidateError::Header(format!("column `{d}` appears twice")));
-    }
-    let label_idx = match label {
-        Some(l) => Some(header.iter().position(|h| h == l).ok_or_else(|| {
-            ValidateError::Header(format!("the label column `{l}` is not in the header"))
-        })?),
-        None => None,
-    };
-    let email = crate::schema::full_match_regex(EMAIL_REGEX)
-        .map_err(|e| ValidateError::Header(e.to_string()))?;
-    let mut stats: Vec<Stats> = header.iter().cloned().map(Stats::new).collect();
+    let mut sampler = Sampler::new(&header, label)?;
     let (mut rows, mut skipped) = (0u64, 0u64);
     while rows < sample_rows {
         match reader.next_record()? {
             Next::End => break,
             Next::Malformed(_) => skipped += 1,
-            Next::Record if reader.len() != stats.len() => skipped += 1,
+            Next::Record if reader.len() != header.len() => skipped += 1,
             Next::Record if std::str::from_utf8(reader.raw()).is_err() => skipped += 1,
             Next::Record => {
-                for (i, s) in stats.iter_mut().enumerate() {
-                    let keep = if Some(i) == label_idx {
-                        MAX_CLASSES + 1
-                    } else {
-                        MAX_CATEGORIES + 1
-                    };
+                for i in 0..header.len() {
                     let v = String::from_utf8_lossy(reader.field(i)).into_owned();
-                    s.add(&v, &email, keep);
+                    sampler.add(i, &v);
                 }
                 rows += 1;
             }
         }
     }
-    let columns: Vec<Column> = stats.iter().map(Stats::column).collect();
-    let label = match label_idx.and_then(|i| stats.get(i)) {
-        Some(s) => {
-            let classes = s.distinct.as_ref().ok_or_else(|| {
-                ValidateError::Header(format!(
-                    "the label column `{}` has more than {MAX_CLASSES} distinct values",
-                    s.name
-                ))
-            })?;
-            Some(Label {
-                column: s.name.clone(),
-                classes: classes.iter().cloned().collect(),
-            })
+    sampler.finish(rows, skipped)
+}
+
+/// As [`infer_csv`], for a Parquet file (values as Arrow displays them, nulls as null).
+///
+/// # Errors
+/// As [`infer_csv`], plus [`ValidateError::Format`] for an unreadable file.
+pub fn infer_parquet(
+    file: std::fs::File,
+    sample_rows: u64,
+    label: Option<&str>,
+) -> Result<Inferred, ValidateError> {
+    use arrow_array::Array as _;
+    let bad = |e: &dyn std::fmt::Display| {
+        ValidateError::Format(format!("not a readable Parquet file: {e}"))
+    };
+    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| bad(&e))?;
+    let header: Vec<String> = builder
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let mut sampler = Sampler::new(&header, label)?;
+    let reader = builder.with_batch_size(4096).build().map_err(|e| bad(&e))?;
+    let options = arrow_cast::display::FormatOptions::default();
+    let mut rows = 0u64;
+    let mut text = String::new();
+    'batches: for rb in reader {
+        let rb = rb.map_err(|e| bad(&e))?;
+        let formatters = rb
+            .columns()
+            .iter()
+            .map(|c| arrow_cast::display::ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(&e))?;
+        for i in 0..rb.num_rows() {
+            if rows >= sample_rows {
+                break 'batches;
+            }
+            for (c, f) in formatters.iter().enumerate() {
+                text.clear();
+                if !rb.column(c).is_null(i) {
+                    use std::fmt::Write as _;
+                    let _ = write!(text, "{}", f.value(i));
+                }
+                sampler.add(c, &text);
+            }
+            rows += 1;
         }
-        None => None,
-    };
-    let schema = Schema {
-        version: SCHEMA_VERSION,
-        nulls: vec![String::new()],
-        label,
-        columns,
-    };
-    schema
-        .check()
-        .map_err(|e| ValidateError::Header(format!("the proposal does not check: {e}")))?;
-    Ok(Inferred {
-        schema,
-        rows,
-        skipped,
-    })
+    }
+    sampler.finish(rows, 0)
 }
 
 #[cfg(test)]

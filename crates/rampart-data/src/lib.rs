@@ -7,12 +7,14 @@
 //!   uniqueness, the label and its classes).
 //! * [`integrity`]: signatures and pinned digests checked on the bytes actually read.
 //! * [`infer`]: a schema proposed from a sample.
+//! * [`parquet`]: Parquet datasets under the same rules, clean rows kept as Parquet.
 //! * [`validate`]: every row checked against a schema, clean rows and quarantined rows to
 //!   their sinks, and a report whose counts reconcile.
 
 pub mod csv;
 pub mod infer;
 pub mod integrity;
+pub mod parquet;
 pub mod paths;
 pub mod schema;
 pub mod validate;

@@ -100,6 +100,9 @@ pub enum ValidateError {
     /// The header is missing, malformed or does not match the schema.
     #[error("header (line 1): {0}")]
     Header(String),
+    /// The file is not in the format it claims (a broken Parquet file).
+    #[error("{0}")]
+    Format(String),
     /// Reading the input or writing an output failed.
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -308,7 +311,7 @@ fn compile(schema: &Schema, name: &str) -> Option<Compiled> {
 }
 
 /// One broken rule in the current row.
-struct Violation {
+pub(crate) struct Violation {
     column: Option<usize>,
     rule: Rule,
     reason: String,
@@ -546,13 +549,45 @@ struct BatchRow {
 /// Field ranges index `data`: inside the raw record, or (for escaped fields) an unescaped copy
 /// after it.
 #[derive(Default)]
-struct Batch {
+pub(crate) struct Batch {
     data: Vec<u8>,
     rows: Vec<BatchRow>,
     fields: Vec<(usize, usize, bool)>,
 }
 
 impl Batch {
+    pub(crate) fn clear(&mut self) {
+        self.data.clear();
+        self.rows.clear();
+        self.fields.clear();
+    }
+
+    /// Adds a row given as field values (from a columnar source): its raw form for the
+    /// quarantine is the values as one CSV line.
+    pub(crate) fn push_values(&mut self, line: u64, values: &[&[u8]]) {
+        let start = self.data.len();
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                self.data.push(b',');
+            }
+            // Writing into a Vec cannot fail.
+            let _ = csv_field(&mut self.data, v);
+        }
+        let raw = (start, self.data.len());
+        let first_field = self.fields.len();
+        for v in values {
+            let s = self.data.len();
+            self.data.extend_from_slice(v);
+            self.fields.push((s, self.data.len(), true));
+        }
+        self.rows.push(BatchRow {
+            raw,
+            line,
+            shape: Shape::Fields,
+            first_field,
+        });
+    }
+
     fn raw(&self, r: &BatchRow) -> &[u8] {
         self.data.get(r.raw.0..r.raw.1).unwrap_or_default()
     }
@@ -707,6 +742,162 @@ impl Checker<'_> {
     }
 }
 
+/// The state of one validation: the compiled columns, the values seen by `unique` columns, and
+/// the counts. Batches go in in file order; each row's verdict comes out through a callback.
+pub(crate) struct Engine {
+    cols: Vec<Compiled>,
+    nulls: Vec<Vec<u8>>,
+    seen: Vec<Option<Seen>>,
+    counts: BTreeMap<(Option<usize>, Rule), u64>,
+    report: Report,
+}
+
+/// One row's verdict.
+pub(crate) struct Verdict<'a> {
+    /// The row's index in its batch.
+    pub index: usize,
+    /// The data row number (1-based).
+    pub row: u64,
+    /// Empty when accepted.
+    pub violations: &'a [Violation],
+    cols: &'a [Compiled],
+}
+
+impl Verdict<'_> {
+    /// Writes the quarantine line for this (rejected) row.
+    pub(crate) fn quarantine(&self, out: &mut dyn Write, batch: &Batch) -> io::Result<()> {
+        let Some(row) = batch.rows.get(self.index) else {
+            return Ok(());
+        };
+        write_rejected(
+            out,
+            self.cols,
+            self.row,
+            row.line,
+            self.violations,
+            batch.raw(row),
+        )
+    }
+}
+
+impl Engine {
+    pub(crate) fn new(header: &[String], schema: &Schema) -> Result<Self, ValidateError> {
+        let cols = match_header(header, schema)?;
+        let seen = cols
+            .iter()
+            .map(|c| c.unique.then(|| Seen::for_type(c.kind)))
+            .collect();
+        Ok(Self {
+            cols,
+            nulls: schema.nulls.iter().map(|n| n.as_bytes().to_vec()).collect(),
+            seen,
+            counts: BTreeMap::new(),
+            report: Report::default(),
+        })
+    }
+
+    pub(crate) fn columns(&self) -> usize {
+        self.cols.len()
+    }
+
+    /// Checks a batch (the stateless rules in parallel), then applies uniqueness and calls
+    /// `verdict` for every row in order.
+    pub(crate) fn process(
+        &mut self,
+        batch: &Batch,
+        mut verdict: impl FnMut(&Batch, Verdict<'_>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let ncols = self.cols.len();
+        let checker = Checker {
+            cols: &self.cols,
+            nulls: &self.nulls,
+        };
+        let tasks: Vec<std::ops::Range<usize>> = (0..batch.rows.len())
+            .step_by(TASK_ROWS)
+            .map(|s| s..(s + TASK_ROWS).min(batch.rows.len()))
+            .collect();
+        let checked: Vec<Checked> = {
+            use rayon::prelude::*;
+            tasks
+                .into_par_iter()
+                .map(|r| checker.check(batch, r))
+                .collect()
+        };
+        let mut violations: Vec<Violation> = Vec::new();
+        for part in checked {
+            let mut pending = part.violations.into_iter().peekable();
+            let rows = part.keys.len() / ncols.max(1);
+            for k in 0..rows {
+                let at = part.first_row + k;
+                violations.clear();
+                while let Some((_, v)) = pending.next_if(|(r, _)| *r == at) {
+                    violations.push(v);
+                }
+                let keys = part
+                    .keys
+                    .get(k * ncols..(k + 1) * ncols)
+                    .unwrap_or_default();
+                if violations.is_empty() {
+                    for (i, (set, key)) in self.seen.iter().zip(keys).enumerate() {
+                        if set.as_ref().is_some_and(|s| s.contains(*key)) {
+                            violations.push(Violation {
+                                column: Some(i),
+                                rule: Rule::Unique,
+                                reason: "repeats the value of an earlier accepted row".into(),
+                            });
+                        }
+                    }
+                }
+                self.report.rows_read += 1;
+                if violations.is_empty() {
+                    self.report.accepted += 1;
+                    for (set, key) in self.seen.iter_mut().zip(keys) {
+                        if let Some(set) = set {
+                            set.insert(*key);
+                        }
+                    }
+                } else {
+                    self.report.rejected += 1;
+                    for v in &violations {
+                        *self.counts.entry((v.column, v.rule)).or_default() += 1;
+                    }
+                }
+                verdict(
+                    batch,
+                    Verdict {
+                        index: at,
+                        row: self.report.rows_read,
+                        violations: &violations,
+                        cols: &self.cols,
+                    },
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The final report.
+    pub(crate) fn finish(self, bytes_read: u64) -> Report {
+        let mut report = self.report;
+        for ((column, rule), n) in self.counts {
+            let col = column
+                .and_then(|c| self.cols.get(c))
+                .map_or(ROW_LEVEL, |c| c.name.as_str());
+            report.violations += n;
+            *report.by_rule.entry(rule.name().into()).or_default() += n;
+            *report
+                .by_column
+                .entry(col.into())
+                .or_default()
+                .entry(rule.name().into())
+                .or_default() += n;
+        }
+        report.reconciled = report.rows_read == report.accepted + report.rejected;
+        report.bytes_read = bytes_read;
+        report
+    }
+}
+
 /// Validates a CSV stream. Clean rows go to `sinks.clean` (header first) exactly as read;
 /// rejected rows to `sinks.quarantine`.
 ///
@@ -729,7 +920,7 @@ pub fn validate_csv<R: Read + Send>(
     } = sinks;
     let mut reader = RecordReader::new(input, opts.reader);
     let header = read_header(&mut reader)?;
-    let cols = match_header(&header, schema)?;
+    let mut engine = Engine::new(&header, schema)?;
     if let Some(out) = clean.as_deref_mut() {
         out.write_all(reader.raw())?;
         out.write_all(b"\n")?;
@@ -737,28 +928,14 @@ pub fn validate_csv<R: Read + Send>(
     if let Some(out) = quarantine.as_deref_mut() {
         out.write_all(QUARANTINE_HEADER.as_bytes())?;
     }
-    let nulls: Vec<Vec<u8>> = schema.nulls.iter().map(|n| n.as_bytes().to_vec()).collect();
-    let checker = Checker {
-        cols: &cols,
-        nulls: &nulls,
-    };
-    let mut seen: Vec<Option<Seen>> = cols
-        .iter()
-        .map(|c| c.unique.then(|| Seen::for_type(c.kind)))
-        .collect();
-    let ncols = cols.len();
-
-    let mut report = Report::default();
-    let mut counts: BTreeMap<(Option<usize>, Rule), u64> = BTreeMap::new();
+    let ncols = engine.columns();
     let (to_checker, batches) = std::sync::mpsc::sync_channel::<Batch>(2);
     let (give_back, spare) = std::sync::mpsc::channel::<Batch>();
     let bytes_read = std::thread::scope(|scope| -> Result<u64, ValidateError> {
         let parser = scope.spawn(move || -> io::Result<u64> {
             loop {
                 let mut batch = spare.try_recv().unwrap_or_default();
-                batch.data.clear();
-                batch.rows.clear();
-                batch.fields.clear();
+                batch.clear();
                 let mut done = false;
                 while batch.rows.len() < BATCH_ROWS {
                     match reader.next_record()? {
@@ -778,76 +955,19 @@ pub fn validate_csv<R: Read + Send>(
                 }
             }
         });
-
         for batch in batches {
-            let tasks: Vec<std::ops::Range<usize>> = (0..batch.rows.len())
-                .step_by(TASK_ROWS)
-                .map(|s| s..(s + TASK_ROWS).min(batch.rows.len()))
-                .collect();
-            let checked: Vec<Checked> = {
-                use rayon::prelude::*;
-                tasks
-                    .into_par_iter()
-                    .map(|r| checker.check(&batch, r))
-                    .collect()
-            };
-            for part in checked {
-                let mut pending = part.violations.into_iter().peekable();
-                let rows = part.keys.len() / ncols.max(1);
-                for k in 0..rows {
-                    let at = part.first_row + k;
-                    let mut violations: Vec<Violation> = Vec::new();
-                    while let Some((_, v)) = pending.next_if(|(r, _)| *r == at) {
-                        violations.push(v);
+            engine.process(&batch, |batch, v| {
+                if v.violations.is_empty() {
+                    if let (Some(out), Some(row)) = (clean.as_deref_mut(), batch.rows.get(v.index))
+                    {
+                        out.write_all(batch.raw(row))?;
+                        out.write_all(b"\n")?;
                     }
-                    let keys = part
-                        .keys
-                        .get(k * ncols..(k + 1) * ncols)
-                        .unwrap_or_default();
-                    if violations.is_empty() {
-                        for (i, (set, key)) in seen.iter().zip(keys).enumerate() {
-                            if set.as_ref().is_some_and(|s| s.contains(*key)) {
-                                violations.push(Violation {
-                                    column: Some(i),
-                                    rule: Rule::Unique,
-                                    reason: "repeats the value of an earlier accepted row".into(),
-                                });
-                            }
-                        }
-                    }
-                    let Some(row) = batch.rows.get(at) else {
-                        continue;
-                    };
-                    report.rows_read += 1;
-                    if violations.is_empty() {
-                        report.accepted += 1;
-                        for (set, key) in seen.iter_mut().zip(keys) {
-                            if let Some(set) = set {
-                                set.insert(*key);
-                            }
-                        }
-                        if let Some(out) = clean.as_deref_mut() {
-                            out.write_all(batch.raw(row))?;
-                            out.write_all(b"\n")?;
-                        }
-                        continue;
-                    }
-                    report.rejected += 1;
-                    for v in &violations {
-                        *counts.entry((v.column, v.rule)).or_default() += 1;
-                    }
-                    if let Some(out) = quarantine.as_deref_mut() {
-                        write_rejected(
-                            out,
-                            &cols,
-                            report.rows_read,
-                            row.line,
-                            &violations,
-                            batch.raw(row),
-                        )?;
-                    }
+                } else if let Some(out) = quarantine.as_deref_mut() {
+                    v.quarantine(out, batch)?;
                 }
-            }
+                Ok(())
+            })?;
             let _ = give_back.send(batch);
         }
         parser
@@ -855,28 +975,13 @@ pub fn validate_csv<R: Read + Send>(
             .map_err(|_| ValidateError::Io(io::Error::other("the CSV parsing thread panicked")))?
             .map_err(ValidateError::Io)
     })?;
-    for ((column, rule), n) in counts {
-        let col = column
-            .and_then(|c| cols.get(c))
-            .map_or(ROW_LEVEL, |c| c.name.as_str());
-        report.violations += n;
-        *report.by_rule.entry(rule.name().into()).or_default() += n;
-        *report
-            .by_column
-            .entry(col.into())
-            .or_default()
-            .entry(rule.name().into())
-            .or_default() += n;
-    }
-    report.reconciled = report.rows_read == report.accepted + report.rejected;
-    report.bytes_read = bytes_read;
     if let Some(out) = clean {
         out.flush()?;
     }
     if let Some(out) = quarantine {
         out.flush()?;
     }
-    Ok(report)
+    Ok(engine.finish(bytes_read))
 }
 
 /// One quarantine line: `row,line,columns,rules,reasons,record`.

@@ -208,12 +208,21 @@ pub fn load_schema(path: &Path) -> Result<(Schema, String), CliError> {
 
 fn infer_schema(ctx: &Ctx, args: &InferSchemaArgs) -> Result<Status, CliError> {
     let data = open_dataset(ctx, &args.path, &args.unlock)?;
-    let got = infer_csv(
-        data.reader,
-        args.rows,
-        args.label.as_deref(),
-        ReaderOptions::default(),
-    )
+    let mut buffered = std::io::BufReader::with_capacity(1 << 20, data.reader);
+    let is_parquet = std::io::BufRead::fill_buf(&mut buffered)
+        .map(|h| h.starts_with(rampart_data::parquet::MAGIC))
+        .unwrap_or(false);
+    let got = if is_parquet {
+        let file = spool(ctx, &args.path, &mut buffered)?;
+        rampart_data::infer::infer_parquet(file, args.rows, args.label.as_deref())
+    } else {
+        infer_csv(
+            buffered,
+            args.rows,
+            args.label.as_deref(),
+            ReaderOptions::default(),
+        )
+    }
     .map_err(|e| data_err(&args.path, e))?;
     let toml = got
         .schema
@@ -256,21 +265,25 @@ fn validate(ctx: &Ctx, args: &ValidateArgs) -> Result<Status, CliError> {
         .as_deref()
         .map(|p| Sink::open(p, args.force))
         .transpose()?;
-    let report = {
+    let (report, _) = {
         let mut clean_w = clean
             .as_mut()
             .map(|f| BufWriter::with_capacity(1 << 20, f.file()));
         let mut quarantine_w = quarantine.as_mut().map(|f| BufWriter::new(f.file()));
-        validate_csv(
+        let got = run_validation(
+            ctx,
+            &args.path,
             data.reader,
             &schema,
-            &ValidateOptions::max_record_bytes(args.max_row_bytes),
-            Sinks {
-                clean: clean_w.as_mut().map(|w| w as &mut dyn Write),
-                quarantine: quarantine_w.as_mut().map(|w| w as &mut dyn Write),
-            },
-        )
-        .map_err(|e| data_err(&args.path, e))?
+            args.max_row_bytes,
+            clean_w.as_mut().map(|w| w as &mut (dyn Write + Send)),
+            quarantine_w.as_mut().map(|w| w as &mut dyn Write),
+        )?;
+        for w in clean_w.iter_mut() {
+            w.flush()
+                .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
+        }
+        got
     };
     for f in [clean, quarantine].into_iter().flatten() {
         f.commit(args.force)?;
@@ -303,6 +316,77 @@ fn validate(ctx: &Ctx, args: &ValidateArgs) -> Result<Status, CliError> {
     } else {
         Status::Findings
     })
+}
+
+/// The format of a dataset's plaintext, told by its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataFormat {
+    Csv,
+    Parquet,
+}
+
+impl DataFormat {
+    /// The stored file's extension.
+    pub const fn extension(self) -> &'static str {
+        match self {
+            Self::Csv => "csv",
+            Self::Parquet => "parquet",
+        }
+    }
+}
+
+/// Copies a stream into an unnamed file in the home's private `runs/` directory (0700), gone
+/// when closed; for Parquet, which needs random access.
+fn spool(ctx: &Ctx, path: &Path, reader: &mut dyn Read) -> Result<std::fs::File, CliError> {
+    let read_err = |e: std::io::Error| {
+        CliError::input(anyhow::Error::new(e).context(format!("cannot read {}", path.display())))
+    };
+    let runs = ctx.home.root().join("runs");
+    rampart_home::secure_fs::create_private_dir(&runs)?;
+    let mut spool = tempfile::tempfile_in(&runs).map_err(|e| {
+        CliError::internal(
+            anyhow::Error::new(e).context(format!("cannot spool into {}", runs.display())),
+        )
+    })?;
+    std::io::copy(reader, &mut spool).map_err(read_err)?;
+    std::io::Seek::rewind(&mut spool).map_err(read_err)?;
+    Ok(spool)
+}
+
+/// Validates a dataset stream, CSV or Parquet (told by the `PAR1` magic). Parquet needs random
+/// access, so it is first spooled into an unnamed file in the home's private `runs/` directory
+/// (0700), gone when closed. Clean rows are written in the input's format.
+pub fn run_validation<'a, 's>(
+    ctx: &Ctx,
+    path: &Path,
+    reader: Box<dyn Read + Send + 'a>,
+    schema: &Schema,
+    max_row_bytes: usize,
+    clean: Option<&'s mut (dyn Write + Send + 's)>,
+    quarantine: Option<&'s mut (dyn Write + 's)>,
+) -> Result<(Report, DataFormat), CliError> {
+    let read_err = |e: std::io::Error| {
+        CliError::input(anyhow::Error::new(e).context(format!("cannot read {}", path.display())))
+    };
+    let mut buffered = std::io::BufReader::with_capacity(1 << 20, reader);
+    let head = std::io::BufRead::fill_buf(&mut buffered).map_err(read_err)?;
+    if !head.starts_with(rampart_data::parquet::MAGIC) {
+        let report = validate_csv(
+            buffered,
+            schema,
+            &ValidateOptions::max_record_bytes(max_row_bytes),
+            Sinks {
+                clean: clean.map(|w| w as &mut dyn Write),
+                quarantine,
+            },
+        )
+        .map_err(|e| data_err(path, e))?;
+        return Ok((report, DataFormat::Csv));
+    }
+    let spool = spool(ctx, path, &mut buffered)?;
+    let report = rampart_data::parquet::validate_parquet(spool, schema, clean, quarantine)
+        .map_err(|e| data_err(path, e))?;
+    Ok((report, DataFormat::Parquet))
 }
 
 pub fn print_report(

@@ -24,12 +24,11 @@ use rampart_crypto::{Digest, Sha256Hasher};
 use rampart_data::integrity::{self, Expected, HashingReader, Integrity};
 use rampart_data::open_authorised;
 use rampart_data::paths::Kind;
-use rampart_data::validate::{Sinks, ValidateOptions, validate_csv};
 use rampart_home::secure_fs::{self, AtomicFile};
 use serde_json::json;
 
 use crate::cli::{Format, IngestArgs};
-use crate::cmd::data::{data_err, load_schema, print_report, refused};
+use crate::cmd::data::{load_schema, print_report, refused, run_validation};
 use crate::context::Ctx;
 use crate::error::{CliError, Status};
 use crate::output;
@@ -231,7 +230,7 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> Result<Status, CliError> {
     let mut hashing = HashingReader::new(a.file, shard_size);
     let mut clean_file = AtomicFile::create(&store.join("incoming"), 0o600)?;
     let mut quarantine_file = AtomicFile::create(&store.join("incoming"), 0o600)?;
-    let (report, encrypted, clean, rejected) = {
+    let (report, encrypted, format, clean, rejected) = {
         let mut buffered = BufReader::with_capacity(1 << 20, &mut hashing);
         let encrypted = age_file::looks_like_age(&mut buffered).map_err(|e| {
             CliError::input(
@@ -246,17 +245,22 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> Result<Status, CliError> {
         };
         let mut clean = Sealed::new(&mut clean_file, &to)?;
         let mut rejected = Sealed::new(&mut quarantine_file, &to)?;
-        let report = validate_csv(
+        let (report, format) = run_validation(
+            ctx,
+            &args.path,
             plain,
             &schema,
-            &ValidateOptions::max_record_bytes(args.max_row_bytes),
-            Sinks {
-                clean: Some(&mut clean.out),
-                quarantine: Some(&mut rejected.out),
-            },
+            args.max_row_bytes,
+            Some(&mut clean.out),
+            Some(&mut rejected.out),
+        )?;
+        (
+            report,
+            encrypted,
+            format,
+            clean.finish()?,
+            rejected.finish()?,
         )
-        .map_err(|e| data_err(&args.path, e))?;
-        (report, encrypted, clean.finish()?, rejected.finish()?)
     };
     hashing.drain().map_err(|e| {
         CliError::input(
@@ -308,7 +312,8 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> Result<Status, CliError> {
     let dir = store.join(clean_digest.to_hex());
     let ingests = dir.join("ingests");
     secure_fs::create_private_dir(&ingests)?;
-    let data_path = dir.join("data.csv.age");
+    let data_name = format!("data.{}.age", format.extension());
+    let data_path = dir.join(&data_name);
     let stored_before = data_path.exists();
     if stored_before {
         drop(clean_file);
@@ -340,7 +345,8 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> Result<Status, CliError> {
             "by_rule": report.by_rule,
             "by_column": report.by_column,
         },
-        "clean": { "file": "data.csv.age", "sha256": format!("sha256:{}", clean_digest.to_hex()), "bytes": clean_bytes, "encrypted_to": to.describe() },
+        "format": format.extension(),
+        "clean": { "file": data_name, "sha256": format!("sha256:{}", clean_digest.to_hex()), "bytes": clean_bytes, "encrypted_to": to.describe() },
         "quarantine": { "sha256": format!("sha256:{}", rejected.0.to_hex()), "bytes": rejected.1 },
         "rampart": env!("CARGO_PKG_VERSION"),
     });

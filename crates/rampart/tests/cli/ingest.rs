@@ -202,3 +202,101 @@ fn too_many_rejections_store_nothing() {
 fn sha256_hex(bytes: &[u8]) -> String {
     rampart_crypto::sha256(bytes).to_hex()
 }
+
+/// A Parquet file as pyarrow writes it (snappy, a dictionary-encoded category, a date column,
+/// nulls), validated and ingested like CSV; clean rows stay Parquet and pyarrow reads them back.
+#[test]
+fn parquet_from_pyarrow_is_validated_and_ingested() {
+    let s = Scratch::init();
+    std::fs::create_dir_all(s.path().join("ds")).unwrap();
+    s.rampart(&["data", "roots", "add", "ds"])
+        .assert()
+        .success();
+    let (ok, out) = crate::interop::python(
+        s.path(),
+        "import datetime, pyarrow as pa, pyarrow.parquet as pq\n\
+         t = pa.table({'id': [1, 2, 3, 2, 5],\n\
+                       'x': [0.5, None, 7.0, 0.25, 0.75],\n\
+                       'plan': pa.array(['free', 'pro', 'pro', 'free', 'gold']).dictionary_encode(),\n\
+                       'day': [datetime.date(2024, 1, 1), None, datetime.date(2024, 3, 1),\n\
+                               datetime.date(2024, 4, 1), datetime.date(2024, 5, 1)]})\n\
+         pq.write_table(t, 'ds/d.parquet', compression='snappy')\n",
+    );
+    assert!(ok, "pyarrow failed: {out}");
+    std::fs::write(
+        s.path().join("schema.toml"),
+        "version = 1\n\
+         [[columns]]\nname = \"id\"\ntype = \"int\"\nunique = true\n\
+         [[columns]]\nname = \"x\"\ntype = \"float\"\nnullable = true\nmax = 1\n\
+         [[columns]]\nname = \"plan\"\ntype = \"category\"\nallowed = [\"free\", \"pro\"]\n\
+         [[columns]]\nname = \"day\"\ntype = \"date\"\nnullable = true\n",
+    )
+    .unwrap();
+    let (code, out, err) = s.run(&[
+        "data",
+        "validate",
+        "ds/d.parquet",
+        "--schema",
+        "schema.toml",
+        "-o",
+        "clean.parquet",
+        "--quarantine",
+        "rejects.csv",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    // Row 3: x = 7 > 1; row 4: id 2 repeats; row 5: plan gold.
+    assert!(
+        out.contains("5 rows read = 2 accepted + 3 rejected (reconciled)"),
+        "{out}"
+    );
+    let q = std::fs::read_to_string(s.path().join("rejects.csv")).unwrap();
+    assert!(q.contains("\n4,4,id,unique,"), "{q}");
+    let (ok, out) = crate::interop::python(
+        s.path(),
+        "import pyarrow.parquet as pq\n\
+         t = pq.read_table('clean.parquet')\n\
+         print(t.column('id').to_pylist(), t.column('day').to_pylist()[1])\n",
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("[1, 2] None"), "{out}");
+
+    let v = s.json(&[
+        "data",
+        "ingest",
+        "ds/d.parquet",
+        "--schema",
+        "schema.toml",
+        "--allow-unsigned",
+    ]);
+    assert!(
+        v["path"].as_str().unwrap().ends_with("data.parquet.age"),
+        "{v}"
+    );
+    assert_eq!(v["report"]["accepted"], 2);
+    let plain = s
+        .rampart(&[
+            "decrypt",
+            v["path"].as_str().unwrap(),
+            "-o",
+            "clean2.parquet",
+        ])
+        .output()
+        .unwrap();
+    assert!(plain.status.success());
+    assert!(
+        std::fs::read(s.path().join("clean2.parquet"))
+            .unwrap()
+            .starts_with(b"PAR1")
+    );
+    // infer-schema reads Parquet too.
+    let (code, out, err) = s.run(&["data", "infer-schema", "ds/d.parquet"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("name = \"day\"\ntype = \"date\"\nnullable = true"),
+        "{out}"
+    );
+    assert!(out.contains("name = \"plan\""), "{out}");
+    // Nothing was left in the private spool directory.
+    let runs = s.home().join("runs");
+    assert_eq!(std::fs::read_dir(runs).unwrap().count(), 0);
+}

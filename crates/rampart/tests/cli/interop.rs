@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-/// The venv with model-signing 1.1.1 (and pyopenssl, which it imports without declaring).
+/// The interop venv: model-signing 1.1.1 (and pyopenssl, which it imports without declaring),
+/// and pyarrow 26.0.1 for Parquet files as the Python world writes them.
 pub fn model_signing_venv() -> &'static Path {
     static VENV: OnceLock<PathBuf> = OnceLock::new();
     VENV.get_or_init(|| {
-        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("venv-model-signing-1.1.1");
+        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("venv-interop-2");
         let marker = venv.join(".complete");
         if marker.exists() {
             return venv;
@@ -31,12 +32,18 @@ pub fn model_signing_venv() -> &'static Path {
                 venv.display()
             );
             let out = Command::new(venv.join("bin/pip"))
-                .args(["install", "--quiet", "model-signing==1.1.1", "pyopenssl"])
+                .args([
+                    "install",
+                    "--quiet",
+                    "model-signing==1.1.1",
+                    "pyopenssl",
+                    "pyarrow==26.0.1",
+                ])
                 .output()
                 .unwrap();
             assert!(
                 out.status.success(),
-                "cannot install model-signing==1.1.1 from PyPI into {}: {}",
+                "cannot install model-signing==1.1.1 and pyarrow==26.0.1 from PyPI into {}: {}",
                 venv.display(),
                 String::from_utf8_lossy(&out.stderr)
             );
@@ -66,7 +73,7 @@ pub fn model_signing(dir: &Path, args: &[&str]) -> (bool, String) {
     run_in_venv("model_signing", dir, args)
 }
 
-/// Runs a Python snippet in the model-signing venv.
+/// Runs a Python snippet in the interop venv.
 pub fn python(dir: &Path, code: &str) -> (bool, String) {
     run_in_venv("python", dir, &["-c", code])
 }
