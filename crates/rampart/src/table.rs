@@ -57,11 +57,8 @@ fn bad(path: &Path, msg: impl std::fmt::Display) -> CliError {
     CliError::input(anyhow::anyhow!("{}: {msg}", path.display()))
 }
 
-/// Reads `path` as `spec` says.
-pub fn read(path: &Path, spec: &Spec<'_>) -> Result<Table, CliError> {
-    let file = File::open(path).map_err(|e| {
-        CliError::input(anyhow::Error::new(e).context(format!("cannot open {}", path.display())))
-    })?;
+/// Reads the table in `file` (named `path` in messages) as `spec` says.
+pub fn read(path: &Path, file: Box<dyn Read>, spec: &Spec<'_>) -> Result<Table, CliError> {
     let mut hashing = Hashing {
         inner: std::io::BufReader::with_capacity(1 << 20, file),
         hasher: Sha256Hasher::new(),

@@ -80,6 +80,7 @@ fn train(ctx: &Ctx, a: &TrainArgs) -> Result<Status, CliError> {
     let data = a.data.display().to_string();
     let mut t = table::read(
         &a.data,
+        open_data(ctx, &a.data)?,
         &Spec {
             label: a.label.as_deref(),
             features: None,
@@ -286,7 +287,54 @@ fn load_model(path: &Path) -> Result<Model, CliError> {
     })
 }
 
+/// The table to read: a CSV file, or `sha256:<hex>`, a dataset ingested into the home's store
+/// (decrypted in memory with the home's identity).
+fn open_data(ctx: &Ctx, data: &Path) -> Result<Box<dyn std::io::Read>, CliError> {
+    let text = data.to_string_lossy();
+    if let Some(hex) = text.strip_prefix("sha256:") {
+        if rampart_crypto::Digest::from_hex(hex).is_err() {
+            return Err(input_err(format!(
+                "{text} is not sha256: and 64 hex digits"
+            )));
+        }
+        let dir = ctx.home.dataset_store().join(hex);
+        let file = dir.join("data.csv.age");
+        if !file.exists() {
+            let hint = if dir.join("data.parquet.age").exists() {
+                "that dataset is Parquet; the built-in models read CSV"
+            } else {
+                "ingest it first with `rampart data ingest FILE --schema S`"
+            };
+            return Err(input_err(format!("no CSV dataset {text} in the home's store")).hint(hint));
+        }
+        let (id, _) = ctx.home.age_identity()?;
+        let keys = rampart_crypto::age_file::Unlock::identities(vec![id.as_age().clone()]);
+        let f = std::fs::File::open(&file).map_err(|e| {
+            CliError::input(
+                anyhow::Error::new(e).context(format!("cannot open {}", file.display())),
+            )
+        })?;
+        let reader = rampart_crypto::age_file::decrypting_reader(
+            rampart_crypto::age_file::buffered(f),
+            &keys,
+        )
+        .map_err(|e| crate::cmd::age::age_err(&file, e))?;
+        ctx.audit(
+            ctx.event("data.access", rampart_audit::Outcome::Ok)
+                .subject_path(file.display().to_string())
+                .subject_digest(text.to_string())
+                .detail("store", true),
+        )?;
+        return Ok(reader);
+    }
+    let f = std::fs::File::open(data).map_err(|e| {
+        CliError::input(anyhow::Error::new(e).context(format!("cannot open {}", data.display())))
+    })?;
+    Ok(Box::new(f))
+}
+
 fn read_for(
+    ctx: &Ctx,
     model: &Model,
     data: &Path,
     label: Option<&str>,
@@ -294,6 +342,7 @@ fn read_for(
 ) -> Result<table::Table, CliError> {
     table::read(
         data,
+        open_data(ctx, data)?,
         &Spec {
             label,
             features: Some(&model.meta.features),
@@ -305,7 +354,7 @@ fn read_for(
 
 fn eval(ctx: &Ctx, a: &EvalArgs) -> Result<Status, CliError> {
     let model = load_model(&a.model)?;
-    let t = read_for(&model, &a.data, Some(&a.label), false)?;
+    let t = read_for(ctx, &model, &a.data, Some(&a.label), false)?;
     let labels = t.labels.clone().unwrap_or_default();
     let preds = model.predict(&t.x).map_err(input_err)?;
     let m = |e: metrics::MetricError| CliError::internal(anyhow::Error::new(e));
@@ -422,7 +471,7 @@ fn eval(ctx: &Ctx, a: &EvalArgs) -> Result<Status, CliError> {
 fn predict(ctx: &Ctx, a: &PredictArgs) -> Result<Status, CliError> {
     check_output(&a.output, a.force)?;
     let model = load_model(&a.model)?;
-    let t = read_for(&model, &a.data, None, true)?;
+    let t = read_for(ctx, &model, &a.data, None, true)?;
     let preds = model.predict(&t.x).map_err(input_err)?;
     let mut header: Vec<String> = t.header.clone();
     let added: Vec<String> = if model.estimator.n_classes() == 0 {

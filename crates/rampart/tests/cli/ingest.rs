@@ -127,6 +127,41 @@ fn signed_datasets_are_stored_encrypted_with_a_manifest() {
     let rejects = String::from_utf8(rejects.stdout).unwrap();
     assert!(rejects.contains("\n3,4,x,min,"), "{rejects}");
     assert!(rejects.contains("\n4,5,id,unique,"), "{rejects}");
+
+    // The built-in models train on the stored dataset by its digest, decrypted in memory; the
+    // model records exactly that digest as its training data.
+    let dataset = out["dataset"].as_str().unwrap();
+    let v = s.json(&[
+        "ml",
+        "train",
+        "--data",
+        dataset,
+        "--label",
+        "y",
+        "--model",
+        "random-forest",
+        "--trees",
+        "3",
+        "--ignore",
+        "id",
+        "-o",
+        "m.safetensors",
+    ]);
+    assert_eq!(v["data_digest"], dataset);
+    let (code, _, err) = s.run(&[
+        "ml",
+        "train",
+        "--data",
+        &format!("sha256:{}", "0".repeat(64)),
+        "--label",
+        "y",
+        "--model",
+        "logistic",
+        "-o",
+        "n.safetensors",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("ingest it first"), "{err}");
 }
 
 #[test]
