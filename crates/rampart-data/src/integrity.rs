@@ -161,6 +161,34 @@ pub enum IntegrityError {
     Unvouched(String),
 }
 
+/// Compares one file's bytes with its signed description.
+fn check_file(observed: &Observed, file: &FileExpectation) -> Result<(), String> {
+    match file {
+        FileExpectation::Whole(d) if *d == observed.sha256 => Ok(()),
+        FileExpectation::Whole(d) => Err(format!(
+            "its SHA-256 is {}, the signature says {}",
+            observed.sha256.to_hex(),
+            d.to_hex()
+        )),
+        FileExpectation::Shards { digests, size, .. } => {
+            if observed.bytes != *size {
+                return Err(format!(
+                    "it has {} bytes, the signature says {size}",
+                    observed.bytes
+                ));
+            }
+            let got = observed.shards.as_deref().unwrap_or_default();
+            if let Some(i) = digests.iter().zip(got).position(|(a, b)| a != b) {
+                return Err(format!("shard {i} differs from the signed one"));
+            }
+            if got.len() != digests.len() {
+                return Err("the shard count differs".into());
+            }
+            Ok(())
+        }
+    }
+}
+
 /// Compares what was read with what vouches for it.
 ///
 /// # Errors
@@ -168,47 +196,87 @@ pub enum IntegrityError {
 pub fn check(observed: &Observed, expected: &Expected) -> Result<Integrity, IntegrityError> {
     match expected {
         Expected::Signed { file, key } => {
-            match file {
-                FileExpectation::Whole(d) if *d == observed.sha256 => {}
-                FileExpectation::Whole(d) => {
-                    return Err(IntegrityError::Tampered(format!(
-                        "its SHA-256 is {}, the signature says {}",
-                        observed.sha256.to_hex(),
-                        d.to_hex()
-                    )));
-                }
-                FileExpectation::Shards { digests, size, .. } => {
-                    if observed.bytes != *size {
-                        return Err(IntegrityError::Tampered(format!(
-                            "it has {} bytes, the signature says {size}",
-                            observed.bytes
-                        )));
-                    }
-                    let got = observed.shards.as_deref().unwrap_or_default();
-                    if let Some(i) = digests.iter().zip(got).position(|(a, b)| a != b) {
-                        return Err(IntegrityError::Tampered(format!(
-                            "shard {i} differs from the signed one"
-                        )));
-                    }
-                    if got.len() != digests.len() {
-                        return Err(IntegrityError::Tampered("the shard count differs".into()));
-                    }
-                }
-            }
+            check_file(observed, file).map_err(IntegrityError::Tampered)?;
             Ok(Integrity::Signed(*key))
         }
         Expected::Pinned {
             pins,
             allow_unsigned,
-        } => {
-            if pins.contains(&observed.sha256) {
-                Ok(Integrity::Pinned)
-            } else if *allow_unsigned {
-                Ok(Integrity::Unsigned)
-            } else {
-                Err(IntegrityError::Unvouched(observed.sha256.to_hex()))
+        } => pinned(observed.sha256, pins, *allow_unsigned),
+    }
+}
+
+fn pinned(
+    digest: Digest,
+    pins: &[Digest],
+    allow_unsigned: bool,
+) -> Result<Integrity, IntegrityError> {
+    if pins.contains(&digest) {
+        Ok(Integrity::Pinned)
+    } else if allow_unsigned {
+        Ok(Integrity::Unsigned)
+    } else {
+        Err(IntegrityError::Unvouched(digest.to_hex()))
+    }
+}
+
+/// What vouches for a dataset directory.
+#[derive(Debug, Clone)]
+pub enum ExpectedDir {
+    /// A verified OMS signature over the directory.
+    Signed {
+        /// Each signed file, by name relative to the directory.
+        files: std::collections::BTreeMap<String, FileExpectation>,
+        /// The key that signed.
+        key: Fingerprint,
+    },
+    /// Pinned digests: a directory's digest is the OMS root digest of its files (what
+    /// `rampart data pin DIR` records).
+    Pinned {
+        /// Accepted digests.
+        pins: Vec<Digest>,
+        /// Accept anything else too (loudly).
+        allow_unsigned: bool,
+    },
+}
+
+/// The OMS root digest of files read in `observed` order (which must be the OMS order).
+#[must_use]
+pub fn directory_digest(observed: &[(String, Observed)]) -> Digest {
+    rampart_crypto::oms::root_digest(observed.iter().map(|(_, o)| &o.sha256))
+}
+
+/// Compares a directory's files, as read, with what vouches for them.
+///
+/// # Errors
+/// [`IntegrityError::Tampered`] naming a modified, missing or unsigned file, or
+/// [`IntegrityError::Unvouched`].
+pub fn check_dir(
+    observed: &[(String, Observed)],
+    expected: &ExpectedDir,
+) -> Result<Integrity, IntegrityError> {
+    match expected {
+        ExpectedDir::Signed { files, key } => {
+            for (name, o) in observed {
+                let Some(f) = files.get(name) else {
+                    return Err(IntegrityError::Tampered(format!("{name} is not signed")));
+                };
+                check_file(o, f).map_err(|e| IntegrityError::Tampered(format!("{name}: {e}")))?;
             }
+            if let Some(missing) = files
+                .keys()
+                .find(|n| !observed.iter().any(|(o, _)| o == *n))
+            {
+                return Err(IntegrityError::Tampered(format!(
+                    "the signed file {missing} is missing"
+                )));
+            }
+            Ok(Integrity::Signed(*key))
         }
+        ExpectedDir::Pinned {
+            pins,
+            allow_unsigned,
+        } => pinned(directory_digest(observed), pins, *allow_unsigned),
     }
 }
 

@@ -8,6 +8,7 @@
 //! * [`integrity`]: signatures and pinned digests checked on the bytes actually read.
 //! * [`infer`]: a schema proposed from a sample.
 //! * [`parquet`]: Parquet datasets under the same rules, clean rows kept as Parquet.
+//! * [`shards`]: a directory of CSV shards read as one table, each shard hashed as read.
 //! * [`validate`]: every row checked against a schema, clean rows and quarantined rows to
 //!   their sinks, and a report whose counts reconcile.
 
@@ -17,6 +18,7 @@ pub mod integrity;
 pub mod parquet;
 pub mod paths;
 pub mod schema;
+pub mod shards;
 pub mod validate;
 
 pub use paths::{Authorised, PathError, open_authorised};

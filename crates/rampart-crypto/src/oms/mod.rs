@@ -508,44 +508,67 @@ pub fn single_file_expectation(
     signed: &SignedManifest,
     file_name: &str,
 ) -> Result<FileExpectation, OmsError> {
-    let bad = |m: String| OmsError::Manifest(m);
     if let Some(other) = signed
         .resources
         .iter()
         .find(|r| r.file != "." && r.file != file_name)
     {
-        return Err(bad(format!(
+        return Err(OmsError::Manifest(format!(
             "the signature covers {} too: it signs a directory, not the file {file_name}",
             other.file
         )));
     }
-    match signed.method {
-        Method::Files => match signed.resources.as_slice() {
-            [one] => Ok(FileExpectation::Whole(one.digest)),
-            _ => Err(bad(format!(
-                "the signature lists {} entries for one file",
-                signed.resources.len()
-            ))),
-        },
-        Method::Shards { shard_size } => {
-            let mut shards: Vec<&SignedResource> = signed.resources.iter().collect();
-            shards.sort_by_key(|r| r.start);
-            let mut at = 0;
-            for r in &shards {
-                let full = r.end.checked_sub(r.start) == Some(shard_size);
-                let last = std::ptr::eq(*r, *shards.last().unwrap_or(r));
-                if r.start != at || r.end <= r.start || (!full && !last) {
-                    return Err(bad("the signed shards do not tile the file".into()));
-                }
-                at = r.end;
-            }
-            Ok(FileExpectation::Shards {
-                shard_size,
-                digests: shards.iter().map(|r| r.digest).collect(),
-                size: at,
-            })
-        }
+    let all = file_expectations(signed)?;
+    let mut values = all.into_values();
+    match (values.next(), values.next()) {
+        (Some(one), None) => Ok(one),
+        _ => Err(OmsError::Manifest(format!(
+            "the signature does not describe the single file {file_name}"
+        ))),
     }
+}
+
+/// What a signed manifest says about each file it covers, by model-relative name.
+///
+/// # Errors
+/// [`OmsError::Manifest`] when a file is listed twice (files method) or its shards do not tile
+/// it.
+pub fn file_expectations(
+    signed: &SignedManifest,
+) -> Result<BTreeMap<String, FileExpectation>, OmsError> {
+    let bad = |m: String| OmsError::Manifest(m);
+    let mut by_file: BTreeMap<&str, Vec<&SignedResource>> = BTreeMap::new();
+    for r in &signed.resources {
+        by_file.entry(r.file.as_str()).or_default().push(r);
+    }
+    let mut out = BTreeMap::new();
+    for (file, mut parts) in by_file {
+        let expectation = match signed.method {
+            Method::Files => match parts.as_slice() {
+                [one] => FileExpectation::Whole(one.digest),
+                _ => return Err(bad(format!("the signature lists {file} more than once"))),
+            },
+            Method::Shards { shard_size } => {
+                parts.sort_by_key(|r| r.start);
+                let mut at = 0;
+                let count = parts.len();
+                for (i, r) in parts.iter().enumerate() {
+                    let full = r.end.checked_sub(r.start) == Some(shard_size);
+                    if r.start != at || r.end <= r.start || (!full && i + 1 != count) {
+                        return Err(bad(format!("the signed shards of {file} do not tile it")));
+                    }
+                    at = r.end;
+                }
+                FileExpectation::Shards {
+                    shard_size,
+                    digests: parts.iter().map(|r| r.digest).collect(),
+                    size: at,
+                }
+            }
+        };
+        out.insert(file.to_owned(), expectation);
+    }
+    Ok(out)
 }
 
 /// Decodes and validates an OMS statement (the payload of a verified bundle). Exposed for

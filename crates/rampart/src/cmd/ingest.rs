@@ -14,16 +14,17 @@
 //! <sha256 of the clean CSV>/ingests/<manifest sha256>.quarantine.csv.age
 //! ```
 
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 
 use rampart_audit::Outcome;
 use rampart_crypto::age_file::{self, EncryptingWriter, Recipients};
 use rampart_crypto::oms::{self, FileExpectation};
 use rampart_crypto::{Digest, Sha256Hasher};
-use rampart_data::integrity::{self, Expected, HashingReader, Integrity};
+use rampart_data::integrity::{self, Expected, ExpectedDir, Integrity, Observed};
 use rampart_data::open_authorised;
 use rampart_data::paths::Kind;
+use rampart_data::shards::{Shard, ShardChain};
 use rampart_home::secure_fs::{self, AtomicFile};
 use serde_json::json;
 
@@ -36,8 +37,19 @@ use crate::output;
 /// The largest signature bundle read.
 const MAX_BUNDLE_BYTES: u64 = 16 << 20;
 
-/// `sha256:` + hex of a file's bytes.
+/// `sha256:` + hex of a file's bytes, or for a dataset directory the OMS root digest of its
+/// files (its signature file aside): what ingestion compares with `data.pins`.
 pub fn file_digest(path: &Path) -> Result<String, CliError> {
+    if path.is_dir() {
+        let mut ignore = oms::IgnoreSet::default();
+        ignore.add("model.sig");
+        let m = oms::manifest(path, oms::Method::Files, &ignore, false, &|_| {}).map_err(|e| {
+            CliError::input(
+                anyhow::Error::new(e).context(format!("cannot digest {}", path.display())),
+            )
+        })?;
+        return Ok(format!("sha256:{}", m.root.to_hex()));
+    }
     let mut f = std::fs::File::open(path).map_err(|e| {
         CliError::input(anyhow::Error::new(e).context(format!("cannot open {}", path.display())))
     })?;
@@ -110,18 +122,56 @@ fn refuse(ctx: &Ctx, path: &Path, rule: &str, reason: String, hint: &str) -> Cli
     CliError::input(anyhow::Error::msg(reason).context(path.display().to_string())).hint(hint)
 }
 
+/// What vouches for a dataset file or directory.
+enum Vouch {
+    File(Expected),
+    Dir(ExpectedDir),
+}
+
+impl Vouch {
+    fn allows_unsigned(&self) -> bool {
+        matches!(
+            self,
+            Self::File(Expected::Pinned {
+                allow_unsigned: true,
+                ..
+            }) | Self::Dir(ExpectedDir::Pinned {
+                allow_unsigned: true,
+                ..
+            })
+        )
+    }
+
+    /// The shard size to hash `name` with, when its signature was made by shards.
+    fn shard_size(&self, name: &str) -> Option<u64> {
+        let file = match self {
+            Self::File(Expected::Signed { file, .. }) => Some(file),
+            Self::Dir(ExpectedDir::Signed { files, .. }) => files.get(name),
+            _ => None,
+        };
+        match file {
+            Some(FileExpectation::Shards { shard_size, .. }) => Some(*shard_size),
+            _ => None,
+        }
+    }
+}
+
 /// What vouches for the dataset: its signature (verified now, matched against the bytes as
 /// they are read), or the pinned digests.
 fn expectation(
     ctx: &Ctx,
     args: &IngestArgs,
     real: &Path,
+    is_dir: bool,
     pins: &[String],
-) -> Result<Expected, CliError> {
-    let sig = args
-        .sig
-        .clone()
-        .unwrap_or_else(|| crate::cmd::sign::default_sig(&args.path));
+) -> Result<Vouch, CliError> {
+    let sig = args.sig.clone().unwrap_or_else(|| {
+        if is_dir {
+            real.join("model.sig")
+        } else {
+            crate::cmd::sign::default_sig(&args.path)
+        }
+    });
     if !sig.exists() {
         if args.sig.is_some() {
             return Err(CliError::input(anyhow::anyhow!(
@@ -129,14 +179,22 @@ fn expectation(
                 sig.display()
             )));
         }
-        let pins = pins
+        let pins: Vec<Digest> = pins
             .iter()
             .filter_map(|p| p.strip_prefix("sha256:"))
             .filter_map(|h| Digest::from_hex(h).ok())
             .collect();
-        return Ok(Expected::Pinned {
-            pins,
-            allow_unsigned: args.allow_unsigned,
+        let allow_unsigned = args.allow_unsigned;
+        return Ok(if is_dir {
+            Vouch::Dir(ExpectedDir::Pinned {
+                pins,
+                allow_unsigned,
+            })
+        } else {
+            Vouch::File(Expected::Pinned {
+                pins,
+                allow_unsigned,
+            })
         });
     }
     let mut bundle = Vec::new();
@@ -158,21 +216,75 @@ fn expectation(
             "datasets must be signed by a key in rampart.toml's trust list (`rampart trust add`)",
         )
     })?;
-    let name = real
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default()
-        .to_owned();
-    let file = oms::single_file_expectation(&signed, &name).map_err(|e| {
+    let manifest_err = |e: oms::OmsError| {
         refuse(
             ctx,
             &args.path,
             "integrity.signature",
             e.to_string(),
-            "sign the dataset file itself: `rampart sign FILE`",
+            "sign the dataset itself: `rampart sign FILE|DIR`",
         )
-    })?;
-    Ok(Expected::Signed { file, key })
+    };
+    if is_dir {
+        let files = oms::file_expectations(&signed).map_err(manifest_err)?;
+        return Ok(Vouch::Dir(ExpectedDir::Signed { files, key }));
+    }
+    let name = real
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_owned();
+    let file = oms::single_file_expectation(&signed, &name).map_err(manifest_err)?;
+    Ok(Vouch::File(Expected::Signed { file, key }))
+}
+
+/// The shards of a dataset directory: its regular files (the signature aside), in OMS order,
+/// each opened through the authorised-path check. Only CSV shards (`.csv`, `.csv.age`) are
+/// allowed.
+fn dir_shards(
+    dir: &Path,
+    sig: &Path,
+    roots: &[std::path::PathBuf],
+) -> Result<Vec<(String, std::fs::File)>, CliError> {
+    let bad = |m: String| CliError::input(anyhow::anyhow!("{}: {m}", dir.display()));
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| bad(e.to_string()))? {
+        let entry = entry.map_err(|e| bad(e.to_string()))?;
+        let path = entry.path();
+        if path == sig {
+            continue;
+        }
+        let name = entry
+            .file_name()
+            .to_str()
+            .map(str::to_owned)
+            .ok_or_else(|| bad("a file name is not UTF-8".into()))?;
+        let kind = entry.file_type().map_err(|e| bad(e.to_string()))?;
+        if !kind.is_file() {
+            return Err(bad(format!(
+                "{name} is not a regular file; a dataset directory holds CSV shards only"
+            )));
+        }
+        if !(name.ends_with(".csv") || name.ends_with(".csv.age")) {
+            return Err(bad(format!(
+                "{name} is not a CSV shard (.csv or .csv.age); a dataset directory holds CSV shards only"
+            ))
+            .hint("move other files out of the dataset directory, then sign it again"));
+        }
+        names.push(name);
+    }
+    if names.is_empty() {
+        return Err(bad("no CSV shards in the directory".into()));
+    }
+    names.sort_by(|a, b| oms::component_order(a, b));
+    names
+        .into_iter()
+        .map(|n| {
+            let a = open_authorised(&dir.join(&n), roots)
+                .map_err(|e| CliError::input(anyhow::Error::new(e)))?;
+            Ok((n, a.file))
+        })
+        .collect()
 }
 
 pub fn run(ctx: &Ctx, args: &IngestArgs) -> Result<Status, CliError> {
@@ -186,21 +298,9 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> Result<Status, CliError> {
     let (schema, schema_digest) = load_schema(&args.schema)?;
     let a =
         open_authorised(&args.path, &policy.data.roots).map_err(|e| refused(ctx, &args.path, e))?;
-    if a.kind != Kind::File {
-        return Err(CliError::input(anyhow::anyhow!(
-            "{} is a directory: ingest takes one dataset file",
-            args.path.display()
-        ))
-        .hint("ingest each file; `rampart verify DIR` checks a signed directory"));
-    }
-    let expected = expectation(ctx, args, &a.real, &policy.data.pins)?;
-    if matches!(
-        expected,
-        Expected::Pinned {
-            allow_unsigned: true,
-            ..
-        }
-    ) {
+    let is_dir = a.kind == Kind::Dir;
+    let vouch = expectation(ctx, args, &a.real, is_dir, &policy.data.pins)?;
+    if vouch.allows_unsigned() {
         eprintln!(
             "WARNING: --allow-unsigned: {} is ingested even if it is neither signed nor pinned; \
              this is recorded in the audit log",
@@ -220,64 +320,99 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> Result<Status, CliError> {
     secure_fs::create_private_dir(&store)?;
     let store = std::fs::canonicalize(&store).unwrap_or(store);
 
-    let shard_size = match &expected {
-        Expected::Signed {
-            file: FileExpectation::Shards { shard_size, .. },
-            ..
-        } => Some(*shard_size),
-        _ => None,
+    // One shard for a file; the directory's CSV shards otherwise. Each is hashed as it is
+    // read and decrypted in memory when it is an age file.
+    let files = if is_dir {
+        let sig = args.sig.clone().unwrap_or_else(|| a.real.join("model.sig"));
+        dir_shards(&a.real, &sig, &policy.data.roots)?
+    } else {
+        let name = a
+            .real
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        vec![(name, a.file)]
     };
-    let mut hashing = HashingReader::new(a.file, shard_size);
+    let encrypted = std::cell::Cell::new(false);
+    let shards = files
+        .into_iter()
+        .map(|(name, file)| {
+            let size = vouch.shard_size(&name);
+            let shown = a.real.join(&name);
+            Shard::new(name, file, size, |raw| {
+                let mut buffered = age_file::buffered(raw);
+                let is_age = age_file::looks_like_age(&mut buffered).map_err(|e| {
+                    CliError::input(
+                        anyhow::Error::new(e).context(format!("cannot read {}", shown.display())),
+                    )
+                })?;
+                if is_age {
+                    encrypted.set(true);
+                    age_file::decrypting_reader(buffered, &keys)
+                        .map_err(|e| crate::cmd::age::age_err(&shown, e))
+                } else {
+                    Ok(Box::new(buffered) as Box<dyn Read + Send>)
+                }
+            })
+        })
+        .collect::<Result<Vec<_>, CliError>>()?;
+    let shard_count = shards.len();
+    let chain = ShardChain::new(shards);
+    let observed = chain.observed();
     let mut clean_file = AtomicFile::create(&store.join("incoming"), 0o600)?;
     let mut quarantine_file = AtomicFile::create(&store.join("incoming"), 0o600)?;
-    let (report, encrypted, format, clean, rejected) = {
-        let mut buffered = BufReader::with_capacity(1 << 20, &mut hashing);
-        let encrypted = age_file::looks_like_age(&mut buffered).map_err(|e| {
-            CliError::input(
-                anyhow::Error::new(e).context(format!("cannot read {}", args.path.display())),
-            )
-        })?;
-        let plain: Box<dyn Read + Send + '_> = if encrypted {
-            age_file::decrypting_reader(buffered, &keys)
-                .map_err(|e| crate::cmd::age::age_err(&args.path, e))?
-        } else {
-            Box::new(buffered)
-        };
+    let (report, format, clean, rejected) = {
         let mut clean = Sealed::new(&mut clean_file, &to)?;
         let mut rejected = Sealed::new(&mut quarantine_file, &to)?;
         let (report, format) = run_validation(
             ctx,
             &args.path,
-            plain,
+            Box::new(chain),
             &schema,
             args.max_row_bytes,
             Some(&mut clean.out),
             Some(&mut rejected.out),
         )?;
-        (
-            report,
-            encrypted,
-            format,
-            clean.finish()?,
-            rejected.finish()?,
-        )
+        (report, format, clean.finish()?, rejected.finish()?)
     };
-    hashing.drain().map_err(|e| {
-        CliError::input(
-            anyhow::Error::new(e).context(format!("cannot read {}", args.path.display())),
-        )
-    })?;
-    let observed = hashing.finish();
-    let integrity = integrity::check(&observed, &expected).map_err(|e| {
+    let encrypted = encrypted.get();
+    let observed: Vec<(String, Observed)> = std::mem::take(
+        &mut *observed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    if observed.len() != shard_count {
+        return Err(refuse(
+            ctx,
+            &args.path,
+            "integrity",
+            "not every shard was read to its end".into(),
+            "the dataset could not be read completely",
+        ));
+    }
+    let checked = match (&vouch, observed.as_slice()) {
+        (Vouch::File(e), [(_, o)]) => integrity::check(o, e),
+        (Vouch::Dir(e), all) => integrity::check_dir(all, e),
+        (Vouch::File(_), _) => Err(integrity::IntegrityError::Tampered(
+            "a file was read as several shards".into(),
+        )),
+    };
+    let integrity = checked.map_err(|e| {
         let hint = match e {
             integrity::IntegrityError::Unvouched(_) => {
-                "sign it (`rampart sign FILE`, by a trusted key), pin it (`rampart data pin FILE`), or pass --allow-unsigned"
+                "sign it (`rampart sign PATH`, by a trusted key), pin it (`rampart data pin PATH`), or pass --allow-unsigned"
             }
-            _ => "the file changed after it was signed: get a fresh copy and its signature",
+            _ => "the data changed after it was signed: get a fresh copy and its signature",
         };
         refuse(ctx, &args.path, "integrity", e.to_string(), hint)
     })?;
-    let source_digest = format!("sha256:{}", observed.sha256.to_hex());
+    let source = match observed.as_slice() {
+        [(_, o)] if !is_dir => o.sha256,
+        all => integrity::directory_digest(all),
+    };
+    let source_bytes: u64 = observed.iter().map(|(_, o)| o.bytes).sum();
+    let source_digest = format!("sha256:{}", source.to_hex());
 
     #[allow(clippy::cast_precision_loss)]
     let reject_rate = if report.rows_read == 0 {
@@ -331,7 +466,8 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> Result<Status, CliError> {
         "source": {
             "path": a.real,
             "sha256": source_digest,
-            "bytes": observed.bytes,
+            "bytes": source_bytes,
+            "shards": observed.iter().map(|(n, o)| json!({"name": n, "sha256": format!("sha256:{}", o.sha256.to_hex()), "bytes": o.bytes})).collect::<Vec<_>>(),
             "encrypted": encrypted,
             "integrity": integrity_name,
             "signed_by": key,

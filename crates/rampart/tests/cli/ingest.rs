@@ -335,3 +335,82 @@ fn parquet_from_pyarrow_is_validated_and_ingested() {
     let runs = s.home().join("runs");
     assert_eq!(std::fs::read_dir(runs).unwrap().count(), 0);
 }
+
+/// A directory of CSV shards (one of them encrypted) is one dataset: signed as a directory,
+/// every shard hashed as it is read; a changed, added or removed shard is refused.
+#[test]
+fn a_signed_directory_of_shards_is_one_dataset() {
+    let s = scratch();
+    let dir = s.path().join("ds/parts");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("p1.csv"), "id,x,y\n1,0.5,0\n2,1.5,1\n").unwrap();
+    std::fs::write(dir.join("p2.csv"), "id,x,y\n3,-1,1\n2,2.5,0\n4,3.5,1\n").unwrap();
+    s.rampart(&["encrypt", "ds/parts/p2.csv", "-o", "ds/parts/p2.csv.age"])
+        .assert()
+        .success();
+    std::fs::remove_file(dir.join("p2.csv")).unwrap();
+    s.rampart(&["sign", "ds/parts"]).assert().success();
+
+    let v = s.json(&["data", "ingest", "ds/parts", "--schema", "schema.toml"]);
+    assert_eq!(v["integrity"], "signed");
+    assert_eq!(v["report"]["rows_read"], 5);
+    assert_eq!(v["report"]["accepted"], 3);
+    // The same clean rows as the single-file dataset: the same content address.
+    assert_eq!(
+        v["dataset"],
+        format!("sha256:{}", sha256_hex(CLEAN.as_bytes()))
+    );
+
+    // A modified shard, an added shard, a removed shard.
+    std::fs::write(dir.join("p1.csv"), "id,x,y\n1,0.5,0\n2,1.5,0\n").unwrap();
+    let (code, _, err) = s.run(&["data", "ingest", "ds/parts", "--schema", "schema.toml"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("p1.csv"), "{err}");
+    std::fs::write(dir.join("p1.csv"), "id,x,y\n1,0.5,0\n2,1.5,1\n").unwrap();
+    std::fs::write(dir.join("p3.csv"), "id,x,y\n9,0.5,0\n").unwrap();
+    let (code, _, err) = s.run(&["data", "ingest", "ds/parts", "--schema", "schema.toml"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("p3.csv is not signed"), "{err}");
+    std::fs::remove_file(dir.join("p3.csv")).unwrap();
+    std::fs::remove_file(dir.join("p1.csv")).unwrap();
+    let (code, _, err) = s.run(&["data", "ingest", "ds/parts", "--schema", "schema.toml"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("p1.csv is missing"), "{err}");
+
+    // Unsigned directories can be pinned (the OMS root digest of their files).
+    std::fs::remove_file(dir.join("model.sig")).unwrap();
+    std::fs::write(dir.join("p1.csv"), "id,x,y\n1,0.5,0\n2,1.5,1\n").unwrap();
+    assert_eq!(
+        s.run(&["data", "ingest", "ds/parts", "--schema", "schema.toml"])
+            .0,
+        2
+    );
+    s.rampart(&["data", "pin", "ds/parts"]).assert().success();
+    let v = s.json(&["data", "ingest", "ds/parts", "--schema", "schema.toml"]);
+    assert_eq!(v["integrity"], "pinned");
+
+    // Shards must share the header; other files are refused by name.
+    std::fs::write(dir.join("p3.csv"), "id,y,x\n9,0,0.5\n").unwrap();
+    let (code, _, err) = s.run(&[
+        "data",
+        "ingest",
+        "ds/parts",
+        "--schema",
+        "schema.toml",
+        "--allow-unsigned",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("shard p3.csv: its header differs"), "{err}");
+    std::fs::remove_file(dir.join("p3.csv")).unwrap();
+    std::fs::write(dir.join("README.md"), "notes").unwrap();
+    let (code, _, err) = s.run(&[
+        "data",
+        "ingest",
+        "ds/parts",
+        "--schema",
+        "schema.toml",
+        "--allow-unsigned",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("README.md is not a CSV shard"), "{err}");
+}
