@@ -286,9 +286,27 @@ pub fn decrypting_reader<'a, R: Read + Send + 'a>(
     input: R,
     with: &Unlock,
 ) -> Result<Box<dyn Read + Send + 'a>, AgeError> {
-    let decryptor =
-        age::Decryptor::new(age::armor::ArmoredReader::new(input)).map_err(header_error)?;
-    let reader = if decryptor.is_scrypt() {
+    // Binary files skip the armor layer: it costs a copy of every byte.
+    let mut buffered = BufReader::with_capacity(BUFFER, input);
+    let armored = buffered
+        .fill_buf()
+        .map(|h| h.starts_with(b"-----BEGIN"))
+        .map_err(AgeError::Io)?;
+    if armored {
+        let d =
+            age::Decryptor::new(age::armor::ArmoredReader::new(buffered)).map_err(header_error)?;
+        Ok(Box::new(open_with(d, with)?))
+    } else {
+        let d = age::Decryptor::new_buffered(buffered).map_err(header_error)?;
+        Ok(Box::new(open_with(d, with)?))
+    }
+}
+
+fn open_with<R: Read>(
+    decryptor: age::Decryptor<R>,
+    with: &Unlock,
+) -> Result<age::stream::StreamReader<R>, AgeError> {
+    if decryptor.is_scrypt() {
         let Some(p) = &with.passphrase else {
             return Err(AgeError::WrongMode(
                 "this file is passphrase-encrypted: give the passphrase",
@@ -301,7 +319,7 @@ pub fn decrypting_reader<'a, R: Read + Send + 'a>(
             .map_err(|e| match open_error(e) {
                 AgeError::NoMatchingKey => AgeError::BadPassphrase,
                 other => other,
-            })?
+            })
     } else {
         if with.identities.is_empty() {
             return Err(AgeError::WrongMode(
@@ -310,9 +328,8 @@ pub fn decrypting_reader<'a, R: Read + Send + 'a>(
         }
         decryptor
             .decrypt(with.identities.iter().map(|i| i as &dyn age::Identity))
-            .map_err(open_error)?
-    };
-    Ok(Box::new(reader))
+            .map_err(open_error)
+    }
 }
 
 /// Decrypts `input` into `output`. Returns the plaintext byte count and its SHA-256.
@@ -348,12 +365,12 @@ fn copy_hashing(input: &mut dyn Read, output: &mut dyn Write) -> Result<(u64, Di
     use std::sync::mpsc::sync_channel;
     const IN_FLIGHT: usize = 4;
     std::thread::scope(|scope| {
-        let (to_hasher, chunks) = sync_channel::<Arc<Vec<u8>>>(IN_FLIGHT);
+        let (to_hasher, chunks) = sync_channel::<(Arc<Vec<u8>>, usize)>(IN_FLIGHT);
         let (give_back, spare) = sync_channel::<Arc<Vec<u8>>>(IN_FLIGHT + 1);
         let hasher = scope.spawn(move || {
             let mut hasher = Sha256Hasher::new();
-            for chunk in chunks {
-                hasher.update(&chunk);
+            for (chunk, n) in chunks {
+                hasher.update(chunk.get(..n).unwrap_or_default());
                 // The copier may have stopped; a full or closed return channel is fine.
                 let _ = give_back.try_send(chunk);
             }
@@ -362,12 +379,12 @@ fn copy_hashing(input: &mut dyn Read, output: &mut dyn Write) -> Result<(u64, Di
         let mut total = 0u64;
         let copied = (|| -> Result<(), AgeError> {
             loop {
+                // Buffers keep their full length between uses: no zeroing per chunk.
                 let mut buf = spare
                     .try_recv()
                     .ok()
                     .and_then(|a| Arc::try_unwrap(a).ok())
-                    .unwrap_or_default();
-                buf.resize(BUFFER, 0);
+                    .unwrap_or_else(|| vec![0; BUFFER]);
                 let n = loop {
                     match input.read(&mut buf) {
                         Ok(n) => break n,
@@ -378,10 +395,9 @@ fn copy_hashing(input: &mut dyn Read, output: &mut dyn Write) -> Result<(u64, Di
                 if n == 0 {
                     return Ok(());
                 }
-                buf.truncate(n);
-                output.write_all(&buf)?;
+                output.write_all(buf.get(..n).unwrap_or_default())?;
                 total += n as u64;
-                if to_hasher.send(Arc::new(buf)).is_err() {
+                if to_hasher.send((Arc::new(buf), n)).is_err() {
                     return Err(AgeError::Io(io::Error::other("the hashing thread stopped")));
                 }
             }

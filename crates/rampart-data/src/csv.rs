@@ -81,7 +81,7 @@ impl Malformed {
 /// What [`RecordReader::next_record`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
-    /// A well-formed record; its fields are in [`RecordReader::fields`].
+    /// A well-formed record; read its fields with [`RecordReader::field`].
     Record,
     /// A malformed record; [`RecordReader::raw`] holds its bytes (up to the line end where
     /// reading resumes).
