@@ -2,8 +2,8 @@
 //! rejected rows (with row, line, columns, rules and reasons, and the original record) to
 //! another, and a [`Report`] whose counts reconcile exactly.
 //!
-//! Memory is bounded by the reader's window plus, for `unique` columns, the values seen so
-//! far: integer and date columns in a compressed bitmap (sequential ids cost almost nothing),
+//! Memory is bounded by the reader's window, the batches in flight (at most four, each handed
+//! over at 8192 rows or 8 MiB), plus, for `unique` columns, the values seen so far: integer and date columns in a compressed bitmap (sequential ids cost almost nothing),
 //! other types as one 64-bit keyed hash per distinct value.
 
 use std::collections::{BTreeMap, HashSet};
@@ -524,6 +524,9 @@ pub fn read_header<R: Read>(reader: &mut RecordReader<R>) -> Result<Vec<String>,
 
 /// Rows per batch handed from the parsing thread to the checkers.
 const BATCH_ROWS: usize = 8192;
+/// A batch is also handed over once it holds this many bytes, so that long records cannot make
+/// the batches in flight (at most four) grow past a few tens of MiB plus one record.
+const BATCH_BYTES: usize = 8 << 20;
 /// Rows per parallel check task.
 const TASK_ROWS: usize = 1024;
 
@@ -937,7 +940,7 @@ pub fn validate_csv<R: Read + Send>(
                 let mut batch = spare.try_recv().unwrap_or_default();
                 batch.clear();
                 let mut done = false;
-                while batch.rows.len() < BATCH_ROWS {
+                while batch.rows.len() < BATCH_ROWS && batch.data.len() < BATCH_BYTES {
                     match reader.next_record()? {
                         Next::End => {
                             done = true;
