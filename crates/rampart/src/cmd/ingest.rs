@@ -324,7 +324,15 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> Result<Status, CliError> {
     // read and decrypted in memory when it is an age file.
     let files = if is_dir {
         let sig = args.sig.clone().unwrap_or_else(|| a.real.join("model.sig"));
-        dir_shards(&a.real, &sig, &policy.data.roots)?
+        dir_shards(&a.real, &sig, &policy.data.roots).inspect_err(|e| {
+            // Every refusal is audited, the directory's contents included.
+            ctx.audit_refusal(
+                ctx.event("data.ingest", Outcome::Denied)
+                    .subject_path(a.real.display().to_string())
+                    .detail("rule", "data.shards")
+                    .detail("reason", e.message()),
+            );
+        })?
     } else {
         let name = a
             .real

@@ -413,4 +413,5 @@ fn a_signed_directory_of_shards_is_one_dataset() {
     ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("README.md is not a CSV shard"), "{err}");
+    assert!(audit(&s).contains("data.shards"), "the refusal is audited");
 }
