@@ -9,6 +9,7 @@
 //! * [`infer`]: a schema proposed from a sample.
 //! * [`parquet`]: Parquet datasets under the same rules, clean rows kept as Parquet.
 //! * [`shards`]: a directory of CSV shards read as one table, each shard hashed as read.
+//! * [`pii`]: personal data and secrets found, redacted or pseudonymised, in text and CSV.
 //! * [`validate`]: every row checked against a schema, clean rows and quarantined rows to
 //!   their sinks, and a report whose counts reconcile.
 
@@ -17,6 +18,7 @@ pub mod infer;
 pub mod integrity;
 pub mod parquet;
 pub mod paths;
+pub mod pii;
 pub mod schema;
 pub mod shards;
 pub mod validate;

@@ -488,7 +488,7 @@ fn quote_list(names: &[&str]) -> String {
 }
 
 /// Writes `bytes` as one CSV field (quoted when needed).
-fn csv_field(out: &mut dyn Write, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn csv_field(out: &mut dyn Write, bytes: &[u8]) -> io::Result<()> {
     if memchr::memchr3(b',', b'"', b'\n', bytes).is_none() && memchr::memchr(b'\r', bytes).is_none()
     {
         return out.write_all(bytes);

@@ -1,0 +1,1209 @@
+//! Personal data and secrets: detection, redaction, and their application to tables.
+//!
+//! [`Detector::scan`] finds [`Finding`]s in a text: entity type, byte span, confidence and the
+//! rule that fired. Patterns find candidates; validators ([`checks`]) reject look-alikes
+//! (Luhn and issuer prefixes for cards, mod-97 for IBANs, the never-issued SSN ranges, real
+//! calendar dates, libphonenumber's number plans for phones); context words in the 48 bytes
+//! before a candidate, or the column's name, raise confidence, and words that make a number an
+//! identifier of something else (order, invoice, version, …) lower it. Findings under
+//! [`DetectorOptions::min_confidence`] are dropped; overlapping findings keep the most
+//! confident.
+//!
+//! [`redact`] turns findings into redacted text with one [`Operator`] per entity or column;
+//! [`table`] streams CSV files and free text through both, with a report that never holds a
+//! raw value (samples are masked by [`mask_sample`]).
+
+pub mod checks;
+mod lexicon;
+pub mod redact;
+pub mod table;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::str::FromStr;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+pub use redact::{Operator, Redactor};
+
+/// What a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
+pub enum Entity {
+    /// An email address.
+    Email,
+    /// A phone number (E.164 or a national format libphonenumber accepts).
+    Phone,
+    /// A US social security number.
+    UsSsn,
+    /// A payment card number.
+    CreditCard,
+    /// An international bank account number.
+    Iban,
+    /// An IPv4 or IPv6 address.
+    IpAddress,
+    /// A URL.
+    Url,
+    /// A date with birth context.
+    DateOfBirth,
+    /// A person's name.
+    Person,
+    /// A street address.
+    Address,
+    /// An AWS access key id.
+    AwsAccessKey,
+    /// A PEM private key block.
+    PrivateKey,
+    /// A JSON Web Token.
+    Jwt,
+    /// A GitHub, Slack or Stripe-style API token.
+    ApiToken,
+    /// A high-entropy value assigned to a key, secret, token or password.
+    Secret,
+}
+
+/// Every entity, in report order.
+pub const ENTITIES: &[Entity] = &[
+    Entity::Email,
+    Entity::Phone,
+    Entity::UsSsn,
+    Entity::CreditCard,
+    Entity::Iban,
+    Entity::IpAddress,
+    Entity::Url,
+    Entity::DateOfBirth,
+    Entity::Person,
+    Entity::Address,
+    Entity::AwsAccessKey,
+    Entity::PrivateKey,
+    Entity::Jwt,
+    Entity::ApiToken,
+    Entity::Secret,
+];
+
+impl Entity {
+    /// The entity's name as reports, policies and `<TYPE>` replacements spell it.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Email => "EMAIL",
+            Self::Phone => "PHONE",
+            Self::UsSsn => "US_SSN",
+            Self::CreditCard => "CREDIT_CARD",
+            Self::Iban => "IBAN",
+            Self::IpAddress => "IP_ADDRESS",
+            Self::Url => "URL",
+            Self::DateOfBirth => "DATE_OF_BIRTH",
+            Self::Person => "PERSON",
+            Self::Address => "ADDRESS",
+            Self::AwsAccessKey => "AWS_ACCESS_KEY",
+            Self::PrivateKey => "PRIVATE_KEY",
+            Self::Jwt => "JWT",
+            Self::ApiToken => "API_TOKEN",
+            Self::Secret => "SECRET",
+        }
+    }
+
+    /// Whether this entity is a credential rather than personal data.
+    #[must_use]
+    pub const fn is_secret(self) -> bool {
+        matches!(
+            self,
+            Self::AwsAccessKey | Self::PrivateKey | Self::Jwt | Self::ApiToken | Self::Secret
+        )
+    }
+
+    /// Context words that make this entity more likely.
+    const fn context(self) -> &'static [&'static str] {
+        match self {
+            Self::Email => &["email", "e-mail", "mail", "contact"],
+            Self::Phone => &[
+                "phone",
+                "tel",
+                "telephone",
+                "mobile",
+                "cell",
+                "call",
+                "fax",
+                "contact",
+                "whatsapp",
+                "sms",
+                "text",
+            ],
+            Self::UsSsn => &["ssn", "social", "security", "ss#", "tin", "taxpayer"],
+            Self::CreditCard => &[
+                "card",
+                "credit",
+                "debit",
+                "visa",
+                "mastercard",
+                "amex",
+                "cc",
+                "payment",
+                "pan",
+                "discover",
+            ],
+            Self::Iban => &["iban", "bank", "account", "transfer", "sepa", "acct"],
+            Self::IpAddress => &["ip", "host", "server", "client", "addr", "ipv4", "ipv6"],
+            Self::DateOfBirth => &[
+                "born",
+                "birth",
+                "dob",
+                "birthday",
+                "birthdate",
+                "bday",
+                "b-day",
+                "d.o.b",
+            ],
+            Self::Person => &[
+                "name", "person", "patient", "customer", "contact", "employee",
+            ],
+            Self::Address => &["address", "street", "addr", "residence", "lives", "located"],
+            _ => &["key", "secret", "token", "password", "credential"],
+        }
+    }
+}
+
+impl fmt::Display for Entity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Entity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        ENTITIES
+            .iter()
+            .copied()
+            .find(|e| e.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                format!(
+                    "unknown entity {s:?} (one of {})",
+                    ENTITIES
+                        .iter()
+                        .map(|e| e.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+    }
+}
+
+/// Every rule id a finding can carry (stable; users write policies against them).
+pub const RULES: &[&str] = &[
+    "email",
+    "phone-international",
+    "phone-national",
+    "phone-digits",
+    "us-ssn-dashed",
+    "us-ssn-spaced",
+    "us-ssn-digits",
+    "credit-card-luhn",
+    "iban-mod97",
+    "ipv4",
+    "ipv6",
+    "url",
+    "date-of-birth-context",
+    "date-of-birth-column",
+    "person-context",
+    "person-given-name",
+    "person-column",
+    "address-street",
+    "address-column",
+    "aws-access-key",
+    "private-key-block",
+    "jwt",
+    "github-token",
+    "slack-token",
+    "stripe-key",
+    "secret-assignment",
+    "secret-high-entropy",
+    "secret-column",
+];
+
+/// One piece of personal data or one secret found in a text.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    /// What it is.
+    pub entity: Entity,
+    /// Byte offset of its start in the scanned text.
+    pub start: usize,
+    /// Byte offset just past its end.
+    pub end: usize,
+    /// How sure the detector is, 0 to 1.
+    pub confidence: f32,
+    /// The rule that fired (one of [`RULES`]).
+    pub rule: &'static str,
+}
+
+/// What a column's name says about its values.
+#[derive(Debug, Clone, Default)]
+pub struct ColumnHint {
+    /// Entities the name suggests (its words are those entities' context words).
+    pub entities: Vec<Entity>,
+}
+
+impl ColumnHint {
+    /// The hint for a column called `name` (`customer_email`, `DateOfBirth`, `ssn`, …).
+    #[must_use]
+    pub fn from_name(name: &str) -> Self {
+        let words = name_words(name);
+        let has = |w: &[&str]| words.iter().any(|x| w.contains(&x.as_str()));
+        let joined = words.join("_");
+        let mut entities = Vec::new();
+        let mut add = |e: Entity, yes: bool| {
+            if yes {
+                entities.push(e);
+            }
+        };
+        add(Entity::Email, has(&["email", "mail"]));
+        add(
+            Entity::Phone,
+            has(&["phone", "tel", "telephone", "mobile", "cell", "fax"]),
+        );
+        add(Entity::UsSsn, has(&["ssn", "social"]));
+        add(Entity::CreditCard, has(&["card", "cc", "pan", "credit"]));
+        add(Entity::Iban, has(&["iban", "bank", "account"]));
+        add(Entity::IpAddress, has(&["ip", "ipv4", "ipv6", "host"]));
+        add(
+            Entity::DateOfBirth,
+            has(&["dob", "birth", "birthday", "birthdate", "born"]),
+        );
+        add(
+            Entity::Person,
+            has(&[
+                "name",
+                "firstname",
+                "lastname",
+                "surname",
+                "fullname",
+                "forename",
+                "person",
+            ]) && !has(&[
+                "user", "file", "host", "product", "company", "model", "domain",
+            ]),
+        );
+        add(
+            Entity::Address,
+            (has(&["address", "street", "addr", "residence"]) && !has(&["ip", "email", "mail"]))
+                || joined.contains("address_line"),
+        );
+        add(
+            Entity::Secret,
+            has(&["password", "passwd", "pwd", "secret", "token", "apikey"])
+                || joined.contains("api_key"),
+        );
+        Self { entities }
+    }
+
+    fn has(&self, e: Entity) -> bool {
+        self.entities.contains(&e)
+    }
+}
+
+/// Lower-case words of an identifier: `customerEmail`, `date_of_birth`, `Phone Number`.
+fn name_words(name: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut prev_lower = false;
+    for c in name.chars() {
+        if !c.is_alphanumeric() {
+            if !cur.is_empty() {
+                words.push(std::mem::take(&mut cur));
+            }
+            prev_lower = false;
+            continue;
+        }
+        if c.is_uppercase() && prev_lower && !cur.is_empty() {
+            words.push(std::mem::take(&mut cur));
+        }
+        prev_lower = c.is_lowercase() || c.is_ascii_digit();
+        cur.extend(c.to_lowercase());
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    words
+}
+
+/// Detector settings.
+#[derive(Debug, Clone)]
+pub struct DetectorOptions {
+    /// Findings below this confidence are dropped.
+    pub min_confidence: f32,
+    /// Only these entities are reported (empty: all).
+    pub entities: Vec<Entity>,
+}
+
+impl Default for DetectorOptions {
+    fn default() -> Self {
+        Self {
+            min_confidence: DEFAULT_MIN_CONFIDENCE,
+            entities: Vec::new(),
+        }
+    }
+}
+
+/// The default reporting threshold.
+pub const DEFAULT_MIN_CONFIDENCE: f32 = 0.5;
+
+/// How far before a candidate context words are looked for, in bytes.
+const CONTEXT_WINDOW: usize = 48;
+/// Confidence added by a context word (or a column name) of the candidate's entity.
+const CONTEXT_BOOST: f32 = 0.35;
+/// Confidence removed by a word that makes a number an identifier of something else.
+const NEGATIVE_PENALTY: f32 = 0.4;
+/// The most space-separated pieces of a run of numbers tried as one candidate.
+const MAX_RUN_TOKENS: usize = 6;
+/// The longest private key block taken in as one finding.
+const MAX_KEY_BLOCK: usize = 16 << 10;
+
+/// Errors building a detector (never expected: the patterns are fixed).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PiiError {
+    /// A built-in pattern failed to compile.
+    #[error("internal: a PII pattern failed to compile")]
+    Pattern(#[source] regex::Error),
+    /// An operator or policy entry is malformed.
+    #[error("{0}")]
+    Config(String),
+    /// Encryption or decryption of a pseudonymised value failed.
+    #[error("age: {0}")]
+    Crypto(String),
+    /// Reading or writing data failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The CSV input is malformed at a line.
+    #[error("line {line}: {reason}")]
+    Csv {
+        /// The 1-based line where the record starts.
+        line: u64,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+struct Patterns {
+    numeric: Regex,
+    email: Regex,
+    url: Regex,
+    iban: Regex,
+    ipv6: Regex,
+    prefixed: Regex,
+    assignment: Regex,
+    person_context: Regex,
+    capitalised_pair: Regex,
+    address: Regex,
+    text_date: Regex,
+    ssn_dashed: Regex,
+    ssn_spaced: Regex,
+    phone_international: Regex,
+    phone_us: Regex,
+    phone_other: Regex,
+    column_name: Regex,
+}
+
+impl Patterns {
+    fn new() -> Result<Self, regex::Error> {
+        let suffixes = lexicon::STREET_SUFFIXES.join("|");
+        Ok(Self {
+            numeric: Regex::new(
+                r"[+(]?[0-9][0-9 ()./\-]{2,200}[0-9](?:(?: ?x| ?ext\.? ?)[0-9]{1,5})?",
+            )?,
+            email: Regex::new(
+                r"(?i-u)[a-z0-9][a-z0-9._%+\-]{0,63}@[a-z0-9](?:[a-z0-9\-]{0,62}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9\-]{0,62}[a-z0-9])?)*\.[a-z]{2,24}",
+            )?,
+            url: Regex::new(r#"(?i)(?:(?:https?|ftp)://|www\.)[^\s<>"'`]{2,2048}"#)?,
+            iban: Regex::new(
+                r"(?-u)\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b",
+            )?,
+            ipv6: Regex::new(r"(?i-u)[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}")?,
+            prefixed: Regex::new(concat!(
+                r"(?-u)(?:A(?:KIA|SIA|GPA|IDA|ROA|NPA|NVA|IPA)[A-Z0-9]{16})",
+                r"|(?:-----BEGIN [A-Z ]{0,24}PRIVATE KEY(?: BLOCK)?-----)",
+                r"|(?:eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,})",
+                r"|(?:gh[pousr]_[A-Za-z0-9]{36,255})|(?:github_pat_[A-Za-z0-9_]{60,255})",
+                r"|(?:xox[abposr]-[A-Za-z0-9\-]{10,250})",
+                r"|(?:(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,247})",
+            ))?,
+            assignment: Regex::new(concat!(
+                r#"(?i)(api[_\-]?key|apikey|secret|token|passw(?:or)?d|pwd|access[_\-]?key|"#,
+                r#"private[_\-]?key|auth|credentials?|client[_\-]?secret)[a-z_\-]{0,20}["']?"#,
+                r#"[ \t]{0,3}(?:[:=]|=>|\bis\b)[ \t]{0,3}["']?([^\s"',;]{6,256})"#,
+            ))?,
+            person_context: Regex::new(concat!(
+                r"(?:\b(?:[Mm]y name is|[Nn]ame:|[Nn]amed|[Cc]alled|Mr\.?|Mrs\.?|Ms\.?|Miss|Dr\.?|Prof\.?|",
+                r"Dear|[Ss]incerely,|[Rr]egards,|[Pp]atient:?|[Cc]ustomer:?|[Cc]ontact:?|[Aa]ttn:?)[ \t]+)",
+                r"([A-Z][a-z]+(?:[\-'][A-Z][a-z]+)?(?:[ \t]+[A-Z]\.)?(?:[ \t]+[A-Z][a-z]+(?:[\-'][A-Z][a-z]+)?){0,2})",
+            ))?,
+            capitalised_pair: Regex::new(
+                r"(?-u)\b([A-Z][a-z]{1,15})(?: [A-Z]\.)? ([A-Z][a-z]{1,20}(?:[\-'][A-Z][a-z]+)?)\b",
+            )?,
+            address: Regex::new(&format!(
+                concat!(
+                    r"(?-u)\b[0-9]{{1,6}}[ \t]+(?:[A-Z][a-z]+\.?[ \t]+){{1,3}}(?:{suffixes})\b\.?",
+                    r"(?:,?[ \t]+(?:Apt\.?|Suite|Unit|#)[ \t]*[A-Za-z0-9\-]{{1,8}})?",
+                    r"(?:[,\s]{{1,3}}[A-Z][a-z]+(?:[ \t][A-Z][a-z]+){{0,2}},[ \t]+[A-Z]{{2}}[ \t]+[0-9]{{5}}(?:-[0-9]{{4}})?)?",
+                ),
+                suffixes = suffixes
+            ))?,
+            text_date: Regex::new(concat!(
+                r"(?-u)\b(?:(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]{0,6}\.? [0-9]{1,2}(?:st|nd|rd|th)?,? [0-9]{4}",
+                r"|[0-9]{1,2}(?:st|nd|rd|th)? (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]{0,6}\.?,? [0-9]{4})\b",
+            ))?,
+            ssn_dashed: Regex::new(r"^[0-9]{3}-[0-9]{2}-[0-9]{4}$")?,
+            ssn_spaced: Regex::new(r"^[0-9]{3} [0-9]{2} [0-9]{4}$")?,
+            phone_international: Regex::new(
+                r"^(?:\+|00)[0-9](?:[ .\-]?(?:\([0-9]{1,4}\)|[0-9]{1,5})){1,6}$",
+            )?,
+            phone_us: Regex::new(
+                r"^(?:1[ .\-]?)?(?:\([0-9]{3}\)[ .\-]?|[0-9]{3}[ .\-])[0-9]{3}[ .\-][0-9]{4}$",
+            )?,
+            phone_other: Regex::new(
+                r"^(?:\(0[0-9]{1,4}\) ?|0[0-9]{1,4}[ .\-/])[0-9]{2,4}(?:[ .\-]?[0-9]{2,4}){0,3}$",
+            )?,
+            column_name: Regex::new(r"^[\p{L}][\p{L}'\-.]*(?: [\p{L}][\p{L}'\-.]*){0,4}$")?,
+        })
+    }
+}
+
+/// The PII and secrets detector. Build it once ([`Detector::new`]) and share it: scanning
+/// takes `&self`.
+pub struct Detector {
+    p: Patterns,
+    opts: DetectorOptions,
+    given_names: HashSet<&'static str>,
+    street_suffixes: HashSet<&'static str>,
+}
+
+impl fmt::Debug for Detector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Detector")
+            .field("opts", &self.opts)
+            .finish()
+    }
+}
+
+/// A candidate before context is applied.
+struct Candidate {
+    entity: Entity,
+    start: usize,
+    end: usize,
+    base: f32,
+    rule: &'static str,
+    /// Whether this rule already is context (a column name, a "my name is"): no boost.
+    contextual: bool,
+}
+
+impl Detector {
+    /// Compiles the detector.
+    ///
+    /// # Errors
+    /// [`PiiError::Pattern`], which would be a bug in rampart.
+    pub fn new(opts: DetectorOptions) -> Result<Self, PiiError> {
+        Ok(Self {
+            p: Patterns::new().map_err(PiiError::Pattern)?,
+            opts,
+            given_names: lexicon::GIVEN_NAMES.iter().copied().collect(),
+            street_suffixes: lexicon::STREET_SUFFIXES.iter().copied().collect(),
+        })
+    }
+
+    /// The options the detector was built with.
+    #[must_use]
+    pub const fn options(&self) -> &DetectorOptions {
+        &self.opts
+    }
+
+    /// Finds personal data and secrets in free text.
+    #[must_use]
+    pub fn scan(&self, text: &str) -> Vec<Finding> {
+        self.scan_with(text, None)
+    }
+
+    /// Finds personal data and secrets in a value of a column whose name gave `hint`.
+    #[must_use]
+    pub fn scan_with(&self, text: &str, hint: Option<&ColumnHint>) -> Vec<Finding> {
+        let mut cands = Vec::new();
+        if let Some(h) = hint {
+            self.column_candidates(text, h, &mut cands);
+        }
+        let bytes = text.as_bytes();
+        let has_digit = bytes.iter().any(u8::is_ascii_digit);
+        if has_digit {
+            self.numeric_candidates(text, &mut cands);
+            self.address_candidates(text, &mut cands);
+        }
+        if memchr::memchr(b'@', bytes).is_some() {
+            for m in self.p.email.find_iter(text) {
+                if boundary_before(bytes, m.start())
+                    && !bytes_at(bytes, m.end()).is_some_and(is_word)
+                {
+                    cands.push(cand(Entity::Email, m.start(), m.end(), 0.9, "email"));
+                }
+            }
+        }
+        for m in self.p.url.find_iter(text) {
+            let end = m.start() + trim_url(m.as_str());
+            if boundary_before(bytes, m.start()) && end > m.start() + 4 {
+                cands.push(cand(Entity::Url, m.start(), end, 0.6, "url"));
+            }
+        }
+        if has_digit {
+            for m in self.p.iban.find_iter(text) {
+                let compact: Vec<u8> = m.as_str().bytes().filter(|b| *b != b' ').collect();
+                if checks::iban_valid(&compact) {
+                    cands.push(cand(Entity::Iban, m.start(), m.end(), 0.85, "iban-mod97"));
+                }
+            }
+        }
+        if memchr::memchr(b':', bytes).is_some() {
+            self.ipv6_candidates(text, &mut cands);
+        }
+        self.secret_candidates(text, &mut cands);
+        self.person_candidates(text, &mut cands);
+        if has_digit {
+            for m in self.p.text_date.find_iter(text) {
+                cands.push(cand(
+                    Entity::DateOfBirth,
+                    m.start(),
+                    m.end(),
+                    0.2,
+                    "date-of-birth-context",
+                ));
+            }
+        }
+        self.finish(text, hint, cands)
+    }
+
+    /// Applies context, thresholds, the entity filter, and resolves overlaps.
+    fn finish(&self, text: &str, hint: Option<&ColumnHint>, cands: Vec<Candidate>) -> Vec<Finding> {
+        let mut found: Vec<Finding> = cands
+            .into_iter()
+            .filter(|c| self.opts.entities.is_empty() || self.opts.entities.contains(&c.entity))
+            .filter_map(|c| {
+                let mut conf = c.base;
+                if !c.contextual {
+                    let window = context_window(text, c.start);
+                    let column = hint.is_some_and(|h| h.has(c.entity));
+                    let boost = if c.entity == Entity::DateOfBirth {
+                        0.6
+                    } else {
+                        CONTEXT_BOOST
+                    };
+                    if column || has_context(&window, c.entity.context()) {
+                        conf += boost;
+                    }
+                    if !c.entity.is_secret()
+                        && matches!(
+                            c.entity,
+                            Entity::Phone | Entity::UsSsn | Entity::CreditCard | Entity::IpAddress
+                        )
+                        && has_context(&window, lexicon::NEGATIVE_CONTEXT)
+                    {
+                        conf -= NEGATIVE_PENALTY;
+                    }
+                }
+                let conf = conf.clamp(0.0, 1.0);
+                (conf >= self.opts.min_confidence).then_some(Finding {
+                    entity: c.entity,
+                    start: c.start,
+                    end: c.end,
+                    confidence: (conf * 100.0).round() / 100.0,
+                    rule: c.rule,
+                })
+            })
+            .collect();
+        // Most confident first, then longest; keep a finding only if it overlaps none kept.
+        found.sort_by(|a, b| {
+            b.confidence
+                .total_cmp(&a.confidence)
+                .then((b.end - b.start).cmp(&(a.end - a.start)))
+                .then(a.start.cmp(&b.start))
+        });
+        let mut kept: Vec<Finding> = Vec::with_capacity(found.len());
+        for f in found {
+            if kept.iter().all(|k| f.end <= k.start || f.start >= k.end) {
+                kept.push(f);
+            }
+        }
+        kept.sort_by_key(|f| f.start);
+        kept
+    }
+
+    fn column_candidates(&self, text: &str, h: &ColumnHint, out: &mut Vec<Candidate>) {
+        let t = text.trim();
+        if t.is_empty() {
+            return;
+        }
+        let start = text.len() - text.trim_start().len();
+        let end = start + t.len();
+        let mut push = |e: Entity, conf: f32, rule: &'static str| {
+            out.push(Candidate {
+                entity: e,
+                start,
+                end,
+                base: conf,
+                rule,
+                contextual: true,
+            });
+        };
+        if h.has(Entity::Person)
+            && t.chars().count() <= 80
+            && self.p.column_name.is_match(t)
+            && t.chars().next().is_some_and(char::is_uppercase)
+        {
+            push(Entity::Person, 0.85, "person-column");
+        }
+        if h.has(Entity::Address)
+            && t.len() >= 5
+            && t.bytes().any(|b| b.is_ascii_digit())
+            && t.bytes().any(|b| b.is_ascii_alphabetic())
+        {
+            push(Entity::Address, 0.8, "address-column");
+        }
+        if h.has(Entity::DateOfBirth)
+            && (checks::numeric_date_year(t).is_some() || self.p.text_date.is_match(t))
+        {
+            push(Entity::DateOfBirth, 0.9, "date-of-birth-column");
+        }
+        if h.has(Entity::Secret) && t.len() >= 6 && !t.contains(char::is_whitespace) {
+            push(Entity::Secret, 0.8, "secret-column");
+        }
+    }
+
+    fn numeric_candidates(&self, text: &str, out: &mut Vec<Candidate>) {
+        let bytes = text.as_bytes();
+        for m in self.p.numeric.find_iter(text) {
+            // A run glued to a word on either side loses its pieces up to the nearest space.
+            let (mut s, mut e) = (m.start(), m.end());
+            if !boundary_before(bytes, s) {
+                let Some(sp) = m.as_str().find(' ') else {
+                    continue;
+                };
+                s += sp + 1;
+            }
+            if bytes_at(bytes, e).is_some_and(is_word) {
+                let Some(sp) = text.get(s..e).and_then(|r| r.rfind(' ')) else {
+                    continue;
+                };
+                e = s + sp;
+            }
+            let Some(run) = text.get(s..e) else { continue };
+            if run.is_empty() {
+                continue;
+            }
+            if let Some(c) = self.classify_numeric(run, s) {
+                out.push(c);
+                continue;
+            }
+            // Not one thing as a whole: try its space-separated pieces, longest first.
+            let tokens: Vec<(usize, usize)> = token_spans(run);
+            if tokens.len() < 2 {
+                continue;
+            }
+            let mut i = 0;
+            while i < tokens.len() {
+                let mut matched = None;
+                for j in (i..tokens.len().min(i + MAX_RUN_TOKENS)).rev() {
+                    let (Some(&(a, _)), Some(&(_, b))) = (tokens.get(i), tokens.get(j)) else {
+                        break;
+                    };
+                    let Some(piece) = run.get(a..b) else { break };
+                    if let Some(c) = self.classify_numeric(piece, s + a) {
+                        matched = Some((j, c));
+                        break;
+                    }
+                }
+                match matched {
+                    Some((j, c)) => {
+                        out.push(c);
+                        i = j + 1;
+                    }
+                    None => i += 1,
+                }
+            }
+        }
+    }
+
+    /// What a run of digits and separators is, if anything.
+    fn classify_numeric(&self, run: &str, at: usize) -> Option<Candidate> {
+        let run = run.trim_matches(|c: char| matches!(c, ' ' | '.' | '-' | '/'));
+        let run = if run.starts_with('(') && !run.contains(')') {
+            run.get(1..)?
+        } else {
+            run
+        };
+        let digits: Vec<u8> = run.bytes().filter(u8::is_ascii_digit).collect();
+        let n = digits.len();
+        let mk = |e: Entity, base: f32, rule: &'static str| {
+            Some(cand(e, at, at + run.len(), base, rule))
+        };
+        if run.bytes().all(|b| b.is_ascii_digit() || b == b'.') && checks::ipv4_valid(run) {
+            return mk(Entity::IpAddress, 0.75, "ipv4");
+        }
+        if (6..=8).contains(&n) && checks::numeric_date_year(run).is_some() {
+            return mk(Entity::DateOfBirth, 0.2, "date-of-birth-context");
+        }
+        if n == 9 {
+            let (rule, base) = if self.p.ssn_dashed.is_match(run) {
+                ("us-ssn-dashed", 0.85)
+            } else if self.p.ssn_spaced.is_match(run) {
+                ("us-ssn-spaced", 0.6)
+            } else if run.len() == 9 {
+                ("us-ssn-digits", 0.25)
+            } else {
+                ("", 0.0)
+            };
+            if !rule.is_empty() {
+                return checks::ssn_valid(&digits)
+                    .then(|| cand(Entity::UsSsn, at, at + run.len(), base, rule));
+            }
+        }
+        if (12..=19).contains(&n) && card_grouping(run) && checks::card_network(&digits).is_some() {
+            if checks::luhn(&digits) {
+                let base = if run.len() == n { 0.8 } else { 0.85 };
+                return mk(Entity::CreditCard, base, "credit-card-luhn");
+            }
+            // A card-shaped number failing Luhn is a look-alike, never a phone.
+            if n >= 15 {
+                return None;
+            }
+        }
+        let (core, _ext) = split_extension(run);
+        let core_digits = core.bytes().filter(u8::is_ascii_digit).count();
+        if (7..=15).contains(&core_digits) {
+            if self.p.phone_international.is_match(core) {
+                let normalised = core
+                    .strip_prefix("00")
+                    .map_or_else(|| core.to_owned(), |r| format!("+{r}"));
+                if phone_valid(&normalised, None) {
+                    return mk(Entity::Phone, 0.85, "phone-international");
+                }
+            } else if self.p.phone_us.is_match(core) {
+                if phone_valid(core, Some(phonenumber::country::Id::US)) {
+                    return mk(Entity::Phone, 0.75, "phone-national");
+                }
+            } else if self.p.phone_other.is_match(core) {
+                use phonenumber::country::Id;
+                if [
+                    Id::GB,
+                    Id::DE,
+                    Id::FR,
+                    Id::NL,
+                    Id::IT,
+                    Id::ES,
+                    Id::AU,
+                    Id::IN,
+                ]
+                .into_iter()
+                .any(|id| phone_valid(core, Some(id)))
+                {
+                    return mk(Entity::Phone, 0.65, "phone-national");
+                }
+            } else if core.len() == 10
+                && core.bytes().all(|b| b.is_ascii_digit())
+                && phone_valid(core, Some(phonenumber::country::Id::US))
+            {
+                return mk(Entity::Phone, 0.3, "phone-digits");
+            }
+        }
+        None
+    }
+
+    fn ipv6_candidates(&self, text: &str, out: &mut Vec<Candidate>) {
+        let bytes = text.as_bytes();
+        for m in self.p.ipv6.find_iter(text) {
+            let s = m.as_str();
+            if !boundary_before(bytes, m.start()) || bytes_at(bytes, m.end()).is_some_and(is_word) {
+                continue;
+            }
+            let groups = s.split(':').filter(|g| !g.is_empty()).count();
+            if groups < 3 && !s.contains("::") || s.len() < 6 {
+                continue;
+            }
+            if s.parse::<std::net::Ipv6Addr>().is_ok() {
+                out.push(cand(Entity::IpAddress, m.start(), m.end(), 0.75, "ipv6"));
+            }
+        }
+    }
+
+    fn secret_candidates(&self, text: &str, out: &mut Vec<Candidate>) {
+        let bytes = text.as_bytes();
+        for m in self.p.prefixed.find_iter(text) {
+            let s = m.as_str();
+            let (start, mut end) = (m.start(), m.end());
+            if !boundary_before(bytes, start) {
+                continue;
+            }
+            let after_word = bytes_at(bytes, end).is_some_and(is_word);
+            let (entity, rule, base) = if s.starts_with("-----BEGIN") {
+                // Take the whole block when its END line is near.
+                let tail = text.get(end..).unwrap_or_default();
+                let limit = tail.len().min(MAX_KEY_BLOCK);
+                if let Some(i) = tail.get(..limit).and_then(|t| t.find("-----END ")) {
+                    let close = tail
+                        .get(i + 9..)
+                        .and_then(|t| t.find("-----"))
+                        .map(|j| i + 9 + j + 5);
+                    end += close.unwrap_or(i);
+                }
+                (Entity::PrivateKey, "private-key-block", 0.95)
+            } else if after_word {
+                continue;
+            } else if s.starts_with('A') {
+                (Entity::AwsAccessKey, "aws-access-key", 0.9)
+            } else if s.starts_with("eyJ") {
+                if !checks::jwt_header_valid(s) {
+                    continue;
+                }
+                (Entity::Jwt, "jwt", 0.9)
+            } else if s.starts_with("gh") || s.starts_with("github_pat_") {
+                (Entity::ApiToken, "github-token", 0.9)
+            } else if s.starts_with("xox") {
+                (Entity::ApiToken, "slack-token", 0.9)
+            } else {
+                (Entity::ApiToken, "stripe-key", 0.9)
+            };
+            out.push(cand(entity, start, end, base, rule));
+        }
+        if !has_assignment_word(bytes) {
+            return;
+        }
+        for caps in self.p.assignment.captures_iter(text) {
+            let (Some(key), Some(value)) = (caps.get(1), caps.get(2)) else {
+                continue;
+            };
+            let v = value.as_str().as_bytes();
+            if v.iter().all(u8::is_ascii_alphabetic)
+                && v.len() < 12
+                && !key.as_str().to_ascii_lowercase().starts_with("pass")
+            {
+                continue;
+            }
+            if is_placeholder(value.as_str()) {
+                continue;
+            }
+            let classes = char_classes(v);
+            let entropy = checks::entropy(v);
+            let (rule, base) = if v.len() >= 16 && entropy >= 3.5 && classes >= 2 {
+                ("secret-high-entropy", 0.85)
+            } else if key.as_str().to_ascii_lowercase().starts_with("pass")
+                || key.as_str().eq_ignore_ascii_case("pwd")
+            {
+                if classes < 2 && v.len() < 10 {
+                    continue;
+                }
+                ("secret-assignment", 0.7)
+            } else if v.len() >= 10 && entropy >= 3.0 && classes >= 2 {
+                ("secret-assignment", 0.65)
+            } else {
+                continue;
+            };
+            out.push(Candidate {
+                entity: Entity::Secret,
+                start: value.start(),
+                end: value.end(),
+                base,
+                rule,
+                contextual: true,
+            });
+        }
+    }
+
+    fn person_candidates(&self, text: &str, out: &mut Vec<Candidate>) {
+        if !text.bytes().any(|b| b.is_ascii_uppercase()) {
+            return;
+        }
+        for caps in self.p.person_context.captures_iter(text) {
+            if let Some(m) = caps.get(1) {
+                let last = m.as_str().rsplit(' ').next().unwrap_or_default();
+                if self.street_suffixes.contains(last) || COMMON_CAPITALISED.contains(&m.as_str()) {
+                    continue;
+                }
+                out.push(Candidate {
+                    entity: Entity::Person,
+                    start: m.start(),
+                    end: m.end(),
+                    base: 0.75,
+                    rule: "person-context",
+                    contextual: true,
+                });
+            }
+        }
+        for caps in self.p.capitalised_pair.captures_iter(text) {
+            let (Some(all), Some(first), Some(last)) = (caps.get(0), caps.get(1), caps.get(2))
+            else {
+                continue;
+            };
+            if !self.given_names.contains(first.as_str())
+                || self.street_suffixes.contains(last.as_str())
+                || COMMON_CAPITALISED.contains(&last.as_str())
+            {
+                continue;
+            }
+            out.push(cand(
+                Entity::Person,
+                all.start(),
+                all.end(),
+                0.6,
+                "person-given-name",
+            ));
+        }
+    }
+
+    fn address_candidates(&self, text: &str, out: &mut Vec<Candidate>) {
+        for m in self.p.address.find_iter(text) {
+            out.push(cand(
+                Entity::Address,
+                m.start(),
+                m.end(),
+                0.7,
+                "address-street",
+            ));
+        }
+    }
+}
+
+/// Capitalised words that follow a name-like word without being a surname.
+const COMMON_CAPITALISED: &[&str] = &[
+    "The",
+    "This",
+    "That",
+    "These",
+    "Those",
+    "And",
+    "But",
+    "Or",
+    "If",
+    "When",
+    "Then",
+    "There",
+    "Here",
+    "What",
+    "Who",
+    "How",
+    "Why",
+    "Where",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+    "Street",
+    "Road",
+    "Avenue",
+    "Inc",
+    "Ltd",
+    "Company",
+    "University",
+    "Hospital",
+    "Bank",
+    "Team",
+    "Support",
+    "Please",
+    "Thanks",
+    "Thank",
+    "Hello",
+    "Hi",
+    "Dear",
+    "Yes",
+    "No",
+];
+
+fn cand(entity: Entity, start: usize, end: usize, base: f32, rule: &'static str) -> Candidate {
+    Candidate {
+        entity,
+        start,
+        end,
+        base,
+        rule,
+        contextual: false,
+    }
+}
+
+const fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+fn bytes_at(bytes: &[u8], i: usize) -> Option<u8> {
+    bytes.get(i).copied()
+}
+
+/// Whether position `i` starts a token: the byte before it is not a letter, digit or `_`.
+fn boundary_before(bytes: &[u8], i: usize) -> bool {
+    i == 0 || bytes.get(i - 1).is_none_or(|&b| !is_word(b))
+}
+
+/// Byte spans of the space-separated pieces of a run.
+fn token_spans(run: &str) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    let mut start = None;
+    for (i, b) in run.bytes().enumerate() {
+        match (b == b' ', start) {
+            (false, None) => start = Some(i),
+            (true, Some(s)) => {
+                spans.push((s, i));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        spans.push((s, run.len()));
+    }
+    spans
+}
+
+/// Whether a card-length run is grouped as cards are printed: no separators, or one kind of
+/// separator between groups of four (the last shorter), 4-6-5 or 4-6-4.
+fn card_grouping(run: &str) -> bool {
+    if run.bytes().all(|b| b.is_ascii_digit()) {
+        return true;
+    }
+    let sep = if run.contains(' ') { ' ' } else { '-' };
+    if run.bytes().any(|b| !b.is_ascii_digit() && b != sep as u8) {
+        return false;
+    }
+    let groups: Vec<usize> = run.split(sep).map(str::len).collect();
+    match groups.as_slice() {
+        [4, 6, 5] | [4, 6, 4] => true,
+        [init @ .., last] => {
+            init.len() >= 2 && init.iter().all(|&g| g == 4) && (1..=4).contains(last)
+        }
+        [] => false,
+    }
+}
+
+/// A phone candidate without its `x123` / `ext. 123` extension.
+fn split_extension(run: &str) -> (&str, &str) {
+    match run.find(['x', 'e']) {
+        Some(i) => (
+            run.get(..i).unwrap_or(run).trim_end(),
+            run.get(i..).unwrap_or_default(),
+        ),
+        None => (run, ""),
+    }
+}
+
+fn phone_valid(s: &str, region: Option<phonenumber::country::Id>) -> bool {
+    phonenumber::parse(region, s).is_ok_and(|n| phonenumber::is_valid(&n))
+}
+
+/// The context window before `start`, lower-cased (char-boundary safe).
+fn context_window(text: &str, start: usize) -> String {
+    let mut from = start.saturating_sub(CONTEXT_WINDOW);
+    while from > 0 && !text.is_char_boundary(from) {
+        from -= 1;
+    }
+    text.get(from..start).unwrap_or_default().to_lowercase()
+}
+
+/// Whether one of `words` appears in `window` as a word (multi-word entries as a substring).
+fn has_context(window: &str, words: &[&str]) -> bool {
+    window
+        .split(|c: char| !(c.is_alphanumeric() || c == '#' || c == '-' || c == '.'))
+        .map(|w| w.trim_matches(|c: char| c == '.' || c == '-'))
+        .any(|w| !w.is_empty() && words.contains(&w))
+        || words
+            .iter()
+            .any(|w| w.contains(['-', '.', '#']) && window.contains(w))
+}
+
+/// A URL's length without trailing punctuation that belongs to the sentence.
+fn trim_url(url: &str) -> usize {
+    url.trim_end_matches(['.', ',', ';', ':', '!', '?', ')', ']', '}', '\'', '"'])
+        .len()
+}
+
+fn has_assignment_word(bytes: &[u8]) -> bool {
+    const STARTS: &[[u8; 3]] = &[
+        *b"key", *b"sec", *b"tok", *b"pas", *b"pwd", *b"aut", *b"cre",
+    ];
+    bytes.windows(3).any(|w| match w {
+        [a, b, c] => {
+            let lower = [
+                a.to_ascii_lowercase(),
+                b.to_ascii_lowercase(),
+                c.to_ascii_lowercase(),
+            ];
+            STARTS.contains(&lower)
+        }
+        _ => false,
+    })
+}
+
+fn char_classes(v: &[u8]) -> usize {
+    [
+        v.iter().any(u8::is_ascii_lowercase),
+        v.iter().any(u8::is_ascii_uppercase),
+        v.iter().any(u8::is_ascii_digit),
+        v.iter().any(u8::is_ascii_punctuation),
+    ]
+    .iter()
+    .filter(|&&x| x)
+    .count()
+}
+
+fn is_placeholder(v: &str) -> bool {
+    let l = v.to_ascii_lowercase();
+    l.starts_with('<')
+        || l.starts_with("${")
+        || l.starts_with("{{")
+        || l.contains("redacted")
+        || l.contains("example")
+        || l.contains("xxxx")
+        || l.contains("****")
+        || l == "none"
+        || l == "null"
+}
+
+/// A value as reports may show it: letters and digits masked but the last two, punctuation
+/// kept, at most 24 characters.
+#[must_use]
+pub fn mask_sample(value: &str) -> String {
+    let alnum = value.chars().filter(|c| c.is_alphanumeric()).count();
+    let keep_from = alnum
+        .saturating_sub(2)
+        .max(alnum / 2 + usize::from(alnum > 0));
+    let mut seen = 0;
+    let masked: String = value
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() {
+                seen += 1;
+                if seen > keep_from { c } else { '*' }
+            } else {
+                c
+            }
+        })
+        .collect();
+    let count = masked.chars().count();
+    if count > 24 {
+        let tail: String = masked.chars().skip(count - 23).collect();
+        format!("…{tail}")
+    } else {
+        masked
+    }
+}
+
+#[cfg(test)]
+mod tests;

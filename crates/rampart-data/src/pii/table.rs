@@ -1,0 +1,268 @@
+//! Scanning and redacting whole files: CSV column by column (the column's name is context),
+//! free text line by line. Both stream: memory is one record (or line) plus the report, whose
+//! samples are masked and capped.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Read, Write};
+
+use serde::Serialize;
+
+use super::{ColumnHint, Detector, Entity, Finding, Operator, PiiError, Redactor, mask_sample};
+use crate::csv::{Next, ReaderOptions, RecordReader};
+use crate::validate::csv_field;
+
+/// Masked samples kept per column and entity.
+const SAMPLES: usize = 3;
+/// The longest line of free text read, in bytes.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// What was found of one entity in one column.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EntityStats {
+    /// Findings.
+    pub count: u64,
+    /// Rows (or lines) with at least one.
+    pub rows: u64,
+    /// Findings per rule.
+    pub rules: BTreeMap<&'static str, u64>,
+    /// Up to three masked samples ([`mask_sample`]); never a raw value.
+    pub samples: Vec<String>,
+}
+
+/// One column's findings.
+#[derive(Debug, Clone, Serialize)]
+pub struct ColumnReport {
+    /// The column (`text` for free text).
+    pub column: String,
+    /// Findings per entity.
+    pub entities: BTreeMap<Entity, EntityStats>,
+}
+
+/// The result of a scan or a redaction.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PiiReport {
+    /// Data rows (CSV, header excluded) or lines read.
+    pub rows: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Findings in all.
+    pub findings: u64,
+    /// Findings per entity.
+    pub by_entity: BTreeMap<Entity, u64>,
+    /// Per column, in file order; columns without findings are listed too.
+    pub columns: Vec<ColumnReport>,
+    /// Values rewritten (0 for a scan, and for `keep`).
+    pub redacted: u64,
+}
+
+impl PiiReport {
+    fn with_columns(names: &[String]) -> Self {
+        Self {
+            columns: names
+                .iter()
+                .map(|n| ColumnReport {
+                    column: n.clone(),
+                    entities: BTreeMap::new(),
+                })
+                .collect(),
+            ..Self::default()
+        }
+    }
+
+    fn record(&mut self, column: usize, value: &str, findings: &[Finding]) {
+        let Some(col) = self.columns.get_mut(column) else {
+            return;
+        };
+        let mut seen: Vec<Entity> = Vec::new();
+        for f in findings {
+            self.findings += 1;
+            *self.by_entity.entry(f.entity).or_default() += 1;
+            let s = col.entities.entry(f.entity).or_default();
+            s.count += 1;
+            *s.rules.entry(f.rule).or_default() += 1;
+            if !seen.contains(&f.entity) {
+                s.rows += 1;
+                seen.push(f.entity);
+            }
+            if s.samples.len() < SAMPLES
+                && let Some(v) = value.get(f.start..f.end)
+            {
+                s.samples.push(mask_sample(v));
+            }
+        }
+    }
+
+    /// Counts per `column → entity`, with no samples (what the audit log keeps).
+    #[must_use]
+    pub fn counts(&self) -> BTreeMap<String, BTreeMap<Entity, u64>> {
+        self.columns
+            .iter()
+            .filter(|c| !c.entities.is_empty())
+            .map(|c| {
+                (
+                    c.column.clone(),
+                    c.entities.iter().map(|(e, s)| (*e, s.count)).collect(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// What to do with a CSV file.
+pub struct CsvJob<'a> {
+    /// The detector.
+    pub detector: &'a Detector,
+    /// Reader limits.
+    pub reader: ReaderOptions,
+    /// When set, the redacted file goes here.
+    pub redact: Option<(&'a Redactor, &'a mut dyn Write)>,
+    /// Column operators (they win over the entity operators for findings in that column).
+    pub columns: &'a BTreeMap<String, Operator>,
+}
+
+/// Scans (and, with [`CsvJob::redact`], redacts) a CSV file with a header row.
+///
+/// # Errors
+/// [`PiiError::Csv`] for an empty file, a malformed record or a value that is not UTF-8 (a
+/// malformed record cannot be redacted safely: validate the file first, which quarantines
+/// it); [`PiiError::Config`] for a column operator naming no column; I/O and crypto errors.
+pub fn process_csv<R: Read>(input: R, mut job: CsvJob<'_>) -> Result<PiiReport, PiiError> {
+    let mut reader = RecordReader::new(input, job.reader);
+    let header = match reader.next_record()? {
+        Next::Record => (0..reader.len())
+            .map(|i| String::from_utf8_lossy(reader.field(i)).into_owned())
+            .collect::<Vec<_>>(),
+        Next::End => {
+            return Err(PiiError::Csv {
+                line: 1,
+                reason: "the file is empty (a header row is needed)".into(),
+            });
+        }
+        Next::Malformed(m) => {
+            return Err(PiiError::Csv {
+                line: 1,
+                reason: format!("malformed header: {}", m.message()),
+            });
+        }
+    };
+    if let Some(unknown) = job.columns.keys().find(|k| !header.contains(k)) {
+        return Err(PiiError::Config(format!(
+            "column operator for {unknown:?}: the file has no such column (columns: {})",
+            header.join(", ")
+        )));
+    }
+    let hints: Vec<ColumnHint> = header.iter().map(|h| ColumnHint::from_name(h)).collect();
+    let ops: Vec<Option<Operator>> = header.iter().map(|h| job.columns.get(h).copied()).collect();
+    let mut report = PiiReport::with_columns(&header);
+    if let Some((_, out)) = job.redact.as_mut() {
+        write_row(*out, header.iter().map(String::as_bytes))?;
+    }
+    let mut cells: Vec<String> = Vec::with_capacity(header.len());
+    loop {
+        match reader.next_record()? {
+            Next::End => break,
+            Next::Malformed(m) => {
+                return Err(PiiError::Csv {
+                    line: reader.line(),
+                    reason: format!(
+                        "{}; run `rampart data validate` to quarantine malformed rows first",
+                        m.message()
+                    ),
+                });
+            }
+            Next::Record => {}
+        }
+        report.rows += 1;
+        let line = reader.line();
+        cells.clear();
+        for i in 0..reader.len() {
+            let bytes = reader.field(i);
+            let text = std::str::from_utf8(bytes).map_err(|_| PiiError::Csv {
+                line,
+                reason: format!(
+                    "column {:?} is not valid UTF-8",
+                    header.get(i).map_or("?", String::as_str)
+                ),
+            })?;
+            let findings = job.detector.scan_with(text, hints.get(i));
+            report.record(i, text, &findings);
+            if let Some((redactor, _)) = job.redact.as_ref() {
+                let op = ops.get(i).copied().flatten();
+                let changed = findings
+                    .iter()
+                    .filter(|f| redactor.operator(f.entity, op) != Operator::Keep)
+                    .count();
+                report.redacted += changed as u64;
+                cells.push(if changed == 0 {
+                    text.to_owned()
+                } else {
+                    redactor.redact(text, &findings, op)?
+                });
+            }
+        }
+        if let Some((_, out)) = job.redact.as_mut() {
+            write_row(*out, cells.iter().map(String::as_bytes))?;
+        }
+    }
+    report.bytes = reader.bytes_read();
+    Ok(report)
+}
+
+fn write_row<'b>(
+    out: &mut dyn Write,
+    fields: impl Iterator<Item = &'b [u8]>,
+) -> std::io::Result<()> {
+    for (i, f) in fields.enumerate() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        csv_field(out, f)?;
+    }
+    out.write_all(b"\n")
+}
+
+/// Scans (and, with `redact`, redacts) free text line by line.
+///
+/// # Errors
+/// [`PiiError::Csv`] (naming the line) for a line over [`MAX_LINE_BYTES`] or not UTF-8; I/O
+/// and crypto errors.
+pub fn process_text<R: BufRead>(
+    mut input: R,
+    detector: &Detector,
+    mut redact: Option<(&Redactor, &mut dyn Write)>,
+) -> Result<PiiReport, PiiError> {
+    let mut report = PiiReport::with_columns(&["text".to_owned()]);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = input
+            .by_ref()
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut line)?;
+        if n == 0 {
+            break;
+        }
+        report.rows += 1;
+        report.bytes += n as u64;
+        if line.len() > MAX_LINE_BYTES {
+            return Err(PiiError::Csv {
+                line: report.rows,
+                reason: format!("the line is longer than {MAX_LINE_BYTES} bytes"),
+            });
+        }
+        let text = std::str::from_utf8(&line).map_err(|_| PiiError::Csv {
+            line: report.rows,
+            reason: "the line is not valid UTF-8".into(),
+        })?;
+        let findings = detector.scan(text);
+        report.record(0, text, &findings);
+        if let Some((redactor, out)) = redact.as_mut() {
+            report.redacted += findings
+                .iter()
+                .filter(|f| redactor.operator(f.entity, None) != Operator::Keep)
+                .count() as u64;
+            out.write_all(redactor.redact(text, &findings, None)?.as_bytes())?;
+        }
+    }
+    Ok(report)
+}

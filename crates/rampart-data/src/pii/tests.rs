@@ -1,0 +1,545 @@
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+
+use super::*;
+use std::collections::BTreeMap;
+
+fn detector() -> Detector {
+    Detector::new(DetectorOptions::default()).unwrap()
+}
+
+/// The (entity, matched text) pairs found in `text`.
+fn found(d: &Detector, text: &str) -> Vec<(Entity, String)> {
+    d.scan(text)
+        .into_iter()
+        .map(|f| (f.entity, text[f.start..f.end].to_owned()))
+        .collect()
+}
+
+/// `text` must yield exactly one finding of `entity` covering `value`.
+fn hit(d: &Detector, entity: Entity, text: &str, value: &str) {
+    let f = found(d, text);
+    assert!(
+        f.iter().any(|(e, v)| *e == entity && v == value),
+        "{entity} {value:?} not found in {text:?}: {f:?}"
+    );
+}
+
+/// `text` must yield no finding of `entity`.
+fn miss(d: &Detector, entity: Entity, text: &str) {
+    let f = found(d, text);
+    assert!(
+        !f.iter().any(|(e, _)| *e == entity),
+        "{entity} wrongly found in {text:?}: {f:?}"
+    );
+}
+
+#[test]
+fn emails() {
+    let d = detector();
+    hit(
+        &d,
+        Entity::Email,
+        "write to jane.doe+ml@example.co.uk today",
+        "jane.doe+ml@example.co.uk",
+    );
+    hit(&d, Entity::Email, "<a.b@c-d.org>", "a.b@c-d.org");
+    miss(&d, Entity::Email, "user@localhost is not routable");
+    miss(&d, Entity::Email, "price@ 5.00");
+}
+
+#[test]
+fn phones() {
+    let d = detector();
+    hit(
+        &d,
+        Entity::Phone,
+        "call +1 415-555-2671 now",
+        "+1 415-555-2671",
+    );
+    hit(&d, Entity::Phone, "tel: (415) 555-2671", "(415) 555-2671");
+    hit(
+        &d,
+        Entity::Phone,
+        "reach me at 415.555.2671",
+        "415.555.2671",
+    );
+    hit(
+        &d,
+        Entity::Phone,
+        "UK office +44 20 7946 0958.",
+        "+44 20 7946 0958",
+    );
+    hit(&d, Entity::Phone, "E.164: +442079460958", "+442079460958");
+    hit(&d, Entity::Phone, "phone 4155552671", "4155552671");
+    hit(
+        &d,
+        Entity::Phone,
+        "001-415-555-2671x123",
+        "001-415-555-2671x123",
+    );
+    // Look-alikes: no phone plan has them, or the context says they are something else.
+    miss(&d, Entity::Phone, "order 4155552671 shipped");
+    miss(&d, Entity::Phone, "4155552671");
+    miss(&d, Entity::Phone, "at 2024-01-02 10:00:00");
+    miss(&d, Entity::Phone, "(123) 456-7890");
+    miss(&d, Entity::Phone, "version 10.2.3004.5");
+}
+
+#[test]
+fn ssns() {
+    let d = detector();
+    hit(&d, Entity::UsSsn, "SSN 536-22-1234", "536-22-1234");
+    hit(&d, Entity::UsSsn, "536-22-1234 is on file", "536-22-1234");
+    hit(
+        &d,
+        Entity::UsSsn,
+        "social security number 536221234",
+        "536221234",
+    );
+    miss(&d, Entity::UsSsn, "SSN 666-22-1234");
+    miss(&d, Entity::UsSsn, "SSN 912-22-1234");
+    miss(&d, Entity::UsSsn, "SSN 536-00-1234");
+    miss(&d, Entity::UsSsn, "SSN 536-22-0000");
+    miss(&d, Entity::UsSsn, "536221234 items");
+    miss(&d, Entity::UsSsn, "ticket 536-22-1234");
+}
+
+#[test]
+fn cards() {
+    let d = detector();
+    hit(
+        &d,
+        Entity::CreditCard,
+        "card 4111 1111 1111 1111 exp 12/29",
+        "4111 1111 1111 1111",
+    );
+    hit(
+        &d,
+        Entity::CreditCard,
+        "4111-1111-1111-1111",
+        "4111-1111-1111-1111",
+    );
+    hit(
+        &d,
+        Entity::CreditCard,
+        "amex 3782 822463 10005",
+        "3782 822463 10005",
+    );
+    hit(
+        &d,
+        Entity::CreditCard,
+        "paid with 5555555555554444",
+        "5555555555554444",
+    );
+    miss(&d, Entity::CreditCard, "card 4111 1111 1111 1112");
+    miss(&d, Entity::CreditCard, "9111111111111111");
+    miss(&d, Entity::CreditCard, "4111 11 111111 1111");
+    miss(&d, Entity::CreditCard, "order number 4111111111111111");
+    assert!(
+        found(&d, "card 4111 1111 1111 1112").is_empty(),
+        "a Luhn-invalid card is nothing"
+    );
+}
+
+#[test]
+fn ibans() {
+    let d = detector();
+    hit(
+        &d,
+        Entity::Iban,
+        "IBAN GB82 WEST 1234 5698 7654 32.",
+        "GB82 WEST 1234 5698 7654 32",
+    );
+    hit(
+        &d,
+        Entity::Iban,
+        "DE89370400440532013000",
+        "DE89370400440532013000",
+    );
+    miss(&d, Entity::Iban, "GB83 WEST 1234 5698 7654 32");
+    miss(&d, Entity::Iban, "GB82WEST123456987654");
+}
+
+#[test]
+fn ip_addresses() {
+    let d = detector();
+    hit(
+        &d,
+        Entity::IpAddress,
+        "from 192.168.10.20 port 22",
+        "192.168.10.20",
+    );
+    hit(
+        &d,
+        Entity::IpAddress,
+        "host 2001:db8:85a3::8a2e:370:7334",
+        "2001:db8:85a3::8a2e:370:7334",
+    );
+    hit(&d, Entity::IpAddress, "fe80::1 is link-local", "fe80::1");
+    miss(&d, Entity::IpAddress, "version 1.2.3.4");
+    miss(&d, Entity::IpAddress, "999.1.1.1");
+    miss(&d, Entity::IpAddress, "release 1.2.3.4.5");
+    miss(&d, Entity::IpAddress, "at 10:20:30");
+    miss(&d, Entity::IpAddress, "mac 00:1a:2b:3c:4d:5e");
+}
+
+#[test]
+fn urls() {
+    let d = detector();
+    hit(
+        &d,
+        Entity::Url,
+        "see https://example.com/a?b=c.",
+        "https://example.com/a?b=c",
+    );
+    hit(&d, Entity::Url, "(www.example.org/x)", "www.example.org/x");
+    miss(&d, Entity::Url, "http is a protocol");
+}
+
+#[test]
+fn dates_of_birth() {
+    let d = detector();
+    hit(
+        &d,
+        Entity::DateOfBirth,
+        "born 1985-03-12 in Leeds",
+        "1985-03-12",
+    );
+    hit(&d, Entity::DateOfBirth, "DOB: 03/12/1985", "03/12/1985");
+    hit(
+        &d,
+        Entity::DateOfBirth,
+        "date of birth March 3, 1985",
+        "March 3, 1985",
+    );
+    miss(&d, Entity::DateOfBirth, "shipped 1985-03-12");
+    miss(&d, Entity::DateOfBirth, "created_at 2024-01-02T10:00:00Z");
+    miss(&d, Entity::DateOfBirth, "born 1985-02-30");
+}
+
+#[test]
+fn people_and_addresses() {
+    let d = detector();
+    hit(
+        &d,
+        Entity::Person,
+        "Hello, my name is Maria Gonzalez.",
+        "Maria Gonzalez",
+    );
+    hit(
+        &d,
+        Entity::Person,
+        "Signed by Dr. Alan Turing",
+        "Alan Turing",
+    );
+    hit(
+        &d,
+        Entity::Person,
+        "ask Jennifer Lawson about it",
+        "Jennifer Lawson",
+    );
+    miss(&d, Entity::Person, "The Quick Brown fox");
+    miss(&d, Entity::Person, "Grace Street is closed");
+    hit(
+        &d,
+        Entity::Address,
+        "ship to 1600 Pennsylvania Avenue, Washington, DC 20500 please",
+        "1600 Pennsylvania Avenue, Washington, DC 20500",
+    );
+    hit(
+        &d,
+        Entity::Address,
+        "48288 Burns Mews Apt. 391",
+        "48288 Burns Mews Apt. 391",
+    );
+    miss(&d, Entity::Address, "3 Apples are red");
+}
+
+#[test]
+fn secrets() {
+    let d = detector();
+    hit(
+        &d,
+        Entity::AwsAccessKey,
+        "aws_access_key_id=AKIAIOSFODNN7EXAMPLE",
+        "AKIAIOSFODNN7EXAMPLE",
+    );
+    miss(&d, Entity::AwsAccessKey, "AKIAIOSFODNN7EXAMPLEXX");
+    let pem =
+        "key:\n-----BEGIN RSA PRIVATE KEY-----\nMIIEow\nAAAA\n-----END RSA PRIVATE KEY-----\nend";
+    let f = d.scan(pem);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].entity, Entity::PrivateKey);
+    assert!(pem[f[0].start..f[0].end].ends_with("-----END RSA PRIVATE KEY-----"));
+    miss(&d, Entity::PrivateKey, "-----BEGIN PUBLIC KEY-----");
+    let jwt = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
+    hit(
+        &d,
+        Entity::Jwt,
+        &format!("Authorization: Bearer {jwt}"),
+        jwt,
+    );
+    miss(
+        &d,
+        Entity::Jwt,
+        "eyJub3RoaW5nIjoxMjM0NX0.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w",
+    );
+    hit(
+        &d,
+        Entity::ApiToken,
+        "GITHUB_TOKEN=ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+        "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+    );
+    hit(
+        &d,
+        Entity::ApiToken,
+        "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
+        "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
+    );
+    hit(
+        &d,
+        Entity::ApiToken,
+        "stripe sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+        "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+    );
+    hit(
+        &d,
+        Entity::Secret,
+        "api_key = \"Zr8q2Lw9XkP4vT7mNb3Hc6\"",
+        "Zr8q2Lw9XkP4vT7mNb3Hc6",
+    );
+    hit(&d, Entity::Secret, "password: hunter2!", "hunter2!");
+    miss(&d, Entity::Secret, "token: the next one");
+    miss(&d, Entity::Secret, "password reset link sent");
+    miss(&d, Entity::Secret, "api_key = <REDACTED>");
+    miss(
+        &d,
+        Entity::Secret,
+        "commit 9fceb02d0ae598e95dc970b74767f19372d61af8",
+    );
+}
+
+#[test]
+fn hard_negatives_are_quiet() {
+    let d = detector();
+    for text in [
+        "order #ORD-2023-000123 shipped",
+        "uuid 123e4567-e89b-12d3-a456-426614174000",
+        "git 9fceb02d0ae598e95dc970b74767f19372d61af8",
+        "timestamp 2024-01-02T10:00:00Z",
+        "version 2.14.3 released",
+        "invoice 4532015112830366",
+        "ISBN 978-3-16-148410-0",
+        "total 1,234,567.89 USD",
+    ] {
+        assert!(
+            found(&d, text).is_empty(),
+            "{text:?}: {:?}",
+            found(&d, text)
+        );
+    }
+}
+
+#[test]
+fn column_names_are_context() {
+    let d = detector();
+    let h = ColumnHint::from_name("customerName");
+    assert!(h.entities.contains(&Entity::Person));
+    let f = d.scan_with("Zbigniew Brzezinski", Some(&h));
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].rule, "person-column");
+    let h = ColumnHint::from_name("date_of_birth");
+    assert_eq!(
+        d.scan_with("1990-07-04", Some(&h))[0].entity,
+        Entity::DateOfBirth
+    );
+    let h = ColumnHint::from_name("home_address");
+    assert_eq!(
+        d.scan_with("12 rue de la Paix", Some(&h))[0].entity,
+        Entity::Address
+    );
+    let h = ColumnHint::from_name("phone");
+    assert_eq!(d.scan_with("4155552671", Some(&h))[0].entity, Entity::Phone);
+    assert!(ColumnHint::from_name("filename").entities.is_empty());
+    assert!(
+        d.scan_with("Report Final", Some(&ColumnHint::from_name("file_name")))
+            .is_empty()
+    );
+}
+
+#[test]
+fn confidence_and_filters() {
+    let d = Detector::new(DetectorOptions {
+        min_confidence: 0.9,
+        entities: vec![Entity::UsSsn],
+    })
+    .unwrap();
+    assert!(d.scan("536-22-1234").is_empty(), "0.85 < 0.9");
+    assert_eq!(d.scan("SSN 536-22-1234")[0].confidence, 1.0);
+    assert!(
+        d.scan("jane@example.com SSN 536-22-1234")
+            .iter()
+            .all(|f| f.entity == Entity::UsSsn)
+    );
+}
+
+#[test]
+fn rule_ids_are_unique_and_entities_round_trip() {
+    let mut r = RULES.to_vec();
+    r.sort_unstable();
+    r.dedup();
+    assert_eq!(r.len(), RULES.len());
+    for e in ENTITIES {
+        assert_eq!(e.name().parse::<Entity>().unwrap(), *e);
+    }
+    assert!("NOPE".parse::<Entity>().is_err());
+    // Every finding's rule is a declared one.
+    let d = detector();
+    let text = "jane@example.com +1 415-555-2671 536-22-1234 4111111111111111 GB82WEST12345698765432 \
+                10.0.0.1 https://x.org born 1985-03-12 my name is Ann Lee 5 Main Street AKIAIOSFODNN7EXAMPLE";
+    let f = d.scan(text);
+    assert_eq!(f.len(), 11, "{f:?}");
+    assert!(f.iter().all(|x| RULES.contains(&x.rule)));
+}
+
+#[test]
+fn samples_are_masked() {
+    assert_eq!(mask_sample("536-22-1234"), "***-**-**34");
+    assert_eq!(mask_sample("ab"), "**");
+    assert!(!mask_sample("jane@example.com").contains("jane"));
+    assert!(mask_sample(&"x".repeat(100)).chars().count() <= 24);
+}
+
+#[test]
+fn operators() {
+    use redact::{mask, reveal};
+    let d = detector();
+    let text = "mail jane@example.com or call +1 415-555-2671";
+    let f = d.scan(text);
+    let r = Redactor::new(Operator::Replace);
+    assert_eq!(
+        r.redact(text, &f, None).unwrap(),
+        "mail <EMAIL> or call <PHONE>"
+    );
+    let r = Redactor::new(Operator::Remove).entity(Entity::Phone, Operator::Mask(4));
+    assert_eq!(
+        r.redact(text, &f, None).unwrap(),
+        "mail  or call +* ***-***-2671"
+    );
+    assert_eq!(mask("4111 1111 1111 1111", 4), "**** **** **** 1111");
+    let r = Redactor::new(Operator::Keep);
+    assert_eq!(r.redact(text, &f, None).unwrap(), text);
+    assert_eq!(
+        r.redact(text, &f, Some(Operator::Replace)).unwrap(),
+        "mail <EMAIL> or call <PHONE>"
+    );
+    assert!("mask:x".parse::<Operator>().is_err());
+    assert_eq!("mask:2".parse::<Operator>().unwrap(), Operator::Mask(2));
+    assert_eq!("HASH".parse::<Operator>().unwrap(), Operator::Hash);
+
+    // Hash: stable for one key, different under another, and needs a key.
+    let key = zeroize::Zeroizing::new(vec![7u8; 32]);
+    let h1 = Redactor::new(Operator::Hash).hash_key(key.clone()).unwrap();
+    let h2 = Redactor::new(Operator::Hash).hash_key(key).unwrap();
+    let other = Redactor::new(Operator::Hash)
+        .hash_key(zeroize::Zeroizing::new(vec![8u8; 32]))
+        .unwrap();
+    let a = h1.redact(text, &f, None).unwrap();
+    assert_eq!(a, h2.redact(text, &f, None).unwrap());
+    assert_ne!(a, other.redact(text, &f, None).unwrap());
+    assert!(a.starts_with("mail <EMAIL:") && !a.contains("jane"));
+    assert_ne!(
+        h1.pseudonym(Entity::Email, "a@b.co").unwrap(),
+        h1.pseudonym(Entity::Email, "a@b.cp").unwrap()
+    );
+    assert!(Redactor::new(Operator::Hash).check(&[]).is_err());
+    assert!(
+        Redactor::new(Operator::Hash)
+            .hash_key(zeroize::Zeroizing::new(vec![1; 8]))
+            .is_err()
+    );
+
+    // Encrypt: reversible with the identity, not without it.
+    let id = age::x25519::Identity::generate();
+    let e = Redactor::new(Operator::Encrypt).recipients(vec![id.to_public()]);
+    let c = e.redact(text, &f, None).unwrap();
+    assert!(c.contains("<EMAIL:age:") && !c.contains("jane"));
+    assert_eq!(reveal(&c, std::slice::from_ref(&id)).unwrap(), text);
+    let stranger = age::x25519::Identity::generate();
+    assert!(reveal(&c, &[stranger]).is_err());
+    assert!(Redactor::new(Operator::Encrypt).check(&[]).is_err());
+    assert_eq!(
+        reveal("no tokens: <x:age:>", &[]).unwrap(),
+        "no tokens: <x:age:>"
+    );
+}
+
+#[test]
+fn csv_scan_and_redact_stream() {
+    let d = detector();
+    let csv = "id,name,email,notes\n1,Ann Lee,ann@example.com,\"call +1 415-555-2671, SSN 536-22-1234\"\n2,Bob Stone,bob@example.org,nothing here\n";
+    let key = zeroize::Zeroizing::new(vec![3u8; 32]);
+    let r = Redactor::new(Operator::Replace)
+        .entity(Entity::Email, Operator::Hash)
+        .hash_key(key)
+        .unwrap();
+    let mut out = Vec::new();
+    let cols = BTreeMap::from([("name".to_owned(), Operator::Mask(2))]);
+    let report = table::process_csv(
+        csv.as_bytes(),
+        table::CsvJob {
+            detector: &d,
+            reader: crate::csv::ReaderOptions::default(),
+            redact: Some((&r, &mut out)),
+            columns: &cols,
+        },
+    )
+    .unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(report.rows, 2);
+    assert_eq!(report.by_entity[&Entity::Email], 2);
+    assert_eq!(report.by_entity[&Entity::Person], 2);
+    assert_eq!(report.redacted, 6);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "id,name,email,notes");
+    assert!(lines[1].starts_with("1,*** *ee,<EMAIL:"), "{}", lines[1]);
+    assert!(
+        lines[1].ends_with(",\"call <PHONE>, SSN <US_SSN>\""),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[2].ends_with(",nothing here"));
+    let json = serde_json::to_string(&report).unwrap();
+    for raw in ["ann@", "bob@", "2671", "536-22", "Ann Lee"] {
+        assert!(!json.contains(raw), "{raw} leaked into the report: {json}");
+    }
+    // An unknown column operator and a malformed row are errors, never silent.
+    let bad = BTreeMap::from([("nope".to_owned(), Operator::Remove)]);
+    let job = |cols| table::CsvJob {
+        detector: &d,
+        reader: crate::csv::ReaderOptions::default(),
+        redact: None,
+        columns: cols,
+    };
+    assert!(matches!(
+        table::process_csv(csv.as_bytes(), job(&bad)),
+        Err(PiiError::Config(_))
+    ));
+    let empty = BTreeMap::new();
+    let err = table::process_csv(&b"a,b\n1,\"x\"y\n"[..], job(&empty)).unwrap_err();
+    assert!(matches!(err, PiiError::Csv { line: 2, .. }), "{err}");
+}
+
+#[test]
+fn text_lines() {
+    let d = detector();
+    let r = Redactor::new(Operator::Replace);
+    let mut out = Vec::new();
+    let text = "first jane@example.com\nsecond line\nthird 536-22-1234";
+    let report = table::process_text(text.as_bytes(), &d, Some((&r, &mut out))).unwrap();
+    assert_eq!(report.rows, 3);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "first <EMAIL>\nsecond line\nthird <US_SSN>"
+    );
+}
