@@ -9,16 +9,21 @@
 //! * [`infer`]: a schema proposed from a sample.
 //! * [`parquet`]: Parquet datasets under the same rules, clean rows kept as Parquet.
 //! * [`shards`]: a directory of CSV shards read as one table, each shard hashed as read.
+//! * [`frame`]: a whole table in memory (bounded), for [`drift`] (PSI and KS per column)
+//!   and [`poison`] (signs of data poisoning).
 //! * [`pii`]: personal data and secrets found, redacted or pseudonymised, in text and CSV.
 //! * [`validate`]: every row checked against a schema, clean rows and quarantined rows to
 //!   their sinks, and a report whose counts reconcile.
 
 pub mod csv;
+pub mod drift;
+pub mod frame;
 pub mod infer;
 pub mod integrity;
 pub mod parquet;
 pub mod paths;
 pub mod pii;
+pub mod poison;
 pub mod schema;
 pub mod shards;
 pub mod validate;

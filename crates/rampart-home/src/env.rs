@@ -13,6 +13,12 @@ pub const ENV_AGE_IDENTITY_FILE: &str = "RAMPART_AGE_IDENTITY_FILE";
 /// The age identity itself (`AGE-SECRET-KEY-1…`); takes precedence over every file.
 pub const ENV_AGE_IDENTITY: &str = "RAMPART_AGE_IDENTITY";
 
+/// The PII pseudonymisation key (hex, at least 16 bytes); takes precedence over the home's
+/// `keys/pii.key`.
+pub const ENV_PII_KEY: &str = "RAMPART_PII_KEY";
+/// A path to the PII pseudonymisation key file.
+pub const ENV_PII_KEY_FILE: &str = "RAMPART_PII_KEY_FILE";
+
 /// Reads `.env` from `dir` (normally the working directory) if it exists. Variables already set
 /// in the environment win; nothing is read from parent directories. Returns whether a file was
 /// read.

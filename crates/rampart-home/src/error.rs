@@ -56,6 +56,12 @@ pub enum HomeError {
         #[source]
         source: rampart_crypto::KeyError,
     },
+    /// The PII pseudonymisation key is not hex or too short.
+    #[error("the PII key from {source_name} is not at least 32 hex digits (16 bytes)")]
+    BadPiiKey {
+        /// Where the key came from: a path or an environment variable name.
+        source_name: String,
+    },
     /// A key is needed and none is configured.
     #[error("no {what} found: expected {path} or the environment variable {var}")]
     MissingKey {

@@ -252,6 +252,42 @@ impl Home {
             })
     }
 
+    /// Where the PII pseudonymisation key lives.
+    #[must_use]
+    pub fn pii_key_path(&self) -> PathBuf {
+        self.keys_dir().join("pii.key")
+    }
+
+    /// The key of the `hash` redaction operator: `$RAMPART_PII_KEY` (hex), else
+    /// `$RAMPART_PII_KEY_FILE`, else `keys/pii.key`, which is created (32 random bytes as hex,
+    /// mode 0600) the first time a home needs it. The same key gives the same pseudonyms, so
+    /// keep it as long as pseudonymised data must stay joinable.
+    ///
+    /// # Errors
+    /// Loose permissions, a key that is not hex or shorter than 16 bytes, or no home.
+    pub fn pii_key(&self) -> Result<(Zeroizing<Vec<u8>>, KeySource), HomeError> {
+        use crate::env::{ENV_PII_KEY, ENV_PII_KEY_FILE};
+        let default = self.pii_key_path();
+        if std::env::var_os(ENV_PII_KEY).is_none()
+            && std::env::var_os(ENV_PII_KEY_FILE).is_none()
+            && !default.exists()
+        {
+            self.require()?;
+            let mut key = Zeroizing::new([0u8; 32]);
+            rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, key.as_mut());
+            let text = Zeroizing::new(format!("{}\n", hex::encode(key.as_ref())));
+            secure_fs::create_private_file(&default, text.as_bytes())?;
+        }
+        let (text, source) = load_secret(ENV_PII_KEY, ENV_PII_KEY_FILE, default, "PII key")?;
+        let bytes = hex::decode(text.trim())
+            .ok()
+            .filter(|k| k.len() >= 16)
+            .ok_or_else(|| HomeError::BadPiiKey {
+                source_name: source.to_string(),
+            })?;
+        Ok((Zeroizing::new(bytes), source))
+    }
+
     /// The home's public signing key, from `keys/signing.pub.pem` (no secret needed).
     ///
     /// # Errors

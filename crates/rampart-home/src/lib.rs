@@ -33,9 +33,10 @@ mod policy;
 pub mod secure_fs;
 
 pub use env::{ENV_AGE_IDENTITY, ENV_AGE_IDENTITY_FILE, ENV_HOME, ENV_SIGNING_KEY};
-pub use env::{ENV_SIGNING_KEY_FILE, load_dotenv, os_user};
+pub use env::{ENV_PII_KEY, ENV_PII_KEY_FILE, ENV_SIGNING_KEY_FILE, load_dotenv, os_user};
 pub use error::HomeError;
 pub use home::{Home, InitReport, KeySource};
 pub use policy::{
-    AuditPolicy, DataPolicy, GatePolicy, GatesPolicy, Policy, ScanPolicy, TrustPolicy, TrustedKey,
+    AuditPolicy, ChecksPolicy, DataPolicy, GatePolicy, GatesPolicy, PiiPolicy, Policy, ScanPolicy,
+    TrustPolicy, TrustedKey,
 };

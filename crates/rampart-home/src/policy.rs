@@ -80,6 +80,81 @@ pub struct DataPolicy {
     /// Dataset digests (`sha256:` + hex of the file's bytes) accepted without a signature.
     #[serde(default)]
     pub pins: Vec<String>,
+    /// Personal data and secrets: detection and redaction.
+    #[serde(default)]
+    pub pii: PiiPolicy,
+    /// Poisoning checks.
+    #[serde(default)]
+    pub checks: ChecksPolicy,
+}
+
+/// `[data.pii]`: how personal data and secrets are found and redacted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct PiiPolicy {
+    /// Redact the clean rows during `rampart data ingest` (what is stored is the redacted data).
+    #[serde(default)]
+    pub on_ingest: bool,
+    /// The operator for entities not listed: replace, mask, mask:N, remove, hash, encrypt, keep.
+    #[serde(default = "default_pii_operator")]
+    pub default: String,
+    /// Operators per entity (`EMAIL = "hash"`).
+    #[serde(default)]
+    pub entities: BTreeMap<String, String>,
+    /// Operators per column (`notes = "replace"`); they win over the entity operators.
+    #[serde(default)]
+    pub columns: BTreeMap<String, String>,
+    /// Findings under this confidence are ignored.
+    #[serde(default = "default_min_confidence")]
+    pub min_confidence: f32,
+}
+
+fn default_pii_operator() -> String {
+    "replace".into()
+}
+
+const fn default_min_confidence() -> f32 {
+    0.5
+}
+
+impl Default for PiiPolicy {
+    fn default() -> Self {
+        Self {
+            on_ingest: false,
+            default: default_pii_operator(),
+            entities: BTreeMap::new(),
+            columns: BTreeMap::new(),
+            min_confidence: default_min_confidence(),
+        }
+    }
+}
+
+/// `[data.checks]`: the poisoning checks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ChecksPolicy {
+    /// Run the checks during `rampart data ingest`; a check at or above `fail_on` refuses the
+    /// dataset.
+    #[serde(default)]
+    pub on_ingest: bool,
+    /// The lowest severity that fails: low, medium, high.
+    #[serde(default = "default_checks_fail_on")]
+    pub fail_on: String,
+}
+
+fn default_checks_fail_on() -> String {
+    "high".into()
+}
+
+impl Default for ChecksPolicy {
+    fn default() -> Self {
+        Self {
+            on_ingest: false,
+            fail_on: default_checks_fail_on(),
+        }
+    }
 }
 
 /// Trusted verifier keys.
@@ -327,6 +402,15 @@ impl Policy {
             return Err(bad(format!(
                 "scan.allow entry {bad_entry:?} must be module.name or module.*"
             )));
+        }
+        if !matches!(self.data.checks.fail_on.as_str(), "low" | "medium" | "high") {
+            return Err(bad(format!(
+                "data.checks.fail_on {:?} is not one of low, medium, high",
+                self.data.checks.fail_on
+            )));
+        }
+        if !(0.0..=1.0).contains(&self.data.pii.min_confidence) {
+            return Err(bad("data.pii.min_confidence must be between 0 and 1".into()));
         }
         if self.audit.checkpoint_every == 0 {
             return Err(bad("audit.checkpoint_every must be at least 1".into()));

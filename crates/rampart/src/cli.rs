@@ -365,11 +365,17 @@ pub enum DataCommand {
     /// Manage the directories datasets may be read from (`data.roots` in rampart.toml).
     Roots(RootsArgs),
     /// Check that a path is an authorised dataset location (after resolving `..` and
-    /// symlinks, on the opened file).
-    Check {
-        /// File or directory.
-        path: PathBuf,
-    },
+    /// symlinks, on the opened file); with --schema, also run the poisoning checks on it
+    /// (label distribution, duplicates with conflicting labels, floods of near-identical rows,
+    /// per-class outliers, shift against --reference, backdoor triggers). Exit 1 when a check
+    /// at or above --fail-on fires.
+    Check(CheckArgs),
+    /// Find personal data and secrets in a CSV or text file (scan), write a redacted copy
+    /// (redact), or decrypt values pseudonymised with the encrypt operator (reveal).
+    Pii(PiiArgs),
+    /// Per-column drift of CURRENT against REFERENCE: PSI (decile bins of the reference, or
+    /// --bins equal-width:N) and the two-sample KS test; categories get PSI over categories.
+    Drift(DriftArgs),
     /// Propose a schema (TOML) from a sample of a CSV file; review it before use.
     InferSchema(InferSchemaArgs),
     /// Check every row of a CSV file against a schema: clean rows to -o, rejected rows (with
@@ -390,6 +396,125 @@ pub enum DataCommand {
         /// The digest or the file.
         what: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// File or directory.
+    pub path: PathBuf,
+    /// Run the poisoning checks on the file under this schema (its label column is the label).
+    #[arg(long, value_name = "SCHEMA")]
+    pub schema: Option<PathBuf>,
+    /// A trusted dataset of the same schema to compare with (label distribution, shift).
+    #[arg(long, value_name = "TRUSTED", requires = "schema")]
+    pub reference: Option<PathBuf>,
+    /// The lowest severity that fails (low, medium, high; default data.checks.fail_on).
+    #[arg(long, value_name = "SEVERITY", requires = "schema")]
+    pub fail_on: Option<String>,
+    #[command(flatten)]
+    pub unlock: UnlockArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PiiArgs {
+    #[command(subcommand)]
+    pub command: PiiCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PiiCommand {
+    /// Report personal data and secrets per column and entity (samples masked). Exit 1 when
+    /// anything is found.
+    Scan(PiiScanArgs),
+    /// Write a redacted copy: operators per entity (--entity EMAIL=hash) or per column
+    /// (--column notes=replace), defaults from `[data.pii]` in rampart.toml.
+    Redact(PiiRedactArgs),
+    /// Decrypt the `<TYPE:age:…>` values written by the encrypt operator.
+    Reveal(PiiRevealArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PiiInputArgs {
+    /// The file: CSV with a header row (.age files are decrypted in memory), or text with --text.
+    pub path: PathBuf,
+    /// Read the file as free text, line by line, instead of CSV.
+    #[arg(long)]
+    pub text: bool,
+    /// Ignore findings under this confidence (default data.pii.min_confidence, 0.5).
+    #[arg(long, value_name = "C")]
+    pub min_confidence: Option<f32>,
+    /// Only these entities (repeatable or comma-separated: EMAIL,PHONE,…).
+    #[arg(long = "only", value_name = "ENTITY", value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Longest CSV record in bytes.
+    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+    pub max_row_bytes: usize,
+    #[command(flatten)]
+    pub unlock: UnlockArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PiiScanArgs {
+    #[command(flatten)]
+    pub input: PiiInputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PiiRedactArgs {
+    #[command(flatten)]
+    pub input: PiiInputArgs,
+    /// Where to write the redacted data (mode 0600; - for standard output).
+    #[arg(short, long, value_name = "OUT")]
+    pub output: PathBuf,
+    /// The operator for entities without one: replace, mask, mask:N, remove, hash, encrypt, keep.
+    #[arg(long = "default", value_name = "OP")]
+    pub default_op: Option<String>,
+    /// An operator for one entity, ENTITY=OP (repeatable).
+    #[arg(long = "entity", value_name = "ENTITY=OP")]
+    pub entity_ops: Vec<String>,
+    /// An operator for every finding in one column, COLUMN=OP (repeatable).
+    #[arg(long = "column", value_name = "COLUMN=OP")]
+    pub column_ops: Vec<String>,
+    /// Recipients for the encrypt operator (default: the home's age identity).
+    #[arg(short, long = "recipient", value_name = "age1…")]
+    pub recipients: Vec<String>,
+    /// Replace OUT if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PiiRevealArgs {
+    /// A file redacted with the encrypt operator.
+    pub path: PathBuf,
+    /// Where to write the revealed data (mode 0600; - for standard output).
+    #[arg(short, long, value_name = "OUT")]
+    pub output: PathBuf,
+    /// Replace OUT if it exists.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub unlock: UnlockArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DriftArgs {
+    /// The reference (trusted, training-time) CSV.
+    pub reference: PathBuf,
+    /// The current CSV (same columns).
+    pub current: PathBuf,
+    /// Binning for numeric PSI: deciles (the reference's, numpy's linear method) or
+    /// equal-width:N.
+    #[arg(long, default_value = "deciles", value_name = "BINS")]
+    pub bins: String,
+    /// PSI at or above this is drift.
+    #[arg(long, default_value_t = 0.2, value_name = "PSI")]
+    pub threshold: f64,
+    /// Columns to leave out (repeatable).
+    #[arg(long, value_name = "COL")]
+    pub ignore: Vec<String>,
+    #[command(flatten)]
+    pub unlock: UnlockArgs,
 }
 
 #[derive(Debug, Args)]

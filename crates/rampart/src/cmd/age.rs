@@ -181,7 +181,7 @@ impl Sink {
 }
 
 /// Runs `write` into OUT (see [`Sink`]), or into standard output for `-`.
-fn write_output<T>(
+pub fn write_output<T>(
     out: &Path,
     force: bool,
     write: impl FnOnce(&mut dyn Write) -> Result<T, CliError>,

@@ -14,7 +14,8 @@ use rampart_data::{PathError, open_authorised};
 use serde_json::json;
 
 use crate::cli::{
-    DataArgs, DataCommand, Format, InferSchemaArgs, RootsCommand, UnlockArgs, ValidateArgs,
+    CheckArgs, DataArgs, DataCommand, Format, InferSchemaArgs, RootsCommand, UnlockArgs,
+    ValidateArgs,
 };
 use crate::context::Ctx;
 use crate::error::{CliError, Status};
@@ -81,7 +82,13 @@ pub fn run(ctx: &Ctx, args: &DataArgs) -> Result<Status, CliError> {
             )?;
             say(ctx, "unpinned", Path::new(&digest))?;
         }
-        DataCommand::Check { path } => {
+        DataCommand::Pii(a) => return crate::cmd::pii::run(ctx, a),
+        DataCommand::Drift(a) => return crate::cmd::checks::drift(ctx, a),
+        DataCommand::Check(a) if a.schema.is_some() => {
+            let schema = a.schema.as_deref().unwrap_or(Path::new(""));
+            return crate::cmd::checks::check(ctx, a, schema);
+        }
+        DataCommand::Check(CheckArgs { path, .. }) => {
             let roots = ctx.home.load_policy()?.data.roots;
             match open_authorised(path, &roots) {
                 Ok(a) => {

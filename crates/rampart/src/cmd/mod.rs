@@ -3,6 +3,7 @@
 pub mod age;
 pub mod attest;
 pub mod audit;
+pub mod checks;
 pub mod completions;
 pub mod convert;
 pub mod data;
@@ -10,6 +11,7 @@ pub mod ingest;
 pub mod init;
 pub mod keys;
 pub mod ml;
+pub mod pii;
 pub mod scan;
 pub mod sign;
 pub mod trust;

@@ -1,0 +1,351 @@
+//! `rampart data pii scan | redact | reveal`.
+
+use std::collections::BTreeMap;
+use std::io::{BufReader, Read, Write};
+use std::path::Path;
+
+use rampart_audit::Outcome;
+use rampart_data::csv::ReaderOptions;
+use rampart_data::pii::table::{CsvJob, PiiReport, process_csv, process_text};
+use rampart_data::pii::{Detector, DetectorOptions, Entity, Operator, PiiError, Redactor};
+use rampart_home::PiiPolicy;
+use serde_json::json;
+
+use crate::cli::{Format, PiiArgs, PiiCommand, PiiInputArgs, PiiRedactArgs, PiiRevealArgs};
+use crate::cmd::data::open_dataset;
+use crate::context::Ctx;
+use crate::error::{CliError, Status};
+use crate::output;
+
+pub fn run(ctx: &Ctx, args: &PiiArgs) -> Result<Status, CliError> {
+    match &args.command {
+        PiiCommand::Scan(a) => scan(ctx, &a.input),
+        PiiCommand::Redact(a) => redact(ctx, a),
+        PiiCommand::Reveal(a) => reveal(ctx, a),
+    }
+}
+
+fn pii_err(path: &Path, e: PiiError) -> CliError {
+    let hint = match &e {
+        PiiError::Csv { .. } => Some("the file must be CSV with a header row (or pass --text)"),
+        PiiError::Config(_) => {
+            Some("operators: replace, mask, mask:N, remove, hash, encrypt, keep")
+        }
+        _ => None,
+    };
+    let err = CliError::input(anyhow::Error::new(e).context(path.display().to_string()));
+    match hint {
+        Some(h) => err.hint(h),
+        None => err,
+    }
+}
+
+/// The detector from the flags, falling back on the policy.
+pub fn detector(policy: &PiiPolicy, input: &PiiInputArgs) -> Result<Detector, CliError> {
+    let only = input
+        .only
+        .iter()
+        .map(|s| s.trim().parse::<Entity>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CliError::input(anyhow::anyhow!("--only: {e}")))?;
+    let min_confidence = input.min_confidence.unwrap_or(policy.min_confidence);
+    if !(0.0..=1.0).contains(&min_confidence) {
+        return Err(CliError::input(anyhow::anyhow!(
+            "--min-confidence must be between 0 and 1"
+        )));
+    }
+    Detector::new(DetectorOptions {
+        min_confidence,
+        entities: only,
+    })
+    .map_err(|e| CliError::internal(anyhow::Error::new(e)))
+}
+
+/// Runs the detector (and the redactor) over the opened input.
+fn process<'a>(
+    path: &Path,
+    input: &PiiInputArgs,
+    reader: Box<dyn Read + Send>,
+    detector: &'a Detector,
+    redact: Option<(&'a Redactor, &'a mut dyn Write)>,
+    columns: &'a BTreeMap<String, Operator>,
+) -> Result<PiiReport, CliError> {
+    let got = if input.text {
+        process_text(BufReader::with_capacity(1 << 20, reader), detector, redact)
+    } else {
+        process_csv(
+            reader,
+            CsvJob {
+                detector,
+                reader: ReaderOptions {
+                    max_record_bytes: input.max_row_bytes,
+                    ..ReaderOptions::default()
+                },
+                redact,
+                columns,
+            },
+        )
+    };
+    got.map_err(|e| pii_err(path, e))
+}
+
+/// What the audit log keeps of a report: counts and rules, never values.
+pub fn audit_summary(report: &PiiReport) -> serde_json::Value {
+    let mut rules: BTreeMap<&str, u64> = BTreeMap::new();
+    for c in &report.columns {
+        for s in c.entities.values() {
+            for (r, n) in &s.rules {
+                *rules.entry(r).or_default() += n;
+            }
+        }
+    }
+    json!({
+        "rows": report.rows,
+        "findings": report.findings,
+        "redacted": report.redacted,
+        "by_entity": report.by_entity,
+        "by_column": report.counts(),
+        "rules": rules,
+    })
+}
+
+fn scan(ctx: &Ctx, input: &PiiInputArgs) -> Result<Status, CliError> {
+    let policy = ctx.home.load_policy()?;
+    let detector = detector(&policy.data.pii, input)?;
+    let data = open_dataset(ctx, &input.path, &input.unlock)?;
+    let report = process(
+        &input.path,
+        input,
+        data.reader,
+        &detector,
+        None,
+        &BTreeMap::new(),
+    )?;
+    ctx.audit(
+        ctx.event(
+            "data.pii.scan",
+            if report.findings == 0 {
+                Outcome::Ok
+            } else {
+                Outcome::Failed
+            },
+        )
+        .subject_path(data.real.display().to_string())
+        .detail("summary", audit_summary(&report)),
+    )?;
+    print_report(ctx, &input.path, &report, None)?;
+    Ok(if report.findings == 0 {
+        Status::Ok
+    } else {
+        Status::Findings
+    })
+}
+
+/// The redactor and column operators from the flags over the policy, with the keys it needs.
+pub fn redactor(
+    ctx: &Ctx,
+    policy: &PiiPolicy,
+    default_op: Option<&str>,
+    entity_ops: &[String],
+    column_ops: &[String],
+    recipients: &[String],
+) -> Result<(Redactor, BTreeMap<String, Operator>), CliError> {
+    let op = |s: &str, what: &str| {
+        s.parse::<Operator>()
+            .map_err(|e| CliError::input(anyhow::anyhow!("{what}: {e}")))
+    };
+    let pair = |s: &str, flag: &str| -> Result<(String, String), CliError> {
+        s.split_once('=')
+            .map(|(a, b)| (a.trim().to_owned(), b.trim().to_owned()))
+            .ok_or_else(|| CliError::input(anyhow::anyhow!("{flag} {s:?}: expected NAME=OPERATOR")))
+    };
+    let mut r = Redactor::new(op(
+        default_op.unwrap_or(&policy.default),
+        "the default operator",
+    )?);
+    let mut entities: Vec<(String, String)> = policy
+        .entities
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for e in entity_ops {
+        entities.push(pair(e, "--entity")?);
+    }
+    for (name, o) in &entities {
+        let entity = name
+            .parse::<Entity>()
+            .map_err(|e| CliError::input(anyhow::anyhow!("entity operator: {e}")))?;
+        r = r.entity(entity, op(o, &format!("the operator for {name}"))?);
+    }
+    let mut columns = BTreeMap::new();
+    for (k, v) in &policy.columns {
+        columns.insert(k.clone(), op(v, &format!("the operator for column {k}"))?);
+    }
+    for c in column_ops {
+        let (k, v) = pair(c, "--column")?;
+        let o = op(&v, &format!("the operator for column {k}"))?;
+        columns.insert(k, o);
+    }
+    let col_ops: Vec<Operator> = columns.values().copied().collect();
+    if r.uses(Operator::Hash, &col_ops) {
+        let (key, _) = ctx.home.pii_key()?;
+        r = r
+            .hash_key(key)
+            .map_err(|e| CliError::input(anyhow::Error::new(e)))?;
+    }
+    if r.uses(Operator::Encrypt, &col_ops) {
+        let list: Vec<String> = if recipients.is_empty() {
+            let (id, _) = ctx.home.age_identity()?;
+            vec![id.recipient()]
+        } else {
+            recipients.to_vec()
+        };
+        let parsed = list
+            .iter()
+            .map(|s| {
+                s.trim().parse::<age::x25519::Recipient>().map_err(|_| {
+                    CliError::input(anyhow::anyhow!("{s:?} is not an age recipient (age1…)"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        r = r.recipients(parsed);
+    }
+    r.check(&col_ops)
+        .map_err(|e| CliError::input(anyhow::Error::new(e)))?;
+    Ok((r, columns))
+}
+
+fn redact(ctx: &Ctx, args: &PiiRedactArgs) -> Result<Status, CliError> {
+    let policy = ctx.home.load_policy()?;
+    let detector = detector(&policy.data.pii, &args.input)?;
+    let (redactor, columns) = redactor(
+        ctx,
+        &policy.data.pii,
+        args.default_op.as_deref(),
+        &args.entity_ops,
+        &args.column_ops,
+        &args.recipients,
+    )?;
+    let data = open_dataset(ctx, &args.input.path, &args.input.unlock)?;
+    let report = crate::cmd::age::write_output(&args.output, args.force, |out| {
+        process(
+            &args.input.path,
+            &args.input,
+            data.reader,
+            &detector,
+            Some((&redactor, out)),
+            &columns,
+        )
+    })?;
+    ctx.audit(
+        ctx.event("data.pii.redact", Outcome::Ok)
+            .subject_path(data.real.display().to_string())
+            .detail("output", args.output.display().to_string())
+            .detail("summary", audit_summary(&report)),
+    )?;
+    print_report(ctx, &args.input.path, &report, Some(&args.output))?;
+    Ok(Status::Ok)
+}
+
+fn reveal(ctx: &Ctx, args: &PiiRevealArgs) -> Result<Status, CliError> {
+    let keys = crate::cmd::age::unlock(ctx, &args.unlock)?;
+    let data = open_dataset(ctx, &args.path, &args.unlock)?;
+    let mut input = BufReader::with_capacity(1 << 20, data.reader);
+    let lines = crate::cmd::age::write_output(&args.output, args.force, |out| {
+        let mut line = Vec::new();
+        let mut n = 0u64;
+        loop {
+            line.clear();
+            let got = std::io::BufRead::read_until(
+                &mut (&mut input).take(rampart_data::pii::table::MAX_LINE_BYTES as u64 + 1),
+                b'\n',
+                &mut line,
+            )?;
+            if got == 0 {
+                break;
+            }
+            n += 1;
+            let text = std::str::from_utf8(&line).map_err(|_| {
+                CliError::input(anyhow::anyhow!(
+                    "{}: line {n} is not valid UTF-8",
+                    args.path.display()
+                ))
+            })?;
+            let plain = rampart_data::pii::redact::reveal(text, &keys.identities).map_err(|e| {
+                CliError::input(anyhow::Error::new(e).context(format!(
+                    "{}: line {n}",
+                    args.path.display()
+                )))
+                .hint("reveal needs an identity of a recipient the values were encrypted to (-i FILE)")
+            })?;
+            out.write_all(plain.as_bytes())?;
+        }
+        Ok(n)
+    });
+    let outcome = if lines.is_ok() {
+        Outcome::Ok
+    } else {
+        Outcome::Failed
+    };
+    ctx.audit(
+        ctx.event("data.pii.reveal", outcome)
+            .subject_path(data.real.display().to_string())
+            .detail("output", args.output.display().to_string()),
+    )?;
+    let lines = lines?;
+    if ctx.format == Format::Human {
+        eprintln!(
+            "revealed {} ({lines} lines) into {}",
+            args.path.display(),
+            args.output.display()
+        );
+    }
+    Ok(Status::Ok)
+}
+
+fn print_report(
+    ctx: &Ctx,
+    path: &Path,
+    report: &PiiReport,
+    output: Option<&Path>,
+) -> Result<(), CliError> {
+    match ctx.format {
+        Format::Json | Format::Sarif => {
+            let mut v = serde_json::to_value(report)
+                .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
+            if let (Some(o), Some(map)) = (output, v.as_object_mut()) {
+                map.insert("output".into(), json!(o));
+            }
+            output::print_json(&v)
+        }
+        Format::Human => {
+            let mut s = format!(
+                "{}: {} rows, {} findings{}\n",
+                path.display(),
+                report.rows,
+                report.findings,
+                output.map_or_else(String::new, |o| format!(
+                    ", {} values redacted into {}",
+                    report.redacted,
+                    o.display()
+                ))
+            );
+            for c in &report.columns {
+                for (e, st) in &c.entities {
+                    let rules: Vec<String> =
+                        st.rules.iter().map(|(r, n)| format!("{r}×{n}")).collect();
+                    s.push_str(&format!(
+                        "  {:<20} {:<15} {:>7} in {:>7} rows  {}  e.g. {}\n",
+                        c.column,
+                        e.name(),
+                        st.count,
+                        st.rows,
+                        rules.join(" "),
+                        st.samples.join(", ")
+                    ));
+                }
+            }
+            output::print(&s)
+        }
+    }
+}
