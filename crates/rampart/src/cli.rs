@@ -537,6 +537,10 @@ pub struct IngestArgs {
     /// Longest accepted record in bytes; longer ones are rejected.
     #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
     pub max_row_bytes: usize,
+    /// Run the poisoning checks against this trusted dataset (also without
+    /// data.checks.on_ingest); a check at or above data.checks.fail_on refuses the dataset.
+    #[arg(long, value_name = "TRUSTED")]
+    pub reference: Option<PathBuf>,
     #[command(flatten)]
     pub unlock: UnlockArgs,
 }

@@ -29,7 +29,7 @@ use rampart_home::secure_fs::{self, AtomicFile};
 use serde_json::json;
 
 use crate::cli::{Format, IngestArgs};
-use crate::cmd::data::{load_schema, print_report, refused, run_validation};
+use crate::cmd::data::{DataFormat, load_schema, print_report, refused, run_validation};
 use crate::context::Ctx;
 use crate::error::{CliError, Status};
 use crate::output;
@@ -449,6 +449,87 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> Result<Status, CliError> {
         return Ok(Status::Findings);
     }
 
+    // Optional steps on the clean rows, before anything is committed: PII redaction (what
+    // is stored is the redacted data) and the poisoning checks (a check at or above the
+    // policy severity refuses the dataset).
+    let mut clean = clean;
+    let mut pii_summary = serde_json::Value::Null;
+    let mut checks_summary = serde_json::Value::Null;
+    let extra_steps =
+        policy.data.pii.on_ingest || policy.data.checks.on_ingest || args.reference.is_some();
+    if extra_steps && format != DataFormat::Csv {
+        return Err(refuse(
+            ctx,
+            &args.path,
+            "data.pii",
+            "PII redaction and the poisoning checks on ingest read CSV; this dataset is Parquet"
+                .into(),
+            "turn off data.pii.on_ingest and data.checks.on_ingest for Parquet datasets",
+        ));
+    }
+    if policy.data.pii.on_ingest {
+        let (redactor, columns) =
+            crate::cmd::pii::redactor(ctx, &policy.data.pii, None, &[], &[], &[])?;
+        let detector = rampart_data::pii::Detector::new(rampart_data::pii::DetectorOptions {
+            min_confidence: policy.data.pii.min_confidence,
+            entities: Vec::new(),
+        })
+        .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
+        let mut redacted_file = AtomicFile::create(&store.join("incoming"), 0o600)?;
+        let (pii, sealed) = {
+            let plain = open_sealed(clean_file.temp_path(), &keys)?;
+            let mut out = Sealed::new(&mut redacted_file, &to)?;
+            let pii = rampart_data::pii::table::process_csv(
+                plain,
+                rampart_data::pii::table::CsvJob {
+                    detector: &detector,
+                    reader: rampart_data::csv::ReaderOptions {
+                        max_record_bytes: args.max_row_bytes,
+                        ..rampart_data::csv::ReaderOptions::default()
+                    },
+                    redact: Some((&redactor, &mut out.out)),
+                    columns: &columns,
+                },
+            )
+            .map_err(|e| {
+                CliError::input(anyhow::Error::new(e).context("redacting the clean rows"))
+                    .hint("fix the column operators in [data.pii] of rampart.toml")
+            })?;
+            (pii, out.finish()?)
+        };
+        clean_file = redacted_file;
+        clean = sealed;
+        pii_summary = crate::cmd::pii::audit_summary(&pii);
+    }
+    if policy.data.checks.on_ingest || args.reference.is_some() {
+        let nulls: Vec<&str> = schema.nulls.iter().map(String::as_str).collect();
+        let frame = crate::cmd::checks::frame_from(
+            open_sealed(clean_file.temp_path(), &keys)?,
+            &args.path,
+            &nulls,
+        )?;
+        let reference = args
+            .reference
+            .as_deref()
+            .map(|r| crate::cmd::checks::load_frame(ctx, r, &args.unlock, &nulls))
+            .transpose()?;
+        let report = crate::cmd::checks::poison_checks(&schema, &frame, reference.as_ref())?;
+        let threshold = crate::cmd::checks::fail_on(ctx, None)?;
+        checks_summary = crate::cmd::checks::audit_summary(&report);
+        if report.worst() >= threshold {
+            ctx.audit(
+                ctx.event("data.ingest", Outcome::Failed)
+                    .subject_path(a.real.display().to_string())
+                    .subject_digest(source_digest.clone())
+                    .detail("reason", "poisoning checks fired")
+                    .detail("checks", checks_summary.clone()),
+            )?;
+            crate::cmd::checks::print_poison(ctx, &args.path, &report, threshold)?;
+            eprintln!("refused: the poisoning checks fired; nothing was stored");
+            return Ok(Status::Findings);
+        }
+    }
+
     // Commit: the clean data under its content address, then this ingest's manifest and
     // quarantine.
     let (clean_digest, clean_bytes) = clean;
@@ -492,6 +573,8 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> Result<Status, CliError> {
         "format": format.extension(),
         "clean": { "file": data_name, "sha256": format!("sha256:{}", clean_digest.to_hex()), "bytes": clean_bytes, "encrypted_to": to.describe() },
         "quarantine": { "sha256": format!("sha256:{}", rejected.0.to_hex()), "bytes": rejected.1 },
+        "pii": pii_summary,
+        "checks": checks_summary,
         "rampart": env!("CARGO_PKG_VERSION"),
     });
     let manifest_bytes = serde_json::to_vec_pretty(&manifest)
@@ -516,7 +599,9 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> Result<Status, CliError> {
             .detail("integrity", integrity_name)
             .detail("rows", report.rows_read)
             .detail("accepted", report.accepted)
-            .detail("rejected", report.rejected),
+            .detail("rejected", report.rejected)
+            .detail("pii", pii_summary)
+            .detail("checks", checks_summary),
     )?;
     match ctx.format {
         Format::Json | Format::Sarif => output::print_json(&json!({
@@ -543,6 +628,13 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> Result<Status, CliError> {
         }
     }
     Ok(Status::Ok)
+}
+
+/// The plaintext of a store file being written (its temp file), decrypted with the home's keys.
+fn open_sealed(path: &Path, keys: &age_file::Unlock) -> Result<Box<dyn Read + Send>, CliError> {
+    let f = std::fs::File::open(path).map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
+    age_file::decrypting_reader(age_file::buffered(f), keys)
+        .map_err(|e| CliError::internal(anyhow::Error::new(e).context("re-reading the clean rows")))
 }
 
 /// The current time, RFC 3339 UTC.

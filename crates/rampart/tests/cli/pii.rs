@@ -1,0 +1,547 @@
+//! `rampart data pii scan | redact | reveal`, `rampart data check --schema`, `rampart data drift`,
+//! and PII redaction and poisoning checks as steps of `rampart data ingest`.
+
+use crate::Scratch;
+
+const PEOPLE: &str = "id,name,email,notes\n\
+1,Ann Lee,ann@example.com,\"call +1 415-555-2671, SSN 536-22-1234\"\n\
+2,Bob Stone,bob@example.org,nothing here\n\
+3,Cara Diaz,ann@example.com,card 4111 1111 1111 1111\n";
+
+fn scratch() -> Scratch {
+    let s = Scratch::init();
+    std::fs::create_dir_all(s.path().join("ds")).unwrap();
+    std::fs::write(s.path().join("ds/people.csv"), PEOPLE).unwrap();
+    s.rampart(&["data", "roots", "add", "ds"])
+        .assert()
+        .success();
+    s
+}
+
+fn read(s: &Scratch, rel: &str) -> String {
+    std::fs::read_to_string(s.path().join(rel)).unwrap()
+}
+
+fn audit_json(s: &Scratch) -> String {
+    s.run(&["--format", "json", "audit", "show"]).1
+}
+
+#[test]
+fn scan_reports_counts_and_masked_samples_only() {
+    let s = scratch();
+    let (code, out, err) = s.run(&["--format", "json", "data", "pii", "scan", "ds/people.csv"]);
+    assert_eq!(code, 1, "findings exit 1: {err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["rows"], 3);
+    assert_eq!(v["by_entity"]["EMAIL"], 3);
+    assert_eq!(v["by_entity"]["PHONE"], 1);
+    assert_eq!(v["by_entity"]["US_SSN"], 1);
+    assert_eq!(v["by_entity"]["CREDIT_CARD"], 1);
+    assert_eq!(v["by_entity"]["PERSON"], 3);
+    let email = &v["columns"][2];
+    assert_eq!(email["column"], "email");
+    assert_eq!(email["entities"]["EMAIL"]["rows"], 3);
+    assert_eq!(email["entities"]["EMAIL"]["rules"]["email"], 3);
+    for raw in ["ann@", "bob@", "555-2671", "536-22", "4111 1111", "Ann Lee"] {
+        assert!(!out.contains(raw), "{raw} in the report");
+        assert!(!audit_json(&s).contains(raw), "{raw} in the audit log");
+    }
+    assert!(audit_json(&s).contains("data.pii.scan"));
+    // A file with nothing in it exits 0.
+    std::fs::write(s.path().join("ds/clean.csv"), "a,b\n1,2\nx,y\n").unwrap();
+    let (code, out, _) = s.run(&["data", "pii", "scan", "ds/clean.csv"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("0 findings"));
+    // Only data roots are read.
+    std::fs::write(s.path().join("outside.csv"), PEOPLE).unwrap();
+    let (code, _, err) = s.run(&["data", "pii", "scan", "outside.csv"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("data roots") || err.contains("not inside"),
+        "{err}"
+    );
+}
+
+#[test]
+fn redact_with_operators_per_entity_and_column() {
+    let s = scratch();
+    let (code, _, err) = s.run(&[
+        "data",
+        "pii",
+        "redact",
+        "ds/people.csv",
+        "-o",
+        "out.csv",
+        "--entity",
+        "EMAIL=hash",
+        "--entity",
+        "CREDIT_CARD=mask:4",
+        "--column",
+        "name=remove",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let out = read(&s, "out.csv");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "id,name,email,notes");
+    assert!(lines[1].starts_with("1,,<EMAIL:"), "{}", lines[1]);
+    assert!(
+        lines[1].ends_with(",\"call <PHONE>, SSN <US_SSN>\""),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[3].ends_with(",card **** **** **** 1111"),
+        "{}",
+        lines[3]
+    );
+    // The same address in two rows gets one pseudonym.
+    let pseudo = |l: &str| l.split(',').nth(2).unwrap().to_owned();
+    assert_eq!(pseudo(lines[1]), pseudo(lines[3]));
+    assert_ne!(pseudo(lines[1]), pseudo(lines[2]));
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(s.path().join("out.csv"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    // Stable across files with the same key (the home's keys/pii.key), different under another.
+    std::fs::write(s.path().join("ds/other.csv"), "contact\nann@example.com\n").unwrap();
+    s.rampart(&[
+        "data",
+        "pii",
+        "redact",
+        "ds/other.csv",
+        "-o",
+        "other.csv",
+        "--default",
+        "hash",
+    ])
+    .assert()
+    .success();
+    assert_eq!(
+        read(&s, "other.csv").lines().nth(1).unwrap(),
+        pseudo(lines[1])
+    );
+    let mut cmd = s.rampart(&[
+        "data",
+        "pii",
+        "redact",
+        "ds/other.csv",
+        "-o",
+        "other2.csv",
+        "--default",
+        "hash",
+    ]);
+    cmd.env("RAMPART_PII_KEY", "00112233445566778899aabbccddeeff");
+    cmd.assert().success();
+    assert_ne!(read(&s, "other2.csv"), read(&s, "other.csv"));
+    // A short key, a bad operator and an unknown column are refused with exit 2.
+    let mut cmd = s.rampart(&[
+        "data",
+        "pii",
+        "redact",
+        "ds/other.csv",
+        "-o",
+        "x.csv",
+        "--default",
+        "hash",
+    ]);
+    cmd.env("RAMPART_PII_KEY", "0011");
+    cmd.assert().code(2);
+    let (code, _, err) = s.run(&[
+        "data",
+        "pii",
+        "redact",
+        "ds/people.csv",
+        "-o",
+        "y.csv",
+        "--default",
+        "scramble",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("scramble"), "{err}");
+    let (code, _, err) = s.run(&[
+        "data",
+        "pii",
+        "redact",
+        "ds/people.csv",
+        "-o",
+        "y.csv",
+        "--column",
+        "nope=remove",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("nope"), "{err}");
+    assert!(
+        !s.path().join("y.csv").exists(),
+        "nothing written on refusal"
+    );
+    // Existing outputs are not replaced without --force.
+    let (code, _, err) = s.run(&["data", "pii", "redact", "ds/people.csv", "-o", "out.csv"]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn encrypt_then_reveal_round_trips_and_needs_the_identity() {
+    let s = scratch();
+    s.rampart(&[
+        "data",
+        "pii",
+        "redact",
+        "ds/people.csv",
+        "-o",
+        "ds/enc.csv",
+        "--default",
+        "encrypt",
+    ])
+    .assert()
+    .success();
+    let enc = read(&s, "ds/enc.csv");
+    assert!(
+        enc.contains("<EMAIL:age:") && !enc.contains("ann@"),
+        "{enc}"
+    );
+    let (code, out, err) = s.run(&["data", "pii", "reveal", "ds/enc.csv", "-o", "-"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, PEOPLE);
+    // Another home's identity cannot reveal it.
+    let other = tempfile::tempdir().unwrap();
+    let home2 = other.path().join("h");
+    s.rampart(&["--home", home2.to_str().unwrap(), "init"])
+        .assert()
+        .success();
+    s.rampart(&[
+        "--home",
+        home2.to_str().unwrap(),
+        "data",
+        "roots",
+        "add",
+        "ds",
+    ])
+    .assert()
+    .success();
+    let (code, _, err) = s.run(&[
+        "--home",
+        home2.to_str().unwrap(),
+        "data",
+        "pii",
+        "reveal",
+        "ds/enc.csv",
+        "-o",
+        "-",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("line 2"), "{err}");
+}
+
+#[test]
+fn free_text_mode_and_malformed_csv() {
+    let s = scratch();
+    std::fs::write(
+        s.path().join("ds/log.txt"),
+        "user jane@example.com logged in from 10.1.2.3\nkey AKIAIOSFODNN7EXAMPLE\nnothing\n",
+    )
+    .unwrap();
+    let (code, _, err) = s.run(&[
+        "data",
+        "pii",
+        "redact",
+        "--text",
+        "ds/log.txt",
+        "-o",
+        "log.txt",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        read(&s, "log.txt"),
+        "user <EMAIL> logged in from <IP_ADDRESS>\nkey <AWS_ACCESS_KEY>\nnothing\n"
+    );
+    std::fs::write(s.path().join("ds/bad.csv"), "a,b\n1,\"x\"y\n").unwrap();
+    let (code, _, err) = s.run(&["data", "pii", "redact", "ds/bad.csv", "-o", "bad.csv"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("line 2") && err.contains("quarantine"),
+        "{err}"
+    );
+    assert!(!s.path().join("bad.csv").exists());
+}
+
+/// A labelled table: x1, x2 from a seeded generator, a region, y = 1 when x1 + x2 > 1.
+fn table(seed: u64, n: usize) -> Vec<String> {
+    let mut state = seed;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        #[allow(clippy::cast_precision_loss)]
+        let v = (state >> 11) as f64 / (1u64 << 53) as f64;
+        v
+    };
+    (0..n)
+        .map(|i| {
+            let (a, b) = (next(), next());
+            let region = ["n", "s", "e", "w"][i % 4];
+            format!("{i},{a:.6},{b:.6},{region},{}", u8::from(a + b > 1.0))
+        })
+        .collect()
+}
+
+const CHECK_SCHEMA: &str = "version = 1\n[label]\ncolumn = \"y\"\nclasses = [\"0\", \"1\"]\n\
+[[columns]]\nname = \"id\"\ntype = \"int\"\nunique = true\n\
+[[columns]]\nname = \"x1\"\ntype = \"float\"\n\
+[[columns]]\nname = \"x2\"\ntype = \"float\"\n\
+[[columns]]\nname = \"region\"\ntype = \"category\"\nallowed = [\"n\", \"s\", \"e\", \"w\"]\n\
+[[columns]]\nname = \"y\"\ntype = \"int\"\n";
+
+fn write_table(s: &Scratch, name: &str, rows: &[String]) {
+    let mut text = String::from("id,x1,x2,region,y\n");
+    for r in rows {
+        text.push_str(r);
+        text.push('\n');
+    }
+    std::fs::write(s.path().join("ds").join(name), text).unwrap();
+}
+
+#[test]
+fn poisoning_checks_exit_1_on_planted_problems_and_0_on_clean_data() {
+    let s = scratch();
+    std::fs::write(s.path().join("schema.toml"), CHECK_SCHEMA).unwrap();
+    write_table(&s, "ref.csv", &table(1, 2000));
+    write_table(&s, "clean.csv", &table(2, 2000));
+    let (code, out, err) = s.run(&[
+        "data",
+        "check",
+        "ds/clean.csv",
+        "--schema",
+        "schema.toml",
+        "--reference",
+        "ds/ref.csv",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("no check at or above"), "{out}");
+    // Flip every label of the second half: label distribution and class shift fire.
+    let mut flipped = table(2, 2000);
+    for r in flipped.iter_mut().skip(1000) {
+        if r.ends_with(",1") {
+            r.replace_range(r.len() - 1.., "0");
+        }
+    }
+    write_table(&s, "flipped.csv", &flipped);
+    let (code, out, _) = s.run(&[
+        "--format",
+        "json",
+        "data",
+        "check",
+        "ds/flipped.csv",
+        "--schema",
+        "schema.toml",
+        "--reference",
+        "ds/ref.csv",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["fired"], true);
+    let sev = |id: &str| {
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap()["severity"]
+            .clone()
+    };
+    assert_eq!(sev("label-distribution"), "high");
+    assert_eq!(sev("feature-shift"), "pass");
+    // A flood of copies with conflicting labels, without a reference.
+    let mut flood = table(2, 2000);
+    let copy = flood[5].clone();
+    for k in 0..60 {
+        let mut r = copy.clone();
+        let flip = if r.ends_with(",1") { "0" } else { "1" };
+        r.replace_range(r.len() - 1.., flip);
+        r.replace_range(..r.find(',').unwrap(), &(5000 + k).to_string());
+        flood.push(r);
+    }
+    write_table(&s, "flood.csv", &flood);
+    let (code, out, _) = s.run(&["data", "check", "ds/flood.csv", "--schema", "schema.toml"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("high   conflicting-duplicates"), "{out}");
+    assert!(out.contains("high   near-duplicate-flood"), "{out}");
+    // --fail-on decides the exit code; the audit log keeps severities, not rows.
+    let (code, _, _) = s.run(&[
+        "data",
+        "check",
+        "ds/clean.csv",
+        "--schema",
+        "schema.toml",
+        "--fail-on",
+        "low",
+    ]);
+    assert_eq!(code, 0);
+    let (code, _, err) = s.run(&[
+        "data",
+        "check",
+        "ds/clean.csv",
+        "--schema",
+        "schema.toml",
+        "--fail-on",
+        "extreme",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    let log = audit_json(&s);
+    assert!(log.contains("data.poison-check") && log.contains("near-duplicate-flood"));
+    // Without --schema, `data check` is still the location check.
+    let (code, out, _) = s.run(&["data", "check", "ds/clean.csv"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("is authorised"), "{out}");
+}
+
+#[test]
+fn drift_reports_psi_and_ks_per_column() {
+    let s = scratch();
+    write_table(&s, "ref.csv", &table(1, 1500));
+    write_table(&s, "same.csv", &table(2, 1500));
+    let shifted: Vec<String> = table(2, 1500)
+        .into_iter()
+        .map(|r| {
+            let mut f: Vec<String> = r.split(',').map(str::to_owned).collect();
+            f[1] = format!("{:.6}", f[1].parse::<f64>().unwrap() + 0.5);
+            f.join(",")
+        })
+        .collect();
+    write_table(&s, "shifted.csv", &shifted);
+    let (code, out, err) = s.run(&[
+        "--format",
+        "json",
+        "data",
+        "drift",
+        "ds/ref.csv",
+        "ds/same.csv",
+        "--ignore",
+        "id",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for col in ["x1", "x2", "region", "y"] {
+        let c = &v["columns"][col];
+        assert!(c["psi"].as_f64().unwrap() < 0.1, "{col}: {c}");
+        assert_eq!(c["drift"], false);
+    }
+    assert!(v["columns"]["x1"]["ks_pvalue"].as_f64().unwrap() > 0.001);
+    assert!(v["columns"]["region"]["ks_statistic"].is_null());
+    assert!(v["columns"].get("id").is_none());
+    let (code, out, _) = s.run(&[
+        "--format",
+        "json",
+        "data",
+        "drift",
+        "ds/ref.csv",
+        "ds/shifted.csv",
+        "--bins",
+        "equal-width:10",
+    ]);
+    assert_eq!(code, 1, "drift exits 1: {out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["columns"]["x1"]["drift"], true);
+    assert!(v["columns"]["x1"]["ks_statistic"].as_f64().unwrap() > 0.4);
+    assert_eq!(v["columns"]["x2"]["drift"], false);
+    let (code, _, err) = s.run(&[
+        "data",
+        "drift",
+        "ds/ref.csv",
+        "ds/same.csv",
+        "--bins",
+        "quantiles",
+    ]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn ingest_redacts_and_checks_when_the_policy_says_so() {
+    let s = scratch();
+    let schema = "version = 1\n[[columns]]\nname = \"id\"\ntype = \"int\"\nunique = true\n\
+        [[columns]]\nname = \"name\"\ntype = \"string\"\n[[columns]]\nname = \"email\"\ntype = \"string\"\n\
+        [[columns]]\nname = \"notes\"\ntype = \"string\"\n";
+    std::fs::write(s.path().join("people.toml"), schema).unwrap();
+    let policy = s.home().join("rampart.toml");
+    let mut text = std::fs::read_to_string(&policy).unwrap();
+    text.push_str("\n[data.pii]\non_ingest = true\nentities = { EMAIL = \"hash\" }\n");
+    std::fs::write(&policy, text).unwrap();
+    let (code, out, err) = s.run(&[
+        "--format",
+        "json",
+        "data",
+        "ingest",
+        "ds/people.csv",
+        "--schema",
+        "people.toml",
+        "--allow-unsigned",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let stored = v["path"].as_str().unwrap();
+    let (code, plain, err) = s.run(&["decrypt", stored, "-o", "-"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        plain.starts_with("id,name,email,notes\n1,<PERSON>,<EMAIL:"),
+        "{plain}"
+    );
+    assert!(
+        !plain.contains("ann@") && !plain.contains("536-22-1234"),
+        "{plain}"
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(v["manifest"].as_str().unwrap()).unwrap())
+            .unwrap();
+    assert_eq!(manifest["pii"]["by_entity"]["EMAIL"], 3);
+    assert_eq!(manifest["pii"]["redacted"], manifest["pii"]["findings"]);
+    let log = audit_json(&s);
+    assert!(log.contains("\"EMAIL\":3"), "{log}");
+    assert!(!log.contains("ann@"));
+
+    // The poisoning checks as an ingest step: a flood of conflicting copies is refused.
+    std::fs::write(s.path().join("schema.toml"), CHECK_SCHEMA).unwrap();
+    let mut text = std::fs::read_to_string(&policy).unwrap();
+    text = text.replace("on_ingest = true\nentities", "on_ingest = false\nentities");
+    text.push_str("\n[data.checks]\non_ingest = true\n");
+    std::fs::write(&policy, text).unwrap();
+    let mut flood = table(3, 1000);
+    for k in 0..40 {
+        let mut r = flood[0].clone();
+        let flip = if r.ends_with(",1") { "0" } else { "1" };
+        r.replace_range(r.len() - 1.., flip);
+        r.replace_range(..r.find(',').unwrap(), &(9000 + k).to_string());
+        flood.push(r);
+    }
+    write_table(&s, "flood.csv", &flood);
+    let before = std::fs::read_dir(s.home().join("store/datasets"))
+        .unwrap()
+        .count();
+    let (code, out, err) = s.run(&[
+        "data",
+        "ingest",
+        "ds/flood.csv",
+        "--schema",
+        "schema.toml",
+        "--allow-unsigned",
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("nothing was stored"), "{err}");
+    assert!(out.contains("conflicting-duplicates"), "{out}");
+    assert_eq!(
+        std::fs::read_dir(s.home().join("store/datasets"))
+            .unwrap()
+            .count(),
+        before
+    );
+    write_table(&s, "fine.csv", &table(3, 1000));
+    let (code, out, err) = s.run(&[
+        "data",
+        "ingest",
+        "ds/fine.csv",
+        "--schema",
+        "schema.toml",
+        "--allow-unsigned",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+}
