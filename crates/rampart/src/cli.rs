@@ -457,6 +457,10 @@ pub struct PiiInputArgs {
 pub struct PiiScanArgs {
     #[command(flatten)]
     pub input: PiiInputArgs,
+    /// Also write every finding as a JSON line (row, column, entity, byte span, confidence,
+    /// rule; never the value) to this file (mode 0600, replaced if it exists).
+    #[arg(long, value_name = "OUT.jsonl")]
+    pub findings: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -53,7 +53,9 @@ pub fn card_network(digits: &[u8]) -> Option<&'static str> {
     if ((300..=305).contains(&p3) || p2 == 36 || p2 == 38 || p2 == 39) && (14..=19).contains(&len) {
         return Some("diners");
     }
-    if (3528..=3589).contains(&p4) && (16..=19).contains(&len) {
+    // JCB's assigned range is 3528-3589; 35xx is JCB's whole block and issued numbers
+    // outside that range are seen, so the block is taken.
+    if p2 == 35 && (16..=19).contains(&len) {
         return Some("jcb");
     }
     if matches!(p4, 2131 | 1800) && len == 15 {
@@ -64,13 +66,27 @@ pub fn card_network(digits: &[u8]) -> Option<&'static str> {
     }
     if (matches!(
         p4,
-        5018 | 5020 | 5038 | 5893 | 6304 | 6759 | 6761 | 6762 | 6763
+        5018 | 5020 | 5038 | 5893 | 6304 | 6390 | 6759 | 6761 | 6762 | 6763
     ) || (56..=58).contains(&p2))
         && (12..=19).contains(&len)
     {
         return Some("maestro");
     }
     None
+}
+
+/// Whether ten digits fit the North American Numbering Plan's shape: area code and exchange
+/// both start with 2-9, and the area code is not an N11 service code. (libphonenumber's
+/// validity also needs the area code to be assigned; numbers written in a phone layout are
+/// still phone numbers when it is not.)
+#[must_use]
+pub fn nanp_shaped(d: &[u8]) -> bool {
+    match d {
+        [a, b, c, e, ..] if d.len() == 10 => {
+            (b'2'..=b'9').contains(a) && (b'2'..=b'9').contains(e) && !(b == &b'1' && c == &b'1')
+        }
+        _ => false,
+    }
 }
 
 /// IBAN lengths by country (ISO 13616 registry).

@@ -356,6 +356,14 @@ const CONTEXT_WINDOW: usize = 48;
 const CONTEXT_BOOST: f32 = 0.35;
 /// Confidence removed by a word that makes a number an identifier of something else.
 const NEGATIVE_PENALTY: f32 = 0.4;
+/// The longest email address (RFC 5321's path limit).
+const MAX_EMAIL_BYTES: usize = 254;
+/// URLs are cut at this length.
+const MAX_URL_BYTES: usize = 2048;
+/// The longest token or secret value taken as one finding.
+const MAX_TOKEN_BYTES: usize = 256;
+/// A run of numbers longer than this is only tried piece by piece.
+const MAX_WHOLE_RUN: usize = 64;
 /// The most space-separated pieces of a run of numbers tried as one candidate.
 const MAX_RUN_TOKENS: usize = 6;
 /// The longest private key block taken in as one finding.
@@ -392,7 +400,6 @@ struct Patterns {
     email: Regex,
     url: Regex,
     iban: Regex,
-    ipv6: Regex,
     prefixed: Regex,
     assignment: Regex,
     person_context: Regex,
@@ -411,41 +418,41 @@ impl Patterns {
     fn new() -> Result<Self, regex::Error> {
         let suffixes = lexicon::STREET_SUFFIXES.join("|");
         Ok(Self {
-            numeric: Regex::new(
-                r"[+(]?[0-9][0-9 ()./\-]{2,200}[0-9](?:(?: ?x| ?ext\.? ?)[0-9]{1,5})?",
-            )?,
+            numeric: Regex::new(r"[+(]?[0-9][0-9 ()./\-]+[0-9](?:(?: ?x| ?ext\.? ?)[0-9]{1,5})?")?,
             email: Regex::new(
-                r"(?i-u)[a-z0-9][a-z0-9._%+\-]{0,63}@[a-z0-9](?:[a-z0-9\-]{0,62}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9\-]{0,62}[a-z0-9])?)*\.[a-z]{2,24}",
+                r"(?i-u)[a-z0-9][a-z0-9._%+\-]*@[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?)*\.[a-z]{2,24}",
             )?,
-            url: Regex::new(r#"(?i)(?:(?:https?|ftp)://|www\.)[^\s<>"'`]{2,2048}"#)?,
+            url: Regex::new(r#"(?i)(?:(?:https?|ftp)://|www\.)[^\s<>"'`]{2,}"#)?,
             iban: Regex::new(
-                r"(?-u)\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b",
+                r"(?-u)^[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b",
             )?,
-            ipv6: Regex::new(r"(?i-u)[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}")?,
             prefixed: Regex::new(concat!(
                 r"(?-u)(?:A(?:KIA|SIA|GPA|IDA|ROA|NPA|NVA|IPA)[A-Z0-9]{16})",
                 r"|(?:-----BEGIN [A-Z ]{0,24}PRIVATE KEY(?: BLOCK)?-----)",
                 r"|(?:eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,})",
-                r"|(?:gh[pousr]_[A-Za-z0-9]{36,255})|(?:github_pat_[A-Za-z0-9_]{60,255})",
-                r"|(?:xox[abposr]-[A-Za-z0-9\-]{10,250})",
-                r"|(?:(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,247})",
+                r"|(?:gh[pousr]_[A-Za-z0-9]{36,})|(?:github_pat_[A-Za-z0-9_]{60,})",
+                r"|(?:xox[abposr]-[A-Za-z0-9\-]{10,})",
+                r"|(?:(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,})",
             ))?,
             assignment: Regex::new(concat!(
                 r#"(?i)(api[_\-]?key|apikey|secret|token|passw(?:or)?d|pwd|access[_\-]?key|"#,
                 r#"private[_\-]?key|auth|credentials?|client[_\-]?secret)[a-z_\-]{0,20}["']?"#,
-                r#"[ \t]{0,3}(?:[:=]|=>|\bis\b)[ \t]{0,3}["']?([^\s"',;]{6,256})"#,
+                r#"[ \t]{0,3}(?:[:=]|=>|(?-u:\b)is(?-u:\b))[ \t]{0,3}["']?([^\s"',;]{6,})"#,
             ))?,
             person_context: Regex::new(concat!(
-                r"(?:\b(?:[Mm]y name is|[Nn]ame:|[Nn]amed|[Cc]alled|Mr\.?|Mrs\.?|Ms\.?|Miss|Dr\.?|Prof\.?|",
+                r"(?:(?-u:\b)(?:[Mm]y name is|[Nn]ame:|[Nn]amed|[Cc]alled|Mr\.?|Mrs\.?|Ms\.?|Miss|Dr\.?|Prof\.?|",
                 r"Dear|[Ss]incerely,|[Rr]egards,|[Pp]atient:?|[Cc]ustomer:?|[Cc]ontact:?|[Aa]ttn:?)[ \t]+)",
                 r"([A-Z][a-z]+(?:[\-'][A-Z][a-z]+)?(?:[ \t]+[A-Z]\.)?(?:[ \t]+[A-Z][a-z]+(?:[\-'][A-Z][a-z]+)?){0,2})",
             ))?,
-            capitalised_pair: Regex::new(
-                r"(?-u)\b([A-Z][a-z]{1,15})(?: [A-Z]\.)? ([A-Z][a-z]{1,20}(?:[\-'][A-Z][a-z]+)?)\b",
-            )?,
+            // The given names as literals: the regex engine then looks for them with a
+            // prefilter instead of walking every capitalised word.
+            capitalised_pair: Regex::new(&format!(
+                r"(?-u)\b(?:{})(?: [A-Z]\.)? [A-Z][a-z]{{1,20}}(?:[\-'][A-Z][a-z]+)?\b",
+                lexicon::GIVEN_NAMES.join("|")
+            ))?,
             address: Regex::new(&format!(
                 concat!(
-                    r"(?-u)\b[0-9]{{1,6}}[ \t]+(?:[A-Z][a-z]+\.?[ \t]+){{1,3}}(?:{suffixes})\b\.?",
+                    r"(?-u)^[0-9]{{1,6}}[ \t]+(?:[A-Z][a-z]+\.?[ \t]+){{1,3}}(?:{suffixes})\b\.?",
                     r"(?:,?[ \t]+(?:Apt\.?|Suite|Unit|#)[ \t]*[A-Za-z0-9\-]{{1,8}})?",
                     r"(?:[,\s]{{1,3}}[A-Z][a-z]+(?:[ \t][A-Z][a-z]+){{0,2}},[ \t]+[A-Z]{{2}}[ \t]+[0-9]{{5}}(?:-[0-9]{{4}})?)?",
                 ),
@@ -542,28 +549,39 @@ impl Detector {
             for m in self.p.email.find_iter(text) {
                 if boundary_before(bytes, m.start())
                     && !bytes_at(bytes, m.end()).is_some_and(is_word)
+                    && m.len() <= MAX_EMAIL_BYTES
                 {
                     cands.push(cand(Entity::Email, m.start(), m.end(), 0.9, "email"));
                 }
             }
         }
         for m in self.p.url.find_iter(text) {
-            let end = m.start() + trim_url(m.as_str());
+            let end = m.start() + trim_url(m.as_str()).min(MAX_URL_BYTES);
             if boundary_before(bytes, m.start()) && end > m.start() + 4 {
                 cands.push(cand(Entity::Url, m.start(), end, 0.6, "url"));
             }
         }
         if has_digit {
-            for m in self.p.iban.find_iter(text) {
+            // Two capitals and two digits after a word boundary start every IBAN; the pattern
+            // runs only there.
+            for i in (0..bytes.len().saturating_sub(3)).filter(|&i| {
+                matches!(bytes.get(i..i + 4), Some([a, b, c, d]) if a.is_ascii_uppercase()
+                    && b.is_ascii_uppercase() && c.is_ascii_digit() && d.is_ascii_digit())
+                    && boundary_before(bytes, i)
+            }) {
+                let window = text
+                    .get(i..(i + 48).min(text.len()))
+                    .or_else(|| text.get(i..));
+                let Some(m) = window.and_then(|w| self.p.iban.find(w)) else {
+                    continue;
+                };
                 let compact: Vec<u8> = m.as_str().bytes().filter(|b| *b != b' ').collect();
                 if checks::iban_valid(&compact) {
-                    cands.push(cand(Entity::Iban, m.start(), m.end(), 0.85, "iban-mod97"));
+                    cands.push(cand(Entity::Iban, i, i + m.end(), 0.85, "iban-mod97"));
                 }
             }
         }
-        if memchr::memchr(b':', bytes).is_some() {
-            self.ipv6_candidates(text, &mut cands);
-        }
+        Self::ipv6_candidates(text, &mut cands);
         self.secret_candidates(text, &mut cands);
         self.person_candidates(text, &mut cands);
         if has_digit {
@@ -598,12 +616,10 @@ impl Detector {
                     if column || has_context(&window, c.entity.context()) {
                         conf += boost;
                     }
-                    if !c.entity.is_secret()
-                        && matches!(
-                            c.entity,
-                            Entity::Phone | Entity::UsSsn | Entity::CreditCard | Entity::IpAddress
-                        )
-                        && has_context(&window, lexicon::NEGATIVE_CONTEXT)
+                    if matches!(
+                        c.entity,
+                        Entity::Phone | Entity::UsSsn | Entity::CreditCard | Entity::IpAddress
+                    ) && has_context(&last_words(&window, 2), lexicon::NEGATIVE_CONTEXT)
                     {
                         conf -= NEGATIVE_PENALTY;
                     }
@@ -625,9 +641,17 @@ impl Detector {
                 .then((b.end - b.start).cmp(&(a.end - a.start)))
                 .then(a.start.cmp(&b.start))
         });
+        // Kept spans never overlap, so the one starting last before `f.end` is the only one
+        // that can overlap `f`.
+        let mut taken: std::collections::BTreeMap<usize, usize> = std::collections::BTreeMap::new();
         let mut kept: Vec<Finding> = Vec::with_capacity(found.len());
         for f in found {
-            if kept.iter().all(|k| f.end <= k.start || f.start >= k.end) {
+            let clash = taken
+                .range(..f.end)
+                .next_back()
+                .is_some_and(|(_, &end)| end > f.start);
+            if !clash {
+                taken.insert(f.start, f.end);
                 kept.push(f);
             }
         }
@@ -686,6 +710,9 @@ impl Detector {
                     continue;
                 };
                 s += sp + 1;
+            } else if s > 0 && bytes_at(bytes, s - 1) == Some(b':') {
+                // The seconds of a time (`10:13:02.414915`) or a port.
+                continue;
             }
             if bytes_at(bytes, e).is_some_and(is_word) {
                 let Some(sp) = text.get(s..e).and_then(|r| r.rfind(' ')) else {
@@ -697,7 +724,9 @@ impl Detector {
             if run.is_empty() {
                 continue;
             }
-            if let Some(c) = self.classify_numeric(run, s) {
+            if run.len() <= MAX_WHOLE_RUN
+                && let Some(c) = self.classify_numeric(run, s)
+            {
                 out.push(c);
                 continue;
             }
@@ -777,18 +806,33 @@ impl Detector {
         let (core, _ext) = split_extension(run);
         let core_digits = core.bytes().filter(u8::is_ascii_digit).count();
         if (7..=15).contains(&core_digits) {
+            // North American numbers are checked by the plan's shape (area code and exchange
+            // start with 2-9, no N11 area code), which is cheap; libphonenumber's number plans
+            // (which also want the area code assigned) serve the rest of the world.
+            let national: Vec<u8> = core.bytes().filter(u8::is_ascii_digit).collect();
             if self.p.phone_international.is_match(core) {
                 let normalised = core
                     .strip_prefix("00")
                     .map_or_else(|| core.to_owned(), |r| format!("+{r}"));
-                if phone_valid(&normalised, None) {
+                let nanp = national
+                    .strip_prefix(b"001")
+                    .or_else(|| national.strip_prefix(b"1"));
+                if normalised.starts_with("+1") {
+                    if nanp.is_some_and(checks::nanp_shaped) {
+                        return mk(Entity::Phone, 0.85, "phone-international");
+                    }
+                } else if phone_valid(&normalised, None) {
                     return mk(Entity::Phone, 0.85, "phone-international");
                 }
             } else if self.p.phone_us.is_match(core) {
-                if phone_valid(core, Some(phonenumber::country::Id::US)) {
+                let ten = national
+                    .strip_prefix(b"1")
+                    .filter(|d| d.len() == 10)
+                    .unwrap_or(&national);
+                if checks::nanp_shaped(ten) {
                     return mk(Entity::Phone, 0.75, "phone-national");
                 }
-            } else if self.p.phone_other.is_match(core) {
+            } else if (9..=12).contains(&national.len()) && self.p.phone_other.is_match(core) {
                 use phonenumber::country::Id;
                 if [
                     Id::GB,
@@ -807,27 +851,51 @@ impl Detector {
                 }
             } else if core.len() == 10
                 && core.bytes().all(|b| b.is_ascii_digit())
-                && phone_valid(core, Some(phonenumber::country::Id::US))
+                && checks::nanp_shaped(core.as_bytes())
             {
+                // Ten bare digits are a phone number only with context (a column name, or
+                // "phone", "call", … before them).
                 return mk(Entity::Phone, 0.3, "phone-digits");
             }
         }
         None
     }
 
-    fn ipv6_candidates(&self, text: &str, out: &mut Vec<Candidate>) {
+    /// IPv6 candidates: runs of hex digits, colons and dots around each colon (a memchr pass
+    /// instead of a pattern over the whole text), checked by the standard library's parser.
+    fn ipv6_candidates(text: &str, out: &mut Vec<Candidate>) {
         let bytes = text.as_bytes();
-        for m in self.p.ipv6.find_iter(text) {
-            let s = m.as_str();
-            if !boundary_before(bytes, m.start()) || bytes_at(bytes, m.end()).is_some_and(is_word) {
+        let part = |b: u8| b.is_ascii_hexdigit() || b == b':' || b == b'.';
+        let mut done = 0;
+        for colon in memchr::memchr_iter(b':', bytes) {
+            if colon < done {
                 continue;
             }
+            let mut start = colon;
+            while start > 0 && colon - start < 40 && bytes_at(bytes, start - 1).is_some_and(part) {
+                start -= 1;
+            }
+            let mut end = colon + 1;
+            while end - start < 46 && bytes_at(bytes, end).is_some_and(part) {
+                end += 1;
+            }
+            done = end;
+            // Trailing dots end a sentence, not an address.
+            while end > colon + 1 && bytes_at(bytes, end - 1) == Some(b'.') {
+                end -= 1;
+            }
+            if !boundary_before(bytes, start) || bytes_at(bytes, end).is_some_and(is_word) {
+                continue;
+            }
+            let Some(s) = text.get(start..end) else {
+                continue;
+            };
             let groups = s.split(':').filter(|g| !g.is_empty()).count();
-            if groups < 3 && !s.contains("::") || s.len() < 6 {
+            if (groups < 3 && !s.contains("::")) || s.len() < 6 {
                 continue;
             }
             if s.parse::<std::net::Ipv6Addr>().is_ok() {
-                out.push(cand(Entity::IpAddress, m.start(), m.end(), 0.75, "ipv6"));
+                out.push(cand(Entity::IpAddress, start, end, 0.75, "ipv6"));
             }
         }
     }
@@ -874,11 +942,20 @@ impl Detector {
         if !has_assignment_word(bytes) {
             return;
         }
-        for caps in self.p.assignment.captures_iter(text) {
+        // Find first (the lazy DFA), then capture inside the match only: capture groups over
+        // a whole line cost a backtracker pass over all of it.
+        for m in self.p.assignment.find_iter(text) {
+            let Some(caps) = self.p.assignment.captures(m.as_str()) else {
+                continue;
+            };
             let (Some(key), Some(value)) = (caps.get(1), caps.get(2)) else {
                 continue;
             };
+            let value_start = m.start() + value.start();
             let v = value.as_str().as_bytes();
+            if v.len() > MAX_TOKEN_BYTES {
+                continue;
+            }
             if v.iter().all(u8::is_ascii_alphabetic)
                 && v.len() < 12
                 && !key.as_str().to_ascii_lowercase().starts_with("pass")
@@ -906,8 +983,8 @@ impl Detector {
             };
             out.push(Candidate {
                 entity: Entity::Secret,
-                start: value.start(),
-                end: value.end(),
+                start: value_start,
+                end: value_start + value.len(),
                 base,
                 rule,
                 contextual: true,
@@ -919,30 +996,36 @@ impl Detector {
         if !text.bytes().any(|b| b.is_ascii_uppercase()) {
             return;
         }
-        for caps in self.p.person_context.captures_iter(text) {
-            if let Some(m) = caps.get(1) {
+        for whole in self.p.person_context.find_iter(text) {
+            let Some(m) = self
+                .p
+                .person_context
+                .captures(whole.as_str())
+                .and_then(|c| c.get(1))
+            else {
+                continue;
+            };
+            {
                 let last = m.as_str().rsplit(' ').next().unwrap_or_default();
                 if self.street_suffixes.contains(last) || COMMON_CAPITALISED.contains(&m.as_str()) {
                     continue;
                 }
                 out.push(Candidate {
                     entity: Entity::Person,
-                    start: m.start(),
-                    end: m.end(),
+                    start: whole.start() + m.start(),
+                    end: whole.start() + m.end(),
                     base: 0.75,
                     rule: "person-context",
                     contextual: true,
                 });
             }
         }
-        for caps in self.p.capitalised_pair.captures_iter(text) {
-            let (Some(all), Some(first), Some(last)) = (caps.get(0), caps.get(1), caps.get(2))
-            else {
-                continue;
-            };
-            if !self.given_names.contains(first.as_str())
-                || self.street_suffixes.contains(last.as_str())
-                || COMMON_CAPITALISED.contains(&last.as_str())
+        for all in self.p.capitalised_pair.find_iter(text) {
+            let first = all.as_str().split(' ').next().unwrap_or_default();
+            let last = all.as_str().rsplit(' ').next().unwrap_or_default();
+            if !self.given_names.contains(first)
+                || self.street_suffixes.contains(last)
+                || COMMON_CAPITALISED.contains(&last)
             {
                 continue;
             }
@@ -956,15 +1039,32 @@ impl Detector {
         }
     }
 
+    /// Street addresses: the pattern runs only where a number of up to six digits starts a
+    /// word and is followed by a space and a capital.
     fn address_candidates(&self, text: &str, out: &mut Vec<Candidate>) {
-        for m in self.p.address.find_iter(text) {
-            out.push(cand(
-                Entity::Address,
-                m.start(),
-                m.end(),
-                0.7,
-                "address-street",
-            ));
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            if !bytes_at(bytes, i).is_some_and(|b| b.is_ascii_digit()) || !boundary_before(bytes, i)
+            {
+                i += 1;
+                continue;
+            }
+            let mut j = i;
+            while bytes_at(bytes, j).is_some_and(|b| b.is_ascii_digit()) {
+                j += 1;
+            }
+            let next_capital = matches!(bytes_at(bytes, j), Some(b' ' | b'\t'))
+                && bytes_at(bytes, j + 1).is_some_and(|b| b.is_ascii_uppercase());
+            if j - i <= 6 && next_capital {
+                let end = (i + 400).min(text.len());
+                if let Some(m) = text.get(i..end).and_then(|w| self.p.address.find(w)) {
+                    out.push(cand(Entity::Address, i, i + m.end(), 0.7, "address-street"));
+                    i += m.end();
+                    continue;
+                }
+            }
+            i = j;
         }
     }
 }
@@ -1108,24 +1208,44 @@ fn phone_valid(s: &str, region: Option<phonenumber::country::Id>) -> bool {
     phonenumber::parse(region, s).is_ok_and(|n| phonenumber::is_valid(&n))
 }
 
-/// The context window before `start`, lower-cased (char-boundary safe).
+/// The context window before `start`, lower-cased (char-boundary safe), cut at the last
+/// sentence end so that one sentence's words do not colour the next.
 fn context_window(text: &str, start: usize) -> String {
     let mut from = start.saturating_sub(CONTEXT_WINDOW);
     while from > 0 && !text.is_char_boundary(from) {
         from -= 1;
     }
-    text.get(from..start).unwrap_or_default().to_lowercase()
+    let window = text.get(from..start).unwrap_or_default();
+    let bytes = window.as_bytes();
+    let mut cut = 0;
+    for i in (0..bytes.len()).rev() {
+        match (bytes.get(i), bytes.get(i + 1)) {
+            (Some(b'\n'), _) => cut = i + 1,
+            (Some(b'.' | b'!' | b'?' | b';'), Some(b' ')) => cut = i + 2,
+            _ => continue,
+        }
+        break;
+    }
+    window.get(cut..).unwrap_or(window).to_lowercase()
+}
+
+/// The last `n` words of a window (what says a number is an order number: `Order #…`,
+/// `invoice …`, `version …`).
+fn last_words(window: &str, n: usize) -> String {
+    let words: Vec<&str> = window.split_whitespace().collect();
+    words
+        .get(words.len().saturating_sub(n)..)
+        .unwrap_or_default()
+        .join(" ")
 }
 
 /// Whether one of `words` appears in `window` as a word (multi-word entries as a substring).
 fn has_context(window: &str, words: &[&str]) -> bool {
+    // Words keep inner `#`, `-` and `.` (`ss#`, `e-mail`, `d.o.b`), so every entry is one word.
     window
         .split(|c: char| !(c.is_alphanumeric() || c == '#' || c == '-' || c == '.'))
         .map(|w| w.trim_matches(|c: char| c == '.' || c == '-'))
         .any(|w| !w.is_empty() && words.contains(&w))
-        || words
-            .iter()
-            .any(|w| w.contains(['-', '.', '#']) && window.contains(w))
 }
 
 /// A URL's length without trailing punctuation that belongs to the sentence.

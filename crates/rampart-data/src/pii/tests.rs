@@ -82,6 +82,15 @@ fn phones() {
     miss(&d, Entity::Phone, "4155552671");
     miss(&d, Entity::Phone, "at 2024-01-02 10:00:00");
     miss(&d, Entity::Phone, "(123) 456-7890");
+    hit(
+        &d,
+        Entity::Phone,
+        "(451)685-0671x65726",
+        "(451)685-0671x65726",
+    );
+    hit(&d, Entity::Phone, "+1-685-668-5574", "+1-685-668-5574");
+    miss(&d, Entity::Phone, "(555) 111-2222");
+    miss(&d, Entity::Phone, "at 1979-01-18T20:13:02.414915");
     miss(&d, Entity::Phone, "version 10.2.3004.5");
 }
 
@@ -102,6 +111,19 @@ fn ssns() {
     miss(&d, Entity::UsSsn, "SSN 536-22-0000");
     miss(&d, Entity::UsSsn, "536221234 items");
     miss(&d, Entity::UsSsn, "ticket 536-22-1234");
+    // A negative word counts only right before the number, and never across a sentence.
+    hit(
+        &d,
+        Entity::UsSsn,
+        "See the order request. 306-30-5871 is the SSN",
+        "306-30-5871",
+    );
+    hit(
+        &d,
+        Entity::IpAddress,
+        "for the order login from 131.103.167.18",
+        "131.103.167.18",
+    );
 }
 
 #[test]
@@ -131,6 +153,7 @@ fn cards() {
         "paid with 5555555555554444",
         "5555555555554444",
     );
+    hit(&d, Entity::CreditCard, "card 639089177682", "639089177682");
     miss(&d, Entity::CreditCard, "card 4111 1111 1111 1112");
     miss(&d, Entity::CreditCard, "9111111111111111");
     miss(&d, Entity::CreditCard, "4111 11 111111 1111");
@@ -485,6 +508,7 @@ fn csv_scan_and_redact_stream() {
         .unwrap();
     let mut out = Vec::new();
     let cols = BTreeMap::from([("name".to_owned(), Operator::Mask(2))]);
+    let mut spans = Vec::new();
     let report = table::process_csv(
         csv.as_bytes(),
         table::CsvJob {
@@ -492,10 +516,18 @@ fn csv_scan_and_redact_stream() {
             reader: crate::csv::ReaderOptions::default(),
             redact: Some((&r, &mut out)),
             columns: &cols,
+            findings: Some(&mut spans),
         },
     )
     .unwrap();
     let out = String::from_utf8(out).unwrap();
+    let spans = String::from_utf8(spans).unwrap();
+    assert_eq!(spans.lines().count(), 6);
+    let first: serde_json::Value = serde_json::from_str(spans.lines().next().unwrap()).unwrap();
+    assert_eq!(first["row"], 1);
+    assert_eq!(first["column"], "name");
+    assert_eq!(first["entity"], "PERSON");
+    assert!(!spans.contains("ann@"), "{spans}");
     assert_eq!(report.rows, 2);
     assert_eq!(report.by_entity[&Entity::Email], 2);
     assert_eq!(report.by_entity[&Entity::Person], 2);
@@ -520,6 +552,7 @@ fn csv_scan_and_redact_stream() {
         reader: crate::csv::ReaderOptions::default(),
         redact: None,
         columns: cols,
+        findings: None,
     };
     assert!(matches!(
         table::process_csv(csv.as_bytes(), job(&bad)),
@@ -536,7 +569,7 @@ fn text_lines() {
     let r = Redactor::new(Operator::Replace);
     let mut out = Vec::new();
     let text = "first jane@example.com\nsecond line\nthird 536-22-1234";
-    let report = table::process_text(text.as_bytes(), &d, Some((&r, &mut out))).unwrap();
+    let report = table::process_text(text.as_bytes(), &d, Some((&r, &mut out)), None).unwrap();
     assert_eq!(report.rows, 3);
     assert_eq!(
         String::from_utf8(out).unwrap(),

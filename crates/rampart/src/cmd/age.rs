@@ -23,7 +23,7 @@ pub const NEW_PASSPHRASE_ENV: &str = "RAMPART_AGE_NEW_PASSPHRASE";
 /// exit abruptly (code 86) at that step, as a crash or power cut would.
 const FAULT_ENV: &str = "RAMPART_FAULT_INJECT";
 
-fn is_stdio(p: &Path) -> bool {
+pub fn is_stdio(p: &Path) -> bool {
     p.as_os_str() == "-"
 }
 

@@ -489,6 +489,7 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> Result<Status, CliError> {
                     },
                     redact: Some((&redactor, &mut out.out)),
                     columns: &columns,
+                    findings: None,
                 },
             )
             .map_err(|e| {

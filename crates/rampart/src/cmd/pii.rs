@@ -19,7 +19,7 @@ use crate::output;
 
 pub fn run(ctx: &Ctx, args: &PiiArgs) -> Result<Status, CliError> {
     match &args.command {
-        PiiCommand::Scan(a) => scan(ctx, &a.input),
+        PiiCommand::Scan(a) => scan(ctx, &a.input, a.findings.as_deref()),
         PiiCommand::Redact(a) => redact(ctx, a),
         PiiCommand::Reveal(a) => reveal(ctx, a),
     }
@@ -69,9 +69,15 @@ fn process<'a>(
     detector: &'a Detector,
     redact: Option<(&'a Redactor, &'a mut dyn Write)>,
     columns: &'a BTreeMap<String, Operator>,
+    findings: Option<&'a mut dyn Write>,
 ) -> Result<PiiReport, CliError> {
     let got = if input.text {
-        process_text(BufReader::with_capacity(1 << 20, reader), detector, redact)
+        process_text(
+            BufReader::with_capacity(1 << 20, reader),
+            detector,
+            redact,
+            findings,
+        )
     } else {
         process_csv(
             reader,
@@ -83,6 +89,7 @@ fn process<'a>(
                 },
                 redact,
                 columns,
+                findings,
             },
         )
     };
@@ -109,18 +116,38 @@ pub fn audit_summary(report: &PiiReport) -> serde_json::Value {
     })
 }
 
-fn scan(ctx: &Ctx, input: &PiiInputArgs) -> Result<Status, CliError> {
+fn scan(ctx: &Ctx, input: &PiiInputArgs, findings: Option<&Path>) -> Result<Status, CliError> {
     let policy = ctx.home.load_policy()?;
     let detector = detector(&policy.data.pii, input)?;
     let data = open_dataset(ctx, &input.path, &input.unlock)?;
-    let report = process(
-        &input.path,
-        input,
-        data.reader,
-        &detector,
-        None,
-        &BTreeMap::new(),
-    )?;
+    let none = BTreeMap::new();
+    let report = match findings {
+        Some(out) if crate::cmd::age::is_stdio(out) => {
+            return Err(CliError::input(anyhow::anyhow!(
+                "--findings needs a file: the report goes to standard output"
+            )));
+        }
+        Some(out) => crate::cmd::age::write_output(out, true, |w| {
+            process(
+                &input.path,
+                input,
+                data.reader,
+                &detector,
+                None,
+                &none,
+                Some(w),
+            )
+        })?,
+        None => process(
+            &input.path,
+            input,
+            data.reader,
+            &detector,
+            None,
+            &none,
+            None,
+        )?,
+    };
     ctx.audit(
         ctx.event(
             "data.pii.scan",
@@ -235,6 +262,7 @@ fn redact(ctx: &Ctx, args: &PiiRedactArgs) -> Result<Status, CliError> {
             &detector,
             Some((&redactor, out)),
             &columns,
+            None,
         )
     })?;
     ctx.audit(
