@@ -20,6 +20,10 @@ PRESIDIO = {"EMAIL_ADDRESS": "EMAIL", "PHONE_NUMBER": "PHONE", "US_SSN": "US_SSN
 
 
 def presidio(threshold):
+    # Presidio's email check calls tldextract, which would fetch the public suffix list from
+    # the network; use the snapshot tldextract ships instead.
+    import tldextract
+    tldextract.tldextract.TLD_EXTRACTOR = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
     from presidio_analyzer.predefined_recognizers import (
         CreditCardRecognizer, EmailRecognizer, IbanRecognizer, IpRecognizer, PhoneRecognizer,
         UrlRecognizer, UsSsnRecognizer)

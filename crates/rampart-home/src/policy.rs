@@ -466,6 +466,20 @@ version = 1
 # Directories datasets may be read from (`rampart data roots add DIR`). Empty authorises nothing.
 roots = []
 
+# Personal data and secrets (`rampart data pii`). Left out, these are the defaults.
+# [data.pii]
+# on_ingest = false        # redact the clean rows during `rampart data ingest`
+# default = "replace"      # replace (<TYPE>), mask / mask:N, remove, hash (HMAC pseudonym keyed
+#                          # by keys/pii.key), encrypt (age; `rampart data pii reveal`), keep
+# entities = {{ EMAIL = "hash", CREDIT_CARD = "mask:4" }}
+# columns = {{ notes = "replace" }}
+# min_confidence = 0.5
+
+# Poisoning checks (`rampart data check FILE --schema S`).
+# [data.checks]
+# on_ingest = false        # run them during `rampart data ingest`; a check that fires refuses it
+# fail_on = "high"         # low, medium or high
+
 [audit]
 # Long-running processes (the gateway) sign a checkpoint every N records; every command signs
 # one when it ends.

@@ -576,3 +576,54 @@ fn text_lines() {
         "first <EMAIL>\nsecond line\nthird <US_SSN>"
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Any text: no panic; findings sorted, disjoint, on char boundaries; `keep` gives the
+    /// text back and `replace` swaps exactly the findings' bytes for their tags.
+    #[test]
+    fn never_panics_and_spans_are_sound(
+        text in "(?s)[a-zA-Z0-9 @.:/+()#=_\\-\n\u{e9}\u{4e2d}]{0,200}",
+        name in "[a-z_]{0,20}",
+    ) {
+        let d = detector();
+        let hint = ColumnHint::from_name(&name);
+        for h in [None, Some(&hint)] {
+            let found = d.scan_with(&text, h);
+            let mut last = 0;
+            for f in &found {
+                proptest::prop_assert!(f.start >= last && f.start < f.end && f.end <= text.len());
+                proptest::prop_assert!(text.is_char_boundary(f.start) && text.is_char_boundary(f.end));
+                last = f.end;
+            }
+            proptest::prop_assert_eq!(Redactor::new(Operator::Keep).redact(&text, &found, None).unwrap(), text.clone());
+            let replaced = Redactor::new(Operator::Replace).redact(&text, &found, None).unwrap();
+            let removed: usize = found.iter().map(|f| f.end - f.start).sum();
+            let tags: usize = found.iter().map(|f| f.entity.name().len() + 2).sum();
+            proptest::prop_assert_eq!(replaced.len(), text.len() - removed + tags);
+        }
+    }
+
+    /// Scanning text a block at a time reports what scanning it line by line does.
+    #[test]
+    fn blocks_match_lines(lines in proptest::collection::vec("[a-zA-Z0-9 @.:+\\-]{0,60}", 0..30)) {
+        let d = detector();
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        let mut spans = Vec::new();
+        table::process_text(text.as_bytes(), &d, None, Some(&mut spans)).unwrap();
+        let mut expected = String::new();
+        for (i, l) in lines.iter().enumerate() {
+            let line = format!("{l}\n");
+            for f in d.scan(&line) {
+                expected.push_str(&format!("{} {:?} {} {}\n", i + 1, f.entity, f.start, f.end));
+            }
+        }
+        let got: String = String::from_utf8(spans).unwrap().lines().map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let e: Entity = v["entity"].as_str().unwrap().parse().unwrap();
+            format!("{} {:?} {} {}\n", v["row"], e, v["start"], v["end"])
+        }).collect();
+        proptest::prop_assert_eq!(got, expected);
+    }
+}
