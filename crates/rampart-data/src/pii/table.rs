@@ -333,3 +333,139 @@ pub fn process_text<R: BufRead>(
     }
     Ok(report)
 }
+
+/// Scans (and, with `redact`, redacts) a Parquet file column by column, record batch by
+/// record batch (memory: one batch). Values are scanned in their text form as Arrow displays
+/// them, so a phone number stored as an integer is found too. The redacted file keeps the
+/// input's Arrow schema: text columns are rewritten; a finding in a column that is not text
+/// (which cannot hold `<TYPE>`) is an error naming the column, and nothing is written.
+///
+/// # Errors
+/// [`PiiError::Config`] for a finding to redact in a non-text column or an unknown column
+/// operator; [`PiiError::Csv`] (with the row number) for an unreadable file or batch.
+pub fn process_parquet(
+    file: std::fs::File,
+    detector: &Detector,
+    redact: Option<(&Redactor, &mut (dyn Write + Send))>,
+    columns: &BTreeMap<String, Operator>,
+    mut findings_out: Option<&mut dyn Write>,
+) -> Result<PiiReport, PiiError> {
+    use arrow_array::{Array, ArrayRef, RecordBatch, StringArray};
+    use arrow_cast::display::{ArrayFormatter, FormatOptions};
+    use arrow_schema::DataType;
+    use parquet::arrow::ArrowWriter;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use std::sync::Arc;
+
+    let bad = |row: u64, e: &dyn std::fmt::Display| PiiError::Csv {
+        line: row,
+        reason: format!("not a readable Parquet file: {e}"),
+    };
+    let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| bad(0, &e))?;
+    let arrow_schema = builder.schema().clone();
+    let header: Vec<String> = arrow_schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    if let Some(unknown) = columns.keys().find(|k| !header.contains(k)) {
+        return Err(PiiError::Config(format!(
+            "column operator for {unknown:?}: the file has no such column (columns: {})",
+            header.join(", ")
+        )));
+    }
+    let hints: Vec<ColumnHint> = header.iter().map(|h| ColumnHint::from_name(h)).collect();
+    let reader = builder
+        .with_batch_size(8192)
+        .build()
+        .map_err(|e| bad(0, &e))?;
+    let (redactor, out) = match redact {
+        Some((r, o)) => (Some(r), Some(o)),
+        None => (None, None),
+    };
+    let mut writer = match out {
+        Some(out) => {
+            Some(ArrowWriter::try_new(out, arrow_schema.clone(), None).map_err(|e| bad(0, &e))?)
+        }
+        None => None,
+    };
+    let mut report = PiiReport::with_columns(&header);
+    let options = FormatOptions::default().with_null("");
+    let mut text = String::new();
+    for rb in reader {
+        let rb: RecordBatch = rb.map_err(|e| bad(report.rows + 1, &e))?;
+        let first_row = report.rows;
+        let mut new_columns: Vec<ArrayRef> = Vec::with_capacity(rb.num_columns());
+        // Which rows carry a finding, for the per-row counts.
+        for (c, col) in rb.columns().iter().enumerate() {
+            let name = header.get(c).map_or("", String::as_str);
+            let f = ArrayFormatter::try_new(col.as_ref(), &options)
+                .map_err(|e| bad(first_row + 1, &e))?;
+            let is_text = matches!(
+                col.data_type(),
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+            );
+            let mut rewritten: Vec<Option<String>> = Vec::new();
+            let mut changed = false;
+            for i in 0..rb.num_rows() {
+                let row = first_row + i as u64 + 1;
+                if col.is_null(i) {
+                    rewritten.push(None);
+                    continue;
+                }
+                text.clear();
+                use std::fmt::Write as _;
+                let _ = write!(text, "{}", f.value(i));
+                let found = detector.scan_with(&text, hints.get(c));
+                report.record(c, &text, &found);
+                if let Some(out) = findings_out.as_mut() {
+                    for x in &found {
+                        write_finding(*out, row, name, x)?;
+                    }
+                }
+                if let Some(redactor) = redactor {
+                    let op = columns.get(name).copied();
+                    let n = found
+                        .iter()
+                        .filter(|x| redactor.operator(x.entity, op) != Operator::Keep)
+                        .count();
+                    if n > 0 && !is_text {
+                        return Err(PiiError::Config(format!(
+                            "row {row}, column {name:?}: a finding to redact in a {} column, which cannot hold text; cast the column to string first",
+                            col.data_type()
+                        )));
+                    }
+                    report.redacted += n as u64;
+                    changed |= n > 0;
+                    rewritten.push(Some(if n > 0 {
+                        redactor.redact(&text, &found, op)?
+                    } else {
+                        text.clone()
+                    }));
+                }
+            }
+            if writer.is_some() {
+                let array: ArrayRef = if changed {
+                    let strings: ArrayRef = Arc::new(StringArray::from(rewritten));
+                    arrow_cast::cast(&strings, col.data_type())
+                        .map_err(|e| bad(first_row + 1, &e))?
+                } else {
+                    col.clone()
+                };
+                new_columns.push(array);
+            }
+        }
+        report.rows += rb.num_rows() as u64;
+        if let Some(w) = writer.as_mut() {
+            let out = RecordBatch::try_new(arrow_schema.clone(), new_columns)
+                .map_err(|e| bad(first_row + 1, &e))?;
+            w.write(&out).map_err(|e| bad(first_row + 1, &e))?;
+        }
+    }
+    if let Some(w) = writer {
+        w.close().map_err(|e| bad(report.rows, &e))?;
+    }
+    report.bytes = bytes;
+    Ok(report)
+}

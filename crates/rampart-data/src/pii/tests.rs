@@ -627,3 +627,78 @@ proptest::proptest! {
         proptest::prop_assert_eq!(got, expected);
     }
 }
+
+#[test]
+fn parquet_columns_are_scanned_and_text_columns_redacted() {
+    use arrow_array::{Array, Int64Array, RecordBatch, StringArray};
+    use std::sync::Arc;
+    let schema = Arc::new(arrow_schema::Schema::new(vec![
+        arrow_schema::Field::new("id", arrow_schema::DataType::Int64, false),
+        arrow_schema::Field::new("email", arrow_schema::DataType::Utf8, true),
+        arrow_schema::Field::new("phone", arrow_schema::DataType::Int64, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from(vec![1, 2, 3])),
+            Arc::new(StringArray::from(vec![
+                Some("ann@example.com"),
+                None,
+                Some("none here"),
+            ])),
+            Arc::new(Int64Array::from(vec![Some(4_155_552_671), Some(7), None])),
+        ],
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.parquet");
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, None)
+            .unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let d = detector();
+    let none = BTreeMap::new();
+    let open = || std::fs::File::open(&path).unwrap();
+    let report = table::process_parquet(open(), &d, None, &none, None).unwrap();
+    assert_eq!(report.rows, 3);
+    assert_eq!(report.by_entity[&Entity::Email], 1);
+    assert_eq!(
+        report.by_entity[&Entity::Phone],
+        1,
+        "an integer phone column is found too"
+    );
+    // Redacting needs text: the integer phone column is refused by name, and nothing written.
+    let r = Redactor::new(Operator::Replace);
+    let mut out = Vec::new();
+    let err = table::process_parquet(open(), &d, Some((&r, &mut out)), &none, None).unwrap_err();
+    assert!(err.to_string().contains("\"phone\""), "{err}");
+    // With the phone column kept, the email is replaced and the file stays Parquet.
+    let keep = BTreeMap::from([("phone".to_owned(), Operator::Keep)]);
+    let mut out = Vec::new();
+    let report = table::process_parquet(open(), &d, Some((&r, &mut out)), &keep, None).unwrap();
+    assert_eq!(report.redacted, 1);
+    let back = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        bytes::Bytes::from(out),
+    )
+    .unwrap()
+    .build()
+    .unwrap()
+    .next()
+    .unwrap()
+    .unwrap();
+    let emails = back
+        .column(1)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
+    assert_eq!(emails.value(0), "<EMAIL>");
+    assert!(emails.is_null(1));
+    assert_eq!(emails.value(2), "none here");
+    let phones = back
+        .column(2)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap();
+    assert_eq!(phones.value(0), 4_155_552_671);
+}

@@ -344,7 +344,7 @@ impl DataFormat {
 
 /// Copies a stream into an unnamed file in the home's private `runs/` directory (0700), gone
 /// when closed; for Parquet, which needs random access.
-fn spool(ctx: &Ctx, path: &Path, reader: &mut dyn Read) -> Result<std::fs::File, CliError> {
+pub fn spool(ctx: &Ctx, path: &Path, reader: &mut dyn Read) -> Result<std::fs::File, CliError> {
     let read_err = |e: std::io::Error| {
         CliError::input(anyhow::Error::new(e).context(format!("cannot read {}", path.display())))
     };

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use rampart_audit::Outcome;
 use rampart_data::csv::ReaderOptions;
-use rampart_data::pii::table::{CsvJob, PiiReport, process_csv, process_text};
+use rampart_data::pii::table::{CsvJob, PiiReport, process_csv, process_parquet, process_text};
 use rampart_data::pii::{Detector, DetectorOptions, Entity, Operator, PiiError, Redactor};
 use rampart_home::PiiPolicy;
 use serde_json::json;
@@ -62,7 +62,9 @@ pub fn detector(policy: &PiiPolicy, input: &PiiInputArgs) -> Result<Detector, Cl
 }
 
 /// Runs the detector (and the redactor) over the opened input.
+#[allow(clippy::too_many_arguments)]
 fn process<'a>(
+    ctx: &Ctx,
     path: &Path,
     input: &PiiInputArgs,
     reader: Box<dyn Read + Send>,
@@ -71,13 +73,35 @@ fn process<'a>(
     columns: &'a BTreeMap<String, Operator>,
     findings: Option<&'a mut dyn Write>,
 ) -> Result<PiiReport, CliError> {
-    let got = if input.text {
-        process_text(
-            BufReader::with_capacity(1 << 20, reader),
-            detector,
-            redact,
-            findings,
-        )
+    let mut reader = BufReader::with_capacity(1 << 20, reader);
+    let is_parquet = !input.text
+        && std::io::BufRead::fill_buf(&mut reader)
+            .map(|h| h.starts_with(rampart_data::parquet::MAGIC))
+            .unwrap_or(false);
+    let got = if is_parquet {
+        // Parquet needs random access: spooled into the home's private runs/ directory, and
+        // the redacted file is written to a second spool (the writer must be Send) and copied
+        // out once complete.
+        let file = crate::cmd::data::spool(ctx, path, &mut reader)?;
+        match redact {
+            None => process_parquet(file, detector, None, columns, findings),
+            Some((redactor, out)) => {
+                let mut staged = crate::cmd::data::spool(ctx, path, &mut std::io::empty())?;
+                let report = process_parquet(
+                    file,
+                    detector,
+                    Some((redactor, &mut staged)),
+                    columns,
+                    findings,
+                )
+                .map_err(|e| pii_err(path, e))?;
+                std::io::Seek::rewind(&mut staged)?;
+                std::io::copy(&mut staged, out)?;
+                Ok(report)
+            }
+        }
+    } else if input.text {
+        process_text(reader, detector, redact, findings)
     } else {
         process_csv(
             reader,
@@ -129,6 +153,7 @@ fn scan(ctx: &Ctx, input: &PiiInputArgs, findings: Option<&Path>) -> Result<Stat
         }
         Some(out) => crate::cmd::age::write_output(out, true, |w| {
             process(
+                ctx,
                 &input.path,
                 input,
                 data.reader,
@@ -139,6 +164,7 @@ fn scan(ctx: &Ctx, input: &PiiInputArgs, findings: Option<&Path>) -> Result<Stat
             )
         })?,
         None => process(
+            ctx,
             &input.path,
             input,
             data.reader,
@@ -256,6 +282,7 @@ fn redact(ctx: &Ctx, args: &PiiRedactArgs) -> Result<Status, CliError> {
     let data = open_dataset(ctx, &args.input.path, &args.input.unlock)?;
     let report = crate::cmd::age::write_output(&args.output, args.force, |out| {
         process(
+            ctx,
             &args.input.path,
             &args.input,
             data.reader,
