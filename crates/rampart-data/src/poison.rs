@@ -26,6 +26,9 @@
 //!   (lift ≥ 1.5); a repeated value in an otherwise continuous column counts too. Against a
 //!   reference where the value has the same purity it is `low` (a real pattern); otherwise
 //!   `high` for repeated continuous values and values the reference never had, `medium` else.
+//!   Pairs of values of two categorical columns (up to 20 columns of at most 50 values, on at
+//!   most 200,000 rows) under the same rules, when neither value is 95% pure alone, are
+//!   `medium`.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -671,8 +674,11 @@ fn class_shift(cur: &Prepared<'_>, r: &Prepared<'_>) -> CheckResult {
 /// A column's cells.
 type Cells<'a> = &'a [Option<Box<str>>];
 
+/// Rows, and rows per class.
+type ClassCounts = (usize, HashMap<usize, usize>);
+
 /// Per feature value: rows, and rows per class.
-type ValueStats = HashMap<Box<str>, (usize, HashMap<usize, usize>)>;
+type ValueStats = HashMap<Box<str>, ClassCounts>;
 
 fn value_stats(p: &Prepared<'_>, values: &[Option<Box<str>>]) -> ValueStats {
     let mut m: ValueStats = HashMap::new();
@@ -750,6 +756,10 @@ fn backdoor(cur: &Prepared<'_>, r: Option<&Prepared<'_>>) -> CheckResult {
             }));
         }
     }
+    for t in pair_triggers(cur, &counts, min_support) {
+        worst = worst.max(Severity::Medium);
+        found.push(t);
+    }
     found.sort_by(|a, b| b["rows"].as_u64().cmp(&a["rows"].as_u64()));
     found.truncate(20);
     CheckResult {
@@ -776,6 +786,74 @@ fn backdoor(cur: &Prepared<'_>, r: Option<&Prepared<'_>>) -> CheckResult {
         },
         details: json!({"triggers": found}),
     }
+}
+
+/// Columns with more distinct values than this are left out of the pair search.
+const PAIR_MAX_DISTINCT: usize = 50;
+/// At most this many categorical columns take part in the pair search.
+const PAIR_MAX_COLUMNS: usize = 20;
+/// The pair search looks at an evenly spaced sample of at most this many rows.
+const PAIR_MAX_ROWS: usize = 200_000;
+
+/// Value combinations of two categorical columns that almost always carry one label while
+/// neither value does on its own: a trigger made of two ordinary
+/// values (one that is 95% pure alone is the single-value finding). Same support and purity
+/// rules as single values; `medium`.
+#[allow(clippy::cast_precision_loss)]
+fn pair_triggers(p: &Prepared<'_>, counts: &[usize], min_support: f64) -> Vec<Value> {
+    let n = p.labels.len();
+    let cols: Vec<(&str, Cells<'_>, ValueStats)> = p
+        .categorical
+        .iter()
+        .map(|(name, col)| (name.as_str(), *col, value_stats(p, col)))
+        .filter(|(_, _, st)| st.len() <= PAIR_MAX_DISTINCT)
+        .take(PAIR_MAX_COLUMNS)
+        .collect();
+    let stride = n.div_ceil(PAIR_MAX_ROWS).max(1);
+    let scale = stride as f64;
+    let mut out = Vec::new();
+    for (i, (na, ca, sa)) in cols.iter().enumerate() {
+        for (nb, cb, sb) in cols.iter().skip(i + 1) {
+            let mut m: HashMap<(&str, &str), ClassCounts> = HashMap::new();
+            for r in (0..n).step_by(stride) {
+                let (Some(Some(a)), Some(Some(b))) = (ca.get(r), cb.get(r)) else {
+                    continue;
+                };
+                let e = m.entry((&**a, &**b)).or_default();
+                e.0 += 1;
+                *e.1.entry(p.y.get(r).copied().unwrap_or(0)).or_default() += 1;
+            }
+            for ((a, b), (support, by_class)) in &m {
+                let s = *support as f64 * scale;
+                if s < min_support || s > 0.10 * n as f64 {
+                    continue;
+                }
+                let Some((&class, &k)) = by_class.iter().max_by_key(|(_, k)| **k) else {
+                    continue;
+                };
+                let purity = k as f64 / *support as f64;
+                let base = share(counts.get(class).copied().unwrap_or(0), n);
+                if purity < 0.95 || base > 0.63 || purity / base.max(1e-9) < 1.5 {
+                    continue;
+                }
+                let alone = |st: &ValueStats, v: &str| {
+                    st.get(v).map_or(0.0, |(sup, bc)| {
+                        bc.get(&class).map_or(0.0, |&c| c as f64 / *sup as f64)
+                    })
+                };
+                if alone(sa, a) >= 0.95 || alone(sb, b) >= 0.95 {
+                    continue;
+                }
+                let label = p.classes.get(class).map_or("?", |c| &**c);
+                out.push(json!({
+                    "column": format!("{na}+{nb}"), "value": format!("{a}+{b}"),
+                    "rows": support * stride, "label": label, "purity": purity,
+                    "label_base_rate": base, "severity": Severity::Medium,
+                }));
+            }
+        }
+    }
+    out
 }
 
 /// The chi-square survival function: Q(k/2, x/2), the regularised upper incomplete gamma.

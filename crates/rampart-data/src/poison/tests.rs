@@ -217,3 +217,60 @@ fn chi_square_matches_known_values() {
     assert!(chi2_sf(100.0, 10.0) < 1e-15);
     assert_eq!(chi2_sf(0.0, 3.0), 1.0);
 }
+
+#[test]
+fn planted_value_combination_is_caught() {
+    // A second categorical column: channel, with a rare kiosk value of mixed labels.
+    let build = |rows: &[Row], planted: usize| {
+        let mut s = String::from("f1,f2,region,channel,label\n");
+        let mut rng = Rng(5);
+        for (f, region, label) in rows {
+            let u = rng.uniform();
+            let channel = if u < 0.01 {
+                "kiosk"
+            } else if u < 0.5 {
+                "web"
+            } else {
+                "shop"
+            };
+            s.push_str(&format!(
+                "{:.6},{:.6},{region},{channel},{label}\n",
+                f[0], f[1]
+            ));
+        }
+        for _ in 0..planted {
+            let (a, b) = (rng.normal() - 1.0, rng.normal() - 1.0);
+            s.push_str(&format!("{a:.6},{b:.6},north,kiosk,yes\n"));
+        }
+        Frame::read_csv(
+            s.as_bytes(),
+            DEFAULT_NULLS,
+            ReaderOptions::default(),
+            FrameLimits::default(),
+        )
+        .unwrap()
+    };
+    let cols = Columns {
+        label: "label".into(),
+        numeric: vec!["f1".into(), "f2".into()],
+        categorical: vec!["region".into(), "channel".into()],
+    };
+    let rows = clean_rows(2, 3000);
+    let clean = check(&build(&rows, 0), None, &cols).unwrap();
+    assert_eq!(severity(&clean, "backdoor-trigger"), Severity::Pass);
+    let poisoned = check(&build(&rows, 90), None, &cols).unwrap();
+    let c = poisoned
+        .checks
+        .iter()
+        .find(|c| c.id == "backdoor-trigger")
+        .unwrap();
+    assert_eq!(c.severity, Severity::Medium, "{}", c.summary);
+    let t = c.details["triggers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["column"] == "region+channel")
+        .unwrap();
+    assert_eq!(t["value"], "north+kiosk");
+    assert_eq!(t["label"], "yes");
+}
