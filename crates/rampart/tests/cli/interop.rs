@@ -7,11 +7,12 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// The interop venv: model-signing 1.1.1 (and pyopenssl, which it imports without declaring),
-/// and pyarrow 26.0.1 for Parquet files as the Python world writes them.
+/// pyarrow 26.0.1 for Parquet files as the Python world writes them, and numpy 2.4.6 with
+/// scipy 1.17.1 for the drift statistics.
 pub fn model_signing_venv() -> &'static Path {
     static VENV: OnceLock<PathBuf> = OnceLock::new();
     VENV.get_or_init(|| {
-        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("venv-interop-2");
+        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("venv-interop-3");
         let marker = venv.join(".complete");
         if marker.exists() {
             return venv;
@@ -38,12 +39,14 @@ pub fn model_signing_venv() -> &'static Path {
                     "model-signing==1.1.1",
                     "pyopenssl",
                     "pyarrow==26.0.1",
+                    "numpy==2.4.6",
+                    "scipy==1.17.1",
                 ])
                 .output()
                 .unwrap();
             assert!(
                 out.status.success(),
-                "cannot install model-signing==1.1.1 and pyarrow==26.0.1 from PyPI into {}: {}",
+                "cannot install model-signing==1.1.1, pyarrow==26.0.1, numpy and scipy from PyPI into {}: {}",
                 venv.display(),
                 String::from_utf8_lossy(&out.stderr)
             );

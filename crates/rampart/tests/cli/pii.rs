@@ -545,3 +545,98 @@ fn ingest_redacts_and_checks_when_the_policy_says_so() {
     ]);
     assert_eq!(code, 0, "{out}{err}");
 }
+
+/// `rampart data drift` against numpy and scipy (the interop venv): PSI with edges at
+/// `np.quantile(reference, [.1, …, .9])`, bins `(-inf, e1) [e1, e2) … [e9, +inf)`, shares
+/// floored at 1e-4 without renormalising; PSI over categories; `scipy.stats.ks_2samp` in its
+/// default mode, exact for the small samples and asymptotic for the large ones.
+#[test]
+fn drift_matches_numpy_and_scipy() {
+    let s = scratch();
+    let write = |name: &str, n: usize, seed: u64, shift: f64| {
+        let mut state = seed;
+        let mut text = String::from("x,k,c\n");
+        for i in 0..n {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            #[allow(clippy::cast_precision_loss)]
+            let u = (state >> 11) as f64 / (1u64 << 53) as f64;
+            // A skewed column with ties (k) and a continuous one (x).
+            let x = (u * 10.0).powi(2) + shift;
+            let k = (u * 7.0).floor() + if shift > 0.0 { 1.0 } else { 0.0 };
+            let c = ["a", "b", "c", "d"][(i * 7 + usize::from(shift > 0.0) * (i % 3)) % 4];
+            text.push_str(&format!("{x:.4},{k},{c}\n"));
+        }
+        std::fs::write(s.path().join("ds").join(name), text).unwrap();
+    };
+    for (n_ref, n_cur) in [(180, 130), (12_000, 10_500)] {
+        write("r.csv", n_ref, 1, 0.0);
+        write("c.csv", n_cur, 2, 3.0);
+        let (code, out, err) =
+            s.run(&["--format", "json", "data", "drift", "ds/r.csv", "ds/c.csv"]);
+        assert!(code == 0 || code == 1, "{err}");
+        let ours: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let script = r#"
+import csv, json, sys
+import numpy as np
+from scipy import stats
+d = sys.argv[1]
+def cols(p):
+    rows = list(csv.DictReader(open(p)))
+    return {k: [r[k] for r in rows] for k in rows[0]}
+r, c = cols(d + "/r.csv"), cols(d + "/c.csv")
+def psi_shares(a, b):
+    a, b = np.maximum(a, 1e-4), np.maximum(b, 1e-4)
+    return float(np.sum((b - a) * np.log(b / a)))
+def shares(v, e):
+    idx = np.searchsorted(e, v, side="right")
+    return np.bincount(idx, minlength=len(e) + 1) / len(v)
+out = {}
+for k in ("x", "k"):
+    a, b = np.array(r[k], float), np.array(c[k], float)
+    e = np.quantile(a, np.arange(1, 10) / 10)
+    t = stats.ks_2samp(a, b)
+    out[k] = {"psi": psi_shares(shares(a, e), shares(b, e)), "ks_statistic": float(t.statistic), "ks_pvalue": float(t.pvalue)}
+cats = sorted(set(r["c"]) | set(c["c"]))
+a = np.array([r["c"].count(x) for x in cats]) / len(r["c"])
+b = np.array([c["c"].count(x) for x in cats]) / len(c["c"])
+out["c"] = {"psi": psi_shares(a, b)}
+print(json.dumps(out))
+"#;
+        let (ok, text) = crate::interop::python(
+            &s.path().join("ds"),
+            &format!("import sys; sys.argv=['', '.']\n{script}"),
+        );
+        assert!(ok, "{text}");
+        let theirs: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        for col in ["x", "k", "c"] {
+            let (a, b) = (&ours["columns"][col], &theirs[col]);
+            let close = |x: f64, y: f64, tol: f64| {
+                (x - y).abs() <= tol * y.abs().max(1e-300) || (x - y).abs() < 1e-12
+            };
+            assert!(
+                close(a["psi"].as_f64().unwrap(), b["psi"].as_f64().unwrap(), 1e-9),
+                "{col} psi: {a} vs {b}"
+            );
+            if col != "c" {
+                assert!(
+                    close(
+                        a["ks_statistic"].as_f64().unwrap(),
+                        b["ks_statistic"].as_f64().unwrap(),
+                        1e-12
+                    ),
+                    "{col} D: {a} vs {b}"
+                );
+                assert!(
+                    close(
+                        a["ks_pvalue"].as_f64().unwrap(),
+                        b["ks_pvalue"].as_f64().unwrap(),
+                        1e-7
+                    ),
+                    "{col} p: {a} vs {b}"
+                );
+            }
+        }
+    }
+}
