@@ -132,6 +132,71 @@ impl Frame {
         Ok(Self { names, columns })
     }
 
+    /// Reads a Parquet file, each value in its text form as Arrow displays it (as validation
+    /// sees it); nulls become `None`, and so do values equal to one of `nulls`.
+    ///
+    /// # Errors
+    /// [`FrameError::Csv`] (line 0) for a file Parquet cannot read; [`FrameError::TooLarge`].
+    pub fn read_parquet(
+        file: std::fs::File,
+        nulls: &[&str],
+        limits: FrameLimits,
+    ) -> Result<Self, FrameError> {
+        use arrow_array::Array as _;
+        use arrow_cast::display::{ArrayFormatter, FormatOptions};
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        use std::fmt::Write as _;
+        let bad = |e: &dyn std::fmt::Display| FrameError::Csv {
+            line: 0,
+            reason: format!("not a readable Parquet file: {e}"),
+        };
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| bad(&e))?;
+        let names: Vec<String> = builder
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let reader = builder.with_batch_size(8192).build().map_err(|e| bad(&e))?;
+        let mut columns: Vec<Vec<Option<Box<str>>>> = vec![Vec::new(); names.len()];
+        let options = FormatOptions::default().with_null("");
+        let (mut rows, mut bytes) = (0usize, 0usize);
+        let mut text = String::new();
+        for rb in reader {
+            let rb = rb.map_err(|e| bad(&e))?;
+            rows += rb.num_rows();
+            if rows > limits.max_rows {
+                return Err(FrameError::TooLarge(format!(
+                    "more than {} rows: this check holds the whole table in memory",
+                    limits.max_rows
+                )));
+            }
+            for (c, col) in rb.columns().iter().enumerate() {
+                let f = ArrayFormatter::try_new(col.as_ref(), &options).map_err(|e| bad(&e))?;
+                let Some(out) = columns.get_mut(c) else {
+                    continue;
+                };
+                for i in 0..rb.num_rows() {
+                    if col.is_null(i) {
+                        out.push(None);
+                        continue;
+                    }
+                    text.clear();
+                    let _ = write!(text, "{}", f.value(i));
+                    bytes += text.len() + 16;
+                    out.push((!nulls.contains(&text.as_str())).then(|| text.as_str().into()));
+                }
+            }
+            if bytes > limits.max_bytes {
+                return Err(FrameError::TooLarge(format!(
+                    "more than {} bytes of cells: this check holds the whole table in memory",
+                    limits.max_bytes
+                )));
+            }
+        }
+        Ok(Self { names, columns })
+    }
+
     /// The number of data rows.
     #[must_use]
     pub fn rows(&self) -> usize {

@@ -17,7 +17,7 @@ use crate::context::Ctx;
 use crate::error::{CliError, Status};
 use crate::output;
 
-/// Loads a whole CSV dataset from an authorised root.
+/// Loads a whole dataset (CSV or Parquet) from an authorised root.
 pub fn load_frame(
     ctx: &Ctx,
     path: &Path,
@@ -25,22 +25,33 @@ pub fn load_frame(
     nulls: &[&str],
 ) -> Result<Frame, CliError> {
     let data = open_dataset(ctx, path, unlock)?;
-    frame_from(data.reader, path, nulls)
+    frame_from(ctx, data.reader, path, nulls)
 }
 
-/// Reads a CSV table, naming the file in errors.
+/// Reads a table, CSV or Parquet (told by its magic; Parquet is spooled into the home's
+/// private `runs/` first), naming the file in errors.
 pub fn frame_from(
+    ctx: &Ctx,
     reader: impl std::io::Read,
     path: &Path,
     nulls: &[&str],
 ) -> Result<Frame, CliError> {
-    Frame::read_csv(
-        reader,
-        nulls,
-        ReaderOptions::default(),
-        FrameLimits::default(),
-    )
-    .map_err(|e| {
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, reader);
+    let is_parquet = std::io::BufRead::fill_buf(&mut reader)
+        .map(|h| h.starts_with(rampart_data::parquet::MAGIC))
+        .unwrap_or(false);
+    let got = if is_parquet {
+        let file = crate::cmd::data::spool(ctx, path, &mut reader)?;
+        Frame::read_parquet(file, nulls, FrameLimits::default())
+    } else {
+        Frame::read_csv(
+            reader,
+            nulls,
+            ReaderOptions::default(),
+            FrameLimits::default(),
+        )
+    };
+    got.map_err(|e| {
         let hint = matches!(e, FrameError::Csv { .. })
             .then_some("run `rampart data validate` first: it quarantines malformed rows");
         let err = CliError::input(anyhow::Error::new(e).context(path.display().to_string()));

@@ -455,18 +455,6 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> Result<Status, CliError> {
     let mut clean = clean;
     let mut pii_summary = serde_json::Value::Null;
     let mut checks_summary = serde_json::Value::Null;
-    let extra_steps =
-        policy.data.pii.on_ingest || policy.data.checks.on_ingest || args.reference.is_some();
-    if extra_steps && format != DataFormat::Csv {
-        return Err(refuse(
-            ctx,
-            &args.path,
-            "data.pii",
-            "PII redaction and the poisoning checks on ingest read CSV; this dataset is Parquet"
-                .into(),
-            "turn off data.pii.on_ingest and data.checks.on_ingest for Parquet datasets",
-        ));
-    }
     if policy.data.pii.on_ingest {
         let (redactor, columns) =
             crate::cmd::pii::redactor(ctx, &policy.data.pii, None, &[], &[], &[])?;
@@ -477,22 +465,33 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> Result<Status, CliError> {
         .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
         let mut redacted_file = AtomicFile::create(&store.join("incoming"), 0o600)?;
         let (pii, sealed) = {
-            let plain = open_sealed(clean_file.temp_path(), &keys)?;
+            let mut plain = open_sealed(clean_file.temp_path(), &keys)?;
             let mut out = Sealed::new(&mut redacted_file, &to)?;
-            let pii = rampart_data::pii::table::process_csv(
-                plain,
-                rampart_data::pii::table::CsvJob {
-                    detector: &detector,
-                    reader: rampart_data::csv::ReaderOptions {
-                        max_record_bytes: args.max_row_bytes,
-                        ..rampart_data::csv::ReaderOptions::default()
+            let got = if format == DataFormat::Parquet {
+                let file = crate::cmd::data::spool(ctx, &args.path, &mut plain)?;
+                rampart_data::pii::table::process_parquet(
+                    file,
+                    &detector,
+                    Some((&redactor, &mut out.out)),
+                    &columns,
+                    None,
+                )
+            } else {
+                rampart_data::pii::table::process_csv(
+                    plain,
+                    rampart_data::pii::table::CsvJob {
+                        detector: &detector,
+                        reader: rampart_data::csv::ReaderOptions {
+                            max_record_bytes: args.max_row_bytes,
+                            ..rampart_data::csv::ReaderOptions::default()
+                        },
+                        redact: Some((&redactor, &mut out.out)),
+                        columns: &columns,
+                        findings: None,
                     },
-                    redact: Some((&redactor, &mut out.out)),
-                    columns: &columns,
-                    findings: None,
-                },
-            )
-            .map_err(|e| {
+                )
+            };
+            let pii = got.map_err(|e| {
                 CliError::input(anyhow::Error::new(e).context("redacting the clean rows"))
                     .hint("fix the column operators in [data.pii] of rampart.toml")
             })?;
@@ -505,6 +504,7 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> Result<Status, CliError> {
     if policy.data.checks.on_ingest || args.reference.is_some() {
         let nulls: Vec<&str> = schema.nulls.iter().map(String::as_str).collect();
         let frame = crate::cmd::checks::frame_from(
+            ctx,
             open_sealed(clean_file.temp_path(), &keys)?,
             &args.path,
             &nulls,
