@@ -396,16 +396,18 @@ pub enum PiiError {
 }
 
 struct Patterns {
-    numeric: Regex,
     email: Regex,
     url: Regex,
     iban: Regex,
     prefixed: Regex,
     assignment: Regex,
     person_context: Regex,
-    capitalised_pair: Regex,
+    surname_after: Regex,
     address: Regex,
     text_date: Regex,
+    month: Regex,
+    day_year_after: Regex,
+    year_after: Regex,
     ssn_dashed: Regex,
     ssn_spaced: Regex,
     phone_international: Regex,
@@ -418,7 +420,6 @@ impl Patterns {
     fn new() -> Result<Self, regex::Error> {
         let suffixes = lexicon::STREET_SUFFIXES.join("|");
         Ok(Self {
-            numeric: Regex::new(r"[+(]?[0-9][0-9 ()./\-]+[0-9](?:(?: ?x| ?ext\.? ?)[0-9]{1,5})?")?,
             email: Regex::new(
                 r"(?i-u)[a-z0-9][a-z0-9._%+\-]*@[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?)*\.[a-z]{2,24}",
             )?,
@@ -444,12 +445,9 @@ impl Patterns {
                 r"Dear|[Ss]incerely,|[Rr]egards,|[Pp]atient:?|[Cc]ustomer:?|[Cc]ontact:?|[Aa]ttn:?)[ \t]+)",
                 r"([A-Z][a-z]+(?:[\-'][A-Z][a-z]+)?(?:[ \t]+[A-Z]\.)?(?:[ \t]+[A-Z][a-z]+(?:[\-'][A-Z][a-z]+)?){0,2})",
             ))?,
-            // The given names as literals: the regex engine then looks for them with a
-            // prefilter instead of walking every capitalised word.
-            capitalised_pair: Regex::new(&format!(
-                r"(?-u)\b(?:{})(?: [A-Z]\.)? [A-Z][a-z]{{1,20}}(?:[\-'][A-Z][a-z]+)?\b",
-                lexicon::GIVEN_NAMES.join("|")
-            ))?,
+            surname_after: Regex::new(
+                r"(?-u)^(?: [A-Z]\.)? [A-Z][a-z]{1,20}(?:[\-'][A-Z][a-z]+)?\b",
+            )?,
             address: Regex::new(&format!(
                 concat!(
                     r"(?-u)^[0-9]{{1,6}}[ \t]+(?:[A-Z][a-z]+\.?[ \t]+){{1,3}}(?:{suffixes})\b\.?",
@@ -462,6 +460,11 @@ impl Patterns {
                 r"(?-u)\b(?:(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]{0,6}\.? [0-9]{1,2}(?:st|nd|rd|th)?,? [0-9]{4}",
                 r"|[0-9]{1,2}(?:st|nd|rd|th)? (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]{0,6}\.?,? [0-9]{4})\b",
             ))?,
+            month: Regex::new(
+                r"(?-u)\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]{0,6}\.?",
+            )?,
+            day_year_after: Regex::new(r"(?-u)^ [0-9]{1,2}(?:st|nd|rd|th)?,? [0-9]{4}\b")?,
+            year_after: Regex::new(r"(?-u)^,? [0-9]{4}\b")?,
             ssn_dashed: Regex::new(r"^[0-9]{3}-[0-9]{2}-[0-9]{4}$")?,
             ssn_spaced: Regex::new(r"^[0-9]{3} [0-9]{2} [0-9]{4}$")?,
             phone_international: Regex::new(
@@ -541,8 +544,31 @@ impl Detector {
         }
         let bytes = text.as_bytes();
         let has_digit = bytes.iter().any(u8::is_ascii_digit);
+        // IBANs first: their digit groups are not numbers of their own.
+        let mut ibans: Vec<(usize, usize)> = Vec::new();
         if has_digit {
-            self.numeric_candidates(text, &mut cands);
+            // Two capitals and two digits after a word boundary start every IBAN; the pattern
+            // runs only there.
+            for i in (0..bytes.len().saturating_sub(3)).filter(|&i| {
+                matches!(bytes.get(i..i + 4), Some([a, b, c, d]) if a.is_ascii_uppercase()
+                    && b.is_ascii_uppercase() && c.is_ascii_digit() && d.is_ascii_digit())
+                    && boundary_before(bytes, i)
+            }) {
+                let window = text
+                    .get(i..(i + 48).min(text.len()))
+                    .or_else(|| text.get(i..));
+                let Some(m) = window.and_then(|w| self.p.iban.find(w)) else {
+                    continue;
+                };
+                let compact: Vec<u8> = m.as_str().bytes().filter(|b| *b != b' ').collect();
+                if checks::iban_valid(&compact) {
+                    cands.push(cand(Entity::Iban, i, i + m.end(), 0.85, "iban-mod97"));
+                    ibans.push((i, i + m.end()));
+                }
+            }
+        }
+        if has_digit {
+            self.numeric_candidates(text, &ibans, &mut cands);
             self.address_candidates(text, &mut cands);
         }
         if memchr::memchr(b'@', bytes).is_some() {
@@ -561,46 +587,18 @@ impl Detector {
                 cands.push(cand(Entity::Url, m.start(), end, 0.6, "url"));
             }
         }
-        if has_digit {
-            // Two capitals and two digits after a word boundary start every IBAN; the pattern
-            // runs only there.
-            for i in (0..bytes.len().saturating_sub(3)).filter(|&i| {
-                matches!(bytes.get(i..i + 4), Some([a, b, c, d]) if a.is_ascii_uppercase()
-                    && b.is_ascii_uppercase() && c.is_ascii_digit() && d.is_ascii_digit())
-                    && boundary_before(bytes, i)
-            }) {
-                let window = text
-                    .get(i..(i + 48).min(text.len()))
-                    .or_else(|| text.get(i..));
-                let Some(m) = window.and_then(|w| self.p.iban.find(w)) else {
-                    continue;
-                };
-                let compact: Vec<u8> = m.as_str().bytes().filter(|b| *b != b' ').collect();
-                if checks::iban_valid(&compact) {
-                    cands.push(cand(Entity::Iban, i, i + m.end(), 0.85, "iban-mod97"));
-                }
-            }
-        }
         Self::ipv6_candidates(text, &mut cands);
         self.secret_candidates(text, &mut cands);
         self.person_candidates(text, &mut cands);
         if has_digit {
-            for m in self.p.text_date.find_iter(text) {
-                cands.push(cand(
-                    Entity::DateOfBirth,
-                    m.start(),
-                    m.end(),
-                    0.2,
-                    "date-of-birth-context",
-                ));
-            }
+            self.text_dates(text, &mut cands);
         }
         self.finish(text, hint, cands)
     }
 
     /// Applies context, thresholds, the entity filter, and resolves overlaps.
     fn finish(&self, text: &str, hint: Option<&ColumnHint>, cands: Vec<Candidate>) -> Vec<Finding> {
-        let mut found: Vec<Finding> = cands
+        let found: Vec<Finding> = cands
             .into_iter()
             .filter(|c| self.opts.entities.is_empty() || self.opts.entities.contains(&c.entity))
             .filter_map(|c| {
@@ -634,29 +632,7 @@ impl Detector {
                 })
             })
             .collect();
-        // Most confident first, then longest; keep a finding only if it overlaps none kept.
-        found.sort_by(|a, b| {
-            b.confidence
-                .total_cmp(&a.confidence)
-                .then((b.end - b.start).cmp(&(a.end - a.start)))
-                .then(a.start.cmp(&b.start))
-        });
-        // Kept spans never overlap, so the one starting last before `f.end` is the only one
-        // that can overlap `f`.
-        let mut taken: std::collections::BTreeMap<usize, usize> = std::collections::BTreeMap::new();
-        let mut kept: Vec<Finding> = Vec::with_capacity(found.len());
-        for f in found {
-            let clash = taken
-                .range(..f.end)
-                .next_back()
-                .is_some_and(|(_, &end)| end > f.start);
-            if !clash {
-                taken.insert(f.start, f.end);
-                kept.push(f);
-            }
-        }
-        kept.sort_by_key(|f| f.start);
-        kept
+        resolve_overlaps(found)
     }
 
     fn column_candidates(&self, text: &str, h: &ColumnHint, out: &mut Vec<Candidate>) {
@@ -700,13 +676,35 @@ impl Detector {
         }
     }
 
-    fn numeric_candidates(&self, text: &str, out: &mut Vec<Candidate>) {
+    fn numeric_candidates(&self, text: &str, skip: &[(usize, usize)], out: &mut Vec<Candidate>) {
         let bytes = text.as_bytes();
-        for m in self.p.numeric.find_iter(text) {
+        let mut next_skip = 0;
+        for (ms, me) in numeric_runs(bytes) {
+            // The part of a run inside an IBAN is the IBAN's; the rest is looked at.
+            let mut ms = ms;
+            while let Some(&(s0, e0)) = skip.get(next_skip) {
+                if e0 <= ms {
+                    next_skip += 1;
+                } else if s0 < me {
+                    ms = e0;
+                    next_skip += 1;
+                } else {
+                    break;
+                }
+            }
+            while ms < me
+                && bytes_at(bytes, ms)
+                    .is_some_and(|b| !b.is_ascii_digit() && b != b'+' && b != b'(')
+            {
+                ms += 1;
+            }
+            if ms >= me {
+                continue;
+            }
             // A run glued to a word on either side loses its pieces up to the nearest space.
-            let (mut s, mut e) = (m.start(), m.end());
+            let (mut s, mut e) = (ms, me);
             if !boundary_before(bytes, s) {
-                let Some(sp) = m.as_str().find(' ') else {
+                let Some(sp) = text.get(ms..me).and_then(|r| r.find(' ')) else {
                     continue;
                 };
                 s += sp + 1;
@@ -832,7 +830,7 @@ impl Detector {
                 if checks::nanp_shaped(ten) {
                     return mk(Entity::Phone, 0.75, "phone-national");
                 }
-            } else if (9..=12).contains(&national.len()) && self.p.phone_other.is_match(core) {
+            } else if (10..=12).contains(&national.len()) && self.p.phone_other.is_match(core) {
                 use phonenumber::country::Id;
                 if [
                     Id::GB,
@@ -863,6 +861,55 @@ impl Detector {
 
     /// IPv6 candidates: runs of hex digits, colons and dots around each colon (a memchr pass
     /// instead of a pattern over the whole text), checked by the standard library's parser.
+    /// Dates written with a month name (`March 3, 1985`, `3rd March 1985`): the month names
+    /// are found by literal search, then the day and year around them are checked.
+    fn text_dates(&self, text: &str, out: &mut Vec<Candidate>) {
+        let bytes = text.as_bytes();
+        for m in self.p.month.find_iter(text) {
+            let tail = text
+                .get(m.end()..(m.end() + 16).min(text.len()))
+                .unwrap_or_default();
+            if let Some(d) = self.p.day_year_after.find(tail) {
+                out.push(cand(
+                    Entity::DateOfBirth,
+                    m.start(),
+                    m.end() + d.end(),
+                    0.2,
+                    "date-of-birth-context",
+                ));
+                continue;
+            }
+            let Some(y) = self.p.year_after.find(tail) else {
+                continue;
+            };
+            // `DD[st|nd|rd|th] ` before the month.
+            let mut k = m.start();
+            if k == 0 || bytes_at(bytes, k - 1) != Some(b' ') {
+                continue;
+            }
+            k -= 1;
+            if k >= 2 && matches!(bytes.get(k - 2..k), Some(b"st" | b"nd" | b"rd" | b"th")) {
+                k -= 2;
+            }
+            let digits_end = k;
+            while k > 0
+                && digits_end - k < 2
+                && bytes_at(bytes, k - 1).is_some_and(|b| b.is_ascii_digit())
+            {
+                k -= 1;
+            }
+            if k < digits_end && boundary_before(bytes, k) {
+                out.push(cand(
+                    Entity::DateOfBirth,
+                    k,
+                    m.end() + y.end(),
+                    0.2,
+                    "date-of-birth-context",
+                ));
+            }
+        }
+    }
+
     fn ipv6_candidates(text: &str, out: &mut Vec<Candidate>) {
         let bytes = text.as_bytes();
         let part = |b: u8| b.is_ascii_hexdigit() || b == b':' || b == b'.';
@@ -1020,22 +1067,42 @@ impl Detector {
                 });
             }
         }
-        for all in self.p.capitalised_pair.find_iter(text) {
-            let first = all.as_str().split(' ').next().unwrap_or_default();
-            let last = all.as_str().rsplit(' ').next().unwrap_or_default();
-            if !self.given_names.contains(first)
-                || self.street_suffixes.contains(last)
-                || COMMON_CAPITALISED.contains(&last)
+        // "First Last" where First is a frequent given name: capitalised words are found by a
+        // byte loop and looked up, and only then is the surname pattern tried after them.
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            if !bytes_at(bytes, i).is_some_and(|b| b.is_ascii_uppercase())
+                || !boundary_before(bytes, i)
             {
+                i += 1;
                 continue;
             }
-            out.push(cand(
-                Entity::Person,
-                all.start(),
-                all.end(),
-                0.6,
-                "person-given-name",
-            ));
+            let mut j = i + 1;
+            while bytes_at(bytes, j).is_some_and(|b| b.is_ascii_lowercase()) {
+                j += 1;
+            }
+            let first = text.get(i..j).unwrap_or_default();
+            if !(2..=16).contains(&first.len()) || !self.given_names.contains(first) {
+                i = j;
+                continue;
+            }
+            let tail = text.get(j..(j + 48).min(text.len())).unwrap_or_default();
+            let Some(m) = self.p.surname_after.find(tail) else {
+                i = j;
+                continue;
+            };
+            let last = m.as_str().rsplit(' ').next().unwrap_or_default();
+            if !self.street_suffixes.contains(last) && !COMMON_CAPITALISED.contains(&last) {
+                out.push(cand(
+                    Entity::Person,
+                    i,
+                    j + m.end(),
+                    0.6,
+                    "person-given-name",
+                ));
+            }
+            i = j + m.end();
         }
     }
 
@@ -1067,6 +1134,52 @@ impl Detector {
             i = j;
         }
     }
+}
+
+/// Keeps, among overlapping findings, the most confident, then the longest, then the first
+/// (greedily, so a kept finding never overlaps another). Findings are sorted by start and cut
+/// into clusters of transitively overlapping ones; only a cluster of two or more needs the
+/// greedy choice, which gives the same result as running it over all findings at once.
+fn resolve_overlaps(mut found: Vec<Finding>) -> Vec<Finding> {
+    found.sort_unstable_by_key(|f| (f.start, f.end));
+    let mut kept: Vec<Finding> = Vec::with_capacity(found.len());
+    let mut rest = found.as_slice();
+    while let Some(first) = rest.first() {
+        let mut end = first.end;
+        let mut n = 1;
+        while let Some(f) = rest.get(n).filter(|f| f.start < end) {
+            end = end.max(f.end);
+            n += 1;
+        }
+        let (cluster, tail) = rest.split_at(n);
+        rest = tail;
+        if let [only] = cluster {
+            kept.push(only.clone());
+            continue;
+        }
+        let mut order: Vec<&Finding> = cluster.iter().collect();
+        order.sort_by(|a, b| {
+            b.confidence
+                .total_cmp(&a.confidence)
+                .then((b.end - b.start).cmp(&(a.end - a.start)))
+                .then(a.start.cmp(&b.start))
+        });
+        let from = kept.len();
+        for f in order {
+            let clash = kept
+                .get(from..)
+                .unwrap_or_default()
+                .iter()
+                .any(|k| f.start < k.end && k.start < f.end);
+            if !clash {
+                kept.push(f.clone());
+            }
+        }
+        if let Some(mine) = kept.get_mut(from..) {
+            mine.sort_by_key(|f| f.start);
+        }
+    }
+    kept
 }
 
 /// Capitalised words that follow a name-like word without being a surname.
@@ -1151,6 +1264,71 @@ fn bytes_at(bytes: &[u8], i: usize) -> Option<u8> {
 /// Whether position `i` starts a token: the byte before it is not a letter, digit or `_`.
 fn boundary_before(bytes: &[u8], i: usize) -> bool {
     i == 0 || bytes.get(i - 1).is_none_or(|&b| !is_word(b))
+}
+
+/// Runs of digits and phone/date punctuation, as `[+(]?[0-9][0-9 ()./-]+[0-9]` with an optional
+/// `x123` / `ext. 123` extension would find them (leftmost, longest), by a byte loop: one pass
+/// with no per-match setup, where a regex paid a reverse search per match.
+fn numeric_runs(bytes: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let class = |b: u8| b.is_ascii_digit() || matches!(b, b' ' | b'(' | b')' | b'.' | b'/' | b'-');
+    let digit = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_digit);
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < bytes.len() {
+            let start = i;
+            let first = match bytes.get(i) {
+                Some(b'+' | b'(') if digit(i + 1) => i + 1,
+                Some(b) if b.is_ascii_digit() => i,
+                _ => {
+                    i += 1;
+                    continue;
+                }
+            };
+            let mut j = first + 1;
+            let mut last_digit = None;
+            while let Some(&b) = bytes.get(j) {
+                if !class(b) {
+                    break;
+                }
+                if b.is_ascii_digit() {
+                    last_digit = Some(j);
+                }
+                j += 1;
+            }
+            let Some(k) = last_digit.filter(|&k| k >= first + 2) else {
+                i += 1;
+                continue;
+            };
+            let mut end = k + 1;
+            // An extension: `x123`, ` x123`, `ext123`, ` ext. 123`.
+            for prefix in [
+                &b"x"[..],
+                b" x",
+                b"ext. ",
+                b"ext.",
+                b"ext ",
+                b"ext",
+                b" ext. ",
+                b" ext.",
+                b" ext ",
+                b" ext",
+            ] {
+                if bytes.get(end..end + prefix.len()) == Some(prefix) {
+                    let d = end + prefix.len();
+                    let n = bytes.get(d..).map_or(0, |t| {
+                        t.iter().take(5).take_while(|b| b.is_ascii_digit()).count()
+                    });
+                    if n > 0 {
+                        end = d + n;
+                        break;
+                    }
+                }
+            }
+            i = end;
+            return Some((start, end));
+        }
+        None
+    })
 }
 
 /// Byte spans of the space-separated pieces of a run.

@@ -258,44 +258,77 @@ pub fn process_text<R: BufRead>(
     mut findings_out: Option<&mut dyn Write>,
 ) -> Result<PiiReport, PiiError> {
     let mut report = PiiReport::with_columns(&["text".to_owned()]);
-    let mut block = Vec::with_capacity(TEXT_BLOCK_BYTES + MAX_LINE_BYTES);
+    let mut block: Vec<u8> = Vec::with_capacity(TEXT_BLOCK_BYTES + MAX_LINE_BYTES + (64 << 10));
     let mut starts: Vec<usize> = Vec::new();
+    let mut carry: Vec<u8> = Vec::new();
     loop {
+        // Read whole buffers until the block holds TEXT_BLOCK_BYTES and ends a line (or the
+        // input ends); the unfinished line is carried into the next block.
         block.clear();
-        starts.clear();
+        block.append(&mut carry);
         let mut eof = false;
-        while block.len() < TEXT_BLOCK_BYTES {
-            let before = block.len();
-            let n = input
-                .by_ref()
-                .take(MAX_LINE_BYTES as u64 + 1)
-                .read_until(b'\n', &mut block)?;
-            if n == 0 {
+        let mut last_newline = memchr::memrchr(b'\n', &block);
+        while !eof && (block.len() < TEXT_BLOCK_BYTES || last_newline.is_none()) {
+            let buf = input.fill_buf()?;
+            if buf.is_empty() {
                 eof = true;
                 break;
             }
-            let line = report.rows + starts.len() as u64 + 1;
-            if n > MAX_LINE_BYTES {
+            let n = buf.len().min(64 << 10);
+            let from = block.len();
+            block.extend_from_slice(buf.get(..n).unwrap_or_default());
+            input.consume(n);
+            if let Some(i) = memchr::memrchr(b'\n', block.get(from..).unwrap_or_default()) {
+                last_newline = Some(from + i);
+            }
+            let open_line = block.len() - last_newline.map_or(0, |i| i + 1);
+            if open_line > MAX_LINE_BYTES {
+                let line = report.rows
+                    + 1
+                    + memchr::memchr_iter(
+                        b'\n',
+                        block.get(..block.len() - open_line).unwrap_or_default(),
+                    )
+                    .count() as u64;
                 return Err(PiiError::Csv {
                     line,
                     reason: format!("the line is longer than {MAX_LINE_BYTES} bytes"),
                 });
             }
-            if std::str::from_utf8(block.get(before..).unwrap_or_default()).is_err() {
-                return Err(PiiError::Csv {
-                    line,
-                    reason: "the line is not valid UTF-8".into(),
-                });
-            }
-            starts.push(before);
         }
-        if starts.is_empty() {
+        let cut = if eof {
+            block.len()
+        } else {
+            last_newline.map_or(block.len(), |i| i + 1)
+        };
+        carry.extend_from_slice(block.get(cut..).unwrap_or_default());
+        block.truncate(cut);
+        if block.is_empty() {
             break;
         }
-        // Valid: every line in it is.
-        let text = std::str::from_utf8(&block).map_err(|_| PiiError::Csv {
-            line: report.rows + 1,
-            reason: "the text is not valid UTF-8".into(),
+        starts.clear();
+        starts.push(0);
+        starts.extend(
+            memchr::memchr_iter(b'\n', &block)
+                .map(|i| i + 1)
+                .filter(|&i| i < block.len()),
+        );
+        if let Some(long) = starts
+            .iter()
+            .enumerate()
+            .find(|&(k, &a)| starts.get(k + 1).copied().unwrap_or(block.len()) - a > MAX_LINE_BYTES)
+        {
+            return Err(PiiError::Csv {
+                line: report.rows + long.0 as u64 + 1,
+                reason: format!("the line is longer than {MAX_LINE_BYTES} bytes"),
+            });
+        }
+        let text = std::str::from_utf8(&block).map_err(|e| PiiError::Csv {
+            line: report.rows
+                + 1
+                + memchr::memchr_iter(b'\n', block.get(..e.valid_up_to()).unwrap_or_default())
+                    .count() as u64,
+            reason: "the line is not valid UTF-8".into(),
         })?;
         let findings = detector.scan(text);
         let mut at = 0;
@@ -327,7 +360,7 @@ pub fn process_text<R: BufRead>(
                 .count() as u64;
             out.write_all(redactor.redact(text, &findings, None)?.as_bytes())?;
         }
-        if eof {
+        if eof && carry.is_empty() {
             break;
         }
     }

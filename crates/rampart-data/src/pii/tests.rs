@@ -70,6 +70,18 @@ fn phones() {
         "+44 20 7946 0958",
     );
     hit(&d, Entity::Phone, "E.164: +442079460958", "+442079460958");
+    hit(
+        &d,
+        Entity::Phone,
+        "London office: 020 7946 0958",
+        "020 7946 0958",
+    );
+    hit(
+        &d,
+        Entity::Phone,
+        "Berlin tel. 030 12345678",
+        "030 12345678",
+    );
     hit(&d, Entity::Phone, "phone 4155552671", "4155552671");
     hit(
         &d,
@@ -235,7 +247,15 @@ fn dates_of_birth() {
         "date of birth March 3, 1985",
         "March 3, 1985",
     );
+    hit(
+        &d,
+        Entity::DateOfBirth,
+        "born 3rd March 1985.",
+        "3rd March 1985",
+    );
+    hit(&d, Entity::DateOfBirth, "DOB 12 Mar. 1990", "12 Mar. 1990");
     miss(&d, Entity::DateOfBirth, "shipped 1985-03-12");
+    miss(&d, Entity::DateOfBirth, "shipped March 3, 1985");
     miss(&d, Entity::DateOfBirth, "created_at 2024-01-02T10:00:00Z");
     miss(&d, Entity::DateOfBirth, "born 1985-02-30");
 }
@@ -701,4 +721,49 @@ fn parquet_columns_are_scanned_and_text_columns_redacted() {
         .downcast_ref::<Int64Array>()
         .unwrap();
     assert_eq!(phones.value(0), 4_155_552_671);
+}
+
+#[test]
+fn text_errors_name_the_line() {
+    let d = detector();
+    let long = format!("ok\nfine\n{}\n", "x".repeat(table::MAX_LINE_BYTES + 10));
+    let err = table::process_text(long.as_bytes(), &d, None, None).unwrap_err();
+    assert!(matches!(err, PiiError::Csv { line: 3, .. }), "{err}");
+    let mut bad = b"one\ntwo\nthree \xff\n".to_vec();
+    bad.extend_from_slice(b"four\n");
+    let err = table::process_text(&bad[..], &d, None, None).unwrap_err();
+    assert!(matches!(err, PiiError::Csv { line: 3, .. }), "{err}");
+    // Lines past a block boundary keep their numbers; no final newline is fine.
+    let many: String = (0..40_000)
+        .map(|i| format!("line {i} padding padding\n"))
+        .collect::<String>()
+        + "last jane@example.com";
+    let mut spans = Vec::new();
+    let report = table::process_text(many.as_bytes(), &d, None, Some(&mut spans)).unwrap();
+    assert_eq!(report.rows, 40_001);
+    let f: serde_json::Value =
+        serde_json::from_str(String::from_utf8(spans).unwrap().lines().last().unwrap()).unwrap();
+    assert_eq!(f["row"], 40_001);
+    assert_eq!(f["start"], 5);
+}
+
+proptest::proptest! {
+    /// Cluster-wise overlap resolution equals the greedy choice over all findings at once.
+    #[test]
+    fn overlap_resolution_matches_global_greedy(spans in proptest::collection::vec((0usize..200, 1usize..30, 0u8..5), 0..60)) {
+        let found: Vec<Finding> = spans
+            .iter()
+            .map(|&(s, len, c)| Finding { entity: Entity::Phone, start: s, end: s + len, confidence: f32::from(c) / 4.0, rule: "phone-digits" })
+            .collect();
+        let mut order = found.clone();
+        order.sort_by(|a, b| b.confidence.total_cmp(&a.confidence).then((b.end - b.start).cmp(&(a.end - a.start))).then(a.start.cmp(&b.start)));
+        let mut expected: Vec<Finding> = Vec::new();
+        for f in order {
+            if expected.iter().all(|k| f.end <= k.start || f.start >= k.end) {
+                expected.push(f);
+            }
+        }
+        expected.sort_by_key(|f| f.start);
+        proptest::prop_assert_eq!(super::resolve_overlaps(found), expected);
+    }
 }
