@@ -354,6 +354,19 @@ pub fn full_match_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
         .build()
 }
 
+/// The number of days in month `m` (1–12) of year `y` (Gregorian), or `None` for no such month.
+#[must_use]
+pub fn days_in_month(y: u32, m: u32) -> Option<i32> {
+    let leap = (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
+    match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => Some(31),
+        4 | 6 | 9 | 11 => Some(30),
+        2 if leap => Some(29),
+        2 => Some(28),
+        _ => None,
+    }
+}
+
 /// Days since 1970-01-01 of a strict `YYYY-MM-DD` date, or `None`.
 #[must_use]
 pub fn parse_date(s: &[u8]) -> Option<i32> {
@@ -364,15 +377,10 @@ pub fn parse_date(s: &[u8]) -> Option<i32> {
     let y = digit(y0)? * 1000 + digit(y1)? * 100 + digit(y2)? * 10 + digit(y3)?;
     let m = digit(m0)? * 10 + digit(m1)?;
     let d = digit(d0)? * 10 + digit(d1)?;
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let days_in_month = match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return None,
+    let (Ok(yu), Ok(mu)) = (u32::try_from(y), u32::try_from(m)) else {
+        return None;
     };
-    if d < 1 || d > days_in_month {
+    if d < 1 || d > days_in_month(yu, mu)? {
         return None;
     }
     // Days from civil (Howard Hinnant's algorithm).

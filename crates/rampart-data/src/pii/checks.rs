@@ -240,15 +240,10 @@ pub fn ssn_valid(d: &[u8]) -> bool {
 /// Whether (year, month, day) is a real calendar date.
 #[must_use]
 pub fn date_valid(y: u32, m: u32, d: u32) -> bool {
-    let leap = (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
-    let days = match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return false,
-    };
-    (1..=days).contains(&d) && (1000..=9999).contains(&y)
+    crate::schema::days_in_month(y, m)
+        .and_then(|days| u32::try_from(days).ok())
+        .is_some_and(|days| (1..=days).contains(&d))
+        && (1000..=9999).contains(&y)
 }
 
 /// Parses a numeric date (`YYYY-MM-DD`, `YYYY/MM/DD`, `MM/DD/YYYY`, `DD/MM/YYYY`, `DD.MM.YYYY`,
