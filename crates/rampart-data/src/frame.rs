@@ -39,6 +39,9 @@ pub enum FrameError {
         /// What is wrong.
         reason: String,
     },
+    /// A Parquet file cannot be read.
+    #[error("not a readable Parquet file: {0}")]
+    Format(String),
     /// The file is over a load limit.
     #[error("{0}")]
     TooLarge(String),
@@ -136,7 +139,7 @@ impl Frame {
     /// sees it); nulls become `None`, and so do values equal to one of `nulls`.
     ///
     /// # Errors
-    /// [`FrameError::Csv`] (line 0) for a file Parquet cannot read; [`FrameError::TooLarge`].
+    /// [`FrameError::Format`] for a file Parquet cannot read; [`FrameError::TooLarge`].
     pub fn read_parquet(
         file: std::fs::File,
         nulls: &[&str],
@@ -146,10 +149,7 @@ impl Frame {
         use arrow_cast::display::{ArrayFormatter, FormatOptions};
         use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
         use std::fmt::Write as _;
-        let bad = |e: &dyn std::fmt::Display| FrameError::Csv {
-            line: 0,
-            reason: format!("not a readable Parquet file: {e}"),
-        };
+        let bad = |e: &dyn std::fmt::Display| FrameError::Format(e.to_string());
         let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| bad(&e))?;
         let names: Vec<String> = builder
             .schema()

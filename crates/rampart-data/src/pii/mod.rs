@@ -385,6 +385,9 @@ pub enum PiiError {
     /// Reading or writing data failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// A Parquet file (or one of its record batches) cannot be read.
+    #[error("{0}")]
+    Format(String),
     /// The CSV input is malformed at a line.
     #[error("line {line}: {reason}")]
     Csv {

@@ -375,7 +375,8 @@ pub fn process_text<R: BufRead>(
 ///
 /// # Errors
 /// [`PiiError::Config`] for a finding to redact in a non-text column or an unknown column
-/// operator; [`PiiError::Csv`] (with the row number) for an unreadable file or batch.
+/// operator; [`PiiError::Format`] (with the row number when known) for an unreadable file or
+/// batch.
 pub fn process_parquet(
     file: std::fs::File,
     detector: &Detector,
@@ -390,9 +391,12 @@ pub fn process_parquet(
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use std::sync::Arc;
 
-    let bad = |row: u64, e: &dyn std::fmt::Display| PiiError::Csv {
-        line: row,
-        reason: format!("not a readable Parquet file: {e}"),
+    let bad = |row: u64, e: &dyn std::fmt::Display| {
+        PiiError::Format(if row == 0 {
+            format!("not a readable Parquet file: {e}")
+        } else {
+            format!("not a readable Parquet file (near row {row}): {e}")
+        })
     };
     let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| bad(0, &e))?;

@@ -767,3 +767,30 @@ proptest::proptest! {
         proptest::prop_assert_eq!(super::resolve_overlaps(found), expected);
     }
 }
+
+#[test]
+fn broken_parquet_is_a_format_error_not_a_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.parquet");
+    std::fs::write(&path, b"PAR1 this is not really parquet PAR1").unwrap();
+    let err = table::process_parquet(
+        std::fs::File::open(&path).unwrap(),
+        &detector(),
+        None,
+        &BTreeMap::new(),
+        None,
+    )
+    .unwrap_err();
+    assert!(matches!(err, PiiError::Format(_)), "{err}");
+    assert!(
+        err.to_string().starts_with("not a readable Parquet file"),
+        "{err}"
+    );
+    let err = crate::frame::Frame::read_parquet(
+        std::fs::File::open(&path).unwrap(),
+        &[],
+        crate::frame::FrameLimits::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, crate::frame::FrameError::Format(_)), "{err}");
+}

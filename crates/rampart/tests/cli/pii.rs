@@ -22,6 +22,14 @@ fn read(s: &Scratch, rel: &str) -> String {
     std::fs::read_to_string(s.path().join(rel)).unwrap()
 }
 
+/// Appends TOML to the home's rampart.toml.
+fn add_policy(s: &Scratch, toml: &str) {
+    let policy = s.home().join("rampart.toml");
+    let mut text = std::fs::read_to_string(&policy).unwrap();
+    text.push_str(toml);
+    std::fs::write(&policy, text).unwrap();
+}
+
 fn audit_json(s: &Scratch) -> String {
     s.run(&["--format", "json", "audit", "show"]).1
 }
@@ -463,10 +471,11 @@ fn ingest_redacts_and_checks_when_the_policy_says_so() {
         [[columns]]\nname = \"name\"\ntype = \"string\"\n[[columns]]\nname = \"email\"\ntype = \"string\"\n\
         [[columns]]\nname = \"notes\"\ntype = \"string\"\n";
     std::fs::write(s.path().join("people.toml"), schema).unwrap();
+    add_policy(
+        &s,
+        "\n[data.pii]\non_ingest = true\nentities = { EMAIL = \"hash\" }\n",
+    );
     let policy = s.home().join("rampart.toml");
-    let mut text = std::fs::read_to_string(&policy).unwrap();
-    text.push_str("\n[data.pii]\non_ingest = true\nentities = { EMAIL = \"hash\" }\n");
-    std::fs::write(&policy, text).unwrap();
     let (code, out, err) = s.run(&[
         "--format",
         "json",
@@ -679,10 +688,7 @@ fn parquet_datasets_are_scanned_redacted_and_checked() {
     assert!(code == 0 || code == 1, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["rows"], 300);
-    let policy = s.home().join("rampart.toml");
-    let mut text = std::fs::read_to_string(&policy).unwrap();
-    text.push_str("\n[data.pii]\non_ingest = true\ndefault = \"hash\"\n");
-    std::fs::write(&policy, text).unwrap();
+    add_policy(&s, "\n[data.pii]\non_ingest = true\ndefault = \"hash\"\n");
     let (code, out, err) = s.run(&[
         "--format",
         "json",
