@@ -356,6 +356,18 @@ impl Home {
         self.root.join("store").join("datasets")
     }
 
+    /// Where training runs go by default: `runs/`.
+    #[must_use]
+    pub fn runs_dir(&self) -> PathBuf {
+        self.root.join("runs")
+    }
+
+    /// Scratch space for runs in progress (decrypted inputs): `tmp/`.
+    #[must_use]
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
     /// Pins a dataset digest (`sha256:` + hex) in `data.pins`: that exact content is accepted
     /// without a signature.
     ///

@@ -38,5 +38,5 @@ pub use error::HomeError;
 pub use home::{Home, InitReport, KeySource};
 pub use policy::{
     AuditPolicy, ChecksPolicy, DataPolicy, GatePolicy, GatesPolicy, PiiPolicy, Policy, ScanPolicy,
-    TrustPolicy, TrustedKey,
+    Size, TrainPolicy, TrustPolicy, TrustedKey, parse_size,
 };

@@ -36,6 +36,132 @@ pub struct Policy {
     /// Model-file scanning.
     #[serde(default)]
     pub scan: ScanPolicy,
+    /// Sandboxed training.
+    #[serde(default)]
+    pub train: TrainPolicy,
+}
+
+/// A size in bytes: an integer, or text with a unit (`512MiB`, `8GiB`, `1.5G`, `4096`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "SizeText", into = "u64")]
+pub struct Size(pub u64);
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SizeText {
+    Bytes(u64),
+    Text(String),
+}
+
+impl TryFrom<SizeText> for Size {
+    type Error = String;
+    fn try_from(v: SizeText) -> Result<Self, String> {
+        match v {
+            SizeText::Bytes(b) => Ok(Self(b)),
+            SizeText::Text(t) => parse_size(&t).map(Self),
+        }
+    }
+}
+
+impl From<Size> for u64 {
+    fn from(s: Size) -> Self {
+        s.0
+    }
+}
+
+/// Parses a size: digits with an optional fraction and unit (B, K/KB/KiB, M/MB/MiB,
+/// G/GB/GiB, T/TB/TiB; decimal units are powers of 1000, binary ones of 1024, a bare letter
+/// is binary).
+///
+/// # Errors
+/// A message naming the text when it is not a size.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let bad = || format!("{text:?} is not a size (e.g. 4096, 512MiB, 8GiB)");
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    let scale: f64 = match unit.trim() {
+        "" | "B" => 1.0,
+        "K" | "KiB" => 1024.0,
+        "KB" => 1e3,
+        "M" | "MiB" => 1024.0 * 1024.0,
+        "MB" => 1e6,
+        "G" | "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "GB" => 1e9,
+        "T" | "TiB" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        "TB" => 1e12,
+        _ => return Err(bad()),
+    };
+    let bytes = (value * scale).round();
+    if !bytes.is_finite() || !(1.0..=9.0e18).contains(&bytes) {
+        return Err(bad());
+    }
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    Ok(bytes as u64)
+}
+
+/// `[train]`: the sandbox every training run gets. Limits apply per process (CPU, memory,
+/// file size, open files) or to the whole run (wall-clock timeout, processes).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct TrainPolicy {
+    /// Wall-clock limit of a run, in seconds.
+    #[serde(default = "default_train_timeout")]
+    pub timeout: u64,
+    /// CPU time per process, in seconds.
+    #[serde(default = "default_train_timeout")]
+    pub cpu: u64,
+    /// Address space per process.
+    #[serde(default = "default_train_memory")]
+    pub memory: Size,
+    /// Largest file a trainer may write.
+    #[serde(default = "default_train_memory")]
+    pub file_size: Size,
+    /// Open files per process.
+    #[serde(default = "default_train_open_files")]
+    pub open_files: u64,
+    /// Processes and threads in the sandbox.
+    #[serde(default = "default_train_processes")]
+    pub processes: u64,
+    /// Extra environment variables passed to trainers (never `RAMPART_*` or secret-looking
+    /// names).
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Extra paths trainers may read (an interpreter or library outside the system paths).
+    #[serde(default)]
+    pub read: Vec<PathBuf>,
+}
+
+fn default_train_timeout() -> u64 {
+    3600
+}
+fn default_train_memory() -> Size {
+    Size(8 << 30)
+}
+fn default_train_open_files() -> u64 {
+    1024
+}
+fn default_train_processes() -> u64 {
+    256
+}
+
+impl Default for TrainPolicy {
+    fn default() -> Self {
+        Self {
+            timeout: default_train_timeout(),
+            cpu: default_train_timeout(),
+            memory: default_train_memory(),
+            file_size: default_train_memory(),
+            open_files: default_train_open_files(),
+            processes: default_train_processes(),
+            env: Vec::new(),
+            read: Vec::new(),
+        }
+    }
 }
 
 /// Model-file scanning policy.
@@ -411,6 +537,21 @@ impl Policy {
         }
         if !(0.0..=1.0).contains(&self.data.pii.min_confidence) {
             return Err(bad("data.pii.min_confidence must be between 0 and 1".into()));
+        }
+        let t = &self.train;
+        if t.timeout == 0 || t.cpu == 0 || t.open_files < 16 || t.processes < 2 {
+            return Err(bad(
+                "train: timeout and cpu must be positive, open_files at least 16, processes at least 2".into(),
+            ));
+        }
+        if let Some(name) = t
+            .env
+            .iter()
+            .find(|n| n.to_ascii_uppercase().starts_with("RAMPART_"))
+        {
+            return Err(bad(format!(
+                "train.env: {name} is rampart's own; RAMPART_* variables never reach a trainer"
+            )));
         }
         if self.audit.checkpoint_every == 0 {
             return Err(bad("audit.checkpoint_every must be at least 1".into()));

@@ -31,6 +31,15 @@ impl CliError {
         }
     }
 
+    /// Exit 1: a verification failed (tampered input) and nothing was done.
+    pub fn verification(error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            code: 1,
+            error: error.into(),
+            hint: None,
+        }
+    }
+
     /// Exit 3: an internal or environment failure.
     pub fn internal(error: impl Into<anyhow::Error>) -> Self {
         Self {

@@ -19,6 +19,10 @@ use crate::context::Ctx;
 use crate::error::{CliError, Status};
 
 fn main() -> ExitCode {
+    // The sandbox re-executes this binary for its helper stages.
+    if let Some(code) = rampart_sandbox::helper_main() {
+        return ExitCode::from(u8::try_from(code).unwrap_or(255));
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -41,6 +45,10 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<Status, CliError> {
+    if let Command::TrainBuiltin(args) = &cli.command {
+        // Inside the sandbox: no home, no .env, no audit log.
+        return cmd::ml::builtin(args);
+    }
     if let Ok(dir) = std::env::current_dir() {
         rampart_home::load_dotenv(&dir).map_err(CliError::from)?;
     }
@@ -63,6 +71,8 @@ fn run(cli: Cli) -> Result<Status, CliError> {
         Command::Rekey(args) => cmd::age::rekey(&ctx, &args),
         Command::Data(args) => cmd::data::run(&ctx, &args),
         Command::Ml(args) => cmd::ml::run(&ctx, &args),
+        Command::Train(args) => cmd::train::run(&ctx, &args, cli.global.quiet),
+        Command::TrainBuiltin(args) => cmd::ml::builtin(&args),
         Command::Completions(_) => Ok(Status::Ok),
     };
     ctx.finish();

@@ -12,8 +12,8 @@ use rampart_ml::{Estimator, Model, Prediction, metrics};
 use serde_json::{Value, json};
 
 use crate::cli::{
-    CriterionChoice, EvalArgs, Format, MlArgs, MlCommand, ModelChoice, PredictArgs, PrivacyArgs,
-    TrainArgs,
+    CriterionChoice, EvalArgs, Format, HyperArgs, MlArgs, MlCommand, ModelChoice, PredictArgs,
+    PrivacyArgs, TrainArgs,
 };
 use crate::context::Ctx;
 use crate::error::{CliError, Status};
@@ -67,24 +67,45 @@ fn check_output(path: &Path, force: bool) -> Result<(), CliError> {
     Ok(())
 }
 
-fn train(ctx: &Ctx, a: &TrainArgs) -> Result<Status, CliError> {
-    check_output(&a.output, a.force)?;
-    let classifier = a.kind != ModelChoice::IsolationForest;
-    if classifier && a.label.is_none() {
+/// A model fitted by [`fit_model`], with what the reports say about it.
+pub struct Fitted {
+    pub model: Model,
+    pub rows: usize,
+    pub features: Vec<String>,
+    pub classes: Vec<String>,
+    pub data_digest: String,
+    pub fit_seconds: f64,
+    /// Metrics on the held-out rows (classifiers, when a holdout was asked for).
+    pub holdout: Option<Value>,
+}
+
+/// Reads a CSV table and fits a built-in model on it. With `holdout` in (0, 1), a classifier
+/// is fitted on the other rows (stratified, seeded) and scored on those.
+pub fn fit_model(
+    data_path: &Path,
+    reader: Box<dyn std::io::Read>,
+    kind: ModelChoice,
+    label: Option<&str>,
+    ignore: &[String],
+    h: &HyperArgs,
+    holdout: f64,
+) -> Result<Fitted, CliError> {
+    let classifier = kind != ModelChoice::IsolationForest;
+    if classifier && label.is_none() {
         return Err(input_err("a classifier needs --label COL").hint("name the column to predict"));
     }
-    if a.dp_epsilon.is_some() && a.kind != ModelChoice::Logistic {
+    if h.dp_epsilon.is_some() && kind != ModelChoice::Logistic {
         return Err(input_err("--dp-epsilon is only for --model logistic")
             .hint("DP-SGD trains logistic regression; forests have no DP mode"));
     }
-    let data = a.data.display().to_string();
+    let data = data_path.display().to_string();
     let mut t = table::read(
-        &a.data,
-        open_data(ctx, &a.data)?,
+        data_path,
+        reader,
         &Spec {
-            label: a.label.as_deref(),
+            label,
             features: None,
-            ignore: &a.ignore,
+            ignore,
             keep_records: false,
         },
     )?;
@@ -96,78 +117,114 @@ fn train(ctx: &Ctx, a: &TrainArgs) -> Result<Status, CliError> {
                     "{data}: the label column has a single value; a classifier needs two classes"
                 )));
             }
-            let y = table::encode(&a.data, &l, &classes)?;
+            let y = table::encode(data_path, &l, &classes)?;
             (classes, y)
         }
         _ => (Vec::new(), Vec::new()),
     };
+    // The held-out rows, if any, are set aside before fitting.
+    let (y, held) = if classifier && holdout > 0.0 && holdout < 1.0 {
+        let (train_rows, test_rows) =
+            rampart_ml::split::train_test_split(t.x.rows(), holdout, h.seed, Some(&y));
+        if train_rows.is_empty() || test_rows.is_empty() {
+            return Err(input_err(format!(
+                "{data}: too few rows to hold {holdout} of them out"
+            )));
+        }
+        let test_x = t.x.select_rows(&test_rows);
+        let test_y: Vec<usize> = test_rows
+            .iter()
+            .filter_map(|&i| y.get(i).copied())
+            .collect();
+        t.x = t.x.select_rows(&train_rows);
+        let train_y: Vec<usize> = train_rows
+            .iter()
+            .filter_map(|&i| y.get(i).copied())
+            .collect();
+        (train_y, Some((test_x, test_y)))
+    } else {
+        (y, None)
+    };
+    fit_rest(t, &y, classes, kind, label, h, held)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fit_rest(
+    t: table::Table,
+    y: &[usize],
+    classes: Vec<String>,
+    kind: ModelChoice,
+    label: Option<&str>,
+    h: &HyperArgs,
+    held: Option<(rampart_ml::Matrix, Vec<usize>)>,
+) -> Result<Fitted, CliError> {
     let started = Instant::now();
-    let (estimator, hyper) = match a.kind {
+    let (estimator, hyper) = match kind {
         ModelChoice::RandomForest => {
             let p = ForestParams {
-                n_trees: a.trees,
-                criterion: match a.criterion {
+                n_trees: h.trees,
+                criterion: match h.criterion {
                     CriterionChoice::Gini => Criterion::Gini,
                     CriterionChoice::Entropy => Criterion::Entropy,
                 },
-                max_depth: a.max_depth,
-                min_samples_split: a.min_samples_split,
-                min_samples_leaf: a.min_samples_leaf,
-                max_features: max_features(&a.max_features)?,
-                bootstrap: !a.no_bootstrap,
-                class_weight: if a.balanced {
+                max_depth: h.max_depth,
+                min_samples_split: h.min_samples_split,
+                min_samples_leaf: h.min_samples_leaf,
+                max_features: max_features(&h.max_features)?,
+                bootstrap: !h.no_bootstrap,
+                class_weight: if h.balanced {
                     ClassWeight::Balanced
                 } else {
                     ClassWeight::None
                 },
                 max_bins: rampart_ml::bins::MAX_BINS,
-                seed: a.seed,
+                seed: h.seed,
             };
-            let m = RandomForest::fit(&t.x, &y, classes.len(), &p).map_err(input_err)?;
+            let m = RandomForest::fit(&t.x, y, classes.len(), &p).map_err(input_err)?;
             (Estimator::RandomForest(m), serde_json::to_value(&p))
         }
         ModelChoice::IsolationForest => {
-            let contamination = match a.contamination.as_str() {
+            let contamination = match h.contamination.as_str() {
                 "auto" => Contamination::Auto,
                 c => Contamination::Fraction(c.parse().map_err(|_| {
                     input_err(format!("--contamination {c}: expected auto or a fraction"))
                 })?),
             };
             let p = IsolationParams {
-                n_trees: a.trees,
-                max_samples: a.max_samples.map_or(MaxSamples::Auto, MaxSamples::Count),
+                n_trees: h.trees,
+                max_samples: h.max_samples.map_or(MaxSamples::Auto, MaxSamples::Count),
                 contamination,
-                seed: a.seed,
+                seed: h.seed,
             };
             let m = IsolationForest::fit(&t.x, &p).map_err(input_err)?;
             (Estimator::IsolationForest(m), serde_json::to_value(&p))
         }
         ModelChoice::Logistic => {
-            let dp = a
+            let dp = h
                 .dp_epsilon
-                .zip(a.dp_delta)
+                .zip(h.dp_delta)
                 .map(|(epsilon, delta)| DpParams {
                     epsilon,
                     delta,
-                    clip_norm: a.dp_clip,
+                    clip_norm: h.dp_clip,
                     ..DpParams::default()
                 });
             let base = LogisticParams::default();
             let p = LogisticParams {
-                epochs: a
+                epochs: h
                     .epochs
                     .unwrap_or(if dp.is_some() { 10 } else { base.epochs }),
-                batch_size: a.batch_size.unwrap_or(base.batch_size),
-                learning_rate: a.learning_rate.unwrap_or(if dp.is_some() {
+                batch_size: h.batch_size.unwrap_or(base.batch_size),
+                learning_rate: h.learning_rate.unwrap_or(if dp.is_some() {
                     0.5
                 } else {
                     base.learning_rate
                 }),
-                seed: a.seed,
+                seed: h.seed,
                 dp,
                 ..base
             };
-            let m = LogisticRegression::fit(&t.x, &y, classes.len(), &p).map_err(input_err)?;
+            let m = LogisticRegression::fit(&t.x, y, classes.len(), &p).map_err(input_err)?;
             (Estimator::LogisticRegression(m), serde_json::to_value(&p))
         }
     };
@@ -175,11 +232,51 @@ fn train(ctx: &Ctx, a: &TrainArgs) -> Result<Status, CliError> {
     let hyper = hyper.map_err(CliError::internal)?;
     let mut model = Model::new(estimator, &t.x, t.features.clone(), classes.clone(), hyper)
         .map_err(input_err)?;
-    model.meta.label.clone_from(&a.label);
+    model.meta.label = label.map(str::to_owned);
     model.meta.training_data_digest = Some(t.digest.clone());
-    let rows = t.x.rows();
-    drop(t.x); // the data is no longer needed; a big forest is about to be written
-    drop(y);
+    let holdout = match held {
+        Some((x, truth)) => {
+            let preds = model.predict(&x).map_err(input_err)?;
+            let mut m = class_metrics(preds, &truth, &model.meta.classes)?;
+            if let Value::Object(o) = &mut m {
+                o.insert("rows_train".into(), json!(t.x.rows()));
+            }
+            Some(m)
+        }
+        None => None,
+    };
+    Ok(Fitted {
+        rows: t.x.rows(),
+        features: t.features,
+        classes,
+        data_digest: t.digest,
+        fit_seconds,
+        holdout,
+        model,
+    })
+}
+
+fn train(ctx: &Ctx, a: &TrainArgs) -> Result<Status, CliError> {
+    check_output(&a.output, a.force)?;
+    let data = a.data.display().to_string();
+    let f = fit_model(
+        &a.data,
+        open_data(ctx, &a.data)?,
+        a.kind,
+        a.label.as_deref(),
+        &a.ignore,
+        &a.hyper,
+        0.0,
+    )?;
+    let Fitted {
+        model,
+        rows,
+        features,
+        classes,
+        data_digest,
+        fit_seconds,
+        ..
+    } = f;
     let (model_digest, size) = write_model(&model, &a.output)?;
     let privacy = match &model.estimator {
         Estimator::LogisticRegression(m) => m.privacy().cloned(),
@@ -191,7 +288,7 @@ fn train(ctx: &Ctx, a: &TrainArgs) -> Result<Status, CliError> {
         .detail("model_digest", model_digest.clone())
         .detail("kind", model.meta.kind.to_string())
         .detail("data", data.clone())
-        .detail("data_digest", t.digest.clone())
+        .detail("data_digest", data_digest.clone())
         .detail("rows", rows);
     if let Some(p) = &privacy {
         event = event
@@ -217,9 +314,9 @@ fn train(ctx: &Ctx, a: &TrainArgs) -> Result<Status, CliError> {
         "model_digest": model_digest,
         "kind": model.meta.kind.to_string(),
         "rows": rows,
-        "features": t.features,
+        "features": features,
         "classes": classes,
-        "data_digest": t.digest,
+        "data_digest": data_digest,
         "fit_seconds": fit_seconds,
         "nodes": nodes,
         "isolation": model.meta.isolation,
@@ -233,7 +330,7 @@ fn train(ctx: &Ctx, a: &TrainArgs) -> Result<Status, CliError> {
                 "trained {} on {} rows × {} features in {fit_seconds:.2} s → {} ({})\n",
                 model.meta.kind,
                 rows,
-                t.features.len(),
+                features.len(),
                 a.output.display(),
                 output::bytes(size)
             );
@@ -352,6 +449,58 @@ fn read_for(
     )
 }
 
+/// Accuracy, ROC AUC, F1, precision, recall, log loss and the confusion matrix of a
+/// classifier's predictions.
+fn class_metrics(
+    preds: Vec<Prediction>,
+    truth: &[usize],
+    classes: &[String],
+) -> Result<Value, CliError> {
+    let m = |e: metrics::MetricError| CliError::internal(anyhow::Error::new(e));
+    let (pred, proba): (Vec<usize>, Vec<Vec<f64>>) = preds
+        .into_iter()
+        .map(|p| match p {
+            Prediction::Class { class, proba } => (class, proba),
+            Prediction::Anomaly { .. } => (0, Vec::new()),
+        })
+        .unzip();
+    let k = classes.len();
+    let cm = metrics::confusion_matrix(truth, &pred, k).map_err(m)?;
+    let scores = metrics::class_scores(&cm);
+    // Binary: AUC of the second class; multi-class: macro one-vs-rest over the classes
+    // present.
+    let auc = if k == 2 {
+        let s: Vec<f64> = proba
+            .iter()
+            .map(|p| p.get(1).copied().unwrap_or(0.0))
+            .collect();
+        metrics::roc_auc(truth, &s).ok()
+    } else {
+        let per: Vec<f64> = (0..k)
+            .filter_map(|c| {
+                let tc: Vec<usize> = truth.iter().map(|&t| usize::from(t == c)).collect();
+                let s: Vec<f64> = proba
+                    .iter()
+                    .map(|p| p.get(c).copied().unwrap_or(0.0))
+                    .collect();
+                metrics::roc_auc(&tc, &s).ok()
+            })
+            .collect();
+        #[allow(clippy::cast_precision_loss)]
+        (!per.is_empty()).then(|| per.iter().sum::<f64>() / per.len() as f64)
+    };
+    Ok(json!({
+        "accuracy": metrics::accuracy(truth, &pred).map_err(m)?,
+        "roc_auc": auc,
+        "f1_macro": scores.f1_macro,
+        "precision": scores.precision,
+        "recall": scores.recall,
+        "log_loss": metrics::log_loss(truth, &proba).map_err(m)?,
+        "confusion_matrix": cm,
+        "classes": classes,
+    }))
+}
+
 fn eval(ctx: &Ctx, a: &EvalArgs) -> Result<Status, CliError> {
     let model = load_model(&a.model)?;
     let t = read_for(ctx, &model, &a.data, Some(&a.label), false)?;
@@ -382,49 +531,11 @@ fn eval(ctx: &Ctx, a: &EvalArgs) -> Result<Status, CliError> {
         })
     } else {
         let truth = table::encode(&a.data, &labels, &model.meta.classes)?;
-        let (pred, proba): (Vec<usize>, Vec<Vec<f64>>) = preds
-            .into_iter()
-            .map(|p| match p {
-                Prediction::Class { class, proba } => (class, proba),
-                Prediction::Anomaly { .. } => (0, Vec::new()),
-            })
-            .unzip();
-        let k = model.meta.classes.len();
-        let cm = metrics::confusion_matrix(&truth, &pred, k).map_err(m)?;
-        let scores = metrics::class_scores(&cm);
-        // Binary: AUC of the second class; multi-class: macro one-vs-rest over the classes
-        // present.
-        let auc = if k == 2 {
-            let s: Vec<f64> = proba
-                .iter()
-                .map(|p| p.get(1).copied().unwrap_or(0.0))
-                .collect();
-            metrics::roc_auc(&truth, &s).ok()
-        } else {
-            let per: Vec<f64> = (0..k)
-                .filter_map(|c| {
-                    let tc: Vec<usize> = truth.iter().map(|&t| usize::from(t == c)).collect();
-                    let s: Vec<f64> = proba
-                        .iter()
-                        .map(|p| p.get(c).copied().unwrap_or(0.0))
-                        .collect();
-                    metrics::roc_auc(&tc, &s).ok()
-                })
-                .collect();
-            #[allow(clippy::cast_precision_loss)]
-            (!per.is_empty()).then(|| per.iter().sum::<f64>() / per.len() as f64)
-        };
-        json!({
-            "rows": t.x.rows(),
-            "accuracy": metrics::accuracy(&truth, &pred).map_err(m)?,
-            "roc_auc": auc,
-            "f1_macro": scores.f1_macro,
-            "precision": scores.precision,
-            "recall": scores.recall,
-            "log_loss": metrics::log_loss(&truth, &proba).map_err(m)?,
-            "confusion_matrix": cm,
-            "classes": model.meta.classes,
-        })
+        let mut v = class_metrics(preds, &truth, &model.meta.classes)?;
+        if let Value::Object(o) = &mut v {
+            o.insert("rows".into(), json!(t.x.rows()));
+        }
+        v
     };
     ctx.audit(
         ctx.event("ml.eval", Outcome::Ok)
@@ -576,5 +687,76 @@ fn privacy(ctx: &Ctx, p: &PrivacyArgs) -> Result<Status, CliError> {
             )));
         }
     }
+    Ok(Status::Ok)
+}
+
+/// `rampart __train-builtin`: the built-in trainer as `rampart train` runs it inside the
+/// sandbox. It touches no home and no audit log (it cannot: the sandbox hides them); it reads
+/// the dataset, writes the model and `metrics.json`, and prints one line for the run's log.
+pub fn builtin(a: &crate::cli::BuiltinTrainArgs) -> Result<Status, CliError> {
+    let f = std::fs::File::open(&a.data).map_err(|e| {
+        CliError::input(anyhow::Error::new(e).context(format!("cannot open {}", a.data.display())))
+    })?;
+    let fitted = fit_model(
+        &a.data,
+        Box::new(std::io::BufReader::new(f)),
+        a.kind,
+        a.label.as_deref(),
+        &a.ignore,
+        &a.hyper,
+        a.holdout,
+    )?;
+    let (digest, size) = write_model(&fitted.model, &a.output)?;
+    let privacy = match &fitted.model.estimator {
+        Estimator::LogisticRegression(m) => m.privacy().cloned(),
+        _ => None,
+    };
+    let mut metrics = json!({
+        "kind": fitted.model.meta.kind.to_string(),
+        "rows": fitted.rows,
+        "features": fitted.features.len(),
+        "fit_seconds": fitted.fit_seconds,
+    });
+    if let (Value::Object(m), Some(Value::Object(h))) = (&mut metrics, &fitted.holdout) {
+        m.insert("holdout".into(), json!(a.holdout));
+        for (k, v) in h {
+            m.insert(k.clone(), v.clone());
+        }
+    }
+    if let (Value::Object(m), Some(iso)) = (&mut metrics, &fitted.model.meta.isolation) {
+        m.insert(
+            "isolation".into(),
+            serde_json::to_value(iso).unwrap_or_default(),
+        );
+    }
+    if let (Value::Object(m), Some(p)) = (&mut metrics, &privacy) {
+        m.insert(
+            "dp".into(),
+            json!({"epsilon": p.epsilon, "delta": p.delta, "noise": p.noise, "steps": p.steps}),
+        );
+    }
+    let mut bytes = serde_json::to_vec_pretty(&metrics).map_err(CliError::internal)?;
+    bytes.push(b'\n');
+    std::fs::write(&a.metrics, bytes).map_err(|e| {
+        CliError::internal(
+            anyhow::Error::new(e).context(format!("cannot write {}", a.metrics.display())),
+        )
+    })?;
+    output::print(&format!(
+        "trained {} on {} rows × {} features in {:.2} s → {} ({}, {digest}){}\n",
+        fitted.model.meta.kind,
+        fitted.rows,
+        fitted.features.len(),
+        fitted.fit_seconds,
+        a.output.display(),
+        output::bytes(size),
+        fitted
+            .holdout
+            .as_ref()
+            .and_then(|h| h.get("accuracy"))
+            .and_then(Value::as_f64)
+            .map(|acc| format!("; holdout accuracy {acc:.4}"))
+            .unwrap_or_default()
+    ))?;
     Ok(Status::Ok)
 }

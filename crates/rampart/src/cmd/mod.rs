@@ -14,5 +14,6 @@ pub mod ml;
 pub mod pii;
 pub mod scan;
 pub mod sign;
+pub mod train;
 pub mod trust;
 pub mod verify;

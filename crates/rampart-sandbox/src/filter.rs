@@ -1,0 +1,214 @@
+//! The seccomp filters.
+//!
+//! Two filters are stacked (the kernel applies the strictest verdict):
+//! - **deny**: calls that open the network or escape the sandbox kill the whole process with
+//!   `SIGSYS`, so a violation is never mistaken for an ordinary error: sockets of the
+//!   `AF_INET`, `AF_INET6` and `AF_PACKET` families, io_uring (it can open sockets without the
+//!   `socket` call), ptrace and cross-process memory access, mount and the new mount API,
+//!   namespaces (`unshare`, `setns`, `clone` with a `CLONE_NEW*` flag), bpf, perf events,
+//!   keyrings, kexec, kernel modules, userfaultfd, `open_by_handle_at`, swap, reboot, clock
+//!   and accounting changes, `chroot`, `pivot_root`, `iopl`/`ioperm`, `personality`;
+//! - **clone3**: answers `ENOSYS`, because its flags live in memory a filter cannot read;
+//!   libc then falls back to `clone`, whose flags the first filter checks.
+//!
+//! A call from another architecture (32-bit `int 0x80` on x86-64) kills the process.
+
+use std::collections::BTreeMap;
+
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
+
+/// Names of the denied calls, for reports and docs.
+pub const DENIED: &[&str] = &[
+    "socket(AF_INET|AF_INET6|AF_PACKET)",
+    "socketpair(AF_INET|AF_INET6)",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "open_tree",
+    "move_mount",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "mount_setattr",
+    "unshare",
+    "setns",
+    "clone(CLONE_NEW*)",
+    "bpf",
+    "perf_event_open",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "userfaultfd",
+    "open_by_handle_at",
+    "name_to_handle_at",
+    "swapon",
+    "swapoff",
+    "reboot",
+    "acct",
+    "settimeofday",
+    "clock_settime",
+    "clock_adjtime",
+    "adjtimex",
+    "iopl",
+    "ioperm",
+    "personality",
+    "syslog",
+    "quotactl",
+    "lookup_dcookie",
+];
+
+fn arch() -> TargetArch {
+    #[cfg(target_arch = "aarch64")]
+    {
+        TargetArch::aarch64
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    {
+        TargetArch::x86_64
+    }
+}
+
+fn arg_eq(index: u8, value: u64) -> Result<SeccompCondition, seccompiler::BackendError> {
+    SeccompCondition::new(index, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, value)
+}
+
+fn flag_set(index: u8, flag: u64) -> Result<SeccompCondition, seccompiler::BackendError> {
+    SeccompCondition::new(
+        index,
+        SeccompCmpArgLen::Qword,
+        SeccompCmpOp::MaskedEq(flag),
+        flag,
+    )
+}
+
+/// Calls denied outright (any arguments).
+fn denied_numbers() -> Vec<i64> {
+    let mut v = vec![
+        libc::SYS_io_uring_setup,
+        libc::SYS_io_uring_enter,
+        libc::SYS_io_uring_register,
+        libc::SYS_ptrace,
+        libc::SYS_process_vm_readv,
+        libc::SYS_process_vm_writev,
+        libc::SYS_mount,
+        libc::SYS_umount2,
+        libc::SYS_pivot_root,
+        libc::SYS_chroot,
+        libc::SYS_open_tree,
+        libc::SYS_move_mount,
+        libc::SYS_fsopen,
+        libc::SYS_fsconfig,
+        libc::SYS_fsmount,
+        libc::SYS_fspick,
+        libc::SYS_mount_setattr,
+        libc::SYS_unshare,
+        libc::SYS_setns,
+        libc::SYS_bpf,
+        libc::SYS_perf_event_open,
+        libc::SYS_keyctl,
+        libc::SYS_add_key,
+        libc::SYS_request_key,
+        libc::SYS_kexec_load,
+        libc::SYS_kexec_file_load,
+        libc::SYS_init_module,
+        libc::SYS_finit_module,
+        libc::SYS_delete_module,
+        libc::SYS_userfaultfd,
+        libc::SYS_open_by_handle_at,
+        libc::SYS_name_to_handle_at,
+        libc::SYS_swapon,
+        libc::SYS_swapoff,
+        libc::SYS_reboot,
+        libc::SYS_acct,
+        libc::SYS_settimeofday,
+        libc::SYS_clock_settime,
+        libc::SYS_clock_adjtime,
+        libc::SYS_adjtimex,
+        libc::SYS_personality,
+        libc::SYS_syslog,
+        libc::SYS_quotactl,
+        libc::SYS_lookup_dcookie,
+    ];
+    #[cfg(target_arch = "x86_64")]
+    v.extend([libc::SYS_iopl, libc::SYS_ioperm]);
+    v
+}
+
+/// The two BPF programs, in the order they are to be installed.
+///
+/// # Errors
+/// Only if seccompiler rejects the rules (a bug, caught by the tests).
+pub fn programs() -> Result<Vec<BpfProgram>, seccompiler::Error> {
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    for n in denied_numbers() {
+        rules.insert(n, Vec::new());
+    }
+    let families = [libc::AF_INET, libc::AF_INET6, libc::AF_PACKET];
+    let mut socket_rules = Vec::new();
+    for f in families {
+        socket_rules.push(SeccompRule::new(vec![arg_eq(
+            0,
+            u64::from(f.unsigned_abs()),
+        )?])?);
+    }
+    rules.insert(libc::SYS_socket, socket_rules.clone());
+    rules.insert(libc::SYS_socketpair, socket_rules);
+    let ns_flags = [
+        libc::CLONE_NEWNS,
+        libc::CLONE_NEWUTS,
+        libc::CLONE_NEWIPC,
+        libc::CLONE_NEWUSER,
+        libc::CLONE_NEWPID,
+        libc::CLONE_NEWNET,
+        libc::CLONE_NEWCGROUP,
+    ];
+    let mut clone_rules = Vec::new();
+    for f in ns_flags {
+        clone_rules.push(SeccompRule::new(vec![flag_set(
+            0,
+            u64::from(f.unsigned_abs()),
+        )?])?);
+    }
+    rules.insert(libc::SYS_clone, clone_rules);
+    let deny = SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::KillProcess,
+        arch(),
+    )?;
+    let mut clone3 = BTreeMap::new();
+    clone3.insert(libc::SYS_clone3, Vec::new());
+    let clone3 = SeccompFilter::new(
+        clone3,
+        SeccompAction::Allow,
+        SeccompAction::Errno(u32::try_from(libc::ENOSYS).unwrap_or(38)),
+        arch(),
+    )?;
+    Ok(vec![deny.try_into()?, clone3.try_into()?])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn filters_compile() {
+        let p = super::programs().unwrap();
+        assert_eq!(p.len(), 2);
+        assert!(p[0].len() > super::denied_numbers().len());
+    }
+}

@@ -1,0 +1,558 @@
+//! Sandboxed training runs.
+//!
+//! A run directory holds, when the run succeeds:
+//!
+//! ```text
+//! OUT/
+//!   model/            what the trainer wrote (RAMPART_OUTPUT): *.safetensors / *.onnx only
+//!   model.sig         OpenSSF model-signing bundle over model/
+//!   provenance.json   DSSE-signed in-toto statement, SLSA Provenance v1
+//!   metrics.json      the trainer's metrics (schema-checked), moved out of model/
+//!   train.log         the trainer's stdout and stderr
+//!   run.json          what happened: sandbox outcome, limits, digests
+//! ```
+//!
+//! The steps are separate functions so the caller can audit between them:
+//! [`prepare_output`] → [`run_trainer`] → [`collect_outputs`] → [`sign_outputs`].
+
+pub mod config;
+pub mod metrics;
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rampart_crypto::oms::{self, SignOptions};
+use rampart_crypto::provenance::{Artifact, Provenance};
+use rampart_crypto::{Digest, Fingerprint, Sha256Hasher, SigningKey};
+use rampart_sandbox::{Limits, Report, Sandbox, Spec, Stream};
+use rampart_scan::{ScanConfig, Severity};
+use serde_json::{Value, json};
+
+/// The trainer's output directory inside the run directory.
+pub const MODEL_DIR: &str = "model";
+/// The model signature.
+pub const SIGNATURE: &str = "model.sig";
+/// The signed provenance.
+pub const PROVENANCE: &str = "provenance.json";
+/// The metrics.
+pub const METRICS: &str = "metrics.json";
+/// The trainer's output.
+pub const LOG: &str = "train.log";
+/// The run report.
+pub const REPORT: &str = "run.json";
+
+/// The build type of rampart training runs (SLSA `buildType`).
+pub const BUILD_TYPE: &str = "https://rampart.dev/train/v1";
+/// The builder id.
+pub const BUILDER_ID: &str = "https://rampart.dev/rampart-train";
+
+/// Most of the trainer's output kept in `train.log` (the rest is counted, not kept).
+pub const MAX_LOG_BYTES: u64 = 64 << 20;
+/// Most files a trainer may leave in its output directory.
+pub const MAX_OUTPUT_FILES: usize = 1000;
+
+/// Why a step failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrainError {
+    /// The output directory cannot be used.
+    #[error("output directory {path}: {reason}")]
+    Output {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The trainer left something that may not leave the sandbox.
+    #[error("{path}: {reason}")]
+    Refused {
+        /// The file (relative to the run directory).
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The sandbox could not start.
+    #[error(transparent)]
+    Sandbox(#[from] rampart_sandbox::SandboxError),
+    /// Signing failed.
+    #[error("cannot sign the model: {0}")]
+    Sign(#[from] oms::OmsError),
+    /// An I/O error.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
+    move |source| TrainError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// An input of the run, by digest.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// Its name in the provenance (`dataset`, `base-model`, `code/train.py`, …).
+    pub name: String,
+    /// The file the trainer reads (already verified by the caller).
+    pub path: PathBuf,
+    /// SHA-256 of that file.
+    pub digest: Digest,
+    /// A URI (`rampart:dataset/sha256:…`, `file:…`).
+    pub uri: Option<String>,
+}
+
+/// What runs in the sandbox.
+#[derive(Debug, Clone)]
+pub struct Trainer {
+    /// The program (absolute).
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// What it needs to read besides the system paths and the inputs: its installation
+    /// prefix, its code.
+    pub read: Vec<PathBuf>,
+    /// Its working directory.
+    pub cwd: PathBuf,
+}
+
+/// Everything about one run.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// The trainer.
+    pub trainer: Trainer,
+    /// The training data.
+    pub dataset: Input,
+    /// Other inputs (base model, trainer code): digested into the provenance; the base model
+    /// is readable by the trainer.
+    pub inputs: Vec<Input>,
+    /// The run directory (see the crate docs).
+    pub output: PathBuf,
+    /// A private scratch directory for the trainer (`HOME`, `TMPDIR`); the caller removes it.
+    pub scratch: PathBuf,
+    /// The sandbox limits.
+    pub limits: Limits,
+    /// The environment (already scrubbed).
+    pub env: Vec<(String, String)>,
+    /// Directories hidden from the trainer (the key directory).
+    pub hide: Vec<PathBuf>,
+    /// Refuse to run without every protection.
+    pub strict: bool,
+}
+
+impl RunSpec {
+    /// `OUT/model`.
+    #[must_use]
+    pub fn model_dir(&self) -> PathBuf {
+        self.output.join(MODEL_DIR)
+    }
+
+    /// The sandbox spec: reads the system paths, the trainer's, the dataset and the inputs;
+    /// writes the model directory and the scratch directory; nothing else.
+    #[must_use]
+    pub fn sandbox_spec(&self) -> Spec {
+        let mut read = rampart_sandbox::system_read_paths();
+        read.extend(self.trainer.read.iter().cloned());
+        read.push(self.dataset.path.clone());
+        read.extend(self.inputs.iter().map(|i| i.path.clone()));
+        read.sort();
+        read.dedup();
+        let mut env = self.env.clone();
+        let mut set = |k: &str, v: String| {
+            env.retain(|(name, _)| name != k);
+            env.push((k.to_owned(), v));
+        };
+        set("RAMPART_DATA", self.dataset.path.display().to_string());
+        set("RAMPART_OUTPUT", self.model_dir().display().to_string());
+        if let Some(base) = self.inputs.iter().find(|i| i.name == "base-model") {
+            set("RAMPART_BASE_MODEL", base.path.display().to_string());
+        }
+        set("HOME", self.scratch.display().to_string());
+        set("TMPDIR", self.scratch.display().to_string());
+        if !env.iter().any(|(k, _)| k == "PYTHONUNBUFFERED") {
+            env.push(("PYTHONUNBUFFERED".into(), "1".into()));
+        }
+        env.sort();
+        Spec {
+            program: self.trainer.program.clone(),
+            args: self.trainer.args.clone(),
+            env,
+            cwd: self.trainer.cwd.clone(),
+            read,
+            write: vec![self.model_dir(), self.scratch.clone()],
+            hide: self.hide.clone(),
+            limits: self.limits.clone(),
+            strict: self.strict,
+            status_file: PathBuf::new(),
+        }
+    }
+}
+
+/// Creates the run directory (which must not exist, or be empty) and its model directory.
+///
+/// # Errors
+/// [`TrainError::Output`] when it exists and is not an empty directory.
+pub fn prepare_output(dir: &Path) -> Result<(), TrainError> {
+    let bad = |reason: &str| TrainError::Output {
+        path: dir.to_path_buf(),
+        reason: reason.to_owned(),
+    };
+    match fs::symlink_metadata(dir) {
+        Ok(m) if !m.is_dir() => return Err(bad("exists and is not a directory")),
+        Ok(_) => {
+            if fs::read_dir(dir).map_err(io(dir))?.next().is_some() {
+                return Err(bad("is not empty; name a new directory"));
+            }
+        }
+        Err(_) => fs::create_dir_all(dir).map_err(io(dir))?,
+    }
+    let model = dir.join(MODEL_DIR);
+    fs::create_dir(&model).map_err(io(&model))?;
+    Ok(())
+}
+
+/// How the trainer's run went.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// The sandbox's report.
+    pub report: Report,
+    /// RFC 3339 start.
+    pub started: String,
+    /// RFC 3339 end.
+    pub finished: String,
+    /// Bytes of output the trainer produced (all of it, kept or not).
+    pub log_bytes: u64,
+}
+
+/// RFC 3339 now.
+#[must_use]
+pub fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Runs the trainer in the sandbox; its output goes to `on_output` and to `OUT/train.log`.
+///
+/// # Errors
+/// When the sandbox cannot start (see [`rampart_sandbox::Sandbox::run`]) or the log cannot be
+/// written.
+pub fn run_trainer(
+    spec: &RunSpec,
+    sandbox: &Sandbox,
+    on_output: &mut dyn FnMut(Stream, &[u8]),
+) -> Result<RunOutcome, TrainError> {
+    let log_path = spec.output.join(LOG);
+    let mut log = File::create(&log_path).map_err(io(&log_path))?;
+    let mut written = 0u64;
+    let mut total = 0u64;
+    let mut log_error = None;
+    let started = now();
+    let report = sandbox.run(&spec.sandbox_spec(), &mut |stream, chunk| {
+        on_output(stream, chunk);
+        total = total.saturating_add(chunk.len() as u64);
+        let room = MAX_LOG_BYTES.saturating_sub(written);
+        let keep = usize::try_from(room).unwrap_or(usize::MAX).min(chunk.len());
+        if keep > 0 && log_error.is_none() {
+            if let Err(e) = log.write_all(chunk.get(..keep).unwrap_or_default()) {
+                log_error = Some(e);
+            }
+            written += keep as u64;
+        }
+    })?;
+    let finished = now();
+    if total > written {
+        let _ = writeln!(
+            log,
+            "\n[rampart: {} more bytes of output were not kept]",
+            total - written
+        );
+    }
+    if let Some(e) = log_error {
+        return Err(io(&log_path)(e));
+    }
+    log.sync_all().map_err(io(&log_path))?;
+    Ok(RunOutcome {
+        report,
+        started,
+        finished,
+        log_bytes: total,
+    })
+}
+
+/// One model file the trainer produced.
+#[derive(Debug, Clone)]
+pub struct ModelFile {
+    /// Its name inside `model/`.
+    pub name: String,
+    /// Format (`safetensors`, `onnx`).
+    pub format: String,
+    /// Size.
+    pub size: u64,
+    /// SHA-256.
+    pub digest: Digest,
+}
+
+/// What the trainer left, checked.
+#[derive(Debug, Clone)]
+pub struct Outputs {
+    /// The model files, by name.
+    pub files: Vec<ModelFile>,
+    /// The metrics, if the trainer wrote any.
+    pub metrics: Option<Value>,
+}
+
+fn digest_file(path: &Path) -> Result<(Digest, u64), TrainError> {
+    let mut f = File::open(path).map_err(io(path))?;
+    let mut h = Sha256Hasher::new();
+    let n = std::io::copy(&mut f, &mut h).map_err(io(path))?;
+    Ok((h.finish(), n))
+}
+
+/// Checks what the trainer left in `OUT/model`: regular files only, each a safetensors or
+/// ONNX file whose content is that format and that the scanner does not flag at `fail_on`;
+/// `metrics.json` is schema-checked and moved to `OUT/metrics.json`. Anything else fails.
+///
+/// # Errors
+/// [`TrainError::Refused`] naming the first file that may not leave the sandbox.
+pub fn collect_outputs(
+    out: &Path,
+    scan: &ScanConfig,
+    fail_on: Severity,
+) -> Result<Outputs, TrainError> {
+    let dir = out.join(MODEL_DIR);
+    let refuse = |name: &str, reason: String| TrainError::Refused {
+        path: format!("{MODEL_DIR}/{name}"),
+        reason,
+    };
+    let mut names = Vec::new();
+    for entry in fs::read_dir(&dir).map_err(io(&dir))? {
+        let entry = entry.map_err(io(&dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let kind = entry.file_type().map_err(io(&dir))?;
+        if !kind.is_file() {
+            let what = if kind.is_dir() {
+                "a directory"
+            } else if kind.is_symlink() {
+                "a symbolic link"
+            } else {
+                "not a regular file"
+            };
+            return Err(refuse(
+                &name,
+                format!(
+                    "is {what}; a trainer leaves plain model files at the top of RAMPART_OUTPUT"
+                ),
+            ));
+        }
+        if entry.file_name().to_str().is_none() {
+            return Err(refuse(&name, "the file name is not UTF-8".into()));
+        }
+        if names.len() >= MAX_OUTPUT_FILES {
+            return Err(refuse(&name, format!("more than {MAX_OUTPUT_FILES} files")));
+        }
+        names.push(name);
+    }
+    names.sort();
+    let mut files = Vec::new();
+    let mut metrics = None;
+    for name in &names {
+        let path = dir.join(name);
+        if name == METRICS {
+            let m = metrics::read(&path).map_err(|reason| refuse(name, reason))?;
+            let to = out.join(METRICS);
+            fs::rename(&path, &to).map_err(io(&to))?;
+            metrics = Some(m);
+            continue;
+        }
+        let expected = match Path::new(name).extension().and_then(|e| e.to_str()) {
+            Some("safetensors") => "safetensors",
+            Some("onnx") => "onnx",
+            _ => {
+                return Err(refuse(
+                    name,
+                    "only safetensors and ONNX files (and metrics.json) may leave the sandbox"
+                        .into(),
+                ));
+            }
+        };
+        let report = rampart_scan::scan_file(&path, scan);
+        if let Some(e) = &report.error {
+            return Err(refuse(name, format!("cannot be scanned: {e}")));
+        }
+        if report.format != expected {
+            return Err(refuse(
+                name,
+                format!("is named .{expected} but its content is {}", report.format),
+            ));
+        }
+        let flagged: Vec<String> = report
+            .findings
+            .iter()
+            .filter(|f| f.severity >= fail_on)
+            .map(|f| format!("{} ({})", f.rule, f.message))
+            .collect();
+        if !flagged.is_empty() {
+            return Err(refuse(
+                name,
+                format!("flagged by the scanner: {}", flagged.join("; ")),
+            ));
+        }
+        let (digest, size) = digest_file(&path)?;
+        files.push(ModelFile {
+            name: name.clone(),
+            format: expected.to_owned(),
+            size,
+            digest,
+        });
+    }
+    if files.is_empty() {
+        return Err(TrainError::Refused {
+            path: MODEL_DIR.into(),
+            reason: "the trainer wrote no model (a .safetensors or .onnx file in RAMPART_OUTPUT)"
+                .into(),
+        });
+    }
+    Ok(Outputs { files, metrics })
+}
+
+/// What signing produced.
+#[derive(Debug, Clone)]
+pub struct SignedRun {
+    /// The OMS manifest's root digest.
+    pub root: Digest,
+    /// The signing key.
+    pub key: Fingerprint,
+    /// `OUT/model.sig`.
+    pub signature: PathBuf,
+    /// `OUT/provenance.json`.
+    pub provenance: PathBuf,
+    /// The unsigned statement.
+    pub statement: Value,
+}
+
+/// Everything the provenance says beyond the outputs.
+#[derive(Debug, Clone)]
+pub struct ProvenanceInfo {
+    /// The run's parameters (trainer, hyperparameters, config, limits).
+    pub parameters: Value,
+    /// A unique run id.
+    pub invocation_id: String,
+    /// rampart's version.
+    pub version: String,
+}
+
+fn write_new(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    let mut f = File::options()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(io(path))?;
+    f.write_all(bytes).map_err(io(path))?;
+    f.sync_all().map_err(io(path))
+}
+
+/// Signs `OUT/model` (OMS, `OUT/model.sig`) and writes the signed provenance
+/// (`OUT/provenance.json`): the model files as subjects, the dataset and the other inputs as
+/// resolved dependencies, the parameters, the builder, the times, and the metrics and sandbox
+/// outcome as byproducts.
+///
+/// # Errors
+/// Hashing or write errors; [`TrainError::Refused`] if the files changed since
+/// [`collect_outputs`].
+pub fn sign_outputs(
+    spec: &RunSpec,
+    outcome: &RunOutcome,
+    outputs: &Outputs,
+    info: &ProvenanceInfo,
+    key: &SigningKey,
+) -> Result<SignedRun, TrainError> {
+    let out = &spec.output;
+    let model = spec.model_dir();
+    let signature = out.join(SIGNATURE);
+    let signed = oms::sign_model(&model, key, &SignOptions::new(&signature), &|_| {})?;
+    // The signature must cover exactly the files that were checked.
+    let mut signed_files: Vec<(&str, Digest)> = signed
+        .manifest
+        .resources
+        .iter()
+        .map(|r| (r.name.as_str(), r.digest))
+        .collect();
+    signed_files.sort();
+    let checked: Vec<(&str, Digest)> = outputs
+        .files
+        .iter()
+        .map(|f| (f.name.as_str(), f.digest))
+        .collect();
+    if signed_files != checked {
+        return Err(TrainError::Refused {
+            path: MODEL_DIR.into(),
+            reason: "the model files changed between the scan and the signature".into(),
+        });
+    }
+    write_new(&signature, &signed.bundle)?;
+    let mut deps = vec![Artifact {
+        name: spec.dataset.name.clone(),
+        digest: spec.dataset.digest,
+        uri: spec.dataset.uri.clone(),
+    }];
+    deps.extend(spec.inputs.iter().map(|i| Artifact {
+        name: i.name.clone(),
+        digest: i.digest,
+        uri: i.uri.clone(),
+    }));
+    let r = &outcome.report;
+    let provenance = Provenance {
+        subjects: outputs
+            .files
+            .iter()
+            .map(|f| Artifact::new(f.name.clone(), f.digest))
+            .collect(),
+        build_type: BUILD_TYPE.into(),
+        external_parameters: info.parameters.clone(),
+        resolved_dependencies: deps,
+        builder_id: BUILDER_ID.into(),
+        builder_version: info.version.clone(),
+        invocation_id: info.invocation_id.clone(),
+        started_on: outcome.started.clone(),
+        finished_on: outcome.finished.clone(),
+        byproducts: vec![
+            json!({"name": METRICS, "content": outputs.metrics.clone().unwrap_or(Value::Null)}),
+            json!({"name": "sandbox", "content": {
+                "outcome": r.explain(),
+                "landlock": r.landlock,
+                "unsandboxed": r.missing.iter().map(|(s, why)| json!({"step": s, "reason": why})).collect::<Vec<_>>(),
+                "limits": r.limits,
+                "seconds": r.elapsed.as_secs_f64(),
+            }}),
+            json!({"name": "model-signature", "digest": {"sha256": signed.manifest.root.to_hex()}}),
+        ],
+    };
+    let bundle = provenance.sign(key);
+    let prov_path = out.join(PROVENANCE);
+    write_new(&prov_path, &bundle)?;
+    Ok(SignedRun {
+        root: signed.manifest.root,
+        key: signed.key,
+        signature,
+        provenance: prov_path,
+        statement: provenance.statement(),
+    })
+}
+
+/// Writes `OUT/run.json`.
+///
+/// # Errors
+/// On write errors.
+pub fn write_report(out: &Path, report: &Value) -> Result<(), TrainError> {
+    let path = out.join(REPORT);
+    let mut bytes = serde_json::to_vec_pretty(report).unwrap_or_default();
+    bytes.push(b'\n');
+    fs::write(&path, bytes).map_err(io(&path))
+}
