@@ -81,10 +81,18 @@ fn read_spec() -> Result<Spec, String> {
 /// A step that failed: fatal when strict, recorded as missing otherwise.
 fn step(
     status: &mut Status,
-    strict: bool,
+    spec: &Spec,
     name: &str,
     result: Result<(), String>,
 ) -> Result<(), i32> {
+    let strict = spec.strict;
+    // Tests of the refusal path stand in for a kernel without the feature (debug builds
+    // only: a release build ignores the list).
+    let result = if cfg!(debug_assertions) && spec.simulate_missing.iter().any(|m| m == name) {
+        Err(format!("{name} is unavailable (simulated)"))
+    } else {
+        result
+    };
     match result {
         Ok(()) => Ok(()),
         Err(e) if strict => {
@@ -119,10 +127,9 @@ pub fn stage1() -> i32 {
 }
 
 fn stage1_inner(spec: &Spec, status: &mut Status) -> Result<i32, i32> {
-    let strict = spec.strict;
     step(
         status,
-        strict,
+        spec,
         "parent-death signal",
         nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| e.to_string()),
     )?;
@@ -136,11 +143,11 @@ fn stage1_inner(spec: &Spec, status: &mut Status) -> Result<i32, i32> {
         | CloneFlags::CLONE_NEWUTS;
     let unshared = unshare(flags).map_err(|e| format!("unshare: {e}"));
     let namespaces = unshared.is_ok();
-    step(status, strict, "namespaces", unshared)?;
+    step(status, spec, "namespaces", unshared)?;
     if namespaces {
         step(
             status,
-            strict,
+            spec,
             "uid map",
             write_file("/proc/self/setgroups", "deny")
                 .and_then(|()| write_file("/proc/self/uid_map", &format!("0 {uid} 1")))
@@ -148,7 +155,7 @@ fn stage1_inner(spec: &Spec, status: &mut Status) -> Result<i32, i32> {
         )?;
         step(
             status,
-            strict,
+            spec,
             "private mounts",
             mount(
                 None::<&str>,
@@ -163,7 +170,7 @@ fn stage1_inner(spec: &Spec, status: &mut Status) -> Result<i32, i32> {
             if dir.is_dir() {
                 step(
                     status,
-                    strict,
+                    spec,
                     "hide",
                     mount(
                         Some("tmpfs"),
@@ -323,10 +330,9 @@ pub fn stage2() -> i32 {
 }
 
 fn stage2_inner(spec: &Spec, status: &mut Status) -> Result<i32, i32> {
-    let strict = spec.strict;
     step(
         status,
-        strict,
+        spec,
         "parent-death signal",
         nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| e.to_string()),
     )?;
@@ -334,7 +340,7 @@ fn stage2_inner(spec: &Spec, status: &mut Status) -> Result<i32, i32> {
     if in_namespace {
         step(
             status,
-            strict,
+            spec,
             "proc",
             mount(
                 Some("proc"),
@@ -347,12 +353,12 @@ fn stage2_inner(spec: &Spec, status: &mut Status) -> Result<i32, i32> {
         )?;
         let _ = nix::unistd::sethostname("rampart-sandbox");
     } else {
-        step(status, strict, "pid namespace", Err("not PID 1".into()))?;
+        step(status, spec, "pid namespace", Err("not PID 1".into()))?;
     }
-    step(status, strict, "rlimits", rlimits(spec))?;
+    step(status, spec, "rlimits", rlimits(spec))?;
     step(
         status,
-        strict,
+        spec,
         "capabilities",
         drop_capabilities(&[
             caps::CapSet::Ambient,
@@ -363,18 +369,18 @@ fn stage2_inner(spec: &Spec, status: &mut Status) -> Result<i32, i32> {
     let mut landlock_status = String::from("not enforced");
     step(
         status,
-        strict,
+        spec,
         "landlock",
         landlock(spec).map(|s| landlock_status = s),
     )?;
     // Nothing below needs privilege in the namespace.
     step(
         status,
-        strict,
+        spec,
         "capabilities",
         drop_capabilities(&[caps::CapSet::Effective, caps::CapSet::Permitted]),
     )?;
-    step(status, strict, "seccomp", seccomp())?;
+    step(status, spec, "seccomp", seccomp())?;
     let child = Command::new(&spec.program)
         .args(&spec.args)
         .env_clear()

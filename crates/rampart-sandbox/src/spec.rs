@@ -58,6 +58,10 @@ pub struct Spec {
     /// Refuse to run when any protection cannot be applied. `false` only for an explicit,
     /// audited `--allow-unsandboxed`.
     pub strict: bool,
+    /// Steps to treat as unavailable, to test the refusal path (`namespaces`, `landlock`,
+    /// `seccomp`, …). Honoured by debug builds only.
+    #[serde(default)]
+    pub simulate_missing: Vec<String>,
     /// Where the helper stages write their status lines (a file the parent created; the
     /// sandboxed program cannot reach it).
     pub status_file: PathBuf,

@@ -144,6 +144,9 @@ pub struct RunSpec {
     pub hide: Vec<PathBuf>,
     /// Refuse to run without every protection.
     pub strict: bool,
+    /// Sandbox steps to treat as unavailable (debug builds only; see
+    /// [`rampart_sandbox::Spec::simulate_missing`]).
+    pub simulate_missing: Vec<String>,
 }
 
 impl RunSpec {
@@ -189,8 +192,31 @@ impl RunSpec {
             hide: self.hide.clone(),
             limits: self.limits.clone(),
             strict: self.strict,
+            simulate_missing: self.simulate_missing.clone(),
             status_file: PathBuf::new(),
         }
+    }
+}
+
+/// Checks that the run directory can be used: it does not exist, or is an empty directory.
+///
+/// # Errors
+/// [`TrainError::Output`] otherwise.
+pub fn check_output(dir: &Path) -> Result<bool, TrainError> {
+    let bad = |reason: &str| TrainError::Output {
+        path: dir.to_path_buf(),
+        reason: reason.to_owned(),
+    };
+    match fs::symlink_metadata(dir) {
+        Ok(m) if !m.is_dir() => Err(bad("exists and is not a directory")),
+        Ok(_) => {
+            if fs::read_dir(dir).map_err(io(dir))?.next().is_some() {
+                Err(bad("is not empty; name a new directory"))
+            } else {
+                Ok(true)
+            }
+        }
+        Err(_) => Ok(false),
     }
 }
 
@@ -199,18 +225,8 @@ impl RunSpec {
 /// # Errors
 /// [`TrainError::Output`] when it exists and is not an empty directory.
 pub fn prepare_output(dir: &Path) -> Result<(), TrainError> {
-    let bad = |reason: &str| TrainError::Output {
-        path: dir.to_path_buf(),
-        reason: reason.to_owned(),
-    };
-    match fs::symlink_metadata(dir) {
-        Ok(m) if !m.is_dir() => return Err(bad("exists and is not a directory")),
-        Ok(_) => {
-            if fs::read_dir(dir).map_err(io(dir))?.next().is_some() {
-                return Err(bad("is not empty; name a new directory"));
-            }
-        }
-        Err(_) => fs::create_dir_all(dir).map_err(io(dir))?,
+    if !check_output(dir)? {
+        fs::create_dir_all(dir).map_err(io(dir))?;
     }
     let model = dir.join(MODEL_DIR);
     fs::create_dir(&model).map_err(io(&model))?;

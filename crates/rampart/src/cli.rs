@@ -805,7 +805,7 @@ pub struct TrainRunArgs {
     /// A train.toml describing the run; flags given here override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// The dataset: sha256:<hex> of a dataset ingested into the home, or a file inside the
+    /// The dataset: `sha256:<hex>` of a dataset ingested into the home, or a file inside the
     /// data roots (age-encrypted or not).
     #[arg(long, value_name = "DATASET")]
     pub data: Option<String>,

@@ -487,7 +487,7 @@ pub fn run(ctx: &Ctx, a: &TrainRunArgs, quiet: bool) -> Result<Status, CliError>
         .or_else(|| cfg.and_then(|c| c.output.dir.clone()))
         .unwrap_or_else(|| ctx.home.runs_dir().join(run_id()));
     let out = std::path::absolute(&out).map_err(CliError::internal)?;
-    rampart_train::prepare_output(&out).map_err(|e| input_err(e.to_string()))?;
+    rampart_train::check_output(&out).map_err(|e| input_err(e.to_string()))?;
     let tmp_root = ctx.home.tmp_dir();
     rampart_home::secure_fs::create_private_dir(&tmp_root)?;
     let work = tempfile::Builder::new()
@@ -504,6 +504,8 @@ pub fn run(ctx: &Ctx, a: &TrainRunArgs, quiet: bool) -> Result<Status, CliError>
     if let Some(b) = &base_model {
         inputs.push(file_input("base-model".into(), b, Some(&inputs_dir))?);
     }
+    // Created only once the inputs are verified: a refused dataset leaves nothing behind.
+    rampart_train::prepare_output(&out).map_err(|e| input_err(e.to_string()))?;
 
     let (trainer, parameters, build) = match &plan {
         Plan::Builtin {
@@ -591,7 +593,7 @@ pub fn run(ctx: &Ctx, a: &TrainRunArgs, quiet: bool) -> Result<Status, CliError>
             for arg in rest {
                 let p = cwd.join(arg);
                 if p.is_file() {
-                    let input = file_input(format!("code/{arg}"), &p, None)?;
+                    let input = file_input(format!("code:{arg}"), &p, None)?;
                     reads.push(input.path.clone());
                     inputs.push(input);
                 }
@@ -634,6 +636,14 @@ pub fn run(ctx: &Ctx, a: &TrainRunArgs, quiet: bool) -> Result<Status, CliError>
         env,
         hide: vec![ctx.home.keys_dir()],
         strict: !a.allow_unsandboxed,
+        // A test hook: debug builds only (the sandbox ignores it in release builds too).
+        simulate_missing: if cfg!(debug_assertions) {
+            std::env::var("RAMPART_SANDBOX_SIMULATE_MISSING")
+                .map(|v| v.split(',').map(str::to_owned).collect())
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        },
     };
     let mut parameters = parameters;
     if let (Value::Object(p), Some((_, path, text))) = (&mut parameters, &config) {

@@ -18,6 +18,7 @@ mod ml;
 mod pii;
 mod scan;
 mod sign;
+mod train;
 mod trust;
 
 use std::path::{Path, PathBuf};

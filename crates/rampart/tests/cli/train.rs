@@ -1,0 +1,791 @@
+//! `rampart train`: each escape a trainer might try fails and is reported; a clean trainer in
+//! the same sandbox produces a signed model whose provenance names the exact dataset.
+
+use std::io::Read as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::Scratch;
+
+/// The interpreter the trainers run under (Debian's, under /usr: a system path).
+const PYTHON: &str = "/usr/bin/python3";
+
+fn sha256_file(path: &Path) -> String {
+    let mut h = rampart_crypto::Sha256Hasher::new();
+    std::io::copy(&mut std::fs::File::open(path).unwrap(), &mut h).unwrap();
+    h.finish().to_hex()
+}
+
+/// A home with a data root holding `data/train.csv`, and a second root with another dataset
+/// the trainer must not see.
+fn setup() -> Scratch {
+    assert!(
+        Path::new(PYTHON).is_file(),
+        "{PYTHON} is needed by the sandbox tests (.ci/run installs python3)"
+    );
+    let s = Scratch::init();
+    std::fs::create_dir_all(s.path().join("data")).unwrap();
+    std::fs::create_dir_all(s.path().join("other")).unwrap();
+    let mut rng = rampart_ml::split::SplitMix64::new(7);
+    let mut text = String::from("id,x,y,label\n");
+    for i in 0..300 {
+        let c = if i % 2 == 0 { 0.0 } else { 3.0 };
+        text.push_str(&format!(
+            "r{i},{:.4},{:.4},{}\n",
+            c + rng.normal(),
+            c - rng.normal(),
+            i % 2
+        ));
+    }
+    std::fs::write(s.path().join("data/train.csv"), text).unwrap();
+    std::fs::write(
+        s.path().join("other/secret.csv"),
+        "name,ssn\nalice,078-05-1120\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(s.path().join("code")).unwrap();
+    s.rampart(&["data", "roots", "add", "data"])
+        .assert()
+        .success();
+    s.rampart(&["data", "roots", "add", "other"])
+        .assert()
+        .success();
+    s
+}
+
+/// Runs `rampart train` with a Python trainer; returns (code, stdout, stderr) and the
+/// run directory.
+fn train_with(s: &Scratch, name: &str, script: &str, extra: &[&str]) -> (i32, String, String) {
+    let path = s.path().join("code").join(format!("{name}.py"));
+    std::fs::write(&path, script).unwrap();
+    let out = format!("runs/{name}");
+    let script_arg = format!("code/{name}.py");
+    let mut args = vec!["train", "--data", "data/train.csv", "--output", &out];
+    if !extra.contains(&"--timeout") {
+        args.extend_from_slice(&["--timeout", "60"]);
+    }
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--exec", "--", PYTHON, &script_arg]);
+    s.run(&args)
+}
+
+/// The escape failed: exit 1, the run is reported failed, nothing was signed, and the marker
+/// the trainer prints on success is absent.
+fn assert_contained(s: &Scratch, name: &str, (code, out, err): &(i32, String, String)) {
+    assert_eq!(
+        *code, 1,
+        "{name}: expected exit 1\nstdout: {out}\nstderr: {err}"
+    );
+    assert!(out.contains("training FAILED"), "{name}: {out}");
+    assert!(
+        !err.contains("ESCAPED") && !out.contains("ESCAPED"),
+        "{name}: {err}"
+    );
+    let run = s.path().join("runs").join(name);
+    assert!(!run.join("model.sig").exists(), "{name}: signed anyway");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    assert_eq!(report["sandbox"]["landlock"], "fully enforced");
+    let log = std::fs::read_to_string(run.join("train.log")).unwrap();
+    assert!(!log.contains("ESCAPED"), "{name}: {log}");
+}
+
+/// The in-toto statement inside a signed bundle.
+fn statement(bundle: &Path) -> Value {
+    use base64::Engine as _;
+    let b: Value = serde_json::from_str(&std::fs::read_to_string(bundle).unwrap()).unwrap();
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(b["dsseEnvelope"]["payload"].as_str().unwrap())
+        .unwrap();
+    serde_json::from_slice(&payload).unwrap()
+}
+
+fn no_process_matches(marker: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(marker))
+        .collect()
+}
+
+#[test]
+fn a_tcp_connection_to_the_host_is_refused() {
+    let s = setup();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let r = train_with(
+        &s,
+        "tcp",
+        &format!(
+            "import socket\ns = socket.create_connection(('127.0.0.1', {port}), timeout=3)\ns.sendall(open(__import__('os').environ['RAMPART_DATA'], 'rb').read())\nprint('ESCAPED')\n"
+        ),
+        &[],
+    );
+    assert_contained(&s, "tcp", &r);
+    assert!(
+        r.1.contains("forbids"),
+        "the report names the rule: {}",
+        r.1
+    );
+    assert!(r.1.contains("SIGSYS"), "{}", r.1);
+    assert!(
+        listener.accept().is_err(),
+        "the listener received a connection"
+    );
+}
+
+#[test]
+fn a_host_name_cannot_be_resolved() {
+    let s = setup();
+    let r = train_with(
+        &s,
+        "dns",
+        "import socket\nprint(socket.getaddrinfo('pypi.org', 443))\nprint('ESCAPED')\n",
+        &[],
+    );
+    assert_contained(&s, "dns", &r);
+}
+
+#[test]
+fn the_signing_key_and_root_stay_out_of_reach() {
+    let s = setup();
+    let key = s.home().join("keys/signing.key.pem");
+    assert!(key.is_file());
+    let r = train_with(
+        &s,
+        "key",
+        &format!(
+            "print(open({:?}).read())\nprint('ESCAPED')\n",
+            key.display().to_string()
+        ),
+        &[],
+    );
+    assert_contained(&s, "key", &r);
+    assert!(!r.2.contains("PRIVATE KEY"), "{}", r.2);
+    let r = train_with(
+        &s,
+        "root",
+        "import os\nprint(os.listdir('/root'))\nprint('ESCAPED')\n",
+        &[],
+    );
+    assert_contained(&s, "root", &r);
+    assert!(r.2.contains("PermissionError"), "{}", r.2);
+}
+
+#[test]
+fn nothing_is_written_outside_the_output() {
+    let s = setup();
+    let target = s.path().join("escaped.txt");
+    let r = train_with(
+        &s,
+        "write",
+        &format!(
+            "open({:?}, 'w').write('x')\nprint('ESCAPED')\n",
+            target.display().to_string()
+        ),
+        &[],
+    );
+    assert_contained(&s, "write", &r);
+    assert!(!target.exists());
+    assert!(r.2.contains("PermissionError"), "{}", r.2);
+}
+
+#[test]
+fn another_dataset_stays_unreadable_even_inside_the_data_roots() {
+    let s = setup();
+    let other = s.path().join("other/secret.csv");
+    let r = train_with(
+        &s,
+        "other",
+        &format!(
+            "print(open({:?}).read())\nprint('ESCAPED')\n",
+            other.display().to_string()
+        ),
+        &[],
+    );
+    assert_contained(&s, "other", &r);
+    assert!(!r.2.contains("078-05-1120"));
+}
+
+#[test]
+fn ptrace_kills_the_trainer() {
+    let s = setup();
+    let r = train_with(
+        &s,
+        "ptrace",
+        "import ctypes, os\nlibc = ctypes.CDLL('libc.so.6', use_errno=True)\nrc = libc.ptrace(16, os.getppid(), 0, 0)\nprint('ESCAPED' if rc == 0 else 'ptrace failed: %d' % ctypes.get_errno())\nraise SystemExit(0 if rc == 0 else 3)\n",
+        &[],
+    );
+    assert_contained(&s, "ptrace", &r);
+    assert!(r.1.contains("forbids"), "{}", r.1);
+}
+
+#[test]
+fn a_fork_bomb_hits_the_process_limit() {
+    let s = setup();
+    std::fs::write(
+        s.home().join("rampart.toml"),
+        std::fs::read_to_string(s.home().join("rampart.toml")).unwrap()
+            + "\n[train]\nprocesses = 32\n",
+    )
+    .unwrap();
+    let marker = format!("forkbomb{}", std::process::id());
+    let started = Instant::now();
+    let r = train_with(
+        &s,
+        &marker,
+        "import os, time\nkids = 0\ntry:\n    while True:\n        if os.fork() == 0:\n            time.sleep(30)\n            os._exit(0)\n        kids += 1\nexcept OSError as e:\n    print('fork refused after', kids, 'children:', e)\n    raise SystemExit(4)\n",
+        &["--timeout", "20"],
+    );
+    assert_contained(&s, &marker, &r);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(r.2.contains("fork refused after"), "{}", r.2);
+    let n: u32 =
+        r.2.split("fork refused after ")
+            .nth(1)
+            .and_then(|t| t.split(' ').next())
+            .and_then(|t| t.parse().ok())
+            .unwrap();
+    assert!(n < 32, "{n} children");
+    if rampart_home::os_user() == "root" {
+        assert!(r.1.contains("process limit of 32 refused"), "{}", r.1);
+    }
+    // The children were killed with the sandbox.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(no_process_matches(&marker).is_empty());
+}
+
+#[test]
+fn memory_past_the_limit_is_refused() {
+    let s = setup();
+    let r = train_with(
+        &s,
+        "memory",
+        "b = bytearray(1 << 30)\nprint('ESCAPED', len(b))\n",
+        &["--memory", "256MiB"],
+    );
+    assert_contained(&s, "memory", &r);
+    assert!(r.2.contains("MemoryError"), "{}", r.2);
+}
+
+#[test]
+fn the_timeout_kills_the_trainer_and_its_children() {
+    let s = setup();
+    let marker = format!("{}.4343", std::process::id());
+    let started = Instant::now();
+    let r = train_with(
+        &s,
+        "timeout",
+        &format!(
+            "import subprocess, time\nsubprocess.Popen(['/bin/sleep', '{marker}'], start_new_session=True)\ntime.sleep(120)\nprint('ESCAPED')\n"
+        ),
+        &["--timeout", "2"],
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_contained(&s, "timeout", &r);
+    assert!(r.1.contains("wall-clock limit of 2 s"), "{}", r.1);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(no_process_matches(&marker).is_empty());
+}
+
+/// Writes a safetensors file by hand: one f32 tensor.
+const CLEAN_TRAINER: &str = r#"
+import json, os, struct, csv
+data = os.environ["RAMPART_DATA"]
+out = os.environ["RAMPART_OUTPUT"]
+rows = list(csv.DictReader(open(data)))
+mean = sum(float(r["x"]) for r in rows) / len(rows)
+header = json.dumps({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
+header += b" " * (-len(header) % 8)
+with open(os.path.join(out, "model.safetensors"), "wb") as f:
+    f.write(struct.pack("<Q", len(header)) + header + struct.pack("<f", mean))
+json.dump({"accuracy": 0.91, "rows": len(rows), "classes": ["0", "1"], "confusion_matrix": [[1, 2], [3, 4]]},
+          open(os.path.join(out, "metrics.json"), "w"))
+env = sorted(k for k in os.environ)
+print("env:", ",".join(env))
+print("tmp:", os.environ["TMPDIR"], os.access(os.environ["TMPDIR"], os.W_OK))
+"#;
+
+#[test]
+fn a_clean_trainer_produces_a_signed_model_whose_provenance_names_the_dataset() {
+    let s = setup();
+    let (code, out, err) = {
+        let mut cmd = s.rampart(&[]);
+        std::fs::write(s.path().join("code/clean.py"), CLEAN_TRAINER).unwrap();
+        cmd.args([
+            "--format",
+            "json",
+            "train",
+            "--data",
+            "data/train.csv",
+            "--output",
+            "runs/clean",
+            "--env",
+            "WANTED_VAR",
+            "--exec",
+            "--",
+            PYTHON,
+            "code/clean.py",
+        ])
+        .env("RAMPART_AGE_PASSPHRASE", "not-for-trainers")
+        .env("MY_SECRET_TOKEN", "hunter2")
+        .env("WANTED_VAR", "yes")
+        .env("UNLISTED_VAR", "no");
+        let o = cmd.output().unwrap();
+        (
+            o.status.code().unwrap(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    assert_eq!(code, 0, "{out}\n{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let run = s.path().join("runs/clean");
+    // The trainer saw the allowlisted variable and rampart's two, nothing else of ours.
+    let env_line = err.lines().find(|l| l.starts_with("env:")).unwrap();
+    assert!(env_line.contains("WANTED_VAR"), "{env_line}");
+    assert!(env_line.contains("RAMPART_DATA") && env_line.contains("RAMPART_OUTPUT"));
+    for banned in [
+        "RAMPART_AGE_PASSPHRASE",
+        "MY_SECRET_TOKEN",
+        "UNLISTED_VAR",
+        "RAMPART_HOME",
+    ] {
+        assert!(
+            !env_line
+                .split(',')
+                .any(|v| v == banned || v.ends_with(&format!(" {banned}"))),
+            "{banned} leaked: {env_line}"
+        );
+    }
+    assert!(
+        err.contains("True"),
+        "the scratch TMPDIR is writable: {err}"
+    );
+    let dataset = sha256_file(&s.path().join("data/train.csv"));
+    assert_eq!(report["dataset"]["sha256"], dataset);
+    let model_digest = sha256_file(&run.join("model/model.safetensors"));
+    assert_eq!(report["model"]["files"][0]["sha256"], model_digest);
+    assert_eq!(report["metrics"]["accuracy"], 0.91);
+    assert!(run.join("metrics.json").is_file() && !run.join("model/metrics.json").exists());
+    assert!(
+        std::fs::read_to_string(run.join("train.log"))
+            .unwrap()
+            .contains("env:")
+    );
+    // The signature verifies; the provenance verifies and ties the model to the dataset.
+    s.rampart(&[
+        "verify",
+        "runs/clean/model",
+        "--sig",
+        "runs/clean/model.sig",
+    ])
+    .assert()
+    .success();
+    let v = s.json(&[
+        "attest",
+        "verify",
+        "runs/clean/provenance.json",
+        "--subject",
+        "runs/clean/model/model.safetensors",
+    ]);
+    assert_eq!(v["verified"], true);
+    assert_eq!(v["subjects"][0]["sha256"], model_digest);
+    let dep = v["dependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "dataset")
+        .unwrap();
+    assert_eq!(dep["sha256"], dataset);
+    let code_dep = v["dependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "code:code/clean.py")
+        .unwrap();
+    assert_eq!(
+        code_dep["sha256"],
+        sha256_file(&s.path().join("code/clean.py"))
+    );
+    // Tampering with the model breaks the signature.
+    let mut bytes = std::fs::read(run.join("model/model.safetensors")).unwrap();
+    *bytes.last_mut().unwrap() ^= 1;
+    std::fs::write(run.join("model/model.safetensors"), bytes).unwrap();
+    s.rampart(&[
+        "verify",
+        "runs/clean/model",
+        "--sig",
+        "runs/clean/model.sig",
+    ])
+    .assert()
+    .code(1);
+    // The audit log records the run and the provenance, and still verifies.
+    let mut log = String::new();
+    std::fs::File::open(s.home().join("audit/audit.jsonl"))
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(log.contains("\"train.run\"") && log.contains("\"train.provenance\""));
+    assert!(!log.contains("hunter2"));
+    s.rampart(&["audit", "verify"]).assert().success();
+}
+
+#[test]
+fn the_built_in_trainer_runs_in_the_sandbox_from_flags_or_a_config() {
+    let s = setup();
+    let v = s.json(&[
+        "train",
+        "--data",
+        "data/train.csv",
+        "--label",
+        "label",
+        "--ignore",
+        "id",
+        "--model",
+        "random-forest",
+        "--trees",
+        "15",
+        "--max-depth",
+        "6",
+        "--output",
+        "runs/rf",
+    ]);
+    assert!(v["metrics"]["accuracy"].as_f64().unwrap() > 0.8, "{v}");
+    assert_eq!(v["metrics"]["rows_train"], 240);
+    assert_eq!(
+        v["trainer"]["hyperparameters"],
+        serde_json::json!(["--trees", "15", "--max-depth", "6"])
+    );
+    assert_eq!(v["sandbox"]["landlock"], "fully enforced");
+    let p = s.json(&["attest", "verify", "runs/rf/provenance.json"]);
+    assert_eq!(
+        p["dependencies"][0]["sha256"],
+        sha256_file(&s.path().join("data/train.csv"))
+    );
+    // What rampart train signs, model_signing verifies.
+    s.rampart(&["keys", "export-public", "-o", "home.pub.pem"])
+        .assert()
+        .success();
+    let (ok, out) = crate::interop::model_signing(
+        s.path(),
+        &[
+            "verify",
+            "key",
+            "runs/rf/model",
+            "--signature",
+            "runs/rf/model.sig",
+            "--public_key",
+            "home.pub.pem",
+        ],
+    );
+    assert!(ok && out.contains("Verification succeeded"), "{out}");
+    // The model it wrote is a rampart model: ml eval reads it.
+    let e = s.json(&[
+        "ml",
+        "eval",
+        "--model",
+        "runs/rf/model/model.safetensors",
+        "--data",
+        "data/train.csv",
+        "--label",
+        "label",
+    ]);
+    assert!(e["accuracy"].as_f64().unwrap() > 0.8);
+
+    std::fs::write(
+        s.path().join("train.toml"),
+        "[data]\ndataset = \"data/train.csv\"\nlabel = \"label\"\nignore = [\"id\"]\n\n[model]\nkind = \"logistic\"\nepochs = 3\nholdout = 0.25\n\n[limits]\ntimeout = 120\nmemory = \"2GiB\"\n\n[output]\ndir = \"runs/from-config\"\n",
+    )
+    .unwrap();
+    let v = s.json(&["train", "--config", "train.toml"]);
+    assert_eq!(v["trainer"]["model"], "logistic");
+    assert_eq!(v["trainer"]["holdout"], 0.25);
+    assert_eq!(v["trainer"]["limits"]["memory_bytes"], 2u64 << 30);
+    assert!(v["trainer"]["config"]["sha256"].is_string());
+    assert!(s.path().join("runs/from-config/provenance.json").is_file());
+
+    // A typo in [model] is a usage error before anything runs.
+    std::fs::write(
+        s.path().join("bad.toml"),
+        "[data]\ndataset = \"data/train.csv\"\nlabel = \"label\"\n[model]\nkind = \"random-forest\"\ntress = 5\n",
+    )
+    .unwrap();
+    let (code, _, err) = s.run(&["train", "--config", "bad.toml", "--output", "runs/bad"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("\"tress\""), "{err}");
+}
+
+#[test]
+fn only_clean_safetensors_or_onnx_leave_the_sandbox() {
+    let s = setup();
+    for (name, script, needle) in [
+        (
+            "pickle",
+            "import os, pickle\npickle.dump({'w': 1}, open(os.path.join(os.environ['RAMPART_OUTPUT'], 'model.pkl'), 'wb'))\n",
+            "only safetensors and ONNX",
+        ),
+        (
+            "disguised",
+            "import os, pickle\npickle.dump({'w': 1}, open(os.path.join(os.environ['RAMPART_OUTPUT'], 'model.safetensors'), 'wb'))\n",
+            "named .safetensors but its content is",
+        ),
+        (
+            "link",
+            "import os\nos.symlink('/etc/passwd', os.path.join(os.environ['RAMPART_OUTPUT'], 'model.safetensors'))\n",
+            "symbolic link",
+        ),
+        (
+            "metrics",
+            "import os\nopen(os.path.join(os.environ['RAMPART_OUTPUT'], 'metrics.json'), 'w').write('{\"a\": {\"b\": {\"c\": 1}}}')\n",
+            "nest one level",
+        ),
+        ("nothing", "print('no model')\n", "wrote no model"),
+    ] {
+        let (code, out, err) = train_with(&s, name, script, &[]);
+        assert_eq!(code, 1, "{name}: {out} {err}");
+        assert!(out.contains(needle), "{name}: {out}");
+        assert!(!s.path().join("runs").join(name).join("model.sig").exists());
+    }
+}
+
+#[test]
+fn bad_usage_is_exit_2_and_a_used_output_is_never_reused() {
+    let s = setup();
+    for (args, needle) in [
+        (
+            vec!["train", "--data", "data/train.csv"],
+            "say what to train",
+        ),
+        (
+            vec!["train", "--model", "logistic"],
+            "name the training data",
+        ),
+        (
+            vec!["train", "--data", "data/train.csv", "--model", "logistic"],
+            "needs --label",
+        ),
+        (
+            vec!["train", "--data", "/etc/passwd", "--exec", "--", PYTHON],
+            "data.roots",
+        ),
+        (
+            vec![
+                "train",
+                "--data",
+                "data/train.csv",
+                "--env",
+                "AWS_SECRET_ACCESS_KEY",
+                "--exec",
+                "--",
+                PYTHON,
+            ],
+            "may not be passed",
+        ),
+        (
+            vec![
+                "train",
+                "--data",
+                "data/train.csv",
+                "--memory",
+                "lots",
+                "--exec",
+                "--",
+                PYTHON,
+            ],
+            "not a size",
+        ),
+        (
+            vec![
+                "train",
+                "--data",
+                "data/train.csv",
+                "--exec",
+                "--",
+                "no-such-trainer",
+            ],
+            "no such program",
+        ),
+        (
+            vec!["train", "--data", "sha256:00", "--exec", "--", PYTHON],
+            "64 hex digits",
+        ),
+    ] {
+        let (code, _, err) = s.run(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    std::fs::create_dir_all(s.path().join("runs/used")).unwrap();
+    std::fs::write(s.path().join("runs/used/keep.txt"), "x").unwrap();
+    let (code, _, err) = s.run(&[
+        "train",
+        "--data",
+        "data/train.csv",
+        "--output",
+        "runs/used",
+        "--exec",
+        "--",
+        PYTHON,
+        "-c",
+        "pass",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not empty"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(s.path().join("runs/used/keep.txt")).unwrap(),
+        "x"
+    );
+}
+
+#[test]
+fn a_machine_without_a_protection_refuses_unless_allow_unsandboxed() {
+    let s = setup();
+    std::fs::write(s.path().join("code/clean.py"), CLEAN_TRAINER).unwrap();
+    let run = |out: &str, extra: &[&str]| {
+        let mut args = vec!["train", "--data", "data/train.csv", "--output", out];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--exec", "--", PYTHON, "code/clean.py"]);
+        let o = s
+            .rampart(&args)
+            .env("RAMPART_SANDBOX_SIMULATE_MISSING", "landlock")
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, _, err) = run("runs/strict", &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("(landlock)") && err.contains("--allow-unsandboxed"),
+        "{err}"
+    );
+    assert!(!s.path().join("runs/strict/model.sig").exists());
+    let (code, out, err) = run("runs/allowed", &["--allow-unsandboxed"]);
+    assert_eq!(code, 0, "{out} {err}");
+    s.rampart(&["attest", "verify", "runs/allowed/provenance.json"])
+        .assert()
+        .success();
+    let statement = statement(&s.path().join("runs/allowed/provenance.json"));
+    let sandbox = statement["predicate"]["runDetails"]["byproducts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "sandbox")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        sandbox["content"]["unsandboxed"][0]["step"], "landlock",
+        "{sandbox}"
+    );
+    let log = std::fs::read_to_string(s.home().join("audit/audit.jsonl")).unwrap();
+    assert!(log.contains("\"train.unsandboxed\""));
+    assert!(log.contains("\"denied\""), "the strict refusal is audited");
+}
+
+#[test]
+fn an_ingested_dataset_is_trained_on_by_digest_and_a_tampered_store_is_refused() {
+    let s = setup();
+    std::fs::write(
+        s.path().join("schema.toml"),
+        "version = 1\n[label]\ncolumn = \"label\"\nclasses = [\"0\", \"1\"]\n\
+         [[columns]]\nname = \"id\"\ntype = \"string\"\n\
+         [[columns]]\nname = \"x\"\ntype = \"float\"\n\
+         [[columns]]\nname = \"y\"\ntype = \"float\"\n\
+         [[columns]]\nname = \"label\"\ntype = \"int\"\n",
+    )
+    .unwrap();
+    let ingested = s.json(&[
+        "data",
+        "ingest",
+        "data/train.csv",
+        "--schema",
+        "schema.toml",
+        "--allow-unsigned",
+    ]);
+    let digest = ingested["dataset"].as_str().unwrap().to_owned();
+    std::fs::write(s.path().join("base.bin"), b"base weights").unwrap();
+    std::fs::write(
+        s.path().join("code/base.py"),
+        format!(
+            "{CLEAN_TRAINER}\nprint('base:', open(os.environ['RAMPART_BASE_MODEL'], 'rb').read())\n"
+        ),
+    )
+    .unwrap();
+    let v = s.json(&[
+        "train",
+        "--data",
+        &digest,
+        "--base-model",
+        "base.bin",
+        "--output",
+        "runs/by-digest",
+        "--exec",
+        "--",
+        PYTHON,
+        "code/base.py",
+    ]);
+    assert_eq!(
+        format!("sha256:{}", v["dataset"]["sha256"].as_str().unwrap()),
+        digest
+    );
+    let p = s.json(&["attest", "verify", "runs/by-digest/provenance.json"]);
+    let deps = p["dependencies"].as_array().unwrap();
+    let dataset = deps.iter().find(|d| d["name"] == "dataset").unwrap();
+    assert_eq!(
+        format!("sha256:{}", dataset["sha256"].as_str().unwrap()),
+        digest
+    );
+    assert_eq!(dataset["uri"], format!("rampart:dataset/{digest}"));
+    let base = deps.iter().find(|d| d["name"] == "base-model").unwrap();
+    assert_eq!(base["sha256"], sha256_file(&s.path().join("base.bin")));
+    let log = std::fs::read_to_string(s.path().join("runs/by-digest/train.log")).unwrap();
+    assert!(log.contains("base: b'base weights'"), "{log}");
+    // The plaintext copy the trainer read is gone once the run ends.
+    let tmp = s.home().join("tmp");
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "{tmp:?} not cleaned"
+    );
+
+    // Someone swaps the stored ciphertext for other (validly encrypted) rows.
+    let stored = s
+        .home()
+        .join("store/datasets")
+        .join(digest.trim_start_matches("sha256:"))
+        .join("data.csv.age");
+    std::fs::write(s.path().join("evil.csv"), "id,x,y,label\nr1,1,1,1\n").unwrap();
+    std::fs::remove_file(&stored).unwrap();
+    s.rampart(&["encrypt", "evil.csv", "-o", stored.to_str().unwrap()])
+        .assert()
+        .success();
+    let (code, out, err) = s.run(&[
+        "train",
+        "--data",
+        &digest,
+        "--output",
+        "runs/tampered",
+        "--exec",
+        "--",
+        PYTHON,
+        "code/base.py",
+    ]);
+    assert_eq!(code, 1, "{out} {err}");
+    assert!(err.contains("tampered"), "{err}");
+    assert!(!s.path().join("runs/tampered/model.sig").exists());
+}
