@@ -29,7 +29,11 @@ use landlock::{
 use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};
 use nix::sys::resource::{Resource, setrlimit};
-use nix::sys::signal::{Signal, kill};
+use std::os::fd::AsFd as _;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, Signal, kill};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
@@ -188,6 +192,13 @@ fn stage1_inner(spec: &Spec, status: &mut Status) -> Result<i32, i32> {
         }
     }
     let spec_json = serde_json::to_vec(spec).map_err(|_| SETUP_FAILED)?;
+    // Block SIGCHLD before the child exists, so its end cannot be missed.
+    let mut chld = SigSet::empty();
+    chld.add(Signal::SIGCHLD);
+    let sigchld = chld
+        .thread_block()
+        .and_then(|()| SignalFd::with_flags(&chld, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK))
+        .ok();
     let mut child = match Command::new("/proc/self/exe")
         .arg(STAGE2)
         .env_clear()
@@ -207,10 +218,10 @@ fn stage1_inner(spec: &Spec, status: &mut Status) -> Result<i32, i32> {
         let _ = stdin.write_all(&spec_json);
     }
     let pid = Pid::from_raw(i32::try_from(child.id()).map_err(|_| SETUP_FAILED)?);
-    // No threads here: a thread cannot be created once the PID namespace is unshared, so the
-    // limit is a poll whose interval grows from 1 ms to 20 ms (a quick program ends quickly).
+    // No threads here (none can be created once the PID namespace is unshared): SIGCHLD,
+    // blocked and read from a signalfd, wakes the wait as soon as stage 2 ends; the poll's
+    // timeout is the wall-clock limit. (`Command` resets the signal mask in its children.)
     let deadline = Instant::now() + Duration::from_millis(spec.limits.wall_ms);
-    let mut pause = Duration::from_millis(1);
     let mut timed_out = false;
     loop {
         // WNOWAIT: the pid stays ours (not reused) until `wait` below reaps it.
@@ -229,8 +240,17 @@ fn stage1_inner(spec: &Spec, status: &mut Status) -> Result<i32, i32> {
             let _ = kill(pid, Signal::SIGKILL);
             break;
         }
-        std::thread::sleep(pause.min(deadline - now));
-        pause = (pause * 2).min(Duration::from_millis(20));
+        let wait = (deadline - now).min(Duration::from_secs(1));
+        match &sigchld {
+            Some(fd) => {
+                let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+                let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
+                if matches!(poll(&mut fds, timeout), Ok(n) if n > 0) {
+                    let _ = fd.read_signal();
+                }
+            }
+            None => std::thread::sleep(wait.min(Duration::from_millis(5))),
+        }
     }
     let code = match child.wait() {
         Ok(s) => {
