@@ -93,6 +93,8 @@ pub enum Command {
     /// Train a model in the sandbox (no network, no secrets, reads only the dataset, writes
     /// only its output), then sign it and its SLSA provenance.
     Train(TrainRunArgs),
+    /// The model registry: register, promote through gates, approve, roll back, export.
+    Model(ModelArgs),
     /// The built-in trainer as it runs inside the sandbox (internal).
     #[command(name = "__train-builtin", hide = true)]
     TrainBuiltin(BuiltinTrainArgs),
@@ -877,4 +879,101 @@ pub struct BuiltinTrainArgs {
     pub metrics: PathBuf,
     #[command(flatten)]
     pub hyper: HyperArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    #[command(subcommand)]
+    pub command: ModelCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Store a signed model as the next version of NAME: its signature must verify with a
+    /// trusted key, every file must scan clean, its provenance must name its digests.
+    Register {
+        /// A `rampart train` run directory, a model directory (signature DIR/model.sig) or a
+        /// model file (signature FILE.sig).
+        path: PathBuf,
+        /// The model's name in the registry.
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// The OMS signature (default: found beside the model).
+        #[arg(long, value_name = "FILE")]
+        sig: Option<PathBuf>,
+        /// Signed provenance (default: provenance.json of a run directory).
+        #[arg(long, value_name = "FILE")]
+        provenance: Option<PathBuf>,
+        /// Metrics JSON (default: metrics.json of a run directory, or the provenance's).
+        #[arg(long, value_name = "FILE")]
+        metrics: Option<PathBuf>,
+    },
+    /// Move NAME@VERSION into staging or production if every gate in rampart.toml passes.
+    Promote {
+        /// NAME@VERSION (or NAME@staging).
+        reference: String,
+        /// The target stage.
+        #[arg(long, value_enum)]
+        to: TargetStage,
+    },
+    /// Sign an approval of NAME@VERSION with your own key (counted by the production gate).
+    Approve {
+        /// NAME@VERSION.
+        reference: String,
+        /// Your private key (PEM, 0600; default: the home's signing key).
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+        /// The stage approved for.
+        #[arg(long, value_enum, default_value_t = TargetStage::Production)]
+        stage: TargetStage,
+    },
+    /// Put the previous production version of NAME back into production.
+    Rollback {
+        /// The model name.
+        name: String,
+    },
+    /// Every model and the versions in staging and production.
+    List,
+    /// One version: digests, files, signer, metrics, lineage, stage, approvals.
+    Show {
+        /// NAME, NAME@VERSION, NAME@staging or NAME@production.
+        reference: String,
+    },
+    /// Write a version's files (each verified against its digest), its signature and its
+    /// provenance into a new directory: the way to load a model from the registry.
+    Checkout {
+        /// The version (NAME@production, NAME@3, …).
+        reference: String,
+        /// A new or empty directory.
+        #[arg(short, long, value_name = "DIR")]
+        output: PathBuf,
+    },
+    /// Every stage change of a model.
+    History {
+        /// The model name.
+        name: String,
+    },
+    /// Write a version as a signed archive, for moving it into another (air-gapped) home.
+    Export {
+        /// The version.
+        reference: String,
+        /// The archive to write.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
+    /// Read an exported archive: the exporting home's key must be trusted here; every blob,
+    /// the model's signature, scan and provenance are checked again.
+    Import {
+        /// The archive.
+        archive: PathBuf,
+        /// Store it under this name (default: the exported name).
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TargetStage {
+    Staging,
+    Production,
 }

@@ -71,6 +71,7 @@ fn run(cli: Cli) -> Result<Status, CliError> {
         Command::Rekey(args) => cmd::age::rekey(&ctx, &args),
         Command::Data(args) => cmd::data::run(&ctx, &args),
         Command::Ml(args) => cmd::ml::run(&ctx, &args),
+        Command::Model(args) => cmd::model::run(&ctx, &args),
         Command::Train(args) => cmd::train::run(&ctx, &args, cli.global.quiet),
         Command::TrainBuiltin(args) => cmd::ml::builtin(&args),
         Command::Completions(_) => Ok(Status::Ok),

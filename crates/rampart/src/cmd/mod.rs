@@ -11,6 +11,7 @@ pub mod ingest;
 pub mod init;
 pub mod keys;
 pub mod ml;
+pub mod model;
 pub mod pii;
 pub mod scan;
 pub mod sign;

@@ -793,13 +793,25 @@ fn an_ingested_dataset_is_trained_on_by_digest_and_a_tampered_store_is_refused()
 #[test]
 fn onnx_models_leave_the_sandbox_when_the_scanner_passes_them() {
     let s = setup();
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rampart-scan/tests/fixtures/corpus");
+    let corpus =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../rampart-scan/tests/fixtures/corpus");
     let copy = "import os, shutil, sys\nshutil.copy(sys.argv[1], os.path.join(os.environ['RAMPART_OUTPUT'], 'model.onnx'))\n";
     std::fs::write(s.path().join("code/copy.py"), copy).unwrap();
     let run = |name: &str, fixture: &str| {
         let f = corpus.join(fixture).canonicalize().unwrap();
         let out = format!("runs/{name}");
-        s.run(&["train", "--data", "data/train.csv", "--output", &out, "--exec", "--", PYTHON, "code/copy.py", f.to_str().unwrap()])
+        s.run(&[
+            "train",
+            "--data",
+            "data/train.csv",
+            "--output",
+            &out,
+            "--exec",
+            "--",
+            PYTHON,
+            "code/copy.py",
+            f.to_str().unwrap(),
+        ])
     };
     let (code, out, err) = run("onnx-ok", "onnx_benign.onnx");
     assert_eq!(code, 0, "{out} {err}");

@@ -1,0 +1,270 @@
+//! Content-addressed, write-once blob storage.
+//!
+//! [`BlobStore`] is what the registry needs from storage; [`FsBlobStore`] keeps blobs under
+//! `ROOT/sha256/<2 hex>/<64 hex>`, read-only (0444). A put streams into a temporary file in
+//! `ROOT/tmp` while hashing, syncs it and renames it into place; an existing digest is never
+//! rewritten (its content is re-checked instead). Every read re-hashes what it returns: a
+//! blob whose bytes no longer match its name is reported, never served.
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use rampart_crypto::{Digest, Sha256Hasher};
+
+/// Why a blob operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BlobError {
+    /// No blob with this digest.
+    #[error("blob sha256:{0} is not in the store")]
+    Missing(Digest),
+    /// The stored bytes do not hash to the blob's name.
+    #[error("blob sha256:{expected} is corrupted on disk (its content is sha256:{actual})")]
+    Corrupted {
+        /// The name.
+        expected: Digest,
+        /// What the bytes hash to.
+        actual: Digest,
+    },
+    /// Larger than the caller's limit.
+    #[error("blob sha256:{0} is larger than {1} bytes")]
+    TooLarge(Digest, u64),
+    /// An I/O error.
+    #[error("blob store {path}: {source}")]
+    Io {
+        /// Where.
+        path: PathBuf,
+        /// What.
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BlobError + '_ {
+    move |source| BlobError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Storage for immutable blobs named by their SHA-256.
+pub trait BlobStore: Send + Sync {
+    /// Stores the bytes `reader` yields; returns their digest. Storing bytes that are already
+    /// present changes nothing.
+    ///
+    /// # Errors
+    /// I/O errors, or an existing blob of that digest that is corrupted.
+    fn put(&self, reader: &mut dyn Read) -> Result<Digest, BlobError>;
+
+    /// Whether a blob is present (not whether it is intact).
+    fn contains(&self, digest: &Digest) -> bool;
+
+    /// Reads a whole blob (at most `limit` bytes), verified.
+    ///
+    /// # Errors
+    /// [`BlobError::Missing`], [`BlobError::Corrupted`], [`BlobError::TooLarge`], I/O.
+    fn read(&self, digest: &Digest, limit: u64) -> Result<Vec<u8>, BlobError>;
+
+    /// Copies a blob to a new file at `to`, verified; the file is removed if the content does
+    /// not match.
+    ///
+    /// # Errors
+    /// As [`BlobStore::read`].
+    fn copy_to(&self, digest: &Digest, to: &Path) -> Result<u64, BlobError>;
+
+    /// Re-hashes a blob.
+    ///
+    /// # Errors
+    /// As [`BlobStore::read`].
+    fn verify(&self, digest: &Digest) -> Result<u64, BlobError>;
+}
+
+/// Blobs on the local filesystem.
+#[derive(Debug, Clone)]
+pub struct FsBlobStore {
+    root: PathBuf,
+}
+
+impl FsBlobStore {
+    /// A store rooted at `root` (created on first put).
+    #[must_use]
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// Where a blob lives.
+    #[must_use]
+    pub fn path_of(&self, digest: &Digest) -> PathBuf {
+        let hex = digest.to_hex();
+        self.root
+            .join("sha256")
+            .join(hex.get(..2).unwrap_or("00"))
+            .join(hex)
+    }
+
+    fn open(&self, digest: &Digest) -> Result<(File, PathBuf), BlobError> {
+        let path = self.path_of(digest);
+        match File::open(&path) {
+            Ok(f) => Ok((f, path)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(BlobError::Missing(*digest)),
+            Err(e) => Err(io(&path)(e)),
+        }
+    }
+
+    /// Streams a blob through `sink`, hashing it; fails if it does not match.
+    fn stream(
+        &self,
+        digest: &Digest,
+        limit: u64,
+        sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<u64, BlobError> {
+        let (mut f, path) = self.open(digest)?;
+        let mut h = Sha256Hasher::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total = 0u64;
+        loop {
+            let n = f.read(&mut buf).map_err(io(&path))?;
+            let Some(chunk) = buf.get(..n).filter(|c| !c.is_empty()) else {
+                break;
+            };
+            total += n as u64;
+            if total > limit {
+                return Err(BlobError::TooLarge(*digest, limit));
+            }
+            h.update(chunk);
+            sink(chunk).map_err(io(&path))?;
+        }
+        let actual = h.finish();
+        if actual != *digest {
+            return Err(BlobError::Corrupted {
+                expected: *digest,
+                actual,
+            });
+        }
+        Ok(total)
+    }
+}
+
+impl BlobStore for FsBlobStore {
+    fn put(&self, reader: &mut dyn Read) -> Result<Digest, BlobError> {
+        let tmp_dir = self.root.join("tmp");
+        fs::create_dir_all(&tmp_dir).map_err(io(&tmp_dir))?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".blob-")
+            .tempfile_in(&tmp_dir)
+            .map_err(io(&tmp_dir))?;
+        let mut h = Sha256Hasher::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = reader.read(&mut buf).map_err(io(&tmp_dir))?;
+            let Some(chunk) = buf.get(..n).filter(|c| !c.is_empty()) else {
+                break;
+            };
+            h.update(chunk);
+            tmp.write_all(chunk).map_err(io(tmp.path()))?;
+        }
+        let digest = h.finish();
+        let to = self.path_of(&digest);
+        if to.exists() {
+            // Write-once: never replaced; but a damaged copy must not pass as stored.
+            self.verify(&digest)?;
+            return Ok(digest);
+        }
+        tmp.as_file().sync_all().map_err(io(tmp.path()))?;
+        let dir = to.parent().unwrap_or(&self.root).to_path_buf();
+        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o444))
+                .map_err(io(tmp.path()))?;
+        }
+        // `persist_noclobber`: a racing writer of the same bytes wins harmlessly.
+        match tmp.persist_noclobber(&to) {
+            Ok(_) => {}
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
+                self.verify(&digest)?;
+                return Ok(digest);
+            }
+            Err(e) => return Err(io(&to)(e.error)),
+        }
+        File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(&dir))?;
+        Ok(digest)
+    }
+
+    fn contains(&self, digest: &Digest) -> bool {
+        self.path_of(digest).is_file()
+    }
+
+    fn read(&self, digest: &Digest, limit: u64) -> Result<Vec<u8>, BlobError> {
+        let mut out = Vec::new();
+        self.stream(digest, limit, &mut |c| {
+            out.extend_from_slice(c);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    fn copy_to(&self, digest: &Digest, to: &Path) -> Result<u64, BlobError> {
+        let mut f = File::options()
+            .write(true)
+            .create_new(true)
+            .open(to)
+            .map_err(io(to))?;
+        match self.stream(digest, u64::MAX, &mut |c| f.write_all(c)) {
+            Ok(n) => {
+                f.sync_all().map_err(io(to))?;
+                Ok(n)
+            }
+            Err(e) => {
+                drop(f);
+                let _ = fs::remove_file(to);
+                Err(e)
+            }
+        }
+    }
+
+    fn verify(&self, digest: &Digest) -> Result<u64, BlobError> {
+        self.stream(digest, u64::MAX, &mut |_| Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BlobError, BlobStore as _, FsBlobStore};
+
+    #[test]
+    fn write_once_read_verified() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::new(dir.path());
+        let d = store.put(&mut &b"hello"[..]).unwrap();
+        assert_eq!(store.put(&mut &b"hello"[..]).unwrap(), d);
+        assert_eq!(store.read(&d, 100).unwrap(), b"hello");
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(store.path_of(&d)).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o444);
+        assert!(matches!(store.read(&d, 3), Err(BlobError::TooLarge(..))));
+        // Corrupt it behind the store's back: every read now refuses it.
+        let p = store.path_of(&d);
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+        std::fs::write(&p, b"jello").unwrap();
+        assert!(matches!(
+            store.read(&d, 100),
+            Err(BlobError::Corrupted { .. })
+        ));
+        assert!(matches!(
+            store.put(&mut &b"hello"[..]),
+            Err(BlobError::Corrupted { .. })
+        ));
+        let out = dir.path().join("copy");
+        assert!(store.copy_to(&d, &out).is_err());
+        assert!(!out.exists(), "a bad copy is removed");
+        let missing = rampart_crypto::Digest::from_hex(&"0".repeat(64)).unwrap();
+        assert!(matches!(
+            store.read(&missing, 1),
+            Err(BlobError::Missing(_))
+        ));
+    }
+}

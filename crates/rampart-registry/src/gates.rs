@@ -1,0 +1,271 @@
+//! Promotion gates, evaluated from the stored blobs (never from what the version row claims):
+//! signature, scan, provenance, lineage, metrics, approvals. Every gate is evaluated, so a
+//! refusal lists every failing condition at once.
+
+use std::collections::BTreeMap;
+
+use rampart_crypto::PublicKey;
+use rampart_crypto::oms;
+use rampart_crypto::provenance::verify_attestation;
+use rampart_scan::{ScanConfig, Severity};
+use serde::Serialize;
+
+use crate::candidate::{check_against_signature, scan_one};
+use crate::{LineageEntry, MAX_BUNDLE_BYTES, Registry, RegistryError, Stage, VersionInfo};
+
+/// What a stage requires (the policy's `[gates.<stage>]`).
+#[derive(Debug, Clone, Default)]
+pub struct Gates {
+    /// A valid signature by a trusted key over exactly the stored files.
+    pub require_signature: bool,
+    /// Every file scans clean.
+    pub require_scan_clean: bool,
+    /// Provenance that verifies and names every file.
+    pub require_provenance: bool,
+    /// The provenance's dataset is one this home ingested.
+    pub require_lineage: bool,
+    /// Minimum metric values.
+    pub min_metrics: BTreeMap<String, f64>,
+    /// Valid approvals from distinct trusted keys.
+    pub approvals: u32,
+    /// The registrant's key does not count as an approver.
+    pub two_person_rule: bool,
+}
+
+/// What the gates are checked with.
+pub struct GateContext<'a> {
+    /// Trusted keys (signatures, provenance, approvals).
+    pub keys: &'a [PublicKey],
+    /// Scanner settings.
+    pub scan: &'a ScanConfig,
+    /// Scanner threshold.
+    pub fail_on: Severity,
+    /// Whether a dataset named by the provenance is verified lineage.
+    pub lineage: &'a dyn Fn(&LineageEntry) -> Result<(), String>,
+}
+
+/// One gate's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// The gate (`signature`, `scan`, `provenance`, `lineage`, `metrics`, `approvals`).
+    pub gate: &'static str,
+    /// Passed.
+    pub ok: bool,
+    /// What was found.
+    pub detail: String,
+}
+
+fn check(gate: &'static str, r: Result<String, String>) -> Check {
+    match r {
+        Ok(detail) => Check {
+            gate,
+            ok: true,
+            detail,
+        },
+        Err(detail) => Check {
+            gate,
+            ok: false,
+            detail,
+        },
+    }
+}
+
+fn signature(reg: &Registry, v: &VersionInfo, keys: &[PublicKey]) -> Result<String, String> {
+    let bundle = reg
+        .blobs()
+        .read(&v.signature, MAX_BUNDLE_BYTES)
+        .map_err(|e| e.to_string())?;
+    let (signed, key) = oms::verify_bundle(&bundle, keys).map_err(|e| e.to_string())?;
+    if signed.subject_digest != v.root {
+        return Err(format!(
+            "the signature is over sha256:{}, not this version's root",
+            signed.subject_digest
+        ));
+    }
+    let expectations = oms::file_expectations(&signed).map_err(|e| e.to_string())?;
+    check_against_signature(reg.blobs(), &v.files, &expectations)?;
+    Ok(format!("signed by {key}; {} file(s) match", v.files.len()))
+}
+
+fn scan(
+    reg: &Registry,
+    v: &VersionInfo,
+    cfg: &ScanConfig,
+    fail_on: Severity,
+) -> Result<String, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mut problems = Vec::new();
+    for (i, f) in v.files.iter().enumerate() {
+        let path = dir.path().join(format!("{i}"));
+        match reg.blobs().copy_to(&f.sha256, &path) {
+            Err(e) => problems.push(format!("{}: {e}", f.name)),
+            Ok(_) => {
+                if let Err(e) = scan_one(&path, &f.name, cfg, fail_on) {
+                    problems.push(e);
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(format!(
+            "{} file(s) clean at {}",
+            v.files.len(),
+            fail_on.as_str()
+        ))
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+fn provenance(reg: &Registry, v: &VersionInfo, keys: &[PublicKey]) -> Result<String, String> {
+    let d = v
+        .provenance
+        .ok_or("no provenance was registered with this version")?;
+    let bytes = reg
+        .blobs()
+        .read(&d, MAX_BUNDLE_BYTES)
+        .map_err(|e| e.to_string())?;
+    let att = verify_attestation(&bytes, keys).map_err(|e| e.to_string())?;
+    let missing: Vec<&str> = v
+        .files
+        .iter()
+        .filter(|f| !att.covers(&f.sha256))
+        .map(|f| f.name.as_str())
+        .collect();
+    if missing.is_empty() {
+        Ok(format!("{} signed by {}", att.predicate_type, att.key))
+    } else {
+        Err(format!(
+            "the provenance does not name {}",
+            missing.join(", ")
+        ))
+    }
+}
+
+fn lineage(
+    v: &VersionInfo,
+    f: &dyn Fn(&LineageEntry) -> Result<(), String>,
+) -> Result<String, String> {
+    let datasets: Vec<&LineageEntry> = v
+        .lineage
+        .iter()
+        .filter(|l| {
+            l.name == "dataset"
+                || l.uri
+                    .as_deref()
+                    .is_some_and(|u| u.starts_with("rampart:dataset/"))
+        })
+        .collect();
+    if datasets.is_empty() {
+        return Err("the provenance names no dataset".into());
+    }
+    let mut problems = Vec::new();
+    for d in &datasets {
+        if let Err(e) = f(d) {
+            problems.push(format!("sha256:{}: {e}", d.sha256));
+        }
+    }
+    if problems.is_empty() {
+        Ok(format!(
+            "dataset {} verified",
+            datasets
+                .iter()
+                .map(|d| format!("sha256:{}", d.sha256))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+fn metrics(v: &VersionInfo, min: &BTreeMap<String, f64>) -> Result<String, String> {
+    let mut problems = Vec::new();
+    let mut seen = Vec::new();
+    for (name, want) in min {
+        match v
+            .metrics
+            .as_ref()
+            .and_then(|m| m.get(name))
+            .and_then(serde_json::Value::as_f64)
+        {
+            None => problems.push(format!("{name}: not reported (needs >= {want})")),
+            Some(got) if got < *want => problems.push(format!("{name} = {got} < {want}")),
+            Some(got) => seen.push(format!("{name} = {got} >= {want}")),
+        }
+    }
+    if problems.is_empty() {
+        Ok(seen.join(", "))
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+fn approvals(
+    reg: &Registry,
+    v: &VersionInfo,
+    stage: Stage,
+    need: u32,
+    two_person: bool,
+    keys: &[PublicKey],
+) -> Result<String, String> {
+    let records = reg.approvals(v).map_err(|e| e.to_string())?;
+    let mut valid = std::collections::BTreeSet::new();
+    let mut rejected = Vec::new();
+    for r in &records {
+        match crate::approval::verify(&r.bundle, v, stage.as_str(), keys) {
+            Ok(fp) if two_person && fp == v.registrant_key => {
+                rejected.push(format!(
+                    "{} registered this version (two-person rule)",
+                    r.approver
+                ));
+            }
+            Ok(fp) => {
+                valid.insert(fp);
+            }
+            Err(e) => rejected.push(format!("{}: {e}", r.approver)),
+        }
+    }
+    let n = u32::try_from(valid.len()).unwrap_or(u32::MAX);
+    let mut text = format!("{n} of {need} valid approval(s)");
+    if !rejected.is_empty() {
+        text.push_str(&format!(" (not counted: {})", rejected.join("; ")));
+    }
+    if n >= need { Ok(text) } else { Err(text) }
+}
+
+/// Evaluates every required gate for moving `v` into `stage`.
+///
+/// # Errors
+/// Only for database errors; failing gates are results.
+pub fn evaluate(
+    reg: &Registry,
+    v: &VersionInfo,
+    stage: Stage,
+    g: &Gates,
+    ctx: &GateContext<'_>,
+) -> Result<Vec<Check>, RegistryError> {
+    let mut out = Vec::new();
+    if g.require_signature {
+        out.push(check("signature", signature(reg, v, ctx.keys)));
+    }
+    if g.require_scan_clean {
+        out.push(check("scan", scan(reg, v, ctx.scan, ctx.fail_on)));
+    }
+    if g.require_provenance {
+        out.push(check("provenance", provenance(reg, v, ctx.keys)));
+    }
+    if g.require_lineage {
+        out.push(check("lineage", lineage(v, ctx.lineage)));
+    }
+    if !g.min_metrics.is_empty() {
+        out.push(check("metrics", metrics(v, &g.min_metrics)));
+    }
+    if g.approvals > 0 {
+        out.push(check(
+            "approvals",
+            approvals(reg, v, stage, g.approvals, g.two_person_rule, ctx.keys),
+        ));
+    }
+    Ok(out)
+}

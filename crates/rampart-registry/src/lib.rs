@@ -1,0 +1,863 @@
+//! The model registry: the only way to production.
+//!
+//! - Blobs ([`blob`]): every model file, signature bundle and provenance stored once by
+//!   SHA-256, read-only, re-verified on every read.
+//! - Metadata ([`db`]): SQLite in the home (`registry/registry.db`): models, versions
+//!   (numbered 1, 2, … per name), their stage (`none`, `staging`, `production`, `archived`),
+//!   every stage change, and signed approvals.
+//! - [`candidate::prepare`] checks what is registered (signature by a trusted key, scan,
+//!   provenance naming the digests); [`gates::evaluate`] re-checks everything from the stored
+//!   blobs before a promotion; [`Registry::set_stage`] and [`Registry::rollback`] change
+//!   stages in one serialised transaction; [`transfer`] exports and imports signed bundles.
+
+pub mod approval;
+pub mod blob;
+pub mod candidate;
+pub mod db;
+pub mod gates;
+pub mod transfer;
+
+use std::path::{Path, PathBuf};
+
+use rampart_crypto::Digest;
+use rusqlite::{OptionalExtension as _, params};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::blob::{BlobError, BlobStore, FsBlobStore};
+
+/// Why a registry operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// The database.
+    #[error("registry database: {0}")]
+    Db(String),
+    /// A blob.
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    /// No such model or version.
+    #[error("{0}")]
+    NotFound(String),
+    /// The reference does not parse.
+    #[error("{0:?} is not NAME, NAME@VERSION, NAME@staging or NAME@production")]
+    BadReference(String),
+    /// A stage change that the current state does not allow.
+    #[error("{0}")]
+    Conflict(String),
+    /// What is being registered or imported is refused.
+    #[error("{0}")]
+    Refused(String),
+    /// An I/O error.
+    #[error("{path}: {source}")]
+    Io {
+        /// Where.
+        path: PathBuf,
+        /// What.
+        source: std::io::Error,
+    },
+}
+
+impl From<rusqlite::Error> for RegistryError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Db(e.to_string())
+    }
+}
+
+/// A stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    /// Registered, not promoted.
+    None,
+    /// Staging.
+    Staging,
+    /// Production.
+    Production,
+    /// Retired from production (or staging).
+    Archived,
+}
+
+impl Stage {
+    /// Its name in the database and on the command line.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Staging => "staging",
+            Self::Production => "production",
+            Self::Archived => "archived",
+        }
+    }
+
+    /// Parses a name.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "none" => Self::None,
+            "staging" => Self::Staging,
+            "production" => Self::Production,
+            "archived" => Self::Archived,
+            _ => return None,
+        })
+    }
+}
+
+/// One file of a model version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Its model-relative name.
+    pub name: String,
+    /// SHA-256 (the blob's name).
+    pub sha256: Digest,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// An input named by the provenance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineageEntry {
+    /// Its name (`dataset`, `base-model`, …).
+    pub name: String,
+    /// SHA-256.
+    pub sha256: Digest,
+    /// Its URI, if given.
+    pub uri: Option<String>,
+}
+
+/// A stored version.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionInfo {
+    /// Database id.
+    #[serde(skip)]
+    pub id: i64,
+    /// Model name.
+    pub name: String,
+    /// Version number.
+    pub version: i64,
+    /// The OMS manifest's root digest: the model's identity.
+    pub root: Digest,
+    /// The files.
+    pub files: Vec<FileEntry>,
+    /// Blob of the OMS signature bundle.
+    pub signature: Digest,
+    /// Who signed it (key fingerprint).
+    pub signer: String,
+    /// Blob of the provenance bundle.
+    pub provenance: Option<Digest>,
+    /// The scan at registration.
+    pub scan: Value,
+    /// Metrics.
+    pub metrics: Option<Value>,
+    /// The input schema (features, classes, training statistics), for the gateway.
+    pub input_schema: Option<Value>,
+    /// What the provenance says the model was made from.
+    pub lineage: Vec<LineageEntry>,
+    /// Who registered it (OS user).
+    pub created_by: String,
+    /// The key of the home that registered it.
+    pub registrant_key: String,
+    /// When.
+    pub created_at: String,
+    /// Where it came from (a path, or `import:…`).
+    pub source: String,
+    /// Its stage now.
+    pub stage: Stage,
+}
+
+/// One stage change.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryEntry {
+    /// Version number.
+    pub version: i64,
+    /// Before.
+    pub from: Stage,
+    /// After.
+    pub to: Stage,
+    /// Who.
+    pub actor: String,
+    /// When.
+    pub at: String,
+    /// Why (`promote`, `demoted by v3`, `rollback`, `register`, `import`).
+    pub reason: String,
+}
+
+/// A stored approval.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApprovalRecord {
+    /// The approver's key fingerprint.
+    pub approver_key: String,
+    /// The approver's name (OS user) as they stated it.
+    pub approver: String,
+    /// The signed approval bundle (JSON).
+    #[serde(skip)]
+    pub bundle: String,
+    /// When it was recorded.
+    pub at: String,
+}
+
+/// The result of a stage change.
+#[derive(Debug, Clone, Serialize)]
+pub struct Transition {
+    /// The version that moved.
+    pub version: i64,
+    /// From.
+    pub from: Stage,
+    /// To.
+    pub to: Stage,
+    /// A version moved out of the target stage to make room (to `archived` or `none`).
+    pub displaced: Option<i64>,
+}
+
+/// A version as [`Registry::insert_version`] stores it.
+#[derive(Debug, Clone)]
+pub struct NewVersion {
+    /// The root digest.
+    pub root: Digest,
+    /// The files (their blobs already stored).
+    pub files: Vec<FileEntry>,
+    /// The signature blob.
+    pub signature: Digest,
+    /// Signer fingerprint.
+    pub signer: String,
+    /// The provenance blob.
+    pub provenance: Option<Digest>,
+    /// Scan summary.
+    pub scan: Value,
+    /// Metrics.
+    pub metrics: Option<Value>,
+    /// Input schema.
+    pub input_schema: Option<Value>,
+    /// Lineage.
+    pub lineage: Vec<LineageEntry>,
+    /// Who.
+    pub created_by: String,
+    /// The registering home's key.
+    pub registrant_key: String,
+    /// From where.
+    pub source: String,
+}
+
+/// RFC 3339 now.
+#[must_use]
+pub fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// A parsed `NAME[@VERSION|@staging|@production]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    /// The newest version.
+    Latest,
+    /// A number.
+    Number(i64),
+    /// Whatever holds that stage.
+    Stage(Stage),
+}
+
+/// Model names: 1–128 of letters, digits, `.`, `_`, `-`, starting with a letter or digit.
+#[must_use]
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// Parses a model reference.
+///
+/// # Errors
+/// [`RegistryError::BadReference`].
+pub fn parse_reference(text: &str) -> Result<(String, Selector), RegistryError> {
+    let bad = || RegistryError::BadReference(text.to_owned());
+    let (name, sel) = match text.split_once('@') {
+        None => (text, Selector::Latest),
+        Some((n, "staging")) => (n, Selector::Stage(Stage::Staging)),
+        Some((n, "production")) => (n, Selector::Stage(Stage::Production)),
+        Some((n, v)) => (
+            n,
+            Selector::Number(v.parse::<i64>().ok().filter(|v| *v > 0).ok_or_else(bad)?),
+        ),
+    };
+    if !valid_name(name) {
+        return Err(bad());
+    }
+    Ok((name.to_owned(), sel))
+}
+
+/// Largest signature, provenance or approval bundle read back.
+pub const MAX_BUNDLE_BYTES: u64 = 64 << 20;
+
+/// The registry in a directory (`HOME/registry`).
+pub struct Registry {
+    db: rusqlite::Connection,
+    blobs: Box<dyn BlobStore>,
+    dir: PathBuf,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").field("dir", &self.dir).finish()
+    }
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T, RegistryError> {
+    serde_json::from_str(text).map_err(|e| RegistryError::Db(format!("{what}: {e}")))
+}
+
+fn digest_col(text: &str) -> Result<Digest, RegistryError> {
+    Digest::from_hex(text).map_err(|e| RegistryError::Db(format!("digest {text:?}: {e}")))
+}
+
+const VERSION_COLUMNS: &str = "v.id, m.name, v.version, v.root, v.files, v.signature, v.signer, \
+    v.provenance, v.scan, v.metrics, v.input_schema, v.lineage, v.created_by, v.registrant_key, \
+    v.created_at, v.source, v.stage";
+
+type RawRow = (
+    i64,
+    String,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+);
+
+fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+        r.get(10)?,
+        r.get(11)?,
+        r.get(12)?,
+        r.get(13)?,
+        r.get(14)?,
+        r.get(15)?,
+        r.get(16)?,
+    ))
+}
+
+fn version_from(raw: RawRow) -> Result<VersionInfo, RegistryError> {
+    let (
+        id,
+        name,
+        version,
+        root,
+        files,
+        signature,
+        signer,
+        provenance,
+        scan,
+        metrics,
+        schema,
+        lineage,
+        created_by,
+        registrant_key,
+        created_at,
+        source,
+        stage,
+    ) = raw;
+    Ok(VersionInfo {
+        id,
+        name,
+        version,
+        root: digest_col(&root)?,
+        files: parse_json(&files, "files")?,
+        signature: digest_col(&signature)?,
+        signer,
+        provenance: provenance.as_deref().map(digest_col).transpose()?,
+        scan: parse_json(&scan, "scan")?,
+        metrics: metrics
+            .as_deref()
+            .map(|m| parse_json(m, "metrics"))
+            .transpose()?,
+        input_schema: schema
+            .as_deref()
+            .map(|m| parse_json(m, "input_schema"))
+            .transpose()?,
+        lineage: parse_json(&lineage, "lineage")?,
+        created_by,
+        registrant_key,
+        created_at,
+        source,
+        stage: Stage::parse(&stage).ok_or_else(|| RegistryError::Db(format!("stage {stage:?}")))?,
+    })
+}
+
+impl Registry {
+    /// Opens (creating) the registry in `dir`.
+    ///
+    /// # Errors
+    /// When the directory or the database cannot be opened or migrated.
+    pub fn open(dir: &Path) -> Result<Self, RegistryError> {
+        std::fs::create_dir_all(dir).map_err(|source| RegistryError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        }
+        let db = db::open(&dir.join("registry.db")).map_err(RegistryError::Db)?;
+        Ok(Self {
+            db,
+            blobs: Box::new(FsBlobStore::new(dir.join("blobs"))),
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The blob store.
+    #[must_use]
+    pub fn blobs(&self) -> &dyn BlobStore {
+        self.blobs.as_ref()
+    }
+
+    /// Stores a new version of `name` (creating the model) as the next number.
+    ///
+    /// # Errors
+    /// Database errors; [`RegistryError::Refused`] for a bad name.
+    pub fn insert_version(
+        &mut self,
+        name: &str,
+        v: &NewVersion,
+        actor: &str,
+        reason: &str,
+    ) -> Result<VersionInfo, RegistryError> {
+        if !valid_name(name) {
+            return Err(RegistryError::Refused(format!(
+                "{name:?} is not a model name (1-128 letters, digits, '.', '_', '-')"
+            )));
+        }
+        for f in &v.files {
+            if !self.blobs.contains(&f.sha256) {
+                return Err(RegistryError::Blob(BlobError::Missing(f.sha256)));
+            }
+        }
+        let at = now();
+        let json = |v: &dyn erased::Ser| v.to_json();
+        let tx = self
+            .db
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO models (name, created_at, created_by) VALUES (?1, ?2, ?3)",
+            params![name, at, actor],
+        )?;
+        let model_id: i64 = tx.query_row("SELECT id FROM models WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })?;
+        let next: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE model_id = ?1",
+            [model_id],
+            |r| r.get(0),
+        )?;
+        tx.execute(
+            "INSERT INTO versions (model_id, version, root, files, signature, signer, provenance, scan, metrics, input_schema, lineage, created_by, registrant_key, created_at, source)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            params![
+                model_id,
+                next,
+                v.root.to_hex(),
+                json(&v.files),
+                v.signature.to_hex(),
+                v.signer,
+                v.provenance.map(|d| d.to_hex()),
+                v.scan.to_string(),
+                v.metrics.as_ref().map(Value::to_string),
+                v.input_schema.as_ref().map(Value::to_string),
+                json(&v.lineage),
+                v.created_by,
+                v.registrant_key,
+                at,
+                v.source,
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.execute(
+            "INSERT INTO stage_history (version_id, from_stage, to_stage, actor, at, reason) VALUES (?1, 'none', 'none', ?2, ?3, ?4)",
+            params![id, actor, at, reason],
+        )?;
+        tx.commit()?;
+        self.resolve(&format!("{name}@{next}"))
+    }
+
+    /// Resolves `NAME`, `NAME@N`, `NAME@staging`, `NAME@production`.
+    ///
+    /// # Errors
+    /// [`RegistryError::BadReference`], [`RegistryError::NotFound`].
+    pub fn resolve(&self, reference: &str) -> Result<VersionInfo, RegistryError> {
+        let (name, sel) = parse_reference(reference)?;
+        let base = format!(
+            "SELECT {VERSION_COLUMNS} FROM versions v JOIN models m ON m.id = v.model_id WHERE m.name = ?1"
+        );
+        let row = match &sel {
+            Selector::Latest => self
+                .db
+                .query_row(
+                    &format!("{base} ORDER BY v.version DESC LIMIT 1"),
+                    [&name],
+                    raw_row,
+                )
+                .optional()?,
+            Selector::Number(n) => self
+                .db
+                .query_row(
+                    &format!("{base} AND v.version = ?2"),
+                    params![name, n],
+                    raw_row,
+                )
+                .optional()?,
+            Selector::Stage(s) => self
+                .db
+                .query_row(
+                    &format!("{base} AND v.stage = ?2"),
+                    params![name, s.as_str()],
+                    raw_row,
+                )
+                .optional()?,
+        };
+        match row {
+            Some(r) => version_from(r),
+            None => {
+                let known: bool = self.db.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM models WHERE name = ?1)",
+                    [&name],
+                    |r| r.get(0),
+                )?;
+                Err(RegistryError::NotFound(if known {
+                    match sel {
+                        Selector::Stage(s) => format!("{name} has no version in {}", s.as_str()),
+                        _ => format!("{reference}: no such version"),
+                    }
+                } else {
+                    format!("no model named {name} in the registry")
+                }))
+            }
+        }
+    }
+
+    /// Every version of a model, oldest first.
+    ///
+    /// # Errors
+    /// Database errors; [`RegistryError::NotFound`].
+    pub fn versions(&self, name: &str) -> Result<Vec<VersionInfo>, RegistryError> {
+        let mut st = self.db.prepare(&format!(
+            "SELECT {VERSION_COLUMNS} FROM versions v JOIN models m ON m.id = v.model_id WHERE m.name = ?1 ORDER BY v.version"
+        ))?;
+        let rows = st.query_map([name], raw_row)?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(version_from(r?)?);
+        }
+        if out.is_empty() {
+            return Err(RegistryError::NotFound(format!(
+                "no model named {name} in the registry"
+            )));
+        }
+        Ok(out)
+    }
+
+    /// Model names, sorted.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn names(&self) -> Result<Vec<String>, RegistryError> {
+        let mut st = self.db.prepare("SELECT name FROM models ORDER BY name")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        rows.collect::<Result<_, _>>().map_err(Into::into)
+    }
+
+    /// The stage history of a model, oldest first.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn history(&self, name: &str) -> Result<Vec<HistoryEntry>, RegistryError> {
+        let mut st = self.db.prepare(
+            "SELECT v.version, h.from_stage, h.to_stage, h.actor, h.at, h.reason
+             FROM stage_history h JOIN versions v ON v.id = h.version_id JOIN models m ON m.id = v.model_id
+             WHERE m.name = ?1 ORDER BY h.id",
+        )?;
+        let rows = st.query_map([name], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (version, from, to, actor, at, reason) = r?;
+            out.push(HistoryEntry {
+                version,
+                from: Stage::parse(&from).unwrap_or(Stage::None),
+                to: Stage::parse(&to).unwrap_or(Stage::None),
+                actor,
+                at,
+                reason,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The approvals recorded for a version.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn approvals(&self, v: &VersionInfo) -> Result<Vec<ApprovalRecord>, RegistryError> {
+        let mut st = self.db.prepare(
+            "SELECT approver_key, approver, bundle, at FROM approvals WHERE version_id = ?1 ORDER BY id",
+        )?;
+        let rows = st.query_map([v.id], |r| {
+            Ok(ApprovalRecord {
+                approver_key: r.get(0)?,
+                approver: r.get(1)?,
+                bundle: r.get(2)?,
+                at: r.get(3)?,
+            })
+        })?;
+        rows.collect::<Result<_, _>>().map_err(Into::into)
+    }
+
+    /// Records an approval (already verified by the caller).
+    ///
+    /// # Errors
+    /// [`RegistryError::Conflict`] when this key already approved this version.
+    pub fn add_approval(
+        &mut self,
+        v: &VersionInfo,
+        approver_key: &str,
+        approver: &str,
+        bundle: &str,
+    ) -> Result<(), RegistryError> {
+        let n = self.db.execute(
+            "INSERT OR IGNORE INTO approvals (version_id, approver_key, approver, bundle, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![v.id, approver_key, approver, bundle, now()],
+        )?;
+        if n == 0 {
+            return Err(RegistryError::Conflict(format!(
+                "{}@{} is already approved by key {approver_key}",
+                v.name, v.version
+            )));
+        }
+        Ok(())
+    }
+
+    /// Moves a version to `to`, in one serialised transaction. The version must currently be
+    /// in one of `from` (checked inside the transaction: of two racing promotions of the same
+    /// version, the second finds it already moved). The version holding `to` before is moved
+    /// to `archived` (production) or `none` (staging).
+    ///
+    /// # Errors
+    /// [`RegistryError::Conflict`] when the version is not in one of `from`.
+    pub fn set_stage(
+        &mut self,
+        v: &VersionInfo,
+        to: Stage,
+        from: &[Stage],
+        actor: &str,
+        reason: &str,
+    ) -> Result<Transition, RegistryError> {
+        let tx = self
+            .db
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let current: String =
+            tx.query_row("SELECT stage FROM versions WHERE id = ?1", [v.id], |r| {
+                r.get(0)
+            })?;
+        let current = Stage::parse(&current).unwrap_or(Stage::None);
+        if current == to {
+            return Err(RegistryError::Conflict(format!(
+                "{}@{} is already in {}",
+                v.name,
+                v.version,
+                to.as_str()
+            )));
+        }
+        if !from.contains(&current) {
+            return Err(RegistryError::Conflict(format!(
+                "{}@{} is in {}; it can enter {} only from {}",
+                v.name,
+                v.version,
+                current.as_str(),
+                to.as_str(),
+                from.iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            )));
+        }
+        let at = now();
+        let model_id: i64 =
+            tx.query_row("SELECT model_id FROM versions WHERE id = ?1", [v.id], |r| {
+                r.get(0)
+            })?;
+        let holder: Option<(i64, i64)> = tx
+            .query_row(
+                "SELECT id, version FROM versions WHERE model_id = ?1 AND stage = ?2",
+                params![model_id, to.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let mut displaced = None;
+        if let Some((hid, hver)) = holder {
+            let out = if to == Stage::Production {
+                Stage::Archived
+            } else {
+                Stage::None
+            };
+            tx.execute(
+                "UPDATE versions SET stage = ?1 WHERE id = ?2",
+                params![out.as_str(), hid],
+            )?;
+            tx.execute(
+                "INSERT INTO stage_history (version_id, from_stage, to_stage, actor, at, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![hid, to.as_str(), out.as_str(), actor, at, format!("displaced by v{}", v.version)],
+            )?;
+            displaced = Some(hver);
+        }
+        tx.execute(
+            "UPDATE versions SET stage = ?1 WHERE id = ?2",
+            params![to.as_str(), v.id],
+        )?;
+        tx.execute(
+            "INSERT INTO stage_history (version_id, from_stage, to_stage, actor, at, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![v.id, current.as_str(), to.as_str(), actor, at, reason],
+        )?;
+        tx.commit()?;
+        Ok(Transition {
+            version: v.version,
+            from: current,
+            to,
+            displaced,
+        })
+    }
+
+    /// The version that was in production before the current one: the last one displaced
+    /// from production that is still archived.
+    ///
+    /// # Errors
+    /// [`RegistryError::NotFound`] when there is none.
+    pub fn previous_production(&self, name: &str) -> Result<VersionInfo, RegistryError> {
+        let version: Option<i64> = self
+            .db
+            .query_row(
+                "SELECT v.version FROM stage_history h JOIN versions v ON v.id = h.version_id JOIN models m ON m.id = v.model_id
+                 WHERE m.name = ?1 AND h.from_stage = 'production' AND v.stage = 'archived'
+                 ORDER BY h.id DESC LIMIT 1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match version {
+            Some(v) => self.resolve(&format!("{name}@{v}")),
+            None => Err(RegistryError::NotFound(format!(
+                "{name} has no earlier production version to roll back to"
+            ))),
+        }
+    }
+
+    /// Puts the previous production version back, atomically: the current one is archived.
+    ///
+    /// # Errors
+    /// [`RegistryError::NotFound`] with no production or no earlier one.
+    pub fn rollback(&mut self, name: &str, actor: &str) -> Result<Transition, RegistryError> {
+        let current = self.resolve(&format!("{name}@production"))?;
+        let previous = self.previous_production(name)?;
+        let tx = self
+            .db
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let still: String = tx.query_row(
+            "SELECT stage FROM versions WHERE id = ?1",
+            [current.id],
+            |r| r.get(0),
+        )?;
+        if still != "production" {
+            return Err(RegistryError::Conflict(format!(
+                "{name}@{} left production while the rollback was prepared; try again",
+                current.version
+            )));
+        }
+        let at = now();
+        tx.execute(
+            "UPDATE versions SET stage = 'archived' WHERE id = ?1",
+            [current.id],
+        )?;
+        tx.execute(
+            "INSERT INTO stage_history (version_id, from_stage, to_stage, actor, at, reason) VALUES (?1, 'production', 'archived', ?2, ?3, ?4)",
+            params![current.id, actor, at, format!("rolled back to v{}", previous.version)],
+        )?;
+        tx.execute(
+            "UPDATE versions SET stage = 'production' WHERE id = ?1",
+            [previous.id],
+        )?;
+        tx.execute(
+            "INSERT INTO stage_history (version_id, from_stage, to_stage, actor, at, reason) VALUES (?1, 'archived', 'production', ?2, ?3, 'rollback')",
+            params![previous.id, actor, at],
+        )?;
+        tx.commit()?;
+        Ok(Transition {
+            version: previous.version,
+            from: Stage::Archived,
+            to: Stage::Production,
+            displaced: Some(current.version),
+        })
+    }
+
+    /// Writes a version's files into `dir` (which must exist and be empty), each verified
+    /// against its digest: the way to load a model.
+    ///
+    /// # Errors
+    /// A missing or corrupted blob (nothing usable is left in `dir` for that file).
+    pub fn materialise(&self, v: &VersionInfo, dir: &Path) -> Result<(), RegistryError> {
+        for f in &v.files {
+            let to = dir.join(&f.name);
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent).map_err(|source| RegistryError::Io {
+                    path: parent.to_path_buf(),
+                    source,
+                })?;
+            }
+            self.blobs.copy_to(&f.sha256, &to)?;
+        }
+        Ok(())
+    }
+}
+
+mod erased {
+    /// JSON text of a serialisable value (for the database's JSON columns).
+    pub trait Ser {
+        fn to_json(&self) -> String;
+    }
+    impl<T: serde::Serialize> Ser for T {
+        fn to_json(&self) -> String {
+            serde_json::to_string(self).unwrap_or_default()
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! Moving a version between homes (into an air-gapped one): a tar archive holding
+//!
+//! - `export.json`: a DSSE bundle, signed by the exporting home's key, whose payload is the
+//!   version's metadata (files, signature and provenance blobs, metrics, schema, lineage,
+//!   registrant, approvals);
+//! - `blobs/<sha256>`: every blob it names.
+//!
+//! Import trusts nothing in the archive until it is checked: the bundle must verify with a key
+//! the importing home trusts, every blob must hash to its name, and the model's own signature,
+//! scan and provenance are checked again as at registration.
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use rampart_crypto::dsse::{UnverifiedBundle, sign_bundle};
+use rampart_crypto::oms;
+use rampart_crypto::provenance::verify_attestation;
+use rampart_crypto::{Digest, PublicKey, SigningKey};
+use rampart_scan::{ScanConfig, Severity};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::candidate::{check_against_signature, scan_one};
+use crate::{
+    FileEntry, LineageEntry, MAX_BUNDLE_BYTES, NewVersion, Registry, RegistryError, VersionInfo,
+};
+
+/// The export format.
+pub const FORMAT: &str = "rampart-model-export/v1";
+const MANIFEST: &str = "export.json";
+
+/// An approval carried in an export.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CarriedApproval {
+    /// Fingerprint.
+    pub approver_key: String,
+    /// Name.
+    pub approver: String,
+    /// The signed bundle.
+    pub bundle: String,
+}
+
+/// The signed metadata of an export.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportManifest {
+    /// [`FORMAT`].
+    pub format: String,
+    /// Model name.
+    pub name: String,
+    /// Its version number in the exporting home.
+    pub version: i64,
+    /// Root digest.
+    pub root: Digest,
+    /// Files.
+    pub files: Vec<FileEntry>,
+    /// Signature blob.
+    pub signature: Digest,
+    /// Signer.
+    pub signer: String,
+    /// Provenance blob.
+    pub provenance: Option<Digest>,
+    /// Scan summary.
+    pub scan: Value,
+    /// Metrics.
+    pub metrics: Option<Value>,
+    /// Input schema.
+    pub input_schema: Option<Value>,
+    /// Lineage.
+    pub lineage: Vec<LineageEntry>,
+    /// Registrant.
+    pub created_by: String,
+    /// Registrant's key.
+    pub registrant_key: String,
+    /// Registration time.
+    pub created_at: String,
+    /// Approvals.
+    pub approvals: Vec<CarriedApproval>,
+    /// Export time.
+    pub exported_at: String,
+    /// Exported by.
+    pub exported_by: String,
+}
+
+fn refused(m: impl Into<String>) -> RegistryError {
+    RegistryError::Refused(m.into())
+}
+
+fn append(
+    t: &mut tar::Builder<impl Write>,
+    name: &str,
+    size: u64,
+    data: &mut dyn Read,
+) -> Result<(), RegistryError> {
+    let mut h = tar::Header::new_gnu();
+    h.set_size(size);
+    h.set_mode(0o444);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mtime(0);
+    t.append_data(&mut h, name, data)
+        .map_err(|source| RegistryError::Io {
+            path: name.into(),
+            source,
+        })
+}
+
+/// Writes `v` as a signed archive to `out`.
+///
+/// # Errors
+/// A missing or corrupted blob, I/O errors.
+pub fn export(
+    reg: &Registry,
+    v: &VersionInfo,
+    key: &SigningKey,
+    actor: &str,
+    out: &mut dyn Write,
+) -> Result<ExportManifest, RegistryError> {
+    let manifest = ExportManifest {
+        format: FORMAT.into(),
+        name: v.name.clone(),
+        version: v.version,
+        root: v.root,
+        files: v.files.clone(),
+        signature: v.signature,
+        signer: v.signer.clone(),
+        provenance: v.provenance,
+        scan: v.scan.clone(),
+        metrics: v.metrics.clone(),
+        input_schema: v.input_schema.clone(),
+        lineage: v.lineage.clone(),
+        created_by: v.created_by.clone(),
+        registrant_key: v.registrant_key.clone(),
+        created_at: v.created_at.clone(),
+        approvals: reg
+            .approvals(v)?
+            .into_iter()
+            .map(|a| CarriedApproval {
+                approver_key: a.approver_key,
+                approver: a.approver,
+                bundle: a.bundle,
+            })
+            .collect(),
+        exported_at: crate::now(),
+        exported_by: actor.to_owned(),
+    };
+    let payload = serde_json::to_vec(&manifest).map_err(|e| refused(e.to_string()))?;
+    let bundle = sign_bundle(key, &payload);
+    let mut t = tar::Builder::new(out);
+    append(
+        &mut t,
+        MANIFEST,
+        bundle.len() as u64,
+        &mut bundle.as_slice(),
+    )?;
+    let mut digests: Vec<Digest> = v.files.iter().map(|f| f.sha256).collect();
+    digests.push(v.signature);
+    digests.extend(v.provenance);
+    digests.sort();
+    digests.dedup();
+    for d in digests {
+        // Verified before it leaves: a corrupted blob is never exported.
+        let size = reg.blobs().verify(&d)?;
+        let tmp = tempfile::NamedTempFile::new().map_err(|source| RegistryError::Io {
+            path: "tmp".into(),
+            source,
+        })?;
+        let _ = std::fs::remove_file(tmp.path());
+        reg.blobs().copy_to(&d, tmp.path())?;
+        let mut f = std::fs::File::open(tmp.path()).map_err(|source| RegistryError::Io {
+            path: tmp.path().to_path_buf(),
+            source,
+        })?;
+        append(&mut t, &format!("blobs/{}", d.to_hex()), size, &mut f)?;
+    }
+    t.into_inner()
+        .and_then(std::io::Write::flush)
+        .map_err(|source| RegistryError::Io {
+            path: "export".into(),
+            source,
+        })?;
+    Ok(manifest)
+}
+
+/// Reads an archive into the registry as the next version of `name` (default: the exported
+/// name), after checking everything.
+///
+/// # Errors
+/// [`RegistryError::Refused`] naming what does not verify.
+#[allow(clippy::too_many_arguments)]
+pub fn import(
+    reg: &mut Registry,
+    archive: &Path,
+    name: Option<&str>,
+    keys: &[PublicKey],
+    scan: &ScanConfig,
+    fail_on: Severity,
+    actor: &str,
+) -> Result<(VersionInfo, ExportManifest, String), RegistryError> {
+    let file = std::fs::File::open(archive).map_err(|source| RegistryError::Io {
+        path: archive.to_path_buf(),
+        source,
+    })?;
+    let mut t = tar::Archive::new(std::io::BufReader::new(file));
+    let mut bundle = None;
+    let entries = t
+        .entries()
+        .map_err(|e| refused(format!("{}: not an export archive: {e}", archive.display())))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| refused(format!("{}: {e}", archive.display())))?;
+        if entry.header().entry_type() != tar::EntryType::Regular {
+            return Err(refused(format!(
+                "{}: only regular files belong in an export",
+                archive.display()
+            )));
+        }
+        let path = entry
+            .path()
+            .map_err(|e| refused(e.to_string()))?
+            .to_string_lossy()
+            .into_owned();
+        if path == MANIFEST {
+            let mut b = Vec::new();
+            (&mut entry)
+                .take(MAX_BUNDLE_BYTES + 1)
+                .read_to_end(&mut b)
+                .map_err(|e| refused(e.to_string()))?;
+            if b.len() as u64 > MAX_BUNDLE_BYTES {
+                return Err(refused("the export manifest is too large"));
+            }
+            bundle = Some(b);
+        } else if let Some(hex) = path.strip_prefix("blobs/") {
+            let named =
+                Digest::from_hex(hex).map_err(|_| refused(format!("{path}: not a blob name")))?;
+            let got = reg.blobs().put(&mut entry)?;
+            if got != named {
+                return Err(refused(format!(
+                    "{path}: its content is sha256:{got}: the archive was modified"
+                )));
+            }
+        } else {
+            return Err(refused(format!(
+                "{}: unexpected entry {path:?}",
+                archive.display()
+            )));
+        }
+    }
+    let bundle = bundle.ok_or_else(|| refused(format!("{}: no {MANIFEST}", archive.display())))?;
+    let verified = UnverifiedBundle::parse(&bundle)
+        .map_err(|e| refused(format!("{MANIFEST}: {e}")))?
+        .verify(keys)
+        .map_err(|e| {
+            refused(format!(
+                "{MANIFEST}: {e}: the exporting home's key is not trusted here (rampart trust add)"
+            ))
+        })?;
+    let m: ExportManifest = serde_json::from_slice(&verified.payload)
+        .map_err(|e| refused(format!("{MANIFEST}: {e}")))?;
+    if m.format != FORMAT {
+        return Err(refused(format!(
+            "{MANIFEST}: format {:?} is not {FORMAT}",
+            m.format
+        )));
+    }
+    let exporter = verified.key.fingerprint().to_string();
+    // The model itself, as at registration.
+    let sig = reg.blobs().read(&m.signature, MAX_BUNDLE_BYTES)?;
+    let (signed, signer) = oms::verify_bundle(&sig, keys)
+        .map_err(|e| refused(format!("the model's signature does not verify here: {e}")))?;
+    if signed.subject_digest != m.root {
+        return Err(refused("the model's signature is over another root digest"));
+    }
+    let expectations = oms::file_expectations(&signed).map_err(|e| refused(e.to_string()))?;
+    check_against_signature(reg.blobs(), &m.files, &expectations).map_err(refused)?;
+    let dir = tempfile::tempdir().map_err(|source| RegistryError::Io {
+        path: "tmp".into(),
+        source,
+    })?;
+    let mut scans = Vec::new();
+    for (i, f) in m.files.iter().enumerate() {
+        let p = dir.path().join(i.to_string());
+        reg.blobs().copy_to(&f.sha256, &p)?;
+        scans.push(scan_one(&p, &f.name, scan, fail_on).map_err(refused)?);
+    }
+    if let Some(p) = &m.provenance {
+        let bytes = reg.blobs().read(p, MAX_BUNDLE_BYTES)?;
+        let att = verify_attestation(&bytes, keys)
+            .map_err(|e| refused(format!("the provenance does not verify here: {e}")))?;
+        if let Some(f) = m.files.iter().find(|f| !att.covers(&f.sha256)) {
+            return Err(refused(format!("the provenance does not name {}", f.name)));
+        }
+    }
+    let target = name.unwrap_or(&m.name);
+    let v = reg.insert_version(
+        target,
+        &NewVersion {
+            root: m.root,
+            files: m.files.clone(),
+            signature: m.signature,
+            signer: signer.to_string(),
+            provenance: m.provenance,
+            scan: serde_json::json!({"fail_on": fail_on.as_str(), "files": scans}),
+            metrics: m.metrics.clone(),
+            input_schema: m.input_schema.clone(),
+            lineage: m.lineage.clone(),
+            created_by: m.created_by.clone(),
+            registrant_key: m.registrant_key.clone(),
+            source: format!("import:{}:{}@{}", archive.display(), m.name, m.version),
+        },
+        actor,
+        &format!("import of {}@{} exported by {exporter}", m.name, m.version),
+    )?;
+    for a in &m.approvals {
+        let _ = reg.add_approval(&v, &a.approver_key, &a.approver, &a.bundle);
+    }
+    Ok((v, m, exporter))
+}

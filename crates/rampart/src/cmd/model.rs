@@ -1,0 +1,711 @@
+//! `rampart model …`: the registry.
+
+use std::path::Path;
+
+use rampart_audit::Outcome;
+use rampart_crypto::SigningKey;
+use rampart_registry::candidate::{self, Sources};
+use rampart_registry::gates::{self, GateContext, Gates};
+use rampart_registry::{LineageEntry, Registry, RegistryError, Stage, VersionInfo, transfer};
+use rampart_scan::{ScanConfig, Severity};
+use serde_json::{Value, json};
+
+use crate::cli::{Format, ModelArgs, ModelCommand, TargetStage};
+use crate::context::Ctx;
+use crate::error::{CliError, Status};
+use crate::output;
+
+fn reg_err(e: RegistryError) -> CliError {
+    match e {
+        RegistryError::Refused(_) | RegistryError::Blob(_) | RegistryError::Conflict(_) => {
+            CliError::verification(anyhow::Error::new(e))
+        }
+        RegistryError::NotFound(_) | RegistryError::BadReference(_) => {
+            CliError::input(anyhow::Error::new(e))
+        }
+        other => CliError::internal(anyhow::Error::new(other)),
+    }
+}
+
+fn open(ctx: &Ctx) -> Result<Registry, CliError> {
+    ctx.home.require().map_err(|e| {
+        CliError::from(e).hint("the registry lives in a home: create one with `rampart init`")
+    })?;
+    Registry::open(&ctx.home.root().join("registry")).map_err(reg_err)
+}
+
+fn stage_of(t: TargetStage) -> Stage {
+    match t {
+        TargetStage::Staging => Stage::Staging,
+        TargetStage::Production => Stage::Production,
+    }
+}
+
+fn scan_settings(policy: &rampart_home::Policy) -> (ScanConfig, Severity) {
+    let mut cfg = ScanConfig::default();
+    cfg.allow.clone_from(&policy.scan.allow);
+    (
+        cfg,
+        Severity::parse(&policy.scan.fail_on).unwrap_or(Severity::Medium),
+    )
+}
+
+/// The input schema of a rampart model (features, classes, training statistics), if a file
+/// is one.
+fn input_schema(v_files: &[(String, std::path::PathBuf)]) -> Option<Value> {
+    for (_, path) in v_files {
+        let small = std::fs::metadata(path).is_ok_and(|m| m.len() <= 256 << 20);
+        if !small || path.extension().is_none_or(|e| e != "safetensors") {
+            continue;
+        }
+        let bytes = std::fs::read(path).ok()?;
+        if let Ok(m) = rampart_ml::Model::from_bytes(&bytes) {
+            return serde_json::to_value(&m.meta).ok();
+        }
+    }
+    None
+}
+
+fn model_files(src: &Sources) -> Vec<(String, std::path::PathBuf)> {
+    if src.model.is_file() {
+        return vec![(String::new(), src.model.clone())];
+    }
+    std::fs::read_dir(&src.model)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn registrant_key(ctx: &Ctx) -> Result<(SigningKey, String), CliError> {
+    let (key, _) = ctx.home.signing_key()?;
+    let fp = key.public_key().fingerprint().to_string();
+    Ok((key, fp))
+}
+
+fn version_json(v: &VersionInfo) -> Value {
+    serde_json::to_value(v).unwrap_or_default()
+}
+
+pub fn run(ctx: &Ctx, args: &ModelArgs) -> Result<Status, CliError> {
+    match &args.command {
+        ModelCommand::Register {
+            path,
+            name,
+            sig,
+            provenance,
+            metrics,
+        } => register(
+            ctx,
+            path,
+            name,
+            sig.as_deref(),
+            provenance.as_deref(),
+            metrics.as_deref(),
+        ),
+        ModelCommand::Promote { reference, to } => promote(ctx, reference, stage_of(*to)),
+        ModelCommand::Approve {
+            reference,
+            key,
+            stage,
+        } => approve(ctx, reference, key.as_deref(), stage_of(*stage)),
+        ModelCommand::Rollback { name } => rollback(ctx, name),
+        ModelCommand::List => list(ctx),
+        ModelCommand::Show { reference } => show(ctx, reference),
+        ModelCommand::History { name } => history(ctx, name),
+        ModelCommand::Checkout { reference, output } => checkout(ctx, reference, output),
+        ModelCommand::Export { reference, output } => export(ctx, reference, output),
+        ModelCommand::Import { archive, name } => import(ctx, archive, name.as_deref()),
+    }
+}
+
+fn register(
+    ctx: &Ctx,
+    path: &Path,
+    name: &str,
+    sig: Option<&Path>,
+    provenance: Option<&Path>,
+    metrics: Option<&Path>,
+) -> Result<Status, CliError> {
+    let mut reg = open(ctx)?;
+    let policy = ctx.home.load_policy()?;
+    let keys = crate::cmd::verify::verifier_keys(ctx, &[])?;
+    let (cfg, fail_on) = scan_settings(&policy);
+    let (_, registrant) = registrant_key(ctx)?;
+    let src = Sources::locate(path, sig, provenance, metrics);
+    let schema = input_schema(&model_files(&src));
+    let user = rampart_home::os_user();
+    let path_text = path.display().to_string();
+    let checked = match candidate::check_and_store(
+        reg.blobs(),
+        &src,
+        &keys,
+        &cfg,
+        fail_on,
+        &user,
+        &registrant,
+        schema,
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            ctx.audit_refusal(
+                ctx.event("model.register", Outcome::Denied)
+                    .subject_path(&path_text)
+                    .detail("name", name.to_owned())
+                    .detail("reason", e.to_string()),
+            );
+            return Err(reg_err(e));
+        }
+    };
+    let v = reg
+        .insert_version(name, &checked.version, &user, "register")
+        .map_err(reg_err)?;
+    ctx.audit(
+        ctx.event("model.register", Outcome::Ok)
+            .subject_path(format!("{}@{}", v.name, v.version))
+            .subject_digest(format!("sha256:{}", v.root))
+            .detail("source", path_text.clone())
+            .detail("signer", v.signer.clone())
+            .detail("files", v.files.len())
+            .detail("provenance", v.provenance.is_some()),
+    )?;
+    match ctx.format {
+        Format::Json | Format::Sarif => output::print_json(&version_json(&v))?,
+        Format::Human => output::print(&format!(
+            "registered {}@{} (root sha256:{})\n  files       {}\n  signed by   {}\n  provenance  {}\n  lineage     {}\n",
+            v.name,
+            v.version,
+            v.root,
+            v.files
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            v.signer,
+            if v.provenance.is_some() {
+                "verified, names every file"
+            } else {
+                "none"
+            },
+            if v.lineage.is_empty() {
+                "none".to_owned()
+            } else {
+                v.lineage
+                    .iter()
+                    .map(|l| format!("{} sha256:{}", l.name, l.sha256))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        ))?,
+    }
+    Ok(Status::Ok)
+}
+
+fn gates_for(policy: &rampart_home::Policy, stage: Stage) -> Gates {
+    let g = match stage {
+        Stage::Production => &policy.gates.production,
+        _ => &policy.gates.staging,
+    };
+    Gates {
+        require_signature: g.require_signature,
+        require_scan_clean: g.require_scan_clean,
+        require_provenance: g.require_provenance,
+        require_lineage: g.require_lineage,
+        min_metrics: g.min_metrics.clone(),
+        approvals: g.approvals,
+        two_person_rule: g.two_person_rule,
+    }
+}
+
+fn promote(ctx: &Ctx, reference: &str, to: Stage) -> Result<Status, CliError> {
+    let mut reg = open(ctx)?;
+    let policy = ctx.home.load_policy()?;
+    let keys = crate::cmd::verify::verifier_keys(ctx, &[])?;
+    let (cfg, fail_on) = scan_settings(&policy);
+    let v = reg.resolve(reference).map_err(reg_err)?;
+    let store = ctx.home.dataset_store();
+    let lineage = |l: &LineageEntry| -> Result<(), String> {
+        let dir = store.join(l.sha256.to_hex());
+        let stored = ["data.csv.age", "data.parquet.age"]
+            .iter()
+            .any(|f| dir.join(f).is_file());
+        if stored {
+            Ok(())
+        } else {
+            Err("not a dataset ingested into this home".into())
+        }
+    };
+    let checks = gates::evaluate(
+        &reg,
+        &v,
+        to,
+        &gates_for(&policy, to),
+        &GateContext {
+            keys: &keys,
+            scan: &cfg,
+            fail_on,
+            lineage: &lineage,
+        },
+    )
+    .map_err(reg_err)?;
+    let failed: Vec<&gates::Check> = checks.iter().filter(|c| !c.ok).collect();
+    let subject = format!("{}@{}", v.name, v.version);
+    if !failed.is_empty() {
+        let reason = failed
+            .iter()
+            .map(|c| format!("{}: {}", c.gate, c.detail))
+            .collect::<Vec<_>>()
+            .join("; ");
+        ctx.audit_refusal(
+            ctx.event("model.promote", Outcome::Denied)
+                .subject_path(&subject)
+                .subject_digest(format!("sha256:{}", v.root))
+                .detail("to", to.as_str())
+                .detail("failed", reason.clone()),
+        );
+        match ctx.format {
+            Format::Json | Format::Sarif => output::print_json(&json!({
+                "promoted": false, "model": v.name, "version": v.version, "to": to.as_str(), "gates": checks,
+            }))?,
+            Format::Human => {
+                let mut text = format!(
+                    "{subject} NOT promoted to {}: {} gate(s) failed\n",
+                    to.as_str(),
+                    failed.len()
+                );
+                for c in &checks {
+                    text.push_str(&format!(
+                        "  {} {:<10} {}\n",
+                        if c.ok { "ok  " } else { "FAIL" },
+                        c.gate,
+                        c.detail
+                    ));
+                }
+                output::print(&text)?;
+            }
+        }
+        return Ok(Status::Findings);
+    }
+    let from: &[Stage] = match to {
+        Stage::Production => &[Stage::Staging],
+        _ => &[Stage::None, Stage::Archived],
+    };
+    let user = rampart_home::os_user();
+    let t = match reg.set_stage(&v, to, from, &user, "promote") {
+        Ok(t) => t,
+        Err(e) => {
+            ctx.audit_refusal(
+                ctx.event("model.promote", Outcome::Denied)
+                    .subject_path(&subject)
+                    .detail("to", to.as_str())
+                    .detail("reason", e.to_string()),
+            );
+            return Err(reg_err(e));
+        }
+    };
+    let mut event = ctx
+        .event("model.promote", Outcome::Ok)
+        .subject_path(&subject)
+        .subject_digest(format!("sha256:{}", v.root))
+        .detail("from", t.from.as_str())
+        .detail("to", to.as_str())
+        .detail(
+            "gates",
+            checks.iter().map(|c| c.gate).collect::<Vec<_>>().join(","),
+        );
+    if let Some(d) = t.displaced {
+        event = event.detail("displaced", d);
+    }
+    ctx.audit(event)?;
+    match ctx.format {
+        Format::Json | Format::Sarif => output::print_json(&json!({
+            "promoted": true, "model": v.name, "version": v.version, "from": t.from, "to": to,
+            "displaced": t.displaced, "gates": checks,
+        }))?,
+        Format::Human => {
+            let mut text = format!("{subject} promoted {} → {}\n", t.from.as_str(), to.as_str());
+            for c in &checks {
+                text.push_str(&format!("  ok   {:<10} {}\n", c.gate, c.detail));
+            }
+            if let Some(d) = t.displaced {
+                text.push_str(&format!("  {}@{d} left {}\n", v.name, to.as_str()));
+            }
+            output::print(&text)?;
+        }
+    }
+    Ok(Status::Ok)
+}
+
+fn approve(
+    ctx: &Ctx,
+    reference: &str,
+    key: Option<&Path>,
+    stage: Stage,
+) -> Result<Status, CliError> {
+    let mut reg = open(ctx)?;
+    let policy = ctx.home.load_policy()?;
+    let keys = crate::cmd::verify::verifier_keys(ctx, &[])?;
+    let v = reg.resolve(reference).map_err(reg_err)?;
+    let signing = match key {
+        Some(p) => {
+            let text = rampart_home::secure_fs::read_private_file(p)?;
+            SigningKey::from_pem(&text).map_err(|e| {
+                CliError::input(
+                    anyhow::Error::new(e)
+                        .context(format!("cannot use {} as a signing key", p.display())),
+                )
+            })?
+        }
+        None => ctx.home.signing_key()?.0,
+    };
+    let fp = signing.public_key().fingerprint().to_string();
+    let subject = format!("{}@{}", v.name, v.version);
+    let gate = gates_for(&policy, stage);
+    let refuse = |reason: String| -> Result<Status, CliError> {
+        ctx.audit_refusal(
+            ctx.event("model.approve", Outcome::Denied)
+                .subject_path(&subject)
+                .detail("approver_key", fp.clone())
+                .detail("reason", reason.clone()),
+        );
+        Err(CliError::verification(anyhow::anyhow!(
+            "{subject}: approval refused: {reason}"
+        )))
+    };
+    if !keys.iter().any(|k| k.fingerprint().to_string() == fp) {
+        return refuse(format!(
+            "key {fp} is not trusted by this home (rampart trust add)"
+        ));
+    }
+    if gate.two_person_rule && fp == v.registrant_key {
+        return refuse(format!(
+            "key {fp} registered this version; the two-person rule needs someone else"
+        ));
+    }
+    let user = rampart_home::os_user();
+    let bundle = rampart_registry::approval::sign(&v, stage.as_str(), &user, &signing);
+    rampart_registry::approval::verify(&bundle, &v, stage.as_str(), &keys).map_err(|e| {
+        CliError::internal(anyhow::anyhow!("the new approval does not verify: {e}"))
+    })?;
+    if let Err(e) = reg.add_approval(&v, &fp, &user, &bundle) {
+        return refuse(e.to_string());
+    }
+    ctx.audit(
+        ctx.event("model.approve", Outcome::Ok)
+            .subject_path(&subject)
+            .subject_digest(format!("sha256:{}", v.root))
+            .detail("approver_key", fp.clone())
+            .detail("stage", stage.as_str()),
+    )?;
+    match ctx.format {
+        Format::Json | Format::Sarif => output::print_json(&json!({
+            "approved": true, "model": v.name, "version": v.version, "stage": stage, "approver_key": fp,
+        }))?,
+        Format::Human => output::print(&format!(
+            "approved {subject} for {} with key {fp}\n",
+            stage.as_str()
+        ))?,
+    }
+    Ok(Status::Ok)
+}
+
+fn rollback(ctx: &Ctx, name: &str) -> Result<Status, CliError> {
+    let mut reg = open(ctx)?;
+    let keys = crate::cmd::verify::verifier_keys(ctx, &[])?;
+    // The version coming back must still be intact and signed.
+    let previous = reg.previous_production(name).map_err(reg_err)?;
+    let ok = gates::evaluate(
+        &reg,
+        &previous,
+        Stage::Production,
+        &Gates {
+            require_signature: true,
+            ..Gates::default()
+        },
+        &GateContext {
+            keys: &keys,
+            scan: &ScanConfig::default(),
+            fail_on: Severity::Critical,
+            lineage: &|_| Ok(()),
+        },
+    )
+    .map_err(reg_err)?;
+    if let Some(bad) = ok.iter().find(|c| !c.ok) {
+        ctx.audit_refusal(
+            ctx.event("model.rollback", Outcome::Denied)
+                .subject_path(name)
+                .detail("reason", bad.detail.clone()),
+        );
+        return Err(CliError::verification(anyhow::anyhow!(
+            "{name}@{} cannot come back: {}",
+            previous.version,
+            bad.detail
+        )));
+    }
+    let user = rampart_home::os_user();
+    let t = reg.rollback(name, &user).map_err(reg_err)?;
+    ctx.audit(
+        ctx.event("model.rollback", Outcome::Ok)
+            .subject_path(format!("{name}@{}", t.version))
+            .subject_digest(format!("sha256:{}", previous.root))
+            .detail("from_version", t.displaced.unwrap_or_default()),
+    )?;
+    match ctx.format {
+        Format::Json | Format::Sarif => output::print_json(&json!({
+            "model": name, "production": t.version, "archived": t.displaced,
+        }))?,
+        Format::Human => output::print(&format!(
+            "{name}: production is {name}@{} again ({name}@{} archived)\n",
+            t.version,
+            t.displaced.unwrap_or_default()
+        ))?,
+    }
+    Ok(Status::Ok)
+}
+
+fn list(ctx: &Ctx) -> Result<Status, CliError> {
+    let reg = open(ctx)?;
+    let mut rows = Vec::new();
+    for name in reg.names().map_err(reg_err)? {
+        let versions = reg.versions(&name).map_err(reg_err)?;
+        let at = |s: Stage| versions.iter().find(|v| v.stage == s).map(|v| v.version);
+        rows.push(json!({
+            "name": name,
+            "versions": versions.len(),
+            "latest": versions.last().map(|v| v.version),
+            "staging": at(Stage::Staging),
+            "production": at(Stage::Production),
+        }));
+    }
+    match ctx.format {
+        Format::Json | Format::Sarif => output::print_json(&json!({"models": rows}))?,
+        Format::Human => {
+            let mut text = format!(
+                "{:<32} {:>8} {:>8} {:>10}\n",
+                "MODEL", "VERSIONS", "STAGING", "PRODUCTION"
+            );
+            for r in &rows {
+                let f = |k: &str| r[k].as_i64().map_or("-".to_owned(), |v| format!("v{v}"));
+                text.push_str(&format!(
+                    "{:<32} {:>8} {:>8} {:>10}\n",
+                    r["name"].as_str().unwrap_or_default(),
+                    r["versions"],
+                    f("staging"),
+                    f("production")
+                ));
+            }
+            output::print(&text)?;
+        }
+    }
+    Ok(Status::Ok)
+}
+
+fn show(ctx: &Ctx, reference: &str) -> Result<Status, CliError> {
+    let reg = open(ctx)?;
+    let v = reg.resolve(reference).map_err(reg_err)?;
+    let approvals = reg.approvals(&v).map_err(reg_err)?;
+    let mut j = version_json(&v);
+    if let Value::Object(o) = &mut j {
+        o.insert(
+            "approvals".into(),
+            serde_json::to_value(&approvals).unwrap_or_default(),
+        );
+    }
+    match ctx.format {
+        Format::Json | Format::Sarif => output::print_json(&j)?,
+        Format::Human => {
+            let mut text = format!(
+                "{}@{} [{}]\n  root        sha256:{}\n  signed by   {}\n  registered  {} by {} (key {})\n  source      {}\n",
+                v.name,
+                v.version,
+                v.stage.as_str(),
+                v.root,
+                v.signer,
+                v.created_at,
+                v.created_by,
+                v.registrant_key,
+                v.source
+            );
+            for f in &v.files {
+                text.push_str(&format!(
+                    "  file        {} ({}, sha256:{})\n",
+                    f.name,
+                    output::bytes(f.size),
+                    f.sha256
+                ));
+            }
+            for l in &v.lineage {
+                text.push_str(&format!("  lineage     {} sha256:{}\n", l.name, l.sha256));
+            }
+            if let Some(m) = &v.metrics {
+                text.push_str(&format!("  metrics     {m}\n"));
+            }
+            for a in &approvals {
+                text.push_str(&format!(
+                    "  approved    by {} (key {}) at {}\n",
+                    a.approver, a.approver_key, a.at
+                ));
+            }
+            output::print(&text)?;
+        }
+    }
+    Ok(Status::Ok)
+}
+
+fn history(ctx: &Ctx, name: &str) -> Result<Status, CliError> {
+    let reg = open(ctx)?;
+    reg.versions(name).map_err(reg_err)?;
+    let h = reg.history(name).map_err(reg_err)?;
+    match ctx.format {
+        Format::Json | Format::Sarif => output::print_json(&json!({"model": name, "history": h}))?,
+        Format::Human => {
+            let mut text = String::new();
+            for e in &h {
+                text.push_str(&format!(
+                    "{}  v{:<4} {:>10} → {:<10} {} ({})\n",
+                    e.at,
+                    e.version,
+                    e.from.as_str(),
+                    e.to.as_str(),
+                    e.actor,
+                    e.reason
+                ));
+            }
+            output::print(&text)?;
+        }
+    }
+    Ok(Status::Ok)
+}
+
+fn export(ctx: &Ctx, reference: &str, out: &Path) -> Result<Status, CliError> {
+    let reg = open(ctx)?;
+    let v = reg.resolve(reference).map_err(reg_err)?;
+    let (key, fp) = registrant_key(ctx)?;
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".rampart-export-")
+        .tempfile_in(dir)
+        .map_err(CliError::internal)?;
+    let subject = format!("{}@{}", v.name, v.version);
+    if let Err(e) = transfer::export(&reg, &v, &key, &rampart_home::os_user(), tmp.as_file_mut()) {
+        ctx.audit_refusal(
+            ctx.event("model.export", Outcome::Failed)
+                .subject_path(&subject)
+                .detail("reason", e.to_string()),
+        );
+        return Err(reg_err(e));
+    }
+    tmp.as_file().sync_all().map_err(CliError::internal)?;
+    tmp.persist(out).map_err(|e| CliError::internal(e.error))?;
+    ctx.audit(
+        ctx.event("model.export", Outcome::Ok)
+            .subject_path(&subject)
+            .subject_digest(format!("sha256:{}", v.root))
+            .detail("archive", out.display().to_string())
+            .detail("key", fp.clone()),
+    )?;
+    match ctx.format {
+        Format::Json | Format::Sarif => {
+            output::print_json(&json!({"exported": subject, "archive": out, "key": fp}))?;
+        }
+        Format::Human => output::print(&format!(
+            "exported {subject} to {} (signed by {fp}; the importing home must trust this key)\n",
+            out.display()
+        ))?,
+    }
+    Ok(Status::Ok)
+}
+
+fn import(ctx: &Ctx, archive: &Path, name: Option<&str>) -> Result<Status, CliError> {
+    let mut reg = open(ctx)?;
+    let policy = ctx.home.load_policy()?;
+    let keys = crate::cmd::verify::verifier_keys(ctx, &[])?;
+    let (cfg, fail_on) = scan_settings(&policy);
+    let user = rampart_home::os_user();
+    let (v, m, exporter) =
+        match transfer::import(&mut reg, archive, name, &keys, &cfg, fail_on, &user) {
+            Ok(x) => x,
+            Err(e) => {
+                ctx.audit_refusal(
+                    ctx.event("model.import", Outcome::Denied)
+                        .subject_path(archive.display().to_string())
+                        .detail("reason", e.to_string()),
+                );
+                return Err(reg_err(e));
+            }
+        };
+    ctx.audit(
+        ctx.event("model.import", Outcome::Ok)
+            .subject_path(format!("{}@{}", v.name, v.version))
+            .subject_digest(format!("sha256:{}", v.root))
+            .detail("archive", archive.display().to_string())
+            .detail("exported_as", format!("{}@{}", m.name, m.version))
+            .detail("exporter", exporter.clone()),
+    )?;
+    match ctx.format {
+        Format::Json | Format::Sarif => output::print_json(&version_json(&v))?,
+        Format::Human => output::print(&format!(
+            "imported {}@{} as {}@{} (root sha256:{}; exported by {exporter}; signature, blobs, scan and provenance verified)\n",
+            m.name, m.version, v.name, v.version, v.root
+        ))?,
+    }
+    Ok(Status::Ok)
+}
+
+fn checkout(ctx: &Ctx, reference: &str, out: &Path) -> Result<Status, CliError> {
+    let reg = open(ctx)?;
+    let v = reg.resolve(reference).map_err(reg_err)?;
+    let subject = format!("{}@{}", v.name, v.version);
+    if out.exists() && std::fs::read_dir(out).map_or(true, |mut d| d.next().is_some()) {
+        return Err(CliError::input(anyhow::anyhow!(
+            "{} exists and is not an empty directory",
+            out.display()
+        )));
+    }
+    let model = out.join("model");
+    std::fs::create_dir_all(&model).map_err(CliError::internal)?;
+    let result = reg.materialise(&v, &model).and_then(|()| {
+        reg.blobs()
+            .copy_to(&v.signature, &out.join("model.sig"))
+            .map_err(RegistryError::from)?;
+        if let Some(p) = &v.provenance {
+            reg.blobs()
+                .copy_to(p, &out.join("provenance.json"))
+                .map_err(RegistryError::from)?;
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        // Nothing half-written is left to be mistaken for the model.
+        let _ = std::fs::remove_dir_all(&model);
+        ctx.audit_refusal(
+            ctx.event("model.checkout", Outcome::Failed)
+                .subject_path(&subject)
+                .subject_digest(format!("sha256:{}", v.root))
+                .detail("reason", e.to_string()),
+        );
+        return Err(reg_err(e).hint("the registry's copy is damaged; restore it from an export"));
+    }
+    ctx.audit(
+        ctx.event("model.checkout", Outcome::Ok)
+            .subject_path(&subject)
+            .subject_digest(format!("sha256:{}", v.root))
+            .detail("to", out.display().to_string()),
+    )?;
+    match ctx.format {
+        Format::Json | Format::Sarif => {
+            output::print_json(&json!({"model": v.name, "version": v.version, "dir": out}))?;
+        }
+        Format::Human => output::print(&format!(
+            "{subject} → {} ({} file(s) verified)\n",
+            out.display(),
+            v.files.len()
+        ))?,
+    }
+    Ok(Status::Ok)
+}
