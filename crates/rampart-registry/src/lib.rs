@@ -5,7 +5,7 @@
 //! - Metadata ([`db`]): SQLite in the home (`registry/registry.db`): models, versions
 //!   (numbered 1, 2, … per name), their stage (`none`, `staging`, `production`, `archived`),
 //!   every stage change, and signed approvals.
-//! - [`candidate::prepare`] checks what is registered (signature by a trusted key, scan,
+//! - [`candidate::check_and_store`] checks what is registered (signature by a trusted key, scan,
 //!   provenance naming the digests); [`gates::evaluate`] re-checks everything from the stored
 //!   blobs before a promotion; [`Registry::set_stage`] and [`Registry::rollback`] change
 //!   stages in one serialised transaction; [`transfer`] exports and imports signed bundles.
@@ -645,7 +645,9 @@ impl Registry {
         rows.collect::<Result<_, _>>().map_err(Into::into)
     }
 
-    /// Records an approval (already verified by the caller).
+    /// Records an approval (already verified by the caller). With `replace`, a row already
+    /// recorded under this key is overwritten (the caller found that it does not verify: a
+    /// forged row must not block the real approver).
     ///
     /// # Errors
     /// [`RegistryError::Conflict`] when this key already approved this version.
@@ -655,11 +657,17 @@ impl Registry {
         approver_key: &str,
         approver: &str,
         bundle: &str,
+        replace: bool,
     ) -> Result<(), RegistryError> {
-        let n = self.db.execute(
-            "INSERT OR IGNORE INTO approvals (version_id, approver_key, approver, bundle, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![v.id, approver_key, approver, bundle, now()],
-        )?;
+        let sql = if replace {
+            "INSERT INTO approvals (version_id, approver_key, approver, bundle, at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (version_id, approver_key) DO UPDATE SET approver = excluded.approver, bundle = excluded.bundle, at = excluded.at"
+        } else {
+            "INSERT OR IGNORE INTO approvals (version_id, approver_key, approver, bundle, at) VALUES (?1, ?2, ?3, ?4, ?5)"
+        };
+        let n = self
+            .db
+            .execute(sql, params![v.id, approver_key, approver, bundle, now()])?;
         if n == 0 {
             return Err(RegistryError::Conflict(format!(
                 "{}@{} is already approved by key {approver_key}",

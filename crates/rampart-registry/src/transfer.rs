@@ -310,7 +310,7 @@ pub fn import(
         &format!("import of {}@{} exported by {exporter}", m.name, m.version),
     )?;
     for a in &m.approvals {
-        let _ = reg.add_approval(&v, &a.approver_key, &a.approver, &a.bundle);
+        let _ = reg.add_approval(&v, &a.approver_key, &a.approver, &a.bundle, false);
     }
     Ok((v, m, exporter))
 }

@@ -389,7 +389,17 @@ fn approve(
     rampart_registry::approval::verify(&bundle, &v, stage.as_str(), &keys).map_err(|e| {
         CliError::internal(anyhow::anyhow!("the new approval does not verify: {e}"))
     })?;
-    if let Err(e) = reg.add_approval(&v, &fp, &user, &bundle) {
+    // A row under this key that does not verify (forged, or for another model) is replaced;
+    // a valid one means this key already approved.
+    let existing = reg.approvals(&v).map_err(reg_err)?;
+    let mut replace = false;
+    if let Some(r) = existing.iter().find(|r| r.approver_key == fp) {
+        if rampart_registry::approval::verify(&r.bundle, &v, stage.as_str(), &keys).is_ok() {
+            return refuse(format!("key {fp} already approved this version"));
+        }
+        replace = true;
+    }
+    if let Err(e) = reg.add_approval(&v, &fp, &user, &bundle, replace) {
         return refuse(e.to_string());
     }
     ctx.audit(

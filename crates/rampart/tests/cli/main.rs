@@ -15,6 +15,7 @@ mod home;
 mod ingest;
 mod interop;
 mod ml;
+mod model;
 mod pii;
 mod scan;
 mod sign;
