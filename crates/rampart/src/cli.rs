@@ -95,6 +95,11 @@ pub enum Command {
     Train(TrainRunArgs),
     /// The model registry: register, promote through gates, approve, roll back, export.
     Model(ModelArgs),
+    /// Serve registry models over HTTP (Open Inference Protocol / KServe V2), authenticated,
+    /// rate-limited and validated.
+    Serve(ServeArgs),
+    /// API keys for `rampart serve`: create (shown once), list, revoke.
+    Apikey(ApikeyArgs),
     /// The built-in trainer as it runs inside the sandbox (internal).
     #[command(name = "__train-builtin", hide = true)]
     TrainBuiltin(BuiltinTrainArgs),
@@ -976,4 +981,77 @@ pub enum ModelCommand {
 pub enum TargetStage {
     Staging,
     Production,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// A model to serve (NAME, meaning NAME@production, or any registry reference);
+    /// repeatable. Default: every model with a production version.
+    #[arg(long = "model", value_name = "REF")]
+    pub models: Vec<String>,
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    /// Allow plain HTTP on a non-loopback address (TLS is not built yet; audited).
+    #[arg(long)]
+    pub insecure_http: bool,
+    /// Largest request body in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    pub max_body: usize,
+    /// Most rows per request.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_batch: usize,
+    /// Accept values this fraction of the training range beyond it.
+    #[arg(long, value_name = "F", default_value_t = 0.1)]
+    pub range_margin: f64,
+    /// Requests per second per client address.
+    #[arg(long, value_name = "R", default_value_t = 200)]
+    pub ip_rate: u32,
+    /// Burst per client address.
+    #[arg(long, value_name = "B", default_value_t = 400)]
+    pub ip_burst: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct ApikeyArgs {
+    #[command(subcommand)]
+    pub command: ApikeyCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApikeyCommand {
+    /// Create a key; its token is printed once and stored only as a hash.
+    Create {
+        /// What it may do.
+        #[arg(long, value_enum, default_value_t = KeyRole::Predict)]
+        role: KeyRole,
+        /// Limit it to one model.
+        #[arg(long, value_name = "NAME")]
+        model: Option<String>,
+        /// Requests per second.
+        #[arg(long, value_name = "R", default_value_t = 50)]
+        rate: u32,
+        /// Burst.
+        #[arg(long, value_name = "B", default_value_t = 100)]
+        burst: u32,
+        /// Expiry: a number of days, or an RFC 3339 time.
+        #[arg(long, value_name = "WHEN")]
+        expires: Option<String>,
+        /// A label for people.
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        label: String,
+    },
+    /// The keys (never their secrets).
+    List,
+    /// Revoke a key by id.
+    Revoke {
+        /// The key id (the hex part after `rk_`).
+        id: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyRole {
+    Predict,
+    Admin,
 }

@@ -72,6 +72,8 @@ fn run(cli: Cli) -> Result<Status, CliError> {
         Command::Data(args) => cmd::data::run(&ctx, &args),
         Command::Ml(args) => cmd::ml::run(&ctx, &args),
         Command::Model(args) => cmd::model::run(&ctx, &args),
+        Command::Serve(args) => cmd::serve::run(&ctx, &args),
+        Command::Apikey(args) => cmd::serve::apikey(&ctx, &args),
         Command::Train(args) => cmd::train::run(&ctx, &args, cli.global.quiet),
         Command::TrainBuiltin(args) => cmd::ml::builtin(&args),
         Command::Completions(_) => Ok(Status::Ok),

@@ -14,6 +14,7 @@ pub mod ml;
 pub mod model;
 pub mod pii;
 pub mod scan;
+pub mod serve;
 pub mod sign;
 pub mod train;
 pub mod trust;

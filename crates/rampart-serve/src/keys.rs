@@ -1,0 +1,335 @@
+//! API keys: `rk_<id>_<secret>`, shown once. The store (`HOME/serve/apikeys.db`, SQLite) keeps
+//! the id, the SHA-256 of the secret, the role, an optional model, rate limits, expiry and
+//! revocation — never the secret. Authentication looks the id up and compares the hash in
+//! constant time.
+
+use std::path::Path;
+
+use base64::Engine as _;
+use rampart_crypto::Sha256Hasher;
+use rand_core::RngCore as _;
+use rusqlite::{Connection, OptionalExtension as _, params};
+use serde::Serialize;
+use subtle::ConstantTimeEq as _;
+
+/// What a key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Inference and model metadata.
+    Predict,
+    /// Everything, including metrics.
+    Admin,
+}
+
+impl Role {
+    /// Its name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Predict => "predict",
+            Self::Admin => "admin",
+        }
+    }
+
+    /// Parses a name.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "predict" => Some(Self::Predict),
+            "admin" => Some(Self::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// A stored key (without its secret).
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyInfo {
+    /// The public id.
+    pub id: String,
+    /// Role.
+    pub role: Role,
+    /// The only model it may use, if restricted.
+    pub model: Option<String>,
+    /// Requests per second.
+    pub rate: u32,
+    /// Burst.
+    pub burst: u32,
+    /// Unix time after which it no longer works.
+    pub expires: Option<i64>,
+    /// Revoked.
+    pub revoked: bool,
+    /// Created (RFC 3339).
+    pub created_at: String,
+    /// A label.
+    pub label: String,
+}
+
+/// Why authentication failed (the metric label and the audit reason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No credentials.
+    Missing,
+    /// Not `rk_<id>_<secret>`.
+    Malformed,
+    /// No such key, or a wrong secret.
+    Invalid,
+    /// Revoked.
+    Revoked,
+    /// Expired.
+    Expired,
+}
+
+impl AuthFailure {
+    /// The label.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Malformed => "malformed",
+            Self::Invalid => "invalid",
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+/// The key store.
+#[derive(Debug)]
+pub struct KeyStore {
+    db: Connection,
+}
+
+fn hash(secret: &str) -> String {
+    let mut h = Sha256Hasher::new();
+    h.update(b"rampart-apikey-v1\0");
+    h.update(secret.as_bytes());
+    h.finish().to_hex()
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+impl KeyStore {
+    /// Opens (creating) the store.
+    ///
+    /// # Errors
+    /// SQLite errors as text.
+    pub fn open(path: &Path) -> Result<Self, String> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        let db = Connection::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        }
+        db.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| e.to_string())?;
+        db.execute_batch(
+            "CREATE TABLE IF NOT EXISTS keys (
+                id TEXT PRIMARY KEY,
+                hash TEXT NOT NULL,
+                role TEXT NOT NULL,
+                model TEXT,
+                rate INTEGER NOT NULL,
+                burst INTEGER NOT NULL,
+                expires INTEGER,
+                revoked INTEGER NOT NULL DEFAULT 0,
+                created_at TEXT NOT NULL,
+                label TEXT NOT NULL
+            );",
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(Self { db })
+    }
+
+    /// Creates a key; returns it (the only time the secret exists outside the caller).
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn create(
+        &self,
+        role: Role,
+        model: Option<&str>,
+        rate: u32,
+        burst: u32,
+        expires: Option<i64>,
+        label: &str,
+    ) -> Result<(KeyInfo, String), String> {
+        let mut id = [0u8; 8];
+        let mut secret = [0u8; 32];
+        rand_core::OsRng.fill_bytes(&mut id);
+        rand_core::OsRng.fill_bytes(&mut secret);
+        let id = hex_of(&id);
+        let secret = b64(&secret);
+        let created = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        self.db
+            .execute(
+                "INSERT INTO keys (id, hash, role, model, rate, burst, expires, created_at, label) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![id, hash(&secret), role.as_str(), model, rate, burst, expires, created, label],
+            )
+            .map_err(|e| e.to_string())?;
+        let info = self.get(&id)?.ok_or("the new key is missing")?;
+        Ok((info, format!("rk_{id}_{secret}")))
+    }
+
+    /// One key by id.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn get(&self, id: &str) -> Result<Option<KeyInfo>, String> {
+        self.db
+            .query_row(
+                "SELECT id, role, model, rate, burst, expires, revoked, created_at, label FROM keys WHERE id = ?1",
+                [id],
+                row,
+            )
+            .optional()
+            .map_err(|e| e.to_string())
+    }
+
+    /// Every key.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn list(&self) -> Result<Vec<KeyInfo>, String> {
+        let mut st = self
+            .db
+            .prepare("SELECT id, role, model, rate, burst, expires, revoked, created_at, label FROM keys ORDER BY created_at")
+            .map_err(|e| e.to_string())?;
+        let rows = st.query_map([], row).map_err(|e| e.to_string())?;
+        rows.collect::<Result<_, _>>().map_err(|e| e.to_string())
+    }
+
+    /// Revokes a key; false if there is no such key.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn revoke(&self, id: &str) -> Result<bool, String> {
+        self.db
+            .execute("UPDATE keys SET revoked = 1 WHERE id = ?1", [id])
+            .map(|n| n > 0)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Checks a presented token; `now` is unix time.
+    ///
+    /// # Errors
+    /// Why it does not authenticate.
+    pub fn authenticate(&self, token: &str, now: i64) -> Result<KeyInfo, AuthFailure> {
+        let rest = token.strip_prefix("rk_").ok_or(AuthFailure::Malformed)?;
+        let (id, secret) = rest.split_once('_').ok_or(AuthFailure::Malformed)?;
+        if id.len() != 16
+            || !id.bytes().all(|b| b.is_ascii_hexdigit())
+            || secret.is_empty()
+            || secret.len() > 64
+        {
+            return Err(AuthFailure::Malformed);
+        }
+        let stored: Option<(String, KeyInfo)> = self
+            .db
+            .query_row(
+                "SELECT hash, id, role, model, rate, burst, expires, revoked, created_at, label FROM keys WHERE id = ?1",
+                [id],
+                |r| {
+                    let h: String = r.get(0)?;
+                    Ok((h, row_at(r, 1)?))
+                },
+            )
+            .optional()
+            .map_err(|_| AuthFailure::Invalid)?;
+        // Compare something even for an unknown id, so both paths cost the same.
+        let (want, info) = match stored {
+            Some((h, info)) => (h, Some(info)),
+            None => ("0".repeat(64), None),
+        };
+        let got = hash(secret);
+        let same: bool = got.as_bytes().ct_eq(want.as_bytes()).into();
+        let info = match info {
+            Some(i) if same => i,
+            _ => return Err(AuthFailure::Invalid),
+        };
+        if info.revoked {
+            return Err(AuthFailure::Revoked);
+        }
+        if info.expires.is_some_and(|e| now >= e) {
+            return Err(AuthFailure::Expired);
+        }
+        Ok(info)
+    }
+}
+
+fn hex_of(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyInfo> {
+    row_at(r, 0)
+}
+
+fn row_at(r: &rusqlite::Row<'_>, o: usize) -> rusqlite::Result<KeyInfo> {
+    let role: String = r.get(o + 1)?;
+    Ok(KeyInfo {
+        id: r.get(o)?,
+        role: Role::parse(&role).unwrap_or(Role::Predict),
+        model: r.get(o + 2)?,
+        rate: r.get(o + 3)?,
+        burst: r.get(o + 4)?,
+        expires: r.get(o + 5)?,
+        revoked: r.get::<_, i64>(o + 6)? != 0,
+        created_at: r.get(o + 7)?,
+        label: r.get(o + 8)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{AuthFailure, KeyStore, Role};
+
+    #[test]
+    fn keys_authenticate_until_revoked_or_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = KeyStore::open(&dir.path().join("k.db")).unwrap();
+        let (info, token) = s
+            .create(Role::Predict, Some("credit"), 50, 100, Some(2000), "ci")
+            .unwrap();
+        assert!(token.starts_with(&format!("rk_{}_", info.id)));
+        assert_eq!(
+            s.authenticate(&token, 1000).unwrap().model.as_deref(),
+            Some("credit")
+        );
+        assert_eq!(
+            s.authenticate(&token, 2000).unwrap_err(),
+            AuthFailure::Expired
+        );
+        let mut wrong = token.clone();
+        wrong.pop();
+        wrong.push('A');
+        assert_eq!(
+            s.authenticate(&wrong, 1000).unwrap_err(),
+            AuthFailure::Invalid
+        );
+        assert_eq!(
+            s.authenticate("Bearer x", 1000).unwrap_err(),
+            AuthFailure::Malformed
+        );
+        assert_eq!(
+            s.authenticate("rk_0123456789abcdef_x", 1000).unwrap_err(),
+            AuthFailure::Invalid
+        );
+        assert!(s.revoke(&info.id).unwrap());
+        assert_eq!(
+            s.authenticate(&token, 1000).unwrap_err(),
+            AuthFailure::Revoked
+        );
+        // The secret is not stored.
+        let bytes = std::fs::read(dir.path().join("k.db")).unwrap();
+        let secret = token.rsplit('_').next().unwrap();
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()));
+    }
+}

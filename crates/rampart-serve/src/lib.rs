@@ -1,0 +1,551 @@
+//! The inference gateway.
+//!
+//! Routes (Open Inference Protocol / KServe V2 REST, plus one plain JSON route):
+//!
+//! | route | role |
+//! |---|---|
+//! | `GET /v2/health/live`, `GET /v2/health/ready` | none |
+//! | `GET /v2`, `GET /v2/models/{m}[/versions/{v}][/ready]` | predict |
+//! | `POST /v2/models/{m}[/versions/{v}]/infer` | predict |
+//! | `POST /v1/models/{m}:predict` (`{"instances": [{"feature": value, …}]}`) | predict |
+//! | `GET /metrics` (Prometheus text) | admin |
+//!
+//! Every request passes, in order: the per-IP limiter, authentication (`Authorization: Bearer
+//! rk_…` or `X-API-Key`; failures throttled on their own per-IP bucket and audited), the
+//! role and model scope of the key, the per-key limiter (429 with `Retry-After`, `RateLimit`
+//! and `RateLimit-Policy`), the body limit (413), the content type (415), parsing (400),
+//! validation against the model's input schema (422, listing every bad field), then
+//! inference on a blocking thread. Errors are `application/problem+json` (RFC 9457) with an
+//! `error` member for KServe clients.
+
+// Handlers return a ready `Response` as their error: it is the natural type here, and one
+// allocation per refused request is not worth boxing for.
+#![allow(clippy::result_large_err)]
+
+pub mod keys;
+pub mod limits;
+pub mod metrics;
+pub mod oip;
+pub mod problem;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use crate::keys::{AuthFailure, KeyInfo, KeyStore, Role};
+use crate::problem::Problem;
+
+/// A model ready to serve.
+#[derive(Debug)]
+pub struct LoadedModel {
+    /// Registry name.
+    pub name: String,
+    /// Registry version.
+    pub version: i64,
+    /// Root digest (OMS).
+    pub root: String,
+    /// The model.
+    pub model: rampart_ml::Model,
+}
+
+/// A security event for the audit log (auth failures, limit hits, refusals).
+#[derive(Debug, Clone)]
+pub struct SecurityEvent {
+    /// `serve.auth`, `serve.rate-limit`, `serve.forbidden`, …
+    pub action: &'static str,
+    /// The client address.
+    pub ip: IpAddr,
+    /// The key id, when one was presented and parsed.
+    pub key: Option<String>,
+    /// Why.
+    pub reason: String,
+}
+
+/// Limits of the gateway.
+#[derive(Debug, Clone)]
+pub struct ServeLimits {
+    /// Largest request body.
+    pub max_body: usize,
+    /// Most rows per request.
+    pub max_batch: usize,
+    /// Requests per second per client address.
+    pub ip_rate: u32,
+    /// Burst per client address.
+    pub ip_burst: u32,
+    /// Failed authentications per second per client address.
+    pub auth_fail_rate: u32,
+    /// Burst of failed authentications.
+    pub auth_fail_burst: u32,
+    /// Values may lie this fraction of the training range outside it.
+    pub range_margin: f64,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self {
+            max_body: 1 << 20,
+            max_batch: 1024,
+            ip_rate: 200,
+            ip_burst: 400,
+            auth_fail_rate: 1,
+            auth_fail_burst: 10,
+            range_margin: 0.1,
+        }
+    }
+}
+
+/// Shared server state.
+pub struct AppState {
+    models: BTreeMap<String, Arc<LoadedModel>>,
+    keys: Mutex<KeyStore>,
+    limits: ServeLimits,
+    limiters: limits::Limiters,
+    /// The metrics.
+    pub metrics: metrics::Metrics,
+    events: Option<std::sync::mpsc::SyncSender<SecurityEvent>>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("models", &self.models.keys())
+            .finish()
+    }
+}
+
+impl AppState {
+    /// State for these models, keys and limits; security events go to `events` (a bounded
+    /// channel: when it is full the event is counted as dropped, never blocking a request).
+    #[must_use]
+    pub fn new(
+        models: Vec<LoadedModel>,
+        keys: KeyStore,
+        limits: ServeLimits,
+        events: Option<std::sync::mpsc::SyncSender<SecurityEvent>>,
+    ) -> Self {
+        let metrics = metrics::Metrics::default();
+        for m in &models {
+            metrics.model_loaded(&m.name, m.version, &m.root);
+        }
+        Self {
+            limiters: limits::Limiters::new(&limits),
+            models: models
+                .into_iter()
+                .map(|m| (m.name.clone(), Arc::new(m)))
+                .collect(),
+            keys: Mutex::new(keys),
+            limits,
+            metrics,
+            events,
+        }
+    }
+
+    fn event(
+        &self,
+        action: &'static str,
+        ip: IpAddr,
+        key: Option<String>,
+        reason: impl Into<String>,
+    ) {
+        if let Some(tx) = &self.events
+            && tx
+                .try_send(SecurityEvent {
+                    action,
+                    ip,
+                    key,
+                    reason: reason.into(),
+                })
+                .is_err()
+        {
+            self.metrics.audit_dropped();
+        }
+    }
+}
+
+/// The router.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v2/health/live", get(|| async { StatusCode::OK }))
+        .route("/v2/health/ready", get(ready))
+        .route("/v2", get(server_metadata))
+        .route("/v2/models/{model}", get(model_metadata))
+        .route("/v2/models/{model}/ready", get(model_ready))
+        .route(
+            "/v2/models/{model}/versions/{version}",
+            get(model_metadata_v),
+        )
+        .route(
+            "/v2/models/{model}/versions/{version}/ready",
+            get(model_ready_v),
+        )
+        .route("/v2/models/{model}/infer", post(infer))
+        .route("/v2/models/{model}/versions/{version}/infer", post(infer_v))
+        .route("/v1/models/{target}", post(predict_v1))
+        .route("/metrics", get(metrics_route))
+        .fallback(|| async {
+            Problem::new(StatusCode::NOT_FOUND, "not-found", "no such route").into_response()
+        })
+        .with_state(state)
+}
+
+type Ctx = (State<Arc<AppState>>, ConnectInfo<SocketAddr>, HeaderMap);
+
+/// Limits, authenticates and authorises one request.
+fn admit(
+    st: &AppState,
+    ip: IpAddr,
+    headers: &HeaderMap,
+    need: Role,
+    model: Option<&str>,
+) -> Result<KeyInfo, Response> {
+    if let Err(wait) = st.limiters.ip(ip) {
+        st.metrics.rate_limited("ip");
+        return Err(limits::too_many(
+            wait,
+            st.limits.ip_burst,
+            st.limits.ip_rate,
+            "ip",
+        ));
+    }
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let result = match token {
+        None => Err(AuthFailure::Missing),
+        Some(t) => st
+            .keys
+            .lock()
+            .map_err(|_| AuthFailure::Invalid)
+            .and_then(|k| k.authenticate(t.trim(), now)),
+    };
+    let key = match result {
+        Ok(k) => k,
+        Err(why) => {
+            st.metrics.auth_failure(why.as_str());
+            if st.limiters.auth_failure(ip).is_err() {
+                st.metrics.rate_limited("auth");
+                return Err(limits::too_many(
+                    std::time::Duration::from_secs(1),
+                    st.limits.auth_fail_burst,
+                    st.limits.auth_fail_rate,
+                    "auth-failures",
+                ));
+            }
+            let key_id = token
+                .and_then(|t| t.strip_prefix("rk_"))
+                .and_then(|t| t.split('_').next())
+                .filter(|id| id.len() == 16)
+                .map(str::to_owned);
+            st.event("serve.auth", ip, key_id, why.as_str());
+            return Err(Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                format!("authentication failed: {} API key", why.as_str()),
+            )
+            .with_header(header::WWW_AUTHENTICATE, "Bearer realm=\"rampart\"")
+            .into_response());
+        }
+    };
+    if need == Role::Admin && key.role != Role::Admin {
+        st.event(
+            "serve.forbidden",
+            ip,
+            Some(key.id.clone()),
+            "needs the admin role",
+        );
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this key does not have the admin role",
+        )
+        .into_response());
+    }
+    if let (Some(scope), Some(m)) = (&key.model, model)
+        && scope != m
+    {
+        st.event(
+            "serve.forbidden",
+            ip,
+            Some(key.id.clone()),
+            format!("key is limited to model {scope}"),
+        );
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("this key may only use model {scope}"),
+        )
+        .into_response());
+    }
+    if let Err(wait) = st.limiters.key(&key) {
+        st.metrics.rate_limited("key");
+        st.event(
+            "serve.rate-limit",
+            ip,
+            Some(key.id.clone()),
+            "key rate limit",
+        );
+        return Err(limits::too_many(wait, key.burst, key.rate, "key"));
+    }
+    Ok(key)
+}
+
+fn find(st: &AppState, name: &str, version: Option<&str>) -> Result<Arc<LoadedModel>, Response> {
+    let m = st.models.get(name).ok_or_else(|| {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "model-not-found",
+            format!("no model {name} is served"),
+        )
+        .into_response()
+    })?;
+    if let Some(v) = version
+        && v != m.version.to_string()
+    {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "model-not-found",
+            format!(
+                "{name} version {v} is not served (version {} is)",
+                m.version
+            ),
+        )
+        .into_response());
+    }
+    Ok(Arc::clone(m))
+}
+
+async fn ready(State(st): State<Arc<AppState>>) -> StatusCode {
+    if st.models.is_empty() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    }
+}
+
+async fn server_metadata((State(st), ConnectInfo(addr), headers): Ctx) -> Response {
+    if let Err(r) = admit(&st, addr.ip(), &headers, Role::Predict, None) {
+        return r;
+    }
+    axum::Json(json!({"name": "rampart", "version": env!("CARGO_PKG_VERSION"), "extensions": []}))
+        .into_response()
+}
+
+fn metadata(m: &LoadedModel) -> Value {
+    let meta = &m.model.meta;
+    let outputs = if meta.classes.is_empty() {
+        json!([{"name": "anomaly_score", "datatype": "FP64", "shape": [-1]}, {"name": "is_anomaly", "datatype": "BOOL", "shape": [-1]}])
+    } else {
+        json!([{"name": "label", "datatype": "BYTES", "shape": [-1]}, {"name": "probabilities", "datatype": "FP64", "shape": [-1, meta.classes.len()]}])
+    };
+    json!({
+        "name": m.name,
+        "versions": [m.version.to_string()],
+        "platform": "rampart",
+        "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, meta.features.len()]}],
+        "outputs": outputs,
+        "parameters": {"rampart.features": meta.features, "rampart.classes": meta.classes, "rampart.root": m.root, "rampart.kind": meta.kind.to_string()},
+    })
+}
+
+async fn model_metadata(
+    (State(st), ConnectInfo(addr), headers): Ctx,
+    Path(model): Path<String>,
+) -> Response {
+    meta_common(&st, addr, &headers, &model, None, false)
+}
+async fn model_metadata_v(
+    (State(st), ConnectInfo(addr), headers): Ctx,
+    Path((model, v)): Path<(String, String)>,
+) -> Response {
+    meta_common(&st, addr, &headers, &model, Some(&v), false)
+}
+async fn model_ready(
+    (State(st), ConnectInfo(addr), headers): Ctx,
+    Path(model): Path<String>,
+) -> Response {
+    meta_common(&st, addr, &headers, &model, None, true)
+}
+async fn model_ready_v(
+    (State(st), ConnectInfo(addr), headers): Ctx,
+    Path((model, v)): Path<(String, String)>,
+) -> Response {
+    meta_common(&st, addr, &headers, &model, Some(&v), true)
+}
+
+fn meta_common(
+    st: &AppState,
+    addr: SocketAddr,
+    headers: &HeaderMap,
+    model: &str,
+    v: Option<&str>,
+    ready: bool,
+) -> Response {
+    if let Err(r) = admit(st, addr.ip(), headers, Role::Predict, Some(model)) {
+        return r;
+    }
+    match find(st, model, v) {
+        Ok(_) if ready => StatusCode::OK.into_response(),
+        Ok(m) => axum::Json(metadata(&m)).into_response(),
+        Err(r) => r,
+    }
+}
+
+fn check_body(st: &AppState, headers: &HeaderMap, body: &Bytes) -> Result<(), Response> {
+    if body.len() > st.limits.max_body {
+        return Err(Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            format!("the body is larger than {} bytes", st.limits.max_body),
+        )
+        .into_response());
+    }
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct
+        .trim()
+        .to_ascii_lowercase()
+        .starts_with("application/json")
+    {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "send Content-Type: application/json",
+        )
+        .into_response());
+    }
+    Ok(())
+}
+
+async fn infer(
+    (State(st), ConnectInfo(addr), headers): Ctx,
+    Path(model): Path<String>,
+    body: Bytes,
+) -> Response {
+    infer_common(st, addr, headers, model, None, body, false).await
+}
+async fn infer_v(
+    (State(st), ConnectInfo(addr), headers): Ctx,
+    Path((model, v)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    infer_common(st, addr, headers, model, Some(v), body, false).await
+}
+async fn predict_v1(
+    (State(st), ConnectInfo(addr), headers): Ctx,
+    Path(target): Path<String>,
+    body: Bytes,
+) -> Response {
+    let Some(model) = target.strip_suffix(":predict").map(str::to_owned) else {
+        return Problem::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "the route is /v1/models/{name}:predict",
+        )
+        .into_response();
+    };
+    infer_common(st, addr, headers, model, None, body, true).await
+}
+
+async fn infer_common(
+    st: Arc<AppState>,
+    addr: SocketAddr,
+    headers: HeaderMap,
+    model: String,
+    version: Option<String>,
+    body: Bytes,
+    v1: bool,
+) -> Response {
+    let started = std::time::Instant::now();
+    let route = if v1 { "v1_predict" } else { "v2_infer" };
+    let response = (|| {
+        let key = admit(&st, addr.ip(), &headers, Role::Predict, Some(&model))?;
+        let m = find(&st, &model, version.as_deref())?;
+        check_body(&st, &headers, &body)?;
+        let parsed = if v1 {
+            oip::parse_v1(&body, &m.model.meta, st.limits.max_batch)
+        } else {
+            oip::parse_v2(&body, &m.model.meta, st.limits.max_batch)
+        }
+        .map_err(IntoResponse::into_response)?;
+        oip::validate(&parsed, &m.model.meta, st.limits.range_margin)
+            .map_err(IntoResponse::into_response)?;
+        Ok::<_, Response>((key, m, parsed))
+    })();
+    let (_key, m, parsed) = match response {
+        Ok(x) => x,
+        Err(r) => {
+            st.metrics
+                .request(&model, None, route, r.status().as_u16(), started.elapsed());
+            return r;
+        }
+    };
+    let m2 = Arc::clone(&m);
+    let t = std::time::Instant::now();
+    let out = tokio::task::spawn_blocking(move || oip::run(&m2, parsed, v1)).await;
+    st.metrics.inference(t.elapsed());
+    let r = match out {
+        Ok(Ok(v)) => axum::Json(v).into_response(),
+        Ok(Err(p)) => p.into_response(),
+        Err(_) => Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "inference failed",
+        )
+        .into_response(),
+    };
+    st.metrics.request(
+        &model,
+        Some(m.version),
+        route,
+        r.status().as_u16(),
+        started.elapsed(),
+    );
+    r
+}
+
+async fn metrics_route((State(st), ConnectInfo(addr), headers): Ctx) -> Response {
+    if let Err(r) = admit(&st, addr.ip(), &headers, Role::Admin, None) {
+        return r;
+    }
+    Response::builder()
+        .header(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )
+        .body(Body::from(st.metrics.render()))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// Serves until `shutdown` resolves; in-flight requests finish first.
+///
+/// # Errors
+/// I/O errors from the listener.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Whether a method is one the gateway answers (for the 405 problem).
+#[must_use]
+pub fn known_method(m: &Method) -> bool {
+    m == Method::GET || m == Method::POST
+}

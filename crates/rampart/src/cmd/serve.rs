@@ -1,0 +1,309 @@
+//! `rampart serve` and `rampart apikey`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rampart_audit::Outcome;
+use rampart_registry::gates::{self, GateContext, Gates};
+use rampart_registry::{Registry, RegistryError, Stage};
+use rampart_scan::{ScanConfig, Severity};
+use rampart_serve::keys::{KeyStore, Role};
+use rampart_serve::{AppState, LoadedModel, ServeLimits};
+use serde_json::json;
+
+use crate::cli::{ApikeyArgs, ApikeyCommand, Format, KeyRole, ServeArgs};
+use crate::context::Ctx;
+use crate::error::{CliError, Status};
+use crate::output;
+
+fn keystore(ctx: &Ctx) -> Result<KeyStore, CliError> {
+    ctx.home.require().map_err(|e| {
+        CliError::from(e).hint("API keys live in a home: create one with `rampart init`")
+    })?;
+    KeyStore::open(&ctx.home.root().join("serve").join("apikeys.db"))
+        .map_err(|e| CliError::internal(anyhow::anyhow!(e)))
+}
+
+fn parse_expiry(text: &str) -> Result<i64, CliError> {
+    let now = time::OffsetDateTime::now_utc();
+    if let Ok(days) = text.parse::<u32>() {
+        return Ok((now + time::Duration::days(i64::from(days))).unix_timestamp());
+    }
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map(time::OffsetDateTime::unix_timestamp)
+        .map_err(|_| {
+            CliError::input(anyhow::anyhow!(
+                "--expires {text}: a number of days or an RFC 3339 time"
+            ))
+        })
+}
+
+pub fn apikey(ctx: &Ctx, args: &ApikeyArgs) -> Result<Status, CliError> {
+    let store = keystore(ctx)?;
+    let err = |e: String| CliError::internal(anyhow::anyhow!(e));
+    match &args.command {
+        ApikeyCommand::Create {
+            role,
+            model,
+            rate,
+            burst,
+            expires,
+            label,
+        } => {
+            if *rate == 0 || *burst == 0 {
+                return Err(CliError::input(anyhow::anyhow!(
+                    "--rate and --burst must be positive"
+                )));
+            }
+            let expires = expires.as_deref().map(parse_expiry).transpose()?;
+            let role = match role {
+                KeyRole::Predict => Role::Predict,
+                KeyRole::Admin => Role::Admin,
+            };
+            let (info, token) = store
+                .create(role, model.as_deref(), *rate, *burst, expires, label)
+                .map_err(err)?;
+            ctx.audit(
+                ctx.event("apikey.create", Outcome::Ok)
+                    .subject_path(format!("apikey:{}", info.id))
+                    .detail("role", role.as_str())
+                    .detail("model", model.clone().unwrap_or_default())
+                    .detail("rate", *rate)
+                    .detail("burst", *burst),
+            )?;
+            match ctx.format {
+                Format::Json | Format::Sarif => {
+                    output::print_json(&json!({"key": info, "token": token}))?;
+                }
+                Format::Human => output::print(&format!(
+                    "{token}\n(key {}: role {}, {} req/s, burst {}; this token is shown once and stored only as a hash)\n",
+                    info.id,
+                    role.as_str(),
+                    rate,
+                    burst
+                ))?,
+            }
+        }
+        ApikeyCommand::List => {
+            let keys = store.list().map_err(err)?;
+            match ctx.format {
+                Format::Json | Format::Sarif => output::print_json(&json!({"keys": keys}))?,
+                Format::Human => {
+                    let mut t = String::new();
+                    for k in &keys {
+                        t.push_str(&format!(
+                            "{} {:<8} {:<16} {:>5}/s burst {:<5} {}{}\n",
+                            k.id,
+                            k.role.as_str(),
+                            k.model.as_deref().unwrap_or("*"),
+                            k.rate,
+                            k.burst,
+                            if k.revoked { "REVOKED " } else { "" },
+                            k.label
+                        ));
+                    }
+                    output::print(&t)?;
+                }
+            }
+        }
+        ApikeyCommand::Revoke { id } => {
+            if !store.revoke(id).map_err(err)? {
+                return Err(CliError::input(anyhow::anyhow!("no API key {id}")));
+            }
+            ctx.audit(
+                ctx.event("apikey.revoke", Outcome::Ok)
+                    .subject_path(format!("apikey:{id}")),
+            )?;
+            output::print(&format!("revoked {id}\n"))?;
+        }
+    }
+    Ok(Status::Ok)
+}
+
+/// Loads one version from the registry: signature re-verified, files re-hashed, then parsed
+/// as a rampart model.
+fn load(
+    reg: &Registry,
+    reference: &str,
+    keys: &[rampart_crypto::PublicKey],
+) -> Result<LoadedModel, CliError> {
+    let reference = if reference.contains('@') {
+        reference.to_owned()
+    } else {
+        format!("{reference}@production")
+    };
+    let v = reg
+        .resolve(&reference)
+        .map_err(|e| CliError::input(anyhow::Error::new(e)))?;
+    let checks = gates::evaluate(
+        reg,
+        &v,
+        Stage::Production,
+        &Gates {
+            require_signature: true,
+            ..Gates::default()
+        },
+        &GateContext {
+            keys,
+            scan: &ScanConfig::default(),
+            fail_on: Severity::Critical,
+            lineage: &|_| Ok(()),
+        },
+    )
+    .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
+    if let Some(bad) = checks.iter().find(|c| !c.ok) {
+        return Err(CliError::verification(anyhow::anyhow!(
+            "{reference}: refusing to serve it: {}",
+            bad.detail
+        )));
+    }
+    let dir = tempfile::tempdir().map_err(CliError::internal)?;
+    reg.materialise(&v, dir.path())
+        .map_err(|e: RegistryError| CliError::verification(anyhow::Error::new(e)))?;
+    let file = v
+        .files
+        .iter()
+        .find(|f| f.name.ends_with(".safetensors"))
+        .ok_or_else(|| {
+            CliError::input(anyhow::anyhow!(
+                "{reference}: no safetensors file; the gateway serves rampart's built-in models"
+            ))
+        })?;
+    let bytes = std::fs::read(dir.path().join(&file.name)).map_err(CliError::internal)?;
+    let model = rampart_ml::Model::from_bytes(&bytes).map_err(|e| {
+        CliError::input(anyhow::anyhow!(
+            "{reference}: {} is not a rampart model: {e}",
+            file.name
+        ))
+    })?;
+    Ok(LoadedModel {
+        name: v.name.clone(),
+        version: v.version,
+        root: v.root.to_hex(),
+        model,
+    })
+}
+
+pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
+    ctx.home.require().map_err(|e| {
+        CliError::from(e)
+            .hint("models are served from a home's registry: create one with `rampart init`")
+    })?;
+    let bind: SocketAddr = a.bind.parse().map_err(|_| {
+        CliError::input(anyhow::anyhow!(
+            "--bind {}: not an address such as 127.0.0.1:8080",
+            a.bind
+        ))
+    })?;
+    if !bind.ip().is_loopback() && !a.insecure_http {
+        return Err(CliError::input(anyhow::anyhow!(
+            "refusing to serve plain HTTP on {bind}, which is not a loopback address"
+        ))
+        .hint(
+            "put it behind a TLS terminator and pass --insecure-http (audited), or bind 127.0.0.1",
+        ));
+    }
+    let keys = crate::cmd::verify::verifier_keys(ctx, &[])?;
+    let reg = Registry::open(&ctx.home.root().join("registry"))
+        .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
+    let refs: Vec<String> = if a.models.is_empty() {
+        reg.names()
+            .map_err(|e| CliError::internal(anyhow::Error::new(e)))?
+            .into_iter()
+            .filter(|n| reg.resolve(&format!("{n}@production")).is_ok())
+            .collect()
+    } else {
+        a.models.clone()
+    };
+    if refs.is_empty() {
+        return Err(CliError::input(anyhow::anyhow!("no model has a production version"))
+            .hint("promote one (`rampart model promote N@V --to production`) or name one with --model"));
+    }
+    let mut models = Vec::new();
+    for r in &refs {
+        let m = match load(&reg, r, &keys) {
+            Ok(m) => m,
+            Err(e) => {
+                ctx.audit_refusal(
+                    ctx.event("serve.load", Outcome::Denied)
+                        .subject_path(r.clone())
+                        .detail("reason", format!("{:?}", e.code())),
+                );
+                return Err(e);
+            }
+        };
+        ctx.audit(
+            ctx.event("serve.load", Outcome::Ok)
+                .subject_path(format!("{}@{}", m.name, m.version))
+                .subject_digest(format!("sha256:{}", m.root)),
+        )?;
+        models.push(m);
+    }
+    drop(reg);
+    let store = keystore(ctx)?;
+    if a.insecure_http && !bind.ip().is_loopback() {
+        ctx.audit(
+            ctx.event("serve.insecure-http", Outcome::Ok)
+                .subject_path(bind.to_string())
+                .detail("reason", "--insecure-http on a non-loopback address"),
+        )?;
+    }
+    // Security events reach the audit log through a bounded queue and one writer thread.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<rampart_serve::SecurityEvent>(4096);
+    let audit_dir = ctx.home.audit_dir();
+    let actor = rampart_home::os_user();
+    let writer = std::thread::spawn(move || {
+        let Ok(log) = rampart_audit::AuditLog::open(&audit_dir) else {
+            return;
+        };
+        for ev in rx {
+            let mut e = rampart_audit::Event::new(actor.clone(), ev.action, Outcome::Denied)
+                .subject_path(ev.ip.to_string())
+                .detail("reason", ev.reason);
+            if let Some(k) = ev.key {
+                e = e.detail("key", k);
+            }
+            if let Err(err) = log.append(e) {
+                tracing::warn!("could not audit a security event: {err}");
+            }
+        }
+    });
+    let state = Arc::new(AppState::new(
+        models,
+        store,
+        ServeLimits {
+            max_body: a.max_body,
+            max_batch: a.max_batch,
+            ip_rate: a.ip_rate,
+            ip_burst: a.ip_burst,
+            range_margin: a.range_margin,
+            ..ServeLimits::default()
+        },
+        Some(tx),
+    ));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::internal)?;
+    let served = refs.join(", ");
+    let result = rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(bind).await?;
+        let addr = listener.local_addr()?;
+        eprintln!("rampart serve: listening on http://{addr} ({served})");
+        let shutdown = async {
+            let ctrl_c = tokio::signal::ctrl_c();
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .ok();
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = async { match &mut term { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {},
+            }
+        };
+        rampart_serve::serve(listener, state, shutdown).await
+    });
+    let _ = writer.join();
+    result.map_err(|e| {
+        CliError::internal(anyhow::Error::new(e).context(format!("cannot serve on {bind}")))
+    })?;
+    Ok(Status::Ok)
+}
