@@ -197,6 +197,8 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 type Ctx = (State<Arc<AppState>>, ConnectInfo<SocketAddr>, HeaderMap);
+/// The body, or why it could not be read (too large: a problem response, not axum's text).
+type Body_ = Result<Bytes, axum::extract::rejection::BytesRejection>;
 
 /// Limits, authenticates and authorises one request.
 fn admit(
@@ -432,21 +434,21 @@ fn check_body(st: &AppState, headers: &HeaderMap, body: &Bytes) -> Result<(), Re
 async fn infer(
     (State(st), ConnectInfo(addr), headers): Ctx,
     Path(model): Path<String>,
-    body: Bytes,
+    body: Body_,
 ) -> Response {
     infer_common(st, addr, headers, model, None, body, false).await
 }
 async fn infer_v(
     (State(st), ConnectInfo(addr), headers): Ctx,
     Path((model, v)): Path<(String, String)>,
-    body: Bytes,
+    body: Body_,
 ) -> Response {
     infer_common(st, addr, headers, model, Some(v), body, false).await
 }
 async fn predict_v1(
     (State(st), ConnectInfo(addr), headers): Ctx,
     Path(target): Path<String>,
-    body: Bytes,
+    body: Body_,
 ) -> Response {
     let Some(model) = target.strip_suffix(":predict").map(str::to_owned) else {
         return Problem::new(
@@ -465,7 +467,7 @@ async fn infer_common(
     headers: HeaderMap,
     model: String,
     version: Option<String>,
-    body: Bytes,
+    body: Body_,
     v1: bool,
 ) -> Response {
     let started = std::time::Instant::now();
@@ -473,6 +475,19 @@ async fn infer_common(
     let response = (|| {
         let key = admit(&st, addr.ip(), &headers, Role::Predict, Some(&model))?;
         let m = find(&st, &model, version.as_deref())?;
+        let body = body.map_err(|e| {
+            let status = e.status();
+            if status == StatusCode::PAYLOAD_TOO_LARGE {
+                Problem::new(
+                    status,
+                    "payload-too-large",
+                    format!("the body is larger than {} bytes", st.limits.max_body),
+                )
+                .into_response()
+            } else {
+                Problem::new(status, "bad-request", e.body_text()).into_response()
+            }
+        })?;
         check_body(&st, &headers, &body)?;
         let parsed = if v1 {
             oip::parse_v1(&body, &m.model.meta, st.limits.max_batch)

@@ -18,6 +18,7 @@ mod ml;
 mod model;
 mod pii;
 mod scan;
+mod serve;
 mod sign;
 mod train;
 mod trust;

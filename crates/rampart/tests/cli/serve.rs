@@ -1,0 +1,487 @@
+//! `rampart serve` on 127.0.0.1 with real HTTP clients (curl, and Python's urllib): keys,
+//! roles, limits, validation, problem details, metrics.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::Scratch;
+
+/// A served model: a trained, registered, promoted `credit` model.
+fn home_with_production_model() -> Scratch {
+    let s = Scratch::init();
+    std::fs::create_dir_all(s.path().join("data")).unwrap();
+    let mut rng = rampart_ml::split::SplitMix64::new(5);
+    let mut text = String::from("income,debt,label\n");
+    for i in 0..200 {
+        let c = if i % 2 == 0 { 0.0 } else { 5.0 };
+        text.push_str(&format!(
+            "{:.4},{:.4},{}\n",
+            10.0 + c + rng.normal(),
+            5.0 - c + rng.normal(),
+            i % 2
+        ));
+    }
+    std::fs::write(s.path().join("data/train.csv"), text).unwrap();
+    s.rampart(&["data", "roots", "add", "data"])
+        .assert()
+        .success();
+    s.json(&[
+        "train",
+        "--data",
+        "data/train.csv",
+        "--label",
+        "label",
+        "--model",
+        "random-forest",
+        "--trees",
+        "10",
+        "--output",
+        "runs/credit",
+    ]);
+    s.json(&["model", "register", "runs/credit", "--name", "credit"]);
+    s.rampart(&["model", "promote", "credit@1", "--to", "staging"])
+        .assert()
+        .success();
+    s.rampart(&["model", "approve", "credit@1"])
+        .assert()
+        .success();
+    s.rampart(&["model", "promote", "credit@1", "--to", "production"])
+        .assert()
+        .success();
+    s
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// The child moves into `Server`, whose `Drop` kills and waits for it.
+#[allow(clippy::zombie_processes)]
+fn start(s: &Scratch, extra: &[&str]) -> Server {
+    let mut c = Command::new(assert_cmd::cargo::cargo_bin("rampart"));
+    c.current_dir(s.path())
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("RAMPART_") {
+            c.env_remove(k);
+        }
+    }
+    let mut child = c.spawn().unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "the server exited before listening"
+        );
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            let addr = rest.split_whitespace().next().unwrap().to_owned();
+            std::thread::spawn(move || for _ in err.lines() {});
+            return Server { child, addr };
+        }
+    }
+}
+
+fn key(s: &Scratch, args: &[&str]) -> String {
+    let mut full = vec!["apikey", "create"];
+    full.extend_from_slice(args);
+    s.json(&full)["token"].as_str().unwrap().to_owned()
+}
+
+/// curl: (status, headers, body).
+fn curl(method: &str, url: &str, headers: &[String], body: Option<&str>) -> (u16, String, String) {
+    let mut c = Command::new("curl");
+    c.args(["-s", "-i", "-H", "Expect:", "-X", method, url]);
+    for h in headers {
+        c.args(["-H", h]);
+    }
+    if let Some(b) = body {
+        c.args(["--data-binary", b]);
+    }
+    let out = c
+        .output()
+        .expect("curl is needed by the gateway tests (.ci/run installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+fn auth(token: &str) -> String {
+    format!("Authorization: Bearer {token}")
+}
+
+const JSON: &str = "Content-Type: application/json";
+
+fn infer_body(rows: &[[f64; 2]]) -> String {
+    json!({"id": "req-1", "inputs": [{"name": "input", "shape": [rows.len(), 2], "datatype": "FP32", "data": rows}]}).to_string()
+}
+
+#[test]
+fn v2_inference_with_a_valid_key_and_every_refusal() {
+    let s = home_with_production_model();
+    let predict = key(&s, &["--role", "predict"]);
+    let admin = key(&s, &["--role", "admin"]);
+    let scoped = key(&s, &["--role", "predict", "--model", "other"]);
+    let expired = key(
+        &s,
+        &["--role", "predict", "--expires", "2000-01-01T00:00:00Z"],
+    );
+    let revoked = key(&s, &["--role", "predict"]);
+    let revoked_id = revoked.split('_').nth(1).unwrap().to_owned();
+    s.rampart(&["apikey", "revoke", &revoked_id])
+        .assert()
+        .success();
+    let srv = start(&s, &[]);
+    let url = |p: &str| format!("http://{}{p}", srv.addr);
+
+    // Health needs no key; everything else does.
+    assert_eq!(curl("GET", &url("/v2/health/live"), &[], None).0, 200);
+    assert_eq!(curl("GET", &url("/v2/health/ready"), &[], None).0, 200);
+    let (code, head, body) = curl("GET", &url("/v2"), &[], None);
+    assert_eq!(code, 401);
+    assert!(head.contains("www-authenticate: bearer"), "{head}");
+    assert!(head.contains("application/problem+json"), "{head}");
+    let p: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(p["status"], 401);
+    assert!(
+        p["type"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://rampart.dev/problems/")
+    );
+    assert!(p["error"].is_string() && p["title"].is_string());
+
+    let (code, _, body) = curl("GET", &url("/v2"), &[auth(&predict)], None);
+    assert_eq!(code, 200, "{body}");
+    let (code, _, body) = curl("GET", &url("/v2/models/credit"), &[auth(&predict)], None);
+    assert_eq!(code, 200);
+    let meta: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        meta["parameters"]["rampart.features"],
+        json!(["income", "debt"])
+    );
+    assert_eq!(
+        curl(
+            "GET",
+            &url("/v2/models/credit/ready"),
+            &[auth(&predict)],
+            None
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        curl(
+            "GET",
+            &url("/v2/models/credit/versions/1/ready"),
+            &[auth(&predict)],
+            None
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        curl(
+            "GET",
+            &url("/v2/models/credit/versions/9"),
+            &[auth(&predict)],
+            None
+        )
+        .0,
+        404
+    );
+    assert_eq!(
+        curl("GET", &url("/v2/models/nope"), &[auth(&predict)], None).0,
+        404
+    );
+
+    // A valid inference (nested data, two rows).
+    let (code, _, body) = curl(
+        "POST",
+        &url("/v2/models/credit/infer"),
+        &[auth(&predict), JSON.into()],
+        Some(&infer_body(&[[10.0, 5.0], [15.0, 0.0]])),
+    );
+    assert_eq!(code, 200, "{body}");
+    let r: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(r["id"], "req-1");
+    assert_eq!(r["model_name"], "credit");
+    assert_eq!(r["outputs"][0]["name"], "label");
+    assert_eq!(r["outputs"][0]["data"], json!(["0", "1"]));
+    let probs: Vec<f64> = serde_json::from_value(r["outputs"][1]["data"].clone()).unwrap();
+    assert_eq!(probs.len(), 4);
+    assert!((probs[0] + probs[1] - 1.0).abs() < 1e-9);
+    // The same through the per-version route and the human route.
+    assert_eq!(
+        curl(
+            "POST",
+            &url("/v2/models/credit/versions/1/infer"),
+            &[auth(&predict), JSON.into()],
+            Some(&infer_body(&[[10.0, 5.0]]))
+        )
+        .0,
+        200
+    );
+    let (code, _, body) = curl(
+        "POST",
+        &url("/v1/models/credit:predict"),
+        &[auth(&predict), JSON.into()],
+        Some(r#"{"instances": [{"income": 15, "debt": 0}]}"#),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["predictions"][0]["label"],
+        "1"
+    );
+
+    // Bad keys: wrong secret, revoked, expired, malformed.
+    let mut wrong = predict.clone();
+    let last = wrong.pop().unwrap();
+    wrong.push(if last == 'x' { 'y' } else { 'x' });
+    for (token, reason) in [
+        (&wrong, "invalid"),
+        (&revoked, "revoked"),
+        (&expired, "expired"),
+        (&"nonsense".to_owned(), "malformed"),
+    ] {
+        let (code, head, body) = curl("GET", &url("/v2"), &[auth(token)], None);
+        assert_eq!(code, 401, "{reason}: {body}");
+        assert!(head.contains("www-authenticate"), "{reason}");
+        assert!(body.contains(reason), "{reason}: {body}");
+    }
+    // Wrong role and wrong model.
+    assert_eq!(
+        curl("GET", &url("/metrics"), &[auth(&predict)], None).0,
+        403
+    );
+    assert_eq!(
+        curl(
+            "POST",
+            &url("/v2/models/credit/infer"),
+            &[auth(&scoped), JSON.into()],
+            Some(&infer_body(&[[10.0, 5.0]]))
+        )
+        .0,
+        403
+    );
+
+    // Malformed requests.
+    let post = |body: &str, ct: &str| {
+        curl(
+            "POST",
+            &url("/v2/models/credit/infer"),
+            &[auth(&predict), format!("Content-Type: {ct}")],
+            Some(body),
+        )
+    };
+    assert_eq!(post("{", "application/json").0, 400);
+    assert_eq!(post(&infer_body(&[[1.0, 2.0]]), "text/plain").0, 415);
+    let (code, _, body) = post(
+        r#"{"inputs":[{"name":"input","shape":[1,2],"datatype":"FP32","data":[1]}]}"#,
+        "application/json",
+    );
+    assert_eq!(code, 400, "len(data) != product(shape): {body}");
+    assert_eq!(
+        post(
+            r#"{"inputs":[{"name":"input","shape":[1,2],"datatype":"FP32","data":[1e39, 1]}]}"#,
+            "application/json"
+        )
+        .0,
+        400
+    );
+    assert_eq!(
+        post(
+            r#"{"inputs":[{"name":"input","shape":[1,2],"datatype":"FP32","data":["NaN", 1]}]}"#,
+            "application/json"
+        )
+        .0,
+        400
+    );
+    let (code, _, body) = post(
+        r#"{"inputs":[{"name":"input","shape":[1,3],"datatype":"FP32","data":[1,2,3]}]}"#,
+        "application/json",
+    );
+    assert_eq!(code, 422, "{body}");
+    // Values far outside what the model saw in training: 422 naming every one.
+    let (code, _, body) = post(
+        &infer_body(&[[10.0, 5.0], [1000.0, -1000.0]]),
+        "application/json",
+    );
+    assert_eq!(code, 422, "{body}");
+    let p: Value = serde_json::from_str(&body).unwrap();
+    let fields: Vec<&str> = p["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, vec!["income", "debt"], "{body}");
+    assert!(p["errors"][0]["row"] == 1);
+    let (code, _, body) = curl(
+        "POST",
+        &url("/v1/models/credit:predict"),
+        &[auth(&predict), JSON.into()],
+        Some(r#"{"instances": [{"income": 1}, {"debt": "x", "zip": 1}]}"#),
+    );
+    assert_eq!(code, 422);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["errors"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4,
+        "{body}"
+    );
+    // Oversized body.
+    let big = format!("{{\"inputs\":[],\"pad\":\"{}\"}}", "x".repeat(2 << 20));
+    std::fs::write(s.path().join("big.json"), &big).unwrap();
+    let big_arg = format!("@{}", s.path().join("big.json").display());
+    assert_eq!(
+        curl(
+            "POST",
+            &url("/v2/models/credit/infer"),
+            &[auth(&predict), JSON.into()],
+            Some(&big_arg)
+        )
+        .0,
+        413
+    );
+
+    // Metrics for the admin.
+    let (code, _, body) = curl("GET", &url("/metrics"), &[auth(&admin)], None);
+    assert_eq!(code, 200);
+    for line in [
+        "rampart_requests_total{model=\"credit\",version=\"1\",route=\"v2_infer\",code=\"200\"}",
+        "rampart_auth_failures_total{reason=\"revoked\"} 1",
+        "rampart_auth_failures_total{reason=\"expired\"} 1",
+        "rampart_model_loaded_info{model=\"credit\",version=\"1\"",
+        "rampart_request_duration_seconds_bucket{le=\"0.00001\"}",
+        "rampart_inference_duration_seconds_count",
+    ] {
+        assert!(body.contains(line), "{line} missing from\n{body}");
+    }
+    drop(srv);
+    // Authentication failures are on the audit record, without the token.
+    let log = std::fs::read_to_string(s.home().join("audit/audit.jsonl")).unwrap();
+    assert!(log.contains("\"serve.auth\""), "{log}");
+    assert!(!log.contains(&predict) && !log.contains(&wrong));
+    assert!(log.contains("\"apikey.create\"") && log.contains("\"apikey.revoke\""));
+}
+
+#[test]
+fn a_key_over_its_rate_gets_429_with_the_rate_limit_fields() {
+    let s = home_with_production_model();
+    let slow = key(&s, &["--rate", "1", "--burst", "2"]);
+    let srv = start(&s, &[]);
+    let url = format!("http://{}/v2/models/credit/infer", srv.addr);
+    let body = infer_body(&[[10.0, 5.0]]);
+    let codes: Vec<(u16, String)> = (0..4)
+        .map(|_| {
+            let (c, h, _) = curl("POST", &url, &[auth(&slow), JSON.into()], Some(&body));
+            (c, h)
+        })
+        .collect();
+    assert_eq!(codes[0].0, 200);
+    assert_eq!(codes[1].0, 200);
+    let (code, head) = &codes[2];
+    assert_eq!(*code, 429);
+    assert!(head.contains("retry-after: 1"), "{head}");
+    assert!(head.contains("ratelimit-policy: \"key\";q=2;w=2"), "{head}");
+    assert!(head.contains("ratelimit: \"key\";r=0;t=1"), "{head}");
+    // Failed authentications have their own, much smaller, bucket per address.
+    let bad = (0..15)
+        .map(|_| {
+            curl(
+                "GET",
+                &format!("http://{}/v2", srv.addr),
+                &[auth("rk_0123456789abcdef_nope")],
+                None,
+            )
+            .0
+        })
+        .collect::<Vec<_>>();
+    assert!(bad.contains(&401) && bad.contains(&429), "{bad:?}");
+}
+
+#[test]
+fn python_urllib_calls_the_v2_endpoint() {
+    let s = home_with_production_model();
+    let token = key(&s, &[]);
+    let srv = start(&s, &[]);
+    let script = format!(
+        r#"
+import json, urllib.request, urllib.error
+base = "http://{addr}"
+req = urllib.request.Request(base + "/v2/models/credit/infer", method="POST",
+    data=json.dumps({{"inputs": [{{"name": "income", "shape": [2], "datatype": "FP64", "data": [10.0, 15.0]}},
+                                {{"name": "debt", "shape": [2], "datatype": "FP64", "data": [5.0, 0.0]}}]}}).encode(),
+    headers={{"Authorization": "Bearer {token}", "Content-Type": "application/json"}})
+out = json.load(urllib.request.urlopen(req))
+print(json.dumps(out["outputs"][0]["data"]))
+try:
+    urllib.request.urlopen(urllib.request.Request(base + "/v2/models/credit"))
+except urllib.error.HTTPError as e:
+    print(e.code, e.headers["WWW-Authenticate"], json.load(e)["status"])
+"#,
+        addr = srv.addr
+    );
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("[\"0\", \"1\"]"), "{text}");
+    assert!(text.contains("401 Bearer realm=\"rampart\" 401"), "{text}");
+}
+
+#[test]
+fn safe_defaults_refuse_to_start() {
+    let s = home_with_production_model();
+    let (code, _, err) = s.run(&["serve", "--bind", "0.0.0.0:0"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not a loopback address"), "{err}");
+    // Only registry models; a missing one is an error before anything listens.
+    let (code, _, err) = s.run(&["serve", "--model", "nope"]);
+    assert_eq!(code, 2, "{err}");
+    // A tampered blob: the server refuses to load it.
+    let v = s.json(&["model", "show", "credit@production"]);
+    let d = v["files"][0]["sha256"].as_str().unwrap();
+    let blob = s.home().join("registry/blobs/sha256").join(&d[..2]).join(d);
+    std::fs::set_permissions(&blob, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let mut b = std::fs::read(&blob).unwrap();
+    b[200] ^= 1;
+    std::fs::write(&blob, b).unwrap();
+    let (code, _, err) = s.run(&["serve"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("refusing to serve") && err.contains("corrupted"),
+        "{err}"
+    );
+    let _ = Path::new("");
+}
