@@ -77,6 +77,11 @@ pub trait BlobStore: Send + Sync {
     /// # Errors
     /// As [`BlobStore::read`].
     fn verify(&self, digest: &Digest) -> Result<u64, BlobError>;
+
+    /// The blob's file, for stores on the local filesystem (watchers re-hash it there).
+    fn local_path(&self, _digest: &Digest) -> Option<PathBuf> {
+        None
+    }
 }
 
 /// Blobs on the local filesystem.
@@ -227,6 +232,10 @@ impl BlobStore for FsBlobStore {
 
     fn verify(&self, digest: &Digest) -> Result<u64, BlobError> {
         self.stream(digest, u64::MAX, &mut |_| Ok(()))
+    }
+
+    fn local_path(&self, digest: &Digest) -> Option<PathBuf> {
+        Some(self.path_of(digest))
     }
 }
 

@@ -54,6 +54,55 @@ pub struct LoadedModel {
     pub root: String,
     /// The model.
     pub model: rampart_ml::Model,
+    /// The stored files it was loaded from, with their digests: re-hashed while serving.
+    pub sources: Vec<(std::path::PathBuf, rampart_crypto::Digest)>,
+    /// How its outputs are shaped.
+    pub output: OutputMode,
+    /// Cleared when a re-verification fails: the model then answers 503 until restarted.
+    pub intact: std::sync::atomic::AtomicBool,
+}
+
+/// How much of a prediction a caller sees (starving model extraction and inversion).
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutputMode {
+    /// Labels and full-precision probabilities.
+    Raw,
+    /// Probabilities rounded to this many decimals.
+    Round(u32),
+    /// Labels only.
+    Label,
+    /// The label and a band of the top class's probability (names, ascending, evenly cut).
+    Bins(Vec<String>),
+}
+
+impl OutputMode {
+    /// Parses `raw`, `round:N`, `label`, `bins` (Low, Medium, High) or `bins:A,B,…`.
+    ///
+    /// # Errors
+    /// A message naming the text.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bad = || format!("{text:?} is not raw, round:N, label, bins or bins:NAME,NAME,…");
+        Ok(match text.split_once(':') {
+            None if text == "raw" => Self::Raw,
+            None if text == "label" => Self::Label,
+            None if text == "bins" => {
+                Self::Bins(vec!["Low".into(), "Medium".into(), "High".into()])
+            }
+            Some(("round", n)) => Self::Round(n.parse().ok().filter(|n| *n <= 15).ok_or_else(bad)?),
+            Some(("bins", names)) => {
+                let v: Vec<String> = names
+                    .split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                if v.len() < 2 {
+                    return Err(bad());
+                }
+                Self::Bins(v)
+            }
+            _ => return Err(bad()),
+        })
+    }
 }
 
 /// A security event for the audit log (auth failures, limit hits, refusals).
@@ -311,6 +360,14 @@ fn find(st: &AppState, name: &str, version: Option<&str>) -> Result<Arc<LoadedMo
         )
         .into_response()
     })?;
+    if !m.intact.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "model-integrity",
+            format!("{name} failed its integrity check and is not served"),
+        )
+        .into_response());
+    }
     if let Some(v) = version
         && v != m.version.to_string()
     {
@@ -328,7 +385,12 @@ fn find(st: &AppState, name: &str, version: Option<&str>) -> Result<Arc<LoadedMo
 }
 
 async fn ready(State(st): State<Arc<AppState>>) -> StatusCode {
-    if st.models.is_empty() {
+    if st.models.is_empty()
+        || st
+            .models
+            .values()
+            .any(|m| !m.intact.load(std::sync::atomic::Ordering::SeqCst))
+    {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::OK
@@ -512,6 +574,15 @@ async fn infer_common(
     let out = tokio::task::spawn_blocking(move || oip::run(&m2, parsed, v1)).await;
     st.metrics.inference(t.elapsed());
     let r = match out {
+        Ok(Ok(v)) if !m.intact.load(std::sync::atomic::Ordering::SeqCst) => {
+            let _ = v;
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "model-integrity",
+                "the model failed its integrity check",
+            )
+            .into_response()
+        }
         Ok(Ok(v)) => axum::Json(v).into_response(),
         Ok(Err(p)) => p.into_response(),
         Err(_) => Problem::new(
@@ -542,6 +613,57 @@ async fn metrics_route((State(st), ConnectInfo(addr), headers): Ctx) -> Response
         )
         .body(Body::from(st.metrics.render()))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// Re-hashes every served model's stored files every `every`; a model whose files no longer
+/// match stops serving (503), is counted and audited. Runs until the process ends.
+pub async fn watch_integrity(state: Arc<AppState>, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        for m in state.models.values() {
+            if !m.intact.load(std::sync::atomic::Ordering::SeqCst) {
+                continue;
+            }
+            let sources = m.sources.clone();
+            let bad = tokio::task::spawn_blocking(move || {
+                sources.iter().find_map(|(path, want)| {
+                    let got = std::fs::File::open(path).and_then(|mut f| {
+                        let mut h = rampart_crypto::Sha256Hasher::new();
+                        std::io::copy(&mut f, &mut h)?;
+                        Ok(h.finish())
+                    });
+                    match got {
+                        Ok(d) if d == *want => None,
+                        Ok(d) => Some(format!(
+                            "{} now hashes to sha256:{d}, not sha256:{want}",
+                            path.display()
+                        )),
+                        Err(e) => Some(format!("{}: {e}", path.display())),
+                    }
+                })
+            })
+            .await
+            .ok()
+            .flatten();
+            if let Some(reason) = bad {
+                m.intact.store(false, std::sync::atomic::Ordering::SeqCst);
+                state.metrics.integrity_failure(&m.name);
+                tracing::error!(
+                    "{}@{}: integrity check failed, no longer serving it: {reason}",
+                    m.name,
+                    m.version
+                );
+                state.event(
+                    "serve.tamper",
+                    IpAddr::from([127, 0, 0, 1]),
+                    None,
+                    format!("{}@{}: {reason}", m.name, m.version),
+                );
+            }
+        }
+    }
 }
 
 /// Serves until `shutdown` resolves; in-flight requests finish first.

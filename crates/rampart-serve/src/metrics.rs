@@ -61,6 +61,7 @@ struct Inner {
     rate_limited: BTreeMap<&'static str, u64>,
     loaded: BTreeMap<(String, i64, String), u64>,
     audit_dropped: u64,
+    integrity: BTreeMap<String, u64>,
 }
 
 /// The registry of metrics.
@@ -125,6 +126,11 @@ impl Metrics {
         });
     }
 
+    /// A served model that failed re-verification.
+    pub fn integrity_failure(&self, model: &str) {
+        self.with(|i| *i.integrity.entry(model.to_owned()).or_default() += 1);
+    }
+
     /// A security event that could not be queued for the audit log.
     pub fn audit_dropped(&self) {
         self.with(|i| i.audit_dropped += 1);
@@ -172,6 +178,14 @@ impl Metrics {
                 "rampart_model_loaded_info{{model=\"{}\",version=\"{v}\",digest=\"{}\"}} {n}",
                 esc(m),
                 esc(d)
+            );
+        }
+        o.push_str("# HELP rampart_model_integrity_failures_total Served models whose stored files stopped matching.\n# TYPE rampart_model_integrity_failures_total counter\n");
+        for (m, n) in &g.integrity {
+            let _ = writeln!(
+                o,
+                "rampart_model_integrity_failures_total{{model=\"{}\"}} {n}",
+                esc(m)
             );
         }
         o.push_str("# HELP rampart_audit_events_dropped_total Security events not queued for the audit log.\n# TYPE rampart_audit_events_dropped_total counter\n");

@@ -6,8 +6,8 @@ use rampart_ml::model::ModelMeta;
 use rampart_ml::{Matrix, Prediction};
 use serde_json::{Value, json};
 
-use crate::LoadedModel;
 use crate::problem::Problem;
+use crate::{LoadedModel, OutputMode};
 
 /// Rows ready for the model.
 #[derive(Debug, Clone)]
@@ -343,6 +343,39 @@ pub fn validate(p: &Parsed, meta: &ModelMeta, margin: f64) -> Result<(), Problem
     }
 }
 
+/// What `mode` lets a caller see of one prediction: the probabilities (if any) and a band.
+fn harden(mode: &OutputMode, proba: &[f64]) -> (Option<Vec<f64>>, Option<String>) {
+    match mode {
+        OutputMode::Raw => (Some(proba.to_vec()), None),
+        OutputMode::Round(n) => {
+            let k = 10f64.powi(i32::try_from(*n).unwrap_or(15));
+            (
+                Some(proba.iter().map(|p| (p * k).round() / k).collect()),
+                None,
+            )
+        }
+        OutputMode::Label => (None, None),
+        OutputMode::Bins(names) => {
+            let top = proba.iter().copied().fold(0.0_f64, f64::max);
+            let k = proba.len().max(2);
+            // The top class's probability lies in [1/k, 1]; cut that range evenly.
+            #[allow(clippy::cast_precision_loss)]
+            let lo = 1.0 / k as f64;
+            let span = (1.0 - lo).max(f64::EPSILON);
+            #[allow(
+                clippy::cast_precision_loss,
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss
+            )]
+            let i = (((top - lo) / span) * names.len() as f64).floor().max(0.0) as usize;
+            (
+                None,
+                names.get(i.min(names.len().saturating_sub(1))).cloned(),
+            )
+        }
+    }
+}
+
 /// Runs the model and shapes the response.
 ///
 /// # Errors
@@ -357,11 +390,28 @@ pub fn run(m: &LoadedModel, p: Parsed, v1: bool) -> Result<Value, Problem> {
         let predictions: Vec<Value> = preds
             .iter()
             .map(|p| match p {
-                Prediction::Class { class, proba } => json!({
-                    "label": classes.get(*class),
-                    "probabilities": classes.iter().zip(proba).map(|(c, p)| (c.clone(), json!(p))).collect::<serde_json::Map<_, _>>(),
-                }),
-                Prediction::Anomaly { score, is_anomaly } => json!({"anomaly_score": score, "is_anomaly": is_anomaly}),
+                Prediction::Class { class, proba } => {
+                    let (probs, band) = harden(&m.output, proba);
+                    let mut v = json!({"label": classes.get(*class)});
+                    if let (Some(probs), Value::Object(o)) = (probs, &mut v) {
+                        o.insert(
+                            "probabilities".into(),
+                            classes
+                                .iter()
+                                .zip(probs)
+                                .map(|(c, p)| (c.clone(), json!(p)))
+                                .collect::<serde_json::Map<_, _>>()
+                                .into(),
+                        );
+                    }
+                    if let (Some(b), Value::Object(o)) = (band, &mut v) {
+                        o.insert("band".into(), json!(b));
+                    }
+                    v
+                }
+                Prediction::Anomaly { score, is_anomaly } => {
+                    json!({"anomaly_score": score, "is_anomaly": is_anomaly})
+                }
             })
             .collect();
         return Ok(json!({"model": m.name, "version": m.version, "predictions": predictions}));
@@ -382,16 +432,26 @@ pub fn run(m: &LoadedModel, p: Parsed, v1: bool) -> Result<Value, Problem> {
     } else {
         let mut labels = Vec::with_capacity(n);
         let mut probs = Vec::with_capacity(n * classes.len());
+        let mut bands = Vec::new();
         for p in &preds {
             if let Prediction::Class { class, proba } = p {
                 labels.push(classes.get(*class).cloned().unwrap_or_default());
-                probs.extend_from_slice(proba);
+                let (pr, band) = harden(&m.output, proba);
+                if let Some(pr) = pr {
+                    probs.extend(pr);
+                }
+                bands.extend(band);
             }
         }
-        json!([
-            {"name": "label", "datatype": "BYTES", "shape": [n], "data": labels},
-            {"name": "probabilities", "datatype": "FP64", "shape": [n, classes.len()], "data": probs},
-        ])
+        let mut outs =
+            vec![json!({"name": "label", "datatype": "BYTES", "shape": [n], "data": labels})];
+        if !probs.is_empty() {
+            outs.push(json!({"name": "probabilities", "datatype": "FP64", "shape": [n, classes.len()], "data": probs}));
+        }
+        if !bands.is_empty() {
+            outs.push(json!({"name": "band", "datatype": "BYTES", "shape": [n], "data": bands}));
+        }
+        Value::Array(outs)
     };
     let mut out = json!({
         "model_name": m.name,

@@ -1010,6 +1010,14 @@ pub struct ServeArgs {
     /// Burst per client address.
     #[arg(long, value_name = "B", default_value_t = 400)]
     pub ip_burst: u32,
+    /// What callers see of a model's predictions: MODEL=raw|round:N|label|bins|bins:A,B,…
+    /// (repeatable; default raw).
+    #[arg(long = "output", value_name = "MODEL=MODE")]
+    pub output: Vec<String>,
+    /// Re-hash the served models' stored files this often (seconds); a mismatch stops
+    /// serving that model (503) and is audited.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub verify_every: f64,
 }
 
 #[derive(Debug, Args)]

@@ -126,6 +126,7 @@ fn load(
     reg: &Registry,
     reference: &str,
     keys: &[rampart_crypto::PublicKey],
+    outputs: &[(String, rampart_serve::OutputMode)],
 ) -> Result<LoadedModel, CliError> {
     let reference = if reference.contains('@') {
         reference.to_owned()
@@ -176,11 +177,26 @@ fn load(
             file.name
         ))
     })?;
+    let mut sources: Vec<(std::path::PathBuf, rampart_crypto::Digest)> = v
+        .files
+        .iter()
+        .map(|f| f.sha256)
+        .chain(std::iter::once(v.signature))
+        .filter_map(|d| reg.blobs().local_path(&d).map(|p| (p, d)))
+        .collect();
+    sources.sort();
+    let output = outputs
+        .iter()
+        .find(|(n, _)| *n == v.name)
+        .map_or(rampart_serve::OutputMode::Raw, |(_, m)| m.clone());
     Ok(LoadedModel {
         name: v.name.clone(),
         version: v.version,
         root: v.root.to_hex(),
         model,
+        sources,
+        output,
+        intact: std::sync::atomic::AtomicBool::new(true),
     })
 }
 
@@ -219,9 +235,18 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
         return Err(CliError::input(anyhow::anyhow!("no model has a production version"))
             .hint("promote one (`rampart model promote N@V --to production`) or name one with --model"));
     }
+    let mut outputs = Vec::new();
+    for o in &a.output {
+        let (name, mode) = o
+            .split_once('=')
+            .ok_or_else(|| CliError::input(anyhow::anyhow!("--output {o}: expected MODEL=MODE")))?;
+        let mode = rampart_serve::OutputMode::parse(mode)
+            .map_err(|e| CliError::input(anyhow::anyhow!("--output {o}: {e}")))?;
+        outputs.push((name.to_owned(), mode));
+    }
     let mut models = Vec::new();
     for r in &refs {
-        let m = match load(&reg, r, &keys) {
+        let m = match load(&reg, r, &keys, &outputs) {
             Ok(m) => m,
             Err(e) => {
                 ctx.audit_refusal(
@@ -286,6 +311,13 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
         .build()
         .map_err(CliError::internal)?;
     let served = refs.join(", ");
+    if a.verify_every <= 0.0 || !a.verify_every.is_finite() {
+        return Err(CliError::input(anyhow::anyhow!(
+            "--verify-every must be positive"
+        )));
+    }
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let verify_ms = (a.verify_every * 1000.0).max(100.0) as u64;
     let result = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
@@ -299,6 +331,10 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
                 _ = async { match &mut term { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {},
             }
         };
+        tokio::spawn(rampart_serve::watch_integrity(
+            std::sync::Arc::clone(&state),
+            std::time::Duration::from_millis(verify_ms),
+        ));
         rampart_serve::serve(listener, state, shutdown).await
     });
     let _ = writer.join();

@@ -485,3 +485,110 @@ fn safe_defaults_refuse_to_start() {
     );
     let _ = Path::new("");
 }
+
+#[test]
+fn hardened_outputs_show_less() {
+    let s = home_with_production_model();
+    let token = key(&s, &[]);
+    let body = infer_body(&[[12.4, 2.6]]);
+    let call = |mode: &str| {
+        let srv = start(&s, &["--output", &format!("credit={mode}")]);
+        let (code, _, text) = curl(
+            "POST",
+            &format!("http://{}/v2/models/credit/infer", srv.addr),
+            &[auth(&token), JSON.into()],
+            Some(&body),
+        );
+        assert_eq!(code, 200, "{mode}: {text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        let outs: Vec<(String, Value)> = v["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| (o["name"].as_str().unwrap().to_owned(), o["data"].clone()))
+            .collect();
+        outs
+    };
+    let raw = call("raw");
+    assert_eq!(
+        raw.iter().map(|o| o.0.as_str()).collect::<Vec<_>>(),
+        vec!["label", "probabilities"]
+    );
+    let rounded = call("round:1");
+    for p in rounded[1].1.as_array().unwrap() {
+        let p = p.as_f64().unwrap();
+        assert!(
+            ((p * 10.0).round() - p * 10.0).abs() < 1e-9,
+            "{p} not rounded to 0.1"
+        );
+    }
+    let label = call("label");
+    assert_eq!(label.len(), 1);
+    assert_eq!(label[0].0, "label");
+    assert_eq!(label[0].1, raw[0].1);
+    let bins = call("bins");
+    assert_eq!(
+        bins.iter().map(|o| o.0.as_str()).collect::<Vec<_>>(),
+        vec!["label", "band"]
+    );
+    let band = bins[1].1[0].as_str().unwrap().to_owned();
+    assert!(["Low", "Medium", "High"].contains(&band.as_str()), "{band}");
+    let (code, _, err) = s.run(&["serve", "--output", "credit=fuzzy"]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn a_model_tampered_with_while_served_stops_serving() {
+    let s = home_with_production_model();
+    let token = key(&s, &[]);
+    let admin = key(&s, &["--role", "admin"]);
+    let srv = start(&s, &["--verify-every", "0.2"]);
+    let url = format!("http://{}/v2/models/credit/infer", srv.addr);
+    let body = infer_body(&[[10.0, 5.0]]);
+    assert_eq!(
+        curl("POST", &url, &[auth(&token), JSON.into()], Some(&body)).0,
+        200
+    );
+    let v = s.json(&["model", "show", "credit@production"]);
+    let d = v["files"][0]["sha256"].as_str().unwrap();
+    let blob = s.home().join("registry/blobs/sha256").join(&d[..2]).join(d);
+    std::fs::set_permissions(&blob, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let mut b = std::fs::read(&blob).unwrap();
+    b[300] ^= 1;
+    std::fs::write(&blob, b).unwrap();
+    let mut status = 0;
+    for _ in 0..50 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        status = curl("POST", &url, &[auth(&token), JSON.into()], Some(&body)).0;
+        if status == 503 {
+            break;
+        }
+    }
+    assert_eq!(status, 503);
+    let (code, _, text) = curl("POST", &url, &[auth(&token), JSON.into()], Some(&body));
+    assert_eq!(code, 503);
+    assert!(text.contains("model-integrity"), "{text}");
+    assert_eq!(
+        curl(
+            "GET",
+            &format!("http://{}/v2/health/ready", srv.addr),
+            &[],
+            None
+        )
+        .0,
+        503
+    );
+    let (_, _, metrics) = curl(
+        "GET",
+        &format!("http://{}/metrics", srv.addr),
+        &[auth(&admin)],
+        None,
+    );
+    assert!(
+        metrics.contains("rampart_model_integrity_failures_total{model=\"credit\"} 1"),
+        "{metrics}"
+    );
+    drop(srv);
+    let log = std::fs::read_to_string(s.home().join("audit/audit.jsonl")).unwrap();
+    assert!(log.contains("\"serve.tamper\""), "{log}");
+}
