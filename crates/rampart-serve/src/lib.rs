@@ -681,6 +681,45 @@ pub async fn serve(
         .await
 }
 
+/// Serves HTTPS (rustls, TLS 1.2 and 1.3) with the certificate chain and key in PEM files,
+/// until `shutdown` resolves; in-flight requests get ten seconds to finish.
+///
+/// # Errors
+/// Unreadable or invalid certificate or key, listener errors.
+pub async fn serve_tls(
+    listener: std::net::TcpListener,
+    state: Arc<AppState>,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+        .await
+        .map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "TLS certificate {} / key {}: {e}",
+                    cert.display(),
+                    key.display()
+                ),
+            )
+        })?;
+    listener.set_nonblocking(true)?;
+    let handle = axum_server::Handle::new();
+    let h = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        h.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+    });
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum_server::from_tcp_rustls(listener, config)
+        .handle(handle)
+        .serve(app)
+        .await
+}
+
 /// Whether a method is one the gateway answers (for the 405 problem).
 #[must_use]
 pub fn known_method(m: &Method) -> bool {

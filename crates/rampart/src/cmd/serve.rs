@@ -211,7 +211,12 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
             a.bind
         ))
     })?;
-    if !bind.ip().is_loopback() && !a.insecure_http {
+    let tls = a.tls_cert.clone().zip(a.tls_key.clone());
+    if let Some((_, key)) = &tls {
+        // The key file must be private, like every key rampart reads.
+        rampart_home::secure_fs::read_private_file(key)?;
+    }
+    if !bind.ip().is_loopback() && !a.insecure_http && tls.is_none() {
         return Err(CliError::input(anyhow::anyhow!(
             "refusing to serve plain HTTP on {bind}, which is not a loopback address"
         ))
@@ -266,7 +271,7 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
     }
     drop(reg);
     let store = keystore(ctx)?;
-    if a.insecure_http && !bind.ip().is_loopback() {
+    if a.insecure_http && tls.is_none() && !bind.ip().is_loopback() {
         ctx.audit(
             ctx.event("serve.insecure-http", Outcome::Ok)
                 .subject_path(bind.to_string())
@@ -319,9 +324,10 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let verify_ms = (a.verify_every * 1000.0).max(100.0) as u64;
     let result = rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(bind).await?;
-        let addr = listener.local_addr()?;
-        eprintln!("rampart serve: listening on http://{addr} ({served})");
+        let std_listener = std::net::TcpListener::bind(bind)?;
+        let addr = std_listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        eprintln!("rampart serve: listening on {scheme}://{addr} ({served})");
         let shutdown = async {
             let ctrl_c = tokio::signal::ctrl_c();
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -335,7 +341,14 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
             std::sync::Arc::clone(&state),
             std::time::Duration::from_millis(verify_ms),
         ));
-        rampart_serve::serve(listener, state, shutdown).await
+        match &tls {
+            Some((cert, key)) => rampart_serve::serve_tls(std_listener, state, cert, key, shutdown).await,
+            None => {
+                std_listener.set_nonblocking(true)?;
+                let listener = tokio::net::TcpListener::from_std(std_listener)?;
+                rampart_serve::serve(listener, state, shutdown).await
+            }
+        }
     });
     let _ = writer.join();
     result.map_err(|e| {

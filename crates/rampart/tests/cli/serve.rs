@@ -70,11 +70,11 @@ impl Drop for Server {
 #[allow(clippy::zombie_processes)]
 fn start(s: &Scratch, extra: &[&str]) -> Server {
     let mut c = Command::new(assert_cmd::cargo::cargo_bin("rampart"));
-    c.current_dir(s.path())
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    c.current_dir(s.path()).arg("serve");
+    if !extra.contains(&"--bind") {
+        c.args(["--bind", "127.0.0.1:0"]);
+    }
+    c.args(extra).stdout(Stdio::null()).stderr(Stdio::piped());
     for (k, _) in std::env::vars() {
         if k.starts_with("RAMPART_") {
             c.env_remove(k);
@@ -89,8 +89,9 @@ fn start(s: &Scratch, extra: &[&str]) -> Server {
             err.read_line(&mut line).unwrap() > 0,
             "the server exited before listening"
         );
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            let addr = rest.split_whitespace().next().unwrap().to_owned();
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            let url = rest.split_whitespace().next().unwrap();
+            let addr = url.split("://").nth(1).unwrap().to_owned();
             std::thread::spawn(move || for _ in err.lines() {});
             return Server { child, addr };
         }
@@ -591,4 +592,98 @@ fn a_model_tampered_with_while_served_stops_serving() {
     drop(srv);
     let log = std::fs::read_to_string(s.home().join("audit/audit.jsonl")).unwrap();
     assert!(log.contains("\"serve.tamper\""), "{log}");
+}
+
+#[test]
+fn tls_serves_https_and_allows_a_public_bind() {
+    let s = home_with_production_model();
+    let token = key(&s, &[]);
+    let ok = Command::new("openssl")
+        .current_dir(s.path())
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "tls.key",
+            "-out",
+            "tls.crt",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    std::fs::set_permissions(
+        s.path().join("tls.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let srv = start(
+        &s,
+        &[
+            "--bind",
+            "0.0.0.0:0",
+            "--tls-cert",
+            "tls.crt",
+            "--tls-key",
+            "tls.key",
+        ],
+    );
+    let port = srv.addr.rsplit(':').next().unwrap().to_owned();
+    let ca = s.path().join("tls.crt").display().to_string();
+    let https = |path: &str, body: Option<&str>| {
+        let mut c = Command::new("curl");
+        c.args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--cacert",
+            &ca,
+            "-H",
+            &auth(&token),
+            "-H",
+            JSON,
+        ]);
+        if let Some(b) = body {
+            c.args(["--data-binary", b]);
+        }
+        c.arg(format!("https://127.0.0.1:{port}{path}"));
+        String::from_utf8_lossy(&c.output().unwrap().stdout).into_owned()
+    };
+    assert_eq!(https("/v2/health/live", None), "200");
+    assert_eq!(
+        https("/v2/models/credit/infer", Some(&infer_body(&[[10.0, 5.0]]))),
+        "200"
+    );
+    // Plain HTTP to the TLS port gets no HTTP answer.
+    let plain = curl(
+        "GET",
+        &format!("http://127.0.0.1:{port}/v2/health/live"),
+        &[],
+        None,
+    );
+    assert_ne!(plain.0, 200);
+    // A loose key file is refused.
+    std::fs::set_permissions(
+        s.path().join("tls.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let (code, _, err) = s.run(&["serve", "--tls-cert", "tls.crt", "--tls-key", "tls.key"]);
+    assert_ne!(code, 0, "{err}");
 }
