@@ -152,8 +152,13 @@ impl Default for ServeLimits {
 }
 
 /// Shared server state.
+/// Loads the models to serve (the binary's registry loader), for hot reloads.
+pub type Loader = Box<dyn Fn() -> Result<Vec<LoadedModel>, String> + Send + Sync>;
+
+/// Shared server state.
 pub struct AppState {
-    models: BTreeMap<String, Arc<LoadedModel>>,
+    models: std::sync::RwLock<Arc<BTreeMap<String, Arc<LoadedModel>>>>,
+    loader: Option<Loader>,
     keys: Mutex<KeyStore>,
     limits: ServeLimits,
     limiters: limits::Limiters,
@@ -165,7 +170,7 @@ pub struct AppState {
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
-            .field("models", &self.models.keys())
+            .field("models", &self.models().keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -186,15 +191,83 @@ impl AppState {
         }
         Self {
             limiters: limits::Limiters::new(&limits),
-            models: models
-                .into_iter()
-                .map(|m| (m.name.clone(), Arc::new(m)))
-                .collect(),
+            models: std::sync::RwLock::new(Arc::new(
+                models
+                    .into_iter()
+                    .map(|m| (m.name.clone(), Arc::new(m)))
+                    .collect(),
+            )),
+            loader: None,
             keys: Mutex::new(keys),
             limits,
             metrics,
             events,
         }
+    }
+
+    /// Sets how to reload the models ([`AppState::reload`]).
+    #[must_use]
+    pub fn with_loader(mut self, loader: Loader) -> Self {
+        self.loader = Some(loader);
+        self
+    }
+
+    /// The models being served now (a snapshot: a reload swaps in a new map, requests in
+    /// flight keep the model they started with).
+    #[must_use]
+    pub fn models(&self) -> Arc<BTreeMap<String, Arc<LoadedModel>>> {
+        Arc::clone(
+            &self
+                .models
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Loads the models again and swaps them in if every one loads; otherwise keeps serving
+    /// the current ones. Returns what changed (`name@old -> name@new`).
+    ///
+    /// # Errors
+    /// The loader's error (nothing is swapped).
+    pub fn reload(&self) -> Result<Vec<String>, String> {
+        let Some(loader) = &self.loader else {
+            return Err("no loader".into());
+        };
+        let fresh = match loader() {
+            Ok(m) => m,
+            Err(e) => {
+                self.metrics.reload("error");
+                return Err(e);
+            }
+        };
+        let old = self.models();
+        let mut changes = Vec::new();
+        let mut next = BTreeMap::new();
+        for m in fresh {
+            match old.get(&m.name) {
+                // Unchanged: keep the loaded one (and its integrity state).
+                Some(o) if o.root == m.root && o.version == m.version => {
+                    next.insert(m.name.clone(), Arc::clone(o));
+                }
+                o => {
+                    changes.push(format!(
+                        "{}@{} -> {}@{}",
+                        m.name,
+                        o.map_or("-".to_owned(), |o| o.version.to_string()),
+                        m.name,
+                        m.version
+                    ));
+                    self.metrics.model_loaded(&m.name, m.version, &m.root);
+                    next.insert(m.name.clone(), Arc::new(m));
+                }
+            }
+        }
+        *self
+            .models
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(next);
+        self.metrics.reload("ok");
+        Ok(changes)
     }
 
     fn event(
@@ -352,7 +425,8 @@ fn admit(
 }
 
 fn find(st: &AppState, name: &str, version: Option<&str>) -> Result<Arc<LoadedModel>, Response> {
-    let m = st.models.get(name).ok_or_else(|| {
+    let models = st.models();
+    let m = models.get(name).ok_or_else(|| {
         Problem::new(
             StatusCode::NOT_FOUND,
             "model-not-found",
@@ -385,9 +459,9 @@ fn find(st: &AppState, name: &str, version: Option<&str>) -> Result<Arc<LoadedMo
 }
 
 async fn ready(State(st): State<Arc<AppState>>) -> StatusCode {
-    if st.models.is_empty()
-        || st
-            .models
+    let models = st.models();
+    if models.is_empty()
+        || models
             .values()
             .any(|m| !m.intact.load(std::sync::atomic::Ordering::SeqCst))
     {
@@ -622,7 +696,7 @@ pub async fn watch_integrity(state: Arc<AppState>, every: std::time::Duration) {
     tick.tick().await;
     loop {
         tick.tick().await;
-        for m in state.models.values() {
+        for m in state.models().values() {
             if !m.intact.load(std::sync::atomic::Ordering::SeqCst) {
                 continue;
             }
@@ -662,6 +736,44 @@ pub async fn watch_integrity(state: Arc<AppState>, every: std::time::Duration) {
                     format!("{}@{}: {reason}", m.name, m.version),
                 );
             }
+        }
+    }
+}
+
+/// Reloads on SIGHUP and every `every` (if given), auditing each change.
+pub async fn watch_reload(state: Arc<AppState>, every: Option<std::time::Duration>) {
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut tick = every.map(tokio::time::interval);
+    if let Some(t) = &mut tick {
+        t.tick().await;
+    }
+    loop {
+        tokio::select! {
+            () = async { match &mut hup { Some(h) => { h.recv().await; } None => std::future::pending::<()>().await } } => {}
+            () = async { match &mut tick { Some(t) => { t.tick().await; } None => std::future::pending::<()>().await } } => {}
+        }
+        let st = Arc::clone(&state);
+        match tokio::task::spawn_blocking(move || st.reload()).await {
+            Ok(Ok(changes)) if !changes.is_empty() => {
+                tracing::info!("reloaded: {}", changes.join(", "));
+                state.event(
+                    "serve.reload",
+                    IpAddr::from([127, 0, 0, 1]),
+                    None,
+                    changes.join(", "),
+                );
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::error!("reload failed, still serving the loaded models: {e}");
+                state.event(
+                    "serve.reload",
+                    IpAddr::from([127, 0, 0, 1]),
+                    None,
+                    format!("failed: {e}"),
+                );
+            }
+            Err(_) => {}
         }
     }
 }

@@ -62,6 +62,7 @@ struct Inner {
     loaded: BTreeMap<(String, i64, String), u64>,
     audit_dropped: u64,
     integrity: BTreeMap<String, u64>,
+    reloads: BTreeMap<&'static str, u64>,
 }
 
 /// The registry of metrics.
@@ -126,6 +127,11 @@ impl Metrics {
         });
     }
 
+    /// A reload (`ok` or `error`).
+    pub fn reload(&self, result: &'static str) {
+        self.with(|i| *i.reloads.entry(result).or_default() += 1);
+    }
+
     /// A served model that failed re-verification.
     pub fn integrity_failure(&self, model: &str) {
         self.with(|i| *i.integrity.entry(model.to_owned()).or_default() += 1);
@@ -187,6 +193,10 @@ impl Metrics {
                 "rampart_model_integrity_failures_total{{model=\"{}\"}} {n}",
                 esc(m)
             );
+        }
+        o.push_str("# HELP rampart_model_reloads_total Model reloads by result.\n# TYPE rampart_model_reloads_total counter\n");
+        for (r, n) in &g.reloads {
+            let _ = writeln!(o, "rampart_model_reloads_total{{result=\"{r}\"}} {n}");
         }
         o.push_str("# HELP rampart_audit_events_dropped_total Security events not queued for the audit log.\n# TYPE rampart_audit_events_dropped_total counter\n");
         let _ = writeln!(o, "rampart_audit_events_dropped_total {}", g.audit_dropped);

@@ -1024,6 +1024,10 @@ pub struct ServeArgs {
     /// serving that model (503) and is audited.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     pub verify_every: f64,
+    /// Check the registry this often (seconds) and swap in new production versions, without
+    /// dropping requests (SIGHUP does the same at once).
+    #[arg(long, value_name = "SECONDS")]
+    pub reload_every: Option<f64>,
 }
 
 #[derive(Debug, Args)]

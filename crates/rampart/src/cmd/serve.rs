@@ -221,7 +221,7 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
             "refusing to serve plain HTTP on {bind}, which is not a loopback address"
         ))
         .hint(
-            "put it behind a TLS terminator and pass --insecure-http (audited), or bind 127.0.0.1",
+            "pass --tls-cert and --tls-key, or --insecure-http behind a TLS terminator (audited), or bind 127.0.0.1",
         ));
     }
     let keys = crate::cmd::verify::verifier_keys(ctx, &[])?;
@@ -270,6 +270,28 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
         models.push(m);
     }
     drop(reg);
+    // Reloads (SIGHUP, --reload-every) load through the same checks.
+    let registry_dir = ctx.home.root().join("registry");
+    let explicit = a.models.clone();
+    let (reload_keys, reload_outputs) = (keys.clone(), outputs.clone());
+    let loader: rampart_serve::Loader = Box::new(move || {
+        let reg = Registry::open(&registry_dir).map_err(|e| e.to_string())?;
+        let refs: Vec<String> = if explicit.is_empty() {
+            reg.names()
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .filter(|n| reg.resolve(&format!("{n}@production")).is_ok())
+                .collect()
+        } else {
+            explicit.clone()
+        };
+        refs.iter()
+            .map(|r| {
+                load(&reg, r, &reload_keys, &reload_outputs)
+                    .map_err(|e| format!("{r}: {}", e.message()))
+            })
+            .collect()
+    });
     let store = keystore(ctx)?;
     if a.insecure_http && tls.is_none() && !bind.ip().is_loopback() {
         ctx.audit(
@@ -298,19 +320,22 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
             }
         }
     });
-    let state = Arc::new(AppState::new(
-        models,
-        store,
-        ServeLimits {
-            max_body: a.max_body,
-            max_batch: a.max_batch,
-            ip_rate: a.ip_rate,
-            ip_burst: a.ip_burst,
-            range_margin: a.range_margin,
-            ..ServeLimits::default()
-        },
-        Some(tx),
-    ));
+    let state = Arc::new(
+        AppState::new(
+            models,
+            store,
+            ServeLimits {
+                max_body: a.max_body,
+                max_batch: a.max_batch,
+                ip_rate: a.ip_rate,
+                ip_burst: a.ip_burst,
+                range_margin: a.range_margin,
+                ..ServeLimits::default()
+            },
+            Some(tx),
+        )
+        .with_loader(loader),
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -323,6 +348,11 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
     }
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let verify_ms = (a.verify_every * 1000.0).max(100.0) as u64;
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let reload_every = a
+        .reload_every
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(|s| (s * 1000.0).max(100.0) as u64);
     let result = rt.block_on(async move {
         let std_listener = std::net::TcpListener::bind(bind)?;
         let addr = std_listener.local_addr()?;
@@ -337,6 +367,10 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
                 _ = async { match &mut term { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {},
             }
         };
+        tokio::spawn(rampart_serve::watch_reload(
+            std::sync::Arc::clone(&state),
+            reload_every.map(std::time::Duration::from_millis),
+        ));
         tokio::spawn(rampart_serve::watch_integrity(
             std::sync::Arc::clone(&state),
             std::time::Duration::from_millis(verify_ms),

@@ -687,3 +687,88 @@ fn tls_serves_https_and_allows_a_public_bind() {
     let (code, _, err) = s.run(&["serve", "--tls-cert", "tls.crt", "--tls-key", "tls.key"]);
     assert_ne!(code, 0, "{err}");
 }
+
+#[test]
+fn a_new_production_version_is_hot_reloaded_under_load_without_errors() {
+    let s = home_with_production_model();
+    let token = key(&s, &["--rate", "10000", "--burst", "10000"]);
+    let srv = start(&s, &["--ip-rate", "100000", "--ip-burst", "100000"]);
+    let url = format!("http://{}/v2/models/credit/infer", srv.addr);
+    let body = infer_body(&[[10.0, 5.0]]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (url, body, token, stop) = (
+            url.clone(),
+            body.clone(),
+            token.clone(),
+            std::sync::Arc::clone(&stop),
+        );
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let (code, _, text) = curl("POST", &url, &[auth(&token), JSON.into()], Some(&body));
+                let version = serde_json::from_str::<Value>(&text)
+                    .ok()
+                    .and_then(|v| v["model_version"].as_str().map(str::to_owned));
+                seen.push((code, version));
+            }
+            seen
+        })
+    };
+    // A second version reaches production while requests flow, then SIGHUP.
+    s.json(&[
+        "train",
+        "--data",
+        "data/train.csv",
+        "--label",
+        "label",
+        "--model",
+        "random-forest",
+        "--trees",
+        "12",
+        "--output",
+        "runs/v2",
+    ]);
+    s.json(&["model", "register", "runs/v2", "--name", "credit"]);
+    s.rampart(&["model", "promote", "credit@2", "--to", "staging"])
+        .assert()
+        .success();
+    s.rampart(&["model", "approve", "credit@2"])
+        .assert()
+        .success();
+    s.rampart(&["model", "promote", "credit@2", "--to", "production"])
+        .assert()
+        .success();
+    let pid = srv.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut switched = false;
+    for _ in 0..50 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let (_, _, text) = curl("POST", &url, &[auth(&token), JSON.into()], Some(&body));
+        if text.contains("\"model_version\":\"2\"") {
+            switched = true;
+            break;
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = load.join().unwrap();
+    assert!(switched, "never served version 2");
+    assert!(seen.len() > 10, "{} requests", seen.len());
+    let failed: Vec<_> = seen.iter().filter(|(c, _)| *c != 200).collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(seen.iter().any(|(_, v)| v.as_deref() == Some("1")));
+    assert!(seen.iter().any(|(_, v)| v.as_deref() == Some("2")));
+    drop(srv);
+    let log = std::fs::read_to_string(s.home().join("audit/audit.jsonl")).unwrap();
+    assert!(
+        log.contains("\"serve.reload\"") && log.contains("credit@1 -> credit@2"),
+        "{log}"
+    );
+}
