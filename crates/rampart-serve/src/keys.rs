@@ -143,13 +143,52 @@ impl KeyStore {
             );",
         )
         .map_err(|e| e.to_string())?;
+        // Added after the first schema: the sealed HMAC key for signed requests.
+        let has_hmac: bool = db
+            .prepare("SELECT 1 FROM pragma_table_info('keys') WHERE name = 'hmac'")
+            .and_then(|mut st| st.exists([]))
+            .map_err(|e| e.to_string())?;
+        if !has_hmac {
+            db.execute_batch("ALTER TABLE keys ADD COLUMN hmac TEXT")
+                .map_err(|e| e.to_string())?;
+        }
         Ok(Self { db })
+    }
+
+    /// The sealed HMAC key of a key (see [`crate::httpsig`]), if it has one.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn sealed_hmac(&self, id: &str) -> Result<Option<String>, String> {
+        self.db
+            .query_row("SELECT hmac FROM keys WHERE id = ?1", [id], |r| {
+                r.get::<_, Option<String>>(0)
+            })
+            .optional()
+            .map(Option::flatten)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Checks a key found by id (after a signature verified): not revoked, not expired.
+    ///
+    /// # Errors
+    /// Why it may not be used.
+    pub fn usable(&self, id: &str, now: i64) -> Result<KeyInfo, AuthFailure> {
+        let info = self.get(id).ok().flatten().ok_or(AuthFailure::Invalid)?;
+        if info.revoked {
+            return Err(AuthFailure::Revoked);
+        }
+        if info.expires.is_some_and(|e| now >= e) {
+            return Err(AuthFailure::Expired);
+        }
+        Ok(info)
     }
 
     /// Creates a key; returns it (the only time the secret exists outside the caller).
     ///
     /// # Errors
     /// SQLite errors.
+    #[allow(clippy::too_many_arguments)]
     pub fn create(
         &self,
         role: Role,
@@ -158,6 +197,7 @@ impl KeyStore {
         burst: u32,
         expires: Option<i64>,
         label: &str,
+        seal: &dyn Fn(&[u8]) -> Result<String, String>,
     ) -> Result<(KeyInfo, String), String> {
         let mut id = [0u8; 8];
         let mut secret = [0u8; 32];
@@ -165,17 +205,19 @@ impl KeyStore {
         rand_core::OsRng.fill_bytes(&mut secret);
         let id = hex_of(&id);
         let secret = b64(&secret);
+        let token = format!("rk_{id}_{secret}");
+        let sealed = seal(&crate::httpsig::hmac_key(&token))?;
         let created = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
         self.db
             .execute(
-                "INSERT INTO keys (id, hash, role, model, rate, burst, expires, created_at, label) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![id, hash(&secret), role.as_str(), model, rate, burst, expires, created, label],
+                "INSERT INTO keys (id, hash, role, model, rate, burst, expires, created_at, label, hmac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![id, hash(&secret), role.as_str(), model, rate, burst, expires, created, label, sealed],
             )
             .map_err(|e| e.to_string())?;
         let info = self.get(&id)?.ok_or("the new key is missing")?;
-        Ok((info, format!("rk_{id}_{secret}")))
+        Ok((info, token))
     }
 
     /// One key by id.
@@ -296,7 +338,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = KeyStore::open(&dir.path().join("k.db")).unwrap();
         let (info, token) = s
-            .create(Role::Predict, Some("credit"), 50, 100, Some(2000), "ci")
+            .create(
+                Role::Predict,
+                Some("credit"),
+                50,
+                100,
+                Some(2000),
+                "ci",
+                &|k| Ok(k.len().to_string()),
+            )
             .unwrap();
         assert!(token.starts_with(&format!("rk_{}_", info.id)));
         assert_eq!(

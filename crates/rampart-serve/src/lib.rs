@@ -22,6 +22,7 @@
 // allocation per refused request is not worth boxing for.
 #![allow(clippy::result_large_err)]
 
+pub mod httpsig;
 pub mod keys;
 pub mod limits;
 pub mod metrics;
@@ -165,7 +166,13 @@ pub struct AppState {
     /// The metrics.
     pub metrics: metrics::Metrics,
     events: Option<std::sync::mpsc::SyncSender<SecurityEvent>>,
+    unseal: Option<Unseal>,
+    hmac_cache: Mutex<std::collections::HashMap<String, zeroize::Zeroizing<Vec<u8>>>>,
+    nonces: httpsig::Nonces,
 }
+
+/// Opens a sealed HMAC key (the binary decrypts it with the home's age identity).
+pub type Unseal = Box<dyn Fn(&str) -> Option<zeroize::Zeroizing<Vec<u8>>> + Send + Sync>;
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -198,11 +205,37 @@ impl AppState {
                     .collect(),
             )),
             loader: None,
+            unseal: None,
+            hmac_cache: Mutex::new(std::collections::HashMap::new()),
+            nonces: httpsig::Nonces::default(),
             keys: Mutex::new(keys),
             limits,
             metrics,
             events,
         }
+    }
+
+    /// Sets how sealed HMAC keys are opened (enables signed requests).
+    #[must_use]
+    pub fn with_unseal(mut self, unseal: Unseal) -> Self {
+        self.unseal = Some(unseal);
+        self
+    }
+
+    /// The HMAC key of an API key, opened once and cached.
+    fn hmac_for(&self, id: &str) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+        let unseal = self.unseal.as_ref()?;
+        if let Some(k) = self.hmac_cache.lock().ok()?.get(id) {
+            return Some(k.clone());
+        }
+        let sealed = self.keys.lock().ok()?.sealed_hmac(id).ok()??;
+        let key = unseal(&sealed)?;
+        let mut cache = self.hmac_cache.lock().ok()?;
+        if cache.len() > 100_000 {
+            cache.clear();
+        }
+        cache.insert(id.to_owned(), key.clone());
+        Some(key)
     }
 
     /// Sets how to reload the models ([`AppState::reload`]).
@@ -318,7 +351,21 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-type Ctx = (State<Arc<AppState>>, ConnectInfo<SocketAddr>, HeaderMap);
+type Ctx = (
+    State<Arc<AppState>>,
+    ConnectInfo<SocketAddr>,
+    Method,
+    axum::http::Uri,
+    HeaderMap,
+);
+
+/// What a signature covers besides the headers.
+#[derive(Clone, Copy)]
+struct Req<'a> {
+    method: &'a Method,
+    uri: &'a axum::http::Uri,
+    body: &'a [u8],
+}
 /// The body, or why it could not be read (too large: a problem response, not axum's text).
 type Body_ = Result<Bytes, axum::extract::rejection::BytesRejection>;
 
@@ -327,6 +374,7 @@ fn admit(
     st: &AppState,
     ip: IpAddr,
     headers: &HeaderMap,
+    req: Req<'_>,
     need: Role,
     model: Option<&str>,
 ) -> Result<KeyInfo, Response> {
@@ -345,18 +393,46 @@ fn admit(
         .and_then(|v| v.strip_prefix("Bearer "))
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let result = match token {
-        None => Err(AuthFailure::Missing),
-        Some(t) => st
-            .keys
-            .lock()
-            .map_err(|_| AuthFailure::Invalid)
-            .and_then(|k| k.authenticate(t.trim(), now)),
+    // (metric label, message) of a failure.
+    let result: Result<KeyInfo, (&'static str, String)> = if headers.contains_key("signature-input")
+    {
+        let authority = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| req.uri.authority().map(axum::http::uri::Authority::as_str))
+            .unwrap_or("");
+        let parts = httpsig::Parts {
+            method: req.method.as_str(),
+            authority,
+            path: req.uri.path(),
+            query: req.uri.query(),
+            headers,
+            body: req.body,
+        };
+        match httpsig::verify(&parts, &|id| st.hmac_for(id), &st.nonces, now) {
+            Ok(id) => st
+                .keys
+                .lock()
+                .map_err(|_| AuthFailure::Invalid)
+                .and_then(|k| k.usable(&id, now))
+                .map_err(|f| (f.as_str(), format!("{} API key", f.as_str()))),
+            Err(e) => Err(("signature", e.reason())),
+        }
+    } else {
+        match token {
+            None => Err(AuthFailure::Missing),
+            Some(t) => st
+                .keys
+                .lock()
+                .map_err(|_| AuthFailure::Invalid)
+                .and_then(|k| k.authenticate(t.trim(), now)),
+        }
+        .map_err(|f| (f.as_str(), format!("{} API key", f.as_str())))
     };
     let key = match result {
         Ok(k) => k,
-        Err(why) => {
-            st.metrics.auth_failure(why.as_str());
+        Err((label, why)) => {
+            st.metrics.auth_failure(label);
             if st.limiters.auth_failure(ip).is_err() {
                 st.metrics.rate_limited("auth");
                 return Err(limits::too_many(
@@ -371,13 +447,16 @@ fn admit(
                 .and_then(|t| t.split('_').next())
                 .filter(|id| id.len() == 16)
                 .map(str::to_owned);
-            st.event("serve.auth", ip, key_id, why.as_str());
+            st.event("serve.auth", ip, key_id, why.clone());
             return Err(Problem::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
-                format!("authentication failed: {} API key", why.as_str()),
+                format!("authentication failed: {why}"),
             )
-            .with_header(header::WWW_AUTHENTICATE, "Bearer realm=\"rampart\"")
+            .with_header(
+                header::WWW_AUTHENTICATE,
+                "Bearer realm=\"rampart\", Signature",
+            )
             .into_response());
         }
     };
@@ -471,8 +550,19 @@ async fn ready(State(st): State<Arc<AppState>>) -> StatusCode {
     }
 }
 
-async fn server_metadata((State(st), ConnectInfo(addr), headers): Ctx) -> Response {
-    if let Err(r) = admit(&st, addr.ip(), &headers, Role::Predict, None) {
+async fn server_metadata((State(st), ConnectInfo(addr), method, uri, headers): Ctx) -> Response {
+    if let Err(r) = admit(
+        &st,
+        addr.ip(),
+        &headers,
+        Req {
+            method: &method,
+            uri: &uri,
+            body: &[],
+        },
+        Role::Predict,
+        None,
+    ) {
         return r;
     }
     axum::Json(json!({"name": "rampart", "version": env!("CARGO_PKG_VERSION"), "extensions": []}))
@@ -497,39 +587,88 @@ fn metadata(m: &LoadedModel) -> Value {
 }
 
 async fn model_metadata(
-    (State(st), ConnectInfo(addr), headers): Ctx,
+    (State(st), ConnectInfo(addr), method, uri, headers): Ctx,
     Path(model): Path<String>,
 ) -> Response {
-    meta_common(&st, addr, &headers, &model, None, false)
+    meta_common(
+        &st,
+        addr,
+        &headers,
+        Req {
+            method: &method,
+            uri: &uri,
+            body: &[],
+        },
+        &model,
+        None,
+        false,
+    )
 }
 async fn model_metadata_v(
-    (State(st), ConnectInfo(addr), headers): Ctx,
+    (State(st), ConnectInfo(addr), method, uri, headers): Ctx,
     Path((model, v)): Path<(String, String)>,
 ) -> Response {
-    meta_common(&st, addr, &headers, &model, Some(&v), false)
+    meta_common(
+        &st,
+        addr,
+        &headers,
+        Req {
+            method: &method,
+            uri: &uri,
+            body: &[],
+        },
+        &model,
+        Some(&v),
+        false,
+    )
 }
 async fn model_ready(
-    (State(st), ConnectInfo(addr), headers): Ctx,
+    (State(st), ConnectInfo(addr), method, uri, headers): Ctx,
     Path(model): Path<String>,
 ) -> Response {
-    meta_common(&st, addr, &headers, &model, None, true)
+    meta_common(
+        &st,
+        addr,
+        &headers,
+        Req {
+            method: &method,
+            uri: &uri,
+            body: &[],
+        },
+        &model,
+        None,
+        true,
+    )
 }
 async fn model_ready_v(
-    (State(st), ConnectInfo(addr), headers): Ctx,
+    (State(st), ConnectInfo(addr), method, uri, headers): Ctx,
     Path((model, v)): Path<(String, String)>,
 ) -> Response {
-    meta_common(&st, addr, &headers, &model, Some(&v), true)
+    meta_common(
+        &st,
+        addr,
+        &headers,
+        Req {
+            method: &method,
+            uri: &uri,
+            body: &[],
+        },
+        &model,
+        Some(&v),
+        true,
+    )
 }
 
 fn meta_common(
     st: &AppState,
     addr: SocketAddr,
     headers: &HeaderMap,
+    req: Req<'_>,
     model: &str,
     v: Option<&str>,
     ready: bool,
 ) -> Response {
-    if let Err(r) = admit(st, addr.ip(), headers, Role::Predict, Some(model)) {
+    if let Err(r) = admit(st, addr.ip(), headers, req, Role::Predict, Some(model)) {
         return r;
     }
     match find(st, model, v) {
@@ -568,21 +707,21 @@ fn check_body(st: &AppState, headers: &HeaderMap, body: &Bytes) -> Result<(), Re
 }
 
 async fn infer(
-    (State(st), ConnectInfo(addr), headers): Ctx,
+    (State(st), ConnectInfo(addr), method, uri, headers): Ctx,
     Path(model): Path<String>,
     body: Body_,
 ) -> Response {
-    infer_common(st, addr, headers, model, None, body, false).await
+    infer_common(st, addr, method, uri, headers, model, None, body, false).await
 }
 async fn infer_v(
-    (State(st), ConnectInfo(addr), headers): Ctx,
+    (State(st), ConnectInfo(addr), method, uri, headers): Ctx,
     Path((model, v)): Path<(String, String)>,
     body: Body_,
 ) -> Response {
-    infer_common(st, addr, headers, model, Some(v), body, false).await
+    infer_common(st, addr, method, uri, headers, model, Some(v), body, false).await
 }
 async fn predict_v1(
-    (State(st), ConnectInfo(addr), headers): Ctx,
+    (State(st), ConnectInfo(addr), method, uri, headers): Ctx,
     Path(target): Path<String>,
     body: Body_,
 ) -> Response {
@@ -594,12 +733,15 @@ async fn predict_v1(
         )
         .into_response();
     };
-    infer_common(st, addr, headers, model, None, body, true).await
+    infer_common(st, addr, method, uri, headers, model, None, body, true).await
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn infer_common(
     st: Arc<AppState>,
     addr: SocketAddr,
+    method: Method,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     model: String,
     version: Option<String>,
@@ -609,8 +751,6 @@ async fn infer_common(
     let started = std::time::Instant::now();
     let route = if v1 { "v1_predict" } else { "v2_infer" };
     let response = (|| {
-        let key = admit(&st, addr.ip(), &headers, Role::Predict, Some(&model))?;
-        let m = find(&st, &model, version.as_deref())?;
         let body = body.map_err(|e| {
             let status = e.status();
             if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -624,6 +764,19 @@ async fn infer_common(
                 Problem::new(status, "bad-request", e.body_text()).into_response()
             }
         })?;
+        let key = admit(
+            &st,
+            addr.ip(),
+            &headers,
+            Req {
+                method: &method,
+                uri: &uri,
+                body: &body,
+            },
+            Role::Predict,
+            Some(model.as_str()),
+        )?;
+        let m = find(&st, &model, version.as_deref())?;
         check_body(&st, &headers, &body)?;
         let parsed = if v1 {
             oip::parse_v1(&body, &m.model.meta, st.limits.max_batch)
@@ -676,8 +829,19 @@ async fn infer_common(
     r
 }
 
-async fn metrics_route((State(st), ConnectInfo(addr), headers): Ctx) -> Response {
-    if let Err(r) = admit(&st, addr.ip(), &headers, Role::Admin, None) {
+async fn metrics_route((State(st), ConnectInfo(addr), method, uri, headers): Ctx) -> Response {
+    if let Err(r) = admit(
+        &st,
+        addr.ip(),
+        &headers,
+        Req {
+            method: &method,
+            uri: &uri,
+            body: &[],
+        },
+        Role::Admin,
+        None,
+    ) {
         return r;
     }
     Response::builder()

@@ -60,8 +60,22 @@ pub fn apikey(ctx: &Ctx, args: &ApikeyArgs) -> Result<Status, CliError> {
                 KeyRole::Predict => Role::Predict,
                 KeyRole::Admin => Role::Admin,
             };
+            // The HMAC key for signed requests is kept encrypted to the home's identity.
+            let (id, _) = ctx.home.age_identity()?;
+            let recipient = id.as_age().to_public();
+            let seal = move |k: &[u8]| -> Result<String, String> {
+                let mut out = Vec::new();
+                rampart_crypto::age_file::encrypt(
+                    &mut &k[..],
+                    &mut out,
+                    &rampart_crypto::age_file::Recipients::Keys(vec![recipient.clone()]),
+                    true,
+                )
+                .map_err(|e| e.to_string())?;
+                String::from_utf8(out).map_err(|e| e.to_string())
+            };
             let (info, token) = store
-                .create(role, model.as_deref(), *rate, *burst, expires, label)
+                .create(role, model.as_deref(), *rate, *burst, expires, label, &seal)
                 .map_err(err)?;
             ctx.audit(
                 ctx.event("apikey.create", Outcome::Ok)
@@ -293,6 +307,18 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
             .collect()
     });
     let store = keystore(ctx)?;
+    let (identity, _) = ctx.home.age_identity()?;
+    let identity = identity.as_age().clone();
+    let unseal: rampart_serve::Unseal = Box::new(move |sealed: &str| {
+        let mut out = zeroize::Zeroizing::new(Vec::new());
+        rampart_crypto::age_file::decrypt(
+            sealed.as_bytes(),
+            &mut *out,
+            &rampart_crypto::age_file::Unlock::identities(vec![identity.clone()]),
+        )
+        .ok()?;
+        Some(out)
+    });
     if a.insecure_http && tls.is_none() && !bind.ip().is_loopback() {
         ctx.audit(
             ctx.event("serve.insecure-http", Outcome::Ok)
@@ -334,7 +360,8 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
             },
             Some(tx),
         )
-        .with_loader(loader),
+        .with_loader(loader)
+        .with_unseal(unseal),
     );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
