@@ -114,9 +114,9 @@ fn write_file(path: &str, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("{path}: {e}"))
 }
 
-/// Stage 1; returns the process exit code.
-#[must_use]
-pub fn stage1() -> i32 {
+/// Reads the spec, opens the status file, arranges to die with the parent, then runs `body`;
+/// returns the exit code.
+fn stage(body: fn(&Spec, &mut Status) -> Result<i32, i32>) -> i32 {
     let spec = match read_spec() {
         Ok(s) => s,
         Err(e) => {
@@ -125,18 +125,27 @@ pub fn stage1() -> i32 {
         }
     };
     let mut status = Status::open(&spec.status_file);
-    match stage1_inner(&spec, &mut status) {
+    let mut run = || {
+        step(
+            &mut status,
+            &spec,
+            "parent-death signal",
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| e.to_string()),
+        )?;
+        body(&spec, &mut status)
+    };
+    match run() {
         Ok(code) | Err(code) => code,
     }
 }
 
+/// Stage 1; returns the process exit code.
+#[must_use]
+pub fn stage1() -> i32 {
+    stage(stage1_inner)
+}
+
 fn stage1_inner(spec: &Spec, status: &mut Status) -> Result<i32, i32> {
-    step(
-        status,
-        spec,
-        "parent-death signal",
-        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| e.to_string()),
-    )?;
     let uid = nix::unistd::getuid();
     let gid = nix::unistd::getgid();
     let flags = CloneFlags::CLONE_NEWUSER
@@ -336,26 +345,10 @@ fn seccomp() -> Result<(), String> {
 /// Stage 2; returns the process exit code.
 #[must_use]
 pub fn stage2() -> i32 {
-    let spec = match read_spec() {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = writeln!(std::io::stderr(), "rampart-sandbox: {e}");
-            return SETUP_FAILED;
-        }
-    };
-    let mut status = Status::open(&spec.status_file);
-    match stage2_inner(&spec, &mut status) {
-        Ok(code) | Err(code) => code,
-    }
+    stage(stage2_inner)
 }
 
 fn stage2_inner(spec: &Spec, status: &mut Status) -> Result<i32, i32> {
-    step(
-        status,
-        spec,
-        "parent-death signal",
-        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| e.to_string()),
-    )?;
     let in_namespace = std::process::id() == 1;
     if in_namespace {
         step(

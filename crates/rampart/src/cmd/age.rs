@@ -424,3 +424,17 @@ fn strip_age(path: &Path) -> Option<PathBuf> {
     let stem = name.strip_suffix(".age")?;
     (!stem.is_empty()).then(|| path.with_file_name(stem))
 }
+
+/// Opens an age file of the home (a stored dataset) for reading with the home's identity.
+pub fn open_with_home_identity(
+    ctx: &Ctx,
+    file: &std::path::Path,
+) -> Result<Box<dyn std::io::Read + Send>, CliError> {
+    let (id, _) = ctx.home.age_identity()?;
+    let keys = rampart_crypto::age_file::Unlock::identities(vec![id.as_age().clone()]);
+    let f = std::fs::File::open(file).map_err(|e| {
+        CliError::input(anyhow::Error::new(e).context(format!("cannot open {}", file.display())))
+    })?;
+    rampart_crypto::age_file::decrypting_reader(rampart_crypto::age_file::buffered(f), &keys)
+        .map_err(|e| age_err(file, e))
+}

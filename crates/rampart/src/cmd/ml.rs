@@ -404,18 +404,7 @@ fn open_data(ctx: &Ctx, data: &Path) -> Result<Box<dyn std::io::Read>, CliError>
             };
             return Err(input_err(format!("no CSV dataset {text} in the home's store")).hint(hint));
         }
-        let (id, _) = ctx.home.age_identity()?;
-        let keys = rampart_crypto::age_file::Unlock::identities(vec![id.as_age().clone()]);
-        let f = std::fs::File::open(&file).map_err(|e| {
-            CliError::input(
-                anyhow::Error::new(e).context(format!("cannot open {}", file.display())),
-            )
-        })?;
-        let reader = rampart_crypto::age_file::decrypting_reader(
-            rampart_crypto::age_file::buffered(f),
-            &keys,
-        )
-        .map_err(|e| crate::cmd::age::age_err(&file, e))?;
+        let reader = crate::cmd::age::open_with_home_identity(ctx, &file)?;
         ctx.audit(
             ctx.event("data.access", rampart_audit::Outcome::Ok)
                 .subject_path(file.display().to_string())

@@ -252,18 +252,7 @@ fn dataset_input(ctx: &Ctx, text: &str, dir: &Path) -> Result<Input, CliError> {
                 input_err(format!("no dataset {text} in the home's store"))
                     .hint("ingest it first with `rampart data ingest FILE --schema S`")
             })?;
-        let (id, _) = ctx.home.age_identity()?;
-        let keys = rampart_crypto::age_file::Unlock::identities(vec![id.as_age().clone()]);
-        let f = std::fs::File::open(&file).map_err(|e| {
-            CliError::input(
-                anyhow::Error::new(e).context(format!("cannot open {}", file.display())),
-            )
-        })?;
-        let reader = rampart_crypto::age_file::decrypting_reader(
-            rampart_crypto::age_file::buffered(f),
-            &keys,
-        )
-        .map_err(|e| crate::cmd::age::age_err(&file, e))?;
+        let reader = crate::cmd::age::open_with_home_identity(ctx, &file)?;
         let path = dir.join(&name);
         let (digest, _) = materialise(reader, &path)?;
         if digest != expected {
