@@ -333,13 +333,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v2", get(server_metadata))
         .route("/v2/models/{model}", get(model_metadata))
         .route("/v2/models/{model}/ready", get(model_ready))
-        .route(
-            "/v2/models/{model}/versions/{version}",
-            get(model_metadata_v),
-        )
+        .route("/v2/models/{model}/versions/{version}", get(model_metadata))
         .route(
             "/v2/models/{model}/versions/{version}/ready",
-            get(model_ready_v),
+            get(model_ready),
         )
         .route("/v2/models/{model}/infer", post(infer))
         .route("/v2/models/{model}/versions/{version}/infer", post(infer_v))
@@ -586,92 +583,32 @@ fn metadata(m: &LoadedModel) -> Value {
     })
 }
 
-async fn model_metadata(
-    (State(st), ConnectInfo(addr), method, uri, headers): Ctx,
-    Path(model): Path<String>,
-) -> Response {
-    meta_common(
-        &st,
-        addr,
-        &headers,
-        Req {
-            method: &method,
-            uri: &uri,
-            body: &[],
-        },
-        &model,
-        None,
-        false,
-    )
+/// The route's parameters: `model`, and `version` on the per-version routes.
+type Params = Path<std::collections::HashMap<String, String>>;
+
+async fn model_metadata(ctx: Ctx, Path(p): Params) -> Response {
+    meta_common(ctx, &p, false)
 }
-async fn model_metadata_v(
-    (State(st), ConnectInfo(addr), method, uri, headers): Ctx,
-    Path((model, v)): Path<(String, String)>,
-) -> Response {
-    meta_common(
-        &st,
-        addr,
-        &headers,
-        Req {
-            method: &method,
-            uri: &uri,
-            body: &[],
-        },
-        &model,
-        Some(&v),
-        false,
-    )
-}
-async fn model_ready(
-    (State(st), ConnectInfo(addr), method, uri, headers): Ctx,
-    Path(model): Path<String>,
-) -> Response {
-    meta_common(
-        &st,
-        addr,
-        &headers,
-        Req {
-            method: &method,
-            uri: &uri,
-            body: &[],
-        },
-        &model,
-        None,
-        true,
-    )
-}
-async fn model_ready_v(
-    (State(st), ConnectInfo(addr), method, uri, headers): Ctx,
-    Path((model, v)): Path<(String, String)>,
-) -> Response {
-    meta_common(
-        &st,
-        addr,
-        &headers,
-        Req {
-            method: &method,
-            uri: &uri,
-            body: &[],
-        },
-        &model,
-        Some(&v),
-        true,
-    )
+
+async fn model_ready(ctx: Ctx, Path(p): Params) -> Response {
+    meta_common(ctx, &p, true)
 }
 
 fn meta_common(
-    st: &AppState,
-    addr: SocketAddr,
-    headers: &HeaderMap,
-    req: Req<'_>,
-    model: &str,
-    v: Option<&str>,
+    (State(st), ConnectInfo(addr), method, uri, headers): Ctx,
+    p: &std::collections::HashMap<String, String>,
     ready: bool,
 ) -> Response {
-    if let Err(r) = admit(st, addr.ip(), headers, req, Role::Predict, Some(model)) {
+    let model = p.get("model").map_or("", String::as_str);
+    let req = Req {
+        method: &method,
+        uri: &uri,
+        body: &[],
+    };
+    if let Err(r) = admit(&st, addr.ip(), &headers, req, Role::Predict, Some(model)) {
         return r;
     }
-    match find(st, model, v) {
+    match find(&st, model, p.get("version").map(String::as_str)) {
         Ok(_) if ready => StatusCode::OK.into_response(),
         Ok(m) => axum::Json(metadata(&m)).into_response(),
         Err(r) => r,
