@@ -411,6 +411,9 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
             }
         }
     });
+    // The watchers hold the state (and with it the audit queue's sender) until the runtime
+    // is gone; only then does the writer see the queue close and finish.
+    drop(rt);
     let _ = writer.join();
     result.map_err(|e| {
         CliError::internal(anyhow::Error::new(e).context(format!("cannot serve on {bind}")))

@@ -839,3 +839,37 @@ fn signed_requests_rfc9421_good_stale_replayed_and_tampered() {
     assert_eq!(code, 401);
     assert!(text.contains("revoked"), "{text}");
 }
+
+#[test]
+fn sigterm_shuts_down_gracefully_and_the_audit_queue_is_flushed() {
+    let s = home_with_production_model();
+    let mut srv = start(&s, &[]);
+    // One audited event, then SIGTERM: the process ends by itself, successfully.
+    assert_eq!(
+        curl("GET", &format!("http://{}/v2", srv.addr), &[], None).0,
+        401
+    );
+    let pid = srv.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = srv.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "still running after SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    let log = std::fs::read_to_string(s.home().join("audit/audit.jsonl")).unwrap();
+    assert!(log.contains("\"serve.auth\""), "{log}");
+    s.rampart(&["audit", "verify"]).assert().success();
+}
