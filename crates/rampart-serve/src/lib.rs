@@ -363,6 +363,17 @@ struct Req<'a> {
     uri: &'a axum::http::Uri,
     body: &'a [u8],
 }
+
+impl<'a> Req<'a> {
+    /// A request without a body (GET).
+    const fn bodiless(method: &'a Method, uri: &'a axum::http::Uri) -> Self {
+        Self {
+            method,
+            uri,
+            body: &[],
+        }
+    }
+}
 /// The body, or why it could not be read (too large: a problem response, not axum's text).
 type Body_ = Result<Bytes, axum::extract::rejection::BytesRejection>;
 
@@ -552,11 +563,7 @@ async fn server_metadata((State(st), ConnectInfo(addr), method, uri, headers): C
         &st,
         addr.ip(),
         &headers,
-        Req {
-            method: &method,
-            uri: &uri,
-            body: &[],
-        },
+        Req::bodiless(&method, &uri),
         Role::Predict,
         None,
     ) {
@@ -600,11 +607,7 @@ fn meta_common(
     ready: bool,
 ) -> Response {
     let model = p.get("model").map_or("", String::as_str);
-    let req = Req {
-        method: &method,
-        uri: &uri,
-        body: &[],
-    };
+    let req = Req::bodiless(&method, &uri);
     if let Err(r) = admit(&st, addr.ip(), &headers, req, Role::Predict, Some(model)) {
         return r;
     }
@@ -728,8 +731,15 @@ async fn infer_common(
     let (_key, m, parsed) = match response {
         Ok(x) => x,
         Err(r) => {
+            // The name comes from the URL: only served names become labels, so a caller
+            // cannot grow the metrics without bound.
+            let label = if st.models().contains_key(&model) {
+                model.as_str()
+            } else {
+                "_unknown"
+            };
             st.metrics
-                .request(&model, None, route, r.status().as_u16(), started.elapsed());
+                .request(label, None, route, r.status().as_u16(), started.elapsed());
             return r;
         }
     };
@@ -771,11 +781,7 @@ async fn metrics_route((State(st), ConnectInfo(addr), method, uri, headers): Ctx
         &st,
         addr.ip(),
         &headers,
-        Req {
-            method: &method,
-            uri: &uri,
-            body: &[],
-        },
+        Req::bodiless(&method, &uri),
         Role::Admin,
         None,
     ) {

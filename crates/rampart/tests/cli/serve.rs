@@ -368,9 +368,24 @@ fn v2_inference_with_a_valid_key_and_every_refusal() {
         413
     );
 
+    // Names of models that are not served never become metric labels.
+    for i in 0..3 {
+        assert_eq!(
+            curl(
+                "POST",
+                &url(&format!("/v2/models/probe{i}/infer")),
+                &[auth(&predict), JSON.into()],
+                Some(&infer_body(&[[1.0, 1.0]]))
+            )
+            .0,
+            404
+        );
+    }
     // Metrics for the admin.
     let (code, _, body) = curl("GET", &url("/metrics"), &[auth(&admin)], None);
     assert_eq!(code, 200);
+    assert!(!body.contains("probe"), "{body}");
+    assert!(body.contains("rampart_requests_total{model=\"_unknown\",version=\"\",route=\"v2_infer\",code=\"404\"} 3"), "{body}");
     for line in [
         "rampart_requests_total{model=\"credit\",version=\"1\",route=\"v2_infer\",code=\"200\"}",
         "rampart_auth_failures_total{reason=\"revoked\"} 1",
