@@ -87,6 +87,34 @@ pub fn psi_from_shares(reference: &[f64], current: &[f64]) -> f64 {
         .sum()
 }
 
+/// The reference shares of the decile bins when only the training statistics are kept (as a
+/// model does): a tenth per bin, with the tenth of an empty bin — below a first edge equal to
+/// the minimum, or between two equal edges — moved to the next bin, where those values fall
+/// (`[e, …)` holds the value `e`). Exact for continuous data, close for data with ties.
+#[must_use]
+pub fn reference_shares(deciles: &[f64], min: f64) -> Vec<f64> {
+    let mut shares = vec![0.0; deciles.len() + 1];
+    let mut carry = 0.0;
+    for (k, share) in shares.iter_mut().enumerate() {
+        carry += 0.1;
+        let empty = match k {
+            0 => deciles.first().is_some_and(|&e| min >= e),
+            _ => match (deciles.get(k - 1), deciles.get(k)) {
+                (Some(a), Some(b)) => a >= b,
+                _ => false,
+            },
+        };
+        if !empty {
+            *share = carry;
+            carry = 0.0;
+        }
+    }
+    if let Some(last) = shares.last_mut() {
+        *last += carry;
+    }
+    shares
+}
+
 /// PSI of `current` against `reference` with decile binning.
 #[must_use]
 pub fn psi(reference: &[f64], current: &[f64]) -> f64 {
@@ -129,5 +157,30 @@ mod tests {
         assert_eq!(shares(&[1.0, 2.0, 3.0], &[2.0]), vec![1.0 / 3.0, 2.0 / 3.0]);
         assert!(psi_categorical(&["a", "b"], &["a", "b"]).abs() < 1e-12);
         assert!(psi_categorical(&["a", "a", "b"], &["c", "c", "c"]) > 1.0);
+    }
+
+    #[test]
+    fn reference_shares_match_the_data_they_summarise() {
+        // Continuous: a tenth per bin.
+        let cont: Vec<f64> = (0..1000).map(f64::from).collect();
+        let e = decile_edges(&cont);
+        let r = reference_shares(&e, 0.0);
+        assert_eq!(r.len(), 10);
+        let actual = shares(&cont, &e);
+        assert!(psi_from_shares(&r, &actual) < 1e-3, "{r:?} vs {actual:?}");
+        // A spike at the minimum (35% zeros): the empty bins' tenths land on `[0, e4)`. (Between
+        // discrete values the edges interpolate and the estimate is rough: models store the
+        // exact shares.)
+        let ties: Vec<f64> = (0..1000)
+            .map(|i| if i < 350 { 0.0 } else { f64::from(i) })
+            .collect();
+        let e = decile_edges(&ties);
+        let r = reference_shares(&e, 0.0);
+        let actual = shares(&ties, &e);
+        assert!((r.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        assert!(psi_from_shares(&r, &actual) < 0.05, "{r:?} vs {actual:?}");
+        // And a real shift is still seen.
+        let shifted: Vec<f64> = (0..1000).map(|i| f64::from(i / 2)).collect();
+        assert!(psi_from_shares(&r, &shares(&shifted, &e)) > 0.2);
     }
 }

@@ -67,6 +67,10 @@ pub struct FeatureStats {
     pub std: f64,
     /// The nine decile edges (numpy's linear quantiles).
     pub deciles: Vec<f64>,
+    /// The training share of each decile bin `(-inf, e1) [e1, e2) … [e9, +inf)`: the drift
+    /// reference. Absent in older files (then [`FeatureStats::reference_shares`] estimates it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shares: Vec<f64>,
 }
 
 impl FeatureStats {
@@ -80,16 +84,29 @@ impl FeatureStats {
                 let n = col.len().max(1) as f64;
                 let mean = col.iter().sum::<f64>() / n;
                 let var = col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+                let deciles = crate::drift::decile_edges(&col);
                 Self {
                     name: names.get(j).cloned().unwrap_or_else(|| format!("f{j}")),
                     min: col.iter().copied().fold(f64::INFINITY, f64::min),
                     max: col.iter().copied().fold(f64::NEG_INFINITY, f64::max),
                     mean,
                     std: var.sqrt(),
-                    deciles: crate::drift::decile_edges(&col),
+                    shares: crate::drift::shares(&col, &deciles),
+                    deciles,
                 }
             })
             .collect()
+    }
+
+    /// The drift reference: the stored training shares of the decile bins, or for files
+    /// without them an estimate from the edges ([`crate::drift::reference_shares`]).
+    #[must_use]
+    pub fn reference_shares(&self) -> Vec<f64> {
+        if self.shares.len() == self.deciles.len() + 1 {
+            self.shares.clone()
+        } else {
+            crate::drift::reference_shares(&self.deciles, self.min)
+        }
     }
 }
 
@@ -467,6 +484,19 @@ fn check_meta(meta: &ModelMeta, est: &Estimator) -> Result<(), MlError> {
             meta.input_schema.len(),
             meta.features.len()
         ));
+    }
+    for f in &meta.input_schema {
+        if f.deciles.len() > 64
+            || !(f.shares.is_empty() || f.shares.len() == f.deciles.len() + 1)
+            || f.shares.iter().any(|s| !(0.0..=1.0).contains(s))
+        {
+            return bad(format!(
+                "input schema of `{}`: {} decile edges and {} shares",
+                f.name,
+                f.deciles.len(),
+                f.shares.len()
+            ));
+        }
     }
     let mut seen = std::collections::HashSet::new();
     if let Some(dup) = meta.features.iter().find(|f| !seen.insert(f.as_str())) {

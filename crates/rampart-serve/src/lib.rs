@@ -26,6 +26,7 @@ pub mod httpsig;
 pub mod keys;
 pub mod limits;
 pub mod metrics;
+pub mod monitor;
 pub mod oip;
 pub mod problem;
 
@@ -61,6 +62,50 @@ pub struct LoadedModel {
     pub output: OutputMode,
     /// Cleared when a re-verification fails: the model then answers 503 until restarted.
     pub intact: std::sync::atomic::AtomicBool,
+    /// The companion isolation forest scoring its inputs, if one is configured.
+    pub detector: Option<rampart_ml::Model>,
+    /// The latest rows asked about, for drift.
+    window: Mutex<monitor::DriftWindow>,
+    /// Features whose drift is above the threshold now (audited once per crossing).
+    drifting: Mutex<std::collections::BTreeSet<usize>>,
+}
+
+impl LoadedModel {
+    /// A model to serve; `sources` are the stored files re-hashed while it is served.
+    #[must_use]
+    pub fn new(
+        name: String,
+        version: i64,
+        root: String,
+        model: rampart_ml::Model,
+        sources: Vec<(std::path::PathBuf, rampart_crypto::Digest)>,
+        output: OutputMode,
+        detector: Option<rampart_ml::Model>,
+    ) -> Self {
+        let features = model.meta.features.len();
+        Self {
+            name,
+            version,
+            root,
+            model,
+            sources,
+            output,
+            intact: std::sync::atomic::AtomicBool::new(true),
+            detector,
+            window: Mutex::new(monitor::DriftWindow::new(1000, features)),
+            drifting: Mutex::new(std::collections::BTreeSet::new()),
+        }
+    }
+
+    /// Sets the drift window's length in rows.
+    #[must_use]
+    pub fn with_drift_window(self, rows: usize) -> Self {
+        let features = self.model.meta.features.len();
+        Self {
+            window: Mutex::new(monitor::DriftWindow::new(rows, features)),
+            ..self
+        }
+    }
 }
 
 /// How much of a prediction a caller sees (starving model extraction and inversion).
@@ -117,6 +162,8 @@ pub struct SecurityEvent {
     pub key: Option<String>,
     /// Why.
     pub reason: String,
+    /// A record of something allowed (a sampled payload, a reload), not a refusal.
+    pub allowed: bool,
 }
 
 /// Limits of the gateway.
@@ -136,6 +183,10 @@ pub struct ServeLimits {
     pub auth_fail_burst: u32,
     /// Values may lie this fraction of the training range outside it.
     pub range_margin: f64,
+    /// Most inferences in flight; more get 503 with `Retry-After`.
+    pub max_concurrency: usize,
+    /// Longest a request may take before it gets 503.
+    pub timeout: std::time::Duration,
 }
 
 impl Default for ServeLimits {
@@ -148,11 +199,42 @@ impl Default for ServeLimits {
             auth_fail_rate: 1,
             auth_fail_burst: 10,
             range_margin: 0.1,
+            max_concurrency: 256,
+            timeout: std::time::Duration::from_secs(10),
         }
     }
 }
 
-/// Shared server state.
+/// Monitoring and defence settings.
+#[derive(Debug, Clone)]
+pub struct Monitoring {
+    /// What an anomalous row does (for models with a detector).
+    pub anomaly: monitor::AnomalyPolicy,
+    /// Drift above this PSI is audited.
+    pub drift_threshold: f64,
+    /// Drift is computed once the window holds this many rows.
+    pub drift_min_rows: usize,
+    /// Extraction detection.
+    pub extraction: monitor::ExtractionConfig,
+    /// The fraction of predictions whose payload is logged to the audit log (PII-redacted).
+    pub payload_sample: f64,
+}
+
+impl Default for Monitoring {
+    fn default() -> Self {
+        Self {
+            anomaly: monitor::AnomalyPolicy::Flag,
+            drift_threshold: 0.2,
+            drift_min_rows: 100,
+            extraction: monitor::ExtractionConfig::default(),
+            payload_sample: 0.0,
+        }
+    }
+}
+
+/// Redacts personal data from a logged payload (the binary's PII engine).
+pub type Redact = Box<dyn Fn(&str) -> String + Send + Sync>;
+
 /// Loads the models to serve (the binary's registry loader), for hot reloads.
 pub type Loader = Box<dyn Fn() -> Result<Vec<LoadedModel>, String> + Send + Sync>;
 
@@ -169,6 +251,15 @@ pub struct AppState {
     unseal: Option<Unseal>,
     hmac_cache: Mutex<std::collections::HashMap<String, zeroize::Zeroizing<Vec<u8>>>>,
     nonces: httpsig::Nonces,
+    monitoring: Monitoring,
+    extraction: monitor::Extraction,
+    redact: Option<Redact>,
+    in_flight: Arc<tokio::sync::Semaphore>,
+    sampled: std::sync::atomic::AtomicU64,
+    /// Debug builds only: `RAMPART_SERVE_DEBUG_INFER_DELAY_MS` slows each inference, so the
+    /// tests can hold requests in flight (concurrency and timeout limits).
+    #[cfg(debug_assertions)]
+    debug_delay: std::time::Duration,
 }
 
 /// Opens a sealed HMAC key (the binary decrypts it with the home's age identity).
@@ -209,10 +300,38 @@ impl AppState {
             hmac_cache: Mutex::new(std::collections::HashMap::new()),
             nonces: httpsig::Nonces::default(),
             keys: Mutex::new(keys),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(limits.max_concurrency.max(1))),
             limits,
             metrics,
             events,
+            extraction: monitor::Extraction::new(monitor::ExtractionConfig::default()),
+            monitoring: Monitoring::default(),
+            redact: None,
+            sampled: std::sync::atomic::AtomicU64::new(0),
+            #[cfg(debug_assertions)]
+            debug_delay: std::time::Duration::from_millis(
+                std::env::var("RAMPART_SERVE_DEBUG_INFER_DELAY_MS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+            ),
         }
+    }
+
+    /// Sets the monitoring and defence settings.
+    #[must_use]
+    pub fn with_monitoring(mut self, m: Monitoring) -> Self {
+        self.extraction = monitor::Extraction::new(m.extraction.clone());
+        self.monitoring = m;
+        self
+    }
+
+    /// Sets how sampled payloads are redacted before they are logged (without it, payloads
+    /// are never logged).
+    #[must_use]
+    pub fn with_redact(mut self, r: Redact) -> Self {
+        self.redact = Some(r);
+        self
     }
 
     /// Sets how sealed HMAC keys are opened (enables signed requests).
@@ -317,6 +436,10 @@ impl AppState {
                     ip,
                     key,
                     reason: reason.into(),
+                    allowed: matches!(
+                        action,
+                        "serve.payload" | "serve.reload" | "serve.anomaly" | "serve.drift"
+                    ),
                 })
                 .is_err()
         {
@@ -726,9 +849,9 @@ async fn infer_common(
         .map_err(IntoResponse::into_response)?;
         oip::validate(&parsed, &m.model.meta, st.limits.range_margin)
             .map_err(IntoResponse::into_response)?;
-        Ok::<_, Response>((key, m, parsed))
+        Ok::<_, Response>((key, m, parsed, body))
     })();
-    let (_key, m, parsed) = match response {
+    let (key, m, parsed, body) = match response {
         Ok(x) => x,
         Err(r) => {
             // The name comes from the URL: only served names become labels, so a caller
@@ -743,28 +866,23 @@ async fn infer_common(
             return r;
         }
     };
-    let m2 = Arc::clone(&m);
-    let t = std::time::Instant::now();
-    let out = tokio::task::spawn_blocking(move || oip::run(&m2, parsed, v1)).await;
-    st.metrics.inference(t.elapsed());
-    let r = match out {
-        Ok(Ok(v)) if !m.intact.load(std::sync::atomic::Ordering::SeqCst) => {
-            let _ = v;
+    let r = match tokio::time::timeout(
+        st.limits.timeout,
+        predict(&st, addr.ip(), &key, &m, parsed, body, v1),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => {
+            st.metrics.overloaded("timeout");
             Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "model-integrity",
-                "the model failed its integrity check",
+                "timeout",
+                format!("no answer within {} s", st.limits.timeout.as_secs_f64()),
             )
+            .with_header(header::RETRY_AFTER, "1")
             .into_response()
         }
-        Ok(Ok(v)) => axum::Json(v).into_response(),
-        Ok(Err(p)) => p.into_response(),
-        Err(_) => Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "inference failed",
-        )
-        .into_response(),
     };
     st.metrics.request(
         &model,
@@ -774,6 +892,203 @@ async fn infer_common(
         started.elapsed(),
     );
     r
+}
+
+/// Extraction hold, concurrency limit, inference and the monitors for one admitted request.
+async fn predict(
+    st: &Arc<AppState>,
+    ip: IpAddr,
+    key: &KeyInfo,
+    m: &Arc<LoadedModel>,
+    parsed: oip::Parsed,
+    body: Bytes,
+    v1: bool,
+) -> Response {
+    if let Err(held) = st.extraction.admit(&key.id, &m.name) {
+        st.metrics.rate_limited("extraction");
+        st.event(
+            "serve.extraction",
+            ip,
+            Some(key.id.clone()),
+            format!(
+                "{} on {}: request refused ({})",
+                held.kind,
+                m.name,
+                if held.blocked { "blocked" } else { "throttled" }
+            ),
+        );
+        let secs = held.retry_after.as_secs().max(1);
+        return Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "abnormal-usage-detected",
+            format!(
+                "this key's queries look like model extraction ({}); it is {} for {secs} s",
+                held.kind,
+                if held.blocked {
+                    "blocked"
+                } else {
+                    "throttled to one request per second"
+                }
+            ),
+        )
+        .with_type(problem::ABNORMAL_USAGE)
+        .with_header(header::RETRY_AFTER, secs.to_string())
+        .into_response();
+    }
+    let Ok(permit) = Arc::clone(&st.in_flight).try_acquire_owned() else {
+        st.metrics.overloaded("concurrency");
+        return Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            format!(
+                "{} inferences are already in flight",
+                st.limits.max_concurrency
+            ),
+        )
+        .with_header(header::RETRY_AFTER, "1")
+        .into_response();
+    };
+    let (st2, m2, key_id) = (Arc::clone(st), Arc::clone(m), key.id.clone());
+    let t = std::time::Instant::now();
+    // The permit is held until the model is done, even if the request times out first.
+    let out = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        #[cfg(debug_assertions)]
+        std::thread::sleep(st2.debug_delay);
+        let scored = oip::run(&m2, &parsed)?;
+        st2.observe(ip, &key_id, &m2, &parsed, &scored);
+        Ok::<_, Problem>((scored, parsed.id))
+    })
+    .await;
+    st.metrics.inference(t.elapsed());
+    let (scored, id) = match out {
+        Ok(Ok(x)) => x,
+        Ok(Err(p)) => return p.into_response(),
+        Err(_) => {
+            return Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "inference failed",
+            )
+            .into_response();
+        }
+    };
+    if !m.intact.load(std::sync::atomic::Ordering::SeqCst) {
+        return Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "model-integrity",
+            "the model failed its integrity check",
+        )
+        .into_response();
+    }
+    let policy = st.monitoring.anomaly;
+    if let Some(a) = &scored.anomaly
+        && a.iter().any(|(_, f)| *f)
+    {
+        let rows: Vec<usize> = a
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, f))| *f)
+            .map(|(i, _)| i)
+            .collect();
+        let action = match policy {
+            monitor::AnomalyPolicy::Log => "logged",
+            monitor::AnomalyPolicy::Flag => "flagged",
+            monitor::AnomalyPolicy::Reject => "rejected",
+        };
+        st.metrics.anomalies(&m.name, action, rows.len() as u64);
+        st.event(
+            if policy == monitor::AnomalyPolicy::Reject {
+                "serve.anomaly-rejected"
+            } else {
+                "serve.anomaly"
+            },
+            ip,
+            Some(key.id.clone()),
+            format!(
+                "{}@{}: rows {rows:?} scored anomalous ({action})",
+                m.name, m.version
+            ),
+        );
+        if policy == monitor::AnomalyPolicy::Reject {
+            let errors: Vec<Value> = rows
+                .iter()
+                .take(100)
+                .filter_map(|&i| a.get(i).map(|(s, _)| json!({"row": i, "anomaly_score": s})))
+                .collect();
+            return Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "anomalous-input",
+                format!("{} of the rows are unlike the training data", rows.len()),
+            )
+            .with(json!({"errors": errors}))
+            .into_response();
+        }
+    }
+    let v = oip::render(m, &scored, id, v1, policy == monitor::AnomalyPolicy::Flag);
+    st.sample_payload(ip, &key.id, m, &body, &v);
+    axum::Json(v).into_response()
+}
+
+impl AppState {
+    /// Feeds the drift window and the extraction detector (on the blocking thread).
+    fn observe(&self, ip: IpAddr, key: &str, m: &LoadedModel, p: &oip::Parsed, s: &oip::Scored) {
+        if let Ok(mut w) = m.window.lock() {
+            w.push(&p.x);
+        }
+        if let Some(alert) =
+            self.extraction
+                .observe(key, &m.name, &p.x, &m.model.meta.input_schema, &s.preds)
+        {
+            self.metrics.extraction_alert(alert.kind);
+            tracing::warn!("key {key} on {}: {}", m.name, alert.detail);
+            self.event(
+                "serve.extraction",
+                ip,
+                Some(key.to_owned()),
+                format!("{} on {}: {}", alert.kind, m.name, alert.detail),
+            );
+        }
+    }
+
+    /// Logs this prediction's payload, PII-redacted, if it is one of the sampled ones.
+    fn sample_payload(&self, ip: IpAddr, key: &str, m: &LoadedModel, body: &[u8], out: &Value) {
+        let rate = self.monitoring.payload_sample;
+        let Some(redact) = &self.redact else { return };
+        if rate <= 0.0 {
+            return;
+        }
+        // Deterministic sampling: exactly `rate` of the predictions, evenly spread.
+        let n = self
+            .sampled
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        #[allow(clippy::cast_precision_loss)]
+        let (a, b) = ((n as f64 * rate).floor(), ((n + 1) as f64 * rate).floor());
+        if a == b {
+            return;
+        }
+        let mut request = String::from_utf8_lossy(body).into_owned();
+        if request.len() > 8192 {
+            let mut cut = 8192;
+            while !request.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            request.truncate(cut);
+            request.push('…');
+        }
+        let record = json!({
+            "model": m.name,
+            "version": m.version,
+            "request": redact(&request),
+            "response": redact(&out.to_string()),
+        });
+        self.event(
+            "serve.payload",
+            ip,
+            Some(key.to_owned()),
+            record.to_string(),
+        );
+    }
 }
 
 async fn metrics_route((State(st), ConnectInfo(addr), method, uri, headers): Ctx) -> Response {
@@ -796,13 +1111,58 @@ async fn metrics_route((State(st), ConnectInfo(addr), method, uri, headers): Ctx
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-/// Re-hashes every served model's stored files every `every`; a model whose files no longer
-/// match stops serving (503), is counted and audited. Runs until the process ends.
+/// Re-hashes every served model's stored files every `every` and as soon as one of them
+/// changes on disk (inotify on their directories); a model whose files no longer match stops
+/// serving (503), is counted and audited. Runs until the process ends.
 pub async fn watch_integrity(state: Arc<AppState>, every: std::time::Duration) {
+    use notify::Watcher as _;
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let mut watching: Option<(
+        std::collections::BTreeSet<std::path::PathBuf>,
+        notify::RecommendedWatcher,
+    )> = None;
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
     loop {
-        tick.tick().await;
+        // Watch the directories of the files served now (they change on a reload).
+        let dirs: std::collections::BTreeSet<std::path::PathBuf> = state
+            .models()
+            .values()
+            .flat_map(|m| {
+                m.sources
+                    .iter()
+                    .filter_map(|(p, _)| p.parent().map(std::path::Path::to_path_buf))
+            })
+            .collect();
+        if watching.as_ref().is_none_or(|(d, _)| *d != dirs) {
+            let w = Arc::clone(&wake);
+            let watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+                // Our own reads are not changes.
+                if ev.is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_))) {
+                    w.notify_one();
+                }
+            });
+            match watcher {
+                Ok(mut watcher) => {
+                    for d in &dirs {
+                        if let Err(e) = watcher.watch(d, notify::RecursiveMode::NonRecursive) {
+                            tracing::warn!(
+                                "cannot watch {} for changes (the timer still re-verifies it): {e}",
+                                d.display()
+                            );
+                        }
+                    }
+                    watching = Some((dirs, watcher));
+                }
+                Err(e) => tracing::warn!(
+                    "no file-change notifications (the timer still re-verifies): {e}"
+                ),
+            }
+        }
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = wake.notified() => {}
+        }
         for m in state.models().values() {
             if !m.intact.load(std::sync::atomic::Ordering::SeqCst) {
                 continue;
@@ -842,6 +1202,78 @@ pub async fn watch_integrity(state: Arc<AppState>, every: std::time::Duration) {
                     None,
                     format!("{}@{}: {reason}", m.name, m.version),
                 );
+            }
+        }
+    }
+}
+
+/// Computes every served model's drift every `every`, off the request path: PSI per feature
+/// over the rolling window against the training reference stored in the model, exported as
+/// `rampart_drift_score` and audited when a feature crosses the threshold.
+pub async fn watch_drift(state: Arc<AppState>, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let st = Arc::clone(&state);
+        let _ = tokio::task::spawn_blocking(move || st.drift_once()).await;
+    }
+}
+
+impl AppState {
+    /// One drift computation over every served model (see [`watch_drift`]).
+    pub fn drift_once(&self) {
+        let threshold = self.monitoring.drift_threshold;
+        for m in self.models().values() {
+            let schema = &m.model.meta.input_schema;
+            if schema.is_empty() {
+                continue;
+            }
+            let Some(window) = m
+                .window
+                .lock()
+                .ok()
+                .and_then(|mut w| w.snapshot(self.monitoring.drift_min_rows))
+            else {
+                continue;
+            };
+            let scores = monitor::drift_scores(&window, schema);
+            let max = scores.iter().copied().fold(0.0, f64::max);
+            let mut series: Vec<(String, f64)> = schema
+                .iter()
+                .zip(&scores)
+                .take(monitor::MAX_DRIFT_SERIES)
+                .map(|(f, s)| (f.name.clone(), *s))
+                .collect();
+            series.push(("_max".into(), max));
+            self.metrics.drift(&m.name, series);
+            let Ok(mut drifting) = m.drifting.lock() else {
+                continue;
+            };
+            for (j, (f, s)) in schema.iter().zip(&scores).enumerate() {
+                let above = *s > threshold;
+                if above && drifting.insert(j) {
+                    tracing::warn!(
+                        "{}@{}: feature {} drifted (PSI {s:.3} > {threshold})",
+                        m.name,
+                        m.version,
+                        f.name
+                    );
+                    self.event(
+                        "serve.drift",
+                        IpAddr::from([127, 0, 0, 1]),
+                        None,
+                        format!(
+                            "{}@{}: feature {} PSI {s:.4} over the last {} rows (threshold {threshold})",
+                            m.name,
+                            m.version,
+                            f.name,
+                            window.len() / schema.len()
+                        ),
+                    );
+                } else if !above {
+                    drifting.remove(&j);
+                }
             }
         }
     }

@@ -63,6 +63,10 @@ struct Inner {
     audit_dropped: u64,
     integrity: BTreeMap<String, u64>,
     reloads: BTreeMap<&'static str, u64>,
+    anomalies: BTreeMap<(String, &'static str), u64>,
+    drift: BTreeMap<String, Vec<(String, f64)>>,
+    extraction: BTreeMap<&'static str, u64>,
+    overloaded: BTreeMap<&'static str, u64>,
 }
 
 /// The registry of metrics.
@@ -137,6 +141,28 @@ impl Metrics {
         self.with(|i| *i.integrity.entry(model.to_owned()).or_default() += 1);
     }
 
+    /// Rows scored anomalous, by model and what was done (`logged`, `flagged`, `rejected`).
+    pub fn anomalies(&self, model: &str, action: &'static str, n: u64) {
+        self.with(|i| *i.anomalies.entry((model.to_owned(), action)).or_default() += n);
+    }
+
+    /// The latest drift scores of a model's features (replacing the previous ones).
+    pub fn drift(&self, model: &str, scores: Vec<(String, f64)>) {
+        self.with(|i| {
+            i.drift.insert(model.to_owned(), scores);
+        });
+    }
+
+    /// An extraction pattern detected (`budget`, `sweep`, `boundary`).
+    pub fn extraction_alert(&self, kind: &'static str) {
+        self.with(|i| *i.extraction.entry(kind).or_default() += 1);
+    }
+
+    /// A request refused for capacity (`concurrency`) or time (`timeout`).
+    pub fn overloaded(&self, why: &'static str) {
+        self.with(|i| *i.overloaded.entry(why).or_default() += 1);
+    }
+
     /// A security event that could not be queued for the audit log.
     pub fn audit_dropped(&self) {
         self.with(|i| i.audit_dropped += 1);
@@ -197,6 +223,33 @@ impl Metrics {
         o.push_str("# HELP rampart_model_reloads_total Model reloads by result.\n# TYPE rampart_model_reloads_total counter\n");
         for (r, n) in &g.reloads {
             let _ = writeln!(o, "rampart_model_reloads_total{{result=\"{r}\"}} {n}");
+        }
+        o.push_str("# HELP rampart_anomalies_total Rows the model's isolation forest scored anomalous.\n# TYPE rampart_anomalies_total counter\n");
+        for ((m, a), n) in &g.anomalies {
+            let _ = writeln!(
+                o,
+                "rampart_anomalies_total{{model=\"{}\",action=\"{a}\"}} {n}",
+                esc(m)
+            );
+        }
+        o.push_str("# HELP rampart_drift_score Population stability index of each feature over the rolling window, against training (feature \"_max\": the largest).\n# TYPE rampart_drift_score gauge\n");
+        for (m, scores) in &g.drift {
+            for (f, v) in scores {
+                let _ = writeln!(
+                    o,
+                    "rampart_drift_score{{model=\"{}\",feature=\"{}\"}} {v}",
+                    esc(m),
+                    esc(f)
+                );
+            }
+        }
+        o.push_str("# HELP rampart_extraction_alerts_total Model-extraction patterns detected, by kind.\n# TYPE rampart_extraction_alerts_total counter\n");
+        for (k, n) in &g.extraction {
+            let _ = writeln!(o, "rampart_extraction_alerts_total{{kind=\"{k}\"}} {n}");
+        }
+        o.push_str("# HELP rampart_overloaded_total Requests refused for capacity or time.\n# TYPE rampart_overloaded_total counter\n");
+        for (k, n) in &g.overloaded {
+            let _ = writeln!(o, "rampart_overloaded_total{{reason=\"{k}\"}} {n}");
         }
         o.push_str("# HELP rampart_audit_events_dropped_total Security events not queued for the audit log.\n# TYPE rampart_audit_events_dropped_total counter\n");
         let _ = writeln!(o, "rampart_audit_events_dropped_total {}", g.audit_dropped);

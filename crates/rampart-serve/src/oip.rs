@@ -376,15 +376,45 @@ fn harden(mode: &OutputMode, proba: &[f64]) -> (Option<Vec<f64>>, Option<String>
     }
 }
 
-/// Runs the model and shapes the response.
+/// Runs the model (and its detector, if it has one).
 ///
 /// # Errors
 /// 500 if the model refuses the matrix (it cannot, after parsing).
-pub fn run(m: &LoadedModel, p: Parsed, v1: bool) -> Result<Value, Problem> {
+pub fn run(m: &LoadedModel, p: &Parsed) -> Result<Scored, Problem> {
     let internal = |e: String| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e);
-    let x = Matrix::new(p.rows, m.model.meta.features.len(), p.x)
+    let x = Matrix::new(p.rows, m.model.meta.features.len(), p.x.clone())
         .map_err(|e| internal(e.to_string()))?;
     let preds = m.model.predict(&x).map_err(|e| internal(e.to_string()))?;
+    let anomaly = match &m.detector {
+        Some(d) => Some(
+            d.predict(&x)
+                .map_err(|e| internal(e.to_string()))?
+                .into_iter()
+                .map(|p| match p {
+                    Prediction::Anomaly { score, is_anomaly } => (score, is_anomaly),
+                    Prediction::Class { .. } => (0.0, false),
+                })
+                .collect(),
+        ),
+        None => None,
+    };
+    Ok(Scored { preds, anomaly })
+}
+
+/// A model's predictions and, with a detector, each row's anomaly score and verdict.
+#[derive(Debug, Clone)]
+pub struct Scored {
+    /// One per row.
+    pub preds: Vec<Prediction>,
+    /// One per row, when the model has a detector.
+    pub anomaly: Option<Vec<(f64, bool)>>,
+}
+
+/// The response body (V2 or `/v1`), with the anomaly scores when `flag` is set.
+#[must_use]
+pub fn render(m: &LoadedModel, scored: &Scored, id: Option<String>, v1: bool, flag: bool) -> Value {
+    let preds = &scored.preds;
+    let anomaly = scored.anomaly.as_deref().filter(|_| flag);
     let classes = &m.model.meta.classes;
     if v1 {
         let predictions: Vec<Value> = preds
@@ -413,8 +443,18 @@ pub fn run(m: &LoadedModel, p: Parsed, v1: bool) -> Result<Value, Problem> {
                     json!({"anomaly_score": score, "is_anomaly": is_anomaly})
                 }
             })
+            .zip(0..)
+            .map(|(mut v, i)| {
+                if let (Some(a), Value::Object(o)) = (anomaly, &mut v)
+                    && let Some((score, flagged)) = a.get(i)
+                {
+                    o.insert("rampart.anomaly_score".into(), json!(score));
+                    o.insert("rampart.anomalous".into(), json!(flagged));
+                }
+                v
+            })
             .collect();
-        return Ok(json!({"model": m.name, "version": m.version, "predictions": predictions}));
+        return json!({"model": m.name, "version": m.version, "predictions": predictions});
     }
     let n = preds.len();
     let outputs = if classes.is_empty() {
@@ -433,7 +473,7 @@ pub fn run(m: &LoadedModel, p: Parsed, v1: bool) -> Result<Value, Problem> {
         let mut labels = Vec::with_capacity(n);
         let mut probs = Vec::with_capacity(n * classes.len());
         let mut bands = Vec::new();
-        for p in &preds {
+        for p in preds {
             if let Prediction::Class { class, proba } = p {
                 labels.push(classes.get(*class).cloned().unwrap_or_default());
                 let (pr, band) = harden(&m.output, proba);
@@ -453,14 +493,25 @@ pub fn run(m: &LoadedModel, p: Parsed, v1: bool) -> Result<Value, Problem> {
         }
         Value::Array(outs)
     };
+    let mut parameters = json!({"rampart.root": m.root});
+    if let (Some(a), Value::Object(o)) = (anomaly, &mut parameters) {
+        o.insert(
+            "rampart.anomaly_score".into(),
+            a.iter().map(|(s, _)| *s).collect(),
+        );
+        o.insert(
+            "rampart.anomalous".into(),
+            a.iter().map(|(_, f)| *f).collect(),
+        );
+    }
     let mut out = json!({
         "model_name": m.name,
         "model_version": m.version.to_string(),
         "outputs": outputs,
-        "parameters": {"rampart.root": m.root},
+        "parameters": parameters,
     });
-    if let (Some(id), Value::Object(o)) = (p.id, &mut out) {
+    if let (Some(id), Value::Object(o)) = (id, &mut out) {
         o.insert("id".into(), json!(id));
     }
-    Ok(out)
+    out
 }

@@ -7,6 +7,10 @@ use serde_json::{Value, json};
 /// Where the problem types are documented.
 pub const TYPE_BASE: &str = "https://rampart.dev/problems/";
 
+/// The problem type of an extraction block (draft-ietf-httpapi-ratelimit-headers).
+pub const ABNORMAL_USAGE: &str =
+    "https://iana.org/assignments/http-problem-types#abnormal-usage-detected";
+
 /// A problem response.
 #[derive(Debug, Clone)]
 pub struct Problem {
@@ -15,6 +19,7 @@ pub struct Problem {
     detail: String,
     extra: Option<Value>,
     headers: Vec<(HeaderName, String)>,
+    type_uri: Option<&'static str>,
 }
 
 impl Problem {
@@ -27,7 +32,15 @@ impl Problem {
             detail: detail.into(),
             extra: None,
             headers: Vec::new(),
+            type_uri: None,
         }
+    }
+
+    /// Uses a registered problem type instead of rampart's own.
+    #[must_use]
+    pub const fn with_type(mut self, uri: &'static str) -> Self {
+        self.type_uri = Some(uri);
+        self
     }
 
     /// Adds members (e.g. `errors` for 422).
@@ -54,7 +67,7 @@ impl Problem {
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let mut body = json!({
-            "type": format!("{TYPE_BASE}{}", self.slug),
+            "type": self.type_uri.map_or_else(|| format!("{TYPE_BASE}{}", self.slug), str::to_owned),
             "title": self.status.canonical_reason().unwrap_or("error"),
             "status": self.status.as_u16(),
             "detail": self.detail,

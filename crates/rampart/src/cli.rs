@@ -1028,6 +1028,45 @@ pub struct ServeArgs {
     /// dropping requests (SIGHUP does the same at once).
     #[arg(long, value_name = "SECONDS")]
     pub reload_every: Option<f64>,
+    /// Score MODEL's inputs with an isolation forest from the registry (a reference such as
+    /// credit-iforest, meaning @production), trained on the same features; repeatable.
+    #[arg(long = "anomaly", value_name = "MODEL=DETECTOR")]
+    pub anomaly: Vec<String>,
+    /// What an anomalous row does: log (count and audit), flag (also return
+    /// rampart.anomaly_score) or reject (422).
+    #[arg(long, value_name = "POLICY", default_value = "flag")]
+    pub anomaly_policy: String,
+    /// Rows per model in the rolling drift window.
+    #[arg(long, value_name = "ROWS", default_value_t = 1000)]
+    pub drift_window: usize,
+    /// Compute drift this often (seconds), off the request path.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    pub drift_every: f64,
+    /// Audit a feature whose PSI goes above this.
+    #[arg(long, value_name = "PSI", default_value_t = 0.2)]
+    pub drift_threshold: f64,
+    /// Rows a key may ask about per hour before it is blocked (0: no budget).
+    #[arg(long, value_name = "ROWS", default_value_t = 100_000)]
+    pub extraction_budget: u64,
+    /// What a key showing an extraction pattern (sweep, boundary probing) gets: block or
+    /// throttle (one request per second).
+    #[arg(long, value_name = "ACTION", default_value = "block")]
+    pub extraction_action: String,
+    /// How long a block or throttle lasts (seconds).
+    #[arg(long, value_name = "SECONDS", default_value_t = 300.0)]
+    pub extraction_cooldown: f64,
+    /// Turn extraction detection off.
+    #[arg(long)]
+    pub no_extraction_detection: bool,
+    /// Log this fraction of predictions (request and response, PII-redacted) to the audit log.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.0)]
+    pub log_payloads: f64,
+    /// Most inferences in flight; more get 503 with Retry-After.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub max_concurrency: usize,
+    /// Longest a request may take (seconds) before it gets 503.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub request_timeout: f64,
 }
 
 #[derive(Debug, Args)]

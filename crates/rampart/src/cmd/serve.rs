@@ -134,14 +134,72 @@ pub fn apikey(ctx: &Ctx, args: &ApikeyArgs) -> Result<Status, CliError> {
     Ok(Status::Ok)
 }
 
+/// How each served model is set up (from the command line).
+#[derive(Clone)]
+struct Setup {
+    keys: Vec<rampart_crypto::PublicKey>,
+    outputs: Vec<(String, rampart_serve::OutputMode)>,
+    /// Model name → the registry reference of its isolation forest.
+    detectors: Vec<(String, String)>,
+    drift_window: usize,
+}
+
+/// A model from the registry with its companion detector, ready to serve.
+fn load(reg: &Registry, reference: &str, setup: &Setup) -> Result<LoadedModel, CliError> {
+    let (v, model, mut sources) = load_one(reg, reference, &setup.keys)?;
+    let output = setup
+        .outputs
+        .iter()
+        .find(|(n, _)| *n == v.name)
+        .map_or(rampart_serve::OutputMode::Raw, |(_, m)| m.clone());
+    let detector = match setup.detectors.iter().find(|(n, _)| *n == v.name) {
+        None => None,
+        Some((_, dref)) => {
+            let (dv, det, dsources) = load_one(reg, dref, &setup.keys)?;
+            if det.meta.kind != rampart_ml::ModelKind::IsolationForest {
+                return Err(CliError::input(anyhow::anyhow!(
+                    "--anomaly {}={dref}: {}@{} is a {}, not an isolation forest",
+                    v.name,
+                    dv.name,
+                    dv.version,
+                    det.meta.kind
+                )));
+            }
+            if det.meta.features != model.meta.features {
+                return Err(CliError::input(anyhow::anyhow!(
+                    "--anomaly {}={dref}: the detector takes features {:?}, the model {:?}",
+                    v.name,
+                    det.meta.features,
+                    model.meta.features
+                ))
+                .hint("train the isolation forest on the same columns as the model"));
+            }
+            // Its files are re-verified with the model's.
+            sources.extend(dsources);
+            Some(det)
+        }
+    };
+    Ok(LoadedModel::new(
+        v.name.clone(),
+        v.version,
+        v.root.to_hex(),
+        model,
+        sources,
+        output,
+        detector,
+    )
+    .with_drift_window(setup.drift_window))
+}
+
+type Sources = Vec<(std::path::PathBuf, rampart_crypto::Digest)>;
+
 /// Loads one version from the registry: signature re-verified, files re-hashed, then parsed
 /// as a rampart model.
-fn load(
+fn load_one(
     reg: &Registry,
     reference: &str,
     keys: &[rampart_crypto::PublicKey],
-    outputs: &[(String, rampart_serve::OutputMode)],
-) -> Result<LoadedModel, CliError> {
+) -> Result<(rampart_registry::VersionInfo, rampart_ml::Model, Sources), CliError> {
     let reference = if reference.contains('@') {
         reference.to_owned()
     } else {
@@ -199,19 +257,18 @@ fn load(
         .filter_map(|d| reg.blobs().local_path(&d).map(|p| (p, d)))
         .collect();
     sources.sort();
-    let output = outputs
-        .iter()
-        .find(|(n, _)| *n == v.name)
-        .map_or(rampart_serve::OutputMode::Raw, |(_, m)| m.clone());
-    Ok(LoadedModel {
-        name: v.name.clone(),
-        version: v.version,
-        root: v.root.to_hex(),
-        model,
-        sources,
-        output,
-        intact: std::sync::atomic::AtomicBool::new(true),
-    })
+    Ok((v, model, sources))
+}
+
+/// A positive, finite number of seconds.
+fn seconds(flag: &str, s: f64) -> Result<std::time::Duration, CliError> {
+    if s.is_finite() && s > 0.0 && s < 1e9 {
+        Ok(std::time::Duration::from_secs_f64(s))
+    } else {
+        Err(CliError::input(anyhow::anyhow!(
+            "{flag} {s}: a positive number of seconds"
+        )))
+    }
 }
 
 pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
@@ -263,9 +320,22 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
             .map_err(|e| CliError::input(anyhow::anyhow!("--output {o}: {e}")))?;
         outputs.push((name.to_owned(), mode));
     }
+    let mut detectors = Vec::new();
+    for d in &a.anomaly {
+        let (name, det) = d.split_once('=').ok_or_else(|| {
+            CliError::input(anyhow::anyhow!("--anomaly {d}: expected MODEL=DETECTOR"))
+        })?;
+        detectors.push((name.to_owned(), det.to_owned()));
+    }
+    let setup = Setup {
+        keys: keys.clone(),
+        outputs,
+        detectors,
+        drift_window: a.drift_window.max(1),
+    };
     let mut models = Vec::new();
     for r in &refs {
-        let m = match load(&reg, r, &keys, &outputs) {
+        let m = match load(&reg, r, &setup) {
             Ok(m) => m,
             Err(e) => {
                 ctx.audit_refusal(
@@ -287,7 +357,7 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
     // Reloads (SIGHUP, --reload-every) load through the same checks.
     let registry_dir = ctx.home.root().join("registry");
     let explicit = a.models.clone();
-    let (reload_keys, reload_outputs) = (keys.clone(), outputs.clone());
+    let reload_setup = setup.clone();
     let loader: rampart_serve::Loader = Box::new(move || {
         let reg = Registry::open(&registry_dir).map_err(|e| e.to_string())?;
         let refs: Vec<String> = if explicit.is_empty() {
@@ -300,10 +370,7 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
             explicit.clone()
         };
         refs.iter()
-            .map(|r| {
-                load(&reg, r, &reload_keys, &reload_outputs)
-                    .map_err(|e| format!("{r}: {}", e.message()))
-            })
+            .map(|r| load(&reg, r, &reload_setup).map_err(|e| format!("{r}: {}", e.message())))
             .collect()
     });
     let store = keystore(ctx)?;
@@ -335,7 +402,12 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
             return;
         };
         for ev in rx {
-            let mut e = rampart_audit::Event::new(actor.clone(), ev.action, Outcome::Denied)
+            let outcome = if ev.allowed {
+                Outcome::Ok
+            } else {
+                Outcome::Denied
+            };
+            let mut e = rampart_audit::Event::new(actor.clone(), ev.action, outcome)
                 .subject_path(ev.ip.to_string())
                 .detail("reason", ev.reason);
             if let Some(k) = ev.key {
@@ -346,6 +418,45 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
             }
         }
     });
+    let monitoring = rampart_serve::Monitoring {
+        anomaly: rampart_serve::monitor::AnomalyPolicy::parse(&a.anomaly_policy)
+            .map_err(|e| CliError::input(anyhow::anyhow!("--anomaly-policy: {e}")))?,
+        drift_threshold: a.drift_threshold,
+        drift_min_rows: a.drift_window.clamp(1, 100),
+        extraction: rampart_serve::monitor::ExtractionConfig {
+            enabled: !a.no_extraction_detection,
+            budget: a.extraction_budget,
+            action: match a.extraction_action.as_str() {
+                "block" => rampart_serve::monitor::ExtractionAction::Block,
+                "throttle" => rampart_serve::monitor::ExtractionAction::Throttle,
+                other => {
+                    return Err(CliError::input(anyhow::anyhow!(
+                        "--extraction-action {other}: block or throttle"
+                    )));
+                }
+            },
+            cooldown: seconds("--extraction-cooldown", a.extraction_cooldown)?,
+            ..rampart_serve::monitor::ExtractionConfig::default()
+        },
+        payload_sample: a.log_payloads,
+    };
+    if !(0.0..=1.0).contains(&a.log_payloads) {
+        return Err(CliError::input(anyhow::anyhow!(
+            "--log-payloads {}: a fraction from 0 to 1",
+            a.log_payloads
+        )));
+    }
+    // Sampled payloads are redacted by the same engine as `rampart data pii`.
+    let detector = rampart_data::pii::Detector::new(rampart_data::pii::DetectorOptions::default())
+        .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
+    let redactor = rampart_data::pii::Redactor::new(rampart_data::pii::Operator::Replace);
+    let redact: rampart_serve::Redact = Box::new(move |text: &str| {
+        let findings = detector.scan(text);
+        redactor
+            .redact(text, &findings, None)
+            .unwrap_or_else(|_| "<unredactable payload withheld>".into())
+    });
+    let drift_every = seconds("--drift-every", a.drift_every)?;
     let state = Arc::new(
         AppState::new(
             models,
@@ -356,12 +467,16 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
                 ip_rate: a.ip_rate,
                 ip_burst: a.ip_burst,
                 range_margin: a.range_margin,
+                max_concurrency: a.max_concurrency.max(1),
+                timeout: seconds("--request-timeout", a.request_timeout)?,
                 ..ServeLimits::default()
             },
             Some(tx),
         )
         .with_loader(loader)
-        .with_unseal(unseal),
+        .with_unseal(unseal)
+        .with_monitoring(monitoring)
+        .with_redact(redact),
     );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -398,6 +513,7 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
             std::sync::Arc::clone(&state),
             reload_every.map(std::time::Duration::from_millis),
         ));
+        tokio::spawn(rampart_serve::watch_drift(std::sync::Arc::clone(&state), drift_every));
         tokio::spawn(rampart_serve::watch_integrity(
             std::sync::Arc::clone(&state),
             std::time::Duration::from_millis(verify_ms),

@@ -66,9 +66,13 @@ impl Drop for Server {
     }
 }
 
+fn start(s: &Scratch, extra: &[&str]) -> Server {
+    start_env(s, extra, &[])
+}
+
 // The child moves into `Server`, whose `Drop` kills and waits for it.
 #[allow(clippy::zombie_processes)]
-fn start(s: &Scratch, extra: &[&str]) -> Server {
+fn start_env(s: &Scratch, extra: &[&str], env: &[(&str, &str)]) -> Server {
     let mut c = Command::new(assert_cmd::cargo::cargo_bin("rampart"));
     c.current_dir(s.path()).arg("serve");
     if !extra.contains(&"--bind") {
@@ -80,6 +84,7 @@ fn start(s: &Scratch, extra: &[&str]) -> Server {
             c.env_remove(k);
         }
     }
+    c.envs(env.iter().copied());
     let mut child = c.spawn().unwrap();
     let mut err = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
@@ -558,7 +563,8 @@ fn a_model_tampered_with_while_served_stops_serving() {
     let s = home_with_production_model();
     let token = key(&s, &[]);
     let admin = key(&s, &["--role", "admin"]);
-    let srv = start(&s, &["--verify-every", "0.2"]);
+    // No timer within the test: the file change itself must trigger the re-verification.
+    let srv = start(&s, &["--verify-every", "3600"]);
     let url = format!("http://{}/v2/models/credit/infer", srv.addr);
     let body = infer_body(&[[10.0, 5.0]]);
     assert_eq!(
@@ -887,4 +893,319 @@ fn sigterm_shuts_down_gracefully_and_the_audit_queue_is_flushed() {
     let log = std::fs::read_to_string(s.home().join("audit/audit.jsonl")).unwrap();
     assert!(log.contains("\"serve.auth\""), "{log}");
     s.rampart(&["audit", "verify"]).assert().success();
+}
+
+fn metrics(srv: &Server, admin: &str) -> String {
+    curl(
+        "GET",
+        &format!("http://{}/metrics", srv.addr),
+        &[auth(admin)],
+        None,
+    )
+    .2
+}
+
+fn audit_log(s: &Scratch) -> String {
+    std::fs::read_to_string(s.home().join("audit/audit.jsonl")).unwrap()
+}
+
+/// The home of `home_with_production_model` plus `credit-iforest`, an isolation forest on the
+/// same features, in production.
+fn home_with_detector() -> Scratch {
+    let s = home_with_production_model();
+    s.json(&[
+        "train",
+        "--data",
+        "data/train.csv",
+        "--label",
+        "label",
+        "--model",
+        "isolation-forest",
+        "--output",
+        "runs/iforest",
+    ]);
+    s.json(&[
+        "model",
+        "register",
+        "runs/iforest",
+        "--name",
+        "credit-iforest",
+    ]);
+    for step in [
+        &["model", "promote", "credit-iforest@1", "--to", "staging"][..],
+        &["model", "approve", "credit-iforest@1"],
+        &["model", "promote", "credit-iforest@1", "--to", "production"],
+    ] {
+        s.rampart(step).assert().success();
+    }
+    s
+}
+
+#[test]
+fn anomalous_inputs_are_flagged_or_rejected_and_payloads_are_logged_redacted() {
+    let s = home_with_detector();
+    let token = key(&s, &[]);
+    let admin = key(&s, &["--role", "admin"]);
+    let flag = [
+        "--model",
+        "credit",
+        "--anomaly",
+        "credit=credit-iforest",
+        "--log-payloads",
+        "1",
+    ];
+    let srv = start(&s, &flag);
+    let url = format!("http://{}/v2/models/credit/infer", srv.addr);
+    // A usual applicant, and one inside every training range but unlike any of them.
+    let body = json!({"id": "alice@example.com", "inputs": [{"name": "input", "shape": [2, 2], "datatype": "FP32", "data": [[10.0, 5.0], [17.5, 7.5]]}]}).to_string();
+    let (code, _, text) = curl("POST", &url, &[auth(&token), JSON.into()], Some(&body));
+    assert_eq!(code, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        v["parameters"]["rampart.anomalous"],
+        json!([false, true]),
+        "{v}"
+    );
+    let scores = v["parameters"]["rampart.anomaly_score"].as_array().unwrap();
+    assert!(
+        scores[1].as_f64().unwrap() > scores[0].as_f64().unwrap(),
+        "{v}"
+    );
+    // /v1 carries the flag per prediction.
+    let (code, _, text) = curl(
+        "POST",
+        &format!("http://{}/v1/models/credit:predict", srv.addr),
+        &[auth(&token), JSON.into()],
+        Some(&json!({"instances": [{"income": 17.5, "debt": 7.5}]}).to_string()),
+    );
+    assert_eq!(code, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["predictions"][0]["rampart.anomalous"], json!(true), "{v}");
+    let m = metrics(&srv, &admin);
+    assert!(
+        m.contains("rampart_anomalies_total{model=\"credit\",action=\"flagged\"} 2"),
+        "{m}"
+    );
+    drop(srv);
+    let log = audit_log(&s);
+    assert!(log.contains("\"serve.anomaly\""), "{log}");
+    // Every prediction was sampled (rate 1), and the e-mail address in the request id is
+    // redacted in the log.
+    assert!(log.contains("\"serve.payload\""), "{log}");
+    assert!(log.contains("<EMAIL>"), "{log}");
+    assert!(!log.contains("alice@example.com"), "{log}");
+
+    // The same detector refusing: 422 naming the row.
+    let srv = start(
+        &s,
+        &[
+            "--model",
+            "credit",
+            "--anomaly",
+            "credit=credit-iforest",
+            "--anomaly-policy",
+            "reject",
+        ],
+    );
+    let url = format!("http://{}/v2/models/credit/infer", srv.addr);
+    let (code, _, text) = curl("POST", &url, &[auth(&token), JSON.into()], Some(&body));
+    assert_eq!(code, 422, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert!(
+        v["type"].as_str().unwrap().ends_with("anomalous-input"),
+        "{v}"
+    );
+    assert_eq!(v["errors"][0]["row"], 1, "{v}");
+    let usual = infer_body(&[[10.0, 5.0]]);
+    assert_eq!(
+        curl("POST", &url, &[auth(&token), JSON.into()], Some(&usual)).0,
+        200
+    );
+    drop(srv);
+    assert!(audit_log(&s).contains("\"serve.anomaly-rejected\""));
+
+    // A detector that is not an isolation forest is refused at start.
+    let out = s.run(&["serve", "--model", "credit", "--anomaly", "credit=credit"]);
+    assert_ne!(out.0, 0);
+    assert!(out.2.contains("not an isolation forest"), "{}", out.2);
+}
+
+#[test]
+fn drift_is_scored_off_the_request_path_exported_and_audited() {
+    let s = home_with_production_model();
+    let token = key(&s, &[]);
+    let admin = key(&s, &["--role", "admin"]);
+    let srv = start(
+        &s,
+        &[
+            "--drift-every",
+            "0.2",
+            "--drift-window",
+            "1000",
+            "--no-extraction-detection",
+            "--range-margin",
+            "1",
+        ],
+    );
+    let url = format!("http://{}/v2/models/credit/infer", srv.addr);
+    // Traffic like training for both features …
+    let mut rng = rampart_ml::split::SplitMix64::new(9);
+    let like: Vec<[f64; 2]> = (0..1000)
+        .map(|i| {
+            let c = if i % 2 == 0 { 0.0 } else { 5.0 };
+            [10.0 + c + rng.normal(), 5.0 - c + rng.normal()]
+        })
+        .collect();
+    assert_eq!(
+        curl(
+            "POST",
+            &url,
+            &[auth(&token), JSON.into()],
+            Some(&infer_body(&like))
+        )
+        .0,
+        200
+    );
+    let score = |m: &str, f: &str| -> Option<f64> {
+        let prefix = format!("rampart_drift_score{{model=\"credit\",feature=\"{f}\"}} ");
+        m.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.parse().ok())
+    };
+    let mut m = String::new();
+    for _ in 0..50 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        m = metrics(&srv, &admin);
+        if score(&m, "income").is_some() {
+            break;
+        }
+    }
+    // (PSI of a sample against a 160-row training reference is noisy: below the threshold.)
+    assert!(score(&m, "income").unwrap() < 0.2, "{m}");
+    assert!(score(&m, "debt").unwrap() < 0.2, "{m}");
+    // … then incomes all at the top of the range, debt as before.
+    let shifted: Vec<[f64; 2]> = like
+        .iter()
+        .map(|r| [16.5 + rng.normal() * 0.3, r[1]])
+        .collect();
+    assert_eq!(
+        curl(
+            "POST",
+            &url,
+            &[auth(&token), JSON.into()],
+            Some(&infer_body(&shifted))
+        )
+        .0,
+        200
+    );
+    for _ in 0..50 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        m = metrics(&srv, &admin);
+        if score(&m, "income").is_some_and(|v| v > 0.2) {
+            break;
+        }
+    }
+    assert!(score(&m, "income").unwrap() > 0.2, "{m}");
+    assert!(score(&m, "debt").unwrap() < 0.2, "{m}");
+    assert!(score(&m, "_max").unwrap() > 0.2, "{m}");
+    drop(srv);
+    let log = audit_log(&s);
+    let drift: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("\"serve.drift\""))
+        .collect();
+    assert_eq!(drift.len(), 1, "audited once, for income: {log}");
+    assert!(drift[0].contains("feature income"), "{}", drift[0]);
+}
+
+#[test]
+fn a_sweep_along_one_feature_is_blocked_as_extraction() {
+    let s = home_with_production_model();
+    let token = key(&s, &[]);
+    let other = key(&s, &[]);
+    let admin = key(&s, &["--role", "admin"]);
+    let srv = start(&s, &[]);
+    let url = format!("http://{}/v2/models/credit/infer", srv.addr);
+    // One row per request, income stepped, debt held: the shape of a model-stealing sweep.
+    let mut refused = None;
+    for i in 0..60 {
+        let row = [8.0 + f64::from(i) * 0.15, 2.5];
+        let (code, head, text) = curl(
+            "POST",
+            &url,
+            &[auth(&token), JSON.into()],
+            Some(&infer_body(&[row])),
+        );
+        if code != 200 {
+            refused = Some((i, code, head, text));
+            break;
+        }
+    }
+    let (i, code, head, text) = refused.expect("the sweep is refused");
+    assert!(
+        i >= 30,
+        "not before the pattern could be seen: refused at {i}"
+    );
+    assert_eq!(code, 429, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        v["type"],
+        "https://iana.org/assignments/http-problem-types#abnormal-usage-detected"
+    );
+    assert!(v["detail"].as_str().unwrap().contains("sweep"), "{v}");
+    let retry: u64 = head
+        .lines()
+        .find_map(|l| l.strip_prefix("retry-after: "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(retry > 200, "blocked for the cooldown: {retry}");
+    // Another key is not affected.
+    assert_eq!(
+        curl(
+            "POST",
+            &url,
+            &[auth(&other), JSON.into()],
+            Some(&infer_body(&[[10.0, 5.0]]))
+        )
+        .0,
+        200
+    );
+    let m = metrics(&srv, &admin);
+    assert!(
+        m.contains("rampart_extraction_alerts_total{kind=\"sweep\"} 1"),
+        "{m}"
+    );
+    drop(srv);
+    let log = audit_log(&s);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("\"serve.extraction\"") && l.contains("income")),
+        "{log}"
+    );
+}
+
+#[test]
+fn concurrency_and_timeout_limits_answer_503() {
+    let s = home_with_production_model();
+    let token = key(&s, &[]);
+    let srv = start_env(
+        &s,
+        &["--max-concurrency", "1", "--request-timeout", "0.3"],
+        &[("RAMPART_SERVE_DEBUG_INFER_DELAY_MS", "2000")],
+    );
+    let url = format!("http://{}/v2/models/credit/infer", srv.addr);
+    let body = infer_body(&[[10.0, 5.0]]);
+    // The first inference takes 2 s: the request times out at 0.3 s …
+    let (code, head, text) = curl("POST", &url, &[auth(&token), JSON.into()], Some(&body));
+    assert_eq!(code, 503, "{text}");
+    assert!(text.contains("timeout"), "{text}");
+    assert!(head.contains("retry-after: 1"), "{head}");
+    // … but still holds the only slot, so the next is refused at once.
+    let t = std::time::Instant::now();
+    let (code, _, text) = curl("POST", &url, &[auth(&token), JSON.into()], Some(&body));
+    assert_eq!(code, 503, "{text}");
+    assert!(text.contains("overloaded"), "{text}");
+    assert!(t.elapsed() < std::time::Duration::from_millis(1000));
 }
