@@ -215,6 +215,21 @@ impl TreeSet {
         width: usize,
         f: impl Fn(usize, &mut [f64]),
     ) {
+        let d = d.max(1);
+        if x.len() / d < LANES {
+            // Too few rows to fill the lanes: walk all trees of each row at once instead (one
+            // row through eight trees in flight; a one-row request is latency-bound).
+            let items = x
+                .chunks_exact(d)
+                .enumerate()
+                .flat_map(|(o, row)| self.roots().iter().map(move |&root| (o, root, row)));
+            self.drain::<LANES>(items, |o, leaf| {
+                if let Some(slot) = out.get_mut(o * width..(o + 1) * width) {
+                    f(leaf, slot);
+                }
+            });
+            return;
+        }
         for &root in self.roots() {
             let items = x
                 .chunks_exact(d.max(1))

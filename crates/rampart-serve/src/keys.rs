@@ -3,6 +3,7 @@
 //! revocation — never the secret. Authentication looks the id up and compares the hash in
 //! constant time.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use base64::Engine as _;
@@ -99,7 +100,17 @@ impl AuthFailure {
 #[derive(Debug)]
 pub struct KeyStore {
     db: Connection,
+    /// The database file, read only for its header's change counter.
+    file: Option<std::fs::File>,
+    /// Keys read since the counter last changed: id → (hash, key).
+    cache: std::cell::RefCell<(Option<[u8; 4]>, KeyCache)>,
 }
+
+/// id → (stored hash, key).
+type KeyCache = HashMap<String, (String, KeyInfo)>;
+
+/// Most keys cached.
+const MAX_CACHED: usize = 10_000;
 
 fn hash(secret: &str) -> String {
     let mut h = Sha256Hasher::new();
@@ -152,7 +163,61 @@ impl KeyStore {
             db.execute_batch("ALTER TABLE keys ADD COLUMN hmac TEXT")
                 .map_err(|e| e.to_string())?;
         }
-        Ok(Self { db })
+        // Rollback-journal mode: every commit, by any process, bumps the header's file change
+        // counter, which is what lets `authenticate` cache keys and still see a revocation on
+        // the very next request.
+        db.pragma_update(None, "journal_mode", "DELETE")
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            db,
+            file: std::fs::File::open(path).ok(),
+            cache: std::cell::RefCell::new((None, HashMap::new())),
+        })
+    }
+
+    /// The database header's file change counter (bytes 24..28), re-read from the file.
+    fn change_counter(&self) -> Option<[u8; 4]> {
+        use std::os::unix::fs::FileExt as _;
+        let mut b = [0u8; 4];
+        self.file.as_ref()?.read_exact_at(&mut b, 24).ok()?;
+        Some(b)
+    }
+
+    /// The stored hash and key of `id`: from the cache while no commit happened since it was
+    /// filled (one 4-byte read instead of a SQLite transaction per request), else from the
+    /// database.
+    fn lookup(&self, id: &str) -> Result<Option<(String, KeyInfo)>, rusqlite::Error> {
+        let counter = self.change_counter();
+        if let Ok(mut cache) = self.cache.try_borrow_mut() {
+            if counter.is_none() || cache.0 != counter {
+                cache.1.clear();
+                cache.0 = counter;
+            } else if let Some(hit) = cache.1.get(id) {
+                return Ok(Some(hit.clone()));
+            }
+        }
+        let stored = self
+            .db
+            .prepare_cached(
+                "SELECT hash, id, role, model, rate, burst, expires, revoked, created_at, label FROM keys WHERE id = ?1",
+            )
+            .and_then(|mut st| {
+                st.query_row([id], |r| {
+                    let h: String = r.get(0)?;
+                    Ok((h, row_at(r, 1)?))
+                })
+                .optional()
+            })?;
+        // Only cache what was read under the counter checked above: a commit in between
+        // changes the counter, and the next lookup starts over.
+        if let (Some(found), Ok(mut cache)) = (&stored, self.cache.try_borrow_mut())
+            && counter.is_some()
+            && self.change_counter() == counter
+            && cache.1.len() < MAX_CACHED
+        {
+            cache.1.insert(id.to_owned(), found.clone());
+        }
+        Ok(stored)
     }
 
     /// The sealed HMAC key of a key (see [`crate::httpsig`]), if it has one.
@@ -226,12 +291,10 @@ impl KeyStore {
     /// SQLite errors.
     pub fn get(&self, id: &str) -> Result<Option<KeyInfo>, String> {
         self.db
-            .query_row(
+            .prepare_cached(
                 "SELECT id, role, model, rate, burst, expires, revoked, created_at, label FROM keys WHERE id = ?1",
-                [id],
-                row,
             )
-            .optional()
+            .and_then(|mut st| st.query_row([id], row).optional())
             .map_err(|e| e.to_string())
     }
 
@@ -273,18 +336,7 @@ impl KeyStore {
         {
             return Err(AuthFailure::Malformed);
         }
-        let stored: Option<(String, KeyInfo)> = self
-            .db
-            .query_row(
-                "SELECT hash, id, role, model, rate, burst, expires, revoked, created_at, label FROM keys WHERE id = ?1",
-                [id],
-                |r| {
-                    let h: String = r.get(0)?;
-                    Ok((h, row_at(r, 1)?))
-                },
-            )
-            .optional()
-            .map_err(|_| AuthFailure::Invalid)?;
+        let stored = self.lookup(id).map_err(|_| AuthFailure::Invalid)?;
         // Compare something even for an unknown id, so both paths cost the same.
         let (want, info) = match stored {
             Some((h, info)) => (h, Some(info)),
@@ -381,5 +433,43 @@ mod tests {
         let bytes = std::fs::read(dir.path().join("k.db")).unwrap();
         let secret = token.rsplit('_').next().unwrap();
         assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()));
+    }
+
+    #[test]
+    fn cached_keys_see_another_process_revoke_on_the_next_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        let server = KeyStore::open(&path).unwrap();
+        let (info, token) = server
+            .create(Role::Predict, None, 50, 100, None, "", &|k| {
+                Ok(k.len().to_string())
+            })
+            .unwrap();
+        // Served from the cache now …
+        for _ in 0..3 {
+            assert!(server.authenticate(&token, 1000).is_ok());
+        }
+        assert!(server.cache.borrow().1.contains_key(&info.id));
+        // … and a revocation through another connection (the CLI) holds at once.
+        let cli = KeyStore::open(&path).unwrap();
+        assert!(cli.revoke(&info.id).unwrap());
+        assert_eq!(
+            server.authenticate(&token, 1000).unwrap_err(),
+            AuthFailure::Revoked
+        );
+        // A wrong secret for a cached id still fails.
+        let (_, t2) = cli
+            .create(Role::Predict, None, 50, 100, None, "", &|k| {
+                Ok(k.len().to_string())
+            })
+            .unwrap();
+        assert!(server.authenticate(&t2, 1000).is_ok());
+        let mut forged = t2.clone();
+        let last = forged.pop().unwrap();
+        forged.push(if last == 'A' { 'B' } else { 'A' });
+        assert_eq!(
+            server.authenticate(&forged, 1000).unwrap_err(),
+            AuthFailure::Invalid
+        );
     }
 }

@@ -894,6 +894,26 @@ async fn infer_common(
     r
 }
 
+/// Requests of at most this many rows are predicted on the async worker itself: a few
+/// microseconds of trees cost less than handing the work to the blocking pool and back
+/// (which `bench/serve.sh` measured as most of the CPU of a one-row request).
+pub const INLINE_ROWS: usize = 8;
+
+/// Runs `f` (inference of `rows` rows) inline when it is small, else on the blocking pool.
+///
+/// # Errors
+/// A panic in `f`, on the blocking pool.
+pub async fn off_the_reactor<T: Send + 'static>(
+    rows: usize,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    if rows <= INLINE_ROWS {
+        Ok(f())
+    } else {
+        tokio::task::spawn_blocking(f).await
+    }
+}
+
 /// Extraction hold, concurrency limit, inference and the monitors for one admitted request.
 async fn predict(
     st: &Arc<AppState>,
@@ -950,8 +970,16 @@ async fn predict(
     };
     let (st2, m2, key_id) = (Arc::clone(st), Arc::clone(m), key.id.clone());
     let t = std::time::Instant::now();
+    #[cfg(debug_assertions)]
+    let rows = if st.debug_delay.is_zero() {
+        parsed.rows
+    } else {
+        usize::MAX
+    };
+    #[cfg(not(debug_assertions))]
+    let rows = parsed.rows;
     // The permit is held until the model is done, even if the request times out first.
-    let out = tokio::task::spawn_blocking(move || {
+    let out = off_the_reactor(rows, move || {
         let _permit = permit;
         #[cfg(debug_assertions)]
         std::thread::sleep(st2.debug_delay);

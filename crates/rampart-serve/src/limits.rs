@@ -77,12 +77,17 @@ impl Limiters {
                 .keys
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if map.len() > 100_000 {
-                map.clear();
+            match map.get(&key.id) {
+                Some(l) => Arc::clone(l),
+                None => {
+                    if map.len() > 100_000 {
+                        map.clear();
+                    }
+                    Arc::clone(map.entry(key.id.clone()).or_insert_with(|| {
+                        Arc::new(DefaultDirectRateLimiter::direct(quota(key.rate, key.burst)))
+                    }))
+                }
             }
-            Arc::clone(map.entry(key.id.clone()).or_insert_with(|| {
-                Arc::new(DefaultDirectRateLimiter::direct(quota(key.rate, key.burst)))
-            }))
         };
         limiter.check().map_err(|n| Self::wait(&n))
     }

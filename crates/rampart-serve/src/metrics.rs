@@ -52,9 +52,14 @@ impl Histogram {
     }
 }
 
+/// (version, route, code) → requests.
+type PerModel = BTreeMap<(Option<i64>, &'static str, u16), u64>;
+
 #[derive(Debug, Default)]
 struct Inner {
-    requests: BTreeMap<(String, String, &'static str, u16), u64>,
+    /// model → (version, route, code) → count: the hot path looks up by `&str`, allocating
+    /// only for a model's first request.
+    requests: BTreeMap<String, PerModel>,
     durations: Histogram,
     inference: Histogram,
     auth_failures: BTreeMap<String, u64>,
@@ -100,10 +105,11 @@ impl Metrics {
         took: Duration,
     ) {
         self.with(|i| {
-            let v = version.map(|v| v.to_string()).unwrap_or_default();
-            *i.requests
-                .entry((model.to_owned(), v, route, code))
-                .or_default() += 1;
+            let per_model = match i.requests.get_mut(model) {
+                Some(m) => m,
+                None => i.requests.entry(model.to_owned()).or_default(),
+            };
+            *per_model.entry((version, route, code)).or_default() += 1;
             i.durations.observe(took);
         });
     }
@@ -177,13 +183,15 @@ impl Metrics {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut o = String::new();
         o.push_str("# HELP rampart_requests_total Requests by model, version, route and status code.\n# TYPE rampart_requests_total counter\n");
-        for ((m, v, r, c), n) in &g.requests {
-            let _ = writeln!(
-                o,
-                "rampart_requests_total{{model=\"{}\",version=\"{}\",route=\"{r}\",code=\"{c}\"}} {n}",
-                esc(m),
-                esc(v)
-            );
+        for (m, per) in &g.requests {
+            for ((v, r, c), n) in per {
+                let v = v.map(|v| v.to_string()).unwrap_or_default();
+                let _ = writeln!(
+                    o,
+                    "rampart_requests_total{{model=\"{}\",version=\"{v}\",route=\"{r}\",code=\"{c}\"}} {n}",
+                    esc(m)
+                );
+            }
         }
         o.push_str("# HELP rampart_request_duration_seconds Time from request to response.\n# TYPE rampart_request_duration_seconds histogram\n");
         g.durations

@@ -241,7 +241,8 @@ const MAX_TRACKED: usize = 100_000;
 #[derive(Debug)]
 pub struct Extraction {
     config: ExtractionConfig,
-    tracks: Mutex<HashMap<(String, String), Track>>,
+    /// key → model → track (looked up by `&str`: no allocation once a key is known).
+    tracks: Mutex<HashMap<String, HashMap<String, Track>>>,
 }
 
 impl Extraction {
@@ -254,7 +255,7 @@ impl Extraction {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Track>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<String, Track>>> {
         self.tracks
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -270,7 +271,7 @@ impl Extraction {
         }
         let now = Instant::now();
         let mut map = self.lock();
-        let Some(t) = map.get_mut(&(key.to_owned(), model.to_owned())) else {
+        let Some(t) = map.get_mut(key).and_then(|m| m.get_mut(model)) else {
             return Ok(());
         };
         let Some((until, kind, blocked)) = t.held else {
@@ -319,12 +320,17 @@ impl Extraction {
         let d = schema.len().max(1);
         let now = Instant::now();
         let mut map = self.lock();
-        if map.len() >= MAX_TRACKED {
-            map.clear();
+        if !map.contains_key(key) {
+            if map.len() >= MAX_TRACKED {
+                map.clear();
+            }
+            map.insert(key.to_owned(), HashMap::new());
         }
-        let t = map
-            .entry((key.to_owned(), model.to_owned()))
-            .or_insert_with(|| Track::new(now));
+        let per_key = map.get_mut(key)?;
+        if !per_key.contains_key(model) {
+            per_key.insert(model.to_owned(), Track::new(now));
+        }
+        let t = per_key.get_mut(model)?;
         if now.duration_since(t.window_start) >= c.budget_window {
             t.window_start = now;
             t.rows_in_window = 0;
@@ -363,7 +369,13 @@ impl Extraction {
                 _ => false,
             };
             t.near.push_back(near);
-            t.last = Some(row.to_vec());
+            match &mut t.last {
+                Some(last) => {
+                    last.clear();
+                    last.extend_from_slice(row);
+                }
+                None => t.last = Some(row.to_vec()),
+            }
             while t.single.len() > c.history {
                 t.single.pop_front();
             }
