@@ -107,7 +107,7 @@ pub struct KeyStore {
 }
 
 /// id → (stored hash, key).
-type KeyCache = HashMap<String, (String, KeyInfo)>;
+type KeyCache = HashMap<String, (String, std::sync::Arc<KeyInfo>)>;
 
 /// Most keys cached.
 const MAX_CACHED: usize = 10_000;
@@ -186,7 +186,10 @@ impl KeyStore {
     /// The stored hash and key of `id`: from the cache while no commit happened since it was
     /// filled (one 4-byte read instead of a SQLite transaction per request), else from the
     /// database.
-    fn lookup(&self, id: &str) -> Result<Option<(String, KeyInfo)>, rusqlite::Error> {
+    fn lookup(
+        &self,
+        id: &str,
+    ) -> Result<Option<(String, std::sync::Arc<KeyInfo>)>, rusqlite::Error> {
         let counter = self.change_counter();
         if let Ok(mut cache) = self.cache.try_borrow_mut() {
             if counter.is_none() || cache.0 != counter {
@@ -204,7 +207,7 @@ impl KeyStore {
             .and_then(|mut st| {
                 st.query_row([id], |r| {
                     let h: String = r.get(0)?;
-                    Ok((h, row_at(r, 1)?))
+                    Ok((h, std::sync::Arc::new(row_at(r, 1)?)))
                 })
                 .optional()
             })?;
@@ -238,8 +241,13 @@ impl KeyStore {
     ///
     /// # Errors
     /// Why it may not be used.
-    pub fn usable(&self, id: &str, now: i64) -> Result<KeyInfo, AuthFailure> {
-        let info = self.get(id).ok().flatten().ok_or(AuthFailure::Invalid)?;
+    pub fn usable(&self, id: &str, now: i64) -> Result<std::sync::Arc<KeyInfo>, AuthFailure> {
+        let info = self
+            .lookup(id)
+            .ok()
+            .flatten()
+            .map(|(_, k)| k)
+            .ok_or(AuthFailure::Invalid)?;
         if info.revoked {
             return Err(AuthFailure::Revoked);
         }
@@ -326,7 +334,11 @@ impl KeyStore {
     ///
     /// # Errors
     /// Why it does not authenticate.
-    pub fn authenticate(&self, token: &str, now: i64) -> Result<KeyInfo, AuthFailure> {
+    pub fn authenticate(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<std::sync::Arc<KeyInfo>, AuthFailure> {
         let rest = token.strip_prefix("rk_").ok_or(AuthFailure::Malformed)?;
         let (id, secret) = rest.split_once('_').ok_or(AuthFailure::Malformed)?;
         if id.len() != 16

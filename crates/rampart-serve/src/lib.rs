@@ -462,7 +462,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(model_ready),
         )
         .route("/v2/models/{model}/infer", post(infer))
-        .route("/v2/models/{model}/versions/{version}/infer", post(infer_v))
+        .route("/v2/models/{model}/versions/{version}/infer", post(infer))
         .route("/v1/models/{target}", post(predict_v1))
         .route("/metrics", get(metrics_route))
         .fallback(|| async {
@@ -497,8 +497,6 @@ impl<'a> Req<'a> {
         }
     }
 }
-/// The body, or why it could not be read (too large: a problem response, not axum's text).
-type Body_ = Result<Bytes, axum::extract::rejection::BytesRejection>;
 
 /// Limits, authenticates and authorises one request.
 fn admit(
@@ -508,7 +506,7 @@ fn admit(
     req: Req<'_>,
     need: Role,
     model: Option<&str>,
-) -> Result<KeyInfo, Response> {
+) -> Result<Arc<KeyInfo>, Response> {
     if let Err(wait) = st.limiters.ip(ip) {
         st.metrics.rate_limited("ip");
         return Err(limits::too_many(
@@ -525,41 +523,41 @@ fn admit(
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     // (metric label, message) of a failure.
-    let result: Result<KeyInfo, (&'static str, String)> = if headers.contains_key("signature-input")
-    {
-        let authority = headers
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .or_else(|| req.uri.authority().map(axum::http::uri::Authority::as_str))
-            .unwrap_or("");
-        let parts = httpsig::Parts {
-            method: req.method.as_str(),
-            authority,
-            path: req.uri.path(),
-            query: req.uri.query(),
-            headers,
-            body: req.body,
+    let result: Result<Arc<KeyInfo>, (&'static str, String)> =
+        if headers.contains_key("signature-input") {
+            let authority = headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .or_else(|| req.uri.authority().map(axum::http::uri::Authority::as_str))
+                .unwrap_or("");
+            let parts = httpsig::Parts {
+                method: req.method.as_str(),
+                authority,
+                path: req.uri.path(),
+                query: req.uri.query(),
+                headers,
+                body: req.body,
+            };
+            match httpsig::verify(&parts, &|id| st.hmac_for(id), &st.nonces, now) {
+                Ok(id) => st
+                    .keys
+                    .lock()
+                    .map_err(|_| AuthFailure::Invalid)
+                    .and_then(|k| k.usable(&id, now))
+                    .map_err(|f| (f.as_str(), format!("{} API key", f.as_str()))),
+                Err(e) => Err(("signature", e.reason())),
+            }
+        } else {
+            match token {
+                None => Err(AuthFailure::Missing),
+                Some(t) => st
+                    .keys
+                    .lock()
+                    .map_err(|_| AuthFailure::Invalid)
+                    .and_then(|k| k.authenticate(t.trim(), now)),
+            }
+            .map_err(|f| (f.as_str(), format!("{} API key", f.as_str())))
         };
-        match httpsig::verify(&parts, &|id| st.hmac_for(id), &st.nonces, now) {
-            Ok(id) => st
-                .keys
-                .lock()
-                .map_err(|_| AuthFailure::Invalid)
-                .and_then(|k| k.usable(&id, now))
-                .map_err(|f| (f.as_str(), format!("{} API key", f.as_str()))),
-            Err(e) => Err(("signature", e.reason())),
-        }
-    } else {
-        match token {
-            None => Err(AuthFailure::Missing),
-            Some(t) => st
-                .keys
-                .lock()
-                .map_err(|_| AuthFailure::Invalid)
-                .and_then(|k| k.authenticate(t.trim(), now)),
-        }
-        .map_err(|f| (f.as_str(), format!("{} API key", f.as_str())))
-    };
     let key = match result {
         Ok(k) => k,
         Err((label, why)) => {
@@ -769,26 +767,27 @@ fn check_body(st: &AppState, headers: &HeaderMap, body: &Bytes) -> Result<(), Re
     Ok(())
 }
 
-async fn infer(
-    (State(st), ConnectInfo(addr), method, uri, headers): Ctx,
-    Path(model): Path<String>,
-    body: Body_,
-) -> Response {
-    infer_common(st, addr, method, uri, headers, model, None, body, false).await
+/// The request as it arrives: the handlers take it whole rather than extracting headers,
+/// method and URI one by one (each extractor copies what it takes, on every request).
+type Raw = (
+    State<Arc<AppState>>,
+    ConnectInfo<SocketAddr>,
+    Path<std::collections::HashMap<String, String>>,
+    axum::extract::Request,
+);
+
+async fn infer((State(st), ConnectInfo(addr), Path(p), req): Raw) -> Response {
+    let model = p.get("model").cloned().unwrap_or_default();
+    let version = p.get("version").cloned();
+    infer_common(st, addr, req, model, version, false).await
 }
-async fn infer_v(
-    (State(st), ConnectInfo(addr), method, uri, headers): Ctx,
-    Path((model, v)): Path<(String, String)>,
-    body: Body_,
-) -> Response {
-    infer_common(st, addr, method, uri, headers, model, Some(v), body, false).await
-}
-async fn predict_v1(
-    (State(st), ConnectInfo(addr), method, uri, headers): Ctx,
-    Path(target): Path<String>,
-    body: Body_,
-) -> Response {
-    let Some(model) = target.strip_suffix(":predict").map(str::to_owned) else {
+
+async fn predict_v1((State(st), ConnectInfo(addr), Path(p), req): Raw) -> Response {
+    let Some(model) = p
+        .get("target")
+        .and_then(|t| t.strip_suffix(":predict"))
+        .map(str::to_owned)
+    else {
         return Problem::new(
             StatusCode::NOT_FOUND,
             "not-found",
@@ -796,51 +795,60 @@ async fn predict_v1(
         )
         .into_response();
     };
-    infer_common(st, addr, method, uri, headers, model, None, body, true).await
+    infer_common(st, addr, req, model, None, true).await
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Reads the body up to the limit: 413 past it (checked on `Content-Length` first).
+async fn read_body(st: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
+    let too_large = || {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            format!("the body is larger than {} bytes", st.limits.max_body),
+        )
+        .into_response()
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > st.limits.max_body as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, st.limits.max_body)
+        .await
+        .map_err(|_| too_large())
+}
+
 async fn infer_common(
     st: Arc<AppState>,
     addr: SocketAddr,
-    method: Method,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
+    req: axum::extract::Request,
     model: String,
     version: Option<String>,
-    body: Body_,
     v1: bool,
 ) -> Response {
+    let (parts, body) = req.into_parts();
+    let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
+    let body = read_body(&st, headers, body).await;
     let started = std::time::Instant::now();
     let route = if v1 { "v1_predict" } else { "v2_infer" };
     let response = (|| {
-        let body = body.map_err(|e| {
-            let status = e.status();
-            if status == StatusCode::PAYLOAD_TOO_LARGE {
-                Problem::new(
-                    status,
-                    "payload-too-large",
-                    format!("the body is larger than {} bytes", st.limits.max_body),
-                )
-                .into_response()
-            } else {
-                Problem::new(status, "bad-request", e.body_text()).into_response()
-            }
-        })?;
+        let body = body?;
         let key = admit(
             &st,
             addr.ip(),
-            &headers,
+            headers,
             Req {
-                method: &method,
-                uri: &uri,
+                method,
+                uri,
                 body: &body,
             },
             Role::Predict,
             Some(model.as_str()),
         )?;
         let m = find(&st, &model, version.as_deref())?;
-        check_body(&st, &headers, &body)?;
+        check_body(&st, headers, &body)?;
         let parsed = if v1 {
             oip::parse_v1(&body, &m.model.meta, st.limits.max_batch)
         } else {
