@@ -13,12 +13,14 @@
 # Each: wrk -t2 -c64 for DUR seconds after a 3-second warm-up; requests/s, p50/p99 latency
 # and the server's CPU time per request (utime+stime of the server processes over the run,
 # from /proc). The machine is shared: read the ratios, and the CPU per request.
-# Usage: bench/serve.sh   (DUR=20 CONN=64 by default; needs wrk: apt-get install wrk).
+# Usage: bench/serve.sh   (DUR=20 CONN=64 RUNS=1 by default; needs wrk: apt-get install wrk).
+# With RUNS=N the four servers are measured N times in turn and the ratios use the medians.
 # Anchors go to target/bench/serve-venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${DUR:-20}
 CONN=${CONN:-64}
+RUNS=${RUNS:-1}
 command -v wrk >/dev/null || { echo "bench: install wrk (apt-get install wrk)" >&2; exit 1; }
 cargo build --release --quiet -p rampart
 cargo build --release --quiet -p rampart-serve --example serve_bench
@@ -127,6 +129,7 @@ PYEOF
 
 : > "$W/results.txt"
 echo "== wrk -t2 -c$CONN -d${DUR}s, one row per request"
+for round in $(seq 1 "$RUNS"); do
 "$R" --home "$H" serve --bind 127.0.0.1:18101 --model bench-rf --anomaly bench-rf=bench-if \
   --ip-rate 1000000 --ip-burst 1000000 --extraction-budget 1000000000 --range-margin 0.1 \
   2> "$W/serve.log" &
@@ -152,12 +155,16 @@ PIDS+=($!); wait_port 18104
 run fastapi 18104 /v2/models/bench/infer "${PIDS[-1]}"
 kill "${PIDS[-1]}"
 
+done
+
 "$PY" - "$W/results.txt" <<'PYEOF'
-import re, sys
-r = {}
+import statistics, sys
+runs = {}
 for line in open(sys.argv[1]):
     f = line.split()
-    r[f[0]] = {"rps": float(f[1]), "p99": float(f[7])}
+    runs.setdefault(f[0], []).append((float(f[1]), float(f[7])))
+r = {k: {"rps": statistics.median(x for x, _ in v), "p99": statistics.median(y for _, y in v)} for k, v in runs.items()}
+print(f"medians of {len(runs['full'])} run(s): " + ", ".join(f"{k} {v['rps']:.0f} req/s p99 {v['p99']:.2f} ms" for k, v in r.items()))
 a, b, c, d = (r[k] for k in ("full", "bare", "fixed", "fastapi"))
 print(f"(a)/(c) requests/s {a['rps']/c['rps']:.2f} (target >= 0.50)")
 print(f"(a)/(d) requests/s {a['rps']/d['rps']:.0f}x (target >= 100x)")
