@@ -748,15 +748,24 @@ fn check_body(st: &AppState, headers: &HeaderMap, body: &Bytes) -> Result<(), Re
         )
         .into_response());
     }
+    if headers.contains_key("inference-header-content-length") {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "the binary tensor data extension is not supported: send the tensors as JSON (tritonclient: binary_data=False)",
+        )
+        .into_response());
+    }
+    // No Content-Type is read as JSON (KServe clients such as tritonclient send none; the
+    // body is parsed strictly either way); a declared type other than JSON is refused.
     let ct = headers
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !ct
-        .trim()
-        .to_ascii_lowercase()
-        .starts_with("application/json")
-    {
+        .map(|v| v.to_str().unwrap_or("?"));
+    if ct.is_some_and(|ct| {
+        !ct.trim()
+            .to_ascii_lowercase()
+            .starts_with("application/json")
+    }) {
         return Err(Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported-media-type",

@@ -1209,3 +1209,56 @@ fn concurrency_and_timeout_limits_answer_503() {
     assert!(text.contains("overloaded"), "{text}");
     assert!(t.elapsed() < std::time::Duration::from_millis(1000));
 }
+
+#[test]
+fn tritonclient_a_kserve_v2_client_calls_the_gateway() {
+    let s = home_with_production_model();
+    let token = key(&s, &[]);
+    let srv = start(&s, &[]);
+    let code = r#"
+import json, sys
+import numpy as np
+import tritonclient.http as http
+from tritonclient.utils import InferenceServerException
+url, token = sys.argv[1], sys.argv[2]
+h = {"Authorization": "Bearer " + token}
+c = http.InferenceServerClient(url=url)
+out = {"live": c.is_server_live(), "ready": c.is_server_ready()}
+out["model_ready"] = c.is_model_ready("credit", headers=h)
+out["meta"] = c.get_model_metadata("credit", headers=h)
+x = http.InferInput("input", [2, 2], "FP32")
+x.set_data_from_numpy(np.array([[10.0, 5.0], [15.0, 0.0]], dtype=np.float32), binary_data=False)
+want = [http.InferRequestedOutput(n, binary_data=False) for n in ("label", "probabilities")]
+r = c.infer("credit", [x], outputs=want, headers=h, request_id="tc-1")
+out["labels"] = [v.decode() if isinstance(v, bytes) else v for v in r.as_numpy("label").tolist()]
+out["proba_shape"] = list(r.as_numpy("probabilities").shape)
+out["id"] = r.get_response()["id"]
+try:
+    c.infer("credit", [x], outputs=want, headers={"Authorization": "Bearer rk_0000000000000000_nope"})
+    out["refused"] = None
+except InferenceServerException as e:
+    out["refused"] = e.status()
+print(json.dumps(out))
+"#;
+    // The interop venv (installed on first use) holds tritonclient; address and token go in argv.
+    let venv_python = crate::interop::model_signing_venv().join("bin/python");
+    let out = Command::new(venv_python)
+        .args(["-c", code, &srv.addr, &token])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(v["live"], true, "{v}");
+    assert_eq!(v["ready"], true, "{v}");
+    assert_eq!(v["model_ready"], true, "{v}");
+    assert_eq!(v["meta"]["name"], "credit", "{v}");
+    assert_eq!(v["labels"], json!(["0", "1"]), "{v}");
+    assert_eq!(v["proba_shape"], json!([2, 2]), "{v}");
+    assert_eq!(v["id"], "tc-1", "{v}");
+    assert_eq!(v["refused"], "401", "{v}");
+}
