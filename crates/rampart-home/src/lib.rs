@@ -37,6 +37,7 @@ pub use env::{ENV_PII_KEY, ENV_PII_KEY_FILE, ENV_SIGNING_KEY_FILE, load_dotenv, 
 pub use error::HomeError;
 pub use home::{Home, InitReport, KeySource};
 pub use policy::{
-    AuditPolicy, ChecksPolicy, DataPolicy, GatePolicy, GatesPolicy, PiiPolicy, Policy, ScanPolicy,
-    Size, TrainPolicy, TrustPolicy, TrustedKey, parse_size,
+    AuditPolicy, ChecksPolicy, DataPolicy, GatePolicy, GatesPolicy, GuardOutputPolicy, GuardPolicy,
+    GuardTopic, PiiPolicy, Policy, ScanPolicy, Size, TrainPolicy, TrustPolicy, TrustedKey,
+    parse_size,
 };

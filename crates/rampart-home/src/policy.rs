@@ -39,6 +39,93 @@ pub struct Policy {
     /// Sandboxed training.
     #[serde(default)]
     pub train: TrainPolicy,
+    /// LLM guardrails.
+    #[serde(default)]
+    pub guard: GuardPolicy,
+}
+
+/// `[guard]`: the LLM guardrails (`rampart guard check`, `rampart serve --guard`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct GuardPolicy {
+    /// Prompts whose injection score reaches this are blocked (0 to 1).
+    #[serde(default = "default_guard_threshold")]
+    pub threshold: f64,
+    /// Denied topics.
+    #[serde(default)]
+    pub topics: Vec<GuardTopic>,
+    /// Output rails.
+    #[serde(default)]
+    pub output: GuardOutputPolicy,
+}
+
+fn default_guard_threshold() -> f64 {
+    0.5
+}
+
+impl Default for GuardPolicy {
+    fn default() -> Self {
+        Self {
+            threshold: default_guard_threshold(),
+            topics: Vec::new(),
+            output: GuardOutputPolicy::default(),
+        }
+    }
+}
+
+/// `[[guard.topics]]`: a denied topic.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct GuardTopic {
+    /// Its name.
+    pub name: String,
+    /// Words or phrases that put a prompt on it.
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    /// Example prompts on it.
+    #[serde(default)]
+    pub examples: Vec<String>,
+    /// The canned refusal.
+    pub refusal: String,
+}
+
+/// `[guard.output]`: what an answer must not carry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct GuardOutputPolicy {
+    /// Personal data in answers: redact, block or off (secrets always block).
+    #[serde(default = "default_guard_pii")]
+    pub pii: String,
+    /// Banned words and phrases.
+    #[serde(default)]
+    pub banned: Vec<String>,
+    /// Hosts links may point to (subdomains included); empty allows any.
+    #[serde(default)]
+    pub allowed_domains: Vec<String>,
+    /// Other links: redact or block.
+    #[serde(default = "default_guard_links")]
+    pub links: String,
+}
+
+fn default_guard_pii() -> String {
+    "redact".into()
+}
+fn default_guard_links() -> String {
+    "redact".into()
+}
+
+impl Default for GuardOutputPolicy {
+    fn default() -> Self {
+        Self {
+            pii: default_guard_pii(),
+            banned: Vec::new(),
+            allowed_domains: Vec::new(),
+            links: default_guard_links(),
+        }
+    }
 }
 
 /// A size in bytes: an integer, or text with a unit (`512MiB`, `8GiB`, `1.5G`, `4096`).
@@ -556,6 +643,33 @@ impl Policy {
         if self.audit.checkpoint_every == 0 {
             return Err(bad("audit.checkpoint_every must be at least 1".into()));
         }
+        let g = &self.guard;
+        if !(g.threshold > 0.0 && g.threshold <= 1.0) {
+            return Err(bad("guard.threshold must be in (0, 1]".into()));
+        }
+        if !matches!(g.output.pii.as_str(), "redact" | "block" | "off") {
+            return Err(bad(format!(
+                "guard.output.pii {:?} is not redact, block or off",
+                g.output.pii
+            )));
+        }
+        if !matches!(g.output.links.as_str(), "redact" | "block") {
+            return Err(bad(format!(
+                "guard.output.links {:?} is not redact or block",
+                g.output.links
+            )));
+        }
+        for t in &g.topics {
+            if t.name.trim().is_empty()
+                || t.refusal.trim().is_empty()
+                || (t.keywords.is_empty() && t.examples.is_empty())
+            {
+                return Err(bad(format!(
+                    "guard.topics {:?}: a topic needs a name, a refusal, and keywords or examples",
+                    t.name
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -650,6 +764,20 @@ fail_on = "medium"
 # require_lineage = false
 # approvals = 1
 # two_person_rule = false
+
+# LLM guardrails (`rampart guard check`, `rampart serve --guard`). Left out, the defaults.
+# [guard]
+# threshold = 0.5          # injection score at which a prompt is blocked
+# [[guard.topics]]
+# name = "financial-advice"
+# keywords = ["stock tips", "investment advice"]
+# examples = ["which stocks should I buy"]
+# refusal = "I can't help with financial advice."
+# [guard.output]
+# pii = "redact"           # personal data in answers: redact, block or off (secrets always block)
+# banned = []              # words and phrases an answer must not contain
+# allowed_domains = []     # hosts links may point to (subdomains included); empty: any
+# links = "redact"         # other links: redact or block
 
 # Public keys whose signatures rampart accepts (`rampart trust add|list|remove`).
 # `public_key` is the base64 SubjectPublicKeyInfo (the PEM body on one line).

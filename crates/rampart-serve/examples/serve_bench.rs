@@ -19,10 +19,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use rampart_serve::{LoadedModel, OutputMode, oip};
 
-// The allocator of the `rampart` binary, so (b) and (c) differ from (a) only in what they do.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const FIXED: &str = r#"{"model_name":"bench","model_version":"1","outputs":[{"name":"label","datatype":"BYTES","shape":[1],"data":["1"]},{"name":"probabilities","datatype":"FP64","shape":[1,2],"data":[0.25,0.75]}]}"#;
 
 async fn bare(State(m): State<Arc<LoadedModel>>, body: Bytes) -> Response {

@@ -22,6 +22,7 @@
 // allocation per refused request is not worth boxing for.
 #![allow(clippy::result_large_err)]
 
+pub mod guard_proxy;
 pub mod httpsig;
 pub mod keys;
 pub mod limits;
@@ -256,6 +257,7 @@ pub struct AppState {
     redact: Option<Redact>,
     in_flight: Arc<tokio::sync::Semaphore>,
     sampled: std::sync::atomic::AtomicU64,
+    guard: Option<guard_proxy::GuardProxy>,
     /// Debug builds only: `RAMPART_SERVE_DEBUG_INFER_DELAY_MS` slows each inference, so the
     /// tests can hold requests in flight (concurrency and timeout limits).
     #[cfg(debug_assertions)]
@@ -308,6 +310,7 @@ impl AppState {
             monitoring: Monitoring::default(),
             redact: None,
             sampled: std::sync::atomic::AtomicU64::new(0),
+            guard: None,
             #[cfg(debug_assertions)]
             debug_delay: std::time::Duration::from_millis(
                 std::env::var("RAMPART_SERVE_DEBUG_INFER_DELAY_MS")
@@ -316,6 +319,13 @@ impl AppState {
                     .unwrap_or(0),
             ),
         }
+    }
+
+    /// Turns on the guardrail proxy (`POST /v1/chat/completions`).
+    #[must_use]
+    pub fn with_guard(mut self, g: guard_proxy::GuardProxy) -> Self {
+        self.guard = Some(g);
+        self
     }
 
     /// Sets the monitoring and defence settings.
@@ -429,23 +439,30 @@ impl AppState {
         key: Option<String>,
         reason: impl Into<String>,
     ) {
+        let reason: String = reason.into();
+        let allowed = matches!(
+            action,
+            "serve.payload" | "serve.reload" | "serve.anomaly" | "serve.drift"
+        ) || (action == "serve.guard" && reason_is_redaction(&reason));
         if let Some(tx) = &self.events
             && tx
                 .try_send(SecurityEvent {
                     action,
                     ip,
                     key,
-                    reason: reason.into(),
-                    allowed: matches!(
-                        action,
-                        "serve.payload" | "serve.reload" | "serve.anomaly" | "serve.drift"
-                    ),
+                    reason,
+                    allowed,
                 })
                 .is_err()
         {
             self.metrics.audit_dropped();
         }
     }
+}
+
+/// A guard event that redacted rather than refused.
+fn reason_is_redaction(reason: &str) -> bool {
+    reason.contains("redacted")
 }
 
 /// The router.
@@ -464,6 +481,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v2/models/{model}/infer", post(infer))
         .route("/v2/models/{model}/versions/{version}/infer", post(infer))
         .route("/v1/models/{target}", post(predict_v1))
+        .route("/v1/chat/completions", post(guard_proxy::chat))
         .route("/metrics", get(metrics_route))
         .fallback(|| async {
             Problem::new(StatusCode::NOT_FOUND, "not-found", "no such route").into_response()

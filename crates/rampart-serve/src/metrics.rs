@@ -72,6 +72,7 @@ struct Inner {
     drift: BTreeMap<String, Vec<(String, f64)>>,
     extraction: BTreeMap<&'static str, u64>,
     overloaded: BTreeMap<&'static str, u64>,
+    guard: BTreeMap<&'static str, u64>,
 }
 
 /// The registry of metrics.
@@ -169,6 +170,11 @@ impl Metrics {
         self.with(|i| *i.overloaded.entry(why).or_default() += 1);
     }
 
+    /// A prompt or answer blocked by the guardrails (`input`, `output`).
+    pub fn guard_block(&self, rail: &'static str) {
+        self.with(|i| *i.guard.entry(rail).or_default() += 1);
+    }
+
     /// A security event that could not be queued for the audit log.
     pub fn audit_dropped(&self) {
         self.with(|i| i.audit_dropped += 1);
@@ -258,6 +264,10 @@ impl Metrics {
         o.push_str("# HELP rampart_overloaded_total Requests refused for capacity or time.\n# TYPE rampart_overloaded_total counter\n");
         for (k, n) in &g.overloaded {
             let _ = writeln!(o, "rampart_overloaded_total{{reason=\"{k}\"}} {n}");
+        }
+        o.push_str("# HELP rampart_guard_blocks_total Prompts and answers blocked by the guardrails.\n# TYPE rampart_guard_blocks_total counter\n");
+        for (k, n) in &g.guard {
+            let _ = writeln!(o, "rampart_guard_blocks_total{{rail=\"{k}\"}} {n}");
         }
         o.push_str("# HELP rampart_audit_events_dropped_total Security events not queued for the audit log.\n# TYPE rampart_audit_events_dropped_total counter\n");
         let _ = writeln!(o, "rampart_audit_events_dropped_total {}", g.audit_dropped);

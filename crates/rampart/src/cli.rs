@@ -100,6 +100,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// API keys for `rampart serve`: create (shown once), list, revoke.
     Apikey(ApikeyArgs),
+    /// LLM guardrails: check prompts (prompt injection, jailbreaks, denied topics) or answers
+    /// (PII and secrets, canaries, banned words, links).
+    Guard(GuardArgs),
     /// The built-in trainer as it runs inside the sandbox (internal).
     #[command(name = "__train-builtin", hide = true)]
     TrainBuiltin(BuiltinTrainArgs),
@@ -1067,6 +1070,46 @@ pub struct ServeArgs {
     /// Longest a request may take (seconds) before it gets 503.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     pub request_timeout: f64,
+    /// Also proxy POST /v1/chat/completions to an OpenAI-compatible upstream through the
+    /// guardrails of `[guard]` (models are then optional).
+    #[arg(long, requires = "guard_upstream")]
+    pub guard: bool,
+    /// The upstream's base URL, up to /v1 (e.g. https://api.openai.com/v1).
+    #[arg(long, value_name = "URL")]
+    pub guard_upstream: Option<String>,
+    /// The environment variable holding the upstream's API key (never logged).
+    #[arg(long, value_name = "VAR", default_value = "RAMPART_GUARD_UPSTREAM_KEY")]
+    pub guard_upstream_key_env: String,
+    /// Forward personal data in prompts as it is, instead of redacting it.
+    #[arg(long)]
+    pub guard_keep_input_pii: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GuardArgs {
+    #[command(subcommand)]
+    pub command: GuardCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GuardCommand {
+    /// Check one text (an argument, or `-` for stdin) or a JSONL batch; exit 1 when anything
+    /// is blocked.
+    Check {
+        /// The text, or `-` to read it from stdin.
+        #[arg(value_name = "TEXT", conflicts_with = "jsonl")]
+        text: Option<String>,
+        /// A JSONL file (`-`: stdin): each line a JSON string or {"id": …, "text": …}; one
+        /// verdict line per item.
+        #[arg(long, value_name = "FILE")]
+        jsonl: Option<String>,
+        /// Check it as a model's answer (output rails) instead of a prompt.
+        #[arg(long)]
+        output: bool,
+        /// The canary token planted in the system prompt (with --output).
+        #[arg(long, value_name = "TOKEN", requires = "output")]
+        canary: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

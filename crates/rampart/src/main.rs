@@ -12,11 +12,6 @@ mod table;
 
 use std::process::ExitCode;
 
-// mimalloc: `bench/serve.sh` found glibc malloc/free at an eighth of the gateway's CPU per
-// request; see BENCHMARKS.md for the figures with and without.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use clap::Parser as _;
 
 use crate::cli::{Cli, Command};
@@ -79,6 +74,7 @@ fn run(cli: Cli) -> Result<Status, CliError> {
         Command::Model(args) => cmd::model::run(&ctx, &args),
         Command::Serve(args) => cmd::serve::run(&ctx, &args),
         Command::Apikey(args) => cmd::serve::apikey(&ctx, &args),
+        Command::Guard(args) => cmd::guard::run(&ctx, &args),
         Command::Train(args) => cmd::train::run(&ctx, &args, cli.global.quiet),
         Command::TrainBuiltin(args) => cmd::ml::builtin(&args),
         Command::Completions(_) => Ok(Status::Ok),

@@ -7,6 +7,7 @@ pub mod checks;
 pub mod completions;
 pub mod convert;
 pub mod data;
+pub mod guard;
 pub mod ingest;
 pub mod init;
 pub mod keys;

@@ -260,6 +260,27 @@ fn load_one(
     Ok((v, model, sources))
 }
 
+/// The guardrail proxy: the rails of `[guard]`, the upstream and its key (from the
+/// environment, never logged).
+fn guard_proxy(
+    ctx: &Ctx,
+    a: &ServeArgs,
+) -> Result<rampart_serve::guard_proxy::GuardProxy, CliError> {
+    let guard = crate::cmd::guard::from_policy(ctx)?;
+    let upstream = a.guard_upstream.clone().unwrap_or_default();
+    if !(upstream.starts_with("https://") || upstream.starts_with("http://")) {
+        return Err(CliError::input(anyhow::anyhow!(
+            "--guard-upstream {upstream}: an http:// or https:// URL up to /v1"
+        )));
+    }
+    let key = std::env::var(&a.guard_upstream_key_env)
+        .ok()
+        .filter(|k| !k.is_empty())
+        .map(zeroize::Zeroizing::new);
+    rampart_serve::guard_proxy::GuardProxy::new(guard, upstream, key, !a.guard_keep_input_pii)
+        .map_err(|e| CliError::internal(anyhow::anyhow!(e)))
+}
+
 /// A positive, finite number of seconds.
 fn seconds(flag: &str, s: f64) -> Result<std::time::Duration, CliError> {
     if s.is_finite() && s > 0.0 && s < 1e9 {
@@ -307,7 +328,7 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
     } else {
         a.models.clone()
     };
-    if refs.is_empty() {
+    if refs.is_empty() && !a.guard {
         return Err(CliError::input(anyhow::anyhow!("no model has a production version"))
             .hint("promote one (`rampart model promote N@V --to production`) or name one with --model"));
     }
@@ -457,6 +478,11 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
             .unwrap_or_else(|_| "<unredactable payload withheld>".into())
     });
     let drift_every = seconds("--drift-every", a.drift_every)?;
+    let guard = if a.guard {
+        Some(guard_proxy(ctx, a)?)
+    } else {
+        None
+    };
     let state = Arc::new(
         AppState::new(
             models,
@@ -478,6 +504,14 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
         .with_monitoring(monitoring)
         .with_redact(redact),
     );
+    let state = match guard {
+        Some(g) => Arc::new(
+            Arc::try_unwrap(state)
+                .map_err(|_| CliError::internal(anyhow::anyhow!("state shared too early")))?
+                .with_guard(g),
+        ),
+        None => state,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -8,11 +8,12 @@ use std::sync::OnceLock;
 
 /// The interop venv: model-signing 1.1.1 (and pyopenssl, which it imports without declaring),
 /// pyarrow 26.0.1 for Parquet files as the Python world writes them, numpy 2.4.6 with
-/// scipy 1.17.1 for the drift statistics, and tritonclient 2.73.0 (HTTP), a KServe V2 client.
+/// scipy 1.17.1 for the drift statistics, tritonclient 2.73.0 (HTTP), a KServe V2 client, and
+/// the official openai 3.57.0 client for the guardrail proxy.
 pub fn model_signing_venv() -> &'static Path {
     static VENV: OnceLock<PathBuf> = OnceLock::new();
     VENV.get_or_init(|| {
-        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("venv-interop-4");
+        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("venv-interop-5");
         let marker = venv.join(".complete");
         if marker.exists() {
             return venv;
@@ -42,12 +43,13 @@ pub fn model_signing_venv() -> &'static Path {
                     "numpy==2.4.6",
                     "scipy==1.17.1",
                     "tritonclient[http]==2.73.0",
+                    "openai==3.57.0",
                 ])
                 .output()
                 .unwrap();
             assert!(
                 out.status.success(),
-                "cannot install model-signing==1.1.1, pyarrow==26.0.1, numpy, scipy and tritonclient from PyPI into {}: {}",
+                "cannot install model-signing==1.1.1, pyarrow==26.0.1, numpy, scipy, tritonclient and openai from PyPI into {}: {}",
                 venv.display(),
                 String::from_utf8_lossy(&out.stderr)
             );

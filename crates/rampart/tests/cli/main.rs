@@ -11,6 +11,7 @@ mod age;
 mod audit;
 mod conventions;
 mod data;
+mod guard;
 mod home;
 mod ingest;
 mod interop;

@@ -1,0 +1,229 @@
+//! Guardrails for LLM applications: a check in front of the model and one behind it.
+//!
+//! * **Input rail** ([`Guard::check_input`]): the text is normalised ([`normalize`]), payloads
+//!   hidden in it are decoded ([`decode`]), and the injection and jailbreak [`rules`] run on
+//!   every view of the text and of each payload; the weights of the rules that fire combine
+//!   into one score, blocked at the policy's threshold. Denied [`topics`] refuse with their
+//!   canned message.
+//! * **Output rail** ([`Guard::check_output`]): personal data and secrets (rampart-data's PII
+//!   engine: redacted or blocked), a leaked canary token, banned lexicon entries, links to
+//!   domains not on the allowed list.
+//!
+//! Findings name the rail, rule and family, never the matched secret.
+
+pub mod decode;
+pub mod normalize;
+pub mod output;
+pub mod rules;
+pub mod topics;
+
+use serde::Serialize;
+
+/// Guard settings (from `[guard]` in `rampart.toml`).
+#[derive(Debug, Clone)]
+pub struct GuardConfig {
+    /// Input texts scoring at or above this are blocked.
+    pub threshold: f64,
+    /// Denied topics.
+    pub topics: Vec<topics::Topic>,
+    /// Output rails.
+    pub output: output::OutputConfig,
+    /// Decoding limits.
+    pub decode: decode::Limits,
+    /// Longest text checked, in bytes; longer ones are blocked as such.
+    pub max_bytes: usize,
+}
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        Self {
+            threshold: 0.5,
+            topics: Vec::new(),
+            output: output::OutputConfig::default(),
+            decode: decode::Limits::default(),
+            max_bytes: 1 << 20,
+        }
+    }
+}
+
+/// One reason in a verdict.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    /// `injection`, `obfuscation`, `topic`, `pii`, `canary`, `banned`, `link`, `size`.
+    pub rail: &'static str,
+    /// The rule (or entity, topic, lexicon entry id).
+    pub rule: String,
+    /// The rule's family, for injection findings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub family: Option<&'static str>,
+    /// Where or how it matched, for people (never the secret itself).
+    pub detail: String,
+    /// Its weight in the score (1 for findings that block by themselves).
+    pub weight: f64,
+}
+
+/// What the guard decided about one text.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    /// Whether the text must not pass.
+    pub blocked: bool,
+    /// The injection score in [0, 1] (input) or 1/0 (output).
+    pub score: f64,
+    /// Why.
+    pub findings: Vec<Finding>,
+    /// What normalisation changed (input).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub normalisation: Option<normalize::Changes>,
+    /// The text with redactions applied, when something was redacted and nothing blocked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redacted: Option<String>,
+    /// The message to answer with instead, when blocked by a topic rail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
+}
+
+/// Errors building a guard.
+#[derive(Debug, thiserror::Error)]
+pub enum GuardError {
+    /// A rule, topic or lexicon entry that does not compile, or a PII engine failure.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// The compiled rails.
+#[derive(Debug)]
+pub struct Guard {
+    config: GuardConfig,
+    rules: rules::Rules,
+    topics: topics::Topics,
+    output: output::OutputRails,
+}
+
+impl Guard {
+    /// Compiles the rails.
+    ///
+    /// # Errors
+    /// [`GuardError::Config`] for a policy that does not compile.
+    pub fn new(config: GuardConfig) -> Result<Self, GuardError> {
+        Ok(Self {
+            rules: rules::Rules::new().map_err(GuardError::Config)?,
+            topics: topics::Topics::new(&config.topics).map_err(GuardError::Config)?,
+            output: output::OutputRails::new(&config.output).map_err(GuardError::Config)?,
+            config,
+        })
+    }
+
+    /// The settings.
+    #[must_use]
+    pub const fn config(&self) -> &GuardConfig {
+        &self.config
+    }
+
+    /// The input rail: injection and jailbreak rules on every view of `text` and of every
+    /// payload decoded from it, then the topic rails.
+    #[must_use]
+    pub fn check_input(&self, text: &str) -> Verdict {
+        if text.len() > self.config.max_bytes {
+            return too_long(text.len(), self.config.max_bytes);
+        }
+        let v = normalize::views(text);
+        let mut hits = Vec::new();
+        self.rules.scan(&v, "", &mut hits);
+        let mut findings = Vec::new();
+        let payloads = decode::payloads(text, &self.config.decode);
+        for p in &payloads {
+            let label = p
+                .chain
+                .iter()
+                .map(|e| e.name())
+                .collect::<Vec<_>>()
+                .join("+");
+            let before = hits.len();
+            self.rules
+                .scan(&normalize::views(&p.text), &label, &mut hits);
+            if hits.len() > before {
+                findings.push(Finding {
+                    rail: "obfuscation",
+                    rule: "obfuscation.encoded-instructions".into(),
+                    family: Some(rules::Family::Obfuscation.name()),
+                    detail: format!("instructions hidden in {label}"),
+                    weight: 0.5,
+                });
+            }
+        }
+        if v.changes.invisible > 0 {
+            findings.push(Finding {
+                rail: "obfuscation",
+                rule: "obfuscation.invisible-characters".into(),
+                family: Some(rules::Family::Obfuscation.name()),
+                detail: format!("{} invisible characters removed", v.changes.invisible),
+                // Alone it does not block (emoji sequences use joiners); with a rule it adds.
+                weight: if hits.is_empty() { 0.1 } else { 0.3 },
+            });
+        }
+        for h in &hits {
+            findings.push(Finding {
+                rail: "injection",
+                rule: h.rule.to_owned(),
+                family: Some(h.family.name()),
+                detail: format!("matched in the {} view", h.view),
+                weight: h.weight,
+            });
+        }
+        // One rule counts once, whichever views and payloads it fired in.
+        let mut best: std::collections::BTreeMap<&str, f64> = std::collections::BTreeMap::new();
+        for f in &findings {
+            let w = best.entry(f.rule.as_str()).or_default();
+            *w = w.max(f.weight);
+        }
+        let score = rules::combine(best.values().copied());
+        let mut blocked = score >= self.config.threshold;
+        let mut refusal = None;
+        if let Some((topic, why)) = self.topics.matches(&v) {
+            blocked = true;
+            refusal = Some(topic.refusal.clone());
+            findings.push(Finding {
+                rail: "topic",
+                rule: format!("topic.{}", topic.name),
+                family: None,
+                detail: why,
+                weight: 1.0,
+            });
+        }
+        Verdict {
+            blocked,
+            score,
+            findings,
+            normalisation: Some(v.changes),
+            redacted: None,
+            refusal,
+        }
+    }
+
+    /// The output rail on a model's answer; `canary` is the token planted in the system
+    /// prompt, if any.
+    #[must_use]
+    pub fn check_output(&self, text: &str, canary: Option<&str>) -> Verdict {
+        if text.len() > self.config.max_bytes {
+            return too_long(text.len(), self.config.max_bytes);
+        }
+        self.output.check(text, canary)
+    }
+}
+
+fn too_long(len: usize, max: usize) -> Verdict {
+    Verdict {
+        blocked: true,
+        score: 1.0,
+        findings: vec![Finding {
+            rail: "size",
+            rule: "size.too-long".into(),
+            family: None,
+            detail: format!("{len} bytes; at most {max} are checked"),
+            weight: 1.0,
+        }],
+        normalisation: None,
+        redacted: None,
+        refusal: None,
+    }
+}

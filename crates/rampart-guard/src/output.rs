@@ -1,0 +1,253 @@
+//! The output rails: what a model's answer must not carry.
+//!
+//! * secrets (keys, tokens, private keys, JWTs, high-entropy assignments) block the answer;
+//! * personal data is redacted (`<EMAIL>`) or blocks, as the policy says;
+//! * the canary token planted in the system prompt blocks (the prompt leaked), also when it
+//!   is spaced out or hidden with invisible characters;
+//! * banned lexicon entries (whole words, normalised) block;
+//! * links to hosts outside the allowed domains are removed, or block.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use rampart_data::pii::{Detector, DetectorOptions, Entity, Operator, Redactor};
+use regex::Regex;
+
+use crate::{Finding, Verdict};
+
+/// What personal data in an answer does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PiiAction {
+    /// Not checked.
+    Off,
+    /// Replaced by its entity name.
+    Redact,
+    /// Blocks the answer.
+    Block,
+}
+
+/// What a link outside the allowed domains does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkAction {
+    /// Replaced by `<link removed>`.
+    Redact,
+    /// Blocks the answer.
+    Block,
+}
+
+/// Output-rail settings.
+#[derive(Debug, Clone)]
+pub struct OutputConfig {
+    /// Personal data.
+    pub pii: PiiAction,
+    /// Banned words and phrases.
+    pub banned: Vec<String>,
+    /// Hosts links may point to (a domain allows its subdomains); empty: any.
+    pub allowed_domains: Vec<String>,
+    /// What other links do.
+    pub links: LinkAction,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        Self {
+            pii: PiiAction::Redact,
+            banned: Vec::new(),
+            allowed_domains: Vec::new(),
+            links: LinkAction::Redact,
+        }
+    }
+}
+
+/// The compiled output rails.
+pub struct OutputRails {
+    config: OutputConfig,
+    detector: Detector,
+    banned: Option<AhoCorasick>,
+    url: Regex,
+}
+
+impl std::fmt::Debug for OutputRails {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutputRails")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+const fn is_secret(e: Entity) -> bool {
+    matches!(
+        e,
+        Entity::AwsAccessKey | Entity::PrivateKey | Entity::Jwt | Entity::ApiToken | Entity::Secret
+    )
+}
+
+/// Whether `host` is `domain` or one of its subdomains.
+#[must_use]
+pub fn host_allowed(host: &str, domains: &[String]) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    domains.iter().any(|d| {
+        let d = d.trim_start_matches('.').to_ascii_lowercase();
+        host == d
+            || host
+                .strip_suffix(&d)
+                .is_some_and(|rest| rest.ends_with('.'))
+    })
+}
+
+impl OutputRails {
+    /// Compiles the rails.
+    ///
+    /// # Errors
+    /// A message if the PII engine or the lexicon does not compile.
+    pub fn new(config: &OutputConfig) -> Result<Self, String> {
+        let banned: Vec<String> = config
+            .banned
+            .iter()
+            .map(|b| crate::normalize::views(b).plain.trim().to_owned())
+            .filter(|b| !b.is_empty())
+            .collect();
+        Ok(Self {
+            detector: Detector::new(DetectorOptions::default()).map_err(|e| e.to_string())?,
+            banned: if banned.is_empty() {
+                None
+            } else {
+                Some(
+                    AhoCorasickBuilder::new()
+                        .match_kind(MatchKind::LeftmostLongest)
+                        .build(&banned)
+                        .map_err(|e| e.to_string())?,
+                )
+            },
+            url: Regex::new(r#"(?i)\b(?:https?://|www\.)([a-z0-9.-]+)(?::\d+)?[^\s<>"')\]]*"#)
+                .map_err(|e| e.to_string())?,
+            config: config.clone(),
+        })
+    }
+
+    /// Checks one answer.
+    #[must_use]
+    pub fn check(&self, text: &str, canary: Option<&str>) -> Verdict {
+        let mut findings = Vec::new();
+        let mut blocked = false;
+        let views = crate::normalize::views(text);
+        if let Some(c) = canary.filter(|c| !c.is_empty()) {
+            let c_plain = crate::normalize::views(c).plain;
+            // Letters and digits only (no leet folding: a canary is mostly digits).
+            let squeeze = |s: &str| {
+                s.chars()
+                    .filter(|c| c.is_alphanumeric())
+                    .collect::<String>()
+            };
+            if text.contains(c)
+                || views.plain.contains(&c_plain)
+                || squeeze(&views.plain).contains(&squeeze(&c_plain))
+            {
+                blocked = true;
+                findings.push(Finding {
+                    rail: "canary",
+                    rule: "canary.system-prompt-leak".into(),
+                    family: None,
+                    detail: "the answer contains the system prompt's canary token".into(),
+                    weight: 1.0,
+                });
+            }
+        }
+        if let Some(ac) = &self.banned {
+            for m in ac.find_iter(&views.plain) {
+                let t = &views.plain;
+                let edge = |c: Option<char>| !c.is_some_and(char::is_alphanumeric);
+                if edge(t.get(..m.start()).and_then(|s| s.chars().next_back()))
+                    && edge(t.get(m.end()..).and_then(|s| s.chars().next()))
+                {
+                    blocked = true;
+                    findings.push(Finding {
+                        rail: "banned",
+                        rule: format!("banned.{}", m.pattern().as_usize() + 1),
+                        family: None,
+                        detail: format!(
+                            "banned lexicon entry {} of the policy",
+                            m.pattern().as_usize() + 1
+                        ),
+                        weight: 1.0,
+                    });
+                    break;
+                }
+            }
+        }
+        // Personal data and secrets; URLs are the link rail's.
+        let pii: Vec<_> = if self.config.pii == PiiAction::Off {
+            self.detector
+                .scan(text)
+                .into_iter()
+                .filter(|f| is_secret(f.entity))
+                .collect()
+        } else {
+            self.detector
+                .scan(text)
+                .into_iter()
+                .filter(|f| f.entity != Entity::Url)
+                .collect()
+        };
+        for f in &pii {
+            let secret = is_secret(f.entity);
+            if secret || self.config.pii == PiiAction::Block {
+                blocked = true;
+            }
+            findings.push(Finding {
+                rail: "pii",
+                rule: format!("pii.{}", f.entity.name().to_ascii_lowercase()),
+                family: None,
+                detail: format!(
+                    "{} ({}) at bytes {}..{}",
+                    f.entity.name(),
+                    f.rule,
+                    f.start,
+                    f.end
+                ),
+                weight: if secret { 1.0 } else { 0.5 },
+            });
+        }
+        let mut redacted = Redactor::new(Operator::Replace)
+            .redact(text, &pii, None)
+            .unwrap_or_else(|_| "<answer withheld>".into());
+        if !self.config.allowed_domains.is_empty() {
+            let mut bad = Vec::new();
+            for c in self.url.captures_iter(&redacted) {
+                if let (Some(all), Some(host)) = (c.get(0), c.get(1))
+                    && !host_allowed(host.as_str(), &self.config.allowed_domains)
+                {
+                    // Sentence punctuation after a link is not part of it.
+                    let kept = all
+                        .as_str()
+                        .trim_end_matches(['.', ',', ';', ':', '!', '?']);
+                    bad.push((
+                        all.start()..all.start() + kept.len(),
+                        host.as_str().to_owned(),
+                    ));
+                }
+            }
+            for (range, host) in bad.iter().rev() {
+                findings.push(Finding {
+                    rail: "link",
+                    rule: "link.domain-not-allowed".into(),
+                    family: None,
+                    detail: format!("a link to {host}, which is not an allowed domain"),
+                    weight: 1.0,
+                });
+                if self.config.links == LinkAction::Block {
+                    blocked = true;
+                } else {
+                    redacted.replace_range(range.clone(), "<link removed>");
+                }
+            }
+        }
+        let changed = redacted != text;
+        Verdict {
+            blocked,
+            score: if blocked { 1.0 } else { 0.0 },
+            findings,
+            normalisation: None,
+            redacted: (changed && !blocked).then_some(redacted),
+            refusal: None,
+        }
+    }
+}
