@@ -1074,7 +1074,7 @@ pub struct ServeArgs {
     /// guardrails of `[guard]` (models are then optional).
     #[arg(long, requires = "guard_upstream")]
     pub guard: bool,
-    /// The upstream's base URL, up to /v1 (e.g. https://api.openai.com/v1).
+    /// The upstream's base URL, up to /v1 (e.g. <https://api.openai.com/v1>).
     #[arg(long, value_name = "URL")]
     pub guard_upstream: Option<String>,
     /// The environment variable holding the upstream's API key (never logged).
