@@ -2,8 +2,10 @@
 //!
 //! * **Input rail** ([`Guard::check_input`]): the text is normalised ([`normalize`]), payloads
 //!   hidden in it are decoded ([`decode`]), and the injection and jailbreak [`rules`] run on
-//!   every view of the text and of each payload; the weights of the rules that fire combine
-//!   into one score, blocked at the policy's threshold. Denied [`topics`] refuse with their
+//!   every view of the text and of each payload; the [`classifier`] (hashed n-grams and a
+//!   logistic regression) scores the text and each payload; the weights of the rules that fire
+//!   and the classifier's probability combine into one score, blocked at the policy's
+//!   threshold. Denied [`topics`] refuse with their
 //!   canned message.
 //! * **Output rail** ([`Guard::check_output`]): personal data and secrets (rampart-data's PII
 //!   engine: redacted or blocked), a leaked canary token, banned lexicon entries, links to
@@ -11,6 +13,7 @@
 //!
 //! Findings name the rail, rule and family, never the matched secret.
 
+pub mod classifier;
 pub mod decode;
 pub mod normalize;
 pub mod output;
@@ -32,6 +35,8 @@ pub struct GuardConfig {
     pub decode: decode::Limits,
     /// Longest text checked, in bytes; longer ones are blocked as such.
     pub max_bytes: usize,
+    /// Whether the learned classifier scores input texts (the rules always run).
+    pub classifier: bool,
 }
 
 impl Default for GuardConfig {
@@ -42,6 +47,7 @@ impl Default for GuardConfig {
             output: output::OutputConfig::default(),
             decode: decode::Limits::default(),
             max_bytes: 1 << 20,
+            classifier: true,
         }
     }
 }
@@ -97,6 +103,7 @@ pub struct Guard {
     rules: rules::Rules,
     topics: topics::Topics,
     output: output::OutputRails,
+    classifier: Option<classifier::Classifier>,
 }
 
 impl Guard {
@@ -105,7 +112,24 @@ impl Guard {
     /// # Errors
     /// [`GuardError::Config`] for a policy that does not compile.
     pub fn new(config: GuardConfig) -> Result<Self, GuardError> {
+        let model = if config.classifier {
+            Some(classifier::Classifier::builtin().map_err(GuardError::Config)?)
+        } else {
+            None
+        };
+        Self::with_classifier(config, model)
+    }
+
+    /// Compiles the rails with another classifier (or none).
+    ///
+    /// # Errors
+    /// [`GuardError::Config`] for a policy that does not compile.
+    pub fn with_classifier(
+        config: GuardConfig,
+        classifier: Option<classifier::Classifier>,
+    ) -> Result<Self, GuardError> {
         Ok(Self {
+            classifier,
             rules: rules::Rules::new().map_err(GuardError::Config)?,
             topics: topics::Topics::new(&config.topics).map_err(GuardError::Config)?,
             output: output::OutputRails::new(&config.output).map_err(GuardError::Config)?,
@@ -130,6 +154,10 @@ impl Guard {
         let mut hits = Vec::new();
         self.rules.scan(&v, "", &mut hits);
         let mut findings = Vec::new();
+        let mut learned = self
+            .classifier
+            .as_ref()
+            .map(|c| (c.probability(&v.plain), String::from("the text")));
         let payloads = decode::payloads(text, &self.config.decode);
         for p in &payloads {
             let label = p
@@ -139,8 +167,14 @@ impl Guard {
                 .collect::<Vec<_>>()
                 .join("+");
             let before = hits.len();
-            self.rules
-                .scan(&normalize::views(&p.text), &label, &mut hits);
+            let pv = normalize::views(&p.text);
+            self.rules.scan(&pv, &label, &mut hits);
+            if let (Some(c), Some((best, at))) = (&self.classifier, &mut learned) {
+                let q = c.probability(&pv.plain);
+                if q > *best {
+                    (*best, *at) = (q, format!("a payload in {label}"));
+                }
+            }
             if hits.len() > before {
                 findings.push(Finding {
                     rail: "obfuscation",
@@ -170,6 +204,16 @@ impl Guard {
                 weight: h.weight,
             });
         }
+        if let Some((p, at)) = learned {
+            // Listed when it matters; always part of the score.
+            findings.push(Finding {
+                rail: "injection",
+                rule: "classifier.injection".into(),
+                family: Some(rules::Family::Classifier.name()),
+                detail: format!("probability {p:.3} on {at}"),
+                weight: p,
+            });
+        }
         // One rule counts once, whichever views and payloads it fired in.
         let mut best: std::collections::BTreeMap<&str, f64> = std::collections::BTreeMap::new();
         for f in &findings {
@@ -178,6 +222,8 @@ impl Guard {
         }
         let score = rules::combine(best.values().copied());
         let mut blocked = score >= self.config.threshold;
+        // A classifier probability too small to matter is not worth a line in the verdict.
+        findings.retain(|f| f.rule != "classifier.injection" || f.weight >= 0.05);
         let mut refusal = None;
         if let Some((topic, why)) = self.topics.matches(&v) {
             blocked = true;

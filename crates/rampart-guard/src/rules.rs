@@ -19,6 +19,8 @@ pub enum Family {
     DelimiterInjection,
     /// Invisible characters, encoded payloads.
     Obfuscation,
+    /// The learned classifier ([`crate::classifier`]).
+    Classifier,
 }
 
 impl Family {
@@ -31,6 +33,7 @@ impl Family {
             Self::PromptExtraction => "prompt-extraction",
             Self::DelimiterInjection => "delimiter-injection",
             Self::Obfuscation => "obfuscation",
+            Self::Classifier => "classifier",
         }
     }
 }

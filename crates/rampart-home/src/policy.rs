@@ -52,12 +52,19 @@ pub struct GuardPolicy {
     /// Prompts whose injection score reaches this are blocked (0 to 1).
     #[serde(default = "default_guard_threshold")]
     pub threshold: f64,
+    /// Whether the learned classifier adds to the score (the rules always run).
+    #[serde(default = "default_true")]
+    pub classifier: bool,
     /// Denied topics.
     #[serde(default)]
     pub topics: Vec<GuardTopic>,
     /// Output rails.
     #[serde(default)]
     pub output: GuardOutputPolicy,
+}
+
+const fn default_true() -> bool {
+    true
 }
 
 fn default_guard_threshold() -> f64 {
@@ -68,6 +75,7 @@ impl Default for GuardPolicy {
     fn default() -> Self {
         Self {
             threshold: default_guard_threshold(),
+            classifier: true,
             topics: Vec::new(),
             output: GuardOutputPolicy::default(),
         }
@@ -768,6 +776,7 @@ fail_on = "medium"
 # LLM guardrails (`rampart guard check`, `rampart serve --guard`). Left out, the defaults.
 # [guard]
 # threshold = 0.5          # injection score at which a prompt is blocked
+# classifier = true        # the learned classifier adds to the rules' score
 # [[guard.topics]]
 # name = "financial-advice"
 # keywords = ["stock tips", "investment advice"]

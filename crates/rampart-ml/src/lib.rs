@@ -9,6 +9,8 @@
 //!   [`model::Model`] and stored as safetensors with validated loading.
 //! - [`privacy`]: Rényi differential privacy for the sampled Gaussian mechanism that DP-SGD
 //!   uses, converting to (ε, δ) and calibrating the noise for a target ε.
+//! - [`sparse::SparseLogistic`]: binary logistic regression on hashed sparse features
+//!   (AdaGrad), for text classifiers.
 //! - [`metrics`], [`split`] (seeded, stratified), [`drift`] (PSI and the two-sample
 //!   Kolmogorov–Smirnov test).
 //!
@@ -28,6 +30,7 @@ pub mod matrix;
 pub mod metrics;
 pub mod model;
 pub mod privacy;
+pub mod sparse;
 pub mod split;
 mod tree;
 

@@ -26,6 +26,7 @@ pub fn from_policy(ctx: &Ctx) -> Result<Guard, CliError> {
     let g = policy.guard;
     let config = GuardConfig {
         threshold: g.threshold,
+        classifier: g.classifier,
         topics: g
             .topics
             .into_iter()

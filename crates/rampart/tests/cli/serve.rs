@@ -1263,9 +1263,19 @@ print(json.dumps(out))
     assert_eq!(v["refused"], "401", "{v}");
 }
 
+/// A child process killed when dropped, so a failing test does not leave it running (and
+/// holding the test harness's output pipe open).
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The stub upstream on a free loopback port: (child, port).
-#[allow(clippy::zombie_processes)]
-fn stub_upstream(log: &Path) -> (Child, u16) {
+fn stub_upstream(log: &Path) -> (KillOnDrop, u16) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/guard_stub_upstream.py");
     let mut child = Command::new("python3")
         .arg(&script)
@@ -1284,7 +1294,7 @@ fn stub_upstream(log: &Path) -> (Child, u16) {
         .unwrap()
         .parse()
         .unwrap();
-    (child, port)
+    (KillOnDrop(child), port)
 }
 
 #[test]
@@ -1292,7 +1302,7 @@ fn the_guard_proxy_with_the_openai_client_and_a_stub_upstream() {
     let s = Scratch::init();
     let token = key(&s, &[]);
     let log = s.path().join("upstream.jsonl");
-    let (mut upstream, port) = stub_upstream(&log);
+    let (upstream, port) = stub_upstream(&log);
     let srv = start_env(
         &s,
         &[
@@ -1331,7 +1341,7 @@ def stream(text):
         if ch.choices and ch.choices[0].finish_reason:
             finish = ch.choices[0].finish_reason
     return ["".join(parts), finish]
-out["stream"] = stream("stream this answer back to me please")
+out["stream"] = stream("could you stream me a two-line greeting?")
 out["stream_key"] = stream("LEAK_KEY in a stream")
 try:
     openai.OpenAI(base_url=base, api_key="rk_0000000000000000_bad", max_retries=0).chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
@@ -1360,7 +1370,7 @@ print(json.dumps(out))
     assert_eq!(v["mail"], "Write to <EMAIL> about it.", "{v}");
     assert_eq!(
         v["stream"],
-        json!(["You said: stream this answer back to me please", "stop"]),
+        json!(["You said: could you stream me a two-line greeting?", "stop"]),
         "{v}"
     );
     let sk = v["stream_key"][0].as_str().unwrap();
@@ -1369,8 +1379,7 @@ print(json.dumps(out))
     assert_eq!(v["stream_key"][1], "content_filter", "{v}");
     assert_eq!(v["bad_key"], 401, "{v}");
     drop(srv);
-    let _ = upstream.kill();
-    let _ = upstream.wait();
+    drop(upstream);
     // What the upstream saw: its own key (not the caller's), a canary in the system prompt,
     // the caller's e-mail redacted, and never the injection.
     let seen = std::fs::read_to_string(&log).unwrap();
