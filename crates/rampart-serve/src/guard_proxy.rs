@@ -451,13 +451,7 @@ fn stream_response(
                     .guard
                     .check_output(text.get(from..).unwrap_or(""), Some(&canary));
                 if v.blocked {
-                    st.metrics.guard_block("output");
-                    st.event(
-                        "serve.guard",
-                        ip,
-                        Some(key.clone()),
-                        format!("stream cut: {}", summary(&v)),
-                    );
+                    stream_cut(&st, ip, &key, &v);
                     cut = true;
                     break 'read;
                 }
@@ -479,13 +473,7 @@ fn stream_response(
             // The end: the whole answer once more, then the rest of it.
             let v = proxy.guard.check_output(&text, Some(&canary));
             if v.blocked {
-                st.metrics.guard_block("output");
-                st.event(
-                    "serve.guard",
-                    ip,
-                    Some(key.clone()),
-                    format!("stream cut: {}", summary(&v)),
-                );
+                stream_cut(&st, ip, &key, &v);
                 cut = true;
             } else if let Some(rest) = text.get(sent..)
                 && !rest.is_empty()
@@ -525,6 +513,17 @@ fn stream_response(
 }
 
 /// The largest char boundary at or below `i`.
+/// A stream the output rail stopped: counted and audited (by rule, never the text).
+fn stream_cut(st: &AppState, ip: IpAddr, key: &str, v: &Verdict) {
+    st.metrics.guard_block("output");
+    st.event(
+        "serve.guard",
+        ip,
+        Some(key.to_owned()),
+        format!("stream cut: {}", summary(v)),
+    );
+}
+
 fn floor_char(s: &str, mut i: usize) -> usize {
     i = i.min(s.len());
     while !s.is_char_boundary(i) {
