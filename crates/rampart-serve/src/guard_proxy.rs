@@ -337,13 +337,7 @@ async fn chat_inner(st: &Arc<AppState>, ip: IpAddr, req: axum::extract::Request)
                 .unwrap_or_default();
             let v = proxy.guard.check_output(&text, Some(&canary));
             if v.blocked {
-                st.metrics.guard_block("output");
-                st.event(
-                    "serve.guard",
-                    ip,
-                    Some(key.id.clone()),
-                    format!("answer withheld: {}", summary(&v)),
-                );
+                output_blocked(st, ip, &key.id, "answer withheld", &v);
                 if let Some(m) = c.get_mut("message").and_then(Value::as_object_mut) {
                     m.insert("content".into(), json!(WITHHELD));
                 }
@@ -451,7 +445,7 @@ fn stream_response(
                     .guard
                     .check_output(text.get(from..).unwrap_or(""), Some(&canary));
                 if v.blocked {
-                    stream_cut(&st, ip, &key, &v);
+                    output_blocked(&st, ip, &key, "stream cut", &v);
                     cut = true;
                     break 'read;
                 }
@@ -473,7 +467,7 @@ fn stream_response(
             // The end: the whole answer once more, then the rest of it.
             let v = proxy.guard.check_output(&text, Some(&canary));
             if v.blocked {
-                stream_cut(&st, ip, &key, &v);
+                output_blocked(&st, ip, &key, "stream cut", &v);
                 cut = true;
             } else if let Some(rest) = text.get(sent..)
                 && !rest.is_empty()
@@ -513,14 +507,15 @@ fn stream_response(
 }
 
 /// The largest char boundary at or below `i`.
-/// A stream the output rail stopped: counted and audited (by rule, never the text).
-fn stream_cut(st: &AppState, ip: IpAddr, key: &str, v: &Verdict) {
+/// An answer or stream the output rail stopped: counted and audited (by rule, never the
+/// text).
+fn output_blocked(st: &AppState, ip: IpAddr, key: &str, what: &str, v: &Verdict) {
     st.metrics.guard_block("output");
     st.event(
         "serve.guard",
         ip,
         Some(key.to_owned()),
-        format!("stream cut: {}", summary(v)),
+        format!("{what}: {}", summary(v)),
     );
 }
 
