@@ -59,6 +59,16 @@ struct Server {
     addr: String,
 }
 
+impl Server {
+    /// SIGTERM and wait: a graceful shutdown flushes the audit queue (SIGKILL, in `Drop`,
+    /// may lose its last records).
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -986,7 +996,7 @@ fn anomalous_inputs_are_flagged_or_rejected_and_payloads_are_logged_redacted() {
         m.contains("rampart_anomalies_total{model=\"credit\",action=\"flagged\"} 2"),
         "{m}"
     );
-    drop(srv);
+    srv.stop();
     let log = audit_log(&s);
     assert!(log.contains("\"serve.anomaly\""), "{log}");
     // Every prediction was sampled (rate 1), and the e-mail address in the request id is
