@@ -123,6 +123,7 @@ impl Stats {
             min_length: None,
             max_length: None,
             unique: false,
+            personal: false,
         };
         if self.values == 0 {
             c.nullable = true;

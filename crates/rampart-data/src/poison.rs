@@ -129,8 +129,8 @@ pub struct Columns {
 
 impl Columns {
     /// The roles a schema gives its columns: the label from `[label]`; int and float columns
-    /// numeric; bool, category and string columns categorical; unique columns (identifiers)
-    /// and dates left out.
+    /// numeric; bool, category and string columns categorical; unique columns (identifiers),
+    /// personal columns and dates left out.
     ///
     /// # Errors
     /// When the schema names no label.
@@ -149,7 +149,7 @@ impl Columns {
         for c in schema
             .columns
             .iter()
-            .filter(|c| c.name != label && !c.unique)
+            .filter(|c| c.name != label && !c.unique && !c.personal)
         {
             match c.kind {
                 ColumnType::Int | ColumnType::Float => cols.numeric.push(c.name.clone()),

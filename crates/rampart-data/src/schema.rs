@@ -118,6 +118,10 @@ pub struct Column {
     /// No two rows may share a value (nulls excepted).
     #[serde(default, skip_serializing_if = "is_false")]
     pub unique: bool,
+    /// Personal data (a name, an email, an SSN): validated like any column, but not a
+    /// feature: the poisoning checks leave it out, and `rampart pipeline` does not train on it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub personal: bool,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)]

@@ -152,6 +152,42 @@ pub fn roc_auc(truth: &[usize], score: &[f64]) -> Result<f64, MetricError> {
     Ok((rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg))
 }
 
+/// The binary ROC curve: `(false positive rate, true positive rate)` at every distinct score
+/// threshold, from `(0, 0)` to `(1, 1)`, as scikit-learn's `roc_curve` with
+/// `drop_intermediate=False` gives it. Its trapezoidal area is [`roc_auc`].
+///
+/// # Errors
+/// Mismatched lengths, non-binary labels, or a single class.
+#[allow(clippy::cast_precision_loss)]
+pub fn roc_curve(truth: &[usize], score: &[f64]) -> Result<Vec<(f64, f64)>, MetricError> {
+    same_len(truth.len(), score.len())?;
+    if let Some(&bad) = truth.iter().find(|&&t| t > 1) {
+        return Err(MetricError::Label(bad, 2));
+    }
+    let pos = truth.iter().filter(|&&t| t == 1).count() as f64;
+    let neg = truth.len() as f64 - pos;
+    if pos == 0.0 || neg == 0.0 {
+        return Err(MetricError::OneClass);
+    }
+    // Highest score first; one point after each run of equal scores.
+    let mut order: Vec<(f64, usize)> = score.iter().copied().zip(truth.iter().copied()).collect();
+    order.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(std::cmp::Ordering::Equal));
+    let mut points = vec![(0.0, 0.0)];
+    let (mut tp, mut fp) = (0.0, 0.0);
+    for (k, &(s, t)) in order.iter().enumerate() {
+        if t == 1 {
+            tp += 1.0;
+        } else {
+            fp += 1.0;
+        }
+        let last_of_run = order.get(k + 1).is_none_or(|next| next.0 != s);
+        if last_of_run {
+            points.push((fp / neg, tp / pos));
+        }
+    }
+    Ok(points)
+}
+
 /// Mean negative log-likelihood of the true class, probabilities clipped to [1e-15, 1 − 1e-15].
 ///
 /// # Errors
@@ -187,6 +223,23 @@ mod tests {
         // Ties count half: all-equal scores give 0.5.
         assert!((roc_auc(&[0, 1, 0, 1], &[0.3; 4]).unwrap() - 0.5).abs() < 1e-12);
         assert_eq!(roc_auc(&[1, 1], &[0.2, 0.3]), Err(MetricError::OneClass));
+        // scikit-learn: roc_curve([0,0,1,1],[0.1,0.4,0.35,0.8], drop_intermediate=False)
+        // fpr [0, 0, .5, .5, 1], tpr [0, .5, .5, 1, 1].
+        let curve = roc_curve(&[0, 0, 1, 1], &[0.1, 0.4, 0.35, 0.8]).unwrap();
+        assert_eq!(
+            curve,
+            vec![(0.0, 0.0), (0.0, 0.5), (0.5, 0.5), (0.5, 1.0), (1.0, 1.0)]
+        );
+        let area: f64 = curve
+            .windows(2)
+            .map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0)
+            .sum();
+        assert!((area - 0.75).abs() < 1e-12);
+        // Ties make one diagonal step.
+        assert_eq!(
+            roc_curve(&[0, 1, 0, 1], &[0.3; 4]).unwrap(),
+            vec![(0.0, 0.0), (1.0, 1.0)]
+        );
         // log_loss([0,1],[[0.9,0.1],[0.2,0.8]]) = -(ln 0.9 + ln 0.8)/2
         let l = log_loss(&[0, 1], &[vec![0.9, 0.1], vec![0.2, 0.8]]).unwrap();
         assert!((l + (0.9f64.ln() + 0.8f64.ln()) / 2.0).abs() < 1e-12);

@@ -34,7 +34,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The parsed file.
 #[derive(Debug, Clone, Deserialize)]
@@ -74,7 +74,7 @@ pub struct DataSection {
 }
 
 /// `[trainer]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainerSection {
     /// The command and its arguments.
@@ -91,7 +91,7 @@ pub struct TrainerSection {
 }
 
 /// A size in the file: bytes, or text such as `4GiB`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum SizeValue {
     /// Bytes.
@@ -101,7 +101,7 @@ pub enum SizeValue {
 }
 
 /// `[limits]`: every field overrides the policy's.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsSection {
     /// Seconds of wall-clock time.

@@ -103,6 +103,9 @@ pub enum Command {
     /// LLM guardrails: check prompts (prompt injection, jailbreaks, denied topics) or answers
     /// (PII and secrets, canaries, banned words, links).
     Guard(GuardArgs),
+    /// The end-to-end pipeline from pipeline.toml: ingest → train in the sandbox → verify →
+    /// register → promote, each step recorded by digest, reused only after re-verification.
+    Pipeline(PipelineArgs),
     /// The built-in trainer as it runs inside the sandbox (internal).
     #[command(name = "__train-builtin", hide = true)]
     TrainBuiltin(BuiltinTrainArgs),
@@ -112,6 +115,37 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct InitArgs {}
+
+#[derive(Debug, Args)]
+pub struct PipelineArgs {
+    #[command(subcommand)]
+    pub command: PipelineCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PipelineCommand {
+    /// Run a pipeline (creating the home if there is none): each step whose inputs are
+    /// unchanged is reused after its outputs are re-hashed and re-verified; a changed output
+    /// stops the run. Writes report.html and report.json in HOME/pipelines/NAME/.
+    Run(PipelineRunArgs),
+    /// What each step of a pipeline last did: when, from which inputs, which files.
+    Status {
+        /// The pipeline's spec file or its name.
+        #[arg(value_name = "PIPELINE")]
+        pipeline: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PipelineRunArgs {
+    /// The pipeline spec (see examples/credit-risk/pipeline.toml).
+    #[arg(value_name = "PIPELINE.toml")]
+    pub spec: PathBuf,
+    /// Run this step and every later one again, even when their inputs are unchanged:
+    /// ingest, train, verify, register or promote.
+    #[arg(long, value_name = "STEP")]
+    pub from: Option<String>,
+}
 
 #[derive(Debug, Args)]
 pub struct KeysArgs {
@@ -561,6 +595,29 @@ pub struct IngestArgs {
     /// data.checks.on_ingest); a check at or above data.checks.fail_on refuses the dataset.
     #[arg(long, value_name = "TRUSTED")]
     pub reference: Option<PathBuf>,
+    /// Accept the file when its SHA-256 is this digest (a pin for this run only, as a
+    /// pipeline spec gives one); a signature beside the file still takes precedence.
+    #[arg(long, value_name = "sha256:HEX")]
+    pub expect_sha256: Option<String>,
+    /// Redact personal data in the clean rows before they are stored (as
+    /// `[data.pii] on_ingest`), with the policy's operators unless overridden below.
+    #[arg(long)]
+    pub redact: bool,
+    /// The redaction operator for anything not named otherwise.
+    #[arg(long, value_name = "OP", requires = "redact")]
+    pub redact_default: Option<String>,
+    /// An operator for one entity (repeatable), e.g. EMAIL=hash.
+    #[arg(long, value_name = "ENTITY=OP", requires = "redact")]
+    pub redact_entity: Vec<String>,
+    /// An operator for every finding in one column (repeatable), e.g. ssn=remove.
+    #[arg(long, value_name = "COLUMN=OP", requires = "redact")]
+    pub redact_column: Vec<String>,
+    /// Run the poisoning checks (as `[data.checks] on_ingest`).
+    #[arg(long)]
+    pub checks: bool,
+    /// The check severity that refuses the dataset (default `data.checks.fail_on`).
+    #[arg(long, value_name = "SEVERITY")]
+    pub fail_on: Option<String>,
     #[command(flatten)]
     pub unlock: UnlockArgs,
 }

@@ -75,6 +75,7 @@ fn run(cli: Cli) -> Result<Status, CliError> {
         Command::Serve(args) => cmd::serve::run(&ctx, &args),
         Command::Apikey(args) => cmd::serve::apikey(&ctx, &args),
         Command::Guard(args) => cmd::guard::run(&ctx, &args),
+        Command::Pipeline(args) => cmd::pipeline::run(&ctx, &args, cli.global.quiet),
         Command::Train(args) => cmd::train::run(&ctx, &args, cli.global.quiet),
         Command::TrainBuiltin(args) => cmd::ml::builtin(&args),
         Command::Completions(_) => Ok(Status::Ok),

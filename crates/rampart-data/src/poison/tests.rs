@@ -274,3 +274,38 @@ fn planted_value_combination_is_caught() {
     assert_eq!(t["value"], "north+kiosk");
     assert_eq!(t["label"], "yes");
 }
+
+#[test]
+fn personal_and_unique_columns_are_not_features() {
+    let schema = crate::schema::Schema::from_toml(
+        r#"
+version = 1
+[label]
+column = "y"
+classes = ["a", "b"]
+[[columns]]
+name = "id"
+type = "int"
+unique = true
+[[columns]]
+name = "email"
+type = "string"
+personal = true
+[[columns]]
+name = "x"
+type = "float"
+[[columns]]
+name = "colour"
+type = "category"
+allowed = ["red", "blue"]
+[[columns]]
+name = "y"
+type = "category"
+allowed = ["a", "b"]
+"#,
+    )
+    .unwrap();
+    let c = Columns::from_schema(&schema).unwrap();
+    assert_eq!(c.numeric, vec!["x".to_owned()]);
+    assert_eq!(c.categorical, vec!["colour".to_owned()]);
+}

@@ -179,11 +179,22 @@ fn expectation(
                 sig.display()
             )));
         }
-        let pins: Vec<Digest> = pins
+        let mut pins: Vec<Digest> = pins
             .iter()
             .filter_map(|p| p.strip_prefix("sha256:"))
             .filter_map(|h| Digest::from_hex(h).ok())
             .collect();
+        if let Some(e) = &args.expect_sha256 {
+            let d = e
+                .strip_prefix("sha256:")
+                .and_then(|h| Digest::from_hex(h).ok())
+                .ok_or_else(|| {
+                    CliError::input(anyhow::anyhow!(
+                        "--expect-sha256 {e:?}: expected sha256: and 64 hex digits"
+                    ))
+                })?;
+            pins.push(d);
+        }
         let allow_unsigned = args.allow_unsigned;
         return Ok(if is_dir {
             Vouch::Dir(ExpectedDir::Pinned {
@@ -455,9 +466,17 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> Result<Status, CliError> {
     let mut clean = clean;
     let mut pii_summary = serde_json::Value::Null;
     let mut checks_summary = serde_json::Value::Null;
-    if policy.data.pii.on_ingest {
-        let (redactor, columns) =
-            crate::cmd::pii::redactor(ctx, &policy.data.pii, None, &[], &[], &[])?;
+    let mut pii_columns = serde_json::Value::Null;
+    let mut checks_report = serde_json::Value::Null;
+    if policy.data.pii.on_ingest || args.redact {
+        let (redactor, columns) = crate::cmd::pii::redactor(
+            ctx,
+            &policy.data.pii,
+            args.redact_default.as_deref(),
+            &args.redact_entity,
+            &args.redact_column,
+            &[],
+        )?;
         let detector = rampart_data::pii::Detector::new(rampart_data::pii::DetectorOptions {
             min_confidence: policy.data.pii.min_confidence,
             entities: Vec::new(),
@@ -500,8 +519,10 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> Result<Status, CliError> {
         clean_file = redacted_file;
         clean = sealed;
         pii_summary = crate::cmd::pii::audit_summary(&pii);
+        // Masked samples only (never a raw value): what a report shows per column.
+        pii_columns = serde_json::to_value(&pii.columns).unwrap_or_default();
     }
-    if policy.data.checks.on_ingest || args.reference.is_some() {
+    if policy.data.checks.on_ingest || args.checks || args.reference.is_some() {
         let nulls: Vec<&str> = schema.nulls.iter().map(String::as_str).collect();
         let frame = crate::cmd::checks::frame_from(
             ctx,
@@ -515,8 +536,9 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> Result<Status, CliError> {
             .map(|r| crate::cmd::checks::load_frame(ctx, r, &args.unlock, &nulls))
             .transpose()?;
         let report = crate::cmd::checks::poison_checks(&schema, &frame, reference.as_ref())?;
-        let threshold = crate::cmd::checks::fail_on(ctx, None)?;
+        let threshold = crate::cmd::checks::fail_on(ctx, args.fail_on.as_deref())?;
         checks_summary = crate::cmd::checks::audit_summary(&report);
+        checks_report = serde_json::to_value(&report).unwrap_or_default();
         if report.worst() >= threshold {
             ctx.audit(
                 ctx.event("data.ingest", Outcome::Failed)
@@ -575,7 +597,9 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> Result<Status, CliError> {
         "clean": { "file": data_name, "sha256": format!("sha256:{}", clean_digest.to_hex()), "bytes": clean_bytes, "encrypted_to": to.describe() },
         "quarantine": { "sha256": format!("sha256:{}", rejected.0.to_hex()), "bytes": rejected.1 },
         "pii": pii_summary,
+        "pii_columns": pii_columns,
         "checks": checks_summary,
+        "checks_report": checks_report,
         "rampart": env!("CARGO_PKG_VERSION"),
     });
     let manifest_bytes = serde_json::to_vec_pretty(&manifest)

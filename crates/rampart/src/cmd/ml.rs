@@ -478,9 +478,29 @@ fn class_metrics(
         #[allow(clippy::cast_precision_loss)]
         (!per.is_empty()).then(|| per.iter().sum::<f64>() / per.len() as f64)
     };
+    // Binary: the ROC curve too, thinned to at most ~200 points (its end points kept), for
+    // reports to draw.
+    let roc = if k == 2 {
+        let s: Vec<f64> = proba
+            .iter()
+            .map(|p| p.get(1).copied().unwrap_or(0.0))
+            .collect();
+        metrics::roc_curve(truth, &s).ok().map(|c| {
+            let step = c.len().div_ceil(200).max(1);
+            let last = c.len().saturating_sub(1);
+            c.iter()
+                .enumerate()
+                .filter(|(i, _)| i % step == 0 || *i == last)
+                .map(|(_, &(f, t))| [f, t])
+                .collect::<Vec<_>>()
+        })
+    } else {
+        None
+    };
     Ok(json!({
         "accuracy": metrics::accuracy(truth, &pred).map_err(m)?,
         "roc_auc": auc,
+        "roc_curve": roc,
         "f1_macro": scores.f1_macro,
         "precision": scores.precision,
         "recall": scores.recall,

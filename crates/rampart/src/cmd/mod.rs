@@ -14,6 +14,7 @@ pub mod keys;
 pub mod ml;
 pub mod model;
 pub mod pii;
+pub mod pipeline;
 pub mod scan;
 pub mod serve;
 pub mod sign;

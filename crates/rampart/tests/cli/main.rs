@@ -18,6 +18,7 @@ mod interop;
 mod ml;
 mod model;
 mod pii;
+mod pipeline;
 mod scan;
 mod serve;
 mod sign;

@@ -1,0 +1,1265 @@
+//! `rampart pipeline run|status`: the stages as one resumable, verified run.
+//!
+//! Each step is the `rampart` command a person would type (`data ingest`, `train`, `verify` and
+//! `attest verify`, `model register`, `model promote`), run as a child process of this binary
+//! with `--format json`, so the pipeline can do nothing the commands themselves would refuse,
+//! and each command audits itself. The state (`rampart-pipeline::state`) records each step's
+//! input fingerprint and output files; a re-run reuses a step only after re-hashing its files
+//! and re-verifying its signatures, and stops loudly when something it would reuse changed.
+
+// `serde_json::Value`'s `Index` never panics (a missing key or index reads as null); it is
+// the only indexing in this file.
+#![allow(clippy::indexing_slicing)]
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use rampart_audit::Outcome as AuditOutcome;
+use rampart_home::secure_fs;
+use rampart_pipeline::spec::{LOWER_IS_BETTER, Spec, Target};
+use rampart_pipeline::state::{self, Artifact, State, StepRecord, StepStatus};
+use rampart_pipeline::{STEPS, report};
+use serde_json::{Value, json};
+
+use crate::cli::{Format, PipelineArgs, PipelineCommand, PipelineRunArgs};
+use crate::context::Ctx;
+use crate::error::{CliError, Status};
+use crate::output;
+
+/// The outputs a step recorded (`null` when it has none).
+fn step_out<'a>(st: &'a State, step: &str) -> &'a Value {
+    static NULL: Value = Value::Null;
+    st.steps.get(step).map_or(&NULL, |r| &r.outputs)
+}
+
+pub fn run(ctx: &Ctx, args: &PipelineArgs, quiet: bool) -> Result<Status, CliError> {
+    match &args.command {
+        PipelineCommand::Run(a) => run_pipeline(ctx, a, quiet),
+        PipelineCommand::Status { pipeline } => status(ctx, pipeline),
+    }
+}
+
+fn spec_err(e: rampart_pipeline::PipelineError) -> CliError {
+    CliError::input(anyhow::Error::new(e))
+        .hint("see examples/credit-risk/pipeline.toml and `rampart pipeline run --help`")
+}
+
+/// What one child `rampart` command did.
+struct Child {
+    code: i32,
+    json: Value,
+    stderr: String,
+}
+
+impl Child {
+    /// The child's own words for a failure: its JSON error (`error` and `hint`), else the last
+    /// lines of its standard error.
+    fn reason(&self, what: &str) -> String {
+        let from_json = serde_json::from_str::<Value>(self.stderr.trim())
+            .ok()
+            .and_then(|v| {
+                let e = v.get("error")?.as_str()?.to_owned();
+                Some(match v.get("hint").and_then(Value::as_str) {
+                    Some(h) => format!("{e} (hint: {h})"),
+                    None => e,
+                })
+            });
+        let text = from_json.unwrap_or_else(|| {
+            let lines: Vec<&str> = self
+                .stderr
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with("WARNING"))
+                .collect();
+            lines
+                .iter()
+                .rev()
+                .take(3)
+                .rev()
+                .copied()
+                .collect::<Vec<_>>()
+                .join("; ")
+        });
+        let text = if text.is_empty() {
+            format!("exit status {}", self.code)
+        } else {
+            text
+        };
+        format!("`rampart {what}` failed: {text}")
+    }
+}
+
+struct Runner<'a> {
+    ctx: &'a Ctx,
+    exe: PathBuf,
+    home: PathBuf,
+}
+
+impl Runner<'_> {
+    /// Runs `rampart --home HOME --format json ARGS…`; the first JSON document of its standard
+    /// output is kept (a trainer's own lines may follow it).
+    fn rampart(&self, args: &[OsString]) -> Result<Child, CliError> {
+        let out = Command::new(&self.exe)
+            .arg("--home")
+            .arg(&self.home)
+            .args(["--format", "json", "--log-format", "human"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| {
+                CliError::internal(
+                    anyhow::Error::new(e).context(format!("cannot run {}", self.exe.display())),
+                )
+            })?;
+        let json = serde_json::Deserializer::from_slice(&out.stdout)
+            .into_iter::<Value>()
+            .next()
+            .and_then(Result::ok)
+            .unwrap_or(Value::Null);
+        Ok(Child {
+            code: out.status.code().unwrap_or(3),
+            json,
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
+    fn ok(&self, what: &str, args: &[OsString]) -> Result<Result<Value, String>, CliError> {
+        let c = self.rampart(args)?;
+        if c.code == 0 {
+            Ok(Ok(c.json))
+        } else if c.code == 3 {
+            Err(CliError::internal(anyhow::anyhow!("{}", c.reason(what))))
+        } else {
+            Ok(Err(c.reason(what)))
+        }
+    }
+}
+
+fn os(items: &[&dyn AsRef<std::ffi::OsStr>]) -> Vec<OsString> {
+    items.iter().map(|s| s.as_ref().to_os_string()).collect()
+}
+
+fn digest_of(path: &Path) -> Result<String, CliError> {
+    state::hash_file(path).map(|(d, _)| d).map_err(|e| {
+        CliError::input(anyhow::Error::new(e).context(format!("cannot read {}", path.display())))
+    })
+}
+
+/// A file's or a directory's content digest (a directory: over its files' names and digests).
+fn content_digest(path: &Path) -> Result<String, CliError> {
+    if path.is_dir() {
+        let files = Artifact::all_in(path).map_err(|e| {
+            CliError::input(
+                anyhow::Error::new(e).context(format!("cannot read {}", path.display())),
+            )
+        })?;
+        let listing: BTreeMap<String, String> = files
+            .into_iter()
+            .map(|a| (a.path.display().to_string(), a.sha256))
+            .collect();
+        Ok(state::fingerprint("directory", &listing))
+    } else {
+        digest_of(path)
+    }
+}
+
+fn now() -> String {
+    crate::cmd::ingest::now()
+}
+
+/// The columns a pipeline never trains on: the schema's unique (identifier) and personal ones.
+fn schema_ignores(schema_path: &Path) -> Result<Vec<String>, CliError> {
+    let (schema, _) = crate::cmd::data::load_schema(schema_path)?;
+    Ok(schema
+        .columns
+        .iter()
+        .filter(|c| c.unique || c.personal)
+        .map(|c| c.name.clone())
+        .collect())
+}
+
+/// What a reused step's re-check found.
+enum Reuse {
+    /// Everything still verifies.
+    Valid,
+    /// Something legitimately moved on (the model left its stage): run the step again.
+    Stale(String),
+    /// Something it produced changed: stop.
+    Tampered(String),
+}
+
+/// The step's outputs, or why it failed.
+type StepResult = Result<(Value, Vec<Artifact>), String>;
+
+struct Pipeline<'a> {
+    r: Runner<'a>,
+    spec: Spec,
+    spec_path: PathBuf,
+    dir: PathBuf,
+    run_id: String,
+}
+
+impl Pipeline<'_> {
+    fn inputs(&self, step: &str, st: &State) -> Result<BTreeMap<String, String>, CliError> {
+        let s = &self.spec;
+        let out = |name: &str, key: &str| -> String {
+            st.steps
+                .get(name)
+                .and_then(|r| r.outputs.get(key))
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                .unwrap_or_default()
+        };
+        let mut m = BTreeMap::new();
+        match step {
+            "ingest" => {
+                m.insert("source".into(), content_digest(&s.source.path)?);
+                m.insert("source_path".into(), s.source.path.display().to_string());
+                m.insert("schema".into(), digest_of(&s.source.schema)?);
+                let sig = s
+                    .source
+                    .signature
+                    .clone()
+                    .unwrap_or_else(|| crate::cmd::sign::default_sig(&s.source.path));
+                if sig.is_file() {
+                    m.insert("signature".into(), digest_of(&sig)?);
+                }
+                if let Some(r) = &s.checks.reference {
+                    m.insert("reference".into(), content_digest(r)?);
+                }
+                m.insert("[source]".into(), Spec::section_json(&s.source));
+                m.insert("[pii]".into(), Spec::section_json(&s.pii));
+                m.insert("[checks]".into(), Spec::section_json(&s.checks));
+            }
+            "train" => {
+                m.insert("dataset".into(), out("ingest", "dataset"));
+                m.insert("schema".into(), digest_of(&s.source.schema)?);
+                m.insert("[train]".into(), Spec::section_json(&s.train));
+                if let Some(t) = &s.train.trainer {
+                    for p in &t.read {
+                        m.insert(format!("read:{}", p.display()), content_digest(p)?);
+                    }
+                }
+            }
+            "verify" => {
+                m.insert("dataset".into(), out("ingest", "dataset"));
+                m.insert("model_root".into(), out("train", "root"));
+                m.insert("provenance".into(), out("train", "provenance_sha256"));
+            }
+            "register" => {
+                m.insert("model_root".into(), out("train", "root"));
+                m.insert("provenance".into(), out("train", "provenance_sha256"));
+                m.insert("name".into(), s.model_name().to_owned());
+            }
+            _ => {
+                m.insert("model".into(), out("register", "model"));
+                m.insert("version".into(), out("register", "version"));
+                m.insert("metrics".into(), out("train", "metrics_sha256"));
+                m.insert("[promote]".into(), Spec::section_json(&s.promote));
+            }
+        }
+        Ok(m)
+    }
+
+    fn execute(&self, step: &str, st: &State) -> Result<StepResult, CliError> {
+        match step {
+            "ingest" => self.ingest(),
+            "train" => self.train(st),
+            "verify" => self.verify(st).map(|r| r.map(|v| (v, Vec::new()))),
+            "register" => self.register(st),
+            _ => self.promote(st),
+        }
+    }
+
+    fn ingest(&self) -> Result<StepResult, CliError> {
+        let s = &self.spec;
+        let mut a = os(&[
+            &"data",
+            &"ingest",
+            &s.source.path,
+            &"--schema",
+            &s.source.schema,
+            &"--max-reject-rate",
+            &s.source.max_reject_rate.to_string(),
+        ]);
+        if let Some(d) = &s.source.sha256 {
+            a.extend(os(&[&"--expect-sha256", d]));
+        }
+        if let Some(sig) = &s.source.signature {
+            a.extend(os(&[&"--sig", sig]));
+        }
+        if s.pii.redact {
+            a.push("--redact".into());
+            if let Some(d) = &s.pii.default {
+                a.extend(os(&[&"--redact-default", d]));
+            }
+            for (e, op) in &s.pii.entities {
+                a.extend(os(&[&"--redact-entity", &format!("{e}={op}")]));
+            }
+            for (c, op) in &s.pii.columns {
+                a.extend(os(&[&"--redact-column", &format!("{c}={op}")]));
+            }
+        }
+        if s.checks.run {
+            a.push("--checks".into());
+            if let Some(r) = &s.checks.reference {
+                a.extend(os(&[&"--reference", r]));
+            }
+            if let Some(f) = &s.checks.fail_on {
+                a.extend(os(&[&"--fail-on", f]));
+            }
+        }
+        let c = self.r.rampart(&a)?;
+        if c.code == 3 {
+            return Err(CliError::internal(anyhow::anyhow!(
+                "{}",
+                c.reason("data ingest")
+            )));
+        }
+        if c.code != 0 {
+            // Exit 1 prints the validation or checks report before its refusal.
+            let mut why = c.reason("data ingest");
+            if let Some(checks) = c.json.get("checks").and_then(Value::as_array) {
+                let fired: Vec<String> = checks
+                    .iter()
+                    .filter(|k| k.get("severity").and_then(Value::as_str) != Some("pass"))
+                    .map(|k| {
+                        format!(
+                            "{} ({}): {}",
+                            k["id"].as_str().unwrap_or("?"),
+                            k["severity"].as_str().unwrap_or("?"),
+                            k["summary"].as_str().unwrap_or("")
+                        )
+                    })
+                    .collect();
+                if !fired.is_empty() {
+                    why.push_str(&format!("; checks: {}", fired.join("; ")));
+                }
+            }
+            return Ok(Err(why));
+        }
+        let j = &c.json;
+        let data = PathBuf::from(j["path"].as_str().unwrap_or_default());
+        let manifest = PathBuf::from(j["manifest"].as_str().unwrap_or_default());
+        let arts = [Artifact::of(&data), Artifact::of(&manifest)]
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
+        let report = &j["report"];
+        let summary = format!(
+            "{} rows = {} accepted + {} quarantined; stored {}",
+            report["rows_read"],
+            report["accepted"],
+            report["rejected"],
+            j["dataset"].as_str().unwrap_or("?")
+        );
+        Ok(Ok((
+            json!({
+                "dataset": j["dataset"], "data": data, "manifest": manifest,
+                "integrity": j["integrity"], "summary": summary,
+            }),
+            arts,
+        )))
+    }
+
+    fn train(&self, st: &State) -> Result<StepResult, CliError> {
+        let dataset = step_out(st, "ingest")["dataset"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let mut ignore = schema_ignores(&self.spec.source.schema)?;
+        for c in &self.spec.train.ignore {
+            if !ignore.contains(c) {
+                ignore.push(c.clone());
+            }
+        }
+        let runs = self.r.home.join("runs");
+        secure_fs::create_private_dir(&runs)?;
+        let out = runs.join(format!(
+            "pipeline-{}-{}",
+            self.spec.pipeline.name, self.run_id
+        ));
+        let config = self
+            .spec
+            .train_config(&dataset, &ignore, &out)
+            .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
+        let config_path = self.dir.join("train.toml");
+        secure_fs::atomic_write(&config_path, config.as_bytes(), 0o600)?;
+        let c = self
+            .r
+            .rampart(&os(&[&"train", &"--config", &config_path]))?;
+        if c.code != 0 {
+            let mut why = c.reason("train");
+            if let Some(f) = c.json.get("failure").or_else(|| c.json.get("reason")) {
+                why = format!("training failed: {}", f.as_str().unwrap_or(&f.to_string()));
+            }
+            if c.code == 3 {
+                return Err(CliError::internal(anyhow::anyhow!("{why}")));
+            }
+            return Ok(Err(format!(
+                "{why} (run directory {}, log {})",
+                out.display(),
+                out.join("train.log").display()
+            )));
+        }
+        let arts = Artifact::all_in(&out).map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
+        let find = |name: &str| {
+            arts.iter()
+                .find(|a| a.path == out.join(name))
+                .map(|a| a.sha256.clone())
+                .unwrap_or_default()
+        };
+        let metrics = &c.json["metrics"];
+        let summary = format!(
+            "{} in the sandbox{}",
+            metrics["kind"].as_str().unwrap_or("trainer"),
+            ["accuracy", "roc_auc"]
+                .iter()
+                .filter_map(|k| metrics[*k].as_f64().map(|v| format!(", {k} {v:.3}")))
+                .collect::<String>()
+        );
+        let root = c.json["model"]["root"].clone();
+        Ok(Ok((
+            json!({
+                "run_dir": out, "root": root,
+                "provenance_sha256": find("provenance.json"),
+                "metrics_sha256": find("metrics.json"),
+                "sandbox": c.json["sandbox"], "key": c.json["key"], "summary": summary,
+            }),
+            arts,
+        )))
+    }
+
+    /// The signature over the model and the signed provenance, checked with the home's trusted
+    /// keys, and the provenance tied to the ingested dataset and to exactly these model files.
+    fn verify(&self, st: &State) -> Result<Result<Value, String>, CliError> {
+        let t = step_out(st, "train");
+        let dataset = step_out(st, "ingest")["dataset"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let run = PathBuf::from(t["run_dir"].as_str().unwrap_or_default());
+        let model = run.join("model");
+        let sig = run.join("model.sig");
+        let prov = run.join("provenance.json");
+        let v = match self
+            .r
+            .ok("verify", &os(&[&"verify", &model, &"--sig", &sig]))?
+        {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        };
+        let a = match self
+            .r
+            .ok("attest verify", &os(&[&"attest", &"verify", &prov]))?
+        {
+            Ok(a) => a,
+            Err(e) => return Ok(Err(e)),
+        };
+        let deps = a["dependencies"].as_array().cloned().unwrap_or_default();
+        let in_prov = deps
+            .iter()
+            .find(|d| d["name"] == "dataset")
+            .and_then(|d| d["sha256"].as_str())
+            .map(|h| format!("sha256:{h}"))
+            .unwrap_or_default();
+        if in_prov != dataset {
+            return Ok(Err(format!(
+                "the provenance names dataset {in_prov:?}, but the pipeline ingested {dataset}"
+            )));
+        }
+        // Every model file is a subject of the provenance, with its digest.
+        let subjects: BTreeMap<String, String> = a["subjects"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| {
+                Some((
+                    s["name"].as_str()?.to_owned(),
+                    s["sha256"].as_str()?.to_owned(),
+                ))
+            })
+            .collect();
+        let files =
+            Artifact::all_in(&model).map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
+        for f in &files {
+            let name = f
+                .path
+                .strip_prefix(&model)
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            let want = subjects.get(&name).map(|h| format!("sha256:{h}"));
+            if want.as_deref() != Some(f.sha256.as_str()) {
+                return Ok(Err(format!(
+                    "{}: not in the provenance with this digest ({})",
+                    f.path.display(),
+                    f.sha256
+                )));
+            }
+        }
+        Ok(Ok(json!({
+            "signature": {"path": sig, "key": v["key"], "verified": v["verified"], "root": v["subject"]["sha256"]},
+            "provenance": {"path": prov, "key": a["key"], "verified": a["verified"], "dataset": dataset, "subjects": subjects.len()},
+            "summary": format!("signature and provenance verify (key {}); provenance dataset = ingested {}", v["key"].as_str().unwrap_or("?"), dataset),
+        })))
+    }
+
+    fn register(&self, st: &State) -> Result<StepResult, CliError> {
+        let run = step_out(st, "train")["run_dir"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let name = self.spec.model_name();
+        match self.r.ok(
+            "model register",
+            &os(&[&"model", &"register", &run, &"--name", &name]),
+        )? {
+            Ok(v) => Ok(Ok((
+                json!({
+                    "model": name, "version": v["version"], "root": v["root"],
+                    "files": v["files"], "summary": format!("{name}@{}", v["version"]),
+                }),
+                Vec::new(),
+            ))),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    fn metrics(&self, st: &State) -> Value {
+        let run = step_out(st, "train")["run_dir"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        std::fs::read(Path::new(&run).join("metrics.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Value::Null)
+    }
+
+    fn promote(&self, st: &State) -> Result<StepResult, CliError> {
+        let reg = step_out(st, "register");
+        let name = reg["model"].as_str().unwrap_or_default().to_owned();
+        let version = reg["version"].as_u64().unwrap_or_default();
+        let reference = format!("{name}@{version}");
+        // The pipeline's own gate first: the training metrics.
+        let metrics = self.metrics(st);
+        let mut gates = Vec::new();
+        let mut failed = Vec::new();
+        for (k, bound) in &self.spec.promote.min_metrics {
+            let got = metrics[k.as_str()].as_f64();
+            let lower = LOWER_IS_BETTER.contains(&k.as_str());
+            let ok = got.is_some_and(|g| if lower { g <= *bound } else { g >= *bound });
+            let detail = format!(
+                "{k} {} {} {bound}",
+                got.map_or("missing".to_owned(), |g| format!("{g:.4}")),
+                if lower { "≤" } else { "≥" }
+            );
+            if !ok {
+                failed.push(detail.clone());
+            }
+            gates.push(
+                json!({"gate": format!("pipeline.min_metrics.{k}"), "ok": ok, "detail": detail}),
+            );
+        }
+        if !failed.is_empty() {
+            return Ok(Err(format!(
+                "{reference} stays where it is: the pipeline's gate failed: {}",
+                failed.join("; ")
+            )));
+        }
+        let stages: &[&str] = match self.spec.promote.to {
+            Target::None => &[],
+            Target::Staging => &["staging"],
+            Target::Production => &["staging", "production"],
+        };
+        let mut stage = "none".to_owned();
+        for to in stages {
+            let c = self
+                .r
+                .rampart(&os(&[&"model", &"promote", &reference, &"--to", to]))?;
+            for g in c.json["gates"].as_array().into_iter().flatten() {
+                let mut g = g.clone();
+                if let Value::Object(m) = &mut g {
+                    m.insert("stage".into(), json!(to));
+                }
+                gates.push(g);
+            }
+            if c.code != 0 {
+                let bad: Vec<String> = c.json["gates"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|g| g["ok"] != true)
+                    .map(|g| {
+                        format!(
+                            "{}: {}",
+                            g["gate"].as_str().unwrap_or("?"),
+                            g["detail"].as_str().unwrap_or("")
+                        )
+                    })
+                    .collect();
+                let why = if bad.is_empty() {
+                    c.reason("model promote")
+                } else {
+                    format!("{reference} NOT promoted to {to}: {}", bad.join("; "))
+                };
+                if c.code == 3 {
+                    return Err(CliError::internal(anyhow::anyhow!("{why}")));
+                }
+                return Ok(Err(why));
+            }
+            stage = (*to).to_owned();
+        }
+        Ok(Ok((
+            json!({
+                "model": name, "version": version, "stage": stage, "gates": gates,
+                "summary": format!("{reference} in {stage} ({} gate(s) passed)", gates.len()),
+            }),
+            Vec::new(),
+        )))
+    }
+
+    /// Re-checks what a reused step produced, beyond its files' digests.
+    fn recheck(&self, step: &str, rec: &StepRecord, st: &State) -> Result<Reuse, CliError> {
+        // A state copied with its home names the old home's files: build afresh here.
+        let home = &self.r.home;
+        if let Some(a) = rec.artifacts.iter().find(|a| !a.path.starts_with(home)) {
+            return Ok(Reuse::Stale(format!(
+                "{} is outside this home {}",
+                a.path.display(),
+                home.display()
+            )));
+        }
+        for a in &rec.artifacts {
+            if let Err(e) = a.verify() {
+                return Ok(Reuse::Tampered(e));
+            }
+        }
+        let o = &rec.outputs;
+        match step {
+            "ingest" => {
+                // The stored data still decrypts to its content address.
+                let data = PathBuf::from(o["data"].as_str().unwrap_or_default());
+                let want = o["dataset"].as_str().unwrap_or_default();
+                let mut reader = match crate::cmd::age::open_with_home_identity(self.ctx(), &data) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        return Ok(Reuse::Tampered(format!(
+                            "{} does not decrypt: {}",
+                            data.display(),
+                            e.message()
+                        )));
+                    }
+                };
+                let mut h = rampart_crypto::Sha256Hasher::new();
+                if let Err(e) = std::io::copy(&mut reader, &mut h) {
+                    return Ok(Reuse::Tampered(format!(
+                        "{} does not decrypt: {e}",
+                        data.display()
+                    )));
+                }
+                let got = format!("sha256:{}", h.finish().to_hex());
+                if got != want {
+                    return Ok(Reuse::Tampered(format!(
+                        "{} decrypts to {got}, not the dataset {want}",
+                        data.display()
+                    )));
+                }
+                Ok(Reuse::Valid)
+            }
+            "train" => {
+                let run = PathBuf::from(o["run_dir"].as_str().unwrap_or_default());
+                for (what, args) in [
+                    (
+                        "verify",
+                        os(&[
+                            &"verify",
+                            &run.join("model"),
+                            &"--sig",
+                            &run.join("model.sig"),
+                        ]),
+                    ),
+                    (
+                        "attest verify",
+                        os(&[&"attest", &"verify", &run.join("provenance.json")]),
+                    ),
+                ] {
+                    if let Err(e) = self.r.ok(what, &args)? {
+                        return Ok(Reuse::Tampered(e));
+                    }
+                }
+                Ok(Reuse::Valid)
+            }
+            "verify" => match self.verify(st)? {
+                Ok(_) => Ok(Reuse::Valid),
+                Err(e) => Ok(Reuse::Tampered(e)),
+            },
+            "register" => {
+                let (reference, shown) = match self.shown(o)? {
+                    Ok(x) => x,
+                    Err(e) => return Ok(Reuse::Tampered(e)),
+                };
+                if shown["root"] != o["root"] || shown["files"] != o["files"] {
+                    return Ok(Reuse::Tampered(format!(
+                        "{reference} in the registry is not the version this pipeline registered (root {}, recorded {})",
+                        shown["root"], o["root"]
+                    )));
+                }
+                // Checking the version out re-hashes every stored blob.
+                let tmp = tempfile::Builder::new()
+                    .prefix("checkout-")
+                    .tempdir_in(&self.dir)
+                    .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
+                let into = tmp.path().join("model");
+                if let Err(e) = self.r.ok(
+                    "model checkout",
+                    &os(&[&"model", &"checkout", &reference, &"-o", &into]),
+                )? {
+                    return Ok(Reuse::Tampered(e));
+                }
+                Ok(Reuse::Valid)
+            }
+            _ => {
+                let want = o["stage"].as_str().unwrap_or("none");
+                if want == "none" {
+                    return Ok(Reuse::Valid);
+                }
+                let (reference, shown) = match self.shown(o)? {
+                    Ok(x) => x,
+                    Err(e) => return Ok(Reuse::Tampered(e)),
+                };
+                let now = shown["stage"].as_str().unwrap_or("none");
+                if now == want || (want == "staging" && now == "production") {
+                    Ok(Reuse::Valid)
+                } else {
+                    Ok(Reuse::Stale(format!(
+                        "{reference} is now in {now}, not {want}"
+                    )))
+                }
+            }
+        }
+    }
+
+    /// `model show` of the version a step recorded: its reference and what the registry says.
+    fn shown(&self, o: &Value) -> Result<Result<(String, Value), String>, CliError> {
+        let reference = format!(
+            "{}@{}",
+            o["model"].as_str().unwrap_or_default(),
+            o["version"]
+        );
+        Ok(self
+            .r
+            .ok("model show", &os(&[&"model", &"show", &reference]))?
+            .map(|v| (reference, v)))
+    }
+
+    fn ctx(&self) -> &Ctx {
+        self.r.ctx
+    }
+}
+
+fn pipeline_dir(ctx: &Ctx, name: &str) -> PathBuf {
+    ctx.home.root().join("pipelines").join(name)
+}
+
+fn progress(quiet: bool, text: &str) {
+    if !quiet {
+        eprintln!("{text}");
+    }
+}
+
+fn run_pipeline(ctx: &Ctx, a: &PipelineRunArgs, quiet: bool) -> Result<Status, CliError> {
+    // Loaded by its absolute path, so every path in it is absolute too.
+    let spec_path = std::fs::canonicalize(&a.spec).unwrap_or_else(|_| a.spec.clone());
+    let spec = Spec::load(&spec_path).map_err(spec_err)?;
+    if let Some(from) = &a.from
+        && !STEPS.contains(&from.as_str())
+    {
+        return Err(CliError::input(anyhow::anyhow!(
+            "--from {from:?}: the steps are {}",
+            STEPS.join(", ")
+        )));
+    }
+    let exe = std::env::current_exe().map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
+    let home = ctx.home.root().to_path_buf();
+    let mut r = Runner {
+        ctx,
+        exe,
+        home: home.clone(),
+    };
+    // A fresh home is created, and the spec's data directories authorised in it: the spec
+    // is what the user chose to run. An existing home keeps its own data roots.
+    if !ctx.home.exists() {
+        progress(
+            quiet,
+            &format!("no home at {}: creating one", home.display()),
+        );
+        if let Err(e) = r.ok("init", &os(&[&"init"]))? {
+            return Err(CliError::input(anyhow::anyhow!("{e}")));
+        }
+        let mut roots: Vec<PathBuf> = Vec::new();
+        for p in std::iter::once(&spec.source.path).chain(spec.checks.reference.as_ref()) {
+            let real = std::fs::canonicalize(p).map_err(|e| {
+                CliError::input(
+                    anyhow::Error::new(e).context(format!("cannot open {}", p.display())),
+                )
+            })?;
+            let dir = if real.is_dir() {
+                real
+            } else {
+                real.parent()
+                    .map_or_else(|| PathBuf::from("/"), Path::to_path_buf)
+            };
+            if !roots.contains(&dir) {
+                roots.push(dir);
+            }
+        }
+        for dir in &roots {
+            if let Err(e) = r.ok("data roots add", &os(&[&"data", &"roots", &"add", dir]))? {
+                return Err(CliError::input(anyhow::anyhow!("{e}")));
+            }
+            progress(quiet, &format!("  authorised data root {}", dir.display()));
+        }
+    }
+    // Every path the pipeline records is absolute, so the state means the same from any
+    // working directory.
+    let home = std::fs::canonicalize(&home).map_err(|e| {
+        CliError::internal(anyhow::Error::new(e).context(format!("cannot open {}", home.display())))
+    })?;
+    r.home.clone_from(&home);
+    let dir = home.join("pipelines").join(&spec.pipeline.name);
+    secure_fs::create_private_dir(&dir)?;
+    // One run of a pipeline at a time.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("lock"))
+        .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
+    lock.try_lock().map_err(|_| {
+        CliError::input(anyhow::anyhow!(
+            "pipeline {} is already running in this home",
+            spec.pipeline.name
+        ))
+        .hint("wait for it to finish (`rampart pipeline status`)")
+    })?;
+    let state_path = dir.join("state.json");
+    let mut st = State::load(&state_path)
+        .map_err(|e| {
+            CliError::verification(anyhow::Error::new(e))
+                .hint("move the state file away to start the pipeline afresh")
+        })?
+        .unwrap_or_else(|| State::new(&spec.pipeline.name, &spec_path));
+    st.runs += 1;
+    st.spec.clone_from(&spec_path);
+    let run_id = format!(
+        "{}-{}",
+        time::OffsetDateTime::now_utc()
+            .format(time::macros::format_description!(
+                "[year][month][day]T[hour][minute][second]Z"
+            ))
+            .unwrap_or_default(),
+        st.runs
+    );
+    st.last_run = Some(run_id.clone());
+    let started = now();
+    let log = ctx
+        .audit_log()?
+        .ok_or_else(|| CliError::internal(anyhow::anyhow!("the home has no audit log")))?;
+    let first = log.append(
+        ctx.event("pipeline.run", AuditOutcome::Ok)
+            .subject_path(spec_path.display().to_string())
+            .subject_digest(digest_of(&spec_path)?)
+            .detail("pipeline", spec.pipeline.name.clone())
+            .detail("run", run_id.clone())
+            .detail("phase", "start"),
+    )?;
+    let p = Pipeline {
+        r,
+        spec,
+        spec_path: spec_path.clone(),
+        dir: dir.clone(),
+        run_id: run_id.clone(),
+    };
+    let save = |st: &State| secure_fs::atomic_write(&state_path, &st.to_bytes(), 0o600);
+    save(&st)?;
+    let mut shown: Vec<Value> = Vec::new();
+    let mut failure: Option<(String, String)> = None;
+    let force_from = a
+        .from
+        .as_deref()
+        .and_then(|f| STEPS.iter().position(|s| *s == f));
+    let total = STEPS.len();
+    for (i, step) in STEPS.iter().enumerate() {
+        let step = *step;
+        let inputs = p.inputs(step, &st)?;
+        let fp = state::fingerprint(step, &inputs);
+        let forced = force_from.is_some_and(|f| i >= f);
+        let t0 = Instant::now();
+        let t_start = now();
+        let prior = st
+            .steps
+            .get(step)
+            .filter(|r| r.status == StepStatus::Ok && r.fingerprint == fp && !forced)
+            .cloned();
+        let label = format!("[{}/{total}] {step:<9}", i + 1);
+        let mut reused = false;
+        let mut tampered = false;
+        // A step that failed its re-verification stays failed until it is rebuilt on purpose.
+        let refused = st
+            .steps
+            .get(step)
+            .filter(|r| r.status == StepStatus::Failed && r.outputs["tampered"] == true && !forced)
+            .and_then(|r| r.error.clone());
+        let result: StepResult = match (prior, refused) {
+            (_, Some(why)) => {
+                tampered = true;
+                Err(why)
+            }
+            (Some(rec), None) => match p.recheck(step, &rec, &st)? {
+                Reuse::Valid => {
+                    reused = true;
+                    Ok((rec.outputs.clone(), rec.artifacts.clone()))
+                }
+                Reuse::Tampered(why) => Err({
+                    tampered = true;
+                    format!(
+                        "what this step produced before no longer verifies: {why}. Nothing was \
+                     rebuilt over it: inspect it, then run again with --from {step} to rebuild \
+                     from this step"
+                    )
+                }),
+                Reuse::Stale(why) => {
+                    progress(quiet, &format!("{label} re-running: {why}"));
+                    p.execute(step, &st)?
+                }
+            },
+            (None, None) => {
+                progress(quiet, &format!("{label} running…"));
+                p.execute(step, &st)?
+            }
+        };
+        let seconds = t0.elapsed().as_secs_f64();
+        match result {
+            Ok((outputs, artifacts)) => {
+                let summary = outputs["summary"].as_str().unwrap_or("").to_owned();
+                let status = if reused { "reused" } else { "ran" };
+                progress(
+                    quiet,
+                    &format!(
+                        "{label} {} ({seconds:.1} s) {summary}",
+                        if reused { "reused, verified" } else { "ok" }
+                    ),
+                );
+                log.append(
+                    ctx.event("pipeline.step", AuditOutcome::Ok)
+                        .subject_digest(fp.clone())
+                        .detail("pipeline", p.spec.pipeline.name.clone())
+                        .detail("run", run_id.clone())
+                        .detail("step", step)
+                        .detail("reused", reused)
+                        .detail("artifacts", artifacts.len()),
+                )?;
+                if !reused {
+                    st.steps.insert(
+                        step.to_owned(),
+                        StepRecord {
+                            status: StepStatus::Ok,
+                            fingerprint: fp,
+                            inputs,
+                            started: t_start,
+                            finished: now(),
+                            seconds,
+                            outputs,
+                            artifacts,
+                            error: None,
+                        },
+                    );
+                    save(&st)?;
+                }
+                shown.push(json!({"name": step, "status": status, "seconds": (seconds * 10.0).round() / 10.0, "summary": summary}));
+            }
+            Err(why) => {
+                progress(quiet, &format!("{label} FAILED ({seconds:.1} s): {why}"));
+                ctx.audit_refusal(
+                    ctx.event("pipeline.step", AuditOutcome::Failed)
+                        .subject_digest(fp.clone())
+                        .detail("pipeline", p.spec.pipeline.name.clone())
+                        .detail("run", run_id.clone())
+                        .detail("step", step)
+                        .detail("reason", why.clone()),
+                );
+                // A failed step's earlier good record is kept aside: what it produced stays
+                // on disk and in the state, for inspection.
+                let mut rec = StepRecord {
+                    status: StepStatus::Failed,
+                    fingerprint: fp,
+                    inputs,
+                    started: t_start,
+                    finished: now(),
+                    seconds,
+                    outputs: Value::Null,
+                    artifacts: Vec::new(),
+                    error: Some(why.clone()),
+                };
+                if let Some(old) = st.steps.get(step)
+                    && old.status == StepStatus::Ok
+                {
+                    rec.outputs = json!({"previous": old.outputs});
+                    rec.artifacts.clone_from(&old.artifacts);
+                } else if let Some(old) = st.steps.get(step) {
+                    rec.outputs = old.outputs.clone();
+                    rec.artifacts.clone_from(&old.artifacts);
+                }
+                if tampered && let Value::Object(o) = &mut rec.outputs {
+                    o.insert("tampered".into(), json!(true));
+                } else if tampered {
+                    rec.outputs = json!({"tampered": true});
+                }
+                st.steps.insert(step.to_owned(), rec);
+                save(&st)?;
+                shown.push(json!({"name": step, "status": "failed", "seconds": (seconds * 10.0).round() / 10.0, "summary": why}));
+                failure = Some((step.to_owned(), why));
+                break;
+            }
+        }
+    }
+    for step in STEPS.iter().skip(shown.len()) {
+        shown.push(json!({"name": step, "status": "not-run", "seconds": null, "summary": ""}));
+    }
+    let outcome = if failure.is_some() { "failed" } else { "ok" };
+    log.append(
+        ctx.event(
+            "pipeline.run",
+            if failure.is_some() {
+                AuditOutcome::Failed
+            } else {
+                AuditOutcome::Ok
+            },
+        )
+        .subject_path(spec_path.display().to_string())
+        .detail("pipeline", p.spec.pipeline.name.clone())
+        .detail("run", run_id.clone())
+        .detail("phase", "end")
+        .detail("outcome", outcome)
+        .detail("failed_step", failure.as_ref().map(|(s, _)| s.clone())),
+    )?;
+    let report = build_report(&p, &st, &shown, failure.as_ref(), &started, first.seq)?;
+    let json_path = dir.join("report.json");
+    let html_path = dir.join("report.html");
+    let mut bytes = serde_json::to_vec_pretty(&report).map_err(CliError::internal)?;
+    bytes.push(b'\n');
+    secure_fs::atomic_write(&json_path, &bytes, 0o600)?;
+    secure_fs::atomic_write(&html_path, report::html(&report).as_bytes(), 0o600)?;
+    match ctx.format {
+        Format::Json | Format::Sarif => output::print_json(&json!({
+            "pipeline": p.spec.pipeline.name, "run": run_id, "outcome": outcome,
+            "steps": shown, "failed_step": failure.as_ref().map(|(s, _)| s),
+            "reason": failure.as_ref().map(|(_, r)| r),
+            "report": {"json": json_path, "html": html_path},
+            "registry": report.get("registry"),
+        }))?,
+        Format::Human => {
+            let mut text = match (&failure, report.get("registry")) {
+                (Some((s, why)), _) => {
+                    format!("pipeline {} FAILED at {s}: {why}\n", p.spec.pipeline.name)
+                }
+                (None, Some(g)) => format!(
+                    "pipeline {}: {}@{} is in {}\n",
+                    p.spec.pipeline.name,
+                    g["name"].as_str().unwrap_or("?"),
+                    g["version"],
+                    g["stage"].as_str().unwrap_or("?")
+                ),
+                (None, None) => format!("pipeline {}: done\n", p.spec.pipeline.name),
+            };
+            for s in &shown {
+                text.push_str(&format!(
+                    "  {:<9} {:<8} {}\n",
+                    s["name"].as_str().unwrap_or(""),
+                    s["status"].as_str().unwrap_or(""),
+                    s["summary"].as_str().unwrap_or("")
+                ));
+            }
+            text.push_str(&format!(
+                "report {}\n       {}\n",
+                html_path.display(),
+                json_path.display()
+            ));
+            if failure.is_none()
+                && let Some(g) = report.get("registry")
+            {
+                text.push_str(&format!(
+                    "serve it: rampart serve --model {}@{}\n",
+                    g["name"].as_str().unwrap_or("?"),
+                    g["stage"].as_str().unwrap_or("staging")
+                ));
+            }
+            output::print(&text)?;
+        }
+    }
+    Ok(if failure.is_some() {
+        Status::Findings
+    } else {
+        Status::Ok
+    })
+}
+
+fn build_report(
+    p: &Pipeline<'_>,
+    st: &State,
+    shown: &[Value],
+    failure: Option<&(String, String)>,
+    started: &str,
+    first_seq: u64,
+) -> Result<Value, CliError> {
+    let ok = |s: &str| {
+        st.steps
+            .get(s)
+            .filter(|r| r.status == StepStatus::Ok)
+            .map(|r| &r.outputs)
+    };
+    let mut r = json!({
+        "type": "rampart.pipeline.report/v1",
+        "pipeline": p.spec.pipeline.name,
+        "run": p.run_id,
+        "spec": p.spec_path,
+        "home": p.r.home,
+        "started": started,
+        "finished": now(),
+        "outcome": if failure.is_some() { "failed" } else { "ok" },
+        "failed_step": failure.map(|(s, _)| s),
+        "reason": failure.map(|(_, w)| w),
+        "steps": shown,
+    });
+    let Value::Object(m) = &mut r else {
+        return Ok(r);
+    };
+    if let Some(o) = ok("ingest") {
+        let manifest: Value = o["manifest"]
+            .as_str()
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Value::Null);
+        m.insert(
+            "data".into(),
+            json!({
+                "source": manifest["source"], "dataset": o["dataset"], "schema": manifest["schema"],
+                "counts": manifest["counts"],
+                "pii": {"findings": manifest["pii"]["findings"], "redacted": manifest["pii"]["redacted"],
+                        "by_entity": manifest["pii"]["by_entity"], "columns": manifest["pii_columns"]},
+                "checks": manifest["checks_report"],
+                "manifest": o["manifest"],
+            }),
+        );
+    }
+    if let Some(o) = ok("train") {
+        m.insert(
+            "training".into(),
+            json!({"metrics": p.metrics(st), "run_dir": o["run_dir"], "sandbox": o["sandbox"]}),
+        );
+    }
+    if let (Some(t), Some(v)) = (ok("train"), ok("verify")) {
+        let run = PathBuf::from(t["run_dir"].as_str().unwrap_or_default());
+        let files: Vec<Value> = Artifact::all_in(&run.join("model"))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| {
+                json!({"name": a.path.strip_prefix(run.join("model")).map(|x| x.display().to_string()).unwrap_or_default(),
+                       "sha256": a.sha256, "size": a.size})
+            })
+            .collect();
+        m.insert(
+            "model".into(),
+            json!({"root": format!("sha256:{}", v["signature"]["root"].as_str().unwrap_or_default()),
+                   "files": files, "signature": v["signature"], "provenance": v["provenance"]}),
+        );
+    }
+    if let Some(g) = ok("register") {
+        let promoted = ok("promote");
+        m.insert(
+            "registry".into(),
+            json!({
+                "name": g["model"], "version": g["version"],
+                "stage": promoted.map_or(json!("none"), |x| x["stage"].clone()),
+                "gates": promoted.map_or(json!([]), |x| x["gates"].clone()),
+            }),
+        );
+    }
+    let records: Vec<Value> = match p.ctx().audit_log()? {
+        Some(log) => log
+            .records()?
+            .filter(|rec| rec.seq >= first_seq)
+            .map(|rec| rec.to_value())
+            .collect(),
+        None => Vec::new(),
+    };
+    m.insert("audit".into(), Value::Array(records));
+    Ok(r)
+}
+
+fn status(ctx: &Ctx, pipeline: &str) -> Result<Status, CliError> {
+    ctx.home.require()?;
+    let as_path = Path::new(pipeline);
+    let name = if as_path.is_file() {
+        Spec::load(as_path).map_err(spec_err)?.pipeline.name
+    } else {
+        pipeline.to_owned()
+    };
+    let dir = pipeline_dir(ctx, &name);
+    let st = State::load(&dir.join("state.json"))
+        .map_err(|e| CliError::verification(anyhow::Error::new(e)))?
+        .ok_or_else(|| {
+            CliError::input(anyhow::anyhow!(
+                "pipeline {name:?} has not run in this home"
+            ))
+            .hint("run it: `rampart pipeline run PIPELINE.toml`")
+        })?;
+    match ctx.format {
+        Format::Json | Format::Sarif => output::print_json(&json!({
+            "pipeline": st.pipeline, "spec": st.spec, "runs": st.runs, "last_run": st.last_run,
+            "steps": STEPS.iter().map(|s| json!({"name": s, "record": st.steps.get(*s)})).collect::<Vec<_>>(),
+            "report": {"json": dir.join("report.json"), "html": dir.join("report.html")},
+        }))?,
+        Format::Human => {
+            let mut text = format!(
+                "pipeline {} ({} run(s), last {}; spec {})\n",
+                st.pipeline,
+                st.runs,
+                st.last_run.as_deref().unwrap_or("-"),
+                st.spec.display()
+            );
+            for s in STEPS {
+                match st.steps.get(s) {
+                    None => text.push_str(&format!("  {s:<9} never ran\n")),
+                    Some(r) => {
+                        let status = match r.status {
+                            StepStatus::Ok => "ok",
+                            StepStatus::Failed => "FAILED",
+                        };
+                        text.push_str(&format!(
+                            "  {s:<9} {status:<7} {} ({:.1} s) {}\n",
+                            r.finished,
+                            r.seconds,
+                            r.error
+                                .as_deref()
+                                .unwrap_or_else(|| r.outputs["summary"].as_str().unwrap_or(""))
+                        ));
+                        for a in &r.artifacts {
+                            text.push_str(&format!(
+                                "            {} {}\n",
+                                a.sha256,
+                                a.path.display()
+                            ));
+                        }
+                    }
+                }
+            }
+            text.push_str(&format!("report {}\n", dir.join("report.html").display()));
+            output::print(&text)?;
+        }
+    }
+    Ok(Status::Ok)
+}
