@@ -527,15 +527,38 @@ impl Pipeline<'_> {
         }
     }
 
-    fn metrics(&self, st: &State) -> Value {
-        let run = step_out(st, "train")["run_dir"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        std::fs::read(Path::new(&run).join("metrics.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or(Value::Null)
+    /// The training metrics as the signed provenance records them (`metrics.json` among its
+    /// byproducts), read only after the attestation verifies with the home's trusted keys:
+    /// the metric gate never trusts an unsigned file.
+    fn metrics(&self, st: &State) -> Result<Result<Value, String>, CliError> {
+        let run = PathBuf::from(
+            step_out(st, "train")["run_dir"]
+                .as_str()
+                .unwrap_or_default(),
+        );
+        let prov = run.join("provenance.json");
+        let mut bytes = Vec::new();
+        {
+            use std::io::Read as _;
+            let f = std::fs::File::open(&prov);
+            if let Err(e) = f.and_then(|f| {
+                f.take(rampart_crypto::dsse::MAX_BUNDLE_BYTES)
+                    .read_to_end(&mut bytes)
+            }) {
+                return Ok(Err(format!("cannot read {}: {e}", prov.display())));
+            }
+        }
+        let keys = crate::cmd::verify::verifier_keys(self.ctx(), &[])?;
+        let att = match rampart_crypto::provenance::verify_attestation(&bytes, &keys) {
+            Ok(a) => a,
+            Err(e) => return Ok(Err(format!("{}: {e}", prov.display()))),
+        };
+        Ok(Ok(att.statement["predicate"]["runDetails"]["byproducts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|b| b["name"] == "metrics.json")
+            .map_or(Value::Null, |b| b["content"].clone())))
     }
 
     fn promote(&self, st: &State) -> Result<StepResult, CliError> {
@@ -544,7 +567,10 @@ impl Pipeline<'_> {
         let version = reg["version"].as_u64().unwrap_or_default();
         let reference = format!("{name}@{version}");
         // The pipeline's own gate first: the training metrics.
-        let metrics = self.metrics(st);
+        let metrics = match self.metrics(st)? {
+            Ok(m) => m,
+            Err(e) => return Ok(Err(e)),
+        };
         let mut gates = Vec::new();
         let mut failed = Vec::new();
         for (k, bound) in &self.spec.promote.min_metrics {
@@ -1158,7 +1184,7 @@ fn build_report(
     if let Some(o) = ok("train") {
         m.insert(
             "training".into(),
-            json!({"metrics": p.metrics(st), "run_dir": o["run_dir"], "sandbox": o["sandbox"]}),
+            json!({"metrics": p.metrics(st)?.unwrap_or(Value::Null), "run_dir": o["run_dir"], "sandbox": o["sandbox"]}),
         );
     }
     if let (Some(t), Some(v)) = (ok("train"), ok("verify")) {
