@@ -470,3 +470,37 @@ fn a_users_trainer_sees_only_redacted_data_and_its_code_is_an_input() {
     assert_eq!(st, ["reused", "ran", "ran", "ran", "ran"]);
     assert_eq!(v2["registry"]["version"], 2);
 }
+
+#[test]
+fn the_example_serves_the_readmes_curl() {
+    let s = scratch();
+    let (code, v, err) = run(&s, &[]);
+    assert_eq!(code, 0, "{v}\n{err}");
+    // The request body documented in the README's quick start.
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .unwrap();
+    let body = readme
+        .split("-d '")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .unwrap();
+    assert!(readme.contains("serve --model credit-risk@staging"));
+    let token = crate::serve::key(&s, &["--role", "predict"]);
+    let srv = crate::serve::start(&s, &["--model", "credit-risk@staging"]);
+    let (status, _, answer) = crate::serve::curl(
+        "POST",
+        &format!("http://{}/v1/models/credit-risk:predict", srv.addr),
+        &[crate::serve::auth(&token), crate::serve::JSON.to_owned()],
+        Some(body),
+    );
+    srv.stop();
+    assert_eq!(status, 200, "{answer}");
+    let a: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(a["model"], "credit-risk");
+    let p = &a["predictions"][0];
+    assert!(p["label"] == "yes" || p["label"] == "no", "{a}");
+    let total =
+        p["probabilities"]["yes"].as_f64().unwrap() + p["probabilities"]["no"].as_f64().unwrap();
+    assert!((total - 1.0).abs() < 1e-6, "{a}");
+}

@@ -54,15 +54,15 @@ fn home_with_production_model() -> Scratch {
     s
 }
 
-struct Server {
+pub struct Server {
     child: Child,
-    addr: String,
+    pub addr: String,
 }
 
 impl Server {
     /// SIGTERM and wait: a graceful shutdown flushes the audit queue (SIGKILL, in `Drop`,
     /// may lose its last records).
-    fn stop(mut self) {
+    pub fn stop(mut self) {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         let _ = self.child.wait();
@@ -76,7 +76,7 @@ impl Drop for Server {
     }
 }
 
-fn start(s: &Scratch, extra: &[&str]) -> Server {
+pub fn start(s: &Scratch, extra: &[&str]) -> Server {
     start_env(s, extra, &[])
 }
 
@@ -113,14 +113,19 @@ fn start_env(s: &Scratch, extra: &[&str], env: &[(&str, &str)]) -> Server {
     }
 }
 
-fn key(s: &Scratch, args: &[&str]) -> String {
+pub fn key(s: &Scratch, args: &[&str]) -> String {
     let mut full = vec!["apikey", "create"];
     full.extend_from_slice(args);
     s.json(&full)["token"].as_str().unwrap().to_owned()
 }
 
 /// curl: (status, headers, body).
-fn curl(method: &str, url: &str, headers: &[String], body: Option<&str>) -> (u16, String, String) {
+pub fn curl(
+    method: &str,
+    url: &str,
+    headers: &[String],
+    body: Option<&str>,
+) -> (u16, String, String) {
     let mut c = Command::new("curl");
     c.args(["-s", "-i", "-H", "Expect:", "-X", method, url]);
     for h in headers {
@@ -142,11 +147,11 @@ fn curl(method: &str, url: &str, headers: &[String], body: Option<&str>) -> (u16
     (status, head.to_ascii_lowercase(), body.to_owned())
 }
 
-fn auth(token: &str) -> String {
+pub fn auth(token: &str) -> String {
     format!("Authorization: Bearer {token}")
 }
 
-const JSON: &str = "Content-Type: application/json";
+pub const JSON: &str = "Content-Type: application/json";
 
 fn infer_body(rows: &[[f64; 2]]) -> String {
     json!({"id": "req-1", "inputs": [{"name": "input", "shape": [rows.len(), 2], "datatype": "FP32", "data": rows}]}).to_string()
