@@ -44,7 +44,17 @@ fn text(v: &Value) -> String {
                 }
             },
         ),
-        other => other.to_string(),
+        Value::Bool(b) => if *b { "yes" } else { "no" }.to_owned(),
+        // An object reads as `key: value; …` (one level; nested values as JSON).
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| match v {
+                Value::Object(_) | Value::Array(_) => format!("{k}: {v}"),
+                v => format!("{k}: {}", text(v)),
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        Value::Array(_) => v.to_string(),
     }
 }
 
@@ -124,7 +134,9 @@ fn steps(h: &mut String, r: &Value) {
             escape(&text(get(s, &["name"]))),
             escape(status),
             escape(status),
-            escape(&text(get(s, &["seconds"]))),
+            get(s, &["seconds"])
+                .as_f64()
+                .map_or_else(String::new, |x| format!("{x:.1}")),
             escape(&text(get(s, &["summary"])))
         );
     }
@@ -429,11 +441,19 @@ fn model(h: &mut String, r: &Value) {
 <tr><th>dataset in the provenance</th><td><code>{}</code></td></tr></table>",
         escape(&text(get(m, &["signature", "path"]))),
         escape(&text(get(m, &["signature", "key"]))),
-        escape(&text(get(m, &["signature", "verified"]))),
+        verified(get(m, &["signature", "verified"])),
         escape(&text(get(m, &["provenance", "path"]))),
-        escape(&text(get(m, &["provenance", "verified"]))),
+        verified(get(m, &["provenance", "verified"])),
         escape(&text(get(m, &["provenance", "dataset"])))
     );
+}
+
+fn verified(v: &Value) -> &'static str {
+    if v.as_bool() == Some(true) {
+        "<span class=\"ok\">verified</span>"
+    } else {
+        "<span class=\"fail\">NOT verified</span>"
+    }
 }
 
 fn registry(h: &mut String, r: &Value) {
@@ -541,5 +561,6 @@ mod tests {
         assert!(!page.contains("<link") && !page.contains("<img"));
         assert!(page.contains("Failed at ingest."));
         assert!(page.contains("****@*******.*om"));
+        assert!(page.contains("<td>0.5</td>"), "seconds to one decimal");
     }
 }
