@@ -416,7 +416,7 @@ fn v2_inference_with_a_valid_key_and_every_refusal() {
     ] {
         assert!(body.contains(line), "{line} missing from\n{body}");
     }
-    drop(srv);
+    srv.stop();
     // Authentication failures are on the audit record, without the token.
     let log = std::fs::read_to_string(s.home().join("audit/audit.jsonl")).unwrap();
     assert!(log.contains("\"serve.auth\""), "{log}");
@@ -625,7 +625,7 @@ fn a_model_tampered_with_while_served_stops_serving() {
         metrics.contains("rampart_model_integrity_failures_total{model=\"credit\"} 1"),
         "{metrics}"
     );
-    drop(srv);
+    srv.stop();
     let log = std::fs::read_to_string(s.home().join("audit/audit.jsonl")).unwrap();
     assert!(log.contains("\"serve.tamper\""), "{log}");
 }
@@ -801,7 +801,7 @@ fn a_new_production_version_is_hot_reloaded_under_load_without_errors() {
     assert!(failed.is_empty(), "{failed:?}");
     assert!(seen.iter().any(|(_, v)| v.as_deref() == Some("1")));
     assert!(seen.iter().any(|(_, v)| v.as_deref() == Some("2")));
-    drop(srv);
+    srv.stop();
     let log = std::fs::read_to_string(s.home().join("audit/audit.jsonl")).unwrap();
     assert!(
         log.contains("\"serve.reload\"") && log.contains("credit@1 -> credit@2"),
@@ -1036,7 +1036,7 @@ fn anomalous_inputs_are_flagged_or_rejected_and_payloads_are_logged_redacted() {
         curl("POST", &url, &[auth(&token), JSON.into()], Some(&usual)).0,
         200
     );
-    drop(srv);
+    srv.stop();
     assert!(audit_log(&s).contains("\"serve.anomaly-rejected\""));
 
     // A detector that is not an isolation forest is refused at start.
@@ -1123,7 +1123,7 @@ fn drift_is_scored_off_the_request_path_exported_and_audited() {
     assert!(score(&m, "income").unwrap() > 0.2, "{m}");
     assert!(score(&m, "debt").unwrap() < 0.2, "{m}");
     assert!(score(&m, "_max").unwrap() > 0.2, "{m}");
-    drop(srv);
+    srv.stop();
     let log = audit_log(&s);
     let drift: Vec<&str> = log
         .lines()
@@ -1192,7 +1192,7 @@ fn a_sweep_along_one_feature_is_blocked_as_extraction() {
         m.contains("rampart_extraction_alerts_total{kind=\"sweep\"} 1"),
         "{m}"
     );
-    drop(srv);
+    srv.stop();
     let log = audit_log(&s);
     assert!(
         log.lines()
@@ -1393,7 +1393,7 @@ print(json.dumps(out))
     assert!(sk.ends_with(withheld), "{sk}");
     assert_eq!(v["stream_key"][1], "content_filter", "{v}");
     assert_eq!(v["bad_key"], 401, "{v}");
-    drop(srv);
+    srv.stop();
     drop(upstream);
     // What the upstream saw: its own key (not the caller's), a canary in the system prompt,
     // the caller's e-mail redacted, and never the injection.
