@@ -256,7 +256,11 @@ fn example_runs_end_to_end_resumes_and_refuses_tampering() {
     );
     assert!(html.contains(&dataset));
     assert!(html.contains("label-distribution"));
-    assert_eq!(html.matches(">verified</span>").count(), 2, "signature and provenance");
+    assert_eq!(
+        html.matches(">verified</span>").count(),
+        2,
+        "signature and provenance"
+    );
     assert!(!html.contains("NOT verified"));
     assert!(!html.contains("<script") && !html.contains("src=\"http"));
     for value in &raw {
