@@ -215,11 +215,13 @@ impl State {
     }
 
     /// The state as the file holds it.
-    #[must_use]
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut b = serde_json::to_vec_pretty(self).unwrap_or_default();
+    ///
+    /// # Errors
+    /// Only if serialisation fails (it cannot for this type; never written as an empty file).
+    pub fn to_bytes(&self) -> Result<Vec<u8>, serde_json::Error> {
+        let mut b = serde_json::to_vec_pretty(self)?;
         b.push(b'\n');
-        b
+        Ok(b)
     }
 }
 
@@ -293,7 +295,7 @@ mod tests {
                 error: None,
             },
         );
-        std::fs::write(&p, s.to_bytes()).unwrap();
+        std::fs::write(&p, s.to_bytes().unwrap()).unwrap();
         let back = State::load(&p).unwrap().unwrap();
         assert_eq!(back.steps["ingest"].outputs["dataset"], "sha256:ab");
         std::fs::write(&p, b"{\"type\":\"other\"}").unwrap();

@@ -25,6 +25,7 @@ use rampart_pipeline::{STEPS, report};
 use serde_json::{Value, json};
 
 use crate::cli::{Format, PipelineArgs, PipelineCommand, PipelineRunArgs};
+use crate::cmd::ingest::{file_digest, now};
 use crate::context::Ctx;
 use crate::error::{CliError, Status};
 use crate::output;
@@ -92,6 +93,11 @@ impl Child {
     }
 }
 
+/// The most of a child command's standard output read (its JSON result).
+const MAX_CHILD_STDOUT: u64 = 64 << 20;
+/// The tail of a child command's standard error kept for its failure reason.
+const MAX_CHILD_STDERR: usize = 64 << 10;
+
 struct Runner<'a> {
     ctx: &'a Ctx,
     exe: PathBuf,
@@ -99,30 +105,63 @@ struct Runner<'a> {
 }
 
 impl Runner<'_> {
-    /// Runs `rampart --home HOME --format json ARGS…`; the first JSON document of its standard
-    /// output is kept (a trainer's own lines may follow it).
+    /// Runs `rampart --home HOME --format json -q ARGS…`; the first JSON document of its
+    /// standard output is kept (at most [`MAX_CHILD_STDOUT`] bytes are read), and the last
+    /// [`MAX_CHILD_STDERR`] bytes of its standard error, for its reason: a chatty trainer
+    /// cannot make the pipeline hold its whole output.
     fn rampart(&self, args: &[OsString]) -> Result<Child, CliError> {
-        let out = Command::new(&self.exe)
+        use std::io::Read as _;
+        let internal = |e: std::io::Error| {
+            CliError::internal(
+                anyhow::Error::new(e).context(format!("cannot run {}", self.exe.display())),
+            )
+        };
+        let mut child = Command::new(&self.exe)
             .arg("--home")
             .arg(&self.home)
-            .args(["--format", "json", "--log-format", "human"])
+            .args(["--format", "json", "--log-format", "human", "-q"])
             .args(args)
             .stdin(Stdio::null())
-            .output()
-            .map_err(|e| {
-                CliError::internal(
-                    anyhow::Error::new(e).context(format!("cannot run {}", self.exe.display())),
-                )
-            })?;
-        let json = serde_json::Deserializer::from_slice(&out.stdout)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(internal)?;
+        let stderr = child.stderr.take();
+        let tail = std::thread::spawn(move || {
+            let mut kept: std::collections::VecDeque<u8> = std::collections::VecDeque::new();
+            let mut buf = [0u8; 8192];
+            if let Some(mut e) = stderr {
+                while let Ok(n) = e.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    kept.extend(buf.iter().take(n));
+                    let over = kept.len().saturating_sub(MAX_CHILD_STDERR);
+                    kept.drain(..over);
+                }
+            }
+            Vec::from(kept)
+        });
+        let mut stdout = Vec::new();
+        if let Some(mut o) = child.stdout.take() {
+            (&mut o)
+                .take(MAX_CHILD_STDOUT)
+                .read_to_end(&mut stdout)
+                .map_err(internal)?;
+            // Whatever is beyond the limit is drained, so the child never blocks on it.
+            std::io::copy(&mut o, &mut std::io::sink()).map_err(internal)?;
+        }
+        let status = child.wait().map_err(internal)?;
+        let stderr = tail.join().unwrap_or_default();
+        let json = serde_json::Deserializer::from_slice(&stdout)
             .into_iter::<Value>()
             .next()
             .and_then(Result::ok)
             .unwrap_or(Value::Null);
         Ok(Child {
-            code: out.status.code().unwrap_or(3),
+            code: status.code().unwrap_or(3),
             json,
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
         })
     }
 
@@ -140,34 +179,6 @@ impl Runner<'_> {
 
 fn os(items: &[&dyn AsRef<std::ffi::OsStr>]) -> Vec<OsString> {
     items.iter().map(|s| s.as_ref().to_os_string()).collect()
-}
-
-fn digest_of(path: &Path) -> Result<String, CliError> {
-    state::hash_file(path).map(|(d, _)| d).map_err(|e| {
-        CliError::input(anyhow::Error::new(e).context(format!("cannot read {}", path.display())))
-    })
-}
-
-/// A file's or a directory's content digest (a directory: over its files' names and digests).
-fn content_digest(path: &Path) -> Result<String, CliError> {
-    if path.is_dir() {
-        let files = Artifact::all_in(path).map_err(|e| {
-            CliError::input(
-                anyhow::Error::new(e).context(format!("cannot read {}", path.display())),
-            )
-        })?;
-        let listing: BTreeMap<String, String> = files
-            .into_iter()
-            .map(|a| (a.path.display().to_string(), a.sha256))
-            .collect();
-        Ok(state::fingerprint("directory", &listing))
-    } else {
-        digest_of(path)
-    }
-}
-
-fn now() -> String {
-    crate::cmd::ingest::now()
 }
 
 /// The columns a pipeline never trains on: the schema's unique (identifier) and personal ones.
@@ -215,19 +226,19 @@ impl Pipeline<'_> {
         let mut m = BTreeMap::new();
         match step {
             "ingest" => {
-                m.insert("source".into(), content_digest(&s.source.path)?);
+                m.insert("source".into(), file_digest(&s.source.path)?);
                 m.insert("source_path".into(), s.source.path.display().to_string());
-                m.insert("schema".into(), digest_of(&s.source.schema)?);
+                m.insert("schema".into(), file_digest(&s.source.schema)?);
                 let sig = s
                     .source
                     .signature
                     .clone()
                     .unwrap_or_else(|| crate::cmd::sign::default_sig(&s.source.path));
                 if sig.is_file() {
-                    m.insert("signature".into(), digest_of(&sig)?);
+                    m.insert("signature".into(), file_digest(&sig)?);
                 }
                 if let Some(r) = &s.checks.reference {
-                    m.insert("reference".into(), content_digest(r)?);
+                    m.insert("reference".into(), file_digest(r)?);
                 }
                 m.insert("[source]".into(), Spec::section_json(&s.source));
                 m.insert("[pii]".into(), Spec::section_json(&s.pii));
@@ -235,11 +246,11 @@ impl Pipeline<'_> {
             }
             "train" => {
                 m.insert("dataset".into(), out("ingest", "dataset"));
-                m.insert("schema".into(), digest_of(&s.source.schema)?);
+                m.insert("schema".into(), file_digest(&s.source.schema)?);
                 m.insert("[train]".into(), Spec::section_json(&s.train));
                 if let Some(t) = &s.train.trainer {
                     for p in &t.read {
-                        m.insert(format!("read:{}", p.display()), content_digest(p)?);
+                        m.insert(format!("read:{}", p.display()), file_digest(p)?);
                     }
                 }
             }
@@ -695,29 +706,9 @@ impl Pipeline<'_> {
                 }
                 Ok(Reuse::Valid)
             }
-            "train" => {
-                let run = PathBuf::from(o["run_dir"].as_str().unwrap_or_default());
-                for (what, args) in [
-                    (
-                        "verify",
-                        os(&[
-                            &"verify",
-                            &run.join("model"),
-                            &"--sig",
-                            &run.join("model.sig"),
-                        ]),
-                    ),
-                    (
-                        "attest verify",
-                        os(&[&"attest", &"verify", &run.join("provenance.json")]),
-                    ),
-                ] {
-                    if let Err(e) = self.r.ok(what, &args)? {
-                        return Ok(Reuse::Tampered(e));
-                    }
-                }
-                Ok(Reuse::Valid)
-            }
+            // The signature and provenance over these files are re-verified by the verify
+            // step, which always follows (and always re-checks in full).
+            "train" => Ok(Reuse::Valid),
             "verify" => match self.verify(st)? {
                 Ok(_) => Ok(Reuse::Valid),
                 Err(e) => Ok(Reuse::Tampered(e)),
@@ -800,6 +791,23 @@ fn run_pipeline(ctx: &Ctx, a: &PipelineRunArgs, quiet: bool) -> Result<Status, C
     // Loaded by its absolute path, so every path in it is absolute too.
     let spec_path = std::fs::canonicalize(&a.spec).unwrap_or_else(|_| a.spec.clone());
     let spec = Spec::load(&spec_path).map_err(spec_err)?;
+    // The built-in model's kind and settings are checked now, against the spec (not the
+    // generated train.toml), before anything runs.
+    if let Some(m) = &spec.train.model {
+        let kind = m
+            .get("kind")
+            .and_then(toml::Value::as_str)
+            .unwrap_or_default();
+        crate::cmd::train::model_choice(kind)
+            .and_then(|_| crate::cmd::train::hyper_args(Some(m), Some(&spec_path)))
+            .map_err(|e| {
+                CliError::input(anyhow::anyhow!(
+                    "{} (in [train.model])",
+                    e.message().replace("[model] ", "")
+                ))
+                .hint("the settings are the flags of `rampart ml train`, e.g. trees = 200, max_depth = 8")
+            })?;
+    }
     if let Some(from) = &a.from
         && !STEPS.contains(&from.as_str())
     {
@@ -897,7 +905,7 @@ fn run_pipeline(ctx: &Ctx, a: &PipelineRunArgs, quiet: bool) -> Result<Status, C
     let first = log.append(
         ctx.event("pipeline.run", AuditOutcome::Ok)
             .subject_path(spec_path.display().to_string())
-            .subject_digest(digest_of(&spec_path)?)
+            .subject_digest(file_digest(&spec_path)?)
             .detail("pipeline", spec.pipeline.name.clone())
             .detail("run", run_id.clone())
             .detail("phase", "start"),
@@ -909,7 +917,10 @@ fn run_pipeline(ctx: &Ctx, a: &PipelineRunArgs, quiet: bool) -> Result<Status, C
         dir: dir.clone(),
         run_id: run_id.clone(),
     };
-    let save = |st: &State| secure_fs::atomic_write(&state_path, &st.to_bytes(), 0o600);
+    let save = |st: &State| -> Result<(), CliError> {
+        let bytes = st.to_bytes().map_err(CliError::internal)?;
+        Ok(secure_fs::atomic_write(&state_path, &bytes, 0o600)?)
+    };
     save(&st)?;
     let mut shown: Vec<Value> = Vec::new();
     let mut failure: Option<(String, String)> = None;

@@ -43,7 +43,7 @@ enum Plan {
     },
 }
 
-fn model_choice(text: &str) -> Result<ModelChoice, CliError> {
+pub fn model_choice(text: &str) -> Result<ModelChoice, CliError> {
     <ModelChoice as clap::ValueEnum>::from_str(text, true).map_err(|_| {
         input_err(format!(
             "[model] kind {text:?} is not random-forest, isolation-forest or logistic"
@@ -81,7 +81,10 @@ fn command_line_hyper() -> Vec<(String, Vec<String>)> {
 /// The built-in trainer's hyperparameter flags: the config's `[model]` table, then the
 /// command line's flags on top; checked by clap here, so a typo is a usage error before
 /// anything runs.
-fn hyper_args(model: Option<&toml::Table>, config: Option<&Path>) -> Result<Vec<String>, CliError> {
+pub fn hyper_args(
+    model: Option<&toml::Table>,
+    config: Option<&Path>,
+) -> Result<Vec<String>, CliError> {
     let known: Vec<(String, bool)> = HyperArgs::augment_args(clap::Command::new("h"))
         .get_arguments()
         .filter_map(|a| {

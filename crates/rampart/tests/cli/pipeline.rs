@@ -394,8 +394,35 @@ fn bad_specs_are_refused_naming_the_key() {
         "{err}"
     );
     assert!(!s.home().exists(), "nothing is created for a bad spec");
+    std::fs::write(&spec, &text).unwrap();
     let (code, _, err) = s.run(&["pipeline", "run", SPEC, "--from", "sign"]);
     assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("ingest, train, verify, register, promote"),
+        "{err}"
+    );
+    // A built-in model's settings are checked against the spec before anything runs.
+    for (from, to, needle) in [
+        ("trees = 200", "tres = 200", "\"tres\""),
+        (
+            "kind = \"random-forest\"",
+            "kind = \"random-forrest\"",
+            "random-forrest",
+        ),
+    ] {
+        std::fs::write(&spec, text.replace(from, to)).unwrap();
+        let (code, _, err) = s.run(&["pipeline", "run", SPEC]);
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            err.contains(needle) && err.contains("[train.model]"),
+            "{err}"
+        );
+        assert!(
+            err.contains("pipeline.toml") || needle.contains("forrest"),
+            "{err}"
+        );
+    }
+    assert!(!s.home().exists(), "nothing is created for a bad spec");
 }
 
 /// A user's trainer: it reads the redacted data the pipeline ingested, counts any personal
