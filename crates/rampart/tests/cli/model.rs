@@ -589,8 +589,18 @@ fn export_then_import_into_a_fresh_home_verifies() {
     assert_eq!(promote(&b, "credit@1", "production").0, 0);
 
     // A modified archive is refused.
+    // Inside the largest entry's content (the model blob), never in tar padding.
     let mut bytes = std::fs::read(&archive).unwrap();
-    let at = bytes.len() / 2;
+    let (pos, size) = tar::Archive::new(bytes.as_slice())
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.raw_file_position(), e.size())
+        })
+        .max_by_key(|&(_, size)| size)
+        .unwrap();
+    let at = usize::try_from(pos + size / 2).unwrap();
     bytes[at] ^= 0x01;
     std::fs::write(b.path().join("bad.tar"), bytes).unwrap();
     let (code, _, err) = b.run(&["model", "import", "bad.tar", "--name", "other"]);
