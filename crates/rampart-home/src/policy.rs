@@ -229,6 +229,13 @@ pub struct TrainPolicy {
     /// Extra paths trainers may read (an interpreter or library outside the system paths).
     #[serde(default)]
     pub read: Vec<PathBuf>,
+    /// The Python interpreter a trainer's `python`/`python3` command runs (a venv's, a
+    /// conda env's), instead of the one found on `PATH`.
+    #[serde(default)]
+    pub python: Option<PathBuf>,
+    /// Expose the NVIDIA GPU device nodes to trainers.
+    #[serde(default)]
+    pub gpu: bool,
 }
 
 fn default_train_timeout() -> u64 {
@@ -255,6 +262,8 @@ impl Default for TrainPolicy {
             processes: default_train_processes(),
             env: Vec::new(),
             read: Vec::new(),
+            python: None,
+            gpu: false,
         }
     }
 }

@@ -1,24 +1,33 @@
 //! The two helper stages. Both are this crate's code, run by re-executing the helper binary,
 //! so that no unsafe `pre_exec` hook is needed.
 //!
-//! **Stage 1** (a child of the caller): reads the spec, unshares the user, mount, network,
-//! IPC, PID and UTS namespaces, maps the caller's uid/gid to root inside, makes every mount
-//! private, hides the listed directories behind empty read-only tmpfs mounts, then starts
-//! stage 2 (PID 1 of the new PID namespace) and enforces the wall-clock limit: on timeout it
-//! kills PID 1, and the kernel kills everything else in the namespace.
+//! **Stage 1** (a child of the caller): closes every inherited descriptor above 2, reads the
+//! [`Launch`] from its stdin (a Unix socket the parent holds the other end of), unshares the
+//! mount, network, IPC, PID and UTS namespaces (and the user namespace, mapping the caller to
+//! root inside, unless the caller is root), and builds the program's root filesystem from
+//! nothing: a tmpfs, `pivot_root` into it with the old root at `/.oldroot`, then the view's
+//! symbolic links, read-only and read-write bind mounts of exactly the planned paths (never
+//! recursive, `nosuid`, `nodev`), a minimal `/dev`, the size-capped scratch tmpfs, empty
+//! tmpfs over hidden directories. It then starts stage 2 (PID 1 of the new PID namespace)
+//! and enforces the wall-clock limit: on timeout it kills PID 1, and the kernel kills
+//! everything else in the namespace.
 //!
-//! **Stage 2** (PID 1): mounts a fresh `/proc` for the new PID namespace, sets the rlimits,
-//! empties the capability bounding set (so the program gets no capabilities even though it
-//! runs as root inside the user namespace), restricts itself with Landlock (files, TCP, and
-//! the signal and abstract-socket scopes) and seccomp, starts the program, reaps orphans, and
-//! exits with the program's status.
+//! **Stage 2** (PID 1): mounts a fresh `/proc`, detaches the old root, makes `/` read-only,
+//! sets the rlimits, marks itself not dumpable, empties the capability bounding set, drops
+//! to the unprivileged uid when the caller was root, restricts itself with Landlock and
+//! seccomp, starts the program (stdin `/dev/null`), reaps orphans, and exits with the
+//! program's status (`128 + signal` when it was killed).
 //!
-//! Both stages append JSON lines to the spec's status file, through a descriptor opened
-//! before any restriction and closed on exec, so the program cannot write it.
+//! Status lines (JSON) go back over the stages' stdin sockets, never through a file: the
+//! program has neither the sockets (they are closed on exec) nor a way to take them (no
+//! `ptrace`, no `pidfd_getfd`, stage 2 not dumpable). Whether the run succeeded is decided by
+//! the parent from stage 1's exit status, which the kernel reports.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Write};
-use std::path::Path;
+use std::os::fd::{AsFd as _, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -26,19 +35,19 @@ use landlock::{
     ABI, Access, AccessFs, AccessNet, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus,
     Scope, path_beneath_rules,
 };
-use nix::mount::{MsFlags, mount};
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sched::{CloneFlags, unshare};
 use nix::sys::resource::{Resource, setrlimit};
-use std::os::fd::AsFd as _;
-
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::statvfs::{FsFlags, statvfs};
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
-use nix::unistd::Pid;
+use nix::unistd::{Gid, Pid, Uid};
 use serde_json::{Value, json};
 
-use crate::spec::{MAX_SPEC_BYTES, Spec};
+use crate::spec::MAX_SPEC_BYTES;
+use crate::view::Launch;
 
 /// argv\[1\] of stage 1.
 pub const STAGE1: &str = "__rampart-sandbox-stage1";
@@ -49,7 +58,7 @@ pub const STAGE2: &str = "__rampart-sandbox-stage2";
 pub const SETUP_FAILED: i32 = 125;
 
 /// Devices every program may use.
-const DEVICES: &[&str] = &[
+pub const DEVICES: &[&str] = &[
     "/dev/null",
     "/dev/zero",
     "/dev/full",
@@ -57,23 +66,74 @@ const DEVICES: &[&str] = &[
     "/dev/urandom",
 ];
 
-struct Status(Option<File>);
+/// Where the old root hangs while the new one is built.
+const OLD_ROOT: &str = "/.oldroot";
+
+/// Status lines back to the previous stage, over the stage's stdin socket.
+struct Status(Option<UnixStream>);
 
 impl Status {
-    fn open(path: &Path) -> Self {
-        Self(OpenOptions::new().append(true).open(path).ok())
+    fn stdin() -> Self {
+        Self(
+            std::io::stdin()
+                .as_fd()
+                .try_clone_to_owned()
+                .ok()
+                .map(UnixStream::from),
+        )
     }
 
     fn write(&mut self, v: &Value) {
-        if let Some(f) = &mut self.0 {
+        if let Some(s) = &mut self.0 {
             let mut line = v.to_string();
             line.push('\n');
-            let _ = f.write_all(line.as_bytes());
+            let _ = s.write_all(line.as_bytes());
+        }
+    }
+
+    fn relay(&mut self, bytes: &[u8]) {
+        if let Some(s) = &mut self.0 {
+            let _ = s.write_all(bytes);
         }
     }
 }
 
-fn read_spec() -> Result<Spec, String> {
+/// Closes every descriptor above 2 that this process inherited: whatever the caller's
+/// caller left open (a connected socket, a file opened for append) never reaches the program.
+fn close_inherited() {
+    let fds: Vec<i32> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(d) => d
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .filter(|fd| *fd > 2)
+            .collect(),
+        Err(_) => return,
+    };
+    for fd in fds {
+        // The directory's own descriptor is gone by now; EBADF is harmless.
+        let _ = nix::unistd::close(fd);
+    }
+}
+
+/// Sets close-on-exec on every descriptor above 2.
+fn cloexec_all() {
+    let Ok(d) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = d
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    for fd in fds {
+        let _ = nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        );
+    }
+}
+
+fn read_launch() -> Result<Launch, String> {
     let mut bytes = Vec::new();
     std::io::stdin()
         .take(MAX_SPEC_BYTES)
@@ -85,11 +145,11 @@ fn read_spec() -> Result<Spec, String> {
 /// A step that failed: fatal when strict, recorded as missing otherwise.
 fn step(
     status: &mut Status,
-    spec: &Spec,
+    launch: &Launch,
     name: &str,
     result: Result<(), String>,
 ) -> Result<(), i32> {
-    let strict = spec.strict;
+    let spec = &launch.spec;
     // Tests of the refusal path stand in for a kernel without the feature (debug builds
     // only: a release build ignores the list).
     let result = if cfg!(debug_assertions) && spec.simulate_missing.iter().any(|m| m == name) {
@@ -99,7 +159,7 @@ fn step(
     };
     match result {
         Ok(()) => Ok(()),
-        Err(e) if strict => {
+        Err(e) if spec.strict => {
             status.write(&json!({"error": e, "step": name}));
             Err(SETUP_FAILED)
         }
@@ -114,25 +174,24 @@ fn write_file(path: &str, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("{path}: {e}"))
 }
 
-/// Reads the spec, opens the status file, arranges to die with the parent, then runs `body`;
-/// returns the exit code.
-fn stage(body: fn(&Spec, &mut Status) -> Result<i32, i32>) -> i32 {
-    let spec = match read_spec() {
+/// Reads the launch, arranges to die with the parent, then runs `body`; returns the exit code.
+fn stage(body: fn(&Launch, &mut Status) -> Result<i32, i32>) -> i32 {
+    let launch = match read_launch() {
         Ok(s) => s,
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "rampart-sandbox: {e}");
             return SETUP_FAILED;
         }
     };
-    let mut status = Status::open(&spec.status_file);
+    let mut status = Status::stdin();
     let mut run = || {
         step(
             &mut status,
-            &spec,
+            &launch,
             "parent-death signal",
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| e.to_string()),
         )?;
-        body(&spec, &mut status)
+        body(&launch, &mut status)
     };
     match run() {
         Ok(code) | Err(code) => code,
@@ -142,33 +201,211 @@ fn stage(body: fn(&Spec, &mut Status) -> Result<i32, i32>) -> i32 {
 /// Stage 1; returns the process exit code.
 #[must_use]
 pub fn stage1() -> i32 {
+    close_inherited();
     stage(stage1_inner)
 }
 
-fn stage1_inner(spec: &Spec, status: &mut Status) -> Result<i32, i32> {
+fn mkdir_all(path: &Path) -> Result<(), String> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .create(path)
+        .map_err(|e| format!("mkdir {}: {e}", path.display()))
+}
+
+fn ensure_file(path: &Path) -> Result<(), String> {
+    if let Some(parent) = path.parent() {
+        mkdir_all(parent)?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => Ok(()),
+        Err(_) => File::create(path)
+            .map(drop)
+            .map_err(|e| format!("create {}: {e}", path.display())),
+    }
+}
+
+fn old(path: &Path) -> PathBuf {
+    Path::new(OLD_ROOT).join(path.strip_prefix("/").unwrap_or(path))
+}
+
+/// The mount flags that a bind-remount must keep (the kernel refuses to clear locked ones).
+fn kept_flags(path: &Path) -> MsFlags {
+    let mut flags = MsFlags::empty();
+    if let Ok(s) = statvfs(path) {
+        let f = s.flags();
+        for (st, ms) in [
+            (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+            (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+            (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+            (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+            (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+        ] {
+            if f.contains(st) {
+                flags |= ms;
+            }
+        }
+    }
+    flags
+}
+
+fn bind(src: &Path, dst: &Path, write: bool) -> Result<(), String> {
+    mount(Some(src), dst, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        .map_err(|e| format!("bind {}: {e}", dst.display()))?;
+    let mut flags = MsFlags::MS_BIND
+        | MsFlags::MS_REMOUNT
+        | MsFlags::MS_NOSUID
+        | MsFlags::MS_NODEV
+        | kept_flags(dst);
+    if !write {
+        flags |= MsFlags::MS_RDONLY;
+    }
+    mount(None::<&str>, dst, None::<&str>, flags, None::<&str>)
+        .map_err(|e| format!("remount {}: {e}", dst.display()))
+}
+
+fn tmpfs(dst: &Path, options: &str, flags: MsFlags) -> Result<(), String> {
+    mount(Some("tmpfs"), dst, Some("tmpfs"), flags, Some(options))
+        .map_err(|e| format!("tmpfs {}: {e}", dst.display()))
+}
+
+/// Builds the new root and pivots into it; the old root stays at [`OLD_ROOT`] for stage 2 to
+/// detach once it has mounted `/proc`.
+fn build_root(launch: &Launch) -> Result<(), String> {
+    let view = &launch.view;
+    let spec = &launch.spec;
+    let base = ["/tmp", "/mnt", "/var/tmp", "/run", "/dev"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.is_dir())
+        .ok_or("no directory to build the root on")?;
+    tmpfs(
+        base,
+        "size=16m,nr_inodes=65536,mode=0755",
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+    )?;
+    let put_old = base.join(OLD_ROOT.trim_start_matches('/'));
+    mkdir_all(&put_old)?;
+    nix::unistd::pivot_root(base, &put_old).map_err(|e| format!("pivot_root: {e}"))?;
+    nix::unistd::chdir("/").map_err(|e| format!("chdir /: {e}"))?;
+    for (link, target) in &view.links {
+        if let Some(parent) = link.parent() {
+            mkdir_all(parent)?;
+        }
+        if std::fs::symlink_metadata(link).is_err() {
+            std::os::unix::fs::symlink(target, link)
+                .map_err(|e| format!("symlink {}: {e}", link.display()))?;
+        }
+    }
+    for b in &view.binds {
+        if b.dir {
+            if !b.path.is_dir() {
+                mkdir_all(&b.path)?;
+            }
+        } else {
+            ensure_file(&b.path)?;
+        }
+        bind(&old(&b.path), &b.path, b.write)?;
+    }
+    // /dev: the harmless devices, the GPU's when asked, and no terminal of the host.
+    let dev = Path::new("/dev");
+    mkdir_all(dev)?;
+    let dev_owner = launch
+        .run_as
+        .map(|id| format!(",uid={id},gid={id}"))
+        .unwrap_or_default();
+    tmpfs(
+        dev,
+        "size=1m,nr_inodes=1024,mode=0755",
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+    )?;
+    for d in DEVICES
+        .iter()
+        .map(PathBuf::from)
+        .chain(view.devices.iter().cloned())
+    {
+        if old(&d).exists() {
+            ensure_file(&d)?;
+            mount(
+                Some(&old(&d)),
+                &d,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(|e| format!("bind {}: {e}", d.display()))?;
+        }
+    }
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        let _ = std::os::unix::fs::symlink(target, dev.join(name));
+    }
+    let shm = dev.join("shm");
+    mkdir_all(&shm)?;
+    let scratch_size = spec.limits.scratch_bytes.max(1 << 20);
+    tmpfs(
+        &shm,
+        &format!("size={scratch_size},mode=1777{dev_owner}"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+    )?;
+    if let Some(s) = &view.scratch {
+        mkdir_all(s)?;
+        tmpfs(
+            s,
+            &format!("size={scratch_size},mode=0700{dev_owner}"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        )?;
+    }
+    for h in &view.hide {
+        if h.is_dir() {
+            tmpfs(
+                h,
+                "size=4k,mode=000",
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            )?;
+        }
+    }
+    if !view.cwd.is_dir() {
+        // An empty directory: the program starts somewhere that exists.
+        let _ = mkdir_all(&view.cwd);
+    }
+    mkdir_all(Path::new("/proc"))?;
+    Ok(())
+}
+
+fn stage1_inner(launch: &Launch, status: &mut Status) -> Result<i32, i32> {
     let uid = nix::unistd::getuid();
     let gid = nix::unistd::getgid();
-    let flags = CloneFlags::CLONE_NEWUSER
-        | CloneFlags::CLONE_NEWNS
+    let userns = launch.run_as.is_none();
+    let mut flags = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWNET
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWUTS;
+    if userns {
+        flags |= CloneFlags::CLONE_NEWUSER;
+    }
     let unshared = unshare(flags).map_err(|e| format!("unshare: {e}"));
     let namespaces = unshared.is_ok();
-    step(status, spec, "namespaces", unshared)?;
+    step(status, launch, "namespaces", unshared)?;
+    let mut built = false;
     if namespaces {
+        if userns {
+            step(
+                status,
+                launch,
+                "uid map",
+                write_file("/proc/self/setgroups", "deny")
+                    .and_then(|()| write_file("/proc/self/uid_map", &format!("0 {uid} 1")))
+                    .and_then(|()| write_file("/proc/self/gid_map", &format!("0 {gid} 1"))),
+            )?;
+        }
         step(
             status,
-            spec,
-            "uid map",
-            write_file("/proc/self/setgroups", "deny")
-                .and_then(|()| write_file("/proc/self/uid_map", &format!("0 {uid} 1")))
-                .and_then(|()| write_file("/proc/self/gid_map", &format!("0 {gid} 1"))),
-        )?;
-        step(
-            status,
-            spec,
+            launch,
             "private mounts",
             mount(
                 None::<&str>,
@@ -179,28 +416,17 @@ fn stage1_inner(spec: &Spec, status: &mut Status) -> Result<i32, i32> {
             )
             .map_err(|e| format!("make / private: {e}")),
         )?;
-        for dir in &spec.hide {
-            if dir.is_dir() {
-                step(
-                    status,
-                    spec,
-                    "hide",
-                    mount(
-                        Some("tmpfs"),
-                        dir,
-                        Some("tmpfs"),
-                        MsFlags::MS_RDONLY
-                            | MsFlags::MS_NOSUID
-                            | MsFlags::MS_NODEV
-                            | MsFlags::MS_NOEXEC,
-                        Some("size=4k,mode=000"),
-                    )
-                    .map_err(|e| format!("hide {}: {e}", dir.display())),
-                )?;
-            }
-        }
+        let result = build_root(launch);
+        built = result.is_ok();
+        step(status, launch, "root filesystem", result)?;
     }
-    let spec_json = serde_json::to_vec(spec).map_err(|_| SETUP_FAILED)?;
+    let mut launch2 = launch.clone();
+    // Stage 2 learns whether it has an old root to detach from the view: none when the root
+    // could not be built (a non-strict run).
+    if !built {
+        launch2.view = crate::view::View::default();
+    }
+    let launch_json = serde_json::to_vec(&launch2).map_err(|_| SETUP_FAILED)?;
     // Block SIGCHLD before the child exists, so its end cannot be missed.
     let mut chld = SigSet::empty();
     chld.add(Signal::SIGCHLD);
@@ -208,10 +434,22 @@ fn stage1_inner(spec: &Spec, status: &mut Status) -> Result<i32, i32> {
         .thread_block()
         .and_then(|()| SignalFd::with_flags(&chld, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK))
         .ok();
-    let mut child = match Command::new("/proc/self/exe")
+    let exe = if built {
+        old(Path::new("/proc/self/exe"))
+    } else {
+        PathBuf::from("/proc/self/exe")
+    };
+    let (mut ours, theirs) = match UnixStream::pair() {
+        Ok(p) => p,
+        Err(e) => {
+            status.write(&json!({"error": format!("socketpair: {e}"), "step": "stage 2"}));
+            return Err(SETUP_FAILED);
+        }
+    };
+    let mut child = match Command::new(&exe)
         .arg(STAGE2)
         .env_clear()
-        .stdin(Stdio::piped())
+        .stdin(Stdio::from(OwnedFd::from(theirs)))
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
         .spawn()
@@ -223,16 +461,46 @@ fn stage1_inner(spec: &Spec, status: &mut Status) -> Result<i32, i32> {
             return Err(SETUP_FAILED);
         }
     };
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(&spec_json);
-    }
+    let _ = ours.write_all(&launch_json);
+    let _ = ours.shutdown(std::net::Shutdown::Write);
     let pid = Pid::from_raw(i32::try_from(child.id()).map_err(|_| SETUP_FAILED)?);
     // No threads here (none can be created once the PID namespace is unshared): SIGCHLD,
     // blocked and read from a signalfd, wakes the wait as soon as stage 2 ends; the poll's
     // timeout is the wall-clock limit. (`Command` resets the signal mask in its children.)
-    let deadline = Instant::now() + Duration::from_millis(spec.limits.wall_ms);
+    let deadline = Instant::now() + Duration::from_millis(launch.spec.limits.wall_ms);
     let mut timed_out = false;
+    let _ = ours.set_nonblocking(true);
+    let mut relayed = 0u64;
+    let mut eof = false;
+    // Stage 2's status lines, passed on as they come (bounded).
+    let mut relay = |ours: &mut UnixStream, status: &mut Status, eof: &mut bool| {
+        let mut buf = [0u8; 4096];
+        loop {
+            match ours.read(&mut buf) {
+                Ok(0) => {
+                    *eof = true;
+                    break;
+                }
+                Ok(n) => {
+                    if relayed <= crate::MAX_STATUS_BYTES {
+                        relayed += n as u64;
+                        status.relay(buf.get(..n).unwrap_or_default());
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    if e.kind() != std::io::ErrorKind::WouldBlock {
+                        *eof = true;
+                    }
+                    break;
+                }
+            }
+        }
+    };
     loop {
+        if !eof {
+            relay(&mut ours, status, &mut eof);
+        }
         // WNOWAIT: the pid stays ours (not reused) until `wait` below reaps it.
         match waitid(
             Id::Pid(pid),
@@ -252,7 +520,10 @@ fn stage1_inner(spec: &Spec, status: &mut Status) -> Result<i32, i32> {
         let wait = (deadline - now).min(Duration::from_secs(1));
         match &sigchld {
             Some(fd) => {
-                let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+                let mut fds = vec![PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+                if !eof {
+                    fds.push(PollFd::new(ours.as_fd(), PollFlags::POLLIN));
+                }
                 let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
                 if matches!(poll(&mut fds, timeout), Ok(n) if n > 0) {
                     let _ = fd.read_signal();
@@ -270,14 +541,19 @@ fn stage1_inner(spec: &Spec, status: &mut Status) -> Result<i32, i32> {
         }
         Err(_) => SETUP_FAILED,
     };
+    let _ = ours.set_nonblocking(false);
+    let _ = ours.set_read_timeout(Some(Duration::from_secs(1)));
+    if !eof {
+        relay(&mut ours, status, &mut eof);
+    }
     if timed_out {
         status.write(&json!({"timeout": true}));
     }
     Ok(code)
 }
 
-fn rlimits(spec: &Spec) -> Result<(), String> {
-    let l = &spec.limits;
+fn rlimits(launch: &Launch) -> Result<(), String> {
+    let l = &launch.spec.limits;
     let set =
         |r: Resource, v: u64, name: &str| setrlimit(r, v, v).map_err(|e| format!("{name}: {e}"));
     set(Resource::RLIMIT_CPU, l.cpu_seconds, "RLIMIT_CPU")?;
@@ -288,7 +564,8 @@ fn rlimits(spec: &Spec) -> Result<(), String> {
     set(Resource::RLIMIT_CORE, 0, "RLIMIT_CORE")
 }
 
-fn landlock(spec: &Spec) -> Result<String, String> {
+fn landlock(launch: &Launch) -> Result<String, String> {
+    let spec = &launch.spec;
     let abi = ABI::V6;
     let e = |e: landlock::RulesetError| format!("landlock: {e}");
     for p in spec.read.iter().chain(&spec.write) {
@@ -296,11 +573,22 @@ fn landlock(spec: &Spec) -> Result<String, String> {
             return Err(format!("landlock: {} does not exist", p.display()));
         }
     }
-    let devices: Vec<&Path> = DEVICES
+    let devices: Vec<PathBuf> = DEVICES
         .iter()
-        .map(Path::new)
+        .map(PathBuf::from)
+        .chain(launch.view.devices.iter().cloned())
         .filter(|p| p.exists())
         .collect();
+    let dev_dir: Vec<PathBuf> = if launch.view.binds.is_empty() {
+        Vec::new()
+    } else {
+        vec![PathBuf::from("/dev")]
+    };
+    let mut writable: Vec<PathBuf> = spec.write.clone();
+    writable.extend(launch.view.scratch.iter().cloned());
+    if Path::new("/dev/shm").is_dir() && !launch.view.binds.is_empty() {
+        writable.push(PathBuf::from("/dev/shm"));
+    }
     let status = Ruleset::default()
         .handle_access(AccessFs::from_all(abi))
         .map_err(e)?
@@ -316,7 +604,13 @@ fn landlock(spec: &Spec) -> Result<String, String> {
         .map_err(e)?
         .add_rules(path_beneath_rules(&devices, AccessFs::from_file(abi)))
         .map_err(e)?
-        .add_rules(path_beneath_rules(&spec.write, AccessFs::from_all(abi)))
+        // The view's own /dev holds nothing but those devices: it may be listed.
+        .add_rules(path_beneath_rules(
+            dev_dir.iter(),
+            AccessFs::ReadDir | AccessFs::ReadFile,
+        ))
+        .map_err(e)?
+        .add_rules(path_beneath_rules(&writable, AccessFs::from_all(abi)))
         .map_err(e)?
         .restrict_self()
         .map_err(e)?;
@@ -342,36 +636,92 @@ fn seccomp() -> Result<(), String> {
     Ok(())
 }
 
+/// Mounts `/proc` for the new PID namespace, detaches the old root, makes `/` read-only.
+fn finish_root() -> Result<(), String> {
+    mount(
+        Some("proc"),
+        "/proc",
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .map_err(|e| format!("mount /proc: {e}"))?;
+    umount2(OLD_ROOT, MntFlags::MNT_DETACH).map_err(|e| format!("detach the old root: {e}"))?;
+    let _ = std::fs::remove_dir(OLD_ROOT);
+    for p in ["/", "/dev"] {
+        mount(
+            None::<&str>,
+            p,
+            None::<&str>,
+            MsFlags::MS_BIND
+                | MsFlags::MS_REMOUNT
+                | MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | kept_flags(Path::new(p)),
+            None::<&str>,
+        )
+        .map_err(|e| format!("make {p} read-only: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Becomes the unprivileged uid and gid `id` (which owns nothing on the host), dropping every
+/// capability and supplementary group.
+fn become_unprivileged(id: u32) -> Result<(), String> {
+    let (u, g) = (Uid::from_raw(id), Gid::from_raw(id));
+    nix::unistd::setgroups(&[]).map_err(|e| format!("setgroups: {e}"))?;
+    nix::unistd::setresgid(g, g, g).map_err(|e| format!("setresgid {id}: {e}"))?;
+    nix::unistd::setresuid(u, u, u).map_err(|e| format!("setresuid {id}: {e}"))?;
+    if nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).is_ok() {
+        return Err("could regain root after dropping it".into());
+    }
+    Ok(())
+}
+
 /// Stage 2; returns the process exit code.
 #[must_use]
 pub fn stage2() -> i32 {
     stage(stage2_inner)
 }
 
-fn stage2_inner(spec: &Spec, status: &mut Status) -> Result<i32, i32> {
+fn stage2_inner(launch: &Launch, status: &mut Status) -> Result<i32, i32> {
+    let spec = &launch.spec;
     let in_namespace = std::process::id() == 1;
     if in_namespace {
-        step(
-            status,
-            spec,
-            "proc",
-            mount(
-                Some("proc"),
-                "/proc",
-                Some("proc"),
-                MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                None::<&str>,
-            )
-            .map_err(|e| format!("mount /proc: {e}")),
-        )?;
+        if Path::new(OLD_ROOT).is_dir() {
+            step(status, launch, "root filesystem", finish_root())?;
+        } else {
+            step(
+                status,
+                launch,
+                "proc",
+                mount(
+                    Some("proc"),
+                    "/proc",
+                    Some("proc"),
+                    MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                    None::<&str>,
+                )
+                .map_err(|e| format!("mount /proc: {e}")),
+            )?;
+        }
         let _ = nix::unistd::sethostname("rampart-sandbox");
     } else {
-        step(status, spec, "pid namespace", Err("not PID 1".into()))?;
+        step(status, launch, "pid namespace", Err("not PID 1".into()))?;
     }
-    step(status, spec, "rlimits", rlimits(spec))?;
+    cloexec_all();
+    step(status, launch, "rlimits", rlimits(launch))?;
+    // Nothing the program does may read this process's memory or descriptors.
     step(
         status,
-        spec,
+        launch,
+        "not dumpable",
+        nix::sys::prctl::set_dumpable(false).map_err(|e| format!("PR_SET_DUMPABLE: {e}")),
+    )?;
+    step(
+        status,
+        launch,
         "capabilities",
         drop_capabilities(&[
             caps::CapSet::Ambient,
@@ -379,21 +729,24 @@ fn stage2_inner(spec: &Spec, status: &mut Status) -> Result<i32, i32> {
             caps::CapSet::Bounding,
         ]),
     )?;
+    if let Some(id) = launch.run_as {
+        step(status, launch, "unprivileged user", become_unprivileged(id))?;
+    }
     let mut landlock_status = String::from("not enforced");
     step(
         status,
-        spec,
+        launch,
         "landlock",
-        landlock(spec).map(|s| landlock_status = s),
+        landlock(launch).map(|s| landlock_status = s),
     )?;
     // Nothing below needs privilege in the namespace.
     step(
         status,
-        spec,
+        launch,
         "capabilities",
         drop_capabilities(&[caps::CapSet::Effective, caps::CapSet::Permitted]),
     )?;
-    step(status, spec, "seccomp", seccomp())?;
+    step(status, launch, "seccomp", seccomp())?;
     let child = Command::new(&spec.program)
         .args(&spec.args)
         .env_clear()
@@ -405,7 +758,7 @@ fn stage2_inner(spec: &Spec, status: &mut Status) -> Result<i32, i32> {
         Ok(c) => c,
         Err(e) => {
             status.write(&json!({
-                "error": format!("cannot start {}: {e}", spec.program.display()),
+                "error": crate::explain_spawn(&spec.program, &e),
                 "step": "exec",
             }));
             return Err(SETUP_FAILED);

@@ -2,10 +2,13 @@
 //!
 //! Two filters are stacked (the kernel applies the strictest verdict):
 //! - **deny**: calls that open the network or escape the sandbox kill the whole process with
-//!   `SIGSYS`, so a violation is never mistaken for an ordinary error: sockets of the
-//!   `AF_INET`, `AF_INET6` and `AF_PACKET` families, io_uring (it can open sockets without the
+//!   `SIGSYS`, so a violation is never mistaken for an ordinary error: sockets of every
+//!   family but `AF_UNIX` (an allowlist: no `AF_INET*`, `AF_PACKET`, `AF_NETLINK`,
+//!   `AF_VSOCK`, whose connections no network namespace confines), io_uring (it can open sockets without the
 //!   `socket` call), ptrace and cross-process memory access, mount and the new mount API,
-//!   namespaces (`unshare`, `setns`, `clone` with a `CLONE_NEW*` flag), bpf, perf events,
+//!   namespaces (`unshare`, `setns`, `clone` with a `CLONE_NEW*` flag), pidfd calls
+//!   (`pidfd_open`, `pidfd_getfd`: another process's descriptors), `process_madvise`,
+//!   `kcmp`, bpf, perf events,
 //!   keyrings, kexec, kernel modules, userfaultfd, `open_by_handle_at`, swap, reboot, clock
 //!   and accounting changes, `chroot`, `pivot_root`, `iopl`/`ioperm`, `personality`;
 //! - **clone3**: answers `ENOSYS`, because its flags live in memory a filter cannot read;
@@ -22,14 +25,18 @@ use seccompiler::{
 
 /// Names of the denied calls, for reports and docs.
 pub const DENIED: &[&str] = &[
-    "socket(AF_INET|AF_INET6|AF_PACKET)",
-    "socketpair(AF_INET|AF_INET6)",
+    "socket(any family but AF_UNIX)",
+    "socketpair(any family but AF_UNIX)",
     "io_uring_setup",
     "io_uring_enter",
     "io_uring_register",
     "ptrace",
     "process_vm_readv",
     "process_vm_writev",
+    "pidfd_open",
+    "pidfd_getfd",
+    "process_madvise",
+    "kcmp",
     "mount",
     "umount2",
     "pivot_root",
@@ -84,10 +91,6 @@ fn arch() -> TargetArch {
     }
 }
 
-fn arg_eq(index: u8, value: u64) -> Result<SeccompCondition, seccompiler::BackendError> {
-    SeccompCondition::new(index, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, value)
-}
-
 fn flag_set(index: u8, flag: u64) -> Result<SeccompCondition, seccompiler::BackendError> {
     SeccompCondition::new(
         index,
@@ -106,6 +109,10 @@ fn denied_numbers() -> Vec<i64> {
         libc::SYS_ptrace,
         libc::SYS_process_vm_readv,
         libc::SYS_process_vm_writev,
+        libc::SYS_pidfd_open,
+        libc::SYS_pidfd_getfd,
+        libc::SYS_process_madvise,
+        libc::SYS_kcmp,
         libc::SYS_mount,
         libc::SYS_umount2,
         libc::SYS_pivot_root,
@@ -159,14 +166,13 @@ pub fn programs() -> Result<Vec<BpfProgram>, seccompiler::Error> {
     for n in denied_numbers() {
         rules.insert(n, Vec::new());
     }
-    let families = [libc::AF_INET, libc::AF_INET6, libc::AF_PACKET];
-    let mut socket_rules = Vec::new();
-    for f in families {
-        socket_rules.push(SeccompRule::new(vec![arg_eq(
-            0,
-            u64::from(f.unsigned_abs()),
-        )?])?);
-    }
+    // Any family but AF_UNIX: the rule matches (and kills) when the domain differs.
+    let socket_rules = vec![SeccompRule::new(vec![SeccompCondition::new(
+        0,
+        SeccompCmpArgLen::Dword,
+        SeccompCmpOp::Ne,
+        u64::from(libc::AF_UNIX.unsigned_abs()),
+    )?])?];
     rules.insert(libc::SYS_socket, socket_rules.clone());
     rules.insert(libc::SYS_socketpair, socket_rules);
     let ns_flags = [

@@ -8,29 +8,37 @@
 //!
 //! | escape | stopped by |
 //! |---|---|
-//! | any network connection | empty network namespace (loopback down); seccomp kills on `AF_INET`/`AF_INET6`/`AF_PACKET` sockets and io_uring; Landlock denies TCP bind and connect |
-//! | reading keys, other datasets, `/root` | Landlock (read only the listed paths, the system paths and `/proc` of the new PID namespace); the key directory hidden behind an empty tmpfs |
-//! | writing outside the output | Landlock (write only the listed paths) |
-//! | signalling or tracing host processes | PID namespace; Landlock signal scope; seccomp kills on `ptrace`, `process_vm_*` |
-//! | privilege from root inside the user namespace | empty capability bounding set; `no_new_privs` |
+//! | any network connection | empty network namespace (loopback down); seccomp kills on every socket family but `AF_UNIX` (so no `AF_INET*`, `AF_PACKET`, `AF_NETLINK`, `AF_VSOCK`) and on io_uring; Landlock denies TCP bind and connect |
+//! | a host service on a Unix socket (Docker, ssh-agent, D-Bus, a database) | a root filesystem built from nothing ([`view`], [`child`]): only the planned paths are there; sockets and FIFOs inside readable paths are refused before the run; abstract sockets stay in the empty network namespace and Landlock's abstract-socket scope |
+//! | reading keys, other datasets, `/root`, `/etc/shadow`, the host's `/proc` | not in the view; Landlock (read only the listed paths); a fresh `/proc` of the new PID namespace; no `/sys` |
+//! | writing or changing host files (content, mode, times, xattrs) | the view is read-only but for the output and the scratch tmpfs; when rampart runs as root the program runs as an unprivileged uid that owns nothing ([`unprivileged_id`]) |
+//! | inherited descriptors | stage 1 closes every descriptor above 2 first; stdin is `/dev/null` |
+//! | forging the outcome | success is stage 1's exit status as the kernel reports it; status lines travel on sockets the program never holds; `pidfd_open`, `pidfd_getfd`, `process_madvise` are denied and stage 2 is not dumpable |
+//! | signalling or tracing host processes | PID namespace; Landlock signal scope; seccomp kills on `ptrace`, `process_vm_*`, pidfd calls |
+//! | privilege from root inside the user namespace | empty capability bounding set; `no_new_privs`; every mount `nosuid`, `nodev` |
 //! | kernel attack surface | seccomp kills on mount, namespaces, bpf, perf, keyrings, kexec, modules, userfaultfd, … |
-//! | fork bombs, memory, disk, descriptors, CPU | `RLIMIT_NPROC` (and a pids cgroup when the caller is root, whom the kernel does not count), `RLIMIT_AS`, `RLIMIT_FSIZE`, `RLIMIT_NOFILE`, `RLIMIT_CPU` |
+//! | fork bombs, memory, disk, descriptors, CPU | `RLIMIT_NPROC` (the program's uid is never root, and a pids cgroup where writable), a memory cgroup for the whole tree where writable (`RLIMIT_AS` per process always), a size-capped scratch tmpfs, `RLIMIT_FSIZE`, `RLIMIT_NOFILE`, `RLIMIT_CPU` |
 //! | running forever | wall-clock timeout: PID 1 of the namespace is killed, which kills the whole tree |
-//! | secrets in the environment | [`scrub_env`]: an allowlist; `RAMPART_*` and secret-looking names never pass |
+//! | secrets in the environment | [`scrub_env`]: an allowlist; `RAMPART_*` and secret-looking names or values never pass |
 
 pub mod cgroup;
 pub mod child;
 pub mod filter;
+pub mod gpu;
+pub mod interp;
 pub mod spec;
+pub mod view;
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub use spec::{Limits, Spec};
+pub use view::ViewError;
 
 /// Runs a helper stage when this process was started as one. Call it first thing in `main`:
 /// `if let Some(code) = rampart_sandbox::helper_main() { std::process::exit(code) }`.
@@ -57,6 +65,19 @@ pub enum SandboxError {
         what: &'static str,
         /// The path.
         path: PathBuf,
+    },
+    /// The program's view cannot be built as asked (a socket in a readable path, …).
+    #[error(transparent)]
+    View(#[from] ViewError),
+    /// A root run's program, which runs as an unprivileged uid, could not read this path.
+    #[error(
+        "{path} (mode {mode:04o}) is not readable by the unprivileged user a sandboxed program runs as when rampart runs as root; make it readable (chmod o+rX) or copy it somewhere readable"
+    )]
+    NotReadable {
+        /// The path.
+        path: PathBuf,
+        /// Its mode.
+        mode: u32,
     },
     /// The kernel or the machine lacks a protection and the run is strict.
     #[error("this machine cannot enforce {0}")]
@@ -98,6 +119,16 @@ pub enum Outcome {
     },
 }
 
+/// What the memory limit applied to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MemoryScope {
+    /// The whole process tree, by a memory cgroup (scratch tmpfs included).
+    Tree,
+    /// Each process on its own (`RLIMIT_AS`): no memory cgroup was writable.
+    PerProcess,
+}
+
 /// What happened in one run.
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -111,6 +142,12 @@ pub struct Report {
     pub landlock: Option<String>,
     /// Forks refused by the pids cgroup (when one was used).
     pub process_limit_hits: u64,
+    /// Processes killed at the memory limit by the memory cgroup (when one was used).
+    pub memory_limit_hits: u64,
+    /// What the memory limit applied to.
+    pub memory_scope: MemoryScope,
+    /// The unprivileged uid (and gid) the program ran as, when rampart ran as root.
+    pub run_as: Option<u32>,
     /// The limits in force.
     pub limits: Limits,
 }
@@ -128,6 +165,9 @@ impl Report {
         let l = &self.limits;
         let mut text = match &self.outcome {
             Outcome::Exited(0) => "the program exited successfully".to_owned(),
+            Outcome::Exited(c @ (126 | 127)) => format!(
+                "the program exited with status {c}: a program or shared library it tried to run was not found or not executable inside the sandbox (the log names it); add its directory with --read DIR, or name the interpreter with --python PATH"
+            ),
             Outcome::Exited(c) => format!("the program exited with status {c}"),
             Outcome::TimedOut => format!(
                 "the program ran past the wall-clock limit of {} s; the sandbox killed its whole process tree",
@@ -145,12 +185,22 @@ impl Report {
                     "the program was killed ({name}) writing past the file-size limit of {} bytes",
                     l.file_size_bytes
                 ),
+                libc::SIGKILL if self.memory_limit_hits > 0 => format!(
+                    "the program was killed ({name}) at the memory limit of {} bytes for the whole sandbox",
+                    l.memory_bytes
+                ),
                 _ => format!("the program was killed by {name}"),
             },
             Outcome::SetupFailed { step, message } => {
                 format!("the sandbox could not be set up ({step}): {message}")
             }
         };
+        if self.memory_limit_hits > 0 && !text.contains("memory limit") {
+            text.push_str(&format!(
+                "; the memory limit of {} bytes killed {} process(es)",
+                l.memory_bytes, self.memory_limit_hits
+            ));
+        }
         if self.process_limit_hits > 0 {
             text.push_str(&format!(
                 "; the process limit of {} refused {} fork(s)",
@@ -180,7 +230,9 @@ pub const DEFAULT_ENV: &[&str] = &[
     "NUMEXPR_NUM_THREADS",
 ];
 
-/// Whether a variable name looks like it carries a secret.
+/// Whether a variable name looks like it carries a secret: `RAMPART_*`, or a name with a
+/// word such as KEY, TOKEN, SECRET, PASS (PASSWORD, PASSWD, DB_PASS), CREDENTIAL, AUTH,
+/// COOKIE, SESSION, PRIVATE, DSN, or one ending in PWD (but `PWD` and `OLDPWD`).
 #[must_use]
 pub fn secret_looking(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
@@ -189,20 +241,39 @@ pub fn secret_looking(name: &str) -> bool {
             "KEY",
             "TOKEN",
             "SECRET",
-            "PASSWORD",
-            "PASSWD",
+            "PASS",
             "CREDENTIAL",
+            "CREDS",
             "AUTH",
             "COOKIE",
             "SESSION",
+            "PRIVATE",
+            "DSN",
+            "CONNECTION_STRING",
         ]
         .iter()
         .any(|w| upper.contains(w))
+        || (upper.ends_with("PWD") && upper != "PWD" && upper != "OLDPWD")
 }
 
-/// The environment a sandboxed program gets: the variables of `from` named in `allow` (and
-/// [`DEFAULT_ENV`]), never a `RAMPART_*` or secret-looking one. Returns the environment and
-/// the names that were asked for but refused.
+/// Whether a value carries a credential: a URL with a password (`scheme://user:pass@host`).
+#[must_use]
+pub fn secret_value(value: &str) -> bool {
+    value.split_whitespace().any(|word| {
+        let Some((_, rest)) = word.split_once("://") else {
+            return false;
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        authority
+            .rsplit_once('@')
+            .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+    })
+}
+
+/// The environment a sandboxed program gets: only the variables of `from` named in `allow`
+/// (and [`DEFAULT_ENV`]), never a `RAMPART_*` or secret-looking name, nor a value holding a
+/// credential ([`secret_value`]). Returns the environment and the names that were asked for
+/// but refused.
 pub fn scrub_env<I>(from: I, allow: &[String]) -> (Vec<(String, String)>, Vec<String>)
 where
     I: IntoIterator<Item = (OsString, OsString)>,
@@ -219,7 +290,14 @@ where
             continue;
         };
         let wanted = DEFAULT_ENV.contains(&name) || allow.iter().any(|a| a == name);
-        if wanted && !secret_looking(name) {
+        if !wanted {
+            continue;
+        }
+        if secret_value(value) {
+            if !refused.iter().any(|r| r == name) {
+                refused.push(name.to_owned());
+            }
+        } else if !secret_looking(name) {
             kept.push((name.to_owned(), value.to_owned()));
         }
     }
@@ -267,37 +345,7 @@ pub fn system_read_paths() -> Vec<PathBuf> {
     .collect()
 }
 
-/// Finds `program` (a path, or a name looked up in `path_var`) and returns its absolute
-/// path and the directories its installation needs: for `PREFIX/bin/tool` both the prefix as
-/// named (a virtual environment) and the prefix of the file it resolves to (the base
-/// interpreter), otherwise the program's directory.
-#[must_use]
-pub fn resolve_program(
-    program: &Path,
-    path_var: Option<&OsStr>,
-) -> Option<(PathBuf, Vec<PathBuf>)> {
-    let found = if program.components().count() > 1 || program.is_absolute() {
-        std::path::absolute(program).ok()?
-    } else {
-        std::env::split_paths(path_var?)
-            .map(|d| d.join(program))
-            .find(|p| p.is_file())?
-    };
-    let real = found.canonicalize().ok()?;
-    let mut dirs = Vec::new();
-    for p in [&found, &real] {
-        let Some(dir) = p.parent() else { continue };
-        let prefix = if dir.file_name() == Some(OsStr::new("bin")) {
-            dir.parent().unwrap_or(dir)
-        } else {
-            dir
-        };
-        if prefix != Path::new("/") && !dirs.iter().any(|d: &PathBuf| d == prefix) {
-            dirs.push(prefix.to_path_buf());
-        }
-    }
-    Some((found, dirs))
-}
+pub use interp::{Resolved, resolve_program};
 
 /// The sandbox runner.
 #[derive(Debug, Clone)]
@@ -305,8 +353,97 @@ pub struct Sandbox {
     helper: PathBuf,
 }
 
-/// Largest status file read back.
-const MAX_STATUS_BYTES: u64 = 64 << 10;
+/// Largest status stream read back.
+pub(crate) const MAX_STATUS_BYTES: u64 = 64 << 10;
+
+/// First of the uids (and gids) a program runs as when rampart runs as root: one per run,
+/// `UNPRIVILEGED_BASE + pid % 65536`, far above any account or container range, so it owns
+/// nothing on the host and `RLIMIT_NPROC` counts only this run's processes.
+pub const UNPRIVILEGED_BASE: u32 = 0x7FF0_0000;
+
+/// Most entries whose ownership is handed back after a root run.
+const MAX_CHOWN_ENTRIES: usize = 100_000;
+
+/// The uid a root run's program gets.
+#[must_use]
+pub fn unprivileged_id() -> u32 {
+    UNPRIVILEGED_BASE + std::process::id() % 65_536
+}
+
+/// Why a spawn inside the sandbox failed, naming what was not visible and how to add it.
+pub(crate) fn explain_spawn(program: &Path, e: &std::io::Error) -> String {
+    let shown = program.display();
+    let interpreter = std::fs::File::open(program).ok().and_then(|f| {
+        let mut head = Vec::new();
+        f.take(256).read_to_end(&mut head).ok()?;
+        let line = head.strip_prefix(b"#!")?;
+        let line = line.split(|b| *b == b'\n').next()?;
+        let text = String::from_utf8_lossy(line);
+        text.split_whitespace().next().map(str::to_owned)
+    });
+    match (e.raw_os_error(), interpreter) {
+        (Some(libc::ENOENT), Some(i)) if !Path::new(&i).exists() => format!(
+            "cannot start {shown}: its interpreter {i} (named on its first line) is not visible in the sandbox; add its directory with --read DIR, or run the interpreter yourself (--exec -- python3 {shown}, --python PATH)"
+        ),
+        (Some(libc::ENOENT), _) => format!(
+            "cannot start {shown}: it, or the interpreter or a shared library it needs, is not visible in the sandbox; add its directory with --read DIR"
+        ),
+        (Some(libc::EACCES), _) => format!(
+            "cannot start {shown}: permission denied inside the sandbox; the program and every directory above it must be readable and executable by the sandbox's user (when rampart runs as root, an unprivileged uid: chmod o+rx)"
+        ),
+        _ => format!("cannot start {shown}: {e}"),
+    }
+}
+
+/// Refuses a readable path the unprivileged uid of a root run could not read: it would fail
+/// inside with a bare permission error.
+fn check_world_readable(spec: &Spec) -> Result<(), SandboxError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    for p in spec.read.iter().chain(std::iter::once(&spec.program)) {
+        let Ok(meta) = std::fs::metadata(p) else {
+            continue;
+        };
+        let mode = meta.permissions().mode();
+        let need = if meta.is_dir() || p == &spec.program {
+            0o005
+        } else {
+            0o004
+        };
+        if mode & need != need {
+            return Err(SandboxError::NotReadable {
+                path: p.clone(),
+                mode: mode & 0o7777,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Hands every entry under `dir` (not following links) to `uid`/`gid`.
+fn chown_tree(dir: &Path, uid: u32, gid: u32) {
+    use nix::fcntl::AtFlags;
+    use nix::unistd::{Gid, Uid, fchownat};
+    let mut stack = vec![dir.to_path_buf()];
+    let mut seen = 0usize;
+    while let Some(p) = stack.pop() {
+        seen += 1;
+        if seen > MAX_CHOWN_ENTRIES {
+            return;
+        }
+        let _ = fchownat(
+            None,
+            &p,
+            Some(Uid::from_raw(uid)),
+            Some(Gid::from_raw(gid)),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        );
+        if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir())
+            && let Ok(entries) = std::fs::read_dir(&p)
+        {
+            stack.extend(entries.flatten().map(|e| e.path()));
+        }
+    }
+}
 
 impl Sandbox {
     /// A runner whose helper is `helper` (a binary that calls [`helper_main`]).
@@ -328,8 +465,9 @@ impl Sandbox {
     /// Runs `spec`, passing the program's output to `on_output` as it arrives.
     ///
     /// # Errors
-    /// When a path in the spec is missing, when the run is strict and the machine cannot
-    /// enforce the process limit, or when the helper cannot be started.
+    /// When a path in the spec is missing or holds a socket, when a root run's program could
+    /// not read a path it was given, or when the helper cannot be started.
+    #[allow(clippy::too_many_lines)]
     pub fn run(
         &self,
         spec: &Spec,
@@ -352,48 +490,60 @@ impl Sandbox {
                 });
             }
         }
-        let mut missing = Vec::new();
-        // The kernel does not apply RLIMIT_NPROC to root; a pids cgroup does instead.
-        let cgroup = if nix::unistd::geteuid().is_root() {
-            let cg = cgroup::PidsCgroup::create(spec.limits.processes);
-            if cg.is_none() {
-                let why = "the process limit (RLIMIT_NPROC does not apply to root, and no pids cgroup is writable)";
-                if spec.strict {
-                    return Err(SandboxError::Unsupported(why.into()));
-                }
-                missing.push(("process limit".to_owned(), why.to_owned()));
+        let view = view::plan(spec)?;
+        let caller_uid = nix::unistd::getuid().as_raw();
+        let caller_gid = nix::unistd::getgid().as_raw();
+        let root = nix::unistd::geteuid().is_root();
+        let run_as = root.then(unprivileged_id);
+        if let Some(id) = run_as {
+            check_world_readable(spec)?;
+            for w in &spec.write {
+                nix::unistd::chown(
+                    w,
+                    Some(nix::unistd::Uid::from_raw(id)),
+                    Some(nix::unistd::Gid::from_raw(id)),
+                )
+                .map_err(|e| SandboxError::Io(std::io::Error::from(e)))?;
             }
-            cg
-        } else {
-            None
+        }
+        let missing = Vec::new();
+        let pids = cgroup::Cgroup::create(cgroup::Controller::Pids, spec.limits.processes);
+        let memory = cgroup::Cgroup::create(cgroup::Controller::Memory, spec.limits.memory_bytes);
+        let launch = view::Launch {
+            spec: spec.clone(),
+            view,
+            run_as,
         };
-        let status_file = tempfile::Builder::new()
-            .prefix(".rampart-sandbox-")
-            .tempfile()?;
-        let mut spec = spec.clone();
-        spec.status_file = status_file.path().to_path_buf();
-        let spec_json = serde_json::to_vec(&spec).map_err(std::io::Error::other)?;
+        let launch_json = serde_json::to_vec(&launch).map_err(std::io::Error::other)?;
+        let (mut ours, theirs) = std::os::unix::net::UnixStream::pair()?;
         let started = Instant::now();
         let mut child = Command::new(&self.helper)
             .arg(child::STAGE1)
             .env_clear()
-            .stdin(Stdio::piped())
+            .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()?;
-        if let Some(cg) = &cgroup
-            && let Err(e) = cg.add(child.id())
-        {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(SandboxError::Unsupported(format!(
-                "the process limit (cannot join the pids cgroup: {e})"
-            )));
+        for cg in [&pids, &memory].into_iter().flatten() {
+            if let Err(e) = cg.add(child.id()) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(SandboxError::Unsupported(format!(
+                    "the limits (cannot join {}: {e})",
+                    cg.dir().display()
+                )));
+            }
         }
-        // The helper reads its spec only after it is in the cgroup.
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(&spec_json)?;
-        }
+        // The helper reads its launch only after it is in the cgroups.
+        ours.write_all(&launch_json)?;
+        ours.shutdown(std::net::Shutdown::Write)?;
+        let status_reader = std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = (&mut ours).take(MAX_STATUS_BYTES).read_to_end(&mut text);
+            // Drain the rest so the helper never blocks on a full socket.
+            let _ = std::io::copy(&mut ours, &mut std::io::sink());
+            String::from_utf8_lossy(&text).into_owned()
+        });
         let (tx, rx) = mpsc::channel::<(Stream, Vec<u8>)>();
         let mut readers = Vec::new();
         let pipes: [(Stream, Option<Box<dyn Read + Send>>); 2] = [
@@ -448,53 +598,102 @@ impl Sandbox {
                 }
             }
         }
-        let _ = child.wait()?;
+        let kernel = child.wait()?;
         for r in readers {
             let _ = r.join();
         }
         let elapsed = started.elapsed();
-        let mut text = String::new();
-        std::fs::File::open(status_file.path())?
-            .take(MAX_STATUS_BYTES)
-            .read_to_string(&mut text)?;
-        let mut outcome = None;
-        let mut landlock = None;
-        for line in text.lines() {
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-                continue;
-            };
-            let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
-            if let Some(m) = s("missing") {
-                missing.push((m, s("reason").unwrap_or_default()));
-            } else if let Some(e) = s("error") {
-                outcome.get_or_insert(Outcome::SetupFailed {
-                    step: s("step").unwrap_or_default(),
-                    message: e,
-                });
-            } else if v.get("timeout").is_some() {
-                outcome = Some(Outcome::TimedOut);
-            } else if let Some(code) = v.get("exit").and_then(serde_json::Value::as_i64) {
-                outcome.get_or_insert(Outcome::Exited(i32::try_from(code).unwrap_or(-1)));
-            } else if let Some(sig) = v.get("signal").and_then(serde_json::Value::as_i64) {
-                outcome.get_or_insert(Outcome::Signaled {
-                    signal: i32::try_from(sig).unwrap_or(-1),
-                    name: s("name").unwrap_or_default(),
-                });
-            } else if v.get("started").is_some() {
-                landlock = s("landlock");
+        let text = status_reader.join().unwrap_or_default();
+        if run_as.is_some() {
+            // The program's uid owns nothing once the run is over.
+            for w in &spec.write {
+                chown_tree(w, caller_uid, caller_gid);
             }
         }
-        let outcome = outcome.unwrap_or_else(|| Outcome::SetupFailed {
-            step: "helper".into(),
-            message: "the sandbox helper ended without a report".into(),
-        });
+        let report = parse_status(&text, missing);
         Ok(Report {
-            outcome,
+            outcome: reconcile(report.outcome, kernel),
             elapsed,
-            missing,
-            landlock,
-            process_limit_hits: cgroup.as_ref().map_or(0, cgroup::PidsCgroup::limit_hits),
+            missing: report.missing,
+            landlock: report.landlock,
+            process_limit_hits: pids.as_ref().map_or(0, cgroup::Cgroup::limit_hits),
+            memory_limit_hits: memory.as_ref().map_or(0, cgroup::Cgroup::limit_hits),
+            memory_scope: if memory.is_some() {
+                MemoryScope::Tree
+            } else {
+                MemoryScope::PerProcess
+            },
+            run_as,
             limits: spec.limits.clone(),
         })
+    }
+}
+
+struct Parsed {
+    outcome: Option<Outcome>,
+    missing: Vec<(String, String)>,
+    landlock: Option<String>,
+}
+
+fn parse_status(text: &str, mut missing: Vec<(String, String)>) -> Parsed {
+    let mut outcome = None;
+    let mut landlock = None;
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+        if let Some(m) = s("missing") {
+            missing.push((m, s("reason").unwrap_or_default()));
+        } else if let Some(e) = s("error") {
+            outcome.get_or_insert(Outcome::SetupFailed {
+                step: s("step").unwrap_or_default(),
+                message: e,
+            });
+        } else if v.get("timeout").is_some() {
+            outcome = Some(Outcome::TimedOut);
+        } else if let Some(code) = v.get("exit").and_then(serde_json::Value::as_i64) {
+            outcome.get_or_insert(Outcome::Exited(i32::try_from(code).unwrap_or(-1)));
+        } else if let Some(sig) = v.get("signal").and_then(serde_json::Value::as_i64) {
+            outcome.get_or_insert(Outcome::Signaled {
+                signal: i32::try_from(sig).unwrap_or(-1),
+                name: s("name").unwrap_or_default(),
+            });
+        } else if v.get("started").is_some() {
+            landlock = s("landlock");
+        }
+    }
+    Parsed {
+        outcome,
+        missing,
+        landlock,
+    }
+}
+
+/// The outcome, checked against what the kernel says of stage 1: success is never taken from
+/// a status line alone.
+fn reconcile(said: Option<Outcome>, kernel: std::process::ExitStatus) -> Outcome {
+    use std::os::unix::process::ExitStatusExt as _;
+    let kernel_code = kernel.code();
+    match said {
+        Some(Outcome::Exited(0)) if kernel_code == Some(0) => Outcome::Exited(0),
+        Some(Outcome::Exited(0)) | None => match (kernel_code, kernel.signal()) {
+            (Some(0), _) => Outcome::SetupFailed {
+                step: "helper".into(),
+                message: "the sandbox helper ended without a report".into(),
+            },
+            (Some(c), _) => Outcome::Exited(c),
+            (None, Some(sig)) => Outcome::Signaled {
+                signal: sig,
+                name: nix::sys::signal::Signal::try_from(sig)
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_default(),
+            },
+            (None, None) => Outcome::SetupFailed {
+                step: "helper".into(),
+                message: "the sandbox helper ended without a status".into(),
+            },
+        },
+        Some(other) => other,
     }
 }

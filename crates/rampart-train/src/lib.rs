@@ -17,10 +17,12 @@
 
 pub mod config;
 pub mod metrics;
+pub mod terminal;
 
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use rampart_crypto::oms::{self, SignOptions};
 use rampart_crypto::provenance::{Artifact, Provenance};
@@ -51,6 +53,11 @@ pub const BUILDER_ID: &str = "https://rampart.dev/rampart-train";
 pub const MAX_LOG_BYTES: u64 = 64 << 20;
 /// Most files a trainer may leave in its output directory.
 pub const MAX_OUTPUT_FILES: usize = 1000;
+/// Most of the trainer's output relayed to the caller (the terminal); the rest is counted
+/// and kept in `train.log` up to [`MAX_LOG_BYTES`].
+pub const MAX_RELAY_BYTES: u64 = 16 << 20;
+/// Longest output file name.
+pub const MAX_NAME_BYTES: usize = 255;
 
 /// Why a step failed.
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +127,8 @@ pub struct Trainer {
     pub read: Vec<PathBuf>,
     /// Its working directory.
     pub cwd: PathBuf,
+    /// Directories put first on the sandbox's `PATH` (its interpreter's `bin`).
+    pub path: Vec<PathBuf>,
 }
 
 /// Everything about one run.
@@ -134,7 +143,9 @@ pub struct RunSpec {
     pub inputs: Vec<Input>,
     /// The run directory (see the crate docs).
     pub output: PathBuf,
-    /// A private scratch directory for the trainer (`HOME`, `TMPDIR`); the caller removes it.
+    /// Where the trainer's private scratch tmpfs (`HOME`, `TMPDIR`) is mounted inside the
+    /// sandbox; nothing of the host's directory of that name is visible, and nothing written
+    /// there outlives the run.
     pub scratch: PathBuf,
     /// The sandbox limits.
     pub limits: Limits,
@@ -142,6 +153,8 @@ pub struct RunSpec {
     pub env: Vec<(String, String)>,
     /// Directories hidden from the trainer (the key directory).
     pub hide: Vec<PathBuf>,
+    /// Device nodes exposed to the trainer (the GPU's, with `--gpu`).
+    pub devices: Vec<PathBuf>,
     /// Refuse to run without every protection.
     pub strict: bool,
     /// Sandbox steps to treat as unavailable (debug builds only; see
@@ -178,6 +191,24 @@ impl RunSpec {
         }
         set("HOME", self.scratch.display().to_string());
         set("TMPDIR", self.scratch.display().to_string());
+        // Only directories that exist inside: the interpreter's first, then the system's.
+        let mut path: Vec<PathBuf> = self.trainer.path.clone();
+        for d in [
+            "/usr/local/sbin",
+            "/usr/local/bin",
+            "/usr/sbin",
+            "/usr/bin",
+            "/sbin",
+            "/bin",
+        ] {
+            let d = PathBuf::from(d);
+            if d.is_dir() && !path.contains(&d) {
+                path.push(d);
+            }
+        }
+        if let Ok(p) = std::env::join_paths(&path) {
+            set("PATH", p.to_string_lossy().into_owned());
+        }
         if !env.iter().any(|(k, _)| k == "PYTHONUNBUFFERED") {
             env.push(("PYTHONUNBUFFERED".into(), "1".into()));
         }
@@ -188,12 +219,13 @@ impl RunSpec {
             env,
             cwd: self.trainer.cwd.clone(),
             read,
-            write: vec![self.model_dir(), self.scratch.clone()],
+            write: vec![self.model_dir()],
+            scratch: Some(self.scratch.clone()),
+            devices: self.devices.clone(),
             hide: self.hide.clone(),
             limits: self.limits.clone(),
             strict: self.strict,
             simulate_missing: self.simulate_missing.clone(),
-            status_file: PathBuf::new(),
         }
     }
 }
@@ -254,7 +286,9 @@ pub fn now() -> String {
         .unwrap_or_default()
 }
 
-/// Runs the trainer in the sandbox; its output goes to `on_output` and to `OUT/train.log`.
+/// Runs the trainer in the sandbox. Its output, with every control character escaped
+/// ([`terminal::Sanitizer`]), goes to `on_output` (at most [`MAX_RELAY_BYTES`]) and to
+/// `OUT/train.log` (at most [`MAX_LOG_BYTES`]).
 ///
 /// # Errors
 /// When the sandbox cannot start (see [`rampart_sandbox::Sandbox::run`]) or the log cannot be
@@ -267,27 +301,55 @@ pub fn run_trainer(
     let log_path = spec.output.join(LOG);
     let mut log = File::create(&log_path).map_err(io(&log_path))?;
     let mut written = 0u64;
+    let mut relayed = 0u64;
     let mut total = 0u64;
     let mut log_error = None;
+    let (mut out_filter, mut err_filter) = (terminal::Sanitizer::new(), terminal::Sanitizer::new());
     let started = now();
-    let report = sandbox.run(&spec.sandbox_spec(), &mut |stream, chunk| {
-        on_output(stream, chunk);
-        total = total.saturating_add(chunk.len() as u64);
+    let mut take = |stream: Stream, text: &str| {
+        let bytes = text.as_bytes();
+        let room = MAX_RELAY_BYTES.saturating_sub(relayed);
+        let show = usize::try_from(room).unwrap_or(usize::MAX).min(bytes.len());
+        if show > 0 {
+            on_output(stream, bytes.get(..show).unwrap_or_default());
+            relayed += show as u64;
+            if relayed >= MAX_RELAY_BYTES {
+                on_output(
+                    Stream::Stderr,
+                    b"\n[rampart: the trainer's further output is not shown; train.log keeps it]\n",
+                );
+            }
+        }
         let room = MAX_LOG_BYTES.saturating_sub(written);
-        let keep = usize::try_from(room).unwrap_or(usize::MAX).min(chunk.len());
+        let keep = usize::try_from(room).unwrap_or(usize::MAX).min(bytes.len());
         if keep > 0 && log_error.is_none() {
-            if let Err(e) = log.write_all(chunk.get(..keep).unwrap_or_default()) {
+            if let Err(e) = log.write_all(bytes.get(..keep).unwrap_or_default()) {
                 log_error = Some(e);
             }
             written += keep as u64;
         }
+    };
+    let report = sandbox.run(&spec.sandbox_spec(), &mut |stream, chunk| {
+        total = total.saturating_add(chunk.len() as u64);
+        let f = match stream {
+            Stream::Stdout => &mut out_filter,
+            Stream::Stderr => &mut err_filter,
+        };
+        let text = f.feed(chunk);
+        take(stream, &text);
     })?;
+    for (stream, f) in [
+        (Stream::Stdout, &mut out_filter),
+        (Stream::Stderr, &mut err_filter),
+    ] {
+        let text = f.finish();
+        take(stream, &text);
+    }
     let finished = now();
     if total > written {
         let _ = writeln!(
             log,
-            "\n[rampart: {} more bytes of output were not kept]",
-            total - written
+            "\n[rampart: the trainer wrote {total} bytes of output; {written} were kept]"
         );
     }
     if let Some(e) = log_error {
@@ -324,34 +386,120 @@ pub struct Outputs {
     pub metrics: Option<Value>,
 }
 
-fn digest_file(path: &Path) -> Result<(Digest, u64), TrainError> {
+fn digest_file(path: &Path, deadline: Option<Instant>) -> Result<(Digest, u64), TrainError> {
+    use std::io::Read as _;
     let mut f = File::open(path).map_err(io(path))?;
     let mut h = Sha256Hasher::new();
-    let n = std::io::copy(&mut f, &mut h).map_err(io(path))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let got = f.read(&mut buf).map_err(io(path))?;
+        if got == 0 {
+            break;
+        }
+        h.update(buf.get(..got).unwrap_or_default());
+        n += got as u64;
+        if deadline.is_some_and(|d| Instant::now() > d) {
+            return Err(TrainError::Refused {
+                path: path.display().to_string(),
+                reason: "checking the outputs ran past the run's time limit (--timeout counts the collection too)".into(),
+            });
+        }
+    }
     Ok((h.finish(), n))
 }
 
-/// Checks what the trainer left in `OUT/model`: regular files only, each a safetensors or
-/// ONNX file whose content is that format and that the scanner does not flag at `fail_on`;
-/// `metrics.json` is schema-checked and moved to `OUT/metrics.json`. Anything else fails.
+/// Bounds on what a trainer may leave.
+#[derive(Debug, Clone, Copy)]
+pub struct CollectBounds {
+    /// Total bytes of all files (checked before anything is read).
+    pub max_bytes: u64,
+    /// When checking must be over: the run's wall-clock limit counts the collection too.
+    pub deadline: Option<Instant>,
+}
+
+/// A name a trainer may give an output file: UTF-8, at most [`MAX_NAME_BYTES`], no control
+/// or bidirectional-override character, not hidden.
+fn check_name(name: &std::ffi::OsStr) -> Result<&str, String> {
+    let Some(text) = name.to_str() else {
+        return Err("the file name is not UTF-8".into());
+    };
+    if text.len() > MAX_NAME_BYTES {
+        return Err(format!(
+            "the file name is longer than {MAX_NAME_BYTES} bytes"
+        ));
+    }
+    if terminal::escape(text) != text {
+        return Err(
+            "the file name holds control characters (a newline, an escape sequence, …)".into(),
+        );
+    }
+    if text.starts_with('.') {
+        return Err("hidden files may not leave the sandbox".into());
+    }
+    Ok(text)
+}
+
+/// Removes everything the trainer left in `dir` (a refused run keeps nothing).
+fn clear_dir(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+        let _ = if is_dir {
+            fs::remove_dir_all(&p)
+        } else {
+            fs::remove_file(&p)
+        };
+    }
+}
+
+/// Checks what the trainer left in `OUT/model`: regular files only, with safe names, at most
+/// `bounds.max_bytes` in all, each a safetensors or ONNX file whose content is that format
+/// and that the scanner does not flag at `fail_on`; `metrics.json` is schema-checked and
+/// moved to `OUT/metrics.json`. Kept files get mode 0644 (setuid, setgid and sticky bits
+/// gone). Anything else fails, and then nothing the trainer wrote is kept.
 ///
 /// # Errors
-/// [`TrainError::Refused`] naming the first file that may not leave the sandbox.
+/// [`TrainError::Refused`] naming the first file that may not leave the sandbox (its name
+/// escaped).
 pub fn collect_outputs(
     out: &Path,
     scan: &ScanConfig,
     fail_on: Severity,
+    bounds: CollectBounds,
 ) -> Result<Outputs, TrainError> {
     let dir = out.join(MODEL_DIR);
+    let result = collect_inner(out, &dir, scan, fail_on, bounds);
+    if result.is_err() {
+        clear_dir(&dir);
+    }
+    result
+}
+
+fn collect_inner(
+    out: &Path,
+    dir: &Path,
+    scan: &ScanConfig,
+    fail_on: Severity,
+    bounds: CollectBounds,
+) -> Result<Outputs, TrainError> {
+    use std::os::unix::fs::PermissionsExt as _;
     let refuse = |name: &str, reason: String| TrainError::Refused {
-        path: format!("{MODEL_DIR}/{name}"),
+        path: format!("{MODEL_DIR}/{}", terminal::escape(name)),
         reason,
     };
     let mut names = Vec::new();
-    for entry in fs::read_dir(&dir).map_err(io(&dir))? {
-        let entry = entry.map_err(io(&dir))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let kind = entry.file_type().map_err(io(&dir))?;
+    let mut total = 0u64;
+    for entry in fs::read_dir(dir).map_err(io(dir))? {
+        let entry = entry.map_err(io(dir))?;
+        let raw = entry.file_name();
+        let shown = raw.to_string_lossy().into_owned();
+        let name = check_name(&raw).map_err(|reason| refuse(&shown, reason))?;
+        let meta = fs::symlink_metadata(entry.path()).map_err(io(dir))?;
+        let kind = meta.file_type();
         if !kind.is_file() {
             let what = if kind.is_dir() {
                 "a directory"
@@ -361,25 +509,34 @@ pub fn collect_outputs(
                 "not a regular file"
             };
             return Err(refuse(
-                &name,
+                name,
                 format!(
                     "is {what}; a trainer leaves plain model files at the top of RAMPART_OUTPUT"
                 ),
             ));
         }
-        if entry.file_name().to_str().is_none() {
-            return Err(refuse(&name, "the file name is not UTF-8".into()));
-        }
         if names.len() >= MAX_OUTPUT_FILES {
-            return Err(refuse(&name, format!("more than {MAX_OUTPUT_FILES} files")));
+            return Err(refuse(name, format!("more than {MAX_OUTPUT_FILES} files")));
         }
-        names.push(name);
+        total = total.saturating_add(meta.len());
+        if total > bounds.max_bytes {
+            return Err(TrainError::Refused {
+                path: MODEL_DIR.into(),
+                reason: format!(
+                    "the trainer left more than {} bytes (the output limit; raise it with --max-output)",
+                    bounds.max_bytes
+                ),
+            });
+        }
+        names.push(name.to_owned());
     }
     names.sort();
     let mut files = Vec::new();
     let mut metrics = None;
     for name in &names {
         let path = dir.join(name);
+        // Whatever mode the trainer set: no setuid, setgid or sticky bit, no write for others.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).map_err(io(&path))?;
         if name == METRICS {
             let m = metrics::read(&path).map_err(|reason| refuse(name, reason))?;
             let to = out.join(METRICS);
@@ -420,7 +577,7 @@ pub fn collect_outputs(
                 format!("flagged by the scanner: {}", flagged.join("; ")),
             ));
         }
-        let (digest, size) = digest_file(&path)?;
+        let (digest, size) = digest_file(&path, bounds.deadline)?;
         files.push(ModelFile {
             name: name.clone(),
             format: expected.to_owned(),

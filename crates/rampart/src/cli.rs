@@ -914,9 +914,25 @@ pub struct TrainRunArgs {
     /// Wall-clock limit in seconds (overrides the policy's train.timeout).
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
-    /// Address-space limit per process, e.g. 4GiB (overrides train.memory).
+    /// Memory limit, e.g. 4GiB (overrides train.memory): the address space of each process,
+    /// and the whole sandbox's memory where a memory cgroup is writable.
     #[arg(long, value_name = "BYTES")]
     pub memory: Option<String>,
+    /// Most bytes the trainer may leave in its output, e.g. 8GiB (default 4GiB); checked
+    /// before anything is read.
+    #[arg(long, value_name = "BYTES")]
+    pub max_output: Option<String>,
+    /// Size of the trainer's scratch tmpfs (HOME, TMPDIR) and /dev/shm, e.g. 2GiB (default
+    /// 1GiB).
+    #[arg(long, value_name = "BYTES")]
+    pub scratch: Option<String>,
+    /// The Python interpreter that a `python`/`python3` command runs (a venv's or conda
+    /// env's bin/python), instead of the one on PATH (overrides train.python).
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
+    /// Expose the NVIDIA GPU device nodes (/dev/nvidia*) to the trainer (or train.gpu).
+    #[arg(long)]
+    pub gpu: bool,
     /// Run even if this machine cannot enforce every protection (audited; the provenance
     /// records what was missing).
     #[arg(long)]

@@ -164,6 +164,7 @@ fn limits(
         file_size_bytes: policy.file_size.0,
         open_files: policy.open_files,
         processes: policy.processes,
+        ..Limits::default()
     };
     if let Some(c) = config.map(|c| &c.limits) {
         if let Some(t) = c.timeout {
@@ -194,6 +195,14 @@ fn limits(
         l.memory_bytes =
             rampart_home::parse_size(m).map_err(|e| input_err(format!("--memory: {e}")))?;
     }
+    if let Some(m) = &a.max_output {
+        l.output_bytes =
+            rampart_home::parse_size(m).map_err(|e| input_err(format!("--max-output: {e}")))?;
+    }
+    if let Some(m) = &a.scratch {
+        l.scratch_bytes =
+            rampart_home::parse_size(m).map_err(|e| input_err(format!("--scratch: {e}")))?;
+    }
     if l.wall_ms == 0 || l.cpu_seconds == 0 || l.open_files < 16 || l.processes < 2 {
         return Err(input_err(
             "limits: timeout and cpu must be positive, open_files at least 16, processes at least 2",
@@ -208,7 +217,9 @@ fn limits(
     Ok(l)
 }
 
-/// Copies `reader` into a new private file while hashing it.
+/// Copies `reader` into a new file while hashing it. The file is readable by all (0644) so
+/// that the unprivileged uid of a root run can read it inside the sandbox; the run's
+/// directory around it is private (0700) on the host.
 fn materialise(mut reader: impl Read, to: &Path) -> Result<(Digest, u64), CliError> {
     let err = |e: std::io::Error| {
         CliError::internal(anyhow::Error::new(e).context(format!("cannot write {}", to.display())))
@@ -218,7 +229,7 @@ fn materialise(mut reader: impl Read, to: &Path) -> Result<(Digest, u64), CliErr
         std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o600)
+            .mode(0o644)
             .open(to)
             .map_err(err)?
     };
@@ -564,6 +575,7 @@ pub fn run(ctx: &Ctx, a: &TrainRunArgs, quiet: bool) -> Result<Status, CliError>
                     args,
                     read: vec![exe],
                     cwd: scratch.clone(),
+                    path: Vec::new(),
                 },
                 params,
                 format!("builtin/{kind_text}"),
@@ -574,11 +586,29 @@ pub fn run(ctx: &Ctx, a: &TrainRunArgs, quiet: bool) -> Result<Status, CliError>
                 return Err(input_err("--exec needs a command after --"));
             };
             let path_var = std::env::var_os("PATH");
-            let (program_path, mut reads) =
-                rampart_sandbox::resolve_program(Path::new(program), path_var.as_deref())
-                    .ok_or_else(|| {
-                        input_err(format!("{program}: no such program (looked in PATH)"))
+            // `--python` (or train.python) stands in for a python/python3/pythonX.Y command.
+            let python = a.python.clone().or_else(|| policy.train.python.clone());
+            let is_python = Path::new(program)
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| {
+                    n == "python" || n.strip_prefix("python").is_some_and(|v| v.starts_with('3'))
+                });
+            let wanted = match (&python, is_python) {
+                (Some(p), true) => p.clone(),
+                _ => PathBuf::from(program),
+            };
+            let env_of = |k: &str| std::env::var(k).ok();
+            let resolved =
+                rampart_sandbox::resolve_program(&wanted, path_var.as_deref(), cwd, &env_of)
+                    .map_err(|e| {
+                        input_err(e).hint(
+                            "name the program by its path, or the interpreter with --python PATH",
+                        )
                     })?;
+            let program_path = resolved.program.clone();
+            let path_dirs = resolved.path_dirs.clone();
+            let mut reads = resolved.read.clone();
             reads.extend(read.iter().cloned());
             // Arguments that name files are the trainer's code: readable, and digested into
             // the provenance.
@@ -601,6 +631,8 @@ pub fn run(ctx: &Ctx, a: &TrainRunArgs, quiet: bool) -> Result<Status, CliError>
             let params = json!({
                 "trainer": "exec",
                 "command": command,
+                "program": program_path,
+                "resolved": resolved.via,
                 "cwd": cwd,
                 "read": reads,
             });
@@ -610,6 +642,7 @@ pub fn run(ctx: &Ctx, a: &TrainRunArgs, quiet: bool) -> Result<Status, CliError>
                     args: rest.to_vec(),
                     read: reads,
                     cwd: cwd.clone(),
+                    path: path_dirs,
                 },
                 params,
                 "exec".to_owned(),
@@ -627,6 +660,11 @@ pub fn run(ctx: &Ctx, a: &TrainRunArgs, quiet: bool) -> Result<Status, CliError>
         limits: limits.clone(),
         env,
         hide: vec![ctx.home.keys_dir()],
+        devices: if a.gpu || policy.train.gpu {
+            rampart_sandbox::gpu::nvidia_devices(Path::new("/dev"))
+        } else {
+            Vec::new()
+        },
         strict: !a.allow_unsandboxed,
         // A test hook: debug builds only (the sandbox ignores it in release builds too).
         simulate_missing: if cfg!(debug_assertions) {
@@ -671,6 +709,7 @@ pub fn run(ctx: &Ctx, a: &TrainRunArgs, quiet: bool) -> Result<Status, CliError>
         }
     };
     let run_text = out.display().to_string();
+    let run_started = std::time::Instant::now();
     let outcome = match rampart_train::run_trainer(&spec, &sandbox, &mut show) {
         Ok(o) => o,
         Err(TrainError::Sandbox(e @ rampart_sandbox::SandboxError::Unsupported(_))) => {
@@ -682,6 +721,19 @@ pub fn run(ctx: &Ctx, a: &TrainRunArgs, quiet: bool) -> Result<Status, CliError>
             return Err(input_err(e).hint(
                 "run on a kernel with user namespaces, Landlock and seccomp, or pass --allow-unsandboxed (audited)",
             ));
+        }
+        Err(TrainError::Sandbox(
+            e @ (rampart_sandbox::SandboxError::View(_)
+            | rampart_sandbox::SandboxError::NotReadable { .. }
+            | rampart_sandbox::SandboxError::Missing { .. }),
+        )) => {
+            let shown = rampart_train::terminal::escape(&e.to_string()).into_owned();
+            ctx.audit_refusal(
+                ctx.event("train.run", AuditOutcome::Denied)
+                    .subject_path(&run_text)
+                    .detail("reason", shown.clone()),
+            );
+            return Err(input_err(shown));
         }
         Err(e) => return Err(CliError::internal(e)),
     };
@@ -698,6 +750,9 @@ pub fn run(ctx: &Ctx, a: &TrainRunArgs, quiet: bool) -> Result<Status, CliError>
             "unsandboxed": r.missing.iter().map(|(s, why)| json!({"step": s, "reason": why})).collect::<Vec<_>>(),
             "seconds": r.elapsed.as_secs_f64(),
             "process_limit_hits": r.process_limit_hits,
+            "memory_limit_hits": r.memory_limit_hits,
+            "memory_scope": r.memory_scope,
+            "run_as": r.run_as,
         },
         "started": outcome.started,
         "finished": outcome.finished,
@@ -764,7 +819,12 @@ pub fn run(ctx: &Ctx, a: &TrainRunArgs, quiet: bool) -> Result<Status, CliError>
     let policy_fail_on = Severity::parse(&policy.scan.fail_on).unwrap_or(Severity::Medium);
     let mut scan = ScanConfig::default();
     scan.allow.clone_from(&policy.scan.allow);
-    let outputs = match rampart_train::collect_outputs(&out, &scan, policy_fail_on) {
+    let bounds = rampart_train::CollectBounds {
+        max_bytes: limits.output_bytes,
+        // The run's wall clock counts the collection too.
+        deadline: Some(run_started + std::time::Duration::from_millis(limits.wall_ms)),
+    };
+    let outputs = match rampart_train::collect_outputs(&out, &scan, policy_fail_on, bounds) {
         Ok(o) => o,
         Err(TrainError::Refused { path, reason }) => {
             return fail(&mut report, format!("{path}: {reason}"));
