@@ -18,6 +18,7 @@
 pub mod config;
 pub mod metrics;
 pub mod terminal;
+pub mod workdir;
 
 use std::fs::{self, File};
 use std::io::Write;

@@ -493,10 +493,8 @@ pub fn run(ctx: &Ctx, a: &TrainRunArgs, quiet: bool) -> Result<Status, CliError>
     rampart_train::check_output(&out).map_err(|e| input_err(e.to_string()))?;
     let tmp_root = ctx.home.tmp_dir();
     rampart_home::secure_fs::create_private_dir(&tmp_root)?;
-    let work = tempfile::Builder::new()
-        .prefix("train-")
-        .tempdir_in(&tmp_root)
-        .map_err(CliError::internal)?;
+    // Locked and removed on every exit path (signals included); dead runs' are swept.
+    let work = rampart_train::workdir::WorkDir::create(&tmp_root).map_err(CliError::internal)?;
     let inputs_dir = work.path().join("inputs");
     let scratch = work.path().join("scratch");
     for d in [&inputs_dir, &scratch] {

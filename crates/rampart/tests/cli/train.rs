@@ -825,3 +825,377 @@ fn onnx_models_leave_the_sandbox_when_the_scanner_passes_them() {
     assert!(out.contains("flagged by the scanner"), "{out}");
     assert!(!s.path().join("runs/onnx-custom/model.sig").exists());
 }
+
+#[test]
+fn escape_sequences_in_output_and_names_never_reach_the_terminal() {
+    let s = setup();
+    let script = r#"
+import os, sys
+sys.stderr.write("\x1b]0;pwned\x07\x1b]52;c;ZXZpbA==\x07epoch 1\r\x1b[2Ktraining OK\n")
+out = os.environ["RAMPART_OUTPUT"]
+open(os.path.join(out, "m\nverified OK\x1b[32m.safetensors"), "wb").write(b"x")
+"#;
+    let (code, out, err) = train_with(&s, "ansi", script, &[]);
+    assert_eq!(code, 1, "{out} {err}");
+    for text in [&out, &err] {
+        assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
+        assert!(!text.contains('\r'), "{text:?}");
+    }
+    // Shown, escaped, not obeyed.
+    assert!(err.contains("\\x1b]0;pwned\\x07"), "{err}");
+    assert!(
+        out.contains("m\\nverified OK\\x1b[32m.safetensors"),
+        "the refused name, escaped: {out}"
+    );
+    assert!(out.contains("control characters"), "{out}");
+    let log = std::fs::read_to_string(s.path().join("runs/ansi/train.log")).unwrap();
+    assert!(!log.contains('\x1b'), "{log:?}");
+    // A refused run keeps nothing the trainer wrote.
+    assert_eq!(
+        std::fs::read_dir(s.path().join("runs/ansi/model"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn collected_files_lose_setuid_bits_and_the_trainers_uid() {
+    use std::os::unix::fs::MetadataExt as _;
+    let s = setup();
+    let script = format!(
+        "{CLEAN_TRAINER}\nos.chmod(os.path.join(out, 'model.safetensors'), 0o6777)\nos.chmod(out, 0o777)\n"
+    );
+    let (code, out, err) = train_with(&s, "modes", &script, &[]);
+    assert_eq!(code, 0, "{out} {err}");
+    let model = s.path().join("runs/modes/model/model.safetensors");
+    let meta = std::fs::metadata(&model).unwrap();
+    assert_eq!(meta.mode() & 0o7777, 0o644);
+    // When rampart runs as root, the trainer's own uid owns nothing afterwards.
+    assert_eq!(meta.uid(), nix::unistd::getuid().as_raw());
+    let run: Value = serde_json::from_str(
+        &std::fs::read_to_string(s.path().join("runs/modes/run.json")).unwrap(),
+    )
+    .unwrap();
+    if nix::unistd::geteuid().is_root() {
+        assert!(run["sandbox"]["run_as"].as_u64().unwrap() > 65_535, "{run}");
+        assert_eq!(run["sandbox"]["memory_scope"], "tree", "{run}");
+    }
+}
+
+#[test]
+fn an_8_gib_sparse_output_is_refused_before_it_is_read() {
+    let s = setup();
+    let script = "import os\nf = open(os.path.join(os.environ['RAMPART_OUTPUT'], 'big.safetensors'), 'wb')\nf.truncate(8 << 30)\n";
+    let t = Instant::now();
+    let (code, out, err) = train_with(&s, "sparse", script, &["--timeout", "20"]);
+    assert_eq!(code, 1, "{out} {err}");
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    assert!(out.contains("more than 4294967296 bytes"), "{out}");
+    assert!(!s.path().join("runs/sparse/model/big.safetensors").exists());
+    assert!(!s.path().join("runs/sparse/model.sig").exists());
+}
+
+#[test]
+fn credentials_in_the_environment_are_refused() {
+    let s = setup();
+    std::fs::write(s.path().join("code/env.py"), "print('hi')\n").unwrap();
+    for (name, value) in [
+        ("DB_PASS", "hunter2"),
+        ("DATABASE_URL", "postgres://app:hunter2@db.internal/prod"),
+        ("MYSQL_PWD", "hunter2"),
+        ("SENTRY_DSN", "https://abc@o1.ingest.example/1"),
+    ] {
+        let out = s
+            .rampart(&[
+                "train",
+                "--data",
+                "data/train.csv",
+                "--output",
+                "runs/env",
+                "--env",
+                name,
+                "--exec",
+                "--",
+                PYTHON,
+                "code/env.py",
+            ])
+            .env(name, value)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains(name), "{err}");
+        assert!(!err.contains("hunter2"), "the value is never shown: {err}");
+    }
+}
+
+/// The run's private directories under the home's tmp/.
+fn work_dirs(s: &Scratch) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(s.home().join("tmp"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .unwrap()
+                        .to_string_lossy()
+                        .starts_with("train-")
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn an_interrupted_or_killed_run_leaves_no_plaintext() {
+    let s = setup();
+    std::fs::write(
+        s.path().join("code/slow.py"),
+        "import time\nprint('started', flush=True)\ntime.sleep(60)\n",
+    )
+    .unwrap();
+    for signal in [
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGKILL,
+    ] {
+        let out = format!("runs/slow-{}", signal.as_str());
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("rampart"))
+            .current_dir(s.path())
+            .args([
+                "train",
+                "--data",
+                "data/train.csv",
+                "--output",
+                &out,
+                "--timeout",
+                "60",
+                "--exec",
+                "--",
+                PYTHON,
+                "code/slow.py",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Wait for the plaintext copy to exist.
+        let t = Instant::now();
+        let copy = loop {
+            let found = work_dirs(&s)
+                .into_iter()
+                .map(|d| d.join("inputs/train.csv"))
+                .find(|p| p.exists());
+            if let Some(p) = found {
+                break p;
+            }
+            assert!(t.elapsed() < Duration::from_secs(30), "no run started");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+        let status = child.wait().unwrap();
+        assert!(!status.success());
+        if signal == nix::sys::signal::Signal::SIGKILL {
+            // Nothing can run at SIGKILL: the next run sweeps it.
+            assert!(copy.exists());
+            let (code, o, e) = train_with(&s, "after-kill", CLEAN_TRAINER, &[]);
+            assert_eq!(code, 0, "{o} {e}");
+        }
+        assert!(!copy.exists(), "{signal}: {} is left", copy.display());
+        assert!(work_dirs(&s).is_empty(), "{signal}: {:?}", work_dirs(&s));
+    }
+}
+
+/// A fake pyenv whose `python3` shim would fail if it were ever run: the version it selects
+/// is Debian's python3, reached through a symbolic link as pyenv installs link theirs.
+fn fake_pyenv(root: &Path) -> String {
+    use std::os::unix::fs::PermissionsExt as _;
+    let shims = root.join("shims");
+    std::fs::create_dir_all(&shims).unwrap();
+    std::fs::create_dir_all(root.join("libexec")).unwrap();
+    std::fs::create_dir_all(root.join("versions/3.11-debian/bin")).unwrap();
+    std::os::unix::fs::symlink(PYTHON, root.join("versions/3.11-debian/bin/python3")).unwrap();
+    std::fs::write(root.join("version"), "3.11-debian\n").unwrap();
+    let exe = |p: &Path, text: &str| {
+        std::fs::write(p, text).unwrap();
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    // pyenv's shim, as `pyenv rehash` writes it.
+    exe(
+        &shims.join("python3"),
+        &format!(
+            "#!/usr/bin/env bash\nset -e\n[ -n \"$PYENV_DEBUG\" ] && set -x\n\nprogram=\"${{0##*/}}\"\n\nexport PYENV_ROOT=\"{}\"\nexec \"{}/libexec/pyenv\" exec \"$program\" \"$@\"\n",
+            root.display(),
+            root.display()
+        ),
+    );
+    exe(
+        &root.join("libexec/pyenv"),
+        "#!/bin/sh\necho 'the shim ran inside the sandbox' >&2\nexit 97\n",
+    );
+    format!("{}:/usr/bin:/bin", shims.display())
+}
+
+#[test]
+fn the_python3_of_a_pyenv_user_runs_with_no_extra_flags() {
+    let s = setup();
+    let path = fake_pyenv(&s.path().join("pyenv"));
+    std::fs::write(s.path().join("code/clean.py"), CLEAN_TRAINER).unwrap();
+    let out = s
+        .rampart(&[
+            "--format",
+            "json",
+            "train",
+            "--data",
+            "data/train.csv",
+            "--output",
+            "runs/pyenv",
+            "--exec",
+            "--",
+            "python3",
+            "code/clean.py",
+        ])
+        .env("PATH", &path)
+        .env_remove("PYENV_VERSION")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let via = report["trainer"]["resolved"].to_string();
+    assert!(
+        via.contains("pyenv shim") && via.contains("3.11-debian"),
+        "{via}"
+    );
+    assert!(s.path().join("runs/pyenv/model.sig").is_file());
+    assert!(!err.contains("shim ran"), "{err}");
+}
+
+/// A venv with numpy, scikit-learn and skl2onnx from PyPI, made by the `python3` on PATH
+/// (pyenv's, on this machine), under target/ on first use.
+fn sklearn_venv() -> &'static Path {
+    static VENV: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    VENV.get_or_init(|| {
+        let venv =
+            std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("venv-trainer-sklearn");
+        let marker = venv.join(".complete");
+        if marker.exists() {
+            return venv;
+        }
+        std::fs::create_dir_all(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let lock = std::fs::File::create(format!("{}.lock", venv.display())).unwrap();
+        lock.lock().unwrap();
+        if !marker.exists() {
+            let ok = std::process::Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&venv)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "cannot create a venv at {}", venv.display());
+            let out = std::process::Command::new(venv.join("bin/pip"))
+                .args([
+                    "install",
+                    "--quiet",
+                    "numpy==2.4.6",
+                    "scikit-learn==1.9.1",
+                    "skl2onnx==1.20.0",
+                    "onnx==1.23.2",
+                ])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "cannot install numpy, scikit-learn, skl2onnx and onnx from PyPI into {}: {}",
+                venv.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::fs::write(&marker, "").unwrap();
+        }
+        venv
+    })
+}
+
+const SKLEARN_TRAINER: &str = r#"
+import json, os
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from skl2onnx import to_onnx
+rows = np.genfromtxt(os.environ["RAMPART_DATA"], delimiter=",", skip_header=1, usecols=(1, 2, 3))
+X, y = rows[:, :2].astype(np.float32), rows[:, 2].astype(np.int64)
+clf = LogisticRegression().fit(X, y)
+onx = to_onnx(clf, X[:1], options={"zipmap": False})
+with open(os.path.join(os.environ["RAMPART_OUTPUT"], "model.onnx"), "wb") as f:
+    f.write(onx.SerializeToString())
+print("accuracy", clf.score(X, y))
+"#;
+
+#[test]
+fn a_venv_trainer_with_scikit_learn_exports_onnx_with_no_extra_flags() {
+    let s = setup();
+    let venv = sklearn_venv();
+    std::fs::write(s.path().join("code/sk.py"), SKLEARN_TRAINER).unwrap();
+    // As an activated venv leaves it: its bin first on PATH, `python3` by name.
+    let path = format!("{}:/usr/bin:/bin", venv.join("bin").display());
+    let out = s
+        .rampart(&[
+            "--format",
+            "json",
+            "train",
+            "--data",
+            "data/train.csv",
+            "--output",
+            "runs/sk",
+            "--timeout",
+            "300",
+            "--exec",
+            "--",
+            "python3",
+            "code/sk.py",
+        ])
+        .env("PATH", &path)
+        .env("VIRTUAL_ENV", venv)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("accuracy 0.9") || err.contains("accuracy 1.0"),
+        "{err}"
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["trainer"]["resolved"]
+            .to_string()
+            .contains("virtual environment"),
+        "{report}"
+    );
+    assert!(s.path().join("runs/sk/model/model.onnx").is_file());
+    assert!(s.path().join("runs/sk/model.sig").is_file());
+    // And with the interpreter named instead: --python.
+    let out = s
+        .rampart(&[
+            "train",
+            "--data",
+            "data/train.csv",
+            "--output",
+            "runs/sk2",
+            "--timeout",
+            "300",
+            "--python",
+            venv.join("bin/python").to_str().unwrap(),
+            "--exec",
+            "--",
+            "python3",
+            "code/sk.py",
+        ])
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
