@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Sandbox start-up cost beside the tools people already use to start a confined process:
-#   rampart-sandbox-exec  user/mount/net/IPC/PID/UTS namespaces, a fresh /proc, Landlock,
-#                         two seccomp filters, rlimits, pids cgroup (as root), timeout watch
+#   rampart-sandbox-exec  mount/net/IPC/PID/UTS namespaces (and a user namespace unless
+#                         root), a root built from nothing (tmpfs, pivot_root, read-only
+#                         binds, /dev, a fresh /proc), Landlock, two seccomp filters, rlimits,
+#                         an unprivileged uid (as root), pids and memory cgroups where
+#                         writable, timeout watch
 #   bwrap                 bubblewrap with --unshare-all, read-only binds of the system
 #                         paths and a fresh /proc (no seccomp, no Landlock)
 #   unshare               util-linux: -U -r -n -p -f -m --mount-proc (namespaces only)
@@ -24,7 +27,7 @@ spec() { # spec PROGRAM ARGS_JSON FILE
 {"program":"$1","args":$2,"env":[["PATH","/usr/bin:/bin"]],"cwd":"/",
  "read":["/usr","/lib","/lib64","/bin","/etc/ld.so.cache"],"write":[],"hide":[],
  "limits":{"wall_ms":60000,"cpu_seconds":60,"memory_bytes":4294967296,"file_size_bytes":1073741824,"open_files":1024,"processes":256},
- "strict":true,"status_file":""}
+ "strict":true}
 JSON
 }
 spec /bin/true '[]' "$W/true.json"

@@ -257,6 +257,16 @@ pub fn check_and_store(
         } else {
             name.clone()
         };
+        // A name is printed to terminals and logs: a newline or an escape sequence in it
+        // could forge lines such as "verified OK".
+        if display.chars().any(|c| {
+            c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+        }) {
+            return Err(refused(format!(
+                "the model file name {} holds control characters (a newline, an escape sequence, a bidirectional override); rename it and sign again",
+                display.escape_debug()
+            )));
+        }
         scans.push(scan_one(&path, &display, scan, fail_on).map_err(refused)?);
         let mut f = std::fs::File::open(&path)
             .map_err(|e| refused(format!("cannot read {}: {e}", path.display())))?;

@@ -469,6 +469,13 @@ fn stage1_inner(launch: &Launch, status: &mut Status) -> Result<i32, i32> {
     // timeout is the wall-clock limit. (`Command` resets the signal mask in its children.)
     let deadline = Instant::now() + Duration::from_millis(launch.spec.limits.wall_ms);
     let mut timed_out = false;
+    let mut stopped: Option<(String, String)> = None;
+    let watch = Watch::new(launch, built);
+    let tick = if watch.memory {
+        Duration::from_millis(50)
+    } else {
+        Duration::from_millis(250)
+    };
     let _ = ours.set_nonblocking(true);
     let mut relayed = 0u64;
     let mut eof = false;
@@ -517,7 +524,12 @@ fn stage1_inner(launch: &Launch, status: &mut Status) -> Result<i32, i32> {
             let _ = kill(pid, Signal::SIGKILL);
             break;
         }
-        let wait = (deadline - now).min(Duration::from_secs(1));
+        if let Some(over) = watch.check() {
+            stopped = Some(over);
+            let _ = kill(pid, Signal::SIGKILL);
+            break;
+        }
+        let wait = (deadline - now).min(tick);
         match &sigchld {
             Some(fd) => {
                 let mut fds = vec![PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
@@ -549,7 +561,136 @@ fn stage1_inner(launch: &Launch, status: &mut Status) -> Result<i32, i32> {
     if timed_out {
         status.write(&json!({"timeout": true}));
     }
+    if let Some((limit, message)) = stopped {
+        status.write(&json!({"limit": limit, "message": message}));
+    }
     Ok(code)
+}
+
+/// Limits stage 1 watches itself while the program runs: the output's size and file count
+/// (so a trainer cannot fill the disk before collection refuses it) and, without a memory
+/// cgroup, the tree's memory.
+struct Watch {
+    output: Vec<PathBuf>,
+    output_bytes: u64,
+    memory: bool,
+    memory_bytes: u64,
+    tmpfs: Vec<PathBuf>,
+}
+
+/// Most entries counted in the output before the run is stopped.
+pub const MAX_OUTPUT_ENTRIES: usize = 10_000;
+
+impl Watch {
+    fn new(launch: &Launch, built: bool) -> Self {
+        let l = &launch.spec.limits;
+        let mut tmpfs: Vec<PathBuf> = launch.view.scratch.iter().cloned().collect();
+        tmpfs.push(PathBuf::from("/dev/shm"));
+        Self {
+            output: if built {
+                launch
+                    .view
+                    .binds
+                    .iter()
+                    .filter(|b| b.write && b.dir)
+                    .map(|b| b.path.clone())
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            output_bytes: l.output_bytes,
+            memory: built && !launch.memory_cgroup,
+            memory_bytes: l.memory_bytes,
+            tmpfs,
+        }
+    }
+
+    /// The limit that was passed, and what was measured.
+    fn check(&self) -> Option<(String, String)> {
+        use std::os::unix::fs::MetadataExt as _;
+        for dir in &self.output {
+            let mut used = 0u64;
+            let mut entries = 0usize;
+            let mut stack = vec![dir.clone()];
+            while let Some(d) = stack.pop() {
+                let Ok(list) = std::fs::read_dir(&d) else {
+                    continue;
+                };
+                for e in list.flatten() {
+                    entries += 1;
+                    if entries > MAX_OUTPUT_ENTRIES {
+                        return Some((
+                            "output".into(),
+                            format!(
+                                "more than {MAX_OUTPUT_ENTRIES} entries in {}",
+                                dir.display()
+                            ),
+                        ));
+                    }
+                    if let Ok(m) = e.metadata() {
+                        used = used.saturating_add(m.blocks().saturating_mul(512));
+                        if m.is_dir() {
+                            stack.push(e.path());
+                        }
+                    }
+                }
+            }
+            if used > self.output_bytes {
+                return Some((
+                    "output".into(),
+                    format!(
+                        "{used} bytes written to {}, over {} (--max-output)",
+                        dir.display(),
+                        self.output_bytes
+                    ),
+                ));
+            }
+        }
+        if self.memory {
+            let used = tree_memory().saturating_add(
+                self.tmpfs
+                    .iter()
+                    .filter_map(|p| statvfs(p).ok())
+                    .map(|v| {
+                        (v.blocks().saturating_sub(v.blocks_free()))
+                            .saturating_mul(v.fragment_size())
+                    })
+                    .sum::<u64>(),
+            );
+            if used > self.memory_bytes {
+                return Some((
+                    "memory".into(),
+                    format!(
+                        "{used} bytes resident in the sandbox's processes and scratch, over {} (--memory; no memory cgroup was writable, so the sandbox accounts it)",
+                        self.memory_bytes
+                    ),
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// Resident bytes of every process in the sandbox's PID namespace (its `/proc`).
+fn tree_memory() -> u64 {
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .and_then(|p| u64::try_from(p).ok())
+        .unwrap_or(4096);
+    let Ok(list) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    list.flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("statm")).ok())
+        .filter_map(|t| t.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map(|pages| pages.saturating_mul(page))
+        .sum()
 }
 
 fn rlimits(launch: &Launch) -> Result<(), String> {

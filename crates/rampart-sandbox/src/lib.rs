@@ -110,6 +110,14 @@ pub enum Outcome {
     },
     /// The wall-clock limit was reached; the whole tree was killed.
     TimedOut,
+    /// The sandbox stopped the whole tree at a limit it watches itself (memory without a
+    /// cgroup, output bytes, output files).
+    Stopped {
+        /// Which limit (`memory`, `output`).
+        limit: String,
+        /// What was measured.
+        message: String,
+    },
     /// The sandbox could not be set up; the program never ran.
     SetupFailed {
         /// The step (`namespaces`, `landlock`, `seccomp`, `exec`, …).
@@ -125,8 +133,11 @@ pub enum Outcome {
 pub enum MemoryScope {
     /// The whole process tree, by a memory cgroup (scratch tmpfs included).
     Tree,
-    /// Each process on its own (`RLIMIT_AS`): no memory cgroup was writable.
-    PerProcess,
+    /// The whole process tree, by stage 1's accounting (resident memory of every process in
+    /// the PID namespace plus the scratch tmpfs, every 50 ms; the tree is killed past the
+    /// limit), because no memory cgroup was writable. `RLIMIT_AS` still caps each process, so
+    /// the overshoot is what the tree can allocate in one interval.
+    Accounted,
 }
 
 /// What happened in one run.
@@ -173,6 +184,9 @@ impl Report {
                 "the program ran past the wall-clock limit of {} s; the sandbox killed its whole process tree",
                 l.wall_ms.div_ceil(1000)
             ),
+            Outcome::Stopped { limit, message } => {
+                format!("the sandbox stopped the program at its {limit} limit: {message}")
+            }
             Outcome::Signaled { signal, name } => match *signal {
                 libc::SIGSYS => format!(
                     "the program was killed ({name}) for a system call the sandbox forbids: network sockets, ptrace, mount, namespaces, bpf, keyrings, kexec, modules (seccomp)"
@@ -513,6 +527,7 @@ impl Sandbox {
             spec: spec.clone(),
             view,
             run_as,
+            memory_cgroup: memory.is_some(),
         };
         let launch_json = serde_json::to_vec(&launch).map_err(std::io::Error::other)?;
         let (mut ours, theirs) = std::os::unix::net::UnixStream::pair()?;
@@ -544,7 +559,9 @@ impl Sandbox {
             let _ = std::io::copy(&mut ours, &mut std::io::sink());
             String::from_utf8_lossy(&text).into_owned()
         });
-        let (tx, rx) = mpsc::channel::<(Stream, Vec<u8>)>();
+        // Bounded: a program writing faster than the caller consumes waits on its pipe
+        // instead of growing this process's memory.
+        let (tx, rx) = mpsc::sync_channel::<(Stream, Vec<u8>)>(64);
         let mut readers = Vec::new();
         let pipes: [(Stream, Option<Box<dyn Read + Send>>); 2] = [
             (
@@ -621,7 +638,7 @@ impl Sandbox {
             memory_scope: if memory.is_some() {
                 MemoryScope::Tree
             } else {
-                MemoryScope::PerProcess
+                MemoryScope::Accounted
             },
             run_as,
             limits: spec.limits.clone(),
@@ -652,6 +669,11 @@ fn parse_status(text: &str, mut missing: Vec<(String, String)>) -> Parsed {
             });
         } else if v.get("timeout").is_some() {
             outcome = Some(Outcome::TimedOut);
+        } else if let Some(limit) = s("limit") {
+            outcome = Some(Outcome::Stopped {
+                limit,
+                message: s("message").unwrap_or_default(),
+            });
         } else if let Some(code) = v.get("exit").and_then(serde_json::Value::as_i64) {
             outcome.get_or_insert(Outcome::Exited(i32::try_from(code).unwrap_or(-1)));
         } else if let Some(sig) = v.get("signal").and_then(serde_json::Value::as_i64) {

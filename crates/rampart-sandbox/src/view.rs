@@ -55,6 +55,9 @@ pub struct Launch {
     pub view: View,
     /// When the caller is root: the unprivileged uid and gid the program runs as.
     pub run_as: Option<u32>,
+    /// A memory cgroup holds the tree; otherwise stage 1 accounts memory itself.
+    #[serde(default)]
+    pub memory_cgroup: bool,
 }
 
 /// Why a view cannot be built.

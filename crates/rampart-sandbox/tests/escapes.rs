@@ -465,3 +465,96 @@ fn an_unprivileged_caller_runs_in_a_user_namespace() {
     assert!(out.contains("CapEff:\t0000000000000000"), "{out}");
     assert!(out.contains("No such file"), "{out}");
 }
+
+#[test]
+fn without_a_memory_cgroup_the_sandbox_accounts_the_trees_memory() {
+    // An unprivileged caller has no writable memory cgroup: stage 1 sums the tree itself.
+    let code = "import os,time\nfor i in range(8):\n  if os.fork()==0:\n    b=b'\\x01'*(400<<20)\n    time.sleep(5)\n    os._exit(0)\ntime.sleep(6)\nprint('NOT STOPPED')\n";
+    let mut s = python(code);
+    s.limits.memory_bytes = 512 << 20;
+    let wrapper = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--",
+    ];
+    let (ok, out) = run_exec(&wrapper, &s);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("stopped the program at its memory limit"),
+        "{out}"
+    );
+    assert!(!out.contains("NOT STOPPED"), "{out}");
+}
+
+#[test]
+fn the_output_is_bounded_while_the_program_runs() {
+    let dir = open_tempdir();
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    std::fs::set_permissions(&out_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    // Bytes: 1 MiB at a time, well past an 8 MiB bound, never reaching collection.
+    let code = format!(
+        "import os,time\nfor i in range(64):\n  open(os.path.join({:?}, f'part{{i}}'), 'wb').write(b'\\x01' * (1 << 20))\n  time.sleep(0.02)\nprint('NOT STOPPED')\n",
+        out_dir.display().to_string()
+    );
+    let mut s = python(&code);
+    s.write = vec![out_dir.clone()];
+    s.limits.output_bytes = 8 << 20;
+    let (r, out, _) = run(&s);
+    assert!(
+        matches!(&r.outcome, Outcome::Stopped { limit, .. } if limit == "output"),
+        "{:?} {out}",
+        r.outcome
+    );
+    assert!(!out.contains("NOT STOPPED"));
+    let written: u64 = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(written < 24 << 20, "{written} bytes written");
+    // Files: ten thousand empty ones are enough to stop it.
+    let many = dir.path().join("many");
+    std::fs::create_dir(&many).unwrap();
+    let code = format!(
+        "import os\nfor i in range(200000):\n  open(os.path.join({:?}, str(i)), 'w').close()\nprint('NOT STOPPED')\n",
+        many.display().to_string()
+    );
+    let mut s = python(&code);
+    s.write = vec![many.clone()];
+    let (r, out, _) = run(&s);
+    assert!(
+        matches!(&r.outcome, Outcome::Stopped { limit, .. } if limit == "output"),
+        "{:?} {out}",
+        r.outcome
+    );
+    assert!(r.explain().contains("entries"), "{}", r.explain());
+}
+
+#[test]
+fn a_killed_runs_cgroup_is_removed_by_the_next_run() {
+    assert!(nix::unistd::geteuid().is_root(), "CI runs this as root");
+    // The pids hierarchy of this machine (cgroup v1 here; v2 has no separate mount).
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let Some(root) = mounts.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        let opts = right.split(' ').nth(2)?;
+        (right.starts_with("cgroup ") && opts.split(',').any(|o| o == "pids"))
+            .then(|| PathBuf::from(left.split(' ').nth(4).unwrap()))
+    }) else {
+        panic!("no pids cgroup hierarchy on this machine: {mounts}");
+    };
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let own = own
+        .lines()
+        .find_map(|l| l.split_once(":pids:").map(|(_, p)| p.to_owned()))
+        .unwrap();
+    let parent = root.join(own.trim_start_matches('/'));
+    // A pid that is not running (the kernel's maximum is never a live one here).
+    let stale = parent.join("rampart-sandbox-4194304-0");
+    std::fs::create_dir(&stale).unwrap();
+    let (r, _, _) = run(&spec("/bin/true", &[]));
+    assert!(r.success());
+    assert!(!stale.exists(), "{} was left", stale.display());
+}

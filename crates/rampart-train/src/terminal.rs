@@ -23,6 +23,23 @@ pub fn escape(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `text` with every control character escaped but newlines and tabs: for messages made of
+/// lines, whose untrusted parts were escaped with [`escape`] already.
+#[must_use]
+pub fn escape_text(text: &str) -> Cow<'_, str> {
+    if !text
+        .chars()
+        .any(|c| c != '\n' && c != '\t' && needs_escape_in_line(c))
+    {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        push_char(&mut out, c, false);
+    }
+    Cow::Owned(out)
+}
+
 fn needs_escape_in_line(c: char) -> bool {
     c.is_control() || is_bidi_control(c)
 }
@@ -145,6 +162,11 @@ mod tests {
             escape("a\nverified OK\x1b[2K\u{9b}31m\u{202e}.onnx"),
             "a\\nverified OK\\x1b[2K\\u{9b}31m\\u{202e}.onnx"
         );
+    }
+
+    #[test]
+    fn text_keeps_its_lines() {
+        assert_eq!(escape_text("a\n\tb\x1b[2K\r"), "a\n\tb\\x1b[2K\\r");
     }
 
     #[test]

@@ -91,9 +91,11 @@ impl CliError {
                 eprintln!("{value}");
             }
             Format::Human => {
-                eprintln!("error: {message}");
+                // Nothing in a message (a file name, a trainer's text) drives the terminal;
+                // untrusted names are escaped (newlines too) where they are put in.
+                eprintln!("error: {}", rampart_train::terminal::escape_text(&message));
                 if let Some(hint) = &self.hint {
-                    eprintln!("hint: {hint}");
+                    eprintln!("hint: {}", rampart_train::terminal::escape_text(hint));
                 }
             }
         }

@@ -34,8 +34,11 @@ pub fn init_logging(global: &GlobalArgs) {
     };
 }
 
-/// Writes text to stdout; a closed pipe becomes a quiet exit, not a panic.
+/// Writes text to stdout; a closed pipe becomes a quiet exit, not a panic. Control
+/// characters other than newline and tab are escaped: names and messages that came from a
+/// file or a trainer never drive the terminal.
 pub fn print(text: &str) -> Result<(), CliError> {
+    let text = rampart_train::terminal::escape_text(text);
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())

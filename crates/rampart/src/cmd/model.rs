@@ -180,7 +180,7 @@ fn register(
             v.root,
             v.files
                 .iter()
-                .map(|f| f.name.as_str())
+                .map(|f| rampart_train::terminal::escape(&f.name))
                 .collect::<Vec<_>>()
                 .join(", "),
             v.signer,
@@ -541,13 +541,17 @@ fn show(ctx: &Ctx, reference: &str) -> Result<Status, CliError> {
             for f in &v.files {
                 text.push_str(&format!(
                     "  file        {} ({}, sha256:{})\n",
-                    f.name,
+                    rampart_train::terminal::escape(&f.name),
                     output::bytes(f.size),
                     f.sha256
                 ));
             }
             for l in &v.lineage {
-                text.push_str(&format!("  lineage     {} sha256:{}\n", l.name, l.sha256));
+                text.push_str(&format!(
+                    "  lineage     {} sha256:{}\n",
+                    rampart_train::terminal::escape(&l.name),
+                    l.sha256
+                ));
             }
             if let Some(m) = &v.metrics {
                 text.push_str(&format!("  metrics     {m}\n"));

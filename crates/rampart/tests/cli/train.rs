@@ -1199,3 +1199,128 @@ fn a_venv_trainer_with_scikit_learn_exports_onnx_with_no_extra_flags() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `rampart ARGS` as root in a private mount namespace with every cgroup hierarchy unmounted:
+/// a container without cgroup delegation.
+fn run_without_cgroups(s: &Scratch, args: &[&str]) -> (i32, String, String) {
+    let script = "for d in $(awk '$3 ~ /^cgroup/ {print $2}' /proc/self/mounts | sort -r); do umount -l \"$d\"; done; if awk '$3 ~ /^cgroup/' /proc/self/mounts | grep -q .; then echo STILL-MOUNTED >&2; exit 9; fi; exec \"$0\" \"$@\"";
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", script])
+        .arg(assert_cmd::cargo::cargo_bin("rampart"))
+        .args(args)
+        .current_dir(s.path())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn as_root_in_a_container_without_cgroups_training_works_and_a_fork_bomb_is_held() {
+    assert!(nix::unistd::geteuid().is_root(), "CI runs this as root");
+    let s = setup();
+    std::fs::write(s.path().join("code/clean.py"), CLEAN_TRAINER).unwrap();
+    let (code, out, err) = run_without_cgroups(
+        &s,
+        &[
+            "train",
+            "--data",
+            "data/train.csv",
+            "--output",
+            "runs/nocg",
+            "--exec",
+            "--",
+            PYTHON,
+            "code/clean.py",
+        ],
+    );
+    assert_eq!(code, 0, "{out} {err}");
+    assert!(s.path().join("runs/nocg/model.sig").is_file());
+    let run: Value = serde_json::from_str(
+        &std::fs::read_to_string(s.path().join("runs/nocg/run.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(run["sandbox"]["run_as"].as_u64().is_some(), "{run}");
+    assert_eq!(run["sandbox"]["memory_scope"], "accounted", "{run}");
+    std::fs::write(
+        s.home().join("rampart.toml"),
+        std::fs::read_to_string(s.home().join("rampart.toml")).unwrap()
+            + "\n[train]\nprocesses = 24\n",
+    )
+    .unwrap();
+    std::fs::write(
+        s.path().join("code/bomb.py"),
+        "import os, time\nkids = 0\ntry:\n    while True:\n        if os.fork() == 0:\n            time.sleep(30)\n            os._exit(0)\n        kids += 1\nexcept OSError as e:\n    print('fork refused after', kids, 'children:', e)\n    raise SystemExit(4)\n",
+    )
+    .unwrap();
+    let (code, out, err) = run_without_cgroups(
+        &s,
+        &[
+            "train",
+            "--data",
+            "data/train.csv",
+            "--output",
+            "runs/nocg-bomb",
+            "--timeout",
+            "20",
+            "--exec",
+            "--",
+            PYTHON,
+            "code/bomb.py",
+        ],
+    );
+    assert_eq!(code, 1, "{out} {err}");
+    let n: u32 = err
+        .split("fork refused after ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(n < 24, "{n} children under a limit of 24");
+}
+
+#[test]
+fn a_chatty_trainer_is_relayed_up_to_a_bound() {
+    let s = setup();
+    let script = "import sys\nline = 'x' * 1023 + '\\n'\nfor i in range(40 * 1024):\n    sys.stderr.write(line)\n";
+    let (code, out, err) = train_with(&s, "chatty", script, &[]);
+    assert_eq!(code, 1, "no model was written: {out}");
+    assert!(err.len() < 17 << 20, "{} bytes relayed", err.len());
+    assert!(
+        err.contains("further output is not shown"),
+        "{}",
+        &err[err.len() - 200..]
+    );
+    let log = std::fs::metadata(s.path().join("runs/chatty/train.log")).unwrap();
+    assert!(
+        log.len() >= 40 << 20 && log.len() < 65 << 20,
+        "{}",
+        log.len()
+    );
+}
+
+#[test]
+fn a_program_that_cannot_start_names_what_is_missing() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let s = setup();
+    let script = s.path().join("code/run.sh");
+    std::fs::write(&script, "#!/opt/nowhere/bin/python9\nprint(1)\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (code, out, err) = s.run(&[
+        "train",
+        "--data",
+        "data/train.csv",
+        "--output",
+        "runs/nostart",
+        "--exec",
+        "--",
+        "./code/run.sh",
+    ]);
+    assert_ne!(code, 0, "{out} {err}");
+    let all = format!("{out}{err}");
+    assert!(all.contains("/opt/nowhere/bin/python9"), "{all}");
+    assert!(all.contains("--read"), "{all}");
+}
