@@ -296,16 +296,41 @@ fn build_root(launch: &Launch) -> Result<(), String> {
                 .map_err(|e| format!("symlink {}: {e}", link.display()))?;
         }
     }
-    for b in &view.binds {
-        if b.dir {
-            if !b.path.is_dir() {
-                mkdir_all(&b.path)?;
+    // Binds and hidden directories together, parents first; at one path the hiding comes
+    // after the bind it covers.
+    let mut mounts: Vec<(&Path, Option<&crate::view::Bind>)> = view
+        .binds
+        .iter()
+        .map(|b| (b.path.as_path(), Some(b)))
+        .chain(view.hide.iter().map(|h| (h.as_path(), None)))
+        .collect();
+    mounts.sort_by_key(|(p, b)| (p.components().count(), b.is_none()));
+    let mut hidden = Vec::new();
+    for (path, b) in mounts {
+        match b {
+            Some(b) => {
+                if b.dir {
+                    if !b.path.is_dir() {
+                        mkdir_all(&b.path)?;
+                    }
+                } else {
+                    ensure_file(&b.path)?;
+                }
+                bind(&old(&b.path), &b.path, b.write)?;
             }
-        } else {
-            ensure_file(&b.path)?;
+            // Only where a bind made it visible; writable until the binds inside are made.
+            None if path.is_dir() => {
+                tmpfs(
+                    path,
+                    "size=64k,nr_inodes=256,mode=0755",
+                    MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                )?;
+                hidden.push(path);
+            }
+            None => {}
         }
-        bind(&old(&b.path), &b.path, b.write)?;
     }
+
     // /dev: the harmless devices, the GPU's when asked, and no terminal of the host.
     let dev = Path::new("/dev");
     mkdir_all(dev)?;
@@ -359,20 +384,26 @@ fn build_root(launch: &Launch) -> Result<(), String> {
             MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         )?;
     }
-    for h in &view.hide {
-        if h.is_dir() {
-            tmpfs(
-                h,
-                "size=4k,mode=000",
-                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-            )?;
-        }
-    }
     if !view.cwd.is_dir() {
         // An empty directory: the program starts somewhere that exists.
         let _ = mkdir_all(&view.cwd);
     }
     mkdir_all(Path::new("/proc"))?;
+    for h in hidden {
+        mount(
+            None::<&str>,
+            h,
+            None::<&str>,
+            MsFlags::MS_BIND
+                | MsFlags::MS_REMOUNT
+                | MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | MsFlags::MS_NOEXEC,
+            None::<&str>,
+        )
+        .map_err(|e| format!("make {} read-only: {e}", h.display()))?;
+    }
     Ok(())
 }
 

@@ -38,7 +38,9 @@ pub struct View {
     pub binds: Vec<Bind>,
     /// The scratch tmpfs, at its real path.
     pub scratch: Option<PathBuf>,
-    /// Hidden directories, at their real paths.
+    /// Hidden directories, at their real paths: an empty tmpfs over each that a bind makes
+    /// visible, mounted in depth order with the binds (so a bind inside one, such as the run's
+    /// own output under a hidden home, still shows through).
     pub hide: Vec<PathBuf>,
     /// The working directory, at its real path.
     pub cwd: PathBuf,
@@ -267,7 +269,22 @@ pub fn plan(spec: &Spec) -> Result<View, ViewError> {
             });
         }
     }
-    // Parents first; a path inside another bind of the same kind is already there.
+    let real_of = |p: &Path, links: &mut Vec<(PathBuf, PathBuf)>| -> PathBuf {
+        // A path that does not exist yet is used as given (it is created inside).
+        match resolve(p) {
+            Ok((real, l)) => {
+                add_links(links, l);
+                real
+            }
+            Err(_) => std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()),
+        }
+    };
+    for h in &spec.hide {
+        let r = real_of(h, &mut view.links);
+        view.hide.push(r);
+    }
+    // Parents first; a path inside another bind of the same kind is already there, unless a
+    // hidden directory lies between the two.
     binds.sort_by(|a, b| {
         a.path
             .components()
@@ -281,8 +298,13 @@ pub fn plan(spec: &Spec) -> Result<View, ViewError> {
             .iter()
             .filter(|k| k.dir && b.path.starts_with(&k.path))
             .max_by_key(|k| k.path.components().count());
+        let hidden_between = |k: &Bind| {
+            view.hide
+                .iter()
+                .any(|h| h.starts_with(&k.path) && h != &k.path && b.path.starts_with(h))
+        };
         match nearest {
-            Some(k) if k.write == b.write => {}
+            Some(k) if k.write == b.write && !hidden_between(k) => {}
             _ => {
                 if !view.binds.iter().any(|k| k.path == b.path) {
                     view.binds.push(b);
@@ -297,22 +319,8 @@ pub fn plan(spec: &Spec) -> Result<View, ViewError> {
             }
         }
     }
-    let real_of = |p: &Path, links: &mut Vec<(PathBuf, PathBuf)>| -> PathBuf {
-        // A path that does not exist yet is used as given (it is created inside).
-        match resolve(p) {
-            Ok((real, l)) => {
-                add_links(links, l);
-                real
-            }
-            Err(_) => std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()),
-        }
-    };
     if let Some(s) = &spec.scratch {
         view.scratch = Some(real_of(s, &mut view.links));
-    }
-    for h in &spec.hide {
-        let r = real_of(h, &mut view.links);
-        view.hide.push(r);
     }
     view.cwd = real_of(&spec.cwd, &mut view.links);
     for d in &spec.devices {

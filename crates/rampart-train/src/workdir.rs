@@ -71,7 +71,10 @@ impl WorkDir {
     /// When the directory, its lock or the signal handlers cannot be set up.
     pub fn create(root: &Path) -> std::io::Result<Self> {
         sweep(root);
-        let dir = tempfile::Builder::new().prefix(PREFIX).tempdir_in(root)?;
+        let dir = tempfile::Builder::new()
+            .prefix(PREFIX)
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .tempdir_in(root)?;
         let lock = File::create(dir.path().join(LOCK))?;
         let lock = Flock::lock(lock, FlockArg::LockExclusiveNonblock)
             .map_err(|(_, e)| std::io::Error::from(e))?;
@@ -133,6 +136,9 @@ mod tests {
         let removed = sweep(root.path());
         assert_eq!(removed, vec![dead.clone()]);
         assert!(!dead.exists() && young.exists() && live.path().exists());
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(live.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
         let path = live.path().to_path_buf();
         drop(live);
         assert!(!path.exists());

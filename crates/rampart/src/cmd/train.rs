@@ -657,7 +657,9 @@ pub fn run(ctx: &Ctx, a: &TrainRunArgs, quiet: bool) -> Result<Status, CliError>
         scratch,
         limits: limits.clone(),
         env,
-        hide: vec![ctx.home.keys_dir()],
+        // The whole home: keys, registry, audit log, other runs' plaintext. The run's own
+        // output and inputs inside it still show through.
+        hide: vec![ctx.home.root().to_path_buf(), ctx.home.keys_dir()],
         devices: if a.gpu || policy.train.gpu {
             rampart_sandbox::gpu::nvidia_devices(Path::new("/dev"))
         } else {

@@ -1324,3 +1324,25 @@ fn a_program_that_cannot_start_names_what_is_missing() {
     assert!(all.contains("/opt/nowhere/bin/python9"), "{all}");
     assert!(all.contains("--read"), "{all}");
 }
+
+#[test]
+fn a_readable_project_directory_never_shows_the_home_inside_it() {
+    let s = setup();
+    // Another run's plaintext, as a concurrent run would have it.
+    let other = s.home().join("tmp/train-other/inputs");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("secret.csv"), "ssn\n078-05-1120\n").unwrap();
+    let home = s.home().canonicalize().unwrap();
+    let script = format!(
+        "{CLEAN_TRAINER}\nhome = {:?}\nprint('home holds', sorted(os.listdir(home)))\nfor p in ('rampart.toml', 'audit/audit.jsonl', 'keys/signing.key.pem', 'tmp/train-other/inputs/secret.csv'):\n    try:\n        open(os.path.join(home, p)).read(); print('READ', p)\n    except OSError as e:\n        print('absent', p, e.errno)\n",
+        home.display().to_string()
+    );
+    // `--read .`: the project directory, which holds the home.
+    let (code, out, err) = train_with(&s, "project", &script, &["--read", "."]);
+    assert_eq!(code, 0, "{out} {err}");
+    assert!(!err.contains("READ "), "{err}");
+    assert!(!err.contains("078-05-1120"), "{err}");
+    // Only the mount point of this run's own inputs (its output is outside the home here).
+    assert!(err.contains("home holds ['tmp']"), "{err}");
+    assert!(s.path().join("runs/project/model.sig").is_file());
+}
