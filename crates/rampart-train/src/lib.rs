@@ -730,3 +730,48 @@ pub fn write_report(out: &Path, report: &Value) -> Result<(), TrainError> {
     bytes.push(b'\n');
     fs::write(&path, bytes).map_err(io(&path))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn safetensors() -> Vec<u8> {
+        let header = br#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#;
+        let mut b = (header.len() as u64).to_le_bytes().to_vec();
+        b.extend_from_slice(header);
+        b.extend_from_slice(&1.0f32.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn collection_counts_in_the_runs_time_and_keeps_nothing_refused() {
+        let out = tempfile::tempdir().unwrap();
+        prepare_output(&out.path().join("run")).unwrap();
+        let run = out.path().join("run");
+        std::fs::write(run.join("model/model.safetensors"), safetensors()).unwrap();
+        let bounds = CollectBounds {
+            max_bytes: 1 << 20,
+            deadline: Some(Instant::now()),
+        };
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let e =
+            collect_outputs(&run, &ScanConfig::default(), Severity::Medium, bounds).unwrap_err();
+        assert!(e.to_string().contains("time limit"), "{e}");
+        assert_eq!(std::fs::read_dir(run.join("model")).unwrap().count(), 0);
+        // Within the time and size, the same file is collected with a clean mode.
+        std::fs::write(run.join("model/model.safetensors"), safetensors()).unwrap();
+        let bounds = CollectBounds {
+            max_bytes: 1 << 20,
+            deadline: None,
+        };
+        let o = collect_outputs(&run, &ScanConfig::default(), Severity::Medium, bounds).unwrap();
+        assert_eq!(o.files.len(), 1);
+        let tight = CollectBounds {
+            max_bytes: 10,
+            deadline: None,
+        };
+        let e = collect_outputs(&run, &ScanConfig::default(), Severity::Medium, tight).unwrap_err();
+        assert!(e.to_string().contains("more than 10 bytes"), "{e}");
+    }
+}
