@@ -494,6 +494,60 @@ mod tests {
     }
 
     #[test]
+    fn an_asdf_shim_is_followed_by_tool_versions() {
+        let t = tempfile::tempdir().unwrap();
+        let data = t.path().join("asdf");
+        let shim = data.join("shims/python3");
+        exe(
+            &shim,
+            "#!/usr/bin/env bash\n# asdf-plugin: python 3.12.1\n# asdf-plugin: python 3.11.7\nexec asdf exec \"python3\" \"$@\"\n",
+        );
+        exe(&data.join("installs/python/3.12.1/bin/python3"), "\x7fELF");
+        exe(&data.join("installs/python/3.11.7/bin/python3"), "\x7fELF");
+        let project = t.path().join("project");
+        std::fs::create_dir_all(&project).unwrap();
+        std::fs::write(
+            project.join(".tool-versions"),
+            "nodejs 20.0.0\npython 3.11.7\n",
+        )
+        .unwrap();
+        let path = data.join("shims").display().to_string();
+        let r = resolve_program(
+            Path::new("python3"),
+            Some(OsStr::new(&path)),
+            &project,
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(r.program, data.join("installs/python/3.11.7/bin/python3"));
+        assert!(r.via[0].contains("asdf shim"), "{:?}", r.via);
+        // Two versions installed and none chosen: an error that says what to do.
+        let elsewhere = t.path().join("elsewhere");
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        let e = resolve_program(
+            Path::new("python3"),
+            Some(OsStr::new(&path)),
+            &elsewhere,
+            &no_env,
+        )
+        .unwrap_err();
+        assert!(e.contains(".tool-versions"), "{e}");
+    }
+
+    #[test]
+    fn a_conda_interpreter_brings_its_environment() {
+        let t = tempfile::tempdir().unwrap();
+        let env = t.path().join("miniconda3/envs/ml");
+        exe(&env.join("bin/python3.12"), "\x7fELF");
+        std::os::unix::fs::symlink("python3.12", env.join("bin/python")).unwrap();
+        std::fs::create_dir_all(env.join("conda-meta")).unwrap();
+        let r = resolve_program(&env.join("bin/python"), None, t.path(), &no_env).unwrap();
+        assert_eq!(r.kind, EnvKind::Conda);
+        assert_eq!(r.read, vec![env.clone()]);
+        assert_eq!(r.program, env.join("bin/python"));
+    }
+
+    #[test]
     fn a_script_brings_its_interpreter_from_path() {
         let t = tempfile::tempdir().unwrap();
         let conda = t.path().join("conda/envs/ml");
