@@ -390,19 +390,7 @@ fn build_root(launch: &Launch) -> Result<(), String> {
     }
     mkdir_all(Path::new("/proc"))?;
     for h in hidden {
-        mount(
-            None::<&str>,
-            h,
-            None::<&str>,
-            MsFlags::MS_BIND
-                | MsFlags::MS_REMOUNT
-                | MsFlags::MS_RDONLY
-                | MsFlags::MS_NOSUID
-                | MsFlags::MS_NODEV
-                | MsFlags::MS_NOEXEC,
-            None::<&str>,
-        )
-        .map_err(|e| format!("make {} read-only: {e}", h.display()))?;
+        make_read_only(h)?;
     }
     Ok(())
 }
@@ -810,6 +798,34 @@ fn seccomp() -> Result<(), String> {
 
 /// Mounts `/proc` for the new PID namespace, detaches the old root, makes `/` read-only.
 fn finish_root() -> Result<(), String> {
+    mount_proc()?;
+    umount2(OLD_ROOT, MntFlags::MNT_DETACH).map_err(|e| format!("detach the old root: {e}"))?;
+    let _ = std::fs::remove_dir(OLD_ROOT);
+    for p in ["/", "/dev"] {
+        make_read_only(Path::new(p))?;
+    }
+    Ok(())
+}
+
+/// Remounts a mount read-only, `nosuid`, `nodev`, keeping the flags the kernel locked.
+fn make_read_only(path: &Path) -> Result<(), String> {
+    mount(
+        None::<&str>,
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV
+            | kept_flags(path),
+        None::<&str>,
+    )
+    .map_err(|e| format!("make {} read-only: {e}", path.display()))
+}
+
+/// A fresh `/proc` for the new PID namespace.
+fn mount_proc() -> Result<(), String> {
     mount(
         Some("proc"),
         "/proc",
@@ -817,25 +833,7 @@ fn finish_root() -> Result<(), String> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         None::<&str>,
     )
-    .map_err(|e| format!("mount /proc: {e}"))?;
-    umount2(OLD_ROOT, MntFlags::MNT_DETACH).map_err(|e| format!("detach the old root: {e}"))?;
-    let _ = std::fs::remove_dir(OLD_ROOT);
-    for p in ["/", "/dev"] {
-        mount(
-            None::<&str>,
-            p,
-            None::<&str>,
-            MsFlags::MS_BIND
-                | MsFlags::MS_REMOUNT
-                | MsFlags::MS_RDONLY
-                | MsFlags::MS_NOSUID
-                | MsFlags::MS_NODEV
-                | kept_flags(Path::new(p)),
-            None::<&str>,
-        )
-        .map_err(|e| format!("make {p} read-only: {e}"))?;
-    }
-    Ok(())
+    .map_err(|e| format!("mount /proc: {e}"))
 }
 
 /// Becomes the unprivileged uid and gid `id` (which owns nothing on the host), dropping every
@@ -864,19 +862,7 @@ fn stage2_inner(launch: &Launch, status: &mut Status) -> Result<i32, i32> {
         if Path::new(OLD_ROOT).is_dir() {
             step(status, launch, "root filesystem", finish_root())?;
         } else {
-            step(
-                status,
-                launch,
-                "proc",
-                mount(
-                    Some("proc"),
-                    "/proc",
-                    Some("proc"),
-                    MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                    None::<&str>,
-                )
-                .map_err(|e| format!("mount /proc: {e}")),
-            )?;
+            step(status, launch, "proc", mount_proc())?;
         }
         let _ = nix::unistd::sethostname("rampart-sandbox");
     } else {

@@ -8,57 +8,21 @@
     clippy::panic
 )]
 
+mod common;
+
 use std::io::{Read as _, Write as _};
 use std::os::fd::AsRawFd as _;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rampart_sandbox::{Limits, MemoryScope, Outcome, Sandbox, SandboxError, Spec, Stream};
+use common::{run, sandbox, spec};
+use rampart_sandbox::{MemoryScope, Outcome, SandboxError, Spec};
 
 const PY: &str = "/usr/bin/python3";
 
-fn sandbox() -> Sandbox {
-    Sandbox::new(env!("CARGO_BIN_EXE_rampart-sandbox-exec"))
-}
-
-fn spec(program: &str, args: &[&str]) -> Spec {
-    Spec {
-        program: PathBuf::from(program),
-        args: args.iter().map(|s| (*s).to_owned()).collect(),
-        env: vec![("PATH".into(), "/usr/bin:/bin".into())],
-        cwd: PathBuf::from("/"),
-        read: rampart_sandbox::system_read_paths(),
-        write: Vec::new(),
-        scratch: None,
-        devices: Vec::new(),
-        hide: Vec::new(),
-        limits: Limits {
-            wall_ms: 30_000,
-            ..Limits::default()
-        },
-        strict: true,
-        simulate_missing: Vec::new(),
-    }
-}
-
 fn python(code: &str) -> Spec {
     spec(PY, &["-c", code])
-}
-
-fn run(spec: &Spec) -> (rampart_sandbox::Report, String, String) {
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let report = sandbox()
-        .run(spec, &mut |s, chunk| match s {
-            Stream::Stdout => out.extend_from_slice(chunk),
-            Stream::Stderr => err.extend_from_slice(chunk),
-        })
-        .unwrap();
-    (
-        report,
-        String::from_utf8_lossy(&out).into_owned(),
-        String::from_utf8_lossy(&err).into_owned(),
-    )
 }
 
 fn killed_by_seccomp(r: &rampart_sandbox::Report) -> bool {

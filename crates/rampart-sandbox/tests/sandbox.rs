@@ -7,49 +7,13 @@
     clippy::panic
 )]
 
+mod common;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use rampart_sandbox::{Limits, Outcome, Sandbox, Spec, Stream};
-
-fn sandbox() -> Sandbox {
-    Sandbox::new(env!("CARGO_BIN_EXE_rampart-sandbox-exec"))
-}
-
-fn spec(program: &str, args: &[&str]) -> Spec {
-    Spec {
-        program: PathBuf::from(program),
-        args: args.iter().map(|s| (*s).to_owned()).collect(),
-        env: vec![("PATH".into(), "/usr/bin:/bin".into())],
-        cwd: PathBuf::from("/"),
-        read: rampart_sandbox::system_read_paths(),
-        write: Vec::new(),
-        hide: Vec::new(),
-        limits: Limits {
-            wall_ms: 20_000,
-            ..Limits::default()
-        },
-        strict: true,
-        simulate_missing: Vec::new(),
-        scratch: None,
-        devices: Vec::new(),
-    }
-}
-
-fn run(spec: &Spec) -> (rampart_sandbox::Report, String, String) {
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let report = sandbox()
-        .run(spec, &mut |s, chunk| match s {
-            Stream::Stdout => out.extend_from_slice(chunk),
-            Stream::Stderr => err.extend_from_slice(chunk),
-        })
-        .unwrap();
-    (
-        report,
-        String::from_utf8_lossy(&out).into_owned(),
-        String::from_utf8_lossy(&err).into_owned(),
-    )
-}
+use common::{run, sandbox, spec};
+use rampart_sandbox::Outcome;
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();

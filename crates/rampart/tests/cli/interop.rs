@@ -6,6 +6,46 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+/// A venv under `target/` holding `packages` from PyPI, made on first use by the `python3` on
+/// PATH (serialised with any other test process doing the same); a package that cannot be
+/// installed fails the test with pip's reason.
+pub fn venv(name: &str, packages: &[&str]) -> PathBuf {
+    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let marker = venv.join(".complete");
+    if marker.exists() {
+        return venv;
+    }
+    std::fs::create_dir_all(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let lock = std::fs::File::create(format!("{}.lock", venv.display())).unwrap();
+    lock.lock().unwrap();
+    if !marker.exists() {
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "cannot create a Python venv at {} (python3 -m venv)",
+            venv.display()
+        );
+        let out = Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet"])
+            .args(packages)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "cannot install {} from PyPI into {}: {}",
+            packages.join(" "),
+            venv.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::write(&marker, "").unwrap();
+    }
+    venv
+}
+
 /// The interop venv: model-signing 1.1.1 (and pyopenssl, which it imports without declaring),
 /// pyarrow 26.0.1 for Parquet files as the Python world writes them, numpy 2.4.6 with
 /// scipy 1.17.1 for the drift statistics, tritonclient 2.73.0 (HTTP), a KServe V2 client, and
@@ -13,49 +53,18 @@ use std::sync::OnceLock;
 pub fn model_signing_venv() -> &'static Path {
     static VENV: OnceLock<PathBuf> = OnceLock::new();
     VENV.get_or_init(|| {
-        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("venv-interop-5");
-        let marker = venv.join(".complete");
-        if marker.exists() {
-            return venv;
-        }
-        std::fs::create_dir_all(env!("CARGO_TARGET_TMPDIR")).unwrap();
-        // Serialise with any other test process doing the same.
-        let lock = std::fs::File::create(format!("{}.lock", venv.display())).unwrap();
-        lock.lock().unwrap();
-        if !marker.exists() {
-            let ok = Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(&venv)
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(
-                ok,
-                "cannot create a Python venv at {} (python3 -m venv)",
-                venv.display()
-            );
-            let out = Command::new(venv.join("bin/pip"))
-                .args([
-                    "install",
-                    "--quiet",
-                    "model-signing==1.1.1",
-                    "pyopenssl",
-                    "pyarrow==26.0.1",
-                    "numpy==2.4.6",
-                    "scipy==1.17.1",
-                    "tritonclient[http]==2.73.0",
-                    "openai==3.57.0",
-                ])
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "cannot install model-signing==1.1.1, pyarrow==26.0.1, numpy, scipy, tritonclient and openai from PyPI into {}: {}",
-                venv.display(),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            std::fs::write(&marker, "").unwrap();
-        }
-        venv
+        venv(
+            "venv-interop-5",
+            &[
+                "model-signing==1.1.1",
+                "pyopenssl",
+                "pyarrow==26.0.1",
+                "numpy==2.4.6",
+                "scipy==1.17.1",
+                "tritonclient[http]==2.73.0",
+                "openai==3.57.0",
+            ],
+        )
     })
 }
 

@@ -1078,42 +1078,15 @@ fn the_python3_of_a_pyenv_user_runs_with_no_extra_flags() {
 fn sklearn_venv() -> &'static Path {
     static VENV: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     VENV.get_or_init(|| {
-        let venv =
-            std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("venv-trainer-sklearn");
-        let marker = venv.join(".complete");
-        if marker.exists() {
-            return venv;
-        }
-        std::fs::create_dir_all(env!("CARGO_TARGET_TMPDIR")).unwrap();
-        let lock = std::fs::File::create(format!("{}.lock", venv.display())).unwrap();
-        lock.lock().unwrap();
-        if !marker.exists() {
-            let ok = std::process::Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(&venv)
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(ok, "cannot create a venv at {}", venv.display());
-            let out = std::process::Command::new(venv.join("bin/pip"))
-                .args([
-                    "install",
-                    "--quiet",
-                    "numpy==2.4.6",
-                    "scikit-learn==1.9.1",
-                    "skl2onnx==1.20.0",
-                    "onnx==1.23.2",
-                ])
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "cannot install numpy, scikit-learn, skl2onnx and onnx from PyPI into {}: {}",
-                venv.display(),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            std::fs::write(&marker, "").unwrap();
-        }
-        venv
+        crate::interop::venv(
+            "venv-trainer-sklearn",
+            &[
+                "numpy==2.4.6",
+                "scikit-learn==1.9.1",
+                "skl2onnx==1.20.0",
+                "onnx==1.23.2",
+            ],
+        )
     })
 }
 
