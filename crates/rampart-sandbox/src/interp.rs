@@ -423,13 +423,10 @@ mod tests {
         let path = format!("{}:/usr/bin", root.join("shims").display());
         let project = t.path().join("project/sub");
         std::fs::create_dir_all(&project).unwrap();
-        let r = resolve_program(
-            Path::new("python3"),
-            Some(OsStr::new(&path)),
-            &project,
-            &no_env,
-        )
-        .unwrap();
+        let resolve = |env: &dyn Env| {
+            resolve_program(Path::new("python3"), Some(OsStr::new(&path)), &project, env)
+        };
+        let r = resolve(&no_env).unwrap();
         assert_eq!(r.program, root.join("versions/3.12.1/bin/python3"));
         assert!(
             r.read.contains(&root.join("versions/3.12.1")),
@@ -438,32 +435,14 @@ mod tests {
         );
         // A .python-version in a parent wins over the global file; PYENV_VERSION over both.
         std::fs::write(t.path().join("project/.python-version"), "3.11.7\n").unwrap();
-        let r = resolve_program(
-            Path::new("python3"),
-            Some(OsStr::new(&path)),
-            &project,
-            &no_env,
-        )
-        .unwrap();
+        let r = resolve(&no_env).unwrap();
         assert_eq!(r.program, root.join("versions/3.11.7/bin/python3"));
         let env = |k: &str| (k == "PYENV_VERSION").then(|| "3.12.1".to_owned());
-        let r = resolve_program(
-            Path::new("python3"),
-            Some(OsStr::new(&path)),
-            &project,
-            &env,
-        )
-        .unwrap();
+        let r = resolve(&env).unwrap();
         assert_eq!(r.program, root.join("versions/3.12.1/bin/python3"));
         // A version that is not installed is an error that says what to do.
         let env = |k: &str| (k == "PYENV_VERSION").then(|| "3.99.0".to_owned());
-        let e = resolve_program(
-            Path::new("python3"),
-            Some(OsStr::new(&path)),
-            &project,
-            &env,
-        )
-        .unwrap_err();
+        let e = resolve(&env).unwrap_err();
         assert!(e.contains("3.99.0") && e.contains("--python"), "{e}");
     }
 

@@ -306,12 +306,7 @@ fn a_daemon_does_not_outlive_the_run() {
     let (r, _, _) = run(&s);
     assert!(r.success(), "{}", r.explain());
     std::thread::sleep(Duration::from_millis(200));
-    let left: Vec<String> = std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains(&marker))
-        .collect();
+    let left = common::survivors(&marker);
     assert!(left.is_empty(), "survivors: {left:?}");
 }
 

@@ -206,12 +206,7 @@ fn the_timeout_kills_the_whole_tree() {
     assert_eq!(r.outcome, Outcome::TimedOut);
     assert!(r.explain().contains("wall-clock limit"), "{}", r.explain());
     std::thread::sleep(Duration::from_millis(100));
-    let left: Vec<String> = std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains(&marker))
-        .collect();
+    let left = common::survivors(&marker);
     assert!(left.is_empty(), "survivors: {left:?}");
 }
 

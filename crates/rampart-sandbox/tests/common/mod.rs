@@ -47,3 +47,13 @@ pub fn run(spec: &Spec) -> (Report, String, String) {
         String::from_utf8_lossy(&err).into_owned(),
     )
 }
+
+/// Command lines of live processes that contain `marker`.
+pub fn survivors(marker: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(marker))
+        .collect()
+}
