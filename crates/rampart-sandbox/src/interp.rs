@@ -203,6 +203,16 @@ fn follow_asdf(
     if let Some(home) = env.var("HOME") {
         files.push(Path::new(&home).join(".tool-versions"));
     }
+    // Where asdf installs `tool` at `version`, if that version has the program.
+    let installed = |tool: &str, version: &str| {
+        let c = data
+            .join("installs")
+            .join(tool)
+            .join(version)
+            .join("bin")
+            .join(name);
+        is_executable_file(&c).then_some(c)
+    };
     for f in &files {
         let Ok(t) = std::fs::read_to_string(f) else {
             continue;
@@ -212,39 +222,25 @@ fn follow_asdf(
             let (Some(tool), Some(version)) = (w.next(), w.next()) else {
                 continue;
             };
-            if plugins.iter().any(|(p, _)| p == tool) {
-                let c = data
-                    .join("installs")
-                    .join(tool)
-                    .join(version)
-                    .join("bin")
-                    .join(name);
-                if is_executable_file(&c) {
-                    return Ok((
-                        c,
-                        format!(
-                            "asdf shim {} → {tool} {version} ({})",
-                            shim.display(),
-                            f.display()
-                        ),
-                    ));
-                }
+            if plugins.iter().any(|(p, _)| p == tool)
+                && let Some(c) = installed(tool, version)
+            {
+                let via = format!(
+                    "asdf shim {} → {tool} {version} ({})",
+                    shim.display(),
+                    f.display()
+                );
+                return Ok((c, via));
             }
         }
     }
-    if let [(tool, version)] = plugins.as_slice() {
-        let c = data
-            .join("installs")
-            .join(tool)
-            .join(version)
-            .join("bin")
-            .join(name);
-        if is_executable_file(&c) {
-            return Ok((
-                c,
-                format!("asdf shim {} → {tool} {version}", shim.display()),
-            ));
-        }
+    if let [(tool, version)] = plugins.as_slice()
+        && let Some(c) = installed(tool, version)
+    {
+        return Ok((
+            c,
+            format!("asdf shim {} → {tool} {version}", shim.display()),
+        ));
     }
     Err(format!(
         "{} is an asdf shim and no installed version could be chosen; set one in .tool-versions, or name the interpreter with --python PATH",

@@ -517,3 +517,30 @@ fn a_killed_runs_cgroup_is_removed_by_the_next_run() {
     assert!(r.success());
     assert!(!stale.exists(), "{} was left", stale.display());
 }
+
+#[test]
+fn stage_two_is_out_of_the_programs_reach() {
+    // PID 1 is stage 2: its memory, its descriptors (the status socket) and its root.
+    let code = "import os\nfor p in ('/proc/1/mem', '/proc/1/fd/0', '/proc/1/environ'):\n  try:\n    f = open(p, 'rb'); print('OPENED', p, f.read(16))\n  except OSError as e: print('refused', p, e.errno)\ntry:\n  print('FDS', os.listdir('/proc/1/fd'))\nexcept OSError as e: print('refused fds', e.errno)\n";
+    let (r, out, err) = run(&python(code));
+    assert!(r.success(), "{} {err}", r.explain());
+    assert!(!out.contains("OPENED /proc/1/mem"), "{out}");
+    assert!(!out.contains("OPENED /proc/1/fd/0"), "{out}");
+    assert!(!out.contains("FDS"), "{out}");
+}
+
+#[test]
+fn a_link_to_a_socket_directory_is_refused_like_the_directory() {
+    let dir = open_tempdir();
+    let real = dir.path().join("run");
+    std::fs::create_dir(&real).unwrap();
+    let _rx = listen(&real.join("docker.sock"));
+    std::os::unix::fs::symlink(&real, dir.path().join("innocent")).unwrap();
+    std::os::unix::fs::symlink(real.join("docker.sock"), dir.path().join("data.csv")).unwrap();
+    for p in ["innocent", "data.csv"] {
+        let mut s = spec("/bin/true", &[]);
+        s.read.push(dir.path().join(p));
+        let e = sandbox().run(&s, &mut |_, _| {}).unwrap_err();
+        assert!(e.to_string().contains("socket"), "{p}: {e}");
+    }
+}

@@ -492,6 +492,8 @@ fn collect_inner(
         path: format!("{MODEL_DIR}/{}", terminal::escape(name)),
         reason,
     };
+    // The trainer may have made its directory unreadable; the caller owns it again.
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).map_err(io(dir))?;
     let mut names = Vec::new();
     let mut total = 0u64;
     for entry in fs::read_dir(dir).map_err(io(dir))? {
@@ -773,5 +775,25 @@ mod tests {
         };
         let e = collect_outputs(&run, &ScanConfig::default(), Severity::Medium, tight).unwrap_err();
         assert!(e.to_string().contains("more than 10 bytes"), "{e}");
+    }
+
+    #[test]
+    fn a_fifo_left_as_a_model_is_refused_without_blocking() {
+        let out = tempfile::tempdir().unwrap();
+        let run = out.path().join("run");
+        prepare_output(&run).unwrap();
+        nix::unistd::mkfifo(
+            &run.join("model/model.safetensors"),
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
+        let bounds = CollectBounds {
+            max_bytes: 1 << 20,
+            deadline: None,
+        };
+        let e =
+            collect_outputs(&run, &ScanConfig::default(), Severity::Medium, bounds).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        assert_eq!(std::fs::read_dir(run.join("model")).unwrap().count(), 0);
     }
 }
