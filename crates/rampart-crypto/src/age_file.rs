@@ -23,6 +23,17 @@ pub const MAX_SCRYPT_LOG_N: u8 = 22;
 /// Copy buffer size for the streaming loops.
 const BUFFER: usize = 1 << 20;
 
+/// Most stanzas accepted in a header. age writes one per recipient (plus, from some writers, a
+/// random "grease" stanza); a header with more is refused rather than parsed.
+pub const MAX_STANZAS: usize = 1024;
+
+/// Largest stanza body accepted (decoded base64 text, bytes). X25519 and scrypt bodies are 43
+/// characters; plugin stanzas are larger but far below this.
+pub const MAX_STANZA_BODY: usize = 16 * 1024;
+
+/// Longest header line other than body lines (the version line, `-> ` argument lines, the MAC).
+const MAX_HEADER_LINE: usize = 4096;
+
 /// What went wrong with an age file. Messages never contain key material.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -271,9 +282,89 @@ pub fn encrypt<W: Write>(
 ///
 /// # Errors
 /// [`AgeError::NotAge`] when there is no age header.
-pub fn is_passphrase_file<R: Read>(input: R) -> Result<bool, AgeError> {
-    let d = age::Decryptor::new(age::armor::ArmoredReader::new(input)).map_err(header_error)?;
+pub fn is_passphrase_file<R: Read + Send>(input: R) -> Result<bool, AgeError> {
+    let d = checked_decryptor(BufReader::new(age::armor::ArmoredReader::new(input)))?;
     Ok(d.is_scrypt())
+}
+
+/// An age decryptor over `input`, after the header was read and checked in one linear pass with
+/// bounds ([`MAX_STANZAS`], [`MAX_STANZA_BODY`], [`MAX_HEADER_LINE`]). The age crate's own
+/// header parser retries from the start as more bytes arrive, which is quadratic in the header
+/// size: 16 000 stanzas took 49 s. Only a header that passes here is handed to it, from memory.
+fn checked_decryptor<'a, R: BufRead + Send + 'a>(
+    mut input: R,
+) -> Result<age::Decryptor<Box<dyn BufRead + Send + 'a>>, AgeError> {
+    let header = read_header(&mut input)?;
+    let chained: Box<dyn BufRead + Send + 'a> = Box::new(io::Cursor::new(header).chain(input));
+    age::Decryptor::new_buffered(chained).map_err(header_error)
+}
+
+/// Reads an age v1 header (through its `---` MAC line) and checks its shape, in time linear in
+/// its size and memory bounded by the limits. The bytes read are returned, to be parsed again
+/// by the age crate.
+fn read_header<R: BufRead>(input: &mut R) -> Result<Vec<u8>, AgeError> {
+    let bad = |what: String| AgeError::NotAge(what);
+    let mut header = Vec::new();
+    let version = read_line(input, &mut header, MAX_HEADER_LINE)?;
+    if version != b"age-encryption.org/v1".as_slice() {
+        return Err(bad("the first line is not `age-encryption.org/v1`".into()));
+    }
+    let mut stanzas = 0usize;
+    loop {
+        let line = read_line(input, &mut header, MAX_HEADER_LINE)?;
+        if line.starts_with(b"--- ") {
+            return Ok(header);
+        }
+        if !line.starts_with(b"-> ") {
+            return Err(bad(format!(
+                "header line {} is neither a stanza (`-> `) nor the MAC (`--- `)",
+                header.iter().filter(|&&b| b == b'\n').count()
+            )));
+        }
+        stanzas += 1;
+        if stanzas > MAX_STANZAS {
+            return Err(bad(format!(
+                "the header has more than {MAX_STANZAS} recipient stanzas; refused unparsed"
+            )));
+        }
+        // The body: full 64-column lines, ended by a shorter one (possibly empty).
+        let mut body = 0usize;
+        loop {
+            let line = read_line(input, &mut header, 64)?;
+            body += line.len();
+            if body > MAX_STANZA_BODY {
+                return Err(bad(format!(
+                    "stanza {stanzas} has a body over {MAX_STANZA_BODY} bytes; refused unparsed"
+                )));
+            }
+            if line.len() < 64 {
+                break;
+            }
+        }
+    }
+}
+
+/// Appends one `\n`-terminated line (at most `max` bytes before the newline) to `header` and
+/// returns its length without the newline. Reads at most `max + 1` bytes.
+fn read_line<'h, R: BufRead>(
+    input: &mut R,
+    header: &'h mut Vec<u8>,
+    max: usize,
+) -> Result<&'h [u8], AgeError> {
+    let start = header.len();
+    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+    input.by_ref().take(limit).read_until(b'\n', header)?;
+    match header.last() {
+        Some(b'\n') if header.len() > start => {
+            let end = header.len() - 1;
+            Ok(header.get(start..end).unwrap_or_default())
+        }
+        _ if header.len() == start => Err(AgeError::NotAge("the header ends early".into())),
+        _ if header.len() - start > max => Err(AgeError::NotAge(format!(
+            "a header line is longer than {max} bytes; refused unparsed"
+        ))),
+        _ => Err(AgeError::NotAge("the header ends early".into())),
+    }
 }
 
 /// A reader of the plaintext of an age file (binary or armored). Reading it authenticates each
@@ -292,14 +383,15 @@ pub fn decrypting_reader<'a, R: Read + Send + 'a>(
         .fill_buf()
         .map(|h| h.starts_with(b"-----BEGIN"))
         .map_err(AgeError::Io)?;
-    if armored {
-        let d =
-            age::Decryptor::new(age::armor::ArmoredReader::new(buffered)).map_err(header_error)?;
-        Ok(Box::new(open_with(d, with)?))
+    let d = if armored {
+        checked_decryptor(BufReader::with_capacity(
+            BUFFER,
+            age::armor::ArmoredReader::new(buffered),
+        ))?
     } else {
-        let d = age::Decryptor::new_buffered(buffered).map_err(header_error)?;
-        Ok(Box::new(open_with(d, with)?))
-    }
+        checked_decryptor(buffered)?
+    };
+    Ok(Box::new(open_with(d, with)?))
 }
 
 fn open_with<R: Read>(
@@ -452,6 +544,68 @@ mod tests {
 
     fn pass(s: &str) -> SecretString {
         SecretString::from(s.to_owned())
+    }
+
+    /// A header the age crate would take seconds to minutes to parse is refused unparsed, with
+    /// the limit it broke; one at the limits still decrypts.
+    #[test]
+    fn hostile_headers_are_refused_in_one_pass() {
+        let id = age::x25519::Identity::generate();
+        let right = Unlock::identities(vec![id.clone()]);
+        let stanza = "-> X25519 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n";
+        let mut many = String::from("age-encryption.org/v1\n");
+        for _ in 0..16_000 {
+            many.push_str(stanza);
+        }
+        many.push_str("--- AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n");
+        let err = decrypt(many.as_bytes(), &mut Vec::new(), &right).unwrap_err();
+        assert!(
+            err.to_string().contains("more than 1024 recipient stanzas"),
+            "{err}"
+        );
+        assert!(is_passphrase_file(many.as_bytes()).is_err());
+
+        let mut big = String::from("age-encryption.org/v1\n-> X25519 AAAA\n");
+        for _ in 0..(1 << 20) / 64 {
+            big.push_str(&"A".repeat(64));
+            big.push('\n');
+        }
+        let err = decrypt(big.as_bytes(), &mut Vec::new(), &right).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("stanza 1 has a body over 16384 bytes"),
+            "{err}"
+        );
+
+        let long = format!("age-encryption.org/v1\n-> X25519 {}", "A".repeat(1 << 20));
+        let err = decrypt(long.as_bytes(), &mut Vec::new(), &right).unwrap_err();
+        assert!(err.to_string().contains("longer than 4096 bytes"), "{err}");
+
+        // The same header armored is checked after the armor is removed.
+        let mut armored = Vec::new();
+        {
+            let mut w = age::armor::ArmoredWriter::wrap_output(
+                &mut armored,
+                age::armor::Format::AsciiArmor,
+            )
+            .unwrap();
+            w.write_all(many.as_bytes()).unwrap();
+            w.finish().unwrap();
+        }
+        let err = decrypt(armored.as_slice(), &mut Vec::new(), &right).unwrap_err();
+        assert!(err.to_string().contains("recipient stanzas"), "{err}");
+
+        // 256 recipients still decrypt.
+        let mut keys: Vec<String> = (0..255)
+            .map(|_| age::x25519::Identity::generate().to_public().to_string())
+            .collect();
+        keys.push(id.to_public().to_string());
+        let to = Recipients::parse(&keys).unwrap();
+        let mut ct = Vec::new();
+        encrypt(&mut &b"shared"[..], &mut ct, &to, false).unwrap();
+        let mut out = Vec::new();
+        decrypt(ct.as_slice(), &mut out, &right).unwrap();
+        assert_eq!(out, b"shared");
     }
 
     #[test]

@@ -49,11 +49,11 @@ pub fn create_private_file(path: &Path, contents: &[u8]) -> Result<(), HomeError
 /// # Errors
 /// On any filesystem failure; the target is then untouched.
 pub fn atomic_write(path: &Path, contents: &[u8], mode: u32) -> Result<(), HomeError> {
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".rampart-tmp-")
-        .tempfile_in(dir)
-        .map_err(HomeError::io("cannot create a temporary file in", dir))?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = locked_temp(dir, 0o600)?;
     tmp.write_all(contents)
         .and_then(|()| {
             tmp.as_file()
@@ -86,11 +86,7 @@ impl AtomicFile {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        let tmp = tempfile::Builder::new()
-            .prefix(".rampart-tmp-")
-            .permissions(fs::Permissions::from_mode(mode))
-            .tempfile_in(dir)
-            .map_err(HomeError::io("cannot create a temporary file in", dir))?;
+        let tmp = locked_temp(dir, mode)?;
         Ok(Self {
             tmp,
             target: target.to_path_buf(),
@@ -138,6 +134,63 @@ impl AtomicFile {
         persisted.map_err(|e| HomeError::io("cannot create", &target)(e.error))?;
         sync_parent(&target)
     }
+}
+
+/// Prefix of the temporary files written beside their targets.
+const TEMP_PREFIX: &str = ".rampart-tmp-";
+
+/// A temporary file in `dir`, created with `mode` and held under an exclusive lock for as long
+/// as it is open, after sweeping `dir` of the ones a killed writer left (see [`sweep_stale`]).
+fn locked_temp(dir: &Path, mode: u32) -> Result<tempfile::NamedTempFile, HomeError> {
+    sweep_stale(dir);
+    let tmp = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .permissions(fs::Permissions::from_mode(mode))
+        .tempfile_in(dir)
+        .map_err(HomeError::io("cannot create a temporary file in", dir))?;
+    tmp.as_file()
+        .lock()
+        .map_err(HomeError::io("cannot lock", tmp.path()))?;
+    Ok(tmp)
+}
+
+/// Removes the temporary files a killed writer left in `dir`: regular files named
+/// `.rampart-tmp-*`, owned by this user, that no live process holds locked. (A writer locks its
+/// temporary file as soon as it exists and holds the lock until the rename, so a file nobody
+/// can lock is in use, and a lockable one is a leftover; a kill releases the lock.) Returns how
+/// many were removed. Best effort: what cannot be examined is left alone.
+pub fn sweep_stale(dir: &Path) -> usize {
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let me = nix::unistd::geteuid().as_raw();
+    let mut removed = 0;
+    for entry in entries.flatten().take(100_000) {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with(TEMP_PREFIX) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(file) = File::options()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOFOLLOW)
+            .open(&path)
+        else {
+            continue;
+        };
+        let Ok(meta) = file.metadata() else { continue };
+        if !meta.is_file() || meta.uid() != me || file.try_lock().is_err() {
+            continue;
+        }
+        // Still the same file at that name (not replaced since it was opened)?
+        let same = fs::symlink_metadata(&path)
+            .is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino());
+        if same && fs::remove_file(&path).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 fn sync_parent(path: &Path) -> Result<(), HomeError> {

@@ -107,13 +107,44 @@ impl FsBlobStore {
             .join(hex)
     }
 
+    /// Opens a blob without blocking or following a link (a FIFO or a link planted where a
+    /// blob should be would otherwise hang the reader or lead it elsewhere), then checks that
+    /// the opened file is a regular file.
     fn open(&self, digest: &Digest) -> Result<(File, PathBuf), BlobError> {
+        use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
         let path = self.path_of(digest);
-        match File::open(&path) {
-            Ok(f) => Ok((f, path)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(BlobError::Missing(*digest)),
-            Err(e) => Err(io(&path)(e)),
+        let f = match File::options()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+            .open(&path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(BlobError::Missing(*digest));
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(io(&path)(std::io::Error::other(
+                    "a symbolic link where a blob should be; refused",
+                )));
+            }
+            Err(e) => return Err(io(&path)(e)),
+        };
+        let kind = f.metadata().map_err(io(&path))?.file_type();
+        if !kind.is_file() {
+            let what = if kind.is_fifo() {
+                "a FIFO"
+            } else if kind.is_socket() {
+                "a socket"
+            } else if kind.is_dir() {
+                "a directory"
+            } else {
+                "a device or other special file"
+            };
+            return Err(io(&path)(std::io::Error::other(format!(
+                "{what} where a blob should be; refused"
+            ))));
         }
+        Ok((f, path))
     }
 
     /// Streams a blob through `sink`, hashing it; fails if it does not match.

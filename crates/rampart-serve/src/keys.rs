@@ -109,8 +109,8 @@ pub struct KeyStore {
 /// id → (stored hash, key).
 type KeyCache = HashMap<String, (String, std::sync::Arc<KeyInfo>)>;
 
-/// Most keys cached.
-const MAX_CACHED: usize = 10_000;
+/// Most keys held in the in-memory snapshot (about 300 bytes each).
+const MAX_CACHED: usize = 100_000;
 
 fn hash(secret: &str) -> String {
     let mut h = Sha256Hasher::new();
@@ -183,24 +183,30 @@ impl KeyStore {
         Some(b)
     }
 
-    /// The stored hash and key of `id`: from the cache while no commit happened since it was
-    /// filled (one 4-byte read instead of a SQLite transaction per request), else from the
-    /// database.
+    /// The stored hash and key of `id`, from a snapshot of the whole table taken when the
+    /// header's change counter last moved (one 4-byte read per request while nothing commits).
+    /// A known id and an unknown id are then the same hash-map lookup, so response time does
+    /// not tell an attacker which ids exist. A table larger than the snapshot bound is read
+    /// from SQLite for every id, known or not, which again costs both the same.
     fn lookup(
         &self,
         id: &str,
     ) -> Result<Option<(String, std::sync::Arc<KeyInfo>)>, rusqlite::Error> {
         let counter = self.change_counter();
-        if let Ok(mut cache) = self.cache.try_borrow_mut() {
-            if counter.is_none() || cache.0 != counter {
-                cache.1.clear();
-                cache.0 = counter;
-            } else if let Some(hit) = cache.1.get(id) {
-                return Ok(Some(hit.clone()));
+        if let (Some(counter), Ok(mut cache)) = (counter, self.cache.try_borrow_mut()) {
+            if cache.0 != Some(counter) {
+                cache.0 = None;
+                cache.1 = self.snapshot()?.unwrap_or_default();
+                // Trust the snapshot only if no commit landed while it was read.
+                if self.change_counter() == Some(counter) && !cache.1.is_empty() {
+                    cache.0 = Some(counter);
+                }
+            }
+            if cache.0.is_some() {
+                return Ok(cache.1.get(id).cloned());
             }
         }
-        let stored = self
-            .db
+        self.db
             .prepare_cached(
                 "SELECT hash, id, role, model, rate, burst, expires, revoked, created_at, label FROM keys WHERE id = ?1",
             )
@@ -210,17 +216,24 @@ impl KeyStore {
                     Ok((h, std::sync::Arc::new(row_at(r, 1)?)))
                 })
                 .optional()
-            })?;
-        // Only cache what was read under the counter checked above: a commit in between
-        // changes the counter, and the next lookup starts over.
-        if let (Some(found), Ok(mut cache)) = (&stored, self.cache.try_borrow_mut())
-            && counter.is_some()
-            && self.change_counter() == counter
-            && cache.1.len() < MAX_CACHED
-        {
-            cache.1.insert(id.to_owned(), found.clone());
-        }
-        Ok(stored)
+            })
+    }
+
+    /// Every key, or `None` when there are more than [`MAX_CACHED`].
+    fn snapshot(&self) -> Result<Option<KeyCache>, rusqlite::Error> {
+        let mut st = self.db.prepare_cached(
+            "SELECT hash, id, role, model, rate, burst, expires, revoked, created_at, label FROM keys LIMIT ?1",
+        )?;
+        let limit = i64::try_from(MAX_CACHED)
+            .unwrap_or(i64::MAX)
+            .saturating_add(1);
+        let rows = st.query_map([limit], |r| {
+            let h: String = r.get(0)?;
+            let info = row_at(r, 1)?;
+            Ok((info.id.clone(), (h, std::sync::Arc::new(info))))
+        })?;
+        let all: KeyCache = rows.collect::<Result<_, _>>()?;
+        Ok((all.len() <= MAX_CACHED).then_some(all))
     }
 
     /// The sealed HMAC key of a key (see [`crate::httpsig`]), if it has one.
@@ -462,6 +475,7 @@ mod tests {
             assert!(server.authenticate(&token, 1000).is_ok());
         }
         assert!(server.cache.borrow().1.contains_key(&info.id));
+        assert!(server.cache.borrow().0.is_some());
         // … and a revocation through another connection (the CLI) holds at once.
         let cli = KeyStore::open(&path).unwrap();
         assert!(cli.revoke(&info.id).unwrap());

@@ -681,6 +681,7 @@ fn checkout(ctx: &Ctx, reference: &str, out: &Path) -> Result<Status, CliError> 
             out.display()
         )));
     }
+    let created = !out.exists();
     let model = out.join("model");
     std::fs::create_dir_all(&model).map_err(CliError::internal)?;
     let result = reg.materialise(&v, &model).and_then(|()| {
@@ -695,8 +696,15 @@ fn checkout(ctx: &Ctx, reference: &str, out: &Path) -> Result<Status, CliError> 
         Ok(())
     });
     if let Err(e) = result {
-        // Nothing half-written is left to be mistaken for the model.
-        let _ = std::fs::remove_dir_all(&model);
+        // Nothing half-written is left to be mistaken for the model, and a directory this
+        // checkout made is removed with it.
+        if created {
+            let _ = std::fs::remove_dir_all(out);
+        } else {
+            let _ = std::fs::remove_dir_all(&model);
+            let _ = std::fs::remove_file(out.join("model.sig"));
+            let _ = std::fs::remove_file(out.join("provenance.json"));
+        }
         ctx.audit_refusal(
             ctx.event("model.checkout", Outcome::Failed)
                 .subject_path(&subject)

@@ -257,10 +257,27 @@ fn rekey_replaces_only_after_the_new_file_verifies() {
             .unwrap();
         assert_eq!(got.stdout, plain, "{point}");
     }
+    // Each crash (an exit without clean-up, as a kill) left its temporary file, and each run
+    // swept the one before: one is left …
+    let leftovers = || {
+        std::fs::read_dir(s.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(".rampart-tmp-")
+            })
+            .count()
+    };
+    assert_eq!(leftovers(), 1);
 
+    // … and the next run sweeps them, while it writes its own.
     s.rampart(&["rekey", "d.age", "-r", &new_r, "-i", "new.key"])
         .assert()
         .success();
+    assert_eq!(leftovers(), 0);
     // The home key no longer opens it; the new key does, with the age CLI too.
     let (code, _, _) = s.run(&["decrypt", "d.age", "-o", "-"]);
     assert_eq!(code, 2);

@@ -490,7 +490,28 @@ fn a_corrupted_blob_is_detected_and_the_version_refuses_to_load() {
     let (code, _, err) = s.run(&["model", "checkout", "m@1", "-o", "again"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("corrupted"), "{err}");
-    assert!(!s.path().join("again/model/model.safetensors").exists());
+    assert!(
+        !s.path().join("again").exists(),
+        "a refused checkout leaves no directory it made"
+    );
+
+    // A FIFO planted where the blob should be fails at once (it would block a reader forever)
+    // and names what it found.
+    std::fs::remove_file(&blob).unwrap();
+    nix::unistd::mkfifo(&blob, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let out = s
+        .rampart(&["model", "checkout", "m@1", "-o", "fifo"])
+        .timeout(std::time::Duration::from_secs(20))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "checkout of a FIFO blob hung or passed: {err}"
+    );
+    assert!(err.contains("a FIFO where a blob should be"), "{err}");
+    assert!(!s.path().join("fifo").exists());
     let (code, v) = promote(&s, "m@1", "staging");
     assert_eq!(code, 1);
     assert!(failed_gates(&v).contains(&"signature".to_owned()), "{v}");
