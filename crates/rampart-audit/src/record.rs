@@ -94,6 +94,22 @@ impl Event {
         self.details.insert(key.into(), value.into());
         self
     }
+
+    /// The record that follows this one when the change it recorded was then not made (it is
+    /// written before the change, so that no change happens unrecorded): the same action and
+    /// subject, outcome `error`, and why in `aborted`.
+    #[must_use]
+    pub fn aborted(&self, reason: impl Into<String>) -> Self {
+        let mut details = Map::new();
+        details.insert("aborted".into(), Value::String(reason.into()));
+        Self {
+            actor: self.actor.clone(),
+            action: self.action.clone(),
+            outcome: Outcome::Error,
+            subject: self.subject.clone(),
+            details,
+        }
+    }
 }
 
 /// A stored record.

@@ -110,6 +110,14 @@ pub enum HomeError {
         /// What was looked for.
         what: String,
     },
+    /// The change was not made: it could not be recorded (the audit log) before taking effect.
+    #[error("{path} left unchanged: {reason}")]
+    Unrecorded {
+        /// The file that would have changed.
+        path: PathBuf,
+        /// Why the record could not be written.
+        reason: String,
+    },
     /// The `.env` file could not be read.
     #[error("cannot read {path}: {reason}")]
     DotEnv {
@@ -159,6 +167,7 @@ impl HomeError {
                     | K::IsADirectory
                     | K::AlreadyExists
             ),
+            Self::Unrecorded { .. } => false,
             _ => true,
         }
     }

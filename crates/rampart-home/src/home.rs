@@ -301,32 +301,62 @@ impl Home {
         })
     }
 
-    /// Adds a trusted key to `rampart.toml` (comments kept, written atomically).
+    /// Adds a trusted key to `rampart.toml` (comments kept, written atomically). `record` is
+    /// called with the entry after every check and before the file changes; its error leaves
+    /// the policy unchanged ([`HomeError::Unrecorded`]).
     ///
     /// # Errors
-    /// When the name or fingerprint is already trusted, or the policy cannot be read/written.
-    pub fn trust_add(&self, name: &str, key: &PublicKey) -> Result<TrustedKey, HomeError> {
-        self.require()?;
-        let path = self.policy_path();
-        let text = secure_fs::read_small_file(&path)?;
-        let (out, entry) = policy::add_trusted_key(&text, &path, name, key)?;
-        secure_fs::atomic_write(&path, out.as_bytes(), 0o644)?;
-        Ok(entry)
+    /// When the name or fingerprint is already trusted, the change cannot be recorded, or the
+    /// policy cannot be read/written.
+    pub fn trust_add(
+        &self,
+        name: &str,
+        key: &PublicKey,
+        record: Witness<'_, TrustedKey>,
+    ) -> Result<TrustedKey, HomeError> {
+        self.edit_policy(
+            |text, path| policy::add_trusted_key(text, path, name, key),
+            record,
+        )
     }
 
-    /// Removes a trusted key by name or fingerprint.
+    /// Removes a trusted key by name or fingerprint (`record` as for [`Home::trust_add`]).
     ///
     /// # Errors
-    /// When no key matches, or the policy cannot be read/written.
-    pub fn trust_remove(&self, what: &str) -> Result<TrustedKey, HomeError> {
+    /// When no key matches, the change cannot be recorded, or the policy cannot be read/written.
+    pub fn trust_remove(
+        &self,
+        what: &str,
+        record: Witness<'_, TrustedKey>,
+    ) -> Result<TrustedKey, HomeError> {
+        self.edit_policy(
+            |text, path| policy::remove_trusted_key(text, path, what),
+            record,
+        )
+    }
+
+    /// Reads the policy, computes the edit, has it recorded, then writes it atomically.
+    fn edit_policy<T>(
+        &self,
+        edit: impl FnOnce(&str, &Path) -> Result<(String, T), HomeError>,
+        record: Witness<'_, T>,
+    ) -> Result<T, HomeError> {
         self.require()?;
         let path = self.policy_path();
         let text = secure_fs::read_small_file(&path)?;
-        let (out, entry) = policy::remove_trusted_key(&text, &path, what)?;
+        let (out, value) = edit(&text, &path)?;
+        record(&value).map_err(|reason| HomeError::Unrecorded {
+            path: path.clone(),
+            reason,
+        })?;
         secure_fs::atomic_write(&path, out.as_bytes(), 0o644)?;
-        Ok(entry)
+        Ok(value)
     }
 }
+
+/// Called with a change after its checks and before it takes effect, to record it (the audit
+/// log); an error refuses the change.
+pub type Witness<'a, T> = &'a mut dyn FnMut(&T) -> Result<(), String>;
 
 impl Home {
     /// Adds a directory to `data.roots`, stored as its canonical absolute path (so later
@@ -334,7 +364,11 @@ impl Home {
     ///
     /// # Errors
     /// When it is not a directory, is already listed, or the policy cannot be read/written.
-    pub fn data_root_add(&self, dir: &Path) -> Result<PathBuf, HomeError> {
+    pub fn data_root_add(
+        &self,
+        dir: &Path,
+        record: Witness<'_, PathBuf>,
+    ) -> Result<PathBuf, HomeError> {
         self.require()?;
         let real = std::fs::canonicalize(dir).map_err(HomeError::io("cannot resolve", dir))?;
         if !real.is_dir() {
@@ -343,11 +377,10 @@ impl Home {
                 reason: format!("{} is not a directory", dir.display()),
             });
         }
-        let path = self.policy_path();
-        let text = secure_fs::read_small_file(&path)?;
-        let out = policy::add_data_root(&text, &path, &real)?;
-        secure_fs::atomic_write(&path, out.as_bytes(), 0o644)?;
-        Ok(real)
+        self.edit_policy(
+            |text, path| Ok((policy::add_data_root(text, path, &real)?, real.clone())),
+            record,
+        )
     }
 
     /// The content-addressed dataset store: `store/datasets/<sha256 of the clean CSV>/`.
@@ -373,46 +406,49 @@ impl Home {
     ///
     /// # Errors
     /// When it is already pinned, malformed, or the policy cannot be read/written.
-    pub fn data_pin_add(&self, digest: &str) -> Result<(), HomeError> {
-        self.edit_policy(|text, path| policy::add_data_pin(text, path, digest))
+    pub fn data_pin_add(&self, digest: &str, record: Witness<'_, ()>) -> Result<(), HomeError> {
+        self.edit_policy(
+            |text, path| Ok((policy::add_data_pin(text, path, digest)?, ())),
+            record,
+        )
     }
 
     /// Removes a pinned digest.
     ///
     /// # Errors
     /// When it is not pinned, or the policy cannot be read/written.
-    pub fn data_pin_remove(&self, digest: &str) -> Result<(), HomeError> {
-        self.edit_policy(|text, path| policy::remove_data_pin(text, path, digest))
-    }
-
-    fn edit_policy(
-        &self,
-        edit: impl FnOnce(&str, &Path) -> Result<String, HomeError>,
-    ) -> Result<(), HomeError> {
-        self.require()?;
-        let path = self.policy_path();
-        let text = secure_fs::read_small_file(&path)?;
-        let out = edit(&text, &path)?;
-        secure_fs::atomic_write(&path, out.as_bytes(), 0o644)
+    pub fn data_pin_remove(&self, digest: &str, record: Witness<'_, ()>) -> Result<(), HomeError> {
+        self.edit_policy(
+            |text, path| Ok((policy::remove_data_pin(text, path, digest)?, ())),
+            record,
+        )
     }
 
     /// Removes a directory from `data.roots` (as listed, or by its canonical path).
     ///
     /// # Errors
     /// When it is not listed, or the policy cannot be read/written.
-    pub fn data_root_remove(&self, dir: &Path) -> Result<PathBuf, HomeError> {
+    pub fn data_root_remove(
+        &self,
+        dir: &Path,
+        record: Witness<'_, PathBuf>,
+    ) -> Result<PathBuf, HomeError> {
         self.require()?;
-        let path = self.policy_path();
-        let text = secure_fs::read_small_file(&path)?;
         let listed = self.load_policy()?.data.roots;
         let target = if listed.iter().any(|r| r == dir) {
             dir.to_path_buf()
         } else {
             std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
         };
-        let out = policy::remove_data_root(&text, &path, &target)?;
-        secure_fs::atomic_write(&path, out.as_bytes(), 0o644)?;
-        Ok(target)
+        self.edit_policy(
+            |text, path| {
+                Ok((
+                    policy::remove_data_root(text, path, &target)?,
+                    target.clone(),
+                ))
+            },
+            record,
+        )
     }
 }
 

@@ -35,7 +35,7 @@ pub mod secure_fs;
 pub use env::{ENV_AGE_IDENTITY, ENV_AGE_IDENTITY_FILE, ENV_HOME, ENV_SIGNING_KEY};
 pub use env::{ENV_PII_KEY, ENV_PII_KEY_FILE, ENV_SIGNING_KEY_FILE, load_dotenv, os_user};
 pub use error::HomeError;
-pub use home::{Home, InitReport, KeySource};
+pub use home::{Home, InitReport, KeySource, Witness};
 pub use policy::{
     AuditPolicy, ChecksPolicy, DataPolicy, GatePolicy, GatesPolicy, GuardOutputPolicy, GuardPolicy,
     GuardTopic, PiiPolicy, Policy, ScanPolicy, Size, TrainPolicy, TrustPolicy, TrustedKey,

@@ -30,8 +30,8 @@ pub fn sign(v: &VersionInfo, stage: &str, approver: &str, key: &SigningKey) -> S
     String::from_utf8(sign_bundle(key, &payload)).unwrap_or_default()
 }
 
-/// Checks an approval bundle: signed by one of `keys`, approving exactly this model (name and
-/// root digest) for `stage`. Returns the signer's fingerprint.
+/// Checks an approval bundle: signed by one of `keys`, approving exactly this version (name,
+/// number and root digest) for `stage`. Returns the signer's fingerprint.
 ///
 /// # Errors
 /// Why it does not count.
@@ -57,6 +57,14 @@ pub fn verify(
     let (model, root) = (field("model"), field("root"));
     if model != v.name.as_str() || root != v.root.to_hex().as_str() {
         return Err(format!("it approves another model ({model} {root})"));
+    }
+    if field("version") != v.version {
+        return Err(format!(
+            "it approves {model}@{}, not {}@{}",
+            field("version"),
+            v.name,
+            v.version
+        ));
     }
     if field("stage") != stage {
         return Err(format!("it approves stage {}, not {stage}", field("stage")));

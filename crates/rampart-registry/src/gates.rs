@@ -28,7 +28,8 @@ pub struct Gates {
     pub min_metrics: BTreeMap<String, f64>,
     /// Valid approvals from distinct trusted keys.
     pub approvals: u32,
-    /// The registrant's key does not count as an approver.
+    /// No key that produced the version (its signer, its provenance's signer, its registrant)
+    /// counts as an approver.
     pub two_person_rule: bool,
 }
 
@@ -210,14 +211,25 @@ fn approvals(
     keys: &[PublicKey],
 ) -> Result<String, String> {
     let records = reg.approvals(v).map_err(|e| e.to_string())?;
+    let producers = if two_person {
+        producers(reg, v, keys)
+    } else {
+        Vec::new()
+    };
     let mut valid = std::collections::BTreeSet::new();
     let mut rejected = Vec::new();
     for r in &records {
         match crate::approval::verify(&r.bundle, v, stage.as_str(), keys) {
-            Ok(fp) if two_person && fp == v.registrant_key => {
+            Ok(fp) if producers.iter().any(|(k, _)| *k == fp) => {
+                let roles: Vec<&str> = producers
+                    .iter()
+                    .filter(|(k, _)| *k == fp)
+                    .map(|(_, role)| *role)
+                    .collect();
                 rejected.push(format!(
-                    "{} registered this version (two-person rule)",
-                    r.approver
+                    "{}'s key {} this version (two-person rule)",
+                    r.approver,
+                    roles.join(" and ")
                 ));
             }
             Ok(fp) => {
@@ -232,6 +244,28 @@ fn approvals(
         text.push_str(&format!(" (not counted: {})", rejected.join("; ")));
     }
     if n >= need { Ok(text) } else { Err(text) }
+}
+
+/// The keys that produced `v`, each with what it did: the registrant, the signer of the model,
+/// and the signer of its provenance (read from the stored, verified bundle). Under the
+/// two-person rule none of them may approve.
+#[must_use]
+pub fn producers(
+    reg: &Registry,
+    v: &VersionInfo,
+    keys: &[PublicKey],
+) -> Vec<(String, &'static str)> {
+    let mut out = vec![
+        (v.registrant_key.clone(), "registered"),
+        (v.signer.clone(), "signed"),
+    ];
+    if let Some(d) = v.provenance
+        && let Ok(bytes) = reg.blobs().read(&d, MAX_BUNDLE_BYTES)
+        && let Ok(att) = verify_attestation(&bytes, keys)
+    {
+        out.push((att.key.to_string(), "signed the provenance of"));
+    }
+    out
 }
 
 /// Evaluates every required gate for moving `v` into `stage`.

@@ -48,6 +48,9 @@ pub enum RegistryError {
     /// What is being registered or imported is refused.
     #[error("{0}")]
     Refused(String),
+    /// The change was rolled back: it could not be recorded (the audit log) before its commit.
+    #[error("registry left unchanged: {0}")]
+    Unrecorded(String),
     /// An I/O error.
     #[error("{path}: {source}")]
     Io {
@@ -236,6 +239,62 @@ pub struct NewVersion {
     pub registrant_key: String,
     /// From where.
     pub source: String,
+}
+
+/// Called inside a change's transaction, after every check and before the commit, to record
+/// the change (the audit log): an error rolls the transaction back
+/// ([`RegistryError::Unrecorded`]), so no change is ever committed without its record.
+pub type Witness<'a, T> = &'a mut dyn FnMut(&T) -> Result<(), String>;
+
+/// A registration about to be committed, as [`Registry::insert_version`] shows it to its
+/// witness.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    /// The model.
+    pub name: String,
+    /// The number it gets.
+    pub version: i64,
+    /// Its root digest.
+    pub root: Digest,
+    /// Its signer's fingerprint.
+    pub signer: String,
+    /// How many files.
+    pub files: usize,
+    /// Whether it has provenance.
+    pub provenance: bool,
+    /// Where it came from (a path, or `import:…`).
+    pub source: String,
+    /// Why (`register`, `import of … exported by …`).
+    pub reason: String,
+}
+
+/// A stage change about to be committed, as [`Registry::set_stage`] and
+/// [`Registry::rollback`] show it to their witness.
+#[derive(Debug, Clone)]
+pub struct StageChange {
+    /// The model.
+    pub name: String,
+    /// The root digest of the version that moves.
+    pub root: Digest,
+    /// The move.
+    pub transition: Transition,
+}
+
+/// An approval about to be committed.
+#[derive(Debug, Clone)]
+pub struct NewApproval {
+    /// The model.
+    pub name: String,
+    /// The version approved.
+    pub version: i64,
+    /// Its root digest.
+    pub root: Digest,
+    /// The approver's key fingerprint.
+    pub approver_key: String,
+}
+
+fn witnessed<T>(record: Witness<'_, T>, value: &T) -> Result<(), RegistryError> {
+    record(value).map_err(RegistryError::Unrecorded)
 }
 
 /// RFC 3339 now.
@@ -447,6 +506,7 @@ impl Registry {
         v: &NewVersion,
         actor: &str,
         reason: &str,
+        record: Witness<'_, Registration>,
     ) -> Result<VersionInfo, RegistryError> {
         if !valid_name(name) {
             return Err(RegistryError::Refused(format!(
@@ -500,6 +560,19 @@ impl Registry {
         tx.execute(
             "INSERT INTO stage_history (version_id, from_stage, to_stage, actor, at, reason) VALUES (?1, 'none', 'none', ?2, ?3, ?4)",
             params![id, actor, at, reason],
+        )?;
+        witnessed(
+            record,
+            &Registration {
+                name: name.to_owned(),
+                version: next,
+                root: v.root,
+                signer: v.signer.clone(),
+                files: v.files.len(),
+                provenance: v.provenance.is_some(),
+                source: v.source.clone(),
+                reason: reason.to_owned(),
+            },
         )?;
         tx.commit()?;
         self.resolve(&format!("{name}@{next}"))
@@ -658,6 +731,7 @@ impl Registry {
         approver: &str,
         bundle: &str,
         replace: bool,
+        record: Witness<'_, NewApproval>,
     ) -> Result<(), RegistryError> {
         let sql = if replace {
             "INSERT INTO approvals (version_id, approver_key, approver, bundle, at) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -665,15 +739,26 @@ impl Registry {
         } else {
             "INSERT OR IGNORE INTO approvals (version_id, approver_key, approver, bundle, at) VALUES (?1, ?2, ?3, ?4, ?5)"
         };
-        let n = self
+        let tx = self
             .db
-            .execute(sql, params![v.id, approver_key, approver, bundle, now()])?;
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let n = tx.execute(sql, params![v.id, approver_key, approver, bundle, now()])?;
         if n == 0 {
             return Err(RegistryError::Conflict(format!(
                 "{}@{} is already approved by key {approver_key}",
                 v.name, v.version
             )));
         }
+        witnessed(
+            record,
+            &NewApproval {
+                name: v.name.clone(),
+                version: v.version,
+                root: v.root,
+                approver_key: approver_key.to_owned(),
+            },
+        )?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -691,6 +776,7 @@ impl Registry {
         from: &[Stage],
         actor: &str,
         reason: &str,
+        record: Witness<'_, StageChange>,
     ) -> Result<Transition, RegistryError> {
         let tx = self
             .db
@@ -758,13 +844,22 @@ impl Registry {
             "INSERT INTO stage_history (version_id, from_stage, to_stage, actor, at, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![v.id, current.as_str(), to.as_str(), actor, at, reason],
         )?;
-        tx.commit()?;
-        Ok(Transition {
+        let transition = Transition {
             version: v.version,
             from: current,
             to,
             displaced,
-        })
+        };
+        witnessed(
+            record,
+            &StageChange {
+                name: v.name.clone(),
+                root: v.root,
+                transition: transition.clone(),
+            },
+        )?;
+        tx.commit()?;
+        Ok(transition)
     }
 
     /// The version that was in production before the current one: the last one displaced
@@ -795,7 +890,12 @@ impl Registry {
     ///
     /// # Errors
     /// [`RegistryError::NotFound`] with no production or no earlier one.
-    pub fn rollback(&mut self, name: &str, actor: &str) -> Result<Transition, RegistryError> {
+    pub fn rollback(
+        &mut self,
+        name: &str,
+        actor: &str,
+        record: Witness<'_, StageChange>,
+    ) -> Result<Transition, RegistryError> {
         let current = self.resolve(&format!("{name}@production"))?;
         let previous = self.previous_production(name)?;
         let tx = self
@@ -829,13 +929,22 @@ impl Registry {
             "INSERT INTO stage_history (version_id, from_stage, to_stage, actor, at, reason) VALUES (?1, 'archived', 'production', ?2, ?3, 'rollback')",
             params![previous.id, actor, at],
         )?;
-        tx.commit()?;
-        Ok(Transition {
+        let transition = Transition {
             version: previous.version,
             from: Stage::Archived,
             to: Stage::Production,
             displaced: Some(current.version),
-        })
+        };
+        witnessed(
+            record,
+            &StageChange {
+                name: name.to_owned(),
+                root: previous.root,
+                transition: transition.clone(),
+            },
+        )?;
+        tx.commit()?;
+        Ok(transition)
     }
 
     /// Writes a version's files into `dir` (which must exist and be empty), each verified

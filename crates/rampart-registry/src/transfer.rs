@@ -195,6 +195,7 @@ pub fn import(
     scan: &ScanConfig,
     fail_on: Severity,
     actor: &str,
+    record: crate::Witness<'_, crate::Registration>,
 ) -> Result<(VersionInfo, ExportManifest, String), RegistryError> {
     let file = std::fs::File::open(archive).map_err(|source| RegistryError::Io {
         path: archive.to_path_buf(),
@@ -308,9 +309,18 @@ pub fn import(
         },
         actor,
         &format!("import of {}@{} exported by {exporter}", m.name, m.version),
+        record,
     )?;
+    // The approvals travel with the version; the import's record covers them.
     for a in &m.approvals {
-        let _ = reg.add_approval(&v, &a.approver_key, &a.approver, &a.bundle, false);
+        let _ = reg.add_approval(
+            &v,
+            &a.approver_key,
+            &a.approver,
+            &a.bundle,
+            false,
+            &mut |_| Ok(()),
+        );
     }
     Ok((v, m, exporter))
 }

@@ -23,9 +23,16 @@ fn main() {
     let mut tokens = Vec::new();
     for _ in 0..keys {
         let (_, t) = store
-            .create(Role::Predict, None, 50, 100, None, "bench", &|k| {
-                Ok(k.len().to_string())
-            })
+            .create(
+                Role::Predict,
+                None,
+                50,
+                100,
+                None,
+                "bench",
+                &|k| Ok(k.len().to_string()),
+                &mut |_| Ok(()),
+            )
             .unwrap();
         tokens.push(t);
     }

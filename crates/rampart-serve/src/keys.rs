@@ -271,9 +271,11 @@ impl KeyStore {
     }
 
     /// Creates a key; returns it (the only time the secret exists outside the caller).
+    /// `record` is called with the new key inside the transaction that stores it, before the
+    /// commit: its error (the audit log cannot take the record) leaves no key behind.
     ///
     /// # Errors
-    /// SQLite errors.
+    /// SQLite errors, or `record`'s.
     #[allow(clippy::too_many_arguments)]
     pub fn create(
         &self,
@@ -284,6 +286,7 @@ impl KeyStore {
         expires: Option<i64>,
         label: &str,
         seal: &dyn Fn(&[u8]) -> Result<String, String>,
+        record: &mut dyn FnMut(&KeyInfo) -> Result<(), String>,
     ) -> Result<(KeyInfo, String), String> {
         let mut id = [0u8; 8];
         let mut secret = [0u8; 32];
@@ -296,13 +299,15 @@ impl KeyStore {
         let created = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
-        self.db
-            .execute(
-                "INSERT INTO keys (id, hash, role, model, rate, burst, expires, created_at, label, hmac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![id, hash(&secret), role.as_str(), model, rate, burst, expires, created, label, sealed],
-            )
-            .map_err(|e| e.to_string())?;
+        let tx = self.db.unchecked_transaction().map_err(|e| e.to_string())?;
+        tx.execute(
+            "INSERT INTO keys (id, hash, role, model, rate, burst, expires, created_at, label, hmac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![id, hash(&secret), role.as_str(), model, rate, burst, expires, created, label, sealed],
+        )
+        .map_err(|e| e.to_string())?;
         let info = self.get(&id)?.ok_or("the new key is missing")?;
+        record(&info)?;
+        tx.commit().map_err(|e| e.to_string())?;
         Ok((info, token))
     }
 
@@ -332,15 +337,26 @@ impl KeyStore {
         rows.collect::<Result<_, _>>().map_err(|e| e.to_string())
     }
 
-    /// Revokes a key; false if there is no such key.
+    /// Revokes a key; false if there is no such key. `record` is called inside the transaction
+    /// before the commit, as for [`KeyStore::create`].
     ///
     /// # Errors
-    /// SQLite errors.
-    pub fn revoke(&self, id: &str) -> Result<bool, String> {
-        self.db
+    /// SQLite errors, or `record`'s.
+    pub fn revoke(
+        &self,
+        id: &str,
+        record: &mut dyn FnMut(&str) -> Result<(), String>,
+    ) -> Result<bool, String> {
+        let tx = self.db.unchecked_transaction().map_err(|e| e.to_string())?;
+        let n = tx
             .execute("UPDATE keys SET revoked = 1 WHERE id = ?1", [id])
-            .map(|n| n > 0)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Ok(false);
+        }
+        record(id)?;
+        tx.commit().map_err(|e| e.to_string())?;
+        Ok(true)
     }
 
     /// Checks a presented token; `now` is unix time.
@@ -423,6 +439,7 @@ mod tests {
                 Some(2000),
                 "ci",
                 &|k| Ok(k.len().to_string()),
+                &mut |_| Ok(()),
             )
             .unwrap();
         assert!(token.starts_with(&format!("rk_{}_", info.id)));
@@ -449,7 +466,7 @@ mod tests {
             s.authenticate("rk_0123456789abcdef_x", 1000).unwrap_err(),
             AuthFailure::Invalid
         );
-        assert!(s.revoke(&info.id).unwrap());
+        assert!(s.revoke(&info.id, &mut |_| Ok(())).unwrap());
         assert_eq!(
             s.authenticate(&token, 1000).unwrap_err(),
             AuthFailure::Revoked
@@ -460,16 +477,27 @@ mod tests {
         assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()));
     }
 
+    /// A predict key with no model, label or expiry.
+    fn predict_key(s: &KeyStore) -> (super::KeyInfo, String) {
+        s.create(
+            Role::Predict,
+            None,
+            50,
+            100,
+            None,
+            "",
+            &|k| Ok(k.len().to_string()),
+            &mut |_| Ok(()),
+        )
+        .unwrap()
+    }
+
     #[test]
     fn cached_keys_see_another_process_revoke_on_the_next_request() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k.db");
         let server = KeyStore::open(&path).unwrap();
-        let (info, token) = server
-            .create(Role::Predict, None, 50, 100, None, "", &|k| {
-                Ok(k.len().to_string())
-            })
-            .unwrap();
+        let (info, token) = predict_key(&server);
         // Served from the cache now …
         for _ in 0..3 {
             assert!(server.authenticate(&token, 1000).is_ok());
@@ -478,18 +506,21 @@ mod tests {
         assert!(server.cache.borrow().0.is_some());
         // … and a revocation through another connection (the CLI) holds at once.
         let cli = KeyStore::open(&path).unwrap();
-        assert!(cli.revoke(&info.id).unwrap());
+        assert!(cli.revoke(&info.id, &mut |_| Ok(())).unwrap());
         assert_eq!(
             server.authenticate(&token, 1000).unwrap_err(),
             AuthFailure::Revoked
         );
         // A wrong secret for a cached id still fails.
-        let (_, t2) = cli
-            .create(Role::Predict, None, 50, 100, None, "", &|k| {
-                Ok(k.len().to_string())
-            })
-            .unwrap();
+        let (_, t2) = predict_key(&cli);
         assert!(server.authenticate(&t2, 1000).is_ok());
+        // One lookup of an unknown id loads every key: known and unknown ids then cost one
+        // hash-map lookup each, so timing does not tell which ids exist.
+        assert_eq!(
+            server.authenticate("rk_00000000000000ff_x", 1000).unwrap_err(),
+            AuthFailure::Invalid
+        );
+        assert_eq!(server.cache.borrow().1.len(), 2);
         let mut forged = t2.clone();
         let last = forged.pop().unwrap();
         forged.push(if last == 'A' { 'B' } else { 'A' });

@@ -63,6 +63,23 @@ impl Ctx {
         }
     }
 
+    /// Runs one change that must be in the audit log before it takes effect: the
+    /// library calls [`Recorder::write`] with the change's record just before it commits (a
+    /// policy file renamed into place, a database transaction committed), and refuses the
+    /// change when the record cannot be written.
+    pub fn recorded<T, E: Into<CliError>>(
+        &self,
+        change: impl FnOnce(&mut Recorder<'_>) -> Result<T, E>,
+    ) -> Result<T, CliError> {
+        let mut rec = Recorder {
+            ctx: self,
+            failed: None,
+            written: None,
+        };
+        let result = change(&mut rec);
+        rec.finish(result)
+    }
+
     pub fn dont_seal(&self) {
         self.seal.set(false);
     }
@@ -89,4 +106,55 @@ impl Ctx {
 
 fn e_message(e: &CliError) -> String {
     format!("{e:?}")
+}
+
+/// See [`Ctx::recorded`].
+pub struct Recorder<'c> {
+    ctx: &'c Ctx,
+    /// Why the record could not be written (the error the user sees).
+    failed: Option<CliError>,
+    /// The record written, to follow with an `aborted` one if the change then fails.
+    written: Option<Event>,
+}
+
+impl Recorder<'_> {
+    /// Appends the change's record; an error refuses the change.
+    ///
+    /// # Errors
+    /// The audit log's error, as text for the library (the full error is kept for the user).
+    pub fn write(&mut self, event: Event) -> Result<(), String> {
+        match self.ctx.audit(event.clone()) {
+            Ok(()) => {
+                self.written = Some(event);
+                Ok(())
+            }
+            Err(e) => {
+                let text = format!("not recorded in the audit log: {}", e.message());
+                self.failed = Some(e);
+                Err(text)
+            }
+        }
+    }
+
+    /// The change's result. When the record could not be written, the audit error (the change
+    /// was refused); when the record was written but the change then failed, an `aborted`
+    /// record follows and the change's own error is returned.
+    ///
+    /// # Errors
+    /// As described.
+    fn finish<T, E: Into<CliError>>(self, result: Result<T, E>) -> Result<T, CliError> {
+        match result {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                if let Some(f) = self.failed {
+                    return Err(f);
+                }
+                let e: CliError = e.into();
+                if let Some(ev) = &self.written {
+                    self.ctx.audit_refusal(ev.aborted(e.message()));
+                }
+                Err(e)
+            }
+        }
+    }
 }

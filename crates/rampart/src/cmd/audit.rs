@@ -33,7 +33,33 @@ fn verify(ctx: &Ctx, log: &AuditLog) -> Result<Status, CliError> {
             .into_iter()
             .map(|(_, k)| k),
     );
-    let report = log.verify(&keys)?;
+    let mut report = log.verify(&keys)?;
+    if report.failure.is_none() && report.records == 0 {
+        // `rampart init` records itself, so an initialised home never has an empty log: its
+        // records were deleted (and the files recreated empty, or replaced).
+        let held: Vec<&str> = [
+            ("registry", ctx.home.root().join("registry")),
+            ("API keys", ctx.home.root().join("serve").join("apikeys.db")),
+            ("datasets", ctx.home.dataset_store()),
+            ("runs", ctx.home.runs_dir()),
+        ]
+        .into_iter()
+        .filter(|(_, p)| p.exists())
+        .map(|(what, _)| what)
+        .collect();
+        report.failure = Some(rampart_audit::Failure {
+            seq: 1,
+            kind: rampart_audit::FailureKind::Truncated,
+            reason: format!(
+                "the log has no records, but this home was initialised (init records itself){}: its audit records were deleted",
+                if held.is_empty() {
+                    String::new()
+                } else {
+                    format!(" and holds {}", held.join(", "))
+                }
+            ),
+        });
+    }
     let outcome = if report.failure.is_some() {
         Outcome::Failed
     } else {

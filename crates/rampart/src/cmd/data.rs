@@ -25,19 +25,25 @@ pub fn run(ctx: &Ctx, args: &DataArgs) -> Result<Status, CliError> {
     match &args.command {
         DataCommand::Roots(r) => match &r.command {
             RootsCommand::Add { dir } => {
-                let real = ctx.home.data_root_add(dir)?;
-                ctx.audit(
-                    ctx.event("data.roots.add", Outcome::Ok)
-                        .subject_path(real.display().to_string()),
-                )?;
+                let real = ctx.recorded(|rec| {
+                    ctx.home.data_root_add(dir, &mut |real| {
+                        rec.write(
+                            ctx.event("data.roots.add", Outcome::Ok)
+                                .subject_path(real.display().to_string()),
+                        )
+                    })
+                })?;
                 say(ctx, "authorised", &real)?;
             }
             RootsCommand::Remove { dir } => {
-                let removed = ctx.home.data_root_remove(dir)?;
-                ctx.audit(
-                    ctx.event("data.roots.remove", Outcome::Ok)
-                        .subject_path(removed.display().to_string()),
-                )?;
+                let removed = ctx.recorded(|rec| {
+                    ctx.home.data_root_remove(dir, &mut |gone| {
+                        rec.write(
+                            ctx.event("data.roots.remove", Outcome::Ok)
+                                .subject_path(gone.display().to_string()),
+                        )
+                    })
+                })?;
                 say(ctx, "no longer authorised", &removed)?;
             }
             RootsCommand::List => {
@@ -61,12 +67,15 @@ pub fn run(ctx: &Ctx, args: &DataArgs) -> Result<Status, CliError> {
         DataCommand::Ingest(a) => return crate::cmd::ingest::run(ctx, a),
         DataCommand::Pin { path } => {
             let digest = crate::cmd::ingest::file_digest(path)?;
-            ctx.home.data_pin_add(&digest)?;
-            ctx.audit(
-                ctx.event("data.pin", Outcome::Ok)
-                    .subject_path(path.display().to_string())
-                    .subject_digest(digest.clone()),
-            )?;
+            ctx.recorded(|rec| {
+                ctx.home.data_pin_add(&digest, &mut |()| {
+                    rec.write(
+                        ctx.event("data.pin", Outcome::Ok)
+                            .subject_path(path.display().to_string())
+                            .subject_digest(digest.clone()),
+                    )
+                })
+            })?;
             say(ctx, "pinned", Path::new(&digest))?;
         }
         DataCommand::Unpin { what } => {
@@ -75,11 +84,14 @@ pub fn run(ctx: &Ctx, args: &DataArgs) -> Result<Status, CliError> {
             } else {
                 crate::cmd::ingest::file_digest(Path::new(what))?
             };
-            ctx.home.data_pin_remove(&digest)?;
-            ctx.audit(
-                ctx.event("data.unpin", Outcome::Ok)
-                    .subject_digest(digest.clone()),
-            )?;
+            ctx.recorded(|rec| {
+                ctx.home.data_pin_remove(&digest, &mut |()| {
+                    rec.write(
+                        ctx.event("data.unpin", Outcome::Ok)
+                            .subject_digest(digest.clone()),
+                    )
+                })
+            })?;
             say(ctx, "unpinned", Path::new(&digest))?;
         }
         DataCommand::Pii(a) => return crate::cmd::pii::run(ctx, a),

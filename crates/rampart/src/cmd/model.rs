@@ -138,6 +138,23 @@ fn register(
     let schema = input_schema(&model_files(&src));
     let user = rampart_home::os_user();
     let path_text = path.display().to_string();
+    // The registrant is an identity the home trusts: a throwaway key would make every real
+    // key "not the registrant" and so eligible to approve under the two-person rule.
+    if !keys
+        .iter()
+        .any(|k| k.fingerprint().to_string() == registrant)
+    {
+        let reason = format!(
+            "the registering key {registrant} is not trusted by this home; register with the home key or a trusted one (rampart trust add)"
+        );
+        ctx.audit_refusal(
+            ctx.event("model.register", Outcome::Denied)
+                .subject_path(&path_text)
+                .detail("name", name.to_owned())
+                .detail("reason", reason.clone()),
+        );
+        return Err(CliError::verification(anyhow::anyhow!("{reason}")));
+    }
     let checked = match candidate::check_and_store(
         reg.blobs(),
         &src,
@@ -159,18 +176,20 @@ fn register(
             return Err(reg_err(e));
         }
     };
-    let v = reg
-        .insert_version(name, &checked.version, &user, "register")
-        .map_err(reg_err)?;
-    ctx.audit(
-        ctx.event("model.register", Outcome::Ok)
-            .subject_path(format!("{}@{}", v.name, v.version))
-            .subject_digest(format!("sha256:{}", v.root))
-            .detail("source", path_text.clone())
-            .detail("signer", v.signer.clone())
-            .detail("files", v.files.len())
-            .detail("provenance", v.provenance.is_some()),
-    )?;
+    let v = ctx.recorded(|rec| {
+        reg.insert_version(name, &checked.version, &user, "register", &mut |r| {
+            rec.write(
+                ctx.event("model.register", Outcome::Ok)
+                    .subject_path(format!("{}@{}", r.name, r.version))
+                    .subject_digest(format!("sha256:{}", r.root))
+                    .detail("source", path_text.clone())
+                    .detail("signer", r.signer.clone())
+                    .detail("files", r.files)
+                    .detail("provenance", r.provenance),
+            )
+        })
+        .map_err(reg_err)
+    })?;
     match ctx.format {
         Format::Json | Format::Sarif => output::print_json(&version_json(&v))?,
         Format::Human => output::print(&format!(
@@ -293,32 +312,35 @@ fn promote(ctx: &Ctx, reference: &str, to: Stage) -> Result<Status, CliError> {
         _ => &[Stage::None, Stage::Archived],
     };
     let user = rampart_home::os_user();
-    let t = match reg.set_stage(&v, to, from, &user, "promote") {
+    let gate_names = checks.iter().map(|c| c.gate).collect::<Vec<_>>().join(",");
+    let moved = ctx.recorded(|rec| {
+        reg.set_stage(&v, to, from, &user, "promote", &mut |c| {
+            let mut event = ctx
+                .event("model.promote", Outcome::Ok)
+                .subject_path(format!("{}@{}", c.name, c.transition.version))
+                .subject_digest(format!("sha256:{}", c.root))
+                .detail("from", c.transition.from.as_str())
+                .detail("to", c.transition.to.as_str())
+                .detail("gates", gate_names.clone());
+            if let Some(d) = c.transition.displaced {
+                event = event.detail("displaced", d);
+            }
+            rec.write(event)
+        })
+        .map_err(reg_err)
+    });
+    let t = match moved {
         Ok(t) => t,
         Err(e) => {
             ctx.audit_refusal(
                 ctx.event("model.promote", Outcome::Denied)
                     .subject_path(&subject)
                     .detail("to", to.as_str())
-                    .detail("reason", e.to_string()),
+                    .detail("reason", e.message()),
             );
-            return Err(reg_err(e));
+            return Err(e);
         }
     };
-    let mut event = ctx
-        .event("model.promote", Outcome::Ok)
-        .subject_path(&subject)
-        .subject_digest(format!("sha256:{}", v.root))
-        .detail("from", t.from.as_str())
-        .detail("to", to.as_str())
-        .detail(
-            "gates",
-            checks.iter().map(|c| c.gate).collect::<Vec<_>>().join(","),
-        );
-    if let Some(d) = t.displaced {
-        event = event.detail("displaced", d);
-    }
-    ctx.audit(event)?;
     match ctx.format {
         Format::Json | Format::Sarif => output::print_json(&json!({
             "promoted": true, "model": v.name, "version": v.version, "from": t.from, "to": to,
@@ -379,10 +401,18 @@ fn approve(
             "key {fp} is not trusted by this home (rampart trust add)"
         ));
     }
-    if gate.two_person_rule && fp == v.registrant_key {
-        return refuse(format!(
-            "key {fp} registered this version; the two-person rule needs someone else"
-        ));
+    if gate.two_person_rule {
+        let roles: Vec<&str> = gates::producers(&reg, &v, &keys)
+            .into_iter()
+            .filter(|(k, _)| *k == fp)
+            .map(|(_, role)| role)
+            .collect();
+        if !roles.is_empty() {
+            return refuse(format!(
+                "key {fp} {} this version; the two-person rule needs someone else",
+                roles.join(" and ")
+            ));
+        }
     }
     let user = rampart_home::os_user();
     let bundle = rampart_registry::approval::sign(&v, stage.as_str(), &user, &signing);
@@ -399,16 +429,24 @@ fn approve(
         }
         replace = true;
     }
-    if let Err(e) = reg.add_approval(&v, &fp, &user, &bundle, replace) {
-        return refuse(e.to_string());
+    let added = ctx.recorded(|rec| {
+        reg.add_approval(&v, &fp, &user, &bundle, replace, &mut |a| {
+            rec.write(
+                ctx.event("model.approve", Outcome::Ok)
+                    .subject_path(format!("{}@{}", a.name, a.version))
+                    .subject_digest(format!("sha256:{}", a.root))
+                    .detail("approver_key", a.approver_key.clone())
+                    .detail("stage", stage.as_str()),
+            )
+        })
+        .map_err(reg_err)
+    });
+    if let Err(e) = added {
+        if matches!(e.code(), 3) {
+            return Err(e);
+        }
+        return refuse(e.message());
     }
-    ctx.audit(
-        ctx.event("model.approve", Outcome::Ok)
-            .subject_path(&subject)
-            .subject_digest(format!("sha256:{}", v.root))
-            .detail("approver_key", fp.clone())
-            .detail("stage", stage.as_str()),
-    )?;
     match ctx.format {
         Format::Json | Format::Sarif => output::print_json(&json!({
             "approved": true, "model": v.name, "version": v.version, "stage": stage, "approver_key": fp,
@@ -455,13 +493,17 @@ fn rollback(ctx: &Ctx, name: &str) -> Result<Status, CliError> {
         )));
     }
     let user = rampart_home::os_user();
-    let t = reg.rollback(name, &user).map_err(reg_err)?;
-    ctx.audit(
-        ctx.event("model.rollback", Outcome::Ok)
-            .subject_path(format!("{name}@{}", t.version))
-            .subject_digest(format!("sha256:{}", previous.root))
-            .detail("from_version", t.displaced.unwrap_or_default()),
-    )?;
+    let t = ctx.recorded(|rec| {
+        reg.rollback(name, &user, &mut |c| {
+            rec.write(
+                ctx.event("model.rollback", Outcome::Ok)
+                    .subject_path(format!("{}@{}", c.name, c.transition.version))
+                    .subject_digest(format!("sha256:{}", c.root))
+                    .detail("from_version", c.transition.displaced.unwrap_or_default()),
+            )
+        })
+        .map_err(reg_err)
+    })?;
     match ctx.format {
         Format::Json | Format::Sarif => output::print_json(&json!({
             "model": name, "production": t.version, "archived": t.displaced,
@@ -641,26 +683,39 @@ fn import(ctx: &Ctx, archive: &Path, name: Option<&str>) -> Result<Status, CliEr
     let keys = crate::cmd::verify::verifier_keys(ctx, &[])?;
     let (cfg, fail_on) = scan_settings(&policy);
     let user = rampart_home::os_user();
-    let (v, m, exporter) =
-        match transfer::import(&mut reg, archive, name, &keys, &cfg, fail_on, &user) {
-            Ok(x) => x,
-            Err(e) => {
-                ctx.audit_refusal(
-                    ctx.event("model.import", Outcome::Denied)
-                        .subject_path(archive.display().to_string())
-                        .detail("reason", e.to_string()),
-                );
-                return Err(reg_err(e));
-            }
-        };
-    ctx.audit(
-        ctx.event("model.import", Outcome::Ok)
-            .subject_path(format!("{}@{}", v.name, v.version))
-            .subject_digest(format!("sha256:{}", v.root))
-            .detail("archive", archive.display().to_string())
-            .detail("exported_as", format!("{}@{}", m.name, m.version))
-            .detail("exporter", exporter.clone()),
-    )?;
+    let imported = ctx.recorded(|rec| {
+        transfer::import(
+            &mut reg,
+            archive,
+            name,
+            &keys,
+            &cfg,
+            fail_on,
+            &user,
+            &mut |r| {
+                rec.write(
+                    ctx.event("model.import", Outcome::Ok)
+                        .subject_path(format!("{}@{}", r.name, r.version))
+                        .subject_digest(format!("sha256:{}", r.root))
+                        .detail("archive", archive.display().to_string())
+                        .detail("source", r.source.clone())
+                        .detail("reason", r.reason.clone()),
+                )
+            },
+        )
+        .map_err(reg_err)
+    });
+    let (v, m, exporter) = match imported {
+        Ok(x) => x,
+        Err(e) => {
+            ctx.audit_refusal(
+                ctx.event("model.import", Outcome::Denied)
+                    .subject_path(archive.display().to_string())
+                    .detail("reason", e.message()),
+            );
+            return Err(e);
+        }
+    };
     match ctx.format {
         Format::Json | Format::Sarif => output::print_json(&version_json(&v))?,
         Format::Human => output::print(&format!(

@@ -74,17 +74,29 @@ pub fn apikey(ctx: &Ctx, args: &ApikeyArgs) -> Result<Status, CliError> {
                 .map_err(|e| e.to_string())?;
                 String::from_utf8(out).map_err(|e| e.to_string())
             };
-            let (info, token) = store
-                .create(role, model.as_deref(), *rate, *burst, expires, label, &seal)
-                .map_err(err)?;
-            ctx.audit(
-                ctx.event("apikey.create", Outcome::Ok)
-                    .subject_path(format!("apikey:{}", info.id))
-                    .detail("role", role.as_str())
-                    .detail("model", model.clone().unwrap_or_default())
-                    .detail("rate", *rate)
-                    .detail("burst", *burst),
-            )?;
+            let (info, token) = ctx.recorded(|rec| {
+                store
+                    .create(
+                        role,
+                        model.as_deref(),
+                        *rate,
+                        *burst,
+                        expires,
+                        label,
+                        &seal,
+                        &mut |info| {
+                            rec.write(
+                                ctx.event("apikey.create", Outcome::Ok)
+                                    .subject_path(format!("apikey:{}", info.id))
+                                    .detail("role", role.as_str())
+                                    .detail("model", model.clone().unwrap_or_default())
+                                    .detail("rate", *rate)
+                                    .detail("burst", *burst),
+                            )
+                        },
+                    )
+                    .map_err(err)
+            })?;
             match ctx.format {
                 Format::Json | Format::Sarif => {
                     output::print_json(&json!({"key": info, "token": token}))?;
@@ -121,13 +133,19 @@ pub fn apikey(ctx: &Ctx, args: &ApikeyArgs) -> Result<Status, CliError> {
             }
         }
         ApikeyCommand::Revoke { id } => {
-            if !store.revoke(id).map_err(err)? {
+            let revoked = ctx.recorded(|rec| {
+                store
+                    .revoke(id, &mut |id| {
+                        rec.write(
+                            ctx.event("apikey.revoke", Outcome::Ok)
+                                .subject_path(format!("apikey:{id}")),
+                        )
+                    })
+                    .map_err(err)
+            })?;
+            if !revoked {
                 return Err(CliError::input(anyhow::anyhow!("no API key {id}")));
             }
-            ctx.audit(
-                ctx.event("apikey.revoke", Outcome::Ok)
-                    .subject_path(format!("apikey:{id}")),
-            )?;
             output::print(&format!("revoked {id}\n"))?;
         }
     }

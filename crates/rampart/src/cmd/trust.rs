@@ -25,34 +25,39 @@ pub fn run(ctx: &Ctx, args: &TrustArgs) -> Result<Status, CliError> {
                     |s| s.to_string_lossy().trim_end_matches(".pub").to_owned(),
                 )
             });
-            match ctx.home.trust_add(&name, &key) {
-                Ok(entry) => {
-                    ctx.audit(
+            let added = ctx.recorded(|rec| {
+                ctx.home.trust_add(&name, &key, &mut |entry| {
+                    rec.write(
                         ctx.event("trust.add", Outcome::Ok)
                             .subject_path(pubkey.display().to_string())
                             .subject_digest(entry.fingerprint.clone())
                             .detail("name", entry.name.clone()),
-                    )?;
-                    print_one(ctx, "trusted", &entry)?;
-                }
+                    )
+                })
+            });
+            match added {
+                Ok(entry) => print_one(ctx, "trusted", &entry)?,
                 Err(e) => {
                     ctx.audit_refusal(
                         ctx.event("trust.add", Outcome::Denied)
                             .subject_path(pubkey.display().to_string())
                             .subject_digest(key.fingerprint().to_string())
-                            .detail("reason", e.to_string()),
+                            .detail("reason", e.message()),
                     );
-                    return Err(e.into());
+                    return Err(e);
                 }
             }
         }
         TrustCommand::Remove { key } => {
-            let entry = ctx.home.trust_remove(key)?;
-            ctx.audit(
-                ctx.event("trust.remove", Outcome::Ok)
-                    .subject_digest(entry.fingerprint.clone())
-                    .detail("name", entry.name.clone()),
-            )?;
+            let entry = ctx.recorded(|rec| {
+                ctx.home.trust_remove(key, &mut |entry| {
+                    rec.write(
+                        ctx.event("trust.remove", Outcome::Ok)
+                            .subject_digest(entry.fingerprint.clone())
+                            .detail("name", entry.name.clone()),
+                    )
+                })
+            })?;
             print_one(ctx, "removed", &entry)?;
         }
         TrustCommand::List => {

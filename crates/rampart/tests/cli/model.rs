@@ -633,3 +633,155 @@ fn export_then_import_into_a_fresh_home_verifies() {
     assert!(b.run(&["model", "show", "other"]).0 != 0);
     assert!(audit_log(&b).contains("\"model.import\""));
 }
+
+/// With the audit log unwritable (a link to /dev/full: a full disk), every change refuses and
+/// changes nothing; once the log is back, it verifies intact and records none of them.
+#[test]
+fn no_change_without_its_audit_record() {
+    let (s, ds) = setup();
+    let run = train(&s, &ds, "a", "5");
+    register(&s, &run, "m");
+    let token = s.json(&["apikey", "create", "--label", "keep"]);
+    let key_id = token["key"]["id"].as_str().unwrap().to_owned();
+    std::fs::create_dir_all(s.path().join("more")).unwrap();
+    let other = Scratch::init();
+    other
+        .rampart(&["keys", "export-public", "-o", "other.pub.pem"])
+        .assert()
+        .success();
+    std::fs::copy(
+        other.path().join("other.pub.pem"),
+        s.path().join("other.pub.pem"),
+    )
+    .unwrap();
+
+    let log = s.home().join("audit/audit.jsonl");
+    let saved = s.path().join("audit.saved");
+    std::fs::rename(&log, &saved).unwrap();
+    std::os::unix::fs::symlink("/dev/full", &log).unwrap();
+    let state = |s: &Scratch| {
+        (
+            std::fs::read_to_string(s.home().join("rampart.toml")).unwrap(),
+            s.json(&["model", "list"]),
+            s.json(&["model", "show", "m@1"])["stage"].clone(),
+            s.json(&["apikey", "list"]),
+        )
+    };
+    let before = state(&s);
+    let attempts: [&[&str]; 7] = [
+        &["trust", "add", "other.pub.pem", "--name", "other"],
+        &["data", "roots", "add", "more"],
+        &["apikey", "create", "--label", "unrecorded"],
+        &["apikey", "revoke", &key_id],
+        &["model", "register", run.to_str().unwrap(), "--name", "m"],
+        &["model", "promote", "m@1", "--to", "staging"],
+        &["data", "roots", "remove", "data"],
+    ];
+    for args in attempts {
+        let (code, out, err) = s.run(args);
+        assert_eq!(
+            code, 3,
+            "{args:?} went ahead without its record: {out}{err}"
+        );
+        assert!(err.contains("audit.jsonl"), "{args:?}: {err}");
+        assert_eq!(state(&s), before, "{args:?} changed something");
+    }
+    std::fs::remove_file(&log).unwrap();
+    std::fs::rename(&saved, &log).unwrap();
+    let v = s.json(&["audit", "verify"]);
+    assert!(v["failure"].is_null(), "{v}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("unrecorded") && !text.contains("\"trust.add\""));
+    assert!(!text.contains("\"apikey.revoke\"") && !text.contains("\"model.promote\""));
+    assert_eq!(text.matches("\"model.register\"").count(), 1);
+
+    // A home whose audit files were deleted does not verify as an empty, intact log.
+    std::fs::remove_file(&log).unwrap();
+    let _ = std::fs::remove_file(s.home().join("audit/checkpoints.jsonl"));
+    let (code, out, _) = s.run(&["audit", "verify"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("no records") && out.contains("registry"),
+        "{out}"
+    );
+}
+
+/// The two-person rule means two people: a throwaway registrant key is refused, no key that
+/// produced the version (registrant, model signer, provenance signer) counts as an approver,
+/// and an approval binds the version number, not only the name and digest.
+#[test]
+fn the_two_person_rule_excludes_every_producing_key() {
+    let (s, ds) = setup();
+    let run = train(&s, &ds, "a", "5");
+    edit_policy(
+        &s,
+        "[gates.production]\n",
+        "[gates.production]\ntwo_person_rule = true\n",
+    );
+    // A throwaway key as registrant is refused.
+    let (k2, k2_pub) = second_key(s.path());
+    let out = s
+        .rampart(&["model", "register", run.to_str().unwrap(), "--name", "m"])
+        .env("RAMPART_SIGNING_KEY_FILE", &k2)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("not trusted by this home"), "{err}");
+    assert!(
+        s.json(&["model", "list"])["models"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // Registered by a trusted second person, the model is still signed (and its provenance
+    // signed) by the home key: the home key may not approve it.
+    s.rampart(&["trust", "add", k2_pub.to_str().unwrap(), "--name", "bob"])
+        .assert()
+        .success();
+    s.rampart(&["model", "register", run.to_str().unwrap(), "--name", "m"])
+        .env("RAMPART_SIGNING_KEY_FILE", &k2)
+        .assert()
+        .success();
+    assert_eq!(promote(&s, "m@1", "staging").0, 0);
+    let (code, _, err) = s.run(&["model", "approve", "m@1"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("signed and signed the provenance of this version")
+            && err.contains("two-person rule"),
+        "{err}"
+    );
+    // Nor does an approval it made while the rule was off count once the rule is back.
+    edit_policy(&s, "two_person_rule = true\n", "");
+    s.rampart(&["model", "approve", "m@1"]).assert().success();
+    edit_policy(
+        &s,
+        "[gates.production]\n",
+        "[gates.production]\ntwo_person_rule = true\n",
+    );
+    let (code, v) = promote(&s, "m@1", "production");
+    assert_eq!(code, 1, "{v}");
+    assert!(
+        v.to_string()
+            .contains("signed the provenance of this version"),
+        "{v}"
+    );
+
+    // An approval of m@1 copied onto m@2 (same name, same root digest) does not count.
+    s.rampart(&["model", "register", run.to_str().unwrap(), "--name", "m"])
+        .assert()
+        .success();
+    let db = rusqlite::Connection::open(s.home().join("registry/registry.db")).unwrap();
+    db.execute(
+        "INSERT INTO approvals (version_id, approver_key, approver, bundle, at)
+         SELECT (SELECT id FROM versions WHERE version = 2), approver_key, approver, bundle, at FROM approvals",
+        [],
+    )
+    .unwrap();
+    drop(db);
+    assert_eq!(promote(&s, "m@2", "staging").0, 0);
+    let (code, v) = promote(&s, "m@2", "production");
+    assert_eq!(code, 1, "{v}");
+    assert!(v.to_string().contains("not m@2"), "{v}");
+}
