@@ -339,7 +339,18 @@ pub fn check_and_store(
                 m.display()
             )));
         }
-        metrics = Some(v);
+        // The signed provenance is the record of the metrics: a file that says otherwise was
+        // edited after training. Without provenance the file is kept for display only; the
+        // metrics gate never reads it.
+        if metrics.as_ref().is_some_and(|signed| *signed != v) {
+            return Err(refused(format!(
+                "{}: these metrics differ from the ones in the signed provenance (edited after training?); register without the file, the provenance carries the metrics",
+                m.display()
+            )));
+        }
+        if metrics.is_none() {
+            metrics = Some(v);
+        }
     }
     Ok(Checked {
         version: NewVersion {

@@ -118,7 +118,12 @@ fn scan(
     }
 }
 
-fn provenance(reg: &Registry, v: &VersionInfo, keys: &[PublicKey]) -> Result<String, String> {
+/// The version's provenance, read from its stored bundle and verified with `keys`.
+fn verified_provenance(
+    reg: &Registry,
+    v: &VersionInfo,
+    keys: &[PublicKey],
+) -> Result<rampart_crypto::provenance::VerifiedAttestation, String> {
     let d = v
         .provenance
         .ok_or("no provenance was registered with this version")?;
@@ -126,7 +131,11 @@ fn provenance(reg: &Registry, v: &VersionInfo, keys: &[PublicKey]) -> Result<Str
         .blobs()
         .read(&d, MAX_BUNDLE_BYTES)
         .map_err(|e| e.to_string())?;
-    let att = verify_attestation(&bytes, keys).map_err(|e| e.to_string())?;
+    verify_attestation(&bytes, keys).map_err(|e| e.to_string())
+}
+
+fn provenance(reg: &Registry, v: &VersionInfo, keys: &[PublicKey]) -> Result<String, String> {
+    let att = verified_provenance(reg, v, keys)?;
     let missing: Vec<&str> = v
         .files
         .iter()
@@ -180,16 +189,39 @@ fn lineage(
     }
 }
 
-fn metrics(v: &VersionInfo, min: &BTreeMap<String, f64>) -> Result<String, String> {
+/// The metrics recorded in the version's provenance (the `metrics.json` byproduct), read from
+/// the stored bundle after it verifies: the only metrics a gate believes. The version row's
+/// `metrics` may come from an unsigned file and is for display.
+fn signed_metrics(
+    reg: &Registry,
+    v: &VersionInfo,
+    keys: &[PublicKey],
+) -> Result<serde_json::Value, String> {
+    if v.provenance.is_none() {
+        return Err("no signed provenance holds this version's metrics (an unsigned metrics file does not count)".into());
+    }
+    let att = verified_provenance(reg, v, keys)
+        .map_err(|e| format!("the provenance holding the metrics does not verify: {e}"))?;
+    att.statement
+        .pointer("/predicate/runDetails/byproducts")
+        .and_then(serde_json::Value::as_array)
+        .and_then(|b| b.iter().find(|x| x["name"] == "metrics.json"))
+        .map(|x| x["content"].clone())
+        .filter(serde_json::Value::is_object)
+        .ok_or_else(|| "the signed provenance records no metrics".to_owned())
+}
+
+fn metrics(
+    reg: &Registry,
+    v: &VersionInfo,
+    keys: &[PublicKey],
+    min: &BTreeMap<String, f64>,
+) -> Result<String, String> {
+    let signed = signed_metrics(reg, v, keys)?;
     let mut problems = Vec::new();
     let mut seen = Vec::new();
     for (name, want) in min {
-        match v
-            .metrics
-            .as_ref()
-            .and_then(|m| m.get(name))
-            .and_then(serde_json::Value::as_f64)
-        {
+        match signed.get(name).and_then(serde_json::Value::as_f64) {
             None => problems.push(format!("{name}: not reported (needs >= {want})")),
             Some(got) if got < *want => problems.push(format!("{name} = {got} < {want}")),
             Some(got) => seen.push(format!("{name} = {got} >= {want}")),
@@ -259,10 +291,7 @@ pub fn producers(
         (v.registrant_key.clone(), "registered"),
         (v.signer.clone(), "signed"),
     ];
-    if let Some(d) = v.provenance
-        && let Ok(bytes) = reg.blobs().read(&d, MAX_BUNDLE_BYTES)
-        && let Ok(att) = verify_attestation(&bytes, keys)
-    {
+    if let Ok(att) = verified_provenance(reg, v, keys) {
         out.push((att.key.to_string(), "signed the provenance of"));
     }
     out
@@ -293,7 +322,7 @@ pub fn evaluate(
         out.push(check("lineage", lineage(v, ctx.lineage)));
     }
     if !g.min_metrics.is_empty() {
-        out.push(check("metrics", metrics(v, &g.min_metrics)));
+        out.push(check("metrics", metrics(reg, v, ctx.keys, &g.min_metrics)));
     }
     if g.approvals > 0 {
         out.push(check(

@@ -517,7 +517,9 @@ mod tests {
         // One lookup of an unknown id loads every key: known and unknown ids then cost one
         // hash-map lookup each, so timing does not tell which ids exist.
         assert_eq!(
-            server.authenticate("rk_00000000000000ff_x", 1000).unwrap_err(),
+            server
+                .authenticate("rk_00000000000000ff_x", 1000)
+                .unwrap_err(),
             AuthFailure::Invalid
         );
         assert_eq!(server.cache.borrow().1.len(), 2);

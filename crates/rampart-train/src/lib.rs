@@ -258,12 +258,32 @@ pub fn check_output(dir: &Path) -> Result<bool, TrainError> {
 /// # Errors
 /// [`TrainError::Output`] when it exists and is not an empty directory.
 pub fn prepare_output(dir: &Path) -> Result<(), TrainError> {
+    use std::os::unix::fs::PermissionsExt as _;
     if !check_output(dir)? {
-        fs::create_dir_all(dir).map_err(io(dir))?;
+        std::os::unix::fs::DirBuilderExt::mode(fs::DirBuilder::new().recursive(true), 0o755)
+            .create(dir)
+            .map_err(io(dir))?;
     }
+    // Explicit modes, whatever the umask: nobody else may add or replace files in a run.
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).map_err(io(dir))?;
     let model = dir.join(MODEL_DIR);
     fs::create_dir(&model).map_err(io(&model))?;
+    fs::set_permissions(&model, fs::Permissions::from_mode(0o755)).map_err(io(&model))?;
     Ok(())
+}
+
+/// Creates `path` (which must not exist) with mode 0644 exactly, whatever the umask.
+fn create_output_file(path: &Path) -> Result<File, TrainError> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let f = File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(path)
+        .map_err(io(path))?;
+    f.set_permissions(fs::Permissions::from_mode(0o644))
+        .map_err(io(path))?;
+    Ok(f)
 }
 
 /// How the trainer's run went.
@@ -300,7 +320,7 @@ pub fn run_trainer(
     on_output: &mut dyn FnMut(Stream, &[u8]),
 ) -> Result<RunOutcome, TrainError> {
     let log_path = spec.output.join(LOG);
-    let mut log = File::create(&log_path).map_err(io(&log_path))?;
+    let mut log = create_output_file(&log_path)?;
     let mut written = 0u64;
     let mut relayed = 0u64;
     let mut total = 0u64;
@@ -625,11 +645,7 @@ pub struct ProvenanceInfo {
 }
 
 fn write_new(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    let mut f = File::options()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(io(path))?;
+    let mut f = create_output_file(path)?;
     f.write_all(bytes).map_err(io(path))?;
     f.sync_all().map_err(io(path))
 }
@@ -730,7 +746,11 @@ pub fn write_report(out: &Path, report: &Value) -> Result<(), TrainError> {
     let path = out.join(REPORT);
     let mut bytes = serde_json::to_vec_pretty(report).unwrap_or_default();
     bytes.push(b'\n');
-    fs::write(&path, bytes).map_err(io(&path))
+    // Rewritten at each stage of a run: replaced atomically, mode 0644.
+    let tmp = out.join(format!(".{REPORT}.tmp"));
+    let _ = fs::remove_file(&tmp);
+    write_new(&tmp, &bytes)?;
+    fs::rename(&tmp, &path).map_err(io(&path))
 }
 
 #[cfg(test)]

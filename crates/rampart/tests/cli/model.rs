@@ -265,6 +265,46 @@ fn each_gate_fails_alone() {
         detail.contains("< 1.5") && !detail.contains("f1_macro"),
         "{detail}"
     );
+    // An edited metrics.json beside the run does not raise the figure: registration refuses a
+    // file that contradicts the signed provenance …
+    let edited = s.path().join("edited");
+    copy_dir(&good, &edited);
+    std::fs::write(
+        edited.join("metrics.json"),
+        r#"{"accuracy": 2.0, "f1_macro": 2.0}"#,
+    )
+    .unwrap();
+    let (code, _, err) = s.run(&["model", "register", "edited", "--name", "edited"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("differ from the ones in the signed provenance"),
+        "{err}"
+    );
+    // … and an unsigned --metrics file is never what the gate reads.
+    std::fs::write(s.path().join("fake.json"), r#"{"accuracy": 2.0}"#).unwrap();
+    s.rampart(&[
+        "model",
+        "register",
+        "bare",
+        "--name",
+        "fake",
+        "--metrics",
+        "fake.json",
+    ])
+    .assert()
+    .success();
+    let (code, v) = promote(&s, "fake@1", "staging");
+    assert_eq!(code, 1);
+    assert_eq!(
+        failed_gates(&v),
+        vec!["provenance", "lineage", "metrics"],
+        "{v}"
+    );
+    assert!(
+        v.to_string()
+            .contains("unsigned metrics file does not count"),
+        "{v}"
+    );
 
     // lineage: trained on a file from the data roots, not an ingested dataset.
     edit_policy(&s, "accuracy = 1.5, ", "");

@@ -448,23 +448,14 @@ fn a_clean_trainer_produces_a_signed_model_whose_provenance_names_the_dataset() 
 #[test]
 fn the_built_in_trainer_runs_in_the_sandbox_from_flags_or_a_config() {
     let s = setup();
-    let v = s.json(&[
-        "train",
-        "--data",
-        "data/train.csv",
-        "--label",
-        "label",
-        "--ignore",
-        "id",
-        "--model",
-        "random-forest",
+    let v = s.json(&built_in(&[
         "--trees",
         "15",
         "--max-depth",
         "6",
         "--output",
         "runs/rf",
-    ]);
+    ]));
     assert!(v["metrics"]["accuracy"].as_f64().unwrap() > 0.8, "{v}");
     assert_eq!(v["metrics"]["rows_train"], 240);
     assert_eq!(
@@ -1318,4 +1309,58 @@ fn a_readable_project_directory_never_shows_the_home_inside_it() {
     // Only the mount point of this run's own inputs (its output is outside the home here).
     assert!(err.contains("home holds ['tmp']"), "{err}");
     assert!(s.path().join("runs/project/model.sig").is_file());
+}
+
+/// `train` of the built-in random forest on the setup's data, then `extra`.
+fn built_in<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "train",
+        "--data",
+        "data/train.csv",
+        "--label",
+        "label",
+        "--ignore",
+        "id",
+        "--model",
+        "random-forest",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// Under `umask 000` a run's directories and files still get explicit modes: nobody else can
+/// edit its metrics, signature or provenance, or add files to it.
+#[test]
+fn run_outputs_have_explicit_modes_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let s = setup();
+    let bin = assert_cmd::cargo::cargo_bin("rampart");
+    let out = std::process::Command::new("sh")
+        .args(["-c", "umask 000 && exec \"$0\" \"$@\""])
+        .arg(&bin)
+        .args(built_in(&["--trees", "3", "--output", "runs/open/rf"]))
+        .current_dir(s.path())
+        .env_remove("RAMPART_HOME")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = s.path().join("runs/open/rf");
+    for (path, want) in [
+        (s.path().join("runs/open"), 0o755),
+        (run.clone(), 0o755),
+        (run.join("model"), 0o755),
+        (run.join("model/model.safetensors"), 0o644),
+        (run.join("metrics.json"), 0o644),
+        (run.join("model.sig"), 0o644),
+        (run.join("provenance.json"), 0o644),
+        (run.join("train.log"), 0o644),
+        (run.join("run.json"), 0o644),
+    ] {
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, want, "{} is {mode:o}", path.display());
+    }
 }
