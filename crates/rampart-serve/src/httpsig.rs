@@ -53,8 +53,12 @@ pub enum SigError {
     Uncovered(String),
     /// `created` outside the window.
     Stale,
-    /// The nonce was seen.
+    /// The nonce was seen (by this server or another of the home, before or after a restart).
     Replayed,
+    /// The nonce could not be recorded where every server sees it: refused, not let through.
+    NonceStore(String),
+    /// `@authority` is not one of this server's public names.
+    Authority(String),
     /// `alg` other than hmac-sha256.
     Algorithm,
     /// No such key (or it has no signing key).
@@ -74,6 +78,10 @@ impl SigError {
             Self::Uncovered(c) => format!("signature does not cover {c}"),
             Self::Stale => format!("signature created more than {WINDOW_SECS} s away"),
             Self::Replayed => "signature nonce replayed".into(),
+            Self::NonceStore(e) => format!("signature nonce not recorded ({e}); refused"),
+            Self::Authority(a) => {
+                format!("signature is for {a:?}, not one of this server's public names")
+            }
             Self::Algorithm => "signature algorithm is not hmac-sha256".into(),
             Self::UnknownKey => "signature keyid unknown".into(),
             Self::Digest => "content-digest does not match the body".into(),
@@ -221,31 +229,88 @@ fn base(parts: &Parts<'_>, input: &Input) -> Result<String, SigError> {
     Ok(out)
 }
 
-/// Remembered nonces, each until its window closes.
+/// Remembered nonces, each until its window closes. In memory only by default; with
+/// [`Nonces::shared`], also in a SQLite database that every server of a home opens, so a
+/// request captured on one server is refused by another and after a restart.
 #[derive(Debug, Default)]
 pub struct Nonces {
     seen: Mutex<HashMap<String, i64>>,
+    store: Option<Mutex<rusqlite::Connection>>,
 }
 
 impl Nonces {
-    /// Records `(keyid, nonce)`; false if it was already there (a replay) or the cache is full.
-    pub fn fresh(&self, keyid: &str, nonce: &str, now: i64) -> bool {
-        let mut m = self
-            .seen
+    /// Nonces kept in `path` (created, mode 0600) as well as in memory.
+    ///
+    /// # Errors
+    /// When the database cannot be opened.
+    pub fn shared(path: &std::path::Path) -> Result<Self, String> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        let db =
+            rusqlite::Connection::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        }
+        db.busy_timeout(std::time::Duration::from_secs(5))
+            .and_then(|()| db.pragma_update(None, "journal_mode", "WAL"))
+            .and_then(|()| db.pragma_update(None, "synchronous", "NORMAL"))
+            .and_then(|()| {
+                db.execute_batch(
+                    "CREATE TABLE IF NOT EXISTS nonces (k TEXT PRIMARY KEY, until INTEGER NOT NULL) WITHOUT ROWID;",
+                )
+            })
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Self {
+            seen: Mutex::new(HashMap::new()),
+            store: Some(Mutex::new(db)),
+        })
+    }
+
+    /// Records `(keyid, nonce)` until `now` + twice the window.
+    ///
+    /// # Errors
+    /// [`SigError::Replayed`] if it was already there (or the memory cache is full),
+    /// [`SigError::NonceStore`] if the shared store cannot record it.
+    pub fn fresh(&self, keyid: &str, nonce: &str, now: i64) -> Result<(), SigError> {
+        let k = format!("{keyid}\0{nonce}");
+        let until = now + 2 * WINDOW_SECS;
+        {
+            let mut m = self
+                .seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if m.len() >= MAX_NONCES / 2 {
+                m.retain(|_, until| *until > now);
+            }
+            if m.len() >= MAX_NONCES || m.get(&k).is_some_and(|u| *u > now) {
+                return Err(SigError::Replayed);
+            }
+            m.insert(k.clone(), until);
+        }
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let db = store
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if m.len() >= MAX_NONCES / 2 {
-            m.retain(|_, until| *until > now);
+        // One statement: inserted, or an expired row taken over; a live row is a replay.
+        let n = db
+            .prepare_cached(
+                "INSERT INTO nonces (k, until) VALUES (?1, ?2)
+                 ON CONFLICT (k) DO UPDATE SET until = excluded.until WHERE nonces.until <= ?3",
+            )
+            .and_then(|mut st| st.execute(rusqlite::params![k, until, now]))
+            .map_err(|e| SigError::NonceStore(e.to_string()))?;
+        if n == 0 {
+            return Err(SigError::Replayed);
         }
-        if m.len() >= MAX_NONCES {
-            return false;
+        // Expired rows are dropped now and then (about one request in 256).
+        if rand_core::RngCore::next_u32(&mut rand_core::OsRng).is_multiple_of(256) {
+            let _ = db.execute("DELETE FROM nonces WHERE until <= ?1", [now]);
         }
-        let k = format!("{keyid}\0{nonce}");
-        if m.get(&k).is_some_and(|until| *until > now) {
-            return false;
-        }
-        m.insert(k, now + 2 * WINDOW_SECS);
-        true
+        Ok(())
     }
 }
 
@@ -257,6 +322,7 @@ pub fn verify(
     parts: &Parts<'_>,
     key_for: &dyn Fn(&str) -> Option<zeroize::Zeroizing<Vec<u8>>>,
     nonces: &Nonces,
+    authorities: &[String],
     now: i64,
 ) -> Result<String, SigError> {
     let h = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
@@ -301,10 +367,14 @@ pub fn verify(
     mac.update(base.as_bytes());
     // `verify_slice` compares in constant time.
     mac.verify_slice(&sig).map_err(|_| SigError::Bad)?;
-    // Only a valid signature consumes its nonce.
-    if !nonces.fresh(&keyid, &nonce, now) {
-        return Err(SigError::Replayed);
+    // A request signed for another server (another authority) is not for us, even with a
+    // valid signature. An empty list accepts any (library callers that check elsewhere).
+    let authority = parts.authority.to_ascii_lowercase();
+    if !authorities.is_empty() && !authorities.contains(&authority) {
+        return Err(SigError::Authority(authority));
     }
+    // Only a valid signature consumes its nonce.
+    nonces.fresh(&keyid, &nonce, now)?;
     Ok(keyid)
 }
 
@@ -373,6 +443,63 @@ mod tests {
         h
     }
 
+    /// A nonce kept in the shared store is refused by a second server of the home and by the
+    /// first after a restart; a request signed for another authority is refused.
+    #[test]
+    fn replays_across_servers_and_restarts_and_other_authorities() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("serve/nonces.db");
+        let key = hmac_key("rk_abcd_secret");
+        let lookup = |id: &str| (id == "abcd").then(|| zeroize::Zeroizing::new(key.to_vec()));
+        let names = vec!["127.0.0.1:8080".to_owned()];
+        let body = br#"{"inputs": []}"#;
+        let h = signed(&key, 1000, "once", body);
+        let first = Nonces::shared(&db).unwrap();
+        let second = Nonces::shared(&db).unwrap();
+        assert_eq!(
+            verify(&parts(&h, body), &lookup, &first, &names, 1000).unwrap(),
+            "abcd"
+        );
+        assert_eq!(
+            verify(&parts(&h, body), &lookup, &second, &names, 1001).unwrap_err(),
+            SigError::Replayed
+        );
+        drop(first);
+        let restarted = Nonces::shared(&db).unwrap();
+        assert_eq!(
+            verify(&parts(&h, body), &lookup, &restarted, &names, 1002).unwrap_err(),
+            SigError::Replayed
+        );
+        // Once the window has passed the row may be reused (the signature is stale anyway).
+        assert!(
+            restarted
+                .fresh("abcd", "once", 1003 + 2 * WINDOW_SECS)
+                .is_ok()
+        );
+        // Signed for another name: refused, and its nonce is not consumed.
+        let h = signed(&key, 1000, "elsewhere", body);
+        let others = vec!["api.example.com".to_owned()];
+        assert_eq!(
+            verify(&parts(&h, body), &lookup, &second, &others, 1000).unwrap_err(),
+            SigError::Authority("127.0.0.1:8080".into())
+        );
+        assert!(verify(&parts(&h, body), &lookup, &second, &names, 1000).is_ok());
+        // A store that cannot record refuses rather than letting the request through.
+        restarted
+            .store
+            .as_ref()
+            .unwrap()
+            .lock()
+            .unwrap()
+            .pragma_update(None, "query_only", "ON")
+            .unwrap();
+        let h = signed(&key, 1000, "unrecorded", body);
+        assert!(matches!(
+            verify(&parts(&h, body), &lookup, &restarted, &names, 1000).unwrap_err(),
+            SigError::NonceStore(_)
+        ));
+    }
+
     #[test]
     fn good_stale_replayed_tampered_and_uncovered() {
         let key = hmac_key("rk_abcd_secret");
@@ -381,32 +508,32 @@ mod tests {
         let body = br#"{"inputs": []}"#;
         let h = signed(&key, 1000, "n1", body);
         assert_eq!(
-            verify(&parts(&h, body), &lookup, &nonces, 1100).unwrap(),
+            verify(&parts(&h, body), &lookup, &nonces, &[], 1100).unwrap(),
             "abcd"
         );
         assert_eq!(
-            verify(&parts(&h, body), &lookup, &nonces, 1100).unwrap_err(),
+            verify(&parts(&h, body), &lookup, &nonces, &[], 1100).unwrap_err(),
             SigError::Replayed
         );
         let h = signed(&key, 1000, "n2", body);
         assert_eq!(
-            verify(&parts(&h, body), &lookup, &nonces, 1400).unwrap_err(),
+            verify(&parts(&h, body), &lookup, &nonces, &[], 1400).unwrap_err(),
             SigError::Stale
         );
         assert_eq!(
-            verify(&parts(&h, b"{}"), &lookup, &nonces, 1000).unwrap_err(),
+            verify(&parts(&h, b"{}"), &lookup, &nonces, &[], 1000).unwrap_err(),
             SigError::Digest
         );
         let mut other = parts(&h, body);
         other.path = "/v2/models/other/infer";
         assert_eq!(
-            verify(&other, &lookup, &nonces, 1000).unwrap_err(),
+            verify(&other, &lookup, &nonces, &[], 1000).unwrap_err(),
             SigError::Bad
         );
         let wrong = hmac_key("rk_abcd_other");
         let h = signed(&wrong, 1000, "n3", body);
         assert_eq!(
-            verify(&parts(&h, body), &lookup, &nonces, 1000).unwrap_err(),
+            verify(&parts(&h, body), &lookup, &nonces, &[], 1000).unwrap_err(),
             SigError::Bad
         );
         let mut h = signed(&key, 1000, "n4", body);
@@ -418,7 +545,7 @@ mod tests {
             .replace(" \"content-digest\"", "");
         h.insert("signature-input", input.parse().unwrap());
         assert_eq!(
-            verify(&parts(&h, body), &lookup, &nonces, 1000).unwrap_err(),
+            verify(&parts(&h, body), &lookup, &nonces, &[], 1000).unwrap_err(),
             SigError::Uncovered("content-digest".into())
         );
         let mut h = signed(&key, 1000, "n5", body);
@@ -430,7 +557,7 @@ mod tests {
             .replace("hmac-sha256", "rsa-pss-sha512");
         h.insert("signature-input", input.parse().unwrap());
         assert_eq!(
-            verify(&parts(&h, body), &lookup, &nonces, 1000).unwrap_err(),
+            verify(&parts(&h, body), &lookup, &nonces, &[], 1000).unwrap_err(),
             SigError::Algorithm
         );
     }

@@ -252,6 +252,8 @@ pub struct AppState {
     unseal: Option<Unseal>,
     hmac_cache: Mutex<std::collections::HashMap<String, zeroize::Zeroizing<Vec<u8>>>>,
     nonces: httpsig::Nonces,
+    /// The `@authority` values a signed request may name (unset or empty: any).
+    public_names: std::sync::OnceLock<Vec<String>>,
     monitoring: Monitoring,
     extraction: monitor::Extraction,
     redact: Option<Redact>,
@@ -301,6 +303,7 @@ impl AppState {
             unseal: None,
             hmac_cache: Mutex::new(std::collections::HashMap::new()),
             nonces: httpsig::Nonces::default(),
+            public_names: std::sync::OnceLock::new(),
             keys: Mutex::new(keys),
             in_flight: Arc::new(tokio::sync::Semaphore::new(limits.max_concurrency.max(1))),
             limits,
@@ -342,6 +345,23 @@ impl AppState {
     pub fn with_redact(mut self, r: Redact) -> Self {
         self.redact = Some(r);
         self
+    }
+
+    /// Signed-request nonces kept where every server of the home sees them
+    /// ([`httpsig::Nonces::shared`]).
+    #[must_use]
+    pub fn with_nonces(mut self, nonces: httpsig::Nonces) -> Self {
+        self.nonces = nonces;
+        self
+    }
+
+    /// Sets the names (`host` or `host:port`, compared without case) a signed request's
+    /// `@authority` must be one of; once (they are known when the listener is bound, after the
+    /// state is built). False if they were already set.
+    pub fn set_public_names(&self, names: Vec<String>) -> bool {
+        self.public_names
+            .set(names.into_iter().map(|n| n.to_ascii_lowercase()).collect())
+            .is_ok()
     }
 
     /// Sets how sealed HMAC keys are opened (enables signed requests).
@@ -556,7 +576,13 @@ fn admit(
                 headers,
                 body: req.body,
             };
-            match httpsig::verify(&parts, &|id| st.hmac_for(id), &st.nonces, now) {
+            match httpsig::verify(
+                &parts,
+                &|id| st.hmac_for(id),
+                &st.nonces,
+                st.public_names.get().map_or(&[], Vec::as_slice),
+                now,
+            ) {
                 Ok(id) => st
                     .keys
                     .lock()

@@ -1068,6 +1068,11 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub bind: String,
+    /// A name clients reach this server by (`host` or `host:port`, as in their Host header);
+    /// repeatable. A signed request's `@authority` must be one of them. Default: the bind
+    /// address and, on loopback or a wildcard address, localhost and this machine's name.
+    #[arg(long = "public-name", value_name = "HOST[:PORT]")]
+    pub public_names: Vec<String>,
     /// Allow plain HTTP on a non-loopback address (audited).
     #[arg(long)]
     pub insecure_http: bool,

@@ -278,6 +278,42 @@ fn load_one(
     Ok((v, model, sources))
 }
 
+/// The names a signed request may be addressed to: `--public-name`s, else the bind address
+/// and, on loopback or a wildcard address, `localhost` and this machine's host name. With the
+/// scheme's default port a bare host is accepted too (clients leave the port out).
+fn public_names(a: &ServeArgs, bind: SocketAddr, tls: bool) -> Vec<String> {
+    if !a.public_names.is_empty() {
+        return a.public_names.clone();
+    }
+    let port = bind.port();
+    let mut hosts = vec![match bind.ip() {
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+    }];
+    if bind.ip().is_loopback() || bind.ip().is_unspecified() {
+        hosts.push("localhost".into());
+        hosts.push("127.0.0.1".into());
+        hosts.push("[::1]".into());
+        if let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+            let name = name.trim().to_ascii_lowercase();
+            if !name.is_empty() {
+                hosts.push(name);
+            }
+        }
+    }
+    let default_port = if tls { 443 } else { 80 };
+    let mut names = Vec::new();
+    for h in hosts {
+        names.push(format!("{h}:{port}"));
+        if port == default_port {
+            names.push(h);
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// The guardrail proxy: the rails of `[guard]`, the upstream and its key (from the
 /// environment, never logged).
 fn guard_proxy(
@@ -518,6 +554,12 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
             Some(tx),
         )
         .with_loader(loader)
+        .with_nonces(
+            rampart_serve::httpsig::Nonces::shared(
+                &ctx.home.root().join("serve").join("nonces.db"),
+            )
+            .map_err(|e| CliError::internal(anyhow::anyhow!("signed-request nonces: {e}")))?,
+        )
         .with_unseal(unseal)
         .with_monitoring(monitoring)
         .with_redact(redact),
@@ -550,6 +592,7 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
     let result = rt.block_on(async move {
         let std_listener = std::net::TcpListener::bind(bind)?;
         let addr = std_listener.local_addr()?;
+        state.set_public_names(public_names(a, addr, tls.is_some()));
         let scheme = if tls.is_some() { "https" } else { "http" };
         eprintln!("rampart serve: listening on {scheme}://{addr} ({served})");
         let shutdown = async {

@@ -809,37 +809,56 @@ fn a_new_production_version_is_hot_reloaded_under_load_without_errors() {
     );
 }
 
+/// Sends a signed inference request to `addr`, signed for `authority`: (code, headers, body).
+fn send_signed(
+    addr: &str,
+    authority: &str,
+    id: &str,
+    key: &[u8],
+    (created, nonce): (i64, &str),
+    (sent_body, signed_body): (&str, &str),
+) -> (u16, String, String) {
+    let path = "/v2/models/credit/infer";
+    let h = rampart_serve::httpsig::HeaderMap::new();
+    let parts = rampart_serve::httpsig::Parts {
+        method: "POST",
+        authority,
+        path,
+        query: None,
+        headers: &h,
+        body: signed_body.as_bytes(),
+    };
+    let (input, sig, digest) = rampart_serve::httpsig::sign(&parts, key, id, created, nonce);
+    curl(
+        "POST",
+        &format!("http://{addr}{path}"),
+        &[
+            JSON.into(),
+            format!("Host: {authority}"),
+            format!("Signature-Input: {input}"),
+            format!("Signature: {sig}"),
+            format!("Content-Digest: {digest}"),
+        ],
+        Some(sent_body),
+    )
+}
+
 #[test]
 fn signed_requests_rfc9421_good_stale_replayed_and_tampered() {
     let s = home_with_production_model();
     let token = key(&s, &[]);
     let id = token.split('_').nth(1).unwrap().to_owned();
     let srv = start(&s, &[]);
-    let path = "/v2/models/credit/infer";
-    let url = format!("http://{}{path}", srv.addr);
     let body = infer_body(&[[10.0, 5.0]]);
     let now = || time::OffsetDateTime::now_utc().unix_timestamp();
     let signed = |created: i64, nonce: &str, sent_body: &str, signed_body: &str, key: &[u8]| {
-        let h = rampart_serve::httpsig::HeaderMap::new();
-        let parts = rampart_serve::httpsig::Parts {
-            method: "POST",
-            authority: &srv.addr,
-            path,
-            query: None,
-            headers: &h,
-            body: signed_body.as_bytes(),
-        };
-        let (input, sig, digest) = rampart_serve::httpsig::sign(&parts, key, &id, created, nonce);
-        curl(
-            "POST",
-            &url,
-            &[
-                JSON.into(),
-                format!("Signature-Input: {input}"),
-                format!("Signature: {sig}"),
-                format!("Content-Digest: {digest}"),
-            ],
-            Some(sent_body),
+        send_signed(
+            &srv.addr,
+            &srv.addr,
+            &id,
+            key,
+            (created, nonce),
+            (sent_body, signed_body),
         )
     };
     let k = rampart_serve::httpsig::hmac_key(&token);
@@ -874,6 +893,65 @@ fn signed_requests_rfc9421_good_stale_replayed_and_tampered() {
     let (code, _, text) = signed(now(), "n-5", &body, &body, &k);
     assert_eq!(code, 401);
     assert!(text.contains("revoked"), "{text}");
+}
+
+/// A signed request captured on one server is refused by a second server of the same home
+/// and by the first after a restart; one signed for another authority is refused.
+#[test]
+fn signed_requests_are_not_replayable_across_servers_or_restarts() {
+    let s = home_with_production_model();
+    let token = key(&s, &[]);
+    let id = token.split('_').nth(1).unwrap().to_owned();
+    let k = rampart_serve::httpsig::hmac_key(&token);
+    let body = infer_body(&[[10.0, 5.0]]);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let first = start(&s, &[]);
+    let second = start(&s, &[]);
+    let send = |to: &Server, nonce: &str| {
+        send_signed(&to.addr, &to.addr, &id, &k, (now, nonce), (&body, &body))
+    };
+    let (code, _, text) = send(&first, "captured");
+    assert_eq!(code, 200, "{text}");
+    // The same request, replayed on the second server (re-signed for its address, as a proxy
+    // in front of both would present it: same key id, same nonce).
+    let (code, _, text) = send(&second, "captured");
+    assert_eq!(code, 401, "{text}");
+    assert!(text.contains("replayed"), "{text}");
+    // After a restart of the first.
+    let addr = first.addr.clone();
+    first.stop();
+    let restarted = start(&s, &["--bind", &addr]);
+    let (code, _, text) = send(&restarted, "captured");
+    assert_eq!(code, 401, "{text}");
+    assert!(text.contains("replayed"), "{text}");
+    // Signed for another server's name: refused, though the signature is valid.
+    let (code, _, text) = send_signed(
+        &second.addr,
+        "api.example.com",
+        &id,
+        &k,
+        (now, "elsewhere"),
+        (&body, &body),
+    );
+    assert_eq!(code, 401, "{text}");
+    assert!(
+        text.contains("not one of this server's public names"),
+        "{text}"
+    );
+    // … and accepted once that name is configured as the server's own.
+    let named = start(&s, &["--public-name", "api.example.com"]);
+    let (code, _, text) = send_signed(
+        &named.addr,
+        "api.example.com",
+        &id,
+        &k,
+        (now, "named"),
+        (&body, &body),
+    );
+    assert_eq!(code, 200, "{text}");
+    second.stop();
+    restarted.stop();
+    named.stop();
 }
 
 #[test]
