@@ -28,4 +28,4 @@ pub mod schema;
 pub mod shards;
 pub mod validate;
 
-pub use paths::{Authorised, PathError, open_authorised};
+pub use paths::{Authorised, PathError, open_authorised, open_authorised_with};

@@ -61,12 +61,41 @@ pub struct Authorised {
 }
 
 /// Opens `path` if it is a regular file or a directory whose real path lies inside one of
-/// `roots`. Roots that do not exist are ignored; an empty list authorises nothing.
+/// `roots`, on the root's own mount, and (a file) with one link. Roots that do not exist are
+/// ignored; an empty list authorises nothing.
 ///
 /// # Errors
-/// [`PathError::Refused`] for a path outside every root, an empty root list, or a device,
-/// FIFO or socket; [`PathError::Io`] when it cannot be opened or inspected.
+/// As [`open_authorised_with`].
 pub fn open_authorised(path: &Path, roots: &[PathBuf]) -> Result<Authorised, PathError> {
+    open_authorised_with(path, roots, false)
+}
+
+/// The mount id of an open file, from `/proc/self/fdinfo` (the kernel's `mnt_id`): two paths
+/// under one directory name can still be on different mounts (a bind mount of `/etc` made
+/// inside a root, possible for any user in a user namespace), and the path text does not show
+/// it.
+fn mount_id(file: &File) -> std::io::Result<u64> {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", file.as_raw_fd()))?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("mnt_id:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| std::io::Error::other("no mnt_id in /proc/self/fdinfo"))
+}
+
+/// [`open_authorised`], saying whether files with more than one hard link are accepted
+/// (`data.allow_hard_links`): a hard link made inside a root to a file outside it (`ln
+/// /etc/passwd ROOT/passwd.csv`) has a real path inside the root, and only its link count
+/// gives it away.
+///
+/// # Errors
+/// [`PathError::Refused`] for a path outside every root, an empty root list, a device, FIFO
+/// or socket, a file on another mount than its root, or a hard-linked file;
+/// [`PathError::Io`] when it cannot be opened or inspected.
+pub fn open_authorised_with(
+    path: &Path,
+    roots: &[PathBuf],
+    allow_hard_links: bool,
+) -> Result<Authorised, PathError> {
     let refused = |rule, reason: String| PathError::Refused {
         path: path.to_path_buf(),
         rule,
@@ -87,7 +116,8 @@ pub fn open_authorised(path: &Path, roots: &[PathBuf]) -> Result<Authorised, Pat
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
         .open(path)
         .map_err(io)?;
-    let ty = file.metadata().map_err(io)?.file_type();
+    let meta = file.metadata().map_err(io)?;
+    let ty = meta.file_type();
     let kind = if ty.is_file() {
         Kind::File
     } else if ty.is_dir() {
@@ -121,12 +151,37 @@ pub fn open_authorised(path: &Path, roots: &[PathBuf]) -> Result<Authorised, Pat
         .filter_map(|r| std::fs::canonicalize(r).ok())
         .collect();
     match canonical.into_iter().find(|r| real.starts_with(r)) {
-        Some(root) => Ok(Authorised {
-            file,
-            real,
-            root,
-            kind,
-        }),
+        Some(root) => {
+            let root_mount = File::open(&root).and_then(|r| mount_id(&r)).map_err(io)?;
+            if mount_id(&file).map_err(io)? != root_mount {
+                return Err(refused(
+                    "data.roots",
+                    format!(
+                        "it resolves to {}, which is on another mount than its root {} (a bind mount or a file system mounted inside the root); authorise that location itself if it holds data",
+                        real.display(),
+                        root.display()
+                    ),
+                ));
+            }
+            if kind == Kind::File && !allow_hard_links {
+                use std::os::unix::fs::MetadataExt as _;
+                if meta.nlink() > 1 {
+                    return Err(refused(
+                        "data.allow_hard_links",
+                        format!(
+                            "it has {} hard links, so the same file may also live outside the data roots; copy it into the root, or set data.allow_hard_links = true",
+                            meta.nlink()
+                        ),
+                    ));
+                }
+            }
+            Ok(Authorised {
+                file,
+                real,
+                root,
+                kind,
+            })
+        }
         None => Err(refused(
             "data.roots",
             format!(
@@ -190,6 +245,22 @@ mod tests {
         assert!(open_authorised(&f.root.join("link.csv"), &roots).is_ok());
         let a = open_authorised(&f.root.join("sub"), &roots).unwrap();
         assert_eq!(a.kind, Kind::Dir);
+    }
+
+    /// A hard link inside a root to a file outside it passes every path check; its link count
+    /// refuses it (unless the policy allows hard links).
+    #[test]
+    fn hard_links_are_refused_unless_allowed() {
+        let f = fixture();
+        let roots = [f.root.clone()];
+        std::fs::hard_link(f.outside.join("secret.csv"), f.root.join("passwd.csv")).unwrap();
+        let err = open_authorised(&f.root.join("passwd.csv"), &roots).unwrap_err();
+        assert!(err.to_string().contains("2 hard links"), "{err}");
+        assert_eq!(
+            rule(open_authorised(&f.root.join("passwd.csv"), &roots)),
+            "data.allow_hard_links"
+        );
+        assert!(open_authorised_with(&f.root.join("passwd.csv"), &roots, true).is_ok());
     }
 
     #[test]

@@ -310,6 +310,10 @@ pub struct DataPolicy {
     /// Dataset digests (`sha256:` + hex of the file's bytes) accepted without a signature.
     #[serde(default)]
     pub pins: Vec<String>,
+    /// Accept data files with more than one hard link (off: such a file may also be a file
+    /// outside the roots, linked in).
+    #[serde(default)]
+    pub allow_hard_links: bool,
     /// Personal data and secrets: detection and redaction.
     #[serde(default)]
     pub pii: PiiPolicy,
@@ -736,7 +740,9 @@ version = 1
 
 [data]
 # Directories datasets may be read from (`rampart data roots add DIR`). Empty authorises nothing.
+# A file is read only from its root's own mount (not through a bind mount inside it).
 roots = []
+# allow_hard_links = false   # a hard-linked file may be a file outside the roots, linked in
 
 # Personal data and secrets (`rampart data pii`). Left out, these are the defaults.
 # [data.pii]

@@ -10,7 +10,7 @@ use rampart_data::infer::infer_csv;
 use rampart_data::paths::Kind;
 use rampart_data::schema::Schema;
 use rampart_data::validate::{Report, Sinks, ValidateError, ValidateOptions, validate_csv};
-use rampart_data::{PathError, open_authorised};
+use rampart_data::{PathError, open_authorised_with};
 use serde_json::json;
 
 use crate::cli::{
@@ -101,8 +101,8 @@ pub fn run(ctx: &Ctx, args: &DataArgs) -> Result<Status, CliError> {
             return crate::cmd::checks::check(ctx, a, schema);
         }
         DataCommand::Check(CheckArgs { path, .. }) => {
-            let roots = ctx.home.load_policy()?.data.roots;
-            match open_authorised(path, &roots) {
+            let data = ctx.home.load_policy()?.data;
+            match open_authorised_with(path, &data.roots, data.allow_hard_links) {
                 Ok(a) => {
                     ctx.audit(
                         ctx.event("data.access", Outcome::Ok)
@@ -158,8 +158,9 @@ pub struct Dataset {
 }
 
 pub fn open_dataset(ctx: &Ctx, path: &Path, unlock: &UnlockArgs) -> Result<Dataset, CliError> {
-    let roots = ctx.home.load_policy()?.data.roots;
-    let a = open_authorised(path, &roots).map_err(|e| refused(ctx, path, e))?;
+    let data = ctx.home.load_policy()?.data;
+    let a = open_authorised_with(path, &data.roots, data.allow_hard_links)
+        .map_err(|e| refused(ctx, path, e))?;
     if a.kind != Kind::File {
         return Err(CliError::input(anyhow::anyhow!(
             "{} is a directory; this command reads one file",

@@ -22,7 +22,7 @@ use rampart_crypto::age_file::{self, EncryptingWriter, Recipients};
 use rampart_crypto::oms::{self, FileExpectation};
 use rampart_crypto::{Digest, Sha256Hasher};
 use rampart_data::integrity::{self, Expected, ExpectedDir, Integrity, Observed};
-use rampart_data::open_authorised;
+use rampart_data::open_authorised_with;
 use rampart_data::paths::Kind;
 use rampart_data::shards::{Shard, ShardChain};
 use rampart_home::secure_fs::{self, AtomicFile};
@@ -255,7 +255,7 @@ fn expectation(
 fn dir_shards(
     dir: &Path,
     sig: &Path,
-    roots: &[std::path::PathBuf],
+    data: &rampart_home::DataPolicy,
 ) -> Result<Vec<(String, std::fs::File)>, CliError> {
     let bad = |m: String| CliError::input(anyhow::anyhow!("{}: {m}", dir.display()));
     let mut names = Vec::new();
@@ -291,7 +291,7 @@ fn dir_shards(
     names
         .into_iter()
         .map(|n| {
-            let a = open_authorised(&dir.join(&n), roots)
+            let a = open_authorised_with(&dir.join(&n), &data.roots, data.allow_hard_links)
                 .map_err(|e| CliError::input(anyhow::Error::new(e)))?;
             Ok((n, a.file))
         })
@@ -307,8 +307,8 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> Result<Status, CliError> {
     }
     let policy = ctx.home.load_policy()?;
     let (schema, schema_digest) = load_schema(&args.schema)?;
-    let a =
-        open_authorised(&args.path, &policy.data.roots).map_err(|e| refused(ctx, &args.path, e))?;
+    let a = open_authorised_with(&args.path, &policy.data.roots, policy.data.allow_hard_links)
+        .map_err(|e| refused(ctx, &args.path, e))?;
     let is_dir = a.kind == Kind::Dir;
     let vouch = expectation(ctx, args, &a.real, is_dir, &policy.data.pins)?;
     if vouch.allows_unsigned() {
@@ -335,7 +335,7 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> Result<Status, CliError> {
     // read and decrypted in memory when it is an age file.
     let files = if is_dir {
         let sig = args.sig.clone().unwrap_or_else(|| a.real.join("model.sig"));
-        dir_shards(&a.real, &sig, &policy.data.roots).inspect_err(|e| {
+        dir_shards(&a.real, &sig, &policy.data).inspect_err(|e| {
             // Every refusal is audited, the directory's contents included.
             ctx.audit_refusal(
                 ctx.event("data.ingest", Outcome::Denied)

@@ -251,3 +251,64 @@ fn encrypted_datasets_are_validated_in_memory_and_schemas_inferred() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("name = \"y\"\ntype = \"int\""), "{out}");
 }
+
+/// Data roots mean the data: a bind mount of /etc made inside a root (as any user can in a
+/// user namespace) and a hard link to a file outside the roots both pass every path check, and
+/// are refused by mount and by link count. `unshare` (util-linux) runs the bind mount in a
+/// private mount namespace; .ci/run installs it.
+#[test]
+fn bind_mounts_and_hard_links_inside_a_root_are_refused() {
+    let s = Scratch::init();
+    std::fs::create_dir_all(s.path().join("datasets/etcb")).unwrap();
+    std::fs::write(s.path().join("outside.csv"), "x\n1\n").unwrap();
+    s.rampart(&["data", "roots", "add", "datasets"])
+        .assert()
+        .success();
+
+    let bin = assert_cmd::cargo::cargo_bin("rampart");
+    let out = std::process::Command::new("unshare")
+        .args(["--map-root-user", "--mount", "sh", "-c"])
+        .arg("mount --bind /etc datasets/etcb && exec \"$0\" data check datasets/etcb/passwd")
+        .arg(&bin)
+        .current_dir(s.path())
+        .env_remove("RAMPART_HOME")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run unshare ({e}): apt-get install util-linux"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "the bind mount was accepted: {err}"
+    );
+    assert!(err.contains("on another mount than its root"), "{err}");
+
+    std::fs::hard_link(
+        s.path().join("outside.csv"),
+        s.path().join("datasets/passwd.csv"),
+    )
+    .unwrap();
+    let (code, _, err) = s.run(&["data", "check", "datasets/passwd.csv"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("2 hard links") && err.contains("data.allow_hard_links"),
+        "{err}"
+    );
+    // Ingest refuses it too, and the refusal is audited.
+    std::fs::write(
+        s.path().join("schema.toml"),
+        "version = 1\n[[columns]]\nname = \"x\"\ntype = \"int\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = s.run(&[
+        "data",
+        "ingest",
+        "datasets/passwd.csv",
+        "--schema",
+        "schema.toml",
+        "--allow-unsigned",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("2 hard links"), "{err}");
+    let log = std::fs::read_to_string(s.home().join("audit/audit.jsonl")).unwrap();
+    assert!(log.contains("hard links"), "{log}");
+}
