@@ -42,6 +42,7 @@ pub fn validate_parquet(
     schema: &Schema,
     clean: Option<&mut (dyn Write + Send)>,
     mut quarantine: Option<&mut dyn Write>,
+    safe_csv: bool,
 ) -> Result<Report, ValidateError> {
     let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(format_err)?;
@@ -120,7 +121,7 @@ pub fn validate_parquet(
             if !v.violations.is_empty()
                 && let Some(out) = quarantine.as_deref_mut()
             {
-                v.quarantine(out, batch)?;
+                v.quarantine(out, batch, safe_csv)?;
             }
             Ok(())
         })?;
@@ -212,6 +213,7 @@ mod tests {
             &schema,
             Some(&mut clean),
             Some(&mut quarantine),
+            true,
         )
         .unwrap();
         // Row 3: x = 7 > 1. Row 4: day 1970-01-01 < 2000 (so its repeated id 2 is not even
@@ -257,12 +259,20 @@ mod tests {
         std::fs::write(&path, b"PAR1 but not really").unwrap();
         let schema =
             Schema::from_toml("version = 1\n[[columns]]\nname = \"id\"\ntype = \"int\"\n").unwrap();
-        let err =
-            validate_parquet(std::fs::File::open(&path).unwrap(), &schema, None, None).unwrap_err();
+        let check = |path: &std::path::Path| {
+            validate_parquet(
+                std::fs::File::open(path).unwrap(),
+                &schema,
+                None,
+                None,
+                true,
+            )
+            .unwrap_err()
+        };
+        let err = check(&path);
         assert!(matches!(err, ValidateError::Format(_)), "{err}");
         write_parquet(&path);
-        let err =
-            validate_parquet(std::fs::File::open(&path).unwrap(), &schema, None, None).unwrap_err();
+        let err = check(&path);
         assert!(err.to_string().contains("not in the schema"), "{err}");
     }
 }

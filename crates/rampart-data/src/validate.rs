@@ -113,6 +113,8 @@ pub enum ValidateError {
 pub struct ValidateOptions {
     /// CSV reader limits.
     pub reader: ReaderOptions,
+    /// CSV-injection neutralisation of the outputs ([`crate::safe_csv`]).
+    pub safe_csv: crate::safe_csv::SafeCsv,
 }
 
 impl ValidateOptions {
@@ -124,6 +126,7 @@ impl ValidateOptions {
                 max_record_bytes: bytes,
                 ..ReaderOptions::default()
             },
+            safe_csv: crate::safe_csv::SafeCsv::default(),
         }
     }
 }
@@ -595,6 +598,23 @@ impl Batch {
         self.data.get(r.raw.0..r.raw.1).unwrap_or_default()
     }
 
+    /// Writes an accepted row (every field parsed) as CSV, each cell neutralised against CSV
+    /// injection.
+    fn write_safe(&self, out: &mut dyn Write, r: &BatchRow, columns: usize) -> io::Result<()> {
+        let spans = self
+            .fields
+            .get(r.first_field..r.first_field + columns)
+            .unwrap_or_default();
+        for (i, &(a, b, _)) in spans.iter().enumerate() {
+            if i > 0 {
+                out.write_all(b",")?;
+            }
+            let field = self.data.get(a..b).unwrap_or_default();
+            csv_field(out, &crate::safe_csv::neutralise(field))?;
+        }
+        out.write_all(b"\n")
+    }
+
     fn push<R: Read>(&mut self, reader: &mut RecordReader<R>, next: Next, columns: usize) {
         let start = self.data.len();
         self.data.extend_from_slice(reader.raw());
@@ -767,8 +787,14 @@ pub(crate) struct Verdict<'a> {
 }
 
 impl Verdict<'_> {
-    /// Writes the quarantine line for this (rejected) row.
-    pub(crate) fn quarantine(&self, out: &mut dyn Write, batch: &Batch) -> io::Result<()> {
+    /// Writes the quarantine line for this (rejected) row; with `safe`, its cells are
+    /// neutralised against CSV injection.
+    pub(crate) fn quarantine(
+        &self,
+        out: &mut dyn Write,
+        batch: &Batch,
+        safe: bool,
+    ) -> io::Result<()> {
         let Some(row) = batch.rows.get(self.index) else {
             return Ok(());
         };
@@ -779,6 +805,7 @@ impl Verdict<'_> {
             row.line,
             self.violations,
             batch.raw(row),
+            safe,
         )
     }
 }
@@ -963,11 +990,15 @@ pub fn validate_csv<R: Read + Send>(
                 if v.violations.is_empty() {
                     if let (Some(out), Some(row)) = (clean.as_deref_mut(), batch.rows.get(v.index))
                     {
-                        out.write_all(batch.raw(row))?;
-                        out.write_all(b"\n")?;
+                        if opts.safe_csv.for_data() {
+                            batch.write_safe(out, row, ncols)?;
+                        } else {
+                            out.write_all(batch.raw(row))?;
+                            out.write_all(b"\n")?;
+                        }
                     }
                 } else if let Some(out) = quarantine.as_deref_mut() {
-                    v.quarantine(out, batch)?;
+                    v.quarantine(out, batch, opts.safe_csv.for_reports())?;
                 }
                 Ok(())
             })?;
@@ -995,7 +1026,15 @@ fn write_rejected(
     line: u64,
     violations: &[Violation],
     raw: &[u8],
+    safe: bool,
 ) -> io::Result<()> {
+    let cell = |out: &mut dyn Write, bytes: &[u8]| {
+        if safe {
+            csv_field(out, &crate::safe_csv::neutralise(bytes))
+        } else {
+            csv_field(out, bytes)
+        }
+    };
     let name = |v: &Violation| {
         v.column
             .and_then(|c| cols.get(c))
@@ -1008,12 +1047,12 @@ fn write_rejected(
         .map(|v| format!("{}: {}", name(v), v.reason))
         .collect();
     write!(out, "{row},{line},")?;
-    csv_field(out, columns.join(";").as_bytes())?;
+    cell(out, columns.join(";").as_bytes())?;
     out.write_all(b",")?;
-    csv_field(out, rules.join(";").as_bytes())?;
+    cell(out, rules.join(";").as_bytes())?;
     out.write_all(b",")?;
-    csv_field(out, reasons.join("; ").as_bytes())?;
+    cell(out, reasons.join("; ").as_bytes())?;
     out.write_all(b",")?;
-    csv_field(out, raw)?;
+    cell(out, raw)?;
     out.write_all(b"\n")
 }

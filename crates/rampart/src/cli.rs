@@ -532,6 +532,11 @@ pub struct PiiRedactArgs {
     /// Recipients for the encrypt operator (default: the home's age identity).
     #[arg(short, long = "recipient", value_name = "age1…")]
     pub recipients: Vec<String>,
+    /// CSV-injection neutralisation (a leading ' on cells starting with = + - @ tab CR that
+    /// are not plain numbers): auto (quarantine and redacted outputs), always (every CSV
+    /// output), never (byte-exact outputs). See SECURITY.md.
+    #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = ["auto", "always", "never"])]
+    pub safe_csv: String,
     /// Replace OUT if it exists.
     #[arg(long)]
     pub force: bool,
@@ -544,6 +549,11 @@ pub struct PiiRevealArgs {
     /// Where to write the revealed data (mode 0600; - for standard output).
     #[arg(short, long, value_name = "OUT")]
     pub output: PathBuf,
+    /// CSV-injection neutralisation (a leading ' on cells starting with = + - @ tab CR that
+    /// are not plain numbers): auto (quarantine and redacted outputs), always (every CSV
+    /// output), never (byte-exact outputs). See SECURITY.md.
+    #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = ["auto", "always", "never"])]
+    pub safe_csv: String,
     /// Replace OUT if it exists.
     #[arg(long)]
     pub force: bool,
@@ -652,6 +662,11 @@ pub struct ValidateArgs {
     /// Write the rejected rows here (CSV: row,line,columns,rules,reasons,record; mode 0600).
     #[arg(long, value_name = "REJECTS")]
     pub quarantine: Option<PathBuf>,
+    /// CSV-injection neutralisation (a leading ' on cells starting with = + - @ tab CR that
+    /// are not plain numbers): auto (quarantine and redacted outputs), always (every CSV
+    /// output), never (byte-exact outputs). See SECURITY.md.
+    #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = ["auto", "always", "never"])]
+    pub safe_csv: String,
     /// Longest accepted record in bytes; longer ones are rejected.
     #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
     pub max_row_bytes: usize,

@@ -295,6 +295,19 @@ const MAX_TOKEN: usize = 64 << 10;
 /// [`PiiError::Crypto`] naming the token's position when it does not decode or no identity
 /// opens it.
 pub fn reveal(text: &str, identities: &[age::x25519::Identity]) -> Result<String, PiiError> {
+    reveal_with(text, identities, false)
+}
+
+/// [`reveal`]; with `safe_csv`, a revealed value a spreadsheet would read as a formula gets a
+/// leading `'` ([`crate::safe_csv`]).
+///
+/// # Errors
+/// As [`reveal`].
+pub fn reveal_with(
+    text: &str,
+    identities: &[age::x25519::Identity],
+    safe_csv: bool,
+) -> Result<String, PiiError> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     let mut offset = 0;
@@ -327,6 +340,9 @@ pub fn reveal(text: &str, identities: &[age::x25519::Identity]) -> Result<String
         let mut plain = Vec::new();
         r.by_ref().take(MAX_TOKEN as u64).read_to_end(&mut plain)?;
         out.push_str(head.get(..open).unwrap_or_default());
+        if safe_csv && crate::safe_csv::is_formula(&plain) {
+            out.push('\'');
+        }
         out.push_str(&String::from_utf8(plain).map_err(|_| bad("not UTF-8".into()))?);
         let used = i + 5 + close + 1;
         rest = rest.get(used..).unwrap_or_default();

@@ -121,6 +121,8 @@ pub struct CsvJob<'a> {
     /// When set, every finding as a JSON line (row, column, entity, span, confidence, rule;
     /// never the value).
     pub findings: Option<&'a mut dyn Write>,
+    /// Neutralise the redacted file's cells against CSV injection ([`crate::safe_csv`]).
+    pub safe_csv: bool,
 }
 
 /// Writes one finding as a JSON line: where it is, never what it is.
@@ -219,7 +221,19 @@ pub fn process_csv<R: Read>(input: R, mut job: CsvJob<'_>) -> Result<PiiReport, 
             }
         }
         if let Some((_, out)) = job.redact.as_mut() {
-            write_row(*out, cells.iter().map(String::as_bytes))?;
+            if job.safe_csv {
+                write_row(
+                    *out,
+                    cells
+                        .iter()
+                        .map(|c| crate::safe_csv::neutralise(c.as_bytes()))
+                        .collect::<Vec<_>>()
+                        .iter()
+                        .map(AsRef::as_ref),
+                )?;
+            } else {
+                write_row(*out, cells.iter().map(String::as_bytes))?;
+            }
         }
     }
     report.bytes = reader.bytes_read();

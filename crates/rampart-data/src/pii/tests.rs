@@ -537,6 +537,7 @@ fn csv_scan_and_redact_stream() {
             redact: Some((&r, &mut out)),
             columns: &cols,
             findings: Some(&mut spans),
+            safe_csv: false,
         },
     )
     .unwrap();
@@ -573,6 +574,7 @@ fn csv_scan_and_redact_stream() {
         redact: None,
         columns: cols,
         findings: None,
+        safe_csv: false,
     };
     assert!(matches!(
         table::process_csv(csv.as_bytes(), job(&bad)),

@@ -8,6 +8,7 @@ use rampart_audit::Outcome;
 use rampart_data::csv::ReaderOptions;
 use rampart_data::infer::infer_csv;
 use rampart_data::paths::Kind;
+use rampart_data::safe_csv::SafeCsv;
 use rampart_data::schema::Schema;
 use rampart_data::validate::{Report, Sinks, ValidateError, ValidateOptions, validate_csv};
 use rampart_data::{PathError, open_authorised_with};
@@ -295,7 +296,10 @@ fn validate(ctx: &Ctx, args: &ValidateArgs) -> Result<Status, CliError> {
             &args.path,
             data.reader,
             &schema,
-            args.max_row_bytes,
+            ValidateOptions {
+                safe_csv: safe_csv(&args.safe_csv),
+                ..ValidateOptions::max_record_bytes(args.max_row_bytes)
+            },
             clean_w.as_mut().map(|w| w as &mut (dyn Write + Send)),
             quarantine_w.as_mut().map(|w| w as &mut dyn Write),
         )?;
@@ -381,7 +385,7 @@ pub fn run_validation<'a, 's>(
     path: &Path,
     reader: Box<dyn Read + Send + 'a>,
     schema: &Schema,
-    max_row_bytes: usize,
+    opts: ValidateOptions,
     clean: Option<&'s mut (dyn Write + Send + 's)>,
     quarantine: Option<&'s mut (dyn Write + 's)>,
 ) -> Result<(Report, DataFormat), CliError> {
@@ -394,7 +398,7 @@ pub fn run_validation<'a, 's>(
         let report = validate_csv(
             buffered,
             schema,
-            &ValidateOptions::max_record_bytes(max_row_bytes),
+            &opts,
             Sinks {
                 clean: clean.map(|w| w as &mut dyn Write),
                 quarantine,
@@ -404,9 +408,20 @@ pub fn run_validation<'a, 's>(
         return Ok((report, DataFormat::Csv));
     }
     let spool = spool(ctx, path, &mut buffered)?;
-    let report = rampart_data::parquet::validate_parquet(spool, schema, clean, quarantine)
-        .map_err(|e| data_err(path, e))?;
+    let report = rampart_data::parquet::validate_parquet(
+        spool,
+        schema,
+        clean,
+        quarantine,
+        opts.safe_csv.for_reports(),
+    )
+    .map_err(|e| data_err(path, e))?;
     Ok((report, DataFormat::Parquet))
+}
+
+/// The `--safe-csv` value (clap allows only the three names).
+pub fn safe_csv(text: &str) -> SafeCsv {
+    SafeCsv::parse(text).unwrap_or_default()
 }
 
 pub fn print_report(

@@ -389,7 +389,8 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> Result<Status, CliError> {
             &args.path,
             Box::new(chain),
             &schema,
-            args.max_row_bytes,
+            // The stored rows are data (byte for byte); the stored quarantine is for people.
+            rampart_data::validate::ValidateOptions::max_record_bytes(args.max_row_bytes),
             Some(&mut clean.out),
             Some(&mut rejected.out),
         )?;
@@ -499,6 +500,7 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> Result<Status, CliError> {
                 rampart_data::pii::table::process_csv(
                     plain,
                     rampart_data::pii::table::CsvJob {
+                        safe_csv: false,
                         detector: &detector,
                         reader: rampart_data::csv::ReaderOptions {
                             max_record_bytes: args.max_row_bytes,

@@ -72,6 +72,7 @@ fn process<'a>(
     redact: Option<(&'a Redactor, &'a mut dyn Write)>,
     columns: &'a BTreeMap<String, Operator>,
     findings: Option<&'a mut dyn Write>,
+    safe_csv: bool,
 ) -> Result<PiiReport, CliError> {
     let mut reader = BufReader::with_capacity(1 << 20, reader);
     let is_parquet = !input.text
@@ -114,6 +115,7 @@ fn process<'a>(
                 redact,
                 columns,
                 findings,
+                safe_csv,
             },
         )
     };
@@ -161,6 +163,7 @@ fn scan(ctx: &Ctx, input: &PiiInputArgs, findings: Option<&Path>) -> Result<Stat
                 None,
                 &none,
                 Some(w),
+                false,
             )
         })?,
         None => process(
@@ -172,6 +175,7 @@ fn scan(ctx: &Ctx, input: &PiiInputArgs, findings: Option<&Path>) -> Result<Stat
             None,
             &none,
             None,
+            false,
         )?,
     };
     ctx.audit(
@@ -290,6 +294,7 @@ fn redact(ctx: &Ctx, args: &PiiRedactArgs) -> Result<Status, CliError> {
             Some((&redactor, out)),
             &columns,
             None,
+            crate::cmd::data::safe_csv(&args.safe_csv).for_reports(),
         )
     })?;
     ctx.audit(
@@ -326,7 +331,12 @@ fn reveal(ctx: &Ctx, args: &PiiRevealArgs) -> Result<Status, CliError> {
                     args.path.display()
                 ))
             })?;
-            let plain = rampart_data::pii::redact::reveal(text, &keys.identities).map_err(|e| {
+            let plain = rampart_data::pii::redact::reveal_with(
+                text,
+                &keys.identities,
+                crate::cmd::data::safe_csv(&args.safe_csv).for_data(),
+            )
+            .map_err(|e| {
                 CliError::input(anyhow::Error::new(e).context(format!(
                     "{}: line {n}",
                     args.path.display()

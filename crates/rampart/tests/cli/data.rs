@@ -93,14 +93,35 @@ const SCHEMA: &str = "version = 1\n[label]\ncolumn = \"y\"\nclasses = [\"0\", \"
 
 /// A home with `ds/` authorised, a schema, and a CSV with two bad rows of five.
 fn validation_scratch() -> Scratch {
-    let s = Scratch::init();
-    std::fs::create_dir_all(s.path().join("ds")).unwrap();
-    std::fs::write(s.path().join("schema.toml"), SCHEMA).unwrap();
-    std::fs::write(
-        s.path().join("ds/d.csv"),
+    scratch_with(
+        SCHEMA,
         "id,email,y\n1,a@b.com,0\n2,nope,1\n3,c@d.com,1\n3,e@f.com,0\n4,g@h.com,1\n",
     )
-    .unwrap();
+}
+
+/// `rampart data validate ds/d.csv --schema schema.toml -o CLEAN --quarantine REJECTS EXTRA…`.
+fn validate_to(s: &Scratch, clean: &str, rejects: &str, extra: &[&str]) -> (i32, String, String) {
+    let mut args = vec![
+        "data",
+        "validate",
+        "ds/d.csv",
+        "--schema",
+        "schema.toml",
+        "-o",
+        clean,
+        "--quarantine",
+        rejects,
+    ];
+    args.extend_from_slice(extra);
+    s.run(&args)
+}
+
+/// A home with `ds/` authorised, `schema.toml` and `ds/d.csv`.
+fn scratch_with(schema: &str, csv: &str) -> Scratch {
+    let s = Scratch::init();
+    std::fs::create_dir_all(s.path().join("ds")).unwrap();
+    std::fs::write(s.path().join("schema.toml"), schema).unwrap();
+    std::fs::write(s.path().join("ds/d.csv"), csv).unwrap();
     s.rampart(&["data", "roots", "add", "ds"])
         .assert()
         .success();
@@ -110,17 +131,7 @@ fn validation_scratch() -> Scratch {
 #[test]
 fn validate_splits_rows_and_reconciles() {
     let s = validation_scratch();
-    let (code, out, err) = s.run(&[
-        "data",
-        "validate",
-        "ds/d.csv",
-        "--schema",
-        "schema.toml",
-        "-o",
-        "clean.csv",
-        "--quarantine",
-        "rejects.csv",
-    ]);
+    let (code, out, err) = validate_to(&s, "clean.csv", "rejects.csv", &[]);
     assert_eq!(code, 1, "rows were rejected: {err}");
     assert!(
         out.contains("5 rows read = 3 accepted + 2 rejected (reconciled)"),
@@ -311,4 +322,57 @@ fn bind_mounts_and_hard_links_inside_a_root_are_refused() {
     assert!(err.contains("2 hard links"), "{err}");
     let log = std::fs::read_to_string(s.home().join("audit/audit.jsonl")).unwrap();
     assert!(log.contains("hard links"), "{log}");
+}
+
+/// Outputs safe to open: formula cells in the quarantine and the redacted file get a leading
+/// `'` by default; clean rows stay byte for byte unless `--safe-csv always`; `never` keeps
+/// everything as read. Negative numbers are data and are never touched.
+#[test]
+fn csv_outputs_are_neutralised_against_formula_injection() {
+    let s = scratch_with(
+        "version = 1\n[[columns]]\nname = \"id\"\ntype = \"int\"\n\
+         [[columns]]\nname = \"note\"\ntype = \"string\"\n\
+         [[columns]]\nname = \"score\"\ntype = \"int\"\n",
+        "id,note,score\n1,\"=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",-5\n=cmd|' /C calc'!A0,x,1\n2,@SUM(1+1),+3\n",
+    );
+    let validate = |mode: &str, clean: &str, rejects: &str| {
+        validate_to(&s, clean, rejects, &["--safe-csv", mode])
+    };
+    let read = |f: &str| std::fs::read_to_string(s.path().join(f)).unwrap();
+
+    assert_eq!(validate("auto", "c1.csv", "q1.csv").0, 1);
+    let q = read("q1.csv");
+    assert!(q.contains(",\"'=cmd|' /C calc'!A0,x,1\"\n"), "{q}");
+    let c = read("c1.csv");
+    assert!(
+        c.contains("\"=HYPERLINK(") && c.contains("2,@SUM(1+1),+3"),
+        "{c}"
+    );
+
+    assert_eq!(validate("always", "c2.csv", "q2.csv").0, 1);
+    let c = read("c2.csv");
+    assert!(
+        c.contains("1,\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",-5\n"),
+        "{c}"
+    );
+    assert!(c.contains("2,'@SUM(1+1),+3\n"), "{c}");
+
+    assert_eq!(validate("never", "c3.csv", "q3.csv").0, 1);
+    assert!(!read("q3.csv").contains("'=cmd"));
+    assert_eq!(read("c3.csv"), read("c1.csv"));
+
+    // The redacted file, by default.
+    std::fs::write(
+        s.path().join("ds/p.csv"),
+        "name,email\n\"=HYPERLINK(\"\"http://evil\"\")\",bob@example.com\n",
+    )
+    .unwrap();
+    s.rampart(&["data", "pii", "redact", "ds/p.csv", "-o", "r.csv"])
+        .assert()
+        .success();
+    let r = read("r.csv");
+    assert!(
+        r.contains("'=HYPERLINK") && !r.contains("bob@example.com"),
+        "{r}"
+    );
 }
