@@ -147,10 +147,16 @@ impl Frame {
     ) -> Result<Self, FrameError> {
         use arrow_array::Array as _;
         use arrow_cast::display::{ArrayFormatter, FormatOptions};
-        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
         use std::fmt::Write as _;
         let bad = |e: &dyn std::fmt::Display| FrameError::Format(e.to_string());
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| bad(&e))?;
+        let on_disk = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let bomb = usize::try_from(
+            on_disk
+                .saturating_mul(crate::parquet::MAX_EXPANSION)
+                .max(crate::parquet::MIN_DECODED_LIMIT),
+        )
+        .unwrap_or(usize::MAX);
+        let builder = crate::parquet::dictionary_builder(file).map_err(|e| bad(&e))?;
         let names: Vec<String> = builder
             .schema()
             .fields()
@@ -184,14 +190,20 @@ impl Frame {
                     text.clear();
                     let _ = write!(text, "{}", f.value(i));
                     bytes += text.len() + 16;
+                    if bytes > limits.max_bytes {
+                        return Err(FrameError::TooLarge(format!(
+                            "more than {} bytes of cells: this check holds the whole table in memory",
+                            limits.max_bytes
+                        )));
+                    }
+                    if bytes > bomb {
+                        return Err(FrameError::TooLarge(format!(
+                            "its decoded values exceed {bomb} bytes, over {} times the file's {on_disk} bytes (a dictionary or compression bomb); refused",
+                            crate::parquet::MAX_EXPANSION
+                        )));
+                    }
                     out.push((!nulls.contains(&text.as_str())).then(|| text.as_str().into()));
                 }
-            }
-            if bytes > limits.max_bytes {
-                return Err(FrameError::TooLarge(format!(
-                    "more than {} bytes of cells: this check holds the whole table in memory",
-                    limits.max_bytes
-                )));
             }
         }
         Ok(Self { names, columns })

@@ -27,6 +27,80 @@ pub const MAGIC: &[u8; 4] = b"PAR1";
 /// Rows per record batch read.
 const BATCH_ROWS: usize = 8192;
 
+/// Longest value accepted, as text (the CSV path's default record limit).
+pub const MAX_VALUE_BYTES: usize = 1 << 20;
+
+/// Rows are handed to the checker in batches of at most about this many bytes of text.
+const CHECK_BATCH_BYTES: usize = 8 << 20;
+
+/// The most text a file may decode to: this many times its size on disk, and at least
+/// [`MIN_DECODED_LIMIT`]. Parquet's dictionaries and compression let a small file stand for
+/// an enormous table (a decompression bomb); past the ratio the file is refused.
+pub const MAX_EXPANSION: u64 = 500;
+
+/// The decoded-text allowance of a small file.
+pub const MIN_DECODED_LIMIT: u64 = 64 << 20;
+
+/// Checks the rows gathered in `batch` (quarantining the rejected ones, noting in `keep`
+/// which are accepted), then empties it.
+fn check(
+    engine: &mut Engine,
+    batch: &mut Batch,
+    keep: &mut Vec<bool>,
+    quarantine: &mut Option<&mut dyn Write>,
+    safe_csv: bool,
+) -> Result<(), ValidateError> {
+    engine.process(batch, |batch, v| {
+        keep.push(v.violations.is_empty());
+        if !v.violations.is_empty()
+            && let Some(out) = quarantine.as_deref_mut()
+        {
+            v.quarantine(out, batch, safe_csv)?;
+        }
+        Ok(())
+    })?;
+    batch.clear();
+    Ok(())
+}
+
+/// A reader builder for `file` that reads strings and bytes as dictionary arrays: a value
+/// repeated over many rows then costs its bytes once per batch, not once per row (a small
+/// dictionary-encoded file can otherwise decode to gigabytes per batch).
+///
+/// # Errors
+/// When the file's metadata cannot be read.
+pub(crate) fn dictionary_builder(
+    file: std::fs::File,
+) -> Result<ParquetRecordBatchReaderBuilder<std::fs::File>, parquet::errors::ParquetError> {
+    use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+    let plain = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())?;
+    let schema = std::sync::Arc::new(dictionary_strings(plain.schema()));
+    let meta = ArrowReaderMetadata::try_new(
+        plain.metadata().clone(),
+        ArrowReaderOptions::new().with_schema(schema),
+    )?;
+    Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(
+        file, meta,
+    ))
+}
+
+/// `schema` with every string and binary field read as a dictionary of that type.
+fn dictionary_strings(schema: &arrow_schema::Schema) -> arrow_schema::Schema {
+    use arrow_schema::DataType as T;
+    let fields: Vec<arrow_schema::Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            t @ (T::Utf8 | T::LargeUtf8 | T::Binary | T::LargeBinary) => f
+                .as_ref()
+                .clone()
+                .with_data_type(T::Dictionary(Box::new(T::Int32), Box::new(t.clone()))),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    arrow_schema::Schema::new_with_metadata(fields, schema.metadata().clone())
+}
+
 fn format_err(e: impl std::fmt::Display) -> ValidateError {
     ValidateError::Format(format!("not a readable Parquet file: {e}"))
 }
@@ -45,8 +119,10 @@ pub fn validate_parquet(
     safe_csv: bool,
 ) -> Result<Report, ValidateError> {
     let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(format_err)?;
+    let builder = dictionary_builder(file).map_err(format_err)?;
     let arrow_schema = builder.schema().clone();
+    let decoded_limit = bytes.saturating_mul(MAX_EXPANSION).max(MIN_DECODED_LIMIT);
+    let mut decoded = 0u64;
     let header: Vec<String> = arrow_schema
         .fields()
         .iter()
@@ -84,6 +160,7 @@ pub fn validate_parquet(
     let mut values: Vec<(usize, usize)> = Vec::new();
     let mut scratch: Vec<u8> = Vec::new();
     let mut row_number = 0u64;
+    let mut keep: Vec<bool> = Vec::new();
     for rb in reader {
         let rb: RecordBatch = rb.map_err(format_err)?;
         let formatters: Vec<ArrayFormatter<'_>> = rb
@@ -93,6 +170,7 @@ pub fn validate_parquet(
             .collect::<Result<_, _>>()
             .map_err(format_err)?;
         batch.clear();
+        keep.clear();
         for i in 0..rb.num_rows() {
             row_number += 1;
             scratch.clear();
@@ -105,29 +183,48 @@ pub fn validate_parquet(
                     text.clear();
                     use std::fmt::Write as _;
                     let _ = write!(text, "{}", f.value(i));
+                    if text.len() > MAX_VALUE_BYTES {
+                        return Err(ValidateError::Format(format!(
+                            "row {row_number}, column {}: a value of {} bytes; values over {MAX_VALUE_BYTES} bytes are refused",
+                            header.get(c).map_or("?", String::as_str),
+                            text.len()
+                        )));
+                    }
                     scratch.extend_from_slice(text.as_bytes());
                 }
                 values.push((start, scratch.len()));
+            }
+            decoded += scratch.len() as u64;
+            if decoded > decoded_limit {
+                return Err(ValidateError::Format(format!(
+                    "refused at row {row_number}: its decoded values exceed {decoded_limit} bytes, over {MAX_EXPANSION} times the file's {bytes} bytes (a dictionary or compression bomb); convert it to CSV or split it if it is genuine"
+                )));
             }
             let fields: Vec<&[u8]> = values
                 .iter()
                 .map(|&(a, b)| scratch.get(a..b).unwrap_or_default())
                 .collect();
             batch.push_values(row_number, &fields);
-        }
-        let mut keep: Vec<bool> = Vec::with_capacity(rb.num_rows());
-        engine.process(&batch, |batch, v| {
-            keep.push(v.violations.is_empty());
-            if !v.violations.is_empty()
-                && let Some(out) = quarantine.as_deref_mut()
-            {
-                v.quarantine(out, batch, safe_csv)?;
+            if batch.bytes() >= CHECK_BATCH_BYTES {
+                check(
+                    &mut engine,
+                    &mut batch,
+                    &mut keep,
+                    &mut quarantine,
+                    safe_csv,
+                )?;
             }
-            Ok(())
-        })?;
+        }
+        check(
+            &mut engine,
+            &mut batch,
+            &mut keep,
+            &mut quarantine,
+            safe_csv,
+        )?;
         if let Some(w) = writer.as_mut() {
             let accepted =
-                arrow_select::filter::filter_record_batch(&rb, &BooleanArray::from(keep))
+                arrow_select::filter::filter_record_batch(&rb, &BooleanArray::from(keep.clone()))
                     .map_err(format_err)?;
             if accepted.num_rows() > 0 {
                 w.write(&accepted).map_err(format_err)?;
@@ -250,6 +347,81 @@ mod tests {
             })
             .collect();
         assert_eq!(ids, vec![1, 2]);
+    }
+
+    /// Two distinct 230 KB strings repeated over 50 000 rows, dictionary-encoded and zstd:
+    /// about 150 KB on disk, 23 GB as values. Refused early with a clear error, in bounded
+    /// memory (the 5.8 GB abort of the issue).
+    fn write_bomb(path: &std::path::Path) {
+        use parquet::basic::{Compression, ZstdLevel};
+        let dict = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+        let schema = Arc::new(arrow_schema::Schema::new(vec![
+            Field::new("a", dict.clone(), false),
+            Field::new("b", dict, false),
+        ]));
+        let big = StringArray::from(vec!["x".repeat(230_000), "y".repeat(230_000)]);
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .set_dictionary_enabled(true)
+            .build();
+        let mut w = ArrowWriter::try_new(
+            std::fs::File::create(path).unwrap(),
+            schema.clone(),
+            Some(props),
+        )
+        .unwrap();
+        for _ in 0..50 {
+            let col = || {
+                let keys = arrow_array::Int32Array::from_iter_values((0..1000).map(|i| i % 2));
+                Arc::new(
+                    arrow_array::DictionaryArray::<arrow_array::types::Int32Type>::try_new(
+                        keys,
+                        Arc::new(big.clone()),
+                    )
+                    .unwrap(),
+                ) as Arc<dyn Array>
+            };
+            w.write(&RecordBatch::try_new(schema.clone(), vec![col(), col()]).unwrap())
+                .unwrap();
+        }
+        w.close().unwrap();
+    }
+
+    #[test]
+    fn a_dictionary_bomb_is_refused_in_bounded_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bomb.parquet");
+        write_bomb(&path);
+        let size = std::fs::metadata(&path).unwrap().len();
+        assert!(size < 1 << 20, "{size}");
+        let schema = Schema::from_toml(
+            "version = 1\n[[columns]]\nname = \"a\"\ntype = \"string\"\n[[columns]]\nname = \"b\"\ntype = \"string\"\n",
+        )
+        .unwrap();
+        let mut clean = Vec::new();
+        let mut quarantine = Vec::new();
+        let err = validate_parquet(
+            std::fs::File::open(&path).unwrap(),
+            &schema,
+            Some(&mut clean),
+            Some(&mut quarantine),
+            true,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("decoded values") && err.to_string().contains("refused"),
+            "{err}"
+        );
+        // What was written before the refusal is bounded too.
+        assert!(clean.len() + quarantine.len() < 100 << 20);
+        // The whole-table reader (data check, drift) refuses it as well.
+        let err = crate::frame::Frame::read_parquet(
+            std::fs::File::open(&path).unwrap(),
+            &[""],
+            crate::frame::FrameLimits::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("bomb"), "{err}");
     }
 
     #[test]

@@ -594,6 +594,11 @@ impl Batch {
         });
     }
 
+    /// Bytes held (raw rows and field copies).
+    pub(crate) fn bytes(&self) -> usize {
+        self.data.len()
+    }
+
     fn raw(&self, r: &BatchRow) -> &[u8] {
         self.data.get(r.raw.0..r.raw.1).unwrap_or_default()
     }
