@@ -303,16 +303,8 @@ mod tests {
              [[columns]]\nname = \"day\"\ntype = \"date\"\nnullable = true\nmin = \"2000-01-01\"\n",
         )
         .unwrap();
-        let mut clean = Vec::new();
-        let mut quarantine = Vec::new();
-        let report = validate_parquet(
-            std::fs::File::open(&path).unwrap(),
-            &schema,
-            Some(&mut clean),
-            Some(&mut quarantine),
-            true,
-        )
-        .unwrap();
+        let (report, clean, quarantine) = run(&path, &schema);
+        let report = report.unwrap();
         // Row 3: x = 7 > 1. Row 4: day 1970-01-01 < 2000 (so its repeated id 2 is not even
         // looked at). Row 5: NaN, gold, 1970-01-02.
         assert_eq!(
@@ -347,6 +339,23 @@ mod tests {
             })
             .collect();
         assert_eq!(ids, vec![1, 2]);
+    }
+
+    /// Validates `path` with both outputs: (result, clean Parquet, quarantine CSV).
+    fn run(
+        path: &std::path::Path,
+        schema: &Schema,
+    ) -> (Result<Report, ValidateError>, Vec<u8>, Vec<u8>) {
+        let mut clean = Vec::new();
+        let mut quarantine = Vec::new();
+        let report = validate_parquet(
+            std::fs::File::open(path).unwrap(),
+            schema,
+            Some(&mut clean),
+            Some(&mut quarantine),
+            true,
+        );
+        (report, clean, quarantine)
     }
 
     /// Two distinct 230 KB strings repeated over 50 000 rows, dictionary-encoded and zstd:
@@ -398,16 +407,8 @@ mod tests {
             "version = 1\n[[columns]]\nname = \"a\"\ntype = \"string\"\n[[columns]]\nname = \"b\"\ntype = \"string\"\n",
         )
         .unwrap();
-        let mut clean = Vec::new();
-        let mut quarantine = Vec::new();
-        let err = validate_parquet(
-            std::fs::File::open(&path).unwrap(),
-            &schema,
-            Some(&mut clean),
-            Some(&mut quarantine),
-            true,
-        )
-        .unwrap_err();
+        let (report, clean, quarantine) = run(&path, &schema);
+        let err = report.unwrap_err();
         assert!(
             err.to_string().contains("decoded values") && err.to_string().contains("refused"),
             "{err}"
