@@ -84,6 +84,21 @@ pub(crate) fn dictionary_builder(
     ))
 }
 
+/// `schema` with every dictionary field as its value type (the inverse of
+/// [`dictionary_strings`] for the string and binary fields it changed).
+fn plain_strings(schema: &arrow_schema::Schema) -> arrow_schema::Schema {
+    use arrow_schema::DataType as T;
+    let fields: Vec<arrow_schema::Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            T::Dictionary(_, v) => f.as_ref().clone().with_data_type(v.as_ref().clone()),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    arrow_schema::Schema::new_with_metadata(fields, schema.metadata().clone())
+}
+
 /// `schema` with every string and binary field read as a dictionary of that type.
 fn dictionary_strings(schema: &arrow_schema::Schema) -> arrow_schema::Schema {
     use arrow_schema::DataType as T;
@@ -120,7 +135,9 @@ pub fn validate_parquet(
 ) -> Result<Report, ValidateError> {
     let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
     let builder = dictionary_builder(file).map_err(format_err)?;
-    let arrow_schema = builder.schema().clone();
+    // The clean file keeps the input's own schema (strings as strings): the dictionary
+    // columns are cast back batch by batch, after the rows were checked.
+    let arrow_schema = std::sync::Arc::new(plain_strings(builder.schema()));
     let decoded_limit = bytes.saturating_mul(MAX_EXPANSION).max(MIN_DECODED_LIMIT);
     let mut decoded = 0u64;
     let header: Vec<String> = arrow_schema
@@ -223,9 +240,18 @@ pub fn validate_parquet(
             safe_csv,
         )?;
         if let Some(w) = writer.as_mut() {
-            let accepted =
+            let filtered =
                 arrow_select::filter::filter_record_batch(&rb, &BooleanArray::from(keep.clone()))
                     .map_err(format_err)?;
+            let columns = filtered
+                .columns()
+                .iter()
+                .zip(arrow_schema.fields())
+                .map(|(c, f)| arrow_cast::cast(c, f.data_type()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(format_err)?;
+            let accepted =
+                RecordBatch::try_new(arrow_schema.clone(), columns).map_err(format_err)?;
             if accepted.num_rows() > 0 {
                 w.write(&accepted).map_err(format_err)?;
             }
