@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Hostile age headers beside the age CLI: the time to read (and refuse, or fail on) a header
 # of 16 000 X25519 stanzas (1.5 MB), of one stanza with a 1 MB body, and a normal file to
-# 3 recipients, for `rampart decrypt` and `age -d`, with hyperfine (median of RUNS runs).
+# 3 recipients, for `rampart decrypt` and `age -d`, with hyperfine: the median of RUNS runs and
+# the exit codes (the two hostile files are refused by both).
 # Usage: bench/age-header.sh   (RUNS=5 by default; needs age and hyperfine from apt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,8 +36,13 @@ age -r "$(age-keygen -y "$W/id.txt")" -r "$(age-keygen 2>/dev/null | age-keygen 
 ls -l "$W"/*.age
 for f in stanzas body normal; do
   echo "== $f.age"
-  hyperfine -N -i --runs "$RUNS" --export-markdown "$W/$f.md" \
+  hyperfine -N -i --runs "$RUNS" --export-json "$W/$f.json" \
     "$R --home $W/nohome decrypt -i $W/id.txt -o - $W/$f.age" \
     "age -d -i $W/id.txt -o /dev/null $W/$f.age" >/dev/null 2>&1
-  cat "$W/$f.md"
+  python3 - "$W/$f.json" <<'PY'
+import json, sys
+for r in json.load(open(sys.argv[1]))["results"]:
+    tool = "rampart" if "rampart" in r["command"] else "age"
+    print(f"  {tool:8} median {r['median'] * 1000:8.1f} ms  exit codes {sorted(set(r['exit_codes']))}")
+PY
 done

@@ -306,3 +306,59 @@ fn rekey_replaces_only_after_the_new_file_verifies() {
         .unwrap();
     assert_eq!(got.stdout, plain);
 }
+
+/// A `rekey` killed with SIGKILL mid-write leaves its temporary file (nothing runs after a
+/// kill); the next run in that directory removes it, and the original is intact throughout.
+#[test]
+fn a_killed_rekey_leaves_nothing_after_the_next_run() {
+    let s = Scratch::init();
+    let plain = data(64 << 20);
+    std::fs::write(s.path().join("big.csv"), &plain).unwrap();
+    s.rampart(&["encrypt", "big.csv", "-o", "big.age"])
+        .assert()
+        .success();
+    let before = std::fs::read(s.path().join("big.age")).unwrap();
+    let new_r = keygen(s.path(), "new.key");
+    let temps = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(s.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(".rampart-tmp-")
+            })
+            .collect()
+    };
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("rampart"))
+        .args(["rekey", "big.age", "-r", &new_r, "-i", "new.key"])
+        .current_dir(s.path())
+        .env_remove("RAMPART_HOME")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until it is writing (its temporary file has bytes), then kill it.
+    let started = std::time::Instant::now();
+    while !temps()
+        .iter()
+        .any(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
+    {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "rekey ended before it could be killed"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(60));
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(temps().len(), 1, "the kill left its temporary file");
+    assert_eq!(std::fs::read(s.path().join("big.age")).unwrap(), before);
+    // The next run sweeps it (and succeeds).
+    s.rampart(&["rekey", "big.age", "-r", &new_r, "-i", "new.key"])
+        .assert()
+        .success();
+    assert!(temps().is_empty(), "{:?}", temps());
+}
