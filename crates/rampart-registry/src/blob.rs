@@ -111,7 +111,7 @@ impl FsBlobStore {
     /// blob should be would otherwise hang the reader or lead it elsewhere), then checks that
     /// the opened file is a regular file.
     fn open(&self, digest: &Digest) -> Result<(File, PathBuf), BlobError> {
-        use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
+        use std::os::unix::fs::OpenOptionsExt as _;
         let path = self.path_of(digest);
         let f = match File::options()
             .read(true)
@@ -131,17 +131,9 @@ impl FsBlobStore {
         };
         let kind = f.metadata().map_err(io(&path))?.file_type();
         if !kind.is_file() {
-            let what = if kind.is_fifo() {
-                "a FIFO"
-            } else if kind.is_socket() {
-                "a socket"
-            } else if kind.is_dir() {
-                "a directory"
-            } else {
-                "a device or other special file"
-            };
             return Err(io(&path)(std::io::Error::other(format!(
-                "{what} where a blob should be; refused"
+                "{} where a blob should be; refused",
+                rampart_scan::kind_of(&kind)
             ))));
         }
         Ok((f, path))

@@ -29,4 +29,4 @@ pub mod sniff;
 pub mod zip;
 
 pub use finding::{Finding, RULES, Severity};
-pub use scan::{FileReport, ImportRecord, ScanConfig, ScanLimits, scan_file, scan_path};
+pub use scan::{FileReport, ImportRecord, ScanConfig, ScanLimits, kind_of, scan_file, scan_path};

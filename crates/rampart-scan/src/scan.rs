@@ -160,12 +160,23 @@ pub fn scan_file(path: &Path, cfg: &ScanConfig) -> FileReport {
         imports: Vec::new(),
         error: None,
     };
-    let opened = File::open(path).and_then(|f| {
+    // Non-blocking: opening a FIFO for reading would otherwise wait for a writer forever.
+    let opened = {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        File::options()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+    }
+    .and_then(|f| {
         let meta = f.metadata()?;
         if meta.is_file() {
             Ok((f, meta.len()))
         } else {
-            Err(io::Error::other("not a regular file"))
+            Err(io::Error::other(format!(
+                "not a regular file ({})",
+                kind_of(&meta.file_type())
+            )))
         }
     });
     let (file, len) = match opened {
@@ -210,10 +221,33 @@ pub fn scan_file(path: &Path, cfg: &ScanConfig) -> FileReport {
     report
 }
 
-/// Scans a file, or every file under a directory (in parallel), sorted by path.
+/// What a non-regular file is, for messages ("a FIFO", "a socket", …).
+#[must_use]
+pub fn kind_of(ft: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt as _;
+    if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_block_device() || ft.is_char_device() {
+        "a device"
+    } else if ft.is_dir() {
+        "a directory"
+    } else if ft.is_symlink() {
+        "a symbolic link"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Scans a file, or every file under a directory (in parallel), sorted by path. Inside a
+/// directory, links to regular files are scanned as those files, and anything else that is
+/// not a directory (a FIFO, a socket, a device, a link to one of those or to a directory) is
+/// reported as a file that could not be read: never skipped, so it cannot pass as clean.
 ///
 /// # Errors
-/// When the path cannot be listed.
+/// When the path cannot be listed, or is neither a regular file nor a directory (a FIFO given
+/// as an argument is refused at once, not read).
 pub fn scan_path(
     path: &Path,
     cfg: &ScanConfig,
@@ -221,6 +255,13 @@ pub fn scan_path(
 ) -> io::Result<Vec<FileReport>> {
     let meta = std::fs::metadata(path)?;
     if !meta.is_dir() {
+        if !meta.is_file() {
+            return Err(io::Error::other(format!(
+                "{} is {}: only regular files and directories are scanned",
+                path.display(),
+                kind_of(&meta.file_type())
+            )));
+        }
         let r = scan_file(path, cfg);
         on_file(&r);
         return Ok(vec![r]);
@@ -233,7 +274,9 @@ pub fn scan_path(
             let ft = entry.file_type()?;
             if ft.is_dir() {
                 stack.push(entry.path());
-            } else if ft.is_file() {
+            } else {
+                // Regular files, links (followed by the scan, never recursed into) and special
+                // files alike: the scan reports what it cannot read.
                 files.push(entry.path());
             }
         }

@@ -59,7 +59,7 @@ pub fn run(ctx: &Ctx, args: &ScanArgs, quiet: bool) -> Result<Status, CliError> 
         })
         .map_err(|e| {
             CliError::input(
-                anyhow::Error::new(e).context(format!("cannot list {}", path.display())),
+                anyhow::Error::new(e).context(format!("cannot scan {}", path.display())),
             )
         })?;
         reports.extend(found);

@@ -88,12 +88,53 @@ fn directories_are_walked_and_unreadable_files_exit_2() {
     assert_eq!(b["findings"][0]["location"][0], "(gzip)");
     assert_eq!(b["imports"][0]["class"], "dangerous");
 
+    // A link to a regular file is scanned as that file.
+    std::os::unix::fs::symlink(dir.join("sub/b.bin"), dir.join("linked.bin")).unwrap();
+    let v: serde_json::Value = {
+        let (code, out, _) = s.run(&["--format", "json", "scan", "models"]);
+        assert_eq!(code, 1);
+        serde_json::from_str(&out).unwrap()
+    };
+    assert_eq!(v["summary"]["flagged"], 2, "{v}");
+
+    // A dangling link is not skipped: it cannot be read, so the scan fails (exit 2), naming it.
     std::os::unix::fs::symlink("/nonexistent/target", dir.join("dangling.pt")).unwrap();
-    // A dangling symlink is not a regular file and is skipped by the walk; an unreadable one is not.
-    let (code, _, _) = s.run(&["scan", "models"]);
-    assert_eq!(code, 1);
-    let (code, _, err) = s.run(&["scan", &dir.join("dangling.pt").display().to_string()]);
-    assert_eq!(code, 2, "{err}");
+    let (code, out, err) = s.run(&["scan", "models"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.contains("dangling.pt"), "{out}");
+    std::fs::remove_file(dir.join("dangling.pt")).unwrap();
+    let (code, _, err) = s.run(&["scan", &dir.join("linked.bin").display().to_string()]);
+    assert_eq!(code, 1, "{err}");
+
+    // A FIFO given as the argument is refused at once (it would block a reader forever) …
+    nix::unistd::mkfifo(
+        &dir.join("pipe.pt"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    let out = s
+        .rampart(&["scan", &dir.join("pipe.pt").display().to_string()])
+        .timeout(std::time::Duration::from_secs(20))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("pipe.pt is a FIFO"), "{err}");
+    // … and one inside a scanned directory is reported, not skipped as "0 files".
+    let out = s
+        .rampart(&["--format", "json", "scan", "models"])
+        .timeout(std::time::Duration::from_secs(20))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pipe = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"].as_str().unwrap().ends_with("pipe.pt"))
+        .unwrap();
+    assert!(pipe["error"].as_str().unwrap().contains("a FIFO"), "{pipe}");
 }
 
 #[test]
