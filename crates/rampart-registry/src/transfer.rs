@@ -20,6 +20,7 @@ use rampart_scan::{ScanConfig, Severity};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::BlobStore as _;
 use crate::candidate::{check_against_signature, scan_one};
 use crate::{
     FileEntry, LineageEntry, MAX_BUNDLE_BYTES, NewVersion, Registry, RegistryError, VersionInfo,
@@ -202,50 +203,40 @@ pub fn import(
         source,
     })?;
     let mut t = tar::Archive::new(std::io::BufReader::new(file));
-    let mut bundle = None;
-    let entries = t
+    let mut entries = t
         .entries()
         .map_err(|e| refused(format!("{}: not an export archive: {e}", archive.display())))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| refused(format!("{}: {e}", archive.display())))?;
-        if entry.header().entry_type() != tar::EntryType::Regular {
-            return Err(refused(format!(
-                "{}: only regular files belong in an export",
+    let bad_entry = |e: std::io::Error| refused(format!("{}: {e}", archive.display()));
+    // 1. The signed manifest comes first (export writes it first): it is verified before a
+    //    single blob byte is read, and says which blobs of which sizes may follow.
+    let mut first = entries
+        .next()
+        .ok_or_else(|| {
+            refused(format!(
+                "{}: empty archive, no {MANIFEST}",
                 archive.display()
-            )));
-        }
-        let path = entry
-            .path()
-            .map_err(|e| refused(e.to_string()))?
-            .to_string_lossy()
-            .into_owned();
-        if path == MANIFEST {
-            let mut b = Vec::new();
-            (&mut entry)
-                .take(MAX_BUNDLE_BYTES + 1)
-                .read_to_end(&mut b)
-                .map_err(|e| refused(e.to_string()))?;
-            if b.len() as u64 > MAX_BUNDLE_BYTES {
-                return Err(refused("the export manifest is too large"));
-            }
-            bundle = Some(b);
-        } else if let Some(hex) = path.strip_prefix("blobs/") {
-            let named =
-                Digest::from_hex(hex).map_err(|_| refused(format!("{path}: not a blob name")))?;
-            let got = reg.blobs().put(&mut entry)?;
-            if got != named {
-                return Err(refused(format!(
-                    "{path}: its content is sha256:{got}: the archive was modified"
-                )));
-            }
-        } else {
-            return Err(refused(format!(
-                "{}: unexpected entry {path:?}",
-                archive.display()
-            )));
-        }
+            ))
+        })?
+        .map_err(bad_entry)?;
+    let first_path = first
+        .path()
+        .map_err(|e| refused(e.to_string()))?
+        .to_string_lossy()
+        .into_owned();
+    if first_path != MANIFEST || first.header().entry_type() != tar::EntryType::Regular {
+        return Err(refused(format!(
+            "{}: the first entry is {first_path:?}, not the signed {MANIFEST}",
+            archive.display()
+        )));
     }
-    let bundle = bundle.ok_or_else(|| refused(format!("{}: no {MANIFEST}", archive.display())))?;
+    let mut bundle = Vec::new();
+    (&mut first)
+        .take(MAX_BUNDLE_BYTES + 1)
+        .read_to_end(&mut bundle)
+        .map_err(|e| refused(e.to_string()))?;
+    if bundle.len() as u64 > MAX_BUNDLE_BYTES {
+        return Err(refused("the export manifest is too large"));
+    }
     let verified = UnverifiedBundle::parse(&bundle)
         .map_err(|e| refused(format!("{MANIFEST}: {e}")))?
         .verify(keys)
@@ -262,16 +253,80 @@ pub fn import(
             m.format
         )));
     }
+    // Each blob the manifest names, with the most bytes it may have.
+    let mut expected: std::collections::BTreeMap<Digest, u64> =
+        m.files.iter().map(|f| (f.sha256, f.size)).collect();
+    expected.entry(m.signature).or_insert(MAX_BUNDLE_BYTES);
+    if let Some(p) = m.provenance {
+        expected.entry(p).or_insert(MAX_BUNDLE_BYTES);
+    }
+    // 2. Blobs go to a staging store beside the registry, removed on every path; only after
+    //    every check below passes are they copied into the registry's store.
+    let staging_dir = tempfile::Builder::new()
+        .prefix(".import-")
+        .tempdir_in(&reg.dir)
+        .map_err(|source| RegistryError::Io {
+            path: reg.dir.clone(),
+            source,
+        })?;
+    let staged = crate::blob::FsBlobStore::new(staging_dir.path());
+    let mut seen = std::collections::BTreeSet::new();
+    for entry in entries {
+        let mut entry = entry.map_err(bad_entry)?;
+        if entry.header().entry_type() != tar::EntryType::Regular {
+            return Err(refused(format!(
+                "{}: only regular files belong in an export",
+                archive.display()
+            )));
+        }
+        let path = entry
+            .path()
+            .map_err(|e| refused(e.to_string()))?
+            .to_string_lossy()
+            .into_owned();
+        let named = path
+            .strip_prefix("blobs/")
+            .and_then(|hex| Digest::from_hex(hex).ok())
+            .ok_or_else(|| refused(format!("{}: unexpected entry {path:?}", archive.display())))?;
+        let Some(&most) = expected.get(&named) else {
+            return Err(refused(format!(
+                "{path}: not a blob the signed manifest names; refused before reading it"
+            )));
+        };
+        let size = entry.header().size().map_err(bad_entry)?;
+        let exact = m.files.iter().any(|f| f.sha256 == named);
+        if (exact && size != most) || size > most {
+            return Err(refused(format!(
+                "{path}: {size} bytes where the signed manifest allows {most}; refused before reading it"
+            )));
+        }
+        if !seen.insert(named) {
+            return Err(refused(format!("{path}: appears twice")));
+        }
+        let got = staged.put(&mut (&mut entry).take(most))?;
+        if got != named {
+            return Err(refused(format!(
+                "{path}: its content is sha256:{got}: the archive was modified"
+            )));
+        }
+    }
+    if let Some(missing) = expected.keys().find(|d| !seen.contains(*d)) {
+        return Err(refused(format!(
+            "{}: blob sha256:{missing} named by the manifest is missing",
+            archive.display()
+        )));
+    }
     let exporter = verified.key.fingerprint().to_string();
+    let staged_store: &dyn crate::BlobStore = &staged;
     // The model itself, as at registration.
-    let sig = reg.blobs().read(&m.signature, MAX_BUNDLE_BYTES)?;
+    let sig = staged_store.read(&m.signature, MAX_BUNDLE_BYTES)?;
     let (signed, signer) = oms::verify_bundle(&sig, keys)
         .map_err(|e| refused(format!("the model's signature does not verify here: {e}")))?;
     if signed.subject_digest != m.root {
         return Err(refused("the model's signature is over another root digest"));
     }
     let expectations = oms::file_expectations(&signed).map_err(|e| refused(e.to_string()))?;
-    check_against_signature(reg.blobs(), &m.files, &expectations).map_err(refused)?;
+    check_against_signature(staged_store, &m.files, &expectations).map_err(refused)?;
     let dir = tempfile::tempdir().map_err(|source| RegistryError::Io {
         path: "tmp".into(),
         source,
@@ -279,17 +334,27 @@ pub fn import(
     let mut scans = Vec::new();
     for (i, f) in m.files.iter().enumerate() {
         let p = dir.path().join(i.to_string());
-        reg.blobs().copy_to(&f.sha256, &p)?;
+        staged_store.copy_to(&f.sha256, &p)?;
         scans.push(scan_one(&p, &f.name, scan, fail_on).map_err(refused)?);
     }
     if let Some(p) = &m.provenance {
-        let bytes = reg.blobs().read(p, MAX_BUNDLE_BYTES)?;
+        let bytes = staged_store.read(p, MAX_BUNDLE_BYTES)?;
         let att = verify_attestation(&bytes, keys)
             .map_err(|e| refused(format!("the provenance does not verify here: {e}")))?;
         if let Some(f) = m.files.iter().find(|f| !att.covers(&f.sha256)) {
             return Err(refused(format!("the provenance does not name {}", f.name)));
         }
     }
+    // 3. Everything verified: the blobs enter the registry's store.
+    for d in expected.keys() {
+        let path = staged.path_of(d);
+        let mut f = std::fs::File::open(&path).map_err(|source| RegistryError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        reg.blobs().put(&mut f)?;
+    }
+    drop(staging_dir);
     let target = name.unwrap_or(&m.name);
     let v = reg.insert_version(
         target,

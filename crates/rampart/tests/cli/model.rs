@@ -613,10 +613,11 @@ fn export_then_import_into_a_fresh_home_verifies() {
     let archive = a.path().join("credit.tar");
 
     let b = Scratch::init();
-    // Not trusted yet: refused.
+    // Not trusted yet: refused, and not one blob byte was kept.
     let (code, _, err) = b.run(&["model", "import", archive.to_str().unwrap()]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("not trusted"), "{err}");
+    assert_eq!(registry_files(&b), 0);
     b.rampart(&[
         "trust",
         "add",
@@ -672,6 +673,67 @@ fn export_then_import_into_a_fresh_home_verifies() {
     );
     assert!(b.run(&["model", "show", "other"]).0 != 0);
     assert!(audit_log(&b).contains("\"model.import\""));
+
+    // An entry the signed manifest does not name, or a first entry that is not the manifest,
+    // is refused before its bytes are read, and a refused import leaves nothing behind.
+    let stored = registry_files(&b);
+    let manifest: Vec<u8> = {
+        let mut t = tar::Archive::new(std::fs::File::open(&archive).unwrap());
+        let mut first = t.entries().unwrap().next().unwrap().unwrap();
+        let mut m = Vec::new();
+        std::io::Read::read_to_end(&mut first, &mut m).unwrap();
+        m
+    };
+    let big = vec![7u8; 8 << 20];
+    let unnamed = format!("blobs/{}", "ab".repeat(32));
+    for (name, entries) in [
+        (
+            "extra.tar",
+            vec![
+                ("export.json", manifest.as_slice()),
+                (unnamed.as_str(), &big[..]),
+            ],
+        ),
+        ("headless.tar", vec![(unnamed.as_str(), &big[..])]),
+    ] {
+        let mut t = tar::Builder::new(std::fs::File::create(b.path().join(name)).unwrap());
+        for (path, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            t.append_data(&mut h, path, data).unwrap();
+        }
+        t.finish().unwrap();
+        let (code, _, err) = b.run(&["model", "import", name, "--name", "other"]);
+        assert_eq!(code, 1, "{name}: {err}");
+        assert!(
+            err.contains("not a blob the signed manifest names") || err.contains("not the signed"),
+            "{name}: {err}"
+        );
+        assert_eq!(registry_files(&b), stored, "{name} left bytes behind");
+    }
+}
+
+/// Files under the registry's blob store and staging areas.
+fn registry_files(s: &Scratch) -> usize {
+    fn count(p: &Path) -> usize {
+        std::fs::read_dir(p).map_or(0, |d| {
+            d.map(|e| {
+                let e = e.unwrap();
+                if e.file_type().unwrap().is_dir() {
+                    count(&e.path())
+                } else {
+                    usize::from(
+                        e.file_name() != "registry.db"
+                            && !e.file_name().to_string_lossy().starts_with("registry.db-"),
+                    )
+                }
+            })
+            .sum()
+        })
+    }
+    count(&s.home().join("registry"))
 }
 
 /// With the audit log unwritable (a link to /dev/full: a full disk), every change refuses and
