@@ -61,6 +61,7 @@ fn run(data: &[u8], chunk: usize) -> Option<(u64, u64, Vec<u8>, Vec<u8>)> {
             max_record_bytes: 64,
             ..ReaderOptions::default()
         },
+        ..ValidateOptions::default()
     };
     let report = validate_csv(
         Chunked(data, chunk),

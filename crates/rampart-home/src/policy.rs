@@ -280,6 +280,10 @@ pub struct ScanPolicy {
     /// The lowest severity that fails a scan: info, low, medium (unknown imports), high, critical.
     #[serde(default = "default_fail_on")]
     pub fail_on: String,
+    /// The severity given to a file named like a model whose content cannot be parsed
+    /// (default medium: it fails a scan at the default `fail_on`).
+    #[serde(default = "default_fail_on")]
+    pub unanalysable: String,
 }
 
 fn default_fail_on() -> String {
@@ -291,6 +295,7 @@ impl Default for ScanPolicy {
         Self {
             allow: Vec::new(),
             fail_on: default_fail_on(),
+            unanalysable: default_fail_on(),
         }
     }
 }
@@ -618,14 +623,18 @@ impl Policy {
                 )));
             }
         }
-        if !matches!(
-            self.scan.fail_on.as_str(),
-            "info" | "low" | "medium" | "unknown" | "high" | "critical" | "dangerous"
-        ) {
-            return Err(bad(format!(
-                "scan.fail_on {:?} is not one of info, low, medium, high, critical",
-                self.scan.fail_on
-            )));
+        for (key, value) in [
+            ("scan.fail_on", &self.scan.fail_on),
+            ("scan.unanalysable", &self.scan.unanalysable),
+        ] {
+            if !matches!(
+                value.as_str(),
+                "info" | "low" | "medium" | "unknown" | "high" | "critical" | "dangerous"
+            ) {
+                return Err(bad(format!(
+                    "{key} {value:?} is not one of info, low, medium, high, critical"
+                )));
+            }
         }
         if let Some(bad_entry) = self
             .scan
@@ -770,6 +779,9 @@ allow = []
 # The lowest severity that fails `rampart scan` and the registry's scan gate:
 # info, low, medium (anything not allowlisted), high, critical.
 fail_on = "medium"
+# The severity of a file named like a model (.pt, .pkl, .bin, .onnx, ...) whose content the
+# scanner cannot parse: it is never reported clean.
+# unanalysable = "medium"
 
 # Promotion gates. Left out, a field keeps the safe default shown here.
 [gates.staging]

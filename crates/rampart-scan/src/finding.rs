@@ -218,6 +218,11 @@ pub const RULES: &[(&str, Severity, &str)] = &[
         Severity::High,
         "The file could not be read; it is not known to be clean.",
     ),
+    (
+        "unanalysable",
+        Severity::Medium,
+        "A file named like a model (by its extension) whose content the scanner cannot parse: it is not known to be clean (severity set by the policy's scan.unanalysable).",
+    ),
 ];
 
 /// One finding.

@@ -29,4 +29,7 @@ pub mod sniff;
 pub mod zip;
 
 pub use finding::{Finding, RULES, Severity};
-pub use scan::{FileReport, ImportRecord, ScanConfig, ScanLimits, kind_of, scan_file, scan_path};
+pub use scan::{
+    FileReport, ImportRecord, MODEL_EXTENSIONS, ScanConfig, ScanLimits, kind_of, model_like,
+    scan_file, scan_path,
+};

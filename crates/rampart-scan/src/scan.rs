@@ -105,6 +105,49 @@ pub struct ScanConfig {
     pub extensions: HashMap<i64, (String, String)>,
     /// Limits.
     pub limits: ScanLimits,
+    /// The severity of an `unanalysable` finding (default medium): a file with a model's
+    /// extension whose content is no format the scanner knows.
+    pub unanalysable: Option<Severity>,
+}
+
+/// Extensions model files are saved under. A file so named that the scanner cannot parse is
+/// `unanalysable`, never clean; other unrecognised files (config, tokenizer, README) are only
+/// noted (`format-unrecognised`, info).
+pub const MODEL_EXTENSIONS: &[&str] = &[
+    "pkl",
+    "pickle",
+    "dill",
+    "pt",
+    "pth",
+    "pt2",
+    "bin",
+    "ckpt",
+    "joblib",
+    "jbl",
+    "sav",
+    "npy",
+    "npz",
+    "h5",
+    "hdf5",
+    "keras",
+    "onnx",
+    "gguf",
+    "ggml",
+    "safetensors",
+    "pb",
+    "tflite",
+    "msgpack",
+    "mlmodel",
+    "mar",
+    "model",
+];
+
+/// Whether `path` carries a model file's extension.
+#[must_use]
+pub fn model_like(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| MODEL_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
 /// One import seen in a pickle.
@@ -210,6 +253,26 @@ pub fn scan_file(path: &Path, cfg: &ScanConfig) -> FileReport {
     }
     report.format = engine.format.unwrap_or_else(|| "unknown".into());
     let mut findings = engine.findings;
+    if report.format == "unknown" && model_like(path) {
+        // What cannot be analysed is never reported clean.
+        for f in findings
+            .iter_mut()
+            .filter(|f| f.rule == "format-unrecognised" && f.location.is_empty())
+        {
+            let mut u = Finding::new(
+                "unanalysable",
+                format!(
+                    "named like a model file (.{}) but no format the scanner knows: it cannot be analysed, so it is not known to be clean",
+                    path.extension()
+                        .and_then(|e| e.to_str())
+                        .unwrap_or_default()
+                ),
+                &[],
+            );
+            u.severity = cfg.unanalysable.unwrap_or(Severity::Medium);
+            *f = u;
+        }
+    }
     findings.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)

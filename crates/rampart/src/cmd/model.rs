@@ -42,10 +42,8 @@ fn stage_of(t: TargetStage) -> Stage {
 }
 
 fn scan_settings(policy: &rampart_home::Policy) -> (ScanConfig, Severity) {
-    let mut cfg = ScanConfig::default();
-    cfg.allow.clone_from(&policy.scan.allow);
     (
-        cfg,
+        crate::cmd::scan::config(policy),
         Severity::parse(&policy.scan.fail_on).unwrap_or(Severity::Medium),
     )
 }

@@ -24,11 +24,8 @@ pub fn run(ctx: &Ctx, args: &ScanArgs, quiet: bool) -> Result<Status, CliError> 
         .unwrap_or_else(|| "medium".into());
     let fail_on = Severity::parse(&fail_on_text)
         .ok_or_else(|| CliError::input(anyhow::anyhow!("unknown severity {fail_on_text:?}")))?;
-    let mut cfg = ScanConfig::default();
-    cfg.allow.clone_from(&args.allow);
-    if let Some(p) = &policy {
-        cfg.allow.extend(p.scan.allow.iter().cloned());
-    }
+    let mut cfg = policy.as_ref().map_or_else(ScanConfig::default, config);
+    cfg.allow.extend(args.allow.iter().cloned());
     for a in &cfg.allow {
         if a.is_empty() || !a.contains('.') {
             return Err(CliError::input(anyhow::anyhow!(
@@ -193,4 +190,13 @@ fn human(reports: &[FileReport], fail_on: Severity, imports: bool) -> String {
         fail_on.as_str()
     );
     out
+}
+
+/// The scanner settings of a policy: its allowlist and the severity of unanalysable files.
+pub fn config(policy: &rampart_home::Policy) -> ScanConfig {
+    ScanConfig {
+        allow: policy.scan.allow.clone(),
+        unanalysable: Severity::parse(&policy.scan.unanalysable),
+        ..ScanConfig::default()
+    }
 }

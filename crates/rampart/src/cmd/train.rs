@@ -7,7 +7,7 @@ use clap::{Args as _, CommandFactory as _, Parser};
 use rampart_audit::Outcome as AuditOutcome;
 use rampart_crypto::{Digest, Sha256Hasher};
 use rampart_sandbox::{Limits, Outcome, Sandbox, Stream};
-use rampart_scan::{ScanConfig, Severity};
+use rampart_scan::Severity;
 use rampart_train::config::{SizeValue, TrainConfig};
 use rampart_train::{Input, ProvenanceInfo, RunSpec, TrainError, Trainer};
 use serde_json::{Value, json};
@@ -817,8 +817,7 @@ pub fn run(ctx: &Ctx, a: &TrainRunArgs, quiet: bool) -> Result<Status, CliError>
         return fail(&mut report, r.explain());
     }
     let policy_fail_on = Severity::parse(&policy.scan.fail_on).unwrap_or(Severity::Medium);
-    let mut scan = ScanConfig::default();
-    scan.allow.clone_from(&policy.scan.allow);
+    let scan = crate::cmd::scan::config(&policy);
     let bounds = rampart_train::CollectBounds {
         max_bytes: limits.output_bytes,
         // The run's wall clock counts the collection too.

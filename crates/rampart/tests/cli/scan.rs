@@ -257,3 +257,64 @@ fn convert_writes_safetensors_or_refuses_with_exit_1() {
         .collect();
     assert_eq!(outcomes, ["ok", "denied", "error"]);
 }
+
+/// What cannot be analysed is never reported clean: a file named like a model whose bytes are
+/// no known format (here a 4 GiB sparse `.pt`, and random bytes as `.pkl`) fails the scan at
+/// the policy's `unanalysable` severity; an unrecognised side file (`config.json`, `README`)
+/// is only noted.
+#[test]
+fn unanalysable_model_files_are_not_clean() {
+    let s = Scratch::init();
+    let dir = s.path().join("m");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::File::create(dir.join("sparse.pt"))
+        .unwrap()
+        .set_len(4 << 30)
+        .unwrap();
+    std::fs::write(
+        dir.join("weights.pkl"),
+        [0x13u8, 0x37, 0xfe, 0x01].repeat(100),
+    )
+    .unwrap();
+    std::fs::write(dir.join("config.json"), "{\"hidden\": 8}").unwrap();
+    std::fs::write(dir.join("README"), "a model").unwrap();
+
+    let out = s
+        .rampart(&["--format", "json", "scan", "m"])
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rule = |name: &str| {
+        let f = v["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"].as_str().unwrap().ends_with(name))
+            .unwrap();
+        (
+            f["findings"][0]["rule"].as_str().unwrap_or("").to_owned(),
+            f["findings"][0]["severity"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned(),
+        )
+    };
+    assert_eq!(rule("sparse.pt"), ("unanalysable".into(), "medium".into()));
+    assert_eq!(rule("weights.pkl").0, "unanalysable");
+    assert_eq!(rule("config.json").1, "info");
+    assert_eq!(rule("README").1, "info");
+    assert_eq!(v["summary"]["flagged"], 2, "{v}");
+
+    // The policy sets its severity: low passes at the default fail_on (medium).
+    let policy = s.home().join("rampart.toml");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    std::fs::write(
+        &policy,
+        text.replace("# unanalysable = \"medium\"", "unanalysable = \"low\""),
+    )
+    .unwrap();
+    let (code, _, err) = s.run(&["scan", "m"]);
+    assert_eq!(code, 0, "{err}");
+}
