@@ -843,6 +843,26 @@ impl Engine<'_> {
                 "zip"
             },
         );
+        // The directories that hold a `data.pkl`: their `data/<N>` (and `constants/<N>`)
+        // entries are tensor storages, raw bytes that torch.load maps through the pickle's
+        // persistent ids and never parses. Sniffing them as files found "headers" and
+        // "pickles" in random weights.
+        let torch_roots: Vec<&str> = names
+            .iter()
+            .filter_map(|n| n.strip_suffix("data.pkl"))
+            .filter(|p| p.is_empty() || p.ends_with('/'))
+            .collect();
+        let is_storage = |name: &str| {
+            is_torch
+                && torch_roots.iter().any(|root| {
+                    name.strip_prefix(root)
+                        .and_then(|rest| {
+                            rest.strip_prefix("data/")
+                                .or_else(|| rest.strip_prefix("constants/"))
+                        })
+                        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                })
+        };
         let code: Vec<&str> = names
             .iter()
             .copied()
@@ -872,6 +892,7 @@ impl Engine<'_> {
                 ));
                 continue;
             }
+            let storage = is_storage(&entry.name);
             let force_pickle = entry.name.ends_with(".pkl") || entry.name.ends_with(".pickle");
             let keras_config = is_keras && entry.name == "config.json";
             // Look at the start of every entry; extract only what needs analysis.
@@ -892,6 +913,12 @@ impl Engine<'_> {
             if kind == Kind::Unknown && !force_pickle && !keras_config {
                 continue;
             }
+            // A storage is looked into only when it is a pickle (a payload planted for a loader
+            // other than torch's), and only what such a payload would do is reported.
+            if storage && kind != Kind::Pickle {
+                continue;
+            }
+            let before = self.findings.len();
             if entry.method != 0 && self.declared_bomb(entry.uncompressed, entry.compressed) {
                 let message = format!(
                     "{:?} declares {} bytes from {} compressed (more than {}:1); it was not decompressed",
@@ -957,6 +984,22 @@ impl Engine<'_> {
                 self.scan_pickles(&mut inner, 0, loc)?;
             } else {
                 self.scan_blob(&mut inner, loc, depth + 1)?;
+            }
+            if storage {
+                // Weights that merely look like a pickle are noise; a dangerous import or
+                // call is not.
+                let mut i = before;
+                while i < self.findings.len() {
+                    if self
+                        .findings
+                        .get(i)
+                        .is_some_and(|f| f.rule.starts_with("pickle-dangerous"))
+                    {
+                        i += 1;
+                    } else {
+                        self.findings.remove(i);
+                    }
+                }
             }
             loc.pop();
         }
