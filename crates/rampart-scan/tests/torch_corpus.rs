@@ -53,7 +53,10 @@ fn every_file_written_by_the_real_libraries_gets_its_expected_verdict() {
         let name = f["file"].as_str().unwrap();
         let expect = f["expect"].as_str().unwrap();
         let reports = scan_path(&dir.join(name), &ScanConfig::default(), &|_| {}).unwrap();
-        let max = reports.iter().filter_map(|r| r.max_severity()).max();
+        let max = reports
+            .iter()
+            .filter_map(rampart_scan::FileReport::max_severity)
+            .max();
         let error = reports.iter().any(|r| r.error.is_some());
         let ok = match expect {
             "clean" => !error && max.is_none_or(|s| s < Severity::Medium),
