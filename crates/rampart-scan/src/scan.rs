@@ -396,9 +396,13 @@ impl Engine<'_> {
         }
         match kind {
             Kind::Zip => self.scan_zip(blob, loc, depth),
-            Kind::Gzip | Kind::Bzip2 | Kind::Xz | Kind::Zstd | Kind::Zlib => {
-                self.scan_compressed(kind, blob, loc, depth)
-            }
+            Kind::Gzip
+            | Kind::Bzip2
+            | Kind::Xz
+            | Kind::Lzma
+            | Kind::Lz4
+            | Kind::Zstd
+            | Kind::Zlib => self.scan_compressed(kind, blob, loc, depth),
             Kind::Pickle => self.scan_pickles(blob, 0, loc),
             Kind::Numpy => self.scan_numpy(blob, &head, loc),
             Kind::Safetensors => {
@@ -529,24 +533,31 @@ impl Engine<'_> {
                 return Ok(());
             }
         }
-        let inner = if kind == Kind::Xz {
+        let inner = if matches!(kind, Kind::Xz | Kind::Lzma) {
             let mut reader = blob.reader_from(0)?;
             let budget = self.budget();
             let mut sink = BoundedSpill::new(budget)?;
-            let result = lzma_rs::xz_decompress(&mut reader, &mut sink);
+            let result = if kind == Kind::Xz {
+                lzma_rs::xz_decompress(&mut reader, &mut sink)
+            } else {
+                lzma_rs::lzma_decompress(&mut reader, &mut sink)
+            };
             let (blob, more) = sink.finish()?;
             self.extracted += blob.len();
             if more {
                 self.findings.push(Finding::new(
                     "archive-bomb",
-                    "xz stream larger than the extraction limit; the rest was not scanned",
+                    format!(
+                        "{} stream larger than the extraction limit; the rest was not scanned",
+                        kind.name()
+                    ),
                     loc,
                 ));
                 Ok(blob)
             } else {
                 result
                     .map(|()| blob)
-                    .map_err(|e| io::Error::other(format!("xz: {e}")))
+                    .map_err(|e| io::Error::other(format!("{}: {e}", kind.name())))
             }
         } else {
             let count = std::rc::Rc::new(std::cell::Cell::new(0u64));
@@ -559,6 +570,7 @@ impl Engine<'_> {
                 Kind::Gzip => Ok(Box::new(flate2::bufread::MultiGzDecoder::new(reader))),
                 Kind::Zlib => Ok(Box::new(flate2::bufread::ZlibDecoder::new(reader))),
                 Kind::Bzip2 => Ok(Box::new(bzip2::bufread::MultiBzDecoder::new(reader))),
+                Kind::Lz4 => Ok(Box::new(lz4_flex::frame::FrameDecoder::new(reader))),
                 _ => ruzstd::decoding::StreamingDecoder::new(reader)
                     .map(|d| Box::new(d) as Box<dyn Read + '_>)
                     .map_err(|e| io::Error::other(e.to_string())),

@@ -11,6 +11,10 @@ pub enum Kind {
     Bzip2,
     /// xz.
     Xz,
+    /// The legacy "LZMA alone" container (`.lzma`; joblib's `compress='lzma'`).
+    Lzma,
+    /// An LZ4 frame (joblib's `compress='lz4'`).
+    Lz4,
     /// zstd.
     Zstd,
     /// A raw zlib stream (joblib's `compress=` default).
@@ -44,6 +48,8 @@ impl Kind {
             Self::Gzip => "gzip",
             Self::Bzip2 => "bzip2",
             Self::Xz => "xz",
+            Self::Lzma => "lzma",
+            Self::Lz4 => "lz4",
             Self::Zstd => "zstd",
             Self::Zlib => "zlib",
             Self::SevenZ => "7z",
@@ -68,6 +74,7 @@ pub fn sniff(head: &[u8], len: u64) -> Kind {
         [b'B', b'Z', b'h', b'1'..=b'9', ..] => return Kind::Bzip2,
         [0xfd, b'7', b'z', b'X', b'Z', 0x00, ..] => return Kind::Xz,
         [0x28, 0xb5, 0x2f, 0xfd, ..] => return Kind::Zstd,
+        [0x04, 0x22, 0x4d, 0x18, ..] => return Kind::Lz4,
         [b'7', b'z', 0xbc, 0xaf, 0x27, 0x1c, ..] => return Kind::SevenZ,
         [0x93, b'N', b'U', b'M', b'P', b'Y', ..] => return Kind::Numpy,
         [b'G', b'G', b'U', b'F', ..] => return Kind::Gguf,
@@ -76,6 +83,9 @@ pub fn sniff(head: &[u8], len: u64) -> Kind {
     }
     if head.get(257..262) == Some(b"ustar") {
         return Kind::Tar;
+    }
+    if looks_like_lzma_alone(head) {
+        return Kind::Lzma;
     }
     if let [a, b, c, d, e, f, g, h, rest @ ..] = head {
         let n = u64::from_le_bytes([*a, *b, *c, *d, *e, *f, *g, *h]);
@@ -99,4 +109,18 @@ pub fn sniff(head: &[u8], len: u64) -> Kind {
         return Kind::Pickle;
     }
     Kind::Unknown
+}
+
+/// The 13-byte "LZMA alone" header: properties (lc/lp/pb, below 225; encoders write 0x5D), a
+/// dictionary size of 4 KiB to 1.5 GiB that is 2^n or 2^n + 2^(n-1) (what encoders write), and
+/// an uncompressed size that is unknown (all ones) or below 2^48.
+fn looks_like_lzma_alone(head: &[u8]) -> bool {
+    let (Some(&props), Some(dict), Some(size)) = (head.first(), head.get(1..5), head.get(5..13))
+    else {
+        return false;
+    };
+    let dict = u32::from_le_bytes(dict.try_into().unwrap_or([0; 4]));
+    let size = u64::from_le_bytes(size.try_into().unwrap_or([0; 8]));
+    let standard_dict = (12..=30).any(|n| dict == 1 << n || dict == (1 << n) + (1 << (n - 1)));
+    props == 0x5d && standard_dict && (size == u64::MAX || size < 1 << 48)
 }

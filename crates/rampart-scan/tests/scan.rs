@@ -224,3 +224,47 @@ fn bombs_are_stopped_by_declared_size_or_by_the_ratio_guard() {
         r.findings
     );
 }
+
+/// joblib's `compress='lzma'` (the legacy "LZMA alone" container) and `compress='lz4'` (an LZ4
+/// frame) around the same payload as the zlib fixture: each is opened and the `os.system`
+/// call found (they were "format-unrecognised", info, exit 0). A named-like-a-model file in an
+/// unknown container would now be `unanalysable` anyway; here the payload itself is reported.
+#[test]
+fn joblib_lzma_and_lz4_containers_are_opened() {
+    use std::io::{Read as _, Write as _};
+    let zlib = std::fs::read(corpus().join("joblib_zlib_compressed_payload.joblib")).unwrap();
+    let mut payload = Vec::new();
+    flate2::read::ZlibDecoder::new(zlib.as_slice())
+        .read_to_end(&mut payload)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    let mut lzma = Vec::new();
+    lzma_rs::lzma_compress(&mut payload.as_slice(), &mut lzma).unwrap();
+    let mut lz4 = lz4_flex::frame::FrameEncoder::new(Vec::new());
+    lz4.write_all(&payload).unwrap();
+    let lz4 = lz4.finish().unwrap();
+
+    for (name, bytes, format) in [
+        ("m.lzma.joblib", lzma, "lzma"),
+        ("m.lz4.joblib", lz4, "lz4"),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let report = scan_file(&path, &config());
+        let rules: Vec<&str> = report.findings.iter().map(|f| f.rule).collect();
+        assert_eq!(report.format, format, "{name}: {rules:?}");
+        assert!(
+            rules.contains(&"pickle-dangerous-import") || rules.contains(&"pickle-dangerous-call"),
+            "{name}: {rules:?}"
+        );
+        assert_eq!(report.max_severity(), Some(Severity::Critical), "{name}");
+        assert!(
+            report.findings.iter().any(|f| f
+                .location
+                .first()
+                .is_some_and(|l| l == &format!("({format})"))),
+            "{name}"
+        );
+    }
+}
