@@ -95,7 +95,7 @@ pub const RULES: &[(&str, Severity, &str)] = &[
     ),
     (
         "torchscript-code",
-        Severity::High,
+        Severity::Medium,
         "A TorchScript archive carries code that runs when the model is loaded.",
     ),
     (

@@ -3,9 +3,8 @@
 //! at medium or above, no error), `flag` (something at medium or above), `not-high` (nothing at
 //! high or above), `either`.
 //!
-//! Three expectations are not met yet; they are listed in `OPEN` with the reason, so that this
-//! test fails both when another file regresses and when one of them is fixed (then remove it
-//! from the list). They are open work in the "First contact" issue.
+//! An expectation that cannot be met yet goes in `OPEN` with the reason, so that the test fails
+//! both when another file regresses and when that one is fixed.
 
 #![allow(
     clippy::unwrap_used,
@@ -18,21 +17,9 @@ use std::path::{Path, PathBuf};
 
 use rampart_scan::{ScanConfig, Severity, scan_path};
 
-/// Expectations not met yet: (file, why).
-const OPEN: &[(&str, &str)] = &[
-    (
-        "sd_fp8.pt",
-        "torch.float8_e4m3fn and the other dtype objects are not in the allowlist",
-    ),
-    (
-        "torchscript_scripted.pt",
-        "TorchScript's helpers (torch.jit._pickle.build_intlist) are treated as dangerous calls",
-    ),
-    (
-        "torchscript_traced.pt",
-        "TorchScript's helpers (torch.jit._pickle.build_intlist) are treated as dangerous calls",
-    ),
-];
+/// Expectations not met yet: (file, why). Empty: every file gets its verdict. A file added
+/// here must say why and is open work.
+const OPEN: &[(&str, &str)] = &[];
 
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/interop/torch-corpus")

@@ -318,6 +318,43 @@ const SAFE: &[&str] = &[
     "torch.sparse_coo",
     "torch.per_tensor_affine",
     "torch.per_channel_affine",
+    // Every other dtype torch can save (`getattr(torch, name)` on load: a constant, no call).
+    "torch.float8_e4m3fn",
+    "torch.float8_e5m2",
+    "torch.float8_e4m3fnuz",
+    "torch.float8_e5m2fnuz",
+    "torch.float8_e8m0fnu",
+    "torch.float4_e2m1fn_x2",
+    "torch.complex32",
+    "torch.complex64",
+    "torch.complex128",
+    "torch.uint16",
+    "torch.uint32",
+    "torch.uint64",
+    "torch.qint8",
+    "torch.quint8",
+    "torch.qint32",
+    "torch.quint4x2",
+    "torch.quint2x4",
+    "torch.bits8",
+    "torch.bits16",
+    "torch.sparse_csr",
+    "torch.sparse_csc",
+    "torch.sparse_bsr",
+    "torch.sparse_bsc",
+    "torch.per_channel_affine_float_qparams",
+    "torch.channels_last",
+    "torch.contiguous_format",
+    "torch.preserve_format",
+    // TorchScript's list and tensor builders (`torch.jit._pickle`): they turn the lists and
+    // ids a TorchScript pickle holds back into values and run nothing. The code a TorchScript
+    // archive carries is reported on its own (`torchscript-code`).
+    "torch.jit._pickle.build_intlist",
+    "torch.jit._pickle.build_doublelist",
+    "torch.jit._pickle.build_boollist",
+    "torch.jit._pickle.build_tensorlist",
+    "torch.jit._pickle.build_tensor_from_id",
+    "torch.jit._pickle.restore_type_tag",
     // NumPy arrays, dtypes and scalars.
     "numpy.core.multiarray._reconstruct",
     "numpy._core.multiarray._reconstruct",
@@ -396,11 +433,13 @@ pub fn classify(module: &str, name: &str, allow: &[String]) -> Class {
             return Class::Dangerous;
         }
     }
-    if DANGEROUS_MODULES.iter().any(|m| prefix_matches(&full, m)) {
-        return Class::Dangerous;
-    }
+    // The vetted list names exact functions, some inside modules that are otherwise
+    // dangerous (`torch.jit._pickle.build_intlist` in `torch.jit`): an exact entry wins.
     if SAFE.contains(&full.as_str()) {
         return Class::Safe;
+    }
+    if DANGEROUS_MODULES.iter().any(|m| prefix_matches(&full, m)) {
+        return Class::Dangerous;
     }
     let last = full.rsplit('.').next().unwrap_or_default();
     if !name.contains('.')
