@@ -142,16 +142,33 @@ const TEMP_PREFIX: &str = ".rampart-tmp-";
 /// A temporary file in `dir`, created with `mode` and held under an exclusive lock for as long
 /// as it is open, after sweeping `dir` of the ones a killed writer left (see [`sweep_stale`]).
 fn locked_temp(dir: &Path, mode: u32) -> Result<tempfile::NamedTempFile, HomeError> {
+    use std::os::unix::fs::MetadataExt as _;
     sweep_stale(dir);
-    let tmp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .permissions(fs::Permissions::from_mode(mode))
-        .tempfile_in(dir)
-        .map_err(HomeError::io("cannot create a temporary file in", dir))?;
-    tmp.as_file()
-        .lock()
-        .map_err(HomeError::io("cannot lock", tmp.path()))?;
-    Ok(tmp)
+    // Another writer's sweep can take a file between its creation and its lock (it is then
+    // unlocked, so it looks left behind). Once locked, the file is checked to be still at its
+    // name; if it was taken, a new one is made.
+    for _ in 0..8 {
+        let tmp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .permissions(fs::Permissions::from_mode(mode))
+            .tempfile_in(dir)
+            .map_err(HomeError::io("cannot create a temporary file in", dir))?;
+        tmp.as_file()
+            .lock()
+            .map_err(HomeError::io("cannot lock", tmp.path()))?;
+        let held = tmp
+            .as_file()
+            .metadata()
+            .map_err(HomeError::io("cannot inspect", tmp.path()))?;
+        let still_there = fs::symlink_metadata(tmp.path())
+            .is_ok_and(|m| m.dev() == held.dev() && m.ino() == held.ino());
+        if still_there {
+            return Ok(tmp);
+        }
+    }
+    Err(HomeError::io("cannot keep a temporary file in", dir)(
+        std::io::Error::other("it was removed each time before it could be locked"),
+    ))
 }
 
 /// Removes the temporary files a killed writer left in `dir`: regular files named
@@ -269,6 +286,52 @@ fn read_bounded(file: File, path: &Path) -> Result<String, HomeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn temps(dir: &Path) -> usize {
+        fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(TEMP_PREFIX)
+            })
+            .count()
+    }
+
+    /// A leftover (unlocked) temporary file is swept; one a live writer holds is not; other
+    /// names are never touched. Writers racing in one directory (each sweeping the others'
+    /// files between their creation and their lock) all succeed and leave nothing behind.
+    #[test]
+    fn leftovers_are_swept_and_racing_writers_survive_each_others_sweeps() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(".rampart-tmp-left"), b"killed").unwrap();
+        fs::write(dir.path().join("data.csv"), b"x").unwrap();
+        let held = AtomicFile::create(&dir.path().join("out"), 0o600).unwrap();
+        assert_eq!(
+            temps(dir.path()),
+            1,
+            "the leftover was swept, the held file kept"
+        );
+        assert_eq!(sweep_stale(dir.path()), 0);
+        drop(held);
+        assert_eq!(temps(dir.path()), 0);
+        assert!(dir.path().join("data.csv").exists());
+
+        std::thread::scope(|scope| {
+            for t in 0..6 {
+                let d = dir.path();
+                scope.spawn(move || {
+                    for i in 0..40 {
+                        atomic_write(&d.join(format!("f{t}-{i}")), b"content", 0o644).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(temps(dir.path()), 0);
+        assert_eq!(fs::read(dir.path().join("f5-39")).unwrap(), b"content");
+    }
 
     #[test]
     fn private_file_is_0600_and_never_overwritten() {
