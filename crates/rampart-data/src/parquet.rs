@@ -240,9 +240,11 @@ pub fn validate_parquet(
             safe_csv,
         )?;
         if let Some(w) = writer.as_mut() {
-            let filtered =
-                arrow_select::filter::filter_record_batch(&rb, &BooleanArray::from(keep.clone()))
-                    .map_err(format_err)?;
+            let filtered = arrow_select::filter::filter_record_batch(
+                &rb,
+                &BooleanArray::from(std::mem::take(&mut keep)),
+            )
+            .map_err(format_err)?;
             let columns = filtered
                 .columns()
                 .iter()

@@ -677,13 +677,20 @@ fn export_then_import_into_a_fresh_home_verifies() {
     // An entry the signed manifest does not name, or a first entry that is not the manifest,
     // is refused before its bytes are read, and a refused import leaves nothing behind.
     let stored = registry_files(&b);
-    let manifest: Vec<u8> = {
-        let mut t = tar::Archive::new(std::fs::File::open(&archive).unwrap());
-        let mut first = t.entries().unwrap().next().unwrap().unwrap();
-        let mut m = Vec::new();
-        std::io::Read::read_to_end(&mut first, &mut m).unwrap();
-        m
-    };
+    // The archive's entries: (path, bytes); the manifest first.
+    let real: Vec<(String, Vec<u8>)> = tar::Archive::new(std::fs::File::open(&archive).unwrap())
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let path = e.path().unwrap().to_string_lossy().into_owned();
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut bytes).unwrap();
+            (path, bytes)
+        })
+        .collect();
+    let manifest = real[0].1.clone();
+    let (blob_path, blob) = (real[1].0.as_str(), real[1].1.as_slice());
     let big = vec![7u8; 8 << 20];
     let unnamed = format!("blobs/{}", "ab".repeat(32));
     for (name, entries) in [
@@ -695,6 +702,15 @@ fn export_then_import_into_a_fresh_home_verifies() {
             ],
         ),
         ("headless.tar", vec![(unnamed.as_str(), &big[..])]),
+        // A named blob twice (a second copy could differ from what was checked).
+        (
+            "twice.tar",
+            vec![
+                ("export.json", manifest.as_slice()),
+                (blob_path, blob),
+                (blob_path, blob),
+            ],
+        ),
     ] {
         let mut t = tar::Builder::new(std::fs::File::create(b.path().join(name)).unwrap());
         for (path, data) in entries {
@@ -708,7 +724,9 @@ fn export_then_import_into_a_fresh_home_verifies() {
         let (code, _, err) = b.run(&["model", "import", name, "--name", "other"]);
         assert_eq!(code, 1, "{name}: {err}");
         assert!(
-            err.contains("not a blob the signed manifest names") || err.contains("not the signed"),
+            err.contains("not a blob the signed manifest names")
+                || err.contains("not the signed")
+                || err.contains("appears twice"),
             "{name}: {err}"
         );
         assert_eq!(registry_files(&b), stored, "{name} left bytes behind");
