@@ -2,8 +2,10 @@
 //! from the file**.
 //!
 //! A restricted pickle machine builds only what a state dict is made of: plain containers,
-//! `collections.OrderedDict`, tensors rebuilt by `torch._utils._rebuild_tensor(_v2)` /
-//! `_rebuild_parameter`, and storages named by persistent ids. Any other import is refused by
+//! `collections.OrderedDict`, tensors rebuilt by `torch._utils._rebuild_tensor(_v2, _v3)` /
+//! `_rebuild_parameter`, dtype objects, and typed or untyped storages named by persistent ids.
+//! Every dtype torch saves is understood; those safetensors cannot hold (quantized, complex128,
+//! the fnuz float8 variants) are refused with the reason. Any other import is refused by
 //! name — nothing is imported, nothing is called. Tensors are written with the same names
 //! (nested dicts flattened with dots), dtypes, shapes and bytes; non-contiguous views are
 //! materialised element by element. The output is streamed, so memory stays bounded by the
@@ -85,72 +87,110 @@ pub struct Converted {
     pub bytes: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Dtype {
-    F32,
-    F64,
-    F16,
-    Bf16,
-    I64,
-    I32,
-    I16,
-    I8,
-    U8,
-    Bool,
+/// One torch dtype: its name, its legacy storage class, its safetensors name (when safetensors
+/// can hold it) and its element size in bytes.
+#[derive(Debug, PartialEq, Eq)]
+struct DtypeInfo {
+    torch: &'static str,
+    storage: Option<&'static str>,
+    safetensors: Option<&'static str>,
+    size: u64,
 }
 
-impl Dtype {
-    fn from_storage(name: &str) -> Option<Self> {
-        Some(match name {
-            "torch.FloatStorage" => Self::F32,
-            "torch.DoubleStorage" => Self::F64,
-            "torch.HalfStorage" => Self::F16,
-            "torch.BFloat16Storage" => Self::Bf16,
-            "torch.LongStorage" => Self::I64,
-            "torch.IntStorage" => Self::I32,
-            "torch.ShortStorage" => Self::I16,
-            "torch.CharStorage" => Self::I8,
-            "torch.ByteStorage" => Self::U8,
-            "torch.BoolStorage" => Self::Bool,
-            _ => return None,
-        })
+type Dtype = &'static DtypeInfo;
+
+const fn dt(
+    torch: &'static str,
+    storage: Option<&'static str>,
+    safetensors: Option<&'static str>,
+    size: u64,
+) -> DtypeInfo {
+    DtypeInfo {
+        torch,
+        storage,
+        safetensors,
+        size,
     }
-    const fn size(self) -> u64 {
-        match self {
-            Self::F64 | Self::I64 => 8,
-            Self::F32 | Self::I32 => 4,
-            Self::F16 | Self::Bf16 | Self::I16 => 2,
-            Self::I8 | Self::U8 | Self::Bool => 1,
+}
+
+/// Every dtype torch saves. Those without a safetensors name are read (so the checkpoint is
+/// understood) but refused at conversion with the reason.
+static DTYPES: &[DtypeInfo] = &[
+    dt("float64", Some("DoubleStorage"), Some("F64"), 8),
+    dt("float32", Some("FloatStorage"), Some("F32"), 4),
+    dt("float16", Some("HalfStorage"), Some("F16"), 2),
+    dt("bfloat16", Some("BFloat16Storage"), Some("BF16"), 2),
+    dt("int64", Some("LongStorage"), Some("I64"), 8),
+    dt("int32", Some("IntStorage"), Some("I32"), 4),
+    dt("int16", Some("ShortStorage"), Some("I16"), 2),
+    dt("int8", Some("CharStorage"), Some("I8"), 1),
+    dt("uint8", Some("ByteStorage"), Some("U8"), 1),
+    dt("bool", Some("BoolStorage"), Some("BOOL"), 1),
+    dt("complex64", Some("ComplexFloatStorage"), Some("C64"), 8),
+    dt("float8_e4m3fn", None, Some("F8_E4M3"), 1),
+    dt("float8_e5m2", None, Some("F8_E5M2"), 1),
+    dt("float8_e8m0fnu", None, Some("F8_E8M0"), 1),
+    dt("uint16", None, Some("U16"), 2),
+    dt("uint32", None, Some("U32"), 4),
+    dt("uint64", None, Some("U64"), 8),
+    dt("complex128", Some("ComplexDoubleStorage"), None, 16),
+    dt("complex32", None, None, 4),
+    dt("float8_e4m3fnuz", None, None, 1),
+    dt("float8_e5m2fnuz", None, None, 1),
+    dt("float4_e2m1fn_x2", None, None, 1),
+    dt("qint8", Some("QInt8Storage"), None, 1),
+    dt("quint8", Some("QUInt8Storage"), None, 1),
+    dt("qint32", Some("QInt32Storage"), None, 4),
+    dt("quint4x2", Some("QUInt4x2Storage"), None, 1),
+    dt("quint2x4", Some("QUInt2x4Storage"), None, 1),
+    dt("bits8", None, None, 1),
+    dt("bits16", None, None, 2),
+];
+
+/// Why safetensors cannot hold a dtype.
+fn unconvertible_reason(d: Dtype) -> &'static str {
+    match d.torch {
+        "complex128" | "complex32" => "safetensors has no complex type but complex64 (C64)",
+        t if t.starts_with('q') => {
+            "quantized tensors carry a scale and zero point that safetensors cannot hold; dequantize them in torch first"
         }
-    }
-    const fn name(self) -> &'static str {
-        match self {
-            Self::F32 => "F32",
-            Self::F64 => "F64",
-            Self::F16 => "F16",
-            Self::Bf16 => "BF16",
-            Self::I64 => "I64",
-            Self::I32 => "I32",
-            Self::I16 => "I16",
-            Self::I8 => "I8",
-            Self::U8 => "U8",
-            Self::Bool => "BOOL",
+        t if t.ends_with("fnuz") => {
+            "safetensors has only the OCP float8 formats (F8_E4M3, F8_E5M2, F8_E8M0), not the fnuz variants"
         }
+        "float4_e2m1fn_x2" => {
+            "packed float4 pairs have no safetensors type this writer can vouch for"
+        }
+        _ => "safetensors has no type for it",
     }
+}
+
+fn dtype_named(torch: &str) -> Option<Dtype> {
+    DTYPES.iter().find(|d| d.torch == torch)
+}
+
+fn dtype_of_storage(class: &str) -> Option<Dtype> {
+    DTYPES.iter().find(|d| d.storage == Some(class))
 }
 
 #[derive(Debug)]
 struct Storage {
     key: String,
-    dtype: Dtype,
-    numel: u64,
-    /// Offset in elements within the root storage (legacy views).
+    /// Element size of the storage class (1 for `UntypedStorage`): legacy files record storage
+    /// lengths in these elements.
+    elem: u64,
+    /// The storage class's dtype (`None` for `UntypedStorage`).
+    typed: Option<Dtype>,
+    /// Length in bytes.
+    nbytes: u64,
+    /// Offset in bytes within the root storage (legacy views).
     base: u64,
 }
 
 #[derive(Debug)]
 struct Tensor {
     storage: Rc<Storage>,
+    dtype: Dtype,
+    /// Offset in elements of `dtype`.
     offset: u64,
     shape: Vec<u64>,
     stride: Vec<u64>,
@@ -161,9 +201,17 @@ enum Callable {
     OrderedDict,
     RebuildTensor,
     RebuildTensorV2,
+    RebuildTensorV3,
     RebuildParameter,
     RebuildParameterWithState,
     StorageType(Dtype),
+    UntypedStorage,
+    /// A dtype object (`torch.float8_e4m3fn`): an argument, never called.
+    DtypeValue(Dtype),
+    /// A vetted torch constant that is only passed as an argument (`torch.per_tensor_affine`).
+    Constant,
+    /// A torch rebuild this converter knows but safetensors cannot hold: the reason.
+    Unconvertible(&'static str),
     Size,
 }
 
@@ -188,10 +236,42 @@ fn allowed(module: &str, name: &str) -> Option<Callable> {
         ("collections", "OrderedDict") => Callable::OrderedDict,
         ("torch._utils", "_rebuild_tensor") => Callable::RebuildTensor,
         ("torch._utils", "_rebuild_tensor_v2") => Callable::RebuildTensorV2,
+        ("torch._utils", "_rebuild_tensor_v3") => Callable::RebuildTensorV3,
         ("torch._utils", "_rebuild_parameter") => Callable::RebuildParameter,
         ("torch._utils", "_rebuild_parameter_with_state") => Callable::RebuildParameterWithState,
+        ("torch._utils", "_rebuild_qtensor") => Callable::Unconvertible(
+            "a quantized tensor (torch._utils._rebuild_qtensor): quantized tensors carry a scale and zero point that safetensors cannot hold; dequantize them in torch first",
+        ),
+        ("torch._utils", "_rebuild_sparse_tensor" | "_rebuild_sparse_csr_tensor") => {
+            Callable::Unconvertible(
+                "a sparse tensor: safetensors holds dense tensors only; call .to_dense() in torch first",
+            )
+        }
+        ("torch._utils", "_rebuild_nested_tensor") => {
+            Callable::Unconvertible("a nested tensor: safetensors holds dense tensors only")
+        }
+        ("torch._utils", "_rebuild_meta_tensor_no_storage") => {
+            Callable::Unconvertible("a meta tensor: it has a shape but no data to convert")
+        }
+        ("torch._utils", "_rebuild_wrapper_subclass" | "_rebuild_device_tensor_from_numpy") => {
+            Callable::Unconvertible(
+                "a tensor subclass or device tensor this converter does not read",
+            )
+        }
+        ("torch.storage", "UntypedStorage") => Callable::UntypedStorage,
         ("torch", "Size") => Callable::Size,
-        ("torch", n) => Callable::StorageType(Dtype::from_storage(&format!("torch.{n}"))?),
+        (
+            "torch",
+            "per_tensor_affine"
+            | "per_channel_affine"
+            | "per_tensor_symmetric"
+            | "per_channel_symmetric"
+            | "per_channel_affine_float_qparams",
+        ) => Callable::Constant,
+        ("torch", n) => dtype_named(n).map_or_else(
+            || dtype_of_storage(n).map(Callable::StorageType),
+            |d| Some(Callable::DtypeValue(d)),
+        )?,
         _ => return None,
     })
 }
@@ -378,9 +458,10 @@ fn load(src: &mut dyn Source, entry: &str) -> Result<V, ConvertError> {
                 let V::Callable(c) = f else {
                     return Err(refuse("a call of a non-allowlisted value".into()));
                 };
-                stack.push(
-                    call(c, &args).map_err(|e| bad(format!("{entry} at offset {off}: {e}")))?,
-                );
+                stack.push(call(c, &args).map_err(|e| match e {
+                    ConvertError::Malformed(m) => bad(format!("{entry} at offset {off}: {m}")),
+                    other => other,
+                })?);
             }
             (b'b', _) => {
                 // __setstate__ on a dict subclass (OrderedDict's _metadata) or a parameter: the
@@ -406,7 +487,7 @@ fn persistent(pid: &V) -> Result<V, String> {
     };
     let (
         Some(V::Str(kind)),
-        Some(V::Callable(Callable::StorageType(dtype))),
+        Some(V::Callable(class)),
         Some(V::Str(key)),
         Some(_loc),
         Some(V::Int(numel)),
@@ -423,6 +504,11 @@ fn persistent(pid: &V) -> Result<V, String> {
     if &**kind != "storage" {
         return Err(format!("persistent id of kind {kind:?}"));
     }
+    let elem = match class {
+        Callable::StorageType(d) => d.size,
+        Callable::UntypedStorage => 1,
+        _ => return Err("persistent id names no storage class".into()),
+    };
     let numel = u64::try_from(*numel).map_err(|_| "negative storage size")?;
     // Legacy: a sixth element describes a view into a larger storage.
     let (key, base, numel) = match items.get(5) {
@@ -439,50 +525,82 @@ fn persistent(pid: &V) -> Result<V, String> {
     };
     Ok(V::Storage(Rc::new(Storage {
         key,
-        dtype: *dtype,
-        numel,
-        base,
+        elem,
+        typed: match class {
+            Callable::StorageType(d) => Some(*d),
+            _ => None,
+        },
+        nbytes: numel.checked_mul(elem).ok_or("storage size overflows")?,
+        base: base
+            .checked_mul(elem)
+            .ok_or("storage view offset overflows")?,
     })))
 }
 
-fn call(c: Callable, args: &V) -> Result<V, String> {
-    let a = tuple_items(args).map_err(|e| e.to_string())?;
+fn call(c: Callable, args: &V) -> Result<V, ConvertError> {
+    let a = tuple_items(args)?;
     match c {
         Callable::OrderedDict => Ok(V::Dict(Rc::default())),
         Callable::Size => Ok(a.first().cloned().unwrap_or(V::Tuple(Rc::new(Vec::new())))),
-        Callable::StorageType(_) => Err("storage types are only valid in persistent ids".into()),
+        Callable::StorageType(_) | Callable::UntypedStorage => {
+            Err(bad("storage types are only valid in persistent ids"))
+        }
+        Callable::DtypeValue(_) | Callable::Constant => {
+            Err(bad("a dtype or torch constant is called"))
+        }
+        Callable::Unconvertible(why) => Err(ConvertError::Unsupported(format!(
+            "the checkpoint holds {why}; nothing was written"
+        ))),
         Callable::RebuildParameter | Callable::RebuildParameterWithState => match a.first() {
             Some(t @ V::Tensor(_)) => Ok(t.clone()),
-            _ => Err("_rebuild_parameter without a tensor".into()),
+            _ => Err(bad("_rebuild_parameter without a tensor")),
         },
-        Callable::RebuildTensor | Callable::RebuildTensorV2 => {
+        Callable::RebuildTensor | Callable::RebuildTensorV2 | Callable::RebuildTensorV3 => {
             let (Some(V::Storage(storage)), Some(offset), Some(shape), Some(stride)) =
                 (a.first(), a.get(1), a.get(2), a.get(3))
             else {
-                return Err(
-                    "_rebuild_tensor arguments are not (storage, offset, size, stride, …)".into(),
-                );
+                return Err(bad(
+                    "_rebuild_tensor arguments are not (storage, offset, size, stride, …)",
+                ));
             };
-            let shape = as_dims(shape, "size").map_err(|e| e.to_string())?;
-            let stride = as_dims(stride, "stride").map_err(|e| e.to_string())?;
+            // v3 names the dtype (the storage is untyped bytes); earlier versions take it from
+            // the storage class.
+            let dtype = if c == Callable::RebuildTensorV3 {
+                match a.get(6) {
+                    Some(V::Callable(Callable::DtypeValue(d))) => *d,
+                    _ => return Err(bad("_rebuild_tensor_v3 without a dtype")),
+                }
+            } else {
+                storage
+                    .typed
+                    .ok_or_else(|| bad("a tensor on an untyped storage names no dtype"))?
+            };
+            let shape = as_dims(shape, "size")?;
+            let stride = as_dims(stride, "stride")?;
             if shape.len() != stride.len() || shape.len() > 64 {
-                return Err("size and stride have different lengths".into());
+                return Err(bad("size and stride have different lengths"));
             }
-            let offset = as_u64(offset, "storage offset").map_err(|e| e.to_string())?;
-            // Every element the view touches must lie inside the storage.
+            let offset = as_u64(offset, "storage offset")?;
+            // Every byte the view touches must lie inside the storage.
             if shape.iter().all(|d| *d > 0) {
-                let last = shape.iter().zip(&stride).try_fold(offset, |acc, (d, s)| {
-                    (d - 1).checked_mul(*s).and_then(|x| acc.checked_add(x))
-                });
-                if last.is_none_or(|l| l >= storage.numel) {
-                    return Err(format!(
-                        "a tensor view reaches past its storage of {} elements",
-                        storage.numel
-                    ));
+                let end = shape
+                    .iter()
+                    .zip(&stride)
+                    .try_fold(offset, |acc, (d, s)| {
+                        (d - 1).checked_mul(*s).and_then(|x| acc.checked_add(x))
+                    })
+                    .and_then(|last| last.checked_add(1))
+                    .and_then(|n| n.checked_mul(dtype.size));
+                if end.is_none_or(|e| e > storage.nbytes) {
+                    return Err(bad(format!(
+                        "a tensor view reaches past its storage of {} bytes",
+                        storage.nbytes
+                    )));
                 }
             }
             Ok(V::Tensor(Rc::new(Tensor {
                 storage: storage.clone(),
+                dtype,
                 offset,
                 shape,
                 stride,
@@ -608,6 +726,27 @@ pub fn convert(input: &Path, output: &Path) -> Result<Converted, ConvertError> {
                     "the archive is not well-formed ({}): {}; scan it with `rampart scan`",
                     q.rule, q.message
                 )));
+            }
+            let has = |tail: &str| {
+                listing
+                    .entries
+                    .iter()
+                    .any(|e| e.name == tail || e.name.ends_with(&format!("/{tail}")))
+            };
+            if has("constants.pkl") || listing.entries.iter().any(|e| e.name.contains("/code/")) {
+                return Err(ConvertError::Unsupported(
+                    "a TorchScript archive: its tensors are attributes of compiled modules, not a state dict; load it with torch.jit.load and save model.state_dict(), then convert that".into(),
+                ));
+            }
+            if has("archive_format")
+                || listing
+                    .entries
+                    .iter()
+                    .any(|e| e.name.contains("/models/") && e.name.ends_with(".json"))
+            {
+                return Err(ConvertError::Unsupported(
+                    "a torch.export program (.pt2): its weights belong to an exported graph; load it with torch.export.load and save the module's state_dict(), then convert that".into(),
+                ));
             }
             let data = listing
                 .entries
@@ -742,7 +881,7 @@ fn collect_storage_sizes(v: &V, out: &mut HashMap<String, u64>, depth: usize) {
     }
     match v {
         V::Tensor(t) => {
-            out.insert(t.storage.key.clone(), t.storage.dtype.size());
+            out.insert(t.storage.key.clone(), t.storage.elem);
         }
         V::Dict(d) => d
             .borrow()
@@ -822,12 +961,19 @@ fn write_safetensors(
             .try_fold(1u64, |a, d| a.checked_mul(*d))
             .ok_or_else(|| bad(format!("{name}: shape overflows")))?;
         let bytes = numel
-            .checked_mul(t.storage.dtype.size())
+            .checked_mul(t.dtype.size)
             .ok_or_else(|| bad(format!("{name}: size overflows")))?;
-        header.insert(name.clone(), serde_json::json!({"dtype": t.storage.dtype.name(), "shape": t.shape, "data_offsets": [offset, offset + bytes]}));
+        let Some(st) = t.dtype.safetensors else {
+            return Err(ConvertError::Unsupported(format!(
+                "tensor {name:?} has dtype torch.{}: {}; nothing was written",
+                t.dtype.torch,
+                unconvertible_reason(t.dtype)
+            )));
+        };
+        header.insert(name.clone(), serde_json::json!({"dtype": st, "shape": t.shape, "data_offsets": [offset, offset + bytes]}));
         result
             .tensors
-            .push((name.clone(), t.storage.dtype.name().into(), t.shape.clone()));
+            .push((name.clone(), st.into(), t.shape.clone()));
         offset += bytes;
     }
     result.bytes = offset;
@@ -856,12 +1002,12 @@ fn write_safetensors(
             .map_err(wio)?;
         w.write_all(text.as_bytes()).map_err(wio)?;
         for (name, t) in tensors {
-            let es = t.storage.dtype.size();
+            let es = t.dtype.size;
             let numel: u64 = t.shape.iter().product();
             if numel == 0 {
                 continue;
             }
-            let base = (t.storage.base + t.offset) * es;
+            let base = t.storage.base + t.offset * es;
             if is_contiguous(&t.shape, &t.stride) {
                 let mut done = 0u64;
                 let total = numel * es;

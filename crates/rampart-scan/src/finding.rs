@@ -199,6 +199,21 @@ pub const RULES: &[(&str, Severity, &str)] = &[
         "A Keras archive whose config.json is not valid JSON.",
     ),
     (
+        "export-custom-op",
+        Severity::Low,
+        "A torch.export graph calls an operator outside torch's namespaces (resolved only if a library registered it).",
+    ),
+    (
+        "export-unknown-target",
+        Severity::Medium,
+        "A torch.export graph names a call target that is neither a torch operator nor a vetted builtin.",
+    ),
+    (
+        "export-invalid-graph",
+        Severity::Medium,
+        "A torch.export archive whose graph is not valid JSON: it cannot be analysed.",
+    ),
+    (
         "format-not-analysed",
         Severity::Medium,
         "A recognised format whose risky parts are not analysed yet.",

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::blob::Blob;
 use crate::finding::{Finding, Severity};
-use crate::formats::{gguf, keras, numpy, onnx, safetensors};
+use crate::formats::{export, gguf, keras, numpy, onnx, safetensors};
 use crate::pickle::{self, Class, ReadSource};
 use crate::sniff::{Kind, sniff};
 use crate::zip;
@@ -843,9 +843,19 @@ impl Engine<'_> {
             && (names.contains(&"metadata.json")
                 || names.iter().any(|n| n.ends_with(".weights.h5")));
         let is_npz = !names.is_empty() && names.iter().all(|n| n.ends_with(".npy"));
+        // torch.export (.pt2): `<root>/archive_format` beside `models/` and `data/`.
+        let export_roots: Vec<&str> = names
+            .iter()
+            .filter_map(|n| n.strip_suffix("archive_format"))
+            .filter(|p| p.is_empty() || p.ends_with('/'))
+            .filter(|p| names.iter().any(|n| n.starts_with(&format!("{p}models/"))))
+            .collect();
+        let is_export = !export_roots.is_empty();
         self.set_format(
             depth,
-            if is_torch {
+            if is_export {
+                "pytorch-export"
+            } else if is_torch {
                 "pytorch"
             } else if is_keras {
                 "keras"
@@ -865,15 +875,26 @@ impl Engine<'_> {
             .filter(|p| p.is_empty() || p.ends_with('/'))
             .collect();
         let is_storage = |name: &str| {
-            is_torch
-                && torch_roots.iter().any(|root| {
-                    name.strip_prefix(root)
-                        .and_then(|rest| {
-                            rest.strip_prefix("data/")
-                                .or_else(|| rest.strip_prefix("constants/"))
-                        })
-                        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-                })
+            // torch.export keeps weights and constants as raw bytes (or, flagged in their
+            // config, as pickles — which are still looked into below).
+            let export_storage = export_roots.iter().any(|root| {
+                name.strip_prefix(root)
+                    .and_then(|rest| {
+                        rest.strip_prefix("data/weights/")
+                            .or_else(|| rest.strip_prefix("data/constants/"))
+                    })
+                    .is_some_and(|n| !n.is_empty() && !n.ends_with(".json"))
+            });
+            export_storage
+                || is_torch
+                    && torch_roots.iter().any(|root| {
+                        name.strip_prefix(root)
+                            .and_then(|rest| {
+                                rest.strip_prefix("data/")
+                                    .or_else(|| rest.strip_prefix("constants/"))
+                            })
+                            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                    })
         };
         let code: Vec<&str> = names
             .iter()
@@ -907,6 +928,13 @@ impl Engine<'_> {
             let storage = is_storage(&entry.name);
             let force_pickle = entry.name.ends_with(".pkl") || entry.name.ends_with(".pickle");
             let keras_config = is_keras && entry.name == "config.json";
+            let export_graph = export_roots.iter().any(|root| {
+                entry
+                    .name
+                    .strip_prefix(root)
+                    .and_then(|rest| rest.strip_prefix("models/"))
+                    .is_some_and(|n| n.ends_with(".json"))
+            });
             // Look at the start of every entry; extract only what needs analysis.
             let head = {
                 let mut r = entry_reader(blob, entry, &self.cfg.limits)?;
@@ -922,7 +950,7 @@ impl Engine<'_> {
                 h
             };
             let kind = sniff(&head, entry.uncompressed.max(head.len() as u64));
-            if kind == Kind::Unknown && !force_pickle && !keras_config {
+            if kind == Kind::Unknown && !force_pickle && !keras_config && !export_graph {
                 continue;
             }
             // A storage is looked into only when it is a pickle (a payload planted for a loader
@@ -989,6 +1017,29 @@ impl Engine<'_> {
                     Err(e) => self.findings.push(Finding::new(
                         "keras-invalid-config",
                         format!("config.json is not JSON: {e}"),
+                        loc,
+                    )),
+                }
+            } else if export_graph {
+                let text = inner.read_range(0, 64 << 20)?;
+                match serde_json::from_slice::<serde_json::Value>(&text) {
+                    Ok(v) => {
+                        for (target, rule) in export::unusual_targets(&v) {
+                            let message = if rule == "export-custom-op" {
+                                format!(
+                                    "the exported graph calls {target}, an operator outside torch's own namespaces: torch.export.load resolves it only if a library the loading program imported registered it"
+                                )
+                            } else {
+                                format!(
+                                    "the exported graph names {target} as a call target, which is neither a torch operator nor a vetted builtin"
+                                )
+                            };
+                            self.findings.push(Finding::new(rule, message, loc));
+                        }
+                    }
+                    Err(e) => self.findings.push(Finding::new(
+                        "export-invalid-graph",
+                        format!("the exported graph is not JSON: {e}"),
                         loc,
                     )),
                 }

@@ -71,3 +71,174 @@ fn every_file_written_by_the_real_libraries_gets_its_expected_verdict() {
         "verdicts that differ from MANIFEST.json: {unmet:#?}"
     );
 }
+
+/// Every checkpoint with a reference converts to the same names, dtypes, shapes and bytes as
+/// the file the `safetensors` library wrote from the same tensors; the output is read back with
+/// the safetensors crate.
+#[test]
+fn every_checkpoint_with_a_reference_converts_byte_for_byte() {
+    let dir = corpus();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("MANIFEST.json")).unwrap()).unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let mut checked = Vec::new();
+    for f in manifest["files"].as_array().unwrap() {
+        let Some(reference) = f["reference"].as_str() else {
+            continue;
+        };
+        let name = f["file"].as_str().unwrap();
+        let out = out_dir
+            .path()
+            .join(format!("{}.safetensors", checked.len()));
+        let converted = rampart_scan::convert::convert(&dir.join(name), &out)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let ours = std::fs::read(&out).unwrap();
+        let theirs = std::fs::read(dir.join(reference)).unwrap();
+        let ours = safetensors::SafeTensors::deserialize(&ours)
+            .unwrap_or_else(|e| panic!("{name}: our output is not safetensors: {e}"));
+        let theirs = safetensors::SafeTensors::deserialize(&theirs).unwrap();
+        let mut a = ours.names();
+        let mut b = theirs.names();
+        a.sort();
+        b.sort();
+        assert_eq!(a, b, "{name}: tensor names");
+        assert_eq!(converted.tensors.len(), b.len(), "{name}: reported tensors");
+        for t in b {
+            let x = ours.tensor(t).unwrap();
+            let y = theirs.tensor(t).unwrap();
+            assert_eq!(x.dtype(), y.dtype(), "{name}: {t} dtype");
+            assert_eq!(x.shape(), y.shape(), "{name}: {t} shape");
+            assert!(x.data() == y.data(), "{name}: {t} bytes differ");
+        }
+        checked.push(name.to_owned());
+    }
+    // The corpus's references cover fp32 (zip, legacy, protocol 4), fp16, bf16, fp64, float8,
+    // integer and bool dtypes, views, tied weights and a transformers checkpoint.
+    for must in [
+        "sd_fp8.pt",
+        "sd_fp32_legacy.pt",
+        "sd_views.pt",
+        "sd_tied.pt",
+    ] {
+        assert!(checked.iter().any(|c| c == must), "{must} was not checked");
+    }
+    assert!(checked.len() >= 12, "only {checked:?}");
+}
+
+/// What safetensors cannot hold is refused with the reason, and nothing is written.
+#[test]
+fn unconvertible_checkpoints_say_why_and_write_nothing() {
+    let dir = corpus();
+    let out_dir = tempfile::tempdir().unwrap();
+    for (name, why) in [
+        ("sd_quantized.pt", "quantized"),
+        ("torchscript_scripted.pt", "TorchScript"),
+        ("torchscript_traced.pt", "TorchScript"),
+        ("exported.pt2", "torch.export"),
+    ] {
+        let out = out_dir.path().join("out.safetensors");
+        let err = rampart_scan::convert::convert(&dir.join(name), &out).unwrap_err();
+        assert!(
+            matches!(err, rampart_scan::convert::ConvertError::Unsupported(_)),
+            "{name}: {err:?}"
+        );
+        assert!(err.to_string().contains(why), "{name}: {err}");
+        assert!(!out.exists(), "{name}: output written");
+        assert_eq!(std::fs::read_dir(out_dir.path()).unwrap().count(), 0);
+    }
+}
+
+/// A stored (uncompressed) zip of `entries`, as torch writes its archives.
+fn stored_zip(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut central = Vec::new();
+    for (name, data) in entries {
+        let crc = crc32fast::hash(data);
+        let offset = u32::try_from(out.len()).unwrap();
+        let size = u32::try_from(data.len()).unwrap();
+        let name_len = u16::try_from(name.len()).unwrap();
+        out.extend_from_slice(b"PK\x03\x04\x14\x00\x00\x00\x00\x00\x00\x00\x00\x00");
+        for v in [crc, size, size] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&name_len.to_le_bytes());
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(data);
+        central.extend_from_slice(b"PK\x01\x02\x14\x00\x14\x00\x00\x00\x00\x00\x00\x00\x00\x00");
+        for v in [crc, size, size] {
+            central.extend_from_slice(&v.to_le_bytes());
+        }
+        central.extend_from_slice(&name_len.to_le_bytes());
+        central.extend_from_slice(&[0; 12]);
+        central.extend_from_slice(&offset.to_le_bytes());
+        central.extend_from_slice(name.as_bytes());
+    }
+    let cd_offset = u32::try_from(out.len()).unwrap();
+    let n = u16::try_from(entries.len()).unwrap();
+    let cd_len = u32::try_from(central.len()).unwrap();
+    out.extend_from_slice(&central);
+    out.extend_from_slice(b"PK\x05\x06\x00\x00\x00\x00");
+    out.extend_from_slice(&n.to_le_bytes());
+    out.extend_from_slice(&n.to_le_bytes());
+    out.extend_from_slice(&cd_len.to_le_bytes());
+    out.extend_from_slice(&cd_offset.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out
+}
+
+/// A `.pt2` is a torch.export program: its weights are storages (never sniffed as files), its
+/// graph's call targets are read, and one outside torch's operators is reported.
+#[test]
+fn torch_export_programs_are_read_as_such() {
+    let graph = |target: &str| {
+        serde_json::to_vec(&serde_json::json!({"graph_module": {"graph": {"nodes": [
+            {"target": "torch.ops.aten.linear.default", "inputs": []},
+            {"target": target, "inputs": []},
+        ]}}}))
+        .unwrap()
+    };
+    // Weight bytes that look like a safetensors header and like a pickle: raw tensor data.
+    let mut weight = 0x7fff_ffff_u64.to_le_bytes().to_vec();
+    weight.extend_from_slice(b"{\"x\": 1}");
+    let dir = tempfile::tempdir().unwrap();
+    let build = |target: &str, name: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            stored_zip(&[
+                ("prog/archive_format", b"pt2".to_vec()),
+                ("prog/models/model.json", graph(target)),
+                ("prog/data/weights/weight_0", weight.clone()),
+                (
+                    "prog/data/weights/model_weights_config.json",
+                    b"{}".to_vec(),
+                ),
+            ]),
+        )
+        .unwrap();
+        scan_path(&path, &ScanConfig::default(), &|_| {})
+            .unwrap()
+            .remove(0)
+    };
+    let ok = build("_operator.getitem", "ok.pt2");
+    assert_eq!(ok.format, "pytorch-export");
+    assert!(ok.findings.is_empty(), "{:?}", ok.findings);
+    let evil = build("builtins.exec", "evil.pt2");
+    assert!(
+        evil.findings
+            .iter()
+            .any(|f| f.rule == "export-unknown-target"
+                && f.message.contains("builtins.exec")
+                && f.severity == Severity::Medium),
+        "{:?}",
+        evil.findings
+    );
+    let custom = build("torch.ops.mylib.fused.default", "custom.pt2");
+    assert_eq!(
+        custom.max_severity(),
+        Some(Severity::Low),
+        "{:?}",
+        custom.findings
+    );
+}

@@ -1,5 +1,6 @@
 //! Checks for the non-pickle formats.
 
+pub mod export;
 pub mod gguf;
 pub mod keras;
 pub mod numpy;
