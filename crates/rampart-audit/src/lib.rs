@@ -10,7 +10,7 @@
 //! * `hash` = SHA-256 over a domain tag and the record's canonical JSON without `hash` (keys
 //!   sorted, no white space — see [`canonical`]); `prev` is the previous record's `hash` (64
 //!   zeros for the first). Editing, deleting, inserting or reordering a record breaks the chain.
-//! * A *checkpoint* (in `checkpoints.jsonl`) is an ECDSA P-256 signature by the home's key over
+//! * A *checkpoint* (in `checkpoints.jsonl`) is an ECDSA signature by the home's key over
 //!   `(seq, head hash, time)`. Checkpoints are written at the end of every command and every N
 //!   records in long-running processes. They make a rewritten chain, or a log cut back before
 //!   the last checkpoint, detectable by anyone holding the public key — and a checkpoint can't

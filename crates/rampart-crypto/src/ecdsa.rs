@@ -1,14 +1,19 @@
-//! ECDSA P-256 keys: generation, PEM encoding, fingerprints, DER signatures.
+//! ECDSA keys on the NIST curves OpenSSF model-signing accepts — P-256, P-384 and P-521 —
+//! with the hash it pairs with each (SHA-256, SHA-384, SHA-512): generation, PEM encoding,
+//! fingerprints, DER signatures.
 //!
 //! Security notes:
-//! * The private key is held by `p256::ecdsa::SigningKey`, which zeroizes on drop; the PEM text
-//!   we read or write is held in [`zeroize::Zeroizing`] buffers.
+//! * Private keys are held by the RustCrypto `SigningKey` types, which zeroize on drop; the PEM
+//!   text we read or write is held in [`zeroize::Zeroizing`] buffers.
 //! * `Debug` on [`SigningKey`] prints only the public fingerprint.
-//! * Signatures are deterministic (RFC 6979), so no randomness failure can leak the key.
+//! * P-256 and P-384 signatures are deterministic (RFC 6979), so no randomness failure can leak
+//!   the key; P-521 signatures draw their nonce from the operating system's CSPRNG (the `p521`
+//!   crate offers no RFC 6979 signer), as OpenSSL's do.
 
 use std::fmt;
 
 use p256::ecdsa::signature::{Signer as _, Verifier as _};
+use p256::elliptic_curve::sec1::ToEncodedPoint as _;
 use p256::pkcs8::{DecodePrivateKey as _, DecodePublicKey as _, EncodePrivateKey as _};
 use p256::pkcs8::{EncodePublicKey as _, LineEnding};
 use zeroize::Zeroizing;
@@ -19,13 +24,15 @@ use crate::digest::{Digest, sha256};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {
-    /// The text is not a P-256 private key in PKCS#8 or SEC1 PEM.
+    /// The text is not a P-256/384/521 private key in PKCS#8 or SEC1 PEM.
     #[error(
-        "not an unencrypted ECDSA P-256 private key in PEM (PKCS#8 `PRIVATE KEY` or SEC1 `EC PRIVATE KEY`)"
+        "not an unencrypted ECDSA private key on P-256, P-384 or P-521 in PEM (PKCS#8 `PRIVATE KEY` or SEC1 `EC PRIVATE KEY`)"
     )]
     BadPrivateKey,
-    /// The text is not a P-256 public key in SubjectPublicKeyInfo PEM.
-    #[error("not an ECDSA P-256 public key in PEM (`BEGIN PUBLIC KEY`, SubjectPublicKeyInfo)")]
+    /// The text is not a P-256/384/521 public key in SubjectPublicKeyInfo PEM.
+    #[error(
+        "not an ECDSA public key on P-256, P-384 or P-521 in PEM (`BEGIN PUBLIC KEY`, SubjectPublicKeyInfo)"
+    )]
     BadPublicKey,
     /// Encoding a key failed (an internal error).
     #[error("could not encode the key as PEM")]
@@ -82,88 +89,256 @@ impl fmt::Debug for Fingerprint {
     }
 }
 
-/// An ECDSA P-256 public key.
-#[derive(Clone, PartialEq, Eq)]
-pub struct PublicKey {
-    key: p256::ecdsa::VerifyingKey,
+/// The curves model-signing accepts, each with its hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Curve {
+    /// NIST P-256 (secp256r1) with SHA-256.
+    P256,
+    /// NIST P-384 (secp384r1) with SHA-384.
+    P384,
+    /// NIST P-521 (secp521r1) with SHA-512.
+    P521,
 }
 
+impl Curve {
+    /// `P-256`, `P-384`, `P-521`.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::P256 => "P-256",
+            Self::P384 => "P-384",
+            Self::P521 => "P-521",
+        }
+    }
+
+    /// `ecdsa-p256-sha256`, `ecdsa-p384-sha384`, `ecdsa-p521-sha512`.
+    #[must_use]
+    pub const fn algorithm(self) -> &'static str {
+        match self {
+            Self::P256 => "ecdsa-p256-sha256",
+            Self::P384 => "ecdsa-p384-sha384",
+            Self::P521 => "ecdsa-p521-sha512",
+        }
+    }
+
+    /// The hash signatures on this curve use, as model-signing pairs them.
+    #[must_use]
+    pub const fn hash(self) -> &'static str {
+        match self {
+            Self::P256 => "SHA-256",
+            Self::P384 => "SHA-384",
+            Self::P521 => "SHA-512",
+        }
+    }
+
+    /// Parses `p256`, `P-256`, `secp256r1`, `prime256v1` and the like.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
+            "p256" | "secp256r1" | "prime256v1" => Some(Self::P256),
+            "p384" | "secp384r1" => Some(Self::P384),
+            "p521" | "secp521r1" => Some(Self::P521),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Curve {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Clone)]
+enum Verifying {
+    P256(p256::ecdsa::VerifyingKey),
+    P384(p384::ecdsa::VerifyingKey),
+    P521(p521::ecdsa::VerifyingKey),
+}
+
+/// An ECDSA public key on P-256, P-384 or P-521.
+#[derive(Clone)]
+pub struct PublicKey {
+    key: Verifying,
+    /// The canonical PEM, computed once: it is the key's identity (fingerprint, equality).
+    pem: String,
+}
+
+impl PartialEq for PublicKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.pem == other.pem
+    }
+}
+
+impl Eq for PublicKey {}
+
 impl PublicKey {
-    /// Reads a SubjectPublicKeyInfo PEM (`-----BEGIN PUBLIC KEY-----`). CRLF line endings and
-    /// compressed points are accepted; the canonical form is re-derived.
+    fn new(key: Verifying) -> Self {
+        // Encoding a valid in-memory key cannot fail; an empty string would only make the
+        // fingerprint not match anything, never match a wrong key.
+        let pem = match &key {
+            Verifying::P256(k) => k.to_public_key_pem(LineEnding::LF).ok(),
+            Verifying::P384(k) => k.to_public_key_pem(LineEnding::LF).ok(),
+            Verifying::P521(k) => {
+                p521::PublicKey::from_sec1_bytes(k.to_encoded_point(false).as_bytes())
+                    .ok()
+                    .and_then(|p| p.to_public_key_pem(LineEnding::LF).ok())
+            }
+        }
+        .unwrap_or_default();
+        Self { key, pem }
+    }
+
+    /// Reads a SubjectPublicKeyInfo PEM (`-----BEGIN PUBLIC KEY-----`) on P-256, P-384 or
+    /// P-521. CRLF line endings and compressed points are accepted; the canonical form is
+    /// re-derived.
     ///
     /// # Errors
     /// [`KeyError::BadPublicKey`] for anything else.
     pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
         let normalised = pem.replace("\r\n", "\n");
-        p256::ecdsa::VerifyingKey::from_public_key_pem(normalised.trim())
-            .map(|key| Self { key })
-            .map_err(|_| KeyError::BadPublicKey)
+        let text = normalised.trim();
+        if let Ok(k) = p256::ecdsa::VerifyingKey::from_public_key_pem(text) {
+            return Ok(Self::new(Verifying::P256(k)));
+        }
+        if let Ok(k) = p384::ecdsa::VerifyingKey::from_public_key_pem(text) {
+            return Ok(Self::new(Verifying::P384(k)));
+        }
+        p521::PublicKey::from_public_key_pem(text)
+            .ok()
+            .and_then(|p| {
+                p521::ecdsa::VerifyingKey::from_sec1_bytes(p.to_encoded_point(false).as_bytes())
+                    .ok()
+            })
+            .map(|k| Self::new(Verifying::P521(k)))
+            .ok_or(KeyError::BadPublicKey)
+    }
+
+    /// The curve.
+    #[must_use]
+    pub const fn curve(&self) -> Curve {
+        match self.key {
+            Verifying::P256(_) => Curve::P256,
+            Verifying::P384(_) => Curve::P384,
+            Verifying::P521(_) => Curve::P521,
+        }
     }
 
     /// The canonical PEM: SPKI DER with an uncompressed point, base64 in 64-column lines, LF line
     /// endings, trailing newline — byte for byte what OpenSSL and Python's `cryptography` write.
     #[must_use]
     pub fn to_pem(&self) -> String {
-        // Encoding a valid in-memory key cannot fail; an empty string would only make the
-        // fingerprint not match anything, never match a wrong key.
-        self.key
-            .to_public_key_pem(LineEnding::LF)
-            .unwrap_or_default()
+        self.pem.clone()
     }
 
     /// SHA-256 of [`Self::to_pem`].
     #[must_use]
     pub fn fingerprint(&self) -> Fingerprint {
-        Fingerprint(sha256(self.to_pem().as_bytes()))
+        Fingerprint(sha256(self.pem.as_bytes()))
     }
 
-    /// Verifies a DER ECDSA-SHA256 signature over `message`.
+    /// Verifies a DER ECDSA signature over `message`, hashed with the curve's hash
+    /// ([`Curve::hash`]).
     ///
     /// # Errors
     /// [`SignatureError::Malformed`] when `der` is not DER, [`SignatureError::Invalid`] when it
     /// does not verify.
     pub fn verify(&self, message: &[u8], der: &[u8]) -> Result<(), SignatureError> {
-        let sig = p256::ecdsa::Signature::from_der(der).map_err(|_| SignatureError::Malformed)?;
-        self.key
-            .verify(message, &sig)
-            .map_err(|_| SignatureError::Invalid)
+        match &self.key {
+            Verifying::P256(k) => {
+                let sig =
+                    p256::ecdsa::Signature::from_der(der).map_err(|_| SignatureError::Malformed)?;
+                k.verify(message, &sig)
+            }
+            Verifying::P384(k) => {
+                let sig =
+                    p384::ecdsa::Signature::from_der(der).map_err(|_| SignatureError::Malformed)?;
+                k.verify(message, &sig)
+            }
+            Verifying::P521(k) => {
+                let sig =
+                    p521::ecdsa::Signature::from_der(der).map_err(|_| SignatureError::Malformed)?;
+                k.verify(message, &sig)
+            }
+        }
+        .map_err(|_| SignatureError::Invalid)
     }
 }
 
 impl fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PublicKey({})", self.fingerprint())
+        write!(f, "PublicKey({}, {})", self.curve(), self.fingerprint())
     }
 }
 
-/// An ECDSA P-256 private key.
+enum Secret {
+    P256(p256::ecdsa::SigningKey),
+    P384(p384::ecdsa::SigningKey),
+    P521(p521::ecdsa::SigningKey),
+}
+
+/// An ECDSA private key on P-256, P-384 or P-521.
 pub struct SigningKey {
-    key: p256::ecdsa::SigningKey,
+    key: Secret,
 }
 
 impl SigningKey {
-    /// A new random key from the operating system's CSPRNG.
+    /// A new random P-256 key from the operating system's CSPRNG.
     #[must_use]
     pub fn generate() -> Self {
+        Self::generate_on(Curve::P256)
+    }
+
+    /// A new random key on `curve` from the operating system's CSPRNG.
+    #[must_use]
+    pub fn generate_on(curve: Curve) -> Self {
+        let rng = &mut rand_core::OsRng;
         Self {
-            key: p256::ecdsa::SigningKey::random(&mut rand_core::OsRng),
+            key: match curve {
+                Curve::P256 => Secret::P256(p256::ecdsa::SigningKey::random(rng)),
+                Curve::P384 => Secret::P384(p384::ecdsa::SigningKey::random(rng)),
+                Curve::P521 => Secret::P521(p521::ecdsa::SigningKey::random(rng)),
+            },
         }
     }
 
-    /// Reads an unencrypted PKCS#8 (`PRIVATE KEY`) or SEC1 (`EC PRIVATE KEY`) PEM.
+    /// Reads an unencrypted PKCS#8 (`PRIVATE KEY`) or SEC1 (`EC PRIVATE KEY`) PEM on P-256,
+    /// P-384 or P-521.
     ///
     /// # Errors
     /// [`KeyError::BadPrivateKey`] for anything else. The error never contains key material.
     pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
         let normalised = Zeroizing::new(pem.replace("\r\n", "\n"));
         let text = normalised.trim();
-        if let Ok(key) = p256::ecdsa::SigningKey::from_pkcs8_pem(text) {
-            return Ok(Self { key });
+        let key = if let Ok(k) =
+            p256::SecretKey::from_pkcs8_pem(text).or_else(|_| p256::SecretKey::from_sec1_pem(text))
+        {
+            Secret::P256(k.into())
+        } else if let Ok(k) =
+            p384::SecretKey::from_pkcs8_pem(text).or_else(|_| p384::SecretKey::from_sec1_pem(text))
+        {
+            Secret::P384(k.into())
+        } else {
+            let k = p521::SecretKey::from_pkcs8_pem(text)
+                .or_else(|_| p521::SecretKey::from_sec1_pem(text))
+                .map_err(|_| KeyError::BadPrivateKey)?;
+            let bytes = Zeroizing::new(k.to_bytes());
+            Secret::P521(
+                p521::ecdsa::SigningKey::from_bytes(&bytes).map_err(|_| KeyError::BadPrivateKey)?,
+            )
+        };
+        Ok(Self { key })
+    }
+
+    /// The curve.
+    #[must_use]
+    pub const fn curve(&self) -> Curve {
+        match self.key {
+            Secret::P256(_) => Curve::P256,
+            Secret::P384(_) => Curve::P384,
+            Secret::P521(_) => Curve::P521,
         }
-        p256::SecretKey::from_sec1_pem(text)
-            .map(|secret| Self { key: secret.into() })
-            .map_err(|_| KeyError::BadPrivateKey)
     }
 
     /// The PKCS#8 PEM, in a buffer that is zeroized when dropped.
@@ -171,24 +346,44 @@ impl SigningKey {
     /// # Errors
     /// [`KeyError::Encode`] if encoding fails (an internal error).
     pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>, KeyError> {
-        self.key
-            .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|_| KeyError::Encode)
+        match &self.key {
+            Secret::P256(k) => k.to_pkcs8_pem(LineEnding::LF),
+            Secret::P384(k) => k.to_pkcs8_pem(LineEnding::LF),
+            Secret::P521(k) => p521::SecretKey::from_bytes(&Zeroizing::new(k.to_bytes()))
+                .map_err(|_| p256::pkcs8::Error::KeyMalformed)
+                .and_then(|s| s.to_pkcs8_pem(LineEnding::LF)),
+        }
+        .map_err(|_| KeyError::Encode)
     }
 
     /// The matching public key.
     #[must_use]
     pub fn public_key(&self) -> PublicKey {
-        PublicKey {
-            key: *self.key.verifying_key(),
-        }
+        PublicKey::new(match &self.key {
+            Secret::P256(k) => Verifying::P256(*k.verifying_key()),
+            Secret::P384(k) => Verifying::P384(*k.verifying_key()),
+            Secret::P521(k) => Verifying::P521(p521::ecdsa::VerifyingKey::from(k)),
+        })
     }
 
-    /// Signs `message` with ECDSA-SHA256 and returns the ASN.1 DER signature.
+    /// Signs `message` with ECDSA and the curve's hash ([`Curve::hash`]) and returns the ASN.1
+    /// DER signature.
     #[must_use]
     pub fn sign(&self, message: &[u8]) -> Vec<u8> {
-        let sig: p256::ecdsa::Signature = self.key.sign(message);
-        sig.to_der().as_bytes().to_vec()
+        match &self.key {
+            Secret::P256(k) => {
+                let sig: p256::ecdsa::Signature = k.sign(message);
+                sig.to_der().as_bytes().to_vec()
+            }
+            Secret::P384(k) => {
+                let sig: p384::ecdsa::Signature = k.sign(message);
+                sig.to_der().as_bytes().to_vec()
+            }
+            Secret::P521(k) => {
+                let sig: p521::ecdsa::Signature = k.sign(message);
+                sig.to_der().as_bytes().to_vec()
+            }
+        }
     }
 }
 
@@ -196,7 +391,8 @@ impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "SigningKey({}, private)",
+            "SigningKey({}, {}, private)",
+            self.curve(),
             self.public_key().fingerprint()
         )
     }
@@ -246,6 +442,57 @@ mod tests {
             key.public_key().verify(b"message", b"\x30\x02junk"),
             Err(SignatureError::Malformed)
         ));
+    }
+
+    #[test]
+    fn every_curve_signs_verifies_and_round_trips() {
+        for curve in [Curve::P256, Curve::P384, Curve::P521] {
+            let key = SigningKey::generate_on(curve);
+            assert_eq!(key.curve(), curve);
+            let public = key.public_key();
+            assert_eq!(public.curve(), curve);
+            let back = SigningKey::from_pem(&key.to_pkcs8_pem().unwrap()).unwrap();
+            assert_eq!(back.public_key(), public, "{curve}");
+            assert_eq!(PublicKey::from_pem(&public.to_pem()).unwrap(), public);
+            let sig = key.sign(b"message");
+            assert!(public.verify(b"message", &sig).is_ok(), "{curve}");
+            assert!(matches!(
+                public.verify(b"massage", &sig),
+                Err(SignatureError::Invalid)
+            ));
+            for other in [Curve::P256, Curve::P384, Curve::P521] {
+                let wrong = SigningKey::generate_on(other).public_key();
+                assert!(
+                    wrong.verify(b"message", &sig).is_err(),
+                    "{curve} vs {other}"
+                );
+            }
+        }
+    }
+
+    /// The hash is the curve's: a P-384 signature over the SHA-256 of the message (what a
+    /// P-256-only verifier would compute) does not verify, and the P-384 signer hashes with
+    /// SHA-384 (checked against p384's prehash verifier).
+    #[test]
+    fn each_curve_uses_its_own_hash() {
+        use p384::ecdsa::signature::hazmat::PrehashVerifier as _;
+        use sha2::Digest as _;
+        let key = SigningKey::generate_on(Curve::P384);
+        let sig = key.sign(b"message");
+        let Verifying::P384(vk) = &key.public_key().key else {
+            panic!("not P-384")
+        };
+        let parsed = p384::ecdsa::Signature::from_der(&sig).unwrap();
+        assert!(
+            vk.verify_prehash(&sha2::Sha384::digest(b"message"), &parsed)
+                .is_ok()
+        );
+        assert!(
+            vk.verify_prehash(&sha2::Sha256::digest(b"message"), &parsed)
+                .is_err()
+        );
+        assert_eq!(Curve::parse("secp521r1"), Some(Curve::P521));
+        assert_eq!(Curve::P521.hash(), "SHA-512");
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Cryptographic vocabulary shared by every rampart crate.
 //!
 //! * [`Digest`]: a SHA-256 digest with a stable hex form, and [`sha256`] to make one.
-//! * [`SigningKey`] / [`PublicKey`]: ECDSA P-256 keys in PEM, the key type that OpenSSF
-//!   model-signing verifiers accept. A key's [`Fingerprint`] is the SHA-256 of its canonical
+//! * [`SigningKey`] / [`PublicKey`]: ECDSA keys on P-256, P-384 or P-521 ([`Curve`]) in PEM,
+//!   the key types OpenSSF model-signing signs and verifies with. A key's [`Fingerprint`] is the SHA-256 of its canonical
 //!   SubjectPublicKeyInfo PEM text, which is exactly the `publicKey.hint` that model-signing
 //!   writes into its bundles, so a bundle names the key that signed it.
 //! * [`AgeIdentity`]: an age X25519 identity in the format `age-keygen` writes, and
@@ -28,4 +28,4 @@ pub mod provenance;
 
 pub use age_identity::AgeIdentity;
 pub use digest::{Digest, DigestParseError, Sha256Hasher, sha256};
-pub use ecdsa::{Fingerprint, KeyError, PublicKey, SignatureError, SigningKey};
+pub use ecdsa::{Curve, Fingerprint, KeyError, PublicKey, SignatureError, SigningKey};

@@ -291,7 +291,7 @@ impl Home {
     /// The home's public signing key, from `keys/signing.pub.pem` (no secret needed).
     ///
     /// # Errors
-    /// When the file is missing or not a P-256 public key.
+    /// When the file is missing or not an ECDSA (P-256/384/521) public key.
     pub fn signing_public_key(&self) -> Result<PublicKey, HomeError> {
         let path = self.signing_public_key_path();
         let text = secure_fs::read_small_file(&path)?;

@@ -6,7 +6,7 @@
 //! .rampart/                 0700
 //!   rampart.toml            policy: data roots, trusted keys, audit, gates — never secrets
 //!   keys/                   0700
-//!     signing.key.pem       ECDSA P-256 private key, PKCS#8 PEM, 0600
+//!     signing.key.pem       ECDSA private key (P-256 made by init; P-384/P-521 accepted), PEM, 0600
 //!     signing.pub.pem       its public key (SubjectPublicKeyInfo PEM)
 //!     age.key               age X25519 identity, age-keygen format, 0600
 //!     age.pub               its recipient (age1…)

@@ -423,7 +423,7 @@ impl TrustedKey {
     /// Parses the stored key.
     ///
     /// # Errors
-    /// When the stored text is not a P-256 public key.
+    /// When the stored text is not an ECDSA (P-256/384/521) public key.
     pub fn parse(&self) -> Result<PublicKey, rampart_crypto::KeyError> {
         PublicKey::from_pem(&spki_base64_to_pem(&self.public_key))
     }

@@ -176,7 +176,8 @@ pub struct TrustArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum TrustCommand {
-    /// Trust a P-256 public key (PEM) for verifying signatures, checkpoints and approvals.
+    /// Trust an ECDSA public key (PEM; P-256, P-384 or P-521) for verifying signatures,
+    /// checkpoints and approvals.
     Add {
         /// The public key file (SubjectPublicKeyInfo PEM).
         pubkey: PathBuf,

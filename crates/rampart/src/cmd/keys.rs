@@ -34,7 +34,7 @@ fn show(ctx: &Ctx) -> Result<Status, CliError> {
     match ctx.format {
         Format::Json | Format::Sarif => output::print_json(&json!({
             "signing_key": {
-                "algorithm": "ecdsa-p256-sha256",
+                "algorithm": public.curve().algorithm(),
                 "fingerprint": public.fingerprint().to_string(),
                 "public_key_file": ctx.home.signing_public_key_path(),
                 "private_key_source": signing_source,
@@ -47,8 +47,9 @@ fn show(ctx: &Ctx) -> Result<Status, CliError> {
             },
         }))?,
         Format::Human => output::print(&format!(
-            "signing key   ECDSA P-256 {}\n  public      {}\n  private     {signing_source} ({signing_status})\n\
+            "signing key   ECDSA {} {}\n  public      {}\n  private     {signing_source} ({signing_status})\n\
              age identity  {}\n  private     {age_source} ({age_status})\n",
+            public.curve(),
             public.fingerprint(),
             ctx.home.signing_public_key_path().display(),
             recipient.as_deref().unwrap_or("unknown"),

@@ -376,3 +376,166 @@ fn attest_verify_checks_signature_and_subject() {
         .assert()
         .code(1);
 }
+
+/// Runs openssl; panics with its output on failure.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is installed by .ci/run");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every curve model_signing accepts (P-256, P-384, P-521, each with its own hash), keys made by
+/// openssl in both private formats (PKCS#8 and SEC1): rampart's signatures verify with
+/// model_signing 1.1.1 and model_signing's with rampart, and both refuse tampering and the
+/// wrong key.
+#[test]
+fn every_curve_interoperates_with_model_signing_both_ways() {
+    for (curve, openssl_name) in [
+        ("P-256", "prime256v1"),
+        ("P-384", "secp384r1"),
+        ("P-521", "secp521r1"),
+    ] {
+        let s = Scratch::new();
+        let dir = s.path();
+        // PKCS#8 (`BEGIN PRIVATE KEY`) and SEC1 (`BEGIN EC PRIVATE KEY`).
+        openssl(
+            dir,
+            &[
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                &format!("ec_paramgen_curve:{openssl_name}"),
+                "-out",
+                "pkcs8.pem",
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "pkey",
+                "-in",
+                "pkcs8.pem",
+                "-pubout",
+                "-out",
+                "pkcs8.pub.pem",
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "ecparam",
+                "-name",
+                openssl_name,
+                "-genkey",
+                "-noout",
+                "-out",
+                "sec1.pem",
+            ],
+        );
+        openssl(
+            dir,
+            &["ec", "-in", "sec1.pem", "-pubout", "-out", "sec1.pub.pem"],
+        );
+        assert!(
+            fs::read_to_string(dir.join("pkcs8.pem"))
+                .unwrap()
+                .contains("BEGIN PRIVATE KEY")
+        );
+        assert!(
+            fs::read_to_string(dir.join("sec1.pem"))
+                .unwrap()
+                .contains("BEGIN EC PRIVATE KEY")
+        );
+        for k in ["pkcs8.pem", "sec1.pem"] {
+            fs::set_permissions(
+                dir.join(k),
+                std::os::unix::fs::PermissionsExt::from_mode(0o600),
+            )
+            .unwrap();
+        }
+        for (signer_key, public) in [("pkcs8.pem", "pkcs8.pub.pem"), ("sec1.pem", "sec1.pub.pem")] {
+            let other_public = if public == "pkcs8.pub.pem" {
+                "sec1.pub.pem"
+            } else {
+                "pkcs8.pub.pem"
+            };
+            // rampart signs, model_signing verifies.
+            let model = tiny_copy(dir, false);
+            let (code, out, err) = s.run(&[
+                "sign",
+                "tiny-model",
+                "--key",
+                signer_key,
+                "--format",
+                "json",
+            ]);
+            assert_eq!(code, 0, "{curve} {signer_key}: {out}{err}");
+            let ms_verify = |public: &str| {
+                model_signing(
+                    dir,
+                    &[
+                        "verify",
+                        "key",
+                        "tiny-model",
+                        "--signature",
+                        "tiny-model/model.sig",
+                        "--public_key",
+                        public,
+                    ],
+                )
+            };
+            let (ok, out) = ms_verify(public);
+            assert!(
+                ok && out.contains("Verification succeeded"),
+                "{curve} {signer_key}: {out}"
+            );
+            let (ok, out) = ms_verify(other_public);
+            assert!(!ok, "{curve}: model_signing accepted the wrong key: {out}");
+            s.rampart(&["verify", "tiny-model", "--key", public])
+                .assert()
+                .success();
+            fs::write(model.join("config.json"), "{}").unwrap();
+            let (ok, out) = ms_verify(public);
+            assert!(!ok && out.contains("config.json"), "{curve}: {out}");
+            let (code, out, _) = s.run(&["verify", "tiny-model", "--key", public]);
+            assert_eq!(code, 1, "{curve}: {out}");
+            fs::remove_dir_all(&model).unwrap();
+
+            // model_signing signs, rampart verifies.
+            let model = tiny_copy(dir, false);
+            let (ok, out) = model_signing(
+                dir,
+                &[
+                    "sign",
+                    "key",
+                    "tiny-model",
+                    "--private_key",
+                    signer_key,
+                    "--signature",
+                    "tiny-model/model.sig",
+                ],
+            );
+            assert!(ok, "{curve} {signer_key}: {out}");
+            let (code, out, err) = s.run(&["verify", "tiny-model", "--key", public]);
+            assert_eq!(code, 0, "{curve} {signer_key}: {out}{err}");
+            let (code, out, err) = s.run(&["verify", "tiny-model", "--key", other_public]);
+            assert_ne!(
+                code, 0,
+                "{curve}: rampart accepted the wrong key: {out}{err}"
+            );
+            fs::write(model.join("tokenizer/vocab.txt"), "changed").unwrap();
+            let (code, out, _) = s.run(&["verify", "tiny-model", "--key", public]);
+            assert_eq!(code, 1, "{curve}: {out}");
+            assert!(out.contains("modified  tokenizer/vocab.txt"), "{out}");
+            fs::remove_dir_all(&model).unwrap();
+        }
+    }
+}
