@@ -214,6 +214,36 @@ pub const RULES: &[(&str, Severity, &str)] = &[
         "A torch.export archive whose graph is not valid JSON: it cannot be analysed.",
     ),
     (
+        "hf-remote-code",
+        Severity::Medium,
+        "Model code in a Hugging Face directory (auto_map, .py files) that transformers runs with trust_remote_code=True.",
+    ),
+    (
+        "index-invalid",
+        Severity::Medium,
+        "A sharded checkpoint's index maps a tensor to something that is not a file name.",
+    ),
+    (
+        "index-path-traversal",
+        Severity::High,
+        "A sharded checkpoint's index names a shard outside the model's directory.",
+    ),
+    (
+        "index-shard-missing",
+        Severity::Medium,
+        "A shard the index names is missing or unreadable: the model is not whole.",
+    ),
+    (
+        "index-tensor-missing",
+        Severity::Medium,
+        "Tensors the index assigns to a shard are not in it.",
+    ),
+    (
+        "index-tensor-unlisted",
+        Severity::Low,
+        "A shard holds tensors the index does not name (loaders ignore them).",
+    ),
+    (
         "format-not-analysed",
         Severity::Medium,
         "A recognised format whose risky parts are not analysed yet.",

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::blob::Blob;
 use crate::finding::{Finding, Severity};
-use crate::formats::{export, gguf, keras, numpy, onnx, safetensors};
+use crate::formats::{export, gguf, hf, keras, numpy, onnx, safetensors};
 use crate::pickle::{self, Class, ReadSource};
 use crate::sniff::{Kind, sniff};
 use crate::zip;
@@ -253,6 +253,12 @@ pub fn scan_file(path: &Path, cfg: &ScanConfig) -> FileReport {
     }
     report.format = engine.format.unwrap_or_else(|| "unknown".into());
     let mut findings = engine.findings;
+    if report.format == "unknown"
+        && let Some(format) = recognise_beside_weights(path, &mut findings)
+    {
+        report.format = format.into();
+        findings.retain(|f| !(f.rule == "format-unrecognised" && f.location.is_empty()));
+    }
     if report.format == "unknown" && model_like(path) {
         // What cannot be analysed is never reported clean.
         for f in findings
@@ -282,6 +288,49 @@ pub fn scan_file(path: &Path, cfg: &ScanConfig) -> FileReport {
     report.findings = findings;
     report.imports = engine.imports;
     report
+}
+
+/// The files of a model directory that are not weights (`formats::hf`): a side file, a
+/// SentencePiece model, a sharded checkpoint's index, model code. Pushes what they carry and
+/// returns the format, or `None` when the file is none of them.
+fn recognise_beside_weights(path: &Path, findings: &mut Vec<Finding>) -> Option<&'static str> {
+    let mut push = |problems: Vec<hf::Problem>| {
+        for (rule, message) in problems {
+            findings.push(Finding::new(rule, message, &[]));
+        }
+    };
+    if let Some(problems) = hf::check_index(path) {
+        push(problems);
+        let pytorch = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.contains(".bin."));
+        return Some(if pytorch {
+            "pytorch-index"
+        } else {
+            "safetensors-index"
+        });
+    }
+    let mut head = [0u8; 1];
+    let read = File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    if hf::is_sentencepiece(path, head.get(..read).unwrap_or_default()) {
+        return Some("sentencepiece");
+    }
+    let python = hf::check_python(path);
+    if !python.is_empty() {
+        push(python);
+        return Some("python-source");
+    }
+    let kind = hf::side_kind(path)?;
+    if !hf::side_file_ok(path) {
+        return None;
+    }
+    if path.file_name().is_some_and(|n| n == "config.json") {
+        push(hf::check_config(path));
+    }
+    Some(kind)
 }
 
 /// What a non-regular file is, for messages ("a FIFO", "a socket", …).

@@ -242,3 +242,94 @@ fn torch_export_programs_are_read_as_such() {
         custom.findings
     );
 }
+
+/// A Hugging Face directory is read as a whole: the shared `save_pretrained` output plus the
+/// files a hub repository carries is clean, each file recognised; a sharded checkpoint whose
+/// index names a missing shard, and model code for `trust_remote_code`, are not.
+#[test]
+fn hugging_face_directories_are_read_as_a_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let src = corpus().join("hf_bert_st");
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(src.join(f), d.join(f)).unwrap();
+    }
+    std::fs::write(d.join("README.md"), "# bert\n").unwrap();
+    std::fs::write(d.join("tokenizer_config.json"), "{}").unwrap();
+    std::fs::write(d.join("vocab.txt"), "[PAD]\n[UNK]\n").unwrap();
+    std::fs::write(
+        d.join("tokenizer.model"),
+        b"\x0a\x09\x0a\x05<unk>\x15\x00\x00\x00\x00",
+    )
+    .unwrap();
+    // A two-shard copy of the same tensors' names, with its index.
+    let st = std::fs::read(src.join("model.safetensors")).unwrap();
+    let names: Vec<String> = safetensors::SafeTensors::deserialize(&st)
+        .unwrap()
+        .names()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    std::fs::write(d.join("model-00001-of-00002.safetensors"), &st).unwrap();
+    let map: serde_json::Map<String, serde_json::Value> = names
+        .iter()
+        .map(|n| (n.clone(), "model-00001-of-00002.safetensors".into()))
+        .collect();
+    let index = d.join("model.safetensors.index.json");
+    std::fs::write(
+        &index,
+        serde_json::to_vec(&serde_json::json!({"metadata": {"total_size": 1}, "weight_map": map}))
+            .unwrap(),
+    )
+    .unwrap();
+    let scan = || scan_path(d, &ScanConfig::default(), &|_| {}).unwrap();
+    let reports = scan();
+    for r in &reports {
+        assert!(
+            r.findings.is_empty() && r.error.is_none(),
+            "{}: {:?}",
+            r.path.display(),
+            r.findings
+        );
+        assert_ne!(r.format, "unknown", "{}", r.path.display());
+    }
+    let format = |reports: &[rampart_scan::FileReport], name: &str| {
+        reports
+            .iter()
+            .find(|r| r.path.ends_with(name))
+            .unwrap()
+            .format
+            .clone()
+    };
+    assert_eq!(
+        format(&reports, "model.safetensors.index.json"),
+        "safetensors-index"
+    );
+    assert_eq!(format(&reports, "tokenizer.model"), "sentencepiece");
+
+    // A tensor sent to a shard that is not there; model code beside the config.
+    let mut map = map;
+    map.insert(
+        "pooler.extra".into(),
+        "model-00002-of-00002.safetensors".into(),
+    );
+    std::fs::write(
+        &index,
+        serde_json::to_vec(&serde_json::json!({"weight_map": map})).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(d.join("modeling_bert.py"), "import os\nos.system('id')\n").unwrap();
+    let reports = scan();
+    let rules: Vec<(&str, Severity)> = reports
+        .iter()
+        .flat_map(|r| r.findings.iter().map(|f| (f.rule, f.severity)))
+        .collect();
+    assert!(
+        rules.contains(&("index-shard-missing", Severity::Medium)),
+        "{rules:?}"
+    );
+    assert!(
+        rules.contains(&("hf-remote-code", Severity::Medium)),
+        "{rules:?}"
+    );
+}

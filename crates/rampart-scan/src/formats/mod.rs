@@ -2,6 +2,7 @@
 
 pub mod export;
 pub mod gguf;
+pub mod hf;
 pub mod keras;
 pub mod numpy;
 pub mod onnx;

@@ -303,8 +303,22 @@ fn unanalysable_model_files_are_not_clean() {
     };
     assert_eq!(rule("sparse.pt"), ("unanalysable".into(), "medium".into()));
     assert_eq!(rule("weights.pkl").0, "unanalysable");
-    assert_eq!(rule("config.json").1, "info");
-    assert_eq!(rule("README").1, "info");
+    // Known side files are recognised as such, with no finding at all.
+    assert_eq!(rule("config.json"), (String::new(), String::new()));
+    assert_eq!(rule("README"), (String::new(), String::new()));
+    let format = |name: &str| {
+        v["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"].as_str().unwrap().ends_with(name))
+            .unwrap()["format"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(format("config.json"), "config");
+    assert_eq!(format("README"), "readme");
     assert_eq!(v["summary"]["flagged"], 2, "{v}");
 
     // The policy sets its severity: low passes at the default fail_on (medium).
