@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         }
     };
     output::init_logging(&cli.global);
+    output::set_quiet(cli.global.quiet);
     let format = cli.global.format;
     match run(cli) {
         Ok(Status::Ok) => ExitCode::SUCCESS,

@@ -34,10 +34,32 @@ pub fn init_logging(global: &GlobalArgs) {
     };
 }
 
-/// Writes text to stdout; a closed pipe becomes a quiet exit, not a panic. Control
-/// characters other than newline and tab are escaped: names and messages that came from a
-/// file or a trainer never drive the terminal.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sets `-q` for the process: human summaries are not printed.
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether `-q` was given.
+pub fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Writes a human summary of what a command did to stdout — nothing under `-q`, where the
+/// exit status tells the result. See [`product`] for output that is the command's purpose.
 pub fn print(text: &str) -> Result<(), CliError> {
+    if quiet() {
+        return Ok(());
+    }
+    product(text)
+}
+
+/// Writes what the user asked the command for (a listing, an exported key, a new token,
+/// predictions, a completion script) to stdout, `-q` or not; a closed pipe becomes a quiet
+/// exit, not a panic. Control characters other than newline and tab are escaped: names and
+/// messages that came from a file or a trainer never drive the terminal.
+pub fn product(text: &str) -> Result<(), CliError> {
     let text = rampart_train::terminal::escape_text(text);
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
@@ -45,9 +67,10 @@ pub fn print(text: &str) -> Result<(), CliError> {
         .map_err(CliError::internal)
 }
 
-/// Writes one JSON value and a newline to stdout.
+/// Writes one JSON value and a newline to stdout (machine output asked for with `--format`:
+/// printed under `-q` too).
 pub fn print_json(value: &serde_json::Value) -> Result<(), CliError> {
-    print(&format!("{value}\n"))
+    product(&format!("{value}\n"))
 }
 
 /// A byte-count progress bar on stderr, only when stderr is a terminal and not `-q`.

@@ -178,10 +178,10 @@ fn show(
             }
         }
         if text.len() > 64 * 1024 {
-            output::print(&text)?;
+            output::product(&text)?;
             text.clear();
         }
     }
-    output::print(&text)?;
+    output::product(&text)?;
     Ok(Status::Ok)
 }

@@ -51,10 +51,10 @@ pub fn run(ctx: &Ctx, args: &DataArgs) -> Result<Status, CliError> {
                 let roots = ctx.home.load_policy()?.data.roots;
                 match ctx.format {
                     Format::Json | Format::Sarif => output::print_json(&json!({ "roots": roots }))?,
-                    Format::Human if roots.is_empty() => output::print(
+                    Format::Human if roots.is_empty() => output::product(
                         "no data roots: no location is authorised until you `rampart data roots add DIR`\n",
                     )?,
-                    Format::Human => output::print(
+                    Format::Human => output::product(
                         &roots
                             .iter()
                             .map(|r| format!("{}\n", r.display()))
@@ -259,7 +259,7 @@ fn infer_schema(ctx: &Ctx, args: &InferSchemaArgs) -> Result<Status, CliError> {
     match &args.output {
         Some(out) => {
             rampart_home::secure_fs::atomic_write(out, text.as_bytes(), 0o644)?;
-            if ctx.format == Format::Human {
+            if ctx.format == Format::Human && !output::quiet() {
                 eprintln!(
                     "wrote {} ({} columns, from {} rows)",
                     out.display(),
@@ -268,7 +268,7 @@ fn infer_schema(ctx: &Ctx, args: &InferSchemaArgs) -> Result<Status, CliError> {
                 );
             }
         }
-        None => output::print(&text)?,
+        None => output::product(&text)?,
     }
     Ok(Status::Ok)
 }

@@ -175,7 +175,7 @@ pub fn run(ctx: &Ctx, args: &GuardArgs) -> Result<Status, CliError> {
                 }
             }
         }
-        output::print(&out)?;
+        output::product(&out)?;
     } else {
         let t = match text.as_deref() {
             None | Some("-") => read_limited(std::io::stdin().lock(), "stdin")?,

@@ -46,7 +46,7 @@ fn show(ctx: &Ctx) -> Result<Status, CliError> {
                 "status": age_status,
             },
         }))?,
-        Format::Human => output::print(&format!(
+        Format::Human => output::product(&format!(
             "signing key   ECDSA {} {}\n  public      {}\n  private     {signing_source} ({signing_status})\n\
              age identity  {}\n  private     {age_source} ({age_status})\n",
             public.curve(),
@@ -98,7 +98,7 @@ fn export(ctx: &Ctx, age: bool, output: Option<&std::path::Path>) -> Result<Stat
                     .detail("key", what),
             )?;
         }
-        None => output::print(&text)?,
+        None => output::product(&text)?,
     }
     Ok(Status::Ok)
 }

@@ -632,7 +632,7 @@ fn predict(ctx: &Ctx, a: &PredictArgs) -> Result<Status, CliError> {
             .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
     }
     if a.output == Path::new("-") {
-        output::print(&String::from_utf8_lossy(&buf))?;
+        output::product(&String::from_utf8_lossy(&buf))?;
     } else {
         rampart_home::secure_fs::atomic_write(&a.output, &buf, 0o644)
             .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;

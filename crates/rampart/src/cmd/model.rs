@@ -546,7 +546,7 @@ fn list(ctx: &Ctx) -> Result<Status, CliError> {
                     f("production")
                 ));
             }
-            output::print(&text)?;
+            output::product(&text)?;
         }
     }
     Ok(Status::Ok)
@@ -602,7 +602,7 @@ fn show(ctx: &Ctx, reference: &str) -> Result<Status, CliError> {
                     a.approver, a.approver_key, a.at
                 ));
             }
-            output::print(&text)?;
+            output::product(&text)?;
         }
     }
     Ok(Status::Ok)
@@ -627,7 +627,7 @@ fn history(ctx: &Ctx, name: &str) -> Result<Status, CliError> {
                     e.reason
                 ));
             }
-            output::print(&text)?;
+            output::product(&text)?;
         }
     }
     Ok(Status::Ok)

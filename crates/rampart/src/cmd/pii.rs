@@ -358,7 +358,7 @@ fn reveal(ctx: &Ctx, args: &PiiRevealArgs) -> Result<Status, CliError> {
             .detail("output", args.output.display().to_string()),
     )?;
     let lines = lines?;
-    if ctx.format == Format::Human {
+    if ctx.format == Format::Human && !output::quiet() {
         eprintln!(
             "revealed {} ({lines} lines) into {}",
             args.path.display(),

@@ -1295,7 +1295,7 @@ fn status(ctx: &Ctx, pipeline: &str) -> Result<Status, CliError> {
                 }
             }
             text.push_str(&format!("report {}\n", dir.join("report.html").display()));
-            output::print(&text)?;
+            output::product(&text)?;
         }
     }
     Ok(Status::Ok)

@@ -101,13 +101,17 @@ pub fn apikey(ctx: &Ctx, args: &ApikeyArgs) -> Result<Status, CliError> {
                 Format::Json | Format::Sarif => {
                     output::print_json(&json!({"key": info, "token": token}))?;
                 }
-                Format::Human => output::print(&format!(
-                    "{token}\n(key {}: role {}, {} req/s, burst {}; this token is shown once and stored only as a hash)\n",
-                    info.id,
-                    role.as_str(),
-                    rate,
-                    burst
-                ))?,
+                Format::Human => {
+                    // The token is the product; the note after it is a summary.
+                    output::product(&format!("{token}\n"))?;
+                    output::print(&format!(
+                        "(key {}: role {}, {} req/s, burst {}; this token is shown once and stored only as a hash)\n",
+                        info.id,
+                        role.as_str(),
+                        rate,
+                        burst
+                    ))?;
+                }
             }
         }
         ApikeyCommand::List => {
@@ -128,7 +132,7 @@ pub fn apikey(ctx: &Ctx, args: &ApikeyArgs) -> Result<Status, CliError> {
                             k.label
                         ));
                     }
-                    output::print(&t)?;
+                    output::product(&t)?;
                 }
             }
         }
@@ -594,7 +598,9 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
         let addr = std_listener.local_addr()?;
         state.set_public_names(public_names(a, addr, tls.is_some()));
         let scheme = if tls.is_some() { "https" } else { "http" };
-        eprintln!("rampart serve: listening on {scheme}://{addr} ({served})");
+        if !crate::output::quiet() {
+            eprintln!("rampart serve: listening on {scheme}://{addr} ({served})");
+        }
         let shutdown = async {
             let ctrl_c = tokio::signal::ctrl_c();
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

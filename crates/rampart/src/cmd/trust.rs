@@ -82,7 +82,7 @@ pub fn run(ctx: &Ctx, args: &TrustArgs) -> Result<Status, CliError> {
                     if policy.trust.keys.is_empty() {
                         text = "no trusted keys: signatures cannot be verified until you `rampart trust add KEY.pem`\n".into();
                     }
-                    output::print(&text)?;
+                    output::product(&text)?;
                 }
             }
         }

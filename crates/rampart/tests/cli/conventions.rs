@@ -76,3 +76,138 @@ fn json_logs_are_json_lines() {
     let (_, _, err) = s.run(&["-q", "keys", "export-public", "-o", "y.pem"]);
     assert!(!err.contains("WARN"), "{err}");
 }
+
+/// `-q` silences every human summary — the exit status tells the result — while what a command
+/// exists to print (a listing, an exported key, a new token, predictions) still prints, and
+/// errors still go to stderr.
+#[test]
+fn quiet_means_quiet() {
+    let s = Scratch::new();
+    let mut csv = String::from("x,y,label\n");
+    for i in 0..60 {
+        let c = if i % 2 == 0 { 0.0 } else { 5.0 };
+        csv.push_str(&format!("{},{},{}\n", c + f64::from(i % 7) * 0.1, c, i % 2));
+    }
+    std::fs::write(s.path().join("d.csv"), csv).unwrap();
+    std::fs::write(s.path().join("w.bin"), vec![3u8; 64]).unwrap();
+    // Another signer's key (P-384, made by openssl) to trust.
+    for args in [
+        &[
+            "ecparam",
+            "-name",
+            "secp384r1",
+            "-genkey",
+            "-noout",
+            "-out",
+            "other.pem",
+        ][..],
+        &["ec", "-in", "other.pem", "-pubout", "-out", "other.pub.pem"][..],
+    ] {
+        let ok = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(s.path())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    let silent: &[&[&str]] = &[
+        &["init"],
+        &[
+            "ml",
+            "train",
+            "--data",
+            "d.csv",
+            "--label",
+            "label",
+            "--model",
+            "logistic",
+            "-o",
+            "m.safetensors",
+        ],
+        &[
+            "ml",
+            "eval",
+            "--model",
+            "m.safetensors",
+            "--data",
+            "d.csv",
+            "--label",
+            "label",
+        ],
+        &[
+            "ml",
+            "predict",
+            "--model",
+            "m.safetensors",
+            "--data",
+            "d.csv",
+            "-o",
+            "p.csv",
+        ],
+        &["sign", "w.bin"],
+        &["verify", "w.bin"],
+        &["scan", "m.safetensors"],
+        &["keys", "export-public", "-o", "home.pub.pem"],
+        &["trust", "add", "other.pub.pem", "--name", "other"],
+        &["trust", "remove", "other"],
+        &["data", "roots", "add", "."],
+        &["data", "infer-schema", "d.csv", "-o", "schema.toml"],
+        &["data", "validate", "d.csv", "--schema", "schema.toml"],
+        &["data", "pii", "scan", "d.csv"],
+        &["audit", "verify"],
+    ];
+    for args in silent {
+        let mut all = vec!["-q"];
+        all.extend_from_slice(args);
+        let (code, out, err) = s.run(&all);
+        assert_eq!(code, 0, "{args:?}: {out}{err}");
+        assert_eq!(out, "", "{args:?} printed a summary under -q");
+        assert!(
+            !err.contains("wrote") && !err.contains("WARN"),
+            "{args:?}: {err}"
+        );
+    }
+    // Without -q the same commands do say something (so the test can fail).
+    let (_, out, _) = s.run(&["sign", "w.bin"]);
+    assert!(out.contains("signed"), "{out}");
+    let (_, out, _) = s.run(&[
+        "ml",
+        "eval",
+        "--model",
+        "m.safetensors",
+        "--data",
+        "d.csv",
+        "--label",
+        "label",
+    ]);
+    assert!(!out.is_empty());
+
+    // Products print under -q.
+    let (code, out, _) = s.run(&["-q", "keys", "export-public"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("-----BEGIN PUBLIC KEY-----"), "{out}");
+    let (code, out, _) = s.run(&["-q", "apikey", "create", "--role", "predict"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.lines().count(), 1, "only the token: {out}");
+    let (_, out, _) = s.run(&["-q", "model", "list"]);
+    assert!(out.starts_with("MODEL"), "{out}");
+    let (_, out, _) = s.run(&[
+        "-q",
+        "ml",
+        "predict",
+        "--model",
+        "m.safetensors",
+        "--data",
+        "d.csv",
+        "-o",
+        "-",
+    ]);
+    assert!(out.lines().count() > 60, "{out}");
+    let (_, out, _) = s.run(&["-q", "--format", "json", "scan", "m.safetensors"]);
+    assert!(out.starts_with('{'), "{out}");
+    // Errors still reach stderr.
+    let (code, out, err) = s.run(&["-q", "verify", "nothing-here"]);
+    assert_eq!(code, 2);
+    assert_eq!(out, "");
+    assert!(err.contains("nothing-here"), "{err}");
+}
