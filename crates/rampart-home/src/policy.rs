@@ -284,6 +284,11 @@ pub struct ScanPolicy {
     /// (default medium: it fails a scan at the default `fail_on`).
     #[serde(default = "default_fail_on")]
     pub unanalysable: String,
+    /// Severity per finding rule (`torchscript-code = "low"`, `hf-remote-code = "high"`):
+    /// any rule may be raised; one whose default is critical (code that runs on load) may not
+    /// be lowered.
+    #[serde(default)]
+    pub severity: std::collections::BTreeMap<String, String>,
 }
 
 fn default_fail_on() -> String {
@@ -296,6 +301,7 @@ impl Default for ScanPolicy {
             allow: Vec::new(),
             fail_on: default_fail_on(),
             unanalysable: default_fail_on(),
+            severity: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -636,6 +642,23 @@ impl Policy {
                 )));
             }
         }
+        for (rule, value) in &self.scan.severity {
+            let Some((_, default, _)) = rampart_scan::RULES.iter().find(|r| r.0 == rule) else {
+                return Err(bad(format!(
+                    "scan.severity: {rule:?} is not a scanner rule (`rampart scan --format json` names them)"
+                )));
+            };
+            let Some(wanted) = rampart_scan::Severity::parse(value) else {
+                return Err(bad(format!(
+                    "scan.severity.{rule} {value:?} is not one of info, low, medium, high, critical"
+                )));
+            };
+            if *default == rampart_scan::Severity::Critical && wanted < *default {
+                return Err(bad(format!(
+                    "scan.severity.{rule}: a critical rule (code that runs when the file is loaded) cannot be lowered"
+                )));
+            }
+        }
         if let Some(bad_entry) = self
             .scan
             .allow
@@ -782,6 +805,11 @@ fail_on = "medium"
 # The severity of a file named like a model (.pt, .pkl, .bin, .onnx, ...) whose content the
 # scanner cannot parse: it is never reported clean.
 # unanalysable = "medium"
+# The severity of any finding rule, e.g. TorchScript code or Hugging Face remote code.
+# Critical rules (code that runs on load) can be raised but never lowered.
+# [scan.severity]
+# torchscript-code = "medium"
+# hf-remote-code = "medium"
 
 # Promotion gates. Left out, a field keeps the safe default shown here.
 [gates.staging]

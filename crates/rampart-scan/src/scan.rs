@@ -108,6 +108,9 @@ pub struct ScanConfig {
     /// The severity of an `unanalysable` finding (default medium): a file with a model's
     /// extension whose content is no format the scanner knows.
     pub unanalysable: Option<Severity>,
+    /// Severity per rule id, from the policy's `[scan.severity]` (applied to every finding of
+    /// that rule, nested ones included).
+    pub severity: HashMap<String, Severity>,
 }
 
 /// Extensions model files are saved under. A file so named that the scanner cannot parse is
@@ -277,6 +280,11 @@ pub fn scan_file(path: &Path, cfg: &ScanConfig) -> FileReport {
             );
             u.severity = cfg.unanalysable.unwrap_or(Severity::Medium);
             *f = u;
+        }
+    }
+    for f in &mut findings {
+        if let Some(s) = cfg.severity.get(f.rule) {
+            f.severity = *s;
         }
     }
     findings.sort_by(|a, b| {

@@ -197,6 +197,13 @@ pub fn config(policy: &rampart_home::Policy) -> ScanConfig {
     ScanConfig {
         allow: policy.scan.allow.clone(),
         unanalysable: Severity::parse(&policy.scan.unanalysable),
+        // Validated when the policy was loaded.
+        severity: policy
+            .scan
+            .severity
+            .iter()
+            .filter_map(|(rule, s)| Some((rule.clone(), Severity::parse(s)?)))
+            .collect(),
         ..ScanConfig::default()
     }
 }

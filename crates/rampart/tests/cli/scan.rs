@@ -332,3 +332,51 @@ fn unanalysable_model_files_are_not_clean() {
     let (code, _, err) = s.run(&["scan", "m"]);
     assert_eq!(code, 0, "{err}");
 }
+
+/// The policy's `[scan.severity]` sets a rule's severity: TorchScript code (medium by default)
+/// raised to high fails a scan at `fail_on = "high"`; a critical rule cannot be lowered and an
+/// unknown rule is refused, both naming the key.
+#[test]
+fn the_policy_sets_a_rules_severity() {
+    let s = Scratch::init();
+    let ts = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/interop/torch-corpus/torchscript_traced.pt");
+    std::fs::copy(&ts, s.path().join("ts.pt")).unwrap();
+    let policy = s.home().join("rampart.toml");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    let with = |extra: &str| {
+        std::fs::write(
+            &policy,
+            text.replace(
+                "fail_on = \"medium\"\n",
+                &format!("fail_on = \"high\"\n{extra}"),
+            ),
+        )
+        .unwrap();
+    };
+    with("");
+    let (code, out, err) = s.run(&["scan", "ts.pt"]);
+    assert_eq!(
+        code, 0,
+        "medium TorchScript passes at fail_on high: {out}{err}"
+    );
+    assert!(out.contains("torchscript-code"), "{out}");
+    with("\n[scan.severity]\ntorchscript-code = \"high\"\n");
+    let (code, out, err) = s.run(&["scan", "ts.pt"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("high") && out.contains("torchscript-code"),
+        "{out}"
+    );
+    with("\n[scan.severity]\npickle-dangerous-import = \"low\"\n");
+    let (code, _, err) = s.run(&["scan", "ts.pt"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("scan.severity.pickle-dangerous-import") && err.contains("cannot be lowered"),
+        "{err}"
+    );
+    with("\n[scan.severity]\nno-such-rule = \"low\"\n");
+    let (code, _, err) = s.run(&["scan", "ts.pt"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no-such-rule"), "{err}");
+}
