@@ -214,6 +214,11 @@ pub const RULES: &[(&str, Severity, &str)] = &[
         "A torch.export archive whose graph is not valid JSON: it cannot be analysed.",
     ),
     (
+        "torchscript-custom-op",
+        Severity::Medium,
+        "TorchScript code calls operators or classes outside torch's namespaces (native code a library registered).",
+    ),
+    (
         "hf-remote-code",
         Severity::Medium,
         "Model code in a Hugging Face directory (auto_map, .py files) that transformers runs with trust_remote_code=True.",

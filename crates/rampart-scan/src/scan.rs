@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::blob::Blob;
 use crate::finding::{Finding, Severity};
-use crate::formats::{export, gguf, hf, keras, numpy, onnx, safetensors};
+use crate::formats::{export, gguf, hf, keras, numpy, onnx, safetensors, torchscript};
 use crate::pickle::{self, Class, ReadSource};
 use crate::sniff::{Kind, sniff};
 use crate::zip;
@@ -244,6 +244,7 @@ pub fn scan_file(path: &Path, cfg: &ScanConfig) -> FileReport {
         imports: Vec::new(),
         extracted: 0,
         format: None,
+        archive_classes: Vec::new(),
     };
     let mut blob = Blob::File(file, len);
     if let Err(e) = engine.scan_blob(&mut blob, &mut Vec::new(), 0) {
@@ -418,6 +419,8 @@ struct Engine<'a> {
     imports: Vec<ImportRecord>,
     extracted: u64,
     format: Option<String>,
+    /// `__torch__.…` classes the TorchScript archive under scan defines in its `code/`.
+    archive_classes: Vec<String>,
 }
 
 const HEAD: usize = 64 * 1024;
@@ -679,13 +682,21 @@ impl Engine<'_> {
         }
     }
 
+    /// The allowlist: the policy's, plus the classes the TorchScript archive being scanned
+    /// defines in its own code.
+    fn allow_here(&self) -> Vec<String> {
+        let mut allow = self.cfg.allow.clone();
+        allow.extend(self.archive_classes.iter().cloned());
+        allow
+    }
+
     fn scan_pickles(&mut self, blob: &mut Blob, start: u64, loc: &[String]) -> io::Result<()> {
         let reader = blob.reader_from(start)?;
         let mut src = ReadSource::new(reader);
         let (analyses, trailing) = pickle::analyse_stream(
             &mut src,
             &self.cfg.limits.pickle,
-            &self.cfg.allow,
+            &self.allow_here(),
             &self.cfg.extensions,
         );
         let mut joblib = false;
@@ -888,6 +899,8 @@ impl Engine<'_> {
     fn scan_zip(&mut self, blob: &mut Blob, loc: &mut Vec<String>, depth: usize) -> io::Result<()> {
         let len = blob.len();
         let listing = zip::list(blob, len)?;
+        // A TorchScript archive's own classes are allowed only inside it.
+        let outer_classes = self.archive_classes.clone();
         for q in &listing.quirks {
             self.findings
                 .push(Finding::new(q.rule, q.message.clone(), loc));
@@ -912,6 +925,8 @@ impl Engine<'_> {
             depth,
             if is_export {
                 "pytorch-export"
+            } else if is_torch && names.iter().any(|n| n.ends_with("constants.pkl")) {
+                "torchscript"
             } else if is_torch {
                 "pytorch"
             } else if is_keras {
@@ -960,6 +975,28 @@ impl Engine<'_> {
             .collect();
         if is_torch && !code.is_empty() {
             self.findings.push(Finding::new("torchscript-code", format!("TorchScript archive with {} code file(s) (e.g. {}) that run when torch.jit.load loads it", code.len(), code.first().unwrap_or(&"")), loc));
+            // What that code reaches outside torch: operators and classes a library registered.
+            let mut natives = std::collections::BTreeSet::new();
+            let mut classes = Vec::new();
+            for entry in listing
+                .entries
+                .iter()
+                .filter(|e| code.contains(&e.name.as_str()) && e.name.ends_with(".py"))
+            {
+                let mut text = Vec::new();
+                let mut r = entry_reader(blob, entry, &self.cfg.limits)?;
+                if r.by_ref().take(16 << 20).read_to_end(&mut text).is_ok() {
+                    natives.extend(torchscript::foreign_natives(&text));
+                    classes.extend(torchscript::defined_classes(&entry.name, &text));
+                }
+            }
+            // The archive's pickles name these classes (`__torch__.Net`): torch.jit.load
+            // builds them from the code above, it never imports a Python module for them.
+            self.archive_classes = classes;
+            if !natives.is_empty() {
+                let list: Vec<String> = natives.into_iter().collect();
+                self.findings.push(Finding::new("torchscript-custom-op", format!("the TorchScript code calls {} outside torch's namespaces ({}): native code a library registered, which torch.jit.load needs loaded", list.len(), list.join(", ")), loc));
+            }
         }
         for entry in &listing.entries {
             if entry.name.ends_with('/') && entry.compressed == 0 {
@@ -1123,6 +1160,7 @@ impl Engine<'_> {
             }
             loc.pop();
         }
+        self.archive_classes = outer_classes;
         Ok(())
     }
 }

@@ -333,3 +333,49 @@ fn hugging_face_directories_are_read_as_a_whole() {
         "{rules:?}"
     );
 }
+
+/// The code of a TorchScript archive is read: the shared scripted model calls only torch's
+/// operators (one medium `torchscript-code` note); the same archive with a call to an operator
+/// another library registered gets `torchscript-custom-op` naming it.
+#[test]
+fn torchscript_code_is_read_for_foreign_operators() {
+    let src = std::fs::read(corpus().join("torchscript_scripted.pt")).unwrap();
+    let clean = scan_path(
+        &corpus().join("torchscript_scripted.pt"),
+        &ScanConfig::default(),
+        &|_| {},
+    )
+    .unwrap()
+    .remove(0);
+    let rules: Vec<&str> = clean.findings.iter().map(|f| f.rule).collect();
+    assert_eq!(rules, vec!["torchscript-code"]);
+    assert!(!src.is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ts.pt");
+    std::fs::write(
+        &path,
+        stored_zip(&[
+            ("ts/data.pkl", b"\x80\x02}q\x00.".to_vec()),
+            ("ts/constants.pkl", b"\x80\x02).".to_vec()),
+            (
+                "ts/code/__torch__.py",
+                b"class Net(Module):\n  def forward(self, x: Tensor) -> Tensor:\n    return ops.my_vendor.fused_gelu(torch.relu(x))\n".to_vec(),
+            ),
+        ]),
+    )
+    .unwrap();
+    let r = scan_path(&path, &ScanConfig::default(), &|_| {})
+        .unwrap()
+        .remove(0);
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.rule == "torchscript-custom-op")
+        .unwrap_or_else(|| panic!("{:?}", r.findings));
+    assert!(
+        f.message.contains("ops.my_vendor.fused_gelu"),
+        "{}",
+        f.message
+    );
+    assert_eq!(f.severity, Severity::Medium);
+}

@@ -7,3 +7,4 @@ pub mod keras;
 pub mod numpy;
 pub mod onnx;
 pub mod safetensors;
+pub mod torchscript;
