@@ -114,7 +114,7 @@ pub fn tiny_copy(to: &Path, keep_sig: bool) -> PathBuf {
     dst
 }
 
-fn copy_dir(src: &Path, dst: &Path) {
+pub fn copy_dir(src: &Path, dst: &Path) {
     std::fs::create_dir_all(dst).unwrap();
     for entry in std::fs::read_dir(src).unwrap() {
         let entry = entry.unwrap();

@@ -539,3 +539,78 @@ fn every_curve_interoperates_with_model_signing_both_ways() {
         }
     }
 }
+
+fn golden() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/model-transparency")
+}
+
+/// model_signing's own golden vectors for raw-key signatures (v0.3.1, v1.0.0, v1.0.1, v1.1.0,
+/// a P-384 key), verified as its `test-verify-*-elliptic-key.sh` scripts call them; then each
+/// tampered — a changed file, a wrong key, a flipped signature byte — fails.
+#[test]
+fn model_signing_golden_vectors_elliptic_key() {
+    let s = Scratch::new();
+    let g = golden();
+    let public = g.join("keys/certificate/signing-key-pub.pem");
+    let public = public.to_str().unwrap();
+    for (version, target, ignore) in [
+        ("v0.3.1", "signme-1", false),
+        ("v1.0.0", "signme-1", false),
+        ("v1.0.1", "", true),
+        ("v1.1.0", "", true),
+    ] {
+        let dir = s.path().join(version);
+        crate::interop::copy_dir(&g.join(format!("{version}-elliptic-key")), &dir);
+        let path = dir.join(target);
+        let sig = dir.join("model.sig");
+        let ignore_me = dir.join("ignore-me");
+        let args = |key: &str| {
+            let mut a = vec![
+                "verify".to_owned(),
+                path.display().to_string(),
+                "--sig".into(),
+                sig.display().to_string(),
+                "--key".into(),
+                key.to_owned(),
+            ];
+            if ignore {
+                a.extend(["--ignore-paths".into(), ignore_me.display().to_string()]);
+            }
+            a
+        };
+        let run = |a: Vec<String>| {
+            let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+            s.run(&refs)
+        };
+        let (code, out, err) = run(args(public));
+        assert_eq!(code, 0, "{version}: {out}{err}");
+        assert!(out.contains("verified"), "{out}");
+        // The wrong key (the shared P-256 test key).
+        let (code, out, err) = run(args(&test_pub()));
+        assert_ne!(code, 0, "{version}: accepted the wrong key: {out}{err}");
+        // A flipped byte in the DSSE signature.
+        let original = fs::read_to_string(&sig).unwrap();
+        let bundle: serde_json::Value = serde_json::from_str(&original).unwrap();
+        let sig_b64 = bundle["dsseEnvelope"]["signatures"][0]["sig"]
+            .as_str()
+            .unwrap();
+        let mut flipped = sig_b64.as_bytes().to_vec();
+        flipped[20] = if flipped[20] == b'A' { b'B' } else { b'A' };
+        fs::write(
+            &sig,
+            original.replace(sig_b64, std::str::from_utf8(&flipped).unwrap()),
+        )
+        .unwrap();
+        let (code, out, err) = run(args(public));
+        assert_eq!(
+            code, 1,
+            "{version}: a flipped signature verified: {out}{err}"
+        );
+        fs::write(&sig, &original).unwrap();
+        // A changed file.
+        fs::write(dir.join("signme-1"), "tampered\n").unwrap();
+        let (code, out, err) = run(args(public));
+        assert_eq!(code, 1, "{version}: {out}{err}");
+        assert!(out.contains("signme-1"), "{version}: {out}");
+    }
+}
