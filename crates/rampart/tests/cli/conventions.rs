@@ -211,3 +211,65 @@ fn quiet_means_quiet() {
     assert_eq!(out, "");
     assert!(err.contains("nothing-here"), "{err}");
 }
+
+/// Every command of the README's tour exists, and every flag the tour shows for it is one the
+/// command takes (checked against its `--help`), so the tour cannot drift from the CLI.
+#[test]
+fn the_readme_tour_matches_the_cli() {
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"),
+    )
+    .unwrap();
+    let s = Scratch::new();
+    let mut checked = 0;
+    for line in readme.lines().filter(|l| l.starts_with("| `rampart ")) {
+        let span = line
+            .trim_start_matches("| `")
+            .split('`')
+            .next()
+            .unwrap()
+            .replace("\\|", "|");
+        let mut tokens = span.split_whitespace().skip(1).peekable();
+        let mut words = Vec::new();
+        while let Some(t) = tokens.peek() {
+            let first = t.split('|').next().unwrap();
+            if first.chars().all(|c| c.is_ascii_lowercase() || c == '-') && !first.starts_with('-')
+            {
+                words.push(first.to_owned());
+                tokens.next();
+            } else {
+                break;
+            }
+        }
+        let flags: Vec<String> = span
+            .split(|c: char| c.is_whitespace() || "[]()|…".contains(c))
+            .filter(|t| t.starts_with('-') && t.len() > 1 && t != &"--")
+            .map(|t| t.trim_end_matches('=').to_owned())
+            .collect();
+        let mut args: Vec<&str> = words.iter().map(String::as_str).collect();
+        args.push("--help");
+        let (code, help, err) = s.run(&args);
+        assert_eq!(
+            code,
+            0,
+            "README: `{span}`: `rampart {}` is not a command: {err}",
+            words.join(" ")
+        );
+        for f in &flags {
+            let shown = if f.starts_with("--") {
+                help.contains(&format!("{f} "))
+                    || help.contains(&format!("{f}\n"))
+                    || help.contains(&format!("{f}="))
+            } else {
+                help.contains(&format!("{f}, ")) || help.contains(&format!("{f} "))
+            };
+            assert!(
+                shown,
+                "README: `{span}`: `rampart {}` takes no {f}\n{help}",
+                words.join(" ")
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 40, "only {checked} tour rows found");
+}
