@@ -4,8 +4,9 @@
 //! `"DSSEv1" SP len(type) SP type SP len(payload) SP payload`, never the JSON around it, so
 //! the envelope can be re-serialised freely. Bundles are parsed strictly (unknown fields in the
 //! bundle, verification material, envelope and signature layers are errors, as
-//! `model_signing` does) and with size limits, and only the *key* method is supported: a
-//! `publicKey` hint, no certificates, no transparency log.
+//! `model_signing` does) and with size limits. Two methods are supported: the *key* method (a
+//! `publicKey` hint) and the *certificate* method (an `x509CertificateChain`, validated by
+//! [`crate::x509`] against roots the verifier trusts). Transparency-log entries are not read.
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -40,6 +41,43 @@ pub enum BundleError {
     /// No trusted key verifies the signature.
     #[error("the signature does not verify with {0}")]
     BadSignature(String),
+    /// The bundle's certificate chain is not trusted or may not sign.
+    #[error(transparent)]
+    Certificate(#[from] crate::x509::X509Error),
+}
+
+/// model_signing v0.2.0's encoding (a bug it still verifies for compatibility): `DSSEV1`, and
+/// the payload written as Python's `repr` of a bytes object.
+fn pae_compat(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let quote = if payload.contains(&b'\'') && !payload.contains(&b'"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut repr = String::with_capacity(payload.len() + 3);
+    repr.push('b');
+    repr.push(quote);
+    for &b in payload {
+        match b {
+            b'\\' => repr.push_str("\\\\"),
+            b'\t' => repr.push_str("\\t"),
+            b'\n' => repr.push_str("\\n"),
+            b'\r' => repr.push_str("\\r"),
+            _ if char::from(b) == quote => {
+                repr.push('\\');
+                repr.push(quote);
+            }
+            0x20..=0x7e => repr.push(char::from(b)),
+            _ => repr.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    repr.push(quote);
+    format!(
+        "DSSEV1 {} {payload_type} {} {repr}",
+        payload_type.len(),
+        payload.len()
+    )
+    .into_bytes()
 }
 
 /// DSSE pre-authentication encoding.
@@ -114,10 +152,25 @@ struct RawSignature {
     keyid: Option<String>,
 }
 
-/// A Sigstore bundle (key method) holding one DSSE envelope, parsed but not yet verified.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawCert {
+    raw_bytes: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChain {
+    certificates: Vec<RawCert>,
+}
+
+/// A Sigstore bundle holding one DSSE envelope, parsed but not yet verified.
 #[derive(Debug, Clone)]
 pub struct UnverifiedBundle {
     hint: Option<String>,
+    /// The certificate method's chain (DER, signing certificate first); empty for the key
+    /// method.
+    chain: Vec<Vec<u8>>,
     payload_type: String,
     payload: Vec<u8>,
     signature: Vec<u8>,
@@ -157,15 +210,54 @@ impl UnverifiedBundle {
             )));
         }
         let material = raw.verification_material;
-        if material.x509_certificate_chain.is_some() || material.certificate.is_some() {
+        let mut chain = Vec::new();
+        let mut certs: Vec<RawCert> = Vec::new();
+        if let Some(c) = material.x509_certificate_chain {
+            let c: RawChain = serde_json::from_value(c)
+                .map_err(|e| BundleError::Malformed(format!("x509CertificateChain: {e}")))?;
+            certs.extend(c.certificates);
+        }
+        if let Some(c) = material.certificate {
+            certs.push(
+                serde_json::from_value(c)
+                    .map_err(|e| BundleError::Malformed(format!("certificate: {e}")))?,
+            );
+        }
+        if certs.len() > crate::x509::MAX_CHAIN {
+            return Err(BundleError::Malformed(format!(
+                "{} certificates (the limit is {})",
+                certs.len(),
+                crate::x509::MAX_CHAIN
+            )));
+        }
+        for c in certs {
+            chain.push(b64().decode(c.raw_bytes.as_bytes()).map_err(|e| {
+                BundleError::Malformed(format!("a certificate is not base64: {e}"))
+            })?);
+        }
+        if !material.tlog_entries.is_empty() || material.timestamp_verification_data.is_some() {
+            // Sigstore bundles (Fulcio certificate + Rekor entry) are not verified here.
             return Err(BundleError::Unsupported(
-                "certificate-based bundles (only the private-key method is supported)".into(),
+                "a Sigstore (Fulcio/Rekor) bundle: only the key and certificate methods are supported".into(),
             ));
         }
-        let Some(public_key) = material.public_key else {
-            return Err(BundleError::Malformed(
-                "verificationMaterial has no publicKey".into(),
-            ));
+        let public_key = match (material.public_key, chain.is_empty()) {
+            (Some(k), true) => k,
+            (None, false) => RawPublicKey {
+                hint: None,
+                raw_bytes: None,
+                key_details: None,
+            },
+            (Some(_), false) => {
+                return Err(BundleError::Malformed(
+                    "verificationMaterial has both a publicKey and certificates".into(),
+                ));
+            }
+            (None, true) => {
+                return Err(BundleError::Malformed(
+                    "verificationMaterial has neither a publicKey nor a certificate".into(),
+                ));
+            }
         };
         if raw.message_signature.is_some() {
             return Err(BundleError::Unsupported(
@@ -188,6 +280,7 @@ impl UnverifiedBundle {
         let _ = &first.keyid;
         Ok(Self {
             hint: public_key.hint.filter(|h| !h.is_empty()),
+            chain,
             payload_type: envelope.payload_type,
             payload,
             signature,
@@ -207,6 +300,12 @@ impl UnverifiedBundle {
     /// [`BundleError::KeyMismatch`], [`BundleError::BadSignature`], or
     /// [`BundleError::Malformed`] for a wrong payload type.
     pub fn verify(self, keys: &[PublicKey]) -> Result<VerifiedPayload, BundleError> {
+        if !self.chain.is_empty() {
+            return Err(BundleError::Unsupported(
+                "a certificate bundle: verify it against its certificate roots (--cert-chain)"
+                    .into(),
+            ));
+        }
         if keys.is_empty() {
             return Err(BundleError::BadSignature(
                 "no key: none was given and no key is trusted".into(),
@@ -254,24 +353,106 @@ impl UnverifiedBundle {
     }
 }
 
-/// Signs `payload` (an in-toto statement) and returns the bundle JSON, exactly in the shape
-/// model_signing writes: compact, key hint set, `tlogEntries: []`, `keyid: ""`.
-#[must_use]
-pub fn sign_bundle(key: &SigningKey, payload: &[u8]) -> Vec<u8> {
-    let signature = key.sign(&pae(IN_TOTO_PAYLOAD_TYPE, payload));
-    let bundle = RawBundle {
-        media_type: BUNDLE_MEDIA_TYPE.into(),
-        verification_material: RawMaterial {
-            public_key: Some(RawPublicKey {
-                hint: Some(key.public_key().fingerprint().to_hex()),
-                raw_bytes: None,
-                key_details: None,
-            }),
-            x509_certificate_chain: None,
+impl UnverifiedBundle {
+    /// Whether the bundle uses the certificate method.
+    #[must_use]
+    pub fn has_certificates(&self) -> bool {
+        !self.chain.is_empty()
+    }
+
+    /// Verifies a certificate-method bundle: the chain against `roots` (DER; see
+    /// [`crate::x509::verify_chain`]), then the first signature with the signing certificate's
+    /// key — with the curve's hash, or as model_signing v0.2 signed (its compatibility
+    /// encoding, SHA-256), which model_signing also accepts.
+    ///
+    /// # Errors
+    /// [`BundleError::Certificate`] when the chain is not trusted,
+    /// [`BundleError::BadSignature`] when the signature does not verify.
+    pub fn verify_certificate(
+        self,
+        roots: &[Vec<u8>],
+    ) -> Result<(VerifiedPayload, crate::x509::VerifiedChain), BundleError> {
+        if self.chain.is_empty() {
+            return Err(BundleError::Unsupported(
+                "a key bundle has no certificate: verify it with a public key".into(),
+            ));
+        }
+        let chain = crate::x509::verify_chain(&self.chain, roots)?;
+        let key = &chain.key;
+        let ok = key
+            .verify(&pae(&self.payload_type, &self.payload), &self.signature)
+            .is_ok()
+            || key
+                .verify_with(
+                    crate::Hash::Sha256,
+                    &pae_compat(&self.payload_type, &self.payload),
+                    &self.signature,
+                )
+                .is_ok();
+        if !ok {
+            return Err(BundleError::BadSignature(format!(
+                "the key of certificate {}",
+                chain.path.first().map_or("", String::as_str)
+            )));
+        }
+        if self.payload_type != IN_TOTO_PAYLOAD_TYPE {
+            return Err(BundleError::Malformed(format!(
+                "payload type {:?} is not {IN_TOTO_PAYLOAD_TYPE:?}",
+                self.payload_type
+            )));
+        }
+        Ok((
+            VerifiedPayload {
+                payload: self.payload,
+                key: key.clone(),
+            },
+            chain,
+        ))
+    }
+}
+
+/// Signs `payload` with the certificate method: `chain` is the signing certificate (DER) —
+/// whose key must be `key`'s, as model_signing requires — then the certificates above it.
+///
+/// # Errors
+/// [`BundleError::Certificate`] when the first certificate is unreadable or holds another key.
+pub fn sign_bundle_with_certificates(
+    key: &SigningKey,
+    chain: &[Vec<u8>],
+    payload: &[u8],
+) -> Result<Vec<u8>, BundleError> {
+    let leaf = chain.first().ok_or_else(|| {
+        crate::x509::X509Error::Malformed("no signing certificate was given".into())
+    })?;
+    if crate::x509::public_key_of(leaf)? != key.public_key() {
+        return Err(crate::x509::X509Error::NotForSigning(
+            "the signing certificate holds another key than the signing key".into(),
+        )
+        .into());
+    }
+    let certificates: Vec<serde_json::Value> = chain
+        .iter()
+        .map(|c| serde_json::json!({"rawBytes": b64().encode(c)}))
+        .collect();
+    Ok(signed_bundle(
+        key,
+        RawMaterial {
+            public_key: None,
+            x509_certificate_chain: Some(serde_json::json!({ "certificates": certificates })),
             certificate: None,
             tlog_entries: Vec::new(),
             timestamp_verification_data: None,
         },
+        payload,
+    ))
+}
+
+/// The bundle JSON: `material`, and a DSSE envelope over `payload` signed by `key`.
+fn signed_bundle(key: &SigningKey, material: RawMaterial, payload: &[u8]) -> Vec<u8> {
+    let signature = key.sign(&pae(IN_TOTO_PAYLOAD_TYPE, payload));
+    let bundle = RawBundle {
+        media_type: BUNDLE_MEDIA_TYPE.into(),
+        verification_material: material,
         dsse_envelope: Some(RawEnvelope {
             payload: b64().encode(payload),
             payload_type: IN_TOTO_PAYLOAD_TYPE.into(),
@@ -283,6 +464,27 @@ pub fn sign_bundle(key: &SigningKey, payload: &[u8]) -> Vec<u8> {
         message_signature: None,
     };
     serde_json::to_vec(&bundle).unwrap_or_default()
+}
+
+/// Signs `payload` (an in-toto statement) and returns the bundle JSON, exactly in the shape
+/// model_signing writes: compact, key hint set, `tlogEntries: []`, `keyid: ""`.
+#[must_use]
+pub fn sign_bundle(key: &SigningKey, payload: &[u8]) -> Vec<u8> {
+    signed_bundle(
+        key,
+        RawMaterial {
+            public_key: Some(RawPublicKey {
+                hint: Some(key.public_key().fingerprint().to_hex()),
+                raw_bytes: None,
+                key_details: None,
+            }),
+            x509_certificate_chain: None,
+            certificate: None,
+            tlog_entries: Vec::new(),
+            timestamp_verification_data: None,
+        },
+        payload,
+    )
 }
 
 #[cfg(test)]

@@ -150,6 +150,30 @@ impl fmt::Display for Curve {
     }
 }
 
+/// A SHA-2 hash, for signatures whose hash is named apart from the curve (X.509 signature
+/// algorithms, model_signing v0.2's SHA-256 on every curve).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Hash {
+    /// SHA-256.
+    Sha256,
+    /// SHA-384.
+    Sha384,
+    /// SHA-512.
+    Sha512,
+}
+
+impl Hash {
+    fn digest(self, message: &[u8]) -> Vec<u8> {
+        use sha2::Digest as _;
+        match self {
+            Self::Sha256 => sha2::Sha256::digest(message).to_vec(),
+            Self::Sha384 => sha2::Sha384::digest(message).to_vec(),
+            Self::Sha512 => sha2::Sha512::digest(message).to_vec(),
+        }
+    }
+}
+
 #[derive(Clone)]
 enum Verifying {
     P256(p256::ecdsa::VerifyingKey),
@@ -198,14 +222,26 @@ impl PublicKey {
     /// [`KeyError::BadPublicKey`] for anything else.
     pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
         let normalised = pem.replace("\r\n", "\n");
-        let text = normalised.trim();
-        if let Ok(k) = p256::ecdsa::VerifyingKey::from_public_key_pem(text) {
+        let (label, der) = x509_cert::der::pem::decode_vec(normalised.trim().as_bytes())
+            .map_err(|_| KeyError::BadPublicKey)?;
+        if label != "PUBLIC KEY" {
+            return Err(KeyError::BadPublicKey);
+        }
+        Self::from_spki_der(&der)
+    }
+
+    /// Reads a DER SubjectPublicKeyInfo (as in an X.509 certificate) on P-256, P-384 or P-521.
+    ///
+    /// # Errors
+    /// [`KeyError::BadPublicKey`] for anything else.
+    pub fn from_spki_der(der: &[u8]) -> Result<Self, KeyError> {
+        if let Ok(k) = p256::ecdsa::VerifyingKey::from_public_key_der(der) {
             return Ok(Self::new(Verifying::P256(k)));
         }
-        if let Ok(k) = p384::ecdsa::VerifyingKey::from_public_key_pem(text) {
+        if let Ok(k) = p384::ecdsa::VerifyingKey::from_public_key_der(der) {
             return Ok(Self::new(Verifying::P384(k)));
         }
-        p521::PublicKey::from_public_key_pem(text)
+        p521::PublicKey::from_public_key_der(der)
             .ok()
             .and_then(|p| {
                 p521::ecdsa::VerifyingKey::from_sec1_bytes(p.to_encoded_point(false).as_bytes())
@@ -213,6 +249,38 @@ impl PublicKey {
             })
             .map(|k| Self::new(Verifying::P521(k)))
             .ok_or(KeyError::BadPublicKey)
+    }
+
+    /// Verifies a DER ECDSA signature over `message` hashed with `hash` (whatever the curve).
+    ///
+    /// # Errors
+    /// As [`Self::verify`].
+    pub fn verify_with(
+        &self,
+        hash: Hash,
+        message: &[u8],
+        der: &[u8],
+    ) -> Result<(), SignatureError> {
+        use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
+        let digest = hash.digest(message);
+        match &self.key {
+            Verifying::P256(k) => {
+                let sig =
+                    p256::ecdsa::Signature::from_der(der).map_err(|_| SignatureError::Malformed)?;
+                k.verify_prehash(&digest, &sig)
+            }
+            Verifying::P384(k) => {
+                let sig =
+                    p384::ecdsa::Signature::from_der(der).map_err(|_| SignatureError::Malformed)?;
+                k.verify_prehash(&digest, &sig)
+            }
+            Verifying::P521(k) => {
+                let sig =
+                    p521::ecdsa::Signature::from_der(der).map_err(|_| SignatureError::Malformed)?;
+                k.verify_prehash(&digest, &sig)
+            }
+        }
+        .map_err(|_| SignatureError::Invalid)
     }
 
     /// The curve.

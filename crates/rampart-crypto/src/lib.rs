@@ -25,7 +25,8 @@ pub mod dsse;
 mod ecdsa;
 pub mod oms;
 pub mod provenance;
+pub mod x509;
 
 pub use age_identity::AgeIdentity;
 pub use digest::{Digest, DigestParseError, Sha256Hasher, sha256};
-pub use ecdsa::{Curve, Fingerprint, KeyError, PublicKey, SignatureError, SigningKey};
+pub use ecdsa::{Curve, Fingerprint, Hash, KeyError, PublicKey, SignatureError, SigningKey};

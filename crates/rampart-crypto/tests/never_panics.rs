@@ -103,3 +103,32 @@ proptest! {
         let _ = provenance::verify_attestation(&bundle, &[key().public_key()]);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Hostile certificate bytes (random, and a real certificate cut or bit-flipped) give an
+    /// error, never a panic.
+    #[test]
+    fn certificate_chains_never_panic(
+        junk in proptest::collection::vec(any::<u8>(), 0..2048),
+        cut in 0usize..4096,
+        flip in 0usize..4096,
+    ) {
+        let pem = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../rampart/tests/fixtures/model-transparency/keys/certificate/signing-key-cert.pem"
+        ))
+        .unwrap();
+        let real = rampart_crypto::x509::certificates_from_pem(&pem).unwrap().remove(0);
+        let mut flipped = real.clone();
+        let i = flip % flipped.len();
+        flipped[i] ^= 0x5a;
+        let cut = real[..cut.min(real.len())].to_vec();
+        for chain in [vec![junk.clone()], vec![cut.clone(), real.clone()], vec![flipped.clone()]] {
+            let _ = rampart_crypto::x509::verify_chain(&chain, std::slice::from_ref(&real));
+            let _ = rampart_crypto::x509::verify_chain(std::slice::from_ref(&real), std::slice::from_ref(&flipped));
+        }
+        let _ = rampart_crypto::x509::certificates_from_pem(&String::from_utf8_lossy(&junk));
+    }
+}

@@ -306,6 +306,13 @@ pub struct SignArgs {
     /// Where to write the signature (default: DIR/model.sig, or FILE.sig).
     #[arg(long, value_name = "OUT")]
     pub sig: Option<PathBuf>,
+    /// Sign with the certificate method (model_signing `sign certificate`): the signing
+    /// certificate (PEM) for --key's key.
+    #[arg(long, value_name = "CERT.pem", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// With --cert: the certificates above it, to carry in the bundle (PEM, repeatable).
+    #[arg(long = "cert-chain", value_name = "CHAIN.pem", requires = "cert")]
+    pub cert_chain: Vec<PathBuf>,
     /// Leave this path out of the signature (repeatable; relative to the working directory
     /// or, failing that, to the model).
     #[arg(long = "ignore", alias = "ignore-paths", value_name = "PATH")]
@@ -340,6 +347,11 @@ pub struct VerifyArgs {
     /// A public key (PEM) to verify with (repeatable); default: the keys trusted in rampart.toml.
     #[arg(long, value_name = "PUB.pem")]
     pub key: Vec<PathBuf>,
+    /// For a bundle signed with a certificate (model_signing's certificate method): trusted
+    /// root certificates (PEM, repeatable; a file may hold several). The bundle's chain must
+    /// lead to one of them.
+    #[arg(long = "cert-chain", value_name = "CA.pem", conflicts_with = "key")]
+    pub cert_chain: Vec<PathBuf>,
     /// Leave this path out of the check (repeatable).
     #[arg(long = "ignore-paths", alias = "ignore", value_name = "PATH")]
     pub ignore: Vec<PathBuf>,

@@ -156,6 +156,9 @@ pub struct SignOptions {
     pub ignore_git_paths: bool,
     /// Follow symlinks instead of refusing them.
     pub allow_symlinks: bool,
+    /// Sign with the certificate method: the signing certificate (DER; its key must be the
+    /// signing key's), then the chain above it. Empty: the key method.
+    pub certificate_chain: Vec<Vec<u8>>,
 }
 
 impl SignOptions {
@@ -168,6 +171,7 @@ impl SignOptions {
             signature_path: signature_path.into(),
             ignore_git_paths: true,
             allow_symlinks: false,
+            certificate_chain: Vec::new(),
         }
     }
 }
@@ -185,6 +189,9 @@ pub struct VerifyOptions {
     pub ignore_unsigned_files: bool,
     /// Override the manifest's `allow_symlinks`.
     pub allow_symlinks: Option<bool>,
+    /// Trusted roots (DER) for certificate-method bundles (model_signing's
+    /// `verify certificate --certificate_chain`). A certificate bundle is refused without them.
+    pub cert_roots: Vec<Vec<u8>>,
 }
 
 impl VerifyOptions {
@@ -197,6 +204,7 @@ impl VerifyOptions {
             ignore_git_paths: true,
             ignore_unsigned_files: false,
             allow_symlinks: None,
+            cert_roots: Vec::new(),
         }
     }
 }
@@ -305,8 +313,13 @@ pub fn sign_model(
         return Err(OmsError::Empty { path: model.into() });
     }
     let payload = statement::encode(&manifest);
+    let bundle = if opts.certificate_chain.is_empty() {
+        dsse::sign_bundle(key, &payload)
+    } else {
+        dsse::sign_bundle_with_certificates(key, &opts.certificate_chain, &payload)?
+    };
     Ok(Signed {
-        bundle: dsse::sign_bundle(key, &payload),
+        bundle,
         key: key.public_key().fingerprint(),
         manifest,
     })
@@ -325,6 +338,8 @@ pub struct Verified {
     pub bytes: u64,
     /// The ignore list that applied (model-relative), for the report.
     pub ignored: Vec<String>,
+    /// For a certificate-method bundle: the validated path, signing certificate first.
+    pub certificate_path: Option<Vec<String>>,
 }
 
 /// Verifies a model against a bundle: the signature with one of `keys`, the manifest's
@@ -341,7 +356,13 @@ pub fn verify_model(
     opts: &VerifyOptions,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Verified, OmsError> {
-    let verified = UnverifiedBundle::parse(bundle)?.verify(keys)?;
+    let unverified = UnverifiedBundle::parse(bundle)?;
+    let (verified, certificate_path) = if unverified.has_certificates() {
+        let (v, chain) = unverified.verify_certificate(&opts.cert_roots)?;
+        (v, Some(chain.path))
+    } else {
+        (unverified.verify(keys)?, None)
+    };
     let mut signed = statement::decode(&verified.payload)?;
     let computed = root_digest(signed.resources.iter().map(|r| &r.digest));
     if computed != signed.subject_digest {
@@ -456,6 +477,7 @@ pub fn verify_model(
         bytes: to_hash.iter().map(|f| f.size).sum(),
         ignored: ignore.to_strings(),
         signed,
+        certificate_path,
     })
 }
 

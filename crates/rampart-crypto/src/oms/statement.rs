@@ -12,6 +12,8 @@ use crate::Digest;
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 /// The OMS predicate type.
 pub const PREDICATE_TYPE: &str = "https://model_signing/signature/v1.0";
+/// model_signing v0.2's predicate: one subject per file, no root digest, no serialization.
+pub const PREDICATE_TYPE_V0_1: &str = "https://model_signing/Digests/v0.1";
 
 /// One signed resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +111,55 @@ fn integral(v: &Value) -> Option<u64> {
     })
 }
 
+/// model_signing v0.2 statements (as model_signing still verifies them): every subject is a
+/// file with its SHA-256, hashed whole; symlinks not followed. There is no root digest: the one
+/// reported is computed over the files in listed order.
+fn decode_v0_1(st: &Map<String, Value>) -> Result<SignedManifest, OmsError> {
+    let subjects = field(st, "subject", "statement")?
+        .as_array()
+        .ok_or_else(|| bad("subject is not a list"))?;
+    let mut resources = Vec::with_capacity(subjects.len());
+    let mut seen = std::collections::HashSet::new();
+    for s in subjects {
+        let s = s
+            .as_object()
+            .ok_or_else(|| bad("a subject is not an object"))?;
+        let name = str_field(s, "name", "subject")?;
+        let digest = field(s, "digest", "subject")?
+            .get("sha256")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad(format!("subject {name:?} has no sha256 digest")))
+            .and_then(|h| Digest::from_hex(h).map_err(|e| bad(format!("subject {name:?}: {e}"))))?;
+        if !is_safe_name(name) {
+            return Err(bad(format!(
+                "subject name {name:?} is not a safe model-relative path"
+            )));
+        }
+        if !seen.insert(name.to_owned()) {
+            return Err(bad(format!("subject {name:?} is listed twice")));
+        }
+        resources.push(SignedResource {
+            name: name.to_owned(),
+            file: name.to_owned(),
+            start: 0,
+            end: 0,
+            digest,
+            size_hint: None,
+        });
+    }
+    if resources.is_empty() {
+        return Err(bad("the statement signs no file"));
+    }
+    Ok(SignedManifest {
+        subject_name: String::new(),
+        subject_digest: super::hashing::root_digest(resources.iter().map(|r| &r.digest)),
+        method: Method::Files,
+        allow_symlinks: false,
+        ignore_paths: Vec::new(),
+        resources,
+    })
+}
+
 /// Decodes and validates the statement.
 pub(crate) fn decode(payload: &[u8]) -> Result<SignedManifest, OmsError> {
     let v: Value = serde_json::from_slice(payload).map_err(|e| bad(format!("not JSON: {e}")))?;
@@ -119,6 +170,9 @@ pub(crate) fn decode(payload: &[u8]) -> Result<SignedManifest, OmsError> {
         return Err(bad(format!("_type is not {STATEMENT_TYPE}")));
     }
     let predicate_type = str_field(st, "predicateType", "statement")?;
+    if predicate_type == PREDICATE_TYPE_V0_1 {
+        return decode_v0_1(st);
+    }
     if predicate_type != PREDICATE_TYPE {
         return Err(bad(format!(
             "unsupported predicateType {predicate_type:?} (expected {PREDICATE_TYPE})"

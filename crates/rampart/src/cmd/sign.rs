@@ -49,6 +49,18 @@ pub fn run(ctx: &Ctx, args: &SignArgs, quiet: bool) -> Result<Status, CliError> 
     opts.ignore.clone_from(&args.ignore);
     opts.ignore_git_paths = !args.no_ignore_git;
     opts.allow_symlinks = args.allow_symlinks;
+    for f in args.cert.iter().chain(&args.cert_chain) {
+        let text = rampart_home::secure_fs::read_small_file(f)?;
+        opts.certificate_chain
+            .extend(
+                rampart_crypto::x509::certificates_from_pem(&text).map_err(|e| {
+                    CliError::input(
+                        anyhow::Error::new(e)
+                            .context(format!("cannot read certificates from {}", f.display())),
+                    )
+                })?,
+            );
+    }
     if args.sharded {
         if args.shard_size == 0 {
             return Err(CliError::input(anyhow::anyhow!(

@@ -65,8 +65,25 @@ pub fn run(ctx: &Ctx, args: &VerifyArgs, quiet: bool) -> Result<Status, CliError
         )
         .hint("pass the signature with --sig FILE")
     })?;
-    let keys = verifier_keys(ctx, &args.key)?;
     let mut opts = VerifyOptions::new(&sig);
+    for f in &args.cert_chain {
+        let text = rampart_home::secure_fs::read_small_file(f)?;
+        opts.cert_roots
+            .extend(
+                rampart_crypto::x509::certificates_from_pem(&text).map_err(|e| {
+                    CliError::input(
+                        anyhow::Error::new(e)
+                            .context(format!("cannot use {} as trusted roots", f.display())),
+                    )
+                })?,
+            );
+    }
+    // A certificate bundle is checked against its roots; keys are for key bundles.
+    let keys = if args.cert_chain.is_empty() {
+        verifier_keys(ctx, &args.key)?
+    } else {
+        Vec::new()
+    };
     opts.ignore.clone_from(&args.ignore);
     opts.ignore_unsigned_files = args.ignore_unsigned_files;
     opts.ignore_git_paths = !args.no_ignore_git;
@@ -88,6 +105,10 @@ pub fn run(ctx: &Ctx, args: &VerifyArgs, quiet: bool) -> Result<Status, CliError
                     .subject_path(&path_text)
                     .subject_digest(format!("sha256:{}", v.signed.subject_digest))
                     .detail("key", v.key.to_string())
+                    .detail(
+                        "certificate",
+                        v.certificate_path.clone().unwrap_or_default(),
+                    )
                     .detail("files", v.files)
                     .detail("signature", sig.display().to_string()),
             )?;
@@ -97,15 +118,20 @@ pub fn run(ctx: &Ctx, args: &VerifyArgs, quiet: bool) -> Result<Status, CliError
                     "path": path_text,
                     "subject": {"name": v.signed.subject_name, "sha256": v.signed.subject_digest.to_hex()},
                     "key": v.key.to_string(),
+                    "certificate_path": v.certificate_path,
                     "files": v.files,
                     "bytes": v.bytes,
                     "ignored": v.ignored,
                 }))?,
                 Format::Human => output::print(&format!(
-                    "verified {path_text}: {} files, {}, signed by {}\n",
+                    "verified {path_text}: {} files, {}, signed by {}{}\n",
                     v.files,
                     output::bytes(v.bytes),
-                    v.key
+                    v.key,
+                    v.certificate_path
+                        .as_ref()
+                        .map(|p| format!(" (certificate {})", p.join(" ← ")))
+                        .unwrap_or_default()
                 ))?,
             }
             Ok(Status::Ok)

@@ -614,3 +614,175 @@ fn model_signing_golden_vectors_elliptic_key() {
         assert!(out.contains("signme-1"), "{version}: {out}");
     }
 }
+
+/// model_signing's golden vectors for the certificate method (v0.2.0 — its old statement and
+/// encoding — through v1.1.0; a P-384 signing certificate under an RSA intermediate and root),
+/// verified as its `test-verify-*-certificate.sh` scripts call them (roots: `ca-cert.pem`);
+/// then a changed file, another CA as the root and the certificate method's absence fail.
+#[test]
+fn model_signing_golden_vectors_certificate() {
+    let s = Scratch::new();
+    let g = golden();
+    let ca = g.join("keys/certificate/ca-cert.pem");
+    // Another CA: a self-signed root made by openssl, under the same name.
+    openssl(
+        s.path(),
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "other-ca.key",
+            "-out",
+            "other-ca.pem",
+            "-days",
+            "3650",
+            "-subj",
+            "/CN=root-ca",
+        ],
+    );
+    for version in ["v0.2.0", "v0.3.1", "v1.0.0", "v1.0.1", "v1.1.0"] {
+        let dir = s.path().join(version);
+        crate::interop::copy_dir(&g.join(format!("{version}-certificate")), &dir);
+        let verify = |root: &std::path::Path| {
+            let mut a = vec![
+                "verify".to_owned(),
+                dir.display().to_string(),
+                "--sig".into(),
+                dir.join("model.sig").display().to_string(),
+                "--cert-chain".into(),
+                root.display().to_string(),
+            ];
+            if dir.join("ignore-me").exists() {
+                a.extend([
+                    "--ignore-paths".into(),
+                    dir.join("ignore-me").display().to_string(),
+                ]);
+            }
+            let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+            s.run(&refs)
+        };
+        let (code, out, err) = verify(&ca);
+        assert_eq!(code, 0, "{version}: {out}{err}");
+        assert!(out.contains("CN=root-ca"), "{out}");
+        let (code, out, err) = verify(&s.path().join("other-ca.pem"));
+        assert_ne!(code, 0, "{version}: verified under another CA: {out}{err}");
+        assert!((out.clone() + &err).contains("not trusted"), "{out}{err}");
+        // A certificate bundle is not taken for a key bundle.
+        let (code, out, err) = s.run(&[
+            "verify",
+            dir.to_str().unwrap(),
+            "--key",
+            g.join("keys/certificate/signing-key-pub.pem")
+                .to_str()
+                .unwrap(),
+        ]);
+        assert_eq!(code, 1);
+        assert!(out.contains("--cert-chain"), "{out}{err}");
+        fs::write(dir.join("signme-1"), "tampered\n").unwrap();
+        let (code, out, _) = verify(&ca);
+        assert_eq!(code, 1, "{version}: {out}");
+        assert!(out.contains("signme-1"), "{out}");
+    }
+}
+
+/// The certificate method both ways with model_signing 1.1.1: rampart signs with a key, its
+/// certificate and the intermediate (the golden vectors' test PKI) and `model_signing verify
+/// certificate` accepts it; model_signing signs and rampart verifies.
+#[test]
+fn certificate_bundles_interoperate_with_model_signing_both_ways() {
+    let s = Scratch::new();
+    let certs = golden().join("keys/certificate");
+    let key = s.path().join("signing-key.pem");
+    fs::copy(certs.join("signing-key.pem"), &key).unwrap();
+    fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let file = |n: &str| certs.join(n).display().to_string();
+    let model = tiny_copy(s.path(), false);
+    let (code, out, err) = s.run(&[
+        "sign",
+        "tiny-model",
+        "--key",
+        key.to_str().unwrap(),
+        "--cert",
+        &file("signing-key-cert.pem"),
+        "--cert-chain",
+        &file("int-ca-cert.pem"),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (ok, out) = model_signing(
+        s.path(),
+        &[
+            "verify",
+            "certificate",
+            "tiny-model",
+            "--signature",
+            "tiny-model/model.sig",
+            "--certificate_chain",
+            &file("ca-cert.pem"),
+        ],
+    );
+    assert!(ok && out.contains("Verification succeeded"), "{out}");
+    s.rampart(&["verify", "tiny-model", "--cert-chain", &file("ca-cert.pem")])
+        .assert()
+        .success();
+    // A certificate for another key is refused before anything is written.
+    fs::remove_file(model.join("model.sig")).unwrap();
+    openssl(
+        s.path(),
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-384",
+            "-nodes",
+            "-keyout",
+            "other.key",
+            "-out",
+            "other-cert.pem",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=other",
+        ],
+    );
+    let (code, _, err) = s.run(&[
+        "sign",
+        "tiny-model",
+        "--key",
+        key.to_str().unwrap(),
+        "--cert",
+        "other-cert.pem",
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("another key"), "{err}");
+    assert!(!model.join("model.sig").exists());
+
+    let (ok, out) = model_signing(
+        s.path(),
+        &[
+            "sign",
+            "certificate",
+            "tiny-model",
+            "--private_key",
+            key.to_str().unwrap(),
+            "--signing_certificate",
+            &file("signing-key-cert.pem"),
+            "--certificate_chain",
+            &file("int-ca-cert.pem"),
+            "--signature",
+            "tiny-model/model.sig",
+        ],
+    );
+    assert!(ok, "{out}");
+    let (code, out, err) = s.run(&["verify", "tiny-model", "--cert-chain", &file("ca-cert.pem")]);
+    assert_eq!(code, 0, "{out}{err}");
+    fs::write(model.join("config.json"), "{}").unwrap();
+    let (code, out, _) = s.run(&["verify", "tiny-model", "--cert-chain", &file("ca-cert.pem")]);
+    assert_eq!(code, 1, "{out}");
+}
