@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::blob::Blob;
 use crate::finding::{Finding, Severity};
-use crate::formats::{export, gguf, hf, keras, numpy, onnx, safetensors, torchscript};
+use crate::formats::{export, gguf, hf, keras, msgpack, numpy, onnx, safetensors, torchscript};
 use crate::pickle::{self, Class, ReadSource};
 use crate::sniff::{Kind, sniff};
 use crate::zip;
@@ -319,6 +319,28 @@ fn recognise_beside_weights(path: &Path, findings: &mut Vec<Finding>) -> Option<
         } else {
             "safetensors-index"
         });
+    }
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if ext == "msgpack"
+        && let Ok(f) = File::open(path)
+        && let Ok(len) = f.metadata().map(|m| m.len())
+        && msgpack::is_msgpack(&mut BufReader::new(f), len).unwrap_or(false)
+    {
+        return Some("msgpack");
+    }
+    // OpenVINO IR: `model.bin` holds the raw weights that `model.xml` (the graph) describes.
+    if ext == "bin"
+        && let Ok(f) = File::open(path.with_extension("xml"))
+    {
+        let mut xml = Vec::new();
+        let _ = f.take(4096).read_to_end(&mut xml);
+        if xml.windows(5).any(|w| w == b"<net ") {
+            return Some("openvino-weights");
+        }
     }
     let mut head = [0u8; 1];
     let read = File::open(path)

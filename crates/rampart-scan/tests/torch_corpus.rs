@@ -379,3 +379,58 @@ fn torchscript_code_is_read_for_foreign_operators() {
     );
     assert_eq!(f.severity, Severity::Medium);
 }
+
+/// Flax's `flax_model.msgpack` (MessagePack: data only) and OpenVINO's `model.bin` (raw weights
+/// beside `model.xml`) are recognised; the same names with content that is neither are not
+/// clean.
+#[test]
+fn msgpack_and_openvino_weights_are_recognised() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // {"params": {"dense": {"kernel": ext(1, …)}}}, as flax.serialization writes arrays.
+    let mut flax = vec![0x81, 0xa6];
+    flax.extend_from_slice(b"params");
+    flax.extend_from_slice(&[0x81, 0xa5]);
+    flax.extend_from_slice(b"dense");
+    flax.extend_from_slice(&[0x81, 0xa6]);
+    flax.extend_from_slice(b"kernel");
+    flax.extend_from_slice(&[0xc7, 0x08, 0x01]);
+    flax.extend_from_slice(&[0x93, 0x01, 0x02, 0x03, 0xa3, b'f', b'3', b'2']);
+    std::fs::write(d.join("flax_model.msgpack"), &flax).unwrap();
+    std::fs::write(
+        d.join("openvino_model.xml"),
+        "<?xml version=\"1.0\"?>\n<net name=\"m\" version=\"11\">\n</net>\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("openvino_model.bin"),
+        [0x13u8, 0x37, 0xfe, 0x01].repeat(64),
+    )
+    .unwrap();
+    let reports = scan_path(d, &ScanConfig::default(), &|_| {}).unwrap();
+    let by = |name: &str| {
+        reports
+            .iter()
+            .find(|r| r.path.ends_with(name))
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by("flax_model.msgpack").format, "msgpack");
+    assert!(by("flax_model.msgpack").findings.is_empty());
+    assert_eq!(by("openvino_model.bin").format, "openvino-weights");
+    assert!(by("openvino_model.bin").findings.is_empty());
+    // Truncated msgpack, and a .bin with no OpenVINO graph beside it: unanalysable.
+    std::fs::write(d.join("flax_model.msgpack"), &flax[..flax.len() - 2]).unwrap();
+    std::fs::remove_file(d.join("openvino_model.xml")).unwrap();
+    let reports = scan_path(d, &ScanConfig::default(), &|_| {}).unwrap();
+    for r in &reports {
+        assert_eq!(
+            r.max_severity(),
+            Some(Severity::Medium),
+            "{}: {:?}",
+            r.path.display(),
+            r.findings
+        );
+        assert_eq!(r.findings[0].rule, "unanalysable");
+    }
+}

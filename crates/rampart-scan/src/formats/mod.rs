@@ -4,6 +4,7 @@ pub mod export;
 pub mod gguf;
 pub mod hf;
 pub mod keras;
+pub mod msgpack;
 pub mod numpy;
 pub mod onnx;
 pub mod safetensors;

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Verify time per signing method on the same model: a raw-key bundle beside a certificate
+# bundle (signing certificate + intermediate, chained to a root: the P-384 / RSA test PKI of
+# model_signing's golden vectors in crates/rampart/tests/fixtures/model-transparency), for
+# rampart and model_signing 1.1.1. The model is small (the shared tiny model) so that what the
+# method adds — chain building, two RSA and one ECDSA link signatures — is not hidden behind
+# hashing. hyperfine, warm cache; medians.
+# Usage: bench/verify-methods.sh [RUNS]   Installs model-signing into target/bench/venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-30}
+W=target/bench/verify-methods
+rm -rf "$W" && mkdir -p "$W"
+cargo build --release --quiet -p rampart
+R=$PWD/target/release/rampart
+VENV=target/bench/venv
+if [ ! -x "$VENV/bin/model_signing" ]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet model-signing==1.1.1 pyopenssl
+fi
+MS=$PWD/$VENV/bin/model_signing
+PKI=crates/rampart/tests/fixtures/model-transparency/keys/certificate
+cp "$PKI/signing-key.pem" "$W/key.pem" && chmod 600 "$W/key.pem"
+for m in key cert; do
+  cp -r ../shared/interop/model-signing/tiny-model "$W/$m" && rm -f "$W/$m/model.sig"
+done
+export RAMPART_HOME=$W/home
+"$R" -q sign "$W/key" --key "$W/key.pem"
+"$R" -q sign "$W/cert" --key "$W/key.pem" --cert "$PKI/signing-key-cert.pem" --cert-chain "$PKI/int-ca-cert.pem"
+hyperfine -N -w 3 -r "$RUNS" --export-markdown "$W/results.md" \
+  -n "rampart verify (key)" "$R -q verify $W/key --key $PKI/signing-key-pub.pem" \
+  -n "rampart verify (certificate)" "$R -q verify $W/cert --cert-chain $PKI/ca-cert.pem" \
+  -n "model_signing verify key" "$MS verify key $W/key --signature $W/key/model.sig --public_key $PKI/signing-key-pub.pem" \
+  -n "model_signing verify certificate" "$MS verify certificate $W/cert --signature $W/cert/model.sig --certificate_chain $PKI/ca-cert.pem" \
+  > /dev/null
+cat "$W/results.md"
