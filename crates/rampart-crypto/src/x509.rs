@@ -33,6 +33,9 @@ pub const MAX_CERT_BYTES: usize = 64 * 1024;
 pub const MAX_ROOTS: usize = 1000;
 /// The longest path walked.
 const MAX_DEPTH: usize = 10;
+/// Most link signatures checked while building one path: candidates that share a name and a
+/// key could otherwise make path building try every ordering of the bundle's certificates.
+const MAX_SIGNATURE_CHECKS: u32 = 64;
 
 const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
 const OID_RSA: &str = "1.2.840.113549.1.1.1";
@@ -278,12 +281,23 @@ fn build(
     roots: &[Certificate],
     at: u64,
     path: &mut Vec<String>,
+    checks: &std::cell::Cell<u32>,
 ) -> Result<(), X509Error> {
     if path.len() > MAX_DEPTH {
         return Err(X509Error::Untrusted(format!(
             "no trusted root within {MAX_DEPTH} certificates"
         )));
     }
+    let signed_by = |cert: &Certificate, issuer: &Certificate| {
+        checks.set(checks.get() + 1);
+        if checks.get() > MAX_SIGNATURE_CHECKS {
+            return Err(X509Error::Untrusted(format!(
+                "no path found within {MAX_SIGNATURE_CHECKS} signature checks"
+            )));
+        }
+        signed_by(cert, issuer)
+    };
+    let exhausted = || checks.get() > MAX_SIGNATURE_CHECKS;
     let issuer_name = &current.tbs_certificate.issuer;
     let below = used.len();
     let mut last_error = None;
@@ -292,6 +306,7 @@ fn build(
         .filter(|r| &r.tbs_certificate.subject == issuer_name)
     {
         match signed_by(current, root) {
+            Err(e) if exhausted() => return Err(e),
             Ok(true) => {
                 check_issuer(root, below)?;
                 valid_at(root, at)?;
@@ -307,6 +322,7 @@ fn build(
             continue;
         }
         match signed_by(current, cand) {
+            Err(e) if exhausted() => return Err(e),
             Ok(true) => {}
             Ok(false) => continue,
             Err(e) => {
@@ -321,8 +337,9 @@ fn build(
         }
         used.push(i);
         path.push(subject(cand));
-        match build(cand, pool, used, roots, at, path) {
+        match build(cand, pool, used, roots, at, path, checks) {
             Ok(()) => return Ok(()),
+            Err(e) if exhausted() => return Err(e),
             Err(e) => {
                 last_error = Some(e);
                 used.pop();
@@ -390,7 +407,15 @@ pub fn verify_chain(chain: &[Vec<u8>], roots: &[Vec<u8>]) -> Result<VerifiedChai
     let mut path = vec![subject(leaf)];
     let leaf_der = chain.first().map(Vec::as_slice).unwrap_or_default();
     if !roots.iter().any(|r| r.as_slice() == leaf_der) {
-        build(leaf, pool, &mut Vec::new(), &anchors, at, &mut path)?;
+        build(
+            leaf,
+            pool,
+            &mut Vec::new(),
+            &anchors,
+            at,
+            &mut path,
+            &std::cell::Cell::new(0),
+        )?;
     }
     // The signing certificate may sign: key usage digitalSignature, or extended key usage
     // codeSigning (model_signing's rule).

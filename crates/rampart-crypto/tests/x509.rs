@@ -189,3 +189,26 @@ fn base64_of(b: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(b)
 }
+
+/// Nine CA certificates with one name and one key all verify each other: without a budget,
+/// path building would try every ordering (9! paths). It stops after a bounded number of
+/// signature checks instead.
+#[test]
+fn path_building_is_bounded() {
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    let twins: Vec<Issued> = (0..9)
+        .map(|_| {
+            let cert = params("loop", Some(None)).self_signed(&key).unwrap();
+            Issued {
+                cert,
+                key: KeyPair::from_pem(&key.serialize_pem()).unwrap(),
+            }
+        })
+        .collect();
+    let leaf = issue(leaf_params(), &twins[0], &PKCS_ECDSA_P256_SHA256);
+    let mut chain = vec![der(&leaf)];
+    chain.extend(twins.iter().map(der));
+    let elsewhere = root("loop", None);
+    let e = verify_chain(&chain, &[der(&elsewhere)]).unwrap_err();
+    assert!(e.to_string().contains("signature checks"), "{e}");
+}
