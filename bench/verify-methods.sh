@@ -27,10 +27,19 @@ done
 export RAMPART_HOME=$W/home
 "$R" -q sign "$W/key" --key "$W/key.pem"
 "$R" -q sign "$W/cert" --key "$W/key.pem" --cert "$PKI/signing-key-cert.pem" --cert-chain "$PKI/int-ca-cert.pem"
-hyperfine -N -w 3 -r "$RUNS" --export-markdown "$W/results.md" \
+hyperfine -N -w 3 -r "$RUNS" --export-json "$W/results.json" \
   -n "rampart verify (key)" "$R -q verify $W/key --key $PKI/signing-key-pub.pem" \
   -n "rampart verify (certificate)" "$R -q verify $W/cert --cert-chain $PKI/ca-cert.pem" \
   -n "model_signing verify key" "$MS verify key $W/key --signature $W/key/model.sig --public_key $PKI/signing-key-pub.pem" \
   -n "model_signing verify certificate" "$MS verify certificate $W/cert --signature $W/cert/model.sig --certificate_chain $PKI/ca-cert.pem" \
   > /dev/null
-cat "$W/results.md"
+python3 - "$W/results.json" <<'PY'
+import json, statistics, sys
+r = json.load(open(sys.argv[1]))["results"]
+base = statistics.median(r[0]["times"])
+print("| command | median ms | IQR ms | ratio to rampart verify (key) |")
+print("|---|---:|---:|---:|")
+for x in r:
+    t = x["times"]; q = statistics.quantiles(t, n=4)
+    print(f"| {x['command']} | {statistics.median(t)*1000:.1f} | {q[0]*1000:.1f} – {q[2]*1000:.1f} | {statistics.median(t)/base:.2f}× |")
+PY
