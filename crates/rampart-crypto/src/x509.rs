@@ -355,6 +355,14 @@ fn build(
     }))
 }
 
+/// A certificate's subject, checking that it parses (and is within the size limit).
+///
+/// # Errors
+/// [`X509Error::Malformed`].
+pub fn subject_of(der: &[u8]) -> Result<String, X509Error> {
+    parse(der).map(|c| subject(&c))
+}
+
 /// The ECDSA key a certificate (DER) holds.
 ///
 /// # Errors
@@ -393,7 +401,7 @@ pub fn verify_chain(chain: &[Vec<u8>], roots: &[Vec<u8>]) -> Result<VerifiedChai
     }
     if roots.is_empty() {
         return Err(X509Error::Untrusted(
-            "no trusted root was given (--cert-chain)".into(),
+            "no certificate authority is trusted: pass --cert-chain CA.pem, or trust one with `rampart trust add CA.pem`".into(),
         ));
     }
     let certs: Vec<Certificate> = chain.iter().map(|d| parse(d)).collect::<Result<_, _>>()?;

@@ -335,6 +335,39 @@ impl Home {
         )
     }
 
+    /// Trusts a certificate authority (DER) for the certificate method (`record` as for
+    /// [`Home::trust_add`]).
+    ///
+    /// # Errors
+    /// When the name or certificate is already trusted, the certificate does not parse, the
+    /// change cannot be recorded, or the policy cannot be read/written.
+    pub fn trust_add_certificate(
+        &self,
+        name: &str,
+        der: &[u8],
+        record: Witness<'_, crate::policy::TrustedCertificate>,
+    ) -> Result<crate::policy::TrustedCertificate, HomeError> {
+        self.edit_policy(
+            |text, path| policy::add_trusted_certificate(text, path, name, der),
+            record,
+        )
+    }
+
+    /// Stops trusting a certificate authority, by name or fingerprint.
+    ///
+    /// # Errors
+    /// When none matches, the change cannot be recorded, or the policy cannot be read/written.
+    pub fn trust_remove_certificate(
+        &self,
+        what: &str,
+        record: Witness<'_, crate::policy::TrustedCertificate>,
+    ) -> Result<crate::policy::TrustedCertificate, HomeError> {
+        self.edit_policy(
+            |text, path| policy::remove_trusted_certificate(text, path, what),
+            record,
+        )
+    }
+
     /// Reads the policy, computes the edit, has it recorded, then writes it atomically.
     fn edit_policy<T>(
         &self,

@@ -38,6 +38,6 @@ pub use error::HomeError;
 pub use home::{Home, InitReport, KeySource, Witness};
 pub use policy::{
     AuditPolicy, ChecksPolicy, DataPolicy, GatePolicy, GatesPolicy, GuardOutputPolicy, GuardPolicy,
-    GuardTopic, PiiPolicy, Policy, ScanPolicy, Size, TrainPolicy, TrustPolicy, TrustedKey,
-    parse_size,
+    GuardTopic, PiiPolicy, Policy, ScanPolicy, Size, TrainPolicy, TrustPolicy, TrustedCertificate,
+    TrustedKey, parse_size,
 };

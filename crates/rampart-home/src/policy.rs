@@ -410,6 +410,38 @@ pub struct TrustPolicy {
     /// The keys, by name.
     #[serde(default)]
     pub keys: Vec<TrustedKey>,
+    /// Certificate authorities, by name: a model or dataset signed with the certificate
+    /// method verifies when its chain leads to one of them.
+    #[serde(default)]
+    pub certificates: Vec<TrustedCertificate>,
+}
+
+/// One trusted certificate authority (a root of the certificate method).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct TrustedCertificate {
+    /// A human name, unique in the policy (among keys and certificates).
+    pub name: String,
+    /// `sha256:` + hex SHA-256 of the certificate's DER.
+    pub fingerprint: String,
+    /// The subject, for people (checked against the certificate).
+    pub subject: String,
+    /// The certificate: base64 of its DER (the PEM body on one line).
+    pub certificate: String,
+}
+
+impl TrustedCertificate {
+    /// The certificate's DER.
+    ///
+    /// # Errors
+    /// When the stored text is not base64.
+    pub fn der(&self) -> Result<Vec<u8>, String> {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(self.certificate.as_bytes())
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// One trusted public key.
@@ -610,6 +642,26 @@ impl Policy {
             }
         }
         let mut names = std::collections::BTreeSet::new();
+        for c in &self.trust.certificates {
+            if !names.insert(c.name.as_str()) {
+                return Err(bad(format!(
+                    "trusted certificate name {:?} appears twice",
+                    c.name
+                )));
+            }
+            let der = c
+                .der()
+                .map_err(|e| bad(format!("trusted certificate {:?}: {e}", c.name)))?;
+            let subject = rampart_crypto::x509::subject_of(&der)
+                .map_err(|e| bad(format!("trusted certificate {:?}: {e}", c.name)))?;
+            let fingerprint = format!("sha256:{}", rampart_crypto::sha256(&der).to_hex());
+            if fingerprint != c.fingerprint || subject != c.subject {
+                return Err(bad(format!(
+                    "trusted certificate {:?}: its fingerprint or subject does not match the certificate ({fingerprint}, {subject})",
+                    c.name
+                )));
+            }
+        }
         for key in &self.trust.keys {
             if !names.insert(key.name.as_str()) {
                 return Err(bad(format!(
@@ -734,6 +786,17 @@ impl Policy {
             .keys
             .iter()
             .filter_map(|k| k.parse().ok().map(|p| (k.name.clone(), p)))
+            .collect()
+    }
+
+    /// The trusted certificate authorities (DER), for the certificate method.
+    #[must_use]
+    pub fn trusted_roots(&self) -> Vec<Vec<u8>> {
+        // Validated in `parse`.
+        self.trust
+            .certificates
+            .iter()
+            .filter_map(|c| c.der().ok())
             .collect()
     }
 }
@@ -869,6 +932,7 @@ pub(crate) fn add_trusted_key(
         .keys
         .iter()
         .any(|k| k.name == name || k.fingerprint == fingerprint)
+        || policy.trust.certificates.iter().any(|c| c.name == name)
     {
         return Err(HomeError::TrustExists {
             path: path.into(),
@@ -877,22 +941,7 @@ pub(crate) fn add_trusted_key(
         });
     }
     let mut doc = parse_doc(text, path)?;
-    let trust = doc
-        .entry("trust")
-        .or_insert_with(|| toml_edit::Item::Table(toml_edit::Table::new()));
-    let trust = trust.as_table_mut().ok_or_else(|| HomeError::Policy {
-        path: path.into(),
-        reason: "`trust` must be a table".into(),
-    })?;
-    let keys = trust
-        .entry("keys")
-        .or_insert_with(|| toml_edit::Item::ArrayOfTables(toml_edit::ArrayOfTables::new()));
-    let keys = keys
-        .as_array_of_tables_mut()
-        .ok_or_else(|| HomeError::Policy {
-            path: path.into(),
-            reason: "`trust.keys` must be an array of tables ([[trust.keys]])".into(),
-        })?;
+    let keys = trust_array(&mut doc, path, "keys")?;
     let entry = TrustedKey {
         name: name.into(),
         fingerprint,
@@ -906,6 +955,102 @@ pub(crate) fn add_trusted_key(
     let out = doc.to_string();
     Policy::parse(&out, path)?;
     Ok((out, entry))
+}
+
+/// Adds a trusted certificate authority (DER) under `name`.
+pub(crate) fn add_trusted_certificate(
+    text: &str,
+    path: &Path,
+    name: &str,
+    der: &[u8],
+) -> Result<(String, TrustedCertificate), HomeError> {
+    use base64::Engine as _;
+    let policy = Policy::parse(text, path)?;
+    let fingerprint = format!("sha256:{}", rampart_crypto::sha256(der).to_hex());
+    let subject = rampart_crypto::x509::subject_of(der).map_err(|e| HomeError::Policy {
+        path: path.into(),
+        reason: e.to_string(),
+    })?;
+    if policy.trust.keys.iter().any(|k| k.name == name)
+        || policy
+            .trust
+            .certificates
+            .iter()
+            .any(|c| c.name == name || c.fingerprint == fingerprint)
+    {
+        return Err(HomeError::TrustExists {
+            path: path.into(),
+            name: name.into(),
+            fingerprint,
+        });
+    }
+    let entry = TrustedCertificate {
+        name: name.into(),
+        fingerprint,
+        subject,
+        certificate: base64::engine::general_purpose::STANDARD.encode(der),
+    };
+    let mut doc = parse_doc(text, path)?;
+    let list = trust_array(&mut doc, path, "certificates")?;
+    let mut table = toml_edit::Table::new();
+    table.insert("name", toml_edit::value(entry.name.clone()));
+    table.insert("fingerprint", toml_edit::value(entry.fingerprint.clone()));
+    table.insert("subject", toml_edit::value(entry.subject.clone()));
+    table.insert("certificate", toml_edit::value(entry.certificate.clone()));
+    list.push(table);
+    let out = doc.to_string();
+    Policy::parse(&out, path)?;
+    Ok((out, entry))
+}
+
+/// Removes the trusted certificate with this name or fingerprint.
+pub(crate) fn remove_trusted_certificate(
+    text: &str,
+    path: &Path,
+    what: &str,
+) -> Result<(String, TrustedCertificate), HomeError> {
+    let policy = Policy::parse(text, path)?;
+    let wanted = format!("sha256:{}", what.trim_start_matches("sha256:"));
+    let (index, removed) = policy
+        .trust
+        .certificates
+        .iter()
+        .enumerate()
+        .find(|(_, c)| c.name == what || c.fingerprint == wanted)
+        .map(|(i, c)| (i, c.clone()))
+        .ok_or_else(|| HomeError::TrustNotFound {
+            path: path.into(),
+            what: what.into(),
+        })?;
+    let mut doc = parse_doc(text, path)?;
+    trust_array(&mut doc, path, "certificates")?.remove(index);
+    let out = doc.to_string();
+    Policy::parse(&out, path)?;
+    Ok((out, removed))
+}
+
+/// `[[trust.NAME]]`, created if missing.
+fn trust_array<'d>(
+    doc: &'d mut toml_edit::DocumentMut,
+    path: &Path,
+    name: &str,
+) -> Result<&'d mut toml_edit::ArrayOfTables, HomeError> {
+    let trust = doc
+        .entry("trust")
+        .or_insert_with(|| toml_edit::Item::Table(toml_edit::Table::new()))
+        .as_table_mut()
+        .ok_or_else(|| HomeError::Policy {
+            path: path.into(),
+            reason: "`trust` must be a table".into(),
+        })?;
+    trust
+        .entry(name)
+        .or_insert_with(|| toml_edit::Item::ArrayOfTables(toml_edit::ArrayOfTables::new()))
+        .as_array_of_tables_mut()
+        .ok_or_else(|| HomeError::Policy {
+            path: path.into(),
+            reason: format!("`trust.{name}` must be an array of tables ([[trust.{name}]])"),
+        })
 }
 
 /// Removes the trusted key with this name or fingerprint (`sha256:…` or bare hex).
@@ -938,13 +1083,7 @@ pub(crate) fn remove_trusted_key(
                 what: what.into(),
             })?;
     let mut doc = parse_doc(text, path)?;
-    if let Some(keys) = doc
-        .get_mut("trust")
-        .and_then(|t| t.get_mut("keys"))
-        .and_then(toml_edit::Item::as_array_of_tables_mut)
-    {
-        keys.remove(index);
-    }
+    trust_array(&mut doc, path, "keys")?.remove(index);
     let out = doc.to_string();
     Policy::parse(&out, path)?;
     Ok((out, removed))

@@ -205,6 +205,7 @@ pub fn check_and_store(
     blobs: &dyn BlobStore,
     src: &Sources,
     keys: &[PublicKey],
+    roots: &[Vec<u8>],
     scan: &ScanConfig,
     fail_on: Severity,
     created_by: &str,
@@ -226,14 +227,9 @@ pub fn check_and_store(
         )));
     }
     let bundle = read_bounded(&src.signature, MAX_BUNDLE_BYTES)?;
-    let verified = oms::verify_model(
-        model,
-        &bundle,
-        keys,
-        &VerifyOptions::new(&src.signature),
-        &|_| {},
-    )
-    .map_err(|e| {
+    let mut opts = VerifyOptions::new(&src.signature);
+    opts.cert_roots = roots.to_vec();
+    let verified = oms::verify_model(model, &bundle, keys, &opts, &|_| {}).map_err(|e| {
         refused(format!(
             "{}: the signature does not verify: {e}",
             model.display()

@@ -37,6 +37,8 @@ pub struct Gates {
 pub struct GateContext<'a> {
     /// Trusted keys (signatures, provenance, approvals).
     pub keys: &'a [PublicKey],
+    /// Trusted certificate authorities (DER) for models signed with the certificate method.
+    pub roots: &'a [Vec<u8>],
     /// Scanner settings.
     pub scan: &'a ScanConfig,
     /// Scanner threshold.
@@ -71,12 +73,18 @@ fn check(gate: &'static str, r: Result<String, String>) -> Check {
     }
 }
 
-fn signature(reg: &Registry, v: &VersionInfo, keys: &[PublicKey]) -> Result<String, String> {
+fn signature(
+    reg: &Registry,
+    v: &VersionInfo,
+    keys: &[PublicKey],
+    roots: &[Vec<u8>],
+) -> Result<String, String> {
     let bundle = reg
         .blobs()
         .read(&v.signature, MAX_BUNDLE_BYTES)
         .map_err(|e| e.to_string())?;
-    let (signed, key) = oms::verify_bundle(&bundle, keys).map_err(|e| e.to_string())?;
+    let (signed, key) =
+        oms::verify_bundle_trusting(&bundle, keys, roots).map_err(|e| e.to_string())?;
     if signed.subject_digest != v.root {
         return Err(format!(
             "the signature is over sha256:{}, not this version's root",
@@ -310,7 +318,7 @@ pub fn evaluate(
 ) -> Result<Vec<Check>, RegistryError> {
     let mut out = Vec::new();
     if g.require_signature {
-        out.push(check("signature", signature(reg, v, ctx.keys)));
+        out.push(check("signature", signature(reg, v, ctx.keys, ctx.roots)));
     }
     if g.require_scan_clean {
         out.push(check("scan", scan(reg, v, ctx.scan, ctx.fail_on)));

@@ -177,9 +177,10 @@ pub struct TrustArgs {
 #[derive(Debug, Subcommand)]
 pub enum TrustCommand {
     /// Trust an ECDSA public key (PEM; P-256, P-384 or P-521) for verifying signatures,
-    /// checkpoints and approvals.
+    /// checkpoints and approvals — or, given a certificate (PEM), a certificate authority for
+    /// models and datasets signed with the certificate method.
     Add {
-        /// The public key file (SubjectPublicKeyInfo PEM).
+        /// The public key file (SubjectPublicKeyInfo PEM), or a CA certificate (PEM).
         pubkey: PathBuf,
         /// A name for it (default: the file name without extension).
         #[arg(long)]
@@ -187,7 +188,7 @@ pub enum TrustCommand {
     },
     /// List trusted keys.
     List,
-    /// Stop trusting a key, by name or fingerprint.
+    /// Stop trusting a key or certificate authority, by name or fingerprint.
     Remove {
         /// Name or fingerprint (sha256:…).
         key: String,

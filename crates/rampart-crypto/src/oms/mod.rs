@@ -491,7 +491,25 @@ pub fn verify_bundle(
     bundle: &[u8],
     keys: &[PublicKey],
 ) -> Result<(SignedManifest, Fingerprint), OmsError> {
-    let verified = UnverifiedBundle::parse(bundle)?.verify(keys)?;
+    verify_bundle_trusting(bundle, keys, &[])
+}
+
+/// [`verify_bundle`] for both methods: a key bundle with one of `keys`, a certificate bundle
+/// through a chain to one of `roots` (DER). The fingerprint is the signing key's either way.
+///
+/// # Errors
+/// As [`verify_bundle`].
+pub fn verify_bundle_trusting(
+    bundle: &[u8],
+    keys: &[PublicKey],
+    roots: &[Vec<u8>],
+) -> Result<(SignedManifest, Fingerprint), OmsError> {
+    let unverified = UnverifiedBundle::parse(bundle)?;
+    let verified = if unverified.has_certificates() {
+        unverified.verify_certificate(roots)?.0
+    } else {
+        unverified.verify(keys)?
+    };
     let signed = statement::decode(&verified.payload)?;
     let computed = root_digest(signed.resources.iter().map(|r| &r.digest));
     if computed != signed.subject_digest {

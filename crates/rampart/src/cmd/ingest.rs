@@ -218,7 +218,8 @@ fn expectation(
             )
         })?;
     let keys = crate::cmd::verify::verifier_keys(ctx, &[])?;
-    let (signed, key) = oms::verify_bundle(&bundle, &keys).map_err(|e| {
+    let roots = ctx.home.load_policy()?.trusted_roots();
+    let (signed, key) = oms::verify_bundle_trusting(&bundle, &keys, &roots).map_err(|e| {
         refuse(
             ctx,
             &args.path,

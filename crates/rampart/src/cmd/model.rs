@@ -153,10 +153,12 @@ fn register(
         );
         return Err(CliError::verification(anyhow::anyhow!("{reason}")));
     }
+    let roots = policy.trusted_roots();
     let checked = match candidate::check_and_store(
         reg.blobs(),
         &src,
         &keys,
+        &roots,
         &cfg,
         fail_on,
         &user,
@@ -261,6 +263,7 @@ fn promote(ctx: &Ctx, reference: &str, to: Stage) -> Result<Status, CliError> {
         &gates_for(&policy, to),
         &GateContext {
             keys: &keys,
+            roots: &policy.trusted_roots(),
             scan: &cfg,
             fail_on,
             lineage: &lineage,
@@ -472,6 +475,7 @@ fn rollback(ctx: &Ctx, name: &str) -> Result<Status, CliError> {
         },
         &GateContext {
             keys: &keys,
+            roots: &ctx.home.load_policy()?.trusted_roots(),
             scan: &ScanConfig::default(),
             fail_on: Severity::Critical,
             lineage: &|_| Ok(()),

@@ -160,6 +160,8 @@ pub fn apikey(ctx: &Ctx, args: &ApikeyArgs) -> Result<Status, CliError> {
 #[derive(Clone)]
 struct Setup {
     keys: Vec<rampart_crypto::PublicKey>,
+    /// Trusted certificate authorities (DER) for models signed with the certificate method.
+    roots: Vec<Vec<u8>>,
     outputs: Vec<(String, rampart_serve::OutputMode)>,
     /// Model name → the registry reference of its isolation forest.
     detectors: Vec<(String, String)>,
@@ -168,7 +170,7 @@ struct Setup {
 
 /// A model from the registry with its companion detector, ready to serve.
 fn load(reg: &Registry, reference: &str, setup: &Setup) -> Result<LoadedModel, CliError> {
-    let (v, model, mut sources) = load_one(reg, reference, &setup.keys)?;
+    let (v, model, mut sources) = load_one(reg, reference, &setup.keys, &setup.roots)?;
     let output = setup
         .outputs
         .iter()
@@ -177,7 +179,7 @@ fn load(reg: &Registry, reference: &str, setup: &Setup) -> Result<LoadedModel, C
     let detector = match setup.detectors.iter().find(|(n, _)| *n == v.name) {
         None => None,
         Some((_, dref)) => {
-            let (dv, det, dsources) = load_one(reg, dref, &setup.keys)?;
+            let (dv, det, dsources) = load_one(reg, dref, &setup.keys, &setup.roots)?;
             if det.meta.kind != rampart_ml::ModelKind::IsolationForest {
                 return Err(CliError::input(anyhow::anyhow!(
                     "--anomaly {}={dref}: {}@{} is a {}, not an isolation forest",
@@ -221,6 +223,7 @@ fn load_one(
     reg: &Registry,
     reference: &str,
     keys: &[rampart_crypto::PublicKey],
+    roots: &[Vec<u8>],
 ) -> Result<(rampart_registry::VersionInfo, rampart_ml::Model, Sources), CliError> {
     let reference = if reference.contains('@') {
         reference.to_owned()
@@ -240,6 +243,7 @@ fn load_one(
         },
         &GateContext {
             keys,
+            roots,
             scan: &ScanConfig::default(),
             fail_on: Severity::Critical,
             lineage: &|_| Ok(()),
@@ -408,6 +412,7 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
     }
     let setup = Setup {
         keys: keys.clone(),
+        roots: ctx.home.load_policy()?.trusted_roots(),
         outputs,
         detectors,
         drift_window: a.drift_window.max(1),

@@ -11,6 +11,9 @@ use crate::output;
 
 pub fn run(ctx: &Ctx, args: &TrustArgs) -> Result<Status, CliError> {
     match &args.command {
+        TrustCommand::Add { pubkey, name } if is_certificate(pubkey) => {
+            add_certificate(ctx, pubkey, name.as_deref())?;
+        }
         TrustCommand::Add { pubkey, name } => {
             let text = rampart_home::secure_fs::read_small_file(pubkey)?;
             let key = PublicKey::from_pem(&text).map_err(|e| {
@@ -48,6 +51,24 @@ pub fn run(ctx: &Ctx, args: &TrustArgs) -> Result<Status, CliError> {
                 }
             }
         }
+        TrustCommand::Remove { key }
+            if ctx.home.load_policy()?.trust.certificates.iter().any(|c| {
+                &c.name == key
+                    || c.fingerprint == format!("sha256:{}", key.trim_start_matches("sha256:"))
+            }) =>
+        {
+            let entry = ctx.recorded(|rec| {
+                ctx.home.trust_remove_certificate(key, &mut |entry| {
+                    rec.write(
+                        ctx.event("trust.remove", Outcome::Ok)
+                            .subject_digest(entry.fingerprint.clone())
+                            .detail("name", entry.name.clone())
+                            .detail("certificate", entry.subject.clone()),
+                    )
+                })
+            })?;
+            print_named(ctx, "removed", &entry.name, &entry.fingerprint)?;
+        }
         TrustCommand::Remove { key } => {
             let entry = ctx.recorded(|rec| {
                 ctx.home.trust_remove(key, &mut |entry| {
@@ -65,6 +86,7 @@ pub fn run(ctx: &Ctx, args: &TrustArgs) -> Result<Status, CliError> {
             match ctx.format {
                 Format::Json | Format::Sarif => output::print_json(&json!({
                     "keys": policy.trust.keys.iter().map(|k| json!({"name": k.name, "fingerprint": k.fingerprint})).collect::<Vec<_>>(),
+                    "certificates": policy.trust.certificates.iter().map(|c| json!({"name": c.name, "fingerprint": c.fingerprint, "subject": c.subject})).collect::<Vec<_>>(),
                 }))?,
                 Format::Human => {
                     let width = policy
@@ -72,6 +94,7 @@ pub fn run(ctx: &Ctx, args: &TrustArgs) -> Result<Status, CliError> {
                         .keys
                         .iter()
                         .map(|k| k.name.len())
+                        .chain(policy.trust.certificates.iter().map(|c| c.name.len()))
                         .max()
                         .unwrap_or(4)
                         .max(4);
@@ -79,7 +102,13 @@ pub fn run(ctx: &Ctx, args: &TrustArgs) -> Result<Status, CliError> {
                     for k in &policy.trust.keys {
                         text.push_str(&format!("{:width$}  {}\n", k.name, k.fingerprint));
                     }
-                    if policy.trust.keys.is_empty() {
+                    for c in &policy.trust.certificates {
+                        text.push_str(&format!(
+                            "{:width$}  {}  certificate authority {}\n",
+                            c.name, c.fingerprint, c.subject
+                        ));
+                    }
+                    if policy.trust.keys.is_empty() && policy.trust.certificates.is_empty() {
                         text = "no trusted keys: signatures cannot be verified until you `rampart trust add KEY.pem`\n".into();
                     }
                     output::product(&text)?;
@@ -91,10 +120,66 @@ pub fn run(ctx: &Ctx, args: &TrustArgs) -> Result<Status, CliError> {
 }
 
 fn print_one(ctx: &Ctx, verb: &str, entry: &rampart_home::TrustedKey) -> Result<(), CliError> {
+    print_named(ctx, verb, &entry.name, &entry.fingerprint)
+}
+
+fn print_named(ctx: &Ctx, verb: &str, name: &str, fingerprint: &str) -> Result<(), CliError> {
     match ctx.format {
-        Format::Json | Format::Sarif => output::print_json(
-            &json!({verb: {"name": entry.name, "fingerprint": entry.fingerprint}}),
-        ),
-        Format::Human => output::print(&format!("{verb} {} {}\n", entry.name, entry.fingerprint)),
+        Format::Json | Format::Sarif => {
+            output::print_json(&json!({verb: {"name": name, "fingerprint": fingerprint}}))
+        }
+        Format::Human => output::print(&format!("{verb} {name} {fingerprint}\n")),
     }
+}
+
+/// Whether the file is a PEM certificate (else it is read as a public key).
+fn is_certificate(path: &std::path::Path) -> bool {
+    rampart_home::secure_fs::read_small_file(path)
+        .is_ok_and(|t| t.contains("-----BEGIN CERTIFICATE-----"))
+}
+
+/// `trust add CA.pem`: every certificate in the file becomes a trusted authority (one file,
+/// one name: a second certificate gets `NAME-2`, …).
+fn add_certificate(ctx: &Ctx, file: &std::path::Path, name: Option<&str>) -> Result<(), CliError> {
+    let text = rampart_home::secure_fs::read_small_file(file)?;
+    let certs = rampart_crypto::x509::certificates_from_pem(&text).map_err(|e| {
+        CliError::input(anyhow::Error::new(e).context(format!("cannot use {}", file.display())))
+    })?;
+    let base = name.map_or_else(
+        || {
+            file.file_stem()
+                .map_or_else(|| "ca".into(), |s| s.to_string_lossy().into_owned())
+        },
+        str::to_owned,
+    );
+    for (i, der) in certs.iter().enumerate() {
+        let name = if i == 0 {
+            base.clone()
+        } else {
+            format!("{base}-{}", i + 1)
+        };
+        let added = ctx.recorded(|rec| {
+            ctx.home.trust_add_certificate(&name, der, &mut |entry| {
+                rec.write(
+                    ctx.event("trust.add", Outcome::Ok)
+                        .subject_path(file.display().to_string())
+                        .subject_digest(entry.fingerprint.clone())
+                        .detail("name", entry.name.clone())
+                        .detail("certificate", entry.subject.clone()),
+                )
+            })
+        });
+        match added {
+            Ok(entry) => print_named(ctx, "trusted", &entry.name, &entry.fingerprint)?,
+            Err(e) => {
+                ctx.audit_refusal(
+                    ctx.event("trust.add", Outcome::Denied)
+                        .subject_path(file.display().to_string())
+                        .detail("reason", e.message()),
+                );
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
 }

@@ -78,11 +78,18 @@ pub fn run(ctx: &Ctx, args: &VerifyArgs, quiet: bool) -> Result<Status, CliError
                 })?,
             );
     }
-    // A certificate bundle is checked against its roots; keys are for key bundles.
-    let keys = if args.cert_chain.is_empty() {
-        verifier_keys(ctx, &args.key)?
-    } else {
+    // A certificate bundle is checked against its roots; keys are for key bundles. Neither
+    // given: the home's trusted keys and certificate authorities.
+    let keys = if !args.cert_chain.is_empty() {
         Vec::new()
+    } else if args.key.is_empty()
+        && let Ok(policy) = ctx.home.load_policy()
+        && !policy.trust.certificates.is_empty()
+    {
+        opts.cert_roots = policy.trusted_roots();
+        policy.trusted_keys().into_iter().map(|(_, k)| k).collect()
+    } else {
+        verifier_keys(ctx, &args.key)?
     };
     opts.ignore.clone_from(&args.ignore);
     opts.ignore_unsigned_files = args.ignore_unsigned_files;

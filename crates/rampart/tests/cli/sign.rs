@@ -786,3 +786,63 @@ fn certificate_bundles_interoperate_with_model_signing_both_ways() {
     let (code, out, _) = s.run(&["verify", "tiny-model", "--cert-chain", &file("ca-cert.pem")]);
     assert_eq!(code, 1, "{out}");
 }
+
+/// A certificate authority trusted in rampart.toml (`trust add CA.pem`) lets the home accept
+/// certificate-signed models: `verify` with no flags, and `model register`; the addition and
+/// removal are audited; once removed, the same model no longer verifies.
+#[test]
+fn a_trusted_certificate_authority_admits_certificate_signed_models() {
+    let s = Scratch::init();
+    let certs = golden().join("keys/certificate");
+    let file = |n: &str| certs.join(n).display().to_string();
+    let key = s.path().join("signing-key.pem");
+    fs::copy(certs.join("signing-key.pem"), &key).unwrap();
+    fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    tiny_copy(s.path(), false);
+    s.rampart(&[
+        "sign",
+        "tiny-model",
+        "--key",
+        key.to_str().unwrap(),
+        "--cert",
+        &file("signing-key-cert.pem"),
+        "--cert-chain",
+        &file("int-ca-cert.pem"),
+    ])
+    .assert()
+    .success();
+    // Not trusted yet: refused, saying how to trust one.
+    let (code, out, _) = s.run(&["verify", "tiny-model"]);
+    assert_eq!(code, 1);
+    assert!(out.contains("rampart trust add CA.pem"), "{out}");
+    s.rampart(&["trust", "add", &file("ca-cert.pem"), "--name", "corp-ca"])
+        .assert()
+        .success();
+    let list = s.json(&["trust", "list"]);
+    assert_eq!(list["certificates"][0]["name"], "corp-ca");
+    assert_eq!(list["certificates"][0]["subject"], "CN=root-ca");
+    let (code, out, err) = s.run(&["verify", "tiny-model"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("CN=root-ca"), "{out}");
+    let (code, out, err) = s.run(&["model", "register", "tiny-model", "--name", "tiny"]);
+    assert_eq!(code, 0, "{out}{err}");
+    // A policy whose stored certificate was edited is refused on load.
+    let policy = s.home().join("rampart.toml");
+    let text = fs::read_to_string(&policy).unwrap();
+    fs::write(
+        &policy,
+        text.replace("subject = \"CN=root-ca\"", "subject = \"CN=other\""),
+    )
+    .unwrap();
+    let (code, _, err) = s.run(&["trust", "list"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("corp-ca"), "{err}");
+    fs::write(&policy, &text).unwrap();
+    s.rampart(&["trust", "remove", "corp-ca"])
+        .assert()
+        .success();
+    let (code, _, _) = s.run(&["verify", "tiny-model"]);
+    assert_eq!(code, 1);
+    let (_, log, _) = s.run(&["--format", "json", "audit", "show", "--action", "trust.add"]);
+    assert!(log.contains("CN=root-ca"), "{log}");
+}
