@@ -27,6 +27,7 @@ CORPUS=crates/rampart-scan/tests/fixtures/corpus
 python3 - "$R" "$VENV/bin" "$CORPUS" "$RUNS" "$W" <<'PY'
 import json, os, statistics, subprocess, sys, time
 rampart, vbin, corpus, runs, out = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+vbin, out = os.path.abspath(vbin), os.path.abspath(out)
 expected = json.load(open(os.path.join(corpus, "expected.json")))
 CODE_EXEC = {"pickle-dangerous-import", "pickle-dangerous-call", "pickle-unresolved-import", "keras-lambda-layer",
              "gguf-chat-template-injection", "torchscript-code", "pickle-unknown-extension"}
@@ -51,9 +52,10 @@ rows, details = {}, []
 for tool, cmd in tools.items():
     c = {"tp": 0, "fn": 0, "fp": 0, "tn": 0, "err": 0, "ce_tp": 0, "ce_fn": 0}
     for name, want in sorted(expected.items()):
-        path = os.path.join(corpus, name)
+        path = os.path.abspath(os.path.join(corpus, name))
         try:
-            code = subprocess.run(cmd(path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120).returncode
+            # cwd: fickling writes safety_results.json into its working directory.
+            code = subprocess.run(cmd(path), cwd=out, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120).returncode
         except subprocess.TimeoutExpired:
             code = -1
         v = verdict(tool, code)
@@ -84,7 +86,7 @@ for tool in tools:
         t = time.perf_counter()
         if cmd is None:  # fickling has no directory mode: one process per file
             for name in expected:
-                subprocess.run([f"{vbin}/fickling", "--check-safety", os.path.join(corpus, name)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                subprocess.run([f"{vbin}/fickling", "--check-safety", os.path.abspath(os.path.join(corpus, name))], cwd=out, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         else:
             subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
         samples.append(time.perf_counter() - t)

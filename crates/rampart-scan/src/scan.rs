@@ -195,6 +195,27 @@ impl FileReport {
     }
 }
 
+/// Opens `path` for reading only if it is a regular file, judged on the opened descriptor, and
+/// returns it with its length. Non-blocking: opening a FIFO for reading would otherwise wait for
+/// a writer forever. Every file the scanner reads — the one scanned and the ones beside it
+/// (shards, graphs, configs) — goes through here.
+pub(crate) fn open_regular(path: &Path) -> io::Result<(File, u64)> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let f = File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = f.metadata()?;
+    if meta.is_file() {
+        Ok((f, meta.len()))
+    } else {
+        Err(io::Error::other(format!(
+            "not a regular file ({})",
+            kind_of(&meta.file_type())
+        )))
+    }
+}
+
 /// Scans one file.
 #[must_use]
 pub fn scan_file(path: &Path, cfg: &ScanConfig) -> FileReport {
@@ -206,26 +227,7 @@ pub fn scan_file(path: &Path, cfg: &ScanConfig) -> FileReport {
         imports: Vec::new(),
         error: None,
     };
-    // Non-blocking: opening a FIFO for reading would otherwise wait for a writer forever.
-    let opened = {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        File::options()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(path)
-    }
-    .and_then(|f| {
-        let meta = f.metadata()?;
-        if meta.is_file() {
-            Ok((f, meta.len()))
-        } else {
-            Err(io::Error::other(format!(
-                "not a regular file ({})",
-                kind_of(&meta.file_type())
-            )))
-        }
-    });
-    let (file, len) = match opened {
+    let (file, len) = match open_regular(path) {
         Ok(x) => x,
         Err(e) => {
             report.error = Some(format!("cannot read {}: {e}", path.display()));
@@ -326,15 +328,14 @@ fn recognise_beside_weights(path: &Path, findings: &mut Vec<Finding>) -> Option<
         .unwrap_or_default()
         .to_ascii_lowercase();
     if ext == "msgpack"
-        && let Ok(f) = File::open(path)
-        && let Ok(len) = f.metadata().map(|m| m.len())
+        && let Ok((f, len)) = open_regular(path)
         && msgpack::is_msgpack(&mut BufReader::new(f), len).unwrap_or(false)
     {
         return Some("msgpack");
     }
     // OpenVINO IR: `model.bin` holds the raw weights that `model.xml` (the graph) describes.
     if ext == "bin"
-        && let Ok(f) = File::open(path.with_extension("xml"))
+        && let Ok((f, _)) = open_regular(&path.with_extension("xml"))
     {
         let mut xml = Vec::new();
         let _ = f.take(4096).read_to_end(&mut xml);
@@ -343,8 +344,8 @@ fn recognise_beside_weights(path: &Path, findings: &mut Vec<Finding>) -> Option<
         }
     }
     let mut head = [0u8; 1];
-    let read = File::open(path)
-        .and_then(|mut f| f.read(&mut head))
+    let read = open_regular(path)
+        .and_then(|(mut f, _)| f.read(&mut head))
         .unwrap_or(0);
     if hf::is_sentencepiece(path, head.get(..read).unwrap_or_default()) {
         return Some("sentencepiece");

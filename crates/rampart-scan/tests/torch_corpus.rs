@@ -434,3 +434,53 @@ fn msgpack_and_openvino_weights_are_recognised() {
         assert_eq!(r.findings[0].rule, "unanalysable");
     }
 }
+
+/// Runs a directory scan on another thread; a hang fails the test instead of wedging it.
+fn scan_within(dir: &Path, secs: u64) -> Vec<rampart_scan::FileReport> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let dir = dir.to_path_buf();
+    std::thread::spawn(move || {
+        let _ = tx.send(scan_path(&dir, &ScanConfig::default(), &|_| {}).unwrap());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(secs))
+        .expect("the scan hung on a file beside the weights")
+}
+
+/// Attacks on the files the scanner reads *beside* the one it scans: a FIFO where OpenVINO's
+/// `model.xml` should be, a FIFO as a shard the index names, and a shard that is a symlink to
+/// a device. None may hang the scan or pass as clean.
+#[test]
+fn files_read_beside_the_weights_cannot_hang_the_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("model.bin"), [0x13u8, 0x37, 0xfe, 0x01].repeat(64)).unwrap();
+    let fifo = |p: &Path| {
+        let ok = std::process::Command::new("mkfifo")
+            .arg(p)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    };
+    fifo(&d.join("model.xml"));
+    fifo(&d.join("model-00001-of-00002.safetensors"));
+    std::os::unix::fs::symlink("/dev/zero", d.join("model-00002-of-00002.safetensors")).unwrap();
+    std::fs::write(
+        d.join("model.safetensors.index.json"),
+        br#"{"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}"#,
+    )
+    .unwrap();
+    let reports = scan_within(d, 60);
+    let by = |name: &str| reports.iter().find(|r| r.path.ends_with(name)).unwrap();
+    assert_eq!(
+        by("model.bin").findings[0].rule,
+        "unanalysable",
+        "{:?}",
+        by("model.bin")
+    );
+    let index: Vec<&str> = by("model.safetensors.index.json")
+        .findings
+        .iter()
+        .map(|f| f.rule)
+        .collect();
+    assert_eq!(index, vec!["index-shard-missing", "index-shard-missing"]);
+}

@@ -10,11 +10,11 @@
 //!   and `.py` files beside a `config.json` — is reported.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
 use std::io::Read as _;
 use std::path::Path;
 
 use crate::formats::safetensors::MAX_HEADER;
+use crate::scan::open_regular;
 
 /// The largest side file parsed (JSON configs and tokenizers are far smaller).
 pub const MAX_SIDE_FILE: u64 = 64 << 20;
@@ -79,8 +79,9 @@ pub fn is_sentencepiece(path: &Path, head: &[u8]) -> bool {
 /// Reads a side file as JSON, at most [`MAX_SIDE_FILE`] bytes.
 fn read_json(path: &Path) -> Option<serde_json::Value> {
     let mut text = Vec::new();
-    File::open(path)
+    open_regular(path)
         .ok()?
+        .0
         .take(MAX_SIDE_FILE + 1)
         .read_to_end(&mut text)
         .ok()?;
@@ -130,7 +131,7 @@ pub fn check_python(path: &Path) -> Vec<Problem> {
         .is_some_and(|e| e.eq_ignore_ascii_case("py"));
     let beside_config = path
         .parent()
-        .is_some_and(|d| d.join("config.json").is_file());
+        .is_some_and(|d| open_regular(&d.join("config.json")).is_ok());
     if is_py && beside_config {
         vec![(
             "hf-remote-code",
@@ -143,11 +144,11 @@ pub fn check_python(path: &Path) -> Vec<Problem> {
 
 /// The tensor names in a safetensors file's header; `None` when it cannot be read.
 fn safetensors_names(path: &Path) -> Option<BTreeSet<String>> {
-    let mut f = File::open(path).ok()?;
+    let (mut f, size) = open_regular(path).ok()?;
     let mut len = [0u8; 8];
     f.read_exact(&mut len).ok()?;
     let n = u64::from_le_bytes(len);
-    if n > MAX_HEADER || n > f.metadata().ok()?.len() {
+    if n > MAX_HEADER || n > size {
         return None;
     }
     let mut header = Vec::new();
@@ -200,7 +201,7 @@ pub fn check_index(path: &Path) -> Option<Vec<Problem>> {
             continue;
         }
         let file = dir.join(shard);
-        if !file.is_file() {
+        if open_regular(&file).is_err() {
             problems.push((
                 "index-shard-missing",
                 format!(
