@@ -6,15 +6,24 @@
 //! bundle, verification material, envelope and signature layers are errors, as
 //! `model_signing` does) and with size limits. Two methods are supported: the *key* method (a
 //! `publicKey` hint) and the *certificate* method (an `x509CertificateChain`, validated by
-//! [`crate::x509`] against roots the verifier trusts). Transparency-log entries are not read.
+//! [`crate::x509`] against roots the verifier trusts). A bundle with a transparency-log entry is a
+//! *Sigstore* bundle, verified offline by [`crate::sigstore`].
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::{PublicKey, SigningKey};
 
-/// The only bundle media type accepted and written.
+/// The bundle media type written.
 pub const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+/// Every bundle media type read: v0.3 in both spellings, and v0.1 / v0.2, which older
+/// sigstore-python and model_signing releases wrote for Sigstore bundles.
+pub const BUNDLE_MEDIA_TYPES: &[&str] = &[
+    BUNDLE_MEDIA_TYPE,
+    "application/vnd.dev.sigstore.bundle+json;version=0.3",
+    "application/vnd.dev.sigstore.bundle+json;version=0.2",
+    "application/vnd.dev.sigstore.bundle+json;version=0.1",
+];
 /// The in-toto payload type.
 pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 /// The largest bundle file read.
@@ -44,6 +53,9 @@ pub enum BundleError {
     /// The bundle's certificate chain is not trusted or may not sign.
     #[error(transparent)]
     Certificate(#[from] crate::x509::X509Error),
+    /// A Sigstore bundle that does not verify offline (log entry, Fulcio chain, identity, …).
+    #[error(transparent)]
+    Sigstore(#[from] crate::sigstore::SigstoreError),
 }
 
 /// model_signing v0.2.0's encoding (a bug it still verifies for compatibility): `DSSEV1`, and
@@ -174,6 +186,10 @@ pub struct UnverifiedBundle {
     payload_type: String,
     payload: Vec<u8>,
     signature: Vec<u8>,
+    /// Sigstore's transparency-log entries (empty for the key and certificate methods).
+    tlog_entries: Vec<serde_json::Value>,
+    /// The media type is v0.1 (entries may lack an inclusion proof).
+    v0_1: bool,
 }
 
 /// A bundle whose signature verified: the payload can be trusted to come from `key`.
@@ -203,12 +219,13 @@ impl UnverifiedBundle {
         }
         let raw: RawBundle =
             serde_json::from_slice(bytes).map_err(|e| BundleError::Malformed(e.to_string()))?;
-        if raw.media_type != BUNDLE_MEDIA_TYPE {
+        if !BUNDLE_MEDIA_TYPES.contains(&raw.media_type.as_str()) {
             return Err(BundleError::Unsupported(format!(
-                "media type {:?} (expected {BUNDLE_MEDIA_TYPE:?})",
+                "media type {:?} (expected {BUNDLE_MEDIA_TYPE:?} or an earlier Sigstore bundle version)",
                 raw.media_type
             )));
         }
+        let v0_1 = raw.media_type.ends_with("version=0.1");
         let material = raw.verification_material;
         let mut chain = Vec::new();
         let mut certs: Vec<RawCert> = Vec::new();
@@ -235,10 +252,15 @@ impl UnverifiedBundle {
                 BundleError::Malformed(format!("a certificate is not base64: {e}"))
             })?);
         }
-        if !material.tlog_entries.is_empty() || material.timestamp_verification_data.is_some() {
-            // Sigstore bundles (Fulcio certificate + Rekor entry) are not verified here.
+        if material.tlog_entries.len() > 16 {
+            return Err(BundleError::Malformed(format!(
+                "{} transparency log entries",
+                material.tlog_entries.len()
+            )));
+        }
+        if !material.tlog_entries.is_empty() && chain.is_empty() {
             return Err(BundleError::Unsupported(
-                "a Sigstore (Fulcio/Rekor) bundle: only the key and certificate methods are supported".into(),
+                "a transparency log entry for a public-key signature: only Sigstore certificate bundles carry log entries".into(),
             ));
         }
         let public_key = match (material.public_key, chain.is_empty()) {
@@ -284,7 +306,65 @@ impl UnverifiedBundle {
             payload_type: envelope.payload_type,
             payload,
             signature,
+            tlog_entries: material.tlog_entries,
+            v0_1,
         })
+    }
+
+    /// model_signing signs in-toto statements only.
+    fn check_payload_type(&self) -> Result<(), BundleError> {
+        if self.payload_type == IN_TOTO_PAYLOAD_TYPE {
+            Ok(())
+        } else {
+            Err(BundleError::Malformed(format!(
+                "payload type {:?} is not {IN_TOTO_PAYLOAD_TYPE:?}",
+                self.payload_type
+            )))
+        }
+    }
+
+    /// Whether this is a Sigstore bundle (a Fulcio certificate and a transparency-log entry).
+    #[must_use]
+    pub fn is_sigstore(&self) -> bool {
+        !self.tlog_entries.is_empty()
+    }
+
+    /// Verifies a Sigstore bundle offline (see [`crate::sigstore`]): the log entry against
+    /// `root`, the certificate's chain, SCT and identity (one of `identities`), then the
+    /// signature.
+    ///
+    /// # Errors
+    /// [`BundleError::Sigstore`] naming the check that failed.
+    pub fn verify_sigstore(
+        self,
+        root: &crate::sigstore::TrustedRoot,
+        identities: &[crate::sigstore::Identity],
+    ) -> Result<(VerifiedPayload, crate::sigstore::SigstoreSigner), BundleError> {
+        let Some(certificate) = self.chain.first().filter(|_| self.is_sigstore()) else {
+            return Err(BundleError::Unsupported(
+                "not a Sigstore bundle (it has no transparency log entry): verify it with its key or certificate chain".into(),
+            ));
+        };
+        let signer = crate::sigstore::verify(
+            &crate::sigstore::Material {
+                certificate,
+                tlog_entries: &self.tlog_entries,
+                v0_1: self.v0_1,
+                payload_type: &self.payload_type,
+                payload: &self.payload,
+                signature: &self.signature,
+            },
+            root,
+            identities,
+        )?;
+        self.check_payload_type()?;
+        Ok((
+            VerifiedPayload {
+                payload: self.payload,
+                key: signer.key.clone(),
+            },
+            signer,
+        ))
     }
 
     /// The key hint (hex SHA-256 of the signer's public key PEM), if the bundle has one.
@@ -340,12 +420,7 @@ impl UnverifiedBundle {
                     _ => "any trusted key".into(),
                 })
             })?;
-        if self.payload_type != IN_TOTO_PAYLOAD_TYPE {
-            return Err(BundleError::Malformed(format!(
-                "payload type {:?} is not {IN_TOTO_PAYLOAD_TYPE:?}",
-                self.payload_type
-            )));
-        }
+        self.check_payload_type()?;
         Ok(VerifiedPayload {
             payload: self.payload,
             key: key.clone(),
@@ -377,6 +452,11 @@ impl UnverifiedBundle {
                 "a key bundle has no certificate: verify it with a public key".into(),
             ));
         }
+        if self.is_sigstore() {
+            return Err(BundleError::Unsupported(
+                "a Sigstore bundle (Fulcio certificate, Rekor entry): verify it with --sigstore --identity ID --issuer URL, or trust the signer with `rampart trust add-identity`".into(),
+            ));
+        }
         let chain = crate::x509::verify_chain(&self.chain, roots)?;
         let key = &chain.key;
         let ok = key
@@ -395,12 +475,7 @@ impl UnverifiedBundle {
                 chain.path.first().map_or("", String::as_str)
             )));
         }
-        if self.payload_type != IN_TOTO_PAYLOAD_TYPE {
-            return Err(BundleError::Malformed(format!(
-                "payload type {:?} is not {IN_TOTO_PAYLOAD_TYPE:?}",
-                self.payload_type
-            )));
-        }
+        self.check_payload_type()?;
         Ok((
             VerifiedPayload {
                 payload: self.payload,

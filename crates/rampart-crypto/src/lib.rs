@@ -25,6 +25,10 @@ pub mod dsse;
 mod ecdsa;
 pub mod oms;
 pub mod provenance;
+pub mod sigstore;
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
+pub mod sigstore_testing;
 pub mod x509;
 
 pub use age_identity::AgeIdentity;

@@ -81,9 +81,12 @@ pub struct VerifiedChain {
     pub path: Vec<String>,
     /// The signing certificate's SHA-256 fingerprint (hex, of its DER).
     pub fingerprint: String,
-    /// The time the chain was checked at (the signing certificate's `notBefore`), seconds since
-    /// the Unix epoch.
+    /// The time the chain was checked at (the signing certificate's `notBefore`, or the time
+    /// given to [`verify_chain_at`]), seconds since the Unix epoch.
     pub checked_at: u64,
+    /// The DER SubjectPublicKeyInfo of the certificate that issued the signing certificate
+    /// (empty when the signing certificate is itself a trusted root).
+    pub issuer_spki: Vec<u8>,
 }
 
 /// Reads every certificate of a PEM file (roots or a chain). Refuses a file with none.
@@ -263,7 +266,7 @@ fn valid_at(c: &Certificate, at: u64) -> Result<(), X509Error> {
     let (from, to) = validity(c);
     if at < from || at > to {
         return Err(X509Error::Untrusted(format!(
-            "{} is valid from {} to {} (Unix seconds), not at {at}, when the signing certificate's validity began",
+            "{} is valid from {} to {} (Unix seconds), not at {at}, the time of signing",
             subject(c),
             from,
             to
@@ -388,6 +391,20 @@ pub fn public_key_of(der: &[u8]) -> Result<PublicKey, X509Error> {
 /// # Errors
 /// [`X509Error`] saying which certificate failed and why.
 pub fn verify_chain(chain: &[Vec<u8>], roots: &[Vec<u8>]) -> Result<VerifiedChain, X509Error> {
+    verify_chain_at(chain, roots, None)
+}
+
+/// [`verify_chain`] at a given time (seconds since the Unix epoch) instead of the signing
+/// certificate's `notBefore`: for Sigstore, whose certificates live ten minutes and are checked
+/// at the time the transparency log recorded the signature.
+///
+/// # Errors
+/// As [`verify_chain`].
+pub fn verify_chain_at(
+    chain: &[Vec<u8>],
+    roots: &[Vec<u8>],
+    at: Option<u64>,
+) -> Result<VerifiedChain, X509Error> {
     if chain.is_empty() {
         return Err(X509Error::Malformed(
             "the bundle holds no certificate".into(),
@@ -409,11 +426,12 @@ pub fn verify_chain(chain: &[Vec<u8>], roots: &[Vec<u8>]) -> Result<VerifiedChai
     let (leaf, pool) = certs
         .split_first()
         .ok_or_else(|| X509Error::Malformed("empty chain".into()))?;
-    let at = validity(leaf).0;
+    let at = at.unwrap_or(validity(leaf).0);
     check_critical(leaf)?;
     valid_at(leaf, at)?;
     let mut path = vec![subject(leaf)];
     let leaf_der = chain.first().map(Vec::as_slice).unwrap_or_default();
+    let mut issuer_spki = Vec::new();
     if !roots.iter().any(|r| r.as_slice() == leaf_der) {
         build(
             leaf,
@@ -424,6 +442,22 @@ pub fn verify_chain(chain: &[Vec<u8>], roots: &[Vec<u8>]) -> Result<VerifiedChai
             &mut path,
             &std::cell::Cell::new(0),
         )?;
+        // The issuer is the certificate named second on the path that signed the leaf.
+        let issuer = anchors
+            .iter()
+            .chain(pool.iter())
+            .filter(|c| {
+                path.get(1).is_some_and(|s| *s == subject(c))
+                    && c.tbs_certificate.subject == leaf.tbs_certificate.issuer
+            })
+            .find(|c| signed_by(leaf, c).unwrap_or(false));
+        if let Some(issuer) = issuer {
+            issuer_spki = issuer
+                .tbs_certificate
+                .subject_public_key_info
+                .to_der()
+                .map_err(|e| X509Error::Malformed(e.to_string()))?;
+        }
     }
     // The signing certificate may sign: key usage digitalSignature, or extended key usage
     // codeSigning (model_signing's rule).
@@ -455,5 +489,6 @@ pub fn verify_chain(chain: &[Vec<u8>], roots: &[Vec<u8>]) -> Result<VerifiedChai
         path,
         fingerprint: crate::sha256(leaf_der).to_hex(),
         checked_at: at,
+        issuer_spki,
     })
 }

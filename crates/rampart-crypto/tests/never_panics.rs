@@ -132,3 +132,75 @@ proptest! {
         let _ = rampart_crypto::x509::certificates_from_pem(&String::from_utf8_lossy(&junk));
     }
 }
+
+fn sigstore_vector() -> serde_json::Value {
+    let p = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../rampart/tests/fixtures/model-transparency/v1.1.0-sigstore/model.sig"
+    );
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+/// Verifies `bundle` as a Sigstore bundle against the public-good root; true if it verified.
+fn sigstore_verifies(bundle: &[u8]) -> bool {
+    static ROOT: OnceLock<rampart_crypto::sigstore::TrustedRoot> = OnceLock::new();
+    let root = ROOT.get_or_init(|| rampart_crypto::sigstore::TrustedRoot::public_good().unwrap());
+    let ids = [rampart_crypto::sigstore::Identity {
+        identity: "stefanb@us.ibm.com".into(),
+        issuer: "https://sigstore.verify.ibm.com/oauth2".into(),
+    }];
+    dsse::UnverifiedBundle::parse(bundle)
+        .ok()
+        .is_some_and(|b| b.verify_sigstore(root, &ids).is_ok())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A real Sigstore bundle with one byte changed, or a log-entry field replaced by hostile
+    /// JSON (huge indices and sizes, long proofs, junk checkpoints): an error, never a panic,
+    /// and never a verification unless every verified part is unchanged.
+    #[test]
+    fn mutated_sigstore_bundles_never_panic_or_verify(
+        pos in any::<prop::sample::Index>(),
+        byte in any::<u8>(),
+        field in prop::sample::select(vec![
+            "logIndex", "integratedTime", "canonicalizedBody", "inclusionPromise",
+            "inclusionProof", "logId", "kindVersion",
+        ]),
+        value in json(),
+        size in any::<u64>(),
+        index in any::<u64>(),
+        hashes in 0usize..80,
+    ) {
+        let original = sigstore_vector();
+        let text = original.to_string().into_bytes();
+        let mut mutated = text.clone();
+        let i = pos.index(mutated.len());
+        mutated[i] = byte;
+        if sigstore_verifies(&mutated) {
+            // Only a change that leaves every verified part as it was may still verify: JSON
+            // whitespace, or the RFC 3161 timestamps, which are not used (the log's promise
+            // gives the time).
+            let strip = |mut v: serde_json::Value| {
+                v["verificationMaterial"]
+                    .as_object_mut()
+                    .map(|m| m.remove("timestampVerificationData"));
+                v
+            };
+            let a: Option<serde_json::Value> = serde_json::from_slice(&mutated).ok();
+            prop_assert_eq!(a.map(strip), Some(strip(original.clone())));
+        }
+        let mut b = original.clone();
+        b["verificationMaterial"]["tlogEntries"][0][field] = value;
+        prop_assert!(!sigstore_verifies(b.to_string().as_bytes()));
+        let mut b = original.clone();
+        let proof = &mut b["verificationMaterial"]["tlogEntries"][0]["inclusionProof"];
+        proof["treeSize"] = size.to_string().into();
+        proof["logIndex"] = index.to_string().into();
+        proof["hashes"] = serde_json::Value::Array(
+            (0..hashes).map(|_| "3QNvaoVmW9zKz4+wKtXCFGjJN3AN0moSJUEo2TPm5Ro=".into()).collect(),
+        );
+        prop_assert!(!sigstore_verifies(b.to_string().as_bytes()));
+    }
+}

@@ -368,6 +368,119 @@ impl Home {
         )
     }
 
+    /// Trusts a Sigstore signer (identity + OIDC issuer) under `name` (`record` as for
+    /// [`Home::trust_add`]).
+    ///
+    /// # Errors
+    /// When the name or identity is already trusted, the change cannot be recorded, or the
+    /// policy cannot be read/written.
+    pub fn trust_add_identity(
+        &self,
+        name: &str,
+        identity: &rampart_crypto::sigstore::Identity,
+        record: Witness<'_, crate::policy::TrustedIdentity>,
+    ) -> Result<crate::policy::TrustedIdentity, HomeError> {
+        self.edit_policy(
+            |text, path| policy::add_trusted_identity(text, path, name, identity),
+            record,
+        )
+    }
+
+    /// Stops trusting a Sigstore signer, by name or identity.
+    ///
+    /// # Errors
+    /// When none matches, the change cannot be recorded, or the policy cannot be read/written.
+    pub fn trust_remove_identity(
+        &self,
+        what: &str,
+        record: Witness<'_, crate::policy::TrustedIdentity>,
+    ) -> Result<crate::policy::TrustedIdentity, HomeError> {
+        self.edit_policy(
+            |text, path| policy::remove_trusted_identity(text, path, what),
+            record,
+        )
+    }
+
+    /// Where an installed Sigstore trusted root lives (`rampart trust sigstore-root`).
+    #[must_use]
+    pub fn sigstore_root_path(&self) -> PathBuf {
+        self.root.join("sigstore").join("trusted_root.json")
+    }
+
+    /// The Sigstore trusted root: the one installed in the home, else the public-good root
+    /// pinned in this build.
+    ///
+    /// # Errors
+    /// When the installed file cannot be read or is not a valid trusted root.
+    pub fn sigstore_root(&self) -> Result<rampart_crypto::sigstore::TrustedRoot, HomeError> {
+        let path = self.sigstore_root_path();
+        let bad = |reason: String| HomeError::Policy {
+            path: path.clone(),
+            reason,
+        };
+        match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                rampart_crypto::sigstore::TrustedRoot::public_good().map_err(|e| bad(e.to_string()))
+            }
+            _ => {
+                let text = crate::secure_fs::read_small_file(&path)?;
+                rampart_crypto::sigstore::TrustedRoot::from_json(text.as_bytes())
+                    .map_err(|e| bad(e.to_string()))
+            }
+        }
+    }
+
+    /// Installs a Sigstore trusted root (validated first), replacing the pinned one for this
+    /// home. `record` runs before the file changes.
+    ///
+    /// # Errors
+    /// When the file is not a valid trusted root, the change cannot be recorded, or it cannot
+    /// be written.
+    pub fn set_sigstore_root(
+        &self,
+        json: &[u8],
+        record: Witness<'_, rampart_crypto::sigstore::TrustedRoot>,
+    ) -> Result<rampart_crypto::sigstore::TrustedRoot, HomeError> {
+        let path = self.sigstore_root_path();
+        let root = rampart_crypto::sigstore::TrustedRoot::from_json(json).map_err(|e| {
+            HomeError::Policy {
+                path: path.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        self.require()?;
+        record(&root).map_err(|reason| HomeError::Unrecorded {
+            path: path.clone(),
+            reason,
+        })?;
+        let dir = path.parent().unwrap_or(&self.root);
+        secure_fs::create_private_dir(dir)?;
+        secure_fs::atomic_write(&path, json, 0o644)?;
+        Ok(root)
+    }
+
+    /// Everything the policy trusts beyond public keys, for verifying certificate and Sigstore
+    /// bundles: the certificate authorities, and — when any Sigstore identity is trusted — the
+    /// identities with the Sigstore trusted root.
+    ///
+    /// # Errors
+    /// When a Sigstore identity is trusted and the trusted root is unusable.
+    pub fn anchors(&self, policy: &Policy) -> Result<rampart_crypto::oms::Anchors, HomeError> {
+        let identities = policy.trusted_identities();
+        let sigstore = if identities.is_empty() {
+            None
+        } else {
+            Some(rampart_crypto::oms::SigstoreTrust {
+                root: std::sync::Arc::new(self.sigstore_root()?),
+                identities,
+            })
+        };
+        Ok(rampart_crypto::oms::Anchors {
+            cert_roots: policy.trusted_roots(),
+            sigstore,
+        })
+    }
+
     /// Reads the policy, computes the edit, has it recorded, then writes it atomically.
     fn edit_policy<T>(
         &self,

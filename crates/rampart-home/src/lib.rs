@@ -39,5 +39,5 @@ pub use home::{Home, InitReport, KeySource, Witness};
 pub use policy::{
     AuditPolicy, ChecksPolicy, DataPolicy, GatePolicy, GatesPolicy, GuardOutputPolicy, GuardPolicy,
     GuardTopic, PiiPolicy, Policy, ScanPolicy, Size, TrainPolicy, TrustPolicy, TrustedCertificate,
-    TrustedKey, parse_size,
+    TrustedIdentity, TrustedKey, parse_size,
 };

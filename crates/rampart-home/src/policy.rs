@@ -414,6 +414,36 @@ pub struct TrustPolicy {
     /// method verifies when its chain leads to one of them.
     #[serde(default)]
     pub certificates: Vec<TrustedCertificate>,
+    /// Sigstore signers, by name: a model or dataset signed with Sigstore verifies when its
+    /// Fulcio certificate was issued to one of these identities by its issuer (checked offline
+    /// against the pinned Sigstore trusted root).
+    #[serde(default)]
+    pub sigstore: Vec<TrustedIdentity>,
+}
+
+/// One trusted Sigstore signer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct TrustedIdentity {
+    /// A human name, unique in the policy (among keys, certificates and identities).
+    pub name: String,
+    /// The certificate's subject alternative name (an email address or a URI), exactly.
+    pub identity: String,
+    /// The OIDC issuer that vouched for it (e.g. `https://accounts.google.com`,
+    /// `https://token.actions.githubusercontent.com`), exactly.
+    pub issuer: String,
+}
+
+impl TrustedIdentity {
+    /// As the verifier takes it.
+    #[must_use]
+    pub fn to_identity(&self) -> rampart_crypto::sigstore::Identity {
+        rampart_crypto::sigstore::Identity {
+            identity: self.identity.clone(),
+            issuer: self.issuer.clone(),
+        }
+    }
 }
 
 /// One trusted certificate authority (a root of the certificate method).
@@ -642,6 +672,20 @@ impl Policy {
             }
         }
         let mut names = std::collections::BTreeSet::new();
+        for t in &self.trust.sigstore {
+            if !names.insert(t.name.as_str()) {
+                return Err(bad(format!(
+                    "trusted Sigstore identity name {:?} appears twice",
+                    t.name
+                )));
+            }
+            if !rampart_crypto::sigstore::plausible(&t.to_identity()) {
+                return Err(bad(format!(
+                    "trust.sigstore {:?}: identity and issuer must be non-empty, without spaces",
+                    t.name
+                )));
+            }
+        }
         for c in &self.trust.certificates {
             if !names.insert(c.name.as_str()) {
                 return Err(bad(format!(
@@ -789,6 +833,16 @@ impl Policy {
             .collect()
     }
 
+    /// The trusted Sigstore identities.
+    #[must_use]
+    pub fn trusted_identities(&self) -> Vec<rampart_crypto::sigstore::Identity> {
+        self.trust
+            .sigstore
+            .iter()
+            .map(TrustedIdentity::to_identity)
+            .collect()
+    }
+
     /// The trusted certificate authorities (DER), for the certificate method.
     #[must_use]
     pub fn trusted_roots(&self) -> Vec<Vec<u8>> {
@@ -906,6 +960,13 @@ fail_on = "medium"
 # allowed_domains = []     # hosts links may point to (subdomains included); empty: any
 # links = "redact"         # other links: redact or block
 
+# Sigstore signers whose bundles rampart accepts, checked offline against the Sigstore trusted
+# root (`rampart trust add-identity --identity ID --issuer URL`):
+# [[trust.sigstore]]
+# name = "release-ci"
+# identity = "https://github.com/ORG/REPO/.github/workflows/release.yml@refs/heads/main"
+# issuer = "https://token.actions.githubusercontent.com"
+
 # Public keys whose signatures rampart accepts (`rampart trust add|list|remove`).
 # `public_key` is the base64 SubjectPublicKeyInfo (the PEM body on one line).
 [[trust.keys]]
@@ -1001,6 +1062,70 @@ pub(crate) fn add_trusted_certificate(
     let out = doc.to_string();
     Policy::parse(&out, path)?;
     Ok((out, entry))
+}
+
+/// Adds a trusted Sigstore identity under `name`.
+pub(crate) fn add_trusted_identity(
+    text: &str,
+    path: &Path,
+    name: &str,
+    identity: &rampart_crypto::sigstore::Identity,
+) -> Result<(String, TrustedIdentity), HomeError> {
+    let policy = Policy::parse(text, path)?;
+    if policy.trust.keys.iter().any(|k| k.name == name)
+        || policy.trust.certificates.iter().any(|c| c.name == name)
+        || policy
+            .trust
+            .sigstore
+            .iter()
+            .any(|t| t.name == name || t.to_identity() == *identity)
+    {
+        return Err(HomeError::TrustExists {
+            path: path.into(),
+            name: name.into(),
+            fingerprint: identity.to_string(),
+        });
+    }
+    let entry = TrustedIdentity {
+        name: name.into(),
+        identity: identity.identity.clone(),
+        issuer: identity.issuer.clone(),
+    };
+    let mut doc = parse_doc(text, path)?;
+    let list = trust_array(&mut doc, path, "sigstore")?;
+    let mut table = toml_edit::Table::new();
+    table.insert("name", toml_edit::value(entry.name.clone()));
+    table.insert("identity", toml_edit::value(entry.identity.clone()));
+    table.insert("issuer", toml_edit::value(entry.issuer.clone()));
+    list.push(table);
+    let out = doc.to_string();
+    Policy::parse(&out, path)?;
+    Ok((out, entry))
+}
+
+/// Removes the trusted Sigstore identity with this name.
+pub(crate) fn remove_trusted_identity(
+    text: &str,
+    path: &Path,
+    what: &str,
+) -> Result<(String, TrustedIdentity), HomeError> {
+    let policy = Policy::parse(text, path)?;
+    let (index, removed) = policy
+        .trust
+        .sigstore
+        .iter()
+        .enumerate()
+        .find(|(_, t)| t.name == what || t.identity == what)
+        .map(|(i, t)| (i, t.clone()))
+        .ok_or_else(|| HomeError::TrustNotFound {
+            path: path.into(),
+            what: what.into(),
+        })?;
+    let mut doc = parse_doc(text, path)?;
+    trust_array(&mut doc, path, "sigstore")?.remove(index);
+    let out = doc.to_string();
+    Policy::parse(&out, path)?;
+    Ok((out, removed))
 }
 
 /// Removes the trusted certificate with this name or fingerprint.

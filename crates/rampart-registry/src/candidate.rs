@@ -205,7 +205,7 @@ pub fn check_and_store(
     blobs: &dyn BlobStore,
     src: &Sources,
     keys: &[PublicKey],
-    roots: &[Vec<u8>],
+    anchors: &oms::Anchors,
     scan: &ScanConfig,
     fail_on: Severity,
     created_by: &str,
@@ -228,7 +228,8 @@ pub fn check_and_store(
     }
     let bundle = read_bounded(&src.signature, MAX_BUNDLE_BYTES)?;
     let mut opts = VerifyOptions::new(&src.signature);
-    opts.cert_roots = roots.to_vec();
+    opts.cert_roots.clone_from(&anchors.cert_roots);
+    opts.sigstore.clone_from(&anchors.sigstore);
     let verified = oms::verify_model(model, &bundle, keys, &opts, &|_| {}).map_err(|e| {
         refused(format!(
             "{}: the signature does not verify: {e}",
@@ -354,6 +355,17 @@ pub fn check_and_store(
             files,
             signature,
             signer: verified.key.to_string(),
+            signer_identity: verified
+                .sigstore
+                .as_ref()
+                .map(|s| format!("sigstore:{}", s.identity))
+                .or_else(|| {
+                    verified
+                        .certificate_path
+                        .as_ref()
+                        .and_then(|p| p.first())
+                        .map(|s| format!("certificate:{s}"))
+                }),
             provenance,
             scan: json!({"fail_on": fail_on.as_str(), "files": scans}),
             metrics,

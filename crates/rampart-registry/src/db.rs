@@ -61,6 +61,8 @@ const MIGRATIONS: &[&str] = &[
         at TEXT NOT NULL,
         UNIQUE (version_id, approver_key)
     );",
+    // 2: who signed, beyond the key: a certificate's subject or a Sigstore identity.
+    "ALTER TABLE versions ADD COLUMN signer_identity TEXT;",
 ];
 
 /// The schema version this build writes.

@@ -37,8 +37,9 @@ pub struct Gates {
 pub struct GateContext<'a> {
     /// Trusted keys (signatures, provenance, approvals).
     pub keys: &'a [PublicKey],
-    /// Trusted certificate authorities (DER) for models signed with the certificate method.
-    pub roots: &'a [Vec<u8>],
+    /// Trusted certificate authorities and Sigstore identities, for models signed with the
+    /// certificate or Sigstore method.
+    pub anchors: &'a oms::Anchors,
     /// Scanner settings.
     pub scan: &'a ScanConfig,
     /// Scanner threshold.
@@ -77,14 +78,14 @@ fn signature(
     reg: &Registry,
     v: &VersionInfo,
     keys: &[PublicKey],
-    roots: &[Vec<u8>],
+    anchors: &oms::Anchors,
 ) -> Result<String, String> {
     let bundle = reg
         .blobs()
         .read(&v.signature, MAX_BUNDLE_BYTES)
         .map_err(|e| e.to_string())?;
     let (signed, key) =
-        oms::verify_bundle_trusting(&bundle, keys, roots).map_err(|e| e.to_string())?;
+        oms::verify_bundle_signer(&bundle, keys, anchors).map_err(|e| e.to_string())?;
     if signed.subject_digest != v.root {
         return Err(format!(
             "the signature is over sha256:{}, not this version's root",
@@ -318,7 +319,7 @@ pub fn evaluate(
 ) -> Result<Vec<Check>, RegistryError> {
     let mut out = Vec::new();
     if g.require_signature {
-        out.push(check("signature", signature(reg, v, ctx.keys, ctx.roots)));
+        out.push(check("signature", signature(reg, v, ctx.keys, ctx.anchors)));
     }
     if g.require_scan_clean {
         out.push(check("scan", scan(reg, v, ctx.scan, ctx.fail_on)));

@@ -146,6 +146,10 @@ pub struct VersionInfo {
     pub signature: Digest,
     /// Who signed it (key fingerprint).
     pub signer: String,
+    /// Who signed it, for the certificate and Sigstore methods (`certificate:SUBJECT`,
+    /// `sigstore:IDENTITY (issuer ISSUER)`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signer_identity: Option<String>,
     /// Blob of the provenance bundle.
     pub provenance: Option<Digest>,
     /// The scan at registration.
@@ -223,6 +227,8 @@ pub struct NewVersion {
     pub signature: Digest,
     /// Signer fingerprint.
     pub signer: String,
+    /// The signer's certificate subject or Sigstore identity.
+    pub signer_identity: Option<String>,
     /// The provenance blob.
     pub provenance: Option<Digest>,
     /// Scan summary.
@@ -258,6 +264,8 @@ pub struct Registration {
     pub root: Digest,
     /// Its signer's fingerprint.
     pub signer: String,
+    /// The signer's certificate subject or Sigstore identity.
+    pub signer_identity: Option<String>,
     /// How many files.
     pub files: usize,
     /// Whether it has provenance.
@@ -377,7 +385,7 @@ fn digest_col(text: &str) -> Result<Digest, RegistryError> {
 
 const VERSION_COLUMNS: &str = "v.id, m.name, v.version, v.root, v.files, v.signature, v.signer, \
     v.provenance, v.scan, v.metrics, v.input_schema, v.lineage, v.created_by, v.registrant_key, \
-    v.created_at, v.source, v.stage";
+    v.created_at, v.source, v.stage, v.signer_identity";
 
 type RawRow = (
     i64,
@@ -397,6 +405,7 @@ type RawRow = (
     String,
     String,
     String,
+    Option<String>,
 );
 
 fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
@@ -418,6 +427,7 @@ fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
         r.get(14)?,
         r.get(15)?,
         r.get(16)?,
+        r.get(17)?,
     ))
 }
 
@@ -440,6 +450,7 @@ fn version_from(raw: RawRow) -> Result<VersionInfo, RegistryError> {
         created_at,
         source,
         stage,
+        signer_identity,
     ) = raw;
     Ok(VersionInfo {
         id,
@@ -449,6 +460,7 @@ fn version_from(raw: RawRow) -> Result<VersionInfo, RegistryError> {
         files: parse_json(&files, "files")?,
         signature: digest_col(&signature)?,
         signer,
+        signer_identity,
         provenance: provenance.as_deref().map(digest_col).transpose()?,
         scan: parse_json(&scan, "scan")?,
         metrics: metrics
@@ -536,8 +548,8 @@ impl Registry {
             |r| r.get(0),
         )?;
         tx.execute(
-            "INSERT INTO versions (model_id, version, root, files, signature, signer, provenance, scan, metrics, input_schema, lineage, created_by, registrant_key, created_at, source)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            "INSERT INTO versions (model_id, version, root, files, signature, signer, provenance, scan, metrics, input_schema, lineage, created_by, registrant_key, created_at, source, signer_identity)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             params![
                 model_id,
                 next,
@@ -554,6 +566,7 @@ impl Registry {
                 v.registrant_key,
                 at,
                 v.source,
+                v.signer_identity,
             ],
         )?;
         let id = tx.last_insert_rowid();
@@ -568,6 +581,7 @@ impl Registry {
                 version: next,
                 root: v.root,
                 signer: v.signer.clone(),
+                signer_identity: v.signer_identity.clone(),
                 files: v.files.len(),
                 provenance: v.provenance.is_some(),
                 source: v.source.clone(),

@@ -183,7 +183,8 @@ pub fn export(
 }
 
 /// Reads an archive into the registry as the next version of `name` (default: the exported
-/// name), after checking everything.
+/// name), after checking everything: the model's signature by one of `keys`, or a certificate
+/// or Sigstore signature trusted by `anchors`.
 ///
 /// # Errors
 /// [`RegistryError::Refused`] naming what does not verify.
@@ -193,6 +194,7 @@ pub fn import(
     archive: &Path,
     name: Option<&str>,
     keys: &[PublicKey],
+    anchors: &oms::Anchors,
     scan: &ScanConfig,
     fail_on: Severity,
     actor: &str,
@@ -320,7 +322,7 @@ pub fn import(
     let staged_store: &dyn crate::BlobStore = &staged;
     // The model itself, as at registration.
     let sig = staged_store.read(&m.signature, MAX_BUNDLE_BYTES)?;
-    let (signed, signer) = oms::verify_bundle(&sig, keys)
+    let (signed, signer) = oms::verify_bundle_signer(&sig, keys, anchors)
         .map_err(|e| refused(format!("the model's signature does not verify here: {e}")))?;
     if signed.subject_digest != m.root {
         return Err(refused("the model's signature is over another root digest"));
@@ -362,7 +364,8 @@ pub fn import(
             root: m.root,
             files: m.files.clone(),
             signature: m.signature,
-            signer: signer.to_string(),
+            signer: signer.key.to_string(),
+            signer_identity: signer.identity,
             provenance: m.provenance,
             scan: serde_json::json!({"fail_on": fail_on.as_str(), "files": scans}),
             metrics: m.metrics.clone(),

@@ -186,9 +186,32 @@ pub enum TrustCommand {
         #[arg(long)]
         name: Option<String>,
     },
-    /// List trusted keys.
+    /// Trust a Sigstore signer: models and datasets signed with Sigstore verify when the Fulcio
+    /// certificate was issued to IDENTITY by ISSUER (checked offline against the Sigstore
+    /// trusted root, with the Rekor entry's proof).
+    AddIdentity {
+        /// The certificate's identity, exactly: an email address, or a URI such as a CI
+        /// workflow (`https://github.com/ORG/REPO/.github/workflows/F.yml@refs/heads/main`).
+        #[arg(long, value_name = "ID")]
+        identity: String,
+        /// The OIDC issuer, exactly (`https://accounts.google.com`,
+        /// `https://token.actions.githubusercontent.com`, …).
+        #[arg(long, alias = "identity-provider", value_name = "URL")]
+        issuer: String,
+        /// A name for it (default: the identity).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Install a Sigstore trusted_root.json for this home (after Sigstore rotates keys, or for
+    /// a private Sigstore); without it the public-good root built into rampart is used.
+    SigstoreRoot {
+        /// The trusted_root.json.
+        file: PathBuf,
+    },
+    /// List trusted keys, certificate authorities and Sigstore identities.
     List,
-    /// Stop trusting a key or certificate authority, by name or fingerprint.
+    /// Stop trusting a key, certificate authority or Sigstore identity, by name or fingerprint
+    /// (or identity).
     Remove {
         /// Name or fingerprint (sha256:…).
         key: String,
@@ -353,6 +376,31 @@ pub struct VerifyArgs {
     /// lead to one of them.
     #[arg(long = "cert-chain", value_name = "CA.pem", conflicts_with = "key")]
     pub cert_chain: Vec<PathBuf>,
+    /// The bundle is a Sigstore bundle (model_signing's sigstore method): verify it offline
+    /// against the Sigstore trusted root — Fulcio chain, certificate transparency, the Rekor
+    /// entry's promise and inclusion proof — and accept only a certificate issued to
+    /// --identity by --issuer.
+    #[arg(
+        long,
+        requires_all = ["identity", "issuer"],
+        conflicts_with_all = ["key", "cert_chain"]
+    )]
+    pub sigstore: bool,
+    /// With --sigstore: the signer's identity (the certificate's email or URI), exactly.
+    #[arg(long, value_name = "ID", requires = "sigstore")]
+    pub identity: Option<String>,
+    /// With --sigstore: the OIDC issuer that vouched for the identity, exactly.
+    #[arg(
+        long,
+        alias = "identity-provider",
+        value_name = "URL",
+        requires = "sigstore"
+    )]
+    pub issuer: Option<String>,
+    /// With --sigstore: a Sigstore trusted_root.json to verify against instead of the pinned
+    /// public-good root (for a private Sigstore deployment).
+    #[arg(long, value_name = "FILE", requires = "sigstore")]
+    pub trusted_root: Option<PathBuf>,
     /// Leave this path out of the check (repeatable).
     #[arg(long = "ignore-paths", alias = "ignore", value_name = "PATH")]
     pub ignore: Vec<PathBuf>,

@@ -192,6 +192,48 @@ pub struct VerifyOptions {
     /// Trusted roots (DER) for certificate-method bundles (model_signing's
     /// `verify certificate --certificate_chain`). A certificate bundle is refused without them.
     pub cert_roots: Vec<Vec<u8>>,
+    /// The Sigstore trusted root and signer identities for Sigstore bundles (model_signing's
+    /// `verify sigstore`). A Sigstore bundle is refused without them.
+    pub sigstore: Option<SigstoreTrust>,
+}
+
+/// Who may sign with Sigstore: the pinned trusted root and the identities trusted.
+#[derive(Debug, Clone)]
+pub struct SigstoreTrust {
+    /// Fulcio, Rekor and CT logs.
+    pub root: std::sync::Arc<crate::sigstore::TrustedRoot>,
+    /// Identities (subject alternative name + OIDC issuer) accepted as signers.
+    pub identities: Vec<crate::sigstore::Identity>,
+}
+
+/// What a verifier trusts beyond public keys: certificate authorities (DER) and Sigstore
+/// signers.
+#[derive(Debug, Clone, Default)]
+pub struct Anchors {
+    /// Certificate-method roots.
+    pub cert_roots: Vec<Vec<u8>>,
+    /// Sigstore trust, when any Sigstore identity is trusted.
+    pub sigstore: Option<SigstoreTrust>,
+}
+
+/// Who signed a bundle that verified.
+#[derive(Debug, Clone)]
+pub struct Signer {
+    /// The signing key's fingerprint (for the certificate and Sigstore methods, the
+    /// certificate's key).
+    pub key: Fingerprint,
+    /// For the certificate method, the signing certificate's subject; for Sigstore, the
+    /// identity and issuer; `None` for the key method.
+    pub identity: Option<String>,
+}
+
+impl std::fmt::Display for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.identity {
+            Some(id) => write!(f, "{id} (key {})", self.key),
+            None => write!(f, "key {}", self.key),
+        }
+    }
 }
 
 impl VerifyOptions {
@@ -205,6 +247,7 @@ impl VerifyOptions {
             ignore_unsigned_files: false,
             allow_symlinks: None,
             cert_roots: Vec::new(),
+            sigstore: None,
         }
     }
 }
@@ -340,6 +383,40 @@ pub struct Verified {
     pub ignored: Vec<String>,
     /// For a certificate-method bundle: the validated path, signing certificate first.
     pub certificate_path: Option<Vec<String>>,
+    /// For a Sigstore bundle: who signed, and where and when it was logged.
+    pub sigstore: Option<crate::sigstore::SigstoreSigner>,
+}
+
+/// Verifies a bundle's signature by whichever method it uses.
+fn verify_signature(
+    unverified: UnverifiedBundle,
+    keys: &[PublicKey],
+    cert_roots: &[Vec<u8>],
+    sigstore: Option<&SigstoreTrust>,
+) -> Result<
+    (
+        dsse::VerifiedPayload,
+        Option<crate::x509::VerifiedChain>,
+        Option<crate::sigstore::SigstoreSigner>,
+    ),
+    OmsError,
+> {
+    if unverified.is_sigstore() {
+        let Some(trust) = sigstore else {
+            return Err(OmsError::Bundle(BundleError::Sigstore(
+                crate::sigstore::SigstoreError::Identity(
+                    "a Sigstore bundle, and no Sigstore identity is trusted: pass --sigstore --identity ID --issuer URL, or trust the signer with `rampart trust add-identity`".into(),
+                ),
+            )));
+        };
+        let (v, signer) = unverified.verify_sigstore(&trust.root, &trust.identities)?;
+        Ok((v, None, Some(signer)))
+    } else if unverified.has_certificates() {
+        let (v, chain) = unverified.verify_certificate(cert_roots)?;
+        Ok((v, Some(chain), None))
+    } else {
+        Ok((unverified.verify(keys)?, None, None))
+    }
 }
 
 /// Verifies a model against a bundle: the signature with one of `keys`, the manifest's
@@ -357,12 +434,9 @@ pub fn verify_model(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Verified, OmsError> {
     let unverified = UnverifiedBundle::parse(bundle)?;
-    let (verified, certificate_path) = if unverified.has_certificates() {
-        let (v, chain) = unverified.verify_certificate(&opts.cert_roots)?;
-        (v, Some(chain.path))
-    } else {
-        (unverified.verify(keys)?, None)
-    };
+    let (verified, chain, sigstore) =
+        verify_signature(unverified, keys, &opts.cert_roots, opts.sigstore.as_ref())?;
+    let certificate_path = chain.map(|c| c.path);
     let mut signed = statement::decode(&verified.payload)?;
     let computed = root_digest(signed.resources.iter().map(|r| &r.digest));
     if computed != signed.subject_digest {
@@ -478,6 +552,7 @@ pub fn verify_model(
         ignored: ignore.to_strings(),
         signed,
         certificate_path,
+        sigstore,
     })
 }
 
@@ -504,12 +579,31 @@ pub fn verify_bundle_trusting(
     keys: &[PublicKey],
     roots: &[Vec<u8>],
 ) -> Result<(SignedManifest, Fingerprint), OmsError> {
-    let unverified = UnverifiedBundle::parse(bundle)?;
-    let verified = if unverified.has_certificates() {
-        unverified.verify_certificate(roots)?.0
-    } else {
-        unverified.verify(keys)?
+    let anchors = Anchors {
+        cert_roots: roots.to_vec(),
+        sigstore: None,
     };
+    verify_bundle_signer(bundle, keys, &anchors).map(|(m, s)| (m, s.key))
+}
+
+/// [`verify_bundle`] for every method — a key bundle with one of `keys`, a certificate bundle
+/// through a chain to one of `anchors.cert_roots`, a Sigstore bundle from one of
+/// `anchors.sigstore`'s identities — returning who signed.
+///
+/// # Errors
+/// As [`verify_bundle`].
+pub fn verify_bundle_signer(
+    bundle: &[u8],
+    keys: &[PublicKey],
+    anchors: &Anchors,
+) -> Result<(SignedManifest, Signer), OmsError> {
+    let unverified = UnverifiedBundle::parse(bundle)?;
+    let (verified, chain, sigstore) = verify_signature(
+        unverified,
+        keys,
+        &anchors.cert_roots,
+        anchors.sigstore.as_ref(),
+    )?;
     let signed = statement::decode(&verified.payload)?;
     let computed = root_digest(signed.resources.iter().map(|r| &r.digest));
     if computed != signed.subject_digest {
@@ -518,7 +612,18 @@ pub fn verify_bundle_trusting(
             computed,
         });
     }
-    Ok((signed, verified.key.fingerprint()))
+    let identity = match (chain, sigstore) {
+        (_, Some(s)) => Some(format!("sigstore:{}", s.identity)),
+        (Some(c), None) => c.path.first().map(|s| format!("certificate:{s}")),
+        (None, None) => None,
+    };
+    Ok((
+        signed,
+        Signer {
+            key: verified.key.fingerprint(),
+            identity,
+        },
+    ))
 }
 
 /// What a signed manifest says about one signed file (named `.` by model_signing, or by its

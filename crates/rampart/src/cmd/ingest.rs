@@ -164,7 +164,7 @@ fn expectation(
     real: &Path,
     is_dir: bool,
     pins: &[String],
-) -> Result<Vouch, CliError> {
+) -> Result<(Vouch, Option<String>), CliError> {
     let sig = args.sig.clone().unwrap_or_else(|| {
         if is_dir {
             real.join("model.sig")
@@ -196,17 +196,20 @@ fn expectation(
             pins.push(d);
         }
         let allow_unsigned = args.allow_unsigned;
-        return Ok(if is_dir {
-            Vouch::Dir(ExpectedDir::Pinned {
-                pins,
-                allow_unsigned,
-            })
-        } else {
-            Vouch::File(Expected::Pinned {
-                pins,
-                allow_unsigned,
-            })
-        });
+        return Ok((
+            if is_dir {
+                Vouch::Dir(ExpectedDir::Pinned {
+                    pins,
+                    allow_unsigned,
+                })
+            } else {
+                Vouch::File(Expected::Pinned {
+                    pins,
+                    allow_unsigned,
+                })
+            },
+            None,
+        ));
     }
     let mut bundle = Vec::new();
     std::fs::File::open(&sig)
@@ -218,16 +221,17 @@ fn expectation(
             )
         })?;
     let keys = crate::cmd::verify::verifier_keys(ctx, &[])?;
-    let roots = ctx.home.load_policy()?.trusted_roots();
-    let (signed, key) = oms::verify_bundle_trusting(&bundle, &keys, &roots).map_err(|e| {
+    let anchors = ctx.home.anchors(&ctx.home.load_policy()?)?;
+    let (signed, signer) = oms::verify_bundle_signer(&bundle, &keys, &anchors).map_err(|e| {
         refuse(
             ctx,
             &args.path,
             "integrity.signature",
             format!("its signature {} does not verify: {e}", sig.display()),
-            "datasets must be signed by a key in rampart.toml's trust list (`rampart trust add`)",
+            "datasets must be signed by a key, certificate authority or Sigstore identity in rampart.toml's trust list (`rampart trust add`, `rampart trust add-identity`)",
         )
     })?;
+    let key = signer.key;
     let manifest_err = |e: oms::OmsError| {
         refuse(
             ctx,
@@ -239,7 +243,10 @@ fn expectation(
     };
     if is_dir {
         let files = oms::file_expectations(&signed).map_err(manifest_err)?;
-        return Ok(Vouch::Dir(ExpectedDir::Signed { files, key }));
+        return Ok((
+            Vouch::Dir(ExpectedDir::Signed { files, key }),
+            signer.identity,
+        ));
     }
     let name = real
         .file_name()
@@ -247,7 +254,7 @@ fn expectation(
         .unwrap_or_default()
         .to_owned();
     let file = oms::single_file_expectation(&signed, &name).map_err(manifest_err)?;
-    Ok(Vouch::File(Expected::Signed { file, key }))
+    Ok((Vouch::File(Expected::Signed { file, key }), signer.identity))
 }
 
 /// The shards of a dataset directory: its regular files (the signature aside), in OMS order,
@@ -311,7 +318,7 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> Result<Status, CliError> {
     let a = open_authorised_with(&args.path, &policy.data.roots, policy.data.allow_hard_links)
         .map_err(|e| refused(ctx, &args.path, e))?;
     let is_dir = a.kind == Kind::Dir;
-    let vouch = expectation(ctx, args, &a.real, is_dir, &policy.data.pins)?;
+    let (vouch, signer_identity) = expectation(ctx, args, &a.real, is_dir, &policy.data.pins)?;
     if vouch.allows_unsigned() {
         eprintln!(
             "WARNING: --allow-unsigned: {} is ingested even if it is neither signed nor pinned; \
@@ -586,6 +593,7 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> Result<Status, CliError> {
             "encrypted": encrypted,
             "integrity": integrity_name,
             "signed_by": key,
+            "signer_identity": signer_identity,
         },
         "schema": { "path": args.schema, "sha256": schema_digest },
         "counts": {
@@ -625,6 +633,10 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> Result<Status, CliError> {
             .detail("manifest", format!("sha256:{manifest_digest}"))
             .detail("schema", schema_digest.clone())
             .detail("integrity", integrity_name)
+            .detail(
+                "signer_identity",
+                signer_identity.clone().unwrap_or_default(),
+            )
             .detail("rows", report.rows_read)
             .detail("accepted", report.accepted)
             .detail("rejected", report.rejected)

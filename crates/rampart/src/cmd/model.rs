@@ -153,12 +153,12 @@ fn register(
         );
         return Err(CliError::verification(anyhow::anyhow!("{reason}")));
     }
-    let roots = policy.trusted_roots();
+    let anchors = ctx.home.anchors(&policy)?;
     let checked = match candidate::check_and_store(
         reg.blobs(),
         &src,
         &keys,
-        &roots,
+        &anchors,
         &cfg,
         fail_on,
         &user,
@@ -184,6 +184,10 @@ fn register(
                     .subject_digest(format!("sha256:{}", r.root))
                     .detail("source", path_text.clone())
                     .detail("signer", r.signer.clone())
+                    .detail(
+                        "signer_identity",
+                        r.signer_identity.clone().unwrap_or_default(),
+                    )
                     .detail("files", r.files)
                     .detail("provenance", r.provenance),
             )
@@ -263,7 +267,7 @@ fn promote(ctx: &Ctx, reference: &str, to: Stage) -> Result<Status, CliError> {
         &gates_for(&policy, to),
         &GateContext {
             keys: &keys,
-            roots: &policy.trusted_roots(),
+            anchors: &ctx.home.anchors(&policy)?,
             scan: &cfg,
             fail_on,
             lineage: &lineage,
@@ -475,7 +479,7 @@ fn rollback(ctx: &Ctx, name: &str) -> Result<Status, CliError> {
         },
         &GateContext {
             keys: &keys,
-            roots: &ctx.home.load_policy()?.trusted_roots(),
+            anchors: &ctx.home.anchors(&ctx.home.load_policy()?)?,
             scan: &ScanConfig::default(),
             fail_on: Severity::Critical,
             lineage: &|_| Ok(()),
@@ -691,6 +695,7 @@ fn import(ctx: &Ctx, archive: &Path, name: Option<&str>) -> Result<Status, CliEr
             archive,
             name,
             &keys,
+            &ctx.home.anchors(&policy)?,
             &cfg,
             fail_on,
             &user,

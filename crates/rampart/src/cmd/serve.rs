@@ -161,7 +161,7 @@ pub fn apikey(ctx: &Ctx, args: &ApikeyArgs) -> Result<Status, CliError> {
 struct Setup {
     keys: Vec<rampart_crypto::PublicKey>,
     /// Trusted certificate authorities (DER) for models signed with the certificate method.
-    roots: Vec<Vec<u8>>,
+    anchors: rampart_crypto::oms::Anchors,
     outputs: Vec<(String, rampart_serve::OutputMode)>,
     /// Model name → the registry reference of its isolation forest.
     detectors: Vec<(String, String)>,
@@ -170,7 +170,7 @@ struct Setup {
 
 /// A model from the registry with its companion detector, ready to serve.
 fn load(reg: &Registry, reference: &str, setup: &Setup) -> Result<LoadedModel, CliError> {
-    let (v, model, mut sources) = load_one(reg, reference, &setup.keys, &setup.roots)?;
+    let (v, model, mut sources) = load_one(reg, reference, &setup.keys, &setup.anchors)?;
     let output = setup
         .outputs
         .iter()
@@ -179,7 +179,7 @@ fn load(reg: &Registry, reference: &str, setup: &Setup) -> Result<LoadedModel, C
     let detector = match setup.detectors.iter().find(|(n, _)| *n == v.name) {
         None => None,
         Some((_, dref)) => {
-            let (dv, det, dsources) = load_one(reg, dref, &setup.keys, &setup.roots)?;
+            let (dv, det, dsources) = load_one(reg, dref, &setup.keys, &setup.anchors)?;
             if det.meta.kind != rampart_ml::ModelKind::IsolationForest {
                 return Err(CliError::input(anyhow::anyhow!(
                     "--anomaly {}={dref}: {}@{} is a {}, not an isolation forest",
@@ -223,7 +223,7 @@ fn load_one(
     reg: &Registry,
     reference: &str,
     keys: &[rampart_crypto::PublicKey],
-    roots: &[Vec<u8>],
+    anchors: &rampart_crypto::oms::Anchors,
 ) -> Result<(rampart_registry::VersionInfo, rampart_ml::Model, Sources), CliError> {
     let reference = if reference.contains('@') {
         reference.to_owned()
@@ -243,7 +243,7 @@ fn load_one(
         },
         &GateContext {
             keys,
-            roots,
+            anchors,
             scan: &ScanConfig::default(),
             fail_on: Severity::Critical,
             lineage: &|_| Ok(()),
@@ -412,7 +412,7 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
     }
     let setup = Setup {
         keys: keys.clone(),
-        roots: ctx.home.load_policy()?.trusted_roots(),
+        anchors: ctx.home.anchors(&ctx.home.load_policy()?)?,
         outputs,
         detectors,
         drift_window: a.drift_window.max(1),

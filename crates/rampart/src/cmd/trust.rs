@@ -1,4 +1,4 @@
-//! `rampart trust add | list | remove`.
+//! `rampart trust add | add-identity | sigstore-root | list | remove`.
 
 use rampart_audit::Outcome;
 use rampart_crypto::PublicKey;
@@ -51,6 +51,95 @@ pub fn run(ctx: &Ctx, args: &TrustArgs) -> Result<Status, CliError> {
                 }
             }
         }
+        TrustCommand::AddIdentity {
+            identity,
+            issuer,
+            name,
+        } => {
+            let id = rampart_crypto::sigstore::Identity {
+                identity: identity.clone(),
+                issuer: issuer.clone(),
+            };
+            let name = name.clone().unwrap_or_else(|| identity.clone());
+            let added = ctx.recorded(|rec| {
+                ctx.home.trust_add_identity(&name, &id, &mut |entry| {
+                    rec.write(
+                        ctx.event("trust.add", Outcome::Ok)
+                            .detail("name", entry.name.clone())
+                            .detail("sigstore_identity", entry.identity.clone())
+                            .detail("issuer", entry.issuer.clone()),
+                    )
+                })
+            });
+            match added {
+                Ok(entry) => print_named(ctx, "trusted", &entry.name, &id.to_string())?,
+                Err(e) => {
+                    ctx.audit_refusal(
+                        ctx.event("trust.add", Outcome::Denied)
+                            .detail("sigstore_identity", identity.clone())
+                            .detail("issuer", issuer.clone())
+                            .detail("reason", e.message()),
+                    );
+                    return Err(e);
+                }
+            }
+        }
+        TrustCommand::SigstoreRoot { file } => {
+            let text = rampart_home::secure_fs::read_small_file(file)?;
+            let digest = format!(
+                "sha256:{}",
+                rampart_crypto::sha256(text.as_bytes()).to_hex()
+            );
+            let root = ctx
+                .recorded(|rec| {
+                    ctx.home.set_sigstore_root(text.as_bytes(), &mut |root| {
+                        rec.write(
+                            ctx.event("trust.sigstore-root", Outcome::Ok)
+                                .subject_path(file.display().to_string())
+                                .subject_digest(digest.clone())
+                                .detail("root", root.describe()),
+                        )
+                    })
+                })
+                .map_err(|e| {
+                    e.hint("pass a Sigstore trusted_root.json (media type application/vnd.dev.sigstore.trustedroot+json)")
+                })?;
+            match ctx.format {
+                Format::Json | Format::Sarif => output::print_json(&json!({
+                    "sigstore_root": {"sha256": digest, "holds": root.describe()},
+                }))?,
+                Format::Human => output::print(&format!(
+                    "installed the Sigstore trusted root {digest}: {}\n",
+                    root.describe()
+                ))?,
+            }
+        }
+        TrustCommand::Remove { key }
+            if ctx
+                .home
+                .load_policy()?
+                .trust
+                .sigstore
+                .iter()
+                .any(|t| &t.name == key || &t.identity == key) =>
+        {
+            let entry = ctx.recorded(|rec| {
+                ctx.home.trust_remove_identity(key, &mut |entry| {
+                    rec.write(
+                        ctx.event("trust.remove", Outcome::Ok)
+                            .detail("name", entry.name.clone())
+                            .detail("sigstore_identity", entry.identity.clone())
+                            .detail("issuer", entry.issuer.clone()),
+                    )
+                })
+            })?;
+            print_named(
+                ctx,
+                "removed",
+                &entry.name,
+                &entry.to_identity().to_string(),
+            )?;
+        }
         TrustCommand::Remove { key }
             if ctx.home.load_policy()?.trust.certificates.iter().any(|c| {
                 &c.name == key
@@ -87,6 +176,7 @@ pub fn run(ctx: &Ctx, args: &TrustArgs) -> Result<Status, CliError> {
                 Format::Json | Format::Sarif => output::print_json(&json!({
                     "keys": policy.trust.keys.iter().map(|k| json!({"name": k.name, "fingerprint": k.fingerprint})).collect::<Vec<_>>(),
                     "certificates": policy.trust.certificates.iter().map(|c| json!({"name": c.name, "fingerprint": c.fingerprint, "subject": c.subject})).collect::<Vec<_>>(),
+                    "sigstore": policy.trust.sigstore.iter().map(|t| json!({"name": t.name, "identity": t.identity, "issuer": t.issuer})).collect::<Vec<_>>(),
                 }))?,
                 Format::Human => {
                     let width = policy
@@ -95,6 +185,7 @@ pub fn run(ctx: &Ctx, args: &TrustArgs) -> Result<Status, CliError> {
                         .iter()
                         .map(|k| k.name.len())
                         .chain(policy.trust.certificates.iter().map(|c| c.name.len()))
+                        .chain(policy.trust.sigstore.iter().map(|t| t.name.len()))
                         .max()
                         .unwrap_or(4)
                         .max(4);
@@ -108,7 +199,16 @@ pub fn run(ctx: &Ctx, args: &TrustArgs) -> Result<Status, CliError> {
                             c.name, c.fingerprint, c.subject
                         ));
                     }
-                    if policy.trust.keys.is_empty() && policy.trust.certificates.is_empty() {
+                    for t in &policy.trust.sigstore {
+                        text.push_str(&format!(
+                            "{:width$}  sigstore identity {} (issuer {})\n",
+                            t.name, t.identity, t.issuer
+                        ));
+                    }
+                    if policy.trust.keys.is_empty()
+                        && policy.trust.certificates.is_empty()
+                        && policy.trust.sigstore.is_empty()
+                    {
                         text = "no trusted keys: signatures cannot be verified until you `rampart trust add KEY.pem`\n".into();
                     }
                     output::product(&text)?;

@@ -48,6 +48,26 @@ pub fn verifier_keys(ctx: &Ctx, files: &[PathBuf]) -> Result<Vec<PublicKey>, Cli
     Ok(keys)
 }
 
+/// The Sigstore trusted root: `--trusted-root FILE`, else the home's installed one, else the
+/// pinned public-good root.
+fn sigstore_root(
+    ctx: &Ctx,
+    file: Option<&std::path::Path>,
+) -> Result<rampart_crypto::sigstore::TrustedRoot, CliError> {
+    match file {
+        Some(f) => {
+            let text = rampart_home::secure_fs::read_small_file(f)?;
+            rampart_crypto::sigstore::TrustedRoot::from_json(text.as_bytes()).map_err(|e| {
+                CliError::input(
+                    anyhow::Error::new(e).context(format!("cannot use {}", f.display())),
+                )
+                .hint("pass a Sigstore trusted_root.json (as `cosign` or sigstore-python keep it)")
+            })
+        }
+        None => Ok(ctx.home.sigstore_root()?),
+    }
+}
+
 pub fn run(ctx: &Ctx, args: &VerifyArgs, quiet: bool) -> Result<Status, CliError> {
     let sig = args
         .sig
@@ -78,15 +98,29 @@ pub fn run(ctx: &Ctx, args: &VerifyArgs, quiet: bool) -> Result<Status, CliError
                 })?,
             );
     }
-    // A certificate bundle is checked against its roots; keys are for key bundles. Neither
-    // given: the home's trusted keys and certificate authorities.
-    let keys = if !args.cert_chain.is_empty() {
+    // A certificate bundle is checked against its roots, a Sigstore bundle against the
+    // trusted root and the identity asked for; keys are for key bundles. None given: the
+    // home's trusted keys, certificate authorities and Sigstore identities.
+    let keys = if let (true, Some(identity), Some(issuer)) =
+        (args.sigstore, &args.identity, &args.issuer)
+    {
+        opts.sigstore = Some(oms::SigstoreTrust {
+            root: std::sync::Arc::new(sigstore_root(ctx, args.trusted_root.as_deref())?),
+            identities: vec![rampart_crypto::sigstore::Identity {
+                identity: identity.clone(),
+                issuer: issuer.clone(),
+            }],
+        });
+        Vec::new()
+    } else if !args.cert_chain.is_empty() {
         Vec::new()
     } else if args.key.is_empty()
         && let Ok(policy) = ctx.home.load_policy()
-        && !policy.trust.certificates.is_empty()
+        && !(policy.trust.certificates.is_empty() && policy.trust.sigstore.is_empty())
     {
-        opts.cert_roots = policy.trusted_roots();
+        let anchors = ctx.home.anchors(&policy)?;
+        opts.cert_roots = anchors.cert_roots;
+        opts.sigstore = anchors.sigstore;
         policy.trusted_keys().into_iter().map(|(_, k)| k).collect()
     } else {
         verifier_keys(ctx, &args.key)?
@@ -116,6 +150,13 @@ pub fn run(ctx: &Ctx, args: &VerifyArgs, quiet: bool) -> Result<Status, CliError
                         "certificate",
                         v.certificate_path.clone().unwrap_or_default(),
                     )
+                    .detail(
+                        "sigstore",
+                        v.sigstore
+                            .as_ref()
+                            .map(|s| json!({"identity": s.identity.identity, "issuer": s.identity.issuer, "log": s.log_url, "log_index": s.log_index, "integrated_time": s.integrated_time}))
+                            .unwrap_or_default(),
+                    )
                     .detail("files", v.files)
                     .detail("signature", sig.display().to_string()),
             )?;
@@ -126,6 +167,14 @@ pub fn run(ctx: &Ctx, args: &VerifyArgs, quiet: bool) -> Result<Status, CliError
                     "subject": {"name": v.signed.subject_name, "sha256": v.signed.subject_digest.to_hex()},
                     "key": v.key.to_string(),
                     "certificate_path": v.certificate_path,
+                    "sigstore": v.sigstore.as_ref().map(|s| json!({
+                        "identity": s.identity.identity,
+                        "issuer": s.identity.issuer,
+                        "log": s.log_url,
+                        "log_index": s.log_index,
+                        "integrated_time": s.integrated_time,
+                        "certificate_path": s.path,
+                    })),
                     "files": v.files,
                     "bytes": v.bytes,
                     "ignored": v.ignored,
@@ -138,6 +187,10 @@ pub fn run(ctx: &Ctx, args: &VerifyArgs, quiet: bool) -> Result<Status, CliError
                     v.certificate_path
                         .as_ref()
                         .map(|p| format!(" (certificate {})", p.join(" ← ")))
+                        .or_else(|| v.sigstore.as_ref().map(|s| format!(
+                            " (Sigstore: {}, logged at {} as entry {} of {})",
+                            s.identity, s.integrated_time, s.log_index, s.log_url
+                        )))
                         .unwrap_or_default()
                 ))?,
             }

@@ -22,6 +22,7 @@ mod pipeline;
 mod scan;
 mod serve;
 mod sign;
+mod sigstore;
 mod train;
 mod trust;
 

@@ -799,18 +799,21 @@ fn a_trusted_certificate_authority_admits_certificate_signed_models() {
     fs::copy(certs.join("signing-key.pem"), &key).unwrap();
     fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     tiny_copy(s.path(), false);
-    s.rampart(&[
-        "sign",
-        "tiny-model",
-        "--key",
-        key.to_str().unwrap(),
-        "--cert",
-        &file("signing-key-cert.pem"),
-        "--cert-chain",
-        &file("int-ca-cert.pem"),
-    ])
-    .assert()
-    .success();
+    let sign = |path: &str| {
+        s.rampart(&[
+            "sign",
+            path,
+            "--key",
+            key.to_str().unwrap(),
+            "--cert",
+            &file("signing-key-cert.pem"),
+            "--cert-chain",
+            &file("int-ca-cert.pem"),
+        ])
+        .assert()
+        .success();
+    };
+    sign("tiny-model");
     // Not trusted yet: refused, saying how to trust one.
     let (code, out, _) = s.run(&["verify", "tiny-model"]);
     assert_eq!(code, 1);
@@ -826,6 +829,34 @@ fn a_trusted_certificate_authority_admits_certificate_signed_models() {
     assert!(out.contains("CN=root-ca"), "{out}");
     let (code, out, err) = s.run(&["model", "register", "tiny-model", "--name", "tiny"]);
     assert_eq!(code, 0, "{out}{err}");
+    let shown = s.json(&["model", "show", "tiny@1"]);
+    assert_eq!(
+        shown["signer_identity"], "certificate:CN=intermediate-ca",
+        "{shown}"
+    );
+    // A dataset signed with the certificate is ingested, its signer recorded.
+    fs::create_dir_all(s.path().join("ds")).unwrap();
+    fs::write(s.path().join("ds/d.csv"), "id,x\n1,0.5\n").unwrap();
+    fs::write(
+        s.path().join("schema.toml"),
+        "version = 1\n[[columns]]\nname = \"id\"\ntype = \"int\"\n[[columns]]\nname = \"x\"\ntype = \"float\"\n",
+    )
+    .unwrap();
+    s.rampart(&["data", "roots", "add", "ds"])
+        .assert()
+        .success();
+    sign("ds/d.csv");
+    let ingested = s.json(&["data", "ingest", "ds/d.csv", "--schema", "schema.toml"]);
+    assert_eq!(ingested["integrity"], "signed", "{ingested}");
+    let (_, log, _) = s.run(&[
+        "--format",
+        "json",
+        "audit",
+        "show",
+        "--action",
+        "data.ingest",
+    ]);
+    assert!(log.contains("certificate:CN=intermediate-ca"), "{log}");
     // A policy whose stored certificate was edited is refused on load.
     let policy = s.home().join("rampart.toml");
     let text = fs::read_to_string(&policy).unwrap();
