@@ -326,3 +326,66 @@ fn a_certificate_used_outside_its_ten_minutes_is_refused() {
         serde_json::from_str(&test.bundle(&cert, &statement(), T0 + 599).unwrap()).unwrap();
     assert!(check(&ok, &root, &ids).is_ok());
 }
+
+#[test]
+fn earlier_bundle_versions_verify_in_their_own_shape() {
+    // v0.1 and v0.2 carried the certificate as a one-element x509CertificateChain; v0.1
+    // entries may lack an inclusion proof (the promise alone), from v0.2 on the proof is
+    // required.
+    let reshape = |media: &str, proof: bool| {
+        let mut b = vector("v1.0.0");
+        b["mediaType"] = media.into();
+        let cert = b["verificationMaterial"]["certificate"].clone();
+        let m = b["verificationMaterial"].as_object_mut().unwrap();
+        m.remove("certificate");
+        m.insert(
+            "x509CertificateChain".into(),
+            serde_json::json!({"certificates": [cert]}),
+        );
+        if !proof {
+            entry(&mut b)
+                .as_object_mut()
+                .unwrap()
+                .remove("inclusionProof");
+        }
+        b
+    };
+    let root = public_good();
+    for media in [
+        "application/vnd.dev.sigstore.bundle+json;version=0.1",
+        "application/vnd.dev.sigstore.bundle+json;version=0.2",
+        "application/vnd.dev.sigstore.bundle+json;version=0.3",
+    ] {
+        assert!(
+            check(&reshape(media, true), &root, &stefan()).is_ok(),
+            "{media}"
+        );
+    }
+    assert!(
+        check(
+            &reshape(
+                "application/vnd.dev.sigstore.bundle+json;version=0.1",
+                false
+            ),
+            &root,
+            &stefan()
+        )
+        .is_ok()
+    );
+    refused(
+        &reshape(
+            "application/vnd.dev.sigstore.bundle+json;version=0.2",
+            false,
+        ),
+        &root,
+        &stefan(),
+        "no inclusion proof",
+    );
+    // An unknown bundle version is refused, not guessed at.
+    let mut b = vector("v1.0.0");
+    b["mediaType"] = "application/vnd.dev.sigstore.bundle.v0.4+json".into();
+    assert!(matches!(
+        check(&b, &root, &stefan()),
+        Err(BundleError::Unsupported(_))
+    ));
+}
