@@ -24,7 +24,7 @@ pub mod parquet;
 pub mod paths;
 pub mod pii;
 pub mod poison;
-pub mod safe_csv;
+pub use rampart_pii::safe_csv;
 pub mod schema;
 pub mod shards;
 pub mod validate;

@@ -358,18 +358,7 @@ pub fn full_match_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
         .build()
 }
 
-/// The number of days in month `m` (1–12) of year `y` (Gregorian), or `None` for no such month.
-#[must_use]
-pub fn days_in_month(y: u32, m: u32) -> Option<i32> {
-    let leap = (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
-    match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => Some(31),
-        4 | 6 | 9 | 11 => Some(30),
-        2 if leap => Some(29),
-        2 => Some(28),
-        _ => None,
-    }
-}
+pub use rampart_pii::checks::days_in_month;
 
 /// Days since 1970-01-01 of a strict `YYYY-MM-DD` date, or `None`.
 #[must_use]

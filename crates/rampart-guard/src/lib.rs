@@ -7,7 +7,7 @@
 //!   and the classifier's probability combine into one score, blocked at the policy's
 //!   threshold. Denied [`topics`] refuse with their
 //!   canned message.
-//! * **Output rail** ([`Guard::check_output`]): personal data and secrets (rampart-data's PII
+//! * **Output rail** ([`Guard::check_output`]): personal data and secrets (rampart-pii's
 //!   engine: redacted or blocked), a leaked canary token, banned lexicon entries, links to
 //!   domains not on the allowed list.
 //!

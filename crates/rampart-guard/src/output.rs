@@ -8,7 +8,7 @@
 //! * links to hosts outside the allowed domains are removed, or block.
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use rampart_data::pii::{Detector, DetectorOptions, Entity, Operator, Redactor};
+use rampart_pii::{Detector, DetectorOptions, Entity, Operator, Redactor};
 use regex::Regex;
 
 use crate::{Finding, Verdict};

@@ -240,7 +240,7 @@ pub fn ssn_valid(d: &[u8]) -> bool {
 /// Whether (year, month, day) is a real calendar date.
 #[must_use]
 pub fn date_valid(y: u32, m: u32, d: u32) -> bool {
-    crate::schema::days_in_month(y, m)
+    days_in_month(y, m)
         .and_then(|days| u32::try_from(days).ok())
         .is_some_and(|days| (1..=days).contains(&d))
         && (1000..=9999).contains(&y)
@@ -322,6 +322,20 @@ pub fn entropy(s: &[u8]) -> f64 {
             -p * p.log2()
         })
         .sum()
+}
+
+/// The number of days in month `m` (1–12) of year `y` (proleptic Gregorian), or `None` for a
+/// month out of range.
+#[must_use]
+pub fn days_in_month(y: u32, m: u32) -> Option<i32> {
+    let leap = (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
+    match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => Some(31),
+        4 | 6 | 9 | 11 => Some(30),
+        2 if leap => Some(29),
+        2 => Some(28),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

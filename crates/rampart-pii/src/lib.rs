@@ -1,0 +1,1514 @@
+//! Personal data and secrets: detection, validation, redaction and pseudonymisation of text.
+//!
+//! A crate of its own so that what needs PII handling without datasets (the guard's output
+//! rail) does not pull in the columnar stack; `rampart-data` applies it to CSV, Parquet and
+//! text files (`rampart_data::pii::table`) and re-exports it as `rampart_data::pii`.
+//!
+//! [`Detector::scan`] finds [`Finding`]s in a text: entity type, byte span, confidence and the
+//! rule that fired. Patterns find candidates; validators ([`checks`]) reject look-alikes
+//! (Luhn and issuer prefixes for cards, mod-97 for IBANs, the never-issued SSN ranges, real
+//! calendar dates, libphonenumber's number plans for phones); context words in the 48 bytes
+//! before a candidate, or the column's name, raise confidence, and words that make a number an
+//! identifier of something else (order, invoice, version, …) lower it. Findings under
+//! [`DetectorOptions::min_confidence`] are dropped; overlapping findings keep the most
+//! confident.
+//!
+//! [`redact`] turns findings into redacted text with one [`Operator`] per entity or column;
+//! reports never hold a raw value (samples are masked by [`mask_sample`]). [`safe_csv`]
+//! neutralises cells a spreadsheet would run as formulas.
+
+pub mod checks;
+mod lexicon;
+pub mod redact;
+pub mod safe_csv;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::str::FromStr;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+pub use redact::{Operator, Redactor};
+
+/// What a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
+pub enum Entity {
+    /// An email address.
+    Email,
+    /// A phone number (E.164 or a national format libphonenumber accepts).
+    Phone,
+    /// A US social security number.
+    UsSsn,
+    /// A payment card number.
+    CreditCard,
+    /// An international bank account number.
+    Iban,
+    /// An IPv4 or IPv6 address.
+    IpAddress,
+    /// A URL.
+    Url,
+    /// A date with birth context.
+    DateOfBirth,
+    /// A person's name.
+    Person,
+    /// A street address.
+    Address,
+    /// An AWS access key id.
+    AwsAccessKey,
+    /// A PEM private key block.
+    PrivateKey,
+    /// A JSON Web Token.
+    Jwt,
+    /// A GitHub, Slack or Stripe-style API token.
+    ApiToken,
+    /// A high-entropy value assigned to a key, secret, token or password.
+    Secret,
+}
+
+/// Every entity, in report order.
+pub const ENTITIES: &[Entity] = &[
+    Entity::Email,
+    Entity::Phone,
+    Entity::UsSsn,
+    Entity::CreditCard,
+    Entity::Iban,
+    Entity::IpAddress,
+    Entity::Url,
+    Entity::DateOfBirth,
+    Entity::Person,
+    Entity::Address,
+    Entity::AwsAccessKey,
+    Entity::PrivateKey,
+    Entity::Jwt,
+    Entity::ApiToken,
+    Entity::Secret,
+];
+
+impl Entity {
+    /// The entity's name as reports, policies and `<TYPE>` replacements spell it.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Email => "EMAIL",
+            Self::Phone => "PHONE",
+            Self::UsSsn => "US_SSN",
+            Self::CreditCard => "CREDIT_CARD",
+            Self::Iban => "IBAN",
+            Self::IpAddress => "IP_ADDRESS",
+            Self::Url => "URL",
+            Self::DateOfBirth => "DATE_OF_BIRTH",
+            Self::Person => "PERSON",
+            Self::Address => "ADDRESS",
+            Self::AwsAccessKey => "AWS_ACCESS_KEY",
+            Self::PrivateKey => "PRIVATE_KEY",
+            Self::Jwt => "JWT",
+            Self::ApiToken => "API_TOKEN",
+            Self::Secret => "SECRET",
+        }
+    }
+
+    /// Whether this entity is a credential rather than personal data.
+    #[must_use]
+    pub const fn is_secret(self) -> bool {
+        matches!(
+            self,
+            Self::AwsAccessKey | Self::PrivateKey | Self::Jwt | Self::ApiToken | Self::Secret
+        )
+    }
+
+    /// Context words that make this entity more likely.
+    const fn context(self) -> &'static [&'static str] {
+        match self {
+            Self::Email => &["email", "e-mail", "mail", "contact"],
+            Self::Phone => &[
+                "phone",
+                "tel",
+                "telephone",
+                "mobile",
+                "cell",
+                "call",
+                "fax",
+                "contact",
+                "whatsapp",
+                "sms",
+                "text",
+            ],
+            Self::UsSsn => &["ssn", "social", "security", "ss#", "tin", "taxpayer"],
+            Self::CreditCard => &[
+                "card",
+                "credit",
+                "debit",
+                "visa",
+                "mastercard",
+                "amex",
+                "cc",
+                "payment",
+                "pan",
+                "discover",
+            ],
+            Self::Iban => &["iban", "bank", "account", "transfer", "sepa", "acct"],
+            Self::IpAddress => &["ip", "host", "server", "client", "addr", "ipv4", "ipv6"],
+            Self::DateOfBirth => &[
+                "born",
+                "birth",
+                "dob",
+                "birthday",
+                "birthdate",
+                "bday",
+                "b-day",
+                "d.o.b",
+            ],
+            Self::Person => &[
+                "name", "person", "patient", "customer", "contact", "employee",
+            ],
+            Self::Address => &["address", "street", "addr", "residence", "lives", "located"],
+            _ => &["key", "secret", "token", "password", "credential"],
+        }
+    }
+}
+
+impl fmt::Display for Entity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Entity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        ENTITIES
+            .iter()
+            .copied()
+            .find(|e| e.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                format!(
+                    "unknown entity {s:?} (one of {})",
+                    ENTITIES
+                        .iter()
+                        .map(|e| e.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+    }
+}
+
+/// Every rule id a finding can carry (stable; users write policies against them).
+pub const RULES: &[&str] = &[
+    "email",
+    "phone-international",
+    "phone-national",
+    "phone-digits",
+    "us-ssn-dashed",
+    "us-ssn-spaced",
+    "us-ssn-digits",
+    "credit-card-luhn",
+    "iban-mod97",
+    "ipv4",
+    "ipv6",
+    "url",
+    "date-of-birth-context",
+    "date-of-birth-column",
+    "person-context",
+    "person-given-name",
+    "person-column",
+    "address-street",
+    "address-column",
+    "aws-access-key",
+    "private-key-block",
+    "jwt",
+    "github-token",
+    "slack-token",
+    "stripe-key",
+    "secret-assignment",
+    "secret-high-entropy",
+    "secret-column",
+];
+
+/// One piece of personal data or one secret found in a text.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    /// What it is.
+    pub entity: Entity,
+    /// Byte offset of its start in the scanned text.
+    pub start: usize,
+    /// Byte offset just past its end.
+    pub end: usize,
+    /// How sure the detector is, 0 to 1.
+    pub confidence: f32,
+    /// The rule that fired (one of [`RULES`]).
+    pub rule: &'static str,
+}
+
+/// What a column's name says about its values.
+#[derive(Debug, Clone, Default)]
+pub struct ColumnHint {
+    /// Entities the name suggests (its words are those entities' context words).
+    pub entities: Vec<Entity>,
+}
+
+impl ColumnHint {
+    /// The hint for a column called `name` (`customer_email`, `DateOfBirth`, `ssn`, …).
+    #[must_use]
+    pub fn from_name(name: &str) -> Self {
+        let words = name_words(name);
+        let has = |w: &[&str]| words.iter().any(|x| w.contains(&x.as_str()));
+        let joined = words.join("_");
+        let mut entities = Vec::new();
+        let mut add = |e: Entity, yes: bool| {
+            if yes {
+                entities.push(e);
+            }
+        };
+        add(Entity::Email, has(&["email", "mail"]));
+        add(
+            Entity::Phone,
+            has(&["phone", "tel", "telephone", "mobile", "cell", "fax"]),
+        );
+        add(Entity::UsSsn, has(&["ssn", "social"]));
+        add(Entity::CreditCard, has(&["card", "cc", "pan", "credit"]));
+        add(Entity::Iban, has(&["iban", "bank", "account"]));
+        add(Entity::IpAddress, has(&["ip", "ipv4", "ipv6", "host"]));
+        add(
+            Entity::DateOfBirth,
+            has(&["dob", "birth", "birthday", "birthdate", "born"]),
+        );
+        add(
+            Entity::Person,
+            has(&[
+                "name",
+                "firstname",
+                "lastname",
+                "surname",
+                "fullname",
+                "forename",
+                "person",
+            ]) && !has(&[
+                "user", "file", "host", "product", "company", "model", "domain",
+            ]),
+        );
+        add(
+            Entity::Address,
+            (has(&["address", "street", "addr", "residence"]) && !has(&["ip", "email", "mail"]))
+                || joined.contains("address_line"),
+        );
+        add(
+            Entity::Secret,
+            has(&["password", "passwd", "pwd", "secret", "token", "apikey"])
+                || joined.contains("api_key"),
+        );
+        Self { entities }
+    }
+
+    fn has(&self, e: Entity) -> bool {
+        self.entities.contains(&e)
+    }
+}
+
+/// Lower-case words of an identifier: `customerEmail`, `date_of_birth`, `Phone Number`.
+fn name_words(name: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut prev_lower = false;
+    for c in name.chars() {
+        if !c.is_alphanumeric() {
+            if !cur.is_empty() {
+                words.push(std::mem::take(&mut cur));
+            }
+            prev_lower = false;
+            continue;
+        }
+        if c.is_uppercase() && prev_lower && !cur.is_empty() {
+            words.push(std::mem::take(&mut cur));
+        }
+        prev_lower = c.is_lowercase() || c.is_ascii_digit();
+        cur.extend(c.to_lowercase());
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    words
+}
+
+/// Detector settings.
+#[derive(Debug, Clone)]
+pub struct DetectorOptions {
+    /// Findings below this confidence are dropped.
+    pub min_confidence: f32,
+    /// Only these entities are reported (empty: all).
+    pub entities: Vec<Entity>,
+}
+
+impl Default for DetectorOptions {
+    fn default() -> Self {
+        Self {
+            min_confidence: DEFAULT_MIN_CONFIDENCE,
+            entities: Vec::new(),
+        }
+    }
+}
+
+/// The default reporting threshold.
+pub const DEFAULT_MIN_CONFIDENCE: f32 = 0.5;
+
+/// How far before a candidate context words are looked for, in bytes.
+const CONTEXT_WINDOW: usize = 48;
+/// Confidence added by a context word (or a column name) of the candidate's entity.
+const CONTEXT_BOOST: f32 = 0.35;
+/// Confidence removed by a word that makes a number an identifier of something else.
+const NEGATIVE_PENALTY: f32 = 0.4;
+/// The longest email address (RFC 5321's path limit).
+const MAX_EMAIL_BYTES: usize = 254;
+/// URLs are cut at this length.
+const MAX_URL_BYTES: usize = 2048;
+/// The longest token or secret value taken as one finding.
+const MAX_TOKEN_BYTES: usize = 256;
+/// A run of numbers longer than this is only tried piece by piece.
+const MAX_WHOLE_RUN: usize = 64;
+/// The most space-separated pieces of a run of numbers tried as one candidate.
+const MAX_RUN_TOKENS: usize = 6;
+/// The longest private key block taken in as one finding.
+const MAX_KEY_BLOCK: usize = 16 << 10;
+
+/// Errors building a detector (never expected: the patterns are fixed).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PiiError {
+    /// A built-in pattern failed to compile.
+    #[error("internal: a PII pattern failed to compile")]
+    Pattern(#[source] regex::Error),
+    /// An operator or policy entry is malformed.
+    #[error("{0}")]
+    Config(String),
+    /// Encryption or decryption of a pseudonymised value failed.
+    #[error("age: {0}")]
+    Crypto(String),
+    /// Reading or writing data failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// A Parquet file (or one of its record batches) cannot be read.
+    #[error("{0}")]
+    Format(String),
+    /// The CSV input is malformed at a line.
+    #[error("line {line}: {reason}")]
+    Csv {
+        /// The 1-based line where the record starts.
+        line: u64,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+struct Patterns {
+    email: Regex,
+    url: Regex,
+    iban: Regex,
+    prefixed: Regex,
+    assignment: Regex,
+    person_context: Regex,
+    surname_after: Regex,
+    address: Regex,
+    text_date: Regex,
+    month: Regex,
+    day_year_after: Regex,
+    year_after: Regex,
+    ssn_dashed: Regex,
+    ssn_spaced: Regex,
+    phone_international: Regex,
+    phone_us: Regex,
+    phone_other: Regex,
+    column_name: Regex,
+}
+
+impl Patterns {
+    fn new() -> Result<Self, regex::Error> {
+        let suffixes = lexicon::STREET_SUFFIXES.join("|");
+        Ok(Self {
+            email: Regex::new(
+                r"(?i-u)[a-z0-9][a-z0-9._%+\-]*@[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?)*\.[a-z]{2,24}",
+            )?,
+            url: Regex::new(r#"(?i)(?:(?:https?|ftp)://|www\.)[^\s<>"'`]{2,}"#)?,
+            iban: Regex::new(
+                r"(?-u)^[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b",
+            )?,
+            prefixed: Regex::new(concat!(
+                r"(?-u)(?:A(?:KIA|SIA|GPA|IDA|ROA|NPA|NVA|IPA)[A-Z0-9]{16})",
+                r"|(?:-----BEGIN [A-Z ]{0,24}PRIVATE KEY(?: BLOCK)?-----)",
+                r"|(?:eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,})",
+                r"|(?:gh[pousr]_[A-Za-z0-9]{36,})|(?:github_pat_[A-Za-z0-9_]{60,})",
+                r"|(?:xox[abposr]-[A-Za-z0-9\-]{10,})",
+                r"|(?:(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,})",
+            ))?,
+            assignment: Regex::new(concat!(
+                r#"(?i)(api[_\-]?key|apikey|secret|token|passw(?:or)?d|pwd|access[_\-]?key|"#,
+                r#"private[_\-]?key|auth|credentials?|client[_\-]?secret)[a-z_\-]{0,20}["']?"#,
+                r#"[ \t]{0,3}(?:[:=]|=>|(?-u:\b)is(?-u:\b))[ \t]{0,3}["']?([^\s"',;]{6,})"#,
+            ))?,
+            person_context: Regex::new(concat!(
+                r"(?:(?-u:\b)(?:[Mm]y name is|[Nn]ame:|[Nn]amed|[Cc]alled|Mr\.?|Mrs\.?|Ms\.?|Miss|Dr\.?|Prof\.?|",
+                r"Dear|[Ss]incerely,|[Rr]egards,|[Pp]atient:?|[Cc]ustomer:?|[Cc]ontact:?|[Aa]ttn:?)[ \t]+)",
+                r"([A-Z][a-z]+(?:[\-'][A-Z][a-z]+)?(?:[ \t]+[A-Z]\.)?(?:[ \t]+[A-Z][a-z]+(?:[\-'][A-Z][a-z]+)?){0,2})",
+            ))?,
+            surname_after: Regex::new(
+                r"(?-u)^(?: [A-Z]\.)? [A-Z][a-z]{1,20}(?:[\-'][A-Z][a-z]+)?\b",
+            )?,
+            address: Regex::new(&format!(
+                concat!(
+                    r"(?-u)^[0-9]{{1,6}}[ \t]+(?:[A-Z][a-z]+\.?[ \t]+){{1,3}}(?:{suffixes})\b\.?",
+                    r"(?:,?[ \t]+(?:Apt\.?|Suite|Unit|#)[ \t]*[A-Za-z0-9\-]{{1,8}})?",
+                    r"(?:[, \t]{{1,3}}[A-Z][a-z]+(?:[ \t][A-Z][a-z]+){{0,2}},[ \t]+[A-Z]{{2}}[ \t]+[0-9]{{5}}(?:-[0-9]{{4}})?)?",
+                ),
+                suffixes = suffixes
+            ))?,
+            text_date: Regex::new(concat!(
+                r"(?-u)\b(?:(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]{0,6}\.? [0-9]{1,2}(?:st|nd|rd|th)?,? [0-9]{4}",
+                r"|[0-9]{1,2}(?:st|nd|rd|th)? (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]{0,6}\.?,? [0-9]{4})\b",
+            ))?,
+            month: Regex::new(
+                r"(?-u)\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]{0,6}\.?",
+            )?,
+            day_year_after: Regex::new(r"(?-u)^ [0-9]{1,2}(?:st|nd|rd|th)?,? [0-9]{4}\b")?,
+            year_after: Regex::new(r"(?-u)^,? [0-9]{4}\b")?,
+            ssn_dashed: Regex::new(r"^[0-9]{3}-[0-9]{2}-[0-9]{4}$")?,
+            ssn_spaced: Regex::new(r"^[0-9]{3} [0-9]{2} [0-9]{4}$")?,
+            phone_international: Regex::new(
+                r"^(?:\+|00)[0-9](?:[ .\-]?(?:\([0-9]{1,4}\)|[0-9]{1,5})){1,6}$",
+            )?,
+            phone_us: Regex::new(
+                r"^(?:1[ .\-]?)?(?:\([0-9]{3}\)[ .\-]?|[0-9]{3}[ .\-])[0-9]{3}[ .\-][0-9]{4}$",
+            )?,
+            phone_other: Regex::new(
+                r"^(?:\(0[0-9]{1,4}\) ?|0[0-9]{1,4}[ .\-/])[0-9]{2,4}(?:[ .\-]?[0-9]{2,4}){0,3}$",
+            )?,
+            column_name: Regex::new(r"^[\p{L}][\p{L}'\-.]*(?: [\p{L}][\p{L}'\-.]*){0,4}$")?,
+        })
+    }
+}
+
+/// The PII and secrets detector. Build it once ([`Detector::new`]) and share it: scanning
+/// takes `&self`.
+pub struct Detector {
+    p: Patterns,
+    opts: DetectorOptions,
+    given_names: HashSet<&'static str>,
+    street_suffixes: HashSet<&'static str>,
+}
+
+impl fmt::Debug for Detector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Detector")
+            .field("opts", &self.opts)
+            .finish()
+    }
+}
+
+/// A candidate before context is applied.
+struct Candidate {
+    entity: Entity,
+    start: usize,
+    end: usize,
+    base: f32,
+    rule: &'static str,
+    /// Whether this rule already is context (a column name, a "my name is"): no boost.
+    contextual: bool,
+}
+
+impl Detector {
+    /// Compiles the detector.
+    ///
+    /// # Errors
+    /// [`PiiError::Pattern`], which would be a bug in rampart.
+    pub fn new(opts: DetectorOptions) -> Result<Self, PiiError> {
+        Ok(Self {
+            p: Patterns::new().map_err(PiiError::Pattern)?,
+            opts,
+            given_names: lexicon::GIVEN_NAMES.iter().copied().collect(),
+            street_suffixes: lexicon::STREET_SUFFIXES.iter().copied().collect(),
+        })
+    }
+
+    /// The options the detector was built with.
+    #[must_use]
+    pub const fn options(&self) -> &DetectorOptions {
+        &self.opts
+    }
+
+    /// Finds personal data and secrets in free text.
+    #[must_use]
+    pub fn scan(&self, text: &str) -> Vec<Finding> {
+        self.scan_with(text, None)
+    }
+
+    /// Finds personal data and secrets in a value of a column whose name gave `hint`.
+    #[must_use]
+    pub fn scan_with(&self, text: &str, hint: Option<&ColumnHint>) -> Vec<Finding> {
+        let mut cands = Vec::new();
+        if let Some(h) = hint {
+            self.column_candidates(text, h, &mut cands);
+        }
+        let bytes = text.as_bytes();
+        let has_digit = bytes.iter().any(u8::is_ascii_digit);
+        // IBANs first: their digit groups are not numbers of their own.
+        let mut ibans: Vec<(usize, usize)> = Vec::new();
+        if has_digit {
+            // Two capitals and two digits after a word boundary start every IBAN; the pattern
+            // runs only there.
+            for i in (0..bytes.len().saturating_sub(3)).filter(|&i| {
+                matches!(bytes.get(i..i + 4), Some([a, b, c, d]) if a.is_ascii_uppercase()
+                    && b.is_ascii_uppercase() && c.is_ascii_digit() && d.is_ascii_digit())
+                    && boundary_before(bytes, i)
+            }) {
+                let window = text
+                    .get(i..(i + 48).min(text.len()))
+                    .or_else(|| text.get(i..));
+                let Some(m) = window.and_then(|w| self.p.iban.find(w)) else {
+                    continue;
+                };
+                let compact: Vec<u8> = m.as_str().bytes().filter(|b| *b != b' ').collect();
+                if checks::iban_valid(&compact) {
+                    cands.push(cand(Entity::Iban, i, i + m.end(), 0.85, "iban-mod97"));
+                    ibans.push((i, i + m.end()));
+                }
+            }
+        }
+        if has_digit {
+            self.numeric_candidates(text, &ibans, &mut cands);
+            self.address_candidates(text, &mut cands);
+        }
+        if memchr::memchr(b'@', bytes).is_some() {
+            for m in self.p.email.find_iter(text) {
+                if boundary_before(bytes, m.start())
+                    && !bytes_at(bytes, m.end()).is_some_and(is_word)
+                    && m.len() <= MAX_EMAIL_BYTES
+                {
+                    cands.push(cand(Entity::Email, m.start(), m.end(), 0.9, "email"));
+                }
+            }
+        }
+        for m in self.p.url.find_iter(text) {
+            let end = m.start() + trim_url(m.as_str()).min(MAX_URL_BYTES);
+            if boundary_before(bytes, m.start()) && end > m.start() + 4 {
+                cands.push(cand(Entity::Url, m.start(), end, 0.6, "url"));
+            }
+        }
+        Self::ipv6_candidates(text, &mut cands);
+        self.secret_candidates(text, &mut cands);
+        self.person_candidates(text, &mut cands);
+        if has_digit {
+            self.text_dates(text, &mut cands);
+        }
+        self.finish(text, hint, cands)
+    }
+
+    /// Applies context, thresholds, the entity filter, and resolves overlaps.
+    fn finish(&self, text: &str, hint: Option<&ColumnHint>, cands: Vec<Candidate>) -> Vec<Finding> {
+        let found: Vec<Finding> = cands
+            .into_iter()
+            .filter(|c| self.opts.entities.is_empty() || self.opts.entities.contains(&c.entity))
+            .filter_map(|c| {
+                let mut conf = c.base;
+                if !c.contextual {
+                    let window = context_window(text, c.start);
+                    let column = hint.is_some_and(|h| h.has(c.entity));
+                    let boost = if c.entity == Entity::DateOfBirth {
+                        0.6
+                    } else {
+                        CONTEXT_BOOST
+                    };
+                    if column || has_context(&window, c.entity.context()) {
+                        conf += boost;
+                    }
+                    if matches!(
+                        c.entity,
+                        Entity::Phone | Entity::UsSsn | Entity::CreditCard | Entity::IpAddress
+                    ) && has_context(&last_words(&window, 2), lexicon::NEGATIVE_CONTEXT)
+                    {
+                        conf -= NEGATIVE_PENALTY;
+                    }
+                }
+                let conf = conf.clamp(0.0, 1.0);
+                (conf >= self.opts.min_confidence).then_some(Finding {
+                    entity: c.entity,
+                    start: c.start,
+                    end: c.end,
+                    confidence: (conf * 100.0).round() / 100.0,
+                    rule: c.rule,
+                })
+            })
+            .collect();
+        resolve_overlaps(found)
+    }
+
+    fn column_candidates(&self, text: &str, h: &ColumnHint, out: &mut Vec<Candidate>) {
+        let t = text.trim();
+        if t.is_empty() {
+            return;
+        }
+        let start = text.len() - text.trim_start().len();
+        let end = start + t.len();
+        let mut push = |e: Entity, conf: f32, rule: &'static str| {
+            out.push(Candidate {
+                entity: e,
+                start,
+                end,
+                base: conf,
+                rule,
+                contextual: true,
+            });
+        };
+        if h.has(Entity::Person)
+            && t.chars().count() <= 80
+            && self.p.column_name.is_match(t)
+            && t.chars().next().is_some_and(char::is_uppercase)
+        {
+            push(Entity::Person, 0.85, "person-column");
+        }
+        if h.has(Entity::Address)
+            && t.len() >= 5
+            && t.bytes().any(|b| b.is_ascii_digit())
+            && t.bytes().any(|b| b.is_ascii_alphabetic())
+        {
+            push(Entity::Address, 0.8, "address-column");
+        }
+        if h.has(Entity::DateOfBirth)
+            && (checks::numeric_date_year(t).is_some() || self.p.text_date.is_match(t))
+        {
+            push(Entity::DateOfBirth, 0.9, "date-of-birth-column");
+        }
+        if h.has(Entity::Secret) && t.len() >= 6 && !t.contains(char::is_whitespace) {
+            push(Entity::Secret, 0.8, "secret-column");
+        }
+    }
+
+    fn numeric_candidates(&self, text: &str, skip: &[(usize, usize)], out: &mut Vec<Candidate>) {
+        let bytes = text.as_bytes();
+        let mut next_skip = 0;
+        for (ms, me) in numeric_runs(bytes) {
+            // The part of a run inside an IBAN is the IBAN's; the rest is looked at.
+            let mut ms = ms;
+            while let Some(&(s0, e0)) = skip.get(next_skip) {
+                if e0 <= ms {
+                    next_skip += 1;
+                } else if s0 < me {
+                    ms = e0;
+                    next_skip += 1;
+                } else {
+                    break;
+                }
+            }
+            while ms < me
+                && bytes_at(bytes, ms)
+                    .is_some_and(|b| !b.is_ascii_digit() && b != b'+' && b != b'(')
+            {
+                ms += 1;
+            }
+            if ms >= me {
+                continue;
+            }
+            // A run glued to a word on either side loses its pieces up to the nearest space.
+            let (mut s, mut e) = (ms, me);
+            if !boundary_before(bytes, s) {
+                let Some(sp) = text.get(ms..me).and_then(|r| r.find(' ')) else {
+                    continue;
+                };
+                s += sp + 1;
+            } else if s > 0 && bytes_at(bytes, s - 1) == Some(b':') {
+                // The seconds of a time (`10:13:02.414915`) or a port.
+                continue;
+            }
+            if bytes_at(bytes, e).is_some_and(is_word) {
+                let Some(sp) = text.get(s..e).and_then(|r| r.rfind(' ')) else {
+                    continue;
+                };
+                e = s + sp;
+            }
+            let Some(run) = text.get(s..e) else { continue };
+            if run.is_empty() {
+                continue;
+            }
+            if run.len() <= MAX_WHOLE_RUN
+                && let Some(c) = self.classify_numeric(run, s)
+            {
+                out.push(c);
+                continue;
+            }
+            // Not one thing as a whole: try its space-separated pieces, longest first.
+            let tokens: Vec<(usize, usize)> = token_spans(run);
+            if tokens.len() < 2 {
+                continue;
+            }
+            let mut i = 0;
+            while i < tokens.len() {
+                let mut matched = None;
+                for j in (i..tokens.len().min(i + MAX_RUN_TOKENS)).rev() {
+                    let (Some(&(a, _)), Some(&(_, b))) = (tokens.get(i), tokens.get(j)) else {
+                        break;
+                    };
+                    let Some(piece) = run.get(a..b) else { break };
+                    if let Some(c) = self.classify_numeric(piece, s + a) {
+                        matched = Some((j, c));
+                        break;
+                    }
+                }
+                match matched {
+                    Some((j, c)) => {
+                        out.push(c);
+                        i = j + 1;
+                    }
+                    None => i += 1,
+                }
+            }
+        }
+    }
+
+    /// What a run of digits and separators is, if anything.
+    fn classify_numeric(&self, run: &str, at: usize) -> Option<Candidate> {
+        let run = run.trim_matches(|c: char| matches!(c, ' ' | '.' | '-' | '/'));
+        let run = if run.starts_with('(') && !run.contains(')') {
+            run.get(1..)?
+        } else {
+            run
+        };
+        let digits: Vec<u8> = run.bytes().filter(u8::is_ascii_digit).collect();
+        let n = digits.len();
+        let mk = |e: Entity, base: f32, rule: &'static str| {
+            Some(cand(e, at, at + run.len(), base, rule))
+        };
+        if run.bytes().all(|b| b.is_ascii_digit() || b == b'.') && checks::ipv4_valid(run) {
+            return mk(Entity::IpAddress, 0.75, "ipv4");
+        }
+        if (6..=8).contains(&n) && checks::numeric_date_year(run).is_some() {
+            return mk(Entity::DateOfBirth, 0.2, "date-of-birth-context");
+        }
+        if n == 9 {
+            let (rule, base) = if self.p.ssn_dashed.is_match(run) {
+                ("us-ssn-dashed", 0.85)
+            } else if self.p.ssn_spaced.is_match(run) {
+                ("us-ssn-spaced", 0.6)
+            } else if run.len() == 9 {
+                ("us-ssn-digits", 0.25)
+            } else {
+                ("", 0.0)
+            };
+            if !rule.is_empty() {
+                return checks::ssn_valid(&digits)
+                    .then(|| cand(Entity::UsSsn, at, at + run.len(), base, rule));
+            }
+        }
+        if (12..=19).contains(&n) && card_grouping(run) && checks::card_network(&digits).is_some() {
+            if checks::luhn(&digits) {
+                let base = if run.len() == n { 0.8 } else { 0.85 };
+                return mk(Entity::CreditCard, base, "credit-card-luhn");
+            }
+            // A card-shaped number failing Luhn is a look-alike, never a phone.
+            if n >= 15 {
+                return None;
+            }
+        }
+        let (core, _ext) = split_extension(run);
+        let core_digits = core.bytes().filter(u8::is_ascii_digit).count();
+        if (7..=15).contains(&core_digits) {
+            // North American numbers are checked by the plan's shape (area code and exchange
+            // start with 2-9, no N11 area code), which is cheap; libphonenumber's number plans
+            // (which also want the area code assigned) serve the rest of the world.
+            let national: Vec<u8> = core.bytes().filter(u8::is_ascii_digit).collect();
+            if self.p.phone_international.is_match(core) {
+                let normalised = core
+                    .strip_prefix("00")
+                    .map_or_else(|| core.to_owned(), |r| format!("+{r}"));
+                let nanp = national
+                    .strip_prefix(b"001")
+                    .or_else(|| national.strip_prefix(b"1"));
+                if normalised.starts_with("+1") {
+                    if nanp.is_some_and(checks::nanp_shaped) {
+                        return mk(Entity::Phone, 0.85, "phone-international");
+                    }
+                } else if phone_valid(&normalised, None) {
+                    return mk(Entity::Phone, 0.85, "phone-international");
+                }
+            } else if self.p.phone_us.is_match(core) {
+                let ten = national
+                    .strip_prefix(b"1")
+                    .filter(|d| d.len() == 10)
+                    .unwrap_or(&national);
+                if checks::nanp_shaped(ten) {
+                    return mk(Entity::Phone, 0.75, "phone-national");
+                }
+            } else if (10..=12).contains(&national.len()) && self.p.phone_other.is_match(core) {
+                use phonenumber::country::Id;
+                if [
+                    Id::GB,
+                    Id::DE,
+                    Id::FR,
+                    Id::NL,
+                    Id::IT,
+                    Id::ES,
+                    Id::AU,
+                    Id::IN,
+                ]
+                .into_iter()
+                .any(|id| phone_valid(core, Some(id)))
+                {
+                    return mk(Entity::Phone, 0.65, "phone-national");
+                }
+            } else if core.len() == 10
+                && core.bytes().all(|b| b.is_ascii_digit())
+                && checks::nanp_shaped(core.as_bytes())
+            {
+                // Ten bare digits are a phone number only with context (a column name, or
+                // "phone", "call", … before them).
+                return mk(Entity::Phone, 0.3, "phone-digits");
+            }
+        }
+        None
+    }
+
+    /// IPv6 candidates: runs of hex digits, colons and dots around each colon (a memchr pass
+    /// instead of a pattern over the whole text), checked by the standard library's parser.
+    /// Dates written with a month name (`March 3, 1985`, `3rd March 1985`): the month names
+    /// are found by literal search, then the day and year around them are checked.
+    fn text_dates(&self, text: &str, out: &mut Vec<Candidate>) {
+        let bytes = text.as_bytes();
+        for m in self.p.month.find_iter(text) {
+            let tail = text
+                .get(m.end()..(m.end() + 16).min(text.len()))
+                .unwrap_or_default();
+            if let Some(d) = self.p.day_year_after.find(tail) {
+                out.push(cand(
+                    Entity::DateOfBirth,
+                    m.start(),
+                    m.end() + d.end(),
+                    0.2,
+                    "date-of-birth-context",
+                ));
+                continue;
+            }
+            let Some(y) = self.p.year_after.find(tail) else {
+                continue;
+            };
+            // `DD[st|nd|rd|th] ` before the month.
+            let mut k = m.start();
+            if k == 0 || bytes_at(bytes, k - 1) != Some(b' ') {
+                continue;
+            }
+            k -= 1;
+            if k >= 2 && matches!(bytes.get(k - 2..k), Some(b"st" | b"nd" | b"rd" | b"th")) {
+                k -= 2;
+            }
+            let digits_end = k;
+            while k > 0
+                && digits_end - k < 2
+                && bytes_at(bytes, k - 1).is_some_and(|b| b.is_ascii_digit())
+            {
+                k -= 1;
+            }
+            if k < digits_end && boundary_before(bytes, k) {
+                out.push(cand(
+                    Entity::DateOfBirth,
+                    k,
+                    m.end() + y.end(),
+                    0.2,
+                    "date-of-birth-context",
+                ));
+            }
+        }
+    }
+
+    fn ipv6_candidates(text: &str, out: &mut Vec<Candidate>) {
+        let bytes = text.as_bytes();
+        let part = |b: u8| b.is_ascii_hexdigit() || b == b':' || b == b'.';
+        let mut done = 0;
+        for colon in memchr::memchr_iter(b':', bytes) {
+            if colon < done {
+                continue;
+            }
+            let mut start = colon;
+            while start > 0 && colon - start < 40 && bytes_at(bytes, start - 1).is_some_and(part) {
+                start -= 1;
+            }
+            let mut end = colon + 1;
+            while end - start < 46 && bytes_at(bytes, end).is_some_and(part) {
+                end += 1;
+            }
+            done = end;
+            // Trailing dots end a sentence, not an address.
+            while end > colon + 1 && bytes_at(bytes, end - 1) == Some(b'.') {
+                end -= 1;
+            }
+            if !boundary_before(bytes, start) || bytes_at(bytes, end).is_some_and(is_word) {
+                continue;
+            }
+            let Some(s) = text.get(start..end) else {
+                continue;
+            };
+            let groups = s.split(':').filter(|g| !g.is_empty()).count();
+            if (groups < 3 && !s.contains("::")) || s.len() < 6 {
+                continue;
+            }
+            if s.parse::<std::net::Ipv6Addr>().is_ok() {
+                out.push(cand(Entity::IpAddress, start, end, 0.75, "ipv6"));
+            }
+        }
+    }
+
+    fn secret_candidates(&self, text: &str, out: &mut Vec<Candidate>) {
+        let bytes = text.as_bytes();
+        for m in self.p.prefixed.find_iter(text) {
+            let s = m.as_str();
+            let (start, mut end) = (m.start(), m.end());
+            if !boundary_before(bytes, start) {
+                continue;
+            }
+            let after_word = bytes_at(bytes, end).is_some_and(is_word);
+            let (entity, rule, base) = if s.starts_with("-----BEGIN") {
+                // Take the whole block when its END line is near.
+                let tail = text.get(end..).unwrap_or_default();
+                let limit = tail.len().min(MAX_KEY_BLOCK);
+                if let Some(i) = tail.get(..limit).and_then(|t| t.find("-----END ")) {
+                    let close = tail
+                        .get(i + 9..)
+                        .and_then(|t| t.find("-----"))
+                        .map(|j| i + 9 + j + 5);
+                    end += close.unwrap_or(i);
+                }
+                (Entity::PrivateKey, "private-key-block", 0.95)
+            } else if after_word {
+                continue;
+            } else if s.starts_with('A') {
+                (Entity::AwsAccessKey, "aws-access-key", 0.9)
+            } else if s.starts_with("eyJ") {
+                if !checks::jwt_header_valid(s) {
+                    continue;
+                }
+                (Entity::Jwt, "jwt", 0.9)
+            } else if s.starts_with("gh") || s.starts_with("github_pat_") {
+                (Entity::ApiToken, "github-token", 0.9)
+            } else if s.starts_with("xox") {
+                (Entity::ApiToken, "slack-token", 0.9)
+            } else {
+                (Entity::ApiToken, "stripe-key", 0.9)
+            };
+            out.push(cand(entity, start, end, base, rule));
+        }
+        if !has_assignment_word(bytes) {
+            return;
+        }
+        // Find first (the lazy DFA), then capture inside the match only: capture groups over
+        // a whole line cost a backtracker pass over all of it.
+        for m in self.p.assignment.find_iter(text) {
+            let Some(caps) = self.p.assignment.captures(m.as_str()) else {
+                continue;
+            };
+            let (Some(key), Some(value)) = (caps.get(1), caps.get(2)) else {
+                continue;
+            };
+            let value_start = m.start() + value.start();
+            let v = value.as_str().as_bytes();
+            if v.len() > MAX_TOKEN_BYTES {
+                continue;
+            }
+            if v.iter().all(u8::is_ascii_alphabetic)
+                && v.len() < 12
+                && !key.as_str().to_ascii_lowercase().starts_with("pass")
+            {
+                continue;
+            }
+            if is_placeholder(value.as_str()) {
+                continue;
+            }
+            let classes = char_classes(v);
+            let entropy = checks::entropy(v);
+            let (rule, base) = if v.len() >= 16 && entropy >= 3.5 && classes >= 2 {
+                ("secret-high-entropy", 0.85)
+            } else if key.as_str().to_ascii_lowercase().starts_with("pass")
+                || key.as_str().eq_ignore_ascii_case("pwd")
+            {
+                if classes < 2 && v.len() < 10 {
+                    continue;
+                }
+                ("secret-assignment", 0.7)
+            } else if v.len() >= 10 && entropy >= 3.0 && classes >= 2 {
+                ("secret-assignment", 0.65)
+            } else {
+                continue;
+            };
+            out.push(Candidate {
+                entity: Entity::Secret,
+                start: value_start,
+                end: value_start + value.len(),
+                base,
+                rule,
+                contextual: true,
+            });
+        }
+    }
+
+    fn person_candidates(&self, text: &str, out: &mut Vec<Candidate>) {
+        if !text.bytes().any(|b| b.is_ascii_uppercase()) {
+            return;
+        }
+        for whole in self.p.person_context.find_iter(text) {
+            let Some(m) = self
+                .p
+                .person_context
+                .captures(whole.as_str())
+                .and_then(|c| c.get(1))
+            else {
+                continue;
+            };
+            {
+                let last = m.as_str().rsplit(' ').next().unwrap_or_default();
+                if self.street_suffixes.contains(last) || COMMON_CAPITALISED.contains(&m.as_str()) {
+                    continue;
+                }
+                out.push(Candidate {
+                    entity: Entity::Person,
+                    start: whole.start() + m.start(),
+                    end: whole.start() + m.end(),
+                    base: 0.75,
+                    rule: "person-context",
+                    contextual: true,
+                });
+            }
+        }
+        // "First Last" where First is a frequent given name: capitalised words are found by a
+        // byte loop and looked up, and only then is the surname pattern tried after them.
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            if !bytes_at(bytes, i).is_some_and(|b| b.is_ascii_uppercase())
+                || !boundary_before(bytes, i)
+            {
+                i += 1;
+                continue;
+            }
+            let mut j = i + 1;
+            while bytes_at(bytes, j).is_some_and(|b| b.is_ascii_lowercase()) {
+                j += 1;
+            }
+            let first = text.get(i..j).unwrap_or_default();
+            if !(2..=16).contains(&first.len()) || !self.given_names.contains(first) {
+                i = j;
+                continue;
+            }
+            let tail = text.get(j..(j + 48).min(text.len())).unwrap_or_default();
+            let Some(m) = self.p.surname_after.find(tail) else {
+                i = j;
+                continue;
+            };
+            let last = m.as_str().rsplit(' ').next().unwrap_or_default();
+            if !self.street_suffixes.contains(last) && !COMMON_CAPITALISED.contains(&last) {
+                out.push(cand(
+                    Entity::Person,
+                    i,
+                    j + m.end(),
+                    0.6,
+                    "person-given-name",
+                ));
+            }
+            i = j + m.end();
+        }
+    }
+
+    /// Street addresses: the pattern runs only where a number of up to six digits starts a
+    /// word and is followed by a space and a capital.
+    fn address_candidates(&self, text: &str, out: &mut Vec<Candidate>) {
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            if !bytes_at(bytes, i).is_some_and(|b| b.is_ascii_digit()) || !boundary_before(bytes, i)
+            {
+                i += 1;
+                continue;
+            }
+            let mut j = i;
+            while bytes_at(bytes, j).is_some_and(|b| b.is_ascii_digit()) {
+                j += 1;
+            }
+            let next_capital = matches!(bytes_at(bytes, j), Some(b' ' | b'\t'))
+                && bytes_at(bytes, j + 1).is_some_and(|b| b.is_ascii_uppercase());
+            if j - i <= 6 && next_capital {
+                let end = (i + 400).min(text.len());
+                if let Some(m) = text.get(i..end).and_then(|w| self.p.address.find(w)) {
+                    out.push(cand(Entity::Address, i, i + m.end(), 0.7, "address-street"));
+                    i += m.end();
+                    continue;
+                }
+            }
+            i = j;
+        }
+    }
+}
+
+/// Keeps, among overlapping findings, the most confident, then the longest, then the first
+/// (greedily, so a kept finding never overlaps another). Findings are sorted by start and cut
+/// into clusters of transitively overlapping ones; only a cluster of two or more needs the
+/// greedy choice, which gives the same result as running it over all findings at once.
+fn resolve_overlaps(mut found: Vec<Finding>) -> Vec<Finding> {
+    found.sort_unstable_by_key(|f| (f.start, f.end));
+    let mut kept: Vec<Finding> = Vec::with_capacity(found.len());
+    let mut rest = found.as_slice();
+    while let Some(first) = rest.first() {
+        let mut end = first.end;
+        let mut n = 1;
+        while let Some(f) = rest.get(n).filter(|f| f.start < end) {
+            end = end.max(f.end);
+            n += 1;
+        }
+        let (cluster, tail) = rest.split_at(n);
+        rest = tail;
+        if let [only] = cluster {
+            kept.push(only.clone());
+            continue;
+        }
+        let mut order: Vec<&Finding> = cluster.iter().collect();
+        order.sort_by(|a, b| {
+            b.confidence
+                .total_cmp(&a.confidence)
+                .then((b.end - b.start).cmp(&(a.end - a.start)))
+                .then(a.start.cmp(&b.start))
+        });
+        let from = kept.len();
+        for f in order {
+            let clash = kept
+                .get(from..)
+                .unwrap_or_default()
+                .iter()
+                .any(|k| f.start < k.end && k.start < f.end);
+            if !clash {
+                kept.push(f.clone());
+            }
+        }
+        if let Some(mine) = kept.get_mut(from..) {
+            mine.sort_by_key(|f| f.start);
+        }
+    }
+    kept
+}
+
+/// Capitalised words that follow a name-like word without being a surname.
+const COMMON_CAPITALISED: &[&str] = &[
+    "The",
+    "This",
+    "That",
+    "These",
+    "Those",
+    "And",
+    "But",
+    "Or",
+    "If",
+    "When",
+    "Then",
+    "There",
+    "Here",
+    "What",
+    "Who",
+    "How",
+    "Why",
+    "Where",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+    "Street",
+    "Road",
+    "Avenue",
+    "Inc",
+    "Ltd",
+    "Company",
+    "University",
+    "Hospital",
+    "Bank",
+    "Team",
+    "Support",
+    "Please",
+    "Thanks",
+    "Thank",
+    "Hello",
+    "Hi",
+    "Dear",
+    "Yes",
+    "No",
+];
+
+fn cand(entity: Entity, start: usize, end: usize, base: f32, rule: &'static str) -> Candidate {
+    Candidate {
+        entity,
+        start,
+        end,
+        base,
+        rule,
+        contextual: false,
+    }
+}
+
+const fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+fn bytes_at(bytes: &[u8], i: usize) -> Option<u8> {
+    bytes.get(i).copied()
+}
+
+/// Whether position `i` starts a token: the byte before it is not a letter, digit or `_`.
+fn boundary_before(bytes: &[u8], i: usize) -> bool {
+    i == 0 || bytes.get(i - 1).is_none_or(|&b| !is_word(b))
+}
+
+/// Runs of digits and phone/date punctuation, as `[+(]?[0-9][0-9 ()./-]+[0-9]` with an optional
+/// `x123` / `ext. 123` extension would find them (leftmost, longest), by a byte loop: one pass
+/// with no per-match setup, where a regex paid a reverse search per match.
+fn numeric_runs(bytes: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let class = |b: u8| b.is_ascii_digit() || matches!(b, b' ' | b'(' | b')' | b'.' | b'/' | b'-');
+    let digit = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_digit);
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < bytes.len() {
+            let start = i;
+            let first = match bytes.get(i) {
+                Some(b'+' | b'(') if digit(i + 1) => i + 1,
+                Some(b) if b.is_ascii_digit() => i,
+                _ => {
+                    i += 1;
+                    continue;
+                }
+            };
+            let mut j = first + 1;
+            let mut last_digit = None;
+            while let Some(&b) = bytes.get(j) {
+                if !class(b) {
+                    break;
+                }
+                if b.is_ascii_digit() {
+                    last_digit = Some(j);
+                }
+                j += 1;
+            }
+            let Some(k) = last_digit.filter(|&k| k >= first + 2) else {
+                i += 1;
+                continue;
+            };
+            let mut end = k + 1;
+            // An extension: `x123`, ` x123`, `ext123`, ` ext. 123`.
+            for prefix in [
+                &b"x"[..],
+                b" x",
+                b"ext. ",
+                b"ext.",
+                b"ext ",
+                b"ext",
+                b" ext. ",
+                b" ext.",
+                b" ext ",
+                b" ext",
+            ] {
+                if bytes.get(end..end + prefix.len()) == Some(prefix) {
+                    let d = end + prefix.len();
+                    let n = bytes.get(d..).map_or(0, |t| {
+                        t.iter().take(5).take_while(|b| b.is_ascii_digit()).count()
+                    });
+                    if n > 0 {
+                        end = d + n;
+                        break;
+                    }
+                }
+            }
+            i = end;
+            return Some((start, end));
+        }
+        None
+    })
+}
+
+/// Byte spans of the space-separated pieces of a run.
+fn token_spans(run: &str) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    let mut start = None;
+    for (i, b) in run.bytes().enumerate() {
+        match (b == b' ', start) {
+            (false, None) => start = Some(i),
+            (true, Some(s)) => {
+                spans.push((s, i));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        spans.push((s, run.len()));
+    }
+    spans
+}
+
+/// Whether a card-length run is grouped as cards are printed: no separators, or one kind of
+/// separator between groups of four (the last shorter), 4-6-5 or 4-6-4.
+fn card_grouping(run: &str) -> bool {
+    if run.bytes().all(|b| b.is_ascii_digit()) {
+        return true;
+    }
+    let sep = if run.contains(' ') { ' ' } else { '-' };
+    if run.bytes().any(|b| !b.is_ascii_digit() && b != sep as u8) {
+        return false;
+    }
+    let groups: Vec<usize> = run.split(sep).map(str::len).collect();
+    match groups.as_slice() {
+        [4, 6, 5] | [4, 6, 4] => true,
+        [init @ .., last] => {
+            init.len() >= 2 && init.iter().all(|&g| g == 4) && (1..=4).contains(last)
+        }
+        [] => false,
+    }
+}
+
+/// A phone candidate without its `x123` / `ext. 123` extension.
+fn split_extension(run: &str) -> (&str, &str) {
+    match run.find(['x', 'e']) {
+        Some(i) => (
+            run.get(..i).unwrap_or(run).trim_end(),
+            run.get(i..).unwrap_or_default(),
+        ),
+        None => (run, ""),
+    }
+}
+
+fn phone_valid(s: &str, region: Option<phonenumber::country::Id>) -> bool {
+    phonenumber::parse(region, s).is_ok_and(|n| phonenumber::is_valid(&n))
+}
+
+/// The context window before `start`, lower-cased (char-boundary safe), cut at the last
+/// sentence end so that one sentence's words do not colour the next.
+fn context_window(text: &str, start: usize) -> String {
+    let mut from = start.saturating_sub(CONTEXT_WINDOW);
+    while from > 0 && !text.is_char_boundary(from) {
+        from -= 1;
+    }
+    let window = text.get(from..start).unwrap_or_default();
+    let bytes = window.as_bytes();
+    let mut cut = 0;
+    for i in (0..bytes.len()).rev() {
+        match (bytes.get(i), bytes.get(i + 1)) {
+            (Some(b'\n'), _) => cut = i + 1,
+            (Some(b'.' | b'!' | b'?' | b';'), Some(b' ')) => cut = i + 2,
+            _ => continue,
+        }
+        break;
+    }
+    window.get(cut..).unwrap_or(window).to_lowercase()
+}
+
+/// The last `n` words of a window (what says a number is an order number: `Order #…`,
+/// `invoice …`, `version …`).
+fn last_words(window: &str, n: usize) -> String {
+    let words: Vec<&str> = window.split_whitespace().collect();
+    words
+        .get(words.len().saturating_sub(n)..)
+        .unwrap_or_default()
+        .join(" ")
+}
+
+/// Whether one of `words` appears in `window` as a word (multi-word entries as a substring).
+fn has_context(window: &str, words: &[&str]) -> bool {
+    // Words keep inner `#`, `-` and `.` (`ss#`, `e-mail`, `d.o.b`), so every entry is one word.
+    window
+        .split(|c: char| !(c.is_alphanumeric() || c == '#' || c == '-' || c == '.'))
+        .map(|w| w.trim_matches(|c: char| c == '.' || c == '-'))
+        .any(|w| !w.is_empty() && words.contains(&w))
+}
+
+/// A URL's length without trailing punctuation that belongs to the sentence.
+fn trim_url(url: &str) -> usize {
+    url.trim_end_matches(['.', ',', ';', ':', '!', '?', ')', ']', '}', '\'', '"'])
+        .len()
+}
+
+fn has_assignment_word(bytes: &[u8]) -> bool {
+    const STARTS: &[[u8; 3]] = &[
+        *b"key", *b"sec", *b"tok", *b"pas", *b"pwd", *b"aut", *b"cre",
+    ];
+    bytes.windows(3).any(|w| match w {
+        [a, b, c] => {
+            let lower = [
+                a.to_ascii_lowercase(),
+                b.to_ascii_lowercase(),
+                c.to_ascii_lowercase(),
+            ];
+            STARTS.contains(&lower)
+        }
+        _ => false,
+    })
+}
+
+fn char_classes(v: &[u8]) -> usize {
+    [
+        v.iter().any(u8::is_ascii_lowercase),
+        v.iter().any(u8::is_ascii_uppercase),
+        v.iter().any(u8::is_ascii_digit),
+        v.iter().any(u8::is_ascii_punctuation),
+    ]
+    .iter()
+    .filter(|&&x| x)
+    .count()
+}
+
+fn is_placeholder(v: &str) -> bool {
+    let l = v.to_ascii_lowercase();
+    l.starts_with('<')
+        || l.starts_with("${")
+        || l.starts_with("{{")
+        || l.contains("redacted")
+        || l.contains("example")
+        || l.contains("xxxx")
+        || l.contains("****")
+        || l == "none"
+        || l == "null"
+}
+
+/// A value as reports may show it: letters and digits masked but the last two, punctuation
+/// kept, at most 24 characters.
+#[must_use]
+pub fn mask_sample(value: &str) -> String {
+    let alnum = value.chars().filter(|c| c.is_alphanumeric()).count();
+    let keep_from = alnum
+        .saturating_sub(2)
+        .max(alnum / 2 + usize::from(alnum > 0));
+    let mut seen = 0;
+    let masked: String = value
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() {
+                seen += 1;
+                if seen > keep_from { c } else { '*' }
+            } else {
+                c
+            }
+        })
+        .collect();
+    let count = masked.chars().count();
+    if count > 24 {
+        let tail: String = masked.chars().skip(count - 23).collect();
+        format!("…{tail}")
+    } else {
+        masked
+    }
+}
+
+#[cfg(test)]
+mod tests;
