@@ -279,20 +279,20 @@ pub struct ScanPolicy {
     pub allow: Vec<String>,
     /// The lowest severity that fails a scan: info, low, medium (unknown imports), high, critical.
     #[serde(default = "default_fail_on")]
-    pub fail_on: String,
+    pub fail_on: rampart_scan::Severity,
     /// The severity given to a file named like a model whose content cannot be parsed
     /// (default medium: it fails a scan at the default `fail_on`).
     #[serde(default = "default_fail_on")]
-    pub unanalysable: String,
+    pub unanalysable: rampart_scan::Severity,
     /// Severity per finding rule (`torchscript-code = "low"`, `hf-remote-code = "high"`):
     /// any rule may be raised; one whose default is critical (code that runs on load) may not
     /// be lowered.
     #[serde(default)]
-    pub severity: std::collections::BTreeMap<String, String>,
+    pub severity: std::collections::BTreeMap<String, rampart_scan::Severity>,
 }
 
-fn default_fail_on() -> String {
-    "medium".into()
+const fn default_fail_on() -> rampart_scan::Severity {
+    rampart_scan::Severity::Medium
 }
 
 impl Default for ScanPolicy {
@@ -725,31 +725,13 @@ impl Policy {
                 )));
             }
         }
-        for (key, value) in [
-            ("scan.fail_on", &self.scan.fail_on),
-            ("scan.unanalysable", &self.scan.unanalysable),
-        ] {
-            if !matches!(
-                value.as_str(),
-                "info" | "low" | "medium" | "unknown" | "high" | "critical" | "dangerous"
-            ) {
-                return Err(bad(format!(
-                    "{key} {value:?} is not one of info, low, medium, high, critical"
-                )));
-            }
-        }
         for (rule, value) in &self.scan.severity {
             let Some((_, default, _)) = rampart_scan::RULES.iter().find(|r| r.0 == rule) else {
                 return Err(bad(format!(
                     "scan.severity: {rule:?} is not a scanner rule (`rampart scan --format json` names them)"
                 )));
             };
-            let Some(wanted) = rampart_scan::Severity::parse(value) else {
-                return Err(bad(format!(
-                    "scan.severity.{rule} {value:?} is not one of info, low, medium, high, critical"
-                )));
-            };
-            if *default == rampart_scan::Severity::Critical && wanted < *default {
+            if *default == rampart_scan::Severity::Critical && value < default {
                 return Err(bad(format!(
                     "scan.severity.{rule}: a critical rule (code that runs when the file is loaded) cannot be lowered"
                 )));

@@ -46,6 +46,19 @@ impl Severity {
     }
 }
 
+/// Read from policy files by name ([`Severity::parse`]); anything else is an error naming the
+/// accepted names, never a default.
+impl<'de> serde::Deserialize<'de> for Severity {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not one of info, low, medium, high, critical"
+            ))
+        })
+    }
+}
+
 /// Every rule, with its severity and a one-line description (for SARIF and docs).
 pub const RULES: &[(&str, Severity, &str)] = &[
     (

@@ -42,10 +42,7 @@ fn stage_of(t: TargetStage) -> Stage {
 }
 
 fn scan_settings(policy: &rampart_home::Policy) -> (ScanConfig, Severity) {
-    (
-        crate::cmd::scan::config(policy),
-        Severity::parse(&policy.scan.fail_on).unwrap_or(Severity::Medium),
-    )
+    (crate::cmd::scan::config(policy), policy.scan.fail_on)
 }
 
 /// The input schema of a rampart model (features, classes, training statistics), if a file

@@ -17,13 +17,11 @@ pub fn run(ctx: &Ctx, args: &ScanArgs, quiet: bool) -> Result<Status, CliError> 
     } else {
         None
     };
-    let fail_on_text = args
-        .fail_on
-        .clone()
-        .or_else(|| policy.as_ref().map(|p| p.scan.fail_on.clone()))
-        .unwrap_or_else(|| "medium".into());
-    let fail_on = Severity::parse(&fail_on_text)
-        .ok_or_else(|| CliError::input(anyhow::anyhow!("unknown severity {fail_on_text:?}")))?;
+    let fail_on = match &args.fail_on {
+        Some(text) => Severity::parse(text)
+            .ok_or_else(|| CliError::input(anyhow::anyhow!("unknown severity {text:?}")))?,
+        None => policy.as_ref().map_or(Severity::Medium, |p| p.scan.fail_on),
+    };
     let mut cfg = policy.as_ref().map_or_else(ScanConfig::default, config);
     cfg.allow.extend(args.allow.iter().cloned());
     for a in &cfg.allow {
@@ -196,14 +194,8 @@ fn human(reports: &[FileReport], fail_on: Severity, imports: bool) -> String {
 pub fn config(policy: &rampart_home::Policy) -> ScanConfig {
     ScanConfig {
         allow: policy.scan.allow.clone(),
-        unanalysable: Severity::parse(&policy.scan.unanalysable),
-        // Validated when the policy was loaded.
-        severity: policy
-            .scan
-            .severity
-            .iter()
-            .filter_map(|(rule, s)| Some((rule.clone(), Severity::parse(s)?)))
-            .collect(),
+        unanalysable: Some(policy.scan.unanalysable),
+        severity: policy.scan.severity.clone().into_iter().collect(),
         ..ScanConfig::default()
     }
 }

@@ -7,7 +7,6 @@ use clap::{Args as _, CommandFactory as _, Parser};
 use rampart_audit::Outcome as AuditOutcome;
 use rampart_crypto::{Digest, Sha256Hasher};
 use rampart_sandbox::{Limits, Outcome, Sandbox, Stream};
-use rampart_scan::Severity;
 use rampart_train::config::{SizeValue, TrainConfig};
 use rampart_train::{Input, ProvenanceInfo, RunSpec, TrainError, Trainer};
 use serde_json::{Value, json};
@@ -816,7 +815,7 @@ pub fn run(ctx: &Ctx, a: &TrainRunArgs, quiet: bool) -> Result<Status, CliError>
     if !r.success() {
         return fail(&mut report, r.explain());
     }
-    let policy_fail_on = Severity::parse(&policy.scan.fail_on).unwrap_or(Severity::Medium);
+    let policy_fail_on = policy.scan.fail_on;
     let scan = crate::cmd::scan::config(&policy);
     let bounds = rampart_train::CollectBounds {
         max_bytes: limits.output_bytes,
