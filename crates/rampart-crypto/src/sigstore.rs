@@ -689,6 +689,15 @@ fn verify_sct(cert: &Certificate, issuer_spki: &[u8], root: &TrustedRoot) -> Res
                 hex::encode(sct.log_id.key_id)
             )
         })?;
+    // A retired CT log key (outside its validity in the trusted root) vouches for nothing.
+    let logged = sct.timestamp / 1000;
+    if !log.valid.contains(logged) {
+        return Err(format!(
+            "CT log {} was not trusted at {}, when the SCT says it logged the certificate",
+            log.url,
+            when(logged)
+        ));
+    }
     let key = log.key.as_ref().map_err(Clone::clone)?;
     key.verify_with(Hash::Sha256, &signed, sct.signature.signature.as_slice())
         .map_err(|_| format!("the signature of CT log {} does not verify", log.url))
@@ -709,7 +718,6 @@ fn general_names(cert: &Certificate) -> Result<Vec<String>, String> {
             GeneralName::Rfc822Name(s) | GeneralName::UniformResourceIdentifier(s) => {
                 Some(s.to_string())
             }
-            GeneralName::DnsName(s) => Some(s.to_string()),
             _ => None,
         })
         .collect())

@@ -389,3 +389,69 @@ fn earlier_bundle_versions_verify_in_their_own_shape() {
         Err(BundleError::Unsupported(_))
     ));
 }
+
+#[test]
+fn a_second_log_entry_or_a_retired_ct_log_is_refused() {
+    let root = public_good();
+    // A genuine entry followed by another genuine one (of another bundle): exactly one entry
+    // is read, never "any of them".
+    let mut b = vector("v1.1.0");
+    let other = vector("v1.0.1")["verificationMaterial"]["tlogEntries"][0].clone();
+    b["verificationMaterial"]["tlogEntries"]
+        .as_array_mut()
+        .unwrap()
+        .push(other);
+    refused(&b, &root, &stefan(), "exactly one is expected");
+    // The CT log's key retired before the certificate was logged: its SCT vouches for nothing.
+    let test = TestSigstore::new("private").unwrap();
+    let mut r: Value = serde_json::from_str(&test.trusted_root_json().unwrap()).unwrap();
+    r["ctlogs"][0]["publicKey"]["validFor"]["end"] = "2021-01-01T00:00:00Z".into();
+    let retired = TrustedRoot::from_json(r.to_string().as_bytes()).unwrap();
+    let live = TrustedRoot::from_json(test.trusted_root_json().unwrap().as_bytes()).unwrap();
+    let cert = test
+        .issue(
+            "dev@example.com",
+            "https://accounts.google.com",
+            T0,
+            T0 + 600,
+        )
+        .unwrap();
+    let ids = [Identity {
+        identity: "dev@example.com".into(),
+        issuer: "https://accounts.google.com".into(),
+    }];
+    let b: Value =
+        serde_json::from_str(&test.bundle(&cert, &statement(), T0 + 30).unwrap()).unwrap();
+    assert!(check(&b, &live, &ids).is_ok());
+    let e = refused(&b, &retired, &ids, "was not trusted at");
+    assert!(matches!(e, SigstoreError::Sct(_)), "{e}");
+    // An identity that is only a prefix or a suffix of the certificate's does not match.
+    for near in [
+        "dev@example.co",
+        "xdev@example.com",
+        "dev@example.com.evil.test",
+    ] {
+        let near = [Identity {
+            identity: near.into(),
+            issuer: "https://accounts.google.com".into(),
+        }];
+        refused(&b, &live, &near, "issued to dev@example.com");
+    }
+}
+
+#[test]
+fn sigstore_trust_alone_says_a_key_bundle_is_not_a_sigstore_bundle() {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../rampart/tests/fixtures/model-transparency/v1.1.0-elliptic-key/model.sig");
+    let anchors = rampart_crypto::oms::Anchors {
+        cert_roots: Vec::new(),
+        sigstore: Some(rampart_crypto::oms::SigstoreTrust {
+            root: std::sync::Arc::new(public_good()),
+            identities: stefan(),
+        }),
+    };
+    let e = rampart_crypto::oms::verify_bundle_signer(&std::fs::read(p).unwrap(), &[], &anchors)
+        .unwrap_err();
+    assert!(e.to_string().contains("not a Sigstore bundle"), "{e}");
+    assert!(e.to_string().contains("--key"), "{e}");
+}

@@ -227,13 +227,7 @@ fn sync_parent(path: &Path) -> Result<(), HomeError> {
 /// [`HomeError::LoosePermissions`], [`HomeError::ForeignOwner`], [`HomeError::NotRegularFile`],
 /// or I/O errors.
 pub fn read_private_file(path: &Path) -> Result<Zeroizing<String>, HomeError> {
-    let file = File::open(path).map_err(HomeError::io("cannot open", path))?;
-    let meta = file
-        .metadata()
-        .map_err(HomeError::io("cannot stat", path))?;
-    if !meta.is_file() {
-        return Err(HomeError::NotRegularFile { path: path.into() });
-    }
+    let (file, meta) = open_regular(path)?;
     let mode = meta.mode() & 0o7777;
     if mode & 0o077 != 0 {
         return Err(HomeError::LoosePermissions {
@@ -256,8 +250,25 @@ pub fn read_private_file(path: &Path) -> Result<Zeroizing<String>, HomeError> {
 /// # Errors
 /// On I/O failure, a non-UTF-8 file or one over the size limit.
 pub fn read_small_file(path: &Path) -> Result<String, HomeError> {
-    let file = File::open(path).map_err(HomeError::io("cannot open", path))?;
+    let (file, _) = open_regular(path)?;
     read_bounded(file, path)
+}
+
+/// Opens `path` for reading without blocking (a FIFO would otherwise wait for a writer
+/// forever) and only if the descriptor is a regular file.
+fn open_regular(path: &Path) -> Result<(File, fs::Metadata), HomeError> {
+    let file = File::options()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)
+        .map_err(HomeError::io("cannot open", path))?;
+    let meta = file
+        .metadata()
+        .map_err(HomeError::io("cannot stat", path))?;
+    if !meta.is_file() {
+        return Err(HomeError::NotRegularFile { path: path.into() });
+    }
+    Ok((file, meta))
 }
 
 fn read_bounded(file: File, path: &Path) -> Result<String, HomeError> {
@@ -345,6 +356,27 @@ mod tests {
             matches!(again, HomeError::Io { ref source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists)
         );
         assert_eq!(&*read_private_file(&path).unwrap(), "secret");
+    }
+
+    /// A FIFO given as a key, certificate, policy or trusted-root file is refused at once:
+    /// a plain open would wait for a writer forever.
+    #[test]
+    fn fifos_are_refused_without_hanging() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("root.json");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(matches!(
+            read_small_file(&fifo),
+            Err(HomeError::NotRegularFile { .. })
+        ));
+        assert!(matches!(
+            read_private_file(&fifo),
+            Err(HomeError::NotRegularFile { .. })
+        ));
+        assert!(matches!(
+            read_small_file(dir.path()),
+            Err(HomeError::NotRegularFile { .. })
+        ));
     }
 
     #[test]

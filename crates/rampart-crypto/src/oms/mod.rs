@@ -411,6 +411,11 @@ fn verify_signature(
         };
         let (v, signer) = unverified.verify_sigstore(&trust.root, &trust.identities)?;
         Ok((v, None, Some(signer)))
+    } else if sigstore.is_some() && keys.is_empty() && cert_roots.is_empty() {
+        // Only Sigstore trust was offered (`verify --sigstore`) for a key or certificate bundle.
+        Err(OmsError::Bundle(BundleError::Unsupported(
+            "not a Sigstore bundle (it has no transparency log entry): verify it with --key PUB.pem or --cert-chain CA.pem".into(),
+        )))
     } else if unverified.has_certificates() {
         let (v, chain) = unverified.verify_certificate(cert_roots)?;
         Ok((v, Some(chain), None))
