@@ -36,12 +36,14 @@
 //! # Ok::<(), rampart_audit::AuditError>(())
 //! ```
 
+mod action;
 pub mod canonical;
 mod error;
 mod log;
 mod record;
 mod verify;
 
+pub use action::{Action, Auditor};
 pub use error::AuditError;
 pub use log::{AuditLog, AuditSink, Checkpoint, MAX_RECORD_BYTES};
 pub use record::{Event, Outcome, Record, Subject};

@@ -32,5 +32,14 @@ pub mod sigstore_testing;
 pub mod x509;
 
 pub use age_identity::AgeIdentity;
+
+/// Now, UTC, as RFC 3339 (the one timestamp format every record, manifest and database row
+/// of rampart uses).
+#[must_use]
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
 pub use digest::{Digest, DigestParseError, Sha256Hasher, sha256};
 pub use ecdsa::{Curve, Fingerprint, Hash, KeyError, PublicKey, SignatureError, SigningKey};

@@ -114,6 +114,17 @@ impl PoisonReport {
             .max()
             .unwrap_or(Severity::Pass)
     }
+
+    /// What an audit record keeps of the report: each check's id and severity, no values.
+    #[must_use]
+    pub fn audit_summary(&self) -> Value {
+        json!(
+            self.checks
+                .iter()
+                .map(|c| (c.id, c.severity))
+                .collect::<BTreeMap<_, _>>()
+        )
+    }
 }
 
 /// What the columns are.

@@ -623,12 +623,7 @@ fn load_secret(
     Ok((text, KeySource::File(path)))
 }
 
-/// Now, UTC, RFC 3339.
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
+use rampart_crypto::now_rfc3339;
 
 #[cfg(test)]
 mod tests {

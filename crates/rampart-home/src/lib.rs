@@ -31,6 +31,7 @@ mod error;
 mod home;
 mod policy;
 pub mod secure_fs;
+mod session;
 
 pub use env::{ENV_AGE_IDENTITY, ENV_AGE_IDENTITY_FILE, ENV_HOME, ENV_SIGNING_KEY};
 pub use env::{ENV_PII_KEY, ENV_PII_KEY_FILE, ENV_SIGNING_KEY_FILE, load_dotenv, os_user};
@@ -41,3 +42,4 @@ pub use policy::{
     GuardTopic, PiiPolicy, Policy, ScanPolicy, Size, TrainPolicy, TrustPolicy, TrustedCertificate,
     TrustedIdentity, TrustedKey, parse_size,
 };
+pub use session::Session;

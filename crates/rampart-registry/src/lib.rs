@@ -305,13 +305,7 @@ fn witnessed<T>(record: Witness<'_, T>, value: &T) -> Result<(), RegistryError> 
     record(value).map_err(RegistryError::Unrecorded)
 }
 
-/// RFC 3339 now.
-#[must_use]
-pub fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
+pub use rampart_crypto::now_rfc3339 as now;
 
 /// A parsed `NAME[@VERSION|@staging|@production]`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -299,13 +299,7 @@ pub struct RunOutcome {
     pub log_bytes: u64,
 }
 
-/// RFC 3339 now.
-#[must_use]
-pub fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
+pub use rampart_crypto::now_rfc3339 as now;
 
 /// Runs the trainer in the sandbox. Its output, with every control character escaped
 /// ([`terminal::Sanitizer`]), goes to `on_output` (at most [`MAX_RELAY_BYTES`]) and to

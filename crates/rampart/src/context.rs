@@ -3,7 +3,7 @@
 
 use std::cell::{Cell, OnceCell};
 
-use rampart_audit::{AuditLog, Event, Outcome};
+use rampart_audit::{Action, AuditLog, Auditor, Event, Outcome};
 use rampart_home::Home;
 
 use crate::cli::{Format, GlobalArgs};
@@ -44,8 +44,50 @@ impl Ctx {
     }
 
     /// A new event attributed to the user running this command.
-    pub fn event(&self, action: &str, outcome: Outcome) -> Event {
+    pub fn event(&self, action: Action, outcome: Outcome) -> Event {
         Event::new(self.actor.clone(), action, outcome)
+    }
+
+    /// Copies a stream (the plaintext of `path`) into an unnamed file in the home's private
+    /// `runs/` directory (0700), gone when closed: for Parquet, which needs random access.
+    pub fn spool(
+        &self,
+        path: &std::path::Path,
+        reader: &mut dyn std::io::Read,
+    ) -> Result<std::fs::File, CliError> {
+        let runs = self.home.root().join("runs");
+        rampart_home::secure_fs::create_private_dir(&runs)?;
+        rampart_data::stream::spool(reader, &runs).map_err(|e| {
+            CliError::input(
+                anyhow::Error::new(e).context(format!("cannot read {}", path.display())),
+            )
+        })
+    }
+
+    /// What a library service is handed: the home, its policy, and this command's auditor.
+    ///
+    /// # Errors
+    /// When the log exists but cannot be opened.
+    pub fn session<'a>(
+        &'a self,
+        policy: &'a rampart_home::Policy,
+    ) -> Result<rampart_home::Session<'a>, CliError> {
+        Ok(rampart_home::Session {
+            home: &self.home,
+            policy,
+            audit: self.auditor()?,
+        })
+    }
+
+    /// What a library service is handed to audit its own actions: this user, this home's log.
+    ///
+    /// # Errors
+    /// When the log exists but cannot be opened.
+    pub fn auditor(&self) -> Result<Auditor<'_>, CliError> {
+        let sink = self
+            .audit_log()?
+            .map(|l| l as &dyn rampart_audit::AuditSink);
+        Ok(Auditor::new(sink, &self.actor))
     }
 
     /// Appends an event. An action that cannot be audited fails (fail closed).

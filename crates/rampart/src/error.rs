@@ -124,3 +124,29 @@ impl From<std::io::Error> for CliError {
         Self::internal(e)
     }
 }
+
+impl From<rampart_ingest::IngestError> for CliError {
+    fn from(e: rampart_ingest::IngestError) -> Self {
+        use rampart_ingest::ErrorKind;
+        let hint = e.hint().map(str::to_owned);
+        let err = match e.kind() {
+            ErrorKind::Input => Self::input(e),
+            ErrorKind::Verification => Self::verification(e),
+            ErrorKind::Internal => Self::internal(e),
+        };
+        match hint {
+            Some(h) => err.hint(h),
+            None => err,
+        }
+    }
+}
+
+/// An age error about `path`, with what to do about it.
+pub fn age_err(path: &std::path::Path, e: rampart_crypto::age_file::AgeError) -> CliError {
+    let hint = rampart_ingest::age_hint(&e);
+    let err = CliError::input(anyhow::Error::new(e).context(path.display().to_string()));
+    match hint {
+        Some(h) => err.hint(h),
+        None => err,
+    }
+}

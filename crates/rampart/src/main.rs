@@ -8,7 +8,9 @@ mod cmd;
 mod context;
 mod error;
 mod output;
+mod report;
 mod table;
+mod unlock;
 
 use std::process::ExitCode;
 

@@ -649,6 +649,19 @@ pub enum FileExpectation {
     },
 }
 
+/// Where a signature is looked for when none is named: `DIR/model.sig` for a directory,
+/// `FILE.sig` beside a file.
+#[must_use]
+pub fn default_signature_path(path: &std::path::Path) -> std::path::PathBuf {
+    if path.is_dir() {
+        path.join("model.sig")
+    } else {
+        let mut name = path.as_os_str().to_owned();
+        name.push(".sig");
+        std::path::PathBuf::from(name)
+    }
+}
+
 /// The expectation for a single-file subject called `file_name`.
 ///
 /// # Errors

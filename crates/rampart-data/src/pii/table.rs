@@ -56,6 +56,27 @@ pub struct PiiReport {
 }
 
 impl PiiReport {
+    /// What an audit record keeps of a report: counts and rules, never values.
+    #[must_use]
+    pub fn audit_summary(&self) -> serde_json::Value {
+        let mut rules: BTreeMap<&str, u64> = BTreeMap::new();
+        for c in &self.columns {
+            for s in c.entities.values() {
+                for (r, n) in &s.rules {
+                    *rules.entry(r).or_default() += n;
+                }
+            }
+        }
+        serde_json::json!({
+            "rows": self.rows,
+            "findings": self.findings,
+            "redacted": self.redacted,
+            "by_entity": self.by_entity,
+            "by_column": self.counts(),
+            "rules": rules,
+        })
+    }
+
     fn with_columns(names: &[String]) -> Self {
         Self {
             columns: names

@@ -1,22 +1,21 @@
 //! `rampart encrypt | decrypt | rekey`: age files at rest, interoperable with the `age` CLI.
 
+use rampart_audit::Action;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek as _, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use rampart_audit::Outcome;
-use rampart_crypto::age_file::SecretString;
 use rampart_crypto::age_file::{self, AgeError, Recipients, Unlock};
 use rampart_home::secure_fs::{self, AtomicFile};
 use serde_json::json;
 
-use crate::cli::{DecryptArgs, EncryptArgs, Format, RecipientArgs, RekeyArgs, UnlockArgs};
+use crate::cli::{DecryptArgs, EncryptArgs, Format, RecipientArgs, RekeyArgs};
 use crate::context::Ctx;
-use crate::error::{CliError, Status};
+use crate::error::{CliError, Status, age_err};
 use crate::output;
+use crate::unlock::{PASSPHRASE_ENV, required_passphrase, unlock};
 
-/// The environment variable holding a passphrase (the only place besides a 0600 file).
-pub const PASSPHRASE_ENV: &str = "RAMPART_AGE_PASSPHRASE";
 /// The new passphrase for `rekey --passphrase`.
 pub const NEW_PASSPHRASE_ENV: &str = "RAMPART_AGE_NEW_PASSPHRASE";
 /// Fault injection for the crash tests: `rekey:written` or `rekey:verified` makes `rekey`
@@ -25,71 +24,6 @@ const FAULT_ENV: &str = "RAMPART_FAULT_INJECT";
 
 pub fn is_stdio(p: &Path) -> bool {
     p.as_os_str() == "-"
-}
-
-pub fn age_err(path: &Path, e: AgeError) -> CliError {
-    let hint = match &e {
-        AgeError::NoMatchingKey => Some(
-            "pass the identity the file was encrypted to with -i FILE (the home's identity is always tried)",
-        ),
-        AgeError::BadPassphrase | AgeError::WrongMode(_) => Some(
-            "set $RAMPART_AGE_PASSPHRASE or pass --passphrase-file FILE for passphrase files; -i FILE for the others",
-        ),
-        AgeError::NoRecipients | AgeError::BadRecipient(_) => {
-            Some("recipients look like age1…; `rampart keys export-public --age` prints the home's")
-        }
-        _ => None,
-    };
-    let err = CliError::input(anyhow::Error::new(e).context(path.display().to_string()));
-    match hint {
-        Some(h) => err.hint(h),
-        None => err,
-    }
-}
-
-/// A passphrase from a 0600 file or the environment, zeroized on drop.
-fn read_passphrase(file: Option<&Path>, env: &str) -> Result<Option<SecretString>, CliError> {
-    if let Some(f) = file {
-        let text = secure_fs::read_private_file(f)?;
-        let line = text.lines().next().unwrap_or_default();
-        if line.is_empty() {
-            return Err(CliError::input(anyhow::anyhow!(
-                "{}: the passphrase file is empty",
-                f.display()
-            )));
-        }
-        return Ok(Some(SecretString::from(line.to_owned())));
-    }
-    match std::env::var(env) {
-        Ok(p) if !p.is_empty() => Ok(Some(SecretString::from(p))),
-        _ => Ok(None),
-    }
-}
-
-fn required_passphrase(file: Option<&Path>, env: &str) -> Result<SecretString, CliError> {
-    read_passphrase(file, env)?.ok_or_else(|| {
-        CliError::input(anyhow::anyhow!("no passphrase given")).hint(format!(
-            "set ${env} or pass the passphrase file option (mode 0600)"
-        ))
-    })
-}
-
-/// Every key at hand: the home's identity (if there is a home), `-i` files, the passphrase.
-pub fn unlock(ctx: &Ctx, args: &UnlockArgs) -> Result<Unlock, CliError> {
-    let mut keys = Unlock {
-        identities: Vec::new(),
-        passphrase: read_passphrase(args.passphrase_file.as_deref(), PASSPHRASE_ENV)?,
-    };
-    if ctx.home.exists() || std::env::var_os("RAMPART_AGE_IDENTITY").is_some() {
-        let (id, _) = ctx.home.age_identity()?;
-        keys.identities.push(id.as_age().clone());
-    }
-    for f in &args.identities {
-        let text = secure_fs::read_private_file(f)?;
-        keys.identities
-            .extend(age_file::parse_identities(&text).map_err(|e| age_err(f, e))?);
-    }
-    Ok(keys)
 }
 
 fn recipients(
@@ -227,7 +161,7 @@ pub fn encrypt(ctx: &Ctx, args: &EncryptArgs) -> Result<Status, CliError> {
         age_file::encrypt(&mut input, w, &to, args.to.armor).map_err(|e| age_err(&args.path, e))
     })?;
     ctx.audit(
-        ctx.event("encrypt", Outcome::Ok)
+        ctx.event(Action::Encrypt, Outcome::Ok)
             .subject_path(args.path.display().to_string())
             .subject_digest(format!("sha256:{}", digest.to_hex()))
             .detail("output", out.display().to_string())
@@ -258,7 +192,7 @@ pub fn decrypt(ctx: &Ctx, args: &DecryptArgs) -> Result<Status, CliError> {
         Ok(v) => v,
         Err(e) => {
             ctx.audit_refusal(
-                ctx.event("decrypt", Outcome::Failed)
+                ctx.event(Action::Decrypt, Outcome::Failed)
                     .subject_path(args.path.display().to_string())
                     .detail("reason", e.message()),
             );
@@ -266,7 +200,7 @@ pub fn decrypt(ctx: &Ctx, args: &DecryptArgs) -> Result<Status, CliError> {
         }
     };
     ctx.audit(
-        ctx.event("decrypt", Outcome::Ok)
+        ctx.event(Action::Decrypt, Outcome::Ok)
             .subject_path(args.path.display().to_string())
             .subject_digest(format!("sha256:{}", digest.to_hex()))
             .detail("output", out.display().to_string())
@@ -350,7 +284,7 @@ pub fn rekey(ctx: &Ctx, args: &RekeyArgs) -> Result<Status, CliError> {
                 |e| e.to_string(),
             );
             ctx.audit_refusal(
-                ctx.event("rekey", Outcome::Failed)
+                ctx.event(Action::Rekey, Outcome::Failed)
                     .subject_path(path.display().to_string())
                     .detail("reason", why.clone()),
             );
@@ -365,7 +299,7 @@ pub fn rekey(ctx: &Ctx, args: &RekeyArgs) -> Result<Status, CliError> {
     // 3. Replace atomically.
     next.commit(true)?;
     ctx.audit(
-        ctx.event("rekey", Outcome::Ok)
+        ctx.event(Action::Rekey, Outcome::Ok)
             .subject_path(path.display().to_string())
             .subject_digest(format!("sha256:{}", digest.to_hex()))
             .detail("recipients", to.describe().join(", "))
@@ -423,18 +357,4 @@ fn strip_age(path: &Path) -> Option<PathBuf> {
     let name = path.file_name()?.to_str()?;
     let stem = name.strip_suffix(".age")?;
     (!stem.is_empty()).then(|| path.with_file_name(stem))
-}
-
-/// Opens an age file of the home (a stored dataset) for reading with the home's identity.
-pub fn open_with_home_identity(
-    ctx: &Ctx,
-    file: &std::path::Path,
-) -> Result<Box<dyn std::io::Read + Send>, CliError> {
-    let (id, _) = ctx.home.age_identity()?;
-    let keys = rampart_crypto::age_file::Unlock::identities(vec![id.as_age().clone()]);
-    let f = std::fs::File::open(file).map_err(|e| {
-        CliError::input(anyhow::Error::new(e).context(format!("cannot open {}", file.display())))
-    })?;
-    rampart_crypto::age_file::decrypting_reader(rampart_crypto::age_file::buffered(f), &keys)
-        .map_err(|e| age_err(file, e))
 }

@@ -1,5 +1,6 @@
 //! `rampart attest verify`.
 
+use rampart_audit::Action;
 use rampart_audit::Outcome;
 use rampart_crypto::provenance;
 use serde_json::json;
@@ -56,7 +57,7 @@ pub fn run(ctx: &Ctx, args: &AttestArgs) -> Result<Status, CliError> {
     match result {
         Ok(v) => {
             ctx.audit(
-                ctx.event("attest.verify", Outcome::Ok)
+                ctx.event(Action::AttestVerify, Outcome::Ok)
                     .subject_path(&file_text)
                     .detail("key", v.key.to_string())
                     .detail("predicate_type", v.predicate_type.clone()),
@@ -92,7 +93,7 @@ pub fn run(ctx: &Ctx, args: &AttestArgs) -> Result<Status, CliError> {
         }
         Err(reason) => {
             ctx.audit(
-                ctx.event("attest.verify", Outcome::Failed)
+                ctx.event(Action::AttestVerify, Outcome::Failed)
                     .subject_path(&file_text)
                     .detail("reason", reason.clone()),
             )?;

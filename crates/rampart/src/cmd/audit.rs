@@ -1,5 +1,6 @@
 //! `rampart audit verify | show`.
 
+use rampart_audit::Action;
 use rampart_audit::{AuditLog, Outcome, Record};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -66,7 +67,7 @@ fn verify(ctx: &Ctx, log: &AuditLog) -> Result<Status, CliError> {
         Outcome::Ok
     };
     let mut event = ctx
-        .event("audit.verify", outcome)
+        .event(Action::AuditVerify, outcome)
         .detail("records", report.records)
         .detail("checkpoints", report.checkpoints);
     if let Some(f) = &report.failure {

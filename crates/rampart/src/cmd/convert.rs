@@ -1,5 +1,6 @@
 //! `rampart convert`.
 
+use rampart_audit::Action;
 use rampart_audit::Outcome;
 use rampart_scan::convert::{ConvertError, convert};
 use serde_json::json;
@@ -26,7 +27,7 @@ pub fn run(ctx: &Ctx, args: &ConvertArgs) -> Result<Status, CliError> {
     match convert(&args.input, &args.output) {
         Ok(c) => {
             ctx.audit(
-                ctx.event("convert", Outcome::Ok)
+                ctx.event(Action::Convert, Outcome::Ok)
                     .subject_path(&input)
                     .detail("output", args.output.display().to_string())
                     .detail("layout", c.layout.clone())
@@ -63,7 +64,7 @@ pub fn run(ctx: &Ctx, args: &ConvertArgs) -> Result<Status, CliError> {
         }
         Err(e @ ConvertError::Refused { .. }) => {
             ctx.audit(
-                ctx.event("convert", Outcome::Denied)
+                ctx.event(Action::Convert, Outcome::Denied)
                     .subject_path(&input)
                     .detail("reason", e.to_string()),
             )?;
@@ -77,7 +78,7 @@ pub fn run(ctx: &Ctx, args: &ConvertArgs) -> Result<Status, CliError> {
         }
         Err(e) => {
             ctx.audit_refusal(
-                ctx.event("convert", Outcome::Error)
+                ctx.event(Action::Convert, Outcome::Error)
                     .subject_path(&input)
                     .detail("reason", e.to_string()),
             );

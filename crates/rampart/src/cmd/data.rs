@@ -1,22 +1,20 @@
 //! `rampart data roots add | list | remove`, `check`, `infer-schema`, `validate`.
 
-use std::io::{BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+use rampart_audit::Action;
+use std::io::{BufWriter, Write};
+use std::path::Path;
 
 use crate::cmd::age::Sink;
 use rampart_audit::Outcome;
 use rampart_data::csv::ReaderOptions;
 use rampart_data::infer::infer_csv;
-use rampart_data::paths::Kind;
+use rampart_data::open_authorised_with;
 use rampart_data::safe_csv::SafeCsv;
-use rampart_data::schema::Schema;
-use rampart_data::validate::{Report, Sinks, ValidateError, ValidateOptions, validate_csv};
-use rampart_data::{PathError, open_authorised_with};
+use rampart_data::validate::{ValidateError, ValidateOptions};
 use serde_json::json;
 
 use crate::cli::{
-    CheckArgs, DataArgs, DataCommand, Format, InferSchemaArgs, RootsCommand, UnlockArgs,
-    ValidateArgs,
+    CheckArgs, DataArgs, DataCommand, Format, InferSchemaArgs, RootsCommand, ValidateArgs,
 };
 use crate::context::Ctx;
 use crate::error::{CliError, Status};
@@ -29,7 +27,7 @@ pub fn run(ctx: &Ctx, args: &DataArgs) -> Result<Status, CliError> {
                 let real = ctx.recorded(|rec| {
                     ctx.home.data_root_add(dir, &mut |real| {
                         rec.write(
-                            ctx.event("data.roots.add", Outcome::Ok)
+                            ctx.event(Action::DataRootsAdd, Outcome::Ok)
                                 .subject_path(real.display().to_string()),
                         )
                     })
@@ -40,7 +38,7 @@ pub fn run(ctx: &Ctx, args: &DataArgs) -> Result<Status, CliError> {
                 let removed = ctx.recorded(|rec| {
                     ctx.home.data_root_remove(dir, &mut |gone| {
                         rec.write(
-                            ctx.event("data.roots.remove", Outcome::Ok)
+                            ctx.event(Action::DataRootsRemove, Outcome::Ok)
                                 .subject_path(gone.display().to_string()),
                         )
                     })
@@ -67,11 +65,11 @@ pub fn run(ctx: &Ctx, args: &DataArgs) -> Result<Status, CliError> {
         DataCommand::Validate(a) => return validate(ctx, a),
         DataCommand::Ingest(a) => return crate::cmd::ingest::run(ctx, a),
         DataCommand::Pin { path } => {
-            let digest = crate::cmd::ingest::file_digest(path)?;
+            let digest = rampart_ingest::path_digest(path)?;
             ctx.recorded(|rec| {
                 ctx.home.data_pin_add(&digest, &mut |()| {
                     rec.write(
-                        ctx.event("data.pin", Outcome::Ok)
+                        ctx.event(Action::DataPin, Outcome::Ok)
                             .subject_path(path.display().to_string())
                             .subject_digest(digest.clone()),
                     )
@@ -83,12 +81,12 @@ pub fn run(ctx: &Ctx, args: &DataArgs) -> Result<Status, CliError> {
             let digest = if what.starts_with("sha256:") {
                 what.clone()
             } else {
-                crate::cmd::ingest::file_digest(Path::new(what))?
+                rampart_ingest::path_digest(Path::new(what))?
             };
             ctx.recorded(|rec| {
                 ctx.home.data_pin_remove(&digest, &mut |()| {
                     rec.write(
-                        ctx.event("data.unpin", Outcome::Ok)
+                        ctx.event(Action::DataUnpin, Outcome::Ok)
                             .subject_digest(digest.clone()),
                     )
                 })
@@ -106,7 +104,7 @@ pub fn run(ctx: &Ctx, args: &DataArgs) -> Result<Status, CliError> {
             match open_authorised_with(path, &data.roots, data.allow_hard_links) {
                 Ok(a) => {
                     ctx.audit(
-                        ctx.event("data.access", Outcome::Ok)
+                        ctx.event(Action::DataAccess, Outcome::Ok)
                             .subject_path(a.real.display().to_string())
                             .detail("requested", path.display().to_string())
                             .detail("root", a.root.display().to_string()),
@@ -123,82 +121,16 @@ pub fn run(ctx: &Ctx, args: &DataArgs) -> Result<Status, CliError> {
                         ))?,
                     }
                 }
-                Err(e) => return Err(refused(ctx, path, e)),
+                Err(e) => {
+                    let policy = ctx.home.load_policy()?;
+                    return Err(
+                        rampart_ingest::open::refused(&ctx.session(&policy)?, path, e).into(),
+                    );
+                }
             }
         }
     }
     Ok(Status::Ok)
-}
-
-/// Audits a refused dataset path and turns it into the user's error (exit 2).
-pub fn refused(ctx: &Ctx, path: &Path, e: PathError) -> CliError {
-    let (outcome, rule) = match &e {
-        PathError::Refused { rule, .. } => (Outcome::Denied, *rule),
-        _ => (Outcome::Error, "io"),
-    };
-    ctx.audit_refusal(
-        ctx.event("data.access", outcome)
-            .subject_path(path.display().to_string())
-            .detail("rule", rule)
-            .detail("reason", e.to_string()),
-    );
-    let hint = if rule == "data.roots" {
-        "authorise its directory with `rampart data roots add DIR`"
-    } else {
-        "datasets are regular files or directories"
-    };
-    CliError::input(e).hint(hint)
-}
-
-/// A dataset file opened from an authorised root (the check made on the opened file), its
-/// access audited, and its plaintext as a stream: `.age` files (recognised by their header)
-/// are decrypted in memory with the keys at hand.
-pub struct Dataset {
-    pub reader: Box<dyn Read + Send>,
-    pub real: PathBuf,
-}
-
-pub fn open_dataset(ctx: &Ctx, path: &Path, unlock: &UnlockArgs) -> Result<Dataset, CliError> {
-    let data = ctx.home.load_policy()?.data;
-    let a = open_authorised_with(path, &data.roots, data.allow_hard_links)
-        .map_err(|e| refused(ctx, path, e))?;
-    if a.kind != Kind::File {
-        return Err(CliError::input(anyhow::anyhow!(
-            "{} is a directory; this command reads one file",
-            path.display()
-        )));
-    }
-    let mut buffered = rampart_crypto::age_file::buffered(a.file);
-    let encrypted = rampart_crypto::age_file::looks_like_age(&mut buffered).map_err(|e| {
-        CliError::input(anyhow::Error::new(e).context(format!("cannot read {}", path.display())))
-    })?;
-    let reader: Box<dyn Read + Send> = if encrypted {
-        let keys = crate::cmd::age::unlock(ctx, unlock)?;
-        match rampart_crypto::age_file::decrypting_reader(buffered, &keys) {
-            Ok(r) => r,
-            Err(e) => {
-                ctx.audit_refusal(
-                    ctx.event("data.access", Outcome::Failed)
-                        .subject_path(a.real.display().to_string())
-                        .detail("reason", e.to_string()),
-                );
-                return Err(crate::cmd::age::age_err(path, e));
-            }
-        }
-    } else {
-        Box::new(buffered)
-    };
-    ctx.audit(
-        ctx.event("data.access", Outcome::Ok)
-            .subject_path(a.real.display().to_string())
-            .detail("requested", path.display().to_string())
-            .detail("root", a.root.display().to_string())
-            .detail("encrypted", encrypted),
-    )?;
-    Ok(Dataset {
-        reader,
-        real: a.real,
-    })
 }
 
 pub fn data_err(path: &Path, e: ValidateError) -> CliError {
@@ -213,28 +145,14 @@ pub fn data_err(path: &Path, e: ValidateError) -> CliError {
     }
 }
 
-pub fn load_schema(path: &Path) -> Result<(Schema, String), CliError> {
-    let text = rampart_home::secure_fs::read_small_file(path)?;
-    let schema = Schema::from_toml(&text).map_err(|e| {
-        CliError::input(anyhow::Error::new(e).context(format!("schema {}", path.display())))
-    })?;
-    Ok((
-        schema,
-        format!(
-            "sha256:{}",
-            rampart_crypto::sha256(text.as_bytes()).to_hex()
-        ),
-    ))
-}
-
 fn infer_schema(ctx: &Ctx, args: &InferSchemaArgs) -> Result<Status, CliError> {
-    let data = open_dataset(ctx, &args.path, &args.unlock)?;
+    let data = crate::unlock::open_dataset(ctx, &args.path, &args.unlock)?;
     let mut buffered = std::io::BufReader::with_capacity(1 << 20, data.reader);
     let is_parquet = std::io::BufRead::fill_buf(&mut buffered)
         .map(|h| h.starts_with(rampart_data::parquet::MAGIC))
         .unwrap_or(false);
     let got = if is_parquet {
-        let file = spool(ctx, &args.path, &mut buffered)?;
+        let file = ctx.spool(&args.path, &mut buffered)?;
         rampart_data::infer::infer_parquet(file, args.rows, args.label.as_deref())
     } else {
         infer_csv(
@@ -274,8 +192,8 @@ fn infer_schema(ctx: &Ctx, args: &InferSchemaArgs) -> Result<Status, CliError> {
 }
 
 fn validate(ctx: &Ctx, args: &ValidateArgs) -> Result<Status, CliError> {
-    let (schema, schema_digest) = load_schema(&args.schema)?;
-    let data = open_dataset(ctx, &args.path, &args.unlock)?;
+    let (schema, schema_digest) = rampart_ingest::load_schema(&args.schema)?;
+    let data = crate::unlock::open_dataset(ctx, &args.path, &args.unlock)?;
     let mut clean = args
         .output
         .as_deref()
@@ -291,18 +209,20 @@ fn validate(ctx: &Ctx, args: &ValidateArgs) -> Result<Status, CliError> {
             .as_mut()
             .map(|f| BufWriter::with_capacity(1 << 20, f.file()));
         let mut quarantine_w = quarantine.as_mut().map(|f| BufWriter::new(f.file()));
-        let got = run_validation(
-            ctx,
-            &args.path,
+        let runs = ctx.home.root().join("runs");
+        rampart_home::secure_fs::create_private_dir(&runs)?;
+        let got = rampart_data::stream::validate_any(
             data.reader,
             &schema,
-            ValidateOptions {
+            &ValidateOptions {
                 safe_csv: safe_csv(&args.safe_csv),
                 ..ValidateOptions::max_record_bytes(args.max_row_bytes)
             },
+            &runs,
             clean_w.as_mut().map(|w| w as &mut (dyn Write + Send)),
             quarantine_w.as_mut().map(|w| w as &mut dyn Write),
-        )?;
+        )
+        .map_err(|e| data_err(&args.path, e))?;
         for w in clean_w.iter_mut() {
             w.flush()
                 .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
@@ -314,7 +234,7 @@ fn validate(ctx: &Ctx, args: &ValidateArgs) -> Result<Status, CliError> {
     }
     ctx.audit(
         ctx.event(
-            "data.validate",
+            Action::DataValidate,
             if report.rejected == 0 {
                 Outcome::Ok
             } else {
@@ -327,7 +247,7 @@ fn validate(ctx: &Ctx, args: &ValidateArgs) -> Result<Status, CliError> {
         .detail("accepted", report.accepted)
         .detail("rejected", report.rejected),
     )?;
-    print_report(
+    crate::report::validation(
         ctx,
         &args.path,
         &schema_digest,
@@ -342,137 +262,9 @@ fn validate(ctx: &Ctx, args: &ValidateArgs) -> Result<Status, CliError> {
     })
 }
 
-/// The format of a dataset's plaintext, told by its first bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DataFormat {
-    Csv,
-    Parquet,
-}
-
-impl DataFormat {
-    /// The stored file's extension.
-    pub const fn extension(self) -> &'static str {
-        match self {
-            Self::Csv => "csv",
-            Self::Parquet => "parquet",
-        }
-    }
-}
-
-/// Copies a stream into an unnamed file in the home's private `runs/` directory (0700), gone
-/// when closed; for Parquet, which needs random access.
-pub fn spool(ctx: &Ctx, path: &Path, reader: &mut dyn Read) -> Result<std::fs::File, CliError> {
-    let read_err = |e: std::io::Error| {
-        CliError::input(anyhow::Error::new(e).context(format!("cannot read {}", path.display())))
-    };
-    let runs = ctx.home.root().join("runs");
-    rampart_home::secure_fs::create_private_dir(&runs)?;
-    let mut spool = tempfile::tempfile_in(&runs).map_err(|e| {
-        CliError::internal(
-            anyhow::Error::new(e).context(format!("cannot spool into {}", runs.display())),
-        )
-    })?;
-    std::io::copy(reader, &mut spool).map_err(read_err)?;
-    std::io::Seek::rewind(&mut spool).map_err(read_err)?;
-    Ok(spool)
-}
-
-/// Validates a dataset stream, CSV or Parquet (told by the `PAR1` magic). Parquet needs random
-/// access, so it is first spooled into an unnamed file in the home's private `runs/` directory
-/// (0700), gone when closed. Clean rows are written in the input's format.
-pub fn run_validation<'a, 's>(
-    ctx: &Ctx,
-    path: &Path,
-    reader: Box<dyn Read + Send + 'a>,
-    schema: &Schema,
-    opts: ValidateOptions,
-    clean: Option<&'s mut (dyn Write + Send + 's)>,
-    quarantine: Option<&'s mut (dyn Write + 's)>,
-) -> Result<(Report, DataFormat), CliError> {
-    let read_err = |e: std::io::Error| {
-        CliError::input(anyhow::Error::new(e).context(format!("cannot read {}", path.display())))
-    };
-    let mut buffered = std::io::BufReader::with_capacity(1 << 20, reader);
-    let head = std::io::BufRead::fill_buf(&mut buffered).map_err(read_err)?;
-    if !head.starts_with(rampart_data::parquet::MAGIC) {
-        let report = validate_csv(
-            buffered,
-            schema,
-            &opts,
-            Sinks {
-                clean: clean.map(|w| w as &mut dyn Write),
-                quarantine,
-            },
-        )
-        .map_err(|e| data_err(path, e))?;
-        return Ok((report, DataFormat::Csv));
-    }
-    let spool = spool(ctx, path, &mut buffered)?;
-    let report = rampart_data::parquet::validate_parquet(
-        spool,
-        schema,
-        clean,
-        quarantine,
-        opts.safe_csv.for_reports(),
-    )
-    .map_err(|e| data_err(path, e))?;
-    Ok((report, DataFormat::Parquet))
-}
-
 /// The `--safe-csv` value (clap allows only the three names).
 pub fn safe_csv(text: &str) -> SafeCsv {
     SafeCsv::parse(text).unwrap_or_default()
-}
-
-pub fn print_report(
-    ctx: &Ctx,
-    path: &Path,
-    schema_digest: &str,
-    report: &Report,
-    clean: Option<&Path>,
-    quarantine: Option<&Path>,
-) -> Result<(), CliError> {
-    match ctx.format {
-        Format::Json | Format::Sarif => output::print_json(&json!({
-            "file": path,
-            "schema": schema_digest,
-            "report": report,
-            "clean": clean,
-            "quarantine": quarantine,
-        })),
-        Format::Human => {
-            let mut text = format!(
-                "{}: {} rows read = {} accepted + {} rejected ({})\n",
-                path.display(),
-                report.rows_read,
-                report.accepted,
-                report.rejected,
-                if report.reconciled {
-                    "reconciled"
-                } else {
-                    "NOT RECONCILED"
-                }
-            );
-            if !report.by_column.is_empty() {
-                text.push_str("violations by column and rule:\n");
-                let width = report.by_column.keys().map(String::len).max().unwrap_or(0);
-                for (col, rules) in &report.by_column {
-                    for (rule, n) in rules {
-                        text.push_str(&format!("  {col:width$}  {rule:10} {n}\n"));
-                    }
-                }
-            }
-            if let Some(c) = clean {
-                text.push_str(&format!("clean rows → {}\n", c.display()));
-            }
-            if let Some(q) = quarantine {
-                text.push_str(&format!("rejected rows → {}\n", q.display()));
-            } else if report.rejected > 0 {
-                text.push_str("rejected rows were counted but not kept: pass --quarantine FILE to keep them\n");
-            }
-            output::print(&text)
-        }
-    }
 }
 
 fn say(ctx: &Ctx, what: &str, dir: &std::path::Path) -> Result<(), CliError> {

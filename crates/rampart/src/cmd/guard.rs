@@ -1,5 +1,6 @@
 //! `rampart guard check`: the guardrails on one text or a JSONL batch.
 
+use rampart_audit::Action;
 use std::io::{BufRead as _, Read as _};
 
 use rampart_audit::Outcome;
@@ -195,7 +196,7 @@ pub fn run(ctx: &Ctx, args: &GuardArgs) -> Result<Status, CliError> {
     // Blocks are audited by rule and rail, never with the text.
     if blocked > 0 {
         ctx.audit(
-            ctx.event("guard.check", Outcome::Denied)
+            ctx.event(Action::GuardCheck, Outcome::Denied)
                 .subject_path(rail)
                 .detail("checked", checked)
                 .detail("blocked", blocked)

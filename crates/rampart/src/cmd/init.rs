@@ -1,5 +1,6 @@
 //! `rampart init`.
 
+use rampart_audit::Action;
 use rampart_audit::Outcome;
 use rampart_home::HomeError;
 use serde_json::json;
@@ -15,7 +16,7 @@ pub fn run(ctx: &Ctx, _args: &InitArgs) -> Result<Status, CliError> {
         Ok(report) => report,
         Err(e @ HomeError::AlreadyInitialised { .. }) => {
             ctx.audit_refusal(
-                ctx.event("home.init", Outcome::Denied)
+                ctx.event(Action::HomeInit, Outcome::Denied)
                     .subject_path(&root)
                     .detail("reason", "already initialised; keys are never overwritten"),
             );
@@ -26,7 +27,7 @@ pub fn run(ctx: &Ctx, _args: &InitArgs) -> Result<Status, CliError> {
         Err(e) => return Err(e.into()),
     };
     ctx.audit(
-        ctx.event("home.init", Outcome::Ok)
+        ctx.event(Action::HomeInit, Outcome::Ok)
             .subject_path(&root)
             .detail("signing_key", report.signing_fingerprint.to_string())
             .detail("age_recipient", report.age_recipient.clone())

@@ -1,5 +1,6 @@
 //! `rampart keys show | export-public`.
 
+use rampart_audit::Action;
 use rampart_audit::Outcome;
 use serde_json::json;
 
@@ -93,7 +94,7 @@ fn export(ctx: &Ctx, age: bool, output: Option<&std::path::Path>) -> Result<Stat
                 )
             })?;
             ctx.audit(
-                ctx.event("keys.export-public", Outcome::Ok)
+                ctx.event(Action::KeysExportPublic, Outcome::Ok)
                     .subject_path(path.display().to_string())
                     .detail("key", what),
             )?;

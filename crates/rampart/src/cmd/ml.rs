@@ -1,5 +1,6 @@
 //! `rampart ml …`.
 
+use rampart_audit::Action;
 use std::path::Path;
 use std::time::Instant;
 
@@ -283,7 +284,7 @@ fn train(ctx: &Ctx, a: &TrainArgs) -> Result<Status, CliError> {
         _ => None,
     };
     let mut event = ctx
-        .event("ml.train", Outcome::Ok)
+        .event(Action::MlTrain, Outcome::Ok)
         .subject_path(a.output.display().to_string())
         .detail("model_digest", model_digest.clone())
         .detail("kind", model.meta.kind.to_string())
@@ -388,30 +389,18 @@ fn load_model(path: &Path) -> Result<Model, CliError> {
 /// (decrypted in memory with the home's identity).
 fn open_data(ctx: &Ctx, data: &Path) -> Result<Box<dyn std::io::Read>, CliError> {
     let text = data.to_string_lossy();
-    if let Some(hex) = text.strip_prefix("sha256:") {
-        if rampart_crypto::Digest::from_hex(hex).is_err() {
-            return Err(input_err(format!(
-                "{text} is not sha256: and 64 hex digits"
-            )));
+    if text.starts_with("sha256:") {
+        let store = rampart_ingest::DatasetStore::of(&ctx.home);
+        let ds = store.lookup(&text)?;
+        if ds.format != rampart_data::stream::DataFormat::Csv {
+            return Err(
+                input_err(format!("no CSV dataset {text} in the home's store"))
+                    .hint("that dataset is Parquet; the built-in models read CSV"),
+            );
         }
-        let dir = ctx.home.dataset_store().join(hex);
-        let file = dir.join("data.csv.age");
-        if !file.exists() {
-            let hint = if dir.join("data.parquet.age").exists() {
-                "that dataset is Parquet; the built-in models read CSV"
-            } else {
-                "ingest it first with `rampart data ingest FILE --schema S`"
-            };
-            return Err(input_err(format!("no CSV dataset {text} in the home's store")).hint(hint));
-        }
-        let reader = crate::cmd::age::open_with_home_identity(ctx, &file)?;
-        ctx.audit(
-            ctx.event("data.access", rampart_audit::Outcome::Ok)
-                .subject_path(file.display().to_string())
-                .subject_digest(text.to_string())
-                .detail("store", true),
-        )?;
-        return Ok(reader);
+        let policy = ctx.home.load_policy()?;
+        let (_, reader) = rampart_ingest::open::open_stored(&ctx.session(&policy)?, &text, "ml")?;
+        return Ok(Box::new(reader));
     }
     let f = std::fs::File::open(data).map_err(|e| {
         CliError::input(anyhow::Error::new(e).context(format!("cannot open {}", data.display())))
@@ -547,7 +536,7 @@ fn eval(ctx: &Ctx, a: &EvalArgs) -> Result<Status, CliError> {
         v
     };
     ctx.audit(
-        ctx.event("ml.eval", Outcome::Ok)
+        ctx.event(Action::MlEval, Outcome::Ok)
             .subject_path(a.model.display().to_string())
             .detail("data", a.data.display().to_string())
             .detail("data_digest", t.digest.clone())
@@ -638,7 +627,7 @@ fn predict(ctx: &Ctx, a: &PredictArgs) -> Result<Status, CliError> {
             .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
     }
     ctx.audit(
-        ctx.event("ml.predict", Outcome::Ok)
+        ctx.event(Action::MlPredict, Outcome::Ok)
             .subject_path(a.model.display().to_string())
             .detail("data", a.data.display().to_string())
             .detail("data_digest", t.digest.clone())

@@ -1,5 +1,6 @@
 //! `rampart model …`: the registry.
 
+use rampart_audit::Action;
 use std::path::Path;
 
 use rampart_audit::Outcome;
@@ -143,7 +144,7 @@ fn register(
             "the registering key {registrant} is not trusted by this home; register with the home key or a trusted one (rampart trust add)"
         );
         ctx.audit_refusal(
-            ctx.event("model.register", Outcome::Denied)
+            ctx.event(Action::ModelRegister, Outcome::Denied)
                 .subject_path(&path_text)
                 .detail("name", name.to_owned())
                 .detail("reason", reason.clone()),
@@ -165,7 +166,7 @@ fn register(
         Ok(c) => c,
         Err(e) => {
             ctx.audit_refusal(
-                ctx.event("model.register", Outcome::Denied)
+                ctx.event(Action::ModelRegister, Outcome::Denied)
                     .subject_path(&path_text)
                     .detail("name", name.to_owned())
                     .detail("reason", e.to_string()),
@@ -176,7 +177,7 @@ fn register(
     let v = ctx.recorded(|rec| {
         reg.insert_version(name, &checked.version, &user, "register", &mut |r| {
             rec.write(
-                ctx.event("model.register", Outcome::Ok)
+                ctx.event(Action::ModelRegister, Outcome::Ok)
                     .subject_path(format!("{}@{}", r.name, r.version))
                     .subject_digest(format!("sha256:{}", r.root))
                     .detail("source", path_text.clone())
@@ -245,13 +246,9 @@ fn promote(ctx: &Ctx, reference: &str, to: Stage) -> Result<Status, CliError> {
     let keys = crate::cmd::verify::verifier_keys(ctx, &[])?;
     let (cfg, fail_on) = scan_settings(&policy);
     let v = reg.resolve(reference).map_err(reg_err)?;
-    let store = ctx.home.dataset_store();
+    let store = rampart_ingest::DatasetStore::of(&ctx.home);
     let lineage = |l: &LineageEntry| -> Result<(), String> {
-        let dir = store.join(l.sha256.to_hex());
-        let stored = ["data.csv.age", "data.parquet.age"]
-            .iter()
-            .any(|f| dir.join(f).is_file());
-        if stored {
+        if store.find(&l.sha256).is_some() {
             Ok(())
         } else {
             Err("not a dataset ingested into this home".into())
@@ -280,7 +277,7 @@ fn promote(ctx: &Ctx, reference: &str, to: Stage) -> Result<Status, CliError> {
             .collect::<Vec<_>>()
             .join("; ");
         ctx.audit_refusal(
-            ctx.event("model.promote", Outcome::Denied)
+            ctx.event(Action::ModelPromote, Outcome::Denied)
                 .subject_path(&subject)
                 .subject_digest(format!("sha256:{}", v.root))
                 .detail("to", to.as_str())
@@ -318,7 +315,7 @@ fn promote(ctx: &Ctx, reference: &str, to: Stage) -> Result<Status, CliError> {
     let moved = ctx.recorded(|rec| {
         reg.set_stage(&v, to, from, &user, "promote", &mut |c| {
             let mut event = ctx
-                .event("model.promote", Outcome::Ok)
+                .event(Action::ModelPromote, Outcome::Ok)
                 .subject_path(format!("{}@{}", c.name, c.transition.version))
                 .subject_digest(format!("sha256:{}", c.root))
                 .detail("from", c.transition.from.as_str())
@@ -335,7 +332,7 @@ fn promote(ctx: &Ctx, reference: &str, to: Stage) -> Result<Status, CliError> {
         Ok(t) => t,
         Err(e) => {
             ctx.audit_refusal(
-                ctx.event("model.promote", Outcome::Denied)
+                ctx.event(Action::ModelPromote, Outcome::Denied)
                     .subject_path(&subject)
                     .detail("to", to.as_str())
                     .detail("reason", e.message()),
@@ -389,7 +386,7 @@ fn approve(
     let gate = gates_for(&policy, stage);
     let refuse = |reason: String| -> Result<Status, CliError> {
         ctx.audit_refusal(
-            ctx.event("model.approve", Outcome::Denied)
+            ctx.event(Action::ModelApprove, Outcome::Denied)
                 .subject_path(&subject)
                 .detail("approver_key", fp.clone())
                 .detail("reason", reason.clone()),
@@ -434,7 +431,7 @@ fn approve(
     let added = ctx.recorded(|rec| {
         reg.add_approval(&v, &fp, &user, &bundle, replace, &mut |a| {
             rec.write(
-                ctx.event("model.approve", Outcome::Ok)
+                ctx.event(Action::ModelApprove, Outcome::Ok)
                     .subject_path(format!("{}@{}", a.name, a.version))
                     .subject_digest(format!("sha256:{}", a.root))
                     .detail("approver_key", a.approver_key.clone())
@@ -485,7 +482,7 @@ fn rollback(ctx: &Ctx, name: &str) -> Result<Status, CliError> {
     .map_err(reg_err)?;
     if let Some(bad) = ok.iter().find(|c| !c.ok) {
         ctx.audit_refusal(
-            ctx.event("model.rollback", Outcome::Denied)
+            ctx.event(Action::ModelRollback, Outcome::Denied)
                 .subject_path(name)
                 .detail("reason", bad.detail.clone()),
         );
@@ -499,7 +496,7 @@ fn rollback(ctx: &Ctx, name: &str) -> Result<Status, CliError> {
     let t = ctx.recorded(|rec| {
         reg.rollback(name, &user, &mut |c| {
             rec.write(
-                ctx.event("model.rollback", Outcome::Ok)
+                ctx.event(Action::ModelRollback, Outcome::Ok)
                     .subject_path(format!("{}@{}", c.name, c.transition.version))
                     .subject_digest(format!("sha256:{}", c.root))
                     .detail("from_version", c.transition.displaced.unwrap_or_default()),
@@ -653,7 +650,7 @@ fn export(ctx: &Ctx, reference: &str, out: &Path) -> Result<Status, CliError> {
     let subject = format!("{}@{}", v.name, v.version);
     if let Err(e) = transfer::export(&reg, &v, &key, &rampart_home::os_user(), tmp.as_file_mut()) {
         ctx.audit_refusal(
-            ctx.event("model.export", Outcome::Failed)
+            ctx.event(Action::ModelExport, Outcome::Failed)
                 .subject_path(&subject)
                 .detail("reason", e.to_string()),
         );
@@ -662,7 +659,7 @@ fn export(ctx: &Ctx, reference: &str, out: &Path) -> Result<Status, CliError> {
     tmp.as_file().sync_all().map_err(CliError::internal)?;
     tmp.persist(out).map_err(|e| CliError::internal(e.error))?;
     ctx.audit(
-        ctx.event("model.export", Outcome::Ok)
+        ctx.event(Action::ModelExport, Outcome::Ok)
             .subject_path(&subject)
             .subject_digest(format!("sha256:{}", v.root))
             .detail("archive", out.display().to_string())
@@ -698,7 +695,7 @@ fn import(ctx: &Ctx, archive: &Path, name: Option<&str>) -> Result<Status, CliEr
             &user,
             &mut |r| {
                 rec.write(
-                    ctx.event("model.import", Outcome::Ok)
+                    ctx.event(Action::ModelImport, Outcome::Ok)
                         .subject_path(format!("{}@{}", r.name, r.version))
                         .subject_digest(format!("sha256:{}", r.root))
                         .detail("archive", archive.display().to_string())
@@ -713,7 +710,7 @@ fn import(ctx: &Ctx, archive: &Path, name: Option<&str>) -> Result<Status, CliEr
         Ok(x) => x,
         Err(e) => {
             ctx.audit_refusal(
-                ctx.event("model.import", Outcome::Denied)
+                ctx.event(Action::ModelImport, Outcome::Denied)
                     .subject_path(archive.display().to_string())
                     .detail("reason", e.message()),
             );
@@ -765,7 +762,7 @@ fn checkout(ctx: &Ctx, reference: &str, out: &Path) -> Result<Status, CliError> 
             let _ = std::fs::remove_file(out.join("provenance.json"));
         }
         ctx.audit_refusal(
-            ctx.event("model.checkout", Outcome::Failed)
+            ctx.event(Action::ModelCheckout, Outcome::Failed)
                 .subject_path(&subject)
                 .subject_digest(format!("sha256:{}", v.root))
                 .detail("reason", e.to_string()),
@@ -773,7 +770,7 @@ fn checkout(ctx: &Ctx, reference: &str, out: &Path) -> Result<Status, CliError> 
         return Err(reg_err(e).hint("the registry's copy is damaged; restore it from an export"));
     }
     ctx.audit(
-        ctx.event("model.checkout", Outcome::Ok)
+        ctx.event(Action::ModelCheckout, Outcome::Ok)
             .subject_path(&subject)
             .subject_digest(format!("sha256:{}", v.root))
             .detail("to", out.display().to_string()),

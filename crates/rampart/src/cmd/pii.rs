@@ -1,5 +1,6 @@
 //! `rampart data pii scan | redact | reveal`.
 
+use rampart_audit::Action;
 use std::collections::BTreeMap;
 use std::io::{BufReader, Read, Write};
 use std::path::Path;
@@ -12,10 +13,10 @@ use rampart_home::PiiPolicy;
 use serde_json::json;
 
 use crate::cli::{Format, PiiArgs, PiiCommand, PiiInputArgs, PiiRedactArgs, PiiRevealArgs};
-use crate::cmd::data::open_dataset;
 use crate::context::Ctx;
 use crate::error::{CliError, Status};
 use crate::output;
+use crate::unlock::open_dataset;
 
 pub fn run(ctx: &Ctx, args: &PiiArgs) -> Result<Status, CliError> {
     match &args.command {
@@ -83,11 +84,11 @@ fn process<'a>(
         // Parquet needs random access: spooled into the home's private runs/ directory, and
         // the redacted file is written to a second spool (the writer must be Send) and copied
         // out once complete.
-        let file = crate::cmd::data::spool(ctx, path, &mut reader)?;
+        let file = ctx.spool(path, &mut reader)?;
         match redact {
             None => process_parquet(file, detector, None, columns, findings),
             Some((redactor, out)) => {
-                let mut staged = crate::cmd::data::spool(ctx, path, &mut std::io::empty())?;
+                let mut staged = ctx.spool(path, &mut std::io::empty())?;
                 let report = process_parquet(
                     file,
                     detector,
@@ -120,26 +121,6 @@ fn process<'a>(
         )
     };
     got.map_err(|e| pii_err(path, e))
-}
-
-/// What the audit log keeps of a report: counts and rules, never values.
-pub fn audit_summary(report: &PiiReport) -> serde_json::Value {
-    let mut rules: BTreeMap<&str, u64> = BTreeMap::new();
-    for c in &report.columns {
-        for s in c.entities.values() {
-            for (r, n) in &s.rules {
-                *rules.entry(r).or_default() += n;
-            }
-        }
-    }
-    json!({
-        "rows": report.rows,
-        "findings": report.findings,
-        "redacted": report.redacted,
-        "by_entity": report.by_entity,
-        "by_column": report.counts(),
-        "rules": rules,
-    })
 }
 
 fn scan(ctx: &Ctx, input: &PiiInputArgs, findings: Option<&Path>) -> Result<Status, CliError> {
@@ -180,7 +161,7 @@ fn scan(ctx: &Ctx, input: &PiiInputArgs, findings: Option<&Path>) -> Result<Stat
     };
     ctx.audit(
         ctx.event(
-            "data.pii.scan",
+            Action::DataPiiScan,
             if report.findings == 0 {
                 Outcome::Ok
             } else {
@@ -188,7 +169,7 @@ fn scan(ctx: &Ctx, input: &PiiInputArgs, findings: Option<&Path>) -> Result<Stat
             },
         )
         .subject_path(data.real.display().to_string())
-        .detail("summary", audit_summary(&report)),
+        .detail("summary", report.audit_summary()),
     )?;
     print_report(ctx, &input.path, &report, None)?;
     Ok(if report.findings == 0 {
@@ -198,90 +179,18 @@ fn scan(ctx: &Ctx, input: &PiiInputArgs, findings: Option<&Path>) -> Result<Stat
     })
 }
 
-/// The redactor and column operators from the flags over the policy, with the keys it needs.
-pub fn redactor(
-    ctx: &Ctx,
-    policy: &PiiPolicy,
-    default_op: Option<&str>,
-    entity_ops: &[String],
-    column_ops: &[String],
-    recipients: &[String],
-) -> Result<(Redactor, BTreeMap<String, Operator>), CliError> {
-    let op = |s: &str, what: &str| {
-        s.parse::<Operator>()
-            .map_err(|e| CliError::input(anyhow::anyhow!("{what}: {e}")))
-    };
-    let pair = |s: &str, flag: &str| -> Result<(String, String), CliError> {
-        s.split_once('=')
-            .map(|(a, b)| (a.trim().to_owned(), b.trim().to_owned()))
-            .ok_or_else(|| CliError::input(anyhow::anyhow!("{flag} {s:?}: expected NAME=OPERATOR")))
-    };
-    let mut r = Redactor::new(op(
-        default_op.unwrap_or(&policy.default),
-        "the default operator",
-    )?);
-    let mut entities: Vec<(String, String)> = policy
-        .entities
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    for e in entity_ops {
-        entities.push(pair(e, "--entity")?);
-    }
-    for (name, o) in &entities {
-        let entity = name
-            .parse::<Entity>()
-            .map_err(|e| CliError::input(anyhow::anyhow!("entity operator: {e}")))?;
-        r = r.entity(entity, op(o, &format!("the operator for {name}"))?);
-    }
-    let mut columns = BTreeMap::new();
-    for (k, v) in &policy.columns {
-        columns.insert(k.clone(), op(v, &format!("the operator for column {k}"))?);
-    }
-    for c in column_ops {
-        let (k, v) = pair(c, "--column")?;
-        let o = op(&v, &format!("the operator for column {k}"))?;
-        columns.insert(k, o);
-    }
-    let col_ops: Vec<Operator> = columns.values().copied().collect();
-    if r.uses(Operator::Hash, &col_ops) {
-        let (key, _) = ctx.home.pii_key()?;
-        r = r
-            .hash_key(key)
-            .map_err(|e| CliError::input(anyhow::Error::new(e)))?;
-    }
-    if r.uses(Operator::Encrypt, &col_ops) {
-        let list: Vec<String> = if recipients.is_empty() {
-            let (id, _) = ctx.home.age_identity()?;
-            vec![id.recipient()]
-        } else {
-            recipients.to_vec()
-        };
-        let parsed = list
-            .iter()
-            .map(|s| {
-                s.trim().parse::<age::x25519::Recipient>().map_err(|_| {
-                    CliError::input(anyhow::anyhow!("{s:?} is not an age recipient (age1…)"))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        r = r.recipients(parsed);
-    }
-    r.check(&col_ops)
-        .map_err(|e| CliError::input(anyhow::Error::new(e)))?;
-    Ok((r, columns))
-}
-
 fn redact(ctx: &Ctx, args: &PiiRedactArgs) -> Result<Status, CliError> {
     let policy = ctx.home.load_policy()?;
     let detector = detector(&policy.data.pii, &args.input)?;
-    let (redactor, columns) = redactor(
-        ctx,
+    let (redactor, columns) = rampart_ingest::redact::redactor(
+        &ctx.home,
         &policy.data.pii,
-        args.default_op.as_deref(),
-        &args.entity_ops,
-        &args.column_ops,
-        &args.recipients,
+        &rampart_ingest::redact::RedactOverrides {
+            default: args.default_op.clone(),
+            entities: args.entity_ops.clone(),
+            columns: args.column_ops.clone(),
+            recipients: args.recipients.clone(),
+        },
     )?;
     let data = open_dataset(ctx, &args.input.path, &args.input.unlock)?;
     let report = crate::cmd::age::write_output(&args.output, args.force, |out| {
@@ -298,17 +207,17 @@ fn redact(ctx: &Ctx, args: &PiiRedactArgs) -> Result<Status, CliError> {
         )
     })?;
     ctx.audit(
-        ctx.event("data.pii.redact", Outcome::Ok)
+        ctx.event(Action::DataPiiRedact, Outcome::Ok)
             .subject_path(data.real.display().to_string())
             .detail("output", args.output.display().to_string())
-            .detail("summary", audit_summary(&report)),
+            .detail("summary", report.audit_summary()),
     )?;
     print_report(ctx, &args.input.path, &report, Some(&args.output))?;
     Ok(Status::Ok)
 }
 
 fn reveal(ctx: &Ctx, args: &PiiRevealArgs) -> Result<Status, CliError> {
-    let keys = crate::cmd::age::unlock(ctx, &args.unlock)?;
+    let keys = crate::unlock::unlock(ctx, &args.unlock)?;
     let data = open_dataset(ctx, &args.path, &args.unlock)?;
     let mut input = BufReader::with_capacity(1 << 20, data.reader);
     let lines = crate::cmd::age::write_output(&args.output, args.force, |out| {
@@ -353,7 +262,7 @@ fn reveal(ctx: &Ctx, args: &PiiRevealArgs) -> Result<Status, CliError> {
         Outcome::Failed
     };
     ctx.audit(
-        ctx.event("data.pii.reveal", outcome)
+        ctx.event(Action::DataPiiReveal, outcome)
             .subject_path(data.real.display().to_string())
             .detail("output", args.output.display().to_string()),
     )?;

@@ -11,6 +11,7 @@
 // the only indexing in this file.
 #![allow(clippy::indexing_slicing)]
 
+use rampart_audit::Action;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -25,10 +26,11 @@ use rampart_pipeline::{STEPS, report};
 use serde_json::{Value, json};
 
 use crate::cli::{Format, PipelineArgs, PipelineCommand, PipelineRunArgs};
-use crate::cmd::ingest::{file_digest, now};
 use crate::context::Ctx;
 use crate::error::{CliError, Status};
 use crate::output;
+use rampart_crypto::now_rfc3339 as now;
+use rampart_ingest::path_digest as file_digest;
 
 /// The outputs a step recorded (`null` when it has none).
 fn step_out<'a>(st: &'a State, step: &str) -> &'a Value {
@@ -183,7 +185,7 @@ fn os(items: &[&dyn AsRef<std::ffi::OsStr>]) -> Vec<OsString> {
 
 /// The columns a pipeline never trains on: the schema's unique (identifier) and personal ones.
 fn schema_ignores(schema_path: &Path) -> Result<Vec<String>, CliError> {
-    let (schema, _) = crate::cmd::data::load_schema(schema_path)?;
+    let (schema, _) = rampart_ingest::load_schema(schema_path)?;
     Ok(schema
         .columns
         .iter()
@@ -680,13 +682,23 @@ impl Pipeline<'_> {
                 // The stored data still decrypts to its content address.
                 let data = PathBuf::from(o["data"].as_str().unwrap_or_default());
                 let want = o["dataset"].as_str().unwrap_or_default();
-                let mut reader = match crate::cmd::age::open_with_home_identity(self.ctx(), &data) {
+                let (id, _) = self.ctx().home.age_identity()?;
+                let keys = rampart_crypto::age_file::Unlock::identities(vec![id.as_age().clone()]);
+                let opened = std::fs::File::open(&data)
+                    .map_err(|e| e.to_string())
+                    .and_then(|f| {
+                        rampart_crypto::age_file::decrypting_reader(
+                            rampart_crypto::age_file::buffered(f),
+                            &keys,
+                        )
+                        .map_err(|e| e.to_string())
+                    });
+                let mut reader = match opened {
                     Ok(r) => r,
                     Err(e) => {
                         return Ok(Reuse::Tampered(format!(
-                            "{} does not decrypt: {}",
-                            data.display(),
-                            e.message()
+                            "{} does not decrypt: {e}",
+                            data.display()
                         )));
                     }
                 };
@@ -903,7 +915,7 @@ fn run_pipeline(ctx: &Ctx, a: &PipelineRunArgs, quiet: bool) -> Result<Status, C
         .audit_log()?
         .ok_or_else(|| CliError::internal(anyhow::anyhow!("the home has no audit log")))?;
     let first = log.append(
-        ctx.event("pipeline.run", AuditOutcome::Ok)
+        ctx.event(Action::PipelineRun, AuditOutcome::Ok)
             .subject_path(spec_path.display().to_string())
             .subject_digest(file_digest(&spec_path)?)
             .detail("pipeline", spec.pipeline.name.clone())
@@ -991,7 +1003,7 @@ fn run_pipeline(ctx: &Ctx, a: &PipelineRunArgs, quiet: bool) -> Result<Status, C
                     ),
                 );
                 log.append(
-                    ctx.event("pipeline.step", AuditOutcome::Ok)
+                    ctx.event(Action::PipelineStep, AuditOutcome::Ok)
                         .subject_digest(fp.clone())
                         .detail("pipeline", p.spec.pipeline.name.clone())
                         .detail("run", run_id.clone())
@@ -1021,7 +1033,7 @@ fn run_pipeline(ctx: &Ctx, a: &PipelineRunArgs, quiet: bool) -> Result<Status, C
             Err(why) => {
                 progress(quiet, &format!("{label} FAILED ({seconds:.1} s): {why}"));
                 ctx.audit_refusal(
-                    ctx.event("pipeline.step", AuditOutcome::Failed)
+                    ctx.event(Action::PipelineStep, AuditOutcome::Failed)
                         .subject_digest(fp.clone())
                         .detail("pipeline", p.spec.pipeline.name.clone())
                         .detail("run", run_id.clone())
@@ -1069,7 +1081,7 @@ fn run_pipeline(ctx: &Ctx, a: &PipelineRunArgs, quiet: bool) -> Result<Status, C
     let outcome = if failure.is_some() { "failed" } else { "ok" };
     log.append(
         ctx.event(
-            "pipeline.run",
+            Action::PipelineRun,
             if failure.is_some() {
                 AuditOutcome::Failed
             } else {

@@ -1,5 +1,6 @@
 //! `rampart scan`.
 
+use rampart_audit::Action;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rampart_audit::Outcome;
@@ -79,7 +80,7 @@ pub fn run(ctx: &Ctx, args: &ScanArgs, quiet: bool) -> Result<Status, CliError> 
         let max = r.max_severity();
         let mut event = ctx
             .event(
-                "scan",
+                Action::Scan,
                 if r.error.is_some() {
                     Outcome::Error
                 } else if max.is_some_and(|s| s >= fail_on) {

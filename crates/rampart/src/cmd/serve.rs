@@ -1,5 +1,6 @@
 //! `rampart serve` and `rampart apikey`.
 
+use rampart_audit::Action;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -86,7 +87,7 @@ pub fn apikey(ctx: &Ctx, args: &ApikeyArgs) -> Result<Status, CliError> {
                         &seal,
                         &mut |info| {
                             rec.write(
-                                ctx.event("apikey.create", Outcome::Ok)
+                                ctx.event(Action::ApikeyCreate, Outcome::Ok)
                                     .subject_path(format!("apikey:{}", info.id))
                                     .detail("role", role.as_str())
                                     .detail("model", model.clone().unwrap_or_default())
@@ -141,7 +142,7 @@ pub fn apikey(ctx: &Ctx, args: &ApikeyArgs) -> Result<Status, CliError> {
                 store
                     .revoke(id, &mut |id| {
                         rec.write(
-                            ctx.event("apikey.revoke", Outcome::Ok)
+                            ctx.event(Action::ApikeyRevoke, Outcome::Ok)
                                 .subject_path(format!("apikey:{id}")),
                         )
                     })
@@ -423,7 +424,7 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
             Ok(m) => m,
             Err(e) => {
                 ctx.audit_refusal(
-                    ctx.event("serve.load", Outcome::Denied)
+                    ctx.event(Action::ServeLoad, Outcome::Denied)
                         .subject_path(r.clone())
                         .detail("reason", format!("{:?}", e.code())),
                 );
@@ -431,7 +432,7 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
             }
         };
         ctx.audit(
-            ctx.event("serve.load", Outcome::Ok)
+            ctx.event(Action::ServeLoad, Outcome::Ok)
                 .subject_path(format!("{}@{}", m.name, m.version))
                 .subject_digest(format!("sha256:{}", m.root)),
         )?;
@@ -472,7 +473,7 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
     });
     if a.insecure_http && tls.is_none() && !bind.ip().is_loopback() {
         ctx.audit(
-            ctx.event("serve.insecure-http", Outcome::Ok)
+            ctx.event(Action::ServeInsecureHttp, Outcome::Ok)
                 .subject_path(bind.to_string())
                 .detail("reason", "--insecure-http on a non-loopback address"),
         )?;

@@ -1,5 +1,6 @@
 //! `rampart sign`.
 
+use rampart_audit::Action;
 use std::path::{Path, PathBuf};
 
 use rampart_audit::Outcome;
@@ -14,13 +15,7 @@ use crate::output;
 
 /// The signature path model_signing users expect: `DIR/model.sig` or `FILE.sig`.
 pub fn default_sig(path: &Path) -> PathBuf {
-    if path.is_dir() {
-        path.join("model.sig")
-    } else {
-        let mut name = path.as_os_str().to_owned();
-        name.push(".sig");
-        PathBuf::from(name)
-    }
+    rampart_crypto::oms::default_signature_path(path)
 }
 
 /// The signing key from `--key FILE` (permission-checked) or the home.
@@ -88,7 +83,7 @@ pub fn run(ctx: &Ctx, args: &SignArgs, quiet: bool) -> Result<Status, CliError> 
         Ok(s) => s,
         Err(e) => {
             ctx.audit_refusal(
-                ctx.event("sign", Outcome::Failed)
+                ctx.event(Action::Sign, Outcome::Failed)
                     .subject_path(&path_text)
                     .detail("reason", e.to_string()),
             );
@@ -108,7 +103,7 @@ pub fn run(ctx: &Ctx, args: &SignArgs, quiet: bool) -> Result<Status, CliError> 
         Method::Shards { shard_size } => format!("shards:{shard_size}"),
     };
     ctx.audit(
-        ctx.event("sign", Outcome::Ok)
+        ctx.event(Action::Sign, Outcome::Ok)
             .subject_path(&path_text)
             .subject_digest(format!("sha256:{}", m.root))
             .detail("key", signed.key.to_string())

@@ -1,5 +1,6 @@
 //! `rampart train`: one training run in the sandbox, then the model and its provenance signed.
 
+use rampart_audit::Action;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -216,22 +217,29 @@ fn limits(
     Ok(l)
 }
 
-/// Copies `reader` into a new file while hashing it. The file is readable by all (0644) so
-/// that the unprivileged uid of a root run can read it inside the sandbox; the run's
-/// directory around it is private (0700) on the host.
+/// A new input file of the run. It is readable by all (0644) so that the unprivileged uid of
+/// a root run can read it inside the sandbox; the run's directory around it is private (0700)
+/// on the host.
+fn input_file(to: &Path) -> Result<std::fs::File, CliError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(to)
+        .map_err(|e| {
+            CliError::internal(
+                anyhow::Error::new(e).context(format!("cannot write {}", to.display())),
+            )
+        })
+}
+
+/// Copies `reader` into a new input file (see [`input_file`]) while hashing it.
 fn materialise(mut reader: impl Read, to: &Path) -> Result<(Digest, u64), CliError> {
     let err = |e: std::io::Error| {
         CliError::internal(anyhow::Error::new(e).context(format!("cannot write {}", to.display())))
     };
-    let mut file = {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(to)
-            .map_err(err)?
-    };
+    let mut file = input_file(to)?;
     let mut hasher = Sha256Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;
@@ -253,44 +261,23 @@ fn materialise(mut reader: impl Read, to: &Path) -> Result<(Digest, u64), CliErr
 /// Opens the dataset (an ingested one by digest, or a file in the data roots), copies the
 /// plaintext into the run's private input directory and returns it as an input.
 fn dataset_input(ctx: &Ctx, text: &str, dir: &Path) -> Result<Input, CliError> {
-    if let Some(hex) = text.strip_prefix("sha256:") {
-        let expected = Digest::from_hex(hex)
-            .map_err(|_| input_err(format!("{text} is not sha256: and 64 hex digits")))?;
-        let store = ctx.home.dataset_store().join(hex);
-        let (file, name) = ["csv", "parquet"]
-            .iter()
-            .map(|ext| (store.join(format!("data.{ext}.age")), format!("data.{ext}")))
-            .find(|(p, _)| p.is_file())
-            .ok_or_else(|| {
-                input_err(format!("no dataset {text} in the home's store"))
-                    .hint("ingest it first with `rampart data ingest FILE --schema S`")
-            })?;
-        let reader = crate::cmd::age::open_with_home_identity(ctx, &file)?;
-        let path = dir.join(&name);
-        let (digest, _) = materialise(reader, &path)?;
-        if digest != expected {
-            ctx.audit_refusal(
-                ctx.event("data.access", AuditOutcome::Denied)
-                    .subject_path(file.display().to_string())
-                    .subject_digest(text.to_owned())
-                    .detail("reason", format!("content is sha256:{digest}")),
-            );
-            return Err(CliError::verification(anyhow::anyhow!(
-                "{}: the stored dataset's content is sha256:{digest}, not {text}: the store was tampered with",
-                file.display()
-            )));
-        }
-        ctx.audit(
-            ctx.event("data.access", AuditOutcome::Ok)
-                .subject_path(file.display().to_string())
-                .subject_digest(text.to_owned())
-                .detail("store", true)
-                .detail("purpose", "train"),
-        )?;
+    if text.starts_with("sha256:") {
+        let policy = ctx.home.load_policy()?;
+        let session = ctx.session(&policy)?;
+        let store = rampart_ingest::DatasetStore::of(&ctx.home);
+        let ds = store.lookup(text)?;
+        let path = dir.join(format!("data.{}", ds.format.extension()));
+        let mut file = input_file(&path)?;
+        rampart_ingest::open::copy_stored(&session, text, "train", &mut file)?;
+        file.sync_all().map_err(|e| {
+            CliError::internal(
+                anyhow::Error::new(e).context(format!("cannot write {}", path.display())),
+            )
+        })?;
         return Ok(Input {
             name: "dataset".into(),
             path,
-            digest,
+            digest: ds.digest,
             uri: Some(format!("rampart:dataset/{text}")),
         });
     }
@@ -299,7 +286,7 @@ fn dataset_input(ctx: &Ctx, text: &str, dir: &Path) -> Result<Input, CliError> {
         identities: Vec::new(),
         passphrase_file: None,
     };
-    let ds = crate::cmd::data::open_dataset(ctx, requested, &unlock)?;
+    let ds = crate::unlock::open_dataset(ctx, requested, &unlock)?;
     let base = ds
         .real
         .file_name()
@@ -692,7 +679,7 @@ pub fn run(ctx: &Ctx, a: &TrainRunArgs, quiet: bool) -> Result<Status, CliError>
     }
     if a.allow_unsandboxed {
         ctx.audit(
-            ctx.event("train.unsandboxed", AuditOutcome::Ok)
+            ctx.event(Action::TrainUnsandboxed, AuditOutcome::Ok)
                 .subject_path(out.display().to_string())
                 .detail(
                     "reason",
@@ -713,7 +700,7 @@ pub fn run(ctx: &Ctx, a: &TrainRunArgs, quiet: bool) -> Result<Status, CliError>
         Ok(o) => o,
         Err(TrainError::Sandbox(e @ rampart_sandbox::SandboxError::Unsupported(_))) => {
             ctx.audit_refusal(
-                ctx.event("train.run", AuditOutcome::Denied)
+                ctx.event(Action::TrainRun, AuditOutcome::Denied)
                     .subject_path(&run_text)
                     .detail("reason", e.to_string()),
             );
@@ -728,7 +715,7 @@ pub fn run(ctx: &Ctx, a: &TrainRunArgs, quiet: bool) -> Result<Status, CliError>
         )) => {
             let shown = rampart_train::terminal::escape(&e.to_string()).into_owned();
             ctx.audit_refusal(
-                ctx.event("train.run", AuditOutcome::Denied)
+                ctx.event(Action::TrainRun, AuditOutcome::Denied)
                     .subject_path(&run_text)
                     .detail("reason", shown.clone()),
             );
@@ -767,7 +754,7 @@ pub fn run(ctx: &Ctx, a: &TrainRunArgs, quiet: bool) -> Result<Status, CliError>
                 .join("; ")
         );
         ctx.audit(
-            ctx.event("train.unsandboxed", AuditOutcome::Ok)
+            ctx.event(Action::TrainUnsandboxed, AuditOutcome::Ok)
                 .subject_path(&run_text)
                 .detail(
                     "missing",
@@ -782,7 +769,7 @@ pub fn run(ctx: &Ctx, a: &TrainRunArgs, quiet: bool) -> Result<Status, CliError>
     if let Outcome::SetupFailed { step, message } = &r.outcome {
         let _ = rampart_train::write_report(&out, &report);
         ctx.audit_refusal(
-            ctx.event("train.run", AuditOutcome::Denied)
+            ctx.event(Action::TrainRun, AuditOutcome::Denied)
                 .subject_path(&run_text)
                 .detail("step", step.clone())
                 .detail("reason", message.clone()),
@@ -797,7 +784,7 @@ pub fn run(ctx: &Ctx, a: &TrainRunArgs, quiet: bool) -> Result<Status, CliError>
         }
         rampart_train::write_report(&out, report).map_err(CliError::internal)?;
         ctx.audit(
-            ctx.event("train.run", AuditOutcome::Failed)
+            ctx.event(Action::TrainRun, AuditOutcome::Failed)
                 .subject_path(&run_text)
                 .subject_digest(format!("sha256:{}", spec.dataset.digest))
                 .detail("reason", reason.clone()),
@@ -864,7 +851,7 @@ pub fn run(ctx: &Ctx, a: &TrainRunArgs, quiet: bool) -> Result<Status, CliError>
     }
     rampart_train::write_report(&out, &report).map_err(CliError::internal)?;
     let mut event = ctx
-        .event("train.run", AuditOutcome::Ok)
+        .event(Action::TrainRun, AuditOutcome::Ok)
         .subject_path(out.join(rampart_train::MODEL_DIR).display().to_string())
         .subject_digest(format!("sha256:{}", signed.root))
         .detail("dataset", format!("sha256:{}", spec.dataset.digest))
@@ -876,7 +863,7 @@ pub fn run(ctx: &Ctx, a: &TrainRunArgs, quiet: bool) -> Result<Status, CliError>
     }
     ctx.audit(event)?;
     ctx.audit(
-        ctx.event("train.provenance", AuditOutcome::Ok)
+        ctx.event(Action::TrainProvenance, AuditOutcome::Ok)
             .subject_path(signed.provenance.display().to_string())
             .subject_digest(format!("sha256:{}", signed.root))
             .detail("key", signed.key.to_string())

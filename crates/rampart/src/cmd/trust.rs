@@ -1,5 +1,6 @@
 //! `rampart trust add | add-identity | sigstore-root | list | remove`.
 
+use rampart_audit::Action;
 use rampart_audit::Outcome;
 use rampart_crypto::PublicKey;
 use serde_json::json;
@@ -31,7 +32,7 @@ pub fn run(ctx: &Ctx, args: &TrustArgs) -> Result<Status, CliError> {
             let added = ctx.recorded(|rec| {
                 ctx.home.trust_add(&name, &key, &mut |entry| {
                     rec.write(
-                        ctx.event("trust.add", Outcome::Ok)
+                        ctx.event(Action::TrustAdd, Outcome::Ok)
                             .subject_path(pubkey.display().to_string())
                             .subject_digest(entry.fingerprint.clone())
                             .detail("name", entry.name.clone()),
@@ -42,7 +43,7 @@ pub fn run(ctx: &Ctx, args: &TrustArgs) -> Result<Status, CliError> {
                 Ok(entry) => print_one(ctx, "trusted", &entry)?,
                 Err(e) => {
                     ctx.audit_refusal(
-                        ctx.event("trust.add", Outcome::Denied)
+                        ctx.event(Action::TrustAdd, Outcome::Denied)
                             .subject_path(pubkey.display().to_string())
                             .subject_digest(key.fingerprint().to_string())
                             .detail("reason", e.message()),
@@ -64,7 +65,7 @@ pub fn run(ctx: &Ctx, args: &TrustArgs) -> Result<Status, CliError> {
             let added = ctx.recorded(|rec| {
                 ctx.home.trust_add_identity(&name, &id, &mut |entry| {
                     rec.write(
-                        ctx.event("trust.add", Outcome::Ok)
+                        ctx.event(Action::TrustAdd, Outcome::Ok)
                             .detail("name", entry.name.clone())
                             .detail("sigstore_identity", entry.identity.clone())
                             .detail("issuer", entry.issuer.clone()),
@@ -75,7 +76,7 @@ pub fn run(ctx: &Ctx, args: &TrustArgs) -> Result<Status, CliError> {
                 Ok(entry) => print_named(ctx, "trusted", &entry.name, &id.to_string())?,
                 Err(e) => {
                     ctx.audit_refusal(
-                        ctx.event("trust.add", Outcome::Denied)
+                        ctx.event(Action::TrustAdd, Outcome::Denied)
                             .detail("sigstore_identity", identity.clone())
                             .detail("issuer", issuer.clone())
                             .detail("reason", e.message()),
@@ -94,7 +95,7 @@ pub fn run(ctx: &Ctx, args: &TrustArgs) -> Result<Status, CliError> {
                 .recorded(|rec| {
                     ctx.home.set_sigstore_root(text.as_bytes(), &mut |root| {
                         rec.write(
-                            ctx.event("trust.sigstore-root", Outcome::Ok)
+                            ctx.event(Action::TrustSigstoreRoot, Outcome::Ok)
                                 .subject_path(file.display().to_string())
                                 .subject_digest(digest.clone())
                                 .detail("root", root.describe()),
@@ -126,7 +127,7 @@ pub fn run(ctx: &Ctx, args: &TrustArgs) -> Result<Status, CliError> {
             let entry = ctx.recorded(|rec| {
                 ctx.home.trust_remove_identity(key, &mut |entry| {
                     rec.write(
-                        ctx.event("trust.remove", Outcome::Ok)
+                        ctx.event(Action::TrustRemove, Outcome::Ok)
                             .detail("name", entry.name.clone())
                             .detail("sigstore_identity", entry.identity.clone())
                             .detail("issuer", entry.issuer.clone()),
@@ -149,7 +150,7 @@ pub fn run(ctx: &Ctx, args: &TrustArgs) -> Result<Status, CliError> {
             let entry = ctx.recorded(|rec| {
                 ctx.home.trust_remove_certificate(key, &mut |entry| {
                     rec.write(
-                        ctx.event("trust.remove", Outcome::Ok)
+                        ctx.event(Action::TrustRemove, Outcome::Ok)
                             .subject_digest(entry.fingerprint.clone())
                             .detail("name", entry.name.clone())
                             .detail("certificate", entry.subject.clone()),
@@ -162,7 +163,7 @@ pub fn run(ctx: &Ctx, args: &TrustArgs) -> Result<Status, CliError> {
             let entry = ctx.recorded(|rec| {
                 ctx.home.trust_remove(key, &mut |entry| {
                     rec.write(
-                        ctx.event("trust.remove", Outcome::Ok)
+                        ctx.event(Action::TrustRemove, Outcome::Ok)
                             .subject_digest(entry.fingerprint.clone())
                             .detail("name", entry.name.clone()),
                     )
@@ -261,7 +262,7 @@ fn add_certificate(ctx: &Ctx, file: &std::path::Path, name: Option<&str>) -> Res
         let added = ctx.recorded(|rec| {
             ctx.home.trust_add_certificate(&name, der, &mut |entry| {
                 rec.write(
-                    ctx.event("trust.add", Outcome::Ok)
+                    ctx.event(Action::TrustAdd, Outcome::Ok)
                         .subject_path(file.display().to_string())
                         .subject_digest(entry.fingerprint.clone())
                         .detail("name", entry.name.clone())
@@ -273,7 +274,7 @@ fn add_certificate(ctx: &Ctx, file: &std::path::Path, name: Option<&str>) -> Res
             Ok(entry) => print_named(ctx, "trusted", &entry.name, &entry.fingerprint)?,
             Err(e) => {
                 ctx.audit_refusal(
-                    ctx.event("trust.add", Outcome::Denied)
+                    ctx.event(Action::TrustAdd, Outcome::Denied)
                         .subject_path(file.display().to_string())
                         .detail("reason", e.message()),
                 );

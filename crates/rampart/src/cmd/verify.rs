@@ -1,5 +1,6 @@
 //! `rampart verify`.
 
+use rampart_audit::Action;
 use std::path::PathBuf;
 
 use rampart_audit::Outcome;
@@ -142,7 +143,7 @@ pub fn run(ctx: &Ctx, args: &VerifyArgs, quiet: bool) -> Result<Status, CliError
     match result {
         Ok(v) => {
             ctx.audit(
-                ctx.event("verify", Outcome::Ok)
+                ctx.event(Action::Verify, Outcome::Ok)
                     .subject_path(&path_text)
                     .subject_digest(format!("sha256:{}", v.signed.subject_digest))
                     .detail("key", v.key.to_string())
@@ -207,7 +208,7 @@ pub fn run(ctx: &Ctx, args: &VerifyArgs, quiet: bool) -> Result<Status, CliError
                 source,
             };
             ctx.audit_refusal(
-                ctx.event("verify", Outcome::Error)
+                ctx.event(Action::Verify, Outcome::Error)
                     .subject_path(&path_text)
                     .detail("reason", e.to_string()),
             );
@@ -225,7 +226,7 @@ pub fn run(ctx: &Ctx, args: &VerifyArgs, quiet: bool) -> Result<Status, CliError
                 _ => Default::default(),
             };
             ctx.audit(
-                ctx.event("verify", Outcome::Failed)
+                ctx.event(Action::Verify, Outcome::Failed)
                     .subject_path(&path_text)
                     .detail("reason", e.to_string())
                     .detail("signature", sig.display().to_string()),

@@ -1,0 +1,19 @@
+//! The ingest stage as a library service.
+//!
+//! [`ingest`] takes a [`rampart_home::Session`] (the home, its policy, the auditor) and an
+//! [`IngestRequest`], and returns a typed [`IngestOutcome`]: a dataset enters the
+//! [`DatasetStore`] only through it. [`open`] opens dataset files from authorised roots (and
+//! stored datasets by digest) for the other stages, audited; [`redact`] builds the PII
+//! redactor a policy describes. Every refusal is audited before it is returned.
+
+mod error;
+mod ingest;
+pub mod open;
+pub mod redact;
+pub mod store;
+
+pub use error::{ErrorKind, IngestError, age_hint};
+pub use ingest::{
+    IngestOutcome, IngestRequest, Ingested, Rejected, ingest, load_schema, path_digest,
+};
+pub use store::{DatasetManifest, DatasetStore, StoredDataset, dataset_ref};
