@@ -163,6 +163,12 @@ impl<'a> Auditor<'a> {
         Self { sink, actor }
     }
 
+    /// Who is acting.
+    #[must_use]
+    pub const fn actor(&self) -> &'a str {
+        self.actor
+    }
+
     /// A new event by this actor.
     #[must_use]
     pub fn event(&self, action: Action, outcome: Outcome) -> Event {
@@ -185,6 +191,82 @@ impl<'a> Auditor<'a> {
     #[must_use]
     pub fn refusal(&self, event: Event) -> Option<AuditError> {
         self.record(event).err()
+    }
+}
+
+/// A change being made that must be on record before it takes effect: see
+/// [`Auditor::recorded`].
+#[derive(Debug)]
+pub struct Recorder<'a> {
+    audit: Auditor<'a>,
+    /// Why the record could not be written.
+    failed: Option<AuditError>,
+    /// The record written, to follow with an `aborted` one if the change then fails.
+    written: Option<Event>,
+}
+
+impl Recorder<'_> {
+    /// Appends the change's record; an error refuses the change.
+    ///
+    /// # Errors
+    /// The audit error, as text for the library making the change (the error itself is
+    /// returned by [`Auditor::recorded`]).
+    pub fn write(&mut self, event: Event) -> Result<(), String> {
+        match self.audit.record(event.clone()) {
+            Ok(()) => {
+                self.written = Some(event);
+                Ok(())
+            }
+            Err(e) => {
+                let text = format!("not recorded in the audit log: {e}");
+                self.failed = Some(e);
+                Err(text)
+            }
+        }
+    }
+}
+
+/// Why a recorded change did not happen.
+#[derive(Debug)]
+pub enum Unrecorded<E> {
+    /// Its record could not be written, so it was refused.
+    Audit(AuditError),
+    /// The change itself failed (after an `aborted` record, if its record was written).
+    Change(E),
+}
+
+impl<'a> Auditor<'a> {
+    /// Runs one change that must be in the audit log before it takes effect: the change
+    /// calls [`Recorder::write`] with its record just before it commits (a policy file renamed
+    /// into place, a database transaction committed) and refuses itself when the record
+    /// cannot be written. A change that fails after its record was written gets an `aborted`
+    /// record.
+    ///
+    /// # Errors
+    /// [`Unrecorded::Audit`] when the record could not be written, else the change's error.
+    pub fn recorded<T, E: fmt::Display>(
+        &self,
+        change: impl FnOnce(&mut Recorder<'a>) -> Result<T, E>,
+    ) -> Result<T, Unrecorded<E>> {
+        let mut rec = Recorder {
+            audit: *self,
+            failed: None,
+            written: None,
+        };
+        match change(&mut rec) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                if let Some(f) = rec.failed {
+                    return Err(Unrecorded::Audit(f));
+                }
+                if let Some(ev) = &rec.written {
+                    // The change's own error is what matters; a lost `aborted` record leaves
+                    // the earlier record standing, which the caller cannot improve on.
+                    let _ = self.refusal(ev.aborted(e.to_string()));
+                }
+                Err(Unrecorded::Change(e))
+            }
+        }
     }
 }
 
@@ -234,7 +316,20 @@ mod tests {
         );
         let got = sink.0.lock().unwrap();
         assert_eq!(got.len(), 2);
+        drop(got);
+        // A recorded change whose record fails is refused with the audit error.
+        let got: Result<(), Unrecorded<String>> = a.recorded(|rec| {
+            rec.write(a.event(Action::ModelPromote, Outcome::Ok))?;
+            Ok(())
+        });
+        assert!(matches!(got, Err(Unrecorded::Audit(_))));
         let none = Auditor::new(None, "bob");
+        // Recorded, then failed: the change's error, and an aborted record follows.
+        let got: Result<(), Unrecorded<String>> = none.recorded(|rec| {
+            rec.write(none.event(Action::ModelPromote, Outcome::Ok))?;
+            Err("disk full".into())
+        });
+        assert!(matches!(got, Err(Unrecorded::Change(ref e)) if e == "disk full"));
         assert!(none.record(none.event(Action::Verify, Outcome::Ok)).is_ok());
     }
 }

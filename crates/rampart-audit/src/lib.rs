@@ -43,7 +43,7 @@ mod log;
 mod record;
 mod verify;
 
-pub use action::{Action, Auditor};
+pub use action::{Action, Auditor, Recorder, Unrecorded};
 pub use error::AuditError;
 pub use log::{AuditLog, AuditSink, Checkpoint, MAX_RECORD_BYTES};
 pub use record::{Event, Outcome, Record, Subject};

@@ -295,6 +295,19 @@ const fn default_fail_on() -> rampart_scan::Severity {
     rampart_scan::Severity::Medium
 }
 
+impl ScanPolicy {
+    /// The scanner settings this policy describes.
+    #[must_use]
+    pub fn config(&self) -> rampart_scan::ScanConfig {
+        rampart_scan::ScanConfig {
+            allow: self.allow.clone(),
+            unanalysable: Some(self.unanalysable),
+            severity: self.severity.clone().into_iter().collect(),
+            ..rampart_scan::ScanConfig::default()
+        }
+    }
+}
+
 impl Default for ScanPolicy {
     fn default() -> Self {
         Self {
@@ -576,6 +589,21 @@ impl GatePolicy {
         }
     }
 
+    /// Only a signature over the stored files: what a rollback target and a served model must
+    /// show.
+    #[must_use]
+    pub fn signature_only() -> Self {
+        Self {
+            require_signature: true,
+            require_scan_clean: false,
+            require_provenance: false,
+            require_lineage: false,
+            min_metrics: BTreeMap::new(),
+            approvals: 0,
+            two_person_rule: false,
+        }
+    }
+
     /// The production defaults: staging's plus one approval.
     #[must_use]
     pub fn production() -> Self {
@@ -813,6 +841,12 @@ impl Policy {
             .iter()
             .filter_map(|k| k.parse().ok().map(|p| (k.name.clone(), p)))
             .collect()
+    }
+
+    /// The trusted keys alone, without their names.
+    #[must_use]
+    pub fn trusted_public_keys(&self) -> Vec<PublicKey> {
+        self.trusted_keys().into_iter().map(|(_, k)| k).collect()
     }
 
     /// The trusted Sigstore identities.

@@ -367,12 +367,7 @@ fn expectation(
             path: sig.clone(),
             source,
         })?;
-    let keys: Vec<_> = s
-        .policy
-        .trusted_keys()
-        .into_iter()
-        .map(|(_, k)| k)
-        .collect();
+    let keys: Vec<_> = s.policy.trusted_public_keys();
     let anchors = s.home.anchors(s.policy)?;
     let (signed, signer) = oms::verify_bundle_signer(&bundle, &keys, &anchors).map_err(|e| {
         refuse(

@@ -13,24 +13,17 @@ use serde::Serialize;
 use crate::candidate::{check_against_signature, scan_one};
 use crate::{LineageEntry, MAX_BUNDLE_BYTES, Registry, RegistryError, Stage, VersionInfo};
 
-/// What a stage requires (the policy's `[gates.<stage>]`).
-#[derive(Debug, Clone, Default)]
-pub struct Gates {
-    /// A valid signature by a trusted key over exactly the stored files.
-    pub require_signature: bool,
-    /// Every file scans clean.
-    pub require_scan_clean: bool,
-    /// Provenance that verifies and names every file.
-    pub require_provenance: bool,
-    /// The provenance's dataset is one this home ingested.
-    pub require_lineage: bool,
-    /// Minimum metric values.
-    pub min_metrics: BTreeMap<String, f64>,
-    /// Valid approvals from distinct trusted keys.
-    pub approvals: u32,
-    /// No key that produced the version (its signer, its provenance's signer, its registrant)
-    /// counts as an approver.
-    pub two_person_rule: bool,
+/// What a stage requires: the policy's `[gates.<stage>]`, one type for the policy and the
+/// registry.
+pub use rampart_home::GatePolicy;
+
+/// The gates for entering `stage`: production's for production, staging's otherwise.
+#[must_use]
+pub const fn for_stage(gates: &rampart_home::GatesPolicy, stage: Stage) -> &GatePolicy {
+    match stage {
+        Stage::Production => &gates.production,
+        _ => &gates.staging,
+    }
 }
 
 /// What the gates are checked with.
@@ -314,7 +307,7 @@ pub fn evaluate(
     reg: &Registry,
     v: &VersionInfo,
     stage: Stage,
-    g: &Gates,
+    g: &GatePolicy,
     ctx: &GateContext<'_>,
 ) -> Result<Vec<Check>, RegistryError> {
     let mut out = Vec::new();

@@ -15,6 +15,7 @@ pub mod blob;
 pub mod candidate;
 pub mod db;
 pub mod gates;
+pub mod service;
 pub mod transfer;
 
 use std::path::{Path, PathBuf};
@@ -48,6 +49,12 @@ pub enum RegistryError {
     /// What is being registered or imported is refused.
     #[error("{0}")]
     Refused(String),
+    /// The home (keys, policy).
+    #[error(transparent)]
+    Home(#[from] rampart_home::HomeError),
+    /// The audit log refused a record, so the change was refused.
+    #[error(transparent)]
+    Audit(#[from] rampart_audit::AuditError),
     /// The change was rolled back: it could not be recorded (the audit log) before its commit.
     #[error("registry left unchanged: {0}")]
     Unrecorded(String),

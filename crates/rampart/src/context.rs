@@ -35,12 +35,12 @@ impl Ctx {
         if let Some(log) = self.audit.get() {
             return Ok(log.as_ref());
         }
-        let log = if self.home.exists() {
-            Some(AuditLog::open(&self.home.audit_dir())?)
-        } else {
-            None
-        };
-        Ok(self.audit.get_or_init(|| log).as_ref())
+        // No home yet: nothing is cached, so a home this command creates is audited from then.
+        if !self.home.exists() {
+            return Ok(None);
+        }
+        let log = AuditLog::open(&self.home.audit_dir())?;
+        Ok(self.audit.get_or_init(|| Some(log)).as_ref())
     }
 
     /// A new event attributed to the user running this command.
@@ -62,6 +62,80 @@ impl Ctx {
                 anyhow::Error::new(e).context(format!("cannot read {}", path.display())),
             )
         })
+    }
+
+    /// Keys from `--key` files, or else the home's trusted keys.
+    pub fn verifier_keys(
+        &self,
+        files: &[std::path::PathBuf],
+    ) -> Result<Vec<rampart_crypto::PublicKey>, CliError> {
+        if !files.is_empty() {
+            return files
+                .iter()
+                .map(|f| {
+                    let text = rampart_home::secure_fs::read_small_file(f)?;
+                    rampart_crypto::PublicKey::from_pem(&text).map_err(|e| {
+                        CliError::input(
+                            anyhow::Error::new(e)
+                                .context(format!("cannot use {} as a public key", f.display())),
+                        )
+                    })
+                })
+                .collect();
+        }
+        self.home.require().map_err(|e| {
+            CliError::from(e).hint("pass --key PUB.pem, or trust keys with `rampart trust add`")
+        })?;
+        let keys = self.home.load_policy()?.trusted_public_keys();
+        if keys.is_empty() {
+            return Err(CliError::input(anyhow::anyhow!(
+                "no trusted keys in {}",
+                self.home.policy_path().display()
+            ))
+            .hint("trust a key with `rampart trust add KEY.pem`, or pass --key PUB.pem"));
+        }
+        Ok(keys)
+    }
+
+    /// The guard the home's policy describes (the defaults without a home).
+    pub fn guard(&self) -> Result<rampart_guard::Guard, CliError> {
+        let policy = if self.home.exists() {
+            self.home.load_policy()?
+        } else {
+            rampart_home::Policy::default()
+        };
+        let g = policy.guard;
+        let config = rampart_guard::GuardConfig {
+            threshold: g.threshold,
+            classifier: g.classifier,
+            topics: g
+                .topics
+                .into_iter()
+                .map(|t| rampart_guard::topics::Topic {
+                    name: t.name,
+                    keywords: t.keywords,
+                    examples: t.examples,
+                    refusal: t.refusal,
+                })
+                .collect(),
+            output: rampart_guard::output::OutputConfig {
+                pii: match g.output.pii.as_str() {
+                    "off" => rampart_guard::output::PiiAction::Off,
+                    "block" => rampart_guard::output::PiiAction::Block,
+                    _ => rampart_guard::output::PiiAction::Redact,
+                },
+                banned: g.output.banned,
+                allowed_domains: g.output.allowed_domains,
+                links: if g.output.links == "block" {
+                    rampart_guard::output::LinkAction::Block
+                } else {
+                    rampart_guard::output::LinkAction::Redact
+                },
+            },
+            ..rampart_guard::GuardConfig::default()
+        };
+        rampart_guard::Guard::new(config)
+            .map_err(|e| CliError::input(anyhow::Error::new(e)).hint("fix [guard] in rampart.toml"))
     }
 
     /// What a library service is handed: the home, its policy, and this command's auditor.
@@ -105,21 +179,20 @@ impl Ctx {
         }
     }
 
-    /// Runs one change that must be in the audit log before it takes effect: the
-    /// library calls [`Recorder::write`] with the change's record just before it commits (a
-    /// policy file renamed into place, a database transaction committed), and refuses the
-    /// change when the record cannot be written.
+    /// Runs one change that must be in the audit log before it takes effect: see
+    /// [`Auditor::recorded`]. The audit error, when the record could not be written, is the
+    /// error the user sees.
     pub fn recorded<T, E: Into<CliError>>(
         &self,
-        change: impl FnOnce(&mut Recorder<'_>) -> Result<T, E>,
+        change: impl FnOnce(&mut rampart_audit::Recorder<'_>) -> Result<T, E>,
     ) -> Result<T, CliError> {
-        let mut rec = Recorder {
-            ctx: self,
-            failed: None,
-            written: None,
-        };
-        let result = change(&mut rec);
-        rec.finish(result)
+        let audit = self.auditor()?;
+        audit
+            .recorded(|rec| change(rec).map_err(Into::<CliError>::into))
+            .map_err(|e| match e {
+                rampart_audit::Unrecorded::Audit(a) => CliError::from(a),
+                rampart_audit::Unrecorded::Change(c) => c,
+            })
     }
 
     pub fn dont_seal(&self) {
@@ -148,55 +221,4 @@ impl Ctx {
 
 fn e_message(e: &CliError) -> String {
     format!("{e:?}")
-}
-
-/// See [`Ctx::recorded`].
-pub struct Recorder<'c> {
-    ctx: &'c Ctx,
-    /// Why the record could not be written (the error the user sees).
-    failed: Option<CliError>,
-    /// The record written, to follow with an `aborted` one if the change then fails.
-    written: Option<Event>,
-}
-
-impl Recorder<'_> {
-    /// Appends the change's record; an error refuses the change.
-    ///
-    /// # Errors
-    /// The audit log's error, as text for the library (the full error is kept for the user).
-    pub fn write(&mut self, event: Event) -> Result<(), String> {
-        match self.ctx.audit(event.clone()) {
-            Ok(()) => {
-                self.written = Some(event);
-                Ok(())
-            }
-            Err(e) => {
-                let text = format!("not recorded in the audit log: {}", e.message());
-                self.failed = Some(e);
-                Err(text)
-            }
-        }
-    }
-
-    /// The change's result. When the record could not be written, the audit error (the change
-    /// was refused); when the record was written but the change then failed, an `aborted`
-    /// record follows and the change's own error is returned.
-    ///
-    /// # Errors
-    /// As described.
-    fn finish<T, E: Into<CliError>>(self, result: Result<T, E>) -> Result<T, CliError> {
-        match result {
-            Ok(v) => Ok(v),
-            Err(e) => {
-                if let Some(f) = self.failed {
-                    return Err(f);
-                }
-                let e: CliError = e.into();
-                if let Some(ev) = &self.written {
-                    self.ctx.audit_refusal(ev.aborted(e.message()));
-                }
-                Err(e)
-            }
-        }
-    }
 }

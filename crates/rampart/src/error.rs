@@ -102,6 +102,12 @@ impl CliError {
     }
 }
 
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message())
+    }
+}
+
 impl From<rampart_home::HomeError> for CliError {
     fn from(e: rampart_home::HomeError) -> Self {
         let code = if e.is_user_error() { 2 } else { 3 };

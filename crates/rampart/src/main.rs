@@ -7,6 +7,8 @@ mod cli;
 mod cmd;
 mod context;
 mod error;
+mod hyper;
+mod outfile;
 mod output;
 mod report;
 mod table;
@@ -16,7 +18,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, DataCommand};
 use crate::context::Ctx;
 use crate::error::{CliError, Status};
 
@@ -72,7 +74,16 @@ fn run(cli: Cli) -> Result<Status, CliError> {
         Command::Encrypt(args) => cmd::age::encrypt(&ctx, &args),
         Command::Decrypt(args) => cmd::age::decrypt(&ctx, &args),
         Command::Rekey(args) => cmd::age::rekey(&ctx, &args),
-        Command::Data(args) => cmd::data::run(&ctx, &args),
+        Command::Data(args) => match &args.command {
+            DataCommand::Ingest(a) => cmd::ingest::run(&ctx, a),
+            DataCommand::Pii(a) => cmd::pii::run(&ctx, a),
+            DataCommand::Drift(a) => cmd::checks::drift(&ctx, a),
+            DataCommand::Check(a) => match a.schema.as_deref() {
+                Some(schema) => cmd::checks::check(&ctx, a, schema),
+                None => cmd::data::run(&ctx, &args.command),
+            },
+            other => cmd::data::run(&ctx, other),
+        },
         Command::Ml(args) => cmd::ml::run(&ctx, &args),
         Command::Model(args) => cmd::model::run(&ctx, &args),
         Command::Serve(args) => cmd::serve::run(&ctx, &args),

@@ -2,7 +2,7 @@
 
 use rampart_audit::Action;
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Seek as _, SeekFrom, Write};
+use std::io::{self, BufWriter, Read, Seek as _, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use rampart_audit::Outcome;
@@ -13,6 +13,7 @@ use serde_json::json;
 use crate::cli::{DecryptArgs, EncryptArgs, Format, RecipientArgs, RekeyArgs};
 use crate::context::Ctx;
 use crate::error::{CliError, Status, age_err};
+use crate::outfile::{is_stdio, write_output};
 use crate::output;
 use crate::unlock::{PASSPHRASE_ENV, required_passphrase, unlock};
 
@@ -21,10 +22,6 @@ pub const NEW_PASSPHRASE_ENV: &str = "RAMPART_AGE_NEW_PASSPHRASE";
 /// Fault injection for the crash tests: `rekey:written` or `rekey:verified` makes `rekey`
 /// exit abruptly (code 86) at that step, as a crash or power cut would.
 const FAULT_ENV: &str = "RAMPART_FAULT_INJECT";
-
-pub fn is_stdio(p: &Path) -> bool {
-    p.as_os_str() == "-"
-}
 
 fn recipients(
     ctx: &Ctx,
@@ -61,86 +58,6 @@ fn open_input(path: &Path) -> Result<Box<dyn Read + Send>, CliError> {
         CliError::input(anyhow::Error::new(e).context(format!("cannot open {}", path.display())))
     })?;
     Ok(Box::new(age_file::buffered(f)))
-}
-
-/// Where an output goes: a regular file written atomically (mode 0600), or, for an existing
-/// device or FIFO such as `/dev/null`, straight into it (renaming over a device would replace
-/// it).
-pub enum Sink {
-    Atomic(AtomicFile),
-    Direct(File),
-}
-
-impl Sink {
-    /// Opens OUT, refusing to replace an existing regular file unless `force`.
-    pub fn open(out: &Path, force: bool) -> Result<Self, CliError> {
-        match std::fs::metadata(out) {
-            Ok(m) if !m.is_file() && !m.is_dir() => {
-                let f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(out)
-                    .map_err(|e| {
-                        CliError::input(
-                            anyhow::Error::new(e).context(format!("cannot open {}", out.display())),
-                        )
-                    })?;
-                return Ok(Self::Direct(f));
-            }
-            Ok(_) if !force => {
-                return Err(CliError::input(anyhow::anyhow!(
-                    "{} exists; refusing to overwrite it",
-                    out.display()
-                ))
-                .hint("pass --force to replace it, or -o another path"));
-            }
-            _ => {}
-        }
-        Ok(Self::Atomic(AtomicFile::create(out, 0o600)?))
-    }
-
-    pub fn file(&mut self) -> &mut File {
-        match self {
-            Self::Atomic(a) => a.file(),
-            Self::Direct(f) => f,
-        }
-    }
-
-    /// Makes the output visible (atomic rename for regular files).
-    pub fn commit(self, force: bool) -> Result<(), CliError> {
-        match self {
-            Self::Atomic(a) => Ok(a.commit(force)?),
-            Self::Direct(_) => Ok(()),
-        }
-    }
-}
-
-/// Runs `write` into OUT (see [`Sink`]), or into standard output for `-`.
-pub fn write_output<T>(
-    out: &Path,
-    force: bool,
-    write: impl FnOnce(&mut dyn Write) -> Result<T, CliError>,
-) -> Result<T, CliError> {
-    if is_stdio(out) {
-        let mut stdout = BufWriter::new(io::stdout().lock());
-        let value = write(&mut stdout)?;
-        stdout
-            .flush()
-            .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
-        return Ok(value);
-    }
-    let mut sink = Sink::open(out, force)?;
-    let value = {
-        let mut w = BufWriter::new(sink.file());
-        let value = write(&mut w)?;
-        w.flush().map_err(|e| {
-            CliError::internal(
-                anyhow::Error::new(e).context(format!("cannot write {}", out.display())),
-            )
-        })?;
-        value
-    };
-    sink.commit(force)?;
-    Ok(value)
 }
 
 pub fn encrypt(ctx: &Ctx, args: &EncryptArgs) -> Result<Status, CliError> {

@@ -15,7 +15,7 @@ pub fn run(ctx: &Ctx, args: &AttestArgs) -> Result<Status, CliError> {
     let bytes = std::fs::read(file).map_err(|e| {
         CliError::input(anyhow::Error::new(e).context(format!("cannot read {}", file.display())))
     })?;
-    let keys = crate::cmd::verify::verifier_keys(ctx, key)?;
+    let keys = ctx.verifier_keys(key)?;
     let subject_digest = match subject {
         Some(p) => Some(
             rampart_crypto::oms::manifest(

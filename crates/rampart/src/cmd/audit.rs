@@ -27,13 +27,7 @@ pub fn run(ctx: &Ctx, args: &AuditArgs) -> Result<Status, CliError> {
 fn verify(ctx: &Ctx, log: &AuditLog) -> Result<Status, CliError> {
     // Checkpoints may be signed by the home's key or any trusted key (e.g. a previous home key).
     let mut keys = vec![ctx.home.signing_public_key()?];
-    keys.extend(
-        ctx.home
-            .load_policy()?
-            .trusted_keys()
-            .into_iter()
-            .map(|(_, k)| k),
-    );
+    keys.extend(ctx.home.load_policy()?.trusted_public_keys());
     let mut report = log.verify(&keys)?;
     if report.failure.is_none() && report.records == 0 {
         // `rampart init` records itself, so an initialised home never has an empty log: its

@@ -4,7 +4,7 @@ use rampart_audit::Action;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use crate::cmd::age::Sink;
+use crate::outfile::Sink;
 use rampart_audit::Outcome;
 use rampart_data::csv::ReaderOptions;
 use rampart_data::infer::infer_csv;
@@ -13,15 +13,15 @@ use rampart_data::safe_csv::SafeCsv;
 use rampart_data::validate::{ValidateError, ValidateOptions};
 use serde_json::json;
 
-use crate::cli::{
-    CheckArgs, DataArgs, DataCommand, Format, InferSchemaArgs, RootsCommand, ValidateArgs,
-};
+use crate::cli::{CheckArgs, DataCommand, Format, InferSchemaArgs, RootsCommand, ValidateArgs};
 use crate::context::Ctx;
 use crate::error::{CliError, Status};
 use crate::output;
 
-pub fn run(ctx: &Ctx, args: &DataArgs) -> Result<Status, CliError> {
-    match &args.command {
+/// The `data` subcommands this file implements; `main` sends `ingest`, `pii`, `drift` and
+/// `check --schema` to their own files.
+pub fn run(ctx: &Ctx, command: &DataCommand) -> Result<Status, CliError> {
+    match command {
         DataCommand::Roots(r) => match &r.command {
             RootsCommand::Add { dir } => {
                 let real = ctx.recorded(|rec| {
@@ -63,7 +63,6 @@ pub fn run(ctx: &Ctx, args: &DataArgs) -> Result<Status, CliError> {
         },
         DataCommand::InferSchema(a) => return infer_schema(ctx, a),
         DataCommand::Validate(a) => return validate(ctx, a),
-        DataCommand::Ingest(a) => return crate::cmd::ingest::run(ctx, a),
         DataCommand::Pin { path } => {
             let digest = rampart_ingest::path_digest(path)?;
             ctx.recorded(|rec| {
@@ -93,11 +92,10 @@ pub fn run(ctx: &Ctx, args: &DataArgs) -> Result<Status, CliError> {
             })?;
             say(ctx, "unpinned", Path::new(&digest))?;
         }
-        DataCommand::Pii(a) => return crate::cmd::pii::run(ctx, a),
-        DataCommand::Drift(a) => return crate::cmd::checks::drift(ctx, a),
-        DataCommand::Check(a) if a.schema.is_some() => {
-            let schema = a.schema.as_deref().unwrap_or(Path::new(""));
-            return crate::cmd::checks::check(ctx, a, schema);
+        DataCommand::Ingest(_) | DataCommand::Pii(_) | DataCommand::Drift(_) => {
+            return Err(CliError::internal(anyhow::anyhow!(
+                "`data` subcommand dispatched to the wrong file"
+            )));
         }
         DataCommand::Check(CheckArgs { path, .. }) => {
             let data = ctx.home.load_policy()?.data;

@@ -4,9 +4,7 @@ use rampart_audit::Action;
 use std::io::{BufRead as _, Read as _};
 
 use rampart_audit::Outcome;
-use rampart_guard::output::{LinkAction, OutputConfig, PiiAction};
-use rampart_guard::topics::Topic;
-use rampart_guard::{Guard, GuardConfig, Verdict};
+use rampart_guard::Verdict;
 use serde_json::{Value, json};
 
 use crate::cli::{Format, GuardArgs, GuardCommand};
@@ -16,47 +14,6 @@ use crate::output;
 
 /// Most bytes read from stdin or one JSONL line.
 const MAX_TEXT: u64 = 1 << 20;
-
-/// The guard the home's policy describes (the defaults without a home).
-pub fn from_policy(ctx: &Ctx) -> Result<Guard, CliError> {
-    let policy = if ctx.home.exists() {
-        ctx.home.load_policy()?
-    } else {
-        rampart_home::Policy::default()
-    };
-    let g = policy.guard;
-    let config = GuardConfig {
-        threshold: g.threshold,
-        classifier: g.classifier,
-        topics: g
-            .topics
-            .into_iter()
-            .map(|t| Topic {
-                name: t.name,
-                keywords: t.keywords,
-                examples: t.examples,
-                refusal: t.refusal,
-            })
-            .collect(),
-        output: OutputConfig {
-            pii: match g.output.pii.as_str() {
-                "off" => PiiAction::Off,
-                "block" => PiiAction::Block,
-                _ => PiiAction::Redact,
-            },
-            banned: g.output.banned,
-            allowed_domains: g.output.allowed_domains,
-            links: if g.output.links == "block" {
-                LinkAction::Block
-            } else {
-                LinkAction::Redact
-            },
-        },
-        ..GuardConfig::default()
-    };
-    Guard::new(config)
-        .map_err(|e| CliError::input(anyhow::Error::new(e)).hint("fix [guard] in rampart.toml"))
-}
 
 fn human(v: &Verdict, id: Option<&str>) -> String {
     let mut t = String::new();
@@ -104,7 +61,7 @@ pub fn run(ctx: &Ctx, args: &GuardArgs) -> Result<Status, CliError> {
         output: as_output,
         canary,
     } = &args.command;
-    let guard = from_policy(ctx)?;
+    let guard = ctx.guard()?;
     let check = |t: &str| {
         if *as_output {
             guard.check_output(t, canary.as_deref())

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use rampart_audit::Outcome;
 use rampart_crypto::SigningKey;
-use rampart_registry::candidate::{self, Sources};
-use rampart_registry::gates::{self, GateContext, Gates};
+use rampart_registry::gates::{self, GateContext, GatePolicy};
+use rampart_registry::service::{self, Promotion, RegisterRequest};
 use rampart_registry::{LineageEntry, Registry, RegistryError, Stage, VersionInfo, transfer};
 use rampart_scan::{ScanConfig, Severity};
 use serde_json::{Value, json};
@@ -18,6 +18,7 @@ use crate::output;
 
 fn reg_err(e: RegistryError) -> CliError {
     match e {
+        RegistryError::Home(h) => CliError::from(h),
         RegistryError::Refused(_) | RegistryError::Blob(_) | RegistryError::Conflict(_) => {
             CliError::verification(anyhow::Error::new(e))
         }
@@ -43,36 +44,7 @@ fn stage_of(t: TargetStage) -> Stage {
 }
 
 fn scan_settings(policy: &rampart_home::Policy) -> (ScanConfig, Severity) {
-    (crate::cmd::scan::config(policy), policy.scan.fail_on)
-}
-
-/// The input schema of a rampart model (features, classes, training statistics), if a file
-/// is one.
-fn input_schema(v_files: &[(String, std::path::PathBuf)]) -> Option<Value> {
-    for (_, path) in v_files {
-        let small = std::fs::metadata(path).is_ok_and(|m| m.len() <= 256 << 20);
-        if !small || path.extension().is_none_or(|e| e != "safetensors") {
-            continue;
-        }
-        let bytes = std::fs::read(path).ok()?;
-        if let Ok(m) = rampart_ml::Model::from_bytes(&bytes) {
-            return serde_json::to_value(&m.meta).ok();
-        }
-    }
-    None
-}
-
-fn model_files(src: &Sources) -> Vec<(String, std::path::PathBuf)> {
-    if src.model.is_file() {
-        return vec![(String::new(), src.model.clone())];
-    }
-    std::fs::read_dir(&src.model)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
-                .collect()
-        })
-        .unwrap_or_default()
+    (policy.scan.config(), policy.scan.fail_on)
 }
 
 fn registrant_key(ctx: &Ctx) -> Result<(SigningKey, String), CliError> {
@@ -127,71 +99,18 @@ fn register(
 ) -> Result<Status, CliError> {
     let mut reg = open(ctx)?;
     let policy = ctx.home.load_policy()?;
-    let keys = crate::cmd::verify::verifier_keys(ctx, &[])?;
-    let (cfg, fail_on) = scan_settings(&policy);
-    let (_, registrant) = registrant_key(ctx)?;
-    let src = Sources::locate(path, sig, provenance, metrics);
-    let schema = input_schema(&model_files(&src));
-    let user = rampart_home::os_user();
-    let path_text = path.display().to_string();
-    // The registrant is an identity the home trusts: a throwaway key would make every real
-    // key "not the registrant" and so eligible to approve under the two-person rule.
-    if !keys
-        .iter()
-        .any(|k| k.fingerprint().to_string() == registrant)
-    {
-        let reason = format!(
-            "the registering key {registrant} is not trusted by this home; register with the home key or a trusted one (rampart trust add)"
-        );
-        ctx.audit_refusal(
-            ctx.event(Action::ModelRegister, Outcome::Denied)
-                .subject_path(&path_text)
-                .detail("name", name.to_owned())
-                .detail("reason", reason.clone()),
-        );
-        return Err(CliError::verification(anyhow::anyhow!("{reason}")));
-    }
-    let anchors = ctx.home.anchors(&policy)?;
-    let checked = match candidate::check_and_store(
-        reg.blobs(),
-        &src,
-        &keys,
-        &anchors,
-        &cfg,
-        fail_on,
-        &user,
-        &registrant,
-        schema,
-    ) {
-        Ok(c) => c,
-        Err(e) => {
-            ctx.audit_refusal(
-                ctx.event(Action::ModelRegister, Outcome::Denied)
-                    .subject_path(&path_text)
-                    .detail("name", name.to_owned())
-                    .detail("reason", e.to_string()),
-            );
-            return Err(reg_err(e));
-        }
-    };
-    let v = ctx.recorded(|rec| {
-        reg.insert_version(name, &checked.version, &user, "register", &mut |r| {
-            rec.write(
-                ctx.event(Action::ModelRegister, Outcome::Ok)
-                    .subject_path(format!("{}@{}", r.name, r.version))
-                    .subject_digest(format!("sha256:{}", r.root))
-                    .detail("source", path_text.clone())
-                    .detail("signer", r.signer.clone())
-                    .detail(
-                        "signer_identity",
-                        r.signer_identity.clone().unwrap_or_default(),
-                    )
-                    .detail("files", r.files)
-                    .detail("provenance", r.provenance),
-            )
-        })
-        .map_err(reg_err)
-    })?;
+    let v = service::register(
+        &ctx.session(&policy)?,
+        &mut reg,
+        &RegisterRequest {
+            path,
+            name,
+            signature: sig,
+            provenance,
+            metrics,
+        },
+    )
+    .map_err(reg_err)?;
     match ctx.format {
         Format::Json | Format::Sarif => output::print_json(&version_json(&v))?,
         Format::Human => output::print(&format!(
@@ -224,28 +143,9 @@ fn register(
     Ok(Status::Ok)
 }
 
-fn gates_for(policy: &rampart_home::Policy, stage: Stage) -> Gates {
-    let g = match stage {
-        Stage::Production => &policy.gates.production,
-        _ => &policy.gates.staging,
-    };
-    Gates {
-        require_signature: g.require_signature,
-        require_scan_clean: g.require_scan_clean,
-        require_provenance: g.require_provenance,
-        require_lineage: g.require_lineage,
-        min_metrics: g.min_metrics.clone(),
-        approvals: g.approvals,
-        two_person_rule: g.two_person_rule,
-    }
-}
-
 fn promote(ctx: &Ctx, reference: &str, to: Stage) -> Result<Status, CliError> {
     let mut reg = open(ctx)?;
     let policy = ctx.home.load_policy()?;
-    let keys = crate::cmd::verify::verifier_keys(ctx, &[])?;
-    let (cfg, fail_on) = scan_settings(&policy);
-    let v = reg.resolve(reference).map_err(reg_err)?;
     let store = rampart_ingest::DatasetStore::of(&ctx.home);
     let lineage = |l: &LineageEntry| -> Result<(), String> {
         if store.find(&l.sha256).is_some() {
@@ -254,109 +154,65 @@ fn promote(ctx: &Ctx, reference: &str, to: Stage) -> Result<Status, CliError> {
             Err("not a dataset ingested into this home".into())
         }
     };
-    let checks = gates::evaluate(
-        &reg,
-        &v,
-        to,
-        &gates_for(&policy, to),
-        &GateContext {
-            keys: &keys,
-            anchors: &ctx.home.anchors(&policy)?,
-            scan: &cfg,
-            fail_on,
-            lineage: &lineage,
-        },
-    )
-    .map_err(reg_err)?;
-    let failed: Vec<&gates::Check> = checks.iter().filter(|c| !c.ok).collect();
-    let subject = format!("{}@{}", v.name, v.version);
-    if !failed.is_empty() {
-        let reason = failed
-            .iter()
-            .map(|c| format!("{}: {}", c.gate, c.detail))
-            .collect::<Vec<_>>()
-            .join("; ");
-        ctx.audit_refusal(
-            ctx.event(Action::ModelPromote, Outcome::Denied)
-                .subject_path(&subject)
-                .subject_digest(format!("sha256:{}", v.root))
-                .detail("to", to.as_str())
-                .detail("failed", reason.clone()),
-        );
-        match ctx.format {
-            Format::Json | Format::Sarif => output::print_json(&json!({
-                "promoted": false, "model": v.name, "version": v.version, "to": to.as_str(), "gates": checks,
-            }))?,
-            Format::Human => {
-                let mut text = format!(
-                    "{subject} NOT promoted to {}: {} gate(s) failed\n",
-                    to.as_str(),
-                    failed.len()
-                );
-                for c in &checks {
-                    text.push_str(&format!(
-                        "  {} {:<10} {}\n",
-                        if c.ok { "ok  " } else { "FAIL" },
-                        c.gate,
-                        c.detail
-                    ));
+    let outcome = service::promote(&ctx.session(&policy)?, &mut reg, reference, to, &lineage)
+        .map_err(reg_err)?;
+    match outcome {
+        Promotion::Refused { version: v, checks } => {
+            let failed = checks.iter().filter(|c| !c.ok).count();
+            match ctx.format {
+                Format::Json | Format::Sarif => output::print_json(&json!({
+                    "promoted": false, "model": v.name, "version": v.version, "to": to.as_str(), "gates": checks,
+                }))?,
+                Format::Human => {
+                    let mut text = format!(
+                        "{}@{} NOT promoted to {}: {failed} gate(s) failed\n",
+                        v.name,
+                        v.version,
+                        to.as_str(),
+                    );
+                    for c in &checks {
+                        text.push_str(&format!(
+                            "  {} {:<10} {}\n",
+                            if c.ok { "ok  " } else { "FAIL" },
+                            c.gate,
+                            c.detail
+                        ));
+                    }
+                    output::print(&text)?;
                 }
-                output::print(&text)?;
             }
+            Ok(Status::Findings)
         }
-        return Ok(Status::Findings);
-    }
-    let from: &[Stage] = match to {
-        Stage::Production => &[Stage::Staging],
-        _ => &[Stage::None, Stage::Archived],
-    };
-    let user = rampart_home::os_user();
-    let gate_names = checks.iter().map(|c| c.gate).collect::<Vec<_>>().join(",");
-    let moved = ctx.recorded(|rec| {
-        reg.set_stage(&v, to, from, &user, "promote", &mut |c| {
-            let mut event = ctx
-                .event(Action::ModelPromote, Outcome::Ok)
-                .subject_path(format!("{}@{}", c.name, c.transition.version))
-                .subject_digest(format!("sha256:{}", c.root))
-                .detail("from", c.transition.from.as_str())
-                .detail("to", c.transition.to.as_str())
-                .detail("gates", gate_names.clone());
-            if let Some(d) = c.transition.displaced {
-                event = event.detail("displaced", d);
+        Promotion::Promoted {
+            version: v,
+            transition: t,
+            checks,
+        } => {
+            match ctx.format {
+                Format::Json | Format::Sarif => output::print_json(&json!({
+                    "promoted": true, "model": v.name, "version": v.version, "from": t.from, "to": to,
+                    "displaced": t.displaced, "gates": checks,
+                }))?,
+                Format::Human => {
+                    let mut text = format!(
+                        "{}@{} promoted {} → {}\n",
+                        v.name,
+                        v.version,
+                        t.from.as_str(),
+                        to.as_str()
+                    );
+                    for c in &checks {
+                        text.push_str(&format!("  ok   {:<10} {}\n", c.gate, c.detail));
+                    }
+                    if let Some(d) = t.displaced {
+                        text.push_str(&format!("  {}@{d} left {}\n", v.name, to.as_str()));
+                    }
+                    output::print(&text)?;
+                }
             }
-            rec.write(event)
-        })
-        .map_err(reg_err)
-    });
-    let t = match moved {
-        Ok(t) => t,
-        Err(e) => {
-            ctx.audit_refusal(
-                ctx.event(Action::ModelPromote, Outcome::Denied)
-                    .subject_path(&subject)
-                    .detail("to", to.as_str())
-                    .detail("reason", e.message()),
-            );
-            return Err(e);
-        }
-    };
-    match ctx.format {
-        Format::Json | Format::Sarif => output::print_json(&json!({
-            "promoted": true, "model": v.name, "version": v.version, "from": t.from, "to": to,
-            "displaced": t.displaced, "gates": checks,
-        }))?,
-        Format::Human => {
-            let mut text = format!("{subject} promoted {} → {}\n", t.from.as_str(), to.as_str());
-            for c in &checks {
-                text.push_str(&format!("  ok   {:<10} {}\n", c.gate, c.detail));
-            }
-            if let Some(d) = t.displaced {
-                text.push_str(&format!("  {}@{d} left {}\n", v.name, to.as_str()));
-            }
-            output::print(&text)?;
+            Ok(Status::Ok)
         }
     }
-    Ok(Status::Ok)
 }
 
 fn approve(
@@ -367,7 +223,7 @@ fn approve(
 ) -> Result<Status, CliError> {
     let mut reg = open(ctx)?;
     let policy = ctx.home.load_policy()?;
-    let keys = crate::cmd::verify::verifier_keys(ctx, &[])?;
+    let keys = ctx.verifier_keys(&[])?;
     let v = reg.resolve(reference).map_err(reg_err)?;
     let signing = match key {
         Some(p) => {
@@ -383,7 +239,7 @@ fn approve(
     };
     let fp = signing.public_key().fingerprint().to_string();
     let subject = format!("{}@{}", v.name, v.version);
-    let gate = gates_for(&policy, stage);
+    let gate = gates::for_stage(&policy.gates, stage);
     let refuse = |reason: String| -> Result<Status, CliError> {
         ctx.audit_refusal(
             ctx.event(Action::ModelApprove, Outcome::Denied)
@@ -460,17 +316,14 @@ fn approve(
 
 fn rollback(ctx: &Ctx, name: &str) -> Result<Status, CliError> {
     let mut reg = open(ctx)?;
-    let keys = crate::cmd::verify::verifier_keys(ctx, &[])?;
+    let keys = ctx.verifier_keys(&[])?;
     // The version coming back must still be intact and signed.
     let previous = reg.previous_production(name).map_err(reg_err)?;
     let ok = gates::evaluate(
         &reg,
         &previous,
         Stage::Production,
-        &Gates {
-            require_signature: true,
-            ..Gates::default()
-        },
+        &GatePolicy::signature_only(),
         &GateContext {
             keys: &keys,
             anchors: &ctx.home.anchors(&ctx.home.load_policy()?)?,
@@ -680,7 +533,7 @@ fn export(ctx: &Ctx, reference: &str, out: &Path) -> Result<Status, CliError> {
 fn import(ctx: &Ctx, archive: &Path, name: Option<&str>) -> Result<Status, CliError> {
     let mut reg = open(ctx)?;
     let policy = ctx.home.load_policy()?;
-    let keys = crate::cmd::verify::verifier_keys(ctx, &[])?;
+    let keys = ctx.verifier_keys(&[])?;
     let (cfg, fail_on) = scan_settings(&policy);
     let user = rampart_home::os_user();
     let imported = ctx.recorded(|rec| {

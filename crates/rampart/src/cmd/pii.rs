@@ -129,12 +129,12 @@ fn scan(ctx: &Ctx, input: &PiiInputArgs, findings: Option<&Path>) -> Result<Stat
     let data = open_dataset(ctx, &input.path, &input.unlock)?;
     let none = BTreeMap::new();
     let report = match findings {
-        Some(out) if crate::cmd::age::is_stdio(out) => {
+        Some(out) if crate::outfile::is_stdio(out) => {
             return Err(CliError::input(anyhow::anyhow!(
                 "--findings needs a file: the report goes to standard output"
             )));
         }
-        Some(out) => crate::cmd::age::write_output(out, true, |w| {
+        Some(out) => crate::outfile::write_output(out, true, |w| {
             process(
                 ctx,
                 &input.path,
@@ -193,7 +193,7 @@ fn redact(ctx: &Ctx, args: &PiiRedactArgs) -> Result<Status, CliError> {
         },
     )?;
     let data = open_dataset(ctx, &args.input.path, &args.input.unlock)?;
-    let report = crate::cmd::age::write_output(&args.output, args.force, |out| {
+    let report = crate::outfile::write_output(&args.output, args.force, |out| {
         process(
             ctx,
             &args.input.path,
@@ -203,7 +203,9 @@ fn redact(ctx: &Ctx, args: &PiiRedactArgs) -> Result<Status, CliError> {
             Some((&redactor, out)),
             &columns,
             None,
-            crate::cmd::data::safe_csv(&args.safe_csv).for_reports(),
+            rampart_data::safe_csv::SafeCsv::parse(&args.safe_csv)
+                .unwrap_or_default()
+                .for_reports(),
         )
     })?;
     ctx.audit(
@@ -220,7 +222,7 @@ fn reveal(ctx: &Ctx, args: &PiiRevealArgs) -> Result<Status, CliError> {
     let keys = crate::unlock::unlock(ctx, &args.unlock)?;
     let data = open_dataset(ctx, &args.path, &args.unlock)?;
     let mut input = BufReader::with_capacity(1 << 20, data.reader);
-    let lines = crate::cmd::age::write_output(&args.output, args.force, |out| {
+    let lines = crate::outfile::write_output(&args.output, args.force, |out| {
         let mut line = Vec::new();
         let mut n = 0u64;
         loop {
@@ -243,7 +245,7 @@ fn reveal(ctx: &Ctx, args: &PiiRevealArgs) -> Result<Status, CliError> {
             let plain = rampart_data::pii::redact::reveal_with(
                 text,
                 &keys.identities,
-                crate::cmd::data::safe_csv(&args.safe_csv).for_data(),
+                rampart_data::safe_csv::SafeCsv::parse(&args.safe_csv).unwrap_or_default().for_data(),
             )
             .map_err(|e| {
                 CliError::input(anyhow::Error::new(e).context(format!(

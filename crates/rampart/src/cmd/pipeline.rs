@@ -166,17 +166,6 @@ impl Runner<'_> {
             stderr: String::from_utf8_lossy(&stderr).into_owned(),
         })
     }
-
-    fn ok(&self, what: &str, args: &[OsString]) -> Result<Result<Value, String>, CliError> {
-        let c = self.rampart(args)?;
-        if c.code == 0 {
-            Ok(Ok(c.json))
-        } else if c.code == 3 {
-            Err(CliError::internal(anyhow::anyhow!("{}", c.reason(what))))
-        } else {
-            Ok(Err(c.reason(what)))
-        }
-    }
 }
 
 fn os(items: &[&dyn AsRef<std::ffi::OsStr>]) -> Vec<OsString> {
@@ -231,11 +220,10 @@ impl Pipeline<'_> {
                 m.insert("source".into(), file_digest(&s.source.path)?);
                 m.insert("source_path".into(), s.source.path.display().to_string());
                 m.insert("schema".into(), file_digest(&s.source.schema)?);
-                let sig = s
-                    .source
-                    .signature
-                    .clone()
-                    .unwrap_or_else(|| crate::cmd::sign::default_sig(&s.source.path));
+                let sig =
+                    s.source.signature.clone().unwrap_or_else(|| {
+                        rampart_crypto::oms::default_signature_path(&s.source.path)
+                    });
                 if sig.is_file() {
                     m.insert("signature".into(), file_digest(&sig)?);
                 }
@@ -286,92 +274,98 @@ impl Pipeline<'_> {
         }
     }
 
+    /// The ingest service, with the spec's `[source]`, `[pii]` and `[checks]` as its request.
     fn ingest(&self) -> Result<StepResult, CliError> {
+        use rampart_ingest::{IngestOutcome, IngestRequest, Rejected};
         let s = &self.spec;
-        let mut a = os(&[
-            &"data",
-            &"ingest",
-            &s.source.path,
-            &"--schema",
-            &s.source.schema,
-            &"--max-reject-rate",
-            &s.source.max_reject_rate.to_string(),
-        ]);
-        if let Some(d) = &s.source.sha256 {
-            a.extend(os(&[&"--expect-sha256", d]));
-        }
-        if let Some(sig) = &s.source.signature {
-            a.extend(os(&[&"--sig", sig]));
-        }
-        if s.pii.redact {
-            a.push("--redact".into());
-            if let Some(d) = &s.pii.default {
-                a.extend(os(&[&"--redact-default", d]));
+        let fail_on = match s.checks.fail_on.as_deref().filter(|_| s.checks.run) {
+            Some(f) => match f.parse::<rampart_data::poison::Severity>() {
+                Ok(t) => Some(t),
+                Err(e) => return Ok(Err(format!("[checks] fail_on: {e}"))),
+            },
+            None => None,
+        };
+        let pairs = |m: &BTreeMap<String, String>| -> Vec<String> {
+            m.iter().map(|(k, v)| format!("{k}={v}")).collect()
+        };
+        let req = IngestRequest {
+            signature: s.source.signature.clone(),
+            expect_sha256: s.source.sha256.clone(),
+            max_reject_rate: s.source.max_reject_rate,
+            redact: s
+                .pii
+                .redact
+                .then(|| rampart_ingest::redact::RedactOverrides {
+                    default: s.pii.default.clone(),
+                    entities: pairs(&s.pii.entities),
+                    columns: pairs(&s.pii.columns),
+                    recipients: Vec::new(),
+                }),
+            checks: s.checks.run,
+            reference: s.checks.reference.clone().filter(|_| s.checks.run),
+            fail_on,
+            ..IngestRequest::new(&s.source.path, &s.source.schema)
+        };
+        let ctx = self.ctx();
+        let keys = crate::unlock::unlock(
+            ctx,
+            &crate::cli::UnlockArgs {
+                identities: Vec::new(),
+                passphrase_file: None,
+            },
+        )?;
+        let policy = ctx.home.load_policy()?;
+        let outcome = match rampart_ingest::ingest(&ctx.session(&policy)?, &req, &keys) {
+            Ok(o) => o,
+            Err(e) if e.kind() == rampart_ingest::ErrorKind::Internal => return Err(e.into()),
+            Err(e) => {
+                let hint = e
+                    .hint()
+                    .map(|h| format!(" (hint: {h})"))
+                    .unwrap_or_default();
+                return Ok(Err(format!("ingest refused: {e}{hint}")));
             }
-            for (e, op) in &s.pii.entities {
-                a.extend(os(&[&"--redact-entity", &format!("{e}={op}")]));
+        };
+        let i = match outcome {
+            IngestOutcome::Stored(i) => i,
+            IngestOutcome::Rejected(Rejected::RejectRate { rate, max, .. }) => {
+                return Ok(Err(format!(
+                    "ingest refused: {:.2}% of the rows were rejected, above max_reject_rate {max}; nothing was stored",
+                    rate * 100.0
+                )));
             }
-            for (c, op) in &s.pii.columns {
-                a.extend(os(&[&"--redact-column", &format!("{c}={op}")]));
-            }
-        }
-        if s.checks.run {
-            a.push("--checks".into());
-            if let Some(r) = &s.checks.reference {
-                a.extend(os(&[&"--reference", r]));
-            }
-            if let Some(f) = &s.checks.fail_on {
-                a.extend(os(&[&"--fail-on", f]));
-            }
-        }
-        let c = self.r.rampart(&a)?;
-        if c.code == 3 {
-            return Err(CliError::internal(anyhow::anyhow!(
-                "{}",
-                c.reason("data ingest")
-            )));
-        }
-        if c.code != 0 {
-            // Exit 1 prints the validation or checks report before its refusal.
-            let mut why = c.reason("data ingest");
-            if let Some(checks) = c.json.get("checks").and_then(Value::as_array) {
+            IngestOutcome::Rejected(Rejected::Checks {
+                checks, threshold, ..
+            }) => {
                 let fired: Vec<String> = checks
+                    .checks
                     .iter()
-                    .filter(|k| k.get("severity").and_then(Value::as_str) != Some("pass"))
-                    .map(|k| {
-                        format!(
-                            "{} ({}): {}",
-                            k["id"].as_str().unwrap_or("?"),
-                            k["severity"].as_str().unwrap_or("?"),
-                            k["summary"].as_str().unwrap_or("")
-                        )
-                    })
+                    .filter(|c| c.severity >= threshold)
+                    .map(|c| format!("{} ({:?}): {}", c.id, c.severity, c.summary))
                     .collect();
-                if !fired.is_empty() {
-                    why.push_str(&format!("; checks: {}", fired.join("; ")));
-                }
+                return Ok(Err(format!(
+                    "ingest refused: the poisoning checks fired; nothing was stored; checks: {}",
+                    fired.join("; ")
+                )));
             }
-            return Ok(Err(why));
-        }
-        let j = &c.json;
-        let data = PathBuf::from(j["path"].as_str().unwrap_or_default());
-        let manifest = PathBuf::from(j["manifest"].as_str().unwrap_or_default());
-        let arts = [Artifact::of(&data), Artifact::of(&manifest)]
+        };
+        let c = &i.committed;
+        let arts = [Artifact::of(&c.data), Artifact::of(&c.manifest)]
             .into_iter()
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
-        let report = &j["report"];
+        let r = &i.report;
         let summary = format!(
             "{} rows = {} accepted + {} quarantined; stored {}",
-            report["rows_read"],
-            report["accepted"],
-            report["rejected"],
-            j["dataset"].as_str().unwrap_or("?")
+            r.rows_read,
+            r.accepted,
+            r.rejected,
+            i.dataset()
         );
         Ok(Ok((
             json!({
-                "dataset": j["dataset"], "data": data, "manifest": manifest,
-                "integrity": j["integrity"], "summary": summary,
+                "dataset": i.dataset(), "data": c.data, "manifest": c.manifest,
+                "integrity": i.integrity.name(), "summary": summary,
             }),
             arts,
         )))
@@ -457,26 +451,75 @@ impl Pipeline<'_> {
         let model = run.join("model");
         let sig = run.join("model.sig");
         let prov = run.join("provenance.json");
-        let v = match self
-            .r
-            .ok("verify", &os(&[&"verify", &model, &"--sig", &sig]))?
-        {
+        let ctx = self.ctx();
+        let policy = ctx.home.load_policy()?;
+        let keys: Vec<_> = policy.trusted_public_keys();
+        let anchors = ctx.home.anchors(&policy)?;
+        let read = |p: &Path| -> Result<Vec<u8>, String> {
+            use std::io::Read as _;
+            let mut bytes = Vec::new();
+            std::fs::File::open(p)
+                .and_then(|f| {
+                    f.take(rampart_crypto::dsse::MAX_BUNDLE_BYTES)
+                        .read_to_end(&mut bytes)
+                })
+                .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+            Ok(bytes)
+        };
+        let mut opts = rampart_crypto::oms::VerifyOptions::new(&sig);
+        opts.cert_roots.clone_from(&anchors.cert_roots);
+        opts.sigstore.clone_from(&anchors.sigstore);
+        let signed = read(&sig).and_then(|bundle| {
+            rampart_crypto::oms::verify_model(&model, &bundle, &keys, &opts, &|_| {})
+                .map_err(|e| format!("the signature {} does not verify: {e}", sig.display()))
+        });
+        let model_text = model.display().to_string();
+        let v = match signed {
             Ok(v) => v,
-            Err(e) => return Ok(Err(e)),
+            Err(why) => {
+                ctx.audit(
+                    ctx.event(Action::Verify, AuditOutcome::Failed)
+                        .subject_path(&model_text)
+                        .detail("reason", why.clone()),
+                )?;
+                return Ok(Err(why));
+            }
         };
-        let a = match self
-            .r
-            .ok("attest verify", &os(&[&"attest", &"verify", &prov]))?
-        {
+        ctx.audit(
+            ctx.event(Action::Verify, AuditOutcome::Ok)
+                .subject_path(&model_text)
+                .subject_digest(format!("sha256:{}", v.signed.subject_digest))
+                .detail("key", v.key.to_string())
+                .detail("files", v.files)
+                .detail("signature", sig.display().to_string()),
+        )?;
+        let prov_text = prov.display().to_string();
+        let attested = read(&prov).and_then(|bytes| {
+            rampart_crypto::provenance::verify_attestation(&bytes, &keys)
+                .map_err(|e| format!("{prov_text}: {e}"))
+        });
+        let a = match attested {
             Ok(a) => a,
-            Err(e) => return Ok(Err(e)),
+            Err(why) => {
+                ctx.audit(
+                    ctx.event(Action::AttestVerify, AuditOutcome::Failed)
+                        .subject_path(&prov_text)
+                        .detail("reason", why.clone()),
+                )?;
+                return Ok(Err(why));
+            }
         };
-        let deps = a["dependencies"].as_array().cloned().unwrap_or_default();
-        let in_prov = deps
+        ctx.audit(
+            ctx.event(Action::AttestVerify, AuditOutcome::Ok)
+                .subject_path(&prov_text)
+                .detail("key", a.key.to_string())
+                .detail("predicate_type", a.predicate_type.clone()),
+        )?;
+        let in_prov = a
+            .dependencies
             .iter()
-            .find(|d| d["name"] == "dataset")
-            .and_then(|d| d["sha256"].as_str())
-            .map(|h| format!("sha256:{h}"))
+            .find(|d| d.name == "dataset")
+            .map(|d| format!("sha256:{}", d.digest.to_hex()))
             .unwrap_or_default();
         if in_prov != dataset {
             return Ok(Err(format!(
@@ -484,16 +527,10 @@ impl Pipeline<'_> {
             )));
         }
         // Every model file is a subject of the provenance, with its digest.
-        let subjects: BTreeMap<String, String> = a["subjects"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|s| {
-                Some((
-                    s["name"].as_str()?.to_owned(),
-                    s["sha256"].as_str()?.to_owned(),
-                ))
-            })
+        let subjects: BTreeMap<String, String> = a
+            .subjects
+            .iter()
+            .map(|s| (s.name.clone(), s.digest.to_hex()))
             .collect();
         let files =
             Artifact::all_in(&model).map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
@@ -513,30 +550,62 @@ impl Pipeline<'_> {
             }
         }
         Ok(Ok(json!({
-            "signature": {"path": sig, "key": v["key"], "verified": v["verified"], "root": v["subject"]["sha256"]},
-            "provenance": {"path": prov, "key": a["key"], "verified": a["verified"], "dataset": dataset, "subjects": subjects.len()},
-            "summary": format!("signature and provenance verify (key {}); provenance dataset = ingested {}", v["key"].as_str().unwrap_or("?"), dataset),
+            "signature": {"path": sig, "key": v.key.to_string(), "verified": true, "root": v.signed.subject_digest.to_hex()},
+            "provenance": {"path": prov, "key": a.key.to_string(), "verified": true, "dataset": dataset, "subjects": subjects.len()},
+            "summary": format!("signature and provenance verify (key {}); provenance dataset = ingested {}", v.key, dataset),
         })))
     }
 
+    fn registry(&self) -> Result<rampart_registry::Registry, CliError> {
+        rampart_registry::Registry::open(&self.ctx().home.root().join("registry"))
+            .map_err(|e| CliError::internal(anyhow::Error::new(e)))
+    }
+
+    /// A registry error as a step's failure, or as the pipeline's own error when the
+    /// environment failed.
+    fn registry_failure(
+        e: rampart_registry::RegistryError,
+        what: &str,
+    ) -> Result<String, CliError> {
+        use rampart_registry::RegistryError as E;
+        match e {
+            E::Db(_) | E::Io { .. } | E::Audit(_) => Err(CliError::internal(
+                anyhow::Error::new(e).context(format!("{what} failed")),
+            )),
+            other => Ok(format!("{what} refused: {other}")),
+        }
+    }
+
     fn register(&self, st: &State) -> Result<StepResult, CliError> {
-        let run = step_out(st, "train")["run_dir"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
+        let run = PathBuf::from(
+            step_out(st, "train")["run_dir"]
+                .as_str()
+                .unwrap_or_default(),
+        );
         let name = self.spec.model_name();
-        match self.r.ok(
-            "model register",
-            &os(&[&"model", &"register", &run, &"--name", &name]),
-        )? {
+        let ctx = self.ctx();
+        let policy = ctx.home.load_policy()?;
+        let mut reg = self.registry()?;
+        let got = rampart_registry::service::register(
+            &ctx.session(&policy)?,
+            &mut reg,
+            &rampart_registry::service::RegisterRequest {
+                path: &run,
+                name,
+                signature: None,
+                provenance: None,
+                metrics: None,
+            },
+        );
+        match got {
             Ok(v) => Ok(Ok((
                 json!({
-                    "model": name, "version": v["version"], "root": v["root"],
-                    "files": v["files"], "summary": format!("{name}@{}", v["version"]),
+                    "model": name, "version": v.version, "root": v.root,
+                    "files": v.files, "summary": format!("{name}@{}", v.version),
                 }),
                 Vec::new(),
             ))),
-            Err(e) => Ok(Err(e)),
+            Err(e) => Self::registry_failure(e, "register").map(Err),
         }
     }
 
@@ -561,7 +630,7 @@ impl Pipeline<'_> {
                 return Ok(Err(format!("cannot read {}: {e}", prov.display())));
             }
         }
-        let keys = crate::cmd::verify::verifier_keys(self.ctx(), &[])?;
+        let keys = self.ctx().verifier_keys(&[])?;
         let att = match rampart_crypto::provenance::verify_attestation(&bytes, &keys) {
             Ok(a) => a,
             Err(e) => return Ok(Err(format!("{}: {e}", prov.display()))),
@@ -608,46 +677,54 @@ impl Pipeline<'_> {
                 failed.join("; ")
             )));
         }
-        let stages: &[&str] = match self.spec.promote.to {
+        use rampart_registry::Stage;
+        let stages: &[(&str, Stage)] = match self.spec.promote.to {
             Target::None => &[],
-            Target::Staging => &["staging"],
-            Target::Production => &["staging", "production"],
+            Target::Staging => &[("staging", Stage::Staging)],
+            Target::Production => &[
+                ("staging", Stage::Staging),
+                ("production", Stage::Production),
+            ],
         };
         let mut stage = "none".to_owned();
-        for to in stages {
-            let c = self
-                .r
-                .rampart(&os(&[&"model", &"promote", &reference, &"--to", to]))?;
-            for g in c.json["gates"].as_array().into_iter().flatten() {
-                let mut g = g.clone();
-                if let Value::Object(m) = &mut g {
-                    m.insert("stage".into(), json!(to));
-                }
-                gates.push(g);
+        let ctx = self.ctx();
+        let policy = ctx.home.load_policy()?;
+        let session = ctx.session(&policy)?;
+        let mut reg = self.registry()?;
+        let store = rampart_ingest::DatasetStore::of(&ctx.home);
+        let lineage = |l: &rampart_registry::LineageEntry| -> Result<(), String> {
+            if store.find(&l.sha256).is_some() {
+                Ok(())
+            } else {
+                Err("not a dataset ingested into this home".into())
             }
-            if c.code != 0 {
-                let bad: Vec<String> = c.json["gates"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter(|g| g["ok"] != true)
-                    .map(|g| {
-                        format!(
-                            "{}: {}",
-                            g["gate"].as_str().unwrap_or("?"),
-                            g["detail"].as_str().unwrap_or("")
-                        )
-                    })
-                    .collect();
-                let why = if bad.is_empty() {
-                    c.reason("model promote")
-                } else {
-                    format!("{reference} NOT promoted to {to}: {}", bad.join("; "))
-                };
-                if c.code == 3 {
-                    return Err(CliError::internal(anyhow::anyhow!("{why}")));
+        };
+        for (to, target) in stages {
+            let got = rampart_registry::service::promote(
+                &session, &mut reg, &reference, *target, &lineage,
+            );
+            let checks = match got {
+                Ok(rampart_registry::service::Promotion::Promoted { checks, .. }) => checks,
+                Ok(rampart_registry::service::Promotion::Refused { checks, .. }) => {
+                    let bad: Vec<String> = checks
+                        .iter()
+                        .filter(|g| !g.ok)
+                        .map(|g| format!("{}: {}", g.gate, g.detail))
+                        .collect();
+                    for g in &checks {
+                        gates.push(
+                            json!({"gate": g.gate, "ok": g.ok, "detail": g.detail, "stage": to}),
+                        );
+                    }
+                    return Ok(Err(format!(
+                        "{reference} NOT promoted to {to}: {}",
+                        bad.join("; ")
+                    )));
                 }
-                return Ok(Err(why));
+                Err(e) => return Self::registry_failure(e, "promote").map(Err),
+            };
+            for g in &checks {
+                gates.push(json!({"gate": g.gate, "ok": g.ok, "detail": g.detail, "stage": to}));
             }
             stage = (*to).to_owned();
         }
@@ -736,17 +813,17 @@ impl Pipeline<'_> {
                         shown["root"], o["root"]
                     )));
                 }
-                // Checking the version out re-hashes every stored blob.
+                // Materialising the version re-hashes every stored blob.
                 let tmp = tempfile::Builder::new()
                     .prefix("checkout-")
                     .tempdir_in(&self.dir)
                     .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
-                let into = tmp.path().join("model");
-                if let Err(e) = self.r.ok(
-                    "model checkout",
-                    &os(&[&"model", &"checkout", &reference, &"-o", &into]),
-                )? {
-                    return Ok(Reuse::Tampered(e));
+                let reg = self.registry()?;
+                let checked = reg
+                    .resolve(&reference)
+                    .and_then(|v| reg.materialise(&v, tmp.path()));
+                if let Err(e) = checked {
+                    return Ok(Reuse::Tampered(format!("{reference}: {e}")));
                 }
                 Ok(Reuse::Valid)
             }
@@ -771,17 +848,17 @@ impl Pipeline<'_> {
         }
     }
 
-    /// `model show` of the version a step recorded: its reference and what the registry says.
+    /// The version a step recorded, as the registry has it now: its reference and record.
     fn shown(&self, o: &Value) -> Result<Result<(String, Value), String>, CliError> {
         let reference = format!(
             "{}@{}",
             o["model"].as_str().unwrap_or_default(),
             o["version"]
         );
-        Ok(self
-            .r
-            .ok("model show", &os(&[&"model", &"show", &reference]))?
-            .map(|v| (reference, v)))
+        Ok(match self.registry()?.resolve(&reference) {
+            Ok(v) => Ok((reference, serde_json::to_value(&v).unwrap_or_default())),
+            Err(e) => Err(format!("{reference}: {e}")),
+        })
     }
 
     fn ctx(&self) -> &Ctx {
@@ -810,8 +887,8 @@ fn run_pipeline(ctx: &Ctx, a: &PipelineRunArgs, quiet: bool) -> Result<Status, C
             .get("kind")
             .and_then(toml::Value::as_str)
             .unwrap_or_default();
-        crate::cmd::train::model_choice(kind)
-            .and_then(|_| crate::cmd::train::hyper_args(Some(m), Some(&spec_path)))
+        crate::hyper::model_choice(kind)
+            .and_then(|_| crate::hyper::hyper_args(Some(m), Some(&spec_path)))
             .map_err(|e| {
                 CliError::input(anyhow::anyhow!(
                     "{} (in [train.model])",
@@ -842,9 +919,15 @@ fn run_pipeline(ctx: &Ctx, a: &PipelineRunArgs, quiet: bool) -> Result<Status, C
             quiet,
             &format!("no home at {}: creating one", home.display()),
         );
-        if let Err(e) = r.ok("init", &os(&[&"init"]))? {
-            return Err(CliError::input(anyhow::anyhow!("{e}")));
-        }
+        let report = ctx.home.init()?;
+        ctx.audit(
+            ctx.event(Action::HomeInit, AuditOutcome::Ok)
+                .subject_path(home.display().to_string())
+                .detail("signing_key", report.signing_fingerprint.to_string())
+                .detail("age_recipient", report.age_recipient.clone())
+                .detail("policy_written", report.policy_written)
+                .detail("by", "pipeline"),
+        )?;
         let mut roots: Vec<PathBuf> = Vec::new();
         for p in std::iter::once(&spec.source.path).chain(spec.checks.reference.as_ref()) {
             let real = std::fs::canonicalize(p).map_err(|e| {
@@ -863,9 +946,14 @@ fn run_pipeline(ctx: &Ctx, a: &PipelineRunArgs, quiet: bool) -> Result<Status, C
             }
         }
         for dir in &roots {
-            if let Err(e) = r.ok("data roots add", &os(&[&"data", &"roots", &"add", dir]))? {
-                return Err(CliError::input(anyhow::anyhow!("{e}")));
-            }
+            ctx.recorded(|rec| {
+                ctx.home.data_root_add(dir, &mut |real| {
+                    rec.write(
+                        ctx.event(Action::DataRootsAdd, AuditOutcome::Ok)
+                            .subject_path(real.display().to_string()),
+                    )
+                })
+            })?;
             progress(quiet, &format!("  authorised data root {}", dir.display()));
         }
     }

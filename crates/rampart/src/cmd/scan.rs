@@ -23,7 +23,9 @@ pub fn run(ctx: &Ctx, args: &ScanArgs, quiet: bool) -> Result<Status, CliError> 
             .ok_or_else(|| CliError::input(anyhow::anyhow!("unknown severity {text:?}")))?,
         None => policy.as_ref().map_or(Severity::Medium, |p| p.scan.fail_on),
     };
-    let mut cfg = policy.as_ref().map_or_else(ScanConfig::default, config);
+    let mut cfg = policy
+        .as_ref()
+        .map_or_else(ScanConfig::default, |p| p.scan.config());
     cfg.allow.extend(args.allow.iter().cloned());
     for a in &cfg.allow {
         if a.is_empty() || !a.contains('.') {
@@ -189,14 +191,4 @@ fn human(reports: &[FileReport], fail_on: Severity, imports: bool) -> String {
         fail_on.as_str()
     );
     out
-}
-
-/// The scanner settings of a policy: its allowlist and the severity of unanalysable files.
-pub fn config(policy: &rampart_home::Policy) -> ScanConfig {
-    ScanConfig {
-        allow: policy.scan.allow.clone(),
-        unanalysable: Some(policy.scan.unanalysable),
-        severity: policy.scan.severity.clone().into_iter().collect(),
-        ..ScanConfig::default()
-    }
 }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use rampart_audit::Outcome;
-use rampart_registry::gates::{self, GateContext, Gates};
+use rampart_registry::gates::{self, GateContext, GatePolicy};
 use rampart_registry::{Registry, RegistryError, Stage};
 use rampart_scan::{ScanConfig, Severity};
 use rampart_serve::keys::{KeyStore, Role};
@@ -238,10 +238,7 @@ fn load_one(
         reg,
         &v,
         Stage::Production,
-        &Gates {
-            require_signature: true,
-            ..Gates::default()
-        },
+        &GatePolicy::signature_only(),
         &GateContext {
             keys,
             anchors,
@@ -329,7 +326,7 @@ fn guard_proxy(
     ctx: &Ctx,
     a: &ServeArgs,
 ) -> Result<rampart_serve::guard_proxy::GuardProxy, CliError> {
-    let guard = crate::cmd::guard::from_policy(ctx)?;
+    let guard = ctx.guard()?;
     let upstream = a.guard_upstream.clone().unwrap_or_default();
     if !(upstream.starts_with("https://") || upstream.starts_with("http://")) {
         return Err(CliError::input(anyhow::anyhow!(
@@ -379,7 +376,7 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
             "pass --tls-cert and --tls-key, or --insecure-http behind a TLS terminator (audited), or bind 127.0.0.1",
         ));
     }
-    let keys = crate::cmd::verify::verifier_keys(ctx, &[])?;
+    let keys = ctx.verifier_keys(&[])?;
     let reg = Registry::open(&ctx.home.root().join("registry"))
         .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
     let refs: Vec<String> = if a.models.is_empty() {

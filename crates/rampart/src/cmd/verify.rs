@@ -1,10 +1,8 @@
 //! `rampart verify`.
 
 use rampart_audit::Action;
-use std::path::PathBuf;
 
 use rampart_audit::Outcome;
-use rampart_crypto::PublicKey;
 use rampart_crypto::oms::{self, OmsError, VerifyOptions};
 use serde_json::json;
 
@@ -12,42 +10,6 @@ use crate::cli::{Format, VerifyArgs};
 use crate::context::Ctx;
 use crate::error::{CliError, Status};
 use crate::output;
-
-/// Keys from `--key` files, or else the home's trusted keys.
-pub fn verifier_keys(ctx: &Ctx, files: &[PathBuf]) -> Result<Vec<PublicKey>, CliError> {
-    if !files.is_empty() {
-        return files
-            .iter()
-            .map(|f| {
-                let text = rampart_home::secure_fs::read_small_file(f)?;
-                PublicKey::from_pem(&text).map_err(|e| {
-                    CliError::input(
-                        anyhow::Error::new(e)
-                            .context(format!("cannot use {} as a public key", f.display())),
-                    )
-                })
-            })
-            .collect();
-    }
-    ctx.home.require().map_err(|e| {
-        CliError::from(e).hint("pass --key PUB.pem, or trust keys with `rampart trust add`")
-    })?;
-    let keys: Vec<PublicKey> = ctx
-        .home
-        .load_policy()?
-        .trusted_keys()
-        .into_iter()
-        .map(|(_, k)| k)
-        .collect();
-    if keys.is_empty() {
-        return Err(CliError::input(anyhow::anyhow!(
-            "no trusted keys in {}",
-            ctx.home.policy_path().display()
-        ))
-        .hint("trust a key with `rampart trust add KEY.pem`, or pass --key PUB.pem"));
-    }
-    Ok(keys)
-}
 
 /// The Sigstore trusted root: `--trusted-root FILE`, else the home's installed one, else the
 /// pinned public-good root.
@@ -73,7 +35,7 @@ pub fn run(ctx: &Ctx, args: &VerifyArgs, quiet: bool) -> Result<Status, CliError
     let sig = args
         .sig
         .clone()
-        .unwrap_or_else(|| crate::cmd::sign::default_sig(&args.path));
+        .unwrap_or_else(|| rampart_crypto::oms::default_signature_path(&args.path));
     if !args.path.exists() {
         return Err(CliError::input(anyhow::anyhow!(
             "{} does not exist",
@@ -122,9 +84,9 @@ pub fn run(ctx: &Ctx, args: &VerifyArgs, quiet: bool) -> Result<Status, CliError
         let anchors = ctx.home.anchors(&policy)?;
         opts.cert_roots = anchors.cert_roots;
         opts.sigstore = anchors.sigstore;
-        policy.trusted_keys().into_iter().map(|(_, k)| k).collect()
+        policy.trusted_public_keys()
     } else {
-        verifier_keys(ctx, &args.key)?
+        ctx.verifier_keys(&args.key)?
     };
     opts.ignore.clone_from(&args.ignore);
     opts.ignore_unsigned_files = args.ignore_unsigned_files;

@@ -273,3 +273,33 @@ fn the_readme_tour_matches_the_cli() {
     }
     assert!(checked >= 40, "only {checked} tour rows found");
 }
+
+/// The command files only parse, call and print: what two commands share lives in a library
+/// or in one of the binary's shared modules (`context`, `report`, `unlock`, `outfile`,
+/// `hyper`), never in another command's file.
+#[test]
+fn no_command_file_imports_another() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cmd");
+    let mut offenders = Vec::new();
+    let mut files = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().is_some_and(|n| n == "mod.rs") {
+            continue;
+        }
+        files += 1;
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            if code.contains("crate::cmd::") || code.contains("super::") {
+                offenders.push(format!("{}:{}: {}", path.display(), i + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        files > 10,
+        "read {files} command files from {}",
+        dir.display()
+    );
+    assert!(offenders.is_empty(), "{}", offenders.join("\n"));
+}
