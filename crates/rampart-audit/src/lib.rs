@@ -38,6 +38,7 @@
 
 mod action;
 pub mod canonical;
+pub mod conformance;
 mod error;
 mod log;
 mod record;

@@ -340,3 +340,39 @@ fn concurrent_processes_produce_a_valid_chain() {
         assert_eq!(seen, &(0..PER_WRITER as u64).collect::<Vec<_>>());
     }
 }
+
+#[test]
+fn the_file_log_passes_the_sink_conformance_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(dir.path()).unwrap();
+    rampart_audit::conformance::run(&log).unwrap();
+    // What it stored verifies as one chain.
+    let key = rampart_crypto::SigningKey::generate();
+    log.checkpoint(&key).unwrap();
+    let report = log.verify(&[key.public_key()]).unwrap();
+    assert!(report.failure.is_none(), "{:?}", report.failure);
+    assert_eq!(report.records, 66);
+    // The suite can fail: a sink that forgets to chain is caught.
+    struct Unchained(AuditLog, std::sync::Mutex<u64>);
+    impl rampart_audit::AuditSink for Unchained {
+        fn append(
+            &self,
+            e: rampart_audit::Event,
+        ) -> Result<rampart_audit::Record, rampart_audit::AuditError> {
+            let mut r = self.0.append(e)?;
+            let mut n = self.1.lock().unwrap();
+            *n += 1;
+            if *n == 2 {
+                r.prev = "0".repeat(64);
+            }
+            Ok(r)
+        }
+    }
+    let dir2 = tempfile::tempdir().unwrap();
+    let bad = Unchained(
+        AuditLog::open(dir2.path()).unwrap(),
+        std::sync::Mutex::new(0),
+    );
+    let err = rampart_audit::conformance::run(&bad).unwrap_err();
+    assert!(err.case == "append" || err.case == "chain", "{err}");
+}

@@ -262,9 +262,146 @@ impl BlobStore for FsBlobStore {
     }
 }
 
+/// What every [`BlobStore`] must do, as a suite a new backend (object storage, a database)
+/// runs against itself: `run(&store, &corrupt)`, where `corrupt` changes a stored blob's bytes
+/// behind the store's back (what a disk error or an attacker would do).
+pub mod conformance {
+    use std::io::Cursor;
+
+    use rampart_crypto::{Digest, sha256};
+
+    use super::{BlobError, BlobStore};
+
+    /// The case that failed, and how.
+    #[derive(Debug, thiserror::Error)]
+    #[error("blob store conformance: {case}: {detail}")]
+    pub struct Failure {
+        /// The case.
+        pub case: &'static str,
+        /// What happened instead.
+        pub detail: String,
+    }
+
+    fn fail(case: &'static str, detail: impl Into<String>) -> Failure {
+        Failure {
+            case,
+            detail: detail.into(),
+        }
+    }
+
+    /// Runs every case. `scratch` is an empty directory for `copy_to` targets.
+    ///
+    /// # Errors
+    /// The first case the store fails.
+    pub fn run(
+        store: &dyn BlobStore,
+        corrupt: &dyn Fn(&Digest),
+        scratch: &std::path::Path,
+    ) -> Result<(), Failure> {
+        let bytes = b"conformance blob \x00\x01\xff".to_vec();
+        let want = sha256(&bytes);
+        // put returns the content's digest; putting it again changes nothing.
+        let got = store
+            .put(&mut Cursor::new(&bytes))
+            .map_err(|e| fail("put", e.to_string()))?;
+        if got != want {
+            return Err(fail(
+                "put",
+                format!("returned {got}, the content is {want}"),
+            ));
+        }
+        let again = store
+            .put(&mut Cursor::new(&bytes))
+            .map_err(|e| fail("put twice", e.to_string()))?;
+        if again != want {
+            return Err(fail("put twice", format!("returned {again}")));
+        }
+        if !store.contains(&want) {
+            return Err(fail("contains", "a stored blob is not contained"));
+        }
+        // read gives the bytes back, within a limit; over it is refused.
+        match store.read(&want, 1 << 20) {
+            Ok(b) if b == bytes => {}
+            Ok(_) => return Err(fail("read", "different bytes")),
+            Err(e) => return Err(fail("read", e.to_string())),
+        }
+        match store.read(&want, 3) {
+            Err(BlobError::TooLarge(..)) => {}
+            other => return Err(fail("read over the limit", format!("{other:?}"))),
+        }
+        match store.verify(&want) {
+            Ok(n) if n == bytes.len() as u64 => {}
+            other => return Err(fail("verify", format!("{other:?}"))),
+        }
+        let to = scratch.join("copy");
+        match store.copy_to(&want, &to) {
+            Ok(_) if std::fs::read(&to).ok().as_deref() == Some(bytes.as_slice()) => {}
+            other => return Err(fail("copy_to", format!("{other:?}"))),
+        }
+        // The empty blob is a blob.
+        let empty = store
+            .put(&mut Cursor::new(Vec::new()))
+            .map_err(|e| fail("put empty", e.to_string()))?;
+        if empty != sha256(b"") || store.read(&empty, 0).map(|b| b.len()).ok() != Some(0) {
+            return Err(fail("empty blob", "not stored and read back as empty"));
+        }
+        // Unknown digests are missing, never an empty success.
+        let unknown = sha256(b"never stored");
+        if store.contains(&unknown) {
+            return Err(fail("contains", "an unknown digest is contained"));
+        }
+        match store.read(&unknown, 1 << 20) {
+            Err(BlobError::Missing(_)) => {}
+            other => return Err(fail("read unknown", format!("{other:?}"))),
+        }
+        // A blob changed behind the store's back is caught by every reader, and copy_to
+        // leaves nothing behind.
+        corrupt(&want);
+        match store.read(&want, 1 << 20) {
+            Err(BlobError::Corrupted { .. }) => {}
+            other => return Err(fail("read corrupted", format!("{other:?}"))),
+        }
+        match store.verify(&want) {
+            Err(BlobError::Corrupted { .. }) => {}
+            other => return Err(fail("verify corrupted", format!("{other:?}"))),
+        }
+        let to = scratch.join("copy-of-corrupted");
+        match store.copy_to(&want, &to) {
+            Err(BlobError::Corrupted { .. }) if !to.exists() => {}
+            other => {
+                return Err(fail(
+                    "copy_to corrupted",
+                    format!("{other:?}, target left: {}", to.exists()),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{BlobError, BlobStore as _, FsBlobStore};
+
+    #[test]
+    fn the_filesystem_store_passes_the_conformance_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::new(dir.path());
+        let corrupt = |d: &rampart_crypto::Digest| {
+            let p = store.path_of(d);
+            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+                .unwrap();
+            std::fs::write(&p, b"not what was stored").unwrap();
+        };
+        super::conformance::run(&store, &corrupt, scratch.path()).unwrap();
+        // The suite can fail: a store that does not notice corruption is caught.
+        let lax = tempfile::tempdir().unwrap();
+        let store2 = FsBlobStore::new(lax.path());
+        let scratch2 = tempfile::tempdir().unwrap();
+        let err = super::conformance::run(&store2, &|_| {}, scratch2.path()).unwrap_err();
+        assert_eq!(err.case, "read corrupted");
+    }
 
     #[test]
     fn write_once_read_verified() {

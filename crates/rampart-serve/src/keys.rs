@@ -96,6 +96,29 @@ impl AuthFailure {
     }
 }
 
+/// Why the key store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyStoreError {
+    /// The database file or its directory could not be opened or created.
+    #[error("{path}: {reason}")]
+    Open {
+        /// The database or its directory.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The database.
+    #[error("API key database: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// The change's record could not be written (the audit log), so it was not made.
+    #[error("{0}")]
+    Unrecorded(String),
+    /// The new key's request-signing key could not be sealed.
+    #[error("sealing the key's signing secret: {0}")]
+    Seal(String),
+}
+
 /// The key store.
 #[derive(Debug)]
 pub struct KeyStore {
@@ -127,18 +150,24 @@ impl KeyStore {
     /// Opens (creating) the store.
     ///
     /// # Errors
-    /// SQLite errors as text.
-    pub fn open(path: &Path) -> Result<Self, String> {
+    /// [`KeyStoreError::Open`], [`KeyStoreError::Db`].
+    pub fn open(path: &Path) -> Result<Self, KeyStoreError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|e| KeyStoreError::Open {
+                path: dir.to_path_buf(),
+                reason: e.to_string(),
+            })?;
         }
-        let db = Connection::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let db = Connection::open(path).map_err(|e| KeyStoreError::Open {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
         {
             use std::os::unix::fs::PermissionsExt as _;
             let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
         }
         db.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(|e| e.to_string())?;
+            .map_err(KeyStoreError::from)?;
         db.execute_batch(
             "CREATE TABLE IF NOT EXISTS keys (
                 id TEXT PRIMARY KEY,
@@ -153,21 +182,21 @@ impl KeyStore {
                 label TEXT NOT NULL
             );",
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(KeyStoreError::from)?;
         // Added after the first schema: the sealed HMAC key for signed requests.
         let has_hmac: bool = db
             .prepare("SELECT 1 FROM pragma_table_info('keys') WHERE name = 'hmac'")
             .and_then(|mut st| st.exists([]))
-            .map_err(|e| e.to_string())?;
+            .map_err(KeyStoreError::from)?;
         if !has_hmac {
             db.execute_batch("ALTER TABLE keys ADD COLUMN hmac TEXT")
-                .map_err(|e| e.to_string())?;
+                .map_err(KeyStoreError::from)?;
         }
         // Rollback-journal mode: every commit, by any process, bumps the header's file change
         // counter, which is what lets `authenticate` cache keys and still see a revocation on
         // the very next request.
         db.pragma_update(None, "journal_mode", "DELETE")
-            .map_err(|e| e.to_string())?;
+            .map_err(KeyStoreError::from)?;
         Ok(Self {
             db,
             file: std::fs::File::open(path).ok(),
@@ -240,14 +269,14 @@ impl KeyStore {
     ///
     /// # Errors
     /// SQLite errors.
-    pub fn sealed_hmac(&self, id: &str) -> Result<Option<String>, String> {
+    pub fn sealed_hmac(&self, id: &str) -> Result<Option<String>, KeyStoreError> {
         self.db
             .query_row("SELECT hmac FROM keys WHERE id = ?1", [id], |r| {
                 r.get::<_, Option<String>>(0)
             })
             .optional()
             .map(Option::flatten)
-            .map_err(|e| e.to_string())
+            .map_err(KeyStoreError::from)
     }
 
     /// Checks a key found by id (after a signature verified): not revoked, not expired.
@@ -287,7 +316,7 @@ impl KeyStore {
         label: &str,
         seal: &dyn Fn(&[u8]) -> Result<String, String>,
         record: &mut dyn FnMut(&KeyInfo) -> Result<(), String>,
-    ) -> Result<(KeyInfo, String), String> {
+    ) -> Result<(KeyInfo, String), KeyStoreError> {
         let mut id = [0u8; 8];
         let mut secret = [0u8; 32];
         rand_core::OsRng.fill_bytes(&mut id);
@@ -295,19 +324,24 @@ impl KeyStore {
         let id = hex_of(&id);
         let secret = b64(&secret);
         let token = format!("rk_{id}_{secret}");
-        let sealed = seal(&crate::httpsig::hmac_key(&token))?;
+        let sealed = seal(&crate::httpsig::hmac_key(&token)).map_err(KeyStoreError::Seal)?;
         let created = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
-        let tx = self.db.unchecked_transaction().map_err(|e| e.to_string())?;
+        let tx = self
+            .db
+            .unchecked_transaction()
+            .map_err(KeyStoreError::from)?;
         tx.execute(
             "INSERT INTO keys (id, hash, role, model, rate, burst, expires, created_at, label, hmac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![id, hash(&secret), role.as_str(), model, rate, burst, expires, created, label, sealed],
         )
-        .map_err(|e| e.to_string())?;
-        let info = self.get(&id)?.ok_or("the new key is missing")?;
-        record(&info)?;
-        tx.commit().map_err(|e| e.to_string())?;
+        .map_err(KeyStoreError::from)?;
+        let info = self
+            .get(&id)?
+            .ok_or(KeyStoreError::Db(rusqlite::Error::QueryReturnedNoRows))?;
+        record(&info).map_err(KeyStoreError::Unrecorded)?;
+        tx.commit().map_err(KeyStoreError::from)?;
         Ok((info, token))
     }
 
@@ -315,26 +349,26 @@ impl KeyStore {
     ///
     /// # Errors
     /// SQLite errors.
-    pub fn get(&self, id: &str) -> Result<Option<KeyInfo>, String> {
+    pub fn get(&self, id: &str) -> Result<Option<KeyInfo>, KeyStoreError> {
         self.db
             .prepare_cached(
                 "SELECT id, role, model, rate, burst, expires, revoked, created_at, label FROM keys WHERE id = ?1",
             )
             .and_then(|mut st| st.query_row([id], row).optional())
-            .map_err(|e| e.to_string())
+            .map_err(KeyStoreError::from)
     }
 
     /// Every key.
     ///
     /// # Errors
     /// SQLite errors.
-    pub fn list(&self) -> Result<Vec<KeyInfo>, String> {
+    pub fn list(&self) -> Result<Vec<KeyInfo>, KeyStoreError> {
         let mut st = self
             .db
             .prepare("SELECT id, role, model, rate, burst, expires, revoked, created_at, label FROM keys ORDER BY created_at")
-            .map_err(|e| e.to_string())?;
-        let rows = st.query_map([], row).map_err(|e| e.to_string())?;
-        rows.collect::<Result<_, _>>().map_err(|e| e.to_string())
+            .map_err(KeyStoreError::from)?;
+        let rows = st.query_map([], row).map_err(KeyStoreError::from)?;
+        rows.collect::<Result<_, _>>().map_err(KeyStoreError::from)
     }
 
     /// Revokes a key; false if there is no such key. `record` is called inside the transaction
@@ -346,16 +380,19 @@ impl KeyStore {
         &self,
         id: &str,
         record: &mut dyn FnMut(&str) -> Result<(), String>,
-    ) -> Result<bool, String> {
-        let tx = self.db.unchecked_transaction().map_err(|e| e.to_string())?;
+    ) -> Result<bool, KeyStoreError> {
+        let tx = self
+            .db
+            .unchecked_transaction()
+            .map_err(KeyStoreError::from)?;
         let n = tx
             .execute("UPDATE keys SET revoked = 1 WHERE id = ?1", [id])
-            .map_err(|e| e.to_string())?;
+            .map_err(KeyStoreError::from)?;
         if n == 0 {
             return Ok(false);
         }
-        record(id)?;
-        tx.commit().map_err(|e| e.to_string())?;
+        record(id).map_err(KeyStoreError::Unrecorded)?;
+        tx.commit().map_err(KeyStoreError::from)?;
         Ok(true)
     }
 
@@ -399,6 +436,262 @@ impl KeyStore {
     }
 }
 
+/// A key to create.
+#[derive(Debug, Clone, Copy)]
+pub struct NewKey<'a> {
+    /// What it may do.
+    pub role: Role,
+    /// The one model it may call, if limited to one.
+    pub model: Option<&'a str>,
+    /// Requests per second.
+    pub rate: u32,
+    /// Burst.
+    pub burst: u32,
+    /// Unix time it stops working.
+    pub expires: Option<i64>,
+    /// A label for people.
+    pub label: &'a str,
+}
+
+/// Where API keys are kept, so a gateway's replicas can share them: [`KeyStore`] (SQLite, in
+/// the home) is today's; a shared database implements the same, and must pass
+/// [`conformance::run`].
+pub trait ApiKeyStore: Send {
+    /// Creates a key and returns it with its token (the only time the secret exists outside
+    /// the caller). `seal` seals the key's request-signing secret; `record` is called with the
+    /// new key before it is committed, and its error leaves no key behind.
+    ///
+    /// # Errors
+    /// The store's, `seal`'s ([`KeyStoreError::Seal`]) and `record`'s
+    /// ([`KeyStoreError::Unrecorded`]).
+    fn create_key(
+        &self,
+        new: &NewKey<'_>,
+        seal: &dyn Fn(&[u8]) -> Result<String, String>,
+        record: &mut dyn FnMut(&KeyInfo) -> Result<(), String>,
+    ) -> Result<(KeyInfo, String), KeyStoreError>;
+
+    /// One key by id.
+    ///
+    /// # Errors
+    /// The store's.
+    fn key(&self, id: &str) -> Result<Option<KeyInfo>, KeyStoreError>;
+
+    /// Every key.
+    ///
+    /// # Errors
+    /// The store's.
+    fn keys(&self) -> Result<Vec<KeyInfo>, KeyStoreError>;
+
+    /// Revokes a key (false if there is none); `record` as for `create_key`.
+    ///
+    /// # Errors
+    /// The store's, `record`'s.
+    fn revoke_key(
+        &self,
+        id: &str,
+        record: &mut dyn FnMut(&str) -> Result<(), String>,
+    ) -> Result<bool, KeyStoreError>;
+
+    /// Checks a presented token at unix time `now`, in constant time in its secret.
+    ///
+    /// # Errors
+    /// Why it does not authenticate.
+    fn authenticate_token(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<std::sync::Arc<KeyInfo>, AuthFailure>;
+
+    /// Checks a key found by id (after its request signature verified).
+    ///
+    /// # Errors
+    /// Why it may not be used.
+    fn usable_key(&self, id: &str, now: i64) -> Result<std::sync::Arc<KeyInfo>, AuthFailure>;
+
+    /// The sealed request-signing secret of a key, if it has one.
+    ///
+    /// # Errors
+    /// The store's.
+    fn sealed_secret(&self, id: &str) -> Result<Option<String>, KeyStoreError>;
+}
+
+impl ApiKeyStore for KeyStore {
+    fn create_key(
+        &self,
+        n: &NewKey<'_>,
+        seal: &dyn Fn(&[u8]) -> Result<String, String>,
+        record: &mut dyn FnMut(&KeyInfo) -> Result<(), String>,
+    ) -> Result<(KeyInfo, String), KeyStoreError> {
+        self.create(
+            n.role, n.model, n.rate, n.burst, n.expires, n.label, seal, record,
+        )
+    }
+
+    fn key(&self, id: &str) -> Result<Option<KeyInfo>, KeyStoreError> {
+        self.get(id)
+    }
+
+    fn keys(&self) -> Result<Vec<KeyInfo>, KeyStoreError> {
+        self.list()
+    }
+
+    fn revoke_key(
+        &self,
+        id: &str,
+        record: &mut dyn FnMut(&str) -> Result<(), String>,
+    ) -> Result<bool, KeyStoreError> {
+        self.revoke(id, record)
+    }
+
+    fn authenticate_token(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<std::sync::Arc<KeyInfo>, AuthFailure> {
+        self.authenticate(token, now)
+    }
+
+    fn usable_key(&self, id: &str, now: i64) -> Result<std::sync::Arc<KeyInfo>, AuthFailure> {
+        self.usable(id, now)
+    }
+
+    fn sealed_secret(&self, id: &str) -> Result<Option<String>, KeyStoreError> {
+        self.sealed_hmac(id)
+    }
+}
+
+/// What every [`ApiKeyStore`] must do: [`run`] on an empty store.
+pub mod conformance {
+    use super::{ApiKeyStore, AuthFailure, KeyStoreError, NewKey, Role};
+
+    /// The case that failed, and how.
+    #[derive(Debug, thiserror::Error)]
+    #[error("API key store conformance: {case}: {detail}")]
+    pub struct Failure {
+        /// The case.
+        pub case: &'static str,
+        /// What happened instead.
+        pub detail: String,
+    }
+
+    fn fail(case: &'static str, detail: impl Into<String>) -> Failure {
+        Failure {
+            case,
+            detail: detail.into(),
+        }
+    }
+
+    fn auth(
+        s: &dyn ApiKeyStore,
+        case: &'static str,
+        token: &str,
+        now: i64,
+        want: Result<(), AuthFailure>,
+    ) -> Result<(), Failure> {
+        let got = s.authenticate_token(token, now).map(|_| ());
+        if got == want {
+            Ok(())
+        } else {
+            Err(fail(case, format!("{got:?}, expected {want:?}")))
+        }
+    }
+
+    /// Runs every case against an empty store.
+    ///
+    /// # Errors
+    /// The first case the store fails.
+    pub fn run(s: &dyn ApiKeyStore) -> Result<(), Failure> {
+        let new = NewKey {
+            role: Role::Predict,
+            model: Some("credit"),
+            rate: 5,
+            burst: 10,
+            expires: Some(2000),
+            label: "conformance",
+        };
+        let seal = |k: &[u8]| Ok(format!("sealed-{}", k.len()));
+        let mut seen = Vec::new();
+        let (info, token) = s
+            .create_key(&new, &seal, &mut |k| {
+                seen.push(k.id.clone());
+                Ok(())
+            })
+            .map_err(|e| fail("create", e.to_string()))?;
+        if seen != [info.id.clone()] || info.model.as_deref() != Some("credit") {
+            return Err(fail(
+                "create",
+                format!("recorded {seen:?}, stored {info:?}"),
+            ));
+        }
+        if !token.starts_with(&format!("rk_{}_", info.id)) {
+            return Err(fail("create", "the token does not name the key"));
+        }
+        auth(s, "authenticate", &token, 1000, Ok(()))?;
+        auth(s, "expiry", &token, 2000, Err(AuthFailure::Expired))?;
+        let mut wrong = token.clone();
+        let last = wrong.pop().unwrap_or('A');
+        wrong.push(if last == 'A' { 'B' } else { 'A' });
+        auth(s, "wrong secret", &wrong, 1000, Err(AuthFailure::Invalid))?;
+        auth(
+            s,
+            "malformed",
+            "Bearer x",
+            1000,
+            Err(AuthFailure::Malformed),
+        )?;
+        auth(
+            s,
+            "unknown id",
+            "rk_0123456789abcdef_x",
+            1000,
+            Err(AuthFailure::Invalid),
+        )?;
+        match s.key(&info.id) {
+            Ok(Some(k)) if k.id == info.id && !k.revoked => {}
+            other => return Err(fail("get", format!("{other:?}"))),
+        }
+        match s.sealed_secret(&info.id) {
+            Ok(Some(v)) if v.starts_with("sealed-") => {}
+            other => return Err(fail("sealed secret", format!("{other:?}"))),
+        }
+        if s.usable_key(&info.id, 1000).is_err() {
+            return Err(fail("usable", "a live key is not usable"));
+        }
+        // A key whose record cannot be written is not created.
+        let before = s.keys().map_err(|e| fail("list", e.to_string()))?.len();
+        match s.create_key(&new, &seal, &mut |_| Err("audit log full".into())) {
+            Err(KeyStoreError::Unrecorded(_)) => {}
+            other => return Err(fail("unrecorded create", format!("{other:?}"))),
+        }
+        let after = s.keys().map_err(|e| fail("list", e.to_string()))?.len();
+        if (before, after) != (1, 1) {
+            return Err(fail(
+                "unrecorded create",
+                format!("{before} keys, then {after}"),
+            ));
+        }
+        // Nor is a revocation.
+        match s.revoke_key(&info.id, &mut |_| Err("audit log full".into())) {
+            Err(KeyStoreError::Unrecorded(_)) => {}
+            other => return Err(fail("unrecorded revoke", format!("{other:?}"))),
+        }
+        auth(s, "unrecorded revoke", &token, 1000, Ok(()))?;
+        match s.revoke_key(&info.id, &mut |_| Ok(())) {
+            Ok(true) => {}
+            other => return Err(fail("revoke", format!("{other:?}"))),
+        }
+        auth(s, "revoked", &token, 1000, Err(AuthFailure::Revoked))?;
+        if s.usable_key(&info.id, 1000).err() != Some(AuthFailure::Revoked) {
+            return Err(fail("revoked", "a revoked key is usable by id"));
+        }
+        match s.revoke_key("0123456789abcdef", &mut |_| Ok(())) {
+            Ok(false) => Ok(()),
+            other => Err(fail("revoke unknown", format!("{other:?}"))),
+        }
+    }
+}
+
 fn hex_of(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -425,6 +718,13 @@ fn row_at(r: &rusqlite::Row<'_>, o: usize) -> rusqlite::Result<KeyInfo> {
 #[cfg(test)]
 mod tests {
     use super::{AuthFailure, KeyStore, Role};
+
+    #[test]
+    fn the_sqlite_store_passes_the_conformance_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = KeyStore::open(&dir.path().join("k.db")).unwrap();
+        super::conformance::run(&s).unwrap();
+    }
 
     #[test]
     fn keys_authenticate_until_revoked_or_expired() {

@@ -43,7 +43,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use crate::keys::{AuthFailure, KeyInfo, KeyStore, Role};
+use crate::keys::{ApiKeyStore, AuthFailure, KeyInfo, Role};
 use crate::problem::Problem;
 
 /// A model ready to serve.
@@ -243,7 +243,7 @@ pub type Loader = Box<dyn Fn() -> Result<Vec<LoadedModel>, String> + Send + Sync
 pub struct AppState {
     models: std::sync::RwLock<Arc<BTreeMap<String, Arc<LoadedModel>>>>,
     loader: Option<Loader>,
-    keys: Mutex<KeyStore>,
+    keys: Mutex<Box<dyn ApiKeyStore>>,
     limits: ServeLimits,
     limiters: limits::Limiters,
     /// The metrics.
@@ -283,7 +283,7 @@ impl AppState {
     #[must_use]
     pub fn new(
         models: Vec<LoadedModel>,
-        keys: KeyStore,
+        keys: impl ApiKeyStore + 'static,
         limits: ServeLimits,
         events: Option<std::sync::mpsc::SyncSender<SecurityEvent>>,
     ) -> Self {
@@ -304,7 +304,7 @@ impl AppState {
             hmac_cache: Mutex::new(std::collections::HashMap::new()),
             nonces: httpsig::Nonces::default(),
             public_names: std::sync::OnceLock::new(),
-            keys: Mutex::new(keys),
+            keys: Mutex::new(Box::new(keys)),
             in_flight: Arc::new(tokio::sync::Semaphore::new(limits.max_concurrency.max(1))),
             limits,
             metrics,
@@ -377,7 +377,7 @@ impl AppState {
         if let Some(k) = self.hmac_cache.lock().ok()?.get(id) {
             return Some(k.clone());
         }
-        let sealed = self.keys.lock().ok()?.sealed_hmac(id).ok()??;
+        let sealed = self.keys.lock().ok()?.sealed_secret(id).ok()??;
         let key = unseal(&sealed)?;
         let mut cache = self.hmac_cache.lock().ok()?;
         if cache.len() > 100_000 {
@@ -587,7 +587,7 @@ fn admit(
                     .keys
                     .lock()
                     .map_err(|_| AuthFailure::Invalid)
-                    .and_then(|k| k.usable(&id, now))
+                    .and_then(|k| k.usable_key(&id, now))
                     .map_err(|f| (f.as_str(), format!("{} API key", f.as_str()))),
                 Err(e) => Err(("signature", e.reason())),
             }
@@ -598,7 +598,7 @@ fn admit(
                     .keys
                     .lock()
                     .map_err(|_| AuthFailure::Invalid)
-                    .and_then(|k| k.authenticate(t.trim(), now)),
+                    .and_then(|k| k.authenticate_token(t.trim(), now)),
             }
             .map_err(|f| (f.as_str(), format!("{} API key", f.as_str())))
         };

@@ -41,7 +41,7 @@ fn parse_expiry(text: &str) -> Result<i64, CliError> {
 
 pub fn apikey(ctx: &Ctx, args: &ApikeyArgs) -> Result<Status, CliError> {
     let store = keystore(ctx)?;
-    let err = |e: String| CliError::internal(anyhow::anyhow!(e));
+    let err = |e: rampart_serve::keys::KeyStoreError| CliError::internal(anyhow::Error::new(e));
     match &args.command {
         ApikeyCommand::Create {
             role,
