@@ -4,9 +4,10 @@
 use crate::record::hash_of;
 use crate::{Action, AuditError, AuditSink, Event, MAX_RECORD_BYTES, Outcome, Record};
 
-/// The case that failed, and how.
+/// The case of a conformance suite that failed, and how (this suite's, and the other storage
+/// traits' suites that can depend on this crate).
 #[derive(Debug, thiserror::Error)]
-#[error("audit sink conformance: {case}: {detail}")]
+#[error("conformance: {case}: {detail}")]
 pub struct Failure {
     /// The case.
     pub case: &'static str,

@@ -272,15 +272,7 @@ pub mod conformance {
 
     use super::{BlobError, BlobStore};
 
-    /// The case that failed, and how.
-    #[derive(Debug, thiserror::Error)]
-    #[error("blob store conformance: {case}: {detail}")]
-    pub struct Failure {
-        /// The case.
-        pub case: &'static str,
-        /// What happened instead.
-        pub detail: String,
-    }
+    pub use rampart_audit::conformance::Failure;
 
     fn fail(case: &'static str, detail: impl Into<String>) -> Failure {
         Failure {
