@@ -561,7 +561,7 @@ impl ApiKeyStore for KeyStore {
     }
 }
 
-/// What every [`ApiKeyStore`] must do: [`run`] on an empty store.
+/// What every [`ApiKeyStore`] must do: [`conformance::run`] on an empty store.
 pub mod conformance {
     use super::{ApiKeyStore, AuthFailure, KeyStoreError, NewKey, Role};
 
