@@ -773,7 +773,9 @@ mod tests {
         );
         // The secret is not stored.
         let bytes = std::fs::read(dir.path().join("k.db")).unwrap();
-        let secret = token.rsplit('_').next().unwrap();
+        // The secret is everything after `rk_<id>_` (base64url, so it may hold `_` itself).
+        let secret = token.strip_prefix(&format!("rk_{}_", info.id)).unwrap();
+        assert_eq!(secret.len(), 43);
         assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()));
     }
 
