@@ -15,11 +15,19 @@ pub struct Failure {
     pub detail: String,
 }
 
-fn fail(case: &'static str, detail: impl Into<String>) -> Failure {
-    Failure {
-        case,
-        detail: detail.into(),
+impl Failure {
+    /// A failure of `case`, with what happened instead.
+    #[must_use]
+    pub fn new(case: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            case,
+            detail: detail.into(),
+        }
     }
+}
+
+fn fail(case: &'static str, detail: impl Into<String>) -> Failure {
+    Failure::new(case, detail)
 }
 
 /// Checks one stored record against the event and its predecessor.

@@ -46,6 +46,6 @@ mod verify;
 
 pub use action::{Action, Auditor, Recorder, Unrecorded};
 pub use error::AuditError;
-pub use log::{AuditLog, AuditSink, Checkpoint, MAX_RECORD_BYTES};
+pub use log::{AuditLog, AuditSink, Checkpoint, MAX_RECORD_BYTES, MemorySink};
 pub use record::{Event, Outcome, Record, Subject};
 pub use verify::{Failure, FailureKind, VerifyReport};

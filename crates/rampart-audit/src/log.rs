@@ -314,3 +314,61 @@ pub(crate) fn now() -> String {
         .format(format)
         .unwrap_or_default()
 }
+
+/// An audit sink that keeps its records in memory, chained and hashed exactly like
+/// [`AuditLog`]: for tests and for callers that collect a run's events before storing them.
+/// It passes [`crate::conformance::run`].
+#[derive(Debug, Default)]
+pub struct MemorySink {
+    records: Mutex<Vec<Record>>,
+}
+
+impl MemorySink {
+    /// An empty sink.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The records stored so far, in order.
+    #[must_use]
+    pub fn records(&self) -> Vec<Record> {
+        self.records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// `(action, outcome)` of each record so far, in order — what most assertions need.
+    #[must_use]
+    pub fn actions(&self) -> Vec<(String, String)> {
+        self.records()
+            .into_iter()
+            .map(|r| (r.action, r.outcome.as_str().to_owned()))
+            .collect()
+    }
+}
+
+impl AuditSink for MemorySink {
+    fn append(&self, event: Event) -> Result<Record, AuditError> {
+        let mut records = self
+            .records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (seq, prev) = records
+            .last()
+            .map_or_else(|| (1, GENESIS.to_owned()), |h| (h.seq + 1, h.hash.clone()));
+        let action = event.action.clone();
+        let record = Record::seal(seq, now(), event, prev);
+        let len = record.to_line().len();
+        if len > MAX_RECORD_BYTES {
+            return Err(AuditError::RecordTooLarge {
+                action,
+                len,
+                max: MAX_RECORD_BYTES,
+            });
+        }
+        records.push(record.clone());
+        Ok(record)
+    }
+}

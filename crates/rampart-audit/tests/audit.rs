@@ -376,3 +376,21 @@ fn the_file_log_passes_the_sink_conformance_suite() {
     let err = rampart_audit::conformance::run(&bad).unwrap_err();
     assert!(err.case == "append" || err.case == "chain", "{err}");
 }
+
+#[test]
+fn the_memory_sink_passes_the_sink_conformance_suite_and_its_records_verify_as_a_log() {
+    let sink = rampart_audit::MemorySink::new();
+    rampart_audit::conformance::run(&sink).unwrap();
+    let records = sink.records();
+    assert_eq!(records.len(), 66);
+    assert_eq!(sink.actions()[1], ("sign".to_owned(), "denied".to_owned()));
+    // Written out as lines, the records are a log the file verifier accepts: same chain,
+    // same hashes as the file sink would have made.
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(dir.path()).unwrap();
+    let text: String = records.iter().map(|r| r.to_line() + "\n").collect();
+    std::fs::write(log.log_path(), text).unwrap();
+    let report = log.verify(&[]).unwrap();
+    assert!(report.failure.is_none(), "{:?}", report.failure);
+    assert_eq!(report.records, 66);
+}

@@ -41,6 +41,14 @@ pub enum HomeError {
         /// The owning uid.
         owner: u32,
     },
+    /// A file is over the size limit for what it is (it is not read, not truncated).
+    #[error("refusing to read {path}: larger than {max} bytes")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit.
+        max: u64,
+    },
     /// A key path is not a regular file (a directory, FIFO, device, …).
     #[error("refusing to use {path}: not a regular file")]
     NotRegularFile {

@@ -254,6 +254,27 @@ pub fn read_small_file(path: &Path) -> Result<String, HomeError> {
     read_bounded(file, path)
 }
 
+/// Reads a whole file of at most `max` bytes (a signature bundle, an attestation): opened
+/// without blocking and only if it is a regular file, so a FIFO or device planted in its
+/// place is refused instead of waited on; a larger file is refused, never truncated.
+///
+/// # Errors
+/// [`HomeError::NotRegularFile`], [`HomeError::TooLarge`], I/O errors.
+pub fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>, HomeError> {
+    let (file, _) = open_regular(path)?;
+    let mut bytes = Vec::new();
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(HomeError::io("cannot read", path))?;
+    if bytes.len() as u64 > max {
+        return Err(HomeError::TooLarge {
+            path: path.into(),
+            max,
+        });
+    }
+    Ok(bytes)
+}
+
 /// Opens `path` for reading without blocking (a FIFO would otherwise wait for a writer
 /// forever) and only if the descriptor is a regular file.
 fn open_regular(path: &Path) -> Result<(File, fs::Metadata), HomeError> {

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use rampart_audit::{Action, Outcome};
 use rampart_crypto::age_file::{self, EncryptingWriter, Recipients, Unlock};
+use rampart_crypto::now_rfc3339 as now;
 use rampart_crypto::oms::{self, FileExpectation};
 use rampart_crypto::{Digest, Sha256Hasher};
 use rampart_data::integrity::{self, Expected, ExpectedDir, Integrity, Observed};
@@ -33,9 +34,6 @@ use crate::store::{
     CleanRecord, Committed, Counts, DatasetManifest, DatasetStore, MANIFEST_TYPE, QuarantineRecord,
     SchemaRecord, ShardRecord, SourceRecord, dataset_ref,
 };
-
-/// The largest signature bundle read.
-const MAX_BUNDLE_BYTES: u64 = 16 << 20;
 
 /// What to ingest and how.
 #[derive(Debug, Clone)]
@@ -107,13 +105,22 @@ impl Ingested {
     }
 }
 
-/// Why a readable, vouched-for dataset was not stored (nothing was).
+/// A readable, vouched-for dataset that was not stored for its content (nothing was).
 #[derive(Debug, Clone)]
-pub enum Rejected {
+pub struct Rejected {
+    /// The validation report.
+    pub report: Report,
+    /// `sha256:` of the schema it was validated against.
+    pub schema_digest: String,
+    /// Why it was not stored.
+    pub reason: RejectReason,
+}
+
+/// Why a dataset was rejected for its content.
+#[derive(Debug, Clone)]
+pub enum RejectReason {
     /// Too many rows were rejected.
     RejectRate {
-        /// The validation report.
-        report: Report,
         /// The share rejected.
         rate: f64,
         /// The most allowed.
@@ -121,8 +128,6 @@ pub enum Rejected {
     },
     /// A poisoning check fired at or above the threshold.
     Checks {
-        /// The validation report.
-        report: Report,
         /// The checks.
         checks: PoisonReport,
         /// The severity that refuses.
@@ -360,12 +365,17 @@ fn expectation(
             None,
         ));
     }
-    let mut bundle = Vec::new();
-    std::fs::File::open(&sig)
-        .and_then(|f| f.take(MAX_BUNDLE_BYTES).read_to_end(&mut bundle))
-        .map_err(|source| IngestError::Read {
-            path: sig.clone(),
-            source,
+    // Opened only if it is a regular file (a FIFO planted as the signature would otherwise
+    // hold the ingest forever) and refused, not truncated, over the bundle limit.
+    let bundle = secure_fs::read_limited(&sig, rampart_crypto::dsse::MAX_BUNDLE_BYTES)
+        .map_err(|e| {
+            refuse(
+                s,
+                &req.path,
+                "integrity.signature",
+                e.to_string(),
+                "a signature is a regular file of at most 64 MiB beside the dataset, or named with --sig",
+            )
         })?;
     let keys: Vec<_> = s.policy.trusted_public_keys();
     let anchors = s.home.anchors(s.policy)?;
@@ -450,8 +460,6 @@ fn dir_shards(
         })
         .collect()
 }
-
-use rampart_crypto::now_rfc3339 as now;
 
 /// Ingests a dataset into the home's store: see the module documentation. `keys` decrypt an
 /// encrypted input (and the reference); the home's identity should be among them.
@@ -628,10 +636,13 @@ pub fn ingest(
                 .detail("rejected", report.rejected)
                 .detail("rows", report.rows_read),
         )?;
-        return Ok(IngestOutcome::Rejected(Rejected::RejectRate {
+        return Ok(IngestOutcome::Rejected(Rejected {
             report,
-            rate: reject_rate,
-            max: req.max_reject_rate,
+            schema_digest,
+            reason: RejectReason::RejectRate {
+                rate: reject_rate,
+                max: req.max_reject_rate,
+            },
         }));
     }
 
@@ -736,10 +747,10 @@ pub fn ingest(
                     .detail("reason", "poisoning checks fired")
                     .detail("checks", checks_summary),
             )?;
-            return Ok(IngestOutcome::Rejected(Rejected::Checks {
+            return Ok(IngestOutcome::Rejected(Rejected {
                 report,
-                checks,
-                threshold,
+                schema_digest,
+                reason: RejectReason::Checks { checks, threshold },
             }));
         }
     }
@@ -802,7 +813,7 @@ pub fn ingest(
         checks_report,
         rampart: env!("CARGO_PKG_VERSION").into(),
     };
-    let committed = store.commit(clean_file, quarantine_file, &manifest)?;
+    let committed = store.commit(&clean_digest, clean_file, quarantine_file, &manifest)?;
     s.audit.record(
         s.audit
             .event(Action::DataIngest, Outcome::Ok)

@@ -14,6 +14,7 @@ pub mod store;
 
 pub use error::{ErrorKind, IngestError, age_hint};
 pub use ingest::{
-    IngestOutcome, IngestRequest, Ingested, Rejected, ingest, load_schema, path_digest,
+    IngestOutcome, IngestRequest, Ingested, RejectReason, Rejected, ingest, load_schema,
+    path_digest,
 };
 pub use store::{DatasetManifest, DatasetStore, StoredDataset, dataset_ref};

@@ -293,26 +293,20 @@ impl DatasetStore {
         Ok(AtomicFile::create(&self.root.join("incoming"), 0o600)?)
     }
 
-    /// Commits one ingest: the clean rows under their content address (kept as they are if
-    /// that address is already stored), then the quarantine and the manifest, named by the
-    /// manifest's digest.
+    /// Commits one ingest: the clean rows under their content address `digest` (the
+    /// manifest's `dataset`; kept as they are if that address is already stored), then the
+    /// quarantine and the manifest, named by the manifest's digest.
     ///
     /// # Errors
     /// Writing the store.
     pub fn commit(
         &self,
+        digest: &Digest,
         clean: AtomicFile,
         quarantine: AtomicFile,
         manifest: &DatasetManifest,
     ) -> Result<Committed, IngestError> {
-        let digest = manifest
-            .dataset
-            .strip_prefix("sha256:")
-            .and_then(|h| Digest::from_hex(h).ok())
-            .ok_or_else(|| {
-                IngestError::Request(format!("bad dataset digest {}", manifest.dataset))
-            })?;
-        let dir = self.dir(&digest);
+        let dir = self.dir(digest);
         let ingests = dir.join("ingests");
         secure_fs::create_private_dir(&ingests)?;
         let data = dir.join(&manifest.clean.file);

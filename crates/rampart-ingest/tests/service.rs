@@ -4,49 +4,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
-use rampart_audit::{AuditError, AuditSink, Auditor, Event, Record};
+use rampart_audit::{Auditor, MemorySink};
 use rampart_crypto::age_file::Unlock;
 use rampart_home::{Home, Session};
 use rampart_ingest::{
-    DatasetStore, IngestError, IngestOutcome, IngestRequest, Rejected, dataset_ref, ingest,
+    DatasetStore, IngestError, IngestOutcome, IngestRequest, RejectReason, Rejected, dataset_ref,
+    ingest,
 };
 
 const SCHEMA: &str = "version = 1\n[[columns]]\nname = \"id\"\ntype = \"int\"\nunique = true\n[[columns]]\nname = \"score\"\ntype = \"float\"\nmin = 0\nmax = 1\n";
 const DATA: &str = "id,score\n1,0.5\n2,0.25\n3,7\nx,0.1\n";
 const CLEAN: &str = "id,score\n1,0.5\n2,0.25\n";
-
-/// Keeps every event as JSON, in order.
-#[derive(Default)]
-struct Memory(Mutex<Vec<serde_json::Value>>);
-
-impl AuditSink for Memory {
-    fn append(&self, event: Event) -> Result<Record, AuditError> {
-        let log = tempfile::tempdir().unwrap();
-        let rec = rampart_audit::AuditLog::open(log.path())
-            .unwrap()
-            .append(event)?;
-        self.0.lock().unwrap().push(rec.to_value());
-        Ok(rec)
-    }
-}
-
-impl Memory {
-    fn actions(&self) -> Vec<(String, String)> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|v| {
-                (
-                    v["action"].as_str().unwrap().to_owned(),
-                    v["outcome"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect()
-    }
-}
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -79,7 +48,7 @@ fn pin(f: &Fixture, path: &Path) {
     f.home.data_pin_add(&d, &mut |_| Ok(())).unwrap();
 }
 
-fn run(f: &Fixture, sink: &Memory, req: &IngestRequest) -> Result<IngestOutcome, IngestError> {
+fn run(f: &Fixture, sink: &MemorySink, req: &IngestRequest) -> Result<IngestOutcome, IngestError> {
     let policy = f.home.load_policy().unwrap();
     let s = Session {
         home: &f.home,
@@ -94,7 +63,7 @@ fn run(f: &Fixture, sink: &Memory, req: &IngestRequest) -> Result<IngestOutcome,
 fn a_pinned_dataset_is_stored_encrypted_with_a_typed_manifest_and_audited() {
     let f = fixture(DATA);
     pin(&f, &f.data);
-    let sink = Memory::default();
+    let sink = MemorySink::new();
     let out = run(&f, &sink, &IngestRequest::new(&f.data, &f.schema)).unwrap();
     let IngestOutcome::Stored(i) = out else {
         panic!("not stored: {out:?}")
@@ -146,7 +115,7 @@ fn a_pinned_dataset_is_stored_encrypted_with_a_typed_manifest_and_audited() {
 #[test]
 fn refusals_are_typed_and_audited_before_they_are_returned() {
     let f = fixture(DATA);
-    let sink = Memory::default();
+    let sink = MemorySink::new();
     // Neither signed nor pinned.
     let err = run(&f, &sink, &IngestRequest::new(&f.data, &f.schema)).unwrap_err();
     assert!(
@@ -193,13 +162,22 @@ fn refusals_are_typed_and_audited_before_they_are_returned() {
 fn too_many_rejected_rows_is_an_outcome_not_an_error_and_stores_nothing() {
     let f = fixture(DATA);
     pin(&f, &f.data);
-    let sink = Memory::default();
+    let sink = MemorySink::new();
     let mut req = IngestRequest::new(&f.data, &f.schema);
     req.max_reject_rate = 0.1;
     let out = run(&f, &sink, &req).unwrap();
-    let IngestOutcome::Rejected(Rejected::RejectRate { rate, max, report }) = out else {
+    let IngestOutcome::Rejected(Rejected {
+        report,
+        schema_digest,
+        reason: RejectReason::RejectRate { rate, max },
+    }) = out
+    else {
         panic!("{out:?}")
     };
+    assert_eq!(
+        schema_digest,
+        rampart_ingest::path_digest(&f.schema).unwrap()
+    );
     assert!((rate - 0.5).abs() < 1e-9 && (max - 0.1).abs() < 1e-9);
     assert_eq!(report.rejected, 2);
     assert_eq!(
@@ -218,7 +196,7 @@ fn too_many_rejected_rows_is_an_outcome_not_an_error_and_stores_nothing() {
 fn a_tampered_store_is_caught_when_read_and_the_access_is_denied() {
     let f = fixture(DATA);
     pin(&f, &f.data);
-    let sink = Memory::default();
+    let sink = MemorySink::new();
     let IngestOutcome::Stored(i) = run(&f, &sink, &IngestRequest::new(&f.data, &f.schema)).unwrap()
     else {
         panic!()
@@ -247,5 +225,107 @@ fn a_tampered_store_is_caught_when_read_and_the_access_is_denied() {
     assert_eq!(
         sink.actions().last().unwrap(),
         &("data.access".to_owned(), "denied".to_owned())
+    );
+}
+
+/// Runs `f` on a thread and fails if it has not returned within ten seconds (a hang).
+fn within_seconds<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(10))
+        .expect("hung for ten seconds")
+}
+
+#[test]
+fn a_fifo_planted_as_the_datasets_signature_is_refused_not_waited_on() {
+    let f = fixture(DATA);
+    let sig = f.data.with_file_name("scores.csv.sig");
+    nix::unistd::mkfifo(&sig, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let got = within_seconds(move || {
+        let sink = MemorySink::new();
+        run(&f, &sink, &IngestRequest::new(&f.data, &f.schema)).map(|_| ())
+    });
+    let err = got.unwrap_err();
+    assert!(err.to_string().contains("scores.csv.sig"), "{err}");
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+}
+
+#[test]
+fn an_oversized_signature_is_refused_naming_the_limit_not_truncated() {
+    let f = fixture(DATA);
+    let sig = f.data.with_file_name("scores.csv.sig");
+    let file = std::fs::File::create(&sig).unwrap();
+    file.set_len(rampart_crypto::dsse::MAX_BUNDLE_BYTES + 1)
+        .unwrap();
+    let sink = MemorySink::new();
+    let err = run(&f, &sink, &IngestRequest::new(&f.data, &f.schema)).unwrap_err();
+    assert!(err.to_string().contains("larger than"), "{err}");
+    assert!(err.to_string().contains("scores.csv.sig"), "{err}");
+}
+
+#[test]
+fn store_references_are_digests_and_swapped_or_special_store_files_are_caught() {
+    let f = fixture(DATA);
+    pin(&f, &f.data);
+    let sink = MemorySink::new();
+    let IngestOutcome::Stored(a) = run(&f, &sink, &IngestRequest::new(&f.data, &f.schema)).unwrap()
+    else {
+        panic!()
+    };
+    let store = DatasetStore::of(&f.home);
+    // A reference is sha256: and 64 hex digits, nothing a path could be made of.
+    for bad in [
+        "sha256:../../etc/passwd",
+        "sha256:",
+        "../x",
+        &format!("{}/", a.dataset()),
+        &a.dataset().to_uppercase(),
+    ] {
+        assert!(
+            matches!(store.lookup(bad), Err(IngestError::Request(_))),
+            "{bad}"
+        );
+    }
+    // A second dataset, then the first one's stored file made a link to the second's: a valid
+    // age file encrypted to the same identity, but not the content its address names.
+    let other = f.data.with_file_name("other.csv");
+    std::fs::write(&other, "id,score\n7,0.7\n").unwrap();
+    pin(&f, &other);
+    let IngestOutcome::Stored(b) = run(&f, &sink, &IngestRequest::new(&other, &f.schema)).unwrap()
+    else {
+        panic!()
+    };
+    std::fs::remove_file(&a.committed.data).unwrap();
+    std::os::unix::fs::symlink(&b.committed.data, &a.committed.data).unwrap();
+    let policy = f.home.load_policy().unwrap();
+    let s = Session {
+        home: &f.home,
+        policy: &policy,
+        audit: Auditor::new(Some(&sink), "tester"),
+    };
+    let err = rampart_ingest::open::copy_stored(&s, a.dataset(), "test", &mut std::io::sink())
+        .unwrap_err();
+    assert!(matches!(err, IngestError::Tampered { .. }), "{err}");
+    // A FIFO in its place is not a stored dataset (and is never opened, so nothing waits).
+    std::fs::remove_file(&a.committed.data).unwrap();
+    nix::unistd::mkfifo(
+        &a.committed.data,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let reference = a.dataset().to_owned();
+    let home = f.home.clone();
+    let got = within_seconds(move || DatasetStore::of(&home).lookup(&reference).map(|_| ()));
+    assert!(matches!(got, Err(IngestError::Request(_))));
+    // A truncated ciphertext never reads as a dataset.
+    let bytes = std::fs::read(&b.committed.data).unwrap();
+    std::fs::write(&b.committed.data, &bytes[..bytes.len() / 2]).unwrap();
+    let err = rampart_ingest::open::copy_stored(&s, b.dataset(), "test", &mut std::io::sink())
+        .unwrap_err();
+    assert!(
+        matches!(err, IngestError::Read { .. } | IngestError::Age { .. }),
+        "{err}"
     );
 }

@@ -275,10 +275,7 @@ pub mod conformance {
     pub use rampart_audit::conformance::Failure;
 
     fn fail(case: &'static str, detail: impl Into<String>) -> Failure {
-        Failure {
-            case,
-            detail: detail.into(),
-        }
+        Failure::new(case, detail)
     }
 
     /// Runs every case. `scratch` is an empty directory for `copy_to` targets.

@@ -3,30 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use std::sync::Mutex;
-
-use rampart_audit::{AuditError, AuditSink, Auditor, Event, Record};
+use rampart_audit::{AuditError, AuditSink, Auditor, Event, MemorySink, Record};
 use rampart_home::{Home, Session};
 use rampart_registry::service::{self, Promotion, RegisterRequest};
 use rampart_registry::{Registry, RegistryError, Stage};
-
-#[derive(Default)]
-struct Memory(Mutex<Vec<(String, String)>>);
-
-impl AuditSink for Memory {
-    fn append(&self, event: Event) -> Result<Record, AuditError> {
-        let log = tempfile::tempdir().unwrap();
-        let rec = rampart_audit::AuditLog::open(log.path())
-            .unwrap()
-            .append(event)?;
-        let v = rec.to_value();
-        self.0.lock().unwrap().push((
-            v["action"].as_str().unwrap().to_owned(),
-            v["outcome"].as_str().unwrap().to_owned(),
-        ));
-        Ok(rec)
-    }
-}
 
 /// Register `model` as `m`, its signature in the usual place.
 fn request(model: &std::path::Path) -> RegisterRequest<'_> {
@@ -72,6 +52,19 @@ fn setup() -> (tempfile::TempDir, Home, std::path::PathBuf) {
     (dir, home, model)
 }
 
+/// A session of `tester` on `home`, recording into `sink`.
+fn session<'a>(
+    home: &'a Home,
+    policy: &'a rampart_home::Policy,
+    sink: &'a dyn AuditSink,
+) -> Session<'a> {
+    Session {
+        home,
+        policy,
+        audit: Auditor::new(Some(sink), "tester"),
+    }
+}
+
 /// Adds `keys` to the policy's `[gates.staging]` table (the default file has it, commented).
 fn with_staging_gates(home: &Home, keys: &str) {
     let text = std::fs::read_to_string(home.policy_path()).unwrap();
@@ -88,12 +81,8 @@ fn register_then_promote_through_the_policys_gates_all_on_record() {
         "require_provenance = false\nrequire_scan_clean = true\n",
     );
     let policy = home.load_policy().unwrap();
-    let sink = Memory::default();
-    let s = Session {
-        home: &home,
-        policy: &policy,
-        audit: Auditor::new(Some(&sink), "tester"),
-    };
+    let sink = MemorySink::new();
+    let s = session(&home, &policy, &sink);
     let mut reg = Registry::open(&home.root().join("registry")).unwrap();
     let req = request(&model);
     let v = service::register(&s, &mut reg, &req).unwrap();
@@ -117,7 +106,7 @@ fn register_then_promote_through_the_policys_gates_all_on_record() {
     assert!(checks.iter().any(|c| c.gate == "approvals" && !c.ok));
     assert!(reg.resolve("m@production").is_err());
     assert_eq!(
-        *sink.0.lock().unwrap(),
+        sink.actions(),
         [
             ("model.register".to_owned(), "ok".to_owned()),
             ("model.promote".to_owned(), "ok".to_owned()),
@@ -131,18 +120,14 @@ fn a_model_whose_files_changed_after_signing_is_refused_and_audited() {
     let (_dir, home, model) = setup();
     std::fs::write(model.join("model.safetensors"), safetensors(2.0)).unwrap();
     let policy = home.load_policy().unwrap();
-    let sink = Memory::default();
-    let s = Session {
-        home: &home,
-        policy: &policy,
-        audit: Auditor::new(Some(&sink), "tester"),
-    };
+    let sink = MemorySink::new();
+    let s = session(&home, &policy, &sink);
     let mut reg = Registry::open(&home.root().join("registry")).unwrap();
     let err = service::register(&s, &mut reg, &request(&model)).unwrap_err();
     assert!(matches!(err, RegistryError::Refused(_)), "{err}");
     assert!(reg.resolve("m").is_err(), "nothing was registered");
     assert_eq!(
-        *sink.0.lock().unwrap(),
+        sink.actions(),
         [("model.register".to_owned(), "denied".to_owned())]
     );
 }
@@ -161,11 +146,7 @@ fn a_change_that_cannot_be_recorded_is_not_made() {
     }
     let (_dir, home, model) = setup();
     let policy = home.load_policy().unwrap();
-    let s = Session {
-        home: &home,
-        policy: &policy,
-        audit: Auditor::new(Some(&Broken), "tester"),
-    };
+    let s = session(&home, &policy, &Broken);
     let mut reg = Registry::open(&home.root().join("registry")).unwrap();
     let err = service::register(&s, &mut reg, &request(&model)).unwrap_err();
     assert!(matches!(err, RegistryError::Audit(_)), "{err}");

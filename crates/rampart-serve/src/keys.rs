@@ -565,21 +565,10 @@ impl ApiKeyStore for KeyStore {
 pub mod conformance {
     use super::{ApiKeyStore, AuthFailure, KeyStoreError, NewKey, Role};
 
-    /// The case that failed, and how.
-    #[derive(Debug, thiserror::Error)]
-    #[error("API key store conformance: {case}: {detail}")]
-    pub struct Failure {
-        /// The case.
-        pub case: &'static str,
-        /// What happened instead.
-        pub detail: String,
-    }
+    pub use rampart_audit::conformance::Failure;
 
     fn fail(case: &'static str, detail: impl Into<String>) -> Failure {
-        Failure {
-            case,
-            detail: detail.into(),
-        }
+        Failure::new(case, detail)
     }
 
     fn auth(

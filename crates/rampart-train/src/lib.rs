@@ -17,6 +17,7 @@
 
 pub mod config;
 pub mod metrics;
+pub mod service;
 pub mod terminal;
 pub mod workdir;
 

@@ -156,3 +156,24 @@ pub fn age_err(path: &std::path::Path, e: rampart_crypto::age_file::AgeError) ->
         None => err,
     }
 }
+
+impl From<rampart_train::service::ServiceError> for CliError {
+    fn from(e: rampart_train::service::ServiceError) -> Self {
+        use rampart_ingest::ErrorKind;
+        use rampart_train::service::ServiceError;
+        let hint = e.hint().map(str::to_owned);
+        let err = match e {
+            ServiceError::Ingest(i) => return i.into(),
+            ServiceError::Home(h) => return h.into(),
+            other => match other.kind() {
+                ErrorKind::Input => Self::input(other),
+                ErrorKind::Verification => Self::verification(other),
+                ErrorKind::Internal => Self::internal(other),
+            },
+        };
+        match hint {
+            Some(h) => err.hint(h),
+            None => err,
+        }
+    }
+}

@@ -12,6 +12,7 @@ mod outfile;
 mod output;
 mod report;
 mod table;
+mod training;
 mod unlock;
 
 use std::process::ExitCode;

@@ -66,11 +66,15 @@ pub fn open_dataset(
 ) -> Result<rampart_ingest::open::Dataset, CliError> {
     let policy = ctx.home.load_policy()?;
     let session = ctx.session(&policy)?;
-    let keys =
-        || unlock(ctx, unlock_args).map_err(|e| rampart_ingest::IngestError::Request(e.message()));
-    Ok(rampart_ingest::open::open_file(
-        &session,
-        path,
-        rampart_ingest::open::Keys::Lazy(&keys),
-    )?)
+    // The keys are loaded only for an age file; their error (with its hint) is the user's.
+    let failed = std::cell::RefCell::new(None);
+    let keys = || {
+        unlock(ctx, unlock_args).map_err(|e| {
+            let text = e.message();
+            *failed.borrow_mut() = Some(e);
+            rampart_ingest::IngestError::Request(text)
+        })
+    };
+    rampart_ingest::open::open_file(&session, path, rampart_ingest::open::Keys::Lazy(&keys))
+        .map_err(|e| failed.take().unwrap_or_else(|| e.into()))
 }

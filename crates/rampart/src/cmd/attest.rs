@@ -12,9 +12,8 @@ use crate::output;
 
 pub fn run(ctx: &Ctx, args: &AttestArgs) -> Result<Status, CliError> {
     let AttestCommand::Verify { file, key, subject } = &args.command;
-    let bytes = std::fs::read(file).map_err(|e| {
-        CliError::input(anyhow::Error::new(e).context(format!("cannot read {}", file.display())))
-    })?;
+    let bytes = rampart_home::secure_fs::read_limited(file, rampart_crypto::dsse::MAX_BUNDLE_BYTES)
+        .map_err(|e| CliError::input(anyhow::Error::new(e)))?;
     let keys = ctx.verifier_keys(key)?;
     let subject_digest = match subject {
         Some(p) => Some(

@@ -2,7 +2,7 @@
 //! and its outcome printed.
 
 use rampart_ingest::redact::RedactOverrides;
-use rampart_ingest::{IngestOutcome, IngestRequest, Rejected};
+use rampart_ingest::{IngestOutcome, IngestRequest, RejectReason};
 use serde_json::json;
 
 use crate::cli::{Format, IngestArgs};
@@ -55,25 +55,21 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> Result<Status, CliError> {
     let keys = crate::unlock::unlock(ctx, &args.unlock)?;
     let session = ctx.session(&policy)?;
     let outcome = rampart_ingest::ingest(&session, &req, &keys)?;
-    let schema_digest = |r: &IngestOutcome| match r {
-        IngestOutcome::Stored(i) => i.manifest.schema.sha256.clone(),
-        IngestOutcome::Rejected(_) => rampart_ingest::path_digest(&args.schema).unwrap_or_default(),
-    };
-    let shown = schema_digest(&outcome);
     match outcome {
-        IngestOutcome::Rejected(Rejected::RejectRate { report, rate, max }) => {
-            report::validation(ctx, &args.path, &shown, &report, None, None)?;
-            eprintln!(
-                "refused: {:.2}% of the rows were rejected, above --max-reject-rate {max}; nothing was stored",
-                rate * 100.0,
-            );
-            Ok(Status::Findings)
-        }
-        IngestOutcome::Rejected(Rejected::Checks {
-            checks, threshold, ..
-        }) => {
-            report::poison(ctx, &args.path, &checks, threshold)?;
-            eprintln!("refused: the poisoning checks fired; nothing was stored");
+        IngestOutcome::Rejected(r) => {
+            match r.reason {
+                RejectReason::RejectRate { rate, max } => {
+                    report::validation(ctx, &args.path, &r.schema_digest, &r.report, None, None)?;
+                    eprintln!(
+                        "refused: {:.2}% of the rows were rejected, above --max-reject-rate {max}; nothing was stored",
+                        rate * 100.0,
+                    );
+                }
+                RejectReason::Checks { checks, threshold } => {
+                    report::poison(ctx, &args.path, &checks, threshold)?;
+                    eprintln!("refused: the poisoning checks fired; nothing was stored");
+                }
+            }
             Ok(Status::Findings)
         }
         IngestOutcome::Stored(i) => {
@@ -89,7 +85,14 @@ pub fn run(ctx: &Ctx, args: &IngestArgs) -> Result<Status, CliError> {
                     "report": i.report,
                 }))?,
                 Format::Human => {
-                    report::validation(ctx, &args.path, &shown, &i.report, None, None)?;
+                    report::validation(
+                        ctx,
+                        &args.path,
+                        &i.manifest.schema.sha256,
+                        &i.report,
+                        None,
+                        None,
+                    )?;
                     output::print(&format!(
                         "integrity: {name}{}\nstored dataset {} → {}{}\n",
                         i.manifest

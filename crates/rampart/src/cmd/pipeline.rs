@@ -1,9 +1,10 @@
 //! `rampart pipeline run|status`: the stages as one resumable, verified run.
 //!
-//! Each step is the `rampart` command a person would type (`data ingest`, `train`, `verify` and
-//! `attest verify`, `model register`, `model promote`), run as a child process of this binary
-//! with `--format json`, so the pipeline can do nothing the commands themselves would refuse,
-//! and each command audits itself. The state (`rampart-pipeline::state`) records each step's
+//! Each step calls the stage's library service in-process — `rampart_ingest::ingest`,
+//! `rampart_train::service::train` (only the trainer runs as a child, in the sandbox), the
+//! signature and provenance checks, `rampart_registry::service::{register, promote}` — with
+//! typed inputs and results, the same calls the commands make, so the pipeline can do nothing
+//! the commands would refuse, and each service audits itself. The state (`rampart-pipeline::state`) records each step's
 //! input fingerprint and output files; a re-run reuses a step only after re-hashing its files
 //! and re-verifying its signatures, and stops loudly when something it would reuse changed.
 
@@ -13,9 +14,7 @@
 
 use rampart_audit::Action;
 use std::collections::BTreeMap;
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use rampart_audit::Outcome as AuditOutcome;
@@ -29,8 +28,10 @@ use crate::cli::{Format, PipelineArgs, PipelineCommand, PipelineRunArgs};
 use crate::context::Ctx;
 use crate::error::{CliError, Status};
 use crate::output;
+use crate::training;
 use rampart_crypto::now_rfc3339 as now;
 use rampart_ingest::path_digest as file_digest;
+use rampart_train::service::{ConfigFile, TrainOutcome, TrainRequest};
 
 /// The outputs a step recorded (`null` when it has none).
 fn step_out<'a>(st: &'a State, step: &str) -> &'a Value {
@@ -48,128 +49,6 @@ pub fn run(ctx: &Ctx, args: &PipelineArgs, quiet: bool) -> Result<Status, CliErr
 fn spec_err(e: rampart_pipeline::PipelineError) -> CliError {
     CliError::input(anyhow::Error::new(e))
         .hint("see examples/credit-risk/pipeline.toml and `rampart pipeline run --help`")
-}
-
-/// What one child `rampart` command did.
-struct Child {
-    code: i32,
-    json: Value,
-    stderr: String,
-}
-
-impl Child {
-    /// The child's own words for a failure: its JSON error (`error` and `hint`), else the last
-    /// lines of its standard error.
-    fn reason(&self, what: &str) -> String {
-        let from_json = serde_json::from_str::<Value>(self.stderr.trim())
-            .ok()
-            .and_then(|v| {
-                let e = v.get("error")?.as_str()?.to_owned();
-                Some(match v.get("hint").and_then(Value::as_str) {
-                    Some(h) => format!("{e} (hint: {h})"),
-                    None => e,
-                })
-            });
-        let text = from_json.unwrap_or_else(|| {
-            let lines: Vec<&str> = self
-                .stderr
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with("WARNING"))
-                .collect();
-            lines
-                .iter()
-                .rev()
-                .take(3)
-                .rev()
-                .copied()
-                .collect::<Vec<_>>()
-                .join("; ")
-        });
-        let text = if text.is_empty() {
-            format!("exit status {}", self.code)
-        } else {
-            text
-        };
-        format!("`rampart {what}` failed: {text}")
-    }
-}
-
-/// The most of a child command's standard output read (its JSON result).
-const MAX_CHILD_STDOUT: u64 = 64 << 20;
-/// The tail of a child command's standard error kept for its failure reason.
-const MAX_CHILD_STDERR: usize = 64 << 10;
-
-struct Runner<'a> {
-    ctx: &'a Ctx,
-    exe: PathBuf,
-    home: PathBuf,
-}
-
-impl Runner<'_> {
-    /// Runs `rampart --home HOME --format json -q ARGS…`; the first JSON document of its
-    /// standard output is kept (at most [`MAX_CHILD_STDOUT`] bytes are read), and the last
-    /// [`MAX_CHILD_STDERR`] bytes of its standard error, for its reason: a chatty trainer
-    /// cannot make the pipeline hold its whole output.
-    fn rampart(&self, args: &[OsString]) -> Result<Child, CliError> {
-        use std::io::Read as _;
-        let internal = |e: std::io::Error| {
-            CliError::internal(
-                anyhow::Error::new(e).context(format!("cannot run {}", self.exe.display())),
-            )
-        };
-        let mut child = Command::new(&self.exe)
-            .arg("--home")
-            .arg(&self.home)
-            .args(["--format", "json", "--log-format", "human", "-q"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(internal)?;
-        let stderr = child.stderr.take();
-        let tail = std::thread::spawn(move || {
-            let mut kept: std::collections::VecDeque<u8> = std::collections::VecDeque::new();
-            let mut buf = [0u8; 8192];
-            if let Some(mut e) = stderr {
-                while let Ok(n) = e.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    kept.extend(buf.iter().take(n));
-                    let over = kept.len().saturating_sub(MAX_CHILD_STDERR);
-                    kept.drain(..over);
-                }
-            }
-            Vec::from(kept)
-        });
-        let mut stdout = Vec::new();
-        if let Some(mut o) = child.stdout.take() {
-            (&mut o)
-                .take(MAX_CHILD_STDOUT)
-                .read_to_end(&mut stdout)
-                .map_err(internal)?;
-            // Whatever is beyond the limit is drained, so the child never blocks on it.
-            std::io::copy(&mut o, &mut std::io::sink()).map_err(internal)?;
-        }
-        let status = child.wait().map_err(internal)?;
-        let stderr = tail.join().unwrap_or_default();
-        let json = serde_json::Deserializer::from_slice(&stdout)
-            .into_iter::<Value>()
-            .next()
-            .and_then(Result::ok)
-            .unwrap_or(Value::Null);
-        Ok(Child {
-            code: status.code().unwrap_or(3),
-            json,
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        })
-    }
-}
-
-fn os(items: &[&dyn AsRef<std::ffi::OsStr>]) -> Vec<OsString> {
-    items.iter().map(|s| s.as_ref().to_os_string()).collect()
 }
 
 /// The columns a pipeline never trains on: the schema's unique (identifier) and personal ones.
@@ -197,7 +76,9 @@ enum Reuse {
 type StepResult = Result<(Value, Vec<Artifact>), String>;
 
 struct Pipeline<'a> {
-    r: Runner<'a>,
+    ctx: &'a Ctx,
+    /// The home's root, canonical.
+    home: PathBuf,
     spec: Spec,
     spec_path: PathBuf,
     dir: PathBuf,
@@ -276,7 +157,7 @@ impl Pipeline<'_> {
 
     /// The ingest service, with the spec's `[source]`, `[pii]` and `[checks]` as its request.
     fn ingest(&self) -> Result<StepResult, CliError> {
-        use rampart_ingest::{IngestOutcome, IngestRequest, Rejected};
+        use rampart_ingest::{IngestOutcome, IngestRequest, RejectReason};
         let s = &self.spec;
         let fail_on = match s.checks.fail_on.as_deref().filter(|_| s.checks.run) {
             Some(f) => match f.parse::<rampart_data::poison::Severity>() {
@@ -328,14 +209,18 @@ impl Pipeline<'_> {
         };
         let i = match outcome {
             IngestOutcome::Stored(i) => i,
-            IngestOutcome::Rejected(Rejected::RejectRate { rate, max, .. }) => {
+            IngestOutcome::Rejected(rampart_ingest::Rejected {
+                reason: RejectReason::RejectRate { rate, max },
+                ..
+            }) => {
                 return Ok(Err(format!(
                     "ingest refused: {:.2}% of the rows were rejected, above max_reject_rate {max}; nothing was stored",
                     rate * 100.0
                 )));
             }
-            IngestOutcome::Rejected(Rejected::Checks {
-                checks, threshold, ..
+            IngestOutcome::Rejected(rampart_ingest::Rejected {
+                reason: RejectReason::Checks { checks, threshold },
+                ..
             }) => {
                 let fired: Vec<String> = checks
                     .checks
@@ -382,7 +267,7 @@ impl Pipeline<'_> {
                 ignore.push(c.clone());
             }
         }
-        let runs = self.r.home.join("runs");
+        let runs = self.home.join("runs");
         secure_fs::create_private_dir(&runs)?;
         let out = runs.join(format!(
             "pipeline-{}-{}",
@@ -394,23 +279,39 @@ impl Pipeline<'_> {
             .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
         let config_path = self.dir.join("train.toml");
         secure_fs::atomic_write(&config_path, config.as_bytes(), 0o600)?;
-        let c = self
-            .r
-            .rampart(&os(&[&"train", &"--config", &config_path]))?;
-        if c.code != 0 {
-            let mut why = c.reason("train");
-            if let Some(f) = c.json.get("failure").or_else(|| c.json.get("reason")) {
-                why = format!("training failed: {}", f.as_str().unwrap_or(&f.to_string()));
+        let parsed = rampart_train::config::TrainConfig::parse(&config, &config_path)
+            .map_err(|e| CliError::internal(anyhow::anyhow!("{e}")))?;
+        let recipe = training::recipe(
+            &training::RecipeFlags::default(),
+            Some((&parsed, &config_path)),
+        )?;
+        let mut req = TrainRequest::new(parsed.data.dataset.clone(), recipe);
+        req.label.clone_from(&parsed.data.label);
+        req.ignore.clone_from(&parsed.data.ignore);
+        req.config = Some(ConfigFile {
+            path: &config_path,
+            text: &config,
+            parsed: &parsed,
+        });
+        let trained = match training::train(self.ctx(), &req, true) {
+            Ok(TrainOutcome::Trained(t)) => t,
+            Ok(TrainOutcome::Failed(f)) => {
+                return Ok(Err(format!(
+                    "training failed: {} (run directory {}, log {})",
+                    f.reason,
+                    f.run.display(),
+                    f.log.display()
+                )));
             }
-            if c.code == 3 {
-                return Err(CliError::internal(anyhow::anyhow!("{why}")));
+            Err(e) if e.code() == 3 => return Err(e),
+            Err(e) => {
+                return Ok(Err(format!(
+                    "training refused: {} (run directory {})",
+                    e.message(),
+                    out.display(),
+                )));
             }
-            return Ok(Err(format!(
-                "{why} (run directory {}, log {})",
-                out.display(),
-                out.join("train.log").display()
-            )));
-        }
+        };
         let arts = Artifact::all_in(&out).map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
         let find = |name: &str| {
             arts.iter()
@@ -418,7 +319,7 @@ impl Pipeline<'_> {
                 .map(|a| a.sha256.clone())
                 .unwrap_or_default()
         };
-        let metrics = &c.json["metrics"];
+        let metrics = trained.metrics.clone().unwrap_or_default();
         let summary = format!(
             "{} in the sandbox{}",
             metrics["kind"].as_str().unwrap_or("trainer"),
@@ -427,13 +328,13 @@ impl Pipeline<'_> {
                 .filter_map(|k| metrics[*k].as_f64().map(|v| format!(", {k} {v:.3}")))
                 .collect::<String>()
         );
-        let root = c.json["model"]["root"].clone();
+        let root = trained.root.to_hex();
         Ok(Ok((
             json!({
                 "run_dir": out, "root": root,
                 "provenance_sha256": find("provenance.json"),
                 "metrics_sha256": find("metrics.json"),
-                "sandbox": c.json["sandbox"], "key": c.json["key"], "summary": summary,
+                "sandbox": trained.report["sandbox"], "key": trained.key, "summary": summary,
             }),
             arts,
         )))
@@ -455,35 +356,26 @@ impl Pipeline<'_> {
         let policy = ctx.home.load_policy()?;
         let keys: Vec<_> = policy.trusted_public_keys();
         let anchors = ctx.home.anchors(&policy)?;
-        let read = |p: &Path| -> Result<Vec<u8>, String> {
-            use std::io::Read as _;
-            let mut bytes = Vec::new();
-            std::fs::File::open(p)
-                .and_then(|f| {
-                    f.take(rampart_crypto::dsse::MAX_BUNDLE_BYTES)
-                        .read_to_end(&mut bytes)
-                })
-                .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
-            Ok(bytes)
+        // Audits a failed check and makes it the step's failure.
+        let failed = |action: Action, path: &str, why: String| {
+            ctx.audit(
+                ctx.event(action, AuditOutcome::Failed)
+                    .subject_path(path)
+                    .detail("reason", why.clone()),
+            )
+            .map(|()| Err(why))
         };
         let mut opts = rampart_crypto::oms::VerifyOptions::new(&sig);
         opts.cert_roots.clone_from(&anchors.cert_roots);
         opts.sigstore.clone_from(&anchors.sigstore);
-        let signed = read(&sig).and_then(|bundle| {
+        let signed = read_bundle(&sig).and_then(|bundle| {
             rampart_crypto::oms::verify_model(&model, &bundle, &keys, &opts, &|_| {})
                 .map_err(|e| format!("the signature {} does not verify: {e}", sig.display()))
         });
         let model_text = model.display().to_string();
         let v = match signed {
             Ok(v) => v,
-            Err(why) => {
-                ctx.audit(
-                    ctx.event(Action::Verify, AuditOutcome::Failed)
-                        .subject_path(&model_text)
-                        .detail("reason", why.clone()),
-                )?;
-                return Ok(Err(why));
-            }
+            Err(why) => return failed(Action::Verify, &model_text, why),
         };
         ctx.audit(
             ctx.event(Action::Verify, AuditOutcome::Ok)
@@ -494,20 +386,13 @@ impl Pipeline<'_> {
                 .detail("signature", sig.display().to_string()),
         )?;
         let prov_text = prov.display().to_string();
-        let attested = read(&prov).and_then(|bytes| {
+        let attested = read_bundle(&prov).and_then(|bytes| {
             rampart_crypto::provenance::verify_attestation(&bytes, &keys)
                 .map_err(|e| format!("{prov_text}: {e}"))
         });
         let a = match attested {
             Ok(a) => a,
-            Err(why) => {
-                ctx.audit(
-                    ctx.event(Action::AttestVerify, AuditOutcome::Failed)
-                        .subject_path(&prov_text)
-                        .detail("reason", why.clone()),
-                )?;
-                return Ok(Err(why));
-            }
+            Err(why) => return failed(Action::AttestVerify, &prov_text, why),
         };
         ctx.audit(
             ctx.event(Action::AttestVerify, AuditOutcome::Ok)
@@ -619,17 +504,10 @@ impl Pipeline<'_> {
                 .unwrap_or_default(),
         );
         let prov = run.join("provenance.json");
-        let mut bytes = Vec::new();
-        {
-            use std::io::Read as _;
-            let f = std::fs::File::open(&prov);
-            if let Err(e) = f.and_then(|f| {
-                f.take(rampart_crypto::dsse::MAX_BUNDLE_BYTES)
-                    .read_to_end(&mut bytes)
-            }) {
-                return Ok(Err(format!("cannot read {}: {e}", prov.display())));
-            }
-        }
+        let bytes = match read_bundle(&prov) {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
         let keys = self.ctx().verifier_keys(&[])?;
         let att = match rampart_crypto::provenance::verify_attestation(&bytes, &keys) {
             Ok(a) => a,
@@ -740,7 +618,7 @@ impl Pipeline<'_> {
     /// Re-checks what a reused step produced, beyond its files' digests.
     fn recheck(&self, step: &str, rec: &StepRecord, st: &State) -> Result<Reuse, CliError> {
         // A state copied with its home names the old home's files: build afresh here.
-        let home = &self.r.home;
+        let home = &self.home;
         if let Some(a) = rec.artifacts.iter().find(|a| !a.path.starts_with(home)) {
             return Ok(Reuse::Stale(format!(
                 "{} is outside this home {}",
@@ -862,8 +740,13 @@ impl Pipeline<'_> {
     }
 
     fn ctx(&self) -> &Ctx {
-        self.r.ctx
+        self.ctx
     }
+}
+
+/// A signature bundle or attestation of a run: a regular file of at most the bundle limit.
+fn read_bundle(path: &Path) -> Result<Vec<u8>, String> {
+    secure_fs::read_limited(path, rampart_crypto::dsse::MAX_BUNDLE_BYTES).map_err(|e| e.to_string())
 }
 
 fn pipeline_dir(ctx: &Ctx, name: &str) -> PathBuf {
@@ -905,13 +788,7 @@ fn run_pipeline(ctx: &Ctx, a: &PipelineRunArgs, quiet: bool) -> Result<Status, C
             STEPS.join(", ")
         )));
     }
-    let exe = std::env::current_exe().map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
     let home = ctx.home.root().to_path_buf();
-    let mut r = Runner {
-        ctx,
-        exe,
-        home: home.clone(),
-    };
     // A fresh home is created, and the spec's data directories authorised in it: the spec
     // is what the user chose to run. An existing home keeps its own data roots.
     if !ctx.home.exists() {
@@ -962,7 +839,6 @@ fn run_pipeline(ctx: &Ctx, a: &PipelineRunArgs, quiet: bool) -> Result<Status, C
     let home = std::fs::canonicalize(&home).map_err(|e| {
         CliError::internal(anyhow::Error::new(e).context(format!("cannot open {}", home.display())))
     })?;
-    r.home.clone_from(&home);
     let dir = home.join("pipelines").join(&spec.pipeline.name);
     secure_fs::create_private_dir(&dir)?;
     // One run of a pipeline at a time.
@@ -1011,7 +887,8 @@ fn run_pipeline(ctx: &Ctx, a: &PipelineRunArgs, quiet: bool) -> Result<Status, C
             .detail("phase", "start"),
     )?;
     let p = Pipeline {
-        r,
+        ctx,
+        home: home.clone(),
         spec,
         spec_path: spec_path.clone(),
         dir: dir.clone(),
@@ -1263,7 +1140,7 @@ fn build_report(
         "pipeline": p.spec.pipeline.name,
         "run": p.run_id,
         "spec": p.spec_path,
-        "home": p.r.home,
+        "home": p.home,
         "started": started,
         "finished": now(),
         "outcome": if failure.is_some() { "failed" } else { "ok" },

@@ -42,12 +42,12 @@ pub fn run(ctx: &Ctx, args: &VerifyArgs, quiet: bool) -> Result<Status, CliError
             args.path.display()
         )));
     }
-    let bundle = std::fs::read(&sig).map_err(|e| {
-        CliError::input(
-            anyhow::Error::new(e).context(format!("cannot read the signature {}", sig.display())),
-        )
-        .hint("pass the signature with --sig FILE")
-    })?;
+    let bundle =
+        rampart_home::secure_fs::read_limited(&sig, rampart_crypto::dsse::MAX_BUNDLE_BYTES)
+            .map_err(|e| {
+                CliError::input(anyhow::Error::new(e).context("cannot read the signature"))
+                    .hint("pass the signature with --sig FILE")
+            })?;
     let mut opts = VerifyOptions::new(&sig);
     for f in &args.cert_chain {
         let text = rampart_home::secure_fs::read_small_file(f)?;

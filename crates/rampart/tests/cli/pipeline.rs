@@ -88,6 +88,12 @@ fn example_runs_end_to_end_resumes_and_refuses_tampering() {
     );
     assert_eq!(v["registry"]["stage"], "staging");
     assert_eq!(v["registry"]["version"], 1);
+    // Every step ran in this process (only the trainer is a child, in the sandbox, and it
+    // has no home): one command, so one sealing checkpoint of the audit log. A child
+    // `rampart` per step would have sealed the log once each.
+    let checkpoints =
+        std::fs::read_to_string(s.home().join("audit").join("checkpoints.jsonl")).unwrap();
+    assert_eq!(checkpoints.lines().count(), 1, "{checkpoints}");
 
     // The model is in staging.
     let shown = s.json(&["model", "show", "credit-risk@staging"]);

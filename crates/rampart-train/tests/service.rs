@@ -1,0 +1,357 @@
+//! The training service called as a library, without the CLI: a home, its policy, an in-memory
+//! audit sink, and the real sandbox. This test binary is its own sandbox helper (it calls
+//! `rampart_sandbox::helper_main` first), so it has no libtest harness: `main` runs the cases.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::path::{Path, PathBuf};
+
+use rampart_audit::{Auditor, MemorySink};
+use rampart_home::{Home, Session};
+use rampart_ingest::open::Keys;
+use rampart_sandbox::Sandbox;
+use rampart_train::config::TrainConfig;
+use rampart_train::service::{
+    self, ConfigFile, LimitOverrides, Recipe, ServiceError, TrainOutcome, TrainRequest,
+};
+
+/// A safetensors file with one F32 tensor of two values.
+fn safetensors() -> Vec<u8> {
+    let header = br#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#;
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(header);
+    for v in [1.0f32, 2.0] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    home: Home,
+    data: PathBuf,
+    model: PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::resolve(Some(&dir.path().join("home")));
+    home.init().unwrap();
+    let root = dir.path().join("data");
+    std::fs::create_dir(&root).unwrap();
+    home.data_root_add(&root, &mut |_| Ok(())).unwrap();
+    let data = root.join("rows.csv");
+    std::fs::write(&data, "a,b\n1,2\n3,4\n").unwrap();
+    // What the "trainer" (cp) copies into the model directory.
+    let code = dir.path().join("code");
+    std::fs::create_dir(&code).unwrap();
+    let model = code.join("weights.safetensors");
+    std::fs::write(&model, safetensors()).unwrap();
+    Fixture {
+        dir,
+        home,
+        data,
+        model,
+    }
+}
+
+/// A request that runs `command` on the fixture's dataset into `runs/<name>`.
+fn request<'a>(f: &Fixture, name: &str, command: Vec<String>) -> TrainRequest<'a> {
+    let mut req = TrainRequest::new(
+        f.data.display().to_string(),
+        Recipe::Exec {
+            command,
+            cwd: f.dir.path().to_path_buf(),
+            read: vec![f.model.parent().unwrap().to_path_buf()],
+            env: Vec::new(),
+        },
+    );
+    req.output = Some(f.dir.path().join("runs").join(name));
+    req
+}
+
+fn train(
+    f: &Fixture,
+    sink: &MemorySink,
+    req: &TrainRequest<'_>,
+) -> Result<TrainOutcome, ServiceError> {
+    let policy = f.home.load_policy().unwrap();
+    let s = Session {
+        home: &f.home,
+        policy: &policy,
+        audit: Auditor::new(Some(sink), "tester"),
+    };
+    let keys = || {
+        Err(rampart_ingest::IngestError::Request(
+            "no keys in this test".into(),
+        ))
+    };
+    service::train(
+        &s,
+        req,
+        Keys::Lazy(&keys),
+        &Sandbox::current_exe().unwrap(),
+        &mut |_, _| {},
+    )
+}
+
+fn cp(f: &Fixture, run: &str) -> Vec<String> {
+    vec![
+        "/bin/cp".into(),
+        f.model.display().to_string(),
+        f.dir
+            .path()
+            .join("runs")
+            .join(run)
+            .join("model/model.safetensors")
+            .display()
+            .to_string(),
+    ]
+}
+
+fn a_run_in_the_sandbox_is_signed_verifiable_and_audited() {
+    let f = fixture();
+    let sink = MemorySink::new();
+    let out = train(&f, &sink, &request(&f, "ok", cp(&f, "ok"))).unwrap();
+    let TrainOutcome::Trained(t) = out else {
+        panic!("not trained: {out:?}")
+    };
+    assert_eq!(t.build, "exec");
+    assert_eq!(t.files.len(), 1);
+    assert_eq!(t.files[0].name, "model.safetensors");
+    assert_eq!(t.files[0].digest, rampart_crypto::sha256(&safetensors()));
+    assert_eq!(
+        t.dataset,
+        rampart_crypto::sha256(std::fs::read(&f.data).unwrap().as_slice())
+    );
+    // The signature verifies with the home's key over exactly the model files.
+    let (key, _) = f.home.signing_key().unwrap();
+    let bundle = std::fs::read(&t.signature).unwrap();
+    rampart_crypto::oms::verify_model(
+        &t.model_dir,
+        &bundle,
+        &[key.public_key()],
+        &rampart_crypto::oms::VerifyOptions::new(&t.signature),
+        &|_| {},
+    )
+    .unwrap();
+    // The signed provenance names the dataset it was trained on and the model it made.
+    let bundle: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&t.provenance).unwrap()).unwrap();
+    let payload = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        bundle["dsseEnvelope"]["payload"].as_str().unwrap(),
+    )
+    .unwrap();
+    let statement: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    let deps = &statement["predicate"]["buildDefinition"]["resolvedDependencies"];
+    assert_eq!(deps[0]["name"], "dataset");
+    assert_eq!(deps[0]["digest"]["sha256"], t.dataset.to_hex());
+    assert_eq!(statement["subject"][0]["name"], "model.safetensors");
+    // The report on disk is the one returned.
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(t.run.join("run.json")).unwrap()).unwrap();
+    assert_eq!(report, t.report);
+    assert_eq!(report["model"]["root"], t.root.to_hex());
+    let actions = sink.actions();
+    let tail: Vec<_> = actions.iter().rev().take(2).rev().cloned().collect();
+    assert_eq!(
+        tail,
+        [
+            ("train.run".to_owned(), "ok".to_owned()),
+            ("train.provenance".to_owned(), "ok".to_owned()),
+        ]
+    );
+    assert!(actions.iter().all(|(_, o)| o == "ok"), "{actions:?}");
+}
+
+fn a_failing_trainer_is_a_failed_outcome_on_record() {
+    let f = fixture();
+    let sink = MemorySink::new();
+    let out = train(&f, &sink, &request(&f, "bad", vec!["/bin/false".into()])).unwrap();
+    let TrainOutcome::Failed(failed) = out else {
+        panic!("not failed: {out:?}")
+    };
+    assert!(failed.reason.contains("exit"), "{}", failed.reason);
+    assert_eq!(failed.report["error"], failed.reason.as_str());
+    assert!(!failed.run.join("model.sig").exists(), "nothing was signed");
+    assert_eq!(
+        sink.actions().last().unwrap(),
+        &("train.run".to_owned(), "failed".to_owned())
+    );
+}
+
+fn a_trainer_that_writes_no_model_is_failed_not_signed() {
+    let f = fixture();
+    let sink = MemorySink::new();
+    let out = train(&f, &sink, &request(&f, "empty", vec!["/bin/true".into()])).unwrap();
+    assert!(matches!(out, TrainOutcome::Failed(_)), "{out:?}");
+    assert!(!f.dir.path().join("runs/empty/model.sig").exists());
+}
+
+fn limits_merge_policy_then_config_then_request_once() {
+    let f = fixture();
+    let policy = f.home.load_policy().unwrap();
+    let text = "[data]\ndataset = \"x\"\n[trainer]\ncommand = [\"/bin/true\"]\n[limits]\ntimeout = 300\nmemory = \"1GiB\"\nprocesses = 9\n";
+    let cfg = TrainConfig::parse(text, Path::new("train.toml")).unwrap();
+    let l = service::limits(&policy.train, Some(&cfg), &LimitOverrides::default()).unwrap();
+    assert_eq!(l.wall_ms, 300_000);
+    assert_eq!(l.memory_bytes, 1 << 30);
+    assert_eq!(l.processes, 9);
+    assert_eq!(l.open_files, policy.train.open_files, "unset: the policy's");
+    let over = LimitOverrides {
+        timeout: Some(5),
+        memory: Some(64 << 20),
+        ..LimitOverrides::default()
+    };
+    let l = service::limits(&policy.train, Some(&cfg), &over).unwrap();
+    assert_eq!((l.wall_ms, l.memory_bytes), (5_000, 64 << 20));
+    assert!(
+        l.cpu_seconds <= 5,
+        "the CPU limit never outlasts the wall clock"
+    );
+    let tiny = LimitOverrides {
+        memory: Some(1 << 20),
+        ..LimitOverrides::default()
+    };
+    let err = service::limits(&policy.train, None, &tiny).unwrap_err();
+    assert!(err.to_string().contains("too small"), "{err}");
+    assert_eq!(err.kind(), rampart_ingest::ErrorKind::Input);
+    // The config is recorded in the provenance with its digest.
+    let mut req = request(&f, "cfg", cp(&f, "cfg"));
+    let path = f.dir.path().join("train.toml");
+    req.config = Some(ConfigFile {
+        path: &path,
+        text,
+        parsed: &cfg,
+    });
+    let sink = MemorySink::new();
+    let TrainOutcome::Trained(t) = train(&f, &sink, &req).unwrap() else {
+        panic!("not trained")
+    };
+    assert_eq!(t.report["trainer"]["config"]["text"], text);
+    assert_eq!(t.report["trainer"]["limits"]["wall_ms"], 300_000);
+}
+
+fn secrets_never_enter_the_sandbox_and_nothing_runs() {
+    let f = fixture();
+    let mut req = request(&f, "secret", cp(&f, "secret"));
+    req.env = vec!["RAMPART_HOME".into()];
+    let sink = MemorySink::new();
+    let err = train(&f, &sink, &req).unwrap_err();
+    assert!(err.to_string().contains("RAMPART_HOME"), "{err}");
+    assert!(
+        !f.dir.path().join("runs/secret").exists(),
+        "nothing was created"
+    );
+}
+
+fn a_dataset_outside_the_data_roots_is_refused_before_anything_runs() {
+    let f = fixture();
+    let outside = f.dir.path().join("elsewhere.csv");
+    std::fs::write(&outside, "a\n1\n").unwrap();
+    let mut req = request(&f, "outside", cp(&f, "outside"));
+    req.dataset = outside.display().to_string();
+    let sink = MemorySink::new();
+    let err = train(&f, &sink, &req).unwrap_err();
+    assert!(matches!(err, ServiceError::Ingest(_)), "{err}");
+    assert_eq!(err.kind(), rampart_ingest::ErrorKind::Input);
+    assert!(!f.dir.path().join("runs/outside").exists());
+    assert_eq!(
+        sink.actions().last().unwrap(),
+        &("data.access".to_owned(), "denied".to_owned()),
+        "{:?}",
+        sink.actions()
+    );
+}
+
+fn a_built_in_model_needs_a_label_and_a_holdout_fraction() {
+    let f = fixture();
+    let policy = f.home.load_policy().unwrap();
+    let sink = MemorySink::new();
+    let s = Session {
+        home: &f.home,
+        policy: &policy,
+        audit: Auditor::new(Some(&sink), "tester"),
+    };
+    let mut req = request(&f, "builtin", Vec::new());
+    req.recipe = Recipe::Builtin {
+        program: PathBuf::from("/bin/true"),
+        kind: "random-forest".into(),
+        holdout: 0.2,
+        hyper: Vec::new(),
+    };
+    let err = service::plan(&s, &req).unwrap_err();
+    assert!(err.to_string().contains("--label"), "{err}");
+    req.label = Some("b".into());
+    req.recipe = Recipe::Builtin {
+        program: PathBuf::from("/bin/true"),
+        kind: "random-forest".into(),
+        holdout: 1.0,
+        hyper: Vec::new(),
+    };
+    let err = service::plan(&s, &req).unwrap_err();
+    assert!(err.to_string().contains("[0, 1)"), "{err}");
+}
+
+fn main() {
+    if let Some(code) = rampart_sandbox::helper_main() {
+        std::process::exit(code);
+    }
+    let cases: [(&str, fn()); 7] = [
+        (
+            "a_run_in_the_sandbox_is_signed_verifiable_and_audited",
+            a_run_in_the_sandbox_is_signed_verifiable_and_audited,
+        ),
+        (
+            "a_failing_trainer_is_a_failed_outcome_on_record",
+            a_failing_trainer_is_a_failed_outcome_on_record,
+        ),
+        (
+            "a_trainer_that_writes_no_model_is_failed_not_signed",
+            a_trainer_that_writes_no_model_is_failed_not_signed,
+        ),
+        (
+            "limits_merge_policy_then_config_then_request_once",
+            limits_merge_policy_then_config_then_request_once,
+        ),
+        (
+            "secrets_never_enter_the_sandbox_and_nothing_runs",
+            secrets_never_enter_the_sandbox_and_nothing_runs,
+        ),
+        (
+            "a_dataset_outside_the_data_roots_is_refused_before_anything_runs",
+            a_dataset_outside_the_data_roots_is_refused_before_anything_runs,
+        ),
+        (
+            "a_built_in_model_needs_a_label_and_a_holdout_fraction",
+            a_built_in_model_needs_a_label_and_a_holdout_fraction,
+        ),
+    ];
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let mut failed = 0;
+    for (name, case) in cases {
+        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        match std::panic::catch_unwind(case) {
+            Ok(()) => println!("test {name} ... ok"),
+            Err(_) => {
+                println!("test {name} ... FAILED");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        println!("{failed} failed");
+        std::process::exit(1);
+    }
+}
