@@ -26,6 +26,7 @@ pub mod guard_proxy;
 pub mod httpsig;
 pub mod keys;
 pub mod limits;
+pub mod load;
 pub mod metrics;
 pub mod monitor;
 pub mod oip;

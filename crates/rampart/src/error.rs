@@ -177,3 +177,19 @@ impl From<rampart_train::service::ServiceError> for CliError {
         }
     }
 }
+
+impl From<rampart_serve::load::LoadError> for CliError {
+    fn from(e: rampart_serve::load::LoadError) -> Self {
+        use rampart_serve::load::LoadErrorKind;
+        let hint = e.hint();
+        let err = match e.kind() {
+            LoadErrorKind::Input => Self::input(e),
+            LoadErrorKind::Verification => Self::verification(e),
+            LoadErrorKind::Internal => Self::internal(e),
+        };
+        match hint {
+            Some(h) => err.hint(h),
+            None => err,
+        }
+    }
+}

@@ -5,11 +5,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use rampart_audit::Outcome;
-use rampart_registry::gates::{self, GateContext, GatePolicy};
-use rampart_registry::{Registry, RegistryError, Stage};
-use rampart_scan::{ScanConfig, Severity};
+use rampart_registry::Registry;
 use rampart_serve::keys::{KeyStore, Role};
-use rampart_serve::{AppState, LoadedModel, ServeLimits};
+use rampart_serve::load::{ModelSetup, load_model};
+use rampart_serve::{AppState, ServeLimits};
 use serde_json::json;
 
 use crate::cli::{ApikeyArgs, ApikeyCommand, Format, KeyRole, ServeArgs};
@@ -157,133 +156,6 @@ pub fn apikey(ctx: &Ctx, args: &ApikeyArgs) -> Result<Status, CliError> {
     Ok(Status::Ok)
 }
 
-/// How each served model is set up (from the command line).
-#[derive(Clone)]
-struct Setup {
-    keys: Vec<rampart_crypto::PublicKey>,
-    /// Trusted certificate authorities (DER) for models signed with the certificate method.
-    anchors: rampart_crypto::oms::Anchors,
-    outputs: Vec<(String, rampart_serve::OutputMode)>,
-    /// Model name → the registry reference of its isolation forest.
-    detectors: Vec<(String, String)>,
-    drift_window: usize,
-}
-
-/// A model from the registry with its companion detector, ready to serve.
-fn load(reg: &Registry, reference: &str, setup: &Setup) -> Result<LoadedModel, CliError> {
-    let (v, model, mut sources) = load_one(reg, reference, &setup.keys, &setup.anchors)?;
-    let output = setup
-        .outputs
-        .iter()
-        .find(|(n, _)| *n == v.name)
-        .map_or(rampart_serve::OutputMode::Raw, |(_, m)| m.clone());
-    let detector = match setup.detectors.iter().find(|(n, _)| *n == v.name) {
-        None => None,
-        Some((_, dref)) => {
-            let (dv, det, dsources) = load_one(reg, dref, &setup.keys, &setup.anchors)?;
-            if det.meta.kind != rampart_ml::ModelKind::IsolationForest {
-                return Err(CliError::input(anyhow::anyhow!(
-                    "--anomaly {}={dref}: {}@{} is a {}, not an isolation forest",
-                    v.name,
-                    dv.name,
-                    dv.version,
-                    det.meta.kind
-                )));
-            }
-            if det.meta.features != model.meta.features {
-                return Err(CliError::input(anyhow::anyhow!(
-                    "--anomaly {}={dref}: the detector takes features {:?}, the model {:?}",
-                    v.name,
-                    det.meta.features,
-                    model.meta.features
-                ))
-                .hint("train the isolation forest on the same columns as the model"));
-            }
-            // Its files are re-verified with the model's.
-            sources.extend(dsources);
-            Some(det)
-        }
-    };
-    Ok(LoadedModel::new(
-        v.name.clone(),
-        v.version,
-        v.root.to_hex(),
-        model,
-        sources,
-        output,
-        detector,
-    )
-    .with_drift_window(setup.drift_window))
-}
-
-type Sources = Vec<(std::path::PathBuf, rampart_crypto::Digest)>;
-
-/// Loads one version from the registry: signature re-verified, files re-hashed, then parsed
-/// as a rampart model.
-fn load_one(
-    reg: &Registry,
-    reference: &str,
-    keys: &[rampart_crypto::PublicKey],
-    anchors: &rampart_crypto::oms::Anchors,
-) -> Result<(rampart_registry::VersionInfo, rampart_ml::Model, Sources), CliError> {
-    let reference = if reference.contains('@') {
-        reference.to_owned()
-    } else {
-        format!("{reference}@production")
-    };
-    let v = reg
-        .resolve(&reference)
-        .map_err(|e| CliError::input(anyhow::Error::new(e)))?;
-    let checks = gates::evaluate(
-        reg,
-        &v,
-        Stage::Production,
-        &GatePolicy::signature_only(),
-        &GateContext {
-            keys,
-            anchors,
-            scan: &ScanConfig::default(),
-            fail_on: Severity::Critical,
-            lineage: &|_| Ok(()),
-        },
-    )
-    .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
-    if let Some(bad) = checks.iter().find(|c| !c.ok) {
-        return Err(CliError::verification(anyhow::anyhow!(
-            "{reference}: refusing to serve it: {}",
-            bad.detail
-        )));
-    }
-    let dir = tempfile::tempdir().map_err(CliError::internal)?;
-    reg.materialise(&v, dir.path())
-        .map_err(|e: RegistryError| CliError::verification(anyhow::Error::new(e)))?;
-    let file = v
-        .files
-        .iter()
-        .find(|f| f.name.ends_with(".safetensors"))
-        .ok_or_else(|| {
-            CliError::input(anyhow::anyhow!(
-                "{reference}: no safetensors file; the gateway serves rampart's built-in models"
-            ))
-        })?;
-    let bytes = std::fs::read(dir.path().join(&file.name)).map_err(CliError::internal)?;
-    let model = rampart_ml::Model::from_bytes(&bytes).map_err(|e| {
-        CliError::input(anyhow::anyhow!(
-            "{reference}: {} is not a rampart model: {e}",
-            file.name
-        ))
-    })?;
-    let mut sources: Vec<(std::path::PathBuf, rampart_crypto::Digest)> = v
-        .files
-        .iter()
-        .map(|f| f.sha256)
-        .chain(std::iter::once(v.signature))
-        .filter_map(|d| reg.blobs().local_path(&d).map(|p| (p, d)))
-        .collect();
-    sources.sort();
-    Ok((v, model, sources))
-}
-
 /// The names a signed request may be addressed to: `--public-name`s, else the bind address
 /// and, on loopback or a wildcard address, `localhost` and this machine's host name. With the
 /// scheme's default port a bare host is accepted too (clients leave the port out).
@@ -376,6 +248,7 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
             "pass --tls-cert and --tls-key, or --insecure-http behind a TLS terminator (audited), or bind 127.0.0.1",
         ));
     }
+    let policy = ctx.home.load_policy()?;
     let keys = ctx.verifier_keys(&[])?;
     let reg = Registry::open(&ctx.home.root().join("registry"))
         .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
@@ -408,33 +281,14 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
         })?;
         detectors.push((name.to_owned(), det.to_owned()));
     }
-    let setup = Setup {
+    let setup = ModelSetup {
         keys: keys.clone(),
-        anchors: ctx.home.anchors(&ctx.home.load_policy()?)?,
+        anchors: ctx.home.anchors(&policy)?,
         outputs,
         detectors,
         drift_window: a.drift_window.max(1),
     };
-    let mut models = Vec::new();
-    for r in &refs {
-        let m = match load(&reg, r, &setup) {
-            Ok(m) => m,
-            Err(e) => {
-                ctx.audit_refusal(
-                    ctx.event(Action::ServeLoad, Outcome::Denied)
-                        .subject_path(r.clone())
-                        .detail("reason", format!("{:?}", e.code())),
-                );
-                return Err(e);
-            }
-        };
-        ctx.audit(
-            ctx.event(Action::ServeLoad, Outcome::Ok)
-                .subject_path(format!("{}@{}", m.name, m.version))
-                .subject_digest(format!("sha256:{}", m.root)),
-        )?;
-        models.push(m);
-    }
+    let models = rampart_serve::load::load_served(&ctx.session(&policy)?, &reg, &refs, &setup)?;
     drop(reg);
     // Reloads (SIGHUP, --reload-every) load through the same checks.
     let registry_dir = ctx.home.root().join("registry");
@@ -452,7 +306,7 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
             explicit.clone()
         };
         refs.iter()
-            .map(|r| load(&reg, r, &reload_setup).map_err(|e| format!("{r}: {}", e.message())))
+            .map(|r| load_model(&reg, r, &reload_setup).map_err(|e| e.to_string()))
             .collect()
     });
     let store = keystore(ctx)?;

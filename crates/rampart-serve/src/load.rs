@@ -1,0 +1,318 @@
+//! Models from the registry, verified, ready to serve: the signature re-verified with the
+//! trusted keys or certificate authorities, every file re-hashed as it is materialised, then
+//! parsed — and a companion anomaly detector checked against the model it guards.
+//!
+//! `rampart serve` loads through [`load_served`] at start (each load audited, refusals with
+//! their reason) and through [`load_model`] on every reload, so a reload can never serve what a
+//! start would refuse.
+
+use std::path::PathBuf;
+
+use rampart_audit::{Action, AuditError, Outcome};
+use rampart_crypto::{Digest, PublicKey, oms::Anchors};
+use rampart_home::Session;
+use rampart_registry::gates::{self, GateContext, GatePolicy};
+use rampart_registry::{Registry, RegistryError, Stage, VersionInfo};
+use rampart_scan::{ScanConfig, Severity};
+
+use crate::{LoadedModel, OutputMode};
+
+/// How each served model is set up.
+#[derive(Debug, Clone)]
+pub struct ModelSetup {
+    /// Keys a model's signature may verify with.
+    pub keys: Vec<PublicKey>,
+    /// Trusted certificate authorities for models signed with the certificate method.
+    pub anchors: Anchors,
+    /// Model name → how its answers are returned (default: raw).
+    pub outputs: Vec<(String, OutputMode)>,
+    /// Model name → the registry reference of its isolation forest.
+    pub detectors: Vec<(String, String)>,
+    /// Requests per drift window.
+    pub drift_window: usize,
+}
+
+/// Why a model cannot be served. Each variant names the registry reference.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The reference names no version.
+    #[error("{reference}: {source}")]
+    Unknown {
+        /// The reference.
+        reference: String,
+        /// The registry's answer.
+        source: RegistryError,
+    },
+    /// Its signature does not verify with the trusted keys.
+    #[error("{reference}: refusing to serve it: {detail}")]
+    Unverified {
+        /// The reference.
+        reference: String,
+        /// What the check found.
+        detail: String,
+    },
+    /// A stored file does not match its digest.
+    #[error("{reference}: {source}")]
+    Tampered {
+        /// The reference.
+        reference: String,
+        /// The registry's finding.
+        source: RegistryError,
+    },
+    /// The version has no model the gateway can run.
+    #[error("{reference}: {reason}")]
+    NotServable {
+        /// The reference.
+        reference: String,
+        /// Why.
+        reason: String,
+    },
+    /// The detector named for a model cannot guard it.
+    #[error("--anomaly {model}={reference}: {reason}")]
+    Detector {
+        /// The model it was named for.
+        model: String,
+        /// The detector's reference.
+        reference: String,
+        /// Why.
+        reason: String,
+    },
+    /// The registry or the disk failed.
+    #[error("{reference}: {source}")]
+    Registry {
+        /// The reference.
+        reference: String,
+        /// The failure.
+        source: RegistryError,
+    },
+    /// A temporary directory could not be made.
+    #[error("cannot materialise {reference}: {source}")]
+    Io {
+        /// The reference.
+        reference: String,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// The load could not be recorded, so the model is not served.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+}
+
+/// What kind of failure a [`LoadError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadErrorKind {
+    /// The request is wrong (no such version, not a model): the user can fix it.
+    Input,
+    /// Something vouched for does not match: tampering or an untrusted signer.
+    Verification,
+    /// The environment failed.
+    Internal,
+}
+
+impl LoadError {
+    /// What kind of failure this is.
+    #[must_use]
+    pub const fn kind(&self) -> LoadErrorKind {
+        match self {
+            Self::Unknown { .. } | Self::NotServable { .. } | Self::Detector { .. } => {
+                LoadErrorKind::Input
+            }
+            Self::Unverified { .. } | Self::Tampered { .. } => LoadErrorKind::Verification,
+            Self::Registry { .. } | Self::Io { .. } | Self::Audit(_) => LoadErrorKind::Internal,
+        }
+    }
+
+    /// What the user can do about it, when there is something.
+    #[must_use]
+    pub const fn hint(&self) -> Option<&'static str> {
+        match self {
+            Self::Detector { .. } => {
+                Some("train the isolation forest on the same columns as the model")
+            }
+            Self::Unverified { .. } => Some(
+                "trust the signer's key (`rampart trust add`) or its certificate authority, or re-sign the model",
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// A registry blob the gateway re-hashes while it serves (the integrity watch).
+pub type Sources = Vec<(PathBuf, Digest)>;
+
+/// `NAME` means `NAME@production`.
+fn full_reference(reference: &str) -> String {
+    if reference.contains('@') {
+        reference.to_owned()
+    } else {
+        format!("{reference}@production")
+    }
+}
+
+/// Loads one version: signature re-verified, files re-hashed as they are materialised, then
+/// parsed as a rampart model. Returns the version, the model and the blobs to watch.
+///
+/// # Errors
+/// See [`LoadError`].
+pub fn load_version(
+    reg: &Registry,
+    reference: &str,
+    keys: &[PublicKey],
+    anchors: &Anchors,
+) -> Result<(VersionInfo, rampart_ml::Model, Sources), LoadError> {
+    let reference = full_reference(reference);
+    let v = reg
+        .resolve(&reference)
+        .map_err(|source| LoadError::Unknown {
+            reference: reference.clone(),
+            source,
+        })?;
+    let registry = |source| LoadError::Registry {
+        reference: reference.clone(),
+        source,
+    };
+    let checks = gates::evaluate(
+        reg,
+        &v,
+        Stage::Production,
+        &GatePolicy::signature_only(),
+        &GateContext {
+            keys,
+            anchors,
+            scan: &ScanConfig::default(),
+            fail_on: Severity::Critical,
+            lineage: &|_| Ok(()),
+        },
+    )
+    .map_err(registry)?;
+    if let Some(bad) = checks.iter().find(|c| !c.ok) {
+        return Err(LoadError::Unverified {
+            reference,
+            detail: bad.detail.clone(),
+        });
+    }
+    let dir = tempfile::tempdir().map_err(|source| LoadError::Io {
+        reference: reference.clone(),
+        source,
+    })?;
+    reg.materialise(&v, dir.path())
+        .map_err(|source| LoadError::Tampered {
+            reference: reference.clone(),
+            source,
+        })?;
+    let Some(file) = v.files.iter().find(|f| f.name.ends_with(".safetensors")) else {
+        return Err(LoadError::NotServable {
+            reference,
+            reason: "no safetensors file; the gateway serves rampart's built-in models".into(),
+        });
+    };
+    let path = dir.path().join(&file.name);
+    let bytes = std::fs::read(&path).map_err(|source| LoadError::Io {
+        reference: reference.clone(),
+        source,
+    })?;
+    let model = rampart_ml::Model::from_bytes(&bytes).map_err(|e| LoadError::NotServable {
+        reference: reference.clone(),
+        reason: format!("{} is not a rampart model: {e}", file.name),
+    })?;
+    let mut sources: Sources = v
+        .files
+        .iter()
+        .map(|f| f.sha256)
+        .chain(std::iter::once(v.signature))
+        .filter_map(|d| reg.blobs().local_path(&d).map(|p| (p, d)))
+        .collect();
+    sources.sort();
+    Ok((v, model, sources))
+}
+
+/// A model with its companion detector (if `setup` names one), ready to serve.
+///
+/// # Errors
+/// See [`LoadError`]; a detector that is not an isolation forest, or takes other features
+/// than the model, is [`LoadError::Detector`].
+pub fn load_model(
+    reg: &Registry,
+    reference: &str,
+    setup: &ModelSetup,
+) -> Result<LoadedModel, LoadError> {
+    let (v, model, mut sources) = load_version(reg, reference, &setup.keys, &setup.anchors)?;
+    let output = setup
+        .outputs
+        .iter()
+        .find(|(n, _)| *n == v.name)
+        .map_or(OutputMode::Raw, |(_, m)| m.clone());
+    let detector = match setup.detectors.iter().find(|(n, _)| *n == v.name) {
+        None => None,
+        Some((_, dref)) => {
+            let (dv, det, dsources) = load_version(reg, dref, &setup.keys, &setup.anchors)?;
+            let refuse = |reason: String| LoadError::Detector {
+                model: v.name.clone(),
+                reference: dref.clone(),
+                reason,
+            };
+            if det.meta.kind != rampart_ml::ModelKind::IsolationForest {
+                return Err(refuse(format!(
+                    "{}@{} is a {}, not an isolation forest",
+                    dv.name, dv.version, det.meta.kind
+                )));
+            }
+            if det.meta.features != model.meta.features {
+                return Err(refuse(format!(
+                    "the detector takes features {:?}, the model {:?}",
+                    det.meta.features, model.meta.features
+                )));
+            }
+            // Its files are re-verified with the model's.
+            sources.extend(dsources);
+            Some(det)
+        }
+    };
+    Ok(LoadedModel::new(
+        v.name.clone(),
+        v.version,
+        v.root.to_hex(),
+        model,
+        sources,
+        output,
+        detector,
+    )
+    .with_drift_window(setup.drift_window))
+}
+
+/// Loads every reference for serving, each load on the audit record: `serve.load` ok with the
+/// version and its root, or denied with the reason (and the first refusal is returned).
+///
+/// # Errors
+/// The first [`LoadError`]; an audit failure wins over it.
+pub fn load_served(
+    s: &Session<'_>,
+    reg: &Registry,
+    references: &[String],
+    setup: &ModelSetup,
+) -> Result<Vec<LoadedModel>, LoadError> {
+    let mut models = Vec::with_capacity(references.len());
+    for r in references {
+        match load_model(reg, r, setup) {
+            Ok(m) => {
+                s.audit.record(
+                    s.audit
+                        .event(Action::ServeLoad, Outcome::Ok)
+                        .subject_path(format!("{}@{}", m.name, m.version))
+                        .subject_digest(format!("sha256:{}", m.root)),
+                )?;
+                models.push(m);
+            }
+            Err(e) => {
+                let event = s
+                    .audit
+                    .event(Action::ServeLoad, Outcome::Denied)
+                    .subject_path(r.clone())
+                    .detail("reason", e.to_string());
+                return Err(s.audit.refusal(event).map_or(e, LoadError::Audit));
+            }
+        }
+    }
+    Ok(models)
+}

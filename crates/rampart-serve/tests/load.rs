@@ -1,0 +1,225 @@
+//! Loading models to serve, as a library call: a registry of signed versions, the trusted
+//! keys, an in-memory audit sink.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::path::Path;
+
+use rampart_audit::{Auditor, MemorySink};
+use rampart_home::{Home, Session};
+use rampart_ml::forest::{ForestParams, RandomForest};
+use rampart_ml::iforest::{IsolationForest, IsolationParams};
+use rampart_ml::{Estimator, Matrix, Model};
+use rampart_registry::Registry;
+use rampart_registry::service::{self, RegisterRequest};
+use rampart_serve::load::{LoadError, LoadErrorKind, ModelSetup, load_model, load_served};
+
+fn data() -> (Matrix, Vec<usize>) {
+    let mut v = Vec::new();
+    let mut y = Vec::new();
+    for i in 0..40u8 {
+        let a = f32::from(i) / 40.0;
+        v.extend([a, 1.0 - a]);
+        y.push(usize::from(i >= 20));
+    }
+    (Matrix::new(40, 2, v).unwrap(), y)
+}
+
+fn features(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn forest(names: &[&str]) -> Model {
+    let (x, y) = data();
+    let params = ForestParams {
+        n_trees: 3,
+        ..ForestParams::default()
+    };
+    let rf = RandomForest::fit(&x, &y, 2, &params).unwrap();
+    Model::new(
+        Estimator::RandomForest(rf),
+        &x,
+        features(names),
+        features(&["no", "yes"]),
+        serde_json::json!({}),
+    )
+    .unwrap()
+}
+
+fn isolation(names: &[&str]) -> Model {
+    let (x, _) = data();
+    let params = IsolationParams {
+        n_trees: 3,
+        ..IsolationParams::default()
+    };
+    let f = IsolationForest::fit(&x, &params).unwrap();
+    Model::new(
+        Estimator::IsolationForest(f),
+        &x,
+        features(names),
+        Vec::new(),
+        serde_json::json!({}),
+    )
+    .unwrap()
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    home: Home,
+    reg: Registry,
+    sink: MemorySink,
+}
+
+/// Signs `model` with the home's key and registers it as `name` (version 1).
+fn register(f: &mut Fixture, dir: &Path, name: &str, model: &Model) {
+    let path = dir.join(name);
+    std::fs::create_dir(&path).unwrap();
+    std::fs::write(path.join("model.safetensors"), model.to_bytes().unwrap()).unwrap();
+    let (key, _) = f.home.signing_key().unwrap();
+    let sig = path.join("model.sig");
+    let signed = rampart_crypto::oms::sign_model(
+        &path,
+        &key,
+        &rampart_crypto::oms::SignOptions::new(&sig),
+        &|_| {},
+    )
+    .unwrap();
+    std::fs::write(&sig, signed.bundle).unwrap();
+    let policy = f.home.load_policy().unwrap();
+    let s = session(&f.home, &policy, &f.sink);
+    let req = RegisterRequest {
+        path: &path,
+        name,
+        signature: None,
+        provenance: None,
+        metrics: None,
+    };
+    service::register(&s, &mut f.reg, &req).unwrap();
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::resolve(Some(&dir.path().join("home")));
+    home.init().unwrap();
+    let reg = Registry::open(&home.root().join("registry")).unwrap();
+    let models = dir.path().join("models");
+    std::fs::create_dir(&models).unwrap();
+    let mut f = Fixture {
+        _dir: dir,
+        home,
+        reg,
+        sink: MemorySink::new(),
+    };
+    register(&mut f, &models, "rf", &forest(&["a", "b"]));
+    register(&mut f, &models, "iso", &isolation(&["a", "b"]));
+    register(&mut f, &models, "iso-other", &isolation(&["c", "d"]));
+    f
+}
+
+fn session<'a>(
+    home: &'a Home,
+    policy: &'a rampart_home::Policy,
+    sink: &'a MemorySink,
+) -> Session<'a> {
+    Session {
+        home,
+        policy,
+        audit: Auditor::new(Some(sink), "tester"),
+    }
+}
+
+fn setup(f: &Fixture) -> ModelSetup {
+    let (key, _) = f.home.signing_key().unwrap();
+    ModelSetup {
+        keys: vec![key.public_key()],
+        anchors: rampart_crypto::oms::Anchors::default(),
+        outputs: Vec::new(),
+        detectors: Vec::new(),
+        drift_window: 100,
+    }
+}
+
+#[test]
+fn a_signed_version_loads_with_its_detector_and_each_load_is_audited() {
+    let f = fixture();
+    let mut setup = setup(&f);
+    setup.detectors = vec![("rf".into(), "iso@1".into())];
+    let policy = f.home.load_policy().unwrap();
+    let sink = MemorySink::new();
+    let s = session(&f.home, &policy, &sink);
+    let models = load_served(&s, &f.reg, &["rf@1".into()], &setup).unwrap();
+    assert_eq!(models.len(), 1);
+    let m = &models[0];
+    assert_eq!((m.name.as_str(), m.version), ("rf", 1));
+    assert_eq!(m.root, f.reg.resolve("rf@1").unwrap().root.to_hex());
+    assert_eq!(m.model.meta.features, ["a", "b"]);
+    assert_eq!(sink.actions(), [("serve.load".to_owned(), "ok".to_owned())]);
+}
+
+#[test]
+fn a_version_signed_by_an_untrusted_key_is_refused_and_the_refusal_names_why() {
+    let f = fixture();
+    let mut setup = setup(&f);
+    setup.keys = vec![rampart_crypto::SigningKey::generate().public_key()];
+    let err = load_model(&f.reg, "rf@1", &setup).unwrap_err();
+    assert!(matches!(err, LoadError::Unverified { .. }), "{err}");
+    assert_eq!(err.kind(), LoadErrorKind::Verification);
+    assert!(
+        err.to_string().starts_with("rf@1: refusing to serve it"),
+        "{err}"
+    );
+    // Through the audited path the refusal is recorded with its reason.
+    let policy = f.home.load_policy().unwrap();
+    let sink = MemorySink::new();
+    let s = session(&f.home, &policy, &sink);
+    assert!(load_served(&s, &f.reg, &["rf@1".into()], &setup).is_err());
+    let records = sink.records();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].action, "serve.load");
+    assert_eq!(records[0].outcome.as_str(), "denied");
+    let reason = records[0].details["reason"].as_str().unwrap();
+    assert!(reason.contains("refusing to serve it"), "{reason}");
+}
+
+#[test]
+fn a_blob_changed_in_the_registry_is_caught_when_it_is_loaded() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let f = fixture();
+    let v = f.reg.resolve("rf@1").unwrap();
+    let file = v
+        .files
+        .iter()
+        .find(|x| x.name == "model.safetensors")
+        .unwrap();
+    let blob = f.reg.blobs().local_path(&file.sha256).unwrap();
+    std::fs::set_permissions(&blob, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&blob, bytes).unwrap();
+    let err = load_model(&f.reg, "rf@1", &setup(&f)).unwrap_err();
+    assert_eq!(err.kind(), LoadErrorKind::Verification, "{err}");
+}
+
+#[test]
+fn a_detector_must_be_an_isolation_forest_over_the_models_features() {
+    let f = fixture();
+    let mut s = setup(&f);
+    s.detectors = vec![("rf".into(), "rf@1".into())];
+    let err = load_model(&f.reg, "rf@1", &s).unwrap_err();
+    assert!(err.to_string().contains("not an isolation forest"), "{err}");
+    s.detectors = vec![("rf".into(), "iso-other@1".into())];
+    let err = load_model(&f.reg, "rf@1", &s).unwrap_err();
+    assert!(matches!(err, LoadError::Detector { .. }), "{err}");
+    assert_eq!(err.kind(), LoadErrorKind::Input);
+    assert!(err.hint().unwrap().contains("same columns"));
+}
+
+#[test]
+fn a_bare_name_means_production_and_an_unknown_one_is_an_input_error() {
+    let f = fixture();
+    let err = load_model(&f.reg, "rf", &setup(&f)).unwrap_err();
+    assert!(matches!(err, LoadError::Unknown { .. }), "{err}");
+    assert!(err.to_string().starts_with("rf@production"), "{err}");
+    assert_eq!(err.kind(), LoadErrorKind::Input);
+}
