@@ -136,7 +136,7 @@ impl Classifier {
     ///
     /// # Errors
     /// A message if the embedded file does not load (a broken build).
-    pub fn builtin() -> Result<Self, String> {
+    pub fn builtin() -> Result<Self, crate::GuardError> {
         Self::from_safetensors(BUILTIN)
     }
 
@@ -144,10 +144,10 @@ impl Classifier {
     ///
     /// # Errors
     /// A message for a file that is not a classifier of this format.
-    pub fn from_safetensors(bytes: &[u8]) -> Result<Self, String> {
+    pub fn from_safetensors(bytes: &[u8]) -> Result<Self, crate::GuardError> {
         let (model, meta) = SparseLogistic::from_safetensors(bytes).map_err(|e| e.to_string())?;
         if meta.get("format").map(String::as_str) != Some(FORMAT) {
-            return Err(format!("not a {FORMAT} model"));
+            return Err(format!("not a {FORMAT} model").into());
         }
         let bits: u32 = meta
             .get("bits")
@@ -155,7 +155,7 @@ impl Classifier {
             .filter(|b| (8..=24).contains(b))
             .ok_or("metadata bits: missing or outside 8..=24")?;
         if model.dim() != 1usize << bits {
-            return Err(format!("{} weights for {bits} bits", model.dim()));
+            return Err(format!("{} weights for {bits} bits", model.dim()).into());
         }
         let offset: f64 = meta
             .get("offset")
@@ -216,10 +216,10 @@ impl Classifier {
     ///
     /// # Errors
     /// A message if serialisation fails.
-    pub fn to_safetensors(&self) -> Result<Vec<u8>, String> {
+    pub fn to_safetensors(&self) -> Result<Vec<u8>, crate::GuardError> {
         self.model
             .to_safetensors(self.meta.clone())
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string().into())
     }
 
     /// The margin (log-odds, offset included) of an already normalised text. Allocates only
@@ -292,7 +292,10 @@ pub const MAX_VALID_FPR: f64 = 0.01;
 /// # Errors
 /// A message naming the line of a malformed record, or when training or the offset search
 /// finds nothing usable.
-pub fn fit_dataset(jsonl: &str, dataset_sha256: &str) -> Result<(Classifier, FitReport), String> {
+pub fn fit_dataset(
+    jsonl: &str,
+    dataset_sha256: &str,
+) -> Result<(Classifier, FitReport), crate::GuardError> {
     let mut train = Vec::new();
     let mut valid = Vec::new();
     for (n, line) in jsonl.lines().enumerate() {
@@ -308,12 +311,12 @@ pub fn fit_dataset(jsonl: &str, dataset_sha256: &str) -> Result<(Classifier, Fit
         let label = match r.get("label").and_then(Value::as_u64) {
             Some(0) => false,
             Some(1) => true,
-            _ => return Err(format!("line {}: \"label\" must be 0 or 1", n + 1)),
+            _ => return Err(format!("line {}: \"label\" must be 0 or 1", n + 1).into()),
         };
         match split {
             Some("train") => train.push((crate::normalize::views(t).plain, label)),
             Some("valid") => valid.push((t.to_owned(), label)),
-            other => return Err(format!("line {}: unknown split {other:?}", n + 1)),
+            other => return Err(format!("line {}: unknown split {other:?}", n + 1).into()),
         }
     }
     let params = default_params();

@@ -96,6 +96,18 @@ pub enum GuardError {
     Config(String),
 }
 
+impl From<String> for GuardError {
+    fn from(s: String) -> Self {
+        Self::Config(s)
+    }
+}
+
+impl From<&str> for GuardError {
+    fn from(s: &str) -> Self {
+        Self::Config(s.to_owned())
+    }
+}
+
 /// The compiled rails.
 #[derive(Debug)]
 pub struct Guard {
@@ -113,7 +125,7 @@ impl Guard {
     /// [`GuardError::Config`] for a policy that does not compile.
     pub fn new(config: GuardConfig) -> Result<Self, GuardError> {
         let model = if config.classifier {
-            Some(classifier::Classifier::builtin().map_err(GuardError::Config)?)
+            Some(classifier::Classifier::builtin()?)
         } else {
             None
         };
@@ -130,9 +142,9 @@ impl Guard {
     ) -> Result<Self, GuardError> {
         Ok(Self {
             classifier,
-            rules: rules::Rules::new().map_err(GuardError::Config)?,
-            topics: topics::Topics::new(&config.topics).map_err(GuardError::Config)?,
-            output: output::OutputRails::new(&config.output).map_err(GuardError::Config)?,
+            rules: rules::Rules::new()?,
+            topics: topics::Topics::new(&config.topics)?,
+            output: output::OutputRails::new(&config.output)?,
             config,
         })
     }

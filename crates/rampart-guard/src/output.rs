@@ -98,7 +98,7 @@ impl OutputRails {
     ///
     /// # Errors
     /// A message if the PII engine or the lexicon does not compile.
-    pub fn new(config: &OutputConfig) -> Result<Self, String> {
+    pub fn new(config: &OutputConfig) -> Result<Self, crate::GuardError> {
         let banned: Vec<String> = config
             .banned
             .iter()

@@ -269,7 +269,7 @@ impl Rules {
     ///
     /// # Errors
     /// A message if a rule does not compile (a bug in rampart).
-    pub fn new() -> Result<Self, String> {
+    pub fn new() -> Result<Self, crate::GuardError> {
         let mut phrases = Vec::new();
         let mut owner = Vec::new();
         for (i, r) in PHRASES.iter().enumerate() {

@@ -55,19 +55,18 @@ impl Topics {
     ///
     /// # Errors
     /// A message naming a topic without keywords or examples, or without a refusal.
-    pub fn new(topics: &[Topic]) -> Result<Self, String> {
+    pub fn new(topics: &[Topic]) -> Result<Self, crate::GuardError> {
         let mut kws = Vec::new();
         let mut owner = Vec::new();
         let mut examples = Vec::new();
         for (i, t) in topics.iter().enumerate() {
             if t.keywords.is_empty() && t.examples.is_empty() {
-                return Err(format!(
-                    "topic {}: give keywords or examples (or both)",
-                    t.name
-                ));
+                return Err(
+                    format!("topic {}: give keywords or examples (or both)", t.name).into(),
+                );
             }
             if t.refusal.trim().is_empty() {
-                return Err(format!("topic {}: give a refusal message", t.name));
+                return Err(format!("topic {}: give a refusal message", t.name).into());
             }
             for k in &t.keywords {
                 let k = crate::normalize::views(k).plain;

@@ -133,6 +133,7 @@ fn hostile_or_foreign_model_files_are_refused() {
     assert!(
         Classifier::from_safetensors(&plain)
             .unwrap_err()
+            .to_string()
             .contains(FORMAT)
     );
     // Metadata that does not match the weights.

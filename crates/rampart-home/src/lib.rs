@@ -39,7 +39,7 @@ pub use error::HomeError;
 pub use home::{Home, InitReport, KeySource, Witness};
 pub use policy::{
     AuditPolicy, ChecksPolicy, DataPolicy, GatePolicy, GatesPolicy, GuardOutputPolicy, GuardPolicy,
-    GuardTopic, PiiPolicy, Policy, ScanPolicy, Size, TrainPolicy, TrustPolicy, TrustedCertificate,
-    TrustedIdentity, TrustedKey, parse_size,
+    GuardTopic, PiiPolicy, Policy, ScanPolicy, Size, SizeError, TrainPolicy, TrustPolicy,
+    TrustedCertificate, TrustedIdentity, TrustedKey, parse_size,
 };
 pub use session::Session;

@@ -149,8 +149,8 @@ enum SizeText {
 }
 
 impl TryFrom<SizeText> for Size {
-    type Error = String;
-    fn try_from(v: SizeText) -> Result<Self, String> {
+    type Error = SizeError;
+    fn try_from(v: SizeText) -> Result<Self, SizeError> {
         match v {
             SizeText::Bytes(b) => Ok(Self(b)),
             SizeText::Text(t) => parse_size(&t).map(Self),
@@ -168,15 +168,25 @@ impl From<Size> for u64 {
 /// G/GB/GiB, T/TB/TiB; decimal units are powers of 1000, binary ones of 1024, a bare letter
 /// is binary).
 ///
+/// A text that is not a size.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?} is not a size (e.g. 4096, 512MiB, 8GiB)")]
+pub struct SizeError {
+    /// The text.
+    pub text: String,
+}
+
 /// # Errors
-/// A message naming the text when it is not a size.
-pub fn parse_size(text: &str) -> Result<u64, String> {
+/// A [`SizeError`] naming the text when it is not a size.
+pub fn parse_size(text: &str) -> Result<u64, SizeError> {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
-    let bad = || format!("{text:?} is not a size (e.g. 4096, 512MiB, 8GiB)");
+    let bad = || SizeError {
+        text: text.to_owned(),
+    };
     let value: f64 = number.parse().map_err(|_| bad())?;
     let scale: f64 = match unit.trim() {
         "" | "B" => 1.0,
@@ -479,11 +489,9 @@ impl TrustedCertificate {
     ///
     /// # Errors
     /// When the stored text is not base64.
-    pub fn der(&self) -> Result<Vec<u8>, String> {
+    pub fn der(&self) -> Result<Vec<u8>, base64::DecodeError> {
         use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD
-            .decode(self.certificate.as_bytes())
-            .map_err(|e| e.to_string())
+        base64::engine::general_purpose::STANDARD.decode(self.certificate.as_bytes())
     }
 }
 

@@ -84,28 +84,75 @@ impl Artifact {
     /// Whether the file is still what was recorded.
     ///
     /// # Errors
-    /// What changed: missing, another size, other bytes.
-    pub fn verify(&self) -> Result<(), String> {
-        let meta = std::fs::symlink_metadata(&self.path)
-            .map_err(|e| format!("{} is gone ({e})", self.path.display()))?;
+    /// What changed: missing, not a file, unreadable, other bytes.
+    pub fn verify(&self) -> Result<(), ArtifactChanged> {
+        let path = self.path.clone();
+        let meta =
+            std::fs::symlink_metadata(&self.path).map_err(|source| ArtifactChanged::Gone {
+                path: path.clone(),
+                source,
+            })?;
         if !meta.is_file() {
-            return Err(format!(
-                "{} is no longer a regular file",
-                self.path.display()
-            ));
+            return Err(ArtifactChanged::NotAFile { path });
         }
-        let (sha256, size) = hash_file(&self.path)
-            .map_err(|e| format!("{} cannot be read ({e})", self.path.display()))?;
+        let (sha256, size) =
+            hash_file(&self.path).map_err(|source| ArtifactChanged::Unreadable {
+                path: path.clone(),
+                source,
+            })?;
         if size != self.size || sha256 != self.sha256 {
-            return Err(format!(
-                "{} changed after the step produced it: {sha256} ({size} bytes), recorded {} ({} bytes)",
-                self.path.display(),
-                self.sha256,
-                self.size
-            ));
+            return Err(ArtifactChanged::Content {
+                path,
+                sha256,
+                size,
+                recorded_sha256: self.sha256.clone(),
+                recorded_size: self.size,
+            });
         }
         Ok(())
     }
+}
+
+/// How a recorded artifact no longer matches its record.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ArtifactChanged {
+    /// It is gone.
+    #[error("{} is gone ({source})", path.display())]
+    Gone {
+        /// The file.
+        path: PathBuf,
+        /// Why it cannot be seen.
+        source: std::io::Error,
+    },
+    /// It is no longer a regular file.
+    #[error("{} is no longer a regular file", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
+    /// It cannot be read.
+    #[error("{} cannot be read ({source})", path.display())]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Its bytes changed.
+    #[error("{} changed after the step produced it: {sha256} ({size} bytes), recorded {recorded_sha256} ({recorded_size} bytes)", path.display())]
+    Content {
+        /// The file.
+        path: PathBuf,
+        /// What it hashes to now.
+        sha256: String,
+        /// Its size now.
+        size: u64,
+        /// What was recorded.
+        recorded_sha256: String,
+        /// The recorded size.
+        recorded_size: u64,
+    },
 }
 
 /// `sha256:HEX` and the size of a file.
@@ -268,11 +315,16 @@ mod tests {
         let a = Artifact::of(&p).unwrap();
         a.verify().unwrap();
         std::fs::write(&p, b"model bytEs").unwrap();
-        assert!(a.verify().unwrap_err().contains("changed after the step"));
+        assert!(
+            a.verify()
+                .unwrap_err()
+                .to_string()
+                .contains("changed after the step")
+        );
         std::fs::write(&p, b"model bytes!").unwrap();
-        assert!(a.verify().unwrap_err().contains("12 bytes"));
+        assert!(a.verify().unwrap_err().to_string().contains("12 bytes"));
         std::fs::remove_file(&p).unwrap();
-        assert!(a.verify().unwrap_err().contains("is gone"));
+        assert!(a.verify().unwrap_err().to_string().contains("is gone"));
     }
 
     #[test]

@@ -75,27 +75,29 @@ pub fn schema_version() -> u32 {
 ///
 /// # Errors
 /// SQLite errors, or a database written by a newer rampart.
-pub fn open(path: &std::path::Path) -> Result<Connection, String> {
-    let mut c = Connection::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    c.busy_timeout(BUSY_TIMEOUT).map_err(|e| e.to_string())?;
+pub fn open(path: &std::path::Path) -> Result<Connection, crate::RegistryError> {
+    use crate::RegistryError::Db;
+    let mut c = Connection::open(path).map_err(|e| Db(format!("{}: {e}", path.display())))?;
+    c.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| Db(e.to_string()))?;
     c.pragma_update(None, "journal_mode", "WAL")
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Db(e.to_string()))?;
     c.pragma_update(None, "foreign_keys", "ON")
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Db(e.to_string()))?;
     c.pragma_update(None, "synchronous", "FULL")
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Db(e.to_string()))?;
     let tx = c
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Db(e.to_string()))?;
     let have: u32 = tx
         .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Db(e.to_string()))?;
     if have > schema_version() {
-        return Err(format!(
+        return Err(Db(format!(
             "{}: schema version {have} was written by a newer rampart (this one reads up to {})",
             path.display(),
             schema_version()
-        ));
+        )));
     }
     for (i, sql) in MIGRATIONS
         .iter()
@@ -103,10 +105,10 @@ pub fn open(path: &std::path::Path) -> Result<Connection, String> {
         .skip(usize::try_from(have).unwrap_or(0))
     {
         tx.execute_batch(sql)
-            .map_err(|e| format!("migration {}: {e}", i + 1))?;
+            .map_err(|e| Db(format!("migration {}: {e}", i + 1)))?;
         tx.pragma_update(None, "user_version", i + 1)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Db(e.to_string()))?;
     }
-    tx.commit().map_err(|e| e.to_string())?;
+    tx.commit().map_err(|e| Db(e.to_string()))?;
     Ok(c)
 }

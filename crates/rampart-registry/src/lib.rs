@@ -495,7 +495,7 @@ impl Registry {
             use std::os::unix::fs::PermissionsExt as _;
             let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
         }
-        let db = db::open(&dir.join("registry.db")).map_err(RegistryError::Db)?;
+        let db = db::open(&dir.join("registry.db"))?;
         Ok(Self {
             db,
             blobs: Box::new(FsBlobStore::new(dir.join("blobs"))),

@@ -56,14 +56,14 @@ impl GuardProxy {
         upstream: String,
         upstream_key: Option<zeroize::Zeroizing<String>>,
         redact_input: bool,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, crate::ServeError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(10))
             .timeout(std::time::Duration::from_secs(300))
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
+            .map_err(|e| crate::ServeError::Client(e.to_string()))?;
         Ok(Self {
             guard,
             upstream,

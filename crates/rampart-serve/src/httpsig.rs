@@ -243,12 +243,15 @@ impl Nonces {
     ///
     /// # Errors
     /// When the database cannot be opened.
-    pub fn shared(path: &std::path::Path) -> Result<Self, String> {
+    pub fn shared(path: &std::path::Path) -> Result<Self, crate::ServeError> {
+        let state = |at: &std::path::Path, e: &dyn std::fmt::Display| crate::ServeError::State {
+            path: at.to_path_buf(),
+            reason: e.to_string(),
+        };
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|e| state(dir, &e))?;
         }
-        let db =
-            rusqlite::Connection::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let db = rusqlite::Connection::open(path).map_err(|e| state(path, &e))?;
         {
             use std::os::unix::fs::PermissionsExt as _;
             let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
@@ -261,7 +264,7 @@ impl Nonces {
                     "CREATE TABLE IF NOT EXISTS nonces (k TEXT PRIMARY KEY, until INTEGER NOT NULL) WITHOUT ROWID;",
                 )
             })
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(|e| state(path, &e))?;
         Ok(Self {
             seen: Mutex::new(HashMap::new()),
             store: Some(Mutex::new(db)),

@@ -22,6 +22,7 @@
 // allocation per refused request is not worth boxing for.
 #![allow(clippy::result_large_err)]
 
+mod error;
 pub mod guard_proxy;
 pub mod httpsig;
 pub mod keys;
@@ -31,6 +32,8 @@ pub mod metrics;
 pub mod monitor;
 pub mod oip;
 pub mod problem;
+
+pub use error::ServeError;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -127,9 +130,12 @@ impl OutputMode {
     /// Parses `raw`, `round:N`, `label`, `bins` (Low, Medium, High) or `bins:A,B,…`.
     ///
     /// # Errors
-    /// A message naming the text.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let bad = || format!("{text:?} is not raw, round:N, label, bins or bins:NAME,NAME,…");
+    /// [`ServeError::Setting`], naming the text.
+    pub fn parse(text: &str) -> Result<Self, ServeError> {
+        let bad = || ServeError::Setting {
+            text: text.to_owned(),
+            expected: "raw, round:N, label, bins or bins:NAME,NAME,…",
+        };
         Ok(match text.split_once(':') {
             None if text == "raw" => Self::Raw,
             None if text == "label" => Self::Label,
@@ -238,7 +244,7 @@ impl Default for Monitoring {
 pub type Redact = Box<dyn Fn(&str) -> String + Send + Sync>;
 
 /// Loads the models to serve (the binary's registry loader), for hot reloads.
-pub type Loader = Box<dyn Fn() -> Result<Vec<LoadedModel>, String> + Send + Sync>;
+pub type Loader = Box<dyn Fn() -> Result<Vec<LoadedModel>, load::LoadError> + Send + Sync>;
 
 /// Shared server state.
 pub struct AppState {
@@ -412,15 +418,15 @@ impl AppState {
     ///
     /// # Errors
     /// The loader's error (nothing is swapped).
-    pub fn reload(&self) -> Result<Vec<String>, String> {
+    pub fn reload(&self) -> Result<Vec<String>, ServeError> {
         let Some(loader) = &self.loader else {
-            return Err("no loader".into());
+            return Err(ServeError::NoLoader);
         };
         let fresh = match loader() {
             Ok(m) => m,
             Err(e) => {
                 self.metrics.reload("error");
-                return Err(e);
+                return Err(e.into());
             }
         };
         let old = self.models();

@@ -316,3 +316,42 @@ pub fn load_served(
     }
     Ok(models)
 }
+
+/// What to serve: the references given, else every model that has a production version.
+///
+/// # Errors
+/// [`LoadError::Registry`] when the registry cannot list its models.
+pub fn references(reg: &Registry, explicit: &[String]) -> Result<Vec<String>, LoadError> {
+    if !explicit.is_empty() {
+        return Ok(explicit.to_vec());
+    }
+    let names = reg.names().map_err(|source| LoadError::Registry {
+        reference: "the registry".into(),
+        source,
+    })?;
+    Ok(names
+        .into_iter()
+        .filter(|n| reg.resolve(&format!("{n}@production")).is_ok())
+        .collect())
+}
+
+/// Opens the registry in `dir` and loads what [`references`] names, every one or none: what a
+/// reload does (it runs on the gateway's own thread, with no audit sink; the gateway records
+/// the reload).
+///
+/// # Errors
+/// The first [`LoadError`].
+pub fn load_from(
+    dir: &std::path::Path,
+    explicit: &[String],
+    setup: &ModelSetup,
+) -> Result<Vec<LoadedModel>, LoadError> {
+    let reg = Registry::open(dir).map_err(|source| LoadError::Registry {
+        reference: dir.display().to_string(),
+        source,
+    })?;
+    references(&reg, explicit)?
+        .iter()
+        .map(|r| load_model(&reg, r, setup))
+        .collect()
+}

@@ -25,13 +25,16 @@ impl AnomalyPolicy {
     /// Parses `log`, `flag` or `reject`.
     ///
     /// # Errors
-    /// A message naming the text.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    /// [`crate::ServeError::Setting`], naming the text.
+    pub fn parse(text: &str) -> Result<Self, crate::ServeError> {
         match text {
             "log" => Ok(Self::Log),
             "flag" => Ok(Self::Flag),
             "reject" => Ok(Self::Reject),
-            _ => Err(format!("{text:?} is not log, flag or reject")),
+            _ => Err(crate::ServeError::Setting {
+                text: text.to_owned(),
+                expected: "log, flag or reject",
+            }),
         }
     }
 }

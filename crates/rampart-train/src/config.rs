@@ -126,35 +126,41 @@ pub struct OutputSection {
     pub dir: Option<PathBuf>,
 }
 
+/// A `train.toml` that cannot be used: the file, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {reason}", path.display())]
+pub struct ConfigError {
+    /// The file.
+    pub path: PathBuf,
+    /// What is wrong (syntax, unknown key, both or neither of `[model]` and `[trainer]`, an
+    /// empty command).
+    pub reason: String,
+}
+
 impl TrainConfig {
     /// Parses the text of `path` and makes its relative paths relative to its directory.
     ///
     /// # Errors
-    /// A message naming the file and the problem (syntax, unknown key, both or neither of
-    /// `[model]` and `[trainer]`, an empty command).
-    pub fn parse(text: &str, path: &Path) -> Result<Self, String> {
-        let mut c: Self = toml::from_str(text).map_err(|e| {
-            format!(
-                "{}: {}",
-                path.display(),
-                e.to_string().trim().replace('\n', " ")
-            )
-        })?;
+    /// A [`ConfigError`] naming the file and the problem (syntax, unknown key, both or neither
+    /// of `[model]` and `[trainer]`, an empty command).
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let bad = |reason: &str| ConfigError {
+            path: path.to_path_buf(),
+            reason: reason.to_owned(),
+        };
+        let mut c: Self =
+            toml::from_str(text).map_err(|e| bad(&e.to_string().trim().replace('\n', " ")))?;
         match (&c.model, &c.trainer) {
             (Some(_), Some(_)) => {
-                return Err(format!(
-                    "{}: [model] and [trainer] are alternatives; keep one",
-                    path.display()
-                ));
+                return Err(bad("[model] and [trainer] are alternatives; keep one"));
             }
             (None, None) => {
-                return Err(format!(
-                    "{}: say what to train: a [model] table (built-in) or a [trainer] table (your command)",
-                    path.display()
+                return Err(bad(
+                    "say what to train: a [model] table (built-in) or a [trainer] table (your command)",
                 ));
             }
             (None, Some(t)) if t.command.is_empty() => {
-                return Err(format!("{}: [trainer] command is empty", path.display()));
+                return Err(bad("[trainer] command is empty"));
             }
             _ => {}
         }
@@ -234,7 +240,9 @@ mod tests {
                 "train.toml",
             ),
         ] {
-            let e = TrainConfig::parse(text, Path::new("train.toml")).unwrap_err();
+            let e = TrainConfig::parse(text, Path::new("train.toml"))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(needle), "{text}: {e}");
         }
     }

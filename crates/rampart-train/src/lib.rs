@@ -556,7 +556,7 @@ fn collect_inner(
         // Whatever mode the trainer set: no setuid, setgid or sticky bit, no write for others.
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).map_err(io(&path))?;
         if name == METRICS {
-            let m = metrics::read(&path).map_err(|reason| refuse(name, reason))?;
+            let m = metrics::read(&path).map_err(|e| refuse(name, e.0))?;
             let to = out.join(METRICS);
             fs::rename(&path, &to).map_err(io(&to))?;
             metrics = Some(m);

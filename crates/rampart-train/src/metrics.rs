@@ -79,20 +79,35 @@ fn check_value(key: &str, v: &Value, depth: usize) -> Result<(), String> {
     }
 }
 
+/// Metrics that may not be kept: what is wrong, naming the metric.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct MetricsError(pub String);
+
+impl MetricsError {
+    /// Whether the message contains `needle` (for tests and callers matching a case).
+    #[must_use]
+    pub fn contains(&self, needle: &str) -> bool {
+        self.0.contains(needle)
+    }
+}
+
 /// Checks parsed metrics against the schema.
 ///
 /// # Errors
-/// A message naming the offending metric.
-pub fn check(v: &Value) -> Result<(), String> {
+/// A [`MetricsError`] naming the offending metric.
+pub fn check(v: &Value) -> Result<(), MetricsError> {
     let Value::Object(map) = v else {
-        return Err("metrics.json must hold one JSON object".into());
+        return Err(MetricsError(
+            "metrics.json must hold one JSON object".into(),
+        ));
     };
     if map.len() > MAX_KEYS {
-        return Err(format!("at most {MAX_KEYS} metrics"));
+        return Err(MetricsError(format!("at most {MAX_KEYS} metrics")));
     }
     for (k, v) in map {
-        check_key(k)?;
-        check_value(k, v, 0)?;
+        check_key(k).map_err(MetricsError)?;
+        check_value(k, v, 0).map_err(MetricsError)?;
     }
     Ok(())
 }
@@ -100,16 +115,17 @@ pub fn check(v: &Value) -> Result<(), String> {
 /// Reads and checks a metrics file.
 ///
 /// # Errors
-/// A message saying what is wrong (size, syntax, schema).
-pub fn read(path: &Path) -> Result<Value, String> {
+/// A [`MetricsError`] saying what is wrong (size, syntax, schema).
+pub fn read(path: &Path) -> Result<Value, MetricsError> {
     let mut bytes = Vec::new();
     std::fs::File::open(path)
         .and_then(|f| f.take(MAX_BYTES + 1).read_to_end(&mut bytes))
-        .map_err(|e| format!("cannot read it: {e}"))?;
+        .map_err(|e| MetricsError(format!("cannot read it: {e}")))?;
     if bytes.len() as u64 > MAX_BYTES {
-        return Err(format!("larger than {MAX_BYTES} bytes"));
+        return Err(MetricsError(format!("larger than {MAX_BYTES} bytes")));
     }
-    let v: Value = serde_json::from_slice(&bytes).map_err(|e| format!("not JSON: {e}"))?;
+    let v: Value =
+        serde_json::from_slice(&bytes).map_err(|e| MetricsError(format!("not JSON: {e}")))?;
     check(&v)?;
     Ok(v)
 }

@@ -628,7 +628,7 @@ impl Pipeline<'_> {
         }
         for a in &rec.artifacts {
             if let Err(e) = a.verify() {
-                return Ok(Reuse::Tampered(e));
+                return Ok(Reuse::Tampered(e.to_string()));
             }
         }
         let o = &rec.outputs;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rampart_audit::Outcome;
 use rampart_registry::Registry;
 use rampart_serve::keys::{KeyStore, Role};
-use rampart_serve::load::{ModelSetup, load_model};
+use rampart_serve::load::ModelSetup;
 use rampart_serve::{AppState, ServeLimits};
 use serde_json::json;
 
@@ -252,15 +252,7 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
     let keys = ctx.verifier_keys(&[])?;
     let reg = Registry::open(&ctx.home.root().join("registry"))
         .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
-    let refs: Vec<String> = if a.models.is_empty() {
-        reg.names()
-            .map_err(|e| CliError::internal(anyhow::Error::new(e)))?
-            .into_iter()
-            .filter(|n| reg.resolve(&format!("{n}@production")).is_ok())
-            .collect()
-    } else {
-        a.models.clone()
-    };
+    let refs = rampart_serve::load::references(&reg, &a.models)?;
     if refs.is_empty() && !a.guard {
         return Err(CliError::input(anyhow::anyhow!("no model has a production version"))
             .hint("promote one (`rampart model promote N@V --to production`) or name one with --model"));
@@ -294,21 +286,8 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
     let registry_dir = ctx.home.root().join("registry");
     let explicit = a.models.clone();
     let reload_setup = setup.clone();
-    let loader: rampart_serve::Loader = Box::new(move || {
-        let reg = Registry::open(&registry_dir).map_err(|e| e.to_string())?;
-        let refs: Vec<String> = if explicit.is_empty() {
-            reg.names()
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .filter(|n| reg.resolve(&format!("{n}@production")).is_ok())
-                .collect()
-        } else {
-            explicit.clone()
-        };
-        refs.iter()
-            .map(|r| load_model(&reg, r, &reload_setup).map_err(|e| e.to_string()))
-            .collect()
-    });
+    let loader: rampart_serve::Loader =
+        Box::new(move || rampart_serve::load::load_from(&registry_dir, &explicit, &reload_setup));
     let store = keystore(ctx)?;
     let (identity, _) = ctx.home.age_identity()?;
     let identity = identity.as_age().clone();
