@@ -209,22 +209,29 @@ impl Recorder<'_> {
     /// Appends the change's record; an error refuses the change.
     ///
     /// # Errors
-    /// The audit error, as text for the library making the change (the error itself is
+    /// [`NotRecorded`], for the library making the change (the audit error itself is
     /// returned by [`Auditor::recorded`]).
-    pub fn write(&mut self, event: Event) -> Result<(), String> {
+    pub fn write(&mut self, event: Event) -> Result<(), NotRecorded> {
         match self.audit.record(event.clone()) {
             Ok(()) => {
                 self.written = Some(event);
                 Ok(())
             }
             Err(e) => {
-                let text = format!("not recorded in the audit log: {e}");
+                let text = e.to_string();
                 self.failed = Some(e);
-                Err(text)
+                Err(NotRecorded(text))
             }
         }
     }
 }
+
+/// A change's record could not be written, so the change is refused: what a library's
+/// witness callback returns (the audit error's text; [`Auditor::recorded`] returns the error
+/// itself).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not recorded in the audit log: {0}")]
+pub struct NotRecorded(pub String);
 
 /// Why a recorded change did not happen.
 #[derive(Debug)]
@@ -319,14 +326,16 @@ mod tests {
         drop(got);
         // A recorded change whose record fails is refused with the audit error.
         let got: Result<(), Unrecorded<String>> = a.recorded(|rec| {
-            rec.write(a.event(Action::ModelPromote, Outcome::Ok))?;
+            rec.write(a.event(Action::ModelPromote, Outcome::Ok))
+                .map_err(|e| e.to_string())?;
             Ok(())
         });
         assert!(matches!(got, Err(Unrecorded::Audit(_))));
         let none = Auditor::new(None, "bob");
         // Recorded, then failed: the change's error, and an aborted record follows.
         let got: Result<(), Unrecorded<String>> = none.recorded(|rec| {
-            rec.write(none.event(Action::ModelPromote, Outcome::Ok))?;
+            rec.write(none.event(Action::ModelPromote, Outcome::Ok))
+                .map_err(|e| e.to_string())?;
             Err("disk full".into())
         });
         assert!(matches!(got, Err(Unrecorded::Change(ref e)) if e == "disk full"));

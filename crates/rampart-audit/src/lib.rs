@@ -44,7 +44,7 @@ mod log;
 mod record;
 mod verify;
 
-pub use action::{Action, Auditor, Recorder, Unrecorded};
+pub use action::{Action, Auditor, NotRecorded, Recorder, Unrecorded};
 pub use error::AuditError;
 pub use log::{AuditLog, AuditSink, Checkpoint, MAX_RECORD_BYTES, MemorySink};
 pub use record::{Event, Outcome, Record, Subject};

@@ -7,7 +7,7 @@
 use base64::Engine as _;
 use rampart_crypto::sigstore_testing::TestSigstore;
 
-fn main() -> Result<(), String> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let [_, input, out] = args.as_slice() else {
         return Err("usage: test_sigstore_bundle IN.sig OUTDIR".into());

@@ -101,7 +101,7 @@ impl TestSigstore {
     ///
     /// # Errors
     /// Only if key generation fails.
-    pub fn new(name: &str) -> Result<Self, String> {
+    pub fn new(name: &str) -> Result<Self, TestingError> {
         let ca_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(err)?;
         let mut p = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
         p.distinguished_name = DistinguishedName::new();
@@ -129,7 +129,7 @@ impl TestSigstore {
     ///
     /// # Errors
     /// Only if a key cannot be encoded.
-    pub fn trusted_root_json(&self) -> Result<String, String> {
+    pub fn trusted_root_json(&self) -> Result<String, TestingError> {
         let log = |key: &SigningKey, url: &str| -> Result<serde_json::Value, String> {
             Ok(serde_json::json!({
                 "baseUrl": url,
@@ -238,7 +238,7 @@ impl TestSigstore {
         issuer: &str,
         not_before: u64,
         not_after: u64,
-    ) -> Result<Issued, String> {
+    ) -> Result<Issued, TestingError> {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(err)?;
         let serial: Vec<u8> = sha2::Sha256::digest(key.public_key_der())
             .iter()
@@ -271,7 +271,7 @@ impl TestSigstore {
         signer: &Issued,
         payload: &[u8],
         integrated_time: u64,
-    ) -> Result<String, String> {
+    ) -> Result<String, TestingError> {
         let payload_type = crate::dsse::IN_TOTO_PAYLOAD_TYPE;
         let sig = signer.key.sign(&crate::dsse::pae(payload_type, payload));
         let pem = x509_cert::der::pem::encode_string(
@@ -341,5 +341,22 @@ impl TestSigstore {
             }
         })
         .to_string())
+    }
+}
+
+/// A test trust root or bundle could not be made: why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TestingError(pub String);
+
+impl From<String> for TestingError {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl From<&str> for TestingError {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
     }
 }

@@ -145,7 +145,7 @@ pub fn drift(
     bins: Binning,
     threshold: f64,
     ignore: &[String],
-) -> Result<DriftReport, String> {
+) -> Result<DriftReport, crate::poison::ColumnError> {
     let missing: Vec<&str> = current
         .names
         .iter()
@@ -156,7 +156,8 @@ pub fn drift(
         return Err(format!(
             "columns of the current table missing from the reference: {}",
             missing.join(", ")
-        ));
+        )
+        .into());
     }
     let mut columns = BTreeMap::new();
     for (cc, name) in current.names.iter().enumerate() {

@@ -138,6 +138,23 @@ pub struct Columns {
     pub categorical: Vec<String>,
 }
 
+/// The columns a check needs are not there, or hold the wrong kind of value: which, and how.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ColumnError(pub String);
+
+impl From<String> for ColumnError {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl From<&str> for ColumnError {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
 impl Columns {
     /// The roles a schema gives its columns: the label from `[label]`; int and float columns
     /// numeric; bool, category and string columns categorical; unique columns (identifiers),
@@ -145,7 +162,7 @@ impl Columns {
     ///
     /// # Errors
     /// When the schema names no label.
-    pub fn from_schema(schema: &crate::schema::Schema) -> Result<Self, String> {
+    pub fn from_schema(schema: &crate::schema::Schema) -> Result<Self, ColumnError> {
         use crate::schema::ColumnType;
         let label = schema
             .label
@@ -234,7 +251,7 @@ pub fn check(
     current: &Frame,
     reference: Option<&Frame>,
     cols: &Columns,
-) -> Result<PoisonReport, String> {
+) -> Result<PoisonReport, ColumnError> {
     let cur = prepare(current, cols)?;
     let refp = reference.map(|r| prepare(r, cols)).transpose()?;
     let mut checks = Vec::new();

@@ -179,7 +179,7 @@ impl Classifier {
         bits: u32,
         params: &SparseParams,
         mut meta: HashMap<String, String>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, crate::GuardError> {
         let rows: Vec<Vec<(u32, f32)>> = examples.iter().map(|(t, _)| vector(t, bits)).collect();
         let labels: Vec<bool> = examples.iter().map(|&(_, l)| l).collect();
         let model =

@@ -124,7 +124,7 @@ pub enum HomeError {
         /// The file that would have changed.
         path: PathBuf,
         /// Why the record could not be written.
-        reason: String,
+        reason: rampart_audit::NotRecorded,
     },
     /// The `.env` file could not be read.
     #[error("cannot read {path}: {reason}")]

@@ -502,7 +502,7 @@ impl Home {
 
 /// Called with a change after its checks and before it takes effect, to record it (the audit
 /// log); an error refuses the change.
-pub type Witness<'a, T> = &'a mut dyn FnMut(&T) -> Result<(), String>;
+pub type Witness<'a, T> = &'a mut dyn FnMut(&T) -> Result<(), rampart_audit::NotRecorded>;
 
 impl Home {
     /// Adds a directory to `data.roots`, stored as its canonical absolute path (so later

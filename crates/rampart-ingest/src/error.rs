@@ -90,7 +90,7 @@ pub enum IngestError {
     Pii(#[source] rampart_data::pii::PiiError),
     /// The poisoning checks cannot run on this data (a named column is missing, …).
     #[error("poisoning checks: {0}")]
-    Checks(String),
+    Checks(rampart_data::poison::ColumnError),
     /// A stored dataset does not decrypt to its content address.
     #[error(
         "{path}: the stored dataset's content is {got}, not {want}: the store was tampered with"

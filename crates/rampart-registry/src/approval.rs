@@ -34,8 +34,22 @@ pub fn sign(v: &VersionInfo, stage: &str, approver: &str, key: &SigningKey) -> S
 /// number and root digest) for `stage`. Returns the signer's fingerprint.
 ///
 /// # Errors
-/// Why it does not count.
+/// [`NotCounted`]: why it does not count.
 pub fn verify(
+    bundle: &str,
+    v: &VersionInfo,
+    stage: &str,
+    keys: &[PublicKey],
+) -> Result<String, NotCounted> {
+    verify_reason(bundle, v, stage, keys).map_err(NotCounted)
+}
+
+/// Why an approval does not count.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotCounted(pub String);
+
+fn verify_reason(
     bundle: &str,
     v: &VersionInfo,
     stage: &str,

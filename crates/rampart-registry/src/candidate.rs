@@ -117,12 +117,12 @@ pub(crate) fn scan_one(
 /// Checks stored files against what a signed manifest says, re-hashing every blob.
 ///
 /// # Errors
-/// A message naming each file that is missing, extra or different.
+/// [`FilesDiffer`], naming each file that is missing, extra or different.
 pub fn check_against_signature(
     blobs: &dyn BlobStore,
     files: &[FileEntry],
     expectations: &BTreeMap<String, FileExpectation>,
-) -> Result<(), String> {
+) -> Result<(), FilesDiffer> {
     // A single-file signature may name its file ".": it is the one stored file.
     let renamed;
     let expectations = match (expectations.get("."), files) {
@@ -178,9 +178,14 @@ pub fn check_against_signature(
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(problems.join("; "))
+        Err(FilesDiffer(problems))
     }
 }
+
+/// Stored files that are not what the signature says: one line per file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.join("; "))]
+pub struct FilesDiffer(pub Vec<String>);
 
 /// Everything `model register` learned, ready to store.
 #[derive(Debug, Clone)]

@@ -57,7 +57,7 @@ pub enum RegistryError {
     Audit(#[from] rampart_audit::AuditError),
     /// The change was rolled back: it could not be recorded (the audit log) before its commit.
     #[error("registry left unchanged: {0}")]
-    Unrecorded(String),
+    Unrecorded(rampart_audit::NotRecorded),
     /// An I/O error.
     #[error("{path}: {source}")]
     Io {
@@ -257,7 +257,7 @@ pub struct NewVersion {
 /// Called inside a change's transaction, after every check and before the commit, to record
 /// the change (the audit log): an error rolls the transaction back
 /// ([`RegistryError::Unrecorded`]), so no change is ever committed without its record.
-pub type Witness<'a, T> = &'a mut dyn FnMut(&T) -> Result<(), String>;
+pub type Witness<'a, T> = &'a mut dyn FnMut(&T) -> Result<(), rampart_audit::NotRecorded>;
 
 /// A registration about to be committed, as [`Registry::insert_version`] shows it to its
 /// witness.

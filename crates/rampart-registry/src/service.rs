@@ -179,7 +179,7 @@ pub fn promote(
     reg: &mut Registry,
     reference: &str,
     to: Stage,
-    lineage: &dyn Fn(&LineageEntry) -> Result<(), String>,
+    lineage: &dyn Fn(&LineageEntry) -> bool,
 ) -> Result<Promotion, RegistryError> {
     let keys: Vec<_> = s.policy.trusted_public_keys();
     let v = reg.resolve(reference)?;

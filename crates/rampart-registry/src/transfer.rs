@@ -328,7 +328,8 @@ pub fn import(
         return Err(refused("the model's signature is over another root digest"));
     }
     let expectations = oms::file_expectations(&signed).map_err(|e| refused(e.to_string()))?;
-    check_against_signature(staged_store, &m.files, &expectations).map_err(refused)?;
+    check_against_signature(staged_store, &m.files, &expectations)
+        .map_err(|e| refused(e.to_string()))?;
     let dir = tempfile::tempdir().map_err(|source| RegistryError::Io {
         path: "tmp".into(),
         source,

@@ -87,7 +87,7 @@ fn register_then_promote_through_the_policys_gates_all_on_record() {
     let req = request(&model);
     let v = service::register(&s, &mut reg, &req).unwrap();
     assert_eq!((v.name.as_str(), v.version), ("m", 1));
-    let p = service::promote(&s, &mut reg, "m@1", Stage::Staging, &|_| Ok(())).unwrap();
+    let p = service::promote(&s, &mut reg, "m@1", Stage::Staging, &|_| true).unwrap();
     let Promotion::Promoted {
         transition, checks, ..
     } = p
@@ -99,7 +99,7 @@ fn register_then_promote_through_the_policys_gates_all_on_record() {
     assert_eq!(gates, ["signature", "scan"]);
     assert_eq!(reg.resolve("m@staging").unwrap().version, 1);
     // Production asks for an approval by default: refused, nothing moves, and it is audited.
-    let p = service::promote(&s, &mut reg, "m@1", Stage::Production, &|_| Ok(())).unwrap();
+    let p = service::promote(&s, &mut reg, "m@1", Stage::Production, &|_| true).unwrap();
     let Promotion::Refused { checks, .. } = p else {
         panic!("{p:?}")
     };

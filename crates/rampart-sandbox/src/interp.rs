@@ -268,15 +268,21 @@ fn push_unique(v: &mut Vec<PathBuf>, p: PathBuf) {
 /// and returns what the sandbox needs to run it.
 ///
 /// # Errors
-/// When it cannot be found, or a shim names nothing installed; the message says what to do.
+/// A [`ResolveError`] when it cannot be found, or a shim names nothing installed; the message
+/// says what to do.
 pub fn resolve_program(
     program: &Path,
     path_var: Option<&OsStr>,
     cwd: &Path,
     env: &dyn Env,
-) -> Result<Resolved, String> {
-    resolve_depth(program, path_var.and_then(OsStr::to_str), cwd, env, 0)
+) -> Result<Resolved, ResolveError> {
+    resolve_depth(program, path_var.and_then(OsStr::to_str), cwd, env, 0).map_err(ResolveError)
 }
+
+/// A trainer program that cannot be resolved: what was looked for, and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ResolveError(pub String);
 
 fn resolve_depth(
     program: &Path,
@@ -438,7 +444,7 @@ mod tests {
         assert_eq!(r.program, root.join("versions/3.12.1/bin/python3"));
         // A version that is not installed is an error that says what to do.
         let env = |k: &str| (k == "PYENV_VERSION").then(|| "3.99.0".to_owned());
-        let e = resolve(&env).unwrap_err();
+        let e = resolve(&env).unwrap_err().0;
         assert!(e.contains("3.99.0") && e.contains("--python"), "{e}");
     }
 
@@ -505,7 +511,8 @@ mod tests {
             &elsewhere,
             &no_env,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .0;
         assert!(e.contains(".tool-versions"), "{e}");
     }
 

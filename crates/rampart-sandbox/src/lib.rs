@@ -359,7 +359,7 @@ pub fn system_read_paths() -> Vec<PathBuf> {
     .collect()
 }
 
-pub use interp::{Resolved, resolve_program};
+pub use interp::{ResolveError, Resolved, resolve_program};
 
 /// The sandbox runner.
 #[derive(Debug, Clone)]

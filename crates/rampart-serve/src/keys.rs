@@ -113,11 +113,16 @@ pub enum KeyStoreError {
     Db(#[from] rusqlite::Error),
     /// The change's record could not be written (the audit log), so it was not made.
     #[error("{0}")]
-    Unrecorded(String),
+    Unrecorded(rampart_audit::NotRecorded),
     /// The new key's request-signing key could not be sealed.
     #[error("sealing the key's signing secret: {0}")]
-    Seal(String),
+    Seal(SealError),
 }
+
+/// The caller's sealing of a new key's request-signing secret failed: why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SealError(pub String);
 
 /// The key store.
 #[derive(Debug)]
@@ -314,8 +319,8 @@ impl KeyStore {
         burst: u32,
         expires: Option<i64>,
         label: &str,
-        seal: &dyn Fn(&[u8]) -> Result<String, String>,
-        record: &mut dyn FnMut(&KeyInfo) -> Result<(), String>,
+        seal: &dyn Fn(&[u8]) -> Result<String, SealError>,
+        record: &mut dyn FnMut(&KeyInfo) -> Result<(), rampart_audit::NotRecorded>,
     ) -> Result<(KeyInfo, String), KeyStoreError> {
         let mut id = [0u8; 8];
         let mut secret = [0u8; 32];
@@ -379,7 +384,7 @@ impl KeyStore {
     pub fn revoke(
         &self,
         id: &str,
-        record: &mut dyn FnMut(&str) -> Result<(), String>,
+        record: &mut dyn FnMut(&str) -> Result<(), rampart_audit::NotRecorded>,
     ) -> Result<bool, KeyStoreError> {
         let tx = self
             .db
@@ -467,8 +472,8 @@ pub trait ApiKeyStore: Send {
     fn create_key(
         &self,
         new: &NewKey<'_>,
-        seal: &dyn Fn(&[u8]) -> Result<String, String>,
-        record: &mut dyn FnMut(&KeyInfo) -> Result<(), String>,
+        seal: &dyn Fn(&[u8]) -> Result<String, SealError>,
+        record: &mut dyn FnMut(&KeyInfo) -> Result<(), rampart_audit::NotRecorded>,
     ) -> Result<(KeyInfo, String), KeyStoreError>;
 
     /// One key by id.
@@ -490,7 +495,7 @@ pub trait ApiKeyStore: Send {
     fn revoke_key(
         &self,
         id: &str,
-        record: &mut dyn FnMut(&str) -> Result<(), String>,
+        record: &mut dyn FnMut(&str) -> Result<(), rampart_audit::NotRecorded>,
     ) -> Result<bool, KeyStoreError>;
 
     /// Checks a presented token at unix time `now`, in constant time in its secret.
@@ -520,8 +525,8 @@ impl ApiKeyStore for KeyStore {
     fn create_key(
         &self,
         n: &NewKey<'_>,
-        seal: &dyn Fn(&[u8]) -> Result<String, String>,
-        record: &mut dyn FnMut(&KeyInfo) -> Result<(), String>,
+        seal: &dyn Fn(&[u8]) -> Result<String, SealError>,
+        record: &mut dyn FnMut(&KeyInfo) -> Result<(), rampart_audit::NotRecorded>,
     ) -> Result<(KeyInfo, String), KeyStoreError> {
         self.create(
             n.role, n.model, n.rate, n.burst, n.expires, n.label, seal, record,
@@ -539,7 +544,7 @@ impl ApiKeyStore for KeyStore {
     fn revoke_key(
         &self,
         id: &str,
-        record: &mut dyn FnMut(&str) -> Result<(), String>,
+        record: &mut dyn FnMut(&str) -> Result<(), rampart_audit::NotRecorded>,
     ) -> Result<bool, KeyStoreError> {
         self.revoke(id, record)
     }
@@ -649,7 +654,9 @@ pub mod conformance {
         }
         // A key whose record cannot be written is not created.
         let before = s.keys().map_err(|e| fail("list", e.to_string()))?.len();
-        match s.create_key(&new, &seal, &mut |_| Err("audit log full".into())) {
+        match s.create_key(&new, &seal, &mut |_| {
+            Err(rampart_audit::NotRecorded("audit log full".into()))
+        }) {
             Err(KeyStoreError::Unrecorded(_)) => {}
             other => return Err(fail("unrecorded create", format!("{other:?}"))),
         }
@@ -661,7 +668,9 @@ pub mod conformance {
             ));
         }
         // Nor is a revocation.
-        match s.revoke_key(&info.id, &mut |_| Err("audit log full".into())) {
+        match s.revoke_key(&info.id, &mut |_| {
+            Err(rampart_audit::NotRecorded("audit log full".into()))
+        }) {
             Err(KeyStoreError::Unrecorded(_)) => {}
             other => return Err(fail("unrecorded revoke", format!("{other:?}"))),
         }

@@ -18,8 +18,8 @@ pub struct Header {
 /// Parses the header at the start of `bytes` (which must hold at least the header).
 ///
 /// # Errors
-/// A message saying what is wrong.
-pub fn parse(bytes: &[u8]) -> Result<Header, String> {
+/// A [`super::FormatError`] saying what is wrong.
+pub fn parse(bytes: &[u8]) -> Result<Header, super::FormatError> {
     let major = *bytes.get(6).ok_or("truncated magic")?;
     let (len, start) = match major {
         1 => (
@@ -39,10 +39,10 @@ pub fn parse(bytes: &[u8]) -> Result<Header, String> {
                 12,
             )
         }
-        v => return Err(format!("unknown .npy version {v}")),
+        v => return Err(format!("unknown .npy version {v}").into()),
     };
     if len > MAX_HEADER {
-        return Err(format!("header of {len} bytes"));
+        return Err(format!("header of {len} bytes").into());
     }
     let text = bytes
         .get(start..start + len)

@@ -570,13 +570,7 @@ impl Pipeline<'_> {
         let session = ctx.session(&policy)?;
         let mut reg = self.registry()?;
         let store = rampart_ingest::DatasetStore::of(&ctx.home);
-        let lineage = |l: &rampart_registry::LineageEntry| -> Result<(), String> {
-            if store.find(&l.sha256).is_some() {
-                Ok(())
-            } else {
-                Err("not a dataset ingested into this home".into())
-            }
-        };
+        let lineage = |l: &rampart_registry::LineageEntry| store.find(&l.sha256).is_some();
         for (to, target) in stages {
             let got = rampart_registry::service::promote(
                 &session, &mut reg, &reference, *target, &lineage,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use rampart_audit::Outcome;
 use rampart_registry::Registry;
-use rampart_serve::keys::{KeyStore, Role};
+use rampart_serve::keys::{KeyStore, Role, SealError};
 use rampart_serve::load::ModelSetup;
 use rampart_serve::{AppState, ServeLimits};
 use serde_json::json;
@@ -63,7 +63,7 @@ pub fn apikey(ctx: &Ctx, args: &ApikeyArgs) -> Result<Status, CliError> {
             // The HMAC key for signed requests is kept encrypted to the home's identity.
             let (id, _) = ctx.home.age_identity()?;
             let recipient = id.as_age().to_public();
-            let seal = move |k: &[u8]| -> Result<String, String> {
+            let seal = move |k: &[u8]| -> Result<String, SealError> {
                 let mut out = Vec::new();
                 rampart_crypto::age_file::encrypt(
                     &mut &k[..],
@@ -71,8 +71,8 @@ pub fn apikey(ctx: &Ctx, args: &ApikeyArgs) -> Result<Status, CliError> {
                     &rampart_crypto::age_file::Recipients::Keys(vec![recipient.clone()]),
                     true,
                 )
-                .map_err(|e| e.to_string())?;
-                String::from_utf8(out).map_err(|e| e.to_string())
+                .map_err(|e| SealError(e.to_string()))?;
+                String::from_utf8(out).map_err(|e| SealError(e.to_string()))
             };
             let (info, token) = ctx.recorded(|rec| {
                 store
