@@ -38,6 +38,73 @@ impl Digest {
         hex::decode_to_slice(text, &mut out).map_err(|_| DigestParseError { len: text.len() })?;
         Ok(Self(out))
     }
+
+    /// The digest as a reference, `sha256:<hex>`: how rampart names content wherever a
+    /// digest is shown or stored as text (datasets, audit subjects, manifests).
+    #[must_use]
+    pub const fn reference(self) -> DigestRef {
+        DigestRef(self)
+    }
+}
+
+/// A digest named with its algorithm, `sha256:<hex>` (the [`fmt::Display`] form, and what
+/// [`FromStr`] and serde read: the prefix is required).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DigestRef(pub Digest);
+
+impl DigestRef {
+    /// The digest.
+    #[must_use]
+    pub const fn digest(self) -> Digest {
+        self.0
+    }
+}
+
+impl fmt::Display for DigestRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sha256:{}", self.0.to_hex())
+    }
+}
+
+impl fmt::Debug for DigestRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl From<Digest> for DigestRef {
+    fn from(d: Digest) -> Self {
+        Self(d)
+    }
+}
+
+impl From<DigestRef> for String {
+    fn from(r: DigestRef) -> Self {
+        r.to_string()
+    }
+}
+
+impl FromStr for DigestRef {
+    type Err = DigestParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let hex = s
+            .strip_prefix("sha256:")
+            .ok_or(DigestParseError { len: s.len() })?;
+        Digest::from_hex(hex).map(Self)
+    }
+}
+
+impl serde::Serialize for DigestRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DigestRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 impl fmt::Display for Digest {
@@ -131,6 +198,14 @@ mod tests {
         );
         assert_eq!(Digest::from_hex(&d.to_hex()).unwrap(), d);
         assert_eq!(Digest::from_hex(&format!("sha256:{d}")).unwrap(), d);
+        // The reference form: prefixed, and read back only with its prefix.
+        let r = d.reference();
+        assert_eq!(r.to_string(), format!("sha256:{}", d.to_hex()));
+        assert_eq!(r.to_string().parse::<DigestRef>().unwrap(), r);
+        assert!(d.to_hex().parse::<DigestRef>().is_err());
+        assert!("sha256:zz".parse::<DigestRef>().is_err());
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(serde_json::from_str::<DigestRef>(&json).unwrap(), r);
         assert!(Digest::from_hex("abc").is_err());
         let mut h = Sha256Hasher::new();
         h.update(b"a");

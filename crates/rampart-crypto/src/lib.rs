@@ -41,5 +41,5 @@ pub fn now_rfc3339() -> String {
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
-pub use digest::{Digest, DigestParseError, Sha256Hasher, sha256};
+pub use digest::{Digest, DigestParseError, DigestRef, Sha256Hasher, sha256};
 pub use ecdsa::{Curve, Fingerprint, Hash, KeyError, PublicKey, SignatureError, SigningKey};

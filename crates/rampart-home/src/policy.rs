@@ -734,7 +734,7 @@ impl Policy {
                 .map_err(|e| bad(format!("trusted certificate {:?}: {e}", c.name)))?;
             let subject = rampart_crypto::x509::subject_of(&der)
                 .map_err(|e| bad(format!("trusted certificate {:?}: {e}", c.name)))?;
-            let fingerprint = format!("sha256:{}", rampart_crypto::sha256(&der).to_hex());
+            let fingerprint = rampart_crypto::sha256(&der).reference().to_string();
             if fingerprint != c.fingerprint || subject != c.subject {
                 return Err(bad(format!(
                     "trusted certificate {:?}: its fingerprint or subject does not match the certificate ({fingerprint}, {subject})",
@@ -1051,7 +1051,7 @@ pub(crate) fn add_trusted_certificate(
 ) -> Result<(String, TrustedCertificate), HomeError> {
     use base64::Engine as _;
     let policy = Policy::parse(text, path)?;
-    let fingerprint = format!("sha256:{}", rampart_crypto::sha256(der).to_hex());
+    let fingerprint = rampart_crypto::sha256(der).reference().to_string();
     let subject = rampart_crypto::x509::subject_of(der).map_err(|e| HomeError::Policy {
         path: path.into(),
         reason: e.to_string(),

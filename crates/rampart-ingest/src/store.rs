@@ -31,7 +31,7 @@ const MAX_MANIFEST_BYTES: u64 = 16 << 20;
 /// `sha256:` and the digest's hex: how a dataset is named everywhere.
 #[must_use]
 pub fn dataset_ref(d: &Digest) -> String {
-    format!("sha256:{}", d.to_hex())
+    d.reference().to_string()
 }
 
 /// One ingest's record: where the data came from, what vouched for it, what was kept.

@@ -163,7 +163,7 @@ pub fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
     let mut f = std::fs::File::open(path)?;
     let mut h = Sha256Hasher::new();
     let n = std::io::copy(&mut f, &mut h)?;
-    Ok((format!("sha256:{}", h.finish().to_hex()), n))
+    Ok((h.finish().reference().to_string(), n))
 }
 
 /// What one step last did.
@@ -288,7 +288,7 @@ pub fn fingerprint(step: &str, inputs: &BTreeMap<String, String>) -> String {
         put(k);
         put(v);
     }
-    format!("sha256:{}", h.finish().to_hex())
+    h.finish().reference().to_string()
 }
 
 #[cfg(test)]

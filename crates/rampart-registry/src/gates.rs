@@ -183,7 +183,7 @@ fn lineage(v: &VersionInfo, ingested: &dyn Fn(&LineageEntry) -> bool) -> Result<
             "dataset {} verified",
             datasets
                 .iter()
-                .map(|d| format!("sha256:{}", d.sha256))
+                .map(|d| d.sha256.reference().to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
         ))

@@ -144,7 +144,7 @@ pub fn register(
                     s.audit
                         .event(Action::ModelRegister, Outcome::Ok)
                         .subject_path(format!("{}@{}", r.name, r.version))
-                        .subject_digest(format!("sha256:{}", r.root))
+                        .subject_digest(r.root.reference())
                         .detail("source", path_text.clone())
                         .detail("signer", r.signer.clone())
                         .detail(
@@ -208,7 +208,7 @@ pub fn promote(
             .audit
             .event(Action::ModelPromote, Outcome::Denied)
             .subject_path(&subject)
-            .subject_digest(format!("sha256:{}", v.root))
+            .subject_digest(v.root.reference())
             .detail("to", to.as_str())
             .detail("failed", failed.join("; "));
         if let Some(a) = s.audit.refusal(event) {
@@ -223,7 +223,7 @@ pub fn promote(
                 .audit
                 .event(Action::ModelPromote, Outcome::Ok)
                 .subject_path(format!("{}@{}", c.name, c.transition.version))
-                .subject_digest(format!("sha256:{}", c.root))
+                .subject_digest(c.root.reference())
                 .detail("from", c.transition.from.as_str())
                 .detail("to", c.transition.to.as_str())
                 .detail("gates", gate_names.clone());

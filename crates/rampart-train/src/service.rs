@@ -875,7 +875,7 @@ pub fn run(
             s.audit
                 .event(Action::TrainRun, AuditOutcome::Failed)
                 .subject_path(&run_text)
-                .subject_digest(format!("sha256:{}", spec.dataset.digest))
+                .subject_digest(spec.dataset.digest.reference())
                 .detail("reason", reason.as_str()),
         )?;
         Ok(TrainOutcome::Failed(FailedRun {
@@ -940,8 +940,8 @@ pub fn run(
         .audit
         .event(Action::TrainRun, AuditOutcome::Ok)
         .subject_path(model_dir.display().to_string())
-        .subject_digest(format!("sha256:{}", signed.root))
-        .detail("dataset", format!("sha256:{}", spec.dataset.digest))
+        .subject_digest(signed.root.reference())
+        .detail("dataset", spec.dataset.digest.reference().to_string())
         .detail("trainer", build.as_str())
         .detail("files", outputs.files.len())
         .detail("seconds", r.elapsed.as_secs_f64());
@@ -953,7 +953,7 @@ pub fn run(
         s.audit
             .event(Action::TrainProvenance, AuditOutcome::Ok)
             .subject_path(signed.provenance.display().to_string())
-            .subject_digest(format!("sha256:{}", signed.root))
+            .subject_digest(signed.root.reference())
             .detail("key", signed.key.to_string())
             .detail("signature", signed.signature.display().to_string()),
     )?;

@@ -178,7 +178,7 @@ pub fn read(path: &Path, file: Box<dyn Read>, spec: &Spec<'_>) -> Result<Table, 
         x,
         labels,
         records,
-        digest: format!("sha256:{}", hashing.hasher.finish().to_hex()),
+        digest: hashing.hasher.finish().reference().to_string(),
     })
 }
 

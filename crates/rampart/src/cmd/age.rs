@@ -80,7 +80,7 @@ pub fn encrypt(ctx: &Ctx, args: &EncryptArgs) -> Result<Status, CliError> {
     ctx.audit(
         ctx.event(Action::Encrypt, Outcome::Ok)
             .subject_path(args.path.display().to_string())
-            .subject_digest(format!("sha256:{}", digest.to_hex()))
+            .subject_digest(digest.reference())
             .detail("output", out.display().to_string())
             .detail("recipients", to.describe().join(", "))
             .detail("bytes", bytes),
@@ -119,7 +119,7 @@ pub fn decrypt(ctx: &Ctx, args: &DecryptArgs) -> Result<Status, CliError> {
     ctx.audit(
         ctx.event(Action::Decrypt, Outcome::Ok)
             .subject_path(args.path.display().to_string())
-            .subject_digest(format!("sha256:{}", digest.to_hex()))
+            .subject_digest(digest.reference())
             .detail("output", out.display().to_string())
             .detail("bytes", bytes),
     )?;
@@ -218,7 +218,7 @@ pub fn rekey(ctx: &Ctx, args: &RekeyArgs) -> Result<Status, CliError> {
     ctx.audit(
         ctx.event(Action::Rekey, Outcome::Ok)
             .subject_path(path.display().to_string())
-            .subject_digest(format!("sha256:{}", digest.to_hex()))
+            .subject_digest(digest.reference())
             .detail("recipients", to.describe().join(", "))
             .detail("bytes", bytes),
     )?;

@@ -374,7 +374,7 @@ fn write_model(model: &Model, out: &Path) -> Result<(String, u64), CliError> {
     )
     .map_err(internal)?;
     tmp.persist(out).map_err(|e| internal(e.error))?;
-    Ok((format!("sha256:{}", hasher.finish().to_hex()), size))
+    Ok((hasher.finish().reference().to_string(), size))
 }
 
 fn load_model(path: &Path) -> Result<Model, CliError> {

@@ -283,7 +283,7 @@ fn approve(
             rec.write(
                 ctx.event(Action::ModelApprove, Outcome::Ok)
                     .subject_path(format!("{}@{}", a.name, a.version))
-                    .subject_digest(format!("sha256:{}", a.root))
+                    .subject_digest(a.root.reference())
                     .detail("approver_key", a.approver_key.clone())
                     .detail("stage", stage.as_str()),
             )
@@ -345,7 +345,7 @@ fn rollback(ctx: &Ctx, name: &str) -> Result<Status, CliError> {
             rec.write(
                 ctx.event(Action::ModelRollback, Outcome::Ok)
                     .subject_path(format!("{}@{}", c.name, c.transition.version))
-                    .subject_digest(format!("sha256:{}", c.root))
+                    .subject_digest(c.root.reference())
                     .detail("from_version", c.transition.displaced.unwrap_or_default()),
             )
         })
@@ -508,7 +508,7 @@ fn export(ctx: &Ctx, reference: &str, out: &Path) -> Result<Status, CliError> {
     ctx.audit(
         ctx.event(Action::ModelExport, Outcome::Ok)
             .subject_path(&subject)
-            .subject_digest(format!("sha256:{}", v.root))
+            .subject_digest(v.root.reference())
             .detail("archive", out.display().to_string())
             .detail("key", fp.clone()),
     )?;
@@ -544,7 +544,7 @@ fn import(ctx: &Ctx, archive: &Path, name: Option<&str>) -> Result<Status, CliEr
                 rec.write(
                     ctx.event(Action::ModelImport, Outcome::Ok)
                         .subject_path(format!("{}@{}", r.name, r.version))
-                        .subject_digest(format!("sha256:{}", r.root))
+                        .subject_digest(r.root.reference())
                         .detail("archive", archive.display().to_string())
                         .detail("source", r.source.clone())
                         .detail("reason", r.reason.clone()),
@@ -611,7 +611,7 @@ fn checkout(ctx: &Ctx, reference: &str, out: &Path) -> Result<Status, CliError> 
         ctx.audit_refusal(
             ctx.event(Action::ModelCheckout, Outcome::Failed)
                 .subject_path(&subject)
-                .subject_digest(format!("sha256:{}", v.root))
+                .subject_digest(v.root.reference())
                 .detail("reason", e.to_string()),
         );
         return Err(reg_err(e).hint("the registry's copy is damaged; restore it from an export"));
@@ -619,7 +619,7 @@ fn checkout(ctx: &Ctx, reference: &str, out: &Path) -> Result<Status, CliError> 
     ctx.audit(
         ctx.event(Action::ModelCheckout, Outcome::Ok)
             .subject_path(&subject)
-            .subject_digest(format!("sha256:{}", v.root))
+            .subject_digest(v.root.reference())
             .detail("to", out.display().to_string()),
     )?;
     match ctx.format {

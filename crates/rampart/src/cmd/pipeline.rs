@@ -380,7 +380,7 @@ impl Pipeline<'_> {
         ctx.audit(
             ctx.event(Action::Verify, AuditOutcome::Ok)
                 .subject_path(&model_text)
-                .subject_digest(format!("sha256:{}", v.signed.subject_digest))
+                .subject_digest(v.signed.subject_digest.reference())
                 .detail("key", v.key.to_string())
                 .detail("files", v.files)
                 .detail("signature", sig.display().to_string()),
@@ -404,7 +404,7 @@ impl Pipeline<'_> {
             .dependencies
             .iter()
             .find(|d| d.name == "dataset")
-            .map(|d| format!("sha256:{}", d.digest.to_hex()))
+            .map(|d| d.digest.reference().to_string())
             .unwrap_or_default();
         if in_prov != dataset {
             return Ok(Err(format!(
@@ -658,7 +658,7 @@ impl Pipeline<'_> {
                         data.display()
                     )));
                 }
-                let got = format!("sha256:{}", h.finish().to_hex());
+                let got = h.finish().reference().to_string();
                 if got != want {
                     return Ok(Reuse::Tampered(format!(
                         "{} decrypts to {got}, not the dataset {want}",

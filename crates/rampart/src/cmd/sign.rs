@@ -105,7 +105,7 @@ pub fn run(ctx: &Ctx, args: &SignArgs, quiet: bool) -> Result<Status, CliError> 
     ctx.audit(
         ctx.event(Action::Sign, Outcome::Ok)
             .subject_path(&path_text)
-            .subject_digest(format!("sha256:{}", m.root))
+            .subject_digest(m.root.reference())
             .detail("key", signed.key.to_string())
             .detail("method", method.clone())
             .detail("files", m.files)

@@ -107,7 +107,7 @@ pub fn run(ctx: &Ctx, args: &VerifyArgs, quiet: bool) -> Result<Status, CliError
             ctx.audit(
                 ctx.event(Action::Verify, Outcome::Ok)
                     .subject_path(&path_text)
-                    .subject_digest(format!("sha256:{}", v.signed.subject_digest))
+                    .subject_digest(v.signed.subject_digest.reference())
                     .detail("key", v.key.to_string())
                     .detail(
                         "certificate",
