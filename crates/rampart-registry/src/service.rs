@@ -250,3 +250,189 @@ pub fn promote(
         }
     }
 }
+
+/// What an approval request came to (audited either way).
+#[derive(Debug)]
+pub enum Approval {
+    /// The approval is stored.
+    Approved {
+        /// The version.
+        version: VersionInfo,
+        /// The approving key's fingerprint.
+        approver_key: String,
+    },
+    /// It does not count, and nothing was stored.
+    Refused {
+        /// The version.
+        version: VersionInfo,
+        /// The approving key's fingerprint.
+        approver_key: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Signs and stores an approval of `reference` for `stage` with `key`: refused when the key
+/// is not one this home trusts, when the stage's two-person rule applies and the key
+/// registered, signed or trained the version, or when the key already approved it. A stored
+/// approval under the key that no longer verifies is replaced.
+///
+/// # Errors
+/// The reference does not resolve; the database's, the home's and the audit log's errors.
+/// A refusal is [`Approval::Refused`] (audited), not an error.
+pub fn approve(
+    s: &Session<'_>,
+    reg: &mut Registry,
+    reference: &str,
+    stage: Stage,
+    key: &rampart_crypto::SigningKey,
+) -> Result<Approval, RegistryError> {
+    let keys = s.policy.trusted_public_keys();
+    let v = reg.resolve(reference)?;
+    let fp = key.public_key().fingerprint().to_string();
+    let subject = format!("{}@{}", v.name, v.version);
+    let refuse = |v: VersionInfo, reason: String| -> Result<Approval, RegistryError> {
+        let event = s
+            .audit
+            .event(Action::ModelApprove, Outcome::Denied)
+            .subject_path(&subject)
+            .detail("approver_key", fp.clone())
+            .detail("reason", reason.clone());
+        if let Some(a) = s.audit.refusal(event) {
+            return Err(a.into());
+        }
+        Ok(Approval::Refused {
+            version: v,
+            approver_key: fp.clone(),
+            reason,
+        })
+    };
+    if !keys.iter().any(|k| k.fingerprint().to_string() == fp) {
+        return refuse(
+            v,
+            format!("key {fp} is not trusted by this home (rampart trust add)"),
+        );
+    }
+    if gates::for_stage(&s.policy.gates, stage).two_person_rule {
+        let roles: Vec<&str> = gates::producers(reg, &v, &keys)
+            .into_iter()
+            .filter(|(k, _)| *k == fp)
+            .map(|(_, role)| role)
+            .collect();
+        if !roles.is_empty() {
+            let reason = format!(
+                "key {fp} {} this version; the two-person rule needs someone else",
+                roles.join(" and ")
+            );
+            return refuse(v, reason);
+        }
+    }
+    let approver = s.audit.actor();
+    let bundle = crate::approval::sign(&v, stage.as_str(), approver, key);
+    crate::approval::verify(&bundle, &v, stage.as_str(), &keys)
+        .map_err(|e| RegistryError::Refused(format!("the new approval does not verify: {e}")))?;
+    // A row under this key that does not verify (forged, or for another model) is replaced;
+    // a valid one means this key already approved.
+    let existing = reg.approvals(&v)?;
+    let mut replace = false;
+    if let Some(r) = existing.iter().find(|r| r.approver_key == fp) {
+        if crate::approval::verify(&r.bundle, &v, stage.as_str(), &keys).is_ok() {
+            return refuse(v, format!("key {fp} already approved this version"));
+        }
+        replace = true;
+    }
+    let added = s.audit.recorded(|rec| {
+        reg.add_approval(&v, &fp, approver, &bundle, replace, &mut |a| {
+            rec.write(
+                s.audit
+                    .event(Action::ModelApprove, Outcome::Ok)
+                    .subject_path(format!("{}@{}", a.name, a.version))
+                    .subject_digest(a.root.reference())
+                    .detail("approver_key", a.approver_key.clone())
+                    .detail("stage", stage.as_str()),
+            )
+        })
+    });
+    match added.map_err(unrecorded) {
+        Ok(()) => Ok(Approval::Approved {
+            version: v,
+            approver_key: fp,
+        }),
+        Err(
+            e @ (RegistryError::Refused(_)
+            | RegistryError::Conflict(_)
+            | RegistryError::NotFound(_)
+            | RegistryError::BadReference(_)),
+        ) => refuse(v, e.to_string()),
+        Err(e) => Err(e),
+    }
+}
+
+/// What a rollback came to (audited either way).
+#[derive(Debug)]
+pub enum Rollback {
+    /// Production is the previous version again.
+    RolledBack(Transition),
+    /// The previous version may not come back (its files or signature no longer verify);
+    /// nothing moved.
+    Refused {
+        /// The version that would have come back.
+        version: Box<VersionInfo>,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Puts the previous production version of `name` back in production, after re-checking
+/// its signature and files with the home's trusted keys; the current one is archived.
+///
+/// # Errors
+/// No previous production version; the database's, the home's and the audit log's errors.
+/// A version that may not come back is [`Rollback::Refused`] (audited).
+pub fn rollback(
+    s: &Session<'_>,
+    reg: &mut Registry,
+    name: &str,
+) -> Result<Rollback, RegistryError> {
+    let keys = s.policy.trusted_public_keys();
+    let previous = reg.previous_production(name)?;
+    let checks = gates::evaluate(
+        reg,
+        &previous,
+        Stage::Production,
+        &gates::GatePolicy::signature_only(),
+        &GateContext {
+            keys: &keys,
+            anchors: &s.home.anchors(s.policy)?,
+            scan: &rampart_scan::ScanConfig::default(),
+            fail_on: rampart_scan::Severity::Critical,
+            lineage: &|_| true,
+        },
+    )?;
+    if let Some(bad) = checks.iter().find(|c| !c.ok) {
+        let event = s
+            .audit
+            .event(Action::ModelRollback, Outcome::Denied)
+            .subject_path(name)
+            .detail("reason", bad.detail.clone());
+        if let Some(a) = s.audit.refusal(event) {
+            return Err(a.into());
+        }
+        return Ok(Rollback::Refused {
+            reason: bad.detail.clone(),
+            version: Box::new(previous),
+        });
+    }
+    let moved = s.audit.recorded(|rec| {
+        reg.rollback(name, s.audit.actor(), &mut |c| {
+            rec.write(
+                s.audit
+                    .event(Action::ModelRollback, Outcome::Ok)
+                    .subject_path(format!("{}@{}", c.name, c.transition.version))
+                    .subject_digest(c.root.reference())
+                    .detail("from_version", c.transition.displaced.unwrap_or_default()),
+            )
+        })
+    });
+    moved.map_err(unrecorded).map(Rollback::RolledBack)
+}

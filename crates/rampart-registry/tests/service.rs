@@ -5,7 +5,7 @@
 
 use rampart_audit::{AuditError, AuditSink, Auditor, Event, MemorySink, Record};
 use rampart_home::{Home, Session};
-use rampart_registry::service::{self, Promotion, RegisterRequest};
+use rampart_registry::service::{self, Approval, Promotion, RegisterRequest, Rollback};
 use rampart_registry::{Registry, RegistryError, Stage};
 
 /// Register `model` as `m`, its signature in the usual place.
@@ -38,18 +38,23 @@ fn setup() -> (tempfile::TempDir, Home, std::path::PathBuf) {
     home.init().unwrap();
     let model = dir.path().join("model");
     std::fs::create_dir(&model).unwrap();
-    std::fs::write(model.join("model.safetensors"), safetensors(1.0)).unwrap();
+    write_signed(&home, &model, 1.0);
+    (dir, home, model)
+}
+
+/// Writes `model/model.safetensors` holding `value` and signs it with the home's key.
+fn write_signed(home: &Home, model: &std::path::Path, value: f32) {
+    std::fs::write(model.join("model.safetensors"), safetensors(value)).unwrap();
     let (key, _) = home.signing_key().unwrap();
     let sig = model.join("model.sig");
     let signed = rampart_crypto::oms::sign_model(
-        &model,
+        model,
         &key,
         &rampart_crypto::oms::SignOptions::new(&sig),
         &|_| {},
     )
     .unwrap();
     std::fs::write(&sig, signed.bundle).unwrap();
-    (dir, home, model)
 }
 
 /// A session of `tester` on `home`, recording into `sink`.
@@ -67,9 +72,15 @@ fn session<'a>(
 
 /// Adds `keys` to the policy's `[gates.staging]` table (the default file has it, commented).
 fn with_staging_gates(home: &Home, keys: &str) {
+    with_gates(home, "staging", keys);
+}
+
+/// Adds `keys` to the policy's `[gates.STAGE]` table.
+fn with_gates(home: &Home, stage: &str, keys: &str) {
+    let table = format!("[gates.{stage}]\n");
     let text = std::fs::read_to_string(home.policy_path()).unwrap();
-    assert!(text.contains("[gates.staging]\n"));
-    let text = text.replacen("[gates.staging]\n", &format!("[gates.staging]\n{keys}"), 1);
+    assert!(text.contains(&table));
+    let text = text.replacen(&table, &format!("{table}{keys}"), 1);
     std::fs::write(home.policy_path(), text).unwrap();
 }
 
@@ -151,4 +162,116 @@ fn a_change_that_cannot_be_recorded_is_not_made() {
     let err = service::register(&s, &mut reg, &request(&model)).unwrap_err();
     assert!(matches!(err, RegistryError::Audit(_)), "{err}");
     assert!(reg.resolve("m").is_err(), "the version was rolled back");
+}
+
+#[test]
+fn an_approval_counts_once_from_a_trusted_key_that_did_not_produce_the_version() {
+    let (_dir, home, model) = setup();
+    with_gates(
+        &home,
+        "production",
+        "require_provenance = false\ntwo_person_rule = true\n",
+    );
+    with_staging_gates(&home, "require_provenance = false\n");
+    let sink = MemorySink::new();
+    let mut reg = Registry::open(&home.root().join("registry")).unwrap();
+    let policy = home.load_policy().unwrap();
+    let s = session(&home, &policy, &sink);
+    service::register(&s, &mut reg, &request(&model)).unwrap();
+    // The registrant's own key: the two-person rule refuses it.
+    let (own, _) = home.signing_key().unwrap();
+    let a = service::approve(&s, &mut reg, "m@1", Stage::Production, &own).unwrap();
+    let Approval::Refused { reason, .. } = a else {
+        panic!("{a:?}")
+    };
+    assert!(reason.contains("two-person rule"), "{reason}");
+    // A key the home does not trust.
+    let bob = rampart_crypto::SigningKey::generate();
+    let a = service::approve(&s, &mut reg, "m@1", Stage::Production, &bob).unwrap();
+    let Approval::Refused { reason, .. } = a else {
+        panic!("{a:?}")
+    };
+    assert!(reason.contains("not trusted"), "{reason}");
+    // Production is still out of reach.
+    let p = service::promote(&s, &mut reg, "m@1", Stage::Production, &|_| true).unwrap();
+    assert!(matches!(p, Promotion::Refused { .. }), "{p:?}");
+    // Once trusted, bob's approval counts, once.
+    home.trust_add("bob", &bob.public_key(), &mut |_| Ok(()))
+        .unwrap();
+    let policy = home.load_policy().unwrap();
+    let s = session(&home, &policy, &sink);
+    let a = service::approve(&s, &mut reg, "m@1", Stage::Production, &bob).unwrap();
+    assert!(matches!(a, Approval::Approved { .. }), "{a:?}");
+    assert_eq!(
+        reg.approvals(&reg.resolve("m@1").unwrap()).unwrap().len(),
+        1
+    );
+    let a = service::approve(&s, &mut reg, "m@1", Stage::Production, &bob).unwrap();
+    let Approval::Refused { reason, .. } = a else {
+        panic!("{a:?}")
+    };
+    assert!(reason.contains("already approved"), "{reason}");
+    service::promote(&s, &mut reg, "m@1", Stage::Staging, &|_| true).unwrap();
+    let p = service::promote(&s, &mut reg, "m@1", Stage::Production, &|_| true).unwrap();
+    assert!(matches!(p, Promotion::Promoted { .. }), "{p:?}");
+    let approvals: Vec<String> = sink
+        .actions()
+        .into_iter()
+        .filter(|(a, _)| a == "model.approve")
+        .map(|(_, o)| o)
+        .collect();
+    assert_eq!(approvals, ["denied", "denied", "ok", "denied"]);
+}
+
+#[test]
+fn a_rollback_brings_back_the_previous_production_version_only_while_it_verifies() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (_dir, home, model) = setup();
+    with_gates(
+        &home,
+        "production",
+        "require_provenance = false\napprovals = 0\n",
+    );
+    with_staging_gates(&home, "require_provenance = false\n");
+    let sink = MemorySink::new();
+    let mut reg = Registry::open(&home.root().join("registry")).unwrap();
+    let policy = home.load_policy().unwrap();
+    let s = session(&home, &policy, &sink);
+    service::register(&s, &mut reg, &request(&model)).unwrap();
+    for stage in [Stage::Staging, Stage::Production] {
+        let p = service::promote(&s, &mut reg, "m@1", stage, &|_| true).unwrap();
+        assert!(matches!(p, Promotion::Promoted { .. }), "{p:?}");
+    }
+    write_signed(&home, &model, 2.0);
+    service::register(&s, &mut reg, &request(&model)).unwrap();
+    for stage in [Stage::Staging, Stage::Production] {
+        let p = service::promote(&s, &mut reg, "m@2", stage, &|_| true).unwrap();
+        assert!(matches!(p, Promotion::Promoted { .. }), "{p:?}");
+    }
+    assert_eq!(reg.resolve("m@production").unwrap().version, 2);
+    let r = service::rollback(&s, &mut reg, "m").unwrap();
+    let Rollback::RolledBack(t) = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!((t.version, t.displaced), (1, Some(2)));
+    assert_eq!(reg.resolve("m@production").unwrap().version, 1);
+    // Version 2 is now the previous one; a changed blob keeps it from coming back.
+    let v2 = reg.resolve("m@2").unwrap();
+    let blob = reg.blobs().local_path(&v2.files[0].sha256).unwrap();
+    std::fs::set_permissions(&blob, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&blob, safetensors(3.0)).unwrap();
+    let r = service::rollback(&s, &mut reg, "m").unwrap();
+    assert!(matches!(r, Rollback::Refused { .. }), "{r:?}");
+    assert_eq!(
+        reg.resolve("m@production").unwrap().version,
+        1,
+        "nothing moved"
+    );
+    let rollbacks: Vec<String> = sink
+        .actions()
+        .into_iter()
+        .filter(|(a, _)| a == "model.rollback")
+        .map(|(_, o)| o)
+        .collect();
+    assert_eq!(rollbacks, ["ok", "denied"]);
 }

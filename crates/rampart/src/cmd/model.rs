@@ -5,7 +5,6 @@ use std::path::Path;
 
 use rampart_audit::Outcome;
 use rampart_crypto::SigningKey;
-use rampart_registry::gates::{self, GateContext, GatePolicy};
 use rampart_registry::service::{self, Promotion, RegisterRequest};
 use rampart_registry::{LineageEntry, Registry, RegistryError, Stage, VersionInfo, transfer};
 use rampart_scan::{ScanConfig, Severity};
@@ -217,8 +216,6 @@ fn approve(
 ) -> Result<Status, CliError> {
     let mut reg = open(ctx)?;
     let policy = ctx.home.load_policy()?;
-    let keys = ctx.verifier_keys(&[])?;
-    let v = reg.resolve(reference).map_err(reg_err)?;
     let signing = match key {
         Some(p) => {
             let text = rampart_home::secure_fs::read_private_file(p)?;
@@ -231,77 +228,31 @@ fn approve(
         }
         None => ctx.home.signing_key()?.0,
     };
-    let fp = signing.public_key().fingerprint().to_string();
-    let subject = format!("{}@{}", v.name, v.version);
-    let gate = gates::for_stage(&policy.gates, stage);
-    let refuse = |reason: String| -> Result<Status, CliError> {
-        ctx.audit_refusal(
-            ctx.event(Action::ModelApprove, Outcome::Denied)
-                .subject_path(&subject)
-                .detail("approver_key", fp.clone())
-                .detail("reason", reason.clone()),
-        );
-        Err(CliError::verification(anyhow::anyhow!(
-            "{subject}: approval refused: {reason}"
-        )))
+    let outcome = service::approve(&ctx.session(&policy)?, &mut reg, reference, stage, &signing)
+        .map_err(reg_err)?;
+    let (v, fp) = match outcome {
+        service::Approval::Refused {
+            version: v, reason, ..
+        } => {
+            return Err(CliError::verification(anyhow::anyhow!(
+                "{}@{}: approval refused: {reason}",
+                v.name,
+                v.version
+            )));
+        }
+        service::Approval::Approved {
+            version,
+            approver_key,
+        } => (version, approver_key),
     };
-    if !keys.iter().any(|k| k.fingerprint().to_string() == fp) {
-        return refuse(format!(
-            "key {fp} is not trusted by this home (rampart trust add)"
-        ));
-    }
-    if gate.two_person_rule {
-        let roles: Vec<&str> = gates::producers(&reg, &v, &keys)
-            .into_iter()
-            .filter(|(k, _)| *k == fp)
-            .map(|(_, role)| role)
-            .collect();
-        if !roles.is_empty() {
-            return refuse(format!(
-                "key {fp} {} this version; the two-person rule needs someone else",
-                roles.join(" and ")
-            ));
-        }
-    }
-    let user = rampart_home::os_user();
-    let bundle = rampart_registry::approval::sign(&v, stage.as_str(), &user, &signing);
-    rampart_registry::approval::verify(&bundle, &v, stage.as_str(), &keys).map_err(|e| {
-        CliError::internal(anyhow::anyhow!("the new approval does not verify: {e}"))
-    })?;
-    // A row under this key that does not verify (forged, or for another model) is replaced;
-    // a valid one means this key already approved.
-    let existing = reg.approvals(&v).map_err(reg_err)?;
-    let mut replace = false;
-    if let Some(r) = existing.iter().find(|r| r.approver_key == fp) {
-        if rampart_registry::approval::verify(&r.bundle, &v, stage.as_str(), &keys).is_ok() {
-            return refuse(format!("key {fp} already approved this version"));
-        }
-        replace = true;
-    }
-    let added = ctx.recorded(|rec| {
-        reg.add_approval(&v, &fp, &user, &bundle, replace, &mut |a| {
-            rec.write(
-                ctx.event(Action::ModelApprove, Outcome::Ok)
-                    .subject_path(format!("{}@{}", a.name, a.version))
-                    .subject_digest(a.root.reference())
-                    .detail("approver_key", a.approver_key.clone())
-                    .detail("stage", stage.as_str()),
-            )
-        })
-        .map_err(reg_err)
-    });
-    if let Err(e) = added {
-        if matches!(e.code(), 3) {
-            return Err(e);
-        }
-        return refuse(e.message());
-    }
     match ctx.format {
         Format::Json | Format::Sarif => output::print_json(&json!({
             "approved": true, "model": v.name, "version": v.version, "stage": stage, "approver_key": fp,
         }))?,
         Format::Human => output::print(&format!(
-            "approved {subject} for {} with key {fp}\n",
+            "approved {}@{} for {} with key {fp}\n",
+            v.name,
+            v.version,
             stage.as_str()
         ))?,
     }
@@ -310,47 +261,16 @@ fn approve(
 
 fn rollback(ctx: &Ctx, name: &str) -> Result<Status, CliError> {
     let mut reg = open(ctx)?;
-    let keys = ctx.verifier_keys(&[])?;
-    // The version coming back must still be intact and signed.
-    let previous = reg.previous_production(name).map_err(reg_err)?;
-    let ok = gates::evaluate(
-        &reg,
-        &previous,
-        Stage::Production,
-        &GatePolicy::signature_only(),
-        &GateContext {
-            keys: &keys,
-            anchors: &ctx.home.anchors(&ctx.home.load_policy()?)?,
-            scan: &ScanConfig::default(),
-            fail_on: Severity::Critical,
-            lineage: &|_| true,
-        },
-    )
-    .map_err(reg_err)?;
-    if let Some(bad) = ok.iter().find(|c| !c.ok) {
-        ctx.audit_refusal(
-            ctx.event(Action::ModelRollback, Outcome::Denied)
-                .subject_path(name)
-                .detail("reason", bad.detail.clone()),
-        );
-        return Err(CliError::verification(anyhow::anyhow!(
-            "{name}@{} cannot come back: {}",
-            previous.version,
-            bad.detail
-        )));
-    }
-    let user = rampart_home::os_user();
-    let t = ctx.recorded(|rec| {
-        reg.rollback(name, &user, &mut |c| {
-            rec.write(
-                ctx.event(Action::ModelRollback, Outcome::Ok)
-                    .subject_path(format!("{}@{}", c.name, c.transition.version))
-                    .subject_digest(c.root.reference())
-                    .detail("from_version", c.transition.displaced.unwrap_or_default()),
-            )
-        })
-        .map_err(reg_err)
-    })?;
+    let policy = ctx.home.load_policy()?;
+    let t = match service::rollback(&ctx.session(&policy)?, &mut reg, name).map_err(reg_err)? {
+        service::Rollback::Refused { version, reason } => {
+            return Err(CliError::verification(anyhow::anyhow!(
+                "{name}@{} cannot come back: {reason}",
+                version.version
+            )));
+        }
+        service::Rollback::RolledBack(t) => t,
+    };
     match ctx.format {
         Format::Json | Format::Sarif => output::print_json(&json!({
             "model": name, "production": t.version, "archived": t.displaced,
