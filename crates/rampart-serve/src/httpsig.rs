@@ -317,6 +317,94 @@ impl Nonces {
     }
 }
 
+/// Where seen `(keyid, nonce)` pairs are kept until their window closes. [`Nonces`] is the
+/// local one (memory, and optionally a SQLite file every server of a home opens); a store
+/// every replica reaches makes a captured request fail on all of them.
+/// [`nonce_conformance::run`] is what any implementation must pass.
+pub trait NonceStore: Send + Sync + std::fmt::Debug {
+    /// Records `(keyid, nonce)` as seen at `now`, until `now + 2 ×` [`WINDOW_SECS`].
+    ///
+    /// # Errors
+    /// [`SigError::Replayed`] if the pair is still remembered (or the store is full),
+    /// [`SigError::NonceStore`] if the store cannot record it (the request is refused).
+    fn fresh(&self, keyid: &str, nonce: &str, now: i64) -> Result<(), SigError>;
+}
+
+impl NonceStore for Nonces {
+    fn fresh(&self, keyid: &str, nonce: &str, now: i64) -> Result<(), SigError> {
+        Self::fresh(self, keyid, nonce, now)
+    }
+}
+
+/// What every [`NonceStore`] must do.
+pub mod nonce_conformance {
+    use super::{NonceStore, SigError, WINDOW_SECS};
+
+    pub use rampart_audit::conformance::Failure;
+
+    fn expect(case: &'static str, got: Result<(), SigError>, replay: bool) -> Result<(), Failure> {
+        match (got, replay) {
+            (Ok(()), false) | (Err(SigError::Replayed), true) => Ok(()),
+            (other, _) => Err(Failure::new(
+                case,
+                format!(
+                    "{other:?}, expected {}",
+                    if replay { "a replay" } else { "fresh" }
+                ),
+            )),
+        }
+    }
+
+    /// Runs every case against an empty store. `other` is a second handle on the same
+    /// store (another replica's), or `None` for a store that is one process's only.
+    ///
+    /// # Errors
+    /// The first case the store fails.
+    pub fn run(store: &dyn NonceStore, other: Option<&dyn NonceStore>) -> Result<(), Failure> {
+        let now = 1_000_000;
+        expect("fresh", store.fresh("k1", "n1", now), false)?;
+        expect("replay", store.fresh("k1", "n1", now + 1), true)?;
+        // The pair is the unit: the same nonce under another key is another request.
+        expect("per key", store.fresh("k2", "n1", now), false)?;
+        expect("per nonce", store.fresh("k1", "n2", now), false)?;
+        // Still remembered at the end of its window, forgotten after it (a request that old
+        // is refused as stale before its nonce is looked at).
+        expect(
+            "window",
+            store.fresh("k1", "n1", now + 2 * WINDOW_SECS - 1),
+            true,
+        )?;
+        expect(
+            "expiry",
+            store.fresh("k1", "n1", now + 2 * WINDOW_SECS + 1),
+            false,
+        )?;
+        // Concurrent first uses of one pair: exactly one wins.
+        let wins = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| store.fresh("k3", "race", now).is_ok()))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or(false))
+                .filter(|won| *won)
+                .count()
+        });
+        if wins != 1 {
+            return Err(Failure::new(
+                "race",
+                format!("{wins} concurrent uses of one nonce were accepted"),
+            ));
+        }
+        if let Some(other) = other {
+            expect("shared", other.fresh("k1", "n2", now + 1), true)?;
+            expect("shared fresh", other.fresh("k4", "n1", now), false)?;
+            expect("shared back", store.fresh("k4", "n1", now + 1), true)?;
+        }
+        Ok(())
+    }
+}
+
 /// Verifies a signed request; returns the key id.
 ///
 /// # Errors
@@ -324,7 +412,7 @@ impl Nonces {
 pub fn verify(
     parts: &Parts<'_>,
     key_for: &dyn Fn(&str) -> Option<zeroize::Zeroizing<Vec<u8>>>,
-    nonces: &Nonces,
+    nonces: &dyn NonceStore,
     authorities: &[String],
     now: i64,
 ) -> Result<String, SigError> {
@@ -563,5 +651,28 @@ mod tests {
             verify(&parts(&h, body), &lookup, &nonces, &[], 1000).unwrap_err(),
             SigError::Algorithm
         );
+    }
+
+    #[test]
+    fn both_nonce_stores_pass_the_conformance_suite_and_it_can_fail() {
+        super::nonce_conformance::run(&Nonces::default(), None).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("nonces.db");
+        let (a, b) = (Nonces::shared(&db).unwrap(), Nonces::shared(&db).unwrap());
+        super::nonce_conformance::run(&a, Some(&b)).unwrap();
+        // Two in-memory stores are not one shared store: the suite says so.
+        let (a, b) = (Nonces::default(), Nonces::default());
+        let err = super::nonce_conformance::run(&a, Some(&b)).unwrap_err();
+        assert_eq!(err.case, "shared");
+        // A store that forgets is caught.
+        #[derive(Debug)]
+        struct Forgetful;
+        impl super::NonceStore for Forgetful {
+            fn fresh(&self, _: &str, _: &str, _: i64) -> Result<(), SigError> {
+                Ok(())
+            }
+        }
+        let err = super::nonce_conformance::run(&Forgetful, None).unwrap_err();
+        assert_eq!(err.case, "replay");
     }
 }

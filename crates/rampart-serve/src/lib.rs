@@ -252,13 +252,13 @@ pub struct AppState {
     loader: Option<Loader>,
     keys: Mutex<Box<dyn ApiKeyStore>>,
     limits: ServeLimits,
-    limiters: limits::Limiters,
+    limiters: Box<dyn limits::RateLimitStore>,
     /// The metrics.
     pub metrics: metrics::Metrics,
     events: Option<std::sync::mpsc::SyncSender<SecurityEvent>>,
     unseal: Option<Unseal>,
     hmac_cache: Mutex<std::collections::HashMap<String, zeroize::Zeroizing<Vec<u8>>>>,
-    nonces: httpsig::Nonces,
+    nonces: Box<dyn httpsig::NonceStore>,
     /// The `@authority` values a signed request may name (unset or empty: any).
     public_names: std::sync::OnceLock<Vec<String>>,
     monitoring: Monitoring,
@@ -299,7 +299,7 @@ impl AppState {
             metrics.model_loaded(&m.name, m.version, &m.root);
         }
         Self {
-            limiters: limits::Limiters::new(&limits),
+            limiters: Box::new(limits::Limiters::new(&limits)),
             models: std::sync::RwLock::new(Arc::new(
                 models
                     .into_iter()
@@ -309,7 +309,7 @@ impl AppState {
             loader: None,
             unseal: None,
             hmac_cache: Mutex::new(std::collections::HashMap::new()),
-            nonces: httpsig::Nonces::default(),
+            nonces: Box::new(httpsig::Nonces::default()),
             public_names: std::sync::OnceLock::new(),
             keys: Mutex::new(Box::new(keys)),
             in_flight: Arc::new(tokio::sync::Semaphore::new(limits.max_concurrency.max(1))),
@@ -354,11 +354,19 @@ impl AppState {
         self
     }
 
+    /// Rate-limit cells kept elsewhere than in this process (a store every replica
+    /// reaches, so N replicas enforce one limit).
+    #[must_use]
+    pub fn with_rate_limits(mut self, store: impl limits::RateLimitStore + 'static) -> Self {
+        self.limiters = Box::new(store);
+        self
+    }
+
     /// Signed-request nonces kept where every server of the home sees them
     /// ([`httpsig::Nonces::shared`]).
     #[must_use]
-    pub fn with_nonces(mut self, nonces: httpsig::Nonces) -> Self {
-        self.nonces = nonces;
+    pub fn with_nonces(mut self, nonces: impl httpsig::NonceStore + 'static) -> Self {
+        self.nonces = Box::new(nonces);
         self
     }
 
@@ -586,7 +594,7 @@ fn admit(
             match httpsig::verify(
                 &parts,
                 &|id| st.hmac_for(id),
-                &st.nonces,
+                &*st.nonces,
                 st.public_names.get().map_or(&[], Vec::as_slice),
                 now,
             ) {

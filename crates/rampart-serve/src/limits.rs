@@ -23,7 +23,31 @@ fn quota(rate: u32, burst: u32) -> Quota {
     Quota::per_second(r).allow_burst(b)
 }
 
-/// The limiters.
+/// Where the rate-limit cells live: the GCRA state of each client address, each address's
+/// failed authentications and each API key. [`Limiters`] keeps them in this process (one
+/// server's limits); a store every replica reaches makes N replicas enforce one limit instead
+/// of N. [`conformance::run`] is what any implementation must pass.
+pub trait RateLimitStore: Send + Sync + std::fmt::Debug {
+    /// One request from `ip`, at the gateway's per-address rate.
+    ///
+    /// # Errors
+    /// How long to wait.
+    fn ip(&self, ip: IpAddr) -> Result<(), Duration>;
+
+    /// One failed authentication from `ip`, at the gateway's failed-authentication rate.
+    ///
+    /// # Errors
+    /// How long to wait.
+    fn auth_failure(&self, ip: IpAddr) -> Result<(), Duration>;
+
+    /// One request with `key`, at the key's own rate and burst.
+    ///
+    /// # Errors
+    /// How long to wait.
+    fn key(&self, key: &KeyInfo) -> Result<(), Duration>;
+}
+
+/// The in-process limiters.
 pub struct Limiters {
     ip: DefaultKeyedRateLimiter<IpAddr>,
     auth: DefaultKeyedRateLimiter<IpAddr>,
@@ -50,28 +74,18 @@ impl Limiters {
     fn wait(not_until: &governor::NotUntil<governor::clock::QuantaInstant>) -> Duration {
         not_until.wait_time_from(DefaultClock::default().now())
     }
+}
 
-    /// One request from `ip`.
-    ///
-    /// # Errors
-    /// How long to wait.
-    pub fn ip(&self, ip: IpAddr) -> Result<(), Duration> {
+impl RateLimitStore for Limiters {
+    fn ip(&self, ip: IpAddr) -> Result<(), Duration> {
         self.ip.check_key(&ip).map_err(|n| Self::wait(&n))
     }
 
-    /// One failed authentication from `ip`.
-    ///
-    /// # Errors
-    /// How long to wait.
-    pub fn auth_failure(&self, ip: IpAddr) -> Result<(), Duration> {
+    fn auth_failure(&self, ip: IpAddr) -> Result<(), Duration> {
         self.auth.check_key(&ip).map_err(|n| Self::wait(&n))
     }
 
-    /// One request with `key`, at its own rate.
-    ///
-    /// # Errors
-    /// How long to wait.
-    pub fn key(&self, key: &KeyInfo) -> Result<(), Duration> {
+    fn key(&self, key: &KeyInfo) -> Result<(), Duration> {
         let limiter = {
             let mut map = self
                 .keys
@@ -117,4 +131,158 @@ pub fn too_many(wait: Duration, burst: u32, rate: u32, policy: &str) -> Response
         format!("\"{policy}\";r=0;t={secs}"),
     )
     .into_response()
+}
+
+/// What every [`RateLimitStore`] must do.
+pub mod conformance {
+    use std::net::IpAddr;
+    use std::time::Duration;
+
+    use super::RateLimitStore;
+    use crate::ServeLimits;
+    use crate::keys::{KeyInfo, Role};
+
+    pub use rampart_audit::conformance::Failure;
+
+    /// The per-address burst of [`limits`] (its rates are 1 per second).
+    pub const IP_BURST: u32 = 3;
+    /// The failed-authentication burst of [`limits`].
+    pub const AUTH_BURST: u32 = 2;
+
+    /// The gateway limits to build the store under test with.
+    #[must_use]
+    pub fn limits() -> ServeLimits {
+        ServeLimits {
+            ip_rate: 1,
+            ip_burst: IP_BURST,
+            auth_fail_rate: 1,
+            auth_fail_burst: AUTH_BURST,
+            ..ServeLimits::default()
+        }
+    }
+
+    fn key(id: &str, burst: u32) -> KeyInfo {
+        KeyInfo {
+            id: id.into(),
+            role: Role::Predict,
+            model: None,
+            rate: 1,
+            burst,
+            expires: None,
+            revoked: false,
+            created_at: String::new(),
+            label: String::new(),
+        }
+    }
+
+    /// How many of `n` calls pass.
+    fn passed(n: u32, f: &dyn Fn() -> Result<(), Duration>) -> Result<u32, Failure> {
+        let mut ok = 0;
+        for _ in 0..n {
+            match f() {
+                Ok(()) => ok += 1,
+                Err(wait) if wait > Duration::ZERO && wait <= Duration::from_secs(2) => {}
+                Err(wait) => {
+                    return Err(Failure::new(
+                        "wait",
+                        format!("told to wait {wait:?} at 1 request per second"),
+                    ));
+                }
+            }
+        }
+        Ok(ok)
+    }
+
+    /// `got` passed where `burst` should: GCRA refills one cell per second, so a slow run may
+    /// see one more.
+    fn burst(case: &'static str, got: u32, burst: u32) -> Result<(), Failure> {
+        if got == burst || got == burst + 1 {
+            Ok(())
+        } else {
+            Err(Failure::new(
+                case,
+                format!("{got} passed, burst is {burst}"),
+            ))
+        }
+    }
+
+    /// Runs every case against a store made with [`limits`] that has seen no traffic.
+    ///
+    /// # Errors
+    /// The first case the store fails.
+    pub fn run(store: &dyn RateLimitStore) -> Result<(), Failure> {
+        let a: IpAddr = [192, 0, 2, 1].into();
+        let b: IpAddr = [192, 0, 2, 2].into();
+        burst("ip burst", passed(10, &|| store.ip(a))?, IP_BURST)?;
+        // Another address has its own cell; failed authentications have theirs.
+        burst("ip cells", passed(10, &|| store.ip(b))?, IP_BURST)?;
+        burst(
+            "auth cell",
+            passed(10, &|| store.auth_failure(a))?,
+            AUTH_BURST,
+        )?;
+        // A key is limited at its own burst, per key.
+        let k1 = key("k1", 5);
+        let k2 = key("k2", 1);
+        burst("key burst", passed(20, &|| store.key(&k1))?, 5)?;
+        burst("key cells", passed(20, &|| store.key(&k2))?, 1)?;
+        // Many threads on one cell share it: no more than the burst passes in total.
+        let c: IpAddr = [192, 0, 2, 3].into();
+        let total: u32 = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| (0..10).filter(|_| store.ip(c).is_ok()).count()))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| u32::try_from(h.join().unwrap_or(0)).unwrap_or(u32::MAX))
+                .sum()
+        });
+        burst("concurrent", total, IP_BURST)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::{Limiters, RateLimitStore, conformance};
+
+    #[test]
+    fn the_local_limiters_pass_the_conformance_suite_and_it_can_fail() {
+        conformance::run(&Limiters::new(&conformance::limits())).unwrap();
+        // A store that limits nothing is caught.
+        #[derive(Debug)]
+        struct Open;
+        impl RateLimitStore for Open {
+            fn ip(&self, _: std::net::IpAddr) -> Result<(), std::time::Duration> {
+                Ok(())
+            }
+            fn auth_failure(&self, _: std::net::IpAddr) -> Result<(), std::time::Duration> {
+                Ok(())
+            }
+            fn key(&self, _: &crate::keys::KeyInfo) -> Result<(), std::time::Duration> {
+                Ok(())
+            }
+        }
+        assert_eq!(conformance::run(&Open).unwrap_err().case, "ip burst");
+        // One that shares a cell between addresses is caught too.
+        let shared = Limiters::new(&conformance::limits());
+        #[derive(Debug)]
+        struct OneCell(Limiters);
+        impl RateLimitStore for OneCell {
+            fn ip(&self, _: std::net::IpAddr) -> Result<(), std::time::Duration> {
+                self.0.ip([0, 0, 0, 0].into())
+            }
+            fn auth_failure(&self, ip: std::net::IpAddr) -> Result<(), std::time::Duration> {
+                self.0.auth_failure(ip)
+            }
+            fn key(&self, k: &crate::keys::KeyInfo) -> Result<(), std::time::Duration> {
+                self.0.key(k)
+            }
+        }
+        assert_eq!(
+            conformance::run(&OneCell(shared)).unwrap_err().case,
+            "ip cells"
+        );
+    }
 }
