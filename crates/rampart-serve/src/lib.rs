@@ -262,7 +262,7 @@ pub struct AppState {
     /// The `@authority` values a signed request may name (unset or empty: any).
     public_names: std::sync::OnceLock<Vec<String>>,
     monitoring: Monitoring,
-    extraction: monitor::Extraction,
+    extraction: Box<dyn monitor::ExtractionState>,
     redact: Option<Redact>,
     in_flight: Arc<tokio::sync::Semaphore>,
     sampled: std::sync::atomic::AtomicU64,
@@ -316,7 +316,9 @@ impl AppState {
             limits,
             metrics,
             events,
-            extraction: monitor::Extraction::new(monitor::ExtractionConfig::default()),
+            extraction: Box::new(monitor::Extraction::new(
+                monitor::ExtractionConfig::default(),
+            )),
             monitoring: Monitoring::default(),
             redact: None,
             sampled: std::sync::atomic::AtomicU64::new(0),
@@ -341,7 +343,7 @@ impl AppState {
     /// Sets the monitoring and defence settings.
     #[must_use]
     pub fn with_monitoring(mut self, m: Monitoring) -> Self {
-        self.extraction = monitor::Extraction::new(m.extraction.clone());
+        self.extraction = Box::new(monitor::Extraction::new(m.extraction.clone()));
         self.monitoring = m;
         self
     }
@@ -351,6 +353,15 @@ impl AppState {
     #[must_use]
     pub fn with_redact(mut self, r: Redact) -> Self {
         self.redact = Some(r);
+        self
+    }
+
+    /// Extraction tracking kept elsewhere than in this process (a store every replica
+    /// reaches, so queries spread across replicas count together). Call it after
+    /// [`AppState::with_monitoring`], which sets up the in-process tracker.
+    #[must_use]
+    pub fn with_extraction(mut self, state: impl monitor::ExtractionState + 'static) -> Self {
+        self.extraction = Box::new(state);
         self
     }
 

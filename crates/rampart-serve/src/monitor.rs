@@ -237,6 +237,169 @@ impl Track {
     }
 }
 
+/// Where what each key asked is tracked for extraction detection: the query budgets, the
+/// remembered rows the patterns are looked for in, and the holds. [`Extraction`] keeps it in
+/// this process; a store every replica reaches stops an attacker spreading queries across
+/// replicas. [`extraction_conformance::run`] is what any implementation must pass.
+pub trait ExtractionState: Send + Sync + std::fmt::Debug {
+    /// Whether `key` may ask `model` now.
+    ///
+    /// # Errors
+    /// The hold on the key.
+    fn admit(&self, key: &str, model: &str) -> Result<(), Held>;
+
+    /// Records what `key` asked (`x`, row-major, `schema.len()` features) and got; returns
+    /// an alert when this starts a hold.
+    fn observe(
+        &self,
+        key: &str,
+        model: &str,
+        x: &[f32],
+        schema: &[FeatureStats],
+        preds: &[Prediction],
+    ) -> Option<Alert>;
+}
+
+impl ExtractionState for Extraction {
+    fn admit(&self, key: &str, model: &str) -> Result<(), Held> {
+        Self::admit(self, key, model)
+    }
+
+    fn observe(
+        &self,
+        key: &str,
+        model: &str,
+        x: &[f32],
+        schema: &[FeatureStats],
+        preds: &[Prediction],
+    ) -> Option<Alert> {
+        Self::observe(self, key, model, x, schema, preds)
+    }
+}
+
+/// What every [`ExtractionState`] must do, with the settings of [`config`].
+pub mod extraction_conformance {
+    use rampart_ml::Prediction;
+    use rampart_ml::model::FeatureStats;
+
+    use super::{ExtractionAction, ExtractionConfig, ExtractionState};
+
+    pub use rampart_audit::conformance::Failure;
+
+    /// The query budget of [`config`].
+    pub const BUDGET: u64 = 40;
+
+    /// The settings the store under test must be made with: a budget of [`BUDGET`] rows an
+    /// hour, blocking; the default pattern settings.
+    #[must_use]
+    pub fn config() -> ExtractionConfig {
+        ExtractionConfig {
+            budget: BUDGET,
+            action: ExtractionAction::Block,
+            ..ExtractionConfig::default()
+        }
+    }
+
+    fn schema() -> Vec<FeatureStats> {
+        (0..3)
+            .map(|j| FeatureStats {
+                name: format!("f{j}"),
+                min: 0.0,
+                max: 10.0,
+                mean: 5.0,
+                std: 2.0,
+                deciles: (1..10).map(f64::from).collect(),
+                shares: vec![0.1; 10],
+            })
+            .collect()
+    }
+
+    fn confident() -> Prediction {
+        Prediction::Class {
+            class: 0,
+            proba: vec![0.95, 0.05],
+        }
+    }
+
+    /// A row of ordinary traffic: every feature different each time.
+    fn row(i: u16) -> [f32; 3] {
+        let v = f32::from(i);
+        [
+            (v * 7.3) % 10.0,
+            (v * 3.1 + 2.0) % 10.0,
+            (v * 5.7 + 4.0) % 10.0,
+        ]
+    }
+
+    /// Runs every case against a store made with [`config`] that has seen no traffic.
+    ///
+    /// # Errors
+    /// The first case the store fails.
+    pub fn run(store: &dyn ExtractionState) -> Result<(), Failure> {
+        let s = schema();
+        if store.admit("new", "m").is_err() {
+            return Err(Failure::new("unknown key", "a key never seen is held"));
+        }
+        // Ordinary traffic within the budget raises nothing.
+        for i in 0..u16::try_from(BUDGET).unwrap_or(0) {
+            if let Some(a) = store.observe("k", "m", &row(i), &s, &[confident()]) {
+                return Err(Failure::new("ordinary", format!("raised {a:?}")));
+            }
+        }
+        if store.admit("k", "m").is_err() {
+            return Err(Failure::new("ordinary", "held within its budget"));
+        }
+        // One row over the budget starts a blocking hold, reported once.
+        match store.observe("k", "m", &row(999), &s, &[confident()]) {
+            Some(a) if a.kind == "budget" => {}
+            other => return Err(Failure::new("budget", format!("{other:?}"))),
+        }
+        match store.admit("k", "m") {
+            Err(h) if h.blocked && h.kind == "budget" && !h.retry_after.is_zero() => {}
+            other => return Err(Failure::new("hold", format!("{other:?}"))),
+        }
+        // Another key is not held.
+        if store.admit("other", "m").is_err() {
+            return Err(Failure::new("per key", "another key is held"));
+        }
+        // A sweep along one feature is caught.
+        let mut alert = None;
+        for i in 0..40u16 {
+            let row = [5.0, f32::from(i) * 0.25, 5.0];
+            alert = alert.or_else(|| store.observe("s", "m", &row, &s, &[confident()]));
+        }
+        match alert {
+            Some(a) if a.kind == "sweep" => {}
+            other => return Err(Failure::new("sweep", format!("{other:?}"))),
+        }
+        // Rows observed from several threads at once all count against the one budget.
+        let total: usize = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4u16)
+                .map(|t| {
+                    let s = &s;
+                    scope.spawn(move || {
+                        (0..20u16)
+                            .filter(|i| {
+                                store
+                                    .observe("c", "m", &row(t * 100 + i), s, &[confident()])
+                                    .is_some_and(|a| a.kind == "budget")
+                            })
+                            .count()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+        });
+        if total != 1 || store.admit("c", "m").is_ok() {
+            return Err(Failure::new(
+                "concurrent",
+                format!("80 rows from 4 threads over a budget of {BUDGET}: {total} budget alerts"),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Most keys tracked at once (the map is cleared past it).
 const MAX_TRACKED: usize = 100_000;
 
@@ -541,6 +704,20 @@ mod tests {
             ];
             assert_eq!(ex.observe("h", "m", &row, &s, &[class(0.55)]), None);
         }
+    }
+
+    #[test]
+    fn the_local_tracker_passes_the_conformance_suite_and_it_can_fail() {
+        extraction_conformance::run(&Extraction::new(extraction_conformance::config())).unwrap();
+        // A tracker that never holds anyone is caught.
+        let off = Extraction::new(ExtractionConfig {
+            enabled: false,
+            ..extraction_conformance::config()
+        });
+        assert_eq!(
+            extraction_conformance::run(&off).unwrap_err().case,
+            "budget"
+        );
     }
 
     #[test]
