@@ -23,6 +23,7 @@ mod scan;
 mod serve;
 mod sign;
 mod sigstore;
+mod snapshots;
 mod train;
 mod trust;
 
