@@ -70,7 +70,7 @@ pub struct LoadedModel {
     /// The companion isolation forest scoring its inputs, if one is configured.
     pub detector: Option<rampart_ml::Model>,
     /// The latest rows asked about, for drift.
-    window: Mutex<monitor::DriftWindow>,
+    window: Box<dyn monitor::DriftWindowStore>,
     /// Features whose drift is above the threshold now (audited once per crossing).
     drifting: Mutex<std::collections::BTreeSet<usize>>,
 }
@@ -97,7 +97,7 @@ impl LoadedModel {
             output,
             intact: std::sync::atomic::AtomicBool::new(true),
             detector,
-            window: Mutex::new(monitor::DriftWindow::new(1000, features)),
+            window: Box::new(Mutex::new(monitor::DriftWindow::new(1000, features))),
             drifting: Mutex::new(std::collections::BTreeSet::new()),
         }
     }
@@ -107,7 +107,17 @@ impl LoadedModel {
     pub fn with_drift_window(self, rows: usize) -> Self {
         let features = self.model.meta.features.len();
         Self {
-            window: Mutex::new(monitor::DriftWindow::new(rows, features)),
+            window: Box::new(Mutex::new(monitor::DriftWindow::new(rows, features))),
+            ..self
+        }
+    }
+
+    /// Keeps the drift window elsewhere than in this process (a store every replica reaches,
+    /// keyed by this model's name and version).
+    #[must_use]
+    pub fn with_drift_store(self, store: impl monitor::DriftWindowStore + 'static) -> Self {
+        Self {
+            window: Box::new(store),
             ..self
         }
     }
@@ -1148,9 +1158,7 @@ async fn predict(
 impl AppState {
     /// Feeds the drift window and the extraction detector (on the blocking thread).
     fn observe(&self, ip: IpAddr, key: &str, m: &LoadedModel, p: &oip::Parsed, s: &oip::Scored) {
-        if let Ok(mut w) = m.window.lock() {
-            w.push(&p.x);
-        }
+        m.window.push(&p.x);
         if let Some(alert) =
             self.extraction
                 .observe(key, &m.name, &p.x, &m.model.meta.input_schema, &s.preds)
@@ -1344,12 +1352,7 @@ impl AppState {
             if schema.is_empty() {
                 continue;
             }
-            let Some(window) = m
-                .window
-                .lock()
-                .ok()
-                .and_then(|mut w| w.snapshot(self.monitoring.drift_min_rows))
-            else {
+            let Some(window) = m.window.snapshot(self.monitoring.drift_min_rows) else {
                 continue;
             };
             let scores = monitor::drift_scores(&window, schema);

@@ -44,6 +44,115 @@ const MAX_WINDOW_VALUES: usize = 4 << 20;
 /// Most features given their own `rampart_drift_score` series (all count in `_max`).
 pub const MAX_DRIFT_SERIES: usize = 100;
 
+/// Where the rows one served model version was asked about are kept for drift. A
+/// [`Mutex`]`<`[`DriftWindow`]`>` keeps them in this process (what one replica saw); a store
+/// every replica reaches computes drift over the whole fleet's traffic.
+/// [`drift_conformance::run`] is what any implementation must pass.
+pub trait DriftWindowStore: Send + Sync + std::fmt::Debug {
+    /// Appends rows (row-major); the oldest fall out once the window is full.
+    fn push(&self, x: &[f32]);
+
+    /// The rows held (row-major), when at least `min_rows` are held and some arrived since
+    /// the last call.
+    fn snapshot(&self, min_rows: usize) -> Option<Vec<f32>>;
+}
+
+impl DriftWindowStore for Mutex<DriftWindow> {
+    fn push(&self, x: &[f32]) {
+        self.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(x);
+    }
+
+    fn snapshot(&self, min_rows: usize) -> Option<Vec<f32>> {
+        self.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .snapshot(min_rows)
+    }
+}
+
+/// What every [`DriftWindowStore`] must do.
+pub mod drift_conformance {
+    use super::DriftWindowStore;
+
+    pub use rampart_audit::conformance::Failure;
+
+    /// The window length (rows) the store under test must be made with.
+    pub const ROWS: usize = 50;
+    /// Its features per row.
+    pub const FEATURES: usize = 2;
+
+    fn rows(from: u16, n: u16) -> Vec<f32> {
+        (from..from + n)
+            .flat_map(|i| [f32::from(i), -f32::from(i)])
+            .collect()
+    }
+
+    /// Runs every case against an empty window of [`ROWS`] rows of [`FEATURES`] features.
+    ///
+    /// # Errors
+    /// The first case the store fails.
+    pub fn run(store: &dyn DriftWindowStore) -> Result<(), Failure> {
+        if store.snapshot(1).is_some() {
+            return Err(Failure::new("empty", "an empty window has rows"));
+        }
+        store.push(&rows(0, 10));
+        if store.snapshot(20).is_some() {
+            return Err(Failure::new(
+                "min rows",
+                "10 rows given out for a minimum of 20",
+            ));
+        }
+        match store.snapshot(10) {
+            Some(v) if v.len() == 10 * FEATURES => {}
+            other => return Err(Failure::new("snapshot", format!("{other:?}"))),
+        }
+        if store.snapshot(1).is_some() {
+            return Err(Failure::new("fresh", "the same rows given out twice"));
+        }
+        // Past its length the window keeps the latest rows only.
+        store.push(&rows(10, 100));
+        match store.snapshot(1) {
+            Some(v) if v.len() == ROWS * FEATURES => {
+                let mut firsts: Vec<f32> = v
+                    .chunks_exact(FEATURES)
+                    .filter_map(|r| r.first().copied())
+                    .collect();
+                firsts.sort_by(f32::total_cmp);
+                let want: Vec<f32> = (60..110u16).map(f32::from).collect();
+                if firsts != want {
+                    return Err(Failure::new("latest", format!("kept {firsts:?}")));
+                }
+            }
+            other => return Err(Failure::new("bounded", format!("{other:?}"))),
+        }
+        // Rows pushed from several threads at once are all kept (up to the length).
+        std::thread::scope(|scope| {
+            for t in 0..4u16 {
+                scope.spawn(move || {
+                    for i in 0..5u16 {
+                        store.push(&rows(1000 + t * 10 + i, 1));
+                    }
+                });
+            }
+        });
+        match store.snapshot(1) {
+            Some(v) => {
+                let new = v
+                    .chunks_exact(FEATURES)
+                    .filter(|r| r.first().is_some_and(|x| *x >= 1000.0))
+                    .count();
+                if new == 20 {
+                    Ok(())
+                } else {
+                    Err(Failure::new("concurrent", format!("{new} of 20 rows kept")))
+                }
+            }
+            None => Err(Failure::new("concurrent", "no rows after 20 pushes")),
+        }
+    }
+}
+
 /// The last rows a model was asked about, for drift.
 #[derive(Debug)]
 pub struct DriftWindow {
@@ -735,6 +844,31 @@ mod tests {
             .expect("over budget");
         assert_eq!(a.kind, "budget");
         assert!(ex.admit("q", "m").unwrap_err().blocked);
+    }
+
+    #[test]
+    fn the_local_drift_window_passes_the_conformance_suite_and_it_can_fail() {
+        use drift_conformance::{FEATURES, ROWS, run};
+        run(&Mutex::new(DriftWindow::new(ROWS, FEATURES))).unwrap();
+        // A window that never forgets is caught.
+        #[derive(Debug, Default)]
+        struct Unbounded(Mutex<(Vec<f32>, bool)>);
+        impl DriftWindowStore for Unbounded {
+            fn push(&self, x: &[f32]) {
+                let mut g = self.0.lock().unwrap();
+                g.0.extend_from_slice(x);
+                g.1 = true;
+            }
+            fn snapshot(&self, min_rows: usize) -> Option<Vec<f32>> {
+                let mut g = self.0.lock().unwrap();
+                if !g.1 || g.0.len() < min_rows * FEATURES {
+                    return None;
+                }
+                g.1 = false;
+                Some(g.0.clone())
+            }
+        }
+        assert_eq!(run(&Unbounded::default()).unwrap_err().case, "bounded");
     }
 
     #[test]
