@@ -15,6 +15,7 @@ pub mod blob;
 pub mod candidate;
 pub mod db;
 pub mod gates;
+pub mod meta;
 pub mod service;
 pub mod transfer;
 
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::blob::{BlobError, BlobStore, FsBlobStore};
+pub use crate::meta::MetadataStore;
 
 /// Why a registry operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -365,7 +367,7 @@ pub const MAX_BUNDLE_BYTES: u64 = 64 << 20;
 
 /// The registry in a directory (`HOME/registry`).
 pub struct Registry {
-    db: rusqlite::Connection,
+    meta: Box<dyn MetadataStore>,
     blobs: Box<dyn BlobStore>,
     dir: PathBuf,
 }
@@ -495,12 +497,27 @@ impl Registry {
             use std::os::unix::fs::PermissionsExt as _;
             let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
         }
-        let db = db::open(&dir.join("registry.db"))?;
-        Ok(Self {
-            db,
-            blobs: Box::new(FsBlobStore::new(dir.join("blobs"))),
+        let meta = SqliteMetadata::open(&dir.join("registry.db"))?;
+        Ok(Self::with_stores(
+            dir,
+            Box::new(meta),
+            Box::new(FsBlobStore::new(dir.join("blobs"))),
+        ))
+    }
+
+    /// A registry over other stores (a shared database, object storage); `dir` names it in
+    /// messages.
+    #[must_use]
+    pub fn with_stores(
+        dir: &Path,
+        meta: Box<dyn MetadataStore>,
+        blobs: Box<dyn BlobStore>,
+    ) -> Self {
+        Self {
+            meta,
+            blobs,
             dir: dir.to_path_buf(),
-        })
+        }
     }
 
     /// The blob store.
@@ -531,6 +548,166 @@ impl Registry {
                 return Err(RegistryError::Blob(BlobError::Missing(f.sha256)));
             }
         }
+        self.meta.insert_version(name, v, actor, reason, record)
+    }
+
+    /// Resolves `NAME`, `NAME@N`, `NAME@staging`, `NAME@production`.
+    ///
+    /// # Errors
+    /// [`RegistryError::BadReference`], [`RegistryError::NotFound`].
+    pub fn resolve(&self, reference: &str) -> Result<VersionInfo, RegistryError> {
+        self.meta.resolve(reference)
+    }
+
+    /// Every version of a model, oldest first.
+    ///
+    /// # Errors
+    /// Database errors; [`RegistryError::NotFound`].
+    pub fn versions(&self, name: &str) -> Result<Vec<VersionInfo>, RegistryError> {
+        self.meta.versions(name)
+    }
+
+    /// Model names, sorted.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn names(&self) -> Result<Vec<String>, RegistryError> {
+        self.meta.names()
+    }
+
+    /// The stage history of a model, oldest first.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn history(&self, name: &str) -> Result<Vec<HistoryEntry>, RegistryError> {
+        self.meta.history(name)
+    }
+
+    /// The approvals recorded for a version.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn approvals(&self, v: &VersionInfo) -> Result<Vec<ApprovalRecord>, RegistryError> {
+        self.meta.approvals(v)
+    }
+
+    /// Records an approval (already verified by the caller). With `replace`, a row already
+    /// recorded under this key is overwritten (the caller found that it does not verify: a
+    /// forged row must not block the real approver).
+    ///
+    /// # Errors
+    /// [`RegistryError::Conflict`] when this key already approved this version.
+    pub fn add_approval(
+        &mut self,
+        v: &VersionInfo,
+        approver_key: &str,
+        approver: &str,
+        bundle: &str,
+        replace: bool,
+        record: Witness<'_, NewApproval>,
+    ) -> Result<(), RegistryError> {
+        self.meta
+            .add_approval(v, approver_key, approver, bundle, replace, record)
+    }
+
+    /// Moves a version to `to`, in one serialised transaction. The version must currently be
+    /// in one of `from` (checked inside the transaction: of two racing promotions of the same
+    /// version, the second finds it already moved). The version holding `to` before is moved
+    /// to `archived` (production) or `none` (staging).
+    ///
+    /// # Errors
+    /// [`RegistryError::Conflict`] when the version is not in one of `from`.
+    pub fn set_stage(
+        &mut self,
+        v: &VersionInfo,
+        to: Stage,
+        from: &[Stage],
+        actor: &str,
+        reason: &str,
+        record: Witness<'_, StageChange>,
+    ) -> Result<Transition, RegistryError> {
+        self.meta.set_stage(v, to, from, actor, reason, record)
+    }
+
+    /// The version that was in production before the current one: the last one displaced
+    /// from production that is still archived.
+    ///
+    /// # Errors
+    /// [`RegistryError::NotFound`] when there is none.
+    pub fn previous_production(&self, name: &str) -> Result<VersionInfo, RegistryError> {
+        self.meta.previous_production(name)
+    }
+
+    /// Puts the previous production version back, atomically: the current one is archived.
+    ///
+    /// # Errors
+    /// [`RegistryError::NotFound`] with no production or no earlier one.
+    pub fn rollback(
+        &mut self,
+        name: &str,
+        actor: &str,
+        record: Witness<'_, StageChange>,
+    ) -> Result<Transition, RegistryError> {
+        self.meta.rollback(name, actor, record)
+    }
+
+    /// Writes a version's files into `dir` (which must exist and be empty), each verified
+    /// against its digest: the way to load a model.
+    ///
+    /// # Errors
+    /// A missing or corrupted blob (nothing usable is left in `dir` for that file).
+    pub fn materialise(&self, v: &VersionInfo, dir: &Path) -> Result<(), RegistryError> {
+        for f in &v.files {
+            let to = dir.join(&f.name);
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent).map_err(|source| RegistryError::Io {
+                    path: parent.to_path_buf(),
+                    source,
+                })?;
+            }
+            self.blobs.copy_to(&f.sha256, &to)?;
+        }
+        Ok(())
+    }
+}
+
+/// The registry's metadata in SQLite (`HOME/registry/registry.db`, WAL, every change one
+/// `IMMEDIATE` transaction): the local [`MetadataStore`].
+pub struct SqliteMetadata {
+    db: rusqlite::Connection,
+}
+
+impl std::fmt::Debug for SqliteMetadata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqliteMetadata")
+    }
+}
+
+impl SqliteMetadata {
+    /// Opens (creating and migrating) the database at `path`.
+    ///
+    /// # Errors
+    /// When it cannot be opened or was written by a newer rampart.
+    pub fn open(path: &Path) -> Result<Self, RegistryError> {
+        Ok(Self {
+            db: db::open(path)?,
+        })
+    }
+}
+
+impl MetadataStore for SqliteMetadata {
+    /// Stores a new version of `name` (creating the model) as the next number.
+    ///
+    /// # Errors
+    /// Database errors; [`RegistryError::Refused`] for a bad name.
+    fn insert_version(
+        &mut self,
+        name: &str,
+        v: &NewVersion,
+        actor: &str,
+        reason: &str,
+        record: Witness<'_, Registration>,
+    ) -> Result<VersionInfo, RegistryError> {
         let at = now();
         let json = |v: &dyn erased::Ser| v.to_json();
         let tx = self
@@ -597,7 +774,7 @@ impl Registry {
     ///
     /// # Errors
     /// [`RegistryError::BadReference`], [`RegistryError::NotFound`].
-    pub fn resolve(&self, reference: &str) -> Result<VersionInfo, RegistryError> {
+    fn resolve(&self, reference: &str) -> Result<VersionInfo, RegistryError> {
         let (name, sel) = parse_reference(reference)?;
         let base = format!(
             "SELECT {VERSION_COLUMNS} FROM versions v JOIN models m ON m.id = v.model_id WHERE m.name = ?1"
@@ -652,7 +829,7 @@ impl Registry {
     ///
     /// # Errors
     /// Database errors; [`RegistryError::NotFound`].
-    pub fn versions(&self, name: &str) -> Result<Vec<VersionInfo>, RegistryError> {
+    fn versions(&self, name: &str) -> Result<Vec<VersionInfo>, RegistryError> {
         let mut st = self.db.prepare(&format!(
             "SELECT {VERSION_COLUMNS} FROM versions v JOIN models m ON m.id = v.model_id WHERE m.name = ?1 ORDER BY v.version"
         ))?;
@@ -673,7 +850,7 @@ impl Registry {
     ///
     /// # Errors
     /// Database errors.
-    pub fn names(&self) -> Result<Vec<String>, RegistryError> {
+    fn names(&self) -> Result<Vec<String>, RegistryError> {
         let mut st = self.db.prepare("SELECT name FROM models ORDER BY name")?;
         let rows = st.query_map([], |r| r.get::<_, String>(0))?;
         rows.collect::<Result<_, _>>().map_err(Into::into)
@@ -683,7 +860,7 @@ impl Registry {
     ///
     /// # Errors
     /// Database errors.
-    pub fn history(&self, name: &str) -> Result<Vec<HistoryEntry>, RegistryError> {
+    fn history(&self, name: &str) -> Result<Vec<HistoryEntry>, RegistryError> {
         let mut st = self.db.prepare(
             "SELECT v.version, h.from_stage, h.to_stage, h.actor, h.at, h.reason
              FROM stage_history h JOIN versions v ON v.id = h.version_id JOIN models m ON m.id = v.model_id
@@ -718,7 +895,7 @@ impl Registry {
     ///
     /// # Errors
     /// Database errors.
-    pub fn approvals(&self, v: &VersionInfo) -> Result<Vec<ApprovalRecord>, RegistryError> {
+    fn approvals(&self, v: &VersionInfo) -> Result<Vec<ApprovalRecord>, RegistryError> {
         let mut st = self.db.prepare(
             "SELECT approver_key, approver, bundle, at FROM approvals WHERE version_id = ?1 ORDER BY id",
         )?;
@@ -739,7 +916,7 @@ impl Registry {
     ///
     /// # Errors
     /// [`RegistryError::Conflict`] when this key already approved this version.
-    pub fn add_approval(
+    fn add_approval(
         &mut self,
         v: &VersionInfo,
         approver_key: &str,
@@ -784,7 +961,7 @@ impl Registry {
     ///
     /// # Errors
     /// [`RegistryError::Conflict`] when the version is not in one of `from`.
-    pub fn set_stage(
+    fn set_stage(
         &mut self,
         v: &VersionInfo,
         to: Stage,
@@ -882,7 +1059,7 @@ impl Registry {
     ///
     /// # Errors
     /// [`RegistryError::NotFound`] when there is none.
-    pub fn previous_production(&self, name: &str) -> Result<VersionInfo, RegistryError> {
+    fn previous_production(&self, name: &str) -> Result<VersionInfo, RegistryError> {
         let version: Option<i64> = self
             .db
             .query_row(
@@ -905,7 +1082,7 @@ impl Registry {
     ///
     /// # Errors
     /// [`RegistryError::NotFound`] with no production or no earlier one.
-    pub fn rollback(
+    fn rollback(
         &mut self,
         name: &str,
         actor: &str,
@@ -960,25 +1137,6 @@ impl Registry {
         )?;
         tx.commit()?;
         Ok(transition)
-    }
-
-    /// Writes a version's files into `dir` (which must exist and be empty), each verified
-    /// against its digest: the way to load a model.
-    ///
-    /// # Errors
-    /// A missing or corrupted blob (nothing usable is left in `dir` for that file).
-    pub fn materialise(&self, v: &VersionInfo, dir: &Path) -> Result<(), RegistryError> {
-        for f in &v.files {
-            let to = dir.join(&f.name);
-            if let Some(parent) = to.parent() {
-                std::fs::create_dir_all(parent).map_err(|source| RegistryError::Io {
-                    path: parent.to_path_buf(),
-                    source,
-                })?;
-            }
-            self.blobs.copy_to(&f.sha256, &to)?;
-        }
-        Ok(())
     }
 }
 
