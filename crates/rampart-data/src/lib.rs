@@ -28,6 +28,7 @@ pub use rampart_pii::safe_csv;
 pub mod schema;
 pub mod shards;
 pub mod stream;
+pub mod table;
 pub mod validate;
 
 pub use paths::{Authorised, PathError, open_authorised, open_authorised_with};

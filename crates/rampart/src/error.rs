@@ -193,3 +193,14 @@ impl From<rampart_serve::load::LoadError> for CliError {
         }
     }
 }
+
+impl From<rampart_data::table::TableError> for CliError {
+    fn from(e: rampart_data::table::TableError) -> Self {
+        let hint = e.hint.clone();
+        let err = Self::input(e);
+        match hint {
+            Some(h) => err.hint(h),
+            None => err,
+        }
+    }
+}

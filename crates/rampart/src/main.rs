@@ -11,7 +11,6 @@ mod hyper;
 mod outfile;
 mod output;
 mod report;
-mod table;
 mod training;
 mod unlock;
 

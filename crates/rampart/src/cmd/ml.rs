@@ -19,7 +19,7 @@ use crate::cli::{
 use crate::context::Ctx;
 use crate::error::{CliError, Status};
 use crate::output;
-use crate::table::{self, Spec};
+use rampart_data::table::{self, Spec};
 
 /// Largest model file `ml eval` / `ml predict` will read.
 pub const MAX_MODEL_BYTES: u64 = 8 << 30;
@@ -377,8 +377,27 @@ fn write_model(model: &Model, out: &Path) -> Result<(String, u64), CliError> {
     Ok((hasher.finish().reference().to_string(), size))
 }
 
+/// Bytes of a model file, refusing anything over `limit`.
+fn read_model_file(path: &Path, limit: u64) -> Result<Vec<u8>, CliError> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|e| {
+        CliError::input(anyhow::Error::new(e).context(format!("cannot open {}", path.display())))
+    })?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| CliError::input(anyhow::anyhow!("{}: cannot read: {e}", path.display())))?;
+    if bytes.len() as u64 > limit {
+        return Err(CliError::input(anyhow::anyhow!(
+            "{}: larger than the {limit}-byte model limit",
+            path.display()
+        )));
+    }
+    Ok(bytes)
+}
+
 fn load_model(path: &Path) -> Result<Model, CliError> {
-    let bytes = table::read_model_file(&path.to_path_buf(), MAX_MODEL_BYTES)?;
+    let bytes = read_model_file(path, MAX_MODEL_BYTES)?;
     Model::from_bytes(&bytes).map_err(|e| {
         input_err(format!("{}: {e}", path.display()))
             .hint("only models written by `rampart ml train` load here")
@@ -415,7 +434,7 @@ fn read_for(
     label: Option<&str>,
     keep: bool,
 ) -> Result<table::Table, CliError> {
-    table::read(
+    Ok(table::read(
         data,
         open_data(ctx, data)?,
         &Spec {
@@ -424,7 +443,7 @@ fn read_for(
             ignore: &[],
             keep_records: keep,
         },
-    )
+    )?)
 }
 
 /// Accuracy, ROC AUC, F1, precision, recall, log loss and the confusion matrix of a
@@ -604,7 +623,7 @@ fn predict(ctx: &Ctx, a: &PredictArgs) -> Result<Status, CliError> {
         let werr = |e: csv::Error| CliError::internal(anyhow::Error::new(e));
         w.write_record(&header).map_err(werr)?;
         for (record, p) in t.records.iter().zip(&preds) {
-            let mut row: Vec<String> = record.iter().map(str::to_owned).collect();
+            let mut row: Vec<String> = record.clone();
             match p {
                 Prediction::Class { class, proba } => {
                     row.push(model.meta.classes.get(*class).cloned().unwrap_or_default());

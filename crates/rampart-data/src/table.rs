@@ -1,17 +1,18 @@
-//! CSV tables for `rampart ml`: a header row, numeric feature columns, an optional label
-//! column of any text. Read in one streaming pass that also hashes the file, so the digest
+//! CSV tables for the built-in models: a header row, numeric feature columns, an optional
+//! label column of any text. Read in one streaming pass with this crate's strict record reader
+//! ([`crate::csv`]: the one CSV reader rampart has) that also hashes the file, so the digest
 //! recorded in a model is of exactly the bytes trained on.
 
-use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use rampart_crypto::Sha256Hasher;
 use rampart_ml::Matrix;
 
-use crate::error::CliError;
+use crate::csv::{Next, ReaderOptions, RecordReader};
 
 /// A loaded table.
+#[derive(Debug)]
 pub struct Table {
     /// Every column name, in file order.
     pub header: Vec<String>,
@@ -21,13 +22,14 @@ pub struct Table {
     pub x: Matrix,
     /// The label column's raw values, if one was asked for.
     pub labels: Option<Vec<String>>,
-    /// Every record as read (kept only when asked, for `predict`'s output).
-    pub records: Vec<csv::StringRecord>,
+    /// Every record's fields as read (kept only when asked, for `predict`'s output).
+    pub records: Vec<Vec<String>>,
     /// `sha256:<hex>` of the file.
     pub digest: String,
 }
 
 /// What to read.
+#[derive(Debug, Clone, Copy)]
 pub struct Spec<'a> {
     /// The label column, if any.
     pub label: Option<&'a str>,
@@ -38,6 +40,34 @@ pub struct Spec<'a> {
     pub ignore: &'a [String],
     /// Keep the raw records.
     pub keep_records: bool,
+}
+
+/// A table that cannot be used: the file, what is wrong (naming the line and column), and
+/// what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {reason}", path.display())]
+pub struct TableError {
+    /// The file.
+    pub path: PathBuf,
+    /// What is wrong.
+    pub reason: String,
+    /// What to do, when there is something.
+    pub hint: Option<String>,
+}
+
+fn bad(path: &Path, reason: impl std::fmt::Display) -> TableError {
+    TableError {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+        hint: None,
+    }
+}
+
+impl TableError {
+    fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
 }
 
 struct Hashing<R> {
@@ -53,26 +83,57 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
-fn bad(path: &Path, msg: impl std::fmt::Display) -> CliError {
-    CliError::input(anyhow::anyhow!("{}: {msg}", path.display()))
+/// The current record's fields as text, or why they are not.
+fn fields<R: Read>(
+    rdr: &mut RecordReader<R>,
+    path: &Path,
+    width: Option<usize>,
+) -> Result<Vec<String>, TableError> {
+    let line = rdr.line();
+    if let Some(w) = width
+        && rdr.len() != w
+    {
+        return Err(bad(
+            path,
+            format!("line {line}: {} fields, the header has {w}", rdr.len()),
+        )
+        .hint("every row needs as many fields as the header"));
+    }
+    (0..rdr.len())
+        .map(|i| {
+            String::from_utf8(rdr.field(i).to_vec())
+                .map_err(|_| bad(path, format!("line {line}: field {} is not UTF-8", i + 1)))
+        })
+        .collect()
 }
 
 /// Reads the table in `file` (named `path` in messages) as `spec` says.
-pub fn read(path: &Path, file: Box<dyn Read>, spec: &Spec<'_>) -> Result<Table, CliError> {
+///
+/// # Errors
+/// A [`TableError`] naming the line and column: no or a duplicate header, an unknown column,
+/// a malformed record, a wrong field count, a feature that is not a finite number, an empty
+/// label, no rows.
+#[allow(clippy::too_many_lines)]
+pub fn read(path: &Path, file: impl Read, spec: &Spec<'_>) -> Result<Table, TableError> {
     let mut hashing = Hashing {
         inner: std::io::BufReader::with_capacity(1 << 20, file),
         hasher: Sha256Hasher::new(),
     };
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(false)
-        .from_reader(&mut hashing);
-    let header: Vec<String> = rdr
-        .headers()
-        .map_err(|e| bad(path, format!("cannot read the header row: {e}")))?
-        .iter()
-        .map(|h| h.trim().to_owned())
-        .collect();
+    let mut rdr = RecordReader::new(&mut hashing, ReaderOptions::default());
+    let io = |e: std::io::Error| bad(path, format!("cannot read: {e}"));
+    let header: Vec<String> = match rdr.next_record().map_err(io)? {
+        Next::Record => fields(&mut rdr, path, None)?
+            .into_iter()
+            .map(|h| h.trim().to_owned())
+            .collect(),
+        Next::Malformed(m) => {
+            return Err(bad(
+                path,
+                format!("cannot read the header row: {}", m.message()),
+            ));
+        }
+        Next::End => Vec::new(),
+    };
     if header.is_empty() || header.iter().all(String::is_empty) {
         return Err(bad(path, "no header row").hint("the first line must name the columns"));
     }
@@ -111,23 +172,19 @@ pub fn read(path: &Path, file: Box<dyn Read>, spec: &Spec<'_>) -> Result<Table, 
     let mut values: Vec<f32> = Vec::new();
     let mut labels = label_idx.map(|_| Vec::new());
     let mut records = Vec::new();
-    let mut record = csv::StringRecord::new();
     let mut rows = 0usize;
     loop {
-        match rdr.read_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                let line = e.position().map_or(0, csv::Position::line);
-                return Err(bad(path, format!("line {line}: {e}"))
-                    .hint("every row needs as many fields as the header"));
+        match rdr.next_record().map_err(io)? {
+            Next::Record => {}
+            Next::End => break,
+            Next::Malformed(m) => {
+                return Err(bad(path, format!("line {}: {}", rdr.line(), m.message())));
             }
         }
-        let line = record
-            .position()
-            .map_or(rows as u64 + 2, csv::Position::line);
+        let line = rdr.line();
+        let record = fields(&mut rdr, path, Some(header.len()))?;
         for (&i, name) in feature_idx.iter().zip(&features) {
-            let raw = record.get(i).unwrap_or_default().trim();
+            let raw = record.get(i).map_or("", |f| f.trim());
             let v: f32 = raw.parse().map_err(|_| {
                 bad(
                     path,
@@ -147,7 +204,7 @@ pub fn read(path: &Path, file: Box<dyn Read>, spec: &Spec<'_>) -> Result<Table, 
             values.push(v);
         }
         if let (Some(l), Some(i)) = (labels.as_mut(), label_idx) {
-            let raw = record.get(i).unwrap_or_default().trim();
+            let raw = record.get(i).map_or("", |f| f.trim());
             if raw.is_empty() {
                 return Err(bad(
                     path,
@@ -160,14 +217,13 @@ pub fn read(path: &Path, file: Box<dyn Read>, spec: &Spec<'_>) -> Result<Table, 
             l.push(raw.to_owned());
         }
         if spec.keep_records {
-            records.push(record.clone());
+            records.push(record);
         }
         rows += 1;
     }
     drop(rdr);
-    // Hash whatever the CSV reader did not need to read (nothing, normally).
-    std::io::copy(&mut hashing, &mut std::io::sink())
-        .map_err(|e| bad(path, format!("cannot read: {e}")))?;
+    // Hash whatever the reader did not need to read (nothing, normally).
+    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(io)?;
     if rows == 0 {
         return Err(bad(path, "no data rows after the header"));
     }
@@ -183,6 +239,7 @@ pub fn read(path: &Path, file: Box<dyn Read>, spec: &Spec<'_>) -> Result<Table, 
 }
 
 /// The sorted distinct labels: numerically if every label is a number, else as text.
+#[must_use]
 pub fn classes(labels: &[String]) -> Vec<String> {
     let mut c: Vec<String> = labels.to_vec();
     c.sort_unstable();
@@ -196,8 +253,15 @@ pub fn classes(labels: &[String]) -> Vec<String> {
     c
 }
 
-/// Label indices into `classes`; an unknown label is an error naming its row.
-pub fn encode(path: &Path, labels: &[String], classes: &[String]) -> Result<Vec<usize>, CliError> {
+/// Label indices into `classes`.
+///
+/// # Errors
+/// An unknown label, naming its data row.
+pub fn encode(
+    path: &Path,
+    labels: &[String],
+    classes: &[String],
+) -> Result<Vec<usize>, TableError> {
     let index: std::collections::HashMap<&str, usize> = classes
         .iter()
         .enumerate()
@@ -221,20 +285,58 @@ pub fn encode(path: &Path, labels: &[String], classes: &[String]) -> Result<Vec<
         .collect()
 }
 
-/// Bytes of a model file, refusing anything over `limit`.
-pub fn read_model_file(path: &PathBuf, limit: u64) -> Result<Vec<u8>, CliError> {
-    let file = File::open(path).map_err(|e| {
-        CliError::input(anyhow::Error::new(e).context(format!("cannot open {}", path.display())))
-    })?;
-    let mut bytes = Vec::new();
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| bad(path, format!("cannot read: {e}")))?;
-    if bytes.len() as u64 > limit {
-        return Err(bad(
-            path,
-            format!("larger than the {limit}-byte model limit"),
-        ));
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::path::Path;
+
+    use super::{Spec, classes, read};
+
+    fn spec<'a>(label: Option<&'a str>, ignore: &'a [String]) -> Spec<'a> {
+        Spec {
+            label,
+            features: None,
+            ignore,
+            keep_records: true,
+        }
     }
-    Ok(bytes)
+
+    #[test]
+    fn reads_features_labels_and_the_digest_of_the_bytes() {
+        let text = "a,b,y\n1,2,no\n\"3\",4.5,yes\n";
+        let t = read(Path::new("t.csv"), text.as_bytes(), &spec(Some("y"), &[])).unwrap();
+        assert_eq!(t.features, ["a", "b"]);
+        assert_eq!(t.labels.as_deref().unwrap(), ["no", "yes"]);
+        assert_eq!(t.records[1], ["3", "4.5", "yes"]);
+        assert_eq!(
+            t.digest,
+            rampart_crypto::sha256(text.as_bytes())
+                .reference()
+                .to_string()
+        );
+        assert_eq!(classes(&["2".into(), "10".into(), "2".into()]), ["2", "10"]);
+    }
+
+    #[test]
+    fn bad_tables_name_the_line_and_column() {
+        for (text, needle) in [
+            ("", "no header row"),
+            ("a,a\n1,2\n", "appears twice"),
+            ("a,y\n1\n", "line 2: 1 fields, the header has 2"),
+            ("a,y\nx,1\n", "line 2, column `a`: `x` is not a number"),
+            ("a,y\ninf,1\n", "not a finite number"),
+            ("a,y\n1,\n", "line 2: the label column `y` is empty"),
+            (
+                "a,y\n1,\"open\n",
+                "line 2: a quoted field that never closes",
+            ),
+            ("a,y\n", "no data rows"),
+            ("a,b\n1,2\n", "no column `y`"),
+        ] {
+            let e = read(Path::new("t.csv"), text.as_bytes(), &spec(Some("y"), &[])).unwrap_err();
+            assert!(e.to_string().contains(needle), "{text:?}: {e}");
+            assert!(e.to_string().starts_with("t.csv: "), "{e}");
+        }
+    }
 }
