@@ -386,7 +386,7 @@ impl ExtractionState for Extraction {
     }
 }
 
-/// What every [`ExtractionState`] must do, with the settings of [`config`].
+/// What every [`ExtractionState`] must do, with the settings of [`extraction_conformance::config`].
 pub mod extraction_conformance {
     use rampart_ml::Prediction;
     use rampart_ml::model::FeatureStats;
