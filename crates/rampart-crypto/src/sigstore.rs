@@ -564,10 +564,14 @@ fn verify_checkpoint(text: &str, log: &LogKey, key: &PublicKey) -> Result<(u64, 
     let note = text.get(..=split).unwrap_or_default();
     let sigs = text.get(split + 2..).unwrap_or_default();
     let mut lines = note.lines();
-    let _origin = lines
+    let origin = lines
         .next()
         .filter(|o| !o.is_empty())
         .ok_or("the checkpoint has no origin line")?;
+    // A signed note's signature line names its key; the log signs under its origin's name
+    // (`rekor.sigstore.dev` for the origin `rekor.sigstore.dev - <tree id>`). A line under
+    // another name is another key's, whatever its key hash says.
+    let signer = origin.split(' ').next().unwrap_or_default();
     let size: u64 = lines
         .next()
         .and_then(|l| l.parse().ok())
@@ -582,9 +586,12 @@ fn verify_checkpoint(text: &str, log: &LogKey, key: &PublicKey) -> Result<(u64, 
         let Some(rest) = line.strip_prefix("\u{2014} ") else {
             continue;
         };
-        let Some((_name, sig)) = rest.split_once(' ') else {
+        let Some((name, sig)) = rest.split_once(' ') else {
             continue;
         };
+        if name != signer {
+            continue;
+        }
         let Ok(sig) = b64(sig, "a checkpoint signature") else {
             continue;
         };

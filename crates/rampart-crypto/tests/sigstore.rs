@@ -180,6 +180,19 @@ fn a_rekor_entry_that_does_not_match_its_proof_promise_or_checkpoint_is_refused(
             "checkpoint's signature does not verify",
         ),
         (
+            "a checkpoint signature under another key name",
+            Box::new(|b: &mut Value| {
+                let cp = &mut entry(b)["inclusionProof"]["checkpoint"]["envelope"];
+                let text = cp.as_str().unwrap().replacen(
+                    "\u{2014} rekor.sigstore.dev ",
+                    "\u{2014} !ekor.sigstore.dev ",
+                    1,
+                );
+                *cp = text.into();
+            }),
+            "the checkpoint carries no signature by the log's key",
+        ),
+        (
             "another integrated time",
             set("integratedTime", "1760062341"),
             "the signed entry timestamp does not verify",
