@@ -147,6 +147,16 @@ pub mod conformance {
         }
     }
 
+    /// Moves `v` to `to` from one of `from`, with a witness that records.
+    fn move_to(
+        store: &mut dyn MetadataStore,
+        v: &crate::VersionInfo,
+        to: Stage,
+        from: &[Stage],
+    ) -> Result<crate::Transition, RegistryError> {
+        store.set_stage(v, to, from, "bob", "promote", &mut |_| Ok(()))
+    }
+
     fn refuse<T>(_: &T) -> Result<(), NotRecorded> {
         Err(NotRecorded("audit log full".into()))
     }
@@ -211,51 +221,20 @@ pub mod conformance {
         }
         // Stage changes: only from the stages the caller allows; the holder is displaced.
         let staging = [Stage::None, Stage::Archived];
-        store
-            .set_stage(&v1, Stage::Staging, &staging, "bob", "promote", &mut |_| {
-                Ok(())
-            })
-            .map_err(e("stage"))?;
-        match store.set_stage(
-            &v2,
-            Stage::Production,
-            &[Stage::Staging],
-            "bob",
-            "promote",
-            &mut |_| Ok(()),
-        ) {
+        move_to(store, &v1, Stage::Staging, &staging).map_err(e("stage"))?;
+        match move_to(store, &v2, Stage::Production, &[Stage::Staging]) {
             Err(RegistryError::Conflict(_)) => {}
             other => return Err(fail("stage rule", format!("{other:?}"))),
         }
         let v1 = store.resolve("m@1").map_err(e("resolve"))?;
-        store
-            .set_stage(
-                &v1,
-                Stage::Production,
-                &[Stage::Staging],
-                "bob",
-                "promote",
-                &mut |_| Ok(()),
-            )
-            .map_err(e("stage"))?;
+        move_to(store, &v1, Stage::Production, &[Stage::Staging]).map_err(e("stage"))?;
         // A stale version record (it moved since it was read) is refused.
-        match store.set_stage(
-            &v1,
-            Stage::Production,
-            &[Stage::Staging],
-            "bob",
-            "promote",
-            &mut |_| Ok(()),
-        ) {
+        match move_to(store, &v1, Stage::Production, &[Stage::Staging]) {
             Err(RegistryError::Conflict(_)) => {}
             other => return Err(fail("stale", format!("{other:?}"))),
         }
         let v2 = store.resolve("m@2").map_err(e("resolve"))?;
-        store
-            .set_stage(&v2, Stage::Staging, &staging, "bob", "promote", &mut |_| {
-                Ok(())
-            })
-            .map_err(e("stage"))?;
+        move_to(store, &v2, Stage::Staging, &staging).map_err(e("stage"))?;
         // A stage change its witness refuses is not made.
         let v2 = store.resolve("m@2").map_err(e("resolve"))?;
         match store.set_stage(
@@ -272,16 +251,7 @@ pub mod conformance {
         if store.resolve("m@production").map_err(e("resolve"))?.version != 1 {
             return Err(fail("unrecorded stage", "production moved"));
         }
-        let t = store
-            .set_stage(
-                &v2,
-                Stage::Production,
-                &[Stage::Staging],
-                "bob",
-                "promote",
-                &mut |_| Ok(()),
-            )
-            .map_err(e("stage"))?;
+        let t = move_to(store, &v2, Stage::Production, &[Stage::Staging]).map_err(e("stage"))?;
         if t.displaced != Some(1)
             || store.resolve("m@1").map_err(e("resolve"))?.stage != Stage::Archived
         {

@@ -409,8 +409,10 @@ pub mod extraction_conformance {
         }
     }
 
-    fn schema() -> Vec<FeatureStats> {
-        (0..3)
+    /// `d` features with the statistics of a uniform 0..10 training set (also the unit
+    /// tests' schema).
+    pub(crate) fn schema_of(d: usize) -> Vec<FeatureStats> {
+        (0..d)
             .map(|j| FeatureStats {
                 name: format!("f{j}"),
                 min: 0.0,
@@ -445,7 +447,7 @@ pub mod extraction_conformance {
     /// # Errors
     /// The first case the store fails.
     pub fn run(store: &dyn ExtractionState) -> Result<(), Failure> {
-        let s = schema();
+        let s = schema_of(3);
         if store.admit("new", "m").is_err() {
             return Err(Failure::new("unknown key", "a key never seen is held"));
         }
@@ -736,17 +738,7 @@ mod tests {
     use super::*;
 
     fn schema(d: usize) -> Vec<FeatureStats> {
-        (0..d)
-            .map(|j| FeatureStats {
-                name: format!("f{j}"),
-                min: 0.0,
-                max: 10.0,
-                mean: 5.0,
-                std: 2.0,
-                deciles: (1..10).map(f64::from).collect(),
-                shares: vec![0.1; 10],
-            })
-            .collect()
+        extraction_conformance::schema_of(d)
     }
 
     fn class(p: f64) -> Prediction {
