@@ -275,6 +275,16 @@ pub fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>, HomeError> {
     Ok(bytes)
 }
 
+/// Opens a file to stream it (a base model, a trainer's code): without blocking, so a FIFO or
+/// device planted in its place is refused instead of waited on, and only if it is a regular
+/// file.
+///
+/// # Errors
+/// [`HomeError::NotRegularFile`], I/O errors.
+pub fn open_regular_file(path: &Path) -> Result<File, HomeError> {
+    open_regular(path).map(|(f, _)| f)
+}
+
 /// Opens `path` for reading without blocking (a FIFO would otherwise wait for a writer
 /// forever) and only if the descriptor is a regular file.
 fn open_regular(path: &Path) -> Result<(File, fs::Metadata), HomeError> {

@@ -223,3 +223,41 @@ fn a_bare_name_means_production_and_an_unknown_one_is_an_input_error() {
     assert!(err.to_string().starts_with("rf@production"), "{err}");
     assert_eq!(err.kind(), LoadErrorKind::Input);
 }
+
+#[test]
+fn a_signed_safetensors_file_that_is_not_a_rampart_model_is_refused_not_served() {
+    let mut f = fixture();
+    // A well-formed, correctly signed safetensors file of someone else's tensors.
+    let header = br#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#;
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header);
+    bytes.extend_from_slice(&[0u8; 8]);
+    let dir = f._dir.path().join("foreign");
+    std::fs::create_dir(&dir).unwrap();
+    let path = dir.join("plain");
+    std::fs::create_dir(&path).unwrap();
+    std::fs::write(path.join("model.safetensors"), &bytes).unwrap();
+    let (key, _) = f.home.signing_key().unwrap();
+    let sig = path.join("model.sig");
+    let signed = rampart_crypto::oms::sign_model(
+        &path,
+        &key,
+        &rampart_crypto::oms::SignOptions::new(&sig),
+        &|_| {},
+    )
+    .unwrap();
+    std::fs::write(&sig, signed.bundle).unwrap();
+    let policy = f.home.load_policy().unwrap();
+    let s = session(&f.home, &policy, &f.sink);
+    let req = RegisterRequest {
+        path: &path,
+        name: "plain",
+        signature: None,
+        provenance: None,
+        metrics: None,
+    };
+    service::register(&s, &mut f.reg, &req).unwrap();
+    let err = load_model(&f.reg, "plain@1", &setup(&f)).unwrap_err();
+    assert!(matches!(err, LoadError::NotServable { .. }), "{err}");
+    assert!(err.to_string().contains("not a rampart model"), "{err}");
+}

@@ -497,8 +497,12 @@ fn dataset_input(
 /// A file input: copied into `dir` (the trainer reads the bytes that were digested), or
 /// digested in place.
 fn file_input(name: String, from: &Path, dir: Option<&Path>) -> Result<Input, ServiceError> {
-    let f = std::fs::File::open(from)
-        .map_err(|e| request(format!("cannot open {}: {e}", from.display())))?;
+    // Not blocking, regular files only: a FIFO named as an input must not hang the run.
+    let f =
+        rampart_home::secure_fs::open_regular_file(from).map_err(|e| ServiceError::Request {
+            message: e.to_string(),
+            hint: Some("name a regular file"),
+        })?;
     let real = from.canonicalize().unwrap_or_else(|_| from.to_path_buf());
     let (path, digest) = match dir {
         Some(dir) => {

@@ -299,11 +299,88 @@ fn a_built_in_model_needs_a_label_and_a_holdout_fraction() {
     assert!(err.to_string().contains("[0, 1)"), "{err}");
 }
 
+/// Runs `f` on a thread and fails if it does not return within 20 s (a hang is the bug).
+fn within_20s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(20))
+        .expect("hung: the call did not return within 20 s")
+}
+
+fn a_base_model_that_is_a_fifo_is_refused_without_hanging() {
+    let f = fixture();
+    let fifo = f.dir.path().join("base.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let dir = f.dir.path().to_path_buf();
+    let data = f.data.display().to_string();
+    let model = f.model.clone();
+    let home = f.home.root().to_path_buf();
+    let err = within_20s(move || {
+        let home = Home::resolve(Some(&home));
+        let mut req = TrainRequest::new(
+            data,
+            Recipe::Exec {
+                command: vec!["/bin/true".into()],
+                cwd: dir.clone(),
+                read: vec![model.parent().unwrap().to_path_buf()],
+                env: Vec::new(),
+            },
+        );
+        req.output = Some(dir.join("runs/fifo"));
+        req.base_model = Some(fifo);
+        let policy = home.load_policy().unwrap();
+        let sink = MemorySink::new();
+        let s = Session {
+            home: &home,
+            policy: &policy,
+            audit: Auditor::new(Some(&sink), "tester"),
+        };
+        let keys = || Err(rampart_ingest::IngestError::Request("no keys".into()));
+        service::train(
+            &s,
+            &req,
+            Keys::Lazy(&keys),
+            &Sandbox::current_exe().unwrap(),
+            &mut |_, _| {},
+        )
+        .map(|_| ())
+        .unwrap_err()
+        .to_string()
+    });
+    assert!(err.contains("not a regular file"), "{err}");
+    assert!(
+        !f.dir.path().join("runs/fifo").exists(),
+        "nothing was created"
+    );
+}
+
+fn a_dataset_reference_that_is_not_a_digest_is_refused() {
+    let f = fixture();
+    for bad in ["sha256:../../etc/passwd", "sha256:", "sha256:zz"] {
+        let mut req = request(&f, "badref", cp(&f, "badref"));
+        req.dataset = bad.into();
+        let sink = MemorySink::new();
+        let err = train(&f, &sink, &req).unwrap_err();
+        assert_eq!(err.kind(), rampart_ingest::ErrorKind::Input, "{bad}: {err}");
+        assert!(!f.dir.path().join("runs/badref").exists(), "{bad}");
+    }
+}
+
 fn main() {
     if let Some(code) = rampart_sandbox::helper_main() {
         std::process::exit(code);
     }
-    let cases: [(&str, fn()); 7] = [
+    let cases: [(&str, fn()); 9] = [
+        (
+            "a_base_model_that_is_a_fifo_is_refused_without_hanging",
+            a_base_model_that_is_a_fifo_is_refused_without_hanging,
+        ),
+        (
+            "a_dataset_reference_that_is_not_a_digest_is_refused",
+            a_dataset_reference_that_is_not_a_digest_is_refused,
+        ),
         (
             "a_run_in_the_sandbox_is_signed_verifiable_and_audited",
             a_run_in_the_sandbox_is_signed_verifiable_and_audited,
