@@ -11,6 +11,8 @@
 //!   uses, converting to (ε, δ) and calibrating the noise for a target ε.
 //! - [`sparse::SparseLogistic`]: binary logistic regression on hashed sparse features
 //!   (AdaGrad), for text classifiers.
+//! - [`hyper`]: the built-in models' kinds and hyperparameters, one definition for configs,
+//!   flags and the fit.
 //! - [`metrics`], [`split`] (seeded, stratified), [`drift`] (PSI and the two-sample
 //!   Kolmogorov–Smirnov test).
 //!
@@ -23,6 +25,7 @@
 pub mod bins;
 pub mod drift;
 pub mod forest;
+pub mod hyper;
 pub mod iforest;
 pub mod ks;
 pub mod linear;

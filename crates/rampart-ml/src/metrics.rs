@@ -203,6 +203,128 @@ pub fn log_loss(truth: &[usize], proba: &[Vec<f64>]) -> Result<f64, MetricError>
     Ok(total / truth.len() as f64)
 }
 
+/// What a model scored on labelled rows: the metrics record `ml eval` prints, the built-in
+/// trainer writes for its held-out rows, the registry's gates read and the reports draw.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Evaluation {
+    /// Fraction of correct predictions.
+    pub accuracy: f64,
+    /// ROC AUC (binary: of the second class; multi-class: macro one-vs-rest), when defined.
+    pub roc_auc: Option<f64>,
+    /// Binary classifiers: the ROC curve as `[fpr, tpr]` points, thinned to about 200.
+    #[serde(default)]
+    pub roc_curve: Option<Vec<[f64; 2]>>,
+    /// Unweighted mean F1.
+    pub f1_macro: f64,
+    /// Precision per class.
+    #[serde(default)]
+    pub precision: Vec<f64>,
+    /// Recall per class.
+    #[serde(default)]
+    pub recall: Vec<f64>,
+    /// Log loss (classifiers).
+    pub log_loss: Option<f64>,
+    /// `confusion_matrix[true][predicted]`.
+    pub confusion_matrix: Vec<Vec<u64>>,
+    /// The classes, in the matrix's order.
+    pub classes: Vec<String>,
+}
+
+/// A classifier's predictions scored against the true class indices.
+///
+/// # Errors
+/// Mismatched lengths, or a class out of range.
+pub fn evaluate_classes(
+    preds: &[crate::Prediction],
+    truth: &[usize],
+    classes: &[String],
+) -> Result<Evaluation, MetricError> {
+    let (pred, proba): (Vec<usize>, Vec<&[f64]>) = preds
+        .iter()
+        .map(|p| match p {
+            crate::Prediction::Class { class, proba } => (*class, proba.as_slice()),
+            crate::Prediction::Anomaly { .. } => (0, &[][..]),
+        })
+        .unzip();
+    let k = classes.len();
+    let cm = confusion_matrix(truth, &pred, k)?;
+    let scores = class_scores(&cm);
+    let column = |c: usize| -> Vec<f64> {
+        proba
+            .iter()
+            .map(|p| p.get(c).copied().unwrap_or(0.0))
+            .collect()
+    };
+    let auc = if k == 2 {
+        roc_auc(truth, &column(1)).ok()
+    } else {
+        let per: Vec<f64> = (0..k)
+            .filter_map(|c| {
+                let tc: Vec<usize> = truth.iter().map(|&t| usize::from(t == c)).collect();
+                roc_auc(&tc, &column(c)).ok()
+            })
+            .collect();
+        #[allow(clippy::cast_precision_loss)]
+        (!per.is_empty()).then(|| per.iter().sum::<f64>() / per.len() as f64)
+    };
+    let curve = if k == 2 {
+        roc_curve(truth, &column(1)).ok().map(|c| {
+            let step = c.len().div_ceil(200).max(1);
+            let last = c.len().saturating_sub(1);
+            c.iter()
+                .enumerate()
+                .filter(|(i, _)| i % step == 0 || *i == last)
+                .map(|(_, &(f, t))| [f, t])
+                .collect()
+        })
+    } else {
+        None
+    };
+    let proba: Vec<Vec<f64>> = proba.iter().map(|p| p.to_vec()).collect();
+    Ok(Evaluation {
+        accuracy: accuracy(truth, &pred)?,
+        roc_auc: auc,
+        roc_curve: curve,
+        f1_macro: scores.f1_macro,
+        precision: scores.precision,
+        recall: scores.recall,
+        log_loss: Some(log_loss(truth, &proba)?),
+        confusion_matrix: cm,
+        classes: classes.to_vec(),
+    })
+}
+
+/// An anomaly detector's flags and scores against the truth (1 = anomaly): classes `normal`
+/// and `anomaly`, no log loss.
+///
+/// # Errors
+/// Mismatched lengths.
+pub fn evaluate_anomalies(
+    preds: &[crate::Prediction],
+    truth: &[usize],
+) -> Result<Evaluation, MetricError> {
+    let (scores, flags): (Vec<f64>, Vec<usize>) = preds
+        .iter()
+        .map(|p| match p {
+            crate::Prediction::Anomaly { score, is_anomaly } => (*score, usize::from(*is_anomaly)),
+            crate::Prediction::Class { .. } => (0.0, 0),
+        })
+        .unzip();
+    let cm = confusion_matrix(truth, &flags, 2)?;
+    let per = class_scores(&cm);
+    Ok(Evaluation {
+        accuracy: accuracy(truth, &flags)?,
+        roc_auc: roc_auc(truth, &scores).ok(),
+        roc_curve: None,
+        f1_macro: per.f1_macro,
+        precision: per.precision,
+        recall: per.recall,
+        log_loss: None,
+        confusion_matrix: cm,
+        classes: vec!["normal".into(), "anomaly".into()],
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,5 +367,31 @@ mod tests {
         assert!((l + (0.9f64.ln() + 0.8f64.ln()) / 2.0).abs() < 1e-12);
         assert!(confusion_matrix(&[3], &[0], 3).is_err());
         assert!(accuracy(&[], &[]).is_err());
+    }
+
+    #[test]
+    fn an_evaluation_scores_classes_and_anomalies() {
+        use crate::Prediction;
+        let class = |c: usize, p: f64| Prediction::Class {
+            class: c,
+            proba: vec![1.0 - p, p],
+        };
+        let preds = [class(0, 0.2), class(1, 0.9), class(1, 0.6), class(0, 0.4)];
+        let e = evaluate_classes(&preds, &[0, 1, 0, 1], &["no".into(), "yes".into()]).unwrap();
+        assert!((e.accuracy - 0.5).abs() < 1e-12);
+        assert_eq!(e.confusion_matrix, vec![vec![1, 1], vec![1, 1]]);
+        assert!((e.roc_auc.unwrap() - 0.75).abs() < 1e-12);
+        assert!(e.roc_curve.as_ref().is_some_and(|c| c.len() >= 2));
+        assert!(e.log_loss.is_some_and(f64::is_finite));
+        let anomaly = |score: f64| Prediction::Anomaly {
+            score,
+            is_anomaly: score > 0.5,
+        };
+        let e =
+            evaluate_anomalies(&[anomaly(0.7), anomaly(0.3), anomaly(0.6)], &[1, 0, 0]).unwrap();
+        assert_eq!(e.confusion_matrix, vec![vec![1, 1], vec![0, 1]]);
+        assert_eq!(e.classes, ["normal", "anomaly"]);
+        assert_eq!(e.log_loss, None);
+        assert!(evaluate_anomalies(&[anomaly(0.1)], &[]).is_err());
     }
 }

@@ -44,6 +44,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use rampart_ml::hyper::{Hyper, HyperError, Kind};
 use serde::{Deserialize, Serialize};
 
 use rampart_train::config::{LimitsSection, TrainerSection};
@@ -339,16 +340,24 @@ impl Spec {
                 ));
             }
             (Some(m), None) => {
-                if !m.contains_key("kind") {
+                let Some(kind) = m.get("kind") else {
                     return Err(bad(
                         "[train.model] needs kind = \"random-forest\", \"isolation-forest\" or \"logistic\"".into(),
                     ));
-                }
+                };
                 if m.contains_key("holdout") {
                     return Err(bad(
                         "[train.model] holdout: put it in [train] (holdout = 0.2)".into(),
                     ));
                 }
+                // The built-in model's kind and settings are checked here, before anything
+                // runs (the settings are those of `rampart ml train`).
+                let model = |e: HyperError| bad(format!("[train.model] {e}"));
+                let kind: Kind = kind.as_str().unwrap_or_default().parse().map_err(model)?;
+                let settings = m.iter().filter(|(k, _)| *k != "kind");
+                Hyper::from_toml_table(settings.map(|(k, v)| (k.clone(), v.clone())))
+                    .and_then(|h| h.check(kind))
+                    .map_err(model)?;
             }
             (None, Some(t)) if t.command.is_empty() => {
                 return Err(bad("[train.trainer] command is empty".into()));

@@ -15,6 +15,7 @@
 //! The steps are separate functions so the caller can audit between them:
 //! [`prepare_output`] → [`run_trainer`] → [`collect_outputs`] → [`sign_outputs`].
 
+pub mod builtin;
 pub mod config;
 pub mod metrics;
 pub mod service;

@@ -15,6 +15,7 @@ use rampart_crypto::{Digest, Sha256Hasher};
 use rampart_home::{HomeError, Session, TrainPolicy};
 use rampart_ingest::open::Keys;
 use rampart_ingest::{ErrorKind, IngestError};
+use rampart_ml::hyper::{Hyper, Kind};
 use rampart_sandbox::{Limits, Outcome, Sandbox, SandboxError, Stream};
 use serde_json::{Value, json};
 
@@ -31,12 +32,12 @@ pub enum Recipe {
     Builtin {
         /// The executable.
         program: PathBuf,
-        /// `random-forest`, `isolation-forest` or `logistic`.
-        kind: String,
+        /// Which model.
+        kind: Kind,
         /// The fraction of rows held out to score a classifier, in `[0, 1)`.
         holdout: f64,
-        /// Hyperparameter flags, already checked (`--trees 200`, …).
-        hyper: Vec<String>,
+        /// The hyperparameters given (checked when the run is planned).
+        hyper: Hyper,
     },
     /// The user's own trainer.
     Exec {
@@ -49,6 +50,95 @@ pub enum Recipe {
         /// More environment variables it gets.
         env: Vec<String>,
     },
+}
+
+/// What the command line says should run (nothing, for a pipeline step).
+#[derive(Debug, Clone, Default)]
+pub struct RecipeFlags {
+    /// `--exec -- COMMAND`.
+    pub exec: Option<Vec<String>>,
+    /// `--model KIND`.
+    pub kind: Option<Kind>,
+    /// `--holdout F`.
+    pub holdout: Option<f64>,
+    /// Hyperparameter flags, over the config's `[model]` settings.
+    pub hyper: Hyper,
+}
+
+/// What runs: `--exec`, `--model` (with the config's `[model]` settings under the flags'),
+/// the config's `[trainer]`, or its `[model]`. `program` is the executable that runs the
+/// built-in trainer; `cwd` the working directory of a command given on the command line.
+///
+/// # Errors
+/// [`ServiceError::Request`]: nothing to run, or a `[model]` table with a kind or setting
+/// the built-in trainer does not take (naming the config file).
+pub fn recipe(
+    flags: &RecipeFlags,
+    config: Option<(&TrainConfig, &Path)>,
+    program: &Path,
+    cwd: PathBuf,
+) -> Result<Recipe, ServiceError> {
+    const SETTINGS: &str =
+        "the settings are the flags of `rampart ml train`, e.g. trees = 200, max_depth = 8";
+    if let Some(command) = &flags.exec {
+        return Ok(Recipe::Exec {
+            command: command.clone(),
+            cwd,
+            read: Vec::new(),
+            env: Vec::new(),
+        });
+    }
+    let table = config.and_then(|(c, _)| c.model.as_ref());
+    let in_config = |e: &dyn std::fmt::Display| ServiceError::Request {
+        message: format!(
+            "{}[model] {e}",
+            config.map_or(String::new(), |(_, p)| format!("{}: ", p.display()))
+        ),
+        hint: Some(SETTINGS),
+    };
+    let builtin = |kind: Kind| -> Result<Recipe, ServiceError> {
+        let settings = table
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| *k != "kind" && *k != "holdout")
+            .map(|(k, v)| (k.clone(), v.clone()));
+        let from_config = Hyper::from_toml_table(settings).map_err(|e| in_config(&e))?;
+        let holdout = flags
+            .holdout
+            .or_else(|| table?.get("holdout")?.as_float())
+            .unwrap_or(0.2);
+        Ok(Recipe::Builtin {
+            program: program.to_path_buf(),
+            kind,
+            holdout,
+            hyper: from_config.over(&flags.hyper),
+        })
+    };
+    if let Some(kind) = flags.kind {
+        return builtin(kind);
+    }
+    if let Some(t) = config.and_then(|(c, _)| c.trainer.as_ref()) {
+        return Ok(Recipe::Exec {
+            command: t.command.clone(),
+            cwd: t.cwd.clone().unwrap_or(cwd),
+            read: t.read.clone(),
+            env: t.env.clone(),
+        });
+    }
+    if let Some(m) = table {
+        let Some(kind) = m.get("kind").and_then(toml::Value::as_str) else {
+            return Err(in_config(
+                &"needs kind = \"random-forest\", \"isolation-forest\" or \"logistic\"",
+            ));
+        };
+        return builtin(kind.parse().map_err(|e| in_config(&e))?);
+    }
+    Err(ServiceError::Request {
+        message: "say what to train".into(),
+        hint: Some(
+            "--model random-forest|isolation-forest|logistic, --exec -- COMMAND, or --config train.toml",
+        ),
+    })
 }
 
 /// Limits given for this run, over the config's `[limits]` and the policy's `[train]`.
@@ -402,8 +492,15 @@ pub fn plan(s: &Session<'_>, req: &TrainRequest<'_>) -> Result<TrainPlan, Servic
         .unwrap_or_else(|| s.home.runs_dir().join(run_id()));
     let output = std::path::absolute(&output).map_err(internal(&output))?;
     crate::check_output(&output).map_err(|e| request(e.to_string()))?;
-    if let Recipe::Builtin { holdout, kind, .. } = &req.recipe {
-        if kind != "isolation-forest" && req.label.is_none() {
+    if let Recipe::Builtin {
+        holdout,
+        kind,
+        hyper,
+        ..
+    } = &req.recipe
+    {
+        hyper.check(*kind).map_err(|e| request(e.to_string()))?;
+        if kind.is_classifier() && req.label.is_none() {
             return Err(ServiceError::Request {
                 message: "a classifier needs --label COL".into(),
                 hint: Some("name the column to predict"),
@@ -566,7 +663,7 @@ fn trainer_for(
                 "--data".into(),
                 data.path.display().to_string(),
                 "--model".into(),
-                kind.clone(),
+                kind.name().into(),
                 "--holdout".into(),
                 holdout.to_string(),
                 "--output".into(),
@@ -580,7 +677,11 @@ fn trainer_for(
             for i in &req.ignore {
                 args.extend(["--ignore".into(), i.clone()]);
             }
-            args.extend(hyper.iter().cloned());
+            if *hyper != Hyper::default() {
+                // Plain numbers and names: serialising them cannot fail.
+                let text = serde_json::to_string(hyper).unwrap_or_default();
+                args.extend(["--hyper".into(), text]);
+            }
             let params = json!({
                 "trainer": "builtin",
                 "model": kind,

@@ -14,10 +14,11 @@ use std::path::{Path, PathBuf};
 use rampart_audit::{Auditor, MemorySink};
 use rampart_home::{Home, Session};
 use rampart_ingest::open::Keys;
+use rampart_ml::hyper::{Hyper, Kind};
 use rampart_sandbox::Sandbox;
 use rampart_train::config::TrainConfig;
 use rampart_train::service::{
-    self, ConfigFile, LimitOverrides, Recipe, ServiceError, TrainOutcome, TrainRequest,
+    self, ConfigFile, LimitOverrides, Recipe, RecipeFlags, ServiceError, TrainOutcome, TrainRequest,
 };
 
 /// A safetensors file with one F32 tensor of two values.
@@ -270,7 +271,7 @@ fn a_dataset_outside_the_data_roots_is_refused_before_anything_runs() {
     );
 }
 
-fn a_built_in_model_needs_a_label_and_a_holdout_fraction() {
+fn a_built_in_model_needs_a_label_a_holdout_fraction_and_usable_settings() {
     let f = fixture();
     let policy = f.home.load_policy().unwrap();
     let sink = MemorySink::new();
@@ -282,21 +283,99 @@ fn a_built_in_model_needs_a_label_and_a_holdout_fraction() {
     let mut req = request(&f, "builtin", Vec::new());
     req.recipe = Recipe::Builtin {
         program: PathBuf::from("/bin/true"),
-        kind: "random-forest".into(),
+        kind: Kind::RandomForest,
         holdout: 0.2,
-        hyper: Vec::new(),
+        hyper: Hyper::default(),
     };
     let err = service::plan(&s, &req).unwrap_err();
     assert!(err.to_string().contains("--label"), "{err}");
     req.label = Some("b".into());
     req.recipe = Recipe::Builtin {
         program: PathBuf::from("/bin/true"),
-        kind: "random-forest".into(),
+        kind: Kind::RandomForest,
         holdout: 1.0,
-        hyper: Vec::new(),
+        hyper: Hyper::default(),
     };
     let err = service::plan(&s, &req).unwrap_err();
     assert!(err.to_string().contains("[0, 1)"), "{err}");
+    // Settings the kind cannot use are refused when the run is planned.
+    req.recipe = Recipe::Builtin {
+        program: PathBuf::from("/bin/true"),
+        kind: Kind::RandomForest,
+        holdout: 0.2,
+        hyper: Hyper {
+            dp_epsilon: Some(1.0),
+            dp_delta: Some(1e-5),
+            ..Hyper::default()
+        },
+    };
+    let err = service::plan(&s, &req).unwrap_err();
+    assert!(err.to_string().contains("--dp-epsilon"), "{err}");
+}
+
+fn a_recipe_merges_the_config_and_the_flags_and_names_the_config_in_errors() {
+    let path = Path::new("/cfg/train.toml");
+    let config = |model: &str| {
+        TrainConfig::parse(
+            &format!("[data]\ndataset = \"d.csv\"\n[model]\n{model}"),
+            path,
+        )
+        .unwrap()
+    };
+    let program = Path::new("/bin/rampart");
+    let c = config("kind = \"random-forest\"\ntrees = 200\nseed = 7\nholdout = 0.3\n");
+    let flags = RecipeFlags {
+        hyper: Hyper {
+            trees: Some(15),
+            ..Hyper::default()
+        },
+        ..RecipeFlags::default()
+    };
+    let Recipe::Builtin {
+        kind,
+        holdout,
+        hyper,
+        program: p,
+    } = service::recipe(&flags, Some((&c, path)), program, PathBuf::from("/")).unwrap()
+    else {
+        panic!("a [model] table is the built-in trainer");
+    };
+    assert_eq!(
+        (kind, holdout, p.as_path()),
+        (Kind::RandomForest, 0.3, program)
+    );
+    assert_eq!((hyper.trees, hyper.seed), (Some(15), Some(7)));
+    // --model overrides the config's kind but keeps its settings.
+    let logistic = RecipeFlags {
+        kind: Some(Kind::Logistic),
+        ..RecipeFlags::default()
+    };
+    let r = service::recipe(&logistic, Some((&c, path)), program, PathBuf::from("/")).unwrap();
+    assert!(
+        matches!(r, Recipe::Builtin { kind: Kind::Logistic, hyper, .. } if hyper.seed == Some(7))
+    );
+    for (model, needle) in [
+        ("kind = \"random-forest\"\ntress = 5\n", "\"tress\""),
+        ("kind = \"random-forrest\"\n", "random-forrest"),
+        ("trees = 5\n", "needs kind"),
+        ("kind = \"logistic\"\nepochs = \"many\"\n", "epochs"),
+    ] {
+        let err = service::recipe(
+            &RecipeFlags::default(),
+            Some((&config(model), path)),
+            program,
+            PathBuf::from("/"),
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(needle) && text.contains("/cfg/train.toml: [model]"),
+            "{text}"
+        );
+    }
+    let err =
+        service::recipe(&RecipeFlags::default(), None, program, PathBuf::from("/")).unwrap_err();
+    assert!(err.to_string().contains("say what to train"), "{err}");
 }
 
 /// Runs `f` on a thread and fails if it does not return within 20 s (a hang is the bug).
@@ -372,7 +451,11 @@ fn main() {
     if let Some(code) = rampart_sandbox::helper_main() {
         std::process::exit(code);
     }
-    let cases: [(&str, fn()); 9] = [
+    let cases: [(&str, fn()); 10] = [
+        (
+            "a_recipe_merges_the_config_and_the_flags_and_names_the_config_in_errors",
+            a_recipe_merges_the_config_and_the_flags_and_names_the_config_in_errors,
+        ),
         (
             "a_base_model_that_is_a_fifo_is_refused_without_hanging",
             a_base_model_that_is_a_fifo_is_refused_without_hanging,
@@ -406,8 +489,8 @@ fn main() {
             a_dataset_outside_the_data_roots_is_refused_before_anything_runs,
         ),
         (
-            "a_built_in_model_needs_a_label_and_a_holdout_fraction",
-            a_built_in_model_needs_a_label_and_a_holdout_fraction,
+            "a_built_in_model_needs_a_label_a_holdout_fraction_and_usable_settings",
+            a_built_in_model_needs_a_label_a_holdout_fraction_and_usable_settings,
         ),
     ];
     let filter: Vec<String> = std::env::args()

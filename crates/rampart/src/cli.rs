@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use rampart_ml::hyper::{Hyper, Kind};
 
 /// A secure machine-learning pipeline: verified data in, signed models out, every step audited.
 #[derive(Debug, Parser)]
@@ -92,7 +93,7 @@ pub enum Command {
     Ml(MlArgs),
     /// Train a model in the sandbox (no network, no secrets, reads only the dataset, writes
     /// only its output), then sign it and its SLSA provenance.
-    Train(TrainRunArgs),
+    Train(Box<TrainRunArgs>),
     /// The model registry: register, promote through gates, approve, roll back, export.
     Model(ModelArgs),
     /// Serve registry models over HTTP (Open Inference Protocol / KServe V2), authenticated,
@@ -780,17 +781,6 @@ pub enum MlCommand {
     Predict(PredictArgs),
 }
 
-/// Built-in model kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ModelChoice {
-    /// Random forest classifier.
-    RandomForest,
-    /// Isolation forest anomaly detector (no label).
-    IsolationForest,
-    /// Logistic regression classifier (SGD, or DP-SGD with --dp-epsilon).
-    Logistic,
-}
-
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// Training data: CSV with a header row; every column but the label (and --ignore) is a
@@ -806,78 +796,16 @@ pub struct TrainArgs {
     pub ignore: Vec<String>,
     /// Model kind.
     #[arg(long = "model", value_enum)]
-    pub kind: ModelChoice,
+    pub kind: Kind,
     /// Where to write the model.
     #[arg(short, long, value_name = "PATH")]
     pub output: PathBuf,
     /// Replace an existing output file.
     #[arg(long)]
     pub force: bool,
-    #[command(flatten)]
-    pub hyper: HyperArgs,
-}
-
-/// Hyperparameters of the built-in models (`ml train`, `train`).
-#[derive(Debug, Clone, Args)]
-pub struct HyperArgs {
-    /// Trees (forests).
-    #[arg(long, value_name = "N", default_value_t = 100)]
-    pub trees: usize,
-    /// Seed: the same data, options and seed give the same model bytes (DP noise excepted).
-    #[arg(long, value_name = "S", default_value_t = 0)]
-    pub seed: u64,
-    /// Deepest tree level (random forest; default: unlimited).
-    #[arg(long, value_name = "D")]
-    pub max_depth: Option<usize>,
-    /// Smallest leaf (random forest).
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub min_samples_leaf: usize,
-    /// Smallest node to split (random forest).
-    #[arg(long, value_name = "N", default_value_t = 2)]
-    pub min_samples_split: usize,
-    /// Features tried per split: sqrt, log2, all, a count, or a fraction in (0, 1].
-    #[arg(long, value_name = "F", default_value = "sqrt")]
-    pub max_features: String,
-    /// Split criterion (random forest).
-    #[arg(long, value_enum, default_value_t = CriterionChoice::Gini)]
-    pub criterion: CriterionChoice,
-    /// Weight classes inversely to their frequency (random forest).
-    #[arg(long)]
-    pub balanced: bool,
-    /// Train each tree on all rows instead of a bootstrap sample (random forest).
-    #[arg(long)]
-    pub no_bootstrap: bool,
-    /// Isolation forest: fraction of training rows flagged as anomalies, or `auto` (score >
-    /// 0.5).
-    #[arg(long, value_name = "F", default_value = "auto")]
-    pub contamination: String,
-    /// Isolation forest: rows per tree (default min(256, rows)).
-    #[arg(long, value_name = "N")]
-    pub max_samples: Option<usize>,
-    /// Logistic: passes over the data.
-    #[arg(long, value_name = "N")]
-    pub epochs: Option<usize>,
-    /// Logistic: batch size (expected batch size under DP-SGD).
-    #[arg(long, value_name = "N")]
-    pub batch_size: Option<usize>,
-    /// Logistic: initial learning rate.
-    #[arg(long, value_name = "LR")]
-    pub learning_rate: Option<f64>,
-    /// Logistic: train with DP-SGD to this ε.
-    #[arg(long, value_name = "E", requires = "dp_delta")]
-    pub dp_epsilon: Option<f64>,
-    /// Logistic: δ for DP-SGD.
-    #[arg(long, value_name = "D", requires = "dp_epsilon")]
-    pub dp_delta: Option<f64>,
-    /// Logistic: per-example gradient clipping norm for DP-SGD.
-    #[arg(long, value_name = "C", default_value_t = 1.0)]
-    pub dp_clip: f64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum CriterionChoice {
-    Gini,
-    Entropy,
+    /// Hyperparameters of the built-in models.
+    #[command(flatten, next_help_heading = "Model settings")]
+    pub hyper: Hyper,
 }
 
 #[derive(Debug, Args)]
@@ -961,9 +889,10 @@ pub struct TrainRunArgs {
     pub ignore: Vec<String>,
     /// Train a built-in model of this kind.
     #[arg(long = "model", value_enum, conflicts_with = "exec")]
-    pub kind: Option<ModelChoice>,
-    #[command(flatten)]
-    pub hyper: HyperArgs,
+    pub kind: Option<Kind>,
+    /// Hyperparameters of the built-in models.
+    #[command(flatten, next_help_heading = "Model settings")]
+    pub hyper: Hyper,
     /// Fraction of the rows held out to score a built-in classifier (0 for none).
     #[arg(long, value_name = "F")]
     pub holdout: Option<f64>,
@@ -1026,7 +955,7 @@ pub struct BuiltinTrainArgs {
     #[arg(long, value_name = "COL")]
     pub ignore: Vec<String>,
     #[arg(long = "model", value_enum)]
-    pub kind: ModelChoice,
+    pub kind: Kind,
     #[arg(long, value_name = "F", default_value_t = 0.2)]
     pub holdout: f64,
     /// The model file to write.
@@ -1035,8 +964,9 @@ pub struct BuiltinTrainArgs {
     /// The metrics file to write.
     #[arg(long, value_name = "PATH")]
     pub metrics: PathBuf,
-    #[command(flatten)]
-    pub hyper: HyperArgs,
+    /// The hyperparameters given, as JSON (`rampart_ml::hyper::Hyper`).
+    #[arg(long, value_name = "JSON")]
+    pub hyper: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -204,3 +204,18 @@ impl From<rampart_data::table::TableError> for CliError {
         }
     }
 }
+
+impl From<rampart_train::builtin::BuiltinError> for CliError {
+    fn from(e: rampart_train::builtin::BuiltinError) -> Self {
+        let hint = e.hint();
+        let err = if e.is_user_error() {
+            Self::input(e)
+        } else {
+            Self::internal(e)
+        };
+        match hint {
+            Some(h) => err.hint(h),
+            None => err,
+        }
+    }
+}

@@ -7,7 +7,6 @@ mod cli;
 mod cmd;
 mod context;
 mod error;
-mod hyper;
 mod outfile;
 mod output;
 mod report;

@@ -282,7 +282,7 @@ impl Pipeline<'_> {
         let parsed = rampart_train::config::TrainConfig::parse(&config, &config_path)
             .map_err(|e| CliError::internal(anyhow::anyhow!("{e}")))?;
         let recipe = training::recipe(
-            &training::RecipeFlags::default(),
+            &rampart_train::service::RecipeFlags::default(),
             Some((&parsed, &config_path)),
         )?;
         let mut req = TrainRequest::new(parsed.data.dataset.clone(), recipe);
@@ -757,23 +757,6 @@ fn run_pipeline(ctx: &Ctx, a: &PipelineRunArgs, quiet: bool) -> Result<Status, C
     // Loaded by its absolute path, so every path in it is absolute too.
     let spec_path = std::fs::canonicalize(&a.spec).unwrap_or_else(|_| a.spec.clone());
     let spec = Spec::load(&spec_path).map_err(spec_err)?;
-    // The built-in model's kind and settings are checked now, against the spec (not the
-    // generated train.toml), before anything runs.
-    if let Some(m) = &spec.train.model {
-        let kind = m
-            .get("kind")
-            .and_then(toml::Value::as_str)
-            .unwrap_or_default();
-        crate::hyper::model_choice(kind)
-            .and_then(|_| crate::hyper::hyper_args(Some(m), Some(&spec_path)))
-            .map_err(|e| {
-                CliError::input(anyhow::anyhow!(
-                    "{} (in [train.model])",
-                    e.message().replace("[model] ", "")
-                ))
-                .hint("the settings are the flags of `rampart ml train`, e.g. trees = 200, max_depth = 8")
-            })?;
-    }
     if let Some(from) = &a.from
         && !STEPS.contains(&from.as_str())
     {

@@ -2,14 +2,16 @@
 //! (the `rampart_train::service`); this file parses the request and prints the result.
 
 use rampart_train::config::TrainConfig;
-use rampart_train::service::{self, ConfigFile, LimitOverrides, TrainOutcome, TrainRequest};
+use rampart_train::service::{
+    self, ConfigFile, LimitOverrides, RecipeFlags, TrainOutcome, TrainRequest,
+};
 use serde_json::Value;
 
 use crate::cli::{Format, TrainRunArgs};
 use crate::context::Ctx;
 use crate::error::{CliError, Status};
 use crate::output;
-use crate::training::{RecipeFlags, recipe, train};
+use crate::training::{recipe, train};
 
 fn input_err(msg: impl std::fmt::Display) -> CliError {
     CliError::input(anyhow::anyhow!("{msg}"))
@@ -61,6 +63,7 @@ pub fn run(ctx: &Ctx, a: &TrainRunArgs, quiet: bool) -> Result<Status, CliError>
                 exec: a.exec.then(|| a.command.clone()),
                 kind: a.kind,
                 holdout: a.holdout,
+                hyper: a.hyper.clone(),
             },
             config.as_ref().map(|(c, p, _)| (c, p.as_path())),
         )?,

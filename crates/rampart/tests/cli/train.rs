@@ -460,7 +460,7 @@ fn the_built_in_trainer_runs_in_the_sandbox_from_flags_or_a_config() {
     assert_eq!(v["metrics"]["rows_train"], 240);
     assert_eq!(
         v["trainer"]["hyperparameters"],
-        serde_json::json!(["--trees", "15", "--max-depth", "6"])
+        serde_json::json!({"trees": 15, "max_depth": 6})
     );
     assert_eq!(v["sandbox"]["landlock"], "fully enforced");
     let p = s.json(&["attest", "verify", "runs/rf/provenance.json"]);

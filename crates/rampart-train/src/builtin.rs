@@ -1,0 +1,502 @@
+//! The built-in trainer: a CSV table fitted with one of `rampart-ml`'s models, written as a
+//! model file and its metrics record. `rampart train` runs it inside the sandbox (as
+//! `rampart __train-builtin`, through [`run`]); `rampart ml train` calls [`fit`] on the host.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rampart_data::table::{self, Spec, TableError};
+use rampart_ml::hyper::{FitError, Hyper, HyperError, Kind};
+use rampart_ml::metrics::{Evaluation, MetricError};
+use rampart_ml::{Estimator, Model};
+use serde::{Deserialize, Serialize};
+
+/// What to fit.
+#[derive(Debug, Clone, Copy)]
+pub struct FitRequest<'a> {
+    /// The table's path (named in errors and recorded in the model).
+    pub data: &'a Path,
+    /// Which model.
+    pub kind: Kind,
+    /// The label column (classifiers).
+    pub label: Option<&'a str>,
+    /// Columns left out.
+    pub ignore: &'a [String],
+    /// The hyperparameters given.
+    pub hyper: &'a Hyper,
+    /// The fraction of rows held out to score a classifier, in `[0, 1)` (0 for none).
+    pub holdout: f64,
+}
+
+/// Why the built-in trainer could not fit or write a model.
+#[derive(Debug, thiserror::Error)]
+pub enum BuiltinError {
+    /// The request cannot be fitted (no label for a classifier, one class, too few rows).
+    #[error("{message}")]
+    Request {
+        /// What is wrong.
+        message: String,
+        /// What to do.
+        hint: Option<&'static str>,
+    },
+    /// The table cannot be read.
+    #[error(transparent)]
+    Table(#[from] TableError),
+    /// A hyperparameter cannot be used.
+    #[error(transparent)]
+    Hyper(#[from] HyperError),
+    /// The estimator refused the data.
+    #[error("{}: {source}", data.display())]
+    Fit {
+        /// The table.
+        data: PathBuf,
+        /// Why.
+        source: rampart_ml::MlError,
+    },
+    /// The held-out rows could not be scored.
+    #[error("cannot score the held-out rows: {0}")]
+    Metric(#[from] MetricError),
+    /// The data file cannot be opened.
+    #[error("cannot open {}: {source}", path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The model or metrics file cannot be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl BuiltinError {
+    /// Whether the user can fix it (everything but a failed write).
+    #[must_use]
+    pub const fn is_user_error(&self) -> bool {
+        !matches!(self, Self::Write { .. })
+    }
+
+    /// What to do, when there is something to say.
+    #[must_use]
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::Request { hint, .. } => hint.map(str::to_owned),
+            Self::Table(t) => t.hint.clone(),
+            Self::Hyper(HyperError::NotFor { setting, .. }) if setting.starts_with("--dp") => {
+                Some("DP-SGD trains logistic regression; forests have no DP mode".into())
+            }
+            _ => None,
+        }
+    }
+}
+
+fn request(message: String) -> BuiltinError {
+    BuiltinError::Request {
+        message,
+        hint: None,
+    }
+}
+
+/// A fitted model, with what the reports say about it.
+#[derive(Debug)]
+pub struct Fitted {
+    /// The model.
+    pub model: Model,
+    /// Rows it was fitted on.
+    pub rows: usize,
+    /// Its feature columns.
+    pub features: Vec<String>,
+    /// Its classes (empty for an anomaly detector).
+    pub classes: Vec<String>,
+    /// `sha256:<hex>` of the table.
+    pub data_digest: String,
+    /// Seconds spent fitting.
+    pub fit_seconds: f64,
+    /// Scores on the held-out rows (classifiers, when a holdout was asked for).
+    pub holdout: Option<Evaluation>,
+}
+
+/// Reads a CSV table and fits a built-in model on it. With `holdout` in (0, 1), a classifier
+/// is fitted on the other rows (stratified, seeded) and scored on those.
+///
+/// # Errors
+/// See [`BuiltinError`]; nothing is written.
+pub fn fit(req: &FitRequest<'_>, reader: impl Read) -> Result<Fitted, BuiltinError> {
+    let FitRequest {
+        data: path,
+        kind,
+        label,
+        ignore,
+        hyper,
+        holdout,
+    } = *req;
+    if kind.is_classifier() && label.is_none() {
+        return Err(BuiltinError::Request {
+            message: "a classifier needs --label COL".into(),
+            hint: Some("name the column to predict"),
+        });
+    }
+    hyper.check(kind)?;
+    let data = path.display();
+    let mut t = table::read(
+        path,
+        reader,
+        &Spec {
+            label,
+            features: None,
+            ignore,
+            keep_records: false,
+        },
+    )?;
+    let (classes, y) = match (t.labels.take(), kind.is_classifier()) {
+        (Some(l), true) => {
+            let classes = table::classes(&l);
+            if classes.len() < 2 {
+                return Err(request(format!(
+                    "{data}: the label column has a single value; a classifier needs two classes"
+                )));
+            }
+            let y = table::encode(path, &l, &classes)?;
+            (classes, y)
+        }
+        _ => (Vec::new(), Vec::new()),
+    };
+    // The held-out rows, if any, are set aside before fitting.
+    let pick =
+        |rows: &[usize]| -> Vec<usize> { rows.iter().filter_map(|&i| y.get(i).copied()).collect() };
+    let (y, held) = if kind.is_classifier() && holdout > 0.0 && holdout < 1.0 {
+        let seed = hyper.seed.unwrap_or(0);
+        let (train_rows, test_rows) =
+            rampart_ml::split::train_test_split(t.x.rows(), holdout, seed, Some(&y));
+        if train_rows.is_empty() || test_rows.is_empty() {
+            return Err(request(format!(
+                "{data}: too few rows to hold {holdout} of them out"
+            )));
+        }
+        let held = (t.x.select_rows(&test_rows), pick(&test_rows));
+        t.x = t.x.select_rows(&train_rows);
+        (pick(&train_rows), Some(held))
+    } else {
+        (y, None)
+    };
+    let started = Instant::now();
+    let (estimator, params) = hyper
+        .fit(kind, &t.x, &y, classes.len())
+        .map_err(|e| match e {
+            FitError::Hyper(h) => BuiltinError::Hyper(h),
+            FitError::Fit(source) => BuiltinError::Fit {
+                data: path.to_path_buf(),
+                source,
+            },
+        })?;
+    let fit_seconds = started.elapsed().as_secs_f64();
+    let fit_err = |source| BuiltinError::Fit {
+        data: path.to_path_buf(),
+        source,
+    };
+    let mut model = Model::new(estimator, &t.x, t.features.clone(), classes.clone(), params)
+        .map_err(fit_err)?;
+    model.meta.label = label.map(str::to_owned);
+    model.meta.training_data_digest = Some(t.digest.clone());
+    let holdout = match held {
+        Some((x, truth)) => {
+            let preds = model.predict(&x).map_err(fit_err)?;
+            Some(rampart_ml::metrics::evaluate_classes(
+                &preds,
+                &truth,
+                &model.meta.classes,
+            )?)
+        }
+        None => None,
+    };
+    Ok(Fitted {
+        rows: t.x.rows(),
+        features: t.features,
+        classes,
+        data_digest: t.digest,
+        fit_seconds,
+        holdout,
+        model,
+    })
+}
+
+/// Writes the model next to `out` under a temporary name, hashes it, syncs it and renames it
+/// into place (0644): readers see the old file or the whole new one. Returns its
+/// `sha256:<hex>` and size.
+///
+/// # Errors
+/// [`BuiltinError::Write`].
+pub fn write_model(model: &Model, out: &Path) -> Result<(String, u64), BuiltinError> {
+    let write = |source: std::io::Error| BuiltinError::Write {
+        path: out.to_path_buf(),
+        source,
+    };
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
+    let tmp = tempfile::Builder::new()
+        .prefix(".rampart-model-")
+        .tempfile_in(dir)
+        .map_err(write)?;
+    model
+        .write_file(tmp.path())
+        .map_err(|e| write(std::io::Error::other(e)))?;
+    let mut file = std::fs::File::open(tmp.path()).map_err(write)?;
+    let mut hasher = rampart_crypto::Sha256Hasher::new();
+    let size = std::io::copy(&mut file, &mut hasher).map_err(write)?;
+    file.sync_all().map_err(write)?;
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .map_err(write)?;
+    tmp.persist(out).map_err(|e| write(e.error))?;
+    Ok((hasher.finish().reference().to_string(), size))
+}
+
+/// The differential-privacy budget a DP-SGD fit spent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DpSpent {
+    /// ε.
+    pub epsilon: f64,
+    /// δ.
+    pub delta: f64,
+    /// The noise multiplier σ.
+    pub noise: f64,
+    /// Steps taken.
+    pub steps: u64,
+}
+
+/// The metrics record the built-in trainer writes as `metrics.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BuiltinMetrics {
+    /// The model kind (`random-forest`, `isolation-forest`, `logistic-regression`).
+    pub kind: String,
+    /// Rows fitted on.
+    pub rows: usize,
+    /// Feature columns.
+    pub features: usize,
+    /// Seconds spent fitting.
+    pub fit_seconds: f64,
+    /// The fraction held out, when the held-out rows were scored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holdout: Option<f64>,
+    /// Rows fitted on, beside the held-out scores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_train: Option<usize>,
+    /// Scores on the held-out rows.
+    #[serde(flatten)]
+    pub scores: Option<Evaluation>,
+    /// An isolation forest's score summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<rampart_ml::model::IsolationMeta>,
+    /// A DP-SGD fit's spent budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dp: Option<DpSpent>,
+}
+
+impl BuiltinMetrics {
+    /// The record of a fit with `holdout` asked for.
+    #[must_use]
+    pub fn of(f: &Fitted, holdout: f64) -> Self {
+        let dp = match &f.model.estimator {
+            Estimator::LogisticRegression(m) => m.privacy().map(|p| DpSpent {
+                epsilon: p.epsilon,
+                delta: p.delta,
+                noise: p.noise,
+                steps: p.steps,
+            }),
+            _ => None,
+        };
+        Self {
+            kind: f.model.meta.kind.to_string(),
+            rows: f.rows,
+            features: f.features.len(),
+            fit_seconds: f.fit_seconds,
+            holdout: f.holdout.as_ref().map(|_| holdout),
+            rows_train: f.holdout.as_ref().map(|_| f.rows),
+            scores: f.holdout.clone(),
+            isolation: f.model.meta.isolation,
+            dp,
+        }
+    }
+}
+
+/// What [`run`] wrote.
+#[derive(Debug)]
+pub struct BuiltinRun {
+    /// The fit.
+    pub fitted: Fitted,
+    /// The model file's `sha256:<hex>`.
+    pub digest: String,
+    /// Its size.
+    pub bytes: u64,
+    /// The metrics record written.
+    pub metrics: BuiltinMetrics,
+}
+
+/// The built-in trainer as it runs inside the sandbox: reads the table at `req.data`, fits,
+/// writes the model to `model_out` and the metrics record to `metrics_out`. It touches no
+/// home and no audit log (the sandbox hides them).
+///
+/// # Errors
+/// See [`BuiltinError`].
+pub fn run(
+    req: &FitRequest<'_>,
+    model_out: &Path,
+    metrics_out: &Path,
+) -> Result<BuiltinRun, BuiltinError> {
+    let file = std::fs::File::open(req.data).map_err(|source| BuiltinError::Open {
+        path: req.data.to_path_buf(),
+        source,
+    })?;
+    let fitted = fit(req, std::io::BufReader::new(file))?;
+    let (digest, bytes) = write_model(&fitted.model, model_out)?;
+    let metrics = BuiltinMetrics::of(&fitted, req.holdout);
+    let write = |source| BuiltinError::Write {
+        path: metrics_out.to_path_buf(),
+        source,
+    };
+    let mut text = serde_json::to_vec_pretty(&metrics).map_err(|e| write(e.into()))?;
+    text.push(b'\n');
+    std::fs::write(metrics_out, text).map_err(write)?;
+    Ok(BuiltinRun {
+        fitted,
+        digest,
+        bytes,
+        metrics,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn csv(rows: usize) -> String {
+        let mut s = String::from("id,a,b,label\n");
+        for i in 0..rows {
+            let y = i % 2;
+            #[allow(clippy::cast_precision_loss)]
+            let a = y as f64 + (i % 7) as f64 * 0.01;
+            s.push_str(&format!("{i},{a},{},{}\n", 1.0 - a, ["no", "yes"][y]));
+        }
+        s
+    }
+
+    #[test]
+    fn a_classifier_is_fitted_scored_on_held_out_rows_and_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("d.csv");
+        std::fs::write(&data, csv(100)).unwrap();
+        let hyper = Hyper {
+            trees: Some(5),
+            seed: Some(3),
+            ..Hyper::default()
+        };
+        let ignore = ["id".to_owned()];
+        let req = FitRequest {
+            data: &data,
+            kind: Kind::RandomForest,
+            label: Some("label"),
+            ignore: &ignore,
+            hyper: &hyper,
+            holdout: 0.25,
+        };
+        let out = dir.path().join("m.safetensors");
+        let metrics = dir.path().join("metrics.json");
+        let run = run(&req, &out, &metrics).unwrap();
+        assert_eq!(run.fitted.features, ["a", "b"]);
+        // A stratified quarter is held out; the matrix counts exactly those rows.
+        let scores = run.metrics.scores.as_ref().unwrap();
+        let held: u64 = scores.confusion_matrix.iter().flatten().sum();
+        assert_eq!(run.metrics.rows_train, Some(run.fitted.rows));
+        assert_eq!(run.fitted.rows as u64 + held, 100);
+        assert!((24..=26).contains(&held), "{held}");
+        assert!(scores.accuracy > 0.9, "{scores:?}");
+        assert_eq!(scores.classes, ["no", "yes"]);
+        // The record on disk reads back as written, with the scores at the top level.
+        let text = std::fs::read_to_string(&metrics).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert!(
+            v["accuracy"].is_f64() && v["confusion_matrix"].is_array(),
+            "{v}"
+        );
+        assert_eq!(
+            serde_json::from_str::<BuiltinMetrics>(&text).unwrap(),
+            run.metrics
+        );
+        assert_eq!(
+            run.digest,
+            rampart_crypto::sha256(&std::fs::read(&out).unwrap())
+                .reference()
+                .to_string()
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_fitted_is_a_request_error_and_nothing_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("d.csv");
+        std::fs::write(&data, "a,label\n1,x\n2,x\n").unwrap();
+        let hyper = Hyper::default();
+        let base = FitRequest {
+            data: &data,
+            kind: Kind::Logistic,
+            label: Some("label"),
+            ignore: &[],
+            hyper: &hyper,
+            holdout: 0.0,
+        };
+        let out = dir.path().join("m.safetensors");
+        let metrics = dir.path().join("metrics.json");
+        let e = run(&base, &out, &metrics).unwrap_err();
+        assert!(e.to_string().contains("single value"), "{e}");
+        let e = run(
+            &FitRequest {
+                label: None,
+                ..base
+            },
+            &out,
+            &metrics,
+        )
+        .unwrap_err();
+        assert!(e.hint().is_some_and(|h| h.contains("column")), "{e}");
+        let dp = Hyper {
+            dp_epsilon: Some(1.0),
+            dp_delta: Some(1e-5),
+            ..Hyper::default()
+        };
+        let e = run(
+            &FitRequest {
+                kind: Kind::RandomForest,
+                hyper: &dp,
+                ..base
+            },
+            &out,
+            &metrics,
+        )
+        .unwrap_err();
+        assert!(e.hint().is_some_and(|h| h.contains("DP-SGD")), "{e}");
+        let e = run(
+            &FitRequest {
+                data: &dir.path().join("missing.csv"),
+                ..base
+            },
+            &out,
+            &metrics,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, BuiltinError::Open { .. }) && e.is_user_error(),
+            "{e}"
+        );
+        assert!(!out.exists() && !metrics.exists());
+    }
+}
