@@ -12,11 +12,12 @@
 //!   re-hashes them.
 //! - [`report`]: the run report as JSON and as one self-contained HTML page (inline CSS and
 //!   SVG, no script, no network).
-//!
-//! The steps themselves are the binary's (`rampart pipeline run`): each is the `rampart`
-//! command a user could type, so a pipeline does nothing a person could not do by hand.
+//! - [`run`]: the run itself ([`run::run`] with a [`run::Runner`]): each step calls the
+//!   stage's library service in-process, the same calls the `rampart` commands make, so a
+//!   pipeline does nothing a person could not do by hand.
 
 pub mod report;
+pub mod run;
 pub mod spec;
 pub mod state;
 

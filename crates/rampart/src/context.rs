@@ -12,7 +12,8 @@ use crate::error::CliError;
 pub struct Ctx {
     pub home: Home,
     pub format: Format,
-    actor: String,
+    /// Who runs this command, as the audit records name them.
+    pub actor: String,
     audit: OnceCell<Option<AuditLog>>,
     /// Set when this command found the log damaged: signing a new checkpoint then would vouch
     /// for a tampered chain.

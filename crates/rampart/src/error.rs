@@ -131,11 +131,15 @@ impl From<std::io::Error> for CliError {
     }
 }
 
-impl From<rampart_ingest::IngestError> for CliError {
-    fn from(e: rampart_ingest::IngestError) -> Self {
+impl CliError {
+    /// A library error by its kind, with its hint.
+    fn of_kind(
+        kind: rampart_ingest::ErrorKind,
+        e: impl std::error::Error + Send + Sync + 'static,
+        hint: Option<String>,
+    ) -> Self {
         use rampart_ingest::ErrorKind;
-        let hint = e.hint().map(str::to_owned);
-        let err = match e.kind() {
+        let err = match kind {
             ErrorKind::Input => Self::input(e),
             ErrorKind::Verification => Self::verification(e),
             ErrorKind::Internal => Self::internal(e),
@@ -144,6 +148,13 @@ impl From<rampart_ingest::IngestError> for CliError {
             Some(h) => err.hint(h),
             None => err,
         }
+    }
+}
+
+impl From<rampart_ingest::IngestError> for CliError {
+    fn from(e: rampart_ingest::IngestError) -> Self {
+        let hint = e.hint().map(str::to_owned);
+        Self::of_kind(e.kind(), e, hint)
     }
 }
 
@@ -159,63 +170,64 @@ pub fn age_err(path: &std::path::Path, e: rampart_crypto::age_file::AgeError) ->
 
 impl From<rampart_train::service::ServiceError> for CliError {
     fn from(e: rampart_train::service::ServiceError) -> Self {
-        use rampart_ingest::ErrorKind;
         use rampart_train::service::ServiceError;
-        let hint = e.hint().map(str::to_owned);
-        let err = match e {
-            ServiceError::Ingest(i) => return i.into(),
-            ServiceError::Home(h) => return h.into(),
-            other => match other.kind() {
-                ErrorKind::Input => Self::input(other),
-                ErrorKind::Verification => Self::verification(other),
-                ErrorKind::Internal => Self::internal(other),
-            },
-        };
-        match hint {
-            Some(h) => err.hint(h),
-            None => err,
+        match e {
+            ServiceError::Ingest(i) => i.into(),
+            ServiceError::Home(h) => h.into(),
+            other => {
+                let hint = other.hint().map(str::to_owned);
+                Self::of_kind(other.kind(), other, hint)
+            }
         }
     }
 }
 
 impl From<rampart_serve::load::LoadError> for CliError {
     fn from(e: rampart_serve::load::LoadError) -> Self {
+        use rampart_ingest::ErrorKind;
         use rampart_serve::load::LoadErrorKind;
-        let hint = e.hint();
-        let err = match e.kind() {
-            LoadErrorKind::Input => Self::input(e),
-            LoadErrorKind::Verification => Self::verification(e),
-            LoadErrorKind::Internal => Self::internal(e),
+        let kind = match e.kind() {
+            LoadErrorKind::Input => ErrorKind::Input,
+            LoadErrorKind::Verification => ErrorKind::Verification,
+            LoadErrorKind::Internal => ErrorKind::Internal,
         };
-        match hint {
-            Some(h) => err.hint(h),
-            None => err,
-        }
+        let hint = e.hint().map(str::to_owned);
+        Self::of_kind(kind, e, hint)
     }
 }
 
 impl From<rampart_data::table::TableError> for CliError {
     fn from(e: rampart_data::table::TableError) -> Self {
         let hint = e.hint.clone();
-        let err = Self::input(e);
-        match hint {
-            Some(h) => err.hint(h),
-            None => err,
-        }
+        Self::of_kind(rampart_ingest::ErrorKind::Input, e, hint)
     }
 }
 
 impl From<rampart_train::builtin::BuiltinError> for CliError {
     fn from(e: rampart_train::builtin::BuiltinError) -> Self {
-        let hint = e.hint();
-        let err = if e.is_user_error() {
-            Self::input(e)
+        use rampart_ingest::ErrorKind;
+        let kind = if e.is_user_error() {
+            ErrorKind::Input
         } else {
-            Self::internal(e)
+            ErrorKind::Internal
         };
-        match hint {
-            Some(h) => err.hint(h),
-            None => err,
+        let hint = e.hint();
+        Self::of_kind(kind, e, hint)
+    }
+}
+
+impl From<rampart_pipeline::run::RunError> for CliError {
+    fn from(e: rampart_pipeline::run::RunError) -> Self {
+        use rampart_pipeline::run::RunError;
+        match e {
+            RunError::Ingest(i) => i.into(),
+            RunError::Home(h) => h.into(),
+            RunError::Train(t) => t.into(),
+            RunError::Audit(a) => a.into(),
+            other => {
+                let hint = other.hint().map(str::to_owned);
+                Self::of_kind(other.kind(), other, hint)
+            }
         }
     }
 }
