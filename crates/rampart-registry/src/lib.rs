@@ -45,6 +45,9 @@ pub enum RegistryError {
     /// The reference does not parse.
     #[error("{0:?} is not NAME, NAME@VERSION, NAME@staging or NAME@production")]
     BadReference(String),
+    /// The request cannot be carried out as given (an output that exists).
+    #[error("{0}")]
+    Request(String),
     /// A stage change that the current state does not allow.
     #[error("{0}")]
     Conflict(String),

@@ -436,3 +436,205 @@ pub fn rollback(
     });
     moved.map_err(unrecorded).map(Rollback::RolledBack)
 }
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> RegistryError + '_ {
+    move |source| RegistryError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What [`export`] wrote.
+#[derive(Debug, Clone)]
+pub struct Exported {
+    /// The version exported.
+    pub version: VersionInfo,
+    /// The fingerprint of the home's key that signed the archive (the importing home must
+    /// trust it).
+    pub key: String,
+}
+
+/// Writes `reference` as a signed archive at `out` (complete or not at all: a temporary file
+/// beside it, synced, renamed), signed with the home's key.
+///
+/// # Errors
+/// An unknown reference; the archive could not be written (audited as a failed export).
+pub fn export(
+    s: &Session<'_>,
+    reg: &Registry,
+    reference: &str,
+    out: &Path,
+) -> Result<Exported, RegistryError> {
+    let v = reg.resolve(reference)?;
+    let (key, _) = s.home.signing_key()?;
+    let fingerprint = key.public_key().fingerprint().to_string();
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
+    let subject = format!("{}@{}", v.name, v.version);
+    let written = tempfile::Builder::new()
+        .prefix(".rampart-export-")
+        .tempfile_in(dir)
+        .map_err(io(dir))
+        .and_then(|mut tmp| {
+            crate::transfer::export(reg, &v, &key, s.audit.actor(), tmp.as_file_mut())?;
+            tmp.as_file().sync_all().map_err(io(out))?;
+            tmp.persist(out).map_err(|e| io(out)(e.error))?;
+            Ok(())
+        });
+    if let Err(e) = written {
+        let event = s
+            .audit
+            .event(Action::ModelExport, Outcome::Failed)
+            .subject_path(&subject)
+            .detail("reason", e.to_string());
+        return Err(refusal(s, event, e));
+    }
+    s.audit.record(
+        s.audit
+            .event(Action::ModelExport, Outcome::Ok)
+            .subject_path(&subject)
+            .subject_digest(v.root.reference())
+            .detail("archive", out.display().to_string())
+            .detail("key", fingerprint.clone()),
+    )?;
+    Ok(Exported {
+        version: v,
+        key: fingerprint,
+    })
+}
+
+/// What [`import`] stored.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    /// The new version in this registry.
+    pub version: VersionInfo,
+    /// The archive's manifest (its name and version in the exporting home).
+    pub manifest: crate::transfer::ExportManifest,
+    /// The fingerprint of the key that signed the archive.
+    pub exporter: String,
+}
+
+/// Imports an archive written by [`export`] as the next version of `name` (or the archive's
+/// own name): the archive's signature must be by a key the home trusts, and the model's own
+/// signature, blobs, scan (at the policy's settings) and provenance are checked before the
+/// version is written, on record.
+///
+/// # Errors
+/// [`RegistryError::Refused`] and the archive's other faults, audited as a denied import;
+/// the database's, the home's and the audit log's errors.
+pub fn import(
+    s: &Session<'_>,
+    reg: &mut Registry,
+    archive: &Path,
+    name: Option<&str>,
+) -> Result<Imported, RegistryError> {
+    let keys = s.policy.trusted_public_keys();
+    let imported = s
+        .home
+        .anchors(s.policy)
+        .map_err(RegistryError::from)
+        .and_then(|anchors| {
+            s.audit
+                .recorded(|rec| {
+                    crate::transfer::import(
+                        reg,
+                        archive,
+                        name,
+                        &keys,
+                        &anchors,
+                        &s.policy.scan.config(),
+                        s.policy.scan.fail_on,
+                        s.audit.actor(),
+                        &mut |r| {
+                            rec.write(
+                                s.audit
+                                    .event(Action::ModelImport, Outcome::Ok)
+                                    .subject_path(format!("{}@{}", r.name, r.version))
+                                    .subject_digest(r.root.reference())
+                                    .detail("archive", archive.display().to_string())
+                                    .detail("source", r.source.clone())
+                                    .detail("reason", r.reason.clone()),
+                            )
+                        },
+                    )
+                })
+                .map_err(unrecorded)
+        });
+    match imported {
+        Ok((version, manifest, exporter)) => Ok(Imported {
+            version,
+            manifest,
+            exporter,
+        }),
+        Err(e) => {
+            let event = s
+                .audit
+                .event(Action::ModelImport, Outcome::Denied)
+                .subject_path(archive.display().to_string())
+                .detail("reason", e.to_string());
+            Err(refusal(s, event, e))
+        }
+    }
+}
+
+/// Writes `reference` as a directory a verifier or server reads: `out/model/` (every file
+/// re-hashed against the registry's record as it is written), `out/model.sig` and
+/// `out/provenance.json`. `out` must not exist or be empty; on failure nothing half-written is
+/// left (a directory this call made is removed).
+///
+/// # Errors
+/// [`RegistryError::Request`] when `out` is not empty; a damaged blob (audited as a failed
+/// checkout).
+pub fn checkout(
+    s: &Session<'_>,
+    reg: &Registry,
+    reference: &str,
+    out: &Path,
+) -> Result<VersionInfo, RegistryError> {
+    let v = reg.resolve(reference)?;
+    let subject = format!("{}@{}", v.name, v.version);
+    if out.exists() && std::fs::read_dir(out).map_or(true, |mut d| d.next().is_some()) {
+        return Err(RegistryError::Request(format!(
+            "{} exists and is not an empty directory",
+            out.display()
+        )));
+    }
+    let created = !out.exists();
+    let model = out.join("model");
+    let result = std::fs::create_dir_all(&model)
+        .map_err(io(&model))
+        .and_then(|()| reg.materialise(&v, &model))
+        .and_then(|()| {
+            reg.blobs().copy_to(&v.signature, &out.join("model.sig"))?;
+            if let Some(p) = &v.provenance {
+                reg.blobs().copy_to(p, &out.join("provenance.json"))?;
+            }
+            Ok(())
+        });
+    if let Err(e) = result {
+        if created {
+            let _ = std::fs::remove_dir_all(out);
+        } else {
+            let _ = std::fs::remove_dir_all(&model);
+            let _ = std::fs::remove_file(out.join("model.sig"));
+            let _ = std::fs::remove_file(out.join("provenance.json"));
+        }
+        let event = s
+            .audit
+            .event(Action::ModelCheckout, Outcome::Failed)
+            .subject_path(&subject)
+            .subject_digest(v.root.reference())
+            .detail("reason", e.to_string());
+        return Err(refusal(s, event, e));
+    }
+    s.audit.record(
+        s.audit
+            .event(Action::ModelCheckout, Outcome::Ok)
+            .subject_path(&subject)
+            .subject_digest(v.root.reference())
+            .detail("to", out.display().to_string()),
+    )?;
+    Ok(v)
+}

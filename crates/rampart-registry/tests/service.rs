@@ -275,3 +275,76 @@ fn a_rollback_brings_back_the_previous_production_version_only_while_it_verifies
         .collect();
     assert_eq!(rollbacks, ["ok", "denied"]);
 }
+
+#[test]
+fn export_import_and_checkout_carry_a_version_between_homes_on_record() {
+    let (dir, a, model) = setup();
+    let policy_a = a.load_policy().unwrap();
+    let sink_a = MemorySink::new();
+    let sa = session(&a, &policy_a, &sink_a);
+    let mut reg_a = Registry::open(&a.root().join("registry")).unwrap();
+    let v = service::register(&sa, &mut reg_a, &request(&model)).unwrap();
+    let archive = dir.path().join("m.tar");
+    let e = service::export(&sa, &reg_a, "m@1", &archive).unwrap();
+    let (key, _) = a.signing_key().unwrap();
+    assert_eq!(e.key, key.public_key().fingerprint().to_string());
+    assert!(archive.is_file());
+    assert!(service::export(&sa, &reg_a, "m@9", &dir.path().join("x.tar")).is_err());
+
+    // A home that does not trust the exporting key refuses the archive, on record.
+    let b = Home::resolve(Some(&dir.path().join("b")));
+    b.init().unwrap();
+    let mut reg_b = Registry::open(&b.root().join("registry")).unwrap();
+    let sink_b = MemorySink::new();
+    let policy_b = b.load_policy().unwrap();
+    let err =
+        service::import(&session(&b, &policy_b, &sink_b), &mut reg_b, &archive, None).unwrap_err();
+    assert!(err.to_string().contains("not trusted"), "{err}");
+    assert!(reg_b.resolve("m").is_err());
+    assert_eq!(
+        sink_b.actions(),
+        [("model.import".to_owned(), "denied".to_owned())]
+    );
+    // Trusted, it is imported under the name asked for, with the same files.
+    b.trust_add("factory", &key.public_key(), &mut |_| Ok(()))
+        .unwrap();
+    let policy_b = b.load_policy().unwrap();
+    let sb = session(&b, &policy_b, &sink_b);
+    let i = service::import(&sb, &mut reg_b, &archive, Some("copy")).unwrap();
+    assert_eq!((i.version.name.as_str(), i.version.version), ("copy", 1));
+    assert_eq!((i.manifest.name.as_str(), i.manifest.version), ("m", 1));
+    assert_eq!(i.version.root, v.root);
+
+    // A checkout writes the model, its signature and nothing else into an empty directory.
+    let out = dir.path().join("got");
+    let got = service::checkout(&sb, &reg_b, "copy@1", &out).unwrap();
+    assert_eq!(got.version, 1);
+    assert_eq!(
+        std::fs::read(out.join("model/model.safetensors")).unwrap(),
+        safetensors(1.0)
+    );
+    rampart_crypto::oms::verify_model(
+        &out.join("model"),
+        &std::fs::read(out.join("model.sig")).unwrap(),
+        &[key.public_key()],
+        &rampart_crypto::oms::VerifyOptions::new(out.join("model.sig")),
+        &|_| {},
+    )
+    .unwrap();
+    let err = service::checkout(&sb, &reg_b, "copy@1", &out).unwrap_err();
+    assert!(matches!(err, RegistryError::Request(_)), "{err}");
+    assert_eq!(
+        sink_b.actions()[1..],
+        [
+            ("model.import".to_owned(), "ok".to_owned()),
+            ("model.checkout".to_owned(), "ok".to_owned()),
+        ]
+    );
+    assert_eq!(
+        sink_a.actions(),
+        [
+            ("model.register".to_owned(), "ok".to_owned()),
+            ("model.export".to_owned(), "ok".to_owned()),
+        ]
+    );
+}

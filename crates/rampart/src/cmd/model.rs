@@ -1,13 +1,10 @@
 //! `rampart model …`: the registry.
 
-use rampart_audit::Action;
 use std::path::Path;
 
-use rampart_audit::Outcome;
 use rampart_crypto::SigningKey;
 use rampart_registry::service::{self, Promotion, RegisterRequest};
-use rampart_registry::{LineageEntry, Registry, RegistryError, Stage, VersionInfo, transfer};
-use rampart_scan::{ScanConfig, Severity};
+use rampart_registry::{LineageEntry, Registry, RegistryError, Stage, VersionInfo};
 use serde_json::{Value, json};
 
 use crate::cli::{Format, ModelArgs, ModelCommand, TargetStage};
@@ -21,7 +18,7 @@ fn reg_err(e: RegistryError) -> CliError {
         RegistryError::Refused(_) | RegistryError::Blob(_) | RegistryError::Conflict(_) => {
             CliError::verification(anyhow::Error::new(e))
         }
-        RegistryError::NotFound(_) | RegistryError::BadReference(_) => {
+        RegistryError::NotFound(_) | RegistryError::BadReference(_) | RegistryError::Request(_) => {
             CliError::input(anyhow::Error::new(e))
         }
         other => CliError::internal(anyhow::Error::new(other)),
@@ -40,16 +37,6 @@ fn stage_of(t: TargetStage) -> Stage {
         TargetStage::Staging => Stage::Staging,
         TargetStage::Production => Stage::Production,
     }
-}
-
-fn scan_settings(policy: &rampart_home::Policy) -> (ScanConfig, Severity) {
-    (policy.scan.config(), policy.scan.fail_on)
-}
-
-fn registrant_key(ctx: &Ctx) -> Result<(SigningKey, String), CliError> {
-    let (key, _) = ctx.home.signing_key()?;
-    let fp = key.public_key().fingerprint().to_string();
-    Ok((key, fp))
 }
 
 fn version_json(v: &VersionInfo) -> Value {
@@ -404,34 +391,9 @@ fn history(ctx: &Ctx, name: &str) -> Result<Status, CliError> {
 
 fn export(ctx: &Ctx, reference: &str, out: &Path) -> Result<Status, CliError> {
     let reg = open(ctx)?;
-    let v = reg.resolve(reference).map_err(reg_err)?;
-    let (key, fp) = registrant_key(ctx)?;
-    let dir = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".rampart-export-")
-        .tempfile_in(dir)
-        .map_err(CliError::internal)?;
-    let subject = format!("{}@{}", v.name, v.version);
-    if let Err(e) = transfer::export(&reg, &v, &key, &rampart_home::os_user(), tmp.as_file_mut()) {
-        ctx.audit_refusal(
-            ctx.event(Action::ModelExport, Outcome::Failed)
-                .subject_path(&subject)
-                .detail("reason", e.to_string()),
-        );
-        return Err(reg_err(e));
-    }
-    tmp.as_file().sync_all().map_err(CliError::internal)?;
-    tmp.persist(out).map_err(|e| CliError::internal(e.error))?;
-    ctx.audit(
-        ctx.event(Action::ModelExport, Outcome::Ok)
-            .subject_path(&subject)
-            .subject_digest(v.root.reference())
-            .detail("archive", out.display().to_string())
-            .detail("key", fp.clone()),
-    )?;
+    let policy = ctx.home.load_policy()?;
+    let e = service::export(&ctx.session(&policy)?, &reg, reference, out).map_err(reg_err)?;
+    let (subject, fp) = (format!("{}@{}", e.version.name, e.version.version), e.key);
     match ctx.format {
         Format::Json | Format::Sarif => {
             output::print_json(&json!({"exported": subject, "archive": out, "key": fp}))?;
@@ -446,49 +408,15 @@ fn export(ctx: &Ctx, reference: &str, out: &Path) -> Result<Status, CliError> {
 
 fn import(ctx: &Ctx, archive: &Path, name: Option<&str>) -> Result<Status, CliError> {
     let mut reg = open(ctx)?;
+    ctx.verifier_keys(&[])?;
     let policy = ctx.home.load_policy()?;
-    let keys = ctx.verifier_keys(&[])?;
-    let (cfg, fail_on) = scan_settings(&policy);
-    let user = rampart_home::os_user();
-    let imported = ctx.recorded(|rec| {
-        transfer::import(
-            &mut reg,
-            archive,
-            name,
-            &keys,
-            &ctx.home.anchors(&policy)?,
-            &cfg,
-            fail_on,
-            &user,
-            &mut |r| {
-                rec.write(
-                    ctx.event(Action::ModelImport, Outcome::Ok)
-                        .subject_path(format!("{}@{}", r.name, r.version))
-                        .subject_digest(r.root.reference())
-                        .detail("archive", archive.display().to_string())
-                        .detail("source", r.source.clone())
-                        .detail("reason", r.reason.clone()),
-                )
-            },
-        )
-        .map_err(reg_err)
-    });
-    let (v, m, exporter) = match imported {
-        Ok(x) => x,
-        Err(e) => {
-            ctx.audit_refusal(
-                ctx.event(Action::ModelImport, Outcome::Denied)
-                    .subject_path(archive.display().to_string())
-                    .detail("reason", e.message()),
-            );
-            return Err(e);
-        }
-    };
+    let i = service::import(&ctx.session(&policy)?, &mut reg, archive, name).map_err(reg_err)?;
+    let (v, m) = (&i.version, &i.manifest);
     match ctx.format {
-        Format::Json | Format::Sarif => output::print_json(&version_json(&v))?,
+        Format::Json | Format::Sarif => output::print_json(&version_json(v))?,
         Format::Human => output::print(&format!(
-            "imported {}@{} as {}@{} (root sha256:{}; exported by {exporter}; signature, blobs, scan and provenance verified)\n",
-            m.name, m.version, v.name, v.version, v.root
+            "imported {}@{} as {}@{} (root sha256:{}; exported by {}; signature, blobs, scan and provenance verified)\n",
+            m.name, m.version, v.name, v.version, v.root, i.exporter
         ))?,
     }
     Ok(Status::Ok)
@@ -496,58 +424,24 @@ fn import(ctx: &Ctx, archive: &Path, name: Option<&str>) -> Result<Status, CliEr
 
 fn checkout(ctx: &Ctx, reference: &str, out: &Path) -> Result<Status, CliError> {
     let reg = open(ctx)?;
-    let v = reg.resolve(reference).map_err(reg_err)?;
-    let subject = format!("{}@{}", v.name, v.version);
-    if out.exists() && std::fs::read_dir(out).map_or(true, |mut d| d.next().is_some()) {
-        return Err(CliError::input(anyhow::anyhow!(
-            "{} exists and is not an empty directory",
-            out.display()
-        )));
-    }
-    let created = !out.exists();
-    let model = out.join("model");
-    std::fs::create_dir_all(&model).map_err(CliError::internal)?;
-    let result = reg.materialise(&v, &model).and_then(|()| {
-        reg.blobs()
-            .copy_to(&v.signature, &out.join("model.sig"))
-            .map_err(RegistryError::from)?;
-        if let Some(p) = &v.provenance {
-            reg.blobs()
-                .copy_to(p, &out.join("provenance.json"))
-                .map_err(RegistryError::from)?;
-        }
-        Ok(())
-    });
-    if let Err(e) = result {
-        // Nothing half-written is left to be mistaken for the model, and a directory this
-        // checkout made is removed with it.
-        if created {
-            let _ = std::fs::remove_dir_all(out);
+    let policy = ctx.home.load_policy()?;
+    let v = service::checkout(&ctx.session(&policy)?, &reg, reference, out).map_err(|e| {
+        let damaged = matches!(e, RegistryError::Blob(_));
+        let err = reg_err(e);
+        if damaged {
+            err.hint("the registry's copy is damaged; restore it from an export")
         } else {
-            let _ = std::fs::remove_dir_all(&model);
-            let _ = std::fs::remove_file(out.join("model.sig"));
-            let _ = std::fs::remove_file(out.join("provenance.json"));
+            err
         }
-        ctx.audit_refusal(
-            ctx.event(Action::ModelCheckout, Outcome::Failed)
-                .subject_path(&subject)
-                .subject_digest(v.root.reference())
-                .detail("reason", e.to_string()),
-        );
-        return Err(reg_err(e).hint("the registry's copy is damaged; restore it from an export"));
-    }
-    ctx.audit(
-        ctx.event(Action::ModelCheckout, Outcome::Ok)
-            .subject_path(&subject)
-            .subject_digest(v.root.reference())
-            .detail("to", out.display().to_string()),
-    )?;
+    })?;
     match ctx.format {
         Format::Json | Format::Sarif => {
             output::print_json(&json!({"model": v.name, "version": v.version, "dir": out}))?;
         }
         Format::Human => output::print(&format!(
-            "{subject} → {} ({} file(s) verified)\n",
+            "{}@{} → {} ({} file(s) verified)\n",
+            v.name,
+            v.version,
             out.display(),
             v.files.len()
         ))?,
