@@ -26,6 +26,14 @@ pub trait AuditSink: Send + Sync {
     fn append(&self, event: Event) -> Result<Record, AuditError>;
 }
 
+/// A shared sink is a sink: one log behind several writers (the gateway's security-event
+/// thread and its commands).
+impl<T: AuditSink + ?Sized> AuditSink for std::sync::Arc<T> {
+    fn append(&self, event: Event) -> Result<Record, AuditError> {
+        (**self).append(event)
+    }
+}
+
 /// A signed checkpoint: the home key's signature over `(seq, head, time)`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -164,15 +164,15 @@ async fn chat_inner(st: &Arc<AppState>, ip: IpAddr, req: axum::extract::Request)
         );
     };
     let (parts, body) = req.into_parts();
-    let body = match crate::read_body(st, &parts.headers, body).await {
+    let body = match crate::admission::read_body(st, &parts.headers, body).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let key = match crate::admit(
+    let key = match crate::admission::admit(
         st,
         ip,
         &parts.headers,
-        crate::Req {
+        crate::admission::Req {
             method: &parts.method,
             uri: &parts.uri,
             body: &body,

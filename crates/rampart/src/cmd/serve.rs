@@ -156,42 +156,6 @@ pub fn apikey(ctx: &Ctx, args: &ApikeyArgs) -> Result<Status, CliError> {
     Ok(Status::Ok)
 }
 
-/// The names a signed request may be addressed to: `--public-name`s, else the bind address
-/// and, on loopback or a wildcard address, `localhost` and this machine's host name. With the
-/// scheme's default port a bare host is accepted too (clients leave the port out).
-fn public_names(a: &ServeArgs, bind: SocketAddr, tls: bool) -> Vec<String> {
-    if !a.public_names.is_empty() {
-        return a.public_names.clone();
-    }
-    let port = bind.port();
-    let mut hosts = vec![match bind.ip() {
-        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-        std::net::IpAddr::V4(ip) => ip.to_string(),
-    }];
-    if bind.ip().is_loopback() || bind.ip().is_unspecified() {
-        hosts.push("localhost".into());
-        hosts.push("127.0.0.1".into());
-        hosts.push("[::1]".into());
-        if let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
-            let name = name.trim().to_ascii_lowercase();
-            if !name.is_empty() {
-                hosts.push(name);
-            }
-        }
-    }
-    let default_port = if tls { 443 } else { 80 };
-    let mut names = Vec::new();
-    for h in hosts {
-        names.push(format!("{h}:{port}"));
-        if port == default_port {
-            names.push(h);
-        }
-    }
-    names.sort();
-    names.dedup();
-    names
-}
-
 /// The guardrail proxy: the rails of `[guard]`, the upstream and its key (from the
 /// environment, never logged).
 fn guard_proxy(
@@ -309,30 +273,8 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
         )?;
     }
     // Security events reach the audit log through a bounded queue and one writer thread.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<rampart_serve::SecurityEvent>(4096);
-    let audit_dir = ctx.home.audit_dir();
-    let actor = rampart_home::os_user();
-    let writer = std::thread::spawn(move || {
-        let Ok(log) = rampart_audit::AuditLog::open(&audit_dir) else {
-            return;
-        };
-        for ev in rx {
-            let outcome = if ev.allowed {
-                Outcome::Ok
-            } else {
-                Outcome::Denied
-            };
-            let mut e = rampart_audit::Event::new(actor.clone(), ev.action, outcome)
-                .subject_path(ev.ip.to_string())
-                .detail("reason", ev.reason);
-            if let Some(k) = ev.key {
-                e = e.detail("key", k);
-            }
-            if let Err(err) = log.append(e) {
-                tracing::warn!("could not audit a security event: {err}");
-            }
-        }
-    });
+    let log = rampart_audit::AuditLog::open(&ctx.home.audit_dir())?;
+    let (tx, writer) = rampart_serve::security_audit(Box::new(log), ctx.actor.clone());
     let monitoring = rampart_serve::Monitoring {
         anomaly: rampart_serve::monitor::AnomalyPolicy::parse(&a.anomaly_policy)
             .map_err(|e| CliError::input(anyhow::anyhow!("--anomaly-policy: {e}")))?,
@@ -362,15 +304,7 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
         )));
     }
     // Sampled payloads are redacted by the same engine as `rampart data pii`.
-    let detector = rampart_data::pii::Detector::new(rampart_data::pii::DetectorOptions::default())
-        .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
-    let redactor = rampart_data::pii::Redactor::new(rampart_data::pii::Operator::Replace);
-    let redact: rampart_serve::Redact = Box::new(move |text: &str| {
-        let findings = detector.scan(text);
-        redactor
-            .redact(text, &findings, None)
-            .unwrap_or_else(|_| "<unredactable payload withheld>".into())
-    });
+    let redact = rampart_serve::pii_redactor().map_err(CliError::internal)?;
     let drift_every = seconds("--drift-every", a.drift_every)?;
     let guard = if a.guard {
         Some(guard_proxy(ctx, a)?)
@@ -412,61 +346,25 @@ pub fn run(ctx: &Ctx, a: &ServeArgs) -> Result<Status, CliError> {
         ),
         None => state,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(CliError::internal)?;
     let served = refs.join(", ");
-    if a.verify_every <= 0.0 || !a.verify_every.is_finite() {
-        return Err(CliError::input(anyhow::anyhow!(
-            "--verify-every must be positive"
-        )));
-    }
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let verify_ms = (a.verify_every * 1000.0).max(100.0) as u64;
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let reload_every = a
-        .reload_every
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map(|s| (s * 1000.0).max(100.0) as u64);
-    let result = rt.block_on(async move {
-        let std_listener = std::net::TcpListener::bind(bind)?;
-        let addr = std_listener.local_addr()?;
-        state.set_public_names(public_names(a, addr, tls.is_some()));
-        let scheme = if tls.is_some() { "https" } else { "http" };
+    let least = std::time::Duration::from_millis(100);
+    let opts = rampart_serve::RunOptions {
+        bind,
+        tls,
+        public_names: a.public_names.clone(),
+        reload_every: match a.reload_every {
+            Some(s) => Some(seconds("--reload-every", s)?.max(least)),
+            None => None,
+        },
+        drift_every,
+        verify_every: seconds("--verify-every", a.verify_every)?.max(least),
+    };
+    let scheme = if opts.tls.is_some() { "https" } else { "http" };
+    let result = rampart_serve::run(state, &opts, |addr| {
         if !crate::output::quiet() {
             eprintln!("rampart serve: listening on {scheme}://{addr} ({served})");
         }
-        let shutdown = async {
-            let ctrl_c = tokio::signal::ctrl_c();
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .ok();
-            tokio::select! {
-                _ = ctrl_c => {},
-                _ = async { match &mut term { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {},
-            }
-        };
-        tokio::spawn(rampart_serve::watch_reload(
-            std::sync::Arc::clone(&state),
-            reload_every.map(std::time::Duration::from_millis),
-        ));
-        tokio::spawn(rampart_serve::watch_drift(std::sync::Arc::clone(&state), drift_every));
-        tokio::spawn(rampart_serve::watch_integrity(
-            std::sync::Arc::clone(&state),
-            std::time::Duration::from_millis(verify_ms),
-        ));
-        match &tls {
-            Some((cert, key)) => rampart_serve::serve_tls(std_listener, state, cert, key, shutdown).await,
-            None => {
-                std_listener.set_nonblocking(true)?;
-                let listener = tokio::net::TcpListener::from_std(std_listener)?;
-                rampart_serve::serve(listener, state, shutdown).await
-            }
-        }
     });
-    // The watchers hold the state (and with it the audit queue's sender) until the runtime
-    // is gone; only then does the writer see the queue close and finish.
-    drop(rt);
     let _ = writer.join();
     result.map_err(|e| {
         CliError::internal(anyhow::Error::new(e).context(format!("cannot serve on {bind}")))

@@ -1,0 +1,250 @@
+//! Admission: every request passes the per-IP limiter, authentication, the key's role and
+//! model scope, the per-key limiter and the body checks here, in that order, before a route
+//! sees it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::keys::{AuthFailure, KeyInfo, Role};
+use crate::problem::Problem;
+use crate::*;
+
+/// A guard event that redacted rather than refused.
+pub(crate) fn reason_is_redaction(reason: &str) -> bool {
+    reason.contains("redacted")
+}
+
+pub(crate) type Ctx = (
+    State<Arc<AppState>>,
+    ConnectInfo<SocketAddr>,
+    Method,
+    axum::http::Uri,
+    HeaderMap,
+);
+
+/// What a signature covers besides the headers.
+#[derive(Clone, Copy)]
+pub(crate) struct Req<'a> {
+    pub(crate) method: &'a Method,
+    pub(crate) uri: &'a axum::http::Uri,
+    pub(crate) body: &'a [u8],
+}
+
+impl<'a> Req<'a> {
+    /// A request without a body (GET).
+    pub(crate) const fn bodiless(method: &'a Method, uri: &'a axum::http::Uri) -> Self {
+        Self {
+            method,
+            uri,
+            body: &[],
+        }
+    }
+}
+
+/// Limits, authenticates and authorises one request.
+pub(crate) fn admit(
+    st: &AppState,
+    ip: IpAddr,
+    headers: &HeaderMap,
+    req: Req<'_>,
+    need: Role,
+    model: Option<&str>,
+) -> Result<Arc<KeyInfo>, Response> {
+    if let Err(wait) = st.limiters.ip(ip) {
+        st.metrics.rate_limited("ip");
+        return Err(limits::too_many(
+            wait,
+            st.limits.ip_burst,
+            st.limits.ip_rate,
+            "ip",
+        ));
+    }
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    // (metric label, message) of a failure.
+    let result: Result<Arc<KeyInfo>, (&'static str, String)> =
+        if headers.contains_key("signature-input") {
+            let authority = headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .or_else(|| req.uri.authority().map(axum::http::uri::Authority::as_str))
+                .unwrap_or("");
+            let parts = httpsig::Parts {
+                method: req.method.as_str(),
+                authority,
+                path: req.uri.path(),
+                query: req.uri.query(),
+                headers,
+                body: req.body,
+            };
+            match httpsig::verify(
+                &parts,
+                &|id| st.hmac_for(id),
+                &*st.nonces,
+                st.public_names.get().map_or(&[], Vec::as_slice),
+                now,
+            ) {
+                Ok(id) => st
+                    .keys
+                    .lock()
+                    .map_err(|_| AuthFailure::Invalid)
+                    .and_then(|k| k.usable_key(&id, now))
+                    .map_err(|f| (f.as_str(), format!("{} API key", f.as_str()))),
+                Err(e) => Err(("signature", e.reason())),
+            }
+        } else {
+            match token {
+                None => Err(AuthFailure::Missing),
+                Some(t) => st
+                    .keys
+                    .lock()
+                    .map_err(|_| AuthFailure::Invalid)
+                    .and_then(|k| k.authenticate_token(t.trim(), now)),
+            }
+            .map_err(|f| (f.as_str(), format!("{} API key", f.as_str())))
+        };
+    let key = match result {
+        Ok(k) => k,
+        Err((label, why)) => {
+            st.metrics.auth_failure(label);
+            if st.limiters.auth_failure(ip).is_err() {
+                st.metrics.rate_limited("auth");
+                return Err(limits::too_many(
+                    std::time::Duration::from_secs(1),
+                    st.limits.auth_fail_burst,
+                    st.limits.auth_fail_rate,
+                    "auth-failures",
+                ));
+            }
+            let key_id = token
+                .and_then(|t| t.strip_prefix("rk_"))
+                .and_then(|t| t.split('_').next())
+                .filter(|id| id.len() == 16)
+                .map(str::to_owned);
+            st.event("serve.auth", ip, key_id, why.clone());
+            return Err(Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                format!("authentication failed: {why}"),
+            )
+            .with_header(
+                header::WWW_AUTHENTICATE,
+                "Bearer realm=\"rampart\", Signature",
+            )
+            .into_response());
+        }
+    };
+    if need == Role::Admin && key.role != Role::Admin {
+        st.event(
+            "serve.forbidden",
+            ip,
+            Some(key.id.clone()),
+            "needs the admin role",
+        );
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this key does not have the admin role",
+        )
+        .into_response());
+    }
+    if let (Some(scope), Some(m)) = (&key.model, model)
+        && scope != m
+    {
+        st.event(
+            "serve.forbidden",
+            ip,
+            Some(key.id.clone()),
+            format!("key is limited to model {scope}"),
+        );
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("this key may only use model {scope}"),
+        )
+        .into_response());
+    }
+    if let Err(wait) = st.limiters.key(&key) {
+        st.metrics.rate_limited("key");
+        st.event(
+            "serve.rate-limit",
+            ip,
+            Some(key.id.clone()),
+            "key rate limit",
+        );
+        return Err(limits::too_many(wait, key.burst, key.rate, "key"));
+    }
+    Ok(key)
+}
+
+pub(crate) fn check_body(st: &AppState, headers: &HeaderMap, body: &Bytes) -> Result<(), Response> {
+    if body.len() > st.limits.max_body {
+        return Err(Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            format!("the body is larger than {} bytes", st.limits.max_body),
+        )
+        .into_response());
+    }
+    if headers.contains_key("inference-header-content-length") {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "the binary tensor data extension is not supported: send the tensors as JSON (tritonclient: binary_data=False)",
+        )
+        .into_response());
+    }
+    // No Content-Type is read as JSON (KServe clients such as tritonclient send none; the
+    // body is parsed strictly either way); a declared type other than JSON is refused.
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("?"));
+    if ct.is_some_and(|ct| {
+        !ct.trim()
+            .to_ascii_lowercase()
+            .starts_with("application/json")
+    }) {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "send Content-Type: application/json",
+        )
+        .into_response());
+    }
+    Ok(())
+}
+
+/// Reads the body up to the limit: 413 past it (checked on `Content-Length` first).
+pub(crate) async fn read_body(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, Response> {
+    let too_large = || {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            format!("the body is larger than {} bytes", st.limits.max_body),
+        )
+        .into_response()
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > st.limits.max_body as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, st.limits.max_body)
+        .await
+        .map_err(|_| too_large())
+}
