@@ -10,6 +10,7 @@ mod error;
 mod ingest;
 pub mod open;
 pub mod redact;
+pub mod rekey;
 pub mod store;
 
 pub use error::{ErrorKind, IngestError, age_hint};

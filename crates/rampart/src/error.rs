@@ -231,3 +231,18 @@ impl From<rampart_pipeline::run::RunError> for CliError {
         }
     }
 }
+
+impl From<rampart_ingest::rekey::RekeyError> for CliError {
+    fn from(e: rampart_ingest::rekey::RekeyError) -> Self {
+        use rampart_ingest::rekey::RekeyError;
+        match e {
+            RekeyError::Age { path, source } => age_err(&path, source),
+            RekeyError::Home(h) => h.into(),
+            RekeyError::Audit(a) => a.into(),
+            other => {
+                let hint = other.hint().map(str::to_owned);
+                Self::of_kind(other.kind(), other, hint)
+            }
+        }
+    }
+}

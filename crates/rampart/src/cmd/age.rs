@@ -2,12 +2,13 @@
 
 use rampart_audit::Action;
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Seek as _, SeekFrom};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use rampart_audit::Outcome;
-use rampart_crypto::age_file::{self, AgeError, Recipients, Unlock};
-use rampart_home::secure_fs::{self, AtomicFile};
+use rampart_crypto::age_file::{self, Recipients};
+use rampart_home::secure_fs;
+use rampart_ingest::rekey;
 use serde_json::json;
 
 use crate::cli::{DecryptArgs, EncryptArgs, Format, RecipientArgs, RekeyArgs};
@@ -136,92 +137,27 @@ pub fn rekey(ctx: &Ctx, args: &RekeyArgs) -> Result<Status, CliError> {
         false,
     )
     .map_err(|e| e.hint("name the new recipients with -r age1… / -R FILE, or --passphrase"))?;
-    // Proving the new file decrypts needs a key for it: the new passphrase, or an identity we
-    // hold for one of the new recipients.
-    let verifier = match &to {
-        Recipients::Passphrase(p) => Unlock::passphrase(p.clone()),
-        Recipients::Keys(_) => {
-            let held: Vec<_> = keys
-                .identities
-                .iter()
-                .filter(|i| to.describe().contains(&i.to_public().to_string()))
-                .cloned()
-                .collect();
-            if held.is_empty() {
-                return Err(CliError::input(anyhow::anyhow!(
-                    "cannot prove the re-encrypted {} decrypts: none of the identities at hand \
-                     belongs to a new recipient",
-                    args.path.display()
-                ))
-                .hint("pass the new identity with -i FILE so rekey can check the new file before replacing the old one"));
-            }
-            Unlock::identities(held)
-        }
+    // Without a home there is no log to record in (and no policy to load).
+    let policy = if ctx.home.exists() {
+        ctx.home.load_policy()?
+    } else {
+        rampart_home::Policy::default()
     };
     let path = &args.path;
-    let source = File::open(path).map_err(|e| {
-        CliError::input(anyhow::Error::new(e).context(format!("cannot open {}", path.display())))
-    })?;
-    let mode = source
-        .metadata()
-        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
-        .unwrap_or(0o600);
-    let mut plain = age_file::decrypting_reader(age_file::buffered(source), &keys)
-        .map_err(|e| age_err(path, e))?;
-
-    // 1. Write the new file beside the old one.
-    let mut next = AtomicFile::create(path, mode)?;
-    let (bytes, digest) = {
-        let w = BufWriter::new(next.file());
-        age_file::encrypt(&mut plain, w, &to, args.to.armor).map_err(|e| match e {
-            AgeError::Io(io) if io.kind() == io::ErrorKind::InvalidData => age_err(
-                path,
-                AgeError::Corrupt(format!("{io}; the original is left as it was")),
-            ),
-            other => age_err(path, other),
-        })?
-    };
-    next.file()
-        .sync_all()
-        .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
-    fault("rekey:written");
-
-    // 2. Read it back from disk and check it decrypts to the same bytes.
-    let check = (|| {
-        let f = next.file();
-        f.seek(SeekFrom::Start(0))?;
-        age_file::decrypt(age_file::buffered(&*f), &mut io::sink(), &verifier)
-            .map_err(|e| io::Error::other(e.to_string()))
-    })();
-    match check {
-        Ok((n, d)) if n == bytes && d == digest => {}
-        Ok(_) | Err(_) => {
-            let why = check.err().map_or_else(
-                || "it decrypts to different bytes".to_owned(),
-                |e| e.to_string(),
-            );
-            ctx.audit_refusal(
-                ctx.event(Action::Rekey, Outcome::Failed)
-                    .subject_path(path.display().to_string())
-                    .detail("reason", why.clone()),
-            );
-            return Err(CliError::internal(anyhow::anyhow!(
-                "the re-encrypted {} did not verify ({why}); the original is unchanged",
-                path.display()
-            )));
-        }
-    }
-    fault("rekey:verified");
-
-    // 3. Replace atomically.
-    next.commit(true)?;
-    ctx.audit(
-        ctx.event(Action::Rekey, Outcome::Ok)
-            .subject_path(path.display().to_string())
-            .subject_digest(digest.reference())
-            .detail("recipients", to.describe().join(", "))
-            .detail("bytes", bytes),
+    let done = rekey::rekey(
+        &ctx.session(&policy)?,
+        path,
+        &keys,
+        &to,
+        args.to.armor,
+        &mut |step| {
+            fault(match step {
+                rekey::Step::Written => "rekey:written",
+                rekey::Step::Verified => "rekey:verified",
+            });
+        },
     )?;
+    let bytes = done.bytes;
     report(ctx, "re-encrypted", path, path, bytes, &to.describe())
 }
 
