@@ -32,6 +32,7 @@ mod home;
 mod policy;
 pub mod secure_fs;
 mod session;
+pub mod verify;
 
 pub use env::{ENV_AGE_IDENTITY, ENV_AGE_IDENTITY_FILE, ENV_HOME, ENV_SIGNING_KEY};
 pub use env::{ENV_PII_KEY, ENV_PII_KEY_FILE, ENV_SIGNING_KEY_FILE, load_dotenv, os_user};

@@ -20,6 +20,7 @@ use std::time::Instant;
 use rampart_audit::{Action, AuditError, AuditLog, Event, Outcome as AuditOutcome};
 use rampart_crypto::age_file::Unlock;
 use rampart_crypto::now_rfc3339 as now;
+use rampart_home::verify::{self, Trust, Verification};
 use rampart_home::{Home, HomeError, Policy, Session, secure_fs};
 use rampart_ingest::path_digest as file_digest;
 use rampart_ingest::{ErrorKind, IngestError};
@@ -137,6 +138,9 @@ pub enum RunError {
     /// Reading the source or the store failed for a reason outside the request.
     #[error(transparent)]
     Ingest(#[from] IngestError),
+    /// Verifying a signature failed for a reason outside the request.
+    #[error(transparent)]
+    Verify(#[from] rampart_home::verify::VerifyError),
     /// The training service failed for a reason outside the request.
     #[error(transparent)]
     Train(#[from] ServiceError),
@@ -514,7 +518,6 @@ impl Pipeline<'_> {
         let env = self.env;
         let policy = env.home.load_policy()?;
         let keys: Vec<_> = policy.trusted_public_keys();
-        let anchors = env.home.anchors(&policy)?;
         // Audits a failed check and makes it the step's failure.
         let failed = |action: Action, path: &str, why: String| {
             env.audit(
@@ -524,26 +527,20 @@ impl Pipeline<'_> {
             )
             .map(|()| Err(why))
         };
-        let mut opts = rampart_crypto::oms::VerifyOptions::new(&sig);
-        opts.cert_roots.clone_from(&anchors.cert_roots);
-        opts.sigstore.clone_from(&anchors.sigstore);
-        let signed = read_bundle(&sig).and_then(|bundle| {
-            rampart_crypto::oms::verify_model(&model, &bundle, &keys, &opts, &|_| {})
-                .map_err(|e| format!("the signature {} does not verify: {e}", sig.display()))
-        });
-        let model_text = model.display().to_string();
-        let v = match signed {
-            Ok(v) => v,
-            Err(why) => return failed(Action::Verify, &model_text, why),
-        };
-        env.audit(
-            env.event(Action::Verify, AuditOutcome::Ok)
-                .subject_path(&model_text)
-                .subject_digest(v.signed.subject_digest.reference())
-                .detail("key", v.key.to_string())
-                .detail("files", v.files)
-                .detail("signature", sig.display().to_string()),
-        )?;
+        // The signature, with the home's trust, as `rampart verify` checks it (audited there).
+        let opts = rampart_crypto::oms::VerifyOptions::new(&sig);
+        let v =
+            match verify::verify_model(&env.session(&policy), &model, Trust::Home, opts, &|_| {}) {
+                Ok(Verification::Verified(v)) => v,
+                Ok(Verification::Failed(e)) => {
+                    return Ok(Err(format!(
+                        "the signature {} does not verify: {e}",
+                        sig.display()
+                    )));
+                }
+                Err(e) if e.is_user_error() => return Ok(Err(e.to_string())),
+                Err(e) => return Err(e.into()),
+            };
         let prov_text = prov.display().to_string();
         let attested = read_bundle(&prov).and_then(|bytes| {
             rampart_crypto::provenance::verify_attestation(&bytes, &keys)

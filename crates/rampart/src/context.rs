@@ -139,6 +139,16 @@ impl Ctx {
             .map_err(|e| CliError::input(anyhow::Error::new(e)).hint("fix [guard] in rampart.toml"))
     }
 
+    /// The home's policy, or the defaults when there is no home (a command that works
+    /// without one: there is then no log to record in either).
+    pub fn policy_or_default(&self) -> Result<rampart_home::Policy, CliError> {
+        if self.home.exists() {
+            Ok(self.home.load_policy()?)
+        } else {
+            Ok(rampart_home::Policy::default())
+        }
+    }
+
     /// What a library service is handed: the home, its policy, and this command's auditor.
     ///
     /// # Errors

@@ -224,6 +224,7 @@ impl From<rampart_pipeline::run::RunError> for CliError {
             RunError::Home(h) => h.into(),
             RunError::Train(t) => t.into(),
             RunError::Audit(a) => a.into(),
+            RunError::Verify(v) => v.into(),
             other => {
                 let hint = other.hint().map(str::to_owned);
                 Self::of_kind(other.kind(), other, hint)
@@ -242,6 +243,20 @@ impl From<rampart_ingest::rekey::RekeyError> for CliError {
             other => {
                 let hint = other.hint().map(str::to_owned);
                 Self::of_kind(other.kind(), other, hint)
+            }
+        }
+    }
+}
+
+impl From<rampart_home::verify::VerifyError> for CliError {
+    fn from(e: rampart_home::verify::VerifyError) -> Self {
+        use rampart_home::verify::VerifyError;
+        match e {
+            VerifyError::Home(h) => h.into(),
+            VerifyError::Audit(a) => a.into(),
+            other => {
+                let hint = other.hint().map(str::to_owned);
+                Self::of_kind(rampart_ingest::ErrorKind::Input, other, hint)
             }
         }
     }

@@ -137,12 +137,7 @@ pub fn rekey(ctx: &Ctx, args: &RekeyArgs) -> Result<Status, CliError> {
         false,
     )
     .map_err(|e| e.hint("name the new recipients with -r age1… / -R FILE, or --passphrase"))?;
-    // Without a home there is no log to record in (and no policy to load).
-    let policy = if ctx.home.exists() {
-        ctx.home.load_policy()?
-    } else {
-        rampart_home::Policy::default()
-    };
+    let policy = ctx.policy_or_default()?;
     let path = &args.path;
     let done = rekey::rekey(
         &ctx.session(&policy)?,

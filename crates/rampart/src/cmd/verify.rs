@@ -1,9 +1,7 @@
 //! `rampart verify`.
 
-use rampart_audit::Action;
-
-use rampart_audit::Outcome;
 use rampart_crypto::oms::{self, OmsError, VerifyOptions};
+use rampart_home::verify::{self, Trust, Verification};
 use serde_json::json;
 
 use crate::cli::{Format, VerifyArgs};
@@ -36,23 +34,24 @@ pub fn run(ctx: &Ctx, args: &VerifyArgs, quiet: bool) -> Result<Status, CliError
         .sig
         .clone()
         .unwrap_or_else(|| rampart_crypto::oms::default_signature_path(&args.path));
-    if !args.path.exists() {
-        return Err(CliError::input(anyhow::anyhow!(
-            "{} does not exist",
-            args.path.display()
-        )));
-    }
-    let bundle =
-        rampart_home::secure_fs::read_limited(&sig, rampart_crypto::dsse::MAX_BUNDLE_BYTES)
-            .map_err(|e| {
-                CliError::input(anyhow::Error::new(e).context("cannot read the signature"))
-                    .hint("pass the signature with --sig FILE")
-            })?;
-    let mut opts = VerifyOptions::new(&sig);
-    for f in &args.cert_chain {
-        let text = rampart_home::secure_fs::read_small_file(f)?;
-        opts.cert_roots
-            .extend(
+    // A certificate bundle is checked against its roots, a Sigstore bundle against the
+    // trusted root and the identity asked for; keys are for key bundles. None given: the
+    // home's trusted keys, certificate authorities and Sigstore identities.
+    let trust = if let (true, Some(identity), Some(issuer)) =
+        (args.sigstore, &args.identity, &args.issuer)
+    {
+        Trust::Sigstore(oms::SigstoreTrust {
+            root: std::sync::Arc::new(sigstore_root(ctx, args.trusted_root.as_deref())?),
+            identities: vec![rampart_crypto::sigstore::Identity {
+                identity: identity.clone(),
+                issuer: issuer.clone(),
+            }],
+        })
+    } else if !args.cert_chain.is_empty() {
+        let mut roots = Vec::new();
+        for f in &args.cert_chain {
+            let text = rampart_home::secure_fs::read_small_file(f)?;
+            roots.extend(
                 rampart_crypto::x509::certificates_from_pem(&text).map_err(|e| {
                     CliError::input(
                         anyhow::Error::new(e)
@@ -60,40 +59,24 @@ pub fn run(ctx: &Ctx, args: &VerifyArgs, quiet: bool) -> Result<Status, CliError
                     )
                 })?,
             );
-    }
-    // A certificate bundle is checked against its roots, a Sigstore bundle against the
-    // trusted root and the identity asked for; keys are for key bundles. None given: the
-    // home's trusted keys, certificate authorities and Sigstore identities.
-    let keys = if let (true, Some(identity), Some(issuer)) =
-        (args.sigstore, &args.identity, &args.issuer)
-    {
-        opts.sigstore = Some(oms::SigstoreTrust {
-            root: std::sync::Arc::new(sigstore_root(ctx, args.trusted_root.as_deref())?),
-            identities: vec![rampart_crypto::sigstore::Identity {
-                identity: identity.clone(),
-                issuer: issuer.clone(),
-            }],
-        });
-        Vec::new()
-    } else if !args.cert_chain.is_empty() {
-        Vec::new()
-    } else if args.key.is_empty()
-        && let Ok(policy) = ctx.home.load_policy()
-        && !(policy.trust.certificates.is_empty() && policy.trust.sigstore.is_empty())
-    {
-        let anchors = ctx.home.anchors(&policy)?;
-        opts.cert_roots = anchors.cert_roots;
-        opts.sigstore = anchors.sigstore;
-        policy.trusted_public_keys()
+        }
+        Trust::CertRoots(roots)
+    } else if args.key.is_empty() {
+        ctx.home.require().map_err(|e| {
+            CliError::from(e).hint("pass --key PUB.pem, or trust keys with `rampart trust add`")
+        })?;
+        Trust::Home
     } else {
-        ctx.verifier_keys(&args.key)?
+        Trust::Keys(ctx.verifier_keys(&args.key)?)
     };
+    let mut opts = VerifyOptions::new(&sig);
     opts.ignore.clone_from(&args.ignore);
     opts.ignore_unsigned_files = args.ignore_unsigned_files;
     opts.ignore_git_paths = !args.no_ignore_git;
     opts.allow_symlinks = args.allow_symlinks.then_some(true);
+    let policy = ctx.policy_or_default()?;
     let bar = output::progress(quiet, "verifying");
-    let result = oms::verify_model(&args.path, &bundle, &keys, &opts, &|n| {
+    let result = verify::verify_model(&ctx.session(&policy)?, &args.path, trust, opts, &|n| {
         if let Some(b) = &bar {
             b.inc(n);
         }
@@ -102,27 +85,8 @@ pub fn run(ctx: &Ctx, args: &VerifyArgs, quiet: bool) -> Result<Status, CliError
         b.finish_and_clear();
     }
     let path_text = args.path.display().to_string();
-    match result {
-        Ok(v) => {
-            ctx.audit(
-                ctx.event(Action::Verify, Outcome::Ok)
-                    .subject_path(&path_text)
-                    .subject_digest(v.signed.subject_digest.reference())
-                    .detail("key", v.key.to_string())
-                    .detail(
-                        "certificate",
-                        v.certificate_path.clone().unwrap_or_default(),
-                    )
-                    .detail(
-                        "sigstore",
-                        v.sigstore
-                            .as_ref()
-                            .map(|s| json!({"identity": s.identity.identity, "issuer": s.identity.issuer, "log": s.log_url, "log_index": s.log_index, "integrated_time": s.integrated_time}))
-                            .unwrap_or_default(),
-                    )
-                    .detail("files", v.files)
-                    .detail("signature", sig.display().to_string()),
-            )?;
+    match result? {
+        Verification::Verified(v) => {
             match ctx.format {
                 Format::Json | Format::Sarif => output::print_json(&json!({
                     "verified": true,
@@ -159,26 +123,7 @@ pub fn run(ctx: &Ctx, args: &VerifyArgs, quiet: bool) -> Result<Status, CliError
             }
             Ok(Status::Ok)
         }
-        Err(OmsError::Io {
-            action,
-            path,
-            source,
-        }) if path != args.path || source.kind() != std::io::ErrorKind::NotFound => {
-            let e = OmsError::Io {
-                action,
-                path,
-                source,
-            };
-            ctx.audit_refusal(
-                ctx.event(Action::Verify, Outcome::Error)
-                    .subject_path(&path_text)
-                    .detail("reason", e.to_string()),
-            );
-            Err(CliError::input(
-                anyhow::Error::new(e).context(format!("cannot verify {path_text}")),
-            ))
-        }
-        Err(e) => {
+        Verification::Failed(e) => {
             let (modified, added, removed) = match &e {
                 OmsError::Mismatch {
                     modified,
@@ -187,12 +132,6 @@ pub fn run(ctx: &Ctx, args: &VerifyArgs, quiet: bool) -> Result<Status, CliError
                 } => (modified.clone(), added.clone(), removed.clone()),
                 _ => Default::default(),
             };
-            ctx.audit(
-                ctx.event(Action::Verify, Outcome::Failed)
-                    .subject_path(&path_text)
-                    .detail("reason", e.to_string())
-                    .detail("signature", sig.display().to_string()),
-            )?;
             match ctx.format {
                 Format::Json | Format::Sarif => output::print_json(&json!({
                     "verified": false,

@@ -1,0 +1,208 @@
+//! Verifying a model's OpenSSF model-signing signature as a service: with the home's trust
+//! (its keys, certificate authorities and Sigstore identities) or with what the caller names,
+//! audited as `verify` — ok, failed (the signature does not hold: an outcome, not an error) or
+//! error (the model could not be read).
+
+use std::path::{Path, PathBuf};
+
+use rampart_audit::{Action, AuditError, Outcome};
+use rampart_crypto::PublicKey;
+use rampart_crypto::oms::{self, OmsError, SigstoreTrust, VerifyOptions};
+
+use crate::{HomeError, Session};
+
+/// What a signature must chain to.
+#[derive(Debug, Clone)]
+pub enum Trust {
+    /// The home's trusted keys, certificate authorities and Sigstore identities.
+    Home,
+    /// These keys only.
+    Keys(Vec<PublicKey>),
+    /// A certificate chaining to these roots (DER).
+    CertRoots(Vec<Vec<u8>>),
+    /// A Sigstore bundle for one of these identities under this trusted root.
+    Sigstore(SigstoreTrust),
+}
+
+/// Why a model could not be verified (a signature that does not hold is not one of these: it
+/// is [`Verification::Failed`]).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The model path does not exist.
+    #[error("{} does not exist", .0.display())]
+    Missing(PathBuf),
+    /// The signature file cannot be read (audited as an error).
+    #[error("cannot read the signature {}: {source}", path.display())]
+    Signature {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: HomeError,
+    },
+    /// [`Trust::Home`] in a home that trusts nothing.
+    #[error("no trusted keys in {}", .0.display())]
+    NoTrust(PathBuf),
+    /// A file of the model could not be read (audited as an error).
+    #[error("cannot verify {}: {source}", path.display())]
+    Unreadable {
+        /// The model.
+        path: PathBuf,
+        /// Why.
+        source: OmsError,
+    },
+    /// The home (its policy, anchors).
+    #[error(transparent)]
+    Home(#[from] HomeError),
+    /// The audit log refused the record.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+}
+
+impl VerifyError {
+    /// What to do, when there is something to say.
+    #[must_use]
+    pub const fn hint(&self) -> Option<&'static str> {
+        match self {
+            Self::Signature { .. } => Some("pass the signature with --sig FILE"),
+            Self::NoTrust(_) => {
+                Some("trust a key with `rampart trust add KEY.pem`, or pass --key PUB.pem")
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the caller can fix it (everything but the home's own failures and the log's).
+    #[must_use]
+    pub fn is_user_error(&self) -> bool {
+        match self {
+            Self::Home(h) => h.is_user_error(),
+            Self::Audit(_) => false,
+            _ => true,
+        }
+    }
+}
+
+/// The result of a verification that could be carried out.
+#[derive(Debug)]
+pub enum Verification {
+    /// The signature holds over exactly these files.
+    Verified(Box<oms::Verified>),
+    /// It does not (the files changed, the key is not trusted, the bundle is damaged).
+    Failed(OmsError),
+}
+
+/// Verifies the model at `path` (a file or a directory) against the signature at
+/// `opts.signature_path` with `trust`; `opts` says what to ignore (its `cert_roots` and
+/// `sigstore` are set from `trust`). `progress` is told the bytes hashed.
+///
+/// # Errors
+/// See [`VerifyError`].
+pub fn verify_model(
+    s: &Session<'_>,
+    path: &Path,
+    trust: Trust,
+    mut opts: VerifyOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Verification, VerifyError> {
+    if !path.exists() {
+        return Err(VerifyError::Missing(path.to_path_buf()));
+    }
+    let sig = opts.signature_path.clone();
+    let subject = path.display().to_string();
+    let bundle = match crate::secure_fs::read_limited(&sig, rampart_crypto::dsse::MAX_BUNDLE_BYTES)
+    {
+        Ok(b) => b,
+        Err(source) => {
+            let e = VerifyError::Signature {
+                path: sig.clone(),
+                source,
+            };
+            let event = s
+                .audit
+                .event(Action::Verify, Outcome::Error)
+                .subject_path(&subject)
+                .detail("reason", e.to_string());
+            return Err(s.audit.refusal(event).map_or(e, VerifyError::Audit));
+        }
+    };
+    let keys = match trust {
+        Trust::Home => {
+            let anchors = s.home.anchors(s.policy)?;
+            let keys = s.policy.trusted_public_keys();
+            if keys.is_empty() && anchors.cert_roots.is_empty() && anchors.sigstore.is_none() {
+                return Err(VerifyError::NoTrust(s.home.policy_path()));
+            }
+            opts.cert_roots = anchors.cert_roots;
+            opts.sigstore = anchors.sigstore;
+            keys
+        }
+        Trust::Keys(keys) => keys,
+        Trust::CertRoots(roots) => {
+            opts.cert_roots = roots;
+            Vec::new()
+        }
+        Trust::Sigstore(t) => {
+            opts.sigstore = Some(t);
+            Vec::new()
+        }
+    };
+    match oms::verify_model(path, &bundle, &keys, &opts, progress) {
+        Ok(v) => {
+            let sigstore = v.sigstore.as_ref().map(|s| {
+                serde_json::json!({
+                    "identity": s.identity.identity, "issuer": s.identity.issuer,
+                    "log": s.log_url, "log_index": s.log_index,
+                    "integrated_time": s.integrated_time,
+                })
+            });
+            s.audit.record(
+                s.audit
+                    .event(Action::Verify, Outcome::Ok)
+                    .subject_path(&subject)
+                    .subject_digest(v.signed.subject_digest.reference())
+                    .detail("key", v.key.to_string())
+                    .detail(
+                        "certificate",
+                        v.certificate_path.clone().unwrap_or_default(),
+                    )
+                    .detail("sigstore", sigstore.unwrap_or_default())
+                    .detail("files", v.files)
+                    .detail("signature", sig.display().to_string()),
+            )?;
+            Ok(Verification::Verified(Box::new(v)))
+        }
+        Err(OmsError::Io {
+            action,
+            path: at,
+            source,
+        }) if at != path || source.kind() != std::io::ErrorKind::NotFound => {
+            let source = OmsError::Io {
+                action,
+                path: at,
+                source,
+            };
+            let event = s
+                .audit
+                .event(Action::Verify, Outcome::Error)
+                .subject_path(&subject)
+                .detail("reason", source.to_string());
+            if let Some(a) = s.audit.refusal(event) {
+                return Err(a.into());
+            }
+            Err(VerifyError::Unreadable {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+        Err(e) => {
+            s.audit.record(
+                s.audit
+                    .event(Action::Verify, Outcome::Failed)
+                    .subject_path(&subject)
+                    .detail("reason", e.to_string())
+                    .detail("signature", sig.display().to_string()),
+            )?;
+            Ok(Verification::Failed(e))
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Verifying a model signature as a service: the home's trust or named keys, every outcome on
+//! record.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use rampart_audit::{Auditor, MemorySink};
+use rampart_crypto::oms::{self, OmsError, VerifyOptions};
+use rampart_home::verify::{Trust, Verification, VerifyError, verify_model};
+use rampart_home::{Home, Policy, Session};
+
+fn signed_model(dir: &std::path::Path, home: &Home) -> std::path::PathBuf {
+    let model = dir.join("model");
+    std::fs::create_dir(&model).unwrap();
+    std::fs::write(model.join("weights.bin"), b"weights").unwrap();
+    let (key, _) = home.signing_key().unwrap();
+    let sig = dir.join("model.sig");
+    let signed = oms::sign_model(&model, &key, &oms::SignOptions::new(&sig), &|_| {}).unwrap();
+    std::fs::write(&sig, signed.bundle).unwrap();
+    model
+}
+
+#[test]
+fn a_signature_is_checked_with_the_homes_trust_or_named_keys_and_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::resolve(Some(&dir.path().join("home")));
+    home.init().unwrap();
+    let model = signed_model(dir.path(), &home);
+    let sig = dir.path().join("model.sig");
+    let policy = home.load_policy().unwrap();
+    let sink = MemorySink::new();
+    let s = Session {
+        home: &home,
+        policy: &policy,
+        audit: Auditor::new(Some(&sink), "tester"),
+    };
+    let opts = || VerifyOptions::new(&sig);
+    let got = verify_model(&s, &model, Trust::Home, opts(), &|_| {}).unwrap();
+    let Verification::Verified(v) = got else {
+        panic!("{got:?}")
+    };
+    assert_eq!(v.files, 1);
+    // Another key is not the signer's: a failed verification, not an error.
+    let other = rampart_crypto::SigningKey::generate().public_key();
+    let got = verify_model(&s, &model, Trust::Keys(vec![other]), opts(), &|_| {}).unwrap();
+    assert!(matches!(got, Verification::Failed(_)), "{got:?}");
+    // A changed file: the mismatch names it.
+    std::fs::write(model.join("weights.bin"), b"WEIGHTS").unwrap();
+    let got = verify_model(&s, &model, Trust::Home, opts(), &|_| {}).unwrap();
+    let Verification::Failed(OmsError::Mismatch { modified, .. }) = got else {
+        panic!("{got:?}")
+    };
+    assert_eq!(modified, ["weights.bin"]);
+    // No signature: an error, recorded too.
+    std::fs::remove_file(&sig).unwrap();
+    let err = verify_model(&s, &model, Trust::Home, opts(), &|_| {}).unwrap_err();
+    assert!(
+        matches!(err, VerifyError::Signature { .. }) && err.hint().is_some(),
+        "{err}"
+    );
+    assert!(err.is_user_error());
+    let err = verify_model(&s, &dir.path().join("none"), Trust::Home, opts(), &|_| {}).unwrap_err();
+    assert!(matches!(err, VerifyError::Missing(_)), "{err}");
+    assert_eq!(
+        sink.actions(),
+        [
+            ("verify".to_owned(), "ok".to_owned()),
+            ("verify".to_owned(), "failed".to_owned()),
+            ("verify".to_owned(), "failed".to_owned()),
+            ("verify".to_owned(), "error".to_owned()),
+        ]
+    );
+    // A policy that trusts nothing cannot verify with the home's trust.
+    let nothing = Policy::default();
+    let s = Session {
+        home: &home,
+        policy: &nothing,
+        audit: Auditor::new(Some(&sink), "tester"),
+    };
+    let again = dir.path().join("again");
+    std::fs::create_dir(&again).unwrap();
+    let model = signed_model(&again, &home);
+    let sig = dir.path().join("again/model.sig");
+    let err = verify_model(&s, &model, Trust::Home, VerifyOptions::new(&sig), &|_| {}).unwrap_err();
+    assert!(matches!(err, VerifyError::NoTrust(_)), "{err}");
+}
