@@ -356,28 +356,30 @@ pub fn check_and_store(
     }
     Ok(Checked {
         version: NewVersion {
-            root: verified.signed.subject_digest,
-            files,
-            signature,
-            signer: verified.key.to_string(),
-            signer_identity: verified
-                .sigstore
-                .as_ref()
-                .map(|s| format!("sigstore:{}", s.identity))
-                .or_else(|| {
-                    verified
-                        .certificate_path
-                        .as_ref()
-                        .and_then(|p| p.first())
-                        .map(|s| format!("certificate:{s}"))
-                }),
-            provenance,
-            scan: json!({"fail_on": fail_on.as_str(), "files": scans}),
-            metrics,
-            input_schema,
-            lineage,
-            created_by: created_by.to_owned(),
-            registrant_key: registrant_key.to_owned(),
+            content: crate::VersionContent {
+                root: verified.signed.subject_digest,
+                files,
+                signature,
+                signer: verified.key.to_string(),
+                signer_identity: verified
+                    .sigstore
+                    .as_ref()
+                    .map(|s| format!("sigstore:{}", s.identity))
+                    .or_else(|| {
+                        verified
+                            .certificate_path
+                            .as_ref()
+                            .and_then(|p| p.first())
+                            .map(|s| format!("certificate:{s}"))
+                    }),
+                provenance,
+                scan: json!({"fail_on": fail_on.as_str(), "files": scans}),
+                metrics,
+                input_schema,
+                lineage,
+                created_by: created_by.to_owned(),
+                registrant_key: registrant_key.to_owned(),
+            },
             source: std::path::absolute(model)
                 .unwrap_or_else(|_| model.clone())
                 .display()

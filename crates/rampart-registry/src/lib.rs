@@ -140,16 +140,12 @@ pub struct LineageEntry {
     pub uri: Option<String>,
 }
 
-/// A stored version.
-#[derive(Debug, Clone, Serialize)]
-pub struct VersionInfo {
-    /// Database id.
-    #[serde(skip)]
-    pub id: i64,
-    /// Model name.
-    pub name: String,
-    /// Version number.
-    pub version: i64,
+/// What a version is: its files, its signature and the checks recorded when it entered a
+/// registry. The one record of a version's content: a new version is one, a stored version
+/// ([`VersionInfo`]) and an exported one ([`transfer::ExportManifest`]) carry one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionContent {
     /// The OMS manifest's root digest: the model's identity.
     pub root: Digest,
     /// The files.
@@ -160,7 +156,7 @@ pub struct VersionInfo {
     pub signer: String,
     /// Who signed it, for the certificate and Sigstore methods (`certificate:SUBJECT`,
     /// `sigstore:IDENTITY (issuer ISSUER)`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signer_identity: Option<String>,
     /// Blob of the provenance bundle.
     pub provenance: Option<Digest>,
@@ -176,12 +172,35 @@ pub struct VersionInfo {
     pub created_by: String,
     /// The key of the home that registered it.
     pub registrant_key: String,
-    /// When.
+}
+
+/// A stored version: its content and where it stands in this registry.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionInfo {
+    /// Database id.
+    #[serde(skip)]
+    pub id: i64,
+    /// Model name.
+    pub name: String,
+    /// Version number.
+    pub version: i64,
+    /// What it is.
+    #[serde(flatten)]
+    pub content: VersionContent,
+    /// When it entered this registry.
     pub created_at: String,
     /// Where it came from (a path, or `import:…`).
     pub source: String,
     /// Its stage now.
     pub stage: Stage,
+}
+
+impl std::ops::Deref for VersionInfo {
+    type Target = VersionContent;
+
+    fn deref(&self) -> &VersionContent {
+        &self.content
+    }
 }
 
 /// One stage change.
@@ -228,34 +247,12 @@ pub struct Transition {
     pub displaced: Option<i64>,
 }
 
-/// A version as [`Registry::insert_version`] stores it.
+/// A version as [`Registry::insert_version`] stores it: what it is and where it came from.
 #[derive(Debug, Clone)]
 pub struct NewVersion {
-    /// The root digest.
-    pub root: Digest,
-    /// The files (their blobs already stored).
-    pub files: Vec<FileEntry>,
-    /// The signature blob.
-    pub signature: Digest,
-    /// Signer fingerprint.
-    pub signer: String,
-    /// The signer's certificate subject or Sigstore identity.
-    pub signer_identity: Option<String>,
-    /// The provenance blob.
-    pub provenance: Option<Digest>,
-    /// Scan summary.
-    pub scan: Value,
-    /// Metrics.
-    pub metrics: Option<Value>,
-    /// Input schema.
-    pub input_schema: Option<Value>,
-    /// Lineage.
-    pub lineage: Vec<LineageEntry>,
-    /// Who.
-    pub created_by: String,
-    /// The registering home's key.
-    pub registrant_key: String,
-    /// From where.
+    /// What it is.
+    pub content: VersionContent,
+    /// Where it came from (a path, or `import:…`).
     pub source: String,
 }
 
@@ -462,24 +459,26 @@ fn version_from(raw: RawRow) -> Result<VersionInfo, RegistryError> {
         id,
         name,
         version,
-        root: digest_col(&root)?,
-        files: parse_json(&files, "files")?,
-        signature: digest_col(&signature)?,
-        signer,
-        signer_identity,
-        provenance: provenance.as_deref().map(digest_col).transpose()?,
-        scan: parse_json(&scan, "scan")?,
-        metrics: metrics
-            .as_deref()
-            .map(|m| parse_json(m, "metrics"))
-            .transpose()?,
-        input_schema: schema
-            .as_deref()
-            .map(|m| parse_json(m, "input_schema"))
-            .transpose()?,
-        lineage: parse_json(&lineage, "lineage")?,
-        created_by,
-        registrant_key,
+        content: VersionContent {
+            root: digest_col(&root)?,
+            files: parse_json(&files, "files")?,
+            signature: digest_col(&signature)?,
+            signer,
+            signer_identity,
+            provenance: provenance.as_deref().map(digest_col).transpose()?,
+            scan: parse_json(&scan, "scan")?,
+            metrics: metrics
+                .as_deref()
+                .map(|m| parse_json(m, "metrics"))
+                .transpose()?,
+            input_schema: schema
+                .as_deref()
+                .map(|m| parse_json(m, "input_schema"))
+                .transpose()?,
+            lineage: parse_json(&lineage, "lineage")?,
+            created_by,
+            registrant_key,
+        },
         created_at,
         source,
         stage: Stage::parse(&stage).ok_or_else(|| RegistryError::Db(format!("stage {stage:?}")))?,
@@ -546,7 +545,7 @@ impl Registry {
                 "{name:?} is not a model name (1-128 letters, digits, '.', '_', '-')"
             )));
         }
-        for f in &v.files {
+        for f in &v.content.files {
             if !self.blobs.contains(&f.sha256) {
                 return Err(RegistryError::Blob(BlobError::Missing(f.sha256)));
             }
@@ -711,6 +710,7 @@ impl MetadataStore for SqliteMetadata {
         reason: &str,
         record: Witness<'_, Registration>,
     ) -> Result<VersionInfo, RegistryError> {
+        let (source, v) = (&v.source, &v.content);
         let at = now();
         let json = |v: &dyn erased::Ser| v.to_json();
         let tx = self
@@ -746,7 +746,7 @@ impl MetadataStore for SqliteMetadata {
                 v.created_by,
                 v.registrant_key,
                 at,
-                v.source,
+                source,
                 v.signer_identity,
             ],
         )?;
@@ -765,7 +765,7 @@ impl MetadataStore for SqliteMetadata {
                 signer_identity: v.signer_identity.clone(),
                 files: v.files.len(),
                 provenance: v.provenance.is_some(),
-                source: v.source.clone(),
+                source: source.clone(),
                 reason: reason.to_owned(),
             },
         )?;

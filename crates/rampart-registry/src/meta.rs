@@ -127,22 +127,24 @@ pub mod conformance {
     fn version(n: u8) -> NewVersion {
         let d = sha256(&[n]);
         NewVersion {
-            root: d,
-            files: vec![FileEntry {
-                name: "model.safetensors".into(),
-                sha256: d,
-                size: 1,
-            }],
-            signature: sha256(&[n, 1]),
-            signer: "sha256:signer".into(),
-            signer_identity: None,
-            provenance: None,
-            scan: serde_json::json!({"flagged": false}),
-            metrics: Some(serde_json::json!({"accuracy": 0.9})),
-            input_schema: None,
-            lineage: Vec::new(),
-            created_by: "conformance".into(),
-            registrant_key: "sha256:registrant".into(),
+            content: crate::VersionContent {
+                root: d,
+                files: vec![FileEntry {
+                    name: "model.safetensors".into(),
+                    sha256: d,
+                    size: 1,
+                }],
+                signature: sha256(&[n, 1]),
+                signer: "sha256:signer".into(),
+                signer_identity: None,
+                provenance: None,
+                scan: serde_json::json!({"flagged": false}),
+                metrics: Some(serde_json::json!({"accuracy": 0.9})),
+                input_schema: None,
+                lineage: Vec::new(),
+                created_by: "conformance".into(),
+                registrant_key: "sha256:registrant".into(),
+            },
             source: format!("v{n}"),
         }
     }
@@ -188,12 +190,8 @@ pub mod conformance {
                 ),
             ));
         }
-        if v1.root != version(1).root
-            || v1.files != version(1).files
-            || v1.stage != Stage::None
-            || v1.name != "m"
-            || v1.metrics != version(1).metrics
-        {
+        // The content reads back whole, as stored.
+        if v1.content != version(1).content || v1.stage != Stage::None || v1.name != "m" {
             return Err(fail("read back", format!("{v1:?}")));
         }
         // A registration its witness refuses is not made.

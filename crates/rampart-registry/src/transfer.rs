@@ -18,16 +18,13 @@ use rampart_crypto::provenance::verify_attestation;
 use rampart_crypto::{Digest, PublicKey, SigningKey};
 use rampart_scan::{ScanConfig, Severity};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::BlobStore as _;
 use crate::candidate::{check_against_signature, scan_one};
-use crate::{
-    FileEntry, LineageEntry, MAX_BUNDLE_BYTES, NewVersion, Registry, RegistryError, VersionInfo,
-};
+use crate::{MAX_BUNDLE_BYTES, NewVersion, Registry, RegistryError, VersionContent, VersionInfo};
 
 /// The export format.
-pub const FORMAT: &str = "rampart-model-export/v1";
+pub const FORMAT: &str = "rampart-model-export/v2";
 const MANIFEST: &str = "export.json";
 
 /// An approval carried in an export.
@@ -51,28 +48,9 @@ pub struct ExportManifest {
     pub name: String,
     /// Its version number in the exporting home.
     pub version: i64,
-    /// Root digest.
-    pub root: Digest,
-    /// Files.
-    pub files: Vec<FileEntry>,
-    /// Signature blob.
-    pub signature: Digest,
-    /// Signer.
-    pub signer: String,
-    /// Provenance blob.
-    pub provenance: Option<Digest>,
-    /// Scan summary.
-    pub scan: Value,
-    /// Metrics.
-    pub metrics: Option<Value>,
-    /// Input schema.
-    pub input_schema: Option<Value>,
-    /// Lineage.
-    pub lineage: Vec<LineageEntry>,
-    /// Registrant.
-    pub created_by: String,
-    /// Registrant's key.
-    pub registrant_key: String,
+    /// What it is, as the exporting registry recorded it (the importing home re-checks the
+    /// signature, blobs, scan and provenance and records its own signer).
+    pub content: VersionContent,
     /// Registration time.
     pub created_at: String,
     /// Approvals.
@@ -120,17 +98,7 @@ pub fn export(
         format: FORMAT.into(),
         name: v.name.clone(),
         version: v.version,
-        root: v.root,
-        files: v.files.clone(),
-        signature: v.signature,
-        signer: v.signer.clone(),
-        provenance: v.provenance,
-        scan: v.scan.clone(),
-        metrics: v.metrics.clone(),
-        input_schema: v.input_schema.clone(),
-        lineage: v.lineage.clone(),
-        created_by: v.created_by.clone(),
-        registrant_key: v.registrant_key.clone(),
+        content: v.content.clone(),
         created_at: v.created_at.clone(),
         approvals: reg
             .approvals(v)?
@@ -257,9 +225,11 @@ pub fn import(
     }
     // Each blob the manifest names, with the most bytes it may have.
     let mut expected: std::collections::BTreeMap<Digest, u64> =
-        m.files.iter().map(|f| (f.sha256, f.size)).collect();
-    expected.entry(m.signature).or_insert(MAX_BUNDLE_BYTES);
-    if let Some(p) = m.provenance {
+        m.content.files.iter().map(|f| (f.sha256, f.size)).collect();
+    expected
+        .entry(m.content.signature)
+        .or_insert(MAX_BUNDLE_BYTES);
+    if let Some(p) = m.content.provenance {
         expected.entry(p).or_insert(MAX_BUNDLE_BYTES);
     }
     // 2. Blobs go to a staging store beside the registry, removed on every path; only after
@@ -296,7 +266,7 @@ pub fn import(
             )));
         };
         let size = entry.header().size().map_err(bad_entry)?;
-        let exact = m.files.iter().any(|f| f.sha256 == named);
+        let exact = m.content.files.iter().any(|f| f.sha256 == named);
         if (exact && size != most) || size > most {
             return Err(refused(format!(
                 "{path}: {size} bytes where the signed manifest allows {most}; refused before reading it"
@@ -321,30 +291,30 @@ pub fn import(
     let exporter = verified.key.fingerprint().to_string();
     let staged_store: &dyn crate::BlobStore = &staged;
     // The model itself, as at registration.
-    let sig = staged_store.read(&m.signature, MAX_BUNDLE_BYTES)?;
+    let sig = staged_store.read(&m.content.signature, MAX_BUNDLE_BYTES)?;
     let (signed, signer) = oms::verify_bundle_signer(&sig, keys, anchors)
         .map_err(|e| refused(format!("the model's signature does not verify here: {e}")))?;
-    if signed.subject_digest != m.root {
+    if signed.subject_digest != m.content.root {
         return Err(refused("the model's signature is over another root digest"));
     }
     let expectations = oms::file_expectations(&signed).map_err(|e| refused(e.to_string()))?;
-    check_against_signature(staged_store, &m.files, &expectations)
+    check_against_signature(staged_store, &m.content.files, &expectations)
         .map_err(|e| refused(e.to_string()))?;
     let dir = tempfile::tempdir().map_err(|source| RegistryError::Io {
         path: "tmp".into(),
         source,
     })?;
     let mut scans = Vec::new();
-    for (i, f) in m.files.iter().enumerate() {
+    for (i, f) in m.content.files.iter().enumerate() {
         let p = dir.path().join(i.to_string());
         staged_store.copy_to(&f.sha256, &p)?;
         scans.push(scan_one(&p, &f.name, scan, fail_on).map_err(refused)?);
     }
-    if let Some(p) = &m.provenance {
+    if let Some(p) = &m.content.provenance {
         let bytes = staged_store.read(p, MAX_BUNDLE_BYTES)?;
         let att = verify_attestation(&bytes, keys)
             .map_err(|e| refused(format!("the provenance does not verify here: {e}")))?;
-        if let Some(f) = m.files.iter().find(|f| !att.covers(&f.sha256)) {
+        if let Some(f) = m.content.files.iter().find(|f| !att.covers(&f.sha256)) {
             return Err(refused(format!("the provenance does not name {}", f.name)));
         }
     }
@@ -362,18 +332,12 @@ pub fn import(
     let v = reg.insert_version(
         target,
         &NewVersion {
-            root: m.root,
-            files: m.files.clone(),
-            signature: m.signature,
-            signer: signer.key.to_string(),
-            signer_identity: signer.identity,
-            provenance: m.provenance,
-            scan: serde_json::json!({"fail_on": fail_on.as_str(), "files": scans}),
-            metrics: m.metrics.clone(),
-            input_schema: m.input_schema.clone(),
-            lineage: m.lineage.clone(),
-            created_by: m.created_by.clone(),
-            registrant_key: m.registrant_key.clone(),
+            content: VersionContent {
+                signer: signer.key.to_string(),
+                signer_identity: signer.identity,
+                scan: serde_json::json!({"fail_on": fail_on.as_str(), "files": scans}),
+                ..m.content.clone()
+            },
             source: format!("import:{}:{}@{}", archive.display(), m.name, m.version),
         },
         actor,
