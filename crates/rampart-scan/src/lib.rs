@@ -26,6 +26,7 @@ pub mod pickle;
 pub mod report;
 mod scan;
 pub mod sniff;
+pub mod source;
 pub mod zip;
 
 pub use finding::{Finding, RULES, Severity};

@@ -2,7 +2,9 @@
 //! (`__class__`, `__globals__`, `__subclasses__`, `os`, `popen`, …) — the template is rendered
 //! by the serving stack, and a sandbox escape there runs code.
 
-use std::io::Read;
+use std::io::{BufReader, Read};
+
+use crate::source::{ReadSource, Source, SourceError};
 
 /// Most tensors or metadata entries accepted.
 pub const MAX_COUNT: u64 = 10_000_000;
@@ -46,53 +48,78 @@ const TEMPLATE_MARKERS: &[&str] = &[
     "self._TemplateReference",
 ];
 
-struct R<'a> {
-    inner: &'a mut dyn Read,
-    read: u64,
+/// Why a GGUF header could not be walked: the `gguf-malformed` finding's message.
+#[derive(Debug, thiserror::Error)]
+enum Malformed {
+    #[error("truncated at byte {0}")]
+    Truncated(u64),
+    #[error("read error at byte {at}: {source}")]
+    Read { at: u64, source: SourceError },
+    #[error("unsupported GGUF version {0}")]
+    Version(u32),
+    #[error("{tensors} tensors / {kvs} metadata entries exceed the limit")]
+    Counts { tensors: u64, kvs: u64 },
+    #[error("string of {len} bytes at byte {at}")]
+    String { len: u64, at: u64 },
+    #[error("metadata array {key:?} has {n} elements")]
+    ArrayLength { key: String, n: u64 },
+    #[error("array size overflows")]
+    ArraySize,
+    #[error("metadata array {key:?} has element type {t}")]
+    ArrayType { key: String, t: u32 },
+    #[error("metadata {key:?} has unknown type {t}")]
+    ValueType { key: String, t: u32 },
+    #[error("metadata runs past the end of the file")]
+    PastEnd,
+    #[error("a tensor has {0} dimensions")]
+    Dimensions(u32),
 }
 
-impl R<'_> {
-    fn bytes(&mut self, n: u64) -> Result<Vec<u8>, String> {
-        let mut out = Vec::with_capacity(usize::try_from(n.min(1 << 20)).unwrap_or(0));
-        (&mut self.inner)
-            .take(n)
-            .read_to_end(&mut out)
-            .map_err(|e| e.to_string())?;
-        if (out.len() as u64) < n {
-            return Err(format!(
-                "truncated at byte {}",
-                self.read + out.len() as u64
-            ));
+/// The shared bounded source, with GGUF's own errors.
+struct R<S: Source> {
+    src: S,
+}
+
+impl<S: Source> R<S> {
+    fn err(&self, e: SourceError) -> Malformed {
+        match e {
+            SourceError::Eof => Malformed::Truncated(self.src.offset()),
+            source => Malformed::Read {
+                at: self.src.offset(),
+                source,
+            },
         }
-        self.read += n;
-        Ok(out)
     }
-    fn skip(&mut self, n: u64) -> Result<(), String> {
-        let got = std::io::copy(&mut (&mut self.inner).take(n), &mut std::io::sink())
-            .map_err(|e| e.to_string())?;
-        self.read += got;
-        if got < n {
-            return Err(format!("truncated at byte {}", self.read));
-        }
-        Ok(())
+    fn offset(&self) -> u64 {
+        self.src.offset()
     }
-    fn u32(&mut self) -> Result<u32, String> {
-        let b = self.bytes(4)?;
-        Ok(u32::from_le_bytes(b.try_into().map_err(|_| "short read")?))
+    fn skip(&mut self, n: u64) -> Result<(), Malformed> {
+        self.src.skip(n).map_err(|e| self.err(e))
     }
-    fn u64(&mut self) -> Result<u64, String> {
-        let b = self.bytes(8)?;
-        Ok(u64::from_le_bytes(b.try_into().map_err(|_| "short read")?))
+    fn u32(&mut self) -> Result<u32, Malformed> {
+        self.src.u32_le().map_err(|e| self.err(e))
     }
-    fn string(&mut self, keep: bool) -> Result<Option<String>, String> {
-        let n = self.u64()?;
-        if n > MAX_STRING {
-            return Err(format!("string of {n} bytes at byte {}", self.read));
+    fn u64(&mut self) -> Result<u64, Malformed> {
+        self.src.u64_le().map_err(|e| self.err(e))
+    }
+    fn string(&mut self, keep: bool) -> Result<Option<String>, Malformed> {
+        let len = self.u64()?;
+        if len > MAX_STRING {
+            return Err(Malformed::String {
+                len,
+                at: self.offset(),
+            });
         }
         if keep {
-            Ok(Some(String::from_utf8_lossy(&self.bytes(n)?).into_owned()))
+            // MAX_STRING fits in usize on every target rampart builds for.
+            let n = usize::try_from(len).map_err(|_| Malformed::String {
+                len,
+                at: self.offset(),
+            })?;
+            let bytes = self.src.take(n).map_err(|e| self.err(e))?;
+            Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
         } else {
-            self.skip(n).map(|()| None)
+            self.skip(len).map(|()| None)
         }
     }
 }
@@ -110,25 +137,29 @@ const fn scalar_size(t: u32) -> Option<u64> {
 /// Checks a GGUF stream (starting at the magic).
 pub fn check(inner: &mut dyn Read, file_len: u64) -> Vec<Problem> {
     let mut problems = Vec::new();
-    let mut r = R { inner, read: 0 };
+    let mut r = R {
+        src: ReadSource::new(BufReader::new(inner)),
+    };
     if let Err(e) = check_inner(&mut r, file_len, &mut problems) {
-        problems.push(("gguf-malformed", e));
+        problems.push(("gguf-malformed", e.to_string()));
     }
     problems
 }
 
-fn check_inner(r: &mut R<'_>, file_len: u64, problems: &mut Vec<Problem>) -> Result<(), String> {
-    r.bytes(4)?;
+fn check_inner<S: Source>(
+    r: &mut R<S>,
+    file_len: u64,
+    problems: &mut Vec<Problem>,
+) -> Result<(), Malformed> {
+    r.skip(4)?;
     let version = r.u32()?;
     if !(2..=3).contains(&version) {
-        return Err(format!("unsupported GGUF version {version}"));
+        return Err(Malformed::Version(version));
     }
     let tensors = r.u64()?;
     let kvs = r.u64()?;
     if tensors > MAX_COUNT || kvs > MAX_COUNT {
-        return Err(format!(
-            "{tensors} tensors / {kvs} metadata entries exceed the limit"
-        ));
+        return Err(Malformed::Counts { tensors, kvs });
     }
     for _ in 0..kvs {
         let key = r.string(true)?.unwrap_or_default();
@@ -153,7 +184,7 @@ fn check_inner(r: &mut R<'_>, file_len: u64, problems: &mut Vec<Problem>) -> Res
                 let et = r.u32()?;
                 let n = r.u64()?;
                 if n > MAX_ARRAY {
-                    return Err(format!("metadata array {key:?} has {n} elements"));
+                    return Err(Malformed::ArrayLength { key, n });
                 }
                 match (et, scalar_size(et)) {
                     (8, _) => {
@@ -162,24 +193,22 @@ fn check_inner(r: &mut R<'_>, file_len: u64, problems: &mut Vec<Problem>) -> Res
                         }
                     }
                     (_, Some(size)) => {
-                        r.skip(size.checked_mul(n).ok_or("array size overflows")?)?;
+                        r.skip(size.checked_mul(n).ok_or(Malformed::ArraySize)?)?;
                     }
-                    _ => return Err(format!("metadata array {key:?} has element type {et}")),
+                    _ => return Err(Malformed::ArrayType { key, t: et }),
                 }
             }
-            t => r.skip(
-                scalar_size(t).ok_or_else(|| format!("metadata {key:?} has unknown type {t}"))?,
-            )?,
+            t => r.skip(scalar_size(t).ok_or(Malformed::ValueType { key, t })?)?,
         }
-        if r.read > file_len {
-            return Err("metadata runs past the end of the file".into());
+        if r.offset() > file_len {
+            return Err(Malformed::PastEnd);
         }
     }
     for _ in 0..tensors {
         r.string(false)?;
         let dims = r.u32()?;
         if dims > 8 {
-            return Err(format!("a tensor has {dims} dimensions"));
+            return Err(Malformed::Dimensions(dims));
         }
         r.skip(u64::from(dims) * 8)?;
         r.u32()?;
@@ -225,9 +254,42 @@ mod tests {
         let p = check(&mut &bad[..], bad.len() as u64);
         assert_eq!(p[0].0, "gguf-chat-template-injection");
         let cut = &bad[..bad.len() - 10];
+        let p = check(&mut &cut[..], cut.len() as u64);
+        assert_eq!(p[0].0, "gguf-malformed");
+        assert_eq!(p[0].1, format!("truncated at byte {}", cut.len()));
+    }
+
+    #[test]
+    fn a_malformed_header_names_what_is_wrong() {
+        let mut v1 = gguf("x");
+        v1[4] = 1;
         assert_eq!(
-            check(&mut &cut[..], cut.len() as u64)[0].0,
-            "gguf-malformed"
+            check(&mut &v1[..], v1.len() as u64),
+            [("gguf-malformed", "unsupported GGUF version 1".to_owned())]
         );
+        let mut many = gguf("x");
+        many[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
+        let p = check(&mut &many[..], many.len() as u64);
+        assert!(p[0].1.contains("exceed the limit"), "{p:?}");
+        // A string longer than the limit is refused before anything is read into memory.
+        let mut long = b"GGUF".to_vec();
+        long.extend_from_slice(&3u32.to_le_bytes());
+        long.extend_from_slice(&0u64.to_le_bytes());
+        long.extend_from_slice(&1u64.to_le_bytes());
+        long.extend_from_slice(&(MAX_STRING + 1).to_le_bytes());
+        let p = check(&mut &long[..], u64::MAX);
+        assert_eq!(
+            p[0].1,
+            format!("string of {} bytes at byte 32", MAX_STRING + 1)
+        );
+        // An unknown value type names its key.
+        let mut odd = b"GGUF".to_vec();
+        odd.extend_from_slice(&3u32.to_le_bytes());
+        odd.extend_from_slice(&0u64.to_le_bytes());
+        odd.extend_from_slice(&1u64.to_le_bytes());
+        s(&mut odd, "general.odd");
+        odd.extend_from_slice(&77u32.to_le_bytes());
+        let p = check(&mut &odd[..], odd.len() as u64);
+        assert_eq!(p[0].1, "metadata \"general.odd\" has unknown type 77");
     }
 }

@@ -29,42 +29,57 @@ struct W<'a, R: Read + Seek> {
     domains: std::collections::BTreeSet<String>,
 }
 
-fn varint<R: Read>(r: &mut R) -> Result<u64, String> {
+/// Why a protobuf walk stopped: the `onnx-malformed` finding's message.
+#[derive(Debug, thiserror::Error)]
+enum Malformed {
+    #[error("{0}")]
+    Read(#[from] std::io::Error),
+    #[error("varint too long")]
+    Varint,
+    #[error("length {0} overflows")]
+    Length(u64),
+    #[error("messages nested too deeply")]
+    Depth,
+    #[error("field runs past its message")]
+    PastMessage,
+    #[error("wire type {0} is not valid")]
+    Wire(u64),
+}
+
+fn varint<R: Read>(r: &mut R) -> Result<u64, Malformed> {
     let mut v = 0u64;
     for shift in (0..70).step_by(7) {
         let mut b = [0u8];
-        r.read_exact(&mut b).map_err(|e| e.to_string())?;
+        r.read_exact(&mut b)?;
         v |= u64::from(b[0] & 0x7f) << shift.min(63);
         if b[0] & 0x80 == 0 {
             return Ok(v);
         }
     }
-    Err("varint too long".into())
+    Err(Malformed::Varint)
 }
 
 impl<R: Read + Seek> W<'_, R> {
-    fn pos(&mut self) -> Result<u64, String> {
-        self.r.stream_position().map_err(|e| e.to_string())
+    fn pos(&mut self) -> Result<u64, Malformed> {
+        Ok(self.r.stream_position()?)
     }
 
-    fn string(&mut self, len: u64) -> Result<String, String> {
+    fn string(&mut self, len: u64) -> Result<String, Malformed> {
         if len > 1 << 20 {
-            self.r
-                .seek(SeekFrom::Current(
-                    i64::try_from(len).map_err(|_| "length overflows")?,
-                ))
-                .map_err(|e| e.to_string())?;
+            self.r.seek(SeekFrom::Current(
+                i64::try_from(len).map_err(|_| Malformed::Length(len))?,
+            ))?;
             return Ok(String::new());
         }
         let mut b = vec![0u8; usize::try_from(len).unwrap_or(0)];
-        self.r.read_exact(&mut b).map_err(|e| e.to_string())?;
+        self.r.read_exact(&mut b)?;
         Ok(String::from_utf8_lossy(&b).into_owned())
     }
 
     /// Walks a message ending at `end`; `kind` picks which fields matter.
-    fn message(&mut self, end: u64, kind: Kind, depth: usize) -> Result<(), String> {
+    fn message(&mut self, end: u64, kind: Kind, depth: usize) -> Result<(), Malformed> {
         if depth > MAX_DEPTH {
-            return Err("messages nested too deeply".into());
+            return Err(Malformed::Depth);
         }
         let mut ext_key = String::new();
         let mut ext_value = String::new();
@@ -77,14 +92,10 @@ impl<R: Read + Seek> W<'_, R> {
                     varint(self.r)?;
                 }
                 1 => {
-                    self.r
-                        .seek(SeekFrom::Current(8))
-                        .map_err(|e| e.to_string())?;
+                    self.r.seek(SeekFrom::Current(8))?;
                 }
                 5 => {
-                    self.r
-                        .seek(SeekFrom::Current(4))
-                        .map_err(|e| e.to_string())?;
+                    self.r.seek(SeekFrom::Current(4))?;
                 }
                 2 => {
                     let len = varint(self.r)?;
@@ -92,7 +103,7 @@ impl<R: Read + Seek> W<'_, R> {
                     let stop = start
                         .checked_add(len)
                         .filter(|s| *s <= end)
-                        .ok_or("field runs past its message")?;
+                        .ok_or(Malformed::PastMessage)?;
                     match (kind, field) {
                         (Kind::Model, 7) | (Kind::Function, 7) => {
                             self.message(stop, Kind::Graph, depth + 1)?;
@@ -120,11 +131,9 @@ impl<R: Read + Seek> W<'_, R> {
                         (Kind::Entry, 2) => ext_value = self.string(len)?,
                         _ => {}
                     }
-                    self.r
-                        .seek(SeekFrom::Start(stop))
-                        .map_err(|e| e.to_string())?;
+                    self.r.seek(SeekFrom::Start(stop))?;
                 }
-                w => return Err(format!("wire type {w} is not valid")),
+                w => return Err(Malformed::Wire(w)),
             }
         }
         if kind == Kind::Node {

@@ -3,13 +3,12 @@
 
 pub mod ops;
 pub mod policy;
-pub mod source;
 pub mod vm;
 
 use std::collections::HashMap;
 
+pub use crate::source::{ReadSource, Source, SourceError};
 pub use policy::Class;
-pub use source::{ReadSource, Source};
 pub use vm::{Analysis, Anomaly, Call, Import, Limits};
 
 /// The most pickles read back to back from one stream (legacy PyTorch writes five).

@@ -4,7 +4,7 @@
 //! length-prefixed payloads (`BINBYTES8`, a tensor's raw bytes in a legacy checkpoint) are
 //! skipped, not stored — a 1 GB pickle costs the same memory as a 1 KB one.
 
-use super::source::{Source, SourceError};
+use crate::source::{Source, SourceError};
 
 /// Longest text-line argument (protocol 0 strings, `GLOBAL` names).
 pub const MAX_LINE: usize = 256 * 1024;

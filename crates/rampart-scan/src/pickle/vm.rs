@@ -10,7 +10,7 @@ use std::rc::Rc;
 
 use super::ops::{Arg, DisError, next_op};
 use super::policy::{self, Class};
-use super::source::Source;
+use crate::source::{Source, SourceError};
 
 /// Bounds on the work one pickle may ask for.
 #[derive(Debug, Clone)]
@@ -277,13 +277,30 @@ pub fn analyse(
             m.a.complete = true;
             break;
         }
-        if let Err(msg) = m.step(&op, src) {
-            m.anomaly(op.offset, "limit", msg);
+        if let Err(stop) = m.step(&op, src) {
+            m.anomaly(op.offset, "limit", stop.to_string());
             break;
         }
     }
     m.a.end = src.offset();
     m.a
+}
+
+/// Why the machine stopped before the end of the stream: recorded as a `limit` anomaly.
+#[derive(Debug, thiserror::Error)]
+enum Stop {
+    #[error("stack deeper than {0}")]
+    Stack(usize),
+    #[error("too many MARKs")]
+    Marks,
+    #[error("memo larger than {0}")]
+    Memo(usize),
+    #[error("joblib array {0}")]
+    Joblib(String),
+    #[error("joblib array data: {0}")]
+    JoblibData(SourceError),
+    #[error("{0}")]
+    Source(#[from] SourceError),
 }
 
 struct Machine<'a> {
@@ -311,7 +328,7 @@ impl Machine<'_> {
 
     /// Consumes the raw array joblib wrote after a `NumpyArrayWrapper`'s `BUILD`: alignment
     /// padding, then the bytes — or, for an object array, a nested pickle, analysed in turn.
-    fn joblib_array(&mut self, off: u64, state: &Val, src: &mut dyn Source) -> Result<(), String> {
+    fn joblib_array(&mut self, off: u64, state: &Val, src: &mut dyn Source) -> Result<(), Stop> {
         let shape: Option<u64> = match dict_get(state, "shape") {
             Some(Val::Seq(dims)) => dims.iter().try_fold(1u64, |acc, d| match d {
                 Val::Int(n) => acc.checked_mul(u64::try_from(*n).ok()?),
@@ -336,7 +353,7 @@ impl Machine<'_> {
                 "limit",
                 format!("joblib array {why}: the rest of the stream was not analysed"),
             );
-            Err::<(), String>(format!("joblib array {why}"))
+            Err::<(), Stop>(Stop::Joblib(why.to_owned()))
         };
         let (Some(count), Some(code)) = (shape, dtype) else {
             return unknown(self, "of unknown shape or dtype");
@@ -344,9 +361,8 @@ impl Machine<'_> {
         if let Some(Val::Int(align)) = dict_get(state, "numpy_array_alignment_bytes")
             && *align > 0
         {
-            let pad = src.take(1).map_err(|e| e.to_string())?;
-            src.skip(u64::from(*pad.first().unwrap_or(&0)))
-                .map_err(|e| e.to_string())?;
+            let pad = src.take(1)?;
+            src.skip(u64::from(*pad.first().unwrap_or(&0)))?;
         }
         if code
             .trim_start_matches(['<', '>', '|', '='])
@@ -361,8 +377,7 @@ impl Machine<'_> {
         let Some(bytes) = itemsize(&code).and_then(|s| s.checked_mul(count)) else {
             return unknown(self, &format!("with dtype {code:?}"));
         };
-        src.skip(bytes)
-            .map_err(|e| format!("joblib array data: {e}"))
+        src.skip(bytes).map_err(Stop::JoblibData)
     }
 
     fn anomaly(&mut self, offset: u64, kind: &'static str, message: String) {
@@ -392,9 +407,9 @@ impl Machine<'_> {
         }
     }
 
-    fn push(&mut self, v: Val) -> Result<(), String> {
+    fn push(&mut self, v: Val) -> Result<(), Stop> {
         if self.stack.len() + self.marks.len() >= self.limits.max_stack {
-            return Err(format!("stack deeper than {}", self.limits.max_stack));
+            return Err(Stop::Stack(self.limits.max_stack));
         }
         self.stack.push(v);
         Ok(())
@@ -434,7 +449,7 @@ impl Machine<'_> {
     }
 
     #[allow(clippy::too_many_lines)]
-    fn step(&mut self, op: &super::ops::Op, src: &mut dyn Source) -> Result<(), String> {
+    fn step(&mut self, op: &super::ops::Op, src: &mut dyn Source) -> Result<(), Stop> {
         let off = op.offset;
         let name = op.name();
         match (op.code, &op.arg) {
@@ -442,7 +457,7 @@ impl Machine<'_> {
             (0x95, _) => {}
             (b'(', _) => {
                 if self.stack.len() + self.marks.len() >= self.limits.max_stack {
-                    return Err("too many MARKs".into());
+                    return Err(Stop::Marks);
                 }
                 let below = std::mem::take(&mut self.stack);
                 self.marks.push(below);
@@ -607,14 +622,14 @@ impl Machine<'_> {
             }
             (b'p' | b'q' | b'r', Arg::Int(idx)) => {
                 if self.memo.len() >= self.limits.max_memo {
-                    return Err(format!("memo larger than {}", self.limits.max_memo));
+                    return Err(Stop::Memo(self.limits.max_memo));
                 }
                 let top = self.stack.last().cloned().unwrap_or(Val::Unknown);
                 self.memo.insert(*idx, top);
             }
             (0x94, _) => {
                 if self.memo.len() >= self.limits.max_memo {
-                    return Err(format!("memo larger than {}", self.limits.max_memo));
+                    return Err(Stop::Memo(self.limits.max_memo));
                 }
                 let top = self.stack.last().cloned().unwrap_or(Val::Unknown);
                 let idx = i64::try_from(self.memo.len()).unwrap_or(i64::MAX);

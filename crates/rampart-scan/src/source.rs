@@ -1,5 +1,6 @@
-//! A bounded byte source for the disassembler: reads from a slice or a stream, never buffers
-//! more than it is asked to keep, and can skip large payloads without storing them.
+//! The bounded byte source the format walkers read through (the pickle disassembler, GGUF):
+//! it counts the offset, never buffers more than it is asked to keep, skips large payloads
+//! without storing them, and stops with a typed [`SourceError`].
 
 use std::io::{BufRead, Read};
 
@@ -31,6 +32,22 @@ pub trait Source {
     fn line(&mut self, max: usize) -> Result<Vec<u8>, SourceError>;
     /// Whether the input is exhausted.
     fn at_end(&mut self) -> Result<bool, SourceError>;
+
+    /// A little-endian `u32`.
+    fn u32_le(&mut self) -> Result<u32, SourceError> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes(
+            b.try_into().map_err(|_| SourceError::Eof)?,
+        ))
+    }
+
+    /// A little-endian `u64`.
+    fn u64_le(&mut self) -> Result<u64, SourceError> {
+        let b = self.take(8)?;
+        Ok(u64::from_le_bytes(
+            b.try_into().map_err(|_| SourceError::Eof)?,
+        ))
+    }
 }
 
 /// A source over any buffered reader (a file, a decompressor, a zip entry).
