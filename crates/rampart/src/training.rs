@@ -8,9 +8,9 @@ use rampart_sandbox::{Sandbox, Stream};
 use rampart_train::config::TrainConfig;
 use rampart_train::service::{self, Recipe, TrainOutcome, TrainRequest};
 
-use crate::cli::UnlockArgs;
 use crate::context::Ctx;
 use crate::error::CliError;
+use crate::unlock::{LazyKeys, NO_UNLOCK_ARGS};
 
 /// The rampart executable, which runs the built-in trainer inside the sandbox.
 pub fn builtin_program() -> Result<PathBuf, CliError> {
@@ -39,27 +39,16 @@ pub fn train(ctx: &Ctx, req: &TrainRequest<'_>, quiet: bool) -> Result<TrainOutc
             let _ = std::io::stderr().write_all(chunk);
         }
     };
-    let none = UnlockArgs {
-        identities: Vec::new(),
-        passphrase_file: None,
-    };
-    // The keys are loaded only for an age file; their error (with its hint) is the user's.
-    let failed = std::cell::RefCell::new(None);
-    let keys = || {
-        crate::unlock::unlock(ctx, &none).map_err(|e| {
-            let text = e.message();
-            *failed.borrow_mut() = Some(e);
-            rampart_ingest::IngestError::Request(text)
-        })
-    };
+    let keys = LazyKeys::new(ctx, &NO_UNLOCK_ARGS);
+    let load = || keys.load();
     let outcome = service::train(
         &session,
         req,
-        rampart_ingest::open::Keys::Lazy(&keys),
+        rampart_ingest::open::Keys::Lazy(&load),
         &sandbox,
         &mut show,
     );
-    let outcome = outcome.map_err(|e| failed.take().unwrap_or_else(|| e.into()))?;
+    let outcome = outcome.map_err(|e| keys.error(e))?;
     let missing = match &outcome {
         TrainOutcome::Trained(t) => &t.missing,
         TrainOutcome::Failed(f) => &f.missing,

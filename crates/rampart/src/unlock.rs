@@ -57,6 +57,46 @@ pub fn unlock(ctx: &Ctx, args: &UnlockArgs) -> Result<Unlock, CliError> {
     Ok(keys)
 }
 
+/// The keys at hand, loaded only when a library service asks (for an age file). When loading
+/// them fails, that error — with its hint — is the one the user sees, not the service's
+/// rewording of it.
+pub struct LazyKeys<'a> {
+    ctx: &'a Ctx,
+    args: &'a UnlockArgs,
+    failed: std::cell::RefCell<Option<CliError>>,
+}
+
+impl<'a> LazyKeys<'a> {
+    /// The keys `args` names (none: the home's identity and the passphrase environment).
+    pub const fn new(ctx: &'a Ctx, args: &'a UnlockArgs) -> Self {
+        Self {
+            ctx,
+            args,
+            failed: std::cell::RefCell::new(None),
+        }
+    }
+
+    /// Loads them, as a service's key callback.
+    pub fn load(&self) -> Result<Unlock, rampart_ingest::IngestError> {
+        unlock(self.ctx, self.args).map_err(|e| {
+            let text = e.message();
+            *self.failed.borrow_mut() = Some(e);
+            rampart_ingest::IngestError::Request(text)
+        })
+    }
+
+    /// The error to show for a service's failure: the keys' own, if loading them failed.
+    pub fn error(&self, e: impl Into<CliError>) -> CliError {
+        self.failed.take().unwrap_or_else(|| e.into())
+    }
+}
+
+/// No `-i` files and no passphrase file: the home's identity and the environment.
+pub static NO_UNLOCK_ARGS: UnlockArgs = UnlockArgs {
+    identities: Vec::new(),
+    passphrase_file: None,
+};
+
 /// A dataset file from an authorised root, its access audited, decrypted in memory when it is
 /// an age file (with the keys `unlock` names, loaded only then).
 pub fn open_dataset(
@@ -66,15 +106,8 @@ pub fn open_dataset(
 ) -> Result<rampart_ingest::open::Dataset, CliError> {
     let policy = ctx.home.load_policy()?;
     let session = ctx.session(&policy)?;
-    // The keys are loaded only for an age file; their error (with its hint) is the user's.
-    let failed = std::cell::RefCell::new(None);
-    let keys = || {
-        unlock(ctx, unlock_args).map_err(|e| {
-            let text = e.message();
-            *failed.borrow_mut() = Some(e);
-            rampart_ingest::IngestError::Request(text)
-        })
-    };
-    rampart_ingest::open::open_file(&session, path, rampart_ingest::open::Keys::Lazy(&keys))
-        .map_err(|e| failed.take().unwrap_or_else(|| e.into()))
+    let keys = LazyKeys::new(ctx, unlock_args);
+    let load = || keys.load();
+    rampart_ingest::open::open_file(&session, path, rampart_ingest::open::Keys::Lazy(&load))
+        .map_err(|e| keys.error(e))
 }

@@ -6,7 +6,6 @@
 // the only indexing in this file.
 #![allow(clippy::indexing_slicing)]
 
-use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
 use rampart_audit::{Action, Outcome as AuditOutcome};
@@ -16,10 +15,11 @@ use rampart_pipeline::spec::Spec;
 use rampart_pipeline::state::{State, StepStatus};
 use serde_json::json;
 
-use crate::cli::{Format, PipelineArgs, PipelineCommand, PipelineRunArgs, UnlockArgs};
+use crate::cli::{Format, PipelineArgs, PipelineCommand, PipelineRunArgs};
 use crate::context::Ctx;
 use crate::error::{CliError, Status};
 use crate::output;
+use crate::unlock::{LazyKeys, NO_UNLOCK_ARGS};
 
 pub fn run(ctx: &Ctx, args: &PipelineArgs, quiet: bool) -> Result<Status, CliError> {
     match &args.command {
@@ -96,19 +96,8 @@ fn run_pipeline(ctx: &Ctx, a: &PipelineRunArgs, quiet: bool) -> Result<Status, C
     let log = ctx
         .audit_log()?
         .ok_or_else(|| CliError::internal(anyhow::anyhow!("the home has no audit log")))?;
-    // The keys are loaded only for an age file; their error (with its hint) is the user's.
-    let failed = RefCell::new(None);
-    let none = UnlockArgs {
-        identities: Vec::new(),
-        passphrase_file: None,
-    };
-    let keys = || {
-        crate::unlock::unlock(ctx, &none).map_err(|e| {
-            let text = e.message();
-            *failed.borrow_mut() = Some(e);
-            rampart_ingest::IngestError::Request(text)
-        })
-    };
+    let keys = LazyKeys::new(ctx, &NO_UNLOCK_ARGS);
+    let load = || keys.load();
     let sandbox = rampart_sandbox::Sandbox::current_exe().map_err(CliError::internal)?;
     let builtin = crate::training::builtin_program()?;
     let show = |text: &str| progress(quiet, text);
@@ -116,13 +105,13 @@ fn run_pipeline(ctx: &Ctx, a: &PipelineRunArgs, quiet: bool) -> Result<Status, C
         home: &ctx.home,
         log,
         actor: &ctx.actor,
-        keys: &keys,
+        keys: &load,
         sandbox: &sandbox,
         builtin: &builtin,
         progress: &show,
     };
     let outcome = rampart_pipeline::run::run(&runner, &spec_path, a.from.as_deref())
-        .map_err(|e| failed.take().unwrap_or_else(|| e.into()))?;
+        .map_err(|e| keys.error(e))?;
     print_outcome(ctx, &outcome)?;
     Ok(if outcome.failure.is_some() {
         Status::Findings
