@@ -133,27 +133,9 @@ fn train(ctx: &Ctx, a: &TrainArgs) -> Result<Status, CliError> {
     Ok(Status::Ok)
 }
 
-/// Bytes of a model file, refusing anything over `limit`.
-fn read_model_file(path: &Path, limit: u64) -> Result<Vec<u8>, CliError> {
-    use std::io::Read as _;
-    let file = std::fs::File::open(path).map_err(|e| {
-        CliError::input(anyhow::Error::new(e).context(format!("cannot open {}", path.display())))
-    })?;
-    let mut bytes = Vec::new();
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| CliError::input(anyhow::anyhow!("{}: cannot read: {e}", path.display())))?;
-    if bytes.len() as u64 > limit {
-        return Err(CliError::input(anyhow::anyhow!(
-            "{}: larger than the {limit}-byte model limit",
-            path.display()
-        )));
-    }
-    Ok(bytes)
-}
-
 fn load_model(path: &Path) -> Result<Model, CliError> {
-    let bytes = read_model_file(path, MAX_MODEL_BYTES)?;
+    // A regular file of at most the model limit (never a FIFO or a device).
+    let bytes = rampart_home::secure_fs::read_limited(path, MAX_MODEL_BYTES)?;
     Model::from_bytes(&bytes).map_err(|e| {
         input_err(format!("{}: {e}", path.display()))
             .hint("only models written by `rampart ml train` load here")
