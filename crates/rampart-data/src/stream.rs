@@ -36,7 +36,8 @@ impl DataFormat {
 }
 
 /// The buffer a stream is sniffed and read through.
-const BUFFER: usize = 1 << 20;
+/// The read buffer of a sniffed stream.
+pub const BUFFER: usize = 1 << 20;
 
 /// Copies a stream into an unnamed file in `dir`, rewound.
 ///
@@ -50,7 +51,10 @@ pub fn spool(reader: &mut dyn Read, dir: &Path) -> io::Result<std::fs::File> {
 }
 
 /// Whether a buffered stream starts with the Parquet magic (nothing is consumed).
-fn sniff(reader: &mut impl BufRead) -> io::Result<DataFormat> {
+///
+/// # Errors
+/// Reading the stream's first bytes.
+pub fn sniff(reader: &mut impl BufRead) -> io::Result<DataFormat> {
     let head = reader.fill_buf()?;
     Ok(if head.starts_with(crate::parquet::MAGIC) {
         DataFormat::Parquet
@@ -92,6 +96,30 @@ pub fn validate_any<'s>(
                 opts.safe_csv.for_reports(),
             )?;
             Ok((report, DataFormat::Parquet))
+        }
+    }
+}
+
+/// Proposes a schema from a sample of a dataset stream, CSV or Parquet (spooled into
+/// `spool_dir` for its random access).
+///
+/// # Errors
+/// As [`crate::infer::infer_csv`] and [`crate::infer::infer_parquet`]; spooling errors as
+/// [`ValidateError::Io`].
+pub fn infer_any(
+    reader: impl Read,
+    sample_rows: u64,
+    label: Option<&str>,
+    spool_dir: &Path,
+) -> Result<crate::infer::Inferred, ValidateError> {
+    let mut buffered = BufReader::with_capacity(BUFFER, reader);
+    match sniff(&mut buffered)? {
+        DataFormat::Csv => {
+            crate::infer::infer_csv(buffered, sample_rows, label, ReaderOptions::default())
+        }
+        DataFormat::Parquet => {
+            let file = spool(&mut buffered, spool_dir)?;
+            crate::infer::infer_parquet(file, sample_rows, label)
         }
     }
 }
@@ -155,5 +183,33 @@ mod tests {
         let frame = frame_any(&b"a,b\n1,\n"[..], &[""], dir.path()).unwrap();
         assert_eq!(frame.rows(), 1);
         assert!(frame_any(&b"PAR1 broken"[..], &[""], dir.path()).is_err());
+    }
+
+    #[test]
+    fn inference_and_pii_read_either_format_by_content() {
+        use crate::pii::table::{CsvJob, Input, process_any};
+        let dir = tempfile::tempdir().unwrap();
+        let got = infer_any(&b"a,b\n1,x\n2,y\n"[..], 100, None, dir.path()).unwrap();
+        assert_eq!(got.rows, 2);
+        assert_eq!(got.schema.columns.len(), 2);
+        assert!(infer_any(&b"PAR1 broken"[..], 100, None, dir.path()).is_err());
+        let detector = crate::pii::Detector::new(crate::pii::DetectorOptions::default()).unwrap();
+        let columns = std::collections::BTreeMap::new();
+        let job = || CsvJob {
+            detector: &detector,
+            reader: ReaderOptions::default(),
+            redact: None,
+            columns: &columns,
+            findings: None,
+            safe_csv: false,
+        };
+        let csv = b"name,email\nann,ann@example.com\n";
+        let report = process_any(&csv[..], Input::Table, dir.path(), job()).unwrap();
+        assert_eq!(report.findings, 1);
+        // The same bytes as text: one finding too, in the one text column.
+        let report = process_any(&csv[..], Input::Text, dir.path(), job()).unwrap();
+        assert_eq!(report.findings, 1);
+        // Parquet magic is never read as CSV.
+        assert!(process_any(&b"PAR1 broken"[..], Input::Table, dir.path(), job()).is_err());
     }
 }

@@ -49,22 +49,6 @@ impl Ctx {
         Event::new(self.actor.clone(), action, outcome)
     }
 
-    /// Copies a stream (the plaintext of `path`) into an unnamed file in the home's private
-    /// `runs/` directory (0700), gone when closed: for Parquet, which needs random access.
-    pub fn spool(
-        &self,
-        path: &std::path::Path,
-        reader: &mut dyn std::io::Read,
-    ) -> Result<std::fs::File, CliError> {
-        let runs = self.home.root().join("runs");
-        rampart_home::secure_fs::create_private_dir(&runs)?;
-        rampart_data::stream::spool(reader, &runs).map_err(|e| {
-            CliError::input(
-                anyhow::Error::new(e).context(format!("cannot read {}", path.display())),
-            )
-        })
-    }
-
     /// Keys from `--key` files, or else the home's trusted keys.
     pub fn verifier_keys(
         &self,

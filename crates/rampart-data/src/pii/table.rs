@@ -4,11 +4,13 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Read, Write};
+use std::path::Path;
 
 use serde::Serialize;
 
 use super::{ColumnHint, Detector, Entity, Finding, Operator, PiiError, Redactor, mask_sample};
 use crate::csv::{Next, ReaderOptions, RecordReader};
+use crate::stream::DataFormat;
 use crate::validate::csv_field;
 
 /// Masked samples kept per column and entity.
@@ -129,7 +131,7 @@ impl PiiReport {
     }
 }
 
-/// What to do with a CSV file.
+/// What to do with a table (CSV or Parquet) or a text.
 pub struct CsvJob<'a> {
     /// The detector.
     pub detector: &'a Detector,
@@ -153,6 +155,57 @@ fn write_finding(out: &mut dyn Write, row: u64, column: &str, f: &Finding) -> st
         "confidence": f.confidence, "rule": f.rule,
     });
     writeln!(out, "{line}")
+}
+
+/// What a dataset stream is read as by [`process_any`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// CSV or Parquet, by content.
+    Table,
+    /// Free text, line by line.
+    Text,
+}
+
+/// Runs the detector (and the redactor) over a dataset stream: free text, or a table sniffed
+/// as CSV or Parquet. Parquet is spooled into `spool_dir` for its random access, and its
+/// redacted copy is staged there too (the Parquet writer needs a `Send` sink) and copied to
+/// the job's writer once complete.
+///
+/// # Errors
+/// As [`process_csv`], [`process_text`] and [`process_parquet`]; spooling errors as
+/// [`PiiError::Io`].
+pub fn process_any(
+    reader: impl Read,
+    input: Input,
+    spool_dir: &Path,
+    job: CsvJob<'_>,
+) -> Result<PiiReport, PiiError> {
+    let mut reader = std::io::BufReader::with_capacity(crate::stream::BUFFER, reader);
+    if input == Input::Text {
+        return process_text(reader, job.detector, job.redact, job.findings);
+    }
+    match crate::stream::sniff(&mut reader)? {
+        DataFormat::Csv => process_csv(reader, job),
+        DataFormat::Parquet => {
+            let file = crate::stream::spool(&mut reader, spool_dir)?;
+            match job.redact {
+                None => process_parquet(file, job.detector, None, job.columns, job.findings),
+                Some((redactor, out)) => {
+                    let mut staged = crate::stream::spool(&mut std::io::empty(), spool_dir)?;
+                    let report = process_parquet(
+                        file,
+                        job.detector,
+                        Some((redactor, &mut staged)),
+                        job.columns,
+                        job.findings,
+                    )?;
+                    std::io::Seek::rewind(&mut staged)?;
+                    std::io::copy(&mut staged, out)?;
+                    Ok(report)
+                }
+            }
+        }
+    }
 }
 
 /// Scans (and, with [`CsvJob::redact`], redacts) a CSV file with a header row.

@@ -6,8 +6,6 @@ use std::path::Path;
 
 use crate::outfile::Sink;
 use rampart_audit::Outcome;
-use rampart_data::csv::ReaderOptions;
-use rampart_data::infer::infer_csv;
 use rampart_data::open_authorised_with;
 use rampart_data::safe_csv::SafeCsv;
 use rampart_data::validate::{ValidateError, ValidateOptions};
@@ -145,22 +143,10 @@ pub fn data_err(path: &Path, e: ValidateError) -> CliError {
 
 fn infer_schema(ctx: &Ctx, args: &InferSchemaArgs) -> Result<Status, CliError> {
     let data = crate::unlock::open_dataset(ctx, &args.path, &args.unlock)?;
-    let mut buffered = std::io::BufReader::with_capacity(1 << 20, data.reader);
-    let is_parquet = std::io::BufRead::fill_buf(&mut buffered)
-        .map(|h| h.starts_with(rampart_data::parquet::MAGIC))
-        .unwrap_or(false);
-    let got = if is_parquet {
-        let file = ctx.spool(&args.path, &mut buffered)?;
-        rampart_data::infer::infer_parquet(file, args.rows, args.label.as_deref())
-    } else {
-        infer_csv(
-            buffered,
-            args.rows,
-            args.label.as_deref(),
-            ReaderOptions::default(),
-        )
-    }
-    .map_err(|e| data_err(&args.path, e))?;
+    let runs = ctx.home.root().join("runs");
+    rampart_home::secure_fs::create_private_dir(&runs)?;
+    let got = rampart_data::stream::infer_any(data.reader, args.rows, args.label.as_deref(), &runs)
+        .map_err(|e| data_err(&args.path, e))?;
     let toml = got
         .schema
         .to_toml()

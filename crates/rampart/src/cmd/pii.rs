@@ -7,7 +7,7 @@ use std::path::Path;
 
 use rampart_audit::Outcome;
 use rampart_data::csv::ReaderOptions;
-use rampart_data::pii::table::{CsvJob, PiiReport, process_csv, process_parquet, process_text};
+use rampart_data::pii::table::{CsvJob, Input, PiiReport, process_any};
 use rampart_data::pii::{Detector, DetectorOptions, Entity, Operator, PiiError, Redactor};
 use rampart_home::PiiPolicy;
 use serde_json::json;
@@ -62,7 +62,8 @@ pub fn detector(policy: &PiiPolicy, input: &PiiInputArgs) -> Result<Detector, Cl
     .map_err(|e| CliError::internal(anyhow::Error::new(e)))
 }
 
-/// Runs the detector (and the redactor) over the opened input.
+/// Runs the detector (and the redactor) over the opened input ([`process_any`]; Parquet is
+/// spooled into the home's private runs/ directory).
 #[allow(clippy::too_many_arguments)]
 fn process<'a>(
     ctx: &Ctx,
@@ -75,52 +76,25 @@ fn process<'a>(
     findings: Option<&'a mut dyn Write>,
     safe_csv: bool,
 ) -> Result<PiiReport, CliError> {
-    let mut reader = BufReader::with_capacity(1 << 20, reader);
-    let is_parquet = !input.text
-        && std::io::BufRead::fill_buf(&mut reader)
-            .map(|h| h.starts_with(rampart_data::parquet::MAGIC))
-            .unwrap_or(false);
-    let got = if is_parquet {
-        // Parquet needs random access: spooled into the home's private runs/ directory, and
-        // the redacted file is written to a second spool (the writer must be Send) and copied
-        // out once complete.
-        let file = ctx.spool(path, &mut reader)?;
-        match redact {
-            None => process_parquet(file, detector, None, columns, findings),
-            Some((redactor, out)) => {
-                let mut staged = ctx.spool(path, &mut std::io::empty())?;
-                let report = process_parquet(
-                    file,
-                    detector,
-                    Some((redactor, &mut staged)),
-                    columns,
-                    findings,
-                )
-                .map_err(|e| pii_err(path, e))?;
-                std::io::Seek::rewind(&mut staged)?;
-                std::io::copy(&mut staged, out)?;
-                Ok(report)
-            }
-        }
-    } else if input.text {
-        process_text(reader, detector, redact, findings)
-    } else {
-        process_csv(
-            reader,
-            CsvJob {
-                detector,
-                reader: ReaderOptions {
-                    max_record_bytes: input.max_row_bytes,
-                    ..ReaderOptions::default()
-                },
-                redact,
-                columns,
-                findings,
-                safe_csv,
-            },
-        )
+    let runs = ctx.home.root().join("runs");
+    rampart_home::secure_fs::create_private_dir(&runs)?;
+    let job = CsvJob {
+        detector,
+        reader: ReaderOptions {
+            max_record_bytes: input.max_row_bytes,
+            ..ReaderOptions::default()
+        },
+        redact,
+        columns,
+        findings,
+        safe_csv,
     };
-    got.map_err(|e| pii_err(path, e))
+    let kind = if input.text {
+        Input::Text
+    } else {
+        Input::Table
+    };
+    process_any(reader, kind, &runs, job).map_err(|e| pii_err(path, e))
 }
 
 fn scan(ctx: &Ctx, input: &PiiInputArgs, findings: Option<&Path>) -> Result<Status, CliError> {
