@@ -29,9 +29,14 @@ pub enum Binning {
     EqualWidth(usize),
 }
 
+/// A `--bins` value that is not `deciles` or `equal-width:N` (N from 2 to 1000).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bins {0:?}: use deciles or equal-width:N with N from 2 to 1000")]
+pub struct BadBinning(pub String);
+
 impl std::str::FromStr for Binning {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = BadBinning;
+    fn from_str(s: &str) -> Result<Self, BadBinning> {
         if s == "deciles" {
             return Ok(Self::Deciles);
         }
@@ -39,9 +44,7 @@ impl std::str::FromStr for Binning {
             .and_then(|n| n.parse::<usize>().ok())
             .filter(|n| (2..=1000).contains(n))
             .map(Self::EqualWidth)
-            .ok_or_else(|| {
-                format!("bins {s:?}: use deciles or equal-width:N with N from 2 to 1000")
-            })
+            .ok_or_else(|| BadBinning(s.to_owned()))
     }
 }
 

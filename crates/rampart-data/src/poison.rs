@@ -54,14 +54,19 @@ pub enum Severity {
     High,
 }
 
+/// A severity that is not `low`, `medium` or `high`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("severity {0:?}: use low, medium or high")]
+pub struct UnknownSeverity(pub String);
+
 impl std::str::FromStr for Severity {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownSeverity;
+    fn from_str(s: &str) -> Result<Self, UnknownSeverity> {
         match s {
             "low" => Ok(Self::Low),
             "medium" => Ok(Self::Medium),
             "high" => Ok(Self::High),
-            _ => Err(format!("severity {s:?}: use low, medium or high")),
+            _ => Err(UnknownSeverity(s.to_owned())),
         }
     }
 }

@@ -176,23 +176,27 @@ impl fmt::Display for Entity {
     }
 }
 
+/// A name that is no [`Entity`]'s; its message lists them all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown entity {0:?} (one of {names})", names = entity_names())]
+pub struct UnknownEntity(pub String);
+
+fn entity_names() -> String {
+    ENTITIES
+        .iter()
+        .map(|e| e.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl FromStr for Entity {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownEntity;
+    fn from_str(s: &str) -> Result<Self, UnknownEntity> {
         ENTITIES
             .iter()
             .copied()
             .find(|e| e.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                format!(
-                    "unknown entity {s:?} (one of {})",
-                    ENTITIES
-                        .iter()
-                        .map(|e| e.name())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })
+            .ok_or_else(|| UnknownEntity(s.to_owned()))
     }
 }
 

@@ -101,7 +101,7 @@ pub fn drift(ctx: &Ctx, args: &DriftArgs) -> Result<Status, CliError> {
     let bins: Binning = args
         .bins
         .parse()
-        .map_err(|e: String| CliError::input(anyhow::anyhow!(e)))?;
+        .map_err(|e: rampart_data::drift::BadBinning| CliError::input(e))?;
     let reference = load_frame(ctx, &args.reference, &args.unlock, DEFAULT_NULLS)?;
     let current = load_frame(ctx, &args.current, &args.unlock, DEFAULT_NULLS)?;
     let report: DriftReport =
