@@ -1,5 +1,5 @@
-//! The CLI's exact output, human and JSON, for a few commands whose output people and
-//! scripts read: a change to any of it shows up here as a snapshot diff (`cargo insta
+//! The CLI's exact output, human and JSON, for commands whose output people and scripts
+//! read (scan, guard check, an input error, data validate, data pii scan, ml privacy): a change to any of it shows up here as a snapshot diff (`cargo insta
 //! review`, or `INSTA_UPDATE=always` and read the diff) instead of passing unnoticed. Under
 //! `CI=true` a mismatch fails and nothing is written.
 
@@ -66,4 +66,69 @@ fn an_input_error_with_its_hint() {
     let (code, _, err) = s.run(&["--format", "json", "model", "show", "m"]);
     assert_eq!(code, 2);
     insta::assert_snapshot!("no_home_json", pretty(&err));
+}
+
+/// A home whose `data/` directory is an authorised root, holding `rows.csv`.
+fn with_data(csv: &str) -> Scratch {
+    let s = Scratch::init();
+    std::fs::create_dir(s.path().join("data")).unwrap();
+    std::fs::write(s.path().join("data/rows.csv"), csv).unwrap();
+    s.rampart(&["data", "roots", "add", "data"])
+        .assert()
+        .success();
+    s
+}
+
+#[test]
+fn validation_with_rejected_rows() {
+    let s = with_data("id,score\n1,0.5\n2,7\nx,0.1\n");
+    std::fs::write(
+        s.path().join("schema.toml"),
+        "version = 1\n[[columns]]\nname = \"id\"\ntype = \"int\"\n[[columns]]\nname = \"score\"\ntype = \"float\"\nmin = 0\nmax = 1\n",
+    )
+    .unwrap();
+    let args = [
+        "data",
+        "validate",
+        "data/rows.csv",
+        "--schema",
+        "schema.toml",
+    ];
+    insta::assert_snapshot!("validate_human", shown(&s, &args));
+    let (code, out, _) = s.run(&[&["--format", "json"][..], &args[..]].concat());
+    assert_eq!(code, 1);
+    insta::assert_snapshot!("validate_json", pretty(&out));
+}
+
+#[test]
+fn pii_scan_of_a_table() {
+    let s = with_data(
+        "name,email,note\nAnn Lee,ann@example.com,call 555-0100\nBo,bo@example.org,none\n",
+    );
+    let args = ["data", "pii", "scan", "data/rows.csv"];
+    insta::assert_snapshot!("pii_scan_human", shown(&s, &args));
+    let (code, out, _) = s.run(&[&["--format", "json"][..], &args[..]].concat());
+    assert_eq!(code, 1);
+    insta::assert_snapshot!("pii_scan_json", pretty(&out));
+}
+
+#[test]
+fn privacy_accounting() {
+    let s = Scratch::new();
+    let args = [
+        "ml",
+        "privacy",
+        "--sample-rate",
+        "0.01",
+        "--noise",
+        "1.1",
+        "--steps",
+        "10000",
+        "--delta",
+        "1e-5",
+    ];
+    insta::assert_snapshot!("privacy_human", shown(&s, &args));
+    let (code, out, _) = s.run(&[&["--format", "json"][..], &args[..]].concat());
+    assert_eq!(code, 0);
+    insta::assert_snapshot!("privacy_json", pretty(&out));
 }
