@@ -203,6 +203,65 @@ pub fn log_loss(truth: &[usize], proba: &[Vec<f64>]) -> Result<f64, MetricError>
     Ok(total / truth.len() as f64)
 }
 
+/// Metrics where lower is better: a `min_metrics` bound on one of these is a ceiling.
+pub const LOWER_IS_BETTER: &[&str] = &["log_loss", "loss", "mse", "rmse", "mae", "error_rate"];
+
+/// A `min_metrics` bound checked against a reported metric: what the registry's gates and the
+/// pipeline's own gate both decide with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoundCheck {
+    /// The metric.
+    pub name: String,
+    /// What was reported (`None`: not reported, or not a number).
+    pub got: Option<f64>,
+    /// The bound.
+    pub bound: f64,
+    /// Whether lower is better ([`LOWER_IS_BETTER`]): the bound is a ceiling.
+    pub ceiling: bool,
+}
+
+impl BoundCheck {
+    /// Checks `name` in a metrics record (a JSON object, as `metrics.json` holds) against
+    /// `bound`: at least it, or at most it for a metric where lower is better.
+    #[must_use]
+    pub fn of(record: &serde_json::Value, name: &str, bound: f64) -> Self {
+        Self {
+            name: name.to_owned(),
+            got: record.get(name).and_then(serde_json::Value::as_f64),
+            bound,
+            ceiling: LOWER_IS_BETTER.contains(&name),
+        }
+    }
+
+    /// Whether the metric was reported and meets the bound (a NaN never does).
+    #[must_use]
+    pub fn ok(&self) -> bool {
+        self.got.is_some_and(|g| {
+            if self.ceiling {
+                g <= self.bound
+            } else {
+                g >= self.bound
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for BoundCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // What holds between the figure and the bound: "≥"/"≤" when met, "<"/">" when not.
+        let (met, missed) = if self.ceiling {
+            ("≤", ">")
+        } else {
+            ("≥", "<")
+        };
+        match self.got {
+            Some(g) if self.ok() => write!(f, "{} {g:.4} {met} {}", self.name, self.bound),
+            Some(g) => write!(f, "{} {g:.4} {missed} {}", self.name, self.bound),
+            None => write!(f, "{} not reported (needs {met} {})", self.name, self.bound),
+        }
+    }
+}
+
 /// What a model scored on labelled rows: the metrics record `ml eval` prints, the built-in
 /// trainer writes for its held-out rows, the registry's gates read and the reports draw.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -393,5 +452,26 @@ mod tests {
         assert_eq!(e.classes, ["normal", "anomaly"]);
         assert_eq!(e.log_loss, None);
         assert!(evaluate_anomalies(&[anomaly(0.1)], &[]).is_err());
+    }
+
+    #[test]
+    fn a_bound_is_a_floor_or_for_losses_a_ceiling() {
+        let record = serde_json::json!({"accuracy": 0.91, "log_loss": 0.3, "roc_auc": f64::NAN});
+        let acc = BoundCheck::of(&record, "accuracy", 0.9);
+        assert!(acc.ok());
+        assert_eq!(acc.to_string(), "accuracy 0.9100 ≥ 0.9");
+        let below = BoundCheck::of(&record, "accuracy", 0.95);
+        assert!(!below.ok());
+        assert_eq!(below.to_string(), "accuracy 0.9100 < 0.95");
+        let loss = BoundCheck::of(&record, "log_loss", 0.5);
+        assert!(loss.ok() && loss.ceiling, "{loss}");
+        let above = BoundCheck::of(&record, "log_loss", 0.1);
+        assert!(!above.ok());
+        assert_eq!(above.to_string(), "log_loss 0.3000 > 0.1");
+        let missing = BoundCheck::of(&record, "f1_macro", 0.5);
+        assert!(!missing.ok());
+        assert_eq!(missing.to_string(), "f1_macro not reported (needs ≥ 0.5)");
+        // serde_json stores a NaN as null: not reported, never met.
+        assert!(!BoundCheck::of(&record, "roc_auc", 0.0).ok());
     }
 }

@@ -28,7 +28,7 @@ use rampart_sandbox::Sandbox;
 use rampart_train::service::{ConfigFile, ServiceError, TrainOutcome, TrainRequest};
 use serde_json::{Value, json};
 
-use crate::spec::{LOWER_IS_BETTER, Spec, Target};
+use crate::spec::{Spec, Target};
 use crate::state::{self, Artifact, State, StepRecord, StepStatus};
 use crate::{PipelineError, STEPS, report};
 
@@ -689,14 +689,8 @@ impl Pipeline<'_> {
         let mut gates = Vec::new();
         let mut failed = Vec::new();
         for (k, bound) in &self.spec.promote.min_metrics {
-            let got = metrics[k.as_str()].as_f64();
-            let lower = LOWER_IS_BETTER.contains(&k.as_str());
-            let ok = got.is_some_and(|g| if lower { g <= *bound } else { g >= *bound });
-            let detail = format!(
-                "{k} {} {} {bound}",
-                got.map_or("missing".to_owned(), |g| format!("{g:.4}")),
-                if lower { "≤" } else { "≥" }
-            );
+            let check = rampart_ml::metrics::BoundCheck::of(&metrics, k, *bound);
+            let (ok, detail) = (check.ok(), check.to_string());
             if !ok {
                 failed.push(detail.clone());
             }

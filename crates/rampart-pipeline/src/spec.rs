@@ -253,7 +253,7 @@ impl Default for PromoteSection {
 }
 
 /// Metrics where lower is better: `min_metrics` bounds them from above.
-pub const LOWER_IS_BETTER: [&str; 1] = ["log_loss"];
+pub use rampart_ml::metrics::LOWER_IS_BETTER;
 
 fn valid_name(name: &str) -> bool {
     !name.is_empty()

@@ -223,11 +223,13 @@ fn metrics(
     let signed = signed_metrics(reg, v, keys)?;
     let mut problems = Vec::new();
     let mut seen = Vec::new();
+    // A bound is a floor, or a ceiling for a metric where lower is better (log_loss, …).
     for (name, want) in min {
-        match signed.get(name).and_then(serde_json::Value::as_f64) {
-            None => problems.push(format!("{name}: not reported (needs >= {want})")),
-            Some(got) if got < *want => problems.push(format!("{name} = {got} < {want}")),
-            Some(got) => seen.push(format!("{name} = {got} >= {want}")),
+        let check = rampart_ml::metrics::BoundCheck::of(&signed, name, *want);
+        if check.ok() {
+            seen.push(check.to_string());
+        } else {
+            problems.push(check.to_string());
         }
     }
     if problems.is_empty() {
