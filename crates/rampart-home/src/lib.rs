@@ -32,6 +32,7 @@ mod home;
 mod policy;
 pub mod secure_fs;
 mod session;
+pub mod trust;
 pub mod verify;
 
 pub use env::{ENV_AGE_IDENTITY, ENV_AGE_IDENTITY_FILE, ENV_HOME, ENV_SIGNING_KEY};

@@ -261,3 +261,14 @@ impl From<rampart_home::verify::VerifyError> for CliError {
         }
     }
 }
+
+impl From<rampart_home::trust::TrustError> for CliError {
+    fn from(e: rampart_home::trust::TrustError) -> Self {
+        use rampart_home::trust::TrustError;
+        match e {
+            TrustError::Home(h) => h.into(),
+            TrustError::Audit(a) => a.into(),
+            other @ TrustError::Certificates { .. } => Self::input(other),
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! Editing the home's trust as a service: keys, certificate authorities, Sigstore identities
+//! and the Sigstore trusted root, each change written to the policy only once its `trust.*`
+//! record is in the audit log, and each refusal recorded as denied.
+
+use std::path::Path;
+
+use rampart_audit::{Action, AuditError, Event, Outcome, Unrecorded};
+use rampart_crypto::PublicKey;
+use rampart_crypto::sigstore::{Identity, TrustedRoot};
+
+use crate::{HomeError, Session, TrustedCertificate, TrustedIdentity, TrustedKey};
+
+/// Why the trust was not changed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    /// The home refused it (a name or fingerprint already trusted, none to remove, a bad
+    /// file, the policy).
+    #[error(transparent)]
+    Home(#[from] HomeError),
+    /// The record could not be written, so nothing changed.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    /// The file holds no certificate.
+    #[error("{}: {reason}", path.display())]
+    Certificates {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn unrecorded(e: Unrecorded<HomeError>) -> TrustError {
+    match e {
+        Unrecorded::Audit(a) => TrustError::Audit(a),
+        Unrecorded::Change(c) => TrustError::Home(c),
+    }
+}
+
+/// A change's result: a refusal is recorded as denied (a failure to record it is returned in
+/// its place).
+fn refused<T>(s: &Session<'_>, got: Result<T, TrustError>, denied: Event) -> Result<T, TrustError> {
+    match got {
+        Ok(v) => Ok(v),
+        Err(e @ TrustError::Audit(_)) => Err(e),
+        Err(e) => {
+            let event = denied.detail("reason", e.to_string());
+            Err(s.audit.refusal(event).map_or(e, TrustError::Audit))
+        }
+    }
+}
+
+/// Trusts `key` under `name` (read from `source`, which the record names).
+///
+/// # Errors
+/// See [`TrustError`]; a refusal is recorded.
+pub fn add_key(
+    s: &Session<'_>,
+    name: &str,
+    key: &PublicKey,
+    source: &Path,
+) -> Result<TrustedKey, TrustError> {
+    let got = s
+        .audit
+        .recorded(|rec| {
+            s.home.trust_add(name, key, &mut |entry| {
+                rec.write(
+                    s.audit
+                        .event(Action::TrustAdd, Outcome::Ok)
+                        .subject_path(source.display().to_string())
+                        .subject_digest(entry.fingerprint.clone())
+                        .detail("name", entry.name.clone()),
+                )
+            })
+        })
+        .map_err(unrecorded);
+    let denied = s
+        .audit
+        .event(Action::TrustAdd, Outcome::Denied)
+        .subject_path(source.display().to_string())
+        .subject_digest(key.fingerprint().to_string());
+    refused(s, got, denied)
+}
+
+/// Trusts every certificate in the PEM `text` (read from `source`) as a certificate authority:
+/// the first as `name`, the next as `NAME-2`, … Stops at the first refusal.
+///
+/// # Errors
+/// See [`TrustError`]; a refusal is recorded.
+pub fn add_certificates(
+    s: &Session<'_>,
+    name: &str,
+    text: &str,
+    source: &Path,
+) -> Result<Vec<TrustedCertificate>, TrustError> {
+    let certs =
+        rampart_crypto::x509::certificates_from_pem(text).map_err(|e| TrustError::Certificates {
+            path: source.to_path_buf(),
+            reason: e.to_string(),
+        });
+    let denied = || {
+        s.audit
+            .event(Action::TrustAdd, Outcome::Denied)
+            .subject_path(source.display().to_string())
+    };
+    let certs = refused(s, certs, denied())?;
+    let mut added = Vec::new();
+    for (i, der) in certs.iter().enumerate() {
+        let name = if i == 0 {
+            name.to_owned()
+        } else {
+            format!("{name}-{}", i + 1)
+        };
+        let got = s
+            .audit
+            .recorded(|rec| {
+                s.home.trust_add_certificate(&name, der, &mut |entry| {
+                    rec.write(
+                        s.audit
+                            .event(Action::TrustAdd, Outcome::Ok)
+                            .subject_path(source.display().to_string())
+                            .subject_digest(entry.fingerprint.clone())
+                            .detail("name", entry.name.clone())
+                            .detail("certificate", entry.subject.clone()),
+                    )
+                })
+            })
+            .map_err(unrecorded);
+        added.push(refused(s, got, denied())?);
+    }
+    Ok(added)
+}
+
+/// Trusts a Sigstore identity (certificate identity and OIDC issuer) under `name`.
+///
+/// # Errors
+/// See [`TrustError`]; a refusal is recorded.
+pub fn add_identity(
+    s: &Session<'_>,
+    name: &str,
+    id: &Identity,
+) -> Result<TrustedIdentity, TrustError> {
+    let got = s
+        .audit
+        .recorded(|rec| {
+            s.home.trust_add_identity(name, id, &mut |entry| {
+                rec.write(
+                    s.audit
+                        .event(Action::TrustAdd, Outcome::Ok)
+                        .detail("name", entry.name.clone())
+                        .detail("sigstore_identity", entry.identity.clone())
+                        .detail("issuer", entry.issuer.clone()),
+                )
+            })
+        })
+        .map_err(unrecorded);
+    let denied = s
+        .audit
+        .event(Action::TrustAdd, Outcome::Denied)
+        .detail("sigstore_identity", id.identity.clone())
+        .detail("issuer", id.issuer.clone());
+    refused(s, got, denied)
+}
+
+/// Installs a Sigstore trusted root (`trusted_root.json`, read from `source`); returns it
+/// with the file's `sha256:<hex>`.
+///
+/// # Errors
+/// See [`TrustError`].
+pub fn set_sigstore_root(
+    s: &Session<'_>,
+    json: &[u8],
+    source: &Path,
+) -> Result<(TrustedRoot, String), TrustError> {
+    let digest = rampart_crypto::sha256(json).reference().to_string();
+    let root = s
+        .audit
+        .recorded(|rec| {
+            s.home.set_sigstore_root(json, &mut |root| {
+                rec.write(
+                    s.audit
+                        .event(Action::TrustSigstoreRoot, Outcome::Ok)
+                        .subject_path(source.display().to_string())
+                        .subject_digest(digest.clone())
+                        .detail("root", root.describe()),
+                )
+            })
+        })
+        .map_err(unrecorded)?;
+    Ok((root, digest))
+}
+
+/// What [`remove`] took out of the trust.
+#[derive(Debug, Clone)]
+pub enum Removed {
+    /// A key.
+    Key(TrustedKey),
+    /// A certificate authority.
+    Certificate(TrustedCertificate),
+    /// A Sigstore identity.
+    Identity(TrustedIdentity),
+}
+
+/// Removes what `what` names: a Sigstore identity (by name or identity), a certificate
+/// authority (by name or fingerprint), else a key (by name or fingerprint).
+///
+/// # Errors
+/// Nothing matches, or the record could not be written (nothing changed).
+pub fn remove(s: &Session<'_>, what: &str) -> Result<Removed, TrustError> {
+    let trust = &s.policy.trust;
+    let fingerprint = format!("sha256:{}", what.trim_start_matches("sha256:"));
+    let removed = s.audit.recorded(|rec| {
+        if trust
+            .sigstore
+            .iter()
+            .any(|t| t.name == what || t.identity == what)
+        {
+            return s
+                .home
+                .trust_remove_identity(what, &mut |entry| {
+                    rec.write(
+                        s.audit
+                            .event(Action::TrustRemove, Outcome::Ok)
+                            .detail("name", entry.name.clone())
+                            .detail("sigstore_identity", entry.identity.clone())
+                            .detail("issuer", entry.issuer.clone()),
+                    )
+                })
+                .map(Removed::Identity);
+        }
+        if trust
+            .certificates
+            .iter()
+            .any(|c| c.name == what || c.fingerprint == fingerprint)
+        {
+            return s
+                .home
+                .trust_remove_certificate(what, &mut |entry| {
+                    rec.write(
+                        s.audit
+                            .event(Action::TrustRemove, Outcome::Ok)
+                            .subject_digest(entry.fingerprint.clone())
+                            .detail("name", entry.name.clone())
+                            .detail("certificate", entry.subject.clone()),
+                    )
+                })
+                .map(Removed::Certificate);
+        }
+        s.home
+            .trust_remove(what, &mut |entry| {
+                rec.write(
+                    s.audit
+                        .event(Action::TrustRemove, Outcome::Ok)
+                        .subject_digest(entry.fingerprint.clone())
+                        .detail("name", entry.name.clone()),
+                )
+            })
+            .map(Removed::Key)
+    });
+    removed.map_err(unrecorded)
+}
