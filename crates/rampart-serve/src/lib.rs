@@ -22,6 +22,7 @@
 // allocation per refused request is not worth boxing for.
 #![allow(clippy::result_large_err)]
 
+pub mod admin;
 mod error;
 pub mod guard_proxy;
 pub mod httpsig;

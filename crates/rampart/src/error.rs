@@ -272,3 +272,15 @@ impl From<rampart_home::trust::TrustError> for CliError {
         }
     }
 }
+
+impl From<rampart_serve::admin::AdminError> for CliError {
+    fn from(e: rampart_serve::admin::AdminError) -> Self {
+        use rampart_serve::admin::AdminError;
+        match e {
+            AdminError::Home(h) => h.into(),
+            AdminError::Audit(a) => a.into(),
+            e @ (AdminError::Request(_) | AdminError::NotFound(_)) => Self::input(e),
+            other @ AdminError::Store(_) => Self::internal(other),
+        }
+    }
+}

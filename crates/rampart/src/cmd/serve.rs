@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use rampart_audit::Outcome;
 use rampart_registry::Registry;
-use rampart_serve::keys::{KeyStore, Role, SealError};
+use rampart_serve::admin;
+use rampart_serve::keys::{KeyStore, NewKey, Role};
 use rampart_serve::load::ModelSetup;
 use rampart_serve::{AppState, ServeLimits};
 use serde_json::json;
@@ -40,7 +41,8 @@ fn parse_expiry(text: &str) -> Result<i64, CliError> {
 
 pub fn apikey(ctx: &Ctx, args: &ApikeyArgs) -> Result<Status, CliError> {
     let store = keystore(ctx)?;
-    let err = |e: rampart_serve::keys::KeyStoreError| CliError::internal(anyhow::Error::new(e));
+    let policy = ctx.home.load_policy()?;
+    let session = ctx.session(&policy)?;
     match &args.command {
         ApikeyCommand::Create {
             role,
@@ -50,60 +52,26 @@ pub fn apikey(ctx: &Ctx, args: &ApikeyArgs) -> Result<Status, CliError> {
             expires,
             label,
         } => {
-            if *rate == 0 || *burst == 0 {
-                return Err(CliError::input(anyhow::anyhow!(
-                    "--rate and --burst must be positive"
-                )));
-            }
-            let expires = expires.as_deref().map(parse_expiry).transpose()?;
             let role = match role {
                 KeyRole::Predict => Role::Predict,
                 KeyRole::Admin => Role::Admin,
             };
-            // The HMAC key for signed requests is kept encrypted to the home's identity.
-            let (id, _) = ctx.home.age_identity()?;
-            let recipient = id.as_age().to_public();
-            let seal = move |k: &[u8]| -> Result<String, SealError> {
-                let mut out = Vec::new();
-                rampart_crypto::age_file::encrypt(
-                    &mut &k[..],
-                    &mut out,
-                    &rampart_crypto::age_file::Recipients::Keys(vec![recipient.clone()]),
-                    true,
-                )
-                .map_err(|e| SealError(e.to_string()))?;
-                String::from_utf8(out).map_err(|e| SealError(e.to_string()))
+            let new = NewKey {
+                role,
+                model: model.as_deref(),
+                rate: *rate,
+                burst: *burst,
+                expires: expires.as_deref().map(parse_expiry).transpose()?,
+                label,
             };
-            let (info, token) = ctx.recorded(|rec| {
-                store
-                    .create(
-                        role,
-                        model.as_deref(),
-                        *rate,
-                        *burst,
-                        expires,
-                        label,
-                        &seal,
-                        &mut |info| {
-                            rec.write(
-                                ctx.event(Action::ApikeyCreate, Outcome::Ok)
-                                    .subject_path(format!("apikey:{}", info.id))
-                                    .detail("role", role.as_str())
-                                    .detail("model", model.clone().unwrap_or_default())
-                                    .detail("rate", *rate)
-                                    .detail("burst", *burst),
-                            )
-                        },
-                    )
-                    .map_err(err)
-            })?;
+            let (info, token) = admin::create(&session, &store, &new)?;
             match ctx.format {
                 Format::Json | Format::Sarif => {
-                    output::print_json(&json!({"key": info, "token": token}))?;
+                    output::print_json(&json!({"key": info, "token": *token}))?;
                 }
                 Format::Human => {
                     // The token is the product; the note after it is a summary.
-                    output::product(&format!("{token}\n"))?;
+                    output::product(&format!("{}\n", *token))?;
                     output::print(&format!(
                         "(key {}: role {}, {} req/s, burst {}; this token is shown once and stored only as a hash)\n",
                         info.id,
@@ -115,7 +83,9 @@ pub fn apikey(ctx: &Ctx, args: &ApikeyArgs) -> Result<Status, CliError> {
             }
         }
         ApikeyCommand::List => {
-            let keys = store.list().map_err(err)?;
+            let keys = store
+                .list()
+                .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
             match ctx.format {
                 Format::Json | Format::Sarif => output::print_json(&json!({"keys": keys}))?,
                 Format::Human => {
@@ -137,19 +107,7 @@ pub fn apikey(ctx: &Ctx, args: &ApikeyArgs) -> Result<Status, CliError> {
             }
         }
         ApikeyCommand::Revoke { id } => {
-            let revoked = ctx.recorded(|rec| {
-                store
-                    .revoke(id, &mut |id| {
-                        rec.write(
-                            ctx.event(Action::ApikeyRevoke, Outcome::Ok)
-                                .subject_path(format!("apikey:{id}")),
-                        )
-                    })
-                    .map_err(err)
-            })?;
-            if !revoked {
-                return Err(CliError::input(anyhow::anyhow!("no API key {id}")));
-            }
+            admin::revoke(&session, &store, id)?;
             output::print(&format!("revoked {id}\n"))?;
         }
     }
