@@ -30,6 +30,7 @@ mod env;
 mod error;
 mod home;
 mod policy;
+pub mod roots;
 pub mod secure_fs;
 mod session;
 pub mod trust;

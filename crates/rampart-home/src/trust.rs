@@ -10,9 +10,9 @@ use rampart_crypto::sigstore::{Identity, TrustedRoot};
 
 use crate::{HomeError, Session, TrustedCertificate, TrustedIdentity, TrustedKey};
 
-/// Why the trust was not changed.
+/// Why the policy (its trust, data roots or pins) was not changed.
 #[derive(Debug, thiserror::Error)]
-pub enum TrustError {
+pub enum EditError {
     /// The home refused it (a name or fingerprint already trusted, none to remove, a bad
     /// file, the policy).
     #[error(transparent)]
@@ -30,22 +30,22 @@ pub enum TrustError {
     },
 }
 
-fn unrecorded(e: Unrecorded<HomeError>) -> TrustError {
+pub(crate) fn unrecorded(e: Unrecorded<HomeError>) -> EditError {
     match e {
-        Unrecorded::Audit(a) => TrustError::Audit(a),
-        Unrecorded::Change(c) => TrustError::Home(c),
+        Unrecorded::Audit(a) => EditError::Audit(a),
+        Unrecorded::Change(c) => EditError::Home(c),
     }
 }
 
 /// A change's result: a refusal is recorded as denied (a failure to record it is returned in
 /// its place).
-fn refused<T>(s: &Session<'_>, got: Result<T, TrustError>, denied: Event) -> Result<T, TrustError> {
+fn refused<T>(s: &Session<'_>, got: Result<T, EditError>, denied: Event) -> Result<T, EditError> {
     match got {
         Ok(v) => Ok(v),
-        Err(e @ TrustError::Audit(_)) => Err(e),
+        Err(e @ EditError::Audit(_)) => Err(e),
         Err(e) => {
             let event = denied.detail("reason", e.to_string());
-            Err(s.audit.refusal(event).map_or(e, TrustError::Audit))
+            Err(s.audit.refusal(event).map_or(e, EditError::Audit))
         }
     }
 }
@@ -53,13 +53,13 @@ fn refused<T>(s: &Session<'_>, got: Result<T, TrustError>, denied: Event) -> Res
 /// Trusts `key` under `name` (read from `source`, which the record names).
 ///
 /// # Errors
-/// See [`TrustError`]; a refusal is recorded.
+/// See [`EditError`]; a refusal is recorded.
 pub fn add_key(
     s: &Session<'_>,
     name: &str,
     key: &PublicKey,
     source: &Path,
-) -> Result<TrustedKey, TrustError> {
+) -> Result<TrustedKey, EditError> {
     let got = s
         .audit
         .recorded(|rec| {
@@ -86,15 +86,15 @@ pub fn add_key(
 /// the first as `name`, the next as `NAME-2`, … Stops at the first refusal.
 ///
 /// # Errors
-/// See [`TrustError`]; a refusal is recorded.
+/// See [`EditError`]; a refusal is recorded.
 pub fn add_certificates(
     s: &Session<'_>,
     name: &str,
     text: &str,
     source: &Path,
-) -> Result<Vec<TrustedCertificate>, TrustError> {
+) -> Result<Vec<TrustedCertificate>, EditError> {
     let certs =
-        rampart_crypto::x509::certificates_from_pem(text).map_err(|e| TrustError::Certificates {
+        rampart_crypto::x509::certificates_from_pem(text).map_err(|e| EditError::Certificates {
             path: source.to_path_buf(),
             reason: e.to_string(),
         });
@@ -134,12 +134,12 @@ pub fn add_certificates(
 /// Trusts a Sigstore identity (certificate identity and OIDC issuer) under `name`.
 ///
 /// # Errors
-/// See [`TrustError`]; a refusal is recorded.
+/// See [`EditError`]; a refusal is recorded.
 pub fn add_identity(
     s: &Session<'_>,
     name: &str,
     id: &Identity,
-) -> Result<TrustedIdentity, TrustError> {
+) -> Result<TrustedIdentity, EditError> {
     let got = s
         .audit
         .recorded(|rec| {
@@ -166,12 +166,12 @@ pub fn add_identity(
 /// with the file's `sha256:<hex>`.
 ///
 /// # Errors
-/// See [`TrustError`].
+/// See [`EditError`].
 pub fn set_sigstore_root(
     s: &Session<'_>,
     json: &[u8],
     source: &Path,
-) -> Result<(TrustedRoot, String), TrustError> {
+) -> Result<(TrustedRoot, String), EditError> {
     let digest = rampart_crypto::sha256(json).reference().to_string();
     let root = s
         .audit
@@ -206,7 +206,7 @@ pub enum Removed {
 ///
 /// # Errors
 /// Nothing matches, or the record could not be written (nothing changed).
-pub fn remove(s: &Session<'_>, what: &str) -> Result<Removed, TrustError> {
+pub fn remove(s: &Session<'_>, what: &str) -> Result<Removed, EditError> {
     let trust = &s.policy.trust;
     let fingerprint = format!("sha256:{}", what.trim_start_matches("sha256:"));
     let removed = s.audit.recorded(|rec| {

@@ -8,7 +8,7 @@ use std::path::Path;
 use rampart_audit::{Auditor, MemorySink};
 use rampart_crypto::SigningKey;
 use rampart_crypto::sigstore::Identity;
-use rampart_home::trust::{self, Removed, TrustError};
+use rampart_home::trust::{self, EditError, Removed};
 use rampart_home::{Home, HomeError, Session};
 
 #[test]
@@ -32,14 +32,14 @@ fn trust_changes_and_refusals_are_recorded_and_a_refusal_changes_nothing() {
     let policy = home.load_policy().unwrap();
     let err = trust::add_key(&session(&policy), "partner", &key, source).unwrap_err();
     assert!(
-        matches!(err, TrustError::Home(HomeError::TrustExists { .. })),
+        matches!(err, EditError::Home(HomeError::TrustExists { .. })),
         "{err}"
     );
     assert_eq!(std::fs::read_to_string(home.policy_path()).unwrap(), before);
     // A file without certificates.
     let err = trust::add_certificates(&session(&policy), "ca", "not pem", Path::new("ca.pem"))
         .unwrap_err();
-    assert!(matches!(err, TrustError::Certificates { .. }), "{err}");
+    assert!(matches!(err, EditError::Certificates { .. }), "{err}");
     let id = Identity {
         identity: "builder@example.com".into(),
         issuer: "https://accounts.example.com".into(),
@@ -68,6 +68,39 @@ fn trust_changes_and_refusals_are_recorded_and_a_refusal_changes_nothing() {
             ("trust.add".to_owned(), "ok".to_owned()),
             ("trust.remove".to_owned(), "ok".to_owned()),
             ("trust.remove".to_owned(), "ok".to_owned()),
+        ]
+    );
+}
+
+#[test]
+fn data_roots_and_pins_are_edited_on_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::resolve(Some(&dir.path().join("home")));
+    home.init().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let sink = MemorySink::new();
+    let audit = Auditor::new(Some(&sink), "tester");
+    let real = rampart_home::roots::add_root(&home, &audit, &data).unwrap();
+    assert_eq!(real, std::fs::canonicalize(&data).unwrap());
+    assert!(home.load_policy().unwrap().data.roots.contains(&real));
+    // A file is not a root.
+    std::fs::write(data.join("f.csv"), "a\n").unwrap();
+    assert!(rampart_home::roots::add_root(&home, &audit, &data.join("f.csv")).is_err());
+    let digest = rampart_crypto::sha256(b"a\n").reference().to_string();
+    rampart_home::roots::pin(&home, &audit, &digest, &data.join("f.csv")).unwrap();
+    rampart_home::roots::unpin(&home, &audit, &digest).unwrap();
+    assert!(rampart_home::roots::unpin(&home, &audit, &digest).is_err());
+    rampart_home::roots::remove_root(&home, &audit, &data).unwrap();
+    assert!(home.load_policy().unwrap().data.roots.is_empty());
+    let actions: Vec<String> = sink.actions().into_iter().map(|(a, _)| a).collect();
+    assert_eq!(
+        actions,
+        [
+            "data.roots.add",
+            "data.pin",
+            "data.unpin",
+            "data.roots.remove"
         ]
     );
 }

@@ -174,22 +174,6 @@ impl Ctx {
         }
     }
 
-    /// Runs one change that must be in the audit log before it takes effect: see
-    /// [`Auditor::recorded`]. The audit error, when the record could not be written, is the
-    /// error the user sees.
-    pub fn recorded<T, E: Into<CliError>>(
-        &self,
-        change: impl FnOnce(&mut rampart_audit::Recorder<'_>) -> Result<T, E>,
-    ) -> Result<T, CliError> {
-        let audit = self.auditor()?;
-        audit
-            .recorded(|rec| change(rec).map_err(Into::<CliError>::into))
-            .map_err(|e| match e {
-                rampart_audit::Unrecorded::Audit(a) => CliError::from(a),
-                rampart_audit::Unrecorded::Change(c) => c,
-            })
-    }
-
     pub fn dont_seal(&self) {
         self.seal.set(false);
     }

@@ -262,13 +262,13 @@ impl From<rampart_home::verify::VerifyError> for CliError {
     }
 }
 
-impl From<rampart_home::trust::TrustError> for CliError {
-    fn from(e: rampart_home::trust::TrustError) -> Self {
-        use rampart_home::trust::TrustError;
+impl From<rampart_home::trust::EditError> for CliError {
+    fn from(e: rampart_home::trust::EditError) -> Self {
+        use rampart_home::trust::EditError;
         match e {
-            TrustError::Home(h) => h.into(),
-            TrustError::Audit(a) => a.into(),
-            other @ TrustError::Certificates { .. } => Self::input(other),
+            EditError::Home(h) => h.into(),
+            EditError::Audit(a) => a.into(),
+            other @ EditError::Certificates { .. } => Self::input(other),
         }
     }
 }

@@ -9,6 +9,7 @@ use rampart_audit::Outcome;
 use rampart_data::open_authorised_with;
 use rampart_data::safe_csv::SafeCsv;
 use rampart_data::validate::{ValidateError, ValidateOptions};
+use rampart_home::roots;
 use serde_json::json;
 
 use crate::cli::{CheckArgs, DataCommand, Format, InferSchemaArgs, RootsCommand, ValidateArgs};
@@ -22,25 +23,11 @@ pub fn run(ctx: &Ctx, command: &DataCommand) -> Result<Status, CliError> {
     match command {
         DataCommand::Roots(r) => match &r.command {
             RootsCommand::Add { dir } => {
-                let real = ctx.recorded(|rec| {
-                    ctx.home.data_root_add(dir, &mut |real| {
-                        rec.write(
-                            ctx.event(Action::DataRootsAdd, Outcome::Ok)
-                                .subject_path(real.display().to_string()),
-                        )
-                    })
-                })?;
+                let real = roots::add_root(&ctx.home, &ctx.auditor()?, dir)?;
                 say(ctx, "authorised", &real)?;
             }
             RootsCommand::Remove { dir } => {
-                let removed = ctx.recorded(|rec| {
-                    ctx.home.data_root_remove(dir, &mut |gone| {
-                        rec.write(
-                            ctx.event(Action::DataRootsRemove, Outcome::Ok)
-                                .subject_path(gone.display().to_string()),
-                        )
-                    })
-                })?;
+                let removed = roots::remove_root(&ctx.home, &ctx.auditor()?, dir)?;
                 say(ctx, "no longer authorised", &removed)?;
             }
             RootsCommand::List => {
@@ -63,15 +50,7 @@ pub fn run(ctx: &Ctx, command: &DataCommand) -> Result<Status, CliError> {
         DataCommand::Validate(a) => return validate(ctx, a),
         DataCommand::Pin { path } => {
             let digest = rampart_ingest::path_digest(path)?;
-            ctx.recorded(|rec| {
-                ctx.home.data_pin_add(&digest, &mut |()| {
-                    rec.write(
-                        ctx.event(Action::DataPin, Outcome::Ok)
-                            .subject_path(path.display().to_string())
-                            .subject_digest(digest.clone()),
-                    )
-                })
-            })?;
+            roots::pin(&ctx.home, &ctx.auditor()?, &digest, path)?;
             say(ctx, "pinned", Path::new(&digest))?;
         }
         DataCommand::Unpin { what } => {
@@ -80,14 +59,7 @@ pub fn run(ctx: &Ctx, command: &DataCommand) -> Result<Status, CliError> {
             } else {
                 rampart_ingest::path_digest(Path::new(what))?
             };
-            ctx.recorded(|rec| {
-                ctx.home.data_pin_remove(&digest, &mut |()| {
-                    rec.write(
-                        ctx.event(Action::DataUnpin, Outcome::Ok)
-                            .subject_digest(digest.clone()),
-                    )
-                })
-            })?;
+            roots::unpin(&ctx.home, &ctx.auditor()?, &digest)?;
             say(ctx, "unpinned", Path::new(&digest))?;
         }
         DataCommand::Ingest(_) | DataCommand::Pii(_) | DataCommand::Drift(_) => {

@@ -82,14 +82,7 @@ fn run_pipeline(ctx: &Ctx, a: &PipelineRunArgs, quiet: bool) -> Result<Status, C
             }
         }
         for dir in &roots {
-            ctx.recorded(|rec| {
-                ctx.home.data_root_add(dir, &mut |real| {
-                    rec.write(
-                        ctx.event(Action::DataRootsAdd, AuditOutcome::Ok)
-                            .subject_path(real.display().to_string()),
-                    )
-                })
-            })?;
+            rampart_home::roots::add_root(&ctx.home, &ctx.auditor()?, dir)?;
             progress(quiet, &format!("  authorised data root {}", dir.display()));
         }
     }
