@@ -33,6 +33,7 @@ mod policy;
 pub mod roots;
 pub mod secure_fs;
 mod session;
+pub mod sign;
 pub mod trust;
 pub mod verify;
 

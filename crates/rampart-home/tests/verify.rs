@@ -83,3 +83,45 @@ fn a_signature_is_checked_with_the_homes_trust_or_named_keys_and_recorded() {
     let err = verify_model(&s, &model, Trust::Home, VerifyOptions::new(&sig), &|_| {}).unwrap_err();
     assert!(matches!(err, VerifyError::NoTrust(_)), "{err}");
 }
+
+#[test]
+fn what_the_sign_service_writes_the_verify_service_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::resolve(Some(&dir.path().join("home")));
+    home.init().unwrap();
+    let model = dir.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    std::fs::write(model.join("w.bin"), b"w").unwrap();
+    let policy = home.load_policy().unwrap();
+    let sink = MemorySink::new();
+    let s = Session {
+        home: &home,
+        policy: &policy,
+        audit: Auditor::new(Some(&sink), "tester"),
+    };
+    let (key, _) = home.signing_key().unwrap();
+    let sig = dir.path().join("model.sig");
+    let signed =
+        rampart_home::sign::sign_model(&s, &model, &key, &oms::SignOptions::new(&sig), &|_| {})
+            .unwrap();
+    assert_eq!(signed.method, "files");
+    let got = verify_model(&s, &model, Trust::Home, VerifyOptions::new(&sig), &|_| {}).unwrap();
+    assert!(matches!(got, Verification::Verified(_)), "{got:?}");
+    let err = rampart_home::sign::sign_model(
+        &s,
+        &dir.path().join("absent"),
+        &key,
+        &oms::SignOptions::new(dir.path().join("absent.sig")),
+        &|_| {},
+    )
+    .unwrap_err();
+    assert!(err.is_user_error(), "{err}");
+    assert_eq!(
+        sink.actions(),
+        [
+            ("sign".to_owned(), "ok".to_owned()),
+            ("verify".to_owned(), "ok".to_owned()),
+            ("sign".to_owned(), "failed".to_owned()),
+        ]
+    );
+}

@@ -284,3 +284,15 @@ impl From<rampart_serve::admin::AdminError> for CliError {
         }
     }
 }
+
+impl From<rampart_home::sign::SignError> for CliError {
+    fn from(e: rampart_home::sign::SignError) -> Self {
+        use rampart_home::sign::SignError;
+        match e {
+            SignError::Home(h) => h.into(),
+            SignError::Audit(a) => a.into(),
+            other if other.is_user_error() => Self::input(other),
+            other => Self::internal(other),
+        }
+    }
+}

@@ -1,11 +1,10 @@
 //! `rampart sign`.
 
-use rampart_audit::Action;
 use std::path::{Path, PathBuf};
 
-use rampart_audit::Outcome;
 use rampart_crypto::SigningKey;
-use rampart_crypto::oms::{self, Method, OmsError, SignOptions};
+use rampart_crypto::oms::{Method, SignOptions};
+use rampart_home::sign::Signed;
 use serde_json::json;
 
 use crate::cli::{Format, SignArgs};
@@ -69,49 +68,20 @@ pub fn run(ctx: &Ctx, args: &SignArgs, quiet: bool) -> Result<Status, CliError> 
             "sharded signatures verify with rampart and the model_signing Python API, not with the model_signing CLI"
         );
     }
+    let policy = ctx.policy_or_default()?;
     let bar = output::progress(quiet, "hashing");
-    let result = oms::sign_model(&args.path, &key, &opts, &|n| {
-        if let Some(b) = &bar {
-            b.inc(n);
-        }
-    });
+    let result =
+        rampart_home::sign::sign_model(&ctx.session(&policy)?, &args.path, &key, &opts, &|n| {
+            if let Some(b) = &bar {
+                b.inc(n);
+            }
+        });
     if let Some(b) = bar {
         b.finish_and_clear();
     }
     let path_text = args.path.display().to_string();
-    let signed = match result {
-        Ok(s) => s,
-        Err(e) => {
-            ctx.audit_refusal(
-                ctx.event(Action::Sign, Outcome::Failed)
-                    .subject_path(&path_text)
-                    .detail("reason", e.to_string()),
-            );
-            let code_input = !matches!(e, OmsError::Io { ref source, .. } if !matches!(source.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied));
-            let err = anyhow::Error::new(e).context(format!("cannot sign {path_text}"));
-            return Err(if code_input {
-                CliError::input(err)
-            } else {
-                CliError::internal(err)
-            });
-        }
-    };
-    rampart_home::secure_fs::atomic_write(&sig, &signed.bundle, 0o644)?;
+    let Signed { signed, method } = result?;
     let m = &signed.manifest;
-    let method = match m.method {
-        Method::Files => "files".to_owned(),
-        Method::Shards { shard_size } => format!("shards:{shard_size}"),
-    };
-    ctx.audit(
-        ctx.event(Action::Sign, Outcome::Ok)
-            .subject_path(&path_text)
-            .subject_digest(m.root.reference())
-            .detail("key", signed.key.to_string())
-            .detail("method", method.clone())
-            .detail("files", m.files)
-            .detail("bytes", m.bytes)
-            .detail("signature", sig.display().to_string()),
-    )?;
     match ctx.format {
         Format::Json | Format::Sarif => output::print_json(&json!({
             "path": path_text,
