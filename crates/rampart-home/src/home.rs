@@ -44,6 +44,31 @@ pub struct InitReport {
     pub policy_written: bool,
 }
 
+impl InitReport {
+    /// Records the new home (`home.init`) — once its audit log exists, that is, after
+    /// [`Home::init`]; `by` names what created it when that was not `rampart init` (the
+    /// pipeline).
+    ///
+    /// # Errors
+    /// The audit log's.
+    pub fn record(
+        &self,
+        audit: &rampart_audit::Auditor<'_>,
+        by: Option<&str>,
+    ) -> Result<(), rampart_audit::AuditError> {
+        let mut event = audit
+            .event(rampart_audit::Action::HomeInit, rampart_audit::Outcome::Ok)
+            .subject_path(self.root.display().to_string())
+            .detail("signing_key", self.signing_fingerprint.to_string())
+            .detail("age_recipient", self.age_recipient.clone())
+            .detail("policy_written", self.policy_written);
+        if let Some(by) = by {
+            event = event.detail("by", by);
+        }
+        audit.record(event)
+    }
+}
+
 /// A rampart home directory.
 #[derive(Debug, Clone)]
 pub struct Home {

@@ -26,13 +26,7 @@ pub fn run(ctx: &Ctx, _args: &InitArgs) -> Result<Status, CliError> {
         }
         Err(e) => return Err(e.into()),
     };
-    ctx.audit(
-        ctx.event(Action::HomeInit, Outcome::Ok)
-            .subject_path(&root)
-            .detail("signing_key", report.signing_fingerprint.to_string())
-            .detail("age_recipient", report.age_recipient.clone())
-            .detail("policy_written", report.policy_written),
-    )?;
+    report.record(&ctx.auditor()?, None)?;
     match ctx.format {
         Format::Json | Format::Sarif => output::print_json(&json!({
             "home": root,

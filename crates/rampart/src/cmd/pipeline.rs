@@ -8,7 +8,6 @@
 
 use std::path::{Path, PathBuf};
 
-use rampart_audit::{Action, Outcome as AuditOutcome};
 use rampart_pipeline::STEPS;
 use rampart_pipeline::run::{RunError, RunOutcome, Runner};
 use rampart_pipeline::spec::Spec;
@@ -56,14 +55,7 @@ fn run_pipeline(ctx: &Ctx, a: &PipelineRunArgs, quiet: bool) -> Result<Status, C
             &format!("no home at {}: creating one", home.display()),
         );
         let report = ctx.home.init()?;
-        ctx.audit(
-            ctx.event(Action::HomeInit, AuditOutcome::Ok)
-                .subject_path(home.display().to_string())
-                .detail("signing_key", report.signing_fingerprint.to_string())
-                .detail("age_recipient", report.age_recipient.clone())
-                .detail("policy_written", report.policy_written)
-                .detail("by", "pipeline"),
-        )?;
+        report.record(&ctx.auditor()?, Some("pipeline"))?;
         let mut roots: Vec<PathBuf> = Vec::new();
         for p in std::iter::once(&spec.source.path).chain(spec.checks.reference.as_ref()) {
             let real = std::fs::canonicalize(p).map_err(|e| {
