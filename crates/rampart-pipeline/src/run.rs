@@ -197,6 +197,14 @@ impl RunError {
     }
 }
 
+/// A refusal as a step's failure text, with what to do when there is something to say.
+fn hinted(e: &dyn std::fmt::Display, hint: Option<&str>) -> String {
+    match hint {
+        Some(h) => format!("{e} (hint: {h})"),
+        None => e.to_string(),
+    }
+}
+
 fn internal(e: impl std::error::Error + Send + Sync + 'static) -> RunError {
     RunError::Internal(Box::new(e))
 }
@@ -349,11 +357,7 @@ impl Pipeline<'_> {
             Ok(o) => o,
             Err(e) if e.kind() == rampart_ingest::ErrorKind::Internal => return Err(e.into()),
             Err(e) => {
-                let hint = e
-                    .hint()
-                    .map(|h| format!(" (hint: {h})"))
-                    .unwrap_or_default();
-                return Ok(Err(format!("ingest refused: {e}{hint}")));
+                return Ok(Err(format!("ingest refused: {}", hinted(&e, e.hint()))));
             }
         };
         let i = match outcome {
@@ -465,12 +469,9 @@ impl Pipeline<'_> {
             }
             Err(e) if e.kind() == rampart_ingest::ErrorKind::Internal => return Err(e.into()),
             Err(e) => {
-                let hint = e
-                    .hint()
-                    .map(|h| format!(" (hint: {h})"))
-                    .unwrap_or_default();
                 return Ok(Err(format!(
-                    "training refused: {e}{hint} (run directory {})",
+                    "training refused: {} (run directory {})",
+                    hinted(&e, e.hint()),
                     out.display(),
                 )));
             }
