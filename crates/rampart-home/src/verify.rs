@@ -39,6 +39,14 @@ pub enum VerifyError {
         /// Why.
         source: HomeError,
     },
+    /// The attestation file cannot be read (audited as an error).
+    #[error("cannot read the attestation {}: {source}", path.display())]
+    Attestation {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: HomeError,
+    },
     /// [`Trust::Home`] in a home that trusts nothing.
     #[error("no trusted keys in {}", .0.display())]
     NoTrust(PathBuf),
@@ -203,6 +211,83 @@ pub fn verify_model(
                     .detail("signature", sig.display().to_string()),
             )?;
             Ok(Verification::Failed(e))
+        }
+    }
+}
+
+/// The result of checking an attestation that could be read.
+#[derive(Debug)]
+pub enum Attestation {
+    /// It verifies with a trusted key (and names the subject asked for).
+    Verified(Box<rampart_crypto::provenance::VerifiedAttestation>),
+    /// It does not: the reason.
+    Failed(String),
+}
+
+/// Checks the DSSE attestation (an in-toto statement, SLSA provenance) at `path` with the
+/// home's trusted keys (`Trust::Home`) or named keys (`Trust::Keys`; other trusts are
+/// refused as [`VerifyError::NoTrust`]), and that it names `subject` when one is given.
+/// Audited as `attest.verify`: ok, failed, or error when the file cannot be read.
+///
+/// # Errors
+/// See [`VerifyError`].
+pub fn verify_attestation(
+    s: &Session<'_>,
+    path: &Path,
+    trust: Trust,
+    subject: Option<&rampart_crypto::Digest>,
+) -> Result<Attestation, VerifyError> {
+    let keys = match trust {
+        Trust::Home => s.policy.trusted_public_keys(),
+        Trust::Keys(keys) => keys,
+        Trust::CertRoots(_) | Trust::Sigstore(_) => Vec::new(),
+    };
+    if keys.is_empty() {
+        return Err(VerifyError::NoTrust(s.home.policy_path()));
+    }
+    let subject_path = path.display().to_string();
+    let bytes = match crate::secure_fs::read_limited(path, rampart_crypto::dsse::MAX_BUNDLE_BYTES) {
+        Ok(b) => b,
+        Err(source) => {
+            let e = VerifyError::Attestation {
+                path: path.to_path_buf(),
+                source,
+            };
+            let event = s
+                .audit
+                .event(Action::AttestVerify, Outcome::Error)
+                .subject_path(&subject_path)
+                .detail("reason", e.to_string());
+            return Err(s.audit.refusal(event).map_or(e, VerifyError::Audit));
+        }
+    };
+    let checked = rampart_crypto::provenance::verify_attestation(&bytes, &keys)
+        .map_err(|e| e.to_string())
+        .and_then(|v| match subject {
+            Some(d) if !v.covers(d) => {
+                Err(format!("sha256:{d} is not a subject of this attestation"))
+            }
+            _ => Ok(v),
+        });
+    match checked {
+        Ok(v) => {
+            s.audit.record(
+                s.audit
+                    .event(Action::AttestVerify, Outcome::Ok)
+                    .subject_path(&subject_path)
+                    .detail("key", v.key.to_string())
+                    .detail("predicate_type", v.predicate_type.clone()),
+            )?;
+            Ok(Attestation::Verified(Box::new(v)))
+        }
+        Err(reason) => {
+            s.audit.record(
+                s.audit
+                    .event(Action::AttestVerify, Outcome::Failed)
+                    .subject_path(&subject_path)
+                    .detail("reason", reason.clone()),
+            )?;
+            Ok(Attestation::Failed(reason))
         }
     }
 }

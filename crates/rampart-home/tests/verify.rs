@@ -125,3 +125,62 @@ fn what_the_sign_service_writes_the_verify_service_accepts() {
         ]
     );
 }
+
+#[test]
+fn an_attestation_is_checked_with_the_homes_keys_and_for_its_subject() {
+    use rampart_crypto::provenance::{Artifact, Provenance};
+    use rampart_home::verify::{Attestation, verify_attestation};
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::resolve(Some(&dir.path().join("home")));
+    home.init().unwrap();
+    let policy = home.load_policy().unwrap();
+    let sink = MemorySink::new();
+    let s = Session {
+        home: &home,
+        policy: &policy,
+        audit: Auditor::new(Some(&sink), "tester"),
+    };
+    let model = rampart_crypto::sha256(b"model");
+    let p = Provenance {
+        subjects: vec![Artifact::new("model.safetensors", model)],
+        build_type: "https://example.com/build".into(),
+        external_parameters: serde_json::json!({}),
+        resolved_dependencies: Vec::new(),
+        builder_id: "test".into(),
+        builder_version: "1".into(),
+        invocation_id: "1".into(),
+        started_on: "2026-01-01T00:00:00Z".into(),
+        finished_on: "2026-01-01T00:00:01Z".into(),
+        byproducts: Vec::new(),
+    };
+    let (key, _) = home.signing_key().unwrap();
+    let path = dir.path().join("provenance.json");
+    std::fs::write(&path, p.sign(&key)).unwrap();
+    let got = verify_attestation(&s, &path, Trust::Home, Some(&model)).unwrap();
+    assert!(matches!(got, Attestation::Verified(_)), "{got:?}");
+    let other = rampart_crypto::sha256(b"other");
+    let got = verify_attestation(&s, &path, Trust::Home, Some(&other)).unwrap();
+    assert!(
+        matches!(got, Attestation::Failed(ref why) if why.contains("not a subject")),
+        "{got:?}"
+    );
+    let stranger = rampart_crypto::SigningKey::generate().public_key();
+    let got = verify_attestation(&s, &path, Trust::Keys(vec![stranger]), None).unwrap();
+    assert!(matches!(got, Attestation::Failed(_)), "{got:?}");
+    let err = verify_attestation(&s, &dir.path().join("none.json"), Trust::Home, None).unwrap_err();
+    assert!(matches!(err, VerifyError::Attestation { .. }), "{err}");
+    let actions: Vec<String> = sink
+        .actions()
+        .into_iter()
+        .map(|(a, o)| format!("{a} {o}"))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "attest.verify ok",
+            "attest.verify failed",
+            "attest.verify failed",
+            "attest.verify error"
+        ]
+    );
+}

@@ -20,7 +20,7 @@ use std::time::Instant;
 use rampart_audit::{Action, AuditError, AuditLog, Event, Outcome as AuditOutcome};
 use rampart_crypto::age_file::Unlock;
 use rampart_crypto::now_rfc3339 as now;
-use rampart_home::verify::{self, Trust, Verification};
+use rampart_home::verify::{self, Attestation, Trust, Verification};
 use rampart_home::{Home, HomeError, Policy, Session, secure_fs};
 use rampart_ingest::path_digest as file_digest;
 use rampart_ingest::{ErrorKind, IngestError};
@@ -62,11 +62,6 @@ impl Runner<'_> {
 
     fn event(&self, action: Action, outcome: AuditOutcome) -> Event {
         Event::new(self.actor, action, outcome)
-    }
-
-    fn audit(&self, event: Event) -> Result<(), RunError> {
-        self.log.append(event)?;
-        Ok(())
     }
 
     /// The home's trusted keys: the signatures a step accepts.
@@ -518,16 +513,6 @@ impl Pipeline<'_> {
         let prov = run.join("provenance.json");
         let env = self.env;
         let policy = env.home.load_policy()?;
-        let keys: Vec<_> = policy.trusted_public_keys();
-        // Audits a failed check and makes it the step's failure.
-        let failed = |action: Action, path: &str, why: String| {
-            env.audit(
-                env.event(action, AuditOutcome::Failed)
-                    .subject_path(path)
-                    .detail("reason", why.clone()),
-            )
-            .map(|()| Err(why))
-        };
         // The signature, with the home's trust, as `rampart verify` checks it (audited there).
         let opts = rampart_crypto::oms::VerifyOptions::new(&sig);
         let v =
@@ -542,21 +527,13 @@ impl Pipeline<'_> {
                 Err(e) if e.is_user_error() => return Ok(Err(e.to_string())),
                 Err(e) => return Err(e.into()),
             };
-        let prov_text = prov.display().to_string();
-        let attested = read_bundle(&prov).and_then(|bytes| {
-            rampart_crypto::provenance::verify_attestation(&bytes, &keys)
-                .map_err(|e| format!("{prov_text}: {e}"))
-        });
-        let a = match attested {
-            Ok(a) => a,
-            Err(why) => return failed(Action::AttestVerify, &prov_text, why),
+        // The provenance, with the home's keys, as `rampart attest verify` checks it.
+        let a = match verify::verify_attestation(&env.session(&policy), &prov, Trust::Home, None) {
+            Ok(Attestation::Verified(a)) => a,
+            Ok(Attestation::Failed(why)) => return Ok(Err(format!("{}: {why}", prov.display()))),
+            Err(e) if e.is_user_error() => return Ok(Err(e.to_string())),
+            Err(e) => return Err(e.into()),
         };
-        env.audit(
-            env.event(Action::AttestVerify, AuditOutcome::Ok)
-                .subject_path(&prov_text)
-                .detail("key", a.key.to_string())
-                .detail("predicate_type", a.predicate_type.clone()),
-        )?;
         let in_prov = a
             .dependencies
             .iter()

@@ -1,8 +1,6 @@
 //! `rampart attest verify`.
 
-use rampart_audit::Action;
-use rampart_audit::Outcome;
-use rampart_crypto::provenance;
+use rampart_home::verify::{self, Attestation, Trust};
 use serde_json::json;
 
 use crate::cli::{AttestArgs, AttestCommand, Format};
@@ -12,9 +10,14 @@ use crate::output;
 
 pub fn run(ctx: &Ctx, args: &AttestArgs) -> Result<Status, CliError> {
     let AttestCommand::Verify { file, key, subject } = &args.command;
-    let bytes = rampart_home::secure_fs::read_limited(file, rampart_crypto::dsse::MAX_BUNDLE_BYTES)
-        .map_err(|e| CliError::input(anyhow::Error::new(e)))?;
-    let keys = ctx.verifier_keys(key)?;
+    let trust = if key.is_empty() {
+        ctx.home.require().map_err(|e| {
+            CliError::from(e).hint("pass --key PUB.pem, or trust keys with `rampart trust add`")
+        })?;
+        Trust::Home
+    } else {
+        Trust::Keys(ctx.verifier_keys(key)?)
+    };
     let subject_digest = match subject {
         Some(p) => Some(
             rampart_crypto::oms::manifest(
@@ -45,22 +48,11 @@ pub fn run(ctx: &Ctx, args: &AttestArgs) -> Result<Status, CliError> {
         None => None,
     };
     let file_text = file.display().to_string();
-    let result = provenance::verify_attestation(&bytes, &keys)
-        .map_err(|e| e.to_string())
-        .and_then(|v| match subject_digest {
-            Some(d) if !v.covers(&d) => {
-                Err(format!("sha256:{d} is not a subject of this attestation"))
-            }
-            _ => Ok(v),
-        });
+    let policy = ctx.policy_or_default()?;
+    let result =
+        verify::verify_attestation(&ctx.session(&policy)?, file, trust, subject_digest.as_ref())?;
     match result {
-        Ok(v) => {
-            ctx.audit(
-                ctx.event(Action::AttestVerify, Outcome::Ok)
-                    .subject_path(&file_text)
-                    .detail("key", v.key.to_string())
-                    .detail("predicate_type", v.predicate_type.clone()),
-            )?;
+        Attestation::Verified(v) => {
             match ctx.format {
                 Format::Json | Format::Sarif => output::print_json(&json!({
                     "verified": true,
@@ -90,12 +82,7 @@ pub fn run(ctx: &Ctx, args: &AttestArgs) -> Result<Status, CliError> {
             }
             Ok(Status::Ok)
         }
-        Err(reason) => {
-            ctx.audit(
-                ctx.event(Action::AttestVerify, Outcome::Failed)
-                    .subject_path(&file_text)
-                    .detail("reason", reason.clone()),
-            )?;
+        Attestation::Failed(reason) => {
             match ctx.format {
                 Format::Json | Format::Sarif => {
                     output::print_json(&json!({"verified": false, "error": reason}))?;
