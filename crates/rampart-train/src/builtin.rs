@@ -65,6 +65,9 @@ pub enum BuiltinError {
         /// Why.
         source: std::io::Error,
     },
+    /// The audit log refused the record.
+    #[error(transparent)]
+    Audit(#[from] rampart_audit::AuditError),
     /// The model or metrics file cannot be written.
     #[error("cannot write {}: {source}", path.display())]
     Write {
@@ -79,7 +82,7 @@ impl BuiltinError {
     /// Whether the user can fix it (everything but a failed write).
     #[must_use]
     pub const fn is_user_error(&self) -> bool {
-        !matches!(self, Self::Write { .. })
+        !matches!(self, Self::Write { .. } | Self::Audit(_))
     }
 
     /// What to do, when there is something to say.
@@ -259,6 +262,54 @@ pub fn write_model(model: &Model, out: &Path) -> Result<(String, u64), BuiltinEr
     .map_err(write)?;
     tmp.persist(out).map_err(|e| write(e.error))?;
     Ok((hasher.finish().reference().to_string(), size))
+}
+
+/// What [`train_here`] wrote.
+#[derive(Debug)]
+pub struct Written {
+    /// The fit.
+    pub fitted: Fitted,
+    /// The model file's `sha256:<hex>`.
+    pub digest: String,
+    /// Its size.
+    pub bytes: u64,
+}
+
+/// `rampart ml train`: fits on the host (no sandbox: for data the caller already trusts),
+/// writes the model to `out` and records `ml.train` (with the DP budget when DP-SGD ran).
+///
+/// # Errors
+/// See [`BuiltinError`].
+pub fn train_here(
+    s: &rampart_home::Session<'_>,
+    req: &FitRequest<'_>,
+    reader: impl Read,
+    out: &Path,
+) -> Result<Written, BuiltinError> {
+    let fitted = fit(req, reader)?;
+    let (digest, bytes) = write_model(&fitted.model, out)?;
+    let mut event = s
+        .audit
+        .event(rampart_audit::Action::MlTrain, rampart_audit::Outcome::Ok)
+        .subject_path(out.display().to_string())
+        .detail("model_digest", digest.clone())
+        .detail("kind", fitted.model.meta.kind.to_string())
+        .detail("data", req.data.display().to_string())
+        .detail("data_digest", fitted.data_digest.clone())
+        .detail("rows", fitted.rows);
+    if let Estimator::LogisticRegression(m) = &fitted.model.estimator
+        && let Some(p) = m.privacy()
+    {
+        event = event
+            .detail("dp_epsilon", p.epsilon)
+            .detail("dp_delta", p.delta);
+    }
+    s.audit.record(event)?;
+    Ok(Written {
+        fitted,
+        digest,
+        bytes,
+    })
 }
 
 /// The differential-privacy budget a DP-SGD fit spent.
@@ -498,5 +549,40 @@ mod tests {
             "{e}"
         );
         assert!(!out.exists() && !metrics.exists());
+    }
+
+    #[test]
+    fn a_host_fit_is_written_and_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = rampart_home::Home::resolve(Some(&dir.path().join("home")));
+        home.init().unwrap();
+        let policy = home.load_policy().unwrap();
+        let sink = rampart_audit::MemorySink::new();
+        let s = rampart_home::Session {
+            home: &home,
+            policy: &policy,
+            audit: rampart_audit::Auditor::new(Some(&sink), "tester"),
+        };
+        let data = dir.path().join("d.csv");
+        std::fs::write(&data, csv(40)).unwrap();
+        let hyper = Hyper::default();
+        let ignore = ["id".to_owned()];
+        let req = FitRequest {
+            data: &data,
+            kind: Kind::Logistic,
+            label: Some("label"),
+            ignore: &ignore,
+            hyper: &hyper,
+            holdout: 0.0,
+        };
+        let out = dir.path().join("m.safetensors");
+        let w = train_here(&s, &req, std::fs::File::open(&data).unwrap(), &out).unwrap();
+        assert_eq!(w.bytes, std::fs::metadata(&out).unwrap().len());
+        let records = sink.records();
+        assert_eq!(records.len(), 1);
+        let r = records[0].to_value();
+        assert_eq!(r["action"], "ml.train");
+        assert_eq!(r["details"]["model_digest"], w.digest.as_str());
+        assert_eq!(r["details"]["rows"], 40);
     }
 }

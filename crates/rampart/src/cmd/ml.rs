@@ -43,8 +43,9 @@ fn check_output(path: &Path, force: bool) -> Result<(), CliError> {
 
 fn train(ctx: &Ctx, a: &TrainArgs) -> Result<Status, CliError> {
     check_output(&a.output, a.force)?;
-    let data = a.data.display().to_string();
-    let f = builtin::fit(
+    let policy = ctx.policy_or_default()?;
+    let written = builtin::train_here(
+        &ctx.session(&policy)?,
         &FitRequest {
             data: &a.data,
             kind: a.kind,
@@ -54,7 +55,9 @@ fn train(ctx: &Ctx, a: &TrainArgs) -> Result<Status, CliError> {
             holdout: 0.0,
         },
         open_data(ctx, &a.data)?,
+        &a.output,
     )?;
+    let (model_digest, size) = (written.digest, written.bytes);
     let Fitted {
         model,
         rows,
@@ -63,26 +66,11 @@ fn train(ctx: &Ctx, a: &TrainArgs) -> Result<Status, CliError> {
         data_digest,
         fit_seconds,
         ..
-    } = f;
-    let (model_digest, size) = builtin::write_model(&model, &a.output)?;
+    } = written.fitted;
     let privacy = match &model.estimator {
         Estimator::LogisticRegression(m) => m.privacy().cloned(),
         _ => None,
     };
-    let mut event = ctx
-        .event(Action::MlTrain, Outcome::Ok)
-        .subject_path(a.output.display().to_string())
-        .detail("model_digest", model_digest.clone())
-        .detail("kind", model.meta.kind.to_string())
-        .detail("data", data.clone())
-        .detail("data_digest", data_digest.clone())
-        .detail("rows", rows);
-    if let Some(p) = &privacy {
-        event = event
-            .detail("dp_epsilon", p.epsilon)
-            .detail("dp_delta", p.delta);
-    }
-    ctx.audit(event)?;
     if privacy
         .as_ref()
         .is_some_and(|p| p.scaling == "data-min-max")
