@@ -574,7 +574,9 @@ pub struct GatePolicy {
     pub require_provenance: bool,
     /// The dataset lineage in the provenance verifies.
     pub require_lineage: bool,
-    /// Minimum metric values, e.g. `{ accuracy = 0.9 }`.
+    /// Metric bounds, e.g. `{ accuracy = 0.9 }`: each reported metric at least this, or at
+    /// most this for a loss (`rampart_ml::metrics::LOWER_IS_BETTER`: log_loss, loss, mse,
+    /// rmse, mae, error_rate).
     pub min_metrics: BTreeMap<String, f64>,
     /// Signed approvals needed.
     pub approvals: u32,

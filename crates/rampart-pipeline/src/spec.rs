@@ -233,8 +233,8 @@ pub struct PromoteSection {
     /// The stage to reach.
     #[serde(default = "staging")]
     pub to: Target,
-    /// The pipeline's own gate: each metric of the training run at least this (`log_loss`
-    /// at most).
+    /// The pipeline's own gate: each metric of the training run at least this, or at most
+    /// this for a loss (`LOWER_IS_BETTER`: log_loss, loss, mse, rmse, mae, error_rate).
     #[serde(default)]
     pub min_metrics: BTreeMap<String, f64>,
 }
