@@ -25,6 +25,13 @@ use crate::matrix::Matrix;
 
 /// Trees when none is given.
 pub const DEFAULT_TREES: usize = 100;
+/// Most trees a forest may be asked for: the forest is collected in memory, so an unbounded
+/// count from a config would be an unbounded allocation.
+pub const MAX_TREES: usize = 10_000;
+/// Most passes over the data, and the largest batch, logistic regression may be asked for.
+pub const MAX_EPOCHS: usize = 100_000;
+/// See [`MAX_EPOCHS`].
+pub const MAX_BATCH: usize = 1 << 20;
 
 /// A setting that cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -325,6 +332,45 @@ impl Hyper {
             }),
             _ => Ok(()),
         };
+        let within =
+            |v: Option<usize>, setting: &'static str, lo: usize, hi: usize, expected| match v {
+                Some(n) if n < lo || n > hi => Err(HyperError::Value {
+                    setting,
+                    value: n.to_string(),
+                    expected,
+                }),
+                _ => Ok(()),
+            };
+        within(self.trees, "--trees", 1, MAX_TREES, "from 1 to 10000")?;
+        within(self.epochs, "--epochs", 1, MAX_EPOCHS, "from 1 to 100000")?;
+        within(
+            self.batch_size,
+            "--batch-size",
+            1,
+            MAX_BATCH,
+            "from 1 to 1048576",
+        )?;
+        within(
+            self.max_samples,
+            "--max-samples",
+            1,
+            usize::MAX,
+            "at least 1",
+        )?;
+        within(
+            self.min_samples_leaf,
+            "--min-samples-leaf",
+            1,
+            usize::MAX,
+            "at least 1",
+        )?;
+        within(
+            self.min_samples_split,
+            "--min-samples-split",
+            2,
+            usize::MAX,
+            "at least 2",
+        )?;
         positive(self.learning_rate, "--learning-rate")?;
         positive(self.dp_epsilon, "--dp-epsilon")?;
         positive(self.dp_clip, "--dp-clip")?;
@@ -594,6 +640,42 @@ mod tests {
                     ..Hyper::default()
                 },
                 "--learning-rate",
+            ),
+            // A config cannot ask for an unbounded allocation or a degenerate fit.
+            (
+                Hyper {
+                    trees: Some(1_000_000_000_000),
+                    ..Hyper::default()
+                },
+                "--trees",
+            ),
+            (
+                Hyper {
+                    trees: Some(0),
+                    ..Hyper::default()
+                },
+                "--trees",
+            ),
+            (
+                Hyper {
+                    epochs: Some(usize::MAX),
+                    ..Hyper::default()
+                },
+                "--epochs",
+            ),
+            (
+                Hyper {
+                    batch_size: Some(0),
+                    ..Hyper::default()
+                },
+                "--batch-size",
+            ),
+            (
+                Hyper {
+                    min_samples_split: Some(1),
+                    ..Hyper::default()
+                },
+                "--min-samples-split",
             ),
         ] {
             let e = h.check(Kind::RandomForest).unwrap_err();
