@@ -1,6 +1,9 @@
-//! The gateway's errors (model loading has its own, [`crate::load::LoadError`]).
+//! The gateway's errors (model loading has its own, [`crate::load::LoadError`], carried here).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+
+use crate::load::LoadErrorKind;
 
 /// Why the gateway, or one of its parts, cannot be set up.
 #[derive(Debug, thiserror::Error)]
@@ -13,6 +16,14 @@ pub enum ServeError {
         text: String,
         /// What it may be.
         expected: &'static str,
+    },
+    /// The gateway will not start this way.
+    #[error("{reason}")]
+    Refused {
+        /// Why.
+        reason: String,
+        /// What to do instead.
+        hint: &'static str,
     },
     /// A database the gateway keeps its state in cannot be opened.
     #[error("{path}: {reason}")]
@@ -31,4 +42,57 @@ pub enum ServeError {
     /// The models could not be loaded (nothing was swapped).
     #[error(transparent)]
     Load(#[from] crate::load::LoadError),
+    /// The home, its policy or its keys.
+    #[error(transparent)]
+    Home(#[from] rampart_home::HomeError),
+    /// The registry cannot be opened or listed.
+    #[error(transparent)]
+    Registry(#[from] rampart_registry::RegistryError),
+    /// The API-key store.
+    #[error(transparent)]
+    KeyStore(#[from] crate::keys::KeyStoreError),
+    /// The rails of `[guard]` do not compile.
+    #[error("[guard]: {0}")]
+    Guard(rampart_guard::GuardError),
+    /// The PII engine for logged payloads.
+    #[error(transparent)]
+    Pii(#[from] rampart_pii::PiiError),
+    /// An action could not be recorded, so it was not taken.
+    #[error(transparent)]
+    Audit(#[from] rampart_audit::AuditError),
+    /// The listener, the runtime or the TLS certificate.
+    #[error("cannot serve on {bind}: {source}")]
+    Listen {
+        /// The address.
+        bind: SocketAddr,
+        /// The failure.
+        source: std::io::Error,
+    },
+}
+
+impl ServeError {
+    /// What kind of failure this is (the home's and the loads' own kinds carried through).
+    #[must_use]
+    pub fn kind(&self) -> LoadErrorKind {
+        match self {
+            Self::Setting { .. } | Self::Refused { .. } | Self::Guard(_) => LoadErrorKind::Input,
+            Self::Load(e) => e.kind(),
+            Self::Home(e) if e.is_user_error() => LoadErrorKind::Input,
+            _ => LoadErrorKind::Internal,
+        }
+    }
+
+    /// What the user can do about it, when there is something.
+    #[must_use]
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            Self::Refused { hint, .. } => Some(hint),
+            Self::Load(e) => e.hint(),
+            Self::Guard(_) => Some("fix [guard] in rampart.toml"),
+            Self::Home(rampart_home::HomeError::NotInitialised { .. }) => {
+                Some("models are served from a home's registry: create one with `rampart init`")
+            }
+            _ => None,
+        }
+    }
 }

@@ -23,8 +23,10 @@
 #![allow(clippy::result_large_err)]
 
 pub mod admin;
+pub mod config;
 mod error;
 pub mod guard_proxy;
+pub mod home;
 pub mod httpsig;
 pub mod keys;
 pub mod limits;

@@ -9,7 +9,7 @@ use std::time::Instant;
 use rampart_data::table::{self, Spec, TableError};
 use rampart_ml::hyper::{FitError, Hyper, HyperError, Kind};
 use rampart_ml::metrics::{Evaluation, MetricError};
-use rampart_ml::{Estimator, Model};
+use rampart_ml::{Estimator, Model, Prediction};
 use serde::{Deserialize, Serialize};
 
 /// What to fit.
@@ -68,6 +68,20 @@ pub enum BuiltinError {
     /// The audit log refused the record.
     #[error(transparent)]
     Audit(#[from] rampart_audit::AuditError),
+    /// A model file is not one [`write_model`] wrote.
+    #[error("{}: {reason}", path.display())]
+    Model {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The home, or a file it guards, cannot be read.
+    #[error(transparent)]
+    Home(#[from] rampart_home::HomeError),
+    /// A stored dataset cannot be opened.
+    #[error(transparent)]
+    Ingest(#[from] rampart_ingest::IngestError),
     /// The model or metrics file cannot be written.
     #[error("cannot write {}: {source}", path.display())]
     Write {
@@ -81,8 +95,13 @@ pub enum BuiltinError {
 impl BuiltinError {
     /// Whether the user can fix it (everything but a failed write).
     #[must_use]
-    pub const fn is_user_error(&self) -> bool {
-        !matches!(self, Self::Write { .. } | Self::Audit(_))
+    pub fn is_user_error(&self) -> bool {
+        match self {
+            Self::Write { .. } | Self::Audit(_) => false,
+            Self::Home(h) => h.is_user_error(),
+            Self::Ingest(i) => i.kind() != rampart_ingest::ErrorKind::Internal,
+            _ => true,
+        }
     }
 
     /// What to do, when there is something to say.
@@ -90,6 +109,9 @@ impl BuiltinError {
     pub fn hint(&self) -> Option<String> {
         match self {
             Self::Request { hint, .. } => hint.map(str::to_owned),
+            Self::Model { .. } => {
+                Some("only models written by `rampart ml train` load here".into())
+            }
             Self::Table(t) => t.hint.clone(),
             Self::Hyper(HyperError::NotFor { setting, .. }) if setting.starts_with("--dp") => {
                 Some("DP-SGD trains logistic regression; forests have no DP mode".into())
@@ -585,4 +607,215 @@ mod tests {
         assert_eq!(r["details"]["model_digest"], w.digest.as_str());
         assert_eq!(r["details"]["rows"], 40);
     }
+}
+
+/// Largest model file [`load_model`] reads.
+pub const MAX_MODEL_BYTES: u64 = 8 << 30;
+
+/// A model [`write_model`] wrote, read back: a regular file (never a FIFO or a device) of at
+/// most [`MAX_MODEL_BYTES`].
+///
+/// # Errors
+/// [`BuiltinError::Home`] when it cannot be read; [`BuiltinError::Model`] when it is not a
+/// rampart model.
+pub fn load_model(path: &Path) -> Result<Model, BuiltinError> {
+    let bytes = rampart_home::secure_fs::read_limited(path, MAX_MODEL_BYTES)?;
+    Model::from_bytes(&bytes).map_err(|e| BuiltinError::Model {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+/// The table a built-in model reads: a CSV file, or `sha256:<hex>`, a CSV dataset in the
+/// home's store (decrypted in memory with the home's identity; the access audited with
+/// `purpose`).
+///
+/// # Errors
+/// The file cannot be opened; no such dataset, or it is Parquet.
+pub fn open_table(
+    s: &rampart_home::Session<'_>,
+    data: &Path,
+    purpose: &str,
+) -> Result<Box<dyn Read>, BuiltinError> {
+    let text = data.to_string_lossy();
+    if text.starts_with("sha256:") {
+        let ds = rampart_ingest::DatasetStore::of(s.home).lookup(&text)?;
+        if ds.format != rampart_data::stream::DataFormat::Csv {
+            return Err(BuiltinError::Request {
+                message: format!("no CSV dataset {text} in the home's store"),
+                hint: Some("that dataset is Parquet; the built-in models read CSV"),
+            });
+        }
+        let (_, reader) = rampart_ingest::open::open_stored(s, &text, purpose)?;
+        return Ok(Box::new(reader));
+    }
+    let f = std::fs::File::open(data).map_err(|source| BuiltinError::Open {
+        path: data.to_path_buf(),
+        source,
+    })?;
+    Ok(Box::new(f))
+}
+
+/// Reads `data` for `model`: its feature columns, by name, and the label when asked for.
+fn read_for(
+    s: &rampart_home::Session<'_>,
+    model: &Model,
+    data: &Path,
+    label: Option<&str>,
+    keep_records: bool,
+) -> Result<table::Table, BuiltinError> {
+    Ok(table::read(
+        data,
+        open_table(s, data, "ml")?,
+        &Spec {
+            label,
+            features: Some(&model.meta.features),
+            ignore: &[],
+            keep_records,
+        },
+    )?)
+}
+
+fn predictions(
+    model: &Model,
+    x: &rampart_ml::matrix::Matrix,
+    data: &Path,
+) -> Result<Vec<Prediction>, BuiltinError> {
+    model.predict(x).map_err(|source| BuiltinError::Fit {
+        data: data.to_path_buf(),
+        source,
+    })
+}
+
+/// What [`evaluate`] measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evaluated {
+    /// The scores.
+    #[serde(flatten)]
+    pub evaluation: Evaluation,
+    /// Rows scored.
+    pub rows: usize,
+    /// The table's `sha256:<hex>`.
+    #[serde(skip)]
+    pub data_digest: String,
+}
+
+/// `rampart ml eval`: scores the model in `model_path` on `data`'s `label` column (an
+/// isolation forest against `anomaly_label`, the label of anomalous rows) and records
+/// `ml.eval`.
+///
+/// # Errors
+/// See [`BuiltinError`].
+pub fn evaluate(
+    s: &rampart_home::Session<'_>,
+    model_path: &Path,
+    data: &Path,
+    label: &str,
+    anomaly_label: &str,
+) -> Result<Evaluated, BuiltinError> {
+    let model = load_model(model_path)?;
+    let t = read_for(s, &model, data, Some(label), false)?;
+    let labels = t.labels.clone().unwrap_or_default();
+    let preds = predictions(&model, &t.x, data)?;
+    let evaluation = if model.estimator.n_classes() == 0 {
+        let truth: Vec<usize> = labels
+            .iter()
+            .map(|l| usize::from(l == anomaly_label))
+            .collect();
+        rampart_ml::metrics::evaluate_anomalies(&preds, &truth)?
+    } else {
+        let truth = table::encode(data, &labels, &model.meta.classes)?;
+        rampart_ml::metrics::evaluate_classes(&preds, &truth, &model.meta.classes)?
+    };
+    s.audit.record(
+        s.audit
+            .event(rampart_audit::Action::MlEval, rampart_audit::Outcome::Ok)
+            .subject_path(model_path.display().to_string())
+            .detail("data", data.display().to_string())
+            .detail("data_digest", t.digest.clone())
+            .detail("accuracy", evaluation.accuracy),
+    )?;
+    Ok(Evaluated {
+        evaluation,
+        rows: t.x.rows(),
+        data_digest: t.digest,
+    })
+}
+
+/// What [`predict`] wrote.
+#[derive(Debug, Clone)]
+pub struct Predicted {
+    /// Rows predicted.
+    pub rows: usize,
+    /// The table's `sha256:<hex>`.
+    pub data_digest: String,
+}
+
+/// `rampart ml predict`: writes `data` back as CSV to `out` with the predictions added
+/// (`prediction` and `proba_<class>` per class; an isolation forest's `anomaly_score` and
+/// `is_anomaly`), then records `ml.predict`.
+///
+/// # Errors
+/// See [`BuiltinError`]; a column the output would add that is already in the table is a
+/// [`BuiltinError::Request`].
+pub fn predict(
+    s: &rampart_home::Session<'_>,
+    model_path: &Path,
+    data: &Path,
+    out: &mut dyn std::io::Write,
+) -> Result<Predicted, BuiltinError> {
+    let model = load_model(model_path)?;
+    let t = read_for(s, &model, data, None, true)?;
+    let preds = predictions(&model, &t.x, data)?;
+    let added: Vec<String> = if model.estimator.n_classes() == 0 {
+        vec!["anomaly_score".into(), "is_anomaly".into()]
+    } else {
+        std::iter::once("prediction".to_owned())
+            .chain(model.meta.classes.iter().map(|c| format!("proba_{c}")))
+            .collect()
+    };
+    if let Some(clash) = added.iter().find(|c| t.header.contains(c)) {
+        return Err(BuiltinError::Request {
+            message: format!(
+                "{}: already has a column `{clash}`, which the output adds",
+                data.display()
+            ),
+            hint: Some("rename or drop that column first"),
+        });
+    }
+    let werr = |e: csv::Error| BuiltinError::Write {
+        path: PathBuf::from("the predictions"),
+        source: e.into(),
+    };
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(t.header.iter().chain(&added))
+        .map_err(werr)?;
+    for (record, p) in t.records.iter().zip(&preds) {
+        let mut row: Vec<String> = record.clone();
+        match p {
+            Prediction::Class { class, proba } => {
+                row.push(model.meta.classes.get(*class).cloned().unwrap_or_default());
+                row.extend(proba.iter().map(ToString::to_string));
+            }
+            Prediction::Anomaly { score, is_anomaly } => {
+                row.push(score.to_string());
+                row.push(is_anomaly.to_string());
+            }
+        }
+        w.write_record(&row).map_err(werr)?;
+    }
+    w.flush().map_err(|e| werr(e.into()))?;
+    drop(w);
+    s.audit.record(
+        s.audit
+            .event(rampart_audit::Action::MlPredict, rampart_audit::Outcome::Ok)
+            .subject_path(model_path.display().to_string())
+            .detail("data", data.display().to_string())
+            .detail("data_digest", t.digest.clone())
+            .detail("rows", t.x.rows()),
+    )?;
+    Ok(Predicted {
+        rows: t.x.rows(),
+        data_digest: t.digest,
+    })
 }

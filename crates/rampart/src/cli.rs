@@ -98,7 +98,7 @@ pub enum Command {
     Model(ModelArgs),
     /// Serve registry models over HTTP (Open Inference Protocol / KServe V2), authenticated,
     /// rate-limited and validated.
-    Serve(ServeArgs),
+    Serve(Box<rampart_serve::config::ServeConfig>),
     /// API keys for `rampart serve`: create (shown once), list, revoke.
     Apikey(ApikeyArgs),
     /// LLM guardrails: check prompts (prompt injection, jailbreaks, denied topics) or answers
@@ -1064,110 +1064,6 @@ pub enum ModelCommand {
 pub enum TargetStage {
     Staging,
     Production,
-}
-
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// A model to serve (NAME, meaning NAME@production, or any registry reference);
-    /// repeatable. Default: every model with a production version.
-    #[arg(long = "model", value_name = "REF")]
-    pub models: Vec<String>,
-    /// Address to listen on.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
-    pub bind: String,
-    /// A name clients reach this server by (`host` or `host:port`, as in their Host header);
-    /// repeatable. A signed request's `@authority` must be one of them. Default: the bind
-    /// address and, on loopback or a wildcard address, localhost and this machine's name.
-    #[arg(long = "public-name", value_name = "HOST[:PORT]")]
-    pub public_names: Vec<String>,
-    /// Allow plain HTTP on a non-loopback address (audited).
-    #[arg(long)]
-    pub insecure_http: bool,
-    /// Serve HTTPS with this certificate chain (PEM).
-    #[arg(long, value_name = "PEM", requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-    /// The certificate's private key (PEM, mode 0600).
-    #[arg(long, value_name = "PEM", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
-    /// Largest request body in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
-    pub max_body: usize,
-    /// Most rows per request.
-    #[arg(long, value_name = "N", default_value_t = 1024)]
-    pub max_batch: usize,
-    /// Accept values this fraction of the training range beyond it.
-    #[arg(long, value_name = "F", default_value_t = 0.1)]
-    pub range_margin: f64,
-    /// Requests per second per client address.
-    #[arg(long, value_name = "R", default_value_t = 200)]
-    pub ip_rate: u32,
-    /// Burst per client address.
-    #[arg(long, value_name = "B", default_value_t = 400)]
-    pub ip_burst: u32,
-    /// What callers see of a model's predictions: MODEL=raw|round:N|label|bins|bins:A,B,…
-    /// (repeatable; default raw).
-    #[arg(long = "output", value_name = "MODEL=MODE")]
-    pub output: Vec<String>,
-    /// Re-hash the served models' stored files this often (seconds); a mismatch stops
-    /// serving that model (503) and is audited.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
-    pub verify_every: f64,
-    /// Check the registry this often (seconds) and swap in new production versions, without
-    /// dropping requests (SIGHUP does the same at once).
-    #[arg(long, value_name = "SECONDS")]
-    pub reload_every: Option<f64>,
-    /// Score MODEL's inputs with an isolation forest from the registry (a reference such as
-    /// credit-iforest, meaning @production), trained on the same features; repeatable.
-    #[arg(long = "anomaly", value_name = "MODEL=DETECTOR")]
-    pub anomaly: Vec<String>,
-    /// What an anomalous row does: log (count and audit), flag (also return
-    /// rampart.anomaly_score) or reject (422).
-    #[arg(long, value_name = "POLICY", default_value = "flag")]
-    pub anomaly_policy: String,
-    /// Rows per model in the rolling drift window.
-    #[arg(long, value_name = "ROWS", default_value_t = 1000)]
-    pub drift_window: usize,
-    /// Compute drift this often (seconds), off the request path.
-    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
-    pub drift_every: f64,
-    /// Audit a feature whose PSI goes above this.
-    #[arg(long, value_name = "PSI", default_value_t = 0.2)]
-    pub drift_threshold: f64,
-    /// Rows a key may ask about per hour before it is blocked (0: no budget).
-    #[arg(long, value_name = "ROWS", default_value_t = 100_000)]
-    pub extraction_budget: u64,
-    /// What a key showing an extraction pattern (sweep, boundary probing) gets: block or
-    /// throttle (one request per second).
-    #[arg(long, value_name = "ACTION", default_value = "block")]
-    pub extraction_action: String,
-    /// How long a block or throttle lasts (seconds).
-    #[arg(long, value_name = "SECONDS", default_value_t = 300.0)]
-    pub extraction_cooldown: f64,
-    /// Turn extraction detection off.
-    #[arg(long)]
-    pub no_extraction_detection: bool,
-    /// Log this fraction of predictions (request and response, PII-redacted) to the audit log.
-    #[arg(long, value_name = "FRACTION", default_value_t = 0.0)]
-    pub log_payloads: f64,
-    /// Most inferences in flight; more get 503 with Retry-After.
-    #[arg(long, value_name = "N", default_value_t = 256)]
-    pub max_concurrency: usize,
-    /// Longest a request may take (seconds) before it gets 503.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
-    pub request_timeout: f64,
-    /// Also proxy POST /v1/chat/completions to an OpenAI-compatible upstream through the
-    /// guardrails of `[guard]` (models are then optional).
-    #[arg(long, requires = "guard_upstream")]
-    pub guard: bool,
-    /// The upstream's base URL, up to /v1 (e.g. <https://api.openai.com/v1>).
-    #[arg(long, value_name = "URL")]
-    pub guard_upstream: Option<String>,
-    /// The environment variable holding the upstream's API key (never logged).
-    #[arg(long, value_name = "VAR", default_value = "RAMPART_GUARD_UPSTREAM_KEY")]
-    pub guard_upstream_key_env: String,
-    /// Forward personal data in prompts as it is, instead of redacting it.
-    #[arg(long)]
-    pub guard_keep_input_pii: bool,
 }
 
 #[derive(Debug, Args)]

@@ -82,47 +82,6 @@ impl Ctx {
         Ok(keys)
     }
 
-    /// The guard the home's policy describes (the defaults without a home).
-    pub fn guard(&self) -> Result<rampart_guard::Guard, CliError> {
-        let policy = if self.home.exists() {
-            self.home.load_policy()?
-        } else {
-            rampart_home::Policy::default()
-        };
-        let g = policy.guard;
-        let config = rampart_guard::GuardConfig {
-            threshold: g.threshold,
-            classifier: g.classifier,
-            topics: g
-                .topics
-                .into_iter()
-                .map(|t| rampart_guard::topics::Topic {
-                    name: t.name,
-                    keywords: t.keywords,
-                    examples: t.examples,
-                    refusal: t.refusal,
-                })
-                .collect(),
-            output: rampart_guard::output::OutputConfig {
-                pii: match g.output.pii.as_str() {
-                    "off" => rampart_guard::output::PiiAction::Off,
-                    "block" => rampart_guard::output::PiiAction::Block,
-                    _ => rampart_guard::output::PiiAction::Redact,
-                },
-                banned: g.output.banned,
-                allowed_domains: g.output.allowed_domains,
-                links: if g.output.links == "block" {
-                    rampart_guard::output::LinkAction::Block
-                } else {
-                    rampart_guard::output::LinkAction::Redact
-                },
-            },
-            ..rampart_guard::GuardConfig::default()
-        };
-        rampart_guard::Guard::new(config)
-            .map_err(|e| CliError::input(anyhow::Error::new(e)).hint("fix [guard] in rampart.toml"))
-    }
-
     /// The home's policy, or the defaults when there is no home (a command that works
     /// without one: there is then no log to record in either).
     pub fn policy_or_default(&self) -> Result<rampart_home::Policy, CliError> {

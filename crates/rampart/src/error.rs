@@ -184,15 +184,7 @@ impl From<rampart_train::service::ServiceError> for CliError {
 
 impl From<rampart_serve::load::LoadError> for CliError {
     fn from(e: rampart_serve::load::LoadError) -> Self {
-        use rampart_ingest::ErrorKind;
-        use rampart_serve::load::LoadErrorKind;
-        let kind = match e.kind() {
-            LoadErrorKind::Input => ErrorKind::Input,
-            LoadErrorKind::Verification => ErrorKind::Verification,
-            LoadErrorKind::Internal => ErrorKind::Internal,
-        };
-        let hint = e.hint().map(str::to_owned);
-        Self::of_kind(kind, e, hint)
+        rampart_serve::ServeError::Load(e).into()
     }
 }
 
@@ -206,6 +198,12 @@ impl From<rampart_data::table::TableError> for CliError {
 impl From<rampart_train::builtin::BuiltinError> for CliError {
     fn from(e: rampart_train::builtin::BuiltinError) -> Self {
         use rampart_ingest::ErrorKind;
+        use rampart_train::builtin::BuiltinError;
+        let e = match e {
+            BuiltinError::Ingest(i) => return i.into(),
+            BuiltinError::Home(h) => return h.into(),
+            other => other,
+        };
         let kind = if e.is_user_error() {
             ErrorKind::Input
         } else {
@@ -294,5 +292,19 @@ impl From<rampart_home::sign::SignError> for CliError {
             other if other.is_user_error() => Self::input(other),
             other => Self::internal(other),
         }
+    }
+}
+
+impl From<rampart_serve::ServeError> for CliError {
+    fn from(e: rampart_serve::ServeError) -> Self {
+        use rampart_ingest::ErrorKind;
+        use rampart_serve::load::LoadErrorKind;
+        let kind = match e.kind() {
+            LoadErrorKind::Input => ErrorKind::Input,
+            LoadErrorKind::Verification => ErrorKind::Verification,
+            LoadErrorKind::Internal => ErrorKind::Internal,
+        };
+        let hint = e.hint().map(str::to_owned);
+        Self::of_kind(kind, e, hint)
     }
 }

@@ -69,8 +69,9 @@ pub fn product(text: &str) -> Result<(), CliError> {
 
 /// Writes one JSON value and a newline to stdout (machine output asked for with `--format`:
 /// printed under `-q` too).
-pub fn print_json(value: &serde_json::Value) -> Result<(), CliError> {
-    product(&format!("{value}\n"))
+pub fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
+    let text = serde_json::to_string(value).map_err(CliError::internal)?;
+    product(&format!("{text}\n"))
 }
 
 /// A byte-count progress bar on stderr, only when stderr is a terminal and not `-q`.

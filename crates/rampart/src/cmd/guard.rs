@@ -61,7 +61,7 @@ pub fn run(ctx: &Ctx, args: &GuardArgs) -> Result<Status, CliError> {
         output: as_output,
         canary,
     } = &args.command;
-    let guard = ctx.guard()?;
+    let guard = rampart_serve::home::guard_for(&ctx.policy_or_default()?.guard)?;
     let check = |t: &str| {
         if *as_output {
             guard.check_output(t, canary.as_deref())

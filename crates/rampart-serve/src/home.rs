@@ -1,0 +1,209 @@
+//! Serving a home: [`start`] checks the exposure, loads and verifies the registry's models
+//! (each load audited), assembles the gateway over the home's API keys, signed-request nonces
+//! and audit log, and serves until shutdown. `rampart serve` is this call.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rampart_audit::{Action, AuditSink, Outcome};
+use rampart_guard::Guard;
+use rampart_home::{GuardPolicy, Home, Session};
+use rampart_registry::Registry;
+
+use crate::config::ServeConfig;
+use crate::guard_proxy::GuardProxy;
+use crate::keys::KeyStore;
+use crate::load::{self, ModelSetup};
+use crate::{AppState, Loader, ServeError, Unseal};
+
+/// The home's API-key store (`serve/apikeys.db`).
+///
+/// # Errors
+/// [`ServeError::Home`] without a home; [`ServeError::KeyStore`] when it cannot be opened.
+pub fn keystore(home: &Home) -> Result<KeyStore, ServeError> {
+    home.require()?;
+    Ok(KeyStore::open(
+        &home.root().join("serve").join("apikeys.db"),
+    )?)
+}
+
+/// The guard `[guard]` describes.
+///
+/// # Errors
+/// [`ServeError::Guard`] for rails that do not compile.
+pub fn guard_for(g: &GuardPolicy) -> Result<Guard, ServeError> {
+    use rampart_guard::output::{LinkAction, OutputConfig, PiiAction};
+    let config = rampart_guard::GuardConfig {
+        threshold: g.threshold,
+        classifier: g.classifier,
+        topics: g
+            .topics
+            .iter()
+            .map(|t| rampart_guard::topics::Topic {
+                name: t.name.clone(),
+                keywords: t.keywords.clone(),
+                examples: t.examples.clone(),
+                refusal: t.refusal.clone(),
+            })
+            .collect(),
+        output: OutputConfig {
+            pii: match g.output.pii.as_str() {
+                "off" => PiiAction::Off,
+                "block" => PiiAction::Block,
+                _ => PiiAction::Redact,
+            },
+            banned: g.output.banned.clone(),
+            allowed_domains: g.output.allowed_domains.clone(),
+            links: if g.output.links == "block" {
+                LinkAction::Block
+            } else {
+                LinkAction::Redact
+            },
+        },
+        ..rampart_guard::GuardConfig::default()
+    };
+    Guard::new(config).map_err(ServeError::Guard)
+}
+
+/// The guardrail proxy: the rails of `[guard]`, the upstream, and its key from the
+/// environment variable the config names (never logged).
+fn guard_proxy(policy: &GuardPolicy, config: &ServeConfig) -> Result<GuardProxy, ServeError> {
+    let upstream = config.guard_upstream.clone().unwrap_or_default();
+    if !(upstream.starts_with("https://") || upstream.starts_with("http://")) {
+        return Err(ServeError::Setting {
+            text: upstream,
+            expected: "an http:// or https:// URL up to /v1 (--guard-upstream)",
+        });
+    }
+    let key = std::env::var(&config.guard_upstream_key_env)
+        .ok()
+        .filter(|k| !k.is_empty())
+        .map(zeroize::Zeroizing::new);
+    GuardProxy::new(
+        guard_for(policy)?,
+        upstream,
+        key,
+        !config.guard_keep_input_pii,
+    )
+}
+
+/// Opens tokens sealed to the home's age identity (API-key secrets for signed requests).
+fn unseal(home: &Home) -> Result<Unseal, ServeError> {
+    let identity = home.age_identity()?.0.as_age().clone();
+    Ok(Box::new(move |sealed: &str| {
+        let mut out = zeroize::Zeroizing::new(Vec::new());
+        rampart_crypto::age_file::decrypt(
+            sealed.as_bytes(),
+            &mut *out,
+            &rampart_crypto::age_file::Unlock::identities(vec![identity.clone()]),
+        )
+        .ok()?;
+        Some(out)
+    }))
+}
+
+/// Refuses what would expose the gateway: plain HTTP on an address other hosts reach (unless
+/// `insecure_http`, which [`start`] audits), a TLS key others can read.
+fn check_exposure(config: &ServeConfig) -> Result<(), ServeError> {
+    if let Some(key) = &config.tls_key {
+        rampart_home::secure_fs::read_private_file(key)?;
+    }
+    if config.plain_http_exposed() && !config.insecure_http {
+        return Err(ServeError::Refused {
+            reason: format!(
+                "refusing to serve plain HTTP on {}, which is not a loopback address",
+                config.bind
+            ),
+            hint: "pass --tls-cert and --tls-key, or --insecure-http behind a TLS terminator (audited), or bind 127.0.0.1",
+        });
+    }
+    Ok(())
+}
+
+/// Serves the home's registry as `config` says, until SIGINT or SIGTERM. Security events
+/// (refusals, authentication failures, guard decisions) go to `security` through one writer
+/// thread; model loads are recorded through the session. `on_listening` is told the bound
+/// address and the references served once the listener is up.
+///
+/// # Errors
+/// See [`ServeError`]: nothing listens unless every named model loads and verifies.
+pub fn start(
+    s: &Session<'_>,
+    config: &ServeConfig,
+    security: Box<dyn AuditSink>,
+    on_listening: impl FnOnce(SocketAddr, &[String]) + Send,
+) -> Result<(), ServeError> {
+    let home = s.home;
+    home.require()?;
+    check_exposure(config)?;
+    let keys = s.policy.trusted_public_keys();
+    if keys.is_empty() {
+        return Err(ServeError::Refused {
+            reason: format!("no trusted keys in {}", home.policy_path().display()),
+            hint: "trust a key with `rampart trust add KEY.pem`",
+        });
+    }
+    let registry_dir: PathBuf = home.root().join("registry");
+    let reg = Registry::open(&registry_dir)?;
+    let refs = load::references(&reg, &config.models)?;
+    if refs.is_empty() && !config.guard {
+        return Err(ServeError::Refused {
+            reason: "no model has a production version".into(),
+            hint: "promote one (`rampart model promote N@V --to production`) or name one with --model",
+        });
+    }
+    let setup = ModelSetup {
+        keys,
+        anchors: home.anchors(s.policy)?,
+        outputs: config
+            .output
+            .iter()
+            .map(|o| (o.model.clone(), o.value.clone()))
+            .collect(),
+        detectors: config
+            .anomaly
+            .iter()
+            .map(|d| (d.model.clone(), d.value.0.clone()))
+            .collect(),
+        drift_window: config.drift_window.max(1),
+    };
+    let models = load::load_served(s, &reg, &refs, &setup)?;
+    if config.plain_http_exposed() {
+        s.audit.record(
+            s.audit
+                .event(Action::ServeInsecureHttp, Outcome::Ok)
+                .subject_path(config.bind.to_string())
+                .detail("reason", "--insecure-http on a non-loopback address"),
+        )?;
+    }
+    drop(reg);
+    // Reloads (SIGHUP, --reload-every) load through the same checks.
+    let explicit = config.models.clone();
+    let loader: Loader = Box::new(move || load::load_from(&registry_dir, &explicit, &setup));
+    let guard = if config.guard {
+        Some(guard_proxy(&s.policy.guard, config)?)
+    } else {
+        None
+    };
+    let (tx, writer) = crate::security_audit(security, s.audit.actor().to_owned());
+    let mut state = AppState::new(models, keystore(home)?, config.limits(), Some(tx))
+        .with_loader(loader)
+        .with_nonces(crate::httpsig::Nonces::shared(
+            &home.root().join("serve").join("nonces.db"),
+        )?)
+        .with_unseal(unseal(home)?)
+        .with_monitoring(config.monitoring())
+        // Sampled payloads are redacted by the same engine as `rampart data pii`.
+        .with_redact(crate::pii_redactor()?);
+    if let Some(g) = guard {
+        state = state.with_guard(g);
+    }
+    let opts = config.run_options();
+    let result = crate::run(Arc::new(state), &opts, |addr| on_listening(addr, &refs));
+    let _ = writer.join();
+    result.map_err(|source| ServeError::Listen {
+        bind: config.bind,
+        source,
+    })
+}
