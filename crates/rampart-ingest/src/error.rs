@@ -88,6 +88,36 @@ pub enum IngestError {
     /// Redacting the rows failed.
     #[error("redacting the clean rows: {0}")]
     Pii(#[source] rampart_data::pii::PiiError),
+    /// A file cannot be scanned or redacted (not CSV with a header, an operator that cannot
+    /// be used, a row too long).
+    #[error("{}: {source}", path.display())]
+    PiiInput {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: rampart_data::pii::PiiError,
+    },
+    /// A value written by the `encrypt` operator cannot be revealed.
+    #[error("{}: line {line}: {source}", path.display())]
+    Reveal {
+        /// The file.
+        path: PathBuf,
+        /// The line, from 1.
+        line: u64,
+        /// Why.
+        #[source]
+        source: rampart_data::pii::PiiError,
+    },
+    /// An output could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The output.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The poisoning checks cannot run on this data (a named column is missing, …).
     #[error("poisoning checks: {0}")]
     Checks(rampart_data::poison::ColumnError),
@@ -126,7 +156,7 @@ impl IngestError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Tampered { .. } => ErrorKind::Verification,
-            Self::Store { .. } | Self::Audit(_) => ErrorKind::Internal,
+            Self::Store { .. } | Self::Write { .. } | Self::Audit(_) => ErrorKind::Internal,
             Self::Home(e) if !e.is_user_error() => ErrorKind::Internal,
             _ => ErrorKind::Input,
         }
@@ -150,7 +180,14 @@ impl IngestError {
                 rule: "data.roots", ..
             }) => "authorise its directory with `rampart data roots add DIR`",
             Self::Path(_) => "datasets are regular files or directories",
-            Self::Pii(_) | Self::Redaction(_) => {
+            Self::PiiInput {
+                source: rampart_data::pii::PiiError::Csv { .. },
+                ..
+            } => "the file must be CSV with a header row (or pass --text)",
+            Self::Reveal { .. } => {
+                "reveal needs an identity of a recipient the values were encrypted to (-i FILE)"
+            }
+            Self::PiiInput { .. } | Self::Pii(_) | Self::Redaction(_) => {
                 "fix the operators in [data.pii] of rampart.toml or the redaction flags"
             }
             Self::Tampered { .. } => "restore the store from a backup, or ingest the dataset again",

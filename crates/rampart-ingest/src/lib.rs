@@ -9,6 +9,7 @@
 mod error;
 mod ingest;
 pub mod open;
+pub mod pii;
 pub mod redact;
 pub mod rekey;
 pub mod store;

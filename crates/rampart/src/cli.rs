@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use rampart_data::safe_csv::SafeCsv;
 use rampart_ml::hyper::{Hyper, Kind};
 
 /// A secure machine-learning pipeline: verified data in, signed models out, every step audited.
@@ -558,7 +559,7 @@ pub struct PiiInputArgs {
     pub min_confidence: Option<f32>,
     /// Only these entities (repeatable or comma-separated: EMAIL,PHONE,…).
     #[arg(long = "only", value_name = "ENTITY", value_delimiter = ',')]
-    pub only: Vec<String>,
+    pub only: Vec<rampart_data::pii::Entity>,
     /// Longest CSV record in bytes.
     #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
     pub max_row_bytes: usize,
@@ -598,8 +599,8 @@ pub struct PiiRedactArgs {
     /// CSV-injection neutralisation (a leading ' on cells starting with = + - @ tab CR that
     /// are not plain numbers): auto (quarantine and redacted outputs), always (every CSV
     /// output), never (byte-exact outputs). See SECURITY.md.
-    #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = ["auto", "always", "never"])]
-    pub safe_csv: String,
+    #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = safe_csv_values())]
+    pub safe_csv: SafeCsv,
     /// Replace OUT if it exists.
     #[arg(long)]
     pub force: bool,
@@ -615,8 +616,8 @@ pub struct PiiRevealArgs {
     /// CSV-injection neutralisation (a leading ' on cells starting with = + - @ tab CR that
     /// are not plain numbers): auto (quarantine and redacted outputs), always (every CSV
     /// output), never (byte-exact outputs). See SECURITY.md.
-    #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = ["auto", "always", "never"])]
-    pub safe_csv: String,
+    #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = safe_csv_values())]
+    pub safe_csv: SafeCsv,
     /// Replace OUT if it exists.
     #[arg(long)]
     pub force: bool,
@@ -728,8 +729,8 @@ pub struct ValidateArgs {
     /// CSV-injection neutralisation (a leading ' on cells starting with = + - @ tab CR that
     /// are not plain numbers): auto (quarantine and redacted outputs), always (every CSV
     /// output), never (byte-exact outputs). See SECURITY.md.
-    #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = ["auto", "always", "never"])]
-    pub safe_csv: String,
+    #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = safe_csv_values())]
+    pub safe_csv: SafeCsv,
     /// Longest accepted record in bytes; longer ones are rejected.
     #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
     pub max_row_bytes: usize,
@@ -1135,4 +1136,11 @@ pub enum ApikeyCommand {
 pub enum KeyRole {
     Predict,
     Admin,
+}
+
+/// `--safe-csv auto|always|never`, listed in the help.
+fn safe_csv_values() -> impl clap::builder::TypedValueParser<Value = SafeCsv> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(["auto", "always", "never"])
+        .map(|s: String| SafeCsv::parse(&s).unwrap_or_default())
 }

@@ -7,7 +7,6 @@ use std::path::Path;
 use crate::outfile::Sink;
 use rampart_audit::Outcome;
 use rampart_data::open_authorised_with;
-use rampart_data::safe_csv::SafeCsv;
 use rampart_data::validate::{ValidateError, ValidateOptions};
 use rampart_home::roots;
 use serde_json::json;
@@ -171,7 +170,7 @@ fn validate(ctx: &Ctx, args: &ValidateArgs) -> Result<Status, CliError> {
             data.reader,
             &schema,
             &ValidateOptions {
-                safe_csv: safe_csv(&args.safe_csv),
+                safe_csv: args.safe_csv,
                 ..ValidateOptions::max_record_bytes(args.max_row_bytes)
             },
             &runs,
@@ -216,11 +215,6 @@ fn validate(ctx: &Ctx, args: &ValidateArgs) -> Result<Status, CliError> {
     } else {
         Status::Findings
     })
-}
-
-/// The `--safe-csv` value (clap allows only the three names).
-pub fn safe_csv(text: &str) -> SafeCsv {
-    SafeCsv::parse(text).unwrap_or_default()
 }
 
 fn say(ctx: &Ctx, what: &str, dir: &std::path::Path) -> Result<(), CliError> {
