@@ -706,36 +706,22 @@ pub fn ingest(
     }
     if data_policy.checks.on_ingest || req.checks || req.reference.is_some() {
         let nulls: Vec<&str> = schema.nulls.iter().map(String::as_str).collect();
-        let frame = stream::frame_any(open_sealed(clean_file.temp_path(), keys)?, &nulls, &runs)
-            .map_err(|source| IngestError::Frame {
-                path: req.path.clone(),
-                source,
-            })?;
+        let frame = crate::checks::frame(
+            s,
+            &req.path,
+            open_sealed(clean_file.temp_path(), keys)?,
+            &nulls,
+        )?;
         let reference = req
             .reference
             .as_deref()
             .map(|r| {
                 let ds = crate::open::open_file(s, r, crate::open::Keys::Given(keys))?;
-                stream::frame_any(ds.reader, &nulls, &runs).map_err(|source| IngestError::Frame {
-                    path: r.to_path_buf(),
-                    source,
-                })
+                crate::checks::frame(s, r, ds.reader, &nulls)
             })
             .transpose()?;
-        let cols =
-            rampart_data::poison::Columns::from_schema(&schema).map_err(IngestError::Checks)?;
-        let checks = rampart_data::poison::check(&frame, reference.as_ref(), &cols)
-            .map_err(IngestError::Checks)?;
-        let threshold = match req.fail_on {
-            Some(t) => t,
-            None => data_policy
-                .checks
-                .fail_on
-                .parse::<Severity>()
-                .map_err(|e| {
-                    IngestError::Request(format!("[data.checks] fail_on in rampart.toml: {e}"))
-                })?,
-        };
+        let checks = crate::checks::poisoning(&schema, &frame, reference.as_ref())?;
+        let threshold = crate::checks::threshold(s, req.fail_on)?;
         checks_summary = checks.audit_summary();
         checks_report = serde_json::to_value(&checks).unwrap_or_default();
         if checks.worst() >= threshold {

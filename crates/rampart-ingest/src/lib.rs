@@ -6,6 +6,7 @@
 //! stored datasets by digest) for the other stages, audited; [`redact`] builds the PII
 //! redactor a policy describes. Every refusal is audited before it is returned.
 
+pub mod checks;
 mod error;
 mod ingest;
 pub mod open;

@@ -524,7 +524,7 @@ pub struct CheckArgs {
     pub reference: Option<PathBuf>,
     /// The lowest severity that fails (low, medium, high; default data.checks.fail_on).
     #[arg(long, value_name = "SEVERITY", requires = "schema")]
-    pub fail_on: Option<String>,
+    pub fail_on: Option<rampart_data::poison::Severity>,
     #[command(flatten)]
     pub unlock: UnlockArgs,
 }
@@ -634,7 +634,7 @@ pub struct DriftArgs {
     /// Binning for numeric PSI: deciles (the reference's, numpy's linear method) or
     /// equal-width:N.
     #[arg(long, default_value = "deciles", value_name = "BINS")]
-    pub bins: String,
+    pub bins: rampart_data::drift::Binning,
     /// PSI at or above this is drift.
     #[arg(long, default_value_t = 0.2, value_name = "PSI")]
     pub threshold: f64,
@@ -691,7 +691,7 @@ pub struct IngestArgs {
     pub checks: bool,
     /// The check severity that refuses the dataset (default `data.checks.fail_on`).
     #[arg(long, value_name = "SEVERITY")]
-    pub fail_on: Option<String>,
+    pub fail_on: Option<rampart_data::poison::Severity>,
     #[command(flatten)]
     pub unlock: UnlockArgs,
 }

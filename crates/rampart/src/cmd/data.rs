@@ -1,14 +1,12 @@
 //! `rampart data roots add | list | remove`, `check`, `infer-schema`, `validate`.
 
-use rampart_audit::Action;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use crate::outfile::Sink;
-use rampart_audit::Outcome;
-use rampart_data::open_authorised_with;
-use rampart_data::validate::{ValidateError, ValidateOptions};
+use rampart_data::validate::ValidateOptions;
 use rampart_home::roots;
+use rampart_ingest::checks;
 use serde_json::json;
 
 use crate::cli::{CheckArgs, DataCommand, Format, InferSchemaArgs, RootsCommand, ValidateArgs};
@@ -67,57 +65,29 @@ pub fn run(ctx: &Ctx, command: &DataCommand) -> Result<Status, CliError> {
             )));
         }
         DataCommand::Check(CheckArgs { path, .. }) => {
-            let data = ctx.home.load_policy()?.data;
-            match open_authorised_with(path, &data.roots, data.allow_hard_links) {
-                Ok(a) => {
-                    ctx.audit(
-                        ctx.event(Action::DataAccess, Outcome::Ok)
-                            .subject_path(a.real.display().to_string())
-                            .detail("requested", path.display().to_string())
-                            .detail("root", a.root.display().to_string()),
-                    )?;
-                    match ctx.format {
-                        Format::Json | Format::Sarif => output::print_json(&json!({
-                            "path": path, "real_path": a.real, "root": a.root, "authorised": true,
-                        }))?,
-                        Format::Human => output::print(&format!(
-                            "{} is authorised: {} lies in data root {}\n",
-                            path.display(),
-                            a.real.display(),
-                            a.root.display()
-                        ))?,
-                    }
-                }
-                Err(e) => {
-                    let policy = ctx.home.load_policy()?;
-                    return Err(
-                        rampart_ingest::open::refused(&ctx.session(&policy)?, path, e).into(),
-                    );
-                }
+            let policy = ctx.home.load_policy()?;
+            let a = checks::check_path(&ctx.session(&policy)?, path)?;
+            match ctx.format {
+                Format::Json | Format::Sarif => output::print_json(&json!({
+                    "path": path, "real_path": a.real, "root": a.root, "authorised": true,
+                }))?,
+                Format::Human => output::print(&format!(
+                    "{} is authorised: {} lies in data root {}\n",
+                    path.display(),
+                    a.real.display(),
+                    a.root.display()
+                ))?,
             }
         }
     }
     Ok(Status::Ok)
 }
 
-pub fn data_err(path: &Path, e: ValidateError) -> CliError {
-    match e {
-        ValidateError::Header(_) => {
-            CliError::input(anyhow::Error::new(e).context(path.display().to_string()))
-                .hint("the header must name exactly the schema's columns (any order, each once)")
-        }
-        other => CliError::input(
-            anyhow::Error::new(other).context(format!("cannot read {}", path.display())),
-        ),
-    }
-}
-
 fn infer_schema(ctx: &Ctx, args: &InferSchemaArgs) -> Result<Status, CliError> {
     let data = crate::unlock::open_dataset(ctx, &args.path, &args.unlock)?;
-    let runs = ctx.home.root().join("runs");
-    rampart_home::secure_fs::create_private_dir(&runs)?;
-    let got = rampart_data::stream::infer_any(data.reader, args.rows, args.label.as_deref(), &runs)
-        .map_err(|e| data_err(&args.path, e))?;
+    let policy = ctx.home.load_policy()?;
+    let s = ctx.session(&policy)?;
+    let got = checks::infer_schema(&s, &args.path, data, args.rows, args.label.as_deref())?;
     let toml = got
         .schema
         .to_toml()
@@ -147,8 +117,9 @@ fn infer_schema(ctx: &Ctx, args: &InferSchemaArgs) -> Result<Status, CliError> {
 }
 
 fn validate(ctx: &Ctx, args: &ValidateArgs) -> Result<Status, CliError> {
-    let (schema, schema_digest) = rampart_ingest::load_schema(&args.schema)?;
     let data = crate::unlock::open_dataset(ctx, &args.path, &args.unlock)?;
+    let policy = ctx.home.load_policy()?;
+    let s = ctx.session(&policy)?;
     let mut clean = args
         .output
         .as_deref()
@@ -159,25 +130,23 @@ fn validate(ctx: &Ctx, args: &ValidateArgs) -> Result<Status, CliError> {
         .as_deref()
         .map(|p| Sink::open(p, args.force))
         .transpose()?;
-    let (report, _) = {
+    let (report, schema_digest) = {
         let mut clean_w = clean
             .as_mut()
             .map(|f| BufWriter::with_capacity(1 << 20, f.file()));
         let mut quarantine_w = quarantine.as_mut().map(|f| BufWriter::new(f.file()));
-        let runs = ctx.home.root().join("runs");
-        rampart_home::secure_fs::create_private_dir(&runs)?;
-        let got = rampart_data::stream::validate_any(
-            data.reader,
-            &schema,
+        let got = checks::validate(
+            &s,
+            &args.path,
+            data,
+            &args.schema,
             &ValidateOptions {
                 safe_csv: args.safe_csv,
                 ..ValidateOptions::max_record_bytes(args.max_row_bytes)
             },
-            &runs,
             clean_w.as_mut().map(|w| w as &mut (dyn Write + Send)),
             quarantine_w.as_mut().map(|w| w as &mut dyn Write),
-        )
-        .map_err(|e| data_err(&args.path, e))?;
+        )?;
         for w in clean_w.iter_mut() {
             w.flush()
                 .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
@@ -187,21 +156,6 @@ fn validate(ctx: &Ctx, args: &ValidateArgs) -> Result<Status, CliError> {
     for f in [clean, quarantine].into_iter().flatten() {
         f.commit(args.force)?;
     }
-    ctx.audit(
-        ctx.event(
-            Action::DataValidate,
-            if report.rejected == 0 {
-                Outcome::Ok
-            } else {
-                Outcome::Failed
-            },
-        )
-        .subject_path(data.real.display().to_string())
-        .detail("schema", schema_digest.clone())
-        .detail("rows", report.rows_read)
-        .detail("accepted", report.accepted)
-        .detail("rejected", report.rejected),
-    )?;
     crate::report::validation(
         ctx,
         &args.path,

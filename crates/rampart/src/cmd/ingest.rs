@@ -13,14 +13,6 @@ use crate::report;
 
 /// The request the flags describe.
 pub fn request(args: &IngestArgs) -> Result<IngestRequest, CliError> {
-    let fail_on = args
-        .fail_on
-        .as_deref()
-        .map(|f| {
-            f.parse::<rampart_data::poison::Severity>()
-                .map_err(|e| CliError::input(anyhow::anyhow!("--fail-on: {e}")))
-        })
-        .transpose()?;
     Ok(IngestRequest {
         path: args.path.clone(),
         schema: args.schema.clone(),
@@ -37,7 +29,7 @@ pub fn request(args: &IngestArgs) -> Result<IngestRequest, CliError> {
         }),
         checks: args.checks,
         reference: args.reference.clone(),
-        fail_on,
+        fail_on: args.fail_on,
     })
 }
 
