@@ -7,6 +7,7 @@
 //! redactor a policy describes. Every refusal is audited before it is returned.
 
 pub mod checks;
+pub mod crypt;
 mod error;
 mod ingest;
 pub mod open;

@@ -1,19 +1,16 @@
 //! `rampart encrypt | decrypt | rekey`: age files at rest, interoperable with the `age` CLI.
 
-use rampart_audit::Action;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use rampart_audit::Outcome;
 use rampart_crypto::age_file::{self, Recipients};
-use rampart_home::secure_fs;
-use rampart_ingest::rekey;
+use rampart_ingest::{crypt, rekey};
 use serde_json::json;
 
 use crate::cli::{DecryptArgs, EncryptArgs, Format, RecipientArgs, RekeyArgs};
 use crate::context::Ctx;
-use crate::error::{CliError, Status, age_err};
+use crate::error::{CliError, Status};
 use crate::outfile::{is_stdio, write_output};
 use crate::output;
 use crate::unlock::{PASSPHRASE_ENV, required_passphrase, unlock};
@@ -37,18 +34,21 @@ fn recipients(
             passphrase_env,
         )?));
     }
-    let mut list = args.recipients.clone();
-    for f in &args.recipients_files {
-        let text = secure_fs::read_small_file(f)?;
-        list.extend(Recipients::parse_file(&text).map_err(|e| age_err(f, e))?);
-    }
-    if list.is_empty() && default_home {
-        ctx.home.require().map_err(|e| {
-            CliError::from(e).hint("pass -r age1… or --passphrase, or create a home")
-        })?;
-        list.push(ctx.home.age_identity()?.0.recipient());
-    }
-    Recipients::parse(&list).map_err(|e| age_err(Path::new("recipients"), e))
+    crypt::recipients(
+        &ctx.home,
+        &args.recipients,
+        &args.recipients_files,
+        default_home,
+    )
+    .map_err(|e| {
+        let missing_home = matches!(e, rampart_ingest::IngestError::Home(_));
+        let e = CliError::from(e);
+        if missing_home {
+            e.hint("pass -r age1… or --passphrase, or create a home")
+        } else {
+            e
+        }
+    })
 }
 
 fn open_input(path: &Path) -> Result<Box<dyn Read + Send>, CliError> {
@@ -75,17 +75,12 @@ pub fn encrypt(ctx: &Ctx, args: &EncryptArgs) -> Result<Status, CliError> {
         None => with_suffix(&args.path, ".age"),
     };
     let mut input = open_input(&args.path)?;
-    let (bytes, digest) = write_output(&out, args.force, |w| {
-        age_file::encrypt(&mut input, w, &to, args.to.armor).map_err(|e| age_err(&args.path, e))
+    let policy = ctx.policy_or_default()?;
+    let s = ctx.session(&policy)?;
+    let (bytes, _) = write_output(&out, args.force, |w| {
+        let done = crypt::encrypt(&s, (&args.path, &mut input), (&out, w), &to, args.to.armor)?;
+        Ok(done)
     })?;
-    ctx.audit(
-        ctx.event(Action::Encrypt, Outcome::Ok)
-            .subject_path(args.path.display().to_string())
-            .subject_digest(digest.reference())
-            .detail("output", out.display().to_string())
-            .detail("recipients", to.describe().join(", "))
-            .detail("bytes", bytes),
-    )?;
     report(ctx, "encrypted", &args.path, &out, bytes, &to.describe())
 }
 
@@ -103,27 +98,11 @@ pub fn decrypt(ctx: &Ctx, args: &DecryptArgs) -> Result<Status, CliError> {
         })?,
     };
     let input = open_input(&args.path)?;
-    let result = write_output(&out, args.force, |w| {
-        age_file::decrypt(input, w, &keys).map_err(|e| age_err(&args.path, e))
-    });
-    let (bytes, digest) = match result {
-        Ok(v) => v,
-        Err(e) => {
-            ctx.audit_refusal(
-                ctx.event(Action::Decrypt, Outcome::Failed)
-                    .subject_path(args.path.display().to_string())
-                    .detail("reason", e.message()),
-            );
-            return Err(e);
-        }
-    };
-    ctx.audit(
-        ctx.event(Action::Decrypt, Outcome::Ok)
-            .subject_path(args.path.display().to_string())
-            .subject_digest(digest.reference())
-            .detail("output", out.display().to_string())
-            .detail("bytes", bytes),
-    )?;
+    let policy = ctx.policy_or_default()?;
+    let s = ctx.session(&policy)?;
+    let (bytes, _) = write_output(&out, args.force, |w| {
+        Ok(crypt::decrypt(&s, (&args.path, input), (&out, w), &keys)?)
+    })?;
     report(ctx, "decrypted", &args.path, &out, bytes, &[])
 }
 
