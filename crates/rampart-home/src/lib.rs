@@ -26,6 +26,7 @@
 //! # Ok::<(), rampart_home::HomeError>(())
 //! ```
 
+mod classify;
 mod env;
 mod error;
 mod home;
@@ -37,6 +38,7 @@ pub mod sign;
 pub mod trust;
 pub mod verify;
 
+pub use classify::{Classify, ErrorKind};
 pub use env::{ENV_AGE_IDENTITY, ENV_AGE_IDENTITY_FILE, ENV_HOME, ENV_SIGNING_KEY};
 pub use env::{ENV_PII_KEY, ENV_PII_KEY_FILE, ENV_SIGNING_KEY_FILE, load_dotenv, os_user};
 pub use error::HomeError;

@@ -67,18 +67,6 @@ pub enum VerifyError {
 }
 
 impl VerifyError {
-    /// What to do, when there is something to say.
-    #[must_use]
-    pub const fn hint(&self) -> Option<&'static str> {
-        match self {
-            Self::Signature { .. } => Some("pass the signature with --sig FILE"),
-            Self::NoTrust(_) => {
-                Some("trust a key with `rampart trust add KEY.pem`, or pass --key PUB.pem")
-            }
-            _ => None,
-        }
-    }
-
     /// Whether the caller can fix it (everything but the home's own failures and the log's).
     #[must_use]
     pub fn is_user_error(&self) -> bool {

@@ -6,7 +6,7 @@
 use rampart_audit::{Auditor, MemorySink};
 use rampart_crypto::oms::{self, OmsError, VerifyOptions};
 use rampart_home::verify::{Trust, Verification, VerifyError, verify_model};
-use rampart_home::{Home, Policy, Session};
+use rampart_home::{Classify, Home, Policy, Session};
 
 fn signed_model(dir: &std::path::Path, home: &Home) -> std::path::PathBuf {
     let model = dir.join("model");

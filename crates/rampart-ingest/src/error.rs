@@ -4,16 +4,7 @@ use std::path::PathBuf;
 
 use rampart_crypto::age_file::AgeError;
 
-/// What kind of failure an error is, for a caller choosing how to report it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// The request or its input is wrong, or a rule refused it: the user can fix it.
-    Input,
-    /// Something that was vouched for does not match: tampering.
-    Verification,
-    /// The environment failed (disk, audit log).
-    Internal,
-}
+pub use rampart_home::ErrorKind;
 
 /// Why the stage could not do its job. Each variant names the file it is about.
 #[derive(Debug, thiserror::Error)]
@@ -150,22 +141,20 @@ pub enum IngestError {
     Audit(#[from] rampart_audit::AuditError),
 }
 
-impl IngestError {
-    /// The kind of failure.
-    #[must_use]
-    pub fn kind(&self) -> ErrorKind {
+use rampart_home::Classify;
+
+impl Classify for IngestError {
+    fn kind(&self) -> ErrorKind {
         match self {
             Self::Tampered { .. } => ErrorKind::Verification,
             Self::Store { .. } | Self::Write { .. } | Self::Audit(_) => ErrorKind::Internal,
-            Self::Home(e) if !e.is_user_error() => ErrorKind::Internal,
+            Self::Home(e) => e.kind(),
             _ => ErrorKind::Input,
         }
     }
 
-    /// What the user can do about it, when there is something to say.
-    #[must_use]
-    pub fn hint(&self) -> Option<&str> {
-        Some(match self {
+    fn hint(&self) -> Option<String> {
+        let text: &str = match self {
             Self::Refused { hint, .. } => hint,
             Self::Validate {
                 source: rampart_data::validate::ValidateError::Header(_),
@@ -175,7 +164,7 @@ impl IngestError {
                 source: rampart_data::frame::FrameError::Csv { .. },
                 ..
             } => "run `rampart data validate` first: it quarantines malformed rows",
-            Self::Age { source, .. } => return age_hint(source),
+            Self::Age { source, .. } => return age_hint(source).map(str::to_owned),
             Self::Path(rampart_data::PathError::Refused {
                 rule: "data.roots", ..
             }) => "authorise its directory with `rampart data roots add DIR`",
@@ -192,7 +181,8 @@ impl IngestError {
             }
             Self::Tampered { .. } => "restore the store from a backup, or ingest the dataset again",
             _ => return None,
-        })
+        };
+        Some(text.to_owned())
     }
 }
 

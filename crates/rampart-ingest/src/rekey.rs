@@ -84,10 +84,8 @@ pub enum RekeyError {
     Audit(#[from] rampart_audit::AuditError),
 }
 
-impl RekeyError {
-    /// What kind of failure this is.
-    #[must_use]
-    pub fn kind(&self) -> ErrorKind {
+impl rampart_home::Classify for RekeyError {
+    fn kind(&self) -> ErrorKind {
         match self {
             Self::NoVerifier { .. } | Self::Open { .. } | Self::Age { .. } => ErrorKind::Input,
             Self::Home(h) if h.is_user_error() => ErrorKind::Input,
@@ -95,14 +93,12 @@ impl RekeyError {
         }
     }
 
-    /// What to do, when there is something to say.
-    #[must_use]
-    pub fn hint(&self) -> Option<&'static str> {
+    fn hint(&self) -> Option<String> {
         match self {
             Self::NoVerifier { .. } => Some(
-                "pass the new identity with -i FILE so rekey can check the new file before replacing the old one",
+                "pass the new identity with -i FILE so rekey can check the new file before replacing the old one".into(),
             ),
-            Self::Age { source, .. } => crate::age_hint(source),
+            Self::Age { source, .. } => crate::age_hint(source).map(str::to_owned),
             _ => None,
         }
     }

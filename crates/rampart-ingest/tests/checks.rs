@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use rampart_audit::{Auditor, MemorySink};
 use rampart_crypto::age_file::Unlock;
 use rampart_data::validate::ValidateOptions;
-use rampart_home::{Home, Session};
+use rampart_home::{Classify, Home, Session};
 use rampart_ingest::checks::{self, DriftRequest};
 use rampart_ingest::open::{Dataset, Keys, open_file};
 

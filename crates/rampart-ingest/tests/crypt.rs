@@ -8,7 +8,7 @@ use std::path::Path;
 use rampart_audit::{Auditor, MemorySink};
 use rampart_crypto::AgeIdentity;
 use rampart_crypto::age_file::{AgeError, Unlock};
-use rampart_home::{Home, Session};
+use rampart_home::{Classify, Home, Session};
 use rampart_ingest::{IngestError, crypt};
 
 #[test]

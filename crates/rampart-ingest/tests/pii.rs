@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use rampart_audit::{Auditor, MemorySink};
 use rampart_crypto::AgeIdentity;
 use rampart_crypto::age_file::Unlock;
-use rampart_home::{Home, Session};
+use rampart_home::{Classify, Home, Session};
 use rampart_ingest::IngestError;
 use rampart_ingest::open::{Keys, open_file};
 use rampart_ingest::pii::{self, PiiRequest, RedactOutput};

@@ -6,7 +6,7 @@
 use rampart_audit::{Auditor, MemorySink};
 use rampart_crypto::AgeIdentity;
 use rampart_crypto::age_file::{self, Recipients, Unlock};
-use rampart_home::{Policy, Session};
+use rampart_home::{Classify, Policy, Session};
 use rampart_ingest::rekey::{RekeyError, Step, rekey};
 
 const TEXT: &[u8] = b"id,score\n1,0.5\n";

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use rampart_audit::{Auditor, MemorySink};
 use rampart_crypto::age_file::Unlock;
-use rampart_home::{Home, Session};
+use rampart_home::{Classify, Home, Session};
 use rampart_ingest::{
     DatasetStore, IngestError, IngestOutcome, IngestRequest, RejectReason, Rejected, dataset_ref,
     ingest,

@@ -20,6 +20,7 @@ use std::time::Instant;
 use rampart_audit::{Action, AuditError, AuditLog, Event, Outcome as AuditOutcome};
 use rampart_crypto::age_file::Unlock;
 use rampart_crypto::now_rfc3339 as now;
+use rampart_home::Classify;
 use rampart_home::verify::{self, Attestation, Trust, Verification};
 use rampart_home::{Home, HomeError, Policy, Session, secure_fs};
 use rampart_ingest::path_digest as file_digest;
@@ -103,11 +104,50 @@ pub struct RunOutcome {
     /// The step that failed and why.
     pub failure: Option<(String, String)>,
     /// The model's name, version, stage and gates, once registered.
-    pub registry: Option<Value>,
+    pub registry: Option<Registered>,
     /// `report.json`.
     pub report_json: PathBuf,
     /// `report.html`.
     pub report_html: PathBuf,
+}
+
+/// Where a run's model is in the registry (the report's `registry`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Registered {
+    /// The model's name.
+    pub name: String,
+    /// Its version.
+    pub version: i64,
+    /// Its stage (`none` when the promote step did not run).
+    pub stage: String,
+    /// The promotion's gates, as checked.
+    pub gates: Value,
+}
+
+/// The directories a new home authorises as data roots for `spec`: those of its source and
+/// its reference (the spec is what the user chose to run; an existing home keeps its own
+/// roots). Each path must exist.
+///
+/// # Errors
+/// [`RunError::Input`] naming a source or reference that cannot be opened.
+pub fn data_roots(spec: &Spec) -> Result<Vec<PathBuf>, RunError> {
+    let mut roots: Vec<PathBuf> = Vec::new();
+    for p in std::iter::once(&spec.source.path).chain(spec.checks.reference.as_ref()) {
+        let real = std::fs::canonicalize(p).map_err(|e| RunError::Input {
+            message: format!("cannot open {}: {e}", p.display()),
+            hint: None,
+        })?;
+        let dir = if real.is_dir() {
+            real
+        } else {
+            real.parent()
+                .map_or_else(|| PathBuf::from("/"), Path::to_path_buf)
+        };
+        if !roots.contains(&dir) {
+            roots.push(dir);
+        }
+    }
+    Ok(roots)
 }
 
 /// Why a pipeline could not run (a failed step is not one: it is the outcome's `failure`).
@@ -160,40 +200,38 @@ pub enum RunError {
     Internal(Box<dyn std::error::Error + Send + Sync>),
 }
 
-impl RunError {
-    /// What kind of failure this is.
-    #[must_use]
-    pub fn kind(&self) -> ErrorKind {
+impl Classify for RunError {
+    fn kind(&self) -> ErrorKind {
         match self {
             Self::Pipeline(PipelineError::State { .. }) => ErrorKind::Verification,
             Self::Pipeline(_) | Self::Input { .. } => ErrorKind::Input,
-            Self::Home(h) if h.is_user_error() => ErrorKind::Input,
+            Self::Home(h) => h.kind(),
             Self::Ingest(i) => i.kind(),
             Self::Train(t) => t.kind(),
+            Self::Verify(v) => v.kind(),
             _ => ErrorKind::Internal,
         }
     }
 
-    /// What to do, when there is something to say.
-    #[must_use]
-    pub fn hint(&self) -> Option<&str> {
+    fn hint(&self) -> Option<String> {
         match self {
             Self::Pipeline(PipelineError::State { .. }) => {
-                Some("move the state file away to start the pipeline afresh")
+                Some("move the state file away to start the pipeline afresh".into())
             }
-            Self::Pipeline(_) => {
-                Some("see examples/credit-risk/pipeline.toml and `rampart pipeline run --help`")
-            }
-            Self::Input { hint, .. } => *hint,
+            Self::Pipeline(_) => Some(
+                "see examples/credit-risk/pipeline.toml and `rampart pipeline run --help`".into(),
+            ),
+            Self::Input { hint, .. } => hint.map(str::to_owned),
             Self::Ingest(i) => i.hint(),
             Self::Train(t) => t.hint(),
+            Self::Verify(v) => v.hint(),
             _ => None,
         }
     }
 }
 
 /// A refusal as a step's failure text, with what to do when there is something to say.
-fn hinted(e: &dyn std::fmt::Display, hint: Option<&str>) -> String {
+fn hinted(e: &dyn std::fmt::Display, hint: Option<String>) -> String {
     match hint {
         Some(h) => format!("{e} (hint: {h})"),
         None => e.to_string(),
@@ -1132,7 +1170,12 @@ pub fn run(env: &Runner<'_>, spec_path: &Path, from: Option<&str>) -> Result<Run
     bytes.push(b'\n');
     secure_fs::atomic_write(&json_path, &bytes, 0o600)?;
     secure_fs::atomic_write(&html_path, report::html(&report).as_bytes(), 0o600)?;
-    let registry = report.get("registry").cloned();
+    let registry = report
+        .get("registry")
+        .cloned()
+        .map(serde_json::from_value::<Registered>)
+        .transpose()
+        .map_err(internal)?;
     Ok(RunOutcome {
         pipeline: p.spec.pipeline.name.clone(),
         run: run_id,

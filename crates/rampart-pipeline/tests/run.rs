@@ -14,7 +14,7 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
 use rampart_audit::AuditLog;
-use rampart_home::Home;
+use rampart_home::{Classify, Home};
 use rampart_ingest::{ErrorKind, IngestError};
 use rampart_pipeline::run::{RunError, RunOutcome, Runner, run};
 use rampart_sandbox::Sandbox;
@@ -156,8 +156,8 @@ fn a_pipeline_runs_every_stage_in_process_then_reuses_them_verified() {
     );
     let registry = o.registry.as_ref().unwrap();
     assert_eq!(
-        (registry["name"].as_str(), registry["version"].as_u64()),
-        (Some("lib"), Some(1))
+        (registry.name.as_str(), registry.version, registry.stage.as_str()),
+        ("lib", 1, "staging")
     );
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&o.report_json).unwrap()).unwrap();
@@ -198,7 +198,7 @@ fn a_pipeline_runs_every_stage_in_process_then_reuses_them_verified() {
     let forced = forced.unwrap();
     assert_eq!(forced.steps[0].status, "reused");
     assert!(forced.steps[1..].iter().all(|s| s.status == "ran"));
-    assert_eq!(forced.registry.unwrap()["version"], 2);
+    assert_eq!(forced.registry.unwrap().version, 2);
 }
 
 fn a_changed_model_stops_the_run_as_a_failed_step_not_an_error() {

@@ -73,6 +73,29 @@ pub enum RegistryError {
     },
 }
 
+/// A refusal or damaged blob is a verification failure, a bad reference an input error; the
+/// home's errors keep their own kind.
+impl rampart_home::Classify for RegistryError {
+    fn kind(&self) -> rampart_home::ErrorKind {
+        use rampart_home::ErrorKind;
+        match self {
+            Self::Refused(_) | Self::Blob(_) | Self::Conflict(_) => ErrorKind::Verification,
+            Self::NotFound(_) | Self::BadReference(_) | Self::Request(_) => ErrorKind::Input,
+            Self::Home(h) => h.kind(),
+            _ => ErrorKind::Internal,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::Blob(BlobError::Corrupted { .. } | BlobError::Missing(_)) => {
+                Some("the registry's copy is damaged; restore it from an export".into())
+            }
+            _ => None,
+        }
+    }
+}
+
 impl From<rusqlite::Error> for RegistryError {
     fn from(e: rusqlite::Error) -> Self {
         Self::Db(e.to_string())

@@ -27,6 +27,17 @@ pub enum AdminError {
     Audit(#[from] AuditError),
 }
 
+impl rampart_home::Classify for AdminError {
+    fn kind(&self) -> rampart_home::ErrorKind {
+        use rampart_home::ErrorKind;
+        match self {
+            Self::Request(_) | Self::NotFound(_) => ErrorKind::Input,
+            Self::Home(h) => h.kind(),
+            Self::Store(_) | Self::Audit(_) => ErrorKind::Internal,
+        }
+    }
+}
+
 fn unrecorded(e: Unrecorded<KeyStoreError>) -> AdminError {
     match e {
         Unrecorded::Audit(a) => AdminError::Audit(a),

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::load::LoadErrorKind;
+use rampart_home::{Classify, ErrorKind};
 
 /// Why the gateway, or one of its parts, cannot be set up.
 #[derive(Debug, thiserror::Error)]
@@ -70,29 +70,28 @@ pub enum ServeError {
     },
 }
 
-impl ServeError {
-    /// What kind of failure this is (the home's and the loads' own kinds carried through).
-    #[must_use]
-    pub fn kind(&self) -> LoadErrorKind {
+/// The home's and the loads' own kinds and hints are carried through.
+impl Classify for ServeError {
+    fn kind(&self) -> ErrorKind {
         match self {
-            Self::Setting { .. } | Self::Refused { .. } | Self::Guard(_) => LoadErrorKind::Input,
+            Self::Setting { .. } | Self::Refused { .. } | Self::Guard(_) => ErrorKind::Input,
             Self::Load(e) => e.kind(),
-            Self::Home(e) if e.is_user_error() => LoadErrorKind::Input,
-            _ => LoadErrorKind::Internal,
+            Self::Home(e) => e.kind(),
+            Self::Audit(e) => e.kind(),
+            _ => ErrorKind::Internal,
         }
     }
 
-    /// What the user can do about it, when there is something.
-    #[must_use]
-    pub fn hint(&self) -> Option<&'static str> {
-        match self {
-            Self::Refused { hint, .. } => Some(hint),
-            Self::Load(e) => e.hint(),
-            Self::Guard(_) => Some("fix [guard] in rampart.toml"),
+    fn hint(&self) -> Option<String> {
+        let text = match self {
+            Self::Refused { hint, .. } => hint,
+            Self::Load(e) => return e.hint(),
+            Self::Guard(_) => "fix [guard] in rampart.toml",
             Self::Home(rampart_home::HomeError::NotInitialised { .. }) => {
-                Some("models are served from a home's registry: create one with `rampart init`")
+                "models are served from a home's registry: create one with `rampart init`"
             }
-            _ => None,
-        }
+            _ => return None,
+        };
+        Some(text.to_owned())
     }
 }

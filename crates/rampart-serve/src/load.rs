@@ -99,21 +99,11 @@ pub enum LoadError {
     Audit(#[from] AuditError),
 }
 
-/// What kind of failure a [`LoadError`] is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoadErrorKind {
-    /// The request is wrong (no such version, not a model): the user can fix it.
-    Input,
-    /// Something vouched for does not match: tampering or an untrusted signer.
-    Verification,
-    /// The environment failed.
-    Internal,
-}
+/// What kind of failure a [`LoadError`] is (the kind every service's error has).
+pub use rampart_home::ErrorKind as LoadErrorKind;
 
-impl LoadError {
-    /// What kind of failure this is.
-    #[must_use]
-    pub const fn kind(&self) -> LoadErrorKind {
+impl rampart_home::Classify for LoadError {
+    fn kind(&self) -> LoadErrorKind {
         match self {
             Self::Unknown { .. } | Self::NotServable { .. } | Self::Detector { .. } => {
                 LoadErrorKind::Input
@@ -123,18 +113,15 @@ impl LoadError {
         }
     }
 
-    /// What the user can do about it, when there is something.
-    #[must_use]
-    pub const fn hint(&self) -> Option<&'static str> {
-        match self {
-            Self::Detector { .. } => {
-                Some("train the isolation forest on the same columns as the model")
+    fn hint(&self) -> Option<String> {
+        let text = match self {
+            Self::Detector { .. } => "train the isolation forest on the same columns as the model",
+            Self::Unverified { .. } => {
+                "trust the signer's key (`rampart trust add`) or its certificate authority, or re-sign the model"
             }
-            Self::Unverified { .. } => Some(
-                "trust the signer's key (`rampart trust add`) or its certificate authority, or re-sign the model",
-            ),
-            _ => None,
-        }
+            _ => return None,
+        };
+        Some(text.to_owned())
     }
 }
 

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use rampart_audit::{Auditor, MemorySink};
-use rampart_home::{Home, Session};
+use rampart_home::{Classify, Home, Session};
 use rampart_serve::ServeError;
 use rampart_serve::config::ServeConfig;
 use rampart_serve::load::LoadErrorKind;

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use rampart_audit::{Auditor, MemorySink};
-use rampart_home::{Home, Session};
+use rampart_home::{Classify, Home, Session};
 use rampart_ml::forest::{ForestParams, RandomForest};
 use rampart_ml::iforest::{IsolationForest, IsolationParams};
 use rampart_ml::{Estimator, Matrix, Model};

@@ -92,21 +92,18 @@ pub enum BuiltinError {
     },
 }
 
-impl BuiltinError {
-    /// Whether the user can fix it (everything but a failed write).
-    #[must_use]
-    pub fn is_user_error(&self) -> bool {
+impl rampart_home::Classify for BuiltinError {
+    fn kind(&self) -> rampart_ingest::ErrorKind {
+        use rampart_ingest::ErrorKind;
         match self {
-            Self::Write { .. } | Self::Audit(_) => false,
-            Self::Home(h) => h.is_user_error(),
-            Self::Ingest(i) => i.kind() != rampart_ingest::ErrorKind::Internal,
-            _ => true,
+            Self::Write { .. } | Self::Audit(_) => ErrorKind::Internal,
+            Self::Home(h) => h.kind(),
+            Self::Ingest(i) => i.kind(),
+            _ => ErrorKind::Input,
         }
     }
 
-    /// What to do, when there is something to say.
-    #[must_use]
-    pub fn hint(&self) -> Option<String> {
+    fn hint(&self) -> Option<String> {
         match self {
             Self::Request { hint, .. } => hint.map(str::to_owned),
             Self::Model { .. } => {
@@ -116,6 +113,7 @@ impl BuiltinError {
             Self::Hyper(HyperError::NotFor { setting, .. }) if setting.starts_with("--dp") => {
                 Some("DP-SGD trains logistic regression; forests have no DP mode".into())
             }
+            Self::Ingest(i) => i.hint(),
             _ => None,
         }
     }
@@ -451,6 +449,7 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rampart_home::Classify;
 
     fn csv(rows: usize) -> String {
         let mut s = String::from("id,a,b,label\n");
@@ -567,7 +566,8 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            matches!(e, BuiltinError::Open { .. }) && e.is_user_error(),
+            matches!(e, BuiltinError::Open { .. })
+                && rampart_home::Classify::kind(&e) == rampart_ingest::ErrorKind::Input,
             "{e}"
         );
         assert!(!out.exists() && !metrics.exists());

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use rampart_audit::{Action, AuditError, Outcome as AuditOutcome};
 use rampart_crypto::{Digest, Sha256Hasher};
+use rampart_home::Classify;
 use rampart_home::{HomeError, Session, TrainPolicy};
 use rampart_ingest::open::Keys;
 use rampart_ingest::{ErrorKind, IngestError};
@@ -267,23 +268,19 @@ pub enum ServiceError {
     Train(#[from] TrainError),
 }
 
-impl ServiceError {
-    /// What kind of failure this is.
-    #[must_use]
-    pub fn kind(&self) -> ErrorKind {
+impl Classify for ServiceError {
+    fn kind(&self) -> ErrorKind {
         match self {
             Self::Request { .. } | Self::Refused { .. } => ErrorKind::Input,
             Self::Ingest(e) => e.kind(),
-            Self::Home(e) if e.is_user_error() => ErrorKind::Input,
-            Self::Home(_) | Self::Audit(_) | Self::Train(_) => ErrorKind::Internal,
+            Self::Home(e) => e.kind(),
+            Self::Audit(_) | Self::Train(_) => ErrorKind::Internal,
         }
     }
 
-    /// What the user can do about it, when there is something.
-    #[must_use]
-    pub fn hint(&self) -> Option<&str> {
+    fn hint(&self) -> Option<String> {
         match self {
-            Self::Request { hint, .. } | Self::Refused { hint, .. } => *hint,
+            Self::Request { hint, .. } | Self::Refused { hint, .. } => hint.map(str::to_owned),
             Self::Ingest(e) => e.hint(),
             _ => None,
         }

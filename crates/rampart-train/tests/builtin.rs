@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use rampart_audit::{Auditor, MemorySink};
-use rampart_home::{Home, Session};
+use rampart_home::{Classify, Home, Session};
 use rampart_ml::hyper::{Hyper, Kind};
 use rampart_train::builtin::{self, BuiltinError, FitRequest};
 
@@ -151,7 +151,7 @@ fn what_is_not_a_model_or_not_a_table_is_named_and_not_recorded() {
         // A CSV file is not a model.
         let err = builtin::evaluate(s, &f.data, &f.data, "label", "anomaly").unwrap_err();
         assert!(matches!(err, BuiltinError::Model { .. }), "{err}");
-        assert!(err.is_user_error());
+        assert_eq!(err.kind(), rampart_ingest::ErrorKind::Input);
         assert!(err.hint().unwrap().contains("rampart ml train"));
         // A FIFO is never read.
         let fifo = f.dir.path().join("fifo");
@@ -170,7 +170,7 @@ fn what_is_not_a_model_or_not_a_table_is_named_and_not_recorded() {
         let err =
             builtin::evaluate(s, &model, Path::new(&missing), "label", "anomaly").unwrap_err();
         assert!(matches!(err, BuiltinError::Ingest(_)), "{err}");
-        assert!(err.is_user_error());
+        assert_eq!(err.kind(), rampart_ingest::ErrorKind::Input);
         // A missing file names the file.
         let err = builtin::predict(s, &model, Path::new("/nonexistent.csv"), &mut Vec::new())
             .unwrap_err();

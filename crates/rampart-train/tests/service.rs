@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use rampart_audit::{Auditor, MemorySink};
-use rampart_home::{Home, Session};
+use rampart_home::{Classify, Home, Session};
 use rampart_ingest::open::Keys;
 use rampart_ml::hyper::{Hyper, Kind};
 use rampart_sandbox::Sandbox;

@@ -2,6 +2,8 @@
 
 use std::fmt::Write as _;
 
+use rampart_home::{Classify, ErrorKind};
+
 use crate::cli::Format;
 
 /// How a command that ran ended.
@@ -53,6 +55,13 @@ impl CliError {
     #[must_use]
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
+        self
+    }
+
+    /// Adds a hint when there is one.
+    #[must_use]
+    pub fn hint_opt(mut self, hint: Option<String>) -> Self {
+        self.hint = hint;
         self
     }
 
@@ -108,23 +117,6 @@ impl std::fmt::Display for CliError {
     }
 }
 
-impl From<rampart_home::HomeError> for CliError {
-    fn from(e: rampart_home::HomeError) -> Self {
-        let code = if e.is_user_error() { 2 } else { 3 };
-        Self {
-            code,
-            error: e.into(),
-            hint: None,
-        }
-    }
-}
-
-impl From<rampart_audit::AuditError> for CliError {
-    fn from(e: rampart_audit::AuditError) -> Self {
-        Self::internal(e)
-    }
-}
-
 impl From<std::io::Error> for CliError {
     fn from(e: std::io::Error) -> Self {
         Self::internal(e)
@@ -132,14 +124,10 @@ impl From<std::io::Error> for CliError {
 }
 
 impl CliError {
-    /// A library error by its kind, with its hint.
-    fn of_kind(
-        kind: rampart_ingest::ErrorKind,
-        e: impl std::error::Error + Send + Sync + 'static,
-        hint: Option<String>,
-    ) -> Self {
-        use rampart_ingest::ErrorKind;
-        let err = match kind {
+    /// A library error by its kind (the exit code), with its hint.
+    fn classified(e: impl Classify) -> Self {
+        let hint = e.hint();
+        let err = match e.kind() {
             ErrorKind::Input => Self::input(e),
             ErrorKind::Verification => Self::verification(e),
             ErrorKind::Internal => Self::internal(e),
@@ -151,160 +139,43 @@ impl CliError {
     }
 }
 
-impl From<rampart_ingest::IngestError> for CliError {
-    fn from(e: rampart_ingest::IngestError) -> Self {
-        let hint = e.hint().map(str::to_owned);
-        Self::of_kind(e.kind(), e, hint)
+/// Every service's error becomes a `CliError` by its [`Classify`] kind and hint.
+macro_rules! classified {
+    ($($t:ty),* $(,)?) => {
+        $(impl From<$t> for CliError {
+            fn from(e: $t) -> Self {
+                Self::classified(e)
+            }
+        })*
+    };
+}
+
+classified!(
+    rampart_home::HomeError,
+    rampart_audit::AuditError,
+    rampart_home::verify::VerifyError,
+    rampart_home::sign::SignError,
+    rampart_home::trust::EditError,
+    rampart_ingest::IngestError,
+    rampart_ingest::rekey::RekeyError,
+    rampart_train::service::ServiceError,
+    rampart_train::builtin::BuiltinError,
+    rampart_pipeline::run::RunError,
+    rampart_registry::RegistryError,
+    rampart_serve::ServeError,
+    rampart_serve::load::LoadError,
+    rampart_serve::admin::AdminError,
+);
+
+impl From<rampart_data::table::TableError> for CliError {
+    fn from(e: rampart_data::table::TableError) -> Self {
+        let hint = e.hint.clone();
+        Self::input(e).hint_opt(hint)
     }
 }
 
 /// An age error about `path`, with what to do about it.
 pub fn age_err(path: &std::path::Path, e: rampart_crypto::age_file::AgeError) -> CliError {
-    let hint = rampart_ingest::age_hint(&e);
-    let err = CliError::input(anyhow::Error::new(e).context(path.display().to_string()));
-    match hint {
-        Some(h) => err.hint(h),
-        None => err,
-    }
-}
-
-impl From<rampart_train::service::ServiceError> for CliError {
-    fn from(e: rampart_train::service::ServiceError) -> Self {
-        use rampart_train::service::ServiceError;
-        match e {
-            ServiceError::Ingest(i) => i.into(),
-            ServiceError::Home(h) => h.into(),
-            other => {
-                let hint = other.hint().map(str::to_owned);
-                Self::of_kind(other.kind(), other, hint)
-            }
-        }
-    }
-}
-
-impl From<rampart_serve::load::LoadError> for CliError {
-    fn from(e: rampart_serve::load::LoadError) -> Self {
-        rampart_serve::ServeError::Load(e).into()
-    }
-}
-
-impl From<rampart_data::table::TableError> for CliError {
-    fn from(e: rampart_data::table::TableError) -> Self {
-        let hint = e.hint.clone();
-        Self::of_kind(rampart_ingest::ErrorKind::Input, e, hint)
-    }
-}
-
-impl From<rampart_train::builtin::BuiltinError> for CliError {
-    fn from(e: rampart_train::builtin::BuiltinError) -> Self {
-        use rampart_ingest::ErrorKind;
-        use rampart_train::builtin::BuiltinError;
-        let e = match e {
-            BuiltinError::Ingest(i) => return i.into(),
-            BuiltinError::Home(h) => return h.into(),
-            other => other,
-        };
-        let kind = if e.is_user_error() {
-            ErrorKind::Input
-        } else {
-            ErrorKind::Internal
-        };
-        let hint = e.hint();
-        Self::of_kind(kind, e, hint)
-    }
-}
-
-impl From<rampart_pipeline::run::RunError> for CliError {
-    fn from(e: rampart_pipeline::run::RunError) -> Self {
-        use rampart_pipeline::run::RunError;
-        match e {
-            RunError::Ingest(i) => i.into(),
-            RunError::Home(h) => h.into(),
-            RunError::Train(t) => t.into(),
-            RunError::Audit(a) => a.into(),
-            RunError::Verify(v) => v.into(),
-            other => {
-                let hint = other.hint().map(str::to_owned);
-                Self::of_kind(other.kind(), other, hint)
-            }
-        }
-    }
-}
-
-impl From<rampart_ingest::rekey::RekeyError> for CliError {
-    fn from(e: rampart_ingest::rekey::RekeyError) -> Self {
-        use rampart_ingest::rekey::RekeyError;
-        match e {
-            RekeyError::Age { path, source } => age_err(&path, source),
-            RekeyError::Home(h) => h.into(),
-            RekeyError::Audit(a) => a.into(),
-            other => {
-                let hint = other.hint().map(str::to_owned);
-                Self::of_kind(other.kind(), other, hint)
-            }
-        }
-    }
-}
-
-impl From<rampart_home::verify::VerifyError> for CliError {
-    fn from(e: rampart_home::verify::VerifyError) -> Self {
-        use rampart_home::verify::VerifyError;
-        match e {
-            VerifyError::Home(h) => h.into(),
-            VerifyError::Audit(a) => a.into(),
-            other => {
-                let hint = other.hint().map(str::to_owned);
-                Self::of_kind(rampart_ingest::ErrorKind::Input, other, hint)
-            }
-        }
-    }
-}
-
-impl From<rampart_home::trust::EditError> for CliError {
-    fn from(e: rampart_home::trust::EditError) -> Self {
-        use rampart_home::trust::EditError;
-        match e {
-            EditError::Home(h) => h.into(),
-            EditError::Audit(a) => a.into(),
-            other @ EditError::Certificates { .. } => Self::input(other),
-        }
-    }
-}
-
-impl From<rampart_serve::admin::AdminError> for CliError {
-    fn from(e: rampart_serve::admin::AdminError) -> Self {
-        use rampart_serve::admin::AdminError;
-        match e {
-            AdminError::Home(h) => h.into(),
-            AdminError::Audit(a) => a.into(),
-            e @ (AdminError::Request(_) | AdminError::NotFound(_)) => Self::input(e),
-            other @ AdminError::Store(_) => Self::internal(other),
-        }
-    }
-}
-
-impl From<rampart_home::sign::SignError> for CliError {
-    fn from(e: rampart_home::sign::SignError) -> Self {
-        use rampart_home::sign::SignError;
-        match e {
-            SignError::Home(h) => h.into(),
-            SignError::Audit(a) => a.into(),
-            other if other.is_user_error() => Self::input(other),
-            other => Self::internal(other),
-        }
-    }
-}
-
-impl From<rampart_serve::ServeError> for CliError {
-    fn from(e: rampart_serve::ServeError) -> Self {
-        use rampart_ingest::ErrorKind;
-        use rampart_serve::load::LoadErrorKind;
-        let kind = match e.kind() {
-            LoadErrorKind::Input => ErrorKind::Input,
-            LoadErrorKind::Verification => ErrorKind::Verification,
-            LoadErrorKind::Internal => ErrorKind::Internal,
-        };
-        let hint = e.hint().map(str::to_owned);
-        Self::of_kind(kind, e, hint)
-    }
+    let hint = rampart_ingest::age_hint(&e).map(str::to_owned);
+    CliError::input(anyhow::Error::new(e).context(path.display().to_string())).hint_opt(hint)
 }

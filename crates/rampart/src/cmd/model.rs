@@ -4,7 +4,7 @@ use std::path::Path;
 
 use rampart_crypto::SigningKey;
 use rampart_registry::service::{self, Promotion, RegisterRequest};
-use rampart_registry::{LineageEntry, Registry, RegistryError, Stage, VersionInfo};
+use rampart_registry::{LineageEntry, Registry, Stage, VersionInfo};
 use serde_json::{Value, json};
 
 use crate::cli::{Format, ModelArgs, ModelCommand, TargetStage};
@@ -12,24 +12,11 @@ use crate::context::Ctx;
 use crate::error::{CliError, Status};
 use crate::output;
 
-fn reg_err(e: RegistryError) -> CliError {
-    match e {
-        RegistryError::Home(h) => CliError::from(h),
-        RegistryError::Refused(_) | RegistryError::Blob(_) | RegistryError::Conflict(_) => {
-            CliError::verification(anyhow::Error::new(e))
-        }
-        RegistryError::NotFound(_) | RegistryError::BadReference(_) | RegistryError::Request(_) => {
-            CliError::input(anyhow::Error::new(e))
-        }
-        other => CliError::internal(anyhow::Error::new(other)),
-    }
-}
-
 fn open(ctx: &Ctx) -> Result<Registry, CliError> {
     ctx.home.require().map_err(|e| {
         CliError::from(e).hint("the registry lives in a home: create one with `rampart init`")
     })?;
-    Registry::open(&ctx.home.root().join("registry")).map_err(reg_err)
+    Ok(Registry::open(&ctx.home.root().join("registry"))?)
 }
 
 fn stage_of(t: TargetStage) -> Stage {
@@ -95,8 +82,7 @@ fn register(
             provenance,
             metrics,
         },
-    )
-    .map_err(reg_err)?;
+    )?;
     match ctx.format {
         Format::Json | Format::Sarif => output::print_json(&version_json(&v))?,
         Format::Human => output::print(&format!(
@@ -134,8 +120,7 @@ fn promote(ctx: &Ctx, reference: &str, to: Stage) -> Result<Status, CliError> {
     let policy = ctx.home.load_policy()?;
     let store = rampart_ingest::DatasetStore::of(&ctx.home);
     let lineage = |l: &LineageEntry| store.find(&l.sha256).is_some();
-    let outcome = service::promote(&ctx.session(&policy)?, &mut reg, reference, to, &lineage)
-        .map_err(reg_err)?;
+    let outcome = service::promote(&ctx.session(&policy)?, &mut reg, reference, to, &lineage)?;
     match outcome {
         Promotion::Refused { version: v, checks } => {
             let failed = checks.iter().filter(|c| !c.ok).count();
@@ -215,8 +200,7 @@ fn approve(
         }
         None => ctx.home.signing_key()?.0,
     };
-    let outcome = service::approve(&ctx.session(&policy)?, &mut reg, reference, stage, &signing)
-        .map_err(reg_err)?;
+    let outcome = service::approve(&ctx.session(&policy)?, &mut reg, reference, stage, &signing)?;
     let (v, fp) = match outcome {
         service::Approval::Refused {
             version: v, reason, ..
@@ -249,7 +233,7 @@ fn approve(
 fn rollback(ctx: &Ctx, name: &str) -> Result<Status, CliError> {
     let mut reg = open(ctx)?;
     let policy = ctx.home.load_policy()?;
-    let t = match service::rollback(&ctx.session(&policy)?, &mut reg, name).map_err(reg_err)? {
+    let t = match service::rollback(&ctx.session(&policy)?, &mut reg, name)? {
         service::Rollback::Refused { version, reason } => {
             return Err(CliError::verification(anyhow::anyhow!(
                 "{name}@{} cannot come back: {reason}",
@@ -274,8 +258,8 @@ fn rollback(ctx: &Ctx, name: &str) -> Result<Status, CliError> {
 fn list(ctx: &Ctx) -> Result<Status, CliError> {
     let reg = open(ctx)?;
     let mut rows = Vec::new();
-    for name in reg.names().map_err(reg_err)? {
-        let versions = reg.versions(&name).map_err(reg_err)?;
+    for name in reg.names()? {
+        let versions = reg.versions(&name)?;
         let at = |s: Stage| versions.iter().find(|v| v.stage == s).map(|v| v.version);
         rows.push(json!({
             "name": name,
@@ -310,8 +294,8 @@ fn list(ctx: &Ctx) -> Result<Status, CliError> {
 
 fn show(ctx: &Ctx, reference: &str) -> Result<Status, CliError> {
     let reg = open(ctx)?;
-    let v = reg.resolve(reference).map_err(reg_err)?;
-    let approvals = reg.approvals(&v).map_err(reg_err)?;
+    let v = reg.resolve(reference)?;
+    let approvals = reg.approvals(&v)?;
     let mut j = version_json(&v);
     if let Value::Object(o) = &mut j {
         o.insert(
@@ -366,8 +350,8 @@ fn show(ctx: &Ctx, reference: &str) -> Result<Status, CliError> {
 
 fn history(ctx: &Ctx, name: &str) -> Result<Status, CliError> {
     let reg = open(ctx)?;
-    reg.versions(name).map_err(reg_err)?;
-    let h = reg.history(name).map_err(reg_err)?;
+    reg.versions(name)?;
+    let h = reg.history(name)?;
     match ctx.format {
         Format::Json | Format::Sarif => output::print_json(&json!({"model": name, "history": h}))?,
         Format::Human => {
@@ -392,7 +376,7 @@ fn history(ctx: &Ctx, name: &str) -> Result<Status, CliError> {
 fn export(ctx: &Ctx, reference: &str, out: &Path) -> Result<Status, CliError> {
     let reg = open(ctx)?;
     let policy = ctx.home.load_policy()?;
-    let e = service::export(&ctx.session(&policy)?, &reg, reference, out).map_err(reg_err)?;
+    let e = service::export(&ctx.session(&policy)?, &reg, reference, out)?;
     let (subject, fp) = (format!("{}@{}", e.version.name, e.version.version), e.key);
     match ctx.format {
         Format::Json | Format::Sarif => {
@@ -410,7 +394,7 @@ fn import(ctx: &Ctx, archive: &Path, name: Option<&str>) -> Result<Status, CliEr
     let mut reg = open(ctx)?;
     ctx.verifier_keys(&[])?;
     let policy = ctx.home.load_policy()?;
-    let i = service::import(&ctx.session(&policy)?, &mut reg, archive, name).map_err(reg_err)?;
+    let i = service::import(&ctx.session(&policy)?, &mut reg, archive, name)?;
     let (v, m) = (&i.version, &i.manifest);
     match ctx.format {
         Format::Json | Format::Sarif => output::print_json(&version_json(v))?,
@@ -425,15 +409,7 @@ fn import(ctx: &Ctx, archive: &Path, name: Option<&str>) -> Result<Status, CliEr
 fn checkout(ctx: &Ctx, reference: &str, out: &Path) -> Result<Status, CliError> {
     let reg = open(ctx)?;
     let policy = ctx.home.load_policy()?;
-    let v = service::checkout(&ctx.session(&policy)?, &reg, reference, out).map_err(|e| {
-        let damaged = matches!(e, RegistryError::Blob(_));
-        let err = reg_err(e);
-        if damaged {
-            err.hint("the registry's copy is damaged; restore it from an export")
-        } else {
-            err
-        }
-    })?;
+    let v = service::checkout(&ctx.session(&policy)?, &reg, reference, out)?;
     match ctx.format {
         Format::Json | Format::Sarif => {
             output::print_json(&json!({"model": v.name, "version": v.version, "dir": out}))?;

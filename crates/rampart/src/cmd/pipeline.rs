@@ -6,7 +6,7 @@
 // the only indexing in this file.
 #![allow(clippy::indexing_slicing)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rampart_pipeline::STEPS;
 use rampart_pipeline::run::{RunError, RunOutcome, Runner};
@@ -46,33 +46,12 @@ fn run_pipeline(ctx: &Ctx, a: &PipelineRunArgs, quiet: bool) -> Result<Status, C
         }
         .into());
     }
-    let home = ctx.home.root().to_path_buf();
-    // A fresh home is created, and the spec's data directories authorised in it: the spec
-    // is what the user chose to run. An existing home keeps its own data roots.
+    // A fresh home is created, and the spec's data directories authorised in it.
     if !ctx.home.exists() {
-        progress(
-            quiet,
-            &format!("no home at {}: creating one", home.display()),
-        );
-        let report = ctx.home.init()?;
-        report.record(&ctx.auditor()?, Some("pipeline"))?;
-        let mut roots: Vec<PathBuf> = Vec::new();
-        for p in std::iter::once(&spec.source.path).chain(spec.checks.reference.as_ref()) {
-            let real = std::fs::canonicalize(p).map_err(|e| {
-                CliError::input(
-                    anyhow::Error::new(e).context(format!("cannot open {}", p.display())),
-                )
-            })?;
-            let dir = if real.is_dir() {
-                real
-            } else {
-                real.parent()
-                    .map_or_else(|| PathBuf::from("/"), Path::to_path_buf)
-            };
-            if !roots.contains(&dir) {
-                roots.push(dir);
-            }
-        }
+        let roots = rampart_pipeline::run::data_roots(&spec)?;
+        let home = ctx.home.root().display().to_string();
+        progress(quiet, &format!("no home at {home}: creating one"));
+        ctx.home.init()?.record(&ctx.auditor()?, Some("pipeline"))?;
         for dir in &roots {
             rampart_home::roots::add_root(&ctx.home, &ctx.auditor()?, dir)?;
             progress(quiet, &format!("  authorised data root {}", dir.display()));
@@ -124,10 +103,7 @@ fn print_outcome(ctx: &Ctx, o: &RunOutcome) -> Result<(), CliError> {
                 }
                 (None, Some(g)) => format!(
                     "pipeline {}: {}@{} is in {}\n",
-                    o.pipeline,
-                    g["name"].as_str().unwrap_or("?"),
-                    g["version"],
-                    g["stage"].as_str().unwrap_or("?")
+                    o.pipeline, g.name, g.version, g.stage
                 ),
                 (None, None) => format!("pipeline {}: done\n", o.pipeline),
             };
@@ -144,8 +120,7 @@ fn print_outcome(ctx: &Ctx, o: &RunOutcome) -> Result<(), CliError> {
             {
                 text.push_str(&format!(
                     "serve it: rampart serve --model {}@{}\n",
-                    g["name"].as_str().unwrap_or("?"),
-                    g["stage"].as_str().unwrap_or("staging")
+                    g.name, g.stage
                 ));
             }
             output::print(&text)?;
