@@ -32,6 +32,7 @@ mod error;
 mod home;
 mod policy;
 pub mod roots;
+pub mod scan;
 pub mod secure_fs;
 mod session;
 pub mod sign;

@@ -156,7 +156,11 @@ fn a_pipeline_runs_every_stage_in_process_then_reuses_them_verified() {
     );
     let registry = o.registry.as_ref().unwrap();
     assert_eq!(
-        (registry.name.as_str(), registry.version, registry.stage.as_str()),
+        (
+            registry.name.as_str(),
+            registry.version,
+            registry.stage.as_str()
+        ),
         ("lib", 1, "staging")
     );
     let report: serde_json::Value =

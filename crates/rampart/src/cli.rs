@@ -445,8 +445,8 @@ pub struct ScanArgs {
     pub paths: Vec<PathBuf>,
     /// The lowest severity that fails the scan (default: the policy's, else medium — anything
     /// not allowlisted).
-    #[arg(long, value_name = "SEVERITY", value_parser = ["info", "low", "medium", "unknown", "high", "critical", "dangerous"])]
-    pub fail_on: Option<String>,
+    #[arg(long, value_name = "SEVERITY", value_parser = scan_severities())]
+    pub fail_on: Option<rampart_scan::Severity>,
     /// Allow an import (module.name or module.*) beyond the allowlist; repeatable.
     /// Dangerous imports cannot be allowed.
     #[arg(long, value_name = "MODULE.NAME")]
@@ -1143,4 +1143,20 @@ fn safe_csv_values() -> impl clap::builder::TypedValueParser<Value = SafeCsv> {
     use clap::builder::TypedValueParser as _;
     clap::builder::PossibleValuesParser::new(["auto", "always", "never"])
         .map(|s: String| SafeCsv::parse(&s).unwrap_or_default())
+}
+
+/// `--fail-on` of `rampart scan`, its names listed in the help.
+fn scan_severities() -> impl clap::builder::TypedValueParser<Value = rampart_scan::Severity> {
+    use clap::builder::TypedValueParser as _;
+    let names = [
+        "info",
+        "low",
+        "medium",
+        "unknown",
+        "high",
+        "critical",
+        "dangerous",
+    ];
+    clap::builder::PossibleValuesParser::new(names)
+        .try_map(|s: String| rampart_scan::Severity::parse(&s).ok_or("not a severity"))
 }

@@ -156,6 +156,8 @@ classified!(
     rampart_home::verify::VerifyError,
     rampart_home::sign::SignError,
     rampart_home::trust::EditError,
+    rampart_home::scan::ScanError,
+    rampart_home::scan::ConvertFailed,
     rampart_ingest::IngestError,
     rampart_ingest::rekey::RekeyError,
     rampart_train::service::ServiceError,

@@ -1,8 +1,6 @@
 //! `rampart convert`.
 
-use rampart_audit::Action;
-use rampart_audit::Outcome;
-use rampart_scan::convert::{ConvertError, convert};
+use rampart_home::scan::{self, Conversion};
 use serde_json::json;
 
 use crate::cli::{ConvertArgs, Format};
@@ -24,16 +22,8 @@ pub fn run(ctx: &Ctx, args: &ConvertArgs) -> Result<Status, CliError> {
         );
     }
     let input = args.input.display().to_string();
-    match convert(&args.input, &args.output) {
-        Ok(c) => {
-            ctx.audit(
-                ctx.event(Action::Convert, Outcome::Ok)
-                    .subject_path(&input)
-                    .detail("output", args.output.display().to_string())
-                    .detail("layout", c.layout.clone())
-                    .detail("tensors", c.tensors.len())
-                    .detail("bytes", c.bytes),
-            )?;
+    match scan::convert(&ctx.auditor()?, &args.input, &args.output)? {
+        Conversion::Converted(c) => {
             match ctx.format {
                 Format::Json | Format::Sarif => output::print_json(&json!({
                     "input": input,
@@ -62,12 +52,7 @@ pub fn run(ctx: &Ctx, args: &ConvertArgs) -> Result<Status, CliError> {
             }
             Ok(Status::Ok)
         }
-        Err(e @ ConvertError::Refused { .. }) => {
-            ctx.audit(
-                ctx.event(Action::Convert, Outcome::Denied)
-                    .subject_path(&input)
-                    .detail("reason", e.to_string()),
-            )?;
+        Conversion::Refused(e) => {
             match ctx.format {
                 Format::Json | Format::Sarif => output::print_json(
                     &json!({"input": input, "converted": false, "error": e.to_string()}),
@@ -75,20 +60,6 @@ pub fn run(ctx: &Ctx, args: &ConvertArgs) -> Result<Status, CliError> {
                 Format::Human => output::print(&format!("conversion REFUSED for {input}: {e}\n"))?,
             }
             Ok(Status::Findings)
-        }
-        Err(e) => {
-            ctx.audit_refusal(
-                ctx.event(Action::Convert, Outcome::Error)
-                    .subject_path(&input)
-                    .detail("reason", e.to_string()),
-            );
-            let io = matches!(e, ConvertError::Io { .. });
-            let err = anyhow::Error::new(e).context(format!("cannot convert {input}"));
-            Err(if io {
-                CliError::internal(err)
-            } else {
-                CliError::input(err).hint("`rampart scan` tells what the file is")
-            })
         }
     }
 }

@@ -1,10 +1,9 @@
 //! `rampart scan`.
 
-use rampart_audit::Action;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use rampart_audit::Outcome;
-use rampart_scan::{FileReport, ScanConfig, Severity, report};
+use rampart_home::scan::{self, ScanRequest, Scanned};
+use rampart_scan::{FileReport, Severity, report};
 
 use crate::cli::{Format, ScanArgs};
 use crate::context::Ctx;
@@ -18,102 +17,33 @@ pub fn run(ctx: &Ctx, args: &ScanArgs, quiet: bool) -> Result<Status, CliError> 
     } else {
         None
     };
-    let fail_on = match &args.fail_on {
-        Some(text) => Severity::parse(text)
-            .ok_or_else(|| CliError::input(anyhow::anyhow!("unknown severity {text:?}")))?,
-        None => policy.as_ref().map_or(Severity::Medium, |p| p.scan.fail_on),
+    let req = ScanRequest {
+        paths: args.paths.clone(),
+        allow: args.allow.clone(),
+        fail_on: args.fail_on,
     };
-    let mut cfg = policy
-        .as_ref()
-        .map_or_else(ScanConfig::default, |p| p.scan.config());
-    cfg.allow.extend(args.allow.iter().cloned());
-    for a in &cfg.allow {
-        if a.is_empty() || !a.contains('.') {
-            return Err(CliError::input(anyhow::anyhow!(
-                "--allow {a:?} must be module.name or module.*"
-            )));
-        }
-    }
-
     let bar = if quiet {
         None
     } else {
         output::progress(quiet, "scanning")
     };
     let done = AtomicUsize::new(0);
-    let mut reports: Vec<FileReport> = Vec::new();
-    for path in &args.paths {
-        if !path.exists() {
-            return Err(CliError::input(anyhow::anyhow!(
-                "{} does not exist",
-                path.display()
-            )));
+    let got = scan::scan(&ctx.auditor()?, policy.as_ref(), &req, &|_| {
+        done.fetch_add(1, Ordering::Relaxed);
+        if let Some(b) = &bar {
+            b.set_message(format!("scanning ({} files)", done.load(Ordering::Relaxed)));
         }
-        let found = rampart_scan::scan_path(path, &cfg, &|_| {
-            done.fetch_add(1, Ordering::Relaxed);
-            if let Some(b) = &bar {
-                b.set_message(format!("scanning ({} files)", done.load(Ordering::Relaxed)));
-            }
-        })
-        .map_err(|e| {
-            CliError::input(
-                anyhow::Error::new(e).context(format!("cannot scan {}", path.display())),
-            )
-        })?;
-        reports.extend(found);
-    }
+    });
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-
-    let unreadable = reports.iter().filter(|r| r.error.is_some()).count();
-    let flagged = reports
-        .iter()
-        .filter(|r| r.max_severity().is_some_and(|s| s >= fail_on))
-        .count();
-    let outcome = if unreadable > 0 {
-        Outcome::Error
-    } else if flagged > 0 {
-        Outcome::Failed
-    } else {
-        Outcome::Ok
-    };
-    for r in &reports {
-        let max = r.max_severity();
-        let mut event = ctx
-            .event(
-                Action::Scan,
-                if r.error.is_some() {
-                    Outcome::Error
-                } else if max.is_some_and(|s| s >= fail_on) {
-                    Outcome::Failed
-                } else {
-                    Outcome::Ok
-                },
-            )
-            .subject_path(r.path.display().to_string())
-            .detail("format", r.format.clone())
-            .detail("findings", r.findings.len())
-            .detail("max_severity", max.map(Severity::as_str));
-        let rules: std::collections::BTreeSet<&str> = r
-            .findings
-            .iter()
-            .filter(|f| f.severity >= fail_on)
-            .map(|f| f.rule)
-            .collect();
-        if !rules.is_empty() {
-            event = event.detail("rules", rules.into_iter().collect::<Vec<_>>());
-        }
-        ctx.audit(event)?;
-    }
-    tracing::info!(
-        files = reports.len(),
+    let Scanned {
+        reports,
+        fail_on,
         flagged,
         unreadable,
-        outcome = outcome.as_str(),
-        "scan finished"
-    );
-
+    } = got?;
+    tracing::info!(files = reports.len(), flagged, unreadable, "scan finished");
     match ctx.format {
         Format::Json => output::print_json(&report::to_json(&reports, fail_on))?,
         Format::Sarif => {
