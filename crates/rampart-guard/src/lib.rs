@@ -13,6 +13,7 @@
 //!
 //! Findings name the rail, rule and family, never the matched secret.
 
+pub mod batch;
 pub mod classifier;
 pub mod decode;
 pub mod normalize;

@@ -66,6 +66,43 @@ pub fn guard_for(g: &GuardPolicy) -> Result<Guard, ServeError> {
     Guard::new(config).map_err(ServeError::Guard)
 }
 
+/// Checks each text with the input rail, or with the output rail (and `canary`, a string that
+/// must never be echoed) when `output`, and records the blocks (`guard.check` denied, by rule
+/// and rail — never the text). Returns each text's verdict, in order.
+///
+/// # Errors
+/// The record could not be written.
+pub fn check_texts(
+    audit: &rampart_audit::Auditor<'_>,
+    guard: &Guard,
+    texts: &[&str],
+    output: Option<Option<&str>>,
+) -> Result<Vec<rampart_guard::Verdict>, rampart_audit::AuditError> {
+    let verdicts: Vec<rampart_guard::Verdict> = texts
+        .iter()
+        .map(|t| match output {
+            Some(canary) => guard.check_output(t, canary),
+            None => guard.check_input(t),
+        })
+        .collect();
+    let blocked: Vec<&rampart_guard::Verdict> = verdicts.iter().filter(|v| v.blocked).collect();
+    if !blocked.is_empty() {
+        let rules: std::collections::BTreeSet<&str> = blocked
+            .iter()
+            .flat_map(|v| v.findings.iter().map(|f| f.rule.as_str()))
+            .collect();
+        audit.record(
+            audit
+                .event(Action::GuardCheck, Outcome::Denied)
+                .subject_path(if output.is_some() { "output" } else { "input" })
+                .detail("checked", verdicts.len())
+                .detail("blocked", blocked.len())
+                .detail("rules", rules.into_iter().collect::<Vec<_>>()),
+        )?;
+    }
+    Ok(verdicts)
+}
+
 /// The guardrail proxy: the rails of `[guard]`, the upstream, and its key from the
 /// environment variable the config names (never logged).
 fn guard_proxy(policy: &GuardPolicy, config: &ServeConfig) -> Result<GuardProxy, ServeError> {
