@@ -158,6 +158,14 @@ impl TryFrom<SizeText> for Size {
     }
 }
 
+/// `4GiB`, `512MB`, `1024` ([`parse_size`]).
+impl std::str::FromStr for Size {
+    type Err = SizeError;
+    fn from_str(text: &str) -> Result<Self, SizeError> {
+        parse_size(text).map(Self)
+    }
+}
+
 impl From<Size> for u64 {
     fn from(s: Size) -> Self {
         s.0

@@ -17,6 +17,7 @@
 
 pub mod builtin;
 pub mod config;
+pub mod flags;
 pub mod metrics;
 pub mod service;
 pub mod terminal;

@@ -94,7 +94,15 @@ pub enum Command {
     Ml(MlArgs),
     /// Train a model in the sandbox (no network, no secrets, reads only the dataset, writes
     /// only its output), then sign it and its SLSA provenance.
-    Train(Box<TrainRunArgs>),
+    #[command(after_help = "Examples:\n  \
+rampart train --data sha256:<hex> --label default --model random-forest --trees 200\n  \
+rampart train --data data/credit.csv --exec -- python3 train.py --epochs 3\n  \
+rampart train --config train.toml --timeout 600\n\n\
+An external trainer finds the read-only dataset in $RAMPART_DATA and writes safetensors or ONNX \
+files (and optionally metrics.json) into $RAMPART_OUTPUT. Exit status: 0 trained and signed, \
+1 the trainer failed, broke a sandbox rule or left something that may not leave the sandbox, \
+2 bad usage or a machine that cannot enforce the sandbox.")]
+    Train(Box<rampart_train::flags::TrainFlags>),
     /// The model registry: register, promote through gates, approve, roll back, export.
     Model(ModelArgs),
     /// Serve registry models over HTTP (Open Inference Protocol / KServe V2), authenticated,
@@ -863,87 +871,6 @@ pub struct PrivacyArgs {
     /// δ.
     #[arg(long, value_name = "D")]
     pub delta: f64,
-}
-
-#[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  \
-rampart train --data sha256:<hex> --label default --model random-forest --trees 200\n  \
-rampart train --data data/credit.csv --exec -- python3 train.py --epochs 3\n  \
-rampart train --config train.toml --timeout 600\n\n\
-An external trainer finds the read-only dataset in $RAMPART_DATA and writes safetensors or ONNX \
-files (and optionally metrics.json) into $RAMPART_OUTPUT. Exit status: 0 trained and signed, \
-1 the trainer failed, broke a sandbox rule or left something that may not leave the sandbox, \
-2 bad usage or a machine that cannot enforce the sandbox.")]
-pub struct TrainRunArgs {
-    /// A train.toml describing the run; flags given here override it.
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// The dataset: `sha256:<hex>` of a dataset ingested into the home, or a file inside the
-    /// data roots (age-encrypted or not).
-    #[arg(long, value_name = "DATASET")]
-    pub data: Option<String>,
-    /// The label column (built-in classifiers).
-    #[arg(long, value_name = "COL")]
-    pub label: Option<String>,
-    /// Columns to leave out of the features (built-in models).
-    #[arg(long, value_name = "COL")]
-    pub ignore: Vec<String>,
-    /// Train a built-in model of this kind.
-    #[arg(long = "model", value_enum, conflicts_with = "exec")]
-    pub kind: Option<Kind>,
-    /// Hyperparameters of the built-in models.
-    #[command(flatten, next_help_heading = "Model settings")]
-    pub hyper: Hyper,
-    /// Fraction of the rows held out to score a built-in classifier (0 for none).
-    #[arg(long, value_name = "F")]
-    pub holdout: Option<f64>,
-    /// A base model (fine-tuning): digested into the provenance and readable by the trainer
-    /// at $RAMPART_BASE_MODEL.
-    #[arg(long, value_name = "FILE")]
-    pub base_model: Option<PathBuf>,
-    /// Run your own trainer: the command after `--`.
-    #[arg(long, requires = "command")]
-    pub exec: bool,
-    /// The trainer's command (after `--`).
-    #[arg(last = true, value_name = "COMMAND")]
-    pub command: Vec<String>,
-    /// Another path the trainer may read (its code directory, a library), repeatable.
-    #[arg(long = "read", value_name = "PATH")]
-    pub read: Vec<PathBuf>,
-    /// Another environment variable to pass to the trainer, repeatable (never RAMPART_* or
-    /// secret-looking names).
-    #[arg(long = "env", value_name = "NAME")]
-    pub env: Vec<String>,
-    /// The run directory (must not exist, or be empty; default: a new one under the home's
-    /// runs/).
-    #[arg(short, long, value_name = "DIR")]
-    pub output: Option<PathBuf>,
-    /// Wall-clock limit in seconds (overrides the policy's train.timeout).
-    #[arg(long, value_name = "SECONDS")]
-    pub timeout: Option<u64>,
-    /// Memory limit, e.g. 4GiB (overrides train.memory): the address space of each process,
-    /// and the whole sandbox's memory where a memory cgroup is writable.
-    #[arg(long, value_name = "BYTES")]
-    pub memory: Option<String>,
-    /// Most bytes the trainer may leave in its output, e.g. 8GiB (default 4GiB); checked
-    /// before anything is read.
-    #[arg(long, value_name = "BYTES")]
-    pub max_output: Option<String>,
-    /// Size of the trainer's scratch tmpfs (HOME, TMPDIR) and /dev/shm, e.g. 2GiB (default
-    /// 1GiB).
-    #[arg(long, value_name = "BYTES")]
-    pub scratch: Option<String>,
-    /// The Python interpreter that a `python`/`python3` command runs (a venv's or conda
-    /// env's bin/python), instead of the one on PATH (overrides train.python).
-    #[arg(long, value_name = "PATH")]
-    pub python: Option<PathBuf>,
-    /// Expose the NVIDIA GPU device nodes (/dev/nvidia*) to the trainer (or train.gpu).
-    #[arg(long)]
-    pub gpu: bool,
-    /// Run even if this machine cannot enforce every protection (audited; the provenance
-    /// records what was missing).
-    #[arg(long)]
-    pub allow_unsandboxed: bool,
 }
 
 #[derive(Debug, Args)]

@@ -2,11 +2,10 @@
 //! called in-process with this executable as the built-in trainer and the keys at hand.
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use rampart_sandbox::{Sandbox, Stream};
-use rampart_train::config::TrainConfig;
-use rampart_train::service::{self, Recipe, TrainOutcome, TrainRequest};
+use rampart_train::service::{self, TrainOutcome, TrainRequest};
 
 use crate::context::Ctx;
 use crate::error::CliError;
@@ -17,15 +16,6 @@ pub fn builtin_program() -> Result<PathBuf, CliError> {
     std::env::current_exe()
         .and_then(|p| p.canonicalize())
         .map_err(CliError::internal)
-}
-
-/// What runs ([`service::recipe`]), with this executable for the built-in trainer.
-pub fn recipe(
-    flags: &service::RecipeFlags,
-    config: Option<(&TrainConfig, &Path)>,
-) -> Result<Recipe, CliError> {
-    let cwd = std::env::current_dir().map_err(CliError::internal)?;
-    Ok(service::recipe(flags, config, &builtin_program()?, cwd)?)
 }
 
 /// Runs a training request in-process, with the keys at hand for an encrypted dataset file and
