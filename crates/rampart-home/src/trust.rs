@@ -259,3 +259,49 @@ pub fn remove(s: &Session<'_>, what: &str) -> Result<Removed, EditError> {
     });
     removed.map_err(unrecorded)
 }
+
+/// The home's public key as others need it to trust this home: the signing key's PEM, or
+/// (with `age`) the age recipient, one line.
+///
+/// # Errors
+/// The key file cannot be read or parsed.
+pub fn public_key_text(home: &crate::Home, age: bool) -> Result<String, HomeError> {
+    if age {
+        let text = crate::secure_fs::read_small_file(&home.age_recipient_path())?;
+        Ok(format!("{}\n", text.trim()))
+    } else {
+        Ok(home.signing_public_key()?.to_pem())
+    }
+}
+
+/// Writes [`public_key_text`] to `path` and records `keys.export-public`.
+///
+/// # Errors
+/// The key, the write (an input error naming the file), or the record.
+pub fn export_public(
+    home: &crate::Home,
+    audit: &rampart_audit::Auditor<'_>,
+    age: bool,
+    path: &Path,
+) -> Result<(), EditError> {
+    let text = public_key_text(home, age)?;
+    std::fs::write(path, text).map_err(|source| HomeError::Io {
+        action: "cannot write",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    audit.record(
+        audit
+            .event(Action::KeysExportPublic, Outcome::Ok)
+            .subject_path(path.display().to_string())
+            .detail(
+                "key",
+                if age {
+                    "age-recipient"
+                } else {
+                    "signing-public-key"
+                },
+            ),
+    )?;
+    Ok(())
+}

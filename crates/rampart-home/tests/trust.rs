@@ -104,3 +104,31 @@ fn data_roots_and_pins_are_edited_on_record() {
         ]
     );
 }
+
+#[test]
+fn an_exported_public_key_is_the_home_key_and_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::resolve(Some(&dir.path().join("home")));
+    home.init().unwrap();
+    let sink = MemorySink::new();
+    let audit = Auditor::new(Some(&sink), "tester");
+    let out = dir.path().join("home.pub.pem");
+    trust::export_public(&home, &audit, false, &out).unwrap();
+    let exported =
+        rampart_crypto::PublicKey::from_pem(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(
+        exported.fingerprint(),
+        home.signing_public_key().unwrap().fingerprint()
+    );
+    let age = trust::public_key_text(&home, true).unwrap();
+    assert!(age.starts_with("age1") && age.ends_with('\n'), "{age}");
+    let records = sink.records();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].action, "keys.export-public");
+    assert_eq!(records[0].details["key"], "signing-public-key");
+    // A directory that does not exist: nothing recorded.
+    let err =
+        trust::export_public(&home, &audit, true, &dir.path().join("no/such.pub")).unwrap_err();
+    assert!(err.to_string().contains("no/such.pub"), "{err}");
+    assert_eq!(sink.records().len(), 1);
+}

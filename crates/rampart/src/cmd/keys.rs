@@ -1,7 +1,6 @@
 //! `rampart keys show | export-public`.
 
-use rampart_audit::Action;
-use rampart_audit::Outcome;
+use rampart_home::trust;
 use serde_json::json;
 
 use crate::cli::{Format, KeysArgs, KeysCommand};
@@ -76,30 +75,9 @@ fn status<T>(
 }
 
 fn export(ctx: &Ctx, age: bool, output: Option<&std::path::Path>) -> Result<Status, CliError> {
-    let (text, what) = if age {
-        let recipient = std::fs::read_to_string(ctx.home.age_recipient_path())
-            .map_err(|e| CliError::input(e).hint("run `rampart init` to create the home's keys"))?;
-        (format!("{}\n", recipient.trim()), "age-recipient")
-    } else {
-        (
-            ctx.home.signing_public_key()?.to_pem(),
-            "signing-public-key",
-        )
-    };
     match output {
-        Some(path) => {
-            std::fs::write(path, &text).map_err(|e| {
-                CliError::input(
-                    anyhow::Error::new(e).context(format!("cannot write {}", path.display())),
-                )
-            })?;
-            ctx.audit(
-                ctx.event(Action::KeysExportPublic, Outcome::Ok)
-                    .subject_path(path.display().to_string())
-                    .detail("key", what),
-            )?;
-        }
-        None => output::product(&text)?,
+        Some(path) => trust::export_public(&ctx.home, &ctx.auditor()?, age, path)?,
+        None => output::product(&trust::public_key_text(&ctx.home, age)?)?,
     }
     Ok(Status::Ok)
 }
