@@ -56,13 +56,21 @@ impl Classify for crate::verify::VerifyError {
     }
 
     fn hint(&self) -> Option<String> {
-        match self {
-            Self::Signature { .. } => Some("pass the signature with --sig FILE".into()),
+        let text = match self {
+            Self::Signature { .. } => "pass the signature with --sig FILE",
             Self::NoTrust(_) => {
-                Some("trust a key with `rampart trust add KEY.pem`, or pass --key PUB.pem".into())
+                "trust a key with `rampart trust add KEY.pem`, or pass --key PUB.pem"
             }
-            _ => None,
-        }
+            Self::TrustFile {
+                what: "a Sigstore trusted root",
+                ..
+            } => "pass a Sigstore trusted_root.json (as `cosign` or sigstore-python keep it)",
+            Self::Home(HomeError::NotInitialised { .. }) => {
+                "pass --key PUB.pem, or trust keys with `rampart trust add`"
+            }
+            _ => return None,
+        };
+        Some(text.to_owned())
     }
 }
 

@@ -58,12 +58,113 @@ pub enum VerifyError {
         /// Why.
         source: OmsError,
     },
+    /// A file naming what to trust (a key, certificate authorities, a Sigstore root) cannot
+    /// be used.
+    #[error("cannot use {} as {what}: {reason}", path.display())]
+    TrustFile {
+        /// The file.
+        path: PathBuf,
+        /// What it was read as.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// The home (its policy, anchors).
     #[error(transparent)]
     Home(#[from] HomeError),
     /// The audit log refused the record.
     #[error(transparent)]
     Audit(#[from] AuditError),
+}
+
+/// What a caller names to trust instead of the home's trust.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TrustFiles<'a> {
+    /// Public keys (PEM).
+    pub keys: &'a [PathBuf],
+    /// Certificate authorities (PEM).
+    pub cert_chain: &'a [PathBuf],
+    /// A Sigstore identity and issuer, under this trusted root (else the home's installed
+    /// one, else the pinned public-good root).
+    pub sigstore: Option<(&'a str, &'a str, Option<&'a Path>)>,
+}
+
+fn trust_file(path: &Path, what: &'static str, reason: impl std::fmt::Display) -> VerifyError {
+    VerifyError::TrustFile {
+        path: path.to_path_buf(),
+        what,
+        reason: reason.to_string(),
+    }
+}
+
+/// Public keys read from PEM files.
+///
+/// # Errors
+/// [`VerifyError::TrustFile`] naming a file that is not a public key.
+pub fn keys_from_files(files: &[PathBuf]) -> Result<Vec<PublicKey>, VerifyError> {
+    files
+        .iter()
+        .map(|f| {
+            let text = crate::secure_fs::read_small_file(f)?;
+            PublicKey::from_pem(&text).map_err(|e| trust_file(f, "a public key", e))
+        })
+        .collect()
+}
+
+impl Trust {
+    /// The trust `files` name — a Sigstore identity, else certificate authorities, else keys
+    /// — or, when they name nothing, the home's (which must exist).
+    ///
+    /// # Errors
+    /// A file that cannot be used; no home for [`Trust::Home`].
+    pub fn from_files(home: &crate::Home, files: &TrustFiles<'_>) -> Result<Self, VerifyError> {
+        if let Some((identity, issuer, root)) = files.sigstore {
+            let root = match root {
+                Some(f) => {
+                    let text = crate::secure_fs::read_small_file(f)?;
+                    rampart_crypto::sigstore::TrustedRoot::from_json(text.as_bytes())
+                        .map_err(|e| trust_file(f, "a Sigstore trusted root", e))?
+                }
+                None => home.sigstore_root()?,
+            };
+            return Ok(Self::Sigstore(SigstoreTrust {
+                root: std::sync::Arc::new(root),
+                identities: vec![rampart_crypto::sigstore::Identity {
+                    identity: identity.to_owned(),
+                    issuer: issuer.to_owned(),
+                }],
+            }));
+        }
+        if !files.cert_chain.is_empty() {
+            let mut roots = Vec::new();
+            for f in files.cert_chain {
+                let text = crate::secure_fs::read_small_file(f)?;
+                roots.extend(
+                    rampart_crypto::x509::certificates_from_pem(&text)
+                        .map_err(|e| trust_file(f, "trusted roots", e))?,
+                );
+            }
+            return Ok(Self::CertRoots(roots));
+        }
+        if files.keys.is_empty() {
+            home.require()?;
+            return Ok(Self::Home);
+        }
+        Ok(Self::Keys(keys_from_files(files.keys)?))
+    }
+}
+
+/// The home's trusted keys; a home that trusts none is [`VerifyError::NoTrust`].
+///
+/// # Errors
+/// No home, its policy, or no trusted key.
+pub fn home_keys(home: &crate::Home) -> Result<Vec<PublicKey>, VerifyError> {
+    home.require()?;
+    let keys = home.load_policy()?.trusted_public_keys();
+    if keys.is_empty() {
+        return Err(VerifyError::NoTrust(home.policy_path()));
+    }
+    Ok(keys)
 }
 
 impl VerifyError {

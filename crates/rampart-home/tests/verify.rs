@@ -184,3 +184,53 @@ fn an_attestation_is_checked_with_the_homes_keys_and_for_its_subject() {
         ]
     );
 }
+
+#[test]
+fn trust_named_by_files_or_the_homes() {
+    use rampart_home::verify::{TrustFiles, home_keys};
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::resolve(Some(&dir.path().join("home")));
+    // No files and no home: the home is required, and the hint says what to pass.
+    let err = Trust::from_files(&home, &TrustFiles::default()).unwrap_err();
+    assert!(err.hint().unwrap().contains("--key"), "{err}");
+    home.init().unwrap();
+    assert!(matches!(
+        Trust::from_files(&home, &TrustFiles::default()).unwrap(),
+        Trust::Home
+    ));
+    assert_eq!(home_keys(&home).unwrap().len(), 1);
+    // A key file: its key; a file that is not one is named.
+    let key = rampart_crypto::SigningKey::generate().public_key();
+    let good = dir.path().join("k.pem");
+    std::fs::write(&good, key.to_pem()).unwrap();
+    let bad = dir.path().join("bad.pem");
+    std::fs::write(&bad, "not a key").unwrap();
+    let keys = [good];
+    let files = TrustFiles {
+        keys: &keys,
+        ..TrustFiles::default()
+    };
+    match Trust::from_files(&home, &files).unwrap() {
+        Trust::Keys(k) => assert_eq!(k[0].fingerprint(), key.fingerprint()),
+        other => panic!("{other:?}"),
+    }
+    let both = [bad.clone()];
+    for files in [
+        TrustFiles {
+            keys: &both,
+            ..TrustFiles::default()
+        },
+        TrustFiles {
+            cert_chain: &both,
+            ..TrustFiles::default()
+        },
+        TrustFiles {
+            sigstore: Some(("me@example.com", "https://issuer", Some(&bad))),
+            ..TrustFiles::default()
+        },
+    ] {
+        let err = Trust::from_files(&home, &files).unwrap_err();
+        assert!(err.to_string().contains("bad.pem"), "{err}");
+        assert_eq!(err.kind(), rampart_home::ErrorKind::Input);
+    }
+}

@@ -49,39 +49,6 @@ impl Ctx {
         Event::new(self.actor.clone(), action, outcome)
     }
 
-    /// Keys from `--key` files, or else the home's trusted keys.
-    pub fn verifier_keys(
-        &self,
-        files: &[std::path::PathBuf],
-    ) -> Result<Vec<rampart_crypto::PublicKey>, CliError> {
-        if !files.is_empty() {
-            return files
-                .iter()
-                .map(|f| {
-                    let text = rampart_home::secure_fs::read_small_file(f)?;
-                    rampart_crypto::PublicKey::from_pem(&text).map_err(|e| {
-                        CliError::input(
-                            anyhow::Error::new(e)
-                                .context(format!("cannot use {} as a public key", f.display())),
-                        )
-                    })
-                })
-                .collect();
-        }
-        self.home.require().map_err(|e| {
-            CliError::from(e).hint("pass --key PUB.pem, or trust keys with `rampart trust add`")
-        })?;
-        let keys = self.home.load_policy()?.trusted_public_keys();
-        if keys.is_empty() {
-            return Err(CliError::input(anyhow::anyhow!(
-                "no trusted keys in {}",
-                self.home.policy_path().display()
-            ))
-            .hint("trust a key with `rampart trust add KEY.pem`, or pass --key PUB.pem"));
-        }
-        Ok(keys)
-    }
-
     /// The home's policy, or the defaults when there is no home (a command that works
     /// without one: there is then no log to record in either).
     pub fn policy_or_default(&self) -> Result<rampart_home::Policy, CliError> {

@@ -1,6 +1,6 @@
 //! `rampart attest verify`.
 
-use rampart_home::verify::{self, Attestation, Trust};
+use rampart_home::verify::{self, Attestation, Trust, TrustFiles};
 use serde_json::json;
 
 use crate::cli::{AttestArgs, AttestCommand, Format};
@@ -10,14 +10,11 @@ use crate::output;
 
 pub fn run(ctx: &Ctx, args: &AttestArgs) -> Result<Status, CliError> {
     let AttestCommand::Verify { file, key, subject } = &args.command;
-    let trust = if key.is_empty() {
-        ctx.home.require().map_err(|e| {
-            CliError::from(e).hint("pass --key PUB.pem, or trust keys with `rampart trust add`")
-        })?;
-        Trust::Home
-    } else {
-        Trust::Keys(ctx.verifier_keys(key)?)
+    let files = TrustFiles {
+        keys: key,
+        ..TrustFiles::default()
     };
+    let trust = Trust::from_files(&ctx.home, &files)?;
     let subject_digest = match subject {
         Some(p) => Some(
             rampart_crypto::oms::manifest(

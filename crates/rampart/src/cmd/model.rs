@@ -392,7 +392,7 @@ fn export(ctx: &Ctx, reference: &str, out: &Path) -> Result<Status, CliError> {
 
 fn import(ctx: &Ctx, archive: &Path, name: Option<&str>) -> Result<Status, CliError> {
     let mut reg = open(ctx)?;
-    ctx.verifier_keys(&[])?;
+    rampart_home::verify::home_keys(&ctx.home)?;
     let policy = ctx.home.load_policy()?;
     let i = service::import(&ctx.session(&policy)?, &mut reg, archive, name)?;
     let (v, m) = (&i.version, &i.manifest);

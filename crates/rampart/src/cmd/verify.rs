@@ -1,33 +1,13 @@
 //! `rampart verify`.
 
-use rampart_crypto::oms::{self, OmsError, VerifyOptions};
-use rampart_home::verify::{self, Trust, Verification};
+use rampart_crypto::oms::{OmsError, VerifyOptions};
+use rampart_home::verify::{self, Trust, TrustFiles, Verification};
 use serde_json::json;
 
 use crate::cli::{Format, VerifyArgs};
 use crate::context::Ctx;
 use crate::error::{CliError, Status};
 use crate::output;
-
-/// The Sigstore trusted root: `--trusted-root FILE`, else the home's installed one, else the
-/// pinned public-good root.
-fn sigstore_root(
-    ctx: &Ctx,
-    file: Option<&std::path::Path>,
-) -> Result<rampart_crypto::sigstore::TrustedRoot, CliError> {
-    match file {
-        Some(f) => {
-            let text = rampart_home::secure_fs::read_small_file(f)?;
-            rampart_crypto::sigstore::TrustedRoot::from_json(text.as_bytes()).map_err(|e| {
-                CliError::input(
-                    anyhow::Error::new(e).context(format!("cannot use {}", f.display())),
-                )
-                .hint("pass a Sigstore trusted_root.json (as `cosign` or sigstore-python keep it)")
-            })
-        }
-        None => Ok(ctx.home.sigstore_root()?),
-    }
-}
 
 pub fn run(ctx: &Ctx, args: &VerifyArgs, quiet: bool) -> Result<Status, CliError> {
     let sig = args
@@ -37,38 +17,20 @@ pub fn run(ctx: &Ctx, args: &VerifyArgs, quiet: bool) -> Result<Status, CliError
     // A certificate bundle is checked against its roots, a Sigstore bundle against the
     // trusted root and the identity asked for; keys are for key bundles. None given: the
     // home's trusted keys, certificate authorities and Sigstore identities.
-    let trust = if let (true, Some(identity), Some(issuer)) =
-        (args.sigstore, &args.identity, &args.issuer)
-    {
-        Trust::Sigstore(oms::SigstoreTrust {
-            root: std::sync::Arc::new(sigstore_root(ctx, args.trusted_root.as_deref())?),
-            identities: vec![rampart_crypto::sigstore::Identity {
-                identity: identity.clone(),
-                issuer: issuer.clone(),
-            }],
-        })
-    } else if !args.cert_chain.is_empty() {
-        let mut roots = Vec::new();
-        for f in &args.cert_chain {
-            let text = rampart_home::secure_fs::read_small_file(f)?;
-            roots.extend(
-                rampart_crypto::x509::certificates_from_pem(&text).map_err(|e| {
-                    CliError::input(
-                        anyhow::Error::new(e)
-                            .context(format!("cannot use {} as trusted roots", f.display())),
-                    )
-                })?,
-            );
-        }
-        Trust::CertRoots(roots)
-    } else if args.key.is_empty() {
-        ctx.home.require().map_err(|e| {
-            CliError::from(e).hint("pass --key PUB.pem, or trust keys with `rampart trust add`")
-        })?;
-        Trust::Home
-    } else {
-        Trust::Keys(ctx.verifier_keys(&args.key)?)
+    let sigstore = match (args.sigstore, &args.identity, &args.issuer) {
+        (true, Some(identity), Some(issuer)) => Some((
+            identity.as_str(),
+            issuer.as_str(),
+            args.trusted_root.as_deref(),
+        )),
+        _ => None,
     };
+    let files = TrustFiles {
+        keys: &args.key,
+        cert_chain: &args.cert_chain,
+        sigstore,
+    };
+    let trust = Trust::from_files(&ctx.home, &files)?;
     let mut opts = VerifyOptions::new(&sig);
     opts.ignore.clone_from(&args.ignore);
     opts.ignore_unsigned_files = args.ignore_unsigned_files;
