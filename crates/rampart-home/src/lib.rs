@@ -26,6 +26,7 @@
 //! # Ok::<(), rampart_home::HomeError>(())
 //! ```
 
+pub mod audit;
 mod classify;
 mod env;
 mod error;

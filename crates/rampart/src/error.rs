@@ -157,6 +157,7 @@ classified!(
     rampart_home::sign::SignError,
     rampart_home::trust::EditError,
     rampart_home::scan::ScanError,
+    rampart_home::audit::LogError,
     rampart_home::scan::ConvertFailed,
     rampart_ingest::IngestError,
     rampart_ingest::rekey::RekeyError,
