@@ -1,7 +1,7 @@
 //! The pipeline run as a library, without the CLI: a home, a signed-by-nobody CSV source, a
 //! user trainer (`/bin/sh` copying a safetensors file) in the real sandbox, and the home's own
 //! audit log. This test binary is its own sandbox helper (it calls
-//! `rampart_sandbox::helper_main` first), so it has no libtest harness: `main` runs the cases.
+//! `rampart_sandbox::test_main`, which runs the helper first), so it has no libtest harness.
 
 #![allow(
     clippy::unwrap_used,
@@ -265,10 +265,7 @@ fn what_cannot_run_is_a_typed_error_before_anything_runs() {
 }
 
 fn main() {
-    if let Some(code) = rampart_sandbox::helper_main() {
-        std::process::exit(code);
-    }
-    let cases: [(&str, fn()); 3] = [
+    let cases: &[(&str, fn())] = &[
         (
             "a_pipeline_runs_every_stage_in_process_then_reuses_them_verified",
             a_pipeline_runs_every_stage_in_process_then_reuses_them_verified,
@@ -282,25 +279,5 @@ fn main() {
             what_cannot_run_is_a_typed_error_before_anything_runs,
         ),
     ];
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let mut failed = 0;
-    for (name, case) in cases {
-        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        match std::panic::catch_unwind(case) {
-            Ok(()) => println!("test {name} ... ok"),
-            Err(_) => {
-                println!("test {name} ... FAILED");
-                failed += 1;
-            }
-        }
-    }
-    if failed > 0 {
-        println!("{failed} failed");
-        std::process::exit(1);
-    }
+    rampart_sandbox::test_main(cases);
 }

@@ -54,6 +54,36 @@ pub fn helper_main() -> Option<i32> {
     }
 }
 
+/// `main` of a test binary that runs the real sandbox with itself as the helper (so it has no
+/// libtest harness): the helper stage when started as one, else each case whose name contains
+/// one of the non-flag arguments (all without any), a panic counted as a failure. Exits 1
+/// when a case failed.
+pub fn test_main(cases: &[(&str, fn())]) {
+    if let Some(code) = helper_main() {
+        std::process::exit(code);
+    }
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let mut failed = 0;
+    for (name, case) in cases {
+        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        if std::panic::catch_unwind(*case).is_ok() {
+            println!("test {name} ... ok");
+        } else {
+            println!("test {name} ... FAILED");
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        println!("{failed} failed");
+        std::process::exit(1);
+    }
+}
+
 /// Why a run could not be started.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

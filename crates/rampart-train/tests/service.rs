@@ -1,6 +1,6 @@
 //! The training service called as a library, without the CLI: a home, its policy, an in-memory
 //! audit sink, and the real sandbox. This test binary is its own sandbox helper (it calls
-//! `rampart_sandbox::helper_main` first), so it has no libtest harness: `main` runs the cases.
+//! `rampart_sandbox::test_main`, which runs the helper first), so it has no libtest harness.
 
 #![allow(
     clippy::unwrap_used,
@@ -448,10 +448,7 @@ fn a_dataset_reference_that_is_not_a_digest_is_refused() {
 }
 
 fn main() {
-    if let Some(code) = rampart_sandbox::helper_main() {
-        std::process::exit(code);
-    }
-    let cases: [(&str, fn()); 10] = [
+    let cases: &[(&str, fn())] = &[
         (
             "a_recipe_merges_the_config_and_the_flags_and_names_the_config_in_errors",
             a_recipe_merges_the_config_and_the_flags_and_names_the_config_in_errors,
@@ -493,25 +490,5 @@ fn main() {
             a_built_in_model_needs_a_label_a_holdout_fraction_and_usable_settings,
         ),
     ];
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let mut failed = 0;
-    for (name, case) in cases {
-        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        match std::panic::catch_unwind(case) {
-            Ok(()) => println!("test {name} ... ok"),
-            Err(_) => {
-                println!("test {name} ... FAILED");
-                failed += 1;
-            }
-        }
-    }
-    if failed > 0 {
-        println!("{failed} failed");
-        std::process::exit(1);
-    }
+    rampart_sandbox::test_main(cases);
 }
