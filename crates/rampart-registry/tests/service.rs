@@ -348,3 +348,100 @@ fn export_import_and_checkout_carry_a_version_between_homes_on_record() {
         ]
     );
 }
+
+/// `archive` rewritten as a trusted exporter that lies: its manifest changed by `edit`,
+/// re-signed with `key`, the blobs carried over as they were.
+fn forged(
+    archive: &std::path::Path,
+    out: &std::path::Path,
+    key: &rampart_crypto::SigningKey,
+    edit: impl FnOnce(&mut serde_json::Value),
+) {
+    use std::io::Read as _;
+    let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut t = tar::Archive::new(std::fs::File::open(archive).unwrap());
+    for e in t.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().to_string_lossy().into_owned();
+        let mut bytes = Vec::new();
+        e.read_to_end(&mut bytes).unwrap();
+        entries.push((path, bytes));
+    }
+    assert_eq!(entries[0].0, "export.json");
+    let payload = rampart_crypto::dsse::UnverifiedBundle::parse(&entries[0].1)
+        .unwrap()
+        .verify(&[key.public_key()])
+        .unwrap()
+        .payload;
+    let mut manifest: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    edit(&mut manifest);
+    let payload = serde_json::to_vec(&manifest).unwrap();
+    entries[0].1 = rampart_crypto::dsse::sign_bundle(key, &payload);
+    let mut b = tar::Builder::new(std::fs::File::create(out).unwrap());
+    for (path, bytes) in &entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o600);
+        h.set_cksum();
+        b.append_data(&mut h, path, &bytes[..]).unwrap();
+    }
+    b.finish().unwrap();
+}
+
+#[test]
+fn a_trusted_exporter_that_lies_in_its_manifest_does_not_decide_what_is_recorded() {
+    let (dir, a, model) = setup();
+    let policy_a = a.load_policy().unwrap();
+    let sink_a = MemorySink::new();
+    let sa = session(&a, &policy_a, &sink_a);
+    let mut reg_a = Registry::open(&a.root().join("registry")).unwrap();
+    service::register(&sa, &mut reg_a, &request(&model)).unwrap();
+    let archive = dir.path().join("m.tar");
+    service::export(&sa, &reg_a, "m@1", &archive).unwrap();
+    let (key, _) = a.signing_key().unwrap();
+    let b = Home::resolve(Some(&dir.path().join("b")));
+    b.init().unwrap();
+    b.trust_add("factory", &key.public_key(), &mut |_| Ok(()))
+        .unwrap();
+    let policy_b = b.load_policy().unwrap();
+    let sink_b = MemorySink::new();
+    let sb = session(&b, &policy_b, &sink_b);
+    let mut reg_b = Registry::open(&b.root().join("registry")).unwrap();
+
+    // A field the format does not have, smuggled into the content: refused, on record.
+    let extra = dir.path().join("extra.tar");
+    forged(&archive, &extra, &key, |m| {
+        m["content"]["approved_by_security"] = serde_json::json!(true);
+    });
+    let err = service::import(&sb, &mut reg_b, &extra, None).unwrap_err();
+    assert!(err.to_string().contains("approved_by_security"), "{err}");
+    assert!(reg_b.resolve("m").is_err());
+
+    // A claimed signer and a claimed clean scan: the importing home records the signer the
+    // signature proves and its own scan, not the manifest's words.
+    let claimed = dir.path().join("claimed.tar");
+    forged(&archive, &claimed, &key, |m| {
+        m["content"]["signer"] = serde_json::json!("ecdsa-p256:0000-the-ceo");
+        m["content"]["scan"] =
+            serde_json::json!({"fail_on": "info", "files": [], "note": "trust me"});
+    });
+    let i = service::import(&sb, &mut reg_b, &claimed, None).unwrap();
+    assert_eq!(i.version.signer, key.public_key().fingerprint().to_string());
+    assert!(i.version.scan.get("note").is_none(), "{}", i.version.scan);
+    assert_eq!(i.version.scan["files"].as_array().unwrap().len(), 1);
+
+    // A manifest naming a file the archive's signature does not cover: refused.
+    let swapped = dir.path().join("swapped.tar");
+    forged(&archive, &swapped, &key, |m| {
+        m["content"]["files"][0]["name"] = serde_json::json!("other.safetensors");
+    });
+    let err = service::import(&sb, &mut reg_b, &swapped, Some("n")).unwrap_err();
+    assert!(matches!(err, RegistryError::Refused(_)), "{err}");
+    assert!(reg_b.resolve("n").is_err());
+    let denied = sink_b
+        .actions()
+        .iter()
+        .filter(|(a, o)| a == "model.import" && o == "denied")
+        .count();
+    assert_eq!(denied, 2, "{:?}", sink_b.actions());
+}
