@@ -1,0 +1,215 @@
+//! The gateway's handlers called in-process (`tower::ServiceExt::oneshot` on the router), no
+//! listener: what every request passes — authentication, role and scope, body limit, content
+//! type, validation — and what a caller sees.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Request, StatusCode, header};
+use rampart_ml::forest::{ForestParams, RandomForest};
+use rampart_ml::{Estimator, Matrix, Model};
+use rampart_serve::keys::{KeyStore, Role};
+use rampart_serve::{AppState, LoadedModel, OutputMode, ServeLimits};
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+fn model() -> Model {
+    let mut v = Vec::new();
+    let mut y = Vec::new();
+    for i in 0..40u8 {
+        let a = f32::from(i) / 40.0;
+        v.extend([a, 1.0 - a]);
+        y.push(usize::from(i >= 20));
+    }
+    let x = Matrix::new(40, 2, v).unwrap();
+    let params = ForestParams {
+        n_trees: 3,
+        ..ForestParams::default()
+    };
+    let rf = RandomForest::fit(&x, &y, 2, &params).unwrap();
+    let names = |n: &[&str]| n.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    Model::new(
+        Estimator::RandomForest(rf),
+        &x,
+        names(&["income", "debt"]),
+        names(&["no", "yes"]),
+        json!({}),
+    )
+    .unwrap()
+}
+
+struct Gateway {
+    _dir: tempfile::TempDir,
+    state: Arc<AppState>,
+    predict: String,
+    admin: String,
+}
+
+fn gateway(limits: ServeLimits) -> Gateway {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(&dir.path().join("apikeys.db")).unwrap();
+    let key = |role| {
+        let seal = |_: &[u8]| Ok(String::new());
+        store
+            .create(role, None, 1000, 1000, None, "t", &seal, &mut |_| Ok(()))
+            .unwrap()
+            .1
+    };
+    let (predict, admin) = (key(Role::Predict), key(Role::Admin));
+    let served = LoadedModel::new(
+        "credit".into(),
+        1,
+        "ab".repeat(32),
+        model(),
+        Vec::new(),
+        OutputMode::Raw,
+        None,
+    );
+    let state = Arc::new(AppState::new(vec![served], store, limits, None));
+    Gateway {
+        _dir: dir,
+        state,
+        predict,
+        admin,
+    }
+}
+
+/// One request through the router, from a client at 192.0.2.1; the status and the body.
+async fn call(g: &Gateway, req: Request<Body>) -> (StatusCode, Value, axum::http::HeaderMap) {
+    let mut req = req;
+    req.extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from(([192, 0, 2, 1], 40000))));
+    let res = rampart_serve::router(g.state.clone())
+        .oneshot(req)
+        .await
+        .unwrap();
+    let (parts, body) = res.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+    let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (parts.status, v, parts.headers)
+}
+
+fn infer(token: Option<&str>, content_type: &str, body: String) -> Request<Body> {
+    let mut b = Request::post("/v2/models/credit/infer").header(header::CONTENT_TYPE, content_type);
+    if let Some(t) = token {
+        b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    b.body(Body::from(body)).unwrap()
+}
+
+fn rows(data: &Value) -> String {
+    json!({"inputs": [{"name": "input", "shape": [2, 2], "datatype": "FP32", "data": data}]})
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_request_is_authenticated_scoped_limited_and_validated_before_inference() {
+    let g = gateway(ServeLimits::default());
+    // Liveness needs no key.
+    let (code, _, _) = call(
+        &g,
+        Request::get("/v2/health/live").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    // No key: 401 with the challenge, as problem+json with the KServe `error` member.
+    let (code, v, headers) = call(
+        &g,
+        infer(
+            None,
+            "application/json",
+            rows(&json!([[0.1, 0.9], [0.9, 0.1]])),
+        ),
+    )
+    .await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    let challenge = headers[header::WWW_AUTHENTICATE].to_str().unwrap();
+    assert!(
+        challenge.starts_with("Bearer realm=\"rampart\""),
+        "{challenge}"
+    );
+    assert!(v["error"].is_string(), "{v}");
+    // A predict key infers: one label per row, the probabilities beside them.
+    let (code, v, _) = call(
+        &g,
+        infer(
+            Some(&g.predict),
+            "application/json",
+            rows(&json!([[0.1, 0.9], [0.9, 0.1]])),
+        ),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    assert_eq!(v["outputs"][0]["data"], json!(["no", "yes"]));
+    // Values far outside the training range: 422, naming the field.
+    let (code, v, _) = call(
+        &g,
+        infer(
+            Some(&g.predict),
+            "application/json",
+            rows(&json!([[0.1, 0.9], [900.0, 0.1]])),
+        ),
+    )
+    .await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v.to_string().contains("income"), "{v}");
+    // Not JSON: 415 before the body is parsed.
+    let (code, _, _) = call(
+        &g,
+        infer(
+            Some(&g.predict),
+            "text/plain",
+            rows(&json!([[0.1, 0.9], [0.9, 0.1]])),
+        ),
+    )
+    .await;
+    assert_eq!(code, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // The metrics are for admin keys only.
+    let metrics = |t: &str| {
+        Request::get("/metrics")
+            .header(header::AUTHORIZATION, format!("Bearer {t}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (code, _, _) = call(&g, metrics(&g.predict)).await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    let res = rampart_serve::router(g.state.clone())
+        .oneshot({
+            let mut r = metrics(&g.admin);
+            r.extensions_mut()
+                .insert(ConnectInfo(SocketAddr::from(([192, 0, 2, 1], 40000))));
+            r
+        })
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let text = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&text).contains("rampart_auth_failures_total"));
+    // An unknown model: 404.
+    let (code, _, _) = call(
+        &g,
+        Request::get("/v2/models/nope")
+            .header(header::AUTHORIZATION, format!("Bearer {}", g.predict))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_refused_whole() {
+    let g = gateway(ServeLimits {
+        max_body: 64,
+        ..ServeLimits::default()
+    });
+    let big = rows(&json!([[0.1, 0.9], [0.9, 0.1]])) + &" ".repeat(200);
+    let (code, v, _) = call(&g, infer(Some(&g.predict), "application/json", big)).await;
+    assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+}
