@@ -16,6 +16,7 @@
 //!   stage's library service in-process, the same calls the `rampart` commands make, so a
 //!   pipeline does nothing a person could not do by hand.
 
+pub mod outputs;
 pub mod report;
 pub mod run;
 pub mod spec;

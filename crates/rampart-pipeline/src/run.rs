@@ -29,6 +29,7 @@ use rampart_sandbox::Sandbox;
 use rampart_train::service::{ConfigFile, ServiceError, TrainOutcome, TrainRequest};
 use serde_json::{Value, json};
 
+use crate::outputs::{self, Gate, Ingested, StepOutput, Trained};
 use crate::spec::{Spec, Target};
 use crate::state::{self, Artifact, State, StepRecord, StepStatus};
 use crate::{PipelineError, STEPS, report};
@@ -179,6 +180,9 @@ pub enum RunError {
     /// The training service failed for a reason outside the request.
     #[error(transparent)]
     Train(#[from] ServiceError),
+    /// A step's record does not hold what that step writes (a damaged state file).
+    #[error(transparent)]
+    Output(#[from] outputs::OutputError),
     /// The registry's storage failed.
     #[error("{what} failed: {source}")]
     Registry {
@@ -203,7 +207,9 @@ pub enum RunError {
 impl Classify for RunError {
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::Pipeline(PipelineError::State { .. }) => ErrorKind::Verification,
+            Self::Pipeline(PipelineError::State { .. }) | Self::Output(_) => {
+                ErrorKind::Verification
+            }
             Self::Pipeline(_) | Self::Input { .. } => ErrorKind::Input,
             Self::Home(h) => h.kind(),
             Self::Ingest(i) => i.kind(),
@@ -215,7 +221,7 @@ impl Classify for RunError {
 
     fn hint(&self) -> Option<String> {
         match self {
-            Self::Pipeline(PipelineError::State { .. }) => {
+            Self::Pipeline(PipelineError::State { .. }) | Self::Output(_) => {
                 Some("move the state file away to start the pipeline afresh".into())
             }
             Self::Pipeline(_) => Some(
@@ -242,9 +248,9 @@ fn internal(e: impl std::error::Error + Send + Sync + 'static) -> RunError {
     RunError::Internal(Box::new(e))
 }
 
-fn step_out<'a>(st: &'a State, step: &str) -> &'a Value {
-    static NULL: Value = Value::Null;
-    st.steps.get(step).map_or(&NULL, |r| &r.outputs)
+/// A step's output as its record keeps it.
+fn to_value(out: &impl serde::Serialize) -> Result<Value, RunError> {
+    serde_json::to_value(out).map_err(internal)
 }
 
 /// The columns a pipeline never trains on: the schema's unique (identifier) and personal ones.
@@ -284,11 +290,21 @@ struct Pipeline<'a> {
 impl Pipeline<'_> {
     fn inputs(&self, step: &str, st: &State) -> Result<BTreeMap<String, String>, RunError> {
         let s = &self.spec;
-        let out = |name: &str, key: &str| -> String {
-            st.steps
-                .get(name)
-                .and_then(|r| r.outputs.get(key))
-                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+        // What an earlier step produced (nothing yet: an empty input).
+        let ingested = outputs::recorded::<Ingested>(st)?;
+        let trained = outputs::recorded::<Trained>(st)?;
+        let registered = outputs::recorded::<outputs::Registered>(st)?;
+        let dataset = || {
+            ingested
+                .as_ref()
+                .map(|i| i.dataset.clone())
+                .unwrap_or_default()
+        };
+        let root = || trained.as_ref().map(|t| t.root.clone()).unwrap_or_default();
+        let provenance = || {
+            trained
+                .as_ref()
+                .and_then(|t| t.provenance_sha256.clone())
                 .unwrap_or_default()
         };
         let mut m = BTreeMap::new();
@@ -312,7 +328,7 @@ impl Pipeline<'_> {
                 m.insert("[checks]".into(), Spec::section_json(&s.checks));
             }
             "train" => {
-                m.insert("dataset".into(), out("ingest", "dataset"));
+                m.insert("dataset".into(), dataset());
                 m.insert("schema".into(), file_digest(&s.source.schema)?);
                 m.insert("[train]".into(), Spec::section_json(&s.train));
                 if let Some(t) = &s.train.trainer {
@@ -322,19 +338,32 @@ impl Pipeline<'_> {
                 }
             }
             "verify" => {
-                m.insert("dataset".into(), out("ingest", "dataset"));
-                m.insert("model_root".into(), out("train", "root"));
-                m.insert("provenance".into(), out("train", "provenance_sha256"));
+                m.insert("dataset".into(), dataset());
+                m.insert("model_root".into(), root());
+                m.insert("provenance".into(), provenance());
             }
             "register" => {
-                m.insert("model_root".into(), out("train", "root"));
-                m.insert("provenance".into(), out("train", "provenance_sha256"));
+                m.insert("model_root".into(), root());
+                m.insert("provenance".into(), provenance());
                 m.insert("name".into(), s.model_name().to_owned());
             }
             _ => {
-                m.insert("model".into(), out("register", "model"));
-                m.insert("version".into(), out("register", "version"));
-                m.insert("metrics".into(), out("train", "metrics_sha256"));
+                let r = registered.as_ref();
+                m.insert(
+                    "model".into(),
+                    r.map(|r| r.model.clone()).unwrap_or_default(),
+                );
+                m.insert(
+                    "version".into(),
+                    r.map(|r| r.version.to_string()).unwrap_or_default(),
+                );
+                m.insert(
+                    "metrics".into(),
+                    trained
+                        .as_ref()
+                        .and_then(|t| t.metrics_sha256.clone())
+                        .unwrap_or_default(),
+                );
                 m.insert("[promote]".into(), Spec::section_json(&s.promote));
             }
         }
@@ -433,20 +462,18 @@ impl Pipeline<'_> {
             r.rejected,
             i.dataset()
         );
-        Ok(Ok((
-            json!({
-                "dataset": i.dataset(), "data": c.data, "manifest": c.manifest,
-                "integrity": i.integrity.name(), "summary": summary,
-            }),
-            arts,
-        )))
+        let out = Ingested {
+            dataset: i.dataset().to_string(),
+            data: c.data.clone(),
+            manifest: c.manifest.clone(),
+            integrity: i.integrity.name().to_owned(),
+            summary,
+        };
+        Ok(Ok((to_value(&out)?, arts)))
     }
 
     fn train(&self, st: &State) -> Result<StepResult, RunError> {
-        let dataset = step_out(st, "ingest")["dataset"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
+        let dataset = outputs::required::<Ingested>(st)?.dataset;
         let mut ignore = schema_ignores(&self.spec.source.schema)?;
         for c in &self.spec.train.ignore {
             if !ignore.contains(c) {
@@ -514,7 +541,6 @@ impl Pipeline<'_> {
             arts.iter()
                 .find(|a| a.path == out.join(name))
                 .map(|a| a.sha256.clone())
-                .unwrap_or_default()
         };
         let metrics = trained.metrics.clone().unwrap_or_default();
         let summary = format!(
@@ -525,27 +551,23 @@ impl Pipeline<'_> {
                 .filter_map(|k| metrics[*k].as_f64().map(|v| format!(", {k} {v:.3}")))
                 .collect::<String>()
         );
-        let root = trained.root.to_hex();
-        Ok(Ok((
-            json!({
-                "run_dir": out, "root": root,
-                "provenance_sha256": find("provenance.json"),
-                "metrics_sha256": find("metrics.json"),
-                "sandbox": trained.report["sandbox"], "key": trained.key, "summary": summary,
-            }),
-            arts,
-        )))
+        let done = Trained {
+            run_dir: out.clone(),
+            root: trained.root.to_hex(),
+            provenance_sha256: find("provenance.json"),
+            metrics_sha256: find("metrics.json"),
+            sandbox: trained.report["sandbox"].clone(),
+            key: trained.key.clone(),
+            summary,
+        };
+        Ok(Ok((to_value(&done)?, arts)))
     }
 
     /// The signature over the model and the signed provenance, checked with the home's trusted
     /// keys, and the provenance tied to the ingested dataset and to exactly these model files.
     fn verify(&self, st: &State) -> Result<Result<Value, String>, RunError> {
-        let t = step_out(st, "train");
-        let dataset = step_out(st, "ingest")["dataset"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        let run = PathBuf::from(t["run_dir"].as_str().unwrap_or_default());
+        let dataset = outputs::required::<Ingested>(st)?.dataset;
+        let run = outputs::required::<Trained>(st)?.run_dir;
         let model = run.join("model");
         let sig = run.join("model.sig");
         let prov = run.join("provenance.json");
@@ -605,11 +627,30 @@ impl Pipeline<'_> {
                 )));
             }
         }
-        Ok(Ok(json!({
-            "signature": {"path": sig, "key": v.key.to_string(), "verified": true, "root": v.signed.subject_digest.to_hex()},
-            "provenance": {"path": prov, "key": a.key.to_string(), "verified": true, "dataset": dataset, "subjects": subjects.len()},
-            "summary": format!("signature and provenance verify (key {}); provenance dataset = ingested {}", v.key, dataset),
-        })))
+        let summary = format!(
+            "signature and provenance verify (key {}); provenance dataset = ingested {dataset}",
+            v.key
+        );
+        let done = outputs::Verified {
+            signature: outputs::Checked {
+                path: sig,
+                key: v.key.to_string(),
+                verified: true,
+                root: Some(v.signed.subject_digest.to_hex()),
+                dataset: None,
+                subjects: None,
+            },
+            provenance: outputs::Checked {
+                path: prov,
+                key: a.key.to_string(),
+                verified: true,
+                root: None,
+                dataset: Some(dataset),
+                subjects: Some(subjects.len()),
+            },
+            summary,
+        };
+        Ok(Ok(to_value(&done)?))
     }
 
     fn registry(&self) -> Result<rampart_registry::Registry, RunError> {
@@ -633,11 +674,7 @@ impl Pipeline<'_> {
     }
 
     fn register(&self, st: &State) -> Result<StepResult, RunError> {
-        let run = PathBuf::from(
-            step_out(st, "train")["run_dir"]
-                .as_str()
-                .unwrap_or_default(),
-        );
+        let run = outputs::required::<Trained>(st)?.run_dir;
         let name = self.spec.model_name();
         let env = self.env;
         let policy = env.home.load_policy()?;
@@ -654,13 +691,16 @@ impl Pipeline<'_> {
             },
         );
         match got {
-            Ok(v) => Ok(Ok((
-                json!({
-                    "model": name, "version": v.version, "root": v.root,
-                    "files": v.files, "summary": format!("{name}@{}", v.version),
-                }),
-                Vec::new(),
-            ))),
+            Ok(v) => {
+                let done = outputs::Registered {
+                    model: name.to_owned(),
+                    version: v.version,
+                    root: v.root.to_hex(),
+                    files: serde_json::to_value(&v.files).map_err(internal)?,
+                    summary: format!("{name}@{}", v.version),
+                };
+                Ok(Ok((to_value(&done)?, Vec::new())))
+            }
             Err(e) => Self::registry_failure(e, "register").map(Err),
         }
     }
@@ -669,11 +709,7 @@ impl Pipeline<'_> {
     /// byproducts), read only after the attestation verifies with the home's trusted keys:
     /// the metric gate never trusts an unsigned file.
     fn metrics(&self, st: &State) -> Result<Result<Value, String>, RunError> {
-        let run = PathBuf::from(
-            step_out(st, "train")["run_dir"]
-                .as_str()
-                .unwrap_or_default(),
-        );
+        let run = outputs::required::<Trained>(st)?.run_dir;
         let prov = run.join("provenance.json");
         let bytes = match read_bundle(&prov) {
             Ok(b) => b,
@@ -693,10 +729,8 @@ impl Pipeline<'_> {
     }
 
     fn promote(&self, st: &State) -> Result<StepResult, RunError> {
-        let reg = step_out(st, "register");
-        let name = reg["model"].as_str().unwrap_or_default().to_owned();
-        let version = reg["version"].as_u64().unwrap_or_default();
-        let reference = format!("{name}@{version}");
+        let registered = outputs::required::<outputs::Registered>(st)?;
+        let reference = registered.reference();
         // The pipeline's own gate first: the training metrics.
         let metrics = match self.metrics(st)? {
             Ok(m) => m,
@@ -710,9 +744,12 @@ impl Pipeline<'_> {
             if !ok {
                 failed.push(detail.clone());
             }
-            gates.push(
-                json!({"gate": format!("pipeline.min_metrics.{k}"), "ok": ok, "detail": detail}),
-            );
+            gates.push(Gate {
+                gate: format!("pipeline.min_metrics.{k}"),
+                ok,
+                detail,
+                stage: None,
+            });
         }
         if !failed.is_empty() {
             return Ok(Err(format!(
@@ -748,11 +785,7 @@ impl Pipeline<'_> {
                         .filter(|g| !g.ok)
                         .map(|g| format!("{}: {}", g.gate, g.detail))
                         .collect();
-                    for g in &checks {
-                        gates.push(
-                            json!({"gate": g.gate, "ok": g.ok, "detail": g.detail, "stage": to}),
-                        );
-                    }
+                    gates.extend(checks.iter().map(|g| Gate::of(g, to)));
                     return Ok(Err(format!(
                         "{reference} NOT promoted to {to}: {}",
                         bad.join("; ")
@@ -760,18 +793,18 @@ impl Pipeline<'_> {
                 }
                 Err(e) => return Self::registry_failure(e, "promote").map(Err),
             };
-            for g in &checks {
-                gates.push(json!({"gate": g.gate, "ok": g.ok, "detail": g.detail, "stage": to}));
-            }
+            gates.extend(checks.iter().map(|g| Gate::of(g, to)));
             stage = (*to).to_owned();
         }
-        Ok(Ok((
-            json!({
-                "model": name, "version": version, "stage": stage, "gates": gates,
-                "summary": format!("{reference} in {stage} ({} gate(s) passed)", gates.len()),
-            }),
-            Vec::new(),
-        )))
+        let summary = format!("{reference} in {stage} ({} gate(s) passed)", gates.len());
+        let done = outputs::Promoted {
+            model: registered.model,
+            version: registered.version,
+            stage,
+            gates,
+            summary,
+        };
+        Ok(Ok((to_value(&done)?, Vec::new())))
     }
 
     /// Re-checks what a reused step produced, beyond its files' digests.
@@ -791,11 +824,20 @@ impl Pipeline<'_> {
             }
         }
         let o = &rec.outputs;
+        // A record this rampart cannot read (an older one's): the step runs again.
+        macro_rules! typed {
+            ($t:ty) => {
+                match outputs::read::<$t>(<$t as StepOutput>::STEP, o) {
+                    Ok(v) => v,
+                    Err(e) => return Ok(Reuse::Stale(e.to_string())),
+                }
+            };
+        }
         match step {
             "ingest" => {
                 // The stored data still decrypts to its content address.
-                let data = PathBuf::from(o["data"].as_str().unwrap_or_default());
-                let want = o["dataset"].as_str().unwrap_or_default();
+                let i = typed!(Ingested);
+                let (data, want) = (i.data, i.dataset);
                 let (id, _) = self.env.home.age_identity()?;
                 let keys = rampart_crypto::age_file::Unlock::identities(vec![id.as_age().clone()]);
                 let opened = std::fs::File::open(&data)
@@ -840,14 +882,18 @@ impl Pipeline<'_> {
                 Err(e) => Ok(Reuse::Tampered(e)),
             },
             "register" => {
-                let (reference, shown) = match self.shown(o)? {
-                    Ok(x) => x,
+                let r = typed!(outputs::Registered);
+                let reference = r.reference();
+                let shown = match self.shown(&reference)? {
+                    Ok(v) => v,
                     Err(e) => return Ok(Reuse::Tampered(e)),
                 };
-                if shown["root"] != o["root"] || shown["files"] != o["files"] {
+                let files = serde_json::to_value(&shown.files).map_err(internal)?;
+                if shown.root.to_hex() != r.root || files != r.files {
                     return Ok(Reuse::Tampered(format!(
                         "{reference} in the registry is not the version this pipeline registered (root {}, recorded {})",
-                        shown["root"], o["root"]
+                        shown.root.to_hex(),
+                        r.root
                     )));
                 }
                 // Materialising the version re-hashes every stored blob.
@@ -865,15 +911,17 @@ impl Pipeline<'_> {
                 Ok(Reuse::Valid)
             }
             _ => {
-                let want = o["stage"].as_str().unwrap_or("none");
+                let promoted = typed!(outputs::Promoted);
+                let want = promoted.stage.as_str();
                 if want == "none" {
                     return Ok(Reuse::Valid);
                 }
-                let (reference, shown) = match self.shown(o)? {
-                    Ok(x) => x,
+                let reference = format!("{}@{}", promoted.model, promoted.version);
+                let shown = match self.shown(&reference)? {
+                    Ok(v) => v,
                     Err(e) => return Ok(Reuse::Tampered(e)),
                 };
-                let now = shown["stage"].as_str().unwrap_or("none");
+                let now = shown.stage.as_str();
                 if now == want || (want == "staging" && now == "production") {
                     Ok(Reuse::Valid)
                 } else {
@@ -885,17 +933,15 @@ impl Pipeline<'_> {
         }
     }
 
-    /// The version a step recorded, as the registry has it now: its reference and record.
-    fn shown(&self, o: &Value) -> Result<Result<(String, Value), String>, RunError> {
-        let reference = format!(
-            "{}@{}",
-            o["model"].as_str().unwrap_or_default(),
-            o["version"]
-        );
-        Ok(match self.registry()?.resolve(&reference) {
-            Ok(v) => Ok((reference, serde_json::to_value(&v).unwrap_or_default())),
-            Err(e) => Err(format!("{reference}: {e}")),
-        })
+    /// The version a step recorded, as the registry has it now.
+    fn shown(
+        &self,
+        reference: &str,
+    ) -> Result<Result<rampart_registry::VersionInfo, String>, RunError> {
+        Ok(self
+            .registry()?
+            .resolve(reference)
+            .map_err(|e| format!("{reference}: {e}")))
     }
 }
 
@@ -1049,7 +1095,7 @@ pub fn run(env: &Runner<'_>, spec_path: &Path, from: Option<&str>) -> Result<Run
         let seconds = t0.elapsed().as_secs_f64();
         match result {
             Ok((outputs, artifacts)) => {
-                let summary = outputs["summary"].as_str().unwrap_or("").to_owned();
+                let summary = outputs::summary(&outputs);
                 let status = if reused { "reused" } else { "ran" };
                 progress(&format!(
                     "{label} {} ({seconds:.1} s) {summary}",
@@ -1195,12 +1241,11 @@ fn build_report(
     started: &str,
     first_seq: u64,
 ) -> Result<Value, RunError> {
-    let ok = |s: &str| {
-        st.steps
-            .get(s)
-            .filter(|r| r.status == StepStatus::Ok)
-            .map(|r| &r.outputs)
-    };
+    let ingested = outputs::recorded::<Ingested>(st)?;
+    let trained = outputs::recorded::<Trained>(st)?;
+    let verified = outputs::recorded::<outputs::Verified>(st)?;
+    let registered = outputs::recorded::<outputs::Registered>(st)?;
+    let promoted = outputs::recorded::<outputs::Promoted>(st)?;
     let mut r = json!({
         "type": "rampart.pipeline.report/v1",
         "pipeline": p.spec.pipeline.name,
@@ -1217,56 +1262,61 @@ fn build_report(
     let Value::Object(m) = &mut r else {
         return Ok(r);
     };
-    if let Some(o) = ok("ingest") {
-        let manifest: Value = o["manifest"]
-            .as_str()
-            .and_then(|p| std::fs::read(p).ok())
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or(Value::Null);
+    if let Some(i) = &ingested {
+        let text = secure_fs::read_small_file(&i.manifest)?;
+        let manifest: rampart_ingest::DatasetManifest =
+            serde_json::from_str(&text).map_err(|e| PipelineError::State {
+                path: i.manifest.clone(),
+                reason: e.to_string(),
+            })?;
+        // The manifest's `pii` summary is the engine's report, whatever fields it holds.
+        let pii = &manifest.pii;
         m.insert(
             "data".into(),
             json!({
-                "source": manifest["source"], "dataset": o["dataset"], "schema": manifest["schema"],
-                "counts": manifest["counts"],
-                "pii": {"findings": manifest["pii"]["findings"], "redacted": manifest["pii"]["redacted"],
-                        "by_entity": manifest["pii"]["by_entity"], "columns": manifest["pii_columns"]},
-                "checks": manifest["checks_report"],
-                "manifest": o["manifest"],
+                "source": manifest.source, "dataset": i.dataset, "schema": manifest.schema,
+                "counts": manifest.counts,
+                "pii": {"findings": pii.get("findings"), "redacted": pii.get("redacted"),
+                        "by_entity": pii.get("by_entity"), "columns": manifest.pii_columns},
+                "checks": manifest.checks_report,
+                "manifest": i.manifest,
             }),
         );
     }
-    if let Some(o) = ok("train") {
+    if let Some(t) = &trained {
         m.insert(
             "training".into(),
-            json!({"metrics": p.metrics(st)?.unwrap_or(Value::Null), "run_dir": o["run_dir"], "sandbox": o["sandbox"]}),
+            json!({"metrics": p.metrics(st)?.unwrap_or(Value::Null), "run_dir": t.run_dir, "sandbox": t.sandbox}),
         );
     }
-    if let (Some(t), Some(v)) = (ok("train"), ok("verify")) {
-        let run = PathBuf::from(t["run_dir"].as_str().unwrap_or_default());
-        let files: Vec<Value> = Artifact::all_in(&run.join("model"))
-            .unwrap_or_default()
+    if let (Some(t), Some(v)) = (&trained, &verified) {
+        let model = t.run_dir.join("model");
+        let files: Vec<Value> = Artifact::all_in(&model)
+            .map_err(internal)?
             .into_iter()
             .map(|a| {
-                json!({"name": a.path.strip_prefix(run.join("model")).map(|x| x.display().to_string()).unwrap_or_default(),
-                       "sha256": a.sha256, "size": a.size})
+                let name = a.path.strip_prefix(&model).map(|x| x.display().to_string());
+                json!({"name": name.unwrap_or_default(), "sha256": a.sha256, "size": a.size})
             })
             .collect();
+        let root = v.signature.root.as_deref().unwrap_or_default();
         m.insert(
             "model".into(),
-            json!({"root": format!("sha256:{}", v["signature"]["root"].as_str().unwrap_or_default()),
-                   "files": files, "signature": v["signature"], "provenance": v["provenance"]}),
+            json!({"root": format!("sha256:{root}"),
+                   "files": files, "signature": v.signature, "provenance": v.provenance}),
         );
     }
-    if let Some(g) = ok("register") {
-        let promoted = ok("promote");
-        m.insert(
-            "registry".into(),
-            json!({
-                "name": g["model"], "version": g["version"],
-                "stage": promoted.map_or(json!("none"), |x| x["stage"].clone()),
-                "gates": promoted.map_or(json!([]), |x| x["gates"].clone()),
-            }),
-        );
+    if let Some(g) = &registered {
+        let done = Registered {
+            name: g.model.clone(),
+            version: g.version,
+            stage: promoted
+                .as_ref()
+                .map_or_else(|| "none".to_owned(), |x| x.stage.clone()),
+            gates: serde_json::to_value(promoted.as_ref().map(|x| &x.gates).unwrap_or(&Vec::new()))
+                .map_err(internal)?,
+        };
+        m.insert("registry".into(), to_value(&done)?);
     }
     let records: Vec<Value> = match Some(p.env.log) {
         Some(log) => log

@@ -2,10 +2,6 @@
 //! (authorising the spec's data directories), runs [`rampart_pipeline::run`] and prints its
 //! outcome.
 
-// `serde_json::Value`'s `Index` never panics (a missing key or index reads as null); it is
-// the only indexing in this file.
-#![allow(clippy::indexing_slicing)]
-
 use std::path::Path;
 
 use rampart_pipeline::STEPS;
@@ -173,8 +169,8 @@ fn status(ctx: &Ctx, pipeline: &str) -> Result<Status, CliError> {
                             r.finished,
                             r.seconds,
                             r.error
-                                .as_deref()
-                                .unwrap_or_else(|| r.outputs["summary"].as_str().unwrap_or(""))
+                                .clone()
+                                .unwrap_or_else(|| rampart_pipeline::outputs::summary(&r.outputs))
                         ));
                         for a in &r.artifacts {
                             text.push_str(&format!(
