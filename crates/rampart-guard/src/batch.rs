@@ -1,5 +1,6 @@
 //! Texts to check in bulk: a JSONL batch, one JSON string or `{"id": …, "text": …}` object
-//! per line (blank lines skipped), each line at most [`MAX_TEXT`] bytes.
+//! per line (blank lines skipped), each line at most [`MAX_TEXT`] bytes and the batch at most
+//! [`MAX_BATCH`].
 
 use std::io::BufRead;
 
@@ -7,6 +8,8 @@ use serde_json::{Value, json};
 
 /// Most bytes of one text (or one JSONL line).
 pub const MAX_TEXT: u64 = 1 << 20;
+/// Most bytes of a whole batch: what is read is held in memory until it is checked.
+pub const MAX_BATCH: u64 = 256 << 20;
 
 /// One text of a batch.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,23 +48,48 @@ pub enum BatchError {
 ///
 /// # Errors
 /// See [`BatchError`]: a line over [`MAX_TEXT`] bytes, not JSON, or neither a string nor an
-/// object with a `"text"` string.
+/// object with a `"text"` string, or a batch over [`MAX_BATCH`] bytes.
 pub fn read_jsonl(reader: impl BufRead, name: &str) -> Result<Vec<Item>, BatchError> {
+    read_limited(reader, name, MAX_BATCH)
+}
+
+fn read_limited(
+    mut reader: impl BufRead,
+    name: &str,
+    max_batch: u64,
+) -> Result<Vec<Item>, BatchError> {
     let bad = |line: usize, reason: String| BatchError::Line {
         name: name.to_owned(),
         line,
         reason,
     };
     let mut items = Vec::new();
-    let limit = usize::try_from(MAX_TEXT).unwrap_or(usize::MAX);
-    for (n, line) in reader.split(b'\n').enumerate() {
-        let line = line.map_err(|source| BatchError::Read {
-            name: name.to_owned(),
-            source,
-        })?;
-        let number = n + 1;
-        if line.len() > limit {
+    let (mut line, mut total, mut number) = (Vec::new(), 0u64, 0usize);
+    loop {
+        line.clear();
+        // At most one byte past the limit is read: a longer line is refused unread.
+        let got = std::io::Read::take(&mut reader, MAX_TEXT + 2)
+            .read_until(b'\n', &mut line)
+            .map_err(|source| BatchError::Read {
+                name: name.to_owned(),
+                source,
+            })?;
+        if got == 0 {
+            return Ok(items);
+        }
+        number += 1;
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        }
+        if line.len() as u64 > MAX_TEXT {
             return Err(bad(number, format!("more than {MAX_TEXT} bytes")));
+        }
+        total += got as u64;
+        if total > max_batch {
+            return Err(bad(
+                number,
+                format!("the batch holds more than {max_batch} bytes; split it"),
+            ));
         }
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
@@ -89,7 +117,6 @@ pub fn read_jsonl(reader: impl BufRead, name: &str) -> Result<Vec<Item>, BatchEr
         };
         items.push(item);
     }
-    Ok(items)
 }
 
 #[cfg(test)]
@@ -113,5 +140,15 @@ mod tests {
         }
         let long = format!("\"{}\"\n", "a".repeat(usize::try_from(MAX_TEXT).unwrap()));
         assert!(read_jsonl(long.as_bytes(), "b").is_err());
+        // One endless line, no newline: refused after reading just past the limit.
+        let mut endless = std::io::BufReader::new(std::io::repeat(b'a'));
+        let e = read_jsonl(&mut endless, "b").unwrap_err();
+        assert!(e.to_string().contains("more than"), "{e}");
+        // Many lines each within the limit, past the batch's: refused, naming the line.
+        let lines = "\"0123456789\"\n".repeat(10);
+        assert_eq!(read_limited(lines.as_bytes(), "b", 130).unwrap().len(), 10);
+        let e = read_limited(lines.as_bytes(), "b", 129).unwrap_err();
+        assert!(matches!(e, BatchError::Line { line: 10, .. }), "{e}");
+        assert!(e.to_string().contains("split it"), "{e}");
     }
 }
