@@ -47,19 +47,21 @@ struct Gateway {
     state: Arc<AppState>,
     predict: String,
     admin: String,
+    other_model: String,
 }
 
 fn gateway(limits: ServeLimits) -> Gateway {
     let dir = tempfile::tempdir().unwrap();
     let store = KeyStore::open(&dir.path().join("apikeys.db")).unwrap();
-    let key = |role| {
+    let key = |role, model| {
         let seal = |_: &[u8]| Ok(String::new());
         store
-            .create(role, None, 1000, 1000, None, "t", &seal, &mut |_| Ok(()))
+            .create(role, model, 1000, 1000, None, "t", &seal, &mut |_| Ok(()))
             .unwrap()
             .1
     };
-    let (predict, admin) = (key(Role::Predict), key(Role::Admin));
+    let (predict, admin) = (key(Role::Predict, None), key(Role::Admin, None));
+    let other_model = key(Role::Predict, Some("fraud"));
     let served = LoadedModel::new(
         "credit".into(),
         1,
@@ -75,6 +77,7 @@ fn gateway(limits: ServeLimits) -> Gateway {
         state,
         predict,
         admin,
+        other_model,
     }
 }
 
@@ -212,4 +215,67 @@ async fn a_body_over_the_limit_is_refused_whole() {
     let big = rows(&json!([[0.1, 0.9], [0.9, 0.1]])) + &" ".repeat(200);
     let (code, v, _) = call(&g, infer(Some(&g.predict), "application/json", big)).await;
     assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+}
+
+/// Attacks a caller can make with a valid key: another model's key, a shape that declares far
+/// more values than it sends (the gateway must not allocate for the claim), a shape that does
+/// not match the data, the wrong datatype, a non-number in the data, a forged key.
+#[tokio::test]
+async fn hostile_requests_are_refused_before_inference() {
+    let g = gateway(ServeLimits::default());
+    let good = rows(&json!([[0.1, 0.9], [0.9, 0.1]]));
+    // A key scoped to another model: 403.
+    let (code, v, _) = call(
+        &g,
+        infer(Some(&g.other_model), "application/json", good.clone()),
+    )
+    .await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{v}");
+    // A forged key in the right shape: 401.
+    let forged = format!("rk_{}_{}", "0".repeat(16), "A".repeat(43));
+    let (code, _, _) = call(&g, infer(Some(&forged), "application/json", good)).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    let tensor = |shape: Value, datatype: &str, data: Value| {
+        json!({"inputs": [{"name": "input", "shape": shape, "datatype": datatype, "data": data}]})
+            .to_string()
+    };
+    for (what, body) in [
+        (
+            "a shape claiming 10^12 rows",
+            tensor(json!([1_000_000_000_000u64, 2]), "FP32", json!([0.1, 0.9])),
+        ),
+        (
+            "a shape whose product overflows",
+            tensor(json!([u64::MAX, u64::MAX]), "FP32", json!([0.1, 0.9])),
+        ),
+        (
+            "a shape that does not match the data",
+            tensor(json!([3, 2]), "FP32", json!([0.1, 0.9, 0.9, 0.1])),
+        ),
+        (
+            "too few columns",
+            tensor(json!([2, 1]), "FP32", json!([0.1, 0.9])),
+        ),
+        (
+            "a string among the numbers",
+            tensor(json!([1, 2]), "FP32", json!([0.1, "0.9"])),
+        ),
+        (
+            "a number beyond f32",
+            tensor(json!([1, 2]), "FP32", json!([0.1, 1e300])),
+        ),
+        ("no inputs", json!({"inputs": []}).to_string()),
+    ] {
+        let (code, v, _) = call(&g, infer(Some(&g.predict), "application/json", body)).await;
+        assert!(
+            [
+                StatusCode::BAD_REQUEST,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                StatusCode::UNPROCESSABLE_ENTITY
+            ]
+            .contains(&code),
+            "{what}: {code} {v}"
+        );
+        assert!(v["error"].is_string(), "{what}: {v}");
+    }
 }
