@@ -152,6 +152,35 @@ pub struct FileEntry {
     pub size: u64,
 }
 
+impl FileEntry {
+    /// Its name as a path under the model's directory: refused unless it is relative and every
+    /// component a plain name (no `..`, `.`, root or empty part), so a version's files can only
+    /// be written inside the directory they are materialised into, whatever a manifest says.
+    ///
+    /// # Errors
+    /// [`RegistryError::Refused`] naming the file.
+    pub fn relative_path(&self) -> Result<&Path, RegistryError> {
+        let path = Path::new(&self.name);
+        let plain = !self.name.is_empty()
+            && !self.name.contains('\\')
+            && !self
+                .name
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
+            && path
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if plain {
+            Ok(path)
+        } else {
+            Err(RegistryError::Refused(format!(
+                "model file name {:?} is not a plain relative path; refused",
+                self.name
+            )))
+        }
+    }
+}
+
 /// An input named by the provenance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LineageEntry {
@@ -683,7 +712,7 @@ impl Registry {
     /// A missing or corrupted blob (nothing usable is left in `dir` for that file).
     pub fn materialise(&self, v: &VersionInfo, dir: &Path) -> Result<(), RegistryError> {
         for f in &v.files {
-            let to = dir.join(&f.name);
+            let to = dir.join(f.relative_path()?);
             if let Some(parent) = to.parent() {
                 std::fs::create_dir_all(parent).map_err(|source| RegistryError::Io {
                     path: parent.to_path_buf(),
@@ -1174,6 +1203,41 @@ mod erased {
     impl<T: serde::Serialize> Ser for T {
         fn to_json(&self) -> String {
             serde_json::to_string(self).unwrap_or_default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_relative_file_names_become_paths() {
+        let entry = |name: &str| FileEntry {
+            name: name.to_owned(),
+            sha256: rampart_crypto::sha256(b""),
+            size: 0,
+        };
+        for ok in [
+            "model.safetensors",
+            "sub/dir/weights.bin",
+            ".hidden",
+            "a..b",
+        ] {
+            assert_eq!(entry(ok).relative_path().unwrap(), Path::new(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "..",
+            "../x",
+            "a/../../x",
+            "/etc/passwd",
+            "./x",
+            "a//b",
+            "a/",
+            "a\\..\\x",
+        ] {
+            assert!(entry(bad).relative_path().is_err(), "{bad:?}");
         }
     }
 }

@@ -223,6 +223,9 @@ pub fn import(
             m.format
         )));
     }
+    for f in &m.content.files {
+        f.relative_path()?;
+    }
     // Each blob the manifest names, with the most bytes it may have.
     let mut expected: std::collections::BTreeMap<Digest, u64> =
         m.content.files.iter().map(|f| (f.sha256, f.size)).collect();

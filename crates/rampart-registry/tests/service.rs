@@ -438,10 +438,26 @@ fn a_trusted_exporter_that_lies_in_its_manifest_does_not_decide_what_is_recorded
     let err = service::import(&sb, &mut reg_b, &swapped, Some("n")).unwrap_err();
     assert!(matches!(err, RegistryError::Refused(_)), "{err}");
     assert!(reg_b.resolve("n").is_err());
+
+    // A file name that climbs out of the directory a checkout writes into: refused by name,
+    // before a blob is read.
+    for name in ["../../escape.safetensors", "/etc/escape", "a/./b", "a//b"] {
+        let climbing = dir.path().join("climbing.tar");
+        forged(&archive, &climbing, &key, |m| {
+            m["content"]["files"][0]["name"] = serde_json::json!(name);
+        });
+        let err = service::import(&sb, &mut reg_b, &climbing, Some("n")).unwrap_err();
+        assert!(
+            err.to_string().contains("not a plain relative path"),
+            "{name}: {err}"
+        );
+    }
+    assert!(reg_b.resolve("n").is_err());
+    assert!(!dir.path().join("escape.safetensors").exists());
     let denied = sink_b
         .actions()
         .iter()
         .filter(|(a, o)| a == "model.import" && o == "denied")
         .count();
-    assert_eq!(denied, 2, "{:?}", sink_b.actions());
+    assert_eq!(denied, 6, "{:?}", sink_b.actions());
 }
