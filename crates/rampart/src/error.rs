@@ -1,7 +1,5 @@
 //! Errors as the user sees them: one line (the cause chain), an optional hint, an exit code.
 
-use std::fmt::Write as _;
-
 use rampart_home::{Classify, ErrorKind};
 
 use crate::cli::Format;
@@ -76,13 +74,19 @@ impl CliError {
         })
     }
 
+    /// The cause chain on one line. A cause that its parent's message already ends with (a
+    /// library error that prints its source and also exposes it) is said once.
     pub fn message(&self) -> String {
         let mut out = String::new();
-        for (i, cause) in self.error.chain().enumerate() {
-            if i > 0 {
+        for cause in self.error.chain() {
+            let text = cause.to_string();
+            if out.ends_with(&text) {
+                continue;
+            }
+            if !out.is_empty() {
                 out.push_str(": ");
             }
-            let _ = write!(out, "{cause}");
+            out.push_str(&text);
         }
         out
     }
@@ -181,4 +185,33 @@ impl From<rampart_data::table::TableError> for CliError {
 pub fn age_err(path: &std::path::Path, e: rampart_crypto::age_file::AgeError) -> CliError {
     let hint = rampart_ingest::age_hint(&e).map(str::to_owned);
     CliError::input(anyhow::Error::new(e).context(path.display().to_string())).hint_opt(hint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_already_in_its_parents_message_is_said_once() {
+        #[derive(Debug)]
+        struct Walk {
+            source: std::io::Error,
+        }
+        impl std::fmt::Display for Walk {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "cannot scan x: {}", self.source)
+            }
+        }
+        impl std::error::Error for Walk {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.source)
+            }
+        }
+        let e = CliError::input(Walk {
+            source: std::io::Error::other("x is a FIFO"),
+        });
+        assert_eq!(e.message(), "cannot scan x: x is a FIFO");
+        let e = CliError::input(anyhow::anyhow!("inner").context("outer"));
+        assert_eq!(e.message(), "outer: inner");
+    }
 }
