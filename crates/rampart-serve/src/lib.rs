@@ -34,6 +34,7 @@ pub mod load;
 pub mod metrics;
 pub mod monitor;
 pub mod oip;
+pub mod onnx;
 pub mod problem;
 
 mod admission;

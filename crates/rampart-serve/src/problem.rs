@@ -62,6 +62,12 @@ impl Problem {
     pub const fn status(&self) -> StatusCode {
         self.status
     }
+
+    /// What the caller is told.
+    #[must_use]
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
 }
 
 impl IntoResponse for Problem {

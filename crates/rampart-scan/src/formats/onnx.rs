@@ -203,6 +203,21 @@ pub fn looks_like_onnx(head: &[u8]) -> bool {
 
 /// Walks a model of `len` bytes.
 pub fn check<R: Read + Seek>(r: &mut R, len: u64) -> Vec<Problem> {
+    walk(r, len).problems
+}
+
+/// What a walk of a model found: its problems and how many graph nodes it holds (those of
+/// subgraphs included), for a loader that bounds what it will build.
+#[derive(Debug, Clone, Default)]
+pub struct Walked {
+    /// The findings, as [`check`] reports them.
+    pub problems: Vec<Problem>,
+    /// Nodes seen, across the main graph and every subgraph, up to where the walk stopped.
+    pub nodes: u64,
+}
+
+/// Walks a model of `len` bytes, counting its nodes.
+pub fn walk<R: Read + Seek>(r: &mut R, len: u64) -> Walked {
     let mut w = W {
         r,
         problems: Vec::new(),
@@ -210,7 +225,10 @@ pub fn check<R: Read + Seek>(r: &mut R, len: u64) -> Vec<Problem> {
         domains: Default::default(),
     };
     if w.r.seek(SeekFrom::Start(0)).is_err() {
-        return vec![("onnx-malformed", "cannot seek".into())];
+        return Walked {
+            problems: vec![("onnx-malformed", "cannot seek".into())],
+            nodes: 0,
+        };
     }
     if let Err(e) = w.message(len, Kind::Model, 0) {
         w.problems
@@ -219,5 +237,8 @@ pub fn check<R: Read + Seek>(r: &mut R, len: u64) -> Vec<Problem> {
     for d in &w.domains {
         w.problems.push(("onnx-custom-operator", format!("operators from the custom domain {d:?}: running the model loads a native library that implements them")));
     }
-    w.problems
+    Walked {
+        problems: w.problems,
+        nodes: w.nodes,
+    }
 }
