@@ -22,13 +22,20 @@ use rampart_serve::{LoadedModel, OutputMode, oip};
 const FIXED: &str = r#"{"model_name":"bench","model_version":"1","outputs":[{"name":"label","datatype":"BYTES","shape":[1],"data":["1"]},{"name":"probabilities","datatype":"FP64","shape":[1,2],"data":[0.25,0.75]}]}"#;
 
 async fn bare(State(m): State<Arc<LoadedModel>>, body: Bytes) -> Response {
-    let parsed = match oip::parse_v2(&body, &m.model.meta, 1024) {
+    let Some(model) = m.builtin() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let parsed = match oip::parse_v2(&body, &model.meta, 1024) {
         Ok(p) => p,
         Err(p) => return p.into_response(),
     };
     let m2 = Arc::clone(&m);
     let out = rampart_serve::off_the_reactor(parsed.rows, move || {
-        oip::run(&m2, &parsed).map(|s| oip::render(&m2, &s, parsed.id, false, false))
+        let classes = m2
+            .builtin()
+            .map(|b| b.meta.classes.clone())
+            .unwrap_or_default();
+        oip::run(&m2, &parsed).map(|s| oip::render(&m2, &classes, &s, parsed.id, false, false))
     })
     .await;
     match out {

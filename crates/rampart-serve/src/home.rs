@@ -204,6 +204,10 @@ pub fn start(
             .map(|d| (d.model.clone(), d.value.0.clone()))
             .collect(),
         drift_window: config.drift_window.max(1),
+        onnx: crate::onnx::OnnxLimits {
+            run_timeout: config.request_timeout.0,
+            ..crate::onnx::OnnxLimits::default()
+        },
     };
     let models = load::load_served(s, &reg, &refs, &setup)?;
     if config.plain_http_exposed() {

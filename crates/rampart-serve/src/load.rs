@@ -15,7 +15,7 @@ use rampart_registry::gates::{self, GateContext, GatePolicy};
 use rampart_registry::{Registry, RegistryError, Stage, VersionInfo};
 use rampart_scan::{ScanConfig, Severity};
 
-use crate::{LoadedModel, OutputMode};
+use crate::{LoadedModel, OutputMode, Runner};
 
 /// How each served model is set up.
 #[derive(Debug, Clone)]
@@ -30,6 +30,8 @@ pub struct ModelSetup {
     pub detectors: Vec<(String, String)>,
     /// Requests per drift window.
     pub drift_window: usize,
+    /// What an ONNX model may cost to load and run.
+    pub onnx: crate::onnx::OnnxLimits,
 }
 
 /// Why a model cannot be served. Each variant names the registry reference.
@@ -138,7 +140,9 @@ fn full_reference(reference: &str) -> String {
 }
 
 /// Loads one version: signature re-verified, files re-hashed as they are materialised, then
-/// parsed as a rampart model. Returns the version, the model and the blobs to watch.
+/// parsed — a rampart model (its `.safetensors` file) or else an ONNX graph (its one `.onnx`
+/// file, built within `onnx`'s limits). Returns the version, what runs it and the blobs to
+/// watch.
 ///
 /// # Errors
 /// See [`LoadError`].
@@ -147,7 +151,8 @@ pub fn load_version(
     reference: &str,
     keys: &[PublicKey],
     anchors: &Anchors,
-) -> Result<(VersionInfo, rampart_ml::Model, Sources), LoadError> {
+    onnx: crate::onnx::OnnxLimits,
+) -> Result<(VersionInfo, Runner, Sources), LoadError> {
     let reference = full_reference(reference);
     let v = reg
         .resolve(&reference)
@@ -188,21 +193,60 @@ pub fn load_version(
             reference: reference.clone(),
             source,
         })?;
-    let Some(file) = v.files.iter().find(|f| f.name.ends_with(".safetensors")) else {
-        return Err(LoadError::NotServable {
-            reference,
-            reason: "no safetensors file; the gateway serves rampart's built-in models".into(),
-        });
+    let not_servable = |reason: String| LoadError::NotServable {
+        reference: reference.clone(),
+        reason,
     };
-    let path = dir.path().join(&file.name);
-    let bytes = std::fs::read(&path).map_err(|source| LoadError::Io {
-        reference: reference.clone(),
-        source,
-    })?;
-    let model = rampart_ml::Model::from_bytes(&bytes).map_err(|e| LoadError::NotServable {
-        reference: reference.clone(),
-        reason: format!("{} is not a rampart model: {e}", file.name),
-    })?;
+    let read = |name: &str| {
+        let path = dir.path().join(name);
+        std::fs::read(&path).map_err(|source| LoadError::Io {
+            reference: reference.clone(),
+            source,
+        })
+    };
+    let onnx_files: Vec<&str> = v
+        .files
+        .iter()
+        .map(|f| f.name.as_str())
+        .filter(|n| n.ends_with(".onnx"))
+        .collect();
+    let runner = if let Some(file) = v.files.iter().find(|f| f.name.ends_with(".safetensors")) {
+        let bytes = read(&file.name)?;
+        Runner::Builtin(
+            rampart_ml::Model::from_bytes(&bytes)
+                .map_err(|e| not_servable(format!("{} is not a rampart model: {e}", file.name)))?,
+        )
+    } else {
+        match onnx_files.as_slice() {
+            [one] => {
+                if let Some(f) = v.files.iter().find(|f| f.name == *one)
+                    && f.size > onnx.max_file
+                {
+                    return Err(not_servable(format!(
+                        "{one} is {} bytes, more than the {} an ONNX model may have",
+                        f.size, onnx.max_file
+                    )));
+                }
+                let bytes = read(one)?;
+                Runner::Onnx(
+                    crate::onnx::OnnxModel::load(&bytes, onnx)
+                        .map_err(|e| not_servable(format!("{one}: {e}")))?,
+                )
+            }
+            [] => {
+                return Err(not_servable(
+                    "no model the gateway runs: it serves a rampart model (.safetensors) or an ONNX graph (.onnx)".into(),
+                ));
+            }
+            several => {
+                return Err(not_servable(format!(
+                    "{} ONNX files ({}): the gateway serves a version holding one",
+                    several.len(),
+                    several.join(", ")
+                )));
+            }
+        }
+    };
     let mut sources: Sources = v
         .files
         .iter()
@@ -211,7 +255,7 @@ pub fn load_version(
         .filter_map(|d| reg.blobs().local_path(&d).map(|p| (p, d)))
         .collect();
     sources.sort();
-    Ok((v, model, sources))
+    Ok((v, runner, sources))
 }
 
 /// A model with its companion detector (if `setup` names one), ready to serve.
@@ -224,20 +268,49 @@ pub fn load_model(
     reference: &str,
     setup: &ModelSetup,
 ) -> Result<LoadedModel, LoadError> {
-    let (v, model, mut sources) = load_version(reg, reference, &setup.keys, &setup.anchors)?;
+    let (v, runner, mut sources) =
+        load_version(reg, reference, &setup.keys, &setup.anchors, setup.onnx)?;
     let output = setup
         .outputs
         .iter()
         .find(|(n, _)| *n == v.name)
         .map_or(OutputMode::Raw, |(_, m)| m.clone());
+    let model = match runner {
+        Runner::Builtin(model) => model,
+        Runner::Onnx(onnx) => {
+            if let Some((_, dref)) = setup.detectors.iter().find(|(n, _)| *n == v.name) {
+                return Err(LoadError::Detector {
+                    model: v.name.clone(),
+                    reference: dref.clone(),
+                    reason: "an anomaly detector guards a rampart tabular model; this one is ONNX"
+                        .into(),
+                });
+            }
+            return Ok(LoadedModel::onnx(
+                v.name.clone(),
+                v.version,
+                v.root.to_hex(),
+                onnx,
+                sources,
+                output,
+            ));
+        }
+    };
     let detector = match setup.detectors.iter().find(|(n, _)| *n == v.name) {
         None => None,
         Some((_, dref)) => {
-            let (dv, det, dsources) = load_version(reg, dref, &setup.keys, &setup.anchors)?;
+            let (dv, det, dsources) =
+                load_version(reg, dref, &setup.keys, &setup.anchors, setup.onnx)?;
             let refuse = |reason: String| LoadError::Detector {
                 model: v.name.clone(),
                 reference: dref.clone(),
                 reason,
+            };
+            let Runner::Builtin(det) = det else {
+                return Err(refuse(format!(
+                    "{}@{} is an ONNX model, not an isolation forest",
+                    dv.name, dv.version
+                )));
             };
             if det.meta.kind != rampart_ml::ModelKind::IsolationForest {
                 return Err(refuse(format!(

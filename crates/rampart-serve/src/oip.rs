@@ -344,7 +344,7 @@ pub fn validate(p: &Parsed, meta: &ModelMeta, margin: f64) -> Result<(), Problem
 }
 
 /// What `mode` lets a caller see of one prediction: the probabilities (if any) and a band.
-fn harden(mode: &OutputMode, proba: &[f64]) -> (Option<Vec<f64>>, Option<String>) {
+pub(crate) fn harden(mode: &OutputMode, proba: &[f64]) -> (Option<Vec<f64>>, Option<String>) {
     match mode {
         OutputMode::Raw => (Some(proba.to_vec()), None),
         OutputMode::Round(n) => {
@@ -382,9 +382,12 @@ fn harden(mode: &OutputMode, proba: &[f64]) -> (Option<Vec<f64>>, Option<String>
 /// 500 if the model refuses the matrix (it cannot, after parsing).
 pub fn run(m: &LoadedModel, p: &Parsed) -> Result<Scored, Problem> {
     let internal = |e: String| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e);
-    let x = Matrix::new(p.rows, m.model.meta.features.len(), p.x.clone())
+    let model = m
+        .builtin()
+        .ok_or_else(|| internal("not a tabular model".into()))?;
+    let x = Matrix::new(p.rows, model.meta.features.len(), p.x.clone())
         .map_err(|e| internal(e.to_string()))?;
-    let preds = m.model.predict(&x).map_err(|e| internal(e.to_string()))?;
+    let preds = model.predict(&x).map_err(|e| internal(e.to_string()))?;
     let anomaly = match &m.detector {
         Some(d) => Some(
             d.predict(&x)
@@ -410,12 +413,19 @@ pub struct Scored {
     pub anomaly: Option<Vec<(f64, bool)>>,
 }
 
-/// The response body (V2 or `/v1`), with the anomaly scores when `flag` is set.
+/// The response body (V2 or `/v1`) of a tabular model, with the anomaly scores when `flag`
+/// is set.
 #[must_use]
-pub fn render(m: &LoadedModel, scored: &Scored, id: Option<String>, v1: bool, flag: bool) -> Value {
+pub fn render(
+    m: &LoadedModel,
+    classes: &[String],
+    scored: &Scored,
+    id: Option<String>,
+    v1: bool,
+    flag: bool,
+) -> Value {
     let preds = &scored.preds;
     let anomaly = scored.anomaly.as_deref().filter(|_| flag);
-    let classes = &m.model.meta.classes;
     if v1 {
         let predictions: Vec<Value> = preds
             .iter()

@@ -110,7 +110,20 @@ pub(crate) async fn server_metadata(
 }
 
 pub(crate) fn metadata(m: &LoadedModel) -> Value {
-    let meta = &m.model.meta;
+    let model = match &m.runner {
+        Runner::Builtin(model) => model,
+        Runner::Onnx(onnx) => {
+            let mut v = onnx.metadata(&m.name, m.version);
+            if let Value::Object(o) = &mut v {
+                o.insert(
+                    "parameters".into(),
+                    json!({"rampart.root": m.root, "rampart.kind": "onnx"}),
+                );
+            }
+            return v;
+        }
+    };
+    let meta = &model.meta;
     let outputs = if meta.classes.is_empty() {
         json!([{"name": "anomaly_score", "datatype": "FP64", "shape": [-1]}, {"name": "is_anomaly", "datatype": "BOOL", "shape": [-1]}])
     } else {
@@ -214,14 +227,7 @@ pub(crate) async fn infer_common(
         )?;
         let m = find(&st, &model, version.as_deref())?;
         check_body(&st, headers, &body)?;
-        let parsed = if v1 {
-            oip::parse_v1(&body, &m.model.meta, st.limits.max_batch)
-        } else {
-            oip::parse_v2(&body, &m.model.meta, st.limits.max_batch)
-        }
-        .map_err(IntoResponse::into_response)?;
-        oip::validate(&parsed, &m.model.meta, st.limits.range_margin)
-            .map_err(IntoResponse::into_response)?;
+        let parsed = parse(&st, &m, &body, v1).map_err(IntoResponse::into_response)?;
         Ok::<_, Response>((key, m, parsed, body))
     })();
     let (key, m, parsed, body) = match response {
@@ -287,16 +293,55 @@ pub async fn off_the_reactor<T: Send + 'static>(
     }
 }
 
-/// Extraction hold, concurrency limit, inference and the monitors for one admitted request.
-pub(crate) async fn predict(
+/// A request's inputs, checked against what its model takes.
+pub(crate) enum Inputs {
+    /// Rows for a tabular model.
+    Table(oip::Parsed),
+    /// Tensors for a graph.
+    Tensors(crate::onnx::tensor::Request),
+}
+
+/// Parses and validates a request body for `m`: V2 or `/v1` rows for a tabular model (within
+/// its training ranges), V2 tensors for a graph.
+fn parse(st: &AppState, m: &LoadedModel, body: &[u8], v1: bool) -> Result<Inputs, Problem> {
+    match &m.runner {
+        Runner::Builtin(model) => {
+            let parsed = if v1 {
+                oip::parse_v1(body, &model.meta, st.limits.max_batch)
+            } else {
+                oip::parse_v2(body, &model.meta, st.limits.max_batch)
+            }?;
+            oip::validate(&parsed, &model.meta, st.limits.range_margin)?;
+            Ok(Inputs::Table(parsed))
+        }
+        Runner::Onnx(_) if v1 => Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!(
+                "{} is an ONNX model: ask it with V2 tensors at /v2/models/{}/infer",
+                m.name, m.name
+            ),
+        )),
+        Runner::Onnx(onnx) => crate::onnx::tensor::parse_request(
+            body,
+            onnx.inputs(),
+            crate::onnx::tensor::Bounds {
+                // A value takes at least two bytes of JSON: no body within the limit holds more.
+                max_elements: st.limits.max_body / 2 + 1,
+                max_batch: st.limits.max_batch,
+            },
+        )
+        .map(Inputs::Tensors),
+    }
+}
+
+/// Extraction hold and concurrency limit: the permit to run one admitted request.
+fn hold(
     st: &Arc<AppState>,
     ip: IpAddr,
     key: &KeyInfo,
-    m: &Arc<LoadedModel>,
-    parsed: oip::Parsed,
-    body: Bytes,
-    v1: bool,
-) -> Response {
+    m: &LoadedModel,
+) -> Result<tokio::sync::OwnedSemaphorePermit, Response> {
     if let Err(held) = st.extraction.admit(&key.id, &m.name) {
         st.metrics.rate_limited("extraction");
         st.event(
@@ -311,7 +356,7 @@ pub(crate) async fn predict(
             ),
         );
         let secs = held.retry_after.as_secs().max(1);
-        return Problem::new(
+        return Err(Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
             "abnormal-usage-detected",
             format!(
@@ -326,11 +371,11 @@ pub(crate) async fn predict(
         )
         .with_type(problem::ABNORMAL_USAGE)
         .with_header(header::RETRY_AFTER, secs.to_string())
-        .into_response();
+        .into_response());
     }
-    let Ok(permit) = Arc::clone(&st.in_flight).try_acquire_owned() else {
+    Arc::clone(&st.in_flight).try_acquire_owned().map_err(|_| {
         st.metrics.overloaded("concurrency");
-        return Problem::new(
+        Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "overloaded",
             format!(
@@ -339,7 +384,63 @@ pub(crate) async fn predict(
             ),
         )
         .with_header(header::RETRY_AFTER, "1")
-        .into_response();
+        .into_response()
+    })
+}
+
+/// What an inference on the blocking pool came to: its result, or the problem it raised
+/// (a run terminated at its time limit counted as a timeout), a panic as 500, and 503 when the
+/// model failed its integrity check meanwhile.
+fn finished<T>(
+    st: &AppState,
+    m: &LoadedModel,
+    out: Result<Result<T, Problem>, tokio::task::JoinError>,
+) -> Result<T, Response> {
+    let x = match out {
+        Ok(Ok(x)) => x,
+        Ok(Err(p)) => {
+            if p.status() == StatusCode::SERVICE_UNAVAILABLE {
+                st.metrics.overloaded("timeout");
+            }
+            return Err(p.into_response());
+        }
+        Err(_) => {
+            return Err(Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "inference failed",
+            )
+            .into_response());
+        }
+    };
+    if !m.intact.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "model-integrity",
+            "the model failed its integrity check",
+        )
+        .into_response());
+    }
+    Ok(x)
+}
+
+/// Inference and the monitors for one admitted request.
+pub(crate) async fn predict(
+    st: &Arc<AppState>,
+    ip: IpAddr,
+    key: &KeyInfo,
+    m: &Arc<LoadedModel>,
+    inputs: Inputs,
+    body: Bytes,
+    v1: bool,
+) -> Response {
+    let permit = match hold(st, ip, key, m) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let parsed = match inputs {
+        Inputs::Table(p) => p,
+        Inputs::Tensors(req) => return predict_tensors(st, ip, key, m, req, body, permit).await,
     };
     let (st2, m2, key_id) = (Arc::clone(st), Arc::clone(m), key.id.clone());
     let t = std::time::Instant::now();
@@ -362,26 +463,10 @@ pub(crate) async fn predict(
     })
     .await;
     st.metrics.inference(t.elapsed());
-    let (scored, id) = match out {
-        Ok(Ok(x)) => x,
-        Ok(Err(p)) => return p.into_response(),
-        Err(_) => {
-            return Problem::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "inference failed",
-            )
-            .into_response();
-        }
+    let (scored, id) = match finished(st, m, out) {
+        Ok(x) => x,
+        Err(r) => return r,
     };
-    if !m.intact.load(std::sync::atomic::Ordering::SeqCst) {
-        return Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "model-integrity",
-            "the model failed its integrity check",
-        )
-        .into_response();
-    }
     let policy = st.monitoring.anomaly;
     if let Some(a) = &scored.anomaly
         && a.iter().any(|(_, f)| *f)
@@ -426,7 +511,74 @@ pub(crate) async fn predict(
             .into_response();
         }
     }
-    let v = oip::render(m, &scored, id, v1, policy == monitor::AnomalyPolicy::Flag);
+    let classes = m.builtin().map_or(&[][..], |b| &b.meta.classes[..]);
+    let v = oip::render(
+        m,
+        classes,
+        &scored,
+        id,
+        v1,
+        policy == monitor::AnomalyPolicy::Flag,
+    );
+    st.sample_payload(ip, &key.id, m, &body, &v);
+    axum::Json(v).into_response()
+}
+
+/// A graph's inference: run on the blocking pool under the model's time limit, the rows fed
+/// to the extraction detector, the outputs hardened as the model's output mode says.
+async fn predict_tensors(
+    st: &Arc<AppState>,
+    ip: IpAddr,
+    key: &KeyInfo,
+    m: &Arc<LoadedModel>,
+    req: crate::onnx::tensor::Request,
+    body: Bytes,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) -> Response {
+    let (st2, m2, key_id) = (Arc::clone(st), Arc::clone(m), key.id.clone());
+    let t = std::time::Instant::now();
+    let out = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let Runner::Onnx(onnx) = &m2.runner else {
+            return Err(Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "not an ONNX model",
+            ));
+        };
+        let outputs = onnx.infer(&req).map_err(|e| match e {
+            crate::onnx::OnnxError::Timeout(_) => {
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", e.to_string())
+                    .with_header(header::RETRY_AFTER, "1")
+            }
+            other => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "inference-failed",
+                other.to_string(),
+            ),
+        })?;
+        let (x, schema) = crate::onnx::tensor::extraction_rows(&req);
+        st2.observe_rows(ip, &key_id, &m2, &x, &schema, &[]);
+        Ok((outputs, req.id))
+    })
+    .await;
+    st.metrics.inference(t.elapsed());
+    let (outputs, id) = match finished(st, m, out) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let outputs: Vec<Value> = crate::onnx::harden(outputs, &m.output)
+        .iter()
+        .map(crate::onnx::tensor::Tensor::to_json)
+        .collect();
+    let mut v = json!({
+        "model_name": m.name,
+        "model_version": m.version.to_string(),
+        "outputs": outputs,
+    });
+    if let (Some(id), Value::Object(o)) = (id, &mut v) {
+        o.insert("id".into(), json!(id));
+    }
     st.sample_payload(ip, &key.id, m, &body, &v);
     axum::Json(v).into_response()
 }

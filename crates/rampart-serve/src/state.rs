@@ -11,6 +11,17 @@ use crate::admission::reason_is_redaction;
 use crate::keys::ApiKeyStore;
 use crate::*;
 
+/// What answers a served model's requests.
+// One per served model, behind an `Arc`: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Runner {
+    /// One of rampart's tabular models (named features, classes, training statistics).
+    Builtin(rampart_ml::Model),
+    /// An ONNX graph, run by ONNX Runtime.
+    Onnx(crate::onnx::OnnxModel),
+}
+
 /// A model ready to serve.
 #[derive(Debug)]
 pub struct LoadedModel {
@@ -21,7 +32,7 @@ pub struct LoadedModel {
     /// Root digest (OMS).
     pub root: String,
     /// The model.
-    pub model: rampart_ml::Model,
+    pub runner: Runner,
     /// The stored files it was loaded from, with their digests: re-hashed while serving.
     pub sources: Vec<(std::path::PathBuf, rampart_crypto::Digest)>,
     /// How its outputs are shaped.
@@ -53,7 +64,7 @@ impl LoadedModel {
             name,
             version,
             root,
-            model,
+            runner: Runner::Builtin(model),
             sources,
             output,
             intact: std::sync::atomic::AtomicBool::new(true),
@@ -63,10 +74,46 @@ impl LoadedModel {
         }
     }
 
+    /// An ONNX model to serve (no detector: those guard rampart's tabular models).
+    #[must_use]
+    pub fn onnx(
+        name: String,
+        version: i64,
+        root: String,
+        model: crate::onnx::OnnxModel,
+        sources: Vec<(std::path::PathBuf, rampart_crypto::Digest)>,
+        output: OutputMode,
+    ) -> Self {
+        Self {
+            name,
+            version,
+            root,
+            runner: Runner::Onnx(model),
+            sources,
+            output,
+            intact: std::sync::atomic::AtomicBool::new(true),
+            detector: None,
+            window: Box::new(Mutex::new(monitor::DriftWindow::new(0, 0))),
+            drifting: Mutex::new(std::collections::BTreeSet::new()),
+        }
+    }
+
+    /// The tabular model, when it is one of rampart's.
+    #[must_use]
+    pub const fn builtin(&self) -> Option<&rampart_ml::Model> {
+        match &self.runner {
+            Runner::Builtin(m) => Some(m),
+            Runner::Onnx(_) => None,
+        }
+    }
+
     /// Sets the drift window's length in rows.
     #[must_use]
     pub fn with_drift_window(self, rows: usize) -> Self {
-        let features = self.model.meta.features.len();
+        let Some(model) = self.builtin() else {
+            return self;
+        };
+        let features = model.meta.features.len();
         Self {
             window: Box::new(Mutex::new(monitor::DriftWindow::new(rows, features))),
             ..self
@@ -487,11 +534,23 @@ impl AppState {
         p: &oip::Parsed,
         s: &oip::Scored,
     ) {
+        let Some(model) = m.builtin() else { return };
         m.window.push(&p.x);
-        if let Some(alert) =
-            self.extraction
-                .observe(key, &m.name, &p.x, &m.model.meta.input_schema, &s.preds)
-        {
+        self.observe_rows(ip, key, m, &p.x, &model.meta.input_schema, &s.preds);
+    }
+
+    /// Feeds the extraction detector what `key` asked of `m` (`x` row-major, one value per
+    /// feature of `schema`).
+    pub(crate) fn observe_rows(
+        &self,
+        ip: IpAddr,
+        key: &str,
+        m: &LoadedModel,
+        x: &[f32],
+        schema: &[rampart_ml::model::FeatureStats],
+        preds: &[rampart_ml::Prediction],
+    ) {
+        if let Some(alert) = self.extraction.observe(key, &m.name, x, schema, preds) {
             self.metrics.extraction_alert(alert.kind);
             tracing::warn!("key {key} on {}: {}", m.name, alert.detail);
             self.event(

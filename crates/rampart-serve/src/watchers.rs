@@ -119,7 +119,8 @@ impl AppState {
     pub fn drift_once(&self) {
         let threshold = self.monitoring.drift_threshold;
         for m in self.models().values() {
-            let schema = &m.model.meta.input_schema;
+            let Some(model) = m.builtin() else { continue };
+            let schema = &model.meta.input_schema;
             if schema.is_empty() {
                 continue;
             }

@@ -72,9 +72,24 @@ struct Fixture {
 
 /// Signs `model` with the home's key and registers it as `name` (version 1).
 fn register(f: &mut Fixture, dir: &Path, name: &str, model: &Model) {
-    let path = dir.join(name);
+    register_files(
+        f,
+        dir,
+        name,
+        &[("model.safetensors", model.to_bytes().unwrap())],
+    );
+}
+
+/// Signs `files` with the home's key and registers them as the next version of `name`.
+fn register_files(f: &mut Fixture, dir: &Path, name: &str, files: &[(&str, Vec<u8>)]) {
+    let path = dir.join(format!(
+        "{name}-{}",
+        f.reg.resolve(name).map_or(1, |v| v.version + 1)
+    ));
     std::fs::create_dir(&path).unwrap();
-    std::fs::write(path.join("model.safetensors"), model.to_bytes().unwrap()).unwrap();
+    for (file, bytes) in files {
+        std::fs::write(path.join(file), bytes).unwrap();
+    }
     let (key, _) = f.home.signing_key().unwrap();
     let sig = path.join("model.sig");
     let signed = rampart_crypto::oms::sign_model(
@@ -136,6 +151,7 @@ fn setup(f: &Fixture) -> ModelSetup {
         outputs: Vec::new(),
         detectors: Vec::new(),
         drift_window: 100,
+        onnx: rampart_serve::onnx::OnnxLimits::default(),
     }
 }
 
@@ -152,7 +168,7 @@ fn a_signed_version_loads_with_its_detector_and_each_load_is_audited() {
     let m = &models[0];
     assert_eq!((m.name.as_str(), m.version), ("rf", 1));
     assert_eq!(m.root, f.reg.resolve("rf@1").unwrap().root.to_hex());
-    assert_eq!(m.model.meta.features, ["a", "b"]);
+    assert_eq!(m.builtin().unwrap().meta.features, ["a", "b"]);
     assert_eq!(sink.actions(), [("serve.load".to_owned(), "ok".to_owned())]);
 }
 
@@ -260,4 +276,57 @@ fn a_signed_safetensors_file_that_is_not_a_rampart_model_is_refused_not_served()
     let err = load_model(&f.reg, "plain@1", &setup(&f)).unwrap_err();
     assert!(matches!(err, LoadError::NotServable { .. }), "{err}");
     assert!(err.to_string().contains("not a rampart model"), "{err}");
+}
+
+fn onnx_corpus(file: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/interop/onnx-models")
+            .join(file),
+    )
+    .unwrap()
+}
+
+/// A registered version holding one ONNX file is served by ONNX Runtime (needs
+/// `RAMPART_ONNXRUNTIME`, which `.ci/run` sets); two ONNX files, a detector for it, or an op
+/// the runtime lacks are refusals naming why.
+#[test]
+fn a_registered_onnx_version_loads_and_what_cannot_run_is_refused_by_name() {
+    let mut f = fixture();
+    let models = f._dir.path().join("models");
+    register_files(
+        &mut f,
+        &models,
+        "sk",
+        &[("model.onnx", onnx_corpus("sk_rf.onnx"))],
+    );
+    let setup = setup(&f);
+    let m = load_model(&f.reg, "sk@1", &setup).unwrap();
+    let rampart_serve::Runner::Onnx(onnx) = &m.runner else {
+        panic!("not served as ONNX");
+    };
+    assert_eq!(onnx.inputs()[0].name, "X");
+    assert!(m.builtin().is_none());
+    // A detector cannot guard it.
+    let mut with_detector = setup.clone();
+    with_detector.detectors = vec![("sk".into(), "iso@1".into())];
+    let e = load_model(&f.reg, "sk@1", &with_detector).unwrap_err();
+    assert!(matches!(e, LoadError::Detector { .. }), "{e}");
+    // Two graphs in one version: which one to serve is not guessed.
+    register_files(
+        &mut f,
+        &models,
+        "two",
+        &[
+            ("a.onnx", onnx_corpus("sk_rf.onnx")),
+            ("b.onnx", onnx_corpus("sk_gbm.onnx")),
+        ],
+    );
+    let e = load_model(&f.reg, "two@1", &setup).unwrap_err();
+    assert!(e.to_string().contains("2 ONNX files"), "{e}");
+    assert_eq!(e.kind(), LoadErrorKind::Input);
+    // Neither a rampart model nor ONNX.
+    register_files(&mut f, &models, "text", &[("notes.txt", b"hello".to_vec())]);
+    let e = load_model(&f.reg, "text@1", &setup).unwrap_err();
+    assert!(e.to_string().contains(".onnx"), "{e}");
 }

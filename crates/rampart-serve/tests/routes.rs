@@ -279,3 +279,146 @@ async fn hostile_requests_are_refused_before_inference() {
         assert!(v["error"].is_string(), "{what}: {v}");
     }
 }
+
+/// The shared corpus's scikit-learn forest (skl2onnx, ZipMap probabilities) served as `sk`
+/// with output mode `output`, over the keys of [`gateway`].
+fn onnx_gateway(output: OutputMode) -> (Gateway, Value) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/interop/onnx-models");
+    let bytes = std::fs::read(dir.join("sk_rf.onnx")).unwrap();
+    let reference: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("reference.json")).unwrap()).unwrap();
+    let onnx =
+        rampart_serve::onnx::OnnxModel::load(&bytes, rampart_serve::onnx::OnnxLimits::default())
+            .unwrap();
+    let g = gateway(ServeLimits::default());
+    let sk = LoadedModel::onnx("sk".into(), 3, "cd".repeat(32), onnx, Vec::new(), output);
+    let state = Arc::new(AppState::new(
+        vec![sk],
+        KeyStore::open(&g._dir.path().join("apikeys.db")).unwrap(),
+        ServeLimits::default(),
+        None,
+    ));
+    (
+        Gateway { state, ..g },
+        reference["models"]["sk_rf.onnx"].clone(),
+    )
+}
+
+fn infer_at(model: &str, token: &str, body: String) -> Request<Body> {
+    Request::post(format!("/v2/models/{model}/infer"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::from(body))
+        .unwrap()
+}
+
+/// An ONNX model behind the same chain: metadata from the graph, onnxruntime's answers as V2
+/// tensors, refusals naming the input, keys and scopes as for any model, `/v1` not offered,
+/// and output hardening on its probabilities.
+#[tokio::test]
+async fn an_onnx_model_is_served_through_the_whole_chain() {
+    let (g, reference) = onnx_gateway(OutputMode::Raw);
+    let (code, meta, _) = call(
+        &g,
+        Request::get("/v2/models/sk")
+            .header(header::AUTHORIZATION, format!("Bearer {}", g.predict))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{meta}");
+    assert_eq!(meta["platform"], "onnxruntime");
+    assert_eq!(
+        meta["inputs"],
+        json!([{"name": "X", "datatype": "FP32", "shape": [-1, 6]}])
+    );
+    let x = &reference["inputs"]["X"];
+    let body = json!({"id": "q1", "inputs": [{"name": "X", "shape": x["shape"], "datatype": "FP32", "data": x["data"]}]}).to_string();
+    let (code, v, _) = call(&g, infer_at("sk", &g.predict, body.clone())).await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    assert_eq!(v["model_name"], "sk");
+    assert_eq!(v["model_version"], "3");
+    assert_eq!(v["id"], "q1");
+    assert_eq!(v["outputs"][0]["name"], "output_label");
+    assert_eq!(
+        v["outputs"][0]["data"],
+        reference["outputs"]["output_label"]
+    );
+    let probs = &v["outputs"][1];
+    assert_eq!(probs["shape"], json!([4, 3]));
+    assert_eq!(probs["parameters"]["classes"], json!([0, 1, 2]));
+    for (row, want) in reference["outputs"]["output_probability"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        for c in 0..3 {
+            let got = probs["data"][row * 3 + c].as_f64().unwrap();
+            let w = want[c.to_string()].as_f64().unwrap();
+            assert!(
+                (got - w).abs() <= 1e-4 * w.abs().max(1e-3),
+                "row {row} class {c}: {got} vs {w}"
+            );
+        }
+    }
+    // The wrong datatype, a missing input, the wrong width: 400 naming the input.
+    for (bad, says) in [
+        (
+            json!({"inputs": [{"name": "X", "shape": [1, 6], "datatype": "FP64", "data": [0, 0, 0, 0, 0, 0]}]}),
+            "input X: datatype FP64",
+        ),
+        (
+            json!({"inputs": [{"name": "Y", "shape": [1, 6], "datatype": "FP32", "data": [0, 0, 0, 0, 0, 0]}]}),
+            "input Y",
+        ),
+        (
+            json!({"inputs": [{"name": "X", "shape": [1, 5], "datatype": "FP32", "data": [0, 0, 0, 0, 0]}]}),
+            "input X: dimension 1 is 5",
+        ),
+    ] {
+        let (code, v, _) = call(&g, infer_at("sk", &g.predict, bad.to_string())).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{v}");
+        assert!(v["error"].as_str().unwrap().contains(says), "{v}");
+    }
+    // Keys and scopes as for any model.
+    let (code, _, _) = call(&g, infer_at("sk", "rk_nope", body.clone())).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    let (code, _, _) = call(&g, infer_at("sk", &g.other_model, body.clone())).await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    // No /v1 rows for a graph.
+    let (code, v, _) = call(
+        &g,
+        Request::post("/v1/models/sk:predict")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::AUTHORIZATION, format!("Bearer {}", g.predict))
+            .body(Body::from(r#"{"instances": [{"a": 1}]}"#))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "{v}");
+
+    // Labels only: no probabilities leave the gateway.
+    let (g, _) = onnx_gateway(OutputMode::Label);
+    let (code, v, _) = call(&g, infer_at("sk", &g.predict, body.clone())).await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    let names: Vec<&str> = v["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["output_label", "output_probability_label"]);
+    assert_eq!(
+        v["outputs"][1]["data"],
+        reference["outputs"]["output_label"]
+    );
+    assert!(!v.to_string().contains("FP32"), "{v}");
+    // Bins: the band of the top probability beside the label.
+    let (g, _) = onnx_gateway(OutputMode::Bins(vec!["low".into(), "high".into()]));
+    let (code, v, _) = call(&g, infer_at("sk", &g.predict, body)).await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    assert_eq!(v["outputs"][2]["name"], "output_probability_band");
+    assert_eq!(v["outputs"][2]["datatype"], "BYTES");
+}

@@ -473,3 +473,88 @@ fn watchdog(deadline: Instant, options: &Arc<RunOptions>) -> Result<(), OnnxErro
         ))
     }
 }
+
+/// A graph's outputs as the caller may see them under `mode` (output hardening):
+///
+/// - `raw`: as computed;
+/// - `round:N`: every floating-point value rounded to `N` decimals;
+/// - `label`: every floating-point output dropped; each `[rows, k ≥ 2]` one (probabilities or
+///   scores) replaced by `NAME_label`, the index of each row's top column (`INT64 [rows]`);
+/// - `bins`: as `label`, plus `NAME_band` (`BYTES [rows]`), the band of the top probability,
+///   for outputs whose rows are probabilities.
+#[must_use]
+pub fn harden(outputs: Vec<Tensor>, mode: &crate::OutputMode) -> Vec<Tensor> {
+    use crate::OutputMode;
+    match mode {
+        OutputMode::Raw => outputs,
+        OutputMode::Round(_) => outputs
+            .into_iter()
+            .map(|mut t| {
+                let round = |v: f64| {
+                    crate::oip::harden(mode, &[v])
+                        .0
+                        .and_then(|r| r.first().copied())
+                        .unwrap_or(v)
+                };
+                t.data = match t.data {
+                    #[allow(clippy::cast_possible_truncation)]
+                    Data::Fp32(v) => {
+                        Data::Fp32(v.into_iter().map(|x| round(f64::from(x)) as f32).collect())
+                    }
+                    Data::Fp64(v) => Data::Fp64(v.into_iter().map(round).collect()),
+                    other => other,
+                };
+                t
+            })
+            .collect(),
+        OutputMode::Label | OutputMode::Bins(_) => {
+            let mut out = Vec::with_capacity(outputs.len());
+            for t in outputs {
+                let values: Vec<f64> = match &t.data {
+                    Data::Fp32(v) => v.iter().map(|x| f64::from(*x)).collect(),
+                    Data::Fp64(v) => v.clone(),
+                    _ => {
+                        out.push(t);
+                        continue;
+                    }
+                };
+                let &[rows, k] = t.shape.as_slice() else {
+                    continue;
+                };
+                if k < 2 {
+                    continue;
+                }
+                let mut labels = Vec::with_capacity(rows);
+                let mut bands = Vec::with_capacity(rows);
+                let mut probabilities = true;
+                for row in values.chunks_exact(k) {
+                    let top = row
+                        .iter()
+                        .enumerate()
+                        .max_by(|a, b| a.1.total_cmp(b.1))
+                        .map_or(0, |(i, _)| i);
+                    labels.push(i64::try_from(top).unwrap_or(i64::MAX));
+                    let sum: f64 = row.iter().sum();
+                    probabilities &=
+                        (sum - 1.0).abs() < 1e-3 && row.iter().all(|p| (0.0..=1.0).contains(p));
+                    bands.push(crate::oip::harden(mode, row).1.unwrap_or_default());
+                }
+                out.push(Tensor {
+                    name: format!("{}_label", t.name),
+                    shape: vec![rows],
+                    data: Data::Int64(labels),
+                    parameters: t.parameters.clone(),
+                });
+                if matches!(mode, OutputMode::Bins(_)) && probabilities {
+                    out.push(Tensor {
+                        name: format!("{}_band", t.name),
+                        shape: vec![rows],
+                        data: Data::Bytes(bands),
+                        parameters: None,
+                    });
+                }
+            }
+            out
+        }
+    }
+}

@@ -191,6 +191,42 @@ pub struct Bounds {
     pub max_batch: usize,
 }
 
+/// What the extraction detector sees of a request: for one rank-2 numeric input, its rows
+/// (features named `INPUT[j]`, at unit scale: a graph carries no training statistics); else
+/// one placeholder value per row, so the query budget still counts every row.
+#[must_use]
+pub fn extraction_rows(req: &Request) -> (Vec<f32>, Vec<rampart_ml::model::FeatureStats>) {
+    let feature = |name: String| rampart_ml::model::FeatureStats {
+        name,
+        min: 0.0,
+        max: 0.0,
+        mean: 0.0,
+        std: 1.0,
+        deciles: Vec::new(),
+        shares: Vec::new(),
+    };
+    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+    if let [t] = req.inputs.as_slice()
+        && let &[_, d] = t.shape.as_slice()
+        && d > 0
+    {
+        let x: Option<Vec<f32>> = match &t.data {
+            Data::Fp32(v) => Some(v.clone()),
+            Data::Fp64(v) => Some(v.iter().map(|x| *x as f32).collect()),
+            Data::Int64(v) => Some(v.iter().map(|x| *x as f32).collect()),
+            Data::Int32(v) => Some(v.iter().map(|x| *x as f32).collect()),
+            Data::Bool(_) | Data::Bytes(_) => None,
+        };
+        if let Some(x) = x {
+            let schema = (0..d)
+                .map(|j| feature(format!("{}[{j}]", t.name)))
+                .collect();
+            return (x, schema);
+        }
+    }
+    (vec![0.0; req.rows], vec![feature("row".into())])
+}
+
 fn bad(input: &str, detail: impl std::fmt::Display) -> Problem {
     Problem::new(
         StatusCode::BAD_REQUEST,

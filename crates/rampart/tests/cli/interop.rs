@@ -46,6 +46,47 @@ pub fn venv(name: &str, packages: &[&str]) -> PathBuf {
     venv
 }
 
+/// A venv with numpy, scikit-learn and skl2onnx from PyPI, made by the `python3` on PATH
+/// (pyenv's, on this machine), under target/ on first use.
+pub fn sklearn_venv() -> &'static Path {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(|| {
+        venv(
+            "venv-trainer-sklearn",
+            &[
+                "numpy==2.4.6",
+                "scikit-learn==1.9.1",
+                "skl2onnx==1.20.0",
+                "onnx==1.23.2",
+            ],
+        )
+    })
+}
+
+/// The onnxruntime 1.31.1 wheel (with numpy): the reference runtime, and the shared library
+/// the gateway loads (`.ci/run` makes the same venv and exports `RAMPART_ONNXRUNTIME`).
+pub fn onnxruntime_venv() -> &'static Path {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(|| venv("venv-onnxruntime", &["onnxruntime==1.31.1", "numpy==2.4.6"]))
+}
+
+/// ONNX Runtime's shared library in [`onnxruntime_venv`].
+pub fn onnxruntime_library() -> PathBuf {
+    let site = std::fs::read_dir(onnxruntime_venv().join("lib"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("site-packages/onnxruntime/capi"))
+        .find(|p| p.is_dir())
+        .expect("onnxruntime is installed in its venv");
+    std::fs::read_dir(&site)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("libonnxruntime.so.1"))
+        })
+        .expect("the onnxruntime wheel ships libonnxruntime.so.1.*")
+}
+
 /// The interop venv: model-signing 1.1.1 (and pyopenssl, which it imports without declaring),
 /// pyarrow 26.0.1 for Parquet files as the Python world writes them, numpy 2.4.6 with
 /// scipy 1.17.1 for the drift statistics, tritonclient 2.73.0 (HTTP), a KServe V2 client, and

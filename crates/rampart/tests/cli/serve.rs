@@ -1493,3 +1493,126 @@ print(json.dumps(out))
     assert!(audit.contains("prompt-extraction") || audit.contains("instruction-override"));
     assert!(!audit.contains("AKIAIOSFODNN7EXAMPLE") && !audit.contains("sk-upstream-secret"));
 }
+
+/// A model CI makes itself with skl2onnx from PyPI (scaler + logistic regression with string
+/// classes: a `tensor(string)` label and a ZipMap of string keys), signed, registered and served
+/// by `rampart serve`; tritonclient, a KServe V2 client, gets onnxruntime's own answers, and a
+/// wrong datatype is refused naming the input.
+#[test]
+fn a_skl2onnx_model_is_served_and_tritonclient_gets_onnxruntimes_answers() {
+    let s = Scratch::init();
+    let make = r#"
+import json, sys
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from skl2onnx import to_onnx
+rng = np.random.default_rng(7)
+x = rng.normal(size=(300, 4)).astype(np.float32)
+y = np.array(["low", "mid", "high"])[(x[:, 0] + 0.5 * x[:, 1] > 0).astype(int) + (x[:, 2] > 1).astype(int)]
+model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(x, y)
+onx = to_onnx(model, x[:1], target_opset={"": 17, "ai.onnx.ml": 3})
+open(sys.argv[1] + "/model/model.onnx", "wb").write(onx.SerializeToString())
+json.dump(rng.normal(size=(5, 4)).astype(np.float32).tolist(), open(sys.argv[1] + "/x.json", "w"))
+"#;
+    std::fs::create_dir(s.path().join("model")).unwrap();
+    let dir = s.path().to_str().unwrap().to_owned();
+    let run = |venv: &Path, code: &str| {
+        let out = Command::new(venv.join("bin/python"))
+            .args(["-c", code, &dir])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(crate::interop::sklearn_venv(), make);
+    let reference = r#"
+import json, sys
+import numpy as np
+import onnxruntime as ort
+d = sys.argv[1]
+sess = ort.InferenceSession(d + "/model/model.onnx")
+x = np.array(json.load(open(d + "/x.json")), dtype=np.float32)
+label, proba = sess.run(None, {sess.get_inputs()[0].name: x})
+json.dump({"input": sess.get_inputs()[0].name, "label": [str(l) for l in label], "proba": [dict(p) for p in proba]}, open(d + "/want.json", "w"))
+"#;
+    run(crate::interop::onnxruntime_venv(), reference);
+    s.rampart(&["sign", "model"]).assert().success();
+    s.rampart(&["model", "register", "model", "--name", "tiers"])
+        .assert()
+        .success();
+    let token = key(&s, &[]);
+    let lib = crate::interop::onnxruntime_library();
+    let srv = start_env(
+        &s,
+        &["--model", "tiers@1"],
+        &[("RAMPART_ONNXRUNTIME", lib.to_str().unwrap())],
+    );
+    let ask = r#"
+import json, sys
+import numpy as np
+import tritonclient.http as http
+from tritonclient.utils import InferenceServerException
+url, token, d = sys.argv[1], sys.argv[2], sys.argv[3]
+want = json.load(open(d + "/want.json"))
+h = {"Authorization": "Bearer " + token}
+c = http.InferenceServerClient(url=url)
+out = {"meta": c.get_model_metadata("tiers", headers=h)}
+x = http.InferInput(want["input"], [5, 4], "FP32")
+x.set_data_from_numpy(np.array(json.load(open(d + "/x.json")), dtype=np.float32), binary_data=False)
+r = c.infer("tiers", [x], headers=h, request_id="t-1")
+out["labels"] = [v.decode() if isinstance(v, bytes) else v for v in r.as_numpy("output_label").tolist()]
+out["proba"] = r.as_numpy("output_probability").tolist()
+out["classes"] = [o for o in r.get_response()["outputs"] if o["name"] == "output_probability"][0]["parameters"]["classes"]
+bad = http.InferInput(want["input"], [5, 4], "FP64")
+bad.set_data_from_numpy(np.zeros((5, 4)), binary_data=False)
+try:
+    c.infer("tiers", [bad], headers=h)
+    out["refused"] = None
+except InferenceServerException as e:
+    out["refused"] = [e.status(), e.message()]
+out["want"] = want
+print(json.dumps(out))
+"#;
+    let out = Command::new(crate::interop::model_signing_venv().join("bin/python"))
+        .args(["-c", ask, &srv.addr, &token, &dir])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(v["meta"]["platform"], "onnxruntime", "{v}");
+    assert_eq!(v["labels"], v["want"]["label"], "{v}");
+    let classes: Vec<String> = v["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    for (row, want) in v["want"]["proba"].as_array().unwrap().iter().enumerate() {
+        for (j, class) in classes.iter().enumerate() {
+            let got = v["proba"][row][j].as_f64().unwrap();
+            let w = want[class].as_f64().unwrap();
+            assert!(
+                (got - w).abs() <= 1e-4 * w.abs().max(1e-3),
+                "row {row} {class}: {got} vs onnxruntime's {w}"
+            );
+        }
+    }
+    assert_eq!(v["refused"][0], "400", "{v}");
+    assert!(
+        v["refused"][1]
+            .as_str()
+            .unwrap()
+            .contains("FP64 where the model takes FP32"),
+        "{v}"
+    );
+}

@@ -1064,21 +1064,8 @@ fn the_python3_of_a_pyenv_user_runs_with_no_extra_flags() {
     assert!(!err.contains("shim ran"), "{err}");
 }
 
-/// A venv with numpy, scikit-learn and skl2onnx from PyPI, made by the `python3` on PATH
-/// (pyenv's, on this machine), under target/ on first use.
 fn sklearn_venv() -> &'static Path {
-    static VENV: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    VENV.get_or_init(|| {
-        crate::interop::venv(
-            "venv-trainer-sklearn",
-            &[
-                "numpy==2.4.6",
-                "scikit-learn==1.9.1",
-                "skl2onnx==1.20.0",
-                "onnx==1.23.2",
-            ],
-        )
-    })
+    crate::interop::sklearn_venv()
 }
 
 const SKLEARN_TRAINER: &str = r#"
