@@ -220,6 +220,18 @@ pub(crate) fn check_body(st: &AppState, headers: &HeaderMap, body: &Bytes) -> Re
         )
         .into_response());
     }
+    // Not JSON is for the handler's parser to report; a key given twice is refused here, for
+    // every route, before anything reads the body.
+    if let Ok(Some((at, key))) = crate::strict::first_duplicate(body) {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "duplicate-key",
+            format!(
+                "the body gives the key {key:?} twice in the object at {at}: the keys of a JSON object must be unique"
+            ),
+        )
+        .into_response());
+    }
     Ok(())
 }
 
@@ -244,7 +256,108 @@ pub(crate) async fn read_body(
     if declared.is_some_and(|n| n > st.limits.max_body as u64) {
         return Err(too_large());
     }
-    axum::body::to_bytes(body, st.limits.max_body)
+    match tokio::time::timeout(
+        st.limits.read_timeout,
+        axum::body::to_bytes(body, st.limits.max_body),
+    )
+    .await
+    {
+        Ok(read) => read.map_err(|_| too_large()),
+        Err(_) => Err(Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request-timeout",
+            format!(
+                "the body did not arrive within {} s",
+                st.limits.read_timeout.as_secs_f64()
+            ),
+        )
+        .with_header(header::CONNECTION, "close")
+        .into_response()),
+    }
+}
+
+/// Longest request target (path and query).
+const MAX_URI: usize = 8 << 10;
+/// Most bytes of a request's headers.
+const MAX_HEADER_BYTES: usize = 64 << 10;
+
+/// Every answer: a request target or headers past their limits (414, 431), a request whose
+/// length is ambiguous (both `Content-Length` and
+/// `Transfer-Encoding`, the request-smuggling shape, or two `Content-Length` values) is
+/// refused before it is routed, and an error the framework answered without a body (405, a
+/// path it cannot decode) becomes a problem document like every other refusal.
+pub(crate) async fn framed(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    // Below hyper's own cut-offs (which answer without a body), so a caller gets a problem.
+    if req.uri().to_string().len() > MAX_URI {
+        return Problem::new(
+            StatusCode::URI_TOO_LONG,
+            "uri-too-long",
+            format!("the request target is longer than {MAX_URI} bytes"),
+        )
+        .into_response();
+    }
+    let h = req.headers();
+    let header_bytes: usize = h.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return Problem::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers-too-large",
+            format!("the request's headers hold more than {MAX_HEADER_BYTES} bytes"),
+        )
+        .with_header(header::CONNECTION, "close")
+        .into_response();
+    }
+    let lengths = h.get_all(header::CONTENT_LENGTH).iter().count();
+    if lengths > 1 || (lengths == 1 && h.contains_key(header::TRANSFER_ENCODING)) {
+        return Problem::new(
+            StatusCode::BAD_REQUEST,
+            "ambiguous-length",
+            "the request gives its length twice (Content-Length with Transfer-Encoding, or two Content-Length): refused",
+        )
+        .with_header(header::CONNECTION, "close")
+        .into_response();
+    }
+    let res = next.run(req).await;
+    let status = res.status();
+    // The handlers answer problem documents (the guard proxy, OpenAI error objects): only
+    // what the framework wrote itself (nothing, or plain text) is rewritten.
+    let framework = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_none_or(|v| v.as_bytes().starts_with(b"text/plain"));
+    if status.as_u16() < 400 || !framework {
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    // What the framework said (a short plain text), else the status's own words.
+    let said = axum::body::to_bytes(body, 1024)
         .await
-        .map_err(|_| too_large())
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .filter(|t| !t.is_empty());
+    let detail = if status == StatusCode::METHOD_NOT_ALLOWED {
+        let allow = parts
+            .headers
+            .get(header::ALLOW)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        format!("this route answers {allow}")
+    } else {
+        said.unwrap_or_else(|| status.canonical_reason().unwrap_or("refused").to_owned())
+    };
+    let slug = match status {
+        StatusCode::BAD_REQUEST => "bad-request",
+        StatusCode::NOT_FOUND => "not-found",
+        StatusCode::METHOD_NOT_ALLOWED => "method-not-allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload-too-large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported-media-type",
+        _ => "error",
+    };
+    let mut out = Problem::new(status, slug, detail).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
 }

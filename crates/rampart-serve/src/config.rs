@@ -235,6 +235,12 @@ pub struct ServeConfig {
         arg(long, value_name = "SECONDS", default_value = "10")
     )]
     pub request_timeout: Seconds,
+    /// Longest a client may take to send a request's headers, and then its body (seconds).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_name = "SECONDS", default_value = "10")
+    )]
+    pub read_timeout: Seconds,
     /// Also proxy POST /v1/chat/completions to an OpenAI-compatible upstream through the
     /// guardrails of `[guard]` (models are then optional).
     #[cfg_attr(feature = "clap", arg(long, requires = "guard_upstream"))]
@@ -285,6 +291,7 @@ impl Default for ServeConfig {
             log_payloads: Fraction(monitoring.payload_sample),
             max_concurrency: limits.max_concurrency,
             request_timeout: Seconds(limits.timeout),
+            read_timeout: Seconds(limits.read_timeout),
             guard: false,
             guard_upstream: None,
             guard_upstream_key_env: "RAMPART_GUARD_UPSTREAM_KEY".into(),
@@ -308,6 +315,7 @@ impl ServeConfig {
             range_margin: self.range_margin,
             max_concurrency: self.max_concurrency.max(1),
             timeout: self.request_timeout.0,
+            read_timeout: self.read_timeout.0,
             ..ServeLimits::default()
         }
     }

@@ -183,6 +183,16 @@ async fn chat_inner(st: &Arc<AppState>, ip: IpAddr, req: axum::extract::Request)
         Ok(k) => k,
         Err(r) => return r,
     };
+    // A key given twice could be read one way here and another way upstream (first wins
+    // there, last wins in serde_json): the guard would check a text the model never sees.
+    if let Ok(Some((at, key))) = crate::strict::first_duplicate(&body) {
+        return openai_error(
+            StatusCode::BAD_REQUEST,
+            &format!("the body gives the key {key:?} twice in the object at {at}"),
+            "invalid_request_error",
+            "duplicate_key",
+        );
+    }
     let Ok(mut request) = serde_json::from_slice::<Value>(&body) else {
         return openai_error(
             StatusCode::BAD_REQUEST,

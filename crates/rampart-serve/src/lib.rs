@@ -41,6 +41,7 @@ mod admission;
 mod routes;
 mod server;
 mod state;
+mod strict;
 mod watchers;
 
 pub use error::ServeError;

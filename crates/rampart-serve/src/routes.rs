@@ -38,6 +38,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(|| async {
             Problem::new(StatusCode::NOT_FOUND, "not-found", "no such route").into_response()
         })
+        .layer(axum::middleware::from_fn(framed))
         .with_state(state)
 }
 

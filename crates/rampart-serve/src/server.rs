@@ -161,7 +161,7 @@ pub fn run(
     result
 }
 
-/// Serves until `shutdown` resolves; in-flight requests finish first.
+/// Serves until `shutdown` resolves; in-flight requests get ten seconds to finish.
 ///
 /// # Errors
 /// I/O errors from the listener.
@@ -170,10 +170,37 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let listener = listener.into_std()?;
+    let mut server = axum_server::from_tcp(listener);
+    configure(server.http_builder(), &state);
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    server.handle(on_shutdown(shutdown)).serve(app).await
+}
+
+/// Every connection, plain or TLS: a client has `read_timeout` to send a request's headers
+/// (a slow sender is cut off, not held open).
+fn configure(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    state: &AppState,
+) {
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(state.limits.read_timeout);
+}
+
+/// A handle that shuts the server down gracefully (ten seconds for requests in flight) when
+/// `shutdown` resolves.
+fn on_shutdown(
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> axum_server::Handle {
+    let handle = axum_server::Handle::new();
+    let h = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        h.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+    });
+    handle
 }
 
 /// Serves HTTPS (rustls, TLS 1.2 and 1.3) with the certificate chain and key in PEM files,
@@ -202,17 +229,10 @@ pub async fn serve_tls(
             )
         })?;
     listener.set_nonblocking(true)?;
-    let handle = axum_server::Handle::new();
-    let h = handle.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        h.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
-    });
+    let mut server = axum_server::from_tcp_rustls(listener, config);
+    configure(server.http_builder(), &state);
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum_server::from_tcp_rustls(listener, config)
-        .handle(handle)
-        .serve(app)
-        .await
+    server.handle(on_shutdown(shutdown)).serve(app).await
 }
 
 #[cfg(test)]

@@ -213,6 +213,9 @@ pub struct ServeLimits {
     pub max_concurrency: usize,
     /// Longest a request may take before it gets 503.
     pub timeout: std::time::Duration,
+    /// Longest a client may take to send its request's headers, and then its body (408):
+    /// a slow sender does not hold a connection open.
+    pub read_timeout: std::time::Duration,
 }
 
 impl Default for ServeLimits {
@@ -227,6 +230,7 @@ impl Default for ServeLimits {
             range_margin: 0.1,
             max_concurrency: 256,
             timeout: std::time::Duration::from_secs(10),
+            read_timeout: std::time::Duration::from_secs(10),
         }
     }
 }

@@ -422,3 +422,200 @@ async fn an_onnx_model_is_served_through_the_whole_chain() {
     assert_eq!(v["outputs"][2]["name"], "output_probability_band");
     assert_eq!(v["outputs"][2]["datatype"], "BYTES");
 }
+
+/// What a red-team pass found and what now holds: every error status is a problem document
+/// (405, an undecodable path, an over-long target, over-large headers), a body with a key
+/// given twice is refused naming it, a request whose length is given twice is refused before
+/// routing, a body that never finishes arriving gets 408, and a flood of wrong keys from one
+/// address is throttled without locking out a valid key from the same address.
+#[tokio::test]
+async fn the_gateway_answers_every_refusal_with_a_problem_and_holds_against_framing_tricks() {
+    let g = gateway(ServeLimits {
+        read_timeout: std::time::Duration::from_millis(200),
+        ..ServeLimits::default()
+    });
+    let bearer = format!("Bearer {}", g.predict);
+    let is_problem = |code: StatusCode, v: &Value, what: &str| {
+        assert_eq!(v["status"], code.as_u16(), "{what}: {v}");
+        assert!(
+            v["error"].is_string() && v["type"].is_string(),
+            "{what}: {v}"
+        );
+    };
+    // 405 names what the route answers.
+    let (code, v, h) = call(
+        &g,
+        Request::delete("/v2/models/credit")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, StatusCode::METHOD_NOT_ALLOWED);
+    is_problem(code, &v, "405");
+    assert!(h.contains_key(header::ALLOW));
+    // A path segment that is not UTF-8.
+    let (code, v, _) = call(
+        &g,
+        Request::get("/v2/models/%ff")
+            .header(header::AUTHORIZATION, &bearer)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    is_problem(code, &v, "bad path");
+    // An over-long target and over-large headers.
+    let (code, v, _) = call(
+        &g,
+        Request::get(format!("/v2/models/{}", "a".repeat(9000)))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, StatusCode::URI_TOO_LONG);
+    is_problem(code, &v, "414");
+    let (code, v, _) = call(
+        &g,
+        Request::get("/v2")
+            .header("x-big", "a".repeat(70_000))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    is_problem(code, &v, "431");
+    // A key given twice: the tensor named twice could be read either way.
+    let twice = r#"{"inputs": [{"name": "input", "shape": [1, 2], "datatype": "FP32", "data": [0.1, 0.9], "data": [900, 900]}]}"#;
+    let (code, v, _) = call(
+        &g,
+        infer(Some(&g.predict), "application/json", twice.into()),
+    )
+    .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("\"data\" twice in the object at $.inputs[0]"),
+        "{v}"
+    );
+    // Content-Length with Transfer-Encoding, and two Content-Length values.
+    for extra in [("transfer-encoding", "chunked"), ("content-length", "7")] {
+        let body = rows(&json!([[0.1, 0.9], [0.9, 0.1]]));
+        let req = Request::post("/v2/models/credit/infer")
+            .header(header::AUTHORIZATION, &bearer)
+            .header(header::CONTENT_LENGTH, body.len().to_string())
+            .header(extra.0, extra.1)
+            .body(Body::from(body))
+            .unwrap();
+        let (code, v, _) = call(&g, req).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{extra:?}: {v}");
+        assert!(
+            v["error"]
+                .as_str()
+                .unwrap()
+                .contains("gives its length twice"),
+            "{v}"
+        );
+    }
+    // A body that never finishes: 408 within the read timeout.
+    let stalled = futures_util::stream::pending::<Result<axum::body::Bytes, std::io::Error>>();
+    let req = Request::post("/v2/models/credit/infer")
+        .header(header::AUTHORIZATION, &bearer)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(stalled))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let (code, v, _) = call(&g, req).await;
+    assert_eq!(code, StatusCode::REQUEST_TIMEOUT, "{v}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // Twenty wrong keys from one address: the failures are throttled (429) ...
+    let mut throttled = false;
+    for _ in 0..20 {
+        let (code, _, _) = call(
+            &g,
+            infer(
+                Some("rk_0000000000000000_wrong"),
+                "application/json",
+                rows(&json!([[0.1, 0.9], [0.9, 0.1]])),
+            ),
+        )
+        .await;
+        assert!(code == StatusCode::UNAUTHORIZED || code == StatusCode::TOO_MANY_REQUESTS);
+        throttled |= code == StatusCode::TOO_MANY_REQUESTS;
+    }
+    assert!(throttled, "a flood of wrong keys was never throttled");
+    // ... and a valid key from the same address still gets its answer.
+    let (code, v, _) = call(
+        &g,
+        infer(
+            Some(&g.predict),
+            "application/json",
+            rows(&json!([[0.1, 0.9], [0.9, 0.1]])),
+        ),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+}
+
+/// On a real listener: a client that sends half its headers and stalls is cut off at the
+/// read timeout. A request giving both Content-Length and Transfer-Encoding reaches the
+/// service with the length hyper dropped (RFC 9112 §6.1: chunked wins), so the service's
+/// refusal cannot see it there; what must hold on the wire is that nothing can be smuggled:
+/// one answer, then the connection is closed, and a request pipelined behind it is never
+/// answered.
+#[tokio::test]
+async fn a_slow_sender_is_cut_off_and_an_ambiguous_length_smuggles_nothing_on_the_wire() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let g = gateway(ServeLimits {
+        read_timeout: std::time::Duration::from_millis(300),
+        ..ServeLimits::default()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(rampart_serve::serve(listener, g.state.clone(), async {
+        let _ = stopped.await;
+    }));
+    // Half the headers, then nothing: the connection is closed, well before 30 s.
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /v2 HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        slow.read_to_end(&mut buf),
+    )
+    .await;
+    assert!(
+        read.is_ok(),
+        "the stalled connection was still open after 5 s"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    // Content-Length and Transfer-Encoding together, with a second request pipelined behind.
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    c.write_all(
+        b"POST /v2/models/credit/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        c.read_to_end(&mut answer),
+    )
+    .await;
+    assert!(read.is_ok(), "the connection stayed open");
+    let text = String::from_utf8_lossy(&answer);
+    assert_eq!(text.matches("HTTP/1.1 ").count(), 1, "{text}");
+    assert!(text.contains("connection: close"), "{text}");
+    assert!(text.contains("application/problem+json"), "{text}");
+    let _ = stop.send(());
+    let _ = server.await;
+}
