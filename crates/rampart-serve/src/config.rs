@@ -78,6 +78,30 @@ impl FromStr for PerModel<OutputMode> {
     }
 }
 
+/// The base URL of an existing KServe V2 server (`http://HOST:PORT`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamUrl(pub String);
+
+impl FromStr for PerModel<UpstreamUrl> {
+    type Err = ServeError;
+    fn from_str(text: &str) -> Result<Self, ServeError> {
+        per_model(
+            text,
+            "NAME=URL (http://HOST:PORT of a KServe V2 server)",
+            |u| {
+                if u.starts_with("http://") || u.starts_with("https://") {
+                    Ok(UpstreamUrl(u.to_owned()))
+                } else {
+                    Err(ServeError::Setting {
+                        text: text.to_owned(),
+                        expected: "NAME=URL (http://HOST:PORT of a KServe V2 server)",
+                    })
+                }
+            },
+        )
+    }
+}
+
 /// The registry reference of an isolation forest guarding a model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Detector(pub String);
@@ -172,6 +196,11 @@ pub struct ServeConfig {
     /// dropping requests (SIGHUP does the same at once).
     #[cfg_attr(feature = "clap", arg(long, value_name = "SECONDS"))]
     pub reload_every: Option<Seconds>,
+    /// Serve NAME from an existing KServe V2 server (Triton, KServe, MLServer) at URL, behind
+    /// the whole chain: requests are checked against the server's own metadata and rebuilt
+    /// before they are forwarded (repeatable).
+    #[cfg_attr(feature = "clap", arg(long = "upstream", value_name = "NAME=URL"))]
+    pub upstream: Vec<PerModel<UpstreamUrl>>,
     /// Score MODEL's inputs with an isolation forest from the registry (a reference such as
     /// credit-iforest, meaning @production), trained on the same features; repeatable.
     #[cfg_attr(feature = "clap", arg(long = "anomaly", value_name = "MODEL=DETECTOR"))]
@@ -280,6 +309,7 @@ impl Default for ServeConfig {
             verify_every: Seconds(Duration::from_secs(10)),
             reload_every: None,
             anomaly: Vec::new(),
+            upstream: Vec::new(),
             anomaly_policy: monitoring.anomaly,
             drift_window: 1000,
             drift_every: Seconds(Duration::from_secs(5)),

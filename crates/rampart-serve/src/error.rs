@@ -57,6 +57,9 @@ pub enum ServeError {
     /// The PII engine for logged payloads.
     #[error(transparent)]
     Pii(#[from] rampart_pii::PiiError),
+    /// An upstream model server cannot be put behind the gateway.
+    #[error(transparent)]
+    Upstream(#[from] crate::upstream::UpstreamError),
     /// An action could not be recorded, so it was not taken.
     #[error(transparent)]
     Audit(#[from] rampart_audit::AuditError),
@@ -74,7 +77,9 @@ pub enum ServeError {
 impl Classify for ServeError {
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::Setting { .. } | Self::Refused { .. } | Self::Guard(_) => ErrorKind::Input,
+            Self::Setting { .. } | Self::Refused { .. } | Self::Guard(_) | Self::Upstream(_) => {
+                ErrorKind::Input
+            }
             Self::Load(e) => e.kind(),
             Self::Home(e) => e.kind(),
             Self::Audit(e) => e.kind(),
@@ -87,6 +92,9 @@ impl Classify for ServeError {
             Self::Refused { hint, .. } => hint,
             Self::Load(e) => return e.hint(),
             Self::Guard(_) => "fix [guard] in rampart.toml",
+            Self::Upstream(_) => {
+                "start the model server first and check `curl URL/v2/models/NAME` lists the model's inputs"
+            }
             Self::Home(rampart_home::HomeError::NotInitialised { .. }) => {
                 "models are served from a home's registry: create one with `rampart init`"
             }

@@ -158,6 +158,51 @@ fn check_exposure(config: &ServeConfig) -> Result<(), ServeError> {
     Ok(())
 }
 
+/// The `--upstream` models: each server's metadata read (on a runtime of its own, before the
+/// gateway's starts); a name the registry already serves is refused.
+fn upstreams(
+    config: &ServeConfig,
+    served: &[crate::LoadedModel],
+) -> Result<Vec<crate::LoadedModel>, ServeError> {
+    if config.upstream.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ServeError::Client(e.to_string()))?;
+    let mut out = Vec::new();
+    for u in &config.upstream {
+        if served.iter().any(|m| m.name == u.model)
+            || out.iter().any(|m: &crate::LoadedModel| m.name == u.model)
+        {
+            return Err(ServeError::Refused {
+                reason: format!(
+                    "{} is named twice (a registry model or another --upstream)",
+                    u.model
+                ),
+                hint: "give each served model one source",
+            });
+        }
+        let upstream = rt.block_on(crate::upstream::Upstream::connect(
+            &u.model,
+            &u.value.0,
+            config.request_timeout.0,
+        ))?;
+        let output = config
+            .output
+            .iter()
+            .find(|o| o.model == u.model)
+            .map_or(crate::OutputMode::Raw, |o| o.value.clone());
+        out.push(crate::LoadedModel::upstream(
+            u.model.clone(),
+            upstream,
+            output,
+        ));
+    }
+    Ok(out)
+}
+
 /// Serves the home's registry as `config` says, until SIGINT or SIGTERM. Security events
 /// (refusals, authentication failures, guard decisions) go to `security` through one writer
 /// thread; model loads are recorded through the session. `on_listening` is told the bound
@@ -184,7 +229,7 @@ pub fn start(
     let registry_dir: PathBuf = home.root().join("registry");
     let reg = Registry::open(&registry_dir)?;
     let refs = load::references(&reg, &config.models)?;
-    if refs.is_empty() && !config.guard {
+    if refs.is_empty() && !config.guard && config.upstream.is_empty() {
         return Err(ServeError::Refused {
             reason: "no model has a production version".into(),
             hint: "promote one (`rampart model promote N@V --to production`) or name one with --model",
@@ -209,7 +254,8 @@ pub fn start(
             ..crate::onnx::OnnxLimits::default()
         },
     };
-    let models = load::load_served(s, &reg, &refs, &setup)?;
+    let mut models = load::load_served(s, &reg, &refs, &setup)?;
+    models.extend(upstreams(config, &models)?);
     if config.plain_http_exposed() {
         s.audit.record(
             s.audit
@@ -241,7 +287,14 @@ pub fn start(
         state = state.with_guard(g);
     }
     let opts = config.run_options();
-    let result = crate::run(Arc::new(state), &opts, |addr| on_listening(addr, &refs));
+    let mut served = refs;
+    served.extend(
+        config
+            .upstream
+            .iter()
+            .map(|u| format!("{} (upstream {})", u.model, u.value.0)),
+    );
+    let result = crate::run(Arc::new(state), &opts, |addr| on_listening(addr, &served));
     let _ = writer.join();
     result.map_err(|source| ServeError::Listen {
         bind: config.bind,

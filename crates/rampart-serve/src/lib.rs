@@ -42,6 +42,7 @@ mod routes;
 mod server;
 mod state;
 mod strict;
+pub mod upstream;
 mod watchers;
 
 pub use error::ServeError;

@@ -15,7 +15,17 @@ use rampart_registry::gates::{self, GateContext, GatePolicy};
 use rampart_registry::{Registry, RegistryError, Stage, VersionInfo};
 use rampart_scan::{ScanConfig, Severity};
 
-use crate::{LoadedModel, OutputMode, Runner};
+use crate::{LoadedModel, OutputMode};
+
+/// What a registry version holds that the gateway can run.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum Loaded {
+    /// One of rampart's tabular models.
+    Builtin(rampart_ml::Model),
+    /// An ONNX graph, built.
+    Onnx(crate::onnx::OnnxModel),
+}
 
 /// How each served model is set up.
 #[derive(Debug, Clone)]
@@ -152,7 +162,7 @@ pub fn load_version(
     keys: &[PublicKey],
     anchors: &Anchors,
     onnx: crate::onnx::OnnxLimits,
-) -> Result<(VersionInfo, Runner, Sources), LoadError> {
+) -> Result<(VersionInfo, Loaded, Sources), LoadError> {
     let reference = full_reference(reference);
     let v = reg
         .resolve(&reference)
@@ -212,7 +222,7 @@ pub fn load_version(
         .collect();
     let runner = if let Some(file) = v.files.iter().find(|f| f.name.ends_with(".safetensors")) {
         let bytes = read(&file.name)?;
-        Runner::Builtin(
+        Loaded::Builtin(
             rampart_ml::Model::from_bytes(&bytes)
                 .map_err(|e| not_servable(format!("{} is not a rampart model: {e}", file.name)))?,
         )
@@ -228,7 +238,7 @@ pub fn load_version(
                     )));
                 }
                 let bytes = read(one)?;
-                Runner::Onnx(
+                Loaded::Onnx(
                     crate::onnx::OnnxModel::load(&bytes, onnx)
                         .map_err(|e| not_servable(format!("{one}: {e}")))?,
                 )
@@ -276,8 +286,8 @@ pub fn load_model(
         .find(|(n, _)| *n == v.name)
         .map_or(OutputMode::Raw, |(_, m)| m.clone());
     let model = match runner {
-        Runner::Builtin(model) => model,
-        Runner::Onnx(onnx) => {
+        Loaded::Builtin(model) => model,
+        Loaded::Onnx(onnx) => {
             if let Some((_, dref)) = setup.detectors.iter().find(|(n, _)| *n == v.name) {
                 return Err(LoadError::Detector {
                     model: v.name.clone(),
@@ -306,7 +316,7 @@ pub fn load_model(
                 reference: dref.clone(),
                 reason,
             };
-            let Runner::Builtin(det) = det else {
+            let Loaded::Builtin(det) = det else {
                 return Err(refuse(format!(
                     "{}@{} is an ONNX model, not an isolation forest",
                     dv.name, dv.version

@@ -113,6 +113,7 @@ pub(crate) async fn server_metadata(
 pub(crate) fn metadata(m: &LoadedModel) -> Value {
     let model = match &m.runner {
         Runner::Builtin(model) => model,
+        Runner::Upstream(u) => return u.metadata(&m.name),
         Runner::Onnx(onnx) => {
             let mut v = onnx.metadata(&m.name, m.version);
             if let Value::Object(o) = &mut v {
@@ -315,25 +316,35 @@ fn parse(st: &AppState, m: &LoadedModel, body: &[u8], v1: bool) -> Result<Inputs
             oip::validate(&parsed, &model.meta, st.limits.range_margin)?;
             Ok(Inputs::Table(parsed))
         }
-        Runner::Onnx(_) if v1 => Err(Problem::new(
+        Runner::Onnx(_) | Runner::Upstream(_) if v1 => Err(Problem::new(
             StatusCode::NOT_FOUND,
             "not-found",
             format!(
-                "{} is an ONNX model: ask it with V2 tensors at /v2/models/{}/infer",
+                "{} takes V2 tensors: ask it at /v2/models/{}/infer",
                 m.name, m.name
             ),
         )),
-        Runner::Onnx(onnx) => crate::onnx::tensor::parse_request(
-            body,
-            onnx.inputs(),
-            crate::onnx::tensor::Bounds {
-                // A value takes at least two bytes of JSON: no body within the limit holds more.
-                max_elements: st.limits.max_body / 2 + 1,
-                max_batch: st.limits.max_batch,
-            },
-        )
-        .map(Inputs::Tensors),
+        Runner::Onnx(onnx) => tensors(st, body, onnx.inputs()),
+        Runner::Upstream(u) => tensors(st, body, u.inputs()),
     }
+}
+
+/// V2 tensors checked against a graph's (or an upstream's) declared inputs.
+fn tensors(
+    st: &AppState,
+    body: &[u8],
+    inputs: &[crate::onnx::tensor::Port],
+) -> Result<Inputs, Problem> {
+    crate::onnx::tensor::parse_request(
+        body,
+        inputs,
+        crate::onnx::tensor::Bounds {
+            // A value takes at least two bytes of JSON: no body within the limit holds more.
+            max_elements: st.limits.max_body / 2 + 1,
+            max_batch: st.limits.max_batch,
+        },
+    )
+    .map(Inputs::Tensors)
 }
 
 /// Extraction hold and concurrency limit: the permit to run one admitted request.
@@ -536,8 +547,19 @@ async fn predict_tensors(
     body: Bytes,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) -> Response {
-    let (st2, m2, key_id) = (Arc::clone(st), Arc::clone(m), key.id.clone());
     let t = std::time::Instant::now();
+    if let Runner::Upstream(u) = &m.runner {
+        let out = u.infer(&req).await;
+        drop(permit);
+        st.metrics.inference(t.elapsed());
+        let (x, schema) = crate::onnx::tensor::extraction_rows(&req);
+        st.observe_rows(ip, &key.id, m, &x, &schema, &[]);
+        return match finished(st, m, Ok(out)) {
+            Ok(outputs) => render_tensors(st, ip, key, m, outputs, req.id, &body),
+            Err(r) => r,
+        };
+    }
+    let (st2, m2, key_id) = (Arc::clone(st), Arc::clone(m), key.id.clone());
     let out = tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let Runner::Onnx(onnx) = &m2.runner else {
@@ -564,10 +586,23 @@ async fn predict_tensors(
     })
     .await;
     st.metrics.inference(t.elapsed());
-    let (outputs, id) = match finished(st, m, out) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+    match finished(st, m, out) {
+        Ok((outputs, id)) => render_tensors(st, ip, key, m, outputs, id, &body),
+        Err(r) => r,
+    }
+}
+
+/// A graph's or an upstream's outputs as the caller sees them: hardened by the model's output
+/// mode, sampled to the audit log when payload logging is on.
+fn render_tensors(
+    st: &AppState,
+    ip: IpAddr,
+    key: &KeyInfo,
+    m: &LoadedModel,
+    outputs: Vec<crate::onnx::tensor::Tensor>,
+    id: Option<String>,
+    body: &[u8],
+) -> Response {
     let outputs: Vec<Value> = crate::onnx::harden(outputs, &m.output)
         .iter()
         .map(crate::onnx::tensor::Tensor::to_json)
@@ -580,7 +615,7 @@ async fn predict_tensors(
     if let (Some(id), Value::Object(o)) = (id, &mut v) {
         o.insert("id".into(), json!(id));
     }
-    st.sample_payload(ip, &key.id, m, &body, &v);
+    st.sample_payload(ip, &key.id, m, body, &v);
     axum::Json(v).into_response()
 }
 

@@ -20,6 +20,8 @@ pub enum Runner {
     Builtin(rampart_ml::Model),
     /// An ONNX graph, run by ONNX Runtime.
     Onnx(crate::onnx::OnnxModel),
+    /// A model on an existing V2 server (`--upstream`).
+    Upstream(crate::upstream::Upstream),
 }
 
 /// A model ready to serve.
@@ -98,12 +100,30 @@ impl LoadedModel {
         }
     }
 
+    /// A model served by an existing V2 server: not from the registry (version 0, no
+    /// stored files to watch), behind the same chain.
+    #[must_use]
+    pub fn upstream(name: String, upstream: crate::upstream::Upstream, output: OutputMode) -> Self {
+        Self {
+            name,
+            version: 0,
+            root: String::new(),
+            runner: Runner::Upstream(upstream),
+            sources: Vec::new(),
+            output,
+            intact: std::sync::atomic::AtomicBool::new(true),
+            detector: None,
+            window: Box::new(Mutex::new(monitor::DriftWindow::new(0, 0))),
+            drifting: Mutex::new(std::collections::BTreeSet::new()),
+        }
+    }
+
     /// The tabular model, when it is one of rampart's.
     #[must_use]
     pub const fn builtin(&self) -> Option<&rampart_ml::Model> {
         match &self.runner {
             Runner::Builtin(m) => Some(m),
-            Runner::Onnx(_) => None,
+            Runner::Onnx(_) | Runner::Upstream(_) => None,
         }
     }
 
@@ -490,6 +510,12 @@ impl AppState {
                     self.metrics.model_loaded(&m.name, m.version, &m.root);
                     next.insert(m.name.clone(), Arc::new(m));
                 }
+            }
+        }
+        // Upstream models are not the registry's: a reload keeps them.
+        for (name, m) in old.iter() {
+            if matches!(m.runner, Runner::Upstream(_)) && !next.contains_key(name) {
+                next.insert(name.clone(), Arc::clone(m));
             }
         }
         *self

@@ -42,7 +42,7 @@ impl Datatype {
         }
     }
 
-    fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         [
             Self::Bool,
             Self::Int32,
@@ -306,7 +306,7 @@ pub fn parse_request(body: &[u8], inputs: &[Port], bounds: Bounds) -> Result<Req
     })
 }
 
-fn parse_tensor(t: &Value, port: &Port, bounds: Bounds) -> Result<Tensor, Problem> {
+pub(crate) fn parse_tensor(t: &Value, port: &Port, bounds: Bounds) -> Result<Tensor, Problem> {
     let name = port.name.as_str();
     let datatype = t
         .get("datatype")

@@ -87,6 +87,23 @@ pub fn onnxruntime_library() -> PathBuf {
         .expect("the onnxruntime wheel ships libonnxruntime.so.1.*")
 }
 
+/// MLServer 1.7.1 with its scikit-learn runtime: an existing KServe V2 server for
+/// `rampart serve --upstream`.
+pub fn mlserver_venv() -> &'static Path {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(|| {
+        venv(
+            "venv-mlserver",
+            &[
+                "mlserver==1.7.1",
+                "mlserver-sklearn==1.7.1",
+                "scikit-learn==1.9.1",
+                "numpy==2.4.6",
+            ],
+        )
+    })
+}
+
 /// The interop venv: model-signing 1.1.1 (and pyopenssl, which it imports without declaring),
 /// pyarrow 26.0.1 for Parquet files as the Python world writes them, numpy 2.4.6 with
 /// scipy 1.17.1 for the drift statistics, tritonclient 2.73.0 (HTTP), a KServe V2 client, and

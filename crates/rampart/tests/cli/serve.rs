@@ -1616,3 +1616,139 @@ print(json.dumps(out))
         "{v}"
     );
 }
+
+/// A free loopback port.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// MLServer (from PyPI, its scikit-learn runtime) on 127.0.0.1 with a logistic regression
+/// `tiers` declaring its inputs: (the server, its HTTP port, its metrics port).
+fn mlserver(dir: &Path) -> (KillOnDrop, u16, u16) {
+    let venv = crate::interop::mlserver_venv();
+    let (http, grpc, metrics) = (free_port(), free_port(), free_port());
+    std::fs::create_dir_all(dir.join("tiers")).unwrap();
+    let setup = format!(
+        r#"
+import json, joblib, numpy as np
+from sklearn.linear_model import LogisticRegression
+rng = np.random.default_rng(0)
+x = rng.normal(size=(200, 4)); y = (x[:, 0] + x[:, 1] > 0).astype(int)
+joblib.dump(LogisticRegression().fit(x, y), "tiers/model.joblib")
+json.dump({{"name": "tiers", "implementation": "mlserver_sklearn.SKLearnModel",
+  "parameters": {{"uri": "./model.joblib", "version": "v1"}},
+  "inputs": [{{"name": "input-0", "datatype": "FP64", "shape": [-1, 4]}}],
+  "outputs": [{{"name": "predict", "datatype": "INT64", "shape": [-1, 1]}}]}}, open("tiers/model-settings.json", "w"))
+json.dump({{"http_port": {http}, "grpc_port": {grpc}, "metrics_port": {metrics}, "parallel_workers": 0}}, open("settings.json", "w"))
+"#
+    );
+    let out = Command::new(venv.join("bin/python"))
+        .args(["-c", &setup])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let child = Command::new(venv.join("bin/mlserver"))
+        .arg("start")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = KillOnDrop(child);
+    let ready = format!("http://127.0.0.1:{http}/v2/models/tiers/ready");
+    for _ in 0..120 {
+        if curl("GET", &ready, &[], None).0 == 200 {
+            return (server, http, metrics);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    panic!("MLServer did not become ready on port {http}");
+}
+
+/// How many inferences MLServer's own metrics say it ran for `tiers`.
+fn mlserver_inferences(metrics: u16) -> f64 {
+    let (_, _, text) = curl(
+        "GET",
+        &format!("http://127.0.0.1:{metrics}/metrics"),
+        &[],
+        None,
+    );
+    text.lines()
+        .filter(|l| l.starts_with("model_infer_request_success_total{model=\"tiers\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// MLServer behind `--upstream`: its own metadata is what requests are checked against, its
+/// answers come back through the chain, a bad request and one over the key's rate limit never
+/// reach it, and the client's credentials are not forwarded (MLServer would not care; what is
+/// checked is that the answer is MLServer's and the refusals are rampart's).
+#[test]
+fn mlserver_behind_upstream_answers_through_the_chain() {
+    let s = Scratch::init();
+    let (_mlserver, http, metrics) = mlserver(&s.path().join("mlserver"));
+    let token = key(&s, &["--rate", "1", "--burst", "3"]);
+    let other = key(&s, &[]);
+    let srv = start(
+        &s,
+        &["--upstream", &format!("tiers=http://127.0.0.1:{http}")],
+    );
+    let auth = format!("Authorization: Bearer {token}");
+    let url = format!("http://{}/v2/models/tiers", srv.addr);
+    let (code, _, meta) = curl("GET", &url, std::slice::from_ref(&auth), None);
+    assert_eq!(code, 200, "{meta}");
+    let meta: Value = serde_json::from_str(&meta).unwrap();
+    assert_eq!(
+        meta["inputs"],
+        json!([{"name": "input-0", "datatype": "FP64", "shape": [-1, 4]}])
+    );
+    let body = r#"{"id": "m1", "inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP64", "data": [1, 2, 3, 4, -1, -2, -3, -4]}]}"#;
+    let infer = format!("{url}/infer");
+    let json_ct = "Content-Type: application/json".to_owned();
+    let (code, _, answer) = curl("POST", &infer, &[auth.clone(), json_ct.clone()], Some(body));
+    assert_eq!(code, 200, "{answer}");
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["id"], "m1");
+    assert_eq!(answer["outputs"][0]["name"], "predict");
+    assert_eq!(answer["outputs"][0]["data"], json!([1, 0]));
+    assert_eq!(mlserver_inferences(metrics), 1.0);
+    // A wrong datatype is refused by rampart against MLServer's metadata: it never gets there.
+    let bad = body.replace("FP64", "FP32");
+    let (code, _, text) = curl("POST", &infer, &[auth.clone(), json_ct.clone()], Some(&bad));
+    assert_eq!(code, 400, "{text}");
+    assert!(
+        text.contains("input input-0: datatype FP32 where the model takes FP64"),
+        "{text}"
+    );
+    // No key: 401, not forwarded.
+    let (code, _, _) = curl("POST", &infer, std::slice::from_ref(&json_ct), Some(body));
+    assert_eq!(code, 401);
+    // Past the key's burst: 429, and MLServer saw only what was allowed.
+    let mut limited = 0;
+    for _ in 0..6 {
+        let (code, _, _) = curl("POST", &infer, &[auth.clone(), json_ct.clone()], Some(body));
+        assert!(code == 200 || code == 429, "{code}");
+        limited += usize::from(code == 429);
+    }
+    assert!(limited >= 3, "{limited} of 6 limited");
+    assert_eq!(mlserver_inferences(metrics), (1 + 6 - limited) as f64);
+    // MLServer gone: 502 with a problem document, not a hang.
+    drop(_mlserver);
+    let (code, _, text) = curl(
+        "POST",
+        &infer,
+        &[format!("Authorization: Bearer {other}"), json_ct],
+        Some(body),
+    );
+    assert_eq!(code, 502, "{text}");
+    assert!(text.contains("cannot be reached"), "{text}");
+}
