@@ -487,15 +487,11 @@ pub fn harden(outputs: Vec<Tensor>, mode: &crate::OutputMode) -> Vec<Tensor> {
     use crate::OutputMode;
     match mode {
         OutputMode::Raw => outputs,
-        OutputMode::Round(_) => outputs
+        OutputMode::Round(n) => outputs
             .into_iter()
             .map(|mut t| {
-                let round = |v: f64| {
-                    crate::oip::harden(mode, &[v])
-                        .0
-                        .and_then(|r| r.first().copied())
-                        .unwrap_or(v)
-                };
+                let k = 10f64.powi(i32::try_from(*n).unwrap_or(15));
+                let round = |v: f64| (v * k).round() / k;
                 t.data = match t.data {
                     #[allow(clippy::cast_possible_truncation)]
                     Data::Fp32(v) => {
@@ -556,5 +552,57 @@ pub fn harden(outputs: Vec<Tensor>, mode: &crate::OutputMode) -> Vec<Tensor> {
             }
             out
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use crate::OutputMode;
+
+    fn t(name: &str, shape: Vec<usize>, data: Data) -> Tensor {
+        Tensor {
+            name: name.into(),
+            shape,
+            data,
+            parameters: None,
+        }
+    }
+
+    fn outputs() -> Vec<Tensor> {
+        vec![
+            t("label", vec![2], Data::Int64(vec![1, 0])),
+            t(
+                "proba",
+                vec![2, 2],
+                Data::Fp32(vec![0.123_456, 0.876_544, 0.9, 0.1]),
+            ),
+            t("logits", vec![2, 2], Data::Fp64(vec![-3.0, 2.5, 4.0, -1.0])),
+        ]
+    }
+
+    #[test]
+    fn hardening_rounds_or_replaces_every_float_output() {
+        assert_eq!(harden(outputs(), &OutputMode::Raw), outputs());
+        let r = harden(outputs(), &OutputMode::Round(2));
+        assert_eq!(r[0], outputs()[0]);
+        assert_eq!(r[1].data, Data::Fp32(vec![0.12, 0.88, 0.9, 0.1]));
+        let names = |v: &[Tensor]| v.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
+        // label: no float leaves; each [rows, k] output gives its top column.
+        let l = harden(outputs(), &OutputMode::Label);
+        assert_eq!(names(&l), ["label", "proba_label", "logits_label"]);
+        assert_eq!(l[1].data, Data::Int64(vec![1, 0]));
+        assert_eq!(l[2].data, Data::Int64(vec![1, 0]));
+        // bins: a band for probability rows only (logits are not probabilities).
+        let b = harden(
+            outputs(),
+            &OutputMode::Bins(vec!["low".into(), "high".into()]),
+        );
+        assert_eq!(
+            names(&b),
+            ["label", "proba_label", "proba_band", "logits_label"]
+        );
+        assert_eq!(b[2].data, Data::Bytes(vec!["high".into(), "high".into()]));
     }
 }
