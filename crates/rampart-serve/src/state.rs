@@ -63,16 +63,9 @@ impl LoadedModel {
     ) -> Self {
         let features = model.meta.features.len();
         Self {
-            name,
-            version,
-            root,
-            runner: Runner::Builtin(model),
-            sources,
-            output,
-            intact: std::sync::atomic::AtomicBool::new(true),
             detector,
             window: Box::new(Mutex::new(monitor::DriftWindow::new(1000, features))),
-            drifting: Mutex::new(std::collections::BTreeSet::new()),
+            ..Self::of(name, version, root, Runner::Builtin(model), sources, output)
         }
     }
 
@@ -86,30 +79,38 @@ impl LoadedModel {
         sources: Vec<(std::path::PathBuf, rampart_crypto::Digest)>,
         output: OutputMode,
     ) -> Self {
-        Self {
-            name,
-            version,
-            root,
-            runner: Runner::Onnx(model),
-            sources,
-            output,
-            intact: std::sync::atomic::AtomicBool::new(true),
-            detector: None,
-            window: Box::new(Mutex::new(monitor::DriftWindow::new(0, 0))),
-            drifting: Mutex::new(std::collections::BTreeSet::new()),
-        }
+        Self::of(name, version, root, Runner::Onnx(model), sources, output)
     }
 
     /// A model served by an existing V2 server: not from the registry (version 0, no
     /// stored files to watch), behind the same chain.
     #[must_use]
     pub fn upstream(name: String, upstream: crate::upstream::Upstream, output: OutputMode) -> Self {
+        Self::of(
+            name,
+            0,
+            String::new(),
+            Runner::Upstream(upstream),
+            Vec::new(),
+            output,
+        )
+    }
+
+    /// Intact, without a detector or a drift window.
+    fn of(
+        name: String,
+        version: i64,
+        root: String,
+        runner: Runner,
+        sources: Vec<(std::path::PathBuf, rampart_crypto::Digest)>,
+        output: OutputMode,
+    ) -> Self {
         Self {
             name,
-            version: 0,
-            root: String::new(),
-            runner: Runner::Upstream(upstream),
-            sources: Vec::new(),
+            version,
+            root,
+            runner,
+            sources,
             output,
             intact: std::sync::atomic::AtomicBool::new(true),
             detector: None,
