@@ -243,6 +243,10 @@ impl OnnxModel {
             .map_err(build)?
             .with_inter_threads(1)
             .map_err(build)?
+            // Idle pool threads block instead of spinning: a gateway runs many small requests
+            // side by side, and spinning burns the cores they need.
+            .with_intra_op_spinning(false)
+            .map_err(build)?
             .commit_from_memory(bytes)
             .map_err(|e| OnnxError::Build(e.to_string()))?;
         let inputs = session
