@@ -288,10 +288,7 @@ const MAX_HEADER_BYTES: usize = 64 << 10;
 /// path it cannot decode) becomes a problem document like every other refusal.
 pub(crate) async fn framed(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     // Below hyper's own cut-offs (which answer without a body), so a caller gets a problem.
-    let target = req
-        .uri()
-        .path_and_query()
-        .map_or(0, |p| p.as_str().len());
+    let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
     if target > MAX_URI {
         return Problem::new(
             StatusCode::URI_TOO_LONG,
