@@ -314,6 +314,13 @@ mod tests {
                         }
                         "refuse" => (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "shape [1, 2] is wrong for x"}))).into_response(),
                         "crash" => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+                        // A redirect elsewhere: not followed (the checked request would go to
+                        // a server nobody configured).
+                        "redirect" => (
+                            StatusCode::TEMPORARY_REDIRECT,
+                            [(axum::http::header::LOCATION, "http://127.0.0.1:9/v2/models/m/infer")],
+                        )
+                            .into_response(),
                         _ => axum::Json(json!({"outputs": [{"name": "y", "datatype": "FP32", "shape": [3], "data": [1.0]}]})).into_response(),
                     }
                 }),
@@ -352,6 +359,7 @@ mod tests {
             ("slow", 504, "did not answer within"),
             ("refuse", 422, "shape [1, 2] is wrong for x"),
             ("crash", 502, "500"),
+            ("redirect", 502, "307"),
             ("lies", 502, "1 values where the shape [3] holds 3"),
         ] {
             let u = Upstream::connect("m", &stub(mode).await, t).await.unwrap();
