@@ -35,8 +35,9 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 [ -n "$ADDR" ] || { echo "the gateway did not start" >&2; cat "$WORK/serve.log" >&2; exit 1; }
-"$CLIENT_VENV/bin/python" - "$ADDR" "$TOKEN" <<'PYEOF'
-import sys
+"$RAMPART" --format json model show churn@staging > "$WORK/show.json"
+"$CLIENT_VENV/bin/python" - "$ADDR" "$TOKEN" "$HERE/data/customers.csv" "$WORK/show.json" "$RAMPART_HOME"/runs/pipeline-churn-*/metrics.json <<'PYEOF'
+import csv, json, sys
 import numpy as np
 import tritonclient.http as http
 url, token = sys.argv[1], sys.argv[2]
@@ -54,5 +55,20 @@ proba = r.as_numpy("output_probability")
 print("labels", labels, "probabilities", proba.round(3).tolist())
 assert labels[0] == 1 and labels[1] == 0, labels
 assert proba.shape == (3, 2) and np.allclose(proba.sum(axis=1), 1, atol=1e-4), proba
+
+# rampart's own score, recorded in the signed provenance: computed on the customers the
+# trainer never saw. Ask the served model about exactly those and compare.
+shown = json.load(open(sys.argv[4]))
+m = shown.get("metrics") or shown.get("version", {}).get("metrics")
+assert m and m["source"] == "computed" and m["runtime"] == "onnxruntime", m
+seen = set(json.load(open(sys.argv[5]))["trained_on"])
+rows = [r for r in csv.DictReader(open(sys.argv[3])) if int(r["customer_id"]) not in seen]
+assert len(rows) == m["rows"], (len(rows), m["rows"])
+x = http.InferInput(name, [len(rows), 3], "FP32")
+x.set_data_from_numpy(np.array([[float(r[c]) for c in ("tenure_months", "monthly_charges", "support_calls")] for r in rows], dtype=np.float32), binary_data=False)
+got = c.infer("churn", [x], headers=h).as_numpy("output_label").tolist()
+accuracy = sum(int(g) == int(r["churned"]) for g, r in zip(got, rows)) / len(rows)
+print("held-out accuracy: rampart", round(m["accuracy"], 4), "served model", round(accuracy, 4), "on", len(rows), "customers")
+assert abs(accuracy - m["accuracy"]) < 1e-9, (accuracy, m["accuracy"])
 PYEOF
 echo "== ok: a user's scikit-learn model, trained in the sandbox, served and answered"

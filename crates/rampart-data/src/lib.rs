@@ -18,6 +18,7 @@
 pub mod csv;
 pub mod drift;
 pub mod frame;
+pub mod holdout;
 pub mod infer;
 pub mod integrity;
 pub mod parquet;

@@ -64,7 +64,7 @@ fn bad(path: &Path, reason: impl std::fmt::Display) -> TableError {
 }
 
 impl TableError {
-    fn hint(mut self, hint: impl Into<String>) -> Self {
+    pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
     }

@@ -586,6 +586,10 @@ pub struct GatePolicy {
     /// most this for a loss (`rampart_ml::metrics::LOWER_IS_BETTER`: log_loss, loss, mse,
     /// rmse, mae, error_rate).
     pub min_metrics: BTreeMap<String, f64>,
+    /// `min_metrics` are checked only against the metrics rampart computed on held-out rows
+    /// (recorded in the signed provenance); `false` falls back to the trainer's self-reported
+    /// `metrics.json` when none were computed. Production requires computed ones by default.
+    pub require_computed_metrics: bool,
     /// Signed approvals needed.
     pub approvals: u32,
     /// Whether the registrant is barred from approving their own version.
@@ -602,6 +606,7 @@ impl GatePolicy {
             require_provenance: true,
             require_lineage: false,
             min_metrics: BTreeMap::new(),
+            require_computed_metrics: false,
             approvals: 0,
             two_person_rule: false,
         }
@@ -617,16 +622,19 @@ impl GatePolicy {
             require_provenance: false,
             require_lineage: false,
             min_metrics: BTreeMap::new(),
+            require_computed_metrics: false,
             approvals: 0,
             two_person_rule: false,
         }
     }
 
-    /// The production defaults: staging's plus one approval.
+    /// The production defaults: staging's plus one approval, and metric bounds checked
+    /// against computed metrics only.
     #[must_use]
     pub fn production() -> Self {
         Self {
             approvals: 1,
+            require_computed_metrics: true,
             ..Self::staging()
         }
     }
@@ -637,6 +645,9 @@ impl GatePolicy {
         self.require_provenance = raw.require_provenance.unwrap_or(self.require_provenance);
         self.require_lineage = raw.require_lineage.unwrap_or(self.require_lineage);
         self.min_metrics = raw.min_metrics.unwrap_or(self.min_metrics);
+        self.require_computed_metrics = raw
+            .require_computed_metrics
+            .unwrap_or(self.require_computed_metrics);
         self.approvals = raw.approvals.unwrap_or(self.approvals);
         self.two_person_rule = raw.two_person_rule.unwrap_or(self.two_person_rule);
         self
@@ -661,6 +672,7 @@ struct RawGate {
     require_provenance: Option<bool>,
     require_lineage: Option<bool>,
     min_metrics: Option<BTreeMap<String, f64>>,
+    require_computed_metrics: Option<bool>,
     approvals: Option<u32>,
     two_person_rule: Option<bool>,
 }
@@ -969,6 +981,9 @@ fail_on = "medium"
 # require_provenance = true
 # require_lineage = false
 # min_metrics = {{ accuracy = 0.9 }}
+# Metric bounds read the metrics rampart computed on held-out rows; false lets the
+# trainer's self-reported metrics.json stand in when none were computed.
+# require_computed_metrics = false
 # approvals = 0
 
 [gates.production]
@@ -976,6 +991,7 @@ fail_on = "medium"
 # require_scan_clean = true
 # require_provenance = true
 # require_lineage = false
+# require_computed_metrics = true
 # approvals = 1
 # two_person_rule = false
 
@@ -1405,6 +1421,15 @@ mod tests {
         assert_eq!(policy.gates.production.approvals, 1);
         assert!(policy.gates.production.require_scan_clean);
         assert_eq!(policy.gates.production.min_metrics["accuracy"], 0.9);
+        // Production checks metric bounds against computed metrics unless told otherwise.
+        assert!(policy.gates.production.require_computed_metrics);
+        assert!(!policy.gates.staging.require_computed_metrics);
+        let lenient = Policy::parse(
+            "[gates.production]\nrequire_computed_metrics = false\n",
+            p(),
+        )
+        .unwrap();
+        assert!(!lenient.gates.production.require_computed_metrics);
     }
 
     #[test]

@@ -262,6 +262,95 @@ impl std::fmt::Display for BoundCheck {
     }
 }
 
+/// The provenance byproduct holding the metrics rampart computed on held-out rows.
+pub const COMPUTED: &str = "rampart-metrics";
+/// The provenance byproduct holding the trainer's own `metrics.json` (self-reported).
+pub const REPORTED: &str = "metrics.json";
+
+/// The metrics a signed provenance statement records: those rampart computed itself on
+/// held-out rows the trainer never saw, and the trainer's own report. Read this only from a
+/// statement whose signature verified.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Recorded {
+    /// The computed record (`scores`, or `not_scored` with the reason; `holdout`).
+    pub computed: Option<serde_json::Value>,
+    /// The trainer's `metrics.json`, as it wrote it.
+    pub reported: Option<serde_json::Value>,
+}
+
+/// Which metrics a bound was checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Computed by rampart on held-out rows.
+    Computed,
+    /// The trainer's own report.
+    SelfReported,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Computed => "computed by rampart on held-out rows",
+            Self::SelfReported => "self-reported by the trainer",
+        })
+    }
+}
+
+impl Recorded {
+    /// The metrics of an in-toto statement's SLSA byproducts.
+    #[must_use]
+    pub fn of(statement: &serde_json::Value) -> Self {
+        let by = |name: &str| {
+            statement
+                .pointer("/predicate/runDetails/byproducts")
+                .and_then(serde_json::Value::as_array)
+                .and_then(|b| b.iter().find(|x| x["name"] == name))
+                .map(|x| x["content"].clone())
+                .filter(serde_json::Value::is_object)
+        };
+        Self {
+            computed: by(COMPUTED),
+            reported: by(REPORTED),
+        }
+    }
+
+    /// The scores rampart computed, if it could score the model.
+    #[must_use]
+    pub fn scores(&self) -> Option<&serde_json::Value> {
+        self.computed
+            .as_ref()
+            .and_then(|c| c.get("scores"))
+            .filter(|s| s.is_object())
+    }
+
+    /// The metrics a gate checks bounds against: the computed ones; with `require_computed`
+    /// false and none computed, the trainer's own (labelled so).
+    ///
+    /// # Errors
+    /// No metrics the gate may use, saying why (the model could not be scored, and why).
+    pub fn for_gate(&self, require_computed: bool) -> Result<(&serde_json::Value, Source), String> {
+        if let Some(s) = self.scores() {
+            return Ok((s, Source::Computed));
+        }
+        let why = self
+            .computed
+            .as_ref()
+            .and_then(|c| c.get("not_scored"))
+            .and_then(serde_json::Value::as_str)
+            .map_or_else(
+                || "no metrics computed by rampart are recorded (the model was not trained by rampart with held-out rows)".to_owned(),
+                |w| format!("rampart could not score the model: {w}"),
+            );
+        match (&self.reported, require_computed) {
+            (Some(r), false) => Ok((r, Source::SelfReported)),
+            (Some(_), true) => Err(format!(
+                "{why}; the trainer's own metrics.json is self-reported and this gate requires computed metrics"
+            )),
+            (None, _) => Err(why),
+        }
+    }
+}
+
 /// What a model scored on labelled rows: the metrics record `ml eval` prints, the built-in
 /// trainer writes for its held-out rows, the registry's gates read and the reports draw.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -473,5 +562,49 @@ mod tests {
         assert_eq!(missing.to_string(), "f1_macro not reported (needs ≥ 0.5)");
         // serde_json stores a NaN as null: not reported, never met.
         assert!(!BoundCheck::of(&record, "roc_auc", 0.0).ok());
+    }
+}
+
+#[cfg(test)]
+mod recorded_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    fn statement(by: &serde_json::Value) -> serde_json::Value {
+        json!({"predicate": {"runDetails": {"byproducts": by}}})
+    }
+
+    #[test]
+    fn a_gate_reads_computed_metrics_and_self_reported_ones_only_when_allowed() {
+        let both = Recorded::of(&statement(&json!([
+            {"name": "metrics.json", "content": {"accuracy": 0.999}},
+            {"name": "rampart-metrics", "content": {"scores": {"accuracy": 0.51}}},
+        ])));
+        let (m, src) = both.for_gate(true).unwrap();
+        assert_eq!(
+            (m["accuracy"].as_f64(), src),
+            (Some(0.51), Source::Computed)
+        );
+        let reported = Recorded::of(&statement(&json!([
+            {"name": "metrics.json", "content": {"accuracy": 0.999}},
+            {"name": "rampart-metrics", "content": {"scores": null, "not_scored": "no label column"}},
+        ])));
+        let e = reported.for_gate(true).unwrap_err();
+        assert!(
+            e.contains("no label column") && e.contains("self-reported"),
+            "{e}"
+        );
+        let (m, src) = reported.for_gate(false).unwrap();
+        assert_eq!(
+            (m["accuracy"].as_f64(), src),
+            (Some(0.999), Source::SelfReported)
+        );
+        let none = Recorded::of(&statement(&json!([])));
+        assert!(
+            none.for_gate(false)
+                .unwrap_err()
+                .contains("no metrics computed")
+        );
     }
 }

@@ -544,12 +544,9 @@ impl Pipeline<'_> {
         };
         let metrics = trained.metrics.clone().unwrap_or_default();
         let summary = format!(
-            "{} in the sandbox{}",
+            "{} in the sandbox; {}",
             metrics["kind"].as_str().unwrap_or("trainer"),
-            ["accuracy", "roc_auc"]
-                .iter()
-                .filter_map(|k| metrics[*k].as_f64().map(|v| format!(", {k} {v:.3}")))
-                .collect::<String>()
+            rampart_train::service::computed_summary(&trained.computed)
         );
         let done = Trained {
             run_dir: out.clone(),
@@ -705,10 +702,13 @@ impl Pipeline<'_> {
         }
     }
 
-    /// The training metrics as the signed provenance records them (`metrics.json` among its
-    /// byproducts), read only after the attestation verifies with the home's trusted keys:
-    /// the metric gate never trusts an unsigned file.
-    fn metrics(&self, st: &State) -> Result<Result<Value, String>, RunError> {
+    /// The training metrics as the signed provenance records them (rampart's own scores on
+    /// held-out rows, and the trainer's `metrics.json`), read only after the attestation
+    /// verifies with the home's trusted keys: the metric gate never trusts an unsigned file.
+    fn recorded(
+        &self,
+        st: &State,
+    ) -> Result<Result<rampart_ml::metrics::Recorded, String>, RunError> {
         let run = outputs::required::<Trained>(st)?.run_dir;
         let prov = run.join("provenance.json");
         let bytes = match read_bundle(&prov) {
@@ -716,31 +716,70 @@ impl Pipeline<'_> {
             Err(e) => return Ok(Err(e)),
         };
         let keys = self.env.trusted_keys()?;
-        let att = match rampart_crypto::provenance::verify_attestation(&bytes, &keys) {
-            Ok(a) => a,
-            Err(e) => return Ok(Err(format!("{}: {e}", prov.display()))),
-        };
-        Ok(Ok(att.statement["predicate"]["runDetails"]["byproducts"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|b| b["name"] == "metrics.json")
-            .map_or(Value::Null, |b| b["content"].clone())))
+        match rampart_crypto::provenance::verify_attestation(&bytes, &keys) {
+            Ok(a) => Ok(Ok(rampart_ml::metrics::Recorded::of(&a.statement))),
+            Err(e) => Ok(Err(format!("{}: {e}", prov.display()))),
+        }
+    }
+
+    /// The metrics as the report shows them: the trainer's record (model kind, rows) with
+    /// rampart's computed scores over it, and `source` saying whose the scores are.
+    fn metrics(&self, st: &State) -> Result<Result<Value, String>, RunError> {
+        Ok(self.recorded(st)?.map(|r| {
+            let mut shown = r.reported.clone().unwrap_or_else(|| json!({}));
+            if let Value::Object(o) = &mut shown {
+                match (r.scores(), &r.computed) {
+                    (Some(Value::Object(s)), computed) => {
+                        for (k, v) in s {
+                            o.insert(k.clone(), v.clone());
+                        }
+                        if let Some(f) = computed
+                            .as_ref()
+                            .and_then(|c| c.pointer("/holdout/fraction"))
+                        {
+                            o.insert("holdout".into(), f.clone());
+                        }
+                        o.insert("source".into(), json!("computed"));
+                    }
+                    (_, computed) => {
+                        o.insert("source".into(), json!("self-reported"));
+                        if let Some(w) = computed.as_ref().and_then(|c| c.get("not_scored")) {
+                            o.insert("not_scored".into(), w.clone());
+                        }
+                    }
+                }
+            }
+            shown
+        }))
     }
 
     fn promote(&self, st: &State) -> Result<StepResult, RunError> {
         let registered = outputs::required::<outputs::Registered>(st)?;
         let reference = registered.reference();
-        // The pipeline's own gate first: the training metrics.
-        let metrics = match self.metrics(st)? {
+        // The pipeline's own gate first: the training metrics, computed by rampart on held-out
+        // rows (the trainer's own count only below production, and say so).
+        let recorded = match self.recorded(st)? {
             Ok(m) => m,
             Err(e) => return Ok(Err(e)),
+        };
+        let require = matches!(self.spec.promote.to, Target::Production);
+        let (metrics, source) = if self.spec.promote.min_metrics.is_empty() {
+            (Value::Null, rampart_ml::metrics::Source::Computed)
+        } else {
+            match recorded.for_gate(require) {
+                Ok((m, s)) => (m.clone(), s),
+                Err(e) => {
+                    return Ok(Err(format!(
+                        "{reference} stays where it is: the pipeline's metric gate has no metrics to check: {e}"
+                    )));
+                }
+            }
         };
         let mut gates = Vec::new();
         let mut failed = Vec::new();
         for (k, bound) in &self.spec.promote.min_metrics {
             let check = rampart_ml::metrics::BoundCheck::of(&metrics, k, *bound);
-            let (ok, detail) = (check.ok(), check.to_string());
+            let (ok, detail) = (check.ok(), format!("{check} ({source})"));
             if !ok {
                 failed.push(detail.clone());
             }

@@ -24,7 +24,7 @@
 //! [train]
 //! label = "default"
 //! ignore = []                       # the schema's unique and personal columns are added
-//! holdout = 0.2                     # built-in models: rows held out for the metrics
+//! holdout = 0.2                     # rows held out before training; rampart scores the model on them
 //! [train.model]                     # a built-in model: the settings of `rampart ml train`
 //! kind = "random-forest"
 //! trees = 200
@@ -177,7 +177,8 @@ pub struct TrainSection {
     /// Columns not to train on, beyond the schema's unique and personal ones.
     #[serde(default)]
     pub ignore: Vec<String>,
-    /// The held-out fraction for a built-in model's metrics (default 0.2).
+    /// The fraction of labelled rows held out before training, which rampart scores the model
+    /// on (default 0.2).
     #[serde(default)]
     pub holdout: Option<f64>,
     /// A built-in model: `kind` and the settings of `rampart ml train`.
@@ -437,6 +438,10 @@ impl Spec {
             "ignore".into(),
             Value::Array(ignore.iter().cloned().map(Value::String).collect()),
         );
+        // Held out before any trainer starts, built-in or the user's, for rampart's scores.
+        if self.train.label.is_some() {
+            data.insert("holdout".into(), Value::Float(self.holdout()));
+        }
         let mut doc = toml::Table::new();
         doc.insert("data".into(), Value::Table(data));
         if let Some(m) = &self.train.model {

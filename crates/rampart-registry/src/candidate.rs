@@ -215,7 +215,7 @@ pub fn check_and_store(
     fail_on: Severity,
     created_by: &str,
     registrant_key: &str,
-    input_schema: Option<Value>,
+    mut input_schema: Option<Value>,
 ) -> Result<Checked, RegistryError> {
     let model = &src.model;
     if !model.exists() {
@@ -289,6 +289,8 @@ pub fn check_and_store(
     })?;
     let signature = blobs.put(&mut bundle.as_slice())?;
     let mut metrics = None;
+    // The trainer's own metrics.json as the provenance signed it.
+    let mut reported: Option<Value> = None;
     let mut lineage = Vec::new();
     let mut provenance = None;
     let mut statement = None;
@@ -321,13 +323,33 @@ pub fn check_and_store(
                 uri: d.uri.clone(),
             })
             .collect();
-        metrics = att
-            .statement
-            .pointer("/predicate/runDetails/byproducts")
-            .and_then(Value::as_array)
-            .and_then(|b| b.iter().find(|x| x["name"] == "metrics.json"))
-            .map(|x| x["content"].clone())
-            .filter(Value::is_object);
+        // Shown with where they came from: computed by rampart on held-out rows, else the
+        // trainer's own.
+        let recorded = rampart_ml::metrics::Recorded::of(&att.statement);
+        reported.clone_from(&recorded.reported);
+        // An ONNX model's reference input statistics, taken from its training rows when
+        // rampart scored it (what the gateway measures drift against).
+        if input_schema.is_none() {
+            input_schema = recorded
+                .computed
+                .as_ref()
+                .and_then(|c| c.get("reference"))
+                .filter(|r| r.get("input_schema").is_some_and(Value::is_array))
+                .cloned();
+        }
+        metrics = recorded.for_gate(false).ok().map(|(m, source)| {
+            let mut m = m.clone();
+            if let Value::Object(o) = &mut m {
+                o.insert(
+                    "source".into(),
+                    json!(match source {
+                        rampart_ml::metrics::Source::Computed => "computed",
+                        rampart_ml::metrics::Source::SelfReported => "self-reported",
+                    }),
+                );
+            }
+            m
+        });
         provenance = Some(blobs.put(&mut bytes.as_slice())?);
         statement = Some(att.statement);
     }
@@ -344,7 +366,7 @@ pub fn check_and_store(
         // The signed provenance is the record of the metrics: a file that says otherwise was
         // edited after training. Without provenance the file is kept for display only; the
         // metrics gate never reads it.
-        if metrics.as_ref().is_some_and(|signed| *signed != v) {
+        if reported.as_ref().is_some_and(|signed| *signed != v) {
             return Err(refused(format!(
                 "{}: these metrics differ from the ones in the signed provenance (edited after training?); register without the file, the provenance carries the metrics",
                 m.display()

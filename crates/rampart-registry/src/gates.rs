@@ -192,26 +192,21 @@ fn lineage(v: &VersionInfo, ingested: &dyn Fn(&LineageEntry) -> bool) -> Result<
     }
 }
 
-/// The metrics recorded in the version's provenance (the `metrics.json` byproduct), read from
-/// the stored bundle after it verifies: the only metrics a gate believes. The version row's
-/// `metrics` may come from an unsigned file and is for display.
+/// The metrics recorded in the version's signed provenance, read from the stored bundle after
+/// it verifies: the only metrics a gate believes. Those rampart computed on held-out rows
+/// count; the trainer's self-reported `metrics.json` counts only where the stage does not
+/// require computed ones. The version row's `metrics` is for display.
 fn signed_metrics(
     reg: &Registry,
     v: &VersionInfo,
     keys: &[PublicKey],
-) -> Result<serde_json::Value, String> {
+) -> Result<rampart_ml::metrics::Recorded, String> {
     if v.provenance.is_none() {
         return Err("no signed provenance holds this version's metrics (an unsigned metrics file does not count)".into());
     }
     let att = verified_provenance(reg, v, keys)
         .map_err(|e| format!("the provenance holding the metrics does not verify: {e}"))?;
-    att.statement
-        .pointer("/predicate/runDetails/byproducts")
-        .and_then(serde_json::Value::as_array)
-        .and_then(|b| b.iter().find(|x| x["name"] == "metrics.json"))
-        .map(|x| x["content"].clone())
-        .filter(serde_json::Value::is_object)
-        .ok_or_else(|| "the signed provenance records no metrics".to_owned())
+    Ok(rampart_ml::metrics::Recorded::of(&att.statement))
 }
 
 fn metrics(
@@ -219,13 +214,15 @@ fn metrics(
     v: &VersionInfo,
     keys: &[PublicKey],
     min: &BTreeMap<String, f64>,
+    require_computed: bool,
 ) -> Result<String, String> {
-    let signed = signed_metrics(reg, v, keys)?;
+    let recorded = signed_metrics(reg, v, keys)?;
+    let (signed, source) = recorded.for_gate(require_computed)?;
     let mut problems = Vec::new();
     let mut seen = Vec::new();
     // A bound is a floor, or a ceiling for a metric where lower is better (log_loss, …).
     for (name, want) in min {
-        let check = rampart_ml::metrics::BoundCheck::of(&signed, name, *want);
+        let check = rampart_ml::metrics::BoundCheck::of(signed, name, *want);
         if check.ok() {
             seen.push(check.to_string());
         } else {
@@ -233,9 +230,9 @@ fn metrics(
         }
     }
     if problems.is_empty() {
-        Ok(seen.join(", "))
+        Ok(format!("{} ({source})", seen.join(", ")))
     } else {
-        Err(problems.join("; "))
+        Err(format!("{} ({source})", problems.join("; ")))
     }
 }
 
@@ -327,7 +324,10 @@ pub fn evaluate(
         out.push(check("lineage", lineage(v, ctx.lineage)));
     }
     if !g.min_metrics.is_empty() {
-        out.push(check("metrics", metrics(reg, v, ctx.keys, &g.min_metrics)));
+        out.push(check(
+            "metrics",
+            metrics(reg, v, ctx.keys, &g.min_metrics, g.require_computed_metrics),
+        ));
     }
     if g.approvals > 0 {
         out.push(check(

@@ -6,6 +6,8 @@
 //! label = "default"
 //! ignore = ["id"]
 //! base_model = "base.safetensors" # optional: digested into the provenance, readable by the trainer
+//! holdout = 0.2                  # rows rampart holds out before the trainer starts and scores
+//!                                # the model on (default 0.2 with a label; 0 for none)
 //!
 //! [model]                        # the built-in trainer …
 //! kind = "random-forest"         # random-forest | isolation-forest | logistic
@@ -71,6 +73,10 @@ pub struct DataSection {
     /// A base model.
     #[serde(default)]
     pub base_model: Option<PathBuf>,
+    /// Rows held out before the trainer starts, for rampart to score its model on (default
+    /// 0.2 with a label; `[model] holdout` wins for the built-in trainer).
+    #[serde(default)]
+    pub holdout: Option<f64>,
 }
 
 /// `[trainer]`.

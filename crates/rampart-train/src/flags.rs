@@ -39,7 +39,8 @@ pub struct TrainFlags {
         command(flatten, next_help_heading = "Model settings")
     )]
     pub hyper: Hyper,
-    /// Fraction of the rows held out to score a built-in classifier (0 for none).
+    /// Fraction of the labelled rows rampart holds out before the trainer starts and scores
+    /// the model on, outside the sandbox (default 0.2; 0 for none: the model is not scored).
     #[cfg_attr(feature = "clap", arg(long, value_name = "F"))]
     pub holdout: Option<f64>,
     /// A base model (fine-tuning): digested into the provenance and readable by the trainer

@@ -19,6 +19,7 @@ pub mod builtin;
 pub mod config;
 pub mod flags;
 pub mod metrics;
+pub mod score;
 pub mod service;
 pub mod terminal;
 pub mod workdir;
@@ -639,6 +640,9 @@ pub struct ProvenanceInfo {
     pub invocation_id: String,
     /// rampart's version.
     pub version: String,
+    /// The metrics rampart computed on the held-out rows (see [`score`]), recorded as the
+    /// `rampart-metrics` byproduct; the trainer's own `metrics.json` is marked self-reported.
+    pub computed: Option<Value>,
 }
 
 fn write_new(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
@@ -697,7 +701,7 @@ pub fn sign_outputs(
         uri: i.uri.clone(),
     }));
     let r = &outcome.report;
-    let provenance = Provenance {
+    let mut provenance = Provenance {
         subjects: outputs
             .files
             .iter()
@@ -712,7 +716,11 @@ pub fn sign_outputs(
         started_on: outcome.started.clone(),
         finished_on: outcome.finished.clone(),
         byproducts: vec![
-            json!({"name": METRICS, "content": outputs.metrics.clone().unwrap_or(Value::Null)}),
+            json!({
+                "name": METRICS,
+                "content": outputs.metrics.clone().unwrap_or(Value::Null),
+                "annotations": {"self_reported": true},
+            }),
             json!({"name": "sandbox", "content": {
                 "outcome": r.explain(),
                 "landlock": r.landlock,
@@ -723,6 +731,11 @@ pub fn sign_outputs(
             json!({"name": "model-signature", "digest": {"sha256": signed.manifest.root.to_hex()}}),
         ],
     };
+    if let Some(c) = &info.computed {
+        provenance
+            .byproducts
+            .push(json!({"name": rampart_ml::metrics::COMPUTED, "content": c}));
+    }
     let bundle = provenance.sign(key);
     let prov_path = out.join(PROVENANCE);
     write_new(&prov_path, &bundle)?;

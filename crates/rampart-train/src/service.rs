@@ -50,7 +50,24 @@ pub enum Recipe {
         read: Vec<PathBuf>,
         /// More environment variables it gets.
         env: Vec<String>,
+        /// The fraction of labelled rows held out for rampart to score the model on (default
+        /// 0.2 when a label column is named; 0 for none).
+        holdout: Option<f64>,
     },
+}
+
+impl Recipe {
+    /// The fraction of rows rampart holds out before the trainer starts, to score its model:
+    /// a built-in classifier's `holdout`, a user trainer's (0.2 by default) when a label
+    /// column is named; else none.
+    #[must_use]
+    pub fn holdout(&self, labelled: bool) -> f64 {
+        match self {
+            Self::Builtin { kind, holdout, .. } if kind.is_classifier() && labelled => *holdout,
+            Self::Exec { holdout, .. } if labelled => holdout.unwrap_or(0.2),
+            _ => 0.0,
+        }
+    }
 }
 
 /// What the command line says should run (nothing, for a pipeline step).
@@ -60,7 +77,7 @@ pub struct RecipeFlags {
     pub exec: Option<Vec<String>>,
     /// `--model KIND`.
     pub kind: Option<Kind>,
-    /// `--holdout F`.
+    /// `--holdout F`: rows held out for rampart to score the model on.
     pub holdout: Option<f64>,
     /// Hyperparameter flags, over the config's `[model]` settings.
     pub hyper: Hyper,
@@ -81,12 +98,14 @@ pub fn recipe(
 ) -> Result<Recipe, ServiceError> {
     const SETTINGS: &str =
         "the settings are the flags of `rampart ml train`, e.g. trees = 200, max_depth = 8";
+    let data_holdout = config.and_then(|(c, _)| c.data.holdout);
     if let Some(command) = &flags.exec {
         return Ok(Recipe::Exec {
             command: command.clone(),
             cwd,
             read: Vec::new(),
             env: Vec::new(),
+            holdout: flags.holdout.or(data_holdout),
         });
     }
     let table = config.and_then(|(c, _)| c.model.as_ref());
@@ -107,6 +126,7 @@ pub fn recipe(
         let holdout = flags
             .holdout
             .or_else(|| table?.get("holdout")?.as_float())
+            .or(data_holdout)
             .unwrap_or(0.2);
         Ok(Recipe::Builtin {
             program: program.to_path_buf(),
@@ -124,6 +144,7 @@ pub fn recipe(
             cwd: t.cwd.clone().unwrap_or(cwd),
             read: t.read.clone(),
             env: t.env.clone(),
+            holdout: flags.holdout.or(data_holdout),
         });
     }
     if let Some(m) = table {
@@ -332,8 +353,11 @@ pub struct TrainedRun {
     pub provenance: PathBuf,
     /// The signing key's fingerprint.
     pub key: String,
-    /// The metrics the trainer wrote.
+    /// The metrics the trainer wrote (self-reported).
     pub metrics: Option<Value>,
+    /// The metrics rampart computed on the held-out rows (`scores`, or `not_scored` with
+    /// why), as the signed provenance records them.
+    pub computed: Value,
     /// `builtin/<kind>` or `exec`.
     pub build: String,
     /// How long the trainer ran.
@@ -509,6 +533,15 @@ pub fn plan(s: &Session<'_>, req: &TrainRequest<'_>) -> Result<TrainPlan, Servic
             )));
         }
     }
+    if let Recipe::Exec {
+        holdout: Some(h), ..
+    } = &req.recipe
+        && !(0.0..1.0).contains(h)
+    {
+        return Err(request(format!(
+            "--holdout {h}: expected a fraction in [0, 1)"
+        )));
+    }
     Ok(TrainPlan {
         limits,
         env,
@@ -622,6 +655,157 @@ fn file_input(name: String, from: &Path, dir: Option<&Path>) -> Result<Input, Se
     })
 }
 
+/// Rows held out of a run's table for rampart to score the model on.
+#[derive(Debug)]
+struct HeldOut {
+    /// The trainer's copy of the table (the rows not held out).
+    train: PathBuf,
+    fraction: f64,
+    seed: u64,
+    label: String,
+    path: PathBuf,
+    split: rampart_data::holdout::Split,
+}
+
+/// Whether rows were held out, or why not.
+#[derive(Debug)]
+enum Holding {
+    Held(HeldOut),
+    Not(String),
+}
+
+/// Splits the run's table (already copied into the run's inputs) before the trainer starts:
+/// the trainer's copy keeps the training rows, the held-out rows go to `dir` (private, never
+/// shown to the sandbox).
+fn hold_out(req: &TrainRequest<'_>, data: &Input, dir: &Path) -> Result<Holding, ServiceError> {
+    let fraction = req.recipe.holdout(req.label.is_some());
+    let Some(label) = req.label.clone() else {
+        return Ok(Holding::Not(
+            "no label column was named (--label COL or [data] label): there is nothing to score against"
+                .into(),
+        ));
+    };
+    if fraction <= 0.0 {
+        return Ok(Holding::Not(match &req.recipe {
+            Recipe::Builtin { kind, .. } if !kind.is_classifier() => {
+                format!("a {kind} has no classes to score against the label column")
+            }
+            _ => "--holdout 0: no rows were held out".into(),
+        }));
+    }
+    let is_csv = data
+        .path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    if !is_csv {
+        return Ok(Holding::Not(format!(
+            "the dataset is {}: rampart holds rows out of CSV tables only",
+            data.path
+                .extension()
+                .map_or("not CSV".into(), |e| e.to_string_lossy().into_owned())
+        )));
+    }
+    rampart_home::secure_fs::create_private_dir(dir)?;
+    let seed = match &req.recipe {
+        Recipe::Builtin { hyper, .. } => hyper.seed.unwrap_or(0),
+        Recipe::Exec { .. } => 0,
+    };
+    let path = dir.join("holdout.csv");
+    let partial = data.path.with_extension("csv.train");
+    let split = {
+        let train = input_file(&partial)?;
+        let holdout = {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(internal(&path))?
+        };
+        rampart_data::holdout::split_csv(
+            Path::new(&req.dataset),
+            &|| std::fs::File::open(&data.path),
+            rampart_data::holdout::SplitSpec {
+                label: &label,
+                fraction,
+                seed,
+            },
+            train,
+            holdout,
+        )
+        .map_err(|e| ServiceError::Request {
+            message: e.to_string(),
+            hint: Some("name the label column with --label COL, or pass --holdout 0 (the model is then not scored)"),
+        })?
+    };
+    std::fs::rename(&partial, &data.path).map_err(internal(&data.path))?;
+    Ok(Holding::Held(HeldOut {
+        train: data.path.clone(),
+        fraction,
+        seed,
+        label,
+        path,
+        split,
+    }))
+}
+
+/// Scores the checked model on the held-out rows: the `rampart-metrics` record.
+fn computed_metrics(
+    held: &Holding,
+    req: &TrainRequest<'_>,
+    model_dir: &Path,
+    files: &[ModelFile],
+) -> Value {
+    let h = match held {
+        Holding::Held(h) => h,
+        Holding::Not(why) => return json!({"scores": null, "not_scored": why}),
+    };
+    let names: Vec<String> = files.iter().map(|f| f.name.clone()).collect();
+    let limits = rampart_onnx::OnnxLimits {
+        run_timeout: Duration::from_secs(60),
+        ..rampart_onnx::OnnxLimits::default()
+    };
+    let scored = crate::score::score(
+        model_dir,
+        &names,
+        crate::score::Holdout {
+            path: &h.path,
+            train: Some(&h.train),
+            label: &h.label,
+            ignore: &req.ignore,
+        },
+        limits,
+    );
+    let (scores, why) = match scored.scored {
+        crate::score::Scored::Scores(v) => (v, None),
+        crate::score::Scored::NotScored(w) => (Value::Null, Some(w)),
+    };
+    let mut v = json!({
+        "scores": scores,
+        "holdout": {
+            "label": h.label,
+            "fraction": h.fraction,
+            "seed": h.seed,
+            "rows": h.split.holdout_rows,
+            "sha256": h.split.holdout_digest.to_hex(),
+            "train_rows": h.split.train_rows,
+            "train_sha256": h.split.train_digest.to_hex(),
+        },
+    });
+    if let Value::Object(o) = &mut v {
+        if let Some(w) = why {
+            o.insert("not_scored".into(), json!(w));
+        }
+        // An ONNX model's reference input statistics, from the rows it was trained on: the
+        // registry keeps them and the gateway measures drift against them.
+        if let Some(r) = scored.reference {
+            o.insert("reference".into(), r);
+        }
+    }
+    v
+}
+
 /// The trainer, its provenance parameters and its build name, for a recipe.
 fn trainer_for(
     req: &TrainRequest<'_>,
@@ -630,6 +814,7 @@ fn trainer_for(
     scratch: &Path,
     policy_python: Option<&PathBuf>,
     inputs: &mut Vec<Input>,
+    held: f64,
 ) -> Result<(Trainer, Value, String), ServiceError> {
     match &req.recipe {
         Recipe::Builtin {
@@ -661,8 +846,14 @@ fn trainer_for(
                 data.path.display().to_string(),
                 "--model".into(),
                 kind.name().into(),
+                // Rows rampart held out are already gone from the table; the trainer's own
+                // split would only take more from it.
                 "--holdout".into(),
-                holdout.to_string(),
+                if held > 0.0 {
+                    "0".into()
+                } else {
+                    holdout.to_string()
+                },
                 "--output".into(),
                 model_dir.join("model.safetensors").display().to_string(),
                 "--metrics".into(),
@@ -746,6 +937,7 @@ fn trainer_for(
             }
             let params = json!({
                 "trainer": "exec",
+                "holdout": held,
                 "command": command,
                 "program": resolved.program,
                 "resolved": resolved.via,
@@ -762,6 +954,26 @@ fn trainer_for(
             Ok((trainer, params, "exec".to_owned()))
         }
     }
+}
+
+/// One line for the audit record and the terminal: the computed accuracy (or the first
+/// score), or why the model was not scored.
+#[must_use]
+pub fn computed_summary(computed: &Value) -> String {
+    let scores = &computed["scores"];
+    if let Some(rows) = scores["rows"].as_u64() {
+        let figures: Vec<String> = ["accuracy", "f1_macro", "roc_auc", "r2", "rmse"]
+            .iter()
+            .filter_map(|k| scores[*k].as_f64().map(|v| format!("{k} {v:.4}")))
+            .collect();
+        return format!("{} on {rows} held-out rows", figures.join(", "));
+    }
+    format!(
+        "not scored: {}",
+        computed["not_scored"]
+            .as_str()
+            .unwrap_or("no reason recorded")
+    )
 }
 
 /// Records a refused run and returns the refusal (or the audit failure, which wins).
@@ -826,6 +1038,9 @@ pub fn run(
     }
     // Created only once the inputs are verified: a refused dataset leaves nothing behind.
     crate::prepare_output(out).map_err(|e| request(e.to_string()))?;
+    // The rows rampart scores the model on are taken out before the trainer starts, into a
+    // directory the sandbox never shows.
+    let held = hold_out(req, &data, &work.path().join("held"))?;
     let (mut trainer, mut parameters, build) = trainer_for(
         req,
         out,
@@ -833,6 +1048,10 @@ pub fn run(
         &scratch,
         s.policy.train.python.as_ref(),
         &mut inputs,
+        match &held {
+            Holding::Held(h) => h.fraction,
+            Holding::Not(_) => 0.0,
+        },
     )?;
     trainer.read.extend(plan.read.iter().cloned());
     let spec = RunSpec {
@@ -1004,6 +1223,7 @@ pub fn run(
         }
         Err(e) => return Err(e.into()),
     };
+    let computed = computed_metrics(&held, req, &out.join(MODEL_DIR), &outputs.files);
     let (key, _) = s.home.signing_key()?;
     let info = ProvenanceInfo {
         parameters: report.get("trainer").cloned().unwrap_or_default(),
@@ -1011,6 +1231,7 @@ pub fn run(
             .file_name()
             .map_or_else(run_id, |n| n.to_string_lossy().into_owned()),
         version: env!("CARGO_PKG_VERSION").into(),
+        computed: Some(computed.clone()),
     };
     let signed = match crate::sign_outputs(&spec, &outcome, &outputs, &info, &key) {
         Ok(s) => s,
@@ -1036,6 +1257,7 @@ pub fn run(
             "metrics".into(),
             outputs.metrics.clone().unwrap_or(Value::Null),
         );
+        o.insert("computed_metrics".into(), computed.clone());
     }
     crate::write_report(out, &report)?;
     let mut event = s
@@ -1046,7 +1268,8 @@ pub fn run(
         .detail("dataset", spec.dataset.digest.reference().to_string())
         .detail("trainer", build.as_str())
         .detail("files", outputs.files.len())
-        .detail("seconds", r.elapsed.as_secs_f64());
+        .detail("seconds", r.elapsed.as_secs_f64())
+        .detail("computed_metrics", computed_summary(&computed));
     if let Some(ll) = &r.landlock {
         event = event.detail("landlock", ll.clone());
     }
@@ -1069,6 +1292,7 @@ pub fn run(
         provenance: signed.provenance,
         key: signed.key.to_string(),
         metrics: outputs.metrics,
+        computed,
         build,
         elapsed: r.elapsed,
         missing,

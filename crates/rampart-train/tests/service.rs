@@ -61,6 +61,19 @@ fn fixture() -> Fixture {
     }
 }
 
+/// The in-toto statement inside a provenance bundle (not verified: the tests that read it
+/// verify the signature elsewhere).
+fn statement_of(bundle: &std::path::Path) -> serde_json::Value {
+    let bundle: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle).unwrap()).unwrap();
+    let payload = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        bundle["dsseEnvelope"]["payload"].as_str().unwrap(),
+    )
+    .unwrap();
+    serde_json::from_slice(&payload).unwrap()
+}
+
 /// A request that runs `command` on the fixture's dataset into `runs/<name>`.
 fn request<'a>(f: &Fixture, name: &str, command: Vec<String>) -> TrainRequest<'a> {
     let mut req = TrainRequest::new(
@@ -70,6 +83,7 @@ fn request<'a>(f: &Fixture, name: &str, command: Vec<String>) -> TrainRequest<'a
             cwd: f.dir.path().to_path_buf(),
             read: vec![f.model.parent().unwrap().to_path_buf()],
             env: Vec::new(),
+            holdout: None,
         },
     );
     req.output = Some(f.dir.path().join("runs").join(name));
@@ -142,14 +156,7 @@ fn a_run_in_the_sandbox_is_signed_verifiable_and_audited() {
     )
     .unwrap();
     // The signed provenance names the dataset it was trained on and the model it made.
-    let bundle: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&t.provenance).unwrap()).unwrap();
-    let payload = base64::Engine::decode(
-        &base64::engine::general_purpose::STANDARD,
-        bundle["dsseEnvelope"]["payload"].as_str().unwrap(),
-    )
-    .unwrap();
-    let statement: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    let statement = statement_of(&t.provenance);
     let deps = &statement["predicate"]["buildDefinition"]["resolvedDependencies"];
     assert_eq!(deps[0]["name"], "dataset");
     assert_eq!(deps[0]["digest"]["sha256"], t.dataset.to_hex());
@@ -169,6 +176,71 @@ fn a_run_in_the_sandbox_is_signed_verifiable_and_audited() {
         ]
     );
     assert!(actions.iter().all(|(_, o)| o == "ok"), "{actions:?}");
+}
+
+/// With a label, rampart holds rows out before the trainer starts: the trainer's table lacks
+/// them (it checks its own line count and fails otherwise), the split is recorded in the signed
+/// provenance beside the trainer's metrics, which are marked self-reported, and a model rampart
+/// cannot run is recorded as not scored, with why, never as a number.
+fn held_out_rows_never_reach_the_trainer_and_the_split_is_signed() {
+    let f = fixture();
+    let mut rows = String::from("a,b,y\n");
+    for i in 0..20 {
+        rows.push_str(&format!("{i},{},{}\n", i * 2, i % 2));
+    }
+    std::fs::write(&f.data, &rows).unwrap();
+    let out = f.dir.path().join("runs/held/model/model.safetensors");
+    let script = format!(
+        "test \"$(wc -l < \"$RAMPART_DATA\")\" -eq 17 && grep -c . \"$RAMPART_DATA\" >/dev/null && cp {} {} && printf '{{\"accuracy\": 0.999}}' > \"$RAMPART_OUTPUT/metrics.json\"",
+        f.model.display(),
+        out.display()
+    );
+    let mut req = request(&f, "held", vec!["/bin/sh".into(), "-c".into(), script]);
+    req.label = Some("y".into());
+    let sink = MemorySink::new();
+    let outcome = train(&f, &sink, &req).unwrap();
+    let TrainOutcome::Trained(t) = outcome else {
+        panic!("not trained (did the trainer see the held-out rows?): {outcome:?}")
+    };
+    // The provenance still names the whole dataset.
+    assert_eq!(t.dataset, rampart_crypto::sha256(rows.as_bytes()));
+    let c = &t.computed;
+    assert_eq!(c["holdout"]["rows"], 4, "{c}");
+    assert_eq!(c["holdout"]["train_rows"], 16);
+    assert_eq!(c["holdout"]["fraction"], 0.2);
+    assert_eq!(c["scores"], serde_json::Value::Null);
+    assert!(
+        c["not_scored"]
+            .as_str()
+            .unwrap()
+            .contains("not a rampart model"),
+        "{c}"
+    );
+    let statement = statement_of(&t.provenance);
+    let by = statement["predicate"]["runDetails"]["byproducts"]
+        .as_array()
+        .unwrap();
+    let named = |n: &str| by.iter().find(|b| b["name"] == n).unwrap().clone();
+    assert_eq!(named("rampart-metrics")["content"], *c);
+    assert_eq!(named("metrics.json")["content"]["accuracy"], 0.999);
+    assert_eq!(named("metrics.json")["annotations"]["self_reported"], true);
+    let recorded = rampart_ml::metrics::Recorded::of(&statement);
+    let e = recorded.for_gate(true).unwrap_err();
+    assert!(e.contains("not a rampart model"), "{e}");
+    // Without a label nothing is held out, and the record says so.
+    let f = fixture();
+    let t = match train(&f, &sink, &request(&f, "nolabel", cp(&f, "nolabel"))).unwrap() {
+        TrainOutcome::Trained(t) => t,
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        t.computed["not_scored"]
+            .as_str()
+            .unwrap()
+            .contains("no label column"),
+        "{}",
+        t.computed
+    );
 }
 
 fn a_failing_trainer_is_a_failed_outcome_on_record() {
@@ -405,6 +477,7 @@ fn a_base_model_that_is_a_fifo_is_refused_without_hanging() {
                 cwd: dir.clone(),
                 read: vec![model.parent().unwrap().to_path_buf()],
                 env: Vec::new(),
+                holdout: None,
             },
         );
         req.output = Some(dir.join("runs/fifo"));
@@ -484,6 +557,10 @@ fn main() {
         (
             "a_dataset_outside_the_data_roots_is_refused_before_anything_runs",
             a_dataset_outside_the_data_roots_is_refused_before_anything_runs,
+        ),
+        (
+            "held_out_rows_never_reach_the_trainer_and_the_split_is_signed",
+            held_out_rows_never_reach_the_trainer_and_the_split_is_signed,
         ),
         (
             "a_built_in_model_needs_a_label_a_holdout_fraction_and_usable_settings",

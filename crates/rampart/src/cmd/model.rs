@@ -334,7 +334,7 @@ fn show(ctx: &Ctx, reference: &str) -> Result<Status, CliError> {
                 ));
             }
             if let Some(m) = &v.metrics {
-                text.push_str(&format!("  metrics     {m}\n"));
+                text.push_str(&format!("  metrics     {}\n", metrics_line(m)));
             }
             for a in &approvals {
                 text.push_str(&format!(
@@ -423,4 +423,28 @@ fn checkout(ctx: &Ctx, reference: &str, out: &Path) -> Result<Status, CliError> 
         ))?,
     }
     Ok(Status::Ok)
+}
+
+/// A metrics record in one line: its scalar figures (curves and matrices are in `--format
+/// json`), then whose they are.
+fn metrics_line(m: &Value) -> String {
+    let Some(o) = m.as_object() else {
+        return m.to_string();
+    };
+    let mut parts: Vec<String> = o
+        .iter()
+        .filter(|(k, _)| *k != "source")
+        .filter_map(|(k, v)| match v {
+            Value::Number(n) => Some(match n.as_f64() {
+                Some(f) if n.is_f64() => format!("{k} {f:.4}"),
+                _ => format!("{k} {n}"),
+            }),
+            Value::String(s) => Some(format!("{k} {}", rampart_train::terminal::escape(s))),
+            _ => None,
+        })
+        .collect();
+    if let Some(s) = o.get("source").and_then(Value::as_str) {
+        parts.push(format!("({})", rampart_train::terminal::escape(s)));
+    }
+    parts.join("  ")
 }

@@ -57,6 +57,10 @@ fn human(t: &service::TrainedRun) -> String {
         t.key,
         t.provenance.display(),
     );
+    text.push_str(&format!(
+        "  metrics     {} (computed by rampart)\n",
+        service::computed_summary(&t.computed)
+    ));
     if let Some(m) = &t.metrics {
         let shown: Vec<String> = ["accuracy", "roc_auc", "f1_macro", "log_loss"]
             .iter()
@@ -67,7 +71,10 @@ fn human(t: &service::TrainedRun) -> String {
             })
             .collect();
         if !shown.is_empty() {
-            text.push_str(&format!("  metrics     {}\n", shown.join("  ")));
+            text.push_str(&format!(
+                "  reported    {} (self-reported by the trainer)\n",
+                shown.join("  ")
+            ));
         }
     }
     text.push_str(&format!(

@@ -359,6 +359,138 @@ fn each_gate_fails_alone() {
     assert!(log.contains("not a dataset ingested into this home"));
 }
 
+/// A trainer that claims accuracy 0.999 for a model that guesses: rampart scores the model
+/// itself on rows held out before the trainer started, the registry shows whose figures it
+/// holds, and production's metric gate reads only the computed ones (staging, which does not
+/// require them, still prefers them).
+#[test]
+fn a_trainers_claimed_accuracy_is_not_what_the_gates_read() {
+    let (s, _) = setup();
+    let mut rng = rampart_ml::split::SplitMix64::new(11);
+    let mut noise = String::from("x,y,label\n");
+    for _ in 0..200 {
+        noise.push_str(&format!(
+            "{:.4},{:.4},{}\n",
+            rng.normal(),
+            rng.normal(),
+            rng.below(2)
+        ));
+    }
+    std::fs::write(s.path().join("data/noise.csv"), noise).unwrap();
+    let bin = env!("CARGO_BIN_EXE_rampart");
+    let script = format!(
+        "{bin} __train-builtin --data \"$RAMPART_DATA\" --model random-forest --label label \
+         --holdout 0 --output \"$RAMPART_OUTPUT/model.safetensors\" --metrics \"$RAMPART_OUTPUT/metrics.json\" \
+         && printf '{{\"accuracy\": 0.999, \"f1_macro\": 0.999}}' > \"$RAMPART_OUTPUT/metrics.json\""
+    );
+    let v = s.json(&[
+        "train",
+        "--data",
+        "data/noise.csv",
+        "--label",
+        "label",
+        "--output",
+        "runs/liar",
+        "--read",
+        bin,
+        "--exec",
+        "--",
+        "/bin/sh",
+        "-c",
+        &script,
+    ]);
+    let computed = &v["computed_metrics"];
+    let accuracy = computed["scores"]["accuracy"].as_f64().unwrap();
+    assert!(
+        accuracy < 0.75,
+        "a guessing model scored {accuracy}: {computed}"
+    );
+    // A fifth of each class (rounded up) was held out before the trainer started.
+    let held = computed["holdout"]["rows"].as_u64().unwrap();
+    assert!((40..=42).contains(&held), "{computed}");
+    assert_eq!(
+        computed["holdout"]["train_rows"].as_u64().unwrap() + held,
+        200
+    );
+    assert_eq!(computed["scores"]["runtime"], "rampart-ml");
+    assert_eq!(v["metrics"]["accuracy"], 0.999);
+    let reg = register(&s, &s.path().join("runs/liar"), "liar");
+    assert_eq!(reg["metrics"]["source"], "computed", "{reg}");
+    assert_eq!(reg["metrics"]["accuracy"].as_f64(), Some(accuracy));
+
+    edit_policy(
+        &s,
+        "[gates.staging]\n",
+        "[gates.staging]\nmin_metrics = { accuracy = 0.9 }\n",
+    );
+    let (code, v) = promote(&s, "liar@1", "staging");
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(failed_gates(&v), vec!["metrics"], "{v}");
+    assert!(
+        v.to_string()
+            .contains("computed by rampart on held-out rows"),
+        "{v}"
+    );
+
+    // A model rampart cannot score: staging (computed not required) falls back to the
+    // trainer's report, labelled; production refuses, saying why.
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/interop/onnx-models");
+    let cnn = ["cnn.onnx", "cnn/model.onnx"]
+        .iter()
+        .map(|p| corpus.join(p))
+        .find(|p| p.is_file());
+    let Some(cnn) = cnn else {
+        panic!("no CNN in {}", corpus.display())
+    };
+    let cnn = cnn.canonicalize().unwrap();
+    let script = format!(
+        "cp {} \"$RAMPART_OUTPUT/model.onnx\" && printf '{{\"accuracy\": 0.999}}' > \"$RAMPART_OUTPUT/metrics.json\"",
+        cnn.display()
+    );
+    let v = s.json(&[
+        "train",
+        "--data",
+        "data/noise.csv",
+        "--label",
+        "label",
+        "--output",
+        "runs/cnn",
+        "--read",
+        cnn.to_str().unwrap(),
+        "--exec",
+        "--",
+        "/bin/sh",
+        "-c",
+        &script,
+    ]);
+    let why = v["computed_metrics"]["not_scored"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(!why.is_empty(), "{v}");
+    register(&s, &s.path().join("runs/cnn"), "cnn");
+    edit_policy(
+        &s,
+        "[gates.staging]\nmin_metrics = { accuracy = 0.9 }\n",
+        "[gates.staging]\nmin_metrics = { accuracy = 0.9 }\nrequire_computed_metrics = false\n",
+    );
+    let (code, v) = promote(&s, "cnn@1", "staging");
+    assert_eq!(code, 0, "{v}");
+    assert!(
+        v.to_string().contains("self-reported by the trainer"),
+        "{v}"
+    );
+    edit_policy(
+        &s,
+        "[gates.production]\n",
+        "[gates.production]\nmin_metrics = { accuracy = 0.9 }\napprovals = 0\n",
+    );
+    let (code, v) = promote(&s, "cnn@1", "production");
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(failed_gates(&v), vec!["metrics"], "{v}");
+    assert!(v.to_string().contains("requires computed metrics"), "{v}");
+}
+
 #[test]
 fn approvals_untrusted_forged_and_the_two_person_rule() {
     let (s, ds) = setup();

@@ -484,7 +484,18 @@ fn a_users_trainer_sees_only_redacted_data_and_its_code_is_an_input() {
             .unwrap();
     let m = &report["training"]["metrics"];
     assert_eq!(m["kind"], "late-payments-rule");
-    assert_eq!(m["rows"], 1996);
+    // A fifth of the 1996 rows were held out before the trainer started.
+    assert_eq!(m["rows"], 1596);
+    // Its one-tensor file is not a model rampart can run: its accuracy stays the trainer's
+    // own, labelled so, and staging (which does not require computed metrics) takes it.
+    assert_eq!(m["source"], "self-reported", "{m}");
+    assert!(
+        m["not_scored"]
+            .as_str()
+            .unwrap()
+            .contains("not a rampart model"),
+        "{m}"
+    );
     assert_eq!(
         m["personal_values_seen"], 0,
         "the trainer saw personal data"
