@@ -61,6 +61,11 @@ assert proba.shape == (3, 2) and np.allclose(proba.sum(axis=1), 1, atol=1e-4), p
 shown = json.load(open(sys.argv[4]))
 m = shown.get("metrics") or shown.get("version", {}).get("metrics")
 assert m and m["source"] == "computed" and m["runtime"] == "onnxruntime", m
+# The training rows' statistics of the graph's input, taken when rampart scored the model:
+# what the gateway measures this model's drift against.
+ref = shown.get("input_schema") or shown.get("version", {}).get("input_schema")
+assert ref and ref["input"] == name, ref
+assert [f["name"] for f in ref["input_schema"]] == ["tenure_months", "monthly_charges", "support_calls"], ref
 seen = set(json.load(open(sys.argv[5]))["trained_on"])
 rows = [r for r in csv.DictReader(open(sys.argv[3])) if int(r["customer_id"]) not in seen]
 assert len(rows) == m["rows"], (len(rows), m["rows"])

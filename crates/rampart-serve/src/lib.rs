@@ -51,7 +51,7 @@ pub use server::{
     RunOptions, default_public_names, pii_redactor, run, security_audit, serve, serve_tls,
 };
 pub use state::{
-    AppState, LoadedModel, Loader, Monitoring, OutputMode, Redact, Runner, SecurityEvent,
-    ServeLimits, Unseal,
+    AppState, InputReference, LoadedModel, Loader, Monitoring, OutputMode, Redact, Runner,
+    SecurityEvent, ServeLimits, Unseal,
 };
 pub use watchers::{watch_drift, watch_integrity, watch_reload};

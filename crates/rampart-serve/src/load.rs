@@ -285,17 +285,58 @@ pub fn load_model(
         .iter()
         .find(|(n, _)| *n == v.name)
         .map_or(OutputMode::Raw, |(_, m)| m.clone());
+    // A companion detector must take exactly the columns the model does: a rampart model's
+    // features, or the columns of an ONNX model's recorded reference input.
+    let detector = |features: &[String], sources: &mut Sources| -> Result<_, LoadError> {
+        let Some((_, dref)) = setup.detectors.iter().find(|(n, _)| *n == v.name) else {
+            return Ok(None);
+        };
+        let refuse = |reason: String| LoadError::Detector {
+            model: v.name.clone(),
+            reference: dref.clone(),
+            reason,
+        };
+        if features.is_empty() {
+            return Err(refuse(
+                "this ONNX model's version records no reference input (one rank-2 numeric input \
+                 whose training statistics rampart took when it scored the model), so no \
+                 detector can be matched to its columns"
+                    .into(),
+            ));
+        }
+        let (dv, det, dsources) = load_version(reg, dref, &setup.keys, &setup.anchors, setup.onnx)?;
+        let Loaded::Builtin(det) = det else {
+            return Err(refuse(format!(
+                "{}@{} is an ONNX model, not an isolation forest",
+                dv.name, dv.version
+            )));
+        };
+        if det.meta.kind != rampart_ml::ModelKind::IsolationForest {
+            return Err(refuse(format!(
+                "{}@{} is a {}, not an isolation forest",
+                dv.name, dv.version, det.meta.kind
+            )));
+        }
+        if det.meta.features != features {
+            return Err(refuse(format!(
+                "the detector takes features {:?}, the model {features:?}",
+                det.meta.features
+            )));
+        }
+        // Its files are re-verified with the model's.
+        sources.extend(dsources);
+        Ok(Some(det))
+    };
     let model = match runner {
         Loaded::Builtin(model) => model,
         Loaded::Onnx(onnx) => {
-            if let Some((_, dref)) = setup.detectors.iter().find(|(n, _)| *n == v.name) {
-                return Err(LoadError::Detector {
-                    model: v.name.clone(),
-                    reference: dref.clone(),
-                    reason: "an anomaly detector guards a rampart tabular model; this one is ONNX"
-                        .into(),
-                });
-            }
+            let reference =
+                crate::state::InputReference::of(v.input_schema.as_ref(), onnx.inputs());
+            let names: Vec<String> = reference
+                .iter()
+                .flat_map(|r| r.stats.iter().map(|s| s.name.clone()))
+                .collect();
+            let det = detector(&names, &mut sources)?;
             return Ok(LoadedModel::onnx(
                 v.name.clone(),
                 v.version,
@@ -303,42 +344,12 @@ pub fn load_model(
                 onnx,
                 sources,
                 output,
-            ));
+            )
+            .with_reference(reference, det)
+            .with_drift_window(setup.drift_window));
         }
     };
-    let detector = match setup.detectors.iter().find(|(n, _)| *n == v.name) {
-        None => None,
-        Some((_, dref)) => {
-            let (dv, det, dsources) =
-                load_version(reg, dref, &setup.keys, &setup.anchors, setup.onnx)?;
-            let refuse = |reason: String| LoadError::Detector {
-                model: v.name.clone(),
-                reference: dref.clone(),
-                reason,
-            };
-            let Loaded::Builtin(det) = det else {
-                return Err(refuse(format!(
-                    "{}@{} is an ONNX model, not an isolation forest",
-                    dv.name, dv.version
-                )));
-            };
-            if det.meta.kind != rampart_ml::ModelKind::IsolationForest {
-                return Err(refuse(format!(
-                    "{}@{} is a {}, not an isolation forest",
-                    dv.name, dv.version, det.meta.kind
-                )));
-            }
-            if det.meta.features != model.meta.features {
-                return Err(refuse(format!(
-                    "the detector takes features {:?}, the model {:?}",
-                    det.meta.features, model.meta.features
-                )));
-            }
-            // Its files are re-verified with the model's.
-            sources.extend(dsources);
-            Some(det)
-        }
-    };
+    let detector = detector(&model.meta.features, &mut sources)?;
     Ok(LoadedModel::new(
         v.name.clone(),
         v.version,

@@ -389,19 +389,29 @@ pub fn run(m: &LoadedModel, p: &Parsed) -> Result<Scored, Problem> {
         .map_err(|e| internal(e.to_string()))?;
     let preds = model.predict(&x).map_err(|e| internal(e.to_string()))?;
     let anomaly = match &m.detector {
-        Some(d) => Some(
-            d.predict(&x)
-                .map_err(|e| internal(e.to_string()))?
-                .into_iter()
-                .map(|p| match p {
-                    Prediction::Anomaly { score, is_anomaly } => (score, is_anomaly),
-                    Prediction::Class { .. } => (0.0, false),
-                })
-                .collect(),
-        ),
+        Some(d) => Some(detect(d, x.as_slice(), p.rows)?),
         None => None,
     };
     Ok(Scored { preds, anomaly })
+}
+
+/// Each row's anomaly score and verdict from a companion isolation forest (`x` row-major,
+/// `rows` rows of the detector's features).
+///
+/// # Errors
+/// 500 if the detector refuses the rows (it cannot: the loader matched its features).
+pub fn detect(d: &rampart_ml::Model, x: &[f32], rows: usize) -> Result<Vec<(f64, bool)>, Problem> {
+    let internal = |e: String| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e);
+    let x = Matrix::new(rows, d.meta.features.len(), x.to_vec())
+        .map_err(|e| internal(e.to_string()))?;
+    Ok(d.predict(&x)
+        .map_err(|e| internal(e.to_string()))?
+        .into_iter()
+        .map(|p| match p {
+            Prediction::Anomaly { score, is_anomaly } => (score, is_anomaly),
+            Prediction::Class { .. } => (0.0, false),
+        })
+        .collect())
 }
 
 /// A model's predictions and, with a detector, each row's anomaly score and verdict.

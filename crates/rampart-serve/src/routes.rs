@@ -117,9 +117,22 @@ pub(crate) fn metadata(m: &LoadedModel) -> Value {
         Runner::Onnx(onnx) => {
             let mut v = onnx.metadata(&m.name, m.version);
             if let Value::Object(o) = &mut v {
+                // What watches this model's inputs: drift (and a detector) on a tabular input
+                // with recorded training statistics; else only the extraction budget.
+                let monitoring = match &m.reference {
+                    Some(r) => json!({
+                        "input": r.input,
+                        "columns": r.stats.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+                        "drift": true,
+                        "anomaly_detector": m.detector.is_some(),
+                    }),
+                    None => {
+                        json!({"drift": false, "anomaly_detector": false, "extraction_budget": true})
+                    }
+                };
                 o.insert(
                     "parameters".into(),
-                    json!({"rampart.root": m.root, "rampart.kind": "onnx"}),
+                    json!({"rampart.root": m.root, "rampart.kind": "onnx", "rampart.monitoring": monitoring}),
                 );
             }
             return v;
@@ -481,47 +494,9 @@ pub(crate) async fn predict(
     };
     let policy = st.monitoring.anomaly;
     if let Some(a) = &scored.anomaly
-        && a.iter().any(|(_, f)| *f)
+        && let Some(refused) = anomalies(st, ip, key, m, a)
     {
-        let rows: Vec<usize> = a
-            .iter()
-            .enumerate()
-            .filter(|(_, (_, f))| *f)
-            .map(|(i, _)| i)
-            .collect();
-        let action = match policy {
-            monitor::AnomalyPolicy::Log => "logged",
-            monitor::AnomalyPolicy::Flag => "flagged",
-            monitor::AnomalyPolicy::Reject => "rejected",
-        };
-        st.metrics.anomalies(&m.name, action, rows.len() as u64);
-        st.event(
-            if policy == monitor::AnomalyPolicy::Reject {
-                "serve.anomaly-rejected"
-            } else {
-                "serve.anomaly"
-            },
-            ip,
-            Some(key.id.clone()),
-            format!(
-                "{}@{}: rows {rows:?} scored anomalous ({action})",
-                m.name, m.version
-            ),
-        );
-        if policy == monitor::AnomalyPolicy::Reject {
-            let errors: Vec<Value> = rows
-                .iter()
-                .take(100)
-                .filter_map(|&i| a.get(i).map(|(s, _)| json!({"row": i, "anomaly_score": s})))
-                .collect();
-            return Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "anomalous-input",
-                format!("{} of the rows are unlike the training data", rows.len()),
-            )
-            .with(json!({"errors": errors}))
-            .into_response();
-        }
+        return refused;
     }
     let classes = m.builtin().map_or(&[][..], |b| &b.meta.classes[..]);
     let v = oip::render(
@@ -534,6 +509,60 @@ pub(crate) async fn predict(
     );
     st.sample_payload(ip, &key.id, m, &body, &v);
     axum::Json(v).into_response()
+}
+
+/// Records the rows a companion detector scored anomalous (metrics and audit, as the policy
+/// says) and, under `reject`, the refusal to send instead of the answer.
+fn anomalies(
+    st: &AppState,
+    ip: IpAddr,
+    key: &KeyInfo,
+    m: &LoadedModel,
+    a: &[(f64, bool)],
+) -> Option<Response> {
+    let policy = st.monitoring.anomaly;
+    let rows: Vec<usize> = a
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, f))| *f)
+        .map(|(i, _)| i)
+        .collect();
+    if rows.is_empty() {
+        return None;
+    }
+    let action = match policy {
+        monitor::AnomalyPolicy::Log => "logged",
+        monitor::AnomalyPolicy::Flag => "flagged",
+        monitor::AnomalyPolicy::Reject => "rejected",
+    };
+    st.metrics.anomalies(&m.name, action, rows.len() as u64);
+    st.event(
+        if policy == monitor::AnomalyPolicy::Reject {
+            "serve.anomaly-rejected"
+        } else {
+            "serve.anomaly"
+        },
+        ip,
+        Some(key.id.clone()),
+        format!(
+            "{}@{}: rows {rows:?} scored anomalous ({action})",
+            m.name, m.version
+        ),
+    );
+    (policy == monitor::AnomalyPolicy::Reject).then(|| {
+        let errors: Vec<Value> = rows
+            .iter()
+            .take(100)
+            .filter_map(|&i| a.get(i).map(|(s, _)| json!({"row": i, "anomaly_score": s})))
+            .collect();
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "anomalous-input",
+            format!("{} of the rows are unlike the training data", rows.len()),
+        )
+        .with(json!({"errors": errors}))
+        .into_response()
+    })
 }
 
 /// A graph's inference: run on the blocking pool under the model's time limit, the rows fed
@@ -580,16 +609,49 @@ async fn predict_tensors(
                 other.to_string(),
             ),
         })?;
-        let (x, schema) = crate::onnx::tensor::extraction_rows(&req);
-        st2.observe_rows(ip, &key_id, &m2, &x, &schema, &[]);
-        Ok((outputs, req.id))
+        // A tabular input the model's recorded reference describes is monitored like a
+        // rampart model's rows: drift against the training statistics, the companion
+        // detector, the extraction detector at the training scale.
+        let mut anomaly = None;
+        if let Some(x) = m2.reference.as_ref().and_then(|r| r.rows(&req)) {
+            if let Some(d) = &m2.detector {
+                anomaly = Some(oip::detect(d, &x, req.rows)?);
+            }
+            m2.window.push(&x);
+            st2.observe_rows(ip, &key_id, &m2, &x, m2.schema(), &[]);
+        } else {
+            let (x, schema) = crate::onnx::tensor::extraction_rows(&req);
+            st2.observe_rows(ip, &key_id, &m2, &x, &schema, &[]);
+        }
+        Ok((outputs, req.id, anomaly))
     })
     .await;
     st.metrics.inference(t.elapsed());
-    match finished(st, m, out) {
-        Ok((outputs, id)) => render_tensors(st, ip, key, m, outputs, id, &body),
-        Err(r) => r,
+    let (mut outputs, id, anomaly) = match finished(st, m, out) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if let Some(a) = &anomaly {
+        if let Some(refused) = anomalies(st, ip, key, m, a) {
+            return refused;
+        }
+        if st.monitoring.anomaly == monitor::AnomalyPolicy::Flag {
+            use crate::onnx::tensor::{Data, Tensor};
+            outputs.push(Tensor {
+                name: "anomaly_score".into(),
+                shape: vec![a.len()],
+                data: Data::Fp64(a.iter().map(|(s, _)| *s).collect()),
+                parameters: None,
+            });
+            outputs.push(Tensor {
+                name: "is_anomaly".into(),
+                shape: vec![a.len()],
+                data: Data::Bool(a.iter().map(|(_, f)| *f).collect()),
+                parameters: None,
+            });
+        }
     }
+    render_tensors(st, ip, key, m, outputs, id, &body)
 }
 
 /// A graph's or an upstream's outputs as the caller sees them: hardened by the model's output

@@ -24,6 +24,60 @@ pub enum Runner {
     Upstream(crate::upstream::Upstream),
 }
 
+/// The training rows' statistics of an ONNX model's one rank-2 numeric input, recorded when
+/// rampart scored it after training: what its drift is measured against, and what a
+/// companion anomaly detector must take.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputReference {
+    /// The graph input they describe.
+    pub input: String,
+    /// One per column of that input, in order.
+    pub stats: Vec<rampart_ml::model::FeatureStats>,
+}
+
+impl InputReference {
+    /// The reference a registry version records (`{"input", "input_schema"}`), if it is one
+    /// and fits `inputs`: a single numeric rank-2 input of that name whose width is open or
+    /// the number of columns described.
+    #[must_use]
+    pub fn of(recorded: Option<&Value>, inputs: &[crate::onnx::tensor::Port]) -> Option<Self> {
+        use crate::onnx::tensor::Datatype;
+        let r = recorded?;
+        let input = r.get("input")?.as_str()?.to_owned();
+        let stats: Vec<rampart_ml::model::FeatureStats> =
+            serde_json::from_value(r.get("input_schema")?.clone()).ok()?;
+        let [port] = inputs else { return None };
+        let width = i64::try_from(stats.len()).ok()?;
+        let fits = port.name == input
+            && !stats.is_empty()
+            && !matches!(port.datatype, Datatype::Bytes | Datatype::Bool)
+            && port.shape.as_ref().is_some_and(|s| {
+                s.len() == 2 && matches!(s.get(1), Some(&w) if w == -1 || w == width)
+            });
+        fits.then_some(Self { input, stats })
+    }
+
+    /// A request's rows, when it sends this input as `[rows, columns]` numbers.
+    #[must_use]
+    pub fn rows(&self, req: &crate::onnx::tensor::Request) -> Option<Vec<f32>> {
+        use crate::onnx::tensor::Data;
+        let [t] = req.inputs.as_slice() else {
+            return None;
+        };
+        if t.name != self.input || t.shape.len() != 2 || t.shape.get(1) != Some(&self.stats.len()) {
+            return None;
+        }
+        #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+        Some(match &t.data {
+            Data::Fp32(v) => v.clone(),
+            Data::Fp64(v) => v.iter().map(|x| *x as f32).collect(),
+            Data::Int64(v) => v.iter().map(|x| *x as f32).collect(),
+            Data::Int32(v) => v.iter().map(|x| *x as f32).collect(),
+            Data::Bool(_) | Data::Bytes(_) => return None,
+        })
+    }
+}
+
 /// A model ready to serve.
 #[derive(Debug)]
 pub struct LoadedModel {
@@ -43,6 +97,8 @@ pub struct LoadedModel {
     pub intact: std::sync::atomic::AtomicBool,
     /// The companion isolation forest scoring its inputs, if one is configured.
     pub detector: Option<rampart_ml::Model>,
+    /// An ONNX model's reference input statistics, when its registry version records them.
+    pub reference: Option<InputReference>,
     /// The latest rows asked about, for drift.
     pub(crate) window: Box<dyn monitor::DriftWindowStore>,
     /// Features whose drift is above the threshold now (audited once per crossing).
@@ -114,6 +170,7 @@ impl LoadedModel {
             output,
             intact: std::sync::atomic::AtomicBool::new(true),
             detector: None,
+            reference: None,
             window: Box::new(Mutex::new(monitor::DriftWindow::new(0, 0))),
             drifting: Mutex::new(std::collections::BTreeSet::new()),
         }
@@ -128,13 +185,40 @@ impl LoadedModel {
         }
     }
 
+    /// The training statistics its inputs are compared with (drift): a rampart model's own,
+    /// an ONNX model's recorded reference, else none.
+    #[must_use]
+    pub fn schema(&self) -> &[rampart_ml::model::FeatureStats] {
+        match (&self.runner, &self.reference) {
+            (Runner::Builtin(m), _) => &m.meta.input_schema,
+            (_, Some(r)) => &r.stats,
+            _ => &[],
+        }
+    }
+
+    /// An ONNX model's reference input statistics and the companion detector taking the same
+    /// columns (checked by the loader).
+    #[must_use]
+    pub fn with_reference(
+        self,
+        reference: Option<InputReference>,
+        detector: Option<rampart_ml::Model>,
+    ) -> Self {
+        Self {
+            reference,
+            detector,
+            ..self
+        }
+    }
+
     /// Sets the drift window's length in rows.
     #[must_use]
     pub fn with_drift_window(self, rows: usize) -> Self {
-        let Some(model) = self.builtin() else {
-            return self;
+        let features = match (&self.runner, &self.reference) {
+            (Runner::Builtin(m), _) => m.meta.features.len(),
+            (_, Some(r)) => r.stats.len(),
+            _ => return self,
         };
-        let features = model.meta.features.len();
         Self {
             window: Box::new(Mutex::new(monitor::DriftWindow::new(rows, features))),
             ..self

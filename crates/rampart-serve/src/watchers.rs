@@ -119,8 +119,7 @@ impl AppState {
     pub fn drift_once(&self) {
         let threshold = self.monitoring.drift_threshold;
         for m in self.models().values() {
-            let Some(model) = m.builtin() else { continue };
-            let schema = &model.meta.input_schema;
+            let schema = m.schema();
             if schema.is_empty() {
                 continue;
             }

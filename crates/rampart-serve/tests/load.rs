@@ -307,11 +307,14 @@ fn a_registered_onnx_version_loads_and_what_cannot_run_is_refused_by_name() {
     };
     assert_eq!(onnx.inputs()[0].name, "X");
     assert!(m.builtin().is_none());
-    // A detector cannot guard it.
+    // Registered without rampart's scoring, it records no reference input: no drift window,
+    // and no detector can be matched to its columns.
+    assert!(m.reference.is_none() && m.schema().is_empty());
     let mut with_detector = setup.clone();
     with_detector.detectors = vec![("sk".into(), "iso@1".into())];
     let e = load_model(&f.reg, "sk@1", &with_detector).unwrap_err();
     assert!(matches!(e, LoadError::Detector { .. }), "{e}");
+    assert!(e.to_string().contains("no reference input"), "{e}");
     // Two graphs in one version: which one to serve is not guessed.
     register_files(
         &mut f,

@@ -96,6 +96,32 @@ async fn call(g: &Gateway, req: Request<Body>) -> (StatusCode, Value, axum::http
     (parts.status, v, parts.headers)
 }
 
+/// A bodiless GET of `path` with `token`.
+fn get(path: &str, token: &str) -> Request<Body> {
+    Request::get(path)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap()
+}
+
+/// The Prometheus text an admin key reads.
+async fn metrics_text(g: &Gateway) -> String {
+    let res = rampart_serve::router(g.state.clone())
+        .oneshot({
+            let mut r = get("/metrics", &g.admin);
+            r.extensions_mut()
+                .insert(ConnectInfo(SocketAddr::from(([192, 0, 2, 1], 40000))));
+            r
+        })
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let text = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&text).into_owned()
+}
+
 fn infer(token: Option<&str>, content_type: &str, body: String) -> Request<Body> {
     let mut b = Request::post("/v2/models/credit/infer").header(header::CONTENT_TYPE, content_type);
     if let Some(t) = token {
@@ -172,28 +198,13 @@ async fn a_request_is_authenticated_scoped_limited_and_validated_before_inferenc
     .await;
     assert_eq!(code, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     // The metrics are for admin keys only.
-    let metrics = |t: &str| {
-        Request::get("/metrics")
-            .header(header::AUTHORIZATION, format!("Bearer {t}"))
-            .body(Body::empty())
-            .unwrap()
-    };
-    let (code, _, _) = call(&g, metrics(&g.predict)).await;
+    let (code, _, _) = call(&g, get("/metrics", &g.predict)).await;
     assert_eq!(code, StatusCode::FORBIDDEN);
-    let res = rampart_serve::router(g.state.clone())
-        .oneshot({
-            let mut r = metrics(&g.admin);
-            r.extensions_mut()
-                .insert(ConnectInfo(SocketAddr::from(([192, 0, 2, 1], 40000))));
-            r
-        })
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let text = axum::body::to_bytes(res.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    assert!(String::from_utf8_lossy(&text).contains("rampart_auth_failures_total"));
+    assert!(
+        metrics_text(&g)
+            .await
+            .contains("rampart_auth_failures_total")
+    );
     // An unknown model: 404.
     let (code, _, _) = call(
         &g,
@@ -303,6 +314,118 @@ fn onnx_gateway(output: OutputMode) -> (Gateway, Value) {
         Gateway { state, ..g },
         reference["models"]["sk_rf.onnx"].clone(),
     )
+}
+
+/// An ONNX model's tabular input is monitored like a rampart model's rows when its version
+/// records the training statistics of that input (rampart takes them when it scores the model
+/// after training): drift against them, and a companion isolation forest on the same columns
+/// flagging rows unlike the training data. Without the reference only the extraction budget
+/// watches it.
+#[tokio::test]
+#[allow(clippy::cast_possible_truncation)]
+async fn an_onnx_tabular_input_is_monitored_for_drift_and_anomalies() {
+    use rampart_ml::iforest::{IsolationForest, IsolationParams};
+    use rampart_serve::InputReference;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/interop/onnx-models");
+    let bytes = std::fs::read(dir.join("sk_rf.onnx")).unwrap();
+    let onnx =
+        rampart_serve::onnx::OnnxModel::load(&bytes, rampart_serve::onnx::OnnxLimits::default())
+            .unwrap();
+    // The "training rows": six standard normal columns.
+    let mut rng = rampart_ml::split::SplitMix64::new(5);
+    let names: Vec<String> = (0..6).map(|j| format!("f{j}")).collect();
+    let train: Vec<f32> = (0..600 * 6).map(|_| rng.normal() as f32).collect();
+    let x = Matrix::new(600, 6, train).unwrap();
+    let stats = rampart_ml::model::FeatureStats::of(&x, &names);
+    // A recorded reference must fit the graph: the wrong input name or width is no reference.
+    let recorded = json!({"input": "X", "input_schema": stats});
+    assert!(InputReference::of(Some(&recorded), onnx.inputs()).is_some());
+    let wrong = json!({"input": "Y", "input_schema": stats});
+    assert!(InputReference::of(Some(&wrong), onnx.inputs()).is_none());
+    let narrow = json!({"input": "X", "input_schema": &stats[..5]});
+    assert!(InputReference::of(Some(&narrow), onnx.inputs()).is_none());
+    let reference = InputReference::of(Some(&recorded), onnx.inputs());
+    let forest = IsolationForest::fit(
+        &x,
+        &IsolationParams {
+            n_trees: 50,
+            ..IsolationParams::default()
+        },
+    )
+    .unwrap();
+    let detector = Model::new(
+        Estimator::IsolationForest(forest),
+        &x,
+        names.clone(),
+        Vec::new(),
+        json!({}),
+    )
+    .unwrap();
+    let g = gateway(ServeLimits::default());
+    let sk = LoadedModel::onnx(
+        "sk".into(),
+        3,
+        "cd".repeat(32),
+        onnx,
+        Vec::new(),
+        OutputMode::Raw,
+    )
+    .with_reference(reference, Some(detector))
+    .with_drift_window(200);
+    assert_eq!(sk.schema().len(), 6);
+    let state = Arc::new(AppState::new(
+        vec![sk],
+        KeyStore::open(&g._dir.path().join("apikeys.db")).unwrap(),
+        ServeLimits::default(),
+        None,
+    ));
+    let g = Gateway { state, ..g };
+    let ask = |rows: Vec<f32>| {
+        let n = rows.len() / 6;
+        json!({"inputs": [{"name": "X", "shape": [n, 6], "datatype": "FP32", "data": rows}]})
+            .to_string()
+    };
+    let (code, meta, _) = call(&g, get("/v2/models/sk", &g.predict)).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(
+        meta["parameters"]["rampart.monitoring"],
+        json!({"input": "X", "columns": names, "drift": true, "anomaly_detector": true})
+    );
+    // A row at the centre of the training rows, and one far from them: flagged beside the
+    // answer.
+    let mut rows = vec![0.0f32; 6];
+    rows.extend([40.0f32; 6]);
+    let (code, v, _) = call(&g, infer_at("sk", &g.predict, ask(rows))).await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    let out = |name: &str| {
+        v["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {v}"))
+    };
+    assert_eq!(out("is_anomaly")["data"], json!([false, true]), "{v}");
+    assert_eq!(out("anomaly_score")["datatype"], "FP64");
+    assert_eq!(out("output_label")["shape"], json!([2]));
+    // Shifted traffic: once the window holds enough rows, drift is measured per column.
+    let shifted: Vec<f32> = (0..150 * 6).map(|_| 3.0 + rng.normal() as f32).collect();
+    let (code, v, _) = call(&g, infer_at("sk", &g.predict, ask(shifted))).await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    g.state.drift_once();
+    let text = metrics_text(&g).await;
+    let psi = |feature: &str| -> f64 {
+        let prefix = format!("rampart_drift_score{{model=\"sk\",feature=\"{feature}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .unwrap_or_else(|| panic!("no drift for {feature}: {text}"))
+            .parse()
+            .unwrap()
+    };
+    assert!(psi("f0") > 0.2 && psi("f5") > 0.2, "{text}");
+    assert!(text.contains("rampart_anomalies_total"), "{text}");
 }
 
 fn infer_at(model: &str, token: &str, body: String) -> Request<Body> {
