@@ -50,6 +50,7 @@ fuzz_target!(|data: &[u8]| {
         max_nodes: 1000,
         run_timeout: std::time::Duration::from_secs(1),
         threads: 1,
+        sessions: 1,
         ..OnnxLimits::default()
     };
     let Ok(model) = OnnxModel::load(rest, limits) else {

@@ -47,9 +47,16 @@ pub struct OnnxLimits {
     pub max_nodes: u64,
     /// Longest one inference may run before it is terminated.
     pub run_timeout: Duration,
-    /// Threads one inference may use (0: as many as the machine has cores).
+    /// Threads one inference may use (0: the machine's cores shared among the sessions).
     pub threads: usize,
+    /// Sessions of the model that run requests side by side (0: one per core for a model of
+    /// at most [`SMALL_MODEL`] bytes, else one). Each holds its own copy of the weights.
+    pub sessions: usize,
 }
+
+/// The largest model file that gets a session per core by default: small graphs (a forest, a
+/// linear model) answer faster side by side on one thread each than one at a time on all.
+pub const SMALL_MODEL: u64 = 64 << 20;
 
 impl Default for OnnxLimits {
     fn default() -> Self {
@@ -58,6 +65,7 @@ impl Default for OnnxLimits {
             max_nodes: 200_000,
             run_timeout: Duration::from_secs(10),
             threads: 0,
+            sessions: 0,
         }
     }
 }
@@ -135,7 +143,10 @@ struct OutputPort {
 
 /// A loaded ONNX model.
 pub struct OnnxModel {
-    session: Mutex<Session>,
+    /// The sessions requests run on (each run takes a free one, else waits its turn).
+    sessions: Vec<Mutex<Session>>,
+    /// Where the next run starts looking for a free session.
+    next: std::sync::atomic::AtomicUsize,
     inputs: Vec<Port>,
     outputs: Vec<OutputPort>,
     nodes: u64,
@@ -233,24 +244,23 @@ impl OnnxModel {
             )));
         }
         let env = runtime()?;
-        let build = |e: ort::Error<_>| OnnxError::Build(e.message().to_owned());
-        let threads = if limits.threads == 0 {
-            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
-        } else {
-            limits.threads
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let count = match limits.sessions {
+            0 if bytes.len() as u64 <= SMALL_MODEL => cores,
+            0 => 1,
+            n => n,
         };
-        let session = Session::builder(env)
-            .map_err(|e| OnnxError::Build(e.to_string()))?
-            .with_intra_threads(threads)
-            .map_err(build)?
-            .with_inter_threads(1)
-            .map_err(build)?
-            // Idle pool threads block instead of spinning: a gateway runs many small requests
-            // side by side, and spinning burns the cores they need.
-            .with_intra_op_spinning(false)
-            .map_err(build)?
-            .commit_from_memory(bytes)
-            .map_err(|e| OnnxError::Build(e.to_string()))?;
+        let threads = match limits.threads {
+            0 => (cores / count).max(1),
+            n => n,
+        };
+        let mut sessions = Vec::with_capacity(count);
+        for _ in 0..count {
+            sessions.push(Self::session(env, bytes, threads)?);
+        }
+        let Some(session) = sessions.first() else {
+            return Err(OnnxError::Build("no session".into()));
+        };
         let inputs = session
             .inputs()
             .iter()
@@ -262,12 +272,40 @@ impl OnnxModel {
             .map(|o| output_port(o.name(), o.dtype()))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
-            session: Mutex::new(session),
+            sessions: sessions.into_iter().map(Mutex::new).collect(),
+            next: std::sync::atomic::AtomicUsize::new(0),
             inputs,
             outputs,
             nodes: walked.nodes,
             limits,
         })
+    }
+
+    /// One session of the model, running each inference on `threads` threads.
+    fn session(
+        env: &ort::environment::Environment,
+        bytes: &[u8],
+        threads: usize,
+    ) -> Result<Session, OnnxError> {
+        let build = |e: ort::Error<_>| OnnxError::Build(e.message().to_owned());
+        Session::builder(env)
+            .map_err(|e| OnnxError::Build(e.to_string()))?
+            .with_intra_threads(threads)
+            .map_err(build)?
+            .with_inter_threads(1)
+            .map_err(build)?
+            // Idle pool threads block instead of spinning: a gateway runs many small requests
+            // side by side, and spinning burns the cores they need.
+            .with_intra_op_spinning(false)
+            .map_err(build)?
+            .commit_from_memory(bytes)
+            .map_err(|e| OnnxError::Build(e.to_string()))
+    }
+
+    /// Sessions that run requests side by side.
+    #[must_use]
+    pub fn sessions(&self) -> usize {
+        self.sessions.len()
     }
 
     /// The graph's inputs.
@@ -334,10 +372,7 @@ impl OnnxModel {
         }
         let options = Arc::new(RunOptions::new().map_err(run)?);
         watchdog(Instant::now() + self.limits.run_timeout, &options)?;
-        let mut session = self
-            .session
-            .lock()
-            .map_err(|_| OnnxError::Run("an earlier run panicked".into()))?;
+        let mut session = self.free_session()?;
         let outputs = match session.run_with_options(values, &*options) {
             Ok(o) => o,
             Err(e) if options_terminated(&e) => {
@@ -354,6 +389,31 @@ impl OnnxModel {
             out.push(render_output(name, &o.kind, v).map_err(OnnxError::Run)?);
         }
         Ok(out)
+    }
+}
+
+impl OnnxModel {
+    /// A free session (round robin from the last one taken), else the next one in turn once
+    /// it is free.
+    fn free_session(&self) -> Result<std::sync::MutexGuard<'_, Session>, OnnxError> {
+        use std::sync::atomic::Ordering;
+        let n = self.sessions.len().max(1);
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        let poisoned = || OnnxError::Run("an earlier run panicked".into());
+        for i in 0..n {
+            if let Some(s) = self.sessions.get((start + i) % n) {
+                match s.try_lock() {
+                    Ok(g) => return Ok(g),
+                    Err(std::sync::TryLockError::WouldBlock) => {}
+                    Err(std::sync::TryLockError::Poisoned(_)) => return Err(poisoned()),
+                }
+            }
+        }
+        self.sessions
+            .get(start)
+            .ok_or_else(poisoned)?
+            .lock()
+            .map_err(|_| poisoned())
     }
 }
 

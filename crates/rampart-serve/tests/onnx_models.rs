@@ -143,6 +143,68 @@ fn every_exported_model_answers_as_onnxruntime_does() {
     }
 }
 
+/// A small model gets a session per core by default, and a pool of sessions answers requests
+/// from many threads at once with the same answers as one session alone.
+#[test]
+fn sessions_side_by_side_give_the_same_answers() {
+    let bytes = std::fs::read(models().join("sk_rf.onnx")).unwrap();
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    assert_eq!(
+        OnnxModel::load(&bytes, OnnxLimits::default())
+            .unwrap()
+            .sessions(),
+        cores
+    );
+    let one = OnnxModel::load(
+        &bytes,
+        OnnxLimits {
+            sessions: 1,
+            ..OnnxLimits::default()
+        },
+    )
+    .unwrap();
+    let pool = std::sync::Arc::new(
+        OnnxModel::load(
+            &bytes,
+            OnnxLimits {
+                sessions: 3,
+                threads: 1,
+                ..OnnxLimits::default()
+            },
+        )
+        .unwrap(),
+    );
+    assert_eq!(pool.sessions(), 3);
+    let request = |i: usize| {
+        let row: Vec<f32> = (0..6)
+            .map(|j| ((i * 7 + j * 3) % 11) as f32 - 5.0)
+            .collect();
+        let body =
+            json!({"inputs": [{"name": "X", "shape": [1, 6], "datatype": "FP32", "data": row}]});
+        parse_request(body.to_string().as_bytes(), one.inputs(), BOUNDS).unwrap()
+    };
+    let want: Vec<_> = (0..64).map(|i| one.infer(&request(i)).unwrap()).collect();
+    let threads: Vec<_> = (0..8)
+        .map(|k| {
+            let pool = std::sync::Arc::clone(&pool);
+            let reqs: Vec<_> = (0..64)
+                .filter(|i| i % 8 == k)
+                .map(|i| (i, request(i)))
+                .collect();
+            std::thread::spawn(move || {
+                reqs.into_iter()
+                    .map(|(i, r)| (i, pool.infer(&r).unwrap()))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for t in threads {
+        for (i, got) in t.join().unwrap() {
+            assert_eq!(got, want[i], "request {i}");
+        }
+    }
+}
+
 #[test]
 fn bert_takes_any_batch_and_sequence_length_and_refuses_wrong_types() {
     let bytes = std::fs::read(models().join("bert_tiny.onnx")).unwrap();

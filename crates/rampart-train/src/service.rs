@@ -764,6 +764,7 @@ fn computed_metrics(
     let names: Vec<String> = files.iter().map(|f| f.name.clone()).collect();
     let limits = rampart_onnx::OnnxLimits {
         run_timeout: Duration::from_secs(60),
+        sessions: 1,
         ..rampart_onnx::OnnxLimits::default()
     };
     let scored = crate::score::score(
