@@ -198,7 +198,8 @@ pub struct ServeConfig {
     pub reload_every: Option<Seconds>,
     /// Serve NAME from an existing KServe V2 server (Triton, KServe, MLServer) at URL, behind
     /// the whole chain: requests are checked against the server's own metadata and rebuilt
-    /// before they are forwarded (repeatable).
+    /// before they are forwarded (repeatable). A server that wants credentials gets the
+    /// gateway's own bearer token from RAMPART_UPSTREAM_TOKEN_<NAME> (never the client's).
     #[cfg_attr(feature = "clap", arg(long = "upstream", value_name = "NAME=URL"))]
     pub upstream: Vec<PerModel<UpstreamUrl>>,
     /// Score MODEL's inputs with an isolation forest from the registry (a reference such as

@@ -184,10 +184,17 @@ fn upstreams(
                 hint: "give each served model one source",
             });
         }
+        // The gateway's own credential for that server, if it wants one: from the
+        // environment only, zeroized once the client holds it.
+        let token = std::env::var(crate::upstream::token_env(&u.model))
+            .ok()
+            .filter(|t| !t.is_empty())
+            .map(zeroize::Zeroizing::new);
         let upstream = rt.block_on(crate::upstream::Upstream::connect(
             &u.model,
             &u.value.0,
             config.request_timeout.0,
+            token.as_deref().map(String::as_str),
         ))?;
         let output = config
             .output

@@ -17,6 +17,23 @@ use serde_json::{Value, json};
 use crate::onnx::tensor::{self, Bounds, Port, Request, Tensor};
 use crate::problem::Problem;
 
+/// The environment variable holding the gateway's token for the upstream serving `model`:
+/// `RAMPART_UPSTREAM_TOKEN_` and the name in capitals, other characters as `_`.
+#[must_use]
+pub fn token_env(model: &str) -> String {
+    let name: String = model
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("RAMPART_UPSTREAM_TOKEN_{name}")
+}
+
 /// Most bytes of an upstream's answer.
 pub const MAX_ANSWER: usize = 64 << 20;
 
@@ -75,11 +92,19 @@ fn ports(list: Option<&Value>, what: &str) -> Result<Vec<Port>, String> {
 
 impl Upstream {
     /// Reads `model`'s metadata from the server at `url` (`http://host:port`): its inputs
-    /// are what requests are checked against.
+    /// are what requests are checked against. `token`, when the server wants one, is the
+    /// gateway's own credential for it ([`token_env`]), sent as a bearer token on every call
+    /// (marked sensitive: never printed); nothing of the client's is ever forwarded.
     ///
     /// # Errors
-    /// [`UpstreamError`]: not reachable, no such model, or no declared inputs.
-    pub async fn connect(model: &str, url: &str, timeout: Duration) -> Result<Self, UpstreamError> {
+    /// [`UpstreamError`]: not reachable, no such model, credentials refused, or no declared
+    /// inputs.
+    pub async fn connect(
+        model: &str,
+        url: &str,
+        timeout: Duration,
+        token: Option<&str>,
+    ) -> Result<Self, UpstreamError> {
         let fail = |reason: String| UpstreamError {
             model: model.to_owned(),
             url: url.to_owned(),
@@ -93,7 +118,15 @@ impl Upstream {
         }
         // reqwest is built without a default TLS provider; the gateway uses ring everywhere.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = token {
+            let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| fail(format!("{} is not a usable token", token_env(model))))?;
+            v.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, v);
+        }
         let client = reqwest::Client::builder()
+            .default_headers(headers)
             .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -104,10 +137,21 @@ impl Upstream {
             .send()
             .await
             .map_err(|e| fail(format!("cannot read its metadata: {e}")))?;
-        if !answer.status().is_success() {
+        let status = answer.status();
+        if matches!(status.as_u16(), 401 | 403) {
             return Err(fail(format!(
-                "its metadata answered {}: is {model} loaded there?",
-                answer.status()
+                "its metadata answered {status}: the server wants credentials{}; put its token in {} (sent as a bearer token, never logged)",
+                if token.is_some() {
+                    " and refused the token given"
+                } else {
+                    ""
+                },
+                token_env(model)
+            )));
+        }
+        if !status.is_success() {
+            return Err(fail(format!(
+                "its metadata answered {status}: is {model} loaded there?"
             )));
         }
         let meta: Value = serde_json::from_slice(
@@ -349,7 +393,7 @@ mod tests {
     #[tokio::test]
     async fn answers_and_failures_become_tensors_or_problems() {
         let t = Duration::from_millis(500);
-        let u = Upstream::connect("m", &stub("echo").await, t)
+        let u = Upstream::connect("m", &stub("echo").await, t, None)
             .await
             .unwrap();
         assert_eq!(u.metadata("m")["platform"], "upstream:stub");
@@ -362,20 +406,101 @@ mod tests {
             ("redirect", 502, "307"),
             ("lies", 502, "1 values where the shape [3] holds 3"),
         ] {
-            let u = Upstream::connect("m", &stub(mode).await, t).await.unwrap();
+            let u = Upstream::connect("m", &stub(mode).await, t, None)
+                .await
+                .unwrap();
             let p = u.infer(&request(&u)).await.unwrap_err();
             assert_eq!(p.status().as_u16(), status, "{mode}: {}", p.detail());
             assert!(p.detail().contains(says), "{mode}: {}", p.detail());
         }
         // Nothing listening, no such model, or no declared inputs: refused at start.
         assert!(
-            Upstream::connect("m", "http://127.0.0.1:9", t)
+            Upstream::connect("m", "http://127.0.0.1:9", t, None)
                 .await
                 .is_err()
         );
         let url = stub("echo").await;
-        let e = Upstream::connect("other", &url, t).await.unwrap_err();
+        let e = Upstream::connect("other", &url, t, None).await.unwrap_err();
         assert!(e.to_string().contains("answered 404"), "{e}");
-        assert!(Upstream::connect("m", "ftp://x", t).await.is_err());
+        assert!(Upstream::connect("m", "ftp://x", t, None).await.is_err());
+    }
+
+    /// A server that wants a bearer token on every call, and says what it saw.
+    async fn guarded() -> String {
+        let ok = |h: &axum::http::HeaderMap| {
+            h.get(axum::http::header::AUTHORIZATION)
+                .is_some_and(|v| v == "Bearer s3cret-token")
+        };
+        let app = axum::Router::new()
+            .route(
+                "/v2/models/m",
+                get(move |h: axum::http::HeaderMap| async move {
+                    if !ok(&h) {
+                        return StatusCode::UNAUTHORIZED.into_response();
+                    }
+                    axum::Json(json!({"name": "m",
+                        "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 2]}]}))
+                    .into_response()
+                }),
+            )
+            .route(
+                "/v2/models/m/infer",
+                post(move |h: axum::http::HeaderMap| async move {
+                    if !ok(&h) {
+                        return StatusCode::UNAUTHORIZED.into_response();
+                    }
+                    let headers: Vec<String> = h.keys().map(ToString::to_string).collect();
+                    axum::Json(json!({"outputs": [{"name": "headers", "datatype": "BYTES", "shape": [headers.len()], "data": headers}]}))
+                        .into_response()
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    #[tokio::test]
+    async fn the_gateways_own_token_reaches_an_upstream_that_wants_one() {
+        let t = Duration::from_millis(500);
+        let url = guarded().await;
+        assert_eq!(
+            token_env("credit-v2.x"),
+            "RAMPART_UPSTREAM_TOKEN_CREDIT_V2_X"
+        );
+        let e = Upstream::connect("m", &url, t, None).await.unwrap_err();
+        assert!(
+            e.to_string().contains("wants credentials")
+                && e.to_string().contains("RAMPART_UPSTREAM_TOKEN_M"),
+            "{e}"
+        );
+        let e = Upstream::connect("m", &url, t, Some("wrong"))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("refused the token"), "{e}");
+        let u = Upstream::connect("m", &url, t, Some("s3cret-token"))
+            .await
+            .unwrap();
+        assert!(
+            !format!("{u:?}").contains("s3cret"),
+            "the token is printed: {u:?}"
+        );
+        let out = u.infer(&request(&u)).await.unwrap();
+        let tensor::Data::Bytes(seen) = &out[0].data else {
+            panic!("{out:?}")
+        };
+        // The server saw the gateway's token (it answered) and the request's own headers
+        // only: the body is rebuilt, no client header is forwarded.
+        assert!(
+            seen.iter().all(|h| [
+                "authorization",
+                "content-type",
+                "content-length",
+                "accept",
+                "host"
+            ]
+            .contains(&h.as_str())),
+            "{seen:?}"
+        );
     }
 }
