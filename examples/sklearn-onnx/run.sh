@@ -16,7 +16,9 @@ RAMPART=${RAMPART:-$PWD/target/release/rampart}
 : "${RAMPART_ONNXRUNTIME:?libonnxruntime.so.1.* from the onnxruntime wheel}"
 WORK=$(mktemp -d)
 SERVER=
-trap '[ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; rm -rf "$WORK"' EXIT
+# The server is waited for before its home is removed: it writes its last audit checkpoint as
+# it stops.
+trap 'if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null || true; fi; rm -rf "$WORK"' EXIT
 export RAMPART_HOME=$WORK/home
 
 echo "== pipeline: ingest, train.py in the sandbox, verify, register, promote to staging"
