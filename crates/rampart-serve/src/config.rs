@@ -199,7 +199,7 @@ pub struct ServeConfig {
     /// Serve NAME from an existing KServe V2 server (Triton, KServe, MLServer) at URL, behind
     /// the whole chain: requests are checked against the server's own metadata and rebuilt
     /// before they are forwarded (repeatable). A server that wants credentials gets the
-    /// gateway's own bearer token from RAMPART_UPSTREAM_TOKEN_<NAME> (never the client's).
+    /// gateway's own bearer token from `RAMPART_UPSTREAM_TOKEN_<NAME>` (never the client's).
     #[cfg_attr(feature = "clap", arg(long = "upstream", value_name = "NAME=URL"))]
     pub upstream: Vec<PerModel<UpstreamUrl>>,
     /// Score MODEL's inputs with an isolation forest from the registry (a reference such as
@@ -265,6 +265,10 @@ pub struct ServeConfig {
         arg(long, value_name = "SECONDS", default_value = "10")
     )]
     pub request_timeout: Seconds,
+    /// Sessions of each ONNX model answering side by side (0: one per core for a model of at
+    /// most 64 MiB, else one); each holds its own copy of the weights.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "N", default_value = "0"))]
+    pub onnx_sessions: usize,
     /// Longest a client may take to send a request's headers, and then its body (seconds).
     #[cfg_attr(
         feature = "clap",
@@ -322,6 +326,7 @@ impl Default for ServeConfig {
             log_payloads: Fraction(monitoring.payload_sample),
             max_concurrency: limits.max_concurrency,
             request_timeout: Seconds(limits.timeout),
+            onnx_sessions: 0,
             read_timeout: Seconds(limits.read_timeout),
             guard: false,
             guard_upstream: None,

@@ -258,6 +258,7 @@ pub fn start(
         drift_window: config.drift_window.max(1),
         onnx: crate::onnx::OnnxLimits {
             run_timeout: config.request_timeout.0,
+            sessions: config.onnx_sessions,
             ..crate::onnx::OnnxLimits::default()
         },
     };
