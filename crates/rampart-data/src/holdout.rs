@@ -14,6 +14,10 @@ use rampart_crypto::{Digest, Sha256Hasher};
 use crate::csv::{Next, ReaderOptions, RecordReader};
 use crate::table::TableError;
 
+/// The most distinct labels a split is stratified on; past it the label is a regressor's
+/// target, and remembering every value would grow without bound.
+pub const MAX_STRATA: usize = 1000;
+
 /// How to split.
 #[derive(Debug, Clone, Copy)]
 pub struct SplitSpec<'a> {
@@ -36,8 +40,10 @@ pub struct Split {
     pub train_digest: Digest,
     /// `sha256` of the held-out file.
     pub holdout_digest: Digest,
-    /// Distinct labels in the table.
+    /// Distinct labels in the table (counted up to [`MAX_STRATA`] + 1).
     pub classes: usize,
+    /// Whether each class was held out in proportion.
+    pub stratified: bool,
 }
 
 fn bad(path: &Path, reason: impl std::fmt::Display) -> TableError {
@@ -150,14 +156,32 @@ pub fn split_csv<R: Read, W: Write>(
                     ),
                 ));
             }
-            let value = rdr.field(at).to_vec();
-            let next = index.len();
-            labels.push(*index.entry(value).or_insert(next));
+            if index.len() <= MAX_STRATA {
+                let value = rdr.field(at).to_vec();
+                let next = index.len();
+                labels.push(*index.entry(value).or_insert(next));
+            } else {
+                labels.push(0);
+            }
             Ok(())
         }
     })?;
     let n = labels.len();
-    let (_, test) = rampart_ml::split::train_test_split(n, spec.fraction, spec.seed, Some(&labels));
+    // Classes are stratified; a continuous target (too many values, or a value seen once:
+    // its own stratum would go wholly to one side) is not.
+    let mut counts = vec![0usize; index.len().min(MAX_STRATA + 1)];
+    for &l in &labels {
+        if let Some(c) = counts.get_mut(l) {
+            *c += 1;
+        }
+    }
+    let stratified = index.len() <= MAX_STRATA && counts.iter().all(|&c| c >= 2);
+    let (_, test) = rampart_ml::split::train_test_split(
+        n,
+        spec.fraction,
+        spec.seed,
+        stratified.then_some(labels.as_slice()),
+    );
     if test.is_empty() || test.len() == n {
         return Err(bad(
             path,
@@ -211,7 +235,8 @@ pub fn split_csv<R: Read, W: Write>(
         holdout_rows: counts.1,
         train_digest: out_train.hasher.finish(),
         holdout_digest: out_holdout.hasher.finish(),
-        classes: index.len(),
+        classes: index.len().min(MAX_STRATA + 1),
+        stratified,
     })
 }
 
@@ -251,6 +276,7 @@ mod tests {
         }
         let (s, train, holdout) = split(&text, 0.2).unwrap();
         assert_eq!((s.train_rows, s.holdout_rows, s.classes), (80, 20, 2));
+        assert!(s.stratified);
         assert!(train.starts_with("a,\"note, quoted\",y\n"));
         assert!(holdout.starts_with("a,\"note, quoted\",y\n"));
         // Stratified: a fifth of each class.
@@ -269,6 +295,25 @@ mod tests {
         // The digests are of the bytes written, and the split is the same every time.
         assert_eq!(s.holdout_digest, rampart_crypto::sha256(holdout.as_bytes()));
         assert_eq!(split(&text, 0.2).unwrap().2, holdout);
+    }
+
+    /// A regressor's continuous target: every value once, so no stratum could be split; the
+    /// rows are split at random in the same proportion, and the labels remembered stay bounded.
+    #[test]
+    fn a_continuous_label_is_split_at_random() {
+        let mut text = String::from("x,y\n");
+        for i in 0..2500 {
+            text.push_str(&format!("{i},{}.{i}\n", i * 7));
+        }
+        let (s, train, holdout) = split(&text, 0.2).unwrap();
+        assert!(!s.stratified);
+        assert_eq!((s.train_rows, s.holdout_rows), (2000, 500));
+        assert_eq!(s.classes, MAX_STRATA + 1);
+        assert_eq!(train.lines().count() + holdout.lines().count(), 2502);
+        // A class seen once is not a stratum either.
+        let (s, _, _) = split("x,y\n1,a\n2,a\n3,b\n4,b\n5,c\n", 0.4).unwrap();
+        assert!(!s.stratified);
+        assert_eq!(s.holdout_rows, 2);
     }
 
     #[test]

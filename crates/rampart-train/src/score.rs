@@ -27,6 +27,10 @@ use serde_json::{Value, json};
 /// The most held-out rows scored (the first ones; the record says how many were).
 pub const MAX_ROWS: usize = 200_000;
 
+/// The most bytes of held-out or training records read as text (the row bound alone would let
+/// 200 000 records of 1 MiB each through).
+pub const MAX_TEXT_BYTES: usize = 256 << 20;
+
 /// Rows per ONNX Runtime call.
 const BATCH: usize = 512;
 
@@ -268,7 +272,9 @@ fn classification(
     serde_json::to_value(&e).map_err(|e| e.to_string())
 }
 
-/// The held-out table as text: its header and up to [`MAX_ROWS`] records.
+/// The held-out table as text: its header and up to [`MAX_ROWS`] records, at most
+/// [`MAX_TEXT_BYTES`] of them (the rows after either bound are not scored; the record says how
+/// many were).
 fn read_text(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>), String> {
     let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut rdr = RecordReader::new(
@@ -277,7 +283,8 @@ fn read_text(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>), String> {
     );
     let mut header: Option<Vec<String>> = None;
     let mut rows = Vec::new();
-    while rows.len() < MAX_ROWS {
+    let mut bytes = 0usize;
+    while rows.len() < MAX_ROWS && bytes < MAX_TEXT_BYTES {
         match rdr.next_record() {
             Ok(Next::End) => break,
             Ok(Next::Malformed(m)) => {
@@ -295,6 +302,7 @@ fn read_text(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>), String> {
                 if fields.len() == 1 && fields.first().is_some_and(String::is_empty) {
                     continue;
                 }
+                bytes += fields.iter().map(|f| f.len() + 24).sum::<usize>();
                 if header.is_none() {
                     header = Some(fields);
                 } else {

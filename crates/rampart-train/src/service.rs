@@ -787,6 +787,7 @@ fn computed_metrics(
         "holdout": {
             "label": h.label,
             "fraction": h.fraction,
+            "stratified": h.split.stratified,
             "seed": h.seed,
             "rows": h.split.holdout_rows,
             "sha256": h.split.holdout_digest.to_hex(),
