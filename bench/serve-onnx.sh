@@ -7,7 +7,8 @@
 #   cnn32   the same CNN, batch 32
 #   upstream  the same random forest (joblib) in MLServer 1.7.1 (mlserver-sklearn), called
 #           directly and through `rampart serve --upstream` (the chain's overhead)
-# the first three served by (a) rampart serve (API key, per-IP and per-key limits, V2 checks against the
+# the first three served by (a) rampart serve, each ONNX session in a memory-capped worker
+# process (the default), and again with --onnx-in-process (API key, per-IP and per-key limits, V2 checks against the
 # graph, extraction tracking, metrics, integrity watch; ONNX Runtime 1.31.1 from the wheel)
 # and (b) FastAPI + uvicorn (2 workers) + onnxruntime 1.31.1 (bench/serve_onnx_fastapi.py:
 # API key, the same checks, the same output shaping).
@@ -103,6 +104,16 @@ for round in $(seq 1 "$RUNS"); do
   run rampart-cnn1 18201 /v2/models/bench-cnn/infer "${PIDS[-1]}" "$W/cnn1.json" "$W/cnn1.lua"
   run rampart-cnn32 18201 /v2/models/bench-cnn/infer "${PIDS[-1]}" "$W/cnn32.json" "$W/cnn32.lua"
   kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
+  # The same models run in the gateway's own process (--onnx-in-process): no worker hop, no
+  # memory cap.
+  "$R" --home "$H" serve --bind 127.0.0.1:18207 --model bench-rf@1 --model bench-cnn@1 --onnx-in-process \
+    --ip-rate 1000000 --ip-burst 1000000 --extraction-budget 1000000000 --max-body 4194304 \
+    2> "$W/serve-inproc.log" &
+  PIDS+=($!); wait_port 18207
+  run inproc-rf 18207 /v2/models/bench-rf/infer "${PIDS[-1]}" "$W/rf.json" "$W/rf.lua"
+  run inproc-cnn1 18207 /v2/models/bench-cnn/infer "${PIDS[-1]}" "$W/cnn1.json" "$W/cnn1.lua"
+  run inproc-cnn32 18207 /v2/models/bench-cnn/infer "${PIDS[-1]}" "$W/cnn32.json" "$W/cnn32.lua"
+  kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
   for m in rf cnn; do
     BENCH_MODEL=$W/$m/model.onnx BENCH_API_KEY=$TOKEN "$VENV/bin/uvicorn" --app-dir "$PWD/bench" \
       serve_onnx_fastapi:app --host 127.0.0.1 --port 18202 --workers 2 --log-level warning &
@@ -140,9 +151,12 @@ med = {k: [statistics.median(x[i] for x in v) for i in range(4)] for k, v in run
 for k, (rps, p99, cpu, _) in med.items():
     print(f"{k:14} {rps:9.0f} req/s  p99 {p99:8.2f} ms  cpu {cpu:8.1f} us/req  (median of {len(runs[k])})")
 for m in ("rf", "cnn1", "cnn32"):
-    a, b = med[f"rampart-{m}"], med[f"fastapi-{m}"]
-    print(f"{m}: rampart/fastapi requests/s {a[0]/b[0]:.1f}x, p99 {a[1]/b[1]:.2f}, cpu/request {a[2]/b[2]:.2f}"
-          + ("  (target >= 20x)" if m == "rf" else ""))
+    b = med[f"fastapi-{m}"]
+    for mode in ("rampart", "inproc"):
+        a = med[f"{mode}-{m}"]
+        what = "rampart (memory-capped workers)" if mode == "rampart" else "rampart --onnx-in-process"
+        print(f"{m}: {what}/fastapi requests/s {a[0]/b[0]:.1f}x, p99 {a[1]/b[1]:.2f}, cpu/request {a[2]/b[2]:.2f}"
+              + ("  (target >= 20x)" if m == "rf" else ""))
 a, b = med["rampart-upstream"], med["mlserver-upstream"]
 print(f"upstream (one connection): rampart in front of MLServer vs MLServer alone: p50 {a[3]:.2f} vs {b[3]:.2f} ms, "
       f"added {(a[3]/b[3]-1)*100:.0f}% (target <= 15%), p99 added {(a[1]/b[1]-1)*100:.0f}%")

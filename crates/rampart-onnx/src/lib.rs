@@ -25,6 +25,10 @@
 //! becomes an `FP32` tensor `[rows, classes]` with the classes in its `parameters`.
 
 pub mod tensor;
+mod wire;
+pub mod worker;
+
+pub use worker::Isolation;
 
 use std::sync::{Arc, Mutex, OnceLock, Weak, mpsc};
 use std::time::{Duration, Instant};
@@ -89,6 +93,9 @@ pub enum OnnxError {
     /// The run failed.
     #[error("the model failed on this input: {0}")]
     Run(String),
+    /// The model's worker process could not start, build the model, or answer.
+    #[error("{0}")]
+    Worker(String),
 }
 
 fn locate() -> Result<std::path::PathBuf, String> {
@@ -141,12 +148,21 @@ struct OutputPort {
     kind: OutputKind,
 }
 
+/// Where a model's runs happen.
+enum Engine {
+    /// Sessions in this process (each run takes a free one, else waits its turn).
+    InProcess {
+        sessions: Vec<Mutex<Session>>,
+        /// Where the next run starts looking for a free session.
+        next: std::sync::atomic::AtomicUsize,
+    },
+    /// One session per worker process, each under a memory ceiling.
+    Workers(worker::Pool),
+}
+
 /// A loaded ONNX model.
 pub struct OnnxModel {
-    /// The sessions requests run on (each run takes a free one, else waits its turn).
-    sessions: Vec<Mutex<Session>>,
-    /// Where the next run starts looking for a free session.
-    next: std::sync::atomic::AtomicUsize,
+    engine: Engine,
     inputs: Vec<Port>,
     outputs: Vec<OutputPort>,
     nodes: u64,
@@ -158,6 +174,7 @@ impl std::fmt::Debug for OnnxModel {
         f.debug_struct("OnnxModel")
             .field("inputs", &self.inputs)
             .field("nodes", &self.nodes)
+            .field("isolated", &self.isolated())
             .finish_non_exhaustive()
     }
 }
@@ -225,35 +242,9 @@ impl OnnxModel {
     /// [`OnnxError::Build`] with ONNX Runtime's reason (naming an op it does not implement);
     /// [`OnnxError::Runtime`] without the library.
     pub fn load(bytes: &[u8], limits: OnnxLimits) -> Result<Self, OnnxError> {
-        if bytes.len() as u64 > limits.max_file {
-            return Err(OnnxError::Refused(format!(
-                "the model is {} bytes, more than the {} an ONNX model may have",
-                bytes.len(),
-                limits.max_file
-            )));
-        }
-        let walked =
-            rampart_scan::formats::onnx::walk(&mut std::io::Cursor::new(bytes), bytes.len() as u64);
-        if let Some((rule, message)) = walked.problems.first() {
-            return Err(OnnxError::Refused(format!("{rule}: {message}")));
-        }
-        if walked.nodes > limits.max_nodes {
-            return Err(OnnxError::Refused(format!(
-                "the graph has {} nodes, more than the {} an ONNX model may have",
-                walked.nodes, limits.max_nodes
-            )));
-        }
+        let nodes = precheck(bytes, &limits)?;
         let env = runtime()?;
-        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        let count = match limits.sessions {
-            0 if bytes.len() as u64 <= SMALL_MODEL => cores,
-            0 => 1,
-            n => n,
-        };
-        let threads = match limits.threads {
-            0 => (cores / count).max(1),
-            n => n,
-        };
+        let (count, threads) = plan(bytes, &limits);
         let mut sessions = Vec::with_capacity(count);
         for _ in 0..count {
             sessions.push(Self::session(env, bytes, threads)?);
@@ -272,11 +263,52 @@ impl OnnxModel {
             .map(|o| output_port(o.name(), o.dtype()))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
-            sessions: sessions.into_iter().map(Mutex::new).collect(),
-            next: std::sync::atomic::AtomicUsize::new(0),
+            engine: Engine::InProcess {
+                sessions: sessions.into_iter().map(Mutex::new).collect(),
+                next: std::sync::atomic::AtomicUsize::new(0),
+            },
             inputs,
             outputs,
-            nodes: walked.nodes,
+            nodes,
+            limits,
+        })
+    }
+
+    /// Builds a model whose sessions each run in a worker process under `isolation`'s memory
+    /// ceiling (see [`worker`]); the same limits apply, and the same checks run before the
+    /// first worker starts.
+    ///
+    /// # Errors
+    /// As [`OnnxModel::load`]; also [`OnnxError::Refused`] for a model larger than the
+    /// allowance and [`OnnxError::Worker`] when a worker cannot start or build it.
+    pub fn load_isolated(
+        bytes: &[u8],
+        limits: OnnxLimits,
+        isolation: &Isolation,
+    ) -> Result<Self, OnnxError> {
+        let nodes = precheck(bytes, &limits)?;
+        if bytes.len() as u64 >= isolation.memory {
+            return Err(OnnxError::Refused(format!(
+                "the model is {} bytes, more than its memory allowance of {} MiB \
+                 (--onnx-memory raises it)",
+                bytes.len(),
+                isolation.memory >> 20
+            )));
+        }
+        let library = locate().map_err(OnnxError::Runtime)?;
+        let (count, threads) = plan(bytes, &limits);
+        let one = OnnxLimits {
+            threads,
+            sessions: 1,
+            ..limits
+        };
+        let (pool, loaded) =
+            worker::Pool::start(bytes, one, isolation, library.into_os_string(), count)?;
+        Ok(Self {
+            engine: Engine::Workers(pool),
+            inputs: loaded.inputs,
+            outputs: loaded.outputs,
+            nodes: loaded.nodes.max(nodes),
             limits,
         })
     }
@@ -302,10 +334,31 @@ impl OnnxModel {
             .map_err(|e| OnnxError::Build(e.to_string()))
     }
 
-    /// Sessions that run requests side by side.
+    /// Sessions that run requests side by side (in workers when isolated).
     #[must_use]
     pub fn sessions(&self) -> usize {
-        self.sessions.len()
+        match &self.engine {
+            Engine::InProcess { sessions, .. } => sessions.len(),
+            Engine::Workers(pool) => pool.len(),
+        }
+    }
+
+    /// The memory allowance of each worker when the model runs isolated.
+    #[must_use]
+    pub fn isolated(&self) -> Option<u64> {
+        match &self.engine {
+            Engine::InProcess { .. } => None,
+            Engine::Workers(pool) => Some(pool.memory()),
+        }
+    }
+
+    /// The process ids of the model's workers running now (none in process).
+    #[must_use]
+    pub fn worker_pids(&self) -> Vec<u32> {
+        match &self.engine {
+            Engine::InProcess { .. } => Vec::new(),
+            Engine::Workers(pool) => pool.pids(),
+        }
     }
 
     /// The graph's inputs.
@@ -344,6 +397,17 @@ impl OnnxModel {
     /// [`OnnxError::Timeout`] when it was terminated; [`OnnxError::Run`] when ONNX Runtime
     /// refused the input or produced something the gateway cannot render.
     pub fn infer(&self, req: &Request) -> Result<Vec<Tensor>, OnnxError> {
+        match &self.engine {
+            Engine::InProcess { sessions, next } => {
+                let mut session = take(sessions, next)?;
+                self.run(&mut session, req)
+            }
+            Engine::Workers(pool) => pool.infer(req),
+        }
+    }
+
+    /// Runs a request on one session in this process.
+    fn run(&self, session: &mut Session, req: &Request) -> Result<Vec<Tensor>, OnnxError> {
         let run = |e: ort::Error| OnnxError::Run(e.message().to_owned());
         let mut values: Vec<(String, DynValue)> = Vec::with_capacity(req.inputs.len());
         for t in &req.inputs {
@@ -372,7 +436,6 @@ impl OnnxModel {
         }
         let options = Arc::new(RunOptions::new().map_err(run)?);
         watchdog(Instant::now() + self.limits.run_timeout, &options)?;
-        let mut session = self.free_session()?;
         let outputs = match session.run_with_options(values, &*options) {
             Ok(o) => o,
             Err(e) if options_terminated(&e) => {
@@ -392,29 +455,69 @@ impl OnnxModel {
     }
 }
 
-impl OnnxModel {
-    /// A free session (round robin from the last one taken), else the next one in turn once
-    /// it is free.
-    fn free_session(&self) -> Result<std::sync::MutexGuard<'_, Session>, OnnxError> {
-        use std::sync::atomic::Ordering;
-        let n = self.sessions.len().max(1);
-        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
-        let poisoned = || OnnxError::Run("an earlier run panicked".into());
-        for i in 0..n {
-            if let Some(s) = self.sessions.get((start + i) % n) {
-                match s.try_lock() {
-                    Ok(g) => return Ok(g),
-                    Err(std::sync::TryLockError::WouldBlock) => {}
-                    Err(std::sync::TryLockError::Poisoned(_)) => return Err(poisoned()),
-                }
+/// A free slot (round robin from the last one taken), else the next one in turn once it is
+/// free.
+pub(crate) fn take<'a, T>(
+    slots: &'a [Mutex<T>],
+    next: &std::sync::atomic::AtomicUsize,
+) -> Result<std::sync::MutexGuard<'a, T>, OnnxError> {
+    use std::sync::atomic::Ordering;
+    let n = slots.len().max(1);
+    let start = next.fetch_add(1, Ordering::Relaxed) % n;
+    let poisoned = || OnnxError::Run("an earlier run panicked".into());
+    for i in 0..n {
+        if let Some(s) = slots.get((start + i) % n) {
+            match s.try_lock() {
+                Ok(g) => return Ok(g),
+                Err(std::sync::TryLockError::WouldBlock) => {}
+                Err(std::sync::TryLockError::Poisoned(_)) => return Err(poisoned()),
             }
         }
-        self.sessions
-            .get(start)
-            .ok_or_else(poisoned)?
-            .lock()
-            .map_err(|_| poisoned())
     }
+    slots
+        .get(start)
+        .ok_or_else(poisoned)?
+        .lock()
+        .map_err(|_| poisoned())
+}
+
+/// The checks before any runtime sees the model: file size, the scanner's protobuf walk,
+/// node count. The node count.
+fn precheck(bytes: &[u8], limits: &OnnxLimits) -> Result<u64, OnnxError> {
+    if bytes.len() as u64 > limits.max_file {
+        return Err(OnnxError::Refused(format!(
+            "the model is {} bytes, more than the {} an ONNX model may have",
+            bytes.len(),
+            limits.max_file
+        )));
+    }
+    let walked =
+        rampart_scan::formats::onnx::walk(&mut std::io::Cursor::new(bytes), bytes.len() as u64);
+    if let Some((rule, message)) = walked.problems.first() {
+        return Err(OnnxError::Refused(format!("{rule}: {message}")));
+    }
+    if walked.nodes > limits.max_nodes {
+        return Err(OnnxError::Refused(format!(
+            "the graph has {} nodes, more than the {} an ONNX model may have",
+            walked.nodes, limits.max_nodes
+        )));
+    }
+    Ok(walked.nodes)
+}
+
+/// How many sessions, and how many threads each.
+fn plan(bytes: &[u8], limits: &OnnxLimits) -> (usize, usize) {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let count = match limits.sessions {
+        0 if bytes.len() as u64 <= SMALL_MODEL => cores,
+        0 => 1,
+        n => n,
+    };
+    let threads = match limits.threads {
+        0 => (cores / count).max(1),
+        n => n,
+    };
+    (count, threads)
 }
 
 fn options_terminated(e: &ort::Error) -> bool {

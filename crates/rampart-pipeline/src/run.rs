@@ -49,6 +49,9 @@ pub struct Runner<'a> {
     pub sandbox: &'a Sandbox,
     /// The executable that runs the built-in trainer (`rampart`).
     pub builtin: &'a Path,
+    /// How a trained ONNX model is run to score it (a worker under the run's memory limit;
+    /// `None`: in this process).
+    pub onnx_worker: Option<rampart_train::service::Isolation>,
     /// Told each step's progress, one line at a time.
     pub progress: &'a dyn Fn(&str),
 }
@@ -503,6 +506,7 @@ impl Pipeline<'_> {
         let mut req = TrainRequest::new(parsed.data.dataset.clone(), recipe);
         req.label.clone_from(&parsed.data.label);
         req.ignore.clone_from(&parsed.data.ignore);
+        req.onnx_worker.clone_from(&self.env.onnx_worker);
         req.config = Some(ConfigFile {
             path: &config_path,
             text: &config,

@@ -121,6 +121,7 @@ fn run_it(f: &Fixture, from: Option<&str>) -> (Result<RunOutcome, RunError>, Vec
         keys: &keys,
         sandbox: &sandbox,
         builtin: Path::new("/nonexistent/rampart"),
+        onnx_worker: None,
         progress: &progress,
     };
     let got = run(&runner, &f.spec, from);

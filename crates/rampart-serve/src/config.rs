@@ -269,6 +269,23 @@ pub struct ServeConfig {
     /// most 64 MiB, else one); each holds its own copy of the weights.
     #[cfg_attr(feature = "clap", arg(long, value_name = "N", default_value = "0"))]
     pub onnx_sessions: usize,
+    /// Most memory (MiB) each ONNX session's worker process may hold, the model included: a
+    /// request that needs more fails with an error naming the allowance, and the gateway is
+    /// untouched.
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_name = "MIB", default_value_t = 2048, value_parser = clap::value_parser!(u64).range(16..=1 << 30))
+    )]
+    pub onnx_memory: u64,
+    /// Run ONNX models in the gateway's own process instead of memory-capped workers: faster
+    /// for small models, but a graph that allocates without bound takes the gateway's memory.
+    /// For models you trust.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub onnx_in_process: bool,
+    /// The program that runs an ONNX worker (set by the binary: itself, `onnx-worker`); `None`
+    /// means the running program with the argument `onnx-worker`.
+    #[cfg_attr(feature = "clap", arg(skip))]
+    pub onnx_worker: Option<crate::onnx::Isolation>,
     /// Longest a client may take to send a request's headers, and then its body (seconds).
     #[cfg_attr(
         feature = "clap",
@@ -327,6 +344,9 @@ impl Default for ServeConfig {
             max_concurrency: limits.max_concurrency,
             request_timeout: Seconds(limits.timeout),
             onnx_sessions: 0,
+            onnx_memory: 2048,
+            onnx_in_process: false,
+            onnx_worker: None,
             read_timeout: Seconds(limits.read_timeout),
             guard: false,
             guard_upstream: None,
@@ -340,6 +360,35 @@ impl Default for ServeConfig {
 const LEAST_INTERVAL: Duration = Duration::from_millis(100);
 
 impl ServeConfig {
+    /// How ONNX models run: `None` in process (`--onnx-in-process`), else in workers of
+    /// `--onnx-memory` MiB each, started by [`ServeConfig::onnx_worker`] or this program's
+    /// `onnx-worker` command.
+    ///
+    /// # Errors
+    /// When this program's path cannot be read.
+    pub fn onnx_isolation(&self) -> Result<Option<crate::onnx::Isolation>, ServeError> {
+        if self.onnx_in_process {
+            return Ok(None);
+        }
+        let memory = self.onnx_memory.saturating_mul(1 << 20);
+        let isolation = match &self.onnx_worker {
+            Some(i) => {
+                let mut i = i.clone();
+                i.memory = memory;
+                i
+            }
+            None => crate::onnx::Isolation::current_exe(memory, &["onnx-worker"]).map_err(|e| {
+                ServeError::Refused {
+                    reason: format!(
+                        "the ONNX worker is this program, whose path cannot be read: {e}"
+                    ),
+                    hint: "run ONNX models in process with --onnx-in-process",
+                }
+            })?,
+        };
+        Ok(Some(isolation))
+    }
+
     /// The request limits.
     #[must_use]
     pub fn limits(&self) -> ServeLimits {

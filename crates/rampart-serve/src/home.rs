@@ -261,6 +261,7 @@ pub fn start(
             sessions: config.onnx_sessions,
             ..crate::onnx::OnnxLimits::default()
         },
+        onnx_isolation: config.onnx_isolation()?,
     };
     let mut models = load::load_served(s, &reg, &refs, &setup)?;
     models.extend(upstreams(config, &models)?);

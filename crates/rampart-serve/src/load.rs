@@ -42,6 +42,9 @@ pub struct ModelSetup {
     pub drift_window: usize,
     /// What an ONNX model may cost to load and run.
     pub onnx: crate::onnx::OnnxLimits,
+    /// Whether ONNX models run in worker processes under a memory ceiling (`None`: in the
+    /// gateway's process, bounded by size, nodes and time but not memory).
+    pub onnx_isolation: Option<crate::onnx::Isolation>,
 }
 
 /// Why a model cannot be served. Each variant names the registry reference.
@@ -151,7 +154,7 @@ fn full_reference(reference: &str) -> String {
 
 /// Loads one version: signature re-verified, files re-hashed as they are materialised, then
 /// parsed — a rampart model (its `.safetensors` file) or else an ONNX graph (its one `.onnx`
-/// file, built within `onnx`'s limits). Returns the version, what runs it and the blobs to
+/// file, built within `onnx`'s limits, in workers under `isolation` when given). Returns the version, what runs it and the blobs to
 /// watch.
 ///
 /// # Errors
@@ -162,6 +165,7 @@ pub fn load_version(
     keys: &[PublicKey],
     anchors: &Anchors,
     onnx: crate::onnx::OnnxLimits,
+    isolation: Option<&crate::onnx::Isolation>,
 ) -> Result<(VersionInfo, Loaded, Sources), LoadError> {
     let reference = full_reference(reference);
     let v = reg
@@ -238,10 +242,11 @@ pub fn load_version(
                     )));
                 }
                 let bytes = read(one)?;
-                Loaded::Onnx(
-                    crate::onnx::OnnxModel::load(&bytes, onnx)
-                        .map_err(|e| not_servable(format!("{one}: {e}")))?,
-                )
+                let built = match isolation {
+                    Some(i) => crate::onnx::OnnxModel::load_isolated(&bytes, onnx, i),
+                    None => crate::onnx::OnnxModel::load(&bytes, onnx),
+                };
+                Loaded::Onnx(built.map_err(|e| not_servable(format!("{one}: {e}")))?)
             }
             [] => {
                 return Err(not_servable(
@@ -278,8 +283,14 @@ pub fn load_model(
     reference: &str,
     setup: &ModelSetup,
 ) -> Result<LoadedModel, LoadError> {
-    let (v, runner, mut sources) =
-        load_version(reg, reference, &setup.keys, &setup.anchors, setup.onnx)?;
+    let (v, runner, mut sources) = load_version(
+        reg,
+        reference,
+        &setup.keys,
+        &setup.anchors,
+        setup.onnx,
+        setup.onnx_isolation.as_ref(),
+    )?;
     let output = setup
         .outputs
         .iter()
@@ -304,7 +315,14 @@ pub fn load_model(
                     .into(),
             ));
         }
-        let (dv, det, dsources) = load_version(reg, dref, &setup.keys, &setup.anchors, setup.onnx)?;
+        let (dv, det, dsources) = load_version(
+            reg,
+            dref,
+            &setup.keys,
+            &setup.anchors,
+            setup.onnx,
+            setup.onnx_isolation.as_ref(),
+        )?;
         let Loaded::Builtin(det) = det else {
             return Err(refuse(format!(
                 "{}@{} is an ONNX model, not an isolation forest",

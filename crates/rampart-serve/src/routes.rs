@@ -603,6 +603,12 @@ async fn predict_tensors(
                 Problem::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", e.to_string())
                     .with_header(header::RETRY_AFTER, "1")
             }
+            // The worker could not start or died mid-run: the gateway's side of the failure.
+            crate::onnx::OnnxError::Worker(_) => Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "model-worker-failed",
+                e.to_string(),
+            ),
             other => Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "inference-failed",

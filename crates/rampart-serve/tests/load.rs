@@ -152,6 +152,7 @@ fn setup(f: &Fixture) -> ModelSetup {
         detectors: Vec::new(),
         drift_window: 100,
         onnx: rampart_serve::onnx::OnnxLimits::default(),
+        onnx_isolation: None,
     }
 }
 

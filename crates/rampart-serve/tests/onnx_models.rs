@@ -19,7 +19,7 @@
 use std::path::{Path, PathBuf};
 
 use rampart_serve::onnx::tensor::{Bounds, Data, parse_request};
-use rampart_serve::onnx::{OnnxError, OnnxLimits, OnnxModel};
+use rampart_serve::onnx::{Isolation, OnnxError, OnnxLimits, OnnxModel};
 use serde_json::{Value, json};
 
 fn models() -> PathBuf {
@@ -73,14 +73,18 @@ fn as_f64(d: &Data) -> Vec<f64> {
 
 #[test]
 fn every_exported_model_answers_as_onnxruntime_does() {
+    answers_as_onnxruntime(|bytes| OnnxModel::load(bytes, OnnxLimits::default()));
+}
+
+/// The corpus's reference batches through models built by `load`.
+fn answers_as_onnxruntime(load: impl Fn(&[u8]) -> Result<OnnxModel, OnnxError>) {
     let reference: Value =
         serde_json::from_slice(&std::fs::read(models().join("reference.json")).unwrap()).unwrap();
     let all = reference["models"].as_object().unwrap();
     assert_eq!(all.len(), 5, "the corpus's five models");
     for (file, r) in all {
         let bytes = std::fs::read(models().join(file)).unwrap();
-        let model = OnnxModel::load(&bytes, OnnxLimits::default())
-            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        let model = load(&bytes).unwrap_or_else(|e| panic!("{file}: {e}"));
         // Metadata: the graph's inputs, in order, with dynamic dimensions as -1.
         let meta = model.metadata("m", 1);
         for (port, g) in meta["inputs"]
@@ -234,70 +238,63 @@ fn bert_takes_any_batch_and_sequence_length_and_refuses_wrong_types() {
     );
 }
 
-/// A minimal ONNX model, protobuf written by hand: one graph of `n` nodes of `op` chained
-/// from input `x` (float [1]) to output `y`.
-fn chain(op: &str, n: usize) -> Vec<u8> {
-    chain_of(op, n, false)
+fn varint(mut v: u64, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
 }
 
-/// As [`chain`], the input's one dimension dynamic when `dynamic`.
-fn chain_of(op: &str, n: usize, dynamic: bool) -> Vec<u8> {
-    fn varint(mut v: u64, out: &mut Vec<u8>) {
-        while v >= 0x80 {
-            out.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        out.push(v as u8);
-    }
-    fn field(tag: u64, bytes: &[u8], out: &mut Vec<u8>) {
-        varint(tag << 3 | 2, out);
-        varint(bytes.len() as u64, out);
-        out.extend_from_slice(bytes);
-    }
-    fn int(tag: u64, v: u64, out: &mut Vec<u8>) {
-        varint(tag << 3, out);
-        varint(v, out);
-    }
-    let value_info = |name: &str| {
+fn field(tag: u64, bytes: &[u8], out: &mut Vec<u8>) {
+    varint(tag << 3 | 2, out);
+    varint(bytes.len() as u64, out);
+    out.extend_from_slice(bytes);
+}
+
+fn int(tag: u64, v: u64, out: &mut Vec<u8>) {
+    varint(tag << 3, out);
+    varint(v, out);
+}
+
+/// A graph input or output: `elem` is ONNX's element type (1 float, 7 int64), each dimension
+/// fixed or (`None`) named and dynamic.
+fn value_info(name: &str, elem: u64, dims: &[Option<u64>]) -> Vec<u8> {
+    let mut shape = Vec::new();
+    for d in dims {
         let mut dim = Vec::new();
-        if dynamic {
-            field(2, b"n", &mut dim);
-        } else {
-            int(1, 1, &mut dim);
+        match d {
+            Some(n) => int(1, *n, &mut dim),
+            None => field(2, b"n", &mut dim),
         }
-        let mut shape = Vec::new();
         field(1, &dim, &mut shape);
-        let mut tensor = Vec::new();
-        int(1, 1, &mut tensor); // FLOAT
-        field(2, &shape, &mut tensor);
-        let mut ty = Vec::new();
-        field(1, &tensor, &mut ty);
-        let mut vi = Vec::new();
-        field(1, name.as_bytes(), &mut vi);
-        field(2, &ty, &mut vi);
-        vi
-    };
+    }
+    let mut tensor = Vec::new();
+    int(1, elem, &mut tensor);
+    field(2, &shape, &mut tensor);
+    let mut ty = Vec::new();
+    field(1, &tensor, &mut ty);
+    let mut vi = Vec::new();
+    field(1, name.as_bytes(), &mut vi);
+    field(2, &ty, &mut vi);
+    vi
+}
+
+/// A model of `nodes` (each `(inputs, output, op)`) from `inputs` to `outputs`, opset 17.
+fn model_of(nodes: &[(&[&str], &str, &str)], inputs: &[Vec<u8>], outputs: &[Vec<u8>]) -> Vec<u8> {
     let mut graph = Vec::new();
-    for i in 0..n {
+    for (ins, out, op) in nodes {
         let mut node = Vec::new();
-        let input = if i == 0 {
-            "x".to_owned()
-        } else {
-            format!("t{i}")
-        };
-        let output = if i + 1 == n {
-            "y".to_owned()
-        } else {
-            format!("t{}", i + 1)
-        };
-        field(1, input.as_bytes(), &mut node);
-        field(2, output.as_bytes(), &mut node);
+        for i in *ins {
+            field(1, i.as_bytes(), &mut node);
+        }
+        field(2, out.as_bytes(), &mut node);
         field(4, op.as_bytes(), &mut node);
         field(1, &node, &mut graph);
     }
     field(2, b"g", &mut graph);
-    field(11, &value_info("x"), &mut graph);
-    field(12, &value_info("y"), &mut graph);
+    inputs.iter().for_each(|i| field(11, i, &mut graph));
+    outputs.iter().for_each(|o| field(12, o, &mut graph));
     let mut opset = Vec::new();
     field(1, b"", &mut opset);
     int(2, 17, &mut opset);
@@ -306,6 +303,43 @@ fn chain_of(op: &str, n: usize, dynamic: bool) -> Vec<u8> {
     field(8, &opset, &mut model);
     field(7, &graph, &mut model);
     model
+}
+
+/// A minimal ONNX model, protobuf written by hand: one graph of `n` nodes of `op` chained
+/// from input `x` (float [1]) to output `y`.
+fn chain(op: &str, n: usize) -> Vec<u8> {
+    chain_of(op, n, false)
+}
+
+/// As [`chain`], the input's one dimension dynamic when `dynamic`.
+fn chain_of(op: &str, n: usize, dynamic: bool) -> Vec<u8> {
+    let names: Vec<String> = (0..=n)
+        .map(|i| match i {
+            0 => "x".to_owned(),
+            i if i == n => "y".to_owned(),
+            i => format!("t{i}"),
+        })
+        .collect();
+    let ins: Vec<[&str; 1]> = names.iter().map(|n| [n.as_str()]).collect();
+    let nodes: Vec<(&[&str], &str, &str)> = (0..n)
+        .map(|i| (&ins[i][..], names[i + 1].as_str(), op))
+        .collect();
+    let dim = if dynamic { None } else { Some(1) };
+    model_of(
+        &nodes,
+        &[value_info("x", 1, &[dim])],
+        &[value_info("y", 1, &[dim])],
+    )
+}
+
+/// A graph whose memory is the caller's to choose: `ConstantOfShape` makes a float tensor of
+/// the shape given in `s` (INT64 [1]), `ReduceSum` sums it to `y` (float [1]).
+fn memory_bomb() -> Vec<u8> {
+    model_of(
+        &[(&["s"], "c", "ConstantOfShape"), (&["c"], "y", "ReduceSum")],
+        &[value_info("s", 7, &[Some(1)])],
+        &[value_info("y", 1, &[Some(1)])],
+    )
 }
 
 #[test]
@@ -375,4 +409,183 @@ fn hostile_or_unrunnable_models_are_refused_at_load_naming_why() {
         matches!(e, OnnxError::Refused(_) | OnnxError::Build(_)),
         "{e}"
     );
+}
+
+/// Set in the environment of this test binary when it is started as an ONNX worker.
+const WORKER_ENV: &str = "RAMPART_TEST_ONNX_WORKER";
+
+/// Not a test: the entry point of this test binary when an [`Isolation`] starts it as an ONNX
+/// worker (the `rampart` binary's `onnx-worker` command does the same); run on its own it
+/// returns at once.
+#[test]
+fn worker_process_entry() {
+    if std::env::var_os(WORKER_ENV).is_some() {
+        let code = match rampart_serve::onnx::worker::serve_stdin() {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("onnx worker: {e}");
+                3
+            }
+        };
+        std::process::exit(code);
+    }
+}
+
+/// Workers that are this test binary, each allowed `mib` MiB.
+fn isolation(mib: u64) -> Isolation {
+    Isolation::current_exe(
+        mib << 20,
+        &[
+            "--exact",
+            "worker_process_entry",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ],
+    )
+    .unwrap()
+    .with_env(WORKER_ENV, "1")
+}
+
+fn request(model: &OnnxModel, body: &Value) -> rampart_serve::onnx::tensor::Request {
+    parse_request(body.to_string().as_bytes(), model.inputs(), BOUNDS).unwrap()
+}
+
+#[test]
+fn every_exported_model_answers_the_same_from_memory_capped_workers() {
+    answers_as_onnxruntime(|bytes| {
+        let m = OnnxModel::load_isolated(bytes, OnnxLimits::default(), &isolation(1024))?;
+        assert_eq!(m.isolated(), Some(1024 << 20));
+        assert_eq!(m.worker_pids().len(), m.sessions());
+        Ok(m)
+    });
+}
+
+/// A graph that asks for more memory than its allowance fails that request with an error
+/// naming the allowance; the gateway's process is untouched, and the model answers the next
+/// request. Each worker runs under the allowance (`RLIMIT_DATA`), without the gateway's
+/// environment; a worker that dies is replaced.
+#[test]
+fn a_model_that_allocates_past_its_allowance_fails_that_request_only() {
+    let model = OnnxModel::load_isolated(
+        &memory_bomb(),
+        OnnxLimits {
+            sessions: 1,
+            ..OnnxLimits::default()
+        },
+        &isolation(256),
+    )
+    .unwrap();
+    let small = json!({"inputs": [{"name": "s", "shape": [1], "datatype": "INT64", "data": [4]}]});
+    // 2 GiB of floats: what the model would take from the gateway in process.
+    let huge =
+        json!({"inputs": [{"name": "s", "shape": [1], "datatype": "INT64", "data": [1i64 << 29]}]});
+    assert_eq!(
+        model.infer(&request(&model, &small)).unwrap()[0].data,
+        Data::Fp32(vec![0.0])
+    );
+    let pid = model.worker_pids()[0];
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let data = limits
+        .lines()
+        .find(|l| l.starts_with("Max data size"))
+        .unwrap();
+    assert!(data.contains(&(256u64 << 20).to_string()), "{data}");
+    let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let env: Vec<String> = env
+        .split(|b| *b == 0)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            String::from_utf8_lossy(v)
+                .split('=')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let mut names = env.clone();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "RAMPART_ONNXRUNTIME",
+            "RAMPART_ONNX_WORKER_MEMORY",
+            WORKER_ENV
+        ],
+        "the worker's whole environment"
+    );
+    let e = model.infer(&request(&model, &huge)).unwrap_err();
+    assert!(
+        matches!(e, OnnxError::Run(_) | OnnxError::Worker(_)),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("256 MiB"), "{e}");
+    assert_eq!(
+        model.infer(&request(&model, &small)).unwrap()[0].data,
+        Data::Fp32(vec![0.0]),
+        "the next request is answered"
+    );
+    // A worker killed from outside is replaced before the next request reaches it.
+    let pid = model.worker_pids()[0];
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // Dead: a zombie whose every thread has exited (its files, the socket among them, closed).
+    let dead = || {
+        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.contains(") Z "))
+            .unwrap_or(true);
+        let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, Iterator::count);
+        zombie && threads <= 1
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !dead() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker did not die"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(
+        model.infer(&request(&model, &small)).unwrap()[0].data,
+        Data::Fp32(vec![0.0])
+    );
+    assert_ne!(model.worker_pids(), [pid]);
+}
+
+/// A worker that never answers, or exits at once, is a refusal at load saying so, within the
+/// load time limit; so is a model larger than the allowance, before any worker starts.
+#[test]
+fn a_worker_that_cannot_build_the_model_is_a_clear_refusal() {
+    let mut hung = Isolation::new(64 << 20, || {
+        let mut c = std::process::Command::new("/bin/sleep");
+        c.arg("30");
+        c
+    });
+    hung.load_timeout = std::time::Duration::from_millis(500);
+    let started = std::time::Instant::now();
+    let e = OnnxModel::load_isolated(&chain("Relu", 1), OnnxLimits::default(), &hung).unwrap_err();
+    assert!(matches!(e, OnnxError::Worker(_)), "{e:?}");
+    assert!(
+        e.to_string().contains("did not build the model within"),
+        "{e}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let gone = Isolation::new(64 << 20, || std::process::Command::new("/bin/true"));
+    let e = OnnxModel::load_isolated(&chain("Relu", 1), OnnxLimits::default(), &gone).unwrap_err();
+    assert!(e.to_string().contains("stopped"), "{e}");
+    // Refusals made inside the worker come back as they are.
+    let e = OnnxModel::load_isolated(
+        &chain("NoSuchOperator", 1),
+        OnnxLimits::default(),
+        &isolation(256),
+    )
+    .unwrap_err();
+    assert!(matches!(e, OnnxError::Build(_)), "{e:?}");
+    assert!(e.to_string().contains("NoSuchOperator"), "{e}");
+    let e = OnnxModel::load_isolated(&chain("Relu", 1), OnnxLimits::default(), &isolation(0))
+        .unwrap_err();
+    assert!(e.to_string().contains("memory allowance"), "{e}");
 }

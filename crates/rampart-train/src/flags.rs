@@ -198,6 +198,12 @@ impl TrainFlags {
             read: self.read.clone(),
             env: self.env.clone(),
             python: self.python.clone(),
+            // Scoring runs the trainer's ONNX model in this program's `onnx-worker`.
+            onnx_worker: Some(
+                rampart_onnx::Isolation::current_exe(0, &["onnx-worker"]).map_err(|e| {
+                    request_error(format!("this program's path cannot be read: {e}"))
+                })?,
+            ),
             gpu: self.gpu,
             allow_unsandboxed: self.allow_unsandboxed,
             output: self.output.clone(),

@@ -77,6 +77,7 @@ pub fn score(
     files: &[String],
     holdout: Holdout<'_>,
     onnx: OnnxLimits,
+    isolation: Option<&rampart_onnx::Isolation>,
 ) -> Scoring {
     let mut reference = None;
     let pick = |ext: &str| -> Vec<&String> {
@@ -92,7 +93,13 @@ pub fn score(
     let (st, ox) = (pick("safetensors"), pick("onnx"));
     let result = match (st.as_slice(), ox.as_slice()) {
         ([one], []) => builtin(&model_dir.join(one), holdout),
-        ([], [one]) => graph(&model_dir.join(one), holdout, onnx, &mut reference),
+        ([], [one]) => graph(
+            &model_dir.join(one),
+            holdout,
+            onnx,
+            isolation,
+            &mut reference,
+        ),
         ([], []) => Err("no .safetensors or .onnx model file to score".to_owned()),
         _ => Err(format!(
             "{} model files ({}): which one answers is not known, so none is scored",
@@ -487,10 +494,15 @@ fn graph(
     path: &Path,
     h: Holdout<'_>,
     limits: OnnxLimits,
+    isolation: Option<&rampart_onnx::Isolation>,
     reference: &mut Option<Value>,
 ) -> Result<Value, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let model = OnnxModel::load(&bytes, limits).map_err(|e| e.to_string())?;
+    let model = match isolation {
+        Some(i) => OnnxModel::load_isolated(&bytes, limits, i),
+        None => OnnxModel::load(&bytes, limits),
+    }
+    .map_err(|e| e.to_string())?;
     let (header, rows) = read_text(h.path)?;
     let label_at = header
         .iter()
@@ -733,13 +745,28 @@ mod tests {
             &s(&["a.onnx", "b.onnx"]),
             h,
             OnnxLimits::default(),
+            None,
         )
         .scored;
         assert!(matches!(r, Scored::NotScored(w) if w.contains("2 model files")));
-        let r = score(dir.path(), &s(&["weights.bin"]), h, OnnxLimits::default()).scored;
+        let r = score(
+            dir.path(),
+            &s(&["weights.bin"]),
+            h,
+            OnnxLimits::default(),
+            None,
+        )
+        .scored;
         assert!(matches!(r, Scored::NotScored(w) if w.contains("no .safetensors")));
         std::fs::write(dir.path().join("m.safetensors"), b"not a model").unwrap();
-        let r = score(dir.path(), &s(&["m.safetensors"]), h, OnnxLimits::default()).scored;
+        let r = score(
+            dir.path(),
+            &s(&["m.safetensors"]),
+            h,
+            OnnxLimits::default(),
+            None,
+        )
+        .scored;
         assert!(matches!(r, Scored::NotScored(w) if w.contains("not a rampart model")));
     }
 }

@@ -187,6 +187,9 @@ pub struct ConfigFile<'a> {
     pub parsed: &'a TrainConfig,
 }
 
+/// How a model is isolated when it is run to be scored (see [`TrainRequest::onnx_worker`]).
+pub use rampart_onnx::Isolation;
+
 /// One training run, as asked.
 #[derive(Debug, Clone)]
 pub struct TrainRequest<'a> {
@@ -217,6 +220,9 @@ pub struct TrainRequest<'a> {
     /// The run directory (default: the config's `[output] dir`, else a new one under the
     /// home's `runs/`).
     pub output: Option<PathBuf>,
+    /// How an ONNX model is run to score it: in a worker process (the binary's
+    /// `onnx-worker`) capped at the run's memory limit, or (`None`) in this process.
+    pub onnx_worker: Option<rampart_onnx::Isolation>,
 }
 
 impl TrainRequest<'_> {
@@ -238,6 +244,7 @@ impl TrainRequest<'_> {
             gpu: false,
             allow_unsandboxed: false,
             output: None,
+            onnx_worker: None,
         }
     }
 }
@@ -754,6 +761,7 @@ fn hold_out(req: &TrainRequest<'_>, data: &Input, dir: &Path) -> Result<Holding,
 fn computed_metrics(
     held: &Holding,
     req: &TrainRequest<'_>,
+    memory: u64,
     model_dir: &Path,
     files: &[ModelFile],
 ) -> Value {
@@ -767,6 +775,11 @@ fn computed_metrics(
         sessions: 1,
         ..rampart_onnx::OnnxLimits::default()
     };
+    // The trainer's model runs outside the sandbox: in a worker under the run's memory limit.
+    let isolation = req.onnx_worker.clone().map(|mut i| {
+        i.memory = memory;
+        i
+    });
     let scored = crate::score::score(
         model_dir,
         &names,
@@ -777,6 +790,7 @@ fn computed_metrics(
             ignore: &req.ignore,
         },
         limits,
+        isolation.as_ref(),
     );
     let (scores, why) = match scored.scored {
         crate::score::Scored::Scores(v) => (v, None),
@@ -1225,7 +1239,13 @@ pub fn run(
         }
         Err(e) => return Err(e.into()),
     };
-    let computed = computed_metrics(&held, req, &out.join(MODEL_DIR), &outputs.files);
+    let computed = computed_metrics(
+        &held,
+        req,
+        plan.limits.memory_bytes,
+        &out.join(MODEL_DIR),
+        &outputs.files,
+    );
     let (key, _) = s.home.signing_key()?;
     let info = ProvenanceInfo {
         parameters: report.get("trainer").cloned().unwrap_or_default(),

@@ -119,6 +119,10 @@ files (and optionally metrics.json) into $RAMPART_OUTPUT. Exit status: 0 trained
     /// The built-in trainer as it runs inside the sandbox (internal).
     #[command(name = "__train-builtin", hide = true)]
     TrainBuiltin(BuiltinTrainArgs),
+    /// One ONNX model's worker, started by `rampart serve` with a socket on its standard
+    /// input (internal).
+    #[command(name = "onnx-worker", hide = true)]
+    OnnxWorker,
     /// Print a shell completion script.
     Completions(CompletionsArgs),
 }

@@ -53,6 +53,12 @@ fn run(cli: Cli) -> Result<Status, CliError> {
         // Inside the sandbox: no home, no .env, no audit log.
         return cmd::ml::builtin(args);
     }
+    if matches!(cli.command, Command::OnnxWorker) {
+        // Started by the gateway: no home, no .env; it bounds itself before reading the model.
+        return rampart_serve::onnx::worker::serve_stdin()
+            .map(|()| Status::Ok)
+            .map_err(|e| CliError::input(anyhow::anyhow!("onnx-worker: {e}")));
+    }
     if let Ok(dir) = std::env::current_dir() {
         rampart_home::load_dotenv(&dir).map_err(CliError::from)?;
     }
@@ -91,6 +97,7 @@ fn run(cli: Cli) -> Result<Status, CliError> {
         Command::Pipeline(args) => cmd::pipeline::run(&ctx, &args, cli.global.quiet),
         Command::Train(args) => cmd::train::run(&ctx, &args, cli.global.quiet),
         Command::TrainBuiltin(args) => cmd::ml::builtin(&args),
+        Command::OnnxWorker => Ok(Status::Ok),
         Command::Completions(_) => Ok(Status::Ok),
     };
     ctx.finish();

@@ -3,7 +3,7 @@
 
 pub mod tensor;
 
-pub use rampart_onnx::{LIBRARY_ENV, OnnxError, OnnxLimits, OnnxModel, runtime};
+pub use rampart_onnx::{Isolation, LIBRARY_ENV, OnnxError, OnnxLimits, OnnxModel, runtime, worker};
 
 use self::tensor::{Data, Tensor};
 

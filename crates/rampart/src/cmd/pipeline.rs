@@ -68,6 +68,10 @@ fn run_pipeline(ctx: &Ctx, a: &PipelineRunArgs, quiet: bool) -> Result<Status, C
         keys: &load,
         sandbox: &sandbox,
         builtin: &builtin,
+        onnx_worker: Some(
+            rampart_train::service::Isolation::current_exe(0, &["onnx-worker"])
+                .map_err(CliError::internal)?,
+        ),
         progress: &show,
     };
     let outcome = rampart_pipeline::run::run(&runner, &spec_path, a.from.as_deref())

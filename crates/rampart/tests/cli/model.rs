@@ -359,13 +359,8 @@ fn each_gate_fails_alone() {
     assert!(log.contains("not a dataset ingested into this home"));
 }
 
-/// A trainer that claims accuracy 0.999 for a model that guesses: rampart scores the model
-/// itself on rows held out before the trainer started, the registry shows whose figures it
-/// holds, and production's metric gate reads only the computed ones (staging, which does not
-/// require them, still prefers them).
-#[test]
-fn a_trainers_claimed_accuracy_is_not_what_the_gates_read() {
-    let (s, _) = setup();
+/// `data/noise.csv`: 200 rows of two normal features and a coin-flip label.
+fn write_noise(s: &Scratch) {
     let mut rng = rampart_ml::split::SplitMix64::new(11);
     let mut noise = String::from("x,y,label\n");
     for _ in 0..200 {
@@ -377,6 +372,91 @@ fn a_trainers_claimed_accuracy_is_not_what_the_gates_read() {
         ));
     }
     std::fs::write(s.path().join("data/noise.csv"), noise).unwrap();
+}
+
+/// A trainer's ONNX model is run to be scored outside the sandbox, in a worker process under
+/// the run's memory limit: a graph (written with the `onnx` package) that asks for 2 GiB
+/// whatever its input, under `--memory 1GiB`, is recorded as not scored with the allowance
+/// named, and the run itself is unharmed: signed, exit 0.
+#[test]
+fn a_trained_model_that_allocates_past_the_runs_memory_is_not_scored() {
+    let (s, _) = setup();
+    write_noise(&s);
+    let bomb = s.path().join("bomb.onnx");
+    let make = r#"
+import sys
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+i64 = lambda name, v: numpy_helper.from_array(np.array(v, dtype=np.int64), name)
+nodes = [
+    helper.make_node("Shape", ["X"], ["s"]),
+    helper.make_node("Slice", ["s", "zero", "one"], ["n"]),
+    helper.make_node("Mul", ["n", "zero"], ["z"]),
+    helper.make_node("Add", ["z", "big"], ["t"]),
+    helper.make_node("ConstantOfShape", ["t"], ["c"]),
+    helper.make_node("ReduceSum", ["c"], ["y"]),
+]
+g = helper.make_graph(
+    nodes, "bomb",
+    [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 2])],
+    [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    [i64("zero", [0]), i64("one", [1]), i64("big", [1 << 29])],
+)
+m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+open(sys.argv[1], "wb").write(m.SerializeToString())
+"#;
+    let made = std::process::Command::new(crate::interop::sklearn_venv().join("bin/python"))
+        .args(["-c", make, bomb.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let script = format!("cp {} \"$RAMPART_OUTPUT/model.onnx\"", bomb.display());
+    let out = s
+        .rampart(&[
+            "--format",
+            "json",
+            "train",
+            "--data",
+            "data/noise.csv",
+            "--label",
+            "label",
+            "--output",
+            "runs/bomb",
+            "--memory",
+            "1GiB",
+            "--read",
+            bomb.to_str().unwrap(),
+            "--exec",
+            "--",
+            "/bin/sh",
+            "-c",
+            &script,
+        ])
+        .env("RAMPART_ONNXRUNTIME", crate::interop::onnxruntime_library())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let why = v["computed_metrics"]["not_scored"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(why.contains("memory allowance of 1024 MiB"), "{v}");
+    assert!(s.path().join("runs/bomb/model.sig").is_file());
+}
+
+/// A trainer that claims accuracy 0.999 for a model that guesses: rampart scores the model
+/// itself on rows held out before the trainer started, the registry shows whose figures it
+/// holds, and production's metric gate reads only the computed ones (staging, which does not
+/// require them, still prefers them).
+#[test]
+fn a_trainers_claimed_accuracy_is_not_what_the_gates_read() {
+    let (s, _) = setup();
+    write_noise(&s);
     let bin = env!("CARGO_BIN_EXE_rampart");
     let script = format!(
         "{bin} __train-builtin --data \"$RAMPART_DATA\" --model random-forest --label label \

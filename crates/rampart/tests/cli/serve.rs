@@ -60,6 +60,23 @@ pub struct Server {
 }
 
 impl Server {
+    /// The gateway's child processes whose command line holds `arg`.
+    pub fn children(&self, arg: &str) -> Vec<u32> {
+        let me = self.child.id();
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                let ppid = stat
+                    .rsplit_once(") ")
+                    .and_then(|(_, rest)| rest.split(' ').nth(1)?.parse::<u32>().ok());
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                ppid == Some(me) && cmdline.split(|b| *b == 0).any(|a| a == arg.as_bytes())
+            })
+            .collect()
+    }
+
     /// SIGTERM and wait: a graceful shutdown flushes the audit queue (SIGKILL, in `Drop`,
     /// may lose its last records).
     pub fn stop(mut self) {
@@ -1615,6 +1632,18 @@ print(json.dumps(out))
             .contains("FP64 where the model takes FP32"),
         "{v}"
     );
+    // It answered from memory-capped worker processes (`rampart onnx-worker`), children of
+    // the gateway, each under the default allowance of 2048 MiB.
+    let workers = srv.children("onnx-worker");
+    assert!(!workers.is_empty(), "no ONNX worker process");
+    for pid in workers {
+        let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+        let data = limits
+            .lines()
+            .find(|l| l.starts_with("Max data size"))
+            .unwrap();
+        assert!(data.contains(&(2048u64 << 20).to_string()), "{data}");
+    }
 }
 
 /// A free loopback port.
