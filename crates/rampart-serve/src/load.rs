@@ -273,6 +273,57 @@ pub fn load_version(
     Ok((v, runner, sources))
 }
 
+/// Most bytes of a provenance bundle read at load.
+const MAX_PROVENANCE: u64 = 16 << 20;
+
+/// An ONNX model's reference input (the training rows' statistics rampart recorded when it
+/// scored the model): read from the version's signed provenance now, re-verified with the
+/// trusted keys and bound to the version's files — not from the registry database's copy,
+/// which whoever can write the database could change to blind the drift and anomaly checks.
+/// `None` when the version has no provenance or it records no reference.
+///
+/// # Errors
+/// [`LoadError::Unverified`] when the provenance does not verify or names other files;
+/// [`LoadError::Tampered`] when its blob is missing or does not match its digest.
+fn signed_reference(
+    reg: &Registry,
+    v: &VersionInfo,
+    keys: &[PublicKey],
+) -> Result<Option<serde_json::Value>, LoadError> {
+    let Some(digest) = v.provenance else {
+        return Ok(None);
+    };
+    let reference = format!("{}@{}", v.name, v.version);
+    let bytes = reg
+        .blobs()
+        .read(&digest, MAX_PROVENANCE)
+        .map_err(|e| LoadError::Tampered {
+            reference: reference.clone(),
+            source: e.into(),
+        })?;
+    let unverified = |detail: String| LoadError::Unverified {
+        reference: reference.clone(),
+        detail,
+    };
+    let att = rampart_crypto::provenance::verify_attestation(&bytes, keys)
+        .map_err(|e| unverified(format!("its provenance does not verify: {e}")))?;
+    if let Some(f) = v.files.iter().find(|f| !att.covers(&f.sha256)) {
+        return Err(unverified(format!(
+            "its provenance does not name {} (it describes another model)",
+            f.name
+        )));
+    }
+    Ok(rampart_ml::metrics::Recorded::of(&att.statement)
+        .computed
+        .as_ref()
+        .and_then(|c| c.get("reference"))
+        .filter(|r| {
+            r.get("input_schema")
+                .is_some_and(serde_json::Value::is_array)
+        })
+        .cloned())
+}
+
 /// A model with its companion detector (if `setup` names one), ready to serve.
 ///
 /// # Errors
@@ -348,8 +399,8 @@ pub fn load_model(
     let model = match runner {
         Loaded::Builtin(model) => model,
         Loaded::Onnx(onnx) => {
-            let reference =
-                crate::state::InputReference::of(v.input_schema.as_ref(), onnx.inputs());
+            let recorded = signed_reference(reg, &v, &setup.keys)?;
+            let reference = crate::state::InputReference::of(recorded.as_ref(), onnx.inputs());
             let names: Vec<String> = reference
                 .iter()
                 .flat_map(|r| r.stats.iter().map(|s| s.name.clone()))

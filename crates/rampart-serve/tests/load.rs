@@ -82,6 +82,18 @@ fn register(f: &mut Fixture, dir: &Path, name: &str, model: &Model) {
 
 /// Signs `files` with the home's key and registers them as the next version of `name`.
 fn register_files(f: &mut Fixture, dir: &Path, name: &str, files: &[(&str, Vec<u8>)]) {
+    register_with(f, dir, name, files, None);
+}
+
+/// As [`register_files`], with a provenance statement signed by the home's key whose
+/// `rampart-metrics` byproduct is `computed`.
+fn register_with(
+    f: &mut Fixture,
+    dir: &Path,
+    name: &str,
+    files: &[(&str, Vec<u8>)],
+    computed: Option<serde_json::Value>,
+) {
     let path = dir.join(format!(
         "{name}-{}",
         f.reg.resolve(name).map_or(1, |v| v.version + 1)
@@ -100,13 +112,35 @@ fn register_files(f: &mut Fixture, dir: &Path, name: &str, files: &[(&str, Vec<u
     )
     .unwrap();
     std::fs::write(&sig, signed.bundle).unwrap();
+    let provenance = computed.map(|content| {
+        let p = rampart_crypto::provenance::Provenance {
+            subjects: files
+                .iter()
+                .map(|(file, bytes)| {
+                    rampart_crypto::provenance::Artifact::new(*file, rampart_crypto::sha256(bytes))
+                })
+                .collect(),
+            build_type: "https://rampart.dev/train/exec/v1".into(),
+            external_parameters: serde_json::json!({}),
+            resolved_dependencies: Vec::new(),
+            builder_id: "https://rampart.dev/builder".into(),
+            builder_version: "test".into(),
+            invocation_id: "run-1".into(),
+            started_on: "2026-12-06T00:00:00Z".into(),
+            finished_on: "2026-12-06T00:01:00Z".into(),
+            byproducts: vec![serde_json::json!({"name": "rampart-metrics", "content": content})],
+        };
+        let file = dir.join(format!("{name}-provenance.json"));
+        std::fs::write(&file, p.sign(&key)).unwrap();
+        file
+    });
     let policy = f.home.load_policy().unwrap();
     let s = session(&f.home, &policy, &f.sink);
     let req = RegisterRequest {
         path: &path,
         name,
         signature: None,
-        provenance: None,
+        provenance: provenance.as_deref(),
         metrics: None,
     };
     service::register(&s, &mut f.reg, &req).unwrap();
@@ -333,4 +367,122 @@ fn a_registered_onnx_version_loads_and_what_cannot_run_is_refused_by_name() {
     register_files(&mut f, &models, "text", &[("notes.txt", b"hello".to_vec())]);
     let e = load_model(&f.reg, "text@1", &setup).unwrap_err();
     assert!(e.to_string().contains(".onnx"), "{e}");
+}
+
+/// An ONNX model's drift reference comes from its signed provenance, verified at every load:
+/// the registry database's copy is not what the gateway trusts. Rewriting it (to blind drift
+/// and anomaly checks) changes nothing; a provenance blob that no longer verifies stops the
+/// model.
+#[test]
+fn an_onnx_models_reference_is_read_from_its_signed_provenance_not_the_database() {
+    let mut f = fixture();
+    let models = f._dir.path().join("models");
+    let stats = |shift: f64| -> Vec<serde_json::Value> {
+        (0..6)
+            .map(|j| {
+                let deciles: Vec<f64> = [-1.28, -0.84, -0.52, -0.25, 0.0, 0.25, 0.52, 0.84, 1.28]
+                    .iter()
+                    .map(|d| d + shift)
+                    .collect();
+                serde_json::json!({
+                    "name": format!("f{j}"), "min": -3.0 + shift, "max": 3.0 + shift,
+                    "mean": shift, "std": 1.0, "deciles": deciles,
+                })
+            })
+            .collect()
+    };
+    let computed = serde_json::json!({
+        "scores": {"accuracy": 0.9, "rows": 40},
+        "reference": {"input": "X", "input_schema": stats(0.0)},
+    });
+    register_with(
+        &mut f,
+        &models,
+        "sk",
+        &[("model.onnx", onnx_corpus("sk_rf.onnx"))],
+        Some(computed),
+    );
+    let setup = setup(&f);
+    let means = |m: &rampart_serve::LoadedModel| -> Vec<f64> {
+        m.reference
+            .as_ref()
+            .unwrap()
+            .stats
+            .iter()
+            .map(|s| s.mean)
+            .collect()
+    };
+    let m = load_model(&f.reg, "sk@1", &setup).unwrap();
+    assert_eq!(means(&m), vec![0.0; 6]);
+    assert_eq!(m.schema().len(), 6);
+    // Whoever can write the database rewrites the reference: the gateway keeps the signed one.
+    let db = rusqlite::Connection::open(f.home.root().join("registry/registry.db")).unwrap();
+    let forged = serde_json::json!({"input": "X", "input_schema": stats(1000.0)}).to_string();
+    let changed = db
+        .execute(
+            "UPDATE versions SET input_schema = ?1 WHERE model_id = (SELECT id FROM models WHERE name = 'sk')",
+            [&forged],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    let reg = Registry::open(&f.home.root().join("registry")).unwrap();
+    assert_eq!(
+        reg.resolve("sk@1").unwrap().input_schema.clone().unwrap()["input_schema"][0]["mean"],
+        1000.0,
+        "the database holds the forged copy"
+    );
+    let m = load_model(&reg, "sk@1", &setup).unwrap();
+    assert_eq!(
+        means(&m),
+        vec![0.0; 6],
+        "the signed reference, not the forged one"
+    );
+    // Another model's valid provenance put in its place: it does not name this model's file.
+    register_with(
+        &mut f,
+        &models,
+        "gb",
+        &[("model.onnx", onnx_corpus("sk_gbm.onnx"))],
+        Some(serde_json::json!({"scores": null, "not_scored": "test"})),
+    );
+    let own: String = db
+        .query_row(
+            "SELECT provenance FROM versions WHERE model_id = (SELECT id FROM models WHERE name = 'sk')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let swap = |from: &str, to: &str| {
+        db.execute(
+            &format!("UPDATE versions SET provenance = (SELECT provenance FROM versions WHERE model_id = (SELECT id FROM models WHERE name = '{from}')) WHERE model_id = (SELECT id FROM models WHERE name = '{to}')"),
+            [],
+        )
+        .unwrap();
+    };
+    swap("gb", "sk");
+    let reg = Registry::open(&f.home.root().join("registry")).unwrap();
+    let e = load_model(&reg, "sk@1", &setup).unwrap_err();
+    assert!(e.to_string().contains("does not name model.onnx"), "{e}");
+    assert_eq!(e.kind(), LoadErrorKind::Verification);
+    db.execute(
+        "UPDATE versions SET provenance = ?1 WHERE model_id = (SELECT id FROM models WHERE name = 'sk')",
+        [&own],
+    )
+    .unwrap();
+    // The provenance blob itself rewritten: it no longer verifies, and the model is not served.
+    let digest = reg.resolve("sk@1").unwrap().provenance.unwrap();
+    let blob = reg.blobs().local_path(&digest).unwrap();
+    let text = std::fs::read_to_string(&blob).unwrap();
+    let mut perms = std::fs::metadata(&blob).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&blob, perms).unwrap();
+    std::fs::write(
+        &blob,
+        text.replacen("\"payload\"", "\"payload\" ", 1)
+            .replace("eyJ", "eyK"),
+    )
+    .unwrap();
+    let e = load_model(&reg, "sk@1", &setup).unwrap_err();
+    assert_eq!(e.kind(), LoadErrorKind::Verification, "{e}");
 }
