@@ -665,8 +665,9 @@ fn file_input(name: String, from: &Path, dir: Option<&Path>) -> Result<Input, Se
 /// Rows held out of a run's table for rampart to score the model on.
 #[derive(Debug)]
 struct HeldOut {
-    /// The trainer's copy of the table (the rows not held out).
-    train: PathBuf,
+    /// The trainer's copy of the table (the rows not held out), when it is CSV (what the
+    /// reference input statistics are read from).
+    train: Option<PathBuf>,
     fraction: f64,
     seed: u64,
     label: String,
@@ -700,25 +701,31 @@ fn hold_out(req: &TrainRequest<'_>, data: &Input, dir: &Path) -> Result<Holding,
             _ => "--holdout 0: no rows were held out".into(),
         }));
     }
-    let is_csv = data
+    let ext = data
         .path
         .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-    if !is_csv {
-        return Ok(Holding::Not(format!(
-            "the dataset is {}: rampart holds rows out of CSV tables only",
-            data.path
-                .extension()
-                .map_or("not CSV".into(), |e| e.to_string_lossy().into_owned())
-        )));
-    }
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    let parquet = match ext.as_deref() {
+        Some("csv") => false,
+        Some("parquet") => true,
+        other => {
+            return Ok(Holding::Not(format!(
+                "the dataset is {}: rampart holds rows out of CSV and Parquet tables only",
+                other.unwrap_or("of no known format")
+            )));
+        }
+    };
     rampart_home::secure_fs::create_private_dir(dir)?;
     let seed = match &req.recipe {
         Recipe::Builtin { hyper, .. } => hyper.seed.unwrap_or(0),
         Recipe::Exec { .. } => 0,
     };
     let path = dir.join("holdout.csv");
-    let partial = data.path.with_extension("csv.train");
+    let partial = data.path.with_extension(if parquet {
+        "parquet.train"
+    } else {
+        "csv.train"
+    });
     let split = {
         let train = input_file(&partial)?;
         let holdout = {
@@ -730,17 +737,18 @@ fn hold_out(req: &TrainRequest<'_>, data: &Input, dir: &Path) -> Result<Holding,
                 .open(&path)
                 .map_err(internal(&path))?
         };
-        rampart_data::holdout::split_csv(
-            Path::new(&req.dataset),
-            &|| std::fs::File::open(&data.path),
-            rampart_data::holdout::SplitSpec {
-                label: &label,
-                fraction,
-                seed,
-            },
-            train,
-            holdout,
-        )
+        let spec = rampart_data::holdout::SplitSpec {
+            label: &label,
+            fraction,
+            seed,
+        };
+        let name = Path::new(&req.dataset);
+        let open = || std::fs::File::open(&data.path);
+        if parquet {
+            rampart_data::holdout::split_parquet(name, &open, spec, train, holdout)
+        } else {
+            rampart_data::holdout::split_csv(name, &open, spec, train, holdout)
+        }
         .map_err(|e| ServiceError::Request {
             message: e.to_string(),
             hint: Some("name the label column with --label COL, or pass --holdout 0 (the model is then not scored)"),
@@ -748,7 +756,7 @@ fn hold_out(req: &TrainRequest<'_>, data: &Input, dir: &Path) -> Result<Holding,
     };
     std::fs::rename(&partial, &data.path).map_err(internal(&data.path))?;
     Ok(Holding::Held(HeldOut {
-        train: data.path.clone(),
+        train: (!parquet).then(|| data.path.clone()),
         fraction,
         seed,
         label,
@@ -785,7 +793,7 @@ fn computed_metrics(
         &names,
         crate::score::Holdout {
             path: &h.path,
-            train: Some(&h.train),
+            train: h.train.as_deref(),
             label: &h.label,
             ignore: &req.ignore,
         },

@@ -1359,3 +1359,94 @@ fn run_outputs_have_explicit_modes_whatever_the_umask() {
         assert_eq!(mode, want, "{} is {mode:o}", path.display());
     }
 }
+
+/// A Parquet table written by pyarrow, trained on by the user's own trainer: rampart holds a
+/// fifth of each class out before the trainer starts (the trainer's copy is Parquet pyarrow
+/// reads, with only the training rows), then scores the trainer's scikit-learn model on the
+/// held-out rows itself, through ONNX Runtime.
+#[test]
+fn a_parquet_table_is_split_before_the_trainer_and_its_model_scored() {
+    let s = setup();
+    let make_data = r#"
+import sys
+import numpy as np, pyarrow as pa, pyarrow.parquet as pq
+rng = np.random.default_rng(3)
+x = rng.normal(size=(500, 2))
+y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(np.int64)
+pq.write_table(pa.table({"x0": x[:, 0], "x1": x[:, 1], "y": y}), sys.argv[1], row_group_size=128)
+"#;
+    let make_model = r#"
+import sys
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from skl2onnx import to_onnx
+rng = np.random.default_rng(3)
+x = rng.normal(size=(500, 2))
+y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(np.int64)
+clf = LogisticRegression().fit(x.astype(np.float32), y)
+open(sys.argv[1], "wb").write(to_onnx(clf, x[:1].astype(np.float32), options={"zipmap": False}).SerializeToString())
+"#;
+    let data = s.path().join("data/table.parquet");
+    let model = s.path().join("code/model.onnx");
+    std::fs::create_dir_all(s.path().join("code")).unwrap();
+    for (venv, script, out) in [
+        (crate::interop::model_signing_venv(), make_data, &data),
+        (crate::interop::sklearn_venv(), make_model, &model),
+    ] {
+        let o = std::process::Command::new(venv.join("bin/python"))
+            .args(["-c", script, out.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let trainer = r#"
+import os, shutil, sys
+import pyarrow.parquet as pq
+t = pq.read_table(os.environ["RAMPART_DATA"])
+print("trainer rows", t.num_rows, "columns", ",".join(t.column_names), file=sys.stderr)
+shutil.copy(sys.argv[1], os.path.join(os.environ["RAMPART_OUTPUT"], "model.onnx"))
+"#;
+    std::fs::write(s.path().join("code/pq.py"), trainer).unwrap();
+    let venv = crate::interop::model_signing_venv();
+    let out = s
+        .rampart(&[
+            "--format",
+            "json",
+            "train",
+            "--data",
+            "data/table.parquet",
+            "--label",
+            "y",
+            "--output",
+            "runs/pq",
+            "--timeout",
+            "300",
+            "--python",
+            venv.join("bin/python").to_str().unwrap(),
+            "--exec",
+            "--",
+            "python3",
+            "code/pq.py",
+            model.to_str().unwrap(),
+        ])
+        .env("RAMPART_ONNXRUNTIME", crate::interop::onnxruntime_library())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let computed = &v["computed_metrics"];
+    let held = computed["holdout"]["rows"].as_u64().unwrap();
+    let train_rows = computed["holdout"]["train_rows"].as_u64().unwrap();
+    assert_eq!(held + train_rows, 500, "{computed}");
+    assert!((100..=101).contains(&held), "{computed}");
+    assert_eq!(computed["holdout"]["stratified"], true, "{computed}");
+    // The trainer read its copy with pyarrow: the training rows only, every column.
+    assert!(
+        err.contains(&format!("trainer rows {train_rows} columns x0,x1,y")),
+        "{err}"
+    );
+    let accuracy = computed["scores"]["accuracy"].as_f64().unwrap_or(0.0);
+    assert!(accuracy > 0.9, "{computed}");
+    assert_eq!(computed["scores"]["runtime"], "onnxruntime", "{computed}");
+}
