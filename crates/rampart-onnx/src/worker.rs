@@ -12,6 +12,10 @@
 //!   and writes no core file;
 //! - sets no-new-privileges and gets an environment holding only where ONNX Runtime's library
 //!   is (none of the gateway's secrets);
+//! - once the library is loaded, and before the model is built, confines itself
+//!   ([`rampart_sandbox::confine::confine_self`]): Landlock with no path allowed (no file
+//!   opened, no TCP port bound or connected) and the trainer sandbox's seccomp filters on
+//!   every thread (no socket but `AF_UNIX`, no ptrace, mount, namespaces…);
 //! - talks to the gateway over a socket pair on its standard input, and exits when the
 //!   gateway closes it.
 //!
@@ -431,6 +435,16 @@ pub fn serve(stream: &mut UnixStream) -> Result<(), String> {
         return Err("the first frame must load a model".into());
     }
     let (limits, bytes) = wire::read_load(&mut i)?;
+    // The library is loaded while files can still be opened; then nothing new can be opened,
+    // bound or connected before the model is built and run (an exploit of the runtime gets
+    // no more than this process holds).
+    let confined = crate::runtime().and_then(|_| {
+        rampart_sandbox::confine::confine_self(&[])
+            .map_err(|e| OnnxError::Runtime(format!("the worker cannot confine itself: {e}")))
+    });
+    if let Err(e) = confined {
+        return Out::error(&e).send(stream).map_err(io);
+    }
     let model = match OnnxModel::load(bytes, limits) {
         Ok(m) => m,
         Err(e) => {

@@ -23,6 +23,7 @@
 
 pub mod cgroup;
 pub mod child;
+pub mod confine;
 pub mod filter;
 pub mod gpu;
 pub mod interp;

@@ -463,8 +463,8 @@ fn every_exported_model_answers_the_same_from_memory_capped_workers() {
 
 /// A graph that asks for more memory than its allowance fails that request with an error
 /// naming the allowance; the gateway's process is untouched, and the model answers the next
-/// request. Each worker runs under the allowance (`RLIMIT_DATA`), without the gateway's
-/// environment; a worker that dies is replaced.
+/// request. Each worker runs under the allowance (`RLIMIT_DATA`), confined, without the
+/// gateway's environment; a worker that dies is replaced.
 #[test]
 fn a_model_that_allocates_past_its_allowance_fails_that_request_only() {
     let model = OnnxModel::load_isolated(
@@ -491,6 +491,20 @@ fn a_model_that_allocates_past_its_allowance_fails_that_request_only() {
         .find(|l| l.starts_with("Max data size"))
         .unwrap();
     assert!(data.contains(&(256u64 << 20).to_string()), "{data}");
+    // Confined: no new privileges, the sandbox's seccomp filters (Landlock leaves no trace in
+    // /proc; rampart-sandbox's confine test checks what it denies).
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(field("NoNewPrivs:"), "1");
+    assert_eq!(field("Seccomp:"), "2", "filter mode");
+    assert_eq!(field("Seccomp_filters:"), "2");
     let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
     let env: Vec<String> = env
         .split(|b| *b == 0)

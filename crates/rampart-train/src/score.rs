@@ -147,6 +147,16 @@ fn reference_stats(
     Some(json!({"input": input, "rows": rows.len(), "input_schema": stats}))
 }
 
+/// Why a model of `kind` (an isolation forest) is not scored.
+pub(crate) fn no_classes(kind: &str) -> String {
+    let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {kind} has no classes to score against the label column")
+}
+
 fn builtin(path: &Path, h: Holdout<'_>) -> Result<Value, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let model = Model::from_bytes(&bytes).map_err(|e| {
@@ -156,10 +166,7 @@ fn builtin(path: &Path, h: Holdout<'_>) -> Result<Value, String> {
         )
     })?;
     if model.meta.classes.is_empty() {
-        return Err(format!(
-            "a {} has no classes to score against the label column",
-            model.meta.kind
-        ));
+        return Err(no_classes(&model.meta.kind.to_string()));
     }
     let file = std::fs::File::open(h.path).map_err(|e| format!("{}: {e}", h.path.display()))?;
     let t = rampart_data::table::read(

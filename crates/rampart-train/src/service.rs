@@ -696,7 +696,7 @@ fn hold_out(req: &TrainRequest<'_>, data: &Input, dir: &Path) -> Result<Holding,
     if fraction <= 0.0 {
         return Ok(Holding::Not(match &req.recipe {
             Recipe::Builtin { kind, .. } if !kind.is_classifier() => {
-                format!("a {kind} has no classes to score against the label column")
+                crate::score::no_classes(&kind.to_string())
             }
             _ => "--holdout 0: no rows were held out".into(),
         }));

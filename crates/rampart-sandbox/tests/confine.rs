@@ -1,0 +1,85 @@
+//! `confine::confine_self` in a process of its own (this test binary started again, since
+//! confinement cannot be undone): a path it was given stays readable, nothing else opens, no
+//! TCP connection is made, and an `AF_INET` socket kills the process with `SIGSYS`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::os::unix::process::ExitStatusExt as _;
+use std::path::PathBuf;
+
+const ENTRY_ENV: &str = "RAMPART_TEST_CONFINE_DIR";
+
+/// Not a test: what the confined process runs (started by the test below; on its own it
+/// returns at once).
+#[test]
+fn confined_process_entry() {
+    let Some(dir) = std::env::var_os(ENTRY_ENV) else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    // Opened before: still usable after.
+    let held = std::fs::File::open("/etc/hostname");
+    let confined = rampart_sandbox::confine::confine_self(std::slice::from_ref(&dir)).unwrap();
+    println!("MARK landlock {}", confined.landlock);
+    println!(
+        "MARK allowed {}",
+        std::fs::read_to_string(dir.join("ok.txt")).is_ok()
+    );
+    println!(
+        "MARK other {}",
+        std::fs::read_to_string("/etc/passwd").is_ok()
+    );
+    println!(
+        "MARK write {}",
+        std::fs::write(dir.join("new.txt"), b"x").is_ok()
+    );
+    println!("MARK held {}", held.is_ok());
+    let unix = std::os::unix::net::UnixStream::pair().is_ok();
+    println!("MARK unix {unix}");
+    use std::io::Write as _;
+    std::io::stdout().flush().unwrap();
+    // Killed here.
+    let _ = std::net::TcpStream::connect("127.0.0.1:9");
+    println!("MARK survived");
+    std::process::exit(0);
+}
+
+#[test]
+fn a_confined_process_opens_nothing_new_and_is_killed_for_a_network_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ok.txt"), b"fine").unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "confined_process_entry",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(ENTRY_ENV, dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let marks: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split("MARK ").nth(1))
+        .collect();
+    assert!(marks[0].starts_with("landlock "), "{text}");
+    assert_eq!(
+        &marks[1..],
+        [
+            "allowed true",
+            "other false",
+            "write false",
+            "held true",
+            "unix true"
+        ],
+        "{text}"
+    );
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGSYS),
+        "{:?} {text}",
+        out.status
+    );
+    assert!(!dir.path().join("new.txt").exists());
+}
