@@ -15,7 +15,8 @@
 //! - once the library is loaded, and before the model is built, confines itself
 //!   ([`rampart_sandbox::confine::confine_self`]): Landlock with no path allowed (no file
 //!   opened, no TCP port bound or connected) and the trainer sandbox's seccomp filters on
-//!   every thread (no socket but `AF_UNIX`, no ptrace, mount, namespaces…);
+//!   every thread (no ptrace, mount, namespaces…), and no new socket of any family, no
+//!   `connect` or `bind`: it keeps the one it was given;
 //! - talks to the gateway over a socket pair on its standard input, and exits when the
 //!   gateway closes it.
 //!
@@ -439,7 +440,7 @@ pub fn serve(stream: &mut UnixStream) -> Result<(), String> {
     // bound or connected before the model is built and run (an exploit of the runtime gets
     // no more than this process holds).
     let confined = crate::runtime().and_then(|_| {
-        rampart_sandbox::confine::confine_self(&[])
+        rampart_sandbox::confine::confine_self(&[], false)
             .map_err(|e| OnnxError::Runtime(format!("the worker cannot confine itself: {e}")))
     });
     if let Err(e) = confined {

@@ -80,7 +80,8 @@ pub const DENIED: &[&str] = &[
     "lookup_dcookie",
 ];
 
-fn arch() -> TargetArch {
+/// The architecture the filters are built for.
+pub(crate) fn arch() -> TargetArch {
     #[cfg(target_arch = "aarch64")]
     {
         TargetArch::aarch64

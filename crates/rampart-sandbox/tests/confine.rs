@@ -8,6 +8,8 @@ use std::os::unix::process::ExitStatusExt as _;
 use std::path::PathBuf;
 
 const ENTRY_ENV: &str = "RAMPART_TEST_CONFINE_DIR";
+/// Set when the confined process may make new Unix sockets.
+const SOCKETS_ENV: &str = "RAMPART_TEST_CONFINE_SOCKETS";
 
 /// Not a test: what the confined process runs (started by the test below; on its own it
 /// returns at once).
@@ -19,7 +21,9 @@ fn confined_process_entry() {
     let dir = PathBuf::from(dir);
     // Opened before: still usable after.
     let held = std::fs::File::open("/etc/hostname");
-    let confined = rampart_sandbox::confine::confine_self(std::slice::from_ref(&dir)).unwrap();
+    let sockets = std::env::var_os(SOCKETS_ENV).is_some();
+    let confined =
+        rampart_sandbox::confine::confine_self(std::slice::from_ref(&dir), sockets).unwrap();
     println!("MARK landlock {}", confined.landlock);
     println!(
         "MARK allowed {}",
@@ -44,26 +48,34 @@ fn confined_process_entry() {
     std::process::exit(0);
 }
 
-#[test]
-fn a_confined_process_opens_nothing_new_and_is_killed_for_a_network_socket() {
+/// The confined process's marks and how it ended.
+fn confined(sockets: bool) -> (Vec<String>, std::process::ExitStatus, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("ok.txt"), b"fine").unwrap();
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "confined_process_entry",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(ENTRY_ENV, dir.path())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let marks: Vec<&str> = text
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--exact",
+        "confined_process_entry",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(ENTRY_ENV, dir.path());
+    if sockets {
+        cmd.env(SOCKETS_ENV, "1");
+    }
+    let out = cmd.output().unwrap();
+    let marks = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split("MARK ").nth(1))
+        .map(str::to_owned)
         .collect();
-    assert!(marks[0].starts_with("landlock "), "{text}");
+    (marks, out.status, dir)
+}
+
+#[test]
+fn a_confined_process_opens_nothing_new_and_is_killed_for_a_network_socket() {
+    let (marks, status, dir) = confined(true);
+    assert!(marks[0].starts_with("landlock "), "{marks:?}");
     assert_eq!(
         &marks[1..],
         [
@@ -73,13 +85,20 @@ fn a_confined_process_opens_nothing_new_and_is_killed_for_a_network_socket() {
             "held true",
             "unix true"
         ],
-        "{text}"
+        "{marks:?}"
     );
-    assert_eq!(
-        out.status.signal(),
-        Some(libc::SIGSYS),
-        "{:?} {text}",
-        out.status
-    );
+    assert_eq!(status.signal(), Some(libc::SIGSYS), "{status:?} {marks:?}");
     assert!(!dir.path().join("new.txt").exists());
+}
+
+/// Without new sockets, even a Unix socket pair kills it.
+#[test]
+fn without_new_sockets_a_unix_socket_kills_it_too() {
+    let (marks, status, _dir) = confined(false);
+    assert_eq!(
+        &marks[1..],
+        ["allowed true", "other false", "write false", "held true"],
+        "{marks:?}"
+    );
+    assert_eq!(status.signal(), Some(libc::SIGSYS), "{status:?} {marks:?}");
 }

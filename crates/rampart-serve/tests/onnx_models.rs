@@ -491,7 +491,7 @@ fn a_model_that_allocates_past_its_allowance_fails_that_request_only() {
         .find(|l| l.starts_with("Max data size"))
         .unwrap();
     assert!(data.contains(&(256u64 << 20).to_string()), "{data}");
-    // Confined: no new privileges, the sandbox's seccomp filters (Landlock leaves no trace in
+    // Confined: no new privileges, the seccomp filters (Landlock leaves no trace in
     // /proc; rampart-sandbox's confine test checks what it denies).
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let field = |name: &str| {
@@ -504,7 +504,11 @@ fn a_model_that_allocates_past_its_allowance_fails_that_request_only() {
     };
     assert_eq!(field("NoNewPrivs:"), "1");
     assert_eq!(field("Seccomp:"), "2", "filter mode");
-    assert_eq!(field("Seccomp_filters:"), "2");
+    assert_eq!(
+        field("Seccomp_filters:"),
+        "3",
+        "the sandbox's two, and no new sockets"
+    );
     let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
     let env: Vec<String> = env
         .split(|b| *b == 0)
