@@ -31,7 +31,7 @@ for mode in workers inproc; do
   kill "$SERVER"; wait "$SERVER" 2>/dev/null || true
   echo "== $mode: $(grep Requests/sec "$W/profile-wrk-$mode.txt")"
   echo "-- by shared object (self time)"
-  perf report -q -g none -i "$W/perf-$mode.data" --no-children --sort dso 2>/dev/null | grep -v '^$' | head -12
+  perf report -q -g none -i "$W/perf-$mode.data" --no-children --sort dso 2>/dev/null | grep -v '^$' | head -12 || true
   echo "-- top symbols (self time)"
-  perf report -q -g none -i "$W/perf-$mode.data" --no-children --sort dso,sym 2>/dev/null | grep -v '^$' | grep '%' | head -25
+  perf report -q -g none -i "$W/perf-$mode.data" --no-children --sort dso,sym 2>/dev/null | grep -v '^$' | grep '%' | head -25 || true
 done

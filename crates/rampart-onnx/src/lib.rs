@@ -111,19 +111,37 @@ fn locate() -> Result<std::path::PathBuf, String> {
         })
 }
 
+/// Loads ONNX Runtime's shared library (once per process) without starting it: what a worker
+/// does while it can still open files, before it confines itself and builds the environment
+/// (whose threads then start inside the confinement).
+///
+/// # Errors
+/// [`OnnxError::Runtime`] when the library is not named, not found, or too old.
+pub fn load_library() -> Result<(), OnnxError> {
+    static LOADED: OnceLock<Result<(), String>> = OnceLock::new();
+    LOADED
+        .get_or_init(|| {
+            let path = locate()?;
+            ort::init_from(&path)
+                .map(drop)
+                .map_err(|e| format!("{}: {e}", path.display()))
+        })
+        .clone()
+        .map_err(OnnxError::Runtime)
+}
+
 /// The process's one ONNX Runtime environment, loaded on first use.
 ///
 /// # Errors
 /// [`OnnxError::Runtime`] when the library is not named, not found, or too old.
 pub fn runtime() -> Result<&'static ort::environment::Environment, OnnxError> {
     static ENV: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
+    load_library()?;
     ENV.get_or_init(|| {
-        let path = locate()?;
-        ort::init_from(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))?
+        ort::init()
             .with_name("rampart")
             .build()
-            .map_err(|e| format!("{}: {e}", path.display()))
+            .map_err(|e| format!("ONNX Runtime's environment: {e}"))
     })
     .as_ref()
     .map_err(|e| OnnxError::Runtime(e.clone()))

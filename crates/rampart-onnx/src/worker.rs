@@ -438,8 +438,9 @@ pub fn serve(stream: &mut UnixStream) -> Result<(), String> {
     let (limits, bytes) = wire::read_load(&mut i)?;
     // The library is loaded while files can still be opened; then nothing new can be opened,
     // bound or connected before the model is built and run (an exploit of the runtime gets
-    // no more than this process holds).
-    let confined = crate::runtime().and_then(|_| {
+    // no more than this process holds). ONNX Runtime's environment, and the threads it
+    // starts, come after: Landlock binds only threads started once it is in force.
+    let confined = crate::load_library().and_then(|()| {
         rampart_sandbox::confine::confine_self(&[], false)
             .map_err(|e| OnnxError::Runtime(format!("the worker cannot confine itself: {e}")))
     });

@@ -9,9 +9,11 @@
 //!   afterwards, so call it before starting any;
 //! - the sandbox's seccomp filters ([`crate::filter`]) on every thread of the process: no
 //!   socket but `AF_UNIX`, no ptrace, mount, namespaces, bpf, io_uring, keyrings…, killed
-//!   with `SIGSYS`; without `new_sockets`, also no new socket of any family and no `connect`,
-//!   `bind`, `listen` or `accept` (a named Unix socket — a container runtime's, an agent's —
-//!   is otherwise reachable, since Landlock does not govern `connect`).
+//!   with `SIGSYS`; without `new_sockets`, every `socket`, `socketpair`, `connect`, `bind`,
+//!   `listen` and `accept` fails with `EACCES` instead (a named Unix socket — a container
+//!   runtime's, an agent's — is otherwise reachable, since Landlock does not govern
+//!   `connect`; and a refusal, not a kill, because ONNX Runtime starts a thread during runs
+//!   that opens a UDP socket, which must not take the worker down).
 //!
 //! No-new-privileges is set first (seccomp needs it without `CAP_SYS_ADMIN`).
 
@@ -30,7 +32,8 @@ pub struct Confined {
 }
 
 /// Confines the calling process (see the module docs). `read` lists paths that stay
-/// readable; `new_sockets` allows `AF_UNIX` sockets to be made and used.
+/// readable; `new_sockets` allows `AF_UNIX` sockets to be made and used (any other family
+/// kills the process), else no socket call succeeds.
 ///
 /// # Errors
 /// When Landlock is not enforced by this kernel, or a step fails: the caller must then not
@@ -57,36 +60,14 @@ pub fn confine_self(read: &[PathBuf], new_sockets: bool) -> Result<Confined, Str
         RulesetStatus::PartiallyEnforced => "partially enforced (older kernel ABI)".to_owned(),
         _ => return Err("landlock: not enforced by this kernel".into()),
     };
-    let mut programs = crate::filter::programs().map_err(|e| format!("seccomp: {e}"))?;
-    if !new_sockets {
-        programs.push(no_sockets().map_err(|e| format!("seccomp: {e}"))?);
-    }
+    let sockets = if new_sockets {
+        crate::filter::Sockets::UnixOnly
+    } else {
+        crate::filter::Sockets::Refused
+    };
+    let programs = crate::filter::programs_for(sockets).map_err(|e| format!("seccomp: {e}"))?;
     for p in &programs {
         seccompiler::apply_filter_all_threads(p).map_err(|e| format!("seccomp: {e}"))?;
     }
     Ok(Confined { landlock })
-}
-
-/// A filter killing the process on any call that makes, names or reaches a socket.
-fn no_sockets() -> Result<seccompiler::BpfProgram, seccompiler::Error> {
-    use std::collections::BTreeMap;
-    let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> = [
-        libc::SYS_socket,
-        libc::SYS_socketpair,
-        libc::SYS_connect,
-        libc::SYS_bind,
-        libc::SYS_listen,
-        libc::SYS_accept,
-        libc::SYS_accept4,
-    ]
-    .into_iter()
-    .map(|n| (n, Vec::new()))
-    .collect();
-    let filter = seccompiler::SeccompFilter::new(
-        rules,
-        seccompiler::SeccompAction::Allow,
-        seccompiler::SeccompAction::KillProcess,
-        crate::filter::arch(),
-    )?;
-    Ok(filter.try_into()?)
 }

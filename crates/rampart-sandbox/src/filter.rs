@@ -80,8 +80,7 @@ pub const DENIED: &[&str] = &[
     "lookup_dcookie",
 ];
 
-/// The architecture the filters are built for.
-pub(crate) fn arch() -> TargetArch {
+fn arch() -> TargetArch {
     #[cfg(target_arch = "aarch64")]
     {
         TargetArch::aarch64
@@ -158,24 +157,58 @@ fn denied_numbers() -> Vec<i64> {
     v
 }
 
-/// The two BPF programs, in the order they are to be installed.
+/// What a filtered process may do with sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sockets {
+    /// `AF_UNIX` sockets only: any other family kills the process (a trainer).
+    UnixOnly,
+    /// None at all: `socket`, `socketpair`, `connect`, `bind`, `listen` and `accept` fail with
+    /// `EACCES` (a helper keeping only descriptors it was given; a library's background
+    /// thread probing the network gets an error, not a dead process).
+    Refused,
+}
+
+/// The calls [`Sockets::Refused`] refuses.
+const SOCKET_CALLS: [i64; 7] = [
+    libc::SYS_socket,
+    libc::SYS_socketpair,
+    libc::SYS_connect,
+    libc::SYS_bind,
+    libc::SYS_listen,
+    libc::SYS_accept,
+    libc::SYS_accept4,
+];
+
+/// The two BPF programs of the trainer sandbox ([`Sockets::UnixOnly`]), in the order they
+/// are to be installed.
 ///
 /// # Errors
 /// Only if seccompiler rejects the rules (a bug, caught by the tests).
 pub fn programs() -> Result<Vec<BpfProgram>, seccompiler::Error> {
+    programs_for(Sockets::UnixOnly)
+}
+
+/// The BPF programs for `sockets`, in the order they are to be installed: the deny filter,
+/// the `clone3` filter, and for [`Sockets::Refused`] a third refusing socket calls.
+///
+/// # Errors
+/// Only if seccompiler rejects the rules (a bug, caught by the tests).
+pub fn programs_for(sockets: Sockets) -> Result<Vec<BpfProgram>, seccompiler::Error> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     for n in denied_numbers() {
         rules.insert(n, Vec::new());
     }
-    // Any family but AF_UNIX: the rule matches (and kills) when the domain differs.
-    let socket_rules = vec![SeccompRule::new(vec![SeccompCondition::new(
-        0,
-        SeccompCmpArgLen::Dword,
-        SeccompCmpOp::Ne,
-        u64::from(libc::AF_UNIX.unsigned_abs()),
-    )?])?];
-    rules.insert(libc::SYS_socket, socket_rules.clone());
-    rules.insert(libc::SYS_socketpair, socket_rules);
+    if sockets == Sockets::UnixOnly {
+        // Any family but AF_UNIX: the rule matches (and kills) when the domain differs.
+        let socket_rules = vec![SeccompRule::new(vec![SeccompCondition::new(
+            0,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::Ne,
+            u64::from(libc::AF_UNIX.unsigned_abs()),
+        )?])?];
+        rules.insert(libc::SYS_socket, socket_rules.clone());
+        rules.insert(libc::SYS_socketpair, socket_rules);
+    }
     let ns_flags = [
         libc::CLONE_NEWNS,
         libc::CLONE_NEWUTS,
@@ -207,7 +240,17 @@ pub fn programs() -> Result<Vec<BpfProgram>, seccompiler::Error> {
         SeccompAction::Errno(u32::try_from(libc::ENOSYS).unwrap_or(38)),
         arch(),
     )?;
-    Ok(vec![deny.try_into()?, clone3.try_into()?])
+    let mut out: Vec<BpfProgram> = vec![deny.try_into()?, clone3.try_into()?];
+    if sockets == Sockets::Refused {
+        let refused = SeccompFilter::new(
+            SOCKET_CALLS.iter().map(|n| (*n, Vec::new())).collect(),
+            SeccompAction::Allow,
+            SeccompAction::Errno(u32::try_from(libc::EACCES).unwrap_or(13)),
+            arch(),
+        )?;
+        out.push(refused.try_into()?);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

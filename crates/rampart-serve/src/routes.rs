@@ -588,9 +588,19 @@ async fn predict_tensors(
             Err(r) => r,
         };
     }
+    // A blocking thread only once a session is free: waiting happens here, on the reactor.
+    let Ok(run) = Arc::clone(&m.runs).acquire_owned().await else {
+        return Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the model is unloading",
+        )
+        .into_response();
+    };
     let (st2, m2, key_id) = (Arc::clone(st), Arc::clone(m), key.id.clone());
     let out = tokio::task::spawn_blocking(move || {
         let _permit = permit;
+        let _run = run;
         let Runner::Onnx(onnx) = &m2.runner else {
             return Err(Problem::new(
                 StatusCode::INTERNAL_SERVER_ERROR,

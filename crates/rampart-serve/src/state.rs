@@ -103,6 +103,9 @@ pub struct LoadedModel {
     pub(crate) window: Box<dyn monitor::DriftWindowStore>,
     /// Features whose drift is above the threshold now (audited once per crossing).
     pub(crate) drifting: Mutex<std::collections::BTreeSet<usize>>,
+    /// Runs of an ONNX model that may hold a blocking thread at once (its sessions): the
+    /// rest wait on the reactor, not in threads contending for the sessions.
+    pub(crate) runs: Arc<tokio::sync::Semaphore>,
 }
 
 impl LoadedModel {
@@ -165,7 +168,6 @@ impl LoadedModel {
             name,
             version,
             root,
-            runner,
             sources,
             output,
             intact: std::sync::atomic::AtomicBool::new(true),
@@ -173,6 +175,11 @@ impl LoadedModel {
             reference: None,
             window: Box::new(Mutex::new(monitor::DriftWindow::new(0, 0))),
             drifting: Mutex::new(std::collections::BTreeSet::new()),
+            runs: Arc::new(tokio::sync::Semaphore::new(match &runner {
+                Runner::Onnx(m) => m.sessions().max(1),
+                Runner::Builtin(_) | Runner::Upstream(_) => tokio::sync::Semaphore::MAX_PERMITS,
+            })),
+            runner,
         }
     }
 

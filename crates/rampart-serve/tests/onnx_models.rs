@@ -607,3 +607,42 @@ fn a_worker_that_cannot_build_the_model_is_a_clear_refusal() {
         .unwrap_err();
     assert!(e.to_string().contains("memory allowance"), "{e}");
 }
+
+/// Sustained load on confined workers: every request is answered by the workers started at
+/// load. ONNX Runtime starts a thread during runs that opens a UDP socket; a confined worker
+/// must refuse it, not die of it (this failed when socket calls killed the worker).
+#[test]
+fn confined_workers_answer_sustained_load_without_dying() {
+    let bytes = std::fs::read(models().join("sk_rf.onnx")).unwrap();
+    let model = std::sync::Arc::new(
+        OnnxModel::load_isolated(
+            &bytes,
+            OnnxLimits {
+                sessions: 2,
+                ..OnnxLimits::default()
+            },
+            &isolation(512),
+        )
+        .unwrap(),
+    );
+    let started = model.worker_pids();
+    let body = json!({"inputs": [{"name": "X", "shape": [1, 6], "datatype": "FP32", "data": [0.5, -1.0, 2.0, 0.0, 1.5, -0.5]}]});
+    let req = request(&model, &body);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(4);
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (model, req) = (std::sync::Arc::clone(&model), req.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while std::time::Instant::now() < until {
+                    model.infer(&req).unwrap();
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let total: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert!(total > 1000, "{total} requests");
+    assert_eq!(model.worker_pids(), started, "no worker was replaced");
+}
