@@ -608,11 +608,12 @@ fn a_worker_that_cannot_build_the_model_is_a_clear_refusal() {
     assert!(e.to_string().contains("memory allowance"), "{e}");
 }
 
-/// Sustained load on confined workers: every request is answered by the workers started at
-/// load. ONNX Runtime starts a thread during runs that opens a UDP socket; a confined worker
-/// must refuse it, not die of it (this failed when socket calls killed the worker).
+/// ONNX Runtime's background thread, some seconds after the first run, starts a thread that
+/// opens a UDP socket: a confined worker refuses it and lives (when socket calls killed the
+/// worker, each died about 9 s after its first request). Then sustained load from eight
+/// threads is answered by the same workers.
 #[test]
-fn confined_workers_answer_sustained_load_without_dying() {
+fn confined_workers_outlive_onnx_runtimes_background_thread_and_sustained_load() {
     let bytes = std::fs::read(models().join("sk_rf.onnx")).unwrap();
     let model = std::sync::Arc::new(
         OnnxModel::load_isolated(
@@ -628,7 +629,20 @@ fn confined_workers_answer_sustained_load_without_dying() {
     let started = model.worker_pids();
     let body = json!({"inputs": [{"name": "X", "shape": [1, 6], "datatype": "FP32", "data": [0.5, -1.0, 2.0, 0.0, 1.5, -0.5]}]});
     let req = request(&model, &body);
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(4);
+    model.infer(&req).unwrap();
+    model.infer(&req).unwrap();
+    let alive = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+    };
+    let quiet = std::time::Instant::now() + std::time::Duration::from_secs(14);
+    while std::time::Instant::now() < quiet {
+        assert!(
+            started.iter().all(|p| alive(*p)),
+            "a worker died while idle: {started:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(3);
     let threads: Vec<_> = (0..8)
         .map(|_| {
             let (model, req) = (std::sync::Arc::clone(&model), req.clone());
@@ -643,6 +657,6 @@ fn confined_workers_answer_sustained_load_without_dying() {
         })
         .collect();
     let total: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
-    assert!(total > 1000, "{total} requests");
+    assert!(total > 100, "{total} requests");
     assert_eq!(model.worker_pids(), started, "no worker was replaced");
 }
