@@ -94,18 +94,41 @@ fn records<R: Read>(
     Ok(row)
 }
 
-/// A writer that hashes what it writes.
+/// A buffered writer that hashes what it writes.
 struct Hashed<W: Write> {
     inner: BufWriter<W>,
     hasher: Sha256Hasher,
 }
 
 impl<W: Write> Hashed<W> {
+    fn new(w: W) -> Self {
+        Self {
+            inner: BufWriter::new(w),
+            hasher: Sha256Hasher::new(),
+        }
+    }
+
     fn line(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.hasher.update(bytes);
-        self.hasher.update(b"\n");
-        self.inner.write_all(bytes)?;
-        self.inner.write_all(b"\n")
+        self.write_all(bytes)?;
+        self.write_all(b"\n")
+    }
+
+    /// Flushes; the digest of everything written.
+    fn finish(mut self) -> std::io::Result<Digest> {
+        self.inner.flush()?;
+        Ok(self.hasher.finish())
+    }
+}
+
+impl<W: Write> Write for Hashed<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(buf.get(..n).unwrap_or_default());
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 
@@ -152,14 +175,8 @@ pub fn split_csv<R: Read, W: Write>(
     let n = classes.labels.len();
     let (held, stratified) = classes.assign(path, spec)?;
     // Pass 2: each record to its side, byte for byte.
-    let mut out_train = Hashed {
-        inner: BufWriter::new(train),
-        hasher: Sha256Hasher::new(),
-    };
-    let mut out_holdout = Hashed {
-        inner: BufWriter::new(holdout),
-        hasher: Sha256Hasher::new(),
-    };
+    let mut out_train = Hashed::new(train);
+    let mut out_holdout = Hashed::new(holdout);
     let write = |e: std::io::Error| bad(path, format!("cannot write the split: {e}"));
     let mut counts = (0usize, 0usize);
     let copied = records(path, opened()?, |row, rdr| match row {
@@ -181,13 +198,11 @@ pub fn split_csv<R: Read, W: Write>(
     if copied != n {
         return Err(bad(path, "the table changed while it was split"));
     }
-    out_train.inner.flush().map_err(write)?;
-    out_holdout.inner.flush().map_err(write)?;
     Ok(Split {
         train_rows: counts.0,
         holdout_rows: counts.1,
-        train_digest: out_train.hasher.finish(),
-        holdout_digest: out_holdout.hasher.finish(),
+        train_digest: out_train.finish().map_err(write)?,
+        holdout_digest: out_holdout.finish().map_err(write)?,
         classes: classes.count(),
         stratified,
     })
@@ -265,24 +280,6 @@ fn check_fraction(path: &Path, fraction: f64) -> Result<(), TableError> {
             path,
             format!("a holdout of {fraction} is not a fraction in (0, 1)"),
         ))
-    }
-}
-
-/// A writer that hashes what passes through it.
-struct HashingWriter<W: Write> {
-    inner: BufWriter<W>,
-    hasher: Sha256Hasher,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(buf.get(..n).unwrap_or_default());
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
     }
 }
 
@@ -366,20 +363,14 @@ pub fn split_parquet<W: Write + Send, H: Write>(
         .build()
         .map_err(parquet)?;
     let write = |e: std::io::Error| bad(path, format!("cannot write the split: {e}"));
-    let mut out_train = HashingWriter {
-        inner: BufWriter::new(train),
-        hasher: Sha256Hasher::new(),
-    };
+    let mut out_train = Hashed::new(train);
     let props = parquet::file::properties::WriterProperties::builder()
         .set_compression(parquet::basic::Compression::SNAPPY)
         .build();
     let mut writer =
         parquet::arrow::ArrowWriter::try_new(&mut out_train, schema.clone(), Some(props))
             .map_err(parquet)?;
-    let mut out_holdout = Hashed {
-        inner: BufWriter::new(holdout),
-        hasher: Sha256Hasher::new(),
-    };
+    let mut out_holdout = Hashed::new(holdout);
     let mut line = Vec::new();
     for (i, f) in schema.fields().iter().enumerate() {
         if i > 0 {
@@ -426,13 +417,11 @@ pub fn split_parquet<W: Write + Send, H: Write>(
         return Err(bad(path, "the table changed while it was split"));
     }
     writer.close().map_err(parquet)?;
-    out_train.flush().map_err(write)?;
-    out_holdout.inner.flush().map_err(write)?;
     Ok(Split {
         train_rows: counts.0,
         holdout_rows: counts.1,
-        train_digest: out_train.hasher.finish(),
-        holdout_digest: out_holdout.hasher.finish(),
+        train_digest: out_train.finish().map_err(write)?,
+        holdout_digest: out_holdout.finish().map_err(write)?,
         classes: classes.count(),
         stratified,
     })

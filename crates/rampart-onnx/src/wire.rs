@@ -94,9 +94,17 @@ impl Out {
         self.0.split_off(8)
     }
 
+    /// A count, then each item written by `each`.
+    pub fn list<T>(&mut self, items: &[T], mut each: impl FnMut(&mut Self, &T)) {
+        self.len(items.len());
+        for item in items {
+            each(self, item);
+        }
+    }
+
     /// Writes the frame (its length, then the payload) in one call.
     pub fn send(&mut self, w: &mut impl Write) -> std::io::Result<()> {
-        let len = (self.0.len() - 8) as u64;
+        let len = self.0.len().saturating_sub(8) as u64;
         if let Some(head) = self.0.get_mut(..8) {
             head.copy_from_slice(&len.to_le_bytes());
         }
@@ -211,7 +219,7 @@ impl Out {
 pub struct In<'a>(&'a [u8]);
 
 fn bad(what: &str) -> String {
-    format!("malformed frame: {what}")
+    what.to_owned()
 }
 
 impl<'a> In<'a> {
@@ -219,13 +227,13 @@ impl<'a> In<'a> {
     pub fn open(frame: &'a [u8]) -> Result<(u8, Self), String> {
         match frame.split_first() {
             Some((tag, rest)) => Ok((*tag, Self(rest))),
-            None => Err(bad("empty")),
+            None => Err(bad("an empty frame")),
         }
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         if n > self.0.len() {
-            return Err(bad("truncated"));
+            return Err(bad("a truncated frame"));
         }
         let (head, tail) = self.0.split_at(n);
         self.0 = tail;
@@ -233,7 +241,9 @@ impl<'a> In<'a> {
     }
 
     fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
-        self.take(N)?.try_into().map_err(|_| bad("truncated"))
+        self.take(N)?
+            .try_into()
+            .map_err(|_| bad("a truncated frame"))
     }
 
     pub fn u8(&mut self) -> Result<u8, String> {
@@ -247,11 +257,24 @@ impl<'a> In<'a> {
 
     /// A count of items of at least `each` bytes, which must fit in what remains.
     fn count(&mut self, each: usize) -> Result<usize, String> {
-        let n = usize::try_from(self.u64()?).map_err(|_| bad("count"))?;
+        let n = usize::try_from(self.u64()?).map_err(|_| bad("a count past this machine"))?;
         if n.saturating_mul(each.max(1)) > self.0.len() {
             return Err(bad("a count larger than the frame"));
         }
         Ok(n)
+    }
+
+    /// A count, then that many items read by `each` (each at least one byte).
+    pub fn list<T>(
+        &mut self,
+        mut each: impl FnMut(&mut Self) -> Result<T, String>,
+    ) -> Result<Vec<T>, String> {
+        let n = self.count(1)?;
+        let mut out = Vec::with_capacity(n.min(1024));
+        for _ in 0..n {
+            out.push(each(self)?);
+        }
+        Ok(out)
     }
 
     pub fn bytes(&mut self) -> Result<&'a [u8], String> {
@@ -260,14 +283,14 @@ impl<'a> In<'a> {
     }
 
     pub fn str(&mut self) -> Result<String, String> {
-        String::from_utf8(self.bytes()?.to_vec()).map_err(|_| bad("not UTF-8"))
+        String::from_utf8(self.bytes()?.to_vec()).map_err(|_| bad("text that is not UTF-8"))
     }
 
     pub fn end(&self) -> Result<(), String> {
         if self.0.is_empty() {
             Ok(())
         } else {
-            Err(bad("bytes after the end"))
+            Err(bad("bytes after the end of the frame"))
         }
     }
 
@@ -279,7 +302,7 @@ impl<'a> In<'a> {
             3 => Datatype::Fp32,
             4 => Datatype::Fp64,
             5 => Datatype::Bytes,
-            _ => return Err(bad("datatype")),
+            _ => return Err(bad("an unknown datatype")),
         })
     }
 
@@ -310,7 +333,7 @@ impl<'a> In<'a> {
             0 => OutputKind::Tensor(port.datatype),
             1 => OutputKind::ClassMaps { string_keys: false },
             2 => OutputKind::ClassMaps { string_keys: true },
-            _ => return Err(bad("output kind")),
+            _ => return Err(bad("an unknown output kind")),
         };
         Ok(OutputPort { port, kind })
     }
@@ -321,7 +344,9 @@ impl<'a> In<'a> {
         let rank = self.count(8)?;
         let mut shape = Vec::with_capacity(rank);
         for _ in 0..rank {
-            shape.push(usize::try_from(self.u64()?).map_err(|_| bad("dimension"))?);
+            shape.push(
+                usize::try_from(self.u64()?).map_err(|_| bad("a dimension past this machine"))?,
+            );
         }
         macro_rules! each {
             ($t:ty, $variant:ident) => {{
@@ -355,10 +380,19 @@ impl<'a> In<'a> {
                 Data::Bytes(v)
             }
         };
+        // Whoever reads `shape` (to size a buffer, to split rows) may trust it.
+        let elements = shape.iter().try_fold(1usize, |n, d| n.checked_mul(*d));
+        if elements != Some(data.len()) {
+            return Err(bad(&format!(
+                "tensor {name}: shape {shape:?} for {} elements",
+                data.len()
+            )));
+        }
         let parameters = match self.u8()? {
             0 => None,
             _ => Some(
-                serde_json::from_slice::<Value>(self.bytes()?).map_err(|_| bad("parameters"))?,
+                serde_json::from_slice::<Value>(self.bytes()?)
+                    .map_err(|_| bad("parameters that are not JSON"))?,
             ),
         };
         Ok(Tensor {
@@ -465,18 +499,13 @@ mod tests {
 
     fn frame() -> Vec<u8> {
         let mut o = Out::new(OK);
-        let t = tensors();
-        o.u64(t.len() as u64);
-        t.iter().for_each(|t| o.tensor(t));
+        o.list(&tensors(), Out::tensor);
         o.finish()
     }
 
     fn read(frame: &[u8]) -> Result<Vec<Tensor>, String> {
         let (_, mut i) = In::open(frame)?;
-        let n = i.u64()?;
-        let out = (0..n.min(16))
-            .map(|_| i.tensor())
-            .collect::<Result<_, _>>()?;
+        let out = i.list(In::tensor)?;
         i.end()?;
         Ok(out)
     }
@@ -516,6 +545,22 @@ mod tests {
         o.u64(1 << 60);
         o.u64(1 << 60);
         assert!(read(&o.finish()).unwrap_err().contains("count"));
+        // A shape claiming 2^40 rows for two elements: whoever sizes a buffer by the shape
+        // would allocate terabytes.
+        let mut o = Out::new(OK);
+        o.u64(1);
+        o.str("p");
+        o.u8(3);
+        o.u64(2);
+        o.u64(1 << 40);
+        o.u64(2);
+        o.u64(2);
+        o.0.extend_from_slice(&[0; 8]);
+        o.u8(0);
+        assert!(
+            read(&o.finish()).unwrap_err().contains("shape"),
+            "a lying shape"
+        );
         // A frame length over the bound is refused before it is read.
         let mut wire = Vec::new();
         write_frame(&mut wire, &f).unwrap();

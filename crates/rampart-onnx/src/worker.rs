@@ -157,13 +157,13 @@ impl Worker {
         )
     }
 
-    /// Ends the worker and says how it ended.
-    fn end(mut self) -> String {
+    /// Ends the worker (it stays in its slot, dead: the next request replaces it) and says
+    /// how it ended.
+    fn stop(&mut self) -> String {
         let _ = self.child.kill();
-        match self.child.wait() {
-            Ok(s) => s.to_string(),
-            Err(e) => e.to_string(),
-        }
+        self.child
+            .wait()
+            .map_or_else(|e| e.to_string(), |s| s.to_string())
     }
 }
 
@@ -204,7 +204,7 @@ impl Spawner {
             Ok(r) => r,
             Err(e) => {
                 let timed_out = is_timeout(&e);
-                let how = worker.end();
+                let how = worker.stop();
                 return Err(if timed_out {
                     OnnxError::Worker(format!(
                         "the ONNX worker did not build the model within {:?} and was stopped",
@@ -221,7 +221,7 @@ impl Spawner {
         };
         let loaded = read_loaded(&reply).map_err(|e| match e {
             Reply::Refused(e) => e,
-            Reply::Malformed(m) => OnnxError::Worker(format!("the ONNX worker answered {m}")),
+            Reply::Malformed(m) => malformed(&m),
         })?;
         Ok((worker, loaded))
     }
@@ -239,6 +239,14 @@ enum Reply {
     Malformed(String),
 }
 
+/// A worker's answer that does not follow the protocol: the worker is not used again.
+fn malformed(what: &str) -> OnnxError {
+    OnnxError::Worker(format!(
+        "the ONNX worker's answer is malformed ({what}); the worker was stopped and a new one \
+         takes the next request"
+    ))
+}
+
 fn open_reply(frame: &[u8]) -> Result<In<'_>, Reply> {
     let (tag, mut i) = In::open(frame).map_err(Reply::Malformed)?;
     match tag {
@@ -252,14 +260,8 @@ fn read_loaded(frame: &[u8]) -> Result<Loaded, Reply> {
     let mut i = open_reply(frame)?;
     let read = |i: &mut In<'_>| -> Result<Loaded, String> {
         let nodes = i.u64()?;
-        let n = usize::try_from(i.u64()?).map_err(|_| "count".to_owned())?;
-        let inputs = (0..n.min(1 << 16))
-            .map(|_| i.port())
-            .collect::<Result<_, _>>()?;
-        let n = usize::try_from(i.u64()?).map_err(|_| "count".to_owned())?;
-        let outputs = (0..n.min(1 << 16))
-            .map(|_| i.output())
-            .collect::<Result<_, _>>()?;
+        let inputs = i.list(In::port)?;
+        let outputs = i.list(In::output)?;
         i.end()?;
         Ok(Loaded {
             nodes,
@@ -334,43 +336,36 @@ impl Pool {
         let slot = slot.insert(worker);
         let mut o = Out::new(wire::INFER);
         o.u64(req.rows as u64);
-        o.u64(req.inputs.len() as u64);
-        for t in &req.inputs {
-            o.tensor(t);
-        }
+        o.list(&req.inputs, Out::tensor);
         let timeout = self.spawner.limits.run_timeout + GRACE;
         let reply = match slot.call(&mut o, timeout, self.memory().max(1 << 20)) {
             Ok(r) => r,
             Err(e) => return Err(self.ended(slot, &e)),
         };
-        let mut i = match open_reply(&reply) {
-            Ok(i) => i,
-            Err(Reply::Refused(e)) => return Err(e),
-            Err(Reply::Malformed(m)) => {
-                return Err(OnnxError::Worker(format!("the ONNX worker answered {m}")));
-            }
-        };
-        let read = |i: &mut In<'_>| -> Result<Vec<Tensor>, String> {
-            let n = usize::try_from(i.u64()?).map_err(|_| "count".to_owned())?;
-            let out = (0..n.min(1 << 16))
-                .map(|_| i.tensor())
-                .collect::<Result<_, _>>()?;
-            i.end()?;
+        let read = |frame: &[u8]| -> Result<Vec<Tensor>, Reply> {
+            let mut i = open_reply(frame)?;
+            let out = i.list(In::tensor).map_err(Reply::Malformed)?;
+            i.end().map_err(Reply::Malformed)?;
             Ok(out)
         };
-        read(&mut i).map_err(|m| OnnxError::Worker(format!("the ONNX worker answered {m}")))
+        match read(&reply) {
+            Ok(out) => Ok(out),
+            Err(Reply::Refused(e)) => Err(e),
+            Err(Reply::Malformed(m)) => {
+                slot.stop();
+                Err(malformed(&m))
+            }
+        }
     }
 
     /// Ends a worker that failed to answer; the error the request gets.
     fn ended(&self, slot: &mut Worker, e: &std::io::Error) -> OnnxError {
-        let timed_out = is_timeout(e);
-        let _ = slot.child.kill();
-        let how = slot
-            .child
-            .wait()
-            .map_or_else(|e| e.to_string(), |s| s.to_string());
-        if timed_out {
+        let how = slot.stop();
+        if is_timeout(e) {
             return OnnxError::Timeout(self.spawner.limits.run_timeout);
+        }
+        if e.kind() == std::io::ErrorKind::InvalidData {
+            return malformed(&e.to_string());
         }
         OnnxError::Worker(format!(
             "the ONNX worker stopped ({how}) while running this request, which may need more \
@@ -431,11 +426,12 @@ pub fn serve(stream: &mut UnixStream) -> Result<(), String> {
     let Some(frame) = wire::read_frame(stream, MAX_REQUEST).map_err(io)? else {
         return Ok(());
     };
-    let (tag, mut i) = In::open(&frame)?;
+    let (tag, mut i) = In::open(&frame).map_err(|m| format!("a malformed load frame ({m})"))?;
     if tag != wire::LOAD {
         return Err("the first frame must load a model".into());
     }
-    let (limits, bytes) = wire::read_load(&mut i)?;
+    let (limits, bytes) =
+        wire::read_load(&mut i).map_err(|m| format!("a malformed load frame ({m})"))?;
     // The library is loaded while files can still be opened; then nothing new can be opened,
     // bound or connected before the model is built and run (an exploit of the runtime gets
     // no more than this process holds). ONNX Runtime's environment, and the threads it
@@ -458,23 +454,20 @@ pub fn serve(stream: &mut UnixStream) -> Result<(), String> {
     drop(frame);
     let mut o = Out::new(wire::OK);
     o.u64(model.nodes());
-    o.u64(model.inputs().len() as u64);
-    model.inputs().iter().for_each(|p| o.port(p));
-    o.u64(model.outputs.len() as u64);
-    model.outputs.iter().for_each(|p| o.output(p));
+    o.list(model.inputs(), Out::port);
+    o.list(&model.outputs, Out::output);
     o.send(stream).map_err(io)?;
     while let Some(frame) = wire::read_frame(stream, MAX_REQUEST).map_err(io)? {
         let mut reply = match read_request(&frame) {
             Ok(req) => match model.infer(&req) {
                 Ok(out) => {
                     let mut o = Out::new(wire::OK);
-                    o.u64(out.len() as u64);
-                    out.iter().for_each(|t| o.tensor(t));
+                    o.list(&out, Out::tensor);
                     o
                 }
                 Err(e) => Out::error(&with_allowance(e, memory)),
             },
-            Err(m) => Out::error(&OnnxError::Run(m)),
+            Err(m) => Out::error(&OnnxError::Run(format!("a malformed request ({m})"))),
         };
         drop(frame);
         reply.send(stream).map_err(io)?;
@@ -488,10 +481,7 @@ fn read_request(frame: &[u8]) -> Result<Request, String> {
         return Err("expected a request".into());
     }
     let rows = usize::try_from(i.u64()?).map_err(|_| "rows".to_owned())?;
-    let n = usize::try_from(i.u64()?).map_err(|_| "count".to_owned())?;
-    let inputs = (0..n.min(1 << 16))
-        .map(|_| i.tensor())
-        .collect::<Result<_, _>>()?;
+    let inputs = i.list(In::tensor)?;
     i.end()?;
     Ok(Request {
         id: None,

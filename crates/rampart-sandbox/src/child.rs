@@ -31,10 +31,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use landlock::{
-    ABI, Access, AccessFs, AccessNet, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus,
-    Scope, path_beneath_rules,
-};
+use landlock::{ABI, Access, AccessFs, RulesetCreatedAttr, path_beneath_rules};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sched::{CloneFlags, unshare};
@@ -749,14 +746,7 @@ fn landlock(launch: &Launch) -> Result<String, String> {
     if Path::new("/dev/shm").is_dir() && !launch.view.binds.is_empty() {
         writable.push(PathBuf::from("/dev/shm"));
     }
-    let status = Ruleset::default()
-        .handle_access(AccessFs::from_all(abi))
-        .map_err(e)?
-        .handle_access(AccessNet::from_all(abi))
-        .map_err(e)?
-        .scope(Scope::from_all(abi))
-        .map_err(e)?
-        .create()
+    let status = crate::confine::ruleset(abi)
         .map_err(e)?
         .add_rules(path_beneath_rules(&spec.read, AccessFs::from_read(abi)))
         .map_err(e)?
@@ -774,11 +764,7 @@ fn landlock(launch: &Launch) -> Result<String, String> {
         .map_err(e)?
         .restrict_self()
         .map_err(e)?;
-    match status.ruleset {
-        RulesetStatus::FullyEnforced => Ok("fully enforced".into()),
-        RulesetStatus::PartiallyEnforced => Ok("partially enforced (older kernel ABI)".into()),
-        _ => Err("landlock: not enforced by this kernel".into()),
-    }
+    crate::confine::enforced(&status.ruleset)
 }
 
 fn drop_capabilities(which: &[caps::CapSet]) -> Result<(), String> {

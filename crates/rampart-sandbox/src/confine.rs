@@ -20,8 +20,8 @@
 use std::path::PathBuf;
 
 use landlock::{
-    ABI, Access, AccessFs, AccessNet, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus,
-    Scope, path_beneath_rules,
+    ABI, Access, AccessFs, AccessNet, Ruleset, RulesetAttr, RulesetCreated, RulesetCreatedAttr,
+    RulesetStatus, Scope, path_beneath_rules,
 };
 
 /// How the process was confined.
@@ -29,6 +29,31 @@ use landlock::{
 pub struct Confined {
     /// Landlock's status: fully or partially enforced (older kernel ABI).
     pub landlock: String,
+}
+
+/// A Landlock ruleset handling every filesystem and network right and every scope of `abi`:
+/// nothing is allowed until a rule says so (the trainer sandbox's and the confined helper's).
+///
+/// # Errors
+/// Landlock's own.
+pub(crate) fn ruleset(abi: ABI) -> Result<RulesetCreated, landlock::RulesetError> {
+    Ruleset::default()
+        .handle_access(AccessFs::from_all(abi))?
+        .handle_access(AccessNet::from_all(abi))?
+        .scope(Scope::from_all(abi))?
+        .create()
+}
+
+/// How far a ruleset was enforced, or the refusal when this kernel does not enforce it.
+///
+/// # Errors
+/// When Landlock is not enforced at all.
+pub(crate) fn enforced(status: &RulesetStatus) -> Result<String, String> {
+    match status {
+        RulesetStatus::FullyEnforced => Ok("fully enforced".into()),
+        RulesetStatus::PartiallyEnforced => Ok("partially enforced (older kernel ABI)".into()),
+        RulesetStatus::NotEnforced => Err("landlock: not enforced by this kernel".into()),
+    }
 }
 
 /// Confines the calling process (see the module docs). `read` lists paths that stay
@@ -42,24 +67,13 @@ pub fn confine_self(read: &[PathBuf], new_sockets: bool) -> Result<Confined, Str
     nix::sys::prctl::set_no_new_privs().map_err(|e| format!("no-new-privileges: {e}"))?;
     let abi = ABI::V6;
     let e = |e: landlock::RulesetError| format!("landlock: {e}");
-    let status = Ruleset::default()
-        .handle_access(AccessFs::from_all(abi))
-        .map_err(e)?
-        .handle_access(AccessNet::from_all(abi))
-        .map_err(e)?
-        .scope(Scope::from_all(abi))
-        .map_err(e)?
-        .create()
+    let status = ruleset(abi)
         .map_err(e)?
         .add_rules(path_beneath_rules(read, AccessFs::from_read(abi)))
         .map_err(e)?
         .restrict_self()
         .map_err(e)?;
-    let landlock = match status.ruleset {
-        RulesetStatus::FullyEnforced => "fully enforced".to_owned(),
-        RulesetStatus::PartiallyEnforced => "partially enforced (older kernel ABI)".to_owned(),
-        _ => return Err("landlock: not enforced by this kernel".into()),
-    };
+    let landlock = enforced(&status.ruleset)?;
     let sockets = if new_sockets {
         crate::filter::Sockets::UnixOnly
     } else {

@@ -305,6 +305,21 @@ fn model_of(nodes: &[(&[&str], &str, &str)], inputs: &[Vec<u8>], outputs: &[Vec<
     model
 }
 
+/// A million ones for [`chain_of`]`("Relu", 3000, true)`: far more than 50 ms of work.
+fn slow_request(slow: &OnnxModel) -> rampart_serve::onnx::tensor::Request {
+    let big = 1usize << 20;
+    let body = json!({"inputs": [{"name": "x", "shape": [big], "datatype": "FP32", "data": vec![1.0; big]}]});
+    parse_request(
+        body.to_string().as_bytes(),
+        slow.inputs(),
+        Bounds {
+            max_elements: big,
+            max_batch: big,
+        },
+    )
+    .unwrap()
+}
+
 /// A minimal ONNX model, protobuf written by hand: one graph of `n` nodes of `op` chained
 /// from input `x` (float [1]) to output `y`.
 fn chain(op: &str, n: usize) -> Vec<u8> {
@@ -377,17 +392,7 @@ fn hostile_or_unrunnable_models_are_refused_at_load_naming_why() {
         },
     )
     .unwrap();
-    let big = 1usize << 20;
-    let body = json!({"inputs": [{"name": "x", "shape": [big], "datatype": "FP32", "data": vec![1.0; big]}]});
-    let req = parse_request(
-        body.to_string().as_bytes(),
-        slow.inputs(),
-        Bounds {
-            max_elements: big,
-            max_batch: big,
-        },
-    )
-    .unwrap();
+    let req = slow_request(&slow);
     let started = std::time::Instant::now();
     let e = slow.infer(&req).unwrap_err();
     assert!(matches!(e, OnnxError::Timeout(_)), "{e}");
@@ -659,4 +664,133 @@ fn confined_workers_outlive_onnx_runtimes_background_thread_and_sustained_load()
     let total: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
     assert!(total > 100, "{total} requests");
     assert_eq!(model.worker_pids(), started, "no worker was replaced");
+}
+
+/// Set (to `shape` or `length`) when this test binary plays a worker that lies.
+const LIAR_ENV: &str = "RAMPART_TEST_ONNX_LIAR";
+
+/// Not a test: a worker that follows the protocol to load, then answers a request with a
+/// lie — a tensor whose shape claims 2^40 rows for two numbers (`shape`), or a frame length
+/// of 2^62 bytes (`length`). On its own it returns at once.
+#[test]
+fn lying_worker_entry() {
+    use std::io::{Read as _, Write as _};
+    use std::os::fd::AsFd as _;
+    let Some(mode) = std::env::var_os(LIAR_ENV) else {
+        return;
+    };
+    let fd = std::io::stdin().as_fd().try_clone_to_owned().unwrap();
+    let mut s = std::os::unix::net::UnixStream::from(fd);
+    let read_frame = |s: &mut std::os::unix::net::UnixStream| {
+        let mut len = [0u8; 8];
+        s.read_exact(&mut len).unwrap();
+        let mut body = vec![0u8; u64::from_le_bytes(len) as usize];
+        s.read_exact(&mut body).unwrap();
+    };
+    let send = |s: &mut std::os::unix::net::UnixStream, payload: &[u8]| {
+        s.write_all(&(payload.len() as u64).to_le_bytes()).unwrap();
+        s.write_all(payload).unwrap();
+    };
+    let u64s = |v: &[u64]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let port = |name: &str| {
+        let mut p = u64s(&[name.len() as u64]);
+        p.extend(name.as_bytes());
+        p.extend([3, 1]); // FP32, shape given
+        p.extend(u64s(&[1]));
+        p.extend((-1i64).to_le_bytes());
+        p
+    };
+    read_frame(&mut s);
+    let mut loaded = vec![b'K'];
+    loaded.extend(u64s(&[1, 1]));
+    loaded.extend(port("x"));
+    loaded.extend(u64s(&[1]));
+    loaded.extend(port("y"));
+    loaded.push(0);
+    send(&mut s, &loaded);
+    read_frame(&mut s);
+    if mode == "length" {
+        s.write_all(&(1u64 << 62).to_le_bytes()).unwrap();
+    } else {
+        let mut lie = vec![b'K'];
+        lie.extend(u64s(&[1, 1]));
+        lie.extend(b"y");
+        lie.push(3);
+        lie.extend(u64s(&[2, 1 << 40, 2, 2]));
+        lie.extend([0u8; 8]);
+        lie.push(0);
+        send(&mut s, &lie);
+    }
+    std::thread::sleep(std::time::Duration::from_secs(30));
+    std::process::exit(0);
+}
+
+/// A worker taken over by a hostile graph may answer anything: a shape claiming 2^40 rows for
+/// two numbers (which output hardening would size a buffer by), or a frame of 2^62 bytes. The
+/// gateway refuses the answer without allocating for it, stops that worker, and starts
+/// another for the next request.
+#[test]
+fn a_lying_worker_is_refused_and_replaced() {
+    for mode in ["shape", "length"] {
+        let liar = Isolation::current_exe(
+            64 << 20,
+            &[
+                "--exact",
+                "lying_worker_entry",
+                "--nocapture",
+                "--test-threads=1",
+                "-q",
+            ],
+        )
+        .unwrap()
+        .with_env(LIAR_ENV, mode);
+        let limits = OnnxLimits {
+            sessions: 1,
+            ..OnnxLimits::default()
+        };
+        let model = OnnxModel::load_isolated(&chain("Relu", 1), limits, &liar).unwrap();
+        let body =
+            json!({"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1.0]}]});
+        let req = request(&model, &body);
+        let first = model.worker_pids();
+        let e = model.infer(&req).unwrap_err();
+        assert!(matches!(e, OnnxError::Worker(_)), "{mode}: {e:?}");
+        assert!(e.to_string().contains("malformed"), "{mode}: {e}");
+        assert!(
+            !std::path::Path::new(&format!("/proc/{}", first[0])).exists(),
+            "{mode}: the lying worker was stopped and reaped"
+        );
+        // The next request goes to a new worker (which lies again).
+        assert!(model.infer(&req).is_err());
+        assert_ne!(model.worker_pids(), first, "{mode}");
+    }
+}
+
+/// A run past the time limit inside a worker is terminated there; the worker answers the next
+/// request.
+#[test]
+fn a_slow_run_in_a_worker_is_terminated_and_the_worker_goes_on() {
+    let slow = OnnxModel::load_isolated(
+        &chain_of("Relu", 3000, true),
+        OnnxLimits {
+            run_timeout: std::time::Duration::from_millis(50),
+            sessions: 1,
+            ..OnnxLimits::default()
+        },
+        &isolation(512),
+    )
+    .unwrap();
+    let req = slow_request(&slow);
+    let pids = slow.worker_pids();
+    let started = std::time::Instant::now();
+    let e = slow.infer(&req).unwrap_err();
+    assert!(matches!(e, OnnxError::Timeout(_)), "{e:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let small =
+        json!({"inputs": [{"name": "x", "shape": [2], "datatype": "FP32", "data": [-1.0, 3.0]}]});
+    assert_eq!(
+        slow.infer(&request(&slow, &small)).unwrap()[0].data,
+        Data::Fp32(vec![0.0, 3.0])
+    );
+    assert_eq!(slow.worker_pids(), pids, "the same worker answered");
 }
