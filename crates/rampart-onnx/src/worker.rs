@@ -37,6 +37,9 @@ use crate::tensor::{Port, Request, Tensor};
 use crate::wire::{self, In, Out};
 use crate::{LIBRARY_ENV, OnnxError, OnnxLimits, OnnxModel, OutputPort};
 
+/// The `rampart` subcommand that runs a worker ([`serve_stdin`]).
+pub const COMMAND: &str = "onnx-worker";
+
 /// The environment variable carrying a worker's memory allowance in bytes.
 pub const MEMORY_ENV: &str = "RAMPART_ONNX_WORKER_MEMORY";
 
@@ -91,6 +94,14 @@ impl Isolation {
             c.args(&args);
             c
         }))
+    }
+
+    /// Workers that are the running program's [`COMMAND`] (the `rampart` binary's).
+    ///
+    /// # Errors
+    /// When the running program's path cannot be read.
+    pub fn rampart(memory: u64) -> std::io::Result<Self> {
+        Self::current_exe(memory, &[COMMAND])
     }
 
     /// Also gives each worker this environment variable.

@@ -377,13 +377,9 @@ impl ServeConfig {
                 i.memory = memory;
                 i
             }
-            None => crate::onnx::Isolation::current_exe(memory, &["onnx-worker"]).map_err(|e| {
-                ServeError::Refused {
-                    reason: format!(
-                        "the ONNX worker is this program, whose path cannot be read: {e}"
-                    ),
-                    hint: "run ONNX models in process with --onnx-in-process",
-                }
+            None => crate::onnx::Isolation::rampart(memory).map_err(|e| ServeError::Refused {
+                reason: format!("the ONNX worker is this program, whose path cannot be read: {e}"),
+                hint: "run ONNX models in process with --onnx-in-process",
             })?,
         };
         Ok(Some(isolation))

@@ -200,7 +200,7 @@ impl TrainFlags {
             python: self.python.clone(),
             // Scoring runs the trainer's ONNX model in this program's `onnx-worker`.
             onnx_worker: Some(
-                rampart_onnx::Isolation::current_exe(0, &["onnx-worker"]).map_err(|e| {
+                rampart_onnx::Isolation::rampart(0).map_err(|e| {
                     request_error(format!("this program's path cannot be read: {e}"))
                 })?,
             ),

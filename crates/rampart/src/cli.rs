@@ -121,7 +121,7 @@ files (and optionally metrics.json) into $RAMPART_OUTPUT. Exit status: 0 trained
     TrainBuiltin(BuiltinTrainArgs),
     /// One ONNX model's worker, started by `rampart serve` with a socket on its standard
     /// input (internal).
-    #[command(name = "onnx-worker", hide = true)]
+    #[command(name = rampart_serve::onnx::worker::COMMAND, hide = true)]
     OnnxWorker,
     /// Print a shell completion script.
     Completions(CompletionsArgs),

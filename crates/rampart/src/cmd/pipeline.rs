@@ -69,8 +69,7 @@ fn run_pipeline(ctx: &Ctx, a: &PipelineRunArgs, quiet: bool) -> Result<Status, C
         sandbox: &sandbox,
         builtin: &builtin,
         onnx_worker: Some(
-            rampart_train::service::Isolation::current_exe(0, &["onnx-worker"])
-                .map_err(CliError::internal)?,
+            rampart_train::service::Isolation::rampart(0).map_err(CliError::internal)?,
         ),
         progress: &show,
     };

@@ -1634,7 +1634,7 @@ print(json.dumps(out))
     );
     // It answered from memory-capped worker processes (`rampart onnx-worker`), children of
     // the gateway, each under the default allowance of 2048 MiB.
-    let workers = srv.children("onnx-worker");
+    let workers = srv.children(rampart_serve::onnx::worker::COMMAND);
     assert!(!workers.is_empty(), "no ONNX worker process");
     for pid in workers {
         let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
