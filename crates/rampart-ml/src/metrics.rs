@@ -328,7 +328,10 @@ impl Recorded {
     ///
     /// # Errors
     /// No metrics the gate may use, saying why (the model could not be scored, and why).
-    pub fn for_gate(&self, require_computed: bool) -> Result<(&serde_json::Value, Source), String> {
+    pub fn for_gate(
+        &self,
+        require_computed: bool,
+    ) -> Result<(&serde_json::Value, Source), NoGateMetrics> {
         if let Some(s) = self.scores() {
             return Ok((s, Source::Computed));
         }
@@ -343,13 +346,41 @@ impl Recorded {
             );
         match (&self.reported, require_computed) {
             (Some(r), false) => Ok((r, Source::SelfReported)),
-            (Some(_), true) => Err(format!(
-                "{why}; the trainer's own metrics.json is self-reported and this gate requires computed metrics"
-            )),
-            (None, _) => Err(why),
+            (Some(_), true) => Err(NoGateMetrics {
+                why,
+                self_reported_refused: true,
+            }),
+            (None, _) => Err(NoGateMetrics {
+                why,
+                self_reported_refused: false,
+            }),
         }
     }
 }
+
+/// A version holds no metrics a gate may use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoGateMetrics {
+    /// Why nothing was computed (the model could not be scored, and why).
+    pub why: String,
+    /// The trainer's own metrics exist but the gate requires computed ones.
+    pub self_reported_refused: bool,
+}
+
+impl std::fmt::Display for NoGateMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.why)?;
+        if self.self_reported_refused {
+            f.write_str(
+                "; the trainer's own metrics.json is self-reported and this gate requires \
+                 computed metrics",
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for NoGateMetrics {}
 
 /// What a model scored on labelled rows: the metrics record `ml eval` prints, the built-in
 /// trainer writes for its held-out rows, the registry's gates read and the reports draw.
@@ -590,7 +621,7 @@ mod recorded_tests {
             {"name": "metrics.json", "content": {"accuracy": 0.999}},
             {"name": "rampart-metrics", "content": {"scores": null, "not_scored": "no label column"}},
         ])));
-        let e = reported.for_gate(true).unwrap_err();
+        let e = reported.for_gate(true).unwrap_err().to_string();
         assert!(
             e.contains("no label column") && e.contains("self-reported"),
             "{e}"
@@ -604,6 +635,7 @@ mod recorded_tests {
         assert!(
             none.for_gate(false)
                 .unwrap_err()
+                .to_string()
                 .contains("no metrics computed")
         );
     }

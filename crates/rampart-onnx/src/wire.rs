@@ -218,20 +218,25 @@ impl Out {
 /// A frame being read.
 pub struct In<'a>(&'a [u8]);
 
-fn bad(what: &str) -> String {
-    what.to_owned()
+/// A frame that does not follow the protocol: what was wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Malformed(pub String);
+
+fn bad(what: &str) -> Malformed {
+    Malformed(what.to_owned())
 }
 
 impl<'a> In<'a> {
     /// The frame's tag and the rest.
-    pub fn open(frame: &'a [u8]) -> Result<(u8, Self), String> {
+    pub fn open(frame: &'a [u8]) -> Result<(u8, Self), Malformed> {
         match frame.split_first() {
             Some((tag, rest)) => Ok((*tag, Self(rest))),
             None => Err(bad("an empty frame")),
         }
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Malformed> {
         if n > self.0.len() {
             return Err(bad("a truncated frame"));
         }
@@ -240,23 +245,23 @@ impl<'a> In<'a> {
         Ok(head)
     }
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], Malformed> {
         self.take(N)?
             .try_into()
             .map_err(|_| bad("a truncated frame"))
     }
 
-    pub fn u8(&mut self) -> Result<u8, String> {
+    pub fn u8(&mut self) -> Result<u8, Malformed> {
         let [b] = self.array::<1>()?;
         Ok(b)
     }
 
-    pub fn u64(&mut self) -> Result<u64, String> {
+    pub fn u64(&mut self) -> Result<u64, Malformed> {
         Ok(u64::from_le_bytes(self.array()?))
     }
 
     /// A count of items of at least `each` bytes, which must fit in what remains.
-    fn count(&mut self, each: usize) -> Result<usize, String> {
+    fn count(&mut self, each: usize) -> Result<usize, Malformed> {
         let n = usize::try_from(self.u64()?).map_err(|_| bad("a count past this machine"))?;
         if n.saturating_mul(each.max(1)) > self.0.len() {
             return Err(bad("a count larger than the frame"));
@@ -267,8 +272,8 @@ impl<'a> In<'a> {
     /// A count, then that many items read by `each` (each at least one byte).
     pub fn list<T>(
         &mut self,
-        mut each: impl FnMut(&mut Self) -> Result<T, String>,
-    ) -> Result<Vec<T>, String> {
+        mut each: impl FnMut(&mut Self) -> Result<T, Malformed>,
+    ) -> Result<Vec<T>, Malformed> {
         let n = self.count(1)?;
         let mut out = Vec::with_capacity(n.min(1024));
         for _ in 0..n {
@@ -277,16 +282,16 @@ impl<'a> In<'a> {
         Ok(out)
     }
 
-    pub fn bytes(&mut self) -> Result<&'a [u8], String> {
+    pub fn bytes(&mut self) -> Result<&'a [u8], Malformed> {
         let n = self.count(1)?;
         self.take(n)
     }
 
-    pub fn str(&mut self) -> Result<String, String> {
+    pub fn str(&mut self) -> Result<String, Malformed> {
         String::from_utf8(self.bytes()?.to_vec()).map_err(|_| bad("text that is not UTF-8"))
     }
 
-    pub fn end(&self) -> Result<(), String> {
+    pub fn end(&self) -> Result<(), Malformed> {
         if self.0.is_empty() {
             Ok(())
         } else {
@@ -294,7 +299,7 @@ impl<'a> In<'a> {
         }
     }
 
-    fn datatype(&mut self) -> Result<Datatype, String> {
+    fn datatype(&mut self) -> Result<Datatype, Malformed> {
         Ok(match self.u8()? {
             0 => Datatype::Bool,
             1 => Datatype::Int32,
@@ -306,7 +311,7 @@ impl<'a> In<'a> {
         })
     }
 
-    pub fn port(&mut self) -> Result<Port, String> {
+    pub fn port(&mut self) -> Result<Port, Malformed> {
         let name = self.str()?;
         let datatype = self.datatype()?;
         let shape = match self.u8()? {
@@ -327,7 +332,7 @@ impl<'a> In<'a> {
         })
     }
 
-    pub fn output(&mut self) -> Result<OutputPort, String> {
+    pub fn output(&mut self) -> Result<OutputPort, Malformed> {
         let port = self.port()?;
         let kind = match self.u8()? {
             0 => OutputKind::Tensor(port.datatype),
@@ -338,7 +343,7 @@ impl<'a> In<'a> {
         Ok(OutputPort { port, kind })
     }
 
-    pub fn tensor(&mut self) -> Result<Tensor, String> {
+    pub fn tensor(&mut self) -> Result<Tensor, Malformed> {
         let name = self.str()?;
         let datatype = self.datatype()?;
         let rank = self.count(8)?;
@@ -403,7 +408,7 @@ impl<'a> In<'a> {
         })
     }
 
-    pub fn error(&mut self) -> Result<OnnxError, String> {
+    pub fn error(&mut self) -> Result<OnnxError, Malformed> {
         let code = self.u8()?;
         let m = self.str()?;
         Ok(match code {
@@ -429,7 +434,7 @@ pub fn load(limits: &OnnxLimits, model: &[u8]) -> Out {
 }
 
 /// Reads a load frame (after its tag).
-pub fn read_load<'a>(i: &mut In<'a>) -> Result<(OnnxLimits, &'a [u8]), String> {
+pub fn read_load<'a>(i: &mut In<'a>) -> Result<(OnnxLimits, &'a [u8]), Malformed> {
     let run_timeout = Duration::from_millis(i.u64()?);
     let threads = usize::try_from(i.u64()?)
         .map_err(|_| bad("threads"))?
@@ -503,7 +508,7 @@ mod tests {
         o.finish()
     }
 
-    fn read(frame: &[u8]) -> Result<Vec<Tensor>, String> {
+    fn read(frame: &[u8]) -> Result<Vec<Tensor>, Malformed> {
         let (_, mut i) = In::open(frame)?;
         let out = i.list(In::tensor)?;
         i.end()?;
@@ -544,7 +549,7 @@ mod tests {
         o.u64(1);
         o.u64(1 << 60);
         o.u64(1 << 60);
-        assert!(read(&o.finish()).unwrap_err().contains("count"));
+        assert!(read(&o.finish()).unwrap_err().0.contains("count"));
         // A shape claiming 2^40 rows for two elements: whoever sizes a buffer by the shape
         // would allocate terabytes.
         let mut o = Out::new(OK);
@@ -558,7 +563,7 @@ mod tests {
         o.0.extend_from_slice(&[0; 8]);
         o.u8(0);
         assert!(
-            read(&o.finish()).unwrap_err().contains("shape"),
+            read(&o.finish()).unwrap_err().0.contains("shape"),
             "a lying shape"
         );
         // A frame length over the bound is refused before it is read.

@@ -232,7 +232,7 @@ impl Spawner {
         };
         let loaded = read_loaded(&reply).map_err(|e| match e {
             Reply::Refused(e) => e,
-            Reply::Malformed(m) => malformed(&m),
+            Reply::Malformed(m) => malformed(&m.0),
         })?;
         Ok((worker, loaded))
     }
@@ -247,7 +247,7 @@ fn is_timeout(e: &std::io::Error) -> bool {
 
 enum Reply {
     Refused(OnnxError),
-    Malformed(String),
+    Malformed(wire::Malformed),
 }
 
 /// A worker's answer that does not follow the protocol: the worker is not used again.
@@ -263,13 +263,15 @@ fn open_reply(frame: &[u8]) -> Result<In<'_>, Reply> {
     match tag {
         wire::OK => Ok(i),
         wire::ERR => Err(i.error().map_or_else(Reply::Malformed, Reply::Refused)),
-        _ => Err(Reply::Malformed("a frame of unknown kind".into())),
+        _ => Err(Reply::Malformed(wire::Malformed(
+            "a frame of unknown kind".into(),
+        ))),
     }
 }
 
 fn read_loaded(frame: &[u8]) -> Result<Loaded, Reply> {
     let mut i = open_reply(frame)?;
-    let read = |i: &mut In<'_>| -> Result<Loaded, String> {
+    let read = |i: &mut In<'_>| -> Result<Loaded, wire::Malformed> {
         let nodes = i.u64()?;
         let inputs = i.list(In::port)?;
         let outputs = i.list(In::output)?;
@@ -364,7 +366,7 @@ impl Pool {
             Err(Reply::Refused(e)) => Err(e),
             Err(Reply::Malformed(m)) => {
                 slot.stop();
-                Err(malformed(&m))
+                Err(malformed(&m.0))
             }
         }
     }
@@ -387,43 +389,62 @@ impl Pool {
     }
 }
 
+/// Why a worker process stopped serving.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// Standard input is not the socket the gateway gives its workers.
+    #[error(
+        "onnx-worker is started by `rampart serve` for each ONNX model; its standard input \
+         must be the socket the gateway gives it"
+    )]
+    NotStarted,
+    /// The process could not bound itself before reading a model.
+    #[error("{0}")]
+    Confine(String),
+    /// The gateway's first frame was not a well-formed load.
+    #[error("a malformed load frame ({0})")]
+    Load(wire::Malformed),
+    /// The socket to the gateway failed.
+    #[error("the gateway's socket: {0}")]
+    Socket(#[from] std::io::Error),
+}
+
 /// The worker's side: serves the gateway on the socket that is its standard input (what the
 /// `rampart onnx-worker` command runs).
 ///
 /// # Errors
 /// When standard input is not a socket, the memory allowance cannot be set, or the socket
 /// fails; the worker then exits.
-pub fn serve_stdin() -> Result<(), String> {
+pub fn serve_stdin() -> Result<(), WorkerError> {
     use std::os::unix::fs::FileTypeExt;
     let fd = std::io::stdin()
         .as_fd()
         .try_clone_to_owned()
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| WorkerError::NotStarted)?;
     let file = std::fs::File::from(fd);
     let socket = file.metadata().is_ok_and(|m| m.file_type().is_socket());
     if !socket {
-        return Err(
-            "onnx-worker is started by `rampart serve` for each ONNX model; its standard input \
-             must be the socket the gateway gives it"
-                .into(),
-        );
+        return Err(WorkerError::NotStarted);
     }
     serve(&mut UnixStream::from(OwnedFd::from(file)))
 }
 
 /// Bounds this process before it reads a model: data memory, no core file, no new privileges.
-fn confine() -> Result<u64, String> {
+fn confine() -> Result<u64, WorkerError> {
     use nix::sys::resource::{Resource, setrlimit};
+    let failed = |what: &str, e: nix::Error| WorkerError::Confine(format!("cannot {what}: {e}"));
     let memory: u64 = std::env::var(MEMORY_ENV)
         .ok()
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| format!("{MEMORY_ENV} must give the worker's memory allowance in bytes"))?;
+        .ok_or_else(|| {
+            WorkerError::Confine(format!(
+                "{MEMORY_ENV} must give the worker's memory allowance in bytes"
+            ))
+        })?;
     setrlimit(Resource::RLIMIT_DATA, memory, memory)
-        .map_err(|e| format!("cannot limit the worker's memory: {e}"))?;
-    setrlimit(Resource::RLIMIT_CORE, 0, 0)
-        .map_err(|e| format!("cannot turn core files off: {e}"))?;
-    nix::sys::prctl::set_no_new_privs()
-        .map_err(|e| format!("cannot set no-new-privileges: {e}"))?;
+        .map_err(|e| failed("limit the worker's memory", e))?;
+    setrlimit(Resource::RLIMIT_CORE, 0, 0).map_err(|e| failed("turn core files off", e))?;
+    nix::sys::prctl::set_no_new_privs().map_err(|e| failed("set no-new-privileges", e))?;
     Ok(memory)
 }
 
@@ -431,18 +452,18 @@ fn confine() -> Result<u64, String> {
 ///
 /// # Errors
 /// When the memory allowance cannot be set or the socket fails.
-pub fn serve(stream: &mut UnixStream) -> Result<(), String> {
+pub fn serve(stream: &mut UnixStream) -> Result<(), WorkerError> {
     let memory = confine()?;
-    let io = |e: std::io::Error| format!("the gateway's socket: {e}");
-    let Some(frame) = wire::read_frame(stream, MAX_REQUEST).map_err(io)? else {
+    let Some(frame) = wire::read_frame(stream, MAX_REQUEST)? else {
         return Ok(());
     };
-    let (tag, mut i) = In::open(&frame).map_err(|m| format!("a malformed load frame ({m})"))?;
+    let (tag, mut i) = In::open(&frame).map_err(WorkerError::Load)?;
     if tag != wire::LOAD {
-        return Err("the first frame must load a model".into());
+        return Err(WorkerError::Load(wire::Malformed(
+            "the first frame must load a model".into(),
+        )));
     }
-    let (limits, bytes) =
-        wire::read_load(&mut i).map_err(|m| format!("a malformed load frame ({m})"))?;
+    let (limits, bytes) = wire::read_load(&mut i).map_err(WorkerError::Load)?;
     // The library is loaded while files can still be opened; then nothing new can be opened,
     // bound or connected before the model is built and run (an exploit of the runtime gets
     // no more than this process holds). ONNX Runtime's environment, and the threads it
@@ -452,14 +473,12 @@ pub fn serve(stream: &mut UnixStream) -> Result<(), String> {
             .map_err(|e| OnnxError::Runtime(format!("the worker cannot confine itself: {e}")))
     });
     if let Err(e) = confined {
-        return Out::error(&e).send(stream).map_err(io);
+        return Ok(Out::error(&e).send(stream)?);
     }
     let model = match OnnxModel::load(bytes, limits) {
         Ok(m) => m,
         Err(e) => {
-            return Out::error(&with_allowance(e, memory))
-                .send(stream)
-                .map_err(io);
+            return Ok(Out::error(&with_allowance(e, memory)).send(stream)?);
         }
     };
     drop(frame);
@@ -467,8 +486,8 @@ pub fn serve(stream: &mut UnixStream) -> Result<(), String> {
     o.u64(model.nodes());
     o.list(model.inputs(), Out::port);
     o.list(&model.outputs, Out::output);
-    o.send(stream).map_err(io)?;
-    while let Some(frame) = wire::read_frame(stream, MAX_REQUEST).map_err(io)? {
+    o.send(stream)?;
+    while let Some(frame) = wire::read_frame(stream, MAX_REQUEST)? {
         let mut reply = match read_request(&frame) {
             Ok(req) => match model.infer(&req) {
                 Ok(out) => {
@@ -481,17 +500,17 @@ pub fn serve(stream: &mut UnixStream) -> Result<(), String> {
             Err(m) => Out::error(&OnnxError::Run(format!("a malformed request ({m})"))),
         };
         drop(frame);
-        reply.send(stream).map_err(io)?;
+        reply.send(stream)?;
     }
     Ok(())
 }
 
-fn read_request(frame: &[u8]) -> Result<Request, String> {
+fn read_request(frame: &[u8]) -> Result<Request, wire::Malformed> {
     let (tag, mut i) = In::open(frame)?;
     if tag != wire::INFER {
-        return Err("expected a request".into());
+        return Err(wire::Malformed("expected a request".into()));
     }
-    let rows = usize::try_from(i.u64()?).map_err(|_| "rows".to_owned())?;
+    let rows = usize::try_from(i.u64()?).map_err(|_| wire::Malformed("rows".into()))?;
     let inputs = i.list(In::tensor)?;
     i.end()?;
     Ok(Request {

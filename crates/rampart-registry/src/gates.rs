@@ -217,7 +217,9 @@ fn metrics(
     require_computed: bool,
 ) -> Result<String, String> {
     let recorded = signed_metrics(reg, v, keys)?;
-    let (signed, source) = recorded.for_gate(require_computed)?;
+    let (signed, source) = recorded
+        .for_gate(require_computed)
+        .map_err(|e| e.to_string())?;
     let mut problems = Vec::new();
     let mut seen = Vec::new();
     // A bound is a floor, or a ceiling for a metric where lower is better (log_loss, …).

@@ -56,6 +56,20 @@ pub(crate) fn enforced(status: &RulesetStatus) -> Result<String, String> {
     }
 }
 
+/// Why the process could not be confined.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfineError {
+    /// `PR_SET_NO_NEW_PRIVS` failed.
+    #[error("no-new-privileges: {0}")]
+    NoNewPrivileges(nix::Error),
+    /// Landlock refused the ruleset, or this kernel does not enforce it.
+    #[error("landlock: {0}")]
+    Landlock(String),
+    /// The seccomp filters could not be built or installed.
+    #[error("seccomp: {0}")]
+    Seccomp(#[from] seccompiler::Error),
+}
+
 /// Confines the calling process (see the module docs). `read` lists paths that stay
 /// readable; `new_sockets` allows `AF_UNIX` sockets to be made and used (any other family
 /// kills the process), else no socket call succeeds.
@@ -63,25 +77,25 @@ pub(crate) fn enforced(status: &RulesetStatus) -> Result<String, String> {
 /// # Errors
 /// When Landlock is not enforced by this kernel, or a step fails: the caller must then not
 /// go on to handle the hostile input.
-pub fn confine_self(read: &[PathBuf], new_sockets: bool) -> Result<Confined, String> {
-    nix::sys::prctl::set_no_new_privs().map_err(|e| format!("no-new-privileges: {e}"))?;
+pub fn confine_self(read: &[PathBuf], new_sockets: bool) -> Result<Confined, ConfineError> {
+    nix::sys::prctl::set_no_new_privs().map_err(ConfineError::NoNewPrivileges)?;
     let abi = ABI::V6;
-    let e = |e: landlock::RulesetError| format!("landlock: {e}");
+    let e = |e: landlock::RulesetError| ConfineError::Landlock(e.to_string());
     let status = ruleset(abi)
         .map_err(e)?
         .add_rules(path_beneath_rules(read, AccessFs::from_read(abi)))
         .map_err(e)?
         .restrict_self()
         .map_err(e)?;
-    let landlock = enforced(&status.ruleset)?;
+    let landlock = enforced(&status.ruleset)
+        .map_err(|m| ConfineError::Landlock(m.trim_start_matches("landlock: ").to_owned()))?;
     let sockets = if new_sockets {
         crate::filter::Sockets::UnixOnly
     } else {
         crate::filter::Sockets::Refused
     };
-    let programs = crate::filter::programs_for(sockets).map_err(|e| format!("seccomp: {e}"))?;
-    for p in &programs {
-        seccompiler::apply_filter_all_threads(p).map_err(|e| format!("seccomp: {e}"))?;
+    for p in &crate::filter::programs_for(sockets)? {
+        seccompiler::apply_filter_all_threads(p)?;
     }
     Ok(Confined { landlock })
 }

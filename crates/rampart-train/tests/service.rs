@@ -225,7 +225,7 @@ fn held_out_rows_never_reach_the_trainer_and_the_split_is_signed() {
     assert_eq!(named("metrics.json")["content"]["accuracy"], 0.999);
     assert_eq!(named("metrics.json")["annotations"]["self_reported"], true);
     let recorded = rampart_ml::metrics::Recorded::of(&statement);
-    let e = recorded.for_gate(true).unwrap_err();
+    let e = recorded.for_gate(true).unwrap_err().to_string();
     assert!(e.contains("not a rampart model"), "{e}");
     // Without a label nothing is held out, and the record says so.
     let f = fixture();
