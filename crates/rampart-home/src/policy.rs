@@ -42,6 +42,102 @@ pub struct Policy {
     /// LLM guardrails.
     #[serde(default)]
     pub guard: GuardPolicy,
+    /// Where shared state lives when several machines work together.
+    #[serde(default)]
+    pub storage: StoragePolicy,
+}
+
+/// `[storage]`: where the registry and the gateway's shared state live. Every part defaults to
+/// the home (SQLite, files, in-process); a URL moves it to a server that several machines
+/// share. URLs here must not carry secrets: the password comes from the environment
+/// (`PGPASSWORD`), or the whole URL from `RAMPART_STORAGE_*`, which overrides the file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct StoragePolicy {
+    /// Registry metadata and approvals: `postgres://USER@HOST:PORT/DATABASE` (default: the
+    /// home's SQLite). Environment: `RAMPART_STORAGE_REGISTRY`.
+    #[serde(default)]
+    pub registry: Option<String>,
+    /// Model blobs in object storage (not built yet: refused, never ignored).
+    #[serde(default)]
+    pub blobs: Option<String>,
+    /// The gateway's limiters, nonces and counters in Redis (not built yet: refused).
+    #[serde(default)]
+    pub shared_state: Option<String>,
+    /// Audit checkpoints anchored in PostgreSQL (not built yet: refused).
+    #[serde(default)]
+    pub audit_anchor: Option<String>,
+}
+
+/// The environment variable that overrides `[storage] registry`.
+pub const ENV_STORAGE_REGISTRY: &str = "RAMPART_STORAGE_REGISTRY";
+
+/// Where a part of the storage lives.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// In the home (the one-machine default).
+    Home,
+    /// A PostgreSQL database.
+    Postgres(Box<rampart_postgres::Target>),
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Home => f.write_str("the home"),
+            Self::Postgres(t) => write!(f, "{t}"),
+        }
+    }
+}
+
+impl StoragePolicy {
+    /// Where the registry's metadata lives: `RAMPART_STORAGE_REGISTRY`, else `registry`, else
+    /// the home.
+    ///
+    /// # Errors
+    /// A URL that is not PostgreSQL's, carries a password in the file, or asks for
+    /// `sslmode=prefer` (named by where it was read).
+    pub fn registry(&self) -> Result<Backend, String> {
+        let (url, origin, from) = match std::env::var(ENV_STORAGE_REGISTRY) {
+            Ok(u) if !u.trim().is_empty() => (
+                u,
+                rampart_postgres::Origin::Environment,
+                ENV_STORAGE_REGISTRY,
+            ),
+            _ => match &self.registry {
+                Some(u) => (
+                    u.clone(),
+                    rampart_postgres::Origin::File,
+                    "storage.registry",
+                ),
+                None => return Ok(Backend::Home),
+            },
+        };
+        rampart_postgres::Target::parse(url.trim(), origin)
+            .map(|t| Backend::Postgres(Box::new(t)))
+            .map_err(|e| format!("{from}: {e}"))
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        for (key, value) in [
+            ("blobs", &self.blobs),
+            ("shared_state", &self.shared_state),
+            ("audit_anchor", &self.audit_anchor),
+        ] {
+            if value.is_some() {
+                return Err(format!(
+                    "storage.{key} is not supported by this build yet; remove it (the home \
+                     keeps this part)"
+                ));
+            }
+        }
+        if let Some(url) = &self.registry {
+            rampart_postgres::Target::parse(url.trim(), rampart_postgres::Origin::File)
+                .map_err(|e| format!("storage.registry: {e}"))?;
+        }
+        Ok(())
+    }
 }
 
 /// `[guard]`: the LLM guardrails (`rampart guard check`, `rampart serve --guard`).
@@ -719,6 +815,7 @@ impl Policy {
                 self.version
             )));
         }
+        self.storage.validate().map_err(bad)?;
         for pin in &self.data.pins {
             let ok = pin
                 .strip_prefix("sha256:")

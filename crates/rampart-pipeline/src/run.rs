@@ -655,7 +655,10 @@ impl Pipeline<'_> {
     }
 
     fn registry(&self) -> Result<rampart_registry::Registry, RunError> {
-        rampart_registry::Registry::open(&self.env.home.root().join("registry")).map_err(internal)
+        let policy = self.env.home.load_policy()?;
+        rampart_registry::Location::of(self.env.home, &policy)
+            .and_then(|l| l.open())
+            .map_err(internal)
     }
 
     /// A registry error as a step's failure, or as the pipeline's own error when the

@@ -16,6 +16,7 @@ pub mod candidate;
 pub mod db;
 pub mod gates;
 pub mod meta;
+pub mod pg;
 pub mod service;
 pub mod transfer;
 
@@ -362,6 +363,133 @@ pub struct NewApproval {
     pub approver_key: String,
 }
 
+impl Registration {
+    fn of(name: &str, version: i64, v: &VersionContent, source: &str, reason: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            version,
+            root: v.root,
+            signer: v.signer.clone(),
+            signer_identity: v.signer_identity.clone(),
+            files: v.files.len(),
+            provenance: v.provenance.is_some(),
+            source: source.to_owned(),
+            reason: reason.to_owned(),
+        }
+    }
+}
+
+/// Why `v`, found in `current`, may not move to `to` (it must come from one of `from`).
+fn stage_refusal(
+    v: &VersionInfo,
+    current: Stage,
+    to: Stage,
+    from: &[Stage],
+) -> Option<RegistryError> {
+    if current == to {
+        return Some(RegistryError::Conflict(format!(
+            "{}@{} is already in {}",
+            v.name,
+            v.version,
+            to.as_str()
+        )));
+    }
+    if !from.contains(&current) {
+        return Some(RegistryError::Conflict(format!(
+            "{}@{} is in {}; it can enter {} only from {}",
+            v.name,
+            v.version,
+            current.as_str(),
+            to.as_str(),
+            from.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(" or ")
+        )));
+    }
+    None
+}
+
+/// Where the version holding `to` goes when another enters it.
+const fn displaced_to(to: Stage) -> Stage {
+    if matches!(to, Stage::Production) {
+        Stage::Archived
+    } else {
+        Stage::None
+    }
+}
+
+/// The error for a reference that matched no row: no such model, or no such version of it.
+fn not_found(reference: &str, name: &str, sel: &Selector, known: bool) -> RegistryError {
+    RegistryError::NotFound(if known {
+        match sel {
+            Selector::Stage(s) => format!("{name} has no version in {}", s.as_str()),
+            _ => format!("{reference}: no such version"),
+        }
+    } else {
+        format!("no model named {name} in the registry")
+    })
+}
+
+fn no_model(name: &str) -> RegistryError {
+    RegistryError::NotFound(format!("no model named {name} in the registry"))
+}
+
+fn no_earlier_production(name: &str) -> RegistryError {
+    RegistryError::NotFound(format!(
+        "{name} has no earlier production version to roll back to"
+    ))
+}
+
+fn left_production(name: &str, version: i64) -> RegistryError {
+    RegistryError::Conflict(format!(
+        "{name}@{version} left production while the rollback was prepared; try again"
+    ))
+}
+
+/// After an approval's insert changed `rows` rows: a conflict when it changed none (this key
+/// already approved), else the witness's verdict.
+fn approval_recorded(
+    v: &VersionInfo,
+    approver_key: &str,
+    rows: u64,
+    record: Witness<'_, NewApproval>,
+) -> Result<(), RegistryError> {
+    if rows == 0 {
+        return Err(RegistryError::Conflict(format!(
+            "{}@{} is already approved by key {approver_key}",
+            v.name, v.version
+        )));
+    }
+    witnessed(
+        record,
+        &NewApproval {
+            name: v.name.clone(),
+            version: v.version,
+            root: v.root,
+            approver_key: approver_key.to_owned(),
+        },
+    )
+}
+
+/// Shows a stage change of `name` (the moving version's `root`) to its witness.
+fn stage_changed(
+    name: &str,
+    root: Digest,
+    transition: Transition,
+    record: Witness<'_, StageChange>,
+) -> Result<Transition, RegistryError> {
+    witnessed(
+        record,
+        &StageChange {
+            name: name.to_owned(),
+            root,
+            transition: transition.clone(),
+        },
+    )?;
+    Ok(transition)
+}
+
 fn witnessed<T>(record: Witness<'_, T>, value: &T) -> Result<(), RegistryError> {
     record(value).map_err(RegistryError::Unrecorded)
 }
@@ -537,20 +665,139 @@ fn version_from(raw: RawRow) -> Result<VersionInfo, RegistryError> {
     })
 }
 
+/// Where a home's registry lives: its directory (blobs, and the metadata unless shared) and
+/// where its metadata is kept (`[storage] registry`). Cheap to clone: a gateway keeps one to
+/// reopen the registry on every reload.
+#[derive(Debug, Clone)]
+pub struct Location {
+    dir: PathBuf,
+    metadata: rampart_home::Backend,
+}
+
+impl Location {
+    /// The registry of `home` under `policy` (`RAMPART_STORAGE_REGISTRY` overrides it).
+    ///
+    /// # Errors
+    /// [`RegistryError::Request`] for a storage URL that cannot be used, saying why.
+    pub fn of(
+        home: &rampart_home::Home,
+        policy: &rampart_home::Policy,
+    ) -> Result<Self, RegistryError> {
+        Ok(Self {
+            dir: home.root().join("registry"),
+            metadata: policy.storage.registry().map_err(RegistryError::Request)?,
+        })
+    }
+
+    /// The registry in `dir` alone (metadata in its SQLite).
+    #[must_use]
+    pub fn local(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            metadata: rampart_home::Backend::Home,
+        }
+    }
+
+    /// The directory (blobs; metadata too when it is local).
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where the metadata lives.
+    #[must_use]
+    pub const fn metadata(&self) -> &rampart_home::Backend {
+        &self.metadata
+    }
+
+    /// Opens the registry (connecting to, and migrating, a shared database).
+    ///
+    /// # Errors
+    /// As [`Registry::open`]; a database that cannot be reached or migrated.
+    pub fn open(&self) -> Result<Registry, RegistryError> {
+        match &self.metadata {
+            rampart_home::Backend::Home => Registry::open(&self.dir),
+            rampart_home::Backend::Postgres(target) => {
+                create_private_dir(&self.dir)?;
+                Ok(Registry::with_stores(
+                    &self.dir,
+                    Box::new(pg::PgMetadata::open(target)?),
+                    Box::new(FsBlobStore::new(self.dir.join("blobs"))),
+                ))
+            }
+        }
+    }
+}
+
+/// What [`Location::check`] found of the registry's metadata.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "backend", rename_all = "lowercase")]
+pub enum MetadataCheck {
+    /// SQLite in the home.
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// Models registered.
+        models: usize,
+    },
+    /// PostgreSQL.
+    Postgres {
+        /// The URL, without its password.
+        url: String,
+        /// What the server said.
+        #[serde(flatten)]
+        check: pg::PgCheck,
+    },
+}
+
+impl Location {
+    /// Opens the registry and checks that its metadata can be read and written.
+    ///
+    /// # Errors
+    /// Why the registry cannot be used.
+    pub fn check(&self) -> Result<MetadataCheck, RegistryError> {
+        match &self.metadata {
+            rampart_home::Backend::Home => {
+                let reg = Registry::open(&self.dir)?;
+                Ok(MetadataCheck::Sqlite {
+                    path: self.dir.join("registry.db"),
+                    models: reg.names()?.len(),
+                })
+            }
+            rampart_home::Backend::Postgres(target) => Ok(MetadataCheck::Postgres {
+                url: target.to_string(),
+                check: pg::PgMetadata::open(target)?.check()?,
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.metadata {
+            rampart_home::Backend::Home => write!(f, "{}", self.dir.display()),
+            other => write!(f, "{other} (blobs in {})", self.dir.display()),
+        }
+    }
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), RegistryError> {
+    std::fs::create_dir_all(dir).map_err(|source| RegistryError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    use std::os::unix::fs::PermissionsExt as _;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    Ok(())
+}
+
 impl Registry {
     /// Opens (creating) the registry in `dir`.
     ///
     /// # Errors
     /// When the directory or the database cannot be opened or migrated.
     pub fn open(dir: &Path) -> Result<Self, RegistryError> {
-        std::fs::create_dir_all(dir).map_err(|source| RegistryError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-        }
+        create_private_dir(dir)?;
         let meta = SqliteMetadata::open(&dir.join("registry.db"))?;
         Ok(Self::with_stores(
             dir,
@@ -807,20 +1054,7 @@ impl MetadataStore for SqliteMetadata {
             "INSERT INTO stage_history (version_id, from_stage, to_stage, actor, at, reason) VALUES (?1, 'none', 'none', ?2, ?3, ?4)",
             params![id, actor, at, reason],
         )?;
-        witnessed(
-            record,
-            &Registration {
-                name: name.to_owned(),
-                version: next,
-                root: v.root,
-                signer: v.signer.clone(),
-                signer_identity: v.signer_identity.clone(),
-                files: v.files.len(),
-                provenance: v.provenance.is_some(),
-                source: source.clone(),
-                reason: reason.to_owned(),
-            },
-        )?;
+        witnessed(record, &Registration::of(name, next, v, source, reason))?;
         tx.commit()?;
         self.resolve(&format!("{name}@{next}"))
     }
@@ -868,14 +1102,7 @@ impl MetadataStore for SqliteMetadata {
                     [&name],
                     |r| r.get(0),
                 )?;
-                Err(RegistryError::NotFound(if known {
-                    match sel {
-                        Selector::Stage(s) => format!("{name} has no version in {}", s.as_str()),
-                        _ => format!("{reference}: no such version"),
-                    }
-                } else {
-                    format!("no model named {name} in the registry")
-                }))
+                Err(not_found(reference, &name, &sel, known))
             }
         }
     }
@@ -894,9 +1121,7 @@ impl MetadataStore for SqliteMetadata {
             out.push(version_from(r?)?);
         }
         if out.is_empty() {
-            return Err(RegistryError::NotFound(format!(
-                "no model named {name} in the registry"
-            )));
+            return Err(no_model(name));
         }
         Ok(out)
     }
@@ -990,21 +1215,7 @@ impl MetadataStore for SqliteMetadata {
             .db
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let n = tx.execute(sql, params![v.id, approver_key, approver, bundle, now()])?;
-        if n == 0 {
-            return Err(RegistryError::Conflict(format!(
-                "{}@{} is already approved by key {approver_key}",
-                v.name, v.version
-            )));
-        }
-        witnessed(
-            record,
-            &NewApproval {
-                name: v.name.clone(),
-                version: v.version,
-                root: v.root,
-                approver_key: approver_key.to_owned(),
-            },
-        )?;
+        approval_recorded(v, approver_key, n as u64, record)?;
         tx.commit()?;
         Ok(())
     }
@@ -1033,26 +1244,8 @@ impl MetadataStore for SqliteMetadata {
                 r.get(0)
             })?;
         let current = Stage::parse(&current).unwrap_or(Stage::None);
-        if current == to {
-            return Err(RegistryError::Conflict(format!(
-                "{}@{} is already in {}",
-                v.name,
-                v.version,
-                to.as_str()
-            )));
-        }
-        if !from.contains(&current) {
-            return Err(RegistryError::Conflict(format!(
-                "{}@{} is in {}; it can enter {} only from {}",
-                v.name,
-                v.version,
-                current.as_str(),
-                to.as_str(),
-                from.iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" or ")
-            )));
+        if let Some(refused) = stage_refusal(v, current, to, from) {
+            return Err(refused);
         }
         let at = now();
         let model_id: i64 =
@@ -1068,11 +1261,7 @@ impl MetadataStore for SqliteMetadata {
             .optional()?;
         let mut displaced = None;
         if let Some((hid, hver)) = holder {
-            let out = if to == Stage::Production {
-                Stage::Archived
-            } else {
-                Stage::None
-            };
+            let out = displaced_to(to);
             tx.execute(
                 "UPDATE versions SET stage = ?1 WHERE id = ?2",
                 params![out.as_str(), hid],
@@ -1097,14 +1286,7 @@ impl MetadataStore for SqliteMetadata {
             to,
             displaced,
         };
-        witnessed(
-            record,
-            &StageChange {
-                name: v.name.clone(),
-                root: v.root,
-                transition: transition.clone(),
-            },
-        )?;
+        let transition = stage_changed(&v.name, v.root, transition, record)?;
         tx.commit()?;
         Ok(transition)
     }
@@ -1127,9 +1309,7 @@ impl MetadataStore for SqliteMetadata {
             .optional()?;
         match version {
             Some(v) => self.resolve(&format!("{name}@{v}")),
-            None => Err(RegistryError::NotFound(format!(
-                "{name} has no earlier production version to roll back to"
-            ))),
+            None => Err(no_earlier_production(name)),
         }
     }
 
@@ -1154,10 +1334,7 @@ impl MetadataStore for SqliteMetadata {
             |r| r.get(0),
         )?;
         if still != "production" {
-            return Err(RegistryError::Conflict(format!(
-                "{name}@{} left production while the rollback was prepared; try again",
-                current.version
-            )));
+            return Err(left_production(name, current.version));
         }
         let at = now();
         tx.execute(
@@ -1182,14 +1359,7 @@ impl MetadataStore for SqliteMetadata {
             to: Stage::Production,
             displaced: Some(current.version),
         };
-        witnessed(
-            record,
-            &StageChange {
-                name: name.to_owned(),
-                root: previous.root,
-                transition: transition.clone(),
-            },
-        )?;
+        let transition = stage_changed(name, previous.root, transition, record)?;
         tx.commit()?;
         Ok(transition)
     }

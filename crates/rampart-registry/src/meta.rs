@@ -309,4 +309,99 @@ pub mod conformance {
         }
         Ok(())
     }
+
+    /// Opens another handle on the same store (another process or machine's connection).
+    pub type Open<'a> = &'a (dyn Fn() -> Result<Box<dyn MetadataStore>, RegistryError> + Sync);
+
+    /// Runs the cases that need several writers at once against an empty store, each writer
+    /// its own handle from `open`: registrations racing from `WRITERS` handles get distinct
+    /// consecutive numbers; of promotions of one staging version racing from every handle,
+    /// exactly one wins and the others are told why.
+    ///
+    /// # Errors
+    /// The first case the store fails.
+    pub fn run_concurrent(open: Open<'_>) -> Result<(), Failure> {
+        const WRITERS: usize = 4;
+        const EACH: usize = 5;
+        let e = |case: &'static str| move |err: RegistryError| fail(case, err.to_string());
+        let numbers = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..WRITERS)
+                .map(|w| {
+                    s.spawn(move || -> Result<Vec<i64>, RegistryError> {
+                        let mut store = open()?;
+                        let mut got = Vec::new();
+                        for i in 0..EACH {
+                            let n = u8::try_from(w * EACH + i).unwrap_or(u8::MAX);
+                            let v = store.insert_version(
+                                "race",
+                                &version(n),
+                                "alice",
+                                "register",
+                                &mut |_| Ok(()),
+                            )?;
+                            got.push(v.version);
+                        }
+                        Ok(got)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(RegistryError::Db("a writer panicked".into())))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(e("concurrent insert"))?;
+        let mut all: Vec<i64> = numbers.into_iter().flatten().collect();
+        all.sort_unstable();
+        let want: Vec<i64> = (1..=i64::try_from(WRITERS * EACH).unwrap_or(i64::MAX)).collect();
+        if all != want {
+            return Err(fail("concurrent numbering", format!("{all:?}")));
+        }
+        let mut store = open().map_err(e("open"))?;
+        let v = store.resolve("race@1").map_err(e("resolve"))?;
+        move_to(store.as_mut(), &v, Stage::Staging, &[Stage::None]).map_err(e("stage"))?;
+        let v = store.resolve("race@1").map_err(e("resolve"))?;
+        let results = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..WRITERS)
+                .map(|_| {
+                    let v = v.clone();
+                    s.spawn(move || -> Result<crate::Transition, RegistryError> {
+                        let mut store = open()?;
+                        move_to(store.as_mut(), &v, Stage::Production, &[Stage::Staging])
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(RegistryError::Db("a writer panicked".into())))
+                })
+                .collect::<Vec<_>>()
+        });
+        let won = results.iter().filter(|r| r.is_ok()).count();
+        let told = results
+            .iter()
+            .filter(|r| matches!(r, Err(RegistryError::Conflict(m)) if m.contains("already in production")))
+            .count();
+        if won != 1 || told != WRITERS - 1 {
+            return Err(fail("racing promotions", format!("{results:?}")));
+        }
+        let moves = store
+            .history("race")
+            .map_err(e("history"))?
+            .iter()
+            .filter(|h| h.to == Stage::Production)
+            .count();
+        if moves != 1 {
+            return Err(fail(
+                "racing promotions",
+                format!("{moves} moves to production recorded"),
+            ));
+        }
+        Ok(())
+    }
 }

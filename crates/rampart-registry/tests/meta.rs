@@ -94,3 +94,13 @@ fn a_store_that_ignores_where_a_version_may_come_from_fails_the_suite() {
     let err = conformance::run(&mut store).unwrap_err();
     assert_eq!(err.case, "stage rule", "{err}");
 }
+
+#[test]
+fn the_sqlite_store_passes_the_concurrent_cases() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.db");
+    let open = || -> Result<Box<dyn MetadataStore>, RegistryError> {
+        Ok(Box::new(SqliteMetadata::open(&path)?))
+    };
+    conformance::run_concurrent(&open).unwrap();
+}

@@ -3,13 +3,12 @@
 //! and audit log, and serves until shutdown. `rampart serve` is this call.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use rampart_audit::{Action, AuditSink, Outcome};
 use rampart_guard::Guard;
 use rampart_home::{GuardPolicy, Home, Session};
-use rampart_registry::Registry;
+use rampart_registry::Location;
 
 use crate::config::ServeConfig;
 use crate::guard_proxy::GuardProxy;
@@ -233,8 +232,8 @@ pub fn start(
             hint: "trust a key with `rampart trust add KEY.pem`",
         });
     }
-    let registry_dir: PathBuf = home.root().join("registry");
-    let reg = Registry::open(&registry_dir)?;
+    let location = Location::of(home, s.policy)?;
+    let reg = location.open()?;
     let refs = load::references(&reg, &config.models)?;
     if refs.is_empty() && !config.guard && config.upstream.is_empty() {
         return Err(ServeError::Refused {
@@ -276,7 +275,7 @@ pub fn start(
     drop(reg);
     // Reloads (SIGHUP, --reload-every) load through the same checks.
     let explicit = config.models.clone();
-    let loader: Loader = Box::new(move || load::load_from(&registry_dir, &explicit, &setup));
+    let loader: Loader = Box::new(move || load::load_from(&location, &explicit, &setup));
     let guard = if config.guard {
         Some(guard_proxy(&s.policy.guard, config)?)
     } else {

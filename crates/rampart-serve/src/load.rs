@@ -485,19 +485,19 @@ pub fn references(reg: &Registry, explicit: &[String]) -> Result<Vec<String>, Lo
         .collect())
 }
 
-/// Opens the registry in `dir` and loads what [`references`] names, every one or none: what a
+/// Opens the registry at `location` and loads what [`references`] names, every one or none: what a
 /// reload does (it runs on the gateway's own thread, with no audit sink; the gateway records
 /// the reload).
 ///
 /// # Errors
 /// The first [`LoadError`].
 pub fn load_from(
-    dir: &std::path::Path,
+    location: &rampart_registry::Location,
     explicit: &[String],
     setup: &ModelSetup,
 ) -> Result<Vec<LoadedModel>, LoadError> {
-    let reg = Registry::open(dir).map_err(|source| LoadError::Registry {
-        reference: dir.display().to_string(),
+    let reg = location.open().map_err(|source| LoadError::Registry {
+        reference: location.to_string(),
         source,
     })?;
     references(&reg, explicit)?

@@ -123,8 +123,24 @@ files (and optionally metrics.json) into $RAMPART_OUTPUT. Exit status: 0 trained
     /// input (internal).
     #[command(name = rampart_serve::onnx::worker::COMMAND, hide = true)]
     OnnxWorker,
+    /// Where the registry and the gateway's shared state live (`[storage]`), and whether
+    /// each part can be reached and written.
+    Storage(StorageArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StorageArgs {
+    #[command(subcommand)]
+    pub command: StorageCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StorageCommand {
+    /// Say which backend each part uses, connect, and check that it can be read and written;
+    /// exit 3 with the reason when one cannot.
+    Check,
 }
 
 #[derive(Debug, Args)]

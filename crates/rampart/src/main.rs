@@ -68,6 +68,7 @@ fn run(cli: Cli) -> Result<Status, CliError> {
     let ctx = Ctx::new(&cli.global);
     let result = match cli.command {
         Command::Init(args) => cmd::init::run(&ctx, &args),
+        Command::Storage(args) => cmd::storage::run(&ctx, &args),
         Command::Keys(args) => cmd::keys::run(&ctx, &args),
         Command::Trust(args) => cmd::trust::run(&ctx, &args),
         Command::Audit(args) => cmd::audit::run(&ctx, &args),

@@ -18,6 +18,7 @@ pub mod pipeline;
 pub mod scan;
 pub mod serve;
 pub mod sign;
+pub mod storage;
 pub mod train;
 pub mod trust;
 pub mod verify;

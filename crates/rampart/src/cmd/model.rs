@@ -4,7 +4,7 @@ use std::path::Path;
 
 use rampart_crypto::SigningKey;
 use rampart_registry::service::{self, Promotion, RegisterRequest};
-use rampart_registry::{LineageEntry, Registry, Stage, VersionInfo};
+use rampart_registry::{LineageEntry, Location, Registry, Stage, VersionInfo};
 use serde_json::{Value, json};
 
 use crate::cli::{Format, ModelArgs, ModelCommand, TargetStage};
@@ -16,7 +16,8 @@ fn open(ctx: &Ctx) -> Result<Registry, CliError> {
     ctx.home.require().map_err(|e| {
         CliError::from(e).hint("the registry lives in a home: create one with `rampart init`")
     })?;
-    Ok(Registry::open(&ctx.home.root().join("registry"))?)
+    let policy = ctx.home.load_policy()?;
+    Ok(Location::of(&ctx.home, &policy)?.open()?)
 }
 
 fn stage_of(t: TargetStage) -> Stage {

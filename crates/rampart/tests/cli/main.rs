@@ -24,6 +24,7 @@ mod serve;
 mod sign;
 mod sigstore;
 mod snapshots;
+mod storage;
 mod train;
 mod trust;
 

@@ -14,7 +14,7 @@ const SCHEMA: &str = "version = 1\n[label]\ncolumn = \"label\"\nclasses = [\"0\"
     [[columns]]\nname = \"label\"\ntype = \"int\"\n";
 
 /// A home with an ingested dataset; returns the scratch and the dataset digest.
-fn setup() -> (Scratch, String) {
+pub(crate) fn setup() -> (Scratch, String) {
     let s = Scratch::init();
     std::fs::create_dir_all(s.path().join("data")).unwrap();
     let mut rng = rampart_ml::split::SplitMix64::new(3);
@@ -45,7 +45,7 @@ fn setup() -> (Scratch, String) {
 }
 
 /// Trains a built-in model in the sandbox into `runs/NAME`.
-fn train(s: &Scratch, data: &str, name: &str, trees: &str) -> PathBuf {
+pub(crate) fn train(s: &Scratch, data: &str, name: &str, trees: &str) -> PathBuf {
     let out = format!("runs/{name}");
     s.json(&[
         "train",
@@ -192,7 +192,7 @@ fn register_resolves_versions_and_refuses_unsigned_tampered_flagged_and_foreign_
     s.rampart(&["audit", "verify"]).assert().success();
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();

@@ -1,0 +1,198 @@
+//! A PostgreSQL server for tests: the one `RAMPART_TEST_POSTGRES` names (a URL whose user
+//! may create databases), else a private one this process starts once — `initdb` and
+//! `postgres` from `PATH` or Debian's `/usr/lib/postgresql/*/bin`, on a free loopback port,
+//! password authentication, as the `postgres` user when run as root — and stops when the
+//! process exits. Each caller gets a database of its own.
+
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::{Origin, Target};
+
+/// The test server's admin URL, and what keeps the private server alive.
+struct Server {
+    admin: String,
+    _alive: Option<Mutex<std::process::ChildStdin>>,
+}
+
+static SERVER: std::sync::OnceLock<Result<Server, String>> = std::sync::OnceLock::new();
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+fn find(tool: &str) -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(tool))
+            .find(|c| c.is_file())
+    });
+    on_path.or_else(|| {
+        let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|e| e.path().join("bin").join(tool))
+            .filter(|c| c.is_file())
+            .collect();
+        found.sort();
+        found.pop()
+    })
+}
+
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
+}
+
+fn start() -> Result<Server, String> {
+    if let Ok(url) = std::env::var("RAMPART_TEST_POSTGRES") {
+        return Ok(Server {
+            admin: url,
+            _alive: None,
+        });
+    }
+    let missing = "PostgreSQL's initdb and postgres were not found (install Debian's \
+                   postgresql package, or set RAMPART_TEST_POSTGRES to a server's URL)";
+    let initdb = find("initdb").ok_or(missing)?;
+    let postgres = find("postgres").ok_or(missing)?;
+    let dir = std::env::temp_dir().join(format!(
+        "rampart-pg-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos())
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // PostgreSQL will not run as root.
+    let owner = if nix::unistd::geteuid().is_root() {
+        let user = nix::unistd::User::from_name("postgres")
+            .ok()
+            .flatten()
+            .ok_or("running as root, and PostgreSQL needs a `postgres` user to run as")?;
+        nix::unistd::chown(&dir, Some(user.uid), Some(user.gid))
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        Some((user.uid.as_raw(), user.gid.as_raw()))
+    } else {
+        None
+    };
+    let as_owner = |c: &mut Command| {
+        if let Some((uid, gid)) = owner {
+            c.uid(uid).gid(gid);
+        }
+    };
+    let password = format!("t{:x}", rand_word());
+    let pwfile = dir.join("pw");
+    std::fs::write(&pwfile, &password).map_err(|e| e.to_string())?;
+    if let Some((uid, gid)) = owner {
+        let _ = nix::unistd::chown(
+            &pwfile,
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+        );
+    }
+    let data = dir.join("data");
+    let mut init = Command::new(&initdb);
+    init.args([
+        "-U",
+        "rampart",
+        "--auth=scram-sha-256",
+        "-E",
+        "UTF8",
+        "--no-sync",
+    ])
+    .arg(format!("--pwfile={}", pwfile.display()))
+    .arg("-D")
+    .arg(&data)
+    .current_dir(&dir)
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    as_owner(&mut init);
+    let out = init
+        .output()
+        .map_err(|e| format!("{}: {e}", initdb.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let port = free_port()?;
+    // The shell stops the server (and removes its files) when this process's end of the pipe
+    // closes, however the process ends.
+    let script = format!(
+        "{postgres} -D {data} -p {port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off \
+         -c max_connections=200 > {dir}/log 2>&1 & pid=$!; read _ ; kill -INT $pid; wait $pid; \
+         rm -rf {dir}",
+        postgres = quoted(&postgres),
+        data = quoted(&data),
+        dir = quoted(&dir),
+    );
+    let mut sh = Command::new("/bin/sh");
+    sh.args(["-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    as_owner(&mut sh);
+    let mut child = sh.spawn().map_err(|e| format!("/bin/sh: {e}"))?;
+    let stdin = child.stdin.take().ok_or("no pipe to the server's shell")?;
+    let admin = format!("postgres://rampart:{password}@127.0.0.1:{port}/postgres");
+    let target = Target::parse(&admin, Origin::Environment).map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match target.connect() {
+            Ok(_) => break,
+            Err(e) if Instant::now() > deadline => {
+                let log = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
+                return Err(format!("the test PostgreSQL did not start: {e}\n{log}"));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+    Ok(Server {
+        admin,
+        _alive: Some(Mutex::new(stdin)),
+    })
+}
+
+fn quoted(p: &Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', "'\\''"))
+}
+
+fn rand_word() -> u64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
+
+/// The URL (password included) of a new, empty database on the test server.
+///
+/// # Errors
+/// When no server can be started or reached, saying what to install or set.
+pub fn fresh_database() -> Result<String, String> {
+    let server = SERVER.get_or_init(start).as_ref().map_err(Clone::clone)?;
+    let admin = Target::parse(&server.admin, Origin::Environment).map_err(|e| e.to_string())?;
+    let mut client = admin.connect().map_err(|e| e.to_string())?;
+    let name = format!(
+        "rampart_test_{}_{}_{:x}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        rand_word() & 0xffff_ffff
+    );
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .map_err(|e| crate::db_reason(&e))?;
+    let (base, query) = match server.admin.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (server.admin.as_str(), String::new()),
+    };
+    let root = base.rsplit_once('/').map_or(base, |(r, _)| r);
+    Ok(format!("{root}/{name}{query}"))
+}

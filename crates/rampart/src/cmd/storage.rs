@@ -1,0 +1,62 @@
+//! `rampart storage check`.
+
+use rampart_registry::{Location, MetadataCheck};
+use serde_json::json;
+
+use crate::cli::{Format, StorageArgs, StorageCommand};
+use crate::context::Ctx;
+use crate::error::{CliError, Status};
+use crate::output;
+
+pub fn run(ctx: &Ctx, args: &StorageArgs) -> Result<Status, CliError> {
+    match args.command {
+        StorageCommand::Check => check(ctx),
+    }
+}
+
+fn check(ctx: &Ctx) -> Result<Status, CliError> {
+    ctx.home.require()?;
+    let policy = ctx.home.load_policy()?;
+    let location = Location::of(&ctx.home, &policy)?;
+    let metadata = location.check().map_err(|e| {
+        CliError::from(e).hint(match location.metadata() {
+            rampart_home::Backend::Home => {
+                "the home's registry directory must be readable and writable by this user"
+            }
+            rampart_home::Backend::Postgres(_) => {
+                "check the URL ([storage] registry or RAMPART_STORAGE_REGISTRY), PGPASSWORD, \
+                 PGSSLROOTCERT for TLS, and that the user may create tables in the database"
+            }
+        })
+    })?;
+    let blobs = location.dir().join("blobs");
+    match ctx.format {
+        Format::Json | Format::Sarif => output::print_json(&json!({
+            "registry": metadata,
+            "blobs": {"backend": "files", "path": blobs},
+            "shared_state": {"backend": "process"},
+            "audit_anchor": {"backend": "none"},
+        }))?,
+        Format::Human => {
+            let registry = match &metadata {
+                MetadataCheck::Sqlite { path, models } => {
+                    format!("SQLite {}  ok ({models} models)", path.display())
+                }
+                MetadataCheck::Postgres { url, check } => format!(
+                    "{url}  ok (PostgreSQL {}, TLS {}, {} models, may write)",
+                    check.server,
+                    if check.tls { "on" } else { "off" },
+                    check.models
+                ),
+            };
+            output::print(&format!(
+                "registry     {registry}\n\
+                 blobs        files in {}\n\
+                 shared state in each gateway process (limits, nonces and counters per replica)\n\
+                 audit anchor none (each machine's hash chain stands alone)\n",
+                blobs.display()
+            ))?;
+        }
+    }
+    Ok(Status::Ok)
+}

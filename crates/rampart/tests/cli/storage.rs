@@ -1,0 +1,189 @@
+//! `[storage] registry = "postgres://…"`: two homes (two machines) sharing one registry on a
+//! real PostgreSQL server (`rampart_postgres::testing`), racing promotions between them,
+//! `rampart storage check`, and URLs that must be refused.
+
+use serde_json::Value;
+
+use crate::Scratch;
+use crate::model::{copy_dir, setup, train};
+
+/// A fresh database: (URL without the password, the password).
+fn database() -> (String, String) {
+    let url = rampart_postgres::testing::fresh_database().unwrap();
+    let (head, tail) = url.split_once('@').unwrap();
+    let (user, password) = head.rsplit_once(':').unwrap();
+    (format!("{user}@{tail}"), password.to_owned())
+}
+
+fn use_postgres(s: &Scratch, url: &str) {
+    let p = s.home().join("rampart.toml");
+    let mut policy = std::fs::read_to_string(&p).unwrap();
+    policy.push_str(&format!("\n[storage]\nregistry = \"{url}\"\n"));
+    std::fs::write(&p, policy).unwrap();
+}
+
+/// (exit code, stdout, stderr) with the database password in the environment.
+fn run(s: &Scratch, password: &str, args: &[&str]) -> (i32, String, String) {
+    let out = s
+        .rampart(args)
+        .env("PGPASSWORD", password)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json(s: &Scratch, password: &str, args: &[&str]) -> Value {
+    let mut full = vec!["--format", "json"];
+    full.extend_from_slice(args);
+    let (code, out, err) = run(s, password, &full);
+    assert_eq!(code, 0, "rampart {args:?} failed: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+#[test]
+fn two_homes_share_one_postgres_registry_and_their_promotions_serialise() {
+    let (url, password) = database();
+    let (a, ds) = setup();
+    let run_dir = train(&a, &ds, "a", "5");
+    let b = Scratch::init();
+    a.rampart(&["keys", "export-public", "-o", "a.pub.pem"])
+        .assert()
+        .success();
+    let a_key = a.path().join("a.pub.pem");
+    b.rampart(&["trust", "add", a_key.to_str().unwrap(), "--name", "a"])
+        .assert()
+        .success();
+    use_postgres(&a, &url);
+    use_postgres(&b, &url);
+
+    // Machine A registers; machine B sees the version, with the same digests.
+    let v = json(
+        &a,
+        &password,
+        &[
+            "model",
+            "register",
+            run_dir.to_str().unwrap(),
+            "--name",
+            "credit",
+        ],
+    );
+    let seen = json(&b, &password, &["model", "show", "credit@1"]);
+    assert_eq!(seen["root"], v["root"]);
+    assert_eq!(seen["stage"], "none");
+    // Without the password nothing is read (and nothing falls back to the local SQLite).
+    let (code, _, err) = b.run(&["model", "show", "credit@1"]);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("password"), "{err}");
+
+    // Blobs are still per home (object storage is not built): B gets A's, by digest.
+    copy_dir(
+        &a.home().join("registry/blobs"),
+        &b.home().join("registry/blobs"),
+    );
+    // The same promotion from both machines at once: exactly one wins, the other is told why.
+    let spawn = |s: &Scratch| {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("rampart"));
+        c.current_dir(s.path())
+            .env("PGPASSWORD", &password)
+            .args(["model", "promote", "credit@1", "--to", "staging"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c.spawn().unwrap()
+    };
+    let (x, y) = (spawn(&a), spawn(&b));
+    let (x, y) = (x.wait_with_output().unwrap(), y.wait_with_output().unwrap());
+    let codes = [x.status.code().unwrap(), y.status.code().unwrap()];
+    assert!(codes.contains(&0) && codes.contains(&1), "{codes:?}");
+    let loser = if codes[0] == 1 { &x } else { &y };
+    let why = String::from_utf8_lossy(&loser.stderr);
+    assert!(why.contains("already in staging"), "{why}");
+    let h = json(&a, &password, &["model", "history", "credit"]);
+    let into_staging = h["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["to"] == "staging")
+        .count();
+    assert_eq!(into_staging, 1, "{h}");
+    // B checks the version out from its blobs, each verified.
+    let (code, _, err) = run(
+        &b,
+        &password,
+        &["model", "checkout", "credit@staging", "--output", "out"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(b.path().join("out").read_dir().unwrap().count() > 0);
+
+    // Each machine's audit log has its own side: A the registration, the winner the move.
+    let a_log = std::fs::read_to_string(a.home().join("audit/audit.jsonl")).unwrap();
+    assert!(a_log.contains("model.register"), "{a_log}");
+
+    // `storage check` names the backend, without the password, and proves it may write.
+    let check = json(&b, &password, &["storage", "check"]);
+    assert_eq!(check["registry"]["backend"], "postgres");
+    assert_eq!(check["registry"]["models"], 1);
+    assert!(!check.to_string().contains(&password), "{check}");
+    let (code, out, _) = run(&b, &password, &["storage", "check"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("PostgreSQL") && out.contains("may write"),
+        "{out}"
+    );
+}
+
+#[test]
+fn storage_urls_that_must_not_be_used_are_refused_by_name() {
+    let s = Scratch::init();
+    // A password in rampart.toml.
+    use_postgres(&s, "postgres://alice:hunter2@127.0.0.1:5432/reg");
+    let (code, _, err) = s.run(&["model", "list"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("PGPASSWORD") && !err.contains("hunter2"),
+        "{err}"
+    );
+    // sslmode=prefer, and parts not built yet: refused, not ignored.
+    for (bad, says) in [
+        (
+            "registry = \"postgres://alice@db.example/reg?sslmode=prefer\"",
+            "sslmode=require",
+        ),
+        ("blobs = \"s3://bucket/models\"", "storage.blobs"),
+        (
+            "shared_state = \"redis://127.0.0.1\"",
+            "storage.shared_state",
+        ),
+    ] {
+        let s = Scratch::init();
+        let p = s.home().join("rampart.toml");
+        let mut policy = std::fs::read_to_string(&p).unwrap();
+        policy.push_str(&format!("\n[storage]\n{bad}\n"));
+        std::fs::write(&p, policy).unwrap();
+        let (code, _, err) = s.run(&["storage", "check"]);
+        assert_eq!(code, 2, "{bad}: {err}");
+        assert!(err.contains(says), "{bad}: {err}");
+    }
+    // A server that is not there: exit 3 naming it, with what to check.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let s = Scratch::init();
+    use_postgres(&s, &format!("postgres://alice@127.0.0.1:{port}/reg"));
+    let (code, _, err) = s.run(&["storage", "check"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}")) && err.contains("PGPASSWORD"),
+        "{err}"
+    );
+    // The home's default, checked too.
+    let s = Scratch::init();
+    let check = s.json(&["storage", "check"]);
+    assert_eq!(check["registry"]["backend"], "sqlite");
+}
