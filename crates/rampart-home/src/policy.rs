@@ -55,8 +55,8 @@ pub struct Policy {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct StoragePolicy {
-    /// Registry metadata and approvals: `postgres://USER@HOST:PORT/DATABASE` (default: the
-    /// home's SQLite). Environment: `RAMPART_STORAGE_REGISTRY`.
+    /// Registry metadata, approvals and API keys: `postgres://USER@HOST:PORT/DATABASE`
+    /// (default: the home's SQLite files). Environment: `RAMPART_STORAGE_REGISTRY`.
     #[serde(default)]
     pub registry: Option<String>,
     /// Model blobs in object storage (not built yet: refused, never ignored).

@@ -114,6 +114,18 @@ pub(crate) fn admit(
         };
     let key = match result {
         Ok(k) => k,
+        // Fail closed, but not as the client's fault: no failure counted against its address.
+        Err((label, why)) if label == AuthFailure::Unavailable.as_str() => {
+            st.metrics.auth_failure(label);
+            st.event("serve.auth", ip, None, why);
+            return Err(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the API key store cannot be read; no key is accepted until it can",
+            )
+            .with_header(header::RETRY_AFTER, "1")
+            .into_response());
+        }
         Err((label, why)) => {
             st.metrics.auth_failure(label);
             if st.limiters.auth_failure(ip).is_err() {

@@ -12,19 +12,38 @@ use rampart_registry::Location;
 
 use crate::config::ServeConfig;
 use crate::guard_proxy::GuardProxy;
-use crate::keys::KeyStore;
+use crate::keys::{ApiKeyStore, KeyStore};
 use crate::load::{self, ModelSetup};
 use crate::{AppState, Loader, ServeError, Unseal};
 
-/// The home's API-key store (`serve/apikeys.db`).
+/// The home's API-key store: the home's `serve/apikeys.db`, or with `[storage] registry` on
+/// PostgreSQL the shared one there (the gateway then keeps its snapshot current:
+/// [`crate::pgkeys::PgKeyStore::watch`]).
 ///
 /// # Errors
 /// [`ServeError::Home`] without a home; [`ServeError::KeyStore`] when it cannot be opened.
-pub fn keystore(home: &Home) -> Result<KeyStore, ServeError> {
+pub fn keystore(
+    home: &Home,
+    policy: &rampart_home::Policy,
+    gateway: bool,
+) -> Result<Box<dyn ApiKeyStore>, ServeError> {
     home.require()?;
-    Ok(KeyStore::open(
-        &home.root().join("serve").join("apikeys.db"),
-    )?)
+    let backend = policy
+        .storage
+        .registry()
+        .map_err(|reason| ServeError::Refused {
+            reason,
+            hint: "fix [storage] registry in rampart.toml or RAMPART_STORAGE_REGISTRY",
+        })?;
+    Ok(match backend {
+        rampart_home::Backend::Home => Box::new(KeyStore::open(
+            &home.root().join("serve").join("apikeys.db"),
+        )?),
+        rampart_home::Backend::Postgres(target) => {
+            let store = crate::pgkeys::PgKeyStore::open(&target)?;
+            Box::new(if gateway { store.watch()? } else { store })
+        }
+    })
 }
 
 /// The guard `[guard]` describes.
@@ -282,15 +301,20 @@ pub fn start(
         None
     };
     let (tx, writer) = crate::security_audit(security, s.audit.actor().to_owned());
-    let mut state = AppState::new(models, keystore(home)?, config.limits(), Some(tx))
-        .with_loader(loader)
-        .with_nonces(crate::httpsig::Nonces::shared(
-            &home.root().join("serve").join("nonces.db"),
-        )?)
-        .with_unseal(unseal(home)?)
-        .with_monitoring(config.monitoring())
-        // Sampled payloads are redacted by the same engine as `rampart data pii`.
-        .with_redact(crate::pii_redactor()?);
+    let mut state = AppState::new(
+        models,
+        keystore(home, s.policy, true)?,
+        config.limits(),
+        Some(tx),
+    )
+    .with_loader(loader)
+    .with_nonces(crate::httpsig::Nonces::shared(
+        &home.root().join("serve").join("nonces.db"),
+    )?)
+    .with_unseal(unseal(home)?)
+    .with_monitoring(config.monitoring())
+    // Sampled payloads are redacted by the same engine as `rampart data pii`.
+    .with_redact(crate::pii_redactor()?);
     if let Some(g) = guard {
         state = state.with_guard(g);
     }

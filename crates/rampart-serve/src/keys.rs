@@ -80,6 +80,8 @@ pub enum AuthFailure {
     Revoked,
     /// Expired.
     Expired,
+    /// The shared key store could not be read recently enough to trust what it said.
+    Unavailable,
 }
 
 impl AuthFailure {
@@ -92,6 +94,7 @@ impl AuthFailure {
             Self::Invalid => "invalid",
             Self::Revoked => "revoked",
             Self::Expired => "expired",
+            Self::Unavailable => "unavailable",
         }
     }
 }
@@ -117,6 +120,9 @@ pub enum KeyStoreError {
     /// The new key's request-signing key could not be sealed.
     #[error("sealing the key's signing secret: {0}")]
     Seal(SealError),
+    /// The shared (PostgreSQL) key store failed.
+    #[error("shared API key store: {0}")]
+    Shared(String),
 }
 
 /// The caller's sealing of a new key's request-signing secret failed: why.
@@ -295,13 +301,7 @@ impl KeyStore {
             .flatten()
             .map(|(_, k)| k)
             .ok_or(AuthFailure::Invalid)?;
-        if info.revoked {
-            return Err(AuthFailure::Revoked);
-        }
-        if info.expires.is_some_and(|e| now >= e) {
-            return Err(AuthFailure::Expired);
-        }
-        Ok(info)
+        live(info, now)
     }
 
     /// Creates a key; returns it (the only time the secret exists outside the caller).
@@ -322,24 +322,20 @@ impl KeyStore {
         seal: &dyn Fn(&[u8]) -> Result<String, SealError>,
         record: &mut dyn FnMut(&KeyInfo) -> Result<(), rampart_audit::NotRecorded>,
     ) -> Result<(KeyInfo, String), KeyStoreError> {
-        let mut id = [0u8; 8];
-        let mut secret = [0u8; 32];
-        rand_core::OsRng.fill_bytes(&mut id);
-        rand_core::OsRng.fill_bytes(&mut secret);
-        let id = hex_of(&id);
-        let secret = b64(&secret);
-        let token = format!("rk_{id}_{secret}");
+        let Minted {
+            id,
+            secret_hash,
+            token,
+            created,
+        } = Minted::new();
         let sealed = seal(&crate::httpsig::hmac_key(&token)).map_err(KeyStoreError::Seal)?;
-        let created = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
         let tx = self
             .db
             .unchecked_transaction()
             .map_err(KeyStoreError::from)?;
         tx.execute(
             "INSERT INTO keys (id, hash, role, model, rate, burst, expires, created_at, label, hmac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![id, hash(&secret), role.as_str(), model, rate, burst, expires, created, label, sealed],
+            params![id, secret_hash, role.as_str(), model, rate, burst, expires, created, label, sealed],
         )
         .map_err(KeyStoreError::from)?;
         let info = self
@@ -410,35 +406,85 @@ impl KeyStore {
         token: &str,
         now: i64,
     ) -> Result<std::sync::Arc<KeyInfo>, AuthFailure> {
-        let rest = token.strip_prefix("rk_").ok_or(AuthFailure::Malformed)?;
-        let (id, secret) = rest.split_once('_').ok_or(AuthFailure::Malformed)?;
-        if id.len() != 16
-            || !id.bytes().all(|b| b.is_ascii_hexdigit())
-            || secret.is_empty()
-            || secret.len() > 64
-        {
-            return Err(AuthFailure::Malformed);
-        }
+        let (id, secret) = parse_token(token)?;
         let stored = self.lookup(id).map_err(|_| AuthFailure::Invalid)?;
-        // Compare something even for an unknown id, so both paths cost the same.
-        let (want, info) = match stored {
-            Some((h, info)) => (h, Some(info)),
-            None => ("0".repeat(64), None),
-        };
-        let got = hash(secret);
-        let same: bool = got.as_bytes().ct_eq(want.as_bytes()).into();
-        let info = match info {
-            Some(i) if same => i,
-            _ => return Err(AuthFailure::Invalid),
-        };
-        if info.revoked {
-            return Err(AuthFailure::Revoked);
-        }
-        if info.expires.is_some_and(|e| now >= e) {
-            return Err(AuthFailure::Expired);
-        }
-        Ok(info)
+        check_secret(secret, stored, now)
     }
+}
+
+/// A new key's id, the hash of its secret, its token (the only copy of the secret) and time.
+pub(crate) struct Minted {
+    pub id: String,
+    pub secret_hash: String,
+    pub token: String,
+    pub created: String,
+}
+
+impl Minted {
+    pub fn new() -> Self {
+        let mut id = [0u8; 8];
+        let mut secret = [0u8; 32];
+        rand_core::OsRng.fill_bytes(&mut id);
+        rand_core::OsRng.fill_bytes(&mut secret);
+        let id = hex_of(&id);
+        let secret = b64(&secret);
+        Self {
+            token: format!("rk_{id}_{secret}"),
+            secret_hash: hash(&secret),
+            id,
+            created: time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// A token's id and secret (`rk_<16 hex>_<secret>`).
+pub(crate) fn parse_token(token: &str) -> Result<(&str, &str), AuthFailure> {
+    let rest = token.strip_prefix("rk_").ok_or(AuthFailure::Malformed)?;
+    let (id, secret) = rest.split_once('_').ok_or(AuthFailure::Malformed)?;
+    if id.len() != 16
+        || !id.bytes().all(|b| b.is_ascii_hexdigit())
+        || secret.is_empty()
+        || secret.len() > 64
+    {
+        return Err(AuthFailure::Malformed);
+    }
+    Ok((id, secret))
+}
+
+/// Checks a presented secret against what is stored for its id (the hash of the secret and
+/// the key), in constant time, and that the key is live at `now`.
+pub(crate) fn check_secret(
+    secret: &str,
+    stored: Option<(String, std::sync::Arc<KeyInfo>)>,
+    now: i64,
+) -> Result<std::sync::Arc<KeyInfo>, AuthFailure> {
+    // Compare something even for an unknown id, so both paths cost the same.
+    let (want, info) = match stored {
+        Some((h, info)) => (h, Some(info)),
+        None => ("0".repeat(64), None),
+    };
+    let got = hash(secret);
+    let same: bool = got.as_bytes().ct_eq(want.as_bytes()).into();
+    match info {
+        Some(i) if same => live(i, now),
+        _ => Err(AuthFailure::Invalid),
+    }
+}
+
+/// A key that is neither revoked nor expired at `now`.
+pub(crate) fn live(
+    info: std::sync::Arc<KeyInfo>,
+    now: i64,
+) -> Result<std::sync::Arc<KeyInfo>, AuthFailure> {
+    if info.revoked {
+        return Err(AuthFailure::Revoked);
+    }
+    if info.expires.is_some_and(|e| now >= e) {
+        return Err(AuthFailure::Expired);
+    }
+    Ok(info)
 }
 
 /// A key to create.
@@ -519,6 +565,49 @@ pub trait ApiKeyStore: Send {
     /// # Errors
     /// The store's.
     fn sealed_secret(&self, id: &str) -> Result<Option<String>, KeyStoreError>;
+}
+
+impl<T: ApiKeyStore + ?Sized> ApiKeyStore for Box<T> {
+    fn create_key(
+        &self,
+        new: &NewKey<'_>,
+        seal: &dyn Fn(&[u8]) -> Result<String, SealError>,
+        record: &mut dyn FnMut(&KeyInfo) -> Result<(), rampart_audit::NotRecorded>,
+    ) -> Result<(KeyInfo, String), KeyStoreError> {
+        (**self).create_key(new, seal, record)
+    }
+
+    fn key(&self, id: &str) -> Result<Option<KeyInfo>, KeyStoreError> {
+        (**self).key(id)
+    }
+
+    fn keys(&self) -> Result<Vec<KeyInfo>, KeyStoreError> {
+        (**self).keys()
+    }
+
+    fn revoke_key(
+        &self,
+        id: &str,
+        record: &mut dyn FnMut(&str) -> Result<(), rampart_audit::NotRecorded>,
+    ) -> Result<bool, KeyStoreError> {
+        (**self).revoke_key(id, record)
+    }
+
+    fn authenticate_token(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<std::sync::Arc<KeyInfo>, AuthFailure> {
+        (**self).authenticate_token(token, now)
+    }
+
+    fn usable_key(&self, id: &str, now: i64) -> Result<std::sync::Arc<KeyInfo>, AuthFailure> {
+        (**self).usable_key(id, now)
+    }
+
+    fn sealed_secret(&self, id: &str) -> Result<Option<String>, KeyStoreError> {
+        (**self).sealed_secret(id)
+    }
 }
 
 impl ApiKeyStore for KeyStore {

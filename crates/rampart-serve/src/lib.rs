@@ -35,6 +35,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod oip;
 pub mod onnx;
+pub mod pgkeys;
 pub mod problem;
 
 mod admission;

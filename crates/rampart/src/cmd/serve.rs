@@ -2,20 +2,13 @@
 
 use rampart_serve::admin;
 use rampart_serve::config::ServeConfig;
-use rampart_serve::keys::{KeyStore, NewKey, Role};
+use rampart_serve::keys::{ApiKeyStore, NewKey, Role};
 use serde_json::json;
 
 use crate::cli::{ApikeyArgs, ApikeyCommand, Format, KeyRole};
 use crate::context::Ctx;
 use crate::error::{CliError, Status};
 use crate::output;
-
-fn keystore(ctx: &Ctx) -> Result<KeyStore, CliError> {
-    ctx.home.require().map_err(|e| {
-        CliError::from(e).hint("API keys live in a home: create one with `rampart init`")
-    })?;
-    Ok(rampart_serve::home::keystore(&ctx.home)?)
-}
 
 fn parse_expiry(text: &str) -> Result<i64, CliError> {
     let now = time::OffsetDateTime::now_utc();
@@ -32,8 +25,11 @@ fn parse_expiry(text: &str) -> Result<i64, CliError> {
 }
 
 pub fn apikey(ctx: &Ctx, args: &ApikeyArgs) -> Result<Status, CliError> {
-    let store = keystore(ctx)?;
+    ctx.home.require().map_err(|e| {
+        CliError::from(e).hint("API keys live in a home: create one with `rampart init`")
+    })?;
     let policy = ctx.home.load_policy()?;
+    let store = rampart_serve::home::keystore(&ctx.home, &policy, false)?;
     let session = ctx.session(&policy)?;
     match &args.command {
         ApikeyCommand::Create {
@@ -76,7 +72,7 @@ pub fn apikey(ctx: &Ctx, args: &ApikeyArgs) -> Result<Status, CliError> {
         }
         ApikeyCommand::List => {
             let keys = store
-                .list()
+                .keys()
                 .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
             match ctx.format {
                 Format::Json | Format::Sarif => output::print_json(&json!({"keys": keys}))?,

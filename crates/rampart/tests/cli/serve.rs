@@ -99,7 +99,7 @@ pub fn start(s: &Scratch, extra: &[&str]) -> Server {
 
 // The child moves into `Server`, whose `Drop` kills and waits for it.
 #[allow(clippy::zombie_processes)]
-fn start_env(s: &Scratch, extra: &[&str], env: &[(&str, &str)]) -> Server {
+pub fn start_env(s: &Scratch, extra: &[&str], env: &[(&str, &str)]) -> Server {
     let mut c = Command::new(assert_cmd::cargo::cargo_bin("rampart"));
     c.current_dir(s.path()).arg("serve");
     if !extra.contains(&"--bind") {
@@ -170,7 +170,7 @@ pub fn auth(token: &str) -> String {
 
 pub const JSON: &str = "Content-Type: application/json";
 
-fn infer_body(rows: &[[f64; 2]]) -> String {
+pub fn infer_body(rows: &[[f64; 2]]) -> String {
     json!({"id": "req-1", "inputs": [{"name": "input", "shape": [rows.len(), 2], "datatype": "FP32", "data": rows}]}).to_string()
 }
 

@@ -44,8 +44,15 @@ fn json(s: &Scratch, password: &str, args: &[&str]) -> Value {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
 }
 
-#[test]
-fn two_homes_share_one_postgres_registry_and_their_promotions_serialise() {
+/// Two homes ("machines") on one database, B trusting A's key; A has a trained run.
+struct Machines {
+    a: Scratch,
+    b: Scratch,
+    password: String,
+    run_dir: std::path::PathBuf,
+}
+
+fn two_machines() -> Machines {
     let (url, password) = database();
     let (a, ds) = setup();
     let run_dir = train(&a, &ds, "a", "5");
@@ -59,6 +66,22 @@ fn two_homes_share_one_postgres_registry_and_their_promotions_serialise() {
         .success();
     use_postgres(&a, &url);
     use_postgres(&b, &url);
+    Machines {
+        a,
+        b,
+        password,
+        run_dir,
+    }
+}
+
+#[test]
+fn two_homes_share_one_postgres_registry_and_their_promotions_serialise() {
+    let Machines {
+        a,
+        b,
+        password,
+        run_dir,
+    } = two_machines();
 
     // Machine A registers; machine B sees the version, with the same digests.
     let v = json(
@@ -186,4 +209,82 @@ fn storage_urls_that_must_not_be_used_are_refused_by_name() {
     let s = Scratch::init();
     let check = s.json(&["storage", "check"]);
     assert_eq!(check["registry"]["backend"], "sqlite");
+}
+
+#[test]
+fn a_key_revoked_through_one_home_is_refused_by_every_gateway_within_a_second() {
+    use crate::serve::{JSON, auth, curl, infer_body, start_env};
+    let Machines {
+        a,
+        b,
+        password,
+        run_dir,
+    } = two_machines();
+    json(
+        &a,
+        &password,
+        &[
+            "model",
+            "register",
+            run_dir.to_str().unwrap(),
+            "--name",
+            "credit",
+        ],
+    );
+    let (code, _, err) = run(
+        &a,
+        &password,
+        &["model", "promote", "credit@1", "--to", "staging"],
+    );
+    assert_eq!(code, 0, "{err}");
+    copy_dir(
+        &a.home().join("registry/blobs"),
+        &b.home().join("registry/blobs"),
+    );
+    // A key made on A; gateways on both machines serve the version the shared registry holds.
+    let key = json(&a, &password, &["apikey", "create"]);
+    let (token, id) = (
+        key["token"].as_str().unwrap().to_owned(),
+        key["key"]["id"].as_str().unwrap().to_owned(),
+    );
+    let env = [("PGPASSWORD", password.as_str())];
+    let gateways = [
+        start_env(&a, &["--model", "credit@staging"], &env),
+        start_env(&b, &["--model", "credit@staging"], &env),
+    ];
+    let ask = |addr: &str| {
+        curl(
+            "POST",
+            &format!("http://{addr}/v2/models/credit/infer"),
+            &[auth(&token), JSON.into()],
+            Some(&infer_body(&[[0.1, 0.2]])),
+        )
+    };
+    for g in &gateways {
+        let (status, _, body) = ask(&g.addr);
+        assert_eq!(status, 200, "{body}");
+    }
+    // Revoked through B's home: every gateway refuses it within a second.
+    let (code, _, err) = run(&b, &password, &["apikey", "revoke", &id]);
+    assert_eq!(code, 0, "{err}");
+    let revoked = std::time::Instant::now();
+    for g in &gateways {
+        loop {
+            let (status, _, body) = ask(&g.addr);
+            if status == 401 {
+                assert!(body.contains("revoked"), "{body}");
+                break;
+            }
+            assert_eq!(status, 200, "{body}");
+            assert!(
+                revoked.elapsed() < std::time::Duration::from_secs(1),
+                "still accepted {:?} after the revocation",
+                revoked.elapsed()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    // The list on either home shows it revoked.
+    let keys = json(&a, &password, &["apikey", "list"]);
+    assert_eq!(keys["keys"][0]["revoked"], true, "{keys}");
 }
