@@ -18,6 +18,9 @@ pub enum AuditError {
         #[source]
         source: std::io::Error,
     },
+    /// The shared checkpoint anchor could not be written or read, or refused a checkpoint.
+    #[error("audit anchor: {0}")]
+    Anchor(String),
     /// An event's encoded record would exceed [`crate::MAX_RECORD_BYTES`].
     #[error(
         "audit record for {action:?} is {len} bytes, over the {max}-byte limit; trim its details"

@@ -37,6 +37,7 @@
 //! ```
 
 mod action;
+pub mod anchor;
 pub mod canonical;
 pub mod conformance;
 mod error;

@@ -84,6 +84,7 @@ pub struct AuditLog {
     /// Serialises threads of this process; the file lock serialises processes.
     local: Mutex<()>,
     auto_checkpoint: Option<(SigningKey, u64)>,
+    anchor: Option<std::sync::Arc<dyn crate::anchor::Anchor>>,
 }
 
 impl AuditLog {
@@ -98,6 +99,7 @@ impl AuditLog {
             checkpoints_path: dir.join("checkpoints.jsonl"),
             local: Mutex::new(()),
             auto_checkpoint: None,
+            anchor: None,
         };
         for path in [&log.log_path, &log.checkpoints_path] {
             open_append(path)?;
@@ -110,6 +112,20 @@ impl AuditLog {
     pub fn with_auto_checkpoint(mut self, key: SigningKey, every: u64) -> Self {
         self.auto_checkpoint = Some((key, every.max(1)));
         self
+    }
+
+    /// Also writes every new checkpoint to `anchor` (after the local file): a checkpoint that
+    /// cannot be anchored is an error of the call that made it.
+    #[must_use]
+    pub fn with_anchor(mut self, anchor: std::sync::Arc<dyn crate::anchor::Anchor>) -> Self {
+        self.anchor = Some(anchor);
+        self
+    }
+
+    /// The anchor checkpoints go to, if any.
+    #[must_use]
+    pub fn anchor(&self) -> Option<&dyn crate::anchor::Anchor> {
+        self.anchor.as_deref()
     }
 
     /// The records file.
@@ -221,6 +237,9 @@ impl AuditLog {
         file.write_all(line.as_bytes())
             .and_then(|()| file.sync_data())
             .map_err(AuditError::io("cannot append to", &self.checkpoints_path))?;
+        if let Some(anchor) = &self.anchor {
+            anchor.anchor(&checkpoint)?;
+        }
         Ok(Some(checkpoint))
     }
 

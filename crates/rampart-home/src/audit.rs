@@ -22,6 +22,9 @@ pub enum LogError {
     /// A `since` that is not a time.
     #[error("{0:?} is not a time")]
     Since(String),
+    /// The audit anchor is not configured, or its URL is refused.
+    #[error("{0}")]
+    Anchor(String),
 }
 
 impl crate::Classify for LogError {
@@ -29,7 +32,7 @@ impl crate::Classify for LogError {
         match self {
             Self::Home(h) => h.kind(),
             Self::Audit(_) => crate::ErrorKind::Internal,
-            Self::Since(_) => crate::ErrorKind::Input,
+            Self::Since(_) | Self::Anchor(_) => crate::ErrorKind::Input,
         }
     }
 
@@ -81,25 +84,91 @@ pub fn verify_log(
             ),
         });
     }
-    let outcome = if report.failure.is_some() {
+    let details = [
+        ("records", report.records),
+        ("checkpoints", report.checkpoints),
+    ];
+    record_verification(s, report.failure.as_ref(), &details)?;
+    Ok(report)
+}
+
+/// Records `audit.verify` (ok, or failed with the first bad seq and why). A record the log
+/// refuses is an error only when nothing was found: a tampered tail may refuse appends, and
+/// that must not hide the failure.
+fn record_verification(
+    s: &Session<'_>,
+    failure: Option<&Failure>,
+    details: &[(&str, u64)],
+) -> Result<(), LogError> {
+    let outcome = if failure.is_some() {
         Outcome::Failed
     } else {
         Outcome::Ok
     };
-    let mut event = s
-        .audit
-        .event(Action::AuditVerify, outcome)
-        .detail("records", report.records)
-        .detail("checkpoints", report.checkpoints);
-    if let Some(f) = &report.failure {
+    let mut event = s.audit.event(Action::AuditVerify, outcome);
+    for (k, v) in details {
+        event = event.detail(*k, *v);
+    }
+    if let Some(f) = failure {
         event = event
             .detail("first_bad_seq", f.seq)
             .detail("reason", f.reason.clone());
     }
     match s.audit.record(event) {
-        Err(e) if report.failure.is_none() => Err(e.into()),
-        _ => Ok(report),
+        Err(e) if failure.is_none() => Err(e.into()),
+        _ => Ok(()),
     }
+}
+
+/// The home's audit log, its checkpoints also anchored where `[storage] audit_anchor` (or
+/// `RAMPART_STORAGE_AUDIT_ANCHOR`) says.
+///
+/// # Errors
+/// The log cannot be opened; the anchor's URL is refused or it cannot be reached.
+pub fn open_log(home: &crate::Home, policy: &crate::Policy) -> Result<AuditLog, LogError> {
+    let log = AuditLog::open(&home.audit_dir())?;
+    Ok(match anchor(policy)? {
+        Some(a) => log.with_anchor(a),
+        None => log,
+    })
+}
+
+/// The anchor `policy` names, connected.
+///
+/// # Errors
+/// The URL is refused, or the database cannot be reached or migrated.
+pub fn anchor(
+    policy: &crate::Policy,
+) -> Result<Option<std::sync::Arc<dyn rampart_audit::anchor::Anchor>>, LogError> {
+    match policy.storage.audit_anchor().map_err(LogError::Anchor)? {
+        Some(target) => Ok(Some(std::sync::Arc::new(
+            rampart_audit::anchor::PgAnchor::open(&target)?,
+        ))),
+        None => Ok(None),
+    }
+}
+
+/// Compares the session's log with every checkpoint anchored under the home's key
+/// (`rampart audit verify --anchor`) and records `audit.verify` with what it found.
+///
+/// # Errors
+/// [`LogError::Anchor`] when no anchor is configured; the anchor or the log cannot be read.
+pub fn verify_anchor(
+    s: &Session<'_>,
+    log: &AuditLog,
+) -> Result<rampart_audit::anchor::AnchorReport, LogError> {
+    let anchor = log.anchor().ok_or_else(|| {
+        LogError::Anchor(
+            "no audit anchor is configured: set [storage] audit_anchor in rampart.toml or \
+             RAMPART_STORAGE_AUDIT_ANCHOR"
+                .into(),
+        )
+    })?;
+    let key = s.home.signing_public_key()?;
+    let report = rampart_audit::anchor::check(log, anchor, &key)?;
+    let anchored = u64::try_from(report.anchored).unwrap_or(u64::MAX);
+    record_verification(s, report.failure.as_ref(), &[("anchored", anchored)])?;
+    Ok(report)
 }
 
 /// Which records `rampart audit show` lists.

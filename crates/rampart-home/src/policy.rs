@@ -65,13 +65,18 @@ pub struct StoragePolicy {
     /// The gateway's limiters, nonces and counters in Redis (not built yet: refused).
     #[serde(default)]
     pub shared_state: Option<String>,
-    /// Audit checkpoints anchored in PostgreSQL (not built yet: refused).
+    /// Every signed audit checkpoint also written to PostgreSQL (`postgres://…`), so
+    /// `rampart audit verify --anchor` detects a log cut back or rewritten after it.
+    /// Environment: `RAMPART_STORAGE_AUDIT_ANCHOR`.
     #[serde(default)]
     pub audit_anchor: Option<String>,
 }
 
 /// The environment variable that overrides `[storage] registry`.
 pub const ENV_STORAGE_REGISTRY: &str = "RAMPART_STORAGE_REGISTRY";
+
+/// The environment variable that overrides `[storage] audit_anchor`.
+pub const ENV_STORAGE_AUDIT_ANCHOR: &str = "RAMPART_STORAGE_AUDIT_ANCHOR";
 
 /// Where a part of the storage lives.
 #[derive(Debug, Clone)]
@@ -99,32 +104,33 @@ impl StoragePolicy {
     /// A URL that is not PostgreSQL's, carries a password in the file, or asks for
     /// `sslmode=prefer` (named by where it was read).
     pub fn registry(&self) -> Result<Backend, String> {
-        let (url, origin, from) = match std::env::var(ENV_STORAGE_REGISTRY) {
-            Ok(u) if !u.trim().is_empty() => (
-                u,
-                rampart_postgres::Origin::Environment,
+        Ok(
+            match postgres_url(
                 ENV_STORAGE_REGISTRY,
-            ),
-            _ => match &self.registry {
-                Some(u) => (
-                    u.clone(),
-                    rampart_postgres::Origin::File,
-                    "storage.registry",
-                ),
-                None => return Ok(Backend::Home),
+                self.registry.as_deref(),
+                "storage.registry",
+            )? {
+                Some(t) => Backend::Postgres(Box::new(t)),
+                None => Backend::Home,
             },
-        };
-        rampart_postgres::Target::parse(url.trim(), origin)
-            .map(|t| Backend::Postgres(Box::new(t)))
-            .map_err(|e| format!("{from}: {e}"))
+        )
+    }
+
+    /// Where audit checkpoints are anchored: `RAMPART_STORAGE_AUDIT_ANCHOR`, else
+    /// `audit_anchor`, else nowhere.
+    ///
+    /// # Errors
+    /// As [`StoragePolicy::registry`].
+    pub fn audit_anchor(&self) -> Result<Option<rampart_postgres::Target>, String> {
+        postgres_url(
+            ENV_STORAGE_AUDIT_ANCHOR,
+            self.audit_anchor.as_deref(),
+            "storage.audit_anchor",
+        )
     }
 
     fn validate(&self) -> Result<(), String> {
-        for (key, value) in [
-            ("blobs", &self.blobs),
-            ("shared_state", &self.shared_state),
-            ("audit_anchor", &self.audit_anchor),
-        ] {
+        for (key, value) in [("blobs", &self.blobs), ("shared_state", &self.shared_state)] {
             if value.is_some() {
                 return Err(format!(
                     "storage.{key} is not supported by this build yet; remove it (the home \
@@ -132,12 +138,35 @@ impl StoragePolicy {
                 ));
             }
         }
-        if let Some(url) = &self.registry {
-            rampart_postgres::Target::parse(url.trim(), rampart_postgres::Origin::File)
-                .map_err(|e| format!("storage.registry: {e}"))?;
+        for (key, value) in [
+            ("registry", &self.registry),
+            ("audit_anchor", &self.audit_anchor),
+        ] {
+            if let Some(url) = value {
+                rampart_postgres::Target::parse(url.trim(), rampart_postgres::Origin::File)
+                    .map_err(|e| format!("storage.{key}: {e}"))?;
+            }
         }
         Ok(())
     }
+}
+
+/// A PostgreSQL URL from `env` (which may carry a password), else from the file's `value`.
+fn postgres_url(
+    env: &str,
+    value: Option<&str>,
+    key: &str,
+) -> Result<Option<rampart_postgres::Target>, String> {
+    let (url, origin, from) = match std::env::var(env) {
+        Ok(u) if !u.trim().is_empty() => (u, rampart_postgres::Origin::Environment, env),
+        _ => match value {
+            Some(u) => (u.to_owned(), rampart_postgres::Origin::File, key),
+            None => return Ok(None),
+        },
+    };
+    rampart_postgres::Target::parse(url.trim(), origin)
+        .map(Some)
+        .map_err(|e| format!("{from}: {e}"))
 }
 
 /// `[guard]`: the LLM guardrails (`rampart guard check`, `rampart serve --guard`).

@@ -257,7 +257,12 @@ pub struct AuditArgs {
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Check the hash chain and the signed checkpoints; exit 1 naming the first bad seq.
-    Verify,
+    Verify {
+        /// Also compare the log with every checkpoint anchored under this home's key
+        /// (`[storage] audit_anchor`): a log cut back or rewritten after one fails.
+        #[arg(long)]
+        anchor: bool,
+    },
     /// Print records (JSON Lines with --format json).
     Show {
         /// Only this action, or actions under it (`trust` matches `trust.add`).

@@ -40,7 +40,13 @@ impl Ctx {
         if !self.home.exists() {
             return Ok(None);
         }
-        let log = AuditLog::open(&self.home.audit_dir())?;
+        // Checkpoints are anchored where the policy says; a home without a policy yet has
+        // no anchor to name.
+        let log = if self.home.policy_path().exists() {
+            rampart_home::audit::open_log(&self.home, &self.home.load_policy()?)?
+        } else {
+            AuditLog::open(&self.home.audit_dir())?
+        };
         Ok(self.audit.get_or_init(|| Some(log)).as_ref())
     }
 

@@ -17,26 +17,41 @@ pub fn run(ctx: &Ctx, args: &AuditArgs) -> Result<Status, CliError> {
         ))
     })?;
     match &args.command {
-        AuditCommand::Verify => verify(ctx, log),
+        AuditCommand::Verify { anchor } => verify(ctx, log, *anchor),
         AuditCommand::Show { action, since } => show(ctx, log, action.as_deref(), since.as_deref()),
     }
 }
 
-fn verify(ctx: &Ctx, log: &AuditLog) -> Result<Status, CliError> {
+fn verify(ctx: &Ctx, log: &AuditLog, anchored: bool) -> Result<Status, CliError> {
     let policy = ctx.home.load_policy()?;
-    let report = audit::verify_log(&ctx.session(&policy)?, log)?;
+    let mut report = audit::verify_log(&ctx.session(&policy)?, log)?;
+    let anchor = if anchored && report.failure.is_none() {
+        let a = audit::verify_anchor(&ctx.session(&policy)?, log)?;
+        report.failure.clone_from(&a.failure);
+        Some(a)
+    } else {
+        None
+    };
     if report.failure.is_some() {
         // Sealing a tampered log would vouch for the damage.
         ctx.dont_seal();
     }
     match ctx.format {
-        Format::Json | Format::Sarif => {
-            output::print_json(&report)?;
-        }
+        Format::Json | Format::Sarif => match &anchor {
+            Some(a) => output::print_json(&serde_json::json!({"log": report, "anchor": a}))?,
+            None => output::print_json(&report)?,
+        },
         Format::Human => {
+            let anchored = anchor.as_ref().map_or_else(String::new, |a| {
+                format!(
+                    "; matches the {} checkpoints anchored (newest seq {})",
+                    a.anchored,
+                    a.last_anchored_seq.unwrap_or(0)
+                )
+            });
             let text = match &report.failure {
                 None => format!(
-                    "audit log intact: {} records, {} signed checkpoints, head seq {}{}\n",
+                    "audit log intact: {} records, {} signed checkpoints, head seq {}{}{anchored}\n",
                     report.records,
                     report.checkpoints,
                     report.head_seq,

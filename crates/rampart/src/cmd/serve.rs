@@ -108,7 +108,7 @@ pub fn run(ctx: &Ctx, config: &ServeConfig) -> Result<Status, CliError> {
         .require()
         .map_err(rampart_serve::ServeError::from)?;
     let policy = ctx.home.load_policy()?;
-    let log = rampart_audit::AuditLog::open(&ctx.home.audit_dir())?;
+    let log = rampart_home::audit::open_log(&ctx.home, &policy)?;
     let scheme = if config.tls_cert.is_some() {
         "https"
     } else {

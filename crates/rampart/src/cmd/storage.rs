@@ -30,12 +30,30 @@ fn check(ctx: &Ctx) -> Result<Status, CliError> {
         })
     })?;
     let blobs = location.dir().join("blobs");
+    // The anchor: connected and migrated, and what it holds for this home's key.
+    let anchor = match rampart_home::audit::anchor(&policy)? {
+        Some(a) => {
+            let key = ctx.home.signing_public_key()?.fingerprint().to_hex();
+            let url = policy
+                .storage
+                .audit_anchor()
+                .ok()
+                .flatten()
+                .map(|t| t.to_string())
+                .unwrap_or_default();
+            Some((url, a.anchored(&key)?.len()))
+        }
+        None => None,
+    };
     match ctx.format {
         Format::Json | Format::Sarif => output::print_json(&json!({
             "registry": metadata,
             "blobs": {"backend": "files", "path": blobs},
             "shared_state": {"backend": "process"},
-            "audit_anchor": {"backend": "none"},
+            "audit_anchor": match &anchor {
+                Some((url, n)) => json!({"backend": "postgres", "url": url, "anchored": n}),
+                None => json!({"backend": "none"}),
+            },
         }))?,
         Format::Human => {
             let registry = match &metadata {
@@ -49,11 +67,15 @@ fn check(ctx: &Ctx) -> Result<Status, CliError> {
                     check.models
                 ),
             };
+            let anchor = match &anchor {
+                Some((url, n)) => format!("{url}  ok ({n} checkpoints of this home anchored)"),
+                None => "none (each machine's hash chain stands alone)".into(),
+            };
             output::print(&format!(
                 "registry     {registry}\n\
                  blobs        files in {}\n\
                  shared state in each gateway process (limits, nonces and counters per replica)\n\
-                 audit anchor none (each machine's hash chain stands alone)\n",
+                 audit anchor {anchor}\n",
                 blobs.display()
             ))?;
         }

@@ -288,3 +288,61 @@ fn a_key_revoked_through_one_home_is_refused_by_every_gateway_within_a_second() 
     let keys = json(&a, &password, &["apikey", "list"]);
     assert_eq!(keys["keys"][0]["revoked"], true, "{keys}");
 }
+
+#[test]
+fn a_home_log_cut_back_after_anchoring_fails_audit_verify_anchor() {
+    let (url, password) = database();
+    let s = Scratch::init();
+    let p = s.home().join("rampart.toml");
+    let mut policy = std::fs::read_to_string(&p).unwrap();
+    policy.push_str(&format!("\n[storage]\naudit_anchor = \"{url}\"\n"));
+    std::fs::write(&p, policy).unwrap();
+    std::fs::create_dir_all(s.path().join("data")).unwrap();
+    for args in [
+        &["data", "roots", "add", "data"][..],
+        &["keys", "export-public", "-o", "me.pub.pem"],
+        &["audit", "show"],
+    ] {
+        let (code, _, err) = run(&s, &password, args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+    }
+    let report = json(&s, &password, &["audit", "verify", "--anchor"]);
+    // `init` signed its checkpoint before the anchor was configured; every later one is there.
+    assert!(
+        report["anchor"]["anchored"].as_u64().unwrap() >= 2,
+        "{report}"
+    );
+    assert!(report["log"]["failure"].is_null(), "{report}");
+    let check = json(&s, &password, &["storage", "check"]);
+    assert_eq!(check["audit_anchor"]["backend"], "postgres", "{check}");
+    assert!(
+        check["audit_anchor"]["anchored"].as_u64().unwrap() >= 2,
+        "{check}"
+    );
+    // Without the database the anchor cannot be checked: an error, not a pass.
+    let (code, _, err) = s.run(&["audit", "verify", "--anchor"]);
+    assert_ne!(code, 0, "{err}");
+    assert_ne!(code, 1, "{err}");
+
+    // Cut back to the first two records, and the local checkpoints with them.
+    let seq = |l: &str| {
+        serde_json::from_str::<Value>(l).unwrap()["seq"]
+            .as_u64()
+            .unwrap()
+    };
+    for file in ["audit/audit.jsonl", "audit/checkpoints.jsonl"] {
+        let path = s.home().join(file);
+        let kept: String = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .filter(|l| seq(l) <= 2)
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(&path, kept).unwrap();
+    }
+    let (code, out, err) = run(&s, &password, &["audit", "verify"]);
+    assert_eq!(code, 0, "the cut log is intact on its own: {out}{err}");
+    let (code, out, err) = run(&s, &password, &["audit", "verify", "--anchor"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("after it was anchored"), "{out}");
+}
