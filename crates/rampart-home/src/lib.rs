@@ -47,8 +47,8 @@ pub use error::HomeError;
 pub use home::{Home, InitReport, KeySource, Witness};
 pub use policy::{
     AuditPolicy, Backend, ChecksPolicy, DataPolicy, ENV_STORAGE_AUDIT_ANCHOR, ENV_STORAGE_REGISTRY,
-    GatePolicy, GatesPolicy, GuardOutputPolicy, GuardPolicy, GuardTopic, PiiPolicy, Policy,
-    ScanPolicy, Size, SizeError, StoragePolicy, TrainPolicy, TrustPolicy, TrustedCertificate,
-    TrustedIdentity, TrustedKey, parse_size,
+    ENV_STORAGE_SHARED_STATE, GatePolicy, GatesPolicy, GuardOutputPolicy, GuardPolicy, GuardTopic,
+    PiiPolicy, Policy, ScanPolicy, SharedFallback, Size, SizeError, StoragePolicy, TrainPolicy,
+    TrustPolicy, TrustedCertificate, TrustedIdentity, TrustedKey, parse_size,
 };
 pub use session::Session;

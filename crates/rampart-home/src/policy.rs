@@ -62,15 +62,35 @@ pub struct StoragePolicy {
     /// Model blobs in object storage (not built yet: refused, never ignored).
     #[serde(default)]
     pub blobs: Option<String>,
-    /// The gateway's limiters, nonces and counters in Redis (not built yet: refused).
+    /// The gateway's rate-limit cells and signed-request nonces in Redis
+    /// (`redis://HOST:PORT/DB`, `rediss://` for TLS; default: each gateway process its own).
+    /// Environment: `RAMPART_STORAGE_SHARED_STATE` (which may carry the password).
     #[serde(default)]
     pub shared_state: Option<String>,
+    /// What a gateway does while `shared_state` cannot be reached: `closed` (default: every
+    /// request refused with 503) or `local` (this replica decides alone, counted and audited).
+    #[serde(default)]
+    pub shared_state_fallback: SharedFallback,
     /// Every signed audit checkpoint also written to PostgreSQL (`postgres://…`), so
     /// `rampart audit verify --anchor` detects a log cut back or rewritten after it.
     /// Environment: `RAMPART_STORAGE_AUDIT_ANCHOR`.
     #[serde(default)]
     pub audit_anchor: Option<String>,
 }
+
+/// What a gateway does while its shared state store cannot be reached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SharedFallback {
+    /// Refuse every request (503).
+    #[default]
+    Closed,
+    /// Decide in this process (per-replica limits), counted and audited.
+    Local,
+}
+
+/// The environment variable that overrides `[storage] shared_state`.
+pub const ENV_STORAGE_SHARED_STATE: &str = "RAMPART_STORAGE_SHARED_STATE";
 
 /// The environment variable that overrides `[storage] registry`.
 pub const ENV_STORAGE_REGISTRY: &str = "RAMPART_STORAGE_REGISTRY";
@@ -116,6 +136,19 @@ impl StoragePolicy {
         )
     }
 
+    /// The shared state URL and whether it was read from the file (which may not carry a
+    /// password): `RAMPART_STORAGE_SHARED_STATE`, else `shared_state`.
+    #[must_use]
+    pub fn shared_state(&self) -> Option<(String, bool)> {
+        match std::env::var(ENV_STORAGE_SHARED_STATE) {
+            Ok(u) if !u.trim().is_empty() => Some((u.trim().to_owned(), false)),
+            _ => self
+                .shared_state
+                .as_ref()
+                .map(|u| (u.trim().to_owned(), true)),
+        }
+    }
+
     /// Where audit checkpoints are anchored: `RAMPART_STORAGE_AUDIT_ANCHOR`, else
     /// `audit_anchor`, else nowhere.
     ///
@@ -130,13 +163,12 @@ impl StoragePolicy {
     }
 
     fn validate(&self) -> Result<(), String> {
-        for (key, value) in [("blobs", &self.blobs), ("shared_state", &self.shared_state)] {
-            if value.is_some() {
-                return Err(format!(
-                    "storage.{key} is not supported by this build yet; remove it (the home \
-                     keeps this part)"
-                ));
-            }
+        if self.blobs.is_some() {
+            return Err(
+                "storage.blobs is not supported by this build yet; remove it (the home keeps \
+                 the blobs)"
+                    .into(),
+            );
         }
         for (key, value) in [
             ("registry", &self.registry),

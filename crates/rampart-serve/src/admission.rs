@@ -55,14 +55,18 @@ pub(crate) fn admit(
     need: Role,
     model: Option<&str>,
 ) -> Result<Arc<KeyInfo>, Response> {
-    if let Err(wait) = st.limiters.ip(ip) {
-        st.metrics.rate_limited("ip");
-        return Err(limits::too_many(
-            wait,
-            st.limits.ip_burst,
-            st.limits.ip_rate,
-            "ip",
-        ));
+    match st.limiters.ip(ip) {
+        Ok(()) => {}
+        Err(limits::Limited::Wait(wait)) => {
+            st.metrics.rate_limited("ip");
+            return Err(limits::too_many(
+                wait,
+                st.limits.ip_burst,
+                st.limits.ip_rate,
+                "ip",
+            ));
+        }
+        Err(limits::Limited::Unavailable) => return Err(shared_state_down(st, ip, None)),
     }
     let token = headers
         .get(header::AUTHORIZATION)
@@ -128,6 +132,7 @@ pub(crate) fn admit(
         }
         Err((label, why)) => {
             st.metrics.auth_failure(label);
+            // Unavailable counts as over the limit here: the failure is refused either way.
             if st.limiters.auth_failure(ip).is_err() {
                 st.metrics.rate_limited("auth");
                 return Err(limits::too_many(
@@ -185,17 +190,39 @@ pub(crate) fn admit(
         )
         .into_response());
     }
-    if let Err(wait) = st.limiters.key(&key) {
-        st.metrics.rate_limited("key");
-        st.event(
-            "serve.rate-limit",
-            ip,
-            Some(key.id.clone()),
-            "key rate limit",
-        );
-        return Err(limits::too_many(wait, key.burst, key.rate, "key"));
+    match st.limiters.key(&key) {
+        Ok(()) => Ok(key),
+        Err(limits::Limited::Wait(wait)) => {
+            st.metrics.rate_limited("key");
+            st.event(
+                "serve.rate-limit",
+                ip,
+                Some(key.id.clone()),
+                "key rate limit",
+            );
+            Err(limits::too_many(wait, key.burst, key.rate, "key"))
+        }
+        Err(limits::Limited::Unavailable) => Err(shared_state_down(st, ip, Some(key.id.clone()))),
     }
-    Ok(key)
+}
+
+/// The shared state (limits, nonces) cannot be asked and the gateway fails closed: 503,
+/// counted and audited.
+fn shared_state_down(st: &AppState, ip: IpAddr, key: Option<String>) -> Response {
+    st.metrics.overloaded("shared-state");
+    st.event(
+        "serve.shared-state",
+        ip,
+        key,
+        "the shared state store cannot be reached; refused (fail closed)",
+    );
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "the gateway's shared rate-limit state cannot be reached; retry shortly",
+    )
+    .with_header(header::RETRY_AFTER, "1")
+    .into_response()
 }
 
 pub(crate) fn check_body(st: &AppState, headers: &HeaderMap, body: &Bytes) -> Result<(), Response> {

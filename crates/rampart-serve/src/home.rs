@@ -46,6 +46,34 @@ pub fn keystore(
     })
 }
 
+/// The gateway's shared state `[storage] shared_state` names (Redis), connected; `None` for
+/// the in-process default.
+///
+/// # Errors
+/// [`ServeError::Refused`] for a URL that cannot be used or a Redis that does not answer.
+pub fn shared_state(
+    policy: &rampart_home::Policy,
+    limits: &crate::ServeLimits,
+) -> Result<Option<crate::shared::RedisState>, ServeError> {
+    let Some((url, from_file)) = policy.storage.shared_state() else {
+        return Ok(None);
+    };
+    let refused = |e: crate::shared::SharedError| ServeError::Refused {
+        reason: format!("storage.shared_state: {e}"),
+        hint: "fix [storage] shared_state (or RAMPART_STORAGE_SHARED_STATE) and check that \
+               Redis is running",
+    };
+    let client = crate::shared::parse_url(&url, from_file).map_err(refused)?;
+    crate::shared::RedisState::open(
+        client,
+        "rampart:",
+        limits,
+        policy.storage.shared_state_fallback,
+    )
+    .map(Some)
+    .map_err(refused)
+}
+
 /// The guard `[guard]` describes.
 ///
 /// # Errors
@@ -317,6 +345,10 @@ pub fn start(
     .with_redact(crate::pii_redactor()?);
     if let Some(g) = guard {
         state = state.with_guard(g);
+    }
+    if let Some(redis) = shared_state(s.policy, &config.limits())? {
+        let redis = Arc::new(redis);
+        state = state.with_limiters(Arc::clone(&redis)).with_nonces(redis);
     }
     let opts = config.run_options();
     let mut served = refs;

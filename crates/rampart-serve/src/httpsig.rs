@@ -330,6 +330,12 @@ pub trait NonceStore: Send + Sync + std::fmt::Debug {
     fn fresh(&self, keyid: &str, nonce: &str, now: i64) -> Result<(), SigError>;
 }
 
+impl<T: NonceStore + ?Sized> NonceStore for std::sync::Arc<T> {
+    fn fresh(&self, keyid: &str, nonce: &str, now: i64) -> Result<(), SigError> {
+        (**self).fresh(keyid, nonce, now)
+    }
+}
+
 impl NonceStore for Nonces {
     fn fresh(&self, keyid: &str, nonce: &str, now: i64) -> Result<(), SigError> {
         Self::fresh(self, keyid, nonce, now)

@@ -37,6 +37,7 @@ pub mod oip;
 pub mod onnx;
 pub mod pgkeys;
 pub mod problem;
+pub mod shared;
 
 mod admission;
 mod routes;
@@ -55,4 +56,4 @@ pub use state::{
     AppState, InputReference, LoadedModel, Loader, Monitoring, OutputMode, Redact, Runner,
     SecurityEvent, ServeLimits, Unseal,
 };
-pub use watchers::{watch_drift, watch_integrity, watch_reload};
+pub use watchers::{watch_drift, watch_integrity, watch_reload, watch_shared_state};

@@ -23,6 +23,15 @@ fn quota(rate: u32, burst: u32) -> Quota {
     Quota::per_second(r).allow_burst(b)
 }
 
+/// Why a request may not pass now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limited {
+    /// Over the limit: how long to wait (429).
+    Wait(Duration),
+    /// The shared store could not be asked, and the gateway is set to fail closed (503).
+    Unavailable,
+}
+
 /// Where the rate-limit cells live: the GCRA state of each client address, each address's
 /// failed authentications and each API key. [`Limiters`] keeps them in this process (one
 /// server's limits); a store every replica reaches makes N replicas enforce one limit instead
@@ -31,20 +40,44 @@ pub trait RateLimitStore: Send + Sync + std::fmt::Debug {
     /// One request from `ip`, at the gateway's per-address rate.
     ///
     /// # Errors
-    /// How long to wait.
-    fn ip(&self, ip: IpAddr) -> Result<(), Duration>;
+    /// How long to wait, or that the store cannot be asked.
+    fn ip(&self, ip: IpAddr) -> Result<(), Limited>;
 
     /// One failed authentication from `ip`, at the gateway's failed-authentication rate.
     ///
     /// # Errors
-    /// How long to wait.
-    fn auth_failure(&self, ip: IpAddr) -> Result<(), Duration>;
+    /// As [`RateLimitStore::ip`].
+    fn auth_failure(&self, ip: IpAddr) -> Result<(), Limited>;
 
     /// One request with `key`, at the key's own rate and burst.
     ///
     /// # Errors
-    /// How long to wait.
-    fn key(&self, key: &KeyInfo) -> Result<(), Duration>;
+    /// As [`RateLimitStore::ip`].
+    fn key(&self, key: &KeyInfo) -> Result<(), Limited>;
+
+    /// Decisions taken in this process because the shared store could not be asked (a
+    /// store set to fall back locally); 0 for a store that never does.
+    fn local_decisions(&self) -> u64 {
+        0
+    }
+}
+
+impl<T: RateLimitStore + ?Sized> RateLimitStore for Arc<T> {
+    fn ip(&self, ip: IpAddr) -> Result<(), Limited> {
+        (**self).ip(ip)
+    }
+
+    fn auth_failure(&self, ip: IpAddr) -> Result<(), Limited> {
+        (**self).auth_failure(ip)
+    }
+
+    fn key(&self, key: &KeyInfo) -> Result<(), Limited> {
+        (**self).key(key)
+    }
+
+    fn local_decisions(&self) -> u64 {
+        (**self).local_decisions()
+    }
 }
 
 /// The in-process limiters.
@@ -71,21 +104,21 @@ impl Limiters {
         }
     }
 
-    fn wait(not_until: &governor::NotUntil<governor::clock::QuantaInstant>) -> Duration {
-        not_until.wait_time_from(DefaultClock::default().now())
+    fn wait(not_until: &governor::NotUntil<governor::clock::QuantaInstant>) -> Limited {
+        Limited::Wait(not_until.wait_time_from(DefaultClock::default().now()))
     }
 }
 
 impl RateLimitStore for Limiters {
-    fn ip(&self, ip: IpAddr) -> Result<(), Duration> {
+    fn ip(&self, ip: IpAddr) -> Result<(), Limited> {
         self.ip.check_key(&ip).map_err(|n| Self::wait(&n))
     }
 
-    fn auth_failure(&self, ip: IpAddr) -> Result<(), Duration> {
+    fn auth_failure(&self, ip: IpAddr) -> Result<(), Limited> {
         self.auth.check_key(&ip).map_err(|n| Self::wait(&n))
     }
 
-    fn key(&self, key: &KeyInfo) -> Result<(), Duration> {
+    fn key(&self, key: &KeyInfo) -> Result<(), Limited> {
         let limiter = {
             let mut map = self
                 .keys
@@ -138,7 +171,7 @@ pub mod conformance {
     use std::net::IpAddr;
     use std::time::Duration;
 
-    use super::RateLimitStore;
+    use super::{Limited, RateLimitStore};
     use crate::ServeLimits;
     use crate::keys::{KeyInfo, Role};
 
@@ -176,13 +209,17 @@ pub mod conformance {
     }
 
     /// How many of `n` calls pass.
-    fn passed(n: u32, f: &dyn Fn() -> Result<(), Duration>) -> Result<u32, Failure> {
+    fn passed(n: u32, f: &dyn Fn() -> Result<(), Limited>) -> Result<u32, Failure> {
         let mut ok = 0;
         for _ in 0..n {
             match f() {
                 Ok(()) => ok += 1,
-                Err(wait) if wait > Duration::ZERO && wait <= Duration::from_secs(2) => {}
-                Err(wait) => {
+                Err(Limited::Wait(wait))
+                    if wait > Duration::ZERO && wait <= Duration::from_secs(2) => {}
+                Err(Limited::Unavailable) => {
+                    return Err(Failure::new("available", "the store could not be asked"));
+                }
+                Err(Limited::Wait(wait)) => {
                     return Err(Failure::new(
                         "wait",
                         format!("told to wait {wait:?} at 1 request per second"),
@@ -254,13 +291,13 @@ mod tests {
         #[derive(Debug)]
         struct Open;
         impl RateLimitStore for Open {
-            fn ip(&self, _: std::net::IpAddr) -> Result<(), std::time::Duration> {
+            fn ip(&self, _: std::net::IpAddr) -> Result<(), super::Limited> {
                 Ok(())
             }
-            fn auth_failure(&self, _: std::net::IpAddr) -> Result<(), std::time::Duration> {
+            fn auth_failure(&self, _: std::net::IpAddr) -> Result<(), super::Limited> {
                 Ok(())
             }
-            fn key(&self, _: &crate::keys::KeyInfo) -> Result<(), std::time::Duration> {
+            fn key(&self, _: &crate::keys::KeyInfo) -> Result<(), super::Limited> {
                 Ok(())
             }
         }
@@ -270,13 +307,13 @@ mod tests {
         #[derive(Debug)]
         struct OneCell(Limiters);
         impl RateLimitStore for OneCell {
-            fn ip(&self, _: std::net::IpAddr) -> Result<(), std::time::Duration> {
+            fn ip(&self, _: std::net::IpAddr) -> Result<(), super::Limited> {
                 self.0.ip([0, 0, 0, 0].into())
             }
-            fn auth_failure(&self, ip: std::net::IpAddr) -> Result<(), std::time::Duration> {
+            fn auth_failure(&self, ip: std::net::IpAddr) -> Result<(), super::Limited> {
                 self.0.auth_failure(ip)
             }
-            fn key(&self, k: &crate::keys::KeyInfo) -> Result<(), std::time::Duration> {
+            fn key(&self, k: &crate::keys::KeyInfo) -> Result<(), super::Limited> {
                 self.0.key(k)
             }
         }

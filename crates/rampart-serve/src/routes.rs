@@ -715,7 +715,16 @@ pub(crate) async fn metrics_route(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )
-        .body(Body::from(st.metrics.render()))
+        .body(Body::from({
+            let mut text = st.metrics.render();
+            text.push_str(&format!(
+                "# HELP rampart_shared_state_local_decisions_total Limit and nonce decisions taken in this process because the shared state store could not be reached.\n\
+                 # TYPE rampart_shared_state_local_decisions_total counter\n\
+                 rampart_shared_state_local_decisions_total {}\n",
+                st.limiters.local_decisions()
+            ));
+            text
+        }))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 

@@ -145,6 +145,7 @@ pub fn run(
         };
         tokio::spawn(watch_reload(Arc::clone(&state), opts.reload_every));
         tokio::spawn(watch_drift(Arc::clone(&state), opts.drift_every));
+        tokio::spawn(watch_shared_state(Arc::clone(&state)));
         tokio::spawn(watch_integrity(Arc::clone(&state), opts.verify_every));
         match &opts.tls {
             Some((cert, key)) => serve_tls(std_listener, state, cert, key, shutdown).await,

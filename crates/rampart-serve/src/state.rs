@@ -507,6 +507,13 @@ impl AppState {
         self
     }
 
+    /// Rate-limit cells kept elsewhere (Redis, shared by every replica).
+    #[must_use]
+    pub fn with_limiters(mut self, limiters: impl limits::RateLimitStore + 'static) -> Self {
+        self.limiters = Box::new(limiters);
+        self
+    }
+
     /// Signed-request nonces kept where every server of the home sees them
     /// ([`httpsig::Nonces::shared`]).
     #[must_use]
@@ -628,7 +635,11 @@ impl AppState {
         let reason: String = reason.into();
         let allowed = matches!(
             action,
-            "serve.payload" | "serve.reload" | "serve.anomaly" | "serve.drift"
+            "serve.payload"
+                | "serve.reload"
+                | "serve.anomaly"
+                | "serve.drift"
+                | "serve.shared-state-local"
         ) || (action == "serve.guard" && reason_is_redaction(&reason));
         if let Some(tx) = &self.events
             && tx

@@ -114,6 +114,34 @@ pub async fn watch_drift(state: Arc<AppState>, every: std::time::Duration) {
     }
 }
 
+/// Audits, once a second, the limit and nonce decisions taken in this process because the
+/// shared state store could not be reached (`Fallback::Local`).
+pub async fn watch_shared_state(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut seen = state.limiters.local_decisions();
+    loop {
+        tick.tick().await;
+        let now = state.limiters.local_decisions();
+        if now > seen {
+            tracing::warn!(
+                "{} limit and nonce decisions taken by this replica alone: the shared state store cannot be reached",
+                now - seen
+            );
+            state.event(
+                "serve.shared-state-local",
+                IpAddr::from([127, 0, 0, 1]),
+                None,
+                format!(
+                    "{} decisions taken by this replica alone in the last second: the shared \
+                     state store cannot be reached (limits are per replica until it returns)",
+                    now - seen
+                ),
+            );
+        }
+        seen = now;
+    }
+}
+
 impl AppState {
     /// One drift computation over every served model (see [`watch_drift`]).
     pub fn drift_once(&self) {

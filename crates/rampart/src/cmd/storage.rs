@@ -30,6 +30,10 @@ fn check(ctx: &Ctx) -> Result<Status, CliError> {
         })
     })?;
     let blobs = location.dir().join("blobs");
+    // The shared state: reachable (a PING), and what a gateway does without it.
+    let shared =
+        rampart_serve::home::shared_state(&policy, &rampart_serve::ServeLimits::default())?
+            .map(|r| (r.server().to_owned(), policy.storage.shared_state_fallback));
     // The anchor: connected and migrated, and what it holds for this home's key.
     let anchor = match rampart_home::audit::anchor(&policy)? {
         Some(a) => {
@@ -49,7 +53,12 @@ fn check(ctx: &Ctx) -> Result<Status, CliError> {
         Format::Json | Format::Sarif => output::print_json(&json!({
             "registry": metadata,
             "blobs": {"backend": "files", "path": blobs},
-            "shared_state": {"backend": "process"},
+            "shared_state": match &shared {
+                Some((redis, fallback)) => json!({
+                    "backend": "redis", "server": redis, "fallback": fallback,
+                }),
+                None => json!({"backend": "process"}),
+            },
             "audit_anchor": match &anchor {
                 Some((url, n)) => json!({"backend": "postgres", "url": url, "anchored": n}),
                 None => json!({"backend": "none"}),
@@ -71,10 +80,20 @@ fn check(ctx: &Ctx) -> Result<Status, CliError> {
                 Some((url, n)) => format!("{url}  ok ({n} checkpoints of this home anchored)"),
                 None => "none (each machine's hash chain stands alone)".into(),
             };
+            let shared = match &shared {
+                Some((redis, fallback)) => format!(
+                    "{redis}  ok (limits and nonces; without it: {})",
+                    match fallback {
+                        rampart_home::SharedFallback::Closed => "refuse (503)",
+                        rampart_home::SharedFallback::Local => "decide per replica, audited",
+                    }
+                ),
+                None => "in each gateway process (limits, nonces and counters per replica)".into(),
+            };
             output::print(&format!(
                 "registry     {registry}\n\
                  blobs        files in {}\n\
-                 shared state in each gateway process (limits, nonces and counters per replica)\n\
+                 shared state {shared}\n\
                  audit anchor {anchor}\n",
                 blobs.display()
             ))?;

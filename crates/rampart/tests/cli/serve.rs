@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::Scratch;
 
 /// A served model: a trained, registered, promoted `credit` model.
-fn home_with_production_model() -> Scratch {
+pub(crate) fn home_with_production_model() -> Scratch {
     let s = Scratch::init();
     std::fs::create_dir_all(s.path().join("data")).unwrap();
     let mut rng = rampart_ml::split::SplitMix64::new(5);
@@ -827,7 +827,7 @@ fn a_new_production_version_is_hot_reloaded_under_load_without_errors() {
 }
 
 /// Sends a signed inference request to `addr`, signed for `authority`: (code, headers, body).
-fn send_signed(
+pub(crate) fn send_signed(
     addr: &str,
     authority: &str,
     id: &str,

@@ -178,8 +178,8 @@ fn storage_urls_that_must_not_be_used_are_refused_by_name() {
         ),
         ("blobs = \"s3://bucket/models\"", "storage.blobs"),
         (
-            "shared_state = \"redis://127.0.0.1\"",
-            "storage.shared_state",
+            "shared_state = \"redis://:hunter2@127.0.0.1:6379/0\"",
+            "RAMPART_STORAGE_SHARED_STATE",
         ),
     ] {
         let s = Scratch::init();
@@ -345,4 +345,99 @@ fn a_home_log_cut_back_after_anchoring_fails_audit_verify_anchor() {
     let (code, out, err) = run(&s, &password, &["audit", "verify", "--anchor"]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("after it was anchored"), "{out}");
+}
+
+#[test]
+fn three_gateways_sharing_redis_hold_one_limit_refuse_replays_and_fail_closed_without_it() {
+    use crate::serve::{
+        JSON, auth, curl, home_with_production_model, infer_body, key, send_signed, start,
+    };
+    let mut redis = rampart_serve::shared::testing::Server::new().unwrap();
+    let s = home_with_production_model();
+    let p = s.home().join("rampart.toml");
+    let mut policy = std::fs::read_to_string(&p).unwrap();
+    policy.push_str(&format!(
+        "\n[storage]\nshared_state = \"{}\"\n",
+        redis.url()
+    ));
+    std::fs::write(&p, policy).unwrap();
+    let slow = key(&s, &["--rate", "1", "--burst", "10"]);
+    let replicas = [start(&s, &[]), start(&s, &[]), start(&s, &[])];
+    let body = infer_body(&[[10.0, 5.0]]);
+    let ask = |i: usize, token: &str| {
+        curl(
+            "POST",
+            &format!("http://{}/v2/models/credit/infer", replicas[i % 3].addr),
+            &[auth(token), JSON.into()],
+            Some(&body),
+        )
+        .0
+    };
+    // One key's requests spread over three replicas: one limit, not three.
+    let started = std::time::Instant::now();
+    let codes: Vec<u16> = (0..45).map(|i| ask(i, &slow)).collect();
+    let allowed = codes.iter().filter(|c| **c == 200).count();
+    let one_alone = 10 + usize::try_from(started.elapsed().as_secs()).unwrap() + 1;
+    assert!(
+        (10..=one_alone).contains(&allowed),
+        "{allowed} accepted; one replica alone allows {one_alone}: {codes:?}"
+    );
+    assert!(codes.iter().all(|c| *c == 200 || *c == 429), "{codes:?}");
+    // A signed request accepted by one replica is refused by another.
+    let token = key(&s, &[]);
+    let id = token.split('_').nth(1).unwrap().to_owned();
+    let k = rampart_serve::httpsig::hmac_key(&token);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let (code, _, text) = send_signed(
+        &replicas[0].addr,
+        &replicas[0].addr,
+        &id,
+        &k,
+        (now, "captured"),
+        (&body, &body),
+    );
+    assert_eq!(code, 200, "{text}");
+    let (code, _, text) = send_signed(
+        &replicas[1].addr,
+        &replicas[1].addr,
+        &id,
+        &k,
+        (now, "captured"),
+        (&body, &body),
+    );
+    assert_eq!(code, 401, "{text}");
+    assert!(text.contains("replayed"), "{text}");
+    // Redis stopped: every replica refuses (fail closed, the default), and says why.
+    redis.stop();
+    for r in &replicas {
+        let (code, head, text) = curl(
+            "POST",
+            &format!("http://{}/v2/models/credit/infer", r.addr),
+            &[auth(&token), JSON.into()],
+            Some(&body),
+        );
+        assert_eq!(code, 503, "{text}");
+        assert!(head.contains("retry-after: 1"), "{head}");
+        assert!(text.contains("shared"), "{text}");
+    }
+    // Started again: service resumes within about a second.
+    redis.start().unwrap();
+    let back = std::time::Instant::now();
+    for i in 0..3 {
+        while ask(i, &token) != 200 {
+            assert!(
+                back.elapsed() < std::time::Duration::from_secs(3),
+                "replica {i} did not resume"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    for r in replicas {
+        r.stop();
+    }
+    let log = std::fs::read_to_string(s.home().join("audit/audit.jsonl")).unwrap();
+    assert!(
+        log.contains("serve.shared-state"),
+        "the refusals are audited"
+    );
 }
