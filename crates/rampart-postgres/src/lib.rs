@@ -93,6 +93,7 @@ pub enum Origin {
 pub struct Target {
     config: postgres::Config,
     shown: String,
+    root_cert: Option<std::path::PathBuf>,
 }
 
 impl fmt::Debug for Target {
@@ -208,7 +209,19 @@ impl Target {
         if config.get_application_name().is_none() {
             config.application_name("rampart");
         }
-        Ok(Self { config, shown })
+        Ok(Self {
+            config,
+            shown,
+            root_cert: std::env::var_os("PGSSLROOTCERT").map(std::path::PathBuf::from),
+        })
+    }
+
+    /// Verifies the server's TLS certificate against the CA certificates in `pem` (what
+    /// `PGSSLROOTCERT` names when it is set) instead of the web PKI's roots.
+    #[must_use]
+    pub fn with_root_cert(mut self, pem: &std::path::Path) -> Self {
+        self.root_cert = Some(pem.to_path_buf());
+        self
     }
 
     /// Whether connections use TLS.
@@ -223,7 +236,7 @@ impl Target {
     /// [`PgError::Tls`] for an unreadable `PGSSLROOTCERT`, [`PgError::Connect`].
     pub fn connect(&self) -> Result<Client, PgError> {
         let connected = if self.tls() {
-            self.config.connect(tls()?)
+            self.config.connect(tls(self.root_cert.as_deref())?)
         } else {
             self.config.connect(postgres::NoTls)
         };
@@ -250,19 +263,20 @@ impl Target {
     }
 }
 
-/// The TLS connector: `PGSSLROOTCERT`'s certificates, else the web PKI's roots.
-fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect, PgError> {
+/// The TLS connector: the certificates in `root_cert` (`PGSSLROOTCERT`), else the web PKI's
+/// roots.
+fn tls(
+    root_cert: Option<&std::path::Path>,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect, PgError> {
     let mut roots = rustls::RootCertStore::empty();
-    match std::env::var_os("PGSSLROOTCERT") {
+    match root_cert {
         Some(path) => {
-            let text = std::fs::read(&path).map_err(|e| {
-                PgError::Tls(format!("PGSSLROOTCERT {}: {e}", path.to_string_lossy()))
-            })?;
+            let text = std::fs::read(path)
+                .map_err(|e| PgError::Tls(format!("PGSSLROOTCERT {}: {e}", path.display())))?;
             let mut n = 0usize;
             for cert in rustls_pemfile::certs(&mut text.as_slice()) {
-                let cert = cert.map_err(|e| {
-                    PgError::Tls(format!("PGSSLROOTCERT {}: {e}", path.to_string_lossy()))
-                })?;
+                let cert = cert
+                    .map_err(|e| PgError::Tls(format!("PGSSLROOTCERT {}: {e}", path.display())))?;
                 roots
                     .add(cert)
                     .map_err(|e| PgError::Tls(format!("PGSSLROOTCERT: {e}")))?;
@@ -271,7 +285,7 @@ fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect, PgError> {
             if n == 0 {
                 return Err(PgError::Tls(format!(
                     "PGSSLROOTCERT {} holds no PEM certificate",
-                    path.to_string_lossy()
+                    path.display()
                 )));
             }
         }

@@ -16,6 +16,7 @@ use crate::{Origin, Target};
 /// The test server's admin URL, and what keeps the private server alive.
 struct Server {
     admin: String,
+    ca: Option<PathBuf>,
     _alive: Option<Mutex<std::process::ChildStdin>>,
 }
 
@@ -51,6 +52,7 @@ fn start() -> Result<Server, String> {
     if let Ok(url) = std::env::var("RAMPART_TEST_POSTGRES") {
         return Ok(Server {
             admin: url,
+            ca: std::env::var_os("RAMPART_TEST_POSTGRES_CA").map(PathBuf::from),
             _alive: None,
         });
     }
@@ -119,12 +121,14 @@ fn start() -> Result<Server, String> {
             String::from_utf8_lossy(&out.stderr).trim()
         ));
     }
+    let ca = certificates(&dir, owner)?;
     let port = free_port()?;
     // The shell stops the server (and removes its files) when this process's end of the pipe
     // closes, however the process ends.
     let script = format!(
         "{postgres} -D {data} -p {port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off \
-         -c max_connections=200 > {dir}/log 2>&1 & pid=$!; read _ ; kill -INT $pid; wait $pid; \
+         -c max_connections=200 -c ssl=on -c ssl_cert_file={dir}/server.pem \
+         -c ssl_key_file={dir}/server.key > {dir}/log 2>&1 & pid=$!; read _ ; kill -INT $pid; wait $pid; \
          rm -rf {dir}",
         postgres = quoted(&postgres),
         data = quoted(&data),
@@ -153,8 +157,97 @@ fn start() -> Result<Server, String> {
     }
     Ok(Server {
         admin,
+        ca: Some(ca),
         _alive: Some(Mutex::new(stdin)),
     })
+}
+
+/// A CA and a server certificate it signed for 127.0.0.1 and localhost (openssl), in `dir`;
+/// the CA's certificate file.
+fn certificates(dir: &Path, owner: Option<(u32, u32)>) -> Result<PathBuf, String> {
+    let openssl = |args: &[&str]| -> Result<(), String> {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .map_err(|e| format!("openssl: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "openssl {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=rampart test CA",
+    ])?;
+    openssl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ])?;
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .map_err(|e| e.to_string())?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ])?;
+    let key = dir.join("server.key");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(|e| e.to_string())?;
+    if let Some((uid, gid)) = owner {
+        for f in ["server.key", "server.pem", "ca.pem"] {
+            nix::unistd::chown(
+                &dir.join(f),
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+            )
+            .map_err(|e| format!("{f}: {e}"))?;
+        }
+    }
+    Ok(dir.join("ca.pem"))
 }
 
 fn quoted(p: &Path) -> String {
@@ -170,6 +263,19 @@ fn rand_word() -> u64 {
             .map_or(0, |d| d.as_nanos()),
     );
     h.finish()
+}
+
+/// The CA certificate the test server's TLS certificate chains to (the private server's own;
+/// for `RAMPART_TEST_POSTGRES`, the file `RAMPART_TEST_POSTGRES_CA` names).
+///
+/// # Errors
+/// When no server can be started, or the server named has no CA given.
+pub fn ca_file() -> Result<PathBuf, String> {
+    let server = SERVER.get_or_init(start).as_ref().map_err(Clone::clone)?;
+    server
+        .ca
+        .clone()
+        .ok_or_else(|| "RAMPART_TEST_POSTGRES is set without RAMPART_TEST_POSTGRES_CA".into())
 }
 
 /// The URL (password included) of a new, empty database on the test server.

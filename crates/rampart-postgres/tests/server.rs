@@ -84,3 +84,70 @@ fn a_server_that_does_not_answer_is_named() {
     .to_string();
     assert!(e.contains(&format!("127.0.0.1:{port}")), "{e}");
 }
+
+#[test]
+fn tls_is_used_and_the_servers_certificate_is_verified() {
+    let url = testing::fresh_database().unwrap();
+    let ca = testing::ca_file().unwrap();
+    let tls_url = format!("{url}?sslmode=require");
+    let target = Target::parse(&tls_url, Origin::Environment)
+        .unwrap()
+        .with_root_cert(&ca);
+    assert!(target.tls());
+    let mut c = target.connect().unwrap();
+    let on: bool = c
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(on, "the session is not encrypted");
+    // Another CA: the server's certificate does not chain to it.
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.pem");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args([
+            "-nodes",
+            "-keyout",
+            "other.key",
+            "-out",
+            "other.pem",
+            "-days",
+            "1",
+        ])
+        .args(["-subj", "/CN=someone else"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    for target in [
+        Target::parse(&tls_url, Origin::Environment)
+            .unwrap()
+            .with_root_cert(&other),
+        // No CA named: the web PKI's roots, which do not include a private CA either.
+        Target::parse(&tls_url, Origin::Environment).unwrap(),
+    ] {
+        let e = target.connect().err().unwrap().to_string();
+        assert!(e.to_ascii_lowercase().contains("certificate"), "{e}");
+    }
+    // A file with no certificate in it is named.
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "nothing here").unwrap();
+    let e = Target::parse(&tls_url, Origin::Environment)
+        .unwrap()
+        .with_root_cert(&empty)
+        .connect()
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("no PEM certificate"), "{e}");
+}
