@@ -441,3 +441,156 @@ fn three_gateways_sharing_redis_hold_one_limit_refuse_replays_and_fail_closed_wi
         "the refusals are audited"
     );
 }
+
+/// What `deploy/kubernetes/gateway.yaml` runs, without the image (no container runtime or
+/// base image is reachable here): the gateway as uid 65532 with no capabilities and
+/// no-new-privileges, its home's policy and blobs read-only and owned by root, only the audit
+/// and serve directories and a TMPDIR writable, the secrets in the environment, the registry
+/// and API keys in PostgreSQL. It starts, is ready, and answers a key made elsewhere.
+#[test]
+fn the_gateway_starts_as_the_container_runs_it() {
+    use crate::serve::{JSON, auth, curl, infer_body};
+    use std::io::BufRead as _;
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test runs the gateway as another user: run it as root (CI does)"
+    );
+    let Machines {
+        a,
+        password,
+        run_dir,
+        ..
+    } = two_machines();
+    json(
+        &a,
+        &password,
+        &[
+            "model",
+            "register",
+            run_dir.to_str().unwrap(),
+            "--name",
+            "credit",
+        ],
+    );
+    let (code, _, err) = run(
+        &a,
+        &password,
+        &["model", "promote", "credit@1", "--to", "staging"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let token = json(&a, &password, &["apikey", "create"])["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The pod's home: what the ConfigMaps and the blob volume hold, root-owned and read-only.
+    let pod = tempfile::tempdir().unwrap();
+    let home = pod.path().join("home");
+    std::fs::create_dir_all(home.join("keys")).unwrap();
+    std::fs::copy(a.home().join("rampart.toml"), home.join("rampart.toml")).unwrap();
+    std::fs::copy(
+        a.home().join("keys/signing.pub.pem"),
+        home.join("keys/signing.pub.pem"),
+    )
+    .unwrap();
+    copy_dir(
+        &a.home().join("registry/blobs"),
+        &home.join("registry/blobs"),
+    );
+    let writable = ["audit", "serve", "tmp"].map(|d| {
+        let p = if d == "tmp" {
+            pod.path().join(d)
+        } else {
+            home.join(d)
+        };
+        std::fs::create_dir_all(&p).unwrap();
+        nix::unistd::chown(
+            &p,
+            Some(nix::unistd::Uid::from_raw(65532)),
+            Some(nix::unistd::Gid::from_raw(65532)),
+        )
+        .unwrap();
+        p
+    });
+    let status = std::process::Command::new("chmod")
+        .args(["-R", "a-w,a+rX"])
+        .arg(&home)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for p in &writable {
+        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    }
+    std::fs::set_permissions(
+        pod.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let secret = |f: &str| std::fs::read_to_string(a.home().join("keys").join(f)).unwrap();
+    let mut c = std::process::Command::new("setpriv");
+    c.args([
+        "--reuid=65532",
+        "--regid=65532",
+        "--clear-groups",
+        "--no-new-privs",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+    ])
+    .arg(assert_cmd::cargo::cargo_bin("rampart"))
+    .args([
+        "serve",
+        "--bind",
+        "0.0.0.0:0",
+        "--insecure-http",
+        "--model",
+        "credit@staging",
+    ])
+    .env_clear()
+    .env("PATH", "/usr/bin:/bin")
+    .env("RAMPART_HOME", &home)
+    .env("PGPASSWORD", &password)
+    .env("RAMPART_SIGNING_KEY", secret("signing.key.pem"))
+    .env("RAMPART_AGE_IDENTITY", secret("age.key"))
+    .env("TMPDIR", &writable[2])
+    .current_dir("/")
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let port = loop {
+        line.clear();
+        if err.read_line(&mut line).unwrap() == 0 {
+            let _ = child.kill();
+            panic!("the gateway exited before listening: {line}");
+        }
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .rsplit(':')
+                .next()
+                .unwrap()
+                .to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in err.lines() {});
+    let base = format!("http://127.0.0.1:{port}");
+    let (ready, _, _) = curl("GET", &format!("{base}/v2/health/ready"), &[], None);
+    let (code, _, body) = curl(
+        "POST",
+        &format!("{base}/v2/models/credit/infer"),
+        &[auth(&token), JSON.into()],
+        Some(&infer_body(&[[0.1, 0.2]])),
+    );
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+    assert_eq!(ready, 200);
+    assert_eq!(code, 200, "{body}");
+    // It ran as 65532 and wrote only where it may: its audit records are there.
+    let log = std::fs::read_to_string(home.join("audit/audit.jsonl")).unwrap();
+    assert!(log.contains("serve.insecure-http"), "{log}");
+}
