@@ -46,9 +46,10 @@ pub use env::{ENV_PII_KEY, ENV_PII_KEY_FILE, ENV_SIGNING_KEY_FILE, load_dotenv, 
 pub use error::HomeError;
 pub use home::{Home, InitReport, KeySource, Witness};
 pub use policy::{
-    AuditPolicy, Backend, ChecksPolicy, DataPolicy, ENV_STORAGE_AUDIT_ANCHOR, ENV_STORAGE_REGISTRY,
-    ENV_STORAGE_SHARED_STATE, GatePolicy, GatesPolicy, GuardOutputPolicy, GuardPolicy, GuardTopic,
-    PiiPolicy, Policy, ScanPolicy, SharedFallback, Size, SizeError, StoragePolicy, TrainPolicy,
-    TrustPolicy, TrustedCertificate, TrustedIdentity, TrustedKey, parse_size,
+    AuditPolicy, Backend, ChecksPolicy, DataPolicy, ENV_STORAGE_AUDIT_ANCHOR, ENV_STORAGE_BLOBS,
+    ENV_STORAGE_REGISTRY, ENV_STORAGE_SHARED_STATE, GatePolicy, GatesPolicy, GuardOutputPolicy,
+    GuardPolicy, GuardTopic, PiiPolicy, Policy, ScanPolicy, SharedFallback, Size, SizeError,
+    StoragePolicy, TrainPolicy, TrustPolicy, TrustedCertificate, TrustedIdentity, TrustedKey,
+    parse_size,
 };
 pub use session::Session;

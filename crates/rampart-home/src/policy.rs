@@ -59,7 +59,10 @@ pub struct StoragePolicy {
     /// (default: the home's SQLite files). Environment: `RAMPART_STORAGE_REGISTRY`.
     #[serde(default)]
     pub registry: Option<String>,
-    /// Model blobs in object storage (not built yet: refused, never ignored).
+    /// Model blobs in S3-compatible object storage: `s3://BUCKET/PREFIX` (default: files in
+    /// the home). Endpoint, region and credentials come from the environment the AWS way
+    /// (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, …). Environment:
+    /// `RAMPART_STORAGE_BLOBS`.
     #[serde(default)]
     pub blobs: Option<String>,
     /// The gateway's rate-limit cells and signed-request nonces in Redis
@@ -88,6 +91,9 @@ pub enum SharedFallback {
     /// Decide in this process (per-replica limits), counted and audited.
     Local,
 }
+
+/// The environment variable that overrides `[storage] blobs`.
+pub const ENV_STORAGE_BLOBS: &str = "RAMPART_STORAGE_BLOBS";
 
 /// The environment variable that overrides `[storage] shared_state`.
 pub const ENV_STORAGE_SHARED_STATE: &str = "RAMPART_STORAGE_SHARED_STATE";
@@ -149,6 +155,15 @@ impl StoragePolicy {
         }
     }
 
+    /// The blobs' object storage URL: `RAMPART_STORAGE_BLOBS`, else `blobs`.
+    #[must_use]
+    pub fn blobs(&self) -> Option<String> {
+        match std::env::var(ENV_STORAGE_BLOBS) {
+            Ok(u) if !u.trim().is_empty() => Some(u.trim().to_owned()),
+            _ => self.blobs.as_ref().map(|u| u.trim().to_owned()),
+        }
+    }
+
     /// Where audit checkpoints are anchored: `RAMPART_STORAGE_AUDIT_ANCHOR`, else
     /// `audit_anchor`, else nowhere.
     ///
@@ -163,12 +178,18 @@ impl StoragePolicy {
     }
 
     fn validate(&self) -> Result<(), String> {
-        if self.blobs.is_some() {
-            return Err(
-                "storage.blobs is not supported by this build yet; remove it (the home keeps \
-                 the blobs)"
-                    .into(),
-            );
+        if let Some(url) = &self.blobs {
+            if url.contains('@') || url.contains('?') {
+                return Err(
+                    "storage.blobs must be s3://BUCKET/PREFIX without credentials or \
+                     parameters: credentials come from the environment (AWS_ACCESS_KEY_ID, \
+                     AWS_SECRET_ACCESS_KEY), never rampart.toml"
+                        .into(),
+                );
+            }
+            if !url.starts_with("s3://") {
+                return Err(format!("storage.blobs: {url:?} is not s3://BUCKET/PREFIX"));
+            }
         }
         for (key, value) in [
             ("registry", &self.registry),

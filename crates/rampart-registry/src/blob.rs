@@ -30,6 +30,14 @@ pub enum BlobError {
     /// Larger than the caller's limit.
     #[error("blob sha256:{0} is larger than {1} bytes")]
     TooLarge(Digest, u64),
+    /// The object storage could not be reached or refused the request.
+    #[error("blob store {store}: {reason}")]
+    Remote {
+        /// Which store (`s3://BUCKET/PREFIX`).
+        store: String,
+        /// What it said.
+        reason: String,
+    },
     /// An I/O error.
     #[error("blob store {path}: {source}")]
     Io {

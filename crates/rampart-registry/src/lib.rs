@@ -17,6 +17,7 @@ pub mod db;
 pub mod gates;
 pub mod meta;
 pub mod pg;
+pub mod s3;
 pub mod service;
 pub mod transfer;
 
@@ -80,6 +81,7 @@ impl rampart_home::Classify for RegistryError {
     fn kind(&self) -> rampart_home::ErrorKind {
         use rampart_home::ErrorKind;
         match self {
+            Self::Blob(BlobError::Remote { .. }) => ErrorKind::Internal,
             Self::Refused(_) | Self::Blob(_) | Self::Conflict(_) => ErrorKind::Verification,
             Self::NotFound(_) | Self::BadReference(_) | Self::Request(_) => ErrorKind::Input,
             Self::Home(h) => h.kind(),
@@ -672,6 +674,7 @@ fn version_from(raw: RawRow) -> Result<VersionInfo, RegistryError> {
 pub struct Location {
     dir: PathBuf,
     metadata: rampart_home::Backend,
+    blobs: Option<String>,
 }
 
 impl Location {
@@ -686,6 +689,7 @@ impl Location {
         Ok(Self {
             dir: home.root().join("registry"),
             metadata: policy.storage.registry().map_err(RegistryError::Request)?,
+            blobs: policy.storage.blobs(),
         })
     }
 
@@ -695,7 +699,24 @@ impl Location {
         Self {
             dir: dir.to_path_buf(),
             metadata: rampart_home::Backend::Home,
+            blobs: None,
         }
+    }
+
+    /// The object storage URL the blobs live at, if not in the home.
+    #[must_use]
+    pub fn blobs(&self) -> Option<&str> {
+        self.blobs.as_deref()
+    }
+
+    fn blob_store(&self) -> Result<Box<dyn BlobStore>, RegistryError> {
+        Ok(match &self.blobs {
+            None => Box::new(FsBlobStore::new(self.dir.join("blobs"))),
+            Some(url) => Box::new(
+                s3::S3BlobStore::open(url, &self.dir.join("tmp"))
+                    .map_err(|e| RegistryError::Request(format!("storage.blobs: {e}")))?,
+            ),
+        })
     }
 
     /// The directory (blobs; metadata too when it is local).
@@ -715,15 +736,49 @@ impl Location {
     /// # Errors
     /// As [`Registry::open`]; a database that cannot be reached or migrated.
     pub fn open(&self) -> Result<Registry, RegistryError> {
-        match &self.metadata {
-            rampart_home::Backend::Home => Registry::open(&self.dir),
-            rampart_home::Backend::Postgres(target) => {
-                create_private_dir(&self.dir)?;
-                Ok(Registry::with_stores(
-                    &self.dir,
-                    Box::new(pg::PgMetadata::open(target)?),
-                    Box::new(FsBlobStore::new(self.dir.join("blobs"))),
-                ))
+        create_private_dir(&self.dir)?;
+        let meta: Box<dyn MetadataStore> = match &self.metadata {
+            rampart_home::Backend::Home => {
+                Box::new(SqliteMetadata::open(&self.dir.join("registry.db"))?)
+            }
+            rampart_home::Backend::Postgres(target) => Box::new(pg::PgMetadata::open(target)?),
+        };
+        Ok(Registry::with_stores(&self.dir, meta, self.blob_store()?))
+    }
+}
+
+/// What [`Location::check_blobs`] found.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "backend", rename_all = "lowercase")]
+pub enum BlobsCheck {
+    /// Files in the home.
+    Files {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// S3-compatible object storage: a blob was written (the empty one: content-addressed,
+    /// so harmless) and read back verified.
+    S3 {
+        /// `s3://BUCKET/PREFIX`.
+        url: String,
+    },
+}
+
+impl Location {
+    /// Checks that the blob store can be written and read.
+    ///
+    /// # Errors
+    /// Why it cannot.
+    pub fn check_blobs(&self) -> Result<BlobsCheck, RegistryError> {
+        let store = self.blob_store()?;
+        match &self.blobs {
+            None => Ok(BlobsCheck::Files {
+                path: self.dir.join("blobs"),
+            }),
+            Some(url) => {
+                let d = store.put(&mut std::io::empty())?;
+                store.verify(&d)?;
+                Ok(BlobsCheck::S3 { url: url.clone() })
             }
         }
     }

@@ -29,7 +29,12 @@ fn check(ctx: &Ctx) -> Result<Status, CliError> {
             }
         })
     })?;
-    let blobs = location.dir().join("blobs");
+    let blobs = location.check_blobs().map_err(|e| {
+        CliError::from(e).hint(
+            "check [storage] blobs (or RAMPART_STORAGE_BLOBS) and the AWS_* settings: \
+             endpoint, region, credentials that may read and write the bucket",
+        )
+    })?;
     // The shared state: reachable (a PING), and what a gateway does without it.
     let shared =
         rampart_serve::home::shared_state(&policy, &rampart_serve::ServeLimits::default())?
@@ -52,7 +57,7 @@ fn check(ctx: &Ctx) -> Result<Status, CliError> {
     match ctx.format {
         Format::Json | Format::Sarif => output::print_json(&json!({
             "registry": metadata,
-            "blobs": {"backend": "files", "path": blobs},
+            "blobs": blobs,
             "shared_state": match &shared {
                 Some((redis, fallback)) => json!({
                     "backend": "redis", "server": redis, "fallback": fallback,
@@ -92,10 +97,15 @@ fn check(ctx: &Ctx) -> Result<Status, CliError> {
             };
             output::print(&format!(
                 "registry     {registry}\n\
-                 blobs        files in {}\n\
+                 blobs        {}\n\
                  shared state {shared}\n\
                  audit anchor {anchor}\n",
-                blobs.display()
+                match &blobs {
+                    rampart_registry::BlobsCheck::Files { path } =>
+                        format!("files in {}", path.display()),
+                    rampart_registry::BlobsCheck::S3 { url } =>
+                        format!("{url}  ok (written and read back)"),
+                }
             ))?;
         }
     }

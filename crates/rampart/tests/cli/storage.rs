@@ -24,16 +24,7 @@ fn use_postgres(s: &Scratch, url: &str) {
 
 /// (exit code, stdout, stderr) with the database password in the environment.
 fn run(s: &Scratch, password: &str, args: &[&str]) -> (i32, String, String) {
-    let out = s
-        .rampart(args)
-        .env("PGPASSWORD", password)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    run_with(s, &[("PGPASSWORD", password.to_owned())], args)
 }
 
 fn json(s: &Scratch, password: &str, args: &[&str]) -> Value {
@@ -176,7 +167,10 @@ fn storage_urls_that_must_not_be_used_are_refused_by_name() {
             "registry = \"postgres://alice@db.example/reg?sslmode=prefer\"",
             "sslmode=require",
         ),
-        ("blobs = \"s3://bucket/models\"", "storage.blobs"),
+        (
+            "blobs = \"s3://AKIAEXAMPLE:s3cr3tvalue@bucket/models\"",
+            "storage.blobs",
+        ),
         (
             "shared_state = \"redis://:hunter2@127.0.0.1:6379/0\"",
             "RAMPART_STORAGE_SHARED_STATE",
@@ -190,6 +184,10 @@ fn storage_urls_that_must_not_be_used_are_refused_by_name() {
         let (code, _, err) = s.run(&["storage", "check"]);
         assert_eq!(code, 2, "{bad}: {err}");
         assert!(err.contains(says), "{bad}: {err}");
+        assert!(
+            !err.contains("s3cr3tvalue") && !err.contains("hunter2"),
+            "{err}"
+        );
     }
     // A server that is not there: exit 3 naming it, with what to check.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -593,4 +591,189 @@ fn the_gateway_starts_as_the_container_runs_it() {
     // It ran as 65532 and wrote only where it may: its audit records are there.
     let log = std::fs::read_to_string(home.join("audit/audit.jsonl")).unwrap();
     assert!(log.contains("serve.insecure-http"), "{log}");
+}
+
+/// (exit code, stdout, stderr) with `env` set.
+fn run_with(s: &Scratch, env: &[(&str, String)], args: &[&str]) -> (i32, String, String) {
+    let mut c = s.rampart(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn two_homes_share_postgres_and_s3_a_blob_corrupted_in_the_bucket_is_caught() {
+    use crate::serve::{JSON, auth, curl, infer_body, start_env};
+    let moto = rampart_registry::s3::testing::Moto::new().unwrap();
+    let Machines {
+        a,
+        b,
+        password,
+        run_dir,
+    } = two_machines();
+    for s in [&a, &b] {
+        let p = s.home().join("rampart.toml");
+        let mut policy = std::fs::read_to_string(&p).unwrap();
+        policy.push_str("blobs = \"s3://rampart-test/registry\"\n");
+        std::fs::write(&p, policy).unwrap();
+    }
+    let mut env = moto.env();
+    env.push(("PGPASSWORD", password.clone()));
+    let ok = |s: &Scratch, args: &[&str]| {
+        let (code, out, err) = run_with(s, &env, args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        out
+    };
+    // A registers (its blobs go to the bucket); B, with no copy of anything, checks the
+    // version out and serves it.
+    let v: Value = serde_json::from_str(&ok(
+        &a,
+        &[
+            "--format",
+            "json",
+            "model",
+            "register",
+            run_dir.to_str().unwrap(),
+            "--name",
+            "credit",
+        ],
+    ))
+    .unwrap();
+    assert!(
+        !a.home().join("registry/blobs").exists(),
+        "no blob stays on A"
+    );
+    ok(&a, &["model", "promote", "credit@1", "--to", "staging"]);
+    ok(
+        &b,
+        &["model", "checkout", "credit@staging", "--output", "out"],
+    );
+    let token = serde_json::from_str::<Value>(&ok(&a, &["--format", "json", "apikey", "create"]))
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let gateway = start_env(&b, &["--model", "credit@staging"], &env_refs);
+    let (code, _, body) = curl(
+        "POST",
+        &format!("http://{}/v2/models/credit/infer", gateway.addr),
+        &[auth(&token), JSON.into()],
+        Some(&infer_body(&[[0.1, 0.2]])),
+    );
+    assert_eq!(code, 200, "{body}");
+    gateway.stop();
+    // `storage check` names both backends and proves it may write to the bucket.
+    let check: Value =
+        serde_json::from_str(&ok(&b, &["--format", "json", "storage", "check"])).unwrap();
+    assert_eq!(check["blobs"]["backend"], "s3", "{check}");
+    // Someone with write access to the bucket replaces the model's file.
+    let model = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"].as_str().unwrap().ends_with(".safetensors"))
+        .unwrap()["sha256"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_owned();
+    moto.overwrite(
+        &format!("registry/sha256/{}/{model}", &model[..2]),
+        b"not the model",
+    )
+    .unwrap();
+    let (code, _, err) = run_with(
+        &b,
+        &env,
+        &["model", "checkout", "credit@staging", "--output", "again"],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("corrupted"), "{err}");
+    assert!(!b.path().join("again").join("model").exists());
+    let (code, _, err) = {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("rampart"));
+        c.current_dir(b.path()).args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--model",
+            "credit@staging",
+        ]);
+        for (k, v) in &env {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_ne!(code, 0, "the gateway started on a corrupted blob: {err}");
+    assert!(err.contains("corrupted"), "{err}");
+}
+
+#[test]
+fn a_version_exported_from_a_local_home_imports_into_an_s3_backed_one() {
+    let moto = rampart_registry::s3::testing::Moto::new().unwrap();
+    let (a, ds) = setup();
+    let run_dir = train(&a, &ds, "a", "5");
+    a.json(&[
+        "model",
+        "register",
+        run_dir.to_str().unwrap(),
+        "--name",
+        "credit",
+    ]);
+    a.json(&["model", "export", "credit@1", "-o", "credit.tar"]);
+    a.rampart(&["keys", "export-public", "-o", "a.pub.pem"])
+        .assert()
+        .success();
+    let b = Scratch::init();
+    let p = b.home().join("rampart.toml");
+    let mut policy = std::fs::read_to_string(&p).unwrap();
+    policy.push_str("\n[storage]\nblobs = \"s3://rampart-test/imported\"\n");
+    std::fs::write(&p, policy).unwrap();
+    let env = moto.env();
+    let a_key = a.path().join("a.pub.pem");
+    let (code, _, err) = run_with(
+        &b,
+        &env,
+        &["trust", "add", a_key.to_str().unwrap(), "--name", "a"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let archive = a.path().join("credit.tar");
+    let (code, _, err) = run_with(&b, &env, &["model", "import", archive.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run_with(
+        &b,
+        &env,
+        &["model", "checkout", "credit@1", "--output", "out"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(!b.home().join("registry/blobs").exists());
+    // And back: exported from the S3-backed home, imported into a local one.
+    let (code, _, err) = run_with(&b, &env, &["model", "export", "credit@1", "-o", "back.tar"]);
+    assert_eq!(code, 0, "{err}");
+    let c = Scratch::init();
+    c.rampart(&["trust", "add", a_key.to_str().unwrap(), "--name", "a"])
+        .assert()
+        .success();
+    b.rampart(&["keys", "export-public", "-o", "b.pub.pem"])
+        .assert()
+        .success();
+    let b_key = b.path().join("b.pub.pem");
+    c.rampart(&["trust", "add", b_key.to_str().unwrap(), "--name", "b"])
+        .assert()
+        .success();
+    let back = b.path().join("back.tar");
+    c.json(&["model", "import", back.to_str().unwrap()]);
+    c.json(&["model", "checkout", "credit@1", "--output", "out"]);
 }
