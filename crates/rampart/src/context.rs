@@ -40,12 +40,18 @@ impl Ctx {
         if !self.home.exists() {
             return Ok(None);
         }
-        // Checkpoints are anchored where the policy says; a home without a policy yet has
-        // no anchor to name.
-        let log = if self.home.policy_path().exists() {
-            rampart_home::audit::open_log(&self.home, &self.home.load_policy()?)?
-        } else {
-            AuditLog::open(&self.home.audit_dir())?
+        // Checkpoints are anchored where the policy says. A home without a policy, or with
+        // one that does not parse, names no anchor: the log is still opened (reading it,
+        // and recording the refusal of a command the broken policy stops, must work), and
+        // the next command with a good policy anchors a checkpoint covering these records.
+        let log = match self.home.load_policy() {
+            Ok(policy) => rampart_home::audit::open_log(&self.home, &policy)?,
+            Err(e) => {
+                if self.home.policy_path().exists() {
+                    tracing::warn!("audit checkpoints of this command are not anchored: {e}");
+                }
+                AuditLog::open(&self.home.audit_dir())?
+            }
         };
         Ok(self.audit.get_or_init(|| Some(log)).as_ref())
     }
