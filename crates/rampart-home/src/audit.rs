@@ -140,7 +140,11 @@ pub fn open_log(home: &crate::Home, policy: &crate::Policy) -> Result<AuditLog, 
 pub fn anchor(
     policy: &crate::Policy,
 ) -> Result<Option<std::sync::Arc<dyn rampart_audit::anchor::Anchor>>, LogError> {
-    match policy.storage.audit_anchor().map_err(LogError::Anchor)? {
+    match policy
+        .storage
+        .audit_anchor()
+        .map_err(|e| LogError::Anchor(e.0))?
+    {
         Some(target) => Ok(Some(std::sync::Arc::new(
             rampart_audit::anchor::PgAnchor::open(&target)?,
         ))),

@@ -49,7 +49,7 @@ pub use policy::{
     AuditPolicy, Backend, ChecksPolicy, DataPolicy, ENV_STORAGE_AUDIT_ANCHOR, ENV_STORAGE_BLOBS,
     ENV_STORAGE_REGISTRY, ENV_STORAGE_SHARED_STATE, GatePolicy, GatesPolicy, GuardOutputPolicy,
     GuardPolicy, GuardTopic, PiiPolicy, Policy, ScanPolicy, SharedFallback, Size, SizeError,
-    StoragePolicy, TrainPolicy, TrustPolicy, TrustedCertificate, TrustedIdentity, TrustedKey,
-    parse_size,
+    StoragePolicy, StorageUrlError, TrainPolicy, TrustPolicy, TrustedCertificate, TrustedIdentity,
+    TrustedKey, parse_size,
 };
 pub use session::Session;

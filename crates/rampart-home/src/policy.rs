@@ -92,6 +92,11 @@ pub enum SharedFallback {
     Local,
 }
 
+/// A storage URL that cannot be used, and why (the message never holds the URL's secret).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct StorageUrlError(pub String);
+
 /// The environment variable that overrides `[storage] blobs`.
 pub const ENV_STORAGE_BLOBS: &str = "RAMPART_STORAGE_BLOBS";
 
@@ -129,7 +134,7 @@ impl StoragePolicy {
     /// # Errors
     /// A URL that is not PostgreSQL's, carries a password in the file, or asks for
     /// `sslmode=prefer` (named by where it was read).
-    pub fn registry(&self) -> Result<Backend, String> {
+    pub fn registry(&self) -> Result<Backend, StorageUrlError> {
         Ok(
             match postgres_url(
                 ENV_STORAGE_REGISTRY,
@@ -169,7 +174,7 @@ impl StoragePolicy {
     ///
     /// # Errors
     /// As [`StoragePolicy::registry`].
-    pub fn audit_anchor(&self) -> Result<Option<rampart_postgres::Target>, String> {
+    pub fn audit_anchor(&self) -> Result<Option<rampart_postgres::Target>, StorageUrlError> {
         postgres_url(
             ENV_STORAGE_AUDIT_ANCHOR,
             self.audit_anchor.as_deref(),
@@ -209,7 +214,7 @@ fn postgres_url(
     env: &str,
     value: Option<&str>,
     key: &str,
-) -> Result<Option<rampart_postgres::Target>, String> {
+) -> Result<Option<rampart_postgres::Target>, StorageUrlError> {
     let (url, origin, from) = match std::env::var(env) {
         Ok(u) if !u.trim().is_empty() => (u, rampart_postgres::Origin::Environment, env),
         _ => match value {
@@ -219,7 +224,7 @@ fn postgres_url(
     };
     rampart_postgres::Target::parse(url.trim(), origin)
         .map(Some)
-        .map_err(|e| format!("{from}: {e}"))
+        .map_err(|e| StorageUrlError(format!("{from}: {e}")))
 }
 
 /// `[guard]`: the LLM guardrails (`rampart guard check`, `rampart serve --guard`).

@@ -20,6 +20,11 @@ struct Server {
     _alive: Option<Mutex<std::process::ChildStdin>>,
 }
 
+/// No test server could be started or reached, and why (what to install or set).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unavailable(pub String);
+
 static SERVER: std::sync::OnceLock<Result<Server, String>> = std::sync::OnceLock::new();
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
@@ -270,7 +275,11 @@ fn rand_word() -> u64 {
 ///
 /// # Errors
 /// When no server can be started, or the server named has no CA given.
-pub fn ca_file() -> Result<PathBuf, String> {
+pub fn ca_file() -> Result<PathBuf, Unavailable> {
+    ca_file_of().map_err(Unavailable)
+}
+
+fn ca_file_of() -> Result<PathBuf, String> {
     let server = SERVER.get_or_init(start).as_ref().map_err(Clone::clone)?;
     server
         .ca
@@ -282,7 +291,11 @@ pub fn ca_file() -> Result<PathBuf, String> {
 ///
 /// # Errors
 /// When no server can be started or reached, saying what to install or set.
-pub fn fresh_database() -> Result<String, String> {
+pub fn fresh_database() -> Result<String, Unavailable> {
+    new_database().map_err(Unavailable)
+}
+
+fn new_database() -> Result<String, String> {
     let server = SERVER.get_or_init(start).as_ref().map_err(Clone::clone)?;
     let admin = Target::parse(&server.admin, Origin::Environment).map_err(|e| e.to_string())?;
     let mut client = admin.connect().map_err(|e| e.to_string())?;

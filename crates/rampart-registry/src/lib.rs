@@ -688,7 +688,10 @@ impl Location {
     ) -> Result<Self, RegistryError> {
         Ok(Self {
             dir: home.root().join("registry"),
-            metadata: policy.storage.registry().map_err(RegistryError::Request)?,
+            metadata: policy
+                .storage
+                .registry()
+                .map_err(|e| RegistryError::Request(e.0))?,
             blobs: policy.storage.blobs(),
         })
     }

@@ -30,6 +30,11 @@ pub const MULTIPART_OVER: u64 = 64 * 1024 * 1024;
 /// The size of each part.
 const PART: usize = 16 * 1024 * 1024;
 
+/// An S3 store that cannot be configured, and why (never with the URL's credentials).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct S3ConfigError(pub String);
+
 /// Blobs in an S3 bucket.
 pub struct S3BlobStore {
     store: Arc<AmazonS3>,
@@ -59,7 +64,7 @@ impl S3BlobStore {
     ///
     /// # Errors
     /// A URL that is not `s3://…`, or a configuration `object_store` refuses.
-    pub fn open(url: &str, spool: &Path) -> Result<Self, String> {
+    pub fn open(url: &str, spool: &Path) -> Result<Self, S3ConfigError> {
         Self::open_with(url, spool, &[])
     }
 
@@ -68,7 +73,15 @@ impl S3BlobStore {
     ///
     /// # Errors
     /// As [`S3BlobStore::open`]; an unknown key.
-    pub fn open_with(url: &str, spool: &Path, config: &[(&str, &str)]) -> Result<Self, String> {
+    pub fn open_with(
+        url: &str,
+        spool: &Path,
+        config: &[(&str, &str)],
+    ) -> Result<Self, S3ConfigError> {
+        Self::configured(url, spool, config).map_err(S3ConfigError)
+    }
+
+    fn configured(url: &str, spool: &Path, config: &[(&str, &str)]) -> Result<Self, String> {
         let rest = url
             .strip_prefix("s3://")
             .ok_or_else(|| format!("{url} is not an S3 URL (s3://BUCKET/PREFIX)"))?;
@@ -311,6 +324,11 @@ pub mod testing {
 
     use object_store::ObjectStoreExt as _;
 
+    /// The server could not be started or used, and why.
+    #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+    #[error("{0}")]
+    pub struct Unavailable(pub String);
+
     /// A running server.
     pub struct Moto {
         child: Child,
@@ -330,7 +348,11 @@ pub mod testing {
         ///
         /// # Errors
         /// When moto cannot be installed or does not answer within 30 s.
-        pub fn new() -> Result<Self, String> {
+        pub fn new() -> Result<Self, Unavailable> {
+            Self::started().map_err(Unavailable)
+        }
+
+        fn started() -> Result<Self, String> {
             let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/tmp/venv-moto");
             let server = venv.join("bin/moto_server");
             if !server.exists() {
@@ -411,7 +433,11 @@ pub mod testing {
         ///
         /// # Errors
         /// The server's.
-        pub fn overwrite(&self, key: &str, bytes: &[u8]) -> Result<(), String> {
+        pub fn overwrite(&self, key: &str, bytes: &[u8]) -> Result<(), Unavailable> {
+            self.put_raw(key, bytes).map_err(Unavailable)
+        }
+
+        fn put_raw(&self, key: &str, bytes: &[u8]) -> Result<(), String> {
             let mut b = object_store::aws::AmazonS3Builder::new().with_bucket_name("rampart-test");
             for (k, v) in self.config() {
                 b = b.with_config(k.parse().map_err(|e| format!("{e}"))?, v);

@@ -32,7 +32,7 @@ pub fn keystore(
         .storage
         .registry()
         .map_err(|reason| ServeError::Refused {
-            reason,
+            reason: reason.0,
             hint: "fix [storage] registry in rampart.toml or RAMPART_STORAGE_REGISTRY",
         })?;
     Ok(match backend {

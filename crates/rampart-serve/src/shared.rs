@@ -345,6 +345,11 @@ pub mod testing {
     use std::process::{Child, Command, Stdio};
     use std::time::{Duration, Instant};
 
+    /// The server could not be started, and why.
+    #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+    #[error("{0}")]
+    pub struct Unavailable(pub String);
+
     /// A running test server.
     pub struct Server {
         child: Option<Child>,
@@ -357,11 +362,11 @@ pub mod testing {
         ///
         /// # Errors
         /// When `redis-server` is missing or does not answer within 10 s.
-        pub fn new() -> Result<Self, String> {
+        pub fn new() -> Result<Self, Unavailable> {
             let port = std::net::TcpListener::bind("127.0.0.1:0")
                 .and_then(|l| l.local_addr())
                 .map(|a| a.port())
-                .map_err(|e| format!("no free port: {e}"))?;
+                .map_err(|e| Unavailable(format!("no free port: {e}")))?;
             let mut s = Self { child: None, port };
             s.start()?;
             Ok(s)
@@ -377,7 +382,11 @@ pub mod testing {
         ///
         /// # Errors
         /// As [`Server::new`].
-        pub fn start(&mut self) -> Result<(), String> {
+        pub fn start(&mut self) -> Result<(), Unavailable> {
+            self.spawn().map_err(Unavailable)
+        }
+
+        fn spawn(&mut self) -> Result<(), String> {
             let child = Command::new("redis-server")
                 .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
                 .args([
