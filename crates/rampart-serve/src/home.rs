@@ -288,6 +288,8 @@ pub fn start(
             hint: "promote one (`rampart model promote N@V --to production`) or name one with --model",
         });
     }
+    // Redis, when the gateway's state is shared: limits, nonces, extraction, drift windows.
+    let shared = shared_state(s.policy, &config.limits())?.map(Arc::new);
     let setup = ModelSetup {
         keys,
         anchors: home.anchors(s.policy)?,
@@ -308,6 +310,7 @@ pub fn start(
             ..crate::onnx::OnnxLimits::default()
         },
         onnx_isolation: config.onnx_isolation()?,
+        shared: shared.clone(),
     };
     let mut models = load::load_served(s, &reg, &refs, &setup)?;
     models.extend(upstreams(config, &models)?);
@@ -346,9 +349,11 @@ pub fn start(
     if let Some(g) = guard {
         state = state.with_guard(g);
     }
-    if let Some(redis) = shared_state(s.policy, &config.limits())? {
-        let redis = Arc::new(redis);
-        state = state.with_limiters(Arc::clone(&redis)).with_nonces(redis);
+    if let Some(redis) = shared {
+        state = state
+            .with_extraction(redis.extraction(config.monitoring().extraction))
+            .with_limiters(Arc::clone(&redis))
+            .with_nonces(redis);
     }
     let opts = config.run_options();
     let mut served = refs;

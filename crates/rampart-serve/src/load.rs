@@ -45,6 +45,9 @@ pub struct ModelSetup {
     /// Whether ONNX models run in worker processes under a memory ceiling (`None`: in the
     /// gateway's process, bounded by size, nodes and time but not memory).
     pub onnx_isolation: Option<crate::onnx::Isolation>,
+    /// Where drift windows are kept when not in this process: Redis, `[storage]
+    /// shared_state`.
+    pub shared: Option<std::sync::Arc<crate::shared::RedisState>>,
 }
 
 /// Why a model cannot be served. Each variant names the registry reference.
@@ -415,7 +418,7 @@ pub fn load_model(
                 output,
             )
             .with_reference(reference, det)
-            .with_drift_window(setup.drift_window));
+            .with_drift_window(setup.drift_window, setup.shared.as_ref()));
         }
     };
     let detector = detector(&model.meta.features, &mut sources)?;
@@ -428,7 +431,7 @@ pub fn load_model(
         output,
         detector,
     )
-    .with_drift_window(setup.drift_window))
+    .with_drift_window(setup.drift_window, setup.shared.as_ref()))
 }
 
 /// Loads every reference for serving, each load on the audit record: `serve.load` ok with the

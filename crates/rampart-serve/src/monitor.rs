@@ -197,6 +197,12 @@ impl DriftWindow {
         }
     }
 
+    /// The most rows it holds.
+    #[must_use]
+    pub const fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Rows held.
     #[must_use]
     pub const fn len(&self) -> usize {
@@ -631,21 +637,8 @@ impl Extraction {
                 #[allow(clippy::cast_precision_loss)]
                 t.dist.push_back((sq / d as f64).sqrt());
             }
-            let near = match preds.get(i) {
-                Some(Prediction::Class { proba, .. }) => {
-                    let mut top = [0.0f64; 2];
-                    for &p in proba {
-                        if p > top[0] {
-                            top = [p, top[0]];
-                        } else if p > top[1] {
-                            top[1] = p;
-                        }
-                    }
-                    top[0] - top[1] < c.boundary_margin
-                }
-                _ => false,
-            };
-            t.near.push_back(near);
+            t.near
+                .push_back(near_boundary(preds.get(i), c.boundary_margin));
             match &mut t.last {
                 Some(last) => {
                     last.clear();
@@ -666,7 +659,13 @@ impl Extraction {
         if t.held.is_some_and(|(until, _, _)| now < until) {
             return None;
         }
-        let alert = Self::pattern(c, t, schema);
+        let evidence = Evidence {
+            rows_in_window: t.rows_in_window,
+            single: t.single.make_contiguous(),
+            near: t.near.make_contiguous(),
+            dist: t.dist.make_contiguous(),
+        };
+        let alert = pattern(c, &evidence, schema);
         if let Some(a) = &alert {
             let until = if a.kind == "budget" {
                 t.window_start + c.budget_window
@@ -682,54 +681,90 @@ impl Extraction {
         }
         alert
     }
+}
 
-    #[allow(clippy::cast_precision_loss)]
-    fn pattern(c: &ExtractionConfig, t: &Track, schema: &[FeatureStats]) -> Option<Alert> {
-        if c.budget > 0 && t.rows_in_window > c.budget {
-            return Some(Alert {
-                kind: "budget",
-                detail: format!(
-                    "{} rows within {} s, over the budget of {}",
-                    t.rows_in_window,
-                    c.budget_window.as_secs(),
-                    c.budget
-                ),
-            });
+/// Whether a class prediction's top two probabilities are within `margin` of each other.
+pub(crate) fn near_boundary(pred: Option<&Prediction>, margin: f64) -> bool {
+    match pred {
+        Some(Prediction::Class { proba, .. }) => {
+            let mut top = [0.0f64; 2];
+            for &p in proba {
+                if p > top[0] {
+                    top = [p, top[0]];
+                } else if p > top[1] {
+                    top[1] = p;
+                }
+            }
+            top[0] - top[1] < margin
         }
-        if t.near.len() < c.min_rows {
-            return None;
-        }
-        let mut counts: HashMap<usize, usize> = HashMap::new();
-        for j in t.single.iter().flatten() {
-            *counts.entry(*j).or_default() += 1;
-        }
-        if let Some((&j, &n)) = counts.iter().max_by_key(|(_, n)| **n)
-            && n as f64 >= c.sweep_fraction * t.single.len() as f64
-        {
-            let name = schema.get(j).map_or("?", |f| f.name.as_str());
-            return Some(Alert {
-                kind: "sweep",
-                detail: format!(
-                    "{n} of the last {} rows changed only `{name}` from the row before: a sweep along one feature",
-                    t.single.len()
-                ),
-            });
-        }
-        let near = t.near.iter().filter(|n| **n).count();
-        let mut dist: Vec<f64> = t.dist.iter().copied().collect();
-        dist.sort_by(f64::total_cmp);
-        let median = dist.get(dist.len() / 2).copied().unwrap_or(f64::INFINITY);
-        if near as f64 >= c.boundary_fraction * t.near.len() as f64 && median < c.dense_distance {
-            return Some(Alert {
-                kind: "boundary",
-                detail: format!(
-                    "{near} of the last {} rows lie near the decision boundary, {median:.3} standard deviations apart: dense probing",
-                    t.near.len()
-                ),
-            });
-        }
-        None
+        _ => false,
     }
+}
+
+/// What the pattern checks look at for one key and model: the rows asked about in the
+/// budget's window and, per remembered row, the one feature that changed from the row before
+/// (if only one did), whether it lay near the decision boundary, and its distance from the row
+/// before (in training standard deviations).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Evidence<'a> {
+    pub(crate) rows_in_window: u64,
+    pub(crate) single: &'a [Option<usize>],
+    pub(crate) near: &'a [bool],
+    pub(crate) dist: &'a [f64],
+}
+
+/// The pattern `e` shows, if any: over the budget, a sweep along one feature, or dense
+/// probing near the boundary.
+#[allow(clippy::cast_precision_loss)]
+pub(crate) fn pattern(
+    c: &ExtractionConfig,
+    e: &Evidence<'_>,
+    schema: &[FeatureStats],
+) -> Option<Alert> {
+    if c.budget > 0 && e.rows_in_window > c.budget {
+        return Some(Alert {
+            kind: "budget",
+            detail: format!(
+                "{} rows within {} s, over the budget of {}",
+                e.rows_in_window,
+                c.budget_window.as_secs(),
+                c.budget
+            ),
+        });
+    }
+    if e.near.len() < c.min_rows {
+        return None;
+    }
+    let mut counts: HashMap<usize, usize> = HashMap::new();
+    for j in e.single.iter().flatten() {
+        *counts.entry(*j).or_default() += 1;
+    }
+    if let Some((&j, &n)) = counts.iter().max_by_key(|(_, n)| **n)
+        && n as f64 >= c.sweep_fraction * e.single.len() as f64
+    {
+        let name = schema.get(j).map_or("?", |f| f.name.as_str());
+        return Some(Alert {
+            kind: "sweep",
+            detail: format!(
+                "{n} of the last {} rows changed only `{name}` from the row before: a sweep along one feature",
+                e.single.len()
+            ),
+        });
+    }
+    let near = e.near.iter().filter(|n| **n).count();
+    let mut dist: Vec<f64> = e.dist.to_vec();
+    dist.sort_by(f64::total_cmp);
+    let median = dist.get(dist.len() / 2).copied().unwrap_or(f64::INFINITY);
+    if near as f64 >= c.boundary_fraction * e.near.len() as f64 && median < c.dense_distance {
+        return Some(Alert {
+            kind: "boundary",
+            detail: format!(
+                "{near} of the last {} rows lie near the decision boundary, {median:.3} standard deviations apart: dense probing",
+                e.near.len()
+            ),
+        });
+    }
+    None
 }
 
 #[cfg(test)]

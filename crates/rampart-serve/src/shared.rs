@@ -1,6 +1,8 @@
 //! The gateway's shared state in Redis (`[storage] shared_state = "redis://…"`): the rate-limit
 //! cells and the signed-request nonces every replica consults, so N replicas enforce one limit
-//! and a request accepted by one cannot be replayed to another.
+//! and a request accepted by one cannot be replayed to another; and the extraction tracking and
+//! drift windows ([`RedisExtraction`], [`RedisDrift`]), so queries spread over the replicas
+//! count as one caller's and drift covers the fleet's traffic.
 //!
 //! - **Limits**: GCRA in one Lua script per decision (atomic in Redis, no module), the time
 //!   taken from Redis's own clock (`TIME`) so replicas on skewed machines agree; a cell holds
@@ -24,6 +26,9 @@ use crate::ServeLimits;
 use crate::httpsig::{NonceStore, Nonces, SigError, WINDOW_SECS};
 use crate::keys::KeyInfo;
 use crate::limits::{Limited, Limiters, RateLimitStore};
+
+mod monitor;
+pub use monitor::{FLUSH_ROWS, RedisDrift, RedisExtraction};
 
 /// The longest a Redis call may take.
 pub const TIMEOUT: Duration = Duration::from_millis(250);

@@ -218,18 +218,33 @@ impl LoadedModel {
         }
     }
 
-    /// Sets the drift window's length in rows.
-    #[must_use]
-    pub fn with_drift_window(self, rows: usize) -> Self {
-        let features = match (&self.runner, &self.reference) {
-            (Runner::Builtin(m), _) => m.meta.features.len(),
-            (_, Some(r)) => r.stats.len(),
-            _ => return self,
-        };
-        Self {
-            window: Box::new(Mutex::new(monitor::DriftWindow::new(rows, features))),
-            ..self
+    /// Features per drift-window row, when drift is computed for this model.
+    fn drift_features(&self) -> Option<usize> {
+        match (&self.runner, &self.reference) {
+            (Runner::Builtin(m), _) => Some(m.meta.features.len()),
+            (_, Some(r)) => Some(r.stats.len()),
+            _ => None,
         }
+    }
+
+    /// Sets the drift window's length in rows; in `shared` (Redis, merged over the replicas
+    /// serving this version) when given, else in this process.
+    #[must_use]
+    pub fn with_drift_window(
+        self,
+        rows: usize,
+        shared: Option<&Arc<crate::shared::RedisState>>,
+    ) -> Self {
+        let Some(features) = self.drift_features() else {
+            return self;
+        };
+        let window: Box<dyn monitor::DriftWindowStore> = match shared {
+            Some(redis) => {
+                Box::new(redis.drift_window(&self.name, self.version, &self.root, rows, features))
+            }
+            None => Box::new(Mutex::new(monitor::DriftWindow::new(rows, features))),
+        };
+        Self { window, ..self }
     }
 
     /// Keeps the drift window elsewhere than in this process (a store every replica reaches,

@@ -133,7 +133,7 @@ pub async fn watch_shared_state(state: Arc<AppState>) {
                 None,
                 format!(
                     "{} decisions taken by this replica alone in the last second: the shared \
-                     state store cannot be reached (limits are per replica until it returns)",
+                     state store cannot be reached (limits, nonces and extraction tracking are per replica until it returns)",
                     now - seen
                 ),
             );

@@ -187,6 +187,7 @@ fn setup(f: &Fixture) -> ModelSetup {
         drift_window: 100,
         onnx: rampart_serve::onnx::OnnxLimits::default(),
         onnx_isolation: None,
+        shared: None,
     }
 }
 

@@ -372,7 +372,7 @@ async fn an_onnx_tabular_input_is_monitored_for_drift_and_anomalies() {
         OutputMode::Raw,
     )
     .with_reference(reference, Some(detector))
-    .with_drift_window(200);
+    .with_drift_window(200, None);
     assert_eq!(sk.schema().len(), 6);
     let state = Arc::new(AppState::new(
         vec![sk],

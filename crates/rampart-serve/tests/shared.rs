@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 use rampart_serve::httpsig::{NonceStore, SigError, nonce_conformance};
 use rampart_serve::keys::{KeyInfo, Role};
 use rampart_serve::limits::{Limited, RateLimitStore, conformance};
+use rampart_serve::monitor::{
+    DriftWindowStore, ExtractionState, drift_conformance, extraction_conformance,
+};
 use rampart_serve::shared::{Fallback, RETRY_AFTER, RedisState, parse_url, testing};
 
 fn state(server: &testing::Server, prefix: &str, fallback: Fallback) -> RedisState {
@@ -62,6 +65,169 @@ fn three_replicas_hold_one_key_to_one_limit() {
 }
 
 #[test]
+fn redis_passes_the_extraction_and_drift_conformance_suites() {
+    let server = testing::Server::new().unwrap();
+    let s = std::sync::Arc::new(state(&server, "t5:", Fallback::Closed));
+    extraction_conformance::run(&s.extraction(extraction_conformance::config())).unwrap();
+    let window = s.drift_window(
+        "m",
+        1,
+        "root",
+        drift_conformance::ROWS,
+        drift_conformance::FEATURES,
+    );
+    drift_conformance::run(&window).unwrap();
+    assert_eq!(s.local_decisions(), 0);
+}
+
+fn stats(d: usize) -> Vec<rampart_ml::model::FeatureStats> {
+    (0..d)
+        .map(|j| rampart_ml::model::FeatureStats {
+            name: format!("f{j}"),
+            min: 0.0,
+            max: 10.0,
+            mean: 5.0,
+            std: 2.0,
+            deciles: (1..10).map(f64::from).collect(),
+            shares: vec![0.1; 10],
+        })
+        .collect()
+}
+
+fn confident() -> rampart_ml::Prediction {
+    rampart_ml::Prediction::Class {
+        class: 0,
+        proba: vec![0.95, 0.05],
+    }
+}
+
+#[test]
+fn a_sweep_spread_over_three_replicas_is_seen_as_one_and_held_on_all() {
+    let server = testing::Server::new().unwrap();
+    let config = rampart_serve::monitor::ExtractionConfig::default();
+    let replicas: Vec<_> = (0..3)
+        .map(|_| {
+            std::sync::Arc::new(state(&server, "t6:", Fallback::Closed)).extraction(config.clone())
+        })
+        .collect();
+    let s = stats(3);
+    // 40 rows along one feature, round robin: each replica sees 13 or 14, fewer than the 32
+    // rows a replica alone needs before it looks for patterns, and each of its rows changes
+    // the feature by three steps, not one.
+    let mut alert = None;
+    for i in 0..40u16 {
+        let r = &replicas[usize::from(i) % 3];
+        assert!(
+            r.admit("sweeper", "m").is_ok(),
+            "held before the sweep was seen"
+        );
+        let row = [5.0, f32::from(i) * 0.25, 5.0];
+        if let Some(a) = r.observe("sweeper", "m", &row, &s, &[confident()]) {
+            alert = Some((i, a));
+            break;
+        }
+    }
+    // Seen once 32 rows are remembered, across the three.
+    let (at, alert) = alert.expect("the sweep was not seen");
+    assert_eq!(at, 31);
+    assert_eq!(alert.kind, "sweep");
+    // Held on every replica, not only the one that saw the last row.
+    for r in &replicas {
+        let held = r.admit("sweeper", "m").unwrap_err();
+        assert!(held.blocked && held.kind == "sweep", "{held:?}");
+        assert!(held.retry_after > Duration::from_secs(200), "{held:?}");
+    }
+    // Another key is not.
+    assert!(replicas[1].admit("someone-else", "m").is_ok());
+    // The same rows each asked of one replica alone (in process): nothing, for want of rows.
+    let alone = rampart_serve::monitor::Extraction::new(config);
+    let seen = (0..40u16)
+        .filter(|i| i % 3 == 0)
+        .filter_map(|i| {
+            alone.observe(
+                "sweeper",
+                "m",
+                &[5.0, f32::from(i) * 0.25, 5.0],
+                &s,
+                &[confident()],
+            )
+        })
+        .count();
+    assert_eq!(seen, 0);
+}
+
+#[test]
+fn a_budget_spent_across_replicas_holds_the_key_everywhere() {
+    let server = testing::Server::new().unwrap();
+    let config = extraction_conformance::config();
+    let a = std::sync::Arc::new(state(&server, "t7:", Fallback::Closed)).extraction(config.clone());
+    let b = std::sync::Arc::new(state(&server, "t7:", Fallback::Closed)).extraction(config);
+    let s = stats(3);
+    let budget = u16::try_from(extraction_conformance::BUDGET).unwrap();
+    let mut alerts = 0;
+    for i in 0..budget + 1 {
+        let r = if i % 2 == 0 { &a } else { &b };
+        let row = [
+            f32::from(i % 10),
+            f32::from((i * 3) % 10),
+            f32::from((i * 7) % 10),
+        ];
+        alerts += usize::from(r.observe("k", "m", &row, &s, &[confident()]).is_some());
+    }
+    assert_eq!(alerts, 1);
+    assert!(a.admit("k", "m").is_err() && b.admit("k", "m").is_err());
+    // A batch counts every row it holds.
+    for r in [&a, &b] {
+        assert!(r.admit("batch", "m").is_ok());
+    }
+    let rows: Vec<f32> = (0..3 * 41).map(|v| (v % 10) as f32).collect();
+    let alert = a.observe("batch", "m", &rows, &s, &[]).unwrap();
+    assert_eq!(alert.kind, "budget");
+    assert!(b.admit("batch", "m").is_err());
+}
+
+#[test]
+fn the_drift_window_merges_the_replicas_rows() {
+    let server = testing::Server::new().unwrap();
+    let (a, b) = (
+        std::sync::Arc::new(state(&server, "t8:", Fallback::Closed)),
+        std::sync::Arc::new(state(&server, "t8:", Fallback::Closed)),
+    );
+    let (wa, wb) = (
+        a.drift_window("m", 3, "r", 100, 2),
+        b.drift_window("m", 3, "r", 100, 2),
+    );
+    // Another version of the model has its own window.
+    let other = a.drift_window("m", 4, "r", 100, 2);
+    for i in 0..30u16 {
+        wa.push(&[f32::from(i), 1.0]);
+        wb.push(&[f32::from(i), 2.0]);
+    }
+    // Replica b flushes before it looks; a's rows arrive when a looks (or past 64 rows).
+    assert_eq!(wb.snapshot(1).unwrap().len(), 30 * 2);
+    let merged = wa.snapshot(1).unwrap();
+    assert_eq!(merged.len(), 60 * 2);
+    assert_eq!(merged.chunks_exact(2).filter(|r| r[1] == 1.0).count(), 30);
+    // b sees a's rows on its next look; then nothing new for either.
+    assert_eq!(wb.snapshot(1).unwrap().len(), 60 * 2);
+    assert!(wa.snapshot(1).is_none() && wb.snapshot(1).is_none());
+    assert!(other.snapshot(1).is_none());
+    // Past the window's length the latest rows are kept.
+    for i in 0..150u16 {
+        wa.push(&[f32::from(i), 3.0]);
+    }
+    // b sees the 128 a has sent so far (two batches of 64); a sends the rest when it looks.
+    let sent = wb.snapshot(1).unwrap();
+    assert_eq!(sent.len(), 100 * 2);
+    assert!(
+        sent.chunks_exact(2)
+            .all(|r| r[1] == 3.0 && (28.0..128.0).contains(&r[0]))
+    );
+    let latest = wa.snapshot(1).unwrap();
+    assert!(latest.chunks_exact(2).all(|r| r[1] == 3.0 && r[0] >= 50.0));
+}
+
+#[test]
 fn while_redis_is_gone_requests_are_refused_or_decided_locally_and_counted() {
     let mut server = testing::Server::new().unwrap();
     let closed = state(&server, "t4:", Fallback::Closed);
@@ -92,13 +258,19 @@ fn while_redis_is_gone_requests_are_refused_or_decided_locally_and_counted() {
         Err(SigError::Replayed)
     ));
     assert_eq!(local.local_decisions(), 12);
+    // Extraction tracking falls back to this process's own (and counts it).
+    let local = std::sync::Arc::new(local);
+    let x = local.extraction(extraction_conformance::config());
+    assert!(x.admit("k", "m").is_ok());
+    assert_eq!(local.local_decisions(), 13);
     // Redis is back: after the pause, both ask it again.
     server.start().unwrap();
     std::thread::sleep(RETRY_AFTER + Duration::from_millis(100));
     let other = std::net::IpAddr::from([192, 0, 2, 10]);
     assert!(closed.ip(other).is_ok());
     assert!(local.ip(other).is_ok());
-    assert_eq!(local.local_decisions(), 12);
+    assert!(x.admit("k", "m").is_ok());
+    assert_eq!(local.local_decisions(), 13);
 }
 
 #[test]

@@ -440,6 +440,68 @@ fn three_gateways_sharing_redis_hold_one_limit_refuse_replays_and_fail_closed_wi
     );
 }
 
+#[test]
+fn an_extraction_sweep_spread_over_three_gateways_is_seen_and_held_on_all() {
+    use crate::serve::{JSON, auth, curl, home_with_production_model, infer_body, key, start};
+    let redis = rampart_serve::shared::testing::Server::new().unwrap();
+    let s = home_with_production_model();
+    let p = s.home().join("rampart.toml");
+    let mut policy = std::fs::read_to_string(&p).unwrap();
+    policy.push_str(&format!(
+        "\n[storage]\nshared_state = \"{}\"\n",
+        redis.url()
+    ));
+    std::fs::write(&p, policy).unwrap();
+    let token = key(&s, &[]);
+    let replicas = [start(&s, &[]), start(&s, &[]), start(&s, &[])];
+    let ask = |i: usize, row: [f64; 2]| {
+        curl(
+            "POST",
+            &format!("http://{}/v2/models/credit/infer", replicas[i % 3].addr),
+            &[auth(&token), JSON.into()],
+            Some(&infer_body(&[row])),
+        )
+    };
+    // A sweep along the second feature, round robin: each gateway alone sees 13 or 14 rows
+    // (it looks for patterns from 32), each three steps apart.
+    let mut refused_at = None;
+    for i in 0..45u32 {
+        let (code, _, text) = ask(i as usize, [10.0, f64::from(i) * 0.25]);
+        if code == 429 {
+            assert!(text.contains("extraction"), "{text}");
+            refused_at = Some(i);
+            break;
+        }
+        assert_eq!(code, 200, "{text}");
+    }
+    // The 32nd row starts the hold; the next request, to whichever gateway, is refused.
+    assert_eq!(refused_at, Some(32));
+    for i in 0..3 {
+        let (code, head, text) = ask(i, [10.0, 5.0]);
+        assert_eq!(code, 429, "gateway {i}: {text}");
+        assert!(head.contains("retry-after"), "{head}");
+    }
+    for r in replicas {
+        r.stop();
+    }
+    let log = std::fs::read_to_string(s.home().join("audit/audit.jsonl")).unwrap();
+    let count = |what: &str| {
+        log.lines()
+            .filter(|l| l.contains("serve.extraction") && l.contains(what))
+            .count()
+    };
+    assert_eq!(
+        count("a sweep along one feature"),
+        1,
+        "the hold is audited once, by the gateway that saw it: {log}"
+    );
+    assert_eq!(
+        count("request refused (blocked)"),
+        4,
+        "every refusal is audited"
+    );
+}
+
 /// What `deploy/kubernetes/gateway.yaml` runs, without the image (no container runtime or
 /// base image is reachable here): the gateway as uid 65532 with no capabilities and
 /// no-new-privileges, its home's policy and blobs read-only and owned by root, only the audit
