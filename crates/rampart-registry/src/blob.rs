@@ -73,12 +73,13 @@ pub trait BlobStore: Send + Sync {
     /// [`BlobError::Missing`], [`BlobError::Corrupted`], [`BlobError::TooLarge`], I/O.
     fn read(&self, digest: &Digest, limit: u64) -> Result<Vec<u8>, BlobError>;
 
-    /// Copies a blob to a new file at `to`, verified; the file is removed if the content does
-    /// not match.
+    /// Copies a blob of at most `limit` bytes (its recorded size) to a new file at `to`,
+    /// verified; the file is removed if the content does not match. A blob larger than
+    /// `limit` is refused before more than `limit` bytes are written.
     ///
     /// # Errors
     /// As [`BlobStore::read`].
-    fn copy_to(&self, digest: &Digest, to: &Path) -> Result<u64, BlobError>;
+    fn copy_to(&self, digest: &Digest, to: &Path, limit: u64) -> Result<u64, BlobError>;
 
     /// Re-hashes a blob.
     ///
@@ -242,13 +243,13 @@ impl BlobStore for FsBlobStore {
         Ok(out)
     }
 
-    fn copy_to(&self, digest: &Digest, to: &Path) -> Result<u64, BlobError> {
+    fn copy_to(&self, digest: &Digest, to: &Path, limit: u64) -> Result<u64, BlobError> {
         let mut f = File::options()
             .write(true)
             .create_new(true)
             .open(to)
             .map_err(io(to))?;
-        match self.stream(digest, u64::MAX, &mut |c| f.write_all(c)) {
+        match self.stream(digest, limit, &mut |c| f.write_all(c)) {
             Ok(n) => {
                 f.sync_all().map_err(io(to))?;
                 Ok(n)
@@ -331,9 +332,21 @@ pub mod conformance {
             other => return Err(fail("verify", format!("{other:?}"))),
         }
         let to = scratch.join("copy");
-        match store.copy_to(&want, &to) {
+        match store.copy_to(&want, &to, bytes.len() as u64) {
             Ok(_) if std::fs::read(&to).ok().as_deref() == Some(bytes.as_slice()) => {}
             other => return Err(fail("copy_to", format!("{other:?}"))),
+        }
+        // A blob larger than its recorded size is refused, and leaves nothing behind (a
+        // store whose object grew is never streamed to disk without bound).
+        let to = scratch.join("copy-over-size");
+        match store.copy_to(&want, &to, 3) {
+            Err(BlobError::TooLarge(..)) if !to.exists() => {}
+            other => {
+                return Err(fail(
+                    "copy_to over its size",
+                    format!("{other:?}, target left: {}", to.exists()),
+                ));
+            }
         }
         // The empty blob is a blob.
         let empty = store
@@ -363,7 +376,7 @@ pub mod conformance {
             other => return Err(fail("verify corrupted", format!("{other:?}"))),
         }
         let to = scratch.join("copy-of-corrupted");
-        match store.copy_to(&want, &to) {
+        match store.copy_to(&want, &to, 1 << 20) {
             Err(BlobError::Corrupted { .. }) if !to.exists() => {}
             other => {
                 return Err(fail(
@@ -425,7 +438,7 @@ mod tests {
             Err(BlobError::Corrupted { .. })
         ));
         let out = dir.path().join("copy");
-        assert!(store.copy_to(&d, &out).is_err());
+        assert!(store.copy_to(&d, &out, 100).is_err());
         assert!(!out.exists(), "a bad copy is removed");
         let missing = rampart_crypto::Digest::from_hex(&"0".repeat(64)).unwrap();
         assert!(matches!(

@@ -101,7 +101,7 @@ fn scan(
     let mut problems = Vec::new();
     for (i, f) in v.files.iter().enumerate() {
         let path = dir.path().join(format!("{i}"));
-        match reg.blobs().copy_to(&f.sha256, &path) {
+        match reg.blobs().copy_to(&f.sha256, &path, f.size) {
             Err(e) => problems.push(format!("{}: {e}", f.name)),
             Ok(_) => {
                 if let Err(e) = scan_one(&path, &f.name, cfg, fail_on) {

@@ -1024,7 +1024,7 @@ impl Registry {
                     source,
                 })?;
             }
-            self.blobs.copy_to(&f.sha256, &to)?;
+            self.blobs.copy_to(&f.sha256, &to, f.size)?;
         }
         Ok(())
     }

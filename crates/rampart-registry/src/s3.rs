@@ -286,7 +286,7 @@ impl BlobStore for S3BlobStore {
         Ok(out)
     }
 
-    fn copy_to(&self, digest: &Digest, to: &Path) -> Result<u64, BlobError> {
+    fn copy_to(&self, digest: &Digest, to: &Path, limit: u64) -> Result<u64, BlobError> {
         let io = |source| BlobError::Io {
             path: to.to_path_buf(),
             source,
@@ -296,7 +296,7 @@ impl BlobStore for S3BlobStore {
             .create_new(true)
             .open(to)
             .map_err(io)?;
-        match self.fetch(digest, u64::MAX, &mut |c| file.write_all(c)) {
+        match self.fetch(digest, limit, &mut |c| file.write_all(c)) {
             Ok(n) => {
                 file.sync_all().map_err(io)?;
                 Ok(n)

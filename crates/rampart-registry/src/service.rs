@@ -607,9 +607,12 @@ pub fn checkout(
         .map_err(io(&model))
         .and_then(|()| reg.materialise(&v, &model))
         .and_then(|()| {
-            reg.blobs().copy_to(&v.signature, &out.join("model.sig"))?;
+            let sidecar = crate::MAX_BUNDLE_BYTES;
+            reg.blobs()
+                .copy_to(&v.signature, &out.join("model.sig"), sidecar)?;
             if let Some(p) = &v.provenance {
-                reg.blobs().copy_to(p, &out.join("provenance.json"))?;
+                reg.blobs()
+                    .copy_to(p, &out.join("provenance.json"), sidecar)?;
             }
             Ok(())
         });

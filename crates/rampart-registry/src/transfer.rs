@@ -134,7 +134,7 @@ pub fn export(
             source,
         })?;
         let _ = std::fs::remove_file(tmp.path());
-        reg.blobs().copy_to(&d, tmp.path())?;
+        reg.blobs().copy_to(&d, tmp.path(), size)?;
         let mut f = std::fs::File::open(tmp.path()).map_err(|source| RegistryError::Io {
             path: tmp.path().to_path_buf(),
             source,
@@ -310,7 +310,7 @@ pub fn import(
     let mut scans = Vec::new();
     for (i, f) in m.content.files.iter().enumerate() {
         let p = dir.path().join(i.to_string());
-        staged_store.copy_to(&f.sha256, &p)?;
+        staged_store.copy_to(&f.sha256, &p, f.size)?;
         scans.push(scan_one(&p, &f.name, scan, fail_on).map_err(refused)?);
     }
     if let Some(p) = &m.content.provenance {

@@ -62,7 +62,10 @@ fn an_object_with_other_bytes_is_never_overwritten_and_large_blobs_go_up_in_part
     assert_eq!(d, sha256(&big));
     assert_eq!(s.verify(&d).unwrap(), big.len() as u64);
     let out = spool.path().join("big.out");
-    assert_eq!(s.copy_to(&d, &out).unwrap(), big.len() as u64);
+    assert_eq!(
+        s.copy_to(&d, &out, big.len() as u64).unwrap(),
+        big.len() as u64
+    );
     assert_eq!(std::fs::read(&out).unwrap(), big);
     // Putting it again is a no-op that re-checks what is there.
     assert_eq!(s.put(&mut Cursor::new(&big)).unwrap(), d);

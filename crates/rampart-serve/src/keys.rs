@@ -144,7 +144,7 @@ pub struct KeyStore {
 type KeyCache = HashMap<String, (String, std::sync::Arc<KeyInfo>)>;
 
 /// Most keys held in the in-memory snapshot (about 300 bytes each).
-const MAX_CACHED: usize = 100_000;
+pub const MAX_CACHED: usize = 100_000;
 
 fn hash(secret: &str) -> String {
     let mut h = Sha256Hasher::new();

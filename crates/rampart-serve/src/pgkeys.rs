@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use rampart_postgres::{Client, Target};
 
 use crate::keys::{
-    ApiKeyStore, AuthFailure, KeyInfo, KeyStoreError, Minted, NewKey, Role, SealError,
+    ApiKeyStore, AuthFailure, KeyInfo, KeyStoreError, MAX_CACHED, Minted, NewKey, Role, SealError,
     check_secret, live, parse_token,
 };
 
@@ -48,6 +48,9 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE rampart_api_keys (
 
 const COLUMNS: &str = "id, role, model, rate, burst, expires, revoked, created_at, label";
 
+/// A key's stored hash, its details and its sealed HMAC key.
+type Found = (String, Arc<KeyInfo>, Option<String>);
+
 /// One key as the snapshot holds it.
 struct Entry {
     hash: String,
@@ -57,8 +60,10 @@ struct Entry {
 
 struct Snapshot {
     counter: i64,
-    keys: HashMap<String, Entry>,
+    /// Every key; `None` when there are more than `cap` (each is then read when asked for).
+    keys: Option<HashMap<String, Entry>>,
     confirmed: Instant,
+    cap: usize,
 }
 
 /// API keys in a PostgreSQL database shared by every replica.
@@ -108,8 +113,9 @@ fn counter(c: &mut Client) -> Result<i64, postgres::Error> {
         .try_get(0)
 }
 
-/// Every key, with the counter it was read at (one repeatable-read transaction).
-fn read_all(c: &mut Client) -> Result<Snapshot, postgres::Error> {
+/// Every key (unless there are more than `cap`), with the counter it was read at (one
+/// repeatable-read transaction).
+fn read_all(c: &mut Client, cap: usize) -> Result<Snapshot, postgres::Error> {
     let mut tx = c
         .build_transaction()
         .isolation_level(postgres::IsolationLevel::RepeatableRead)
@@ -118,12 +124,13 @@ fn read_all(c: &mut Client) -> Result<Snapshot, postgres::Error> {
     let counter: i64 = tx
         .query_one("SELECT counter FROM rampart_api_key_changes", &[])?
         .try_get(0)?;
+    let limit = i64::try_from(cap).unwrap_or(i64::MAX).saturating_add(1);
     let rows = tx.query(
-        &format!("SELECT hash, hmac, {COLUMNS} FROM rampart_api_keys"),
-        &[],
+        &format!("SELECT hash, hmac, {COLUMNS} FROM rampart_api_keys LIMIT $1"),
+        &[&limit],
     )?;
-    let mut keys = HashMap::with_capacity(rows.len());
-    for r in &rows {
+    let mut keys = HashMap::with_capacity(rows.len().min(cap));
+    for r in rows.iter().take(cap) {
         let info = info_at(r, 2)?;
         keys.insert(
             info.id.clone(),
@@ -137,16 +144,19 @@ fn read_all(c: &mut Client) -> Result<Snapshot, postgres::Error> {
     tx.commit()?;
     Ok(Snapshot {
         counter,
-        keys,
+        keys: (rows.len() <= cap).then_some(keys),
         confirmed: Instant::now(),
+        cap,
     })
 }
 
 /// Brings `snapshot` up to date: confirms it when the counter has not moved, else reloads.
 fn refresh(c: &mut Client, snapshot: &RwLock<Snapshot>) -> Result<(), postgres::Error> {
     let now = counter(c)?;
-    let same = snapshot.read().is_ok_and(|s| s.counter == now);
-    let fresh = if same { None } else { Some(read_all(c)?) };
+    let (same, cap) = snapshot
+        .read()
+        .map_or((false, MAX_CACHED), |s| (s.counter == now, s.cap));
+    let fresh = if same { None } else { Some(read_all(c, cap)?) };
     if let Ok(mut s) = snapshot.write() {
         match fresh {
             Some(f) => *s = f,
@@ -166,13 +176,68 @@ impl PgKeyStore {
         let shared = |e: rampart_postgres::PgError| KeyStoreError::Shared(e.to_string());
         let mut client = target.connect().map_err(shared)?;
         rampart_postgres::migrate(&mut client, "api_keys", MIGRATIONS).map_err(shared)?;
-        let snapshot = read_all(&mut client).map_err(|e| db(&e))?;
+        let snapshot = read_all(&mut client, MAX_CACHED).map_err(|e| db(&e))?;
         Ok(Self {
             client: Mutex::new(client),
             target: target.clone(),
             snapshot: Arc::new(RwLock::new(snapshot)),
             watching: None,
         })
+    }
+
+    /// Holds at most `cap` keys in memory (default [`MAX_CACHED`]); past it, each key is read
+    /// from the database when asked for.
+    ///
+    /// # Errors
+    /// [`KeyStoreError::Shared`]: the keys cannot be read again.
+    pub fn with_max_cached(self, cap: usize) -> Result<Self, KeyStoreError> {
+        {
+            let mut c = self
+                .client
+                .lock()
+                .map_err(|_| KeyStoreError::Shared("the connection is poisoned".into()))?;
+            let fresh = read_all(&mut c, cap).map_err(|e| db(&e))?;
+            if let Ok(mut s) = self.snapshot.write() {
+                *s = fresh;
+            }
+        }
+        Ok(self)
+    }
+
+    /// Whether every key is held in memory (else each is read when asked for).
+    #[must_use]
+    pub fn holds_every_key(&self) -> bool {
+        self.snapshot.read().is_ok_and(|s| s.keys.is_some())
+    }
+
+    /// One key, from the snapshot, or from the database when there are too many keys to
+    /// hold (on a thread of its own: the synchronous driver cannot run on the reactor).
+    fn entry(&self, id: &str) -> Result<Option<Found>, AuthFailure> {
+        let held = self.trusted(|s| {
+            s.keys.as_ref().map(|k| {
+                k.get(id)
+                    .map(|e| (e.hash.clone(), Arc::clone(&e.info), e.sealed.clone()))
+            })
+        })?;
+        if let Some(found) = held {
+            return Ok(found);
+        }
+        let read = || -> Result<Option<Found>, AuthFailure> {
+            let mut c = self.client.lock().map_err(|_| AuthFailure::Unavailable)?;
+            let row = c
+                .query_opt(
+                    &format!("SELECT hash, hmac, {COLUMNS} FROM rampart_api_keys WHERE id = $1"),
+                    &[&id],
+                )
+                .map_err(|_| AuthFailure::Unavailable)?;
+            row.map(|r| -> Result<Found, postgres::Error> {
+                Ok((r.try_get(0)?, Arc::new(info_at(&r, 2)?), r.try_get(1)?))
+            })
+            .transpose()
+            .map_err(|_| AuthFailure::Unavailable)
+        };
+        std::thread::scope(|scope| scope.spawn(read).join())
+            .unwrap_or(Err(AuthFailure::Unavailable))
     }
 
     /// Starts the thread that keeps the snapshot current (its own connection, reconnecting
@@ -369,23 +434,18 @@ impl ApiKeyStore for PgKeyStore {
 
     fn authenticate_token(&self, token: &str, now: i64) -> Result<Arc<KeyInfo>, AuthFailure> {
         let (id, secret) = parse_token(token)?;
-        let stored = self.trusted(|s| {
-            s.keys
-                .get(id)
-                .map(|e| (e.hash.clone(), Arc::clone(&e.info)))
-        })?;
+        let stored = self.entry(id)?.map(|(hash, info, _)| (hash, info));
         check_secret(secret, stored, now)
     }
 
     fn usable_key(&self, id: &str, now: i64) -> Result<Arc<KeyInfo>, AuthFailure> {
-        let info = self
-            .trusted(|s| s.keys.get(id).map(|e| Arc::clone(&e.info)))?
-            .ok_or(AuthFailure::Invalid)?;
+        let (_, info, _) = self.entry(id)?.ok_or(AuthFailure::Invalid)?;
         live(info, now)
     }
 
     fn sealed_secret(&self, id: &str) -> Result<Option<String>, KeyStoreError> {
-        self.trusted(|s| s.keys.get(id).and_then(|e| e.sealed.clone()))
+        self.entry(id)
+            .map(|found| found.and_then(|(_, _, sealed)| sealed))
             .map_err(|_| KeyStoreError::Shared("the API key store cannot be read".into()))
     }
 }

@@ -47,6 +47,67 @@ fn the_postgres_key_store_passes_the_conformance_suite() {
     conformance::run(&PgKeyStore::open(&target).unwrap()).unwrap();
 }
 
+/// Past the most keys held in memory, each key is read when asked for: the same answers,
+/// also from the reactor's own threads (where the synchronous driver cannot run).
+#[test]
+fn past_the_keys_held_in_memory_each_is_read_when_asked_for() {
+    let (_, target) = database();
+    conformance::run(
+        &PgKeyStore::open(&target)
+            .unwrap()
+            .with_max_cached(0)
+            .unwrap(),
+    )
+    .unwrap();
+    let (_, target) = database();
+    let admin = PgKeyStore::open(&target).unwrap();
+    let tokens: Vec<(String, String)> = (0..3)
+        .map(|_| {
+            let (info, token) = admin
+                .create_key(&new_key(), &seal, &mut |_| Ok(()))
+                .unwrap();
+            (info.id, token)
+        })
+        .collect();
+    let small = PgKeyStore::open(&target)
+        .unwrap()
+        .with_max_cached(2)
+        .unwrap()
+        .watch()
+        .unwrap();
+    assert!(!small.holds_every_key());
+    let all = PgKeyStore::open(&target)
+        .unwrap()
+        .with_max_cached(3)
+        .unwrap();
+    assert!(all.holds_every_key());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for (id, token) in &tokens {
+            assert_eq!(small.authenticate_token(token, 0).unwrap().id, *id);
+            assert_eq!(
+                small.sealed_secret(id).unwrap().as_deref(),
+                Some("sealed-32")
+            );
+        }
+        let token = &tokens[0].1;
+        let wrong = format!("{}x", &token[..token.len() - 1]);
+        assert_eq!(
+            small.authenticate_token(&wrong, 0).err(),
+            Some(AuthFailure::Invalid)
+        );
+    });
+    // A key revoked elsewhere is refused at once: it is read afresh each time.
+    let id = &tokens[0].0;
+    assert!(admin.revoke_key(id, &mut |_| Ok(())).unwrap());
+    rt.block_on(async {
+        assert_eq!(small.usable_key(id, 0).err(), Some(AuthFailure::Revoked));
+    });
+}
+
 #[test]
 fn a_key_created_and_revoked_through_one_home_reaches_every_replica_within_a_second() {
     let (_, target) = database();
