@@ -83,9 +83,10 @@ cp "$POLICY" "$W/policy-local.toml"
 cp "$POLICY" "$W/policy-redis.toml"
 printf '\n[storage]\nshared_state = "redis://127.0.0.1:%s/0"\n' "$REDIS_PORT" >> "$W/policy-redis.toml"
 
+EXTRA=()
 serve() { # PORT: a replica of the home, its limits never refusing
   "$R" --home "$H" serve --bind "127.0.0.1:$1" --model bench@staging \
-    --ip-rate 1000000 --ip-burst 1000000 --extraction-budget 1000000000 2>> "$W/serve.log" &
+    --ip-rate 1000000 --ip-burst 1000000 --extraction-budget 1000000000 "${EXTRA[@]}" 2>> "$W/serve.log" &
   PIDS+=($!); wait_port "$1"
 }
 
@@ -123,8 +124,11 @@ wait_wrk() { local j; for j in $(jobs -p); do case " ${PIDS[*]} " in *" $j "*) ;
 
 : > "$W/results.txt"
 echo "== gateway, wrk -c$CONN -d${DUR}s"
-for mode in local redis; do
-  cp "$W/policy-$mode.toml" "$POLICY"
+# local/redis: extraction detection on (its tracking is shared too in Redis);
+# local-nx/redis-nx: off, so only the limits and nonces are shared.
+for mode in local redis local-nx redis-nx; do
+  cp "$W/policy-${mode%-nx}.toml" "$POLICY"
+  case $mode in *-nx) EXTRA=(--no-extraction-detection) ;; *) EXTRA=() ;; esac
   serve 18201
   run "1-$mode" 18201 /v2/models/bench/infer "${PIDS[-1]}"
   kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
@@ -167,8 +171,10 @@ for line in open(sys.argv[1]):
     r[f[0]] = (float(f[1]), f[7])
 for k, (rps, p99) in r.items():
     print(f"{k:8} {rps:9.0f} req/s  p99 {p99} ms")
-print(f"one replica: Redis-backed / in process = {r['1-redis'][0] / r['1-local'][0]:.2f} (goal >= 0.75)")
-print(f"three replicas: Redis-backed / in process = {r['3-redis'][0] / r['3-local'][0]:.2f}")
+for nx, what in (("", "limits, nonces and extraction tracking"), ("-nx", "limits and nonces (no extraction detection)")):
+    print(f"{what}:")
+    print(f"  one replica: Redis-backed / in process = {r['1-redis' + nx][0] / r['1-local' + nx][0]:.2f} (goal >= 0.75)")
+    print(f"  three replicas: Redis-backed / in process = {r['3-redis' + nx][0] / r['3-local' + nx][0]:.2f}")
 rows = {}
 for line in open(sys.argv[2]):
     b, *t = line.split()

@@ -4,9 +4,14 @@
 //! drift windows ([`RedisExtraction`], [`RedisDrift`]), so queries spread over the replicas
 //! count as one caller's and drift covers the fleet's traffic.
 //!
-//! - **Limits**: GCRA in one Lua script per decision (atomic in Redis, no module), the time
-//!   taken from Redis's own clock (`TIME`) so replicas on skewed machines agree; a cell holds
-//!   the theoretical arrival time and expires when it no longer matters.
+//! - **Limits**: GCRA in one Lua script (atomic in Redis, no module), the time taken from
+//!   Redis's own clock (`TIME`) so replicas on skewed machines agree; a cell holds the
+//!   theoretical arrival time and expires when it no longer matters. A replica takes up to
+//!   [`lease_size`] requests from a cell at once and uses them for at most [`LEASE_FOR`], so a
+//!   busy key costs one Redis call per lease, not per request; cells with a burst or rate
+//!   under 40 are asked for every request. Leases never let more through than one limit. A
+//!   refusal's wait is remembered too (no request can fit sooner on any replica), so a
+//!   flood over the limit does not become a flood of Redis calls.
 //! - **Nonces**: one script per pair, the nonce hashed into the key (bounded size): a pair
 //!   still remembered is a replay, else it is set until `now + 2×window` (expiring in Redis
 //!   then too).
@@ -57,8 +62,10 @@ pub enum SharedError {
     },
 }
 
-/// GCRA: `KEYS[1]` the cell, `ARGV[1]` the emission interval and `ARGV[2]` the burst
-/// tolerance, in microseconds. Returns 0 when the request passes, else the wait in µs.
+/// GCRA taking up to `ARGV[3]` requests at once (a lease): `KEYS[1]` the cell, `ARGV[1]` the
+/// emission interval and `ARGV[2]` the burst tolerance, in microseconds. `k` requests fit
+/// when `tat + (k - 1) × interval - tolerance <= now`. Returns `{granted, wait µs}`: at least
+/// one granted, or none and how long until one would be.
 const GCRA: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -66,12 +73,34 @@ local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
-local wait = tat - tolerance - now
-if wait > 0 then return wait end
-local new_tat = tat + interval
+local room = math.floor((now + tolerance - tat) / interval) + 1
+if room < 1 then return {0, tat - tolerance - now} end
+local k = math.min(tonumber(ARGV[3]), room)
+local new_tat = tat + k * interval
 redis.call('SET', KEYS[1], new_tat, 'PX', math.floor((new_tat - now) / 1000) + 1)
-return 0
+return {k, 0}
 ";
+
+/// The most requests a replica takes from a shared cell at once.
+pub const MAX_LEASE: u32 = 256;
+
+/// How long a replica may use what it took before the rest is given up.
+pub const LEASE_FOR: Duration = Duration::from_millis(100);
+
+/// Most cells remembered at once (all are forgotten past it: requests are then only refused
+/// early or asked about again, never let through).
+const MAX_LEASES: usize = 10_000;
+
+/// How many requests a replica takes from a cell of `rate`/s and `burst` at once: a
+/// twentieth of the burst and of a second's rate, at most [`MAX_LEASE`], at least one (a
+/// cell with a burst under 40 or a rate under 40/s is asked for every request). A request is
+/// only ever let through on a token taken from the shared cell, so leases never let more
+/// through than one limit; the tokens a replica leaves unused when its lease ends are lost
+/// (at most one lease per replica per [`LEASE_FOR`]).
+#[must_use]
+pub fn lease_size(rate: u32, burst: u32) -> u32 {
+    (burst / 20).min(rate / 20).clamp(1, MAX_LEASE)
+}
 
 /// A nonce: `KEYS[1]` the pair, `ARGV[1]` now, `ARGV[2]` until when it is remembered (the
 /// caller's clock, as the local stores), `ARGV[3]` Redis's own expiry in seconds. 1 when
@@ -121,6 +150,15 @@ pub fn parse_url(url: &str, from_file: bool) -> Result<redis::Client, SharedErro
     redis::Client::open(url).map_err(|e| SharedError::Url(format!("{shown}: {e}")))
 }
 
+/// What a replica knows of a cell without asking Redis.
+#[derive(Debug, Clone, Copy)]
+enum Lease {
+    /// Requests taken from it and not yet used, until when.
+    Taken(u32, Instant),
+    /// Redis said no request fits before then (exact: no replica can take one sooner).
+    Empty(Instant),
+}
+
 /// Rate-limit cells and nonces in Redis, shared by every replica.
 pub struct RedisState {
     client: redis::Client,
@@ -134,6 +172,8 @@ pub struct RedisState {
     limits: ServeLimits,
     fallback: Option<(Limiters, Nonces)>,
     local: AtomicU64,
+    /// Cell → what this replica knows of it without asking.
+    leases: Mutex<std::collections::HashMap<String, Lease>>,
 }
 
 impl std::fmt::Debug for RedisState {
@@ -167,6 +207,7 @@ impl RedisState {
             fallback: (fallback == Fallback::Local)
                 .then(|| (Limiters::new(limits), Nonces::default())),
             local: AtomicU64::new(0),
+            leases: Mutex::new(std::collections::HashMap::new()),
         };
         state
             .call(|c| redis::cmd("PING").query::<String>(c))
@@ -235,22 +276,63 @@ impl RedisState {
         })
     }
 
+    /// The decision this replica can take for `cell` without asking: a request from its
+    /// lease, or the wait Redis last gave.
+    fn known(&self, cell: &str) -> Option<Result<(), Limited>> {
+        let now = Instant::now();
+        let mut leases = self
+            .leases
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match leases.get_mut(cell)? {
+            Lease::Taken(left, until) if *left > 0 && now < *until => {
+                *left -= 1;
+                Some(Ok(()))
+            }
+            Lease::Empty(until) if now < *until => Some(Err(Limited::Wait(*until - now))),
+            _ => None,
+        }
+    }
+
+    fn remember(&self, cell: &str, lease: Lease) {
+        let mut leases = self
+            .leases
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if leases.len() >= MAX_LEASES && !leases.contains_key(cell) {
+            leases.clear();
+        }
+        leases.insert(cell.to_owned(), lease);
+    }
+
     fn gcra(&self, cell: &str, rate: u32, burst: u32) -> Result<(), Limited> {
+        if let Some(decided) = self.known(cell) {
+            return decided;
+        }
+        let want = lease_size(rate, burst);
         let interval = 1_000_000 / u64::from(rate.max(1));
         let tolerance = interval.saturating_mul(u64::from(burst.max(1)) - 1);
         let key = format!("{}rl:{cell}", self.prefix);
-        let waited = self.call(|c| {
+        let answer = self.call(|c| {
             self.script
                 .key(&key)
                 .arg(interval)
                 .arg(tolerance)
-                .invoke::<i64>(c)
+                .arg(want)
+                .invoke::<(u32, i64)>(c)
         });
-        match waited {
-            Ok(0) => Ok(()),
-            Ok(us) => Err(Limited::Wait(Duration::from_micros(
-                u64::try_from(us).unwrap_or(0),
-            ))),
+        match answer {
+            Ok((0, us)) => {
+                let wait = Duration::from_micros(u64::try_from(us).unwrap_or(0));
+                self.remember(cell, Lease::Empty(Instant::now() + wait));
+                Err(Limited::Wait(wait))
+            }
+            Ok((granted, _)) => {
+                if granted > 1 {
+                    self.remember(cell, Lease::Taken(granted - 1, Instant::now() + LEASE_FOR));
+                }
+                Ok(())
+            }
             Err(_) => Err(Limited::Unavailable),
         }
     }

@@ -227,6 +227,64 @@ fn the_drift_window_merges_the_replicas_rows() {
     assert!(latest.chunks_exact(2).all(|r| r[1] == 3.0 && r[0] >= 50.0));
 }
 
+/// Redis's count of script calls so far.
+fn script_calls(server: &testing::Server) -> u64 {
+    let mut c = redis::Client::open(server.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut c)
+        .unwrap();
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+#[test]
+fn a_busy_key_takes_leases_and_still_gets_no_more_than_one_limit() {
+    use rampart_serve::shared::{LEASE_FOR, lease_size};
+    assert_eq!(lease_size(1, 10), 1);
+    assert_eq!(lease_size(1000, 2000), 50);
+    assert_eq!(lease_size(1_000_000, 1_000_000), 256);
+    let server = testing::Server::new().unwrap();
+    let replicas: Vec<RedisState> = (0..3)
+        .map(|_| state(&server, "t9:", Fallback::Closed))
+        .collect();
+    let k = key(1000, 2000);
+    let before = script_calls(&server);
+    let started = Instant::now();
+    let passed = (0..6000)
+        .filter(|i| replicas[i % 3].key(&k).is_ok())
+        .count();
+    let elapsed = started.elapsed();
+    let calls = script_calls(&server) - before;
+    // Never more than one limit allows: the burst and the rate over the time taken.
+    let one_limit = 2000.0 + 1000.0 * elapsed.as_secs_f64();
+    assert!(
+        passed as f64 <= one_limit + 1.0,
+        "{passed} passed; one limit allows {one_limit:.0} in {elapsed:?}"
+    );
+    // And not much less: what the replicas leave unused is at most a lease each per
+    // LEASE_FOR (50 requests).
+    let unused = 3.0 * 50.0 * (elapsed.as_secs_f64() / LEASE_FOR.as_secs_f64()).ceil();
+    assert!(
+        passed as f64 >= (one_limit - unused).min(2000.0) * 0.9,
+        "{passed} passed of {one_limit:.0} in {elapsed:?}"
+    );
+    // Redis was asked about once per lease while the burst lasted, not once per request.
+    assert!(calls < 6000 / 10, "{calls} script calls for 6000 requests");
+}
+
 #[test]
 fn while_redis_is_gone_requests_are_refused_or_decided_locally_and_counted() {
     let mut server = testing::Server::new().unwrap();
