@@ -699,14 +699,32 @@ impl AppState {
         preds: &[rampart_ml::Prediction],
     ) {
         if let Some(alert) = self.extraction.observe(key, &m.name, x, schema, preds) {
-            self.metrics.extraction_alert(alert.kind);
-            tracing::warn!("key {key} on {}: {}", m.name, alert.detail);
-            self.event(
-                "serve.extraction",
-                ip,
-                Some(key.to_owned()),
-                format!("{} on {}: {}", alert.kind, m.name, alert.detail),
-            );
+            self.extraction_alert(ip, key, &m.name, &alert);
+        }
+        self.report_extraction_alerts(Some((ip, key)));
+    }
+
+    fn extraction_alert(&self, ip: IpAddr, key: &str, model: &str, alert: &monitor::Alert) {
+        self.metrics.extraction_alert(alert.kind);
+        tracing::warn!("key {key} on {model}: {}", alert.detail);
+        self.event(
+            "serve.extraction",
+            ip,
+            Some(key.to_owned()),
+            format!("{} on {model}: {}", alert.kind, alert.detail),
+        );
+    }
+
+    /// Reports the alerts the extraction store raised off the request path (a shared store
+    /// judges after the request was answered): counted, logged and audited like the others,
+    /// under `current`'s address when it is the same key's request, else `0.0.0.0` (unknown).
+    pub(crate) fn report_extraction_alerts(&self, current: Option<(IpAddr, &str)>) {
+        for (k, model, alert) in self.extraction.take_alerts() {
+            let ip = match current {
+                Some((ip, key)) if key == k => ip,
+                _ => IpAddr::from([0, 0, 0, 0]),
+            };
+            self.extraction_alert(ip, &k, &model, &alert);
         }
     }
 

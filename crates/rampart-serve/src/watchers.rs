@@ -115,12 +115,15 @@ pub async fn watch_drift(state: Arc<AppState>, every: std::time::Duration) {
 }
 
 /// Audits, once a second, the limit and nonce decisions taken in this process because the
-/// shared state store could not be reached (`Fallback::Local`).
+/// shared state store could not be reached (`Fallback::Local`), and reports the extraction
+/// alerts raised off the request path that no request has reported yet.
 pub async fn watch_shared_state(state: Arc<AppState>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut seen = state.limiters.local_decisions();
     loop {
         tick.tick().await;
+        // Alerts a shared extraction store raised since the last request reported them.
+        state.report_extraction_alerts(None);
         let now = state.limiters.local_decisions();
         if now > seen {
             tracing::warn!(

@@ -101,6 +101,23 @@ fn confident() -> rampart_ml::Prediction {
     }
 }
 
+/// One request's rows observed by `r`, judged (the store works off the request path), and
+/// the alerts it raised.
+fn observe_settled(
+    r: &rampart_serve::shared::RedisExtraction,
+    key: &str,
+    x: &[f32],
+    s: &[rampart_ml::model::FeatureStats],
+) -> Vec<rampart_serve::monitor::Alert> {
+    let preds = vec![confident(); x.len() / s.len()];
+    assert!(
+        r.observe(key, "m", x, s, &preds).is_none(),
+        "judged on the request path"
+    );
+    r.settle();
+    r.take_alerts().into_iter().map(|(_, _, a)| a).collect()
+}
+
 #[test]
 fn a_sweep_spread_over_three_replicas_is_seen_as_one_and_held_on_all() {
     let server = testing::Server::new().unwrap();
@@ -121,8 +138,8 @@ fn a_sweep_spread_over_three_replicas_is_seen_as_one_and_held_on_all() {
             r.admit("sweeper", "m").is_ok(),
             "held before the sweep was seen"
         );
-        let row = [5.0, f32::from(i) * 0.25, 5.0];
-        if let Some(a) = r.observe("sweeper", "m", &row, &s, &[confident()]) {
+        let alerts = observe_settled(r, "sweeper", &[5.0, f32::from(i) * 0.25, 5.0], &s);
+        if let Some(a) = alerts.into_iter().next() {
             alert = Some((i, a));
             break;
         }
@@ -131,8 +148,14 @@ fn a_sweep_spread_over_three_replicas_is_seen_as_one_and_held_on_all() {
     let (at, alert) = alert.expect("the sweep was not seen");
     assert_eq!(at, 31);
     assert_eq!(alert.kind, "sweep");
-    // Held on every replica, not only the one that saw the last row.
-    for r in &replicas {
+    // Held at once by the replica that saw it; by the others from their next rows of the key
+    // (each learns the hold with its next answer from Redis), and reported once.
+    let first = usize::from(at) % 3;
+    for (i, r) in replicas.iter().enumerate() {
+        if i != first {
+            let more = observe_settled(r, "sweeper", &[5.0, 9.0, 5.0], &s);
+            assert!(more.is_empty(), "reported again: {more:?}");
+        }
         let held = r.admit("sweeper", "m").unwrap_err();
         assert!(held.blocked && held.kind == "sweep", "{held:?}");
         assert!(held.retry_after > Duration::from_secs(200), "{held:?}");
@@ -164,26 +187,46 @@ fn a_budget_spent_across_replicas_holds_the_key_everywhere() {
     let b = std::sync::Arc::new(state(&server, "t7:", Fallback::Closed)).extraction(config);
     let s = stats(3);
     let budget = u16::try_from(extraction_conformance::BUDGET).unwrap();
-    let mut alerts = 0;
-    for i in 0..budget + 1 {
-        let r = if i % 2 == 0 { &a } else { &b };
-        let row = [
-            f32::from(i % 10),
-            f32::from((i * 3) % 10),
-            f32::from((i * 7) % 10),
-        ];
-        alerts += usize::from(r.observe("k", "m", &row, &s, &[confident()]).is_some());
-    }
+    // Rows from both replicas at once, not waiting for each other: one budget, one alert.
+    let alerts: usize = std::thread::scope(|scope| {
+        let runs: Vec<_> = [&a, &b]
+            .into_iter()
+            .enumerate()
+            .map(|(t, r)| {
+                let s = &s;
+                scope.spawn(move || {
+                    for i in 0..=budget / 2 {
+                        let row = [
+                            f32::from(i % 10),
+                            f32::from((i * 3 + 1) % 10),
+                            f32::from((i * 7 + u16::try_from(t).unwrap()) % 10),
+                        ];
+                        assert!(r.observe("k", "m", &row, s, &[confident()]).is_none());
+                    }
+                    r.settle();
+                    r.take_alerts().len()
+                })
+            })
+            .collect();
+        runs.into_iter().map(|h| h.join().unwrap()).sum()
+    });
     assert_eq!(alerts, 1);
-    assert!(a.admit("k", "m").is_err() && b.admit("k", "m").is_err());
+    // Each replica learns the hold with its next answer from Redis, at the latest.
+    for r in [&a, &b] {
+        if r.admit("k", "m").is_ok() {
+            observe_settled(r, "k", &[1.0, 2.0, 3.0], &s);
+        }
+        assert!(r.admit("k", "m").is_err());
+    }
     // A batch counts every row it holds.
     for r in [&a, &b] {
         assert!(r.admit("batch", "m").is_ok());
     }
     let rows: Vec<f32> = (0..3 * 41).map(|v| (v % 10) as f32).collect();
-    let alert = a.observe("batch", "m", &rows, &s, &[]).unwrap();
-    assert_eq!(alert.kind, "budget");
-    assert!(b.admit("batch", "m").is_err());
+    let alerts = observe_settled(&a, "batch", &rows, &s);
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].kind, "budget");
+    assert!(a.admit("batch", "m").is_err());
 }
 
 #[test]
@@ -320,6 +363,7 @@ fn while_redis_is_gone_requests_are_refused_or_decided_locally_and_counted() {
     let local = std::sync::Arc::new(local);
     let x = local.extraction(extraction_conformance::config());
     assert!(x.admit("k", "m").is_ok());
+    assert!(observe_settled(&x, "k", &[1.0, 2.0, 3.0], &stats(3)).is_empty());
     assert_eq!(local.local_decisions(), 13);
     // Redis is back: after the pause, both ask it again.
     server.start().unwrap();
@@ -327,7 +371,7 @@ fn while_redis_is_gone_requests_are_refused_or_decided_locally_and_counted() {
     let other = std::net::IpAddr::from([192, 0, 2, 10]);
     assert!(closed.ip(other).is_ok());
     assert!(local.ip(other).is_ok());
-    assert!(x.admit("k", "m").is_ok());
+    assert!(observe_settled(&x, "k", &[1.0, 2.0, 3.0], &stats(3)).is_empty());
     assert_eq!(local.local_decisions(), 13);
 }
 

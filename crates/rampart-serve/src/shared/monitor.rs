@@ -1,13 +1,16 @@
 //! Extraction tracking and drift windows in Redis, so an attacker spreading queries over the
 //! replicas is seen as one caller and drift is computed over the whole fleet's traffic.
 //!
-//! - **Extraction**: per key and model, one Lua script per observation counts the rows in the
-//!   budget's window (a counter expiring with the window) and keeps the pattern evidence of the
-//!   last rows (which single feature changed from the row before, the distance from it, whether
-//!   the answer lay near the boundary), computed in Redis against the last row *any* replica
-//!   saw. The patterns are judged here, by the same code as in process; a hold is a key set
-//!   with `NX` (so one replica reports it, once) and expiring when the hold ends, and every
-//!   replica consults it before running a request.
+//! - **Extraction**, off the request path: a request's rows are queued, and a worker thread
+//!   sends what is queued (per key and model one Lua script, all pipelined in one round trip).
+//!   The script counts the rows in the budget's window (a counter expiring with the window)
+//!   and keeps the pattern evidence of the last rows (which single feature changed from the
+//!   row before, the distance from it, whether the answer lay near the boundary), computed in
+//!   Redis against the last row *any* replica saw. The patterns are judged here, by the same
+//!   code as in process; a hold is a key set with `NX` (so one replica reports it, once) and
+//!   expiring when the hold ends. Every answer about a key's rows carries its hold, so each
+//!   replica learns a hold another started with its next batch of that key's rows, and
+//!   `admit` reads only what this replica knows: no Redis call on the request path.
 //! - **Drift**: rows are buffered here and appended to one list per model version (trimmed to
 //!   the window, expiring when idle) when [`FLUSH_ROWS`] are buffered and before each drift
 //!   computation; a sequence number tells each replica whether rows arrived since it last
@@ -16,9 +19,10 @@
 //! - **Redis unreachable**: this process's own tracker and window take over (per replica, as
 //!   without shared state), each such decision counted with the limiters' local decisions.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use rampart_ml::Prediction;
 use rampart_ml::model::FeatureStats;
@@ -29,22 +33,12 @@ use crate::monitor::{
     ExtractionState, Held, near_boundary, pattern,
 };
 
-/// Whether a key is held: `KEYS[1]` the hold (`KIND:b` blocked or `KIND:t` throttled),
-/// `KEYS[2]` the throttled key's mark for this second. `{0}` free, `{1, hold, ms}` blocked,
-/// `{2, hold, ms}` throttled and already asked this second.
-const ADMIT: &str = r"
-local h = redis.call('GET', KEYS[1])
-if not h then return {0, '', 0} end
-if string.sub(h, -1) == 'b' then return {1, h, redis.call('PTTL', KEYS[1])} end
-if redis.call('SET', KEYS[2], '1', 'NX', 'PX', 1000) then return {0, '', 0} end
-return {2, h, redis.call('PTTL', KEYS[2])}
-";
-
-/// One observation. `KEYS`: 1 the row counter, 2 the last row, 3 the single-feature list,
-/// 4 the distances, 5 the near flags, 6 the hold. `ARGV`: 1 features `d`, 2 rows remembered,
-/// 3 the budget window (ms), 4 rows asked (all counted), 5 rows sent, then `d` standard
-/// deviations, the rows sent (`d` values each) and their near flags (`0`/`1`). Returns the
-/// rows in the window, the window's ms left, the hold's ms left, and the three lists.
+/// One batch of observations of one key and model. `KEYS`: 1 the row counter, 2 the last
+/// row, 3 the single-feature list, 4 the distances, 5 the near flags, 6 the hold. `ARGV`: 1
+/// features `d`, 2 rows remembered, 3 the budget window (ms), 4 rows asked (all counted), 5
+/// rows sent, then `d` standard deviations, the rows sent (`d` values each) and their near
+/// flags (`0`/`1`). Returns the rows in the window, the window's ms left, the hold and its ms
+/// left, and the three lists.
 const OBSERVE: &str = r"
 local d = tonumber(ARGV[1])
 local hist = tonumber(ARGV[2])
@@ -85,35 +79,103 @@ for k = 3, 5 do
   redis.call('PEXPIRE', KEYS[k], ARGV[3])
 end
 if row then redis.call('SET', KEYS[2], cjson.encode(row), 'PX', ARGV[3]) end
-return {count, redis.call('PTTL', KEYS[1]), redis.call('PTTL', KEYS[6]),
-  redis.call('LRANGE', KEYS[3], 0, -1), redis.call('LRANGE', KEYS[4], 0, -1),
-  redis.call('LRANGE', KEYS[5], 0, -1)}
+return {count, redis.call('PTTL', KEYS[1]), redis.call('GET', KEYS[6]) or '',
+  redis.call('PTTL', KEYS[6]), redis.call('LRANGE', KEYS[3], 0, -1),
+  redis.call('LRANGE', KEYS[4], 0, -1), redis.call('LRANGE', KEYS[5], 0, -1)}
 ";
 
 /// Starts a hold unless another replica already did: `KEYS[1]` the hold, `KEYS[2..4]` the
 /// evidence (cleared: the same rows do not alert twice); `ARGV[1]` the hold, `ARGV[2]` its ms.
+/// Returns `{1, hold, ms}` when this call started it, else `{0, the hold there, its ms}`.
 const HOLD: &str = r"
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
-  return 1
+  return {1, ARGV[1], tonumber(ARGV[2])}
 end
-return 0
+return {0, redis.call('GET', KEYS[1]) or '', redis.call('PTTL', KEYS[1])}
 ";
+
+/// Most observations waiting to be sent to Redis; past it (or past [`MAX_QUEUED_VALUES`]) an
+/// observation is judged by this process alone (counted), never dropped.
+pub const MAX_QUEUED: usize = 10_000;
+
+/// Most row values waiting to be sent (64 MiB of `f32`).
+pub const MAX_QUEUED_VALUES: usize = 16 << 20;
+
+/// Most keys whose holds this replica remembers (forgotten past it, then learnt again from
+/// Redis with the key's next rows).
+const MAX_HOLDS: usize = 100_000;
+
+/// Most alerts waiting to be reported.
+const MAX_ALERTS: usize = 1_000;
 
 /// Extraction detection whose counts, evidence and holds are in Redis: queries spread over
 /// the replicas count as one caller's. Made by [`RedisState::extraction`].
+///
+/// Off the request path: [`ExtractionState::observe`] queues the rows and returns; a worker
+/// thread sends everything queued (grouped per key and model, one pipelined round trip) and
+/// judges the patterns, and its alerts are taken with [`ExtractionState::take_alerts`].
+/// [`ExtractionState::admit`] asks no one: it reads the holds this replica knows, learnt from
+/// Redis with each batch of a key's rows (its own or another replica's hold). So a hold started
+/// by one replica is applied by another from its first batch of that key's rows after the hold
+/// (a request or two, a few milliseconds), and a throttled key gets one request per second
+/// per replica.
 pub struct RedisExtraction {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     state: Arc<RedisState>,
     config: ExtractionConfig,
     local: Extraction,
-    admit: redis::Script,
-    observe: redis::Script,
-    hold: redis::Script,
+    queue: Mutex<Queue>,
+    ready: Condvar,
+    idle: Condvar,
+    /// key → model → the hold known here.
+    holds: Mutex<HashMap<String, HashMap<String, Hold>>>,
+    alerts: Mutex<Vec<(String, String, Alert)>>,
+    /// model → its schema (the latest seen: kept for the alerts' feature names).
+    schemas: Mutex<HashMap<String, Arc<[FeatureStats]>>>,
+    stop: AtomicBool,
+}
+
+#[derive(Default)]
+struct Queue {
+    items: VecDeque<Obs>,
+    /// Row values in `items`.
+    values: usize,
+    busy: bool,
+}
+
+struct Obs {
+    key: String,
+    model: String,
+    schema: Arc<[FeatureStats]>,
+    /// Rows asked about (all counted).
+    rows: usize,
+    /// The last rows (at most the history plus one), row-major.
+    x: Vec<f32>,
+    near: Vec<bool>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Hold {
+    kind: &'static str,
+    blocked: bool,
+    until: Instant,
+    last_allowed: Option<Instant>,
 }
 
 impl std::fmt::Debug for RedisExtraction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RedisExtraction({})", self.state.shown)
+        write!(f, "RedisExtraction({})", self.inner.state.shown)
+    }
+}
+
+impl Drop for RedisExtraction {
+    fn drop(&mut self) {
+        self.inner.stop.store(true, Ordering::Relaxed);
+        self.inner.ready.notify_all();
     }
 }
 
@@ -124,18 +186,36 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl RedisState {
-    /// Extraction detection with these settings, tracked in this Redis.
+    /// Extraction detection with these settings, tracked in this Redis (starts its worker
+    /// thread, stopped when the tracker is dropped).
     #[must_use]
     pub fn extraction(self: &Arc<Self>, config: ExtractionConfig) -> RedisExtraction {
-        RedisExtraction {
+        let inner = Arc::new(Inner {
             state: Arc::clone(self),
             local: Extraction::new(config.clone()),
             config,
-            admit: redis::Script::new(ADMIT),
-            observe: redis::Script::new(OBSERVE),
-            hold: redis::Script::new(HOLD),
+            queue: Mutex::new(Queue::default()),
+            ready: Condvar::new(),
+            idle: Condvar::new(),
+            holds: Mutex::new(HashMap::new()),
+            alerts: Mutex::new(Vec::new()),
+            schemas: Mutex::new(HashMap::new()),
+            stop: AtomicBool::new(false),
+        });
+        let worker = Arc::clone(&inner);
+        let spawned = std::thread::Builder::new()
+            .name("rampart-extraction".into())
+            .spawn(move || worker.run());
+        if spawned.is_err() {
+            // No worker: everything queued would wait for ever, so nothing is queued.
+            inner.stop.store(true, Ordering::Relaxed);
         }
+        RedisExtraction { inner }
     }
 
     /// A drift window of `rows` rows of `features` values for one served model version
@@ -179,19 +259,6 @@ fn digest(parts: &[&str]) -> String {
     hex.get(..32).unwrap_or(&hex).to_owned()
 }
 
-impl RedisExtraction {
-    fn keys(&self, key: &str, model: &str) -> [String; 7] {
-        let base = format!("{}x:{}", self.state.prefix, digest(&[key, model]));
-        ["c", "l", "s", "d", "n", "h", "t"].map(|k| format!("{base}:{k}"))
-    }
-
-    /// Counted: this process decides alone.
-    fn alone(&self) -> &Extraction {
-        self.state.local.fetch_add(1, Ordering::Relaxed);
-        &self.local
-    }
-}
-
 fn kind_of(hold: &str) -> &'static str {
     let name = hold.rsplit_once(':').map_or(hold, |(k, _)| k);
     KINDS
@@ -201,79 +268,124 @@ fn kind_of(hold: &str) -> &'static str {
         .unwrap_or("extraction")
 }
 
-impl ExtractionState for RedisExtraction {
-    fn admit(&self, key: &str, model: &str) -> Result<(), Held> {
-        if !self.config.enabled {
-            return Ok(());
-        }
-        let [.., h, t] = self.keys(key, model);
-        let answer = self
-            .state
-            .call(|c| self.admit.key(&h).key(&t).invoke::<(i64, String, i64)>(c));
-        match answer {
-            Ok((0, _, _)) => Ok(()),
-            Ok((state, hold, left)) => Err(Held {
-                kind: kind_of(&hold),
-                retry_after: Duration::from_millis(u64::try_from(left).unwrap_or(1).max(1)),
-                blocked: state == 1,
-            }),
-            Err(_) => self.alone().admit(key, model),
+/// What one observation script returns.
+type Observed = (u64, i64, String, i64, Vec<i64>, Vec<f64>, Vec<i64>);
+
+/// What the hold script returns.
+type Started = (i64, String, i64);
+
+impl Inner {
+    fn keys(&self, key: &str, model: &str) -> [String; 6] {
+        let base = format!("{}x:{}", self.state.prefix, digest(&[key, model]));
+        ["c", "l", "s", "d", "n", "h"].map(|k| format!("{base}:{k}"))
+    }
+
+    fn run(&self) {
+        loop {
+            let batch: Vec<Obs> = {
+                let mut q = lock(&self.queue);
+                while q.items.is_empty() && !self.stop.load(Ordering::Relaxed) {
+                    q = self
+                        .ready
+                        .wait_timeout(q, Duration::from_millis(200))
+                        .map_or_else(|e| e.into_inner().0, |(g, _)| g);
+                }
+                if q.items.is_empty() {
+                    return;
+                }
+                q.busy = true;
+                q.values = 0;
+                q.items.drain(..).collect()
+            };
+            self.judge(batch);
+            lock(&self.queue).busy = false;
+            self.idle.notify_all();
         }
     }
 
-    fn observe(
-        &self,
-        key: &str,
-        model: &str,
-        x: &[f32],
-        schema: &[FeatureStats],
-        preds: &[Prediction],
-    ) -> Option<Alert> {
+    /// Sends a batch (one script per key and model, pipelined) and judges what comes back.
+    fn judge(&self, batch: Vec<Obs>) {
         let c = &self.config;
-        if !c.enabled {
-            return None;
-        }
-        let d = schema.len().max(1);
-        let rows = x.len() / d;
-        // Only the rows that can still be remembered are sent; all are counted.
-        let sent = rows.min(c.history + 1);
-        let first = rows - sent;
-        let [count, last, single, dist, near, hold, _] = self.keys(key, model);
-        let mut call = self.observe.prepare_invoke();
-        call.key(&count)
-            .key(&last)
-            .key(&single)
-            .key(&dist)
-            .key(&near)
-            .key(&hold)
-            .arg(d)
-            .arg(c.history.max(1))
-            .arg(ms(c.budget_window))
-            .arg(rows)
-            .arg(sent);
-        for f in schema {
-            call.arg(if f.std > 0.0 { f.std } else { 1.0 });
-        }
-        for _ in schema.len()..d {
-            call.arg(1.0);
-        }
-        for v in x.get(first * d..rows * d).unwrap_or_default() {
-            call.arg(if v.is_finite() {
-                v.to_string()
-            } else {
-                "0".into()
+        // Per key, model and width, in order of first appearance.
+        let mut groups: Vec<Vec<Obs>> = Vec::new();
+        let mut at: HashMap<(String, String, usize), usize> = HashMap::new();
+        for o in batch {
+            let id = (o.key.clone(), o.model.clone(), o.schema.len());
+            let i = *at.entry(id).or_insert_with(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
             });
+            if let Some(g) = groups.get_mut(i) {
+                g.push(o);
+            }
         }
-        for i in first..rows {
-            call.arg(u8::from(near_boundary(preds.get(i), c.boundary_margin)));
+        let mut pipe = redis::pipe();
+        for g in &groups {
+            let Some(first) = g.first() else { continue };
+            let d = first.schema.len().max(1);
+            let rows: usize = g.iter().map(|o| o.rows).sum();
+            // The last rows that can still be remembered, in order.
+            let mut x: Vec<f32> = Vec::new();
+            let mut near: Vec<bool> = Vec::new();
+            for o in g {
+                x.extend_from_slice(&o.x);
+                near.extend_from_slice(&o.near);
+            }
+            let sent = near.len().min(c.history + 1);
+            let skip = near.len() - sent;
+            let keys = self.keys(&first.key, &first.model);
+            let cmd = pipe.cmd("EVAL").arg(OBSERVE).arg(keys.len());
+            for k in &keys {
+                cmd.arg(k);
+            }
+            cmd.arg(d)
+                .arg(c.history.max(1))
+                .arg(ms(c.budget_window))
+                .arg(rows)
+                .arg(sent);
+            for f in first.schema.iter() {
+                cmd.arg(if f.std > 0.0 { f.std } else { 1.0 });
+            }
+            for _ in first.schema.len()..d {
+                cmd.arg(1.0);
+            }
+            for v in x.get(skip * d..).unwrap_or_default() {
+                cmd.arg(if v.is_finite() {
+                    v.to_string()
+                } else {
+                    "0".into()
+                });
+            }
+            for n in near.get(skip..).unwrap_or_default() {
+                cmd.arg(u8::from(*n));
+            }
         }
-        type Observed = (u64, i64, i64, Vec<i64>, Vec<f64>, Vec<i64>);
-        let observed = self.state.call(|conn| call.invoke::<Observed>(conn));
-        let Ok((rows_in_window, window_left, held, single, dist, near)) = observed else {
-            return self.alone().observe(key, model, x, schema, preds);
+        let answers = self.state.call(|conn| pipe.query::<Vec<Observed>>(conn));
+        let Ok(answers) = answers else {
+            // Redis cannot be asked: this process judges alone (counted).
+            for o in groups.into_iter().flatten() {
+                let alert =
+                    self.alone()
+                        .observe(&o.key, &o.model, &o.x, &o.schema, &near_preds(&o.near));
+                if let Some(a) = alert {
+                    self.alert(o.key, o.model, a);
+                }
+            }
+            return;
         };
-        if held > 0 {
-            return None;
+        for (g, answer) in groups.iter().zip(answers) {
+            let Some(first) = g.first() else { continue };
+            self.judged(first, answer);
+        }
+    }
+
+    /// Learns the hold `answer` reports, or judges its evidence.
+    fn judged(&self, o: &Obs, answer: Observed) {
+        let c = &self.config;
+        let (rows_in_window, window_left, hold, hold_left, single, dist, near) = answer;
+        if !hold.is_empty() && hold_left > 0 {
+            self.learn(&o.key, &o.model, &hold, hold_left);
+            return;
         }
         let single: Vec<Option<usize>> = single
             .into_iter()
@@ -286,7 +398,9 @@ impl ExtractionState for RedisExtraction {
             near: &near,
             dist: &dist,
         };
-        let alert = pattern(c, &evidence, schema)?;
+        let Some(alert) = pattern(c, &evidence, &o.schema) else {
+            return;
+        };
         let (until, blocked) = if alert.kind == "budget" {
             (
                 u64::try_from(window_left)
@@ -299,18 +413,198 @@ impl ExtractionState for RedisExtraction {
             (ms(c.cooldown), c.action == ExtractionAction::Block)
         };
         let value = format!("{}:{}", alert.kind, if blocked { 'b' } else { 't' });
-        let won = self.state.call(|conn| {
-            self.hold
-                .key(&hold)
-                .key(&single)
-                .key(&dist)
-                .key(&near)
-                .arg(value)
+        let [_, _, single, dist, near, hold] = self.keys(&o.key, &o.model);
+        let started = self.state.call(|conn| {
+            redis::cmd("EVAL")
+                .arg(HOLD)
+                .arg(4)
+                .arg(&hold)
+                .arg(&single)
+                .arg(&dist)
+                .arg(&near)
+                .arg(&value)
                 .arg(until)
-                .invoke::<i64>(conn)
+                .query::<Started>(conn)
         });
-        // Another replica started the hold first: it reports it.
-        matches!(won, Ok(1)).then_some(alert)
+        match started {
+            Ok((won, held, left)) => {
+                self.learn(&o.key, &o.model, &held, left);
+                // Another replica started the hold first: it reports it.
+                if won == 1 {
+                    self.alert(o.key.clone(), o.model.clone(), alert);
+                }
+            }
+            Err(_) => {
+                // Not recorded in Redis: held here, and reported.
+                self.state.local.fetch_add(1, Ordering::Relaxed);
+                self.learn(
+                    &o.key,
+                    &o.model,
+                    &value,
+                    i64::try_from(until).unwrap_or(i64::MAX),
+                );
+                self.alert(o.key.clone(), o.model.clone(), alert);
+            }
+        }
+    }
+
+    fn learn(&self, key: &str, model: &str, hold: &str, left_ms: i64) {
+        let Ok(left) = u64::try_from(left_ms) else {
+            return;
+        };
+        let mut holds = lock(&self.holds);
+        if holds.len() >= MAX_HOLDS && !holds.contains_key(key) {
+            holds.clear();
+        }
+        let per_key = holds.entry(key.to_owned()).or_default();
+        let last_allowed = per_key.get(model).and_then(|h| h.last_allowed);
+        per_key.insert(
+            model.to_owned(),
+            Hold {
+                kind: kind_of(hold),
+                blocked: hold.ends_with('b'),
+                until: Instant::now() + Duration::from_millis(left),
+                last_allowed,
+            },
+        );
+    }
+
+    fn alert(&self, key: String, model: String, alert: Alert) {
+        let mut alerts = lock(&self.alerts);
+        if alerts.len() < MAX_ALERTS {
+            alerts.push((key, model, alert));
+        }
+    }
+
+    /// Counted: this process decides alone.
+    fn alone(&self) -> &Extraction {
+        self.state.local.fetch_add(1, Ordering::Relaxed);
+        &self.local
+    }
+
+    /// The schema to keep with an observation (one copy per model while it stays the same).
+    fn schema(&self, model: &str, schema: &[FeatureStats]) -> Arc<[FeatureStats]> {
+        let mut schemas = lock(&self.schemas);
+        match schemas.get(model) {
+            Some(s) if **s == *schema => Arc::clone(s),
+            _ => {
+                if schemas.len() >= MAX_HOLDS {
+                    schemas.clear();
+                }
+                let s: Arc<[FeatureStats]> = schema.into();
+                schemas.insert(model.to_owned(), Arc::clone(&s));
+                s
+            }
+        }
+    }
+}
+
+/// Class predictions near the boundary or not, for the local fallback (which reads the
+/// probabilities): a near row as an even split, another as a confident one.
+fn near_preds(near: &[bool]) -> Vec<Prediction> {
+    near.iter()
+        .map(|n| Prediction::Class {
+            class: 0,
+            proba: if *n { vec![0.5, 0.5] } else { vec![1.0, 0.0] },
+        })
+        .collect()
+}
+
+impl ExtractionState for RedisExtraction {
+    fn admit(&self, key: &str, model: &str) -> Result<(), Held> {
+        let inner = &self.inner;
+        if !inner.config.enabled {
+            return Ok(());
+        }
+        {
+            let now = Instant::now();
+            let mut holds = lock(&inner.holds);
+            if let Some(h) = holds.get_mut(key).and_then(|m| m.get_mut(model))
+                && now < h.until
+            {
+                if h.blocked {
+                    return Err(Held {
+                        kind: h.kind,
+                        retry_after: h.until - now,
+                        blocked: true,
+                    });
+                }
+                // Throttled: one request per second (on this replica).
+                match h.last_allowed {
+                    Some(at) if now.duration_since(at) < Duration::from_secs(1) => {
+                        return Err(Held {
+                            kind: h.kind,
+                            retry_after: Duration::from_secs(1) - now.duration_since(at),
+                            blocked: false,
+                        });
+                    }
+                    _ => h.last_allowed = Some(now),
+                }
+            }
+        }
+        // Holds judged here while Redis could not be asked.
+        inner.local.admit(key, model)
+    }
+
+    fn observe(
+        &self,
+        key: &str,
+        model: &str,
+        x: &[f32],
+        schema: &[FeatureStats],
+        preds: &[Prediction],
+    ) -> Option<Alert> {
+        let inner = &self.inner;
+        let c = &inner.config;
+        if !c.enabled {
+            return None;
+        }
+        let d = schema.len().max(1);
+        let rows = x.len() / d;
+        // Only the rows that can still be remembered are kept; all are counted.
+        let kept = rows.min(c.history + 1);
+        let first = rows - kept;
+        let values = kept * d;
+        let full = {
+            let q = lock(&inner.queue);
+            q.items.len() >= MAX_QUEUED || q.values + values > MAX_QUEUED_VALUES
+        };
+        if full || inner.stop.load(Ordering::Relaxed) {
+            return inner.alone().observe(key, model, x, schema, preds);
+        }
+        let o = Obs {
+            key: key.to_owned(),
+            model: model.to_owned(),
+            schema: inner.schema(model, schema),
+            rows,
+            x: x.get(first * d..rows * d).unwrap_or_default().to_vec(),
+            near: (first..rows)
+                .map(|i| near_boundary(preds.get(i), c.boundary_margin))
+                .collect(),
+        };
+        {
+            let mut q = lock(&inner.queue);
+            q.values += o.x.len();
+            q.items.push_back(o);
+        }
+        inner.ready.notify_one();
+        None
+    }
+
+    fn take_alerts(&self) -> Vec<(String, String, Alert)> {
+        std::mem::take(&mut *lock(&self.inner.alerts))
+    }
+
+    fn settle(&self) {
+        let inner = &self.inner;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut q = lock(&inner.queue);
+        while (!q.items.is_empty() || q.busy) && Instant::now() < deadline {
+            q = inner
+                .idle
+                .wait_timeout(q, Duration::from_millis(50))
+                .map_or_else(|e| e.into_inner().0, |(g, _)| g);
+        }
     }
 }
 
