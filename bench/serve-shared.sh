@@ -10,12 +10,17 @@
 #   registry: each command timed as a whole process (start-up included), median of RUNS.
 # Servers: redis-server and PostgreSQL from Debian's packages, started here on free loopback
 # ports (PostgreSQL as the postgres user when run as root), removed at the end.
-# Usage: bench/serve-shared.sh   (DUR=15 CONN=48 RUNS=7 by default; needs wrk).
+#   registry backends: SQLite + files, PostgreSQL + files, PostgreSQL + S3 — the S3 server is
+#            moto (PyPI moto[server] 5.1.18, Python, in memory; the venv the tests use under
+#            target/tmp/venv-moto), so that column measures moto as much as rampart.
+# Usage: bench/serve-shared.sh   (DUR=15 CONN=48 RUNS=7 PARTS="gateway registry" by default;
+#        needs wrk).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${DUR:-15}
 CONN=${CONN:-48}
 RUNS=${RUNS:-7}
+PARTS=${PARTS:-gateway registry}
 command -v wrk >/dev/null || { echo "bench: install wrk (apt-get install wrk)" >&2; exit 1; }
 command -v redis-server >/dev/null || { echo "bench: install redis-server" >&2; exit 1; }
 INITDB=$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | tail -1)
@@ -123,6 +128,7 @@ PYEOF
 wait_wrk() { local j; for j in $(jobs -p); do case " ${PIDS[*]} " in *" $j "*) ;; *) wait "$j";; esac; done; }
 
 : > "$W/results.txt"
+if [[ " $PARTS " == *" gateway "* ]]; then
 echo "== gateway, wrk -c$CONN -d${DUR}s"
 # local/redis: extraction detection on (its tracking is shared too in Redis);
 # local-nx/redis-nx: off, so only the limits and nonces are shared.
@@ -138,30 +144,48 @@ for mode in local redis local-nx redis-nx; do
   for p in "${PIDS[-1]}" "${PIDS[-2]}" "${PIDS[-3]}"; do wait "$p" 2>/dev/null || true; done
 done
 cp "$W/policy-local.toml" "$POLICY"
+fi
 
-echo "== registry: register, promote, checkout (median of $RUNS, whole processes)"
 : > "$W/registry.txt"
-for backend in sqlite postgres; do
+if [[ " $PARTS " == *" registry "* ]]; then
+echo "== registry: register, promote, checkout (median of $RUNS, whole processes)"
+MOTO=$PWD/target/tmp/venv-moto
+if [ ! -x "$MOTO/bin/moto_server" ]; then
+  python3 -m venv "$MOTO"
+  "$MOTO/bin/pip" install --quiet "moto[server]==5.1.18"
+fi
+MOTO_PORT=18213
+"$MOTO/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" > /dev/null 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 100); do
+  [ "$(curl -s -o /dev/null -w '%{http_code}' -X PUT "http://127.0.0.1:$MOTO_PORT/rampart-bench")" = 200 ] && break
+  sleep 0.2
+done
+for backend in sqlite postgres postgres-s3; do
   RH=$W/reg-$backend
   "$R" --home "$RH" init > /dev/null
-  if [ "$backend" = postgres ]; then
-    "$PY" - "$RH/rampart.toml" "$PG_URL" <<'PYEOF'
-import sys
-open(sys.argv[1], "a").write(f'\n[storage]\nregistry = "{sys.argv[2]}"\n')
-PYEOF
+  case $backend in
+    postgres) printf '\n[storage]\nregistry = "%s"\n' "$PG_URL" >> "$RH/rampart.toml" ;;
+    postgres-s3) printf '\n[storage]\nregistry = "%s"\nblobs = "s3://rampart-bench/%s"\n' "$PG_URL" "$backend" >> "$RH/rampart.toml" ;;
+  esac
+  if [ "$backend" = postgres-s3 ]; then
+    export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT" AWS_ALLOW_HTTP=true AWS_REGION=us-east-1 \
+      AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
   fi
   "$R" --home "$RH" trust add "$H/keys/signing.pub.pem" --name bench > /dev/null
+  # Each backend its own model names (the two PostgreSQL homes share one database).
   for i in $(seq 1 "$RUNS"); do
     t0=$(date +%s%N)
-    "$R" --home "$RH" model register "$W/run" --name "m$i" > /dev/null
+    "$R" --home "$RH" model register "$W/run" --name "m${backend//-/}$i" > /dev/null
     t1=$(date +%s%N)
-    "$R" --home "$RH" model promote "m$i@1" --to staging > /dev/null
+    "$R" --home "$RH" model promote "m${backend//-/}$i@1" --to staging > /dev/null
     t2=$(date +%s%N)
-    "$R" --home "$RH" model checkout "m$i@staging" --output "$W/out-$backend-$i" > /dev/null
+    "$R" --home "$RH" model checkout "m${backend//-/}$i@staging" --output "$W/out-$backend-$i" > /dev/null
     t3=$(date +%s%N)
     echo "$backend $(( (t1 - t0) / 1000 )) $(( (t2 - t1) / 1000 )) $(( (t3 - t2) / 1000 ))" >> "$W/registry.txt"
   done
 done
+fi
 
 "$PY" - "$W/results.txt" "$W/registry.txt" <<'PYEOF'
 import statistics, sys
@@ -171,7 +195,7 @@ for line in open(sys.argv[1]):
     r[f[0]] = (float(f[1]), f[7])
 for k, (rps, p99) in r.items():
     print(f"{k:8} {rps:9.0f} req/s  p99 {p99} ms")
-for nx, what in (("", "limits, nonces and extraction tracking"), ("-nx", "limits and nonces (no extraction detection)")):
+for nx, what in [] if not r else (("", "limits, nonces and extraction tracking"), ("-nx", "limits and nonces (no extraction detection)")):
     print(f"{what}:")
     print(f"  one replica: Redis-backed / in process = {r['1-redis' + nx][0] / r['1-local' + nx][0]:.2f} (goal >= 0.75)")
     print(f"  three replicas: Redis-backed / in process = {r['3-redis' + nx][0] / r['3-local' + nx][0]:.2f}")
@@ -181,5 +205,5 @@ for line in open(sys.argv[2]):
     rows.setdefault(b, []).append([int(x) for x in t])
 for b, v in rows.items():
     med = [statistics.median(x[i] for x in v) / 1000 for i in range(3)]
-    print(f"{b:8} register {med[0]:7.1f} ms  promote {med[1]:7.1f} ms  checkout {med[2]:7.1f} ms")
+    print(f"{b:12} register {med[0]:7.1f} ms  promote {med[1]:7.1f} ms  checkout {med[2]:7.1f} ms")
 PYEOF
