@@ -424,9 +424,10 @@ pub mod extraction_conformance {
         }
     }
 
-    /// `d` features with the statistics of a uniform 0..10 training set (also the unit
-    /// tests' schema).
-    pub(crate) fn schema_of(d: usize) -> Vec<FeatureStats> {
+    /// `d` features with the statistics of a uniform 0..10 training set (the suite's schema,
+    /// also for a store's own tests).
+    #[must_use]
+    pub fn schema_of(d: usize) -> Vec<FeatureStats> {
         (0..d)
             .map(|j| FeatureStats {
                 name: format!("f{j}"),

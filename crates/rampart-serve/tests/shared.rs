@@ -81,17 +81,7 @@ fn redis_passes_the_extraction_and_drift_conformance_suites() {
 }
 
 fn stats(d: usize) -> Vec<rampart_ml::model::FeatureStats> {
-    (0..d)
-        .map(|j| rampart_ml::model::FeatureStats {
-            name: format!("f{j}"),
-            min: 0.0,
-            max: 10.0,
-            mean: 5.0,
-            std: 2.0,
-            deciles: (1..10).map(f64::from).collect(),
-            shares: vec![0.1; 10],
-        })
-        .collect()
+    extraction_conformance::schema_of(d)
 }
 
 fn confident() -> rampart_ml::Prediction {

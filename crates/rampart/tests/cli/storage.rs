@@ -345,13 +345,9 @@ fn a_home_log_cut_back_after_anchoring_fails_audit_verify_anchor() {
     assert!(out.contains("after it was anchored"), "{out}");
 }
 
-#[test]
-fn three_gateways_sharing_redis_hold_one_limit_refuse_replays_and_fail_closed_without_it() {
-    use crate::serve::{
-        JSON, auth, curl, home_with_production_model, infer_body, key, send_signed, start,
-    };
-    let mut redis = rampart_serve::shared::testing::Server::new().unwrap();
-    let s = home_with_production_model();
+/// A home with a production model whose gateways share `redis`.
+fn home_with_redis(redis: &rampart_serve::shared::testing::Server) -> Scratch {
+    let s = crate::serve::home_with_production_model();
     let p = s.home().join("rampart.toml");
     let mut policy = std::fs::read_to_string(&p).unwrap();
     policy.push_str(&format!(
@@ -359,6 +355,14 @@ fn three_gateways_sharing_redis_hold_one_limit_refuse_replays_and_fail_closed_wi
         redis.url()
     ));
     std::fs::write(&p, policy).unwrap();
+    s
+}
+
+#[test]
+fn three_gateways_sharing_redis_hold_one_limit_refuse_replays_and_fail_closed_without_it() {
+    use crate::serve::{JSON, auth, curl, infer_body, key, send_signed, start};
+    let mut redis = rampart_serve::shared::testing::Server::new().unwrap();
+    let s = home_with_redis(&redis);
     let slow = key(&s, &["--rate", "1", "--burst", "10"]);
     let replicas = [start(&s, &[]), start(&s, &[]), start(&s, &[])];
     let body = infer_body(&[[10.0, 5.0]]);
@@ -445,16 +449,9 @@ fn three_gateways_sharing_redis_hold_one_limit_refuse_replays_and_fail_closed_wi
 
 #[test]
 fn an_extraction_sweep_spread_over_three_gateways_is_seen_and_held_on_all() {
-    use crate::serve::{JSON, auth, curl, home_with_production_model, infer_body, key, start};
+    use crate::serve::{JSON, auth, curl, infer_body, key, start};
     let redis = rampart_serve::shared::testing::Server::new().unwrap();
-    let s = home_with_production_model();
-    let p = s.home().join("rampart.toml");
-    let mut policy = std::fs::read_to_string(&p).unwrap();
-    policy.push_str(&format!(
-        "\n[storage]\nshared_state = \"{}\"\n",
-        redis.url()
-    ));
-    std::fs::write(&p, policy).unwrap();
+    let s = home_with_redis(&redis);
     let token = key(&s, &[]);
     let replicas = [start(&s, &[]), start(&s, &[]), start(&s, &[])];
     let ask = |i: usize, row: [f64; 2]| {
