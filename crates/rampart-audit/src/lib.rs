@@ -43,6 +43,7 @@ pub mod conformance;
 mod error;
 mod log;
 mod record;
+pub mod siem;
 mod verify;
 
 pub use action::{Action, Auditor, NotRecorded, Recorder, Unrecorded};

@@ -85,6 +85,7 @@ pub struct AuditLog {
     local: Mutex<()>,
     auto_checkpoint: Option<(SigningKey, u64)>,
     anchor: Option<std::sync::Arc<dyn crate::anchor::Anchor>>,
+    siem: Option<crate::siem::Syslog>,
 }
 
 impl AuditLog {
@@ -100,6 +101,7 @@ impl AuditLog {
             local: Mutex::new(()),
             auto_checkpoint: None,
             anchor: None,
+            siem: None,
         };
         for path in [&log.log_path, &log.checkpoints_path] {
             open_append(path)?;
@@ -120,6 +122,19 @@ impl AuditLog {
     pub fn with_anchor(mut self, anchor: std::sync::Arc<dyn crate::anchor::Anchor>) -> Self {
         self.anchor = Some(anchor);
         self
+    }
+
+    /// Also ships every record appended from now on to a SIEM (after it is in the local log).
+    #[must_use]
+    pub fn with_siem(mut self, siem: crate::siem::Syslog) -> Self {
+        self.siem = Some(siem);
+        self
+    }
+
+    /// The SIEM forwarder, if any (its sent and dropped counts).
+    #[must_use]
+    pub const fn siem(&self) -> Option<&crate::siem::Syslog> {
+        self.siem.as_ref()
     }
 
     /// The anchor checkpoints go to, if any.
@@ -169,6 +184,9 @@ impl AuditLog {
             && seq % every == 0
         {
             self.write_checkpoint(key, seq, &record.hash)?;
+        }
+        if let Some(siem) = &self.siem {
+            siem.send(&record);
         }
         Ok(record)
         // `file` is closed here, which releases the lock.

@@ -22,7 +22,7 @@ pub enum LogError {
     /// A `since` that is not a time.
     #[error("{0:?} is not a time")]
     Since(String),
-    /// The audit anchor is not configured, or its URL is refused.
+    /// The audit anchor or SIEM is not configured, or its URL is refused.
     #[error("{0}")]
     Anchor(String),
 }
@@ -127,10 +127,18 @@ fn record_verification(
 /// The log cannot be opened; the anchor's URL is refused or it cannot be reached.
 pub fn open_log(home: &crate::Home, policy: &crate::Policy) -> Result<AuditLog, LogError> {
     let log = AuditLog::open(&home.audit_dir())?;
-    Ok(match anchor(policy)? {
+    let log = match anchor(policy)? {
         Some(a) => log.with_anchor(a),
         None => log,
-    })
+    };
+    Ok(
+        match policy.storage.siem().map_err(|e| LogError::Anchor(e.0))? {
+            Some(target) => log.with_siem(
+                rampart_audit::siem::Syslog::start(target).map_err(|e| LogError::Anchor(e.0))?,
+            ),
+            None => log,
+        },
+    )
 }
 
 /// The anchor `policy` names, connected.

@@ -79,6 +79,11 @@ pub struct StoragePolicy {
     /// Environment: `RAMPART_STORAGE_AUDIT_ANCHOR`.
     #[serde(default)]
     pub audit_anchor: Option<String>,
+    /// Every audit record also shipped to a SIEM as RFC 5424 syslog: `syslog+tcp://HOST:PORT`
+    /// or `syslog+tls://HOST:PORT[?ca=/path/ca.pem]` (default: nowhere). Environment:
+    /// `RAMPART_STORAGE_SIEM`.
+    #[serde(default)]
+    pub siem: Option<String>,
 }
 
 /// What a gateway does while its shared state store cannot be reached.
@@ -108,6 +113,9 @@ pub const ENV_STORAGE_REGISTRY: &str = "RAMPART_STORAGE_REGISTRY";
 
 /// The environment variable that overrides `[storage] audit_anchor`.
 pub const ENV_STORAGE_AUDIT_ANCHOR: &str = "RAMPART_STORAGE_AUDIT_ANCHOR";
+
+/// The environment variable that overrides `[storage] siem`.
+pub const ENV_STORAGE_SIEM: &str = "RAMPART_STORAGE_SIEM";
 
 /// Where a part of the storage lives.
 #[derive(Debug, Clone)]
@@ -182,7 +190,28 @@ impl StoragePolicy {
         )
     }
 
+    /// Where audit records are shipped: `RAMPART_STORAGE_SIEM`, else `siem`, else nowhere.
+    ///
+    /// # Errors
+    /// A URL that is not `syslog+tcp://` or `syslog+tls://` (named by where it was read).
+    pub fn siem(&self) -> Result<Option<rampart_audit::siem::Target>, StorageUrlError> {
+        let (url, from) = match std::env::var(ENV_STORAGE_SIEM) {
+            Ok(u) if !u.trim().is_empty() => (u, ENV_STORAGE_SIEM),
+            _ => match &self.siem {
+                Some(u) => (u.clone(), "storage.siem"),
+                None => return Ok(None),
+            },
+        };
+        rampart_audit::siem::Target::parse(url.trim())
+            .map(Some)
+            .map_err(|e| StorageUrlError(format!("{from}: {e}")))
+    }
+
     fn validate(&self) -> Result<(), String> {
+        if let Some(url) = &self.siem {
+            rampart_audit::siem::Target::parse(url.trim())
+                .map_err(|e| format!("storage.siem: {e}"))?;
+        }
         if let Some(url) = &self.blobs {
             if url.contains('@') || url.contains('?') {
                 return Err(

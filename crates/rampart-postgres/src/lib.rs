@@ -19,6 +19,8 @@ use std::sync::Arc;
 
 use postgres::config::{Host, SslMode};
 pub use postgres::{Client, Row, Transaction};
+/// The TLS library the connections use (for other clients sharing [`client_config`]).
+pub use rustls;
 
 /// What can go wrong reaching or preparing a database.
 #[derive(Debug, thiserror::Error)]
@@ -268,23 +270,35 @@ impl Target {
 fn tls(
     root_cert: Option<&std::path::Path>,
 ) -> Result<tokio_postgres_rustls::MakeRustlsConnect, PgError> {
+    client_config(root_cert, "PGSSLROOTCERT").map(tokio_postgres_rustls::MakeRustlsConnect::new)
+}
+
+/// A TLS client configuration (rustls, ring) trusting the certificates in `root_cert`, else the
+/// web PKI's roots; `label` names the setting the file came from in errors.
+///
+/// # Errors
+/// [`PgError::Tls`]: the file cannot be read or holds no PEM certificate.
+pub fn client_config(
+    root_cert: Option<&std::path::Path>,
+    label: &str,
+) -> Result<rustls::ClientConfig, PgError> {
     let mut roots = rustls::RootCertStore::empty();
     match root_cert {
         Some(path) => {
             let text = std::fs::read(path)
-                .map_err(|e| PgError::Tls(format!("PGSSLROOTCERT {}: {e}", path.display())))?;
+                .map_err(|e| PgError::Tls(format!("{label} {}: {e}", path.display())))?;
             let mut n = 0usize;
             for cert in rustls_pemfile::certs(&mut text.as_slice()) {
-                let cert = cert
-                    .map_err(|e| PgError::Tls(format!("PGSSLROOTCERT {}: {e}", path.display())))?;
+                let cert =
+                    cert.map_err(|e| PgError::Tls(format!("{label} {}: {e}", path.display())))?;
                 roots
                     .add(cert)
-                    .map_err(|e| PgError::Tls(format!("PGSSLROOTCERT: {e}")))?;
+                    .map_err(|e| PgError::Tls(format!("{label}: {e}")))?;
                 n += 1;
             }
             if n == 0 {
                 return Err(PgError::Tls(format!(
-                    "PGSSLROOTCERT {} holds no PEM certificate",
+                    "{label} {} holds no PEM certificate",
                     path.display()
                 )));
             }
@@ -292,12 +306,11 @@ fn tls(
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| PgError::Tls(e.to_string()))?
         .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+        .with_no_client_auth())
 }
 
 /// Brings `component`'s tables to the newest of `migrations` (each one SQL batch, in order;

@@ -167,8 +167,17 @@ fn start() -> Result<Server, String> {
     })
 }
 
-/// A CA and a server certificate it signed for 127.0.0.1 and localhost (openssl), in `dir`;
-/// the CA's certificate file.
+/// A CA and a server certificate it signed for 127.0.0.1 and localhost (openssl), in `dir`
+/// (`ca.pem`, `server.pem`, `server.key`, 0600); the CA's certificate file. For any test
+/// server that speaks TLS.
+///
+/// # Errors
+/// When openssl is missing or fails.
+pub fn test_certificates(dir: &Path) -> Result<PathBuf, Unavailable> {
+    certificates(dir, None).map_err(Unavailable)
+}
+
+/// As [`test_certificates`], the files given to `owner` (uid, gid).
 fn certificates(dir: &Path, owner: Option<(u32, u32)>) -> Result<PathBuf, String> {
     let openssl = |args: &[&str]| -> Result<(), String> {
         let out = Command::new("openssl")

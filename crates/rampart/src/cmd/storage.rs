@@ -54,8 +54,25 @@ fn check(ctx: &Ctx) -> Result<Status, CliError> {
         }
         None => None,
     };
+    // The SIEM: reachable now (connected, TLS handshake done).
+    let siem = match policy.storage.siem().map_err(CliError::input)? {
+        Some(target) => {
+            rampart_audit::siem::probe(&target).map_err(|e| {
+                CliError::input(e).hint(
+                    "check [storage] siem (or RAMPART_STORAGE_SIEM), that the collector \
+                     listens, and for TLS its certificate and ?ca=",
+                )
+            })?;
+            Some(target.addr)
+        }
+        None => None,
+    };
     match ctx.format {
         Format::Json | Format::Sarif => output::print_json(&json!({
+            "siem": match &siem {
+                Some(addr) => json!({"backend": "syslog", "server": addr}),
+                None => json!({"backend": "none"}),
+            },
             "registry": metadata,
             "blobs": blobs,
             "shared_state": match &shared {
@@ -87,7 +104,7 @@ fn check(ctx: &Ctx) -> Result<Status, CliError> {
             };
             let shared = match &shared {
                 Some((redis, fallback)) => format!(
-                    "{redis}  ok (limits and nonces; without it: {})",
+                    "{redis}  ok (limits, nonces, extraction tracking, drift; without it: {})",
                     match fallback {
                         rampart_home::SharedFallback::Closed => "refuse (503)",
                         rampart_home::SharedFallback::Local => "decide per replica, audited",
@@ -99,12 +116,17 @@ fn check(ctx: &Ctx) -> Result<Status, CliError> {
                 "registry     {registry}\n\
                  blobs        {}\n\
                  shared state {shared}\n\
-                 audit anchor {anchor}\n",
+                 audit anchor {anchor}\n\
+                 siem         {}\n",
                 match &blobs {
                     rampart_registry::BlobsCheck::Files { path } =>
                         format!("files in {}", path.display()),
                     rampart_registry::BlobsCheck::S3 { url } =>
                         format!("{url}  ok (written and read back)"),
+                },
+                match &siem {
+                    Some(addr) => format!("syslog at {addr}  ok (connected)"),
+                    None => "none (records stay in each home's log)".into(),
                 }
             ))?;
         }

@@ -175,6 +175,7 @@ fn storage_urls_that_must_not_be_used_are_refused_by_name() {
             "shared_state = \"redis://:hunter2@127.0.0.1:6379/0\"",
             "RAMPART_STORAGE_SHARED_STATE",
         ),
+        ("siem = \"udp://127.0.0.1:514\"", "syslog+tls://HOST:PORT"),
     ] {
         let s = Scratch::init();
         let p = s.home().join("rampart.toml");
@@ -207,6 +208,54 @@ fn storage_urls_that_must_not_be_used_are_refused_by_name() {
     let s = Scratch::init();
     let check = s.json(&["storage", "check"]);
     assert_eq!(check["registry"]["backend"], "sqlite");
+}
+
+#[test]
+fn every_command_ships_its_audit_records_to_the_siem_and_storage_check_probes_it() {
+    let collector = rampart_audit::siem::testing::Rsyslog::new(true).unwrap();
+    let s = Scratch::init();
+    let p = s.home().join("rampart.toml");
+    let mut policy = std::fs::read_to_string(&p).unwrap();
+    policy.push_str(&format!("\n[storage]\nsiem = \"{}\"\n", collector.url()));
+    std::fs::write(&p, policy).unwrap();
+    let check = s.json(&["storage", "check"]);
+    assert_eq!(check["siem"]["backend"], "syslog", "{check}");
+    // A refused command and an allowed one: both records arrive, as in the local log.
+    let (code, _, _) = s.run(&["model", "show", "nothing@1"]);
+    assert_ne!(code, 0);
+    let (code, out, err) = s.run(&["audit", "verify"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let local: Vec<Value> = std::fs::read_to_string(s.home().join("audit/audit.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let shipped = collector.wait_for(local.len(), std::time::Duration::from_secs(5));
+    let shipped_hashes: Vec<Value> = shipped
+        .iter()
+        .map(|f| serde_json::from_str::<Value>(f[4].trim()).unwrap()["hash"].clone())
+        .collect();
+    // Every record written since the SIEM was configured (init's came before it).
+    for record in local.iter().filter(|r| r["action"] != "home.init") {
+        assert!(
+            shipped_hashes.contains(&record["hash"]),
+            "{} not shipped: {shipped:?}",
+            record["action"]
+        );
+    }
+    assert!(
+        shipped.iter().any(|f| f[1] == "audit.verify"),
+        "{shipped:?}"
+    );
+    // A collector that is not there: storage check fails, naming it.
+    let port = collector.port;
+    drop(collector);
+    let (code, _, err) = s.run(&["storage", "check"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!("localhost:{port}")) && err.contains("siem"),
+        "{err}"
+    );
 }
 
 #[test]
