@@ -120,3 +120,29 @@ fn records_wait_while_the_collector_is_down_and_arrive_when_it_starts() {
     assert_eq!(log.siem().unwrap().sent(), 2);
     assert_eq!(log.siem().unwrap().dropped(), 0);
 }
+
+/// Log injection: a detail carrying newlines and a forged syslog frame (what a hostile file
+/// name or model name could hold) stays inside its one message.
+#[test]
+fn a_forged_frame_inside_a_record_stays_one_message() {
+    let collector = Rsyslog::new(false).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(dir.path())
+        .unwrap()
+        .with_siem(Syslog::start(Target::parse(&collector.url()).unwrap()).unwrap());
+    let forged = "x\n58 <13>1 2026-01-01T00:00:00Z h rampart 1 trust.add - {\"forged\":true}\n";
+    let record = log
+        .append(Event::new("tester", "scan.model", Outcome::Denied).detail("path", forged))
+        .unwrap();
+    drop(log);
+    std::thread::sleep(Duration::from_millis(500));
+    let got = collector.received();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0][1], "scan.model");
+    let shipped: serde_json::Value = serde_json::from_str(got[0][4].trim()).unwrap();
+    assert_eq!(shipped["details"]["path"], serde_json::Value::from(forged));
+    assert_eq!(
+        shipped["hash"],
+        serde_json::Value::from(record.hash.as_str())
+    );
+}

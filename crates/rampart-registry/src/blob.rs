@@ -48,6 +48,34 @@ pub enum BlobError {
     },
 }
 
+/// Creates `to` (which must not exist), fills it with what `fill` streams into its sink and
+/// syncs it; removes it if `fill` fails (a blob that does not verify leaves nothing behind).
+/// What every store's `copy_to` does around its own reading.
+///
+/// # Errors
+/// `fill`'s error, or I/O on `to`.
+pub(crate) fn write_new(
+    to: &Path,
+    fill: impl FnOnce(&mut dyn FnMut(&[u8]) -> std::io::Result<()>) -> Result<u64, BlobError>,
+) -> Result<u64, BlobError> {
+    let mut f = File::options()
+        .write(true)
+        .create_new(true)
+        .open(to)
+        .map_err(io(to))?;
+    match fill(&mut |c| f.write_all(c)) {
+        Ok(n) => {
+            f.sync_all().map_err(io(to))?;
+            Ok(n)
+        }
+        Err(e) => {
+            drop(f);
+            let _ = fs::remove_file(to);
+            Err(e)
+        }
+    }
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BlobError + '_ {
     move |source| BlobError::Io {
         path: path.to_path_buf(),
@@ -244,22 +272,7 @@ impl BlobStore for FsBlobStore {
     }
 
     fn copy_to(&self, digest: &Digest, to: &Path, limit: u64) -> Result<u64, BlobError> {
-        let mut f = File::options()
-            .write(true)
-            .create_new(true)
-            .open(to)
-            .map_err(io(to))?;
-        match self.stream(digest, limit, &mut |c| f.write_all(c)) {
-            Ok(n) => {
-                f.sync_all().map_err(io(to))?;
-                Ok(n)
-            }
-            Err(e) => {
-                drop(f);
-                let _ = fs::remove_file(to);
-                Err(e)
-            }
-        }
+        write_new(to, |sink| self.stream(digest, limit, sink))
     }
 
     fn verify(&self, digest: &Digest) -> Result<u64, BlobError> {

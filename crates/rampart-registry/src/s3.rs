@@ -287,26 +287,7 @@ impl BlobStore for S3BlobStore {
     }
 
     fn copy_to(&self, digest: &Digest, to: &Path, limit: u64) -> Result<u64, BlobError> {
-        let io = |source| BlobError::Io {
-            path: to.to_path_buf(),
-            source,
-        };
-        let mut file = File::options()
-            .write(true)
-            .create_new(true)
-            .open(to)
-            .map_err(io)?;
-        match self.fetch(digest, limit, &mut |c| file.write_all(c)) {
-            Ok(n) => {
-                file.sync_all().map_err(io)?;
-                Ok(n)
-            }
-            Err(e) => {
-                drop(file);
-                let _ = std::fs::remove_file(to);
-                Err(e)
-            }
-        }
+        crate::blob::write_new(to, |sink| self.fetch(digest, limit, sink))
     }
 
     fn verify(&self, digest: &Digest) -> Result<u64, BlobError> {
