@@ -195,6 +195,7 @@ mod tests {
         assert!(infer_any(&b"PAR1 broken"[..], 100, None, dir.path()).is_err());
         let detector = crate::pii::Detector::new(crate::pii::DetectorOptions::default()).unwrap();
         let columns = std::collections::BTreeMap::new();
+        let personal = crate::pii::table::PersonalColumns::default();
         let job = || CsvJob {
             detector: &detector,
             reader: ReaderOptions::default(),
@@ -202,6 +203,7 @@ mod tests {
             columns: &columns,
             findings: None,
             safe_csv: false,
+            personal: &personal,
         };
         let csv = b"name,email\nann,ann@example.com\n";
         let report = process_any(&csv[..], Input::Table, dir.path(), job()).unwrap();

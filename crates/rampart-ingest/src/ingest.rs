@@ -663,6 +663,8 @@ pub fn ingest(
             entities: Vec::new(),
         })
         .map_err(IngestError::Pii)?;
+        // The schema's personal columns are redacted whole, recognised or not.
+        let personal = rampart_data::pii::table::PersonalColumns::from_schema(&schema);
         let mut redacted_file = store.incoming()?;
         let (pii, sealed) = {
             let mut plain = open_sealed(clean_file.temp_path(), keys)?;
@@ -677,7 +679,10 @@ pub fn ingest(
                     file,
                     &detector,
                     Some((&redactor, &mut out.out)),
-                    &columns,
+                    rampart_data::pii::table::ParquetColumns {
+                        operators: &columns,
+                        personal: &personal,
+                    },
                     None,
                 )
             } else {
@@ -693,6 +698,7 @@ pub fn ingest(
                         redact: Some((&redactor, &mut out.out)),
                         columns: &columns,
                         findings: None,
+                        personal: &personal,
                     },
                 )
             };

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use rampart_audit::{Action, Outcome};
 use rampart_data::csv::ReaderOptions;
-use rampart_data::pii::table::{CsvJob, Input, MAX_LINE_BYTES, PiiReport, process_any};
+use rampart_data::pii::table::{
+    CsvJob, Input, MAX_LINE_BYTES, PersonalColumns, PiiReport, process_any,
+};
 use rampart_data::pii::{Detector, DetectorOptions, Entity, Operator, PiiError, Redactor};
 use rampart_home::Session;
 
@@ -28,6 +30,8 @@ pub struct PiiRequest {
     pub text: bool,
     /// The longest CSV record, in bytes.
     pub max_row_bytes: usize,
+    /// Columns redacted (and reported) whole: a schema's personal columns.
+    pub personal: PersonalColumns,
 }
 
 impl Default for PiiRequest {
@@ -37,6 +41,7 @@ impl Default for PiiRequest {
             min_confidence: None,
             text: false,
             max_row_bytes: 1 << 20,
+            personal: PersonalColumns::default(),
         }
     }
 }
@@ -71,12 +76,12 @@ struct Job<'a> {
     safe_csv: bool,
 }
 
-fn process(
+fn process<'a>(
     s: &Session<'_>,
     path: &Path,
-    req: &PiiRequest,
+    req: &'a PiiRequest,
     reader: Box<dyn Read + Send>,
-    job: Job<'_>,
+    job: Job<'a>,
 ) -> Result<PiiReport, IngestError> {
     let runs = s.home.root().join("runs");
     rampart_home::secure_fs::create_private_dir(&runs)?;
@@ -90,6 +95,7 @@ fn process(
         columns: job.columns,
         findings: job.findings,
         safe_csv: job.safe_csv,
+        personal: &req.personal,
     };
     let kind = if req.text { Input::Text } else { Input::Table };
     process_any(reader, kind, &runs, csv).map_err(|source| IngestError::PiiInput {

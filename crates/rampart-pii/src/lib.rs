@@ -66,6 +66,8 @@ pub enum Entity {
     ApiToken,
     /// A high-entropy value assigned to a key, secret, token or password.
     Secret,
+    /// A value of a column a schema marks personal, of no entity the detector recognises.
+    PersonalData,
 }
 
 /// Every entity, in report order.
@@ -85,6 +87,7 @@ pub const ENTITIES: &[Entity] = &[
     Entity::Jwt,
     Entity::ApiToken,
     Entity::Secret,
+    Entity::PersonalData,
 ];
 
 impl Entity {
@@ -107,6 +110,7 @@ impl Entity {
             Self::Jwt => "JWT",
             Self::ApiToken => "API_TOKEN",
             Self::Secret => "SECRET",
+            Self::PersonalData => "PERSONAL_DATA",
         }
     }
 
@@ -165,6 +169,7 @@ impl Entity {
                 "name", "person", "patient", "customer", "contact", "employee",
             ],
             Self::Address => &["address", "street", "addr", "residence", "lives", "located"],
+            Self::PersonalData => &[],
             _ => &["key", "secret", "token", "password", "credential"],
         }
     }
@@ -230,6 +235,7 @@ pub const RULES: &[&str] = &[
     "secret-assignment",
     "secret-high-entropy",
     "secret-column",
+    "personal-column",
 ];
 
 /// One piece of personal data or one secret found in a text.

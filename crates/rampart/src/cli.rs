@@ -596,6 +596,10 @@ pub struct PiiInputArgs {
     /// Longest CSV record in bytes.
     #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
     pub max_row_bytes: usize,
+    /// The file's schema: its `personal = true` columns are reported and redacted whole,
+    /// whether or not each value is recognised.
+    #[arg(long, value_name = "SCHEMA")]
+    pub schema: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub unlock: UnlockArgs,
 }

@@ -2,7 +2,7 @@
 //! free text line by line. Both stream: memory is one record (or line) plus the report, whose
 //! samples are masked and capped.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, Read, Write};
 use std::path::Path;
 
@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::{ColumnHint, Detector, Entity, Finding, Operator, PiiError, Redactor, mask_sample};
 use crate::csv::{Next, ReaderOptions, RecordReader};
+use crate::schema::Schema;
 use crate::stream::DataFormat;
 use crate::validate::csv_field;
 
@@ -131,6 +132,81 @@ impl PiiReport {
     }
 }
 
+/// Columns whose every value is personal data (a schema's `personal = true`): each value that
+/// is not a null is one finding over the whole value (rule `personal-column`), redacted with
+/// the column's operator whether or not the detector recognises it: an ITIN in an `ssn`
+/// column, a nickname in a `name` column. The finding's entity is the one the detector saw in
+/// the value (the longest finding), else the one the column's name suggests, else
+/// `PERSONAL_DATA`.
+#[derive(Debug, Clone, Default)]
+pub struct PersonalColumns {
+    names: BTreeSet<String>,
+    nulls: Vec<String>,
+}
+
+impl PersonalColumns {
+    /// These columns; `nulls` are the field texts that mean "no value" (never redacted).
+    #[must_use]
+    pub fn new(names: impl IntoIterator<Item = String>, nulls: Vec<String>) -> Self {
+        Self {
+            names: names.into_iter().collect(),
+            nulls,
+        }
+    }
+
+    /// The columns `schema` marks `personal = true`, with its nulls.
+    #[must_use]
+    pub fn from_schema(schema: &Schema) -> Self {
+        Self::new(
+            schema
+                .columns
+                .iter()
+                .filter(|c| c.personal)
+                .map(|c| c.name.clone()),
+            schema.nulls.clone(),
+        )
+    }
+
+    /// Whether no column is personal.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// Which of `header` are personal; an error names a personal column the file lacks.
+    fn flags(&self, header: &[String]) -> Result<Vec<bool>, PiiError> {
+        if let Some(missing) = self.names.iter().find(|n| !header.contains(n)) {
+            return Err(PiiError::Config(format!(
+                "the schema marks column {missing:?} personal, but the file has no such column (columns: {}); check that the schema is this file's",
+                header.join(", ")
+            )));
+        }
+        Ok(header.iter().map(|h| self.names.contains(h)).collect())
+    }
+
+    /// The findings of a personal column's value: the whole value as one finding.
+    fn whole(&self, value: &str, found: &[Finding], hint: Option<&ColumnHint>) -> Vec<Finding> {
+        let trimmed = value.trim();
+        if trimmed.is_empty() || self.nulls.iter().any(|n| n == value) {
+            return Vec::new();
+        }
+        let entity = found
+            .iter()
+            .max_by_key(|f| f.end - f.start)
+            .map(|f| f.entity)
+            .or_else(|| hint.and_then(|h| h.entities.first().copied()))
+            .unwrap_or(Entity::PersonalData);
+        let start = value.len() - value.trim_start().len();
+        vec![Finding {
+            entity,
+            start,
+            end: start + trimmed.len(),
+            confidence: 1.0,
+            rule: "personal-column",
+        }]
+    }
+}
+
 /// What to do with a table (CSV or Parquet) or a text.
 pub struct CsvJob<'a> {
     /// The detector.
@@ -146,6 +222,8 @@ pub struct CsvJob<'a> {
     pub findings: Option<&'a mut dyn Write>,
     /// Neutralise the redacted file's cells against CSV injection ([`crate::safe_csv`]).
     pub safe_csv: bool,
+    /// Columns redacted whole (a schema's personal columns).
+    pub personal: &'a PersonalColumns,
 }
 
 /// Writes one finding as a JSON line: where it is, never what it is.
@@ -189,14 +267,26 @@ pub fn process_any(
         DataFormat::Parquet => {
             let file = crate::stream::spool(&mut reader, spool_dir)?;
             match job.redact {
-                None => process_parquet(file, job.detector, None, job.columns, job.findings),
+                None => process_parquet(
+                    file,
+                    job.detector,
+                    None,
+                    ParquetColumns {
+                        operators: job.columns,
+                        personal: job.personal,
+                    },
+                    job.findings,
+                ),
                 Some((redactor, out)) => {
                     let mut staged = crate::stream::spool(&mut std::io::empty(), spool_dir)?;
                     let report = process_parquet(
                         file,
                         job.detector,
                         Some((redactor, &mut staged)),
-                        job.columns,
+                        ParquetColumns {
+                            operators: job.columns,
+                            personal: job.personal,
+                        },
                         job.findings,
                     )?;
                     std::io::Seek::rewind(&mut staged)?;
@@ -240,6 +330,7 @@ pub fn process_csv<R: Read>(input: R, mut job: CsvJob<'_>) -> Result<PiiReport, 
         )));
     }
     let hints: Vec<ColumnHint> = header.iter().map(|h| ColumnHint::from_name(h)).collect();
+    let personal = job.personal.flags(&header)?;
     let ops: Vec<Option<Operator>> = header.iter().map(|h| job.columns.get(h).copied()).collect();
     let mut report = PiiReport::with_columns(&header);
     if let Some((_, out)) = job.redact.as_mut() {
@@ -272,7 +363,10 @@ pub fn process_csv<R: Read>(input: R, mut job: CsvJob<'_>) -> Result<PiiReport, 
                     header.get(i).map_or("?", String::as_str)
                 ),
             })?;
-            let findings = job.detector.scan_with(text, hints.get(i));
+            let mut findings = job.detector.scan_with(text, hints.get(i));
+            if personal.get(i).copied().unwrap_or(false) {
+                findings = job.personal.whole(text, &findings, hints.get(i));
+            }
             report.record(i, text, &findings);
             if let Some(out) = job.findings.as_mut() {
                 let name = header.get(i).map_or("", String::as_str);
@@ -455,6 +549,15 @@ pub fn process_text<R: BufRead>(
     Ok(report)
 }
 
+/// A Parquet job's column settings.
+#[derive(Debug, Clone, Copy)]
+pub struct ParquetColumns<'a> {
+    /// Column operators (they win over the entity operators).
+    pub operators: &'a BTreeMap<String, Operator>,
+    /// Columns redacted whole.
+    pub personal: &'a PersonalColumns,
+}
+
 /// Scans (and, with `redact`, redacts) a Parquet file column by column, record batch by
 /// record batch (memory: one batch). Values are scanned in their text form as Arrow displays
 /// them, so a phone number stored as an integer is found too. The redacted file keeps the
@@ -469,7 +572,7 @@ pub fn process_parquet(
     file: std::fs::File,
     detector: &Detector,
     redact: Option<(&Redactor, &mut (dyn Write + Send))>,
-    columns: &BTreeMap<String, Operator>,
+    columns: ParquetColumns<'_>,
     mut findings_out: Option<&mut dyn Write>,
 ) -> Result<PiiReport, PiiError> {
     use arrow_array::{Array, ArrayRef, RecordBatch, StringArray};
@@ -494,13 +597,14 @@ pub fn process_parquet(
         .iter()
         .map(|f| f.name().clone())
         .collect();
-    if let Some(unknown) = columns.keys().find(|k| !header.contains(k)) {
+    if let Some(unknown) = columns.operators.keys().find(|k| !header.contains(k)) {
         return Err(PiiError::Config(format!(
             "column operator for {unknown:?}: the file has no such column (columns: {})",
             header.join(", ")
         )));
     }
     let hints: Vec<ColumnHint> = header.iter().map(|h| ColumnHint::from_name(h)).collect();
+    let personal = columns.personal.flags(&header)?;
     let reader = builder
         .with_batch_size(8192)
         .build()
@@ -542,7 +646,10 @@ pub fn process_parquet(
                 text.clear();
                 use std::fmt::Write as _;
                 let _ = write!(text, "{}", f.value(i));
-                let found = detector.scan_with(&text, hints.get(c));
+                let mut found = detector.scan_with(&text, hints.get(c));
+                if personal.get(c).copied().unwrap_or(false) {
+                    found = columns.personal.whole(&text, &found, hints.get(c));
+                }
                 report.record(c, &text, &found);
                 if let Some(out) = findings_out.as_mut() {
                     for x in &found {
@@ -550,7 +657,7 @@ pub fn process_parquet(
                     }
                 }
                 if let Some(redactor) = redactor {
-                    let op = columns.get(name).copied();
+                    let op = columns.operators.get(name).copied();
                     let n = found
                         .iter()
                         .filter(|x| redactor.operator(x.entity, op) != Operator::Keep)

@@ -33,6 +33,7 @@ fn csv_scan_and_redact_stream() {
             columns: &cols,
             findings: Some(&mut spans),
             safe_csv: false,
+            personal: &table::PersonalColumns::default(),
         },
     )
     .unwrap();
@@ -63,6 +64,7 @@ fn csv_scan_and_redact_stream() {
     }
     // An unknown column operator and a malformed row are errors, never silent.
     let bad = BTreeMap::from([("nope".to_owned(), Operator::Remove)]);
+    let no_personal = table::PersonalColumns::default();
     let job = |cols| table::CsvJob {
         detector: &d,
         reader: crate::csv::ReaderOptions::default(),
@@ -70,6 +72,7 @@ fn csv_scan_and_redact_stream() {
         columns: cols,
         findings: None,
         safe_csv: false,
+        personal: &no_personal,
     };
     assert!(matches!(
         table::process_csv(csv.as_bytes(), job(&bad)),
@@ -150,9 +153,14 @@ fn parquet_columns_are_scanned_and_text_columns_redacted() {
     w.write(&batch).unwrap();
     w.close().unwrap();
     let d = detector();
-    let none = BTreeMap::new();
+    let none_map = BTreeMap::new();
+    let no_personal = table::PersonalColumns::default();
+    let none = table::ParquetColumns {
+        operators: &none_map,
+        personal: &no_personal,
+    };
     let open = || std::fs::File::open(&path).unwrap();
-    let report = table::process_parquet(open(), &d, None, &none, None).unwrap();
+    let report = table::process_parquet(open(), &d, None, none, None).unwrap();
     assert_eq!(report.rows, 3);
     assert_eq!(report.by_entity[&Entity::Email], 1);
     assert_eq!(
@@ -163,12 +171,16 @@ fn parquet_columns_are_scanned_and_text_columns_redacted() {
     // Redacting needs text: the integer phone column is refused by name, and nothing written.
     let r = Redactor::new(Operator::Replace);
     let mut out = Vec::new();
-    let err = table::process_parquet(open(), &d, Some((&r, &mut out)), &none, None).unwrap_err();
+    let err = table::process_parquet(open(), &d, Some((&r, &mut out)), none, None).unwrap_err();
     assert!(err.to_string().contains("\"phone\""), "{err}");
     // With the phone column kept, the email is replaced and the file stays Parquet.
     let keep = BTreeMap::from([("phone".to_owned(), Operator::Keep)]);
+    let keep = table::ParquetColumns {
+        operators: &keep,
+        personal: &no_personal,
+    };
     let mut out = Vec::new();
-    let report = table::process_parquet(open(), &d, Some((&r, &mut out)), &keep, None).unwrap();
+    let report = table::process_parquet(open(), &d, Some((&r, &mut out)), keep, None).unwrap();
     assert_eq!(report.redacted, 1);
     let back = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
         bytes::Bytes::from(out),
@@ -228,7 +240,10 @@ fn broken_parquet_is_a_format_error_not_a_line_error() {
         std::fs::File::open(&path).unwrap(),
         &detector(),
         None,
-        &BTreeMap::new(),
+        table::ParquetColumns {
+            operators: &BTreeMap::new(),
+            personal: &table::PersonalColumns::default(),
+        },
         None,
     )
     .unwrap_err();
@@ -244,4 +259,160 @@ fn broken_parquet_is_a_format_error_not_a_line_error() {
     )
     .unwrap_err();
     assert!(matches!(err, crate::frame::FrameError::Format(_)), "{err}");
+}
+
+#[test]
+fn personal_columns_are_redacted_whole_recognised_or_not() {
+    // An ITIN is no SSN, a nickname is no recognised name, a free-form note is no entity: in
+    // columns the schema marks personal, every value goes, with the column's operator.
+    let schema = crate::schema::Schema::from_toml(
+        r#"
+version = 1
+nulls = ["", "NA"]
+[[columns]]
+name = "id"
+type = "int"
+[[columns]]
+name = "ssn"
+type = "string"
+personal = true
+[[columns]]
+name = "nickname"
+type = "string"
+personal = true
+[[columns]]
+name = "remark"
+type = "string"
+personal = true
+"#,
+    )
+    .unwrap();
+    let personal = table::PersonalColumns::from_schema(&schema);
+    let csv = "id,ssn,nickname,remark\n1,912-78-1234,zed,likes cats\n2,536-22-1234,NA, lives on a boat \n";
+    let d = detector();
+    let r = Redactor::new(Operator::Replace);
+    let cols = BTreeMap::from([("remark".to_owned(), Operator::Mask(0))]);
+    let mut out = Vec::new();
+    let report = table::process_csv(
+        csv.as_bytes(),
+        table::CsvJob {
+            detector: &d,
+            reader: crate::csv::ReaderOptions::default(),
+            redact: Some((&r, &mut out)),
+            columns: &cols,
+            findings: None,
+            safe_csv: false,
+            personal: &personal,
+        },
+    )
+    .unwrap();
+    let out = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    // The ITIN takes the entity its column's name says (ssn); "zed" is nothing the detector
+    // or the name "nickname" knows, so PERSONAL_DATA; the NA null is kept; the masked remark
+    // keeps its surrounding spaces.
+    assert_eq!(lines[1], "1,<US_SSN>,<PERSONAL_DATA>,***** ****", "{out}");
+    assert_eq!(lines[2], "2,<US_SSN>,NA, ***** ** * **** ", "{out}");
+    assert_eq!(report.redacted, 5);
+    assert_eq!(
+        report.columns[1].entities[&Entity::UsSsn].rules["personal-column"],
+        2
+    );
+    // Without the schema, the ITIN and the nickname pass through: what this guards against.
+    let mut plain = Vec::new();
+    table::process_csv(
+        csv.as_bytes(),
+        table::CsvJob {
+            detector: &d,
+            reader: crate::csv::ReaderOptions::default(),
+            redact: Some((&r, &mut plain)),
+            columns: &BTreeMap::new(),
+            findings: None,
+            safe_csv: false,
+            personal: &table::PersonalColumns::default(),
+        },
+    )
+    .unwrap();
+    let plain = String::from_utf8(plain).unwrap();
+    assert!(
+        plain.contains("912-78-1234") && plain.contains(",zed,"),
+        "{plain}"
+    );
+    // A personal column the file lacks is an error naming it.
+    let err = table::process_csv(
+        &b"id,ssn\n1,x\n"[..],
+        table::CsvJob {
+            detector: &d,
+            reader: crate::csv::ReaderOptions::default(),
+            redact: None,
+            columns: &BTreeMap::new(),
+            findings: None,
+            safe_csv: false,
+            personal: &personal,
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("\"nickname\""), "{err}");
+}
+
+#[test]
+fn personal_parquet_columns_are_redacted_whole() {
+    use arrow_array::{Array, RecordBatch, StringArray};
+    use std::sync::Arc;
+    let schema = Arc::new(arrow_schema::Schema::new(vec![
+        arrow_schema::Field::new("tax_id", arrow_schema::DataType::Utf8, true),
+        arrow_schema::Field::new("notes", arrow_schema::DataType::Utf8, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(vec![Some("912-78-1234"), None])),
+            Arc::new(StringArray::from(vec![Some("fine"), Some("ok")])),
+        ],
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.parquet");
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, None)
+            .unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let personal = table::PersonalColumns::new(["tax_id".to_owned()], vec![String::new()]);
+    let r = Redactor::new(Operator::Replace);
+    let mut out = Vec::new();
+    let report = table::process_parquet(
+        std::fs::File::open(&path).unwrap(),
+        &detector(),
+        Some((&r, &mut out)),
+        table::ParquetColumns {
+            operators: &BTreeMap::new(),
+            personal: &personal,
+        },
+        None,
+    )
+    .unwrap();
+    assert_eq!(report.redacted, 1);
+    let back = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        bytes::Bytes::from(out),
+    )
+    .unwrap()
+    .build()
+    .unwrap()
+    .next()
+    .unwrap()
+    .unwrap();
+    let ids = back
+        .column(0)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
+    assert_eq!(ids.value(0), "<PERSONAL_DATA>");
+    assert!(ids.is_null(1));
+    let notes = back
+        .column(1)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
+    assert_eq!(notes.value(0), "fine");
 }

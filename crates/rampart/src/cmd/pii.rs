@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use rampart_data::pii::table::PiiReport;
+use rampart_data::pii::table::{PersonalColumns, PiiReport};
 use rampart_ingest::pii::{self, PiiRequest, RedactOutput};
 use serde_json::json;
 
@@ -21,20 +21,33 @@ pub fn run(ctx: &Ctx, args: &PiiArgs) -> Result<Status, CliError> {
     }
 }
 
-fn request(input: &PiiInputArgs) -> PiiRequest {
-    PiiRequest {
+fn request(input: &PiiInputArgs) -> Result<PiiRequest, CliError> {
+    let personal = match &input.schema {
+        Some(path) => {
+            if input.text {
+                return Err(CliError::input(anyhow::anyhow!(
+                    "--schema names a table's columns; free text (--text) has none"
+                )));
+            }
+            let (schema, _) = rampart_ingest::load_schema(path)?;
+            PersonalColumns::from_schema(&schema)
+        }
+        None => PersonalColumns::default(),
+    };
+    Ok(PiiRequest {
         only: input.only.clone(),
         min_confidence: input.min_confidence,
         text: input.text,
         max_row_bytes: input.max_row_bytes,
-    }
+        personal,
+    })
 }
 
 fn scan(ctx: &Ctx, input: &PiiInputArgs, findings: Option<&Path>) -> Result<Status, CliError> {
     let policy = ctx.home.load_policy()?;
     let s = ctx.session(&policy)?;
+    let req = request(input)?;
     let data = open_dataset(ctx, &input.path, &input.unlock)?;
-    let req = request(input);
     let report = match findings {
         Some(out) if is_stdio(out) => {
             return Err(CliError::input(anyhow::anyhow!(
@@ -63,6 +76,7 @@ fn redact(ctx: &Ctx, args: &PiiRedactArgs) -> Result<Status, CliError> {
         columns: args.column_ops.clone(),
         recipients: args.recipients.clone(),
     };
+    let req = request(&args.input)?;
     let data = open_dataset(ctx, &args.input.path, &args.input.unlock)?;
     let report = write_output(&args.output, args.force, |writer| {
         let out = RedactOutput {
@@ -73,7 +87,7 @@ fn redact(ctx: &Ctx, args: &PiiRedactArgs) -> Result<Status, CliError> {
         Ok(pii::redact(
             &s,
             &args.input.path,
-            &request(&args.input),
+            &req,
             data,
             &overrides,
             out,
@@ -112,12 +126,19 @@ fn print_report(
     report: &PiiReport,
     output: Option<&Path>,
 ) -> Result<(), CliError> {
+    // When the redacted data goes to standard output, the report goes to standard error:
+    // never into the data.
+    let to_stderr = output.is_some_and(is_stdio);
     match ctx.format {
         Format::Json | Format::Sarif => {
             let mut v = serde_json::to_value(report)
                 .map_err(|e| CliError::internal(anyhow::Error::new(e)))?;
             if let (Some(o), Some(map)) = (output, v.as_object_mut()) {
                 map.insert("output".into(), json!(o));
+            }
+            if to_stderr {
+                eprintln!("{v}");
+                return Ok(());
             }
             output::print_json(&v)
         }
@@ -147,6 +168,12 @@ fn print_report(
                         st.samples.join(", ")
                     ));
                 }
+            }
+            if to_stderr {
+                if !output::quiet() {
+                    eprint!("{}", rampart_train::terminal::escape_text(&s));
+                }
+                return Ok(());
             }
             output::print(&s)
         }

@@ -190,6 +190,47 @@ fn redact_with_operators_per_entity_and_column() {
 }
 
 #[test]
+fn redact_with_a_schema_takes_personal_columns_whole() {
+    let s = scratch();
+    std::fs::write(
+        s.path().join("ds/tax.csv"),
+        "id,tin,city\n1,912-78-1234,Leeds\n2,,York\n",
+    )
+    .unwrap();
+    std::fs::write(
+        s.path().join("tax.toml"),
+        "version = 1\n[[columns]]\nname = \"id\"\ntype = \"int\"\n\
+         [[columns]]\nname = \"tin\"\ntype = \"string\"\nnullable = true\npersonal = true\n\
+         [[columns]]\nname = \"city\"\ntype = \"string\"\n",
+    )
+    .unwrap();
+    let redact = |extra: &[&str]| {
+        let mut args = vec!["data", "pii", "redact", "ds/tax.csv", "-o", "-"];
+        args.extend_from_slice(extra);
+        s.run(&args)
+    };
+    let (code, plain, err) = redact(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        plain.contains("912-78-1234"),
+        "no schema, no redaction: {plain}"
+    );
+    let (code, out, err) = redact(&["--schema", "tax.toml", "--column", "tin=mask:2"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "id,tin,city\n1,***-**-**34,Leeds\n2,,York\n");
+    // A schema whose personal column the file lacks names it and writes nothing.
+    std::fs::write(
+        s.path().join("other.toml"),
+        "version = 1\n[[columns]]\nname = \"ssn\"\ntype = \"string\"\npersonal = true\n",
+    )
+    .unwrap();
+    let (code, out, err) = redact(&["--schema", "other.toml"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("\"ssn\""), "{err}");
+    assert!(!out.contains("912-78"), "{out}");
+}
+
+#[test]
 fn encrypt_then_reveal_round_trips_and_needs_the_identity() {
     let s = scratch();
     s.rampart(&[
@@ -469,7 +510,7 @@ fn ingest_redacts_and_checks_when_the_policy_says_so() {
     let s = scratch();
     let schema = "version = 1\n[[columns]]\nname = \"id\"\ntype = \"int\"\nunique = true\n\
         [[columns]]\nname = \"name\"\ntype = \"string\"\n[[columns]]\nname = \"email\"\ntype = \"string\"\n\
-        [[columns]]\nname = \"notes\"\ntype = \"string\"\n";
+        [[columns]]\nname = \"notes\"\ntype = \"string\"\npersonal = true\n";
     std::fs::write(s.path().join("people.toml"), schema).unwrap();
     add_policy(
         &s,
@@ -499,6 +540,9 @@ fn ingest_redacts_and_checks_when_the_policy_says_so() {
         !plain.contains("ann@") && !plain.contains("536-22-1234"),
         "{plain}"
     );
+    // The schema marks notes personal: every note goes whole, recognised or not.
+    assert!(!plain.contains("nothing here"), "{plain}");
+    assert!(plain.contains(",<PERSONAL_DATA>\n"), "{plain}");
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(v["manifest"].as_str().unwrap()).unwrap())
             .unwrap();
