@@ -19,6 +19,7 @@
 
 pub mod checks;
 mod lexicon;
+pub mod national;
 pub mod redact;
 pub mod safe_csv;
 
@@ -66,6 +67,44 @@ pub enum Entity {
     ApiToken,
     /// A high-entropy value assigned to a key, secret, token or password.
     Secret,
+    /// A UK National Insurance number.
+    UkNino,
+    /// A UK NHS number (mod-11 check digit).
+    UkNhs,
+    /// A German tax identification number (Steuer-ID).
+    DeTaxId,
+    /// A German identity card (Personalausweis) number.
+    DeIdCard,
+    /// A French social security number (NIR, numéro INSEE).
+    FrNir,
+    /// A Spanish DNI/NIF of a person.
+    EsNif,
+    /// A Spanish foreigner's number (NIE).
+    EsNie,
+    /// An Italian codice fiscale.
+    ItFiscalCode,
+    /// A Dutch citizen service number (BSN).
+    NlBsn,
+    /// An Indian Aadhaar number (Verhoeff check digit).
+    InAadhaar,
+    /// An Indian Permanent Account Number (PAN).
+    InPan,
+    /// A Canadian Social Insurance Number.
+    CaSin,
+    /// An Australian Tax File Number.
+    AuTfn,
+    /// An Australian Medicare card number.
+    AuMedicare,
+    /// A US Individual Taxpayer Identification Number.
+    UsItin,
+    /// A US Employer Identification Number.
+    UsEin,
+    /// A passport number (with a passport word before it).
+    Passport,
+    /// A medical record number (with a record word before it).
+    MedicalRecord,
+    /// A health condition named with medical context.
+    HealthCondition,
     /// A value of a column a schema marks personal, of no entity the detector recognises.
     PersonalData,
 }
@@ -82,6 +121,25 @@ pub const ENTITIES: &[Entity] = &[
     Entity::DateOfBirth,
     Entity::Person,
     Entity::Address,
+    Entity::UkNino,
+    Entity::UkNhs,
+    Entity::DeTaxId,
+    Entity::DeIdCard,
+    Entity::FrNir,
+    Entity::EsNif,
+    Entity::EsNie,
+    Entity::ItFiscalCode,
+    Entity::NlBsn,
+    Entity::InAadhaar,
+    Entity::InPan,
+    Entity::CaSin,
+    Entity::AuTfn,
+    Entity::AuMedicare,
+    Entity::UsItin,
+    Entity::UsEin,
+    Entity::Passport,
+    Entity::MedicalRecord,
+    Entity::HealthCondition,
     Entity::AwsAccessKey,
     Entity::PrivateKey,
     Entity::Jwt,
@@ -110,6 +168,25 @@ impl Entity {
             Self::Jwt => "JWT",
             Self::ApiToken => "API_TOKEN",
             Self::Secret => "SECRET",
+            Self::UkNino => "UK_NINO",
+            Self::UkNhs => "UK_NHS",
+            Self::DeTaxId => "DE_TAX_ID",
+            Self::DeIdCard => "DE_ID_CARD",
+            Self::FrNir => "FR_NIR",
+            Self::EsNif => "ES_NIF",
+            Self::EsNie => "ES_NIE",
+            Self::ItFiscalCode => "IT_FISCAL_CODE",
+            Self::NlBsn => "NL_BSN",
+            Self::InAadhaar => "IN_AADHAAR",
+            Self::InPan => "IN_PAN",
+            Self::CaSin => "CA_SIN",
+            Self::AuTfn => "AU_TFN",
+            Self::AuMedicare => "AU_MEDICARE",
+            Self::UsItin => "US_ITIN",
+            Self::UsEin => "US_EIN",
+            Self::Passport => "PASSPORT",
+            Self::MedicalRecord => "MEDICAL_RECORD",
+            Self::HealthCondition => "HEALTH_CONDITION",
             Self::PersonalData => "PERSONAL_DATA",
         }
     }
@@ -120,6 +197,28 @@ impl Entity {
         matches!(
             self,
             Self::AwsAccessKey | Self::PrivateKey | Self::Jwt | Self::ApiToken | Self::Secret
+        )
+    }
+
+    /// Whether a word like "order" or "invoice" just before a number of this entity makes it
+    /// an identifier of something else.
+    const fn is_number_of_someone(self) -> bool {
+        matches!(
+            self,
+            Self::Phone
+                | Self::UsSsn
+                | Self::CreditCard
+                | Self::IpAddress
+                | Self::UkNhs
+                | Self::DeTaxId
+                | Self::FrNir
+                | Self::NlBsn
+                | Self::InAadhaar
+                | Self::CaSin
+                | Self::AuTfn
+                | Self::AuMedicare
+                | Self::UsItin
+                | Self::UsEin
         )
     }
 
@@ -169,6 +268,54 @@ impl Entity {
                 "name", "person", "patient", "customer", "contact", "employee",
             ],
             Self::Address => &["address", "street", "addr", "residence", "lives", "located"],
+            Self::UkNino => &["national", "insurance", "nino", "ni", "nin"],
+            Self::UkNhs => &["nhs", "health", "patient"],
+            Self::DeTaxId => &[
+                "steuer-id",
+                "steuerid",
+                "steueridentifikationsnummer",
+                "identifikationsnummer",
+                "steuernummer",
+                "idnr",
+                "tin",
+                "tax",
+            ],
+            Self::DeIdCard => &[
+                "personalausweis",
+                "ausweis",
+                "ausweisnummer",
+                "personalausweisnummer",
+                "id",
+                "identity",
+            ],
+            Self::FrNir => &[
+                "nir",
+                "insee",
+                "sécurité",
+                "securite",
+                "sociale",
+                "social",
+                "ssn",
+            ],
+            Self::EsNif => &["dni", "nif", "documento", "identidad", "id"],
+            Self::EsNie => &["nie", "extranjero", "extranjería", "identidad", "id"],
+            Self::ItFiscalCode => &["codice", "fiscale", "cf", "tax"],
+            Self::NlBsn => &[
+                "bsn",
+                "burgerservicenummer",
+                "sofinummer",
+                "sofi",
+                "citizen",
+            ],
+            Self::InAadhaar => &["aadhaar", "aadhar", "uid", "uidai", "आधार"],
+            Self::InPan => &["pan", "permanent", "income", "tax"],
+            Self::CaSin => &["sin", "social", "insurance", "nas"],
+            Self::AuTfn => &["tfn", "tax", "file"],
+            Self::AuMedicare => &["medicare"],
+            Self::UsItin => &["itin", "taxpayer", "tin", "tax"],
+            Self::UsEin => &["ein", "fein", "employer", "tax", "federal"],
+            Self::Passport | Self::MedicalRecord => &[],
+            Self::HealthCondition => lexicon::HEALTH_CONTEXT,
             Self::PersonalData => &[],
             _ => &["key", "secret", "token", "password", "credential"],
         }
@@ -211,6 +358,7 @@ pub const RULES: &[&str] = &[
     "phone-international",
     "phone-national",
     "phone-digits",
+    "phone-vanity",
     "us-ssn-dashed",
     "us-ssn-spaced",
     "us-ssn-digits",
@@ -226,6 +374,25 @@ pub const RULES: &[&str] = &[
     "person-column",
     "address-street",
     "address-column",
+    "uk-nino",
+    "uk-nhs-mod11",
+    "de-tax-id-mod11",
+    "de-id-card-check",
+    "fr-nir-mod97",
+    "es-nif-letter",
+    "es-nie-letter",
+    "it-fiscal-code-check",
+    "nl-bsn-elfproef",
+    "in-aadhaar-verhoeff",
+    "in-pan",
+    "ca-sin-luhn",
+    "au-tfn-mod11",
+    "au-medicare-check",
+    "us-itin",
+    "us-ein",
+    "passport-context",
+    "medical-record-context",
+    "health-condition-context",
     "aws-access-key",
     "private-key-block",
     "jwt",
@@ -390,6 +557,9 @@ pub enum PiiError {
     /// A built-in pattern failed to compile.
     #[error("internal: a PII pattern failed to compile")]
     Pattern(#[source] regex::Error),
+    /// The built-in word lists failed to compile.
+    #[error("internal: the PII word lists failed to compile")]
+    Lexicon(#[source] aho_corasick::BuildError),
     /// An operator or policy entry is malformed.
     #[error("{0}")]
     Config(String),
@@ -485,7 +655,7 @@ impl Patterns {
             ssn_dashed: Regex::new(r"^[0-9]{3}-[0-9]{2}-[0-9]{4}$")?,
             ssn_spaced: Regex::new(r"^[0-9]{3} [0-9]{2} [0-9]{4}$")?,
             phone_international: Regex::new(
-                r"^(?:\+|00)[0-9](?:[ .\-]?(?:\([0-9]{1,4}\)|[0-9]{1,5})){1,6}$",
+                r"^(?:\+|00)[0-9](?:[ .\-/]?(?:\([0-9]{1,4}\)|[0-9]{1,5})){1,6}$",
             )?,
             phone_us: Regex::new(
                 r"^(?:1[ .\-]?)?(?:\([0-9]{3}\)[ .\-]?|[0-9]{3}[ .\-])[0-9]{3}[ .\-][0-9]{4}$",
@@ -505,6 +675,7 @@ pub struct Detector {
     opts: DetectorOptions,
     given_names: HashSet<&'static str>,
     street_suffixes: HashSet<&'static str>,
+    triggers: national::Triggers,
 }
 
 impl fmt::Debug for Detector {
@@ -537,6 +708,7 @@ impl Detector {
             opts,
             given_names: lexicon::GIVEN_NAMES.iter().copied().collect(),
             street_suffixes: lexicon::STREET_SUFFIXES.iter().copied().collect(),
+            triggers: national::Triggers::new().map_err(PiiError::Lexicon)?,
         })
     }
 
@@ -605,6 +777,8 @@ impl Detector {
             }
         }
         Self::ipv6_candidates(text, &mut cands);
+        national::alnum_ids(text, &mut cands);
+        self.triggers.scan(text, &mut cands);
         self.secret_candidates(text, &mut cands);
         self.person_candidates(text, &mut cands);
         if has_digit {
@@ -628,13 +802,11 @@ impl Detector {
                     } else {
                         CONTEXT_BOOST
                     };
-                    if column || has_context(&window, c.entity.context()) {
+                    if column || has_context(window, c.entity.context()) {
                         conf += boost;
                     }
-                    if matches!(
-                        c.entity,
-                        Entity::Phone | Entity::UsSsn | Entity::CreditCard | Entity::IpAddress
-                    ) && has_context(&last_words(&window, 2), lexicon::NEGATIVE_CONTEXT)
+                    if c.entity.is_number_of_someone()
+                        && has_context(last_words(window, 2), lexicon::NEGATIVE_CONTEXT)
                     {
                         conf -= NEGATIVE_PENALTY;
                     }
@@ -739,10 +911,11 @@ impl Detector {
             if run.is_empty() {
                 continue;
             }
-            if run.len() <= MAX_WHOLE_RUN
-                && let Some(c) = self.classify_numeric(run, s)
-            {
-                out.push(c);
+            if let Some(end) = Self::vanity_after(text, run, e) {
+                out.push(cand(Entity::Phone, s, end, 0.7, "phone-vanity"));
+                continue;
+            }
+            if run.len() <= MAX_WHOLE_RUN && self.classify_numeric(run, s, out) {
                 continue;
             }
             // Not one thing as a whole: try its space-separated pieces, longest first.
@@ -758,31 +931,44 @@ impl Detector {
                         break;
                     };
                     let Some(piece) = run.get(a..b) else { break };
-                    if let Some(c) = self.classify_numeric(piece, s + a) {
-                        matched = Some((j, c));
+                    if self.classify_numeric(piece, s + a, out) {
+                        matched = Some(j);
                         break;
                     }
                 }
                 match matched {
-                    Some((j, c)) => {
-                        out.push(c);
-                        i = j + 1;
-                    }
+                    Some(j) => i = j + 1,
                     None => i += 1,
                 }
             }
         }
     }
 
-    /// What a run of digits and separators is, if anything.
-    fn classify_numeric(&self, run: &str, at: usize) -> Option<Candidate> {
+    /// What a run of digits and separators is, if anything: its candidates go to `out` (one
+    /// per reading that fits: a 3-3-3 number can be a SIN and a TFN, and context decides).
+    /// Returns whether there was one.
+    fn classify_numeric(&self, run: &str, at: usize, out: &mut Vec<Candidate>) -> bool {
         let run = run.trim_matches(|c: char| matches!(c, ' ' | '.' | '-' | '/'));
         let run = if run.starts_with('(') && !run.contains(')') {
-            run.get(1..)?
+            run.get(1..).unwrap_or_default()
         } else {
             run
         };
-        let digits: Vec<u8> = run.bytes().filter(u8::is_ascii_digit).collect();
+        let digits = run_digits(run);
+        let national =
+            matches!(digits.len(), 9..=12 | 15) && national::numeric_ids(run, &digits, at, out);
+        match self.classify_common(run, &digits, at) {
+            Some(c) => {
+                out.push(c);
+                true
+            }
+            None => national,
+        }
+    }
+
+    /// The readings of a run that are not national identifiers: IPv4, dates, SSN, card,
+    /// phone; at most one.
+    fn classify_common(&self, run: &str, digits: &[u8], at: usize) -> Option<Candidate> {
         let n = digits.len();
         let mk = |e: Entity, base: f32, rule: &'static str| {
             Some(cand(e, at, at + run.len(), base, rule))
@@ -804,12 +990,12 @@ impl Detector {
                 ("", 0.0)
             };
             if !rule.is_empty() {
-                return checks::ssn_valid(&digits)
+                return checks::ssn_valid(digits)
                     .then(|| cand(Entity::UsSsn, at, at + run.len(), base, rule));
             }
         }
-        if (12..=19).contains(&n) && card_grouping(run) && checks::card_network(&digits).is_some() {
-            if checks::luhn(&digits) {
+        if (12..=19).contains(&n) && card_grouping(run) && checks::card_network(digits).is_some() {
+            if checks::luhn(digits) {
                 let base = if run.len() == n { 0.8 } else { 0.85 };
                 return mk(Entity::CreditCard, base, "credit-card-luhn");
             }
@@ -839,6 +1025,18 @@ impl Detector {
                 } else if phone_valid(&normalised, None) {
                     return mk(Entity::Phone, 0.85, "phone-international");
                 }
+            } else if let Some(rest) = core
+                .strip_prefix("011")
+                .map(|r| r.trim_start_matches([' ', '-', '.']))
+                .filter(|r| !r.starts_with('1'))
+            {
+                // Dialled from North America: 011 is its international prefix.
+                let normalised = format!("+{rest}");
+                if self.p.phone_international.is_match(&normalised)
+                    && phone_valid(&normalised, None)
+                {
+                    return mk(Entity::Phone, 0.8, "phone-international");
+                }
             } else if self.p.phone_us.is_match(core) {
                 let ten = national
                     .strip_prefix(b"1")
@@ -849,15 +1047,26 @@ impl Detector {
                 }
             } else if (10..=12).contains(&national.len()) && self.p.phone_other.is_match(core) {
                 use phonenumber::country::Id;
+                // The regions whose national numbers are written with a trunk 0, most
+                // populous first: a national layout says nothing of its country.
                 if [
-                    Id::GB,
+                    Id::IN,
+                    Id::JP,
                     Id::DE,
+                    Id::GB,
                     Id::FR,
-                    Id::NL,
                     Id::IT,
                     Id::ES,
                     Id::AU,
-                    Id::IN,
+                    Id::NL,
+                    Id::BE,
+                    Id::CH,
+                    Id::AT,
+                    Id::SE,
+                    Id::IE,
+                    Id::NZ,
+                    Id::ZA,
+                    Id::KR,
                 ]
                 .into_iter()
                 .any(|id| phone_valid(core, Some(id)))
@@ -871,9 +1080,62 @@ impl Detector {
                 // Ten bare digits are a phone number only with context (a column name, or
                 // "phone", "call", … before them).
                 return mk(Entity::Phone, 0.3, "phone-digits");
+            } else if (10..=15).contains(&national.len()) && country_code_layout(core) {
+                // An international number written without its `+` (`44 20 7946 0958`): only
+                // with context, as a phone word or a phone column gives.
+                if phone_valid(&format!("+{core}"), None) {
+                    return mk(Entity::Phone, 0.3, "phone-international");
+                }
             }
         }
         None
+    }
+
+    /// A vanity number after a run of digits that ends in a toll-free area code
+    /// (`1-800-FLOWERS`, `(888) GOT-JUNK`): the area code's run is `run` (from `s` to `e`),
+    /// the letters and digits after it spell seven to ten keypad digits, three or more of
+    /// them letters. Returns the end of the number.
+    fn vanity_after(text: &str, run: &str, e: usize) -> Option<usize> {
+        let digits = run_digits(run);
+        let area = match digits.as_slice() {
+            [b'1', rest @ ..] | rest => rest,
+        };
+        if !matches!(
+            area,
+            b"800" | b"833" | b"844" | b"855" | b"866" | b"877" | b"888"
+        ) {
+            return None;
+        }
+        let bytes = text.as_bytes();
+        let mut i = e;
+        if bytes.get(i) == Some(&b')') {
+            i += 1;
+        }
+        if matches!(bytes.get(i), Some(b'-' | b' ' | b'.')) {
+            i += 1;
+        }
+        let (mut chars, mut letters, mut end) = (0, 0, i);
+        while let Some(&b) = bytes.get(i) {
+            if b.is_ascii_uppercase() {
+                letters += 1;
+            } else if !b.is_ascii_digit() {
+                if matches!(b, b'-' | b'.')
+                    && bytes.get(i + 1).is_some_and(u8::is_ascii_alphanumeric)
+                {
+                    i += 1;
+                    continue;
+                }
+                break;
+            }
+            chars += 1;
+            i += 1;
+            end = i;
+            if chars > 10 {
+                return None;
+            }
+        }
+        let bounded = !bytes.get(end).is_some_and(|&b| is_word(b));
+        ((7..=10).contains(&chars) && letters >= 3 && bounded).then_some(end)
     }
 
     /// IPv6 candidates: runs of hex digits, colons and dots around each colon (a memchr pass
@@ -1320,6 +1582,8 @@ fn numeric_runs(bytes: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
             // An extension: `x123`, ` x123`, `ext123`, ` ext. 123`.
             for prefix in [
                 &b"x"[..],
+                b" extension ",
+                b" ext: ",
                 b" x",
                 b"ext. ",
                 b"ext.",
@@ -1346,6 +1610,11 @@ fn numeric_runs(bytes: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
         }
         None
     })
+}
+
+/// The ASCII digits of a run.
+fn run_digits(run: &str) -> Vec<u8> {
+    run.bytes().filter(u8::is_ascii_digit).collect()
 }
 
 /// Byte spans of the space-separated pieces of a run.
@@ -1388,6 +1657,17 @@ fn card_grouping(run: &str) -> bool {
     }
 }
 
+/// Whether a run is laid out as a country code and a national number: three or more groups,
+/// the first of one to three digits.
+fn country_code_layout(core: &str) -> bool {
+    let mut groups = core.split([' ', '-', '.']);
+    let first = groups.next().unwrap_or_default();
+    (1..=3).contains(&first.len())
+        && first.bytes().all(|b| b.is_ascii_digit())
+        && !first.starts_with('0')
+        && groups.count() >= 2
+}
+
 /// A phone candidate without its `x123` / `ext. 123` extension.
 fn split_extension(run: &str) -> (&str, &str) {
     match run.find(['x', 'e']) {
@@ -1403,9 +1683,10 @@ fn phone_valid(s: &str, region: Option<phonenumber::country::Id>) -> bool {
     phonenumber::parse(region, s).is_ok_and(|n| phonenumber::is_valid(&n))
 }
 
-/// The context window before `start`, lower-cased (char-boundary safe), cut at the last
-/// sentence end so that one sentence's words do not colour the next.
-fn context_window(text: &str, start: usize) -> String {
+/// The context window before `start` (char-boundary safe), cut at the last sentence end so
+/// that one sentence's words do not colour the next. Words are compared without regard to
+/// case by [`has_context`], so nothing is copied.
+fn context_window(text: &str, start: usize) -> &str {
     let mut from = start.saturating_sub(CONTEXT_WINDOW);
     while from > 0 && !text.is_char_boundary(from) {
         from -= 1;
@@ -1421,26 +1702,47 @@ fn context_window(text: &str, start: usize) -> String {
         }
         break;
     }
-    window.get(cut..).unwrap_or(window).to_lowercase()
+    window.get(cut..).unwrap_or(window)
 }
 
 /// The last `n` words of a window (what says a number is an order number: `Order #…`,
 /// `invoice …`, `version …`).
-fn last_words(window: &str, n: usize) -> String {
-    let words: Vec<&str> = window.split_whitespace().collect();
-    words
-        .get(words.len().saturating_sub(n)..)
-        .unwrap_or_default()
-        .join(" ")
+fn last_words(window: &str, n: usize) -> &str {
+    let trimmed = window.trim_end();
+    let bytes = trimmed.as_bytes();
+    let mut seen = 0;
+    let mut i = bytes.len();
+    while i > 0 {
+        // The start of the word that ends at `i`.
+        while i > 0 && bytes.get(i - 1).is_some_and(|b| !b.is_ascii_whitespace()) {
+            i -= 1;
+        }
+        seen += 1;
+        if seen == n {
+            break;
+        }
+        while i > 0 && bytes.get(i - 1).is_some_and(u8::is_ascii_whitespace) {
+            i -= 1;
+        }
+    }
+    trimmed.get(i..).unwrap_or(trimmed)
 }
 
-/// Whether one of `words` appears in `window` as a word (multi-word entries as a substring).
+/// Whether one of `words` (lower case) appears in `window` as a word, in any case.
 fn has_context(window: &str, words: &[&str]) -> bool {
     // Words keep inner `#`, `-` and `.` (`ss#`, `e-mail`, `d.o.b`), so every entry is one word.
     window
         .split(|c: char| !(c.is_alphanumeric() || c == '#' || c == '-' || c == '.'))
         .map(|w| w.trim_matches(|c: char| c == '.' || c == '-'))
-        .any(|w| !w.is_empty() && words.contains(&w))
+        .any(|w| {
+            !w.is_empty()
+                && if w.is_ascii() {
+                    words.iter().any(|e| w.eq_ignore_ascii_case(e))
+                } else {
+                    let lower = w.to_lowercase();
+                    words.contains(&lower.as_str())
+                }
+        })
 }
 
 /// A URL's length without trailing punctuation that belongs to the sentence.

@@ -566,3 +566,256 @@ proptest::proptest! {
         proptest::prop_assert_eq!(super::resolve_overlaps(found), expected);
     }
 }
+
+#[test]
+fn national_identifier_check_digits() {
+    use national as n;
+    // Published specimens and numbers checked against python-stdnum; each with one digit
+    // changed, which its check digit must catch.
+    type Validator = fn(&[u8]) -> bool;
+    let pairs: &[(Validator, &str, &str)] = &[
+        (n::uk_nhs_valid, "9434765919", "9434765918"),
+        (n::de_tax_id_valid, "86095742719", "86095742718"),
+        (n::de_tax_id_valid, "47036892816", "47036892817"),
+        (n::fr_nir_valid, "185057800608491", "185057800608436"),
+        (n::fr_nir_valid, "269054958815780", "269054958815781"),
+        (n::fr_nir_valid, "185052A00608435", "185052B00608435"),
+        (n::es_nif_valid, "12345678Z", "12345678A"),
+        (n::es_nie_valid, "X1234567L", "X1234567M"),
+        (
+            n::it_fiscal_code_valid,
+            "RSSMRA85T10A562S",
+            "RSSMRA85T10A562T",
+        ),
+        (n::nl_bsn_valid, "111222333", "111222334"),
+        (n::nl_bsn_valid, "123456782", "123456783"),
+        (n::in_aadhaar_valid, "234123412346", "234123412345"),
+        (n::in_aadhaar_valid, "499181923702", "499181923703"),
+        (n::ca_sin_valid, "130692544", "130692545"),
+        (n::au_tfn_valid, "123456782", "123456783"),
+        (n::au_tfn_valid, "876543210", "876543211"),
+        (n::au_medicare_valid, "2123456701", "2123456711"),
+        (n::us_itin_valid, "912781234", "912691234"),
+        (n::us_ein_valid, "123456789", "073456789"),
+        (n::in_pan_valid, "ABCPE1234F", "ABCDE1234F"),
+    ];
+    for (valid, good, bad) in pairs {
+        assert!(valid(good.as_bytes()), "{good} should be valid");
+        assert!(!valid(bad.as_bytes()), "{bad} should be invalid");
+    }
+    assert!(n::de_id_card_valid(b"T220001293", true));
+    assert!(!n::de_id_card_valid(b"T220001294", true));
+    assert!(
+        !n::de_id_card_valid(b"A220001293", true),
+        "A is not in the alphabet"
+    );
+    assert!(n::uk_nino_valid(b"AB123456C", true));
+    assert!(n::uk_nino_valid(b"AB123456", false));
+    assert!(
+        !n::uk_nino_valid(b"QQ123456C", true),
+        "Q never starts a NINO"
+    );
+    assert!(!n::uk_nino_valid(b"GB123456A", true), "GB is not allocated");
+    assert!(!n::uk_nino_valid(b"AB123456E", true), "suffixes are A-D");
+    // A codice fiscale's date must exist: 29 February only in a leap year, no day 32.
+    assert!(!n::it_fiscal_code_valid(b"VBBUEC58B69U201L"));
+    // Repeated digits pass weighted checksums; they are never issued.
+    assert!(!n::nl_bsn_valid(b"000000000") && !n::ca_sin_valid(b"999999999"));
+    assert!(n::verhoeff(b"2363") && !n::verhoeff(b"2364"));
+}
+
+#[test]
+fn national_identifiers_in_text() {
+    let d = detector();
+    let cases: &[(Entity, &str, &str)] = &[
+        (
+            Entity::UkNino,
+            "NI number AB 12 34 56 C on file",
+            "AB 12 34 56 C",
+        ),
+        (Entity::UkNino, "nino: JG103759A", "JG103759A"),
+        (Entity::UkNhs, "NHS number 943 476 5919.", "943 476 5919"),
+        (
+            Entity::DeTaxId,
+            "Steuer-ID 86 095 742 719",
+            "86 095 742 719",
+        ),
+        (
+            Entity::DeTaxId,
+            "Ihre Steueridentifikationsnummer: 47036892816",
+            "47036892816",
+        ),
+        (
+            Entity::DeIdCard,
+            "Personalausweis T220001293 gültig",
+            "T220001293",
+        ),
+        (
+            Entity::FrNir,
+            "NIR : 1 85 05 78 006 084 91",
+            "1 85 05 78 006 084 91",
+        ),
+        (
+            Entity::FrNir,
+            "sécurité sociale 2 69 05 49 588 157 80",
+            "2 69 05 49 588 157 80",
+        ),
+        (
+            Entity::FrNir,
+            "n° 1 85 05 2A 006 084 35 (Corse)",
+            "1 85 05 2A 006 084 35",
+        ),
+        (Entity::EsNif, "DNI 12345678Z", "12345678Z"),
+        (Entity::EsNif, "con DNI 12.345.678-Z y", "12.345.678-Z"),
+        (Entity::EsNie, "NIE X-1234567-L", "X-1234567-L"),
+        (
+            Entity::ItFiscalCode,
+            "codice fiscale RSSMRA85T10A562S",
+            "RSSMRA85T10A562S",
+        ),
+        (Entity::NlBsn, "BSN 123456782", "123456782"),
+        (
+            Entity::NlBsn,
+            "burgerservicenummer 1112.22.333",
+            "1112.22.333",
+        ),
+        (
+            Entity::InAadhaar,
+            "Aadhaar: 2341 2341 2346",
+            "2341 2341 2346",
+        ),
+        (Entity::InPan, "PAN ABCPE1234F", "ABCPE1234F"),
+        (Entity::CaSin, "SIN 130 692 544", "130 692 544"),
+        (Entity::AuTfn, "TFN 123 456 782", "123 456 782"),
+        (
+            Entity::AuMedicare,
+            "Medicare card 2123 45670 1",
+            "2123 45670 1",
+        ),
+        (Entity::UsItin, "ITIN 912-78-1234", "912-78-1234"),
+        (Entity::UsEin, "EIN 12-3456789", "12-3456789"),
+        (
+            Entity::Passport,
+            "passport no. C01X00T47 issued",
+            "C01X00T47",
+        ),
+        (Entity::Passport, "Passport Number: 123456789", "123456789"),
+        (Entity::MedicalRecord, "MRN: 00-4471-92", "00-4471-92"),
+        (
+            Entity::HealthCondition,
+            "she was diagnosed with type 2 diabetes",
+            "type 2 diabetes",
+        ),
+        (
+            Entity::HealthCondition,
+            "a history of Bipolar Disorder",
+            "Bipolar Disorder",
+        ),
+    ];
+    for (entity, text, value) in cases {
+        hit(&d, *entity, text, value);
+    }
+    // Without context, the distinctive layouts and letter-bearing identifiers stand alone;
+    // bare digits do not.
+    hit(
+        &d,
+        Entity::ItFiscalCode,
+        "RSSMRA85T10A562S",
+        "RSSMRA85T10A562S",
+    );
+    hit(&d, Entity::EsNif, "12345678Z", "12345678Z");
+    hit(&d, Entity::UsItin, "912-78-1234", "912-78-1234");
+    hit(
+        &d,
+        Entity::FrNir,
+        "1 85 05 78 006 084 91",
+        "1 85 05 78 006 084 91",
+    );
+    hit(&d, Entity::DeTaxId, "86 095 742 719", "86 095 742 719");
+    for quiet in ["123456782", "2341 2341 2347", "value 86095742719"] {
+        let f = found(&d, quiet);
+        assert!(f.is_empty(), "{quiet:?}: {f:?}");
+    }
+    // A 3-3-4 number is a phone number unless the NHS is named.
+    hit(&d, Entity::Phone, "call 943 476 5919", "943 476 5919");
+}
+
+#[test]
+fn national_look_alikes_are_quiet() {
+    let d = detector();
+    // Wrong check digits, in the layouts and with the words that would report them.
+    for (entity, text) in [
+        (Entity::UkNhs, "NHS number 943 476 5918"),
+        (Entity::DeTaxId, "Steuer-ID 86 095 742 718"),
+        (Entity::FrNir, "NIR 1 85 05 78 006 084 36"),
+        (Entity::EsNif, "DNI 12345678A"),
+        (Entity::EsNie, "NIE X1234567M"),
+        (Entity::ItFiscalCode, "codice fiscale RSSMRA85T10A562T"),
+        (Entity::NlBsn, "BSN 123456783"),
+        (Entity::InAadhaar, "Aadhaar 2341 2341 2345"),
+        (Entity::CaSin, "SIN 130 692 545"),
+        (Entity::AuTfn, "TFN 123 456 783"),
+        (Entity::AuMedicare, "Medicare 2123 45671 1"),
+        (Entity::DeIdCard, "Personalausweis T220001294"),
+        (Entity::UkNino, "NI number QQ 12 34 56 C"),
+    ] {
+        miss(&d, entity, text);
+    }
+    // Order numbers, ISBNs, product codes, versions and words that are not data at all.
+    for text in [
+        "order 12-3456789 shipped",
+        "ISBN 978-3-16-148410-0",
+        "ISBN 0-306-40615-2",
+        "part no. ABCDE1234F",
+        "SKU QQ123456C",
+        "build 2024.06.123",
+        "passport office opening hours 9 to 5",
+        "the cancer research institute opened",
+        "invoice 2341 2341 2346",
+    ] {
+        let f = found(&d, text);
+        assert!(f.is_empty(), "{text:?}: {f:?}");
+    }
+}
+
+#[test]
+fn phones_of_the_world() {
+    let d = detector();
+    for (text, value) in [
+        // International, with and without a space, with the trunk 0 in parentheses, slashes.
+        ("call +44 (0)20 7946 0958 today", "+44 (0)20 7946 0958"),
+        ("Tel. +49 30/12345678", "+49 30/12345678"),
+        ("+81 3-1234-5678", "+81 3-1234-5678"),
+        ("+33 6 12 34 56 78", "+33 6 12 34 56 78"),
+        ("+91 98765 43210", "+91 98765 43210"),
+        ("+55 11 91234-5678", "+55 11 91234-5678"),
+        ("+27 21 123 4567", "+27 21 123 4567"),
+        // From North America, with its international prefix.
+        ("dial 011 44 20 7946 0958", "011 44 20 7946 0958"),
+        // National layouts of regions that write a trunk 0.
+        ("ring 03-1234-5678", "03-1234-5678"),
+        ("Telefon 030 12345678", "030 12345678"),
+        ("mobile 06 12 34 56 78", "06 12 34 56 78"),
+        ("(02) 9876 5432", "(02) 9876 5432"),
+        ("Tel 044 668 18 00", "044 668 18 00"),
+        // Extensions.
+        ("+1 415-555-2671 ext: 42", "+1 415-555-2671 ext: 42"),
+        ("(415) 555-2671 extension 7", "(415) 555-2671 extension 7"),
+        // Without the +, named as a phone.
+        ("phone: 44 20 7946 0958", "44 20 7946 0958"),
+        // Vanity numbers on toll-free area codes.
+        ("call 1-800-FLOWERS now", "1-800-FLOWERS"),
+        ("(888) GOT-JUNK", "(888) GOT-JUNK"),
+    ] {
+        hit(&d, Entity::Phone, text, value);
+    }
+    for text in [
+        // No phone word: a grouped number with no + is not taken for an international one.
+        "44 20 7946 0958 units",
+        "room 1-800-A",
+        "see 1-800-FLOWERSHOPPING",
+        "ISBN 0-306-40615-2",
+    ] {
+        miss(&d, Entity::Phone, text);
+    }
+}
