@@ -11,7 +11,7 @@ import sys
 import time
 
 corpus = sys.argv[1]
-lines = open(corpus + ".txt").read().splitlines()
+lines = open(corpus + ".txt", encoding="utf-8").read().splitlines()
 labels = [json.loads(l) for l in open(corpus + ".labels.jsonl")]
 COMPARED = ["EMAIL", "PHONE", "US_SSN", "CREDIT_CARD", "IBAN", "IP_ADDRESS", "URL"]
 PRESIDIO = {"EMAIL_ADDRESS": "EMAIL", "PHONE_NUMBER": "PHONE", "US_SSN": "US_SSN",
@@ -35,7 +35,10 @@ def presidio(threshold):
         for rec in recs:
             for r in rec.analyze(text, rec.supported_entities, None):
                 if r.score >= threshold and r.entity_type in PRESIDIO:
-                    preds.append((i, PRESIDIO[r.entity_type], r.start, r.end))
+                    # Presidio counts characters; the labels count UTF-8 bytes.
+                    start = len(text[:r.start].encode())
+                    end = start + len(text[r.start:r.end].encode())
+                    preds.append((i, PRESIDIO[r.entity_type], start, end))
     secs = time.perf_counter() - t0
     return preds, secs
 
@@ -79,11 +82,14 @@ if tool == "presidio":
     thr = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
     preds, secs = presidio(thr)
     per, neg = score(preds, COMPARED)
-    size = sum(len(l) + 1 for l in lines)
+    size = sum(len(l.encode()) + 1 for l in lines)
     print(json.dumps({"tool": f"presidio (threshold {thr})", "entities": per,
                       "lookalike_flag_rate": neg, "seconds": secs, "mb_per_s": size / secs / 1e6}))
 else:
     preds = rampart(sys.argv[3])
-    ents = COMPARED + ["PERSON", "DATE_OF_BIRTH", "ADDRESS"]
+    labelled = sorted({s[0] for lab in labels for s in lab["spans"]})
+    ents = COMPARED + [e for e in ["PERSON", "DATE_OF_BIRTH", "ADDRESS"] + labelled
+                       if e not in COMPARED]
+    ents = list(dict.fromkeys(ents))
     per, neg = score(preds, ents)
     print(json.dumps({"tool": "rampart", "entities": per, "lookalike_flag_rate": neg}))

@@ -233,11 +233,39 @@ impl Entity {
                 "mobile",
                 "cell",
                 "call",
+                "ring",
                 "fax",
                 "contact",
                 "whatsapp",
                 "sms",
                 "text",
+                "telefon",
+                "telefonnummer",
+                "handy",
+                "mobil",
+                "rufen",
+                "anrufen",
+                "téléphone",
+                "tél",
+                "portable",
+                "appelez",
+                "appeler",
+                "teléfono",
+                "telefono",
+                "móvil",
+                "movil",
+                "llame",
+                "llámeme",
+                "llamar",
+                "cellulare",
+                "chiami",
+                "chiamare",
+                "telefoon",
+                "telefoonnummer",
+                "mobiel",
+                "bel",
+                "bellen",
+                "gsm",
             ],
             Self::UsSsn => &["ssn", "social", "security", "ss#", "tin", "taxpayer"],
             Self::CreditCard => &[
@@ -655,13 +683,13 @@ impl Patterns {
             ssn_dashed: Regex::new(r"^[0-9]{3}-[0-9]{2}-[0-9]{4}$")?,
             ssn_spaced: Regex::new(r"^[0-9]{3} [0-9]{2} [0-9]{4}$")?,
             phone_international: Regex::new(
-                r"^(?:\+|00)[0-9](?:[ .\-/]?(?:\([0-9]{1,4}\)|[0-9]{1,5})){1,6}$",
+                r"^(?:\+|00)[0-9](?:[ .\-/]?(?:\([0-9]{1,4}\)|[0-9]{1,8})){1,6}$",
             )?,
             phone_us: Regex::new(
                 r"^(?:1[ .\-]?)?(?:\([0-9]{3}\)[ .\-]?|[0-9]{3}[ .\-])[0-9]{3}[ .\-][0-9]{4}$",
             )?,
             phone_other: Regex::new(
-                r"^(?:\(0[0-9]{1,4}\) ?|0[0-9]{1,4}[ .\-/])[0-9]{2,4}(?:[ .\-]?[0-9]{2,4}){0,3}$",
+                r"^(?:\(0[0-9]{1,4}\)[ \-]?|0[0-9]{1,4}[ .\-/])[0-9]{2,4}(?:[ .\-]?[0-9]{2,4}){0,3}$",
             )?,
             column_name: Regex::new(r"^[\p{L}][\p{L}'\-.]*(?: [\p{L}][\p{L}'\-.]*){0,4}$")?,
         })
@@ -1012,9 +1040,19 @@ impl Detector {
             // (which also want the area code assigned) serve the rest of the world.
             let national: Vec<u8> = core.bytes().filter(u8::is_ascii_digit).collect();
             if self.p.phone_international.is_match(core) {
-                let normalised = core
+                // `+`, then the digits alone: the parser takes some groupings (`+31915-…`)
+                // for a bad country code; a trunk `(0)` after the country code is dropped.
+                let body = core
                     .strip_prefix("00")
-                    .map_or_else(|| core.to_owned(), |r| format!("+{r}"));
+                    .or_else(|| core.strip_prefix('+'))
+                    .unwrap_or(core);
+                let normalised: String = std::iter::once('+')
+                    .chain(
+                        body.replacen("(0)", "", 1)
+                            .chars()
+                            .filter(char::is_ascii_digit),
+                    )
+                    .collect();
                 let nanp = national
                     .strip_prefix(b"001")
                     .or_else(|| national.strip_prefix(b"1"));
@@ -1022,8 +1060,18 @@ impl Detector {
                     if nanp.is_some_and(checks::nanp_shaped) {
                         return mk(Entity::Phone, 0.85, "phone-international");
                     }
-                } else if phone_valid(&normalised, None) {
-                    return mk(Entity::Phone, 0.85, "phone-international");
+                } else {
+                    match phone_check(&normalised, None) {
+                        PhoneCheck::Valid => {
+                            return mk(Entity::Phone, 0.85, "phone-international");
+                        }
+                        // A known country code and a plausible length, but no number the
+                        // plan assigns: a phone number with a phone word before it.
+                        PhoneCheck::Plausible => {
+                            return mk(Entity::Phone, 0.45, "phone-international");
+                        }
+                        PhoneCheck::No => {}
+                    }
                 }
             } else if let Some(rest) = core
                 .strip_prefix("011")
@@ -1046,33 +1094,21 @@ impl Detector {
                     return mk(Entity::Phone, 0.75, "phone-national");
                 }
             } else if (10..=12).contains(&national.len()) && self.p.phone_other.is_match(core) {
-                use phonenumber::country::Id;
-                // The regions whose national numbers are written with a trunk 0, most
-                // populous first: a national layout says nothing of its country.
-                if [
-                    Id::IN,
-                    Id::JP,
-                    Id::DE,
-                    Id::GB,
-                    Id::FR,
-                    Id::IT,
-                    Id::ES,
-                    Id::AU,
-                    Id::NL,
-                    Id::BE,
-                    Id::CH,
-                    Id::AT,
-                    Id::SE,
-                    Id::IE,
-                    Id::NZ,
-                    Id::ZA,
-                    Id::KR,
-                ]
-                .into_iter()
-                .any(|id| phone_valid(core, Some(id)))
+                if TRUNK_ZERO_REGIONS
+                    .iter()
+                    .any(|&id| phone_valid(core, Some(id)))
                 {
                     return mk(Entity::Phone, 0.65, "phone-national");
                 }
+            } else if (9..=12).contains(&core.len())
+                && core.starts_with('0')
+                && core.bytes().all(|b| b.is_ascii_digit())
+                && TRUNK_ZERO_REGIONS
+                    .iter()
+                    .any(|&id| phone_valid(core, Some(id)))
+            {
+                // A national number written as bare digits: only with context.
+                return mk(Entity::Phone, 0.3, "phone-digits");
             } else if core.len() == 10
                 && core.bytes().all(|b| b.is_ascii_digit())
                 && checks::nanp_shaped(core.as_bytes())
@@ -1679,8 +1715,55 @@ fn split_extension(run: &str) -> (&str, &str) {
     }
 }
 
+/// The regions whose national numbers are written with a trunk 0, most populous first: a
+/// national layout says nothing of its country, so each is tried.
+const TRUNK_ZERO_REGIONS: &[phonenumber::country::Id] = {
+    use phonenumber::country::Id;
+    &[
+        Id::IN,
+        Id::JP,
+        Id::DE,
+        Id::GB,
+        Id::FR,
+        Id::IT,
+        Id::ES,
+        Id::AU,
+        Id::NL,
+        Id::BE,
+        Id::CH,
+        Id::AT,
+        Id::SE,
+        Id::IE,
+        Id::NZ,
+        Id::ZA,
+        Id::KR,
+    ]
+};
+
 fn phone_valid(s: &str, region: Option<phonenumber::country::Id>) -> bool {
-    phonenumber::parse(region, s).is_ok_and(|n| phonenumber::is_valid(&n))
+    phone_check(s, region) == PhoneCheck::Valid
+}
+
+/// What libphonenumber makes of a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PhoneCheck {
+    /// A number the plan of its country assigns.
+    Valid,
+    /// A known country code and a national number of 7 to 12 digits, which the plan does not
+    /// assign (or the metadata does not know yet).
+    Plausible,
+    /// Not a phone number.
+    No,
+}
+
+fn phone_check(s: &str, region: Option<phonenumber::country::Id>) -> PhoneCheck {
+    match phonenumber::parse(region, s) {
+        Ok(n) if phonenumber::is_valid(&n) => PhoneCheck::Valid,
+        Ok(n) if (1_000_000..1_000_000_000_000).contains(&n.national().value()) => {
+            PhoneCheck::Plausible
+        }
+        _ => PhoneCheck::No,
+    }
 }
 
 /// The context window before `start` (char-boundary safe), cut at the last sentence end so

@@ -819,3 +819,29 @@ fn phones_of_the_world() {
         miss(&d, Entity::Phone, text);
     }
 }
+
+#[test]
+fn phones_in_other_languages_and_layouts() {
+    let d = detector();
+    for (text, value) in [
+        // National numbers written as bare digits, with a phone word in the line's language.
+        ("Telefon: 07222389263", "07222389263"),
+        ("téléphone : 0141234567", "0141234567"),
+        ("Bel me op 0201234567.", "0201234567"),
+        // A trunk prefix in parentheses followed by a dash; a long group after +CC.
+        ("tel. (0245)-631842", "(0245)-631842"),
+        ("+31915-268897", "+31915-268897"),
+        // A known country code and a plausible length the plan does not assign: with a
+        // phone word only.
+        ("Telefono: +39 000 1234567", "+39 000 1234567"),
+    ] {
+        hit(&d, Entity::Phone, text, value);
+    }
+    for text in [
+        "invoice 07222389263",
+        "ref +39 000 1234567",
+        "code 0201234567",
+    ] {
+        miss(&d, Entity::Phone, text);
+    }
+}
