@@ -81,19 +81,30 @@ fn fold(c: char) -> Option<String> {
     (!s.is_empty() && s.chars().all(|k| k.is_ascii_alphanumeric())).then(|| s.to_ascii_lowercase())
 }
 
-/// The views of `text`.
+/// `text` without its invisible characters, then that in NFKC (case kept: what a reader
+/// sees, fullwidth and compatibility forms as their plain letters and digits), and the
+/// number of invisible characters removed.
 #[must_use]
-pub fn views(text: &str) -> Views {
-    let mut changes = Changes::default();
+pub fn visible_nfkc(text: &str) -> (String, String, usize) {
+    let mut invisible = 0;
     let visible: String = text
         .chars()
         .filter(|&c| {
             let inv = is_invisible(c);
-            changes.invisible += usize::from(inv);
+            invisible += usize::from(inv);
             !inv
         })
         .collect();
     let nfkc: String = visible.nfkc().collect();
+    (visible, nfkc, invisible)
+}
+
+/// The views of `text`.
+#[must_use]
+pub fn views(text: &str) -> Views {
+    let mut changes = Changes::default();
+    let (visible, nfkc, invisible) = visible_nfkc(text);
+    changes.invisible = invisible;
     if nfkc != visible {
         changes.nfkc = visible
             .chars()

@@ -173,19 +173,28 @@ impl OutputRails {
                 }
             }
         }
-        // Personal data and secrets; URLs are the link rail's.
-        let pii: Vec<_> = if self.config.pii == PiiAction::Off {
-            self.detector
-                .scan(text)
-                .into_iter()
-                .filter(|f| is_secret(f.entity))
-                .collect()
+        // Personal data and secrets; URLs are the link rail's. The answer is also read as a
+        // reader sees it (no invisible characters, fullwidth digits as digits): when that
+        // shows more, it is what is checked and redacted, so a zero-width space inside a
+        // number or fullwidth digits do not carry data past the rail.
+        let keep = |f: &rampart_pii::Finding| {
+            if self.config.pii == PiiAction::Off {
+                is_secret(f.entity)
+            } else {
+                f.entity != Entity::Url
+            }
+        };
+        let raw: Vec<_> = self.detector.scan(text).into_iter().filter(keep).collect();
+        let (_, seen, _) = crate::normalize::visible_nfkc(text);
+        let (basis, pii): (&str, Vec<_>) = if seen == text {
+            (text, raw)
         } else {
-            self.detector
-                .scan(text)
-                .into_iter()
-                .filter(|f| f.entity != Entity::Url)
-                .collect()
+            let shown: Vec<_> = self.detector.scan(&seen).into_iter().filter(keep).collect();
+            if shown.len() > raw.len() {
+                (&seen, shown)
+            } else {
+                (text, raw)
+            }
         };
         for f in &pii {
             let secret = is_secret(f.entity);
@@ -207,7 +216,7 @@ impl OutputRails {
             });
         }
         let mut redacted = Redactor::new(Operator::Replace)
-            .redact(text, &pii, None)
+            .redact(basis, &pii, None)
             .unwrap_or_else(|_| "<answer withheld>".into());
         if !self.config.allowed_domains.is_empty() {
             let mut bad = Vec::new();

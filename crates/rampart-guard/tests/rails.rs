@@ -213,3 +213,30 @@ fn oversized_input_is_blocked_not_scanned() {
     let v = g.check_input("this is longer than ten bytes");
     assert!(v.blocked && v.findings[0].rail == "size");
 }
+
+/// Personal data hidden from the output rail's detector the way an answer can hide it: a
+/// zero-width space inside an identifier, fullwidth digits, a soft hyphen in an email.
+#[test]
+fn output_pii_hidden_by_invisible_or_fullwidth_characters_is_redacted() {
+    let g = guard();
+    for answer in [
+        "Her SSN is 536-22-\u{200B}1234.",
+        "Her SSN is ５３６-２２-１２３４.",
+        "Write to alice@exam\u{00AD}ple.org for help.",
+    ] {
+        let v = g.check_output(answer, None);
+        let out = v.redacted.as_deref().unwrap_or(answer);
+        assert!(
+            !out.contains("1234") && !out.contains("１２３４") && !out.contains("ple.org"),
+            "{answer:?} passed as {out:?}"
+        );
+        assert!(
+            v.findings.iter().any(|f| f.rail == "pii"),
+            "{answer:?}: {:?}",
+            v.findings
+        );
+    }
+    // A plain answer is returned as written, not normalised.
+    let plain = "Ｔｈｅ meeting is at 10.";
+    assert!(g.check_output(plain, None).redacted.is_none());
+}
