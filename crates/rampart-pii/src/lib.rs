@@ -202,7 +202,7 @@ impl Entity {
 
     /// Whether a word like "order" or "invoice" just before a number of this entity makes it
     /// an identifier of something else.
-    const fn is_number_of_someone(self) -> bool {
+    const fn takes_negative_context(self) -> bool {
         matches!(
             self,
             Self::Phone
@@ -833,7 +833,7 @@ impl Detector {
                     if column || has_context(window, c.entity.context()) {
                         conf += boost;
                     }
-                    if c.entity.is_number_of_someone()
+                    if c.entity.takes_negative_context()
                         && has_context(last_words(window, 2), lexicon::NEGATIVE_CONTEXT)
                     {
                         conf -= NEGATIVE_PENALTY;
@@ -1102,6 +1102,7 @@ impl Detector {
                 }
             } else if (9..=12).contains(&core.len())
                 && core.starts_with('0')
+                && !core.starts_with("00")
                 && core.bytes().all(|b| b.is_ascii_digit())
                 && TRUNK_ZERO_REGIONS
                     .iter()

@@ -298,15 +298,12 @@ pub fn it_fiscal_code_valid(s: &[u8]) -> bool {
     let month = s
         .get(8)
         .and_then(|m| IT_MONTHS.iter().position(|x| x == m))
-        .map_or(0, |p| p + 1);
-    // The century is not written: February 29th stands in every fourth year.
-    let days = match month {
-        2 if year % 4 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    };
-    if !(1..=days).contains(&day) {
+        .and_then(|p| u32::try_from(p + 1).ok())
+        .unwrap_or(0);
+    // The century is not written: 2000 + the year makes February 29th stand in every
+    // fourth year, whichever century it was.
+    let days = crate::checks::days_in_month(2000 + year, month).unwrap_or(0);
+    if !(1..=days).contains(&i32::try_from(day).unwrap_or(0)) {
         return false;
     }
     let mut sum = 0u32;
@@ -645,8 +642,15 @@ impl Compact {
     }
 
     /// The byte span of the first `len` characters when they end exactly at a group's end
-    /// (so an identifier is never cut out of a longer token) in one of `layouts`.
-    fn prefix(&self, start: usize, len: usize, layouts: &[&[usize]]) -> Option<(usize, usize)> {
+    /// and before no letter or digit (so an identifier is never cut out of a longer token,
+    /// even one [`Compact::read`] stopped reading), in one of `layouts`.
+    fn prefix(
+        &self,
+        bytes: &[u8],
+        start: usize,
+        len: usize,
+        layouts: &[&[usize]],
+    ) -> Option<(usize, usize)> {
         let mut total = 0;
         let mut k = 0;
         while total < len {
@@ -657,18 +661,115 @@ impl Compact {
         if total != len || !layouts.contains(&groups) {
             return None;
         }
-        // The last group may have been cut by `max`: it must end at a non-alphanumeric.
-        let end = *self.ends.get(len - 1)?;
+        let end = *self.ends.get(len.checked_sub(1)?)?;
+        if bytes.get(end).is_some_and(u8::is_ascii_alphanumeric) {
+            return None;
+        }
         Some((start, end))
     }
 }
+
+/// An identifier with letters in it, as [`alnum_ids`] looks for it: its length without
+/// separators, the groupings it is written in, its validator and what a match is worth.
+struct LetterId {
+    len: usize,
+    layouts: &'static [&'static [usize]],
+    valid: fn(&[u8]) -> bool,
+    entity: crate::Entity,
+    base: f32,
+    rule: &'static str,
+}
+
+/// A French NIR of Corsica (2A or 2B for the département): the others are digits only, and
+/// the numeric pass takes them.
+fn fr_nir_corsica(s: &[u8]) -> bool {
+    s.get(6).is_some_and(u8::is_ascii_uppercase) && fr_nir_valid(s)
+}
+
+/// The letter-bearing identifiers, tried in this order (the first that fits wins).
+const LETTER_IDS: &[LetterId] = {
+    use crate::Entity as E;
+    &[
+        LetterId {
+            len: 16,
+            layouts: &[&[16]],
+            valid: it_fiscal_code_valid,
+            entity: E::ItFiscalCode,
+            base: 0.75,
+            rule: "it-fiscal-code-check",
+        },
+        LetterId {
+            len: 15,
+            layouts: &[&[15], &[1, 2, 2, 2, 3, 3, 2], &[13, 2]],
+            valid: fr_nir_corsica,
+            entity: E::FrNir,
+            base: 0.7,
+            rule: "fr-nir-mod97",
+        },
+        LetterId {
+            len: 10,
+            layouts: &[&[10]],
+            valid: in_pan_valid,
+            entity: E::InPan,
+            base: 0.6,
+            rule: "in-pan",
+        },
+        LetterId {
+            len: 10,
+            layouts: &[&[10]],
+            valid: |s| de_id_card_valid(s, true),
+            entity: E::DeIdCard,
+            base: 0.45,
+            rule: "de-id-card-check",
+        },
+        LetterId {
+            len: 9,
+            layouts: &[&[9], &[2, 2, 2, 2, 1], &[2, 6, 1]],
+            valid: |s| uk_nino_valid(s, true),
+            entity: E::UkNino,
+            base: 0.65,
+            rule: "uk-nino",
+        },
+        LetterId {
+            len: 9,
+            layouts: &[&[9], &[8, 1], &[2, 3, 3, 1]],
+            valid: es_nif_valid,
+            entity: E::EsNif,
+            base: 0.7,
+            rule: "es-nif-letter",
+        },
+        LetterId {
+            len: 9,
+            layouts: &[&[9], &[1, 7, 1], &[8, 1]],
+            valid: es_nie_valid,
+            entity: E::EsNie,
+            base: 0.7,
+            rule: "es-nie-letter",
+        },
+        LetterId {
+            len: 9,
+            layouts: &[&[9]],
+            valid: |s| de_id_card_valid(s, false),
+            entity: E::DeIdCard,
+            base: 0.2,
+            rule: "de-id-card-check",
+        },
+        LetterId {
+            len: 8,
+            layouts: &[&[8], &[2, 2, 2, 2], &[2, 6]],
+            valid: |s| uk_nino_valid(s, false),
+            entity: E::UkNino,
+            base: 0.3,
+            rule: "uk-nino",
+        },
+    ]
+};
 
 /// National identifiers with letters in them (UK NINO, Spanish DNI and NIE, codice fiscale,
 /// PAN, German identity card, French NIR of Corsica), found by a byte loop over the tokens
 /// that start with a capital or a digit; only a first token of a length some identifier
 /// starts with is read further.
 pub(crate) fn alnum_ids(text: &str, out: &mut Vec<crate::Candidate>) {
-    use crate::Entity as E;
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
@@ -726,84 +827,13 @@ pub(crate) fn alnum_ids(text: &str, out: &mut Vec<crate::Candidate>) {
             continue;
         }
         let c = Compact::read(bytes, i, 16);
-        let chars = c.chars.as_slice();
-        let mut push = |span: Option<(usize, usize)>, e: E, base: f32, rule: &'static str| {
-            if let Some((s, t)) = span {
-                out.push(crate::cand(e, s, t, base, rule));
-                true
-            } else {
-                false
-            }
-        };
-        let found = (chars.len() >= 16
-            && chars.get(..16).is_some_and(it_fiscal_code_valid)
-            && push(
-                c.prefix(i, 16, &[&[16]]),
-                E::ItFiscalCode,
-                0.75,
-                "it-fiscal-code-check",
-            ))
-            || (chars.len() >= 15
-                && chars.get(..15).is_some_and(fr_nir_valid)
-                && chars.get(6).is_some_and(u8::is_ascii_uppercase)
-                && push(
-                    c.prefix(i, 15, &[&[15], &[1, 2, 2, 2, 3, 3, 2], &[13, 2]]),
-                    E::FrNir,
-                    0.7,
-                    "fr-nir-mod97",
-                ))
-            || (chars.len() >= 10
-                && chars.get(..10).is_some_and(in_pan_valid)
-                && push(c.prefix(i, 10, &[&[10]]), E::InPan, 0.6, "in-pan"))
-            || (chars.len() >= 10
-                && chars.get(..10).is_some_and(|s| de_id_card_valid(s, true))
-                && push(
-                    c.prefix(i, 10, &[&[10]]),
-                    E::DeIdCard,
-                    0.45,
-                    "de-id-card-check",
-                ))
-            || (chars.len() >= 9
-                && chars.get(..9).is_some_and(|s| uk_nino_valid(s, true))
-                && push(
-                    c.prefix(i, 9, &[&[9], &[2, 2, 2, 2, 1], &[2, 6, 1]]),
-                    E::UkNino,
-                    0.65,
-                    "uk-nino",
-                ))
-            || (chars.len() >= 9
-                && chars.get(..9).is_some_and(es_nif_valid)
-                && push(
-                    c.prefix(i, 9, &[&[9], &[8, 1], &[2, 3, 3, 1]]),
-                    E::EsNif,
-                    0.7,
-                    "es-nif-letter",
-                ))
-            || (chars.len() >= 9
-                && chars.get(..9).is_some_and(es_nie_valid)
-                && push(
-                    c.prefix(i, 9, &[&[9], &[1, 7, 1], &[8, 1]]),
-                    E::EsNie,
-                    0.7,
-                    "es-nie-letter",
-                ))
-            || (chars.len() >= 9
-                && chars.get(..9).is_some_and(|s| de_id_card_valid(s, false))
-                && push(
-                    c.prefix(i, 9, &[&[9]]),
-                    E::DeIdCard,
-                    0.2,
-                    "de-id-card-check",
-                ))
-            || (chars.len() >= 8
-                && chars.get(..8).is_some_and(|s| uk_nino_valid(s, false))
-                && push(
-                    c.prefix(i, 8, &[&[8], &[2, 2, 2, 2], &[2, 6]]),
-                    E::UkNino,
-                    0.3,
-                    "uk-nino",
-                ));
-        let _ = found;
+        if let Some(spec) = LETTER_IDS
+            .iter()
+            .find(|spec| c.chars.get(..spec.len).is_some_and(spec.valid))
+            && let Some((s, e)) = c.prefix(bytes, i, spec.len, spec.layouts)
+        {
+            out.push(crate::cand(spec.entity, s, e, spec.base, spec.rule));
+        }
         i = j.max(i + 1);
     }
 }

@@ -67,6 +67,14 @@ pub fn product(text: &str) -> Result<(), CliError> {
         .map_err(CliError::internal)
 }
 
+/// Writes a human summary to stderr, escaped as [`product`] escapes, for commands whose
+/// stdout carries their data (`-o -`); nothing under `-q`.
+pub fn print_stderr(text: &str) {
+    if !quiet() {
+        eprint!("{}", rampart_train::terminal::escape_text(text));
+    }
+}
+
 /// Writes one JSON value and a newline to stdout (machine output asked for with `--format`:
 /// printed under `-q` too).
 pub fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {

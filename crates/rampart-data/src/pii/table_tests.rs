@@ -415,3 +415,77 @@ fn personal_parquet_columns_are_redacted_whole() {
         .unwrap();
     assert_eq!(notes.value(0), "fine");
 }
+
+#[test]
+fn personal_columns_fail_closed() {
+    // Attacks on the whole-column rule: a header written twice (the second copy is personal
+    // too), a null padded with spaces (not the schema's null, so redacted), a column name
+    // in another case (not the schema's column: refused, nothing written).
+    let personal = table::PersonalColumns::new(["ssn".to_owned()], vec!["NA".to_owned()]);
+    let d = detector();
+    let r = Redactor::new(Operator::Replace);
+    let run = |csv: &str| {
+        let mut out = Vec::new();
+        let got = table::process_csv(
+            csv.as_bytes(),
+            table::CsvJob {
+                detector: &d,
+                reader: crate::csv::ReaderOptions::default(),
+                redact: Some((&r, &mut out)),
+                columns: &BTreeMap::new(),
+                findings: None,
+                safe_csv: false,
+                personal: &personal,
+            },
+        );
+        (got, String::from_utf8(out).unwrap())
+    };
+    let (got, out) = run("ssn,ssn\nK-1,K-2\n NA ,NA\n");
+    got.unwrap();
+    assert_eq!(out, "ssn,ssn\n<US_SSN>,<US_SSN>\n <US_SSN> ,NA\n");
+    let (got, out) = run("SSN\nK-1\n");
+    assert!(matches!(got, Err(PiiError::Config(_))), "{got:?}");
+    assert!(!out.contains("K-1"), "{out}");
+}
+
+#[test]
+fn a_personal_parquet_column_that_cannot_hold_text_is_refused() {
+    use arrow_array::{Int64Array, RecordBatch};
+    use std::sync::Arc;
+    let schema = Arc::new(arrow_schema::Schema::new(vec![arrow_schema::Field::new(
+        "account",
+        arrow_schema::DataType::Int64,
+        false,
+    )]));
+    let batch =
+        RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![42]))]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.parquet");
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, None)
+            .unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let personal = table::PersonalColumns::new(["account".to_owned()], Vec::new());
+    let r = Redactor::new(Operator::Replace);
+    let mut out = Vec::new();
+    // Through the stream runner, which stages a redacted Parquet file and copies it out only
+    // when it is complete.
+    let err = table::process_any(
+        std::fs::File::open(&path).unwrap(),
+        table::Input::Table,
+        dir.path(),
+        table::CsvJob {
+            detector: &detector(),
+            reader: crate::csv::ReaderOptions::default(),
+            redact: Some((&r, &mut out)),
+            columns: &BTreeMap::new(),
+            findings: None,
+            safe_csv: false,
+            personal: &personal,
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("\"account\""), "{err}");
+    assert!(out.is_empty(), "nothing is written");
+}

@@ -170,9 +170,7 @@ fn print_report(
                 }
             }
             if to_stderr {
-                if !output::quiet() {
-                    eprint!("{}", rampart_train::terminal::escape_text(&s));
-                }
+                output::print_stderr(&s);
                 return Ok(());
             }
             output::print(&s)
