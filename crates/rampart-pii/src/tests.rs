@@ -389,6 +389,10 @@ fn column_names_are_context() {
     assert!(h.entities.contains(&Entity::Person));
     let f = d.scan_with("Zbigniew Brzezinski", Some(&h));
     assert_eq!(f.len(), 1);
+    assert_eq!((f[0].entity, f[0].start, f[0].end), (Entity::Person, 0, 19));
+    // The column name alone makes a value a name when nothing else knows it.
+    let f = d.scan_with("Qwzx Vbnmk", Some(&h));
+    assert_eq!(f.len(), 1);
     assert_eq!(f[0].rule, "person-column");
     let h = ColumnHint::from_name("date_of_birth");
     assert_eq!(
@@ -844,4 +848,23 @@ fn phones_in_other_languages_and_layouts() {
     ] {
         miss(&d, Entity::Phone, text);
     }
+}
+
+#[test]
+fn names_without_context_are_found_and_addresses_keep_their_streets() {
+    let d = detector();
+    let text = "The lease was countersigned by Margaret Thornton and Hans-Dieter Krause.";
+    let f = d.scan(text);
+    let people: Vec<&str> = f
+        .iter()
+        .filter(|x| x.entity == Entity::Person)
+        .map(|x| &text[x.start..x.end])
+        .collect();
+    assert_eq!(people, ["Margaret Thornton", "Hans-Dieter Krause"], "{f:?}");
+    assert!(f.iter().all(|x| x.rule == "person-model"), "{f:?}");
+    // A street named after someone stays part of the address.
+    let text = "Ship it to 42 Abbott Street, Springfield, IL 62704.";
+    let f = found(&d, text);
+    assert!(f.iter().any(|x| x.0 == Entity::Address), "{f:?}");
+    assert!(!f.iter().any(|x| x.0 == Entity::Person), "{f:?}");
 }

@@ -1,0 +1,899 @@
+//! People's names without a context word: a token classifier over gazetteers, word shape and
+//! neighbouring tokens.
+//!
+//! Text is cut into word and punctuation tokens (hiragana counts as punctuation, so Japanese
+//! particles end a name). Only *slots* are classified: words that start with a capital, Han
+//! or katakana words, and the lower-case name particles (`van`, `de`, `von`, …); every other
+//! token is outside a name. A slot's features are its folded form (lower case, accents gone),
+//! shape, affixes, its class in the given-name and surname gazetteers and whether it is an
+//! ordinary word, the same for its neighbours two tokens either side, the punctuation around
+//! it and a few conjunctions (a capitalised unknown word after a known given name, a known
+//! surname after a title). Features hash into `2^18` buckets; a logistic regression
+//! (`rampart_ml::sparse`) scores each slot, and runs of slots that score at least one half,
+//! separated by single spaces (or an initial's full stop), are one name.
+//!
+//! The gazetteers (`data/given-names.tsv.gz`, `data/surnames.tsv.gz`), the ordinary-word list
+//! (`data/vocabulary.txt.gz`) and the training sentences (`data/person-train.jsonl.gz`) are
+//! built from public registries by `data/build_names.py` (see `data/DATASET.md`); the model
+//! (`model/person-tagger.safetensors`) is trained by `examples/train_person.rs`, and a test
+//! retrains it and compares every weight. Nothing is learned from a synthetic-data
+//! generator's name lists.
+//!
+//! Cost: the tokeniser is one pass over the text; a slot is looked up once in one hash map
+//! and scored only when it, or a word next to it, is in a gazetteer or follows a colon,
+//! comma or line start where names are listed — other capitalised words are skipped.
+
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+use std::io::Read;
+use std::sync::OnceLock;
+
+use rampart_ml::sparse::{SparseLogistic, sigmoid};
+use rustc_hash::FxHasher;
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::canonical_combining_class;
+
+/// The shipped model.
+pub const BUILTIN_MODEL: &[u8] = include_bytes!("../model/person-tagger.safetensors");
+/// The safetensors metadata `format` of the model.
+pub const FORMAT: &str = "rampart-pii-person-tagger/1";
+/// Hash buckets of the model: `2^BITS`.
+pub const BITS: u32 = 18;
+
+const GIVEN_GZ: &[u8] = include_bytes!("../data/given-names.tsv.gz");
+const SURNAME_GZ: &[u8] = include_bytes!("../data/surnames.tsv.gz");
+const VOCAB_GZ: &[u8] = include_bytes!("../data/vocabulary.tsv.gz");
+/// The decompressed gazetteers are bounded: they are ours, but a bound costs nothing.
+const MAX_GAZETTEER_BYTES: u64 = 16 << 20;
+
+/// Lower-case name particles that sit inside a name (`Sjoerd van der Leek`).
+const PARTICLES: &[&str] = &[
+    "van", "der", "den", "de", "ter", "ten", "von", "zu", "du", "des", "la", "le", "del", "della",
+    "di", "da", "dos", "das", "do", "y", "bin", "al", "el",
+];
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// What the gazetteers say about one folded word.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Entry {
+    /// Given-name frequency class, 0 (absent) to 4 (very common).
+    pub given: u8,
+    /// Surname frequency class, 0 to 4.
+    pub surname: u8,
+    /// 1: an ordinary word; 2: a dictionary proper noun that is in neither name list (a day,
+    /// a place, a people); 0: neither.
+    pub word: u8,
+}
+
+/// The gazetteers, keyed by folded word.
+#[derive(Debug)]
+pub struct Gazetteer {
+    map: FxMap<Box<str>, Entry>,
+}
+
+impl Gazetteer {
+    fn load() -> Result<Self, String> {
+        let mut map: FxMap<Box<str>, Entry> = FxMap::default();
+        for (gz, what) in [
+            (GIVEN_GZ, "given"),
+            (SURNAME_GZ, "surname"),
+            (VOCAB_GZ, "word"),
+        ] {
+            let mut text = String::new();
+            flate2::read::GzDecoder::new(gz)
+                .take(MAX_GAZETTEER_BYTES)
+                .read_to_string(&mut text)
+                .map_err(|e| format!("the {what} gazetteer cannot be read: {e}"))?;
+            for line in text.lines() {
+                let (key, class) = line.split_once('\t').unwrap_or((line, "1"));
+                let class: u8 = class
+                    .parse()
+                    .map_err(|_| format!("the {what} gazetteer has a bad line: {line:?}"))?;
+                let e = map.entry(key.into()).or_default();
+                match what {
+                    "given" => e.given = class.min(4),
+                    "surname" => e.surname = class.min(4),
+                    _ => e.word = class.min(2),
+                }
+            }
+        }
+        Ok(Self { map })
+    }
+
+    /// What the gazetteers say about `folded` (a word already passed through [`fold`]).
+    #[must_use]
+    pub fn get(&self, folded: &str) -> Entry {
+        self.map.get(folded).copied().unwrap_or_default()
+    }
+
+    /// Number of distinct words.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether it holds no word.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+/// The shipped gazetteers and model, loaded once.
+#[derive(Debug)]
+pub struct Tagger {
+    gazetteer: Gazetteer,
+    model: SparseLogistic,
+}
+
+static SHIPPED: OnceLock<Result<Tagger, String>> = OnceLock::new();
+
+/// The shipped tagger (decompressed and indexed on first use, about 350,000 words).
+///
+/// # Errors
+/// A message if the shipped data or model cannot be read (a bug in the build).
+pub fn shipped() -> Result<&'static Tagger, String> {
+    SHIPPED
+        .get_or_init(|| {
+            let gazetteer = Gazetteer::load()?;
+            let (model, meta) = SparseLogistic::from_safetensors(BUILTIN_MODEL)
+                .map_err(|e| format!("the person model cannot be read: {e}"))?;
+            if meta.get("format").map(String::as_str) != Some(FORMAT) || model.dim() != 1 << BITS {
+                return Err("the person model has another format or size".into());
+            }
+            Ok(Tagger { gazetteer, model })
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// The shipped gazetteers alone (for training).
+///
+/// # Errors
+/// As [`shipped`], for the gazetteer files.
+pub fn shipped_gazetteer() -> Result<Gazetteer, String> {
+    Gazetteer::load()
+}
+
+/// Lower case, compatibility decomposition, combining marks dropped, and the letters that do
+/// not decompose spelled out (`ß` → `ss`, `ø` → `o`, …): `Müller`, `MULLER` and `Muller` fold
+/// alike. The same folding as `data/build_names.py`.
+pub fn fold(word: &str, out: &mut String) {
+    out.clear();
+    if word.is_ascii() {
+        out.extend(word.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+        return;
+    }
+    for c in word.chars().flat_map(char::to_lowercase).nfkd() {
+        if canonical_combining_class(c) != 0 {
+            continue;
+        }
+        match c {
+            'ß' => out.push_str("ss"),
+            'ø' => out.push('o'),
+            'æ' => out.push_str("ae"),
+            'œ' => out.push_str("oe"),
+            'ł' => out.push('l'),
+            'đ' | 'ð' => out.push('d'),
+            'þ' => out.push_str("th"),
+            'ı' => out.push('i'),
+            '\u{2019}' => out.push('\''),
+            c => out.push(c),
+        }
+    }
+}
+
+/// A token of the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Token {
+    /// Byte offsets.
+    pub start: usize,
+    /// End (exclusive).
+    pub end: usize,
+    /// Word or punctuation.
+    pub word: bool,
+    /// A line break comes before it.
+    pub newline_before: bool,
+}
+
+const fn is_hiragana(c: char) -> bool {
+    matches!(c, '\u{3040}'..='\u{309f}')
+}
+
+const fn is_cjk(c: char) -> bool {
+    matches!(c, '\u{4e00}'..='\u{9fff}' | '\u{3400}'..='\u{4dbf}' | '\u{30a0}'..='\u{30ff}')
+}
+
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() && !is_hiragana(c)
+}
+
+/// Cuts `text` into word and punctuation tokens (whitespace is dropped; a word may hold
+/// inner hyphens and apostrophes).
+#[must_use]
+pub fn tokenize(text: &str) -> Vec<Token> {
+    let mut out = Vec::new();
+    let mut it = text.char_indices().peekable();
+    let mut newline = true;
+    while let Some((i, c)) = it.next() {
+        if c.is_whitespace() {
+            newline |= c == '\n' || c == '\r';
+            continue;
+        }
+        let mut end = i + c.len_utf8();
+        let word = is_word_char(c);
+        if word {
+            while let Some(&(j, d)) = it.peek() {
+                let joiner = matches!(d, '-' | '\'' | '\u{2019}')
+                    && text
+                        .get(j + d.len_utf8()..)
+                        .and_then(|r| r.chars().next())
+                        .is_some_and(is_word_char);
+                if !is_word_char(d) && !joiner {
+                    break;
+                }
+                end = j + d.len_utf8();
+                it.next();
+            }
+        }
+        out.push(Token {
+            start: i,
+            end,
+            word,
+            newline_before: newline,
+        });
+        newline = false;
+    }
+    out
+}
+
+/// What the classifier knows of one token.
+#[derive(Debug, Clone, Default)]
+struct Info {
+    shape: u8,
+    entry: Entry,
+    /// A slot: classified rather than outside by rule.
+    slot: bool,
+    /// A Han word that splits into a known surname and a known given name.
+    cjk_split: bool,
+    punct: u8,
+}
+
+// Shapes.
+const SH_PUNCT: u8 = 0;
+const SH_LOWER: u8 = 1;
+const SH_TITLE: u8 = 2;
+const SH_UPPER: u8 = 3;
+const SH_INITIAL: u8 = 4;
+const SH_DIGIT: u8 = 5;
+const SH_MIXED: u8 = 6;
+const SH_CJK: u8 = 7;
+
+fn shape(word: &str) -> u8 {
+    let mut chars = word.chars();
+    let Some(first) = chars.next() else {
+        return SH_PUNCT;
+    };
+    if is_cjk(first) {
+        return SH_CJK;
+    }
+    if first.is_numeric() {
+        return SH_DIGIT;
+    }
+    let (mut upper, mut lower) = (0usize, 0usize);
+    for c in chars.filter(|c| c.is_alphabetic()) {
+        if c.is_uppercase() {
+            upper += 1;
+        } else if c.is_lowercase() {
+            lower += 1;
+        } else {
+            // Caseless letters in a cased word.
+            upper += 1;
+            lower += 1;
+        }
+    }
+    if first.is_uppercase() {
+        match (upper, lower) {
+            (0, 0) => SH_INITIAL,
+            (_, 0) => SH_UPPER,
+            (0, _) => SH_TITLE,
+            _ => SH_MIXED,
+        }
+    } else if first.is_lowercase() {
+        SH_LOWER
+    } else {
+        SH_MIXED
+    }
+}
+
+fn infos(text: &str, toks: &[Token], gaz: &Gazetteer) -> Vec<Info> {
+    let mut buf = String::new();
+    let mut v = toks
+        .iter()
+        .map(|t| {
+            let s = text.get(t.start..t.end).unwrap_or_default();
+            if !t.word {
+                let punct = s.bytes().next().unwrap_or(b'?');
+                return Info {
+                    punct: if punct.is_ascii() { punct } else { b'~' },
+                    ..Info::default()
+                };
+            }
+            let shape = shape(s);
+            let cjk = shape == SH_CJK;
+            let capital = matches!(shape, SH_TITLE | SH_UPPER | SH_INITIAL | SH_MIXED)
+                && !s.bytes().any(|b| b.is_ascii_digit());
+            fold(s, &mut buf);
+            let particle = shape == SH_LOWER && PARTICLES.contains(&buf.as_str());
+            let entry = if capital || cjk {
+                gaz.get(&buf)
+            } else {
+                Entry::default()
+            };
+            let cjk_split = cjk && entry.given == 0 && entry.surname == 0 && split_cjk(&buf, gaz);
+            // Han and katakana words are slots only when the gazetteers know them.
+            let slot =
+                capital || particle || (cjk && (entry.given > 0 || entry.surname > 0 || cjk_split));
+            Info {
+                shape,
+                entry,
+                slot,
+                cjk_split,
+                punct: 0,
+            }
+        })
+        .collect::<Vec<Info>>();
+    drop_lone_capitals(&mut v, toks);
+    v
+}
+
+/// An all-capitals word (an acronym, a code) stays a slot only next to a title-case word on
+/// its line: `Jean DUPONT` is a name, `SSN` and `IBAN` are not.
+fn drop_lone_capitals(v: &mut [Info], toks: &[Token]) {
+    let title = |v: &[Info], i: usize, j: Option<usize>| {
+        j.filter(|&j| same_line(toks, i.min(j), i.max(j)))
+            .and_then(|j| v.get(j))
+            .is_some_and(|x| x.shape == SH_TITLE)
+    };
+    for i in 0..v.len() {
+        let lone = v.get(i).is_some_and(|x| x.slot && x.shape == SH_UPPER)
+            && !title(v, i, i.checked_sub(1))
+            && !title(v, i, i.checked_add(1));
+        if lone && let Some(x) = v.get_mut(i) {
+            x.slot = false;
+        }
+    }
+}
+
+/// Whether a run of Han characters is a known surname followed by a known given name.
+fn split_cjk(word: &str, gaz: &Gazetteer) -> bool {
+    let n = word.chars().count();
+    if !(2..=6).contains(&n) {
+        return false;
+    }
+    word.char_indices().skip(1).any(|(i, _)| {
+        let (a, b) = word.split_at(i);
+        gaz.get(a).surname > 0 && gaz.get(b).given > 0
+    })
+}
+
+/// Salted FNV-1a folded through SplitMix64's finaliser.
+fn hash(kind: u64, bytes: &[u8]) -> u32 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ kind.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    for &b in bytes {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^= h >> 31;
+    #[allow(clippy::cast_possible_truncation)]
+    let bucket = (h & ((1 << BITS) - 1)) as u32;
+    bucket
+}
+
+fn num(kind: u64, parts: &[u8]) -> u32 {
+    hash(kind, parts)
+}
+
+/// What training hides of a slot's own gazetteer entry, so that words the lists do not know
+/// are learned from their neighbours, shape and affixes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Hide {
+    /// Hide the given-name and surname classes.
+    pub names: bool,
+    /// Hide the ordinary-word class.
+    pub word: bool,
+}
+
+/// The features of slot `i`.
+fn features(
+    text: &str,
+    info: &[Info],
+    toks: &[Token],
+    i: usize,
+    hide: Hide,
+    out: &mut Vec<(u32, f32)>,
+) {
+    out.clear();
+    let (Some(me), Some(tok)) = (info.get(i), toks.get(i)) else {
+        return;
+    };
+    let mut folded = String::new();
+    fold(
+        text.get(tok.start..tok.end).unwrap_or_default(),
+        &mut folded,
+    );
+    let w = if hide.word { 0 } else { me.entry.word };
+    let (g, s) = if hide.names {
+        (0, 0)
+    } else {
+        (me.entry.given, me.entry.surname)
+    };
+    let start = sentence_start(info, toks, i);
+    let mut push = |f: u32| out.push((f, 1.0));
+    push(num(1, &[]));
+    push(hash(2, folded.as_bytes()));
+    push(num(3, &[me.shape]));
+    push(num(4, &[g, s, w]));
+    push(num(5, &[g]));
+    push(num(6, &[s]));
+    push(num(7, &[w, me.shape]));
+    push(num(8, &[u8::from(me.cjk_split)]));
+    let n = folded.chars().count();
+    let from_end = |k: usize| {
+        folded
+            .char_indices()
+            .nth(n.saturating_sub(k))
+            .map_or("", |(b, _)| folded.get(b..).unwrap_or_default())
+    };
+    let prefix3 = folded
+        .char_indices()
+        .nth(3)
+        .map_or(folded.as_str(), |(b, _)| {
+            folded.get(..b).unwrap_or_default()
+        });
+    push(hash(9, from_end(3).as_bytes()));
+    push(hash(10, from_end(2).as_bytes()));
+    push(hash(11, prefix3.as_bytes()));
+    #[allow(clippy::cast_possible_truncation)]
+    push(num(12, &[n.min(12) as u8, me.shape]));
+    push(num(13, &[u8::from(start), me.shape, g.min(1), s.min(1)]));
+    push(num(14, &[u8::from(start), w, g.min(1), s.min(1)]));
+    // Neighbours: offsets -2..=2.
+    for (k, off) in [(0u64, -2isize), (1, -1), (2, 1), (3, 2)] {
+        // Neighbours on another line are no neighbours.
+        let j = i
+            .checked_add_signed(off)
+            .filter(|&j| same_line(toks, i.min(j), i.max(j)));
+        let other = j.and_then(|j| info.get(j));
+        let kind = 20 + k * 10;
+        let Some(o) = other else {
+            push(num(kind, &[255]));
+            continue;
+        };
+        if o.shape == SH_PUNCT {
+            push(num(kind + 1, &[o.punct]));
+            if off.abs() == 1 {
+                push(num(kind + 2, &[o.punct, me.shape, g.min(1), s.min(1)]));
+            }
+            continue;
+        }
+        let ot = j
+            .and_then(|j| toks.get(j))
+            .map_or("", |t| text.get(t.start..t.end).unwrap_or_default());
+        let mut of = String::new();
+        fold(ot, &mut of);
+        push(hash(kind + 3, of.as_bytes()));
+        push(num(kind + 4, &[o.shape, u8::from(o.slot)]));
+        if off.abs() == 1 {
+            let (og, os) = (o.entry.given.min(1), o.entry.surname.min(1));
+            push(num(kind + 5, &[og, os, o.entry.word]));
+            push(num(
+                kind + 6,
+                &[o.shape, og, os, me.shape, g.min(1), s.min(1), w],
+            ));
+            push(num(kind + 7, &[o.shape, me.shape, w]));
+        }
+    }
+}
+
+/// Whether token `i` opens a line or a sentence (after `.`, `!` or `?` that does not end an
+/// initial or a short title such as `Dr.`).
+fn sentence_start(info: &[Info], toks: &[Token], i: usize) -> bool {
+    if toks.get(i).is_none_or(|t| t.newline_before) {
+        return true;
+    }
+    let Some(p) = i.checked_sub(1).and_then(|p| info.get(p)) else {
+        return true;
+    };
+    if !matches!(p.punct, b'.' | b'!' | b'?') || p.shape != SH_PUNCT {
+        return false;
+    }
+    let before = i
+        .checked_sub(2)
+        .and_then(|b| Some((info.get(b)?, toks.get(b)?)));
+    !before.is_some_and(|(b, t)| {
+        b.shape == SH_INITIAL || (b.shape == SH_TITLE && t.end - t.start <= 4)
+    })
+}
+
+/// Whether tokens `a..=b` sit on one line.
+fn same_line(toks: &[Token], a: usize, b: usize) -> bool {
+    toks.get(a + 1..=b)
+        .is_some_and(|t| t.iter().all(|t| !t.newline_before))
+}
+
+/// Slots worth scoring: the slot, or a word up to two tokens away, is in a name gazetteer.
+fn worth_scoring(info: &[Info], toks: &[Token], i: usize) -> bool {
+    let named = |j: Option<usize>| {
+        j.filter(|&j| same_line(toks, i.min(j), i.max(j)))
+            .and_then(|j| info.get(j))
+            .is_some_and(|o| o.entry.given > 0 || o.entry.surname > 0 || o.cjk_split)
+    };
+    named(Some(i))
+        || named(i.checked_sub(1))
+        || named(i.checked_add(1))
+        || named(i.checked_sub(2))
+        || named(i.checked_add(2))
+}
+
+/// A name found: byte span and probability (the lowest of its tokens').
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Name {
+    /// Start byte.
+    pub start: usize,
+    /// End byte (exclusive).
+    pub end: usize,
+    /// The model's probability that this is a person's name.
+    pub probability: f32,
+}
+
+impl Tagger {
+    /// The gazetteers.
+    #[must_use]
+    pub const fn gazetteer(&self) -> &Gazetteer {
+        &self.gazetteer
+    }
+
+    /// Names in `text`.
+    #[must_use]
+    pub fn names(&self, text: &str) -> Vec<Name> {
+        let toks = tokenize(text);
+        let info = infos(text, &toks, &self.gazetteer);
+        let mut probs = vec![0.0f32; toks.len()];
+        let mut row = Vec::with_capacity(48);
+        for (i, p) in probs.iter_mut().enumerate() {
+            if info.get(i).is_some_and(|x| x.slot) && worth_scoring(&info, &toks, i) {
+                features(text, &info, &toks, i, Hide::default(), &mut row);
+                #[allow(clippy::cast_possible_truncation)]
+                let prob = sigmoid(self.model.margin(&row)) as f32;
+                *p = prob;
+            }
+        }
+        spans(text, &toks, &info, &probs)
+    }
+}
+
+/// Runs of slots scoring at least one half, joined over single spaces and an initial's full
+/// stop; particles at either end are dropped.
+fn spans(text: &str, toks: &[Token], info: &[Info], probs: &[f32]) -> Vec<Name> {
+    let mut out: Vec<Name> = Vec::new();
+    let mut i = 0;
+    while i < toks.len() {
+        if probs.get(i).is_none_or(|&p| p < 0.5) {
+            i += 1;
+            continue;
+        }
+        let first = i;
+        let mut last = i;
+        let mut low = probs.get(i).copied().unwrap_or(0.0);
+        let mut j = i + 1;
+        loop {
+            // An initial's full stop may sit between two name tokens.
+            let mut k = j;
+            if info.get(last).is_some_and(|x| x.shape == SH_INITIAL)
+                && info.get(k).is_some_and(|x| x.punct == b'.')
+            {
+                k += 1;
+            }
+            let (Some(prev), Some(next)) = (toks.get(k.saturating_sub(1)), toks.get(k)) else {
+                break;
+            };
+            let gap = text.get(prev.end..next.start).unwrap_or("x");
+            let ok_gap = gap.len() <= 2 && gap.bytes().all(|b| b == b' ') && !next.newline_before;
+            if !ok_gap || probs.get(k).is_none_or(|&p| p < 0.5) {
+                break;
+            }
+            low = low.min(probs.get(k).copied().unwrap_or(0.0));
+            last = k;
+            j = k + 1;
+        }
+        // Trim particles at the ends.
+        let is_particle = |x: usize| info.get(x).is_some_and(|t| t.shape == SH_LOWER);
+        let (mut a, mut b) = (first, last);
+        while a < b && is_particle(a) {
+            a += 1;
+        }
+        while b > a && is_particle(b) {
+            b -= 1;
+        }
+        // A lone word opening a sentence is a name only if it is a known given name
+        // ("Pamela said"): sentence-initial capitals are too often ordinary words.
+        let lone_opening = a == b
+            && sentence_start(info, toks, a)
+            && info.get(a).is_none_or(|x| x.entry.given == 0);
+        if !is_particle(a)
+            && !lone_opening
+            && let (Some(s), Some(e)) = (toks.get(a), toks.get(b))
+        {
+            out.push(Name {
+                start: s.start,
+                end: e.end,
+                probability: low,
+            });
+        }
+        i = last + 1;
+    }
+    out
+}
+
+/// One training example per slot of `text`: features and whether the slot lies in one of
+/// `names` (byte spans). `hide(i)` says whether slot `i`'s own gazetteer classes are hidden.
+pub fn training_rows(
+    text: &str,
+    names: &[(usize, usize)],
+    gaz: &Gazetteer,
+    mut hide: impl FnMut(usize) -> Hide,
+) -> Vec<(Vec<(u32, f32)>, bool)> {
+    let toks = tokenize(text);
+    let info = infos(text, &toks, gaz);
+    let mut out = Vec::new();
+    let mut row = Vec::new();
+    for (i, t) in toks.iter().enumerate() {
+        if !info.get(i).is_some_and(|x| x.slot) {
+            continue;
+        }
+        features(text, &info, &toks, i, hide(i), &mut row);
+        let inside = names.iter().any(|&(s, e)| t.start >= s && t.end <= e);
+        out.push((row.clone(), inside));
+    }
+    out
+}
+
+/// Training settings of the shipped model.
+pub const EPOCHS: usize = 6;
+/// Share of slots (per mille) whose own name classes, and independently whose word class, are
+/// hidden in training.
+const HIDE_PER_MILLE: u64 = 250;
+
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Whether training record `n` is held out (one in ten) to report the model's own precision
+/// and recall.
+#[must_use]
+pub fn held_out(n: usize) -> bool {
+    splitmix(n as u64 ^ 0x5eed).is_multiple_of(10)
+}
+
+/// One training sentence: text and the byte spans of the names in it.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Sentence {
+    /// The sentence.
+    pub text: String,
+    /// Names in it, `[start, end)` in bytes.
+    pub spans: Vec<(usize, usize)>,
+}
+
+/// Reads `person-train.jsonl.gz`.
+///
+/// # Errors
+/// A message naming the line that cannot be read.
+pub fn read_sentences(gz: &[u8]) -> Result<Vec<Sentence>, String> {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(gz)
+        .take(256 << 20)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("training sentences: {e}"))?;
+    text.lines()
+        .enumerate()
+        .map(|(n, l)| {
+            serde_json::from_str(l).map_err(|e| format!("training sentences, line {}: {e}", n + 1))
+        })
+        .collect()
+}
+
+/// Trains the model on the sentences that are not [`held_out`], deterministically.
+///
+/// # Errors
+/// A message if the sentences hold no name or no other slot.
+pub fn train(sentences: &[Sentence], gaz: &Gazetteer) -> Result<SparseLogistic, String> {
+    let mut rows = Vec::new();
+    let mut labels = Vec::new();
+    for (n, s) in sentences.iter().enumerate() {
+        if held_out(n) {
+            continue;
+        }
+        let hide = |i: usize| {
+            let r = splitmix(((n as u64) << 20) ^ i as u64);
+            Hide {
+                names: r % 1000 < HIDE_PER_MILLE,
+                word: (r >> 20) % 1000 < HIDE_PER_MILLE,
+            }
+        };
+        for (row, y) in training_rows(&s.text, &s.spans, gaz, hide) {
+            rows.push(row);
+            labels.push(y);
+        }
+    }
+    let params = rampart_ml::sparse::SparseParams {
+        epochs: EPOCHS,
+        learning_rate: 0.2,
+        l2: 1e-6,
+        positive_weight: Some(1.0),
+        seed: 2026,
+    };
+    SparseLogistic::fit(1 << BITS, &rows, &labels, &params).map_err(|e| e.to_string())
+}
+
+impl Tagger {
+    /// A tagger from gazetteers and a trained model.
+    #[must_use]
+    pub const fn new(gazetteer: Gazetteer, model: SparseLogistic) -> Self {
+        Self { gazetteer, model }
+    }
+}
+
+/// The model's safetensors metadata for a training set with SHA-256 `dataset_sha256`.
+#[must_use]
+pub fn metadata(dataset_sha256: &str) -> Vec<(String, String)> {
+    vec![
+        ("format".into(), FORMAT.into()),
+        ("bits".into(), BITS.to_string()),
+        ("epochs".into(), EPOCHS.to_string()),
+        ("dataset_sha256".into(), dataset_sha256.into()),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(text: &str) -> Vec<&str> {
+        let t = shipped().unwrap();
+        t.names(text)
+            .iter()
+            .map(|n| text.get(n.start..n.end).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn folding_matches_the_gazetteer_builder() {
+        let mut s = String::new();
+        for (word, folded) in [
+            ("Müller", "muller"),
+            ("MÜLLER", "muller"),
+            ("Straße", "strasse"),
+            ("Ørsted", "orsted"),
+            ("Zoë", "zoe"),
+            ("Łukasz", "lukasz"),
+            ("O\u{2019}Neil", "o'neil"),
+            ("ＡＢＣ", "abc"),
+            ("田中", "田中"),
+        ] {
+            fold(word, &mut s);
+            assert_eq!(s, folded, "{word}");
+        }
+    }
+
+    #[test]
+    fn tokens_keep_inner_hyphens_and_apostrophes_and_stop_at_hiragana() {
+        let text = "O'Neil-Smith, J. Doe\n田中さん -x";
+        let toks = tokenize(text);
+        let words: Vec<(&str, bool)> = toks
+            .iter()
+            .map(|t| (text.get(t.start..t.end).unwrap(), t.newline_before))
+            .collect();
+        assert_eq!(
+            words,
+            [
+                ("O'Neil-Smith", true),
+                (",", false),
+                ("J", false),
+                (".", false),
+                ("Doe", false),
+                ("田中", true),
+                ("さ", false),
+                ("ん", false),
+                ("-", false),
+                ("x", false),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_gazetteers_hold_names_of_many_countries_and_scripts() {
+        let t = shipped().unwrap();
+        let g = t.gazetteer();
+        assert!(g.len() > 300_000, "{}", g.len());
+        for given in [
+            "margaret", "hans", "amelie", "giovanni", "sjoerd", "priya", "太郎",
+        ] {
+            assert!(g.get(given).given > 0, "{given}");
+        }
+        for surname in ["thornton", "krause", "garcia", "bianchi", "田中"] {
+            assert!(g.get(surname).surname > 0, "{surname}");
+        }
+        assert_eq!(g.get("thursday").word, 2);
+        assert_eq!(g.get("invoice").word, 1);
+    }
+
+    #[test]
+    fn names_are_found_without_a_context_word_in_several_languages() {
+        for (text, want) in [
+            (
+                "Yesterday Margaret Thornton signed the lease.",
+                "Margaret Thornton",
+            ),
+            (
+                "Gestern hat Hans-Dieter Krause den Vertrag unterschrieben.",
+                "Hans-Dieter Krause",
+            ),
+            ("Hier, Amélie Durand a signé le bail.", "Amélie Durand"),
+            (
+                "Ayer María José García López firmó el contrato.",
+                "María José García López",
+            ),
+            (
+                "Ieri Giovanni Bianchi ha firmato il contratto.",
+                "Giovanni Bianchi",
+            ),
+            (
+                "Gisteren heeft Sjoerd van der Meer het contract getekend.",
+                "Sjoerd van der Meer",
+            ),
+            (
+                "The form was sent back by Priya Sharma on Monday.",
+                "Priya Sharma",
+            ),
+            ("田中 太郎さんが来ました。", "田中 太郎"),
+        ] {
+            assert_eq!(names(text), [want], "{text}");
+        }
+    }
+
+    #[test]
+    fn capitalised_words_that_are_not_people_are_left_alone() {
+        for text in [
+            "Thursday and Friday the office is closed.",
+            "Please call the SSN desk about the IBAN and SKU fields.",
+            "Bitte senden Sie den Antrag an die Verwaltung.",
+            "Read the Release Notes before the Annual Report.",
+            "Export to Microsoft Excel or Google Sheets.",
+            "Required. Letters, digits and underscores only.",
+            "Will you mark the invoice as paid?",
+        ] {
+            assert!(names(text).is_empty(), "{text}: {:?}", names(text));
+        }
+    }
+
+    #[test]
+    fn the_shipped_person_model_is_retrained_exactly_from_the_shipped_data() {
+        use sha2::{Digest, Sha256};
+        let data = include_bytes!("../data/person-train.jsonl.gz");
+        let sentences = read_sentences(data).unwrap();
+        let model = train(&sentences, &shipped_gazetteer().unwrap()).unwrap();
+        let (shipped_model, meta) = SparseLogistic::from_safetensors(BUILTIN_MODEL).unwrap();
+        assert!(model == shipped_model, "retraining gives other weights");
+        let want: std::collections::HashMap<String, String> =
+            metadata(&hex::encode(Sha256::digest(data)))
+                .into_iter()
+                .collect();
+        assert_eq!(meta, want);
+    }
+}
