@@ -99,6 +99,46 @@ pub fn visible_nfkc(text: &str) -> (String, String, usize) {
     (visible, nfkc, invisible)
 }
 
+/// `text` as a reader reads its numbers, for the personal-data check of answers: the NFKC
+/// view of [`visible_nfkc`], then every decimal digit of any script as its ASCII digit
+/// (Arabic-Indic `٥`, Devanagari `५` → `5`), every dash and the minus sign as `-`, and
+/// combining marks drawn over an ASCII digit (strike-through, underline) dropped. Letters
+/// and their accents are kept.
+#[must_use]
+pub fn reading_view(text: &str) -> String {
+    use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory as _};
+    let (_, nfkc, _) = visible_nfkc(text);
+    let mut out = String::with_capacity(nfkc.len());
+    for c in nfkc.chars() {
+        match c.general_category() {
+            G::DecimalNumber => out.push(ascii_digit(c)),
+            G::DashPunctuation => out.push('-'),
+            _ if c == '\u{2212}' => out.push('-'),
+            G::NonspacingMark | G::EnclosingMark
+                if out.chars().next_back().is_some_and(|p| p.is_ascii_digit()) => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// The ASCII digit of a decimal digit of any script. Unicode encodes each script's digits as
+/// a run of ten starting at zero (runs of several tens for the mathematical digits), so the
+/// value is the distance from the start of the run, modulo ten.
+fn ascii_digit(c: char) -> char {
+    use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory as _};
+    let code = u32::from(c);
+    let mut start = code;
+    // The longest run (the mathematical digits) is fifty long.
+    while start > 0
+        && code - start < 64
+        && char::from_u32(start - 1).is_some_and(|p| p.general_category() == G::DecimalNumber)
+    {
+        start -= 1;
+    }
+    char::from_digit((code - start) % 10, 10).unwrap_or(c)
+}
+
 /// The views of `text`.
 #[must_use]
 pub fn views(text: &str) -> Views {
@@ -185,5 +225,25 @@ mod tests {
         );
         // Other scripts are kept, lower-cased.
         assert_eq!(views("Игнорируй").plain, "игнорируй");
+    }
+
+    #[test]
+    fn digits_of_every_script_read_as_ascii() {
+        for (c, d) in [
+            ('\u{660}', '0'),
+            ('\u{665}', '5'),
+            ('\u{96F}', '9'),
+            ('\u{1D7D8}', '0'),
+            ('\u{1D7E1}', '9'),
+            ('\u{1D7EC}', '0'),
+            ('\u{1D7FF}', '9'),
+            ('7', '7'),
+        ] {
+            assert_eq!(ascii_digit(c), d, "{c:?}");
+        }
+        assert_eq!(
+            reading_view("\u{665}3\u{336}6\u{2011}\u{200B}x\u{2212}caf\u{e9}"),
+            "536-x-caf\u{e9}"
+        );
     }
 }

@@ -174,9 +174,10 @@ impl OutputRails {
             }
         }
         // Personal data and secrets; URLs are the link rail's. The answer is also read as a
-        // reader sees it (no invisible characters, fullwidth digits as digits): when that
-        // shows more, it is what is checked and redacted, so a zero-width space inside a
-        // number or fullwidth digits do not carry data past the rail.
+        // reader reads it (`normalize::reading_view`: no invisible characters, fullwidth and
+        // other scripts' digits as ASCII digits, any dash as `-`, no marks drawn over
+        // digits): when that shows more, it is what is checked and redacted, so none of
+        // those carries data past the rail.
         let keep = |f: &rampart_pii::Finding| {
             if self.config.pii == PiiAction::Off {
                 is_secret(f.entity)
@@ -185,7 +186,7 @@ impl OutputRails {
             }
         };
         let raw: Vec<_> = self.detector.scan(text).into_iter().filter(keep).collect();
-        let (_, seen, _) = crate::normalize::visible_nfkc(text);
+        let seen = crate::normalize::reading_view(text);
         let (basis, pii): (&str, Vec<_>) = if seen == text {
             (text, raw)
         } else {

@@ -240,3 +240,28 @@ fn output_pii_hidden_by_invisible_or_fullwidth_characters_is_redacted() {
     let plain = "Ｔｈｅ meeting is at 10.";
     assert!(g.check_output(plain, None).redacted.is_none());
 }
+
+/// Numbers written so that a pattern over ASCII does not see them but a reader does: digits
+/// of other scripts, marks drawn over each digit, dashes that are not the hyphen-minus.
+#[test]
+fn output_pii_in_other_digits_or_dashes_is_redacted() {
+    let g = guard();
+    for answer in [
+        "Her SSN is \u{665}\u{663}\u{666}-\u{662}\u{662}-\u{661}\u{662}\u{663}\u{664}.",
+        "Her SSN is \u{96B}\u{969}\u{96C}-\u{968}\u{968}-\u{967}\u{968}\u{969}\u{96A}.",
+        "Her SSN is 5\u{336}3\u{336}6\u{336}-2\u{336}2\u{336}-1\u{336}2\u{336}3\u{336}4\u{336}.",
+        "Her SSN is 536\u{2011}22\u{2011}1234.",
+        "Her SSN is 536\u{2212}22\u{2212}1234.",
+        "Her SSN is \u{1D7D3}\u{1D7D1}\u{1D7D4}-\u{1D7D0}\u{1D7D0}-\u{1D7CF}\u{1D7D0}\u{1D7D1}\u{1D7D2}.",
+    ] {
+        let v = g.check_output(answer, None);
+        let out = v.redacted.as_deref().unwrap_or(answer);
+        assert!(
+            v.findings.iter().any(|f| f.rail == "pii") && out.contains("<US_SSN>"),
+            "{answer:?} passed as {out:?}"
+        );
+    }
+    // Accented letters and ordinary numbers are not touched.
+    let plain = "Caf\u{e9} cr\u{e8}me at 10\u{2013}12 o'clock, table \u{665}.";
+    assert!(g.check_output(plain, None).redacted.is_none());
+}

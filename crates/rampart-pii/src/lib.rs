@@ -402,6 +402,7 @@ pub const RULES: &[&str] = &[
     "date-of-birth-column",
     "person-context",
     "person-given-name",
+    "person-model",
     "person-column",
     "address-street",
     "address-column",

@@ -66,33 +66,49 @@ pub struct Entry {
     pub word: u8,
 }
 
-/// The gazetteers, keyed by folded word.
+/// The gazetteers: for each folded word, keyed by its 64-bit hash ([`word_key`]; with about
+/// 330,000 words a collision is a one-in-a-hundred-million chance, and would only make a word
+/// look like a name), what the lists say about it.
 #[derive(Debug)]
 pub struct Gazetteer {
-    map: FxMap<Box<str>, Entry>,
+    map: FxMap<u64, Entry>,
+}
+
+/// The key of a folded word in the [`Gazetteer`].
+#[must_use]
+pub fn word_key(folded: &str) -> u64 {
+    hash64(0, folded.as_bytes())
 }
 
 impl Gazetteer {
     fn load() -> Result<Self, String> {
-        let mut map: FxMap<Box<str>, Entry> = FxMap::default();
+        let mut texts = Vec::with_capacity(3);
         for (gz, what) in [
-            (GIVEN_GZ, "given"),
+            (GIVEN_GZ, "given-name"),
             (SURNAME_GZ, "surname"),
-            (VOCAB_GZ, "word"),
+            (VOCAB_GZ, "vocabulary"),
         ] {
             let mut text = String::new();
             flate2::read::GzDecoder::new(gz)
                 .take(MAX_GAZETTEER_BYTES)
                 .read_to_string(&mut text)
-                .map_err(|e| format!("the {what} gazetteer cannot be read: {e}"))?;
+                .map_err(|e| format!("the {what} list cannot be read: {e}"))?;
+            texts.push((text, what));
+        }
+        let lines: usize = texts
+            .iter()
+            .map(|(t, _)| memchr::memchr_iter(b'\n', t.as_bytes()).count())
+            .sum();
+        let mut map: FxMap<u64, Entry> = FxMap::with_capacity_and_hasher(lines, Default::default());
+        for (text, what) in &texts {
             for line in text.lines() {
-                let (key, class) = line.split_once('\t').unwrap_or((line, "1"));
-                let class: u8 = class
-                    .parse()
-                    .map_err(|_| format!("the {what} gazetteer has a bad line: {line:?}"))?;
-                let e = map.entry(key.into()).or_default();
-                match what {
-                    "given" => e.given = class.min(4),
+                let (key, class) = line
+                    .split_once('\t')
+                    .and_then(|(k, c)| Some((k, c.parse::<u8>().ok()?)))
+                    .ok_or_else(|| format!("the {what} list has a bad line: {line:?}"))?;
+                let e = map.entry(word_key(key)).or_default();
+                match *what {
+                    "given-name" => e.given = class.min(4),
                     "surname" => e.surname = class.min(4),
                     _ => e.word = class.min(2),
                 }
@@ -104,7 +120,7 @@ impl Gazetteer {
     /// What the gazetteers say about `folded` (a word already passed through [`fold`]).
     #[must_use]
     pub fn get(&self, folded: &str) -> Entry {
-        self.map.get(folded).copied().unwrap_or_default()
+        self.map.get(&word_key(folded)).copied().unwrap_or_default()
     }
 
     /// Number of distinct words.
@@ -324,9 +340,10 @@ fn infos(text: &str, toks: &[Token], gaz: &Gazetteer) -> Vec<Info> {
             let cjk = shape == SH_CJK;
             let capital = matches!(shape, SH_TITLE | SH_UPPER | SH_INITIAL | SH_MIXED)
                 && !s.bytes().any(|b| b.is_ascii_digit());
-            fold(s, &mut buf);
-            let particle = shape == SH_LOWER && PARTICLES.contains(&buf.as_str());
+            // Particles are lower-case ASCII already: only words to look up are folded.
+            let particle = shape == SH_LOWER && PARTICLES.contains(&s);
             let entry = if capital || cjk {
+                fold(s, &mut buf);
                 gaz.get(&buf)
             } else {
                 Entry::default()
@@ -379,21 +396,21 @@ fn split_cjk(word: &str, gaz: &Gazetteer) -> bool {
 }
 
 /// Salted FNV-1a folded through SplitMix64's finaliser.
-fn hash(kind: u64, bytes: &[u8]) -> u32 {
+fn hash64(kind: u64, bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ kind.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     for &b in bytes {
         h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
     }
     h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^= h >> 31;
-    #[allow(clippy::cast_possible_truncation)]
-    let bucket = (h & ((1 << BITS) - 1)) as u32;
-    bucket
+    h ^ (h >> 31)
 }
 
-fn num(kind: u64, parts: &[u8]) -> u32 {
-    hash(kind, parts)
+/// The feature bucket of `bytes` of feature kind `kind`.
+fn hash(kind: u64, bytes: &[u8]) -> u32 {
+    #[allow(clippy::cast_possible_truncation)]
+    let bucket = (hash64(kind, bytes) & ((1 << BITS) - 1)) as u32;
+    bucket
 }
 
 /// What training hides of a slot's own gazetteer entry, so that words the lists do not know
@@ -432,14 +449,14 @@ fn features(
     };
     let start = sentence_start(info, toks, i);
     let mut push = |f: u32| out.push((f, 1.0));
-    push(num(1, &[]));
+    push(hash(1, &[]));
     push(hash(2, folded.as_bytes()));
-    push(num(3, &[me.shape]));
-    push(num(4, &[g, s, w]));
-    push(num(5, &[g]));
-    push(num(6, &[s]));
-    push(num(7, &[w, me.shape]));
-    push(num(8, &[u8::from(me.cjk_split)]));
+    push(hash(3, &[me.shape]));
+    push(hash(4, &[g, s, w]));
+    push(hash(5, &[g]));
+    push(hash(6, &[s]));
+    push(hash(7, &[w, me.shape]));
+    push(hash(8, &[u8::from(me.cjk_split)]));
     let n = folded.chars().count();
     let from_end = |k: usize| {
         folded
@@ -457,9 +474,9 @@ fn features(
     push(hash(10, from_end(2).as_bytes()));
     push(hash(11, prefix3.as_bytes()));
     #[allow(clippy::cast_possible_truncation)]
-    push(num(12, &[n.min(12) as u8, me.shape]));
-    push(num(13, &[u8::from(start), me.shape, g.min(1), s.min(1)]));
-    push(num(14, &[u8::from(start), w, g.min(1), s.min(1)]));
+    push(hash(12, &[n.min(12) as u8, me.shape]));
+    push(hash(13, &[u8::from(start), me.shape, g.min(1), s.min(1)]));
+    push(hash(14, &[u8::from(start), w, g.min(1), s.min(1)]));
     // Neighbours: offsets -2..=2.
     for (k, off) in [(0u64, -2isize), (1, -1), (2, 1), (3, 2)] {
         // Neighbours on another line are no neighbours.
@@ -469,13 +486,13 @@ fn features(
         let other = j.and_then(|j| info.get(j));
         let kind = 20 + k * 10;
         let Some(o) = other else {
-            push(num(kind, &[255]));
+            push(hash(kind, &[255]));
             continue;
         };
         if o.shape == SH_PUNCT {
-            push(num(kind + 1, &[o.punct]));
+            push(hash(kind + 1, &[o.punct]));
             if off.abs() == 1 {
-                push(num(kind + 2, &[o.punct, me.shape, g.min(1), s.min(1)]));
+                push(hash(kind + 2, &[o.punct, me.shape, g.min(1), s.min(1)]));
             }
             continue;
         }
@@ -485,15 +502,15 @@ fn features(
         let mut of = String::new();
         fold(ot, &mut of);
         push(hash(kind + 3, of.as_bytes()));
-        push(num(kind + 4, &[o.shape, u8::from(o.slot)]));
+        push(hash(kind + 4, &[o.shape, u8::from(o.slot)]));
         if off.abs() == 1 {
             let (og, os) = (o.entry.given.min(1), o.entry.surname.min(1));
-            push(num(kind + 5, &[og, os, o.entry.word]));
-            push(num(
+            push(hash(kind + 5, &[og, os, o.entry.word]));
+            push(hash(
                 kind + 6,
                 &[o.shape, og, os, me.shape, g.min(1), s.min(1), w],
             ));
-            push(num(kind + 7, &[o.shape, me.shape, w]));
+            push(hash(kind + 7, &[o.shape, me.shape, w]));
         }
     }
 }

@@ -446,6 +446,11 @@ fn rule_ids_are_unique_and_entities_round_trip() {
     let f = d.scan(text);
     assert_eq!(f.len(), 11, "{f:?}");
     assert!(f.iter().all(|x| RULES.contains(&x.rule)));
+    let f = d.scan("Yesterday Margaret Thornton signed the lease.");
+    assert!(
+        !f.is_empty() && f.iter().all(|x| RULES.contains(&x.rule)),
+        "{f:?}"
+    );
 }
 
 #[test]
