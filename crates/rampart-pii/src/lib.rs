@@ -19,6 +19,7 @@
 //! reports never hold a raw value (samples are masked by [`mask_sample`]). [`safe_csv`]
 //! neutralises cells a spreadsheet would run as formulas.
 
+mod address;
 pub mod checks;
 mod lexicon;
 pub mod national;
@@ -298,7 +299,45 @@ impl Entity {
             Self::Person => &[
                 "name", "person", "patient", "customer", "contact", "employee",
             ],
-            Self::Address => &["address", "street", "addr", "residence", "lives", "located"],
+            Self::Address => &[
+                "address",
+                "street",
+                "addr",
+                "residence",
+                "lives",
+                "live",
+                "located",
+                "ship",
+                "deliver",
+                "delivery",
+                "mailing",
+                "adresse",
+                "anschrift",
+                "wohnt",
+                "wohne",
+                "wohnhaft",
+                "wohnort",
+                "habite",
+                "domicile",
+                "livrer",
+                "livraison",
+                "dirección",
+                "direccion",
+                "domicilio",
+                "vive",
+                "vivo",
+                "reside",
+                "enviar",
+                "indirizzo",
+                "abita",
+                "abito",
+                "residente",
+                "adres",
+                "woont",
+                "woon",
+                "woonadres",
+                "bezorgen",
+            ],
             Self::UkNino => &["national", "insurance", "nino", "ni", "nin"],
             Self::UkNhs => &["nhs", "health", "patient"],
             Self::DeTaxId => &[
@@ -405,6 +444,7 @@ pub const RULES: &[&str] = &[
     "person-model",
     "person-column",
     "address-street",
+    "address-postcode",
     "address-column",
     "uk-nino",
     "uk-nhs-mod11",
@@ -625,7 +665,6 @@ struct Patterns {
     assignment: Regex,
     person_context: Regex,
     surname_after: Regex,
-    address: Regex,
     text_date: Regex,
     month: Regex,
     day_year_after: Regex,
@@ -640,7 +679,6 @@ struct Patterns {
 
 impl Patterns {
     fn new() -> Result<Self, regex::Error> {
-        let suffixes = lexicon::STREET_SUFFIXES.join("|");
         Ok(Self {
             email: Regex::new(
                 r"(?i-u)[a-z0-9][a-z0-9._%+\-]*@[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?)*\.[a-z]{2,24}",
@@ -670,14 +708,6 @@ impl Patterns {
             surname_after: Regex::new(
                 r"(?-u)^(?: [A-Z]\.)? [A-Z][a-z]{1,20}(?:[\-'][A-Z][a-z]+)?\b",
             )?,
-            address: Regex::new(&format!(
-                concat!(
-                    r"(?-u)^[0-9]{{1,6}}[ \t]+(?:[A-Z][a-z]+\.?[ \t]+){{1,3}}(?:{suffixes})\b\.?",
-                    r"(?:,?[ \t]+(?:Apt\.?|Suite|Unit|#)[ \t]*[A-Za-z0-9\-]{{1,8}})?",
-                    r"(?:[, \t]{{1,3}}[A-Z][a-z]+(?:[ \t][A-Z][a-z]+){{0,2}},[ \t]+[A-Z]{{2}}[ \t]+[0-9]{{5}}(?:-[0-9]{{4}})?)?",
-                ),
-                suffixes = suffixes
-            ))?,
             text_date: Regex::new(concat!(
                 r"(?-u)\b(?:(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]{0,6}\.? [0-9]{1,2}(?:st|nd|rd|th)?,? [0-9]{4}",
                 r"|[0-9]{1,2}(?:st|nd|rd|th)? (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]{0,6}\.?,? [0-9]{4})\b",
@@ -711,6 +741,7 @@ pub struct Detector {
     given_names: HashSet<&'static str>,
     street_suffixes: HashSet<&'static str>,
     triggers: national::Triggers,
+    addresses: address::Addresses,
     person: &'static person::Tagger,
 }
 
@@ -762,6 +793,8 @@ impl Detector {
             given_names: lexicon::GIVEN_NAMES.iter().copied().collect(),
             street_suffixes: lexicon::STREET_SUFFIXES.iter().copied().collect(),
             triggers: national::Triggers::new().map_err(PiiError::Lexicon)?,
+            addresses: address::Addresses::new()
+                .map_err(|e| PiiError::Model(format!("address patterns: {e}")))?,
             person: person::shipped().map_err(PiiError::Model)?,
         })
     }
@@ -812,8 +845,8 @@ impl Detector {
         }
         if has_digit {
             self.numeric_candidates(text, &ibans, &mut cands);
-            self.address_candidates(text, &mut cands);
         }
+        self.addresses.candidates(text, &mut cands);
         if memchr::memchr(b'@', bytes).is_some() {
             for m in self.p.email.find_iter(text) {
                 if boundary_before(bytes, m.start())
@@ -1455,35 +1488,6 @@ impl Detector {
                 ));
             }
             i = j + m.end();
-        }
-    }
-
-    /// Street addresses: the pattern runs only where a number of up to six digits starts a
-    /// word and is followed by a space and a capital.
-    fn address_candidates(&self, text: &str, out: &mut Vec<Candidate>) {
-        let bytes = text.as_bytes();
-        let mut i = 0;
-        while i < bytes.len() {
-            if !bytes_at(bytes, i).is_some_and(|b| b.is_ascii_digit()) || !boundary_before(bytes, i)
-            {
-                i += 1;
-                continue;
-            }
-            let mut j = i;
-            while bytes_at(bytes, j).is_some_and(|b| b.is_ascii_digit()) {
-                j += 1;
-            }
-            let next_capital = matches!(bytes_at(bytes, j), Some(b' ' | b'\t'))
-                && bytes_at(bytes, j + 1).is_some_and(|b| b.is_ascii_uppercase());
-            if j - i <= 6 && next_capital {
-                let end = (i + 400).min(text.len());
-                if let Some(m) = text.get(i..end).and_then(|w| self.p.address.find(w)) {
-                    out.push(cand(Entity::Address, i, i + m.end(), 0.7, "address-street"));
-                    i += m.end();
-                    continue;
-                }
-            }
-            i = j;
         }
     }
 }

@@ -635,11 +635,14 @@ fn spans(text: &str, toks: &[Token], info: &[Info], probs: &[f32]) -> Vec<Name> 
         while b > a && is_particle(b) {
             b -= 1;
         }
-        // A lone word opening a sentence is a name only if it is a known given name
-        // ("Pamela said"): sentence-initial capitals are too often ordinary words.
+        // A lone word opening a sentence is a name only if it is a known given name and no
+        // ordinary word ("Pamela said", not "Bel me op", "Call me"): sentence-initial
+        // capitals are too often ordinary words.
         let lone_opening = a == b
             && sentence_start(info, toks, a)
-            && info.get(a).is_none_or(|x| x.entry.given == 0);
+            && info
+                .get(a)
+                .is_none_or(|x| x.entry.given == 0 || x.entry.word == 1);
         if !is_particle(a)
             && !lone_opening
             && let (Some(s), Some(e)) = (toks.get(a), toks.get(b))

@@ -873,3 +873,114 @@ fn names_without_context_are_found_and_addresses_keep_their_streets() {
     assert!(f.iter().any(|x| x.0 == Entity::Address), "{f:?}");
     assert!(!f.iter().any(|x| x.0 == Entity::Person), "{f:?}");
 }
+
+#[test]
+fn addresses_in_the_layouts_of_ten_countries() {
+    let d = detector();
+    for (text, address) in [
+        // UK: flat, number first, town, postcode.
+        (
+            "Send it to Flat 3, 12 Baker Street, London NW1 6XE please.",
+            "Flat 3, 12 Baker Street, London NW1 6XE",
+        ),
+        ("Our office is in Leeds LS1 4AP.", "LS1 4AP"),
+        // Germany: name first, compound or apart, postcode before the town.
+        (
+            "Sie wohnt in der Berliner Straße 12a, 10115 Berlin.",
+            "Berliner Straße 12a, 10115 Berlin",
+        ),
+        (
+            "Lieferung an Hauptstr. 5/7, 80331 München bitte.",
+            "Hauptstr. 5/7, 80331 München",
+        ),
+        // France: number, street word in lower case, postcode, town.
+        (
+            "Elle habite au 47, rue de la République, 69002 Lyon.",
+            "47, rue de la République, 69002 Lyon",
+        ),
+        // Spain: street word, name, number, unit, postcode, town.
+        (
+            "Envíelo a Calle de Alcalá 42 Piso 3, 28014 Madrid.",
+            "Calle de Alcalá 42 Piso 3, 28014 Madrid",
+        ),
+        // Italy: comma before the number, province in brackets.
+        (
+            "Abito in Via Giuseppe Garibaldi, 21, 20121 Milano (MI).",
+            "Via Giuseppe Garibaldi, 21, 20121 Milano (MI)",
+        ),
+        // The Netherlands: compound street, 4 digits and 2 letters.
+        (
+            "Het adres is Prinsengracht 263, 1016 GV Amsterdam.",
+            "Prinsengracht 263, 1016 GV Amsterdam",
+        ),
+        // Canada: province and postcode.
+        (
+            "Mail it to 24 Sussex Drive, Ottawa, ON K1M 1M4.",
+            "24 Sussex Drive, Ottawa, ON K1M 1M4",
+        ),
+        // Australia: unit/number, state and postcode.
+        (
+            "Deliver to 3/10 Smith Street, Parramatta NSW 2150.",
+            "3/10 Smith Street, Parramatta NSW 2150",
+        ),
+        // India: house/plot number, road, town and PIN.
+        (
+            "Ship to 14/2, MG Road, Bengaluru - 560001 today.",
+            "14/2, MG Road, Bengaluru - 560001",
+        ),
+        // Japan: postcode mark, prefecture, city, ward, block numbers.
+        (
+            "〒100-0001 東京都千代田区千代田1丁目1番1号に住んでいます。",
+            "〒100-0001 東京都千代田区千代田1丁目1番1号",
+        ),
+        (
+            "本社は大阪府大阪市北区梅田3-1-3です。",
+            "大阪府大阪市北区梅田3-1-3",
+        ),
+        // The US, as before.
+        (
+            "ship to 1600 Pennsylvania Avenue, Washington, DC 20500-0003 please",
+            "1600 Pennsylvania Avenue, Washington, DC 20500-0003",
+        ),
+    ] {
+        hit(&d, Entity::Address, text, address);
+    }
+    // A town and a digits-only postcode count with a word that says "address".
+    hit(
+        &d,
+        Entity::Address,
+        "Ich wohne in 10115 Berlin.",
+        "10115 Berlin",
+    );
+    miss(&d, Entity::Address, "Ticket 10115 Berlin was closed.");
+    // Streets named after people keep their names inside the address.
+    let text = "Vive en Plaza de Isidoro Gómez 82, Guadalajara.";
+    let f = found(&d, text);
+    assert!(
+        f.iter().any(|x| x.0 == Entity::Address) && !f.iter().any(|x| x.0 == Entity::Person),
+        "{f:?}"
+    );
+}
+
+#[test]
+fn address_look_alikes_are_not_addresses() {
+    let d = detector();
+    for text in [
+        "Order 12345 shipped on 2024-05-01.",
+        "Version 2.0 ships to 2024 EU markets.",
+        "Room 101 is on floor 3.",
+        "It was sent via Outlook 365 yesterday.",
+        "ISBN 978-3-16-148410-0 is in stock.",
+        "The SW1A team met at 10.",
+        // Inward codes never use C, I, K, M, O or V; K is no UK postcode area.
+        "Ref AB12 3CD and K12 4AB are part numbers.",
+        "Model K1M 1M4X is discontinued.",
+        "Invoice 560001 from Mumbai.",
+        "Build 4417 NSW 2150 failed.",
+        "Batch 75002 Paris-2 done.",
+        "In 2019 Prinsengracht was quiet.",
+        "東京都の人口は1400万人です。",
+    ] {
+        miss(&d, Entity::Address, text);
+    }
+}
