@@ -2,6 +2,45 @@
 //! look-alike, the USPS street suffixes, and common given names (US SSA and UK ONS lists of
 //! frequent first names) for spotting a person's name in free text.
 
+/// Words just before a number that name an identifier which is not a phone number: a number
+/// that is only phone-shaped is not taken for a phone after them ("Aadhaar number: 2475 7883
+/// 8432" near "mobile").
+pub const IDENTIFIER_WORDS: &[&str] = &[
+    "aadhaar",
+    "aadhar",
+    "uid",
+    "ssn",
+    "itin",
+    "ein",
+    "tin",
+    "iban",
+    "card",
+    "account",
+    "acct",
+    "nino",
+    "nhs",
+    "bsn",
+    "sofinummer",
+    "burgerservicenummer",
+    "sin",
+    "tfn",
+    "medicare",
+    "passport",
+    "pan",
+    "dni",
+    "nie",
+    "nif",
+    "nir",
+    "insee",
+    "steuer-id",
+    "idnr",
+    "ausweis",
+    "personalausweis",
+    "fiscale",
+    "cf",
+    "tax",
+];
+
 /// Words near a number that say it is an identifier of something else, not personal data.
 pub const NEGATIVE_CONTEXT: &[&str] = &[
     "order",

@@ -270,6 +270,8 @@ impl Entity {
                 "bel",
                 "bellen",
                 "gsm",
+                "電話",
+                "携帯",
             ],
             Self::UsSsn => &["ssn", "social", "security", "ss#", "tin", "taxpayer"],
             Self::CreditCard => &[
@@ -720,13 +722,13 @@ impl Patterns {
             ssn_dashed: Regex::new(r"^[0-9]{3}-[0-9]{2}-[0-9]{4}$")?,
             ssn_spaced: Regex::new(r"^[0-9]{3} [0-9]{2} [0-9]{4}$")?,
             phone_international: Regex::new(
-                r"^(?:\+|00)[0-9](?:[ .\-/]?(?:\([0-9]{1,4}\)|[0-9]{1,8})){1,6}$",
+                r"^(?:\+|00)[0-9](?:[ .\-/]?(?:\([0-9]{1,4}\)|[0-9]{1,8})){1,8}$",
             )?,
             phone_us: Regex::new(
                 r"^(?:1[ .\-]?)?(?:\([0-9]{3}\)[ .\-]?|[0-9]{3}[ .\-])[0-9]{3}[ .\-][0-9]{4}$",
             )?,
             phone_other: Regex::new(
-                r"^(?:\(0[0-9]{1,4}\)[ \-]?|0[0-9]{1,4}[ .\-/])[0-9]{2,4}(?:[ .\-]?[0-9]{2,4}){0,3}$",
+                r"^(?:\(0[0-9]{1,4}\)[ .\-]?|0[0-9]{1,4}[ .\-/])[0-9]{2,4}(?:[ .\-]?[0-9]{2,4}){0,3}$",
             )?,
             column_name: Regex::new(r"^[\p{L}][\p{L}'\-.]*(?: [\p{L}][\p{L}'\-.]*){0,4}$")?,
         })
@@ -889,7 +891,14 @@ impl Detector {
                     } else {
                         CONTEXT_BOOST
                     };
-                    if column || has_context(window, c.entity.context()) {
+                    // A number that is only phone-shaped, right after another identifier's
+                    // name, is that identifier (or nothing), not a phone.
+                    let other_id = c.entity == Entity::Phone && c.base < 0.5 && {
+                        let near = last_words(window, 2);
+                        has_context(near, lexicon::IDENTIFIER_WORDS)
+                            && !has_context(near, c.entity.context())
+                    };
+                    if column || (has_context(window, c.entity.context()) && !other_id) {
                         conf += boost;
                     }
                     if c.entity.takes_negative_context()
@@ -1119,6 +1128,11 @@ impl Detector {
                     if nanp.is_some_and(checks::nanp_shaped) {
                         return mk(Entity::Phone, 0.85, "phone-international");
                     }
+                    // Written as a North American number, but an area code or exchange the
+                    // plan never gives out: a phone number only with a phone word.
+                    if nanp.is_some_and(|d| d.len() == 10) {
+                        return mk(Entity::Phone, 0.3, "phone-international");
+                    }
                 } else {
                     match phone_check(&normalised, None) {
                         PhoneCheck::Valid => {
@@ -1132,18 +1146,20 @@ impl Detector {
                         PhoneCheck::No => {}
                     }
                 }
-            } else if let Some(rest) = core
+            } else if core
                 .strip_prefix("011")
                 .map(|r| r.trim_start_matches([' ', '-', '.']))
                 .filter(|r| !r.starts_with('1'))
+                .filter(|r| {
+                    let normalised = format!("+{r}");
+                    self.p.phone_international.is_match(&normalised)
+                        && phone_valid(&normalised, None)
+                })
+                .is_some()
             {
-                // Dialled from North America: 011 is its international prefix.
-                let normalised = format!("+{rest}");
-                if self.p.phone_international.is_match(&normalised)
-                    && phone_valid(&normalised, None)
-                {
-                    return mk(Entity::Phone, 0.8, "phone-international");
-                }
+                // Dialled from North America: 011 is its international prefix. (Otherwise
+                // `011…` is a British area code: `0115 496 0670`, read below.)
+                return mk(Entity::Phone, 0.8, "phone-international");
             } else if self.p.phone_us.is_match(core) {
                 let ten = national
                     .strip_prefix(b"1")
@@ -1152,6 +1168,9 @@ impl Detector {
                 if checks::nanp_shaped(ten) {
                     return mk(Entity::Phone, 0.75, "phone-national");
                 }
+                // The layout of a phone number, with numbers the plan does not give out
+                // (`(136) 618-4441`): only with a phone word.
+                return mk(Entity::Phone, 0.3, "phone-national");
             } else if (10..=12).contains(&national.len()) && self.p.phone_other.is_match(core) {
                 if TRUNK_ZERO_REGIONS
                     .iter()
@@ -1159,6 +1178,9 @@ impl Detector {
                 {
                     return mk(Entity::Phone, 0.65, "phone-national");
                 }
+                // A trunk-0 national layout that no plan assigns (`0115 496 0670`, a range
+                // kept for fiction): only with a phone word.
+                return mk(Entity::Phone, 0.3, "phone-national");
             } else if (9..=12).contains(&core.len())
                 && core.starts_with('0')
                 && !core.starts_with("00")
@@ -1182,6 +1204,19 @@ impl Detector {
                 if phone_valid(&format!("+{core}"), None) {
                     return mk(Entity::Phone, 0.3, "phone-international");
                 }
+            }
+            // Ten to twelve bare digits that are nothing else (an Italian mobile
+            // `3516878360` has no trunk 0): a phone number only with a phone word.
+            if (10..=12).contains(&core.len())
+                && !core.starts_with("00")
+                && core.bytes().all(|b| b.is_ascii_digit())
+            {
+                return mk(Entity::Phone, 0.3, "phone-digits");
+            }
+            // Eight to twelve digits in two to four groups (`6834 6008`, `63-2301-1642`,
+            // `(07).1965.9322`), no pair of years: a phone number only with a phone word.
+            if (8..=12).contains(&core_digits) && phone_grouping(core) {
+                return mk(Entity::Phone, 0.3, "phone-national");
             }
         }
         None
@@ -1745,6 +1780,38 @@ fn country_code_layout(core: &str) -> bool {
         && groups.count() >= 2
 }
 
+/// Whether `core` is two to four groups of digits (the first may be in brackets) joined by
+/// one space, dash or dot each, with the same joiner throughout, every group after the first
+/// of three or four digits, and not two years (`2024-2025`).
+fn phone_grouping(core: &str) -> bool {
+    let body = core
+        .replacen(").", " ", 1)
+        .replacen(") ", " ", 1)
+        .replacen(')', " ", 1);
+    let body = body.strip_prefix('(').unwrap_or(&body);
+    let Some(sep) = body.bytes().find(|b| !b.is_ascii_digit()) else {
+        return false;
+    };
+    if !matches!(sep, b' ' | b'-' | b'.') {
+        return false;
+    }
+    let groups: Vec<&str> = body.split(char::from(sep)).collect();
+    let years = groups.len() == 2
+        && groups
+            .iter()
+            .all(|g| g.len() == 4 && (g.starts_with("19") || g.starts_with("20")));
+    (2..=4).contains(&groups.len())
+        && !years
+        && groups.iter().enumerate().all(|(k, g)| {
+            g.bytes().all(|b| b.is_ascii_digit())
+                && if k == 0 {
+                    (1..=4).contains(&g.len())
+                } else {
+                    (3..=4).contains(&g.len())
+                }
+        })
+}
+
 /// A phone candidate without its `x123` / `ext. 123` extension.
 fn split_extension(run: &str) -> (&str, &str) {
     match run.find(['x', 'e']) {
@@ -1821,12 +1888,34 @@ fn context_window(text: &str, start: usize) -> &str {
     for i in (0..bytes.len()).rev() {
         match (bytes.get(i), bytes.get(i + 1)) {
             (Some(b'\n'), _) => cut = i + 1,
+            // A full stop after a short word is an abbreviation's (`tel.`, `tél.`, `No.`).
+            (Some(b'.'), Some(b' ')) if abbreviation_before(window, i) => continue,
             (Some(b'.' | b'!' | b'?' | b';'), Some(b' ')) => cut = i + 2,
             _ => continue,
         }
         break;
     }
     window.get(cut..).unwrap_or(window)
+}
+
+/// Whether the full stop at `dot` ends a word of one to four letters (`tel.`, `tél.`, `Nr.`)
+/// that starts after a space or at the start of the window.
+fn abbreviation_before(window: &str, dot: usize) -> bool {
+    let Some(head) = window.get(..dot) else {
+        return false;
+    };
+    let word: Vec<char> = head
+        .chars()
+        .rev()
+        .take_while(|c| c.is_alphabetic())
+        .take(5)
+        .collect();
+    let start = head.len() - word.iter().map(|c| c.len_utf8()).sum::<usize>();
+    (1..=4).contains(&word.len())
+        && (start == 0
+            || head
+                .get(..start)
+                .is_some_and(|h| h.ends_with([' ', '\t', '('])))
 }
 
 /// The last `n` words of a window (what says a number is an order number: `Order #…`,
@@ -1854,19 +1943,25 @@ fn last_words(window: &str, n: usize) -> &str {
 
 /// Whether one of `words` (lower case) appears in `window` as a word, in any case.
 fn has_context(window: &str, words: &[&str]) -> bool {
-    // Words keep inner `#`, `-` and `.` (`ss#`, `e-mail`, `d.o.b`), so every entry is one word.
+    // Words keep inner `#`, `-` and `.` (`ss#`, `e-mail`, `d.o.b`), so every entry is one word;
+    // a hyphenated word also counts by its parts (`Appelez-moi`).
+    let is = |w: &str| {
+        !w.is_empty()
+            && if w.is_ascii() {
+                words.iter().any(|e| w.eq_ignore_ascii_case(e))
+            } else {
+                let lower = w.to_lowercase();
+                words.contains(&lower.as_str())
+                    // Languages written without spaces: the entry inside the run (`電話番号は`).
+                    || words.iter().any(|e| {
+                        e.chars().next().is_some_and(|c| c >= '\u{3000}') && lower.contains(e)
+                    })
+            }
+    };
     window
         .split(|c: char| !(c.is_alphanumeric() || c == '#' || c == '-' || c == '.'))
         .map(|w| w.trim_matches(|c: char| c == '.' || c == '-'))
-        .any(|w| {
-            !w.is_empty()
-                && if w.is_ascii() {
-                    words.iter().any(|e| w.eq_ignore_ascii_case(e))
-                } else {
-                    let lower = w.to_lowercase();
-                    words.contains(&lower.as_str())
-                }
-        })
+        .any(|w| is(w) || (w.contains('-') && w.split('-').any(is)))
 }
 
 /// A URL's length without trailing punctuation that belongs to the sentence.

@@ -984,3 +984,41 @@ fn address_look_alikes_are_not_addresses() {
         miss(&d, Entity::Address, text);
     }
 }
+
+#[test]
+fn phone_numbers_the_plans_do_not_assign_need_a_phone_word() {
+    let d = detector();
+    for (text, phone) in [
+        // An abbreviation's full stop does not end the context ("tél." before the number).
+        ("tél. 0297956417", "0297956417"),
+        // A hyphenated phone word counts by its parts.
+        ("Appelez-moi au 0485293627.", "0485293627"),
+        // A trunk (0) after the country code, seven groups.
+        (
+            "Appelez-moi au +33 (0)1 55 19 49 05.",
+            "+33 (0)1 55 19 49 05",
+        ),
+        // 0115 is a British area code, not North America's 011 prefix; 496 is kept for drama.
+        ("Call me on 0115 496 0670.", "0115 496 0670"),
+        // Italian mobiles have no trunk 0.
+        ("Telefono: 3516878360", "3516878360"),
+        // Local numbers without an area code, and area codes in brackets with dots.
+        ("Phone: 6834 6008", "6834 6008"),
+        ("mobile (07).1965.9322", "(07).1965.9322"),
+        // Numbers in a phone layout the plan never gives out.
+        ("Call me on (136) 618-4441.", "(136) 618-4441"),
+        // Context words in languages written without spaces.
+        ("電話番号は63-2301-1642です。", "63-2301-1642"),
+    ] {
+        hit(&d, Entity::Phone, text, phone);
+    }
+    for text in [
+        "Order 3516878360 shipped.",
+        "(136) 618-4441 is the part code.",
+        "Phone plan 2024-2025 renewed.",
+        "Call centre, Aadhaar number: 2475 7883 8432",
+        "Serial 6834 6008 registered.",
+    ] {
+        miss(&d, Entity::Phone, text);
+    }
+}
