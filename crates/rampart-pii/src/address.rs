@@ -652,10 +652,17 @@ impl Addresses {
                 continue;
             };
             let from = window_start(text, m.start(), 16);
+            // A postcode right before the prefecture, not the tail of a phone number.
             let start = text
                 .get(from..m.start())
                 .and_then(|w| self.japan_postcode_before.find(w))
-                .map_or(m.start(), |p| from + p.start());
+                .map(|p| from + p.start())
+                .filter(|&s| {
+                    !s.checked_sub(1)
+                        .and_then(|k| text.as_bytes().get(k))
+                        .is_some_and(|b| b.is_ascii_digit() || *b == b'-')
+                })
+                .unwrap_or(m.start());
             segs.push(Segment {
                 start,
                 end: m.end() + rest.end(),

@@ -945,6 +945,10 @@ fn addresses_in_the_layouts_of_ten_countries() {
     ] {
         hit(&d, Entity::Address, text, address);
     }
+    // A phone number before a prefecture stays a phone number; its tail is no postcode.
+    let text = "携帯 070-7018-5010 山口県小金井市長畑29丁目16番3号に住んでいます。";
+    hit(&d, Entity::Phone, text, "070-7018-5010");
+    hit(&d, Entity::Address, text, "山口県小金井市長畑29丁目16番3号");
     // A town and a digits-only postcode count with a word that says "address".
     hit(
         &d,
