@@ -553,6 +553,22 @@ proptest::proptest! {
         }
     }
 
+    /// Text made of the pieces addresses and phone numbers are built from (digits, capitals,
+    /// separators, street and unit words, kanji of prefectures and block numbers, 〒): no
+    /// panic, findings disjoint and on char boundaries.
+    #[test]
+    fn address_pieces_never_panic(
+        text in "(?s)(?:[0-9A-Z ,\\-/.()\n〒　東京都大阪府県市区丁目番号ー]|Straße|rue |Calle |Via |Flat |H\\.No\\. |NSW |ON |Road){0,60}",
+    ) {
+        let d = detector();
+        let mut last = 0;
+        for f in d.scan(&text) {
+            proptest::prop_assert!(f.start >= last && f.start < f.end && f.end <= text.len());
+            proptest::prop_assert!(text.is_char_boundary(f.start) && text.is_char_boundary(f.end));
+            last = f.end;
+        }
+    }
+
 }
 
 proptest::proptest! {
