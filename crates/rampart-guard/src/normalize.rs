@@ -75,10 +75,48 @@ fn fold(c: char) -> Option<String> {
             .is_ascii_alphanumeric()
             .then(|| c.to_ascii_lowercase().to_string());
     }
+    latin_skeleton(c).map(|s| s.to_ascii_lowercase())
+}
+
+/// The Unicode confusable skeleton of a non-ASCII `c` (case kept: Cyrillic `о` is `o`, `А` is
+/// `A`), if it is made of ASCII letters and digits. Accented letters have none (their mark
+/// stays).
+fn latin_skeleton(c: char) -> Option<String> {
     let mut buf = [0u8; 4];
     let s: String =
         unicode_security::confusable_detection::skeleton(c.encode_utf8(&mut buf)).collect();
-    (!s.is_empty() && s.chars().all(|k| k.is_ascii_alphanumeric())).then(|| s.to_ascii_lowercase())
+    (!s.is_empty() && s.chars().all(|k| k.is_ascii_alphanumeric())).then_some(s)
+}
+
+/// Words that mix ASCII letters with letters of another script drawn like them
+/// (`jоhn@exаmple.com` with Cyrillic `о` and `а`) in their Latin form; words of one script,
+/// Russian or Greek prose, are kept. A word here is a run of letters, digits and the
+/// characters of addresses and identifiers (`. _ % + - @`).
+fn latin_lookalikes(text: &str) -> String {
+    let in_word = |c: char| c.is_alphanumeric() || matches!(c, '.' | '_' | '%' | '+' | '-' | '@');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(in_word) {
+        let (gap, tail) = rest.split_at(start);
+        out.push_str(gap);
+        let len = tail.find(|c| !in_word(c)).unwrap_or(tail.len());
+        let (word, after) = tail.split_at(len);
+        let mixed = word.chars().any(|c| c.is_ascii_alphabetic())
+            && word.chars().any(|c| !c.is_ascii() && c.is_alphabetic());
+        if mixed {
+            for c in word.chars() {
+                match (!c.is_ascii() && c.is_alphabetic()).then(|| latin_skeleton(c)) {
+                    Some(Some(latin)) => out.push_str(&latin),
+                    _ => out.push(c),
+                }
+            }
+        } else {
+            out.push_str(word);
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `text` without its invisible characters, then that in NFKC (case kept: what a reader
@@ -99,11 +137,12 @@ pub fn visible_nfkc(text: &str) -> (String, String, usize) {
     (visible, nfkc, invisible)
 }
 
-/// `text` as a reader reads its numbers, for the personal-data check of answers: the NFKC
-/// view of [`visible_nfkc`], then every decimal digit of any script as its ASCII digit
-/// (Arabic-Indic `٥`, Devanagari `५` → `5`), every dash and the minus sign as `-`, and
-/// combining marks drawn over an ASCII digit (strike-through, underline) dropped. Letters
-/// and their accents are kept.
+/// `text` as a reader reads its numbers and addresses, for the personal-data check of
+/// answers: the NFKC view of [`visible_nfkc`], then every decimal digit of any script as its
+/// ASCII digit (Arabic-Indic `٥`, Devanagari `५` → `5`), every dash and the minus sign as `-`,
+/// combining marks drawn over an ASCII digit (strike-through, underline) dropped, and letters
+/// of other scripts that look Latin, inside words that also hold Latin letters, as the Latin
+/// letters they look like ([`latin_lookalikes`]). Other letters and their accents are kept.
 #[must_use]
 pub fn reading_view(text: &str) -> String {
     use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory as _};
@@ -119,7 +158,7 @@ pub fn reading_view(text: &str) -> String {
             _ => out.push(c),
         }
     }
-    out
+    latin_lookalikes(&out)
 }
 
 /// The ASCII digit of a decimal digit of any script. Unicode encodes each script's digits as
@@ -244,6 +283,11 @@ mod tests {
         assert_eq!(
             reading_view("\u{665}3\u{336}6\u{2011}\u{200B}x\u{2212}caf\u{e9}"),
             "536-x-caf\u{e9}"
+        );
+        // Look-alike letters are read as Latin only inside words that mix scripts.
+        assert_eq!(
+            reading_view("j\u{43E}hn@ex\u{430}mple.com \u{43E}\u{43A}\u{43D}\u{43E} Stra\u{df}e"),
+            "john@example.com \u{43E}\u{43A}\u{43D}\u{43E} Stra\u{df}e"
         );
     }
 }

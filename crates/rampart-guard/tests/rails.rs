@@ -265,3 +265,20 @@ fn output_pii_in_other_digits_or_dashes_is_redacted() {
     let plain = "Caf\u{e9} cr\u{e8}me at 10\u{2013}12 o'clock, table \u{665}.";
     assert!(g.check_output(plain, None).redacted.is_none());
 }
+
+/// An email written with letters of another script that look Latin (Cyrillic `о` and `а`):
+/// a reader reads the address, a pattern over ASCII did not. Prose of that script alone is
+/// returned as written.
+#[test]
+fn output_email_with_look_alike_letters_is_redacted() {
+    let g = guard();
+    let answer = "Write to j\u{43E}hn.smith@ex\u{430}mple.com today.";
+    let v = g.check_output(answer, None);
+    let out = v.redacted.as_deref().unwrap_or(answer);
+    assert!(
+        out.contains("<EMAIL>") && !out.contains("smith"),
+        "{answer:?} passed as {out:?}"
+    );
+    let russian = "\u{41E}\u{43A}\u{43D}\u{43E} \u{43E}\u{442}\u{43A}\u{440}\u{44B}\u{442}\u{43E}.";
+    assert!(g.check_output(russian, None).redacted.is_none());
+}
