@@ -19,7 +19,7 @@
 use aho_corasick::AhoCorasick;
 use regex::Regex;
 
-use crate::{Candidate, Entity, boundary_before, cand};
+use crate::{Candidate, Entity, boundary_before, cand, window_end, window_start};
 
 /// Words that name a street and come before its name (Romance languages; some English).
 const STREET_WORDS: &[&str] = &[
@@ -837,22 +837,4 @@ fn joinable(gap: &str) -> bool {
         }
     }
     true
-}
-
-/// A char boundary at most `len` bytes after `at`.
-fn window_end(text: &str, at: usize, len: usize) -> usize {
-    let mut e = (at + len).min(text.len());
-    while e > at && !text.is_char_boundary(e) {
-        e -= 1;
-    }
-    e
-}
-
-/// A char boundary at most `len` bytes before `at`.
-fn window_start(text: &str, at: usize, len: usize) -> usize {
-    let mut s = at.saturating_sub(len);
-    while s < at && !text.is_char_boundary(s) {
-        s += 1;
-    }
-    s
 }

@@ -832,9 +832,7 @@ impl Detector {
                     && b.is_ascii_uppercase() && c.is_ascii_digit() && d.is_ascii_digit())
                     && boundary_before(bytes, i)
             }) {
-                let window = text
-                    .get(i..(i + 48).min(text.len()))
-                    .or_else(|| text.get(i..));
+                let window = text.get(i..window_end(text, i, 48));
                 let Some(m) = window.and_then(|w| self.p.iban.find(w)) else {
                     continue;
                 };
@@ -1272,7 +1270,7 @@ impl Detector {
         let bytes = text.as_bytes();
         for m in self.p.month.find_iter(text) {
             let tail = text
-                .get(m.end()..(m.end() + 16).min(text.len()))
+                .get(m.end()..window_end(text, m.end(), 16))
                 .unwrap_or_default();
             if let Some(d) = self.p.day_year_after.find(tail) {
                 out.push(cand(
@@ -1502,7 +1500,7 @@ impl Detector {
                 i = j;
                 continue;
             }
-            let tail = text.get(j..(j + 48).min(text.len())).unwrap_or_default();
+            let tail = text.get(j..window_end(text, j, 48)).unwrap_or_default();
             let Some(m) = self.p.surname_after.find(tail) else {
                 i = j;
                 continue;
@@ -1918,11 +1916,9 @@ fn phone_check(s: &str, region: Option<phonenumber::country::Id>) -> PhoneCheck 
 /// that one sentence's words do not colour the next. Words are compared without regard to
 /// case by [`has_context`], so nothing is copied.
 fn context_window(text: &str, start: usize) -> &str {
-    let mut from = start.saturating_sub(CONTEXT_WINDOW);
-    while from > 0 && !text.is_char_boundary(from) {
-        from -= 1;
-    }
-    let window = text.get(from..start).unwrap_or_default();
+    let window = text
+        .get(window_start(text, start, CONTEXT_WINDOW)..start)
+        .unwrap_or_default();
     let bytes = window.as_bytes();
     let mut cut = 0;
     for i in (0..bytes.len()).rev() {
@@ -1936,6 +1932,24 @@ fn context_window(text: &str, start: usize) -> &str {
         break;
     }
     window.get(cut..).unwrap_or(window)
+}
+
+/// A char boundary at most `len` bytes after `at`.
+pub(crate) fn window_end(text: &str, at: usize, len: usize) -> usize {
+    let mut e = (at + len).min(text.len());
+    while e > at && !text.is_char_boundary(e) {
+        e -= 1;
+    }
+    e
+}
+
+/// A char boundary at most `len` bytes before `at`.
+pub(crate) fn window_start(text: &str, at: usize, len: usize) -> usize {
+    let mut s = at.saturating_sub(len);
+    while s < at && !text.is_char_boundary(s) {
+        s += 1;
+    }
+    s
 }
 
 /// Whether the full stop at `dot` ends a word of one to four letters (`tel.`, `tél.`, `Nr.`)

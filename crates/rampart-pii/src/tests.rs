@@ -1045,3 +1045,16 @@ fn phone_numbers_the_plans_do_not_assign_need_a_phone_word() {
         miss(&d, Entity::Phone, text);
     }
 }
+
+#[test]
+fn windows_cut_inside_a_character_still_read_what_fits() {
+    let d = detector();
+    // The 16 bytes after the month end inside "ü": the day and year are still read (the
+    // window was empty, and the date lost).
+    hit(
+        &d,
+        Entity::DateOfBirth,
+        "born March 3, 1985 üüüüü",
+        "March 3, 1985",
+    );
+}
