@@ -142,7 +142,7 @@ pub fn visible_nfkc(text: &str) -> (String, String, usize) {
 /// ASCII digit (Arabic-Indic `٥`, Devanagari `५` → `5`), every dash and the minus sign as `-`,
 /// combining marks drawn over an ASCII digit (strike-through, underline) dropped, and letters
 /// of other scripts that look Latin, inside words that also hold Latin letters, as the Latin
-/// letters they look like ([`latin_lookalikes`]). Other letters and their accents are kept.
+/// letters they look like. Other letters and their accents are kept.
 #[must_use]
 pub fn reading_view(text: &str) -> String {
     use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory as _};
