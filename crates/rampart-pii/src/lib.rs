@@ -24,10 +24,11 @@ pub mod checks;
 mod lexicon;
 pub mod national;
 pub mod person;
+mod phone;
 pub mod redact;
 pub mod safe_csv;
 
-use rustc_hash::FxHashSet as HashSet;
+use rustc_hash::{FxHashMap, FxHashSet as HashSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -893,14 +894,14 @@ impl Detector {
                     // name, is that identifier (or nothing), not a phone.
                     let other_id = c.entity == Entity::Phone && c.base < 0.5 && {
                         let near = last_words(window, 2);
-                        has_context(near, lexicon::IDENTIFIER_WORDS)
-                            && !has_context(near, c.entity.context())
+                        has_context(near, IDENTIFIER_LIST)
+                            && !has_context(near, context_list(c.entity))
                     };
-                    if column || (has_context(window, c.entity.context()) && !other_id) {
+                    if column || (has_context(window, context_list(c.entity)) && !other_id) {
                         conf += boost;
                     }
                     if c.entity.takes_negative_context()
-                        && has_context(last_words(window, 2), lexicon::NEGATIVE_CONTEXT)
+                        && has_context(last_words(window, 2), NEGATIVE_LIST)
                     {
                         conf -= NEGATIVE_PENALTY;
                     }
@@ -1842,47 +1843,29 @@ const TRUNK_ZERO_REGIONS: &[phonenumber::country::Id] = {
 };
 
 /// Whether `core`, a national number written with a trunk 0, is valid in one of the
-/// [`TRUNK_ZERO_REGIONS`]. Parsing and validating cost about a microsecond per region, so a
-/// region is tried only if its plan's general pattern and lengths (which libphonenumber checks
-/// first, through a shared, locked regex cache) fit the number without its trunk 0: compiled
-/// once here, that check costs tens of nanoseconds.
+/// [`TRUNK_ZERO_REGIONS`]. Parsing costs about a microsecond per region, so a region is tried
+/// only if its plan's lengths and general pattern (which libphonenumber checks first) fit the
+/// number without its trunk 0, a check of tens of nanoseconds.
 fn trunk_zero_valid(core: &str) -> bool {
-    struct Plan {
-        id: phonenumber::country::Id,
-        trunk: bool,
-        lengths: Vec<u16>,
-        general: Option<Regex>,
-    }
-    static PLANS: std::sync::OnceLock<Vec<Plan>> = std::sync::OnceLock::new();
-    let plans = PLANS.get_or_init(|| {
+    static TRUNK: std::sync::OnceLock<Vec<bool>> = std::sync::OnceLock::new();
+    let trunk = TRUNK.get_or_init(|| {
         TRUNK_ZERO_REGIONS
             .iter()
-            .filter_map(|&id| {
-                let meta = phonenumber::metadata::DATABASE.by_id(id.as_ref())?;
-                let general = meta.descriptors().general();
-                Some(Plan {
-                    id,
-                    trunk: meta.national_prefix() == Some("0"),
-                    lengths: general.possible_length().to_vec(),
-                    // The metadata's patterns are laid out over lines (whitespace is not
-                    // part of them), and libphonenumber takes a match at the start.
-                    general: Regex::new(&format!("^(?x:{})", general.national_number().as_str()))
-                        .ok(),
-                })
+            .map(|id| {
+                phonenumber::metadata::DATABASE
+                    .by_id(id.as_ref())
+                    .is_some_and(|m| m.national_prefix() == Some("0"))
             })
             .collect()
     });
     let digits: String = core.chars().filter(char::is_ascii_digit).collect();
-    plans.iter().any(|p| {
-        let national = if p.trunk {
+    TRUNK_ZERO_REGIONS.iter().zip(trunk).any(|(&id, &trunk)| {
+        let national = if trunk {
             digits.strip_prefix('0').unwrap_or(&digits)
         } else {
             &digits
         };
-        let fits = u16::try_from(national.len())
-            .is_ok_and(|n| p.lengths.is_empty() || p.lengths.contains(&n))
-            && p.general.as_ref().is_none_or(|g| g.is_match(national));
-        fits && phone_valid(core, Some(p.id))
+        phone::fits_region(id, national) && phone_valid(core, Some(id))
     })
 }
 
@@ -1904,7 +1887,7 @@ enum PhoneCheck {
 
 fn phone_check(s: &str, region: Option<phonenumber::country::Id>) -> PhoneCheck {
     match phonenumber::parse(region, s) {
-        Ok(n) if phonenumber::is_valid(&n) => PhoneCheck::Valid,
+        Ok(n) if phone::is_valid(&n) => PhoneCheck::Valid,
         Ok(n) if (1_000_000..1_000_000_000_000).contains(&n.national().value()) => {
             PhoneCheck::Plausible
         }
@@ -1995,23 +1978,81 @@ fn last_words(window: &str, n: usize) -> &str {
     trimmed.get(i..).unwrap_or(trimmed)
 }
 
-/// Whether one of `words` (lower case) appears in `window` as a word, in any case.
-fn has_context(window: &str, words: &[&str]) -> bool {
+/// The context lists a word can be looked up in: bit `entity as u32` for an entity's own
+/// words, and these two.
+const IDENTIFIER_LIST: u64 = 1 << 62;
+const NEGATIVE_LIST: u64 = 1 << 63;
+const _: () = assert!(ENTITIES.len() < 62);
+
+/// The context list of `entity`.
+const fn context_list(entity: Entity) -> u64 {
+    1 << (entity as u32)
+}
+
+/// Every context word, with the lists it is in.
+struct ContextIndex {
+    words: FxHashMap<String, u64>,
+    /// Entries in scripts written without spaces, found inside runs (`電話番号は`).
+    inside: Vec<(&'static str, u64)>,
+}
+
+fn context_index() -> &'static ContextIndex {
+    static INDEX: std::sync::OnceLock<ContextIndex> = std::sync::OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut words: FxHashMap<String, u64> = FxHashMap::default();
+        let mut inside = Vec::new();
+        let lists = ENTITIES
+            .iter()
+            .map(|&e| (e.context(), context_list(e)))
+            .chain([
+                (lexicon::IDENTIFIER_WORDS, IDENTIFIER_LIST),
+                (lexicon::NEGATIVE_CONTEXT, NEGATIVE_LIST),
+            ]);
+        for (list, bit) in lists {
+            for &w in list {
+                *words.entry(w.to_lowercase()).or_default() |= bit;
+                if w.chars().next().is_some_and(|c| c >= '\u{3000}') {
+                    inside.push((w, bit));
+                }
+            }
+        }
+        ContextIndex { words, inside }
+    })
+}
+
+/// Whether a word of one of the context `lists` appears in `window` as a word, in any case.
+fn has_context(window: &str, lists: u64) -> bool {
+    let index = context_index();
+    let is = |w: &str| {
+        if w.is_empty() {
+            return false;
+        }
+        if w.is_ascii() {
+            // Context words are short: a longer word is none, and a short one is lowered on
+            // the stack.
+            let mut buf = [0u8; 32];
+            let Some(lower) = buf.get_mut(..w.len()) else {
+                return false;
+            };
+            lower.copy_from_slice(w.as_bytes());
+            lower.make_ascii_lowercase();
+            return std::str::from_utf8(lower)
+                .ok()
+                .and_then(|l| index.words.get(l))
+                .is_some_and(|m| m & lists != 0);
+        }
+        let lower = w.to_lowercase();
+        index
+            .words
+            .get(lower.as_str())
+            .is_some_and(|m| m & lists != 0)
+            || index
+                .inside
+                .iter()
+                .any(|(e, m)| m & lists != 0 && lower.contains(e))
+    };
     // Words keep inner `#`, `-` and `.` (`ss#`, `e-mail`, `d.o.b`), so every entry is one word;
     // a hyphenated word also counts by its parts (`Appelez-moi`).
-    let is = |w: &str| {
-        !w.is_empty()
-            && if w.is_ascii() {
-                words.iter().any(|e| w.eq_ignore_ascii_case(e))
-            } else {
-                let lower = w.to_lowercase();
-                words.contains(&lower.as_str())
-                    // Languages written without spaces: the entry inside the run (`電話番号は`).
-                    || words.iter().any(|e| {
-                        e.chars().next().is_some_and(|c| c >= '\u{3000}') && lower.contains(e)
-                    })
-            }
-    };
     window
         .split(|c: char| !(c.is_alphanumeric() || c == '#' || c == '-' || c == '.'))
         .map(|w| w.trim_matches(|c: char| c == '.' || c == '-'))

@@ -229,33 +229,47 @@ fn is_word_char(c: char) -> bool {
 /// inner hyphens and apostrophes).
 #[must_use]
 pub fn tokenize(text: &str) -> Vec<Token> {
-    let mut out = Vec::new();
-    let mut it = text.char_indices().peekable();
+    // About one token per six bytes of prose.
+    let mut out = Vec::with_capacity(text.len() / 6);
+    let bytes = text.as_bytes();
+    // The char at `i` (`i` is a char boundary): ASCII without decoding.
+    let char_at = |i: usize| match bytes.get(i) {
+        Some(&b) if b.is_ascii() => Some(char::from(b)),
+        Some(_) => text.get(i..).and_then(|r| r.chars().next()),
+        None => None,
+    };
+    let word_char = |c: char| {
+        if c.is_ascii() {
+            c.is_ascii_alphanumeric()
+        } else {
+            is_word_char(c)
+        }
+    };
     let mut newline = true;
-    while let Some((i, c)) = it.next() {
+    let mut i = 0;
+    while let Some(c) = char_at(i) {
         if c.is_whitespace() {
             newline |= c == '\n' || c == '\r';
+            i += c.len_utf8();
             continue;
         }
-        let mut end = i + c.len_utf8();
-        let word = is_word_char(c);
+        let start = i;
+        i += c.len_utf8();
+        let word = word_char(c);
         if word {
-            while let Some(&(j, d)) = it.peek() {
-                let joiner = matches!(d, '-' | '\'' | '\u{2019}')
-                    && text
-                        .get(j + d.len_utf8()..)
-                        .and_then(|r| r.chars().next())
-                        .is_some_and(is_word_char);
-                if !is_word_char(d) && !joiner {
+            while let Some(d) = char_at(i) {
+                let next = i + d.len_utf8();
+                let joiner =
+                    matches!(d, '-' | '\'' | '\u{2019}') && char_at(next).is_some_and(word_char);
+                if !word_char(d) && !joiner {
                     break;
                 }
-                end = j + d.len_utf8();
-                it.next();
+                i = next;
             }
         }
         out.push(Token {
-            start: i,
-            end,
+            start,
+            end: i,
             word,
             newline_before: newline,
         });
@@ -287,6 +301,14 @@ const SH_MIXED: u8 = 6;
 const SH_CJK: u8 = 7;
 
 fn shape(word: &str) -> u8 {
+    if word.is_ascii() {
+        ascii_shape(word.as_bytes())
+    } else {
+        unicode_shape(word)
+    }
+}
+
+fn unicode_shape(word: &str) -> u8 {
     let mut chars = word.chars();
     let Some(first) = chars.next() else {
         return SH_PUNCT;
@@ -323,6 +345,30 @@ fn shape(word: &str) -> u8 {
     }
 }
 
+/// [`shape`] of an ASCII word.
+fn ascii_shape(word: &[u8]) -> u8 {
+    let Some((&first, rest)) = word.split_first() else {
+        return SH_PUNCT;
+    };
+    if first.is_ascii_digit() {
+        return SH_DIGIT;
+    }
+    let upper = rest.iter().filter(|b| b.is_ascii_uppercase()).count();
+    let lower = rest.iter().filter(|b| b.is_ascii_lowercase()).count();
+    if first.is_ascii_uppercase() {
+        match (upper, lower) {
+            (0, 0) => SH_INITIAL,
+            (_, 0) => SH_UPPER,
+            (0, _) => SH_TITLE,
+            _ => SH_MIXED,
+        }
+    } else if first.is_ascii_lowercase() {
+        SH_LOWER
+    } else {
+        SH_MIXED
+    }
+}
+
 fn infos(text: &str, toks: &[Token], gaz: &Gazetteer) -> Vec<Info> {
     let mut buf = String::new();
     let mut v = toks
@@ -341,7 +387,7 @@ fn infos(text: &str, toks: &[Token], gaz: &Gazetteer) -> Vec<Info> {
             let capital = matches!(shape, SH_TITLE | SH_UPPER | SH_INITIAL | SH_MIXED)
                 && !s.bytes().any(|b| b.is_ascii_digit());
             // Particles are lower-case ASCII already: only words to look up are folded.
-            let particle = shape == SH_LOWER && PARTICLES.contains(&s);
+            let particle = shape == SH_LOWER && s.len() <= 5 && PARTICLES.contains(&s);
             let entry = if capital || cjk {
                 fold(s, &mut buf);
                 gaz.get(&buf)
@@ -423,6 +469,13 @@ pub struct Hide {
     pub word: bool,
 }
 
+/// Buffers [`features`] folds words into, kept between calls.
+#[derive(Debug, Default)]
+struct Scratch {
+    own: String,
+    other: String,
+}
+
 /// The features of slot `i`.
 fn features(
     text: &str,
@@ -431,16 +484,17 @@ fn features(
     i: usize,
     hide: Hide,
     out: &mut Vec<(u32, f32)>,
+    scratch: &mut Scratch,
 ) {
     out.clear();
     let (Some(me), Some(tok)) = (info.get(i), toks.get(i)) else {
         return;
     };
-    let mut folded = String::new();
-    fold(
-        text.get(tok.start..tok.end).unwrap_or_default(),
-        &mut folded,
-    );
+    let Scratch {
+        own: folded,
+        other: of,
+    } = scratch;
+    fold(text.get(tok.start..tok.end).unwrap_or_default(), folded);
     let w = if hide.word { 0 } else { me.entry.word };
     let (g, s) = if hide.names {
         (0, 0)
@@ -499,8 +553,7 @@ fn features(
         let ot = j
             .and_then(|j| toks.get(j))
             .map_or("", |t| text.get(t.start..t.end).unwrap_or_default());
-        let mut of = String::new();
-        fold(ot, &mut of);
+        fold(ot, of);
         push(hash(kind + 3, of.as_bytes()));
         push(hash(kind + 4, &[o.shape, u8::from(o.slot)]));
         if off.abs() == 1 {
@@ -580,9 +633,18 @@ impl Tagger {
         let info = infos(text, &toks, &self.gazetteer);
         let mut probs = vec![0.0f32; toks.len()];
         let mut row = Vec::with_capacity(48);
+        let mut scratch = Scratch::default();
         for (i, p) in probs.iter_mut().enumerate() {
             if info.get(i).is_some_and(|x| x.slot) && worth_scoring(&info, &toks, i) {
-                features(text, &info, &toks, i, Hide::default(), &mut row);
+                features(
+                    text,
+                    &info,
+                    &toks,
+                    i,
+                    Hide::default(),
+                    &mut row,
+                    &mut scratch,
+                );
                 #[allow(clippy::cast_possible_truncation)]
                 let prob = sigmoid(self.model.margin(&row)) as f32;
                 *p = prob;
@@ -670,11 +732,12 @@ pub fn training_rows(
     let info = infos(text, &toks, gaz);
     let mut out = Vec::new();
     let mut row = Vec::new();
+    let mut scratch = Scratch::default();
     for (i, t) in toks.iter().enumerate() {
         if !info.get(i).is_some_and(|x| x.slot) {
             continue;
         }
-        features(text, &info, &toks, i, hide(i), &mut row);
+        features(text, &info, &toks, i, hide(i), &mut row, &mut scratch);
         let inside = names.iter().any(|&(s, e)| t.start >= s && t.end <= e);
         out.push((row.clone(), inside));
     }
@@ -809,6 +872,18 @@ mod tests {
             fold(word, &mut s);
             assert_eq!(s, folded, "{word}");
         }
+    }
+
+    #[test]
+    fn ascii_words_take_the_shape_the_unicode_rules_give_them() {
+        for w in [
+            "Anna", "ANNA", "A", "anna", "aNNa", "McDonald", "O'Brien", "Jean-Luc", "x1", "1st",
+            "42", "DE89", "iPhone", "a", "Z",
+        ] {
+            assert_eq!(ascii_shape(w.as_bytes()), unicode_shape(w), "{w}");
+        }
+        assert_eq!(shape("Émile"), SH_TITLE);
+        assert_eq!(shape("ÉMILE"), SH_UPPER);
     }
 
     #[test]
