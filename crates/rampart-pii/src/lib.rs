@@ -877,13 +877,25 @@ impl Detector {
 
     /// Applies context, thresholds, the entity filter, and resolves overlaps.
     fn finish(&self, text: &str, hint: Option<&ColumnHint>, cands: Vec<Candidate>) -> Vec<Finding> {
+        // The context lists found before a start (whole window, last two words): readings of
+        // one run share their start, so the last one is kept.
+        let mut seen: Option<(usize, u64, u64)> = None;
         let found: Vec<Finding> = cands
             .into_iter()
             .filter(|c| self.opts.entities.is_empty() || self.opts.entities.contains(&c.entity))
             .filter_map(|c| {
                 let mut conf = c.base;
                 if !c.contextual {
-                    let window = context_window(text, c.start);
+                    let (window, near) = match seen {
+                        Some((at, w, n)) if at == c.start => (w, n),
+                        _ => {
+                            let window = context_window(text, c.start);
+                            let masks = (context_mask(window), context_mask(last_words(window, 2)));
+                            seen = Some((c.start, masks.0, masks.1));
+                            masks
+                        }
+                    };
+                    let own = context_list(c.entity);
                     let column = hint.is_some_and(|h| h.has(c.entity));
                     let boost = if c.entity == Entity::DateOfBirth {
                         0.6
@@ -892,17 +904,14 @@ impl Detector {
                     };
                     // A number that is only phone-shaped, right after another identifier's
                     // name, is that identifier (or nothing), not a phone.
-                    let other_id = c.entity == Entity::Phone && c.base < 0.5 && {
-                        let near = last_words(window, 2);
-                        has_context(near, IDENTIFIER_LIST)
-                            && !has_context(near, context_list(c.entity))
-                    };
-                    if column || (has_context(window, context_list(c.entity)) && !other_id) {
+                    let other_id = c.entity == Entity::Phone
+                        && c.base < 0.5
+                        && near & IDENTIFIER_LIST != 0
+                        && near & own == 0;
+                    if column || (window & own != 0 && !other_id) {
                         conf += boost;
                     }
-                    if c.entity.takes_negative_context()
-                        && has_context(last_words(window, 2), NEGATIVE_LIST)
-                    {
+                    if c.entity.takes_negative_context() && near & NEGATIVE_LIST != 0 {
                         conf -= NEGATIVE_PENALTY;
                     }
                 }
@@ -1897,7 +1906,7 @@ fn phone_check(s: &str, region: Option<phonenumber::country::Id>) -> PhoneCheck 
 
 /// The context window before `start` (char-boundary safe), cut at the last sentence end so
 /// that one sentence's words do not colour the next. Words are compared without regard to
-/// case by [`has_context`], so nothing is copied.
+/// case by [`context_mask`], so nothing is copied.
 fn context_window(text: &str, start: usize) -> &str {
     let window = text
         .get(window_start(text, start, CONTEXT_WINDOW)..start)
@@ -2020,43 +2029,49 @@ fn context_index() -> &'static ContextIndex {
     })
 }
 
-/// Whether a word of one of the context `lists` appears in `window` as a word, in any case.
-fn has_context(window: &str, lists: u64) -> bool {
+/// The context lists (bits as in [`context_list`]) with a word in `window`, in any case.
+fn context_mask(window: &str) -> u64 {
     let index = context_index();
-    let is = |w: &str| {
+    let lists = |w: &str| -> u64 {
         if w.is_empty() {
-            return false;
+            return 0;
         }
         if w.is_ascii() {
             // Context words are short: a longer word is none, and a short one is lowered on
             // the stack.
             let mut buf = [0u8; 32];
             let Some(lower) = buf.get_mut(..w.len()) else {
-                return false;
+                return 0;
             };
             lower.copy_from_slice(w.as_bytes());
             lower.make_ascii_lowercase();
             return std::str::from_utf8(lower)
                 .ok()
                 .and_then(|l| index.words.get(l))
-                .is_some_and(|m| m & lists != 0);
+                .copied()
+                .unwrap_or(0);
         }
         let lower = w.to_lowercase();
+        let whole = index.words.get(lower.as_str()).copied().unwrap_or(0);
         index
-            .words
-            .get(lower.as_str())
-            .is_some_and(|m| m & lists != 0)
-            || index
-                .inside
-                .iter()
-                .any(|(e, m)| m & lists != 0 && lower.contains(e))
+            .inside
+            .iter()
+            .filter(|(e, _)| lower.contains(e))
+            .fold(whole, |m, (_, bit)| m | bit)
     };
     // Words keep inner `#`, `-` and `.` (`ss#`, `e-mail`, `d.o.b`), so every entry is one word;
     // a hyphenated word also counts by its parts (`Appelez-moi`).
     window
         .split(|c: char| !(c.is_alphanumeric() || c == '#' || c == '-' || c == '.'))
         .map(|w| w.trim_matches(|c: char| c == '.' || c == '-'))
-        .any(|w| is(w) || (w.contains('-') && w.split('-').any(is)))
+        .fold(0, |m, w| {
+            let parts = if w.contains('-') {
+                w.split('-').fold(0, |m, p| m | lists(p))
+            } else {
+                0
+            };
+            m | lists(w) | parts
+        })
 }
 
 /// A URL's length without trailing punctuation that belongs to the sentence.

@@ -7,11 +7,34 @@
 //! it is well formed and its check digit (where it has one) is right. A number with a check
 //! digit that fails it is a look-alike and is never reported.
 
-/// A value's digits as numbers (`None` when a byte is not an ASCII digit).
-fn digit_values(d: &[u8]) -> Option<Vec<u32>> {
-    d.iter()
-        .map(|b| b.is_ascii_digit().then(|| u32::from(b - b'0')))
-        .collect()
+/// The longest run of digits a validator looks at (identifiers have at most 18).
+const MAX_ID_DIGITS: usize = 24;
+
+/// A value's digits as numbers, on the stack.
+struct DigitValues {
+    v: [u32; MAX_ID_DIGITS],
+    n: usize,
+}
+
+impl std::ops::Deref for DigitValues {
+    type Target = [u32];
+    fn deref(&self) -> &[u32] {
+        self.v.get(..self.n).unwrap_or_default()
+    }
+}
+
+/// A value's digits as numbers (`None` when a byte is not an ASCII digit, or there are more
+/// than [`MAX_ID_DIGITS`]: no identifier is that long).
+fn digit_values(d: &[u8]) -> Option<DigitValues> {
+    let mut out = DigitValues {
+        v: [0; MAX_ID_DIGITS],
+        n: d.len(),
+    };
+    let slots = out.v.get_mut(..d.len())?;
+    for (slot, b) in slots.iter_mut().zip(d) {
+        *slot = u32::from(b.checked_sub(b'0').filter(|x| *x <= 9)?);
+    }
+    Some(out)
 }
 
 /// Whether every digit is the same (`000000000`, `111111111`): never issued, and every
