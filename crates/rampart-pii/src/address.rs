@@ -816,9 +816,11 @@ fn has_locality_before(text: &str, i: usize) -> bool {
 }
 
 /// Whether the text between two segments keeps them one address: separators and at most a
-/// few place-name words.
+/// few place-name words, on one line.
 fn joinable(gap: &str) -> bool {
-    if gap.len() > MAX_GAP || gap.matches('\n').count() > 1 {
+    // Lines are records of their own (a text scan reports findings per line, and a block of
+    // lines must read as each line alone): an address never runs on into the next line.
+    if gap.len() > MAX_GAP || gap.contains(['\n', '\r']) {
         return false;
     }
     let mut words = 0;

@@ -1945,7 +1945,7 @@ pub(crate) fn window_start(text: &str, at: usize, len: usize) -> usize {
 }
 
 /// Whether the full stop at `dot` ends a word of one to four letters (`tel.`, `tél.`, `Nr.`)
-/// that starts after a space or at the start of the window.
+/// that starts after a space, a line break or a bracket, or at the start of the window.
 fn abbreviation_before(window: &str, dot: usize) -> bool {
     let Some(head) = window.get(..dot) else {
         return false;
@@ -1961,7 +1961,7 @@ fn abbreviation_before(window: &str, dot: usize) -> bool {
         && (start == 0
             || head
                 .get(..start)
-                .is_some_and(|h| h.ends_with([' ', '\t', '('])))
+                .is_some_and(|h| h.ends_with([' ', '\t', '\n', '\r', '('])))
 }
 
 /// The last `n` words of a window (what says a number is an order number: `Order #…`,

@@ -1058,3 +1058,58 @@ fn windows_cut_inside_a_character_still_read_what_fits() {
         "March 3, 1985",
     );
 }
+
+#[test]
+fn a_block_of_lines_reads_as_each_line_alone() {
+    // The text scan reads lines in blocks; what a line holds must not depend on its
+    // neighbours: no context word, address or name runs across a line break.
+    let d = detector();
+    let lines = [
+        "Phone: +910397731820",
+        "tél. +33 5 31 49 69 90",
+        "Tel. 0115 496 0670 any time",
+        "Address: 1091 Mcdonald Corners, New Michaelborough, YT E5K 7A1",
+        "Abita in Piazza Olga, 2, 23037, Tirano (SO).",
+        "SKU AB-78394-L",
+        "Adres: Jortlaan 3, 5565 GG, Oldehove",
+        "栃木県墨田区長畑23丁目21番9号",
+        "221B Baker Street",
+        "London NW1 6XE",
+        "Dear Jacob Jones,",
+        "ask Carol Delacruz about it",
+        "SSN 536-22-8941",
+        "version 5.29.4",
+    ];
+    let text = lines.join("\n");
+    let mut alone = Vec::new();
+    let mut at = 0;
+    for line in lines {
+        for f in d.scan(line) {
+            alone.push((f.entity, at + f.start, at + f.end, f.confidence));
+        }
+        at += line.len() + 1;
+    }
+    let together: Vec<_> = d
+        .scan(&text)
+        .into_iter()
+        .map(|f| (f.entity, f.start, f.end, f.confidence))
+        .collect();
+    assert_eq!(together, alone);
+    // The lines were worth reading: phones with their context, addresses, names.
+    for e in [
+        Entity::Phone,
+        Entity::Address,
+        Entity::Person,
+        Entity::UsSsn,
+    ] {
+        assert!(alone.iter().any(|f| f.0 == e), "{e:?}");
+    }
+    // `tél.` at the start of its line is still the phone's context word.
+    let tel = lines.first().map_or(0, |l| l.len() + 1);
+    assert!(
+        alone
+            .iter()
+            .any(|f| f.0 == Entity::Phone && f.1 > tel && f.1 < tel + 12 && f.3 >= 0.95),
+        "{alone:?}"
+    );
+}
