@@ -331,18 +331,7 @@ fn unicode_shape(word: &str) -> u8 {
             lower += 1;
         }
     }
-    if first.is_uppercase() {
-        match (upper, lower) {
-            (0, 0) => SH_INITIAL,
-            (_, 0) => SH_UPPER,
-            (0, _) => SH_TITLE,
-            _ => SH_MIXED,
-        }
-    } else if first.is_lowercase() {
-        SH_LOWER
-    } else {
-        SH_MIXED
-    }
+    cased_shape(first.is_uppercase(), first.is_lowercase(), upper, lower)
 }
 
 /// [`shape`] of an ASCII word.
@@ -355,14 +344,24 @@ fn ascii_shape(word: &[u8]) -> u8 {
     }
     let upper = rest.iter().filter(|b| b.is_ascii_uppercase()).count();
     let lower = rest.iter().filter(|b| b.is_ascii_lowercase()).count();
-    if first.is_ascii_uppercase() {
+    cased_shape(
+        first.is_ascii_uppercase(),
+        first.is_ascii_lowercase(),
+        upper,
+        lower,
+    )
+}
+
+/// The shape of a word by the case of its first letter and the cased letters after it.
+const fn cased_shape(first_upper: bool, first_lower: bool, upper: usize, lower: usize) -> u8 {
+    if first_upper {
         match (upper, lower) {
             (0, 0) => SH_INITIAL,
             (_, 0) => SH_UPPER,
             (0, _) => SH_TITLE,
             _ => SH_MIXED,
         }
-    } else if first.is_ascii_lowercase() {
+    } else if first_lower {
         SH_LOWER
     } else {
         SH_MIXED
