@@ -154,14 +154,16 @@ fn regions(code: u16) -> &'static [Region] {
 pub fn is_valid(number: &PhoneNumber) -> bool {
     let national = number.national().to_string();
     let regions = regions(number.code().value());
-    let region = match regions {
-        [one] => Some(one),
-        many => many.iter().find(|r| match r.leading() {
-            Some(l) => l.is_match(&national),
-            None => r.types().known(&national),
+    match regions {
+        [one] => Some(one.types().known(&national)),
+        // The first region whose leading digits start the number decides; a region without
+        // leading digits is chosen only if the number is valid there.
+        many => many.iter().find_map(|r| match r.leading() {
+            Some(l) => l.is_match(&national).then(|| r.types().known(&national)),
+            None => r.types().known(&national).then_some(true),
         }),
-    };
-    region.is_some_and(|r| r.types().known(&national))
+    }
+    .unwrap_or(false)
 }
 
 /// Whether `national` (without a trunk prefix) has one of region `id`'s lengths and fits its
