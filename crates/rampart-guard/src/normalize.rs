@@ -89,8 +89,8 @@ fn latin_skeleton(c: char) -> Option<String> {
 }
 
 /// Words that mix ASCII letters with letters of another script drawn like them
-/// (`jоhn@exаmple.com` with Cyrillic `о` and `а`) in their Latin form; words of one script,
-/// Russian or Greek prose, are kept. A word here is a run of letters, digits and the
+/// (`jоhn@exаmple.com` with Cyrillic `о` and `а`), and addresses with an `@` whatever their
+/// letters, in their Latin form; words of one script, Russian or Greek prose, are kept. A word here is a run of letters, digits and the
 /// characters of addresses and identifiers (`. _ % + - @`).
 fn latin_lookalikes(text: &str) -> String {
     let in_word = |c: char| c.is_alphanumeric() || matches!(c, '.' | '_' | '%' | '+' | '-' | '@');
@@ -101,8 +101,10 @@ fn latin_lookalikes(text: &str) -> String {
         out.push_str(gap);
         let len = tail.find(|c| !in_word(c)).unwrap_or(tail.len());
         let (word, after) = tail.split_at(len);
-        let mixed = word.chars().any(|c| c.is_ascii_alphabetic())
-            && word.chars().any(|c| !c.is_ascii() && c.is_alphabetic());
+        // An address (`@`) is read in Latin even when all its letters are look-alikes.
+        let foreign = word.chars().any(|c| !c.is_ascii() && c.is_alphabetic());
+        let mixed =
+            foreign && (word.contains('@') || word.chars().any(|c| c.is_ascii_alphabetic()));
         if mixed {
             for c in word.chars() {
                 match (!c.is_ascii() && c.is_alphabetic()).then(|| latin_skeleton(c)) {

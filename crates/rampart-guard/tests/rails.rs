@@ -282,3 +282,23 @@ fn output_email_with_look_alike_letters_is_redacted() {
     let russian = "\u{41E}\u{43A}\u{43D}\u{43E} \u{43E}\u{442}\u{43A}\u{440}\u{44B}\u{442}\u{43E}.";
     assert!(g.check_output(russian, None).redacted.is_none());
 }
+
+/// Look-alike attacks on the answer check that a reader still reads as personal data: an
+/// address made only of letters of another script drawn like Latin ones, mathematical
+/// alphanumerics, and a look-alike hidden behind a zero-width joiner.
+#[test]
+fn output_look_alike_attacks_are_read_as_a_reader_reads_them() {
+    let g = guard();
+    for answer in [
+        // Cyrillic а р е х о с only, with ASCII `@` and `.`.
+        "Mail \u{430}\u{440}\u{435}\u{445}@\u{440}\u{43E}\u{441}\u{435}.\u{435}\u{435} now.",
+        // Mathematical bold letters.
+        "Mail \u{1D423}\u{1D428}\u{1D421}\u{1D427}@example.com now.",
+        // A Cyrillic `о` after a zero-width joiner.
+        "Mail j\u{200D}\u{43E}hn@example.com now.",
+    ] {
+        let v = g.check_output(answer, None);
+        let out = v.redacted.as_deref().unwrap_or(answer);
+        assert!(out.contains("<EMAIL>"), "{answer:?} passed as {out:?}");
+    }
+}
