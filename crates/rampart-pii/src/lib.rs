@@ -1895,12 +1895,27 @@ enum PhoneCheck {
 }
 
 fn phone_check(s: &str, region: Option<phonenumber::country::Id>) -> PhoneCheck {
-    match phonenumber::parse(region, s) {
-        Ok(n) if phone::is_valid(&n) => PhoneCheck::Valid,
-        Ok(n) if (1_000_000..1_000_000_000_000).contains(&n.national().value()) => {
-            PhoneCheck::Plausible
+    let plausible = |national: u64| (1_000_000..1_000_000_000_000).contains(&national);
+    match phone::parse(region, s) {
+        phone::Parsed::Number { code, national } => {
+            if phone::valid(code, &national) {
+                PhoneCheck::Valid
+            } else if national
+                .trim_start_matches('0')
+                .parse()
+                .is_ok_and(plausible)
+            {
+                PhoneCheck::Plausible
+            } else {
+                PhoneCheck::No
+            }
         }
-        _ => PhoneCheck::No,
+        phone::Parsed::NoNumber => PhoneCheck::No,
+        phone::Parsed::Unsupported => match phonenumber::parse(region, s) {
+            Ok(n) if phone::is_valid(&n) => PhoneCheck::Valid,
+            Ok(n) if plausible(n.national().value()) => PhoneCheck::Plausible,
+            _ => PhoneCheck::No,
+        },
     }
 }
 
