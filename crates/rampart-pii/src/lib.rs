@@ -1530,10 +1530,11 @@ impl Detector {
     }
 }
 
-/// Keeps, among overlapping findings, the most confident, then the longest, then the first
-/// (greedily, so a kept finding never overlaps another). Findings are sorted by start and cut
-/// into clusters of transitively overlapping ones; only a cluster of two or more needs the
-/// greedy choice, which gives the same result as running it over all findings at once.
+/// Keeps, among overlapping findings, the most confident, then the longest, then the first,
+/// then by entity and rule name (greedily, so a kept finding never overlaps another).
+/// Findings are sorted by start and cut into clusters of transitively overlapping ones; only
+/// a cluster of two or more needs the greedy choice, which gives the same result as running
+/// it over all findings at once.
 fn resolve_overlaps(mut found: Vec<Finding>) -> Vec<Finding> {
     found.sort_unstable_by_key(|f| (f.start, f.end));
     let mut kept: Vec<Finding> = Vec::with_capacity(found.len());
@@ -1557,6 +1558,10 @@ fn resolve_overlaps(mut found: Vec<Finding>) -> Vec<Finding> {
                 .total_cmp(&a.confidence)
                 .then((b.end - b.start).cmp(&(a.end - a.start)))
                 .then(a.start.cmp(&b.start))
+                // Equal readings of one span by two rules: the same one wins whatever order
+                // the candidates came in (a block and its lines scanned alone agree).
+                .then(a.entity.cmp(&b.entity))
+                .then(a.rule.cmp(b.rule))
         });
         let from = kept.len();
         for f in order {

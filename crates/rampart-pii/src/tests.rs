@@ -590,6 +590,23 @@ proptest::proptest! {
         expected.sort_by_key(|f| f.start);
         proptest::prop_assert_eq!(super::resolve_overlaps(found), expected);
     }
+
+    /// Readings that tie on confidence, length and start are chosen by entity and rule, not by
+    /// the order the candidates came in.
+    #[test]
+    fn overlap_resolution_does_not_depend_on_candidate_order(spans in proptest::collection::vec((0usize..40, 1usize..8, 0u8..2, 0usize..3), 0..30), cut in 0usize..30) {
+        let rules = ["person-model", "person-given-name", "person-context"];
+        let entities = [Entity::Person, Entity::Address];
+        let found: Vec<Finding> = spans
+            .iter()
+            .map(|&(s, len, e, r)| Finding { entity: entities[usize::from(e)], start: s, end: s + len, confidence: 0.6, rule: rules[r] })
+            .collect();
+        let mut other = found.clone();
+        other.reverse();
+        let n = other.len();
+        other.rotate_left(cut.min(n));
+        proptest::prop_assert_eq!(super::resolve_overlaps(found), super::resolve_overlaps(other));
+    }
 }
 
 #[test]
