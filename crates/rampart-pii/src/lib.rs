@@ -271,6 +271,23 @@ impl Entity {
                 "bel",
                 "bellen",
                 "gsm",
+                // Portuguese, Latin American Spanish, Polish, Danish and Norwegian, Czech,
+                // Greek: the languages of the plans without a trunk prefix.
+                "telefone",
+                "telemóvel",
+                "telemovel",
+                "celular",
+                "ligue",
+                "llámame",
+                "llamame",
+                "komórka",
+                "komórkowy",
+                "zadzwoń",
+                "tlf",
+                "volejte",
+                "τηλέφωνο",
+                "τηλ",
+                "κινητό",
                 "電話",
                 "携帯",
             ],
@@ -1063,7 +1080,13 @@ impl Detector {
             matches!(digits.len(), 9..=12 | 15) && national::numeric_ids(run, &digits, at, out);
         match self.classify_common(run, &digits, at) {
             Some(c) => {
+                // Nine bare digits valid as an SSN and as a national phone number: both
+                // readings, and the context word decides.
+                let also_phone = c.rule == "us-ssn-digits" && open_plan_valid(run);
                 out.push(c);
+                if also_phone {
+                    out.push(cand(Entity::Phone, at, at + run.len(), 0.3, "phone-digits"));
+                }
                 true
             }
             None => national,
@@ -1093,7 +1116,10 @@ impl Detector {
             } else {
                 ("", 0.0)
             };
-            if !rule.is_empty() {
+            // Nine bare digits that are no SSN may still be a national phone number
+            // (`612345678` in Spain): the phone readings below decide.
+            let bare = rule == "us-ssn-digits";
+            if !rule.is_empty() && (!bare || checks::ssn_valid(digits)) {
                 return checks::ssn_valid(digits)
                     .then(|| cand(Entity::UsSsn, at, at + run.len(), base, rule));
             }
@@ -1220,6 +1246,16 @@ impl Detector {
             // `(07).1965.9322`), no pair of years: a phone number only with a phone word.
             if (8..=12).contains(&core_digits) && phone_grouping(core) {
                 return mk(Entity::Phone, 0.3, "phone-national");
+            }
+            // A number of a plan without a trunk prefix, as its country groups it (`612 34 56
+            // 78`, `91 234 56 78`) or bare: only with a phone word.
+            if (8..=10).contains(&core_digits) && small_groups(core) && open_plan_valid(core) {
+                let rule = if core.len() == core_digits {
+                    "phone-digits"
+                } else {
+                    "phone-national"
+                };
+                return mk(Entity::Phone, 0.3, rule);
             }
         }
         None
@@ -1804,12 +1840,8 @@ fn phone_grouping(core: &str) -> bool {
         return false;
     }
     let groups: Vec<&str> = body.split(char::from(sep)).collect();
-    let years = groups.len() == 2
-        && groups
-            .iter()
-            .all(|g| g.len() == 4 && (g.starts_with("19") || g.starts_with("20")));
     (2..=4).contains(&groups.len())
-        && !years
+        && !two_years(&groups)
         && groups.iter().enumerate().all(|(k, g)| {
             g.bytes().all(|b| b.is_ascii_digit())
                 && if k == 0 {
@@ -1855,6 +1887,61 @@ const TRUNK_ZERO_REGIONS: &[phonenumber::country::Id] = {
         Id::KR,
     ]
 };
+
+/// Regions whose national numbers are written without a trunk prefix, as subscribers dial
+/// them (`612 34 56 78` in Spain, `601 234 567` in Poland).
+const OPEN_PLAN_REGIONS: &[phonenumber::country::Id] = {
+    use phonenumber::country::Id;
+    &[
+        Id::ES,
+        Id::PT,
+        Id::PL,
+        Id::IT,
+        Id::DK,
+        Id::NO,
+        Id::CZ,
+        Id::GR,
+    ]
+};
+
+/// Whether `core` (digits and separators, no trunk 0) is a valid number of one of the
+/// [`OPEN_PLAN_REGIONS`]: the plan's lengths and general pattern first, then its parser.
+fn open_plan_valid(core: &str) -> bool {
+    if core.starts_with('0') {
+        return false;
+    }
+    let digits: String = core.chars().filter(char::is_ascii_digit).collect();
+    OPEN_PLAN_REGIONS
+        .iter()
+        .any(|&id| phone::fits_region(id, &digits) && phone_valid(core, Some(id)))
+}
+
+/// Digits in groups of two to four (the first of one to four) split by one kind of
+/// separator, or bare digits.
+fn small_groups(core: &str) -> bool {
+    let Some(sep) = core.bytes().find(|b| !b.is_ascii_digit()) else {
+        return true;
+    };
+    let groups: Vec<&str> = core.split(char::from(sep)).collect();
+    matches!(sep, b' ' | b'-' | b'.')
+        && !two_years(&groups)
+        && groups.iter().enumerate().all(|(k, g)| {
+            g.bytes().all(|b| b.is_ascii_digit())
+                && if k == 0 {
+                    (1..=4).contains(&g.len())
+                } else {
+                    (2..=4).contains(&g.len())
+                }
+        })
+}
+
+/// A pair of years (`2024-2025`, `1998 2004`), not a number.
+fn two_years(groups: &[&str]) -> bool {
+    groups.len() == 2
+        && groups
+            .iter()
+            .all(|g| g.len() == 4 && (g.starts_with("19") || g.starts_with("20")))
+}
 
 /// Whether `core`, a national number written with a trunk 0, is valid in one of the
 /// [`TRUNK_ZERO_REGIONS`]. Parsing costs about a microsecond per region, so a region is tried

@@ -889,6 +889,37 @@ fn phones_in_other_languages_and_layouts() {
 }
 
 #[test]
+fn numbers_of_plans_without_a_trunk_prefix_need_a_phone_word() {
+    // Spain, Portugal, Poland, Denmark and Greece dial national numbers without a trunk 0:
+    // nine bare digits or small groups, read as phones when a phone word is before them.
+    let d = detector();
+    for (text, value) in [
+        ("Teléfono: 612345678", "612345678"),
+        ("móvil 612 34 56 78", "612 34 56 78"),
+        ("Número de teléfono: 91 234 56 78", "91 234 56 78"),
+        ("Telefone: 912 345 678", "912 345 678"),
+        ("Zadzwoń: 601 234 567", "601 234 567"),
+        ("Tlf. 22 12 34 56", "22 12 34 56"),
+        ("Τηλ. 210 123 4567", "210 123 4567"),
+    ] {
+        hit(&d, Entity::Phone, text, value);
+    }
+    // The same numbers without a phone word, and numbers the plans do not assign.
+    for text in [
+        "order 612345678 shipped",
+        "lot 612 34 56 78",
+        "Teléfono: 112345678",
+        "móvil 012 34 56 78",
+    ] {
+        miss(&d, Entity::Phone, text);
+    }
+    // Nine digits that are a valid SSN and a valid Spanish number: the context word decides.
+    hit(&d, Entity::UsSsn, "SSN 612345678", "612345678");
+    miss(&d, Entity::Phone, "SSN 612345678");
+    miss(&d, Entity::UsSsn, "Teléfono: 612345678");
+}
+
+#[test]
 fn names_without_context_are_found_and_addresses_keep_their_streets() {
     let d = detector();
     let text = "The lease was countersigned by Margaret Thornton and Hans-Dieter Krause.";
