@@ -928,6 +928,15 @@ impl Detector {
                     if column || (window & own != 0 && !other_id) {
                         conf += boost;
                     }
+                    // A card-valid number the line calls another identifier (`Aadhaar
+                    // 573403649656`, a Luhn check digit by chance or by a generator's
+                    // choice): that identifier or nothing, not a card.
+                    if c.entity == Entity::CreditCard
+                        && near & IDENTIFIER_LIST != 0
+                        && near & own == 0
+                    {
+                        conf -= NEGATIVE_PENALTY;
+                    }
                     if c.entity.takes_negative_context() && near & NEGATIVE_LIST != 0 {
                         conf -= NEGATIVE_PENALTY;
                     }

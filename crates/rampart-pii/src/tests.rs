@@ -889,6 +889,30 @@ fn phones_in_other_languages_and_layouts() {
 }
 
 #[test]
+fn a_number_named_as_another_identifier_is_no_card() {
+    // Twelve digits with a valid Luhn digit and a Maestro prefix, which the line calls an
+    // Aadhaar (whose check digit is Verhoeff's, and fails): neither a card nor an Aadhaar.
+    let d = detector();
+    for text in ["Aadhaar 573403649656", "Aadhaar number: 6759 0012 3455"] {
+        miss(&d, Entity::CreditCard, text);
+        miss(&d, Entity::InAadhaar, text);
+    }
+    // The same digits as a card, in a card's words or alone.
+    hit(
+        &d,
+        Entity::CreditCard,
+        "Maestro card 6759 0012 3455",
+        "6759 0012 3455",
+    );
+    hit(
+        &d,
+        Entity::CreditCard,
+        "paid with 6759 0012 3455",
+        "6759 0012 3455",
+    );
+}
+
+#[test]
 fn numbers_of_plans_without_a_trunk_prefix_need_a_phone_word() {
     // Spain, Portugal, Poland, Denmark and Greece dial national numbers without a trunk 0:
     // nine bare digits or small groups, read as phones when a phone word is before them.
