@@ -1849,16 +1849,7 @@ fn phone_grouping(core: &str) -> bool {
         return false;
     }
     let groups: Vec<&str> = body.split(char::from(sep)).collect();
-    (2..=4).contains(&groups.len())
-        && !two_years(&groups)
-        && groups.iter().enumerate().all(|(k, g)| {
-            g.bytes().all(|b| b.is_ascii_digit())
-                && if k == 0 {
-                    (1..=4).contains(&g.len())
-                } else {
-                    (3..=4).contains(&g.len())
-                }
-        })
+    (2..=4).contains(&groups.len()) && digit_groups(&groups, 3)
 }
 
 /// A phone candidate without its `x123` / `ext. 123` extension.
@@ -1932,15 +1923,16 @@ fn small_groups(core: &str) -> bool {
         return true;
     };
     let groups: Vec<&str> = core.split(char::from(sep)).collect();
-    matches!(sep, b' ' | b'-' | b'.')
-        && !two_years(&groups)
+    matches!(sep, b' ' | b'-' | b'.') && digit_groups(&groups, 2)
+}
+
+/// Groups of digits: the first of one to four, the others of `min` to four, and not a pair
+/// of years.
+fn digit_groups(groups: &[&str], min: usize) -> bool {
+    !two_years(groups)
         && groups.iter().enumerate().all(|(k, g)| {
-            g.bytes().all(|b| b.is_ascii_digit())
-                && if k == 0 {
-                    (1..=4).contains(&g.len())
-                } else {
-                    (2..=4).contains(&g.len())
-                }
+            let lengths = if k == 0 { 1..=4 } else { min..=4 };
+            g.bytes().all(|b| b.is_ascii_digit()) && lengths.contains(&g.len())
         })
 }
 
