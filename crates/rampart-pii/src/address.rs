@@ -362,7 +362,7 @@ impl Addresses {
                 r"^[ABCEGHJ-NPRSTVXY][0-9][ABCEGHJ-NPRSTV-Z][ \t\-]?[0-9][ABCEGHJ-NPRSTV-Z][0-9]\b",
             )?,
             locality_after: build(&format!(
-                r"^,?[ \t]+{name}(?:(?:[ \t]+|-)(?:(?:{particles})[ \t]+)?{name}){{0,2}}(?:[ \t]+\(?[A-Z]{{2}}\)?)?",
+                r"^,?[ \t]+{name}\b(?:(?:[ \t]+|-)(?:(?:{particles})[ \t]+)?{name}\b){{0,2}}(?:[ \t]+(?:\([A-Z]{{2}}\)|[A-Z]{{2}}\b))?",
             ))?,
             nl_letters: build(r"^[ \t]?([A-Z]{2})\b")?,
             japan_rest: build(concat!(
@@ -635,11 +635,33 @@ impl Addresses {
         });
     }
 
-    /// The end of a town's name after `at` (`, Badia Polesine (RO)`), or `at` if none.
+    /// The end of a town's name after `at` (`, Badia Polesine (RO)`), or `at` if none. A word
+    /// that introduces something else (`Konto`, `Tel.`, `IBAN`: a context word of any entity)
+    /// ends the town before it.
     fn locality(&self, text: &str, at: usize) -> usize {
-        text.get(at..window_end(text, at, 80))
+        let Some(town) = text
+            .get(at..window_end(text, at, 80))
             .and_then(|w| self.locality_after.find(w))
-            .map_or(at, |m| at + m.end())
+            .map(|m| m.as_str())
+        else {
+            return at;
+        };
+        let mut pos = 0;
+        for word in town.split([' ', '\t', '-']) {
+            let start = pos;
+            pos += word.len() + 1;
+            let bare = word.trim_matches(|c: char| !c.is_alphanumeric());
+            if !bare.is_empty() && crate::context_mask(bare) != 0 {
+                let kept = town.get(..start).unwrap_or_default();
+                let kept = kept.trim_end_matches([' ', '\t', '-', ',']);
+                return if kept.contains(char::is_alphanumeric) {
+                    at + kept.len()
+                } else {
+                    at
+                };
+            }
+        }
+        at + town.len()
     }
 
     /// Japanese addresses: a prefecture, its city, ward and town, and block numbers.

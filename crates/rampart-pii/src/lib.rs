@@ -304,7 +304,24 @@ impl Entity {
                 "pan",
                 "discover",
             ],
-            Self::Iban => &["iban", "bank", "account", "transfer", "sepa", "acct"],
+            Self::Iban => &[
+                "iban",
+                "bank",
+                "account",
+                "transfer",
+                "sepa",
+                "acct",
+                "konto",
+                "kontonummer",
+                "bankverbindung",
+                "compte",
+                "virement",
+                "cuenta",
+                "conto",
+                "bonifico",
+                "rekening",
+                "口座",
+            ],
             Self::IpAddress => &["ip", "host", "server", "client", "addr", "ipv4", "ipv6"],
             Self::DateOfBirth => &[
                 "born",
@@ -2138,7 +2155,7 @@ fn context_index() -> &'static ContextIndex {
 }
 
 /// The context lists (bits as in [`context_list`]) with a word in `window`, in any case.
-fn context_mask(window: &str) -> u64 {
+pub(crate) fn context_mask(window: &str) -> u64 {
     let index = context_index();
     let lists = |w: &str| -> u64 {
         if w.is_empty() {

@@ -913,6 +913,60 @@ fn a_number_named_as_another_identifier_is_no_card() {
 }
 
 #[test]
+fn a_town_ends_where_the_next_item_is_introduced() {
+    // The town after a postcode takes up to three capitalised words; a word that introduces
+    // something else (a context word of any entity) or the letters of an IBAN are not part
+    // of it, so the address and the next item are both found.
+    let d = detector();
+    for (text, address, other, value) in [
+        (
+            "Ignatz-Klemm-Platz 43, 29372 Erfurt Konto DE48883198058297211079",
+            "Ignatz-Klemm-Platz 43, 29372 Erfurt",
+            Entity::Iban,
+            "DE48883198058297211079",
+        ),
+        (
+            "Ignatz-Klemm-Platz 43, 29372 Erfurt DE48883198058297211079",
+            "Ignatz-Klemm-Platz 43, 29372 Erfurt",
+            Entity::Iban,
+            "DE48883198058297211079",
+        ),
+        (
+            "Hauptstraße 5, 97278 Eisleben Telefon: 0345 1234567",
+            "Hauptstraße 5, 97278 Eisleben",
+            Entity::Phone,
+            "0345 1234567",
+        ),
+        (
+            "2833 Gregg Point Apt. 535, Lisaborough, FM 03133 SSN 768-53-6273",
+            "2833 Gregg Point Apt. 535, Lisaborough, FM 03133",
+            Entity::UsSsn,
+            "768-53-6273",
+        ),
+    ] {
+        let f = found(&d, text);
+        assert!(
+            f.contains(&(Entity::Address, address.to_owned())),
+            "{text}: {f:?}"
+        );
+        assert!(f.contains(&(other, value.to_owned())), "{text}: {f:?}");
+    }
+    // Towns of several words and a province code are kept whole.
+    hit(
+        &d,
+        Entity::Address,
+        "Via Roma 12, 45021 Badia Polesine RO",
+        "Via Roma 12, 45021 Badia Polesine RO",
+    );
+    hit(
+        &d,
+        Entity::Address,
+        "Hauptstraße 5, 60311 Frankfurt am Main",
+        "Hauptstraße 5, 60311 Frankfurt am Main",
+    );
+}
+
+#[test]
 fn numbers_of_plans_without_a_trunk_prefix_need_a_phone_word() {
     // Spain, Portugal, Poland, Denmark and Greece dial national numbers without a trunk 0:
     // nine bare digits or small groups, read as phones when a phone word is before them.
