@@ -503,7 +503,9 @@ pub const RULES: &[&str] = &[
     "medical-record-context",
     "health-condition-context",
     "aws-access-key",
+    "aws-secret-key",
     "private-key-block",
+    "private-key-body",
     "jwt",
     "github-token",
     "slack-token",
@@ -1424,13 +1426,12 @@ impl Detector {
 
     fn secret_candidates(&self, text: &str, out: &mut Vec<Candidate>) {
         let bytes = text.as_bytes();
+        // Keys and tokens are found by their own structure, wherever they start: a word
+        // glued before or after one (`key_AKIA…`, `x-----BEGIN …`, `AKIA…abc`) hides nothing.
         for m in self.p.prefixed.find_iter(text) {
             let s = m.as_str();
             let (start, mut end) = (m.start(), m.end());
-            if !boundary_before(bytes, start) {
-                continue;
-            }
-            let after_word = bytes_at(bytes, end).is_some_and(is_word);
+            let glued = !boundary_before(bytes, start);
             let (entity, rule, base) = if s.starts_with("-----BEGIN") {
                 // Take the whole block when its END line is near.
                 let tail = text.get(end..).unwrap_or_default();
@@ -1443,24 +1444,44 @@ impl Detector {
                     end += close.unwrap_or(i);
                 }
                 (Entity::PrivateKey, "private-key-block", 0.95)
-            } else if after_word {
-                continue;
             } else if s.starts_with('A') {
+                // A template's key id (`AKIAXXXXXXXXXXXXXXXX`). AWS's own documentation key
+                // (`AKIAIOSFODNN7EXAMPLE`) is still reported: it is what a leak looks like in
+                // every example, and a rail that let it through would be tested by nothing.
+                if s.contains("XXXX") {
+                    continue;
+                }
                 (Entity::AwsAccessKey, "aws-access-key", 0.9)
             } else if s.starts_with("eyJ") {
                 if !checks::jwt_header_valid(s) {
                     continue;
                 }
                 (Entity::Jwt, "jwt", 0.9)
-            } else if s.starts_with("gh") || s.starts_with("github_pat_") {
-                (Entity::ApiToken, "github-token", 0.9)
-            } else if s.starts_with("xox") {
-                (Entity::ApiToken, "slack-token", 0.9)
             } else {
-                (Entity::ApiToken, "stripe-key", 0.9)
+                // A prefix inside an identifier (`mask_test_configuration…`) is no token: glued
+                // to a word, the body must look random (digits and letters of both cases; a
+                // Slack token's digits and letters).
+                let body = s.get(4..).unwrap_or_default().as_bytes();
+                let random = if s.starts_with("xox") {
+                    body.iter().any(u8::is_ascii_digit) && char_classes(body) >= 2
+                } else {
+                    char_classes(body) >= 3
+                };
+                if glued && !random {
+                    continue;
+                }
+                if s.starts_with("gh") || s.starts_with("github_pat_") {
+                    (Entity::ApiToken, "github-token", 0.9)
+                } else if s.starts_with("xox") {
+                    (Entity::ApiToken, "slack-token", 0.9)
+                } else {
+                    (Entity::ApiToken, "stripe-key", 0.9)
+                }
             };
             out.push(cand(entity, start, end, base, rule));
         }
+        Self::key_bodies(text, out);
+        aws_secret_keys(text, out);
         if !has_assignment_word(bytes) {
             return;
         }
@@ -1511,6 +1532,30 @@ impl Detector {
                 rule,
                 contextual: true,
             });
+        }
+    }
+
+    /// Private-key bodies without their `-----BEGIN` line: base64 of a DER sequence whose
+    /// first element is the version integer 0 or 1 (PKCS #1 and #8 keys, SEC 1 EC keys), which
+    /// public keys (a sequence first) and certificates never start with.
+    fn key_bodies(text: &str, out: &mut Vec<Candidate>) {
+        let bytes = text.as_bytes();
+        let mut from = 0;
+        while let Some(i) = memchr::memchr(b'M', bytes.get(from..).unwrap_or_default()) {
+            let at = from + i;
+            from = at + 1;
+            let Some(head) = bytes.get(at..at + 12) else {
+                break;
+            };
+            if !is_der_private_key(head) {
+                continue;
+            }
+            let (end, chars) = base64_block(bytes, at);
+            // The smallest key (Ed25519, PKCS #8) is 64 base64 characters.
+            if chars >= 64 {
+                out.push(cand(Entity::PrivateKey, at, end, 0.9, "private-key-body"));
+                from = end.max(from);
+            }
         }
     }
 
@@ -2200,6 +2245,100 @@ pub(crate) fn context_mask(window: &str) -> u64 {
 }
 
 /// A URL's length without trailing punctuation that belongs to the sentence.
+/// The end of the base64 block starting at `at`, and its number of base64 characters: lines
+/// of one width, the last one shorter. A short line that does not look random (`thanks` on
+/// the line after a key) is not part of it.
+fn base64_block(bytes: &[u8], at: usize) -> (usize, usize) {
+    let b64 = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=');
+    let (mut pos, mut end, mut chars, mut width) = (at, at, 0usize, None);
+    while pos - at < MAX_KEY_BLOCK {
+        let start = pos;
+        while bytes.get(pos).copied().is_some_and(b64) {
+            pos += 1;
+        }
+        let line = bytes.get(start..pos).unwrap_or_default();
+        let full = width.is_none_or(|w| line.len() == w);
+        let random = char_classes(line) >= 2 || line.contains(&b'=');
+        if line.is_empty() || (!full && !random) {
+            break;
+        }
+        end = pos;
+        chars += line.len();
+        if !full || !matches!(bytes.get(pos), Some(b'\n' | b'\r')) {
+            break;
+        }
+        width.get_or_insert(line.len());
+        while matches!(bytes.get(pos), Some(b'\n' | b'\r')) {
+            pos += 1;
+        }
+    }
+    (end, chars)
+}
+
+/// Whether twelve base64 characters decode to the start of a DER private key: a sequence
+/// (short or long length) whose first element is the integer 0 or 1.
+fn is_der_private_key(head: &[u8]) -> bool {
+    use base64::Engine as _;
+    let Ok(der) = base64::engine::general_purpose::STANDARD_NO_PAD.decode(head) else {
+        return false;
+    };
+    let rest = match der.as_slice() {
+        [0x30, 0x81, _, rest @ ..] => rest,
+        [0x30, 0x82, _, _, rest @ ..] => rest,
+        [0x30, 0x83, _, _, _, rest @ ..] => rest,
+        [0x30, len, rest @ ..] if *len < 0x80 => rest,
+        _ => return false,
+    };
+    matches!(rest, [0x02, 0x01, 0x00 | 0x01, ..])
+}
+
+/// AWS secret access keys written alone: exactly 40 characters of base64's alphabet without
+/// padding, with upper and lower case and digits, at most two `/` or `+`, and the entropy of
+/// random text. Next to an access key id they are certain; alone, likely.
+fn aws_secret_keys(text: &str, out: &mut Vec<Candidate>) {
+    const LEN: usize = 40;
+    let bytes = text.as_bytes();
+    let alphabet = |b: u8| b.is_ascii_alphanumeric() || b == b'/' || b == b'+';
+    let mut i = 0;
+    while i < bytes.len() {
+        if !bytes.get(i).copied().is_some_and(alphabet) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while bytes.get(i).copied().is_some_and(alphabet) {
+            i += 1;
+        }
+        let run = bytes.get(start..i).unwrap_or_default();
+        let glued = bytes
+            .get(i)
+            .is_some_and(|&b| b == b'=' || b == b'_' || b == b'-')
+            || (start > 0
+                && bytes
+                    .get(start - 1)
+                    .is_some_and(|&b| b == b'_' || b == b'-'));
+        if run.len() != LEN || glued {
+            continue;
+        }
+        let symbols = run.iter().filter(|&&b| b == b'/' || b == b'+').count();
+        let random = run.iter().any(u8::is_ascii_uppercase)
+            && run.iter().any(u8::is_ascii_lowercase)
+            && run.iter().any(u8::is_ascii_digit)
+            && symbols <= 2
+            && checks::entropy(run) >= 4.3;
+        let placeholder = text.get(start..i).is_some_and(is_placeholder);
+        if !random || placeholder {
+            continue;
+        }
+        let near = window_start(text, start, 120);
+        let paired = text
+            .get(near..window_end(text, i, 120))
+            .is_some_and(|w| w.contains("AKIA") || w.contains("ASIA"));
+        let base = if paired { 0.95 } else { 0.75 };
+        out.push(cand(Entity::Secret, start, i, base, "aws-secret-key"));
+    }
+}
+
 fn trim_url(url: &str) -> usize {
     url.trim_end_matches(['.', ',', ';', ':', '!', '?', ')', ']', '}', '\'', '"'])
         .len()

@@ -306,7 +306,13 @@ fn secrets() {
         "aws_access_key_id=AKIAIOSFODNN7EXAMPLE",
         "AKIAIOSFODNN7EXAMPLE",
     );
-    miss(&d, Entity::AwsAccessKey, "AKIAIOSFODNN7EXAMPLEXX");
+    // Characters glued after a key id hide nothing: its 20 characters are the key.
+    hit(
+        &d,
+        Entity::AwsAccessKey,
+        "AKIAIOSFODNN7EXAMPLEXX",
+        "AKIAIOSFODNN7EXAMPLE",
+    );
     let pem =
         "key:\n-----BEGIN RSA PRIVATE KEY-----\nMIIEow\nAAAA\n-----END RSA PRIVATE KEY-----\nend";
     let f = d.scan(pem);
@@ -451,6 +457,193 @@ fn rule_ids_are_unique_and_entities_round_trip() {
         !f.is_empty() && f.iter().all(|x| RULES.contains(&x.rule)),
         "{f:?}"
     );
+}
+
+/// A private key of `der` (a DER encoding), as the base64 body of its PEM file: 64-character
+/// lines.
+fn pem_body(der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    b64.as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `n` bytes that look random (SplitMix64).
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut z = seed;
+    (0..n)
+        .map(|_| {
+            z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut x = z;
+            x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            (x >> 56) as u8
+        })
+        .collect()
+}
+
+#[test]
+fn keys_and_tokens_are_found_by_their_own_structure() {
+    let d = detector();
+    // A word glued before or after a key hides nothing.
+    hit(
+        &d,
+        Entity::PrivateKey,
+        "x-----BEGIN PRIVATE KEY-----",
+        "-----BEGIN PRIVATE KEY-----",
+    );
+    for text in [
+        "key_AKIA2JQ7KX5MRD3PWZ4T",
+        "helloAKIA2JQ7KX5MRD3PWZ4T",
+        "AKIA2JQ7KX5MRD3PWZ4Tabc",
+        "AKIA2JQ7KX5MRD3PWZ4TXYZ",
+    ] {
+        hit(&d, Entity::AwsAccessKey, text, "AKIA2JQ7KX5MRD3PWZ4T");
+    }
+    hit(
+        &d,
+        Entity::ApiToken,
+        "tokenghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5",
+        "ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5",
+    );
+    hit(
+        &d,
+        Entity::ApiToken,
+        "keysk_live_4eC39HqLyjWDarjtT1zdp7dc",
+        "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+    );
+    // Look-alikes: a template's key id, a prefix inside an identifier, a token word.
+    for text in [
+        "AKIAXXXXXXXXXXXXXXXX",
+        "mask_test_configurationsettingsdone",
+        "the task_live_streamingupdates flag",
+        "detoxoxb-cleanse-program",
+    ] {
+        let f = found(&d, text);
+        assert!(
+            f.iter()
+                .all(|(e, _)| !matches!(e, Entity::AwsAccessKey | Entity::ApiToken)),
+            "{text}: {f:?}"
+        );
+    }
+}
+
+#[test]
+fn private_key_bodies_without_their_header_are_keys() {
+    let d = detector();
+    // Ed25519 in PKCS #8, EC P-256 in SEC 1, RSA in PKCS #1 and PKCS #8 (version 0 or 1 after
+    // the outer sequence), with random key material.
+    let ed25519 = [
+        &[
+            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+            0x04, 0x20,
+        ][..],
+        &noise(32, 1),
+    ]
+    .concat();
+    let ec = [
+        &[0x30, 0x77, 0x02, 0x01, 0x01, 0x04, 0x20][..],
+        &noise(32, 2),
+        &[
+            0xa0, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0xa1, 0x44,
+            0x03, 0x42, 0x00, 0x04,
+        ],
+        &noise(64, 3),
+    ]
+    .concat();
+    let rsa1 = [
+        &[
+            0x30, 0x82, 0x04, 0xa4, 0x02, 0x01, 0x00, 0x02, 0x82, 0x01, 0x01, 0x00,
+        ][..],
+        &noise(1180, 4),
+    ]
+    .concat();
+    let rsa8 = [
+        &[
+            0x30, 0x82, 0x04, 0xbd, 0x02, 0x01, 0x00, 0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48,
+            0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
+        ][..],
+        &noise(1190, 5),
+    ]
+    .concat();
+    for der in [&ed25519, &ec, &rsa1, &rsa8] {
+        let body = pem_body(der);
+        // On its own lines between words, glued to a word, and on one line.
+        for text in [
+            format!("here it is:\n{body}\nthanks"),
+            format!("key={body}"),
+            format!("paste {} done", body.replace('\n', "")),
+        ] {
+            let f: Vec<_> = d
+                .scan(&text)
+                .into_iter()
+                .filter(|f| f.entity == Entity::PrivateKey)
+                .collect();
+            assert_eq!(f.len(), 1, "{text}: {f:?}");
+            let got = &text[f[0].start..f[0].end];
+            assert_eq!(got.replace('\n', ""), body.replace('\n', ""), "{text}");
+        }
+    }
+    // Look-alikes: a public key (a sequence first) and a certificate, a base64 image, prose.
+    let spki = [
+        &[
+            0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+        ][..],
+        &noise(32, 6),
+    ]
+    .concat();
+    let cert = [
+        &[
+            0x30, 0x82, 0x01, 0x2c, 0x30, 0x81, 0xdf, 0xa0, 0x03, 0x02, 0x01, 0x02,
+        ][..],
+        &noise(290, 7),
+    ]
+    .concat();
+    let png = [
+        &[0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a][..],
+        &noise(300, 8),
+    ]
+    .concat();
+    for der in [&spki, &cert, &png] {
+        miss(
+            &d,
+            Entity::PrivateKey,
+            &format!("data:\n{}\n", pem_body(der)),
+        );
+    }
+    miss(
+        &d,
+        Entity::PrivateKey,
+        "MIIT is a fine school; Mary met Michael at MIT.",
+    );
+}
+
+#[test]
+fn aws_secret_keys_alone_or_beside_their_key_id() {
+    let d = detector();
+    let secret = "9dk3Jf8sLq2Zx7Vb1Nm4Pw6Rt0Yh5Ug8Ke3Ai2So";
+    for text in [
+        secret.to_owned(),
+        format!("AKIA2JQ7KX5MRD3PWZ4T {secret}"),
+        format!("aws_secret_access_key = {secret}"),
+    ] {
+        hit(&d, Entity::Secret, &text, secret);
+    }
+    // Look-alikes: AWS's documentation secret, a git SHA-1, a path, a padded base64 value,
+    // a 41-character run, an identifier.
+    for text in [
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "commit 3f786850e387550fdab836ed7e6dc881de23001b",
+        "src/main/java/com/Acme/Service1/Impl/Core",
+        "dGhpcyBpcyBhIGJhc2U2NCB2YWx1ZSBvZjMwYnl0ZQ==",
+        "9dk3Jf8sLq2Zx7Vb1Nm4Pw6Rt0Yh5Ug8Ke3Ai2SoX",
+        "test_9dk3Jf8sLq2Zx7Vb1Nm4Pw6Rt0Yh5Ug8Ke3Ai2So",
+    ] {
+        miss(&d, Entity::Secret, text);
+    }
 }
 
 #[test]
