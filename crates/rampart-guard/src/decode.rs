@@ -154,7 +154,8 @@ fn hex_decode(s: &str) -> Result<Vec<u8>, ()> {
         .collect()
 }
 
-fn percent_decode(s: &str) -> Vec<u8> {
+/// `%xx` escapes (and `+` for a space) decoded; everything else kept.
+pub(crate) fn percent_decode(s: &str) -> Vec<u8> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -3,7 +3,8 @@
 //! * secrets (keys, tokens, private keys, JWTs, high-entropy assignments) block the answer;
 //! * personal data is redacted (`<EMAIL>`) or blocks, as the policy says;
 //! * the canary token planted in the system prompt blocks (the prompt leaked), also when it
-//!   is spaced out or hidden with invisible characters;
+//!   is spaced out or hidden with invisible characters, reversed, or written in base64, hex,
+//!   rot13, HTML character references or URL escapes;
 //! * banned lexicon entries (whole words, normalised) block;
 //! * links to hosts outside the allowed domains are removed, or block.
 
@@ -129,27 +130,17 @@ impl OutputRails {
         let mut findings = Vec::new();
         let mut blocked = false;
         let views = crate::normalize::views(text);
-        if let Some(c) = canary.filter(|c| !c.is_empty()) {
-            let c_plain = crate::normalize::views(c).plain;
-            // Letters and digits only (no leet folding: a canary is mostly digits).
-            let squeeze = |s: &str| {
-                s.chars()
-                    .filter(|c| c.is_alphanumeric())
-                    .collect::<String>()
-            };
-            if text.contains(c)
-                || views.plain.contains(&c_plain)
-                || squeeze(&views.plain).contains(&squeeze(&c_plain))
-            {
-                blocked = true;
-                findings.push(Finding {
-                    rail: "canary",
-                    rule: "canary.system-prompt-leak".into(),
-                    family: None,
-                    detail: "the answer contains the system prompt's canary token".into(),
-                    weight: 1.0,
-                });
-            }
+        if let Some(c) = canary.filter(|c| !c.is_empty())
+            && canary_leaked(text, &views.plain, c)
+        {
+            blocked = true;
+            findings.push(Finding {
+                rail: "canary",
+                rule: "canary.system-prompt-leak".into(),
+                family: None,
+                detail: "the answer contains the system prompt's canary token".into(),
+                weight: 1.0,
+            });
         }
         if let Some(ac) = &self.banned {
             for m in ac.find_iter(&views.plain) {
@@ -260,4 +251,131 @@ impl OutputRails {
             refusal: None,
         }
     }
+}
+
+/// The shortest canary (letters and digits) looked for reversed, encoded or escaped.
+const MIN_TRANSFORMED_CANARY: usize = 8;
+
+/// Letters and digits only, lower case (no leet folding: a canary is mostly digits).
+fn squeeze(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// HTML character references (`&#114;`, `&#x72;`, and the five named ones) decoded.
+fn html_decode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('&') {
+        out.push_str(rest.get(..i).unwrap_or_default());
+        rest = rest.get(i..).unwrap_or_default();
+        let end = rest.bytes().take(12).position(|b| b == b';');
+        let decoded = end.and_then(|e| {
+            let name = rest.get(1..e)?;
+            let c = match name {
+                "amp" => '&',
+                "lt" => '<',
+                "gt" => '>',
+                "quot" => '"',
+                "apos" => '\'',
+                _ => {
+                    let num = name.strip_prefix('#')?;
+                    let v = match num.strip_prefix(['x', 'X']) {
+                        Some(h) => u32::from_str_radix(h, 16).ok()?,
+                        None => num.parse().ok()?,
+                    };
+                    char::from_u32(v)?
+                }
+            };
+            Some((c, e + 1))
+        });
+        match decoded {
+            Some((c, len)) => {
+                out.push(c);
+                rest = rest.get(len..).unwrap_or_default();
+            }
+            None => {
+                out.push('&');
+                rest = rest.get(1..).unwrap_or_default();
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The base64 of `canary` as it appears inside a longer base64 text, for each of the three
+/// alignments: the characters that only the canary's bits decide.
+fn base64_needles(canary: &[u8]) -> Vec<String> {
+    use base64::Engine as _;
+    let n = canary.len();
+    (0..3)
+        .filter_map(|k| {
+            let mut bytes = vec![0u8; k];
+            bytes.extend_from_slice(canary);
+            bytes.extend_from_slice(&[0, 0]);
+            let enc = base64::engine::general_purpose::STANDARD_NO_PAD.encode(&bytes);
+            // Character i holds bits 6i..6i+6; the canary's are 8k..8(k+n).
+            let first = (8 * k).div_ceil(6);
+            let last = (8 * (k + n)).checked_sub(6)? / 6;
+            enc.get(first..=last).map(str::to_owned)
+        })
+        .filter(|needle| needle.len() >= 8)
+        .collect()
+}
+
+/// Whether the answer carries the canary, as written, normalised, spaced out, reversed, or in
+/// base64, hex, rot13, HTML character references or URL escapes.
+fn canary_leaked(text: &str, plain: &str, canary: &str) -> bool {
+    let c_plain = crate::normalize::views(canary).plain;
+    let c_squeezed = squeeze(&c_plain);
+    if text.contains(canary) || (!c_plain.is_empty() && plain.contains(&c_plain)) {
+        return true;
+    }
+    let squeezed = squeeze(plain);
+    if c_squeezed.is_empty() {
+        return false;
+    }
+    if squeezed.contains(&c_squeezed) {
+        return true;
+    }
+    // Transformed forms only for a canary long enough not to occur by chance.
+    if c_squeezed.chars().count() < MIN_TRANSFORMED_CANARY {
+        return false;
+    }
+    let reversed: String = c_squeezed.chars().rev().collect();
+    let rot13 = crate::decode::rot13(&c_squeezed);
+    let hex: String = canary.bytes().map(|b| format!("{b:02x}")).collect();
+    if [&reversed, &rot13, &hex]
+        .iter()
+        .any(|needle| squeezed.contains(needle.as_str()))
+    {
+        return true;
+    }
+    // Escaped forms, decoded, then compared as above.
+    let unescaped = [
+        html_decode(text),
+        String::from_utf8_lossy(&crate::decode::percent_decode(text)).into_owned(),
+    ];
+    if unescaped
+        .iter()
+        .any(|u| u != text && squeeze(&crate::normalize::views(u).plain).contains(&c_squeezed))
+    {
+        return true;
+    }
+    // Base64, in either alphabet, with line breaks and spaces removed.
+    let compact: String = text
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '/',
+            c => c,
+        })
+        .collect();
+    base64_needles(canary.as_bytes())
+        .iter()
+        .any(|needle| compact.contains(needle.as_str()))
 }

@@ -302,3 +302,65 @@ fn output_look_alike_attacks_are_read_as_a_reader_reads_them() {
         assert!(out.contains("<EMAIL>"), "{answer:?} passed as {out:?}");
     }
 }
+
+/// The forms of `token` an answer can carry it in: base64 (alone, inside a sentence, URL-safe,
+/// wrapped), hex (plain, spaced, upper case), reversed, rot13, HTML character references
+/// (decimal and hex) and URL escapes.
+fn encoded_forms(token: &str) -> Vec<String> {
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let hex: String = token.bytes().map(|b| format!("{b:02x}")).collect();
+    let sentence = b64(&format!("the hidden token is {token}, keep it."));
+    let rot13: String = token
+        .chars()
+        .map(|c| match c {
+            'a'..='m' => char::from(c as u8 + 13),
+            'n'..='z' => char::from(c as u8 - 13),
+            c => c,
+        })
+        .collect();
+    vec![
+        b64(token),
+        sentence.clone(),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("x{token}")),
+        format!("{}\n{}", &sentence[..20], &sentence[20..]),
+        hex.clone(),
+        token
+            .bytes()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        token.chars().rev().collect(),
+        rot13,
+        token.bytes().map(|b| format!("&#{b};")).collect(),
+        token.bytes().map(|b| format!("&#x{b:x};")).collect(),
+        token.bytes().map(|b| format!("%{b:02X}")).collect(),
+    ]
+}
+
+#[test]
+fn the_canary_is_caught_reversed_encoded_and_escaped() {
+    let g = guard();
+    let canary = "rk-canary-7f3a9c";
+    for form in encoded_forms(canary) {
+        let v = g.check_output(&format!("Here you go: {form}"), Some(canary));
+        assert!(
+            v.blocked && v.findings.iter().any(|f| f.rail == "canary"),
+            "{form}: {v:#?}"
+        );
+    }
+    // Another token in the same forms, and ordinary answers, pass.
+    for form in encoded_forms("rk-canary-1b2c3d") {
+        let v = g.check_output(&format!("Here you go: {form}"), Some(canary));
+        assert!(
+            v.findings.iter().all(|f| f.rail != "canary"),
+            "{form}: {v:#?}"
+        );
+    }
+    for text in [
+        "The canary in a coal mine warned miners of gas.",
+        "Encode it with base64: aGVsbG8gd29ybGQ=",
+        "R&amp;D spending rose 7% (see %20 notes).",
+    ] {
+        assert!(!g.check_output(text, Some(canary)).blocked, "{text}");
+    }
+}
