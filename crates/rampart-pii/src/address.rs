@@ -181,8 +181,12 @@ const COMPOUND_ENDINGS: &[&str] = &[
     "boulevard",
     "pad",
     "hof",
-    "-ring",
+    "ring",
 ];
+
+/// Street names ending in `ring` written as one word (`Kaiserring`) share their ending with
+/// English words (`Engineering 101`): they are streets only when a postcode follows.
+const RING: &str = "ring";
 
 /// German street words written apart (`Berliner Straße`, `Am Alten Markt`).
 const GERMANIC_STREET_WORDS: &[&str] = &[
@@ -469,6 +473,7 @@ impl Addresses {
         // House number after the street's name: "Calle Mayor 5", "Kikiweg 460".
         if len <= 4
             && let Some(start) = street_before(text, i)
+            && (!ring_compound(text.get(start..i).unwrap_or_default()) || postcode_after(text, j))
         {
             let extra = text
                 .get(j..window_end(text, j, 80))
@@ -735,7 +740,7 @@ fn street_before(text: &str, i: usize) -> Option<usize> {
                     .is_some_and(u8::is_ascii_digit);
             return (!numbered).then_some(ws);
         }
-        if capitalised(w) {
+        if capitalised(w) || elided_name(w) {
             names += 1;
         } else if names == 0 || !PARTICLES.contains(&w.to_lowercase().as_str()) {
             return None;
@@ -743,6 +748,41 @@ fn street_before(text: &str, i: usize) -> Option<usize> {
         p = skip_back(text, ws, false);
     }
     None
+}
+
+/// A capitalised word behind an elided article or preposition (`l'Église`, `d'Alésia`,
+/// `dell'Orso`).
+fn elided_name(w: &str) -> bool {
+    let Some((article, rest)) = w.split_once(['\'', '’']) else {
+        return false;
+    };
+    matches!(
+        article.to_lowercase().as_str(),
+        "l" | "d" | "dell" | "all" | "nell" | "sull" | "dall" | "s"
+    ) && capitalised(rest)
+}
+
+/// Whether the street before a house number is one word ending in `ring` (`Kaiserring`), not
+/// `-ring` (`Konrad-Adenauer-Ring`, a street whatever follows).
+fn ring_compound(street: &str) -> bool {
+    let w = street.trim_end();
+    !w.contains([' ', '-']) && w.to_lowercase().ends_with(RING)
+}
+
+/// Whether a four- or five-digit postcode and a capitalised town follow `j` (`, 68161
+/// Mannheim`).
+fn postcode_after(text: &str, j: usize) -> bool {
+    let rest = text.get(j..).unwrap_or_default();
+    let rest = rest
+        .strip_prefix(',')
+        .unwrap_or(rest)
+        .trim_start_matches([' ', '\t']);
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    (4..=5).contains(&digits)
+        && rest
+            .get(digits..)
+            .and_then(|r| r.strip_prefix(' '))
+            .is_some_and(capitalised)
 }
 
 /// Whether `w` begins a Romance street name (`Calle`, `via`, `rue`).

@@ -1160,6 +1160,30 @@ fn a_town_ends_where_the_next_item_is_introduced() {
 }
 
 #[test]
+fn ring_streets_and_elided_articles() {
+    let d = detector();
+    for text in [
+        // Street before number, with an elided article (France, Belgium, Italy).
+        "Rue de l'Église 4, 75001 Paris",
+        "Via dell'Orso 7, 20121 Milano",
+        // A ring road written as one word, with its postcode and town.
+        "Kaiserring 12, 68161 Mannheim",
+        // Hyphenated ring streets are streets on their own.
+        "Konrad-Adenauer-Ring 3",
+    ] {
+        hit(&d, Entity::Address, text, text);
+    }
+    // English words ending in "ring" before a number are no streets without a postcode.
+    for text in [
+        "Engineering 101 starts Monday",
+        "Monitoring 24 hours a day",
+        "Kaiserring 12",
+    ] {
+        miss(&d, Entity::Address, text);
+    }
+}
+
+#[test]
 fn numbers_of_plans_without_a_trunk_prefix_need_a_phone_word() {
     // Spain, Portugal, Poland, Denmark and Greece dial national numbers without a trunk 0:
     // nine bare digits or small groups, read as phones when a phone word is before them.
