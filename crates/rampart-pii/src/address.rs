@@ -149,7 +149,8 @@ const AMBIGUOUS_STREET_WORDS: &[&str] = &[
     "plaza",
 ];
 
-/// Endings of German and Dutch street names written as one word (`Putzgasse`, `Kikiweg`).
+/// Endings of German, Dutch and Scandinavian street names written as one word (`Putzgasse`,
+/// `Kikiweg`, `Vesterbrogade`).
 const COMPOUND_ENDINGS: &[&str] = &[
     "straße",
     "strasse",
@@ -182,6 +183,16 @@ const COMPOUND_ENDINGS: &[&str] = &[
     "pad",
     "hof",
     "ring",
+    // Danish, Norwegian, Swedish.
+    "gade",
+    "vej",
+    "stræde",
+    "plads",
+    "veien",
+    "vegen",
+    "gatan",
+    "vägen",
+    "torget",
 ];
 
 /// Street names ending in `ring` written as one word (`Kaiserring`) share their ending with
@@ -559,6 +570,17 @@ impl Addresses {
                     let end = j + c.get(0).map_or(0, |m| m.end());
                     let town = self.locality(text, end);
                     if town > end || has_locality_before(text, i) {
+                        segs.push(Segment {
+                            start: i,
+                            end: town,
+                            strength: Strength::Weak,
+                        });
+                    }
+                } else if first != b'0' {
+                    // Belgium, Switzerland, Austria, Denmark, Norway: four digits and the town
+                    // (`1000 Bruxelles`), an address beside a street or a context word.
+                    let town = self.locality(text, j);
+                    if town > j {
                         segs.push(Segment {
                             start: i,
                             end: town,

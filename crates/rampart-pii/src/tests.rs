@@ -1160,7 +1160,7 @@ fn a_town_ends_where_the_next_item_is_introduced() {
 }
 
 #[test]
-fn ring_streets_and_elided_articles() {
+fn ring_streets_elided_articles_and_four_digit_postcodes() {
     let d = detector();
     for text in [
         // Street before number, with an elided article (France, Belgium, Italy).
@@ -1170,6 +1170,11 @@ fn ring_streets_and_elided_articles() {
         "Kaiserring 12, 68161 Mannheim",
         // Hyphenated ring streets are streets on their own.
         "Konrad-Adenauer-Ring 3",
+        // Four-digit postcodes of Belgium, Switzerland, Austria and Denmark with the town.
+        "Rue de la Loi 16, 1000 Bruxelles",
+        "Bahnhofstrasse 21, 8001 Zürich",
+        "Mariahilfer Straße 120, 1070 Wien",
+        "Vesterbrogade 3, 1620 København",
     ] {
         hit(&d, Entity::Address, text, text);
     }
@@ -1178,6 +1183,8 @@ fn ring_streets_and_elided_articles() {
         "Engineering 101 starts Monday",
         "Monitoring 24 hours a day",
         "Kaiserring 12",
+        "In 2024 Paris hosted the Olympics",
+        "We sold 1500 Widgets in March",
     ] {
         miss(&d, Entity::Address, text);
     }
