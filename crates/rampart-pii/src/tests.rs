@@ -445,6 +445,19 @@ fn rule_ids_are_unique_and_entities_round_trip() {
         assert_eq!(e.name().parse::<Entity>().unwrap(), *e);
     }
     assert!("NOPE".parse::<Entity>().is_err());
+    // The context lists key on the discriminant, below the two shared lists' bits: ENTITIES
+    // holds each discriminant from 0 up once, so an entity added to the enum before its end
+    // and left out of ENTITIES shows as a gap here.
+    let mut seen: Vec<usize> = ENTITIES.iter().map(|e| *e as usize).collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..ENTITIES.len()).collect::<Vec<_>>());
+    for e in ENTITIES {
+        assert_eq!(
+            context_list(*e) & (IDENTIFIER_LIST | NEGATIVE_LIST),
+            0,
+            "{e}"
+        );
+    }
     // Every finding's rule is a declared one.
     let d = detector();
     let text = "jane@example.com +1 415-555-2671 536-22-1234 4111111111111111 GB82WEST12345698765432 \
