@@ -579,8 +579,11 @@ fn sentence_start(info: &[Info], toks: &[Token], i: usize) -> bool {
     if !matches!(p.punct, b'.' | b'!' | b'?') || p.shape != SH_PUNCT {
         return false;
     }
+    // An initial or a short title before the stop (`J.`, `Dr.`) is one only on the stop's
+    // line: a stop that opens a line follows nothing.
     let before = i
         .checked_sub(2)
+        .filter(|_| toks.get(i - 1).is_some_and(|t| !t.newline_before))
         .and_then(|b| Some((info.get(b)?, toks.get(b)?)));
     !before.is_some_and(|(b, t)| {
         b.shape == SH_INITIAL || (b.shape == SH_TITLE && t.end - t.start <= 4)

@@ -1442,6 +1442,9 @@ fn a_block_of_lines_reads_as_each_line_alone() {
         "ask Carol Delacruz about it",
         "SSN 536-22-8941",
         "version 5.29.4",
+        // A capital alone on a line is no initial of a stop that opens the next line.
+        "A",
+        ".Af Ak+0",
     ];
     let text = lines.join("\n");
     let mut alone = Vec::new();
