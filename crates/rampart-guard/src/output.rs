@@ -347,11 +347,23 @@ fn canary_leaked(text: &str, plain: &str, canary: &str) -> bool {
     }
     let reversed: String = c_squeezed.chars().rev().collect();
     let rot13 = crate::decode::rot13(&c_squeezed);
-    let hex: String = canary.bytes().map(|b| format!("{b:02x}")).collect();
-    if [&reversed, &rot13, &hex]
+    if [&reversed, &rot13]
         .iter()
         .any(|needle| squeezed.contains(needle.as_str()))
     {
+        return true;
+    }
+    // Hex, also written byte by byte as `0x72 0x6b` or `\x72\x6b`: the prefixes go, then
+    // everything that is not a hex digit.
+    let hex: String = canary.bytes().map(|b| format!("{b:02x}")).collect();
+    let hex_digits: String = text
+        .to_lowercase()
+        .replace("0x", "")
+        .replace("\\x", "")
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .collect();
+    if hex_digits.contains(&hex) {
         return true;
     }
     // Escaped forms, decoded, then compared as above.

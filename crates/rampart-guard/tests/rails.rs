@@ -334,6 +334,8 @@ fn encoded_forms(token: &str) -> Vec<String> {
         token.bytes().map(|b| format!("&#{b};")).collect(),
         token.bytes().map(|b| format!("&#x{b:x};")).collect(),
         token.bytes().map(|b| format!("%{b:02X}")).collect(),
+        token.bytes().map(|b| format!("0x{b:02x} ")).collect(),
+        token.bytes().map(|b| format!("\\x{b:02x}")).collect(),
     ]
 }
 
