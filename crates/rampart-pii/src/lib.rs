@@ -2268,7 +2268,8 @@ fn base64_block(bytes: &[u8], at: usize) -> (usize, usize) {
             break;
         }
         width.get_or_insert(line.len());
-        while matches!(bytes.get(pos), Some(b'\n' | b'\r')) {
+        // Line breaks, and the indentation of a key pasted into YAML or a code block.
+        while matches!(bytes.get(pos), Some(b'\n' | b'\r' | b' ' | b'\t')) {
             pos += 1;
         }
     }
