@@ -87,6 +87,13 @@ pub struct Verdict {
     /// The message to answer with instead, when blocked by a topic rail.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refusal: Option<String>,
+    /// The redactions as edits of the checked text (output rail): byte ranges of it, sorted
+    /// and disjoint, each with its replacement; applied in order they give
+    /// [`Verdict::redacted`]. `None` when the redaction was made on the text's reading view
+    /// (other scripts' digits, invisible characters), whose offsets are not the text's: a
+    /// caller that must place the edits itself (a stream) then withholds instead.
+    #[serde(skip)]
+    pub edits: Option<Vec<output::Edit>>,
 }
 
 /// Errors building a guard.
@@ -160,6 +167,20 @@ impl Guard {
     /// payload decoded from it, then the topic rails.
     #[must_use]
     pub fn check_input(&self, text: &str) -> Verdict {
+        self.input(text, true)
+    }
+
+    /// The input rail on instructions a deployment writes rather than what a user types —
+    /// system and developer prompts, tool descriptions: the injection and jailbreak rules on
+    /// every view and every decoded payload, without the classifier (trained on what users
+    /// type, it reads any instruction, "You are a helpful bot.", as one) and without the
+    /// topic rails (a system prompt names the topics it avoids).
+    #[must_use]
+    pub fn check_instructions(&self, text: &str) -> Verdict {
+        self.input(text, false)
+    }
+
+    fn input(&self, text: &str, user: bool) -> Verdict {
         if text.len() > self.config.max_bytes {
             return too_long(text.len(), self.config.max_bytes);
         }
@@ -167,10 +188,8 @@ impl Guard {
         let mut hits = Vec::new();
         self.rules.scan(&v, "", &mut hits);
         let mut findings = Vec::new();
-        let mut learned = self
-            .classifier
-            .as_ref()
-            .map(|c| (c.probability(&v.plain), String::from("the text")));
+        let classifier = self.classifier.as_ref().filter(|_| user);
+        let mut learned = classifier.map(|c| (c.probability(&v.plain), String::from("the text")));
         let payloads = decode::payloads(text, &self.config.decode);
         for p in &payloads {
             let label = p
@@ -182,7 +201,7 @@ impl Guard {
             let before = hits.len();
             let pv = normalize::views(&p.text);
             self.rules.scan(&pv, &label, &mut hits);
-            if let (Some(c), Some((best, at))) = (&self.classifier, &mut learned) {
+            if let (Some(c), Some((best, at))) = (classifier, &mut learned) {
                 let q = c.probability(&pv.plain);
                 if q > *best {
                     (*best, *at) = (q, format!("a payload in {label}"));
@@ -238,7 +257,7 @@ impl Guard {
         // A classifier probability too small to matter is not worth a line in the verdict.
         findings.retain(|f| f.rule != "classifier.injection" || f.weight >= 0.05);
         let mut refusal = None;
-        if let Some((topic, why)) = self.topics.matches(&v) {
+        if let Some((topic, why)) = self.topics.matches(&v).filter(|_| user) {
             blocked = true;
             refusal = Some(topic.refusal.clone());
             findings.push(Finding {
@@ -256,6 +275,7 @@ impl Guard {
             normalisation: Some(v.changes),
             redacted: None,
             refusal,
+            edits: None,
         }
     }
 
@@ -284,5 +304,6 @@ fn too_long(len: usize, max: usize) -> Verdict {
         normalisation: None,
         redacted: None,
         refusal: None,
+        edits: None,
     }
 }

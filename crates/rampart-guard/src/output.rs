@@ -207,12 +207,12 @@ impl OutputRails {
                 weight: if secret { 1.0 } else { 0.5 },
             });
         }
-        let mut redacted = Redactor::new(Operator::Replace)
-            .redact(basis, &pii, None)
-            .unwrap_or_else(|_| "<answer withheld>".into());
+        // The edits, in `basis`'s offsets: personal data replaced by its entity's name,
+        // disallowed links removed. A link covers any personal data inside it.
+        let redactor = Redactor::new(Operator::Replace);
+        let mut links = Vec::new();
         if !self.config.allowed_domains.is_empty() {
-            let mut bad = Vec::new();
-            for c in self.url.captures_iter(&redacted) {
+            for c in self.url.captures_iter(basis) {
                 if let (Some(all), Some(host)) = (c.get(0), c.get(1))
                     && !host_allowed(host.as_str(), &self.config.allowed_domains)
                 {
@@ -220,27 +220,51 @@ impl OutputRails {
                     let kept = all
                         .as_str()
                         .trim_end_matches(['.', ',', ';', ':', '!', '?']);
-                    bad.push((
-                        all.start()..all.start() + kept.len(),
-                        host.as_str().to_owned(),
-                    ));
-                }
-            }
-            for (range, host) in bad.iter().rev() {
-                findings.push(Finding {
-                    rail: "link",
-                    rule: "link.domain-not-allowed".into(),
-                    family: None,
-                    detail: format!("a link to {host}, which is not an allowed domain"),
-                    weight: 1.0,
-                });
-                if self.config.links == LinkAction::Block {
-                    blocked = true;
-                } else {
-                    redacted.replace_range(range.clone(), "<link removed>");
+                    links.push(Edit {
+                        start: all.start(),
+                        end: all.start() + kept.len(),
+                        with: "<link removed>".into(),
+                    });
+                    findings.push(Finding {
+                        rail: "link",
+                        rule: "link.domain-not-allowed".into(),
+                        family: None,
+                        detail: format!(
+                            "a link to {}, which is not an allowed domain",
+                            host.as_str()
+                        ),
+                        weight: 1.0,
+                    });
+                    if self.config.links == LinkAction::Block {
+                        blocked = true;
+                    }
                 }
             }
         }
+        let mut edits: Vec<Edit> = Vec::new();
+        for f in &pii {
+            if links.iter().any(|l| l.start < f.end && f.start < l.end) {
+                continue;
+            }
+            let mut with = String::new();
+            let value = basis.get(f.start..f.end).unwrap_or_default();
+            if redactor
+                .apply(&mut with, f.entity, value, Operator::Replace)
+                .is_err()
+            {
+                with = "<answer withheld>".into();
+            }
+            edits.push(Edit {
+                start: f.start,
+                end: f.end,
+                with,
+            });
+        }
+        if self.config.links == LinkAction::Redact {
+            edits.extend(links);
+        }
+        edits.sort_by_key(|e| (e.start, e.end));
+        let redacted = apply_edits(basis, &edits);
         let changed = redacted != text;
         Verdict {
             blocked,
@@ -249,8 +273,39 @@ impl OutputRails {
             normalisation: None,
             redacted: (changed && !blocked).then_some(redacted),
             refusal: None,
+            edits: std::ptr::eq(basis, text).then_some(edits),
         }
     }
+}
+
+/// One redaction: the bytes `start..end` of the checked text become `with`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edit {
+    /// First byte replaced.
+    pub start: usize,
+    /// One past the last byte replaced.
+    pub end: usize,
+    /// The replacement.
+    pub with: String,
+}
+
+/// `text` with `edits` (sorted, disjoint, on char boundaries) applied; an edit that overlaps
+/// the one before it or does not lie in `text` is skipped.
+#[must_use]
+pub fn apply_edits(text: &str, edits: &[Edit]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for e in edits {
+        let (Some(before), true) = (text.get(at..e.start), text.get(e.start..e.end).is_some())
+        else {
+            continue;
+        };
+        out.push_str(before);
+        out.push_str(&e.with);
+        at = e.end;
+    }
+    out.push_str(text.get(at..).unwrap_or_default());
+    out
 }
 
 /// The shortest canary (letters and digits) looked for reversed, encoded or escaped.
