@@ -4,13 +4,18 @@ POST /v1/chat/completions answers from the last user message:
   contains LEAK_CANARY -> repeats its system prompt (and with it rampart's canary)
   contains LEAK_KEY    -> "the key is AKIAIOSFODNN7EXAMPLE"
   contains MAIL        -> an answer with an e-mail address
+  contains GLUED_KEY   -> an AWS key id glued to a word ("key_AKIA…")
+  contains KEY_BODY    -> a private key's base64 body without its BEGIN line
+  contains ENCODED_ANSWER  -> its system prompt (and rampart's canary) in base64
   otherwise            -> "You said: <message>"
 With "stream": true the answer comes as SSE chunks of five characters. Every request's
 Authorization header and messages are appended to the log file given as argv[2].
 Prints "listening PORT" once ready.
 """
 
+import base64
 import json
+import os
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,6 +39,15 @@ class Handler(BaseHTTPRequestHandler):
             answer = "Sure, the key is AKIAIOSFODNN7EXAMPLE, keep it safe."
         elif "MAIL" in user:
             answer = "Write to carol@example.org about it."
+        elif "GLUED_KEY" in user:
+            answer = "Sure: key_AKIA2JQ7KX5MRD3PWZ4T works."
+        elif "KEY_BODY" in user:
+            # An Ed25519 private key in PKCS #8 (DER), fresh random key material.
+            der = bytes.fromhex("302e020100300506032b657004220420") + os.urandom(32)
+            b64 = base64.b64encode(der).decode()
+            answer = "Here it is:\n" + "\n".join(b64[i:i + 64] for i in range(0, len(b64), 64)) + "\nkeep it."
+        elif "ENCODED_ANSWER" in user:
+            answer = "Encoded: " + base64.b64encode(system.encode()).decode()
         else:
             answer = "You said: " + user
         created = int(time.time())

@@ -1453,6 +1453,11 @@ def stream(text):
     return ["".join(parts), finish]
 out["stream"] = stream("could you stream me a two-line greeting?")
 out["stream_key"] = stream("LEAK_KEY in a stream")
+# Secrets and the canary in shapes a word boundary or a plain match would miss.
+for shape in ["GLUED_KEY", "KEY_BODY", "ENCODED_ANSWER"]:
+    r = ask(f"please {shape}")
+    out[shape] = [r.choices[0].message.content, r.choices[0].finish_reason]
+    out[shape + "_stream"] = stream(f"{shape} in a stream")
 try:
     openai.OpenAI(base_url=base, api_key="rk_0000000000000000_bad", max_retries=0).chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
     out["bad_key"] = None
@@ -1487,6 +1492,22 @@ print(json.dumps(out))
     assert!(!sk.contains("AKIA"), "no part of the key leaves: {sk}");
     assert!(sk.ends_with(withheld), "{sk}");
     assert_eq!(v["stream_key"][1], "content_filter", "{v}");
+    for shape in ["GLUED_KEY", "KEY_BODY", "ENCODED_ANSWER"] {
+        assert_eq!(
+            v[shape],
+            json!([withheld, "content_filter"]),
+            "{shape}: {v}"
+        );
+        let streamed = v[format!("{shape}_stream")][0].as_str().unwrap();
+        assert!(
+            !streamed.contains("AKIA")
+                && !streamed.contains("MC4CAQAw")
+                && !streamed.contains("Encoded: "),
+            "{shape}: no part of it leaves: {streamed}"
+        );
+        assert!(streamed.ends_with(withheld), "{shape}: {streamed}");
+        assert_eq!(v[format!("{shape}_stream")][1], "content_filter", "{v}");
+    }
     assert_eq!(v["bad_key"], 401, "{v}");
     srv.stop();
     drop(upstream);

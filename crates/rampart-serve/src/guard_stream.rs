@@ -1,0 +1,653 @@
+//! The output rail on a streamed chat completion, chunk by chunk.
+//!
+//! Every string of every chunk is read. The text fields of each choice's `delta` (`content`,
+//! `reasoning_content`, `refusal`, each tool call's `function.arguments`, and any field not
+//! known to be an identifier) are *channels*: their text is gathered, checked, and released
+//! only once it has passed, the last [`HOLDBACK`] characters held back so a secret or a
+//! piece of personal data cut across chunks is seen whole. Personal data is redacted in what
+//! is released (a redaction is never cut by the release point); a secret, the canary or
+//! anything else that blocks cuts the stream. Identifiers (`role`, `type`, `id`, `name`) are
+//! checked and passed on at once, so a tool call is announced before its arguments arrive.
+//! The channels of all choices are also read together, so a secret split between two
+//! choices or two fields is seen. `logprobs` are read but not passed on: token by token they
+//! cannot be redacted. Text is checked every [`STEP`] bytes and at the end.
+
+use std::collections::BTreeMap;
+
+use rampart_guard::output::Edit;
+use rampart_guard::{Finding, Guard, Verdict};
+use serde_json::{Map, Value, json};
+
+/// Characters of a channel held back until more text (or the end) shows they are clean:
+/// longer than any pattern the rail matches in one piece (an IBAN, a card, an address, the
+/// first line of a private key's body, a spaced-out canary).
+pub const HOLDBACK: usize = 256;
+/// Text already released that is read again before new text, for context (a phone word
+/// before a number, the start of a spaced-out canary).
+pub const CONTEXT: usize = 512;
+/// New bytes in a channel before it is checked again.
+pub const STEP: usize = 128;
+/// Most text of one streamed answer, all channels together, in bytes.
+pub const MAX_TEXT: usize = 1 << 20;
+
+/// Keys whose string values are identifiers: checked and passed on at once.
+const IDENTIFIERS: &[&str] = &["role", "type", "id", "name"];
+
+/// One step of a channel's path inside a `delta`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Seg {
+    Key(String),
+    /// An element of a list whose elements carry their own `index` (tool calls).
+    Indexed(u64),
+    /// An element of another list, by position.
+    At(usize),
+}
+
+#[derive(Debug, Default)]
+struct Channel {
+    text: String,
+    /// Bytes of `text` released.
+    sent: usize,
+    /// Bytes of `text` checked.
+    checked: usize,
+}
+
+/// The state of one stream.
+pub struct StreamGuard<'g> {
+    guard: &'g Guard,
+    canary: String,
+    /// `id`, `created`, `model` of the first chunk, for the chunks sent.
+    template: Map<String, Value>,
+    /// Text channels by choice and path; `None` path: the choice's logprobs (read only).
+    channels: BTreeMap<(u64, Option<Vec<Seg>>), Channel>,
+    finish: BTreeMap<u64, String>,
+    usage: Option<Value>,
+    total: usize,
+}
+
+/// Why a stream was cut.
+pub type Cut = Verdict;
+
+fn cut_by(rail: &'static str, rule: &str, detail: String) -> Cut {
+    Verdict {
+        blocked: true,
+        score: 1.0,
+        findings: vec![Finding {
+            rail,
+            rule: rule.into(),
+            family: None,
+            detail,
+            weight: 1.0,
+        }],
+        normalisation: None,
+        redacted: None,
+        refusal: None,
+        edits: None,
+    }
+}
+
+/// The cut of a stream longer than the proxy reads.
+#[must_use]
+pub fn too_long() -> Cut {
+    cut_by(
+        "size",
+        "size.too-long",
+        format!("the streamed answer is longer than {MAX_TEXT} bytes"),
+    )
+}
+
+fn floor_char(s: &str, mut i: usize) -> usize {
+    i = i.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+impl<'g> StreamGuard<'g> {
+    /// A stream checked by `guard`'s output rail, looking for `canary`.
+    #[must_use]
+    pub fn new(guard: &'g Guard, canary: String) -> Self {
+        Self {
+            guard,
+            canary,
+            template: Map::new(),
+            channels: BTreeMap::new(),
+            finish: BTreeMap::new(),
+            usage: None,
+            total: 0,
+        }
+    }
+
+    /// One chunk from the upstream: the chunks to send on now.
+    ///
+    /// # Errors
+    /// The stream must be cut: the verdict says why.
+    pub fn push(&mut self, mut chunk: Value) -> Result<Vec<Value>, Cut> {
+        let Some(obj) = chunk.as_object_mut() else {
+            return Err(cut_by(
+                "stream",
+                "stream.not-an-object",
+                "a chunk of the upstream's stream is not a JSON object".into(),
+            ));
+        };
+        if self.template.is_empty() {
+            for k in ["id", "created", "model", "system_fingerprint"] {
+                if let Some(v) = obj.get(k).filter(|v| v.is_string() || v.is_number()) {
+                    self.template.insert(k.into(), v.clone());
+                }
+            }
+            // The template is sent on with every chunk: it is checked once.
+            let mut t = Value::Object(self.template.clone());
+            self.check_whole(&mut t)?;
+        }
+        let choices = obj.remove("choices");
+        if let Some(u) = obj.remove("usage").filter(|u| !u.is_null()) {
+            self.usage = Some(u);
+        }
+        // Everything else at the top level: read when it is not the template's.
+        obj.retain(|k, v| self.template.get(k) != Some(v) && k != "object");
+        let mut rest = Value::Object(std::mem::take(obj));
+        self.check_whole(&mut rest)?;
+        if let Some(u) = self.usage.as_mut() {
+            let mut u = u.clone();
+            self.check_whole(&mut u)?;
+        }
+        let mut out = Vec::new();
+        for (pos, mut choice) in choices
+            .and_then(|c| match c {
+                Value::Array(a) => Some(a),
+                _ => None,
+            })
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
+            let idx = choice
+                .get("index")
+                .and_then(Value::as_u64)
+                .unwrap_or(pos as u64);
+            let Some(c) = choice.as_object_mut() else {
+                continue;
+            };
+            c.remove("index");
+            if let Some(f) = c.remove("finish_reason").filter(|f| !f.is_null()) {
+                let f = f.as_str().unwrap_or("stop").to_owned();
+                if !matches!(
+                    f.as_str(),
+                    "stop" | "length" | "tool_calls" | "content_filter" | "function_call"
+                ) {
+                    let mut v = json!(f);
+                    self.check_whole(&mut v)?;
+                }
+                self.finish.insert(idx, f);
+            }
+            if let Some(lp) = c.remove("logprobs").filter(|l| !l.is_null()) {
+                let mut text = String::new();
+                gather(&lp, &mut text);
+                self.append(idx, None, &text)?;
+            }
+            let delta = c.remove("delta").unwrap_or(Value::Null);
+            // Anything else in a choice: read as a whole, not passed on.
+            let mut rest = Value::Object(std::mem::take(c));
+            self.check_whole(&mut rest)?;
+            let mut texts = Vec::new();
+            let skeleton = split(delta, &mut Vec::new(), &mut texts);
+            if let Some(mut s) = skeleton.filter(has_leaf) {
+                self.check_whole(&mut s)?;
+                out.push(self.chunk(idx, s, None));
+            }
+            for (path, text) in texts {
+                self.append(idx, Some(path), &text)?;
+            }
+        }
+        out.extend(self.release(false)?);
+        Ok(out)
+    }
+
+    /// The end of the stream: the rest of every channel once it has passed, then each
+    /// choice's finish and the usage.
+    ///
+    /// # Errors
+    /// As [`StreamGuard::push`].
+    pub fn finish(&mut self) -> Result<Vec<Value>, Cut> {
+        let mut out = self.release(true)?;
+        let mut choices: Vec<u64> = self.channels.keys().map(|k| k.0).collect();
+        choices.extend(self.finish.keys());
+        choices.sort_unstable();
+        choices.dedup();
+        if choices.is_empty() {
+            choices.push(0);
+        }
+        for idx in choices {
+            let f = self
+                .finish
+                .get(&idx)
+                .cloned()
+                .unwrap_or_else(|| "stop".into());
+            out.push(self.chunk(idx, json!({}), Some(&f)));
+        }
+        if let Some(u) = self.usage.take() {
+            let mut c = self.base();
+            c.insert("choices".into(), json!([]));
+            c.insert("usage".into(), u);
+            out.push(Value::Object(c));
+        }
+        Ok(out)
+    }
+
+    /// The chunks that end a cut stream: the refusal in each choice seen.
+    #[must_use]
+    pub fn refusal(&self, message: &str) -> Vec<Value> {
+        let mut choices: Vec<u64> = self.channels.keys().map(|k| k.0).collect();
+        choices.sort_unstable();
+        choices.dedup();
+        if choices.is_empty() {
+            choices.push(0);
+        }
+        let mut out = Vec::new();
+        for idx in choices {
+            out.push(self.chunk(idx, json!({"content": format!("\n{message}")}), None));
+            out.push(self.chunk(idx, json!({}), Some("content_filter")));
+        }
+        out
+    }
+
+    fn base(&self) -> Map<String, Value> {
+        let mut c = self.template.clone();
+        c.insert("object".into(), json!("chat.completion.chunk"));
+        c.entry("id").or_insert_with(|| json!("chatcmpl-rampart"));
+        c.entry("created").or_insert_with(|| json!(0));
+        c.entry("model").or_insert_with(|| json!(""));
+        c
+    }
+
+    #[allow(clippy::needless_pass_by_value)] // Called with fresh values.
+    fn chunk(&self, idx: u64, delta: Value, finish: Option<&str>) -> Value {
+        let mut c = self.base();
+        c.insert(
+            "choices".into(),
+            json!([{"index": idx, "delta": delta, "finish_reason": finish}]),
+        );
+        Value::Object(c)
+    }
+
+    /// Reads a value that is passed on (or dropped) whole: it must pass as it is.
+    fn check_whole(&self, v: &mut Value) -> Result<(), Cut> {
+        let doc = crate::openai_text::Doc::new(v, &[]);
+        if doc.is_empty() {
+            return Ok(());
+        }
+        for text in [&doc.text, &doc.identifiers]
+            .into_iter()
+            .filter(|t| !t.is_empty())
+        {
+            let verdict = self.guard.check_output(text, Some(&self.canary));
+            if verdict.blocked || verdict.redacted.is_some() {
+                let mut verdict = verdict;
+                verdict.blocked = true;
+                return Err(verdict);
+            }
+        }
+        Ok(())
+    }
+
+    fn append(&mut self, idx: u64, path: Option<Vec<Seg>>, text: &str) -> Result<(), Cut> {
+        self.total += text.len();
+        if self.total > MAX_TEXT {
+            return Err(too_long());
+        }
+        self.channels
+            .entry((idx, path))
+            .or_default()
+            .text
+            .push_str(text);
+        Ok(())
+    }
+
+    /// Checks what is new and releases what has passed; at the `end`, everything.
+    fn release(&mut self, end: bool) -> Result<Vec<Value>, Cut> {
+        let due = end
+            || self
+                .channels
+                .values()
+                .any(|c| c.text.len() - c.checked >= STEP);
+        if !due {
+            return Ok(Vec::new());
+        }
+        // All channels together, so a secret split between two of them is seen.
+        let open: Vec<&Channel> = self
+            .channels
+            .values()
+            .filter(|c| c.checked < c.text.len() || c.sent < c.text.len())
+            .collect();
+        if open.len() > 1 {
+            let mut joined = String::new();
+            for c in &open {
+                let from = floor_char(&c.text, c.sent.saturating_sub(CONTEXT));
+                joined.push_str(c.text.get(from..).unwrap_or_default());
+            }
+            let v = self.guard.check_output(&joined, Some(&self.canary));
+            if v.blocked {
+                return Err(v);
+            }
+        }
+        let mut out = Vec::new();
+        let guard = self.guard;
+        let canary = self.canary.clone();
+        let mut releases = Vec::new();
+        for ((idx, path), c) in &mut self.channels {
+            if c.checked == c.text.len() && (!end || c.sent == c.text.len()) {
+                continue;
+            }
+            let from = if end {
+                0
+            } else {
+                floor_char(&c.text, c.sent.saturating_sub(CONTEXT))
+            };
+            let window = c.text.get(from..).unwrap_or_default();
+            let v = guard.check_output(window, Some(&canary));
+            if v.blocked {
+                return Err(v);
+            }
+            c.checked = c.text.len();
+            let edits: Vec<Edit> = match (&v.redacted, v.edits.clone()) {
+                (None, _) => Vec::new(),
+                (Some(_), Some(e)) => e
+                    .into_iter()
+                    .map(|e| Edit {
+                        start: e.start + from,
+                        end: e.end + from,
+                        with: e.with,
+                    })
+                    .collect(),
+                // Redacted on its reading view: the edits cannot be placed in the stream.
+                (Some(_), None) => {
+                    let mut v = v;
+                    v.blocked = true;
+                    return Err(v);
+                }
+            };
+            let mut to = if end {
+                c.text.len()
+            } else {
+                floor_char(&c.text, c.text.len().saturating_sub(HOLDBACK))
+            };
+            // A redaction is released whole or not at all.
+            for e in &edits {
+                if e.start < to && to < e.end {
+                    to = if e.start >= c.sent { e.start } else { e.end };
+                }
+            }
+            if to <= c.sent {
+                continue;
+            }
+            let mut part = String::new();
+            let mut at = c.sent;
+            for e in edits.iter().filter(|e| e.end > c.sent && e.start < to) {
+                part.push_str(c.text.get(at..e.start.max(at)).unwrap_or_default());
+                part.push_str(&e.with);
+                at = e.end;
+            }
+            part.push_str(c.text.get(at.min(to)..to).unwrap_or_default());
+            c.sent = to;
+            if let Some(path) = path {
+                releases.push((*idx, build(path, part)));
+            }
+        }
+        for (idx, delta) in releases {
+            out.push(self.chunk(idx, delta, None));
+        }
+        Ok(out)
+    }
+}
+
+/// The text of every string in `v`, in order, joined with nothing.
+fn gather(v: &Value, out: &mut String) {
+    match v {
+        Value::String(s) => out.push_str(s),
+        Value::Array(a) => a.iter().for_each(|x| gather(x, out)),
+        Value::Object(o) => o.values().for_each(|x| gather(x, out)),
+        _ => {}
+    }
+}
+
+/// Splits a `delta` into what is passed on at once (identifiers, numbers, flags: the
+/// skeleton) and its text channels (path, text).
+fn split(v: Value, path: &mut Vec<Seg>, texts: &mut Vec<(Vec<Seg>, String)>) -> Option<Value> {
+    match v {
+        Value::String(s) => {
+            let identifier =
+                matches!(path.last(), Some(Seg::Key(k)) if IDENTIFIERS.contains(&k.as_str()));
+            if identifier {
+                Some(Value::String(s))
+            } else {
+                if !s.is_empty() {
+                    texts.push((path.clone(), s));
+                }
+                None
+            }
+        }
+        Value::Array(items) => {
+            let mut kept = Vec::new();
+            for (pos, item) in items.into_iter().enumerate() {
+                let seg = item
+                    .get("index")
+                    .and_then(Value::as_u64)
+                    .map_or(Seg::At(pos), Seg::Indexed);
+                path.push(seg);
+                if let Some(k) = split(item, path, texts) {
+                    kept.push(k);
+                }
+                path.pop();
+            }
+            (!kept.is_empty()).then_some(Value::Array(kept))
+        }
+        Value::Object(map) => {
+            let mut kept = Map::new();
+            for (k, item) in map {
+                path.push(Seg::Key(k.clone()));
+                if let Some(x) = split(item, path, texts) {
+                    kept.insert(k, x);
+                }
+                path.pop();
+            }
+            (!kept.is_empty()).then_some(Value::Object(kept))
+        }
+        other => Some(other),
+    }
+}
+
+/// Whether a skeleton says anything beyond list indices.
+fn has_leaf(v: &Value) -> bool {
+    match v {
+        Value::Object(o) => o.iter().any(|(k, x)| k != "index" && has_leaf(x)),
+        Value::Array(a) => a.iter().any(has_leaf),
+        Value::Null => false,
+        _ => true,
+    }
+}
+
+/// The `delta` that carries `text` at `path`.
+fn build(path: &[Seg], text: String) -> Value {
+    match path.split_first() {
+        None => Value::String(text),
+        Some((Seg::Key(k), rest)) => {
+            let mut m = Map::new();
+            m.insert(k.clone(), build(rest, text));
+            Value::Object(m)
+        }
+        Some((Seg::Indexed(i), rest)) => {
+            let mut inner = build(rest, text);
+            if let Some(o) = inner.as_object_mut() {
+                o.insert("index".into(), json!(i));
+            }
+            json!([inner])
+        }
+        Some((Seg::At(_), rest)) => json!([build(rest, text)]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::type_complexity
+    )]
+    use super::*;
+
+    fn guard() -> Guard {
+        Guard::new(rampart_guard::GuardConfig::default()).unwrap()
+    }
+
+    fn content(t: &str) -> Value {
+        json!({"id": "c1", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {"content": t}, "finish_reason": null}]})
+    }
+
+    /// Streams `pieces` (each a chunk's JSON) and returns what the client receives:
+    /// the text of each (choice, field) and the finish reasons, or the cut.
+    fn run(
+        pieces: Vec<Value>,
+    ) -> Result<(BTreeMap<String, String>, Vec<Value>), (Cut, Vec<Value>)> {
+        let g = guard();
+        let mut s = StreamGuard::new(&g, "rampart-canary-0123456789abcdef".into());
+        let mut sent = Vec::new();
+        for p in pieces {
+            match s.push(p) {
+                Ok(c) => sent.extend(c),
+                Err(v) => return Err((v, sent)),
+            }
+        }
+        match s.finish() {
+            Ok(c) => sent.extend(c),
+            Err(v) => return Err((v, sent)),
+        }
+        let mut texts = BTreeMap::new();
+        for c in &sent {
+            for ch in c["choices"].as_array().unwrap() {
+                let mut t = String::new();
+                gather(&ch["delta"], &mut t);
+                let key = format!(
+                    "{}:{}",
+                    ch["index"],
+                    ch["delta"]
+                        .as_object()
+                        .and_then(|d| d.keys().next().cloned())
+                        .unwrap_or_default()
+                );
+                texts.entry(key).or_insert_with(String::new).push_str(&t);
+            }
+        }
+        Ok((texts, sent))
+    }
+
+    fn pieces_of(text: &str, n: usize, make: impl Fn(&str) -> Value) -> Vec<Value> {
+        let chars: Vec<char> = text.chars().collect();
+        chars
+            .chunks(n)
+            .map(|c| make(&c.iter().collect::<String>()))
+            .collect()
+    }
+
+    #[test]
+    fn personal_data_split_across_chunks_is_redacted_as_without_streaming() {
+        for tail in [0, 600] {
+            let text = format!(
+                "Write to carol@example.org about it.{}",
+                " and more".repeat(tail / 9)
+            );
+            let (texts, _) = run(pieces_of(&text, 3, content)).unwrap();
+            let got = &texts["0:content"];
+            assert!(!got.contains("carol"), "{got}");
+            assert!(got.starts_with("Write to <EMAIL> about it."), "{got}");
+            let whole = guard().check_output(&text, None).redacted.unwrap();
+            assert_eq!(*got, whole);
+        }
+    }
+
+    #[test]
+    fn tool_call_arguments_and_reasoning_are_channels() {
+        let mut pieces = vec![
+            json!({"id": "c1", "choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "send", "arguments": ""}}]}}]}),
+        ];
+        pieces.extend(pieces_of(r#"{"to": "carol@example.org", "body": "hi"}"#, 4, |t| {
+            json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": t}}]}}]})
+        }));
+        pieces.extend(pieces_of(
+            "thinking about dave@example.net now",
+            5,
+            |t| json!({"choices": [{"index": 0, "delta": {"reasoning_content": t}}]}),
+        ));
+        pieces.push(json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}));
+        let (_, sent) = run(pieces).unwrap();
+        let all = serde_json::to_string(&sent).unwrap();
+        assert!(!all.contains("carol") && !all.contains("dave"), "{all}");
+        // The call is announced first, its arguments follow (redacted), then the finish.
+        assert_eq!(
+            sent[0]["choices"][0]["delta"]["tool_calls"][0]["id"],
+            "call_1"
+        );
+        let args: String = sent
+            .iter()
+            .filter_map(|c| {
+                c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str()
+            })
+            .collect();
+        assert_eq!(args, r#"{"to": "<EMAIL>", "body": "hi"}"#);
+        assert_eq!(
+            sent.last().unwrap()["choices"][0]["finish_reason"],
+            "tool_calls"
+        );
+    }
+
+    #[test]
+    fn secrets_and_the_canary_split_across_chunks_choices_or_fields_cut_the_stream() {
+        let key = "AKIA2JQ7KX5MRD3PWZ4T";
+        let cases = vec![
+            pieces_of(&format!("{}-----BEGIN PRIV", "A".repeat(300)), 7, content)
+                .into_iter()
+                .chain(pieces_of("ATE KEY-----\nMIIEvQ", 7, content))
+                .collect::<Vec<_>>(),
+            pieces_of(&format!("the key: {key}"), 3, content),
+            vec![
+                json!({"choices": [{"index": 0, "delta": {"content": &key[..10]}}]}),
+                json!({"choices": [{"index": 1, "delta": {"content": &key[10..]}}]}),
+            ],
+            vec![
+                json!({"choices": [{"index": 0, "delta": {"content": &key[..10]}}]}),
+                json!({"choices": [{"index": 0, "delta": {"refusal": &key[10..]}}]}),
+            ],
+            vec![
+                content("fine"),
+                json!({"choices": [{"index": 0, "delta": {}, "logprobs": {"content": [{"token": &key[..8]}, {"token": &key[8..]}]}}]}),
+            ],
+            pieces_of("[rampart-canary-0123456789abcdef]", 4, content),
+            vec![
+                json!({"choices": [{"index": 0, "delta": {"content": "ok"}}], "extra": format!("k={key}")}),
+            ],
+            vec![json!({"choices": [{"index": 0, "delta": {"content": "ok", "name": key}}]})],
+        ];
+        for (i, pieces) in cases.into_iter().enumerate() {
+            let Err((_, sent)) = run(pieces) else {
+                panic!("case {i} was not cut")
+            };
+            let all = serde_json::to_string(&sent).unwrap();
+            assert!(
+                !all.contains("AKIA") && !all.contains("BEGIN") && !all.contains("canary"),
+                "case {i}: {all}"
+            );
+        }
+    }
+
+    #[test]
+    fn clean_text_comes_through_unchanged_and_in_order() {
+        let text = "Hello! ".repeat(100);
+        let (texts, sent) = run(pieces_of(&text, 5, content)).unwrap();
+        assert_eq!(texts["0:content"], text);
+        assert_eq!(sent.last().unwrap()["choices"][0]["finish_reason"], "stop");
+        // Held back: nothing before the text exceeds the hold-back.
+        assert!(sent.len() > 2);
+    }
+}

@@ -1,0 +1,387 @@
+//! Every string of an OpenAI-shaped JSON document (a chat request, an answer, a stream chunk,
+//! an error body) as one text for a rail, and the rail's redactions put back in place.
+//!
+//! Nothing is chosen by field name: every string value at any depth is read, so fields and
+//! content-part types that did not exist when this was written are checked like the known
+//! ones. Strings are grouped by their *shape* (the path with array positions left out:
+//! `choices.*.message.content.*.text`): one group's strings are joined with nothing between
+//! them — the parts of one content, the same field of every choice, the tokens of a
+//! `logprobs` list — so a secret cut across two of them is read whole; groups are separated
+//! by a line break. Identifiers (`id`, `object`, `model`, `role`, `type`, `name`,
+//! `finish_reason`, …) and object keys that are not part of the OpenAI schemas are read
+//! apart, in [`Doc::identifiers`], so the text of a plain answer is exactly its content (and
+//! reads as `guard check --output` reads it). Media payloads (`data:image/…;base64,` URLs, `input_audio.data`) are not
+//! text and are left out: the text rails cannot read an image or a sound.
+
+use rampart_guard::output::Edit;
+use serde_json::Value;
+
+/// Keys of the OpenAI chat, responses and error schemas: not read as text (any other key
+/// is).
+const SCHEMA_KEYS: &[&str] = &[
+    "annotations",
+    "arguments",
+    "audio",
+    "bytes",
+    "cached_tokens",
+    "choices",
+    "code",
+    "completion_tokens",
+    "completion_tokens_details",
+    "content",
+    "created",
+    "data",
+    "delta",
+    "description",
+    "detail",
+    "error",
+    "file",
+    "file_data",
+    "file_id",
+    "filename",
+    "finish_reason",
+    "format",
+    "frequency_penalty",
+    "function",
+    "function_call",
+    "id",
+    "image_url",
+    "include_usage",
+    "index",
+    "input",
+    "input_audio",
+    "instructions",
+    "items",
+    "json_schema",
+    "logit_bias",
+    "logprob",
+    "logprobs",
+    "max_completion_tokens",
+    "max_tokens",
+    "message",
+    "messages",
+    "model",
+    "n",
+    "name",
+    "object",
+    "output",
+    "param",
+    "parallel_tool_calls",
+    "parameters",
+    "presence_penalty",
+    "prompt_tokens",
+    "prompt_tokens_details",
+    "properties",
+    "reasoning",
+    "reasoning_content",
+    "reasoning_tokens",
+    "refusal",
+    "required",
+    "response_format",
+    "role",
+    "schema",
+    "seed",
+    "service_tier",
+    "status",
+    "stop",
+    "stream",
+    "stream_options",
+    "strict",
+    "summary",
+    "system_fingerprint",
+    "temperature",
+    "text",
+    "tool_call_id",
+    "tool_calls",
+    "tool_choice",
+    "tools",
+    "top_logprobs",
+    "top_p",
+    "total_tokens",
+    "type",
+    "url",
+    "usage",
+    "user",
+];
+
+/// Keys whose string values are identifiers, read apart from the text.
+const IDENTIFIER_KEYS: &[&str] = &[
+    "finish_reason",
+    "id",
+    "model",
+    "name",
+    "object",
+    "role",
+    "service_tier",
+    "status",
+    "system_fingerprint",
+    "tool_call_id",
+    "type",
+];
+
+/// Whether `s` under `key` is a media payload rather than text.
+fn media(key: Option<&str>, parent: Option<&str>, s: &str) -> bool {
+    let data_url = s
+        .get(..s.len().min(64))
+        .and_then(|head| head.strip_prefix("data:"))
+        .is_some_and(|head| {
+            head.contains(";base64,")
+                && ["image/", "audio/", "video/"]
+                    .iter()
+                    .any(|m| head.starts_with(m))
+        });
+    data_url || (key == Some("data") && matches!(parent, Some("input_audio" | "audio")))
+}
+
+/// The strings of a document, joined for a rail; see the module documentation.
+pub struct Doc<'a> {
+    /// The text a rail reads.
+    pub text: String,
+    /// The identifiers' values and the unknown keys, one per line: read by the rail too,
+    /// but never rewritten (something to redact there withholds the whole).
+    pub identifiers: String,
+    leaves: Vec<&'a mut String>,
+    /// `(leaf, start, end)` of each leaf in `text`.
+    spans: Vec<(usize, usize, usize)>,
+}
+
+impl<'a> Doc<'a> {
+    /// The document `v`, leaving out the values of the keys in `skip` at its top level.
+    pub fn new(v: &'a mut Value, skip: &[&str]) -> Self {
+        let mut found: Vec<(String, &'a mut String)> = Vec::new();
+        let mut keys: Vec<String> = Vec::new();
+        walk(
+            v,
+            &mut String::new(),
+            None,
+            None,
+            skip,
+            true,
+            &mut found,
+            &mut keys,
+        );
+        let (ids, mut found): (Vec<_>, Vec<_>) = found.into_iter().partition(|(shape, _)| {
+            let last = shape.rsplit('.').find(|k| *k != "*").unwrap_or_default();
+            IDENTIFIER_KEYS.contains(&last)
+        });
+        // Stable: within a group, document order.
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut text = String::new();
+        let mut spans = Vec::with_capacity(found.len());
+        let mut leaves = Vec::with_capacity(found.len());
+        let mut last: Option<String> = None;
+        for (i, (shape, s)) in found.into_iter().enumerate() {
+            if last.as_ref().is_some_and(|l| *l != shape) {
+                text.push('\n');
+            }
+            let start = text.len();
+            text.push_str(s);
+            spans.push((i, start, text.len()));
+            leaves.push(s);
+            last = Some(shape);
+        }
+        keys.sort();
+        keys.dedup();
+        let identifiers = ids
+            .iter()
+            .map(|(_, s)| s.as_str())
+            .chain(keys.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join("\n");
+        Self {
+            text,
+            identifiers,
+            leaves,
+            spans,
+        }
+    }
+
+    /// Whether the document has no text and no identifiers at all.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty() && self.identifiers.is_empty()
+    }
+
+    /// Puts `edits` (sorted, disjoint, in [`Doc::text`]'s offsets) back into the strings
+    /// they came from. An edit across two strings replaces the first one's part with the
+    /// replacement and removes the others' parts.
+    pub fn apply(self, edits: &[Edit]) {
+        let mut local: Vec<Vec<Edit>> = vec![Vec::new(); self.leaves.len()];
+        for e in edits {
+            let mut first = true;
+            for &(leaf, s, t) in &self.spans {
+                if e.end <= s || e.start >= t {
+                    continue;
+                }
+                let (a, b) = (e.start.max(s) - s, e.end.min(t) - s);
+                if let Some(l) = local.get_mut(leaf) {
+                    l.push(Edit {
+                        start: a,
+                        end: b,
+                        with: if first { e.with.clone() } else { String::new() },
+                    });
+                }
+                first = false;
+            }
+        }
+        for (leaf, es) in self.leaves.into_iter().zip(local) {
+            if !es.is_empty() {
+                *leaf = rampart_guard::output::apply_edits(leaf, &es);
+            }
+        }
+    }
+
+    /// Each string replaced by `f` of it (when `f` gives one): the fallback when the rail's
+    /// redaction cannot be placed in the joined text.
+    pub fn each(self, mut f: impl FnMut(&str) -> Option<String>) {
+        for leaf in self.leaves {
+            if let Some(new) = f(leaf) {
+                *leaf = new;
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn walk<'a>(
+    v: &'a mut Value,
+    shape: &mut String,
+    key: Option<&str>,
+    parent: Option<&str>,
+    skip: &[&str],
+    top: bool,
+    found: &mut Vec<(String, &'a mut String)>,
+    keys: &mut Vec<String>,
+) {
+    match v {
+        Value::String(s) if !media(key, parent, s) => found.push((shape.clone(), s)),
+        Value::Array(items) => {
+            let len = shape.len();
+            shape.push_str(".*");
+            for item in items {
+                walk(item, shape, key, parent, skip, false, found, keys);
+            }
+            shape.truncate(len);
+        }
+        Value::Object(map) => {
+            for (k, item) in map.iter_mut() {
+                if top && skip.contains(&k.as_str()) {
+                    continue;
+                }
+                if !SCHEMA_KEYS.contains(&k.as_str()) {
+                    keys.push(k.clone());
+                }
+                let len = shape.len();
+                shape.push('.');
+                shape.push_str(k);
+                walk(item, shape, Some(k), key, skip, false, found, keys);
+                shape.truncate(len);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// After redaction: a `logprobs` entry whose `token` changed gets the `bytes` of its new
+/// token (the old bytes would spell what was redacted). `before` is the document as it was.
+pub fn fix_token_bytes(before: &Value, after: &mut Value) {
+    match (before, after) {
+        (Value::Object(b), Value::Object(a)) => {
+            let changed = match (b.get("token"), a.get("token")) {
+                (Some(Value::String(x)), Some(Value::String(y))) if x != y => Some(y.clone()),
+                _ => None,
+            };
+            if let Some(token) = changed
+                && a.get("bytes").is_some_and(Value::is_array)
+            {
+                a.insert(
+                    "bytes".into(),
+                    Value::from(token.bytes().map(u64::from).collect::<Vec<_>>()),
+                );
+            }
+            for (k, av) in a.iter_mut() {
+                if let Some(bv) = b.get(k) {
+                    fix_token_bytes(bv, av);
+                }
+            }
+        }
+        (Value::Array(b), Value::Array(a)) => {
+            for (bv, av) in b.iter().zip(a.iter_mut()) {
+                fix_token_bytes(bv, av);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_string_is_read_and_parts_of_one_field_are_joined() {
+        let mut v = json!({
+            "choices": [
+                {"message": {"content": [{"type": "text", "text": "AKIA2JQ7"}, {"type": "text", "text": "KX5MRD3PWZ4T"}],
+                             "tool_calls": [{"function": {"name": "f", "arguments": "{\"a\": 1}"}}]},
+                 "extra_field": "hidden"},
+                {"message": {"content": [{"type": "text", "text": "second"}]}}
+            ],
+            "surprise": {"deep": ["x"]},
+            "image": "data:image/png;base64,AAAA"
+        });
+        let doc = Doc::new(&mut v, &[]);
+        let lines: Vec<&str> = doc.text.lines().collect();
+        assert!(lines.contains(&"AKIA2JQ7KX5MRD3PWZ4Tsecond"), "{lines:?}");
+        for s in ["{\"a\": 1}", "hidden", "x"] {
+            assert!(lines.iter().any(|l| l.contains(s)), "{s}: {lines:?}");
+        }
+        assert!(!doc.text.contains("AAAA"), "media is not text");
+        let ids: Vec<&str> = doc.identifiers.lines().collect();
+        for s in ["f", "text", "extra_field", "surprise", "deep", "image"] {
+            assert!(ids.contains(&s), "{s}: {ids:?}");
+        }
+        assert!(!ids.contains(&"choices"), "schema keys are not read");
+    }
+
+    #[test]
+    fn edits_go_back_into_their_strings_even_across_two() {
+        let mut v = json!({"content": [{"text": "mail bob@ex"}, {"text": "ample.org now"}], "other": "keep"});
+        let doc = Doc::new(&mut v, &[]);
+        let start = doc.text.find("bob@").unwrap();
+        let end = doc.text.find(".org").unwrap() + 4;
+        let other = doc.text.find("keep").unwrap();
+        doc.apply(&[
+            Edit {
+                start,
+                end,
+                with: "<EMAIL>".into(),
+            },
+            Edit {
+                start: other,
+                end: other + 2,
+                with: "<X>".into(),
+            },
+        ]);
+        assert_eq!(
+            v,
+            json!({"content": [{"text": "mail <EMAIL>"}, {"text": " now"}], "other": "<X>ep"})
+        );
+        // Identifiers and unknown keys are read apart, never edited.
+        let mut v = json!({"id": "chatcmpl-1", "bob@example.org": 1, "content": "hi"});
+        let doc = Doc::new(&mut v, &[]);
+        assert_eq!(doc.text, "hi");
+        assert_eq!(doc.identifiers, "chatcmpl-1\nbob@example.org");
+    }
+
+    #[test]
+    fn a_redacted_token_gets_its_new_bytes() {
+        let before = json!({"content": [{"token": "bob", "bytes": [98, 111, 98]}, {"token": "x", "bytes": [120]}]});
+        let mut after = json!({"content": [{"token": "<P>", "bytes": [98, 111, 98]}, {"token": "x", "bytes": [120]}]});
+        fix_token_bytes(&before, &mut after);
+        assert_eq!(after["content"][0]["bytes"], json!([60, 80, 62]));
+        assert_eq!(after["content"][1]["bytes"], json!([120]));
+    }
+}
