@@ -126,6 +126,10 @@ fn latin_lookalikes(text: &str) -> String {
 /// number of invisible characters removed.
 #[must_use]
 pub fn visible_nfkc(text: &str) -> (String, String, usize) {
+    // No ASCII character is invisible, and ASCII is its own NFKC.
+    if text.is_ascii() {
+        return (text.to_owned(), text.to_owned(), 0);
+    }
     let mut invisible = 0;
     let visible: String = text
         .chars()
@@ -147,6 +151,15 @@ pub fn visible_nfkc(text: &str) -> (String, String, usize) {
 /// letters they look like. Other letters and their accents are kept.
 #[must_use]
 pub fn reading_view(text: &str) -> String {
+    // ASCII reads as written: its digits and its one dash are already ASCII, it has no
+    // marks and no look-alikes of other scripts.
+    if text.is_ascii() {
+        return text.to_owned();
+    }
+    reading_view_general(text)
+}
+
+fn reading_view_general(text: &str) -> String {
     use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory as _};
     let (_, nfkc, _) = visible_nfkc(text);
     let mut out = String::with_capacity(nfkc.len());
@@ -242,6 +255,22 @@ pub fn views(text: &str) -> Views {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ascii_is_its_own_visible_nfkc_and_reading_view() {
+        use unicode_normalization::UnicodeNormalization as _;
+        let all: String = (0u8..128).map(char::from).collect();
+        let mut texts = vec![all.clone()];
+        // Every pair, so a mark or a dash next to a digit would show.
+        for a in all.chars() {
+            texts.push(all.chars().flat_map(|b| [a, b]).collect());
+        }
+        for t in &texts {
+            assert!(!t.chars().any(super::is_invisible));
+            assert_eq!(t.nfkc().collect::<String>(), *t);
+            assert_eq!(super::reading_view_general(t), *t);
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -422,12 +422,13 @@ fn canary_leaked(text: &str, plain: &str, canary: &str) -> bool {
         return true;
     }
     // Escaped forms, decoded, then compared as above.
-    let unescaped = [
-        html_decode(text),
-        String::from_utf8_lossy(&crate::decode::percent_decode(text)).into_owned(),
-    ];
-    if unescaped
+    let html = text.contains('&').then(|| html_decode(text));
+    let url = text
+        .contains('%')
+        .then(|| String::from_utf8_lossy(&crate::decode::percent_decode(text)).into_owned());
+    if [html, url]
         .iter()
+        .flatten()
         .any(|u| u != text && squeeze(&crate::normalize::views(u).plain).contains(&c_squeezed))
     {
         return true;

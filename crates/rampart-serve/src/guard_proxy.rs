@@ -568,10 +568,16 @@ fn stream_response(
                 cut = Some(crate::guard_stream::too_long());
                 break;
             }
-            // Whole SSE events only.
-            while let Some(end) = pending.windows(2).position(|w| w == b"\n\n") {
-                let event: Vec<u8> = pending.drain(..end + 2).collect();
-                let event = String::from_utf8_lossy(&event);
+            // Whole SSE events only; what they took is dropped once the piece is read.
+            let mut at = 0;
+            while let Some(end) = pending
+                .get(at..)
+                .and_then(|p| p.windows(2).position(|w| w == b"\n\n"))
+            {
+                let event =
+                    String::from_utf8_lossy(pending.get(at..at + end + 2).unwrap_or_default())
+                        .into_owned();
+                at += end + 2;
                 // The data lines of one event are one value.
                 let data: Vec<&str> = event
                     .lines()
@@ -603,6 +609,7 @@ fn stream_response(
                     }
                 }
             }
+            pending.drain(..at);
         }
         let ending = match cut {
             Some(v) => Err(v),

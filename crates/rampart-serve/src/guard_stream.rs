@@ -24,7 +24,7 @@ use serde_json::{Map, Value, json};
 pub const HOLDBACK: usize = 256;
 /// Text already released that is read again before new text, for context (a phone word
 /// before a number, the start of a spaced-out canary).
-pub const CONTEXT: usize = 512;
+pub const CONTEXT: usize = 256;
 /// New bytes in a channel before it is checked again.
 pub const STEP: usize = 128;
 /// Most text of one streamed answer, all channels together, in bytes.
