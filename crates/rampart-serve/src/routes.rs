@@ -34,6 +34,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v2/models/{model}/versions/{version}/infer", post(infer))
         .route("/v1/models/{target}", post(predict_v1))
         .route("/v1/chat/completions", post(guard_proxy::chat))
+        .route("/v1/responses", post(guard_proxy::responses))
         .route("/metrics", get(metrics_route))
         .fallback(|| async {
             Problem::new(StatusCode::NOT_FOUND, "not-found", "no such route").into_response()
