@@ -7,8 +7,8 @@
 //! tool calls, names — and of everything else in the request (tool definitions, unknown
 //! fields), through [`crate::openai_text`]: an injection is refused with an OpenAI-style
 //! error object (400, `code: "prompt_injection"`), a denied topic is answered with its
-//! refusal (`finish_reason: "content_filter"`), personal data is redacted in place before
-//! it leaves. A random canary is planted in the system prompt. The upstream's answer —
+//! refusal (`finish_reason: "content_filter"`), personal data and secrets are redacted in
+//! place before the request leaves. A random canary is planted in the system prompt. The upstream's answer —
 //! every string of it, all choices read together — goes through the output rail: a leaked
 //! canary, a secret, banned words or a disallowed link withhold the answer
 //! (`finish_reason: "content_filter"`); personal data is redacted where it stands (tool-call
@@ -519,8 +519,10 @@ fn input_part(
     if !ctx.proxy.redact_input {
         return Ok(());
     }
+    // Personal data, and secrets too: a key pasted into a prompt is not sent on either
+    // (the output rail blocks on a secret, and still says where it is).
     let out = guard.check_output(&doc.text, None);
-    if out.redacted.is_none() {
+    if out.redacted.is_none() && out.edits.as_ref().is_none_or(Vec::is_empty) {
         return Ok(());
     }
     match &out.edits {

@@ -546,7 +546,8 @@ async fn prompts_are_checked_in_every_role_part_and_tool() {
         &p,
         &json!({"model": "m", "messages": [
             {"role": "developer", "content": "The customer is dave@example.com."},
-            {"role": "user", "content": [{"type": "input_text", "text": "mail erin@exam"}, {"type": "input_text", "text": "ple.com please"}]}],
+            {"role": "user", "content": [{"type": "input_text", "text": "mail erin@exam"}, {"type": "input_text", "text": "ple.com please"}]},
+            {"role": "user", "content": format!("is {KEY} a valid key id?")}],
             "tools": [{"type": "function", "function": {"name": "f", "description": "writes to frank@example.com"}}]}),
     )
     .await;
@@ -556,6 +557,10 @@ async fn prompts_are_checked_in_every_role_part_and_tool() {
         assert!(!seen.contains(who), "{who}: {seen}");
     }
     assert_eq!(seen.matches("<EMAIL>").count(), 3, "{seen}");
+    assert!(
+        !seen.contains("AKIA") && seen.contains("is <AWS_ACCESS_KEY> a valid key id?"),
+        "{seen}"
+    );
 }
 
 /// The proxy decides what `guard check --output` decides, streaming or not: the same text is
