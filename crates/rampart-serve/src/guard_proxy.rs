@@ -16,7 +16,8 @@
 //! rail, and is replaced by a generic error when withheld or not JSON. Streams (SSE) are
 //! checked as they arrive by [`crate::guard_stream`]: every text field released only once
 //! it has passed, with personal data redacted across chunk boundaries; a violating stream
-//! is cut and ends with a refusal.
+//! is cut and ends with a refusal. `POST /v1/responses` takes the same way, streamed or
+//! not: its `input` items, `instructions` (which carry the canary) and answer.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -145,7 +146,7 @@ pub async fn chat(
     timed(&st, addr.ip(), req, Api::Chat).await
 }
 
-/// `POST /v1/responses` (not streamed).
+/// `POST /v1/responses`, streamed or not.
 pub async fn responses(
     State(st): State<Arc<AppState>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -237,14 +238,6 @@ async fn chat_inner(
         );
     }
     let stream = request.get("stream").and_then(Value::as_bool) == Some(true);
-    if api == Api::Responses && stream {
-        return openai_error(
-            StatusCode::BAD_REQUEST,
-            "the guard proxy does not stream /v1/responses yet: send \"stream\": false, or stream through /v1/chat/completions",
-            "invalid_request_error",
-            "unsupported_stream",
-        );
-    }
     if let Err(refused) = check_roles(&request, api) {
         return refused;
     }
@@ -290,7 +283,7 @@ async fn chat_inner(
         return upstream_error(&ctx, status.as_u16(), resp, &canary).await;
     }
     if stream {
-        return stream_response(Arc::clone(st), ip, key.id.clone(), resp, canary);
+        return stream_response(Arc::clone(st), ip, key.id.clone(), resp, canary, api, model);
     }
     let Some(Ok(mut answer)) = read_bounded(resp, MAX_ANSWER * 4)
         .await
@@ -645,9 +638,44 @@ async fn read_bounded(mut resp: reqwest::Response, most: usize) -> Option<Vec<u8
     Some(out)
 }
 
-/// An SSE `data:` event.
-fn sse(v: &Value) -> Bytes {
-    Bytes::from(format!("data: {v}\n\n"))
+/// The rail of a stream, by API.
+enum Rail<'g> {
+    Chat(crate::guard_stream::StreamGuard<'g>),
+    Responses(crate::guard_stream::ResponsesGuard<'g>, String),
+}
+
+impl Rail<'_> {
+    fn push(&mut self, v: Value) -> Result<Vec<Value>, Verdict> {
+        match self {
+            Self::Chat(r) => r.push(v),
+            Self::Responses(r, _) => r.push(v),
+        }
+    }
+
+    fn finish(&mut self) -> Result<Vec<Value>, Verdict> {
+        match self {
+            Self::Chat(r) => r.finish(),
+            Self::Responses(r, _) => r.finish(),
+        }
+    }
+
+    fn refusal(&mut self) -> Vec<Value> {
+        match self {
+            Self::Chat(r) => r.refusal(WITHHELD),
+            Self::Responses(r, model) => r.refusal(WITHHELD, model),
+        }
+    }
+
+    /// An SSE event: `data:` only for chat chunks, with the `event:` line the responses
+    /// API names its events with.
+    fn sse(&self, v: &Value) -> Bytes {
+        match (self, v.get("type").and_then(Value::as_str)) {
+            (Self::Responses(..), Some(kind)) => {
+                Bytes::from(format!("event: {kind}\ndata: {v}\n\n"))
+            }
+            _ => Bytes::from(format!("data: {v}\n\n")),
+        }
+    }
 }
 
 fn stream_response(
@@ -656,13 +684,21 @@ fn stream_response(
     key: String,
     resp: reqwest::Response,
     canary: String,
+    api: Api,
+    model: String,
 ) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     tokio::spawn(async move {
         let Some(proxy) = st.guard.as_ref() else {
             return;
         };
-        let mut rail = crate::guard_stream::StreamGuard::new(&proxy.guard, canary);
+        let mut rail = match api {
+            Api::Chat => Rail::Chat(crate::guard_stream::StreamGuard::new(&proxy.guard, canary)),
+            Api::Responses => Rail::Responses(
+                crate::guard_stream::ResponsesGuard::new(&proxy.guard, canary),
+                model,
+            ),
+        };
         let mut upstream = resp;
         let mut pending = Vec::<u8>::new();
         let mut cut: Option<Verdict> = None;
@@ -707,7 +743,7 @@ fn stream_response(
                 match rail.push(v) {
                     Ok(chunks) => {
                         for c in &chunks {
-                            if tx.send(Ok(sse(c))).await.is_err() {
+                            if tx.send(Ok(rail.sse(c))).await.is_err() {
                                 return;
                             }
                         }
@@ -728,15 +764,18 @@ fn stream_response(
             Ok(chunks) => chunks,
             Err(v) => {
                 output_blocked(&st, ip, &key, "stream cut", &v);
-                rail.refusal(WITHHELD)
+                rail.refusal()
             }
         };
         for c in &chunks {
-            if tx.send(Ok(sse(c))).await.is_err() {
+            if tx.send(Ok(rail.sse(c))).await.is_err() {
                 return;
             }
         }
-        let _ = tx.send(Ok(Bytes::from_static(b"data: [DONE]\n\n"))).await;
+        // The chat API ends a stream with `[DONE]`; the responses API with its last event.
+        if api == Api::Chat {
+            let _ = tx.send(Ok(Bytes::from_static(b"data: [DONE]\n\n"))).await;
+        }
     });
     let body = Body::from_stream(tokio_stream_from(rx));
     let mut r = Response::new(body);

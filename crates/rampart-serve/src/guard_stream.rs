@@ -52,17 +52,144 @@ struct Channel {
     checked: usize,
 }
 
+/// The text channels of one stream, by key, checked and released together.
+pub(crate) struct Channels<'g, K> {
+    pub(crate) guard: &'g Guard,
+    pub(crate) canary: String,
+    map: BTreeMap<K, Channel>,
+    total: usize,
+}
+
+impl<'g, K: Ord + Clone> Channels<'g, K> {
+    pub(crate) fn new(guard: &'g Guard, canary: String) -> Self {
+        Self {
+            guard,
+            canary,
+            map: BTreeMap::new(),
+            total: 0,
+        }
+    }
+
+    /// The keys of the channels seen.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &K> {
+        self.map.keys()
+    }
+
+    pub(crate) fn append(&mut self, key: K, text: &str) -> Result<(), Cut> {
+        self.total += text.len();
+        if self.total > MAX_TEXT {
+            return Err(too_long());
+        }
+        self.map.entry(key).or_default().text.push_str(text);
+        Ok(())
+    }
+
+    /// Checks what is new and releases what has passed (redacted), by channel; at the
+    /// `end`, everything.
+    pub(crate) fn release(&mut self, end: bool) -> Result<Vec<(K, String)>, Cut> {
+        let due = end || self.map.values().any(|c| c.text.len() - c.checked >= STEP);
+        if !due {
+            return Ok(Vec::new());
+        }
+        // All channels together, so a secret split between two of them is seen.
+        let open: Vec<&Channel> = self
+            .map
+            .values()
+            .filter(|c| c.checked < c.text.len() || c.sent < c.text.len())
+            .collect();
+        if open.len() > 1 {
+            let mut joined = String::new();
+            for c in &open {
+                let from = floor_char(&c.text, c.sent.saturating_sub(CONTEXT));
+                joined.push_str(c.text.get(from..).unwrap_or_default());
+            }
+            let v = self.guard.check_output(&joined, Some(&self.canary));
+            if v.blocked {
+                return Err(v);
+            }
+        }
+        let mut out = Vec::new();
+        for (key, c) in &mut self.map {
+            if c.checked == c.text.len() && (!end || c.sent == c.text.len()) {
+                continue;
+            }
+            if let Some(part) = c.release(self.guard, &self.canary, end)? {
+                out.push((key.clone(), part));
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Channel {
+    /// Checks the new text (with context) and returns what is released now.
+    fn release(&mut self, guard: &Guard, canary: &str, end: bool) -> Result<Option<String>, Cut> {
+        let from = if end {
+            0
+        } else {
+            floor_char(&self.text, self.sent.saturating_sub(CONTEXT))
+        };
+        let window = self.text.get(from..).unwrap_or_default();
+        let v = guard.check_output(window, Some(canary));
+        if v.blocked {
+            return Err(v);
+        }
+        self.checked = self.text.len();
+        let edits: Vec<Edit> = match (&v.redacted, v.edits.clone()) {
+            (None, _) => Vec::new(),
+            (Some(_), Some(e)) => e
+                .into_iter()
+                .map(|e| Edit {
+                    start: e.start + from,
+                    end: e.end + from,
+                    with: e.with,
+                })
+                .collect(),
+            // Redacted on its reading view: the edits cannot be placed in the stream.
+            (Some(_), None) => {
+                let mut v = v;
+                v.blocked = true;
+                return Err(v);
+            }
+        };
+        let mut to = if end {
+            self.text.len()
+        } else {
+            floor_char(&self.text, self.text.len().saturating_sub(HOLDBACK))
+        };
+        // A redaction is released whole or not at all.
+        for e in &edits {
+            if e.start < to && to < e.end {
+                to = if e.start >= self.sent { e.start } else { e.end };
+            }
+        }
+        if to <= self.sent {
+            return Ok(None);
+        }
+        let mut part = String::new();
+        let mut at = self.sent;
+        for e in edits.iter().filter(|e| e.end > self.sent && e.start < to) {
+            part.push_str(self.text.get(at..e.start.max(at)).unwrap_or_default());
+            part.push_str(&e.with);
+            at = e.end;
+        }
+        part.push_str(self.text.get(at.min(to)..to).unwrap_or_default());
+        self.sent = to;
+        Ok(Some(part))
+    }
+}
+
+/// A channel of a chat stream: the choice, and the path of the field in its `delta`
+/// (`None`: the choice's logprobs, read and never passed on).
+type ChatKey = (u64, Option<Vec<Seg>>);
+
 /// The state of one stream.
 pub struct StreamGuard<'g> {
-    guard: &'g Guard,
-    canary: String,
+    channels: Channels<'g, ChatKey>,
     /// `id`, `created`, `model` of the first chunk, for the chunks sent.
     template: Map<String, Value>,
-    /// Text channels by choice and path; `None` path: the choice's logprobs (read only).
-    channels: BTreeMap<(u64, Option<Vec<Seg>>), Channel>,
     finish: BTreeMap<u64, String>,
     usage: Option<Value>,
-    total: usize,
 }
 
 /// Why a stream was cut.
@@ -109,13 +236,10 @@ impl<'g> StreamGuard<'g> {
     #[must_use]
     pub fn new(guard: &'g Guard, canary: String) -> Self {
         Self {
-            guard,
-            canary,
+            channels: Channels::new(guard, canary),
             template: Map::new(),
-            channels: BTreeMap::new(),
             finish: BTreeMap::new(),
             usage: None,
-            total: 0,
         }
     }
 
@@ -282,7 +406,10 @@ impl<'g> StreamGuard<'g> {
             .into_iter()
             .filter(|t| !t.is_empty())
         {
-            let verdict = self.guard.check_output(text, Some(&self.canary));
+            let verdict = self
+                .channels
+                .guard
+                .check_output(text, Some(&self.channels.canary));
             if verdict.blocked || verdict.redacted.is_some() {
                 let mut verdict = verdict;
                 verdict.blocked = true;
@@ -293,112 +420,172 @@ impl<'g> StreamGuard<'g> {
     }
 
     fn append(&mut self, idx: u64, path: Option<Vec<Seg>>, text: &str) -> Result<(), Cut> {
-        self.total += text.len();
-        if self.total > MAX_TEXT {
-            return Err(too_long());
-        }
-        self.channels
-            .entry((idx, path))
-            .or_default()
-            .text
-            .push_str(text);
-        Ok(())
+        self.channels.append((idx, path), text)
     }
 
     /// Checks what is new and releases what has passed; at the `end`, everything.
     fn release(&mut self, end: bool) -> Result<Vec<Value>, Cut> {
-        let due = end
-            || self
-                .channels
-                .values()
-                .any(|c| c.text.len() - c.checked >= STEP);
-        if !due {
-            return Ok(Vec::new());
+        let released = self.channels.release(end)?;
+        Ok(released
+            .into_iter()
+            .filter_map(|((idx, path), part)| path.map(|p| self.chunk(idx, build(&p, part), None)))
+            .collect())
+    }
+}
+
+/// A channel of a `/v1/responses` stream: the event type, its item, output, content and
+/// summary indices.
+type EventKey = (String, String, u64, Option<u64>, Option<u64>);
+
+/// The output rail on a streamed `/v1/responses` answer, event by event. Every `*.delta`
+/// event's text (output text, refusals, reasoning, function-call arguments) is a channel,
+/// released as [`StreamGuard`] releases a chat stream's fields. Every other event is a
+/// barrier: the channels are flushed first (checked whole), then the event — which repeats
+/// the full text (`*.done`, `response.completed`) — is read whole and sent on with its
+/// personal data redacted, or cuts the stream. Events are numbered again in order.
+pub struct ResponsesGuard<'g> {
+    channels: Channels<'g, EventKey>,
+    /// Each channel's event, without its delta, for the events sent.
+    templates: BTreeMap<EventKey, Value>,
+    sequence: u64,
+}
+
+impl<'g> ResponsesGuard<'g> {
+    /// A stream checked by `guard`'s output rail, looking for `canary`.
+    #[must_use]
+    pub fn new(guard: &'g Guard, canary: String) -> Self {
+        Self {
+            channels: Channels::new(guard, canary),
+            templates: BTreeMap::new(),
+            sequence: 0,
         }
-        // All channels together, so a secret split between two of them is seen.
-        let open: Vec<&Channel> = self
-            .channels
-            .values()
-            .filter(|c| c.checked < c.text.len() || c.sent < c.text.len())
-            .collect();
-        if open.len() > 1 {
-            let mut joined = String::new();
-            for c in &open {
-                let from = floor_char(&c.text, c.sent.saturating_sub(CONTEXT));
-                joined.push_str(c.text.get(from..).unwrap_or_default());
-            }
-            let v = self.guard.check_output(&joined, Some(&self.canary));
-            if v.blocked {
-                return Err(v);
-            }
+    }
+
+    fn numbered(&mut self, mut event: Value) -> Value {
+        if let Some(o) = event.as_object_mut() {
+            o.insert("sequence_number".into(), json!(self.sequence));
         }
+        self.sequence += 1;
+        event
+    }
+
+    fn emit(&mut self, released: Vec<(EventKey, String)>) -> Vec<Value> {
         let mut out = Vec::new();
-        let guard = self.guard;
-        let canary = self.canary.clone();
-        let mut releases = Vec::new();
-        for ((idx, path), c) in &mut self.channels {
-            if c.checked == c.text.len() && (!end || c.sent == c.text.len()) {
-                continue;
+        for (key, part) in released {
+            let mut event = self
+                .templates
+                .get(&key)
+                .cloned()
+                .unwrap_or_else(|| json!({}));
+            if let Some(o) = event.as_object_mut() {
+                o.insert("delta".into(), Value::String(part));
             }
-            let from = if end {
-                0
-            } else {
-                floor_char(&c.text, c.sent.saturating_sub(CONTEXT))
-            };
-            let window = c.text.get(from..).unwrap_or_default();
-            let v = guard.check_output(window, Some(&canary));
-            if v.blocked {
-                return Err(v);
-            }
-            c.checked = c.text.len();
-            let edits: Vec<Edit> = match (&v.redacted, v.edits.clone()) {
-                (None, _) => Vec::new(),
-                (Some(_), Some(e)) => e
-                    .into_iter()
-                    .map(|e| Edit {
-                        start: e.start + from,
-                        end: e.end + from,
-                        with: e.with,
-                    })
-                    .collect(),
-                // Redacted on its reading view: the edits cannot be placed in the stream.
-                (Some(_), None) => {
-                    let mut v = v;
-                    v.blocked = true;
-                    return Err(v);
-                }
-            };
-            let mut to = if end {
-                c.text.len()
-            } else {
-                floor_char(&c.text, c.text.len().saturating_sub(HOLDBACK))
-            };
-            // A redaction is released whole or not at all.
-            for e in &edits {
-                if e.start < to && to < e.end {
-                    to = if e.start >= c.sent { e.start } else { e.end };
-                }
-            }
-            if to <= c.sent {
-                continue;
-            }
-            let mut part = String::new();
-            let mut at = c.sent;
-            for e in edits.iter().filter(|e| e.end > c.sent && e.start < to) {
-                part.push_str(c.text.get(at..e.start.max(at)).unwrap_or_default());
-                part.push_str(&e.with);
-                at = e.end;
-            }
-            part.push_str(c.text.get(at.min(to)..to).unwrap_or_default());
-            c.sent = to;
-            if let Some(path) = path {
-                releases.push((*idx, build(path, part)));
-            }
+            out.push(self.numbered(event));
         }
-        for (idx, delta) in releases {
-            out.push(self.chunk(idx, delta, None));
+        out
+    }
+
+    /// One event from the upstream: the events to send on now.
+    ///
+    /// # Errors
+    /// The stream must be cut: the verdict says why.
+    pub fn push(&mut self, mut event: Value) -> Result<Vec<Value>, Cut> {
+        let kind = event
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let delta = event
+            .get("delta")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if let (true, Some(delta)) = (
+            kind.ends_with(".delta") && kind != "response.audio.delta",
+            delta,
+        ) {
+            let index = |k: &str| event.get(k).and_then(Value::as_u64);
+            let key: EventKey = (
+                kind,
+                event
+                    .get("item_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+                index("output_index").unwrap_or(0),
+                index("content_index"),
+                index("summary_index"),
+            );
+            if let Some(o) = event.as_object_mut() {
+                o.remove("delta");
+                o.remove("sequence_number");
+            }
+            if !self.templates.contains_key(&key) {
+                // Its other fields are sent with every part: read once.
+                let mut t = event.clone();
+                self.check_whole(&mut t, false)?;
+                self.templates.insert(key.clone(), t);
+            }
+            self.channels.append(key, &delta)?;
+            let released = self.channels.release(false)?;
+            return Ok(self.emit(released));
         }
+        let released = self.channels.release(true)?;
+        let mut out = self.emit(released);
+        self.check_whole(&mut event, true)?;
+        out.push(self.numbered(event));
         Ok(out)
+    }
+
+    /// The end of the stream: what the channels still hold.
+    ///
+    /// # Errors
+    /// As [`ResponsesGuard::push`].
+    pub fn finish(&mut self) -> Result<Vec<Value>, Cut> {
+        let released = self.channels.release(true)?;
+        Ok(self.emit(released))
+    }
+
+    /// The event that ends a cut stream: the response, incomplete, with the refusal.
+    #[must_use]
+    pub fn refusal(&mut self, message: &str, model: &str) -> Vec<Value> {
+        let event = json!({"type": "response.incomplete", "response": {
+            "id": "resp_rampart", "object": "response", "model": model, "status": "incomplete",
+            "incomplete_details": {"reason": "content_filter"},
+            "output": [{"type": "message", "id": "msg_rampart", "role": "assistant", "status": "incomplete",
+                        "content": [{"type": "output_text", "text": message, "annotations": []}]}]}});
+        vec![self.numbered(event)]
+    }
+
+    /// Reads an event sent on whole; with `redact`, personal data in it is redacted in
+    /// place, otherwise anything found cuts the stream.
+    fn check_whole(&self, v: &mut Value, redact: bool) -> Result<(), Cut> {
+        let (guard, canary) = (self.channels.guard, self.channels.canary.as_str());
+        let doc = crate::openai_text::Doc::new(v, &[]);
+        if !doc.identifiers.is_empty() {
+            let mut ids = guard.check_output(&doc.identifiers, Some(canary));
+            if ids.blocked || ids.redacted.is_some() {
+                ids.blocked = true;
+                return Err(ids);
+            }
+        }
+        if doc.text.is_empty() {
+            return Ok(());
+        }
+        let mut verdict = guard.check_output(&doc.text, Some(canary));
+        if verdict.blocked {
+            return Err(verdict);
+        }
+        match (&verdict.redacted, &verdict.edits) {
+            (None, _) => Ok(()),
+            (Some(_), Some(edits)) if redact => {
+                doc.apply(edits);
+                Ok(())
+            }
+            _ => {
+                verdict.blocked = true;
+                Err(verdict)
+            }
+        }
     }
 }
 

@@ -201,6 +201,34 @@ fn response_shape(name: &str) -> Value {
     json!({"id": "resp_1", "object": "response", "created_at": 1, "model": "m", "status": "completed", "output": output})
 }
 
+/// The events of a streamed `/v1/responses` answer for a model name, as the API sends
+/// them: the text in deltas of four characters, then again whole in the `done` events.
+fn response_events(name: &str) -> Vec<Value> {
+    let text = match name {
+        "resp-key" => format!("the key is {KEY} ok"),
+        _ => "write to carol@example.org now".to_owned(),
+    };
+    let item = |t: &str, status: &str| json!({"type": "message", "id": "msg_1", "role": "assistant", "status": status, "content": [{"type": "output_text", "text": t, "annotations": []}]});
+    let mut events = vec![
+        json!({"type": "response.created", "response": {"id": "resp_1", "object": "response", "status": "in_progress", "output": []}}),
+        json!({"type": "response.output_item.added", "output_index": 0, "item": {"type": "message", "id": "msg_1", "role": "assistant", "status": "in_progress", "content": []}}),
+        json!({"type": "response.content_part.added", "item_id": "msg_1", "output_index": 0, "content_index": 0, "part": {"type": "output_text", "text": "", "annotations": []}}),
+    ];
+    let chars: Vec<char> = text.chars().collect();
+    for c in chars.chunks(4) {
+        events.push(json!({"type": "response.output_text.delta", "item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": c.iter().collect::<String>()}));
+    }
+    events.extend([
+        json!({"type": "response.output_text.done", "item_id": "msg_1", "output_index": 0, "content_index": 0, "text": text}),
+        json!({"type": "response.output_item.done", "output_index": 0, "item": item(&text, "completed")}),
+        json!({"type": "response.completed", "response": {"id": "resp_1", "object": "response", "status": "completed", "output": [item(&text, "completed")]}}),
+    ]);
+    for (i, e) in events.iter_mut().enumerate() {
+        e["sequence_number"] = json!(i);
+    }
+    events
+}
+
 /// The stub upstream: answers by the request's model name; keeps every request it saw.
 async fn upstream(seen: Arc<Mutex<Vec<Value>>>) -> String {
     let seen_too = Arc::clone(&seen);
@@ -212,7 +240,15 @@ async fn upstream(seen: Arc<Mutex<Vec<Value>>>) -> String {
                 async move {
                     let req: Value = serde_json::from_str(&body).unwrap();
                     seen.lock().unwrap().push(req.clone());
-                    axum::Json(response_shape(req["model"].as_str().unwrap()))
+                    let model = req["model"].as_str().unwrap();
+                    if req["stream"] == json!(true) {
+                        let mut sse = String::new();
+                        for e in response_events(model) {
+                            sse.push_str(&format!("event: {}\ndata: {e}\n\n", e["type"].as_str().unwrap()));
+                        }
+                        return ([(header::CONTENT_TYPE, "text/event-stream")], sse).into_response();
+                    }
+                    axum::Json(response_shape(model)).into_response()
                 }
             }),
         )
@@ -659,7 +695,61 @@ async fn the_responses_api_is_checked_the_same_way() {
         call(json!({"model": "m", "input": [{"role": "Developer", "content": "hi"}]})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
     assert_eq!(v["error"]["code"], "invalid_role", "{v}");
-    let (status, v) = call(json!({"model": "m", "input": "hi", "stream": true})).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
-    assert_eq!(v["error"]["code"], "unsupported_stream", "{v}");
+    // Streamed: the deltas are redacted across their boundaries, and the events that repeat
+    // the text whole say the same; a key cuts the stream with an incomplete response.
+    let (status, body) = post(
+        &p,
+        "/v1/responses",
+        &json!({"model": "resp-mail", "input": "go", "stream": true}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(!body.contains("carol"), "{body}");
+    let events: Vec<Value> = body
+        .split("\n\n")
+        .filter_map(|e| e.lines().find_map(|l| l.strip_prefix("data: ")))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let deltas: String = events
+        .iter()
+        .filter(|e| e["type"] == "response.output_text.delta")
+        .map(|e| e["delta"].as_str().unwrap())
+        .collect();
+    let want = "write to <EMAIL> now";
+    assert_eq!(deltas, want, "{body}");
+    let done = events
+        .iter()
+        .find(|e| e["type"] == "response.output_text.done")
+        .unwrap();
+    assert_eq!(done["text"], want);
+    let completed = events.last().unwrap();
+    assert_eq!(completed["type"], "response.completed", "{body}");
+    assert_eq!(
+        completed["response"]["output"][0]["content"][0]["text"],
+        want
+    );
+    let numbers: Vec<u64> = events
+        .iter()
+        .map(|e| e["sequence_number"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, (0..events.len() as u64).collect::<Vec<_>>());
+    assert!(
+        body.contains("event: response.output_text.delta\ndata: "),
+        "{body}"
+    );
+    let (_, body) = post(
+        &p,
+        "/v1/responses",
+        &json!({"model": "resp-key", "input": "go", "stream": true}),
+    )
+    .await;
+    assert!(
+        !body.contains("AKIA") && !body.contains(&KEY[9..]),
+        "{body}"
+    );
+    assert!(body.contains("event: response.incomplete"), "{body}");
+    assert!(
+        body.contains(WITHHELD) && body.contains("content_filter"),
+        "{body}"
+    );
 }
