@@ -682,7 +682,17 @@ fn spans(text: &str, toks: &[Token], info: &[Info], probs: &[f32]) -> Vec<Name> 
                 break;
             };
             let gap = text.get(prev.end..next.start).unwrap_or("x");
-            let ok_gap = gap.len() <= 2 && gap.bytes().all(|b| b == b' ') && !next.newline_before;
+            // The initial's stop must follow it directly, and no token of the run may open a
+            // line: a name never continues on the next line.
+            let stop_gap = text
+                .get(toks.get(last).map_or(0, |t| t.end)..toks.get(j).map_or(0, |t| t.start))
+                .unwrap_or("x");
+            let ok_gap = gap.len() <= 2
+                && gap.bytes().all(|b| b == b' ')
+                && (k == j || stop_gap.is_empty())
+                && toks
+                    .get(j..=k)
+                    .is_some_and(|t| t.iter().all(|t| !t.newline_before));
             if !ok_gap || probs.get(k).is_none_or(|&p| p < 0.5) {
                 break;
             }
@@ -962,6 +972,25 @@ mod tests {
         ] {
             assert_eq!(names(text), [want], "{text}");
         }
+    }
+
+    #[test]
+    fn a_name_never_runs_on_to_the_next_line() {
+        // Found by the block-versus-line property test: an initial on one line and a stop
+        // opening the next were once joined into one name across the line break.
+        for text in [
+            "AB A\n.Ree a-\n",
+            "Jan Peeters\nMaria Jansen\n",
+            "Anna J\n. Smith\n",
+        ] {
+            for n in names(text) {
+                assert!(!n.contains('\n'), "{text:?}: {n:?}");
+            }
+        }
+        assert_eq!(
+            names("Ein Brief von Anna J. Smith kam heute."),
+            ["Anna J. Smith"]
+        );
     }
 
     #[test]
