@@ -34,6 +34,8 @@ use crate::keys::Role;
 
 /// Most text of one answer checked and kept, in bytes.
 pub const MAX_ANSWER: usize = 1 << 20;
+/// Most bytes of one streamed answer, chunks and all.
+pub const MAX_STREAM: usize = 64 << 20;
 /// The message a withheld answer is replaced with.
 pub const WITHHELD: &str = "The answer was withheld by rampart's output rails.";
 
@@ -285,13 +287,17 @@ async fn chat_inner(
     if stream {
         return stream_response(Arc::clone(st), ip, key.id.clone(), resp, canary, api, model);
     }
-    let Some(Ok(mut answer)) = read_bounded(resp, MAX_ANSWER * 4)
+    let Some(Ok(mut answer)) = crate::upstream::read_bounded(resp, MAX_ANSWER * 4)
         .await
+        .ok()
         .map(|b| serde_json::from_slice::<Value>(&b))
     else {
         return openai_error(
             StatusCode::BAD_GATEWAY,
-            "the upstream's answer is not JSON (or is longer than the proxy reads)",
+            &format!(
+                "the upstream's answer is not JSON, or is longer than the {} bytes the proxy reads",
+                MAX_ANSWER * 4
+            ),
             "api_error",
             "upstream_invalid",
         );
@@ -377,12 +383,21 @@ fn check_roles(request: &Value, api: Api) -> Result<(), Response> {
     let (field, items) = match api {
         Api::Chat => match request.get("messages").and_then(Value::as_array) {
             Some(m) => ("messages", m),
-            None => return Err(bad("messages must be a list".into())),
+            None => {
+                return Err(bad(
+                    "the body's \"messages\" must be a list of messages, each {\"role\": …, \"content\": …}"
+                        .into(),
+                ));
+            }
         },
         Api::Responses => match request.get("input") {
             Some(Value::Array(items)) => ("input", items),
             Some(Value::String(_)) => return Ok(()),
-            _ => return Err(bad("input must be a text or a list of items".into())),
+            _ => {
+                return Err(bad(
+                    "the body's \"input\" must be a text or a list of input items".into(),
+                ));
+            }
         },
     };
     for (i, m) in items.iter().enumerate() {
@@ -410,59 +425,58 @@ fn check_roles(request: &Value, api: Api) -> Result<(), Response> {
     Ok(())
 }
 
-/// The input rail on every message or input item, whatever its role, and on everything else
-/// the client sends (instructions, tool definitions, unknown fields): every string, as text.
-/// Personal data is redacted in place when the proxy redacts input.
+/// Fields of a request the deployment writes rather than its users: read as instructions.
+const DEPLOYMENT_FIELDS: &[&str] = &[
+    "instructions",
+    "tools",
+    "functions",
+    "tool_choice",
+    "response_format",
+    "text",
+];
+
+/// The input rail on every message or input item, whatever its role, on the fields the
+/// deployment writes (as instructions) and on everything else the client sends (unknown
+/// fields, which an upstream may hand to the model: as a user's text): every string, as
+/// text. Personal data is redacted in place when the proxy redacts input.
 fn input_rail(ctx: &Ctx<'_>, model: &str, request: &mut Value, api: Api) -> Result<(), Response> {
-    let Some(obj) = request.as_object_mut() else {
-        return Ok(());
-    };
     let field = match api {
         Api::Chat => "messages",
         Api::Responses => "input",
     };
-    if let Some(Value::String(_)) = obj.get(field) {
-        if let Some(input) = obj.get_mut(field) {
-            input_part(ctx, model, input, &[], field, true)?;
+    let Some(obj) = request.as_object_mut() else {
+        return Ok(());
+    };
+    match obj.get_mut(field) {
+        Some(Value::Array(list)) => {
+            for (i, m) in list.iter_mut().enumerate() {
+                // What the deployment writes is read as instructions, what users (or tools,
+                // or a transcript the client sends back) say as a user's prompt.
+                let user = !matches!(
+                    m.get("role").and_then(Value::as_str),
+                    Some("system" | "developer")
+                );
+                input_part(ctx, model, m, &["role"], &format!("{field}[{i}]"), user)?;
+            }
         }
-    } else if let Some(Value::Array(list)) = obj.get_mut(field) {
-        for (i, m) in list.iter_mut().enumerate() {
-            // What the deployment writes is read as instructions, what users (or tools, or
-            // a transcript the client sends back) say as a user's prompt.
-            let user = !matches!(
-                m.get("role").and_then(Value::as_str),
-                Some("system" | "developer")
-            );
-            input_part(ctx, model, m, &["role"], &format!("{field}[{i}]"), user)?;
+        Some(input) => input_part(ctx, model, input, &[], field, true)?,
+        None => {}
+    }
+    for name in DEPLOYMENT_FIELDS {
+        if let Some(v) = obj.get_mut(*name) {
+            input_part(ctx, model, v, &[], name, false)?;
         }
     }
-    if let Some(instructions) = obj
-        .get_mut("instructions")
-        .filter(|_| api == Api::Responses)
-    {
-        input_part(ctx, model, instructions, &[], "instructions", false)?;
-    }
-    let messages = obj.remove(field);
-    let instructions = obj.remove("instructions").filter(|_| api == Api::Responses);
-    let mut rest = Value::Object(std::mem::take(obj));
-    let checked = input_part(
+    let mut skip = vec!["model", field];
+    skip.extend_from_slice(DEPLOYMENT_FIELDS);
+    input_part(
         ctx,
         model,
-        &mut rest,
-        &["model"],
+        request,
+        &skip,
         "the request's other fields",
-        false,
-    );
-    if let (Some(o), Value::Object(r)) = (request.as_object_mut(), rest) {
-        *o = r;
-        if let Some(m) = messages {
-            o.insert(field.into(), m);
-        }
-        if let Some(i) = instructions {
-            o.insert("instructions".into(), i);
-        }
-    }
-    checked
+        true,
+    )
 }
 
 fn input_part(
@@ -558,39 +572,15 @@ fn plant_canary(request: &mut Value, api: Api) -> String {
     canary
 }
 
-/// The output rail on a whole answer (or error body): every string, all choices read
-/// together. Personal data is redacted in place.
+/// The output rail on a whole answer or error body ([`crate::openai_text::output_rail`]),
+/// with personal data redacted in place and audited.
 ///
 /// # Errors
 /// The verdict when the answer must be withheld.
 fn output_rail(ctx: &Ctx<'_>, answer: &mut Value, canary: &str, what: &str) -> Result<(), Verdict> {
-    let guard = &ctx.proxy.guard;
-    let before = answer.clone();
-    let doc = crate::openai_text::Doc::new(answer, &[]);
-    if doc.is_empty() {
-        return Ok(());
+    if let Some(v) = crate::openai_text::output_rail(&ctx.proxy.guard, answer, canary, true)? {
+        ctx.audit(format!("{what} redacted: {}", summary(&v)));
     }
-    // Identifiers are never rewritten: whatever the rail finds there withholds the whole.
-    if !doc.identifiers.is_empty() {
-        let mut ids = guard.check_output(&doc.identifiers, Some(canary));
-        if ids.blocked || ids.redacted.is_some() {
-            ids.blocked = true;
-            return Err(ids);
-        }
-    }
-    let v = guard.check_output(&doc.text, Some(canary));
-    if v.blocked {
-        return Err(v);
-    }
-    if v.redacted.is_none() {
-        return Ok(());
-    }
-    match &v.edits {
-        Some(edits) => doc.apply(edits),
-        None => doc.each(|s| guard.check_output(s, Some(canary)).redacted),
-    }
-    crate::openai_text::fix_token_bytes(&before, answer);
-    ctx.audit(format!("{what} redacted: {}", summary(&v)));
     Ok(())
 }
 
@@ -611,8 +601,9 @@ async fn upstream_error(
             "upstream_error",
         )
     };
-    let Some(Ok(mut body)) = read_bounded(resp, MAX_ANSWER)
+    let Some(Ok(mut body)) = crate::upstream::read_bounded(resp, MAX_ANSWER)
         .await
+        .ok()
         .map(|b| serde_json::from_slice::<Value>(&b))
     else {
         return generic("its error is not JSON, so it is not relayed");
@@ -624,18 +615,6 @@ async fn upstream_error(
             generic("its error message was withheld by rampart's output rails")
         }
     }
-}
-
-/// The upstream's body, when it is at most `most` bytes.
-async fn read_bounded(mut resp: reqwest::Response, most: usize) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    while let Some(piece) = resp.chunk().await.ok()? {
-        if out.len() + piece.len() > most {
-            return None;
-        }
-        out.extend_from_slice(&piece);
-    }
-    Some(out)
 }
 
 /// The rail of a stream, by API.
@@ -701,28 +680,41 @@ fn stream_response(
         };
         let mut upstream = resp;
         let mut pending = Vec::<u8>::new();
+        // Bytes of `pending` already searched for an event's end (a piece at a time: an
+        // event sent a byte at a time is not searched again from its start each time).
+        let mut searched = 0usize;
+        let mut received = 0usize;
         let mut cut: Option<Verdict> = None;
         'read: loop {
             let piece = match upstream.chunk().await {
                 Ok(Some(b)) => b,
                 Ok(None) | Err(_) => break,
             };
+            // Everything counts, not only text: a stream of identifiers or empty chunks is
+            // bounded too.
+            received += piece.len();
             // Line ends as `\n` only (SSE allows `\r\n`; JSON never holds a bare `\r`).
             pending.extend(piece.iter().filter(|b| **b != b'\r'));
-            if pending.len() > MAX_ANSWER {
+            if pending.len() > MAX_ANSWER || received > MAX_STREAM {
                 cut = Some(crate::guard_stream::too_long());
                 break;
             }
             // Whole SSE events only; what they took is dropped once the piece is read.
             let mut at = 0;
-            while let Some(end) = pending
-                .get(at..)
-                .and_then(|p| p.windows(2).position(|w| w == b"\n\n"))
-            {
+            loop {
+                let from = at.max(searched.saturating_sub(1));
+                let Some(end) = pending
+                    .get(from..)
+                    .and_then(|p| p.windows(2).position(|w| w == b"\n\n"))
+                    .map(|i| from + i + 2)
+                else {
+                    searched = pending.len();
+                    break;
+                };
                 let event =
-                    String::from_utf8_lossy(pending.get(at..at + end + 2).unwrap_or_default())
-                        .into_owned();
-                at += end + 2;
+                    String::from_utf8_lossy(pending.get(at..end).unwrap_or_default()).into_owned();
+                at = end;
+                searched = end;
                 // The data lines of one event are one value.
                 let data: Vec<&str> = event
                     .lines()
@@ -755,6 +747,7 @@ fn stream_response(
                 }
             }
             pending.drain(..at);
+            searched -= at;
         }
         let ending = match cut {
             Some(v) => Err(v),

@@ -75,11 +75,17 @@ impl<'g, K: Ord + Clone> Channels<'g, K> {
         self.map.keys()
     }
 
-    pub(crate) fn append(&mut self, key: K, text: &str) -> Result<(), Cut> {
-        self.total += text.len();
+    /// Counts `n` more bytes of the answer's text.
+    pub(crate) fn charge(&mut self, n: usize) -> Result<(), Cut> {
+        self.total += n;
         if self.total > MAX_TEXT {
             return Err(too_long());
         }
+        Ok(())
+    }
+
+    pub(crate) fn append(&mut self, key: K, text: &str) -> Result<(), Cut> {
+        self.charge(text.len())?;
         self.map.entry(key).or_default().text.push_str(text);
         Ok(())
     }
@@ -100,7 +106,7 @@ impl<'g, K: Ord + Clone> Channels<'g, K> {
         if open.len() > 1 {
             let mut joined = String::new();
             for c in &open {
-                let from = floor_char(&c.text, c.sent.saturating_sub(CONTEXT));
+                let from = c.text.floor_char_boundary(c.sent.saturating_sub(CONTEXT));
                 joined.push_str(c.text.get(from..).unwrap_or_default());
             }
             let v = self.guard.check_output(&joined, Some(&self.canary));
@@ -127,7 +133,8 @@ impl Channel {
         let from = if end {
             0
         } else {
-            floor_char(&self.text, self.sent.saturating_sub(CONTEXT))
+            self.text
+                .floor_char_boundary(self.sent.saturating_sub(CONTEXT))
         };
         let window = self.text.get(from..).unwrap_or_default();
         let v = guard.check_output(window, Some(canary));
@@ -155,7 +162,8 @@ impl Channel {
         let mut to = if end {
             self.text.len()
         } else {
-            floor_char(&self.text, self.text.len().saturating_sub(HOLDBACK))
+            self.text
+                .floor_char_boundary(self.text.len().saturating_sub(HOLDBACK))
         };
         // A redaction is released whole or not at all.
         for e in &edits {
@@ -188,6 +196,8 @@ pub struct StreamGuard<'g> {
     channels: Channels<'g, ChatKey>,
     /// `id`, `created`, `model` of the first chunk, for the chunks sent.
     template: Map<String, Value>,
+    /// The pieces of each identifier so far, by choice and path.
+    identifiers: BTreeMap<(u64, Vec<Seg>), String>,
     finish: BTreeMap<u64, String>,
     usage: Option<Value>,
 }
@@ -223,14 +233,6 @@ pub fn too_long() -> Cut {
     )
 }
 
-fn floor_char(s: &str, mut i: usize) -> usize {
-    i = i.min(s.len());
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
-}
-
 impl<'g> StreamGuard<'g> {
     /// A stream checked by `guard`'s output rail, looking for `canary`.
     #[must_use]
@@ -238,6 +240,7 @@ impl<'g> StreamGuard<'g> {
         Self {
             channels: Channels::new(guard, canary),
             template: Map::new(),
+            identifiers: BTreeMap::new(),
             finish: BTreeMap::new(),
             usage: None,
         }
@@ -315,10 +318,12 @@ impl<'g> StreamGuard<'g> {
             // Anything else in a choice: read as a whole, not passed on.
             let mut rest = Value::Object(std::mem::take(c));
             self.check_whole(&mut rest)?;
-            let mut texts = Vec::new();
-            let skeleton = split(delta, &mut Vec::new(), &mut texts);
-            if let Some(mut s) = skeleton.filter(has_leaf) {
-                self.check_whole(&mut s)?;
+            let (mut texts, mut ids) = (Vec::new(), Vec::new());
+            let skeleton = split(delta, &mut Vec::new(), &mut texts, &mut ids);
+            for (path, piece) in ids {
+                self.identifier(idx, path, &piece)?;
+            }
+            if let Some(s) = skeleton.filter(has_leaf) {
                 out.push(self.chunk(idx, s, None));
             }
             for (path, text) in texts {
@@ -398,23 +403,26 @@ impl<'g> StreamGuard<'g> {
 
     /// Reads a value that is passed on (or dropped) whole: it must pass as it is.
     fn check_whole(&self, v: &mut Value) -> Result<(), Cut> {
-        let doc = crate::openai_text::Doc::new(v, &[]);
-        if doc.is_empty() {
-            return Ok(());
-        }
-        for text in [&doc.text, &doc.identifiers]
-            .into_iter()
-            .filter(|t| !t.is_empty())
-        {
-            let verdict = self
-                .channels
-                .guard
-                .check_output(text, Some(&self.channels.canary));
-            if verdict.blocked || verdict.redacted.is_some() {
-                let mut verdict = verdict;
-                verdict.blocked = true;
-                return Err(verdict);
-            }
+        let (guard, canary) = (self.channels.guard, self.channels.canary.as_str());
+        crate::openai_text::output_rail(guard, v, canary, false).map(|_| ())
+    }
+
+    /// An identifier's piece, passed on at once. A client joins the pieces (the openai SDK
+    /// concatenates every string of a delta but `type`), so the piece is read with what came
+    /// before it: an address cut across two `name` pieces is seen whole.
+    fn identifier(&mut self, idx: u64, path: Vec<Seg>, piece: &str) -> Result<(), Cut> {
+        self.channels.charge(piece.len())?;
+        let whole = self.identifiers.entry((idx, path)).or_default();
+        whole.push_str(piece);
+        let from = whole.floor_char_boundary(whole.len().saturating_sub(piece.len() + CONTEXT));
+        let window = whole.get(from..).unwrap_or_default();
+        let mut v = self
+            .channels
+            .guard
+            .check_output(window, Some(&self.channels.canary));
+        if v.blocked || v.redacted.is_some() {
+            v.blocked = true;
+            return Err(v);
         }
         Ok(())
     }
@@ -560,32 +568,7 @@ impl<'g> ResponsesGuard<'g> {
     /// place, otherwise anything found cuts the stream.
     fn check_whole(&self, v: &mut Value, redact: bool) -> Result<(), Cut> {
         let (guard, canary) = (self.channels.guard, self.channels.canary.as_str());
-        let doc = crate::openai_text::Doc::new(v, &[]);
-        if !doc.identifiers.is_empty() {
-            let mut ids = guard.check_output(&doc.identifiers, Some(canary));
-            if ids.blocked || ids.redacted.is_some() {
-                ids.blocked = true;
-                return Err(ids);
-            }
-        }
-        if doc.text.is_empty() {
-            return Ok(());
-        }
-        let mut verdict = guard.check_output(&doc.text, Some(canary));
-        if verdict.blocked {
-            return Err(verdict);
-        }
-        match (&verdict.redacted, &verdict.edits) {
-            (None, _) => Ok(()),
-            (Some(_), Some(edits)) if redact => {
-                doc.apply(edits);
-                Ok(())
-            }
-            _ => {
-                verdict.blocked = true;
-                Err(verdict)
-            }
-        }
+        crate::openai_text::output_rail(guard, v, canary, redact).map(|_| ())
     }
 }
 
@@ -600,13 +583,19 @@ fn gather(v: &Value, out: &mut String) {
 }
 
 /// Splits a `delta` into what is passed on at once (identifiers, numbers, flags: the
-/// skeleton) and its text channels (path, text).
-fn split(v: Value, path: &mut Vec<Seg>, texts: &mut Vec<(Vec<Seg>, String)>) -> Option<Value> {
+/// skeleton, whose identifiers also go to `ids`) and its text channels (path, text).
+fn split(
+    v: Value,
+    path: &mut Vec<Seg>,
+    texts: &mut Vec<(Vec<Seg>, String)>,
+    ids: &mut Vec<(Vec<Seg>, String)>,
+) -> Option<Value> {
     match v {
         Value::String(s) => {
             let identifier =
                 matches!(path.last(), Some(Seg::Key(k)) if IDENTIFIERS.contains(&k.as_str()));
             if identifier {
+                ids.push((path.clone(), s.clone()));
                 Some(Value::String(s))
             } else {
                 if !s.is_empty() {
@@ -623,7 +612,7 @@ fn split(v: Value, path: &mut Vec<Seg>, texts: &mut Vec<(Vec<Seg>, String)>) -> 
                     .and_then(Value::as_u64)
                     .map_or(Seg::At(pos), Seg::Indexed);
                 path.push(seg);
-                if let Some(k) = split(item, path, texts) {
+                if let Some(k) = split(item, path, texts, ids) {
                     kept.push(k);
                 }
                 path.pop();
@@ -634,7 +623,7 @@ fn split(v: Value, path: &mut Vec<Seg>, texts: &mut Vec<(Vec<Seg>, String)>) -> 
             let mut kept = Map::new();
             for (k, item) in map {
                 path.push(Seg::Key(k.clone()));
-                if let Some(x) = split(item, path, texts) {
+                if let Some(x) = split(item, path, texts, ids) {
                     kept.insert(k, x);
                 }
                 path.pop();

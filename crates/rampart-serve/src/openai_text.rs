@@ -10,8 +10,10 @@
 //! by a line break. Identifiers (`id`, `object`, `model`, `role`, `type`, `name`,
 //! `finish_reason`, …) and object keys that are not part of the OpenAI schemas are read
 //! apart, in [`Doc::identifiers`], so the text of a plain answer is exactly its content (and
-//! reads as `guard check --output` reads it). Media payloads (`data:image/…;base64,` URLs, `input_audio.data`) are not
-//! text and are left out: the text rails cannot read an image or a sound.
+//! reads as `guard check --output` reads it). Media payloads in the fields the schemas give
+//! media (an `image_url`'s base64 image, `input_audio.data`, a file's `file_data`) are not
+//! text and are left out: the text rails cannot read an image or a sound. The same `data:`
+//! URL anywhere else is text.
 
 use rampart_guard::output::Edit;
 use serde_json::Value;
@@ -119,18 +121,25 @@ const IDENTIFIER_KEYS: &[&str] = &[
     "type",
 ];
 
-/// Whether `s` under `key` is a media payload rather than text.
+/// Whether `s`, the value of `key` in an object that is the value of `parent`, is a media
+/// payload rather than text: only in the fields the schemas give media — an image URL, a
+/// file's data, audio data — and, for the URLs and files, only as a base64 `data:` URL of
+/// that kind. The same bytes anywhere else (an answer's content that is a `data:` URL
+/// carrying a secret) are text.
 fn media(key: Option<&str>, parent: Option<&str>, s: &str) -> bool {
-    let data_url = s
-        .get(..s.len().min(64))
-        .and_then(|head| head.strip_prefix("data:"))
-        .is_some_and(|head| {
-            head.contains(";base64,")
-                && ["image/", "audio/", "video/"]
-                    .iter()
-                    .any(|m| head.starts_with(m))
-        });
-    data_url || (key == Some("data") && matches!(parent, Some("input_audio" | "audio")))
+    let data_url = |kinds: &[&str]| {
+        s.get(..s.len().min(80))
+            .and_then(|head| head.strip_prefix("data:"))
+            .is_some_and(|head| {
+                head.contains(";base64,") && kinds.iter().any(|m| head.starts_with(m))
+            })
+    };
+    match (parent, key) {
+        (Some("image_url"), Some("url")) | (_, Some("image_url")) => data_url(&["image/"]),
+        (Some("input_audio" | "audio"), Some("data")) => true,
+        (_, Some("file_data")) => data_url(&[""]),
+        _ => false,
+    }
 }
 
 /// The strings of a document, joined for a rail; see the module documentation.
@@ -141,8 +150,8 @@ pub struct Doc<'a> {
     /// but never rewritten (something to redact there withholds the whole).
     pub identifiers: String,
     leaves: Vec<&'a mut String>,
-    /// `(leaf, start, end)` of each leaf in `text`.
-    spans: Vec<(usize, usize, usize)>,
+    /// Where each leaf (by position) lies in `text`.
+    spans: Vec<(usize, usize)>,
 }
 
 impl<'a> Doc<'a> {
@@ -170,13 +179,13 @@ impl<'a> Doc<'a> {
         let mut spans = Vec::with_capacity(found.len());
         let mut leaves = Vec::with_capacity(found.len());
         let mut last: Option<String> = None;
-        for (i, (shape, s)) in found.into_iter().enumerate() {
+        for (shape, s) in found {
             if last.as_ref().is_some_and(|l| *l != shape) {
                 text.push('\n');
             }
             let start = text.len();
             text.push_str(s);
-            spans.push((i, start, text.len()));
+            spans.push((start, text.len()));
             leaves.push(s);
             last = Some(shape);
         }
@@ -208,20 +217,21 @@ impl<'a> Doc<'a> {
     pub fn apply(self, edits: &[Edit]) {
         let mut local: Vec<Vec<Edit>> = vec![Vec::new(); self.leaves.len()];
         for e in edits {
-            let mut first = true;
-            for &(leaf, s, t) in &self.spans {
-                if e.end <= s || e.start >= t {
-                    continue;
-                }
-                let (a, b) = (e.start.max(s) - s, e.end.min(t) - s);
+            // The strings lie in order in the text: the first one the edit reaches, then on.
+            let from = self.spans.partition_point(|&(_, end)| end <= e.start);
+            let reached = self.spans.iter().enumerate().skip(from);
+            for (n, (leaf, &(s, t))) in reached.take_while(|(_, (s, _))| *s < e.end).enumerate() {
                 if let Some(l) = local.get_mut(leaf) {
                     l.push(Edit {
-                        start: a,
-                        end: b,
-                        with: if first { e.with.clone() } else { String::new() },
+                        start: e.start.max(s) - s,
+                        end: e.end.min(t) - s,
+                        with: if n == 0 {
+                            e.with.clone()
+                        } else {
+                            String::new()
+                        },
                     });
                 }
-                first = false;
             }
         }
         for (leaf, es) in self.leaves.into_iter().zip(local) {
@@ -282,9 +292,69 @@ fn walk<'a>(
     }
 }
 
+/// The output rail on a whole document — an answer, an error body, a stream's event:
+/// anything that blocks withholds it (`Err`), and so does anything found in its identifiers,
+/// which are never rewritten. Personal data in its text is redacted in place when `redact`
+/// (`Ok(Some(verdict))`, for the audit; a changed `logprobs` token gets its new bytes) and
+/// withholds it otherwise.
+///
+/// # Errors
+/// The verdict, when the document must be withheld.
+pub fn output_rail(
+    guard: &rampart_guard::Guard,
+    v: &mut Value,
+    canary: &str,
+    redact: bool,
+) -> Result<Option<rampart_guard::Verdict>, rampart_guard::Verdict> {
+    // Only a document with logprobs needs its earlier self, to rewrite their bytes.
+    let before = (redact && has_key(v, "logprobs")).then(|| v.clone());
+    let doc = Doc::new(v, &[]);
+    if !doc.identifiers.is_empty() {
+        let mut ids = guard.check_output(&doc.identifiers, Some(canary));
+        if ids.blocked || ids.redacted.is_some() {
+            ids.blocked = true;
+            return Err(ids);
+        }
+    }
+    if doc.text.is_empty() {
+        return Ok(None);
+    }
+    let mut verdict = guard.check_output(&doc.text, Some(canary));
+    if verdict.blocked {
+        return Err(verdict);
+    }
+    if verdict.redacted.is_none() {
+        return Ok(None);
+    }
+    if !redact {
+        verdict.blocked = true;
+        return Err(verdict);
+    }
+    match &verdict.edits {
+        Some(edits) => doc.apply(edits),
+        // Redacted on its reading view: string by string.
+        None => doc.each(|s| guard.check_output(s, Some(canary)).redacted),
+    }
+    if let Some(before) = before {
+        fix_token_bytes(&before, v);
+    }
+    Ok(Some(verdict))
+}
+
+/// Whether `key` is present, not null, anywhere in `v`.
+fn has_key(v: &Value, key: &str) -> bool {
+    match v {
+        Value::Object(o) => o
+            .iter()
+            .any(|(k, x)| (k == key && !x.is_null()) || has_key(x, key)),
+        Value::Array(a) => a.iter().any(|x| has_key(x, key)),
+        _ => false,
+    }
+}
+
 /// After redaction: a `logprobs` entry whose `token` changed gets the `bytes` of its new
 /// token (the old bytes would spell what was redacted). `before` is the document as it was.
-pub fn fix_token_bytes(before: &Value, after: &mut Value) {
+fn fix_token_bytes(before: &Value, after: &mut Value) {
     match (before, after) {
         (Value::Object(b), Value::Object(a)) => {
             let changed = match (b.get("token"), a.get("token")) {
@@ -330,7 +400,8 @@ mod tests {
                 {"message": {"content": [{"type": "text", "text": "second"}]}}
             ],
             "surprise": {"deep": ["x"]},
-            "image": "data:image/png;base64,AAAA"
+            "image": {"image_url": {"url": "data:image/png;base64,AAAA"}},
+            "fake": "data:image/png;base64,QUtJQQ=="
         });
         let doc = Doc::new(&mut v, &[]);
         let lines: Vec<&str> = doc.text.lines().collect();
@@ -339,8 +410,20 @@ mod tests {
             assert!(lines.iter().any(|l| l.contains(s)), "{s}: {lines:?}");
         }
         assert!(!doc.text.contains("AAAA"), "media is not text");
+        assert!(
+            doc.text.contains("QUtJQQ=="),
+            "a data URL elsewhere is text"
+        );
         let ids: Vec<&str> = doc.identifiers.lines().collect();
-        for s in ["f", "text", "extra_field", "surprise", "deep", "image"] {
+        for s in [
+            "f",
+            "text",
+            "extra_field",
+            "surprise",
+            "deep",
+            "image",
+            "fake",
+        ] {
             assert!(ids.contains(&s), "{s}: {ids:?}");
         }
         assert!(!ids.contains(&"choices"), "schema keys are not read");

@@ -318,7 +318,11 @@ fn parse_outputs(bytes: &[u8]) -> Result<Vec<Tensor>, String> {
         .collect()
 }
 
-async fn read_bounded(mut answer: reqwest::Response, most: usize) -> Result<Vec<u8>, String> {
+/// The body of `answer`, read as it arrives and refused past `most` bytes.
+pub(crate) async fn read_bounded(
+    mut answer: reqwest::Response,
+    most: usize,
+) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     while let Some(chunk) = answer.chunk().await.map_err(|e| e.to_string())? {
         if out.len() + chunk.len() > most {
