@@ -926,7 +926,7 @@ impl Detector {
                         Some((at, w, n)) if at == c.start => (w, n),
                         _ => {
                             let window = context_window(text, c.start);
-                            let masks = (context_mask(window), context_mask(last_words(window, 2)));
+                            let masks = context_masks(window);
                             seen = Some((c.start, masks.0, masks.1));
                             masks
                         }
@@ -2136,7 +2136,7 @@ fn abbreviation_before(window: &str, dot: usize) -> bool {
 
 /// The last `n` words of a window (what says a number is an order number: `Order #…`,
 /// `invoice …`, `version …`).
-fn last_words(window: &str, n: usize) -> &str {
+fn last_words_start(window: &str, n: usize) -> usize {
     let trimmed = window.trim_end();
     let bytes = trimmed.as_bytes();
     let mut seen = 0;
@@ -2154,7 +2154,7 @@ fn last_words(window: &str, n: usize) -> &str {
             i -= 1;
         }
     }
-    trimmed.get(i..).unwrap_or(trimmed)
+    i
 }
 
 /// The context lists a word can be looked up in: bit `entity as u32` for an entity's own
@@ -2171,6 +2171,9 @@ const fn context_list(entity: Entity) -> u64 {
 /// Every context word, with the lists it is in.
 struct ContextIndex {
     words: FxHashMap<String, u64>,
+    /// For each lower-case ASCII first byte, bit `n` set when an entry of `n` bytes starts
+    /// with it: most words of a text are no entry, and this says so without hashing them.
+    ascii_lengths: [u64; 128],
     /// Entries in scripts written without spaces, found inside runs (`電話番号は`).
     inside: Vec<(&'static str, u64)>,
 }
@@ -2195,13 +2198,27 @@ fn context_index() -> &'static ContextIndex {
                 }
             }
         }
-        ContextIndex { words, inside }
+        let mut ascii_lengths = [0u64; 128];
+        for w in words.keys().filter(|w| w.is_ascii() && w.len() < 64) {
+            if let Some(slot) = w
+                .bytes()
+                .next()
+                .and_then(|b| ascii_lengths.get_mut(usize::from(b)))
+            {
+                *slot |= 1 << w.len();
+            }
+        }
+        ContextIndex {
+            words,
+            ascii_lengths,
+            inside,
+        }
     })
 }
 
-/// The context lists (bits as in [`context_list`]) with a word in `window`, in any case.
-pub(crate) fn context_mask(window: &str) -> u64 {
-    let index = context_index();
+/// The context lists (bits as in [`context_list`]) of one word (as the text splits it: it
+/// may keep inner `#`, `-` and `.`), in any case.
+fn word_lists(index: &ContextIndex, word: &str) -> u64 {
     let lists = |w: &str| -> u64 {
         if w.is_empty() {
             return 0;
@@ -2209,7 +2226,16 @@ pub(crate) fn context_mask(window: &str) -> u64 {
         if w.is_ascii() {
             // Context words are short: a longer word is none, and a short one is lowered on
             // the stack.
-            let mut buf = [0u8; 32];
+            let first = w.as_bytes().first().map_or(0, u8::to_ascii_lowercase);
+            let lengths = index
+                .ascii_lengths
+                .get(usize::from(first))
+                .copied()
+                .unwrap_or(0);
+            if w.len() >= 64 || lengths & (1 << w.len()) == 0 {
+                return 0;
+            }
+            let mut buf = [0u8; 64];
             let Some(lower) = buf.get_mut(..w.len()) else {
                 return 0;
             };
@@ -2229,22 +2255,57 @@ pub(crate) fn context_mask(window: &str) -> u64 {
             .filter(|(e, _)| lower.contains(e))
             .fold(whole, |m, (_, bit)| m | bit)
     };
-    // Words keep inner `#`, `-` and `.` (`ss#`, `e-mail`, `d.o.b`), so every entry is one word;
-    // a hyphenated word also counts by its parts (`Appelez-moi`).
-    window
-        .split(|c: char| !(c.is_alphanumeric() || c == '#' || c == '-' || c == '.'))
-        .map(|w| w.trim_matches(|c: char| c == '.' || c == '-'))
-        .fold(0, |m, w| {
-            let parts = if w.contains('-') {
-                w.split('-').fold(0, |m, p| m | lists(p))
-            } else {
-                0
-            };
-            m | lists(w) | parts
-        })
+    // Every entry is one word; a hyphenated word also counts by its parts (`Appelez-moi`).
+    let w = word.trim_matches(|c: char| c == '.' || c == '-');
+    let parts = if w.contains('-') {
+        w.split('-').fold(0, |m, p| m | lists(p))
+    } else {
+        0
+    };
+    lists(w) | parts
 }
 
-/// A URL's length without trailing punctuation that belongs to the sentence.
+/// Whether `c` belongs to a word for the context lists: words keep inner `#`, `-` and `.`
+/// (`ss#`, `e-mail`, `d.o.b`).
+fn context_word_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '#' || c == '-' || c == '.'
+}
+
+/// The context lists (bits as in [`context_list`]) with a word in `window`, in any case.
+pub(crate) fn context_mask(window: &str) -> u64 {
+    let index = context_index();
+    window
+        .split(|c: char| !context_word_char(c))
+        .fold(0, |m, w| m | word_lists(index, w))
+}
+
+/// [`context_mask`] of `window` and of its last two words (cut at ASCII whitespace), in one
+/// pass: the words of the last two are the window's words that start where they start.
+fn context_masks(window: &str) -> (u64, u64) {
+    let index = context_index();
+    let near_from = last_words_start(window, 2);
+    let (mut all, mut near) = (0, 0);
+    let mut start = None;
+    for (i, c) in window
+        .char_indices()
+        .chain(std::iter::once((window.len(), ' ')))
+    {
+        match (context_word_char(c), start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                start = None;
+                let m = word_lists(index, window.get(s..i).unwrap_or_default());
+                all |= m;
+                if s >= near_from {
+                    near |= m;
+                }
+            }
+            _ => {}
+        }
+    }
+    (all, near)
+}
+
 /// The end of the base64 block starting at `at`, and its number of base64 characters: lines
 /// of one width, the last one shorter. A short line that does not look random (`thanks` on
 /// the line after a key) is not part of it.
@@ -2340,6 +2401,7 @@ fn aws_secret_keys(text: &str, out: &mut Vec<Candidate>) {
     }
 }
 
+/// A URL's length without trailing punctuation that belongs to the sentence.
 fn trim_url(url: &str) -> usize {
     url.trim_end_matches(['.', ',', ';', ':', '!', '?', ')', ']', '}', '\'', '"'])
         .len()
