@@ -947,3 +947,46 @@ fn joinable(gap: &str) -> bool {
     }
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The byte check before `number_first` never turns away what the pattern reads.
+    #[test]
+    fn the_street_check_passes_every_house_number_the_pattern_reads() {
+        let a = Addresses::new().unwrap();
+        let mut read = 0;
+        for number in ["221", "47", "12", "5", "10", "7", "12345"] {
+            for suffix in [
+                "", "B", "b", "/2", "-14", "/3a", " bis", "bis", " ter", ",", "B,", " bis,",
+            ] {
+                for gap in [" ", "  ", "\t", ", ", " \t"] {
+                    for street in [
+                        "Baker Street",
+                        "rue de la Paix",
+                        "Calle Mayor",
+                        "Via dell'Orso",
+                        "Élysée Avenue",
+                        "main st",
+                    ] {
+                        let text = format!("{number}{suffix}{gap}{street}, somewhere");
+                        if a.number_first.is_match(&text) {
+                            read += 1;
+                            assert!(may_name_a_street(text.as_bytes(), number.len()), "{text:?}");
+                        }
+                    }
+                }
+            }
+        }
+        assert!(read > 300, "the pattern read only {read} of the cases");
+        for (text, at) in [
+            ("12:30 today", 2),
+            ("5.5 km", 1),
+            ("100% sure", 3),
+            ("2024\n", 4),
+        ] {
+            assert!(!may_name_a_street(text.as_bytes(), at), "{text:?}");
+        }
+    }
+}

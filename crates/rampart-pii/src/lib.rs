@@ -2273,10 +2273,7 @@ fn context_word_char(c: char) -> bool {
 
 /// The context lists (bits as in [`context_list`]) with a word in `window`, in any case.
 pub(crate) fn context_mask(window: &str) -> u64 {
-    let index = context_index();
-    window
-        .split(|c: char| !context_word_char(c))
-        .fold(0, |m, w| m | word_lists(index, w))
+    context_masks(window).0
 }
 
 /// [`context_mask`] of `window` and of its last two words (cut at ASCII whitespace), in one
