@@ -161,6 +161,56 @@ fn denied_topics_refuse_with_their_message() {
 }
 
 #[test]
+fn leaked_credentials_of_common_providers_block_the_answer() {
+    let g = guard();
+    // A real (revoked) GitHub token with its checksum, an OpenAI project key, a password in
+    // a connection string, an Azure storage key and an environment dump.
+    let azure = format!(
+        "{}==",
+        "Xk29fLq8Rm3Vt7Zp1Wn4Yc6Hb5Jd0Gs/+"
+            .repeat(3)
+            .get(..86)
+            .unwrap()
+    );
+    for (answer, secret) in [
+        (
+            "Use 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 to push.".to_owned(),
+            "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",
+        ),
+        (
+            "OPENAI_API_KEY=sk-proj-Xk29fLq8Rm3Vt7Zp1Wn4Yc6Hb5Jd0GsT3BlbkFJa8Kw2Lq9Zx4Vn7Rt1"
+                .to_owned(),
+            "T3BlbkFJa8Kw2Lq9Zx4Vn7Rt1",
+        ),
+        (
+            "Connect with postgres://app:S3cr3t-Pa55@db.internal:5432/prod".to_owned(),
+            "S3cr3t-Pa55",
+        ),
+        (
+            format!("AccountName=acme;AccountKey={azure};EndpointSuffix=core.windows.net"),
+            "Xk29fLq8Rm3Vt7Zp1Wn4",
+        ),
+        (
+            "MASTER_KEY=Zr8q2Lw9XkP4vT7mNb3Hc6Qa".to_owned(),
+            "Zr8q2Lw9XkP4vT7mNb3Hc6Qa",
+        ),
+    ] {
+        let v = g.check_output(&answer, None);
+        assert!(v.blocked, "{answer}: {v:#?}");
+        assert!(!serde_json::to_string(&v).unwrap().contains(secret));
+    }
+    // Placeholders in documentation-style answers pass.
+    for answer in [
+        "Set OPENAI_API_KEY=sk-... in your shell.",
+        "The URL looks like postgres://user:password@localhost/db.",
+        "Stripe test mode uses keys such as sk_test_4eC39HqLyjWDarjtT1zdp7dc.",
+    ] {
+        let v = g.check_output(answer, None);
+        assert!(!v.blocked, "{answer}: {v:#?}");
+    }
+}
+
+#[test]
 fn output_rails_redact_pii_and_block_secrets_canaries_banned_and_links() {
     let g = guard();
     let v = g.check_output("Write to alice@example.org for help.", None);

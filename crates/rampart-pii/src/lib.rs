@@ -27,6 +27,7 @@ pub mod person;
 mod phone;
 pub mod redact;
 pub mod safe_csv;
+mod secrets;
 
 use rustc_hash::{FxHashMap, FxHashSet as HashSet};
 use std::fmt;
@@ -508,8 +509,22 @@ pub const RULES: &[&str] = &[
     "private-key-body",
     "jwt",
     "github-token",
+    "npm-token",
     "slack-token",
     "stripe-key",
+    "openai-key",
+    "anthropic-key",
+    "openai-style-key",
+    "google-api-key",
+    "google-oauth",
+    "gitlab-token",
+    "sendgrid-key",
+    "twilio-api-key",
+    "huggingface-token",
+    "azure-key",
+    "azure-client-secret",
+    "url-credentials",
+    "connection-string-password",
     "secret-assignment",
     "secret-high-entropy",
     "secret-column",
@@ -701,6 +716,7 @@ struct Patterns {
     url: Regex,
     iban: Regex,
     prefixed: Regex,
+    url_password: Regex,
     assignment: Regex,
     person_context: Regex,
     surname_after: Regex,
@@ -726,17 +742,25 @@ impl Patterns {
             iban: Regex::new(
                 r"(?-u)^[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b",
             )?,
-            prefixed: Regex::new(concat!(
-                r"(?-u)(?:A(?:KIA|SIA|GPA|IDA|ROA|NPA|NVA|IPA)[A-Z0-9]{16})",
-                r"|(?:-----BEGIN [A-Z ]{0,24}PRIVATE KEY(?: BLOCK)?-----)",
-                r"|(?:eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,})",
-                r"|(?:gh[pousr]_[A-Za-z0-9]{36,})|(?:github_pat_[A-Za-z0-9_]{60,})",
-                r"|(?:xox[abposr]-[A-Za-z0-9\-]{10,})",
-                r"|(?:(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,})",
+            // Stripe's test-mode keys reach no real account, and its publishable keys are
+            // public by design: only live secret and restricted keys are leaks.
+            prefixed: Regex::new(&format!(
+                "{}{}",
+                concat!(
+                    r"(?-u)(?:A(?:KIA|SIA|GPA|IDA|ROA|NPA|NVA|IPA)[A-Z0-9]{16})",
+                    r"|(?:-----BEGIN [A-Z ]{0,24}PRIVATE KEY(?: BLOCK)?-----)",
+                    r"|(?:eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,})",
+                    r"|(?:gh[pousr]_[A-Za-z0-9]{36,})|(?:github_pat_[A-Za-z0-9_]{60,})",
+                    r"|(?:xox[abposr]-[A-Za-z0-9\-]{10,})",
+                    r"|(?:(?:sk|rk)_live_[A-Za-z0-9]{16,})",
+                ),
+                secrets::PATTERN
             ))?,
+            url_password: Regex::new(secrets::URL_PASSWORD)?,
             assignment: Regex::new(concat!(
                 r#"(?i)(api[_\-]?key|apikey|secret|token|passw(?:or)?d|pwd|access[_\-]?key|"#,
-                r#"private[_\-]?key|auth|credentials?|client[_\-]?secret)[a-z_\-]{0,20}["']?"#,
+                r#"private[_\-]?key|auth|credentials?|client[_\-]?secret|passphrase|"#,
+                r#"[a-z0-9][_\-](?:key|pass|salt|pat)(?-u:\b))[a-z_\-]{0,20}["']?"#,
                 r#"[ \t]{0,3}(?:[:=]|=>|(?-u:\b)is(?-u:\b))[ \t]{0,3}["']?([^\s"',;]{6,})"#,
             ))?,
             person_context: Regex::new(concat!(
@@ -889,6 +913,7 @@ impl Detector {
                 if boundary_before(bytes, m.start())
                     && !bytes_at(bytes, m.end()).is_some_and(is_word)
                     && m.len() <= MAX_EMAIL_BYTES
+                    && !secrets::after_url_user(bytes, m.start())
                 {
                     cands.push(cand(Entity::Email, m.start(), m.end(), 0.9, "email"));
                 }
@@ -1430,7 +1455,7 @@ impl Detector {
         // glued before or after one (`key_AKIA…`, `x-----BEGIN …`, `AKIA…abc`) hides nothing.
         for m in self.p.prefixed.find_iter(text) {
             let s = m.as_str();
-            let (start, mut end) = (m.start(), m.end());
+            let (mut start, mut end) = (m.start(), m.end());
             let glued = !boundary_before(bytes, start);
             let (entity, rule, base) = if s.starts_with("-----BEGIN") {
                 // Take the whole block when its END line is near.
@@ -1444,7 +1469,7 @@ impl Detector {
                     end += close.unwrap_or(i);
                 }
                 (Entity::PrivateKey, "private-key-block", 0.95)
-            } else if s.starts_with('A') {
+            } else if s.len() == 20 && s.starts_with('A') {
                 // A template's key id (`AKIAXXXXXXXXXXXXXXXX`). AWS's own documentation key
                 // (`AKIAIOSFODNN7EXAMPLE`) is still reported: it is what a leak looks like in
                 // every example, and a rail that let it through would be tested by nothing.
@@ -1457,6 +1482,20 @@ impl Detector {
                     continue;
                 }
                 (Entity::Jwt, "jwt", 0.9)
+            } else if !s.starts_with("xox") && !s.starts_with("sk_") && !s.starts_with("rk_") {
+                let Some((entity, rule, base, len)) = secrets::classify(s, glued) else {
+                    continue;
+                };
+                end = start + len;
+                // A layout of fixed length with more of the token after it is another token.
+                if bytes.get(end).is_some_and(u8::is_ascii_alphanumeric) {
+                    continue;
+                }
+                // An Azure key is the value after its name.
+                if rule == "azure-key" {
+                    start += s.find('=').map_or(0, |i| i + 1);
+                }
+                (entity, rule, base)
             } else {
                 // A prefix inside an identifier (`mask_test_configuration…`) is no token: glued
                 // to a word, the body must look random (digits and letters of both cases; a
@@ -1470,9 +1509,7 @@ impl Detector {
                 if glued && !random {
                     continue;
                 }
-                if s.starts_with("gh") || s.starts_with("github_pat_") {
-                    (Entity::ApiToken, "github-token", 0.9)
-                } else if s.starts_with("xox") {
+                if s.starts_with("xox") {
                     (Entity::ApiToken, "slack-token", 0.9)
                 } else {
                     (Entity::ApiToken, "stripe-key", 0.9)
@@ -1482,6 +1519,8 @@ impl Detector {
         }
         Self::key_bodies(text, out);
         aws_secret_keys(text, out);
+        secrets::url_passwords(&self.p.url_password, text, out);
+        secrets::entra_secrets(text, out);
         if !has_assignment_word(bytes) {
             return;
         }
@@ -1499,22 +1538,42 @@ impl Detector {
             if v.len() > MAX_TOKEN_BYTES {
                 continue;
             }
-            if v.iter().all(u8::is_ascii_alphabetic)
-                && v.len() < 12
-                && !key.as_str().to_ascii_lowercase().starts_with("pass")
-            {
+            // An environment name ending `_KEY`, `_PASS`, `_SALT` or `_PAT` (`MASTER_KEY=`,
+            // `DB_PASS=`): only a random value is a secret, and public keys are none.
+            let k = key.as_str().to_ascii_lowercase();
+            let passwordish =
+                k.starts_with("pass") || k.get(1..) == Some("_pass") || k.get(1..) == Some("-pass");
+            let suffix_word = matches!(k.as_bytes().get(1), Some(b'_' | b'-'));
+            if suffix_word {
+                let name_start = bytes.get(..m.start() + key.start()).map_or(0, |h| {
+                    h.iter()
+                        .rposition(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-')))
+                        .map_or(0, |i| i + 1)
+                });
+                let name = text
+                    .get(name_start..m.start() + key.end())
+                    .unwrap_or_default()
+                    .to_ascii_lowercase();
+                if name.contains("public") || name.contains("publishable") || name.contains("pub_")
+                {
+                    continue;
+                }
+                if !passwordish && (v.len() < 16 || checks::entropy(v) < 3.5 || char_classes(v) < 2)
+                {
+                    continue;
+                }
+            }
+            if v.iter().all(u8::is_ascii_alphabetic) && v.len() < 12 && !passwordish {
                 continue;
             }
-            if is_placeholder(value.as_str()) {
+            if is_placeholder(value.as_str()) || secrets::test_or_public_key(value.as_str()) {
                 continue;
             }
             let classes = char_classes(v);
             let entropy = checks::entropy(v);
             let (rule, base) = if v.len() >= 16 && entropy >= 3.5 && classes >= 2 {
                 ("secret-high-entropy", 0.85)
-            } else if key.as_str().to_ascii_lowercase().starts_with("pass")
-                || key.as_str().eq_ignore_ascii_case("pwd")
-            {
+            } else if passwordish || key.as_str().eq_ignore_ascii_case("pwd") {
                 if classes < 2 && v.len() < 10 {
                     continue;
                 }

@@ -335,8 +335,8 @@ fn secrets() {
     hit(
         &d,
         Entity::ApiToken,
-        "GITHUB_TOKEN=ghp_16C7e42F292c6912E7710c838347Ae178B4a",
-        "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+        "GITHUB_TOKEN=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",
+        "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",
     );
     hit(
         &d,
@@ -519,8 +519,8 @@ fn keys_and_tokens_are_found_by_their_own_structure() {
     hit(
         &d,
         Entity::ApiToken,
-        "tokenghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5",
-        "ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5",
+        "token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",
+        "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",
     );
     hit(
         &d,
@@ -1480,4 +1480,204 @@ fn a_block_of_lines_reads_as_each_line_alone() {
             .any(|f| f.0 == Entity::Phone && f.1 > tel && f.1 < tel + 12 && f.3 >= 0.95),
         "{alone:?}"
     );
+}
+
+/// GitHub's and npm's token layout in the test: 30 random characters and their CRC32 in base
+/// 62 (digits, upper, lower), six characters.
+fn crc_token(prefix: &str, random: &str) -> String {
+    const B62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut v = crc32fast::hash(random.as_bytes());
+    let mut sum = [b'0'; 6];
+    for slot in sum.iter_mut().rev() {
+        *slot = B62[(v % 62) as usize];
+        v /= 62;
+    }
+    format!("{prefix}{random}{}", std::str::from_utf8(&sum).unwrap())
+}
+
+#[test]
+fn github_and_npm_tokens_carry_their_checksum() {
+    let d = detector();
+    // Revoked real tokens, published with their checksums by therootcompany/base62-token.js.
+    for t in [
+        "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",
+        "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",
+        "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",
+    ] {
+        assert!(secrets::crc32_base62_valid(&t[4..]), "{t}");
+        hit(&d, Entity::ApiToken, &format!("token: {t}"), t);
+        // One character changed: the checksum fails, and it is no token.
+        let tampered =
+            format!("{}{}", &t[..10], if &t[10..11] == "a" { "b" } else { "a" }) + &t[11..];
+        miss(&d, Entity::ApiToken, &format!("token: {tampered}"));
+    }
+    // GitHub's documentation example has no valid checksum.
+    miss(
+        &d,
+        Entity::ApiToken,
+        "export GITHUB_TOKEN=ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+    );
+    let npm = crc_token("npm_", "Kq7Vd2XbT9mLw4Rz8Hc1Pn6Jy3Fs5G");
+    hit(
+        &d,
+        Entity::ApiToken,
+        &format!("//registry.npmjs.org/:_authToken={npm}"),
+        &npm,
+    );
+    let bad = format!(
+        "{}{}",
+        &npm[..39],
+        if npm.ends_with('a') { 'b' } else { 'a' }
+    );
+    miss(&d, Entity::ApiToken, &format!("_authToken {bad}"));
+}
+
+#[test]
+fn provider_keys_are_found_by_their_layout() {
+    let d = detector();
+    let openai = "sk-proj-Xk29fLq8Rm3Vt7Zp1Wn4Yc6Hb5Jd0GsT3BlbkFJa8Kw2Lq9Zx4Vn7Rt1Yp5Hm3Jc6Gd0Fb";
+    let anthropic = format!(
+        "sk-ant-api03-{}AA",
+        "Rz8Kq2Vd7XbT9mLw4Hc1Pn6Jy3Fs5Gt0Qa"
+            .repeat(3)
+            .get(..93)
+            .unwrap()
+    );
+    let deepseek_style = "sk-4f9a1c7e2b8d4e6f9a0b3c5d7e1f2a4b";
+    let google = "AIzaSyD4kR9xQ2mV7tL1pZ8wN3cH6bJ5fG0sYaE";
+    let gitlab = "glpat-Xk29fLq8Rm3Vt7Zp1Wn4";
+    let slack_hook = "hooks.slack.com/services/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";
+    let sendgrid = "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";
+    let twilio = "SK2b8d4e6f9a0b3c5d7e1f2a4b6c8d0e1f";
+    let hf = "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";
+    let whsec = "whsec_Xk29fLq8Rm3Vt7Zp1Wn4Yc6Hb5Jd0Gs";
+    for (text, value) in [
+        (format!("OPENAI_API_KEY={openai}"), openai.to_owned()),
+        (
+            format!("client = Anthropic(api_key=\"{anthropic}\")"),
+            anthropic.clone(),
+        ),
+        (
+            format!("use {deepseek_style} for the API"),
+            deepseek_style.to_owned(),
+        ),
+        (format!("maps key {google}"), google.to_owned()),
+        (
+            format!("git clone https://oauth2:{gitlab}@gitlab.com/g/p.git"),
+            gitlab.to_owned(),
+        ),
+        (
+            format!("post to https://{slack_hook}"),
+            slack_hook.to_owned(),
+        ),
+        (format!("SENDGRID={sendgrid}"), sendgrid.to_owned()),
+        (format!("twilio {twilio} ok"), twilio.to_owned()),
+        (format!("login with {hf}"), hf.to_owned()),
+        (format!("endpoint secret {whsec}"), whsec.to_owned()),
+    ] {
+        let f = found(&d, &text);
+        assert!(
+            f.iter().any(|(e, v)| *e == Entity::ApiToken && v == &value),
+            "{text}: {f:?}"
+        );
+    }
+    let key = format!(
+        "{}==",
+        "Xk29fLq8Rm3Vt7Zp1Wn4Yc6Hb5Jd0Gs/+"
+            .repeat(3)
+            .get(..86)
+            .unwrap()
+    );
+    hit(
+        &d,
+        Entity::Secret,
+        &format!(
+            "DefaultEndpointsProtocol=https;AccountName=acme;AccountKey={key};EndpointSuffix=core.windows.net"
+        ),
+        &key,
+    );
+    hit(
+        &d,
+        Entity::Secret,
+        "client_secret: Zx18Q~Kq7Vd2XbT9mLw4Rz8Hc1Pn6Jy3Fs5Gt0",
+        "Zx18Q~Kq7Vd2XbT9mLw4Rz8Hc1Pn6Jy3Fs5Gt0",
+    );
+}
+
+#[test]
+fn provider_key_look_alikes_pass() {
+    let d = detector();
+    // Documentation placeholders, shortened keys, test-mode and publishable keys, and words
+    // that happen to start like a key.
+    for text in [
+        "OPENAI_API_KEY=sk-...",
+        "set OPENAI_API_KEY to sk-your-key-here-0000000000000000000",
+        "sk-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "the task-force-alignment-meeting-notes-2024-final summary",
+        "AIzaSyXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX",
+        "glpat-xxxxxxxxxxxxxxxxxxxx",
+        "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX",
+        "hf_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "stripe.api_key = 'sk_test_4eC39HqLyjWDarjtT1zdp7dc'",
+        "Stripe('pk_live_51HxYzAbCdEfGhIjKlMnOpQrStUv')",
+        "SKU SK0000000000000000000000000000000 out of stock",
+        "SENDGRID=SG.Xk29fLq8Rm3Vt7Zp1Wn4Yc.6Hb5Jd0GsT3BlKw2Lq9Zx4Vn7Rt1Yp5Hm3Jc6Gd0FbAa8Kw2L",
+    ] {
+        let f = found(&d, text);
+        assert!(
+            f.iter()
+                .all(|(e, _)| !matches!(e, Entity::ApiToken | Entity::Secret)),
+            "{text}: {f:?}"
+        );
+    }
+}
+
+#[test]
+fn passwords_in_connection_strings_and_urls() {
+    let d = detector();
+    for (text, pass) in [
+        (
+            "DATABASE_URL=postgres://app:S3cr3t-Pa55@db.internal:5432/prod",
+            "S3cr3t-Pa55",
+        ),
+        (
+            "mongodb+srv://admin:q8Lz2Vw7Kp@cluster0.ab1cd.mongodb.net/test",
+            "q8Lz2Vw7Kp",
+        ),
+        ("REDIS_URL=redis://:Hx7fK2qL9z@cache:6379/0", "Hx7fK2qL9z"),
+        (
+            "pull from https://deploy:gh7Tq9xLm2@registry.acme.io/v2/",
+            "gh7Tq9xLm2",
+        ),
+    ] {
+        hit(&d, Entity::Secret, text, pass);
+    }
+    for text in [
+        "postgres://user:password@localhost/db",
+        "mongodb+srv://admin:${MONGO_PASSWORD}@cluster0.mongodb.net",
+        "mysql://root:<password>@127.0.0.1:3306/app",
+        "see https://example.com/a:b@c for the syntax",
+    ] {
+        miss(&d, Entity::Secret, text);
+    }
+}
+
+#[test]
+fn environment_dumps_name_their_secrets() {
+    let d = detector();
+    hit(
+        &d,
+        Entity::Secret,
+        "MASTER_KEY=Zr8q2Lw9XkP4vT7mNb3Hc6Qa",
+        "Zr8q2Lw9XkP4vT7mNb3Hc6Qa",
+    );
+    hit(&d, Entity::Secret, "export DB_PASS=hunter2!", "hunter2!");
+    for text in [
+        "PUBLIC_KEY=MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE",
+        "STRIPE_PUBLISHABLE_KEY=Zr8q2Lw9XkP4vT7mNb3Hc6Qa",
+        "SORT_KEY=created_at",
+        "CACHE_KEY=v2",
+    ] {
+        miss(&d, Entity::Secret, text);
+    }
 }
