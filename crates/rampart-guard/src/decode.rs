@@ -1,5 +1,5 @@
-//! Payloads hidden in a prompt: base64 (standard and URL-safe), hex, percent-encoding and
-//! rot13. Each decoded text that looks like text is scanned again, to a bounded depth and a
+//! Payloads hidden in a prompt: base64 (standard and URL-safe), hex, percent-encoding,
+//! rot13, ASCII in invisible Unicode tag characters, and text written backwards. Each decoded text that looks like text is scanned again, to a bounded depth and a
 //! bounded total size.
 
 use base64::Engine as _;
@@ -16,6 +16,11 @@ pub enum Encoding {
     Url,
     /// rot13.
     Rot13,
+    /// ASCII written in Unicode tag characters (U+E0020–U+E007E): invisible on screen, read
+    /// by models ("ASCII smuggling").
+    UnicodeTags,
+    /// The text written backwards, as a whole or word by word.
+    Reversed,
 }
 
 impl Encoding {
@@ -27,6 +32,8 @@ impl Encoding {
             Self::Hex => "hex",
             Self::Url => "url",
             Self::Rot13 => "rot13",
+            Self::UnicodeTags => "unicode-tags",
+            Self::Reversed => "reversed",
         }
     }
 }
@@ -130,6 +137,17 @@ fn one_level(text: &str, limits: &Limits) -> Vec<(Encoding, String)> {
             out.push((Encoding::Hex, t));
         }
     }
+    if let Some(hidden) = tag_text(text) {
+        out.push((Encoding::UnicodeTags, hidden));
+    }
+    if looks_reversed(text) {
+        out.push((Encoding::Reversed, text.chars().rev().collect()));
+        let words: Vec<String> = text
+            .split(' ')
+            .map(|w| w.chars().rev().collect::<String>())
+            .collect();
+        out.push((Encoding::Reversed, words.join(" ")));
+    }
     if text.matches('%').count() >= 3 {
         let d = percent_decode(text);
         if d.as_slice() != text.as_bytes()
@@ -139,6 +157,97 @@ fn one_level(text: &str, limits: &Limits) -> Vec<(Encoding, String)> {
         }
     }
     out
+}
+
+/// The ASCII text hidden in Unicode tag characters, when there is any beyond the tags of
+/// emoji flags (U+1F3F4, lower-case letters and digits as tags, U+E007F to cancel).
+pub fn tag_text(text: &str) -> Option<String> {
+    let mut hidden = String::new();
+    let mut in_flag = false;
+    let mut prev = None;
+    for c in text.chars() {
+        let code = u32::from(c);
+        // A flag's tags follow the black flag; a deprecated language tag follows U+E0001.
+        if c == '\u{1F3F4}' || code == 0xE0001 {
+            in_flag = true;
+        } else if code == 0xE007F {
+            in_flag = false;
+        } else if (0xE0020..=0xE007E).contains(&code) {
+            let a = char::from_u32(code - 0xE0000).unwrap_or(' ');
+            let flag_tag = in_flag && (a.is_ascii_lowercase() || a.is_ascii_digit() || a == '-');
+            if !flag_tag {
+                in_flag = false;
+                // Runs apart in the text stay apart.
+                if prev.is_some_and(|p: u32| !(0xE0000..=0xE007F).contains(&p))
+                    && !hidden.is_empty()
+                {
+                    hidden.push(' ');
+                }
+                hidden.push(a);
+            }
+        } else {
+            in_flag = false;
+        }
+        prev = Some(code);
+    }
+    (hidden.chars().filter(char::is_ascii_alphanumeric).count() >= 4).then_some(hidden)
+}
+
+/// Common words written backwards (`eht`, `erongi`, `snoitcurtsni`): a text where a quarter
+/// of the words, three at least, are such is written backwards.
+fn looks_reversed(text: &str) -> bool {
+    const BACKWARDS: &[&str] = &[
+        "eht",
+        "dna",
+        "uoy",
+        "ruoy",
+        "erongi",
+        "lla",
+        "suoiverp",
+        "snoitcurtsni",
+        "tpmorp",
+        "metsys",
+        "laever",
+        "taht",
+        "siht",
+        "htiw",
+        "rof",
+        "ekat",
+        "etirw",
+        "llet",
+        "yas",
+        "dnes",
+        "drowssap",
+        "terces",
+        "edoc",
+        "erawlam",
+        "woh",
+        "ekam",
+        "tuoba",
+        "esaelp",
+        "evah",
+        "lliw",
+        "eno",
+        "tsum",
+        "dluohs",
+        "tuptuo",
+        "tnatsissa",
+    ];
+    let mut words = 0usize;
+    let mut back = 0usize;
+    let mut long = false;
+    for w in text
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .filter(|w| !w.is_empty())
+        .take(4096)
+    {
+        words += 1;
+        if w.len() <= 12 && BACKWARDS.iter().any(|b| b.eq_ignore_ascii_case(w)) {
+            back += 1;
+            long |= w.len() >= 4;
+        }
+    }
+    back >= 3 && long && back * 4 >= words
 }
 
 fn hex_decode(s: &str) -> Result<Vec<u8>, ()> {

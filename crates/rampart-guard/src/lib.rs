@@ -217,6 +217,19 @@ impl Guard {
                 });
             }
         }
+        if payloads
+            .iter()
+            .any(|p| p.chain.first() == Some(&decode::Encoding::UnicodeTags))
+        {
+            // Text no one sees on screen but a model reads has no honest use in a prompt.
+            findings.push(Finding {
+                rail: "obfuscation",
+                rule: "obfuscation.hidden-tag-text".into(),
+                family: Some(rules::Family::Obfuscation.name()),
+                detail: "text written in invisible Unicode tag characters".into(),
+                weight: 0.5,
+            });
+        }
         if v.changes.invisible > 0 {
             findings.push(Finding {
                 rail: "obfuscation",
