@@ -458,6 +458,7 @@ fn input_rail(ctx: &Ctx<'_>, model: &str, request: &mut Value, api: Api) -> Resu
                 );
                 input_part(ctx, model, m, &["role"], &format!("{field}[{i}]"), user)?;
             }
+            split_payloads(ctx, model, list, field)?;
         }
         Some(input) => input_part(ctx, model, input, &[], field, true)?,
         None => {}
@@ -477,6 +478,51 @@ fn input_rail(ctx: &Ctx<'_>, model: &str, request: &mut Value, api: Api) -> Resu
         "the request's other fields",
         true,
     )
+}
+
+/// User messages read together: the last few, joined, at most this many bytes.
+const JOINED_MESSAGES: usize = 4;
+const JOINED_BYTES: usize = 16 << 10;
+
+/// An instruction split across user messages ("ignore all previous" in one, "instructions
+/// and …" in the next) passes each message alone: the last few user messages are read
+/// together, in order, too.
+fn split_payloads(
+    ctx: &Ctx<'_>,
+    model: &str,
+    list: &mut [Value],
+    field: &str,
+) -> Result<(), Response> {
+    let mut texts: Vec<String> = list
+        .iter_mut()
+        .rev()
+        .filter(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+        .take(JOINED_MESSAGES)
+        .map(|m| crate::openai_text::Doc::new(m, &["role"]).text)
+        .filter(|t| !t.trim().is_empty())
+        .collect();
+    if texts.len() < 2 {
+        return Ok(());
+    }
+    texts.reverse();
+    let mut joined = texts.join(" ");
+    if joined.len() > JOINED_BYTES {
+        let mut cut = joined.len() - JOINED_BYTES;
+        while !joined.is_char_boundary(cut) {
+            cut += 1;
+        }
+        joined.drain(..cut);
+    }
+    let v = ctx.proxy.guard.check_input(&joined);
+    if v.blocked {
+        return Err(refuse(
+            ctx,
+            model,
+            v,
+            &format!("the last user {field} read together"),
+        ));
+    }
+    Ok(())
 }
 
 fn input_part(
@@ -501,27 +547,7 @@ fn input_part(
         v = guard.check_instructions(&doc.identifiers);
     }
     if v.blocked {
-        ctx.st.metrics.guard_block("input");
-        ctx.audit(format!("input blocked in {what}: {}", summary(&v)));
-        if let Some(refusal) = v.refusal {
-            return Err(axum::Json(completion(model, &refusal, "content_filter")).into_response());
-        }
-        return Err(openai_error(
-            StatusCode::BAD_REQUEST,
-            &format!(
-                "the prompt was refused by rampart's input rails in {what} (score {:.2}: {})",
-                v.score,
-                v.findings
-                    .iter()
-                    .filter_map(|f| f.family)
-                    .collect::<std::collections::BTreeSet<_>>()
-                    .into_iter()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            "invalid_request_error",
-            "prompt_injection",
-        ));
+        return Err(refuse(ctx, model, v, what));
     }
     if !ctx.proxy.redact_input {
         return Ok(());
@@ -541,6 +567,31 @@ fn input_part(
         summary(&out)
     ));
     Ok(())
+}
+
+/// The answer to a request the input rail refused, audited and counted.
+fn refuse(ctx: &Ctx<'_>, model: &str, v: rampart_guard::Verdict, what: &str) -> Response {
+    ctx.st.metrics.guard_block("input");
+    ctx.audit(format!("input blocked in {what}: {}", summary(&v)));
+    if let Some(refusal) = v.refusal {
+        return axum::Json(completion(model, &refusal, "content_filter")).into_response();
+    }
+    openai_error(
+        StatusCode::BAD_REQUEST,
+        &format!(
+            "the prompt was refused by rampart's input rails in {what} (score {:.2}: {})",
+            v.score,
+            v.findings
+                .iter()
+                .filter_map(|f| f.family)
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        "invalid_request_error",
+        "prompt_injection",
+    )
 }
 
 /// Plants a fresh canary in the system prompt (a new first message when the first system
