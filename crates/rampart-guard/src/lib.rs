@@ -167,7 +167,16 @@ impl Guard {
     /// payload decoded from it, then the topic rails.
     #[must_use]
     pub fn check_input(&self, text: &str) -> Verdict {
-        self.input(text, true)
+        self.input(text, rules::Reading::User)
+    }
+
+    /// The input rail on content the model is handed to read rather than told by its user —
+    /// a tool's result, a function's output, a retrieved document or web page: everything the
+    /// user's rail reads, and instructions planted for the model ("note to the AI", "do not
+    /// tell the user", data sent out) weigh enough to block alone.
+    #[must_use]
+    pub fn check_document(&self, text: &str) -> Verdict {
+        self.input(text, rules::Reading::Document)
     }
 
     /// The input rail on instructions a deployment writes rather than what a user types —
@@ -177,16 +186,17 @@ impl Guard {
     /// topic rails (a system prompt names the topics it avoids).
     #[must_use]
     pub fn check_instructions(&self, text: &str) -> Verdict {
-        self.input(text, false)
+        self.input(text, rules::Reading::Instructions)
     }
 
-    fn input(&self, text: &str, user: bool) -> Verdict {
+    fn input(&self, text: &str, reading: rules::Reading) -> Verdict {
+        let user = reading != rules::Reading::Instructions;
         if text.len() > self.config.max_bytes {
             return too_long(text.len(), self.config.max_bytes);
         }
         let v = normalize::views(text);
         let mut hits = Vec::new();
-        self.rules.scan(&v, "", &mut hits);
+        self.rules.scan(&v, "", reading, &mut hits);
         let mut findings = Vec::new();
         let classifier = self.classifier.as_ref().filter(|_| user);
         let mut learned = classifier.map(|c| (c.probability(&v.plain), String::from("the text")));
@@ -200,7 +210,7 @@ impl Guard {
                 .join("+");
             let before = hits.len();
             let pv = normalize::views(&p.text);
-            self.rules.scan(&pv, &label, &mut hits);
+            self.rules.scan(&pv, &label, reading, &mut hits);
             if let (Some(c), Some((best, at))) = (classifier, &mut learned) {
                 let q = c.probability(&pv.plain);
                 if q > *best {
@@ -270,7 +280,12 @@ impl Guard {
         // A classifier probability too small to matter is not worth a line in the verdict.
         findings.retain(|f| f.rule != "classifier.injection" || f.weight >= 0.05);
         let mut refusal = None;
-        if let Some((topic, why)) = self.topics.matches(&v).filter(|_| user) {
+        // Topics are what a user may ask about; a document on one is no request.
+        if let Some((topic, why)) = self
+            .topics
+            .matches(&v)
+            .filter(|_| reading == rules::Reading::User)
+        {
             blocked = true;
             refusal = Some(topic.refusal.clone());
             findings.push(Finding {

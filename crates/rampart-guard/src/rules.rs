@@ -17,6 +17,9 @@ pub enum Family {
     PromptExtraction,
     /// Chat-template tokens and fake system turns.
     DelimiterInjection,
+    /// Instructions planted in a document, web page, e-mail or tool result for the model
+    /// that reads it: "note to the AI", "do not tell the user", data sent out.
+    IndirectInjection,
     /// Invisible characters, encoded payloads.
     Obfuscation,
     /// The learned classifier ([`crate::classifier`]).
@@ -32,6 +35,7 @@ impl Family {
             Self::Jailbreak => "jailbreak",
             Self::PromptExtraction => "prompt-extraction",
             Self::DelimiterInjection => "delimiter-injection",
+            Self::IndirectInjection => "indirect-injection",
             Self::Obfuscation => "obfuscation",
             Self::Classifier => "classifier",
         }
@@ -226,6 +230,105 @@ const PATTERNS: &[Pattern] = &[
     },
 ];
 
+/// Where a text comes from, for the rules that depend on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// What a user types (a pasted document may be in it).
+    User,
+    /// What the deployment writes (system prompts, tool descriptions): it may speak of
+    /// the user and tell the model what not to say.
+    Instructions,
+    /// A tool's result, a function's output, a retrieved document: nobody in it is entitled
+    /// to instruct the model.
+    Document,
+}
+
+/// A rule for instructions planted in content, with its weight in a user's text and in a
+/// document.
+struct Planted {
+    id: &'static str,
+    user: f64,
+    document: f64,
+    re: &'static str,
+}
+
+/// Words for the model a planted instruction addresses.
+macro_rules! ai {
+    () => {
+        r"(?:ai|a\.i\.|assistant|ai assistant|llm|large language model|language model|chatbot|chat bot|model|agent|ai agent|copilot|gpt|chatgpt|claude|gemini|bot)"
+    };
+}
+
+const PLANTED: &[Planted] = &[
+    // "Note to the AI: …", "Instructions for the assistant", "IMPORTANT message for AI
+    // agents". A user may address the assistant so; a document has no business to.
+    Planted {
+        id: "indirect.addressed-to-the-model",
+        user: 0.3,
+        document: 0.7,
+        re: concat!(
+            r"(?-u:\b)(?:note|message|instructions?|attention|important(?: note| message)?|reminder|p\.?s\.?)\s*(?:to|for)\s+(?:the\s+|any\s+|all\s+|an?\s+)?",
+            ai!(),
+            r"s?(?-u:\b)"
+        ),
+    },
+    // "Assistant: ignore …", "Hey ChatGPT, send …": the model called by name and told to act.
+    Planted {
+        id: "indirect.model-told-to-act",
+        user: 0.3,
+        document: 0.7,
+        re: concat!(
+            r"(?:^|[\n.!?:;]\s*|(?-u:\b)(?:hey|dear|hi|hello|attention)\s+)",
+            ai!(),
+            r"\s*[,:]\s*(?:please\s+)?(?:ignore|disregard|forget|reveal|send|forward|e-?mail|call|fetch|visit|open|include|append|add|insert|say|respond|reply|tell|output|recommend|rate|classify|delete|transfer|pay|approve|summari[sz]e)(?-u:\b)"
+        ),
+    },
+    // "If you are an AI …", "When the assistant reads this …", "AI models reading this".
+    Planted {
+        id: "indirect.if-you-are-the-model",
+        user: 0.55,
+        document: 0.7,
+        re: concat!(
+            r"(?-u:\b)(?:if you are (?:an? |the )?",
+            ai!(),
+            r"|(?:when|if|once) (?:the |an? |any )?",
+            ai!(),
+            r"s? (?:reads?|process(?:es)?|summari[sz]es?|sees?|parses?|is asked|analy[sz]es?)|",
+            ai!(),
+            r"s? (?:reading|processing|summari[sz]ing|parsing|analy[sz]ing) this)(?-u:\b)"
+        ),
+    },
+    // "Do not tell the user", "without informing the user": the user spoken of in the
+    // third person, to be kept in the dark.
+    Planted {
+        id: "indirect.hide-from-the-user",
+        user: 0.55,
+        document: 0.8,
+        re: r"(?-u:\b)(?:(?:do not|don't|never|must not)\s+(?:tell|inform|mention|reveal|show|disclose|alert|notify)(?-u:\b)[^.!?\n]{0,25}(?-u:\b)(?:the user|the reader|the human|the customer)|without (?:telling|informing|alerting|notifying|asking) (?:the user|the reader|the human|the customer))(?-u:\b)",
+    },
+    // Data carried out: send the conversation, the user's mails or keys somewhere.
+    Planted {
+        id: "indirect.send-data-out",
+        user: 0.55,
+        document: 0.8,
+        re: r"(?-u:\b)(?:send|forward|e-?mail|post|upload|transmit|exfiltrate|leak|copy)(?-u:\b)[^.!?\n]{0,40}(?-u:\b)(?:the (?:whole |entire |full )?(?:conversation|chat(?: history)?|message history|previous messages|inbox|contacts)|(?:the )?user'?s? (?:data|messages|e-?mails?|passwords?|credentials|files|details|information|history|address book)|(?:all |any |the )?(?:api keys?|credentials|passwords|secrets|system prompt))(?-u:\b)[^.!?\n]{0,60}(?-u:\b)(?:to|at|into)(?-u:\b)",
+    },
+    // A URL that asks for the conversation in it: `…?q={conversation}`, `![](https://…?d=`.
+    Planted {
+        id: "indirect.data-in-a-url",
+        user: 0.55,
+        document: 0.8,
+        re: r"(?:https?://|!\[[^\]\n]{0,40}\]\(https?://)[^\s)]{1,200}[?&/][a-z_]{1,20}=\s*[\[{<]\s*(?:the )?(?:conversation|chat|history|messages?|summary|user|email|password|secret|data|context|prompt)",
+    },
+    // A verdict dictated to the model reading a CV, a paper, a review or a mail.
+    Planted {
+        id: "indirect.dictated-verdict",
+        user: 0.4,
+        document: 0.7,
+        re: r"(?-u:\b)(?:rate|score|rank|grade|evaluate|assess|recommend|classify|mark|consider)(?-u:\b)[^.!?\n]{0,30}(?-u:\b)(?:this|the) (?:candidate|applicant|resume|cv|profile|paper|submission|product|review|email|message|document|application|vendor|transaction)(?-u:\b)[^.!?\n]{0,30}(?-u:\b)(?:as|with|at|to be)(?-u:\b)[^.!?\n]{0,20}(?-u:\b)(?:highly|highest|best|excellent|10/10|5 stars|five stars|top|strong hire|perfect|positive|safe|not spam|legitimate|approved|exceptional)(?-u:\b)",
+    },
+];
+
 /// One rule that fired.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Hit {
@@ -249,6 +352,9 @@ pub struct Rules {
     /// boundaries, so a short phrase would match inside other words).
     owner_squeezed: Vec<usize>,
     patterns: Vec<(usize, Regex)>,
+    /// The [`PLANTED`] rules (ASCII word boundaries, which the lazy DFA handles: a Unicode
+    /// `\b` sends a pattern to a slower engine).
+    planted: Vec<(usize, Regex)>,
 }
 
 impl std::fmt::Debug for Rules {
@@ -304,17 +410,35 @@ impl Rules {
                     .map_err(|e| format!("{}: {e}", p.id))
             })
             .collect::<Result<_, _>>()?;
+        let planted = PLANTED
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                regex::RegexBuilder::new(p.re)
+                    .size_limit(1 << 22)
+                    .build()
+                    .map(|re| (i, re))
+                    .map_err(|e| format!("{}: {e}", p.id))
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             plain: build(&phrases)?,
             squeezed: build(&squeezed)?,
             owner,
             owner_squeezed,
             patterns,
+            planted,
         })
     }
 
     /// The rules that fire on the views of one text (`label` names where the text came from).
-    pub fn scan(&self, v: &crate::normalize::Views, label: &str, out: &mut Vec<Hit>) {
+    pub fn scan(
+        &self,
+        v: &crate::normalize::Views,
+        label: &str,
+        reading: Reading,
+        out: &mut Vec<Hit>,
+    ) {
         let mut seen = std::collections::BTreeSet::new();
         let name = |view: &str| {
             if label.is_empty() {
@@ -374,6 +498,24 @@ impl Rules {
                     family: p.family,
                     weight: p.weight,
                     view: name(view),
+                });
+            }
+        }
+        for (i, re) in &self.planted {
+            if reading == Reading::Instructions {
+                break;
+            }
+            let Some(p) = PLANTED.get(*i) else { continue };
+            if !seen.contains(p.id) && re.is_match(&v.leet) {
+                seen.insert(p.id);
+                out.push(Hit {
+                    rule: p.id,
+                    family: Family::IndirectInjection,
+                    weight: match reading {
+                        Reading::Document => p.document,
+                        Reading::User | Reading::Instructions => p.user,
+                    },
+                    view: name("leet"),
                 });
             }
         }

@@ -26,6 +26,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use rampart_guard::rules::Reading;
 use rampart_guard::{Guard, Verdict};
 use serde_json::{Value, json};
 
@@ -450,22 +451,25 @@ fn input_rail(ctx: &Ctx<'_>, model: &str, request: &mut Value, api: Api) -> Resu
     match obj.get_mut(field) {
         Some(Value::Array(list)) => {
             for (i, m) in list.iter_mut().enumerate() {
-                // What the deployment writes is read as instructions, what users (or tools,
-                // or a transcript the client sends back) say as a user's prompt.
-                let user = !matches!(
-                    m.get("role").and_then(Value::as_str),
-                    Some("system" | "developer")
-                );
-                input_part(ctx, model, m, &["role"], &format!("{field}[{i}]"), user)?;
+                // What the deployment writes is read as instructions; what tools return (and
+                // a function call's output, an input item without a role) as a document the
+                // model is handed, where instructions for the model are planted ones; what
+                // users say (or a transcript the client sends back) as a user's prompt.
+                let reading = match m.get("role").and_then(Value::as_str) {
+                    Some("system" | "developer") => Reading::Instructions,
+                    Some("tool" | "function") | None => Reading::Document,
+                    Some(_) => Reading::User,
+                };
+                input_part(ctx, model, m, &["role"], &format!("{field}[{i}]"), reading)?;
             }
             split_payloads(ctx, model, list, field)?;
         }
-        Some(input) => input_part(ctx, model, input, &[], field, true)?,
+        Some(input) => input_part(ctx, model, input, &[], field, Reading::User)?,
         None => {}
     }
     for name in DEPLOYMENT_FIELDS {
         if let Some(v) = obj.get_mut(*name) {
-            input_part(ctx, model, v, &[], name, false)?;
+            input_part(ctx, model, v, &[], name, Reading::Instructions)?;
         }
     }
     let mut skip = vec!["model", field];
@@ -476,7 +480,7 @@ fn input_rail(ctx: &Ctx<'_>, model: &str, request: &mut Value, api: Api) -> Resu
         request,
         &skip,
         "the request's other fields",
-        true,
+        Reading::User,
     )
 }
 
@@ -531,17 +535,17 @@ fn input_part(
     part: &mut Value,
     skip: &[&str],
     what: &str,
-    user: bool,
+    reading: Reading,
 ) -> Result<(), Response> {
     let guard = &ctx.proxy.guard;
     let doc = crate::openai_text::Doc::new(part, skip);
     if doc.is_empty() {
         return Ok(());
     }
-    let mut v = if user {
-        guard.check_input(&doc.text)
-    } else {
-        guard.check_instructions(&doc.text)
+    let mut v = match reading {
+        Reading::User => guard.check_input(&doc.text),
+        Reading::Document => guard.check_document(&doc.text),
+        Reading::Instructions => guard.check_instructions(&doc.text),
     };
     if !v.blocked && !doc.identifiers.is_empty() {
         v = guard.check_instructions(&doc.identifiers);
