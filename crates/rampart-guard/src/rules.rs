@@ -399,28 +399,20 @@ impl Rules {
                 owner_squeezed.push(o);
             }
         }
-        let patterns = PATTERNS
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                regex::RegexBuilder::new(p.re)
-                    .size_limit(1 << 22)
-                    .build()
-                    .map(|re| (i, re))
-                    .map_err(|e| format!("{}: {e}", p.id))
-            })
-            .collect::<Result<_, _>>()?;
-        let planted = PLANTED
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                regex::RegexBuilder::new(p.re)
-                    .size_limit(1 << 22)
-                    .build()
-                    .map(|re| (i, re))
-                    .map_err(|e| format!("{}: {e}", p.id))
-            })
-            .collect::<Result<_, _>>()?;
+        let compile = |rules: &mut dyn Iterator<Item = (&'static str, &'static str)>| {
+            rules
+                .enumerate()
+                .map(|(i, (id, re))| {
+                    regex::RegexBuilder::new(re)
+                        .size_limit(1 << 22)
+                        .build()
+                        .map(|re| (i, re))
+                        .map_err(|e| format!("{id}: {e}"))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let patterns = compile(&mut PATTERNS.iter().map(|p| (p.id, p.re)))?;
+        let planted = compile(&mut PLANTED.iter().map(|p| (p.id, p.re)))?;
         Ok(Self {
             plain: build(&phrases)?,
             squeezed: build(&squeezed)?,
