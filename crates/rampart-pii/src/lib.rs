@@ -1482,7 +1482,7 @@ impl Detector {
                     continue;
                 }
                 (Entity::Jwt, "jwt", 0.9)
-            } else if !s.starts_with("xox") && !s.starts_with("sk_") && !s.starts_with("rk_") {
+            } else {
                 let Some((entity, rule, base, len)) = secrets::classify(s, glued) else {
                     continue;
                 };
@@ -1496,24 +1496,6 @@ impl Detector {
                     start += s.find('=').map_or(0, |i| i + 1);
                 }
                 (entity, rule, base)
-            } else {
-                // A prefix inside an identifier (`mask_test_configuration…`) is no token: glued
-                // to a word, the body must look random (digits and letters of both cases; a
-                // Slack token's digits and letters).
-                let body = s.get(4..).unwrap_or_default().as_bytes();
-                let random = if s.starts_with("xox") {
-                    body.iter().any(u8::is_ascii_digit) && char_classes(body) >= 2
-                } else {
-                    char_classes(body) >= 3
-                };
-                if glued && !random {
-                    continue;
-                }
-                if s.starts_with("xox") {
-                    (Entity::ApiToken, "slack-token", 0.9)
-                } else {
-                    (Entity::ApiToken, "stripe-key", 0.9)
-                }
             };
             out.push(cand(entity, start, end, base, rule));
         }

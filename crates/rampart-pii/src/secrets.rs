@@ -34,6 +34,24 @@ pub(crate) const PATTERN: &str = concat!(
 pub(crate) fn classify(s: &str, glued: bool) -> Option<(Entity, &'static str, f32, usize)> {
     let b = s.as_bytes();
     let token = |rule: &'static str, conf: f32| Some((Entity::ApiToken, rule, conf, s.len()));
+    if s.starts_with("xox") || s.starts_with("sk_") || s.starts_with("rk_") {
+        // A prefix inside an identifier (`mask_test_configuration…`) is no token: glued to a
+        // word, the body must look random (digits and letters of both cases; a Slack token's
+        // digits and letters).
+        let body = b.get(4..).unwrap_or_default();
+        let slack = s.starts_with("xox");
+        let random = if slack {
+            body.iter().any(u8::is_ascii_digit) && char_classes(body) >= 2
+        } else {
+            char_classes(body) >= 3
+        };
+        return ((!glued || random) && !is_placeholder(s)).then_some((
+            Entity::ApiToken,
+            if slack { "slack-token" } else { "stripe-key" },
+            0.9,
+            s.len(),
+        ));
+    }
     if placeholder(s) {
         return None;
     }
@@ -87,7 +105,7 @@ pub(crate) fn classify(s: &str, glued: bool) -> Option<(Entity, &'static str, f3
             t.len(),
         ));
     }
-    if s.starts_with("xapp-") || s.starts_with("xoxe.") || s.starts_with("hooks.slack.com") {
+    if s.starts_with("xapp-") || s.starts_with("hooks.slack.com") {
         return token("slack-token", 0.9);
     }
     if s.starts_with("whsec_") {
