@@ -1,5 +1,6 @@
 //! Payloads hidden in a prompt: base64 (standard and URL-safe), hex, percent-encoding,
-//! rot13, ASCII in invisible Unicode tag characters, and text written backwards. Each decoded text that looks like text is scanned again, to a bounded depth and a
+//! rot13, ASCII in invisible Unicode tag characters, and text written backwards. Each
+//! decoded text that looks like text is scanned again, to a bounded depth and a
 //! bounded total size.
 
 use base64::Engine as _;
@@ -160,35 +161,57 @@ fn one_level(text: &str, limits: &Limits) -> Vec<(Encoding, String)> {
 }
 
 /// The ASCII text hidden in Unicode tag characters, when there is any beyond the tags of
-/// emoji flags (U+1F3F4, lower-case letters and digits as tags, U+E007F to cancel).
+/// emoji flags: U+1F3F4 (or a deprecated language tag, U+E0001), then at most
+/// `FLAG_TAGS` lower-case letters, digits or hyphens as tags, then U+E007F. Tags that do not
+/// close so, or run longer, are hidden text (`🏴` + `ignoreallprevious…` is no flag).
 pub fn tag_text(text: &str) -> Option<String> {
+    const FLAG_TAGS: usize = 7;
     let mut hidden = String::new();
-    let mut in_flag = false;
-    let mut prev = None;
+    // The tags after a flag's opening, while they may still be a flag's.
+    let mut flag: Option<String> = None;
+    let mut prev_tag = false;
+    let push = |hidden: &mut String, run: &str, joined: bool| {
+        if run.is_empty() {
+            return;
+        }
+        // Runs apart in the text stay apart.
+        if !joined && !hidden.is_empty() {
+            hidden.push(' ');
+        }
+        hidden.push_str(run);
+    };
     for c in text.chars() {
         let code = u32::from(c);
-        // A flag's tags follow the black flag; a deprecated language tag follows U+E0001.
-        if c == '\u{1F3F4}' || code == 0xE0001 {
-            in_flag = true;
-        } else if code == 0xE007F {
-            in_flag = false;
-        } else if (0xE0020..=0xE007E).contains(&code) {
-            let a = char::from_u32(code - 0xE0000).unwrap_or(' ');
-            let flag_tag = in_flag && (a.is_ascii_lowercase() || a.is_ascii_digit() || a == '-');
-            if !flag_tag {
-                in_flag = false;
-                // Runs apart in the text stay apart.
-                if prev.is_some_and(|p: u32| !(0xE0000..=0xE007F).contains(&p))
-                    && !hidden.is_empty()
-                {
-                    hidden.push(' ');
-                }
-                hidden.push(a);
+        let tag = (0xE0020..=0xE007E).contains(&code);
+        let a = char::from_u32(code.wrapping_sub(0xE0000)).filter(|_| tag);
+        match (flag.as_mut(), a) {
+            (Some(run), Some(a))
+                if (a.is_ascii_lowercase() || a.is_ascii_digit() || a == '-')
+                    && run.len() <= FLAG_TAGS =>
+            {
+                run.push(a);
             }
-        } else {
-            in_flag = false;
+            (Some(_), _) if code == 0xE007F => {
+                if let Some(run) = flag.take().filter(|r| r.len() > FLAG_TAGS) {
+                    push(&mut hidden, &run, false);
+                }
+            }
+            _ => {
+                if let Some(run) = flag.take() {
+                    push(&mut hidden, &run, false);
+                }
+                if let Some(a) = a {
+                    push(&mut hidden, &a.to_string(), prev_tag);
+                }
+            }
         }
-        prev = Some(code);
+        if c == '\u{1F3F4}' || code == 0xE0001 {
+            flag = Some(String::new());
+        }
+        prev_tag = tag || code == 0xE007F;
+    }
+    if let Some(run) = flag {
+        push(&mut hidden, &run, false);
     }
     (hidden.chars().filter(char::is_ascii_alphanumeric).count() >= 4).then_some(hidden)
 }

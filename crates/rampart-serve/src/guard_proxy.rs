@@ -484,47 +484,50 @@ fn input_rail(ctx: &Ctx<'_>, model: &str, request: &mut Value, api: Api) -> Resu
     )
 }
 
-/// User messages read together: the last few, joined, at most this many bytes.
+/// User messages read together: windows of this many consecutive ones, each starting
+/// `JOINED_STEP` after the last (so any split into three pieces or fewer lies inside one
+/// window), each window's text at most `JOINED_BYTES` (its most recent part).
 const JOINED_MESSAGES: usize = 4;
+const JOINED_STEP: usize = 2;
 const JOINED_BYTES: usize = 16 << 10;
 
 /// An instruction split across user messages ("ignore all previous" in one, "instructions
-/// and …" in the next) passes each message alone: the last few user messages are read
-/// together, in order, too.
+/// and …" in the next) passes each message alone: consecutive user messages are read
+/// together, in order, too — anywhere in the conversation, so turns added after the pieces
+/// do not push them out of sight.
 fn split_payloads(
     ctx: &Ctx<'_>,
     model: &str,
     list: &mut [Value],
     field: &str,
 ) -> Result<(), Response> {
-    let mut texts: Vec<String> = list
+    let texts: Vec<String> = list
         .iter_mut()
-        .rev()
         .filter(|m| m.get("role").and_then(Value::as_str) == Some("user"))
-        .take(JOINED_MESSAGES)
         .map(|m| crate::openai_text::Doc::new(m, &["role"]).text)
         .filter(|t| !t.trim().is_empty())
         .collect();
-    if texts.len() < 2 {
-        return Ok(());
-    }
-    texts.reverse();
-    let mut joined = texts.join(" ");
-    if joined.len() > JOINED_BYTES {
-        let mut cut = joined.len() - JOINED_BYTES;
-        while !joined.is_char_boundary(cut) {
-            cut += 1;
+    let mut start = 0;
+    while start + 1 < texts.len() {
+        let end = (start + JOINED_MESSAGES).min(texts.len());
+        let mut joined = texts.get(start..end).unwrap_or_default().join(" ");
+        if joined.len() > JOINED_BYTES {
+            let mut cut = joined.len() - JOINED_BYTES;
+            while !joined.is_char_boundary(cut) {
+                cut += 1;
+            }
+            joined.drain(..cut);
         }
-        joined.drain(..cut);
-    }
-    let v = ctx.proxy.guard.check_input(&joined);
-    if v.blocked {
-        return Err(refuse(
-            ctx,
-            model,
-            v,
-            &format!("the last user {field} read together"),
-        ));
+        let v = ctx.proxy.guard.check_input(&joined);
+        if v.blocked {
+            return Err(refuse(
+                ctx,
+                model,
+                v,
+                &format!("user {field} {} to {} read together", start + 1, end),
+            ));
+        }
+        start += JOINED_STEP;
     }
     Ok(())
 }
