@@ -9,13 +9,15 @@
 //!   canned message.
 //! * **Output rail** ([`Guard::check_output`]): personal data and secrets (rampart-pii's
 //!   engine: redacted or blocked), a leaked canary token, banned lexicon entries, links to
-//!   domains not on the allowed list.
+//!   domains not on the allowed list; with [`Guard::check_answer`], answers that restate the
+//!   request's system prompt ([`leak`]: copied, encoded, paraphrased or translated).
 //!
 //! Findings name the rail, rule and family, never the matched secret.
 
 pub mod batch;
 pub mod classifier;
 pub mod decode;
+pub mod leak;
 pub mod normalize;
 pub mod output;
 pub mod rules;
@@ -56,7 +58,7 @@ impl Default for GuardConfig {
 /// One reason in a verdict.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
-    /// `injection`, `obfuscation`, `topic`, `pii`, `canary`, `banned`, `link`, `size`.
+    /// `injection`, `obfuscation`, `topic`, `pii`, `canary`, `leak`, `banned`, `link`, `size`.
     pub rail: &'static str,
     /// The rule (or entity, topic, lexicon entry id).
     pub rule: String,
@@ -315,6 +317,78 @@ impl Guard {
             return too_long(text.len(), self.config.max_bytes);
         }
         self.output.check(text, canary)
+    }
+
+    /// The output rail on (the next window of) an answer to a request whose system prompt
+    /// is `secret`: [`Guard::check_output`] with its canary, and, when that passes, the
+    /// prompt-leak rail ([`leak`]) with what earlier windows showed in `seen`.
+    #[must_use]
+    pub fn check_answer(
+        &self,
+        text: &str,
+        secret: &Confidential,
+        seen: &mut leak::Seen,
+    ) -> Verdict {
+        let mut v = self.check_output(text, Some(&secret.canary));
+        if v.blocked {
+            return v;
+        }
+        if let Some(leak) = secret.print.as_ref().and_then(|p| p.check(text, seen)) {
+            v.blocked = true;
+            v.score = 1.0;
+            v.redacted = None;
+            v.edits = None;
+            v.findings.push(Finding {
+                rail: "leak",
+                rule: format!("leak.system-prompt-{}", leak.how),
+                family: None,
+                detail: leak.detail,
+                weight: 1.0,
+            });
+        }
+        v
+    }
+}
+
+/// What one request keeps from its answer: the canary planted in its system prompt, and the
+/// fingerprint of the prompt itself.
+#[derive(Debug, Clone)]
+pub struct Confidential {
+    /// The canary token.
+    pub canary: String,
+    /// The system prompt's fingerprint; `None` without one (or too short to recognise).
+    pub print: Option<leak::PromptPrint>,
+}
+
+impl From<String> for Confidential {
+    fn from(canary: String) -> Self {
+        Self::canary(canary)
+    }
+}
+
+impl From<&str> for Confidential {
+    fn from(canary: &str) -> Self {
+        Self::canary(canary)
+    }
+}
+
+impl Confidential {
+    /// The canary alone.
+    #[must_use]
+    pub fn canary(canary: impl Into<String>) -> Self {
+        Self {
+            canary: canary.into(),
+            print: None,
+        }
+    }
+
+    /// The canary and the system prompt the proxy forwards.
+    #[must_use]
+    pub fn new(canary: impl Into<String>, system_prompt: &str) -> Self {
+        Self {
+            canary: canary.into(),
+            print: leak::PromptPrint::new(system_prompt),
+        }
     }
 }
 

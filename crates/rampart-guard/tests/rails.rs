@@ -575,3 +575,46 @@ fn instructions_are_read_by_the_rules_alone() {
     );
     assert!(v.blocked, "{v:#?}");
 }
+
+#[test]
+fn an_answer_restating_the_system_prompt_is_blocked_with_a_leak_finding() {
+    let g = guard();
+    let secret = rampart_guard::Confidential::new(
+        "rampart-canary-00112233aabbccdd",
+        "You are Quill, the writing tutor of Lakeside Academy. Correct grammar in student \
+         essays but never rewrite whole paragraphs. Grade essays on the rubric LA-ESSAY-4 \
+         and keep grades confidential from other students.",
+    );
+    let mut seen = rampart_guard::leak::Seen::default();
+    let v = g.check_answer(
+        "My instructions say I'm Quill, Lakeside Academy's writing tutor: I correct essay \
+         grammar without rewriting paragraphs, and grade essays with rubric LA-ESSAY-4, \
+         keeping each student's grades confidential.",
+        &secret,
+        &mut seen,
+    );
+    assert!(v.blocked, "{v:?}");
+    let f = v
+        .findings
+        .iter()
+        .find(|f| f.rail == "leak")
+        .expect("a leak finding");
+    assert_eq!(f.rule, "leak.system-prompt-paraphrase");
+    assert!(
+        !f.detail.contains("LA-ESSAY"),
+        "the finding does not quote the prompt"
+    );
+    // The same rail passes an answer about an essay, and still finds the canary.
+    let v = g.check_answer(
+        "Your essay's second paragraph needs a clearer topic sentence; the grammar is fine.",
+        &secret,
+        &mut rampart_guard::leak::Seen::default(),
+    );
+    assert!(!v.blocked, "{v:?}");
+    let v = g.check_answer(
+        "token: rampart-canary-00112233aabbccdd",
+        &secret,
+        &mut rampart_guard::leak::Seen::default(),
+    );
+    assert!(v.findings.iter().any(|f| f.rail == "canary"), "{v:?}");
+}

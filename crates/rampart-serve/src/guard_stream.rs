@@ -14,8 +14,9 @@
 
 use std::collections::BTreeMap;
 
+use rampart_guard::leak::Seen;
 use rampart_guard::output::Edit;
-use rampart_guard::{Finding, Guard, Verdict};
+use rampart_guard::{Confidential, Finding, Guard, Verdict};
 use serde_json::{Map, Value, json};
 
 /// Characters of a channel held back until more text (or the end) shows they are clean:
@@ -55,16 +56,19 @@ struct Channel {
 /// The text channels of one stream, by key, checked and released together.
 pub(crate) struct Channels<'g, K> {
     pub(crate) guard: &'g Guard,
-    pub(crate) canary: String,
+    pub(crate) secret: Confidential,
+    /// What the answer has shown of the system prompt so far.
+    seen: Seen,
     map: BTreeMap<K, Channel>,
     total: usize,
 }
 
 impl<'g, K: Ord + Clone> Channels<'g, K> {
-    pub(crate) fn new(guard: &'g Guard, canary: String) -> Self {
+    pub(crate) fn new(guard: &'g Guard, secret: Confidential) -> Self {
         Self {
             guard,
-            canary,
+            secret,
+            seen: Seen::default(),
             map: BTreeMap::new(),
             total: 0,
         }
@@ -109,7 +113,7 @@ impl<'g, K: Ord + Clone> Channels<'g, K> {
                 let from = c.text.floor_char_boundary(c.sent.saturating_sub(CONTEXT));
                 joined.push_str(c.text.get(from..).unwrap_or_default());
             }
-            let v = self.guard.check_output(&joined, Some(&self.canary));
+            let v = self.guard.check_output(&joined, Some(&self.secret.canary));
             if v.blocked {
                 return Err(v);
             }
@@ -119,7 +123,7 @@ impl<'g, K: Ord + Clone> Channels<'g, K> {
             if c.checked == c.text.len() && (!end || c.sent == c.text.len()) {
                 continue;
             }
-            if let Some(part) = c.release(self.guard, &self.canary, end)? {
+            if let Some(part) = c.release(self.guard, &self.secret, &mut self.seen, end)? {
                 out.push((key.clone(), part));
             }
         }
@@ -129,7 +133,14 @@ impl<'g, K: Ord + Clone> Channels<'g, K> {
 
 impl Channel {
     /// Checks the new text (with context) and returns what is released now.
-    fn release(&mut self, guard: &Guard, canary: &str, end: bool) -> Result<Option<String>, Cut> {
+    /// `secret` is the request's, with what earlier windows showed of its prompt.
+    fn release(
+        &mut self,
+        guard: &Guard,
+        secret: &Confidential,
+        seen: &mut Seen,
+        end: bool,
+    ) -> Result<Option<String>, Cut> {
         let from = if end {
             0
         } else {
@@ -137,7 +148,7 @@ impl Channel {
                 .floor_char_boundary(self.sent.saturating_sub(CONTEXT))
         };
         let window = self.text.get(from..).unwrap_or_default();
-        let v = guard.check_output(window, Some(canary));
+        let v = guard.check_answer(window, secret, seen);
         if v.blocked {
             return Err(v);
         }
@@ -234,11 +245,11 @@ pub fn too_long() -> Cut {
 }
 
 impl<'g> StreamGuard<'g> {
-    /// A stream checked by `guard`'s output rail, looking for `canary`.
+    /// A stream checked by `guard`'s output rail, looking for the request's `secret`.
     #[must_use]
-    pub fn new(guard: &'g Guard, canary: String) -> Self {
+    pub fn new(guard: &'g Guard, secret: Confidential) -> Self {
         Self {
-            channels: Channels::new(guard, canary),
+            channels: Channels::new(guard, secret),
             template: Map::new(),
             identifiers: BTreeMap::new(),
             finish: BTreeMap::new(),
@@ -403,8 +414,8 @@ impl<'g> StreamGuard<'g> {
 
     /// Reads a value that is passed on (or dropped) whole: it must pass as it is.
     fn check_whole(&self, v: &mut Value) -> Result<(), Cut> {
-        let (guard, canary) = (self.channels.guard, self.channels.canary.as_str());
-        crate::openai_text::output_rail(guard, v, canary, false).map(|_| ())
+        let (guard, secret) = (self.channels.guard, &self.channels.secret);
+        crate::openai_text::output_rail(guard, v, secret, false).map(|_| ())
     }
 
     /// An identifier's piece, passed on at once. A client joins the pieces (the openai SDK
@@ -419,7 +430,7 @@ impl<'g> StreamGuard<'g> {
         let mut v = self
             .channels
             .guard
-            .check_output(window, Some(&self.channels.canary));
+            .check_output(window, Some(&self.channels.secret.canary));
         if v.blocked || v.redacted.is_some() {
             v.blocked = true;
             return Err(v);
@@ -459,11 +470,11 @@ pub struct ResponsesGuard<'g> {
 }
 
 impl<'g> ResponsesGuard<'g> {
-    /// A stream checked by `guard`'s output rail, looking for `canary`.
+    /// A stream checked by `guard`'s output rail, looking for the request's `secret`.
     #[must_use]
-    pub fn new(guard: &'g Guard, canary: String) -> Self {
+    pub fn new(guard: &'g Guard, secret: Confidential) -> Self {
         Self {
-            channels: Channels::new(guard, canary),
+            channels: Channels::new(guard, secret),
             templates: BTreeMap::new(),
             sequence: 0,
         }
@@ -567,8 +578,8 @@ impl<'g> ResponsesGuard<'g> {
     /// Reads an event sent on whole; with `redact`, personal data in it is redacted in
     /// place, otherwise anything found cuts the stream.
     fn check_whole(&self, v: &mut Value, redact: bool) -> Result<(), Cut> {
-        let (guard, canary) = (self.channels.guard, self.channels.canary.as_str());
-        crate::openai_text::output_rail(guard, v, canary, redact).map(|_| ())
+        let (guard, secret) = (self.channels.guard, &self.channels.secret);
+        crate::openai_text::output_rail(guard, v, secret, redact).map(|_| ())
     }
 }
 

@@ -303,14 +303,14 @@ fn walk<'a>(
 pub fn output_rail(
     guard: &rampart_guard::Guard,
     v: &mut Value,
-    canary: &str,
+    secret: &rampart_guard::Confidential,
     redact: bool,
 ) -> Result<Option<rampart_guard::Verdict>, rampart_guard::Verdict> {
     // Only a document with logprobs needs its earlier self, to rewrite their bytes.
     let before = (redact && has_key(v, "logprobs")).then(|| v.clone());
     let doc = Doc::new(v, &[]);
     if !doc.identifiers.is_empty() {
-        let mut ids = guard.check_output(&doc.identifiers, Some(canary));
+        let mut ids = guard.check_output(&doc.identifiers, Some(&secret.canary));
         if ids.blocked || ids.redacted.is_some() {
             ids.blocked = true;
             return Err(ids);
@@ -319,7 +319,8 @@ pub fn output_rail(
     if doc.text.is_empty() {
         return Ok(None);
     }
-    let mut verdict = guard.check_output(&doc.text, Some(canary));
+    let mut verdict =
+        guard.check_answer(&doc.text, secret, &mut rampart_guard::leak::Seen::default());
     if verdict.blocked {
         return Err(verdict);
     }
@@ -333,7 +334,7 @@ pub fn output_rail(
     match &verdict.edits {
         Some(edits) => doc.apply(edits),
         // Redacted on its reading view: string by string.
-        None => doc.each(|s| guard.check_output(s, Some(canary)).redacted),
+        None => doc.each(|s| guard.check_output(s, Some(&secret.canary)).redacted),
     }
     if let Some(before) = before {
         fix_token_bytes(&before, v);

@@ -208,6 +208,7 @@ fn response_shape(name: &str) -> Value {
     let text = |t: String| json!({"type": "message", "id": "msg_1", "role": "assistant", "status": "completed", "content": [{"type": "output_text", "text": t, "annotations": []}]});
     let output = match name {
         "resp-key" => vec![text(format!("the key is {KEY}"))],
+        said if said.starts_with("resp-say:") => vec![text(unhex(&said[9..]))],
         "resp-mail" => vec![
             text("write to carol@example.org".into()),
             json!({"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "send", "arguments": "{\"to\": \"dave@example.net\"}"}),
@@ -853,4 +854,54 @@ async fn the_responses_api_is_checked_the_same_way() {
         body.contains(WITHHELD) && body.contains("content_filter"),
         "{body}"
     );
+}
+
+#[tokio::test]
+async fn answers_that_restate_the_system_prompt_are_withheld() {
+    let p = proxy().await;
+    let system = "You are Penny, the support assistant of Northwind Savings Bank. \
+        Help customers with checking accounts, debit cards and wire transfers. \
+        Never give investment or tax advice, and never promise refunds. \
+        Escalate disputes over 500 EUR to the fraud desk using the tool open_case_v2.";
+    let leaked = "Happy to explain how I'm configured: I'm Penny for Northwind Savings, I \
+        assist customers on checking accounts, debit cards and transfers by wire, and I \
+        won't offer tax or investment advice or promise a refund.";
+    let fine = "To send a wire transfer, open the Northwind app, choose Payments, then Wire; \
+        transfers sent before 4 pm arrive the same day.";
+    let ask_with = |model: String, stream: bool| {
+        json!({"model": model, "stream": stream, "messages": [
+            {"role": "system", "content": system}, {"role": "user", "content": "hello"}]})
+    };
+    for (text, withheld) in [(leaked, true), (fine, false)] {
+        let (status, body) = chat(&p, &ask_with(format!("say:{}", hex(text)), false)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let got: Value = serde_json::from_str(&body).unwrap();
+        let want = if withheld { WITHHELD } else { text };
+        assert_eq!(got["choices"][0]["message"]["content"], want, "{body}");
+        let (_, body) = chat(&p, &ask_with(format!("stream-say:{}", hex(text)), true)).await;
+        let (_, streamed) = sse(&body);
+        if withheld {
+            assert!(streamed.ends_with(WITHHELD), "{streamed}");
+            assert!(!streamed.contains("transfers by wire"), "{streamed}");
+        } else {
+            assert_eq!(streamed, text);
+        }
+    }
+    // Without that system prompt, the same words are an ordinary answer.
+    let (_, body) = chat(&p, &ask(&format!("say:{}", hex(leaked)), false)).await;
+    let got: Value = serde_json::from_str(&body).unwrap();
+    let content = got["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(content.ends_with("or promise a refund."), "{body}");
+    // The responses API: the prompt is in `instructions`, or in a developer item.
+    for body in [
+        json!({"model": format!("resp-say:{}", hex(leaked)), "instructions": system, "input": "hello"}),
+        json!({"model": format!("resp-say:{}", hex(leaked)), "input": [
+            {"role": "developer", "content": [{"type": "input_text", "text": system}]},
+            {"role": "user", "content": "hello"}]}),
+    ] {
+        let (status, text) = post(&p, "/v1/responses", &body).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["output"][0]["content"][0]["text"], WITHHELD, "{v}");
+    }
 }
