@@ -11,6 +11,9 @@
 //!   engine: redacted or blocked), a leaked canary token, banned lexicon entries, links to
 //!   domains not on the allowed list; with [`Guard::check_answer`], answers that restate the
 //!   request's system prompt ([`leak`]: copied, encoded, paraphrased or translated).
+//! * **Tool-call rail** ([`Guard::check_tool_call`], [`tools`]): a call the model proposes
+//!   must name an allowed tool, send to allowed hosts, carry no conversation text in a URL,
+//!   and send to no address that only a document gave.
 //!
 //! Findings name the rail, rule and family, never the matched secret.
 
@@ -21,6 +24,7 @@ pub mod leak;
 pub mod normalize;
 pub mod output;
 pub mod rules;
+pub mod tools;
 pub mod topics;
 
 use serde::Serialize;
@@ -40,6 +44,8 @@ pub struct GuardConfig {
     pub max_bytes: usize,
     /// Whether the learned classifier scores input texts (the rules always run).
     pub classifier: bool,
+    /// The tool-call rail (`[guard.tools]`).
+    pub tools: tools::ToolPolicy,
 }
 
 impl Default for GuardConfig {
@@ -51,6 +57,7 @@ impl Default for GuardConfig {
             decode: decode::Limits::default(),
             max_bytes: 1 << 20,
             classifier: true,
+            tools: tools::ToolPolicy::default(),
         }
     }
 }
@@ -125,6 +132,7 @@ pub struct Guard {
     rules: rules::Rules,
     topics: topics::Topics,
     output: output::OutputRails,
+    tools: tools::ToolRail,
     classifier: Option<classifier::Classifier>,
 }
 
@@ -155,6 +163,7 @@ impl Guard {
             rules: rules::Rules::new()?,
             topics: topics::Topics::new(&config.topics)?,
             output: output::OutputRails::new(&config.output)?,
+            tools: tools::ToolRail::new(config.tools.clone())?,
             config,
         })
     }
@@ -319,6 +328,36 @@ impl Guard {
         self.output.check(text, canary)
     }
 
+    /// The tool-call rail.
+    #[must_use]
+    pub const fn tools(&self) -> &tools::ToolRail {
+        &self.tools
+    }
+
+    /// The tool-call rail on one call the model proposes, with the request's conversation
+    /// (none: only the policy's tools and domains are checked).
+    #[must_use]
+    pub fn check_tool_call(
+        &self,
+        name: &str,
+        arguments: &str,
+        secret: &Confidential,
+    ) -> Option<Verdict> {
+        let empty = tools::Conversation::default();
+        let conv = secret.conversation.as_ref().unwrap_or(&empty);
+        self.tools
+            .check_call(name, arguments, conv)
+            .map(|f| Verdict {
+                blocked: true,
+                score: 1.0,
+                findings: vec![f],
+                normalisation: None,
+                redacted: None,
+                refusal: None,
+                edits: None,
+            })
+    }
+
     /// The output rail on (the next window of) an answer to a request whose system prompt
     /// is `secret`: [`Guard::check_output`] with its canary, and, when that passes, the
     /// prompt-leak rail ([`leak`]) with what earlier windows showed in `seen`.
@@ -358,6 +397,8 @@ pub struct Confidential {
     pub canary: String,
     /// The system prompt's fingerprint; `None` without one (or too short to recognise).
     pub print: Option<leak::PromptPrint>,
+    /// The conversation's destinations and text, for the tool-call rail.
+    pub conversation: Option<tools::Conversation>,
 }
 
 impl From<String> for Confidential {
@@ -379,6 +420,7 @@ impl Confidential {
         Self {
             canary: canary.into(),
             print: None,
+            conversation: None,
         }
     }
 
@@ -388,6 +430,7 @@ impl Confidential {
         Self {
             canary: canary.into(),
             print: leak::PromptPrint::new(system_prompt),
+            conversation: None,
         }
     }
 }

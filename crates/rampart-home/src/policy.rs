@@ -273,6 +273,23 @@ pub struct GuardPolicy {
     /// Output rails.
     #[serde(default)]
     pub output: GuardOutputPolicy,
+    /// The tool calls a model may propose.
+    #[serde(default)]
+    pub tools: GuardToolsPolicy,
+}
+
+/// `[guard.tools]`: the tools a model may call and where they may send (the proxy checks
+/// every tool call in an answer against it).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct GuardToolsPolicy {
+    /// Tools the model may call; empty allows any.
+    #[serde(default)]
+    pub allowed: Vec<String>,
+    /// Hosts URLs in a call's arguments may point to (subdomains included); empty allows any.
+    #[serde(default)]
+    pub allowed_domains: Vec<String>,
 }
 
 const fn default_true() -> bool {
@@ -290,6 +307,7 @@ impl Default for GuardPolicy {
             classifier: true,
             topics: Vec::new(),
             output: GuardOutputPolicy::default(),
+            tools: GuardToolsPolicy::default(),
         }
     }
 }
@@ -1222,6 +1240,9 @@ fail_on = "medium"
 # banned = []              # words and phrases an answer must not contain
 # allowed_domains = []     # hosts links may point to (subdomains included); empty: any
 # links = "redact"         # other links: redact or block
+# [guard.tools]            # tool calls a model proposes through `serve --guard`
+# allowed = []             # tools it may call; empty: any
+# allowed_domains = []     # hosts URLs in a call's arguments may point to; empty: any
 
 # Sigstore signers whose bundles rampart accepts, checked offline against the Sigstore trusted
 # root (`rampart trust add-identity --identity ID --issuer URL`):
@@ -1660,6 +1681,27 @@ mod tests {
         let err = Policy::parse("x = \"AGE-SECRET-KEY-1ABC\"\n", p()).unwrap_err();
         assert!(matches!(err, HomeError::SecretInPolicy { .. }));
         assert!(!err.to_string().contains("1ABC"));
+    }
+
+    #[test]
+    fn guard_tools_are_read_and_their_typos_refused() {
+        let policy = Policy::parse(
+            "[guard.tools]\nallowed = [\"search\"]\nallowed_domains = [\"example.com\"]\n",
+            p(),
+        )
+        .unwrap();
+        assert_eq!(policy.guard.tools.allowed, ["search"]);
+        assert_eq!(policy.guard.tools.allowed_domains, ["example.com"]);
+        assert!(
+            Policy::parse("", p())
+                .unwrap()
+                .guard
+                .tools
+                .allowed
+                .is_empty()
+        );
+        let err = Policy::parse("[guard.tools]\nallow = [\"x\"]\n", p()).unwrap_err();
+        assert!(err.to_string().contains("allow"), "{err}");
     }
 
     #[test]

@@ -251,10 +251,17 @@ async fn chat_inner(
         ip,
         key: &key.id,
     };
+    // As the client sent it, before the input rail redacts: a document's address is known
+    // as the document's even when the model reads it in another form.
+    let conversation = {
+        let (trusted, documents) = conversation(&mut request, api);
+        proxy.guard.tools().conversation(&trusted, &documents)
+    };
     if let Err(refused) = input_rail(&ctx, &model, &mut request, api) {
         return refused;
     }
-    let secret = plant_canary(&mut request, api);
+    let mut secret = plant_canary(&mut request, api);
+    secret.conversation = Some(conversation);
     let mut up = proxy
         .client
         .post(format!(
@@ -641,6 +648,38 @@ fn system_prompt(request: &Value, api: Api) -> String {
         }
     }
     out
+}
+
+/// The conversation's text as the client sent it, by source: what
+/// the user and the deployment wrote (system, developer and user messages, `instructions`),
+/// and what documents and tools handed the model (tool and function messages, input items
+/// without a role). An assistant's earlier turns are neither.
+fn conversation(request: &mut Value, api: Api) -> (String, String) {
+    let (mut trusted, mut documents) = (String::new(), String::new());
+    if let Some(Value::String(i)) = request.get("instructions") {
+        trusted.push_str(i);
+        trusted.push('\n');
+    }
+    let field = match api {
+        Api::Chat => "messages",
+        Api::Responses => "input",
+    };
+    match request.get_mut(field) {
+        Some(Value::Array(list)) => {
+            for m in list {
+                let side = match m.get("role").and_then(Value::as_str) {
+                    Some("system" | "developer" | "user") => &mut trusted,
+                    Some("tool" | "function") | None => &mut documents,
+                    Some(_) => continue,
+                };
+                side.push_str(&crate::openai_text::Doc::new(m, &["role"]).text);
+                side.push('\n');
+            }
+        }
+        Some(Value::String(t)) => trusted.push_str(t),
+        _ => {}
+    }
+    (trusted, documents)
 }
 
 /// Plants a fresh canary in the system prompt (a new first message when the first system

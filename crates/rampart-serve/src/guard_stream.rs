@@ -74,6 +74,11 @@ impl<'g, K: Ord + Clone> Channels<'g, K> {
         }
     }
 
+    /// The text of a channel so far.
+    pub(crate) fn text(&self, key: &K) -> Option<&str> {
+        self.map.get(key).map(|c| c.text.as_str())
+    }
+
     /// The keys of the channels seen.
     pub(crate) fn keys(&self) -> impl Iterator<Item = &K> {
         self.map.keys()
@@ -211,6 +216,19 @@ pub struct StreamGuard<'g> {
     identifiers: BTreeMap<(u64, Vec<Seg>), String>,
     finish: BTreeMap<u64, String>,
     usage: Option<Value>,
+}
+
+/// Whether `path` (inside a chat `delta`) is a tool call's name: `tool_calls[i].function.name`
+/// or the legacy `function_call.name`.
+fn is_tool_name(path: &[Seg]) -> bool {
+    let key = |s: Option<&Seg>, k: &str| matches!(s, Some(Seg::Key(x)) if x == k);
+    match path {
+        [a, Seg::Indexed(_), b, c] => {
+            key(Some(a), "tool_calls") && key(Some(b), "function") && key(Some(c), "name")
+        }
+        [a, b] => key(Some(a), "function_call") && key(Some(b), "name"),
+        _ => false,
+    }
 }
 
 /// Why a stream was cut.
@@ -351,6 +369,26 @@ impl<'g> StreamGuard<'g> {
     /// # Errors
     /// As [`StreamGuard::push`].
     pub fn finish(&mut self) -> Result<Vec<Value>, Cut> {
+        // Each tool call whole, before the rest of its arguments and its finish go out.
+        for ((idx, path), name) in &self.identifiers {
+            if !is_tool_name(path) {
+                continue;
+            }
+            let mut args_path = path.clone();
+            args_path.pop();
+            args_path.push(Seg::Key("arguments".into()));
+            let args = self
+                .channels
+                .text(&(*idx, Some(args_path)))
+                .unwrap_or_default();
+            if let Some(v) = self
+                .channels
+                .guard
+                .check_tool_call(name, args, &self.channels.secret)
+            {
+                return Err(v);
+            }
+        }
         let mut out = self.release(true)?;
         let mut choices: Vec<u64> = self.channels.keys().map(|k| k.0).collect();
         choices.extend(self.finish.keys());
@@ -423,6 +461,7 @@ impl<'g> StreamGuard<'g> {
     /// before it: an address cut across two `name` pieces is seen whole.
     fn identifier(&mut self, idx: u64, path: Vec<Seg>, piece: &str) -> Result<(), Cut> {
         self.channels.charge(piece.len())?;
+        let tool_name = is_tool_name(&path);
         let whole = self.identifiers.entry((idx, path)).or_default();
         whole.push_str(piece);
         let from = whole.floor_char_boundary(whole.len().saturating_sub(piece.len() + CONTEXT));
@@ -433,6 +472,16 @@ impl<'g> StreamGuard<'g> {
             .check_output(window, Some(&self.channels.secret.canary));
         if v.blocked || v.redacted.is_some() {
             v.blocked = true;
+            return Err(v);
+        }
+        // A tool's name is refused as soon as it cannot become an allowed one.
+        if tool_name
+            && !self.channels.guard.tools().tool_allowed(whole, true)
+            && let Some(v) =
+                self.channels
+                    .guard
+                    .check_tool_call(whole, "", &Confidential::canary(String::new()))
+        {
             return Err(v);
         }
         Ok(())

@@ -107,6 +107,10 @@ pub fn guard_for(g: &GuardPolicy) -> Result<Guard, ServeError> {
                 LinkAction::Redact
             },
         },
+        tools: rampart_guard::tools::ToolPolicy {
+            allowed: g.tools.allowed.clone(),
+            allowed_domains: g.tools.allowed_domains.clone(),
+        },
         ..rampart_guard::GuardConfig::default()
     };
     Guard::new(config).map_err(ServeError::Guard)

@@ -306,6 +306,7 @@ pub fn output_rail(
     secret: &rampart_guard::Confidential,
     redact: bool,
 ) -> Result<Option<rampart_guard::Verdict>, rampart_guard::Verdict> {
+    tool_calls(guard, v, secret)?;
     // Only a document with logprobs needs its earlier self, to rewrite their bytes.
     let before = (redact && has_key(v, "logprobs")).then(|| v.clone());
     let doc = Doc::new(v, &[]);
@@ -340,6 +341,32 @@ pub fn output_rail(
         fix_token_bytes(&before, v);
     }
     Ok(Some(verdict))
+}
+
+/// The tool-call rail on every call in `v`: any object with a string `name` and a string
+/// `arguments` (a chat tool call's `function`, a legacy `function_call`, a responses
+/// `function_call` item, in an answer or a stream event).
+///
+/// # Errors
+/// The verdict of the first call refused.
+fn tool_calls(
+    guard: &rampart_guard::Guard,
+    v: &Value,
+    secret: &rampart_guard::Confidential,
+) -> Result<(), rampart_guard::Verdict> {
+    match v {
+        Value::Object(o) => {
+            if let (Some(Value::String(name)), Some(Value::String(args))) =
+                (o.get("name"), o.get("arguments"))
+                && let Some(verdict) = guard.check_tool_call(name, args, secret)
+            {
+                return Err(verdict);
+            }
+            o.values().try_for_each(|x| tool_calls(guard, x, secret))
+        }
+        Value::Array(a) => a.iter().try_for_each(|x| tool_calls(guard, x, secret)),
+        _ => Ok(()),
+    }
 }
 
 /// Whether `key` is present, not null, anywhere in `v`.
