@@ -13,12 +13,14 @@
 # Precision, recall and false-positive rate on benign prompts (also on the team's look-alike
 # prompts alone), per-source recall, and the input rail's latency on 2,000-character prompts
 # (examples/guard_latency.rs; LLM Guard's two scanners timed the same way in Python).
+# Then the leave-one-source-out table (examples/guard_cross_source.rs): for each source family
+# the classifier is retrained without it and the input rail run on all of it.
 # Usage: bench/guard.sh   Anchors go to target/bench/guard-venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=$PWD/crates/rampart-guard/data/prompts.jsonl.gz
 cargo build --release --quiet -p rampart
-cargo build --release --quiet -p rampart-guard --example guard_latency
+cargo build --release --quiet -p rampart-guard --example guard_latency --example guard_cross_source
 R=$PWD/target/release/rampart
 W=$PWD/target/bench/guard
 rm -rf "$W"
@@ -143,3 +145,7 @@ print(f"  rampart input rail   p50 {lat['input_rail_us']['p50']:8.1f} us  p99 {l
 print(f"  rampart classifier   p50 {lat['classifier_us']['p50']:8.1f} us  p99 {lat['classifier_us']['p99']:8.1f} us")
 print(f"  llm-guard (2 scanners) p50 {statistics.median(times):6.1f} us  p99 {times[int(0.99 * (len(times) - 1))]:8.1f} us")
 PYEOF
+
+echo
+echo "== leave one source out: the classifier retrained without each source family, tested on it"
+"$PWD/target/release/examples/guard_cross_source" "$DATA"
