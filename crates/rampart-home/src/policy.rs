@@ -276,6 +276,48 @@ pub struct GuardPolicy {
     /// The tool calls a model may propose.
     #[serde(default)]
     pub tools: GuardToolsPolicy,
+    /// An external moderation endpoint for answers, if any.
+    #[serde(default)]
+    pub moderation: Option<GuardModerationPolicy>,
+}
+
+/// `[guard.moderation]`: an OpenAI-compatible `/v1/moderations` endpoint the guard proxy
+/// sends answers to after its own rails, and what each category it flags does.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct GuardModerationPolicy {
+    /// The endpoint (`https://…/v1/moderations`).
+    pub url: String,
+    /// The environment variable holding its bearer key (never the key itself).
+    #[serde(default = "default_moderation_key_env")]
+    pub key_env: String,
+    /// The `model` to ask for, if the endpoint wants one.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// How long it may take, in milliseconds.
+    #[serde(default = "default_moderation_timeout")]
+    pub timeout_ms: u64,
+    /// By category (`violence`, `self-harm/intent`, …): `block` or `flag` (logged, passed);
+    /// a parent covers its subcategories.
+    #[serde(default)]
+    pub categories: BTreeMap<String, String>,
+    /// A category not listed: `block` or `flag`.
+    #[serde(default = "default_block")]
+    pub default: String,
+    /// An endpoint that fails or times out: `block` (fail closed) or `flag` (pass, logged).
+    #[serde(default = "default_block")]
+    pub on_error: String,
+}
+
+fn default_moderation_key_env() -> String {
+    "RAMPART_MODERATION_KEY".into()
+}
+const fn default_moderation_timeout() -> u64 {
+    5000
+}
+fn default_block() -> String {
+    "block".into()
 }
 
 /// `[guard.tools]`: the tools a model may call and where they may send (the proxy checks
@@ -308,6 +350,7 @@ impl Default for GuardPolicy {
             topics: Vec::new(),
             output: GuardOutputPolicy::default(),
             tools: GuardToolsPolicy::default(),
+            moderation: None,
         }
     }
 }
@@ -1243,6 +1286,14 @@ fail_on = "medium"
 # [guard.tools]            # tool calls a model proposes through `serve --guard`
 # allowed = []             # tools it may call; empty: any
 # allowed_domains = []     # hosts URLs in a call's arguments may point to; empty: any
+# [guard.moderation]       # an OpenAI-compatible moderation endpoint, after rampart's rails
+# url = "https://api.openai.com/v1/moderations"
+# key_env = "RAMPART_MODERATION_KEY"  # the variable holding its key
+# model = "omni-moderation-latest"
+# timeout_ms = 5000
+# default = "block"        # a flagged category: block, or flag (logged, passed)
+# on_error = "block"       # the endpoint failing: block (fail closed) or flag
+# categories = {{ "violence/graphic" = "flag" }}
 
 # Sigstore signers whose bundles rampart accepts, checked offline against the Sigstore trusted
 # root (`rampart trust add-identity --identity ID --issuer URL`):
@@ -1702,6 +1753,21 @@ mod tests {
         );
         let err = Policy::parse("[guard.tools]\nallow = [\"x\"]\n", p()).unwrap_err();
         assert!(err.to_string().contains("allow"), "{err}");
+        let policy = Policy::parse(
+            "[guard.moderation]\nurl = \"https://m.example/v1/moderations\"\n[guard.moderation.categories]\n\"self-harm\" = \"flag\"\n",
+            p(),
+        )
+        .unwrap();
+        let m = policy.guard.moderation.unwrap();
+        assert_eq!(
+            (m.key_env.as_str(), m.on_error.as_str(), m.timeout_ms),
+            ("RAMPART_MODERATION_KEY", "block", 5000)
+        );
+        assert_eq!(
+            m.categories.get("self-harm").map(String::as_str),
+            Some("flag")
+        );
+        assert!(Policy::parse("[guard.moderation]\nkey_env = \"K\"\n", p()).is_err());
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub struct GuardProxy {
     pub client: reqwest::Client,
     /// Redact personal data in prompts before they leave.
     pub redact_input: bool,
+    /// The external moderation endpoint answers are also sent to, if any.
+    pub moderation: Option<crate::moderation::Moderation>,
 }
 
 impl GuardProxy {
@@ -79,7 +81,15 @@ impl GuardProxy {
             upstream_key,
             client,
             redact_input,
+            moderation: None,
         })
+    }
+
+    /// Sends answers that passed the output rails to `moderation` too.
+    #[must_use]
+    pub fn with_moderation(mut self, moderation: crate::moderation::Moderation) -> Self {
+        self.moderation = Some(moderation);
+        self
     }
 }
 
@@ -311,7 +321,12 @@ async fn chat_inner(
             "upstream_invalid",
         );
     };
-    match output_rail(&ctx, &mut answer, &secret, "answer") {
+    let mut verdict = output_rail(&ctx, &mut answer, &secret, "answer");
+    if verdict.is_ok() {
+        let text = crate::openai_text::Doc::new(&mut answer, &[]).text;
+        verdict = moderate(&ctx, &text, "answer").await;
+    }
+    match verdict {
         Ok(()) => axum::Json(answer).into_response(),
         Err(v) if api == Api::Responses => {
             output_blocked(st, ip, &key.id, "answer withheld", &v);
@@ -763,6 +778,65 @@ async fn upstream_error(
     }
 }
 
+/// The external moderation hook on an answer's `text`, when the proxy has one: categories
+/// that block withhold it, flagged ones are audited; an endpoint that fails blocks unless
+/// the policy says to flag.
+///
+/// # Errors
+/// The verdict when the answer must be withheld.
+async fn moderate(ctx: &Ctx<'_>, text: &str, what: &str) -> Result<(), Verdict> {
+    let Some(m) = &ctx.proxy.moderation else {
+        return Ok(());
+    };
+    if text.trim().is_empty() {
+        return Ok(());
+    }
+    let out = m.check(&ctx.proxy.client, text).await;
+    if !out.flagged.is_empty() {
+        ctx.audit(format!(
+            "{what} flagged by the moderation endpoint: {}",
+            out.flagged.join(", ")
+        ));
+    }
+    if let Some(e) = &out.error
+        && m.on_error == crate::moderation::Act::Flag
+    {
+        ctx.audit(format!("{what} passed unmoderated: {e}"));
+    }
+    if !out.blocks(m.on_error) {
+        return Ok(());
+    }
+    let findings = if out.blocked.is_empty() {
+        vec![rampart_guard::Finding {
+            rail: "moderation",
+            rule: "moderation.unavailable".into(),
+            family: None,
+            detail: out.error.unwrap_or_default(),
+            weight: 1.0,
+        }]
+    } else {
+        out.blocked
+            .iter()
+            .map(|c| rampart_guard::Finding {
+                rail: "moderation",
+                rule: format!("moderation.{c}"),
+                family: None,
+                detail: format!("the moderation endpoint flagged the answer as {c}"),
+                weight: 1.0,
+            })
+            .collect()
+    };
+    Err(Verdict {
+        blocked: true,
+        score: 1.0,
+        findings,
+        normalisation: None,
+        redacted: None,
+        refusal: None,
+        edits: None,
+    })
+}
+
 /// The rail of a stream, by API.
 enum Rail<'g> {
     Chat(crate::guard_stream::StreamGuard<'g>),
@@ -817,6 +891,8 @@ fn stream_response(
         let Some(proxy) = st.guard.as_ref() else {
             return;
         };
+        let hold = proxy.moderation.is_some();
+        let mut held: Vec<Value> = Vec::new();
         let mut rail = match api {
             Api::Chat => Rail::Chat(crate::guard_stream::StreamGuard::new(&proxy.guard, secret)),
             Api::Responses => Rail::Responses(
@@ -879,6 +955,7 @@ fn stream_response(
                     continue;
                 };
                 match rail.push(v) {
+                    Ok(chunks) if hold => held.extend(chunks),
                     Ok(chunks) => {
                         for c in &chunks {
                             if tx.send(Ok(rail.sse(c))).await.is_err() {
@@ -895,10 +972,27 @@ fn stream_response(
             pending.drain(..at);
             searched -= at;
         }
-        let ending = match cut {
+        let mut ending = match cut {
             Some(v) => Err(v),
             None => rail.finish(),
         };
+        // With a moderation endpoint, the whole answer is held until it has answered.
+        if hold && let Ok(last) = ending {
+            held.extend(last);
+            let mut text = String::new();
+            for c in &mut held {
+                text.push_str(&crate::openai_text::Doc::new(c, &[]).text);
+            }
+            let ctx = Ctx {
+                st: &st,
+                proxy,
+                ip,
+                key: &key,
+            };
+            ending = moderate(&ctx, &text, "streamed answer")
+                .await
+                .map(|()| std::mem::take(&mut held));
+        }
         let chunks = match ending {
             Ok(chunks) => chunks,
             Err(v) => {

@@ -167,12 +167,52 @@ fn guard_proxy(policy: &GuardPolicy, config: &ServeConfig) -> Result<GuardProxy,
         .ok()
         .filter(|k| !k.is_empty())
         .map(zeroize::Zeroizing::new);
-    GuardProxy::new(
+    let proxy = GuardProxy::new(
         guard_for(policy)?,
         upstream,
         key,
         !config.guard_keep_input_pii,
-    )
+    )?;
+    Ok(match &policy.moderation {
+        Some(m) => proxy.with_moderation(moderation_for(m)?),
+        None => proxy,
+    })
+}
+
+/// The moderation hook of `[guard.moderation]`, its key from the environment variable it
+/// names (never logged).
+fn moderation_for(
+    m: &rampart_home::GuardModerationPolicy,
+) -> Result<crate::moderation::Moderation, ServeError> {
+    use crate::moderation::Act;
+    if !(m.url.starts_with("https://") || m.url.starts_with("http://")) {
+        return Err(ServeError::Setting {
+            text: m.url.clone(),
+            expected: "an http:// or https:// URL ([guard.moderation] url)",
+        });
+    }
+    let act = |s: &str| {
+        Act::parse(s).map_err(|_| ServeError::Setting {
+            text: s.to_owned(),
+            expected: "\"block\" or \"flag\" ([guard.moderation])",
+        })
+    };
+    let mut categories = std::collections::BTreeMap::new();
+    for (c, a) in &m.categories {
+        categories.insert(c.clone(), act(a)?);
+    }
+    Ok(crate::moderation::Moderation {
+        url: m.url.clone(),
+        key: std::env::var(&m.key_env)
+            .ok()
+            .filter(|k| !k.is_empty())
+            .map(zeroize::Zeroizing::new),
+        model: m.model.clone(),
+        timeout: std::time::Duration::from_millis(m.timeout_ms.max(1)),
+        categories,
+        default: act(&m.default)?,
+        on_error: act(&m.on_error)?,
+    })
 }
 
 /// Opens tokens sealed to the home's age identity (API-key secrets for signed requests).

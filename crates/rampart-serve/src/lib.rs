@@ -33,6 +33,7 @@ pub mod keys;
 pub mod limits;
 pub mod load;
 pub mod metrics;
+pub mod moderation;
 pub mod monitor;
 pub mod oip;
 pub mod onnx;

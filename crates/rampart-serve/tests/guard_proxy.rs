@@ -15,6 +15,7 @@ use axum::response::IntoResponse as _;
 use rampart_guard::{Guard, GuardConfig};
 use rampart_serve::guard_proxy::GuardProxy;
 use rampart_serve::keys::{KeyStore, Role};
+use rampart_serve::moderation::{Act, Moderation};
 use rampart_serve::{AppState, ServeLimits};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
@@ -304,6 +305,24 @@ async fn upstream(seen: Arc<Mutex<Vec<Value>>>) -> String {
             }),
         )
         .route(
+            "/v1/moderations",
+            axum::routing::post(|body: String| async move {
+                let req: Value = serde_json::from_str(&body).unwrap();
+                let text = req["input"].to_string();
+                if text.contains("moderation-down") {
+                    return (StatusCode::INTERNAL_SERVER_ERROR, "down").into_response();
+                }
+                let violent = text.contains("napalm");
+                let hopeless = text.contains("hopeless");
+                axum::Json(json!({"id": "modr-1", "model": "omni-moderation-latest", "results": [{
+                    "flagged": violent || hopeless,
+                    "categories": {"violence": violent, "illicit/violent": violent,
+                                   "self-harm": false, "self-harm/intent": hopeless, "hate": false},
+                    "category_scores": {"violence": if violent { 0.9 } else { 0.01 }}}]}))
+                .into_response()
+            }),
+        )
+        .route(
         "/v1/chat/completions",
         axum::routing::post(move |body: String| {
             let seen = Arc::clone(&seen);
@@ -357,6 +376,15 @@ async fn proxy() -> Proxy {
 }
 
 async fn proxy_with(config: GuardConfig) -> Proxy {
+    proxy_full(config, None).await
+}
+
+/// A proxy whose answers also go to the stub's moderation endpoint, with `categories`.
+async fn proxy_moderated(categories: &[(&str, Act)]) -> Proxy {
+    proxy_full(GuardConfig::default(), Some(categories)).await
+}
+
+async fn proxy_full(config: GuardConfig, moderation: Option<&[(&str, Act)]>) -> Proxy {
     let dir = tempfile::tempdir().unwrap();
     let store = KeyStore::open(&dir.path().join("apikeys.db")).unwrap();
     let seal = |_: &[u8]| Ok(String::new());
@@ -376,8 +404,22 @@ async fn proxy_with(config: GuardConfig) -> Proxy {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let url = upstream(Arc::clone(&seen)).await;
     let guard = Guard::new(config).unwrap();
-    let state = AppState::new(Vec::new(), store, ServeLimits::default(), None)
-        .with_guard(GuardProxy::new(guard, url, None, true).unwrap());
+    let mut gp = GuardProxy::new(guard, url.clone(), None, true).unwrap();
+    if let Some(categories) = moderation {
+        gp = gp.with_moderation(Moderation {
+            url: format!("{url}/moderations"),
+            key: None,
+            model: Some("omni-moderation-latest".into()),
+            timeout: std::time::Duration::from_secs(5),
+            categories: categories
+                .iter()
+                .map(|(c, a)| ((*c).to_owned(), *a))
+                .collect(),
+            default: Act::Block,
+            on_error: Act::Block,
+        });
+    }
+    let state = AppState::new(Vec::new(), store, ServeLimits::default(), None).with_guard(gp);
     Proxy {
         _dir: dir,
         state: Arc::new(state),
@@ -1031,4 +1073,40 @@ async fn tool_calls_that_carry_data_out_are_refused() {
     assert_eq!(status, StatusCode::OK, "{text}");
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["output"][0]["content"][0]["text"], WITHHELD, "{v}");
+}
+
+#[tokio::test]
+async fn a_moderation_endpoint_blocks_or_flags_answers_by_category() {
+    let p = proxy_moderated(&[("self-harm", Act::Flag)]).await;
+    let harmful = "Here is how to make napalm at home: first, mix";
+    let flagged = "I understand you feel hopeless; please talk to someone you trust.";
+    let fine = "The capital of France is Paris.";
+    let down = "moderation-down is what this answer makes the stub do.";
+    for (text, withheld) in [
+        (harmful, true),
+        (flagged, false),
+        (fine, false),
+        (down, true),
+    ] {
+        let (_, body) = chat(&p, &ask(&format!("say:{}", hex(text)), false)).await;
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let want = if withheld { WITHHELD } else { text };
+        assert_eq!(
+            v["choices"][0]["message"]["content"], want,
+            "{text}: {body}"
+        );
+        // Streamed: held until the endpoint has answered, so nothing of it goes out first.
+        let (_, body) = chat(&p, &ask(&format!("stream-say:{}", hex(text)), true)).await;
+        let (_, streamed) = sse(&body);
+        if withheld {
+            assert_eq!(streamed.trim(), WITHHELD, "{text}");
+        } else {
+            assert_eq!(streamed, text);
+        }
+    }
+    // Without the hook, the same harmful answer is not caught by rampart's own rails yet.
+    let plain = proxy().await;
+    let (_, body) = chat(&plain, &ask(&format!("say:{}", hex(harmful)), false)).await;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], harmful, "{body}");
 }
