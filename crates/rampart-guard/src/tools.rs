@@ -21,6 +21,9 @@ use crate::Finding;
 
 /// Conversation text shorter than this in a URL is not counted as data sent out.
 pub const MIN_CARRIED: usize = 12;
+/// Most URL values (path segments, query keys and values) looked up per call: each is a
+/// search of the conversation. A call with more is refused as unreadable.
+pub const MAX_VALUES: usize = 256;
 /// Most conversation text read for the rail, in bytes, per side.
 pub const MAX_CONVERSATION: usize = 1 << 20;
 
@@ -159,6 +162,7 @@ impl ToolRail {
                 s
             })
             .unwrap_or_else(|_| arguments.to_owned());
+        let mut budget = MAX_VALUES;
         for m in self.url.find_iter(&args) {
             let url = m.as_str();
             let host = host(url);
@@ -176,7 +180,15 @@ impl ToolRail {
                     ),
                 ));
             }
-            if carries(url, &conv.text) {
+            let Some(carried) = carries(url, &conv.text, &mut budget) else {
+                return Some(finding(
+                    "unreadable",
+                    format!(
+                        "the call to {name:?} has more URL values than the {MAX_VALUES} the rail reads"
+                    ),
+                ));
+            };
+            if carried {
                 return Some(finding(
                     "data-in-url",
                     format!(
@@ -240,11 +252,12 @@ fn host(url: &str) -> String {
 }
 
 /// Whether the path, query or fragment of `url` carries at least [`MIN_CARRIED`] characters
-/// of the conversation, as written, percent-encoded, with `+` for spaces, or in base64.
-fn carries(url: &str, conversation: &str) -> bool {
+/// of the conversation, as written, percent-encoded, with `+` for spaces, or in base64;
+/// `None` once more values than `budget` allows were to be looked up.
+fn carries(url: &str, conversation: &str, budget: &mut usize) -> Option<bool> {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let Some(at) = rest.find(['/', '?', '#']) else {
-        return false;
+        return Some(false);
     };
     let tail = rest.get(at..).unwrap_or_default();
     let decoded = String::from_utf8_lossy(&crate::decode::percent_decode(&tail.replace('+', " ")))
@@ -254,8 +267,12 @@ fn carries(url: &str, conversation: &str) -> bool {
         v.chars().count() >= MIN_CARRIED && conversation.contains(&v)
     };
     for value in decoded.split(['/', '?', '&', '=', '#', ';']) {
+        if value.trim().chars().count() < MIN_CARRIED {
+            continue;
+        }
+        *budget = budget.checked_sub(1)?;
         if found(value) {
-            return true;
+            return Some(true);
         }
         // A value in base64 (either alphabet, padded or not).
         let raw = value.trim().trim_end_matches('=');
@@ -269,12 +286,12 @@ fn carries(url: &str, conversation: &str) -> bool {
                     && let Ok(text) = String::from_utf8(bytes)
                     && found(&text)
                 {
-                    return true;
+                    return Some(true);
                 }
             }
         }
     }
-    false
+    Some(false)
 }
 
 #[cfg(test)]
@@ -397,5 +414,15 @@ mod tests {
         );
         assert!(r.tool_allowed("send_", true) && !r.tool_allowed("send_", false));
         assert!(!r.tool_allowed("rm", true));
+        // A URL with more values than the rail reads is refused, not passed unread.
+        let many: String = (0..300)
+            .map(|i| format!("k{i}=value-number-{i:04}&"))
+            .collect();
+        let open = rail(&[], &[]);
+        assert_eq!(
+            open.check_call("fetch", &format!("https://x.example/?{many}"), &conv)
+                .map(|f| f.rule),
+            Some("tool.unreadable".into())
+        );
     }
 }
