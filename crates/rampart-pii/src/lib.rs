@@ -522,6 +522,8 @@ pub const RULES: &[&str] = &[
     "twilio-api-key",
     "huggingface-token",
     "azure-key",
+    "azure-sas-signature",
+    "discord-webhook",
     "azure-client-secret",
     "url-credentials",
     "connection-string-password",
@@ -1492,7 +1494,7 @@ impl Detector {
                     continue;
                 }
                 // An Azure key is the value after its name.
-                if rule == "azure-key" {
+                if rule == "azure-key" || rule == "azure-sas-signature" {
                     start += s.find('=').map_or(0, |i| i + 1);
                 }
                 (entity, rule, base)

@@ -1,7 +1,8 @@
 //! Keys and tokens of the providers people use, by their documented layout and, where the
 //! provider publishes one, their checksum: OpenAI, Anthropic, Google, GitLab, Slack, Stripe,
-//! SendGrid, Twilio, npm, Hugging Face and GitHub; Azure storage and Service Bus keys, SAS
-//! signatures and Entra ID client secrets; passwords inside connection strings and URLs.
+//! SendGrid, Twilio, npm, Hugging Face, Discord webhooks and GitHub; Azure storage and
+//! Service Bus keys, SAS signatures (`sig=` of 32 bytes) and Entra ID client secrets;
+//! passwords inside connection strings and URLs.
 //!
 //! Documentation placeholders (`sk-...`, `hf_xxxx`, `AIzaSyXXXX…`, `postgres://user:password@`)
 //! and test-mode keys (`sk_test_…`) are look-alikes, not leaks.
@@ -26,6 +27,8 @@ pub(crate) const PATTERN: &str = concat!(
     r"|(?:npm_[A-Za-z0-9]{36})",
     r"|(?:(?:hf_|api_org_)[A-Za-z]{34})",
     r"|(?:(?:AccountKey|SharedAccessKey)=[A-Za-z0-9+/]{40,88}={0,2})",
+    r"|(?:sig=[A-Za-z0-9%+/]{40,70})",
+    r"|(?:discord(?:app)?\.com/api/webhooks/[0-9]{17,20}/[A-Za-z0-9_\-]{60,68})",
 );
 
 /// What a match of [`PATTERN`] (or of the GitHub alternatives before it) is, if anything:
@@ -128,6 +131,33 @@ pub(crate) fn classify(s: &str, glued: bool) -> Option<(Entity, &'static str, f3
             Entity::ApiToken,
             "huggingface-token",
             0.9,
+            s.len(),
+        ));
+    }
+    if let Some(sig) = s.strip_prefix("sig=") {
+        // An Azure shared access signature: the base64 of an HMAC-SHA256 (32 bytes), percent-
+        // encoded in the URL. Anything else named `sig` is not one.
+        let decoded = sig
+            .replace("%2B", "+")
+            .replace("%2b", "+")
+            .replace("%2F", "/")
+            .replace("%2f", "/")
+            .replace("%3D", "=")
+            .replace("%3d", "=");
+        let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &decoded);
+        return (!glued && bytes.is_ok_and(|b| b.len() == 32) && !placeholder(sig)).then_some((
+            Entity::Secret,
+            "azure-sas-signature",
+            0.9,
+            s.len(),
+        ));
+    }
+    if s.starts_with("discord") {
+        let token = s.rsplit('/').next().unwrap_or_default().as_bytes();
+        return (char_classes(token) >= 3).then_some((
+            Entity::ApiToken,
+            "discord-webhook",
+            0.95,
             s.len(),
         ));
     }

@@ -1602,6 +1602,23 @@ fn provider_keys_are_found_by_their_layout() {
         "client_secret: Zx18Q~Kq7Vd2XbT9mLw4Rz8Hc1Pn6Jy3Fs5Gt0",
         "Zx18Q~Kq7Vd2XbT9mLw4Rz8Hc1Pn6Jy3Fs5Gt0",
     );
+    // An Azure SAS URL: the signature is a percent-encoded base64 HMAC-SHA256.
+    let sig = "Xk29fLq8Rm3Vt7Zp1Wn4Yc6Hb5Jd0Gs%2Bq9Zx4Vn7RtE%3D";
+    hit(
+        &d,
+        Entity::Secret,
+        &format!(
+            "https://acme.blob.core.windows.net/c/f.txt?sv=2022-11-02&ss=b&srt=o&sp=r&se=2026-12-31T00:00:00Z&sig={sig}"
+        ),
+        sig,
+    );
+    let discord = "discord.com/api/webhooks/1183457702395072512/Xk29fLq8Rm3Vt7Zp1Wn4Yc6Hb5Jd0GsT3BlKw2Lq9Zx4Vn7Rt1Yp5Hm3Jc6Gd0Fb-aQ8";
+    let f = found(&d, &format!("notify https://{discord} on deploy"));
+    assert!(
+        f.iter()
+            .any(|(e, v)| *e == Entity::ApiToken && v == discord),
+        "{f:?}"
+    );
 }
 
 #[test]
@@ -1622,6 +1639,9 @@ fn provider_key_look_alikes_pass() {
         "Stripe('pk_live_51HxYzAbCdEfGhIjKlMnOpQrStUv')",
         "SKU SK0000000000000000000000000000000 out of stock",
         "SENDGRID=SG.Xk29fLq8Rm3Vt7Zp1Wn4Yc.6Hb5Jd0GsT3BlKw2Lq9Zx4Vn7Rt1Yp5Hm3Jc6Gd0FbAa8Kw2L",
+        "https://a.blob.core.windows.net/c?sv=2022-11-02&sig=XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX",
+        "the config=signature-verification-enabled-for-all-requests-by-default flag",
+        "https://discord.com/api/webhooks/000000000000000000/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
     ] {
         let f = found(&d, text);
         assert!(
