@@ -116,6 +116,15 @@ pub fn guard_for(g: &GuardPolicy) -> Result<Guard, ServeError> {
     Guard::new(config).map_err(ServeError::Guard)
 }
 
+/// Which rail [`check_texts_with`] runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Rail<'a> {
+    /// The input rail, reading the text as a user's, a document's or the deployment's.
+    Input(rampart_guard::rules::Reading),
+    /// The output rail, with the request's canary and system prompt.
+    Output(&'a rampart_guard::Confidential),
+}
+
 /// Checks each text with the input rail, or with the output rail (and `canary`, a string that
 /// must never be echoed) when `output`, and records the blocks (`guard.check` denied, by rule
 /// and rail — never the text). Returns each text's verdict, in order.
@@ -128,11 +137,39 @@ pub fn check_texts(
     texts: &[&str],
     output: Option<Option<&str>>,
 ) -> Result<Vec<rampart_guard::Verdict>, rampart_audit::AuditError> {
+    let secret = rampart_guard::Confidential::canary(output.flatten().unwrap_or_default());
+    let rail = match output {
+        Some(_) => Rail::Output(&secret),
+        None => Rail::Input(rampart_guard::rules::Reading::User),
+    };
+    check_texts_with(audit, guard, texts, rail)
+}
+
+/// [`check_texts`] with the rail given: the input rail by reading, or the output rail with a
+/// system prompt's fingerprint as well as its canary.
+///
+/// # Errors
+/// The record could not be written.
+pub fn check_texts_with(
+    audit: &rampart_audit::Auditor<'_>,
+    guard: &Guard,
+    texts: &[&str],
+    rail: Rail<'_>,
+) -> Result<Vec<rampart_guard::Verdict>, rampart_audit::AuditError> {
+    use rampart_guard::rules::Reading;
+    let output = matches!(rail, Rail::Output(_));
     let verdicts: Vec<rampart_guard::Verdict> = texts
         .iter()
-        .map(|t| match output {
-            Some(canary) => guard.check_output(t, canary),
-            None => guard.check_input(t),
+        .map(|t| match rail {
+            Rail::Output(secret) if secret.canary.is_empty() && secret.print.is_none() => {
+                guard.check_output(t, None)
+            }
+            Rail::Output(secret) => {
+                guard.check_answer(t, secret, &mut rampart_guard::leak::Seen::default())
+            }
+            Rail::Input(Reading::User) => guard.check_input(t),
+            Rail::Input(Reading::Document) => guard.check_document(t),
+            Rail::Input(Reading::Instructions) => guard.check_instructions(t),
         })
         .collect();
     let blocked: Vec<&rampart_guard::Verdict> = verdicts.iter().filter(|v| v.blocked).collect();
@@ -144,7 +181,7 @@ pub fn check_texts(
         audit.record(
             audit
                 .event(Action::GuardCheck, Outcome::Denied)
-                .subject_path(if output.is_some() { "output" } else { "input" })
+                .subject_path(if output { "output" } else { "input" })
                 .detail("checked", verdicts.len())
                 .detail("blocked", blocked.len())
                 .detail("rules", rules.into_iter().collect::<Vec<_>>()),

@@ -1047,7 +1047,24 @@ pub enum GuardCommand {
         /// The canary token planted in the system prompt (with --output).
         #[arg(long, value_name = "TOKEN", requires = "output")]
         canary: Option<String>,
+        /// A file holding the system prompt the answer must not restate, copied, encoded,
+        /// paraphrased or translated (with --output).
+        #[arg(long, value_name = "FILE", requires = "output")]
+        system_prompt: Option<std::path::PathBuf>,
+        /// Whose text it is (input rail): a user's prompt, a document or tool result handed
+        /// to the model (instructions planted for the model block), or the deployment's own
+        /// instructions (no classifier, no topics).
+        #[arg(long = "as", value_enum, default_value_t = TextRole::User, conflicts_with = "output")]
+        role: TextRole,
     },
+}
+
+/// `rampart guard check --as`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TextRole {
+    User,
+    Document,
+    Instructions,
 }
 
 #[derive(Debug, Args)]

@@ -4,10 +4,11 @@ use std::io::Read as _;
 
 use rampart_guard::Verdict;
 use rampart_guard::batch::{MAX_TEXT, read_jsonl};
-use rampart_serve::home::check_texts;
+use rampart_guard::rules::Reading;
+use rampart_serve::home::{Rail, check_texts_with};
 use serde_json::Value;
 
-use crate::cli::{Format, GuardArgs, GuardCommand};
+use crate::cli::{Format, GuardArgs, GuardCommand, TextRole};
 use crate::context::Ctx;
 use crate::error::{CliError, Status};
 use crate::output;
@@ -57,11 +58,41 @@ pub fn run(ctx: &Ctx, args: &GuardArgs) -> Result<Status, CliError> {
         jsonl,
         output: as_output,
         canary,
+        system_prompt,
+        role,
     } = &args.command;
     let guard = rampart_serve::home::guard_for(&ctx.policy_or_default()?.guard)?;
-    let rail = as_output.then_some(canary.as_deref());
+    let prompt = match system_prompt {
+        Some(path) => {
+            let f = std::fs::File::open(path)
+                .map_err(|e| CliError::input(anyhow::anyhow!("{}: {e}", path.display())))?;
+            read_limited(f, &path.display().to_string())?
+        }
+        None => String::new(),
+    };
+    let secret = rampart_guard::Confidential::new(canary.clone().unwrap_or_default(), &prompt);
+    if system_prompt.is_some() && secret.print.is_none() {
+        return Err(CliError::input(anyhow::anyhow!(
+            "{}: too short to recognise a restatement of it (fewer than {} letters and digits, or {} Chinese or Japanese characters)",
+            system_prompt
+                .as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            rampart_guard::leak::RUN,
+            rampart_guard::leak::RUN_CJK
+        )));
+    }
+    let rail = if *as_output {
+        Rail::Output(&secret)
+    } else {
+        Rail::Input(match role {
+            TextRole::User => Reading::User,
+            TextRole::Document => Reading::Document,
+            TextRole::Instructions => Reading::Instructions,
+        })
+    };
     let audit = ctx.auditor()?;
-    let check = |texts: &[&str]| check_texts(&audit, &guard, texts, rail);
+    let check = |texts: &[&str]| check_texts_with(&audit, &guard, texts, rail);
     let blocked = if let Some(path) = jsonl {
         let reader: Box<dyn std::io::BufRead> = if path == "-" {
             Box::new(std::io::BufReader::new(std::io::stdin()))
