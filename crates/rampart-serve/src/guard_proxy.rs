@@ -264,8 +264,8 @@ async fn chat_inner(
     // As the client sent it, before the input rail redacts: a document's address is known
     // as the document's even when the model reads it in another form.
     let conversation = {
-        let (trusted, documents) = conversation(&mut request, api);
-        proxy.guard.tools().conversation(&trusted, &documents)
+        let [user, system, documents] = conversation(&mut request, api);
+        proxy.guard.tools().conversation(&user, &system, &documents)
     };
     if let Err(refused) = input_rail(&ctx, &model, &mut request, api) {
         return refused;
@@ -665,15 +665,15 @@ fn system_prompt(request: &Value, api: Api) -> String {
     out
 }
 
-/// The conversation's text as the client sent it, by source: what
-/// the user and the deployment wrote (system, developer and user messages, `instructions`),
-/// and what documents and tools handed the model (tool and function messages, input items
-/// without a role). An assistant's earlier turns are neither.
-fn conversation(request: &mut Value, api: Api) -> (String, String) {
-    let (mut trusted, mut documents) = (String::new(), String::new());
+/// The conversation's text as the client sent it, by source: the user's messages; the
+/// deployment's (system and developer messages, `instructions`); what documents and tools
+/// handed the model (tool and function messages, input items without a role). An
+/// assistant's earlier turns are none of them.
+fn conversation(request: &mut Value, api: Api) -> [String; 3] {
+    let [mut user, mut system, mut documents] = [String::new(), String::new(), String::new()];
     if let Some(Value::String(i)) = request.get("instructions") {
-        trusted.push_str(i);
-        trusted.push('\n');
+        system.push_str(i);
+        system.push('\n');
     }
     let field = match api {
         Api::Chat => "messages",
@@ -683,7 +683,8 @@ fn conversation(request: &mut Value, api: Api) -> (String, String) {
         Some(Value::Array(list)) => {
             for m in list {
                 let side = match m.get("role").and_then(Value::as_str) {
-                    Some("system" | "developer" | "user") => &mut trusted,
+                    Some("user") => &mut user,
+                    Some("system" | "developer") => &mut system,
                     Some("tool" | "function") | None => &mut documents,
                     Some(_) => continue,
                 };
@@ -691,10 +692,10 @@ fn conversation(request: &mut Value, api: Api) -> (String, String) {
                 side.push('\n');
             }
         }
-        Some(Value::String(t)) => trusted.push_str(t),
+        Some(Value::String(t)) => user.push_str(t),
         _ => {}
     }
-    (trusted, documents)
+    [user, system, documents]
 }
 
 /// Plants a fresh canary in the system prompt (a new first message when the first system

