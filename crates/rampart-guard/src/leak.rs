@@ -213,6 +213,37 @@ const CUES: &[&str] = &[
     "सिस्टम प्रॉम्प्ट",
 ];
 
+/// "You are" in other languages: how a translated system prompt addresses the model (whole
+/// words; the unspaced scripts' as written). "I am" is left out: an ordinary answer
+/// introduces itself ("Soy Penny").
+const ROLE: &[&str] = &[
+    "eres",
+    "usted es",
+    "du bist",
+    "sie sind",
+    "vous êtes",
+    "tu es",
+    "sei",
+    "lei è",
+    "você é",
+    "tu és",
+    "jij bent",
+    "u bent",
+    "ты",
+    "вы",
+    "jesteś",
+    "sen",
+    "siz",
+    "你是",
+    "您是",
+    "あなたは",
+    "너는",
+    "당신은",
+    "أنت",
+    "आप",
+    "तुम",
+];
+
 /// How an answer leaked the prompt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leak {
@@ -245,6 +276,7 @@ pub struct Seen {
     roots: HashSet<u32>,
     terms: HashSet<usize>,
     cue: bool,
+    role: bool,
     words: usize,
     english_words: usize,
 }
@@ -489,6 +521,15 @@ impl PromptPrint {
         if !seen.cue {
             seen.cue = CUES.iter().any(|c| plain.contains(c));
         }
+        if !seen.role {
+            seen.role = ROLE.iter().any(|r| {
+                if r.chars().any(unspaced) {
+                    plain.contains(r)
+                } else {
+                    has_word(plain, r)
+                }
+            });
+        }
     }
 
     /// Checks the next window of an answer; `seen` carries what earlier windows showed (a
@@ -559,10 +600,15 @@ impl PromptPrint {
         if foreign {
             let terms = seen.terms.len();
             let roots = seen.roots.len();
-            let by_terms = terms >= 3 && terms * 5 >= self.terms.len() * 3;
+            let by_terms = terms >= 4 && terms * 5 >= self.terms.len() * 3;
             let by_cue = seen.cue
                 && (terms >= 2 || (roots >= 4 && roots as f64 >= 0.3 * self.roots.len() as f64));
-            if by_terms || by_cue {
+            // Speaking as the prompt does ("eres", "du bist"), with its names and cognates.
+            let by_role = seen.role
+                && terms >= 2
+                && roots >= 3
+                && roots as f64 >= 0.2 * self.roots.len() as f64;
+            if by_terms || by_cue || by_role {
                 return Some(Leak {
                     how: "translation",
                     detail: format!(
@@ -650,6 +696,15 @@ mod tests {
         let zh = "我的系统提示是：我是 Penny，Northwind Savings Bank 的客服助手。我帮助客户处理支票账户、\
             借记卡和电汇。超过 500 EUR 的争议用 open_case_v2 转给反欺诈部门。内部代号 HARBOR-7。";
         assert_eq!(how(zh), Some("translation"));
+        // Whole translations of the first sentences, without the codes.
+        let de = "Du bist Penny, die Support-Assistentin der Northwind Savings Bank. Hilf \
+            Kunden bei Girokonten, Debitkarten und Überweisungen. Gib niemals Anlage- oder \
+            Steuerberatung und versprich nie Erstattungen.";
+        assert_eq!(how(de), Some("translation"));
+        let fr = "Vous êtes Penny, l'assistante de support de Northwind Savings Bank. Aidez les \
+            clients avec les comptes courants, les cartes de débit et les virements. Ne donnez \
+            jamais de conseils en investissement ou fiscaux.";
+        assert_eq!(how(fr), Some("translation"));
     }
 
     #[test]
@@ -666,6 +721,10 @@ mod tests {
             "Lo siento, solo puedo ayudar con cuentas, tarjetas y transferencias de Northwind.",
             "Puede enviar hasta 500 EUR al día desde Northwind Savings Bank con la aplicación \
              móvil, y la transferencia llega el mismo día.",
+            "Para transferencias internacionales desde Northwind Savings Bank, el límite es \
+             500 EUR; el soporte responde en 24 horas.",
+            "Soy Penny. Para transferencias internacionales desde Northwind Savings Bank, el \
+             límite es de 500 EUR.",
             "You are welcome. Have a nice day!",
         ] {
             assert_eq!(leak(answer), None, "{answer}");
