@@ -20,6 +20,10 @@
 //! judged as a whole.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
+
+use aho_corasick::AhoCorasick;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use unicode_normalization::UnicodeNormalization as _;
 
@@ -244,6 +248,12 @@ const ROLE: &[&str] = &[
     "तुम",
 ];
 
+static STOP_SET: LazyLock<HashSet<&'static str>> = LazyLock::new(|| STOP.iter().copied().collect());
+static ENGLISH_SET: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| ENGLISH.iter().copied().collect());
+/// [`CUES`] in one automaton (`None` only if it could not be built: then no cue is seen).
+static CUE_FINDER: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| AhoCorasick::new(CUES).ok());
+
 /// How an answer leaked the prompt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leak {
@@ -257,8 +267,8 @@ pub struct Leak {
 #[derive(Debug, Clone)]
 pub struct PromptPrint {
     run: usize,
-    runs: HashSet<u64>,
-    stems: HashMap<String, u32>,
+    runs: FxHashSet<u64>,
+    stems: FxHashMap<String, u32>,
     /// Each sentence of three stems or more, as stem ids.
     sentences: Vec<Vec<u32>>,
     /// Prefixes of the prompt's long words without accents, for cognates in a translation.
@@ -288,7 +298,7 @@ fn unspaced(c: char) -> bool {
 
 /// Lower case, compatibility forms, confusables folded, invisible characters removed.
 fn plain(text: &str) -> String {
-    crate::normalize::views(text).plain
+    crate::normalize::plain(text)
 }
 
 /// The letters and digits of `plain`, for runs.
@@ -349,15 +359,16 @@ fn words(plain: &str) -> Vec<String> {
 
 /// The stem of a content word: its first six characters; `None` for function words and
 /// words shorter than four characters (a pair of unspaced characters is its own stem).
-fn stem(word: &str) -> Option<String> {
+fn stem(word: &str) -> Option<&str> {
     let n = word.chars().count();
     if word.chars().all(unspaced) {
-        return (n == 2).then(|| word.to_owned());
+        return (n == 2).then_some(word);
     }
-    if n < 4 || STOP.contains(&word) || word.chars().all(|c| c.is_ascii_digit()) {
+    if n < 4 || STOP_SET.contains(word) || word.chars().all(|c| c.is_ascii_digit()) {
         return None;
     }
-    Some(word.chars().take(6).collect())
+    let end = word.char_indices().nth(6).map_or(word.len(), |(i, _)| i);
+    word.get(..end)
 }
 
 /// The first five letters of a word of seven or more, without accents: a cognate's root
@@ -367,7 +378,7 @@ fn root(word: &str) -> Option<String> {
         .nfd()
         .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
         .collect();
-    (bare.chars().count() >= 7 && bare.chars().all(char::is_alphabetic) && !STOP.contains(&word))
+    (bare.chars().count() >= 7 && bare.chars().all(char::is_alphabetic) && !STOP_SET.contains(word))
         .then(|| bare.chars().take(5).collect())
 }
 
@@ -451,15 +462,18 @@ impl PromptPrint {
         if chars.len() < run {
             return None;
         }
-        let mut runs: HashSet<u64> = windows(&chars, run).collect();
-        let mut stems: HashMap<String, u32> = HashMap::new();
+        let mut runs: FxHashSet<u64> = windows(&chars, run).collect();
+        let mut stems: FxHashMap<String, u32> = FxHashMap::default();
         let mut roots: HashMap<String, u32> = HashMap::new();
         let mut list = Vec::new();
         let (mut all, mut en) = (0usize, 0usize);
         for s in sentences(&p) {
             let ws = words(s);
             all += ws.len();
-            en += ws.iter().filter(|w| ENGLISH.contains(&w.as_str())).count();
+            en += ws
+                .iter()
+                .filter(|w| ENGLISH_SET.contains(w.as_str()))
+                .count();
             let mut ids: Vec<u32> = Vec::new();
             for w in &ws {
                 if let Some(r) = root(w) {
@@ -468,7 +482,7 @@ impl PromptPrint {
                 }
                 if let Some(st) = stem(w) {
                     let next = u32::try_from(stems.len()).unwrap_or(u32::MAX);
-                    let id = *stems.entry(st).or_insert(next);
+                    let id = *stems.entry(st.to_owned()).or_insert(next);
                     if !ids.contains(&id) {
                         ids.push(id);
                     }
@@ -501,15 +515,20 @@ impl PromptPrint {
 
     /// Adds what `plain` shows to `seen`.
     fn gather(&self, plain: &str, seen: &mut Seen) {
-        for w in words(plain) {
-            seen.words += 1;
-            if ENGLISH.contains(&w.as_str()) {
-                seen.english_words += 1;
-            }
-            if let Some(id) = stem(&w).and_then(|s| self.stems.get(&s)) {
+        let words = words(plain);
+        let english = words
+            .iter()
+            .filter(|w| ENGLISH_SET.contains(w.as_str()))
+            .count();
+        seen.words += words.len();
+        seen.english_words += english;
+        // Cognates and "you are" matter only in another language than the prompt's.
+        let foreign = english * 12 < words.len();
+        for w in &words {
+            if let Some(id) = stem(w).and_then(|s| self.stems.get(s)) {
                 seen.stems.insert(*id);
             }
-            if let Some(id) = root(&w).and_then(|r| self.roots.get(&r)) {
+            if foreign && let Some(id) = root(w).and_then(|r| self.roots.get(&r)) {
                 seen.roots.insert(*id);
             }
         }
@@ -519,9 +538,11 @@ impl PromptPrint {
             }
         }
         if !seen.cue {
-            seen.cue = CUES.iter().any(|c| plain.contains(c));
+            seen.cue = CUE_FINDER
+                .as_ref()
+                .is_some_and(|ac| ac.find(plain).is_some());
         }
-        if !seen.role {
+        if foreign && !seen.role {
             seen.role = ROLE.iter().any(|r| {
                 if r.chars().any(unspaced) {
                     plain.contains(r)

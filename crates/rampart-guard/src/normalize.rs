@@ -193,6 +193,42 @@ fn ascii_digit(c: char) -> char {
     char::from_digit((code - start) % 10, 10).unwrap_or(c)
 }
 
+/// The plain view of an NFKC text, counting the confusables folded. Confusables fold only
+/// in mixed-script words (`pаypal` with a Cyrillic а) or in words made entirely of
+/// look-alikes (`рое`): a word of another script stays as it is, so rules in that language
+/// still match it.
+fn plain_of(nfkc: &str, confusables: &mut usize) -> String {
+    if nfkc.is_ascii() {
+        return nfkc.to_ascii_lowercase();
+    }
+    let mut plain = String::with_capacity(nfkc.len());
+    for (i, word) in nfkc.split(' ').enumerate() {
+        if i > 0 {
+            plain.push(' ');
+        }
+        let has_latin = word.chars().any(|c| c.is_ascii_alphabetic());
+        let folded: Vec<Option<String>> = word.chars().map(fold).collect();
+        let all_fold = folded.iter().all(Option::is_some);
+        for (c, f) in word.chars().zip(folded) {
+            match f {
+                Some(f) if !c.is_ascii() && (has_latin || all_fold) => {
+                    *confusables += 1;
+                    plain.push_str(&f);
+                }
+                _ => plain.extend(c.to_lowercase()),
+            }
+        }
+    }
+    plain
+}
+
+/// The plain view of `text` alone ([`Views::plain`]): invisible characters removed, NFKC,
+/// confusables folded, lower case.
+#[must_use]
+pub fn plain(text: &str) -> String {
+    plain_of(&visible_nfkc(text).1, &mut 0)
+}
+
 /// The views of `text`.
 #[must_use]
 pub fn views(text: &str) -> Views {
@@ -207,27 +243,7 @@ pub fn views(text: &str) -> Views {
             .count()
             .max(1);
     }
-    // Confusables fold only in mixed-script words (`pаypal` with a Cyrillic а) or in words
-    // made entirely of look-alikes (`рое`): a word of another script stays as it is, so
-    // rules in that language still match it.
-    let mut plain = String::with_capacity(nfkc.len());
-    for (i, word) in nfkc.split(' ').enumerate() {
-        if i > 0 {
-            plain.push(' ');
-        }
-        let has_latin = word.chars().any(|c| c.is_ascii_alphabetic());
-        let folded: Vec<Option<String>> = word.chars().map(fold).collect();
-        let all_fold = folded.iter().all(Option::is_some);
-        for (c, f) in word.chars().zip(folded) {
-            match f {
-                Some(f) if !c.is_ascii() && (has_latin || all_fold) => {
-                    changes.confusables += 1;
-                    plain.push_str(&f);
-                }
-                _ => plain.extend(c.to_lowercase()),
-            }
-        }
-    }
+    let plain = plain_of(&nfkc, &mut changes.confusables);
     let mut leet_view = String::with_capacity(plain.len());
     let chars: Vec<char> = plain.chars().collect();
     for (i, &c) in chars.iter().enumerate() {
