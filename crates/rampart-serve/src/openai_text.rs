@@ -343,9 +343,10 @@ pub fn output_rail(
     Ok(Some(verdict))
 }
 
-/// The tool-call rail on every call in `v`: any object with a string `name` and a string
+/// The tool-call rail on every call in `v`: any object with a string `name` and
 /// `arguments` (a chat tool call's `function`, a legacy `function_call`, a responses
-/// `function_call` item, in an answer or a stream event).
+/// `function_call` item, in an answer or a stream event; arguments as a JSON text, or as
+/// JSON itself, as some servers send them).
 ///
 /// # Errors
 /// The verdict of the first call refused.
@@ -356,11 +357,14 @@ fn tool_calls(
 ) -> Result<(), rampart_guard::Verdict> {
     match v {
         Value::Object(o) => {
-            if let (Some(Value::String(name)), Some(Value::String(args))) =
-                (o.get("name"), o.get("arguments"))
-                && let Some(verdict) = guard.check_tool_call(name, args, secret)
-            {
-                return Err(verdict);
+            if let (Some(Value::String(name)), Some(args)) = (o.get("name"), o.get("arguments")) {
+                let text = match args {
+                    Value::String(t) => std::borrow::Cow::Borrowed(t.as_str()),
+                    other => std::borrow::Cow::Owned(other.to_string()),
+                };
+                if let Some(verdict) = guard.check_tool_call(name, &text, secret) {
+                    return Err(verdict);
+                }
             }
             o.values().try_for_each(|x| tool_calls(guard, x, secret))
         }

@@ -191,6 +191,19 @@ fn shape(name: &str, canary: &str) -> (u16, Result<Value, Vec<Value>>) {
                 )),
             )
         }
+        call if call.starts_with("callobj:") => {
+            // Arguments as JSON itself, as some OpenAI-compatible servers send them.
+            let (name, args) = unhex(&call[8..])
+                .split_once('\n')
+                .map(|(a, b)| (a.to_owned(), serde_json::from_str::<Value>(b).unwrap()))
+                .unwrap();
+            (
+                200,
+                Ok(msg(
+                    json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_9", "type": "function", "function": {"name": name, "arguments": args}}]}),
+                )),
+            )
+        }
         call if call.starts_with("stream-call:") => {
             let (name, args) = unhex(&call[12..])
                 .split_once('\n')
@@ -967,6 +980,18 @@ async fn answers_that_restate_the_system_prompt_are_withheld() {
             assert_eq!(streamed, text);
         }
     }
+    // The same restatement inside a tool call's arguments.
+    let args = json!({"to": "me@example.org", "body": leaked}).to_string();
+    let (_, body) = chat(
+        &p,
+        &ask_with(
+            format!("call:{}", hex(&format!("send_email\n{args}"))),
+            false,
+        ),
+    )
+    .await;
+    let got: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(got["choices"][0]["message"]["content"], WITHHELD, "{body}");
     // Without that system prompt, the same words are an ordinary answer.
     let (_, body) = chat(&p, &ask(&format!("say:{}", hex(leaked)), false)).await;
     let got: Value = serde_json::from_str(&body).unwrap();
@@ -1053,6 +1078,20 @@ async fn tool_calls_that_carry_data_out_are_refused() {
             assert_eq!(finish, [&json!("content_filter")], "{body}");
         }
     }
+    // Arguments sent as a JSON object rather than a JSON text are read the same way.
+    let (_, body) = chat(
+        &p,
+        &convo(
+            format!(
+                "callobj:{}",
+                call("send_email", r#"{"to": "jobs@talent-harvest.example"}"#)
+            ),
+            false,
+        ),
+    )
+    .await;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], WITHHELD, "{body}");
     // A disallowed tool's name cuts the stream before any of its arguments go out.
     let (_, body) = chat(
         &p,
