@@ -21,6 +21,7 @@ pub mod batch;
 pub mod classifier;
 pub mod decode;
 pub mod leak;
+pub mod lexicon;
 pub mod normalize;
 pub mod output;
 pub mod rules;

@@ -35,6 +35,10 @@ pub struct Views {
     pub leet: String,
     /// `leet` with only letters and digits.
     pub squeezed: String,
+    /// NFKC and lower case, invisible characters removed, nothing folded: the words of
+    /// other languages as their speakers write them (`Не` stays Russian, where `plain`
+    /// reads a word of look-alike letters as Latin `he`).
+    pub lower: String,
     /// What changed.
     pub changes: Changes,
 }
@@ -244,6 +248,11 @@ pub fn views(text: &str) -> Views {
             .max(1);
     }
     let plain = plain_of(&nfkc, &mut changes.confusables);
+    let lower = if nfkc.is_ascii() {
+        plain.clone()
+    } else {
+        nfkc.to_lowercase()
+    };
     let mut leet_view = String::with_capacity(plain.len());
     let chars: Vec<char> = plain.chars().collect();
     for (i, &c) in chars.iter().enumerate() {
@@ -265,6 +274,7 @@ pub fn views(text: &str) -> Views {
         plain,
         leet: leet_view,
         squeezed,
+        lower,
         changes,
     }
 }

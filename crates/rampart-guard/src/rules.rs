@@ -355,6 +355,8 @@ pub struct Rules {
     /// The [`PLANTED`] rules (ASCII word boundaries, which the lazy DFA handles: a Unicode
     /// `\b` sends a pattern to a slower engine).
     planted: Vec<(usize, Regex)>,
+    /// The attack families in other languages.
+    lexicon: crate::lexicon::Lexicon,
 }
 
 impl std::fmt::Debug for Rules {
@@ -420,6 +422,7 @@ impl Rules {
             owner_squeezed,
             patterns,
             planted,
+            lexicon: crate::lexicon::Lexicon::new()?,
         })
     }
 
@@ -493,6 +496,7 @@ impl Rules {
                 });
             }
         }
+        self.lexicon.scan(&v.lower, &name("lower"), reading, out);
         for (i, re) in &self.planted {
             if reading == Reading::Instructions {
                 break;
