@@ -511,11 +511,19 @@ type EventKey = (String, String, u64, Option<u64>, Option<u64>);
 /// barrier: the channels are flushed first (checked whole), then the event — which repeats
 /// the full text (`*.done`, `response.completed`) — is read whole and sent on with its
 /// personal data redacted, or cuts the stream. Events are numbered again in order.
+///
+/// A function call's arguments stream as a channel; the event that ends them
+/// (`response.function_call_arguments.done`, which need not repeat the tool's name) goes out
+/// only after the whole call passes the tool-call rail under the name its item was
+/// announced with, and a stream that ends before it checks each call that has not.
 pub struct ResponsesGuard<'g> {
     channels: Channels<'g, EventKey>,
     /// Each channel's event, without its delta, for the events sent.
     templates: BTreeMap<EventKey, Value>,
     sequence: u64,
+    /// Function-call items announced: item id → (tool name, whether the whole call was
+    /// checked).
+    calls: BTreeMap<String, (String, bool)>,
 }
 
 impl<'g> ResponsesGuard<'g> {
@@ -526,7 +534,66 @@ impl<'g> ResponsesGuard<'g> {
             channels: Channels::new(guard, secret),
             templates: BTreeMap::new(),
             sequence: 0,
+            calls: BTreeMap::new(),
         }
+    }
+
+    /// Remembers the tool name of a function-call item an event carries (counted against
+    /// the stream's text budget).
+    fn note_call(&mut self, event: &Value) -> Result<(), Cut> {
+        let Some(item) = event.get("item") else {
+            return Ok(());
+        };
+        if item.get("type").and_then(Value::as_str) != Some("function_call") {
+            return Ok(());
+        }
+        if let (Some(id), Some(name)) = (
+            item.get("id").and_then(Value::as_str),
+            item.get("name").and_then(Value::as_str),
+        ) && !self.calls.contains_key(id)
+        {
+            self.channels.charge(id.len() + name.len())?;
+            self.calls.insert(id.to_owned(), (name.to_owned(), false));
+        }
+        Ok(())
+    }
+
+    /// The arguments streamed so far for the function-call item `id`.
+    fn streamed_arguments(&self, id: &str) -> String {
+        self.channels
+            .keys()
+            .filter(|k| k.0 == "response.function_call_arguments.delta" && k.1 == id)
+            .filter_map(|k| self.channels.text(k))
+            .collect()
+    }
+
+    /// The tool-call rail on item `id`'s whole call: `name` if the event gave one, else the
+    /// name it was announced with (none: the empty name, which a list of allowed tools
+    /// refuses); `arguments` if the event gave them, else those streamed.
+    fn check_call(
+        &mut self,
+        id: &str,
+        name: Option<&str>,
+        arguments: Option<&Value>,
+    ) -> Result<(), Cut> {
+        let name = name
+            .map(str::to_owned)
+            .or_else(|| self.calls.get(id).map(|c| c.0.clone()))
+            .unwrap_or_default();
+        let arguments = match arguments {
+            Some(Value::String(t)) => t.clone(),
+            Some(other) => other.to_string(),
+            None => self.streamed_arguments(id),
+        };
+        let ch = &self.channels;
+        if let Some(v) = ch.guard.check_tool_call(&name, &arguments, &ch.secret) {
+            return Err(v);
+        }
+        self.calls
+            .entry(id.to_owned())
+            .or_insert_with(|| (name, true))
+            .1 = true;
+        Ok(())
     }
 
     fn numbered(&mut self, mut event: Value) -> Value {
@@ -563,6 +630,7 @@ impl<'g> ResponsesGuard<'g> {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
+        self.note_call(&event)?;
         let delta = event
             .get("delta")
             .and_then(Value::as_str)
@@ -597,6 +665,15 @@ impl<'g> ResponsesGuard<'g> {
             let released = self.channels.release(false)?;
             return Ok(self.emit(released));
         }
+        if kind == "response.function_call_arguments.done" {
+            let id = event
+                .get("item_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let name = event.get("name").and_then(Value::as_str).map(str::to_owned);
+            self.check_call(&id, name.as_deref(), event.get("arguments"))?;
+        }
         let released = self.channels.release(true)?;
         let mut out = self.emit(released);
         self.check_whole(&mut event, true)?;
@@ -609,6 +686,15 @@ impl<'g> ResponsesGuard<'g> {
     /// # Errors
     /// As [`ResponsesGuard::push`].
     pub fn finish(&mut self) -> Result<Vec<Value>, Cut> {
+        let open: Vec<String> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| !c.1)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in open {
+            self.check_call(&id, None, None)?;
+        }
         let released = self.channels.release(true)?;
         Ok(self.emit(released))
     }
@@ -875,6 +961,90 @@ mod tests {
                 "case {i}: {all}"
             );
         }
+    }
+
+    #[test]
+    fn a_responses_call_is_checked_whole_before_its_arguments_end() {
+        let g = Guard::new(rampart_guard::GuardConfig {
+            tools: rampart_guard::tools::ToolPolicy {
+                allowed: vec!["http_get".into()],
+                allowed_domains: vec!["api.example.com".into()],
+            },
+            ..rampart_guard::GuardConfig::default()
+        })
+        .unwrap();
+        let args = r#"{"url": "https://collect.evil.test/x"}"#;
+        let events = |with_done: bool| {
+            let mut e = vec![
+                json!({"type": "response.output_item.added", "output_index": 0,
+                "item": {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "http_get", "arguments": ""}}),
+            ];
+            e.extend(pieces_of(args, 7, |t| {
+                json!({"type": "response.function_call_arguments.delta",
+                "item_id": "fc_1", "output_index": 0, "delta": t})
+            }));
+            if with_done {
+                // As older servers send it: no `name`.
+                e.push(
+                    json!({"type": "response.function_call_arguments.done", "item_id": "fc_1",
+                    "output_index": 0, "arguments": args}),
+                );
+            }
+            e
+        };
+        for with_done in [true, false] {
+            let mut s = ResponsesGuard::new(&g, "rampart-canary-0123456789abcdef".into());
+            let mut sent = Vec::new();
+            let mut cut = None;
+            for e in events(with_done) {
+                match s.push(e) {
+                    Ok(out) => sent.extend(out),
+                    Err(v) => {
+                        cut = Some(v);
+                        break;
+                    }
+                }
+            }
+            if cut.is_none() {
+                cut = s.finish().err();
+            }
+            let cut = cut.expect("the call to a host not allowed is refused");
+            assert!(
+                cut.findings
+                    .iter()
+                    .any(|f| f.rule == "tool.destination-not-allowed"),
+                "{cut:#?}"
+            );
+            assert!(
+                !sent
+                    .iter()
+                    .any(|e| e["type"] == "response.function_call_arguments.done")
+            );
+        }
+        // The same call to an allowed host goes through whole.
+        let ok = r#"{"url": "https://api.example.com/v1/weather?city=Oslo"}"#;
+        let mut s = ResponsesGuard::new(&g, "rampart-canary-0123456789abcdef".into());
+        let mut sent = Vec::new();
+        sent.extend(
+            s.push(
+                json!({"type": "response.output_item.added", "output_index": 0,
+            "item": {"type": "function_call", "id": "fc_2", "name": "http_get", "arguments": ""}}),
+            )
+            .unwrap(),
+        );
+        sent.extend(s.push(json!({"type": "response.function_call_arguments.delta", "item_id": "fc_2", "output_index": 0, "delta": ok})).unwrap());
+        sent.extend(s.push(json!({"type": "response.function_call_arguments.done", "item_id": "fc_2", "output_index": 0, "arguments": ok})).unwrap());
+        sent.extend(s.finish().unwrap());
+        let streamed: String = sent
+            .iter()
+            .filter(|e| e["type"] == "response.function_call_arguments.delta")
+            .filter_map(|e| e["delta"].as_str())
+            .collect();
+        assert_eq!(streamed, ok);
+        assert!(
+            sent.iter()
+                .any(|e| e["type"] == "response.function_call_arguments.done")
+        );
     }
 
     #[test]
