@@ -20,6 +20,7 @@
 pub mod batch;
 pub mod classifier;
 pub mod decode;
+pub mod harm;
 pub mod leak;
 pub mod lexicon;
 pub mod normalize;

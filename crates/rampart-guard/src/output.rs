@@ -6,7 +6,8 @@
 //!   is spaced out or hidden with invisible characters, reversed, or written in base64, hex,
 //!   rot13, HTML character references or URL escapes;
 //! * banned lexicon entries (whole words, normalised) block;
-//! * links to hosts outside the allowed domains are removed, or block.
+//! * links to hosts outside the allowed domains are removed, or block;
+//! * harmful content ([`crate::harm`]) blocks or is flagged, per category.
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use rampart_pii::{Detector, DetectorOptions, Entity, Operator, Redactor};
@@ -45,6 +46,8 @@ pub struct OutputConfig {
     pub allowed_domains: Vec<String>,
     /// What other links do.
     pub links: LinkAction,
+    /// Harmful content, per category.
+    pub harm: crate::harm::HarmPolicy,
 }
 
 impl Default for OutputConfig {
@@ -54,6 +57,7 @@ impl Default for OutputConfig {
             banned: Vec::new(),
             allowed_domains: Vec::new(),
             links: LinkAction::Redact,
+            harm: crate::harm::HarmPolicy::default(),
         }
     }
 }
@@ -64,6 +68,7 @@ pub struct OutputRails {
     detector: Detector,
     banned: Option<AhoCorasick>,
     url: Regex,
+    harm: crate::harm::HarmRail,
 }
 
 impl std::fmt::Debug for OutputRails {
@@ -120,6 +125,7 @@ impl OutputRails {
             },
             url: Regex::new(r#"(?i)\b(?:https?://|www\.)([a-z0-9.-]+)(?::\d+)?[^\s<>"')\]]*"#)
                 .map_err(|e| e.to_string())?,
+            harm: crate::harm::HarmRail::new()?,
             config: config.clone(),
         })
     }
@@ -163,6 +169,21 @@ impl OutputRails {
                     break;
                 }
             }
+        }
+        for h in self.harm.check(&views.plain) {
+            let action = self.config.harm.action(h.category);
+            if action == crate::harm::HarmAction::Off {
+                continue;
+            }
+            let block = action == crate::harm::HarmAction::Block;
+            blocked |= block;
+            findings.push(Finding {
+                rail: "harm",
+                rule: format!("harm.{}", h.category.name()),
+                family: None,
+                detail: format!("{}{}", h.why, if block { "" } else { " (flagged)" }),
+                weight: if block { 1.0 } else { 0.5 },
+            });
         }
         // Personal data and secrets; URLs are the link rail's. The answer is also read as a
         // reader reads it (`normalize::reading_view`: no invisible characters, fullwidth and

@@ -48,8 +48,9 @@ pub use home::{Home, InitReport, KeySource, Witness};
 pub use policy::{
     AuditPolicy, Backend, ChecksPolicy, DataPolicy, ENV_STORAGE_AUDIT_ANCHOR, ENV_STORAGE_BLOBS,
     ENV_STORAGE_REGISTRY, ENV_STORAGE_SHARED_STATE, ENV_STORAGE_SIEM, GatePolicy, GatesPolicy,
-    GuardModerationPolicy, GuardOutputPolicy, GuardPolicy, GuardToolsPolicy, GuardTopic, PiiPolicy,
-    Policy, ScanPolicy, SharedFallback, Size, SizeError, StoragePolicy, StorageUrlError,
-    TrainPolicy, TrustPolicy, TrustedCertificate, TrustedIdentity, TrustedKey, parse_size,
+    GuardHarmPolicy, GuardModerationPolicy, GuardOutputPolicy, GuardPolicy, GuardToolsPolicy,
+    GuardTopic, PiiPolicy, Policy, ScanPolicy, SharedFallback, Size, SizeError, StoragePolicy,
+    StorageUrlError, TrainPolicy, TrustPolicy, TrustedCertificate, TrustedIdentity, TrustedKey,
+    parse_size,
 };
 pub use session::Session;

