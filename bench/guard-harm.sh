@@ -19,14 +19,8 @@ R=$PWD/target/release/rampart
 W=$PWD/target/bench/guard-harm
 rm -rf "$W"
 mkdir -p "$W/wheel" "$W/home"
-VENV=$PWD/target/bench/guard-venv
-if [ ! -f "$VENV/.complete" ]; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet numpy==2.4.6 scipy==1.17.1 scikit-learn==1.9.1 structlog
-  "$VENV/bin/pip" install --quiet --no-deps llm-guard==0.3.16
-  touch "$VENV/.complete"
-fi
-PY=$VENV/bin/python
+# shellcheck source=bench/guard-venv.sh
+source "$PWD/bench/guard-venv.sh"
 python3 -m pip download --quiet --no-deps -d "$W/wheel" pyrit==1.1.0
 (cd "$W/wheel" && grep ' pyrit-1.1.0-' "$OLDPWD/crates/rampart-guard/data/wheels.sha256" \
   | awk '{print $1"  "$2}' | sha256sum -c --quiet)

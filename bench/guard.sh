@@ -25,14 +25,8 @@ R=$PWD/target/release/rampart
 W=$PWD/target/bench/guard
 rm -rf "$W"
 mkdir -p "$W/rules/.rampart" "$W/full"
-VENV=$PWD/target/bench/guard-venv
-if [ ! -f "$VENV/.complete" ]; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet numpy==2.4.6 scipy==1.17.1 scikit-learn==1.9.1 structlog
-  "$VENV/bin/pip" install --quiet --no-deps llm-guard==0.3.16
-  touch "$VENV/.complete"
-fi
-PY=$VENV/bin/python
+# shellcheck source=bench/guard-venv.sh
+source "$PWD/bench/guard-venv.sh"
 
 zcat "$DATA" | "$PY" -c '
 import json, sys
