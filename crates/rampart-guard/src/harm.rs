@@ -245,8 +245,10 @@ const DEHUMANISE: &str = r"(?-u:\b)(?:jews|muslims|christians|blacks|black peopl
 const PASSAGE: usize = 400;
 /// How close a minor and a sexual word must be.
 const SENTENCE: usize = 120;
-/// Most matches read in one answer.
-const MAX_MATCHES: usize = 8192;
+/// Most matches read in one answer (about 1 MiB of them): past it the answer is reported
+/// unreadable, never read in part, since padding would otherwise push a harm past what is
+/// read.
+const MAX_MATCHES: usize = 1 << 16;
 
 /// One category found in an answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -296,9 +298,10 @@ impl HarmRail {
         })
     }
 
-    /// The categories `text` (its plain view) falls in.
+    /// The categories `text` (its plain view) falls in; `None` for an answer with more
+    /// lexicon words than the rail reads (which must not pass as harmless).
     #[must_use]
-    pub fn check(&self, plain: &str) -> Vec<Harm> {
+    pub fn check(&self, plain: &str) -> Option<Vec<Harm>> {
         let mut found: Vec<(usize, Word)> = Vec::new();
         for m in self.ac.find_overlapping_iter(plain) {
             let Some(&kind) = self.kinds.get(m.pattern().as_usize()) else {
@@ -314,7 +317,7 @@ impl HarmRail {
             }
             found.push((m.start(), kind));
             if found.len() >= MAX_MATCHES {
-                break;
+                return None;
             }
         }
         found.sort_by_key(|f| f.0);
@@ -368,7 +371,7 @@ impl HarmRail {
             add(Hate, "dehumanising speech about a group");
         }
         out.sort_by_key(|h| h.category);
-        out
+        Some(out)
     }
 }
 
@@ -379,6 +382,7 @@ mod tests {
     fn cats(text: &str) -> Vec<&'static str> {
         let r = HarmRail::new().expect("rail");
         r.check(&crate::normalize::plain(text))
+            .expect("readable")
             .iter()
             .map(|h| h.category.name())
             .collect()
@@ -445,6 +449,18 @@ mod tests {
         ] {
             assert!(cats(text).is_empty(), "{text}: {:?}", cats(text));
         }
+    }
+
+    #[test]
+    fn padding_does_not_push_a_harm_out_of_reach() {
+        let r = HarmRail::new().expect("rail");
+        let harm = "You will need ammonium nitrate. Step 1: mix it. Step 2: attach the detonator.";
+        let padded = format!("{}\n{harm}", "heat the pan. ".repeat(5_000));
+        let got = r
+            .check(&crate::normalize::plain(&padded))
+            .expect("readable");
+        assert!(got.iter().any(|h| h.category == Weapons), "{got:?}");
+        assert!(r.check(&"mix heat stir ".repeat(30_000)).is_none());
     }
 
     #[test]

@@ -170,7 +170,26 @@ impl OutputRails {
                 }
             }
         }
-        for h in self.harm.check(&views.plain) {
+        let harms = self.harm.check(&views.plain);
+        if harms.is_none()
+            && (self.config.harm.default != crate::harm::HarmAction::Off
+                || self
+                    .config
+                    .harm
+                    .categories
+                    .values()
+                    .any(|a| *a != crate::harm::HarmAction::Off))
+        {
+            blocked = true;
+            findings.push(Finding {
+                rail: "harm",
+                rule: "harm.unreadable".into(),
+                family: None,
+                detail: "more harm-lexicon words than the rail reads in one answer".into(),
+                weight: 1.0,
+            });
+        }
+        for h in harms.unwrap_or_default() {
             let action = self.config.harm.action(h.category);
             if action == crate::harm::HarmAction::Off {
                 continue;
