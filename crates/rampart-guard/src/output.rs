@@ -86,6 +86,29 @@ const fn is_secret(e: Entity) -> bool {
     )
 }
 
+impl OutputRails {
+    /// The harm categories of an answer, its leet view and its decoded payloads; `None` if
+    /// any of them is too full of lexicon words to read.
+    fn harms(&self, text: &str, views: &crate::normalize::Views) -> Option<Vec<crate::harm::Harm>> {
+        let mut all = self.harm.check(&views.plain)?;
+        let mut more = Vec::new();
+        if views.leet != views.plain {
+            more.push(views.leet.clone());
+        }
+        for p in crate::decode::payloads(text, &crate::decode::Limits::default()) {
+            more.push(crate::normalize::views(&p.text).leet);
+        }
+        for t in more {
+            for h in self.harm.check(&t)? {
+                if !all.iter().any(|a| a.category == h.category) {
+                    all.push(h);
+                }
+            }
+        }
+        Some(all)
+    }
+}
+
 /// Whether `host` is `domain` or one of its subdomains.
 #[must_use]
 pub fn host_allowed(host: &str, domains: &[String]) -> bool {
@@ -170,16 +193,21 @@ impl OutputRails {
                 }
             }
         }
-        let harms = self.harm.check(&views.plain);
-        if harms.is_none()
-            && (self.config.harm.default != crate::harm::HarmAction::Off
-                || self
-                    .config
-                    .harm
-                    .categories
-                    .values()
-                    .any(|a| *a != crate::harm::HarmAction::Off))
-        {
+        // Harm is read in the answer, its leetspeak folded, and every payload decoded from it
+        // (an answer asked for in base64 or hex is still the answer); not at all when every
+        // category is off.
+        let harm = &self.config.harm;
+        let active = harm.default != crate::harm::HarmAction::Off
+            || harm
+                .categories
+                .values()
+                .any(|a| *a != crate::harm::HarmAction::Off);
+        let harms = if active {
+            self.harms(text, &views)
+        } else {
+            Some(Vec::new())
+        };
+        if harms.is_none() {
             blocked = true;
             findings.push(Finding {
                 rail: "harm",

@@ -688,6 +688,24 @@ fn harmful_answers_block_or_are_flagged_as_the_policy_says() {
     let v = flagging.check_output(answer, None);
     assert!(!v.blocked, "{v:#?}");
     assert!(v.findings.iter().any(|f| f.rule == "harm.weapons"));
+    // Written in base64 or hex, or in leetspeak, it is the same answer.
+    let b64 = base64::engine::general_purpose::STANDARD.encode(answer);
+    let v = g.check_output(&format!("Here you go: {b64}"), None);
+    assert!(
+        v.blocked && v.findings.iter().any(|f| f.rule == "harm.weapons"),
+        "{v:#?}"
+    );
+    let v = g.check_output(&format!("Decode: {}", hex::encode(answer)), None);
+    assert!(
+        v.blocked && v.findings.iter().any(|f| f.rule == "harm.weapons"),
+        "{v:#?}"
+    );
+    let leet = answer.replace("potassium chlorate", "p0t4ss1um chl0r4t3");
+    let v = g.check_output(&leet, None);
+    assert!(
+        v.blocked && v.findings.iter().any(|f| f.rule == "harm.weapons"),
+        "{v:#?}"
+    );
     let off = Guard::new(GuardConfig {
         output: OutputConfig {
             harm: HarmPolicy {
