@@ -33,11 +33,15 @@ pub enum Category {
     SexualMinors,
     /// Slurs and dehumanising speech about a group.
     Hate,
+    /// How to hurt, kill or stalk a person, told to the reader.
+    Violence,
+    /// A person's home address, phone or identity numbers handed out (doxxing).
+    Privacy,
 }
 
 impl Category {
     /// Every category.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 9] = [
         Self::Weapons,
         Self::Drugs,
         Self::Malware,
@@ -45,6 +49,8 @@ impl Category {
         Self::SelfHarm,
         Self::SexualMinors,
         Self::Hate,
+        Self::Violence,
+        Self::Privacy,
     ];
 
     /// The name used in policies and findings (`harm.<name>`).
@@ -58,6 +64,8 @@ impl Category {
             Self::SelfHarm => "self-harm",
             Self::SexualMinors => "sexual-minors",
             Self::Hate => "hate",
+            Self::Violence => "violence",
+            Self::Privacy => "privacy",
         }
     }
 
@@ -137,9 +145,13 @@ enum Word {
     Minor,
     /// A sexual act or body, explicitly.
     Sexual,
+    /// The reader addressed: instructions are told to someone.
+    You,
+    /// A person's whereabouts or identity numbers given out.
+    Whereabouts,
 }
 
-use Category::{Drugs, Fraud, Hate, Malware, SelfHarm, Weapons};
+use Category::{Drugs, Fraud, Hate, Malware, Privacy, SelfHarm, Violence, Weapons};
 
 /// `(kind, words)`, matched on whole words of the plain view.
 #[rustfmt::skip]
@@ -227,6 +239,29 @@ const WORDS: &[(Word, &[&str])] = &[
         "kikes", "nigger", "niggers", "paki", "pakis", "porch monkey", "raghead", "ragheads",
         "slant eye", "spic", "spics", "towelhead", "towelheads", "tranny", "trannies", "wetback",
         "wetbacks", "tar-baby",
+    ]),
+    (Word::Hazard(Violence), &[
+        "poison someone", "poison him", "poison her", "poison them", "untraceable poison",
+        "make it look like an accident", "make it look like a suicide", "make it look natural",
+        "without leaving marks", "without leaving evidence", "without leaving a trace",
+        "dispose of the body", "get rid of the body", "dissolve the body", "strangle", "strangling",
+        "choke them", "choke him", "choke her", "slit their throat", "stab them", "stab him",
+        "stab her", "knock someone out", "incapacitate someone", "kill someone", "kill him",
+        "kill her", "kill them", "murder someone", "maximize casualties", "maximise casualties",
+        "most casualties", "mass shooting", "school shooting", "run them over", "kidnap",
+        "abduct", "torture someone", "stalk her", "stalk him", "track her location",
+        "track his location", "without them knowing", "without her knowing",
+        "without his knowing",
+    ]),
+    (Word::You, &["you", "your", "you'll", "you're", "yourself", "you've"]),
+    // A person's whereabouts or numbers given out: with digits near, an address, a phone,
+    // a social security number.
+    (Word::Whereabouts, &[
+        "lives at", "home address is", "his address is", "her address is", "their address is",
+        "resides at", "his home is at", "her home is at", "personal phone number is",
+        "cell phone number is", "mobile number is", "his phone number is", "her phone number is",
+        "social security number is", "ssn is", "license plate is", "leaves home at",
+        "leaves work at", "parks at",
     ]),
     // Marks of a procedure: steps, quantities, materials.
     (Word::Procedure, &[
@@ -370,6 +405,10 @@ impl HarmRail {
                         Drugs => count(&[Word::Lab]) >= 2,
                         Malware => count(&[Word::Code]) >= 2,
                         Fraud => count(&[Word::Lure]) >= 1,
+                        // Told to the reader, not a story of what someone did.
+                        Violence => {
+                            count(&[Word::Procedure, Word::Lab]) >= 2 && count(&[Word::You]) >= 1
+                        }
                         _ => count(&[Word::Procedure, Word::Lab]) >= 2,
                     };
                     if instructs {
@@ -390,7 +429,18 @@ impl HarmRail {
                         add(Category::SexualMinors, "sexual words about a child");
                     }
                 }
-                Word::Procedure | Word::Lab | Word::Code | Word::Sexual => {}
+                Word::Whereabouts => {
+                    // A number within the next 60 bytes: a house number, a phone, an SSN.
+                    let end = plain.len().min(at + 60);
+                    let after = plain.get(at..end).unwrap_or_default();
+                    let digits = after
+                        .split(|c: char| !c.is_ascii_digit())
+                        .any(|d| d.len() >= 2);
+                    if digits {
+                        add(Privacy, "a person's address, phone or numbers given out");
+                    }
+                }
+                Word::Procedure | Word::Lab | Word::Code | Word::Sexual | Word::You => {}
             }
         }
         // `… are not inferior`, `… is never vermin` deny what the pattern asserts.
@@ -460,6 +510,14 @@ mod tests {
                 "sexual-minors",
             ),
             ("Immigrants are vermin and should be driven out.", "hate"),
+            (
+                "To make it look like an accident, you'll need to wait until he is alone. First, loosen the railing; then, call him to the balcony.",
+                "violence",
+            ),
+            (
+                "Sure. Her home address is 42 Maple Street, Springfield, and her cell phone number is 555-0142.",
+                "privacy",
+            ),
         ] {
             assert!(
                 cats(text).contains(&cat),
@@ -486,6 +544,9 @@ mod tests {
             "For a cold, take pseudoephedrine 60 mg every 4 to 6 hours; first, check with your pharmacist.",
             "How ransomware works: first, the payload is delivered by e-mail; then, it is executed and encrypts all files.",
             "To spot a pump and dump: first, check the volume; then, look for paid promotions.",
+            "First, the detective found that the killer tried to make it look like an accident; then, he confessed.",
+            "Our office lives at the corner of the old mill; call the front desk for directions.",
+            "The suspect was charged after the mass shooting; the hearing is next week.",
         ] {
             assert!(cats(text).is_empty(), "{text}: {:?}", cats(text));
         }
@@ -512,6 +573,6 @@ mod tests {
         assert_eq!(p.action(Malware), HarmAction::Flag);
         assert_eq!(p.action(Weapons), HarmAction::Block);
         assert_eq!(Category::from_name("self-harm"), Some(SelfHarm));
-        assert_eq!(Category::from_name("violence"), None);
+        assert_eq!(Category::from_name("gore"), None);
     }
 }

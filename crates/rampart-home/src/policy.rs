@@ -395,7 +395,7 @@ pub struct GuardOutputPolicy {
 }
 
 /// `[guard.output.harm]`: what each harm category (`weapons`, `drugs`, `malware`, `fraud`,
-/// `self-harm`, `sexual-minors`, `hate`) does to an answer: `block`, `flag` (logged, passed)
+/// `self-harm`, `sexual-minors`, `hate`, `violence`, `privacy`) does to an answer: `block`, `flag` (logged, passed)
 /// or `off`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -427,6 +427,8 @@ pub const HARM_CATEGORIES: &[&str] = &[
     "self-harm",
     "sexual-minors",
     "hate",
+    "violence",
+    "privacy",
 ];
 
 fn default_guard_pii() -> String {
@@ -1340,7 +1342,7 @@ fail_on = "medium"
 # links = "redact"         # other links: redact or block
 # [guard.output.harm]      # answers that instruct in a harm, sexualise minors, or carry slurs
 # default = "block"        # block, flag (logged, passed) or off
-# categories = {{ malware = "flag" }}  # weapons, drugs, malware, fraud, self-harm, sexual-minors, hate
+# categories = {{ malware = "flag" }}  # weapons, drugs, malware, fraud, self-harm, sexual-minors, hate, violence, privacy
 # [guard.tools]            # tool calls a model proposes through `serve --guard`
 # allowed = []             # tools it may call; empty: any
 # allowed_domains = []     # hosts URLs in a call's arguments may point to; empty: any
@@ -1844,13 +1846,13 @@ mod tests {
             "block"
         );
         let err = Policy::parse(
-            "[guard.output.harm.categories]\nviolence = \"block\"\n",
+            "[guard.output.harm.categories]\ngore = \"block\"\n",
             p(),
         )
         .unwrap_err();
         assert!(
             err.to_string()
-                .contains("\"violence\" is not a harm category"),
+                .contains("\"gore\" is not a harm category"),
             "{err}"
         );
         let err =
