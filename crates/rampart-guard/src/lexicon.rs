@@ -382,7 +382,7 @@ const SPAN: usize = 150;
 /// otherwise push an attack past what is read.
 const MAX_MATCHES: usize = 1 << 16;
 
-/// The rule for a text with more lexicon words than [`MAX_MATCHES`].
+/// The rule for a text with more lexicon words than the lexicon reads (65,536).
 pub const FLOOD: &str = "obfuscation.lexicon-flood";
 
 /// A multilingual rule: its id, family, weight in a user's text and in a document.

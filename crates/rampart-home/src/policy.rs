@@ -1845,14 +1845,10 @@ mod tests {
             Policy::parse("", p()).unwrap().guard.output.harm.default,
             "block"
         );
-        let err = Policy::parse(
-            "[guard.output.harm.categories]\ngore = \"block\"\n",
-            p(),
-        )
-        .unwrap_err();
+        let err =
+            Policy::parse("[guard.output.harm.categories]\ngore = \"block\"\n", p()).unwrap_err();
         assert!(
-            err.to_string()
-                .contains("\"gore\" is not a harm category"),
+            err.to_string().contains("\"gore\" is not a harm category"),
             "{err}"
         );
         let err =
