@@ -119,10 +119,16 @@ impl Default for HarmPolicy {
 }
 
 impl HarmPolicy {
-    /// The action for `c`.
+    /// The action for `c`: as listed, else the default, except that `privacy` unlisted is
+    /// at most flagged (the personal-data rail already redacts or blocks the address and
+    /// numbers themselves, as `[guard.output] pii` says; the flag records the doxxing).
     #[must_use]
     pub fn action(&self, c: Category) -> HarmAction {
-        self.categories.get(&c).copied().unwrap_or(self.default)
+        match self.categories.get(&c) {
+            Some(a) => *a,
+            None if c == Privacy && self.default == HarmAction::Block => HarmAction::Flag,
+            None => self.default,
+        }
     }
 }
 
@@ -572,6 +578,13 @@ mod tests {
         };
         assert_eq!(p.action(Malware), HarmAction::Flag);
         assert_eq!(p.action(Weapons), HarmAction::Block);
+        // Privacy unlisted is flagged: the personal-data rail redacts the numbers.
+        assert_eq!(p.action(Privacy), HarmAction::Flag);
+        let strict = HarmPolicy {
+            default: HarmAction::Block,
+            categories: BTreeMap::from([(Privacy, HarmAction::Block)]),
+        };
+        assert_eq!(strict.action(Privacy), HarmAction::Block);
         assert_eq!(Category::from_name("self-harm"), Some(SelfHarm));
         assert_eq!(Category::from_name("gore"), None);
     }

@@ -396,7 +396,7 @@ pub struct GuardOutputPolicy {
 
 /// `[guard.output.harm]`: what each harm category (`weapons`, `drugs`, `malware`, `fraud`,
 /// `self-harm`, `sexual-minors`, `hate`, `violence`, `privacy`) does to an answer: `block`, `flag` (logged, passed)
-/// or `off`.
+/// or `off`. `privacy` not listed is at most flagged: `pii` already redacts the numbers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
@@ -1342,7 +1342,7 @@ fail_on = "medium"
 # links = "redact"         # other links: redact or block
 # [guard.output.harm]      # answers that instruct in a harm, sexualise minors, or carry slurs
 # default = "block"        # block, flag (logged, passed) or off
-# categories = {{ malware = "flag" }}  # weapons, drugs, malware, fraud, self-harm, sexual-minors, hate, violence, privacy
+# categories = {{ malware = "flag" }}  # weapons, drugs, malware, fraud, self-harm, sexual-minors, hate, violence, privacy (flag unless listed)
 # [guard.tools]            # tool calls a model proposes through `serve --guard`
 # allowed = []             # tools it may call; empty: any
 # allowed_domains = []     # hosts URLs in a call's arguments may point to; empty: any
