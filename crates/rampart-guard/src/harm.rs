@@ -437,7 +437,7 @@ impl HarmRail {
                 }
                 Word::Whereabouts => {
                     // A number within the next 60 bytes: a house number, a phone, an SSN.
-                    let end = plain.len().min(at + 60);
+                    let end = plain.floor_char_boundary(plain.len().min(at + 60));
                     let after = plain.get(at..end).unwrap_or_default();
                     let digits = after
                         .split(|c: char| !c.is_ascii_digit())

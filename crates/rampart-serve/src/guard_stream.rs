@@ -576,19 +576,32 @@ impl<'g> ResponsesGuard<'g> {
         name: Option<&str>,
         arguments: Option<&Value>,
     ) -> Result<(), Cut> {
-        let name = name
-            .map(str::to_owned)
-            .or_else(|| self.calls.get(id).map(|c| c.0.clone()))
-            .unwrap_or_default();
-        let arguments = match arguments {
-            Some(Value::String(t)) => t.clone(),
-            Some(other) => other.to_string(),
-            None => self.streamed_arguments(id),
-        };
-        let ch = &self.channels;
-        if let Some(v) = ch.guard.check_tool_call(&name, &arguments, &ch.secret) {
-            return Err(v);
+        // The name the event gives and the one the item was announced with, the arguments
+        // the event gives and those streamed: a `.done` that says less than the stream did
+        // (empty arguments, another tool's name) must not pass in its place.
+        let announced = self.calls.get(id).map(|c| c.0.clone());
+        let mut names: Vec<String> = name.map(str::to_owned).into_iter().collect();
+        names.extend(announced);
+        if names.is_empty() {
+            names.push(String::new());
         }
+        names.dedup();
+        let mut texts = vec![self.streamed_arguments(id)];
+        match arguments {
+            Some(Value::String(t)) => texts.push(t.clone()),
+            Some(other) => texts.push(other.to_string()),
+            None => {}
+        }
+        texts.dedup();
+        let ch = &self.channels;
+        for n in &names {
+            for t in &texts {
+                if let Some(v) = ch.guard.check_tool_call(n, t, &ch.secret) {
+                    return Err(v);
+                }
+            }
+        }
+        let name = names.swap_remove(0);
         self.calls
             .entry(id.to_owned())
             .or_insert_with(|| (name, true))
@@ -1021,6 +1034,24 @@ mod tests {
                     .any(|e| e["type"] == "response.function_call_arguments.done")
             );
         }
+        // A `.done` that claims empty arguments after the stream carried the URL.
+        let mut s = ResponsesGuard::new(&g, "rampart-canary-0123456789abcdef".into());
+        let mut refused = false;
+        for e in [
+            json!({"type": "response.output_item.added", "output_index": 0,
+                "item": {"type": "function_call", "id": "fc_3", "name": "http_get", "arguments": ""}}),
+            json!({"type": "response.function_call_arguments.delta", "item_id": "fc_3", "output_index": 0, "delta": args}),
+            json!({"type": "response.function_call_arguments.done", "item_id": "fc_3", "output_index": 0, "arguments": ""}),
+        ] {
+            if s.push(e).is_err() {
+                refused = true;
+                break;
+            }
+        }
+        assert!(
+            refused,
+            "a .done with empty arguments passed in place of the streamed ones"
+        );
         // The same call to an allowed host goes through whole.
         let ok = r#"{"url": "https://api.example.com/v1/weather?city=Oslo"}"#;
         let mut s = ResponsesGuard::new(&g, "rampart-canary-0123456789abcdef".into());
